@@ -1,0 +1,37 @@
+"""Platform adapters. Each module here that defines NAME is one adapter:
+
+    NAME: str                       # what `python -m bot NAME` starts
+    TOKEN_VARIABLES: tuple[str, ...] # `python -m bot` starts it when all of these are set
+    async def run(core: ChatCore, settings: Settings) -> None
+    def command(argv: list[str], settings: Settings) -> int | None   # optional extra CLI flags
+
+Adding a platform means adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+from config.env import Env
+
+
+def load_all() -> dict[str, ModuleType]:
+    adapters: dict[str, ModuleType] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        name = getattr(module, "NAME", None)
+        if isinstance(name, str):
+            adapters[name] = module
+    return adapters
+
+
+def configured(adapters: dict[str, ModuleType], env: Env) -> list[ModuleType]:
+    """Adapters whose tokens are all set (the console has none, so it is never auto-started)."""
+    chosen = []
+    for module in adapters.values():
+        variables = getattr(module, "TOKEN_VARIABLES", ())
+        if variables and all(env.raw(variable) for variable in variables):
+            chosen.append(module)
+    return chosen

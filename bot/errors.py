@@ -1,0 +1,37 @@
+"""Failures a person can be told about, each with a short human reason."""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureKind(enum.Enum):
+    AUTH = "The model service rejected my credentials (bad or missing token). The operator has been told."
+    RATE_LIMITED = "The model service is rate-limiting me right now. Please try again in a minute."
+    LOADING = "The model is still loading and didn't come up in time. Please try again shortly."
+    TIMEOUT = "The model took too long to answer."
+    STALLED = "The model stopped sending text mid-answer."
+    CUT = "The connection to the model was cut before the answer finished."
+    CONTEXT_TOO_LONG = "This conversation is too long for the model. Use /reset to start over."
+    MESSAGE_TOO_LONG = "Your message is too long for the model's context window. Please shorten it."
+    LENGTH = "The answer reached the maximum length and was cut off."
+    BAD_REQUEST = "The model service refused the request."
+    UNAVAILABLE = "The model service is unavailable right now. Please try again later."
+    MODEL_ERROR = "The model reported an error while answering."
+    EMPTY = "The model returned an empty answer."
+    STORE_UNAVAILABLE = "I can't reach my conversation memory right now. Please try again in a moment."
+    INTERRUPTED = "I was interrupted (the bot is restarting). Please ask again in a moment."
+    INTERNAL = "Something went wrong on my side. The operator has been told."
+
+    @property
+    def reason(self) -> str:
+        return self.value
+
+
+class ReplyFailure(Exception):
+    """A turn failed in a way the person should see; `detail` is for the operator's log only."""
+
+    def __init__(self, kind: FailureKind, detail: str = "") -> None:
+        super().__init__(f"{kind.name}: {detail}" if detail else kind.name)
+        self.kind = kind
+        self.detail = detail

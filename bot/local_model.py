@@ -1,0 +1,122 @@
+"""A GGUF model run in-process by llama-cpp-python, streamed from a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.model import ChatMessage
+from config.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = structlog.get_logger(__name__)
+
+_END = object()
+
+
+class LocalBackend:
+    """Loads the model once (off the event loop) and serves one generation at a time."""
+
+    def __init__(self, settings: ModelSettings, *, context_tokens: int = 8192) -> None:
+        self._settings = settings
+        self._context_tokens = context_tokens
+        self._model: Llama | None = None
+        self._load_lock = asyncio.Lock()
+        # llama.cpp contexts are not thread-safe: generations run one after another.
+        self._generation_lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        return self._settings.describe()
+
+    async def aclose(self) -> None:
+        model, self._model = self._model, None
+        if model is not None:
+            await asyncio.to_thread(model.close)
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        model = await self._loaded_model()
+        async with self._generation_lock:
+            stop = threading.Event()
+            queue: asyncio.Queue[object] = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            worker = asyncio.create_task(
+                asyncio.to_thread(self._generate, model, list(messages), stop, queue, loop)
+            )
+            try:
+                while (item := await queue.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield str(item)
+            finally:
+                stop.set()  # the worker checks this between tokens, so an abandoned reply frees the model fast
+                await worker
+
+    async def _loaded_model(self) -> Llama:
+        async with self._load_lock:
+            if self._model is None:
+                self._model = await asyncio.to_thread(self._load)
+            return self._model
+
+    def _load(self) -> Llama:
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise ReplyFailure(
+                FailureKind.UNAVAILABLE, "llama-cpp-python is not installed: pip install llama-cpp-python"
+            ) from error
+        path = self._settings.local_model_path
+        log.info("local_model_loading", path=str(path), gpu_layers=self._settings.gpu_layers)
+        return Llama(
+            model_path=str(path),
+            n_ctx=self._context_tokens,
+            n_gpu_layers=self._settings.gpu_layers,
+            verbose=False,
+        )
+
+    def _generate(
+        self,
+        model: Llama,
+        messages: list[ChatMessage],
+        stop: threading.Event,
+        queue: asyncio.Queue[object],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        try:
+            finish_reason = None
+            for piece, finish_reason in self._pieces(model, messages):
+                if stop.is_set():
+                    return
+                if piece:
+                    emit(piece)
+            if finish_reason == "length":
+                emit(ReplyFailure(FailureKind.LENGTH, "max_tokens reached"))
+        except ValueError as error:  # llama.cpp raises ValueError when the prompt exceeds n_ctx
+            emit(ReplyFailure(FailureKind.CONTEXT_TOO_LONG, str(error)[:300]))
+        except Exception as error:  # noqa: BLE001 - handed to the async side, which tells the person
+            emit(ReplyFailure(FailureKind.MODEL_ERROR, f"{type(error).__name__}: {error}"[:300]))
+        finally:
+            emit(_END)
+
+    def _pieces(self, model: Llama, messages: list[ChatMessage]) -> Iterator[tuple[str, str | None]]:
+        sampling = self._settings.sampling
+        chunks = model.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            stream=True,
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            repeat_penalty=sampling.repeat_penalty,
+        )
+        for chunk in chunks:
+            choice = chunk["choices"][0]  # type: ignore[index]
+            yield choice["delta"].get("content") or "", choice.get("finish_reason")

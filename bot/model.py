@@ -1,0 +1,176 @@
+"""Model backends: a stream of text pieces for a list of chat messages.
+
+Every backend turns its own failures into `ReplyFailure` with a human reason, so the
+renderer and the adapters never see library exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+import httpx2
+import structlog
+from huggingface_hub import AsyncInferenceClient
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    InferenceTimeoutError,
+    OverloadedError,
+    TextGenerationError,
+    ValidationError,
+)
+
+from bot.errors import FailureKind, ReplyFailure
+from config.settings import BackendKind, ModelSettings
+
+log = structlog.get_logger(__name__)
+
+ChatMessage = dict[str, str]
+
+_CONTEXT_ERROR = re.compile(
+    r"context|too long|maximum.*tokens|tokens.*must be|input validation|max_new_tokens|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+class ModelBackend(Protocol):
+    """Anything that streams a chat completion as text pieces."""
+
+    def describe(self) -> str: ...
+
+    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        """Yield text pieces; raise ReplyFailure. Closing the iterator early frees its resources."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class InferenceBackend:
+    """huggingface_hub's AsyncInferenceClient: the HF router or any OpenAI-compatible server."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        self._settings = settings
+
+    def describe(self) -> str:
+        return self._settings.describe()
+
+    async def aclose(self) -> None:
+        """Nothing shared to close: each stream owns its client."""
+
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        attempt = 0
+        while True:
+            started = False
+            try:
+                async for piece in self._stream_once(messages):
+                    started = True
+                    yield piece
+                return
+            except ReplyFailure as failure:
+                if failure.kind is not FailureKind.LOADING or started or attempt >= self._settings.loading_retries:
+                    raise
+                delay = self._settings.loading_backoff_seconds * (2**attempt)
+                attempt += 1
+                log.info("model_loading_retry", attempt=attempt, delay_seconds=delay)
+                await asyncio.sleep(delay)
+
+    async def _stream_once(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        # One client per stream: a streamed response stays open until its client closes,
+        # so closing it here is what frees the connection on cancel, error or early exit.
+        async with self._new_client() as client:
+            sent_any = False
+            finish_reason: str | None = None
+            try:
+                chunks = await client.chat_completion(
+                    list(messages),
+                    model=self._settings.model_id,
+                    stream=True,
+                    max_tokens=self._settings.sampling.max_new_tokens,
+                    temperature=self._settings.sampling.temperature,
+                    top_p=self._settings.sampling.top_p,
+                )
+                async for chunk in chunks:
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    if choice.delta is not None and choice.delta.content:
+                        sent_any = True
+                        yield choice.delta.content
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+            except ReplyFailure:
+                raise
+            except Exception as error:  # noqa: BLE001 - translated for the person, logged for the operator
+                raise classify_inference_error(error, started=sent_any) from error
+            if finish_reason is None:
+                raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
+            if finish_reason == "length":
+                raise ReplyFailure(FailureKind.LENGTH, "max_tokens reached")
+
+    def _new_client(self) -> AsyncInferenceClient:
+        settings = self._settings
+        if settings.backend is BackendKind.OPENAI_COMPATIBLE:
+            return AsyncInferenceClient(
+                base_url=settings.base_url, token=settings.hf_token, timeout=settings.timeout_seconds
+            )
+        return AsyncInferenceClient(
+            model=settings.model_id,
+            provider=settings.provider,  # type: ignore[arg-type]
+            token=settings.hf_token,
+            timeout=settings.timeout_seconds,
+        )
+
+
+def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFailure:
+    """Map a huggingface_hub / httpx2 exception to what the person is told."""
+    detail = f"{type(error).__name__}: {error}"[:500]
+    if isinstance(error, HfHubHTTPError) and error.response is not None:
+        message = f"{error} {getattr(error, 'server_message', '') or ''} {_body_text(error)}"
+        return ReplyFailure(_kind_for_status(error.response.status_code, message), detail)
+    if isinstance(error, ValidationError):
+        kind = FailureKind.CONTEXT_TOO_LONG if _CONTEXT_ERROR.search(str(error)) else FailureKind.BAD_REQUEST
+        return ReplyFailure(kind, detail)
+    if isinstance(error, OverloadedError):
+        return ReplyFailure(FailureKind.UNAVAILABLE, detail)
+    if isinstance(error, TextGenerationError):
+        return ReplyFailure(FailureKind.MODEL_ERROR, detail)
+    if isinstance(error, (InferenceTimeoutError, httpx2.TimeoutException)):
+        return ReplyFailure(FailureKind.STALLED if started else FailureKind.TIMEOUT, detail)
+    if isinstance(error, httpx2.ConnectError):
+        return ReplyFailure(FailureKind.UNAVAILABLE, detail)
+    if isinstance(error, (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.NetworkError)):
+        return ReplyFailure(FailureKind.CUT, detail)
+    if isinstance(error, ValueError) and "token" in str(error).lower():
+        return ReplyFailure(FailureKind.AUTH, detail)
+    return ReplyFailure(FailureKind.INTERNAL, detail)
+
+
+def _body_text(error: HfHubHTTPError) -> str:
+    try:
+        return error.response.text[:2000]
+    except Exception:  # noqa: BLE001 - a streamed body may be unread; the status still classifies it
+        return ""
+
+
+def _kind_for_status(status: int, message: str) -> FailureKind:
+    if status in (401, 403):
+        return FailureKind.AUTH
+    if status == 429:
+        return FailureKind.RATE_LIMITED
+    if status == 503:
+        return FailureKind.LOADING
+    if status in (400, 413, 422):
+        return FailureKind.CONTEXT_TOO_LONG if _CONTEXT_ERROR.search(message) else FailureKind.BAD_REQUEST
+    if status == 404:
+        return FailureKind.BAD_REQUEST
+    return FailureKind.UNAVAILABLE
+
+
+def create_backend(settings: ModelSettings, *, context_tokens: int) -> ModelBackend:
+    if settings.backend is BackendKind.LOCAL:
+        from bot.local_model import LocalBackend  # llama-cpp is only needed for local models
+
+        return LocalBackend(settings, context_tokens=context_tokens)
+    return InferenceBackend(settings)

@@ -1,0 +1,260 @@
+"""The live reply renderer: shows a model's text as it streams, on any platform.
+
+The adapter provides a `ReplySurface` (post, edit, length limit, write budgets). The
+renderer posts as soon as text exists, spends only spare budget on interim edits, splits
+long replies at readable boundaries without breaking code fences, and always lands the
+final text, with a short reason appended when the model failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from bot import budget
+from bot.budget import Budgets
+from bot.errors import FailureKind, ReplyFailure
+from bot.split import Measure, char_length, closing_for, open_fence, split_head
+
+log = structlog.get_logger(__name__)
+
+WARNING_PREFIX = "⚠️"
+# Failures after which the text shown is still the complete answer.
+_COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
+
+
+@dataclass(frozen=True)
+class SurfaceLimits:
+    max_length: int
+    measure: Measure = char_length
+    indicator: str = " ▌"  # shown after the text while the model is still writing
+    min_edit_interval: float = 1.0  # per reply, on top of the shared write budgets
+    waiting_delay: float = 0.0  # show the waiting indicator only if no text came by then
+
+
+class ReplySurface(Protocol):
+    """Where one reply is shown. Handles are whatever the platform needs to edit a message."""
+
+    limits: SurfaceLimits
+    post_budgets: Budgets
+    edit_budgets: Budgets
+
+    async def show_waiting(self) -> None:
+        """Show that an answer is coming (typing indicator, status); may run until cancelled."""
+        ...
+
+    async def post(self, text: str, *, final: bool) -> Any: ...
+
+    async def edit(self, handle: Any, text: str, *, final: bool) -> None: ...
+
+
+@dataclass
+class RenderResult:
+    text: str  # everything the model wrote
+    failure: ReplyFailure | None
+    messages: list[str] = field(default_factory=list)  # what each message finally shows
+    writes: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """The model finished its answer (possibly at the length limit)."""
+        return bool(self.text) and (self.failure is None or self.failure.kind in _COMPLETE_KINDS)
+
+
+def failure_note(failure: ReplyFailure) -> str:
+    return f"{WARNING_PREFIX} {failure.kind.reason}"
+
+
+class LiveRenderer:
+    def __init__(self, surface: ReplySurface, *, clock: Any = time.monotonic) -> None:
+        self._surface = surface
+        self._limits = surface.limits
+        self._clock = clock
+        self._parts: list[str] = []
+        self._changed = asyncio.Event()
+        self._done = asyncio.Event()
+        self._failure: ReplyFailure | None = None
+        self._streaming = False  # holds a reserved final edit and shows text live
+        self._handle: Any = None
+        self._start = 0  # where the current message begins in the model's text
+        self._reopen = ""  # code fence reopened at the top of the current message
+        self._shown = ""
+        self._last_write = 0.0
+        self._sealed: list[str] = []
+        self._writes = 0
+        self._waiting: asyncio.Task[None] | None = None
+
+    async def render(self, pieces: AsyncIterator[str]) -> RenderResult:
+        self._waiting = asyncio.create_task(self._show_waiting())
+        reader = asyncio.create_task(self._read(pieces))
+        try:
+            await self._write_loop()
+        finally:
+            self._stop_waiting()
+            if not reader.done():
+                reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        return RenderResult(self._text(), self._failure, [*self._sealed, self._shown], self._writes)
+
+    # -- reading the model ---------------------------------------------------------
+
+    async def _read(self, pieces: AsyncIterator[str]) -> None:
+        try:
+            async for piece in pieces:
+                self._parts.append(piece)
+                self._changed.set()
+        except ReplyFailure as failure:
+            self._failure = failure
+        except Exception as error:  # noqa: BLE001 - the person gets a reason, the operator the traceback
+            log.exception("model_stream_crashed")
+            self._failure = ReplyFailure(FailureKind.INTERNAL, f"{type(error).__name__}: {error}")
+        finally:
+            aclose = getattr(pieces, "aclose", None)
+            if aclose is not None:
+                await aclose()  # frees the model connection even when we stop early
+            self._done.set()
+            self._changed.set()
+
+    def _text(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    # -- writing -------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        try:
+            await self._changed.wait()
+            if not self._done.is_set():
+                # Stream live only if the budget can promise this reply its final edit;
+                # otherwise hold the text and post it whole at the end.
+                self._streaming = budget.try_reserve(self._surface.edit_budgets)
+            while not self._done.is_set():
+                self._changed.clear()
+                if self._streaming:
+                    await self._write_progress()
+                await self._pause()
+                await self._changed.wait()
+        except asyncio.CancelledError:
+            self._failure = self._failure or ReplyFailure(FailureKind.INTERRUPTED, "reply cancelled")
+            await asyncio.shield(self._write_final_safely())
+            raise
+        await self._write_final()
+
+    async def _pause(self) -> None:
+        if not self._streaming or self._handle is None:
+            return
+        elapsed = self._clock() - self._last_write
+        delay = max(self._limits.min_edit_interval - elapsed, budget.seconds_until_spare(self._surface.edit_budgets))
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._done.wait(), delay)
+
+    async def _write_progress(self) -> None:
+        text = self._text()
+        await self._seal_overflow(text, streaming=True)
+        body = self._body(text)
+        if not body.strip():
+            return
+        shown = body + self._limits.indicator
+        if self._handle is None:
+            await budget.spend(self._surface.post_budgets)
+            self._handle = await self._post(shown, final=False)
+        elif shown != self._shown and budget.try_spend_spare(self._surface.edit_budgets):
+            await self._edit(shown, final=False)
+
+    async def _write_final_safely(self) -> None:
+        try:
+            await asyncio.wait_for(self._write_final(), timeout=10)
+        except Exception:  # noqa: BLE001 - already shutting down; the operator needs to know
+            log.exception("final_write_failed_during_cancel")
+
+    async def _write_final(self) -> None:
+        self._stop_waiting()
+        text = self._final_source()
+        await self._seal_overflow(text, streaming=False)
+        shown = self._body(text)
+        if self._handle is not None:
+            await budget.spend(self._surface.edit_budgets, reserved=self._streaming)
+            await self._edit(shown, final=True)
+            return
+        if self._streaming:
+            budget.release(self._surface.edit_budgets)
+        if shown.strip():
+            await budget.spend(self._surface.post_budgets)
+            self._handle = await self._post(shown, final=True)
+
+    def _final_source(self) -> str:
+        text = self._text()
+        if self._failure is None and not text.strip():
+            self._failure = ReplyFailure(FailureKind.EMPTY, "no text")
+        if self._failure is None:
+            return text
+        fence = open_fence(self._reopen + text[self._start :])
+        closed = f"{text}\n{closing_for(fence)}" if fence else text
+        separator = "\n\n" if closed.strip() else ""
+        return f"{closed}{separator}{failure_note(self._failure)}"
+
+    def _body(self, text: str) -> str:
+        return self._reopen + text[self._start :]
+
+    async def _seal_overflow(self, text: str, *, streaming: bool) -> None:
+        """Finish messages that are full and move the rest of the text to a new one."""
+        limits = self._limits
+        room = limits.max_length - (limits.measure(limits.indicator) if streaming else 0)
+        while limits.measure(self._body(text)) > room:
+            piece, reopen = split_head(text[self._start :], self._reopen, limits.max_length, limits.measure)
+            if self._handle is not None:
+                await budget.spend(self._surface.edit_budgets)
+                await self._edit(piece.shown, final=True)
+            else:
+                await budget.spend(self._surface.post_budgets)
+                await self._post(piece.shown, final=True)
+            self._sealed.append(piece.shown)
+            self._handle, self._shown = None, ""
+            self._start += piece.consumed
+            self._reopen = reopen
+
+    async def _post(self, text: str, *, final: bool) -> Any:
+        self._stop_waiting()
+        handle = await self._surface.post(text, final=final)
+        self._note_write(text)
+        return handle
+
+    async def _edit(self, text: str, *, final: bool) -> None:
+        try:
+            await self._surface.edit(self._handle, text, final=final)
+        except Exception:
+            if final:
+                raise
+            log.warning("interim_edit_failed", exc_info=True)  # the final edit will carry the text
+            return
+        self._note_write(text)
+
+    def _note_write(self, text: str) -> None:
+        self._shown = text
+        self._writes += 1
+        self._last_write = self._clock()
+
+    # -- waiting indicator ---------------------------------------------------------
+
+    async def _show_waiting(self) -> None:
+        try:
+            if self._limits.waiting_delay > 0:
+                await asyncio.sleep(self._limits.waiting_delay)
+            await self._surface.show_waiting()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - cosmetic; the reply itself goes on
+            log.warning("waiting_indicator_failed", exc_info=True)
+
+    def _stop_waiting(self) -> None:
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.cancel()

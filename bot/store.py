@@ -1,0 +1,197 @@
+"""Per-thread conversation history: Redis for real deployments, memory for the console.
+
+A turn costs two round trips whatever the thread's length: one MULTI that appends the
+person's message and reads the history back, and one MULTI that appends the reply. A
+crash between the two leaves a trailing user message, which the prompt builder merges
+with the next one, so a thread is always continuable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.errors import FailureKind, ReplyFailure
+from config.settings import MEMORY_STORE_URL, HistorySettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    role: str  # "user" or "assistant"
+    content: str
+    author_id: str = ""
+    author_name: str = ""
+    at: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> StoredMessage:
+        data = json.loads(raw)
+        return cls(
+            role=data["role"],
+            content=data["content"],
+            author_id=data.get("author_id", ""),
+            author_name=data.get("author_name", ""),
+            at=data.get("at", 0.0),
+        )
+
+
+class HistoryStore(Protocol):
+    durable: bool
+    round_trips: int
+
+    async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
+        """Append the person's message and return the thread's history including it."""
+        ...
+
+    async def add_reply(self, thread: str, message: StoredMessage) -> None: ...
+
+    async def clear(self, thread: str) -> None: ...
+
+    async def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True for the first caller only (across processes sharing the store)."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _safe_tag(thread: str) -> str:
+    return thread.replace("{", "(").replace("}", ")")
+
+
+class RedisHistoryStore:
+    durable = True
+
+    def __init__(self, client: aioredis.Redis, settings: HistorySettings) -> None:
+        self._redis = client
+        self._settings = settings
+        self.round_trips = 0
+
+    @classmethod
+    def from_url(cls, url: str, settings: HistorySettings) -> RedisHistoryStore:
+        client = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=3,
+            socket_timeout=10,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        return cls(client, settings)
+
+    def history_key(self, thread: str) -> str:
+        # The hash tag keeps every key of a thread in one Cluster slot.
+        return f"{self._settings.key_prefix}chat:{{{_safe_tag(thread)}}}:history"
+
+    async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
+        key = self.history_key(thread)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self._append(pipe, key, message)
+            pipe.lrange(key, 0, -1)
+            results = await self._execute(pipe)
+        return [StoredMessage.from_json(raw) for raw in results[-1]]
+
+    async def add_reply(self, thread: str, message: StoredMessage) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self._append(pipe, self.history_key(thread), message)
+            await self._execute(pipe)
+
+    async def clear(self, thread: str) -> None:
+        await self._run(self._redis.delete(self.history_key(thread)))
+
+    async def claim(self, key: str, ttl_seconds: int) -> bool:
+        claimed = await self._run(
+            self._redis.set(f"{self._settings.key_prefix}claim:{{{_safe_tag(key)}}}", "1", nx=True, ex=ttl_seconds)
+        )
+        return bool(claimed)  # SET NX answers None, not False, when the key exists
+
+    async def ping(self) -> None:
+        await self._run(self._redis.ping())
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    def _append(self, pipe: aioredis.client.Pipeline, key: str, message: StoredMessage) -> None:
+        pipe.rpush(key, message.to_json())
+        pipe.ltrim(key, -self._settings.max_messages, -1)
+        pipe.expire(key, self._settings.ttl_seconds)
+
+    async def _execute(self, pipe: aioredis.client.Pipeline) -> list:
+        return await self._run(pipe.execute())
+
+    async def _run(self, awaitable):  # type: ignore[no-untyped-def]
+        self.round_trips += 1
+        try:
+            return await awaitable
+        except RedisError as error:
+            log.error("history_store_error", error=f"{type(error).__name__}: {error}")
+            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
+
+
+class MemoryHistoryStore:
+    """In-process history: for trying the bot out; lost when the process stops."""
+
+    durable = False
+
+    def __init__(self, settings: HistorySettings) -> None:
+        self._settings = settings
+        self._threads: dict[str, tuple[float, deque[StoredMessage]]] = {}
+        self._claims: dict[str, float] = {}
+        self.round_trips = 0
+
+    async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
+        self.round_trips += 1
+        return list(self._append(thread, message))
+
+    async def add_reply(self, thread: str, message: StoredMessage) -> None:
+        self.round_trips += 1
+        self._append(thread, message)
+
+    async def clear(self, thread: str) -> None:
+        self._threads.pop(thread, None)
+
+    async def claim(self, key: str, ttl_seconds: int) -> bool:
+        now = time.monotonic()
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + ttl_seconds
+        return True
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._threads.clear()
+
+    def _append(self, thread: str, message: StoredMessage) -> deque[StoredMessage]:
+        now = time.monotonic()
+        expires, messages = self._threads.get(thread, (0.0, None))  # type: ignore[arg-type]
+        if messages is None or expires < now:
+            messages = deque(maxlen=self._settings.max_messages)
+        messages.append(message)
+        self._threads[thread] = (now + self._settings.ttl_seconds, messages)
+        return messages
+
+
+def open_store(url: str, settings: HistorySettings) -> HistoryStore:
+    if url == MEMORY_STORE_URL or url.startswith(MEMORY_STORE_URL):
+        return MemoryHistoryStore(settings)
+    return RedisHistoryStore.from_url(url, settings)

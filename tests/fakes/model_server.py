@@ -1,0 +1,526 @@
+"""Loopback fake of an OpenAI-compatible chat-completions server (TGI / vLLM style).
+
+Streams ``data: {chunk}`` SSE events at a scripted rate and can misbehave in the
+ways real servers do (HTTP errors, slow headers, stalls, cut connections, ...).
+
+Run standalone for benchmarks::
+
+    python -m tests.fakes.model_server --port 8081 --tokens 300 --rate 50 --first-token-delay 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import re
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+__all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "tokenize"]
+
+DEFAULT_MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
+
+FAILURES = frozenset(
+    {
+        "http_401",
+        "http_429",
+        "http_503",
+        "http_400_context",
+        "headers_timeout",
+        "stall",
+        "cut",
+        "reset",
+        "eof_no_done",
+        "sse_error",
+        "length",
+    }
+)
+
+ErrorStyle = Literal["tgi", "vllm", "openai"]
+
+_TOKEN_RE = re.compile(r"\s*\S+(?:\s+$)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into word tokens keeping whitespace, so ``"".join(tokens) == text``."""
+    tokens = _TOKEN_RE.findall(text)
+    return tokens or ([text] if text else [])
+
+
+@dataclass
+class Script:
+    """What the server does for one chat-completion request."""
+
+    text: str | None = None
+    tokens: int = 300
+    rate: float = 0.0
+    first_token_delay: float = 0.0
+    failure: str | None = None
+    fail_after: int = 0
+    retry_after: float = 1.0
+    headers_delay: float = 0.0
+    error_style: ErrorStyle = "tgi"  # body shape for http_400_context
+    error_type: str = "overloaded"  # TGI error_type for sse_error
+    honor_max_tokens: bool = True  # cut at request max_tokens with finish_reason "length"
+
+    def __post_init__(self) -> None:
+        if self.failure is not None and self.failure not in FAILURES:
+            raise ValueError(f"unknown failure {self.failure!r}; expected one of {sorted(FAILURES)}")
+
+    def token_list(self) -> list[str]:
+        """Tokens of the full answer: ``text`` split into words, else ``w0 w1 ...``."""
+        if self.text is not None:
+            return tokenize(self.text)
+        return [f"w{i}" if i == 0 else f" w{i}" for i in range(self.tokens)]
+
+    @property
+    def answer(self) -> str:
+        """The full answer text (before any truncation)."""
+        return "".join(self.token_list())
+
+
+@dataclass
+class RecordedRequest:
+    """One chat-completion request as seen by the server, with timings (``time.time()``)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    received_at: float
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    finished_at: float | None = None  # response fully sent; None if never completed
+    status: int | None = None
+    tokens_sent: int = 0
+    outcome: str = "pending"  # completed | http_error | stalled | cut | reset | disconnected | server_stopped
+
+
+@dataclass
+class _Plan:
+    tokens: list[str]
+    finish_reason: str | None  # None: end without a finish chunk
+
+
+class FakeModelServer:
+    """aiohttp server on 127.0.0.1 speaking the chat-completions (streaming) protocol."""
+
+    def __init__(
+        self,
+        default: Script | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.default: Script = default or Script()
+        self.model = model
+        self.host = host
+        self.port = port
+        self.responder: Callable[[dict[str, Any]], Script | None] | None = None
+        self.requests: list[RecordedRequest] = []
+        self.fail_503_times: int = 0
+        self.loading_estimate: float = 1.0  # Retry-After / estimated_time for fail_503_times
+        self._runner: web.AppRunner | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # lifecycle ----------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no ``/v1``)."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        """Bind and serve; return the base URL."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
+        app.router.add_get("/health", self._health)
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self._stopping = False
+        self.port = int(runner.addresses[0][1])
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Cancel in-flight responses (stalled ones included) and close the server."""
+        if self._runner is None:
+            return
+        self._stopping = True
+        tasks = [t for t in self._handlers if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def __aenter__(self) -> FakeModelServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # routes -------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        entry = {"id": self.model, "object": "model", "created": int(time.time()), "owned_by": "fake"}
+        return web.json_response({"object": "list", "data": [entry]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        rec = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            headers=dict(request.headers),
+            body={},
+            received_at=time.time(),
+        )
+        self.requests.append(rec)
+        try:
+            return await self._serve_chat(request, rec)
+        except asyncio.CancelledError:
+            rec.outcome = "server_stopped" if self._stopping else "disconnected"
+            raise
+        except ConnectionError:
+            # Client went away while we were writing: end quietly.
+            rec.outcome = "disconnected"
+            return web.Response(status=499)
+        finally:
+            self._handlers.discard(task)
+
+    # chat-completion logic ----------------------------------------------------
+
+    async def _serve_chat(self, request: web.Request, rec: RecordedRequest) -> web.StreamResponse:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("body is not a JSON object")
+        except ValueError as exc:
+            rec.status, rec.outcome, rec.finished_at = 400, "http_error", time.time()
+            return web.json_response(
+                {"error": f"Invalid JSON body: {exc}", "error_type": "validation"}, status=400
+            )
+        rec.body = body
+
+        if self.fail_503_times > 0:
+            self.fail_503_times -= 1
+            return self._finish_error(rec, _loading_response(self.loading_estimate))
+
+        script = (self.responder(body) if self.responder else None) or self.default
+
+        if script.failure == "headers_timeout" and script.headers_delay <= 0:
+            await asyncio.Future()  # never answer; ends on disconnect or stop()
+        if script.headers_delay > 0:
+            await asyncio.sleep(script.headers_delay)
+
+        error = _http_failure(script)
+        if error is not None:
+            return self._finish_error(rec, error)
+
+        plan = _plan(script, body)
+        if body.get("stream"):
+            return await self._stream(request, rec, script, plan)
+        return await self._complete(request, rec, script, plan)
+
+    def _finish_error(self, rec: RecordedRequest, resp: web.Response) -> web.Response:
+        rec.status, rec.outcome, rec.finished_at = resp.status, "http_error", time.time()
+        return resp
+
+    async def _complete(
+        self, request: web.Request, rec: RecordedRequest, script: Script, plan: _Plan
+    ) -> web.StreamResponse:
+        """Non-streaming answer: wait as long as generation would take, then one JSON body."""
+        model = str(rec.body.get("model") or self.model)
+        if script.failure == "sse_error":
+            # TGI maps "overloaded" to 429 outside of streaming.
+            msg = "Model is overloaded"
+            return self._finish_error(rec, web.json_response({"error": msg, "error_type": script.error_type}, status=429))
+        n = len(plan.tokens)
+        await asyncio.sleep(script.first_token_delay + (n / script.rate if script.rate > 0 and n else 0.0))
+        if script.failure == "stall":
+            await asyncio.Future()
+        if script.failure in ("cut", "reset"):
+            _kill_connection(request, reset=script.failure == "reset")
+            rec.outcome = script.failure
+            return web.Response(status=499)
+        now = time.time()
+        rec.first_token_at = rec.last_token_at = now if n else None
+        rec.tokens_sent = n
+        payload = {
+            "id": _completion_id(),
+            "object": "chat.completion",
+            "created": int(now),
+            "model": model,
+            "system_fingerprint": "fake-model-server",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(plan.tokens)},
+                    "logprobs": None,
+                    "finish_reason": plan.finish_reason or "stop",
+                }
+            ],
+            "usage": _usage(rec.body, n),
+        }
+        rec.status, rec.outcome, rec.finished_at = 200, "completed", time.time()
+        return web.json_response(payload)
+
+    async def _stream(
+        self, request: web.Request, rec: RecordedRequest, script: Script, plan: _Plan
+    ) -> web.StreamResponse:
+        """SSE answer, one write per token."""
+        resp = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        rec.status = 200
+        await resp.prepare(request)  # StreamResponse flushes headers immediately
+        if script.first_token_delay > 0:
+            await asyncio.sleep(script.first_token_delay)
+
+        cid, created = _completion_id(), int(time.time())
+        model = str(rec.body.get("model") or self.model)
+
+        def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            obj = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fake-model-server",
+                "choices": [choice],
+                **extra,
+            }
+            return _sse(obj)
+
+        limit = script.fail_after if script.failure in ("stall", "cut", "reset", "eof_no_done", "sse_error") else None
+        to_send = plan.tokens if limit is None else plan.tokens[:limit]
+        start = time.monotonic()
+        for i, tok in enumerate(to_send):
+            if script.rate > 0 and i > 0:
+                delay = start + i / script.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await resp.write(chunk({"role": "assistant", "content": tok}, None))
+            rec.last_token_at = time.time()
+            if rec.first_token_at is None:
+                rec.first_token_at = rec.last_token_at
+            rec.tokens_sent = i + 1
+
+        if script.failure == "stall":
+            rec.outcome = "stalled"
+            await asyncio.Future()  # hold the connection open; ends on disconnect or stop()
+        if script.failure in ("cut", "reset"):
+            _kill_connection(request, reset=script.failure == "reset")
+            rec.outcome = script.failure
+            return resp
+        if script.failure == "sse_error":
+            msg = "Model is overloaded" if script.error_type == "overloaded" else "Request failed during generation"
+            await resp.write(_sse({"error": msg, "error_type": script.error_type}))
+        elif script.failure != "eof_no_done":
+            assert plan.finish_reason is not None
+            opts = rec.body.get("stream_options") or {}
+            if isinstance(opts, dict) and opts.get("include_usage"):
+                # OpenAI/vLLM: finish chunk, then a usage chunk with empty choices.
+                await resp.write(chunk({"role": "assistant", "content": ""}, plan.finish_reason))
+                usage_chunk = json.loads(chunk({}, None)[len(b"data: ") :])
+                usage_chunk["choices"] = []
+                usage_chunk["usage"] = _usage(rec.body, rec.tokens_sent)
+                await resp.write(_sse(usage_chunk))
+            else:
+                # TGI: usage rides on the finish chunk.
+                await resp.write(
+                    chunk(
+                        {"role": "assistant", "content": ""},
+                        plan.finish_reason,
+                        usage=_usage(rec.body, rec.tokens_sent),
+                    )
+                )
+            await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        rec.finished_at = time.time()
+        rec.outcome = "completed"
+        return resp
+
+
+# helpers ------------------------------------------------------------------------
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _retry_after(seconds: float) -> str:
+    """Retry-After is integer seconds on the wire."""
+    return str(max(0, math.ceil(seconds)))
+
+
+def _loading_response(estimate: float) -> web.Response:
+    return web.json_response(
+        {"error": "Model is currently loading", "estimated_time": estimate},
+        status=503,
+        headers={"Retry-After": _retry_after(estimate)},
+    )
+
+
+def _http_failure(script: Script) -> web.Response | None:
+    """The error response for the http_* failure modes, else None."""
+    if script.failure == "http_401":
+        return web.json_response({"error": "Invalid credentials in Authorization header"}, status=401)
+    if script.failure == "http_429":
+        return web.json_response(
+            {"error": "Rate limit reached. Please retry later."},
+            status=429,
+            headers={"Retry-After": _retry_after(script.retry_after)},
+        )
+    if script.failure == "http_503":
+        return _loading_response(script.retry_after)
+    if script.failure == "http_400_context":
+        return web.json_response(_context_error_body(script.error_style), status=400)
+    return None
+
+
+def _context_error_body(style: ErrorStyle) -> dict[str, Any]:
+    if style == "vllm":
+        return {
+            "object": "error",
+            "message": (
+                "This model's maximum context length is 4096 tokens. However, you requested 5500 tokens "
+                "(5000 in the messages, 500 in the completion). Please reduce the length of the messages "
+                "or completion."
+            ),
+            "type": "BadRequestError",
+            "param": None,
+            "code": "context_length_exceeded",
+        }
+    if style == "openai":
+        return {
+            "error": {
+                "message": "This model's maximum context length is 4096 tokens. However, your messages "
+                "resulted in 5000 tokens. Please reduce the length of the messages.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        }
+    return {
+        "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. "
+        "Given: 5000 `inputs` tokens and 500 `max_new_tokens`",
+        "error_type": "validation",
+    }
+
+
+def _plan(script: Script, body: dict[str, Any]) -> _Plan:
+    """Tokens to send and the finish reason, after length / max_tokens truncation."""
+    tokens = script.token_list()
+    if script.failure == "length":
+        if script.fail_after > 0:
+            tokens = tokens[: script.fail_after]
+        return _Plan(tokens, "length")
+    max_tokens = body.get("max_tokens")
+    if script.honor_max_tokens and isinstance(max_tokens, int) and 0 <= max_tokens < len(tokens):
+        return _Plan(tokens[:max_tokens], "length")
+    return _Plan(tokens, "stop")
+
+
+def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    prompt = 0
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            prompt += len(content.split()) + 4
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
+
+
+def _kill_connection(request: web.Request, *, reset: bool) -> None:
+    """Drop the TCP connection mid-body: FIN after flushing (cut) or RST (reset)."""
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
+
+
+# CLI ----------------------------------------------------------------------------
+
+
+async def _serve_forever(server: FakeModelServer) -> None:
+    await server.start()
+    print(f"fake model server on {server.base_url} (POST /v1/chat/completions)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for ``python -m tests.fakes.model_server``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--text", default=None)
+    p.add_argument("--tokens", type=int, default=300)
+    p.add_argument("--rate", type=float, default=0.0, help="tokens/s, 0 = unthrottled")
+    p.add_argument("--first-token-delay", type=float, default=0.0)
+    p.add_argument("--headers-delay", type=float, default=0.0)
+    p.add_argument("--failure", choices=sorted(FAILURES), default=None)
+    p.add_argument("--fail-after", type=int, default=0)
+    p.add_argument("--retry-after", type=float, default=1.0)
+    a = p.parse_args(argv)
+    script = Script(
+        text=a.text,
+        tokens=a.tokens,
+        rate=a.rate,
+        first_token_delay=a.first_token_delay,
+        failure=a.failure,
+        fail_after=a.fail_after,
+        retry_after=a.retry_after,
+        headers_delay=a.headers_delay,
+    )
+    server = FakeModelServer(script, model=a.model, host=a.host, port=a.port)
+    try:
+        asyncio.run(_serve_forever(server))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
