@@ -1,0 +1,148 @@
+"""Shared fixtures: real Redis (own key prefix), the loopback model server, settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from bot.core import ChatCore
+from bot.model import InferenceBackend
+from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
+from bot.store import RedisHistoryStore
+from config.env import Env
+from config.settings import HistorySettings, ModelSettings, load_settings
+from tests.fakes.model_server import FakeModelServer, Script
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def key_prefix() -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (and only they)."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def history_settings(key_prefix: str) -> HistorySettings:
+    return HistorySettings(redis_url=REDIS_URL, key_prefix=key_prefix, max_messages=40, ttl_seconds=3600)
+
+
+@pytest.fixture
+async def redis_store(history_settings: HistorySettings) -> AsyncIterator[RedisHistoryStore]:
+    store = RedisHistoryStore.from_url(REDIS_URL, history_settings)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+async def raw_redis() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def token_counter() -> MistralTokenCounter:
+    return MistralTokenCounter()
+
+
+@pytest.fixture
+async def model_server() -> AsyncIterator[FakeModelServer]:
+    async with FakeModelServer(Script(text="Hello from the fake model.")) as server:
+        yield server
+
+
+def remote_model_settings(base_url: str, **overrides: object) -> ModelSettings:
+    """Settings for the real AsyncInferenceClient pointed at a loopback server."""
+    env = Env({"INFERENCE_BASE_URL": f"{base_url}/v1", "HF_TOKEN": "hf_test", "MODEL_TIMEOUT_SECONDS": "5"})
+    settings = load_settings(env).model
+    return replace(settings, loading_backoff_seconds=0.05, **overrides)  # type: ignore[arg-type]
+
+
+def make_core(
+    model: ModelSettings,
+    store: RedisHistoryStore,
+    counter: MistralTokenCounter,
+    *,
+    system_prompt: str = "You are a test bot.",
+    context_tokens: int = 8192,
+) -> ChatCore:
+    prompts = PromptBuilder(counter, system_prompt, PromptBudget(context_tokens, model.sampling.max_new_tokens))
+    return ChatCore(InferenceBackend(model), store, prompts)
+
+
+class OwnRedis:
+    """A redis-server of the test's own, with an append-only file so a restart keeps data."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self._process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("own redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.cleanup()

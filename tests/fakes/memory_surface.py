@@ -1,0 +1,76 @@
+"""An in-memory reply surface that behaves like a chat platform's message list.
+
+It enforces the maximum length (a platform would answer 400) and records every write
+with its time, so tests and benchmarks can see what a person would have seen and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from bot.budget import Budgets
+from bot.render import SurfaceLimits
+
+
+class MessageTooLong(Exception):
+    pass
+
+
+@dataclass
+class Write:
+    at: float
+    kind: str  # "post" or "edit"
+    message: int
+    text: str
+    final: bool
+
+
+@dataclass
+class MemorySurface:
+    limits: SurfaceLimits
+    post_budgets: Budgets = ()
+    edit_budgets: Budgets = ()
+    write_delay: float = 0.0  # simulated request latency
+    messages: list[str] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    waiting_shown_at: float | None = None
+
+    async def show_waiting(self) -> None:
+        self.waiting_shown_at = time.time()
+
+    async def post(self, text: str, *, final: bool) -> int:
+        self._check(text)
+        if self.write_delay:
+            await asyncio.sleep(self.write_delay)
+        self.messages.append(text)
+        index = len(self.messages) - 1
+        self.writes.append(Write(time.time(), "post", index, text, final))
+        return index
+
+    async def edit(self, handle: int, text: str, *, final: bool) -> None:
+        self._check(text)
+        if self.write_delay:
+            await asyncio.sleep(self.write_delay)
+        self.messages[handle] = text
+        self.writes.append(Write(time.time(), "edit", handle, text, final))
+
+    def _check(self, text: str) -> None:
+        if self.limits.measure(text) > self.limits.max_length:
+            raise MessageTooLong(f"{self.limits.measure(text)} > {self.limits.max_length}")
+        if not text.strip():
+            raise ValueError("empty message")
+
+    @property
+    def first_visible_at(self) -> float | None:
+        return self.writes[0].at if self.writes else None
+
+    @property
+    def final_visible_at(self) -> float | None:
+        finals = [w.at for w in self.writes if w.final]
+        return max(finals) if finals else None
+
+    @property
+    def edits(self) -> int:
+        return sum(1 for w in self.writes if w.kind == "edit")

@@ -1,0 +1,1417 @@
+"""A loopback stand-in for Slack: Web API, Socket Mode websocket and signed HTTP delivery.
+
+One ``aiohttp.web`` server on 127.0.0.1 (random port) serves
+
+* the Web API at ``/api/<method>`` (point ``AsyncWebClient(base_url=fake.api_url)`` at it;
+  the base ends with ``/`` because slack_sdk joins method names with ``urljoin``),
+* the Socket Mode websocket at ``/socket`` (``apps.connections.open`` hands out its URL, so a
+  Socket Mode client whose web client uses ``fake.api_url`` finds it on its own),
+* ``response_url`` targets at ``/response/<id>`` (slash-command ``respond()``).
+
+Nothing is mocked: the real ``slack_sdk`` / ``slack_bolt`` talk to it over sockets.
+
+Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and slack_sdk 3.47):
+
+* Errors are HTTP 200 with ``{"ok": false, "error": ...}``; rate limits are HTTP 429 with an
+  integer ``Retry-After`` header and ``{"ok": false, "error": "ratelimited"}``.
+* ``text`` longer than ``msg_too_long_at`` (default 4,000) -> ``msg_too_long``; streaming
+  ``markdown_text`` over 12,000 characters per call -> ``msg_too_long`` (per call, not cumulative).
+* ``chat.startStream`` needs ``thread_ts``; outside DMs also ``recipient_user_id`` /
+  ``recipient_team_id`` (``missing_recipient_user_id`` / ``missing_recipient_team_id``, the error
+  names in Slack's method reference). A stream lives ``stream_max_age`` seconds from its start
+  (appends do not extend it); after that append/stop answer ``message_not_in_streaming_state``
+  while ``chat.update`` still works on the message.
+* slack_sdk's ``chat_stream`` helper sends text as ``chunks=[{"type": "markdown_text", ...}]``,
+  not ``markdown_text``; both are accepted.
+* Socket Mode: ``hello`` on connect; ``events_api`` envelopes not acked within ``ack_timeout`` are
+  redelivered with a new ``envelope_id``, ``retry_attempt + 1`` and ``retry_reason "timeout"``, up
+  to ``max_retries`` (3) times. Slash commands and interactive payloads are never redelivered
+  (Slack shows the user a timeout instead); they are listed in ``unacked`` when they time out.
+
+Rate-limit assumptions (Slack publishes per-minute tiers, not bucket sizes): every limit is a
+token bucket refilled at ``per_minute / 60`` per second holding ``burst`` tokens. Tier 2 =
+20/min (burst 4), Tier 3 = 50/min (burst 10), Tier 4 = 100/min (burst 20). ``chat.startStream``
+and ``chat.stopStream`` are assumed Tier 2 (not documented), ``chat.appendStream`` is Tier 4 (the
+method reference says t4). ``chat.postMessage`` is 1/s per channel with a burst of 3.
+``apps.connections.open`` (Tier 1 at Slack) is unlimited by default so that reconnect tests do not
+stall on a 60 s Retry-After; set it with ``limits.set(...)`` if a test needs it.
+Note: since 2025 Slack limits ``conversations.history`` / ``.replies`` to 1/min for new
+non-Marketplace apps; internal apps keep Tier 3, which is the default here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+JsonDict = dict[str, Any]
+
+MARKDOWN_TEXT_MAX = 12_000
+SECTION_TEXT_MAX = 3_000
+HEADER_TEXT_MAX = 150
+MAX_BLOCKS = 50
+JSON_PARAMS = ("blocks", "attachments", "chunks", "metadata", "loading_messages", "users")
+
+
+# --------------------------------------------------------------------------------------------
+# rate limits
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``per_minute`` sustained, ``burst`` requests back to back."""
+
+    per_minute: float
+    burst: int = 1
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60.0
+
+
+TIER_1 = RateLimit(per_minute=1, burst=1)
+TIER_2 = RateLimit(per_minute=20, burst=4)
+TIER_3 = RateLimit(per_minute=50, burst=10)
+TIER_4 = RateLimit(per_minute=100, burst=20)
+POST_MESSAGE_PER_CHANNEL = RateLimit(per_minute=60, burst=3)
+
+
+def default_method_limits() -> dict[str, RateLimit]:
+    """Per-workspace limits by method (see the module docstring for the assumptions)."""
+    return {
+        "auth.test": TIER_4,
+        "chat.update": TIER_3,
+        "chat.delete": TIER_3,
+        "chat.postEphemeral": TIER_4,
+        "chat.startStream": TIER_2,
+        "chat.appendStream": TIER_4,
+        "chat.stopStream": TIER_2,
+        "users.info": TIER_4,
+        "conversations.replies": TIER_3,
+        "conversations.history": TIER_3,
+        "conversations.info": TIER_3,
+        "conversations.open": TIER_3,
+        "assistant.threads.setStatus": TIER_3,
+        "reactions.add": TIER_3,
+        "reactions.remove": TIER_3,
+    }
+
+
+@dataclass
+class SlackLimits:
+    """Rate limits a test can loosen, tighten or switch off (also while the fake runs)."""
+
+    enabled: bool = True
+    methods: dict[str, RateLimit] = field(default_factory=default_method_limits)
+    post_message_per_channel: RateLimit | None = POST_MESSAGE_PER_CHANNEL
+
+    @classmethod
+    def off(cls) -> SlackLimits:
+        return cls(enabled=False)
+
+    def set(self, method: str, per_minute: float, burst: int = 1) -> None:
+        """Limit ``method`` (``"chat.postMessage"`` sets the per-channel limit)."""
+        limit = RateLimit(per_minute=per_minute, burst=burst)
+        if method == "chat.postMessage":
+            self.post_message_per_channel = limit
+        else:
+            self.methods[method] = limit
+
+    def unset(self, method: str) -> None:
+        if method == "chat.postMessage":
+            self.post_message_per_channel = None
+        else:
+            self.methods.pop(method, None)
+
+    def limit_for(self, method: str) -> RateLimit | None:
+        if not self.enabled:
+            return None
+        if method == "chat.postMessage":
+            return self.post_message_per_channel
+        return self.methods.get(method)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class _RateLimiter:
+    """Token buckets keyed by (bucket key, limit) so that changing a limit starts afresh."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, RateLimit], _Bucket] = {}
+
+    def retry_after(self, key: str, limit: RateLimit, now: float) -> int | None:
+        """Take a token; return None, or the whole seconds to wait when the bucket is empty."""
+        bucket = self._buckets.setdefault((key, limit), _Bucket(float(limit.burst), now))
+        elapsed = max(0.0, now - bucket.updated)
+        bucket.tokens = min(float(limit.burst), bucket.tokens + elapsed * limit.per_second)
+        bucket.updated = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return None
+        if limit.per_second <= 0:
+            return 60
+        return max(1, math.ceil((1.0 - bucket.tokens) / limit.per_second))
+
+    def reset(self) -> None:
+        self._buckets.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# records
+
+
+@dataclass
+class RecordedCall:
+    """One Web API request as the fake saw it (``params`` merge query, form and JSON body)."""
+
+    method: str
+    params: JsonDict
+    token: str | None
+    time: float
+    status: int
+    response: JsonDict
+    http_method: str = "POST"
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        return self.response.get("error")
+
+
+@dataclass
+class User:
+    id: str
+    display_name: str
+    real_name: str
+    name: str
+    team_id: str
+    is_bot: bool = False
+
+    def to_api(self) -> JsonDict:
+        profile = {
+            "display_name": self.display_name,
+            "display_name_normalized": self.display_name,
+            "real_name": self.real_name,
+            "real_name_normalized": self.real_name,
+        }
+        return {
+            "id": self.id,
+            "team_id": self.team_id,
+            "name": self.name,
+            "real_name": self.real_name,
+            "deleted": False,
+            "is_bot": self.is_bot,
+            "is_app_user": False,
+            "tz": "Europe/Paris",
+            "profile": profile,
+        }
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    is_im: bool = False
+    is_private: bool = False
+    user: str | None = None  # the other party of a DM
+    can_stream: bool = True
+
+    @property
+    def channel_type(self) -> str:
+        if self.is_im:
+            return "im"
+        return "group" if self.is_private else "channel"
+
+    def to_api(self) -> JsonDict:
+        data: JsonDict = {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not self.is_im and not self.is_private,
+            "is_group": self.is_private,
+            "is_im": self.is_im,
+            "is_private": self.is_private or self.is_im,
+            "is_member": True,
+            "is_archived": False,
+        }
+        if self.is_im:
+            data["user"] = self.user
+            del data["name"]
+        return data
+
+
+@dataclass
+class StoredMessage:
+    """A message as Slack keeps it. ``history`` lists ``(time.time(), visible text)`` for the
+    post and every later change (update, stream append/stop) so tests can time visibility."""
+
+    channel: str
+    ts: str
+    text: str
+    user: str | None = None
+    bot_id: str | None = None
+    thread_ts: str | None = None
+    blocks: list[JsonDict] | None = None
+    subtype: str | None = None
+    history: list[tuple[float, str]] = field(default_factory=list)
+    stream_state: str | None = None  # "streaming" | "stopped" | "expired" | None
+    stream_started_at: float | None = None
+    chunks: list[JsonDict] = field(default_factory=list)  # non-text stream chunks
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    edited_at: float | None = None
+    deleted: bool = False
+
+    @property
+    def is_bot(self) -> bool:
+        return self.bot_id is not None
+
+    @property
+    def visible_text(self) -> str:
+        return self.text or _blocks_text(self.blocks or [])
+
+    @property
+    def created_at(self) -> float:
+        return self.history[0][0] if self.history else float(self.ts)
+
+    def first_seen(self, needle: str) -> float | None:
+        """When ``needle`` first became visible in this message, or None."""
+        return next((t for t, text in self.history if needle in text), None)
+
+
+@dataclass
+class EphemeralMessage:
+    channel: str
+    user: str
+    text: str
+    blocks: list[JsonDict] | None
+    thread_ts: str | None
+    time: float
+
+
+@dataclass
+class StatusChange:
+    channel_id: str
+    thread_ts: str
+    status: str
+    time: float
+    loading_messages: list[str] | None = None
+
+
+@dataclass
+class ResponseUrlPost:
+    response_id: str
+    body: JsonDict
+    time: float
+
+
+@dataclass
+class Delivery:
+    """One Socket Mode envelope sent to the app."""
+
+    envelope_id: str
+    type: str
+    payload: JsonDict
+    retry_attempt: int
+    retry_reason: str
+    accepts_response_payload: bool
+    sent_at: float
+
+    def to_wire(self) -> JsonDict:
+        return {
+            "envelope_id": self.envelope_id,
+            "payload": self.payload,
+            "type": self.type,
+            "accepts_response_payload": self.accepts_response_payload,
+            "retry_attempt": self.retry_attempt,
+            "retry_reason": self.retry_reason,
+        }
+
+
+class ApiError(Exception):
+    """Raised inside a method handler; becomes ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+@dataclass
+class _Injected:
+    error: str
+    status: int
+    retry_after: int | None
+    times: int
+
+
+# --------------------------------------------------------------------------------------------
+# small pure helpers
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _format_ts(micros: int) -> str:
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def _blocks_text(blocks: list[JsonDict]) -> str:
+    parts: list[str] = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            parts.append(str(text.get("text", "")))
+        elif isinstance(text, str):
+            parts.append(text)
+        parts.extend(_rich_text(block.get("elements") or []))
+    return "\n".join(p for p in parts if p)
+
+
+def _rich_text(elements: list[Any]) -> list[str]:
+    out: list[str] = []
+    for element in elements:
+        if not isinstance(element, dict):
+            continue
+        if isinstance(element.get("text"), str):
+            out.append(element["text"])
+        out.extend(_rich_text(element.get("elements") or []))
+    return out
+
+
+def _rich_text_blocks(text: str) -> list[JsonDict]:
+    section = {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
+    return [{"type": "rich_text", "block_id": uuid.uuid4().hex[:5], "elements": [section]}]
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def _required(params: JsonDict, key: str) -> str:
+    value = params.get(key)
+    if value is None or value == "":
+        raise ApiError("invalid_arguments", response_metadata={"messages": [f"[ERROR] missing required field: {key}"]})
+    return str(value)
+
+
+def _as_blocks(value: Any) -> list[JsonDict] | None:
+    value = _maybe_json(value)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(b, dict) and "type" in b for b in value):
+        raise ApiError("invalid_blocks_format")
+    return value
+
+
+def _validate_blocks(blocks: list[JsonDict]) -> None:
+    if len(blocks) > MAX_BLOCKS:
+        raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] no more than 50 items allowed"]})
+    for block in blocks:
+        text = block.get("text")
+        if block["type"] == "section" and isinstance(text, dict) and len(str(text.get("text", ""))) > SECTION_TEXT_MAX:
+            raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] must be less than 3001 characters"]})
+        if block["type"] == "header" and isinstance(text, dict) and len(str(text.get("text", ""))) > HEADER_TEXT_MAX:
+            raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] must be less than 151 characters"]})
+        if block["type"] == "markdown" and len(str(text or "")) > MARKDOWN_TEXT_MAX:
+            raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] markdown text too long"]})
+
+
+def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:
+    """Markdown text and other chunks of one stream call (``markdown_text`` and/or ``chunks``)."""
+    text = str(params.get("markdown_text") or "")
+    others: list[JsonDict] = []
+    chunks = _maybe_json(params.get("chunks")) or []
+    if not isinstance(chunks, list):
+        raise ApiError("invalid_chunks")
+    for chunk in chunks:
+        if not isinstance(chunk, dict) or chunk.get("type") not in ("markdown_text", "task_update", "plan_update"):
+            raise ApiError("invalid_chunks")
+        if chunk["type"] == "markdown_text":
+            text += str(chunk.get("text") or "")
+        else:
+            others.append(chunk)
+    if len(text) > MARKDOWN_TEXT_MAX:
+        raise ApiError("msg_too_long")
+    return text, others
+
+
+def signature_headers(
+    body: str, signing_secret: str, timestamp: int | str | None = None
+) -> dict[str, str]:
+    """``X-Slack-Request-Timestamp`` / ``X-Slack-Signature`` exactly as Slack computes them."""
+    ts = str(int(time.time())) if timestamp is None else str(timestamp)
+    base = f"v0:{ts}:{body}".encode()
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+# --------------------------------------------------------------------------------------------
+# the fake
+
+
+class FakeSlack:
+    """Loopback Slack. Use ``async with FakeSlack() as fake:`` (or ``start()`` / ``stop()``)."""
+
+    DEFAULT_USER = "U0ALICE01"
+    DEFAULT_CHANNEL = "C0GENERAL"
+    DEFAULT_DM = "D0ALICE01"
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        app_token: str = "xapp-test",
+        limits: SlackLimits | None = None,
+        msg_too_long_at: int = 4000,
+        stream_max_age: float = 300.0,
+        native_streaming: bool = True,
+        streaming_disabled_error: str = "channel_type_not_supported",
+        require_recipient_in_dm: bool = False,
+        ack_timeout: float = 3.0,
+        max_retries: int = 3,
+        team_id: str = "T0FAKE001",
+        bot_user_id: str = "U0MISTRAL",
+        bot_id: str = "B0MISTRAL",
+        app_id: str = "A0MISTRAL",
+        bot_name: str = "mistralbot",
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.limits = limits if limits is not None else SlackLimits()
+        self.msg_too_long_at = msg_too_long_at
+        self.stream_max_age = stream_max_age
+        self.native_streaming = native_streaming
+        self.streaming_disabled_error = streaming_disabled_error
+        self.require_recipient_in_dm = require_recipient_in_dm
+        self.ack_timeout = ack_timeout
+        self.max_retries = max_retries
+        self.team_id, self.bot_user_id, self.bot_id, self.app_id = team_id, bot_user_id, bot_id, app_id
+        self.bot_name = bot_name
+
+        self.calls: list[RecordedCall] = []
+        self.ratelimited_count = 0
+        self.users: dict[str, User] = {}
+        self.channels: dict[str, Channel] = {}
+        self.ephemerals: list[EphemeralMessage] = []
+        self.statuses: list[StatusChange] = []
+        self.responses: list[ResponseUrlPost] = []
+        self.deliveries: list[Delivery] = []
+        self.acks: dict[str, float] = {}
+        self.ack_payloads: dict[str, JsonDict | None] = {}
+        self.unacked: list[Delivery] = []  # given up on (retries exhausted / never retried)
+        self.socket_connect_count = 0
+        self.latency: dict[str, float] = {}
+
+        self._messages: dict[str, list[StoredMessage]] = {}
+        self._limiter = _RateLimiter()
+        self._injected: dict[str, list[_Injected]] = {}
+        self._last_ts_micros = 0
+        self._tickets: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = 0
+        self._handlers: dict[str, Callable[[JsonDict, float], JsonDict]] = self._method_table()
+        self._seed_directory()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> FakeSlack:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/socket", self._handle_socket)
+        app.router.add_post("/response/{response_id}", self._handle_response_url)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.close_sockets()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """Web API base for ``AsyncWebClient(base_url=...)`` / ``SLACK_API_URL`` (ends with /)."""
+        return f"{self.base_url}/api/"
+
+    # ---- directory -------------------------------------------------------------------------
+
+    def _seed_directory(self) -> None:
+        bot = User(self.bot_user_id, self.bot_name, self.bot_name, self.bot_name, self.team_id, is_bot=True)
+        self.users[bot.id] = bot
+        self.add_user(self.DEFAULT_USER, "alice", real_name="Alice Example")
+        self.add_channel(self.DEFAULT_CHANNEL, "general")
+        self.add_channel(self.DEFAULT_DM, self.DEFAULT_USER, is_im=True, user=self.DEFAULT_USER)
+
+    def add_user(self, id: str, display_name: str, *, real_name: str | None = None, name: str | None = None) -> User:
+        user = User(id, display_name, real_name or display_name, name or display_name.lower(), self.team_id)
+        self.users[id] = user
+        return user
+
+    def add_channel(
+        self,
+        id: str,
+        name: str,
+        is_im: bool = False,
+        *,
+        user: str | None = None,
+        is_private: bool = False,
+        can_stream: bool = True,
+    ) -> Channel:
+        channel = Channel(id, name, is_im=is_im, is_private=is_private, user=user, can_stream=can_stream)
+        self.channels[id] = channel
+        self._messages.setdefault(id, [])
+        return channel
+
+    def _resolve_channel(self, value: Any) -> Channel:
+        key = str(value or "").lstrip("#")
+        if key in self.channels:
+            return self.channels[key]
+        if key in self.users:
+            return self._dm_with(key)
+        named = [c for c in self.channels.values() if c.name == key and not c.is_im]
+        if named:
+            return named[0]
+        raise ApiError("channel_not_found")
+
+    def _dm_with(self, user_id: str) -> Channel:
+        for channel in self.channels.values():
+            if channel.is_im and channel.user == user_id:
+                return channel
+        return self.add_channel("D" + user_id[1:], user_id, is_im=True, user=user_id)
+
+    # ---- message store -------------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        """A new message ts: real epoch time, unique and strictly increasing."""
+        self._last_ts_micros = max(self._last_ts_micros + 1, int(time.time() * 1_000_000))
+        return _format_ts(self._last_ts_micros)
+
+    def _store(self, message: StoredMessage, now: float) -> StoredMessage:
+        message.history.append((now, message.visible_text))
+        messages = self._messages.setdefault(message.channel, [])
+        messages.append(message)
+        messages.sort(key=lambda m: _ts_key(m.ts))
+        return message
+
+    def find_message(self, channel: str, ts: str) -> StoredMessage | None:
+        for message in self._messages.get(channel, []):
+            if message.ts == ts and not message.deleted:
+                return message
+        return None
+
+    def _message_or_error(self, channel: str, ts: str) -> StoredMessage:
+        message = self.find_message(channel, ts)
+        if message is None:
+            raise ApiError("message_not_found")
+        return message
+
+    def messages_in(
+        self, channel: str, thread_ts: str | None = None, *, include_deleted: bool = False
+    ) -> list[StoredMessage]:
+        """All messages of a channel in ts order, or one thread (parent first) if ``thread_ts``."""
+        out = [m for m in self._messages.get(channel, []) if include_deleted or not m.deleted]
+        if thread_ts is not None:
+            out = [m for m in out if m.ts == thread_ts or m.thread_ts == thread_ts]
+        return out
+
+    def bot_messages_in(self, channel: str, thread_ts: str | None = None) -> list[StoredMessage]:
+        return [m for m in self.messages_in(channel, thread_ts) if m.is_bot]
+
+    def _replies_of(self, parent: StoredMessage) -> list[StoredMessage]:
+        return [
+            m
+            for m in self._messages.get(parent.channel, [])
+            if m.thread_ts == parent.ts and m.ts != parent.ts and not m.deleted
+        ]
+
+    def _message_json(self, message: StoredMessage) -> JsonDict:
+        data: JsonDict = {"type": "message", "ts": message.ts, "text": message.text}
+        if message.user:
+            data["user"] = message.user
+        if message.bot_id:
+            data["bot_id"] = message.bot_id
+            data["app_id"] = self.app_id
+        if message.subtype:
+            data["subtype"] = message.subtype
+        if message.blocks:
+            data["blocks"] = message.blocks
+        data["team"] = self.team_id
+        if message.thread_ts and message.thread_ts != message.ts:
+            data["thread_ts"] = message.thread_ts
+            parent = self.find_message(message.channel, message.thread_ts)
+            if parent is not None and parent.user:
+                data["parent_user_id"] = parent.user
+        replies = self._replies_of(message)
+        if replies:
+            data["thread_ts"] = message.ts
+            data["reply_count"] = len(replies)
+            data["reply_users"] = sorted({r.user or r.bot_id or "" for r in replies})
+            data["latest_reply"] = replies[-1].ts
+        if message.edited_at is not None:
+            data["edited"] = {"user": message.user, "ts": _format_ts(int(message.edited_at * 1_000_000))}
+        if message.reactions:
+            data["reactions"] = [
+                {"name": name, "users": users, "count": len(users)} for name, users in message.reactions.items()
+            ]
+        return data
+
+    def _content(self, params: JsonDict, *, required: bool) -> tuple[str | None, list[JsonDict] | None]:
+        """Validated (text, blocks) of chat.postMessage / chat.update / chat.postEphemeral."""
+        text = params.get("text")
+        markdown = params.get("markdown_text")
+        blocks = _as_blocks(params.get("blocks"))
+        attachments = _maybe_json(params.get("attachments"))
+        if markdown and (text or blocks):
+            raise ApiError("markdown_text_conflict")
+        if required and not (text or markdown or blocks or attachments):
+            raise ApiError("no_text")
+        if text is not None and len(str(text)) > self.msg_too_long_at:
+            raise ApiError("msg_too_long")
+        if markdown is not None and len(str(markdown)) > MARKDOWN_TEXT_MAX:
+            raise ApiError("msg_too_long")
+        if blocks:
+            _validate_blocks(blocks)
+        chosen = markdown if markdown else text
+        return (None if chosen is None else str(chosen)), blocks
+
+    # ---- event builders (a user "posts": the message is stored too) -------------------------
+
+    def _user_message(self, channel: str, user: str, text: str, ts: str | None, thread_ts: str | None) -> StoredMessage:
+        if ts is not None and self.find_message(channel, ts) is not None:
+            return self._message_or_error(channel, ts)
+        message = StoredMessage(channel=channel, ts=ts or self.next_ts(), text=text, user=user, thread_ts=thread_ts)
+        message.blocks = _rich_text_blocks(text)
+        if channel not in self.channels:
+            is_im = channel.startswith("D")
+            self.add_channel(channel, channel, is_im=is_im, user=user if is_im else None)
+        return self._store(message, time.time())
+
+    def app_mention_event(
+        self, channel: str, user: str, text: str, ts: str | None = None, thread_ts: str | None = None
+    ) -> JsonDict:
+        """An ``app_mention`` event; ``<@bot>`` is prepended to ``text`` unless already there."""
+        mention = f"<@{self.bot_user_id}>"
+        if mention not in text:
+            text = f"{mention} {text}"
+        message = self._user_message(channel, user, text, ts, thread_ts)
+        event = self._event_base("app_mention", message)
+        return event
+
+    def message_event(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        channel_type: str | None = None,
+        thread_ts: str | None = None,
+        subtype: str | None = None,
+        bot_id: str | None = None,
+        ts: str | None = None,
+    ) -> JsonDict:
+        """A ``message`` event (``channel_type`` defaults to the channel's: im/channel/group)."""
+        message = self._user_message(channel, user, text, ts, thread_ts)
+        message.subtype, message.bot_id = subtype, bot_id
+        event = self._event_base("message", message)
+        event["channel_type"] = channel_type or self.channels[channel].channel_type
+        if subtype:
+            event["subtype"] = subtype
+        if bot_id:
+            event["bot_id"] = bot_id
+            event.pop("client_msg_id", None)
+        return event
+
+    def _event_base(self, event_type: str, message: StoredMessage) -> JsonDict:
+        event: JsonDict = {
+            "type": event_type,
+            "user": message.user,
+            "text": message.text,
+            "ts": message.ts,
+            "channel": message.channel,
+            "event_ts": message.ts,
+            "team": self.team_id,
+            "client_msg_id": str(uuid.uuid4()),
+            "blocks": message.blocks,
+        }
+        if message.thread_ts:
+            event["thread_ts"] = message.thread_ts
+            parent = self.find_message(message.channel, message.thread_ts)
+            if parent is not None and parent.user:
+                event["parent_user_id"] = parent.user
+        return event
+
+    def event_callback(self, event: JsonDict, event_id: str | None = None) -> JsonDict:
+        """The Events API outer payload (what HTTP mode POSTs and Socket Mode wraps)."""
+        authorization = {
+            "enterprise_id": None,
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "is_bot": True,
+            "is_enterprise_install": False,
+        }
+        return {
+            "token": "fake-verification-token",
+            "team_id": self.team_id,
+            "context_team_id": self.team_id,
+            "context_enterprise_id": None,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [authorization],
+            "is_ext_shared_channel": False,
+            "event_context": f"4-{uuid.uuid4().hex}",
+        }
+
+    def slash_command(self, command: str, text: str, user: str, channel: str) -> JsonDict:
+        """A slash-command payload; its ``response_url`` points at this fake."""
+        chan = self.channels.get(channel)
+        user_obj = self.users.get(user)
+        return {
+            "token": "fake-verification-token",
+            "team_id": self.team_id,
+            "team_domain": "fake-workspace",
+            "channel_id": channel,
+            "channel_name": ("directmessage" if chan and chan.is_im else chan.name) if chan else channel,
+            "user_id": user,
+            "user_name": user_obj.name if user_obj else user,
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": f"{self.base_url}/response/{uuid.uuid4().hex}",
+            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        }
+
+    # ---- web API plumbing -----------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[RecordedCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def inject_error(
+        self, method: str, error: str, *, status: int = 200, times: int = 1, retry_after: int | None = None
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``error`` (e.g. 500 fatal_error)."""
+        self._injected.setdefault(method, []).append(_Injected(error, status, retry_after, times))
+
+    def reset_rate_limits(self) -> None:
+        self._limiter.reset()
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params, token = await self._read_params(request)
+        if self.latency.get(method):
+            await asyncio.sleep(self.latency[method])
+        now = time.time()
+        status, body, headers = self._dispatch(method, params, token, now)
+        if status == 429:
+            self.ratelimited_count += 1
+        self.calls.append(RecordedCall(method, params, token, now, status, body, request.method))
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _read_params(self, request: web.Request) -> tuple[JsonDict, str | None]:
+        params: JsonDict = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                body = await request.json()
+                if isinstance(body, dict):
+                    params.update(body)
+            else:
+                params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        params = {k: _maybe_json(v) if k in JSON_PARAMS else v for k, v in params.items()}
+        token = _bearer(request.headers.get("Authorization")) or params.get("token")
+        params.pop("token", None)
+        return params, token
+
+    def _dispatch(self, method: str, params: JsonDict, token: str | None, now: float) -> tuple[int, JsonDict, dict[str, str]]:
+        handler = self._handlers.get(method)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        auth_error = self._auth_error(method, token)
+        if auth_error:
+            return 200, {"ok": False, "error": auth_error}, {}
+        retry_after = self._rate_check(method, params, now)
+        if retry_after is not None:
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+        injected = self._take_injected(method)
+        if injected is not None:
+            headers = {"Retry-After": str(injected.retry_after)} if injected.retry_after is not None else {}
+            return injected.status, {"ok": False, "error": injected.error}, headers
+        try:
+            return 200, {"ok": True, **handler(params, now)}, {}
+        except ApiError as exc:
+            return 200, {"ok": False, "error": exc.error, **exc.extra}, {}
+
+    def _auth_error(self, method: str, token: str | None) -> str | None:
+        if not token:
+            return "not_authed"
+        if token not in (self.bot_token, self.app_token):
+            return "invalid_auth"
+        wants_app_token = method == "apps.connections.open"
+        if (token == self.app_token) != wants_app_token:
+            return "not_allowed_token_type"
+        return None
+
+    def _rate_check(self, method: str, params: JsonDict, now: float) -> int | None:
+        limit = self.limits.limit_for(method)
+        if limit is None:
+            return None
+        key = f"{self.team_id}:{method}"
+        if method == "chat.postMessage":
+            key += f":{self._channel_key(params.get('channel'))}"
+        return self._limiter.retry_after(key, limit, now)
+
+    def _channel_key(self, value: Any) -> str:
+        try:
+            return self._resolve_channel(value).id
+        except ApiError:
+            return str(value)
+
+    def _take_injected(self, method: str) -> _Injected | None:
+        queue = self._injected.get(method)
+        if not queue:
+            return None
+        injected = queue[0]
+        injected.times -= 1
+        if injected.times <= 0:
+            queue.pop(0)
+        return injected
+
+    def _method_table(self) -> dict[str, Callable[[JsonDict, float], JsonDict]]:
+        return {
+            "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.delete": self._chat_delete,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
+            "users.info": self._users_info,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
+            "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
+            "assistant.threads.setStatus": self._assistant_set_status,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+        }
+
+    # ---- web API methods ----------------------------------------------------------------
+
+    def _auth_test(self, params: JsonDict, now: float) -> JsonDict:
+        return {
+            "url": "https://fake-workspace.slack.com/",
+            "team": "Fake Workspace",
+            "user": self.bot_name,
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, params: JsonDict, now: float) -> JsonDict:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        query = urlencode({"ticket": ticket, "app_id": self.app_id})
+        return {"url": f"ws://127.0.0.1:{self.port}/socket?{query}"}
+
+    def _chat_post_message(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        text, blocks = self._content(params, required=True)
+        thread_ts = params.get("thread_ts") or None
+        message = StoredMessage(
+            channel=channel.id,
+            ts=self.next_ts(),
+            text=text or "",
+            user=self.bot_user_id,
+            bot_id=self.bot_id,
+            thread_ts=str(thread_ts) if thread_ts else None,
+            blocks=blocks,
+        )
+        self._store(message, now)
+        return {"channel": channel.id, "ts": message.ts, "message": self._message_json(message)}
+
+    def _chat_update(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        message = self._message_or_error(channel.id, _required(params, "ts"))
+        text, blocks = self._content(params, required=True)
+        if not message.is_bot:
+            raise ApiError("cant_update_message")
+        if text is not None:
+            message.text = text
+        if blocks is not None:
+            message.blocks = blocks
+        message.edited_at = now
+        message.history.append((now, message.visible_text))
+        return {"channel": channel.id, "ts": message.ts, "text": message.text, "message": self._message_json(message)}
+
+    def _chat_post_ephemeral(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        user = _required(params, "user")
+        if user not in self.users:
+            raise ApiError("user_not_in_channel")
+        text, blocks = self._content(params, required=True)
+        thread_ts = params.get("thread_ts") or None
+        self.ephemerals.append(EphemeralMessage(channel.id, user, text or "", blocks, thread_ts, now))
+        return {"message_ts": self.next_ts()}
+
+    def _chat_delete(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        message = self._message_or_error(channel.id, _required(params, "ts"))
+        if not message.is_bot:
+            raise ApiError("cant_delete_message")
+        message.deleted = True
+        message.history.append((now, ""))
+        return {"channel": channel.id, "ts": message.ts}
+
+    def _chat_start_stream(self, params: JsonDict, now: float) -> JsonDict:
+        if not self.native_streaming:
+            raise ApiError(self.streaming_disabled_error)
+        channel = self._resolve_channel(params.get("channel"))
+        thread_ts = _required(params, "thread_ts")
+        if not channel.can_stream:
+            raise ApiError("channel_type_not_supported")
+        if not channel.is_im or self.require_recipient_in_dm:
+            if not params.get("recipient_user_id"):
+                raise ApiError("missing_recipient_user_id")
+            if not params.get("recipient_team_id"):
+                raise ApiError("missing_recipient_team_id")
+        text, chunks = _stream_text(params)
+        message = StoredMessage(
+            channel=channel.id,
+            ts=self.next_ts(),
+            text=text,
+            user=self.bot_user_id,
+            bot_id=self.bot_id,
+            thread_ts=thread_ts,
+            stream_state="streaming",
+            stream_started_at=now,
+            chunks=chunks,
+        )
+        self._store(message, now)
+        return {"channel": channel.id, "ts": message.ts}
+
+    def _streaming_message(self, params: JsonDict, now: float) -> tuple[Channel, StoredMessage]:
+        channel = self._resolve_channel(params.get("channel"))
+        message = self._message_or_error(channel.id, _required(params, "ts"))
+        expired = message.stream_started_at is not None and now - message.stream_started_at > self.stream_max_age
+        if message.stream_state == "streaming" and expired:
+            message.stream_state = "expired"
+        if message.stream_state != "streaming":
+            raise ApiError("message_not_in_streaming_state")
+        return channel, message
+
+    def _append_to_stream(self, message: StoredMessage, text: str, chunks: list[JsonDict], now: float) -> None:
+        message.text += text
+        message.chunks.extend(chunks)
+        message.history.append((now, message.visible_text))
+
+    def _chat_append_stream(self, params: JsonDict, now: float) -> JsonDict:
+        channel, message = self._streaming_message(params, now)
+        text, chunks = _stream_text(params)
+        if not text and not chunks:
+            raise ApiError("no_text")
+        self._append_to_stream(message, text, chunks, now)
+        return {"channel": channel.id, "ts": message.ts}
+
+    def _chat_stop_stream(self, params: JsonDict, now: float) -> JsonDict:
+        channel, message = self._streaming_message(params, now)
+        text, chunks = _stream_text(params)
+        blocks = _as_blocks(params.get("blocks"))
+        if blocks:
+            _validate_blocks(blocks)
+            message.blocks = (message.blocks or []) + blocks
+        message.stream_state = "stopped"
+        self._append_to_stream(message, text, chunks, now)
+        return {"channel": channel.id, "ts": message.ts, "message": self._message_json(message)}
+
+    def _users_info(self, params: JsonDict, now: float) -> JsonDict:
+        user = self.users.get(_required(params, "user"))
+        if user is None:
+            raise ApiError("user_not_found")
+        return {"user": user.to_api()}
+
+    def _page(self, messages: list[StoredMessage], params: JsonDict, default_limit: int) -> JsonDict:
+        start = int(base64.b64decode(params["cursor"]).decode().split(":")[1]) if params.get("cursor") else 0
+        limit = int(params.get("limit") or default_limit) or default_limit
+        page = messages[start : start + limit]
+        has_more = start + limit < len(messages)
+        cursor = base64.b64encode(f"next_ts:{start + limit}".encode()).decode() if has_more else ""
+        return {
+            "messages": [self._message_json(m) for m in page],
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+    def _in_window(self, messages: list[StoredMessage], params: JsonDict) -> list[StoredMessage]:
+        inclusive = str(params.get("inclusive", "0")).lower() in ("1", "true")
+        oldest, latest = params.get("oldest"), params.get("latest")
+        out = []
+        for m in messages:
+            key = _ts_key(m.ts)
+            if oldest and (key < _ts_key(str(oldest)) or (key == _ts_key(str(oldest)) and not inclusive)):
+                continue
+            if latest and (key > _ts_key(str(latest)) or (key == _ts_key(str(latest)) and not inclusive)):
+                continue
+            out.append(m)
+        return out
+
+    def _conversations_replies(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        parent = self.find_message(channel.id, _required(params, "ts"))
+        if parent is None:
+            raise ApiError("thread_not_found")
+        thread = [parent] + self._replies_of(parent) if parent.thread_ts in (None, parent.ts) else [parent]
+        return self._page(self._in_window(thread, params), params, default_limit=1000)
+
+    def _conversations_history(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        top = [m for m in self.messages_in(channel.id) if m.thread_ts in (None, m.ts)]
+        return self._page(list(reversed(self._in_window(top, params))), params, default_limit=100)
+
+    def _conversations_info(self, params: JsonDict, now: float) -> JsonDict:
+        return {"channel": self._resolve_channel(params.get("channel")).to_api()}
+
+    def _conversations_open(self, params: JsonDict, now: float) -> JsonDict:
+        users = params.get("users")
+        user_id = (users[0] if isinstance(users, list) else str(users or "").split(",")[0]).strip()
+        if user_id not in self.users:
+            raise ApiError("user_not_found")
+        return {"channel": {"id": self._dm_with(user_id).id}}
+
+    def _assistant_set_status(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel_id"))
+        thread_ts = _required(params, "thread_ts")
+        if "status" not in params:
+            raise ApiError("invalid_arguments")
+        loading = params.get("loading_messages")
+        self.statuses.append(StatusChange(channel.id, thread_ts, str(params["status"]), now, loading))
+        return {}
+
+    def _reaction_target(self, params: JsonDict) -> tuple[StoredMessage, str]:
+        channel = self._resolve_channel(params.get("channel"))
+        message = self._message_or_error(channel.id, _required(params, "timestamp"))
+        return message, _required(params, "name")
+
+    def _reactions_add(self, params: JsonDict, now: float) -> JsonDict:
+        message, name = self._reaction_target(params)
+        users = message.reactions.setdefault(name, [])
+        if self.bot_user_id in users:
+            raise ApiError("already_reacted")
+        users.append(self.bot_user_id)
+        return {}
+
+    def _reactions_remove(self, params: JsonDict, now: float) -> JsonDict:
+        message, name = self._reaction_target(params)
+        users = message.reactions.get(name, [])
+        if self.bot_user_id not in users:
+            raise ApiError("no_reaction")
+        users.remove(self.bot_user_id)
+        if not users:
+            del message.reactions[name]
+        return {}
+
+    def status_of(self, channel_id: str, thread_ts: str) -> str | None:
+        """The last ``assistant.threads.setStatus`` status of a thread ("" = cleared)."""
+        changes = [s for s in self.statuses if s.channel_id == channel_id and s.thread_ts == thread_ts]
+        return changes[-1].status if changes else None
+
+    # ---- response_url -------------------------------------------------------------------
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = dict(await request.post())
+        now = time.time()
+        self.responses.append(ResponseUrlPost(request.match_info["response_id"], body, now))
+        return web.Response(text="ok")
+
+    # ---- Socket Mode ----------------------------------------------------------------------
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("ticket") not in self._tickets:
+            return web.Response(status=401, text="invalid ticket")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self.socket_connect_count += 1
+        await ws.send_json(self._hello())
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self._on_socket_text(msg.data)
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+        return ws
+
+    def _hello(self) -> JsonDict:
+        return {
+            "type": "hello",
+            "num_connections": len(self._sockets),
+            "debug_info": {"host": "applink-fake-1", "build_number": 1, "approximate_connection_time": 18060},
+            "connection_info": {"app_id": self.app_id},
+        }
+
+    def _on_socket_text(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+        if envelope_id and envelope_id not in self.acks:
+            self.acks[envelope_id] = time.time()
+            self.ack_payloads[envelope_id] = message.get("payload")
+
+    @property
+    def socket_connected(self) -> bool:
+        return any(not ws.closed for ws in self._sockets)
+
+    async def wait_socket_connected(self, timeout: float = 5.0, *, connections: int = 1) -> None:
+        """Wait for an open socket, after at least ``connections`` connections in total."""
+        deadline = time.monotonic() + timeout
+        while not (self.socket_connected and self.socket_connect_count >= connections):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no Socket Mode connection within {timeout} s")
+            await asyncio.sleep(0.01)
+
+    async def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> float:
+        deadline = time.monotonic() + timeout
+        while envelope_id not in self.acks:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"envelope {envelope_id} not acked within {timeout} s")
+            await asyncio.sleep(0.01)
+        return self.acks[envelope_id]
+
+    def deliveries_of(self, event_id: str) -> list[Delivery]:
+        return [d for d in self.deliveries if d.payload.get("event_id") == event_id]
+
+    async def send_event(self, event: JsonDict, *, event_id: str | None = None) -> str:
+        """Deliver an Events API event over Socket Mode; returns the envelope_id."""
+        return await self.send_envelope("events_api", self.event_callback(event, event_id), accepts_response_payload=False)
+
+    async def send_slash_command(self, command: str, text: str, user: str, channel: str) -> str:
+        payload = self.slash_command(command, text, user, channel)
+        return await self.send_envelope("slash_commands", payload, accepts_response_payload=True)
+
+    async def send_interactive(self, payload: JsonDict) -> str:
+        return await self.send_envelope("interactive", payload, accepts_response_payload=True)
+
+    async def send_envelope(
+        self,
+        type: str,
+        payload: JsonDict,
+        *,
+        accepts_response_payload: bool,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        ws = await self._open_socket()
+        delivery = Delivery(
+            envelope_id=str(uuid.uuid4()),
+            type=type,
+            payload=payload,
+            retry_attempt=retry_attempt,
+            retry_reason=retry_reason,
+            accepts_response_payload=accepts_response_payload,
+            sent_at=time.time(),
+        )
+        self.deliveries.append(delivery)
+        await ws.send_json(delivery.to_wire())
+        self._spawn(self._watch_ack(delivery))
+        return delivery.envelope_id
+
+    async def _open_socket(self, timeout: float = 5.0) -> web.WebSocketResponse:
+        await self.wait_socket_connected(timeout)
+        return [ws for ws in self._sockets if not ws.closed][-1]
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_ack(self, delivery: Delivery) -> None:
+        await asyncio.sleep(self.ack_timeout)
+        if delivery.envelope_id in self.acks:
+            return
+        if delivery.type != "events_api" or delivery.retry_attempt >= self.max_retries:
+            self.unacked.append(delivery)
+            return
+        try:
+            await self.send_envelope(
+                delivery.type,
+                delivery.payload,
+                accepts_response_payload=delivery.accepts_response_payload,
+                retry_attempt=delivery.retry_attempt + 1,
+                retry_reason="timeout",
+            )
+        except (TimeoutError, ConnectionError):
+            self.unacked.append(delivery)
+
+    async def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask connected clients to reconnect (they call apps.connections.open again)."""
+        for ws in [w for w in self._sockets if not w.closed]:
+            await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake-1"}})
+
+    async def close_sockets(self) -> None:
+        """Close every socket from the server side (clients with auto-reconnect come back)."""
+        for ws in list(self._sockets):
+            await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
+        self._sockets.clear()
+
+    # ---- HTTP mode ------------------------------------------------------------------------
+
+    async def _post_signed(
+        self,
+        url: str,
+        body: str,
+        content_type: str,
+        *,
+        signing_secret: str,
+        timestamp: int | str | None,
+        bad_signature: bool,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        secret = signing_secret + "-wrong" if bad_signature else signing_secret
+        headers = {"Content-Type": content_type, **signature_headers(body, secret, timestamp)}
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
+        assert self._session is not None, "start() the fake first"
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with self._session.post(url, data=body.encode(), headers=headers, timeout=client_timeout) as resp:
+            return resp.status, await resp.text()
+
+    async def post_signed_event(
+        self,
+        bot_url: str,
+        payload: JsonDict,
+        *,
+        signing_secret: str,
+        retry_num: int | None = None,
+        retry_reason: str | None = None,
+        timestamp: int | str | None = None,
+        bad_signature: bool = False,
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        """POST an Events API payload (JSON) signed like Slack; returns (status, body)."""
+        return await self._post_signed(
+            bot_url,
+            json.dumps(payload),
+            "application/json",
+            signing_secret=signing_secret,
+            timestamp=timestamp,
+            bad_signature=bad_signature,
+            retry_num=retry_num,
+            retry_reason=retry_reason,
+            timeout=timeout,
+        )
+
+    async def post_signed_command(
+        self,
+        bot_url: str,
+        payload: JsonDict,
+        *,
+        signing_secret: str,
+        timestamp: int | str | None = None,
+        bad_signature: bool = False,
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        """POST a slash command (form-encoded, as Slack does) signed like Slack."""
+        return await self._post_signed(
+            bot_url,
+            urlencode(payload),
+            "application/x-www-form-urlencoded",
+            signing_secret=signing_secret,
+            timestamp=timestamp,
+            bad_signature=bad_signature,
+            timeout=timeout,
+        )
+
+    async def deliver_event_http(
+        self, bot_url: str, payload: JsonDict, *, signing_secret: str, ack_timeout: float | None = None
+    ) -> list[tuple[int | None, str]]:
+        """Deliver like Slack's HTTP mode: on a timeout or a non-2xx answer, retry at once (Slack
+        waits ~1 min / 5 min) with ``X-Slack-Retry-Num`` / ``-Reason``, up to ``max_retries``
+        times. Returns every attempt's (status, or None after a timeout; body)."""
+        attempts: list[tuple[int | None, str]] = []
+        wait = self.ack_timeout if ack_timeout is None else ack_timeout
+        reason: str | None = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                status, body = await self.post_signed_event(
+                    bot_url,
+                    payload,
+                    signing_secret=signing_secret,
+                    retry_num=attempt or None,
+                    retry_reason=reason,
+                    timeout=wait,
+                )
+            except asyncio.TimeoutError:
+                attempts.append((None, ""))
+                reason = "http_timeout"
+                continue
+            attempts.append((status, body))
+            if 200 <= status < 300:
+                break
+            reason = "http_error"
+        return attempts

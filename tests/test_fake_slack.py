@@ -1,0 +1,300 @@
+"""Self-tests of tests/fakes/slack_server.py against the real slack_sdk and slack_bolt clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.fakes.slack_server import FakeSlack, SlackLimits, signature_headers
+
+BOT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
+SIGNING_SECRET = "s3cr3t"
+USER = FakeSlack.DEFAULT_USER
+CHANNEL = FakeSlack.DEFAULT_CHANNEL
+DM = FakeSlack.DEFAULT_DM
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as server:
+        yield server
+
+
+def web_client(fake: FakeSlack, **kwargs: object) -> AsyncWebClient:
+    return AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url, **kwargs)  # type: ignore[arg-type]
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def api_error(call: Awaitable[object]) -> SlackApiError:
+    with pytest.raises(SlackApiError) as info:
+        await call
+    return info.value
+
+
+# ---- Web API -------------------------------------------------------------------------------
+
+
+async def test_auth_test_and_bad_tokens(fake: FakeSlack) -> None:
+    assert fake.api_url.endswith("/api/")
+    res = await web_client(fake).auth_test()
+    assert (res["user"], res["user_id"], res["bot_id"], res["team_id"]) == (
+        "mistralbot",
+        fake.bot_user_id,
+        fake.bot_id,
+        fake.team_id,
+    )
+    wrong = AsyncWebClient(token="xoxb-wrong", base_url=fake.api_url)
+    assert (await api_error(wrong.auth_test())).response["error"] == "invalid_auth"
+    assert (await api_error(web_client(fake).apps_connections_open(app_token="xapp-nope"))).response[
+        "error"
+    ] == "invalid_auth"
+    assert fake.calls_to("auth.test")[0].ok
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
+async def test_post_message_limits_and_errors(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    res = await client.chat_postMessage(channel=CHANNEL, text="hello")
+    assert res["channel"] == CHANNEL and res["message"]["bot_id"] == fake.bot_id
+    assert [m.text for m in fake.messages_in(CHANNEL)] == ["hello"]
+
+    too_long = await api_error(client.chat_postMessage(channel=CHANNEL, text="x" * 4001))
+    assert too_long.response["error"] == "msg_too_long"
+    await client.chat_postMessage(channel=CHANNEL, text="x" * 4000)
+    assert (await api_error(client.chat_postMessage(channel=DM))).response["error"] == "no_text"
+    assert (await api_error(client.chat_postMessage(channel="C404", text="a"))).response["error"] == "channel_not_found"
+    call = fake.calls_to("chat.postMessage")[1]
+    assert call.params["text"] == "x" * 4001 and call.error == "msg_too_long"
+
+
+async def test_update_keeps_edit_history(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    posted = await client.chat_postMessage(channel=DM, text="thinking…")
+    await client.chat_update(channel=DM, ts=posted["ts"], text="the answer")
+    message = fake.find_message(DM, posted["ts"])
+    assert message is not None and message.text == "the answer"
+    assert [text for _, text in message.history] == ["thinking…", "the answer"]
+    assert message.first_seen("answer") == message.history[1][0]
+    missing = await api_error(client.chat_update(channel=DM, ts="1.000001", text="x"))
+    assert missing.response["error"] == "message_not_found"
+
+
+async def test_threads_users_status_and_ephemeral(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    event = fake.app_mention_event(CHANNEL, USER, "what is 2+2?")
+    await client.chat_postMessage(channel=CHANNEL, thread_ts=event["ts"], text="4")
+    replies = await client.conversations_replies(channel=CHANNEL, ts=event["ts"])
+    assert [m["text"] for m in replies["messages"]] == [event["text"], "4"]
+    assert replies["messages"][0]["reply_count"] == 1
+    user = await client.users_info(user=USER)
+    assert user["user"]["profile"]["display_name"] == "alice"
+    await client.assistant_threads_setStatus(channel_id=CHANNEL, thread_ts=event["ts"], status="is thinking…")
+    assert fake.status_of(CHANNEL, event["ts"]) == "is thinking…"
+    await client.chat_postEphemeral(channel=CHANNEL, user=USER, text="only you")
+    assert fake.ephemerals[0].text == "only you"
+
+
+# ---- native streaming ----------------------------------------------------------------------
+
+
+async def test_chat_stream_helper_appends_and_stops(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    parent = fake.message_event(DM, USER, "tell me a story")
+    stream = await client.chat_stream(channel=DM, thread_ts=parent["ts"], buffer_size=10)
+    await stream.append(markdown_text="Once upon ")
+    await stream.append(markdown_text="a time")
+    await stream.stop(markdown_text=" the end.")
+    assert [c.method for c in fake.calls if c.method.startswith("chat.")] == [
+        "chat.startStream",
+        "chat.stopStream",
+    ]
+    message = fake.find_message(DM, str(stream.ts))
+    assert message is not None and message.text == "Once upon a time the end."
+    assert message.stream_state == "stopped" and message.thread_ts == parent["ts"]
+
+    in_channel = await client.chat_stream(channel=CHANNEL, thread_ts=parent["ts"], buffer_size=1)
+    refused = await api_error(in_channel.append(markdown_text="hi"))
+    assert refused.response["error"] == "missing_recipient_user_id"
+
+
+async def test_stream_appends_then_expires(fake: FakeSlack) -> None:
+    fake.stream_max_age = 0.3
+    client = web_client(fake)
+    parent = fake.app_mention_event(CHANNEL, USER, "hi")
+    stream = await client.chat_stream(
+        channel=CHANNEL, thread_ts=parent["ts"], recipient_user_id=USER, recipient_team_id=fake.team_id, buffer_size=1
+    )
+    await stream.append(markdown_text="part one")
+    await stream.append(markdown_text=", part two")
+    assert len(fake.calls_to("chat.appendStream")) == 1
+    await asyncio.sleep(0.4)
+    expired = await api_error(stream.append(markdown_text=" lost"))
+    assert expired.response["error"] == "message_not_in_streaming_state"
+    await client.chat_update(channel=CHANNEL, ts=str(stream.ts), text="part one, part two (final)")
+    message = fake.find_message(CHANNEL, str(stream.ts))
+    assert message is not None and message.text.endswith("(final)")
+    assert [t for _, t in message.history][:2] == ["part one", "part one, part two"]
+
+
+async def test_native_streaming_can_be_disabled() -> None:
+    async with FakeSlack(native_streaming=False) as fake:
+        res = await api_error(web_client(fake).chat_startStream(channel=DM, thread_ts="1.000001", markdown_text="x"))
+        assert res.response["error"] == "channel_type_not_supported"
+
+
+# ---- rate limits ---------------------------------------------------------------------------
+
+
+async def test_429_is_honoured_by_rate_limit_retry_handler() -> None:
+    limits = SlackLimits()
+    limits.set("chat.update", per_minute=60, burst=1)
+    async with FakeSlack(limits=limits) as fake:
+        plain = web_client(fake)
+        patient = web_client(fake, retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+        posted = await plain.chat_postMessage(channel=DM, text="v1")
+        await plain.chat_update(channel=DM, ts=posted["ts"], text="v2")
+        limited = await api_error(plain.chat_update(channel=DM, ts=posted["ts"], text="v3"))
+        assert limited.response.status_code == 429 and limited.response["error"] == "ratelimited"
+        assert limited.response.headers["Retry-After"] == "1"
+        await patient.chat_update(channel=DM, ts=posted["ts"], text="v3")
+        assert fake.ratelimited_count == 2
+        assert [c.status for c in fake.calls_to("chat.update")] == [200, 429, 429, 200]
+        assert fake.messages_in(DM)[0].text == "v3"
+
+
+async def test_post_message_is_limited_per_channel() -> None:
+    async with FakeSlack() as fake:
+        client = web_client(fake)
+        for i in range(3):
+            await client.chat_postMessage(channel=CHANNEL, text=str(i))
+        assert (await api_error(client.chat_postMessage(channel=CHANNEL, text="4"))).response.status_code == 429
+        await client.chat_postMessage(channel=DM, text="other channel is fine")
+    async with FakeSlack(limits=SlackLimits.off()) as fake:
+        client = web_client(fake)
+        for i in range(10):
+            await client.chat_postMessage(channel=CHANNEL, text=str(i))
+        assert fake.ratelimited_count == 0
+
+
+# ---- Socket Mode with real bolt ------------------------------------------------------------
+
+
+def bolt_app(fake: FakeSlack, retries_seen: list[str] | None = None, signing_secret: str | None = None) -> AsyncApp:
+    """A real bolt app pointed at the fake: echoes mentions in thread, answers /ask."""
+    app = AsyncApp(client=web_client(fake), signing_secret=signing_secret)
+    seen = retries_seen if retries_seen is not None else []
+
+    @app.event("app_mention")
+    async def on_mention(event: dict, say: Callable[..., Awaitable[object]], request: AsyncBoltRequest) -> None:
+        seen.append(request.headers.get("x-slack-retry-num", ["0"])[0])
+        await say(text=f"echo: {event['text']}", thread_ts=event["ts"])
+
+    @app.command("/ask")
+    async def on_ask(ack: Callable[..., Awaitable[None]], respond: Callable[..., Awaitable[object]], command: dict) -> None:
+        await ack("working on it")
+        await respond(f"answer to {command['text']}")
+
+    return app
+
+
+@pytest.fixture
+async def socket_bot(fake: FakeSlack) -> AsyncIterator[AsyncSocketModeHandler]:
+    handler = AsyncSocketModeHandler(bolt_app(fake), APP_TOKEN)
+    await handler.connect_async()
+    await fake.wait_socket_connected()
+    yield handler
+    await handler.close_async()
+
+
+async def test_socket_mode_event_and_slash_command(fake: FakeSlack, socket_bot: AsyncSocketModeHandler) -> None:
+    assert fake.calls_to("apps.connections.open")[0].token == APP_TOKEN
+    event = fake.app_mention_event(CHANNEL, USER, "ping")
+    envelope_id = await fake.send_event(event)
+    acked_at = await fake.wait_ack(envelope_id)
+    assert acked_at - fake.deliveries[0].sent_at < 3.0
+    await eventually(lambda: len(fake.messages_in(CHANNEL, event["ts"])) == 2)
+    assert fake.messages_in(CHANNEL, event["ts"])[1].text == f"echo: {event['text']}"
+
+    command_envelope = await fake.send_slash_command("/ask", "life", USER, CHANNEL)
+    await fake.wait_ack(command_envelope)
+    assert fake.ack_payloads[command_envelope] == {"text": "working on it"}
+    await eventually(lambda: len(fake.responses) == 1)
+    assert fake.responses[0].body["text"] == "answer to life"
+
+
+async def test_unacked_event_is_redelivered(fake: FakeSlack, socket_bot: AsyncSocketModeHandler) -> None:
+    fake.ack_timeout, fake.max_retries = 0.3, 1
+    # bolt answers 404 for an event without listener, and the socket adapter then sends no ack
+    event = {"type": "reaction_added", "user": USER, "reaction": "eyes", "event_ts": fake.next_ts()}
+    await fake.send_event(event, event_id="Ev0REDELIVER")
+    await eventually(lambda: len(fake.unacked) == 1, timeout=3.0)
+    deliveries = fake.deliveries_of("Ev0REDELIVER")
+    assert [(d.retry_attempt, d.retry_reason) for d in deliveries] == [(0, ""), (1, "timeout")]
+    assert deliveries[0].envelope_id != deliveries[1].envelope_id
+    assert not fake.acks
+
+
+async def test_disconnect_message_makes_client_reconnect(fake: FakeSlack, socket_bot: AsyncSocketModeHandler) -> None:
+    await fake.send_disconnect()
+    await fake.wait_socket_connected(connections=2)
+    assert len(fake.calls_to("apps.connections.open")) == 2
+    event = fake.app_mention_event(DM, USER, "still there?")
+    await fake.wait_ack(await fake.send_event(event))
+
+
+# ---- HTTP mode signing ---------------------------------------------------------------------
+
+
+def test_signature_headers_match_slack_sdk_verifier() -> None:
+    verifier = SignatureVerifier(SIGNING_SECRET)
+    body = '{"type":"event_callback"}'
+    good = signature_headers(body, SIGNING_SECRET)
+    assert verifier.is_valid_request(body, good)
+    assert not verifier.is_valid_request(body, signature_headers(body, "other"))
+    assert not verifier.is_valid_request(body, signature_headers(body, SIGNING_SECRET, int(time.time()) - 600))
+
+
+async def test_signed_posts_reach_real_bolt_http_app(fake: FakeSlack) -> None:
+    retries_seen: list[str] = []
+    runner = web.AppRunner(bolt_app(fake, retries_seen, signing_secret=SIGNING_SECRET).web_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    try:
+        payload = fake.event_callback(fake.app_mention_event(CHANNEL, USER, "over http"))
+        assert (await fake.post_signed_event(url, payload, signing_secret=SIGNING_SECRET))[0] == 200
+        retried = await fake.post_signed_event(
+            url, payload, signing_secret=SIGNING_SECRET, retry_num=1, retry_reason="http_timeout"
+        )
+        assert retried[0] == 200
+        await eventually(lambda: len(fake.bot_messages_in(CHANNEL)) == 2)
+        assert sorted(retries_seen) == ["0", "1"]
+
+        bad = await fake.post_signed_event(url, payload, signing_secret=SIGNING_SECRET, bad_signature=True)
+        stale = await fake.post_signed_event(url, payload, signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 600)
+        assert (bad[0], stale[0]) == (401, 401)
+
+        command = fake.slash_command("/ask", "http", USER, CHANNEL)
+        assert await fake.post_signed_command(url, command, signing_secret=SIGNING_SECRET) == (200, "working on it")
+        await eventually(lambda: len(fake.responses) == 1)
+        assert fake.responses[0].body["text"] == "answer to http"
+    finally:
+        await runner.cleanup()

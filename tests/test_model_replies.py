@@ -1,0 +1,190 @@
+"""A whole turn through the core: the real AsyncInferenceClient against a loopback
+OpenAI-compatible server, real Redis, and what the person ends up seeing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from bot.core import ChatCore, Turn
+from bot.errors import FailureKind
+from bot.prompt import MistralTokenCounter
+from bot.render import SurfaceLimits
+from bot.store import RedisHistoryStore, StoredMessage
+from tests.conftest import OwnRedis, make_core, remote_model_settings
+from tests.fakes.memory_surface import MemorySurface
+from tests.fakes.model_server import FakeModelServer, Script
+
+ANSWER = "Redis keeps data in memory and can persist it to disk."
+
+
+def surface() -> MemorySurface:
+    return MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05))
+
+
+def turn(text: str = "What is Redis?", thread: str = "t1") -> Turn:
+    return Turn(thread=thread, author_id="42", author_name="Ada", text=text)
+
+
+@pytest.fixture
+def core(model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter) -> ChatCore:
+    settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=2)
+    return make_core(settings, redis_store, token_counter)
+
+
+async def history(store: RedisHistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
+    messages = await store.begin_turn(thread, StoredMessage("user", "(probe)"))
+    return [(m.role, m.content) for m in messages[:-1]]
+
+
+async def test_an_answer_streams_and_both_turns_are_remembered(
+    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+) -> None:
+    model_server.default = Script(text=ANSWER, rate=100)
+    shown = surface()
+    result = await core.answer(turn(), shown)
+    assert shown.messages == [ANSWER]
+    assert len(shown.writes) >= 2  # it appeared progressively, not all at once
+    assert result.complete
+    assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", ANSWER)]
+
+
+async def test_the_request_carries_model_settings_system_prompt_and_history(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    model_server.default = Script(text="First answer.")
+    await core.answer(turn("First question"), surface())
+    model_server.default = Script(text="Second answer.")
+    await core.answer(turn("Follow-up"), surface())
+    body = model_server.requests[-1].body
+    assert body["model"] == "mistralai/Mistral-7B-Instruct-v0.3"
+    assert body["stream"] is True and body["max_tokens"] == 500
+    assert body["messages"] == [
+        {"role": "system", "content": "You are a test bot."},
+        {"role": "user", "content": "First question"},
+        {"role": "assistant", "content": "First answer."},
+        {"role": "user", "content": "Follow-up"},
+    ]
+    assert model_server.requests[-1].headers.get("Authorization") == "Bearer hf_test"
+
+
+FAILURES = [
+    # (script, reason the person sees, partial text kept)
+    (Script(text=ANSWER, failure="http_401"), FailureKind.AUTH, ""),
+    (Script(text=ANSWER, failure="http_429", retry_after=0), FailureKind.RATE_LIMITED, ""),
+    (Script(text=ANSWER, failure="http_503", retry_after=0), FailureKind.LOADING, ""),
+    (Script(text=ANSWER, failure="http_400_context"), FailureKind.CONTEXT_TOO_LONG, ""),
+    (Script(text=ANSWER, failure="http_400_context", error_style="vllm"), FailureKind.CONTEXT_TOO_LONG, ""),
+    (Script(text=ANSWER, failure="headers_timeout", headers_delay=3), FailureKind.TIMEOUT, ""),
+    (Script(text=ANSWER, failure="stall", fail_after=3), FailureKind.STALLED, "Redis keeps data"),
+    (Script(text=ANSWER, failure="cut", fail_after=3), FailureKind.CUT, "Redis keeps data"),
+    (Script(text=ANSWER, failure="eof_no_done", fail_after=3), FailureKind.CUT, "Redis keeps data"),
+    (Script(text=ANSWER, failure="sse_error", fail_after=3), FailureKind.UNAVAILABLE, "Redis keeps data"),
+]
+
+
+@pytest.mark.parametrize(("script", "kind", "partial"), FAILURES, ids=[f"{s.failure}-{s.error_style}" for s, _, _ in FAILURES])
+async def test_each_failure_shows_the_partial_text_and_a_human_reason(
+    core: ChatCore,
+    model_server: FakeModelServer,
+    redis_store: RedisHistoryStore,
+    script: Script,
+    kind: FailureKind,
+    partial: str,
+) -> None:
+    model_server.default = script
+    shown = surface()
+    result = await core.answer(turn(), shown)
+    final = shown.messages[-1]
+    assert final.startswith(partial)
+    assert final.endswith("⚠️ " + kind.reason)
+    assert not final.endswith(" ▌") and shown.writes[-1].final
+    assert result.failure is not None and result.failure.kind is kind
+    # The question is kept (the next message merges with it); the broken answer is not.
+    assert await history(redis_store) == [("user", "What is Redis?")]
+
+
+async def test_a_model_still_loading_is_retried_with_backoff_before_giving_up(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    model_server.default = Script(text=ANSWER)
+    model_server.fail_503_times = 2
+    shown = surface()
+    await core.answer(turn(), shown)
+    assert shown.messages == [ANSWER]
+    assert [r.status for r in model_server.requests] == [503, 503, 200]
+
+
+async def test_an_answer_cut_at_max_tokens_is_kept_with_a_note(
+    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+) -> None:
+    model_server.default = Script(text=ANSWER, failure="length", fail_after=4)
+    shown = surface()
+    await core.answer(turn(), shown)
+    assert shown.messages[-1] == "Redis keeps data in\n\n⚠️ " + FailureKind.LENGTH.reason
+    assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", "Redis keeps data in")]
+
+
+async def test_a_message_too_long_for_the_context_is_refused_before_the_model(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    core = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter, context_tokens=1024)
+    shown = surface()
+    await core.answer(turn("word " * 3000), shown)
+    assert shown.messages == ["⚠️ " + FailureKind.MESSAGE_TOO_LONG.reason]
+    assert model_server.requests == []
+    assert await history(redis_store) == []
+
+
+async def test_redis_down_tells_the_person_instead_of_crashing(
+    model_server: FakeModelServer, own_redis: OwnRedis, token_counter: MistralTokenCounter, history_settings
+) -> None:
+    store = RedisHistoryStore.from_url(own_redis.url, replace(history_settings, redis_url=own_redis.url))
+    core = make_core(remote_model_settings(model_server.base_url), store, token_counter)
+    try:
+        own_redis.stop()
+        shown = surface()
+        await core.answer(turn(), shown)
+        assert shown.messages == ["⚠️ " + FailureKind.STORE_UNAVAILABLE.reason]
+        own_redis.start()
+        model_server.default = Script(text="Back again.")
+        shown = surface()
+        await core.answer(turn("retry"), shown)
+        assert shown.messages == ["Back again."]
+    finally:
+        await store.aclose()
+
+
+async def test_a_cancelled_reply_frees_the_model_connection(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    model_server.default = Script(tokens=500, rate=50)
+    shown = surface()
+    task = asyncio.create_task(core.answer(turn(), shown))
+    await asyncio.sleep(0.4)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    for _ in range(50):
+        if model_server.requests[-1].outcome == "disconnected":
+            break
+        await asyncio.sleep(0.05)
+    assert model_server.requests[-1].outcome == "disconnected"
+    assert shown.messages[-1].endswith(FailureKind.INTERRUPTED.reason)
+
+
+async def test_a_follow_up_waits_for_the_previous_final_text(
+    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+) -> None:
+    model_server.default = Script(text="A slow first answer.", rate=40)
+    first, second = surface(), surface()
+    await asyncio.gather(core.answer(turn("one"), first), core.answer(turn("two"), second))
+    # The second question was sent to the model with the first answer already in its history.
+    assert model_server.requests[1].body["messages"][-2] == {"role": "assistant", "content": "A slow first answer."}
+    assert await history(redis_store) == [
+        ("user", "one"),
+        ("assistant", "A slow first answer."),
+        ("user", "two"),
+        ("assistant", "A slow first answer."),
+    ]

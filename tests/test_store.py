@@ -1,0 +1,149 @@
+"""History in the real Redis: what a conversation keeps, for how long, and under failure."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.store import MemoryHistoryStore, RedisHistoryStore, StoredMessage
+from config.settings import HistorySettings
+from tests.conftest import OwnRedis
+
+
+def user(text: str, who: str = "u1") -> StoredMessage:
+    return StoredMessage("user", text, author_id=who, author_name=f"Name {who}")
+
+
+def reply(text: str) -> StoredMessage:
+    return StoredMessage("assistant", text)
+
+
+async def test_turn_returns_history_including_the_new_message(redis_store: RedisHistoryStore) -> None:
+    await redis_store.begin_turn("t1", user("hello"))
+    await redis_store.add_reply("t1", reply("hi there"))
+    history = await redis_store.begin_turn("t1", user("how are you?"))
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "hello"),
+        ("assistant", "hi there"),
+        ("user", "how are you?"),
+    ]
+    assert history[0].author_name == "Name u1" and history[0].author_id == "u1"
+
+
+async def test_threads_are_separate_and_keys_are_hash_tagged(
+    redis_store: RedisHistoryStore, raw_redis: aioredis.Redis, key_prefix: str
+) -> None:
+    await redis_store.begin_turn("discord:1", user("in thread one"))
+    history = await redis_store.begin_turn("discord:2", user("in thread two"))
+    assert [m.content for m in history] == ["in thread two"]
+    keys = sorted([key async for key in raw_redis.scan_iter(match=f"{key_prefix}*")])
+    assert keys == [f"{key_prefix}chat:{{discord:1}}:history", f"{key_prefix}chat:{{discord:2}}:history"]
+
+
+async def test_history_is_trimmed_to_the_newest_messages(history_settings: HistorySettings) -> None:
+    store = RedisHistoryStore.from_url(history_settings.redis_url or "", replace(history_settings, max_messages=4))
+    try:
+        for number in range(5):
+            await store.begin_turn("t", user(f"q{number}"))
+            await store.add_reply("t", reply(f"a{number}"))
+        history = await store.begin_turn("t", user("latest"))
+    finally:
+        await store.aclose()
+    assert [m.content for m in history] == ["a3", "q4", "a4", "latest"]
+
+
+async def test_history_expires_after_the_configured_ttl(
+    history_settings: HistorySettings, raw_redis: aioredis.Redis
+) -> None:
+    store = RedisHistoryStore.from_url(history_settings.redis_url or "", replace(history_settings, ttl_seconds=120))
+    try:
+        await store.begin_turn("t", user("hello"))
+        ttl = await raw_redis.ttl(store.history_key("t"))
+        assert 100 < ttl <= 120
+        await store.add_reply("t", reply("hi"))
+        assert 100 < await raw_redis.ttl(store.history_key("t")) <= 120
+    finally:
+        await store.aclose()
+
+
+async def test_a_turn_costs_two_round_trips_at_any_thread_length(redis_store: RedisHistoryStore) -> None:
+    for length in (0, 10, 30):
+        for number in range(length):
+            await redis_store.add_reply(f"len{length}", reply(f"filler {number}"))
+        before = redis_store.round_trips
+        await redis_store.begin_turn(f"len{length}", user("question"))
+        await redis_store.add_reply(f"len{length}", reply("answer"))
+        assert redis_store.round_trips - before == 2
+
+
+async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySettings) -> None:
+    url = history_settings.redis_url or ""
+    first = RedisHistoryStore.from_url(url, history_settings)
+    second = RedisHistoryStore.from_url(url, history_settings)
+    try:
+        await asyncio.gather(
+            *(first.begin_turn("shared", user(f"a{n}", "alice")) for n in range(10)),
+            *(second.begin_turn("shared", user(f"b{n}", "bob")) for n in range(10)),
+        )
+        history = await first.begin_turn("shared", user("done", "alice"))
+    finally:
+        await first.aclose()
+        await second.aclose()
+    contents = [m.content for m in history]
+    assert sorted(contents[:-1]) == sorted([f"a{n}" for n in range(10)] + [f"b{n}" for n in range(10)])
+    # Each writer's own messages stay in the order it sent them.
+    assert [c for c in contents if c.startswith("a")] == [f"a{n}" for n in range(10)]
+
+
+async def test_history_survives_a_redis_restart_between_turns(own_redis: OwnRedis) -> None:
+    settings = HistorySettings(redis_url=own_redis.url, key_prefix="t:", max_messages=40, ttl_seconds=3600)
+    store = RedisHistoryStore.from_url(own_redis.url, settings)
+    try:
+        await store.begin_turn("t", user("before restart"))
+        await store.add_reply("t", reply("noted"))
+        own_redis.stop()
+        own_redis.start()
+        history = await store.begin_turn("t", user("after restart"))
+    finally:
+        await store.aclose()
+    assert [m.content for m in history] == ["before restart", "noted", "after restart"]
+
+
+async def test_redis_down_is_a_clear_failure_not_a_crash(own_redis: OwnRedis) -> None:
+    settings = HistorySettings(redis_url=own_redis.url, key_prefix="t:", max_messages=40, ttl_seconds=3600)
+    store = RedisHistoryStore.from_url(own_redis.url, settings)
+    try:
+        own_redis.stop()
+        with pytest.raises(ReplyFailure) as raised:
+            await store.begin_turn("t", user("anyone there?"))
+        assert raised.value.kind is FailureKind.STORE_UNAVAILABLE
+    finally:
+        await store.aclose()
+
+
+async def test_claim_succeeds_once_across_clients(history_settings: HistorySettings) -> None:
+    url = history_settings.redis_url or ""
+    stores = [RedisHistoryStore.from_url(url, history_settings) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(store.claim("event:Ev123", 60) for store in stores for _ in range(3)))
+    finally:
+        for store in stores:
+            await store.aclose()
+    assert results.count(True) == 1
+
+
+async def test_memory_store_behaves_like_redis_for_a_console_session() -> None:
+    store = MemoryHistoryStore(HistorySettings(None, "", max_messages=3, ttl_seconds=60))
+    await store.begin_turn("c", user("one"))
+    await store.add_reply("c", reply("two"))
+    history = await store.begin_turn("c", user("three"))
+    assert [m.content for m in history] == ["one", "two", "three"]
+    history = await store.begin_turn("c", user("four"))
+    assert [m.content for m in history] == ["two", "three", "four"]
+    await store.clear("c")
+    assert [m.content for m in await store.begin_turn("c", user("fresh"))] == ["fresh"]
+    assert await store.claim("e", 60) and not await store.claim("e", 60)
