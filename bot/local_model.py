@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -116,6 +117,7 @@ class LocalBackend:
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             repeat_penalty=sampling.repeat_penalty,
+            seed=random.randrange(2**31),  # llama.cpp's fixed default seed repeats its worst answers
         )
         for chunk in chunks:
             choice = chunk["choices"][0]  # type: ignore[index]

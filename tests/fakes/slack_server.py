@@ -434,17 +434,23 @@ def _as_blocks(value: Any) -> list[JsonDict] | None:
     return value
 
 
+def _block_text_length(block: JsonDict) -> int:
+    text = block.get("text")
+    return len(str(text.get("text", ""))) if isinstance(text, dict) else len(str(text or ""))
+
+
+BLOCK_TEXT_LIMITS = {"section": SECTION_TEXT_MAX, "header": HEADER_TEXT_MAX, "markdown": MARKDOWN_TEXT_MAX}
+
+
 def _validate_blocks(blocks: list[JsonDict]) -> None:
+    """The Block Kit limits a chat bot hits first: 50 blocks, section 3,000, header 150."""
     if len(blocks) > MAX_BLOCKS:
         raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] no more than 50 items allowed"]})
     for block in blocks:
-        text = block.get("text")
-        if block["type"] == "section" and isinstance(text, dict) and len(str(text.get("text", ""))) > SECTION_TEXT_MAX:
-            raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] must be less than 3001 characters"]})
-        if block["type"] == "header" and isinstance(text, dict) and len(str(text.get("text", ""))) > HEADER_TEXT_MAX:
-            raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] must be less than 151 characters"]})
-        if block["type"] == "markdown" and len(str(text or "")) > MARKDOWN_TEXT_MAX:
-            raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] markdown text too long"]})
+        limit = BLOCK_TEXT_LIMITS.get(str(block["type"]))
+        if limit is not None and _block_text_length(block) > limit:
+            message = f"[ERROR] must be less than {limit + 1} characters"
+            raise ApiError("invalid_blocks", response_metadata={"messages": [message]})
 
 
 def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:

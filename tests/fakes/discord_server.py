@@ -1,0 +1,2377 @@
+"""Loopback stand-in for Discord: REST API (``/api/v10``) and gateway (``/gateway``) in one aiohttp app.
+
+The real discord.py talks to it over sockets.  Point discord.py at it with::
+
+    discord.http.Route.BASE = fake.api_base_url                               # REST, incl. interaction webhooks
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)  # gateway (plain Client)
+
+What it models (in memory): one bot user / application, guilds with roles, members, text channels,
+threads and DM channels, messages with full edit history, application commands and interactions.
+What it checks like Discord: bot token on REST and IDENTIFY, content length (2000), empty messages,
+thread names (1..100), missing permissions (configurable per channel), interaction acknowledgement
+(once, within 3 s) and fixed-window rate limits with Discord's headers and 429 bodies.
+
+Everything a test may want to assert on is recorded: ``requests`` (method, route key, JSON body,
+arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
+``identify_payload``, gateway connections, interactions and their callbacks.
+
+Run standalone (benchmarks): ``python -m tests.fakes.discord_server --port 8099``.  A small control
+API under ``/_fake/`` lets another process inject user messages and read state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import datetime as dt
+import hashlib
+import inspect
+import json
+import logging
+import math
+import re
+import secrets
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import WSMsgType, web
+
+__all__ = [
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeInteraction",
+    "FakeUser",
+    "Limits",
+    "RateLimit",
+    "RateLimitHit",
+    "RecordedRequest",
+    "StoredMessage",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+API_PREFIX = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+JSON_CONTENT_TYPE = "application/json"
+INTERACTION_ACK_TIMEOUT = 3.0
+INTERACTION_TOKEN_LIFETIME = 15 * 60.0
+MAX_CONTENT_LENGTH = 2000
+MAX_THREAD_NAME_LENGTH = 100
+
+
+class Intent:
+    GUILDS = 1 << 0
+    GUILD_MEMBERS = 1 << 1
+    GUILD_PRESENCES = 1 << 8
+    GUILD_MESSAGES = 1 << 9
+    GUILD_MESSAGE_TYPING = 1 << 11
+    DIRECT_MESSAGES = 1 << 12
+    DIRECT_MESSAGE_TYPING = 1 << 14
+    MESSAGE_CONTENT = 1 << 15
+    PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
+
+
+class Perm:
+    ADD_REACTIONS = 1 << 6
+    VIEW_CHANNEL = 1 << 10
+    SEND_MESSAGES = 1 << 11
+    EMBED_LINKS = 1 << 14
+    ATTACH_FILES = 1 << 15
+    READ_MESSAGE_HISTORY = 1 << 16
+    USE_APPLICATION_COMMANDS = 1 << 31
+    CREATE_PUBLIC_THREADS = 1 << 35
+    CREATE_PRIVATE_THREADS = 1 << 36
+    SEND_MESSAGES_IN_THREADS = 1 << 38
+    THREADS = CREATE_PUBLIC_THREADS | CREATE_PRIVATE_THREADS | SEND_MESSAGES_IN_THREADS
+    MEMBER_DEFAULT = (
+        ADD_REACTIONS
+        | VIEW_CHANNEL
+        | SEND_MESSAGES
+        | EMBED_LINKS
+        | ATTACH_FILES
+        | READ_MESSAGE_HISTORY
+        | USE_APPLICATION_COMMANDS
+        | THREADS
+    )
+
+
+class ChannelType:
+    GUILD_TEXT = 0
+    DM = 1
+    PUBLIC_THREAD = 11
+    PRIVATE_THREAD = 12
+    THREADS = (PUBLIC_THREAD, PRIVATE_THREAD)
+
+
+class MessageType:
+    DEFAULT = 0
+    REPLY = 19
+    CHAT_INPUT_COMMAND = 20
+
+
+class MessageFlag:
+    HAS_THREAD = 1 << 5
+    EPHEMERAL = 1 << 6
+    LOADING = 1 << 7
+
+
+class Op:
+    DISPATCH = 0
+    HEARTBEAT = 1
+    IDENTIFY = 2
+    PRESENCE_UPDATE = 3
+    VOICE_STATE_UPDATE = 4
+    RESUME = 6
+    RECONNECT = 7
+    REQUEST_GUILD_MEMBERS = 8
+    INVALID_SESSION = 9
+    HELLO = 10
+    HEARTBEAT_ACK = 11
+
+
+class CallbackType:
+    PONG = 1
+    CHANNEL_MESSAGE_WITH_SOURCE = 4
+    DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+    DEFERRED_UPDATE_MESSAGE = 6
+    UPDATE_MESSAGE = 7
+    MODAL = 9
+    CREATES_MESSAGE = (CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE)
+
+
+OPTION_TYPE_BY_PYTHON_TYPE: dict[type, int] = {str: 3, bool: 5, int: 4, float: 10}
+USER_MENTION_RE = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION_RE = re.compile(r"<@&(\d+)>")
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------------
+
+
+class _Snowflakes:
+    """Discord-style ids: milliseconds since the Discord epoch << 22, strictly increasing."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last = max(candidate, self._last + 1)
+        return self._last
+
+
+def snowflake_time(snowflake: int) -> float:
+    """Unix time (seconds) encoded in a snowflake."""
+    return ((snowflake >> 22) + DISCORD_EPOCH_MS) / 1000.0
+
+
+def iso_timestamp(unix_time: float) -> str:
+    return dt.datetime.fromtimestamp(unix_time, dt.timezone.utc).isoformat()
+
+
+def _token_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors with Discord's JSON bodies
+# --------------------------------------------------------------------------------------------------
+
+
+class DiscordHTTPError(Exception):
+    """An error response shaped like Discord's (``{"message", "code", "errors"?}``)."""
+
+    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {code} {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: tuple[str | int, ...]
+    code: str
+    message: str
+
+
+def invalid_form_body(field_errors: Sequence[FieldError]) -> DiscordHTTPError:
+    errors: dict[str, Any] = {}
+    for error in field_errors:
+        node = errors
+        for part in error.path:
+            node = node.setdefault(str(part), {})
+        node.setdefault("_errors", []).append({"code": error.code, "message": error.message})
+    return DiscordHTTPError(400, 50035, "Invalid Form Body", errors)
+
+
+def max_length_error(path: tuple[str | int, ...], limit: int) -> FieldError:
+    return FieldError(path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def unauthorized() -> DiscordHTTPError:
+    return DiscordHTTPError(401, 0, "401: Unauthorized")
+
+
+def not_found_route() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 0, "404: Not Found")
+
+
+def unknown_channel() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10003, "Unknown Channel")
+
+
+def unknown_message() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10008, "Unknown Message")
+
+
+def unknown_user() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10013, "Unknown User")
+
+
+def unknown_webhook() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10015, "Unknown Webhook")
+
+
+def unknown_interaction() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10062, "Unknown interaction")
+
+
+def missing_permissions() -> DiscordHTTPError:
+    return DiscordHTTPError(403, 50013, "Missing Permissions")
+
+
+def empty_message() -> DiscordHTTPError:
+    return DiscordHTTPError(400, 50006, "Cannot send an empty message")
+
+
+# --------------------------------------------------------------------------------------------------
+# Data model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeUser:
+    id: int
+    username: str
+    bot: bool = False
+    global_name: str | None = None
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "discriminator": "0",
+            "global_name": self.global_name,
+            "avatar": None,
+            "avatar_decoration_data": None,
+            "banner": None,
+            "accent_color": None,
+            "bot": self.bot,
+            "public_flags": 0,
+            "flags": 0,
+        }
+
+
+@dataclass
+class FakeRole:
+    id: int
+    name: str
+    permissions: int
+    position: int = 0
+    bot_id: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "id": str(self.id),
+            "name": self.name,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "managed": self.bot_id is not None,
+            "mentionable": False,
+            "flags": 0,
+        }
+        if self.bot_id is not None:
+            payload["tags"] = {"bot_id": str(self.bot_id)}
+        return payload
+
+
+@dataclass
+class FakeMember:
+    user: FakeUser
+    role_ids: list[int]
+    joined_at: float
+    nick: str | None = None
+
+    def payload(self, *, with_user: bool = True) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "roles": [str(r) for r in self.role_ids],
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "joined_at": iso_timestamp(self.joined_at),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+        if with_user:
+            payload["user"] = self.user.payload()
+        return payload
+
+
+@dataclass
+class FakeGuild:
+    id: int
+    name: str
+    owner_id: int
+    created: float
+    roles: dict[int, FakeRole] = field(default_factory=dict)
+    members: dict[int, FakeMember] = field(default_factory=dict)
+    channel_ids: list[int] = field(default_factory=list)
+
+    @property
+    def everyone_role(self) -> FakeRole:
+        return self.roles[self.id]
+
+    def permissions_of(self, user_id: int) -> int:
+        member = self.members.get(user_id)
+        permissions = self.everyone_role.permissions
+        for role_id in member.role_ids if member else ():
+            role = self.roles.get(role_id)
+            permissions |= role.permissions if role else 0
+        return permissions
+
+
+@dataclass
+class StoredMessage:
+    """A message as the fake stores it.  ``payload`` is the REST shape (no guild_id/member)."""
+
+    payload: dict[str, Any]
+    guild_id: int | None
+    history: list[tuple[float, str]]
+    deleted: bool = False
+
+    @property
+    def id(self) -> int:
+        return int(self.payload["id"])
+
+    @property
+    def channel_id(self) -> int:
+        return int(self.payload["channel_id"])
+
+    @property
+    def content(self) -> str:
+        return self.payload["content"]
+
+    @property
+    def author_id(self) -> int:
+        return int(self.payload["author"]["id"])
+
+    @property
+    def flags(self) -> int:
+        return self.payload["flags"]
+
+
+@dataclass
+class FakeInteraction:
+    """A slash command the fake delivered, plus everything the bot answered."""
+
+    id: int
+    token: str
+    application_id: int
+    channel_id: int
+    guild_id: int | None
+    user: FakeUser
+    command_name: str
+    payload: dict[str, Any]
+    created_at: float
+    callbacks: list[dict[str, Any]] = field(default_factory=list)
+    original_message_id: int | None = None
+    followup_message_ids: list[int] = field(default_factory=list)
+
+    @property
+    def acknowledged(self) -> bool:
+        return bool(self.callbacks)
+
+    @property
+    def callback_type(self) -> int | None:
+        return self.callbacks[0]["type"] if self.callbacks else None
+
+
+@dataclass
+class UploadedFile:
+    field_name: str
+    filename: str | None
+    size: int
+    content_type: str | None
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # without the /api/v10 prefix, e.g. /channels/1/messages
+    route: str  # discord.py's Route.key, e.g. "POST /channels/{channel_id}/messages"
+    query: dict[str, str]
+    json: Any
+    files: list[UploadedFile]
+    headers: dict[str, str]
+    time: float  # time.time() at arrival
+    status: int | None = None
+    response: Any = None
+    finished: float | None = None
+
+    @property
+    def allowed_mentions(self) -> Any:
+        return self.json.get("allowed_mentions") if isinstance(self.json, dict) else None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    per: float  # window length, seconds
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Fixed-window limits keyed by (bucket, major parameter).  ``None`` disables a bucket."""
+
+    message_create: RateLimit | None = RateLimit(5, 5.0)  # per channel
+    message_edit: RateLimit | None = RateLimit(5, 5.0)  # per channel
+    thread_create: RateLimit | None = RateLimit(5, 5.0)  # per channel
+    interaction_webhook: RateLimit | None = RateLimit(5, 2.0)  # per interaction token
+    default: RateLimit | None = RateLimit(50, 1.0)  # any other route, per route + major parameter
+    global_per_second: int | None = 50  # per bot token; interactions and webhooks are exempt
+
+    @classmethod
+    def disabled(cls) -> Limits:
+        return cls(None, None, None, None, None, None)
+
+
+@dataclass
+class RateLimitHit:
+    time: float
+    route: str
+    bucket: str
+    major: str
+    retry_after: float
+    is_global: bool
+    injected: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Rate limiting
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Window:
+    limit: int
+    per: float
+    started: float
+    count: int = 0
+
+    def reset_after(self, now: float) -> float:
+        return max(0.0, self.started + self.per - now)
+
+
+@dataclass(frozen=True)
+class BucketStatus:
+    limit: int
+    remaining: int
+    reset_after: float
+    bucket_hash: str
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": f"{time.time() + self.reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{self.reset_after:.3f}",
+            "X-RateLimit-Bucket": self.bucket_hash,
+        }
+
+
+class RateLimitExceeded(Exception):
+    def __init__(self, retry_after: float, *, is_global: bool, status: BucketStatus | None) -> None:
+        super().__init__(f"rate limited for {retry_after:.3f}s")
+        self.retry_after = max(retry_after, 0.001)
+        self.is_global = is_global
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "message": "You are being rate limited.",
+            "retry_after": round(self.retry_after, 3),
+            "global": self.is_global,
+            "code": 0,
+        }
+
+    def headers(self) -> dict[str, str]:
+        headers = self.status.headers() if self.status else {}
+        headers["Retry-After"] = str(math.ceil(self.retry_after))
+        headers["X-RateLimit-Scope"] = "global" if self.is_global else "user"
+        if self.is_global:
+            headers["X-RateLimit-Global"] = "true"
+        return headers
+
+
+@dataclass
+class _InjectedLimit:
+    route: str | None
+    remaining: int
+    retry_after: float
+    is_global: bool
+
+
+class RateLimiter:
+    """Discord-like fixed windows.  Requests rejected with 429 do not consume the bucket."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._windows: dict[str, _Window] = {}
+        self._injected: list[_InjectedLimit] = []
+
+    def inject(self, route: str | None, *, count: int, retry_after: float, is_global: bool) -> None:
+        self._injected.append(_InjectedLimit(route, count, retry_after, is_global))
+
+    def take_injected(self, route: str) -> _InjectedLimit | None:
+        for injected in self._injected:
+            if injected.remaining > 0 and injected.route in (None, route):
+                injected.remaining -= 1
+                return injected
+        return None
+
+    def check_global(self, token: str) -> None:
+        limit = self.limits.global_per_second
+        if limit is None:
+            return
+        window = self._window(f"global:{token}", limit, 1.0)
+        now = time.monotonic()
+        if window.count >= window.limit:
+            raise RateLimitExceeded(window.reset_after(now), is_global=True, status=None)
+        window.count += 1
+
+    def check_bucket(self, name: str, rate: RateLimit, major: str) -> BucketStatus:
+        window = self._window(f"{name}|{major}", rate.limit, rate.per)
+        now = time.monotonic()
+        if window.count >= window.limit:
+            status = BucketStatus(window.limit, 0, window.reset_after(now), _token_hash(name))
+            raise RateLimitExceeded(status.reset_after, is_global=False, status=status)
+        window.count += 1
+        return BucketStatus(window.limit, window.limit - window.count, window.reset_after(now), _token_hash(name))
+
+    def _window(self, key: str, limit: int, per: float) -> _Window:
+        now = time.monotonic()
+        window = self._windows.get(key)
+        if window is None or now >= window.started + window.per:
+            window = self._windows[key] = _Window(limit, per, now)
+        return window
+
+
+# --------------------------------------------------------------------------------------------------
+# Gateway
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GatewayConnection:
+    ws: web.WebSocketResponse
+    request: web.Request
+    query: dict[str, str]
+    opened_at: float
+    compressor: Any | None = None  # zlib compressobj when zlib-stream was requested
+    session: GatewaySession | None = None
+    closed_at: float | None = None
+    close_code: int | None = None
+    closed_by_server: bool = False
+    heartbeats: int = 0
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def live(self) -> bool:
+        return self.closed_at is None and not self.ws.closed
+
+    async def send_text(self, text: str) -> None:
+        async with self.send_lock:
+            if self.ws.closed:
+                return
+            try:
+                if self.compressor is not None:
+                    data = self.compressor.compress(text.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+                    await self.ws.send_bytes(data)
+                else:
+                    await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError) as exc:
+                log.debug("gateway send failed: %s", exc)
+
+    async def send_json(self, payload: Mapping[str, Any]) -> None:
+        await self.send_text(json.dumps(payload))
+
+
+@dataclass
+class GatewaySession:
+    session_id: str
+    identify: dict[str, Any]
+    intents: int
+    seq: int = 0
+    backlog: list[tuple[int, str]] = field(default_factory=list)
+    connection: GatewayConnection | None = None
+    invalidated: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and self.connection.live
+
+
+class _Gateway:
+    """The websocket side: HELLO / IDENTIFY / READY / RESUME / heartbeats and dispatch fan-out."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.sessions: dict[str, GatewaySession] = {}
+        self.connections: list[GatewayConnection] = []
+        self.dispatched: list[tuple[float, str, dict[str, Any]]] = []
+        self.identify_payload: dict[str, Any] | None = None
+        self.identify_count = 0
+        self.resume_count = 0
+        self.replayed_count = 0  # frames re-sent on RESUME
+
+    # -- websocket handler -------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        conn = GatewayConnection(ws=ws, request=request, query=dict(request.query), opened_at=time.time())
+        if request.query.get("compress") == "zlib-stream" and self.fake.gateway_compression:
+            conn.compressor = zlib.compressobj()
+        self.connections.append(conn)
+        try:
+            await conn.send_json({"op": Op.HELLO, "d": {"heartbeat_interval": self.fake.heartbeat_interval_ms}})
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._on_text(conn, msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await ws.close(code=4002, message=b"Error while decoding payload.")
+        finally:
+            self._on_closed(conn)
+        return ws
+
+    @staticmethod
+    def _on_closed(conn: GatewayConnection) -> None:
+        conn.closed_at = time.time()
+        conn.close_code = conn.ws.close_code
+        session = conn.session
+        if session is None or session.connection is not conn:
+            return
+        session.connection = None
+        if not conn.closed_by_server and conn.close_code in (1000, 1001):
+            session.invalidated = True  # a clean client close ends the session, like Discord
+
+    async def _on_text(self, conn: GatewayConnection, text: str) -> None:
+        try:
+            payload = json.loads(text)
+            op, data = payload["op"], payload.get("d")
+        except (ValueError, KeyError, TypeError):
+            await conn.ws.close(code=4002, message=b"Error while decoding payload.")
+            return
+        if op == Op.HEARTBEAT:
+            conn.heartbeats += 1
+            await conn.send_json({"op": Op.HEARTBEAT_ACK})
+        elif op == Op.IDENTIFY:
+            await self._identify(conn, data)
+        elif op == Op.RESUME:
+            await self._resume(conn, data)
+        elif conn.session is None:
+            await conn.ws.close(code=4003, message=b"Not authenticated.")
+        elif op == Op.REQUEST_GUILD_MEMBERS:
+            await self._send_member_chunk(conn.session, data)
+        elif op not in (Op.PRESENCE_UPDATE, Op.VOICE_STATE_UPDATE):
+            await conn.ws.close(code=4001, message=b"Unknown opcode.")
+
+    # -- identify / resume -------------------------------------------------------------------------
+
+    async def _identify(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
+        if conn.session is not None:
+            await conn.ws.close(code=4005, message=b"Already authenticated.")
+            return
+        if data.get("token") != self.fake.token:
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        intents = data.get("intents")
+        if not isinstance(intents, int):
+            await conn.ws.close(code=4013, message=b"Invalid intent(s).")
+            return
+        if intents & self.fake.disallowed_intents:
+            await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        self.identify_payload = data
+        self.identify_count += 1
+        session = GatewaySession(session_id=secrets.token_hex(16), identify=data, intents=intents)
+        self.sessions[session.session_id] = session
+        async with session.lock:
+            session.connection = conn
+            conn.session = session
+            await self._dispatch_locked(session, "READY", self.fake._ready_payload(session))
+            for guild in self.fake.guilds.values():
+                await self._dispatch_locked(session, "GUILD_CREATE", self.fake._guild_create_payload(guild))
+
+    async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
+        session = self.sessions.get(str(data.get("session_id")))
+        if session is None or session.invalidated or data.get("token") != self.fake.token:
+            await conn.send_json({"op": Op.INVALID_SESSION, "d": False})
+            return
+        client_seq = data.get("seq") or 0
+        async with session.lock:
+            previous = session.connection
+            session.connection = conn
+            conn.session = session
+            if previous is not None and previous is not conn and previous.live:
+                await previous.ws.close(code=4000, message=b"Session resumed elsewhere.")
+            for seq, frame in session.backlog:
+                if seq > client_seq:
+                    self.replayed_count += 1
+                    await conn.send_text(frame)
+            await self._dispatch_locked(session, "RESUMED", {"_trace": ["fake-discord"]})
+        self.resume_count += 1
+
+    async def _send_member_chunk(self, session: GatewaySession, data: dict[str, Any]) -> None:
+        guild = self.fake.guilds.get(int(data.get("guild_id", 0)))
+        if guild is None:
+            return
+        chunk = {
+            "guild_id": str(guild.id),
+            "members": [m.payload() for m in guild.members.values()],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if data.get("nonce") is not None:
+            chunk["nonce"] = data["nonce"]
+        async with session.lock:
+            await self._dispatch_locked(session, "GUILD_MEMBERS_CHUNK", chunk)
+
+    # -- dispatch ----------------------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        self.dispatched.append((time.time(), event, data))
+        for session in list(self.sessions.values()):
+            if session.invalidated:
+                continue
+            filtered = filter_event_for_intents(event, data, session.intents, self.fake.bot_user.id)
+            if filtered is None:
+                continue
+            async with session.lock:
+                await self._dispatch_locked(session, event, filtered)
+
+    @staticmethod
+    async def _dispatch_locked(session: GatewaySession, event: str, data: dict[str, Any]) -> None:
+        session.seq += 1
+        frame = json.dumps({"op": Op.DISPATCH, "t": event, "s": session.seq, "d": data})
+        session.backlog.append((session.seq, frame))
+        if session.connected:
+            assert session.connection is not None
+            await session.connection.send_text(frame)
+
+    # -- test controls -----------------------------------------------------------------------------
+
+    def live_connections(self) -> list[GatewayConnection]:
+        return [c for c in self.connections if c.live]
+
+    async def disconnect(self, code: int | None, timeout: float) -> None:
+        for conn in self.live_connections():
+            conn.closed_by_server = True
+            if code is None:
+                transport = conn.request.transport
+                if transport is not None:
+                    transport.abort()
+                    continue
+                code = 1011
+            try:
+                await asyncio.wait_for(conn.ws.close(code=code, message=b"fake disconnect"), timeout)
+            except asyncio.TimeoutError:
+                log.warning("gateway close handshake timed out")
+
+    async def send_op(self, op: int, data: Any) -> None:
+        for conn in self.live_connections():
+            await conn.send_json({"op": op, "d": data})
+
+    async def invalidate(self, *, resumable: bool) -> None:
+        for conn in self.live_connections():
+            if conn.session is not None and not resumable:
+                conn.session.invalidated = True
+            await conn.send_json({"op": Op.INVALID_SESSION, "d": resumable})
+
+
+def _event_intent(event: str, data: Mapping[str, Any]) -> int | None:
+    """The intent Discord requires for an event (None: always delivered)."""
+    in_guild = data.get("guild_id") is not None
+    if event.startswith("MESSAGE_REACTION"):
+        return None
+    if event.startswith("MESSAGE_"):
+        return Intent.GUILD_MESSAGES if in_guild else Intent.DIRECT_MESSAGES
+    if event == "TYPING_START":
+        return Intent.GUILD_MESSAGE_TYPING if in_guild else Intent.DIRECT_MESSAGE_TYPING
+    if event.startswith(("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "CHANNEL_", "THREAD_", "GUILD_ROLE")):
+        return Intent.GUILDS
+    return None
+
+
+def filter_event_for_intents(
+    event: str, data: dict[str, Any], intents: int, bot_id: int
+) -> dict[str, Any] | None:
+    """What a session with ``intents`` receives for an event, or None when it receives nothing."""
+    required = _event_intent(event, data)
+    if required is not None and not intents & required:
+        return None
+    if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and not intents & Intent.MESSAGE_CONTENT:
+        return _without_message_content(data, bot_id)
+    return data
+
+
+def _without_message_content(data: dict[str, Any], bot_id: int) -> dict[str, Any]:
+    """Discord blanks content for guild messages unless they are the bot's own or mention it."""
+    if data.get("guild_id") is None or data.get("author", {}).get("id") == str(bot_id):
+        return data
+    if any(u.get("id") == str(bot_id) for u in data.get("mentions", [])):
+        return data
+    stripped = dict(data)
+    stripped.update(content="", embeds=[], attachments=[], components=[])
+    stripped.pop("poll", None)
+    return stripped
+
+
+# --------------------------------------------------------------------------------------------------
+# REST
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RestCall:
+    request: web.Request
+    params: dict[str, str]
+    query: Mapping[str, str]
+    json: Any
+    files: list[UploadedFile]
+
+    def snowflake(self, name: str, error: Callable[[], DiscordHTTPError] = not_found_route) -> int:
+        try:
+            return int(self.params[name])
+        except (KeyError, ValueError):
+            raise error() from None
+
+    def body(self) -> dict[str, Any]:
+        if self.json is None:
+            return {}
+        if not isinstance(self.json, dict):
+            raise DiscordHTTPError(400, 50109, "The request body contains invalid JSON.")
+        return self.json
+
+
+Handler = Callable[[RestCall], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str  # discord.py's template, e.g. /channels/{channel_id}/messages
+    handler: Handler
+    bucket: str | None = None  # a Limits field; None → per-route default bucket
+    auth: bool = True
+    global_limit: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class NoContent:
+    """Marker a handler returns for ``204 No Content``."""
+
+
+NO_CONTENT = NoContent()
+
+
+def json_response(status: int, payload: Any, headers: Mapping[str, str]) -> web.Response:
+    if payload is None:
+        return web.Response(status=status, headers=dict(headers))
+    return web.Response(
+        status=status,
+        body=json.dumps(payload).encode(),
+        headers={**headers, "Content-Type": JSON_CONTENT_TYPE},
+    )
+
+
+async def read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
+    """JSON body, or ``payload_json`` + files for multipart/form-data (what discord.py sends with files)."""
+    if request.content_type == "multipart/form-data":
+        return await _read_multipart(request)
+    raw = await request.read()
+    if not raw:
+        return None, []
+    try:
+        return json.loads(raw), []
+    except ValueError:
+        raise DiscordHTTPError(400, 50109, "The request body contains invalid JSON.") from None
+
+
+async def _read_multipart(request: web.Request) -> tuple[Any, list[UploadedFile]]:
+    payload: Any = None
+    files: list[UploadedFile] = []
+    reader = await request.multipart()
+    async for part in reader:
+        data = await part.read()  # type: ignore[union-attr]
+        if part.name == "payload_json":
+            payload = json.loads(data)
+        else:
+            content_type = part.headers.get("Content-Type")
+            files.append(UploadedFile(part.name or "", part.filename, len(data), content_type))  # type: ignore[union-attr]
+    return payload, files
+
+
+class _RestApi:
+    """Route table and handlers.  Every handler gets a parsed RestCall and returns a JSON-able value."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+
+    def routes(self) -> list[RouteSpec]:
+        f = self
+        return [
+            RouteSpec("GET", "/gateway", f.get_gateway, auth=False),
+            RouteSpec("GET", "/gateway/bot", f.get_gateway_bot),
+            RouteSpec("GET", "/users/@me", f.get_me),
+            RouteSpec("POST", "/users/@me/channels", f.create_dm),
+            RouteSpec("GET", "/users/{user_id}", f.get_user),
+            RouteSpec("GET", "/oauth2/applications/@me", f.get_application),
+            RouteSpec("GET", "/applications/@me", f.get_application),
+            RouteSpec("GET", "/channels/{channel_id}", f.get_channel),
+            RouteSpec("GET", "/channels/{channel_id}/messages", f.get_messages),
+            RouteSpec("POST", "/channels/{channel_id}/messages", f.create_message, "message_create"),
+            RouteSpec("GET", "/channels/{channel_id}/messages/{message_id}", f.get_message),
+            RouteSpec("PATCH", "/channels/{channel_id}/messages/{message_id}", f.edit_message, "message_edit"),
+            RouteSpec("DELETE", "/channels/{channel_id}/messages/{message_id}", f.delete_message),
+            RouteSpec(
+                "POST", "/channels/{channel_id}/messages/{message_id}/threads", f.thread_from_message, "thread_create"
+            ),
+            RouteSpec("POST", "/channels/{channel_id}/threads", f.thread_without_message, "thread_create"),
+            RouteSpec("POST", "/channels/{channel_id}/typing", f.typing),
+            RouteSpec("PUT", "/channels/{channel_id}/thread-members/@me", f.join_thread),
+            RouteSpec("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", f.add_reaction),
+            RouteSpec(
+                "DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", f.remove_reaction
+            ),
+            RouteSpec("GET", "/applications/{application_id}/commands", f.get_commands),
+            RouteSpec("PUT", "/applications/{application_id}/commands", f.put_commands),
+            RouteSpec("GET", "/applications/{application_id}/guilds/{guild_id}/commands", f.get_commands),
+            RouteSpec("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", f.put_commands),
+            RouteSpec(
+                "POST",
+                "/interactions/{webhook_id}/{webhook_token}/callback",
+                f.interaction_callback,
+                auth=False,
+                global_limit=False,
+            ),
+            *self._webhook_routes(),
+        ]
+
+    def _webhook_routes(self) -> list[RouteSpec]:
+        f = self
+        original = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
+        message = "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}"
+        specs = [
+            ("GET", original, f.get_webhook_message),
+            ("PATCH", original, f.edit_webhook_message),
+            ("DELETE", original, f.delete_webhook_message),
+            ("GET", message, f.get_webhook_message),
+            ("PATCH", message, f.edit_webhook_message),
+            ("DELETE", message, f.delete_webhook_message),
+            ("POST", "/webhooks/{webhook_id}/{webhook_token}", f.execute_webhook),
+        ]
+        return [
+            RouteSpec(method, path, handler, "interaction_webhook", auth=False, global_limit=False)
+            for method, path, handler in specs
+        ]
+
+    # -- gateway / users / application -------------------------------------------------------------
+
+    async def get_gateway(self, call: RestCall) -> Any:
+        return {"url": self.fake.gateway_url}
+
+    async def get_gateway_bot(self, call: RestCall) -> Any:
+        return {
+            "url": self.fake.gateway_url,
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1},
+        }
+
+    async def get_me(self, call: RestCall) -> Any:
+        return self.fake._client_user_payload()
+
+    async def get_user(self, call: RestCall) -> Any:
+        return self.fake._require_user(call.snowflake("user_id", unknown_user)).payload()
+
+    async def get_application(self, call: RestCall) -> Any:
+        return self.fake._application_payload()
+
+    async def create_dm(self, call: RestCall) -> Any:
+        try:
+            user = self.fake._require_user(int(call.body().get("recipient_id", 0)))
+        except (TypeError, ValueError):
+            raise unknown_user() from None
+        return self.fake.dm_channel_for(user)
+
+    # -- channels and messages ---------------------------------------------------------------------
+
+    async def get_channel(self, call: RestCall) -> Any:
+        return self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+
+    async def get_messages(self, call: RestCall) -> Any:
+        channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        limit = min(max(int(call.query.get("limit", 50)), 1), 100)
+        before = int(call.query["before"]) if "before" in call.query else None
+        after = int(call.query["after"]) if "after" in call.query else None
+        visible = [
+            m
+            for m in self.fake._messages_by_channel.get(int(channel["id"]), [])
+            if not m.deleted and not m.flags & MessageFlag.EPHEMERAL
+        ]
+        if before is not None:
+            visible = [m for m in visible if m.id < before]
+        if after is not None:
+            visible = [m for m in visible if m.id > after]
+            return [copy.deepcopy(m.payload) for m in reversed(visible[:limit])]
+        return [copy.deepcopy(m.payload) for m in reversed(visible[-limit:])]
+
+    async def get_message(self, call: RestCall) -> Any:
+        return copy.deepcopy(self._message_in_route(call).payload)
+
+    async def create_message(self, call: RestCall) -> Any:
+        fake = self.fake
+        channel = fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        fake._check_can_send(channel)
+        body = call.body()
+        validate_new_message(body, call.files)
+        stored = fake._store_message(
+            channel, fake.bot_user, body, files=call.files, reference=fake._resolve_reference(channel, body)
+        )
+        await fake._announce_new_message(stored)
+        return copy.deepcopy(stored.payload)
+
+    async def edit_message(self, call: RestCall) -> Any:
+        stored = self._message_in_route(call)
+        if stored.author_id != self.fake.bot_user.id:
+            raise DiscordHTTPError(403, 50005, "Cannot edit a message authored by another user")
+        await self.fake._edit_message(stored, call.body(), call.files)
+        return copy.deepcopy(stored.payload)
+
+    async def delete_message(self, call: RestCall) -> Any:
+        await self.fake._delete_message(self._message_in_route(call))
+        return NO_CONTENT
+
+    def _message_in_route(self, call: RestCall) -> StoredMessage:
+        self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        stored = self.fake._messages.get(call.snowflake("message_id", unknown_message))
+        if stored is None or stored.deleted or stored.channel_id != int(call.params["channel_id"]):
+            raise unknown_message()
+        return stored
+
+    async def typing(self, call: RestCall) -> Any:
+        channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        self.fake.typing.append((time.time(), int(channel["id"])))
+        return NO_CONTENT
+
+    async def join_thread(self, call: RestCall) -> Any:
+        channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        if channel["type"] not in ChannelType.THREADS:
+            raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
+        return NO_CONTENT
+
+    async def add_reaction(self, call: RestCall) -> Any:
+        stored = self._message_in_route(call)
+        self.fake.reactions.append((time.time(), stored.id, call.params["emoji"]))
+        return NO_CONTENT
+
+    async def remove_reaction(self, call: RestCall) -> Any:
+        self._message_in_route(call)
+        return NO_CONTENT
+
+    # -- threads -----------------------------------------------------------------------------------
+
+    async def thread_from_message(self, call: RestCall) -> Any:
+        fake = self.fake
+        channel = fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        if channel["type"] != ChannelType.GUILD_TEXT:
+            raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
+        fake._check_can_create_threads(channel)
+        stored = self._message_in_route(call)
+        if stored.id in fake._threads_by_message:
+            raise DiscordHTTPError(400, 160004, "A thread has already been created for this message")
+        body = call.body()
+        validate_thread_body(body)
+        thread = fake._create_thread(
+            channel, body["name"], thread_id=stored.id, thread_type=ChannelType.PUBLIC_THREAD, body=body
+        )
+        fake._threads_by_message[stored.id] = int(thread["id"])
+        stored.payload["thread"] = thread
+        stored.payload["flags"] |= MessageFlag.HAS_THREAD
+        await fake._announce_thread(thread)
+        return thread
+
+    async def thread_without_message(self, call: RestCall) -> Any:
+        fake = self.fake
+        channel = fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        if channel["type"] != ChannelType.GUILD_TEXT:
+            raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
+        fake._check_can_create_threads(channel)
+        body = call.body()
+        validate_thread_body(body)
+        thread_type = int(body.get("type") or ChannelType.PRIVATE_THREAD)
+        thread = fake._create_thread(channel, body["name"], thread_id=fake._ids.next(), thread_type=thread_type, body=body)
+        await fake._announce_thread(thread)
+        return thread
+
+    # -- application commands ----------------------------------------------------------------------
+
+    async def get_commands(self, call: RestCall) -> Any:
+        scope = self._command_scope(call)
+        return copy.deepcopy(self.fake.commands.get(scope, []))
+
+    async def put_commands(self, call: RestCall) -> Any:
+        scope = self._command_scope(call)
+        if not isinstance(call.json, list):
+            raise invalid_form_body([FieldError((), "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")])
+        validate_commands(call.json)
+        self.fake.commands[scope] = self.fake._assign_command_ids(scope, call.json)
+        return copy.deepcopy(self.fake.commands[scope])
+
+    def _command_scope(self, call: RestCall) -> int | None:
+        if call.snowflake("application_id") != self.fake.application_id:
+            raise DiscordHTTPError(403, 50001, "Missing Access")
+        if "guild_id" not in call.params:
+            return None
+        guild_id = call.snowflake("guild_id")
+        if guild_id not in self.fake.guilds:
+            raise DiscordHTTPError(403, 50001, "Missing Access")
+        return guild_id
+
+    # -- interactions and their webhooks -----------------------------------------------------------
+
+    async def interaction_callback(self, call: RestCall) -> Any:
+        interaction = self.fake._interactions.get(call.snowflake("webhook_id", unknown_interaction))
+        if interaction is None or interaction.token != call.params["webhook_token"]:
+            raise unknown_interaction()
+        if interaction.acknowledged:
+            raise DiscordHTTPError(400, 40060, "Interaction has already been acknowledged.")
+        if time.time() - interaction.created_at > self.fake.interaction_ack_timeout:
+            raise unknown_interaction()
+        body = call.body()
+        message = await self.fake._apply_interaction_callback(interaction, body, call.files)
+        if call.query.get("with_response", "").lower() not in ("1", "true"):
+            return NO_CONTENT
+        return interaction_callback_response(interaction, body, message)
+
+    async def get_webhook_message(self, call: RestCall) -> Any:
+        return copy.deepcopy(self._webhook_message(call).payload)
+
+    async def edit_webhook_message(self, call: RestCall) -> Any:
+        stored = self._webhook_message(call)
+        await self.fake._edit_message(stored, call.body(), call.files, clear_loading=True)
+        return copy.deepcopy(stored.payload)
+
+    async def delete_webhook_message(self, call: RestCall) -> Any:
+        await self.fake._delete_message(self._webhook_message(call))
+        return NO_CONTENT
+
+    async def execute_webhook(self, call: RestCall) -> Any:
+        interaction = self._interaction_for_webhook(call)
+        body = call.body()
+        validate_new_message(body, call.files)
+        stored = await self.fake._send_followup(interaction, body, call.files)
+        if call.query.get("wait", "").lower() not in ("1", "true"):
+            return NO_CONTENT
+        return copy.deepcopy(stored.payload)
+
+    def _interaction_for_webhook(self, call: RestCall) -> FakeInteraction:
+        interaction = self.fake._interactions_by_token.get(call.params["webhook_token"])
+        if interaction is None or call.snowflake("webhook_id", unknown_webhook) != interaction.application_id:
+            raise unknown_webhook()
+        if time.time() - interaction.created_at > INTERACTION_TOKEN_LIFETIME:
+            raise DiscordHTTPError(401, 50027, "Invalid Webhook Token")
+        return interaction
+
+    def _webhook_message(self, call: RestCall) -> StoredMessage:
+        interaction = self._interaction_for_webhook(call)
+        raw_id = call.params.get("message_id", "@original")
+        if raw_id == "@original":
+            message_id = interaction.original_message_id
+        else:
+            message_id = call.snowflake("message_id", unknown_message)
+            if message_id not in (interaction.original_message_id, *interaction.followup_message_ids):
+                message_id = None
+        stored = self.fake._messages.get(message_id) if message_id is not None else None
+        if stored is None or stored.deleted:
+            raise unknown_message()
+        return stored
+
+
+def interaction_callback_response(
+    interaction: FakeInteraction, body: Mapping[str, Any], message: StoredMessage | None
+) -> dict[str, Any]:
+    """The ``?with_response=true`` body discord.py 2.5+ asks for."""
+    flags = (body.get("data") or {}).get("flags") or 0
+    summary: dict[str, Any] = {"id": str(interaction.id), "type": 2}
+    if message is not None:
+        summary["response_message_id"] = str(message.id)
+        summary["response_message_loading"] = bool(message.flags & MessageFlag.LOADING)
+        summary["response_message_ephemeral"] = bool(flags & MessageFlag.EPHEMERAL)
+    response: dict[str, Any] = {"interaction": summary, "resource": {"type": body.get("type")}}
+    if message is not None and body.get("type") == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
+        response["resource"]["message"] = copy.deepcopy(message.payload)
+    return response
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def validate_new_message(body: Mapping[str, Any], files: Sequence[UploadedFile]) -> None:
+    errors = message_field_errors(body)
+    if errors:
+        raise invalid_form_body(errors)
+    has_content = bool(body.get("content"))
+    has_other = any(body.get(key) for key in ("embeds", "sticker_ids", "components", "poll"))
+    if not (has_content or has_other or files):
+        raise empty_message()
+
+
+def message_field_errors(body: Mapping[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    content = body.get("content")
+    if content is not None and len(str(content)) > MAX_CONTENT_LENGTH:
+        errors.append(max_length_error(("content",), MAX_CONTENT_LENGTH))
+    errors.extend(embed_errors(body.get("embeds") or []))
+    return errors
+
+
+def embed_errors(embeds: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    if len(embeds) > 10:
+        return [max_length_error(("embeds",), 10)]
+    errors: list[FieldError] = []
+    for index, embed in enumerate(embeds):
+        for key, limit in (("title", 256), ("description", 4096)):
+            if len(embed.get(key) or "") > limit:
+                errors.append(max_length_error(("embeds", index, key), limit))
+        total = sum(len(embed.get(key) or "") for key in ("title", "description"))
+        total += sum(len(f.get("name", "")) + len(f.get("value", "")) for f in embed.get("fields") or [])
+        if total > 6000:
+            errors.append(FieldError(("embeds", index), "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000"))
+    return errors
+
+
+def validate_thread_body(body: Mapping[str, Any]) -> None:
+    name = body.get("name")
+    if not name:
+        raise invalid_form_body([FieldError(("name",), "BASE_TYPE_REQUIRED", "This field is required")])
+    if len(str(name)) > MAX_THREAD_NAME_LENGTH:
+        raise invalid_form_body(
+            [FieldError(("name",), "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {MAX_THREAD_NAME_LENGTH} in length.")]
+        )
+    duration = body.get("auto_archive_duration")
+    if duration is not None and duration not in (60, 1440, 4320, 10080):
+        raise invalid_form_body(
+            [FieldError(("auto_archive_duration",), "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")]
+        )
+
+
+def validate_commands(commands: Sequence[Any]) -> None:
+    errors: list[FieldError] = []
+    for index, command in enumerate(commands):
+        name = command.get("name", "") if isinstance(command, dict) else ""
+        if not re.fullmatch(r"[-_\w]{1,32}", name) or (command.get("type", 1) == 1 and name != name.lower()):
+            errors.append(FieldError((index, "name"), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
+        if command.get("type", 1) == 1 and not 1 <= len(command.get("description", "")) <= 100:
+            errors.append(FieldError((index, "description"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+    if errors:
+        raise invalid_form_body(errors)
+
+
+# --------------------------------------------------------------------------------------------------
+# The fake
+# --------------------------------------------------------------------------------------------------
+
+
+class FakeDiscord:
+    """In-memory Discord for one bot: REST under ``api_base_url``, gateway at ``gateway_url``."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "fake-token",
+        limits: Limits | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bot_name: str = "mistralbot",
+        heartbeat_interval_ms: int = 41_250,
+        gateway_compression: bool = True,
+        disallowed_intents: int = 0,
+        interaction_ack_timeout: float = INTERACTION_ACK_TIMEOUT,
+        echo_bot_messages: bool = True,
+    ) -> None:
+        self.token = token
+        self.limits = limits if limits is not None else Limits()
+        self.host = host
+        self.port = port
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.gateway_compression = gateway_compression  # honour ?compress=zlib-stream
+        self.disallowed_intents = disallowed_intents  # e.g. Intent.MESSAGE_CONTENT → close 4014
+        self.interaction_ack_timeout = interaction_ack_timeout
+        self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATE/UPDATE
+
+        self._ids = _Snowflakes()
+        self.bot_user = FakeUser(self._ids.next(), bot_name, bot=True)
+        self.application_id = self.bot_user.id  # like every modern bot: application id == bot user id
+        self.owner = FakeUser(self._ids.next(), "owner")
+
+        self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user, self.owner.id: self.owner}
+        self.guilds: dict[int, FakeGuild] = {}
+        self.channels: dict[int, dict[str, Any]] = {}
+        self.commands: dict[int | None, list[dict[str, Any]]] = {}  # None → global
+        self.requests: list[RecordedRequest] = []
+        self.ratelimited: list[RateLimitHit] = []
+        self.typing: list[tuple[float, int]] = []
+        self.reactions: list[tuple[float, int, str]] = []
+        self.interactions: list[FakeInteraction] = []
+
+        self._messages: dict[int, StoredMessage] = {}
+        self._messages_by_channel: dict[int, list[StoredMessage]] = {}
+        self._threads_by_message: dict[int, int] = {}
+        self._dm_by_user: dict[int, int] = {}
+        self._forbid_threads: set[int] = set()
+        self._forbid_send: set[int] = set()
+        self._interactions: dict[int, FakeInteraction] = {}
+        self._interactions_by_token: dict[str, FakeInteraction] = {}
+
+        self.ratelimiter = RateLimiter(self.limits)
+        self.gateway = _Gateway(self)
+        self._rest = _RestApi(self)
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self._add_routes(app)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for conn in self.gateway.live_connections():
+            conn.closed_by_server = True
+            try:
+                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server stopping"), 1.0)
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeDiscord:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.base_url}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/gateway"
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/", self.gateway.handle)
+        for spec in self._rest.routes():
+            app.router.add_route(spec.method, API_PREFIX + spec.path, self._route_handler(spec))
+        app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._route_handler(None))
+        _add_control_routes(self, app)
+
+    def _route_handler(self, spec: RouteSpec | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self._serve(spec, request)
+
+        return handle
+
+    # -- setup API ---------------------------------------------------------------------------------
+
+    def add_user(self, name: str, *, bot: bool = False, roles: Iterable[int] = (), global_name: str | None = None) -> FakeUser:
+        """A user who is a member of every guild added so far (and of guilds added later)."""
+        user = FakeUser(self._ids.next(), name, bot=bot, global_name=global_name)
+        self.users[user.id] = user
+        role_ids = list(roles)
+        for guild in self.guilds.values():
+            self._add_member(guild, user, [r for r in role_ids if r in guild.roles])
+        return user
+
+    def add_guild(self, name: str = "Test Guild") -> FakeGuild:
+        """A guild with @everyone, a managed bot role, the bot and all known users as members."""
+        guild = FakeGuild(self._ids.next(), name, owner_id=self.owner.id, created=time.time())
+        guild.roles[guild.id] = FakeRole(guild.id, "@everyone", Perm.MEMBER_DEFAULT)
+        bot_role = FakeRole(self._ids.next(), self.bot_user.username, Perm.MEMBER_DEFAULT, 1, bot_id=self.bot_user.id)
+        guild.roles[bot_role.id] = bot_role
+        self.guilds[guild.id] = guild
+        for user in self.users.values():
+            self._add_member(guild, user, [bot_role.id] if user is self.bot_user else [])
+        return guild
+
+    def add_role(self, guild: FakeGuild, name: str, *, permissions: int = 0) -> int:
+        role = FakeRole(self._ids.next(), name, permissions, position=len(guild.roles))
+        guild.roles[role.id] = role
+        return role.id
+
+    def add_text_channel(
+        self, guild: FakeGuild, name: str, *, allow_threads: bool = True, allow_send: bool = True
+    ) -> dict[str, Any]:
+        channel_id = self._ids.next()
+        channel = {
+            "id": str(channel_id),
+            "type": ChannelType.GUILD_TEXT,
+            "guild_id": str(guild.id),
+            "name": name,
+            "position": len(guild.channel_ids),
+            "parent_id": None,
+            "topic": None,
+            "nsfw": False,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "default_auto_archive_duration": 1440,
+            "permission_overwrites": [],
+            "flags": 0,
+        }
+        self.channels[channel_id] = channel
+        guild.channel_ids.append(channel_id)
+        self.set_channel_permissions(channel_id, allow_threads=allow_threads, allow_send=allow_send)
+        return channel
+
+    def add_thread(self, parent: Mapping[str, Any], name: str, *, private: bool = False) -> dict[str, Any]:
+        """A pre-existing active thread (sent in GUILD_CREATE.threads)."""
+        thread_type = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
+        return self._create_thread(self.channels[int(parent["id"])], name, thread_id=self._ids.next(), thread_type=thread_type)
+
+    def set_channel_permissions(self, channel_id: int, *, allow_threads: bool = True, allow_send: bool = True) -> None:
+        """Deny the bot thread creation (403 50013) and/or sending in a channel; mirrored in overwrites."""
+        channel = self.channels[int(channel_id)]
+        self._forbid_threads.discard(int(channel_id))
+        self._forbid_send.discard(int(channel_id))
+        deny = 0
+        if not allow_threads:
+            self._forbid_threads.add(int(channel_id))
+            deny |= Perm.CREATE_PUBLIC_THREADS | Perm.CREATE_PRIVATE_THREADS
+        if not allow_send:
+            self._forbid_send.add(int(channel_id))
+            deny |= Perm.SEND_MESSAGES | Perm.SEND_MESSAGES_IN_THREADS
+        channel["permission_overwrites"] = (
+            [{"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(deny)}] if deny else []
+        )
+
+    def dm_channel_for(self, user: FakeUser) -> dict[str, Any]:
+        channel_id = self._dm_by_user.get(user.id)
+        if channel_id is None:
+            channel_id = self._ids.next()
+            self.channels[channel_id] = {
+                "id": str(channel_id),
+                "type": ChannelType.DM,
+                "last_message_id": None,
+                "recipients": [user.payload()],
+                "flags": 0,
+            }
+            self._dm_by_user[user.id] = channel_id
+        return self.channels[channel_id]
+
+    # -- inspection API ----------------------------------------------------------------------------
+
+    @property
+    def ratelimited_count(self) -> int:
+        return len(self.ratelimited)
+
+    @property
+    def identify_payload(self) -> dict[str, Any] | None:
+        return self.gateway.identify_payload
+
+    @property
+    def connected(self) -> bool:
+        return any(s.connected for s in self.gateway.sessions.values())
+
+    def messages_in(self, channel_id: int | str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Messages of a channel or thread, oldest first (copies of the REST payloads)."""
+        stored = self._messages_by_channel.get(int(channel_id), [])
+        return [copy.deepcopy(m.payload) for m in stored if include_deleted or not m.deleted]
+
+    def message(self, message_id: int | str) -> StoredMessage:
+        return self._messages[int(message_id)]
+
+    def edit_history(self, message_id: int | str) -> list[tuple[float, str]]:
+        """(time.time(), content) for the creation and every later content change."""
+        return list(self._messages[int(message_id)].history)
+
+    def thread_for_message(self, message_id: int | str) -> dict[str, Any] | None:
+        thread_id = self._threads_by_message.get(int(message_id))
+        return self.channels.get(thread_id) if thread_id is not None else None
+
+    def requests_for(self, route: str) -> list[RecordedRequest]:
+        """Recorded requests whose route key (e.g. ``"PATCH /channels/{channel_id}/messages/{message_id}"``) matches."""
+        return [r for r in self.requests if r.route == route]
+
+    def original_response(self, interaction: FakeInteraction) -> dict[str, Any] | None:
+        if interaction.original_message_id is None:
+            return None
+        return copy.deepcopy(self._messages[interaction.original_message_id].payload)
+
+    async def wait_for(
+        self, predicate: Callable[[], T | Awaitable[T]], timeout: float = 5.0, *, interval: float = 0.01
+    ) -> T:
+        """Poll ``predicate`` (sync or async) until it returns something truthy; return that value."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value  # type: ignore[return-value]
+            if loop.time() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            await asyncio.sleep(interval)
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Until a gateway session is identified (or resumed) and its connection is open."""
+        await self.wait_for(lambda: self.connected, timeout)
+
+    # -- test-driven events ------------------------------------------------------------------------
+
+    async def dispatch(self, event_name: str, data: dict[str, Any]) -> None:
+        """Send a raw DISPATCH to every session (intent filtering applies)."""
+        await self.gateway.dispatch(event_name, data)
+
+    async def send_user_message(
+        self,
+        channel_id: int | str,
+        author: FakeUser,
+        content: str,
+        *,
+        mentions_bot: bool = False,
+        reference_message_id: int | str | None = None,
+        ping_replied_author: bool = True,
+        embeds: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """A user posts a message: stored like Discord and dispatched as MESSAGE_CREATE.
+
+        ``mentions_bot`` prefixes ``<@bot_id>`` unless the content already mentions the bot.
+        Returns the full (unfiltered) gateway payload.
+        """
+        channel = self._require_channel(int(channel_id))
+        if mentions_bot and not re.search(rf"<@!?{self.bot_user.id}>", content):
+            content = f"{self.bot_user.mention} {content}"
+        body: dict[str, Any] = {"content": content, "embeds": list(embeds)}
+        if reference_message_id is not None:
+            body["message_reference"] = {"message_id": str(reference_message_id)}
+            body["allowed_mentions"] = {"parse": ["users", "roles", "everyone"], "replied_user": ping_replied_author}
+        stored = self._store_message(channel, author, body, reference=self._resolve_reference(channel, body))
+        await self._announce_new_message(stored, force=True)
+        return self._gateway_message(stored)
+
+    async def edit_user_message(self, message_id: int | str, content: str) -> dict[str, Any]:
+        stored = self._messages[int(message_id)]
+        await self._edit_message(stored, {"content": content}, [], force_announce=True)
+        return self._gateway_message(stored)
+
+    async def delete_user_message(self, message_id: int | str) -> None:
+        await self._delete_message(self._messages[int(message_id)], force_announce=True)
+
+    async def send_slash_command(
+        self, channel_id: int | str, user: FakeUser, name: str, options: Mapping[str, Any] | None = None
+    ) -> FakeInteraction:
+        """A user runs ``/name``: dispatches INTERACTION_CREATE (type 2) for a registered command."""
+        channel = self._require_channel(int(channel_id))
+        guild = self._guild_of(channel)
+        command = self._find_command(name, guild)
+        interaction_id = self._ids.next()
+        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
+        payload = self._interaction_payload(interaction_id, token, channel, guild, user, command, options or {})
+        interaction = FakeInteraction(
+            id=interaction_id,
+            token=token,
+            application_id=self.application_id,
+            channel_id=int(channel["id"]),
+            guild_id=guild.id if guild else None,
+            user=user,
+            command_name=name,
+            payload=payload,
+            created_at=time.time(),
+        )
+        self.interactions.append(interaction)
+        self._interactions[interaction_id] = interaction
+        self._interactions_by_token[token] = interaction
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
+
+    async def disconnect_gateway(self, code: int | None = 4000, *, timeout: float = 5.0) -> None:
+        """Close every live gateway connection with ``code``; ``None`` drops TCP (abnormal, 1006).
+
+        Codes discord.py resumes after: anything but 1000, 4004 and 4010-4014.  Events dispatched
+        while the client is away are buffered and replayed on RESUME.
+        """
+        await self.gateway.disconnect(code, timeout)
+
+    async def send_reconnect(self) -> None:
+        """Op 7 RECONNECT: discord.py closes and resumes."""
+        await self.gateway.send_op(Op.RECONNECT, None)
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Op 9 INVALID_SESSION: discord.py re-identifies (or resumes when ``resumable``)."""
+        await self.gateway.invalidate(resumable=resumable)
+
+    def inject_ratelimit(
+        self, route: str | None = None, *, count: int = 1, retry_after: float = 0.25, is_global: bool = False
+    ) -> None:
+        """Answer the next ``count`` requests to ``route`` (a route key; None = any) with 429."""
+        self.ratelimiter.inject(route, count=count, retry_after=retry_after, is_global=is_global)
+
+    # -- request pipeline --------------------------------------------------------------------------
+
+    async def _serve(self, spec: RouteSpec | None, request: web.Request) -> web.Response:
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path[len(API_PREFIX) :],
+            route=spec.key if spec else f"{request.method} {request.path[len(API_PREFIX):]}",
+            query=dict(request.query),
+            json=None,
+            files=[],
+            headers=dict(request.headers),
+            time=time.time(),
+        )
+        self.requests.append(record)
+        headers: dict[str, str] = {"Via": "1.1 google"}
+        try:
+            record.json, record.files = await read_body(request)
+            if spec is None:
+                raise not_found_route()
+            if spec.auth:
+                self._check_auth(request)
+            call = RestCall(request, dict(request.match_info), request.query, record.json, record.files)
+            headers.update(self._check_rate_limits(spec, call))
+            result = await spec.handler(call)
+            status, payload = (204, None) if result is NO_CONTENT else (200, result)
+        except DiscordHTTPError as error:
+            status, payload = error.status, error.body()
+        except RateLimitExceeded as limited:
+            status, payload = 429, limited.body()
+            headers.update(limited.headers())
+        record.status, record.response, record.finished = status, payload, time.time()
+        return json_response(status, payload, headers)
+
+    def _check_auth(self, request: web.Request) -> None:
+        if request.headers.get("Authorization") != f"Bot {self.token}":
+            raise unauthorized()
+
+    def _check_rate_limits(self, spec: RouteSpec, call: RestCall) -> dict[str, str]:
+        """Injected 429s, then the global limit, then the route bucket; returns the bucket headers."""
+        self._raise_injected(spec)
+        bucket_name, rate = self._bucket_for(spec)
+        major = _major_parameter(call.params)
+        try:
+            if spec.global_limit:
+                self.ratelimiter.check_global(self.token)
+            if rate is None:
+                return {}
+            return self.ratelimiter.check_bucket(bucket_name, rate, major).headers()
+        except RateLimitExceeded as limited:
+            self.ratelimited.append(
+                RateLimitHit(time.time(), spec.key, bucket_name, major, limited.retry_after, limited.is_global)
+            )
+            raise
+
+    def _raise_injected(self, spec: RouteSpec) -> None:
+        injected = self.ratelimiter.take_injected(spec.key)
+        if injected is None:
+            return
+        self.ratelimited.append(
+            RateLimitHit(time.time(), spec.key, "injected", "", injected.retry_after, injected.is_global, True)
+        )
+        raise RateLimitExceeded(injected.retry_after, is_global=injected.is_global, status=None)
+
+    def _bucket_for(self, spec: RouteSpec) -> tuple[str, RateLimit | None]:
+        if spec.bucket is not None:
+            return spec.bucket, getattr(self.limits, spec.bucket)
+        return spec.key, self.limits.default
+
+    # -- state helpers used by handlers ------------------------------------------------------------
+
+    def _require_channel(self, channel_id: int) -> dict[str, Any]:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise unknown_channel()
+        return channel
+
+    def _require_user(self, user_id: int) -> FakeUser:
+        user = self.users.get(user_id)
+        if user is None:
+            raise unknown_user()
+        return user
+
+    def _guild_of(self, channel: Mapping[str, Any]) -> FakeGuild | None:
+        guild_id = channel.get("guild_id")
+        return self.guilds.get(int(guild_id)) if guild_id is not None else None
+
+    def _parent_id(self, channel: Mapping[str, Any]) -> int:
+        """The channel whose permissions apply (a thread's parent)."""
+        if channel["type"] in ChannelType.THREADS:
+            return int(channel["parent_id"])
+        return int(channel["id"])
+
+    def _check_can_send(self, channel: Mapping[str, Any]) -> None:
+        if self._parent_id(channel) in self._forbid_send:
+            raise missing_permissions()
+
+    def _check_can_create_threads(self, channel: Mapping[str, Any]) -> None:
+        if int(channel["id"]) in self._forbid_threads:
+            raise missing_permissions()
+
+    def _add_member(self, guild: FakeGuild, user: FakeUser, role_ids: list[int]) -> None:
+        guild.members[user.id] = FakeMember(user, role_ids, joined_at=time.time())
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    def _resolve_reference(self, channel: Mapping[str, Any], body: Mapping[str, Any]) -> StoredMessage | None:
+        reference = body.get("message_reference")
+        if not reference:
+            return None
+        target = self._messages.get(int(reference.get("message_id", 0)))
+        if target is None or target.deleted:
+            if reference.get("fail_if_not_exists", True):
+                raise invalid_form_body(
+                    [FieldError(("message_reference",), "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")]
+                )
+            return None
+        return target
+
+    def _store_message(
+        self,
+        channel: dict[str, Any],
+        author: FakeUser,
+        body: Mapping[str, Any],
+        *,
+        files: Sequence[UploadedFile] = (),
+        reference: StoredMessage | None = None,
+        message_type: int | None = None,
+        flags: int = 0,
+        extra: Mapping[str, Any] | None = None,
+    ) -> StoredMessage:
+        now = time.time()
+        message_id = self._ids.next()
+        guild = self._guild_of(channel)
+        content = str(body.get("content") or "")
+        users, roles, everyone = resolve_mentions(
+            content, body.get("allowed_mentions"), guild, self.users, reference.author_id if reference else None
+        )
+        payload: dict[str, Any] = {
+            "id": str(message_id),
+            "channel_id": channel["id"],
+            "type": message_type if message_type is not None else (MessageType.REPLY if reference else MessageType.DEFAULT),
+            "content": content,
+            "author": author.payload(),
+            "timestamp": iso_timestamp(now),
+            "edited_timestamp": None,
+            "tts": bool(body.get("tts", False)),
+            "mention_everyone": everyone,
+            "mentions": [u.payload() for u in users],
+            "mention_roles": [str(r) for r in roles],
+            "attachments": self._attachments(files),
+            "embeds": list(body.get("embeds") or []),
+            "components": list(body.get("components") or []),
+            "pinned": False,
+            "flags": flags | int(body.get("flags") or 0),
+        }
+        if body.get("nonce") is not None:
+            payload["nonce"] = body["nonce"]
+        if reference is not None:
+            payload["message_reference"] = {
+                "type": 0,
+                "message_id": str(reference.id),
+                "channel_id": str(reference.channel_id),
+                **({"guild_id": str(guild.id)} if guild else {}),
+            }
+            payload["referenced_message"] = copy.deepcopy(reference.payload)
+        payload.update(extra or {})
+        stored = StoredMessage(payload, guild.id if guild else None, [(now, content)])
+        self._messages[message_id] = stored
+        self._messages_by_channel.setdefault(int(channel["id"]), []).append(stored)
+        self._note_channel_activity(channel, stored)
+        return stored
+
+    def _attachments(self, files: Sequence[UploadedFile]) -> list[dict[str, Any]]:
+        attachments = []
+        for upload in files:
+            attachment_id = self._ids.next()
+            url = f"{self.base_url}/attachments/{attachment_id}/{upload.filename}"
+            attachments.append(
+                {
+                    "id": str(attachment_id),
+                    "filename": upload.filename or "file",
+                    "size": upload.size,
+                    "url": url,
+                    "proxy_url": url,
+                    "content_type": upload.content_type,
+                }
+            )
+        return attachments
+
+    def _note_channel_activity(self, channel: dict[str, Any], stored: StoredMessage) -> None:
+        channel["last_message_id"] = str(stored.id)
+        if channel["type"] in ChannelType.THREADS:
+            stored.payload["position"] = channel["total_message_sent"]
+            channel["message_count"] += 1
+            channel["total_message_sent"] += 1
+
+    async def _edit_message(
+        self,
+        stored: StoredMessage,
+        body: Mapping[str, Any],
+        files: Sequence[UploadedFile],
+        *,
+        clear_loading: bool = False,
+        force_announce: bool = False,
+    ) -> None:
+        errors = message_field_errors(body)
+        if errors:
+            raise invalid_form_body(errors)
+        payload = stored.payload
+        content = str(body["content"] or "") if "content" in body else payload["content"]
+        embeds = list(body["embeds"] or []) if "embeds" in body else payload["embeds"]
+        attachments = payload["attachments"] + self._attachments(files)
+        if "attachments" in body and body["attachments"] is not None:
+            kept = {str(a.get("id")) for a in body["attachments"]}
+            attachments = [a for a in payload["attachments"] if a["id"] in kept] + self._attachments(files)
+        if not (content or embeds or attachments or payload["components"] or body.get("components")):
+            raise empty_message()
+        now = time.time()
+        if content != payload["content"]:
+            stored.history.append((now, content))
+        payload.update(content=content, embeds=embeds, attachments=attachments, edited_timestamp=iso_timestamp(now))
+        if "components" in body:
+            payload["components"] = list(body["components"] or [])
+        if "flags" in body and body["flags"] is not None:
+            payload["flags"] = (payload["flags"] & ~0b100) | (int(body["flags"]) & 0b100)  # only SUPPRESS_EMBEDS
+        if clear_loading:
+            payload["flags"] &= ~MessageFlag.LOADING
+        if "allowed_mentions" in body or "content" in body:
+            guild = self.guilds.get(stored.guild_id) if stored.guild_id else None
+            users, roles, everyone = resolve_mentions(content, body.get("allowed_mentions"), guild, self.users, None)
+            payload.update(mentions=[u.payload() for u in users], mention_roles=[str(r) for r in roles])
+            payload["mention_everyone"] = everyone
+        await self._announce(stored, "MESSAGE_UPDATE", self._gateway_message(stored), force_announce)
+
+    async def _delete_message(self, stored: StoredMessage, *, force_announce: bool = False) -> None:
+        stored.deleted = True
+        data: dict[str, Any] = {"id": str(stored.id), "channel_id": str(stored.channel_id)}
+        if stored.guild_id is not None:
+            data["guild_id"] = str(stored.guild_id)
+        await self._announce(stored, "MESSAGE_DELETE", data, force_announce)
+
+    async def _announce_new_message(self, stored: StoredMessage, *, force: bool = False) -> None:
+        await self._announce(stored, "MESSAGE_CREATE", self._gateway_message(stored), force)
+
+    async def _announce(self, stored: StoredMessage, event: str, data: dict[str, Any], force: bool) -> None:
+        """Dispatch a message event unless it is ephemeral or an unechoed bot message."""
+        if stored.flags & MessageFlag.EPHEMERAL:
+            return
+        if force or self.echo_bot_messages or stored.author_id != self.bot_user.id:
+            await self.dispatch(event, data)
+
+    def _gateway_message(self, stored: StoredMessage) -> dict[str, Any]:
+        """Gateway shape: REST payload + guild_id and the author's partial member."""
+        data = copy.deepcopy(stored.payload)
+        guild = self.guilds.get(stored.guild_id) if stored.guild_id else None
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+            member = guild.members.get(stored.author_id)
+            if member is not None and "webhook_id" not in data:
+                data["member"] = member.payload(with_user=False)
+        return data
+
+    # -- threads -----------------------------------------------------------------------------------
+
+    def _create_thread(
+        self,
+        parent: Mapping[str, Any],
+        name: str,
+        *,
+        thread_id: int,
+        thread_type: int,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = body or {}
+        now = iso_timestamp(time.time())
+        thread = {
+            "id": str(thread_id),
+            "type": thread_type,
+            "guild_id": parent["guild_id"],
+            "parent_id": parent["id"],
+            "owner_id": str(self.bot_user.id),
+            "name": name,
+            "last_message_id": None,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "rate_limit_per_user": body.get("rate_limit_per_user") or 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": body.get("auto_archive_duration") or 1440,
+                "archive_timestamp": now,
+                "locked": False,
+                "invitable": body.get("invitable", True),
+                "create_timestamp": now,
+            },
+        }
+        self.channels[thread_id] = thread
+        return thread
+
+    async def _announce_thread(self, thread: dict[str, Any]) -> None:
+        await self.dispatch("THREAD_CREATE", {**copy.deepcopy(thread), "newly_created": True})
+
+    # -- commands and interactions -----------------------------------------------------------------
+
+    def _assign_command_ids(self, scope: int | None, commands: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Bulk overwrite: keep ids of commands with the same (name, type), like Discord."""
+        existing = {(c["name"], c.get("type", 1)): c for c in self.commands.get(scope, [])}
+        stored = []
+        for command in commands:
+            previous = existing.get((command["name"], command.get("type", 1)))
+            entry = {
+                "type": 1,
+                "description": "",
+                "options": [],
+                "default_member_permissions": None,
+                "dm_permission": True,
+                "nsfw": False,
+                "contexts": None,
+                "integration_types": [0],
+                **copy.deepcopy(command),
+                "id": previous["id"] if previous else str(self._ids.next()),
+                "application_id": str(self.application_id),
+                "version": str(self._ids.next()),
+            }
+            if scope is not None:
+                entry["guild_id"] = str(scope)
+            stored.append(entry)
+        return stored
+
+    def _find_command(self, name: str, guild: FakeGuild | None) -> dict[str, Any]:
+        scopes: list[int | None] = ([guild.id] if guild else []) + [None]
+        for scope in scopes:
+            for command in self.commands.get(scope, []):
+                if command["name"] == name and command.get("type", 1) == 1:
+                    return command
+        raise LookupError(f"/{name} is not registered (global or in this guild); sync the command tree first")
+
+    def _interaction_payload(
+        self,
+        interaction_id: int,
+        token: str,
+        channel: Mapping[str, Any],
+        guild: FakeGuild | None,
+        user: FakeUser,
+        command: Mapping[str, Any],
+        options: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": command["id"], "name": command["name"], "type": 1}
+        data["options"], resolved = self._command_options(command, options, guild)
+        if resolved:
+            data["resolved"] = resolved
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": 2,
+            "data": data,
+            "channel_id": channel["id"],
+            "channel": {**copy.deepcopy(channel)},
+            "token": token,
+            "version": 1,
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": str(guild.permissions_of(self.bot_user.id) if guild else Perm.MEMBER_DEFAULT),
+        }
+        if guild is not None:
+            member = guild.members.get(user.id) or FakeMember(user, [], time.time())
+            payload.update(guild_id=str(guild.id), guild_locale="en-US", context=0)
+            payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
+            payload["member"] = {**member.payload(), "permissions": str(guild.permissions_of(user.id))}
+            payload["authorizing_integration_owners"] = {"0": str(guild.id)}
+        else:
+            payload.update(user=user.payload(), context=1)
+            payload["authorizing_integration_owners"] = {"1": str(user.id)}
+        return payload
+
+    def _command_options(
+        self, command: Mapping[str, Any], options: Mapping[str, Any], guild: FakeGuild | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        declared = {o["name"]: o.get("type") for o in command.get("options") or []}
+        resolved: dict[str, Any] = {}
+        result = []
+        for name, value in options.items():
+            option_type = declared.get(name) or OPTION_TYPE_BY_PYTHON_TYPE.get(type(value), 3)
+            result.append({"name": name, "type": option_type, "value": self._option_value(option_type, value, guild, resolved)})
+        return result, resolved
+
+    def _option_value(self, option_type: int, value: Any, guild: FakeGuild | None, resolved: dict[str, Any]) -> Any:
+        if option_type == 6:  # USER
+            user = value if isinstance(value, FakeUser) else self.users[int(value)]
+            resolved.setdefault("users", {})[str(user.id)] = user.payload()
+            if guild is not None and user.id in guild.members:
+                member = guild.members[user.id].payload(with_user=False)
+                resolved.setdefault("members", {})[str(user.id)] = {**member, "permissions": str(guild.permissions_of(user.id))}
+            return str(user.id)
+        if option_type == 7:  # CHANNEL
+            channel = value if isinstance(value, dict) else self.channels[int(value)]
+            resolved.setdefault("channels", {})[channel["id"]] = {**channel, "permissions": str(Perm.MEMBER_DEFAULT)}
+            return channel["id"]
+        return value
+
+    async def _apply_interaction_callback(
+        self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile]
+    ) -> StoredMessage | None:
+        callback_type = body.get("type")
+        data = body.get("data") or {}
+        if callback_type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
+            validate_new_message(data, files)
+        elif callback_type not in (
+            CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+            CallbackType.DEFERRED_UPDATE_MESSAGE,
+            CallbackType.UPDATE_MESSAGE,
+            CallbackType.MODAL,
+        ):
+            raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", "Value must be one of {4, 5, 6, 7, 9}.")])
+        interaction.callbacks.append({"type": callback_type, "data": copy.deepcopy(data), "time": time.time()})
+        if callback_type not in CallbackType.CREATES_MESSAGE:
+            return None
+        flags = int(data.get("flags") or 0) & MessageFlag.EPHEMERAL
+        if callback_type == CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
+            flags |= MessageFlag.LOADING
+            data = {}
+        stored = self._interaction_message(interaction, data, files, flags)
+        interaction.original_message_id = stored.id
+        await self._announce_new_message(stored)
+        return stored
+
+    def _interaction_message(
+        self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile], flags: int
+    ) -> StoredMessage:
+        channel = self._require_channel(interaction.channel_id)
+        extra = {
+            "webhook_id": str(self.application_id),
+            "application_id": str(self.application_id),
+            "interaction_metadata": {
+                "id": str(interaction.id),
+                "type": 2,
+                "name": interaction.command_name,
+                "command_type": 1,
+                "user": interaction.user.payload(),
+                "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
+            },
+            "interaction": {
+                "id": str(interaction.id),
+                "type": 2,
+                "name": interaction.command_name,
+                "user": interaction.user.payload(),
+            },
+        }
+        return self._store_message(
+            channel, self.bot_user, body, files=files, message_type=MessageType.CHAT_INPUT_COMMAND, flags=flags, extra=extra
+        )
+
+    async def _send_followup(
+        self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile]
+    ) -> StoredMessage:
+        """A follow-up; the first one after a deferral replaces the "thinking…" message, like Discord."""
+        original = self._messages.get(interaction.original_message_id or 0)
+        if original is not None and original.flags & MessageFlag.LOADING:
+            await self._edit_message(original, {"embeds": [], **body}, files, clear_loading=True)
+            return original
+        flags = int(body.get("flags") or 0) & MessageFlag.EPHEMERAL
+        stored = self._interaction_message(interaction, body, files, flags)
+        interaction.followup_message_ids.append(stored.id)
+        await self._announce_new_message(stored)
+        return stored
+
+    # -- gateway payloads --------------------------------------------------------------------------
+
+    def _client_user_payload(self) -> dict[str, Any]:
+        return {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "email": None, "locale": "en-US"}
+
+    def _application_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.application_id),
+            "name": self.bot_user.username,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "hook": True,
+            "rpc_origins": [],
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "owner": self.owner.payload(),
+            "team": None,
+            "flags": 0,
+            "bot": self.bot_user.payload(),
+            "redirect_uris": [],
+            "interactions_endpoint_url": None,
+            "approximate_guild_count": len(self.guilds),
+            "tags": [],
+        }
+
+    def _ready_payload(self, session: GatewaySession) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "v": 10,
+            "user": self._client_user_payload(),
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+            "auth": {},
+            "_trace": ["fake-discord"],
+        }
+        if "shard" in session.identify:
+            payload["shard"] = session.identify["shard"]
+        return payload
+
+    def _guild_create_payload(self, guild: FakeGuild) -> dict[str, Any]:
+        channels = [copy.deepcopy(self.channels[c]) for c in guild.channel_ids]
+        threads = [
+            copy.deepcopy(c)
+            for c in self.channels.values()
+            if c["type"] in ChannelType.THREADS and c.get("guild_id") == str(guild.id)
+        ]
+        for channel in channels:
+            channel.pop("guild_id", None)  # Discord omits it inside GUILD_CREATE
+        return {
+            "id": str(guild.id),
+            "name": guild.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(guild.owner_id),
+            "application_id": None,
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "preferred_locale": "en-US",
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "vanity_url_code": None,
+            "max_members": 500_000,
+            "features": [],
+            "roles": [r.payload() for r in guild.roles.values()],
+            "emojis": [],
+            "stickers": [],
+            "joined_at": iso_timestamp(guild.created),
+            "large": False,
+            "unavailable": False,
+            "lazy": True,
+            "member_count": len(guild.members),
+            "members": [m.payload() for m in guild.members.values()],
+            "channels": channels,
+            "threads": threads,
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "incidents_data": None,
+        }
+
+
+def _major_parameter(params: Mapping[str, str]) -> str:
+    parts = [params[k] for k in ("channel_id", "guild_id", "webhook_id", "webhook_token") if k in params]
+    return "+".join(parts)
+
+
+def resolve_mentions(
+    content: str,
+    allowed: Mapping[str, Any] | None,
+    guild: FakeGuild | None,
+    users: Mapping[int, FakeUser],
+    replied_author_id: int | None,
+) -> tuple[list[FakeUser], list[int], bool]:
+    """Who a message pings: content tokens filtered by ``allowed_mentions`` (absent → everything)."""
+    parse = {"users", "roles", "everyone"} if allowed is None else set(allowed.get("parse") or [])
+    explicit_users = {int(u) for u in (allowed or {}).get("users") or []}
+    explicit_roles = {int(r) for r in (allowed or {}).get("roles") or []}
+    mentioned: list[FakeUser] = []
+    for raw in dict.fromkeys(USER_MENTION_RE.findall(content)):
+        user = users.get(int(raw))
+        if user is not None and ("users" in parse or user.id in explicit_users):
+            mentioned.append(user)
+    replied = allowed is None or bool(allowed.get("replied_user"))
+    if replied_author_id is not None and replied and replied_author_id in users:
+        if all(u.id != replied_author_id for u in mentioned):
+            mentioned.append(users[replied_author_id])
+    roles = [
+        int(r)
+        for r in dict.fromkeys(ROLE_MENTION_RE.findall(content))
+        if guild is not None and int(r) in guild.roles and ("roles" in parse or int(r) in explicit_roles)
+    ]
+    everyone = "everyone" in parse and ("@everyone" in content or "@here" in content)
+    return mentioned, roles, everyone
+
+
+# --------------------------------------------------------------------------------------------------
+# Control API for out-of-process drivers (benchmarks); not part of Discord
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response(_describe(fake))
+
+    async def user_message(request: web.Request) -> web.Response:
+        body = await request.json()
+        payload = await fake.send_user_message(
+            body["channel_id"],
+            fake.users[int(body["author_id"])],
+            body["content"],
+            mentions_bot=bool(body.get("mentions_bot", False)),
+            reference_message_id=body.get("reference_message_id"),
+        )
+        return web.json_response(payload)
+
+    async def channel_messages(request: web.Request) -> web.Response:
+        channel_id = int(request.match_info["channel_id"])
+        messages = [
+            {**m.payload, "history": m.history}
+            for m in fake._messages_by_channel.get(channel_id, [])
+            if not m.deleted
+        ]
+        return web.json_response(messages)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": len(fake.requests),
+                "ratelimited": fake.ratelimited_count,
+                "connected": fake.connected,
+                "resumes": fake.gateway.resume_count,
+            }
+        )
+
+    app.router.add_get("/_fake/state", state)
+    app.router.add_get("/_fake/stats", stats)
+    app.router.add_post("/_fake/user_message", user_message)
+    app.router.add_get("/_fake/channels/{channel_id}/messages", channel_messages)
+
+
+def _describe(fake: FakeDiscord) -> dict[str, Any]:
+    return {
+        "api_base_url": fake.api_base_url,
+        "gateway_url": fake.gateway_url,
+        "token": fake.token,
+        "bot_user_id": str(fake.bot_user.id),
+        "application_id": str(fake.application_id),
+        "users": {u.username: str(u.id) for u in fake.users.values()},
+        "guilds": {
+            str(g.id): {"name": g.name, "channels": {fake.channels[c]["name"]: str(c) for c in g.channel_ids}}
+            for g in fake.guilds.values()
+        },
+    }
+
+
+async def _serve_forever(args: argparse.Namespace) -> None:
+    limits = Limits.disabled() if args.no_limits else Limits()
+    fake = FakeDiscord(token=args.token, limits=limits, host=args.host, port=args.port)
+    guild = fake.add_guild("Test Guild")
+    fake.add_text_channel(guild, "general")
+    fake.add_text_channel(guild, "no-threads", allow_threads=False)
+    fake.add_user("alice")
+    async with fake:
+        print(json.dumps(_describe(fake), indent=2), flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Loopback fake of Discord's REST API and gateway")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default="fake-token")
+    parser.add_argument("--no-limits", action="store_true", help="disable rate limits")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_serve_forever(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
