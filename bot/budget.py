@@ -4,6 +4,10 @@ A budget allows at most `limit` writes in any `window` seconds (a sliding window
 stricter than the fixed windows platforms use, so it never trips them). Replies that
 stream reserve the write for their final text up front; interim edits only spend what is
 left over, so a busy channel degrades to fewer interim edits, never to a missing final.
+
+A budget that refills quickly compared with a reply's length (a global per-second limit)
+does not turn replies away: it only holds back part of its capacity from interim edits
+(`hold_back_cap`), so first and final writes find room at once.
 """
 
 from __future__ import annotations
@@ -17,10 +21,21 @@ Clock = Callable[[], float]
 
 
 class WriteBudget:
-    def __init__(self, limit: int, window: float, *, margin: float = 0.05, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        margin: float = 0.05,
+        admission: bool = True,
+        hold_back_cap: int | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("a budget needs limit ≥ 1 and window > 0")
         self.limit = limit
+        self.admission = admission  # may a reply be told to hold its text when this budget is short?
+        self.hold_back_cap = limit if hold_back_cap is None else hold_back_cap
         self.window = window + margin  # margin: requests can arrive later than we sent them
         self._clock = clock
         self._stamps: deque[float] = deque()
@@ -35,7 +50,10 @@ class WriteBudget:
 
     def spare(self) -> int:
         """Writes available now that no reply has reserved."""
-        return self.free() - self.reserved
+        return self.free() - min(self.reserved, self.hold_back_cap)
+
+    def idle(self) -> bool:
+        return self.reserved == 0 and self.free() == self.limit
 
     def seconds_until_free(self) -> float:
         if self.free() > 0:
@@ -57,7 +75,7 @@ Budgets = Sequence[WriteBudget]
 
 def try_reserve(budgets: Budgets) -> bool:
     """Reserve one future write on every budget, or on none."""
-    if any(budget.spare() < 1 for budget in budgets):
+    if any(budget.admission and budget.spare() < 1 for budget in budgets):
         return False
     for budget in budgets:
         budget.reserve()

@@ -67,6 +67,12 @@ class HistoryStore(Protocol):
         """True for the first caller only (across processes sharing the store)."""
         ...
 
+    async def link(self, alias: str, thread: str) -> None:
+        """Make `alias` (e.g. a bot message a person may reply to) lead to `thread`."""
+        ...
+
+    async def resolve(self, alias: str) -> str | None: ...
+
     async def ping(self) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -123,6 +129,15 @@ class RedisHistoryStore:
         )
         return bool(claimed)  # SET NX answers None, not False, when the key exists
 
+    async def link(self, alias: str, thread: str) -> None:
+        await self._run(self._redis.set(self._alias_key(alias), thread, ex=self._settings.ttl_seconds))
+
+    async def resolve(self, alias: str) -> str | None:
+        return await self._run(self._redis.get(self._alias_key(alias)))
+
+    def _alias_key(self, alias: str) -> str:
+        return f"{self._settings.key_prefix}alias:{{{_safe_tag(alias)}}}"
+
     async def ping(self) -> None:
         await self._run(self._redis.ping())
 
@@ -155,6 +170,7 @@ class MemoryHistoryStore:
         self._settings = settings
         self._threads: dict[str, tuple[float, deque[StoredMessage]]] = {}
         self._claims: dict[str, float] = {}
+        self._aliases: dict[str, str] = {}
         self.round_trips = 0
 
     async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
@@ -174,6 +190,12 @@ class MemoryHistoryStore:
             return False
         self._claims[key] = now + ttl_seconds
         return True
+
+    async def link(self, alias: str, thread: str) -> None:
+        self._aliases[alias] = thread
+
+    async def resolve(self, alias: str) -> str | None:
+        return self._aliases.get(alias)
 
     async def ping(self) -> None:
         return None

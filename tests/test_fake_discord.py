@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -287,7 +288,8 @@ async def test_429_is_retried_by_discord_py() -> None:
             assert isinstance(channel, discord.TextChannel)
             # Another process sharing the token drains the bucket discord.py does not know about yet.
             for _ in range(2):
-                status, headers, _ = await raw_request(fake, "POST", f"/channels/{channel_id}/messages", json={"content": "x"})
+                path = f"/channels/{channel_id}/messages"
+                status, headers, _ = await raw_request(fake, "POST", path, json={"content": "x"})
                 assert status == 200
             assert headers["X-RateLimit-Remaining"] == "0"
             started = time.monotonic()
@@ -408,3 +410,48 @@ async def test_gateway_disconnect_then_resume(world: World, close_code: int | No
     assert fake.gateway.identify_count == 1 and fake.gateway.resume_count == 1
     assert fake.gateway.replayed_count >= 1  # the message was buffered, then replayed on RESUME
     assert len(fake.gateway.connections) == 2
+
+
+def skip_identify_delay(client: discord.Client) -> None:
+    """discord.py sleeps 5 s before every non-initial IDENTIFY (Client.before_identify_hook)."""
+
+    async def no_delay(shard_id: int | None, *, initial: bool = False) -> None:
+        return None
+
+    client.before_identify_hook = no_delay  # type: ignore[method-assign]
+
+
+async def test_reconnect_and_invalid_session(world: World) -> None:
+    fake = world.fake
+    async with connected_client(fake, setup=skip_identify_delay) as client:
+        resumed = asyncio.ensure_future(client.wait_for("resumed", timeout=10))
+        await fake.send_reconnect()
+        await resumed
+        assert fake.gateway.identify_count == 1 and fake.gateway.resume_count == 1
+
+        await fake.invalidate_session(resumable=False)
+        await fake.wait_for(lambda: fake.gateway.identify_count == 2 and fake.connected, timeout=10)
+        incoming = await fake.send_user_message(world.general["id"], world.alice, "after re-identify")
+        received = await client.wait_for("message", check=lambda m: m.id == int(incoming["id"]), timeout=5)
+        assert received.content == "after re-identify"
+
+
+async def test_disallowed_privileged_intent_closes_4014() -> None:
+    from tests.fakes.discord_server import Intent
+
+    async with running_world(disallowed_intents=Intent.MESSAGE_CONTENT) as world:
+        client = discord.Client(intents=content_intents())
+        with pointed_at(world.fake), pytest.raises(discord.PrivilegedIntentsRequired):
+            await asyncio.wait_for(client.start(world.fake.token), 10)
+        await client.close()
+
+
+async def test_file_upload_uses_multipart_payload_json(world: World) -> None:
+    async with connected_client(world.fake) as client:
+        channel = client.get_channel(int(world.general["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send("see attached", file=discord.File(io.BytesIO(b"hello"), filename="a.txt"))
+        assert [a.filename for a in sent.attachments] == ["a.txt"]
+    record = world.fake.requests_for(MESSAGE_ROUTE)[0]
+    assert record.json["content"] == "see attached"
+    assert [(f.filename, f.size) for f in record.files] == [("a.txt", 5)]

@@ -82,19 +82,24 @@ async def test_a_turn_costs_two_round_trips_at_any_thread_length(redis_store: Re
 
 async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySettings) -> None:
     url = history_settings.redis_url or ""
-    first = RedisHistoryStore.from_url(url, history_settings)
-    second = RedisHistoryStore.from_url(url, history_settings)
+    roomy = replace(history_settings, max_messages=100)
+    first = RedisHistoryStore.from_url(url, roomy)
+    second = RedisHistoryStore.from_url(url, roomy)
+
+    async def write(store: RedisHistoryStore, who: str) -> None:
+        for n in range(10):
+            await store.begin_turn("shared", user(f"{who[0]}{n}", who))
+            await store.add_reply("shared", reply(f"to {who[0]}{n}"))
+
     try:
-        await asyncio.gather(
-            *(first.begin_turn("shared", user(f"a{n}", "alice")) for n in range(10)),
-            *(second.begin_turn("shared", user(f"b{n}", "bob")) for n in range(10)),
-        )
+        await asyncio.gather(write(first, "alice"), write(second, "bob"))
         history = await first.begin_turn("shared", user("done", "alice"))
     finally:
         await first.aclose()
         await second.aclose()
-    contents = [m.content for m in history]
+    contents = [m.content for m in history if m.role == "user"]
     assert sorted(contents[:-1]) == sorted([f"a{n}" for n in range(10)] + [f"b{n}" for n in range(10)])
+    assert len(history) == 41
     # Each writer's own messages stay in the order it sent them.
     assert [c for c in contents if c.startswith("a")] == [f"a{n}" for n in range(10)]
 

@@ -951,7 +951,8 @@ async def _read_multipart(request: web.Request) -> tuple[Any, list[UploadedFile]
             payload = json.loads(data)
         else:
             content_type = part.headers.get("Content-Type")
-            files.append(UploadedFile(part.name or "", part.filename, len(data), content_type))  # type: ignore[union-attr]
+            filename = part.filename  # type: ignore[union-attr]
+            files.append(UploadedFile(part.name or "", filename, len(data), content_type))
     return payload, files
 
 
@@ -1153,7 +1154,8 @@ class _RestApi:
         body = call.body()
         validate_thread_body(body)
         thread_type = int(body.get("type") or ChannelType.PRIVATE_THREAD)
-        thread = fake._create_thread(channel, body["name"], thread_id=fake._ids.next(), thread_type=thread_type, body=body)
+        thread_id = fake._ids.next()
+        thread = fake._create_thread(channel, body["name"], thread_id=thread_id, thread_type=thread_type, body=body)
         await fake._announce_thread(thread)
         return thread
 
@@ -1292,7 +1294,8 @@ def embed_errors(embeds: Sequence[Mapping[str, Any]]) -> list[FieldError]:
         total = sum(len(embed.get(key) or "") for key in ("title", "description"))
         total += sum(len(f.get("name", "")) + len(f.get("value", "")) for f in embed.get("fields") or [])
         if total > 6000:
-            errors.append(FieldError(("embeds", index), "BASE_TYPE_MAX_LENGTH", "Embed size exceeds maximum size of 6000"))
+            message = "Embed size exceeds maximum size of 6000"
+            errors.append(FieldError(("embeds", index), "BASE_TYPE_MAX_LENGTH", message))
     return errors
 
 
@@ -1301,14 +1304,12 @@ def validate_thread_body(body: Mapping[str, Any]) -> None:
     if not name:
         raise invalid_form_body([FieldError(("name",), "BASE_TYPE_REQUIRED", "This field is required")])
     if len(str(name)) > MAX_THREAD_NAME_LENGTH:
-        raise invalid_form_body(
-            [FieldError(("name",), "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {MAX_THREAD_NAME_LENGTH} in length.")]
-        )
+        message = f"Must be between 1 and {MAX_THREAD_NAME_LENGTH} in length."
+        raise invalid_form_body([FieldError(("name",), "BASE_TYPE_BAD_LENGTH", message)])
     duration = body.get("auto_archive_duration")
     if duration is not None and duration not in (60, 1440, 4320, 10080):
-        raise invalid_form_body(
-            [FieldError(("auto_archive_duration",), "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")]
-        )
+        message = "Value must be one of {60, 1440, 4320, 10080}."
+        raise invalid_form_body([FieldError(("auto_archive_duration",), "BASE_TYPE_CHOICES", message)])
 
 
 def validate_commands(commands: Sequence[Any]) -> None:
@@ -1318,7 +1319,8 @@ def validate_commands(commands: Sequence[Any]) -> None:
         if not re.fullmatch(r"[-_\w]{1,32}", name) or (command.get("type", 1) == 1 and name != name.lower()):
             errors.append(FieldError((index, "name"), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
         if command.get("type", 1) == 1 and not 1 <= len(command.get("description", "")) <= 100:
-            errors.append(FieldError((index, "description"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+            message = "Must be between 1 and 100 in length."
+            errors.append(FieldError((index, "description"), "BASE_TYPE_BAD_LENGTH", message))
     if errors:
         raise invalid_form_body(errors)
 
@@ -1443,7 +1445,9 @@ class FakeDiscord:
 
     # -- setup API ---------------------------------------------------------------------------------
 
-    def add_user(self, name: str, *, bot: bool = False, roles: Iterable[int] = (), global_name: str | None = None) -> FakeUser:
+    def add_user(
+        self, name: str, *, bot: bool = False, roles: Iterable[int] = (), global_name: str | None = None
+    ) -> FakeUser:
         """A user who is a member of every guild added so far (and of guilds added later)."""
         user = FakeUser(self._ids.next(), name, bot=bot, global_name=global_name)
         self.users[user.id] = user
@@ -1495,7 +1499,8 @@ class FakeDiscord:
     def add_thread(self, parent: Mapping[str, Any], name: str, *, private: bool = False) -> dict[str, Any]:
         """A pre-existing active thread (sent in GUILD_CREATE.threads)."""
         thread_type = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
-        return self._create_thread(self.channels[int(parent["id"])], name, thread_id=self._ids.next(), thread_type=thread_type)
+        parent_channel = self.channels[int(parent["id"])]
+        return self._create_thread(parent_channel, name, thread_id=self._ids.next(), thread_type=thread_type)
 
     def set_channel_permissions(self, channel_id: int, *, allow_threads: bool = True, allow_send: bool = True) -> None:
         """Deny the bot thread creation (403 50013) and/or sending in a channel; mirrored in overwrites."""
@@ -1542,7 +1547,10 @@ class FakeDiscord:
         return any(s.connected for s in self.gateway.sessions.values())
 
     def messages_in(self, channel_id: int | str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
-        """Messages of a channel or thread, oldest first (copies of the REST payloads)."""
+        """Messages of a channel or thread, oldest first (copies of the REST payloads).
+
+        Ephemeral interaction replies are included (``flags & 64``); GET history omits them.
+        """
         stored = self._messages_by_channel.get(int(channel_id), [])
         return [copy.deepcopy(m.payload) for m in stored if include_deleted or not m.deleted]
 
@@ -1813,10 +1821,12 @@ class FakeDiscord:
         users, roles, everyone = resolve_mentions(
             content, body.get("allowed_mentions"), guild, self.users, reference.author_id if reference else None
         )
+        if message_type is None:
+            message_type = MessageType.REPLY if reference else MessageType.DEFAULT
         payload: dict[str, Any] = {
             "id": str(message_id),
             "channel_id": channel["id"],
-            "type": message_type if message_type is not None else (MessageType.REPLY if reference else MessageType.DEFAULT),
+            "type": message_type,
             "content": content,
             "author": author.payload(),
             "timestamp": iso_timestamp(now),
@@ -2063,7 +2073,8 @@ class FakeDiscord:
         result = []
         for name, value in options.items():
             option_type = declared.get(name) or OPTION_TYPE_BY_PYTHON_TYPE.get(type(value), 3)
-            result.append({"name": name, "type": option_type, "value": self._option_value(option_type, value, guild, resolved)})
+            option_value = self._option_value(option_type, value, guild, resolved)
+            result.append({"name": name, "type": option_type, "value": option_value})
         return result, resolved
 
     def _option_value(self, option_type: int, value: Any, guild: FakeGuild | None, resolved: dict[str, Any]) -> Any:
@@ -2072,7 +2083,8 @@ class FakeDiscord:
             resolved.setdefault("users", {})[str(user.id)] = user.payload()
             if guild is not None and user.id in guild.members:
                 member = guild.members[user.id].payload(with_user=False)
-                resolved.setdefault("members", {})[str(user.id)] = {**member, "permissions": str(guild.permissions_of(user.id))}
+                member["permissions"] = str(guild.permissions_of(user.id))
+                resolved.setdefault("members", {})[str(user.id)] = member
             return str(user.id)
         if option_type == 7:  # CHANNEL
             channel = value if isinstance(value, dict) else self.channels[int(value)]
@@ -2093,7 +2105,8 @@ class FakeDiscord:
             CallbackType.UPDATE_MESSAGE,
             CallbackType.MODAL,
         ):
-            raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", "Value must be one of {4, 5, 6, 7, 9}.")])
+            message = "Value must be one of {4, 5, 6, 7, 9}."
+            raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", message)])
         interaction.callbacks.append({"type": callback_type, "data": copy.deepcopy(data), "time": time.time()})
         if callback_type not in CallbackType.CREATES_MESSAGE:
             return None
@@ -2128,8 +2141,9 @@ class FakeDiscord:
                 "user": interaction.user.payload(),
             },
         }
+        message_type = MessageType.CHAT_INPUT_COMMAND
         return self._store_message(
-            channel, self.bot_user, body, files=files, message_type=MessageType.CHAT_INPUT_COMMAND, flags=flags, extra=extra
+            channel, self.bot_user, body, files=files, message_type=message_type, flags=flags, extra=extra
         )
 
     async def _send_followup(

@@ -6,6 +6,9 @@ ways real servers do (HTTP errors, slow headers, stalls, cut connections, ...).
 Run standalone for benchmarks::
 
     python -m tests.fakes.model_server --port 8081 --tokens 300 --rate 50 --first-token-delay 0.2
+
+``GET /debug/requests`` lists the recorded requests' timings as JSON, so a benchmark in
+another process can see when each first and last token left the server.
 """
 
 from __future__ import annotations
@@ -104,6 +107,31 @@ class RecordedRequest:
     tokens_sent: int = 0
     outcome: str = "pending"  # completed | http_error | stalled | cut | reset | disconnected | server_stopped
 
+    def last_user_content(self) -> str | None:
+        """The content of the request's last user message (how a benchmark tells requests apart)."""
+        messages = self.body.get("messages")
+        if not isinstance(messages, list):
+            return None
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                return content if isinstance(content, str) else None
+        return None
+
+    def timing(self) -> dict[str, Any]:
+        """What ``GET /debug/requests`` shows for this request (times are ``time.time()``)."""
+        return {
+            "path": self.path,
+            "received_at": self.received_at,
+            "first_token_at": self.first_token_at,
+            "last_token_at": self.last_token_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "tokens_sent": self.tokens_sent,
+            "outcome": self.outcome,
+            "last_user_message": self.last_user_content(),
+        }
+
 
 @dataclass
 class _Plan:
@@ -149,6 +177,7 @@ class FakeModelServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/debug/requests", self._debug_requests)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -182,6 +211,9 @@ class FakeModelServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def _debug_requests(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": [rec.timing() for rec in self.requests]})
 
     async def _models(self, request: web.Request) -> web.Response:
         entry = {"id": self.model, "object": "model", "created": int(time.time()), "owned_by": "fake"}

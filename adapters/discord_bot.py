@@ -1,0 +1,484 @@
+"""Discord: mentions open a thread, DMs are one conversation, /ask /reset /model.
+
+Conversation keys:
+  discord:conv:<id>  a thread (a thread started from a message has that message's id, so
+                     the key is known before the thread exists) or a reply chain's root
+  discord:dm:<id>    a DM channel
+  discord:ask:<id>   a /ask outside threads and DMs; replies to its answer continue it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import structlog
+import yarl
+from discord import app_commands
+
+from bot.budget import WriteBudget
+from bot.core import ChatCore, Turn
+from bot.render import SurfaceLimits
+from config.env import ConfigError, Env
+from config.settings import Settings
+
+NAME = "discord"
+TOKEN_VARIABLES = ("DISCORD_TOKEN",)
+
+log = structlog.get_logger(__name__)
+
+MAX_CONTENT = 2000
+THREAD_NAME_LENGTH = 90
+DENIAL_NOTICE_TTL = 24 * 3600
+REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0, waiting_delay=0.4)
+THREAD_CHANNEL_TYPES = (discord.ChannelType.text, discord.ChannelType.news)
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    read_message_history=True,
+)
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    token: str
+    api_base_url: str
+    gateway_url: str | None
+    command_guild_ids: frozenset[str]
+    allowed_guild_ids: frozenset[str]
+    allowed_channel_ids: frozenset[str]
+    allowed_role_ids: frozenset[str]
+    blocked_user_ids: frozenset[str]
+    allow_dms: bool
+
+    @classmethod
+    def from_env(cls, env: Env) -> DiscordSettings:
+        token = env.optional_str("DISCORD_TOKEN")
+        if token is None:
+            raise ConfigError("DISCORD_TOKEN is not set: create a bot in the Discord developer portal")
+        return cls(
+            token=token,
+            api_base_url=(env.url("DISCORD_API_BASE_URL", "https://discord.com/api/v10", ("http", "https")) or "")
+            .rstrip("/"),
+            gateway_url=env.url("DISCORD_GATEWAY_URL", None, ("ws", "wss")),
+            command_guild_ids=env.id_set("DISCORD_GUILD_IDS"),
+            allowed_guild_ids=env.id_set("DISCORD_ALLOWED_GUILD_IDS"),
+            allowed_channel_ids=env.id_set("DISCORD_ALLOWED_CHANNEL_IDS"),
+            allowed_role_ids=env.id_set("DISCORD_ALLOWED_ROLE_IDS"),
+            blocked_user_ids=env.id_set("DISCORD_BLOCKED_USER_IDS"),
+            allow_dms=env.bool("ALLOW_DMS", True),
+        )
+
+
+# -- rate limits ---------------------------------------------------------------------
+
+
+class DiscordRateLimits:
+    """Budgets mirroring Discord's buckets, shared by every reply of this process."""
+
+    def __init__(self, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0) -> None:
+        # The global limit refills every second: never a reason to hold a reply, but part of
+        # it is kept from interim edits so first and final writes go out at once.
+        self.global_ = WriteBudget(global_per_second, 1.0, admission=False, hold_back_cap=global_per_second * 3 // 5)
+        self._per_channel = per_channel
+        self._window = channel_window
+        self._creates: dict[int, WriteBudget] = {}
+        self._edits: dict[int, WriteBudget] = {}
+
+    def creates(self, channel_id: int) -> WriteBudget:
+        return self._budget(self._creates, channel_id)
+
+    def edits(self, channel_id: int) -> WriteBudget:
+        return self._budget(self._edits, channel_id)
+
+    def _budget(self, budgets: dict[int, WriteBudget], channel_id: int) -> WriteBudget:
+        budget = budgets.get(channel_id)
+        if budget is None:
+            if len(budgets) > 4096:  # forget idle channels so memory stays flat on huge servers
+                for idle in [key for key, value in budgets.items() if value.idle()]:
+                    del budgets[idle]
+            budget = budgets[channel_id] = WriteBudget(self._per_channel, self._window)
+        return budget
+
+
+# -- reply surfaces --------------------------------------------------------------------
+
+
+@dataclass
+class Destination:
+    channel: discord.abc.Messageable
+    reply_to: discord.Message | None = None  # set when the conversation is a reply chain
+
+
+class ChannelReply:
+    """A reply made of channel messages, edited in place as the model writes."""
+
+    limits = REPLY_LIMITS
+
+    def __init__(
+        self,
+        destination: asyncio.Future[Destination],
+        channel_id: int,
+        rate_limits: DiscordRateLimits,
+        on_posted: Any = None,
+    ) -> None:
+        self._destination = destination
+        self._rate_limits = rate_limits
+        self._on_posted = on_posted
+        self.post_budgets = (rate_limits.creates(channel_id), rate_limits.global_)
+        self.edit_budgets = (rate_limits.edits(channel_id), rate_limits.global_)
+
+    async def show_waiting(self) -> None:
+        destination = await self._destination
+        while True:
+            await self._rate_limits_spend_typing()
+            await destination.channel.typing()
+            await asyncio.sleep(8)  # Discord shows "typing…" for 10 s per request
+
+    async def _rate_limits_spend_typing(self) -> None:
+        # Typing is cosmetic: it waits for spare budget instead of taking urgent capacity.
+        from bot.budget import seconds_until_spare, try_spend_spare
+
+        while not try_spend_spare((self._rate_limits.global_,)):
+            await asyncio.sleep(max(0.05, seconds_until_spare((self._rate_limits.global_,))))
+
+    async def post(self, text: str, *, final: bool) -> discord.Message:
+        destination = await self._destination
+        if destination.reply_to is not None:
+            message = await destination.reply_to.reply(text, mention_author=False)
+        else:
+            message = await destination.channel.send(text)
+        if self._on_posted is not None:
+            await self._on_posted(message)
+        return message
+
+    async def edit(self, handle: discord.Message, text: str, *, final: bool) -> None:
+        await handle.edit(content=text)
+
+
+class InteractionReply:
+    """The answer to a deferred slash command: the original response, then follow-ups."""
+
+    limits = REPLY_LIMITS
+
+    def __init__(self, interaction: discord.Interaction, rate_limits: DiscordRateLimits, on_posted: Any = None) -> None:
+        self._interaction = interaction
+        self._on_posted = on_posted
+        self._used_original = False
+        # Interaction webhooks have their own buckets and are exempt from the global limit.
+        webhook = WriteBudget(5, 5.0)
+        self.post_budgets = (webhook,)
+        self.edit_budgets = (webhook,)
+
+    async def show_waiting(self) -> None:
+        return None  # the deferred response already shows "… is thinking"
+
+    async def post(self, text: str, *, final: bool) -> discord.Message | str:
+        if not self._used_original:
+            self._used_original = True
+            message = await self._interaction.edit_original_response(content=text)
+            if self._on_posted is not None:
+                await self._on_posted(message)
+            return "original"
+        return await self._interaction.followup.send(text, wait=True)
+
+    async def edit(self, handle: discord.Message | str, text: str, *, final: bool) -> None:
+        if handle == "original":
+            await self._interaction.edit_original_response(content=text)
+        else:
+            await handle.edit(content=text)  # type: ignore[union-attr]
+
+
+# -- the bot ---------------------------------------------------------------------------
+
+
+def thread_name(text: str) -> str:
+    name = " ".join(text.split()) or "Conversation"
+    return name if len(name) <= THREAD_NAME_LENGTH else name[: THREAD_NAME_LENGTH - 1].rstrip() + "…"
+
+
+class MistralDiscordBot(discord.Client):
+    def __init__(self, core: ChatCore, settings: DiscordSettings) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.dm_messages = True
+        intents.message_content = True
+        super().__init__(
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),  # nothing the model writes pings anyone
+            chunk_guilds_at_startup=False,  # no member lists: memory stays flat on 100k-member servers
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            max_messages=None,
+        )
+        self.core = core
+        self.settings = settings
+        self.rate_limits = DiscordRateLimits()
+        self.tree = app_commands.CommandTree(self)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._register_commands()
+
+    # -- start-up --------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        try:
+            if self.settings.command_guild_ids:
+                for guild_id in self.settings.command_guild_ids:
+                    guild = discord.Object(id=int(guild_id))
+                    self.tree.copy_global_to(guild=guild)
+                    await self.tree.sync(guild=guild)
+            else:
+                await self.tree.sync()
+        except discord.HTTPException as error:
+            log.error("slash_command_sync_failed", status=error.status, error=str(error))
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info("discord_ready", user=str(self.user), guilds=len(self.guilds))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().close()
+
+    # -- messages --------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        conversation = await self._conversation_for(message)
+        if conversation is None:
+            return
+        if not self._allowed(message.author, message.guild, message.channel):
+            await self._explain_refusal_once(message)
+            return
+        key, destination, channel_id = conversation
+        text = self._without_mention(message.content)
+        if not text:
+            text = "(empty message)"
+        turn = Turn(key, str(message.author.id), message.author.display_name, text)
+        surface = ChannelReply(destination, channel_id, self.rate_limits, self._linker(key))
+        self._spawn(self._answer(turn, surface))
+
+    async def _conversation_for(
+        self, message: discord.Message
+    ) -> tuple[str, asyncio.Future[Destination], int] | None:
+        """The conversation a message belongs to, or None when it isn't addressed to the bot."""
+        assert self.user is not None
+        channel = message.channel
+        if isinstance(channel, discord.DMChannel):
+            return f"discord:dm:{channel.id}", _ready(Destination(channel)), channel.id
+        if isinstance(channel, discord.Thread):
+            if channel.owner_id == self.user.id or self._mentions_me(message) or self._replies_to_me(message):
+                return f"discord:conv:{channel.id}", _ready(Destination(channel)), channel.id
+            return None
+        if self._replies_to_me(message):
+            replied = message.reference.message_id if message.reference else None
+            key = await self.core.store.resolve(f"discord:msg:{replied}") or f"discord:conv:{replied}"
+            return key, _ready(Destination(channel, reply_to=message)), channel.id
+        if self._mentions_me(message):
+            destination = asyncio.get_running_loop().create_future()
+            self._spawn(self._open_thread(message, destination))
+            # A thread started from a message shares that message's id.
+            return f"discord:conv:{message.id}", destination, message.id
+        return None
+
+    async def _open_thread(self, message: discord.Message, destination: asyncio.Future[Destination]) -> None:
+        channel = message.channel
+        try:
+            if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
+                raise _NoThreads("channel type has no threads")
+            await _spend_urgent((self.rate_limits.creates(channel.id), self.rate_limits.global_))
+            thread = await message.create_thread(name=thread_name(self._without_mention(message.content)))
+            destination.set_result(Destination(thread))
+        except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
+            log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
+            destination.set_result(Destination(channel, reply_to=message))
+
+    def _linker(self, key: str) -> Any:
+        async def link(posted: discord.Message) -> None:
+            # Replying to any of the bot's messages continues this conversation.
+            if not isinstance(posted.channel, discord.Thread | discord.DMChannel):
+                await self.core.store.link(f"discord:msg:{posted.id}", key)
+
+        return link
+
+    async def _answer(self, turn: Turn, surface: ChannelReply | InteractionReply) -> None:
+        try:
+            await self.core.answer(turn, surface)
+        except Exception:  # noqa: BLE001 - a platform error in one reply must not end the others
+            log.exception("discord_reply_failed", thread=turn.thread)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        assert self.user is not None
+        return any(user.id == self.user.id for user in message.mentions)
+
+    def _replies_to_me(self, message: discord.Message) -> bool:
+        assert self.user is not None
+        referenced = message.reference.resolved if message.reference else None
+        return isinstance(referenced, discord.Message) and referenced.author.id == self.user.id
+
+    def _without_mention(self, content: str) -> str:
+        assert self.user is not None
+        return re.sub(rf"<@!?{self.user.id}>", "", content).strip()
+
+    # -- access ----------------------------------------------------------------------
+
+    def _allowed(self, user: discord.abc.User, guild: discord.Guild | None, channel: Any) -> bool:
+        settings = self.settings
+        if str(user.id) in settings.blocked_user_ids:
+            return False
+        if guild is None:
+            return settings.allow_dms
+        if settings.allowed_guild_ids and str(guild.id) not in settings.allowed_guild_ids:
+            return False
+        if settings.allowed_channel_ids:
+            parent = getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+            if str(channel.id) not in settings.allowed_channel_ids and str(parent) not in settings.allowed_channel_ids:
+                return False
+        if settings.allowed_role_ids:
+            roles = {str(role.id) for role in getattr(user, "roles", [])}
+            if not roles & settings.allowed_role_ids:
+                return False
+        return True
+
+    def _refusal(self, guild: discord.Guild | None) -> str:
+        if guild is None and not self.settings.allow_dms:
+            return "I don't answer direct messages here. Mention me in a server channel instead."
+        return "Sorry, I'm not available to you here (this server limits who can use me, or where)."
+
+    async def _explain_refusal_once(self, message: discord.Message) -> None:
+        scope = message.guild.id if message.guild else "dm"
+        if not await self.core.store.claim(f"discord:refused:{message.author.id}:{scope}", DENIAL_NOTICE_TTL):
+            return
+        text = self._refusal(message.guild)
+        try:
+            await message.author.send(text)
+        except discord.HTTPException:
+            await message.reply(text, mention_author=False, delete_after=30)
+
+    # -- slash commands --------------------------------------------------------------
+
+    def _register_commands(self) -> None:
+        @self.tree.command(name="ask", description="Ask the model a question")
+        @app_commands.describe(prompt="Your question")
+        async def ask(interaction: discord.Interaction, prompt: str) -> None:
+            await self._ask(interaction, prompt)
+
+        @self.tree.command(name="reset", description="Forget this thread's or DM's conversation")
+        async def reset(interaction: discord.Interaction) -> None:
+            await self._reset(interaction)
+
+        @self.tree.command(name="model", description="Show which model answers")
+        async def model(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(f"I answer with {self.core.describe()}.", ephemeral=True)
+
+    def _interaction_key(self, interaction: discord.Interaction) -> str | None:
+        channel = interaction.channel
+        if isinstance(channel, discord.DMChannel):
+            return f"discord:dm:{channel.id}"
+        if isinstance(channel, discord.Thread):
+            return f"discord:conv:{channel.id}"
+        return None
+
+    async def _ask(self, interaction: discord.Interaction, prompt: str) -> None:
+        if not self._allowed(interaction.user, interaction.guild, interaction.channel):
+            await interaction.response.send_message(self._refusal(interaction.guild), ephemeral=True)
+            return
+        if not prompt.strip():
+            await interaction.response.send_message("Usage: `/ask prompt: your question`", ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        key = self._interaction_key(interaction) or f"discord:ask:{interaction.id}"
+        turn = Turn(key, str(interaction.user.id), interaction.user.display_name, prompt.strip())
+        surface = InteractionReply(interaction, self.rate_limits, self._linker(key))
+        await self._answer(turn, surface)
+
+    async def _reset(self, interaction: discord.Interaction) -> None:
+        key = self._interaction_key(interaction)
+        if key is None:
+            text = "Conversations live in threads and DMs: use /reset inside one of them."
+        else:
+            await self.core.reset(key)
+            text = "Done: I've forgotten this conversation. The next message starts fresh."
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+class _NoThreads(Exception):
+    pass
+
+
+def _ready(destination: Destination) -> asyncio.Future[Destination]:
+    future: asyncio.Future[Destination] = asyncio.get_running_loop().create_future()
+    future.set_result(destination)
+    return future
+
+
+async def _spend_urgent(budgets: tuple[WriteBudget, ...]) -> None:
+    from bot.budget import spend
+
+    await spend(budgets)
+
+
+# -- entry points ----------------------------------------------------------------------
+
+
+def point_at(settings: DiscordSettings) -> None:
+    """Send REST (and, if set, gateway) traffic to the configured URLs (proxies, tests)."""
+    discord.http.Route.BASE = settings.api_base_url
+    if settings.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+async def run(core: ChatCore, settings: Settings) -> None:
+    discord_settings = DiscordSettings.from_env(settings.env)
+    point_at(discord_settings)
+    if not core.store.durable:
+        log.warning("discord_history_not_durable", message="history is in memory and is lost on restart")
+    client = MistralDiscordBot(core, discord_settings)
+    async with client:
+        try:
+            await client.start(discord_settings.token)
+        except discord.LoginFailure as error:
+            raise ConfigError(f"DISCORD_TOKEN was rejected by Discord ({error})") from None
+        except discord.PrivilegedIntentsRequired:
+            raise ConfigError(
+                "Discord refused the Message Content intent: enable it for the bot in the developer portal "
+                "(Bot → Privileged Gateway Intents → Message Content Intent)"
+            ) from None
+
+
+def application_id_from_token(token: str) -> str:
+    """A bot token's first segment is its user id (= the application id), base64-encoded."""
+    head = token.split(".", 1)[0]
+    try:
+        return base64.b64decode(head + "=" * (-len(head) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError("DISCORD_TOKEN does not look like a bot token") from None
+
+
+def invite_url(token: str) -> str:
+    client_id = application_id_from_token(token)
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={client_id}"
+        f"&scope=bot%20applications.commands&permissions={INVITE_PERMISSIONS.value}"
+    )
+
+
+def command(argv: list[str], settings: Settings) -> int | None:
+    if "--invite-url" not in argv:
+        return None
+    print(invite_url(DiscordSettings.from_env(settings.env).token))
+    return 0

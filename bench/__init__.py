@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.core` measures the shared core under concurrent conversations."""
