@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import json
 import math
@@ -36,13 +37,14 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot import loop
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.logs import configure_logging
@@ -61,7 +63,7 @@ AUTHOR_ID = "bench-user"
 PREFILL_CONCURRENCY = 50
 SURFACE_MAX_LENGTH = 2000
 
-# Targets: (name, limit); what each applies to is decided in `evaluate_targets`.
+# Targets; which rounds each applies to is decided in `evaluate_targets`.
 FIRST_VISIBLE_P99_MS = 50.0
 FIRST_VISIBLE_MAX_N = 200
 FINAL_VISIBLE_P99_MS = 100.0
@@ -84,6 +86,7 @@ class Options:
     history: int
     json_path: Path | None
     log_level: str
+    profile_path: Path | None
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -98,6 +101,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--history", type=int, default=20, help="messages already in each thread")
     parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results to this file")
     parser.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--profile", dest="profile_path", type=Path, default=None,
+                        help="cProfile the timed part of each round into PATH.N<n> (slows the run)")
     args = parser.parse_args(argv)
     ns = tuple(int(part) for part in args.n.split(",") if part.strip())
     if not ns or min(ns) < 1:
@@ -113,6 +118,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         history=args.history,
         json_path=args.json_path,
         log_level=args.log_level,
+        profile_path=args.profile_path,
     )
 
 
@@ -175,6 +181,12 @@ class ModelServerProcess:
 
     def request_timings(self) -> list[dict[str, Any]]:
         return list(http_get_json(f"{self.base_url}/debug/requests")["requests"])
+
+    def cpu_seconds(self) -> float:
+        """The server process's CPU so far (user + system), to show how busy the machine was."""
+        assert self._process is not None
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- building the core ---------------------------------------------------------------
@@ -263,10 +275,11 @@ async def prefill(conversations: Sequence[Conversation], history: int, reply: st
         async with gate:
             for index in range(history):
                 if index % 2 == 0:
-                    message = StoredMessage("user", f"Earlier question {index // 2}?", AUTHOR_ID, "Bench", time.time())
-                    await conversation.store.begin_turn(conversation.thread, message)
+                    question = StoredMessage("user", f"Earlier question {index // 2}?", AUTHOR_ID, "Bench", time.time())
+                    await conversation.store.begin_turn(conversation.thread, question)
                 else:
-                    await conversation.store.add_reply(conversation.thread, StoredMessage("assistant", reply, at=time.time()))
+                    earlier = StoredMessage("assistant", reply, at=time.time())
+                    await conversation.store.add_reply(conversation.thread, earlier)
             await conversation.store.ping()  # opens the connection even with --history 0
             conversation.round_trips_before = conversation.store.round_trips
 
@@ -285,18 +298,42 @@ async def answer(conversation: Conversation, go: asyncio.Event) -> None:
 class Timed:
     cpu_seconds: float
     wall_seconds: float
+    server_cpu_seconds: float
 
 
-async def run_together(conversations: Sequence[Conversation]) -> Timed:
+async def run_together(
+    conversations: Sequence[Conversation], server_cpu: Callable[[], float], profile_path: Path | None = None
+) -> Timed:
     """Start every turn at once; measure this process's CPU (all threads) until all end."""
     go = asyncio.Event()
     tasks = [asyncio.create_task(answer(conversation, go)) for conversation in conversations]
     await asyncio.sleep(0)  # every task is now parked on `go`
     gc.collect()
-    cpu, wall = time.process_time(), time.perf_counter()
+    profiler = cProfile.Profile() if profile_path else None
+    cpu, wall, server = time.process_time(), time.perf_counter(), server_cpu()
+    if profiler:
+        profiler.enable()
     go.set()
     await asyncio.gather(*tasks)
-    return Timed(time.process_time() - cpu, time.perf_counter() - wall)
+    if profiler:
+        profiler.disable()
+    timed = Timed(time.process_time() - cpu, time.perf_counter() - wall, server_cpu() - server)
+    if profiler and profile_path:
+        profiler.dump_stats(profile_path)
+    return timed
+
+
+async def warm_up(backend: InferenceBackend, pieces: int = 3) -> None:
+    """Stream a few tokens once, so first-use imports and caches are not timed."""
+    stream = backend.stream([{"role": "user", "content": "warm-up"}])
+    seen = 0
+    try:
+        async for _ in stream:
+            seen += 1
+            if seen >= pieces:
+                break
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def close_stores(conversations: Sequence[Conversation]) -> None:
@@ -331,6 +368,8 @@ class RoundResult:
     cpu_seconds: float
     cpu_per_1k_tokens: float | None
     wall_seconds: float
+    server_cpu_seconds: float
+    server_late_ms: dict[str, float | None]  # how far the server's last token fell behind --rate
     failures: list[str] = field(default_factory=list)
 
 
@@ -354,17 +393,15 @@ def by_marker(timings: Sequence[dict[str, Any]], markers: set[str]) -> dict[str,
     """The server's record for each conversation, found by the marker in its user message."""
     found: dict[str, dict[str, Any]] = {}
     for record in timings:
-        content = record.get("last_user_message") or ""
-        for marker in _markers_in(content, markers):
+        marker = marker_in(record.get("last_user_message") or "")
+        if marker in markers:
             found[marker] = record
     return found
 
 
-def _markers_in(content: str, markers: set[str]) -> Iterator[str]:
-    # "... conversation m-<round>-<index>-<rand>." → the marker is the word before the final period.
-    word = content.rstrip(".").rsplit(" ", 1)[-1]
-    if word in markers:
-        yield word
+def marker_in(content: str) -> str:
+    """`Conversation.turn`'s text ends "… conversation <marker>.": the word before the period."""
+    return content.rstrip(".").rsplit(" ", 1)[-1]
 
 
 def squashed(text: str) -> str:
@@ -392,8 +429,16 @@ def conversation_failure(conversation: Conversation, record: dict[str, Any] | No
     return None
 
 
+def server_lateness_ms(record: dict[str, Any], rate: float) -> float | None:
+    """How much longer the server took to send its tokens than --rate allows (its own lag)."""
+    if rate <= 0 or not record.get("first_token_at") or not record.get("last_token_at"):
+        return None
+    ideal = (record["tokens_sent"] - 1) / rate
+    return (record["last_token_at"] - record["first_token_at"] - ideal) * 1000
+
+
 def measure(
-    conversations: Sequence[Conversation], timings: Sequence[dict[str, Any]], timed: Timed, expected: str
+    conversations: Sequence[Conversation], timings: Sequence[dict[str, Any]], timed: Timed, expected: str, rate: float
 ) -> RoundResult:
     records = by_marker(timings, {c.marker for c in conversations})
     first_ms: list[float] = []
@@ -415,6 +460,7 @@ def measure(
     results = [c.result for c in conversations if c.result is not None]
     tokens = sum(len(tokenize(result.text)) for result in results)
     trips = [float(c.store.round_trips - c.round_trips_before) for c in conversations]
+    late = [ms for ms in (server_lateness_ms(r, rate) for r in records.values()) if ms is not None]
     return RoundResult(
         n=len(conversations),
         completed=sum(1 for result in results if result.complete),
@@ -428,6 +474,8 @@ def measure(
         cpu_seconds=timed.cpu_seconds,
         cpu_per_1k_tokens=timed.cpu_seconds / (tokens / 1000) if tokens else None,
         wall_seconds=timed.wall_seconds,
+        server_cpu_seconds=timed.server_cpu_seconds,
+        server_late_ms=spread(late),
         failures=failures,
     )
 
@@ -437,9 +485,10 @@ async def run_round(n: int, parts: CoreParts, server: ModelServerProcess, option
     conversations = new_conversations(n, parts, options)
     try:
         await prefill(conversations, options.history, expected)
-        timed = await run_together(conversations)
+        profile = options.profile_path.with_name(f"{options.profile_path.name}.N{n}") if options.profile_path else None
+        timed = await run_together(conversations, server.cpu_seconds, profile)
         timings = await asyncio.to_thread(server.request_timings)
-        return measure(conversations, timings, timed, expected)
+        return measure(conversations, timings, timed, expected, options.rate)
     finally:
         await close_stores(conversations)
 
@@ -488,7 +537,8 @@ def _ms(value: float | None) -> str:
 
 HEADER = (
     f"{'N':>5} | {'first p50/p99 ms':>17} | {'final p50/p99 ms':>17} | {'edits mean/max':>14} | "
-    f"{'writes mean/max':>15} | {'RT/turn max':>11} | {'CPU s/1k tok':>12} | {'done/N':>9} | {'wall s':>6} | failures"
+    f"{'writes mean/max':>15} | {'RT/turn max':>11} | {'CPU s/1k tok':>12} | {'done/N':>9} | {'wall s':>6} | "
+    f"{'srv CPU s':>9} | {'srv late p99 ms':>15} | failures"
 )
 
 
@@ -502,7 +552,7 @@ def format_row(row: RoundResult) -> str:
     return (
         f"{row.n:>5} | {first:>17} | {final:>17} | {edits:>14} | {writes:>15} | "
         f"{row.round_trips_per_turn['max']:>11.0f} | {cpu:>12} | {done:>9} | {row.wall_seconds:>6.2f} | "
-        f"{len(row.failures)}"
+        f"{row.server_cpu_seconds:>9.2f} | {_ms(row.server_late_ms['p99']):>15} | {len(row.failures)}"
     )
 
 
@@ -518,9 +568,9 @@ def machine() -> dict[str, Any]:
 
 def print_header(options: Options, info: dict[str, Any]) -> None:
     print(
-        f"bench.core: {options.tokens} tokens at {options.rate:g}/s, first-token delay {options.first_token_delay:g} s, "
-        f"edit interval {options.edit_interval:g} s, edit budget {options.edit_limit}/{options.edit_window:g} s, "
-        f"history {options.history} messages"
+        f"bench.core: {options.tokens} tokens at {options.rate:g}/s, "
+        f"first-token delay {options.first_token_delay:g} s, edit interval {options.edit_interval:g} s, "
+        f"edit budget {options.edit_limit}/{options.edit_window:g} s, history {options.history} messages"
     )
     print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}")
     print(HEADER)
@@ -541,12 +591,12 @@ def print_summary(rows: Sequence[RoundResult], checks: Sequence[TargetCheck]) ->
 def write_json(path: Path, options: Options, info: dict[str, Any], rows: Sequence[RoundResult],
                checks: Sequence[TargetCheck]) -> None:  # fmt: skip
     data = {
-        "options": {**asdict(options), "json_path": str(options.json_path) if options.json_path else None},
+        "options": asdict(options),
         "machine": info,
         "rounds": [asdict(row) for row in rows],
         "targets": [asdict(check) for check in checks],
     }
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 # -- main ----------------------------------------------------------------------------
@@ -562,6 +612,7 @@ def raise_open_files_limit(needed: int) -> None:
 async def run(options: Options, server: ModelServerProcess, prefix: str) -> list[RoundResult]:
     settings = bench_settings(server.base_url, prefix, options)
     parts = await asyncio.to_thread(build_parts, settings)  # tokenizer load: setup, not timed
+    await warm_up(parts.backend)
     rows = []
     try:
         for n in options.ns:
@@ -583,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"bench:{uuid.uuid4().hex[:12]}:"
     print_header(options, info)
     with ModelServerProcess(options) as server:
-        rows = asyncio.run(run(options, server, prefix))
+        rows = loop.run(run(options, server, prefix))
     checks = evaluate_targets(rows)
     print_summary(rows, checks)
     if options.json_path is not None:

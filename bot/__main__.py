@@ -10,6 +10,7 @@ from types import ModuleType
 import structlog
 
 import adapters
+from bot import loop
 from bot.app import build_core, close_core, describe_store
 from bot.logs import configure_logging
 from config.env import ConfigError
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         _announce(chosen, settings, console)
     try:
-        return asyncio.run(_serve(chosen, settings, console))
+        return loop.run(_serve(chosen, settings, console))
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2

@@ -84,8 +84,8 @@ class ChatCore:
             await self.store.clear(thread)
 
     async def _prepare(self, turn: Turn) -> list[ChatMessage]:
-        await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
-        message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time())
+        tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
+        message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
         history = await self.store.begin_turn(turn.thread, message)
         size = sum(len(m.content) for m in history)
         return await _maybe_off_loop(size, self._prompts.build, history)
@@ -93,8 +93,9 @@ class ChatCore:
     async def _remember(self, turn: Turn, result: RenderResult) -> None:
         if not result.complete:
             return  # a partial answer is shown with its reason but not fed back to the model
+        tokens = await _maybe_off_loop(len(result.text), self._prompts.count, result.text)
         try:
-            await self.store.add_reply(turn.thread, StoredMessage("assistant", result.text, at=time.time()))
+            await self.store.add_reply(turn.thread, StoredMessage("assistant", result.text, at=time.time(), tokens=tokens))
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import httpx2
 import structlog
-from huggingface_hub import AsyncInferenceClient
+from huggingface_hub import AsyncInferenceClient, set_async_client_factory
 from huggingface_hub.errors import (
     HfHubHTTPError,
     InferenceTimeoutError,
@@ -47,11 +47,34 @@ class ModelBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def share_tls_context() -> None:
+    """Make every AsyncInferenceClient reuse one TLS context.
+
+    Each stream gets a client of its own (closing it is what frees the connection), but
+    httpx2 builds a TLS context per client: ~30 ms of CPU on the event loop per reply.
+    """
+    from huggingface_hub.utils._http import async_hf_request_event_hook, async_hf_response_event_hook
+
+    context = httpx2.create_ssl_context()
+
+    def factory() -> httpx2.AsyncClient:
+        # The same client huggingface_hub's default factory builds, but with the shared context.
+        return httpx2.AsyncClient(
+            verify=context,
+            event_hooks={"request": [async_hf_request_event_hook], "response": [async_hf_response_event_hook]},
+            follow_redirects=True,
+            timeout=None,
+        )
+
+    set_async_client_factory(factory)
+
+
 class InferenceBackend:
     """huggingface_hub's AsyncInferenceClient: the HF router or any OpenAI-compatible server."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self._settings = settings
+        share_tls_context()
 
     def describe(self) -> str:
         return self._settings.describe()

@@ -57,37 +57,52 @@ class PromptBuilder:
     def history_budget(self) -> int:
         return self._budget.prompt_tokens - self._system_tokens
 
-    def check_fits(self, text: str) -> None:
-        """Refuse a message that alone cannot fit, before it is stored anywhere."""
-        needed = self._counter.count(text) + TOKENS_PER_TURN
-        if needed > self.history_budget:
+    def count(self, text: str) -> int:
+        return self._counter.count(text)
+
+    def check_fits(self, text: str) -> int:
+        """The message's token count; refuses one that alone cannot fit, before it is stored."""
+        tokens = self._counter.count(text)
+        if tokens + TOKENS_PER_TURN > self.history_budget:
             raise ReplyFailure(
                 FailureKind.MESSAGE_TOO_LONG,
-                f"message needs {needed} tokens; the history budget is {self.history_budget}",
+                f"message needs {tokens + TOKENS_PER_TURN} tokens; the history budget is {self.history_budget}",
             )
+        return tokens
 
     def build(self, history: Sequence[StoredMessage]) -> list[ChatMessage]:
-        """The model's messages for a history whose last entry is the person's new message."""
+        """The model's messages for a history whose last entry is the person's new message.
+
+        Token counts stored with each message are reused, so a turn costs no re-tokenizing
+        of the whole thread.
+        """
         named = _has_several_people(history)
-        turns = _merge_same_role([(m.role, _render(m, named)) for m in history])
+        turns = _merge_same_role([self._turn(m, named) for m in history])
         kept = self._newest_that_fit(turns)
         messages: list[ChatMessage] = []
         if self._system_prompt:
             messages.append({"role": "system", "content": self._system_prompt})
-        messages.extend({"role": role, "content": content} for role, content in kept)
+        messages.extend({"role": turn.role, "content": turn.content} for turn in kept)
         return messages
 
-    def _newest_that_fit(self, turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _turn(self, message: StoredMessage, named: bool) -> _Turn:
+        tokens = message.tokens or self._counter.count(message.content)
+        if named and message.role == "user" and message.author_name:
+            prefix = f"{message.author_name}: "
+            return _Turn("user", prefix + message.content, tokens + self._counter.count(prefix))
+        return _Turn(message.role, message.content, tokens)
+
+    def _newest_that_fit(self, turns: list[_Turn]) -> list[_Turn]:
         remaining = self.history_budget
-        kept: list[tuple[str, str]] = []
-        for role, content in reversed(turns):
-            cost = self._counter.count(content) + TOKENS_PER_TURN
+        kept: list[_Turn] = []
+        for turn in reversed(turns):
+            cost = turn.tokens + TOKENS_PER_TURN
             if kept and cost > remaining:
                 break
-            kept.append((role, content))
+            kept.append(turn)
             remaining -= cost
         kept.reverse()
-        while kept and kept[0][0] != "user":  # the template must open with a user turn
+        while kept and kept[0].role != "user":  # the template must open with a user turn
             kept.pop(0)
         return kept
 
@@ -96,17 +111,22 @@ def _has_several_people(history: Sequence[StoredMessage]) -> bool:
     return len({m.author_id for m in history if m.role == "user" and m.author_id}) > 1
 
 
-def _render(message: StoredMessage, named: bool) -> str:
-    if named and message.role == "user" and message.author_name:
-        return f"{message.author_name}: {message.content}"
-    return message.content
+@dataclass(frozen=True)
+class _Turn:
+    role: str
+    content: str
+    tokens: int
 
 
-def _merge_same_role(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    merged: list[tuple[str, str]] = []
-    for role, content in turns:
-        if merged and merged[-1][0] == role:
-            merged[-1] = (role, f"{merged[-1][1]}\n\n{content}")
+_SEPARATOR_TOKENS = 2  # "\n\n" between merged messages
+
+
+def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
+    merged: list[_Turn] = []
+    for turn in turns:
+        if merged and merged[-1].role == turn.role:
+            last = merged[-1]
+            merged[-1] = _Turn(turn.role, f"{last.content}\n\n{turn.content}", last.tokens + turn.tokens + _SEPARATOR_TOKENS)
         else:
-            merged.append((role, content))
+            merged.append(turn)
     return merged

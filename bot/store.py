@@ -35,6 +35,7 @@ class StoredMessage:
     author_id: str = ""
     author_name: str = ""
     at: float = 0.0
+    tokens: int = 0  # the content's token count, kept so prompts needn't re-tokenize history
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -48,6 +49,7 @@ class StoredMessage:
             author_id=data.get("author_id", ""),
             author_name=data.get("author_name", ""),
             at=data.get("at", 0.0),
+            tokens=data.get("tokens", 0),
         )
 
 
