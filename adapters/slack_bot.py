@@ -1,0 +1,484 @@
+"""Slack: mentions and DMs answered in threads, /ask and /reset, Socket Mode or HTTP.
+
+Conversation keys:
+  slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread)
+  slack:<team>:dm:<channel>            a DM's top level
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+from markdown_to_mrkdwn import SlackMarkdownConverter
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import budget
+from bot.budget import WriteBudget
+from bot.core import ChatCore, Turn
+from bot.render import SurfaceLimits
+from config.env import ConfigError, Env
+from config.settings import Settings
+
+NAME = "slack"
+TOKEN_VARIABLES = ("SLACK_BOT_TOKEN",)
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
+EVENT_CLAIM_SECONDS = 3600
+NAME_CACHE_SECONDS = 3600
+STATUS_TEXT = "is thinking…"
+_MARKDOWN = SlackMarkdownConverter()
+_SPECIAL_MENTION = re.compile(r"<(?=[!@#])")
+_THREAD_LINK = re.compile(r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<sec>\d{10})(?P<frac>\d{6})(?:\?.*?thread_ts=(?P<thread>[\d.]+))?")
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str
+    app_token: str | None
+    signing_secret: str | None
+    api_url: str
+    port: int
+    allowed_channel_ids: frozenset[str]
+    blocked_user_ids: frozenset[str]
+    streaming: str  # "auto": native streams while their budget allows; "off": chat.update only
+
+    @classmethod
+    def from_env(cls, env: Env) -> SlackSettings:
+        token = env.optional_str("SLACK_BOT_TOKEN")
+        if token is None or not token.startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN is invalid: expected a bot token starting with xoxb-")
+        app_token = env.optional_str("SLACK_APP_TOKEN")
+        if app_token is not None and not app_token.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN is invalid: expected an app-level token starting with xapp-")
+        secret = env.optional_str("SLACK_SIGNING_SECRET")
+        if app_token is None and secret is None:
+            raise ConfigError("Set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode on $PORT)")
+        api_url = env.url("SLACK_API_URL", "https://slack.com/api/", ("http", "https")) or ""
+        return cls(
+            bot_token=token,
+            app_token=app_token,
+            signing_secret=secret,
+            api_url=api_url if api_url.endswith("/") else api_url + "/",  # slack_sdk joins method names
+            port=env.int("PORT", 3000, minimum=1, maximum=65535),
+            allowed_channel_ids=env.id_set("SLACK_ALLOWED_CHANNEL_IDS"),
+            blocked_user_ids=env.id_set("SLACK_BLOCKED_USER_IDS"),
+            streaming=env.choice("SLACK_STREAMING", "auto", ("auto", "off")),
+        )
+
+
+# -- text ------------------------------------------------------------------------------
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape &, < and > so nothing the model writes becomes a mention or a control sequence."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(markdown: str) -> str:
+    return _MARKDOWN.convert(escape_mrkdwn(markdown))
+
+
+def defuse_mentions(markdown: str) -> str:
+    """For Markdown sent as-is (native streams): break `<!channel>`, `<@U…>`, `<!subteam^…>`."""
+    return _SPECIAL_MENTION.sub("<\u200b", markdown)
+
+
+def slack_size(text: str) -> int:
+    """An upper bound of the bytes Slack will count once the text is escaped."""
+    return len(text.encode("utf-8")) + 4 * (text.count("<") + text.count(">") + text.count("&"))
+
+
+REPLY_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator=" ▌",
+                             min_edit_interval=1.0, waiting_delay=0.5)
+STREAM_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator="",
+                              min_edit_interval=1.0, waiting_delay=0.5)
+
+
+# -- rate limits -----------------------------------------------------------------------
+
+
+class WorkspaceBudgets:
+    """Slack's per-method tiers for one workspace, as sliding windows that fit inside them.
+
+    A tier of R per minute with bursts of B fits a window of B requests per B/R minutes.
+    chat.startStream/stopStream have no published tier: Tier 2 (20/min) is assumed.
+    """
+
+    def __init__(self) -> None:
+        self.updates = WriteBudget(10, 12.0)  # chat.update, Tier 3 (50/min)
+        self.status = WriteBudget(10, 12.0, admission=False)  # assistant.threads.setStatus, Tier 3
+        self.appends = WriteBudget(20, 12.0, admission=False)  # chat.appendStream, Tier 4 (100/min)
+        self.stream_starts = WriteBudget(4, 12.0)  # chat.startStream, Tier 2 (assumed)
+        self.stream_stops = WriteBudget(4, 12.0)  # chat.stopStream, Tier 2 (assumed)
+        self._posts: dict[str, WriteBudget] = {}
+
+    def posts(self, channel: str) -> WriteBudget:
+        """chat.postMessage: about one per second per channel, with short bursts."""
+        if channel not in self._posts:
+            if len(self._posts) > 4096:
+                for idle in [key for key, value in self._posts.items() if value.idle()]:
+                    del self._posts[idle]
+            self._posts[channel] = WriteBudget(3, 3.0)
+        return self._posts[channel]
+
+
+# -- reply surfaces --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Place:
+    client: AsyncWebClient
+    team: str
+    channel: str
+    thread_ts: str | None  # None: a top-level DM reply
+    user: str
+
+
+class MessageReply:
+    """Messages posted with chat.postMessage and edited with chat.update."""
+
+    limits = REPLY_LIMITS
+
+    def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
+        self._place = place
+        self._budgets = budgets
+        self.post_budgets = (budgets.posts(place.channel),)
+        self.edit_budgets = (budgets.updates,)
+
+    async def show_waiting(self) -> None:
+        await show_status(self._place, self._budgets)
+
+    async def post(self, text: str, *, final: bool) -> str:
+        place = self._place
+        response = await place.client.chat_postMessage(
+            channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
+            unfurl_links=False, unfurl_media=False,
+        )
+        return str(response["ts"])
+
+    async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
+
+
+class StreamReply:
+    """Slack's native streaming (chat.startStream/appendStream/stopStream via chat_stream).
+
+    Stream methods have their own tiers, so this surface spends them itself: appends only
+    from spare budget (skipped text goes out with the next one), the first message's start
+    and stop from the reservation made when this surface was chosen.
+    """
+
+    limits = STREAM_LIMITS
+    post_budgets: tuple[WriteBudget, ...] = ()
+    edit_budgets: tuple[WriteBudget, ...] = ()
+
+    def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
+        self._place = place
+        self._budgets = budgets
+        self._reserved = True  # the first message's start and stop were reserved by choose_reply
+        self._streams: dict[str, Any] = {}
+        self._sent: dict[str, str] = {}
+        self._expired: set[str] = set()
+
+    async def show_waiting(self) -> None:
+        await show_status(self._place, self._budgets)
+
+    async def post(self, text: str, *, final: bool) -> str:
+        place = self._place
+        reserved, self._reserved = self._reserved, False
+        await budget.spend((self._budgets.stream_starts,), reserved=reserved)
+        stream = await place.client.chat_stream(
+            buffer_size=1, channel=place.channel, thread_ts=place.thread_ts,
+            recipient_team_id=place.team, recipient_user_id=place.user,
+        )
+        await stream.append(markdown_text=defuse_mentions(text))
+        ts = str(stream.ts)
+        self._streams[ts], self._sent[ts] = stream, text
+        if final:
+            await self._stop(ts, text, reserved=reserved)
+        return ts
+
+    async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        if handle in self._expired or not text.startswith(self._sent.get(handle, "")):
+            await self._update(handle, text, final)
+            return
+        if final:
+            await self._stop(handle, text, reserved=handle == next(iter(self._streams)))
+            return
+        delta = self._delta(handle, text)
+        if delta and budget.try_spend_spare((self._budgets.appends,)):
+            await self._call(handle, text, final, self._streams[handle].append(markdown_text=defuse_mentions(delta)))
+
+    async def _stop(self, handle: str, text: str, *, reserved: bool) -> None:
+        await budget.spend((self._budgets.stream_stops,), reserved=reserved)
+        delta = self._delta(handle, text)
+        stop = self._streams[handle].stop(markdown_text=defuse_mentions(delta) if delta else None)
+        await self._call(handle, text, True, stop)
+
+    async def _call(self, handle: str, text: str, final: bool, request: Any) -> None:
+        try:
+            await request
+            self._sent[handle] = text
+        except SlackApiError as error:
+            if error.response.get("error") != "message_not_in_streaming_state":
+                raise
+            # Streams expire after about five minutes: finish the message with chat.update.
+            log.info("slack_stream_expired", channel=self._place.channel, ts=handle)
+            self._expired.add(handle)
+            await self._update(handle, text, final)
+
+    async def _update(self, handle: str, text: str, final: bool) -> None:
+        if final:
+            await budget.spend((self._budgets.updates,))
+        elif not budget.try_spend_spare((self._budgets.updates,)):
+            return
+        await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
+        self._sent[handle] = text
+
+    def _delta(self, handle: str, text: str) -> str:
+        return text[len(self._sent.get(handle, "")) :]
+
+
+async def show_status(place: Place, budgets: WorkspaceBudgets) -> None:
+    """'is thinking…' under the thread while the model starts; cosmetic, so spare budget only."""
+    if place.thread_ts is None or not budget.try_spend_spare((budgets.status,)):
+        return
+    try:
+        await place.client.assistant_threads_setStatus(
+            channel_id=place.channel, thread_ts=place.thread_ts, status=STATUS_TEXT
+        )
+    except SlackApiError as error:
+        log.debug("slack_status_unavailable", error=error.response.get("error"))
+
+
+# -- the bot ---------------------------------------------------------------------------
+
+
+class SlackBot:
+    def __init__(self, core: ChatCore, settings: SlackSettings) -> None:
+        self.core = core
+        self.settings = settings
+        self.client = AsyncWebClient(
+            token=settings.bot_token,
+            base_url=settings.api_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=settings.signing_secret or "socket-mode",
+            request_verification_enabled=settings.app_token is None,
+        )
+        self.bot_user_id = ""
+        self._budgets: dict[str, WorkspaceBudgets] = {}
+        self._names: dict[str, tuple[float, str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._register()
+
+    def _register(self) -> None:
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.command("/ask")(self._on_ask)
+        self.app.command("/reset")(self._on_reset)
+
+    # -- events ----------------------------------------------------------------------
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if not await self._first_delivery(body):
+            return
+        thread_ts = event.get("thread_ts") or event["ts"]
+        await self._start_turn(event, body.get("team_id") or event.get("team", ""), thread_ts)
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("subtype") or event.get("bot_id") or event.get("user") in (None, self.bot_user_id):
+            return  # edits, deletions, joins, bots and our own messages never get a reply
+        team = body.get("team_id") or event.get("team", "")
+        if event.get("channel_type") == "im":
+            if await self._first_delivery(body):
+                await self._start_turn(event, team, event.get("thread_ts"))
+            return
+        thread_ts = event.get("thread_ts")
+        if thread_ts is None or f"<@{self.bot_user_id}>" in event.get("text", ""):
+            return  # top-level channel chatter, or a mention (handled as app_mention)
+        if await self.core.store.resolve(thread_link(team, event["channel"], thread_ts)) is None:
+            return  # not a thread the bot is part of
+        if await self._first_delivery(body):
+            await self._start_turn(event, team, thread_ts)
+
+    async def _first_delivery(self, body: dict[str, Any]) -> bool:
+        """Slack redelivers events (retries, several processes): only the first gets a reply."""
+        event_id = body.get("event_id")
+        return event_id is None or await self.core.store.claim(f"slack:event:{event_id}", EVENT_CLAIM_SECONDS)
+
+    async def _start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
+        channel, user = event["channel"], event["user"]
+        place = Place(self.client, team, channel, thread_ts, user)
+        if not self._allowed(user, channel):
+            await self._refuse(place)
+            return
+        text = re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", "")).strip() or "(empty message)"
+        self._spawn(self._answer(place, text))
+
+    async def _answer(self, place: Place, text: str) -> None:
+        key = conversation_key(place.team, place.channel, place.thread_ts)
+        try:
+            name = await self._display_name(place.user)
+            surface = self._choose_reply(place)
+            if place.thread_ts is not None:
+                await self.core.store.link(thread_link(place.team, place.channel, place.thread_ts), key)
+            await self.core.answer(Turn(key, place.user, name, text), surface)
+        except Exception:  # noqa: BLE001 - one failed reply must not stop the others
+            log.exception("slack_reply_failed", thread=key)
+
+    def _choose_reply(self, place: Place) -> MessageReply | StreamReply:
+        budgets = self._budgets.setdefault(place.team, WorkspaceBudgets())
+        can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
+        if can_stream and budget.try_reserve((budgets.stream_starts, budgets.stream_stops)):
+            return StreamReply(place, budgets)
+        return MessageReply(place, budgets)
+
+    # -- commands --------------------------------------------------------------------
+
+    async def _on_ask(self, ack: Any, command: dict[str, Any]) -> None:
+        question = command.get("text", "").strip()
+        if not question:
+            await ack("Usage: `/ask your question` — I'll answer in a thread.")
+            return
+        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
+        if not self._allowed(user, channel):
+            await ack(self._refusal())
+            return
+        await ack()
+        posted = await self.client.chat_postMessage(
+            channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
+        )
+        place = Place(self.client, team, channel, str(posted["ts"]), user)
+        self._spawn(self._answer(place, question))
+
+    async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
+        team, channel = command.get("team_id", ""), command["channel_id"]
+        link = _THREAD_LINK.search(command.get("text", ""))
+        if link:
+            thread_ts = link["thread"] or f"{link['sec']}.{link['frac']}"
+            key = conversation_key(team, link["channel"], thread_ts)
+        elif channel.startswith("D"):
+            key = conversation_key(team, channel, None)
+        else:
+            await ack("Use /reset in a DM with me, or pass a thread's link: `/reset <link to the thread>`.")
+            return
+        await self.core.reset(key)
+        await ack("Done: I've forgotten that conversation. The next message starts fresh.")
+
+    # -- people ----------------------------------------------------------------------
+
+    def _allowed(self, user: str, channel: str) -> bool:
+        if user in self.settings.blocked_user_ids:
+            return False
+        allowed = self.settings.allowed_channel_ids
+        return not allowed or channel in allowed or channel.startswith("D")
+
+    @staticmethod
+    def _refusal() -> str:
+        return "Sorry, I'm not available to you here (this workspace limits who can use me, or where)."
+
+    async def _refuse(self, place: Place) -> None:
+        try:
+            await self.client.chat_postEphemeral(
+                channel=place.channel, user=place.user, text=self._refusal(), thread_ts=place.thread_ts
+            )
+        except SlackApiError as error:
+            log.warning("slack_refusal_not_sent", error=error.response.get("error"))
+
+    async def _display_name(self, user: str) -> str:
+        cached = self._names.get(user)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            response = await self.client.users_info(user=user)
+            info = response["user"]
+            profile = info.get("profile", {})
+            name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+        except SlackApiError as error:
+            log.warning("slack_user_lookup_failed", user=user, error=error.response.get("error"))
+            name = user
+        self._names[user] = (time.monotonic() + NAME_CACHE_SECONDS, name)
+        return name
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            identity = await self.client.auth_test()
+        except SlackApiError as error:
+            raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error.response.get('error')})") from None
+        self.bot_user_id = str(identity["user_id"])
+        log.info("slack_ready", user=identity.get("user"), team=identity.get("team"),
+                 mode="socket" if self.settings.app_token else "http")
+        try:
+            if self.settings.app_token:
+                await self._run_socket_mode(self.settings.app_token)
+            else:
+                await self._run_http()
+        finally:
+            await self.shutdown()
+
+    async def _run_socket_mode(self, app_token: str) -> None:
+        handler = AsyncSocketModeHandler(self.app, app_token)
+        await handler.connect_async()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await handler.close_async()
+
+    async def _run_http(self) -> None:
+        runner = web.AppRunner(self.app.web_app(path="/slack/events", port=self.settings.port))
+        await runner.setup()
+        site = web.TCPSite(runner, host="0.0.0.0", port=self.settings.port)
+        await site.start()
+        log.info("slack_http_listening", port=self.settings.port, path="/slack/events")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+
+def conversation_key(team: str, channel: str, thread_ts: str | None) -> str:
+    return f"slack:{team}:dm:{channel}" if thread_ts is None else f"slack:{team}:{channel}:{thread_ts}"
+
+
+def thread_link(team: str, channel: str, thread_ts: str) -> str:
+    return f"slack:thread:{team}:{channel}:{thread_ts}"
+
+
+async def run(core: ChatCore, settings: Settings) -> None:
+    slack_settings = SlackSettings.from_env(settings.env)
+    if not core.store.durable:
+        log.warning("slack_history_not_durable", message="history is in memory and is lost on restart")
+    await SlackBot(core, slack_settings).run()
