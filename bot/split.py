@@ -73,6 +73,16 @@ def cut_index(text: str, limit: int, measure: Measure = char_length) -> int:
     return max(window, 1)
 
 
+def _before_fence_opener(text: str, cut: int, floor: int) -> int:
+    """Don't end a message on a fence's opening line (an empty code block); cut before it."""
+    line_start = text.rfind("\n", 0, cut) + 1
+    line_end = text.find("\n", line_start)
+    line = text[line_start : len(text) if line_end < 0 else line_end]
+    if line_start > floor and _FENCE_LINE.fullmatch(line) and open_fence(text[:cut]) is not None:
+        return line_start
+    return cut
+
+
 @dataclass(frozen=True)
 class Piece:
     """One message's worth of a longer reply."""
@@ -89,7 +99,7 @@ def split_head(text: str, reopen: str, limit: int, measure: Measure = char_lengt
     shown_source = reopen + text
     # Leave room to close a fence we may be cutting through.
     cut = cut_index(shown_source, limit - 8, measure)
-    cut = max(cut, len(reopen) + 1)
+    cut = max(_before_fence_opener(shown_source, cut, len(reopen)), len(reopen) + 1)
     head = shown_source[:cut]
     fence = open_fence(head)
     shown = head.rstrip()
