@@ -1284,6 +1284,22 @@ class FakeSlack:
         self._spawn(self._watch_ack(delivery))
         return delivery.envelope_id
 
+    async def broadcast_event(self, event: JsonDict, *, event_id: str | None = None) -> list[str]:
+        """Deliver one event (one ``event_id``) on every open connection at once, each in its own
+        envelope: what an app with several processes sees when Slack redelivers to another
+        connection while the first is still working. Returns the envelope ids."""
+        await self.wait_socket_connected()
+        payload = self.event_callback(event, event_id)
+        sockets = [ws for ws in self._sockets if not ws.closed]
+        deliveries = [
+            Delivery(str(uuid.uuid4()), "events_api", payload, 0, "", False, time.time()) for _ in sockets
+        ]
+        self.deliveries.extend(deliveries)
+        await asyncio.gather(*(ws.send_json(d.to_wire()) for ws, d in zip(sockets, deliveries)))
+        for delivery in deliveries:
+            self._spawn(self._watch_ack(delivery))
+        return [d.envelope_id for d in deliveries]
+
     async def _open_socket(self, timeout: float = 5.0) -> web.WebSocketResponse:
         await self.wait_socket_connected(timeout)
         return [ws for ws in self._sockets if not ws.closed][-1]
