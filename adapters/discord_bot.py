@@ -131,11 +131,20 @@ class ChannelReply:
         self._destination = destination
         self._rate_limits = rate_limits
         self._on_posted = on_posted
-        self.post_budgets = (rate_limits.creates(channel_id), rate_limits.global_)
+        # Posts spend their budgets in post(), once the destination exists: spent earlier, while
+        # a thread is still being opened, they would hold global capacity for requests that
+        # cannot be sent yet (delaying the thread creations they wait for) and then go out in
+        # a burst the budget no longer accounts for.
+        self.post_budgets: tuple[WriteBudget, ...] = ()
         self.edit_budgets = (rate_limits.edits(channel_id), rate_limits.global_)
 
+    async def _where(self) -> Destination:
+        # Shielded: the waiting indicator is cancelled when text arrives, and cancelling a
+        # task cancels the future it awaits, which would lose the thread for the reply itself.
+        return await asyncio.shield(self._destination)
+
     async def show_waiting(self) -> None:
-        destination = await self._destination
+        destination = await self._where()
         while True:
             await self._rate_limits_spend_typing()
             await destination.channel.typing()
@@ -149,7 +158,8 @@ class ChannelReply:
             await asyncio.sleep(max(0.05, seconds_until_spare((self._rate_limits.global_,))))
 
     async def post(self, text: str, *, final: bool) -> discord.Message:
-        destination = await self._destination
+        destination = await self._where()
+        await _spend_urgent((self._rate_limits.creates(destination.channel.id), self._rate_limits.global_))
         if destination.reply_to is not None:
             message = await destination.reply_to.reply(text, mention_author=False)
         else:
@@ -260,6 +270,9 @@ class MistralDiscordBot(discord.Client):
             await self._explain_refusal_once(message)
             return
         key, destination, channel_id = conversation
+        if destination is None:  # a mention in a channel: the answer goes in a thread from it
+            destination = asyncio.get_running_loop().create_future()
+            self._spawn(self._open_thread(message, destination))
         text = self._without_mention(message.content)
         if not text:
             text = "(empty message)"
@@ -269,8 +282,12 @@ class MistralDiscordBot(discord.Client):
 
     async def _conversation_for(
         self, message: discord.Message
-    ) -> tuple[str, asyncio.Future[Destination], int] | None:
-        """The conversation a message belongs to, or None when it isn't addressed to the bot."""
+    ) -> tuple[str, asyncio.Future[Destination] | None, int] | None:
+        """The conversation a message belongs to, or None when it isn't addressed to the bot.
+
+        The destination is None for a mention in a channel: its thread is opened only once
+        the author is known to be allowed.
+        """
         assert self.user is not None
         channel = message.channel
         if isinstance(channel, discord.DMChannel):
@@ -284,10 +301,8 @@ class MistralDiscordBot(discord.Client):
             key = await self.core.store.resolve(f"discord:msg:{replied}") or f"discord:conv:{replied}"
             return key, _ready(Destination(channel, reply_to=message)), channel.id
         if self._mentions_me(message):
-            destination = asyncio.get_running_loop().create_future()
-            self._spawn(self._open_thread(message, destination))
             # A thread started from a message shares that message's id.
-            return f"discord:conv:{message.id}", destination, message.id
+            return f"discord:conv:{message.id}", None, message.id
         return None
 
     async def _open_thread(self, message: discord.Message, destination: asyncio.Future[Destination]) -> None:
@@ -296,11 +311,37 @@ class MistralDiscordBot(discord.Client):
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
                 raise _NoThreads("channel type has no threads")
             await _spend_urgent((self.rate_limits.creates(channel.id), self.rate_limits.global_))
-            thread = await message.create_thread(name=thread_name(self._without_mention(message.content)))
+            thread = await self._create_thread(message)
             destination.set_result(Destination(thread))
         except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
             log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
             destination.set_result(Destination(channel, reply_to=message))
+
+    async def _create_thread(self, message: discord.Message) -> discord.Thread:
+        """A thread started from `message`, as soon as it exists.
+
+        discord.py returns from the request that empties a rate-limit bucket only once the
+        bucket resets (up to 5 s when several mentions arrive in one channel together), though
+        the thread exists at once; Discord announces it on the gateway right away, so the
+        first of the two is used and the request is left to finish on its own.
+        """
+        announced: asyncio.Future[discord.Thread] = asyncio.ensure_future(
+            self.wait_for("thread_create", check=lambda thread: thread.id == message.id)
+        )
+        created = asyncio.ensure_future(message.create_thread(name=thread_name(self._without_mention(message.content))))
+        try:
+            await asyncio.wait((announced, created), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            created.cancel()
+            raise
+        finally:
+            announced.cancel()
+        if created.done() or not announced.done() or announced.cancelled():
+            return await created
+        self._tasks.add(created)
+        created.add_done_callback(self._tasks.discard)
+        created.add_done_callback(_ignore_outcome)
+        return announced.result()
 
     def _linker(self, key: str) -> Any:
         async def link(posted: discord.Message) -> None:
@@ -418,6 +459,12 @@ class MistralDiscordBot(discord.Client):
 
 class _NoThreads(Exception):
     pass
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    """Retrieve a finished background request's outcome so asyncio does not report it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _ready(destination: Destination) -> asyncio.Future[Destination]:

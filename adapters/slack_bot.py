@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from markdown_to_mrkdwn import SlackMarkdownConverter
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -90,7 +92,9 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def to_mrkdwn(markdown: str) -> str:
-    return _MARKDOWN.convert(escape_mrkdwn(markdown))
+    # The converter turns Markdown links into <url|label>: a link to "!channel" or "@U…" would
+    # come out as a live mention, so any such "<" it made is escaped too.
+    return _SPECIAL_MENTION.sub("&lt;", _MARKDOWN.convert(escape_mrkdwn(markdown)))
 
 
 def defuse_mentions(markdown: str) -> str:
@@ -125,6 +129,7 @@ class WorkspaceBudgets:
         self.appends = WriteBudget(20, 12.0, admission=False)  # chat.appendStream, Tier 4 (100/min)
         self.stream_starts = WriteBudget(4, 12.0)  # chat.startStream, Tier 2 (assumed)
         self.stream_stops = WriteBudget(4, 12.0)  # chat.stopStream, Tier 2 (assumed)
+        self.lookups = WriteBudget(20, 12.0, admission=False)  # users.info, Tier 4 (100/min)
         self._posts: dict[str, WriteBudget] = {}
 
     def posts(self, channel: str) -> WriteBudget:
@@ -176,11 +181,15 @@ class MessageReply:
 
 
 class StreamReply:
-    """Slack's native streaming (chat.startStream/appendStream/stopStream via chat_stream).
+    """Slack's native streaming (chat.startStream/appendStream/stopStream).
 
     Stream methods have their own tiers, so this surface spends them itself: appends only
     from spare budget (skipped text goes out with the next one), the first message's start
     and stop from the reservation made when this surface was chosen.
+
+    The methods are called directly rather than through slack_sdk's `chat_stream` helper:
+    the helper keeps text whose append failed in its buffer and sends it again with the
+    next call, which would show it twice.
     """
 
     limits = STREAM_LIMITS
@@ -191,46 +200,69 @@ class StreamReply:
         self._place = place
         self._budgets = budgets
         self._reserved = True  # the first message's start and stop were reserved by choose_reply
-        self._streams: dict[str, Any] = {}
-        self._sent: dict[str, str] = {}
-        self._expired: set[str] = set()
+        self._first: str | None = None
+        self._sent: dict[str, str] = {}  # per message: the text Slack has, before defusing
+        self._not_streaming: set[str] = set()  # expired streams and plain fallback messages
 
     async def show_waiting(self) -> None:
         await show_status(self._place, self._budgets)
 
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
+        assert place.thread_ts is not None, "streams are only chosen for threads"
         reserved, self._reserved = self._reserved, False
         await budget.spend((self._budgets.stream_starts,), reserved=reserved)
-        stream = await place.client.chat_stream(
-            buffer_size=1, channel=place.channel, thread_ts=place.thread_ts,
-            recipient_team_id=place.team, recipient_user_id=place.user,
-        )
-        await stream.append(markdown_text=defuse_mentions(text))
-        ts = str(stream.ts)
-        self._streams[ts], self._sent[ts] = stream, text
+        try:
+            response = await place.client.chat_startStream(
+                channel=place.channel, thread_ts=place.thread_ts, markdown_text=defuse_mentions(text),
+                recipient_team_id=place.team, recipient_user_id=place.user,
+            )
+        except SlackApiError as error:
+            if reserved:
+                budget.release((self._budgets.stream_stops,))
+            return await self._post_plain(text, error)
+        ts = str(response["ts"])
+        self._sent[ts] = text
+        if self._first is None:
+            self._first = ts
         if final:
             await self._stop(ts, text, reserved=reserved)
         return ts
 
+    async def _post_plain(self, text: str, error: SlackApiError) -> str:
+        """No native stream here (channel type, app or workspace settings): post a plain message
+        instead, which later edits change with chat.update."""
+        place = self._place
+        log.warning("slack_stream_unavailable", channel=place.channel, error=error.response.get("error"))
+        await budget.spend((self._budgets.posts(place.channel),))
+        response = await place.client.chat_postMessage(
+            channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
+            unfurl_links=False, unfurl_media=False,
+        )
+        ts = str(response["ts"])
+        self._sent[ts] = text
+        self._not_streaming.add(ts)
+        return ts
+
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        if handle in self._expired or not text.startswith(self._sent.get(handle, "")):
+        if handle in self._not_streaming or not text.startswith(self._sent.get(handle, "")):
             await self._update(handle, text, final)
             return
         if final:
-            await self._stop(handle, text, reserved=handle == next(iter(self._streams)))
+            await self._stop(handle, text, reserved=handle == self._first)
             return
         delta = self._delta(handle, text)
         if delta and budget.try_spend_spare((self._budgets.appends,)):
-            await self._call(handle, text, final, self._streams[handle].append(markdown_text=defuse_mentions(delta)))
+            request = self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, markdown_text=delta)
+            await self._call(handle, text, final, request)
 
     async def _stop(self, handle: str, text: str, *, reserved: bool) -> None:
         await budget.spend((self._budgets.stream_stops,), reserved=reserved)
         delta = self._delta(handle, text)
-        stop = self._streams[handle].stop(markdown_text=defuse_mentions(delta) if delta else None)
+        stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
         await self._call(handle, text, True, stop)
 
-    async def _call(self, handle: str, text: str, final: bool, request: Any) -> None:
+    async def _call(self, handle: str, text: str, final: bool, request: Awaitable[Any]) -> None:
         try:
             await request
             self._sent[handle] = text
@@ -239,7 +271,7 @@ class StreamReply:
                 raise
             # Streams expire after about five minutes: finish the message with chat.update.
             log.info("slack_stream_expired", channel=self._place.channel, ts=handle)
-            self._expired.add(handle)
+            self._not_streaming.add(handle)
             await self._update(handle, text, final)
 
     async def _update(self, handle: str, text: str, final: bool) -> None:
@@ -251,7 +283,9 @@ class StreamReply:
         self._sent[handle] = text
 
     def _delta(self, handle: str, text: str) -> str:
-        return text[len(self._sent.get(handle, "")) :]
+        """The defused text Slack doesn't have yet. Defusing the whole text, not the delta, catches
+        a mention split between two appends ("<" at the end of one, "!channel>" in the next)."""
+        return defuse_mentions(text)[len(defuse_mentions(self._sent.get(handle, ""))) :]
 
 
 async def show_status(place: Place, budgets: WorkspaceBudgets) -> None:
@@ -281,8 +315,17 @@ class SlackBot:
                 AsyncRateLimitErrorRetryHandler(max_retry_count=5),
             ],
         )
+        self._identity: AuthorizeResult | None = None
+
+        async def authorize() -> AuthorizeResult | None:
+            # Bolt's default authorization calls auth.test for every event, before acking it,
+            # until one call has answered: a burst of events after start-up would send a burst
+            # of auth.test calls and be acked late. run() learns the identity once, up front.
+            return self._identity
+
         self.app = AsyncApp(
             client=self.client,
+            authorize=authorize,
             signing_secret=settings.signing_secret or "socket-mode",
             request_verification_enabled=settings.app_token is None,
         )
@@ -339,16 +382,16 @@ class SlackBot:
     async def _answer(self, place: Place, text: str) -> None:
         key = conversation_key(place.team, place.channel, place.thread_ts)
         try:
-            name = await self._display_name(place.user)
-            surface = self._choose_reply(place)
+            budgets = self._budgets.setdefault(place.team, WorkspaceBudgets())
+            name = await self._display_name(place.user, budgets)
+            surface = self._choose_reply(place, budgets)
             if place.thread_ts is not None:
                 await self.core.store.link(thread_link(place.team, place.channel, place.thread_ts), key)
             await self.core.answer(Turn(key, place.user, name, text), surface)
         except Exception:  # noqa: BLE001 - one failed reply must not stop the others
             log.exception("slack_reply_failed", thread=key)
 
-    def _choose_reply(self, place: Place) -> MessageReply | StreamReply:
-        budgets = self._budgets.setdefault(place.team, WorkspaceBudgets())
+    def _choose_reply(self, place: Place, budgets: WorkspaceBudgets) -> MessageReply | StreamReply:
         can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
         if can_stream and budget.try_reserve((budgets.stream_starts, budgets.stream_stops)):
             return StreamReply(place, budgets)
@@ -406,10 +449,15 @@ class SlackBot:
         except SlackApiError as error:
             log.warning("slack_refusal_not_sent", error=error.response.get("error"))
 
-    async def _display_name(self, user: str) -> str:
+    async def _display_name(self, user: str, budgets: WorkspaceBudgets) -> str:
         cached = self._names.get(user)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        if not budget.try_spend_spare((budgets.lookups,)):
+            # Many new people at once: answer now under the user id rather than wait (or trip
+            # users.info's limit) for a name; it is not cached, so a later message looks it up.
+            log.info("slack_user_lookup_deferred", user=user)
+            return user
         try:
             response = await self.client.users_info(user=user)
             info = response["user"]
@@ -439,6 +487,9 @@ class SlackBot:
         except SlackApiError as error:
             raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error.response.get('error')})") from None
         self.bot_user_id = str(identity["user_id"])
+        self._identity = AuthorizeResult.from_auth_test_response(
+            auth_test_response=identity, bot_token=self.settings.bot_token
+        )
         log.info("slack_ready", user=identity.get("user"), team=identity.get("team"),
                  mode="socket" if self.settings.app_token else "http")
         try:

@@ -14,8 +14,10 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+import redis
 import redis.asyncio as aioredis
 import structlog
+from redis.driver_info import DriverInfo
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,6 +28,12 @@ from bot.errors import FailureKind, ReplyFailure
 from config.settings import MEMORY_STORE_URL, HistorySettings
 
 log = structlog.get_logger(__name__)
+
+# Waiting for a free connection beats failing a turn when many arrive at once.
+MAX_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 10
+# Naming the version up front spares redis-py a package-metadata lookup per new connection.
+_DRIVER = DriverInfo(lib_version=redis.__version__)
 
 
 @dataclass(frozen=True)
@@ -94,16 +102,19 @@ class RedisHistoryStore:
 
     @classmethod
     def from_url(cls, url: str, settings: HistorySettings) -> RedisHistoryStore:
-        client = aioredis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
             decode_responses=True,
             socket_connect_timeout=3,
             socket_timeout=10,
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            driver_info=_DRIVER,
         )
-        return cls(client, settings)
+        return cls(aioredis.Redis(connection_pool=pool), settings)
 
     def history_key(self, thread: str) -> str:
         # The hash tag keeps every key of a thread in one Cluster slot.
@@ -145,6 +156,7 @@ class RedisHistoryStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()
 
     def _append(self, pipe: aioredis.client.Pipeline, key: str, message: StoredMessage) -> None:
         pipe.rpush(key, message.to_json())

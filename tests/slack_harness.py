@@ -6,7 +6,7 @@ its stderr (JSON log lines) collected as it runs. Everything talks over real soc
 is the same program an operator runs, configured only through its environment.
 
     async with FakeModelServer(...) as model, FakeSlack() as fake:
-        harness = SlackHarness(fake, model, key_prefix="test:abc:", streaming="off")
+        harness = SlackHarness(fake, model.base_url, key_prefix="test:abc:", streaming="off")
         bot = await harness.start_bot()          # waits for the socket (or the HTTP port)
         event, envelope = await harness.mention("C0GENERAL", "U0ALICE01", "hi")
         await bot.wait_log("turn_finished", thread=harness.thread_key("C0GENERAL", event["ts"]))
@@ -29,7 +29,7 @@ from typing import Any, Literal
 import aiohttp
 
 from tests.conftest import REDIS_URL, ROOT, free_port
-from tests.fakes.model_server import FakeModelServer, RecordedRequest
+from tests.fakes.model_server import RecordedRequest
 from tests.fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
 
 Mode = Literal["socket", "http"]
@@ -73,6 +73,7 @@ class BotProcess:
         self.process = process
         self.lines: list[str] = []
         self.returncode: int | None = None
+        self.stopped_at_line = 0  # where the stderr written after SIGTERM begins
         self._reader = asyncio.create_task(self._read_stderr())
 
     @classmethod
@@ -128,6 +129,7 @@ class BotProcess:
 
     async def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, wait for the exit, and return the exit code."""
+        self.stopped_at_line = len(self.lines)
         if self.running:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -146,10 +148,10 @@ class BotProcess:
 
 @dataclass
 class SlackHarness:
-    """One fake Slack workspace, the model server, and the bot processes started against them."""
+    """One fake Slack workspace and the bot processes started against it and a model server."""
 
     fake: FakeSlack
-    model: FakeModelServer
+    model_url: str  # the model server's base URL, without /v1
     key_prefix: str
     mode: Mode = "socket"
     streaming: Streaming = "off"
@@ -168,7 +170,7 @@ class SlackHarness:
         env.update(
             SLACK_BOT_TOKEN=self.fake.bot_token,
             SLACK_API_URL=self.fake.api_url,
-            INFERENCE_BASE_URL=f"{self.model.base_url}/v1",
+            INFERENCE_BASE_URL=f"{self.model_url}/v1",
             REDIS_URL=REDIS_URL,
             REDIS_KEY_PREFIX=self.key_prefix,
             SLACK_STREAMING=self.streaming,
@@ -179,11 +181,12 @@ class SlackHarness:
             LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )
+        # Both set, the unused one empty: a developer's .env (read without overriding) can't switch modes.
         if self.mode == "socket":
-            env["SLACK_APP_TOKEN"] = self.fake.app_token
+            env.update(SLACK_APP_TOKEN=self.fake.app_token, SLACK_SIGNING_SECRET="")
         else:
             self.port = self.port or free_port()
-            env.update(SLACK_SIGNING_SECRET=self.signing_secret, PORT=str(self.port))
+            env.update(SLACK_APP_TOKEN="", SLACK_SIGNING_SECRET=self.signing_secret, PORT=str(self.port))
         env.update(self.extra_env)
         return env
 
@@ -215,10 +218,11 @@ class SlackHarness:
                     await asyncio.sleep(0.05)
 
     async def stop_bot(self, bot: BotProcess) -> None:
-        """SIGTERM one bot and assert it exited cleanly (code 0, no traceback)."""
+        """SIGTERM one bot and assert it exited cleanly (code 0, no traceback while shutting down)."""
         code = await bot.stop()
         assert code == 0, f"{bot.name} exited with {code} after SIGTERM\n{self.report()}"
-        assert "Traceback" not in bot.stderr, f"{bot.name} logged a traceback\n{self.report()}"
+        shutdown = "".join(bot.lines[bot.stopped_at_line :])
+        assert "Traceback" not in shutdown, f"{bot.name} logged a traceback on shutdown\n{self.report()}"
 
     async def close(self) -> None:
         """Stop every bot still running; assert each exited cleanly."""
@@ -251,6 +255,12 @@ class SlackHarness:
         self.fake.team_id = f"T{uuid.uuid4().hex[:8].upper()}"
         return self.fake.team_id
 
+    def new_dm(self, user: str) -> str:
+        """A DM channel of its own between `user` and the bot (a DM's top level is one conversation)."""
+        channel = f"D{uuid.uuid4().hex[:8].upper()}"
+        self.fake.add_channel(channel, user, is_im=True, user=user)
+        return channel
+
     def thread_key(self, channel: str, thread_ts: str | None) -> str:
         team = self.fake.team_id
         return f"slack:{team}:dm:{channel}" if thread_ts is None else f"slack:{team}:{channel}:{thread_ts}"
@@ -280,10 +290,11 @@ class SlackHarness:
     # -- what people see --------------------------------------------------------------------
 
     def replies(self, channel: str, thread_ts: str | None = None) -> list[StoredMessage]:
-        """The bot's messages in a thread (or, with thread_ts None, at a channel's top level)."""
+        """Our bot's messages in a thread (or, with thread_ts None, at a channel's top level)."""
+        ours = [m for m in self.fake.messages_in(channel, thread_ts) if m.bot_id == self.fake.bot_id]
         if thread_ts is not None:
-            return [m for m in self.fake.bot_messages_in(channel, thread_ts) if m.ts != thread_ts]
-        return [m for m in self.fake.bot_messages_in(channel) if m.thread_ts is None]
+            return [m for m in ours if m.ts != thread_ts]
+        return [m for m in ours if m.thread_ts is None]
 
     def calls_for(self, methods: Iterable[str], *, channel: str | None = None, since: int = 0) -> list[RecordedCall]:
         wanted = set(methods)
@@ -292,9 +303,6 @@ class SlackHarness:
             for call in self.fake.calls[since:]
             if call.method in wanted and (channel is None or call.params.get("channel") == channel)
         ]
-
-    def model_requests(self, since: int = 0) -> list[RecordedRequest]:
-        return self.model.requests[since:]
 
     def ack_delays(self, since: int = 0) -> list[tuple[Delivery, float | None]]:
         """Each Socket Mode delivery since `since` with its ack delay in seconds (None: never acked)."""

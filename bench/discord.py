@@ -1,0 +1,639 @@
+"""Benchmark of the Discord adapter: the real bot process against the fake Discord.
+
+    python -m bench.discord [--n 1,10,50,200] [--shared 5] [--json PATH]
+
+Three processes: this one runs the loopback fake Discord (REST + gateway) enforcing
+Discord's default limits (5 message creates and 5 edits per 5 s per channel, 5 thread
+creates per 5 s per channel, 50 requests/s global); `python -m tests.fakes.model_server`
+streams every answer (300 tokens at 50 tokens/s after 0.2 s by default); and the bot,
+`python -m bot discord`, with its history in the real Redis under a key prefix of this
+run's own (deleted at the end).
+
+Each round sends its mentions at once: N rounds put one mention in each of N channels, the
+shared round puts `--shared` mentions in one channel. Per conversation it measures, with
+`time.time()` on this machine:
+  first   model's first token (server's record) → the bot's first message in the thread exists
+  full    model's last token → the final edit showing the whole text, without the indicator
+  model   the fake's MESSAGE_CREATE dispatch → the model server received the request
+  writes  message creates + edits the bot sent for the reply
+and per round the 429s the fake served and the bot's CPU seconds (psutil) per 1,000 tokens.
+The model server's timings come from its `GET /debug/requests`, matched by a marker in
+each question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis.asyncio as aioredis
+
+from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
+from tests.fakes.model_server import Script
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = "redis://127.0.0.1:6379/0"
+INDICATOR = " ▌"
+WARNING = "⚠️"
+MESSAGE_CREATE = "POST /channels/{channel_id}/messages"
+MESSAGE_EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
+THREAD_CREATE = "POST /channels/{channel_id}/messages/{message_id}/threads"
+TYPING = "POST /channels/{channel_id}/typing"
+COMMAND_SYNC = (
+    "PUT /applications/{application_id}/commands",
+    "PUT /applications/{application_id}/guilds/{guild_id}/commands",
+)
+STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
+STRIPPED = ("HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "INFERENCE_BASE_URL", "REDIS_KEY_PREFIX", "LOG_LEVEL",
+            "MAX_NEW_TOKENS", "SYSTEM_PROMPT", "LOG_FORMAT")
+
+# Targets
+SMALL_N = 10
+SMALL_FIRST_P99_MS = 50.0
+SMALL_FULL_P99_MS = 150.0
+MEDIUM_N = 50
+MEDIUM_P99_MS = 1000.0
+LARGE_N = 200
+LARGE_DONE_AFTER_MODEL_S = 10.0
+MENTION_TO_MODEL_P99_MS = 50.0
+CPU_PER_1K_TOKENS = 0.15
+
+
+# -- options -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    ns: tuple[int, ...]
+    shared: int
+    tokens: int
+    rate: float
+    first_token_delay: float
+    round_timeout: float
+    json_path: Path | None
+    bot_log_level: str
+    bot_log_path: Path | None
+    requests_path: Path | None
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.discord", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", default="1,10,50,200", help="simultaneous mentions, one channel each (comma-separated)")
+    parser.add_argument("--shared", type=int, default=5, help="mentions at once in one channel (0: skip)")
+    parser.add_argument("--tokens", type=int, default=300, help="tokens per answer")
+    parser.add_argument("--rate", type=float, default=50.0, help="tokens/s per answer")
+    parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
+    parser.add_argument("--round-timeout", type=float, default=60.0, help="give up on a round after this many s")
+    parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results to this file")
+    parser.add_argument("--bot-log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--bot-log", dest="bot_log_path", type=Path, default=None, help="keep the bot's stderr here")
+    parser.add_argument("--requests", dest="requests_path", type=Path, default=None,
+                        help="write every request the fake received (time, route, path, status) here as JSON")
+    args = parser.parse_args(argv)
+    ns = tuple(int(part) for part in args.n.split(",") if part.strip())
+    if min(ns, default=1) < 1 or args.shared < 0:
+        parser.error("--n needs positive whole numbers and --shared ≥ 0")
+    return Options(ns, args.shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
+                   args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path)  # fmt: skip
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get_json(url: str, timeout: float = 10.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+        return json.load(response)
+
+
+class ModelServerProcess:
+    """`python -m tests.fakes.model_server` in a child process."""
+
+    def __init__(self, options: Options) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._command = [sys.executable, "-m", "tests.fakes.model_server", "--port", str(self.port),
+                         "--tokens", str(options.tokens), "--rate", str(options.rate),
+                         "--first-token-delay", str(options.first_token_delay)]  # fmt: skip
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ModelServerProcess:
+        self._process = subprocess.Popen(self._command, cwd=ROOT, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"model server exited with {self._process.returncode}")
+            with contextlib.suppress(OSError):
+                http_get_json(f"{self.base_url}/health", timeout=1.0)
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("model server did not become healthy within 20 s")
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def request_timings(self) -> list[dict[str, Any]]:
+        """Per request: received_at, first_token_at, last_token_at, last_user_message (time.time())."""
+        return list(http_get_json(f"{self.base_url}/debug/requests", timeout=30)["requests"])
+
+
+def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_tokens: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES) and k not in STRIPPED}
+    env.update(
+        DISCORD_TOKEN=fake.token,
+        DISCORD_API_BASE_URL=fake.api_base_url,
+        DISCORD_GATEWAY_URL=fake.gateway_url,
+        INFERENCE_BASE_URL=f"{model_url}/v1",
+        REDIS_URL=REDIS_URL,
+        REDIS_KEY_PREFIX=prefix,
+        MODEL_TIMEOUT_SECONDS="60",
+        MAX_NEW_TOKENS=str(max(500, max_tokens)),
+        LOG_LEVEL=log_level,
+    )
+    return env
+
+
+class BotProcess:
+    """`python -m bot discord`, stderr to a temporary file, stopped with SIGTERM."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self._stderr = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the child process
+            prefix="bench-discord-bot-", suffix=".log", delete=False
+        )
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "discord", cwd=ROOT, env=self._env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
+        )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        return Path(self._stderr.name).read_text(errors="replace")
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except asyncio.TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+                return -9
+        return self.process.returncode or 0
+
+    def cleanup(self) -> None:
+        self._stderr.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._stderr.name)
+
+
+# -- one round ---------------------------------------------------------------------------
+
+
+@dataclass
+class Conversation:
+    marker: str
+    channel_id: int
+    message_id: int = 0
+    dispatched_at: float | None = None
+    thread_id: int | None = None
+    done: bool = False
+    first_visible_at: float | None = None
+    full_visible_at: float | None = None
+    writes: int = 0
+    failure: str | None = None  # the reply ended with a "⚠️ reason" instead of the model's text
+
+
+def spread(values: Sequence[float]) -> dict[str, float | None]:
+    def rank(fraction: float) -> float | None:
+        if not values:
+            return None
+        ordered = sorted(values)
+        return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+    return {"p50": rank(0.5), "p99": rank(0.99), "max": max(values, default=None)}
+
+
+@dataclass
+class RoundResult:
+    name: str
+    n: int
+    channels: int
+    completed: int
+    first_ms: dict[str, float | None]
+    full_ms: dict[str, float | None]
+    mention_to_model_ms: dict[str, float | None]
+    writes_per_reply: dict[str, float | None]
+    other_writes: dict[str, int]  # thread creates, typing
+    ratelimited: int
+    ratelimited_routes: dict[str, int]
+    tokens: int
+    cpu_seconds: float
+    cpu_per_1k_tokens: float | None
+    done_after_model_s: float | None  # the slowest reply: fully visible − its model's last token
+    model_late_ms: dict[str, float | None]  # how far the model server fell behind its --rate
+    peak_global_per_s: int  # most requests counting towards the global limit that arrived within 1 s
+    wall_seconds: float
+    problems: list[str] = field(default_factory=list)
+
+
+class Bench:
+    def __init__(self, fake: FakeDiscord, user: FakeUser, model: ModelServerProcess, bot_pid: int,
+                 options: Options) -> None:  # fmt: skip
+        self.fake = fake
+        self.user = user
+        self.model = model
+        self.bot = psutil.Process(bot_pid)
+        self.options = options
+        self.expected = Script(tokens=options.tokens).answer
+        self.bot_id = str(fake.bot_user.id)
+
+    async def run_round(self, name: str, channel_ids: Sequence[int], per_channel: int) -> RoundResult:
+        fake = self.fake
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name)
+        conversations = [
+            Conversation(f"bm-{slug}-{i}-{uuid.uuid4().hex[:8]}", channel_id)
+            for i, channel_id in enumerate(c for c in channel_ids for _ in range(per_channel))
+        ]
+        requests_before = len(fake.requests)
+        limited_before = len(fake.ratelimited)
+        dispatched_before = len(fake.gateway.dispatched)
+        cpu_before = self._bot_cpu()
+        started = time.time()
+        sent = await asyncio.gather(
+            *(fake.send_user_message(c.channel_id, self.user, f"Please answer {c.marker}", mentions_bot=True)
+              for c in conversations)
+        )  # fmt: skip
+        for conversation, payload in zip(conversations, sent, strict=True):
+            conversation.message_id = int(payload["id"])
+        dispatched = {
+            data.get("id"): at
+            for at, event, data in fake.gateway.dispatched[dispatched_before:]
+            if event == "MESSAGE_CREATE"
+        }
+        for conversation in conversations:
+            conversation.dispatched_at = dispatched.get(str(conversation.message_id))
+
+        deadline = time.monotonic() + self.options.round_timeout
+        while not all(c.done or c.failure for c in conversations) and time.monotonic() < deadline:
+            for conversation in conversations:
+                if not (conversation.done or conversation.failure):
+                    self._check(conversation)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # let the bot finish its bookkeeping (history write) before reading CPU
+        cpu = self._bot_cpu() - cpu_before
+        wall = time.time() - started
+        timings = await asyncio.to_thread(self.model.request_timings)
+        return self._measure(name, conversations, len(set(channel_ids)), timings, requests_before, limited_before,
+                             cpu, wall)  # fmt: skip
+
+    def _bot_cpu(self) -> float:
+        times = self.bot.cpu_times()
+        return float(times.user + times.system + times.children_user + times.children_system)
+
+    def _check(self, conversation: Conversation) -> None:
+        """Completed = the thread's bot messages show exactly the model's answer, no indicator."""
+        fake = self.fake
+        if conversation.thread_id is None:
+            thread = fake.thread_for_message(conversation.message_id)
+            if thread is not None:
+                conversation.thread_id = int(thread["id"])
+        if conversation.thread_id is not None:
+            shown = [m for m in fake.messages_in(conversation.thread_id) if m["author"]["id"] == self.bot_id]
+        else:  # no thread (creation failed): the bot replies to the mention in the channel
+            shown = [m for m in fake.messages_in(conversation.channel_id) if m["author"]["id"] == self.bot_id
+                     and (m.get("message_reference") or {}).get("message_id") == str(conversation.message_id)]
+        stored = [fake.message(m["id"]) for m in shown]
+        if not stored:
+            return
+        if conversation.first_visible_at is None:
+            conversation.first_visible_at = stored[0].history[0][0]
+        contents = [m.content for m in stored]
+        if any(c.endswith(INDICATOR) for c in contents):
+            return
+        if "".join(contents) == self.expected or " ".join(contents).split() == self.expected.split():
+            conversation.done = True
+            conversation.full_visible_at = stored[-1].history[-1][0]
+        elif WARNING in contents[-1]:
+            conversation.failure = contents[-1][contents[-1].index(WARNING):][:120]
+
+    def _measure(self, name: str, conversations: list[Conversation], channels: int, timings: list[dict[str, Any]],
+                 requests_before: int, limited_before: int, cpu: float, wall: float) -> RoundResult:  # fmt: skip
+        fake = self.fake
+        records = {}
+        for record in timings:
+            content = record.get("last_user_message") or ""
+            marker = content.rsplit(" ", 1)[-1]
+            records[marker] = record
+        requests = fake.requests[requests_before:]
+        writes_by_channel: dict[str, int] = {}
+        other = {"thread creates": 0, "typing": 0}
+        for request in requests:
+            if request.route in (MESSAGE_CREATE, MESSAGE_EDIT):
+                channel = request.path.split("/")[2]
+                writes_by_channel[channel] = writes_by_channel.get(channel, 0) + 1
+            elif request.route == THREAD_CREATE:
+                other["thread creates"] += 1
+            elif request.route == TYPING:
+                other["typing"] += 1
+        first, full, to_model, writes, late = [], [], [], [], []
+        completed = 0
+        problems = []
+        for conversation in conversations:
+            record = records.get(conversation.marker)
+            if conversation.failure is not None:
+                problems.append(f"{conversation.marker}: the reply shows {conversation.failure!r}")
+            if record is None:
+                if conversation.failure is None:
+                    problems.append(f"{conversation.marker}: the model server never got its request")
+                continue
+            if conversation.dispatched_at is not None:
+                to_model.append((record["received_at"] - conversation.dispatched_at) * 1000)
+            if conversation.first_visible_at is not None and record.get("first_token_at"):
+                first.append((conversation.first_visible_at - record["first_token_at"]) * 1000)
+            if conversation.done and conversation.full_visible_at is not None and record.get("last_token_at"):
+                full.append((conversation.full_visible_at - record["last_token_at"]) * 1000)
+                completed += 1
+            elif conversation.failure is None:
+                problems.append(f"{conversation.marker}: not completed (thread {conversation.thread_id})")
+            if record.get("first_token_at") and record.get("last_token_at") and self.options.rate > 0:
+                ideal = (record["tokens_sent"] - 1) / self.options.rate
+                late.append((record["last_token_at"] - record["first_token_at"] - ideal) * 1000)
+            if conversation.thread_id is not None:
+                conversation.writes = writes_by_channel.get(str(conversation.thread_id), 0)
+                writes.append(float(conversation.writes))
+        arrivals = sorted(r.time for r in requests if not _exempt_from_global(r.route) and r.status != 429)
+        peak, start = 0, 0
+        for end, at in enumerate(arrivals):
+            while arrivals[start] <= at - 1.0:
+                start += 1
+            peak = max(peak, end - start + 1)
+        limited = fake.ratelimited[limited_before:]
+        routes: dict[str, int] = {}
+        for hit in limited:
+            key = f"{hit.route}{' (global)' if hit.is_global else ''}"
+            routes[key] = routes.get(key, 0) + 1
+        done_after = max(full) / 1000 if full and completed == len(conversations) else None
+        tokens = completed * self.options.tokens
+        return RoundResult(
+            name=name,
+            n=len(conversations),
+            channels=channels,
+            completed=completed,
+            first_ms=spread(first),
+            full_ms=spread(full),
+            mention_to_model_ms=spread(to_model),
+            writes_per_reply=spread(writes),
+            other_writes=other,
+            ratelimited=len(limited),
+            ratelimited_routes=routes,
+            tokens=tokens,
+            cpu_seconds=cpu,
+            cpu_per_1k_tokens=cpu / (tokens / 1000) if tokens else None,
+            done_after_model_s=done_after,
+            model_late_ms=spread(late),
+            peak_global_per_s=peak,
+            wall_seconds=wall,
+            problems=problems,
+        )
+
+
+def _exempt_from_global(route: str) -> bool:
+    """Interaction callbacks and webhooks don't count towards the global limit."""
+    return route.split(" ", 1)[-1].startswith(("/interactions/", "/webhooks/"))
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _pair(values: dict[str, float | None], digits: int = 1) -> str:
+    return f"{_fmt(values['p50'], digits)}/{_fmt(values['p99'], digits)}"
+
+
+HEADER = (
+    f"{'round':>10} | {'done':>7} | {'429s':>4} | {'first p50/p99 ms':>17} | {'full p50/p99 ms':>17} | "
+    f"{'mention→model ms':>17} | {'writes p50/p99':>14} | {'thr/typ':>7} | {'CPU s/1k tok':>12} | "
+    f"{'done after model s':>18} | {'peak req/s':>10} | {'model late p99 ms':>17} | {'wall s':>6}"
+)
+
+
+def format_row(row: RoundResult) -> str:
+    done = f"{row.completed}/{row.n}"
+    other = f"{row.other_writes['thread creates']}/{row.other_writes['typing']}"
+    return (
+        f"{row.name:>10} | {done:>7} | {row.ratelimited:>4} | {_pair(row.first_ms):>17} | {_pair(row.full_ms):>17} | "
+        f"{_pair(row.mention_to_model_ms):>17} | {_pair(row.writes_per_reply, 0):>14} | {other:>7} | "
+        f"{_fmt(row.cpu_per_1k_tokens, 4):>12} | {_fmt(row.done_after_model_s, 2):>18} | "
+        f"{row.peak_global_per_s:>10} | {_fmt(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
+    )
+
+
+def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
+    def one_per_channel(n: int) -> RoundResult | None:
+        return next((r for r in rows if r.n == n and r.channels == n), None)
+
+    def at_most(value: float | None, limit: float) -> bool:
+        return value is not None and value <= limit
+
+    checks = []
+    for row in rows:
+        detail = f"{row.completed}/{row.n} completed, {row.ratelimited} 429s {row.ratelimited_routes or ''}"
+        passed = row.completed == row.n and row.ratelimited == 0
+        checks.append(TargetCheck(f"{row.name}: every reply completed, zero 429s", passed, detail.rstrip()))
+    small = one_per_channel(SMALL_N)
+    if small is not None:
+        first, full = small.first_ms["p99"], small.full_ms["p99"]
+        checks.append(TargetCheck(f"N={SMALL_N}: first visible p99 ≤ {SMALL_FIRST_P99_MS:.0f} ms",
+                                  at_most(first, SMALL_FIRST_P99_MS), f"{_fmt(first)} ms"))
+        checks.append(TargetCheck(f"N={SMALL_N}: full text p99 ≤ {SMALL_FULL_P99_MS:.0f} ms",
+                                  at_most(full, SMALL_FULL_P99_MS), f"{_fmt(full)} ms"))
+    shared = [r for r in rows if r.channels == 1 and r.n > 1]
+    for row in [r for r in [one_per_channel(MEDIUM_N)] if r is not None] + shared:
+        first, full = row.first_ms["p99"], row.full_ms["p99"]
+        checks.append(TargetCheck(f"{row.name}: first and full p99 ≤ {MEDIUM_P99_MS:.0f} ms",
+                                  at_most(first, MEDIUM_P99_MS) and at_most(full, MEDIUM_P99_MS),
+                                  f"first {_fmt(first)} ms, full {_fmt(full)} ms"))
+    large = one_per_channel(LARGE_N)
+    if large is not None:
+        name = f"N={LARGE_N}: all complete within {LARGE_DONE_AFTER_MODEL_S:.0f} s of the model finishing"
+        checks.append(TargetCheck(name, at_most(large.done_after_model_s, LARGE_DONE_AFTER_MODEL_S),
+                                  f"{_fmt(large.done_after_model_s, 2)} s"))
+    medium = one_per_channel(MEDIUM_N)
+    if medium is not None:
+        p99 = medium.mention_to_model_ms["p99"]
+        checks.append(TargetCheck(f"N={MEDIUM_N}: mention → model request p99 ≤ {MENTION_TO_MODEL_P99_MS:.0f} ms",
+                                  at_most(p99, MENTION_TO_MODEL_P99_MS), f"{_fmt(p99)} ms"))
+    for row in rows:
+        detail = f"{_fmt(row.cpu_per_1k_tokens, 4)} s ({row.cpu_seconds:.2f} s for {row.tokens} tokens)"
+        checks.append(TargetCheck(f"{row.name}: bot CPU ≤ {CPU_PER_1K_TOKENS:.2f} s per 1,000 tokens",
+                                  at_most(row.cpu_per_1k_tokens, CPU_PER_1K_TOKENS), detail))
+    return checks  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+async def wait_ready(fake: FakeDiscord, bot: BotProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert bot.process is not None
+        if bot.process.returncode is not None:
+            raise RuntimeError(f"the bot exited with {bot.process.returncode}:\n{bot.log[-4000:]}")
+        synced = any(r.route in COMMAND_SYNC and r.status == 200 for r in fake.requests)
+        if synced and fake.connected and fake.gateway.identify_count:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{bot.log[-4000:]}")
+
+
+async def delete_keys(prefix: str) -> None:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
+async def run(options: Options, model: ModelServerProcess) -> tuple[list[RoundResult], str, int]:
+    prefix = f"bench:discord:{uuid.uuid4().hex[:12]}:"
+    rounds: list[tuple[str, int, int]] = [(f"N={n}", n, 1) for n in options.ns]
+    if options.shared:
+        rounds.append((f"{options.shared} in 1 ch", 1, options.shared))
+    async with FakeDiscord(limits=Limits()) as fake:
+        guild = fake.add_guild("Bench Guild")
+        user = fake.add_user("bencher")
+        warm = fake.add_text_channel(guild, "warm-up")
+        channels = {name: [int(fake.add_text_channel(guild, f"{name}-{i}")["id"]) for i in range(count)]
+                    for name, count, _ in rounds}  # fmt: skip
+        bot = BotProcess(bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens))
+        rows: list[RoundResult] = []
+        try:
+            await bot.start()
+            await wait_ready(fake, bot)
+            bench = Bench(fake, user, model, bot.pid, options)
+            await bench.run_round("warm-up", [int(warm["id"])], 1)  # first use of every route and connection
+            await asyncio.sleep(1.0)
+            for name, _, per_channel in rounds:
+                row = await bench.run_round(name, channels[name], per_channel)
+                print(format_row(row), flush=True)
+                rows.append(row)
+                await asyncio.sleep(1.0)
+        finally:
+            code = await bot.stop()
+            log = bot.log
+            bot.cleanup()
+            await delete_keys(prefix)
+            if options.requests_path is not None:
+                recorded = [{"time": r.time, "route": r.route, "path": r.path, "status": r.status}
+                            for r in fake.requests]  # fmt: skip
+                options.requests_path.write_text(json.dumps(recorded))
+    return rows, log, code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 8 * max(options.ns, default=1) + 512
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    info = machine()
+    print(f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
+          f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s")
+    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}")
+    print(HEADER)
+    print("-" * len(HEADER))
+    with ModelServerProcess(options) as model:
+        rows, log, code = asyncio.run(run(options, model))
+    if options.bot_log_path is not None:
+        options.bot_log_path.write_text(log)
+    for row in rows:
+        for problem in row.problems[:5]:
+            print(f"  {row.name}: {problem}")
+    print(f"\nbot exit status after SIGTERM: {code}")
+    errors = [line for line in log.splitlines() if "[error" in line or "Traceback" in line or "[warning" in line]
+    if errors:
+        print(f"bot log: {len(errors)} warning/error lines, e.g.:")
+        for line in errors[:8]:
+            print(f"  {line[:200]}")
+    checks = evaluate(rows)
+    print()
+    for check in checks:
+        print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+    if options.json_path is not None:
+        data = {"options": asdict(options), "machine": info, "rounds": [asdict(r) for r in rows],
+                "targets": [asdict(c) for c in checks], "bot_exit_status": code}  # fmt: skip
+        options.json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    return 0 if all(c.passed for c in checks) and code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
