@@ -20,6 +20,7 @@ import structlog
 import yarl
 from discord import app_commands
 
+from bot import budget
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.render import SurfaceLimits
@@ -145,25 +146,22 @@ class ChannelReply:
 
     async def show_waiting(self) -> None:
         destination = await self._where()
+        global_ = (self._rate_limits.global_,)
         while True:
-            await self._rate_limits_spend_typing()
-            await destination.channel.typing()
+            # Typing is cosmetic: it waits for spare budget instead of taking urgent capacity.
+            while not (charge := budget.try_spend_spare(global_)):
+                await asyncio.sleep(max(0.05, budget.seconds_until_spare(global_)))
+            with charge:
+                await destination.channel.typing()
             await asyncio.sleep(8)  # Discord shows "typing…" for 10 s per request
-
-    async def _rate_limits_spend_typing(self) -> None:
-        # Typing is cosmetic: it waits for spare budget instead of taking urgent capacity.
-        from bot.budget import seconds_until_spare, try_spend_spare
-
-        while not try_spend_spare((self._rate_limits.global_,)):
-            await asyncio.sleep(max(0.05, seconds_until_spare((self._rate_limits.global_,))))
 
     async def post(self, text: str, *, final: bool) -> discord.Message:
         destination = await self._where()
-        await _spend_urgent((self._rate_limits.creates(destination.channel.id), self._rate_limits.global_))
-        if destination.reply_to is not None:
-            message = await destination.reply_to.reply(text, mention_author=False)
-        else:
-            message = await destination.channel.send(text)
+        with await budget.spend((self._rate_limits.creates(destination.channel.id), self._rate_limits.global_)):
+            if destination.reply_to is not None:
+                message = await destination.reply_to.reply(text, mention_author=False)
+            else:
+                message = await destination.channel.send(text)
         if self._on_posted is not None:
             await self._on_posted(message)
         return message
@@ -310,8 +308,8 @@ class MistralDiscordBot(discord.Client):
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
                 raise _NoThreads("channel type has no threads")
-            await _spend_urgent((self.rate_limits.creates(channel.id), self.rate_limits.global_))
-            thread = await self._create_thread(message)
+            with await budget.spend((self.rate_limits.creates(channel.id), self.rate_limits.global_)):
+                thread = await self._create_thread(message)
             destination.set_result(Destination(thread))
         except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
             log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
@@ -471,12 +469,6 @@ def _ready(destination: Destination) -> asyncio.Future[Destination]:
     future: asyncio.Future[Destination] = asyncio.get_running_loop().create_future()
     future.set_result(destination)
     return future
-
-
-async def _spend_urgent(budgets: tuple[WriteBudget, ...]) -> None:
-    from bot.budget import spend
-
-    await spend(budgets)
 
 
 # -- entry points ----------------------------------------------------------------------

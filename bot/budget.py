@@ -20,6 +20,38 @@ from collections.abc import Callable, Sequence
 Clock = Callable[[], float]
 
 
+class _Stamp:
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
+class Charge:
+    """The writes one request spent. Settling it once the request is done re-dates them to
+    then: a request delayed on a busy event loop reaches the platform later than it was
+    charged, and the window must count it where the platform does.
+
+        with await spend(budgets):
+            await send_the_request()
+    """
+
+    def __init__(self, stamps: list[_Stamp], clock: Clock) -> None:
+        self._stamps = stamps
+        self._clock = clock
+
+    def settle(self) -> None:
+        now = self._clock()
+        for stamp in self._stamps:
+            stamp.at = max(stamp.at, now)
+
+    def __enter__(self) -> Charge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.settle()
+
+
 class WriteBudget:
     def __init__(
         self,
@@ -38,13 +70,13 @@ class WriteBudget:
         self.hold_back_cap = limit if hold_back_cap is None else hold_back_cap
         self.window = window + margin  # margin: requests can arrive later than we sent them
         self._clock = clock
-        self._stamps: deque[float] = deque()
+        self._stamps: deque[_Stamp] = deque()
         self.reserved = 0
 
     def free(self) -> int:
         horizon = self._clock() - self.window
         stamps = self._stamps
-        while stamps and stamps[0] <= horizon:
+        while stamps and stamps[0].at <= horizon:
             stamps.popleft()
         return self.limit - len(stamps)
 
@@ -58,10 +90,12 @@ class WriteBudget:
     def seconds_until_free(self) -> float:
         if self.free() > 0:
             return 0.0
-        return max(0.0, self._stamps[0] + self.window - self._clock())
+        return max(0.0, self._stamps[0].at + self.window - self._clock())
 
-    def record(self) -> None:
-        self._stamps.append(self._clock())
+    def record(self) -> _Stamp:
+        stamp = _Stamp(self._clock())
+        self._stamps.append(stamp)
+        return stamp
 
     def reserve(self) -> None:
         self.reserved += 1
@@ -87,13 +121,15 @@ def release(budgets: Budgets) -> None:
         budget.release()
 
 
-def try_spend_spare(budgets: Budgets) -> bool:
-    """Spend an unreserved write now (interim edits), without waiting."""
+def try_spend_spare(budgets: Budgets) -> Charge | None:
+    """Spend an unreserved write now (interim edits, typing), without waiting; None if none is spare."""
     if any(budget.spare() < 1 for budget in budgets):
-        return False
-    for budget in budgets:
-        budget.record()
-    return True
+        return None
+    return _charge(budgets)
+
+
+def _charge(budgets: Budgets) -> Charge:
+    return Charge([budget.record() for budget in budgets], budgets[0]._clock if budgets else time.monotonic)
 
 
 def seconds_until_spare(budgets: Budgets) -> float:
@@ -102,7 +138,7 @@ def seconds_until_spare(budgets: Budgets) -> float:
     return max(waits, default=0.0)
 
 
-async def spend(budgets: Budgets, *, reserved: bool = False) -> None:
+async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
     """Wait for and spend a write that must happen (first text, overflow, final text).
 
     Urgent writes may use reserved capacity: that is what it was kept for.
@@ -112,7 +148,6 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> None:
         if wait <= 0:
             break
         await asyncio.sleep(wait)
-    for budget in budgets:
-        budget.record()
-        if reserved:
-            budget.release()
+    if reserved:
+        release(budgets)
+    return _charge(budgets)

@@ -165,10 +165,10 @@ class LiveRenderer:
             return
         shown = body + self._limits.indicator
         if self._handle is None:
-            await budget.spend(self._surface.post_budgets)
             self._handle = await self._post(shown, final=False)
-        elif shown != self._shown and budget.try_spend_spare(self._surface.edit_budgets):
-            await self._edit(shown, final=False)
+        elif shown != self._shown and (charge := budget.try_spend_spare(self._surface.edit_budgets)):
+            with charge:
+                await self._edit(shown, final=False)
 
     async def _write_final_safely(self) -> None:
         try:
@@ -182,13 +182,12 @@ class LiveRenderer:
         await self._seal_overflow(text, streaming=False)
         shown = self._body(text)
         if self._handle is not None:
-            await budget.spend(self._surface.edit_budgets, reserved=self._streaming)
-            await self._edit(shown, final=True)
+            with await budget.spend(self._surface.edit_budgets, reserved=self._streaming):
+                await self._edit(shown, final=True)
             return
         if self._streaming:
             budget.release(self._surface.edit_budgets)
         if shown.strip():
-            await budget.spend(self._surface.post_budgets)
             self._handle = await self._post(shown, final=True)
 
     def _final_source(self) -> str:
@@ -212,10 +211,9 @@ class LiveRenderer:
         while limits.measure(self._body(text)) > room:
             piece, reopen = split_head(text[self._start :], self._reopen, limits.max_length, limits.measure)
             if self._handle is not None:
-                await budget.spend(self._surface.edit_budgets)
-                await self._edit(piece.shown, final=True)
+                with await budget.spend(self._surface.edit_budgets):
+                    await self._edit(piece.shown, final=True)
             else:
-                await budget.spend(self._surface.post_budgets)
                 await self._post(piece.shown, final=True)
             self._sealed.append(piece.shown)
             self._handle, self._shown = None, ""
@@ -223,8 +221,9 @@ class LiveRenderer:
             self._reopen = reopen
 
     async def _post(self, text: str, *, final: bool) -> Any:
-        self._stop_waiting()
-        handle = await self._surface.post(text, final=final)
+        with await budget.spend(self._surface.post_budgets):
+            self._stop_waiting()
+            handle = await self._surface.post(text, final=final)
         self._note_write(text)
         return handle
 

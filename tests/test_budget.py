@@ -1,0 +1,74 @@
+"""Write budgets: the rules that keep replies inside a platform's rate limits."""
+
+from __future__ import annotations
+
+from bot import budget
+from bot.budget import WriteBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_no_more_than_the_limit_in_any_window() -> None:
+    clock = Clock()
+    channel = WriteBudget(5, 5.0, margin=0.0, clock=clock)
+    spent = [budget.try_spend_spare((channel,)) for _ in range(7)]
+    assert [charge is not None for charge in spent] == [True] * 5 + [False] * 2
+    clock.now += 4.9
+    assert budget.try_spend_spare((channel,)) is None
+    clock.now += 0.2
+    assert budget.try_spend_spare((channel,)) is not None
+
+
+def test_a_reserved_final_write_is_kept_from_interim_edits() -> None:
+    clock = Clock()
+    edits = WriteBudget(2, 5.0, margin=0.0, clock=clock)
+    assert budget.try_reserve((edits,)) and budget.try_reserve((edits,))
+    assert not budget.try_reserve((edits,))  # a third reply would have to hold its text
+    assert budget.try_spend_spare((edits,)) is None  # no interim edit may take a final's slot
+    assert edits.seconds_until_free() == 0.0  # but the finals can go at once
+
+
+def test_a_fast_refilling_budget_never_refuses_a_reply_but_holds_back_capacity() -> None:
+    clock = Clock()
+    global_ = WriteBudget(10, 1.0, margin=0.0, admission=False, hold_back_cap=6, clock=clock)
+    for _ in range(30):
+        assert budget.try_reserve((global_,))
+    spare = 0
+    while budget.try_spend_spare((global_,)):
+        spare += 1
+    assert spare == 4  # 6 of 10 stay free for first and final writes
+    assert global_.free() == 6
+
+
+def test_a_slow_request_counts_from_when_it_finished() -> None:
+    clock = Clock()
+    channel = WriteBudget(1, 5.0, margin=0.0, clock=clock)
+    charge = budget.try_spend_spare((channel,))
+    assert charge is not None
+    clock.now += 3.0  # the request waited on a busy loop before it went out
+    charge.settle()
+    clock.now += 4.0  # 7 s after charging, 4 s after it reached the platform
+    assert budget.try_spend_spare((channel,)) is None
+    clock.now += 1.1
+    assert budget.try_spend_spare((channel,)) is not None
+
+
+async def test_an_urgent_write_waits_for_the_window_instead_of_failing() -> None:
+    channel = WriteBudget(1, 0.2, margin=0.0)
+    await budget.spend((channel,))
+    waited = await _timed(budget.spend((channel,)))
+    assert 0.15 < waited < 0.5
+
+
+async def _timed(awaitable) -> float:  # type: ignore[no-untyped-def]
+    import time
+
+    started = time.monotonic()
+    await awaitable
+    return time.monotonic() - started
