@@ -211,12 +211,12 @@ class StreamReply:
         place = self._place
         assert place.thread_ts is not None, "streams are only chosen for threads"
         reserved, self._reserved = self._reserved, False
-        await budget.spend((self._budgets.stream_starts,), reserved=reserved)
         try:
-            response = await place.client.chat_startStream(
-                channel=place.channel, thread_ts=place.thread_ts, markdown_text=defuse_mentions(text),
-                recipient_team_id=place.team, recipient_user_id=place.user,
-            )
+            with await budget.spend((self._budgets.stream_starts,), reserved=reserved):
+                response = await place.client.chat_startStream(
+                    channel=place.channel, thread_ts=place.thread_ts, markdown_text=defuse_mentions(text),
+                    recipient_team_id=place.team, recipient_user_id=place.user,
+                )
         except SlackApiError as error:
             if reserved:
                 budget.release((self._budgets.stream_stops,))
@@ -234,11 +234,11 @@ class StreamReply:
         instead, which later edits change with chat.update."""
         place = self._place
         log.warning("slack_stream_unavailable", channel=place.channel, error=error.response.get("error"))
-        await budget.spend((self._budgets.posts(place.channel),))
-        response = await place.client.chat_postMessage(
-            channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
-            unfurl_links=False, unfurl_media=False,
-        )
+        with await budget.spend((self._budgets.posts(place.channel),)):
+            response = await place.client.chat_postMessage(
+                channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
+                unfurl_links=False, unfurl_media=False,
+            )
         ts = str(response["ts"])
         self._sent[ts] = text
         self._not_streaming.add(ts)
@@ -252,15 +252,16 @@ class StreamReply:
             await self._stop(handle, text, reserved=handle == self._first)
             return
         delta = self._delta(handle, text)
-        if delta and budget.try_spend_spare((self._budgets.appends,)):
-            request = self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, markdown_text=delta)
-            await self._call(handle, text, final, request)
+        if delta and (charge := budget.try_spend_spare((self._budgets.appends,))):
+            with charge:
+                request = self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, markdown_text=delta)
+                await self._call(handle, text, final, request)
 
     async def _stop(self, handle: str, text: str, *, reserved: bool) -> None:
-        await budget.spend((self._budgets.stream_stops,), reserved=reserved)
-        delta = self._delta(handle, text)
-        stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
-        await self._call(handle, text, True, stop)
+        with await budget.spend((self._budgets.stream_stops,), reserved=reserved):
+            delta = self._delta(handle, text)
+            stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
+            await self._call(handle, text, True, stop)
 
     async def _call(self, handle: str, text: str, final: bool, request: Awaitable[Any]) -> None:
         try:
@@ -275,11 +276,11 @@ class StreamReply:
             await self._update(handle, text, final)
 
     async def _update(self, handle: str, text: str, final: bool) -> None:
-        if final:
-            await budget.spend((self._budgets.updates,))
-        elif not budget.try_spend_spare((self._budgets.updates,)):
+        charge = await budget.spend((self._budgets.updates,)) if final else budget.try_spend_spare((self._budgets.updates,))
+        if charge is None:
             return
-        await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
+        with charge:
+            await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
         self._sent[handle] = text
 
     def _delta(self, handle: str, text: str) -> str:
@@ -290,12 +291,14 @@ class StreamReply:
 
 async def show_status(place: Place, budgets: WorkspaceBudgets) -> None:
     """'is thinking…' under the thread while the model starts; cosmetic, so spare budget only."""
-    if place.thread_ts is None or not budget.try_spend_spare((budgets.status,)):
+    charge = budget.try_spend_spare((budgets.status,)) if place.thread_ts is not None else None
+    if charge is None:
         return
     try:
-        await place.client.assistant_threads_setStatus(
-            channel_id=place.channel, thread_ts=place.thread_ts, status=STATUS_TEXT
-        )
+        with charge:
+            await place.client.assistant_threads_setStatus(
+                channel_id=place.channel, thread_ts=place.thread_ts, status=STATUS_TEXT
+            )
     except SlackApiError as error:
         log.debug("slack_status_unavailable", error=error.response.get("error"))
 
@@ -453,13 +456,15 @@ class SlackBot:
         cached = self._names.get(user)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        if not budget.try_spend_spare((budgets.lookups,)):
+        charge = budget.try_spend_spare((budgets.lookups,))
+        if charge is None:
             # Many new people at once: answer now under the user id rather than wait (or trip
             # users.info's limit) for a name; it is not cached, so a later message looks it up.
             log.info("slack_user_lookup_deferred", user=user)
             return user
         try:
-            response = await self.client.users_info(user=user)
+            with charge:
+                response = await self.client.users_info(user=user)
             info = response["user"]
             profile = info.get("profile", {})
             name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user

@@ -20,11 +20,20 @@ from collections.abc import Callable, Sequence
 Clock = Callable[[], float]
 
 
+# A write still in flight holds its slot (it may reach the platform any moment); one never
+# settled stops counting after this long, so a forgotten charge cannot block a budget.
+IN_FLIGHT_LIMIT = 30.0
+
+
 class _Stamp:
-    __slots__ = ("at",)
+    __slots__ = ("at", "settled")
 
     def __init__(self, at: float) -> None:
         self.at = at
+        self.settled = False
+
+    def expired(self, horizon: float) -> bool:
+        return self.at <= horizon and (self.settled or self.at <= horizon - IN_FLIGHT_LIMIT)
 
 
 class Charge:
@@ -44,6 +53,7 @@ class Charge:
         now = self._clock()
         for stamp in self._stamps:
             stamp.at = max(stamp.at, now)
+            stamp.settled = True
 
     def __enter__(self) -> Charge:
         return self
@@ -76,7 +86,7 @@ class WriteBudget:
     def free(self) -> int:
         horizon = self._clock() - self.window
         stamps = self._stamps
-        while stamps and stamps[0].at <= horizon:
+        while stamps and stamps[0].expired(horizon):
             stamps.popleft()
         return self.limit - len(stamps)
 
@@ -90,7 +100,10 @@ class WriteBudget:
     def seconds_until_free(self) -> float:
         if self.free() > 0:
             return 0.0
-        return max(0.0, self._stamps[0].at + self.window - self._clock())
+        oldest = self._stamps[0]
+        if not oldest.settled:
+            return 0.05  # in flight: look again shortly
+        return max(0.0, oldest.at + self.window - self._clock())
 
     def record(self) -> _Stamp:
         stamp = _Stamp(self._clock())

@@ -19,9 +19,22 @@ def test_no_more_than_the_limit_in_any_window() -> None:
     channel = WriteBudget(5, 5.0, margin=0.0, clock=clock)
     spent = [budget.try_spend_spare((channel,)) for _ in range(7)]
     assert [charge is not None for charge in spent] == [True] * 5 + [False] * 2
+    for charge in spent[:5]:
+        charge.settle()  # the requests completed
     clock.now += 4.9
     assert budget.try_spend_spare((channel,)) is None
     clock.now += 0.2
+    assert budget.try_spend_spare((channel,)) is not None
+
+
+def test_a_write_still_in_flight_keeps_its_slot() -> None:
+    clock = Clock()
+    channel = WriteBudget(1, 1.0, margin=0.0, clock=clock)
+    charge = budget.try_spend_spare((channel,))
+    clock.now += 5.0  # long past the window, but the request has not reached the platform yet
+    assert budget.try_spend_spare((channel,)) is None
+    charge.settle()
+    clock.now += 1.1
     assert budget.try_spend_spare((channel,)) is not None
 
 
@@ -40,7 +53,8 @@ def test_a_fast_refilling_budget_never_refuses_a_reply_but_holds_back_capacity()
     for _ in range(30):
         assert budget.try_reserve((global_,))
     spare = 0
-    while budget.try_spend_spare((global_,)):
+    while charge := budget.try_spend_spare((global_,)):
+        charge.settle()
         spare += 1
     assert spare == 4  # 6 of 10 stay free for first and final writes
     assert global_.free() == 6
@@ -61,7 +75,7 @@ def test_a_slow_request_counts_from_when_it_finished() -> None:
 
 async def test_an_urgent_write_waits_for_the_window_instead_of_failing() -> None:
     channel = WriteBudget(1, 0.2, margin=0.0)
-    await budget.spend((channel,))
+    (await budget.spend((channel,))).settle()
     waited = await _timed(budget.spend((channel,)))
     assert 0.15 < waited < 0.5
 
