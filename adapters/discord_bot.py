@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 import structlog
 import yarl
@@ -84,9 +85,12 @@ class DiscordRateLimits:
     """Budgets mirroring Discord's buckets, shared by every reply of this process."""
 
     def __init__(self, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0) -> None:
-        # The global limit refills every second: never a reason to hold a reply, but part of
-        # it is kept from interim edits so first and final writes go out at once.
-        self.global_ = WriteBudget(global_per_second, 1.0, admission=False, hold_back_cap=global_per_second * 3 // 5)
+        # The global limit refills every second: it streams up to a second's worth of replies
+        # at once (more are posted whole at the end, one write instead of two), and part of it
+        # is kept from interim edits so first and final writes go out at once.
+        self.global_ = WriteBudget(
+            global_per_second, 1.0, max_streaming=global_per_second, hold_back_cap=global_per_second * 3 // 5
+        )
         self._per_channel = per_channel
         self._window = channel_window
         self._creates: dict[int, WriteBudget] = {}
@@ -220,6 +224,7 @@ class MistralDiscordBot(discord.Client):
         intents.message_content = True
         super().__init__(
             intents=intents,
+            http_trace=_sent_requests_settle_their_budget(),
             allowed_mentions=discord.AllowedMentions.none(),  # nothing the model writes pings anyone
             chunk_guilds_at_startup=False,  # no member lists: memory stays flat on 100k-member servers
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -463,6 +468,18 @@ def _ignore_outcome(task: asyncio.Future[Any]) -> None:
     """Retrieve a finished background request's outcome so asyncio does not report it."""
     if not task.cancelled():
         task.exception()
+
+
+def _sent_requests_settle_their_budget() -> aiohttp.TraceConfig:
+    """Count each write from the moment it is sent: discord.py may hold a request back
+    (its own bucket waits) or a busy loop may delay it well after it was charged."""
+
+    async def on_sent(*_: object) -> None:
+        budget.settle_in_flight()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(on_sent)
+    return trace
 
 
 def _ready(destination: Destination) -> asyncio.Future[Destination]:

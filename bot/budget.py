@@ -6,13 +6,16 @@ stream reserve the write for their final text up front; interim edits only spend
 left over, so a busy channel degrades to fewer interim edits, never to a missing final.
 
 A budget that refills quickly compared with a reply's length (a global per-second limit)
-does not turn replies away: it only holds back part of its capacity from interim edits
-(`hold_back_cap`), so first and final writes find room at once.
+does not judge a reply by its current window: it admits up to `max_streaming` live replies
+at once (beyond that, a reply's text is held and posted whole, saving the platform a
+write) and holds back part of its capacity from interim edits (`hold_back_cap`), so first
+and final writes find room at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -37,9 +40,11 @@ class _Stamp:
 
 
 class Charge:
-    """The writes one request spent. Settling it once the request is done re-dates them to
-    then: a request delayed on a busy event loop reaches the platform later than it was
-    charged, and the window must count it where the platform does.
+    """The writes one request spent, counted from when the request reached the platform.
+
+    Until it is settled the request is in flight and holds its slots. Settle it when the
+    request is sent (an adapter that can see that moment, e.g. through an HTTP trace hook)
+    or, failing that, when it completes — later than the platform saw it, so on the safe side.
 
         with await spend(budgets):
             await send_the_request()
@@ -48,18 +53,33 @@ class Charge:
     def __init__(self, stamps: list[_Stamp], clock: Clock) -> None:
         self._stamps = stamps
         self._clock = clock
+        self._token: contextvars.Token[Charge | None] | None = None
 
     def settle(self) -> None:
         now = self._clock()
         for stamp in self._stamps:
-            stamp.at = max(stamp.at, now)
-            stamp.settled = True
+            if not stamp.settled:
+                stamp.at = max(stamp.at, now)
+                stamp.settled = True
 
     def __enter__(self) -> Charge:
+        self._token = _IN_FLIGHT.set(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.settle()
+        if self._token is not None:
+            _IN_FLIGHT.reset(self._token)
+
+
+_IN_FLIGHT: contextvars.ContextVar[Charge | None] = contextvars.ContextVar("budget_in_flight", default=None)
+
+
+def settle_in_flight() -> None:
+    """Mark the request being made in this context as sent (for HTTP client trace hooks)."""
+    charge = _IN_FLIGHT.get()
+    if charge is not None:
+        charge.settle()
 
 
 class WriteBudget:
@@ -70,6 +90,7 @@ class WriteBudget:
         *,
         margin: float = 0.05,
         admission: bool = True,
+        max_streaming: int | None = None,
         hold_back_cap: int | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -77,6 +98,7 @@ class WriteBudget:
             raise ValueError("a budget needs limit ≥ 1 and window > 0")
         self.limit = limit
         self.admission = admission  # may a reply be told to hold its text when this budget is short?
+        self.max_streaming = max_streaming
         self.hold_back_cap = limit if hold_back_cap is None else hold_back_cap
         self.window = window + margin  # margin: requests can arrive later than we sent them
         self._clock = clock
@@ -110,6 +132,13 @@ class WriteBudget:
         self._stamps.append(stamp)
         return stamp
 
+    def admits(self) -> bool:
+        if not self.admission:
+            return True
+        if self.max_streaming is not None:
+            return self.reserved < self.max_streaming
+        return self.spare() >= 1
+
     def reserve(self) -> None:
         self.reserved += 1
 
@@ -122,7 +151,7 @@ Budgets = Sequence[WriteBudget]
 
 def try_reserve(budgets: Budgets) -> bool:
     """Reserve one future write on every budget, or on none."""
-    if any(budget.admission and budget.spare() < 1 for budget in budgets):
+    if not all(budget.admits() for budget in budgets):
         return False
     for budget in budgets:
         budget.reserve()

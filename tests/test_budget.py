@@ -86,3 +86,27 @@ async def _timed(awaitable) -> float:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     await awaitable
     return time.monotonic() - started
+
+
+def test_a_global_budget_streams_up_to_its_rate_and_holds_the_rest() -> None:
+    clock = Clock()
+    global_ = WriteBudget(5, 1.0, max_streaming=5, hold_back_cap=3, clock=clock)
+    for _ in range(5):  # a busy second
+        charge = budget.try_spend_spare((global_,))
+        assert charge is not None
+        charge.settle()
+    admitted = [budget.try_reserve((global_,)) for _ in range(7)]
+    assert admitted == [True] * 5 + [False] * 2  # admitted though the window is full right now
+    budget.release((global_,))
+    assert budget.try_reserve((global_,))
+
+
+async def test_a_request_settled_when_sent_counts_from_then() -> None:
+    clock = Clock()
+    channel = WriteBudget(1, 1.0, margin=0.0, clock=clock)
+    with await budget.spend((channel,)):
+        clock.now += 0.5
+        budget.settle_in_flight()  # what an HTTP trace hook calls as the request goes out
+        clock.now += 0.5  # the response arrives
+    clock.now += 0.6  # 1.1 s after the send, 0.6 s after the response
+    assert budget.try_spend_spare((channel,)) is not None
