@@ -273,15 +273,16 @@ class MistralDiscordBot(discord.Client):
             await self._explain_refusal_once(message)
             return
         key, destination, channel_id = conversation
-        if destination is None:  # a mention in a channel: the answer goes in a thread from it
+        opens_thread = destination is None  # a mention in a channel: the answer goes in a thread from it
+        if destination is None:
             destination = asyncio.get_running_loop().create_future()
-            self._spawn(self._open_thread(message, destination))
-        text = self._without_mention(message.content)
-        if not text:
-            text = "(empty message)"
+        text = self._without_mention(message.content) or "(empty message)"
         turn = Turn(key, str(message.author.id), message.author.display_name, text)
         surface = ChannelReply(destination, channel_id, self.rate_limits, self._linker(key))
+        # The model call goes first: its first token takes longer to come than the thread.
         self._spawn(self._answer(turn, surface))
+        if opens_thread:
+            self._spawn(self._open_thread(message, destination))
 
     async def _conversation_for(
         self, message: discord.Message

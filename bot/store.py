@@ -8,6 +8,7 @@ with the next one, so a thread is always continuable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -32,6 +33,7 @@ log = structlog.get_logger(__name__)
 # Waiting for a free connection beats failing a turn when many arrive at once.
 MAX_CONNECTIONS = 64
 POOL_WAIT_SECONDS = 10
+WARM_CONNECTIONS = 16
 # Naming the version up front spares redis-py a package-metadata lookup per new connection.
 _DRIVER = DriverInfo(lib_version=redis.__version__)
 
@@ -152,7 +154,8 @@ class RedisHistoryStore:
         return f"{self._settings.key_prefix}alias:{{{_safe_tag(alias)}}}"
 
     async def ping(self) -> None:
-        await self._run(self._redis.ping())
+        """Check Redis answers, and open a few connections so a burst of turns finds them ready."""
+        await self._run(asyncio.gather(*(self._redis.ping() for _ in range(WARM_CONNECTIONS))))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
