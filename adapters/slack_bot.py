@@ -43,6 +43,7 @@ MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
 EVENT_CLAIM_SECONDS = 3600
 NAME_CACHE_SECONDS = 3600
 STATUS_TEXT = "is thinking…"
+PLACEHOLDER_TEXT = "_thinking…_"
 _MARKDOWN = SlackMarkdownConverter()
 _SPECIAL_MENTION = re.compile(r"<(?=[!@#])")
 _THREAD_LINK = re.compile(r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<sec>\d{10})(?P<frac>\d{6})(?:\?.*?thread_ts=(?P<thread>[\d.]+))?")
@@ -162,14 +163,19 @@ class MessageReply:
     def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
         self._place = place
         self._budgets = budgets
+        self._waiting = Waiting(place, budgets)
         self.post_budgets = (budgets.posts(place.channel),)
         self.edit_budgets = (budgets.updates,)
 
     async def show_waiting(self) -> None:
-        await show_status(self._place, self._budgets)
+        await self._waiting.show()
 
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
+        placeholder = await self._waiting.take_placeholder()
+        if placeholder is not None:
+            await place.client.chat_update(channel=place.channel, ts=placeholder, text=to_mrkdwn(text))
+            return placeholder
         response = await place.client.chat_postMessage(
             channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
             unfurl_links=False, unfurl_media=False,
@@ -199,17 +205,24 @@ class StreamReply:
     def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
         self._place = place
         self._budgets = budgets
+        self._waiting = Waiting(place, budgets)
         self._reserved = True  # the first message's start and stop were reserved by choose_reply
         self._first: str | None = None
         self._sent: dict[str, str] = {}  # per message: the text Slack has, before defusing
         self._not_streaming: set[str] = set()  # expired streams and plain fallback messages
 
     async def show_waiting(self) -> None:
-        await show_status(self._place, self._budgets)
+        await self._waiting.show()
 
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
         assert place.thread_ts is not None, "streams are only chosen for threads"
+        placeholder = await self._waiting.take_placeholder()
+        if placeholder is not None:  # a stream is a new message: the placeholder goes
+            try:
+                await place.client.chat_delete(channel=place.channel, ts=placeholder)
+            except SlackApiError as error:
+                log.warning("slack_placeholder_not_removed", error=error.response.get("error"))
         reserved, self._reserved = self._reserved, False
         try:
             with await budget.spend((self._budgets.stream_starts,), reserved=reserved):
@@ -289,18 +302,59 @@ class StreamReply:
         return defuse_mentions(text)[len(defuse_mentions(self._sent.get(handle, ""))) :]
 
 
-async def show_status(place: Place, budgets: WorkspaceBudgets) -> None:
-    """'is thinking…' under the thread while the model starts; cosmetic, so spare budget only."""
-    charge = budget.try_spend_spare((budgets.status,)) if place.thread_ts is not None else None
-    if charge is None:
-        return
-    try:
-        with charge:
-            await place.client.assistant_threads_setStatus(
-                channel_id=place.channel, thread_ts=place.thread_ts, status=STATUS_TEXT
-            )
-    except SlackApiError as error:
-        log.debug("slack_status_unavailable", error=error.response.get("error"))
+class Waiting:
+    """What a person sees until the first text: Slack's "is thinking…" status under the thread
+    where the app may set it, else a placeholder message that the reply then takes over.
+
+    Cosmetic, so it spends spare budget only. The placeholder is posted in a task of its own:
+    the renderer cancels the waiting indicator when text arrives, and a post cut off mid-way
+    would leave a placeholder nobody can replace.
+    """
+
+    def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
+        self._place = place
+        self._budgets = budgets
+        self._placeholder: asyncio.Task[str | None] | None = None
+
+    async def show(self) -> None:
+        if self._place.thread_ts is not None and await self._status_shown():
+            return
+        self._placeholder = asyncio.create_task(self._post_placeholder())
+        await asyncio.shield(self._placeholder)
+
+    async def take_placeholder(self) -> str | None:
+        """The placeholder's ts, once; None when there is none."""
+        task, self._placeholder = self._placeholder, None
+        return await task if task is not None else None
+
+    async def _status_shown(self) -> bool:
+        charge = budget.try_spend_spare((self._budgets.status,))
+        if charge is None:
+            return True  # no spare budget: show nothing rather than spend a post on it
+        try:
+            with charge:
+                await self._place.client.assistant_threads_setStatus(
+                    channel_id=self._place.channel, thread_ts=self._place.thread_ts, status=STATUS_TEXT
+                )
+            return True
+        except SlackApiError as error:
+            log.debug("slack_status_unavailable", error=error.response.get("error"))
+            return False
+
+    async def _post_placeholder(self) -> str | None:
+        place = self._place
+        charge = budget.try_spend_spare((self._budgets.posts(place.channel),))
+        if charge is None:
+            return None
+        try:
+            with charge:
+                response = await place.client.chat_postMessage(
+                    channel=place.channel, thread_ts=place.thread_ts, text=PLACEHOLDER_TEXT
+                )
+            return str(response["ts"])
+        except SlackApiError as error:
+            log.warning("slack_placeholder_failed", error=error.response.get("error"))
+            return None
 
 
 # -- the bot ---------------------------------------------------------------------------

@@ -728,3 +728,32 @@ async def test_a_slow_first_token_shows_the_thinking_status_first(scene: Scene) 
     statuses = [s for s in scene.fake.statuses if s.thread_ts == mention["ts"] and s.channel_id == GENERAL]
     assert statuses and statuses[0].status == "is thinking…"
     assert statuses[0].time < reply.created_at
+
+
+async def test_where_the_status_is_not_allowed_a_placeholder_is_replaced_by_the_answer(scene: Scene) -> None:
+    scene.fake.inject_error("assistant.threads.setStatus", "not_allowed_token_type", times=5)
+    answer = sentence(5)
+    scene.answer_with(Script(text=answer, rate=20, first_token_delay=1.5))
+    mention, _ = await scene.harness.mention(GENERAL, ALICE, "think hard, no status")
+    await scene.turn(GENERAL, mention["ts"])
+    [reply] = scene.harness.replies(GENERAL, mention["ts"])  # one visible reply, no placeholder left
+    assert reply.visible_text.startswith(answer.split()[0]) and "thinking" not in reply.visible_text
+    shown = [m for m in scene.fake.messages_in(GENERAL, mention["ts"], include_deleted=True) if m.is_bot]
+    placeholder_at = shown[0].history[0][0]
+    assert shown[0].history[0][1] == "_thinking…_"
+    if scene.streaming == "off":
+        assert shown == [reply]  # the placeholder itself became the answer
+    else:
+        assert len(shown) == 2  # a native stream is a new message; the placeholder was deleted
+    assert reply.first_seen(answer.split()[0]) > placeholder_at
+
+
+async def test_a_slow_answer_to_a_top_level_dm_shows_a_placeholder_first(scene: Scene) -> None:
+    dm = scene.harness.new_dm(ALICE)
+    answer = sentence(4)
+    scene.answer_with(Script(text=answer, rate=20, first_token_delay=1.5))
+    await scene.harness.say(dm, ALICE, "take your time")
+    await scene.turn(dm, None)
+    [reply] = scene.harness.replies(dm)
+    assert reply.history[0][1] == "_thinking…_"
+    assert "thinking" not in reply.visible_text and reply.visible_text.split()[0] == answer.split()[0]
