@@ -22,28 +22,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import gc
 import json
 import math
-import os
-import platform
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 
+from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, machine, spread
 from bot import loop
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
@@ -57,8 +51,6 @@ from config.settings import Settings, load_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import Script, tokenize
 
-ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
 AUTHOR_ID = "bench-user"
 PREFILL_CONCURRENCY = 50
 SURFACE_MAX_LENGTH = 2000
@@ -123,70 +115,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # -- the fake model server, in its own process -----------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
-        return json.load(response)
-
-
-class ModelServerProcess:
-    """`python -m tests.fakes.model_server` in a child process, stopped on exit."""
-
-    def __init__(self, options: Options) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._command = [
-            sys.executable, "-m", "tests.fakes.model_server",
-            "--port", str(self.port),
-            "--tokens", str(options.tokens),
-            "--rate", str(options.rate),
-            "--first-token-delay", str(options.first_token_delay),
-        ]  # fmt: skip
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ModelServerProcess:
-        self._process = subprocess.Popen(self._command, cwd=ROOT, stdout=subprocess.DEVNULL)
-        self._wait_healthy()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"model server exited with {self._process.returncode}")
-            with contextlib.suppress(OSError):
-                http_get_json(f"{self.base_url}/health", timeout=1.0)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("model server did not become healthy within 20 s")
-
-    def request_timings(self) -> list[dict[str, Any]]:
-        return list(http_get_json(f"{self.base_url}/debug/requests")["requests"])
-
-    def cpu_seconds(self) -> float:
-        """The server process's CPU so far (user + system), to show how busy the machine was."""
-        assert self._process is not None
-        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- building the core ---------------------------------------------------------------
@@ -340,17 +268,6 @@ async def close_stores(conversations: Sequence[Conversation]) -> None:
     await asyncio.gather(*(conversation.store.aclose() for conversation in conversations))
 
 
-async def delete_keys(prefix: str) -> int:
-    client = aioredis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
-        return len(keys)
-    finally:
-        await client.aclose()
-
-
 # -- measuring -----------------------------------------------------------------------
 
 
@@ -371,18 +288,6 @@ class RoundResult:
     server_cpu_seconds: float
     server_late_ms: dict[str, float | None]  # how far the server's last token fell behind --rate
     failures: list[str] = field(default_factory=list)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (p99 of fewer than 100 values is their maximum)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def spread(values: Sequence[float]) -> dict[str, float | None]:
-    return {"p50": percentile(values, 0.50), "p99": percentile(values, 0.99), "max": max(values, default=None)}
 
 
 def mean_max(values: Sequence[float]) -> dict[str, float]:
@@ -496,13 +401,6 @@ async def run_round(n: int, parts: CoreParts, server: ModelServerProcess, option
 # -- reporting -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TargetCheck:
-    name: str
-    passed: bool
-    detail: str
-
-
 def evaluate_targets(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     def worst(values: Sequence[float | None]) -> float:
         present = [v for v in values if v is not None]
@@ -554,16 +452,6 @@ def format_row(row: RoundResult) -> str:
         f"{row.round_trips_per_turn['max']:>11.0f} | {cpu:>12} | {done:>9} | {row.wall_seconds:>6.2f} | "
         f"{row.server_cpu_seconds:>9.2f} | {_ms(row.server_late_ms['p99']):>15} | {len(row.failures)}"
     )
-
-
-def machine() -> dict[str, Any]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
 
 
 def print_header(options: Options, info: dict[str, Any]) -> None:
@@ -633,7 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     prefix = f"bench:{uuid.uuid4().hex[:12]}:"
     print_header(options, info)
-    with ModelServerProcess(options) as server:
+    with ModelServerProcess(
+        tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
+    ) as server:
         rows = loop.run(run(options, server, prefix))
     checks = evaluate_targets(rows)
     print_summary(rows, checks)

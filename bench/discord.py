@@ -27,17 +27,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
-import platform
 import resource
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,13 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import redis.asyncio as aioredis
 
+from bench.common import REDIS_URL, ROOT, ModelServerProcess, TargetCheck, delete_keys, machine, spread
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
 from tests.fakes.model_server import Script
 
-ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
 INDICATOR = " ▌"
 WARNING = "⚠️"
 MESSAGE_CREATE = "POST /channels/{channel_id}/messages"
@@ -117,60 +110,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # -- processes -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
-        return json.load(response)
-
-
-class ModelServerProcess:
-    """`python -m tests.fakes.model_server` in a child process."""
-
-    def __init__(self, options: Options) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._command = [sys.executable, "-m", "tests.fakes.model_server", "--port", str(self.port),
-                         "--tokens", str(options.tokens), "--rate", str(options.rate),
-                         "--first-token-delay", str(options.first_token_delay)]  # fmt: skip
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ModelServerProcess:
-        self._process = subprocess.Popen(self._command, cwd=ROOT, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"model server exited with {self._process.returncode}")
-            with contextlib.suppress(OSError):
-                http_get_json(f"{self.base_url}/health", timeout=1.0)
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("model server did not become healthy within 20 s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    def request_timings(self) -> list[dict[str, Any]]:
-        """Per request: received_at, first_token_at, last_token_at, last_user_message (time.time())."""
-        return list(http_get_json(f"{self.base_url}/debug/requests", timeout=30)["requests"])
 
 
 def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_tokens: int) -> dict[str, str]:
@@ -247,16 +186,6 @@ class Conversation:
     full_visible_at: float | None = None
     writes: int = 0
     failure: str | None = None  # the reply ended with a "⚠️ reason" instead of the model's text
-
-
-def spread(values: Sequence[float]) -> dict[str, float | None]:
-    def rank(fraction: float) -> float | None:
-        if not values:
-            return None
-        ordered = sorted(values)
-        return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-    return {"p50": rank(0.5), "p99": rank(0.99), "max": max(values, default=None)}
 
 
 @dataclass
@@ -451,13 +380,6 @@ def _exempt_from_global(route: str) -> bool:
 # -- reporting ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TargetCheck:
-    name: str
-    passed: bool
-    detail: str
-
-
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -526,16 +448,6 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     return checks  # fmt: skip
 
 
-def machine() -> dict[str, Any]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
-
-
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -550,16 +462,6 @@ async def wait_ready(fake: FakeDiscord, bot: BotProcess, timeout: float = 60.0) 
             return
         await asyncio.sleep(0.05)
     raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{bot.log[-4000:]}")
-
-
-async def delete_keys(prefix: str) -> None:
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
-    finally:
-        await client.aclose()
 
 
 async def run(options: Options, model: ModelServerProcess) -> tuple[list[RoundResult], str, int]:
@@ -611,7 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}")
     print(HEADER)
     print("-" * len(HEADER))
-    with ModelServerProcess(options) as model:
+    with ModelServerProcess(
+        tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
+    ) as model:
         rows, log, code = asyncio.run(run(options, model))
     if options.bot_log_path is not None:
         options.bot_log_path.write_text(log)

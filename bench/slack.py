@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -31,7 +29,7 @@ from typing import Any
 import psutil
 
 from adapters.slack_bot import to_mrkdwn
-from bench.core import REDIS_URL, ROOT, delete_keys, free_port, http_get_json, machine, spread
+from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, machine, spread
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits
 from tests.slack_harness import BotProcess, SlackHarness
@@ -74,42 +72,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # -- the model server, in its own process -----------------------------------------------
-
-
-class ModelServerProcess:
-    def __init__(self, options: Options) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.command = [
-            sys.executable, "-m", "tests.fakes.model_server", "--port", str(self.port),
-            "--tokens", str(options.tokens), "--rate", f"{options.rate:g}",
-            "--first-token-delay", f"{options.first_token_delay:g}",
-        ]  # fmt: skip
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ModelServerProcess:
-        self._process = subprocess.Popen(self.command, cwd=ROOT, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"model server exited with {self._process.returncode}")
-            with contextlib.suppress(OSError):
-                http_get_json(f"{self.base_url}/health", timeout=1.0)
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("model server did not become healthy within 20 s")
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-
-    def timings(self) -> list[dict[str, Any]]:
-        return list(http_get_json(f"{self.base_url}/debug/requests")["requests"])
 
 
 # -- one round --------------------------------------------------------------------------
@@ -206,7 +168,7 @@ async def run_round(harness: SlackHarness, bot: BotProcess, model: ModelServerPr
     after = process.cpu_times()
     bot_cpu = (after.user - cpu.user) + (after.system - cpu.system)
 
-    timings = {record.get("last_user_message"): record for record in await asyncio.to_thread(model.timings)}
+    timings = {record.get("last_user_message"): record for record in await asyncio.to_thread(model.request_timings)}
     calls = fake.calls[calls_at:]
     acks, waits, firsts, finals, writes, failures = [], [], [], [], [], []
     completed = 0
@@ -279,13 +241,6 @@ async def settle(fake: FakeSlack, quiet: float = 0.5, limit: float = 10.0) -> No
 # -- targets and output -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TargetCheck:
-    name: str
-    passed: bool
-    detail: str
-
-
 def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     def worst(values: Sequence[float | None]) -> float:
         present = [v for v in values if v is not None]
@@ -346,7 +301,7 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
                       "assistant.threads.setStatus")
     )  # fmt: skip
     post = limits.post_message_per_channel
-    print(f"bench.slack: the real bot (python -m bot slack, Socket Mode) against FakeSlack enforcing per-workspace limits:")
+    print("bench.slack: the real bot (python -m bot slack, Socket Mode) against FakeSlack enforcing per-workspace limits:")
     print(f"  {tiers}; chat.postMessage {post.per_minute:g}/min burst {post.burst} per channel" if post else f"  {tiers}")
     print("  (chat.update Tier 3, users.info Tier 4, setStatus Tier 3; chat.startStream/stopStream ASSUMED Tier 2 and")
     print("   chat.appendStream Tier 4 - Slack publishes no tier for the stream start/stop methods)")
@@ -421,7 +376,9 @@ async def main_async(options: Options) -> int:
     info = machine()
     prefix = f"bench:slack:{uuid.uuid4().hex[:8]}:"
     rows: list[RoundResult] = []
-    with ModelServerProcess(options) as model:
+    with ModelServerProcess(
+        tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
+    ) as model:
         print_header(options, model, info)
         try:
             for mode in options.modes:
