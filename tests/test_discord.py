@@ -565,3 +565,41 @@ async def test_invite_url_is_printed_without_connecting() -> None:
     assert not permissions & (1 << 3)  # never Administrator
     assert "Traceback" not in stderr
     assert re.fullmatch(r"\d+", query["permissions"][0])
+
+
+# -- access by guild, role and DMs ---------------------------------------------------------------
+
+
+async def test_guild_role_and_dm_restrictions_refuse_with_an_explanation() -> None:
+    async with DiscordWorld.open() as world:
+        role = world.fake.add_role(world.guild, "askers")
+        member = world.add_user("member", roles=(role,))
+        outsider = world.add_user("outsider")
+        channel = world.add_channel("general")
+        elsewhere = world.fake.add_text_channel(world.fake.add_guild("Other Guild"), "other")
+        world.answer("acl-member", Script(text="Hello member.", rate=50))
+        try:
+            await world.start_bot(
+                DISCORD_ALLOWED_GUILD_IDS=str(world.guild.id), DISCORD_ALLOWED_ROLE_IDS=str(role), ALLOW_DMS="false"
+            )
+            answered = await world.mention(channel, member, "acl-member hi")
+            await world.wait_bot_text((await world.wait_thread(answered))["id"], "Hello member.")
+
+            no_role = await world.mention(channel, outsider, "acl-no-role hi")
+            other_guild = await world.mention(elsewhere, member, "acl-other-guild hi")
+            await world.say(world.fake.dm_channel_for(member), member, "acl-dm hi")
+            await world.settle(1.0)
+
+            assert world.model_requests("acl-no-role") == world.model_requests("acl-other-guild") == []
+            assert world.model_requests("acl-dm") == []
+            assert world.fake.thread_for_message(no_role["id"]) is None
+            assert world.fake.thread_for_message(other_guild["id"]) is None
+            [refusal] = world.bot_messages(world.fake.dm_channel_for(outsider))
+            assert "not available to you" in refusal["content"]
+            notices = [m["content"] for m in world.bot_messages(world.fake.dm_channel_for(member))]
+            assert any("don't answer direct messages" in text for text in notices)  # the DM refusal
+            assert any("not available to you" in text for text in notices)  # the other guild's refusal
+            await world.stop_bot(check=True)
+        except BaseException:
+            print(f"--- bot stderr ---\n{world.stderr}")
+            raise
