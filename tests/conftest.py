@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -40,6 +42,11 @@ def key_prefix() -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards (and only they)."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
+    delete_keys(prefix)
+
+
+def delete_keys(prefix: str) -> None:
+    """Delete the Redis keys under `prefix` (a test's own), and nothing else."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=500))
@@ -47,6 +54,20 @@ def key_prefix() -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+async def terminate(process: asyncio.subprocess.Process, timeout: float) -> bool:
+    """SIGTERM a bot process and wait for it; kill it if it doesn't exit in time. True if killed."""
+    if process.returncode is not None:
+        return False
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+        return False
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        return True
 
 
 @pytest.fixture

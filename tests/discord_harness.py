@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import tempfile
 import uuid
@@ -31,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 
+from tests.conftest import REDIS_URL, delete_keys, terminate
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 INDICATOR = " ▌"
 WARNING = "⚠️"
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
@@ -66,16 +64,6 @@ def clean_env(**overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
-
-
-def delete_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # -- the bot process -------------------------------------------------------------------
@@ -118,15 +106,9 @@ class BotProcess:
 
     async def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait; kill (and report -9) if it does not exit in time."""
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except asyncio.TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-                self.returncode = -9
-                return -9
+        if await terminate(self.process, timeout):
+            self.returncode = -9
+            return -9
         self.returncode = self.process.returncode
         return self.returncode
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 import uuid
@@ -28,7 +27,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from tests.conftest import REDIS_URL, ROOT, free_port
+from tests.conftest import REDIS_URL, ROOT, free_port, terminate
 from tests.fakes.model_server import RecordedRequest
 from tests.fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
 
@@ -130,14 +129,8 @@ class BotProcess:
     async def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, wait for the exit, and return the exit code."""
         self.stopped_at_line = len(self.lines)
-        if self.running:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except asyncio.TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-                self.lines.append(f"[harness] killed: no exit within {timeout} s of SIGTERM\n")
+        if self.running and await terminate(self.process, timeout):
+            self.lines.append(f"[harness] killed: no exit within {timeout} s of SIGTERM\n")
         await asyncio.wait_for(self._reader, 5)
         self.returncode = self.process.returncode
         return self.returncode if self.returncode is not None else -1
