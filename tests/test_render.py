@@ -57,7 +57,7 @@ async def test_first_text_appears_as_soon_as_the_first_tokens_exist() -> None:
     first = surface.writes[0]
     assert first.kind == "post" and first.text.startswith("Hello")
     assert first.text.endswith(" ▌")  # still writing
-    assert first.at - started < 0.05 + 0.03
+    assert first.at - started < 0.05 + 0.15  # the first piece comes at 50 ms; no throttle delays it
     assert surface.messages == ["Hello world, streaming here."]  # indicator gone at the end
     assert result.complete and result.failure is None
 
@@ -74,7 +74,7 @@ async def test_final_text_lands_promptly_even_mid_throttle() -> None:
 
     await LiveRenderer(surface).render(timed())
     assert surface.final_visible_at is not None
-    assert surface.final_visible_at - stream_done_at < 0.1
+    assert surface.final_visible_at - stream_done_at < 0.5  # not held back by the 5 s edit interval
     assert surface.messages == ["one two three four five six"]
 
 
