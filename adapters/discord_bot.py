@@ -141,7 +141,16 @@ class ChannelReply:
         # cannot be sent yet (delaying the thread creations they wait for) and then go out in
         # a burst the budget no longer accounts for.
         self.post_budgets: tuple[WriteBudget, ...] = ()
-        self.edit_budgets = (rate_limits.edits(channel_id), rate_limits.global_)
+        self._predicted_channel = channel_id
+
+    @property
+    def edit_budgets(self) -> tuple[WriteBudget, ...]:
+        """The buckets of the channel the reply is in: known once the thread opened (or the
+        reply fell back to the channel); until then, the thread's id, which is the mention's."""
+        channel_id = self._predicted_channel
+        if self._destination.done() and not self._destination.cancelled():
+            channel_id = self._destination.result().channel.id
+        return (self._rate_limits.edits(channel_id), self._rate_limits.global_)
 
     async def _where(self) -> Destination:
         # Shielded: the waiting indicator is cancelled when text arrives, and cancelling a

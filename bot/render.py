@@ -81,6 +81,7 @@ class LiveRenderer:
         self._done = asyncio.Event()
         self._failure: ReplyFailure | None = None
         self._streaming = False  # holds a reserved final edit and shows text live
+        self._reserved_on: Budgets = ()  # where that reservation was made
         self._handle: Any = None
         self._start = 0  # where the current message begins in the model's text
         self._reopen = ""  # code fence reopened at the top of the current message
@@ -135,7 +136,8 @@ class LiveRenderer:
             if not self._done.is_set():
                 # Stream live only if the budget can promise this reply its final edit;
                 # otherwise hold the text and post it whole at the end.
-                self._streaming = budget.try_reserve(self._surface.edit_budgets)
+                self._reserved_on = tuple(self._surface.edit_budgets)
+                self._streaming = budget.try_reserve(self._reserved_on)
             while not self._done.is_set():
                 self._changed.clear()
                 if self._streaming:
@@ -182,13 +184,20 @@ class LiveRenderer:
         await self._seal_overflow(text, streaming=False)
         shown = self._body(text)
         if self._handle is not None:
-            with await budget.spend(self._surface.edit_budgets, reserved=self._streaming):
+            # A surface's budgets may change once it knows where it writes (a thread, or the
+            # channel it fell back to): spend where the edit goes, release where it was reserved.
+            with await budget.spend(self._surface.edit_budgets):
+                self._release_reservation()
                 await self._edit(shown, final=True)
             return
-        if self._streaming:
-            budget.release(self._surface.edit_budgets)
+        self._release_reservation()
         if shown.strip():
             self._handle = await self._post(shown, final=True)
+
+    def _release_reservation(self) -> None:
+        if self._streaming:
+            budget.release(self._reserved_on)
+            self._streaming = False
 
     def _final_source(self) -> str:
         text = self._text()
