@@ -233,7 +233,7 @@ class MistralDiscordBot(discord.Client):
         intents.message_content = True
         super().__init__(
             intents=intents,
-            http_trace=_sent_requests_settle_their_budget(),
+            http_trace=self._trace_requests(),
             allowed_mentions=discord.AllowedMentions.none(),  # nothing the model writes pings anyone
             chunk_guilds_at_startup=False,  # no member lists: memory stays flat on 100k-member servers
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -245,6 +245,28 @@ class MistralDiscordBot(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._register_commands()
+
+    def _trace_requests(self) -> aiohttp.TraceConfig:
+        """Count each write from the moment it is sent (discord.py may hold a request back in
+        its own bucket waits, a busy loop may delay it), and stop writing during a global 429."""
+
+        async def on_sent(*_: object) -> None:
+            budget.settle_in_flight()
+
+        async def on_end(_session: object, _context: object, params: aiohttp.TraceRequestEndParams) -> None:
+            response = params.response
+            if response.status != 429:
+                return
+            scope = response.headers.get("X-RateLimit-Scope", "user")
+            retry_after = float(response.headers.get("Retry-After") or 1)
+            log.warning("discord_rate_limited", path=params.url.path, scope=scope, retry_after=retry_after)
+            if scope == "global" or response.headers.get("X-RateLimit-Global"):
+                self.rate_limits.global_.pause(retry_after)
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(on_sent)
+        trace.on_request_end.append(on_end)
+        return trace
 
     # -- start-up --------------------------------------------------------------------
 
@@ -478,18 +500,6 @@ def _ignore_outcome(task: asyncio.Future[Any]) -> None:
     """Retrieve a finished background request's outcome so asyncio does not report it."""
     if not task.cancelled():
         task.exception()
-
-
-def _sent_requests_settle_their_budget() -> aiohttp.TraceConfig:
-    """Count each write from the moment it is sent: discord.py may hold a request back
-    (its own bucket waits) or a busy loop may delay it well after it was charged."""
-
-    async def on_sent(*_: object) -> None:
-        budget.settle_in_flight()
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(on_sent)
-    return trace
 
 
 def _ready(destination: Destination) -> asyncio.Future[Destination]:

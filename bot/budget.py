@@ -103,14 +103,23 @@ class WriteBudget:
         self.window = window + margin  # margin: requests can arrive later than we sent them
         self._clock = clock
         self._stamps: deque[_Stamp] = deque()
+        self._paused_until = 0.0
         self.reserved = 0
 
     def free(self) -> int:
-        horizon = self._clock() - self.window
+        now = self._clock()
+        if now < self._paused_until:
+            return 0
+        horizon = now - self.window
         stamps = self._stamps
         while stamps and stamps[0].expired(horizon):
             stamps.popleft()
         return self.limit - len(stamps)
+
+    def pause(self, seconds: float) -> None:
+        """The platform said 429 anyway (another process, clock skew): send nothing more until it
+        allows, so the retries it expects are not joined by new requests."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def spare(self) -> int:
         """Writes available now that no reply has reserved."""
@@ -122,6 +131,8 @@ class WriteBudget:
     def seconds_until_free(self) -> float:
         if self.free() > 0:
             return 0.0
+        if self._clock() < self._paused_until:
+            return self._paused_until - self._clock()
         oldest = self._stamps[0]
         if not oldest.settled:
             return 0.05  # in flight: look again shortly

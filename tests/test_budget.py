@@ -110,3 +110,13 @@ async def test_a_request_settled_when_sent_counts_from_then() -> None:
         clock.now += 0.5  # the response arrives
     clock.now += 0.6  # 1.1 s after the send, 0.6 s after the response
     assert budget.try_spend_spare((channel,)) is not None
+
+
+def test_a_429_pauses_the_budget_until_the_platform_allows_again() -> None:
+    clock = Clock()
+    global_ = WriteBudget(50, 1.0, clock=clock)
+    global_.pause(2.0)
+    assert global_.free() == 0 and 1.9 < global_.seconds_until_free() <= 2.0
+    assert budget.try_spend_spare((global_,)) is None
+    clock.now += 2.01
+    assert budget.try_spend_spare((global_,)) is not None
