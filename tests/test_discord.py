@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 
 EPHEMERAL = 1 << 6
 CHANNELS = ("general", "nothreads", "ask", "code", "mentions", "burst", "slowthread", "blocked", "closed",
-            "failure", "bots", "resume")
+            "failure", "bots", "resume", "typing")
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory")
 
 
@@ -407,6 +407,28 @@ async def test_allowed_channels_count_a_thread_as_its_parent(shared: Shared, wor
     assert "not available to you" in notice["content"]
     [request] = world.model_requests("s9-open")
     assert user_turns(request.body) == [("user", "s9-open hello?")]
+
+
+# -- typing while the model starts --------------------------------------------------------------
+
+
+async def test_typing_shows_while_a_slow_model_starts_and_not_when_it_is_quick(
+    shared: Shared, world: DiscordWorld
+) -> None:
+    channel, alice = shared.channels["typing"], shared.users["alice"]
+    world.answer("typing-slow", Script(text="Took a moment.", rate=50, first_token_delay=1.5))
+    world.answer("typing-quick", Script(text="Right away.", rate=50))
+    slow = await world.mention(channel, alice, "typing-slow think first")
+    slow_thread = await world.wait_thread(slow)
+    await world.wait_bot_text(slow_thread["id"], "Took a moment.")
+    quick = await world.mention(channel, alice, "typing-quick answer now")
+    quick_thread = await world.wait_thread(quick)
+    await world.wait_bot_text(quick_thread["id"], "Right away.")
+
+    slow_typing = [at for at, where in world.fake.typing if where == int(slow_thread["id"])]
+    [first_text] = world.bot_messages(slow_thread)
+    assert slow_typing and min(slow_typing) < world.fake.edit_history(int(first_text["id"]))[0][0]
+    assert [at for at, where in world.fake.typing if where == int(quick_thread["id"])] == []
 
 
 # -- 10. the model fails mid-stream ----------------------------------------------------------
