@@ -34,10 +34,11 @@ from tests.discord_harness import (
     ROOT,
     THREAD_FROM_MESSAGE,
     WARNING,
+    BotProcess,
     DiscordWorld,
     clean_env,
 )
-from tests.fakes.discord_server import FakeUser
+from tests.fakes.discord_server import FakeUser, Intent
 from tests.fakes.model_server import Script, tokenize
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
@@ -625,3 +626,16 @@ async def test_guild_role_and_dm_restrictions_refuse_with_an_explanation() -> No
         except BaseException:
             print(f"--- bot stderr ---\n{world.stderr}")
             raise
+
+
+
+# -- the Message Content intent not enabled in the portal ------------------------------------------
+
+
+async def test_a_missing_message_content_intent_stops_start_up_with_the_fix() -> None:
+    async with DiscordWorld.open() as world:
+        world.fake.disallowed_intents = Intent.MESSAGE_CONTENT
+        bot = await BotProcess.start("discord", env=world.bot_env())
+        code = await asyncio.wait_for(bot.process.wait(), 30)
+        assert code != 0
+        assert "Message Content Intent" in bot.stderr and "developer portal" in bot.stderr, bot.stderr
