@@ -195,18 +195,23 @@ def new_conversations(n: int, parts: CoreParts, options: Options) -> list[Conver
     return conversations
 
 
-async def prefill(conversations: Sequence[Conversation], history: int, reply: str) -> None:
-    """Give each thread `history` earlier messages (user/assistant pairs), before timing."""
+async def prefill(conversations: Sequence[Conversation], history: int, reply: str, prompts: PromptBuilder) -> None:
+    """Give each thread `history` earlier messages (user/assistant pairs), before timing.
+
+    Each carries its token count, as messages the core stores do.
+    """
     gate = asyncio.Semaphore(PREFILL_CONCURRENCY)
+    reply_tokens = prompts.count(reply)
 
     async def one(conversation: Conversation) -> None:
         async with gate:
             for index in range(history):
                 if index % 2 == 0:
-                    question = StoredMessage("user", f"Earlier question {index // 2}?", AUTHOR_ID, "Bench", time.time())
+                    text = f"Earlier question {index // 2}?"
+                    question = StoredMessage("user", text, AUTHOR_ID, "Bench", time.time(), prompts.count(text))
                     await conversation.store.begin_turn(conversation.thread, question)
                 else:
-                    earlier = StoredMessage("assistant", reply, at=time.time())
+                    earlier = StoredMessage("assistant", reply, at=time.time(), tokens=reply_tokens)
                     await conversation.store.add_reply(conversation.thread, earlier)
             await conversation.store.ping()  # opens the connection even with --history 0
             conversation.round_trips_before = conversation.store.round_trips
@@ -389,7 +394,7 @@ async def run_round(n: int, parts: CoreParts, server: ModelServerProcess, option
     expected = Script(tokens=options.tokens).answer
     conversations = new_conversations(n, parts, options)
     try:
-        await prefill(conversations, options.history, expected)
+        await prefill(conversations, options.history, expected, parts.prompts)
         profile = options.profile_path.with_name(f"{options.profile_path.name}.N{n}") if options.profile_path else None
         timed = await run_together(conversations, server.cpu_seconds, profile)
         timings = await asyncio.to_thread(server.request_timings)

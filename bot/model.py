@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Protocol
 
+import aiohttp
 import httpx2
 import structlog
-from huggingface_hub import AsyncInferenceClient, set_async_client_factory
+from huggingface_hub import AsyncInferenceClient
 from huggingface_hub.errors import (
     HfHubHTTPError,
     InferenceTimeoutError,
@@ -23,6 +24,7 @@ from huggingface_hub.errors import (
 )
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.model_http import ModelConnectionPool
 from config.settings import BackendKind, ModelSettings
 
 log = structlog.get_logger(__name__)
@@ -47,43 +49,23 @@ class ModelBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-def share_tls_context() -> None:
-    """Make every AsyncInferenceClient reuse one TLS context.
-
-    Each stream gets a client of its own (closing it is what frees the connection), but
-    httpx2 builds a TLS context per client: ~30 ms of CPU on the event loop per reply.
-    """
-    from huggingface_hub.utils._http import async_hf_request_event_hook, async_hf_response_event_hook
-
-    context = httpx2.create_ssl_context()
-
-    def factory() -> httpx2.AsyncClient:
-        # The same client huggingface_hub's default factory builds, but with the shared context.
-        return httpx2.AsyncClient(
-            verify=context,
-            event_hooks={"request": [async_hf_request_event_hook], "response": [async_hf_response_event_hook]},
-            follow_redirects=True,
-            timeout=None,
-        )
-
-    set_async_client_factory(factory)
-
-
 class InferenceBackend:
     """huggingface_hub's AsyncInferenceClient: the HF router or any OpenAI-compatible server."""
 
     def __init__(self, settings: ModelSettings) -> None:
         self._settings = settings
-        share_tls_context()
+        self._connections = ModelConnectionPool(settings.base_url)
+        self._connections.install()
 
     def describe(self) -> str:
         return self._settings.describe()
 
     async def aclose(self) -> None:
-        """Nothing shared to close: each stream owns its client."""
+        await self._connections.aclose()
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         attempt = 0
+        reconnected = False
         while True:
             started = False
             try:
@@ -92,7 +74,14 @@ class InferenceBackend:
                     yield piece
                 return
             except ReplyFailure as failure:
-                if failure.kind is not FailureKind.LOADING or started or attempt >= self._settings.loading_retries:
+                if started:
+                    raise
+                if failure.kind is FailureKind.CUT and not reconnected:
+                    # Most likely a kept-alive connection the server closed as we sent on it.
+                    reconnected = True
+                    log.info("model_connection_retry", detail=failure.detail)
+                    continue
+                if failure.kind is not FailureKind.LOADING or attempt >= self._settings.loading_retries:
                     raise
                 delay = self._settings.loading_backoff_seconds * (2**attempt)
                 attempt += 1
@@ -159,6 +148,9 @@ def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFai
         return ReplyFailure(FailureKind.UNAVAILABLE, detail)
     if isinstance(error, TextGenerationError):
         return ReplyFailure(FailureKind.MODEL_ERROR, detail)
+    if any(isinstance(cause, aiohttp.ServerDisconnectedError) for cause in _causes(error)):
+        # httpx-aiohttp reports a server that hung up as a ConnectTimeout; it was a cut.
+        return ReplyFailure(FailureKind.CUT, detail)
     if isinstance(error, (InferenceTimeoutError, httpx2.TimeoutException)):
         return ReplyFailure(FailureKind.STALLED if started else FailureKind.TIMEOUT, detail)
     if isinstance(error, httpx2.ConnectError):
@@ -168,6 +160,13 @@ def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFai
     if isinstance(error, ValueError) and "token" in str(error).lower():
         return ReplyFailure(FailureKind.AUTH, detail)
     return ReplyFailure(FailureKind.INTERNAL, detail)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    cause = error.__cause__
+    while cause is not None:
+        yield cause
+        cause = cause.__cause__
 
 
 def _body_text(error: HfHubHTTPError) -> str:

@@ -4,6 +4,7 @@ OpenAI-compatible server, real Redis, and what the person ends up seeing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -29,9 +30,13 @@ def turn(text: str = "What is Redis?", thread: str = "t1") -> Turn:
 
 
 @pytest.fixture
-def core(model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter) -> ChatCore:
+async def core(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> AsyncIterator[ChatCore]:
     settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=2)
-    return make_core(settings, redis_store, token_counter)
+    core = make_core(settings, redis_store, token_counter)
+    yield core
+    await core.backend.aclose()
 
 
 async def history(store: RedisHistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
@@ -154,6 +159,7 @@ async def test_redis_down_tells_the_person_instead_of_crashing(
         await core.answer(turn("retry"), shown)
         assert shown.messages == ["Back again."]
     finally:
+        await core.backend.aclose()
         await store.aclose()
 
 
@@ -188,3 +194,25 @@ async def test_a_follow_up_waits_for_the_previous_final_text(
         ("user", "two"),
         ("assistant", "A slow first answer."),
     ]
+
+
+async def test_a_connection_dropped_before_any_answer_is_retried_once(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    scripts = iter([Script(failure="drop")])
+    model_server.responder = lambda body: next(scripts, None)
+    model_server.default = Script(text=ANSWER)
+    shown = surface()
+    await core.answer(turn(), shown)
+    assert shown.messages == [ANSWER]
+    assert [r.outcome for r in model_server.requests] == ["dropped", "completed"]
+
+
+async def test_a_server_that_keeps_dropping_the_connection_is_reported_as_cut(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    model_server.default = Script(failure="drop")
+    shown = surface()
+    await core.answer(turn(), shown)
+    assert shown.messages == ["⚠️ " + FailureKind.CUT.reason]
+    assert len(model_server.requests) == 2

@@ -42,6 +42,7 @@ FAILURES = frozenset(
         "stall",
         "cut",
         "reset",
+        "drop",
         "eof_no_done",
         "sse_error",
         "length",
@@ -105,7 +106,7 @@ class RecordedRequest:
     finished_at: float | None = None  # response fully sent; None if never completed
     status: int | None = None
     tokens_sent: int = 0
-    outcome: str = "pending"  # completed | http_error | stalled | cut | reset | disconnected | server_stopped
+    outcome: str = "pending"  # completed | http_error | stalled | cut | reset | dropped | disconnected | server_stopped
 
     def last_user_content(self) -> str | None:
         """The content of the request's last user message (how a benchmark tells requests apart)."""
@@ -267,6 +268,12 @@ class FakeModelServer:
             await asyncio.Future()  # never answer; ends on disconnect or stop()
         if script.headers_delay > 0:
             await asyncio.sleep(script.headers_delay)
+
+        if script.failure == "drop":
+            # What a server closing an idle kept-alive connection looks like to the client.
+            _kill_connection(request, reset=False)
+            rec.outcome = "dropped"
+            return web.Response(status=499)
 
         error = _http_failure(script)
         if error is not None:
