@@ -10,8 +10,11 @@ Conversation keys:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
+import functools
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +39,8 @@ log = structlog.get_logger(__name__)
 MAX_CONTENT = 2000
 THREAD_NAME_LENGTH = 90
 DENIAL_NOTICE_TTL = 24 * 3600
-REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0, waiting_delay=0.4)
+REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0)
+TYPING_DELAY = 0.4  # seconds without text before "typing…" shows (quick answers skip it)
 THREAD_CHANNEL_TYPES = (discord.ChannelType.text, discord.ChannelType.news)
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -121,6 +125,35 @@ class Destination:
     reply_to: discord.Message | None = None  # set when the conversation is a reply chain
 
 
+class ModelCallsFirst:
+    """Holds thread creations back while mentions that came in together still wait to reach the model.
+
+    Fifty mentions at once would otherwise interleave fifty thread creations (and the gateway
+    events they cause) with the model calls, though a thread is needed only when the first
+    token comes. The hold is capped so a turn that never gets to call can't stall the others.
+    """
+
+    HOLD_LIMIT_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        self._waiting: set[int] = set()
+        self._none_waiting = asyncio.Event()
+        self._none_waiting.set()
+
+    def arrived(self, mention_id: int) -> None:
+        self._waiting.add(mention_id)
+        self._none_waiting.clear()
+
+    def called(self, mention_id: int) -> None:
+        self._waiting.discard(mention_id)
+        if not self._waiting:
+            self._none_waiting.set()
+
+    async def settled(self) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._none_waiting.wait(), self.HOLD_LIMIT_SECONDS)
+
+
 class ChannelReply:
     """A reply made of channel messages, edited in place as the model writes."""
 
@@ -128,12 +161,14 @@ class ChannelReply:
 
     def __init__(
         self,
-        destination: asyncio.Future[Destination],
+        destination: Destination | Callable[[], Awaitable[Destination]],
         channel_id: int,
         rate_limits: DiscordRateLimits,
         on_posted: Any = None,
     ) -> None:
-        self._destination = destination
+        """`destination` is where the reply goes, or how to open it (a thread from a mention)."""
+        self._open = destination if callable(destination) else None
+        self._destination: asyncio.Future[Destination] | None = None if callable(destination) else _ready(destination)
         self._rate_limits = rate_limits
         self._on_posted = on_posted
         # Posts spend their budgets in post(), once the destination exists: spent earlier, while
@@ -148,17 +183,23 @@ class ChannelReply:
         """The buckets of the channel the reply is in: known once the thread opened (or the
         reply fell back to the channel); until then, the thread's id, which is the mention's."""
         channel_id = self._predicted_channel
-        if self._destination.done() and not self._destination.cancelled():
+        if self._destination is not None and self._destination.done() and not self._destination.cancelled():
             channel_id = self._destination.result().channel.id
         return (self._rate_limits.edits(channel_id), self._rate_limits.global_)
 
     async def _where(self) -> Destination:
+        if self._destination is None:
+            assert self._open is not None
+            self._destination = asyncio.ensure_future(self._open())
         # Shielded: the waiting indicator is cancelled when text arrives, and cancelling a
         # task cancels the future it awaits, which would lose the thread for the reply itself.
         return await asyncio.shield(self._destination)
 
     async def show_waiting(self) -> None:
+        # The renderer calls this right after sending the model request: the moment to open
+        # the thread, which is ready well before the first token comes.
         destination = await self._where()
+        await asyncio.sleep(TYPING_DELAY)
         global_ = (self._rate_limits.global_,)
         while True:
             # Typing is cosmetic: it waits for spare budget instead of taking urgent capacity.
@@ -242,6 +283,7 @@ class MistralDiscordBot(discord.Client):
         self.core = core
         self.settings = settings
         self.rate_limits = DiscordRateLimits()
+        self._model_calls = ModelCallsFirst()
         self.tree = app_commands.CommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._register_commands()
@@ -304,20 +346,21 @@ class MistralDiscordBot(discord.Client):
             await self._explain_refusal_once(message)
             return
         key, destination, channel_id = conversation
-        opens_thread = destination is None  # a mention in a channel: the answer goes in a thread from it
-        if destination is None:
-            destination = asyncio.get_running_loop().create_future()
         text = self._without_mention(message.content) or "(empty message)"
         turn = Turn(key, str(message.author.id), message.author.display_name, text)
-        surface = ChannelReply(destination, channel_id, self.rate_limits, self._linker(key))
-        # The model call goes first: its first token takes longer to come than the thread.
-        self._spawn(self._answer(turn, surface))
-        if opens_thread:
-            self._spawn(self._open_thread(message, destination))
+        # A mention in a channel is answered in a thread from it, opened by the reply once
+        # the model has been asked: its first token takes longer to come than the thread.
+        if destination is not None:
+            self._spawn(self._answer(turn, ChannelReply(destination, channel_id, self.rate_limits, self._linker(key))))
+            return
+        self._model_calls.arrived(message.id)
+        opener = functools.partial(self._open_thread, message)
+        surface = ChannelReply(opener, channel_id, self.rate_limits, self._linker(key))
+        self._spawn(self._answer(turn, surface, mention_id=message.id))
 
     async def _conversation_for(
         self, message: discord.Message
-    ) -> tuple[str, asyncio.Future[Destination] | None, int] | None:
+    ) -> tuple[str, Destination | None, int] | None:
         """The conversation a message belongs to, or None when it isn't addressed to the bot.
 
         The destination is None for a mention in a channel: its thread is opened only once
@@ -326,31 +369,33 @@ class MistralDiscordBot(discord.Client):
         assert self.user is not None
         channel = message.channel
         if isinstance(channel, discord.DMChannel):
-            return f"discord:dm:{channel.id}", _ready(Destination(channel)), channel.id
+            return f"discord:dm:{channel.id}", Destination(channel), channel.id
         if isinstance(channel, discord.Thread):
             if channel.owner_id == self.user.id or self._mentions_me(message) or self._replies_to_me(message):
-                return f"discord:conv:{channel.id}", _ready(Destination(channel)), channel.id
+                return f"discord:conv:{channel.id}", Destination(channel), channel.id
             return None
         if self._replies_to_me(message):
             replied = message.reference.message_id if message.reference else None
             key = await self.core.store.resolve(f"discord:msg:{replied}") or f"discord:conv:{replied}"
-            return key, _ready(Destination(channel, reply_to=message)), channel.id
+            return key, Destination(channel, reply_to=message), channel.id
         if self._mentions_me(message):
             # A thread started from a message shares that message's id.
             return f"discord:conv:{message.id}", None, message.id
         return None
 
-    async def _open_thread(self, message: discord.Message, destination: asyncio.Future[Destination]) -> None:
+    async def _open_thread(self, message: discord.Message) -> Destination:
+        # The reply asks for its thread once its model request is out.
+        self._model_calls.called(message.id)
+        await self._model_calls.settled()
         channel = message.channel
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
                 raise _NoThreads("channel type has no threads")
             with await budget.spend((self.rate_limits.creates(channel.id), self.rate_limits.global_)):
-                thread = await self._create_thread(message)
-            destination.set_result(Destination(thread))
+                return Destination(await self._create_thread(message))
         except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
             log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
-            destination.set_result(Destination(channel, reply_to=message))
+            return Destination(channel, reply_to=message)
 
     async def _create_thread(self, message: discord.Message) -> discord.Thread:
         """A thread started from `message`, as soon as it exists.
@@ -386,11 +431,14 @@ class MistralDiscordBot(discord.Client):
 
         return link
 
-    async def _answer(self, turn: Turn, surface: ChannelReply | InteractionReply) -> None:
+    async def _answer(self, turn: Turn, surface: ChannelReply | InteractionReply, mention_id: int | None = None) -> None:
         try:
             await self.core.answer(turn, surface)
         except Exception:  # noqa: BLE001 - a platform error in one reply must not end the others
             log.exception("discord_reply_failed", thread=turn.thread)
+        finally:
+            if mention_id is not None:
+                self._model_calls.called(mention_id)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

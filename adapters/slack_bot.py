@@ -43,6 +43,7 @@ MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
 EVENT_CLAIM_SECONDS = 3600
 NAME_CACHE_SECONDS = 3600
 STATUS_TEXT = "is thinking…"
+WAITING_DELAY = 0.5  # seconds without text before "is thinking…" (or a placeholder) shows
 PLACEHOLDER_TEXT = "_thinking…_"
 _MARKDOWN = SlackMarkdownConverter()
 _SPECIAL_MENTION = re.compile(r"<(?=[!@#])")
@@ -109,9 +110,9 @@ def slack_size(text: str) -> int:
 
 
 REPLY_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator=" ▌",
-                             min_edit_interval=1.0, waiting_delay=0.5)
+                             min_edit_interval=1.0)
 STREAM_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator="",
-                              min_edit_interval=1.0, waiting_delay=0.5)
+                              min_edit_interval=1.0)
 
 
 # -- rate limits -----------------------------------------------------------------------
@@ -317,6 +318,7 @@ class Waiting:
         self._placeholder: asyncio.Task[str | None] | None = None
 
     async def show(self) -> None:
+        await asyncio.sleep(WAITING_DELAY)  # a quick answer needs no indicator
         if self._place.thread_ts is not None and await self._status_shown():
             return
         self._placeholder = asyncio.create_task(self._post_placeholder())

@@ -14,7 +14,7 @@ shared round puts `--shared` mentions in one channel. Per conversation it measur
 `time.time()` on this machine:
   first   model's first token (server's record) → the bot's first message in the thread exists
   full    model's last token → the final edit showing the whole text, without the indicator
-  model   the fake's MESSAGE_CREATE dispatch → the model server received the request
+  model   the fake wrote MESSAGE_CREATE to the bot's gateway socket → the model server received the request
   writes  message creates + edits the bot sent for the reply
 and per round the 429s the fake served and the bot's CPU seconds (psutil) per 1,000 tokens.
 The model server's timings come from its `GET /debug/requests`, matched by a marker in

@@ -35,7 +35,6 @@ class SurfaceLimits:
     measure: Measure = char_length
     indicator: str = " ▌"  # shown after the text while the model is still writing
     min_edit_interval: float = 1.0  # per reply, on top of the shared write budgets
-    waiting_delay: float = 0.0  # show the waiting indicator only if no text came by then
 
 
 class ReplySurface(Protocol):
@@ -46,7 +45,11 @@ class ReplySurface(Protocol):
     edit_budgets: Budgets
 
     async def show_waiting(self) -> None:
-        """Show that an answer is coming (typing indicator, status); may run until cancelled."""
+        """Show that an answer is coming (typing indicator, status); may run until cancelled.
+
+        Called as soon as the model has been asked, and cancelled when the first text is
+        posted: a surface that shows nothing for quick answers waits inside this call.
+        """
         ...
 
     async def post(self, text: str, *, final: bool) -> Any: ...
@@ -92,8 +95,10 @@ class LiveRenderer:
         self._waiting: asyncio.Task[None] | None = None
 
     async def render(self, pieces: AsyncIterator[str]) -> RenderResult:
-        self._waiting = asyncio.create_task(self._show_waiting())
+        # The reader first: tasks start in order, so the model request is on its way before
+        # the surface does anything for the waiting indicator (such as opening a thread).
         reader = asyncio.create_task(self._read(pieces))
+        self._waiting = asyncio.create_task(self._show_waiting())
         try:
             await self._write_loop()
         finally:
@@ -255,8 +260,6 @@ class LiveRenderer:
 
     async def _show_waiting(self) -> None:
         try:
-            if self._limits.waiting_delay > 0:
-                await asyncio.sleep(self._limits.waiting_delay)
             await self._surface.show_waiting()
         except asyncio.CancelledError:
             raise

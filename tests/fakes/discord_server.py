@@ -780,7 +780,7 @@ class _Gateway:
     # -- dispatch ----------------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        self.dispatched.append((time.time(), event, data))
+        """Send an event to every session; `dispatched` records when it went out (to the last one)."""
         for session in list(self.sessions.values()):
             if session.invalidated:
                 continue
@@ -789,6 +789,7 @@ class _Gateway:
                 continue
             async with session.lock:
                 await self._dispatch_locked(session, event, filtered)
+        self.dispatched.append((time.time(), event, data))
 
     @staticmethod
     async def _dispatch_locked(session: GatewaySession, event: str, data: dict[str, Any]) -> None:
