@@ -39,6 +39,7 @@ from typing import Any
 
 from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, machine, spread
 from bot import loop
+from bot.app import freeze_startup_heap
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.logs import configure_logging
@@ -505,6 +506,7 @@ def raise_open_files_limit(needed: int) -> None:
 async def run(options: Options, server: ModelServerProcess, prefix: str) -> list[RoundResult]:
     settings = bench_settings(server.base_url, prefix, options)
     parts = await asyncio.to_thread(build_parts, settings)  # tokenizer load: setup, not timed
+    freeze_startup_heap()  # as bot.app.build_core does
     await warm_up(parts.backend)
     rows = []
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import structlog
 
@@ -22,7 +23,7 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     url = settings.history.url_for(console=console)
     store = open_store(url, settings.history)
     try:
-        await store.ping()
+        await store.ping(warm=True)
     except ReplyFailure as failure:
         await store.aclose()
         raise ConfigError(f"REDIS_URL: cannot reach Redis at {_redacted(url)} ({failure.detail})") from None
@@ -36,7 +37,18 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
+    freeze_startup_heap()
     return ChatCore(backend, store, prompts)
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up loaded (the tokenizer's tables, libraries) out of garbage collection.
+
+    Otherwise every full collection walks those millions of objects: 0.1–0.7 s during which
+    no reply moves. Objects made while answering are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def describe_store(settings: Settings, *, console: bool) -> str:

@@ -87,7 +87,7 @@ class HistoryStore(Protocol):
 
     async def resolve(self, alias: str) -> str | None: ...
 
-    async def ping(self) -> None: ...
+    async def ping(self, *, warm: bool = False) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -155,9 +155,10 @@ class RedisHistoryStore:
     def _alias_key(self, alias: str) -> str:
         return f"{self._settings.key_prefix}alias:{{{_safe_tag(alias)}}}"
 
-    async def ping(self) -> None:
-        """Check Redis answers, and open a few connections so a burst of turns finds them ready."""
-        await self._run(asyncio.gather(*(self._redis.ping() for _ in range(WARM_CONNECTIONS))))
+    async def ping(self, *, warm: bool = False) -> None:
+        """Check Redis answers; `warm` opens the whole pool, so a burst of turns finds it ready."""
+        count = WARM_CONNECTIONS if warm else 1
+        await self._run(asyncio.gather(*(self._redis.ping() for _ in range(count))))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -216,7 +217,7 @@ class MemoryHistoryStore:
     async def resolve(self, alias: str) -> str | None:
         return self._aliases.get(alias)
 
-    async def ping(self) -> None:
+    async def ping(self, *, warm: bool = False) -> None:
         return None
 
     async def aclose(self) -> None:
