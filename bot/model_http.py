@@ -21,7 +21,11 @@ import aiohttp
 import httpx2
 from httpx_aiohttp.httpx2 import AiohttpTransport
 from huggingface_hub import constants, set_async_client_factory
-from huggingface_hub.utils._http import async_hf_request_event_hook, async_hf_response_event_hook
+from huggingface_hub.utils._http import (
+    async_hf_request_event_hook,
+    async_hf_response_event_hook,
+    default_async_client_factory,
+)
 
 KEEPALIVE_SECONDS = 30.0
 HF_ROUTER_URL = constants.INFERENCE_PROXY_TEMPLATE.format(provider="")
@@ -61,6 +65,8 @@ class ModelConnectionPool:
         )
 
     async def aclose(self) -> None:
+        """Close the connections and give huggingface_hub its own clients back."""
+        set_async_client_factory(default_async_client_factory)
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -78,9 +84,11 @@ class ModelConnectionPool:
 
 
 def proxy_from_environment(url: str) -> httpx2.Proxy | None:
-    """HTTPS_PROXY / HTTP_PROXY for `url` unless NO_PROXY covers it, read once (as httpx2 would per request)."""
+    """HTTPS_PROXY / HTTP_PROXY / ALL_PROXY for `url` unless NO_PROXY covers it, read once
+    (httpx2 would read them per request; aiohttp would in a worker thread per request)."""
     parts = urlsplit(url)
     if urllib.request.proxy_bypass_environment(parts.hostname or ""):
         return None
-    proxy = urllib.request.getproxies_environment().get(parts.scheme)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
     return httpx2.Proxy(proxy) if proxy else None

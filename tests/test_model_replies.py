@@ -56,6 +56,16 @@ async def test_an_answer_streams_and_both_turns_are_remembered(
     assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", ANSWER)]
 
 
+async def test_consecutive_replies_reuse_the_connection_to_the_model(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    model_server.default = Script(text="Quick answer.")
+    await core.answer(turn("one"), surface())
+    await core.answer(turn("two"), surface())
+    first, second = model_server.requests
+    assert first.client_port is not None and first.client_port == second.client_port
+
+
 async def test_the_request_carries_model_settings_system_prompt_and_history(
     core: ChatCore, model_server: FakeModelServer
 ) -> None:
@@ -137,7 +147,10 @@ async def test_a_message_too_long_for_the_context_is_refused_before_the_model(
 ) -> None:
     core = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter, context_tokens=1024)
     shown = surface()
-    await core.answer(turn("word " * 3000), shown)
+    try:
+        await core.answer(turn("word " * 3000), shown)
+    finally:
+        await core.backend.aclose()
     assert shown.messages == ["⚠️ " + FailureKind.MESSAGE_TOO_LONG.reason]
     assert model_server.requests == []
     assert await history(redis_store) == []

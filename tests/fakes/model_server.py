@@ -106,6 +106,7 @@ class RecordedRequest:
     finished_at: float | None = None  # response fully sent; None if never completed
     status: int | None = None
     tokens_sent: int = 0
+    client_port: int | None = None  # the same port on two requests: a kept-alive connection
     outcome: str = "pending"  # completed | http_error | stalled | cut | reset | dropped | disconnected | server_stopped
 
     def last_user_content(self) -> str | None:
@@ -231,6 +232,8 @@ class FakeModelServer:
             body={},
             received_at=time.time(),
         )
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        rec.client_port = peer[1] if peer else None
         self.requests.append(rec)
         try:
             return await self._serve_chat(request, rec)
