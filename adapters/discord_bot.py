@@ -347,16 +347,19 @@ class MistralDiscordBot(discord.Client):
             return
         key, destination, channel_id = conversation
         text = self._without_mention(message.content) or "(empty message)"
-        turn = Turn(key, str(message.author.id), message.author.display_name, text)
-        # A mention in a channel is answered in a thread from it, opened by the reply once
-        # the model has been asked: its first token takes longer to come than the thread.
-        if destination is not None:
-            self._spawn(self._answer(turn, ChannelReply(destination, channel_id, self.rate_limits, self._linker(key))))
-            return
-        self._model_calls.arrived(message.id)
-        opener = functools.partial(self._open_thread, message)
-        surface = ChannelReply(opener, channel_id, self.rate_limits, self._linker(key))
-        self._spawn(self._answer(turn, surface, mention_id=message.id))
+        # A mention in a channel starts a conversation (so no history to read first) in a
+        # thread from it, opened by the reply once the model has been asked: the first token
+        # takes longer to come than the thread.
+        opens_thread = destination is None
+        turn = Turn(key, str(message.author.id), message.author.display_name, text, new_conversation=opens_thread)
+        where: Destination | Callable[[], Awaitable[Destination]]
+        if opens_thread:
+            self._model_calls.arrived(message.id)
+            where = functools.partial(self._open_thread, message)
+        else:
+            where = destination
+        surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key))
+        self._spawn(self._answer(turn, surface, mention_id=message.id if opens_thread else None))
 
     async def _conversation_for(
         self, message: discord.Message

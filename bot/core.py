@@ -32,6 +32,9 @@ class Turn:
     author_id: str
     author_name: str
     text: str
+    # The key was made from this very message (a thread started from it), so it has no
+    # history: the model is asked without waiting for Redis, which stores the message meanwhile.
+    new_conversation: bool = False
 
 
 class KeyedLocks:
@@ -70,11 +73,16 @@ class ChatCore:
         started = time.perf_counter()
         async with self._locks.hold(turn.thread):
             try:
-                messages = await self._prepare(turn)
+                messages, stored = await self._prepare(turn)
             except ReplyFailure as failure:
                 log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
                 return await LiveRenderer(surface).render(_failing(failure))
-            result = await LiveRenderer(surface).render(self.backend.stream(messages))
+            pieces = self.backend.stream(messages)
+            if stored is not None:
+                pieces = _once_stored(stored, pieces)
+            result = await LiveRenderer(surface).render(pieces)
+            if stored is not None:
+                await asyncio.wait({stored})  # a follow-up must find this message stored first
             await self._remember(turn, result)
         self._log_result(turn, result, started)
         return result
@@ -83,12 +91,17 @@ class ChatCore:
         async with self._locks.hold(thread):
             await self.store.clear(thread)
 
-    async def _prepare(self, turn: Turn) -> list[ChatMessage]:
+    async def _prepare(self, turn: Turn) -> tuple[list[ChatMessage], asyncio.Task[object] | None]:
+        """The prompt, and the user's message being stored when that happens alongside the model call."""
         tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
         message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
+        if turn.new_conversation:
+            stored = asyncio.create_task(self.store.begin_turn(turn.thread, message))
+            stored.add_done_callback(_retrieve_outcome)
+            return self._prompts.build([message]), stored
         history = await self.store.begin_turn(turn.thread, message)
         size = sum(len(m.content) for m in history)
-        return await _maybe_off_loop(size, self._prompts.build, history)
+        return await _maybe_off_loop(size, self._prompts.build, history), None
 
     async def _remember(self, turn: Turn, result: RenderResult) -> None:
         if not result.complete:
@@ -111,6 +124,32 @@ class ChatCore:
             writes=result.writes,
             seconds=round(time.perf_counter() - started, 3),
         )
+
+
+async def _once_stored(stored: asyncio.Task[object], pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The model's pieces, shown only once the user's message is stored.
+
+    The model request goes out first (iterating `pieces` sends it); a store that failed
+    meanwhile ends the reply with its reason instead of an answer that would be forgotten.
+    """
+    checked = False
+    try:
+        async for piece in pieces:
+            if not checked:
+                await stored
+                checked = True
+            yield piece
+        await stored
+    finally:
+        aclose = getattr(pieces, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _retrieve_outcome(task: asyncio.Task[object]) -> None:
+    # The reply reports a failed store; this only keeps asyncio from logging it again.
+    if not task.cancelled():
+        task.exception()
 
 
 async def _failing(failure: ReplyFailure) -> AsyncIterator[str]:

@@ -156,7 +156,17 @@ class OwnRedis:
             self._process.wait(timeout=10)
             self._process = None
 
+    def freeze(self) -> None:
+        """Stop it answering (SIGSTOP) without closing its connections: a very slow Redis."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def cleanup(self) -> None:
+        self.thaw()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -229,3 +229,55 @@ async def test_a_server_that_keeps_dropping_the_connection_is_reported_as_cut(
     await core.answer(turn(), shown)
     assert shown.messages == ["⚠️ " + FailureKind.CUT.reason]
     assert len(model_server.requests) == 2
+
+
+@pytest.fixture
+async def own_store(own_redis: OwnRedis, history_settings) -> AsyncIterator[RedisHistoryStore]:
+    store = RedisHistoryStore.from_url(own_redis.url, replace(history_settings, redis_url=own_redis.url))
+    await store.ping()
+    yield store
+    own_redis.thaw()
+    await store.aclose()
+
+
+async def test_a_new_conversation_asks_the_model_while_its_question_is_being_stored(
+    model_server: FakeModelServer, own_redis: OwnRedis, own_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    core = make_core(remote_model_settings(model_server.base_url), own_store, token_counter)
+    model_server.default = Script(text=ANSWER)
+    shown = surface()
+    try:
+        own_redis.freeze()
+        answering = asyncio.create_task(core.answer(replace(turn(thread="new"), new_conversation=True), shown))
+        for _ in range(40):
+            if model_server.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert len(model_server.requests) == 1  # asked while Redis is not answering
+        await asyncio.sleep(0.2)
+        assert shown.messages == []  # no text before the question is stored
+        own_redis.thaw()
+        await answering
+    finally:
+        await core.backend.aclose()
+    assert shown.messages == [ANSWER]
+    assert await history(own_store, "new") == [("user", "What is Redis?"), ("assistant", ANSWER)]
+
+
+async def test_a_new_conversation_whose_question_cannot_be_stored_says_so(
+    model_server: FakeModelServer, own_redis: OwnRedis, own_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    core = make_core(remote_model_settings(model_server.base_url), own_store, token_counter)
+    model_server.default = Script(tokens=200, rate=20)
+    shown = surface()
+    try:
+        own_redis.stop()
+        await core.answer(replace(turn(thread="new"), new_conversation=True), shown)
+    finally:
+        await core.backend.aclose()
+    assert shown.messages == ["⚠️ " + FailureKind.STORE_UNAVAILABLE.reason]
+    for _ in range(40):  # the model request it had started is given up
+        if model_server.requests[-1].outcome == "disconnected":
+            break
+        await asyncio.sleep(0.05)
+    assert model_server.requests[-1].outcome == "disconnected"
