@@ -7,14 +7,21 @@ renderer and the adapters never see library exceptions.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Protocol
 
-import aiohttp
-import httpx2
-import structlog
-from huggingface_hub import AsyncInferenceClient
+# Read by huggingface_hub when it is imported. Its telemetry builds the User-Agent of every
+# request and, on the first one, fetches a registry from the Hub with a blocking request (up
+# to 3 s) on the event loop, stalling every reply, or failing where only the model server is
+# reachable. Operators may still set it to 0 in the environment.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import aiohttp  # noqa: E402 - after the setting above, like every import below
+import httpx2  # noqa: E402
+import structlog  # noqa: E402
+from huggingface_hub import AsyncInferenceClient  # noqa: E402
 from huggingface_hub.errors import (
     HfHubHTTPError,
     InferenceTimeoutError,
@@ -54,7 +61,9 @@ class InferenceBackend:
 
     def __init__(self, settings: ModelSettings) -> None:
         self._settings = settings
-        self._connections = ModelConnectionPool(settings.base_url)
+        # A server of the operator's own gets only the token configured for it (HF_TOKEN), if any.
+        own_server = settings.backend is BackendKind.OPENAI_COMPATIBLE
+        self._connections = ModelConnectionPool(settings.base_url, send_saved_token=not own_server or bool(settings.hf_token))
         self._connections.install()
 
     def describe(self) -> str:
@@ -124,6 +133,7 @@ class InferenceBackend:
     def _new_client(self) -> AsyncInferenceClient:
         settings = self._settings
         if settings.backend is BackendKind.OPENAI_COMPATIBLE:
+            # Without HF_TOKEN, False: never send a token saved by `hf auth login` to another server.
             return AsyncInferenceClient(
                 base_url=settings.base_url, token=settings.hf_token, timeout=settings.timeout_seconds
             )

@@ -45,9 +45,17 @@ class _BorrowedSessionTransport(AiohttpTransport):
 class ModelConnectionPool:
     """Every model request's connections, for the event loop that runs the bot."""
 
-    def __init__(self, server_url: str | None = None) -> None:
+    def __init__(self, server_url: str | None = None, *, send_saved_token: bool = True) -> None:
+        """`send_saved_token=False`: requests carry no Authorization unless one was configured.
+
+        huggingface_hub sends the token saved by `hf auth login` (or found in HF_TOKEN) to any
+        server it is pointed at; a self-hosted or third-party server must not receive it.
+        """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)
+        self._request_hooks = [async_hf_request_event_hook]
+        if not send_saved_token:
+            self._request_hooks.insert(0, _drop_authorization)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -59,7 +67,7 @@ class ModelConnectionPool:
         """What huggingface_hub's default factory builds, over the shared session."""
         return httpx2.AsyncClient(
             transport=_BorrowedSessionTransport(client=self._current_session(), verify=self._tls, proxy=self._proxy),
-            event_hooks={"request": [async_hf_request_event_hook], "response": [async_hf_response_event_hook]},
+            event_hooks={"request": self._request_hooks, "response": [async_hf_response_event_hook]},
             follow_redirects=True,
             timeout=None,
         )
@@ -81,6 +89,10 @@ class ModelConnectionPool:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._loop = loop
         return self._session
+
+
+async def _drop_authorization(request: httpx2.Request) -> None:
+    request.headers.pop("authorization", None)
 
 
 def proxy_from_environment(url: str) -> httpx2.Proxy | None:

@@ -281,3 +281,19 @@ async def test_a_new_conversation_whose_question_cannot_be_stored_says_so(
             break
         await asyncio.sleep(0.05)
     assert model_server.requests[-1].outcome == "disconnected"
+
+
+async def test_a_model_server_without_a_configured_token_never_gets_one_found_elsewhere(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_personal_token_of_whoever_runs_it")  # what `hf auth login` leaves around
+    core = make_core(remote_model_settings(model_server.base_url, hf_token=None), redis_store, token_counter)
+    model_server.default = Script(text=ANSWER)
+    shown = surface()
+    try:
+        await core.answer(turn(), shown)
+    finally:
+        await core.backend.aclose()
+    assert shown.messages == [ANSWER]
+    assert "Authorization" not in model_server.requests[-1].headers
