@@ -27,6 +27,7 @@ from discord import app_commands
 from bot import budget
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
+from bot.loop import freeze_startup_heap
 from bot.render import SurfaceLimits
 from config.env import ConfigError, Env
 from config.settings import Settings
@@ -284,6 +285,7 @@ class MistralDiscordBot(discord.Client):
         self.settings = settings
         self.rate_limits = DiscordRateLimits()
         self._model_calls = ModelCallsFirst()
+        self._heap_frozen = False
         self.tree = app_commands.CommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._register_commands()
@@ -327,6 +329,9 @@ class MistralDiscordBot(discord.Client):
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("discord_ready", user=str(self.user), guilds=len(self.guilds))
+        if not self._heap_frozen:  # once: what discord.py built to connect stays, like the core's
+            self._heap_frozen = True
+            freeze_startup_heap()
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import budget
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
+from bot.loop import freeze_startup_heap
 from bot.render import SurfaceLimits
 from config.env import ConfigError, Env
 from config.settings import Settings
@@ -564,6 +565,7 @@ class SlackBot:
     async def _run_socket_mode(self, app_token: str) -> None:
         handler = AsyncSocketModeHandler(self.app, app_token)
         await handler.connect_async()
+        freeze_startup_heap()  # what connecting built stays, like the core's start-up heap
         try:
             await asyncio.Event().wait()
         finally:
@@ -574,6 +576,7 @@ class SlackBot:
         await runner.setup()
         site = web.TCPSite(runner, host="0.0.0.0", port=self.settings.port)
         await site.start()
+        freeze_startup_heap()
         log.info("slack_http_listening", port=self.settings.port, path="/slack/events")
         try:
             await asyncio.Event().wait()

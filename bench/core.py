@@ -39,10 +39,10 @@ from typing import Any
 
 from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, machine, spread
 from bot import loop
-from bot.app import freeze_startup_heap
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.logs import configure_logging
+from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend, create_backend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.render import RenderResult, SurfaceLimits

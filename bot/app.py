@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 
 import structlog
 
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
+from bot.loop import freeze_startup_heap
 from bot.model import create_backend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.store import open_store
@@ -39,16 +39,6 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
     freeze_startup_heap()
     return ChatCore(backend, store, prompts)
-
-
-def freeze_startup_heap() -> None:
-    """Keep what start-up loaded (the tokenizer's tables, libraries) out of garbage collection.
-
-    Otherwise every full collection walks those millions of objects: 0.1–0.7 s during which
-    no reply moves. Objects made while answering are collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def describe_store(settings: Settings, *, console: bool) -> str:

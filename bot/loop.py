@@ -1,8 +1,10 @@
-"""Running the bot's event loop: uvloop when installed (it halves per-wake-up CPU), else asyncio."""
+"""The bot's process runtime: its event loop (uvloop when installed: it halves per-wake-up CPU,
+else asyncio) and a garbage collector that leaves the start-up heap alone."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -16,3 +18,13 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up loaded (the tokenizer's tables, libraries) out of garbage collection.
+
+    Otherwise every full collection walks those millions of objects: 0.1–0.7 s during which
+    no reply moves. Objects made while answering are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
