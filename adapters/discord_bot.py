@@ -10,8 +10,8 @@ Conversation keys:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import functools
 import re
 from collections.abc import Awaitable, Callable

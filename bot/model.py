@@ -63,7 +63,8 @@ class InferenceBackend:
         self._settings = settings
         # A server of the operator's own gets only the token configured for it (HF_TOKEN), if any.
         own_server = settings.backend is BackendKind.OPENAI_COMPATIBLE
-        self._connections = ModelConnectionPool(settings.base_url, send_saved_token=not own_server or bool(settings.hf_token))
+        send_saved_token = not own_server or bool(settings.hf_token)
+        self._connections = ModelConnectionPool(settings.base_url, send_saved_token=send_saved_token)
         self._connections.install()
 
     def describe(self) -> str:
