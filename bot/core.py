@@ -12,6 +12,7 @@ from typing import TypeVar
 import structlog
 
 from bot.errors import ReplyFailure
+from bot.loop import finish_even_if_cancelled
 from bot.model import ChatMessage, ModelBackend
 from bot.prompt import PromptBuilder
 from bot.render import LiveRenderer, RenderResult, ReplySurface
@@ -80,10 +81,14 @@ class ChatCore:
             pieces = self.backend.stream(messages)
             if stored is not None:
                 pieces = _once_stored(stored, pieces)
-            result = await LiveRenderer(surface).render(pieces)
-            if stored is not None:
-                await asyncio.wait({stored})  # a follow-up must find this message stored first
-            await self._remember(turn, result)
+            renderer = LiveRenderer(surface)
+            try:
+                result = await renderer.render(pieces)
+            except asyncio.CancelledError:
+                # Stopping: an answer the person already sees whole is still remembered.
+                await finish_even_if_cancelled(self._remember(turn, renderer.result(), stored))
+                raise
+            await finish_even_if_cancelled(self._remember(turn, result, stored))
         self._log_result(turn, result, started)
         return result
 
@@ -103,7 +108,9 @@ class ChatCore:
         size = sum(len(m.content) for m in history)
         return await _maybe_off_loop(size, self._prompts.build, history), None
 
-    async def _remember(self, turn: Turn, result: RenderResult) -> None:
+    async def _remember(self, turn: Turn, result: RenderResult, stored: asyncio.Task[object] | None) -> None:
+        if stored is not None:
+            await asyncio.wait({stored})  # the question lands before its answer, and before a follow-up
         if not result.complete:
             return  # a partial answer is shown with its reason but not fed back to the model
         tokens = await _maybe_off_loop(len(result.text), self._prompts.count, result.text)

@@ -20,6 +20,7 @@ import structlog
 from bot import budget
 from bot.budget import Budgets
 from bot.errors import FailureKind, ReplyFailure
+from bot.loop import finish_even_if_cancelled
 from bot.split import Measure, char_length, closing_for, open_fence, split_head
 
 log = structlog.get_logger(__name__)
@@ -107,6 +108,10 @@ class LiveRenderer:
                 reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        return self.result()
+
+    def result(self) -> RenderResult:
+        """What the model wrote and what is shown, so far (all of it once render() returned)."""
         return RenderResult(self._text(), self._failure, [*self._sealed, self._shown], self._writes)
 
     # -- reading the model ---------------------------------------------------------
@@ -153,7 +158,8 @@ class LiveRenderer:
             self._failure = self._failure or ReplyFailure(FailureKind.INTERRUPTED, "reply cancelled")
             await asyncio.shield(self._write_final_safely())
             raise
-        await self._write_final()
+        # The model is done: its final text lands even if the bot is stopping meanwhile.
+        await finish_even_if_cancelled(self._write_final())
 
     async def _pause(self) -> None:
         if not self._streaming or self._handle is None:

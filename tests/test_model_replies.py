@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -297,3 +297,30 @@ async def test_a_model_server_without_a_configured_token_never_gets_one_found_el
         await core.backend.aclose()
     assert shown.messages == [ANSWER]
     assert "Authorization" not in model_server.requests[-1].headers
+
+
+@dataclass
+class SlowFinalEdit(MemorySurface):
+    """A platform slow to confirm the final edit: a stop can arrive while it is on its way."""
+
+    final_edit_sent: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def edit(self, handle: int, text: str, *, final: bool) -> None:
+        if final:
+            self.final_edit_sent.set()
+            await asyncio.sleep(0.2)
+        await super().edit(handle, text, final=final)
+
+
+async def test_an_answer_finishing_as_the_bot_stops_still_lands_whole_and_is_remembered(
+    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+) -> None:
+    model_server.default = Script(text=ANSWER, rate=40)
+    shown = SlowFinalEdit(SurfaceLimits(max_length=2000, min_edit_interval=0.05))
+    answering = asyncio.create_task(core.answer(turn(), shown))
+    await asyncio.wait_for(shown.final_edit_sent.wait(), 5)
+    answering.cancel()  # what a shutdown does to every reply in flight
+    with pytest.raises(asyncio.CancelledError):
+        await answering
+    assert shown.messages == [ANSWER]
+    assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", ANSWER)]
