@@ -27,7 +27,7 @@ from discord import app_commands
 from bot import budget
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
-from bot.loop import freeze_startup_heap
+from bot.loop import freeze_startup_heap, retrieve_outcome
 from bot.render import SurfaceLimits
 from config.env import ConfigError, Env
 from config.settings import Settings
@@ -428,7 +428,7 @@ class MistralDiscordBot(discord.Client):
             return await created
         self._tasks.add(created)
         created.add_done_callback(self._tasks.discard)
-        created.add_done_callback(_ignore_outcome)
+        created.add_done_callback(retrieve_outcome)
         return announced.result()
 
     def _linker(self, key: str) -> Any:
@@ -550,12 +550,6 @@ class MistralDiscordBot(discord.Client):
 
 class _NoThreads(Exception):
     pass
-
-
-def _ignore_outcome(task: asyncio.Future[Any]) -> None:
-    """Retrieve a finished background request's outcome so asyncio does not report it."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _ready(destination: Destination) -> asyncio.Future[Destination]:

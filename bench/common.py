@@ -92,6 +92,16 @@ def spread(values: Sequence[float]) -> dict[str, float | None]:
     return {"p50": percentile(values, 0.50), "p99": percentile(values, 0.99), "max": max(values, default=None)}
 
 
+def number(value: float | None, digits: int = 1) -> str:
+    """A figure for a results table; "-" when there is none."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def figures(values: dict[str, float | None], digits: int = 1, keys: Sequence[str] = ("p50", "p99")) -> str:
+    """Several figures of a `spread`, "p50/p99" by default."""
+    return "/".join(number(values[key], digits) for key in keys)
+
+
 @dataclass(frozen=True)
 class TargetCheck:
     name: str

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 
-from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, machine, spread
+from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, spread
 from bot import loop
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
@@ -435,10 +435,6 @@ def evaluate_targets(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     return checks
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
 HEADER = (
     f"{'N':>5} | {'first p50/p99 ms':>17} | {'final p50/p99 ms':>17} | {'edits mean/max':>14} | "
     f"{'writes mean/max':>15} | {'RT/turn max':>11} | {'CPU s/1k tok':>12} | {'done/N':>9} | {'wall s':>6} | "
@@ -447,8 +443,8 @@ HEADER = (
 
 
 def format_row(row: RoundResult) -> str:
-    first = f"{_ms(row.first_visible_ms['p50'])}/{_ms(row.first_visible_ms['p99'])}"
-    final = f"{_ms(row.final_visible_ms['p50'])}/{_ms(row.final_visible_ms['p99'])}"
+    first = figures(row.first_visible_ms)
+    final = figures(row.final_visible_ms)
     edits = f"{row.edits_per_reply['mean']:.2f}/{row.edits_per_reply['max']:.0f}"
     writes = f"{row.writes_per_reply['mean']:.2f}/{row.writes_per_reply['max']:.0f}"
     cpu = "-" if row.cpu_per_1k_tokens is None else f"{row.cpu_per_1k_tokens:.4f}"
@@ -456,7 +452,7 @@ def format_row(row: RoundResult) -> str:
     return (
         f"{row.n:>5} | {first:>17} | {final:>17} | {edits:>14} | {writes:>15} | "
         f"{row.round_trips_per_turn['max']:>11.0f} | {cpu:>12} | {done:>9} | {row.wall_seconds:>6.2f} | "
-        f"{row.server_cpu_seconds:>9.2f} | {_ms(row.server_late_ms['p99']):>15} | {len(row.failures)}"
+        f"{row.server_cpu_seconds:>9.2f} | {number(row.server_late_ms['p99']):>15} | {len(row.failures)}"
     )
 
 

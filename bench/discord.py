@@ -41,7 +41,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import REDIS_URL, ROOT, ModelServerProcess, TargetCheck, delete_keys, machine, spread
+from bench.common import REDIS_URL, ROOT, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, spread
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
 from tests.fakes.model_server import Script
 
@@ -380,14 +380,6 @@ def _exempt_from_global(route: str) -> bool:
 # -- reporting ---------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _pair(values: dict[str, float | None], digits: int = 1) -> str:
-    return f"{_fmt(values['p50'], digits)}/{_fmt(values['p99'], digits)}"
-
-
 HEADER = (
     f"{'round':>10} | {'done':>7} | {'429s':>4} | {'first p50/p99 ms':>17} | {'full p50/p99 ms':>17} | "
     f"{'mention→model ms':>17} | {'writes p50/p99':>14} | {'thr/typ':>7} | {'CPU s/1k tok':>12} | "
@@ -399,10 +391,10 @@ def format_row(row: RoundResult) -> str:
     done = f"{row.completed}/{row.n}"
     other = f"{row.other_writes['thread creates']}/{row.other_writes['typing']}"
     return (
-        f"{row.name:>10} | {done:>7} | {row.ratelimited:>4} | {_pair(row.first_ms):>17} | {_pair(row.full_ms):>17} | "
-        f"{_pair(row.mention_to_model_ms):>17} | {_pair(row.writes_per_reply, 0):>14} | {other:>7} | "
-        f"{_fmt(row.cpu_per_1k_tokens, 4):>12} | {_fmt(row.done_after_model_s, 2):>18} | "
-        f"{row.peak_global_per_s:>10} | {_fmt(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
+        f"{row.name:>10} | {done:>7} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | {figures(row.full_ms):>17} | "
+        f"{figures(row.mention_to_model_ms):>17} | {figures(row.writes_per_reply, 0):>14} | {other:>7} | "
+        f"{number(row.cpu_per_1k_tokens, 4):>12} | {number(row.done_after_model_s, 2):>18} | "
+        f"{row.peak_global_per_s:>10} | {number(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
     )
 
 
@@ -422,27 +414,27 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     if small is not None:
         first, full = small.first_ms["p99"], small.full_ms["p99"]
         checks.append(TargetCheck(f"N={SMALL_N}: first visible p99 ≤ {SMALL_FIRST_P99_MS:.0f} ms",
-                                  at_most(first, SMALL_FIRST_P99_MS), f"{_fmt(first)} ms"))
+                                  at_most(first, SMALL_FIRST_P99_MS), f"{number(first)} ms"))
         checks.append(TargetCheck(f"N={SMALL_N}: full text p99 ≤ {SMALL_FULL_P99_MS:.0f} ms",
-                                  at_most(full, SMALL_FULL_P99_MS), f"{_fmt(full)} ms"))
+                                  at_most(full, SMALL_FULL_P99_MS), f"{number(full)} ms"))
     shared = [r for r in rows if r.channels == 1 and r.n > 1]
     for row in [r for r in [one_per_channel(MEDIUM_N)] if r is not None] + shared:
         first, full = row.first_ms["p99"], row.full_ms["p99"]
         checks.append(TargetCheck(f"{row.name}: first and full p99 ≤ {MEDIUM_P99_MS:.0f} ms",
                                   at_most(first, MEDIUM_P99_MS) and at_most(full, MEDIUM_P99_MS),
-                                  f"first {_fmt(first)} ms, full {_fmt(full)} ms"))
+                                  f"first {number(first)} ms, full {number(full)} ms"))
     large = one_per_channel(LARGE_N)
     if large is not None:
         name = f"N={LARGE_N}: all complete within {LARGE_DONE_AFTER_MODEL_S:.0f} s of the model finishing"
         checks.append(TargetCheck(name, at_most(large.done_after_model_s, LARGE_DONE_AFTER_MODEL_S),
-                                  f"{_fmt(large.done_after_model_s, 2)} s"))
+                                  f"{number(large.done_after_model_s, 2)} s"))
     medium = one_per_channel(MEDIUM_N)
     if medium is not None:
         p99 = medium.mention_to_model_ms["p99"]
         checks.append(TargetCheck(f"N={MEDIUM_N}: mention → model request p99 ≤ {MENTION_TO_MODEL_P99_MS:.0f} ms",
-                                  at_most(p99, MENTION_TO_MODEL_P99_MS), f"{_fmt(p99)} ms"))
+                                  at_most(p99, MENTION_TO_MODEL_P99_MS), f"{number(p99)} ms"))
     for row in rows:
-        detail = f"{_fmt(row.cpu_per_1k_tokens, 4)} s ({row.cpu_seconds:.2f} s for {row.tokens} tokens)"
+        detail = f"{number(row.cpu_per_1k_tokens, 4)} s ({row.cpu_seconds:.2f} s for {row.tokens} tokens)"
         checks.append(TargetCheck(f"{row.name}: bot CPU ≤ {CPU_PER_1K_TOKENS:.2f} s per 1,000 tokens",
                                   at_most(row.cpu_per_1k_tokens, CPU_PER_1K_TOKENS), detail))
     return checks  # fmt: skip

@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 
 from adapters.slack_bot import to_mrkdwn
-from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, machine, spread
+from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, spread
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits
 from tests.slack_harness import BotProcess, SlackHarness
@@ -268,10 +268,6 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     ]  # fmt: skip
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
-
-
 HEADER = (
     f"{'mode':>4} | {'N':>3} | {'ack p50/p99/max ms':>18} | {'mention→text p50/p99':>20} | "
     f"{'first p50/p99 ms':>16} | {'final p50/p99 ms':>16} | "
@@ -280,10 +276,10 @@ HEADER = (
 
 
 def format_row(row: RoundResult) -> str:
-    ack = f"{_ms(row.ack_ms['p50'])}/{_ms(row.ack_ms['p99'])}/{_ms(row.ack_ms['max'])}"
-    wait = f"{_ms(row.wait_ms['p50'])}/{_ms(row.wait_ms['p99'])}"
-    first = f"{_ms(row.first_ms['p50'])}/{_ms(row.first_ms['p99'])}"
-    final = f"{_ms(row.final_ms['p50'])}/{_ms(row.final_ms['p99'])}"
+    ack = figures(row.ack_ms, 0, ("p50", "p99", "max"))
+    wait = figures(row.wait_ms, 0)
+    first = figures(row.first_ms, 0)
+    final = figures(row.final_ms, 0)
     writes = f"{row.writes_per_reply['mean']:.2f}/{row.writes_per_reply['max']:.0f}"
     cpu = "-" if row.cpu_per_1k_tokens is None else f"{row.cpu_per_1k_tokens:.3f}"
     return (

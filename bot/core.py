@@ -12,7 +12,7 @@ from typing import TypeVar
 import structlog
 
 from bot.errors import ReplyFailure
-from bot.loop import finish_even_if_cancelled
+from bot.loop import finish_even_if_cancelled, retrieve_outcome
 from bot.model import ChatMessage, ModelBackend
 from bot.prompt import PromptBuilder
 from bot.render import LiveRenderer, RenderResult, ReplySurface
@@ -102,7 +102,7 @@ class ChatCore:
         message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
         if turn.new_conversation:
             stored = asyncio.create_task(self.store.begin_turn(turn.thread, message))
-            stored.add_done_callback(_retrieve_outcome)
+            stored.add_done_callback(retrieve_outcome)  # a failure is reported by the reply
             return self._prompts.build([message]), stored
         history = await self.store.begin_turn(turn.thread, message)
         size = sum(len(m.content) for m in history)
@@ -151,12 +151,6 @@ async def _once_stored(stored: asyncio.Task[object], pieces: AsyncIterator[str])
         aclose = getattr(pieces, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _retrieve_outcome(task: asyncio.Task[object]) -> None:
-    # The reply reports a failed store; this only keeps asyncio from logging it again.
-    if not task.cancelled():
-        task.exception()
 
 
 async def _failing(failure: ReplyFailure) -> AsyncIterator[str]:

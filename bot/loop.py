@@ -38,3 +38,10 @@ async def finish_even_if_cancelled(work: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await task
         raise
+
+
+def retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    """A done-callback for a background task whose failure is reported elsewhere (or not at
+    all): retrieving its outcome keeps asyncio from logging "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
