@@ -29,6 +29,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of `pid` so far, to the nanosecond where the kernel keeps
+    schedstat (utime/stime count 10 ms ticks: ±0.03 s per 1,000 tokens for one 300-token reply)."""
+    try:
+        return sum(
+            int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+            for task in os.listdir(f"/proc/{pid}/task")
+        ) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http_get_json(url: str, timeout: float = 10.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
         return json.load(response)
@@ -76,8 +89,7 @@ class ModelServerProcess:
     def cpu_seconds(self) -> float:
         """The server process's CPU so far (user + system), to show how busy the machine was."""
         assert self._process is not None
-        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self._process.pid)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

@@ -16,7 +16,7 @@ shared round puts `--shared` mentions in one channel. Per conversation it measur
   full    model's last token → the final edit showing the whole text, without the indicator
   model   the fake wrote MESSAGE_CREATE to the bot's gateway socket → the model server received the request
   writes  message creates + edits the bot sent for the reply
-and per round the 429s the fake served and the bot's CPU seconds (psutil) per 1,000 tokens.
+and per round the 429s the fake served and the bot's CPU seconds (all its threads) per 1,000 tokens.
 The model server's timings come from its `GET /debug/requests`, matched by a marker in
 each question.
 """
@@ -39,9 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 
-from bench.common import REDIS_URL, ROOT, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, spread
+from bench.common import (
+    REDIS_URL, ROOT, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, process_cpu_seconds, spread,
+)  # fmt: skip
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
 from tests.fakes.model_server import Script
 
@@ -217,7 +218,7 @@ class Bench:
         self.fake = fake
         self.user = user
         self.model = model
-        self.bot = psutil.Process(bot_pid)
+        self.bot_pid = bot_pid
         self.options = options
         self.expected = Script(tokens=options.tokens).answer
         self.bot_id = str(fake.bot_user.id)
@@ -262,8 +263,7 @@ class Bench:
                              cpu, wall)  # fmt: skip
 
     def _bot_cpu(self) -> float:
-        times = self.bot.cpu_times()
-        return float(times.user + times.system + times.children_user + times.children_system)
+        return process_cpu_seconds(self.bot_pid)
 
     def _check(self, conversation: Conversation) -> None:
         """Completed = the thread's bot messages show exactly the model's answer, no indicator."""

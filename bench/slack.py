@@ -26,10 +26,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 
 from adapters.slack_bot import to_mrkdwn
-from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, spread
+from bench.common import (
+    REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, process_cpu_seconds, spread,
+)  # fmt: skip
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits
 from tests.slack_harness import BotProcess, SlackHarness
@@ -147,8 +148,7 @@ async def run_round(harness: SlackHarness, bot: BotProcess, model: ModelServerPr
         mentions.append(Mention(channel, user, f"bench {round_id} {index}"))
     expected = expected_text(mode, options)
     calls_at, deliveries_at, limited_at = len(fake.calls), len(fake.deliveries), fake.ratelimited_count
-    process = psutil.Process(bot.pid)
-    cpu = process.cpu_times()
+    cpu = process_cpu_seconds(bot.pid)
     started = time.perf_counter()
 
     async def mention(item: Mention) -> None:
@@ -165,8 +165,7 @@ async def run_round(harness: SlackHarness, bot: BotProcess, model: ModelServerPr
     wall = time.perf_counter() - started
     # Let trailing calls (a stream's stop after its last append) land before counting writes.
     await settle(fake)
-    after = process.cpu_times()
-    bot_cpu = (after.user - cpu.user) + (after.system - cpu.system)
+    bot_cpu = process_cpu_seconds(bot.pid) - cpu
 
     timings = {record.get("last_user_message"): record for record in await asyncio.to_thread(model.request_timings)}
     calls = fake.calls[calls_at:]

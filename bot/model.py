@@ -64,7 +64,9 @@ class InferenceBackend:
         # A server of the operator's own gets only the token configured for it (HF_TOKEN), if any.
         own_server = settings.backend is BackendKind.OPENAI_COMPATIBLE
         send_saved_token = not own_server or bool(settings.hf_token)
-        self._connections = ModelConnectionPool(settings.base_url, send_saved_token=send_saved_token)
+        self._connections = ModelConnectionPool(
+            settings.base_url, send_saved_token=send_saved_token, read_batch_seconds=settings.read_batch_seconds
+        )
         self._connections.install()
 
     def describe(self) -> str:
@@ -104,6 +106,7 @@ class InferenceBackend:
         async with self._new_client() as client:
             sent_any = False
             finish_reason: str | None = None
+            reads = self._connections.reads.track()
             try:
                 chunks = await client.chat_completion(
                     list(messages),
@@ -120,12 +123,15 @@ class InferenceBackend:
                     if choice.delta is not None and choice.delta.content:
                         sent_any = True
                         yield choice.delta.content
+                        reads.first_text_out()
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
             except ReplyFailure:
                 raise
             except Exception as error:  # noqa: BLE001 - translated for the person, logged for the operator
                 raise classify_inference_error(error, started=sent_any) from error
+            finally:
+                reads.close()
             if finish_reason is None:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
             if finish_reason == "length":

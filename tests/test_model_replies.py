@@ -324,3 +324,46 @@ async def test_an_answer_finishing_as_the_bot_stops_still_lands_whole_and_is_rem
         await answering
     assert shown.messages == [ANSWER]
     assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", ANSWER)]
+
+
+def distinct_texts(shown: MemorySurface) -> int:
+    return len({write.text for write in shown.writes})
+
+
+async def test_while_few_replies_stream_tokens_are_read_in_batches_and_first_and_last_words_still_show_promptly(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # A long batch interval makes the batching visible: the reply grows in steps of ~15 words
+    # even though the surface could show every word (edits every 50 ms).
+    batch = 0.3
+    settings = remote_model_settings(model_server.base_url, read_batch_seconds=batch)
+    core = make_core(settings, redis_store, token_counter)
+    model_server.default = Script(tokens=60, rate=50)
+    expected = "".join(Script(tokens=60).token_list())
+    try:
+        for question in ("first", "second"):  # the second on the kept-alive connection the first batched
+            shown = surface()
+            await core.answer(turn(question), shown)
+            record = model_server.requests[-1]
+            assert shown.messages == [expected]
+            assert distinct_texts(shown) <= 1.2 / batch + 3
+            assert shown.first_visible_at - record.first_token_at < batch / 2  # the first words never wait
+            assert shown.final_visible_at - record.last_token_at < batch + 0.2
+        assert model_server.requests[0].client_port == model_server.requests[1].client_port
+    finally:
+        await core.backend.aclose()
+
+
+async def test_with_read_batching_off_every_word_can_show_as_it_comes(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    settings = remote_model_settings(model_server.base_url, read_batch_seconds=0.0)
+    core = make_core(settings, redis_store, token_counter)
+    model_server.default = Script(tokens=60, rate=50)
+    try:
+        shown = surface()
+        await core.answer(turn(), shown)
+        assert shown.messages == ["".join(Script(tokens=60).token_list())]
+        assert distinct_texts(shown) >= 12  # an edit every ~50 ms over 1.2 s
+    finally:
+        await core.backend.aclose()
