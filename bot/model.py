@@ -106,7 +106,7 @@ class InferenceBackend:
         async with self._new_client() as client:
             sent_any = False
             finish_reason: str | None = None
-            reads = self._connections.reads.track()
+            request = await self._connections.open_stream()
             try:
                 chunks = await client.chat_completion(
                     list(messages),
@@ -123,7 +123,7 @@ class InferenceBackend:
                     if choice.delta is not None and choice.delta.content:
                         sent_any = True
                         yield choice.delta.content
-                        reads.first_text_out()
+                        request.first_text_out()
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
             except ReplyFailure:
@@ -131,7 +131,7 @@ class InferenceBackend:
             except Exception as error:  # noqa: BLE001 - translated for the person, logged for the operator
                 raise classify_inference_error(error, started=sent_any) from error
             finally:
-                reads.close()
+                request.close()
             if finish_reason is None:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
             if finish_reason == "length":

@@ -367,3 +367,15 @@ async def test_with_read_batching_off_every_word_can_show_as_it_comes(
         assert distinct_texts(shown) >= 12  # an edit every ~50 ms over 1.2 s
     finally:
         await core.backend.aclose()
+
+
+async def test_replies_starting_together_wait_for_the_model_together_not_one_after_another(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    # Requests are set up one at a time; the wait for the server must not be part of that.
+    model_server.default = Script(text="Slow to start.", headers_delay=0.5)
+    surfaces = [surface() for _ in range(8)]
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
+    assert asyncio.get_running_loop().time() - started < 1.5  # one after another: 4 s
+    assert all(s.messages == ["Slow to start."] for s in surfaces)
