@@ -22,6 +22,7 @@ import aiohttp  # noqa: E402 - after the setting above, like every import below
 import httpx2  # noqa: E402
 import structlog  # noqa: E402
 from huggingface_hub import AsyncInferenceClient  # noqa: E402
+from huggingface_hub.inference._providers._common import _fetch_inference_provider_mapping  # noqa: E402
 from huggingface_hub.errors import (
     HfHubHTTPError,
     InferenceTimeoutError,
@@ -68,6 +69,7 @@ class InferenceBackend:
             settings.base_url, send_saved_token=send_saved_token, read_batch_seconds=settings.read_batch_seconds
         )
         self._connections.install()
+        self._provider_lookup: asyncio.Future[None] | None = None
 
     def describe(self) -> str:
         return self._settings.describe()
@@ -100,7 +102,31 @@ class InferenceBackend:
                 log.info("model_loading_retry", attempt=attempt, delay_seconds=delay)
                 await asyncio.sleep(delay)
 
+    async def _look_up_provider(self) -> None:
+        """Which model id the chosen provider knows this model by: asked of the Hub once.
+
+        huggingface_hub asks with a blocking request from inside `chat_completion`, which would
+        freeze every reply in progress for a round trip to the Hub (or until its timeout). Here
+        it is asked in a worker thread, once for all replies waiting on it; huggingface_hub
+        keeps the answer, and a failure is asked again by the next reply.
+        """
+        provider = self._settings.provider
+        if self._settings.backend is not BackendKind.HF_ROUTER or provider in (None, "auto"):
+            return
+        if self._provider_lookup is None or self._provider_lookup.cancelled() or (
+            self._provider_lookup.done() and self._provider_lookup.exception() is not None
+        ):
+            self._provider_lookup = asyncio.ensure_future(
+                asyncio.to_thread(_fetch_inference_provider_mapping, self._settings.model_id)
+            )
+        try:
+            await asyncio.shield(self._provider_lookup)
+        except Exception as error:  # noqa: BLE001 - translated for the person, logged for the operator
+            log.warning("provider_lookup_failed", provider=provider, error=f"{type(error).__name__}: {error}")
+            raise classify_inference_error(error, started=False) from error
+
     async def _stream_once(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        await self._look_up_provider()
         # One client per stream: a streamed response stays open until its client closes,
         # so closing it here is what frees the connection on cancel, error or early exit.
         async with self._new_client() as client:
