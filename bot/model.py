@@ -132,7 +132,7 @@ class InferenceBackend:
         async with self._new_client() as client:
             sent_any = False
             finish_reason: str | None = None
-            request = await self._connections.open_stream()
+            request = self._connections.open_stream()
             try:
                 chunks = await client.chat_completion(
                     list(messages),

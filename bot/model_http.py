@@ -10,8 +10,7 @@ point, installed with huggingface_hub's public `set_async_client_factory`): aioh
 costs a fraction of that, keeps connections to the model server alive between replies, and
 builds the TLS context once.
 
-Requests are set up one at a time (`ModelConnectionPool.open_stream`), and while few replies
-stream their reads are batched (`ReadBatching`): see there why.
+While few replies stream, their reads are batched (`ReadBatching`): see there why.
 """
 
 from __future__ import annotations
@@ -85,27 +84,20 @@ class ReadBatching:
 
 
 class ModelStream:
-    """One model request, from its set-up (holding the set-up lane) to the end of its response.
+    """One model request's response, as its reads are batched.
 
     Opened by `ModelConnectionPool.open_stream` in the task that then sends the request; the
     pool's transport finds it there (a context variable), since huggingface_hub builds the
     request in between.
     """
 
-    def __init__(self, batching: ReadBatching, setup_lane: asyncio.Lock) -> None:
+    def __init__(self, batching: ReadBatching) -> None:
         self._batching = batching
-        self._setup_lane: asyncio.Lock | None = setup_lane
         self._first_text_out = False
         self._last_read: float | None = None
         self._closed = False
         batching.track(self)
         _current_stream.set(self)
-
-    def request_ready(self) -> None:
-        """The request is built and about to be sent: the next one may be set up."""
-        if self._setup_lane is not None:
-            self._setup_lane.release()
-            self._setup_lane = None
 
     def first_text_out(self) -> None:
         """Every token was read as it came until now; from here on reads may be batched."""
@@ -114,7 +106,6 @@ class ModelStream:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self.request_ready()
             self._batching.untrack()
             _current_stream.set(None)
 
@@ -156,8 +147,6 @@ class _BorrowedSessionTransport(AiohttpTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         stream = _current_stream.get()
-        if stream is not None:
-            stream.request_ready()
         response = await super().handle_async_request(request)
         if stream is not None and isinstance(response.stream, AiohttpResponseStream):
             response.stream = _BatchedResponseStream(response.stream._aiohttp_response, stream)
@@ -181,7 +170,6 @@ class ModelConnectionPool:
         if not send_saved_token:
             self._request_hooks.insert(0, _drop_authorization)
         self._reads = ReadBatching(read_batch_seconds)
-        self._setup_lane = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -198,17 +186,9 @@ class ModelConnectionPool:
             timeout=None,
         )
 
-    async def open_stream(self) -> ModelStream:
-        """Wait for this request's turn to be set up; close the returned stream when done with it.
-
-        Setting a request up (huggingface_hub and httpx2 building it) is ~0.5 ms of CPU. When
-        hundreds of replies start at once, doing them one at a time, with the event loop reading
-        sockets between two, lets the first words of the replies already answering show at once
-        instead of after the whole burst.
-        """
-        self._current_session()  # the lane belongs to this loop, like the session
-        await self._setup_lane.acquire()
-        return ModelStream(self._reads, self._setup_lane)
+    def open_stream(self) -> ModelStream:
+        """The response of the request this task sends next; close it when done with it."""
+        return ModelStream(self._reads)
 
     async def aclose(self) -> None:
         """Close the connections and give huggingface_hub its own clients back."""
@@ -225,7 +205,6 @@ class ModelConnectionPool:
             connector = aiohttp.TCPConnector(limit=0, ssl=self._tls, keepalive_timeout=KEEPALIVE_SECONDS)
             # trust_env would look proxies and .netrc up again in a worker thread for every request.
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
-            self._setup_lane = asyncio.Lock()
             self._loop = loop
         return self._session
 
