@@ -57,7 +57,7 @@ class ReadBatching:
         self._tick: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def track(self, stream: ModelStream) -> None:
+    def track(self) -> None:
         self._streams += 1
 
     def untrack(self) -> None:
@@ -96,7 +96,7 @@ class ModelStream:
         self._first_text_out = False
         self._last_read: float | None = None
         self._closed = False
-        batching.track(self)
+        batching.track()
         _current_stream.set(self)
 
     def first_text_out(self) -> None:
