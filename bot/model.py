@@ -23,6 +23,7 @@ import httpx2  # noqa: E402
 import structlog  # noqa: E402
 from huggingface_hub import AsyncInferenceClient  # noqa: E402
 from huggingface_hub.inference._providers._common import _fetch_inference_provider_mapping  # noqa: E402
+from huggingface_hub.inference._providers.hf_inference import _check_supported_task  # noqa: E402
 from huggingface_hub.errors import (
     HfHubHTTPError,
     InferenceTimeoutError,
@@ -116,9 +117,14 @@ class InferenceBackend:
         if self._provider_lookup is None or self._provider_lookup.cancelled() or (
             self._provider_lookup.done() and self._provider_lookup.exception() is not None
         ):
-            self._provider_lookup = asyncio.ensure_future(
-                asyncio.to_thread(_fetch_inference_provider_mapping, self._settings.model_id)
+            model = self._settings.model_id
+            # Both are cached by huggingface_hub once they succeed.
+            lookup = (
+                (lambda: _check_supported_task(model, "conversational"))
+                if provider == "hf-inference"
+                else (lambda: _fetch_inference_provider_mapping(model))
             )
+            self._provider_lookup = asyncio.ensure_future(asyncio.to_thread(lookup))
         try:
             await asyncio.shield(self._provider_lookup)
         except Exception as error:  # noqa: BLE001 - translated for the person, logged for the operator

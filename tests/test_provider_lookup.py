@@ -64,7 +64,9 @@ class FakeHub:
         self.lookups.append(request.match_info["repo"])
         await asyncio.sleep(HUB_DELAY)
         mapping = {"together": {"status": "live", "providerId": "mistralai/Mistral-7B-Instruct-v0.3", "task": "conversational"}}
-        return web.json_response({"id": request.match_info["repo"], "inferenceProviderMapping": mapping})
+        return web.json_response(
+            {"id": request.match_info["repo"], "pipeline_tag": "text-generation", "inferenceProviderMapping": mapping}
+        )
 
 
 @pytest.fixture
@@ -75,13 +77,14 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
         yield hub
 
 
+@pytest.mark.parametrize("provider", ["together", "hf-inference"])
 async def test_a_provider_lookup_on_the_hub_does_not_freeze_replies_already_streaming(
-    fake_hub: FakeHub, model_server: FakeModelServer, redis_store: RedisHistoryStore,
+    provider: str, fake_hub: FakeHub, model_server: FakeModelServer, redis_store: RedisHistoryStore,
     token_counter: MistralTokenCounter,
 ) -> None:  # fmt: skip
     streaming = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter)
     provider_settings = load_settings(
-        Env({"HF_TOKEN": "hf_test", "INFERENCE_PROVIDER": "together", "MODEL_ID": MODEL, "MODEL_TIMEOUT_SECONDS": "3"})
+        Env({"HF_TOKEN": "hf_test", "INFERENCE_PROVIDER": provider, "MODEL_ID": MODEL, "MODEL_TIMEOUT_SECONDS": "3"})
     ).model
     provider_backend = InferenceBackend(provider_settings)
     model_server.default = Script(tokens=100, rate=50)  # 2 s of words
