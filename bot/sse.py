@@ -1,0 +1,136 @@
+"""Chat-completion SSE bodies with the text deltas of one read merged into one event.
+
+A model server sends one `data:` event per token, and huggingface_hub turns every event into
+typed objects (90 µs each on the benchmark machine, the larger part of a streamed reply's
+CPU). When several events arrive in one socket read (reads are batched, and a busy
+process reads late anyway), parsing them one by one gains nothing: `DeltaMerger` rewrites
+each run of plain text deltas within one read into a single event carrying their text.
+huggingface_hub still parses every event the client sees; the text is the same, only its
+pieces are larger, and the busier the process, the larger they get.
+
+Only events that are nothing but text are merged: one choice at index 0 whose delta has
+`content` (and maybe `role`), no finish reason, log-probabilities, usage or error. Any other
+line (a finish or usage chunk, an error, `[DONE]`, a comment) passes through unchanged and in
+order. Nothing waits for a later read: a line split across reads passes through as it came.
+
+A stream's text events differ only in their text, so after the first one (checked with
+`json.loads`) an event is recognised by its bytes: everything around its text is identical
+to the first's. Their JSON-escaped texts are joined as they are (escapes are self-contained),
+so merging decodes and encodes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_DATA = b"data:"
+_CONTENT_KEY = b'"content"'
+_CONTENT_VALUE = re.compile(rb'"content"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TEXT_DELTA_KEYS = frozenset({"content", "role"})
+
+
+@dataclass(frozen=True)
+class _TextEvent:
+    """A text-delta `data:` line cut around its JSON-escaped text."""
+
+    before: bytes
+    text: bytes
+    after: bytes
+
+    def same_shape(self, other: _TextEvent) -> bool:
+        return self.before == other.before and self.after == other.after
+
+
+class DeltaMerger:
+    """Rewrites one response body, read by read."""
+
+    def __init__(self) -> None:
+        self._mid_line = False  # the previous read ended inside a line
+        self._shape: _TextEvent | None = None  # the last text event checked with json.loads
+
+    def feed(self, data: bytes) -> bytes:
+        if data.count(_DATA) < 2:  # nothing to merge: the common read at low load
+            if data:
+                self._mid_line = not data.endswith(b"\n")
+            return data
+        out: list[bytes] = []
+        start = 0
+        if self._mid_line:  # the end of a line begun in the previous read
+            start = data.find(b"\n") + 1
+            if start == 0:
+                return data
+            out.append(data[:start])
+        end = data.rfind(b"\n") + 1
+        run: list[_TextEvent] = []
+        for line in data[start:end].splitlines(keepends=True):
+            body = line.rstrip(b"\r\n")
+            if not body:
+                if not run:
+                    out.append(line)  # between merged events the separator is written with them
+                continue
+            event = self._text_event(body)
+            if event is not None and (not run or event.same_shape(run[0])):
+                run.append(event)
+                continue
+            _write_run(run, out)
+            run = [event] if event is not None else []
+            if event is None:
+                out.append(line)
+        _write_run(run, out)
+        out.append(data[end:])
+        self._mid_line = end < len(data)
+        return b"".join(out)
+
+    def _text_event(self, body: bytes) -> _TextEvent | None:
+        if not body.startswith(_DATA) or body.count(_CONTENT_KEY) != 1:
+            return None
+        match = _CONTENT_VALUE.search(body)
+        if match is None:
+            return None
+        event = _TextEvent(body[: match.start(1)], match.group(1), body[match.end(1) :])
+        if self._shape is not None and event.same_shape(self._shape):
+            return event
+        content = _text_delta_content(body[len(_DATA) :])
+        if content is None or content != _json_string(event.text):  # the one "content" is the delta's
+            return None
+        self._shape = event
+        return event
+
+
+def _write_run(run: list[_TextEvent], out: list[bytes]) -> None:
+    if run:
+        first = run[0]
+        text = first.text if len(run) == 1 else b"".join(event.text for event in run)
+        out.append(first.before + text + first.after + b"\n\n")
+        run.clear()
+
+
+def _json_string(escaped: bytes) -> str | None:
+    try:
+        text = json.loads(b'"' + escaped + b'"')
+    except ValueError:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _text_delta_content(payload: bytes) -> str | None:
+    """The text of a chunk that is nothing but a piece of text, else None."""
+    try:
+        chunk = json.loads(payload)
+    except ValueError:  # [DONE], or something huggingface_hub will report itself
+        return None
+    if not isinstance(chunk, dict) or chunk.get("error") is not None or chunk.get("usage") is not None:
+        return None
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+        return None
+    choice = choices[0]
+    if choice.get("index", 0) != 0 or choice.get("finish_reason") is not None or choice.get("logprobs") is not None:
+        return None
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or not delta.keys() <= _TEXT_DELTA_KEYS:
+        return None
+    content = delta.get("content")
+    return content if isinstance(content, str) else None

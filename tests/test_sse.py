@@ -1,0 +1,118 @@
+"""Merging the text deltas of one read: huggingface_hub must read the same answer from the
+merged body as from the server's, however the body is cut into reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from huggingface_hub.inference._common import _format_chat_completion_stream_output
+
+from bot.sse import DeltaMerger
+
+
+def event(content: str | None = None, *, finish: str | None = None, **extra: Any) -> bytes:
+    delta: dict[str, Any] = {"role": "assistant"}
+    if content is not None:
+        delta["content"] = content
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "mistralai/Mistral-7B-Instruct-v0.3",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **extra,
+    }
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+FINISH = event("", finish="stop", usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
+DONE = b"data: [DONE]\n\n"
+
+
+def read_as_huggingface_hub(body: bytes) -> tuple[str, list[str | None], int]:
+    """The text, finish reasons and number of chunks huggingface_hub's own parser gets."""
+    text, finishes, chunks = "", [], 0
+    for line in body.decode().splitlines():
+        try:
+            chunk = _format_chat_completion_stream_output(line.strip())
+        except StopIteration:
+            break
+        if chunk is None:
+            continue
+        chunks += 1
+        choice = chunk.choices[0] if chunk.choices else None
+        if choice is not None:
+            text += choice.delta.content or ""
+            finishes.append(choice.finish_reason)
+    return text, finishes, chunks
+
+
+def merged(reads: list[bytes]) -> bytes:
+    merger = DeltaMerger()
+    return b"".join(merger.feed(read) for read in reads)
+
+
+def cut(body: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({0, len(body), *(c % (len(body) + 1) for c in cuts)})
+    return [body[a:b] for a, b in zip(points, points[1:])]
+
+
+def test_text_deltas_that_arrive_together_reach_the_client_as_one_chunk() -> None:
+    body = event("Hello") + event(",") + event(" world") + FINISH + DONE
+    text, finishes, chunks = read_as_huggingface_hub(merged([body]))
+    assert text == "Hello, world"
+    assert finishes == [None, "stop"]
+    assert chunks == 2  # the three pieces of text, then the finish
+
+
+def test_each_read_is_merged_on_its_own_and_nothing_waits_for_a_later_read() -> None:
+    merger = DeltaMerger()
+    first = merger.feed(event("a") + event("b"))
+    assert read_as_huggingface_hub(first) == ("ab", [None], 1)
+    second = merger.feed(event("c"))
+    assert read_as_huggingface_hub(second) == ("c", [None], 1)
+
+
+def test_finish_error_and_done_lines_pass_through_in_order() -> None:
+    error = b'data: {"error":"Model is overloaded","error_type":"overloaded"}\n\n'
+    body = event("a") + event("b") + b": keep-alive\n\n" + event("c") + error + DONE
+    out = merged([body])
+    assert error in out and b": keep-alive" in out
+    assert out.index(b'"content":"ab"') < out.index(b": keep-alive") < out.index(b'"content":"c"') < out.index(error)
+
+
+def test_chunks_that_carry_more_than_text_are_left_alone() -> None:
+    with_logprobs = event("b").replace(b'"logprobs":null', b'"logprobs":{"content":[]}')
+    two_choices = event("c").replace(b'"choices":[{', b'"choices":[{"index":1,"delta":{"content":"x"}},{')
+    body = event("a") + with_logprobs + two_choices + event("d") + FINISH
+    out = merged([body])
+    assert with_logprobs in out and two_choices in out
+
+
+def test_a_different_chunk_shape_starts_a_new_merged_chunk() -> None:
+    other_id = event("c").replace(b"chatcmpl-1", b"chatcmpl-2")
+    body = event("a") + event("b") + other_id + event("d") + FINISH
+    text, _, chunks = read_as_huggingface_hub(merged([body]))
+    assert text == "abcd"
+    assert chunks == 4  # "ab", "c", "d" and the finish
+
+
+texts = st.lists(st.text(min_size=0, max_size=12), min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=texts, cuts=st.lists(st.integers(min_value=0, max_value=100_000), max_size=12), crlf=st.booleans())
+def test_whatever_the_reads_the_client_gets_the_same_text_and_finish(
+    pieces: list[str], cuts: list[int], crlf: bool
+) -> None:
+    body = b"".join(event(piece) for piece in pieces) + FINISH + DONE
+    if crlf:
+        body = body.replace(b"\n", b"\r\n")
+    expected_text, expected_finishes, expected_chunks = read_as_huggingface_hub(body)
+    text, finishes, chunks = read_as_huggingface_hub(merged(cut(body, cuts)))
+    assert text == expected_text == "".join(pieces)
+    assert [f for f in finishes if f] == [f for f in expected_finishes if f] == ["stop"]
+    assert chunks <= expected_chunks
