@@ -330,7 +330,7 @@ def distinct_texts(shown: MemorySurface) -> int:
     return len({write.text for write in shown.writes})
 
 
-async def test_streamed_tokens_are_read_in_batches_and_first_and_last_words_still_show_promptly(
+async def test_while_few_replies_stream_tokens_are_read_in_batches_and_first_and_last_words_still_show_promptly(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     # A long batch interval makes the batching visible: the reply grows in steps of ~15 words
@@ -354,7 +354,7 @@ async def test_streamed_tokens_are_read_in_batches_and_first_and_last_words_stil
         await core.backend.aclose()
 
 
-async def test_many_replies_streaming_at_once_are_read_in_batches_too(
+async def test_dozens_of_replies_streaming_at_once_are_read_in_batches_too(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     batch = 0.3
@@ -367,12 +367,11 @@ async def test_many_replies_streaming_at_once_are_read_in_batches_too(
         await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
     finally:
         await core.backend.aclose()
-    for shown in surfaces:
+    last_token_at = {r.body["messages"][-1]["content"]: r.last_token_at for r in model_server.requests}
+    for i, shown in enumerate(surfaces):
         assert shown.messages == [expected]
         assert distinct_texts(shown) <= 1.2 / batch + 3
-    records = {r.body["messages"][-1]["content"]: r for r in model_server.requests}
-    for i, shown in enumerate(surfaces):
-        assert shown.final_visible_at - records[f"q{i}"].last_token_at < batch + 0.2
+        assert shown.final_visible_at - last_token_at[f"q{i}"] < batch + 0.2
 
 
 async def test_with_read_batching_off_every_word_can_show_as_it_comes(
