@@ -330,25 +330,33 @@ def distinct_texts(shown: MemorySurface) -> int:
     return len({write.text for write in shown.writes})
 
 
+# A long batch interval makes the batching visible: a reply grows in steps of ~15 words
+# even though the surface could show every word (edits every 50 ms).
+BATCH = 0.3
+
+
+def batched_core(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> tuple[ChatCore, str]:
+    """A core reading the model in BATCH-second batches, and the 60-token answer it will get."""
+    settings = remote_model_settings(model_server.base_url, read_batch_seconds=BATCH)
+    model_server.default = Script(tokens=60, rate=50)
+    return make_core(settings, redis_store, token_counter), "".join(Script(tokens=60).token_list())
+
+
 async def test_while_few_replies_stream_tokens_are_read_in_batches_and_first_and_last_words_still_show_promptly(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
-    # A long batch interval makes the batching visible: the reply grows in steps of ~15 words
-    # even though the surface could show every word (edits every 50 ms).
-    batch = 0.3
-    settings = remote_model_settings(model_server.base_url, read_batch_seconds=batch)
-    core = make_core(settings, redis_store, token_counter)
-    model_server.default = Script(tokens=60, rate=50)
-    expected = "".join(Script(tokens=60).token_list())
+    core, expected = batched_core(model_server, redis_store, token_counter)
     try:
         for question in ("first", "second"):  # the second on the kept-alive connection the first batched
             shown = surface()
             await core.answer(turn(question), shown)
             record = model_server.requests[-1]
             assert shown.messages == [expected]
-            assert distinct_texts(shown) <= 1.2 / batch + 3
-            assert shown.first_visible_at - record.first_token_at < batch / 2  # the first words never wait
-            assert shown.final_visible_at - record.last_token_at < batch + 0.2
+            assert distinct_texts(shown) <= 1.2 / BATCH + 3
+            assert shown.first_visible_at - record.first_token_at < BATCH / 2  # the first words never wait
+            assert shown.final_visible_at - record.last_token_at < BATCH + 0.2
         assert model_server.requests[0].client_port == model_server.requests[1].client_port
     finally:
         await core.backend.aclose()
@@ -357,11 +365,7 @@ async def test_while_few_replies_stream_tokens_are_read_in_batches_and_first_and
 async def test_dozens_of_replies_streaming_at_once_are_read_in_batches_too(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
-    batch = 0.3
-    settings = remote_model_settings(model_server.base_url, read_batch_seconds=batch)
-    core = make_core(settings, redis_store, token_counter)
-    model_server.default = Script(tokens=60, rate=50)
-    expected = "".join(Script(tokens=60).token_list())
+    core, expected = batched_core(model_server, redis_store, token_counter)
     surfaces = [surface() for _ in range(24)]
     try:
         await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
@@ -370,8 +374,8 @@ async def test_dozens_of_replies_streaming_at_once_are_read_in_batches_too(
     last_token_at = {r.body["messages"][-1]["content"]: r.last_token_at for r in model_server.requests}
     for i, shown in enumerate(surfaces):
         assert shown.messages == [expected]
-        assert distinct_texts(shown) <= 1.2 / batch + 3
-        assert shown.final_visible_at - last_token_at[f"q{i}"] < batch + 0.2
+        assert distinct_texts(shown) <= 1.2 / BATCH + 3
+        assert shown.final_visible_at - last_token_at[f"q{i}"] < BATCH + 0.2
 
 
 async def test_with_read_batching_off_every_word_can_show_as_it_comes(
