@@ -40,7 +40,7 @@ from typing import Any
 from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, spread
 from bot import loop
 from bot.budget import WriteBudget
-from bot.core import ChatCore, Turn
+from bot.core import PREPARING_MAX, ChatCore, Turn
 from bot.logs import configure_logging
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend, create_backend
@@ -128,6 +128,7 @@ class CoreParts:
     settings: Settings
     backend: InferenceBackend
     prompts: PromptBuilder
+    preparing: asyncio.Semaphore  # one ChatCore's, shared as the bot's single core shares it
 
 
 def bench_settings(server_url: str, key_prefix: str, options: Options) -> Settings:
@@ -152,7 +153,8 @@ def build_parts(settings: Settings) -> CoreParts:
         raise RuntimeError(f"expected the real InferenceBackend, got {type(backend).__name__}")
     counter = MistralTokenCounter()
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
-    return CoreParts(settings, backend, PromptBuilder(counter, settings.system_prompt, budget))
+    prompts = PromptBuilder(counter, settings.system_prompt, budget)
+    return CoreParts(settings, backend, prompts, asyncio.Semaphore(PREPARING_MAX))
 
 
 # -- conversations -------------------------------------------------------------------
@@ -189,7 +191,7 @@ def new_conversations(n: int, parts: CoreParts, options: Options) -> list[Conver
                 thread=f"bench:{n}:{round_id}:{index}",
                 marker=f"m-{round_id}-{index}-{uuid.uuid4().hex[:8]}",
                 store=store,
-                core=ChatCore(parts.backend, store, parts.prompts),
+                core=ChatCore(parts.backend, store, parts.prompts, parts.preparing),
                 surface=new_surface(options),
             )
         )

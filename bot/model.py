@@ -138,7 +138,7 @@ class InferenceBackend:
         async with self._new_client() as client:
             sent_any = False
             finish_reason: str | None = None
-            request = self._connections.open_stream()
+            request = await self._connections.open_stream()
             try:
                 chunks = await client.chat_completion(
                     list(messages),

@@ -10,16 +10,18 @@ point, installed with huggingface_hub's public `set_async_client_factory`): aioh
 costs a fraction of that, keeps connections to the model server alive between replies, and
 builds the TLS context once.
 
-While few replies stream, their reads are batched (`ReadBatching`), and the text events that
-arrive in one read are merged (`bot.sse`): see there why.
+Reads of streaming replies are batched (`ReadBatching`), and the text events that arrive in
+one read are merged (`bot.sse`): see there why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import ssl
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,53 +39,60 @@ from bot.sse import DeltaMerger
 
 KEEPALIVE_SECONDS = 30.0
 HF_ROUTER_URL = constants.INFERENCE_PROXY_TEMPLATE.format(provider="")
-# Above this many concurrent streams reads batch by themselves (each wake-up finds many ready);
-# below it, holding them is what lets a wake-up find several tokens of each.
-BATCHED_STREAMS_MAX = 64
+# Model requests built at once (see ModelConnectionPool.open_stream).
+BUILDING_MAX = 8
+# The shortest hold worth a timer: when the loop lags that much, reads batch by themselves.
+MIN_HOLD_SECONDS = 0.01
 
 
 class ReadBatching:
-    """Reads of few streams, batched on one shared clock.
+    """Reads of streaming replies, batched on one shared clock.
 
-    A model streams one token per socket write. When only a few replies stream, each token
-    wakes the process on its own, and on a VM that wake-up costs several times the token's
-    own work (caches gone cold while idle). Once a stream's first text is out, its socket is
-    left unread until the next tick (`interval`), when every held stream is read at once:
-    several tokens per wake-up, merged into one event (`bot.sse`), a third of the CPU. The
-    price is that a reply's last words land up to `interval` later; the first words never
-    wait. Beyond `max_streams` each read finds several tokens anyway (merged all the same),
-    and holding would only add its wait to the queueing: at 200 replies the final text came
-    30-50 ms after the model's last token unheld, ~100 ms held.
+    A model streams one token per socket write. Read as they come, each token wakes the
+    process and is parsed on its own: on a VM such a wake-up costs several times the token's
+    own work (caches gone cold while idle), and with hundreds of replies the parsing alone
+    saturates the process. Once a stream's first text is out, its socket is left unread until
+    the next tick, when every held stream is read at once: several tokens per wake-up, merged
+    into one event (`bot.sse`), a third to a half of the CPU. The first words never wait.
+
+    `interval` is what the last words of a reply may wait. A busy loop gets to a read late
+    (hundreds of replies read on one tick take tens of milliseconds), and that lateness comes
+    out of the next tick's wait: the hold shrinks as the load grows (down to
+    `MIN_HOLD_SECONDS`, where the loop is so late that reads find several tokens anyway), so
+    the hold and the queueing together stay near `interval`.
     """
 
-    def __init__(self, interval: float, max_streams: int = BATCHED_STREAMS_MAX) -> None:
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._max_streams = max_streams
-        self._streams = 0
         self._held: list[asyncio.Transport] = []
         self._tick: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticked_at = 0.0
+        self._lag = 0.0  # how late the last tick's reads were processed, at the latest
+        self._round_lag = 0.0  # the same for the tick in progress
 
-    def track(self) -> None:
-        self._streams += 1
+    def read_after_tick(self, now: float) -> None:
+        """A held stream was read: how late after its tick counts against the next tick."""
+        self._round_lag = max(self._round_lag, now - self._ticked_at)
 
-    def untrack(self) -> None:
-        self._streams -= 1
-
-    def hold(self, transport: asyncio.Transport) -> None:
-        """Leave `transport` unread until the next tick."""
-        if self._streams > self._max_streams or transport.is_closing():
-            return
+    def hold(self, transport: asyncio.Transport) -> bool:
+        """Leave `transport` unread until the next tick (False: it is closing)."""
+        if transport.is_closing():
+            return False
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a tick pending on another (closed) loop would never come
             self._loop, self._tick, self._held = loop, None, []
         transport.pause_reading()
         self._held.append(transport)
         if self._tick is None:
-            self._tick = loop.call_later(self.interval, self._read_held)
+            delay = max(self.interval - self._lag, MIN_HOLD_SECONDS)
+            self._tick = loop.call_later(delay, self._read_held)
+        return True
 
     def _read_held(self) -> None:
         self._tick = None
+        self._lag, self._round_lag = self._round_lag, 0.0
+        self._ticked_at = asyncio.get_running_loop().time()
         held, self._held = self._held, []
         for transport in held:
             if not transport.is_closing():
@@ -98,13 +107,20 @@ class ModelStream:
     request in between.
     """
 
-    def __init__(self, batching: ReadBatching) -> None:
+    def __init__(self, batching: ReadBatching, on_sent: Callable[[], None]) -> None:
         self._batching = batching
+        self._on_sent: Callable[[], None] | None = on_sent
         self._first_text_out = False
         self._last_read: float | None = None
+        self._held = False
         self._closed = False
-        batching.track()
         _current_stream.set(self)
+
+    def sent(self) -> None:
+        """The request is built and handed to aiohttp (or will never be)."""
+        if self._on_sent is not None:
+            self._on_sent, on_sent = None, self._on_sent
+            on_sent()
 
     def first_text_out(self) -> None:
         """Every token was read as it came until now; from here on reads may be batched."""
@@ -113,7 +129,7 @@ class ModelStream:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._batching.untrack()
+            self.sent()
             _current_stream.set(None)
 
     def after_read(self, transport: asyncio.Transport | None) -> None:
@@ -121,8 +137,11 @@ class ModelStream:
         # A stream slower than the tick would gain nothing from holding, only an extra wake-up.
         steady = self._last_read is not None and now - self._last_read < 1.25 * self._batching.interval
         self._last_read = now
+        if self._held:
+            self._batching.read_after_tick(now)
+        self._held = False
         if steady and self._first_text_out and transport is not None and not self._closed:
-            self._batching.hold(transport)
+            self._held = self._batching.hold(transport)
 
 
 _current_stream: contextvars.ContextVar[ModelStream | None] = contextvars.ContextVar("model_stream", default=None)
@@ -155,6 +174,8 @@ class _BorrowedSessionTransport(AiohttpTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         stream = _current_stream.get()
+        if stream is not None:
+            stream.sent()
         response = await super().handle_async_request(request)
         if stream is not None and isinstance(response.stream, AiohttpResponseStream):
             response.stream = _BatchedResponseStream(response.stream._aiohttp_response, stream)
@@ -178,8 +199,7 @@ class ModelConnectionPool:
         if not send_saved_token:
             self._request_hooks.insert(0, _drop_authorization)
         self._reads = ReadBatching(read_batch_seconds)
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_state: _LoopState | None = None
 
     def install(self) -> None:
         """Make huggingface_hub's async clients (process-wide) send through this pool."""
@@ -188,33 +208,55 @@ class ModelConnectionPool:
     def new_client(self) -> httpx2.AsyncClient:
         """What huggingface_hub's default factory builds, over the shared session."""
         return httpx2.AsyncClient(
-            transport=_BorrowedSessionTransport(client=self._current_session(), verify=self._tls, proxy=self._proxy),
+            transport=_BorrowedSessionTransport(client=self._this_loop().session, verify=self._tls, proxy=self._proxy),
             event_hooks={"request": self._request_hooks, "response": [async_hf_response_event_hook]},
             follow_redirects=True,
             timeout=None,
         )
 
-    def open_stream(self) -> ModelStream:
-        """The response of the request this task sends next; close it when done with it."""
-        return ModelStream(self._reads)
+    async def open_stream(self) -> ModelStream:
+        """The response of the request this task sends next; close it when done with it.
+
+        Requests are built a few at a time (`BUILDING_MAX`): huggingface_hub and httpx2 take
+        ~0.5 ms of the event loop per request, and hundreds built in one go would hold back
+        the first words of the replies already answered. Waiting for the answer is not part
+        of it: the slot is freed once the request is handed to aiohttp.
+        """
+        building = self._this_loop().building
+        await building.acquire()
+        return ModelStream(self._reads, on_sent=building.release)
 
     async def aclose(self) -> None:
         """Close the connections and give huggingface_hub its own clients back."""
         set_async_client_factory(default_async_client_factory)
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        if self._loop_state is not None and not self._loop_state.session.closed:
+            await self._loop_state.session.close()
+        self._loop_state = None
 
-    def _current_session(self) -> aiohttp.ClientSession:
+    def _this_loop(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # No connection limit: every concurrent reply is its own long-lived stream, and
-            # a cap here would queue replies behind each other.
-            connector = aiohttp.TCPConnector(limit=0, ssl=self._tls, keepalive_timeout=KEEPALIVE_SECONDS)
-            # trust_env would look proxies and .netrc up again in a worker thread for every request.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
-            self._loop = loop
-        return self._session
+        state = self._loop_state
+        if state is None or state.loop is not loop or state.session.closed:
+            state = self._loop_state = _LoopState.open(loop, self._tls)
+        return state
+
+
+@dataclass(frozen=True)
+class _LoopState:
+    """What the pool keeps per event loop: the aiohttp session and the request-building slots."""
+
+    loop: asyncio.AbstractEventLoop
+    session: aiohttp.ClientSession
+    building: asyncio.Semaphore
+
+    @classmethod
+    def open(cls, loop: asyncio.AbstractEventLoop, tls: ssl.SSLContext) -> _LoopState:
+        # No connection limit: every concurrent reply is its own long-lived stream, and
+        # a cap here would queue replies behind each other.
+        connector = aiohttp.TCPConnector(limit=0, ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS)
+        # trust_env would look proxies and .netrc up again in a worker thread for every request.
+        session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return cls(loop, session, asyncio.Semaphore(BUILDING_MAX))
 
 
 async def _drop_authorization(request: httpx2.Request) -> None:

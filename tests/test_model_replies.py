@@ -344,7 +344,7 @@ def batched_core(
     return make_core(settings, redis_store, token_counter), "".join(Script(tokens=60).token_list())
 
 
-async def test_while_few_replies_stream_tokens_are_read_in_batches_and_first_and_last_words_still_show_promptly(
+async def test_streamed_tokens_are_read_in_batches_and_first_and_last_words_still_show_promptly(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     core, expected = batched_core(model_server, redis_store, token_counter)
@@ -362,11 +362,11 @@ async def test_while_few_replies_stream_tokens_are_read_in_batches_and_first_and
         await core.backend.aclose()
 
 
-async def test_dozens_of_replies_streaming_at_once_are_read_in_batches_too(
+async def test_many_replies_streaming_at_once_are_read_in_batches_too(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     core, expected = batched_core(model_server, redis_store, token_counter)
-    surfaces = [surface() for _ in range(24)]
+    surfaces = [surface() for _ in range(80)]
     try:
         await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
     finally:
@@ -391,6 +391,21 @@ async def test_with_read_batching_off_every_word_can_show_as_it_comes(
         assert distinct_texts(shown) >= 12  # an edit every ~50 ms over 1.2 s
     finally:
         await core.backend.aclose()
+
+
+async def test_after_a_run_of_failed_requests_the_bot_still_answers(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    # Model requests are built a few at a time; a failed one must give its place back.
+    model_server.default = Script(failure="http_401")
+    failed = [surface() for _ in range(20)]
+    answers = asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(failed)))
+    await asyncio.wait_for(answers, 10)
+    assert all("token" in s.messages[0].lower() for s in failed)
+    model_server.default = Script(text="Back again.")
+    shown = surface()
+    await asyncio.wait_for(core.answer(turn("again", thread="t-again"), shown), 5)
+    assert shown.messages == ["Back again."]
 
 
 async def test_replies_starting_together_wait_for_the_model_together_not_one_after_another(
