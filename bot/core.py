@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 # Tokenizing more than this many characters on the event loop would stall other replies.
 _OFF_LOOP_CHARS = 20_000
-PREPARING_MAX = 8
+PREPARING_MAX = 16
 
 
 @dataclass(frozen=True)
