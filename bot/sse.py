@@ -2,8 +2,8 @@
 
 A model server sends one `data:` event per token, and huggingface_hub turns every event into
 typed objects (90 µs each on the benchmark machine, the larger part of a streamed reply's
-CPU). When several events arrive in one socket read (reads batched while few replies
-stream, or a busy process reading late), parsing them one by one gains nothing: `DeltaMerger` rewrites
+CPU). When several events arrive in one socket read (reads are batched, and a busy
+process reads late anyway), parsing them one by one gains nothing: `DeltaMerger` rewrites
 each run of plain text deltas within one read into a single event carrying their text.
 huggingface_hub still parses every event the client sees; the text is the same, only its
 pieces are larger, and the busier the process, the larger they get.
