@@ -82,6 +82,7 @@ class ReadBatching:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a tick pending on another (closed) loop would never come
             self._loop, self._tick, self._held = loop, None, []
+            self._lag = self._round_lag = 0.0
         transport.pause_reading()
         self._held.append(transport)
         if self._tick is None:
