@@ -16,6 +16,7 @@ from bot.loop import finish_even_if_cancelled, retrieve_outcome
 from bot.model import ChatMessage, ModelBackend
 from bot.prompt import PromptBuilder
 from bot.render import LiveRenderer, RenderResult, ReplySurface
+from bot.sse import TextDemand
 from bot.store import HistoryStore, StoredMessage
 
 log = structlog.get_logger(__name__)
@@ -93,10 +94,11 @@ class ChatCore:
             except ReplyFailure as failure:
                 log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
                 return await LiveRenderer(surface).render(_failing(failure))
-            pieces = self.backend.stream(messages)
+            demand = TextDemand()  # the renderer tells the model stream when it will show text next
+            pieces = self.backend.stream(messages, demand)
             if stored is not None:
                 pieces = _once_stored(stored, pieces)
-            renderer = LiveRenderer(surface)
+            renderer = LiveRenderer(surface, demand=demand)
             try:
                 result = await renderer.render(pieces)
             except asyncio.CancelledError:

@@ -12,6 +12,7 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.model import ChatMessage
+from bot.sse import TextDemand
 from config.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class LocalBackend:
         if model is not None:
             await asyncio.to_thread(model.close)
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage], demand: TextDemand | None = None) -> AsyncIterator[str]:
         model = await self._loaded_model()
         async with self._generation_lock:
             stop = threading.Event()

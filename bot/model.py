@@ -34,6 +34,7 @@ from huggingface_hub.errors import (
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.model_http import ModelConnectionPool
+from bot.sse import TextDemand
 from config.settings import BackendKind, ModelSettings
 
 log = structlog.get_logger(__name__)
@@ -51,8 +52,11 @@ class ModelBackend(Protocol):
 
     def describe(self) -> str: ...
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield text pieces; raise ReplyFailure. Closing the iterator early frees its resources."""
+    def stream(self, messages: Sequence[ChatMessage], demand: TextDemand | None = None) -> AsyncIterator[str]:
+        """Yield text pieces; raise ReplyFailure. Closing the iterator early frees its resources.
+
+        `demand` tells when the reader will next show new text: pieces may be larger until then.
+        """
         ...
 
     async def aclose(self) -> None: ...
@@ -78,13 +82,13 @@ class InferenceBackend:
     async def aclose(self) -> None:
         await self._connections.aclose()
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage], demand: TextDemand | None = None) -> AsyncIterator[str]:
         attempt = 0
         reconnected = False
         while True:
             started = False
             try:
-                async for piece in self._stream_once(messages):
+                async for piece in self._stream_once(messages, demand):
                     started = True
                     yield piece
                 return
@@ -131,14 +135,14 @@ class InferenceBackend:
             log.warning("provider_lookup_failed", provider=provider, error=f"{type(error).__name__}: {error}")
             raise classify_inference_error(error, started=False) from error
 
-    async def _stream_once(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def _stream_once(self, messages: Sequence[ChatMessage], demand: TextDemand | None) -> AsyncIterator[str]:
         await self._look_up_provider()
         # One client per stream: a streamed response stays open until its client closes,
         # so closing it here is what frees the connection on cancel, error or early exit.
         async with self._new_client() as client:
             sent_any = False
             finish_reason: str | None = None
-            request = await self._connections.open_stream()
+            request = await self._connections.open_stream(demand)
             try:
                 chunks = await client.chat_completion(
                     list(messages),

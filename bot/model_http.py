@@ -35,7 +35,7 @@ from huggingface_hub.utils._http import (
     default_async_client_factory,
 )
 
-from bot.sse import DeltaMerger
+from bot.sse import DeltaMerger, TextDemand
 
 KEEPALIVE_SECONDS = 30.0
 HF_ROUTER_URL = constants.INFERENCE_PROXY_TEMPLATE.format(provider="")
@@ -108,9 +108,10 @@ class ModelStream:
     request in between.
     """
 
-    def __init__(self, batching: ReadBatching, on_sent: Callable[[], None]) -> None:
+    def __init__(self, batching: ReadBatching, on_sent: Callable[[], None], demand: TextDemand | None) -> None:
         self._batching = batching
         self._on_sent: Callable[[], None] | None = on_sent
+        self._demand = demand
         self._first_text_out = False
         self._last_read: float | None = None
         self._held = False
@@ -122,6 +123,10 @@ class ModelStream:
         if self._on_sent is not None:
             self._on_sent, on_sent = None, self._on_sent
             on_sent()
+
+    def merger(self) -> DeltaMerger:
+        """How this response's text events are merged, and kept until the reader needs them."""
+        return DeltaMerger(self._demand, lead=self._batching.interval)
 
     def first_text_out(self) -> None:
         """Every token was read as it came until now; from here on reads may be batched."""
@@ -155,12 +160,24 @@ class _BatchedResponseStream(AiohttpResponseStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         response = self._aiohttp_response
-        merger = DeltaMerger() if response.content_type == "text/event-stream" else None
-        async for chunk in super().__aiter__():
-            # Released to the pool once the body is complete: then it is no longer this stream's.
-            connection = response.connection
-            self._stream.after_read(connection.transport if connection is not None else None)
-            yield merger.feed(chunk) if merger is not None else chunk
+        if response.content_type != "text/event-stream":
+            async for chunk in super().__aiter__():
+                yield chunk
+            return
+        merger = self._stream.merger()
+        try:
+            async for chunk in super().__aiter__():
+                # Released to the pool once the body is complete: then it is no longer this stream's.
+                connection = response.connection
+                self._stream.after_read(connection.transport if connection is not None else None)
+                if text := merger.feed(chunk):
+                    yield text
+        except Exception:
+            if kept := merger.flush():  # what came before a cut connection is shown with its reason
+                yield kept
+            raise
+        if kept := merger.flush():
+            yield kept
 
 
 class _BorrowedSessionTransport(AiohttpTransport):
@@ -215,8 +232,10 @@ class ModelConnectionPool:
             timeout=None,
         )
 
-    async def open_stream(self) -> ModelStream:
+    async def open_stream(self, demand: TextDemand | None = None) -> ModelStream:
         """The response of the request this task sends next; close it when done with it.
+
+        `demand`: when the reader will next show new text (see `bot.sse`).
 
         Requests are built a few at a time (`BUILDING_MAX`): huggingface_hub and httpx2 take
         ~0.5 ms of the event loop per request, and hundreds built in one go would hold back
@@ -225,7 +244,7 @@ class ModelConnectionPool:
         """
         building = self._this_loop().building
         await building.acquire()
-        return ModelStream(self._reads, on_sent=building.release)
+        return ModelStream(self._reads, on_sent=building.release, demand=demand)
 
     async def aclose(self) -> None:
         """Close the connections and give huggingface_hub its own clients back."""

@@ -13,6 +13,13 @@ Only events that are nothing but text are merged: one choice at index 0 whose de
 line (a finish or usage chunk, an error, `[DONE]`, a comment) passes through unchanged and in
 order. Nothing waits for a later read: a line split across reads passes through as it came.
 
+Text can also wait here across reads (`TextDemand`): the renderer says when it will next
+show new text (its next edit, or only the end when it posts the reply whole), and until the
+read before then, text accumulates unparsed. The edit shows the same text it would have;
+only the parsing in between is saved. Anything else that arrives (the finish, an error, a
+line cut across reads, the end of the body) releases the text first, so nothing waits for
+longer than the reader needs, and nothing is lost.
+
 A stream's text events differ only in their text, so after the first one (checked with
 `json.loads`) an event is recognised by its bytes: everything around its text is identical
 to the first's. Their JSON-escaped texts are joined as they are (escapes are self-contained),
@@ -22,7 +29,9 @@ so merging decodes and encodes nothing.
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from dataclasses import dataclass
 
 _DATA = b"data:"
@@ -43,15 +52,45 @@ class _TextEvent:
         return self.before == other.before and self.after == other.after
 
 
-class DeltaMerger:
-    """Rewrites one response body, read by read."""
+class TextDemand:
+    """When a reply's reader will next show new text (`time.monotonic()`)."""
 
     def __init__(self) -> None:
+        self.next_use_at = 0.0  # in the past: now
+
+    def use_now(self) -> None:
+        self.next_use_at = 0.0
+
+    def use_in(self, seconds: float) -> None:
+        self.next_use_at = time.monotonic() + seconds
+
+    def use_at_end(self) -> None:
+        """Only the whole text will be shown."""
+        self.next_use_at = math.inf
+
+
+class DeltaMerger:
+    """Rewrites one response body, read by read.
+
+    With a `demand`, text is kept across reads while the next one (`lead` seconds away at
+    most) still comes before the reader needs it.
+    """
+
+    def __init__(self, demand: TextDemand | None = None, lead: float = 0.0) -> None:
+        self._demand = demand
+        self._lead = lead
         self._mid_line = False  # the previous read ended inside a line
         self._shape: _TextEvent | None = None  # the last text event checked with json.loads
+        self._run: list[_TextEvent] = []  # text not yet passed on
+
+    def flush(self) -> bytes:
+        """The text kept so far (at the end of the body, or before an error is raised)."""
+        out: list[bytes] = []
+        _write_run(self._run, out)
+        return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
-        if data.count(_DATA) < 2:  # nothing to merge: the common read at low load
+        if not self._run and data.count(_DATA) < 2 and not self._may_keep():  # nothing to merge or keep
             if data:
                 self._mid_line = not data.endswith(b"\n")
             return data
@@ -63,7 +102,7 @@ class DeltaMerger:
                 return data
             out.append(data[:start])
         end = data.rfind(b"\n") + 1
-        run: list[_TextEvent] = []
+        run = self._run
         for line in data[start:end].splitlines(keepends=True):
             body = line.rstrip(b"\r\n")
             if not body:
@@ -75,13 +114,18 @@ class DeltaMerger:
                 run.append(event)
                 continue
             _write_run(run, out)
-            run = [event] if event is not None else []
-            if event is None:
+            if event is not None:
+                run.append(event)
+            else:
                 out.append(line)
-        _write_run(run, out)
+        if end < len(data) or not self._may_keep():
+            _write_run(run, out)  # kept text goes before the start of a line cut by the read
         out.append(data[end:])
         self._mid_line = end < len(data)
         return b"".join(out)
+
+    def _may_keep(self) -> bool:
+        return self._demand is not None and time.monotonic() + self._lead < self._demand.next_use_at
 
     def _text_event(self, body: bytes) -> _TextEvent | None:
         if not body.startswith(_DATA) or body.count(_CONTENT_KEY) != 1:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
@@ -119,6 +120,21 @@ async def test_each_failure_shows_the_partial_text_and_a_human_reason(
     assert result.failure is not None and result.failure.kind is kind
     # The question is kept (the next message merges with it); the broken answer is not.
     assert await history(redis_store) == [("user", "What is Redis?")]
+
+
+@pytest.mark.parametrize("failure", ["cut", "stall", "sse_error"])
+async def test_a_reply_held_to_be_posted_whole_still_shows_what_came_before_a_failure(
+    core: ChatCore, model_server: FakeModelServer, failure: str
+) -> None:
+    # With no edit to spare the reply is posted once, whole, and its text waits for it below
+    # huggingface_hub; a broken stream must still hand that text over with the reason.
+    model_server.default = Script(text=ANSWER, failure=failure, fail_after=3, rate=50)
+    no_streaming = WriteBudget(5, 5.0, max_streaming=0)
+    held = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05), edit_budgets=[no_streaming])
+    result = await core.answer(turn(), held)
+    assert len(held.writes) == 1
+    assert held.messages[0].startswith("Redis keeps data\n\n⚠️ ")
+    assert result.text == "Redis keeps data"
 
 
 async def test_a_model_still_loading_is_retried_with_backoff_before_giving_up(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from huggingface_hub.inference._common import _format_chat_completion_stream_output
 
-from bot.sse import DeltaMerger
+from bot.sse import DeltaMerger, TextDemand
 
 
 def event(content: str | None = None, *, finish: str | None = None, **extra: Any) -> bytes:
@@ -116,3 +116,55 @@ def test_whatever_the_reads_the_client_gets_the_same_text_and_finish(
     assert text == expected_text == "".join(pieces)
     assert [f for f in finishes if f] == [f for f in expected_finishes if f] == ["stop"]
     assert chunks <= expected_chunks
+
+
+def demand_in(seconds: float) -> TextDemand:
+    demand = TextDemand()
+    demand.use_in(seconds)
+    return demand
+
+
+def test_text_waits_unparsed_until_the_reader_will_show_it_then_comes_as_one_chunk() -> None:
+    demand = demand_in(60)
+    merger = DeltaMerger(demand, lead=0.075)
+    assert merger.feed(event("Hello")) == b""
+    assert merger.feed(event(",") + event(" world")) == b""
+    demand.use_now()
+    assert read_as_huggingface_hub(merger.feed(event("!"))) == ("Hello, world!", [None], 1)
+
+
+def test_kept_text_comes_out_before_the_finish_and_nothing_after_it_waits() -> None:
+    merger = DeltaMerger(demand_in(60), lead=0.075)
+    merger.feed(event("Hello") + event(" there"))
+    out = merger.feed(event(".") + FINISH + DONE)
+    assert read_as_huggingface_hub(out) == ("Hello there.", [None, "stop"], 2)
+
+
+def test_kept_text_comes_out_before_a_line_the_read_cut_in_two() -> None:
+    merger = DeltaMerger(demand_in(60), lead=0.075)
+    merger.feed(event("Hello"))
+    second = event(" there")
+    out = merger.feed(second[:20])
+    assert out.endswith(second[:20]) and b'"content":"Hello"' in out
+    assert read_as_huggingface_hub(out + merger.feed(second[20:])) == ("Hello there", [None, None], 2)
+
+
+def test_what_is_kept_when_the_body_ends_or_breaks_is_handed_over() -> None:
+    merger = DeltaMerger(demand_in(60), lead=0.075)
+    merger.feed(event("Partial") + event(" answer"))
+    assert read_as_huggingface_hub(merger.flush()) == ("Partial answer", [None], 1)
+    assert merger.flush() == b""
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=texts, cuts=st.lists(st.integers(min_value=0, max_value=100_000), max_size=12))
+def test_text_kept_for_the_end_still_reaches_the_client_whole(pieces: list[str], cuts: list[int]) -> None:
+    demand = TextDemand()
+    demand.use_at_end()  # a reply posted whole once the model is done
+    merger = DeltaMerger(demand, lead=0.075)
+    body = b"".join(event(piece) for piece in pieces) + FINISH + DONE
+    out = b"".join(merger.feed(read) for read in cut(body, cuts)) + merger.flush()
+    text, finishes, chunks = read_as_huggingface_hub(out)
+    assert text == "".join(pieces)
+    assert [f for f in finishes if f] == ["stop"]
+    assert chunks <= 2 + 2 * len(cuts)  # a cut line hands the kept text over, then passes as it came
