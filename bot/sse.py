@@ -11,7 +11,7 @@ pieces are larger, and the busier the process, the larger they get.
 Only events that are nothing but text are merged: one choice at index 0 whose delta has
 `content` (and maybe `role`), no finish reason, log-probabilities, usage or error. Any other
 line (a finish or usage chunk, an error, `[DONE]`, a comment) passes through unchanged and in
-order. Nothing waits for a later read: a line split across reads passes through as it came.
+order. A line split across reads passes through as it came.
 
 Text can also wait here across reads (`TextDemand`): the renderer says when it will next
 show new text (its next edit, or only the end when it posts the reply whole), and until the
