@@ -90,7 +90,8 @@ class DeltaMerger:
         return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
-        if not self._run and data.count(_DATA) < 2 and not self._may_keep():  # nothing to merge or keep
+        keep = self._may_keep()
+        if not self._run and data.count(_DATA) < 2 and not keep:  # nothing to merge or keep
             if data:
                 self._mid_line = not data.endswith(b"\n")
             return data
@@ -118,7 +119,7 @@ class DeltaMerger:
                 run.append(event)
             else:
                 out.append(line)
-        if end < len(data) or not self._may_keep():
+        if end < len(data) or not keep:
             _write_run(run, out)  # kept text goes before the start of a line cut by the read
         out.append(data[end:])
         self._mid_line = end < len(data)
