@@ -71,7 +71,10 @@ class InferenceBackend:
         own_server = settings.backend is BackendKind.OPENAI_COMPATIBLE
         send_saved_token = not own_server or bool(settings.hf_token)
         self._connections = ModelConnectionPool(
-            settings.base_url, send_saved_token=send_saved_token, read_batch_seconds=settings.read_batch_seconds
+            settings.base_url,
+            send_saved_token=send_saved_token,
+            read_batch_seconds=settings.read_batch_seconds,
+            own_connections=settings.own_connections,
         )
         self._connections.install()
         self._provider_lookup: asyncio.Future[None] | None = None

@@ -10,18 +10,28 @@ point, installed with huggingface_hub's public `set_async_client_factory`): aioh
 costs a fraction of that, keeps connections to the model server alive between replies, and
 builds the TLS context once.
 
-Reads of streaming replies are batched (`ReadBatching`), and the text events that arrive in
-one read are merged (`bot.sse`): see there why.
+A streaming reply's socket is read only as often as its text is needed: on this kind of
+machine each wake-up costs a tenth of a millisecond or more before any work, so a reply is
+read in batches. While few replies stream from a plain-HTTP server, each has a connection of
+its own that the server closes when the reply ends, and is read only when its text is about to
+be shown and when the server hangs up (`ReadWhenShown`). Otherwise replies share kept-alive
+connections and one tick reads them all (`ReadBatching`). Either way the text events that
+arrive in one read are merged (`bot.sse`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import math
+import socket
 import ssl
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,6 +53,13 @@ HF_ROUTER_URL = constants.INFERENCE_PROXY_TEMPLATE.format(provider="")
 BUILDING_MAX = 8
 # The shortest hold worth a timer: when the loop lags that much, reads batch by themselves.
 MIN_HOLD_SECONDS = 0.01
+# A reply read only when its text is shown (`ReadWhenShown`) is still read at least this often
+# (and within half the stall timeout, which aiohttp counts from the last read), and as soon as
+# this much waits unread.
+MAX_UNREAD_SECONDS = 1.0
+MAX_UNREAD_BYTES = 64 * 1024
+# How long before the renderer shows text the socket is read, so the text is there in time.
+READ_AHEAD_SECONDS = 0.01
 
 
 class ReadBatching:
@@ -100,6 +117,78 @@ class ReadBatching:
                 transport.resume_reading()
 
 
+class ReadWhenShown:
+    """A reply on a connection of its own, read when its text is about to be shown and at its end.
+
+    The request asked the server to close the connection once the reply is complete
+    (`Connection: close`), and a closing connection wakes the process at once. Until then the
+    socket's low-water mark (SO_RCVLOWAT) keeps the kernel from waking the bot for every token:
+    it is lowered, and the socket read, just before the renderer next shows text
+    (`TextDemand`), at least every MAX_UNREAD_SECONDS, or when MAX_UNREAD_BYTES wait. A quiet
+    reply then costs a couple of wake-ups a second instead of one per batching tick, and its
+    last words are read the moment the server has sent them.
+    """
+
+    def __init__(self, demand: TextDemand | None, *, min_gap: float, stall_timeout: float | None) -> None:
+        """`min_gap`: the least time between two reads, unless the server closes.
+
+        `stall_timeout`: aiohttp gives up on a response after that long without a read, so text
+        the server did send must not wait unread in the kernel for that long.
+        """
+        self._demand = demand
+        self._min_gap = min_gap
+        self._max_unread = min(MAX_UNREAD_SECONDS, stall_timeout / 2) if stall_timeout else MAX_UNREAD_SECONDS
+        self._transport: asyncio.Transport | None = None
+        self._socket: Any = None
+        self._earliest = self._latest = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        if demand is not None:
+            demand.watch(self._schedule)
+
+    def hold(self, transport: asyncio.Transport) -> bool:
+        """Leave `transport` unread until its text is needed (False: its socket can't be held)."""
+        sock = transport.get_extra_info("socket")
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, MAX_UNREAD_BYTES)
+        except (AttributeError, OSError):
+            return False
+        now = time.monotonic()
+        self._transport, self._socket = transport, sock
+        self._latest = now + self._max_unread
+        self._earliest = min(now + self._min_gap, self._latest)
+        self._schedule()
+        return True
+
+    def close(self) -> None:
+        self._cancel_timer()
+        self._transport = self._socket = None
+        if self._demand is not None:
+            self._demand.unwatch(self._schedule)
+
+    def _schedule(self) -> None:
+        """(Re)arm the read for when the renderer next needs text (it has just said when)."""
+        if self._socket is None:
+            return
+        self._cancel_timer()
+        needed = self._demand.next_use_at - READ_AHEAD_SECONDS if self._demand is not None else math.inf
+        delay = max(self._earliest, min(needed, self._latest)) - time.monotonic()
+        self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._read)
+
+    def _read(self) -> None:
+        self._timer = None
+        transport, sock = self._transport, self._socket
+        self._transport = self._socket = None
+        if transport is not None and not transport.is_closing():
+            # Lowered, the mark wakes the loop now if anything waits; that read holds it again.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class ModelStream:
     """One model request's response, as its reads are batched.
 
@@ -108,10 +197,22 @@ class ModelStream:
     request in between.
     """
 
-    def __init__(self, batching: ReadBatching, on_sent: Callable[[], None], demand: TextDemand | None) -> None:
+    def __init__(
+        self,
+        batching: ReadBatching,
+        *,
+        on_sent: Callable[[], None],
+        on_closed: Callable[[], None],
+        demand: TextDemand | None,
+        own_connection: bool,
+    ) -> None:
+        """`own_connection`: ask the server to close the connection after this reply (see `ReadWhenShown`)."""
         self._batching = batching
         self._on_sent: Callable[[], None] | None = on_sent
+        self._on_closed = on_closed
         self._demand = demand
+        self.own_connection = own_connection
+        self._read_when_shown: ReadWhenShown | None = None
         self._first_text_out = False
         self._last_read: float | None = None
         self._held = False
@@ -132,10 +233,21 @@ class ModelStream:
         """Every token was read as it came until now; from here on reads may be batched."""
         self._first_text_out = True
 
+    def answered(self, response: aiohttp.ClientResponse, stall_timeout: float | None) -> None:
+        """The response's headers are in: a server that will close the connection after this
+        reply lets it be read only when its text is shown; any other is read on the tick."""
+        if self.own_connection and _server_closes(response):
+            self._read_when_shown = ReadWhenShown(
+                self._demand, min_gap=self._batching.interval, stall_timeout=stall_timeout
+            )
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self.sent()
+            if self._read_when_shown is not None:
+                self._read_when_shown.close()
+            self._on_closed()
             _current_stream.set(None)
 
     def after_read(self, transport: asyncio.Transport | None) -> None:
@@ -146,11 +258,21 @@ class ModelStream:
         if self._held:
             self._batching.read_after_tick(now)
         self._held = False
-        if steady and self._first_text_out and transport is not None and not self._closed:
+        if not self._first_text_out or transport is None or self._closed:
+            return
+        if self._read_when_shown is not None and self._read_when_shown.hold(transport):
+            return
+        if steady:
             self._held = self._batching.hold(transport)
 
 
 _current_stream: contextvars.ContextVar[ModelStream | None] = contextvars.ContextVar("model_stream", default=None)
+
+
+def _server_closes(response: aiohttp.ClientResponse) -> bool:
+    """The server said it closes the connection after this response."""
+    tokens = {token.strip().lower() for token in response.headers.get("Connection", "").split(",")}
+    return "close" in tokens
 
 
 class _BatchedResponseStream(AiohttpResponseStream):
@@ -194,9 +316,13 @@ class _BorrowedSessionTransport(AiohttpTransport):
         stream = _current_stream.get()
         if stream is not None:
             stream.sent()
+            if stream.own_connection:
+                request.headers["Connection"] = "close"
         response = await super().handle_async_request(request)
         if stream is not None and isinstance(response.stream, AiohttpResponseStream):
-            response.stream = _BatchedResponseStream(response.stream._aiohttp_response, stream)
+            answer = response.stream._aiohttp_response
+            stream.answered(answer, request.extensions.get("timeout", {}).get("read"))
+            response.stream = _BatchedResponseStream(answer, stream)
         return response
 
 
@@ -204,15 +330,27 @@ class ModelConnectionPool:
     """Every model request's connections, for the event loop that runs the bot."""
 
     def __init__(
-        self, server_url: str | None = None, *, send_saved_token: bool = True, read_batch_seconds: float = 0.0
+        self,
+        server_url: str | None = None,
+        *,
+        send_saved_token: bool = True,
+        read_batch_seconds: float = 0.0,
+        own_connections: int = 0,
     ) -> None:
         """`send_saved_token=False`: requests carry no Authorization unless one was configured.
 
         huggingface_hub sends the token saved by `hf auth login` (or found in HF_TOKEN) to any
         server it is pointed at; a self-hosted or third-party server must not receive it.
+
+        `own_connections`: while fewer replies than this stream, a reply from a plain-HTTP
+        server gets a connection of its own (`ReadWhenShown`). Opening one costs microseconds
+        there; over TLS a handshake costs round trips, so those connections are kept alive.
+        With many replies streaming, one tick reads them all in a single wake-up instead.
         """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)
+        plain_http = urlsplit(server_url or HF_ROUTER_URL).scheme == "http"
+        self._own_connections = own_connections if plain_http and read_batch_seconds > 0 else 0
         self._request_hooks = [async_hf_request_event_hook]
         if not send_saved_token:
             self._request_hooks.insert(0, _drop_authorization)
@@ -242,9 +380,17 @@ class ModelConnectionPool:
         the first words of the replies already answered. Waiting for the answer is not part
         of it: the slot is freed once the request is handed to aiohttp.
         """
-        building = self._this_loop().building
-        await building.acquire()
-        return ModelStream(self._reads, on_sent=building.release, demand=demand)
+        state = self._this_loop()
+        await state.building.acquire()
+        own_connection = state.streams < self._own_connections
+        state.streams += 1
+        return ModelStream(
+            self._reads,
+            on_sent=state.building.release,
+            on_closed=state.stream_closed,
+            demand=demand,
+            own_connection=own_connection,
+        )
 
     async def aclose(self) -> None:
         """Close the connections and give huggingface_hub its own clients back."""
@@ -261,13 +407,18 @@ class ModelConnectionPool:
         return state
 
 
-@dataclass(frozen=True)
+@dataclass
 class _LoopState:
-    """What the pool keeps per event loop: the aiohttp session and the request-building slots."""
+    """What the pool keeps per event loop: the aiohttp session, the request-building slots and
+    how many replies are streaming."""
 
     loop: asyncio.AbstractEventLoop
     session: aiohttp.ClientSession
     building: asyncio.Semaphore
+    streams: int = 0
+
+    def stream_closed(self) -> None:
+        self.streams -= 1
 
     @classmethod
     def open(cls, loop: asyncio.AbstractEventLoop, tls: ssl.SSLContext) -> _LoopState:

@@ -32,6 +32,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _DATA = b"data:"
@@ -53,20 +54,36 @@ class _TextEvent:
 
 
 class TextDemand:
-    """When a reply's reader will next show new text (`time.monotonic()`)."""
+    """When a reply's reader will next show new text (`time.monotonic()`).
+
+    One watcher (the model stream reading for this reply) is told whenever that changes.
+    """
 
     def __init__(self) -> None:
         self.next_use_at = 0.0  # in the past: now
+        self._watcher: Callable[[], None] | None = None
+
+    def watch(self, watcher: Callable[[], None]) -> None:
+        self._watcher = watcher
+
+    def unwatch(self, watcher: Callable[[], None]) -> None:
+        if self._watcher == watcher:
+            self._watcher = None
 
     def use_now(self) -> None:
-        self.next_use_at = 0.0
+        self._set(0.0)
 
     def use_in(self, seconds: float) -> None:
-        self.next_use_at = time.monotonic() + seconds
+        self._set(time.monotonic() + seconds)
 
     def use_at_end(self) -> None:
         """Only the whole text will be shown."""
-        self.next_use_at = math.inf
+        self._set(math.inf)
+
+    def _set(self, at: float) -> None:
+        self.next_use_at = at
+        if self._watcher is not None:
+            self._watcher()
 
 
 class DeltaMerger:

@@ -57,12 +57,19 @@ async def test_an_answer_streams_and_both_turns_are_remembered(
     assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", ANSWER)]
 
 
-async def test_consecutive_replies_reuse_the_connection_to_the_model(
-    core: ChatCore, model_server: FakeModelServer
+async def test_consecutive_replies_reuse_a_shared_connection_to_the_model(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
+    # Shared, kept-alive connections: always over TLS, and for a plain-HTTP server once many
+    # replies stream (here from the first, with MODEL_OWN_CONNECTIONS=0).
+    settings = remote_model_settings(model_server.base_url, own_connections=0)
+    core = make_core(settings, redis_store, token_counter)
     model_server.default = Script(text="Quick answer.")
-    await core.answer(turn("one"), surface())
-    await core.answer(turn("two"), surface())
+    try:
+        await core.answer(turn("one"), surface())
+        await core.answer(turn("two"), surface())
+    finally:
+        await core.backend.aclose()
     first, second = model_server.requests
     assert first.client_port is not None and first.client_port == second.client_port
 
@@ -352,10 +359,18 @@ BATCH = 0.3
 
 
 def batched_core(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer,
+    redis_store: RedisHistoryStore,
+    token_counter: MistralTokenCounter,
+    *,
+    batch: float = BATCH,
+    own_connections: int = 0,
 ) -> tuple[ChatCore, str]:
-    """A core reading the model in BATCH-second batches, and the 60-token answer it will get."""
-    settings = remote_model_settings(model_server.base_url, read_batch_seconds=BATCH)
+    """A core reading the model in `batch`-second batches, and the 60-token (1.2 s) answer it will get.
+
+    By default every reply shares kept-alive connections and is read on the batching tick.
+    """
+    settings = remote_model_settings(model_server.base_url, read_batch_seconds=batch, own_connections=own_connections)
     model_server.default = Script(tokens=60, rate=50)
     return make_core(settings, redis_store, token_counter), "".join(Script(tokens=60).token_list())
 
@@ -392,6 +407,43 @@ async def test_many_replies_streaming_at_once_are_read_in_batches_too(
         assert shown.messages == [expected]
         assert distinct_texts(shown) <= 1.2 / BATCH + 3
         assert shown.final_visible_at - last_token_at[f"q{i}"] < BATCH + 0.2
+
+
+async def test_a_quiet_reply_on_a_connection_of_its_own_shows_its_last_words_as_soon_as_they_come(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # Edits once a second and a one-second read tick: on the tick, the words that come after the
+    # edit at ~1 s would be read ~0.8 s after the model's last token. The server closing the
+    # connection at the end of the reply is read at once.
+    core, expected = batched_core(model_server, redis_store, token_counter, batch=1.0, own_connections=8)
+    try:
+        for question in ("first", "second"):
+            shown = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=1.0))
+            await core.answer(turn(question), shown)
+            record = model_server.requests[-1]
+            assert shown.messages == [expected]
+            assert shown.final_visible_at - record.last_token_at < 0.3
+            assert shown.first_visible_at - record.first_token_at < 0.1
+            assert len(shown.writes) == 3  # still live: first words, an edit a second later, the final text
+    finally:
+        await core.backend.aclose()
+
+
+async def test_a_server_that_keeps_a_connection_open_anyway_is_read_on_the_tick(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # The bot asks for its own connection, but this server keeps it open: read only when the
+    # reply is shown (once a second), the end would wait for the next of those reads.
+    core, expected = batched_core(model_server, redis_store, token_counter, batch=0.1, own_connections=8)
+    model_server.default = Script(tokens=60, rate=50, keeps_connection_open=True)
+    try:
+        shown = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=1.0))
+        await core.answer(turn(), shown)
+        record = model_server.requests[-1]
+        assert shown.messages == [expected]
+        assert shown.final_visible_at - record.last_token_at < 0.3
+    finally:
+        await core.backend.aclose()
 
 
 async def test_with_read_batching_off_every_word_can_show_as_it_comes(

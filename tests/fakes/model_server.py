@@ -75,6 +75,7 @@ class Script:
     error_style: ErrorStyle = "tgi"  # body shape for http_400_context
     error_type: str = "overloaded"  # TGI error_type for sse_error
     honor_max_tokens: bool = True  # cut at request max_tokens with finish_reason "length"
+    keeps_connection_open: bool = False  # ignore a client's "Connection: close" (some proxies do)
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
@@ -339,6 +340,8 @@ class FakeModelServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
         rec.status = 200
+        if script.keeps_connection_open:
+            resp._keep_alive = True  # aiohttp has no public way to refuse a client's close
         await resp.prepare(request)  # StreamResponse flushes headers immediately
         if script.first_token_delay > 0:
             await asyncio.sleep(script.first_token_delay)
