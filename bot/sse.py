@@ -11,18 +11,19 @@ pieces are larger, and the busier the process, the larger they get.
 Only events that are nothing but text are merged: one choice at index 0 whose delta has
 `content` (and maybe `role`), no finish reason, log-probabilities, usage or error. Any other
 line (a finish or usage chunk, an error, `[DONE]`, a comment) passes through unchanged and in
-order. A line split across reads passes through as it came.
+order. A line split across reads is looked at once its end has come (nobody could parse
+half a line anyway).
 
 Text can also wait here across reads (`TextDemand`): the renderer says when it will next
 show new text (its next edit, or only the end when it posts the reply whole), and until the
 read before then, text accumulates unparsed. The edit shows the same text it would have;
-only the parsing in between is saved. Anything else that arrives (the finish, an error, a
-line cut across reads, the end of the body) releases the text first, so nothing waits for
-longer than the reader needs, and nothing is lost.
+only the parsing in between is saved. Anything else that arrives (the finish, an error, the
+end of the body) releases the text first, so nothing waits for longer than the reader needs,
+and nothing is lost.
 
 A stream's text events differ only in their text, so after the first one (checked with
 `json.loads`) an event is recognised by its bytes: everything around its text is identical
-to the first's. Their JSON-escaped texts are joined as they are (escapes are self-contained),
+to the first's (`_Shape`). Their JSON-escaped texts are joined as they are (escapes are self-contained),
 so merging decodes and encodes nothing.
 """
 
@@ -42,15 +43,23 @@ _TEXT_DELTA_KEYS = frozenset({"content", "role"})
 
 
 @dataclass(frozen=True)
-class _TextEvent:
-    """A text-delta `data:` line cut around its JSON-escaped text."""
+class _Shape:
+    """What a stream's text-delta `data:` lines have around their JSON-escaped text."""
 
     before: bytes
-    text: bytes
     after: bytes
 
-    def same_shape(self, other: _TextEvent) -> bool:
-        return self.before == other.before and self.after == other.after
+    def text_of(self, body: bytes) -> bytes | None:
+        """The text of a line of this shape, unless it holds a quote: then it might be more than
+        one field (`a","tool":"x`), and `_CONTENT_VALUE` decides. (Escapes are self-contained; a
+        lone trailing backslash would escape the closing quote.)"""
+        if len(body) < len(self.before) + len(self.after):
+            return None
+        if body.startswith(self.before) and body.endswith(self.after):
+            text = body[len(self.before) : len(body) - len(self.after)]
+            if b'"' not in text and not text.endswith(b"\\"):
+                return text
+        return None
 
 
 class TextDemand:
@@ -96,77 +105,76 @@ class DeltaMerger:
     def __init__(self, demand: TextDemand | None = None, lead: float = 0.0) -> None:
         self._demand = demand
         self._lead = lead
-        self._mid_line = False  # the previous read ended inside a line
-        self._shape: _TextEvent | None = None  # the last text event checked with json.loads
-        self._run: list[_TextEvent] = []  # text not yet passed on
+        self._tail = b""  # the start of a line the last read cut off
+        self._shape: _Shape | None = None  # of the last text event checked with json.loads
+        self._run_shape: _Shape | None = None  # text not yet passed on: its shape and pieces
+        self._run: list[bytes] = []
 
     def flush(self) -> bytes:
-        """The text kept so far (at the end of the body, or before an error is raised)."""
+        """What is kept so far (at the end of the body, or before an error is raised)."""
         out: list[bytes] = []
-        _write_run(self._run, out)
+        self._write_run(out)
+        out.append(self._tail)
+        self._tail = b""
         return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
         keep = self._may_keep()
-        if not self._run and data.count(_DATA) < 2 and not keep:  # nothing to merge or keep
-            if data:
-                self._mid_line = not data.endswith(b"\n")
-            return data
-        out: list[bytes] = []
-        start = 0
-        if self._mid_line:  # the end of a line begun in the previous read
-            start = data.find(b"\n") + 1
-            if start == 0:
-                return data
-            out.append(data[:start])
+        if not self._run and not self._tail and not keep and data.count(_DATA) < 2 and data.endswith(b"\n"):
+            return data  # nothing to merge or keep
+        if self._tail:
+            data = self._tail + data
         end = data.rfind(b"\n") + 1
+        self._tail = data[end:]  # a line is only looked at once it is whole
+        out: list[bytes] = []
         run = self._run
-        for line in data[start:end].splitlines(keepends=True):
+        for line in data[:end].splitlines(keepends=True):
             body = line.rstrip(b"\r\n")
             if not body:
                 if not run:
                     out.append(line)  # between merged events the separator is written with them
                 continue
             event = self._text_event(body)
-            if event is not None and (not run or event.same_shape(run[0])):
-                run.append(event)
-                continue
-            _write_run(run, out)
-            if event is not None:
-                run.append(event)
-            else:
+            if event is None:
+                self._write_run(out)
                 out.append(line)
-        if end < len(data) or not keep:
-            _write_run(run, out)  # kept text goes before the start of a line cut by the read
-        out.append(data[end:])
-        self._mid_line = end < len(data)
+                continue
+            shape, text = event
+            if run and shape is not self._run_shape:
+                self._write_run(out)
+            self._run_shape = shape
+            run.append(text)
+        if not keep:
+            self._write_run(out)
         return b"".join(out)
 
     def _may_keep(self) -> bool:
         return self._demand is not None and time.monotonic() + self._lead < self._demand.next_use_at
 
-    def _text_event(self, body: bytes) -> _TextEvent | None:
+    def _text_event(self, body: bytes) -> tuple[_Shape, bytes] | None:
+        """The shape and JSON-escaped text of a line that is nothing but a piece of text."""
+        shape = self._shape
+        if shape is not None and (text := shape.text_of(body)) is not None:
+            return shape, text
         if not body.startswith(_DATA) or body.count(_CONTENT_KEY) != 1:
             return None
         match = _CONTENT_VALUE.search(body)
         if match is None:
             return None
-        event = _TextEvent(body[: match.start(1)], match.group(1), body[match.end(1) :])
-        if self._shape is not None and event.same_shape(self._shape):
-            return event
+        text = match.group(1)
+        if shape is not None and body[: match.start(1)] == shape.before and body[match.end(1) :] == shape.after:
+            return shape, text
         content = _text_delta_content(body[len(_DATA) :])
-        if content is None or content != _json_string(event.text):  # the one "content" is the delta's
+        if content is None or content != _json_string(text):  # the one "content" is the delta's
             return None
-        self._shape = event
-        return event
+        self._shape = _Shape(body[: match.start(1)], body[match.end(1) :])
+        return self._shape, text
 
-
-def _write_run(run: list[_TextEvent], out: list[bytes]) -> None:
-    if run:
-        first = run[0]
-        text = first.text if len(run) == 1 else b"".join(event.text for event in run)
-        out.append(first.before + text + first.after + b"\n\n")
-        run.clear()
+    def _write_run(self, out: list[bytes]) -> None:
+        run, shape = self._run, self._run_shape
+        if run and shape is not None:
+            out.append(shape.before + b"".join(run) + shape.after + b"\n\n")
+            run.clear()
 
 
 def _json_string(escaped: bytes) -> str | None:

@@ -87,9 +87,11 @@ def test_finish_error_and_done_lines_pass_through_in_order() -> None:
 def test_chunks_that_carry_more_than_text_are_left_alone() -> None:
     with_logprobs = event("b").replace(b'"logprobs":null', b'"logprobs":{"content":[]}')
     two_choices = event("c").replace(b'"choices":[{', b'"choices":[{"index":1,"delta":{"content":"x"}},{')
-    body = event("a") + with_logprobs + two_choices + event("d") + FINISH
+    # Same start and end as a text chunk; its "text" would be `e","tool":"x`.
+    field_after_text = event("e").replace(b'"content":"e"}', b'"content":"e","tool":"x"}')
+    body = event("a") + with_logprobs + two_choices + event("d") + field_after_text + event("f") + FINISH
     out = merged([body])
-    assert with_logprobs in out and two_choices in out
+    assert with_logprobs in out and two_choices in out and field_after_text in out
 
 
 def test_a_different_chunk_shape_starts_a_new_merged_chunk() -> None:
@@ -140,13 +142,14 @@ def test_kept_text_comes_out_before_the_finish_and_nothing_after_it_waits() -> N
     assert read_as_huggingface_hub(out) == ("Hello there.", [None, "stop"], 2)
 
 
-def test_kept_text_comes_out_before_a_line_the_read_cut_in_two() -> None:
-    merger = DeltaMerger(demand_in(60), lead=0.075)
-    merger.feed(event("Hello"))
+def test_a_line_the_read_cut_in_two_is_merged_once_it_is_whole() -> None:
+    demand = demand_in(60)
+    merger = DeltaMerger(demand, lead=0.075)
     second = event(" there")
-    out = merger.feed(second[:20])
-    assert out.endswith(second[:20]) and b'"content":"Hello"' in out
-    assert read_as_huggingface_hub(out + merger.feed(second[20:])) == ("Hello there", [None, None], 2)
+    assert merger.feed(event("Hello") + second[:20]) == b""
+    assert merger.feed(second[20:]) == b""
+    demand.use_now()
+    assert read_as_huggingface_hub(merger.feed(event("."))) == ("Hello there.", [None], 1)
 
 
 def test_what_is_kept_when_the_body_ends_or_breaks_is_handed_over() -> None:
@@ -167,4 +170,4 @@ def test_text_kept_for_the_end_still_reaches_the_client_whole(pieces: list[str],
     text, finishes, chunks = read_as_huggingface_hub(out)
     assert text == "".join(pieces)
     assert [f for f in finishes if f] == ["stop"]
-    assert chunks <= 2 + 2 * len(cuts)  # a cut line hands the kept text over, then passes as it came
+    assert chunks <= 2  # all the text at once, then the finish
