@@ -60,6 +60,14 @@ MAX_UNREAD_SECONDS = 1.0
 MAX_UNREAD_BYTES = 64 * 1024
 # How long before the renderer shows text the socket is read, so the text is there in time.
 READ_AHEAD_SECONDS = 0.01
+# The first byte of Linux's TCP_INFO: the connection's state.
+_TCP_ESTABLISHED = b"\x01"
+
+
+def unread_limit(stall_timeout: float | None) -> float:
+    """How long a reply's text may wait unread: aiohttp gives up on a response after
+    `stall_timeout` without a read, so text the server did send must be read well before."""
+    return min(MAX_UNREAD_SECONDS, stall_timeout / 2) if stall_timeout else MAX_UNREAD_SECONDS
 
 
 class ReadBatching:
@@ -77,11 +85,15 @@ class ReadBatching:
     out of the next tick's wait: the hold shrinks as the load grows (down to
     `MIN_HOLD_SECONDS`, where the loop is so late that reads find several tokens anyway), so
     the hold and the queueing together stay near `interval`.
+
+    A stream held with a `still_unneeded` check is asked on each tick before it is read: while
+    it answers True (only more text waits, and nobody shows text before the next tick; see
+    `UnreadText`), it stays paused and costs that tick a syscall instead of a read.
     """
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._held: list[asyncio.Transport] = []
+        self._held: list[tuple[asyncio.Transport, Callable[[], bool] | None]] = []
         self._tick: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticked_at = 0.0
@@ -92,8 +104,9 @@ class ReadBatching:
         """A held stream was read: how late after its tick counts against the next tick."""
         self._round_lag = max(self._round_lag, now - self._ticked_at)
 
-    def hold(self, transport: asyncio.Transport) -> bool:
-        """Leave `transport` unread until the next tick (False: it is closing)."""
+    def hold(self, transport: asyncio.Transport, still_unneeded: Callable[[], bool] | None = None) -> bool:
+        """Leave `transport` unread until the next tick, or beyond while `still_unneeded()`
+        (False: it is closing)."""
         if transport.is_closing():
             return False
         loop = asyncio.get_running_loop()
@@ -101,20 +114,90 @@ class ReadBatching:
             self._loop, self._tick, self._held = loop, None, []
             self._lag = self._round_lag = 0.0
         transport.pause_reading()
-        self._held.append(transport)
+        self._held.append((transport, still_unneeded))
+        self._tick_later(loop)
+        return True
+
+    def _tick_later(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._tick is None:
             delay = max(self.interval - self._lag, MIN_HOLD_SECONDS)
             self._tick = loop.call_later(delay, self._read_held)
-        return True
 
     def _read_held(self) -> None:
         self._tick = None
         self._lag, self._round_lag = self._round_lag, 0.0
-        self._ticked_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._ticked_at = loop.time()
         held, self._held = self._held, []
-        for transport in held:
-            if not transport.is_closing():
+        for transport, still_unneeded in held:
+            if transport.is_closing():
+                continue
+            if still_unneeded is not None and still_unneeded():
+                self._held.append((transport, still_unneeded))
+            else:
                 transport.resume_reading()
+        if self._held:
+            self._tick_later(loop)
+
+
+class UnreadText:
+    """What a paused stream's socket holds: only more text, or something the reader must see.
+
+    A paused transport leaves what the server sends in the kernel. On each tick the socket is
+    peeked at (`MSG_PEEK`: nothing is consumed, aiohttp reads it all later): while everything
+    new is more text of the reply's own shape, with the HTTP chunks around it, the stream can
+    stay paused, and aiohttp, huggingface_hub and the merger do nothing for it. A finish, an
+    error, `[DONE]`, the body's last chunk, a closed or reset connection, a line that does not
+    fit, or MAX_UNREAD_BYTES waiting, and it is read. Only for plain TCP: over TLS the bytes
+    are encrypted, and those streams are read on every tick.
+    """
+
+    def __init__(self, transport: asyncio.Transport, merger: DeltaMerger, max_unread: float) -> None:
+        """`max_unread`: how long text may wait unread at most (see `unread_limit`)."""
+        sock = transport.get_extra_info("socket")
+        self._socket_args = (sock.family, sock.type, sock.proto, sock.fileno())
+        self._merger = merger
+        self._max_unread = max_unread
+        self._checked = 0  # how much of what waits is known to be text
+        self._read_at = 0.0
+
+    @staticmethod
+    def readable(transport: asyncio.Transport) -> bool:
+        return (
+            transport.get_extra_info("sslcontext") is None
+            and transport.get_extra_info("socket") is not None
+            and hasattr(socket, "TCP_INFO")
+        )
+
+    def read_since(self) -> None:
+        """The transport was read: what waits now starts afresh."""
+        self._checked = 0
+        self._read_at = time.monotonic()
+
+    def only_more_text(self) -> bool:
+        if time.monotonic() - self._read_at >= self._max_unread:
+            return False
+        # A socket object over the transport's descriptor (no syscall), detached so it never closes it.
+        family, kind, proto, fd = self._socket_args
+        peeker = socket.socket(family, kind, proto, fileno=fd)
+        try:
+            waiting = peeker.recv(MAX_UNREAD_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            # Data hides a close behind it from recv; the connection's state shows it.
+            still_open = peeker.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1) == _TCP_ESTABLISHED
+        except BlockingIOError:
+            return True  # nothing new
+        except OSError:
+            return False  # aiohttp reads the error
+        finally:
+            peeker.detach()
+        if not waiting or not still_open or len(waiting) >= MAX_UNREAD_BYTES:
+            return False  # the server closed, or enough waits
+        whole = waiting.rfind(b"\n") + 1
+        if whole > self._checked:
+            if not self._merger.only_text(waiting[self._checked : whole]):
+                return False
+            self._checked = whole
+        return True
 
 
 class ReadWhenShown:
@@ -129,15 +212,12 @@ class ReadWhenShown:
     last words are read the moment the server has sent them.
     """
 
-    def __init__(self, demand: TextDemand | None, *, min_gap: float, stall_timeout: float | None) -> None:
+    def __init__(self, demand: TextDemand | None, *, min_gap: float, max_unread: float) -> None:
         """`min_gap`: the least time between two reads, unless the server closes.
-
-        `stall_timeout`: aiohttp gives up on a response after that long without a read, so text
-        the server did send must not wait unread in the kernel for that long.
-        """
+        `max_unread`: the most (see `unread_limit`)."""
         self._demand = demand
         self._min_gap = min_gap
-        self._max_unread = min(MAX_UNREAD_SECONDS, stall_timeout / 2) if stall_timeout else MAX_UNREAD_SECONDS
+        self._max_unread = max_unread
         self._transport: asyncio.Transport | None = None
         self._socket: Any = None
         self._earliest = self._latest = 0.0
@@ -213,6 +293,9 @@ class ModelStream:
         self._demand = demand
         self.own_connection = own_connection
         self._read_when_shown: ReadWhenShown | None = None
+        self._merger: DeltaMerger | None = None
+        self._unread: UnreadText | None = None
+        self._max_unread = MAX_UNREAD_SECONDS
         self._first_text_out = False
         self._last_read: float | None = None
         self._held = False
@@ -227,7 +310,8 @@ class ModelStream:
 
     def merger(self) -> DeltaMerger:
         """How this response's text events are merged, and kept until the reader needs them."""
-        return DeltaMerger(self._demand, lead=self._batching.interval)
+        self._merger = DeltaMerger(self._demand, lead=self._batching.interval)
+        return self._merger
 
     def first_text_out(self) -> None:
         """Every token was read as it came until now; from here on reads may be batched."""
@@ -236,9 +320,10 @@ class ModelStream:
     def answered(self, response: aiohttp.ClientResponse, stall_timeout: float | None) -> None:
         """The response's headers are in: a server that will close the connection after this
         reply lets it be read only when its text is shown; any other is read on the tick."""
+        self._max_unread = unread_limit(stall_timeout)
         if self.own_connection and _server_closes(response):
             self._read_when_shown = ReadWhenShown(
-                self._demand, min_gap=self._batching.interval, stall_timeout=stall_timeout
+                self._demand, min_gap=self._batching.interval, max_unread=self._max_unread
             )
 
     def close(self) -> None:
@@ -263,7 +348,18 @@ class ModelStream:
         if self._read_when_shown is not None and self._read_when_shown.hold(transport):
             return
         if steady:
-            self._held = self._batching.hold(transport)
+            self._held = self._batching.hold(transport, self._unneeded_check(transport))
+
+    def _unneeded_check(self, transport: asyncio.Transport) -> Callable[[], bool] | None:
+        """What the tick asks before reading this held stream (None: it just reads it)."""
+        merger = self._merger
+        if merger is None or not UnreadText.readable(transport):
+            return None
+        if self._unread is None:
+            self._unread = UnreadText(transport, merger, self._max_unread)
+        self._unread.read_since()
+        unread = self._unread
+        return lambda: merger.may_keep() and unread.only_more_text()
 
 
 _current_stream: contextvars.ContextVar[ModelStream | None] = contextvars.ContextVar("model_stream", default=None)

@@ -40,6 +40,8 @@ _DATA = b"data:"
 _CONTENT_KEY = b'"content"'
 _CONTENT_VALUE = re.compile(rb'"content"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _TEXT_DELTA_KEYS = frozenset({"content", "role"})
+# An HTTP chunk's size line, except the 0 that ends the body.
+_CHUNK_SIZE = re.compile(rb"0*[1-9a-fA-F][0-9a-fA-F]{0,7}")
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class DeltaMerger:
         return b"".join(out)
 
     def feed(self, data: bytes) -> bytes:
-        keep = self._may_keep()
+        keep = self.may_keep()
         if not self._run and not self._tail and not keep and data.count(_DATA) < 2 and data.endswith(b"\n"):
             return data  # nothing to merge or keep
         if self._tail:
@@ -148,8 +150,21 @@ class DeltaMerger:
             self._write_run(out)
         return b"".join(out)
 
-    def _may_keep(self) -> bool:
+    def may_keep(self) -> bool:
+        """Text may wait: the reader shows none before the next read (`lead` from now)."""
         return self._demand is not None and time.monotonic() + self._lead < self._demand.next_use_at
+
+    def only_text(self, raw: bytes) -> bool:
+        """Whether these whole lines of a raw HTTP body (chunk sizes included) are nothing but
+        more text of this stream's shape, which may wait unread while `may_keep()`."""
+        shape = self._shape
+        if shape is None or self._tail:
+            return False
+        for line in raw.split(b"\n"):
+            body = line.rstrip(b"\r")
+            if body and shape.text_of(body) is None and not _CHUNK_SIZE.fullmatch(body):
+                return False
+        return True
 
     def _text_event(self, body: bytes) -> tuple[_Shape, bytes] | None:
         """The shape and JSON-escaped text of a line that is nothing but a piece of text."""

@@ -40,6 +40,24 @@ async def core(
     await core.backend.aclose()
 
 
+@pytest.fixture(params=["own connection", "shared connections"])
+async def either_core(
+    request: pytest.FixtureRequest,
+    model_server: FakeModelServer,
+    redis_store: RedisHistoryStore,
+    token_counter: MistralTokenCounter,
+) -> AsyncIterator[ChatCore]:
+    """A core whose one reply at a time streams on a connection of its own (read when shown),
+    or on shared kept-alive connections (read on the tick, peeked at in between)."""
+    own_connections = 8 if request.param == "own connection" else 0
+    settings = remote_model_settings(
+        model_server.base_url, timeout_seconds=1.0, loading_retries=2, own_connections=own_connections
+    )
+    core = make_core(settings, redis_store, token_counter)
+    yield core
+    await core.backend.aclose()
+
+
 async def history(store: RedisHistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
     messages = await store.begin_turn(thread, StoredMessage("user", "(probe)"))
     return [(m.role, m.content) for m in messages[:-1]]
@@ -110,16 +128,16 @@ FAILURES = [
 
 @pytest.mark.parametrize(("script", "kind", "partial"), FAILURES, ids=[f"{s.failure}-{s.error_style}" for s, _, _ in FAILURES])
 async def test_each_failure_shows_the_partial_text_and_a_human_reason(
-    core: ChatCore,
+    either_core: ChatCore,
     model_server: FakeModelServer,
     redis_store: RedisHistoryStore,
     script: Script,
     kind: FailureKind,
     partial: str,
 ) -> None:
-    model_server.default = script
+    model_server.default = replace(script, rate=script.rate or 100)
     shown = surface()
-    result = await core.answer(turn(), shown)
+    result = await either_core.answer(turn(), shown)
     final = shown.messages[-1]
     assert final.startswith(partial)
     assert final.endswith("⚠️ " + kind.reason)
@@ -131,17 +149,19 @@ async def test_each_failure_shows_the_partial_text_and_a_human_reason(
 
 @pytest.mark.parametrize("failure", ["cut", "stall", "sse_error"])
 async def test_a_reply_held_to_be_posted_whole_still_shows_what_came_before_a_failure(
-    core: ChatCore, model_server: FakeModelServer, failure: str
+    either_core: ChatCore, model_server: FakeModelServer, failure: str
 ) -> None:
     # With no edit to spare the reply is posted once, whole, and its text waits for it below
     # huggingface_hub; a broken stream must still hand that text over with the reason.
     model_server.default = Script(text=ANSWER, failure=failure, fail_after=3, rate=50)
     no_streaming = WriteBudget(5, 5.0, max_streaming=0)
     held = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05), edit_budgets=[no_streaming])
-    result = await core.answer(turn(), held)
+    result = await either_core.answer(turn(), held)
     assert len(held.writes) == 1
     assert held.messages[0].startswith("Redis keeps data\n\n⚠️ ")
     assert result.text == "Redis keeps data"
+    if failure != "stall":  # a stall is declared after the timeout (1 s); the others are seen at once
+        assert held.final_visible_at - model_server.requests[-1].last_token_at < 0.3
 
 
 async def test_a_model_still_loading_is_retried_with_backoff_before_giving_up(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from huggingface_hub.inference._common import _format_chat_completion_stream_output
@@ -171,3 +172,38 @@ def test_text_kept_for_the_end_still_reaches_the_client_whole(pieces: list[str],
     assert text == "".join(pieces)
     assert [f for f in finishes if f] == ["stop"]
     assert chunks <= 2  # all the text at once, then the finish
+
+
+def chunked(*events: bytes) -> bytes:
+    """Events as an HTTP/1.1 chunked body carries them: one chunk each."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
+
+
+def primed() -> DeltaMerger:
+    merger = DeltaMerger()
+    merger.feed(event("Hello") + event(","))  # merging them, it learns what its text events look like
+    return merger
+
+
+def test_unread_bytes_that_are_only_more_text_may_wait_in_the_socket() -> None:
+    assert primed().only_text(chunked(event(" there"), event("!"), event(" friend\n")))
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        chunked(FINISH),
+        chunked(DONE),
+        chunked(b'data: {"error":"Model is overloaded","error_type":"overloaded"}\n\n'),
+        b"0\r\n\r\n",  # the body's last chunk: the reply ended without a finish
+        chunked(event(" a")[:30]) + chunked(event(" a")[30:]),  # an event split across chunks
+    ],
+    ids=["finish", "done", "error", "end-of-body", "split-event"],
+)
+def test_anything_but_more_text_must_be_read(last: bytes) -> None:
+    assert not primed().only_text(chunked(event(" there")) + last)
+
+
+def test_nothing_may_wait_before_the_stream_shows_what_its_text_looks_like() -> None:
+    assert not DeltaMerger().only_text(chunked(event("Hello")))
+
