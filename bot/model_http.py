@@ -15,7 +15,8 @@ machine each wake-up costs a tenth of a millisecond or more before any work, so 
 read in batches. While few replies stream from a plain-HTTP server, each has a connection of
 its own that the server closes when the reply ends, and is read only when its text is about to
 be shown and when the server hangs up (`ReadWhenShown`). Otherwise replies share kept-alive
-connections and one tick reads them all (`ReadBatching`). Either way the text events that
+connections and one tick reads them all (`ReadBatching`), over plain TCP only those whose
+socket holds more than text nobody needs yet (`UnreadText`). Either way the text events that
 arrive in one read are merged (`bot.sse`).
 """
 
@@ -295,6 +296,7 @@ class ModelStream:
         self._read_when_shown: ReadWhenShown | None = None
         self._merger: DeltaMerger | None = None
         self._unread: UnreadText | None = None
+        self._peek_decided = False
         self._max_unread = MAX_UNREAD_SECONDS
         self._first_text_out = False
         self._last_read: float | None = None
@@ -352,14 +354,18 @@ class ModelStream:
 
     def _unneeded_check(self, transport: asyncio.Transport) -> Callable[[], bool] | None:
         """What the tick asks before reading this held stream (None: it just reads it)."""
-        merger = self._merger
-        if merger is None or not UnreadText.readable(transport):
-            return None
+        if not self._peek_decided:  # the response's connection stays the same: decided once
+            self._peek_decided = True
+            if self._merger is not None and UnreadText.readable(transport):
+                self._unread = UnreadText(transport, self._merger, self._max_unread)
         if self._unread is None:
-            self._unread = UnreadText(transport, merger, self._max_unread)
+            return None
         self._unread.read_since()
-        unread = self._unread
-        return lambda: merger.may_keep() and unread.only_more_text()
+        return self._still_unneeded
+
+    def _still_unneeded(self) -> bool:
+        assert self._merger is not None and self._unread is not None
+        return self._merger.may_keep() and self._unread.only_more_text()
 
 
 _current_stream: contextvars.ContextVar[ModelStream | None] = contextvars.ContextVar("model_stream", default=None)

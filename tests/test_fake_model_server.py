@@ -13,6 +13,8 @@ import aiohttp
 import httpx2
 import pytest
 from huggingface_hub import AsyncInferenceClient
+from hypothesis import given
+from hypothesis import strategies as st
 from huggingface_hub.errors import (
     BadRequestError,
     HfHubHTTPError,
@@ -21,7 +23,7 @@ from huggingface_hub.errors import (
     ValidationError,
 )
 
-from tests.fakes.model_server import FakeModelServer, Script, tokenize
+from tests.fakes.model_server import _MARK, FakeModelServer, Script, _sse, _TextEvents, tokenize
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 MESSAGES = [{"role": "user", "content": "Say something"}]
@@ -57,6 +59,16 @@ async def stream(client: AsyncInferenceClient, out: Streamed | None = None, **kw
 
 
 # happy path -------------------------------------------------------------------
+
+
+@given(st.text())
+def test_text_events_are_the_json_encoding_of_their_chunk(token: str) -> None:
+    def chunk(content: str) -> bytes:
+        delta = {"role": "assistant", "content": content}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        return _sse({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": MODEL, "choices": [choice]})
+
+    assert _TextEvents(chunk(_MARK))(token) == chunk(token)
 
 
 def test_tokenize_round_trips() -> None:
