@@ -20,6 +20,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.core import ChatCore
+from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.store import RedisHistoryStore
@@ -91,7 +92,11 @@ async def raw_redis() -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture(scope="session")
 def token_counter() -> MistralTokenCounter:
-    return MistralTokenCounter()
+    counter = MistralTokenCounter()
+    # As the bot does once started: otherwise a full collection walking the tokenizer's tables
+    # stalls this process (the model server's and the bot's loop) for 0.1 s or more at random.
+    freeze_startup_heap()
+    return counter
 
 
 @pytest.fixture

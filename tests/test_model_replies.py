@@ -443,7 +443,7 @@ async def test_a_quiet_reply_on_a_connection_of_its_own_shows_its_last_words_as_
             record = model_server.requests[-1]
             assert shown.messages == [expected]
             assert shown.final_visible_at - record.last_token_at < 0.3
-            assert shown.first_visible_at - record.first_token_at < 0.1
+            assert shown.first_visible_at - record.first_token_at < 0.3  # not on the 1 s tick
             assert len(shown.writes) == 3  # still live: first words, an edit a second later, the final text
     finally:
         await core.backend.aclose()
