@@ -26,6 +26,7 @@ import cProfile
 import gc
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -141,6 +142,8 @@ def bench_settings(server_url: str, key_prefix: str, options: Options) -> Settin
             "REDIS_URL": REDIS_URL,
             "REDIS_KEY_PREFIX": key_prefix,
             "HISTORY_MAX_MESSAGES": str(max(40, options.history + 2)),
+            # The model client's tuning knobs (MODEL_READ_BATCH_MS, …) can be tried from the shell.
+            **{name: value for name, value in os.environ.items() if name.startswith("MODEL_")},
         }
     )
     return load_settings(env)

@@ -12,12 +12,12 @@ builds the TLS context once.
 
 A streaming reply's socket is read only as often as its text is needed: on this kind of
 machine each wake-up costs a tenth of a millisecond or more before any work, so a reply is
-read in batches. While few replies stream from a plain-HTTP server, each has a connection of
-its own that the server closes when the reply ends, and is read only when its text is about to
-be shown and when the server hangs up (`ReadWhenShown`). Otherwise replies share kept-alive
-connections and one tick reads them all (`ReadBatching`), over plain TCP only those whose
-socket holds more than text nobody needs yet (`UnreadText`). Either way the text events that
-arrive in one read are merged (`bot.sse`).
+read in batches. A reply from a plain-HTTP server has a connection of its own that the server
+closes when the reply ends, and is read only when its text is about to be shown and when the
+server hangs up (`ReadWhenShown`). Over TLS (and past `own_connections` replies at once)
+replies share kept-alive connections and one tick reads them all (`ReadBatching`), over plain
+TCP only those whose socket holds more than text nobody needs yet (`UnreadText`). Either way
+the text events that arrive in one read are merged (`bot.sse`).
 """
 
 from __future__ import annotations
@@ -446,8 +446,9 @@ class ModelConnectionPool:
 
         `own_connections`: while fewer replies than this stream, a reply from a plain-HTTP
         server gets a connection of its own (`ReadWhenShown`). Opening one costs microseconds
-        there; over TLS a handshake costs round trips, so those connections are kept alive.
-        With many replies streaming, one tick reads them all in a single wake-up instead.
+        there; over TLS a handshake costs round trips, so those connections are kept alive and
+        read on the tick. Each streaming reply holds a socket either way; the own connection
+        also tells the bot the moment the reply ends (the server hangs up), which no tick can.
         """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)

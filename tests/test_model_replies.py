@@ -449,6 +449,27 @@ async def test_a_quiet_reply_on_a_connection_of_its_own_shows_its_last_words_as_
         await core.backend.aclose()
 
 
+async def test_many_replies_from_a_plain_http_server_each_show_their_last_words_as_soon_as_they_come(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # By default every reply from a plain-HTTP server has a connection of its own, however many
+    # stream at once: with a one-second read tick, shared connections would show the last words
+    # of many replies up to a second late.
+    default = remote_model_settings(model_server.base_url).own_connections
+    core, expected = batched_core(model_server, redis_store, token_counter, batch=1.0, own_connections=default)
+    surfaces = [MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=1.0)) for _ in range(40)]
+    try:
+        await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
+    finally:
+        await core.backend.aclose()
+    records = {r.body["messages"][-1]["content"]: r for r in model_server.requests}
+    assert len({r.client_port for r in records.values()}) == len(surfaces)
+    for i, shown in enumerate(surfaces):
+        assert shown.messages == [expected]
+        assert shown.final_visible_at - records[f"q{i}"].last_token_at < 0.3
+        assert len(shown.writes) == 3  # still live: first words, an edit a second later, the final text
+
+
 async def test_a_server_that_keeps_a_connection_open_anyway_is_read_on_the_tick(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
