@@ -258,6 +258,17 @@ class InteractionReply:
             await handle.edit(content=text)  # type: ignore[union-attr]
 
 
+async def _retry_after(response: aiohttp.ClientResponse) -> float:
+    """How long Discord asks to wait after a 429: the body's `retry_after` (seconds, to the
+    millisecond), as discord.py itself reads it. The Retry-After header is rounded up to whole
+    seconds, and a global pause that long held every reply's writes back by up to a second."""
+    try:
+        body = await response.json(content_type=None)  # aiohttp keeps the body for discord.py
+        return max(0.0, float(body["retry_after"]))
+    except (aiohttp.ClientError, ValueError, TypeError, KeyError):
+        return float(response.headers.get("Retry-After") or 1)
+
+
 # -- the bot ---------------------------------------------------------------------------
 
 
@@ -302,7 +313,7 @@ class MistralDiscordBot(discord.Client):
             if response.status != 429:
                 return
             scope = response.headers.get("X-RateLimit-Scope", "user")
-            retry_after = float(response.headers.get("Retry-After") or 1)
+            retry_after = await _retry_after(response)
             log.warning("discord_rate_limited", path=params.url.path, scope=scope, retry_after=retry_after)
             if scope == "global" or response.headers.get("X-RateLimit-Global"):
                 self.rate_limits.global_.pause(retry_after)

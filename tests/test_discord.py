@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 
 EPHEMERAL = 1 << 6
 CHANNELS = ("general", "nothreads", "ask", "code", "mentions", "burst", "slowthread", "blocked", "closed",
-            "failure", "bots", "resume", "typing")
+            "failure", "bots", "resume", "typing", "global1", "global2")
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory")
 
 
@@ -347,6 +347,27 @@ async def test_a_burst_in_one_channel_stays_within_limits_and_survives_a_429(
         shown_at = world.fake.edit_history(final["id"])[-1][0]
         assert request.last_token_at is not None
         assert shown_at - request.last_token_at < 1.0, (i, shown_at - request.last_token_at)
+
+
+async def test_a_global_429_holds_writes_back_only_as_long_as_discord_asks(
+    shared: Shared, world: DiscordWorld
+) -> None:
+    # Discord's Retry-After header is whole seconds (1 here); the body's retry_after is the wait.
+    alice, first, second = shared.users["alice"], shared.channels["global1"], shared.channels["global2"]
+    world.answer("s7-global", Script(text="Global limits are brief.", rate=40))
+    world.fake.inject_ratelimit(THREAD_FROM_MESSAGE, count=1, retry_after=0.05, is_global=True)
+    started = time.time()
+
+    limited = await world.mention(first, alice, "s7-global one")
+    await world.fake.wait_for(lambda: any(hit.injected and hit.time >= started for hit in world.fake.ratelimited), 5)
+    limited_at = next(hit.time for hit in world.fake.ratelimited if hit.injected and hit.time >= started)
+    later = await world.mention(second, alice, "s7-global two")
+
+    for message in (limited, later):
+        thread = await world.wait_thread(message, timeout=10)
+        await world.wait_bot_text(thread["id"], "Global limits are brief.", timeout=10)
+    created = [r.time for r in world.fake.requests if r.route == THREAD_FROM_MESSAGE and str(later["id"]) in r.path]
+    assert created and created[0] - limited_at < 0.5, created
 
 
 async def test_a_reply_survives_a_thread_that_opens_after_the_first_token(
