@@ -13,8 +13,6 @@ import aiohttp
 import httpx2
 import pytest
 from huggingface_hub import AsyncInferenceClient
-from hypothesis import given
-from hypothesis import strategies as st
 from huggingface_hub.errors import (
     BadRequestError,
     HfHubHTTPError,
@@ -22,6 +20,8 @@ from huggingface_hub.errors import (
     OverloadedError,
     ValidationError,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.fakes.model_server import _MARK, FakeModelServer, Script, _sse, _TextEvents, tokenize
 
