@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import re
 from collections.abc import Awaitable, Callable
@@ -124,35 +123,6 @@ class DiscordRateLimits:
 class Destination:
     channel: discord.abc.Messageable
     reply_to: discord.Message | None = None  # set when the conversation is a reply chain
-
-
-class ModelCallsFirst:
-    """Holds thread creations back while mentions that came in together still wait to reach the model.
-
-    Fifty mentions at once would otherwise interleave fifty thread creations (and the gateway
-    events they cause) with the model calls, though a thread is needed only when the first
-    token comes. The hold is capped so a turn that never gets to call can't stall the others.
-    """
-
-    HOLD_LIMIT_SECONDS = 0.25
-
-    def __init__(self) -> None:
-        self._waiting: set[int] = set()
-        self._none_waiting = asyncio.Event()
-        self._none_waiting.set()
-
-    def arrived(self, mention_id: int) -> None:
-        self._waiting.add(mention_id)
-        self._none_waiting.clear()
-
-    def called(self, mention_id: int) -> None:
-        self._waiting.discard(mention_id)
-        if not self._waiting:
-            self._none_waiting.set()
-
-    async def settled(self) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._none_waiting.wait(), self.HOLD_LIMIT_SECONDS)
 
 
 class ChannelReply:
@@ -295,7 +265,6 @@ class MistralDiscordBot(discord.Client):
         self.core = core
         self.settings = settings
         self.rate_limits = DiscordRateLimits()
-        self._model_calls = ModelCallsFirst()
         self._heap_frozen = False
         self.tree = app_commands.CommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -369,13 +338,9 @@ class MistralDiscordBot(discord.Client):
         opens_thread = destination is None
         turn = Turn(key, str(message.author.id), message.author.display_name, text, new_conversation=opens_thread)
         where: Destination | Callable[[], Awaitable[Destination]]
-        if opens_thread:
-            self._model_calls.arrived(message.id)
-            where = functools.partial(self._open_thread, message)
-        else:
-            where = destination
+        where = functools.partial(self._open_thread, message) if opens_thread else destination
         surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key))
-        self._spawn(self._answer(turn, surface, mention_id=message.id if opens_thread else None))
+        self._spawn(self._answer(turn, surface))
 
     async def _conversation_for(
         self, message: discord.Message
@@ -403,9 +368,7 @@ class MistralDiscordBot(discord.Client):
         return None
 
     async def _open_thread(self, message: discord.Message) -> Destination:
-        # The reply asks for its thread once its model request is out.
-        self._model_calls.called(message.id)
-        await self._model_calls.settled()
+        await self.core.model_calls.settled()  # the model requests of a burst go out first
         channel = message.channel
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
@@ -450,14 +413,11 @@ class MistralDiscordBot(discord.Client):
 
         return link
 
-    async def _answer(self, turn: Turn, surface: ChannelReply | InteractionReply, mention_id: int | None = None) -> None:
+    async def _answer(self, turn: Turn, surface: ChannelReply | InteractionReply) -> None:
         try:
             await self.core.answer(turn, surface)
         except Exception:  # noqa: BLE001 - a platform error in one reply must not end the others
             log.exception("discord_reply_failed", thread=turn.thread)
-        finally:
-            if mention_id is not None:
-                self._model_calls.called(mention_id)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -37,6 +37,7 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
+    await backend.warm()
     freeze_startup_heap()
     return ChatCore(backend, store, prompts)
 

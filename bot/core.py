@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -61,6 +62,43 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+class ModelCallsFirst:
+    """Holds back what can wait while turns that came in together are still on their way to the model.
+
+    Fifty mentions at once would otherwise interleave fifty Redis writes and thread creations
+    (and the replies they bring) with the building of the model requests, though neither is
+    needed before the first token. The hold is capped so a turn that never gets to its model
+    request can't stall the others.
+    """
+
+    HOLD_LIMIT_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._none_pending = asyncio.Event()
+        self._none_pending.set()
+
+    def arrived(self) -> Callable[[], None]:
+        """A turn is on its way to its model request; call the result once it is out (or never will be)."""
+        self._pending += 1
+        self._none_pending.clear()
+        done = False
+
+        def called() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._pending -= 1
+                if self._pending == 0:
+                    self._none_pending.set()
+
+        return called
+
+    async def settled(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_pending.wait(), self.HOLD_LIMIT_SECONDS)
+
+
 class ChatCore:
     def __init__(
         self,
@@ -80,6 +118,7 @@ class ChatCore:
         self._prompts = prompts
         self._locks = KeyedLocks()
         self._preparing = preparing or asyncio.Semaphore(PREPARING_MAX)
+        self.model_calls = ModelCallsFirst()
 
     def describe(self) -> str:
         return self.backend.describe()
@@ -88,25 +127,36 @@ class ChatCore:
         """Answer one turn on `surface`; never raises for model, store or prompt failures."""
         started = time.perf_counter()
         async with self._locks.hold(turn.thread):
+            called = self.model_calls.arrived()
             try:
-                async with self._preparing:
-                    messages, stored = await self._prepare(turn)
-            except ReplyFailure as failure:
-                log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
-                return await LiveRenderer(surface).render(_failing(failure))
-            demand = TextDemand()  # the renderer tells the model stream when it will show text next
-            pieces = self.backend.stream(messages, demand)
-            if stored is not None:
-                pieces = _once_stored(stored, pieces)
-            renderer = LiveRenderer(surface, demand=demand)
-            try:
-                result = await renderer.render(pieces)
-            except asyncio.CancelledError:
-                # Stopping: an answer the person already sees whole is still remembered.
-                await finish_even_if_cancelled(self._remember(turn, renderer.result(), stored))
-                raise
-            await finish_even_if_cancelled(self._remember(turn, result, stored))
+                result = await self._answer(turn, surface, called)
+            finally:
+                called()
         self._log_result(turn, result, started)
+        return result
+
+    async def _answer(self, turn: Turn, surface: ReplySurface, called: Callable[[], None]) -> RenderResult:
+        try:
+            async with self._preparing:
+                messages, stored = await self._prepare(turn)
+        except ReplyFailure as failure:
+            log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
+            called()
+            return await LiveRenderer(surface).render(_failing(failure))
+        # The renderer tells the model stream when it will show text next; the stream tells
+        # when the request is out.
+        demand = TextDemand(on_asked=called)
+        pieces = self.backend.stream(messages, demand)
+        if stored is not None:
+            pieces = _once_stored(stored, pieces)
+        renderer = LiveRenderer(surface, demand=demand)
+        try:
+            result = await renderer.render(pieces)
+        except asyncio.CancelledError:
+            # Stopping: an answer the person already sees whole is still remembered.
+            await finish_even_if_cancelled(self._remember(turn, renderer.result(), stored))
+            raise
+        await finish_even_if_cancelled(self._remember(turn, result, stored))
         return result
 
     async def reset(self, thread: str) -> None:
@@ -118,12 +168,16 @@ class ChatCore:
         tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
         message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
         if turn.new_conversation:
-            stored = asyncio.create_task(self.store.begin_turn(turn.thread, message))
+            stored = asyncio.create_task(self._store_once_called(turn.thread, message))
             stored.add_done_callback(retrieve_outcome)  # a failure is reported by the reply
             return self._prompts.build([message]), stored
         history = await self.store.begin_turn(turn.thread, message)
         size = sum(len(m.content) for m in history)
         return await _maybe_off_loop(size, self._prompts.build, history), None
+
+    async def _store_once_called(self, thread: str, message: StoredMessage) -> None:
+        await self.model_calls.settled()
+        await self.store.begin_turn(thread, message)
 
     async def _remember(self, turn: Turn, result: RenderResult, stored: asyncio.Task[object] | None) -> None:
         if stored is not None:

@@ -37,6 +37,9 @@ class LocalBackend:
     def describe(self) -> str:
         return self._settings.describe()
 
+    async def warm(self) -> None:
+        return None  # the weights load with the first reply (`_loaded_model`), off the event loop
+
     async def aclose(self) -> None:
         model, self._model = self._model, None
         if model is not None:
@@ -45,6 +48,8 @@ class LocalBackend:
     async def stream(self, messages: Sequence[ChatMessage], demand: TextDemand | None = None) -> AsyncIterator[str]:
         model = await self._loaded_model()
         async with self._generation_lock:
+            if demand is not None:
+                demand.asked()
             stop = threading.Event()
             queue: asyncio.Queue[object] = asyncio.Queue()
             loop = asyncio.get_running_loop()

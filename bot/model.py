@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 ChatMessage = dict[str, str]
 
+_UNSENT_TOKEN = "unsent"
 _CONTEXT_ERROR = re.compile(
     r"context|too long|maximum.*tokens|tokens.*must be|input validation|max_new_tokens|prompt is too long",
     re.IGNORECASE,
@@ -59,6 +60,10 @@ class ModelBackend(Protocol):
         """
         ...
 
+    async def warm(self) -> None:
+        """Get ready for the first replies (e.g. open connections); never raises."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -75,12 +80,16 @@ class InferenceBackend:
             send_saved_token=send_saved_token,
             read_batch_seconds=settings.read_batch_seconds,
             own_connections=settings.own_connections,
+            spare_connections=settings.spare_connections,
         )
         self._connections.install()
         self._provider_lookup: asyncio.Future[None] | None = None
 
     def describe(self) -> str:
         return self._settings.describe()
+
+    async def warm(self) -> None:
+        await self._connections.warm()
 
     async def aclose(self) -> None:
         await self._connections.aclose()
@@ -179,9 +188,11 @@ class InferenceBackend:
     def _new_client(self) -> AsyncInferenceClient:
         settings = self._settings
         if settings.backend is BackendKind.OPENAI_COMPATIBLE:
-            # Without HF_TOKEN, False: never send a token saved by `hf auth login` to another server.
+            # Without HF_TOKEN, a stand-in that the pool's request hook removes: a token saved by
+            # `hf auth login` never goes to another server, and huggingface_hub does not look
+            # for one on disk (twice per request) either.
             return AsyncInferenceClient(
-                base_url=settings.base_url, token=settings.hf_token, timeout=settings.timeout_seconds
+                base_url=settings.base_url, token=settings.hf_token or _UNSENT_TOKEN, timeout=settings.timeout_seconds
             )
         return AsyncInferenceClient(
             model=settings.model_id,

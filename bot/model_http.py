@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
+import structlog
 from httpx_aiohttp.httpx2 import AiohttpTransport
 from httpx_aiohttp.httpx2.transport import AiohttpResponseStream
 from huggingface_hub import constants, set_async_client_factory
@@ -47,6 +48,8 @@ from huggingface_hub.utils._http import (
 )
 
 from bot.sse import DeltaMerger, TextDemand
+
+log = structlog.get_logger(__name__)
 
 KEEPALIVE_SECONDS = 30.0
 HF_ROUTER_URL = constants.INFERENCE_PROXY_TEMPLATE.format(provider="")
@@ -61,6 +64,10 @@ MAX_UNREAD_SECONDS = 1.0
 MAX_UNREAD_BYTES = 64 * 1024
 # How long before the renderer shows text the socket is read, so the text is there in time.
 READ_AHEAD_SECONDS = 0.01
+# Spare connections are opened again this long after the last was taken: not during a burst.
+SPARE_REFILL_DELAY_SECONDS = 1.0
+# After the server refused a spare connection, it is tried again this much later.
+SPARE_RETRY_SECONDS = 30.0
 # The first byte of Linux's TCP_INFO: the connection's state.
 _TCP_ESTABLISHED = b"\x01"
 
@@ -309,6 +316,8 @@ class ModelStream:
         if self._on_sent is not None:
             self._on_sent, on_sent = None, self._on_sent
             on_sent()
+            if self._demand is not None:
+                self._demand.asked()
 
     def merger(self) -> DeltaMerger:
         """How this response's text events are merged, and kept until the reader needs them."""
@@ -428,6 +437,126 @@ class _BorrowedSessionTransport(AiohttpTransport):
         return response
 
 
+class _SpareProtocol(asyncio.Protocol):
+    """Holds an opened connection until a request takes it; a server that hangs up drops it."""
+
+    def __init__(self, on_lost: Callable[[asyncio.Transport], None]) -> None:
+        self._on_lost = on_lost
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.close()  # a server speaking before any request (e.g. a 408) is not reused
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._on_lost(self._transport)
+
+
+class SpareConnections:
+    """Connections to a plain-HTTP model server opened before the requests that take them.
+
+    Every reply from such a server has a connection of its own (see `ReadWhenShown`), and
+    opening one costs the event loop about as much as building the request itself (~0.5 ms on
+    a small VM: a non-blocking connect, a wake-up for it, the transport). Fifty mentions at
+    once would pay that fifty times before the last request leaves. Spares are opened at
+    start and again a moment after a burst has taken them; one the server closed meanwhile
+    is dropped, and a request that finds none connects as usual.
+    """
+
+    def __init__(self, host: str, port: int, count: int) -> None:
+        self.host, self.port, self.count = host, port, count
+        self._ready: list[asyncio.Transport] = []
+        self._refill: asyncio.TimerHandle | asyncio.Task[None] | None = None
+
+    def serves(self, host: str | None, port: int | None) -> bool:
+        return host == self.host and port == self.port
+
+    @property
+    def ready(self) -> int:
+        return len(self._ready)
+
+    def take(self) -> asyncio.Transport | None:
+        while self._ready:
+            transport = self._ready.pop()
+            if not transport.is_closing():
+                self._refill_later(SPARE_REFILL_DELAY_SECONDS)
+                return transport
+        self._refill_later(SPARE_REFILL_DELAY_SECONDS)
+        return None
+
+    async def fill(self) -> None:
+        """Open connections until `count` are ready; stop (and try later) if the server refuses."""
+        loop = asyncio.get_running_loop()
+        while len(self._ready) < self.count:
+            try:
+                transport, _ = await loop.create_connection(lambda: _SpareProtocol(self._lost), self.host, self.port)
+            except OSError as error:
+                log.info("spare_model_connections_failed", ready=len(self._ready), error=str(error)[:200])
+                self._refill_later(SPARE_RETRY_SECONDS)
+                return
+            self._ready.append(transport)
+
+    def close(self) -> None:
+        if self._refill is not None:
+            self._refill.cancel()
+            self._refill = None
+        ready, self._ready = self._ready, []
+        for transport in ready:
+            transport.close()
+
+    def _lost(self, transport: asyncio.Transport) -> None:
+        with contextlib.suppress(ValueError):
+            self._ready.remove(transport)
+
+    def _refill_later(self, delay: float) -> None:
+        """(Re)start the wait: a burst still taking connections pushes the refill back."""
+        if isinstance(self._refill, asyncio.Task) and not self._refill.done():
+            return
+        if isinstance(self._refill, asyncio.TimerHandle):
+            self._refill.cancel()
+        self._refill = asyncio.get_running_loop().call_later(delay, self._start_refill)
+
+    def _start_refill(self) -> None:
+        self._refill = asyncio.ensure_future(self.fill())
+
+
+class _SpareTakingConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, handing out a spare connection to the model server when one is ready."""
+
+    def __init__(self, spares: SpareConnections | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._spares = spares
+
+    async def _create_connection(self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        spares = self._spares
+        if spares is not None and req.proxy is None and not req.is_ssl() and spares.serves(req.url.raw_host, req.port):
+            transport = spares.take()
+            if transport is not None:
+                protocol = self._factory()
+                transport.set_protocol(protocol)
+                protocol.connection_made(transport)
+                return protocol
+        return await super()._create_connection(req, traces, timeout)
+
+
+class _SharedClient(httpx2.AsyncClient):
+    """An httpx2 client lent to many AsyncInferenceClients at once.
+
+    Each enters it as a context and exits it when its stream ends; the streamed responses
+    are closed one by one (huggingface_hub's exit stack), the client stays open for the rest.
+    """
+
+    async def __aenter__(self) -> _SharedClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
 class ModelConnectionPool:
     """Every model request's connections, for the event loop that runs the bot."""
 
@@ -438,6 +567,7 @@ class ModelConnectionPool:
         send_saved_token: bool = True,
         read_batch_seconds: float = 0.0,
         own_connections: int = 0,
+        spare_connections: int = 0,
     ) -> None:
         """`send_saved_token=False`: requests carry no Authorization unless one was configured.
 
@@ -449,11 +579,21 @@ class ModelConnectionPool:
         there; over TLS a handshake costs round trips, so those connections are kept alive and
         read on the tick. Each streaming reply holds a socket either way; the own connection
         also tells the bot the moment the reply ends (the server hangs up), which no tick can.
+
+        `spare_connections`: for those replies, how many connections are kept open ahead of
+        them once `warm` has been called (`SpareConnections`).
         """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)
         plain_http = urlsplit(server_url or HF_ROUTER_URL).scheme == "http"
         self._own_connections = own_connections if plain_http and read_batch_seconds > 0 else 0
+        parts = urlsplit(server_url or HF_ROUTER_URL)
+        self._spare_address = (
+            (parts.hostname, parts.port or 80)
+            if self._own_connections and spare_connections and self._proxy is None and parts.hostname
+            else None
+        )
+        self._spare_count = spare_connections
         self._request_hooks = [async_hf_request_event_hook]
         if not send_saved_token:
             self._request_hooks.insert(0, _drop_authorization)
@@ -465,13 +605,18 @@ class ModelConnectionPool:
         set_async_client_factory(self.new_client)
 
     def new_client(self) -> httpx2.AsyncClient:
-        """What huggingface_hub's default factory builds, over the shared session."""
-        return httpx2.AsyncClient(
-            transport=_BorrowedSessionTransport(client=self._this_loop().session, verify=self._tls, proxy=self._proxy),
-            event_hooks={"request": self._request_hooks, "response": [async_hf_response_event_hook]},
-            follow_redirects=True,
-            timeout=None,
-        )
+        """What huggingface_hub's default factory builds, over the shared session: one client
+        per event loop, lent to every AsyncInferenceClient (building one costs more than the
+        rest of a request's preparation)."""
+        state = self._this_loop()
+        if state.client is None:
+            state.client = _SharedClient(
+                transport=_BorrowedSessionTransport(client=state.session, verify=self._tls, proxy=self._proxy),
+                event_hooks={"request": self._request_hooks, "response": [async_hf_response_event_hook]},
+                follow_redirects=True,
+                timeout=None,
+            )
+        return state.client
 
     async def open_stream(self, demand: TextDemand | None = None) -> ModelStream:
         """The response of the request this task sends next; close it when done with it.
@@ -495,18 +640,29 @@ class ModelConnectionPool:
             own_connection=own_connection,
         )
 
+    async def warm(self) -> None:
+        """Open the spare connections now, before the first requests (see `SpareConnections`)."""
+        spares = self._this_loop().spares
+        if spares is not None:
+            await spares.fill()
+            log.info("spare_model_connections", ready=spares.ready)
+
     async def aclose(self) -> None:
         """Close the connections and give huggingface_hub its own clients back."""
         set_async_client_factory(default_async_client_factory)
-        if self._loop_state is not None and not self._loop_state.session.closed:
-            await self._loop_state.session.close()
+        if self._loop_state is not None:
+            if self._loop_state.spares is not None:
+                self._loop_state.spares.close()
+            if not self._loop_state.session.closed:
+                await self._loop_state.session.close()
         self._loop_state = None
 
     def _this_loop(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         state = self._loop_state
         if state is None or state.loop is not loop or state.session.closed:
-            state = self._loop_state = _LoopState.open(loop, self._tls)
+            spares = SpareConnections(*self._spare_address, self._spare_count) if self._spare_address else None
+            state = self._loop_state = _LoopState.open(loop, self._tls, spares)
         return state
 
 
@@ -518,19 +674,21 @@ class _LoopState:
     loop: asyncio.AbstractEventLoop
     session: aiohttp.ClientSession
     building: asyncio.Semaphore
+    spares: SpareConnections | None
     streams: int = 0
+    client: httpx2.AsyncClient | None = None
 
     def stream_closed(self) -> None:
         self.streams -= 1
 
     @classmethod
-    def open(cls, loop: asyncio.AbstractEventLoop, tls: ssl.SSLContext) -> _LoopState:
+    def open(cls, loop: asyncio.AbstractEventLoop, tls: ssl.SSLContext, spares: SpareConnections | None) -> _LoopState:
         # No connection limit: every concurrent reply is its own long-lived stream, and
         # a cap here would queue replies behind each other.
-        connector = aiohttp.TCPConnector(limit=0, ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS)
+        connector = _SpareTakingConnector(spares, limit=0, ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS)
         # trust_env would look proxies and .netrc up again in a worker thread for every request.
         session = aiohttp.ClientSession(connector=connector, trust_env=False)
-        return cls(loop, session, asyncio.Semaphore(BUILDING_MAX))
+        return cls(loop, session, asyncio.Semaphore(BUILDING_MAX), spares)
 
 
 async def _drop_authorization(request: httpx2.Request) -> None:

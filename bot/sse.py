@@ -70,9 +70,16 @@ class TextDemand:
     One watcher (the model stream reading for this reply) is told whenever that changes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_asked: Callable[[], None] | None = None) -> None:
+        """`on_asked`: told once, when the model request has gone out (or never will)."""
         self.next_use_at = 0.0  # in the past: now
         self._watcher: Callable[[], None] | None = None
+        self._on_asked = on_asked
+
+    def asked(self) -> None:
+        if self._on_asked is not None:
+            self._on_asked, on_asked = None, self._on_asked
+            on_asked()
 
     def watch(self, watcher: Callable[[], None]) -> None:
         self._watcher = watcher

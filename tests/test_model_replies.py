@@ -470,6 +470,59 @@ async def test_many_replies_from_a_plain_http_server_each_show_their_last_words_
         assert len(shown.writes) == 3  # still live: first words, an edit a second later, the final text
 
 
+async def spares_ready(model_server: FakeModelServer, count: int, timeout: float = 5.0) -> set[int]:
+    """Waits until the server sees `count` connections open; returns their client ports."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(ports := model_server.open_connection_ports()) != count:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(ports)} connections open, expected {count}"
+        await asyncio.sleep(0.05)
+    return ports
+
+
+async def test_replies_go_out_on_connections_opened_before_anyone_asked(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # Opening a connection costs the bot as much as building the request; a burst of mentions
+    # would pay it for every reply before the last request leaves. Spares are opened at start.
+    settings = remote_model_settings(model_server.base_url, spare_connections=3)
+    core = make_core(settings, redis_store, token_counter)
+    model_server.default = Script(text=ANSWER)
+    try:
+        await core.backend.warm()
+        opened_at_start = await spares_ready(model_server, 3)
+        assert model_server.requests == []
+        surfaces = [surface() for _ in range(3)]
+        await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
+        assert [s.messages for s in surfaces] == [[ANSWER]] * 3
+        assert {r.client_port for r in model_server.requests} == opened_at_start
+        # A moment after the burst, as many are ready again for the next one.
+        reopened = await spares_ready(model_server, 3)
+        assert not reopened & opened_at_start
+    finally:
+        await core.backend.aclose()
+
+
+async def test_spare_connections_the_server_closed_are_not_used_and_are_opened_again(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    settings = remote_model_settings(model_server.base_url, spare_connections=2)
+    core = make_core(settings, redis_store, token_counter)
+    model_server.default = Script(text=ANSWER)
+    try:
+        await core.backend.warm()
+        closed = await spares_ready(model_server, 2)
+        model_server.close_connections()  # an idle timeout on the server's side
+        await spares_ready(model_server, 0)
+        shown = surface()
+        await core.answer(turn(), shown)
+        assert shown.messages == [ANSWER]
+        assert model_server.requests[-1].client_port not in closed
+        assert len(model_server.requests) == 1  # no request was lost on a dead connection
+        await spares_ready(model_server, 2)
+    finally:
+        await core.backend.aclose()
+
+
 async def test_a_server_that_keeps_a_connection_open_anyway_is_read_on_the_tick(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:

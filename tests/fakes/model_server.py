@@ -205,6 +205,23 @@ class FakeModelServer:
         await self._runner.cleanup()
         self._runner = None
 
+    def open_connection_ports(self) -> set[int]:
+        """The client ports of every connection open to the server now, asked on or not."""
+        assert self._runner is not None and self._runner.server is not None
+        ports = set()
+        for handler in self._runner.server.connections:
+            peer = handler.transport.get_extra_info("peername") if handler.transport else None
+            if peer:
+                ports.add(peer[1])
+        return ports
+
+    def close_connections(self) -> None:
+        """Hang up on every open connection, as a server's idle timeout would."""
+        assert self._runner is not None and self._runner.server is not None
+        for handler in self._runner.server.connections:
+            if handler.transport is not None:
+                handler.transport.close()
+
     async def __aenter__(self) -> FakeModelServer:
         await self.start()
         return self
