@@ -221,7 +221,7 @@ class Bench:
         self.bot_pid = bot_pid
         self.options = options
         self.expected = Script(tokens=options.tokens).answer
-        self.bot_id = str(fake.bot_user.id)
+        self.bot_id = fake.bot_user.id
 
     async def run_round(self, name: str, channel_ids: Sequence[int], per_channel: int) -> RoundResult:
         fake = self.fake
@@ -273,11 +273,10 @@ class Bench:
             if thread is not None:
                 conversation.thread_id = int(thread["id"])
         if conversation.thread_id is not None:
-            shown = [m for m in fake.messages_in(conversation.thread_id) if m["author"]["id"] == self.bot_id]
+            stored = [m for m in fake.stored_messages_in(conversation.thread_id) if m.author_id == self.bot_id]
         else:  # no thread (creation failed): the bot replies to the mention in the channel
-            shown = [m for m in fake.messages_in(conversation.channel_id) if m["author"]["id"] == self.bot_id
-                     and (m.get("message_reference") or {}).get("message_id") == str(conversation.message_id)]
-        stored = [fake.message(m["id"]) for m in shown]
+            stored = [m for m in fake.stored_messages_in(conversation.channel_id) if m.author_id == self.bot_id
+                      and (m.payload.get("message_reference") or {}).get("message_id") == str(conversation.message_id)]
         if not stored:
             return
         if conversation.first_visible_at is None:
