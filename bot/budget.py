@@ -15,7 +15,9 @@ and final writes find room at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,6 +28,7 @@ Clock = Callable[[], float]
 # A write still in flight holds its slot (it may reach the platform any moment); one never
 # settled stops counting after this long, so a forgotten charge cannot block a budget.
 IN_FLIGHT_LIMIT = 30.0
+_CREATED = itertools.count()
 
 
 class _Stamp:
@@ -105,6 +108,11 @@ class WriteBudget:
         self._stamps: deque[_Stamp] = deque()
         self._paused_until = 0.0
         self.reserved = 0
+        # Writes that must happen wait their turn here, so only the first of them sleeps on the
+        # budget's clock: fifty replies waiting for the global budget to free up would otherwise
+        # all wake for every slot that frees, and all but one go back to sleep.
+        self.turns = asyncio.Lock()
+        self.order = next(_CREATED)
 
     def free(self) -> int:
         now = self._clock()
@@ -196,11 +204,17 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
 
     Urgent writes may use reserved capacity: that is what it was kept for.
     """
+    # Every spender takes the budgets' turns in one order (the newest budget, usually the most
+    # specific such as a channel's, first): no two can each hold a turn the other waits for.
+    ordered = sorted(budgets, key=lambda budget: -budget.order)
     while True:
-        wait = max((budget.seconds_until_free() for budget in budgets), default=0.0)
-        if wait <= 0:
-            break
-        await asyncio.sleep(wait)
-    if reserved:
-        release(budgets)
-    return _charge(budgets)
+        async with contextlib.AsyncExitStack() as turns:
+            for budget in ordered:
+                await turns.enter_async_context(budget.turns)
+                while (wait := budget.seconds_until_free()) > 0:
+                    await asyncio.sleep(wait)
+            # An interim write may have taken a budget freed earlier in the loop: then wait again.
+            if all(budget.free() > 0 for budget in budgets):
+                if reserved:
+                    release(budgets)
+                return _charge(budgets)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -479,17 +480,26 @@ async def spares_ready(model_server: FakeModelServer, count: int, timeout: float
     return ports
 
 
+@asynccontextmanager
+async def core_with_spares(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter, spares: int
+) -> AsyncIterator[tuple[ChatCore, set[int]]]:
+    """A core started as the bot starts it (`warm`), and the ports of the spare connections it opened."""
+    core = make_core(remote_model_settings(model_server.base_url, spare_connections=spares), redis_store, token_counter)
+    model_server.default = Script(text=ANSWER)
+    try:
+        await core.backend.warm()
+        yield core, await spares_ready(model_server, spares)
+    finally:
+        await core.backend.aclose()
+
+
 async def test_replies_go_out_on_connections_opened_before_anyone_asked(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     # Opening a connection costs the bot as much as building the request; a burst of mentions
     # would pay it for every reply before the last request leaves. Spares are opened at start.
-    settings = remote_model_settings(model_server.base_url, spare_connections=3)
-    core = make_core(settings, redis_store, token_counter)
-    model_server.default = Script(text=ANSWER)
-    try:
-        await core.backend.warm()
-        opened_at_start = await spares_ready(model_server, 3)
+    async with core_with_spares(model_server, redis_store, token_counter, 3) as (core, opened_at_start):
         assert model_server.requests == []
         surfaces = [surface() for _ in range(3)]
         await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
@@ -498,19 +508,12 @@ async def test_replies_go_out_on_connections_opened_before_anyone_asked(
         # A moment after the burst, as many are ready again for the next one.
         reopened = await spares_ready(model_server, 3)
         assert not reopened & opened_at_start
-    finally:
-        await core.backend.aclose()
 
 
 async def test_spare_connections_the_server_closed_are_not_used_and_are_opened_again(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
-    settings = remote_model_settings(model_server.base_url, spare_connections=2)
-    core = make_core(settings, redis_store, token_counter)
-    model_server.default = Script(text=ANSWER)
-    try:
-        await core.backend.warm()
-        closed = await spares_ready(model_server, 2)
+    async with core_with_spares(model_server, redis_store, token_counter, 2) as (core, closed):
         model_server.close_connections()  # an idle timeout on the server's side
         await spares_ready(model_server, 0)
         shown = surface()
@@ -519,8 +522,6 @@ async def test_spare_connections_the_server_closed_are_not_used_and_are_opened_a
         assert model_server.requests[-1].client_port not in closed
         assert len(model_server.requests) == 1  # no request was lost on a dead connection
         await spares_ready(model_server, 2)
-    finally:
-        await core.backend.aclose()
 
 
 async def test_a_server_that_keeps_a_connection_open_anyway_is_read_on_the_tick(
