@@ -26,6 +26,7 @@ T = TypeVar("T")
 # Tokenizing more than this many characters on the event loop would stall other replies.
 _OFF_LOOP_CHARS = 20_000
 PREPARING_MAX = 16
+STORE_AFTER_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -67,21 +68,27 @@ class ModelCallsFirst:
 
     Fifty mentions at once would otherwise interleave fifty Redis writes and thread creations
     (and the replies they bring) with the building of the model requests, though neither is
-    needed before the first token. The hold is capped so a turn that never gets to its model
-    request can't stall the others.
+    needed before the first token. A burst arrives over some milliseconds, so the hold ends
+    only once no turn has been waiting for its model request for `QUIET_SECONDS`; it is capped
+    so a turn that never gets to its model request can't stall the others.
     """
 
     HOLD_LIMIT_SECONDS = 0.25
+    QUIET_SECONDS = 0.02
 
     def __init__(self) -> None:
         self._pending = 0
-        self._none_pending = asyncio.Event()
-        self._none_pending.set()
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._quiet_timer: asyncio.TimerHandle | None = None
 
     def arrived(self) -> Callable[[], None]:
         """A turn is on its way to its model request; call the result once it is out (or never will be)."""
         self._pending += 1
-        self._none_pending.clear()
+        self._quiet.clear()
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
         done = False
 
         def called() -> None:
@@ -90,13 +97,16 @@ class ModelCallsFirst:
                 done = True
                 self._pending -= 1
                 if self._pending == 0:
-                    self._none_pending.set()
+                    self._quiet_timer = asyncio.get_running_loop().call_later(self.QUIET_SECONDS, self._quiet.set)
 
         return called
 
-    async def settled(self) -> None:
+    async def settled(self, *, then: float = 0.0) -> None:
+        """Until the turns that came in together have asked the model, and `then` seconds more."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._none_pending.wait(), self.HOLD_LIMIT_SECONDS)
+            await asyncio.wait_for(self._quiet.wait(), self.HOLD_LIMIT_SECONDS)
+        if then > 0:
+            await asyncio.sleep(then)
 
 
 class ChatCore:
@@ -176,7 +186,9 @@ class ChatCore:
         return await _maybe_off_loop(size, self._prompts.build, history), None
 
     async def _store_once_called(self, thread: str, message: StoredMessage) -> None:
-        await self.model_calls.settled()
+        # A beat after the burst's model requests, after the writes the platform needs for the
+        # first words too (Discord: a thread to post them in); the words wait for this write.
+        await self.model_calls.settled(then=STORE_AFTER_SECONDS)
         await self.store.begin_turn(thread, message)
 
     async def _remember(self, turn: Turn, result: RenderResult, stored: asyncio.Task[object] | None) -> None:
