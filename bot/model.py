@@ -215,6 +215,9 @@ def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFai
         return ReplyFailure(FailureKind.UNAVAILABLE, detail)
     if isinstance(error, TextGenerationError):
         return ReplyFailure(FailureKind.MODEL_ERROR, detail)
+    if any(isinstance(cause, aiohttp.ClientConnectorError) for cause in _causes(error)):
+        # Refused or not found: httpx-aiohttp reports it as a ConnectTimeout, but nothing timed out.
+        return ReplyFailure(FailureKind.UNAVAILABLE, detail)
     if any(isinstance(cause, aiohttp.ServerDisconnectedError) for cause in _causes(error)):
         # httpx-aiohttp reports a server that hung up as a ConnectTimeout; it was a cut.
         return ReplyFailure(FailureKind.CUT, detail)

@@ -66,8 +66,10 @@ MAX_UNREAD_BYTES = 64 * 1024
 READ_AHEAD_SECONDS = 0.01
 # Spare connections are opened again this long after the last was taken: not during a burst.
 SPARE_REFILL_DELAY_SECONDS = 1.0
-# After the server refused a spare connection, it is tried again this much later.
+# After the server refused a spare connection (or did not answer within the timeout: the bot's
+# start waits for the first spares), it is tried again this much later.
 SPARE_RETRY_SECONDS = 30.0
+SPARE_CONNECT_TIMEOUT_SECONDS = 2.0
 # The first byte of Linux's TCP_INFO: the connection's state.
 _TCP_ESTABLISHED = b"\x01"
 
@@ -493,9 +495,13 @@ class SpareConnections:
         loop = asyncio.get_running_loop()
         while len(self._ready) < self.count:
             try:
-                transport, _ = await loop.create_connection(lambda: _SpareProtocol(self._lost), self.host, self.port)
-            except OSError as error:
-                log.info("spare_model_connections_failed", ready=len(self._ready), error=str(error)[:200])
+                transport, _ = await asyncio.wait_for(
+                    loop.create_connection(lambda: _SpareProtocol(self._lost), self.host, self.port),
+                    SPARE_CONNECT_TIMEOUT_SECONDS,
+                )
+            except (OSError, TimeoutError) as error:
+                detail = f"{type(error).__name__}: {error}"[:200]
+                log.info("spare_model_connections_failed", ready=len(self._ready), error=detail)
                 self._refill_later(SPARE_RETRY_SECONDS)
                 return
             self._ready.append(transport)

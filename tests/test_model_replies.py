@@ -16,7 +16,7 @@ from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
 from bot.render import SurfaceLimits
 from bot.store import RedisHistoryStore, StoredMessage
-from tests.conftest import OwnRedis, make_core, remote_model_settings
+from tests.conftest import OwnRedis, free_port, make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
 
@@ -522,6 +522,20 @@ async def test_spare_connections_the_server_closed_are_not_used_and_are_opened_a
         assert model_server.requests[-1].client_port not in closed
         assert len(model_server.requests) == 1  # no request was lost on a dead connection
         await spares_ready(model_server, 2)
+
+
+async def test_a_model_server_down_at_start_neither_stops_the_start_nor_hides_the_reason_later(
+    redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    settings = remote_model_settings(f"http://127.0.0.1:{free_port()}", timeout_seconds=1.0, loading_retries=0)
+    core = make_core(settings, redis_store, token_counter)
+    try:
+        await asyncio.wait_for(core.backend.warm(), 3.0)  # no spare could be opened: the bot starts anyway
+        shown = surface()
+        await core.answer(turn(), shown)
+    finally:
+        await core.backend.aclose()
+    assert shown.messages == ["⚠️ " + FailureKind.UNAVAILABLE.reason]
 
 
 async def test_a_server_that_keeps_a_connection_open_anyway_is_read_on_the_tick(
