@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 from huggingface_hub import constants
 
-from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.model import InferenceBackend
 from bot.prompt import MistralTokenCounter
