@@ -710,8 +710,9 @@ class _LoopState:
         # No connection limit: every concurrent reply is its own long-lived stream, and
         # a cap here would queue replies behind each other.
         connector = _SpareTakingConnector(spares, limit=0, ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS)
-        # trust_env would look proxies and .netrc up again in a worker thread for every request.
-        session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        # trust_env would look proxies and .netrc up again in a worker thread for every request;
+        # a model server sets no cookies, and matching them costs ~0.1 ms per request.
+        session = aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
         return cls(loop, session, asyncio.Semaphore(BUILDING_MAX), spares)
 
 
