@@ -53,8 +53,11 @@ log = structlog.get_logger(__name__)
 
 KEEPALIVE_SECONDS = 30.0
 HF_ROUTER_URL = constants.INFERENCE_PROXY_TEMPLATE.format(provider="")
-# Model requests built at once (see ModelConnectionPool.open_stream).
-BUILDING_MAX = 8
+# Model requests built at once (see ModelConnectionPool.open_stream). Few: on Python 3.11 aiohttp
+# writes a request (headers and body together) from a task of its own, which runs on the loop's
+# next pass, after everything else that pass holds; the fewer requests built in one pass, the
+# sooner each reaches the server (N = 50 mentions at once: ~12 ms p99 less than with 8).
+BUILDING_MAX = 2
 # The shortest hold worth a timer: when the loop lags that much, reads batch by themselves.
 MIN_HOLD_SECONDS = 0.01
 # A reply read only when its text is shown (`ReadWhenShown`) is still read at least this often
