@@ -288,7 +288,10 @@ class MistralDiscordBot(discord.Client):
                 self.rate_limits.global_.pause(retry_after)
 
         trace = aiohttp.TraceConfig()
+        # Both: aiohttp may hold the headers back and write them with the body, from a task that
+        # runs on a later pass of the loop (Python 3.11); the request counts from its last write.
         trace.on_request_headers_sent.append(on_sent)
+        trace.on_request_chunk_sent.append(on_sent)
         trace.on_request_end.append(on_end)
         return trace
 

@@ -59,11 +59,19 @@ class Charge:
         self._token: contextvars.Token[Charge | None] | None = None
 
     def settle(self) -> None:
+        """The request is done (or was sent): it counts from now, unless it was already counted as sent."""
         now = self._clock()
         for stamp in self._stamps:
             if not stamp.settled:
                 stamp.at = max(stamp.at, now)
                 stamp.settled = True
+
+    def sent(self) -> None:
+        """(More of) the request went out now: it counts from the last time this is said."""
+        now = self._clock()
+        for stamp in self._stamps:
+            stamp.at = max(stamp.at, now)
+            stamp.settled = True
 
     def __enter__(self) -> Charge:
         self._token = _IN_FLIGHT.set(self)
@@ -79,10 +87,14 @@ _IN_FLIGHT: contextvars.ContextVar[Charge | None] = contextvars.ContextVar("budg
 
 
 def settle_in_flight() -> None:
-    """Mark the request being made in this context as sent (for HTTP client trace hooks)."""
+    """Mark the request being made in this context as sent now (for HTTP client trace hooks).
+
+    Call it for each part written (headers, body): the request counts from the last, which is
+    when the platform can have it all.
+    """
     charge = _IN_FLIGHT.get()
     if charge is not None:
-        charge.settle()
+        charge.sent()
 
 
 class WriteBudget:

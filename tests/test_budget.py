@@ -73,6 +73,23 @@ def test_a_slow_request_counts_from_when_it_finished() -> None:
     assert budget.try_spend_spare((channel,)) is not None
 
 
+def test_a_request_written_in_parts_counts_from_its_last_part() -> None:
+    # aiohttp may report the headers as sent and write them with the body a loop pass later: the
+    # platform sees the request then, so the window is counted from there.
+    clock = Clock()
+    channel = WriteBudget(1, 1.0, margin=0.0, clock=clock)
+    charge = budget.try_spend_spare((channel,))
+    assert charge is not None
+    with charge:
+        charge.sent()  # headers
+        clock.now += 0.3
+        charge.sent()  # body, on a later pass of a busy loop
+    clock.now += 0.9  # 1.2 s after the headers, 0.9 s after the platform had the request
+    assert channel.free() == 0
+    clock.now += 0.2
+    assert channel.free() == 1
+
+
 async def test_an_urgent_write_waits_for_the_window_instead_of_failing() -> None:
     channel = WriteBudget(1, 0.2, margin=0.0)
     (await budget.spend((channel,))).settle()
