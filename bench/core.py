@@ -142,6 +142,8 @@ def bench_settings(server_url: str, key_prefix: str, options: Options) -> Settin
             "REDIS_URL": REDIS_URL,
             "REDIS_KEY_PREFIX": key_prefix,
             "HISTORY_MAX_MESSAGES": str(max(40, options.history + 2)),
+            # The loopback model server holds idle connections cheaply, like vLLM or TGI (README).
+            "MODEL_SPARE_CONNECTIONS": "64",
             # The model client's tuning knobs (MODEL_READ_BATCH_MS, …) can be tried from the shell.
             **{name: value for name, value in os.environ.items() if name.startswith("MODEL_")},
         }
@@ -507,7 +509,8 @@ def raise_open_files_limit(needed: int) -> None:
 async def run(options: Options, server: ModelServerProcess, prefix: str) -> list[RoundResult]:
     settings = bench_settings(server.base_url, prefix, options)
     parts = await asyncio.to_thread(build_parts, settings)  # tokenizer load: setup, not timed
-    freeze_startup_heap()  # as bot.app.build_core does
+    await parts.backend.warm()  # as bot.app.build_core does
+    freeze_startup_heap()
     await warm_up(parts.backend)
     rows = []
     try:

@@ -126,6 +126,8 @@ def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_
         MAX_NEW_TOKENS=str(max(500, max_tokens)),
         LOG_LEVEL=log_level,
     )
+    # The loopback model server holds idle connections cheaply, like vLLM or TGI (see the README).
+    env.setdefault("MODEL_SPARE_CONNECTIONS", "64")
     return env
 
 

@@ -134,7 +134,9 @@ def _model_settings(env: Env) -> ModelSettings:
         loading_backoff_seconds=env.float("MODEL_LOADING_BACKOFF_SECONDS", 2.0, minimum=0.0),
         read_batch_seconds=env.int("MODEL_READ_BATCH_MS", 75, minimum=0, maximum=1000) / 1000,
         own_connections=env.int("MODEL_OWN_CONNECTIONS", 10_000, minimum=0, maximum=10_000),
-        spare_connections=env.int("MODEL_SPARE_CONNECTIONS", 64, minimum=0, maximum=1_000),
+        # Off by default: a server with a thread per connection (llama.cpp's) would tie a thread
+        # up for every idle spare.
+        spare_connections=env.int("MODEL_SPARE_CONNECTIONS", 0, minimum=0, maximum=1_000),
         sampling=SamplingSettings(
             max_new_tokens=env.int("MAX_NEW_TOKENS", 500, minimum=1),
             # Small local models loop under greedy decoding; these defaults keep SmolLM2 coherent.

@@ -527,7 +527,8 @@ async def test_spare_connections_the_server_closed_are_not_used_and_are_opened_a
 async def test_a_model_server_down_at_start_neither_stops_the_start_nor_hides_the_reason_later(
     redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
-    settings = remote_model_settings(f"http://127.0.0.1:{free_port()}", timeout_seconds=1.0, loading_retries=0)
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = remote_model_settings(url, timeout_seconds=1.0, loading_retries=0, spare_connections=2)
     core = make_core(settings, redis_store, token_counter)
     try:
         await asyncio.wait_for(core.backend.warm(), 3.0)  # no spare could be opened: the bot starts anyway
