@@ -602,19 +602,19 @@ class ModelConnectionPool:
         server it is pointed at; a self-hosted or third-party server must not receive it.
 
         `own_connections`: while fewer replies than this stream, a reply from a plain-HTTP
-        server gets a connection of its own (`ReadWhenShown`). Opening one costs microseconds
-        there; over TLS a handshake costs round trips, so those connections are kept alive and
-        read on the tick. Each streaming reply holds a socket either way; the own connection
+        server gets a connection of its own (`ReadWhenShown`). Opening one costs a connect
+        (see `spare_connections`); over TLS a handshake costs round trips as well, so those
+        connections are kept alive and read on the tick. Each streaming reply holds a socket either way; the own connection
         also tells the bot the moment the reply ends (the server hangs up), which no tick can.
 
         `spare_connections`: for those replies, how many connections are kept open ahead of
-        them once `warm` has been called (`SpareConnections`).
+        them: opened by `warm`, and again a moment after requests took them (`SpareConnections`).
         """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)
-        plain_http = urlsplit(server_url or HF_ROUTER_URL).scheme == "http"
-        self._own_connections = own_connections if plain_http and read_batch_seconds > 0 else 0
         parts = urlsplit(server_url or HF_ROUTER_URL)
+        plain_http = parts.scheme == "http"
+        self._own_connections = own_connections if plain_http and read_batch_seconds > 0 else 0
         self._spare_address = (
             (parts.hostname, parts.port or 80)
             if self._own_connections and spare_connections and self._proxy is None and parts.hostname
