@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import datetime as dt
 import hashlib
 import inspect
@@ -170,6 +169,12 @@ class _Snowflakes:
 def snowflake_time(snowflake: int) -> float:
     """Unix time (seconds) encoded in a snowflake."""
     return ((snowflake >> 22) + DISCORD_EPOCH_MS) / 1000.0
+
+
+def _copied(payload: T) -> T:
+    """A deep copy of a JSON payload (every payload here is one), several times cheaper than
+    copy.deepcopy: the fake shares the benchmark machine with the bot it measures."""
+    return json.loads(json.dumps(payload))  # type: ignore[no-any-return]
 
 
 def iso_timestamp(unix_time: float) -> str:
@@ -1068,11 +1073,11 @@ class _RestApi:
             visible = [m for m in visible if m.id < before]
         if after is not None:
             visible = [m for m in visible if m.id > after]
-            return [copy.deepcopy(m.payload) for m in reversed(visible[:limit])]
-        return [copy.deepcopy(m.payload) for m in reversed(visible[-limit:])]
+            return [_copied(m.payload) for m in reversed(visible[:limit])]
+        return [_copied(m.payload) for m in reversed(visible[-limit:])]
 
     async def get_message(self, call: RestCall) -> Any:
-        return copy.deepcopy(self._message_in_route(call).payload)
+        return _copied(self._message_in_route(call).payload)
 
     async def create_message(self, call: RestCall) -> Any:
         fake = self.fake
@@ -1084,14 +1089,14 @@ class _RestApi:
             channel, fake.bot_user, body, files=call.files, reference=fake._resolve_reference(channel, body)
         )
         await fake._announce_new_message(stored)
-        return copy.deepcopy(stored.payload)
+        return _copied(stored.payload)
 
     async def edit_message(self, call: RestCall) -> Any:
         stored = self._message_in_route(call)
         if stored.author_id != self.fake.bot_user.id:
             raise DiscordHTTPError(403, 50005, "Cannot edit a message authored by another user")
         await self.fake._edit_message(stored, call.body(), call.files)
-        return copy.deepcopy(stored.payload)
+        return _copied(stored.payload)
 
     async def delete_message(self, call: RestCall) -> Any:
         await self.fake._delete_message(self._message_in_route(call))
@@ -1164,7 +1169,7 @@ class _RestApi:
 
     async def get_commands(self, call: RestCall) -> Any:
         scope = self._command_scope(call)
-        return copy.deepcopy(self.fake.commands.get(scope, []))
+        return _copied(self.fake.commands.get(scope, []))
 
     async def put_commands(self, call: RestCall) -> Any:
         scope = self._command_scope(call)
@@ -1172,7 +1177,7 @@ class _RestApi:
             raise invalid_form_body([FieldError((), "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")])
         validate_commands(call.json)
         self.fake.commands[scope] = self.fake._assign_command_ids(scope, call.json)
-        return copy.deepcopy(self.fake.commands[scope])
+        return _copied(self.fake.commands[scope])
 
     def _command_scope(self, call: RestCall) -> int | None:
         if call.snowflake("application_id") != self.fake.application_id:
@@ -1201,12 +1206,12 @@ class _RestApi:
         return interaction_callback_response(interaction, body, message)
 
     async def get_webhook_message(self, call: RestCall) -> Any:
-        return copy.deepcopy(self._webhook_message(call).payload)
+        return _copied(self._webhook_message(call).payload)
 
     async def edit_webhook_message(self, call: RestCall) -> Any:
         stored = self._webhook_message(call)
         await self.fake._edit_message(stored, call.body(), call.files, clear_loading=True)
-        return copy.deepcopy(stored.payload)
+        return _copied(stored.payload)
 
     async def delete_webhook_message(self, call: RestCall) -> Any:
         await self.fake._delete_message(self._webhook_message(call))
@@ -1219,7 +1224,7 @@ class _RestApi:
         stored = await self.fake._send_followup(interaction, body, call.files)
         if call.query.get("wait", "").lower() not in ("1", "true"):
             return NO_CONTENT
-        return copy.deepcopy(stored.payload)
+        return _copied(stored.payload)
 
     def _interaction_for_webhook(self, call: RestCall) -> FakeInteraction:
         interaction = self.fake._interactions_by_token.get(call.params["webhook_token"])
@@ -1256,7 +1261,7 @@ def interaction_callback_response(
         summary["response_message_ephemeral"] = bool(flags & MessageFlag.EPHEMERAL)
     response: dict[str, Any] = {"interaction": summary, "resource": {"type": body.get("type")}}
     if message is not None and body.get("type") == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
-        response["resource"]["message"] = copy.deepcopy(message.payload)
+        response["resource"]["message"] = _copied(message.payload)
     return response
 
 
@@ -1553,7 +1558,7 @@ class FakeDiscord:
         Ephemeral interaction replies are included (``flags & 64``); GET history omits them.
         """
         stored = self._messages_by_channel.get(int(channel_id), [])
-        return [copy.deepcopy(m.payload) for m in stored if include_deleted or not m.deleted]
+        return [_copied(m.payload) for m in stored if include_deleted or not m.deleted]
 
     def stored_messages_in(self, channel_id: int | str) -> list[StoredMessage]:
         """The channel's or thread's live messages as stored, oldest first: no copies, for
@@ -1578,7 +1583,7 @@ class FakeDiscord:
     def original_response(self, interaction: FakeInteraction) -> dict[str, Any] | None:
         if interaction.original_message_id is None:
             return None
-        return copy.deepcopy(self._messages[interaction.original_message_id].payload)
+        return _copied(self._messages[interaction.original_message_id].payload)
 
     async def wait_for(
         self, predicate: Callable[[], T | Awaitable[T]], timeout: float = 5.0, *, interval: float = 0.01
@@ -1856,7 +1861,7 @@ class FakeDiscord:
                 "channel_id": str(reference.channel_id),
                 **({"guild_id": str(guild.id)} if guild else {}),
             }
-            payload["referenced_message"] = copy.deepcopy(reference.payload)
+            payload["referenced_message"] = _copied(reference.payload)
         payload.update(extra or {})
         stored = StoredMessage(payload, guild.id if guild else None, [(now, content)])
         self._messages[message_id] = stored
@@ -1945,7 +1950,7 @@ class FakeDiscord:
 
     def _gateway_message(self, stored: StoredMessage) -> dict[str, Any]:
         """Gateway shape: REST payload + guild_id and the author's partial member."""
-        data = copy.deepcopy(stored.payload)
+        data = _copied(stored.payload)
         guild = self.guilds.get(stored.guild_id) if stored.guild_id else None
         if guild is not None:
             data["guild_id"] = str(guild.id)
@@ -1993,7 +1998,7 @@ class FakeDiscord:
         return thread
 
     async def _announce_thread(self, thread: dict[str, Any]) -> None:
-        await self.dispatch("THREAD_CREATE", {**copy.deepcopy(thread), "newly_created": True})
+        await self.dispatch("THREAD_CREATE", {**_copied(thread), "newly_created": True})
 
     # -- commands and interactions -----------------------------------------------------------------
 
@@ -2012,7 +2017,7 @@ class FakeDiscord:
                 "nsfw": False,
                 "contexts": None,
                 "integration_types": [0],
-                **copy.deepcopy(command),
+                **_copied(command),
                 "id": previous["id"] if previous else str(self._ids.next()),
                 "application_id": str(self.application_id),
                 "version": str(self._ids.next()),
@@ -2052,7 +2057,7 @@ class FakeDiscord:
             "type": 2,
             "data": data,
             "channel_id": channel["id"],
-            "channel": {**copy.deepcopy(channel)},
+            "channel": {**_copied(channel)},
             "token": token,
             "version": 1,
             "locale": "en-US",
@@ -2113,7 +2118,7 @@ class FakeDiscord:
         ):
             message = "Value must be one of {4, 5, 6, 7, 9}."
             raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", message)])
-        interaction.callbacks.append({"type": callback_type, "data": copy.deepcopy(data), "time": time.time()})
+        interaction.callbacks.append({"type": callback_type, "data": _copied(data), "time": time.time()})
         if callback_type not in CallbackType.CREATES_MESSAGE:
             return None
         flags = int(data.get("flags") or 0) & MessageFlag.EPHEMERAL
@@ -2217,9 +2222,9 @@ class FakeDiscord:
         return payload
 
     def _guild_create_payload(self, guild: FakeGuild) -> dict[str, Any]:
-        channels = [copy.deepcopy(self.channels[c]) for c in guild.channel_ids]
+        channels = [_copied(self.channels[c]) for c in guild.channel_ids]
         threads = [
-            copy.deepcopy(c)
+            _copied(c)
             for c in self.channels.values()
             if c["type"] in ChannelType.THREADS and c.get("guild_id") == str(guild.id)
         ]

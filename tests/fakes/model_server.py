@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.loop import run as run_loop
+from bot.loop import freeze_startup_heap, run as run_loop
 
 __all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "tokenize"]
 
@@ -565,6 +565,7 @@ def _kill_connection(request: web.Request, *, reset: bool) -> None:
 
 async def _serve_forever(server: FakeModelServer) -> None:
     await server.start()
+    freeze_startup_heap()  # like the bot: collections during a benchmark's burst would delay its requests' stamps
     print(f"fake model server on {server.base_url} (POST /v1/chat/completions)", flush=True)
     try:
         await asyncio.Event().wait()
