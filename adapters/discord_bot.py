@@ -343,7 +343,9 @@ class MistralDiscordBot(discord.Client):
         where: Destination | Callable[[], Awaitable[Destination]]
         where = functools.partial(self._open_thread, message) if opens_thread else destination
         surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key))
-        self._spawn(self._answer(turn, surface))
+        # Answered in discord.py's task for this event: a task of its own would put the model
+        # request a loop pass later, behind every other mention of a burst.
+        await self._answer(turn, surface)
 
     async def _conversation_for(
         self, message: discord.Message
@@ -417,15 +419,15 @@ class MistralDiscordBot(discord.Client):
         return link
 
     async def _answer(self, turn: Turn, surface: ChannelReply | InteractionReply) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # cancelled on close(), which lets the reply land its final text
         try:
             await self.core.answer(turn, surface)
         except Exception:  # noqa: BLE001 - a platform error in one reply must not end the others
             log.exception("discord_reply_failed", thread=turn.thread)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        finally:
+            self._tasks.discard(task)
 
     def _mentions_me(self, message: discord.Message) -> bool:
         assert self.user is not None

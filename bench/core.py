@@ -41,6 +41,7 @@ from typing import Any
 from bench.common import REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, spread
 from bot import loop
 from bot.budget import WriteBudget
+from bot.burst import ModelCallsFirst
 from bot.core import PREPARING_MAX, ChatCore, Turn
 from bot.logs import configure_logging
 from bot.loop import freeze_startup_heap
@@ -130,6 +131,7 @@ class CoreParts:
     backend: InferenceBackend
     prompts: PromptBuilder
     preparing: asyncio.Semaphore  # one ChatCore's, shared as the bot's single core shares it
+    model_calls: ModelCallsFirst  # the same: the bot's core and backend share one
 
 
 def bench_settings(server_url: str, key_prefix: str, options: Options) -> Settings:
@@ -153,13 +155,14 @@ def bench_settings(server_url: str, key_prefix: str, options: Options) -> Settin
 
 def build_parts(settings: Settings) -> CoreParts:
     """Like bot.app.build_core, minus the store (one per conversation, see the module doc)."""
-    backend = create_backend(settings.model, context_tokens=settings.context_tokens)
+    model_calls = ModelCallsFirst()
+    backend = create_backend(settings.model, context_tokens=settings.context_tokens, model_calls=model_calls)
     if not isinstance(backend, InferenceBackend):
         raise RuntimeError(f"expected the real InferenceBackend, got {type(backend).__name__}")
     counter = MistralTokenCounter()
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
-    return CoreParts(settings, backend, prompts, asyncio.Semaphore(PREPARING_MAX))
+    return CoreParts(settings, backend, prompts, asyncio.Semaphore(PREPARING_MAX), model_calls)
 
 
 # -- conversations -------------------------------------------------------------------
@@ -196,7 +199,7 @@ def new_conversations(n: int, parts: CoreParts, options: Options) -> list[Conver
                 thread=f"bench:{n}:{round_id}:{index}",
                 marker=f"m-{round_id}-{index}-{uuid.uuid4().hex[:8]}",
                 store=store,
-                core=ChatCore(parts.backend, store, parts.prompts, parts.preparing),
+                core=ChatCore(parts.backend, store, parts.prompts, parts.preparing, parts.model_calls),
                 surface=new_surface(options),
             )
         )

@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from bot.burst import ModelCallsFirst
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
@@ -36,10 +37,11 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     counter = await asyncio.to_thread(MistralTokenCounter)  # loads the tokenizer file (~0.1–0.7 s)
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
-    backend = create_backend(settings.model, context_tokens=settings.context_tokens)
+    model_calls = ModelCallsFirst()
+    backend = create_backend(settings.model, context_tokens=settings.context_tokens, model_calls=model_calls)
     await backend.warm()
     freeze_startup_heap()
-    return ChatCore(backend, store, prompts)
+    return ChatCore(backend, store, prompts, model_calls=model_calls)
 
 
 def describe_store(settings: Settings, *, console: bool) -> str:

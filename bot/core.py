@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from typing import TypeVar
 
 import structlog
 
+from bot.burst import BEHIND_FIRST_WRITES_SECONDS, ModelCallsFirst
 from bot.errors import ReplyFailure
 from bot.loop import finish_even_if_cancelled, retrieve_outcome
 from bot.model import ChatMessage, ModelBackend
@@ -26,7 +26,6 @@ T = TypeVar("T")
 # Tokenizing more than this many characters on the event loop would stall other replies.
 _OFF_LOOP_CHARS = 20_000
 PREPARING_MAX = 16
-STORE_AFTER_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,52 +62,6 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
-class ModelCallsFirst:
-    """Holds back what can wait while turns that came in together are still on their way to the model.
-
-    Fifty mentions at once would otherwise interleave fifty Redis writes and thread creations
-    (and the replies they bring) with the building of the model requests, though neither is
-    needed before the first token. A burst arrives over some milliseconds, so the hold ends
-    only once no turn has been waiting for its model request for `QUIET_SECONDS`; it is capped
-    so a turn that never gets to its model request can't stall the others.
-    """
-
-    HOLD_LIMIT_SECONDS = 0.25
-    QUIET_SECONDS = 0.02
-
-    def __init__(self) -> None:
-        self._pending = 0
-        self._quiet = asyncio.Event()
-        self._quiet.set()
-        self._quiet_timer: asyncio.TimerHandle | None = None
-
-    def arrived(self) -> Callable[[], None]:
-        """A turn is on its way to its model request; call the result once it is out (or never will be)."""
-        self._pending += 1
-        self._quiet.clear()
-        if self._quiet_timer is not None:
-            self._quiet_timer.cancel()
-            self._quiet_timer = None
-        done = False
-
-        def called() -> None:
-            nonlocal done
-            if not done:
-                done = True
-                self._pending -= 1
-                if self._pending == 0:
-                    self._quiet_timer = asyncio.get_running_loop().call_later(self.QUIET_SECONDS, self._quiet.set)
-
-        return called
-
-    async def settled(self, *, then: float = 0.0) -> None:
-        """Until the turns that came in together have asked the model, and `then` seconds more."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), self.HOLD_LIMIT_SECONDS)
-        if then > 0:
-            await asyncio.sleep(then)
-
-
 class ChatCore:
     def __init__(
         self,
@@ -116,19 +69,23 @@ class ChatCore:
         store: HistoryStore,
         prompts: PromptBuilder,
         preparing: asyncio.Semaphore | None = None,
+        model_calls: ModelCallsFirst | None = None,
     ) -> None:
         """`preparing`: how many turns read their history and build their prompt at once.
 
         Each is ~0.3 ms of the event loop (Redis reply, decoding, prompt); a burst of hundreds
         prepared in one go would hold back the first words of the replies already answered.
         Cores sharing one event loop may share it.
+
+        `model_calls`: what waits for a burst's model requests (the backend's answers too, when
+        it was given the same one).
         """
         self.backend = backend
         self.store = store
         self._prompts = prompts
         self._locks = KeyedLocks()
         self._preparing = preparing or asyncio.Semaphore(PREPARING_MAX)
-        self.model_calls = ModelCallsFirst()
+        self.model_calls = model_calls or ModelCallsFirst()
 
     def describe(self) -> str:
         return self.backend.describe()
@@ -188,7 +145,7 @@ class ChatCore:
     async def _store_once_called(self, thread: str, message: StoredMessage) -> None:
         # A beat after the burst's model requests, after the writes the platform needs for the
         # first words too (Discord: a thread to post them in); the words wait for this write.
-        await self.model_calls.settled(then=STORE_AFTER_SECONDS)
+        await self.model_calls.settled(then=BEHIND_FIRST_WRITES_SECONDS)
         await self.store.begin_turn(thread, message)
 
     async def _remember(self, turn: Turn, result: RenderResult, stored: asyncio.Task[object] | None) -> None:

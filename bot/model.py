@@ -32,6 +32,7 @@ from huggingface_hub.errors import (
     ValidationError,
 )
 
+from bot.burst import ModelCallsFirst
 from bot.errors import FailureKind, ReplyFailure
 from bot.model_http import ModelConnectionPool
 from bot.sse import TextDemand
@@ -70,7 +71,8 @@ class ModelBackend(Protocol):
 class InferenceBackend:
     """huggingface_hub's AsyncInferenceClient: the HF router or any OpenAI-compatible server."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(self, settings: ModelSettings, model_calls: ModelCallsFirst | None = None) -> None:
+        """`model_calls`: during a burst of turns, the answers are read once it has asked the model."""
         self._settings = settings
         # A server of the operator's own gets only the token configured for it (HF_TOKEN), if any.
         own_server = settings.backend is BackendKind.OPENAI_COMPATIBLE
@@ -81,6 +83,7 @@ class InferenceBackend:
             read_batch_seconds=settings.read_batch_seconds,
             own_connections=settings.own_connections,
             spare_connections=settings.spare_connections,
+            model_calls=model_calls,
         )
         self._connections.install()
         self._provider_lookup: asyncio.Future[None] | None = None
@@ -260,9 +263,11 @@ def _kind_for_status(status: int, message: str) -> FailureKind:
     return FailureKind.UNAVAILABLE
 
 
-def create_backend(settings: ModelSettings, *, context_tokens: int) -> ModelBackend:
+def create_backend(
+    settings: ModelSettings, *, context_tokens: int, model_calls: ModelCallsFirst | None = None
+) -> ModelBackend:
     if settings.backend is BackendKind.LOCAL:
         from bot.local_model import LocalBackend  # llama-cpp is only needed for local models
 
         return LocalBackend(settings, context_tokens=context_tokens)
-    return InferenceBackend(settings)
+    return InferenceBackend(settings, model_calls)

@@ -47,6 +47,7 @@ from huggingface_hub.utils._http import (
     default_async_client_factory,
 )
 
+from bot.burst import BEHIND_FIRST_WRITES_SECONDS, ModelCallsFirst
 from bot.sse import DeltaMerger, TextDemand
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,9 @@ MAX_UNREAD_SECONDS = 1.0
 MAX_UNREAD_BYTES = 64 * 1024
 # How long before the renderer shows text the socket is read, so the text is there in time.
 READ_AHEAD_SECONDS = 0.01
+# During a burst, an answer is left unread at most this long after its request (its first
+# token will hardly come sooner; see `ModelCallsFirst`).
+ANSWER_HOLD_LIMIT_SECONDS = 0.1
 # Spare connections are opened again this long after the last was taken: not during a burst.
 SPARE_REFILL_DELAY_SECONDS = 1.0
 # After the server refused a spare connection (or did not answer within the timeout: the bot's
@@ -533,12 +537,23 @@ class SpareConnections:
         self._refill = asyncio.ensure_future(self.fill())
 
 
-class _SpareTakingConnector(aiohttp.TCPConnector):
-    """aiohttp's connector, handing out a spare connection to the model server when one is ready."""
+class _ModelServerConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, handing out a spare connection to the model server when one is
+    ready; during a burst of turns, an answer is left unread until the burst has asked the model."""
 
-    def __init__(self, spares: SpareConnections | None, **kwargs: Any) -> None:
+    def __init__(self, spares: SpareConnections | None, model_calls: ModelCallsFirst | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._spares = spares
+        self._model_calls = model_calls
+
+    async def connect(self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        model_calls, transport = self._model_calls, connection.transport
+        if model_calls is not None and model_calls.in_burst and transport is not None:
+            held = _HeldAnswer(transport)  # writing does not wait for reading: the request still goes out now
+            model_calls.after_burst(held.release, then=BEHIND_FIRST_WRITES_SECONDS)
+            asyncio.get_running_loop().call_later(ANSWER_HOLD_LIMIT_SECONDS, held.release)
+        return connection
 
     async def _create_connection(self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
         spares = self._spares
@@ -550,6 +565,19 @@ class _SpareTakingConnector(aiohttp.TCPConnector):
                 protocol.connection_made(transport)
                 return protocol
         return await super()._create_connection(req, traces, timeout)
+
+
+class _HeldAnswer:
+    """A response left unread for a while; released once (later releases change nothing)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        transport.pause_reading()
+        self._transport: asyncio.Transport | None = transport
+
+    def release(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
 
 class _SharedClient(httpx2.AsyncClient):
@@ -595,6 +623,7 @@ class ModelConnectionPool:
         read_batch_seconds: float = 0.0,
         own_connections: int = 0,
         spare_connections: int = 0,
+        model_calls: ModelCallsFirst | None = None,
     ) -> None:
         """`send_saved_token=False`: requests carry no Authorization unless one was configured.
 
@@ -609,6 +638,8 @@ class ModelConnectionPool:
 
         `spare_connections`: for those replies, how many connections are kept open ahead of
         them: opened by `warm`, and again a moment after requests took them (`SpareConnections`).
+
+        `model_calls`: during a burst, answers are read once every turn of it has sent its request.
         """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)
@@ -621,6 +652,7 @@ class ModelConnectionPool:
             else None
         )
         self._spare_count = spare_connections
+        self._model_calls = model_calls
         self._request_hooks = [async_hf_request_event_hook]
         if not send_saved_token:
             self._request_hooks.insert(0, _drop_authorization)
@@ -689,7 +721,7 @@ class ModelConnectionPool:
         state = self._loop_state
         if state is None or state.loop is not loop or state.session.closed:
             spares = SpareConnections(*self._spare_address, self._spare_count) if self._spare_address else None
-            state = self._loop_state = _LoopState.open(loop, self._tls, spares)
+            state = self._loop_state = _LoopState.open(loop, self._tls, spares, self._model_calls)
         return state
 
 
@@ -709,10 +741,16 @@ class _LoopState:
         self.streams -= 1
 
     @classmethod
-    def open(cls, loop: asyncio.AbstractEventLoop, tls: ssl.SSLContext, spares: SpareConnections | None) -> _LoopState:
+    def open(
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        tls: ssl.SSLContext,
+        spares: SpareConnections | None,
+        model_calls: ModelCallsFirst | None,
+    ) -> _LoopState:
         # No connection limit: every concurrent reply is its own long-lived stream, and
         # a cap here would queue replies behind each other.
-        connector = _SpareTakingConnector(spares, limit=0, ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS)
+        connector = _ModelServerConnector(spares, model_calls, limit=0, ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS)
         # trust_env would look proxies and .netrc up again in a worker thread for every request;
         # a model server sets no cookies, and matching them costs ~0.1 ms per request.
         session = aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())

@@ -19,6 +19,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from bot.burst import ModelCallsFirst
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
@@ -121,7 +122,8 @@ def make_core(
     context_tokens: int = 8192,
 ) -> ChatCore:
     prompts = PromptBuilder(counter, system_prompt, PromptBudget(context_tokens, model.sampling.max_new_tokens))
-    return ChatCore(InferenceBackend(model), store, prompts)
+    model_calls = ModelCallsFirst()  # shared by the core and its backend, as build_core does
+    return ChatCore(InferenceBackend(model, model_calls), store, prompts, model_calls=model_calls)
 
 
 class OwnRedis:

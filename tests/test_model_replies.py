@@ -4,6 +4,7 @@ OpenAI-compatible server, real Redis, and what the person ends up seeing."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -596,3 +597,23 @@ async def test_replies_starting_together_wait_for_the_model_together_not_one_aft
     await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
     assert asyncio.get_running_loop().time() - started < 1.5  # one after another: 4 s
     assert all(s.messages == ["Slow to start."] for s in surfaces)
+
+
+async def test_turns_that_come_in_together_all_get_their_whole_answers_from_a_server_that_answers_at_once(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # During a burst the answers wait unread until every turn has sent its request; a server
+    # that answers at once must still have every word of every answer shown, soon.
+    core = make_core(remote_model_settings(model_server.base_url, spare_connections=4), redis_store, token_counter)
+    model_server.default = Script(text=ANSWER)
+    try:
+        await core.backend.warm()
+        shown = [surface() for _ in range(12)]
+        turns = [Turn(f"burst-{i}", "42", "Ada", f"Question {i}?", new_conversation=True) for i in range(12)]
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(core.answer(t, s) for t, s in zip(turns, shown, strict=True))), 10)
+        took = time.monotonic() - started
+    finally:
+        await core.backend.aclose()
+    assert [s.messages for s in shown] == [[ANSWER]] * 12
+    assert took < 2.0  # held for a fraction of a second at most, never until the model's timeout (5 s)
