@@ -38,6 +38,8 @@ class Turn:
     text: str
     # The key was made from this very message (a thread started from it), so it has no
     # history: the model is asked without waiting for Redis, which stores the message meanwhile.
+    # Its first words wait for the thread, opened once a burst has asked the model (see
+    # `bot.burst`): so does reading its answer.
     new_conversation: bool = False
 
 
@@ -112,7 +114,7 @@ class ChatCore:
             return await LiveRenderer(surface).render(_failing(failure))
         # The renderer tells the model stream when it will show text next; the stream tells
         # when the request is out.
-        demand = TextDemand(on_asked=called)
+        demand = TextDemand(on_asked=called, shown_after_burst=turn.new_conversation)
         pieces = self.backend.stream(messages, demand)
         if stored is not None:
             pieces = _once_stored(stored, pieces)

@@ -328,6 +328,10 @@ class ModelStream:
             if self._demand is not None:
                 self._demand.asked()
 
+    @property
+    def shown_after_burst(self) -> bool:
+        return self._demand is not None and self._demand.shown_after_burst
+
     def merger(self) -> DeltaMerger:
         """How this response's text events are merged, and kept until the reader needs them."""
         self._merger = DeltaMerger(self._demand, lead=self._batching.interval)
@@ -539,7 +543,8 @@ class SpareConnections:
 
 class _ModelServerConnector(aiohttp.TCPConnector):
     """aiohttp's connector, handing out a spare connection to the model server when one is
-    ready; during a burst of turns, an answer is left unread until the burst has asked the model."""
+    ready. During a burst of turns, an answer whose text can't be shown before the burst has
+    asked the model (a new Discord thread is opened then) is left unread until that moment."""
 
     def __init__(self, spares: SpareConnections | None, model_calls: ModelCallsFirst | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -548,8 +553,14 @@ class _ModelServerConnector(aiohttp.TCPConnector):
 
     async def connect(self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
         connection = await super().connect(req, traces, timeout)
-        model_calls, transport = self._model_calls, connection.transport
-        if model_calls is not None and model_calls.in_burst and transport is not None:
+        model_calls, transport, stream = self._model_calls, connection.transport, _current_stream.get()
+        if (
+            model_calls is not None
+            and model_calls.in_burst
+            and transport is not None
+            and stream is not None
+            and stream.shown_after_burst
+        ):
             held = _HeldAnswer(transport)  # writing does not wait for reading: the request still goes out now
             model_calls.after_burst(held.release, then=BEHIND_FIRST_WRITES_SECONDS)
             asyncio.get_running_loop().call_later(ANSWER_HOLD_LIMIT_SECONDS, held.release)
@@ -639,7 +650,7 @@ class ModelConnectionPool:
         `spare_connections`: for those replies, how many connections are kept open ahead of
         them: opened by `warm`, and again a moment after requests took them (`SpareConnections`).
 
-        `model_calls`: during a burst, answers are read once every turn of it has sent its request.
+        `model_calls`: during a burst, answers not shown before it settles are read only then.
         """
         self._tls = httpx2.create_ssl_context()
         self._proxy = proxy_from_environment(server_url or HF_ROUTER_URL)

@@ -70,9 +70,12 @@ class TextDemand:
     One watcher (the model stream reading for this reply) is told whenever that changes.
     """
 
-    def __init__(self, on_asked: Callable[[], None] | None = None) -> None:
-        """`on_asked`: told once, when the model request has gone out (or never will)."""
+    def __init__(self, on_asked: Callable[[], None] | None = None, *, shown_after_burst: bool = False) -> None:
+        """`on_asked`: told once, when the model request has gone out (or never will).
+        `shown_after_burst`: no text is shown before the turns that came in with this one have
+        asked the model (see `bot.burst`)."""
         self.next_use_at = 0.0  # in the past: now
+        self.shown_after_burst = shown_after_burst
         self._watcher: Callable[[], None] | None = None
         self._on_asked = on_asked
 
