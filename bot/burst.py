@@ -14,10 +14,11 @@ class ModelCallsFirst:
     """Holds back what can wait while turns that came in together are still on their way to the model.
 
     Fifty mentions at once would otherwise interleave fifty Redis writes and thread creations
-    with the building of the model requests, though neither is needed before the first
-    token. Answers that can't be shown before then wait unread too (a server sends their headers at
-    once): read in the middle of a burst, they put their work in front of the requests still
-    to be sent.
+    with the building of the model requests, though neither is needed before the first token.
+    Answers that can't be shown before then wait unread too (a server sends their headers at
+    once): read in the middle of a burst, they put their work in front of the requests still to
+    be sent.
+
     A burst arrives over some milliseconds, so the hold ends only once no turn has been
     waiting for its model request for `QUIET_SECONDS`; it is capped so a turn that never gets
     to its model request can't stall the others.
