@@ -644,8 +644,9 @@ class ModelConnectionPool:
         `own_connections`: while fewer replies than this stream, a reply from a plain-HTTP
         server gets a connection of its own (`ReadWhenShown`). Opening one costs a connect
         (see `spare_connections`); over TLS a handshake costs round trips as well, so those
-        connections are kept alive and read on the tick. Each streaming reply holds a socket either way; the own connection
-        also tells the bot the moment the reply ends (the server hangs up), which no tick can.
+        connections are kept alive and read on the tick. Each streaming reply holds a socket
+        either way; the own connection also tells the bot the moment the reply ends (the server
+        hangs up), which no tick can.
 
         `spare_connections`: for those replies, how many connections are kept open ahead of
         them: opened by `warm`, and again a moment after requests took them (`SpareConnections`).

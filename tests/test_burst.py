@@ -19,7 +19,8 @@ async def test_what_waits_for_a_burst_goes_once_every_turn_has_asked_the_model()
     started = time.monotonic()
     second()
     await asyncio.wait_for(waiting, 1.0)
-    assert time.monotonic() - started >= ModelCallsFirst.QUIET_SECONDS * 0.9  # a late mention of the burst may still come
+    # A late mention of the burst may still come: the hold lasts a quiet moment more.
+    assert time.monotonic() - started >= ModelCallsFirst.QUIET_SECONDS * 0.9
     assert not calls.in_burst
 
 
