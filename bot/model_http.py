@@ -31,7 +31,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -684,6 +684,10 @@ class ModelConnectionPool:
         huggingface_hub sends the token saved by `hf auth login` (or found in HF_TOKEN) to any
         server it is pointed at; a self-hosted or third-party server must not receive it.
 
+        huggingface_hub's own request hook (a trace id for the Hub's logs, HF_HUB_OFFLINE
+        refusing the request) runs only for the Hugging Face router: a server of the operator's
+        own (`server_url`) has no use for the id, and offline mode is about not reaching the Hub.
+
         `own_connections`: while fewer replies than this stream, a reply from a plain-HTTP
         server gets a connection of its own (`ReadWhenShown`). Opening one costs a connect
         (see `spare_connections`); over TLS a handshake costs round trips as well, so those
@@ -708,7 +712,9 @@ class ModelConnectionPool:
         )
         self._spare_count = spare_connections
         self._model_calls = model_calls
-        self._request_hooks = [async_hf_request_event_hook]
+        self._request_hooks: list[Callable[[httpx2.Request], Awaitable[Any]]] = (
+            [] if server_url else [async_hf_request_event_hook]
+        )
         if not send_saved_token:
             self._request_hooks.insert(0, _drop_authorization)
         self._reads = ReadBatching(read_batch_seconds)
