@@ -42,7 +42,8 @@ from typing import Any
 
 
 from bench.common import (
-    REDIS_URL, ROOT, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, process_cpu_seconds, spread,
+    REDIS_URL, ROOT, CpuSplit, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, process_cpu_seconds,
+    split_cpus, spread,
 )  # fmt: skip
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
 from tests.fakes.model_server import Script
@@ -88,6 +89,7 @@ class Options:
     bot_log_level: str
     bot_log_path: Path | None
     requests_path: Path | None
+    pin: bool
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -103,12 +105,14 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--bot-log", dest="bot_log_path", type=Path, default=None, help="keep the bot's stderr here")
     parser.add_argument("--requests", dest="requests_path", type=Path, default=None,
                         help="write every request the fake received (time, route, path, status) here as JSON")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let the bot share its CPU with the fake Discord and the model server")
     args = parser.parse_args(argv)
     ns = tuple(int(part) for part in args.n.split(",") if part.strip())
     if min(ns, default=1) < 1 or args.shared < 0:
         parser.error("--n needs positive whole numbers and --shared ≥ 0")
     return Options(ns, args.shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
-                   args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path)  # fmt: skip
+                   args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path, args.pin)  # fmt: skip
 
 
 # -- processes -------------------------------------------------------------------------
@@ -135,8 +139,9 @@ def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_
 class BotProcess:
     """`python -m bot discord`, stderr to a temporary file, stopped with SIGTERM."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cpus: frozenset[int] | None = None) -> None:
         self._env = env
+        self._cpus = cpus
         self._stderr = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the child process
             prefix="bench-discord-bot-", suffix=".log", delete=False
         )
@@ -147,6 +152,8 @@ class BotProcess:
             sys.executable, "-m", "bot", "discord", cwd=ROOT, env=self._env,
             stdin=asyncio.subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
         )  # fmt: skip
+        if self._cpus is not None:
+            os.sched_setaffinity(self.process.pid, self._cpus)
 
     @property
     def pid(self) -> int:
@@ -462,7 +469,7 @@ async def wait_ready(fake: FakeDiscord, bot: BotProcess, timeout: float = 60.0) 
     raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{bot.log[-4000:]}")
 
 
-async def run(options: Options, model: ModelServerProcess) -> tuple[list[RoundResult], str, int]:
+async def run(options: Options, model: ModelServerProcess, split: CpuSplit | None) -> tuple[list[RoundResult], str, int]:
     prefix = f"bench:discord:{uuid.uuid4().hex[:12]}:"
     rounds: list[tuple[str, int, int]] = [(f"N={n}", n, 1) for n in options.ns]
     if options.shared:
@@ -473,7 +480,8 @@ async def run(options: Options, model: ModelServerProcess) -> tuple[list[RoundRe
         warm = fake.add_text_channel(guild, "warm-up")
         channels = {name: [int(fake.add_text_channel(guild, f"{name}-{i}")["id"]) for i in range(count)]
                     for name, count, _ in rounds}  # fmt: skip
-        bot = BotProcess(bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens))
+        bot = BotProcess(bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens),
+                         split.bot if split else None)
         rows: list[RoundResult] = []
         try:
             await bot.start()
@@ -508,13 +516,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     print(f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
           f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}")
+    split = split_cpus(options.pin)
+    if split is not None:
+        os.sched_setaffinity(0, split.rest)  # the fake Discord here, the model server as it starts
+    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
+          f"{split.describe() if split else 'all processes share every CPU'}")
     print(HEADER)
     print("-" * len(HEADER))
     with ModelServerProcess(
         tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
     ) as model:
-        rows, log, code = asyncio.run(run(options, model))
+        rows, log, code = asyncio.run(run(options, model, split))
     if options.bot_log_path is not None:
         options.bot_log_path.write_text(log)
     for row in rows:
