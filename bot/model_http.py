@@ -621,17 +621,8 @@ class _SharedClient(httpx2.AsyncClient):
         **kwargs: Any,
     ) -> httpx2.Request:
         url = self._parsed(url)
-        plain_json = json is not None and not any(kwargs.values()) and not self.params and not self.cookies
-        if not plain_json or not isinstance(headers, (dict, type(None))) or not url.is_absolute_url:
-            return super().build_request(method, url, json=json, headers=headers, timeout=timeout, **kwargs)
-        merged: dict[str, tuple[str | bytes, str | bytes]] = {
-            key.decode("latin-1").lower(): (key, value) for key, value in self.headers.raw
-        }
-        for key in headers or ():  # httpx2 moves a header given again to the end
-            merged.pop(key.lower(), None)
-        for key, value in (headers or {}).items():
-            merged[key.lower()] = (key, value)
-        if "content-length" in merged or "transfer-encoding" in merged:
+        merged = self._json_headers(headers) if json is not None and not any(kwargs.values()) else None
+        if merged is None or not url.is_absolute_url:
             return super().build_request(method, url, json=json, headers=headers, timeout=timeout, **kwargs)
         body = _json.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         merged["content-length"] = ("Content-Length", str(len(body)))
@@ -640,14 +631,27 @@ class _SharedClient(httpx2.AsyncClient):
             merged = {"host": ("Host", url.netloc.decode("ascii")), **merged}
         timeouts = self.timeout if timeout is httpx2.USE_CLIENT_DEFAULT else httpx2.Timeout(timeout)
         request = httpx2.Request(
-            method,
-            url,
-            headers=list(merged.values()),
-            stream=httpx2.ByteStream(body),
+            method, url, headers=list(merged.values()), stream=httpx2.ByteStream(body),
             extensions={"timeout": timeouts.as_dict()},
-        )
+        )  # fmt: skip
         request.read()
         return request
+
+    def _json_headers(self, headers: Any) -> dict[str, tuple[str | bytes, str | bytes]] | None:
+        """The client's headers updated with `headers` as httpx2 merges them, by lowercase name;
+        None where httpx2 must build the request (cookies, query parameters, a length given, a
+        name given twice in different cases)."""
+        if not isinstance(headers, dict | None) or self.params or self.cookies:
+            return None
+        if headers and len({key.lower() for key in headers}) != len(headers):
+            return None
+        merged: dict[str, tuple[str | bytes, str | bytes]] = {
+            key.decode("latin-1").lower(): (key, value) for key, value in self.headers.raw
+        }
+        for key, value in (headers or {}).items():
+            merged.pop(key.lower(), None)  # httpx2 moves a header given again to the end
+            merged[key.lower()] = (key, value)
+        return None if "content-length" in merged or "transfer-encoding" in merged else merged
 
     def _parsed(self, url: httpx2.URL | str) -> httpx2.URL:
         if isinstance(url, httpx2.URL):

@@ -99,6 +99,20 @@ async def test_console_keeps_the_conversation_until_reset() -> None:
     assert [m["content"] for m in after_reset[1:]] == ["Hello again"]
 
 
+async def test_a_model_server_of_ones_own_answers_in_hugging_face_offline_mode() -> None:
+    # HF_HUB_OFFLINE=1 means "don't reach the Hub"; the operator's own server is not the Hub.
+    async with FakeModelServer(Script(text="Still here.")) as server:
+        console = await Console.start("console", env=clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1",
+                                                              HF_HUB_OFFLINE="1"))
+        await console.read_until("you> ")
+        await console.say("Are you there?")
+        await console.read_until("you> ", occurrences=2)
+        code, stderr = await console.finish()
+    assert code == 0, stderr
+    assert answers(console.output) == ["Still here."]
+    assert "X-Amzn-Trace-Id" not in server.requests[-1].headers  # the Hub's log id is the Hub's business
+
+
 async def test_an_invalid_setting_stops_start_up_naming_the_variable() -> None:
     console = await Console.start("console", env=clean_env(MAX_NEW_TOKENS="lots"))
     code, stderr = await console.finish()

@@ -41,6 +41,7 @@ def test_without_proxy_variables_requests_go_direct(monkeypatch: pytest.MonkeyPa
         ({"Accept": "text/event-stream", "X-Extra": "1"}, None),
         (None, httpx2.USE_CLIENT_DEFAULT),
         ({"Content-Length": "999"}, 5.0),  # an explicit length: built by httpx2 itself
+        ({"X-A": "1", "x-a": "2"}, None),  # one name twice: both kept, as httpx2 does
     ],
 )
 async def test_the_model_client_builds_a_json_request_exactly_as_httpx2_does(headers: Any, timeout: Any) -> None:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
-import huggingface_hub
 import pytest
 
 from bot.budget import WriteBudget
@@ -343,23 +342,6 @@ async def test_a_model_server_without_a_configured_token_never_gets_one_found_el
         await core.backend.aclose()
     assert shown.messages == [ANSWER]
     assert "Authorization" not in model_server.requests[-1].headers
-
-
-async def test_a_model_server_of_ones_own_answers_in_hugging_face_offline_mode(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # HF_HUB_OFFLINE=1 (read by huggingface_hub at import): no Hub, but the operator's own server is not the Hub.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    core = make_core(remote_model_settings(model_server.base_url, hf_token=None), redis_store, token_counter)
-    model_server.default = Script(text=ANSWER)
-    shown = surface()
-    try:
-        result = await core.answer(turn(), shown)
-    finally:
-        await core.backend.aclose()
-    assert result.complete and shown.messages == [ANSWER]
-    assert "X-Amzn-Trace-Id" not in model_server.requests[-1].headers  # the Hub's log id is the Hub's business
 
 
 @dataclass
