@@ -600,7 +600,7 @@ class _SharedClient(httpx2.AsyncClient):
 
     Requests are built for less: httpx2 parses a URL string in Python on every request (the
     few URLs given here, the model server's endpoints, are parsed once), and a JSON request
-    (every model request) builds and merges its headers through five `Headers` objects; here
+    (every model request) builds and merges its headers through four `Headers` objects; here
     the same headers, in the same order, go into one. Anything else is built by httpx2.
     """
 
