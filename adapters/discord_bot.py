@@ -90,11 +90,9 @@ class DiscordRateLimits:
 
     def __init__(self, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0) -> None:
         # The global limit refills every second: it streams up to a second's worth of replies
-        # at once (more are posted whole at the end, one write instead of two), and part of it
-        # is kept from interim edits so first and final writes go out at once.
-        self.global_ = WriteBudget(
-            global_per_second, 1.0, max_streaming=global_per_second, hold_back_cap=global_per_second * 3 // 5
-        )
+        # at once (more are posted whole at the end, one write instead of two). Their finals
+        # are kept from interim edits: fifty replies ending together all land at once.
+        self.global_ = WriteBudget(global_per_second, 1.0, max_streaming=global_per_second)
         self._per_channel = per_channel
         self._window = channel_window
         self._creates: dict[int, WriteBudget] = {}
@@ -271,13 +269,11 @@ class MistralDiscordBot(discord.Client):
         self._register_commands()
 
     def _trace_requests(self) -> aiohttp.TraceConfig:
-        """Count each write from the moment it is sent (discord.py may hold a request back in
-        its own bucket waits, a busy loop may delay it), and stop writing during a global 429."""
-
-        async def on_sent(*_: object) -> None:
-            budget.settle_in_flight()
+        """Count each write from Discord's answer to it (it counted the request on arrival, at
+        the latest then), and stop writing during a global 429."""
 
         async def on_end(_session: object, _context: object, params: aiohttp.TraceRequestEndParams) -> None:
+            budget.answered_in_flight()
             response = params.response
             if response.status != 429:
                 return
@@ -288,10 +284,6 @@ class MistralDiscordBot(discord.Client):
                 self.rate_limits.global_.pause(retry_after)
 
         trace = aiohttp.TraceConfig()
-        # Both: aiohttp may hold the headers back and write them with the body, from a task that
-        # runs on a later pass of the loop (Python 3.11); the request counts from its last write.
-        trace.on_request_headers_sent.append(on_sent)
-        trace.on_request_chunk_sent.append(on_sent)
         trace.on_request_end.append(on_end)
         return trace
 

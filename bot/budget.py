@@ -1,15 +1,20 @@
 """Write budgets: one per platform rate-limit bucket, shared by every reply using it.
 
 A budget allows at most `limit` writes in any `window` seconds (a sliding window is
-stricter than the fixed windows platforms use, so it never trips them). Replies that
-stream reserve the write for their final text up front; interim edits only spend what is
-left over, so a busy channel degrades to fewer interim edits, never to a missing final.
+stricter than the fixed windows platforms use, so it never trips them). A write counts from
+when the platform answered it: the platform counted it on arrival, which can only be earlier,
+so however late a request reaches it, the platform never sees more than `limit` in a window.
+
+Replies that stream reserve the write for their final text up front; interim edits only
+spend what is left over, so a busy channel degrades to fewer interim edits, never to a
+missing final, and a final never waits for interim edits, not even when every streaming
+reply ends at once.
 
 A budget that refills quickly compared with a reply's length (a global per-second limit)
 does not judge a reply by its current window: it admits up to `max_streaming` live replies
 at once (beyond that, a reply's text is held and posted whole, saving the platform a
-write) and holds back part of its capacity from interim edits (`hold_back_cap`), so first
-and final writes find room at once.
+write). Interim edits then get what those replies' finals leave: none at all when as many
+replies stream as the budget allows in a window.
 """
 
 from __future__ import annotations
@@ -43,11 +48,11 @@ class _Stamp:
 
 
 class Charge:
-    """The writes one request spent, counted from when the request reached the platform.
+    """The writes one request spent, counted from when the platform answered it.
 
-    Until it is settled the request is in flight and holds its slots. Settle it when the
-    request is sent (an adapter that can see that moment, e.g. through an HTTP trace hook)
-    or, failing that, when it completes — later than the platform saw it, so on the safe side.
+    Until then the request is in flight and holds its slots. An adapter that sees the answer
+    arrive (an HTTP trace hook) says so with `answered_in_flight`; otherwise the request
+    counts from when it completes, a little later still.
 
         with await spend(budgets):
             await send_the_request()
@@ -59,15 +64,15 @@ class Charge:
         self._token: contextvars.Token[Charge | None] | None = None
 
     def settle(self) -> None:
-        """The request is done (or was sent): it counts from now, unless it was already counted as sent."""
+        """The request is done: it counts from now, unless its answer was already seen."""
         now = self._clock()
         for stamp in self._stamps:
             if not stamp.settled:
                 stamp.at = max(stamp.at, now)
                 stamp.settled = True
 
-    def sent(self) -> None:
-        """(More of) the request went out now: it counts from the last time this is said."""
+    def answered(self) -> None:
+        """The platform answered (again: a retry): the request counts from the last answer."""
         now = self._clock()
         for stamp in self._stamps:
             stamp.at = max(stamp.at, now)
@@ -86,15 +91,12 @@ class Charge:
 _IN_FLIGHT: contextvars.ContextVar[Charge | None] = contextvars.ContextVar("budget_in_flight", default=None)
 
 
-def settle_in_flight() -> None:
-    """Mark the request being made in this context as sent now (for HTTP client trace hooks).
-
-    Call it for each part written (headers, body): the request counts from the last, which is
-    when the platform can have it all.
-    """
+def answered_in_flight() -> None:
+    """The request being made in this context got the platform's answer now (for HTTP client
+    trace hooks); each retry's answer moves it later."""
     charge = _IN_FLIGHT.get()
     if charge is not None:
-        charge.sent()
+        charge.answered()
 
 
 class WriteBudget:
@@ -103,10 +105,8 @@ class WriteBudget:
         limit: int,
         window: float,
         *,
-        margin: float = 0.05,
         admission: bool = True,
         max_streaming: int | None = None,
-        hold_back_cap: int | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         if limit < 1 or window <= 0:
@@ -114,8 +114,7 @@ class WriteBudget:
         self.limit = limit
         self.admission = admission  # may a reply be told to hold its text when this budget is short?
         self.max_streaming = max_streaming
-        self.hold_back_cap = limit if hold_back_cap is None else hold_back_cap
-        self.window = window + margin  # margin: requests can arrive later than we sent them
+        self.window = window
         self._clock = clock
         self._stamps: deque[_Stamp] = deque()
         self._paused_until = 0.0
@@ -143,7 +142,7 @@ class WriteBudget:
 
     def spare(self) -> int:
         """Writes available now that no reply has reserved."""
-        return self.free() - min(self.reserved, self.hold_back_cap)
+        return self.free() - self.reserved
 
     def idle(self) -> bool:
         return self.reserved == 0 and self.free() == self.limit

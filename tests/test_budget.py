@@ -16,7 +16,7 @@ class Clock:
 
 def test_no_more_than_the_limit_in_any_window() -> None:
     clock = Clock()
-    channel = WriteBudget(5, 5.0, margin=0.0, clock=clock)
+    channel = WriteBudget(5, 5.0, clock=clock)
     spent = [budget.try_spend_spare((channel,)) for _ in range(7)]
     assert [charge is not None for charge in spent] == [True] * 5 + [False] * 2
     for charge in spent[:5]:
@@ -29,7 +29,7 @@ def test_no_more_than_the_limit_in_any_window() -> None:
 
 def test_a_write_still_in_flight_keeps_its_slot() -> None:
     clock = Clock()
-    channel = WriteBudget(1, 1.0, margin=0.0, clock=clock)
+    channel = WriteBudget(1, 1.0, clock=clock)
     charge = budget.try_spend_spare((channel,))
     clock.now += 5.0  # long past the window, but the request has not reached the platform yet
     assert budget.try_spend_spare((channel,)) is None
@@ -40,29 +40,54 @@ def test_a_write_still_in_flight_keeps_its_slot() -> None:
 
 def test_a_reserved_final_write_is_kept_from_interim_edits() -> None:
     clock = Clock()
-    edits = WriteBudget(2, 5.0, margin=0.0, clock=clock)
+    edits = WriteBudget(2, 5.0, clock=clock)
     assert budget.try_reserve((edits,)) and budget.try_reserve((edits,))
     assert not budget.try_reserve((edits,))  # a third reply would have to hold its text
     assert budget.try_spend_spare((edits,)) is None  # no interim edit may take a final's slot
     assert edits.seconds_until_free() == 0.0  # but the finals can go at once
 
 
-def test_a_fast_refilling_budget_never_refuses_a_reply_but_holds_back_capacity() -> None:
+def test_a_budget_that_never_refuses_a_reply_gives_interim_edits_only_what_finals_leave() -> None:
     clock = Clock()
-    global_ = WriteBudget(10, 1.0, margin=0.0, admission=False, hold_back_cap=6, clock=clock)
-    for _ in range(30):
-        assert budget.try_reserve((global_,))
+    status = WriteBudget(10, 1.0, admission=False, clock=clock)
+    for _ in range(6):
+        assert budget.try_reserve((status,))
     spare = 0
-    while charge := budget.try_spend_spare((global_,)):
+    while charge := budget.try_spend_spare((status,)):
         charge.settle()
         spare += 1
-    assert spare == 4  # 6 of 10 stay free for first and final writes
-    assert global_.free() == 6
+    assert spare == 4  # 6 of 10 stay free for the six finals
+    for _ in range(24):
+        assert budget.try_reserve((status,))  # never refused, even past the limit
+    clock.now += 1.1
+    assert budget.try_spend_spare((status,)) is None
+
+
+async def test_replies_that_all_end_together_land_their_finals_at_once() -> None:
+    # Forty replies streaming against a global 50/s: interim edits use what is left, and
+    # however they fell, the forty finals at the end find forty free slots.
+    clock = Clock()
+    global_ = WriteBudget(50, 1.0, max_streaming=50, clock=clock)
+    for _ in range(40):
+        assert budget.try_reserve((global_,))
+    interim = 0
+    for _ in range(60):  # six seconds of every reply trying an interim edit every 0.1 s
+        for _ in range(40):
+            if charge := budget.try_spend_spare((global_,)):
+                charge.settle()
+                interim += 1
+        clock.now += 0.1
+    assert interim == 60  # ten a second
+    waits = []
+    for _ in range(40):
+        waits.append(global_.seconds_until_free())
+        (await budget.spend((global_,), reserved=True)).settle()
+    assert max(waits) == 0.0
 
 
 def test_a_slow_request_counts_from_when_it_finished() -> None:
     clock = Clock()
-    channel = WriteBudget(1, 5.0, margin=0.0, clock=clock)
+    channel = WriteBudget(1, 5.0, clock=clock)
     charge = budget.try_spend_spare((channel,))
     assert charge is not None
     clock.now += 3.0  # the request waited on a busy loop before it went out
@@ -73,25 +98,25 @@ def test_a_slow_request_counts_from_when_it_finished() -> None:
     assert budget.try_spend_spare((channel,)) is not None
 
 
-def test_a_request_written_in_parts_counts_from_its_last_part() -> None:
-    # aiohttp may report the headers as sent and write them with the body a loop pass later: the
-    # platform sees the request then, so the window is counted from there.
+def test_a_request_retried_counts_from_the_platforms_last_answer() -> None:
+    # discord.py retries a request the platform refused or failed (429, 5xx): each attempt
+    # reached the platform, the last no later than its answer, so the window counts from there.
     clock = Clock()
-    channel = WriteBudget(1, 1.0, margin=0.0, clock=clock)
+    channel = WriteBudget(1, 1.0, clock=clock)
     charge = budget.try_spend_spare((channel,))
     assert charge is not None
     with charge:
-        charge.sent()  # headers
+        charge.answered()  # a 500
         clock.now += 0.3
-        charge.sent()  # body, on a later pass of a busy loop
-    clock.now += 0.9  # 1.2 s after the headers, 0.9 s after the platform had the request
+        charge.answered()  # the retry's answer
+    clock.now += 0.9  # 1.2 s after the first answer, 0.9 s after the last
     assert channel.free() == 0
     clock.now += 0.2
     assert channel.free() == 1
 
 
 async def test_an_urgent_write_waits_for_the_window_instead_of_failing() -> None:
-    channel = WriteBudget(1, 0.2, margin=0.0)
+    channel = WriteBudget(1, 0.2)
     (await budget.spend((channel,))).settle()
     waited = await _timed(budget.spend((channel,)))
     assert 0.15 < waited < 1.0
@@ -107,7 +132,7 @@ async def _timed(awaitable) -> float:  # type: ignore[no-untyped-def]
 
 def test_a_global_budget_streams_up_to_its_rate_and_holds_the_rest() -> None:
     clock = Clock()
-    global_ = WriteBudget(5, 1.0, max_streaming=5, hold_back_cap=3, clock=clock)
+    global_ = WriteBudget(5, 1.0, max_streaming=5, clock=clock)
     for _ in range(5):  # a busy second
         charge = budget.try_spend_spare((global_,))
         assert charge is not None
@@ -118,14 +143,16 @@ def test_a_global_budget_streams_up_to_its_rate_and_holds_the_rest() -> None:
     assert budget.try_reserve((global_,))
 
 
-async def test_a_request_settled_when_sent_counts_from_then() -> None:
+async def test_a_request_counts_from_the_answer_an_http_hook_saw() -> None:
     clock = Clock()
-    channel = WriteBudget(1, 1.0, margin=0.0, clock=clock)
+    channel = WriteBudget(1, 1.0, clock=clock)
     with await budget.spend((channel,)):
         clock.now += 0.5
-        budget.settle_in_flight()  # what an HTTP trace hook calls as the request goes out
-        clock.now += 0.5  # the response arrives
-    clock.now += 0.6  # 1.1 s after the send, 0.6 s after the response
+        budget.answered_in_flight()  # what an HTTP trace hook calls as the response arrives
+        clock.now += 0.5  # the client reads and decodes the body
+    clock.now += 0.4  # 1.4 s after the send, 0.9 s after the answer
+    assert budget.try_spend_spare((channel,)) is None
+    clock.now += 0.2
     assert budget.try_spend_spare((channel,)) is not None
 
 

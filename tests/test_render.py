@@ -125,7 +125,7 @@ def test_final_text_always_equals_the_model_output(words: list[str], limit: int)
 
 
 async def test_edits_stay_within_a_shared_budget() -> None:
-    edits = WriteBudget(limit=4, window=1.0, margin=0.0)
+    edits = WriteBudget(limit=4, window=1.0)
     surfaces = [MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), edit_budgets=[edits]) for _ in range(3)]
     text = "token " * 150
     await asyncio.gather(
