@@ -24,6 +24,7 @@ import pytest_asyncio
 
 from bot.errors import FailureKind
 from tests.discord_harness import (
+    FOLLOWUP,
     GLOBAL_COMMANDS,
     GUILD_COMMANDS,
     INDICATOR,
@@ -233,6 +234,28 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
     callback = model.callbacks[0]
     assert callback["type"] == 4 and callback["data"]["flags"] & EPHEMERAL
     assert "Mistral-7B-Instruct-v0.3" in callback["data"]["content"]
+
+
+async def test_a_long_ask_answer_continues_in_follow_up_messages(shared: Shared, world: DiscordWorld) -> None:
+    carol, channel = shared.users["carol"], shared.channels["ask"]
+    answer = "Here is the whole story. " + words(500, "chapter")
+    assert len(answer) > 4000
+    world.answer("s4-long", Script(text=answer, rate=400))
+    interaction = await world.fake.send_slash_command(channel["id"], carol, "ask", {"prompt": "s4-long Tell me all"})
+
+    def shown() -> list[str]:
+        original = world.fake.original_response(interaction)
+        follow_ups = [world.fake.message(i).payload["content"] for i in interaction.followup_message_ids]
+        return [original["content"], *follow_ups] if original is not None else []
+
+    last_word = answer.split()[-1]
+    parts = await world.fake.wait_for(lambda: (p := shown()) and p[-1].endswith(last_word) and p, 15)
+    assert len(parts) >= 3 and all(len(part) <= 2000 for part in parts), [len(part) for part in parts]
+    assert " ".join(parts).split() == answer.split()
+    assert not any(INDICATOR.strip() in part for part in parts)
+    follow_ups = [r for r in world.fake.requests_for(FOLLOWUP) if interaction.token in r.path]
+    assert len(follow_ups) == len(parts) - 1 and all(r.status == 200 for r in follow_ups)
+    assert all(r.allowed_mentions is not None and r.allowed_mentions.get("parse") == [] for r in follow_ups)
 
 
 # -- 5. long replies with code -----------------------------------------------------------
