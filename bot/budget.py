@@ -33,6 +33,8 @@ Clock = Callable[[], float]
 # A write still in flight holds its slot (it may reach the platform any moment); one never
 # settled stops counting after this long, so a forgotten charge cannot block a budget.
 IN_FLIGHT_LIMIT = 30.0
+# A write waiting for one in flight looks again this often (its answer may come any moment).
+IN_FLIGHT_RECHECK_SECONDS = 0.05
 _CREATED = itertools.count()
 
 
@@ -148,14 +150,26 @@ class WriteBudget:
         return self.reserved == 0 and self.free() == self.limit
 
     def seconds_until_free(self) -> float:
-        if self.free() > 0:
+        return self._seconds_until_free_count(1)
+
+    def seconds_until_spare(self) -> float:
+        """When an interim write may next be possible: once enough writes have left the window,
+        or (when this many replies keep their finals here) once one of them is done."""
+        if self.reserved + 1 > self.limit:
+            return self.window  # only a reply finishing makes room: look again then
+        return self._seconds_until_free_count(self.reserved + 1)
+
+    def _seconds_until_free_count(self, needed: int) -> float:
+        missing = needed - self.free()
+        if missing <= 0:
             return 0.0
-        if self._clock() < self._paused_until:
-            return self._paused_until - self._clock()
-        oldest = self._stamps[0]
-        if not oldest.settled:
-            return 0.05  # in flight: look again shortly
-        return max(0.0, oldest.at + self.window - self._clock())
+        now = self._clock()
+        if now < self._paused_until:
+            return self._paused_until - now
+        leaving = list(itertools.islice(self._stamps, missing))
+        if any(not stamp.settled for stamp in leaving):
+            return IN_FLIGHT_RECHECK_SECONDS
+        return max(0.0, max(stamp.at for stamp in leaving) + self.window - now)
 
     def record(self) -> _Stamp:
         stamp = _Stamp(self._clock())
@@ -205,9 +219,8 @@ def _charge(budgets: Budgets) -> Charge:
 
 
 def seconds_until_spare(budgets: Budgets) -> float:
-    """A lower bound on when an interim write may next be possible."""
-    waits = [budget.window / budget.limit for budget in budgets if budget.spare() < 1]
-    return max(waits, default=0.0)
+    """When an interim write may next be possible on every budget."""
+    return max((budget.seconds_until_spare() for budget in budgets), default=0.0)
 
 
 async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:

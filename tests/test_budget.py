@@ -85,6 +85,34 @@ async def test_replies_that_all_end_together_land_their_finals_at_once() -> None
     assert max(waits) == 0.0
 
 
+def test_an_interim_edit_waits_exactly_until_the_finals_room_and_one_more_slot_is_free() -> None:
+    clock = Clock()
+    edits = WriteBudget(5, 5.0, clock=clock)
+    assert budget.try_reserve((edits,)) and budget.try_reserve((edits,))
+    for _ in range(3):  # the three interim edits the two finals leave, one a second
+        charge = budget.try_spend_spare((edits,))
+        assert charge is not None
+        charge.settle()
+        clock.now += 1.0
+    assert budget.try_spend_spare((edits,)) is None
+    # The first of them (at 100.0) leaves the window at 105.0; it is 103.0 now.
+    assert budget.seconds_until_spare((edits,)) == 2.0
+    clock.now += 2.0
+    assert budget.try_spend_spare((edits,)) is not None
+
+
+def test_when_every_slot_is_kept_for_finals_interim_edits_look_again_only_a_window_later() -> None:
+    # Fifty replies streaming against a global 50/s: no interim edit is possible until one of
+    # them is done, so their renderers are not woken fifty times a second to find that out.
+    clock = Clock()
+    global_ = WriteBudget(50, 1.0, max_streaming=50, clock=clock)
+    for _ in range(50):
+        assert budget.try_reserve((global_,))
+    assert budget.seconds_until_spare((global_,)) == 1.0
+    budget.release((global_,))
+    assert budget.seconds_until_spare((global_,)) == 0.0
+
+
 def test_a_slow_request_counts_from_when_it_finished() -> None:
     clock = Clock()
     channel = WriteBudget(1, 5.0, clock=clock)
