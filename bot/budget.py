@@ -35,6 +35,8 @@ Clock = Callable[[], float]
 IN_FLIGHT_LIMIT = 30.0
 # A write waiting for one in flight looks again this often (its answer may come any moment).
 IN_FLIGHT_RECHECK_SECONDS = 0.05
+# An interim write finding every slot kept for a final looks again this often.
+RESERVED_FULL_RECHECK_SECONDS = 1.0
 _CREATED = itertools.count()
 
 
@@ -156,7 +158,8 @@ class WriteBudget:
         """When an interim write may next be possible: once enough writes have left the window,
         or (when this many replies keep their finals here) once one of them is done."""
         if self.reserved + 1 > self.limit:
-            return self.window  # only a reply finishing makes room: look again then
+            # Only a reply finishing makes room: look again about as often as a reply edits.
+            return min(self.window, RESERVED_FULL_RECHECK_SECONDS)
         return self._seconds_until_free_count(self.reserved + 1)
 
     def _seconds_until_free_count(self, needed: int) -> float:

@@ -101,7 +101,7 @@ def test_an_interim_edit_waits_exactly_until_the_finals_room_and_one_more_slot_i
     assert budget.try_spend_spare((edits,)) is not None
 
 
-def test_when_every_slot_is_kept_for_finals_interim_edits_look_again_only_a_window_later() -> None:
+def test_when_every_slot_is_kept_for_finals_interim_edits_look_again_only_a_second_later() -> None:
     # Fifty replies streaming against a global 50/s: no interim edit is possible until one of
     # them is done, so their renderers are not woken fifty times a second to find that out.
     clock = Clock()
