@@ -7,8 +7,8 @@ so however late a request reaches it, the platform never sees more than `limit` 
 
 Replies that stream reserve the write for their final text up front; interim edits only
 spend what is left over, so a busy channel degrades to fewer interim edits, never to a
-missing final, and a final never waits for interim edits, not even when every streaming
-reply ends at once.
+missing final. While a budget keeps no more finals than it holds (see `admission`), a final
+never waits for interim edits, not even when every streaming reply ends at once.
 
 A budget that refills quickly compared with a reply's length (a global per-second limit)
 does not judge a reply by its current window: it admits up to `max_streaming` live replies
