@@ -20,6 +20,7 @@ replies stream as the budget allows in a window.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import contextvars
 import itertools
@@ -41,14 +42,12 @@ _CREATED = itertools.count()
 
 
 class _Stamp:
-    __slots__ = ("at", "settled")
+    __slots__ = ("at", "settled", "budget")
 
-    def __init__(self, at: float) -> None:
-        self.at = at
+    def __init__(self, at: float, budget: WriteBudget) -> None:
+        self.at = at  # when recorded; once settled, when the platform counted it at the latest
         self.settled = False
-
-    def expired(self, horizon: float) -> bool:
-        return self.at <= horizon and (self.settled or self.at <= horizon - IN_FLIGHT_LIMIT)
+        self.budget = budget
 
 
 class Charge:
@@ -72,15 +71,13 @@ class Charge:
         now = self._clock()
         for stamp in self._stamps:
             if not stamp.settled:
-                stamp.at = max(stamp.at, now)
-                stamp.settled = True
+                stamp.budget._count(stamp, now)
 
     def answered(self) -> None:
         """The platform answered (again: a retry): the request counts from the last answer."""
         now = self._clock()
         for stamp in self._stamps:
-            stamp.at = max(stamp.at, now)
-            stamp.settled = True
+            stamp.budget._count(stamp, now)
 
     def __enter__(self) -> Charge:
         self._token = _IN_FLIGHT.set(self)
@@ -120,7 +117,9 @@ class WriteBudget:
         self.max_streaming = max_streaming
         self.window = window
         self._clock = clock
-        self._stamps: deque[_Stamp] = deque()
+        # Writes in flight, oldest first, and writes counted, by when they were counted.
+        self._in_flight: deque[_Stamp] = deque()
+        self._counted: deque[_Stamp] = deque()
         self._paused_until = 0.0
         self.reserved = 0
         # Writes that must happen wait their turn here, so only the first of them sleeps on the
@@ -134,10 +133,12 @@ class WriteBudget:
         if now < self._paused_until:
             return 0
         horizon = now - self.window
-        stamps = self._stamps
-        while stamps and stamps[0].expired(horizon):
-            stamps.popleft()
-        return self.limit - len(stamps)
+        counted, in_flight = self._counted, self._in_flight
+        while counted and counted[0].at <= horizon:
+            counted.popleft()
+        while in_flight and in_flight[0].at <= horizon - IN_FLIGHT_LIMIT:
+            in_flight.popleft()
+        return self.limit - len(counted) - len(in_flight)
 
     def pause(self, seconds: float) -> None:
         """The platform said 429 anyway (another process, clock skew): send nothing more until it
@@ -169,15 +170,29 @@ class WriteBudget:
         now = self._clock()
         if now < self._paused_until:
             return self._paused_until - now
-        leaving = list(itertools.islice(self._stamps, missing))
-        if any(not stamp.settled for stamp in leaving):
+        if len(self._counted) < missing:  # room depends on writes still in flight
             return IN_FLIGHT_RECHECK_SECONDS
-        return max(0.0, max(stamp.at for stamp in leaving) + self.window - now)
+        return max(0.0, self._counted[missing - 1].at + self.window - now)
 
     def record(self) -> _Stamp:
-        stamp = _Stamp(self._clock())
-        self._stamps.append(stamp)
+        stamp = _Stamp(self._clock(), self)
+        self._in_flight.append(stamp)
         return stamp
+
+    def _count(self, stamp: _Stamp, now: float) -> None:
+        """`stamp`'s write counts from `now` (or later, if it already does)."""
+        at = max(stamp.at, now)
+        if stamp.settled and at == stamp.at:
+            return
+        # Gone already if it left the window, or was given up on while in flight.
+        with contextlib.suppress(ValueError):
+            (self._counted if stamp.settled else self._in_flight).remove(stamp)
+        stamp.at, stamp.settled = at, True
+        counted = self._counted
+        if not counted or counted[-1].at <= at:
+            counted.append(stamp)  # the usual case: counted now, after everything before
+        else:
+            counted.insert(bisect.bisect_right([s.at for s in counted], at), stamp)
 
     def admits(self) -> bool:
         if not self.admission:

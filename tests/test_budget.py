@@ -113,6 +113,42 @@ def test_when_every_slot_is_kept_for_finals_interim_edits_look_again_only_a_seco
     assert budget.seconds_until_spare((global_,)) == 0.0
 
 
+def test_a_write_long_in_flight_does_not_keep_later_writes_counted() -> None:
+    # A request the HTTP client holds back (say, for its own bucket) stays in flight while the
+    # writes made after it are answered and leave the window: only it still counts.
+    clock = Clock()
+    global_ = WriteBudget(3, 1.0, clock=clock)
+    held = budget.try_spend_spare((global_,))
+    assert held is not None
+    for _ in range(2):
+        charge = budget.try_spend_spare((global_,))
+        assert charge is not None
+        charge.answered()
+    assert global_.free() == 0
+    clock.now += 1.1
+    assert global_.free() == 2
+    held.answered()
+    assert global_.free() == 2 and global_.seconds_until_free() == 0.0
+    clock.now += 1.0
+    assert global_.free() == 3
+
+
+def test_an_answer_after_the_write_left_the_window_counts_it_again() -> None:
+    # A thread creation whose reply was used before its own response came (the gateway
+    # announced the thread) is settled when the reply moves on; its late answer still counts.
+    clock = Clock()
+    channel = WriteBudget(1, 1.0, clock=clock)
+    charge = budget.try_spend_spare((channel,))
+    assert charge is not None
+    charge.settle()
+    clock.now += 1.5
+    assert channel.free() == 1
+    charge.answered()
+    assert channel.free() == 0
+    clock.now += 1.0
+    assert channel.free() == 1
+
+
 def test_a_slow_request_counts_from_when_it_finished() -> None:
     clock = Clock()
     channel = WriteBudget(1, 5.0, clock=clock)
