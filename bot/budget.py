@@ -192,7 +192,7 @@ class WriteBudget:
         if not counted or counted[-1].at <= at:
             counted.append(stamp)  # the usual case: counted now, after everything before
         else:
-            counted.insert(bisect.bisect_right([s.at for s in counted], at), stamp)
+            counted.insert(bisect.bisect_right(counted, at, key=lambda counted_stamp: counted_stamp.at), stamp)
 
     def admits(self) -> bool:
         if not self.admission:
