@@ -75,6 +75,10 @@ class HistoryStore(Protocol):
 
     async def add_reply(self, thread: str, message: StoredMessage) -> None: ...
 
+    async def read(self, thread: str) -> list[StoredMessage]:
+        """The thread's history, oldest first (empty when it has none)."""
+        ...
+
     async def clear(self, thread: str) -> None: ...
 
     async def claim(self, key: str, ttl_seconds: int) -> bool:
@@ -136,6 +140,10 @@ class RedisHistoryStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             self._append(pipe, self.history_key(thread), message)
             await self._execute(pipe)
+
+    async def read(self, thread: str) -> list[StoredMessage]:
+        raw = await self._run(self._redis.lrange(self.history_key(thread), 0, -1))
+        return [StoredMessage.from_json(item) for item in raw]
 
     async def clear(self, thread: str) -> None:
         await self._run(self._redis.delete(self.history_key(thread)))
@@ -200,6 +208,10 @@ class MemoryHistoryStore:
     async def add_reply(self, thread: str, message: StoredMessage) -> None:
         self.round_trips += 1
         self._append(thread, message)
+
+    async def read(self, thread: str) -> list[StoredMessage]:
+        expires, messages = self._threads.get(thread, (0.0, None))  # type: ignore[arg-type]
+        return list(messages) if messages is not None and expires >= time.monotonic() else []
 
     async def clear(self, thread: str) -> None:
         self._threads.pop(thread, None)
