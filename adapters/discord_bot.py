@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import discord
 import structlog
 import yarl
@@ -226,17 +225,6 @@ class InteractionReply:
             await handle.edit(content=text)  # type: ignore[union-attr]
 
 
-async def _retry_after(response: aiohttp.ClientResponse) -> float:
-    """How long Discord asks to wait after a 429: the body's `retry_after` (seconds, to the
-    millisecond), as discord.py itself reads it. The Retry-After header is rounded up to whole
-    seconds, and a global pause that long held every reply's writes back by up to a second."""
-    try:
-        body = await response.json(content_type=None)  # aiohttp keeps the body for discord.py
-        return max(0.0, float(body["retry_after"]))
-    except (aiohttp.ClientError, ValueError, TypeError, KeyError):
-        return float(response.headers.get("Retry-After") or 1)
-
-
 # -- the bot ---------------------------------------------------------------------------
 
 
@@ -254,7 +242,6 @@ class MistralDiscordBot(discord.Client):
         intents.message_content = True
         super().__init__(
             intents=intents,
-            http_trace=self._trace_requests(),
             allowed_mentions=discord.AllowedMentions.none(),  # nothing the model writes pings anyone
             chunk_guilds_at_startup=False,  # no member lists: memory stays flat on 100k-member servers
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -267,25 +254,6 @@ class MistralDiscordBot(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._register_commands()
-
-    def _trace_requests(self) -> aiohttp.TraceConfig:
-        """Count each write from Discord's answer to it (it counted the request on arrival, at
-        the latest then), and stop writing during a global 429."""
-
-        async def on_end(_session: object, _context: object, params: aiohttp.TraceRequestEndParams) -> None:
-            budget.answered_in_flight()
-            response = params.response
-            if response.status != 429:
-                return
-            scope = response.headers.get("X-RateLimit-Scope", "user")
-            retry_after = await _retry_after(response)
-            log.warning("discord_rate_limited", path=params.url.path, scope=scope, retry_after=retry_after)
-            if scope == "global" or response.headers.get("X-RateLimit-Global"):
-                self.rate_limits.global_.pause(retry_after)
-
-        trace = aiohttp.TraceConfig()
-        trace.on_request_end.append(on_end)
-        return trace
 
     # -- start-up --------------------------------------------------------------------
 
@@ -327,16 +295,12 @@ class MistralDiscordBot(discord.Client):
             return
         key, destination, channel_id = conversation
         text = self._without_mention(message.content) or "(empty message)"
-        # A mention in a channel starts a conversation (so no history to read first) in a
-        # thread from it, opened by the reply once the model has been asked: the first token
-        # takes longer to come than the thread.
-        opens_thread = destination is None
-        turn = Turn(key, str(message.author.id), message.author.display_name, text, new_conversation=opens_thread)
+        turn = Turn(key, str(message.author.id), message.author.display_name, text)
+        # A mention in a channel gets a thread from it, opened once the model has been asked:
+        # the first words take longer to come than the thread.
         where: Destination | Callable[[], Awaitable[Destination]]
-        where = functools.partial(self._open_thread, message) if opens_thread else destination
+        where = functools.partial(self._open_thread, message) if destination is None else destination
         surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key))
-        # Answered in discord.py's task for this event: a task of its own would put the model
-        # request a loop pass later, behind every other mention of a burst.
         await self._answer(turn, surface)
 
     async def _conversation_for(
@@ -365,7 +329,6 @@ class MistralDiscordBot(discord.Client):
         return None
 
     async def _open_thread(self, message: discord.Message) -> Destination:
-        await self.core.model_calls.settled()  # the model requests of a burst go out first
         channel = message.channel
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:

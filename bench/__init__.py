@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m bench.core` measures the shared core under concurrent conversations."""
+"""Benchmarks: `python -m bench.discord` and `python -m bench.slack` run the real bot process against the loopback platforms."""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+
+# huggingface_hub reads this when imported. Its telemetry would fetch a registry from the Hub
+# with a blocking request during the first reply: every reply freezes for up to 3 s where the
+# Hub can't be reached. Operators may still set it to 0.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import asyncio  # noqa: E402 - after the setting above, like every import below
 import signal
 import sys
 from types import ModuleType

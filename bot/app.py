@@ -6,7 +6,6 @@ import asyncio
 
 import structlog
 
-from bot.burst import ModelCallsFirst
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
@@ -24,7 +23,7 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     url = settings.history.url_for(console=console)
     store = open_store(url, settings.history)
     try:
-        await store.ping(warm=True)
+        await store.ping()
     except ReplyFailure as failure:
         await store.aclose()
         raise ConfigError(f"REDIS_URL: cannot reach Redis at {_redacted(url)} ({failure.detail})") from None
@@ -37,11 +36,9 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     counter = await asyncio.to_thread(MistralTokenCounter)  # loads the tokenizer file (~0.1–0.7 s)
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
-    model_calls = ModelCallsFirst()
-    backend = create_backend(settings.model, context_tokens=settings.context_tokens, model_calls=model_calls)
-    await backend.warm()
+    backend = create_backend(settings.model, context_tokens=settings.context_tokens)
     freeze_startup_heap()
-    return ChatCore(backend, store, prompts, model_calls=model_calls)
+    return ChatCore(backend, store, prompts)
 
 
 def describe_store(settings: Settings, *, console: bool) -> str:

@@ -1,103 +1,39 @@
-"""Write budgets: one per platform rate-limit bucket, shared by every reply using it.
+"""Write budgets: one per platform rate-limit bucket, shared by every reply writing to it.
 
-A budget allows at most `limit` writes in any `window` seconds (a sliding window is
-stricter than the fixed windows platforms use, so it never trips them). A write counts from
-when the platform answered it: the platform counted it on arrival, which can only be earlier,
-so however late a request reaches it, the platform never sees more than `limit` in a window.
+A budget allows at most `limit` writes in any `window` seconds. A sliding window is stricter
+than the fixed windows platforms use, so it never trips them. A write holds its slot while in
+flight and counts from when it completed: the platform counted it on arrival, which can only
+be earlier, so however slow the network, the platform never sees more than `limit` in a window.
 
-Replies that stream reserve the write for their final text up front; interim edits only
-spend what is left over, so a busy channel degrades to fewer interim edits, never to a
-missing final. While a budget keeps no more finals than it holds (see `admission`), a final
-never waits for interim edits, not even when every streaming reply ends at once.
-
-A budget that refills quickly compared with a reply's length (a global per-second limit)
-does not judge a reply by its current window: it admits up to `max_streaming` live replies
-at once (beyond that, a reply's text is held and posted whole, saving the platform a
-write). Interim edits then get what those replies' finals leave: none at all when as many
-replies stream as the budget allows in a window.
+Replies that stream reserve their final write up front; interim edits only spend what no reply
+has reserved, so a busy channel shows fewer interim edits, never a missing final.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
-import contextvars
 import itertools
+import math
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 Clock = Callable[[], float]
 
-
-# A write still in flight holds its slot (it may reach the platform any moment); one never
-# settled stops counting after this long, so a forgotten charge cannot block a budget.
-IN_FLIGHT_LIMIT = 30.0
-# A write waiting for one in flight looks again this often (its answer may come any moment).
+# A write waiting for room that only a request still in flight can free looks again this
+# often: a person would not notice 50 ms, and a completing request frees it any moment.
 IN_FLIGHT_RECHECK_SECONDS = 0.05
-# An interim write finding every slot kept for a final looks again this often.
+# When every slot is kept for a final, an interim edit looks again after this long (about as
+# often as a reply edits anyway): sooner would only wake replies that find no room.
 RESERVED_FULL_RECHECK_SECONDS = 1.0
 _CREATED = itertools.count()
 
 
-class _Stamp:
-    __slots__ = ("at", "settled", "budget")
+class _Write:
+    __slots__ = ("at",)
 
-    def __init__(self, at: float, budget: WriteBudget) -> None:
-        self.at = at  # when recorded; once settled, when the platform counted it at the latest
-        self.settled = False
-        self.budget = budget
-
-
-class Charge:
-    """The writes one request spent, counted from when the platform answered it.
-
-    Until then the request is in flight and holds its slots. An adapter that sees the answer
-    arrive (an HTTP trace hook) says so with `answered_in_flight`; otherwise the request
-    counts from when it completes, a little later still.
-
-        with await spend(budgets):
-            await send_the_request()
-    """
-
-    def __init__(self, stamps: list[_Stamp], clock: Clock) -> None:
-        self._stamps = stamps
-        self._clock = clock
-        self._token: contextvars.Token[Charge | None] | None = None
-
-    def settle(self) -> None:
-        """The request is done: it counts from now, unless its answer was already seen."""
-        now = self._clock()
-        for stamp in self._stamps:
-            if not stamp.settled:
-                stamp.budget._count(stamp, now)
-
-    def answered(self) -> None:
-        """The platform answered (again: a retry): the request counts from the last answer."""
-        now = self._clock()
-        for stamp in self._stamps:
-            stamp.budget._count(stamp, now)
-
-    def __enter__(self) -> Charge:
-        self._token = _IN_FLIGHT.set(self)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.settle()
-        if self._token is not None:
-            _IN_FLIGHT.reset(self._token)
-
-
-_IN_FLIGHT: contextvars.ContextVar[Charge | None] = contextvars.ContextVar("budget_in_flight", default=None)
-
-
-def answered_in_flight() -> None:
-    """The request being made in this context got the platform's answer now (for HTTP client
-    trace hooks); each retry's answer moves it later."""
-    charge = _IN_FLIGHT.get()
-    if charge is not None:
-        charge.answered()
+    def __init__(self) -> None:
+        self.at = math.inf  # in flight; then when it completed
 
 
 class WriteBudget:
@@ -110,40 +46,28 @@ class WriteBudget:
         max_streaming: int | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
+        """`admission`: may a reply be told to hold its text (and post it whole) when this
+        budget can't promise its final write? `max_streaming`: for a budget that refills
+        quickly compared with a reply's length (a global per-second limit), admit up to this
+        many live replies at once rather than judging by the current window."""
         if limit < 1 or window <= 0:
             raise ValueError("a budget needs limit ≥ 1 and window > 0")
         self.limit = limit
-        self.admission = admission  # may a reply be told to hold its text when this budget is short?
-        self.max_streaming = max_streaming
         self.window = window
-        self._clock = clock
-        # Writes in flight, oldest first, and writes counted, by when they were counted.
-        self._in_flight: deque[_Stamp] = deque()
-        self._counted: deque[_Stamp] = deque()
-        self._paused_until = 0.0
+        self.admission = admission
+        self.max_streaming = max_streaming
+        self.clock = clock
         self.reserved = 0
-        # Writes that must happen wait their turn here, so only the first of them sleeps on the
-        # budget's clock: fifty replies waiting for the global budget to free up would otherwise
-        # all wake for every slot that frees, and all but one go back to sleep.
+        self._writes: list[_Write] = []
+        # Writes that must happen queue here in order, so only the first of them sleeps on the
+        # budget's clock instead of every waiting reply waking for each slot that frees.
         self.turns = asyncio.Lock()
         self.order = next(_CREATED)
 
     def free(self) -> int:
-        now = self._clock()
-        if now < self._paused_until:
-            return 0
-        horizon = now - self.window
-        counted, in_flight = self._counted, self._in_flight
-        while counted and counted[0].at <= horizon:
-            counted.popleft()
-        while in_flight and in_flight[0].at <= horizon - IN_FLIGHT_LIMIT:
-            in_flight.popleft()
-        return self.limit - len(counted) - len(in_flight)
-
-    def pause(self, seconds: float) -> None:
-        """The platform said 429 anyway (another process, clock skew): send nothing more until it
-        allows, so the retries it expects are not joined by new requests."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        horizon = self.clock() - self.window
+        self._writes = [write for write in self._writes if write.at > horizon]
+        return self.limit - len(self._writes)
 
     def spare(self) -> int:
         """Writes available now that no reply has reserved."""
@@ -152,47 +76,20 @@ class WriteBudget:
     def idle(self) -> bool:
         return self.reserved == 0 and self.free() == self.limit
 
-    def seconds_until_free(self) -> float:
-        return self._seconds_until_free_count(1)
-
-    def seconds_until_spare(self) -> float:
-        """When an interim write may next be possible: once enough writes have left the window,
-        or (when this many replies keep their finals here) once one of them is done."""
-        if self.reserved + 1 > self.limit:
-            # Only a reply finishing makes room: look again about as often as a reply edits.
-            return min(self.window, RESERVED_FULL_RECHECK_SECONDS)
-        return self._seconds_until_free_count(self.reserved + 1)
-
-    def _seconds_until_free_count(self, needed: int) -> float:
+    def seconds_until_free(self, needed: int = 1) -> float:
         missing = needed - self.free()
         if missing <= 0:
             return 0.0
-        now = self._clock()
-        if now < self._paused_until:
-            return self._paused_until - now
-        if len(self._counted) < missing:  # room depends on writes still in flight
+        completed = sorted(write.at for write in self._writes if write.at != math.inf)
+        if len(completed) < missing:
             return IN_FLIGHT_RECHECK_SECONDS
-        return max(0.0, self._counted[missing - 1].at + self.window - now)
+        return max(0.0, completed[missing - 1] + self.window - self.clock())
 
-    def record(self) -> _Stamp:
-        stamp = _Stamp(self._clock(), self)
-        self._in_flight.append(stamp)
-        return stamp
-
-    def _count(self, stamp: _Stamp, now: float) -> None:
-        """`stamp`'s write counts from `now` (or later, if it already does)."""
-        at = max(stamp.at, now)
-        if stamp.settled and at == stamp.at:
-            return
-        # Gone already if it left the window, or was given up on while in flight.
-        with contextlib.suppress(ValueError):
-            (self._counted if stamp.settled else self._in_flight).remove(stamp)
-        stamp.at, stamp.settled = at, True
-        counted = self._counted
-        if not counted or counted[-1].at <= at:
-            counted.append(stamp)  # the usual case: counted now, after everything before
-        else:
-            counted.insert(bisect.bisect_right(counted, at, key=lambda counted_stamp: counted_stamp.at), stamp)
+    def seconds_until_spare(self) -> float:
+        """When an interim write may next find room beside the reserved finals."""
+        if self.reserved + 1 > self.limit:
+            return min(self.window, RESERVED_FULL_RECHECK_SECONDS)
+        return self.seconds_until_free(self.reserved + 1)
 
     def admits(self) -> bool:
         if not self.admission:
@@ -200,6 +97,11 @@ class WriteBudget:
         if self.max_streaming is not None:
             return self.reserved < self.max_streaming
         return self.spare() >= 1
+
+    def start_write(self) -> _Write:
+        write = _Write()
+        self._writes.append(write)
+        return write
 
     def reserve(self) -> None:
         self.reserved += 1
@@ -209,6 +111,28 @@ class WriteBudget:
 
 
 Budgets = Sequence[WriteBudget]
+
+
+class Charge:
+    """The writes one request spends; they count from when the request completes.
+
+        with await spend(budgets):
+            await send_the_request()
+    """
+
+    def __init__(self, budgets: Budgets) -> None:
+        self._writes = [(budget, budget.start_write()) for budget in budgets]
+
+    def __enter__(self) -> Charge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.complete()
+
+    def complete(self) -> None:
+        """The request is done (answered, failed or given up): its writes count from now."""
+        for budget, write in self._writes:
+            write.at = budget.clock()
 
 
 def try_reserve(budgets: Budgets) -> bool:
@@ -226,37 +150,29 @@ def release(budgets: Budgets) -> None:
 
 
 def try_spend_spare(budgets: Budgets) -> Charge | None:
-    """Spend an unreserved write now (interim edits, typing), without waiting; None if none is spare."""
+    """Spend an unreserved write now (interim edits, typing), or None when none is spare."""
     if any(budget.spare() < 1 for budget in budgets):
         return None
-    return _charge(budgets)
-
-
-def _charge(budgets: Budgets) -> Charge:
-    return Charge([budget.record() for budget in budgets], budgets[0]._clock if budgets else time.monotonic)
+    return Charge(budgets)
 
 
 def seconds_until_spare(budgets: Budgets) -> float:
-    """When an interim write may next be possible on every budget."""
     return max((budget.seconds_until_spare() for budget in budgets), default=0.0)
 
 
 async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
     """Wait for and spend a write that must happen (first text, overflow, final text).
 
-    Urgent writes may use reserved capacity: that is what it was kept for.
+    `reserved`: the caller holds a reservation on these budgets, which this write uses up.
     """
-    # Every spender takes the budgets' turns in one order (the newest budget, usually the most
-    # specific such as a channel's, first): no two can each hold a turn the other waits for.
+    # Turns are taken in one order (newest budget first: usually the most specific, such as a
+    # channel's), so no two writers can each hold a turn the other waits for.
     ordered = sorted(budgets, key=lambda budget: -budget.order)
-    while True:
-        async with contextlib.AsyncExitStack() as turns:
-            for budget in ordered:
-                await turns.enter_async_context(budget.turns)
-                while (wait := budget.seconds_until_free()) > 0:
-                    await asyncio.sleep(wait)
-            # An interim write may have taken a budget freed earlier in the loop: then wait again.
-            if all(budget.free() > 0 for budget in budgets):
-                if reserved:
-                    release(budgets)
-                return _charge(budgets)
+    async with contextlib.AsyncExitStack() as turns:
+        for budget in ordered:
+            await turns.enter_async_context(budget.turns)
+        while (wait := max((budget.seconds_until_free() for budget in budgets), default=0.0)) > 0:
+            await asyncio.sleep(wait)
+        if reserved:
+            release(budgets)
+        return Charge(budgets)

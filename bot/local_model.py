@@ -12,7 +12,6 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.model import ChatMessage
-from bot.sse import TextDemand
 from config.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -37,19 +36,14 @@ class LocalBackend:
     def describe(self) -> str:
         return self._settings.describe()
 
-    async def warm(self) -> None:
-        return None  # the weights load with the first reply (`_loaded_model`), off the event loop
-
     async def aclose(self) -> None:
         model, self._model = self._model, None
         if model is not None:
             await asyncio.to_thread(model.close)
 
-    async def stream(self, messages: Sequence[ChatMessage], demand: TextDemand | None = None) -> AsyncIterator[str]:
-        model = await self._loaded_model()
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+        model = await self._loaded_model()  # the weights load with the first reply, off the event loop
         async with self._generation_lock:
-            if demand is not None:
-                demand.asked()
             stop = threading.Event()
             queue: asyncio.Queue[object] = asyncio.Queue()
             loop = asyncio.get_running_loop()

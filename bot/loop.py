@@ -1,5 +1,5 @@
-"""The bot's process runtime: its event loop (uvloop when installed: it halves per-wake-up CPU,
-else asyncio) and a garbage collector that leaves the start-up heap alone."""
+"""The bot's process runtime: its event loop, and a garbage collector that leaves the start-up
+heap alone."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ T = TypeVar("T")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop when installed (about half asyncio's CPU per socket event)."""
     try:
         import uvloop
     except ImportError:
@@ -20,24 +21,12 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-# Allocations between two young-generation collections (CPython's default: 700).
-YOUNG_COLLECTION_THRESHOLD = 20_000
-
-
 def freeze_startup_heap() -> None:
-    """Keep what start-up loaded (the tokenizer's tables, libraries) out of garbage collection.
-
-    Otherwise every full collection walks those millions of objects: 0.1–0.7 s during which
-    no reply moves. Objects made while answering are collected as usual, but less often: a
-    burst of hundreds of turns allocates fast enough to run a young collection every few
-    hundred microseconds, each several milliseconds on a cold cache, and together they held
-    the first words of a 500-turn burst back by ~100 ms. The garbage this leaves a little
-    longer is a few megabytes at most.
-    """
+    """Keep what start-up loaded (the tokenizer's tables, libraries) out of garbage collection:
+    otherwise every full collection walks those millions of objects, and every reply streaming
+    stops for 0.1–0.7 s."""
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
 
 
 async def finish_even_if_cancelled(work: Awaitable[T]) -> T:

@@ -22,7 +22,6 @@ from bot.budget import Budgets
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
 from bot.split import Measure, char_length, closing_for, open_fence, split_head
-from bot.sse import TextDemand
 
 log = structlog.get_logger(__name__)
 
@@ -77,10 +76,8 @@ def failure_note(failure: ReplyFailure) -> str:
 
 
 class LiveRenderer:
-    def __init__(self, surface: ReplySurface, *, clock: Any = time.monotonic, demand: TextDemand | None = None) -> None:
-        """`demand` is told when new text will next be shown, so the model's text can wait until then."""
+    def __init__(self, surface: ReplySurface, *, clock: Any = time.monotonic) -> None:
         self._surface = surface
-        self._demand = demand
         self._limits = surface.limits
         self._clock = clock
         self._parts: list[str] = []
@@ -151,8 +148,6 @@ class LiveRenderer:
                 # otherwise hold the text and post it whole at the end.
                 self._reserved_on = tuple(self._surface.edit_budgets)
                 self._streaming = budget.try_reserve(self._reserved_on)
-                if not self._streaming and self._demand is not None:
-                    self._demand.use_at_end()
             while not self._done.is_set():
                 self._changed.clear()
                 if self._streaming:
@@ -172,12 +167,8 @@ class LiveRenderer:
         elapsed = self._clock() - self._last_write
         delay = max(self._limits.min_edit_interval - elapsed, budget.seconds_until_spare(self._surface.edit_budgets))
         if delay > 0:
-            if self._demand is not None:
-                self._demand.use_in(delay)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._done.wait(), delay)
-        if self._demand is not None:
-            self._demand.use_now()
 
     async def _write_progress(self) -> None:
         text = self._text()

@@ -8,17 +8,14 @@ with the next one, so a thread is always continuable.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
-import redis
 import redis.asyncio as aioredis
 import structlog
-from redis.driver_info import DriverInfo
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,11 +30,6 @@ log = structlog.get_logger(__name__)
 # Waiting for a free connection beats failing a turn when many arrive at once.
 MAX_CONNECTIONS = 64
 POOL_WAIT_SECONDS = 10
-# All of them opened at start: a burst of mentions would otherwise open them (~0.5 ms of
-# CPU each) right before the model calls it is waiting for.
-WARM_CONNECTIONS = MAX_CONNECTIONS
-# Naming the version up front spares redis-py a package-metadata lookup per new connection.
-_DRIVER = DriverInfo(lib_version=redis.__version__)
 
 
 @dataclass(frozen=True)
@@ -91,7 +83,7 @@ class HistoryStore(Protocol):
 
     async def resolve(self, alias: str) -> str | None: ...
 
-    async def ping(self, *, warm: bool = False) -> None: ...
+    async def ping(self) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -120,7 +112,6 @@ class RedisHistoryStore:
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            driver_info=_DRIVER,
         )
         return cls(aioredis.Redis(connection_pool=pool), settings)
 
@@ -163,10 +154,8 @@ class RedisHistoryStore:
     def _alias_key(self, alias: str) -> str:
         return f"{self._settings.key_prefix}alias:{{{_safe_tag(alias)}}}"
 
-    async def ping(self, *, warm: bool = False) -> None:
-        """Check Redis answers; `warm` opens the whole pool, so a burst of turns finds it ready."""
-        count = WARM_CONNECTIONS if warm else 1
-        await self._run(asyncio.gather(*(self._redis.ping() for _ in range(count))))
+    async def ping(self) -> None:
+        await self._run(self._redis.ping())
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -229,7 +218,7 @@ class MemoryHistoryStore:
     async def resolve(self, alias: str) -> str | None:
         return self._aliases.get(alias)
 
-    async def ping(self, *, warm: bool = False) -> None:
+    async def ping(self) -> None:
         return None
 
     async def aclose(self) -> None:

