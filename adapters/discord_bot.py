@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 import structlog
 import yarl
@@ -25,8 +27,10 @@ from discord import app_commands
 from bot import budget
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
+from bot.errors import FailureKind, ReplyFailure
+from bot.ledger import SWEEP_SECONDS, ReplyRecord
 from bot.loop import freeze_startup_heap, retrieve_outcome
-from bot.render import SurfaceLimits
+from bot.render import SurfaceLimits, failure_note, with_failure_note
 from config.env import ConfigError, Env
 from config.settings import Settings
 
@@ -133,8 +137,11 @@ class ChannelReply:
         channel_id: int,
         rate_limits: DiscordRateLimits,
         on_posted: Any = None,
+        place: dict[str, Any] | None = None,
     ) -> None:
-        """`destination` is where the reply goes, or how to open it (a thread from a mention)."""
+        """`destination` is where the reply goes, or how to open it (a thread from a mention);
+        `place` says where, for finishing the reply after a crash (see bot.ledger)."""
+        self._place = place or {}
         self._open = destination if callable(destination) else None
         self._destination: asyncio.Future[Destination] | None = None if callable(destination) else _ready(destination)
         self._rate_limits = rate_limits
@@ -191,6 +198,13 @@ class ChannelReply:
     async def edit(self, handle: discord.Message, text: str, *, final: bool) -> None:
         await handle.edit(content=text)
 
+    def recovery_place(self) -> dict[str, Any]:
+        return self._place
+
+    @staticmethod
+    def recovery_handle(message: discord.Message) -> dict[str, Any]:
+        return {"channel_id": message.channel.id, "message_id": message.id}
+
 
 class InteractionReply:
     """The answer to a deferred slash command: the original response, then follow-ups."""
@@ -242,6 +256,7 @@ class MistralDiscordBot(discord.Client):
         intents.message_content = True
         super().__init__(
             intents=intents,
+            http_trace=self._count_rate_limits(),
             allowed_mentions=discord.AllowedMentions.none(),  # nothing the model writes pings anyone
             chunk_guilds_at_startup=False,  # no member lists: memory stays flat on 100k-member servers
             member_cache_flags=discord.MemberCacheFlags.none(),
@@ -253,7 +268,20 @@ class MistralDiscordBot(discord.Client):
         self._heap_frozen = False
         self.tree = app_commands.CommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._register_commands()
+        core.metrics.set_health(NAME, "connecting to the gateway")
+
+    def _count_rate_limits(self) -> aiohttp.TraceConfig:
+        async def on_end(_session: object, _context: object, params: aiohttp.TraceRequestEndParams) -> None:
+            if params.response.status == 429:
+                self.core.metrics.platform_rate_limited.labels(NAME).inc()
+                log.warning("discord_rate_limited", path=params.url.path,
+                            scope=params.response.headers.get("X-RateLimit-Scope", "user"))  # fmt: skip
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(on_end)
+        return trace
 
     # -- start-up --------------------------------------------------------------------
 
@@ -272,35 +300,87 @@ class MistralDiscordBot(discord.Client):
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("discord_ready", user=str(self.user), guilds=len(self.guilds))
+        self.core.metrics.set_health(NAME, None)
         if not self._heap_frozen:  # once: what discord.py built to connect stays, like the core's
             self._heap_frozen = True
             freeze_startup_heap()
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._finish_interrupted_replies())
+
+    async def on_resumed(self) -> None:
+        self.core.metrics.set_health(NAME, None)
+
+    async def on_disconnect(self) -> None:
+        self.core.metrics.set_health(NAME, "gateway disconnected")
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await super().close()
+
+    # -- replies a dead process left half-written ---------------------------------------
+
+    async def _finish_interrupted_replies(self) -> None:
+        while True:
+            try:
+                for record in await self.core.ledger.orphans(NAME):
+                    await self._finish_interrupted(record)
+            except Exception:  # noqa: BLE001 - Redis or Discord failing now; the next sweep tries again
+                log.exception("interrupted_reply_sweep_failed")
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def _finish_interrupted(self, record: ReplyRecord) -> None:
+        """End the reply with a note saying it was interrupted; post the note if nothing was shown."""
+        interrupted = ReplyFailure(FailureKind.INTERRUPTED, "the process writing it stopped")
+        place = record.place
+        try:
+            if record.messages:
+                last = record.messages[-1]
+                channel = self.get_partial_messageable(int(last["handle"]["channel_id"]))
+                text = with_failure_note(last["text"], interrupted, REPLY_LIMITS)
+                await channel.get_partial_message(int(last["handle"]["message_id"])).edit(content=text)
+            else:
+                await self._post_note(place, failure_note(interrupted))
+        except discord.HTTPException as error:
+            log.warning("interrupted_reply_not_finished", thread=record.thread, status=error.status)
+            return
+        self.core.metrics.recovered.labels(NAME).inc()
+        log.info("interrupted_reply_finished", thread=record.thread, messages=len(record.messages))
+
+    async def _post_note(self, place: dict[str, Any], note: str) -> None:
+        try:  # in the reply's thread (or DM), if it was opened
+            await self.get_partial_messageable(int(place["thread_id"])).send(note)
+        except (discord.NotFound, discord.Forbidden):
+            channel = self.get_partial_messageable(int(place["channel_id"]))
+            await channel.get_partial_message(int(place["message_id"])).reply(note, mention_author=False)
 
     # -- messages --------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
-        conversation = await self._conversation_for(message)
+        try:
+            conversation = await self._conversation_for(message)
+        except ReplyFailure as failure:  # Redis is down: which conversation it continues is unknown
+            await message.reply(failure_note(failure), mention_author=False)
+            return
         if conversation is None:
             return
         if not self._allowed(message.author, message.guild, message.channel):
             await self._explain_refusal_once(message)
             return
         key, destination, channel_id = conversation
-        text = self._without_mention(message.content) or "(empty message)"
-        turn = Turn(key, str(message.author.id), message.author.display_name, text)
+        turn = Turn(key, str(message.author.id), message.author.display_name, self._without_mention(message.content),
+                    channel=_quota_channel(message.channel))  # fmt: skip
         # A mention in a channel gets a thread from it, opened once the model has been asked:
         # the first words take longer to come than the thread.
         where: Destination | Callable[[], Awaitable[Destination]]
         where = functools.partial(self._open_thread, message) if destination is None else destination
-        surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key))
+        place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
+        surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key), place)
         await self._answer(turn, surface)
 
     async def _conversation_for(
@@ -424,8 +504,9 @@ class MistralDiscordBot(discord.Client):
 
     async def _explain_refusal_once(self, message: discord.Message) -> None:
         scope = message.guild.id if message.guild else "dm"
-        if not await self.core.store.claim(f"discord:refused:{message.author.id}:{scope}", DENIAL_NOTICE_TTL):
-            return
+        with contextlib.suppress(ReplyFailure):  # without Redis, told again rather than not at all
+            if not await self.core.store.claim(f"discord:refused:{message.author.id}:{scope}", DENIAL_NOTICE_TTL):
+                return
         text = self._refusal(message.guild)
         try:
             await message.author.send(text)
@@ -465,7 +546,8 @@ class MistralDiscordBot(discord.Client):
             return
         await interaction.response.defer(thinking=True)
         key = self._interaction_key(interaction) or f"discord:ask:{interaction.id}"
-        turn = Turn(key, str(interaction.user.id), interaction.user.display_name, prompt.strip())
+        turn = Turn(key, str(interaction.user.id), interaction.user.display_name, prompt.strip(),
+                    channel=_quota_channel(interaction.channel))  # fmt: skip
         surface = InteractionReply(interaction, self.rate_limits, self._linker(key))
         await self._answer(turn, surface)
 
@@ -481,6 +563,13 @@ class MistralDiscordBot(discord.Client):
 
 class _NoThreads(Exception):
     pass
+
+
+def _quota_channel(channel: Any) -> str:
+    """Where CHANNEL_TURNS_PER_MINUTE counts a message: a thread counts as its channel, DMs not at all."""
+    if isinstance(channel, discord.DMChannel):
+        return ""
+    return str(getattr(channel, "parent_id", None) or channel.id) if isinstance(channel, discord.Thread) else str(channel.id)
 
 
 def _ready(destination: Destination) -> asyncio.Future[Destination]:

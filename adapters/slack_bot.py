@@ -8,9 +8,10 @@ Conversation keys:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import budget
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
+from bot.errors import FailureKind, ReplyFailure
+from bot.ledger import SWEEP_SECONDS, ReplyRecord
 from bot.loop import freeze_startup_heap
-from bot.render import SurfaceLimits
+from bot.metrics import Metrics
+from bot.render import SurfaceLimits, failure_note, with_failure_note
 from config.env import ConfigError, Env
 from config.settings import Settings
 
@@ -157,7 +161,25 @@ class Place:
     user: str
 
 
-class MessageReply:
+class _Recoverable:
+    """Where a Slack reply is, for finishing it after a crash (see bot.ledger)."""
+
+    _place: Place
+    tracker: Any = None  # set by the core's ledger while the reply is recorded
+
+    def recovery_place(self) -> dict[str, Any]:
+        place = self._place
+        return {"team": place.team, "channel": place.channel, "thread_ts": place.thread_ts, "user": place.user}
+
+    def recovery_handle(self, ts: str) -> dict[str, Any]:
+        return {"channel": self._place.channel, "ts": ts, "stream": False}
+
+    async def note_place(self, **fields: Any) -> None:
+        if self.tracker is not None:
+            await self.tracker.note_place(**fields)
+
+
+class MessageReply(_Recoverable):
     """Messages posted with chat.postMessage and edited with chat.update."""
 
     limits = REPLY_LIMITS
@@ -165,7 +187,7 @@ class MessageReply:
     def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
         self._place = place
         self._budgets = budgets
-        self._waiting = Waiting(place, budgets)
+        self._waiting = Waiting(place, budgets, self.note_place)
         self.post_budgets = (budgets.posts(place.channel),)
         self.edit_budgets = (budgets.updates,)
 
@@ -188,7 +210,7 @@ class MessageReply:
         await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
 
 
-class StreamReply:
+class StreamReply(_Recoverable):
     """Slack's native streaming (chat.startStream/appendStream/stopStream).
 
     Stream methods have their own tiers, so this surface spends them itself: appends only
@@ -207,7 +229,7 @@ class StreamReply:
     def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
         self._place = place
         self._budgets = budgets
-        self._waiting = Waiting(place, budgets)
+        self._waiting = Waiting(place, budgets, self.note_place)
         self._reserved = True  # the first message's start and stop were reserved by choose_reply
         self._first: str | None = None
         self._sent: dict[str, str] = {}  # per message: the text Slack has, before defusing
@@ -298,6 +320,9 @@ class StreamReply:
             await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
         self._sent[handle] = text
 
+    def recovery_handle(self, ts: str) -> dict[str, Any]:
+        return {"channel": self._place.channel, "ts": ts, "stream": ts not in self._not_streaming}
+
     def _delta(self, handle: str, text: str) -> str:
         """The defused text Slack doesn't have yet. Defusing the whole text, not the delta, catches
         a mention split between two appends ("<" at the end of one, "!channel>" in the next)."""
@@ -313,9 +338,11 @@ class Waiting:
     would leave a placeholder nobody can replace.
     """
 
-    def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
+    def __init__(self, place: Place, budgets: WorkspaceBudgets, shown: Callable[..., Awaitable[None]]) -> None:
+        """`shown` is told what was shown (status=True, placeholder_ts=…), for crash recovery."""
         self._place = place
         self._budgets = budgets
+        self._shown = shown
         self._placeholder: asyncio.Task[str | None] | None = None
 
     async def show(self) -> None:
@@ -339,6 +366,7 @@ class Waiting:
                 await self._place.client.assistant_threads_setStatus(
                     channel_id=self._place.channel, thread_ts=self._place.thread_ts, status=STATUS_TEXT
                 )
+            await self._shown(status=True)
             return True
         except SlackApiError as error:
             log.debug("slack_status_unavailable", error=error.response.get("error"))
@@ -354,6 +382,7 @@ class Waiting:
                 response = await place.client.chat_postMessage(
                     channel=place.channel, thread_ts=place.thread_ts, text=PLACEHOLDER_TEXT
                 )
+            await self._shown(placeholder_ts=str(response["ts"]))
             return str(response["ts"])
         except SlackApiError as error:
             log.warning("slack_placeholder_failed", error=error.response.get("error"))
@@ -372,7 +401,7 @@ class SlackBot:
             base_url=settings.api_url,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+                CountedRateLimitRetryHandler(core.metrics, max_retry_count=5),
             ],
         )
         self._identity: AuthorizeResult | None = None
@@ -404,31 +433,47 @@ class SlackBot:
     # -- events ----------------------------------------------------------------------
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if not await self._first_delivery(body):
-            return
         thread_ts = event.get("thread_ts") or event["ts"]
-        await self._start_turn(event, body.get("team_id") or event.get("team", ""), thread_ts)
+        team = body.get("team_id") or event.get("team", "")
+        if await self._first_delivery(body, event, thread_ts):
+            await self._start_turn(event, team, thread_ts)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("subtype") or event.get("bot_id") or event.get("user") in (None, self.bot_user_id):
             return  # edits, deletions, joins, bots and our own messages never get a reply
         team = body.get("team_id") or event.get("team", "")
         if event.get("channel_type") == "im":
-            if await self._first_delivery(body):
+            if await self._first_delivery(body, event, event.get("thread_ts")):
                 await self._start_turn(event, team, event.get("thread_ts"))
             return
         thread_ts = event.get("thread_ts")
         if thread_ts is None or f"<@{self.bot_user_id}>" in event.get("text", ""):
             return  # top-level channel chatter, or a mention (handled as app_mention)
-        if await self.core.store.resolve(thread_link(team, event["channel"], thread_ts)) is None:
-            return  # not a thread the bot is part of
-        if await self._first_delivery(body):
+        try:
+            ours = await self.core.store.resolve(thread_link(team, event["channel"], thread_ts)) is not None
+        except ReplyFailure:
+            # Without Redis there is no telling whether the bot is part of this thread; a mention
+            # is answered with the reason.
+            log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
+            return
+        if ours and await self._first_delivery(body, event, thread_ts):
             await self._start_turn(event, team, thread_ts)
 
-    async def _first_delivery(self, body: dict[str, Any]) -> bool:
-        """Slack redelivers events (retries, several processes): only the first gets a reply."""
+    async def _first_delivery(self, body: dict[str, Any], event: dict[str, Any], thread_ts: str | None) -> bool:
+        """Slack redelivers events (retries, several processes): only the first gets a reply.
+        Without Redis to tell, the person is told why no answer comes."""
         event_id = body.get("event_id")
-        return event_id is None or await self.core.store.claim(f"slack:event:{event_id}", EVENT_CLAIM_SECONDS)
+        try:
+            return event_id is None or await self.core.store.claim(f"slack:event:{event_id}", EVENT_CLAIM_SECONDS)
+        except ReplyFailure as failure:
+            await self._tell(event["channel"], thread_ts, failure_note(failure))
+            return False
+
+    async def _tell(self, channel: str, thread_ts: str | None, text: str) -> None:
+        try:
+            await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        except SlackApiError as error:
+            log.warning("slack_notice_not_sent", error=error.response.get("error"))
 
     async def _start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
         channel, user = event["channel"], event["user"]
@@ -436,8 +481,7 @@ class SlackBot:
         if not self._allowed(user, channel):
             await self._refuse(place)
             return
-        text = re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", "")).strip() or "(empty message)"
-        self._spawn(self._answer(place, text))
+        self._spawn(self._answer(place, re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))))
 
     async def _answer(self, place: Place, text: str) -> None:
         key = conversation_key(place.team, place.channel, place.thread_ts)
@@ -446,8 +490,10 @@ class SlackBot:
             name = await self._display_name(place.user, budgets)
             surface = self._choose_reply(place, budgets)
             if place.thread_ts is not None:
-                await self.core.store.link(thread_link(place.team, place.channel, place.thread_ts), key)
-            await self.core.answer(Turn(key, place.user, name, text), surface)
+                with contextlib.suppress(ReplyFailure):  # Redis down: the answer itself says so
+                    await self.core.store.link(thread_link(place.team, place.channel, place.thread_ts), key)
+            channel = "" if place.channel.startswith("D") else place.channel
+            await self.core.answer(Turn(key, place.user, name, text, channel=channel), surface)
         except Exception:  # noqa: BLE001 - one failed reply must not stop the others
             log.exception("slack_reply_failed", thread=key)
 
@@ -567,7 +613,7 @@ class SlackBot:
         await handler.connect_async()
         freeze_startup_heap()  # what connecting built stays, like the core's start-up heap
         try:
-            await asyncio.Event().wait()
+            await self._keep_watch(handler.client.is_connected)
         finally:
             await handler.close_async()
 
@@ -579,9 +625,71 @@ class SlackBot:
         freeze_startup_heap()
         log.info("slack_http_listening", port=self.settings.port, path="/slack/events")
         try:
-            await asyncio.Event().wait()
+            await self._keep_watch(_always_connected)
         finally:
             await runner.cleanup()
+
+    async def _keep_watch(self, connected: Callable[[], Awaitable[bool]]) -> None:
+        """While running: report the connection's health, and finish replies a dead process left."""
+        while True:
+            up = await connected()
+            self.core.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
+            try:
+                for record in await self.core.ledger.orphans(NAME):
+                    await self._finish_interrupted(record)
+            except Exception:  # noqa: BLE001 - Redis or Slack failing now; the next sweep tries again
+                log.exception("interrupted_reply_sweep_failed")
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def _finish_interrupted(self, record: ReplyRecord) -> None:
+        """End the reply with a note saying it was interrupted (its stream stopped, its status
+        cleared); post the note if nothing was shown."""
+        interrupted = ReplyFailure(FailureKind.INTERRUPTED, "the process writing it stopped")
+        place, note = record.place, failure_note(interrupted)
+        try:
+            if record.messages:
+                await self._end_message(record.messages[-1], with_failure_note(record.messages[-1]["text"], interrupted, REPLY_LIMITS), note)
+            elif place.get("placeholder_ts"):
+                await self.client.chat_update(channel=place["channel"], ts=place["placeholder_ts"], text=note)
+            else:
+                await self.client.chat_postMessage(channel=place["channel"], thread_ts=place["thread_ts"], text=note)
+            if place.get("status"):
+                await self.client.assistant_threads_setStatus(
+                    channel_id=place["channel"], thread_ts=place["thread_ts"], status=""
+                )
+        except SlackApiError as error:
+            log.warning("interrupted_reply_not_finished", thread=record.thread, error=error.response.get("error"))
+            return
+        self.core.metrics.recovered.labels(NAME).inc()
+        log.info("interrupted_reply_finished", thread=record.thread, messages=len(record.messages))
+
+    async def _end_message(self, message: dict[str, Any], text: str, note: str) -> None:
+        handle = message["handle"]
+        if handle["stream"]:
+            try:
+                await self.client.chat_stopStream(channel=handle["channel"], ts=handle["ts"], markdown_text=f"\n\n{note}")
+                return
+            except SlackApiError as error:  # the stream expired meanwhile: an ordinary edit then
+                log.info("slack_stream_not_stopped", error=error.response.get("error"))
+        await self.client.chat_update(channel=handle["channel"], ts=handle["ts"], text=to_mrkdwn(text))
+
+
+class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's own 429 handling (wait Retry-After, try again), with each 429 counted."""
+
+    def __init__(self, metrics: Metrics, *, max_retry_count: int) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._metrics = metrics
+
+    async def can_retry_async(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if response is not None and response.status_code == 429:
+            self._metrics.platform_rate_limited.labels(NAME).inc()
+            log.warning("slack_rate_limited", retry_after=response.headers.get("retry-after"))
+        return await super().can_retry_async(state=state, request=request, response=response, error=error)
+
+
+async def _always_connected() -> bool:
+    return True
 
 
 def conversation_key(team: str, channel: str, thread_ts: str | None) -> str:

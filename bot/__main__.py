@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import asyncio  # noqa: E402 - after the setting above, like every import below
+import contextlib
 import signal
 import sys
 from types import ModuleType
@@ -17,8 +18,9 @@ from types import ModuleType
 import structlog
 
 import adapters
-from bot import loop
+from bot import loop, metrics
 from bot.app import build_core, close_core, describe_store
+from bot.core import ChatCore
 from bot.logs import configure_logging
 from config.env import ConfigError
 from config.settings import Settings, load_settings
@@ -80,23 +82,46 @@ def _announce(chosen: list[ModuleType], settings: Settings, console: bool) -> No
 
 async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) -> int:
     core = await build_core(settings, console=console)
+    port = settings.operations.metrics_port
+    metrics_server = await metrics.serve(core.metrics, port, core.store.ping) if port else None
+    platforms = asyncio.ensure_future(asyncio.gather(*(_run_adapter(module, core, settings) for module in chosen)))
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        if stopping.is_set():  # a second Ctrl-C: stop now
+            platforms.cancel()
+        stopping.set()
+
     loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    if main_task is not None:
-        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    signalled = asyncio.ensure_future(stopping.wait())
     try:
-        results = await asyncio.gather(
-            *(_run_adapter(module, core, settings) for module in chosen), return_exceptions=False
-        )
-        return 0 if all(results) else 1
-    except asyncio.CancelledError:
-        log.info("shutting_down")
-        return 0
+        await asyncio.wait({platforms, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            await _shut_down(core, platforms, settings.operations.shutdown_grace_seconds)
+            return 0
+        return 0 if all(platforms.result()) else 1
     finally:
+        signalled.cancel()
+        if metrics_server is not None:
+            await metrics_server.cleanup()
         await close_core(core)
 
 
-async def _run_adapter(module: ModuleType, core, settings: Settings) -> bool:  # type: ignore[no-untyped-def]
+async def _shut_down(core: ChatCore, platforms: asyncio.Future[list[bool]], grace: float) -> None:
+    """New turns get a "restarting" note; replies being written get `grace` seconds to finish,
+    then end with an "interrupted" note; then the platforms disconnect."""
+    log.info("shutting_down", grace_seconds=grace)
+    core.stop_taking_turns()
+    finished = await core.drain(grace)
+    platforms.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await platforms
+    log.info("shut_down", replies_interrupted=not finished)
+
+
+async def _run_adapter(module: ModuleType, core: ChatCore, settings: Settings) -> bool:
     """Run one adapter; a crash in one is reported and does not stop the others."""
     try:
         await module.run(core, settings)

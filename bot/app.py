@@ -1,4 +1,5 @@
-"""Assembles the core from settings: model backend, history store, prompt builder."""
+"""Assembles the core from settings: history store, prompt builder, model backend, and what
+keeps replies safe (the reply ledger, quotas, the circuit breaker, metrics)."""
 
 from __future__ import annotations
 
@@ -6,27 +7,32 @@ import asyncio
 
 import structlog
 
+from bot.breaker import CircuitBreaker
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
+from bot.ledger import ReplyLedger
 from bot.loop import freeze_startup_heap
+from bot.metrics import Metrics
 from bot.model import create_backend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.store import open_store
+from bot.quota import TurnQuota
+from bot.store import HistoryStore, RedisHistoryStore, open_store
 from config.env import ConfigError
 from config.settings import MEMORY_STORE_URL, Settings
 
 log = structlog.get_logger(__name__)
 
+# Redis may still be starting beside the bot (a container, a restart): keep trying this long
+# before giving up with a message, rather than failing a deploy over a second's race.
+REDIS_START_SECONDS = 5.0
+
 
 async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     """Build the core; raise ConfigError with an operator-readable reason when it can't start."""
+    metrics = Metrics()
     url = settings.history.url_for(console=console)
-    store = open_store(url, settings.history)
-    try:
-        await store.ping()
-    except ReplyFailure as failure:
-        await store.aclose()
-        raise ConfigError(f"REDIS_URL: cannot reach Redis at {_redacted(url)} ({failure.detail})") from None
+    store = open_store(url, settings.history, on_error=metrics.redis_errors.inc)
+    await _wait_for_redis(store, url)
     if not store.durable and not console:
         log.warning(
             "history_not_durable",
@@ -37,18 +43,36 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
+    client = store.client if isinstance(store, RedisHistoryStore) else None
+    ledger = ReplyLedger(client, settings.history.key_prefix)
+    await ledger.start()
+    operations = settings.operations
+    quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
     freeze_startup_heap()
-    return ChatCore(backend, store, prompts)
+    return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=CircuitBreaker(), metrics=metrics)
+
+
+async def _wait_for_redis(store: HistoryStore, url: str) -> None:
+    deadline = asyncio.get_running_loop().time() + REDIS_START_SECONDS
+    while True:
+        try:
+            await store.ping()
+            return
+        except ReplyFailure as failure:
+            if asyncio.get_running_loop().time() >= deadline:
+                await store.aclose()
+                raise ConfigError(f"REDIS_URL: cannot reach Redis at {redacted(url)} ({failure.detail})") from None
+            await asyncio.sleep(0.5)
 
 
 def describe_store(settings: Settings, *, console: bool) -> str:
     url = settings.history.url_for(console=console)
     if url.startswith(MEMORY_STORE_URL):
         return "in-memory history (lost on exit)"
-    return f"Redis history at {_redacted(url)}"
+    return f"Redis history at {redacted(url)}"
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """Hide a password in a Redis URL before it is shown or logged."""
     if "@" not in url:
         return url
@@ -57,5 +81,6 @@ def _redacted(url: str) -> str:
 
 
 async def close_core(core: ChatCore) -> None:
+    await core.ledger.stop()
     await core.backend.aclose()
     await core.store.aclose()

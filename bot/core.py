@@ -6,17 +6,22 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import structlog
 
-from bot.errors import ReplyFailure
+from bot.breaker import CircuitBreaker
+from bot.errors import FailureKind, ReplyFailure
+from bot.ledger import ReplyLedger
 from bot.loop import finish_even_if_cancelled
+from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend
 from bot.prompt import PromptBuilder
+from bot.quota import TurnQuota
 from bot.render import LiveRenderer, RenderResult, ReplySurface
 from bot.store import HistoryStore, StoredMessage
+from bot.text import clean_question
 
 log = structlog.get_logger(__name__)
 
@@ -30,10 +35,16 @@ _OFF_LOOP_CHARS = 20_000
 class Turn:
     """One message addressed to the bot, as an adapter sees it."""
 
-    thread: str  # the conversation's key, e.g. "discord:conv:123"
+    thread: str  # the conversation's key, starting with the platform: "discord:conv:123"
     author_id: str
     author_name: str
     text: str
+    channel: str = ""  # where CHANNEL_TURNS_PER_MINUTE counts it ("" = no channel limit)
+    received_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def platform(self) -> str:
+        return self.thread.split(":", 1)[0]
 
 
 class KeyedLocks:
@@ -58,42 +69,109 @@ class KeyedLocks:
 
 
 class ChatCore:
-    def __init__(self, backend: ModelBackend, store: HistoryStore, prompts: PromptBuilder) -> None:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        store: HistoryStore,
+        prompts: PromptBuilder,
+        *,
+        ledger: ReplyLedger | None = None,
+        quota: TurnQuota | None = None,
+        breaker: CircuitBreaker | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.backend = backend
         self.store = store
+        self.ledger = ledger or ReplyLedger(None, "")
+        self.metrics = metrics or Metrics()
         self._prompts = prompts
+        self._quota = quota or TurnQuota(store)
+        self._breaker = breaker or CircuitBreaker()
         self._locks = KeyedLocks()
+        self._draining = False
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def describe(self) -> str:
         return self.backend.describe()
 
     async def answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
         """Answer one turn on `surface`; never raises for model, store or prompt failures."""
-        started = time.perf_counter()
-        async with self._locks.hold(turn.thread):
-            result = await self._answer(turn, surface)
-        _log_result(turn, result, started)
+        self._active += 1
+        self._idle.clear()
+        in_flight = self.metrics.in_flight.labels(turn.platform)
+        in_flight.inc()
+        try:
+            result = await self._answer_recorded(turn, surface)
+        finally:
+            in_flight.dec()
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+        self._account(turn, result)
         return result
 
     async def reset(self, thread: str) -> None:
         async with self._locks.hold(thread):
             await self.store.clear(thread)
 
+    def stop_taking_turns(self) -> None:
+        """From now on a turn gets a short "restarting" note instead of an answer."""
+        self._draining = True
+
+    async def drain(self, grace: float) -> bool:
+        """Wait up to `grace` seconds for the replies being written; True if all finished."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def _answer_recorded(self, turn: Turn, surface: ReplySurface) -> RenderResult:
+        """Answer, with the reply recorded in the ledger while it is being written (see bot.ledger)."""
+        place = getattr(surface, "recovery_place", None)
+        if place is None:
+            return await self._answer(turn, surface)
+        record = self.ledger.open(turn.platform, turn.thread, place())
+        await self.ledger.save(record)
+        try:
+            return await self._answer(turn, self.ledger.track(surface, record))
+        finally:
+            await finish_even_if_cancelled(self.ledger.close(record))
+
     async def _answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
         try:
-            messages = await self._prepare(turn)
+            turn = await self._admit(turn)
         except ReplyFailure as failure:
-            log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
-            return await LiveRenderer(surface).render(_failing(failure))
-        renderer = LiveRenderer(surface)
-        try:
-            result = await renderer.render(self.backend.stream(messages))
-        except asyncio.CancelledError:
-            # Stopping: an answer the person already sees whole is still remembered.
-            await finish_even_if_cancelled(self._remember(turn, renderer.result()))
-            raise
-        await finish_even_if_cancelled(self._remember(turn, result))
-        return result
+            return await self._refuse(turn, surface, failure)
+        async with self._locks.hold(turn.thread):
+            try:
+                messages = await self._prepare(turn)
+                self._breaker.check()
+            except ReplyFailure as failure:
+                return await self._refuse(turn, surface, failure)
+            renderer = LiveRenderer(surface)
+            try:
+                result = await renderer.render(self._timed(self.backend.stream(messages)))
+            except asyncio.CancelledError:
+                # Stopping: an answer the person already sees whole is still remembered.
+                await finish_even_if_cancelled(self._remember(turn, renderer.result()))
+                raise
+            self._breaker.record(result.failure, answered=bool(result.text))
+            return await finish_even_if_cancelled(self._remember(turn, result))
+
+    async def _admit(self, turn: Turn) -> Turn:
+        """The turn with its text cleaned, or why it is refused before anything is stored."""
+        if self._draining:
+            raise ReplyFailure(FailureKind.RESTARTING, "shutting down")
+        cleaned = replace(turn, text=clean_question(turn.text))
+        await self._quota.check(turn.platform, turn.author_id, turn.channel)
+        return cleaned
+
+    async def _refuse(self, turn: Turn, surface: ReplySurface, failure: ReplyFailure) -> RenderResult:
+        log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
+        return await LiveRenderer(surface).render(_failing(failure))
 
     async def _prepare(self, turn: Turn) -> list[ChatMessage]:
         """Store the person's message (refused first if it can never fit) and build the prompt."""
@@ -103,27 +181,56 @@ class ChatCore:
         size = sum(len(stored.content) for stored in history)
         return await _maybe_off_loop(size, self._prompts.build, history)
 
-    async def _remember(self, turn: Turn, result: RenderResult) -> None:
+    async def _remember(self, turn: Turn, result: RenderResult) -> RenderResult:
         if not result.complete:
-            return  # a partial answer is shown with its reason but not fed back to the model
+            return result  # a partial answer is shown with its reason but not fed back to the model
         tokens = await _maybe_off_loop(len(result.text), self._prompts.count, result.text)
         try:
             await self.store.add_reply(turn.thread, StoredMessage("assistant", result.text, at=time.time(), tokens=tokens))
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
+            return replace(result, saved=False)
+        return result
+
+    async def _timed(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+        """The model's pieces, counted, with the time to the first one measured."""
+        asked = time.monotonic()
+        first = True
+        try:
+            async for piece in pieces:
+                if first:
+                    self.metrics.model_first_token.observe(time.monotonic() - asked)
+                    first = False
+                self.metrics.tokens.inc()
+                yield piece
+        except ReplyFailure as failure:
+            self.metrics.model_errors.labels(failure.kind.name).inc()
+            raise
+        finally:
+            await _close(pieces)
+
+    def _account(self, turn: Turn, result: RenderResult) -> None:
+        outcome = result.outcome
+        self.metrics.turns.labels(turn.platform, outcome).inc()
+        if result.first_shown_at is not None:
+            self.metrics.first_text.labels(turn.platform).observe(result.first_shown_at - turn.received_at)
+        self.metrics.final_text.labels(turn.platform).observe(time.monotonic() - turn.received_at)
+        log.info(
+            "turn_finished",
+            thread=turn.thread,
+            outcome=outcome,
+            detail=result.failure.detail if result.failure else None,
+            chars=len(result.text),
+            messages=len(result.messages),
+            writes=result.writes,
+            seconds=round(time.monotonic() - turn.received_at, 3),
+        )
 
 
-def _log_result(turn: Turn, result: RenderResult, started: float) -> None:
-    log.info(
-        "turn_finished",
-        thread=turn.thread,
-        outcome=result.failure.kind.name if result.failure else "OK",
-        detail=result.failure.detail if result.failure else None,
-        chars=len(result.text),
-        messages=len(result.messages),
-        writes=result.writes,
-        seconds=round(time.perf_counter() - started, 3),
-    )
+async def _close(pieces: AsyncIterator[Any]) -> None:
+    aclose = getattr(pieces, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def _failing(failure: ReplyFailure) -> AsyncIterator[str]:

@@ -19,6 +19,11 @@ class FailureKind(enum.Enum):
     UNAVAILABLE = "The model service is unavailable right now. Please try again later."
     MODEL_ERROR = "The model reported an error while answering."
     EMPTY = "The model returned an empty answer."
+    BAD_RESPONSE = "The model service sent something that isn't an answer (an error page?). The operator has been told."
+    CIRCUIT_OPEN = "The model service has been failing, so I'm not asking it for a moment. Please try again shortly."
+    NO_QUESTION = "You mentioned me without a question. What would you like to ask?"
+    QUOTA = "You're sending messages faster than I can answer. Please wait a moment."
+    RESTARTING = "I'm restarting right now and can't take new questions. Please ask again in a moment."
     STORE_UNAVAILABLE = "I can't reach my conversation memory right now. Please try again in a moment."
     INTERRUPTED = "I was interrupted (the bot is restarting). Please ask again in a moment."
     INTERNAL = "Something went wrong on my side. The operator has been told."
@@ -29,9 +34,13 @@ class FailureKind(enum.Enum):
 
 
 class ReplyFailure(Exception):
-    """A turn failed in a way the person should see; `detail` is for the operator's log only."""
+    """A turn failed in a way the person should see; `detail` is for the operator's log only.
 
-    def __init__(self, kind: FailureKind, detail: str = "") -> None:
+    `reason`, when given, replaces the kind's standard sentence (say, with how long to wait).
+    """
+
+    def __init__(self, kind: FailureKind, detail: str = "", reason: str | None = None) -> None:
         super().__init__(f"{kind.name}: {detail}" if detail else kind.name)
         self.kind = kind
         self.detail = detail
+        self.reason = reason or kind.reason

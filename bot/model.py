@@ -82,14 +82,22 @@ class SharedTransport(httpx2.AsyncBaseTransport):
 
 def _client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
-        transport=transport, event_hooks={"response": [_read_error_body]}, follow_redirects=True, timeout=None
+        transport=transport, event_hooks={"response": [_check_response]}, follow_redirects=True, timeout=None
     )
 
 
-async def _read_error_body(response: httpx2.Response) -> None:
-    """An error's body is read before huggingface_hub raises, so its message can be classified."""
+class NotAnAnswer(Exception):
+    """The server answered with a web page (say, a proxy's, in front of a model server that is down)."""
+
+
+async def _check_response(response: httpx2.Response) -> None:
+    """An error's body is read before huggingface_hub raises, so its message can be classified;
+    a page is refused (the event-stream parser would find no text in it and report a cut)."""
     if response.status_code >= 400:
         await response.aread()
+    elif response.headers.get("content-type", "").startswith("text/html"):
+        body = (await response.aread())[:200]
+        raise NotAnAnswer(f"{response.status_code} text/html: {body!r}")
 
 
 class InferenceBackend:
@@ -181,6 +189,8 @@ def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFai
         return ReplyFailure(FailureKind.UNAVAILABLE, detail)
     if isinstance(error, TextGenerationError):
         return ReplyFailure(FailureKind.MODEL_ERROR, detail)
+    if isinstance(error, NotAnAnswer):
+        return ReplyFailure(FailureKind.BAD_RESPONSE, detail)
     causes = list(_causes(error))
     if any(isinstance(cause, aiohttp.ClientConnectorError) for cause in causes):
         # Refused or not found: httpx-aiohttp reports it as a ConnectTimeout, but nothing timed out.

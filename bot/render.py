@@ -21,7 +21,7 @@ from bot import budget
 from bot.budget import Budgets
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
-from bot.split import Measure, char_length, closing_for, open_fence, split_head
+from bot.split import Measure, char_length, closing_for, longest_fitting, open_fence, split_head
 
 log = structlog.get_logger(__name__)
 
@@ -64,15 +64,35 @@ class RenderResult:
     failure: ReplyFailure | None
     messages: list[str] = field(default_factory=list)  # what each message finally shows
     writes: int = 0
+    first_shown_at: float | None = None  # the renderer's clock when text first became visible
+    saved: bool = True  # False: a complete answer that could not be added to the history
 
     @property
     def complete(self) -> bool:
         """The model finished its answer (possibly at the length limit)."""
         return bool(self.text) and (self.failure is None or self.failure.kind in _COMPLETE_KINDS)
 
+    @property
+    def outcome(self) -> str:
+        """One word for the operator: OK, the failure's kind, or NOT_SAVED."""
+        if self.failure is not None:
+            return self.failure.kind.name
+        return "OK" if self.saved else "NOT_SAVED"
+
 
 def failure_note(failure: ReplyFailure) -> str:
-    return f"{WARNING_PREFIX} {failure.kind.reason}"
+    return f"{WARNING_PREFIX} {failure.reason}"
+
+
+def with_failure_note(shown: str, failure: ReplyFailure, limits: SurfaceLimits) -> str:
+    """A message's text ended with the failure's note (an open code block closed first),
+    shortened from its end if it would no longer fit the message."""
+    note = failure_note(failure)
+    room = limits.max_length - limits.measure(note) - 16  # the fence closing and blank lines
+    shown = shown[: longest_fitting(shown, max(0, room), limits.measure)]
+    fence = open_fence(shown)
+    closed = f"{shown}\n{closing_for(fence)}" if fence else shown
+    return f"{closed}\n\n{note}" if closed.strip() else note
 
 
 class LiveRenderer:
@@ -93,6 +113,7 @@ class LiveRenderer:
         self._last_write = 0.0
         self._sealed: list[str] = []
         self._writes = 0
+        self._first_shown_at: float | None = None
         self._waiting: asyncio.Task[None] | None = None
 
     async def render(self, pieces: AsyncIterator[str]) -> RenderResult:
@@ -112,7 +133,7 @@ class LiveRenderer:
 
     def result(self) -> RenderResult:
         """What the model wrote and what is shown, so far (all of it once render() returned)."""
-        return RenderResult(self._text(), self._failure, [*self._sealed, self._shown], self._writes)
+        return RenderResult(self._text(), self._failure, [*self._sealed, self._shown], self._writes, self._first_shown_at)
 
     # -- reading the model ---------------------------------------------------------
 
@@ -261,6 +282,8 @@ class LiveRenderer:
         self._shown = text
         self._writes += 1
         self._last_write = self._clock()
+        if self._first_shown_at is None:
+            self._first_shown_at = self._last_write
 
     # -- waiting indicator ---------------------------------------------------------
 

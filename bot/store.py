@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -77,6 +79,11 @@ class HistoryStore(Protocol):
         """True for the first caller only (across processes sharing the store)."""
         ...
 
+    async def take_slot(self, key: str, limit: int, window: float) -> float:
+        """Count one use of `key` if fewer than `limit` happened in the last `window` seconds
+        (0.0), else the seconds until one leaves the window (nothing counted)."""
+        ...
+
     async def link(self, alias: str, thread: str) -> None:
         """Make `alias` (e.g. a bot message a person may reply to) lead to `thread`."""
         ...
@@ -92,16 +99,35 @@ def _safe_tag(thread: str) -> str:
     return thread.replace("{", "(").replace("}", ")")
 
 
+# A sliding window in one round trip, on the server's clock (shared by every process).
+_TAKE_SLOT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local window_ms = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window_ms - now_ms
+end
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window_ms)
+return 0
+"""
+
+
 class RedisHistoryStore:
     durable = True
 
-    def __init__(self, client: aioredis.Redis, settings: HistorySettings) -> None:
+    def __init__(self, client: aioredis.Redis, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> None:
+        self._on_error = on_error
+        self.client = client  # shared with the other Redis-backed parts of the bot (one pool per process)
         self._redis = client
         self._settings = settings
+        self._take_slot = client.register_script(_TAKE_SLOT)
         self.round_trips = 0
 
     @classmethod
-    def from_url(cls, url: str, settings: HistorySettings) -> RedisHistoryStore:
+    def from_url(cls, url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> RedisHistoryStore:
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=MAX_CONNECTIONS,
@@ -113,7 +139,7 @@ class RedisHistoryStore:
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-        return cls(aioredis.Redis(connection_pool=pool), settings)
+        return cls(aioredis.Redis(connection_pool=pool), settings, on_error)
 
     def history_key(self, thread: str) -> str:
         # The hash tag keeps every key of a thread in one Cluster slot.
@@ -145,6 +171,11 @@ class RedisHistoryStore:
         )
         return bool(claimed)  # SET NX answers None, not False, when the key exists
 
+    async def take_slot(self, key: str, limit: int, window: float) -> float:
+        full_key = f"{self._settings.key_prefix}quota:{{{_safe_tag(key)}}}"
+        wait_ms = await self._run(self._take_slot(keys=[full_key], args=[limit, int(window * 1000), uuid.uuid4().hex]))
+        return max(0.0, float(wait_ms) / 1000)
+
     async def link(self, alias: str, thread: str) -> None:
         await self._run(self._redis.set(self._alias_key(alias), thread, ex=self._settings.ttl_seconds))
 
@@ -175,6 +206,8 @@ class RedisHistoryStore:
             return await awaitable
         except RedisError as error:
             log.error("history_store_error", error=f"{type(error).__name__}: {error}")
+            if self._on_error is not None:
+                self._on_error()
             raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
 
 
@@ -188,6 +221,7 @@ class MemoryHistoryStore:
         self._threads: dict[str, tuple[float, deque[StoredMessage]]] = {}
         self._claims: dict[str, float] = {}
         self._aliases: dict[str, str] = {}
+        self._uses: dict[str, deque[float]] = {}
         self.round_trips = 0
 
     async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
@@ -212,6 +246,16 @@ class MemoryHistoryStore:
         self._claims[key] = now + ttl_seconds
         return True
 
+    async def take_slot(self, key: str, limit: int, window: float) -> float:
+        now = time.monotonic()
+        uses = self._uses.setdefault(key, deque())
+        while uses and uses[0] <= now - window:
+            uses.popleft()
+        if len(uses) >= limit:
+            return uses[0] + window - now
+        uses.append(now)
+        return 0.0
+
     async def link(self, alias: str, thread: str) -> None:
         self._aliases[alias] = thread
 
@@ -234,7 +278,8 @@ class MemoryHistoryStore:
         return messages
 
 
-def open_store(url: str, settings: HistorySettings) -> HistoryStore:
+def open_store(url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> HistoryStore:
+    """`on_error` is called for every Redis command that fails (the operator's error count)."""
     if url == MEMORY_STORE_URL or url.startswith(MEMORY_STORE_URL):
         return MemoryHistoryStore(settings)
-    return RedisHistoryStore.from_url(url, settings)
+    return RedisHistoryStore.from_url(url, settings, on_error)

@@ -90,9 +90,18 @@ class HistorySettings:
 
 
 @dataclass(frozen=True)
+class OperationsSettings:
+    user_turns_per_minute: int  # 0: no limit
+    channel_turns_per_minute: int
+    shutdown_grace_seconds: float
+    metrics_port: int | None  # None: no metrics server
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings
     history: HistorySettings
+    operations: OperationsSettings
     system_prompt: str
     context_tokens: int
     log_level: str
@@ -115,6 +124,12 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
     return Settings(
         model=model,
         history=_history_settings(env),
+        operations=OperationsSettings(
+            user_turns_per_minute=env.int("USER_TURNS_PER_MINUTE", 0, minimum=0),
+            channel_turns_per_minute=env.int("CHANNEL_TURNS_PER_MINUTE", 0, minimum=0),
+            shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0.0),
+            metrics_port=env.int("METRICS_PORT", 0, minimum=1, maximum=65535) if env.raw("METRICS_PORT") else None,
+        ),
         system_prompt=env.str(
             "SYSTEM_PROMPT", LOCAL_SYSTEM_PROMPT if model.backend is BackendKind.LOCAL else DEFAULT_SYSTEM_PROMPT
         ),

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -122,9 +123,10 @@ def make_core(
     *,
     system_prompt: str = "You are a test bot.",
     context_tokens: int = 8192,
+    **parts: Any,
 ) -> ChatCore:
     prompts = PromptBuilder(counter, system_prompt, PromptBudget(context_tokens, model.sampling.max_new_tokens))
-    return ChatCore(InferenceBackend(model), store, prompts)
+    return ChatCore(InferenceBackend(model), store, prompts, **parts)
 
 
 class OwnRedis:

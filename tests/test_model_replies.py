@@ -4,12 +4,14 @@ OpenAI-compatible server, real Redis, and what the person ends up seeing."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 import pytest
 
 from bot.budget import WriteBudget
+from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
@@ -112,6 +114,8 @@ FAILURES = [
     (Script(text=ANSWER, failure="http_429", retry_after=0), FailureKind.RATE_LIMITED, ""),
     (Script(text=ANSWER, failure="http_503", retry_after=0), FailureKind.LOADING, ""),
     (Script(text=ANSWER, failure="http_400_context"), FailureKind.CONTEXT_TOO_LONG, ""),
+    (Script(text=ANSWER, failure="http_500"), FailureKind.UNAVAILABLE, ""),
+    (Script(text=ANSWER, failure="html_200"), FailureKind.BAD_RESPONSE, ""),
     (Script(text=ANSWER, failure="http_400_context", error_style="vllm"), FailureKind.CONTEXT_TOO_LONG, ""),
     (Script(text=ANSWER, failure="headers_timeout", headers_delay=3), FailureKind.TIMEOUT, ""),
     (Script(text=ANSWER, failure="stall", fail_after=3), FailureKind.STALLED, "Redis keeps data"),
@@ -335,19 +339,31 @@ async def test_a_model_server_that_is_down_is_reported_as_unavailable(
     assert shown.messages == ["⚠️ " + FailureKind.UNAVAILABLE.reason]
 
 
-async def test_after_a_run_of_failed_requests_the_bot_still_answers(
-    core: ChatCore, model_server: FakeModelServer
+async def test_after_failures_in_a_row_people_are_told_at_once_until_the_model_is_back(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
-    # Model requests are built a few at a time; a failed one must give its place back.
-    model_server.default = Script(failure="http_401")
-    failed = [surface() for _ in range(20)]
-    answers = asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(failed)))
-    await asyncio.wait_for(answers, 10)
-    assert all("token" in s.messages[0].lower() for s in failed)
-    model_server.default = Script(text="Back again.")
-    shown = surface()
-    await asyncio.wait_for(core.answer(turn("again", thread="t-again"), shown), 5)
-    assert shown.messages == ["Back again."]
+    settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=0)
+    core = make_core(settings, redis_store, token_counter, breaker=CircuitBreaker(failures=3, open_seconds=0.5))
+    model_server.default = Script(text="Back again.", headers_delay=1.5)  # every request times out
+    try:
+        for i in range(3):
+            shown = surface()
+            await core.answer(turn(f"q{i}", thread=f"t{i}"), shown)
+            assert shown.messages == ["⚠️ " + FailureKind.TIMEOUT.reason]
+        asked = len(model_server.requests)
+        started = time.monotonic()
+        shown = surface()
+        await core.answer(turn("while open", thread="t-open"), shown)
+        assert time.monotonic() - started < 0.3  # told at once, not after another timeout
+        assert shown.messages == ["⚠️ " + FailureKind.TIMEOUT.reason]
+        assert len(model_server.requests) == asked  # the model was not asked
+        await asyncio.sleep(0.6)
+        model_server.default = Script(text="Back again.")
+        shown = surface()
+        await core.answer(turn("again", thread="t-again"), shown)
+        assert shown.messages == ["Back again."]
+    finally:
+        await core.backend.aclose()
 
 
 async def test_replies_starting_together_wait_for_the_model_together_not_one_after_another(

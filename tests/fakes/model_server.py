@@ -40,6 +40,8 @@ FAILURES = frozenset(
         "http_429",
         "http_503",
         "http_400_context",
+        "http_500",
+        "html_200",
         "headers_timeout",
         "stall",
         "cut",
@@ -487,6 +489,10 @@ def _http_failure(script: Script) -> web.Response | None:
         return _loading_response(script.retry_after)
     if script.failure == "http_400_context":
         return web.json_response(_context_error_body(script.error_style), status=400)
+    if script.failure == "http_500":
+        return web.json_response({"error": "Internal server error"}, status=500)
+    if script.failure == "html_200":  # a proxy's page in front of a model server that is down
+        return web.Response(text="<html><body><h1>Welcome to nginx!</h1></body></html>", content_type="text/html")
     return None
 
 

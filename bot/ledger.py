@@ -1,0 +1,163 @@
+"""Replies in progress, recorded in Redis so that none stays half-written when a process dies.
+
+Each reply is recorded when its turn starts (where it goes) and as each message is written
+(which message, what it shows); the record goes when the final text has landed. Every process
+holds a lease that its heartbeat renews. A record whose process let its lease lapse is claimed
+by one live process for the same platform, which ends that reply with a short note saying it
+was interrupted. A live process's replies are never touched, however long they take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from bot.render import ReplySurface
+
+log = structlog.get_logger(__name__)
+
+# A process silent this long is taken for dead and its replies are finished by another: with a
+# sweep every SWEEP_SECONDS, a reply cut by a crash gets its note within ~15 s of the crash.
+LEASE_SECONDS = 10.0
+HEARTBEAT_SECONDS = 3.0
+SWEEP_SECONDS = 5.0
+
+
+@dataclass
+class ReplyRecord:
+    id: str
+    owner: str  # the process that is writing it
+    platform: str
+    thread: str
+    place: dict[str, Any]  # where the reply goes, in the adapter's terms
+    messages: list[dict[str, Any]] = field(default_factory=list)  # {"handle": {...}, "text": shown}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+
+class ReplyLedger:
+    """The records of one bot (every process sharing the Redis key prefix). With no Redis client
+    (history in memory) nothing outlives the process, so nothing is recorded."""
+
+    def __init__(self, client: aioredis.Redis | None, key_prefix: str) -> None:
+        self._redis = client
+        self._key = f"{key_prefix}replies"
+        self._lease_prefix = f"{key_prefix}process:"
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._redis is not None and self._heartbeat is None:
+            await self._renew_lease()
+            self._heartbeat = asyncio.create_task(self._beat())
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
+            await self._quietly(self._redis.delete(self._lease_key(self.process_id)))  # type: ignore[union-attr]
+
+    def open(self, platform: str, thread: str, place: dict[str, Any]) -> ReplyRecord:
+        return ReplyRecord(uuid.uuid4().hex, self.process_id, platform, thread, place)
+
+    async def save(self, record: ReplyRecord) -> None:
+        if self._redis is not None:
+            await self._quietly(self._redis.hset(self._key, record.id, record.to_json()))
+
+    async def close(self, record: ReplyRecord) -> None:
+        if self._redis is not None:
+            await self._quietly(self._redis.hdel(self._key, record.id))
+
+    async def orphans(self, platform: str) -> list[ReplyRecord]:
+        """Replies of `platform` left by processes whose lease lapsed, each claimed by this one."""
+        if self._redis is None:
+            return []
+        records = [ReplyRecord(**json.loads(raw)) for raw in (await self._redis.hvals(self._key))]
+        owners = {record.owner for record in records if record.platform == platform and record.owner != self.process_id}
+        alive = {owner for owner in owners if await self._redis.exists(self._lease_key(owner))}
+        claimed = []
+        for record in records:
+            if record.owner in owners - alive and await self._redis.hdel(self._key, record.id):
+                claimed.append(record)  # HDEL answers 1 to one process only
+        return claimed
+
+    def track(self, surface: ReplySurface, record: ReplyRecord) -> TrackedSurface:
+        return TrackedSurface(surface, self, record)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self._renew_lease()
+
+    async def _renew_lease(self) -> None:
+        await self._quietly(self._redis.set(self._lease_key(self.process_id), "1", px=int(LEASE_SECONDS * 1000)))  # type: ignore[union-attr]
+
+    def _lease_key(self, process_id: str) -> str:
+        return f"{self._lease_prefix}{{{process_id}}}"
+
+    @staticmethod
+    async def _quietly(command: Any) -> None:
+        """A record that can't be written only costs the note after a crash: the reply goes on."""
+        try:
+            await command
+        except RedisError as error:
+            log.warning("reply_ledger_unavailable", error=f"{type(error).__name__}: {error}")
+
+
+class TrackedSurface:
+    """A reply surface whose messages are recorded in the ledger as they are written.
+
+    The inner surface says how to find a message again (`recovery_handle`) and may add to where
+    the reply is (`note_place`, e.g. a placeholder message it posted itself).
+    """
+
+    def __init__(self, inner: Any, ledger: ReplyLedger, record: ReplyRecord) -> None:
+        self._inner = inner
+        self._ledger = ledger
+        self.record = record
+        self.limits = inner.limits
+        self._handles: list[Any] = []  # the inner surface's handles, by message index
+        inner.tracker = self
+
+    @property
+    def post_budgets(self) -> Any:
+        return self._inner.post_budgets
+
+    @property
+    def edit_budgets(self) -> Any:
+        return self._inner.edit_budgets
+
+    async def show_waiting(self) -> None:
+        await self._inner.show_waiting()
+
+    async def post(self, text: str, *, final: bool) -> int:
+        handle = await self._inner.post(text, final=final)
+        self._handles.append(handle)
+        self.record.messages.append({"handle": self._inner.recovery_handle(handle), "text": self._shown(text)})
+        await self._ledger.save(self.record)
+        return len(self._handles) - 1
+
+    async def edit(self, handle: int, text: str, *, final: bool) -> None:
+        await self._inner.edit(self._handles[handle], text, final=final)
+        self.record.messages[handle]["text"] = self._shown(text)
+        if not final:  # the record goes once the reply is done
+            await self._ledger.save(self.record)
+
+    async def note_place(self, **fields: Any) -> None:
+        self.record.place.update(fields)
+        await self._ledger.save(self.record)
+
+    def _shown(self, text: str) -> str:
+        indicator = self.limits.indicator
+        return text.removesuffix(indicator) if indicator else text
