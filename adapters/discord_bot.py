@@ -25,12 +25,13 @@ import yarl
 from discord import app_commands
 
 from bot import budget
+from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
-from bot.errors import FailureKind, ReplyFailure
-from bot.ledger import SWEEP_SECONDS, ReplyRecord
+from bot.errors import ReplyFailure
+from bot.ledger import INTERRUPTED_NOTE, SWEEP_SECONDS, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap, retrieve_outcome
-from bot.render import SurfaceLimits, failure_note, with_failure_note
+from bot.render import SurfaceLimits, failure_note
 from config.env import ConfigError, Env
 from config.settings import Settings
 
@@ -334,16 +335,14 @@ class MistralDiscordBot(discord.Client):
 
     async def _finish_interrupted(self, record: ReplyRecord) -> None:
         """End the reply with a note saying it was interrupted; post the note if nothing was shown."""
-        interrupted = ReplyFailure(FailureKind.INTERRUPTED, "the process writing it stopped")
-        place = record.place
         try:
             if record.messages:
                 last = record.messages[-1]
                 channel = self.get_partial_messageable(int(last["handle"]["channel_id"]))
-                text = with_failure_note(last["text"], interrupted, REPLY_LIMITS)
+                text = interrupted_ending(last["text"], REPLY_LIMITS)
                 await channel.get_partial_message(int(last["handle"]["message_id"])).edit(content=text)
             else:
-                await self._post_note(place, failure_note(interrupted))
+                await self._post_note(record.place, INTERRUPTED_NOTE)
         except discord.HTTPException as error:
             log.warning("interrupted_reply_not_finished", thread=record.thread, status=error.status)
             return
@@ -373,8 +372,10 @@ class MistralDiscordBot(discord.Client):
             await self._explain_refusal_once(message)
             return
         key, destination, channel_id = conversation
-        turn = Turn(key, str(message.author.id), message.author.display_name, self._without_mention(message.content),
-                    channel=_quota_channel(message.channel))  # fmt: skip
+        files = await read_attachments([_attachment(item) for item in message.attachments])
+        turn = Turn(key, str(message.author.id), message.author.display_name,
+                    with_files(self._without_mention(message.content), files),
+                    channel=_quota_channel(message.channel), notices=files.notices)  # fmt: skip
         # A mention in a channel gets a thread from it, opened once the model has been asked:
         # the first words take longer to come than the thread.
         where: Destination | Callable[[], Awaitable[Destination]]
@@ -563,6 +564,16 @@ class MistralDiscordBot(discord.Client):
 
 class _NoThreads(Exception):
     pass
+
+
+def _attachment(item: discord.Attachment) -> Attachment:
+    async def download() -> bytes:
+        try:
+            return await item.read()
+        except (discord.HTTPException, aiohttp.ClientError) as error:
+            raise DownloadFailed(f"{type(error).__name__}: {error}") from error
+
+    return Attachment(item.filename, item.content_type or "", item.size, download)
 
 
 def _quota_channel(channel: Any) -> str:

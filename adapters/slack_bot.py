@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from markdown_to_mrkdwn import SlackMarkdownConverter
@@ -29,13 +30,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import budget
+from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
-from bot.errors import FailureKind, ReplyFailure
-from bot.ledger import SWEEP_SECONDS, ReplyRecord
+from bot.errors import ReplyFailure
+from bot.ledger import INTERRUPTED_NOTE, SWEEP_SECONDS, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.render import SurfaceLimits, failure_note, with_failure_note
+from bot.render import SurfaceLimits, failure_note
 from config.env import ConfigError, Env
 from config.settings import Settings
 
@@ -422,6 +424,7 @@ class SlackBot:
         self._budgets: dict[str, WorkspaceBudgets] = {}
         self._names: dict[str, tuple[float, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._files = aiohttp.ClientSession(trust_env=True)  # downloads of attached files
         self._register()
 
     def _register(self) -> None:
@@ -439,7 +442,7 @@ class SlackBot:
             await self._start_turn(event, team, thread_ts)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("subtype") or event.get("bot_id") or event.get("user") in (None, self.bot_user_id):
+        if event.get("subtype", "file_share") != "file_share" or event.get("bot_id") or event.get("user") in (None, self.bot_user_id):
             return  # edits, deletions, joins, bots and our own messages never get a reply
         team = body.get("team_id") or event.get("team", "")
         if event.get("channel_type") == "im":
@@ -481,11 +484,29 @@ class SlackBot:
         if not self._allowed(user, channel):
             await self._refuse(place)
             return
-        self._spawn(self._answer(place, re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))))
+        text = re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))
+        self._spawn(self._answer(place, text, [self._attachment(file) for file in event.get("files", [])]))
 
-    async def _answer(self, place: Place, text: str) -> None:
+    def _attachment(self, file: dict[str, Any]) -> Attachment:
+        url = file.get("url_private_download") or file.get("url_private") or ""
+
+        async def download() -> bytes:
+            # Slack answers a request it won't serve with its sign-in page, not an error status.
+            try:
+                async with self._files.get(url, headers={"Authorization": f"Bearer {self.settings.bot_token}"}) as response:
+                    if response.status != 200 or response.content_type == "text/html":
+                        raise DownloadFailed(f"HTTP {response.status} {response.content_type} (files:read scope?)")
+                    return await response.read()
+            except aiohttp.ClientError as error:
+                raise DownloadFailed(f"{type(error).__name__}: {error}") from error
+
+        return Attachment(str(file.get("name") or "file"), str(file.get("mimetype") or ""), int(file.get("size") or 0), download)
+
+    async def _answer(self, place: Place, text: str, attachments: list[Attachment]) -> None:
         key = conversation_key(place.team, place.channel, place.thread_ts)
         try:
+            files = await read_attachments(attachments)
+            text = with_files(text, files)
             budgets = self._budgets.setdefault(place.team, WorkspaceBudgets())
             name = await self._display_name(place.user, budgets)
             surface = self._choose_reply(place, budgets)
@@ -493,7 +514,7 @@ class SlackBot:
                 with contextlib.suppress(ReplyFailure):  # Redis down: the answer itself says so
                     await self.core.store.link(thread_link(place.team, place.channel, place.thread_ts), key)
             channel = "" if place.channel.startswith("D") else place.channel
-            await self.core.answer(Turn(key, place.user, name, text, channel=channel), surface)
+            await self.core.answer(Turn(key, place.user, name, text, channel=channel, notices=files.notices), surface)
         except Exception:  # noqa: BLE001 - one failed reply must not stop the others
             log.exception("slack_reply_failed", thread=key)
 
@@ -519,7 +540,7 @@ class SlackBot:
             channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
         )
         place = Place(self.client, team, channel, str(posted["ts"]), user)
-        self._spawn(self._answer(place, question))
+        self._spawn(self._answer(place, question, []))
 
     async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
         team, channel = command.get("team_id", ""), command["channel_id"]
@@ -586,6 +607,7 @@ class SlackBot:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._files.close()
 
     # -- running ---------------------------------------------------------------------
 
@@ -644,11 +666,11 @@ class SlackBot:
     async def _finish_interrupted(self, record: ReplyRecord) -> None:
         """End the reply with a note saying it was interrupted (its stream stopped, its status
         cleared); post the note if nothing was shown."""
-        interrupted = ReplyFailure(FailureKind.INTERRUPTED, "the process writing it stopped")
-        place, note = record.place, failure_note(interrupted)
+        place, note = record.place, INTERRUPTED_NOTE
         try:
             if record.messages:
-                await self._end_message(record.messages[-1], with_failure_note(record.messages[-1]["text"], interrupted, REPLY_LIMITS), note)
+                last = record.messages[-1]
+                await self._end_message(last, interrupted_ending(last["text"], REPLY_LIMITS), note)
             elif place.get("placeholder_ts"):
                 await self.client.chat_update(channel=place["channel"], ts=place["placeholder_ts"], text=note)
             else:

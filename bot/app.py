@@ -49,7 +49,8 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     operations = settings.operations
     quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
     freeze_startup_heap()
-    return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=CircuitBreaker(), metrics=metrics)
+    return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=CircuitBreaker(), metrics=metrics,
+                    notice_seconds=settings.history.ttl_seconds)  # fmt: skip
 
 
 async def _wait_for_redis(store: HistoryStore, url: str) -> None:

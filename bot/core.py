@@ -16,8 +16,8 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.ledger import ReplyLedger
 from bot.loop import finish_even_if_cancelled
 from bot.metrics import Metrics
-from bot.model import ChatMessage, ModelBackend
-from bot.prompt import PromptBuilder
+from bot.model import ModelBackend
+from bot.prompt import Prompt, PromptBuilder
 from bot.quota import TurnQuota
 from bot.render import LiveRenderer, RenderResult, ReplySurface
 from bot.store import HistoryStore, StoredMessage
@@ -40,6 +40,7 @@ class Turn:
     author_name: str
     text: str
     channel: str = ""  # where CHANNEL_TURNS_PER_MINUTE counts it ("" = no channel limit)
+    notices: tuple[str, ...] = ()  # for the end of the reply (say, attachments that were skipped)
     received_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -79,7 +80,10 @@ class ChatCore:
         quota: TurnQuota | None = None,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
+        notice_seconds: int = 7 * 24 * 3600,
     ) -> None:
+        """`notice_seconds`: how long a conversation is remembered to have had the notice that
+        its oldest messages were left out (as long as its history is kept)."""
         self.backend = backend
         self.store = store
         self.ledger = ledger or ReplyLedger(None, "")
@@ -88,6 +92,7 @@ class ChatCore:
         self._quota = quota or TurnQuota(store)
         self._breaker = breaker or CircuitBreaker()
         self._locks = KeyedLocks()
+        self._notice_seconds = notice_seconds
         self._draining = False
         self._active = 0
         self._idle = asyncio.Event()
@@ -147,13 +152,13 @@ class ChatCore:
             return await self._refuse(turn, surface, failure)
         async with self._locks.hold(turn.thread):
             try:
-                messages = await self._prepare(turn)
+                prompt = await self._prepare(turn)
                 self._breaker.check()
             except ReplyFailure as failure:
                 return await self._refuse(turn, surface, failure)
-            renderer = LiveRenderer(surface)
+            renderer = LiveRenderer(surface, notices=turn.notices + await self._left_out_notice(turn, prompt))
             try:
-                result = await renderer.render(self._timed(self.backend.stream(messages)))
+                result = await renderer.render(self._timed(self.backend.stream(prompt.messages)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
                 await finish_even_if_cancelled(self._remember(turn, renderer.result()))
@@ -171,15 +176,27 @@ class ChatCore:
 
     async def _refuse(self, turn: Turn, surface: ReplySurface, failure: ReplyFailure) -> RenderResult:
         log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
-        return await LiveRenderer(surface).render(_failing(failure))
+        return await LiveRenderer(surface, notices=turn.notices).render(_failing(failure))
 
-    async def _prepare(self, turn: Turn) -> list[ChatMessage]:
+    async def _prepare(self, turn: Turn) -> Prompt:
         """Store the person's message (refused first if it can never fit) and build the prompt."""
         tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
         message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
         history = await self.store.begin_turn(turn.thread, message)
         size = sum(len(stored.content) for stored in history)
         return await _maybe_off_loop(size, self._prompts.build, history)
+
+    async def _left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
+        """Said once per conversation, the first time its oldest messages no longer fit."""
+        if not prompt.left_out:
+            return ()
+        try:
+            if not await self.store.claim(f"notice:left-out:{turn.thread}", self._notice_seconds):
+                return ()
+        except ReplyFailure:
+            return ()
+        return (f"This conversation is longer than I can read at once: only the last {prompt.used} "
+                "messages were used.",)  # fmt: skip
 
     async def _remember(self, turn: Turn, result: RenderResult) -> RenderResult:
         if not result.complete:

@@ -21,7 +21,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from bot.render import ReplySurface
+from bot.errors import FailureKind, ReplyFailure
+from bot.render import ReplySurface, SurfaceLimits, failure_note
+from bot.split import closing_for, longest_fitting, open_fence
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +32,19 @@ log = structlog.get_logger(__name__)
 LEASE_SECONDS = 10.0
 HEARTBEAT_SECONDS = 3.0
 SWEEP_SECONDS = 5.0
+
+
+INTERRUPTED_NOTE = failure_note(ReplyFailure(FailureKind.INTERRUPTED))
+
+
+def interrupted_ending(shown: str, limits: SurfaceLimits) -> str:
+    """A message's text ended with the note that the reply was interrupted (an open code block
+    closed first), shortened from its end if it would no longer fit the message."""
+    room = limits.max_length - limits.measure(INTERRUPTED_NOTE) - 16  # the fence closing and blank lines
+    shown = shown[: longest_fitting(shown, max(0, room), limits.measure)]
+    fence = open_fence(shown)
+    closed = f"{shown}\n{closing_for(fence)}" if fence else shown
+    return f"{closed}\n\n{INTERRUPTED_NOTE}" if closed.strip() else INTERRUPTED_NOTE
 
 
 @dataclass

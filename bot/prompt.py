@@ -70,7 +70,7 @@ class PromptBuilder:
             )
         return tokens
 
-    def build(self, history: Sequence[StoredMessage]) -> list[ChatMessage]:
+    def build(self, history: Sequence[StoredMessage]) -> Prompt:
         """The model's messages for a history whose last entry is the person's new message.
 
         Token counts stored with each message are reused, so a turn costs no re-tokenizing
@@ -83,7 +83,8 @@ class PromptBuilder:
         if self._system_prompt:
             messages.append({"role": "system", "content": self._system_prompt})
         messages.extend({"role": turn.role, "content": turn.content} for turn in kept)
-        return messages
+        used = sum(turn.count for turn in kept)
+        return Prompt(messages, used=used, left_out=len(history) - used)
 
     def _turn(self, message: StoredMessage, named: bool) -> _Turn:
         tokens = message.tokens or self._counter.count(message.content)
@@ -107,6 +108,13 @@ class PromptBuilder:
         return kept
 
 
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[ChatMessage]
+    used: int  # messages of the thread in the prompt
+    left_out: int  # older messages that no longer fit
+
+
 def _has_several_people(history: Sequence[StoredMessage]) -> bool:
     return len({m.author_id for m in history if m.role == "user" and m.author_id}) > 1
 
@@ -116,6 +124,7 @@ class _Turn:
     role: str
     content: str
     tokens: int
+    count: int = 1  # stored messages merged into it
 
 
 _SEPARATOR_TOKENS = 2  # "\n\n" between merged messages
@@ -126,7 +135,8 @@ def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
     for turn in turns:
         if merged and merged[-1].role == turn.role:
             last = merged[-1]
-            merged[-1] = _Turn(turn.role, f"{last.content}\n\n{turn.content}", last.tokens + turn.tokens + _SEPARATOR_TOKENS)
+            merged[-1] = _Turn(turn.role, f"{last.content}\n\n{turn.content}",
+                               last.tokens + turn.tokens + _SEPARATOR_TOKENS, last.count + turn.count)  # fmt: skip
         else:
             merged.append(turn)
     return merged

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,11 +21,12 @@ from bot import budget
 from bot.budget import Budgets
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
-from bot.split import Measure, char_length, closing_for, longest_fitting, open_fence, split_head
+from bot.split import Measure, char_length, closing_for, open_fence, split_head
 
 log = structlog.get_logger(__name__)
 
 WARNING_PREFIX = "⚠️"
+NOTICE_PREFIX = "ℹ️"
 # Failures after which the text shown is still the complete answer.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
 
@@ -84,20 +85,11 @@ def failure_note(failure: ReplyFailure) -> str:
     return f"{WARNING_PREFIX} {failure.reason}"
 
 
-def with_failure_note(shown: str, failure: ReplyFailure, limits: SurfaceLimits) -> str:
-    """A message's text ended with the failure's note (an open code block closed first),
-    shortened from its end if it would no longer fit the message."""
-    note = failure_note(failure)
-    room = limits.max_length - limits.measure(note) - 16  # the fence closing and blank lines
-    shown = shown[: longest_fitting(shown, max(0, room), limits.measure)]
-    fence = open_fence(shown)
-    closed = f"{shown}\n{closing_for(fence)}" if fence else shown
-    return f"{closed}\n\n{note}" if closed.strip() else note
-
-
 class LiveRenderer:
-    def __init__(self, surface: ReplySurface, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, surface: ReplySurface, *, notices: Sequence[str] = (), clock: Any = time.monotonic) -> None:
+        """`notices`: short lines the final text ends with (files skipped, history left out)."""
         self._surface = surface
+        self._notices = tuple(notices)
         self._limits = surface.limits
         self._clock = clock
         self._parts: list[str] = []
@@ -235,12 +227,15 @@ class LiveRenderer:
         text = self._text()
         if self._failure is None and not text.strip():
             self._failure = ReplyFailure(FailureKind.EMPTY, "no text")
-        if self._failure is None:
+        notes = [f"{NOTICE_PREFIX} {notice}" for notice in self._notices]
+        if self._failure is not None:
+            notes.append(failure_note(self._failure))
+        if not notes:
             return text
         fence = open_fence(self._reopen + text[self._start :])
         closed = f"{text}\n{closing_for(fence)}" if fence else text
         separator = "\n\n" if closed.strip() else ""
-        return f"{closed}{separator}{failure_note(self._failure)}"
+        return closed + separator + "\n".join(notes)
 
     def _body(self, text: str) -> str:
         return self._reopen + text[self._start :]

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -265,9 +265,10 @@ class SlackHarness:
     # -- people doing things ----------------------------------------------------------------
 
     async def mention(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
-                      event_id: str | None = None) -> tuple[dict[str, Any], str]:  # fmt: skip
-        """A person @mentions the bot; returns (event, envelope_id)."""
-        event = self.fake.app_mention_event(channel, user, text, thread_ts=thread_ts)
+                      event_id: str | None = None, files: Sequence[tuple[str, str, bytes]] = ()
+                      ) -> tuple[dict[str, Any], str]:  # fmt: skip
+        """A person @mentions the bot (with files: (name, mimetype, data)); returns (event, envelope_id)."""
+        event = self.fake.app_mention_event(channel, user, text, thread_ts=thread_ts, files=files)
         return event, await self.fake.send_event(event, event_id=event_id)
 
     async def say(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,

@@ -4,6 +4,7 @@ OpenAI-compatible server, real Redis, and what the person ends up seeing."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -376,3 +377,27 @@ async def test_replies_starting_together_wait_for_the_model_together_not_one_aft
     await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
     assert asyncio.get_running_loop().time() - started < 1.5  # one after another: 4 s
     assert all(s.messages == ["Slow to start."] for s in surfaces)
+
+
+async def test_when_older_messages_no_longer_fit_the_reply_says_so_once(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    # 1,024 tokens of context less 500 for the answer: about four of these turns fit.
+    core = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter, context_tokens=1024)
+    model_server.default = Script(text=" ".join(f"word{i}" for i in range(40)))
+    shown: list[MemorySurface] = []
+    try:
+        for i in range(8):
+            shown.append(surface())
+            await core.answer(turn(f"Question {i}: " + "tell me more " * 10), shown[-1])
+    finally:
+        await core.backend.aclose()
+    noticed = [i for i, s in enumerate(shown) if "messages were used" in s.messages[-1]]
+    assert len(noticed) == 1, [s.messages[-1][-120:] for s in shown]
+    first = noticed[0]
+    assert first >= 2  # the first turns fit whole
+    assert re.search(r"\n\nℹ️ .*only the last \d+ messages were used\.$", shown[first].messages[-1])
+    sent = model_server.requests[first].body["messages"]
+    assert not any("Question 0:" in m["content"] for m in sent)  # the oldest really was left out
+    # The notice is not part of what the model is told later.
+    assert not any("messages were used" in m["content"] for m in model_server.requests[-1].body["messages"])

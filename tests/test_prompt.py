@@ -30,7 +30,7 @@ def real_prompt_tokens(messages: list[dict[str, str]]) -> int:
 
 def test_consecutive_turns_of_one_role_are_merged(token_counter: MistralTokenCounter) -> None:
     history = [msg("user", "first"), msg("user", "second"), msg("assistant", "a"), msg("user", "third")]
-    messages = builder(token_counter).build(history)
+    messages = builder(token_counter).build(history).messages
     assert messages == [
         {"role": "system", "content": "You are helpful."},
         {"role": "user", "content": "first\n\nsecond"},
@@ -46,7 +46,7 @@ def test_oldest_turns_drop_first_and_the_prompt_fits_the_budget(token_counter: M
         history += [msg("user", f"question {number} " + "lorem ipsum " * 40), msg("assistant", "answer " * 50)]
     history.append(msg("user", "the newest question"))
     prompts = builder(token_counter, context=2048, new=500)
-    messages = prompts.build(history)
+    messages = prompts.build(history).messages
     assert messages[-1] == {"role": "user", "content": "the newest question"}
     assert messages[1]["role"] == "user"  # trimmed history still opens with a user turn
     assert "question 59" in messages[-3]["content"]
@@ -65,22 +65,22 @@ def test_a_message_too_long_on_its_own_is_refused_with_a_reason(token_counter: M
 def test_the_current_message_is_never_silently_dropped(token_counter: MistralTokenCounter) -> None:
     prompts = builder(token_counter, context=1024, new=500)
     big = "detail " * 400  # fits alone, but not with the older turns
-    messages = prompts.build([msg("user", "older " * 300), msg("assistant", "ok " * 100), msg("user", big)])
+    messages = prompts.build([msg("user", "older " * 300), msg("assistant", "ok " * 100), msg("user", big)]).messages
     assert messages[-1]["content"] == big
     assert len(messages) == 2
 
 
 def test_several_people_in_a_thread_are_named_for_the_model(token_counter: MistralTokenCounter) -> None:
     history = [msg("user", "I like tea", "alice"), msg("assistant", "Nice."), msg("user", "I prefer coffee", "bob")]
-    messages = builder(token_counter).build(history)
+    messages = builder(token_counter).build(history).messages
     assert messages[1]["content"] == "Alice: I like tea"
     assert messages[3]["content"] == "Bob: I prefer coffee"
-    alone = builder(token_counter).build([msg("user", "just me", "alice")])
+    alone = builder(token_counter).build([msg("user", "just me", "alice")]).messages
     assert alone[-1]["content"] == "just me"
 
 
 def test_token_count_matches_the_real_template_closely(token_counter: MistralTokenCounter) -> None:
     history = [msg("user", "Hello there"), msg("assistant", "Hi! How can I help?"), msg("user", "Explain Redis")]
-    messages = builder(token_counter).build(history)
+    messages = builder(token_counter).build(history).messages
     estimated = sum(token_counter.count(m["content"]) + 4 for m in messages) + 3
     assert abs(estimated - real_prompt_tokens(messages)) <= len(messages) * 4

@@ -757,3 +757,21 @@ async def test_a_slow_answer_to_a_top_level_dm_shows_a_placeholder_first(scene: 
     [reply] = scene.harness.replies(dm)
     assert reply.history[0][1] == "_thinking…_"
     assert "thinking" not in reply.visible_text and reply.visible_text.split()[0] == answer.split()[0]
+
+
+async def test_a_text_file_shared_with_a_mention_is_read_and_an_image_is_skipped_with_a_notice(off: Scene) -> None:
+    answer = "It lists two cities."
+    off.answer_with(Script(text=answer))
+    table = "city,country\nParis,France\nLyon,France\n"
+    mention, _ = await off.harness.mention(
+        GENERAL, ALICE, "what is in this file?",
+        files=[("cities.csv", "text/csv", table.encode()), ("photo.jpg", "image/jpeg", b"\xff\xd8\xff")],
+    )  # fmt: skip
+    await off.turn(GENERAL, mention["ts"])
+    [reply] = off.harness.replies(GENERAL, mention["ts"])
+    assert final_of(reply) == to_mrkdwn(f"{answer}\n\nℹ️ I can only read text files, so I skipped photo.jpg.")
+    [request] = off.requests()
+    asked = request.last_user_content() or ""
+    assert asked.startswith("what is in this file?") and "cities.csv:" in asked and table.rstrip() in asked
+    assert len(off.fake.file_downloads) == 1  # the photo was never downloaded
+

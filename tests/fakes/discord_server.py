@@ -1364,6 +1364,8 @@ class FakeDiscord:
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATE/UPDATE
 
         self._ids = _Snowflakes()
+        self._attachment_data: dict[int, bytes] = {}  # what the CDN serves, by attachment id
+        self.attachment_downloads: list[int] = []
         self.bot_user = FakeUser(self._ids.next(), bot_name, bot=True)
         self.application_id = self.bot_user.id  # like every modern bot: application id == bot user id
         self.owner = FakeUser(self._ids.next(), "owner")
@@ -1438,6 +1440,7 @@ class FakeDiscord:
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/", self.gateway.handle)
+        app.router.add_get("/attachments/{attachment_id}/{filename}", self._serve_attachment)
         for spec in self._rest.routes():
             app.router.add_route(spec.method, API_PREFIX + spec.path, self._route_handler(spec))
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._route_handler(None))
@@ -1621,11 +1624,13 @@ class FakeDiscord:
         reference_message_id: int | str | None = None,
         ping_replied_author: bool = True,
         embeds: Sequence[dict[str, Any]] = (),
+        files: Sequence[tuple[str, str, bytes]] = (),
     ) -> dict[str, Any]:
         """A user posts a message: stored like Discord and dispatched as MESSAGE_CREATE.
 
         ``mentions_bot`` prefixes ``<@bot_id>`` unless the content already mentions the bot.
-        Returns the full (unfiltered) gateway payload.
+        ``files`` are (filename, content type, data) attachments, downloadable from the fake's
+        CDN route at their ``url``. Returns the full (unfiltered) gateway payload.
         """
         channel = self._require_channel(int(channel_id))
         if mentions_bot and not re.search(rf"<@!?{self.bot_user.id}>", content):
@@ -1634,9 +1639,21 @@ class FakeDiscord:
         if reference_message_id is not None:
             body["message_reference"] = {"message_id": str(reference_message_id)}
             body["allowed_mentions"] = {"parse": ["users", "roles", "everyone"], "replied_user": ping_replied_author}
-        stored = self._store_message(channel, author, body, reference=self._resolve_reference(channel, body))
+        uploads = [UploadedFile("files", name, len(data), content_type) for name, content_type, data in files]
+        stored = self._store_message(channel, author, body, files=uploads, reference=self._resolve_reference(channel, body))
+        for attachment, (_, _, data) in zip(stored.payload["attachments"], files, strict=True):
+            self._attachment_data[int(attachment["id"])] = data
         await self._announce_new_message(stored, force=True)
         return self._gateway_message(stored)
+
+    async def _serve_attachment(self, request: web.Request) -> web.Response:
+        """The CDN: an attachment's bytes (no authorization, like Discord's signed CDN URLs)."""
+        attachment_id = int(request.match_info["attachment_id"])
+        data = self._attachment_data.get(attachment_id)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        self.attachment_downloads.append(attachment_id)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def edit_user_message(self, message_id: int | str, content: str) -> dict[str, Any]:
         stored = self._messages[int(message_id)]

@@ -50,6 +50,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Callable
 from urllib.parse import urlencode
 
@@ -513,6 +514,8 @@ class FakeSlack:
         bot_name: str = "mistralbot",
     ) -> None:
         self.bot_token = bot_token
+        self._files: dict[str, bytes] = {}  # what files.slack.com serves, by file id
+        self.file_downloads: list[str] = []
         self.app_token = app_token
         self.limits = limits if limits is not None else SlackLimits()
         self.msg_too_long_at = msg_too_long_at
@@ -558,6 +561,7 @@ class FakeSlack:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/socket", self._handle_socket)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._handle_file_download)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -747,15 +751,37 @@ class FakeSlack:
         return self._store(message, time.time())
 
     def app_mention_event(
-        self, channel: str, user: str, text: str, ts: str | None = None, thread_ts: str | None = None
+        self, channel: str, user: str, text: str, ts: str | None = None, thread_ts: str | None = None,
+        files: Sequence[tuple[str, str, bytes]] = (),
     ) -> JsonDict:
-        """An ``app_mention`` event; ``<@bot>`` is prepended to ``text`` unless already there."""
+        """An ``app_mention`` event; ``<@bot>`` is prepended to ``text`` unless already there.
+        ``files`` are (name, mimetype, data), shared with the message and downloadable with the
+        bot token from their ``url_private_download``."""
         mention = f"<@{self.bot_user_id}>"
         if mention not in text:
             text = f"{mention} {text}"
         message = self._user_message(channel, user, text, ts, thread_ts)
         event = self._event_base("app_mention", message)
+        if files:
+            event["files"] = [self._share_file(name, mimetype, data, user) for name, mimetype, data in files]
         return event
+
+    def _share_file(self, name: str, mimetype: str, data: bytes, user: str) -> JsonDict:
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self._files[file_id] = data
+        url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
+        return {
+            "id": file_id, "name": name, "title": name, "mimetype": mimetype, "filetype": name.rsplit(".", 1)[-1],
+            "size": len(data), "user": user, "url_private": url, "url_private_download": f"{url}?download=1",
+        }  # fmt: skip
+
+    async def _handle_file_download(self, request: web.Request) -> web.Response:
+        """files.slack.com: a file's bytes for a request carrying the bot token, else Slack's login page."""
+        file_id = request.match_info["file_id"].rsplit("-", 1)[-1]
+        if request.headers.get("Authorization") != f"Bearer {self.bot_token}" or file_id not in self._files:
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        self.file_downloads.append(file_id)
+        return web.Response(body=self._files[file_id], content_type="application/octet-stream")
 
     def message_event(
         self,

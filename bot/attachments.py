@@ -1,0 +1,75 @@
+"""Files attached to a message: text files become part of the person's question (and count
+against the token budget like any text); other files are skipped with a short notice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+TEXT_EXTENSIONS = frozenset(
+    "txt md markdown rst py pyi json jsonl csv tsv yaml yml toml ini cfg conf log xml html htm css "
+    "js mjs ts jsx tsx java kt c h cc cpp hpp cs go rs rb php sh bash zsh sql swift r lua pl tex diff patch".split()
+)
+TEXT_CONTENT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/javascript")
+# Bigger than any context the bot is configured with (~25,000 tokens), so a larger file could
+# never be answered anyway; it is skipped without being downloaded.
+MAX_ATTACHMENT_BYTES = 100_000
+
+
+class DownloadFailed(Exception):
+    """The platform would not hand the file over."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    size: int
+    download: Callable[[], Awaitable[bytes]]  # raises DownloadFailed
+
+    def is_text(self) -> bool:
+        extension = self.name.rsplit(".", 1)[-1].lower() if "." in self.name else ""
+        content_type = self.content_type.split(";", 1)[0].strip().lower()
+        return content_type.startswith("text/") or content_type in TEXT_CONTENT_TYPES or extension in TEXT_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ReadFiles:
+    text: str  # the files' contents, to follow the question
+    notices: tuple[str, ...]  # what the reply should say about files it could not use
+
+
+async def read_attachments(attachments: Sequence[Attachment]) -> ReadFiles:
+    contents: list[str] = []
+    skipped: list[str] = []
+    notices: list[str] = []
+    for attachment in attachments:
+        if not attachment.is_text():
+            skipped.append(attachment.name)
+        elif attachment.size > MAX_ATTACHMENT_BYTES:
+            notices.append(f"{attachment.name} is too large to read (over {MAX_ATTACHMENT_BYTES // 1000} KB).")
+        elif (text := await _read_text(attachment)) is None:
+            notices.append(f"I couldn't read {attachment.name} as text.")
+        else:
+            contents.append(f"{attachment.name}:\n```\n{text.rstrip()}\n```")
+    if skipped:
+        notices.append(f"I can only read text files, so I skipped {', '.join(skipped)}.")
+    return ReadFiles("\n\n".join(contents), tuple(notices))
+
+
+def with_files(question: str, files: ReadFiles) -> str:
+    return f"{question}\n\n{files.text}" if files.text else question
+
+
+async def _read_text(attachment: Attachment) -> str | None:
+    try:
+        return (await attachment.download()).decode("utf-8")
+    except DownloadFailed as error:
+        log.warning("attachment_download_failed", name=attachment.name, error=str(error)[:200])
+    except UnicodeDecodeError:
+        log.info("attachment_not_text", name=attachment.name)
+    return None
