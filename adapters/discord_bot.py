@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 MAX_CONTENT = 2000
 THREAD_NAME_LENGTH = 90
 DENIAL_NOTICE_TTL = 24 * 3600
+EVENT_CLAIM_SECONDS = 3600  # longer than any redelivery of one event
 REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0)
 TYPING_DELAY = 0.4  # seconds without text before "typing…" shows (quick answers skip it)
 THREAD_CHANNEL_TYPES = (discord.ChannelType.text, discord.ChannelType.news)
@@ -66,6 +67,8 @@ class DiscordSettings:
     allowed_role_ids: frozenset[str]
     blocked_user_ids: frozenset[str]
     allow_dms: bool
+    shard_count: int | None  # None: as many as Discord recommends (GET /gateway/bot)
+    shard_ids: list[int] | None  # None: every shard, in this process
 
     @classmethod
     def from_env(cls, env: Env) -> DiscordSettings:
@@ -83,7 +86,25 @@ class DiscordSettings:
             allowed_role_ids=env.id_set("DISCORD_ALLOWED_ROLE_IDS"),
             blocked_user_ids=env.id_set("DISCORD_BLOCKED_USER_IDS"),
             allow_dms=env.bool("ALLOW_DMS", True),
+            **_shards(env),
         )
+
+
+def _shards(env: Env) -> dict[str, Any]:
+    count_text = env.str("DISCORD_SHARD_COUNT", "auto").lower()
+    count = None if count_text == "auto" else env.int("DISCORD_SHARD_COUNT", 1, minimum=1)
+    ids_text = env.optional_str("DISCORD_SHARD_IDS")
+    if ids_text is None:
+        return {"shard_count": count, "shard_ids": None}
+    if count is None:
+        raise ConfigError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total across every process)")
+    try:
+        ids = sorted({int(part) for part in ids_text.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError(f"DISCORD_SHARD_IDS={ids_text!r} is invalid: expected comma-separated numbers") from None
+    if not ids or ids[0] < 0 or ids[-1] >= count:
+        raise ConfigError(f"DISCORD_SHARD_IDS={ids_text!r} is invalid: expected numbers from 0 to {count - 1}")
+    return {"shard_count": count, "shard_ids": ids}
 
 
 # -- rate limits ---------------------------------------------------------------------
@@ -248,7 +269,7 @@ def thread_name(text: str) -> str:
     return name if len(name) <= THREAD_NAME_LENGTH else name[: THREAD_NAME_LENGTH - 1].rstrip() + "…"
 
 
-class MistralDiscordBot(discord.Client):
+class MistralDiscordBot(discord.AutoShardedClient):
     def __init__(self, core: ChatCore, settings: DiscordSettings) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
@@ -262,12 +283,14 @@ class MistralDiscordBot(discord.Client):
             chunk_guilds_at_startup=False,  # no member lists: memory stays flat on 100k-member servers
             member_cache_flags=discord.MemberCacheFlags.none(),
             max_messages=None,
+            shard_count=settings.shard_count,
+            shard_ids=settings.shard_ids,
         )
         self.core = core
         self.settings = settings
         self.rate_limits = DiscordRateLimits()
         self._heap_frozen = False
-        self.tree = app_commands.CommandTree(self)
+        self.tree = ClaimingCommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._register_commands()
@@ -300,7 +323,8 @@ class MistralDiscordBot(discord.Client):
 
     async def on_ready(self) -> None:
         assert self.user is not None
-        log.info("discord_ready", user=str(self.user), guilds=len(self.guilds))
+        log.info("discord_ready", user=str(self.user), guilds=len(self.guilds),
+                 shards=sorted(self.shards), shard_count=self.shard_count)  # fmt: skip
         self.core.metrics.set_health(NAME, None)
         if not self._heap_frozen:  # once: what discord.py built to connect stays, like the core's
             self._heap_frozen = True
@@ -368,6 +392,8 @@ class MistralDiscordBot(discord.Client):
             return
         if conversation is None:
             return
+        if not await self.first_to_claim(f"discord:msg:{message.id}"):
+            return
         if not self._allowed(message.author, message.guild, message.channel):
             await self._explain_refusal_once(message)
             return
@@ -383,6 +409,14 @@ class MistralDiscordBot(discord.Client):
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
         surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key), place)
         await self._answer(turn, surface)
+
+    async def first_to_claim(self, key: str) -> bool:
+        """Only one process answers an event, however the shards are spread (or overlap). Without
+        Redis to tell, every process that got it answers: better twice than never."""
+        try:
+            return await self.core.store.claim(key, EVENT_CLAIM_SECONDS)
+        except ReplyFailure:
+            return True
 
     async def _conversation_for(
         self, message: discord.Message
@@ -564,6 +598,13 @@ class MistralDiscordBot(discord.Client):
 
 class _NoThreads(Exception):
     pass
+
+
+class ClaimingCommandTree(app_commands.CommandTree["MistralDiscordBot"]):
+    """Slash commands run in the one process that claims the interaction first."""
+
+    async def interaction_check(self, interaction: discord.Interaction[MistralDiscordBot], /) -> bool:
+        return await interaction.client.first_to_claim(f"discord:interaction:{interaction.id}")
 
 
 def _attachment(item: discord.Attachment) -> Attachment:

@@ -11,6 +11,7 @@ from bot.breaker import CircuitBreaker
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.ledger import ReplyLedger
+from bot.locks import ConversationLocks
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.model import create_backend
@@ -43,14 +44,15 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
-    client = store.client if isinstance(store, RedisHistoryStore) else None
-    ledger = ReplyLedger(client, settings.history.key_prefix)
+    redis = store if isinstance(store, RedisHistoryStore) else None
+    ledger = ReplyLedger(redis.client if redis else None, settings.history.key_prefix)
+    locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
     await ledger.start()
     operations = settings.operations
     quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
     freeze_startup_heap()
     return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=CircuitBreaker(), metrics=metrics,
-                    notice_seconds=settings.history.ttl_seconds)  # fmt: skip
+                    locks=locks, notice_seconds=settings.history.ttl_seconds)  # fmt: skip
 
 
 async def _wait_for_redis(store: HistoryStore, url: str) -> None:

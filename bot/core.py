@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ import structlog
 from bot.breaker import CircuitBreaker
 from bot.errors import FailureKind, ReplyFailure
 from bot.ledger import ReplyLedger
+from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
 from bot.metrics import Metrics
 from bot.model import ModelBackend
@@ -48,27 +48,6 @@ class Turn:
         return self.thread.split(":", 1)[0]
 
 
-class KeyedLocks:
-    """One lock per conversation, so a follow-up waits for the previous reply's final text."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class ChatCore:
     def __init__(
         self,
@@ -80,6 +59,7 @@ class ChatCore:
         quota: TurnQuota | None = None,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
+        locks: ConversationLocks | None = None,
         notice_seconds: int = 7 * 24 * 3600,
     ) -> None:
         """`notice_seconds`: how long a conversation is remembered to have had the notice that
@@ -91,7 +71,7 @@ class ChatCore:
         self._prompts = prompts
         self._quota = quota or TurnQuota(store)
         self._breaker = breaker or CircuitBreaker()
-        self._locks = KeyedLocks()
+        self._locks = locks or ConversationLocks()
         self._notice_seconds = notice_seconds
         self._draining = False
         self._active = 0
@@ -150,9 +130,9 @@ class ChatCore:
             turn = await self._admit(turn)
         except ReplyFailure as failure:
             return await self._refuse(turn, surface, failure)
-        async with self._locks.hold(turn.thread):
+        async with self._locks.hold(turn.thread) as fence:
             try:
-                prompt = await self._prepare(turn)
+                prompt = await self._prepare(turn, fence)
                 self._breaker.check()
             except ReplyFailure as failure:
                 return await self._refuse(turn, surface, failure)
@@ -161,10 +141,10 @@ class ChatCore:
                 result = await renderer.render(self._timed(self.backend.stream(prompt.messages)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
-                await finish_even_if_cancelled(self._remember(turn, renderer.result()))
+                await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
                 raise
             self._breaker.record(result.failure, answered=bool(result.text))
-            return await finish_even_if_cancelled(self._remember(turn, result))
+            return await finish_even_if_cancelled(self._remember(turn, result, fence))
 
     async def _admit(self, turn: Turn) -> Turn:
         """The turn with its text cleaned, or why it is refused before anything is stored."""
@@ -178,11 +158,11 @@ class ChatCore:
         log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
         return await LiveRenderer(surface, notices=turn.notices).render(_failing(failure))
 
-    async def _prepare(self, turn: Turn) -> Prompt:
+    async def _prepare(self, turn: Turn, fence: str) -> Prompt:
         """Store the person's message (refused first if it can never fit) and build the prompt."""
         tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
         message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
-        history = await self.store.begin_turn(turn.thread, message)
+        history = await self.store.begin_turn(turn.thread, message, fence)
         size = sum(len(stored.content) for stored in history)
         return await _maybe_off_loop(size, self._prompts.build, history)
 
@@ -198,12 +178,13 @@ class ChatCore:
         return (f"This conversation is longer than I can read at once: only the last {prompt.used} "
                 "messages were used.",)  # fmt: skip
 
-    async def _remember(self, turn: Turn, result: RenderResult) -> RenderResult:
+    async def _remember(self, turn: Turn, result: RenderResult, fence: str) -> RenderResult:
         if not result.complete:
             return result  # a partial answer is shown with its reason but not fed back to the model
         tokens = await _maybe_off_loop(len(result.text), self._prompts.count, result.text)
         try:
-            await self.store.add_reply(turn.thread, StoredMessage("assistant", result.text, at=time.time(), tokens=tokens))
+            reply = StoredMessage("assistant", result.text, at=time.time(), tokens=tokens)
+            await self.store.add_reply(turn.thread, reply, fence)
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
             return replace(result, saved=False)

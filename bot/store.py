@@ -1,9 +1,9 @@
 """Per-thread conversation history: Redis for real deployments, memory for the console.
 
-A turn costs two round trips whatever the thread's length: one MULTI that appends the
-person's message and reads the history back, and one MULTI that appends the reply. A
-crash between the two leaves a trailing user message, which the prompt builder merges
-with the next one, so a thread is always continuable.
+A turn costs two round trips whatever the thread's length: one script that appends the
+person's message and reads the history back, and one that appends the reply. A crash
+between the two leaves a trailing user message, which the prompt builder merges with the
+next one, so a thread is always continuable.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import structlog
@@ -63,11 +63,15 @@ class HistoryStore(Protocol):
     durable: bool
     round_trips: int
 
-    async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
-        """Append the person's message and return the thread's history including it."""
+    async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
+        """Append the person's message and return the thread's history including it.
+
+        `fence`: the conversation lock's token (see bot.locks); the write is refused
+        (STORE_UNAVAILABLE) when another turn holds the conversation now.
+        """
         ...
 
-    async def add_reply(self, thread: str, message: StoredMessage) -> None: ...
+    async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None: ...
 
     async def read(self, thread: str) -> list[StoredMessage]:
         """The thread's history, oldest first (empty when it has none)."""
@@ -115,6 +119,21 @@ return 0
 """
 
 
+# Append to a history, unless the conversation lock (KEYS[2]) is no longer held with this fence.
+_APPEND = """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then
+  return redis.error_reply('FENCED another turn holds this conversation now')
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] == '1' then
+  return redis.call('LRANGE', KEYS[1], 0, -1)
+end
+return 0
+"""
+
+
 class RedisHistoryStore:
     durable = True
 
@@ -124,6 +143,7 @@ class RedisHistoryStore:
         self._redis = client
         self._settings = settings
         self._take_slot = client.register_script(_TAKE_SLOT)
+        self._append_script = client.register_script(_APPEND)
         self.round_trips = 0
 
     @classmethod
@@ -145,18 +165,15 @@ class RedisHistoryStore:
         # The hash tag keeps every key of a thread in one Cluster slot.
         return f"{self._settings.key_prefix}chat:{{{_safe_tag(thread)}}}:history"
 
-    async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
-        key = self.history_key(thread)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            self._append(pipe, key, message)
-            pipe.lrange(key, 0, -1)
-            results = await self._execute(pipe)
-        return [StoredMessage.from_json(raw) for raw in results[-1]]
+    def lock_key(self, thread: str) -> str:
+        return f"{self._settings.key_prefix}chat:{{{_safe_tag(thread)}}}:lock"
 
-    async def add_reply(self, thread: str, message: StoredMessage) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            self._append(pipe, self.history_key(thread), message)
-            await self._execute(pipe)
+    async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
+        history = await self._append(thread, message, fence, read_back=True)
+        return [StoredMessage.from_json(raw) for raw in history]
+
+    async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
+        await self._append(thread, message, fence, read_back=False)
 
     async def read(self, thread: str) -> list[StoredMessage]:
         raw = await self._run(self._redis.lrange(self.history_key(thread), 0, -1))
@@ -192,13 +209,12 @@ class RedisHistoryStore:
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
 
-    def _append(self, pipe: aioredis.client.Pipeline, key: str, message: StoredMessage) -> None:
-        pipe.rpush(key, message.to_json())
-        pipe.ltrim(key, -self._settings.max_messages, -1)
-        pipe.expire(key, self._settings.ttl_seconds)
-
-    async def _execute(self, pipe: aioredis.client.Pipeline) -> list:
-        return await self._run(pipe.execute())
+    async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
+        """One round trip: append, trim, refresh the expiry (and read the history back)."""
+        settings = self._settings
+        keys = [self.history_key(thread), self.lock_key(thread)]  # one hash tag: one Cluster slot
+        args = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, "1" if read_back else "0"]
+        return await self._run(self._append_script(keys=keys, args=args))
 
     async def _run(self, awaitable):  # type: ignore[no-untyped-def]
         self.round_trips += 1
@@ -224,11 +240,11 @@ class MemoryHistoryStore:
         self._uses: dict[str, deque[float]] = {}
         self.round_trips = 0
 
-    async def begin_turn(self, thread: str, message: StoredMessage) -> list[StoredMessage]:
+    async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
         self.round_trips += 1
         return list(self._append(thread, message))
 
-    async def add_reply(self, thread: str, message: StoredMessage) -> None:
+    async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
         self.round_trips += 1
         self._append(thread, message)
 

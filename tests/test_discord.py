@@ -525,6 +525,30 @@ async def test_other_bots_own_messages_and_edits_never_trigger_a_reply(shared: S
     assert world.bot_messages(channel) == []
 
 
+# -- attachments -------------------------------------------------------------------------
+
+
+async def test_a_text_file_attached_to_a_mention_is_read_and_an_image_is_skipped_with_a_notice(
+    shared: Shared, world: DiscordWorld
+) -> None:
+    alice, channel = shared.users["alice"], shared.channels["files"]
+    world.answer("f1-review", Script(text="The function adds two numbers.", rate=50))
+    code = "def add(a, b):\n    return a + b\n"
+    message = await world.fake.send_user_message(
+        channel["id"], alice, "f1-review what does this do?", mentions_bot=True,
+        files=[("add.py", "text/x-python", code.encode()), ("cat.png", "image/png", b"\x89PNG\r\n\x1a\n")],
+    )  # fmt: skip
+    thread = await world.wait_thread(message)
+    [final] = await world.wait_bot_text(
+        thread["id"], "The function adds two numbers.\n\nℹ️ I can only read text files, so I skipped cat.png."
+    )
+    [request] = world.model_requests("f1-review")
+    asked = request.last_user_content() or ""
+    assert asked.startswith("f1-review what does this do?") and "add.py:" in asked and code.rstrip() in asked
+    assert "PNG" not in asked
+    assert len(world.fake.attachment_downloads) == 1  # the image was never downloaded
+
+
 # -- 12. the gateway drops mid-answer --------------------------------------------------------
 
 
@@ -683,28 +707,3 @@ async def test_a_missing_message_content_intent_stops_start_up_with_the_fix() ->
         code = await asyncio.wait_for(bot.process.wait(), 30)
         assert code != 0
         assert "Message Content Intent" in bot.stderr and "developer portal" in bot.stderr, bot.stderr
-
-
-# -- attachments -------------------------------------------------------------------------
-
-
-async def test_a_text_file_attached_to_a_mention_is_read_and_an_image_is_skipped_with_a_notice(
-    shared: Shared, world: DiscordWorld
-) -> None:
-    alice, channel = shared.users["alice"], shared.channels["files"]
-    world.answer("f1-review", Script(text="The function adds two numbers.", rate=50))
-    code = "def add(a, b):\n    return a + b\n"
-    message = await world.fake.send_user_message(
-        channel["id"], alice, "f1-review what does this do?", mentions_bot=True,
-        files=[("add.py", "text/x-python", code.encode()), ("cat.png", "image/png", b"\x89PNG\r\n\x1a\n")],
-    )  # fmt: skip
-    thread = await world.wait_thread(message)
-    [final] = await world.wait_bot_text(
-        thread["id"], "The function adds two numbers.\n\nℹ️ I can only read text files, so I skipped cat.png."
-    )
-    [request] = world.model_requests("f1-review")
-    asked = request.last_user_content() or ""
-    assert asked.startswith("f1-review what does this do?") and "add.py:" in asked and code.rstrip() in asked
-    assert "PNG" not in asked
-    assert len(world.fake.attachment_downloads) == 1  # the image was never downloaded
-

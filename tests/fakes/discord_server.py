@@ -160,6 +160,10 @@ class _Snowflakes:
     def __init__(self) -> None:
         self._last = 0
 
+    def skip_to(self, used: int) -> None:
+        """`used` was taken (an id picked for its shard): every later id is above it."""
+        self._last = max(self._last, used)
+
     def next(self) -> int:
         candidate = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
         self._last = max(candidate, self._last + 1)
@@ -655,6 +659,15 @@ class GatewaySession:
         return self.connection is not None and self.connection.live
 
 
+def on_shard(session: GatewaySession, guild_id: int | None) -> bool:
+    """Discord's routing: a guild's events go to shard (guild_id >> 22) % count, DMs to shard 0."""
+    shard = session.identify.get("shard")
+    if not shard:
+        return True
+    shard_id, count = shard
+    return shard_id == (0 if guild_id is None else (guild_id >> 22) % count)
+
+
 class _Gateway:
     """The websocket side: HELLO / IDENTIFY / READY / RESUME / heartbeats and dispatch fan-out."""
 
@@ -665,6 +678,7 @@ class _Gateway:
         self.dispatched: list[tuple[float, str, dict[str, Any]]] = []
         self.identify_payload: dict[str, Any] | None = None
         self.identify_count = 0
+        self.identified_shards: list[tuple[int, int] | None] = []  # (shard id, count) per IDENTIFY
         self.resume_count = 0
         self.replayed_count = 0  # frames re-sent on RESUME
 
@@ -736,8 +750,13 @@ class _Gateway:
         if intents & self.fake.disallowed_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
+        shard = data.get("shard")
+        if shard is not None and not (isinstance(shard, list) and len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
         self.identify_payload = data
         self.identify_count += 1
+        self.identified_shards.append(tuple(shard) if shard else None)
         session = GatewaySession(session_id=secrets.token_hex(16), identify=data, intents=intents)
         self.sessions[session.session_id] = session
         async with session.lock:
@@ -745,7 +764,8 @@ class _Gateway:
             conn.session = session
             await self._dispatch_locked(session, "READY", self.fake._ready_payload(session))
             for guild in self.fake.guilds.values():
-                await self._dispatch_locked(session, "GUILD_CREATE", self.fake._guild_create_payload(guild))
+                if on_shard(session, guild.id):
+                    await self._dispatch_locked(session, "GUILD_CREATE", self.fake._guild_create_payload(guild))
 
     async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
         session = self.sessions.get(str(data.get("session_id")))
@@ -786,8 +806,9 @@ class _Gateway:
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send an event to every session; `dispatched` records when it went out (to the last one)."""
+        guild_id = data.get("guild_id")
         for session in list(self.sessions.values()):
-            if session.invalidated:
+            if session.invalidated or not on_shard(session, int(guild_id) if guild_id else None):
                 continue
             filtered = filter_event_for_intents(event, data, session.intents, self.fake.bot_user.id)
             if filtered is None:
@@ -1034,7 +1055,7 @@ class _RestApi:
     async def get_gateway_bot(self, call: RestCall) -> Any:
         return {
             "url": self.fake.gateway_url,
-            "shards": 1,
+            "shards": self.fake.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1},
         }
 
@@ -1364,6 +1385,7 @@ class FakeDiscord:
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATE/UPDATE
 
         self._ids = _Snowflakes()
+        self.recommended_shards = 1  # what GET /gateway/bot answers
         self._attachment_data: dict[int, bytes] = {}  # what the CDN serves, by attachment id
         self.attachment_downloads: list[int] = []
         self.bot_user = FakeUser(self._ids.next(), bot_name, bot=True)
@@ -1465,9 +1487,15 @@ class FakeDiscord:
             self._add_member(guild, user, [r for r in role_ids if r in guild.roles])
         return user
 
-    def add_guild(self, name: str = "Test Guild") -> FakeGuild:
-        """A guild with @everyone, a managed bot role, the bot and all known users as members."""
-        guild = FakeGuild(self._ids.next(), name, owner_id=self.owner.id, created=time.time())
+    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """A guild with @everyone, a managed bot role, the bot and all known users as members.
+        `shard` (id, count): its id is chosen so that Discord routes it to that shard."""
+        guild_id = self._ids.next()
+        if shard is not None:
+            shard_id, count = shard
+            guild_id = (((guild_id >> 22) // count + 1) * count + shard_id) << 22  # a later millisecond
+            self._ids.skip_to(guild_id)
+        guild = FakeGuild(guild_id, name, owner_id=self.owner.id, created=time.time())
         guild.roles[guild.id] = FakeRole(guild.id, "@everyone", Perm.MEMBER_DEFAULT)
         bot_role = FakeRole(self._ids.next(), self.bot_user.username, Perm.MEMBER_DEFAULT, 1, bot_id=self.bot_user.id)
         guild.roles[bot_role.id] = bot_role
@@ -2220,7 +2248,7 @@ class FakeDiscord:
         payload: dict[str, Any] = {
             "v": 10,
             "user": self._client_user_payload(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds if on_shard(session, g)],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
