@@ -29,7 +29,8 @@ from bot.attachments import Attachment, DownloadFailed, read_attachments, with_f
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
-from bot.ledger import INTERRUPTED_NOTE, SWEEP_SECONDS, ReplyRecord, interrupted_ending
+from bot.leases import SharedBudgets
+from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap, retrieve_outcome
 from bot.render import SurfaceLimits, failure_note
 from config.env import ConfigError, Env
@@ -111,31 +112,35 @@ def _shards(env: Env) -> dict[str, Any]:
 
 
 class DiscordRateLimits:
-    """Budgets mirroring Discord's buckets, shared by every reply of this process."""
+    """Budgets mirroring Discord's buckets, shared by every reply of every process of the bot."""
 
-    def __init__(self, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0) -> None:
+    def __init__(
+        self, shared: SharedBudgets, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0
+    ) -> None:
         # The global limit refills every second: it streams up to a second's worth of replies
         # at once (more are posted whole at the end, one write instead of two). Their finals
         # are kept from interim edits: fifty replies ending together all land at once.
-        self.global_ = WriteBudget(global_per_second, 1.0, max_streaming=global_per_second)
+        self.global_ = shared.budget("discord:global", global_per_second, 1.0, max_streaming=global_per_second)
+        self._shared = shared
         self._per_channel = per_channel
         self._window = channel_window
         self._creates: dict[int, WriteBudget] = {}
         self._edits: dict[int, WriteBudget] = {}
 
     def creates(self, channel_id: int) -> WriteBudget:
-        return self._budget(self._creates, channel_id)
+        return self._budget("creates", self._creates, channel_id)
 
     def edits(self, channel_id: int) -> WriteBudget:
-        return self._budget(self._edits, channel_id)
+        return self._budget("edits", self._edits, channel_id)
 
-    def _budget(self, budgets: dict[int, WriteBudget], channel_id: int) -> WriteBudget:
+    def _budget(self, kind: str, budgets: dict[int, WriteBudget], channel_id: int) -> WriteBudget:
         budget = budgets.get(channel_id)
         if budget is None:
             if len(budgets) > 4096:  # forget idle channels so memory stays flat on huge servers
                 for idle in [key for key, value in budgets.items() if value.idle()]:
                     del budgets[idle]
-            budget = budgets[channel_id] = WriteBudget(self._per_channel, self._window)
+            budget = self._shared.budget(f"discord:{kind}:{channel_id}", self._per_channel, self._window)
+            budgets[channel_id] = budget
         return budget
 
 
@@ -288,7 +293,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         )
         self.core = core
         self.settings = settings
-        self.rate_limits = DiscordRateLimits()
+        self.rate_limits = DiscordRateLimits(core.budgets)
         self._heap_frozen = False
         self.tree = ClaimingCommandTree(self)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -355,7 +360,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
                     await self._finish_interrupted(record)
             except Exception:  # noqa: BLE001 - Redis or Discord failing now; the next sweep tries again
                 log.exception("interrupted_reply_sweep_failed")
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(self.core.ledger.sweep_seconds)
 
     async def _finish_interrupted(self, record: ReplyRecord) -> None:
         """End the reply with a note saying it was interrupted; post the note if nothing was shown."""

@@ -34,7 +34,8 @@ from bot.attachments import Attachment, DownloadFailed, read_attachments, with_f
 from bot.budget import WriteBudget
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
-from bot.ledger import INTERRUPTED_NOTE, SWEEP_SECONDS, ReplyRecord, interrupted_ending
+from bot.leases import SharedBudgets
+from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.render import SurfaceLimits, failure_note
@@ -132,14 +133,28 @@ class WorkspaceBudgets:
     chat.startStream/stopStream have no published tier: Tier 2 (20/min) is assumed.
     """
 
-    def __init__(self) -> None:
-        self.updates = WriteBudget(10, 12.0)  # chat.update, Tier 3 (50/min)
-        self.status = WriteBudget(10, 12.0, admission=False)  # assistant.threads.setStatus, Tier 3
-        self.appends = WriteBudget(20, 12.0, admission=False)  # chat.appendStream, Tier 4 (100/min)
-        self.stream_starts = WriteBudget(4, 12.0)  # chat.startStream, Tier 2 (assumed)
-        self.stream_stops = WriteBudget(4, 12.0)  # chat.stopStream, Tier 2 (assumed)
-        self.lookups = WriteBudget(20, 12.0, admission=False)  # users.info, Tier 4 (100/min)
+    def __init__(self, shared: SharedBudgets, team: str) -> None:
+        def tier(method: str, limit: int, **options: Any) -> WriteBudget:
+            return shared.budget(f"slack:{team}:{method}", limit, 12.0, **options)
+
+        self.updates = tier("chat.update", 10)  # Tier 3 (50/min)
+        self.status = tier("assistant.threads.setStatus", 10, admission=False)  # Tier 3
+        self.appends = tier("chat.appendStream", 20, admission=False)  # Tier 4 (100/min)
+        self.stream_starts = tier("chat.startStream", 4)  # Tier 2 (assumed)
+        self.stream_stops = tier("chat.stopStream", 4)  # Tier 2 (assumed)
+        self.lookups = tier("users.info", 20, admission=False)  # Tier 4 (100/min)
+        self._shared = shared
+        self._team = team
         self._posts: dict[str, WriteBudget] = {}
+
+    async def ready_posts(self, channel: str) -> WriteBudget:
+        """The channel's post budget, once its share of the bot's limit is known."""
+        posts = self.posts(channel)
+        await self._shared.ready((posts,))
+        return posts
+
+    def tiers(self) -> tuple[WriteBudget, ...]:
+        return (self.updates, self.status, self.appends, self.stream_starts, self.stream_stops, self.lookups)
 
     def posts(self, channel: str) -> WriteBudget:
         """chat.postMessage: about one per second per channel, with short bursts."""
@@ -147,7 +162,7 @@ class WorkspaceBudgets:
             if len(self._posts) > 4096:
                 for idle in [key for key, value in self._posts.items() if value.idle()]:
                     del self._posts[idle]
-            self._posts[channel] = WriteBudget(3, 3.0)
+            self._posts[channel] = self._shared.budget(f"slack:{self._team}:chat.postMessage:{channel}", 3, 3.0)
         return self._posts[channel]
 
 
@@ -376,7 +391,7 @@ class Waiting:
 
     async def _post_placeholder(self) -> str | None:
         place = self._place
-        charge = budget.try_spend_spare((self._budgets.posts(place.channel),))
+        charge = budget.try_spend_spare((await self._budgets.ready_posts(place.channel),))
         if charge is None:
             return None
         try:
@@ -507,7 +522,7 @@ class SlackBot:
         try:
             files = await read_attachments(attachments)
             text = with_files(text, files)
-            budgets = self._budgets.setdefault(place.team, WorkspaceBudgets())
+            budgets = await self._workspace_budgets(place.team)
             name = await self._display_name(place.user, budgets)
             surface = self._choose_reply(place, budgets)
             if place.thread_ts is not None:
@@ -517,6 +532,14 @@ class SlackBot:
             await self.core.answer(Turn(key, place.user, name, text, channel=channel, notices=files.notices), surface)
         except Exception:  # noqa: BLE001 - one failed reply must not stop the others
             log.exception("slack_reply_failed", thread=key)
+
+    async def _workspace_budgets(self, team: str) -> WorkspaceBudgets:
+        """A workspace's budgets; the first time, once their shares of the bot's limits are known."""
+        if team not in self._budgets:
+            self._budgets[team] = WorkspaceBudgets(self.core.budgets, team)
+        budgets = self._budgets[team]
+        await self.core.budgets.ready(budgets.tiers())
+        return budgets
 
     def _choose_reply(self, place: Place, budgets: WorkspaceBudgets) -> MessageReply | StreamReply:
         can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
@@ -661,7 +684,7 @@ class SlackBot:
                     await self._finish_interrupted(record)
             except Exception:  # noqa: BLE001 - Redis or Slack failing now; the next sweep tries again
                 log.exception("interrupted_reply_sweep_failed")
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(self.core.ledger.sweep_seconds)
 
     async def _finish_interrupted(self, record: ReplyRecord) -> None:
         """End the reply with a note saying it was interrupted (its stream stopped, its status

@@ -10,6 +10,7 @@ import structlog
 from bot.breaker import CircuitBreaker
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
+from bot.leases import BudgetLeases, SharedBudgets
 from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import freeze_startup_heap
@@ -45,14 +46,17 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     prompts = PromptBuilder(counter, settings.system_prompt, budget)
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
     redis = store if isinstance(store, RedisHistoryStore) else None
-    ledger = ReplyLedger(redis.client if redis else None, settings.history.key_prefix)
-    locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
-    await ledger.start()
     operations = settings.operations
+    ledger = ReplyLedger(redis.client if redis else None, settings.history.key_prefix,
+                         lease_seconds=operations.reply_lease_seconds, sweep_seconds=operations.reply_sweep_seconds)
+    locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
+    leases = BudgetLeases(redis.client, settings.history.key_prefix, ledger.process_id) if redis else None
+    await ledger.start()
     quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
+    breaker = CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds)
     freeze_startup_heap()
-    return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=CircuitBreaker(), metrics=metrics,
-                    locks=locks, notice_seconds=settings.history.ttl_seconds)  # fmt: skip
+    return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=breaker, metrics=metrics,
+                    locks=locks, budgets=SharedBudgets(leases), notice_seconds=settings.history.ttl_seconds)  # fmt: skip
 
 
 async def _wait_for_redis(store: HistoryStore, url: str) -> None:
@@ -72,7 +76,8 @@ def describe_store(settings: Settings, *, console: bool) -> str:
     url = settings.history.url_for(console=console)
     if url.startswith(MEMORY_STORE_URL):
         return "in-memory history (lost on exit)"
-    return f"Redis history at {redacted(url)}"
+    kind = "Redis Cluster" if settings.history.cluster else "Redis"
+    return f"{kind} history at {redacted(url)}"
 
 
 def redacted(url: str) -> str:
@@ -84,6 +89,7 @@ def redacted(url: str) -> str:
 
 
 async def close_core(core: ChatCore) -> None:
+    await core.budgets.aclose()
     await core.ledger.stop()
     await core.backend.aclose()
     await core.store.aclose()

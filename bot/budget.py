@@ -7,6 +7,9 @@ be earlier, so however slow the network, the platform never sees more than `limi
 
 Replies that stream reserve their final write up front; interim edits only spend what no reply
 has reserved, so a busy channel shows fewer interim edits, never a missing final.
+
+A budget of a limit shared by several processes (see bot.leases) spends only the slots its
+process leased; everything else works the same.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.leases import Lease
 
 Clock = Callable[[], float]
 
@@ -26,6 +33,9 @@ IN_FLIGHT_RECHECK_SECONDS = 0.05
 # When every slot is kept for a final, an interim edit looks again after this long (about as
 # often as a reply edits anyway): sooner would only wake replies that find no room.
 RESERVED_FULL_RECHECK_SECONDS = 1.0
+# A write waiting for a slot of another process looks again this often (bot.leases hands out
+# slots given back at that pace).
+LEASE_RECHECK_SECONDS = 0.05
 _CREATED = itertools.count()
 
 
@@ -58,23 +68,45 @@ class WriteBudget:
         self.max_streaming = max_streaming
         self.clock = clock
         self.reserved = 0
+        self.queued = 0  # writes waiting in spend()
+        self.lease: Lease | None = None  # this process's share, when the limit is the whole bot's
+        self._used_at = -math.inf
         self._writes: list[_Write] = []
         # Writes that must happen queue here in order, so only the first of them sleeps on the
         # budget's clock instead of every waiting reply waking for each slot that frees.
         self.turns = asyncio.Lock()
         self.order = next(_CREATED)
 
-    def free(self) -> int:
+    def capacity(self) -> int:
+        return self.limit if self.lease is None else min(self.limit, self.lease.usable())
+
+    def held(self) -> int:
+        """Writes in flight or still in the window."""
         horizon = self.clock() - self.window
         self._writes = [write for write in self._writes if write.at > horizon]
-        return self.limit - len(self._writes)
+        return len(self._writes)
+
+    def free(self) -> int:
+        self._used_at = self.clock()
+        free = self.capacity() - self.held()
+        if self.lease is not None and free - self.reserved < 1:
+            self.lease.need_more()  # answered in the background; the lease follows demand
+        return free
+
+    def demand(self) -> tuple[int, int]:
+        """(held, wanted) for the lease: what is held, reserved and waiting, and one write more
+        while the budget is in use, so the next write needs no round trip to Redis."""
+        held = self.held()
+        busy = held + self.reserved + self.queued
+        in_use = busy > 0 or self.clock() - self._used_at < self.window
+        return held, min(self.limit, busy + 1) if in_use else 0
 
     def spare(self) -> int:
         """Writes available now that no reply has reserved."""
         return self.free() - self.reserved
 
     def idle(self) -> bool:
-        return self.reserved == 0 and self.free() == self.limit
+        return self.reserved == 0 and self.held() == 0
 
     def seconds_until_free(self, needed: int = 1) -> float:
         missing = needed - self.free()
@@ -82,21 +114,32 @@ class WriteBudget:
             return 0.0
         completed = sorted(write.at for write in self._writes if write.at != math.inf)
         if len(completed) < missing:
-            return IN_FLIGHT_RECHECK_SECONDS
-        return max(0.0, completed[missing - 1] + self.window - self.clock())
+            wait = IN_FLIGHT_RECHECK_SECONDS
+        else:
+            wait = max(0.0, completed[missing - 1] + self.window - self.clock())
+        if self._short_of_lease():
+            return min(wait, LEASE_RECHECK_SECONDS)
+        return wait
 
     def seconds_until_spare(self) -> float:
         """When an interim write may next find room beside the reserved finals."""
-        if self.reserved + 1 > self.limit:
+        if self.reserved + 1 > self.capacity():
+            if self._short_of_lease():
+                return LEASE_RECHECK_SECONDS
             return min(self.window, RESERVED_FULL_RECHECK_SECONDS)
         return self.seconds_until_free(self.reserved + 1)
 
     def admits(self) -> bool:
+        """May one more reply stream here? Judged by the whole limit: a lease follows demand."""
         if not self.admission:
             return True
         if self.max_streaming is not None:
             return self.reserved < self.max_streaming
-        return self.spare() >= 1
+        return self.limit - self.held() - self.reserved >= 1
+
+    def _short_of_lease(self) -> bool:
+        """The lease holds less than the limit, so room may come from another process."""
+        return self.lease is not None and self.capacity() < self.limit
 
     def start_write(self) -> _Write:
         write = _Write()
@@ -105,6 +148,8 @@ class WriteBudget:
 
     def reserve(self) -> None:
         self.reserved += 1
+        if self.lease is not None:
+            self.lease.need_more()
 
     def release(self) -> None:
         self.reserved = max(0, self.reserved - 1)
@@ -168,11 +213,17 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
     # Turns are taken in one order (newest budget first: usually the most specific, such as a
     # channel's), so no two writers can each hold a turn the other waits for.
     ordered = sorted(budgets, key=lambda budget: -budget.order)
-    async with contextlib.AsyncExitStack() as turns:
-        for budget in ordered:
-            await turns.enter_async_context(budget.turns)
-        while (wait := max((budget.seconds_until_free() for budget in budgets), default=0.0)) > 0:
-            await asyncio.sleep(wait)
-        if reserved:
-            release(budgets)
-        return Charge(budgets)
+    for budget in budgets:
+        budget.queued += 1
+    try:
+        async with contextlib.AsyncExitStack() as turns:
+            for budget in ordered:
+                await turns.enter_async_context(budget.turns)
+            while (wait := max((budget.seconds_until_free() for budget in budgets), default=0.0)) > 0:
+                await asyncio.sleep(wait)
+            if reserved:
+                release(budgets)
+            return Charge(budgets)
+    finally:
+        for budget in budgets:
+            budget.queued -= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ import structlog
 
 from bot.breaker import CircuitBreaker
 from bot.errors import FailureKind, ReplyFailure
+from bot.leases import SharedBudgets
 from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
@@ -60,6 +62,7 @@ class ChatCore:
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         locks: ConversationLocks | None = None,
+        budgets: SharedBudgets | None = None,
         notice_seconds: int = 7 * 24 * 3600,
     ) -> None:
         """`notice_seconds`: how long a conversation is remembered to have had the notice that
@@ -68,6 +71,7 @@ class ChatCore:
         self.store = store
         self.ledger = ledger or ReplyLedger(None, "")
         self.metrics = metrics or Metrics()
+        self.budgets = budgets or SharedBudgets()  # the platforms' rate limits, for the adapters
         self._prompts = prompts
         self._quota = quota or TurnQuota(store)
         self._breaker = breaker or CircuitBreaker()
@@ -130,8 +134,9 @@ class ChatCore:
             turn = await self._admit(turn)
         except ReplyFailure as failure:
             return await self._refuse(turn, surface, failure)
-        async with self._locks.hold(turn.thread) as fence:
-            try:
+        async with contextlib.AsyncExitStack() as held:
+            try:  # taking the conversation fails too when Redis is down: the person is told why
+                fence = await held.enter_async_context(self._locks.hold(turn.thread))
                 prompt = await self._prepare(turn, fence)
                 self._breaker.check()
             except ReplyFailure as failure:

@@ -17,21 +17,21 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient
 from bot.render import ReplySurface, SurfaceLimits, failure_note
 from bot.split import closing_for, longest_fitting, open_fence
 
 log = structlog.get_logger(__name__)
 
-# A process silent this long is taken for dead and its replies are finished by another: with a
-# sweep every SWEEP_SECONDS, a reply cut by a crash gets its note within ~15 s of the crash.
+# Defaults (REPLY_LEASE_SECONDS, REPLY_SWEEP_SECONDS): a process silent this long is taken for
+# dead and its replies are finished by another; with a sweep every SWEEP_SECONDS, a reply cut by
+# a crash gets its note within ~15 s of the crash.
 LEASE_SECONDS = 10.0
-HEARTBEAT_SECONDS = 3.0
 SWEEP_SECONDS = 5.0
+HEARTBEAT_SHARE = 0.3  # the lease is renewed every 0.3 of it: two beats may be late before it lapses
 
 
 INTERRUPTED_NOTE = failure_note(ReplyFailure(FailureKind.INTERRUPTED))
@@ -64,8 +64,12 @@ class ReplyLedger:
     """The records of one bot (every process sharing the Redis key prefix). With no Redis client
     (history in memory) nothing outlives the process, so nothing is recorded."""
 
-    def __init__(self, client: aioredis.Redis | None, key_prefix: str) -> None:
+    def __init__(self, client: RedisClient | None, key_prefix: str, *,
+                 lease_seconds: float = LEASE_SECONDS, sweep_seconds: float = SWEEP_SECONDS) -> None:  # fmt: skip
+        """`sweep_seconds`: how often the adapters look for `orphans`."""
         self._redis = client
+        self._lease_seconds = lease_seconds
+        self.sweep_seconds = sweep_seconds
         self._key = f"{key_prefix}replies"
         self._lease_prefix = f"{key_prefix}process:"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -95,15 +99,23 @@ class ReplyLedger:
             await self._quietly(self._redis.hdel(self._key, record.id))
 
     async def orphans(self, platform: str) -> list[ReplyRecord]:
-        """Replies of `platform` left by processes whose lease lapsed, each claimed by this one."""
+        """Replies of `platform` left by processes whose lease lapsed, each claimed by this one
+        (none while Redis is unreachable: the next sweep looks again)."""
         if self._redis is None:
             return []
-        records = [ReplyRecord(**json.loads(raw)) for raw in (await self._redis.hvals(self._key))]
+        try:
+            return await self._claim_orphans(self._redis, platform)
+        except REDIS_ERRORS as error:
+            log.warning("reply_ledger_unavailable", error=f"{type(error).__name__}: {error}")
+            return []
+
+    async def _claim_orphans(self, redis: RedisClient, platform: str) -> list[ReplyRecord]:
+        records = [ReplyRecord(**json.loads(raw)) for raw in (await redis.hvals(self._key))]
         owners = {record.owner for record in records if record.platform == platform and record.owner != self.process_id}
-        alive = {owner for owner in owners if await self._redis.exists(self._lease_key(owner))}
+        alive = {owner for owner in owners if await redis.exists(self._lease_key(owner))}
         claimed = []
         for record in records:
-            if record.owner in owners - alive and await self._redis.hdel(self._key, record.id):
+            if record.owner in owners - alive and await redis.hdel(self._key, record.id):
                 claimed.append(record)  # HDEL answers 1 to one process only
         return claimed
 
@@ -112,11 +124,11 @@ class ReplyLedger:
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self._lease_seconds * HEARTBEAT_SHARE)
             await self._renew_lease()
 
     async def _renew_lease(self) -> None:
-        await self._quietly(self._redis.set(self._lease_key(self.process_id), "1", px=int(LEASE_SECONDS * 1000)))  # type: ignore[union-attr]
+        await self._quietly(self._redis.set(self._lease_key(self.process_id), "1", px=int(self._lease_seconds * 1000)))  # type: ignore[union-attr]
 
     def _lease_key(self, process_id: str) -> str:
         return f"{self._lease_prefix}{{{process_id}}}"
@@ -126,7 +138,7 @@ class ReplyLedger:
         """A record that can't be written only costs the note after a crash: the reply goes on."""
         try:
             await command
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             log.warning("reply_ledger_unavailable", error=f"{type(error).__name__}: {error}")
 
 

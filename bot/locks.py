@@ -13,11 +13,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +57,7 @@ class LocalLocks:
 
 
 class ConversationLocks:
-    def __init__(self, client: aioredis.Redis | None = None, lock_key: Callable[[str], str] | None = None) -> None:
+    def __init__(self, client: RedisClient | None = None, lock_key: Callable[[str], str] | None = None) -> None:
         """`client` None (history in memory): this process is the whole bot, local locks suffice.
         `lock_key(thread)` names the conversation's lock (the store's, so writes can check it)."""
         self._local = LocalLocks()
@@ -92,7 +91,7 @@ class ConversationLocks:
             token = f"{await self._redis.incr(f'{key}:fence')}"
             while not await self._redis.set(key, token, nx=True, px=int(LEASE_SECONDS * 1000)):
                 await asyncio.sleep(POLL_SECONDS)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
         return token
 
@@ -103,11 +102,11 @@ class ConversationLocks:
                 if not await self._renew(keys=[key], args=[token, int(LEASE_SECONDS * 1000)]):
                     log.error("conversation_lock_lost", key=key)
                     return
-            except RedisError as error:
+            except REDIS_ERRORS as error:
                 log.warning("conversation_lock_not_renewed", error=f"{type(error).__name__}: {error}")
 
     async def _quietly_release(self, key: str, token: str) -> None:
         try:
             await self._release(keys=[key], args=[token])
-        except RedisError as error:  # it lapses by itself
+        except REDIS_ERRORS as error:  # it lapses by itself
             log.warning("conversation_lock_not_released", error=f"{type(error).__name__}: {error}")

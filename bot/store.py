@@ -16,22 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot import redis_client
 from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient
 from config.settings import MEMORY_STORE_URL, HistorySettings
 
 log = structlog.get_logger(__name__)
-
-# Waiting for a free connection beats failing a turn when many arrive at once.
-MAX_CONNECTIONS = 64
-POOL_WAIT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -137,7 +129,7 @@ return 0
 class RedisHistoryStore:
     durable = True
 
-    def __init__(self, client: aioredis.Redis, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> None:
+    def __init__(self, client: RedisClient, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> None:
         self._on_error = on_error
         self.client = client  # shared with the other Redis-backed parts of the bot (one pool per process)
         self._redis = client
@@ -148,18 +140,7 @@ class RedisHistoryStore:
 
     @classmethod
     def from_url(cls, url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> RedisHistoryStore:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=POOL_WAIT_SECONDS,
-            decode_responses=True,
-            socket_connect_timeout=3,
-            socket_timeout=10,
-            health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        return cls(aioredis.Redis(connection_pool=pool), settings, on_error)
+        return cls(redis_client.connect(url, cluster=settings.cluster), settings, on_error)
 
     def history_key(self, thread: str) -> str:
         # The hash tag keeps every key of a thread in one Cluster slot.
@@ -203,11 +184,10 @@ class RedisHistoryStore:
         return f"{self._settings.key_prefix}alias:{{{_safe_tag(alias)}}}"
 
     async def ping(self) -> None:
-        await self._run(self._redis.ping())
+        await self._run(redis_client.ping(self._redis))
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()
+        await redis_client.close(self._redis)
 
     async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
@@ -220,7 +200,7 @@ class RedisHistoryStore:
         self.round_trips += 1
         try:
             return await awaitable
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             log.error("history_store_error", error=f"{type(error).__name__}: {error}")
             if self._on_error is not None:
                 self._on_error()

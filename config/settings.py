@@ -6,6 +6,7 @@ import enum
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -82,6 +83,7 @@ class HistorySettings:
     key_prefix: str
     max_messages: int
     ttl_seconds: int
+    cluster: bool = False  # redis_url is a node of a Redis Cluster
 
     def url_for(self, *, console: bool) -> str:
         if self.redis_url:
@@ -95,6 +97,10 @@ class OperationsSettings:
     channel_turns_per_minute: int
     shutdown_grace_seconds: float
     metrics_port: int | None  # None: no metrics server
+    reply_lease_seconds: float  # a process silent this long is taken for dead (see bot.ledger)
+    reply_sweep_seconds: float  # how often each process looks for replies a dead one left
+    circuit_failures: int  # model failures in a row that open the circuit breaker
+    circuit_open_seconds: float  # how long people are then told at once
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,10 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             channel_turns_per_minute=env.int("CHANNEL_TURNS_PER_MINUTE", 0, minimum=0),
             shutdown_grace_seconds=env.float("SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0.0),
             metrics_port=env.int("METRICS_PORT", 0, minimum=1, maximum=65535) if env.raw("METRICS_PORT") else None,
+            reply_lease_seconds=env.float("REPLY_LEASE_SECONDS", 10.0, minimum=1.0),
+            reply_sweep_seconds=env.float("REPLY_SWEEP_SECONDS", 5.0, minimum=0.1),
+            circuit_failures=env.int("MODEL_CIRCUIT_FAILURES", 5, minimum=1),
+            circuit_open_seconds=env.float("MODEL_CIRCUIT_OPEN_SECONDS", 30.0, minimum=0.1),
         ),
         system_prompt=env.str(
             "SYSTEM_PROMPT", LOCAL_SYSTEM_PROMPT if model.backend is BackendKind.LOCAL else DEFAULT_SYSTEM_PROMPT
@@ -210,9 +220,23 @@ def embedded_model_path() -> Path:
 
 
 def _history_settings(env: Env) -> HistorySettings:
+    redis_url = env.url("REDIS_URL", None, ("redis", "rediss", "unix", "memory"))
+    cluster = env.bool("REDIS_CLUSTER", False)
+    if cluster and redis_url:
+        _check_cluster_url(redis_url)
     return HistorySettings(
-        redis_url=env.url("REDIS_URL", None, ("redis", "rediss", "unix", "memory")),
+        redis_url=redis_url,
         key_prefix=env.str("REDIS_KEY_PREFIX", "mistralbot:"),
         max_messages=env.int("HISTORY_MAX_MESSAGES", 40, minimum=2),
         ttl_seconds=env.int("HISTORY_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
+        cluster=cluster,
     )
+
+
+def _check_cluster_url(url: str) -> None:
+    """A Redis Cluster is reached over TCP and has only database 0."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError("REDIS_CLUSTER is set: REDIS_URL must be redis://… or rediss://…, a node of the cluster")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigError("REDIS_CLUSTER is set: a Redis Cluster has only database 0, end REDIS_URL with /0")

@@ -30,6 +30,7 @@ from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.store import RedisHistoryStore
 from config.env import Env
 from config.settings import HistorySettings, ModelSettings, load_settings
+from tests.cluster import OwnCluster
 from tests.fakes.model_server import FakeModelServer, Script
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -82,7 +83,7 @@ def history_settings(key_prefix: str) -> HistorySettings:
 
 @pytest.fixture
 async def redis_store(history_settings: HistorySettings) -> AsyncIterator[RedisHistoryStore]:
-    store = RedisHistoryStore.from_url(REDIS_URL, history_settings)
+    store = RedisHistoryStore.from_url(history_settings.redis_url or REDIS_URL, history_settings)
     yield store
     await store.aclose()
 
@@ -187,3 +188,14 @@ def own_redis() -> Iterator[OwnRedis]:
     server.start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[OwnCluster]:
+    """A Redis Cluster of three masters, started once for the run and removed at its end."""
+    cluster = OwnCluster(free_port)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()

@@ -40,7 +40,7 @@ INDICATOR = " ▌"
 WARNING = "⚠️"
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
 STRIPPED_VARIABLES = ("HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "INFERENCE_BASE_URL", "SYSTEM_PROMPT",
-                      "MAX_NEW_TOKENS", "ALLOW_DMS", "REDIS_KEY_PREFIX", "LOG_LEVEL", "LOG_FORMAT")
+                      "MAX_NEW_TOKENS", "ALLOW_DMS", "REDIS_KEY_PREFIX", "REDIS_CLUSTER", "LOG_LEVEL", "LOG_FORMAT")
 
 MESSAGE_CREATE = "POST /channels/{channel_id}/messages"
 MESSAGE_EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"

@@ -5,14 +5,17 @@ process takes its next message."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
+from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
+from bot.quota import TurnQuota
 from bot.render import SurfaceLimits
 from bot.store import RedisHistoryStore, StoredMessage
 from config.settings import HistorySettings
@@ -20,6 +23,8 @@ from tests.conftest import REDIS_URL, make_core, remote_model_settings
 from tests.discord_harness import BotProcess, DiscordWorld
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.fakes.slack_server import FakeSlack
+from tests.slack_harness import SIGNING_SECRET, SlackHarness, eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -34,7 +39,7 @@ async def two_processes(
     """Two cores with stores (Redis connections) of their own: two processes of one bot."""
     cores = []
     for _ in range(2):
-        store = RedisHistoryStore.from_url(REDIS_URL, history_settings)
+        store = RedisHistoryStore.from_url(history_settings.redis_url or REDIS_URL, history_settings)
         locks = ConversationLocks(store.client, store.lock_key)
         cores.append(make_core(remote_model_settings(model_server.base_url), store, token_counter, locks=locks))
     yield cores[0], cores[1]
@@ -86,6 +91,47 @@ async def test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_tur
     assert [m.content for m in await live_store.read("scale:fenced")] == ["newer question"]
 
 
+# -- shared by every process: quotas, and the replies a dead process left ----------------------
+
+
+async def test_a_persons_quota_is_counted_across_processes(two_processes: tuple[ChatCore, ChatCore]) -> None:
+    quotas = [TurnQuota(core.store, per_user=3) for core in two_processes]
+    outcomes = await asyncio.gather(
+        *(quotas[number % 2].check("discord", "ada", "general") for number in range(6)), return_exceptions=True
+    )
+    refused = [outcome for outcome in outcomes if isinstance(outcome, ReplyFailure)]
+    assert outcomes.count(None) == 3 and len(refused) == 3, outcomes
+    for failure in refused:
+        assert failure.kind is FailureKind.QUOTA
+        wait = re.search(r"Please wait (\d+) s", failure.reason)
+        assert wait and 1 <= int(wait[1]) <= 60, failure.reason
+    await quotas[1].check("discord", "bob", "general")  # someone else is not held back
+
+
+async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one(
+    two_processes: tuple[ChatCore, ChatCore], history_settings: HistorySettings
+) -> None:
+    clients = [core.store.client for core in two_processes if isinstance(core.store, RedisHistoryStore)]
+    dead = ReplyLedger(clients[0], history_settings.key_prefix)
+    live = [ReplyLedger(client, history_settings.key_prefix) for client in clients]
+    for ledger in (dead, *live):
+        await ledger.start()
+    try:
+        left = dead.open("discord", "discord:conv:1", {"channel_id": "1"})
+        await dead.save(left)
+        in_progress = live[0].open("discord", "discord:conv:2", {"channel_id": "2"})
+        await live[0].save(in_progress)
+        await dead.stop()  # its lease is gone, as when a process dies and its lease lapses
+        claims = await asyncio.gather(*(ledger.orphans("discord") for ledger in live))
+        assert sorted(len(claimed) for claimed in claims) == [0, 1], claims
+        [claimed] = claims[0] + claims[1]
+        assert (claimed.id, claimed.thread, claimed.place) == (left.id, "discord:conv:1", {"channel_id": "1"})
+        assert [await ledger.orphans("discord") for ledger in live] == [[], []]  # a live process's reply stays
+    finally:
+        for ledger in live:
+            await ledger.stop()
+
+
 # -- Discord shards -------------------------------------------------------------------------------
 
 
@@ -129,3 +175,92 @@ async def test_two_processes_with_a_shard_each_answer_their_own_guilds_and_overl
         finally:
             for bot in processes + [overlapping]:
                 assert await bot.stop() == 0, bot.stderr
+
+
+# -- Slack over HTTP: several workers behind one address --------------------------------------------
+
+
+async def test_slack_http_workers_answer_a_thread_in_order_whichever_worker_gets_each_message(
+    model_server: FakeModelServer, key_prefix: str
+) -> None:
+    first_answer = "The first answer, written over about two seconds by a slow model."
+    model_server.responder = lambda body: Script(
+        text=first_answer if len(body["messages"]) <= 2 else "The follow-up's answer.", rate=6
+    )
+    async with FakeSlack() as fake:
+        workers = [SlackHarness(fake, model_server.base_url, key_prefix, mode="http") for _ in range(2)]
+        try:
+            for worker in workers:
+                await worker.start_bot()
+            general = FakeSlack.DEFAULT_CHANNEL
+            mention = fake.app_mention_event(general, FakeSlack.DEFAULT_USER, "First question?")
+            await fake.deliver_event_http(workers[0].events_url, fake.event_callback(mention), signing_secret=SIGNING_SECRET)
+            await asyncio.sleep(0.5)  # the first answer is streaming when the follow-up comes
+            follow_up = fake.message_event(general, FakeSlack.DEFAULT_USER, "Follow-up?", thread_ts=mention["ts"])
+            payload = fake.event_callback(follow_up)
+            for worker in reversed(workers):  # delivered to both (a retry landing on the other worker)
+                await fake.deliver_event_http(worker.events_url, payload, signing_secret=SIGNING_SECRET)
+            key = workers[0].thread_key(general, mention["ts"])
+            finished = lambda: [line for w in workers for bot in w.bots for line in bot.logs("turn_finished", thread=key)]  # noqa: E731
+            await eventually(lambda: len(finished()) >= 2, 15, "both turns to finish")
+            await asyncio.sleep(0.3)
+            assert {bot.pid for w in workers for bot in w.bots if bot.logs("turn_finished", thread=key)} == {
+                w.bots[0].pid for w in workers
+            }  # each worker answered one of the two
+            replies = workers[0].replies(general, mention["ts"])
+            assert [reply.text for reply in replies] == [first_answer, "The follow-up's answer."]
+            assert len(model_server.requests) == 2  # the follow-up was answered once
+            asked = model_server.requests[-1].body["messages"]
+            assert {"role": "assistant", "content": first_answer} in asked  # it waited for the final text
+        finally:
+            for worker in workers:
+                await worker.close()
+
+
+# -- Discord: two processes, one rate limit ------------------------------------------------------------
+
+
+async def burst_over_two_shards(world: DiscordWorld, per_shard: int) -> tuple[list[BotProcess], list[list[dict]]]:
+    """Two processes with a shard each; `per_shard` mentions in as many channels of each shard's
+    guild, all at once. Returns the processes and each shard's threads."""
+    guilds = [world.fake.add_guild(f"Shard {shard} guild", shard=(shard, 2)) for shard in (0, 1)]
+    channels = [[world.fake.add_text_channel(guild, f"room-{n}") for n in range(per_shard)] for guild in guilds]
+    alice = world.add_user("alice")
+    processes = [await start_shard_process(world, "0"), await start_shard_process(world, "1")]
+    world.answer("burst-q", Script(text=" ".join(f"word{n}" for n in range(40)) + ".", rate=20))  # 2 s each
+    mentions = await asyncio.gather(
+        *(world.mention(channel, alice, f"burst-q {shard}-{n}") for shard in (0, 1) for n, channel in enumerate(channels[shard]))
+    )  # fmt: skip
+    threads = [[await world.wait_thread(mention) for mention in mentions[shard * per_shard : (shard + 1) * per_shard]]
+               for shard in (0, 1)]  # fmt: skip
+    return processes, threads
+
+
+ANSWER = " ".join(f"word{n}" for n in range(40)) + "."
+
+
+async def test_a_burst_spread_over_two_processes_stays_inside_discords_global_limit() -> None:
+    async with DiscordWorld.open() as world:
+        processes, threads = await burst_over_two_shards(world, per_shard=25)
+        try:
+            for thread in threads[0] + threads[1]:
+                await world.wait_bot_text(thread["id"], ANSWER, timeout=30)
+            assert world.fake.ratelimited == []  # fifty replies, two processes, not one 429
+        finally:
+            for bot in processes:
+                assert await bot.stop() == 0, bot.stderr
+
+
+async def test_a_process_killed_mid_burst_leaves_the_other_writing_inside_the_limit() -> None:
+    async with DiscordWorld.open() as world:
+        processes, threads = await burst_over_two_shards(world, per_shard=25)
+        try:
+            await asyncio.sleep(0.5)  # both are streaming
+            processes[0].process.kill()
+            await processes[0].process.wait()
+            for thread in threads[1]:  # the survivor's replies all land, its writes never refused
+                await world.wait_bot_text(thread["id"], ANSWER, timeout=30)
+            assert world.fake.ratelimited == []
+        finally:
+            assert await processes[1].stop() == 0, processes[1].stderr
+            processes[0].cleanup()

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets, to_mrkdwn
+from bot.leases import SharedBudgets
 from tests.conftest import REDIS_URL
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
@@ -536,7 +537,7 @@ async def test_a_mention_split_across_stream_appends_is_still_defused(own_fake: 
     """Native streams get the text in pieces: `<` may end one append and `!channel>` start the next."""
     client = AsyncWebClient(token=own_fake.bot_token, base_url=own_fake.api_url)
     parent = own_fake.app_mention_event(GENERAL, ALICE, "hi")
-    reply = StreamReply(Place(client, own_fake.team_id, GENERAL, parent["ts"], ALICE), WorkspaceBudgets())
+    reply = StreamReply(Place(client, own_fake.team_id, GENERAL, parent["ts"], ALICE), WorkspaceBudgets(SharedBudgets(), own_fake.team_id))
     handle = await reply.post("Hey <", final=False)
     await reply.edit(handle, "Hey <!channel> and <", final=False)
     await reply.edit(handle, "Hey <!channel> and <@U123> bye", final=True)

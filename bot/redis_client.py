@@ -1,0 +1,64 @@
+"""The one Redis client of a process, shared by the history store, the conversation locks and
+the reply ledger: a single server, or a Redis Cluster (REDIS_CLUSTER) reached through any node.
+
+Both clients take the same commands and scripts. On a Cluster, a script or a command with
+several keys needs them all in one hash slot: keys that go together carry the same hash tag,
+e.g. `chat:{<thread>}:history` and `chat:{<thread>}:lock`.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+# What a command raises when Redis can't serve it. A Cluster client that reaches no node (or
+# finds no cluster there) raises RedisClusterException, which is not a RedisError.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+
+# Waiting for a free connection beats failing a turn when many arrive at once.
+MAX_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 10
+# A Cluster client keeps a pool per node that never waits: a command finding every connection
+# of its node busy fails at once. So each node gets room for a burst rather than a queue.
+CLUSTER_CONNECTIONS_PER_NODE = 256
+
+
+def connect(url: str, *, cluster: bool) -> RedisClient:
+    """A client for `url` (a node of the cluster with `cluster`); it connects on first use."""
+    options = {
+        "decode_responses": True,
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    if cluster:
+        return RedisCluster.from_url(url, max_connections=CLUSTER_CONNECTIONS_PER_NODE, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+async def ping(client: RedisClient) -> None:
+    """Every server holding keys answers (a Cluster's replicas are not needed to serve)."""
+    if isinstance(client, RedisCluster):
+        await client.ping(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await client.ping()
+
+
+async def close(client: RedisClient) -> None:
+    await client.aclose()
+    if isinstance(client, aioredis.Redis):
+        await client.connection_pool.disconnect()  # a pool handed to a client outlives it

@@ -1,0 +1,125 @@
+"""A platform's rate limit is the whole bot's: processes writing at once together stay inside it,
+share it fairly, and a dead process's share comes back to the others."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot import budget
+from bot.budget import WriteBudget
+from bot.leases import LAPSE_SECONDS, BudgetLeases, SharedBudgets
+from bot.redis_client import close, connect
+from config.settings import HistorySettings
+from tests.conftest import REDIS_URL, ROOT
+
+LIMIT, WINDOW = 10, 1.0
+
+
+@asynccontextmanager
+async def process(settings: HistorySettings, name: str) -> AsyncIterator[SharedBudgets]:
+    """What one bot process has: its own Redis client and its leases."""
+    client = connect(settings.redis_url or REDIS_URL, cluster=settings.cluster)
+    shared = SharedBudgets(BudgetLeases(client, settings.key_prefix, name))
+    try:
+        yield shared
+    finally:
+        await shared.aclose()
+        await close(client)
+
+
+async def write_until(bucket: WriteBudget, deadline: float, landed: list[float], writers: int = 4) -> None:
+    """`writers` replies writing as fast as the budget lets them; each write takes ~5 ms."""
+
+    async def writer() -> None:
+        while time.monotonic() < deadline:
+            with await budget.spend((bucket,)):
+                await asyncio.sleep(0.005)
+                landed.append(time.monotonic())
+
+    await asyncio.gather(*(writer() for _ in range(writers)))
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def count_between(times: list[float], start: float, end: float) -> int:
+    return sum(1 for at in times if start <= at < end)
+
+
+async def test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it(
+    history_settings: HistorySettings,
+) -> None:
+    async with process(history_settings, "first") as first, process(history_settings, "second") as second:
+        buckets = [shared.budget("test:global", LIMIT, WINDOW) for shared in (first, second)]
+        landed: list[list[float]] = [[], []]
+        start = time.monotonic()
+        deadline = start + 3.2
+        await asyncio.gather(*(write_until(bucket, deadline, times) for bucket, times in zip(buckets, landed)))
+    together = landed[0] + landed[1]
+    assert most_in_any_window(together, WINDOW) <= LIMIT  # the platform never sees more
+    assert len(together) >= 2 * LIMIT  # and the limit is used, not wasted: ~3 windows' worth
+    assert min(len(landed[0]), len(landed[1])) >= len(together) // 4, [len(times) for times in landed]
+
+
+# A process of the bot that writes as fast as the shared budget lets it, until it is killed.
+GREEDY_PROCESS = """
+import asyncio, sys, time
+import redis.asyncio as aioredis
+from bot import budget
+from bot.leases import BudgetLeases, SharedBudgets
+
+async def main(url, prefix, limit, window):
+    shared = SharedBudgets(BudgetLeases(aioredis.from_url(url), prefix, "doomed"))
+    bucket = shared.budget("test:global", limit, window)
+    while True:
+        with await budget.spend((bucket,)):
+            await asyncio.sleep(0.005)
+        print("wrote", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
+"""
+
+
+async def test_a_process_killed_while_writing_gives_its_share_back_when_its_lease_lapses(
+    history_settings: HistorySettings,
+) -> None:
+    key_prefix = history_settings.key_prefix
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", GREEDY_PROCESS, REDIS_URL, key_prefix, str(LIMIT), str(WINDOW),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert doomed.stdout is not None
+        for _ in range(LIMIT):  # it holds the whole limit…
+            assert await asyncio.wait_for(doomed.stdout.readline(), 10) == b"wrote\n"
+    finally:
+        doomed.kill()  # …and dies without giving anything back
+        await doomed.wait()
+    died = time.monotonic()
+    async with process(history_settings, "survivor") as survivor:
+        bucket = survivor.budget("test:global", LIMIT, WINDOW)
+        landed: list[float] = []
+        await write_until(bucket, died + LAPSE_SECONDS + WINDOW + 2.5, landed)
+    lapsed = died + LAPSE_SECONDS + WINDOW
+    assert count_between(landed, died, died + LAPSE_SECONDS - 1.0) == 0  # its slots still count…
+    assert count_between(landed, lapsed + 0.5, lapsed + 2.5) >= LIMIT  # …then they are the survivor's
+
+
+async def test_a_lone_process_gets_the_whole_limit_at_once(history_settings: HistorySettings) -> None:
+    async with process(history_settings, "alone") as alone:
+        bucket = alone.budget("test:channel", 5, 5.0)
+        landed: list[float] = []
+        started = time.monotonic()
+        await write_until(bucket, started + 0.5, landed, writers=5)
+    assert count_between(landed, started, started + 1.0) == 5  # five in a 5 s window, at once
