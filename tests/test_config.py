@@ -66,3 +66,29 @@ def test_python_m_bot_starts_every_platform_whose_token_is_set() -> None:
     both = adapters.configured(available, Env({"DISCORD_TOKEN": "x", "SLACK_BOT_TOKEN": "xoxb-1"}))
     assert sorted(module.NAME for module in both) == ["discord", "slack"]
     assert adapters.configured(available, Env({})) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"DISCORD_SHARD_IDS": "0"}, "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT"),
+        ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "1,x"}, "expected comma-separated numbers"),
+        ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "4"}, "expected numbers from 0 to 3"),
+        ({"DISCORD_SHARD_COUNT": "none"}, "DISCORD_SHARD_COUNT='none' is invalid"),
+    ],
+)
+def test_a_bad_shard_setting_names_the_variable(values: dict[str, str], message: str) -> None:
+    from adapters.discord_bot import DiscordSettings
+
+    with pytest.raises(ConfigError) as raised:
+        DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z", **values}))
+    assert message in str(raised.value)
+
+
+def test_shards_default_to_what_discord_recommends_and_split_by_process_when_given() -> None:
+    from adapters.discord_bot import DiscordSettings
+
+    default = DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z"}))
+    assert (default.shard_count, default.shard_ids) == (None, None)
+    split = DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z", "DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3, 1"}))
+    assert (split.shard_count, split.shard_ids) == (4, [1, 3])
