@@ -48,8 +48,8 @@ TOKEN_VARIABLES = ("SLACK_BOT_TOKEN",)
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
-EVENT_CLAIM_SECONDS = 3600
-NAME_CACHE_SECONDS = 3600
+EVENT_CLAIM_SECONDS = 3600  # longer than Slack retries one event (its last retry comes after ~5 min)
+NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
 STATUS_TEXT = "is thinking…"
 WAITING_DELAY = 0.5  # seconds without text before "is thinking…" (or a placeholder) shows
 PLACEHOLDER_TEXT = "_thinking…_"

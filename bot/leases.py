@@ -40,6 +40,9 @@ LAPSE_SECONDS = 3.0
 # The longest a budget's first use waits for Redis to grant its lease; a healthy Redis answers
 # in a millisecond, and past this the budget goes on without it (as with Redis down).
 FIRST_LEASE_SECONDS = 1.0
+# A lease not renewed within this is given up on for now: the process keeps to its last share
+# (a Redis that hangs would otherwise stop every write of the bot after USABLE_SECONDS).
+REFRESH_SECONDS = 1.0
 
 _LEASE = """
 local now = redis.call('TIME')
@@ -185,12 +188,14 @@ class BudgetLeases:
 
     async def _refresh(self, due: list[Lease]) -> None:
         results = await asyncio.gather(
-            *(lease.refresh(self._client, self._script, self._process) for lease in due), return_exceptions=True
-        )
-        failures = [result for result in results if isinstance(result, BaseException)]
+            *(asyncio.wait_for(lease.refresh(self._client, self._script, self._process), REFRESH_SECONDS)
+              for lease in due),
+            return_exceptions=True,
+        )  # fmt: skip
+        failures = [result for result in results if isinstance(result, Exception)]
         for failure in failures:
-            if not isinstance(failure, REDIS_ERRORS):
-                raise failure
+            if not isinstance(failure, (*REDIS_ERRORS, asyncio.TimeoutError)):
+                log.error("rate_budget_lease_failed", exc_info=failure)
         for lease in due:
             lease.answered.set()  # a write waiting for the first answer goes on without one
         if bool(failures) != self.unreachable:
