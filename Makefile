@@ -18,8 +18,12 @@ install:
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps -r requirements-local.txt
 
+# The web chat's tests drive Debian's chromium (Playwright never downloads a browser here).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 install-dev: install
 	$(PIP) -r requirements-dev.txt
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 run: install
 	$(PYTHON) -m bot

@@ -1,0 +1,416 @@
+"""The web chat page: the real `python -m bot web` process in a real headless Chromium.
+
+The bot runs as an operator runs it (a subprocess configured only through its environment)
+against the test Redis under this test's own key prefix and the loopback model server;
+Chromium is Debian's, driven by Playwright (which never downloads a browser here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from bot.errors import FailureKind
+from config.settings import DEFAULT_MODEL_ID
+from tests.conftest import REDIS_URL, ROOT, free_port
+from tests.fakes.model_server import FakeModelServer, Script
+from tests.slack_harness import BotProcess, eventually, inherited_env
+
+CHROMIUM = shutil.which("chromium")
+
+CODE_ANSWER = (
+    "Use the built-in **print** function:\n\n"
+    "```python\nfor n in range(3):\n    print(f\"hello {n}\")\n```\n\n"
+    "Each call writes one line to standard output; pass `end=\"\"` to stay on the same line."
+)
+CODE = 'for n in range(3):\n    print(f"hello {n}")'
+
+
+def conversation(body: dict[str, Any]) -> list[str]:
+    """What a model request carried besides the system prompt, oldest first."""
+    return [message["content"] for message in body["messages"] if message["role"] != "system"]
+
+
+# -- the bot process ------------------------------------------------------------------------
+
+
+class WebBots:
+    """`python -m bot web` processes, one at a time, on one port and this test's key prefix."""
+
+    def __init__(self, model_url: str, key_prefix: str) -> None:
+        self.model_url = model_url
+        self.key_prefix = key_prefix
+        self.port = free_port()
+        self.started: list[BotProcess] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def env(self, **settings: str) -> dict[str, str]:
+        env = {key: value for key, value in inherited_env().items() if not key.startswith("WEB_")}
+        # Every WEB_ setting given, even empty: a developer's .env (read without overriding) can't add one.
+        env.update(
+            INFERENCE_BASE_URL=f"{self.model_url}/v1", REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=self.key_prefix,
+            WEB_PORT=str(self.port), WEB_HOST="127.0.0.1", WEB_PASSWORD="", MODEL_TIMEOUT_SECONDS="10", SHUTDOWN_GRACE_SECONDS="5",
+            LOG_LEVEL="info", LOG_FORMAT="json", PYTHONUNBUFFERED="1",
+        )  # fmt: skip
+        env.update(settings)
+        return env
+
+    async def launch(self, **settings: str) -> BotProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "web", cwd=ROOT, env=self.env(**settings),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        bot = BotProcess(f"web{len(self.started) + 1}", process)
+        self.started.append(bot)
+        return bot
+
+    async def start(self, **settings: str) -> BotProcess:
+        """Start a bot and wait for the line announcing its URL."""
+        bot = await self.launch(**settings)
+        deadline = time.monotonic() + 30
+        while not any(f"Web chat on {self.url}" in line for line in bot.lines):
+            assert bot.running, f"{bot.name} exited with {bot.process.returncode}:\n{bot.stderr}"
+            assert time.monotonic() < deadline, f"{bot.name} did not announce its URL:\n{bot.stderr}"
+            await asyncio.sleep(0.02)
+        return bot
+
+    async def stop(self, bot: BotProcess) -> None:
+        """SIGTERM: the bot must exit 0, without a traceback."""
+        code = await bot.stop()
+        assert code == 0, f"{bot.name} exited with {code} after SIGTERM:\n{bot.stderr}"
+        assert "Traceback" not in bot.stderr, bot.stderr
+
+    async def close(self) -> None:
+        for bot in self.started:
+            if bot.returncode is None and bot.running:
+                await self.stop(bot)
+
+
+# -- a page in the browser ------------------------------------------------------------------
+
+
+class ChatPage:
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.replies = page.locator(".message.bot")
+        self.messages = page.locator("#messages .message")
+        self.errors: list[str] = []  # the page's script errors and console errors (CSP violations too)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+
+    @classmethod
+    async def open(cls, context: BrowserContext, url: str) -> ChatPage:
+        chat = cls(await context.new_page())
+        await chat.page.goto(url)
+        await chat.connected()
+        return chat
+
+    async def connected(self) -> None:
+        """Wait until the page is connected and shows the conversation (its header names the model)."""
+        await expect(self.page.locator("#status.online")).to_be_attached(timeout=10_000)
+        await expect(self.page.locator("#model")).to_have_text(DEFAULT_MODEL_ID)
+
+    async def reload(self, messages: int) -> None:
+        """Reload and wait until the conversation shown has `messages` messages."""
+        await self.page.reload()
+        await self.connected()
+        await expect(self.messages).to_have_count(messages)
+
+    async def ask(self, text: str) -> None:
+        await self.page.fill("#input", text)
+        await self.page.press("#input", "Enter")
+
+    async def answer(self, timeout: float = 15) -> str:
+        """The text of the last reply once it is final."""
+        reply = self.replies.last
+        await expect(reply).to_have_attribute("data-state", "done", timeout=timeout * 1000)
+        assert self.errors == []
+        return await reply.locator(".body").inner_text()
+
+    async def transcript(self) -> list[tuple[str, str]]:
+        rows = []
+        for message in await self.messages.all():
+            role = "user" if "user" in (await message.get_attribute("class") or "") else "bot"
+            rows.append((role, await message.locator(".body").inner_text()))
+        return rows
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeModelServer]:
+    async with FakeModelServer(Script(text=CODE_ANSWER, rate=40)) as server:
+        yield server
+
+
+@pytest.fixture
+async def bots(model: FakeModelServer, key_prefix: str) -> AsyncIterator[WebBots]:
+    web_bots = WebBots(model.base_url, key_prefix)
+    yield web_bots
+    await web_bots.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert CHROMIUM, "Debian's chromium is not installed: `make install-dev` installs it"
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
+        yield chromium
+        await chromium.close()
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+
+async def test_an_answer_streams_in_and_ends_as_the_full_rendered_text(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text=CODE_ANSWER, rate=20)  # 26 tokens: about 1.3 s of streaming
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("How do I print three lines in Python?")
+
+    reply = chat.replies.last
+    body = reply.locator(".body")
+    lengths: list[int] = []  # of the text shown while the caret blinks after it
+    deadline = time.monotonic() + 15
+    while await reply.get_attribute("data-state") != "done":
+        assert time.monotonic() < deadline, f"the answer never finished; seen lengths {lengths}"
+        if await body.locator(".caret").count() == 1:
+            shown = len(await body.inner_text())
+            if not lengths or shown != lengths[-1]:
+                lengths.append(shown)
+        await asyncio.sleep(0.01)
+    assert len(lengths) >= 3 and lengths == sorted(lengths), lengths
+
+    await expect(body.locator(".caret")).to_have_count(0)
+    assert await body.locator("pre code").inner_text() == CODE
+    assert await body.locator("pre code").get_attribute("data-lang") == "python"
+    assert await body.locator("strong").inner_text() == "print"
+    assert await body.locator("p code").inner_text() == 'end=""'
+    assert (await body.inner_text()).endswith("pass end=\"\" to stay on the same line.")
+    assert await chat.transcript() == [("user", "How do I print three lines in Python?"), ("bot", await body.inner_text())]
+
+
+async def test_the_conversation_survives_a_reload_and_a_restart(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    bot = await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("Show me a loop")
+    await chat.answer()
+    shown = await chat.transcript()
+    assert shown[0] == ("user", "Show me a loop") and CODE in shown[1][1]
+
+    await chat.reload(messages=2)
+    assert await chat.transcript() == shown
+
+    await bots.stop(bot)
+    await bots.start()
+    await chat.reload(messages=2)
+    assert await chat.transcript() == shown
+
+
+async def test_on_sigterm_an_unfinished_answer_ends_with_a_note_and_the_bot_exits_0(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(tokens=100, rate=20)  # 5 s: longer than the 1 s of grace
+    bot = await bots.start(SHUTDOWN_GRACE_SECONDS="1")
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("Count for me")
+    await expect(chat.replies.last).to_have_attribute("data-state", "streaming")
+    await bots.stop(bot)
+
+    reply = chat.replies.last  # (the page's console now reports its attempts to reconnect)
+    await expect(reply).to_have_attribute("data-state", "done")
+    shown = await reply.locator(".body").inner_text()
+    assert shown.startswith("w0 w1") and shown.endswith(f"⚠️ {FailureKind.INTERRUPTED.reason}")
+    await expect(chat.page.locator("#status.online")).to_have_count(0)  # the page knows, and reconnects
+
+
+async def test_an_answer_whose_page_closed_midway_still_completes_and_shows_on_return(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    text = " ".join(f"word{n}" for n in range(40)) + "."
+    model.default = Script(text=text, rate=20)  # 2 s
+    bot = await bots.start()
+    context = await browser.new_context()
+    chat = await ChatPage.open(context, bots.url)
+    await chat.ask("Tell me forty words")
+    await expect(chat.replies.last).to_have_attribute("data-state", "streaming")
+    await chat.page.close()
+
+    finished = await bot.wait_log("turn_finished")
+    assert finished["outcome"] == "OK" and model.requests[-1].outcome == "completed"
+    again = await ChatPage.open(context, bots.url)
+    await expect(again.messages).to_have_count(2)
+    assert await again.transcript() == [("user", "Tell me forty words"), ("bot", text)]
+    assert bot.running and "adapter_crashed" not in bot.stderr
+
+
+async def test_new_conversation_clears_the_page_and_the_model_forgets(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text="Nice to meet you, Ada.")
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("My name is Ada.")
+    await chat.answer()
+    await chat.ask("What is my name?")
+    await chat.answer()
+    assert conversation(model.requests[-1].body) == ["My name is Ada.", "Nice to meet you, Ada.", "What is my name?"]
+
+    await chat.page.click("text=New conversation")
+    await expect(chat.messages).to_have_count(0)
+    await expect(chat.page.locator(".welcome")).to_be_visible()
+    await chat.ask("What is my name now?")
+    await chat.answer()
+    assert conversation(model.requests[-1].body) == ["What is my name now?"]
+    await chat.reload(messages=2)
+
+    requests = len(model.requests)
+    await chat.ask("/reset")  # typed, it does the same as the button
+    await expect(chat.messages).to_have_count(0)
+    await chat.reload(messages=0)
+    assert len(model.requests) == requests
+
+
+async def test_a_model_failure_mid_answer_keeps_the_text_and_says_why(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text="The first part arrives and then the connection drops", rate=40,
+                           failure="cut", fail_after=4)  # fmt: skip
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("Tell me something")
+    shown = await chat.answer()
+    assert shown.startswith("The first part arrives")
+    assert await chat.replies.last.locator(".warning").inner_text() == f"⚠️ {FailureKind.CUT.reason}"
+
+
+async def test_html_from_the_model_or_the_person_is_shown_as_text_and_never_run(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    hostile = ('Look: <script>window.pwned = "script"; document.title = "pwned"</script> and '
+               '<img src=x onerror="window.pwned = \'img\'"> and [click](javascript:window.pwned=1) '
+               "and https://example.com/docs.")  # fmt: skip
+    model.default = Script(text=hostile)
+    question = "<b>Is this bold?</b> <img src=x onerror=\"window.pwned = 'question'\">"
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask(question)
+    await chat.answer()
+
+    async def nothing_ran() -> None:
+        assert await chat.page.evaluate("window.pwned") is None
+        assert await chat.page.title() == "Chat"
+        await expect(chat.page.locator("#messages script, #messages img, #messages b")).to_have_count(0)
+        assert await chat.transcript() == [("user", question), ("bot", hostile)]
+        links = chat.replies.last.locator("a")
+        await expect(links).to_have_count(1)
+        assert await links.get_attribute("href") == "https://example.com/docs"
+
+    await nothing_ran()
+    await chat.reload(messages=2)  # the history is drawn by another path: the same holds
+    await nothing_ran()
+
+
+async def test_two_browsers_stream_their_own_answers_at_the_same_time(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    def answer_for(body: dict[str, Any]) -> Script:
+        return Script(text=f"About {conversation(body)[-1]}: " + " ".join(f"w{n}" for n in range(30)), rate=20)
+
+    model.responder = answer_for  # each answer takes 1.5 s
+    await bots.start()
+    alice_context, bob_context = await browser.new_context(), await browser.new_context()
+    alice, bob = await ChatPage.open(alice_context, bots.url), await ChatPage.open(bob_context, bots.url)
+    await alice.ask("apples")
+    await bob.ask("pears")
+
+    both_streaming = False
+    deadline = time.monotonic() + 15
+    while True:
+        states = [await page.replies.last.get_attribute("data-state") for page in (alice, bob)]
+        both_streaming = both_streaming or states == ["streaming", "streaming"]
+        if states == ["done", "done"]:
+            break
+        assert time.monotonic() < deadline, states
+        await asyncio.sleep(0.01)
+    assert both_streaming, "one answer waited for the other"
+    assert (await alice.answer()).startswith("About apples: w0") and (await bob.answer()).startswith("About pears: w0")
+    assert sorted(conversation(request.body) for request in model.requests) == [["apples"], ["pears"]]
+
+    cookies = [(await context.cookies())[0] for context in (alice_context, bob_context)]
+    assert cookies[0]["value"] != cookies[1]["value"]
+    for cookie in cookies:
+        assert len(cookie["value"]) == 32 and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+async def test_bad_input_is_refused_with_a_reason_and_nothing_typed_is_lost(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("   ")
+    too_long = "x" * 100_001
+    await chat.ask(too_long)
+    await expect(chat.page.locator("#notice")).to_contain_text("100,001 characters long; the limit is 100,000")
+    assert await chat.page.input_value("#input") == too_long
+    await expect(chat.messages).to_have_count(0)
+    assert model.requests == []
+
+
+async def test_the_server_refuses_sockets_from_elsewhere_and_oversized_messages(bots: WebBots) -> None:
+    await bots.start()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as no_cookie:
+            await session.ws_connect(f"{bots.url}ws")
+        assert no_cookie.value.status == 403
+        async with session.get(bots.url) as page:
+            assert page.status == 200
+        with pytest.raises(aiohttp.WSServerHandshakeError) as other_site:
+            await session.ws_connect(f"{bots.url}ws", headers={"Origin": "http://elsewhere.example"})
+        assert other_site.value.status == 403
+        async with session.ws_connect(f"{bots.url}ws") as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            await ws.send_json({"type": "ask", "id": "q1", "text": "y" * 100_001})
+            refused = await ws.receive_json(timeout=5)
+    assert refused["type"] == "refused" and "the limit is 100,000" in refused["reason"]
+
+
+async def test_listening_beyond_loopback_needs_a_password_and_the_password_is_asked(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    open_to_all = await bots.launch(WEB_HOST="0.0.0.0")
+    assert await asyncio.wait_for(open_to_all.process.wait(), 30) == 2
+    await eventually(lambda: "WEB_PASSWORD" in open_to_all.stderr, 5, "the reason on stderr")
+    assert "Configuration error: WEB_HOST='0.0.0.0'" in open_to_all.stderr
+
+    await bots.start(WEB_PASSWORD="correct horse")
+    async with aiohttp.ClientSession() as session:
+        for headers in ({}, {"Authorization": aiohttp.encode_basic_auth("anyone", "wrong")}):
+            async with session.get(bots.url, headers=headers) as refused:
+                assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Basic")
+            async with session.get(f"{bots.url}ws", headers=headers) as socket:
+                assert socket.status == 401
+        right = {"Authorization": aiohttp.encode_basic_auth("someone", "correct horse")}
+        async with session.get(bots.url, headers=right) as page:
+            assert page.status == 200
+    context = await browser.new_context(http_credentials={"username": "anyone", "password": "correct horse"})
+    chat = await ChatPage.open(context, bots.url)
+    await chat.ask("Is this private?")
+    assert CODE in await chat.answer()
+
