@@ -469,10 +469,12 @@ class SlackBot:
             return  # top-level channel chatter, or a mention (handled as app_mention)
         try:
             ours = await self.core.store.resolve(thread_link(team, event["channel"], thread_ts)) is not None
-        except ReplyFailure:
-            # Without Redis there is no telling whether the bot is part of this thread; a mention
-            # is answered with the reason.
+        except ReplyFailure as failure:
+            # Without Redis, Slack's copy of the thread tells whether the bot is part of it: if so,
+            # the person learns why no answer comes.
             log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
+            if await self._wrote_in(event["channel"], thread_ts):
+                await self._tell(event["channel"], thread_ts, failure_note(failure))
             return
         if ours and await self._first_delivery(body, event, thread_ts):
             await self._start_turn(event, team, thread_ts)
@@ -486,6 +488,15 @@ class SlackBot:
         except ReplyFailure as failure:
             await self._tell(event["channel"], thread_ts, failure_note(failure))
             return False
+
+    async def _wrote_in(self, channel: str, thread_ts: str) -> bool:
+        """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
+        try:
+            response = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        except SlackApiError as error:
+            log.warning("slack_thread_not_read", error=error.response.get("error"))
+            return False
+        return any(message.get("user") == self.bot_user_id for message in response.get("messages", []))
 
     async def _tell(self, channel: str, thread_ts: str | None, text: str) -> None:
         try:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
 import os
 import platform
+import re
+import resource
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -104,9 +108,9 @@ def spread(values: Sequence[float]) -> dict[str, float | None]:
     return {"p50": percentile(values, 0.50), "p99": percentile(values, 0.99), "max": max(values, default=None)}
 
 
-def number(value: float | None, digits: int = 1) -> str:
+def number(value: float | None, digits: int = 1, *, signed: bool = False) -> str:
     """A figure for a results table; "-" when there is none."""
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:{'+' if signed else ''}.{digits}f}"
 
 
 def figures(values: dict[str, float | None], digits: int = 1, keys: Sequence[str] = ("p50", "p99")) -> str:
@@ -119,6 +123,124 @@ class TargetCheck:
     name: str
     passed: bool
     detail: str
+
+
+# Several processes may spend at most this much more CPU per token than one doing the same work.
+CPU_RATIO_LIMIT = 1.3
+
+
+def cpu_ratio_check(name: str, many: float | None, one: float | None, workers: int) -> TargetCheck:
+    """CPU per 1,000 tokens of `workers` processes together against one process's, same round."""
+    ratio = many / one if many is not None and one else None
+    return TargetCheck(f"{name}: CPU per 1,000 tokens of {workers} processes ≤ {CPU_RATIO_LIMIT:g}× one process's",
+                       ratio is not None and ratio <= CPU_RATIO_LIMIT,
+                       f"{number(many, 3)} s against {number(one, 3)} s ({number(ratio, 2)}×)")  # fmt: skip
+
+
+def lag_growth_check(name: str, lags: dict[str, tuple[float | None, float | None]], delay_ms: float) -> TargetCheck:
+    """`lags`: each lag (ms) without and with the delay; none may grow by more than `delay_ms`,
+    the one-way delay on the way from the model server to the platform."""
+    grown = {lag: (before, after, None if before is None or after is None else after - before)
+             for lag, (before, after) in lags.items()}  # fmt: skip
+    passed = all(growth is not None and growth <= delay_ms for _, _, growth in grown.values())
+    detail = ", ".join(f"{lag} {number(before, 0)} → {number(after, 0)} ms ({number(growth, 0, signed=True)})"
+                       for lag, (before, after, growth) in grown.items())  # fmt: skip
+    return TargetCheck(f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay", passed, detail)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One set-up the rounds run in: how many bot processes, with or without network delay."""
+
+    workers: int
+    delayed: bool = False
+
+    @property
+    def label(self) -> str:
+        processes = "1 process" if self.workers == 1 else f"{self.workers} processes"
+        return f"{processes} + delay" if self.delayed else processes
+
+
+def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
+    """What a run measures: one process first when several are compared with it, then the
+    processes without delay, then with it (what the delay adds)."""
+    phases = [Phase(1)] if workers > 1 and compare else []
+    phases.append(Phase(workers))
+    if delayed:
+        phases.append(Phase(workers, delayed=True))
+    return phases
+
+
+Row = TypeVar("Row")
+
+
+def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: Callable[[Row], str],
+                 evaluate: Callable[[Sequence[Row]], list[TargetCheck]], phases: Sequence[Phase],
+                 cpu: Callable[[Row], float | None], lags: Callable[[Row], dict[str, float | None]],
+                 delay_ms: float) -> list[TargetCheck]:  # fmt: skip
+    """The targets of each set-up (`evaluate`, named after it); then each round of several
+    processes against the same round of one (CPU per 1,000 tokens), and with the delay against
+    without it (`lags`, ms; `delay_ms`: the one-way delay from the model server to the platform)."""
+    if len(phases) == 1:
+        return evaluate(rows)
+    by_phase = {phase.label: [row for row in rows if phase_of(row) == phase.label] for phase in phases}
+    checks = [TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
+              for label, phase_rows in by_phase.items() for check in evaluate(phase_rows)]  # fmt: skip
+    workers = phases[-1].workers
+    one, many, delayed = (by_phase.get(Phase(count, delay).label, []) for count, delay in
+                          ((1, False), (workers, False), (workers, True)))  # fmt: skip
+
+    def pairs(these: Sequence[Row], those: Sequence[Row]) -> list[tuple[Row, Row]]:
+        return [(row, other) for row in these for other in those if round_of(other) == round_of(row)]
+
+    for row, single in pairs(many, one) if workers > 1 else ():
+        checks.append(cpu_ratio_check(round_of(row), cpu(row), cpu(single), workers))
+    for row, base in pairs(delayed, many):
+        before, after = lags(base), lags(row)
+        checks.append(lag_growth_check(round_of(row), {lag: (before[lag], after[lag]) for lag in after}, delay_ms))
+    return checks
+
+
+_LOGGED_PROBLEM = re.compile(r"\[(?:warning|error|critical)\s*\]\s+(?P<event>\S+)")
+
+
+def logged_problems(lines: Iterable[str]) -> Counter[str]:
+    """How often each warning or error event occurs in a bot's log (key=value or JSON lines)."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("level") in ("warning", "error", "critical"):
+                    counts[str(record.get("event"))] += 1
+        elif match := _LOGGED_PROBLEM.search(line):
+            counts[match["event"]] += 1
+        elif line.startswith("Traceback"):
+            counts["Traceback"] += 1
+    return counts
+
+
+def describe_problems(counts: Counter[str]) -> str:
+    return ", ".join(f"{event} ×{count}" for event, count in counts.most_common()) or "none"
+
+
+def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
+    """--workers, --no-compare, --delay-ms and --model-delay-ms (see plan_phases)."""
+    parser.add_argument("--workers", type=int, default=1, help="bot processes acting as one bot")
+    parser.add_argument("--no-compare", dest="compare", action="store_false",
+                        help="with --workers > 1: skip the same rounds with one process")
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help=f"delay each way between the bot processes and the fake {platform}")
+    parser.add_argument("--model-delay-ms", type=float, default=0.0,
+                        help="delay each way between the bot processes and the model server")
+
+
+def allow_open_files(needed: int) -> None:
+    """Raise this process's open-file limit (inherited by the processes it starts) to `needed`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @dataclass(frozen=True)

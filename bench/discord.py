@@ -1,6 +1,7 @@
 """Benchmark of the Discord adapter: the real bot process against the fake Discord.
 
     python -m bench.discord [--n 1,10,50,200] [--shared 5] [--json PATH]
+    python -m bench.discord --workers 4 [--n 50,200,1000] [--delay-ms 50 --model-delay-ms 20]
 
 Three processes: this one runs the loopback fake Discord (REST + gateway) enforcing
 Discord's default limits (5 message creates and 5 edits per 5 s per channel, 5 thread
@@ -19,6 +20,14 @@ shared round puts `--shared` mentions in one channel. Per conversation it measur
 and per round the 429s the fake served and the bot's CPU seconds (all its threads) per 1,000 tokens.
 The model server's timings come from its `GET /debug/requests`, matched by a marker in
 each question.
+
+With `--workers W` the bot runs as W processes, process i with `DISCORD_SHARD_COUNT=W
+DISCORD_SHARD_IDS=i`, against the one fake Discord (which counts the global limit across all
+of them); the mentions are spread over W guilds, one on each shard. The same rounds run first
+with one process running every shard (`--no-compare` skips it), for the CPU comparison.
+`--delay-ms` and `--model-delay-ms` put the delay proxy (bench/delay_proxy.py) between the bot
+processes and the fake Discord (REST and gateway) and the model server; the rounds then run
+without and with the delay, to show what it adds.
 """
 
 from __future__ import annotations
@@ -29,7 +38,6 @@ import contextlib
 import gc
 import json
 import os
-import resource
 import signal
 import sys
 import tempfile
@@ -42,9 +50,11 @@ from typing import Any
 
 
 from bench.common import (
-    REDIS_URL, ROOT, CpuSplit, ModelServerProcess, TargetCheck, delete_keys, figures, machine, number, process_cpu_seconds,
-    split_cpus, spread,
+    REDIS_URL, ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
+    delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks, plan_phases,
+    process_cpu_seconds, split_cpus, spread,
 )  # fmt: skip
+from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
 from tests.fakes.model_server import Script
 
@@ -71,6 +81,8 @@ MEDIUM_P99_MS = 1000.0
 LARGE_N = 200
 LARGE_DONE_AFTER_MODEL_S = 10.0
 CPU_PER_1K_TOKENS = 0.30  # at N = 50 (llmcord: 0.40 on the same set-up)
+# SIGTERM → exit: the bot's own grace for replies still being written (20 s) and some more.
+STOP_SECONDS = 30.0
 
 
 # -- options -------------------------------------------------------------------------
@@ -90,16 +102,29 @@ class Options:
     requests_path: Path | None
     pin: bool
     bot_root: Path
+    workers: int = 1
+    compare: bool = True
+    delay_ms: float = 0.0
+    model_delay_ms: float = 0.0
+
+    @property
+    def phases(self) -> list[Phase]:
+        return plan_phases(self.workers, self.delay_ms > 0 or self.model_delay_ms > 0, self.compare)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.discord", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", default="1,10,50,200", help="simultaneous mentions, one channel each (comma-separated)")
-    parser.add_argument("--shared", type=int, default=5, help="mentions at once in one channel (0: skip)")
+    parser.add_argument("--n", default=None,
+                        help="simultaneous mentions, one channel each (comma-separated; default 1,10,50,200, "
+                             "with --workers > 1 50,200,1000)")  # fmt: skip
+    parser.add_argument("--shared", type=int, default=None,
+                        help="mentions at once in one channel (0: skip; default 5, with --workers > 1 0)")
+    add_scale_options(parser, "Discord (REST and gateway)")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per answer")
     parser.add_argument("--rate", type=float, default=50.0, help="tokens/s per answer")
     parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
-    parser.add_argument("--round-timeout", type=float, default=60.0, help="give up on a round after this many s")
+    parser.add_argument("--round-timeout", type=float, default=60.0,
+                        help="give up on a round after this many s (longer in proportion above 200 mentions)")
     parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results to this file")
     parser.add_argument("--bot-log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--bot-log", dest="bot_log_path", type=Path, default=None, help="keep the bot's stderr here")
@@ -110,24 +135,30 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="let the bot share its CPU with the fake Discord and the model server")
     args = parser.parse_args(argv)
-    ns = tuple(int(part) for part in args.n.split(",") if part.strip())
-    if min(ns, default=1) < 1 or args.shared < 0:
-        parser.error("--n needs positive whole numbers and --shared ≥ 0")
-    return Options(ns, args.shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
+    several = args.workers > 1
+    rounds = args.n or ("50,200,1000" if several else "1,10,50,200")
+    ns = tuple(int(part) for part in rounds.split(",") if part.strip())
+    shared = args.shared if args.shared is not None else (0 if several else 5)
+    if min(ns, default=1) < 1 or shared < 0 or args.workers < 1 or min(args.delay_ms, args.model_delay_ms) < 0:
+        parser.error("--n needs positive whole numbers, --shared and the delays ≥ 0, --workers ≥ 1")
+    return Options(ns, shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
                    args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path, args.pin,
-                   args.bot_root.resolve())  # fmt: skip
+                   args.bot_root.resolve(), args.workers, args.compare, args.delay_ms, args.model_delay_ms)  # fmt: skip
 
 
 # -- processes -------------------------------------------------------------------------
 
 
-def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_tokens: int) -> dict[str, str]:
+def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_tokens: int,
+            proxy: DelayProxy | None = None) -> dict[str, str]:  # fmt: skip
+    """The bot's settings; with `proxy`, every URL goes through it."""
+    via = proxy.via if proxy is not None else str
     env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES) and k not in STRIPPED}
     env.update(
         DISCORD_TOKEN=fake.token,
-        DISCORD_API_BASE_URL=fake.api_base_url,
-        DISCORD_GATEWAY_URL=fake.gateway_url,
-        INFERENCE_BASE_URL=f"{model_url}/v1",
+        DISCORD_API_BASE_URL=via(fake.api_base_url),
+        DISCORD_GATEWAY_URL=via(fake.gateway_url),
+        INFERENCE_BASE_URL=f"{via(model_url)}/v1",
         REDIS_URL=REDIS_URL,
         REDIS_KEY_PREFIX=prefix,
         MODEL_TIMEOUT_SECONDS="60",
@@ -138,7 +169,7 @@ def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_
 
 
 class BotProcess:
-    """`python -m bot discord`, stderr to a temporary file, stopped with SIGTERM."""
+    """`python -m bot discord`, stderr to a temporary file, stopped with SIGTERM (killed after STOP_SECONDS)."""
 
     def __init__(self, env: dict[str, str], cpus: frozenset[int] | None = None, root: Path = ROOT) -> None:
         self._env = env
@@ -171,7 +202,7 @@ class BotProcess:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.process.wait(), 20)
+                await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
             except asyncio.TimeoutError:
                 self.process.kill()
                 await self.process.wait()
@@ -222,15 +253,16 @@ class RoundResult:
     peak_global_per_s: int  # most requests counting towards the global limit that arrived within 1 s
     wall_seconds: float
     problems: list[str] = field(default_factory=list)
+    phase: str = ""  # the set-up (processes, delay) when a run compares several
 
 
 class Bench:
-    def __init__(self, fake: FakeDiscord, user: FakeUser, model: ModelServerProcess, bot_pid: int,
+    def __init__(self, fake: FakeDiscord, user: FakeUser, model: ModelServerProcess, bot_pids: Sequence[int],
                  options: Options) -> None:  # fmt: skip
         self.fake = fake
         self.user = user
         self.model = model
-        self.bot_pid = bot_pid
+        self.bot_pids = list(bot_pids)
         self.options = options
         self.expected = Script(tokens=options.tokens).answer
         self.bot_id = fake.bot_user.id
@@ -265,7 +297,7 @@ class Bench:
         for conversation in conversations:
             conversation.dispatched_at = dispatched.get(str(conversation.message_id))
 
-        deadline = time.monotonic() + self.options.round_timeout
+        deadline = time.monotonic() + self.options.round_timeout * max(1.0, len(conversations) / LARGE_N)
         while not all(c.done or c.failure for c in conversations) and time.monotonic() < deadline:
             for conversation in conversations:
                 if not (conversation.done or conversation.failure):
@@ -279,7 +311,7 @@ class Bench:
                              cpu, wall)  # fmt: skip
 
     def _bot_cpu(self) -> float:
-        return process_cpu_seconds(self.bot_pid)
+        return sum(process_cpu_seconds(pid) for pid in self.bot_pids)
 
     def _check(self, conversation: Conversation) -> None:
         """Completed = the thread's bot messages show exactly the model's answer, no indicator."""
@@ -396,7 +428,7 @@ def _exempt_from_global(route: str) -> bool:
 
 
 HEADER = (
-    f"{'round':>10} | {'done':>7} | {'429s':>4} | {'first p50/p99 ms':>17} | {'full p50/p99 ms':>17} | "
+    f"{'round':>10} | {'done':>9} | {'429s':>4} | {'first p50/p99 ms':>17} | {'full p50/p99 ms':>17} | "
     f"{'mention→model ms':>17} | {'writes p50/p99':>14} | {'thr/typ':>7} | {'CPU s/1k tok':>12} | "
     f"{'done after model s':>18} | {'peak req/s':>10} | {'model late p99 ms':>17} | {'wall s':>6}"
 )
@@ -406,7 +438,7 @@ def format_row(row: RoundResult) -> str:
     done = f"{row.completed}/{row.n}"
     other = f"{row.other_writes['thread creates']}/{row.other_writes['typing']}"
     return (
-        f"{row.name:>10} | {done:>7} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | {figures(row.full_ms):>17} | "
+        f"{row.name:>10} | {done:>9} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | {figures(row.full_ms):>17} | "
         f"{figures(row.mention_to_model_ms):>17} | {figures(row.writes_per_reply, 0):>14} | {other:>7} | "
         f"{number(row.cpu_per_1k_tokens, 4):>12} | {number(row.done_after_model_s, 2):>18} | "
         f"{row.peak_global_per_s:>10} | {number(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
@@ -451,66 +483,114 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     return checks  # fmt: skip
 
 
+def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCheck]:
+    def lags(row: RoundResult) -> dict[str, float | None]:
+        return {f"{lag} {key}": getattr(row, f"{lag}_ms")[key] for lag in ("first", "full") for key in ("p50", "p99")}
+
+    return phase_checks(rows, lambda row: row.phase, lambda row: row.name, evaluate, options.phases,
+                        lambda row: row.cpu_per_1k_tokens, lags, options.delay_ms + options.model_delay_ms)  # fmt: skip
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
-async def wait_ready(fake: FakeDiscord, bot: BotProcess, timeout: float = 60.0) -> None:
+async def wait_ready(fake: FakeDiscord, bots: Sequence[BotProcess], timeout: float = 60.0) -> None:
+    """Every process has synced its commands and has a live gateway session."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert bot.process is not None
-        if bot.process.returncode is not None:
-            raise RuntimeError(f"the bot exited with {bot.process.returncode}:\n{bot.log[-4000:]}")
-        synced = any(r.route in COMMAND_SYNC and r.status == 200 for r in fake.requests)
-        if synced and fake.connected and fake.gateway.identify_count:
+        for bot in bots:
+            assert bot.process is not None
+            if bot.process.returncode is not None:
+                raise RuntimeError(f"the bot exited with {bot.process.returncode}:\n{bot.log[-4000:]}")
+        synced = sum(1 for r in fake.requests if r.route in COMMAND_SYNC and r.status == 200)
+        sessions = sum(1 for session in fake.gateway.sessions.values() if session.connected)
+        if synced >= len(bots) and sessions >= len(bots):
             return
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{bot.log[-4000:]}")
+    raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{bots[0].log[-4000:]}")
 
 
-async def run(options: Options, model: ModelServerProcess, split: CpuSplit | None) -> tuple[list[RoundResult], str, int]:
+def shard_env(shard: int, count: int) -> dict[str, str]:
+    """Process `shard` of `count` (one process: every shard, as many as Discord recommends)."""
+    return {} if count == 1 else {"DISCORD_SHARD_COUNT": str(count), "DISCORD_SHARD_IDS": str(shard)}
+
+
+@dataclass
+class PhaseOutcome:
+    rows: list[RoundResult]
+    log: str  # every process's stderr, one after the other
+    exit_status: int  # the first non-zero exit status after SIGTERM, else 0
+    requests: list[dict[str, Any]]
+
+
+async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, split: CpuSplit | None) -> PhaseOutcome:
     prefix = f"bench:discord:{uuid.uuid4().hex[:12]}:"
     rounds: list[tuple[str, int, int]] = [(f"N={n}", n, 1) for n in options.ns]
     if options.shared:
         rounds.append((f"{options.shared} in 1 ch", 1, options.shared))
     async with FakeDiscord(limits=Limits()) as fake:
-        guild = fake.add_guild("Bench Guild")
+        # One guild per shard of the run's process count, whatever this set-up runs them in.
+        guilds = ([fake.add_guild("Bench Guild")] if options.workers == 1 else
+                  [fake.add_guild(f"Bench shard {i}", shard=(i, options.workers)) for i in range(options.workers)])
         user = fake.add_user("bencher")
-        warm = fake.add_text_channel(guild, "warm-up")
-        channels = {name: [int(fake.add_text_channel(guild, f"{name}-{i}")["id"]) for i in range(count)]
-                    for name, count, _ in rounds}  # fmt: skip
-        bot = BotProcess(bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens),
-                         split.bot if split else None, options.bot_root)
-        rows: list[RoundResult] = []
-        try:
-            await bot.start()
-            await wait_ready(fake, bot)
-            bench = Bench(fake, user, model, bot.pid, options)
-            await bench.run_round("warm-up", [int(warm["id"])], 1)  # first use of every route and connection
-            await asyncio.sleep(1.0)
-            for name, _, per_channel in rounds:
-                row = await bench.run_round(name, channels[name], per_channel)
-                print(format_row(row), flush=True)
-                rows.append(row)
+        warm = [int(fake.add_text_channel(guild, "warm-up")["id"]) for guild in guilds]
+        channels = {name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"])
+                           for i in range(count)] for name, count, _ in rounds}  # fmt: skip
+        routes = [Route(fake.port, options.delay_ms / 1000), Route(model.port, options.model_delay_ms / 1000)]
+        async with optional_proxy(routes if phase.delayed else []) as proxy:
+            env = bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens, proxy)
+            bots = [BotProcess({**env, **shard_env(shard, phase.workers)}, split.bot if split else None,
+                               options.bot_root) for shard in range(phase.workers)]  # fmt: skip
+            rows: list[RoundResult] = []
+            try:
+                for bot in bots:
+                    await bot.start()
+                await wait_ready(fake, bots)
+                bench = Bench(fake, user, model, [bot.pid for bot in bots], options)
+                await bench.run_round("warm-up", warm, 1)  # first use of every route and connection
                 await asyncio.sleep(1.0)
-        finally:
-            code = await bot.stop()
-            log = bot.log
-            bot.cleanup()
-            await delete_keys(prefix)
-            if options.requests_path is not None:
-                recorded = [{"time": r.time, "route": r.route, "path": r.path, "status": r.status}
-                            for r in fake.requests]  # fmt: skip
-                options.requests_path.write_text(json.dumps(recorded))
-    return rows, log, code
+                for name, _, per_channel in rounds:
+                    row = await bench.run_round(name, channels[name], per_channel)
+                    row.phase = phase.label if len(options.phases) > 1 else ""
+                    print(format_row(row), flush=True)
+                    rows.append(row)
+                    await asyncio.sleep(1.0)
+            finally:
+                codes = await asyncio.gather(*(bot.stop() for bot in bots if bot.process is not None))
+                several = len(options.phases) > 1 or len(bots) > 1
+                log = "".join(f"===== {phase.label}, process {i} =====\n{bot.log}" if several else bot.log
+                              for i, bot in enumerate(bots))  # fmt: skip
+                for bot in bots:
+                    bot.cleanup()
+                await delete_keys(prefix)
+    requests = [{"time": r.time, "route": r.route, "path": r.path, "status": r.status, "phase": phase.label}
+                for r in fake.requests]  # fmt: skip
+    return PhaseOutcome(rows, log, next((code for code in codes if code), 0), requests)
+
+
+async def run(options: Options, model: ModelServerProcess, split: CpuSplit | None) -> list[PhaseOutcome]:
+    outcomes = []
+    for phase in options.phases:
+        if len(options.phases) > 1:
+            print(f"-- {phase.label}{shards_note(phase, options)}", flush=True)
+        outcomes.append(await run_phase(options, phase, model, split))
+    return outcomes
+
+
+def shards_note(phase: Phase, options: Options) -> str:
+    if phase.workers > 1:
+        note = f": process i runs shard i of {phase.workers}"
+    else:
+        note = f": one process runs the {options.workers} guilds" if options.workers > 1 else ""
+    if phase.delayed:
+        note += (f"; {options.delay_ms:g} ms each way to the fake Discord, {options.model_delay_ms:g} ms each way "
+                 "to the model server")
+    return note
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = 8 * max(options.ns, default=1) + 512
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    allow_open_files(8 * max(options.ns, default=1) + 512)
     info = machine()
     print(f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
           f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s")
@@ -524,19 +604,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ModelServerProcess(
         tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
     ) as model:
-        rows, log, code = asyncio.run(run(options, model, split))
+        outcomes = asyncio.run(run(options, model, split))
+    rows = [row for outcome in outcomes for row in outcome.rows]
+    log = "".join(outcome.log for outcome in outcomes)
+    code = next((outcome.exit_status for outcome in outcomes if outcome.exit_status), 0)
     if options.bot_log_path is not None:
         options.bot_log_path.write_text(log)
+    if options.requests_path is not None:
+        options.requests_path.write_text(json.dumps([r for outcome in outcomes for r in outcome.requests]))
     for row in rows:
         for problem in row.problems[:5]:
-            print(f"  {row.name}: {problem}")
+            print(f"  {row.phase + ', ' if row.phase else ''}{row.name}: {problem}")
     print(f"\nbot exit status after SIGTERM: {code}")
+    if len(outcomes) > 1:
+        for phase, outcome in zip(options.phases, outcomes, strict=True):
+            print(f"bot log, {phase.label}: {describe_problems(logged_problems(outcome.log.splitlines()))}")
     errors = [line for line in log.splitlines() if "[error" in line or "Traceback" in line or "[warning" in line]
     if errors:
         print(f"bot log: {len(errors)} warning/error lines, e.g.:")
         for line in errors[:8]:
             print(f"  {line[:200]}")
-    checks = evaluate(rows)
+    checks = evaluate_run(options, rows)
     print()
     for check in checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")

@@ -1,6 +1,7 @@
 """Benchmark of the Slack adapter: the real bot process, a fake Slack enforcing tier limits.
 
     python -m bench.slack [--n 1,10,50] [--modes off,auto] [--json PATH]
+    python -m bench.slack --workers 4 [--n 50,200,1000] [--delay-ms 50 --model-delay-ms 20]
 
 The bot runs as `python -m bot slack` in Socket Mode against `FakeSlack` in this process,
 which enforces Slack's per-workspace method limits (its defaults, see
@@ -11,6 +12,14 @@ buckets and the bot's write budgets start full, as in a workspace that was quiet
 
 Times compare the fake's `time.time()` stamps (acks, each message's edit history) with the
 model server's (`GET /debug/requests`), matched by a marker in each question.
+
+With `--workers W` the bot runs as W HTTP-mode workers (`SLACK_SIGNING_SECRET`, a `PORT` each)
+sharing one Redis, and the fake delivers each event, signed, to one worker in turn (as a load
+balancer would); the ack is the worker's HTTP answer. The same rounds run first with one HTTP
+worker (`--no-compare` skips it), for the CPU comparison. `--delay-ms` and `--model-delay-ms`
+put the delay proxy (bench/delay_proxy.py) between the workers and the fake Slack (Web API,
+and the event deliveries to each worker) and the model server; the rounds then run without and
+with the delay, to show what it adds. These runs use HTTP mode even with one worker.
 """
 
 from __future__ import annotations
@@ -29,17 +38,26 @@ from typing import Any
 
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
-    REDIS_URL, ModelServerProcess, TargetCheck, delete_keys, figures, machine, process_cpu_seconds, spread,
+    REDIS_URL, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, delete_keys,
+    describe_problems, figures, free_port, logged_problems, machine, number, phase_checks, plan_phases,
+    process_cpu_seconds, spread,
 )  # fmt: skip
+from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits
-from tests.slack_harness import BotProcess, SlackHarness
+from tests.slack_harness import INDICATOR, SIGNING_SECRET, BotProcess, SlackHarness
 
 ACK_MAX_S = 1.0
 FIRST_P99_MS = 500.0
 FIRST_MAX_N = 10
 FINAL_P99_MS = 1500.0
-ROUND_TIMEOUT_S = 120.0
+ROUND_TIMEOUT_S = 120.0  # longer in proportion above LARGE_N mentions
+STOP_SECONDS = 30.0  # SIGTERM → exit: the bot's own grace for replies being written (20 s) and some more
+WARNING = "⚠️"
+MEDIUM_N = 50
+MEDIUM_FIRST_P99_MS = 1000.0
+LARGE_N = 200
+LARGE_DONE_AFTER_MODEL_S = 10.0
 MESSAGE_WRITES = ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
 MODE_NAMES = {"off": "chat.update (SLACK_STREAMING=off)", "auto": "native streams (SLACK_STREAMING=auto)"}
 
@@ -52,30 +70,51 @@ class Options:
     rate: float
     first_token_delay: float
     json_path: Path | None
+    workers: int = 1
+    compare: bool = True
+    delay_ms: float = 0.0
+    model_delay_ms: float = 0.0
+
+    @property
+    def delayed(self) -> bool:
+        return self.delay_ms > 0 or self.model_delay_ms > 0
+
+    @property
+    def http(self) -> bool:
+        """HTTP-mode workers (several, or a delayed run); else one process in Socket Mode."""
+        return self.workers > 1 or self.delayed
+
+    @property
+    def phases(self) -> list[Phase]:
+        return plan_phases(self.workers, self.delayed, self.compare)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.slack", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", default="1,10,50", help="simultaneous mentions per round, comma-separated")
+    parser.add_argument("--n", default=None,
+                        help="simultaneous mentions per round, comma-separated (default 1,10,50; with --workers > 1 "
+                             "50,200,1000)")  # fmt: skip
+    add_scale_options(parser, "Slack (Web API and event delivery)")
     parser.add_argument("--modes", default="off,auto", help="SLACK_STREAMING values to run, comma-separated")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per reply")
     parser.add_argument("--rate", type=float, default=50.0, help="tokens/s per reply")
     parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
     parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results to this file")
     args = parser.parse_args(argv)
-    ns = tuple(int(part) for part in args.n.split(",") if part.strip())
+    ns = tuple(int(part) for part in (args.n or ("50,200,1000" if args.workers > 1 else "1,10,50")).split(",")
+               if part.strip())  # fmt: skip
     modes = tuple(part.strip() for part in args.modes.split(",") if part.strip())
     if not ns or min(ns) < 1:
         parser.error("--n needs positive whole numbers, e.g. 1,10,50")
     if not modes or any(mode not in MODE_NAMES for mode in modes):
         parser.error("--modes takes off and/or auto")
-    return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path)
+    if args.workers < 1 or min(args.delay_ms, args.model_delay_ms) < 0:
+        parser.error("--workers needs ≥ 1 and the delays ≥ 0")
+    return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, args.workers,
+                   args.compare, args.delay_ms, args.model_delay_ms)  # fmt: skip
 
 
-# -- the model server, in its own process -----------------------------------------------
-
-
-# -- one round --------------------------------------------------------------------------
+# -- the bot processes of a set-up -------------------------------------------------------
 
 
 @dataclass
@@ -84,7 +123,61 @@ class Mention:
     user: str
     marker: str
     ts: str = ""
-    envelope: str = ""
+    envelope: str = ""  # Socket Mode
+    sent_at: float | None = None  # when the event went to the bot (time.time())
+    acked_at: float | None = None
+    redeliveries: int = 0  # Slack's retries after a timed-out or failed delivery (HTTP mode)
+
+
+@dataclass
+class Workers:
+    """The bot processes of one set-up, and how an event reaches them: over the Socket Mode
+    connection, or signed to the HTTP workers in turn (`urls`, through the proxy when delayed)."""
+
+    harnesses: list[SlackHarness]
+    urls: list[str] = field(default_factory=list)
+    delivered: int = 0
+
+    @property
+    def fake(self) -> FakeSlack:
+        return self.harnesses[0].fake
+
+    @property
+    def bots(self) -> list[BotProcess]:
+        return [bot for harness in self.harnesses for bot in harness.bots]
+
+    def running(self) -> bool:
+        return all(bot.running for bot in self.bots)
+
+    def report(self) -> str:
+        return "\n".join(harness.report() for harness in self.harnesses)
+
+    def cpu_seconds(self) -> float:
+        return sum(process_cpu_seconds(bot.pid) for bot in self.bots)
+
+    async def deliver(self, item: Mention) -> None:
+        fake = self.fake
+        event = fake.app_mention_event(item.channel, item.user, item.marker)
+        item.ts = event["ts"]
+        if not self.urls:
+            item.envelope = await fake.send_event(event)
+            return
+        url = self.urls[self.delivered % len(self.urls)]
+        self.delivered += 1
+        item.sent_at = time.time()
+        attempts = await fake.deliver_event_http(url, fake.event_callback(event), signing_secret=SIGNING_SECRET)
+        item.redeliveries = len(attempts) - 1
+        status = attempts[-1][0]
+        if status is not None and 200 <= status < 300:
+            item.acked_at = time.time()
+
+    async def stop(self) -> int:
+        """SIGTERM every process; the first non-zero exit status (-9: killed after STOP_SECONDS), else 0."""
+        codes = await asyncio.gather(*(bot.stop(STOP_SECONDS) for bot in self.bots if bot.running))
+        return next((code for code in codes if code), 0)
+
+
+# -- one round --------------------------------------------------------------------------
 
 
 @dataclass
@@ -107,6 +200,8 @@ class RoundResult:
     cpu_per_1k_tokens: float | None
     wall_seconds: float
     failures: list[str] = field(default_factory=list)
+    redeliveries: int = 0
+    phase: str = ""  # the set-up (workers, delay) when a run compares several
 
 
 def expected_text(mode: str, options: Options) -> str:
@@ -125,20 +220,32 @@ def final_seen_at(fake: FakeSlack, mention: Mention, expected: str) -> float | N
     return next((at for at, text in replies[0].history if text == expected), None)
 
 
+def failure_shown(fake: FakeSlack, mention: Mention) -> str | None:
+    """The reason shown when the reply ended with "⚠️ …" instead of the answer."""
+    replies = reply_of(fake, mention)
+    text = replies[-1].history[-1][1] if replies else ""
+    return text[text.index(WARNING):][:120] if WARNING in text and not text.endswith(INDICATOR) else None
+
+
+def answered(fake: FakeSlack, mention: Mention, expected: str) -> bool:
+    """The reply is over: the whole answer, or a reason why not."""
+    return final_seen_at(fake, mention, expected) is not None or failure_shown(fake, mention) is not None
+
+
 def writes_for(calls: Sequence[RecordedCall], mention: Mention, reply_ts: str | None) -> list[RecordedCall]:
+    """`calls`: the round's calls in the mention's channel."""
     out = []
     for call in calls:
-        if call.method not in MESSAGE_WRITES or call.params.get("channel") != mention.channel:
+        if call.method not in MESSAGE_WRITES:
             continue
         if call.params.get("thread_ts") == mention.ts or (reply_ts and call.params.get("ts") == reply_ts):
             out.append(call)
     return out
 
 
-async def run_round(harness: SlackHarness, bot: BotProcess, model: ModelServerProcess, mode: str, n: int,
-                    options: Options) -> RoundResult:  # fmt: skip
-    fake = harness.fake
-    team = harness.new_workspace()
+async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: int, options: Options) -> RoundResult:
+    fake = workers.fake
+    team = workers.harnesses[0].new_workspace()
     round_id = uuid.uuid4().hex[:6]
     mentions = []
     for index in range(n):
@@ -148,53 +255,54 @@ async def run_round(harness: SlackHarness, bot: BotProcess, model: ModelServerPr
         mentions.append(Mention(channel, user, f"bench {round_id} {index}"))
     expected = expected_text(mode, options)
     calls_at, deliveries_at, limited_at = len(fake.calls), len(fake.deliveries), fake.ratelimited_count
-    cpu = process_cpu_seconds(bot.pid)
+    cpu = workers.cpu_seconds()
     started = time.perf_counter()
-
-    async def mention(item: Mention) -> None:
-        event = fake.app_mention_event(item.channel, item.user, item.marker)
-        item.ts = event["ts"]
-        item.envelope = await fake.send_event(event)
-
-    await asyncio.gather(*(mention(item) for item in mentions))
-    deadline = time.monotonic() + ROUND_TIMEOUT_S
-    while any(final_seen_at(fake, item, expected) is None for item in mentions) and time.monotonic() < deadline:
-        if not bot.running:
-            raise RuntimeError(f"the bot exited during the round\n{harness.report()}")
+    await asyncio.gather(*(workers.deliver(item) for item in mentions))
+    deadline = time.monotonic() + ROUND_TIMEOUT_S * max(1.0, n / LARGE_N)
+    while not all(answered(fake, item, expected) for item in mentions) and time.monotonic() < deadline:
+        if not workers.running():
+            raise RuntimeError(f"a bot exited during the round\n{workers.report()}")
         await asyncio.sleep(0.05)
     wall = time.perf_counter() - started
     # Let trailing calls (a stream's stop after its last append) land before counting writes.
     await settle(fake)
-    bot_cpu = process_cpu_seconds(bot.pid) - cpu
+    bot_cpu = workers.cpu_seconds() - cpu
 
     timings = {record.get("last_user_message"): record for record in await asyncio.to_thread(model.request_timings)}
     calls = fake.calls[calls_at:]
+    calls_by_channel: dict[str, list[RecordedCall]] = {}
+    for call in calls:
+        calls_by_channel.setdefault(str(call.params.get("channel")), []).append(call)
+    sent = {d.envelope_id: d.sent_at for d in fake.deliveries[deliveries_at:]}
     acks, waits, firsts, finals, writes, failures = [], [], [], [], [], []
     completed = 0
     for item in mentions:
-        acked = fake.acks.get(item.envelope)
-        delivery = next(d for d in fake.deliveries[deliveries_at:] if d.envelope_id == item.envelope)
-        if acked is None:
-            failures.append(f"{item.channel}: envelope never acked")
+        if item.envelope:  # Socket Mode: the fake's own records
+            item.sent_at, item.acked_at = sent[item.envelope], fake.acks.get(item.envelope)
+        assert item.sent_at is not None
+        if item.acked_at is None:
+            failures.append(f"{item.channel}: event never acked")
         else:
-            acks.append((acked - delivery.sent_at) * 1000)
+            acks.append((item.acked_at - item.sent_at) * 1000)
         record = timings.get(item.marker)
         replies = reply_of(fake, item)
         final_at = final_seen_at(fake, item, expected)
         if final_at is not None:
             completed += 1
+        elif reason := failure_shown(fake, item):
+            failures.append(f"{item.channel}: the reply shows {reason!r}")
         else:
             failures.append(f"{item.channel}: {len(replies)} replies, final text not shown")
         if record is None:
             failures.append(f"{item.channel}: no model request")
             continue
         if replies:
-            waits.append((replies[0].history[0][0] - delivery.sent_at) * 1000)
+            waits.append((replies[0].history[0][0] - item.sent_at) * 1000)
         if replies and record.get("first_token_at"):
             firsts.append((replies[0].history[0][0] - record["first_token_at"]) * 1000)
         if final_at is not None and record.get("last_token_at"):
             finals.append((final_at - record["last_token_at"]) * 1000)
-        writes.append(len(writes_for(calls, item, replies[0].ts if replies else None)))
+        writes.append(len(writes_for(calls_by_channel.get(item.channel, []), item, replies[0].ts if replies else None)))
     by_method: dict[str, int] = {}
     limited: dict[str, int] = {}
     for call in calls:
@@ -222,6 +330,7 @@ async def run_round(harness: SlackHarness, bot: BotProcess, model: ModelServerPr
         cpu_per_1k_tokens=bot_cpu / (tokens / 1000) if tokens else None,
         wall_seconds=wall,
         failures=failures,
+        redeliveries=sum(item.redeliveries for item in mentions),
     )
 
 
@@ -256,21 +365,50 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
         over = [f"{row.mode} N={row.n}" for row in rows if (getattr(row, metric)["p99"] or 0) > limit]
         return f" (over at {', '.join(over)})" if over else ""
 
-    return [
+    checks = [
         TargetCheck(f"every envelope acked within {ACK_MAX_S:g} s", ack <= ACK_MAX_S * 1000, f"worst {ack:.1f} ms"),
         TargetCheck("zero 429s served", limited == 0, f"{limited} served"),
         TargetCheck("every reply completed", done == total, f"{done}/{total}"),
         TargetCheck(f"final text p99 ≤ {FINAL_P99_MS / 1000:g} s after the last token (every N)",
                     final <= FINAL_P99_MS, f"worst {final:.0f} ms{where('final_ms', FINAL_P99_MS)}"),
-        TargetCheck(f"first text p99 ≤ {FIRST_P99_MS / 1000:g} s after the first token (N ≤ {FIRST_MAX_N})",
-                    bool(small) and first <= FIRST_P99_MS, f"worst {first:.0f} ms"),
     ]  # fmt: skip
+    if small:
+        name = f"first text p99 ≤ {FIRST_P99_MS / 1000:g} s after the first token (N ≤ {FIRST_MAX_N})"
+        checks.append(TargetCheck(name, first <= FIRST_P99_MS, f"worst {first:.0f} ms"))
+    return checks
+
+
+def evaluate_several(rows: Sequence[RoundResult]) -> list[TargetCheck]:
+    """With several workers, also: at N = 50 the first text within 1 s p99 of the first token,
+    and at N = 200 every reply complete within 10 s of the model finishing."""
+    checks = evaluate(rows)
+    for row in rows:
+        if row.n == MEDIUM_N:
+            first = row.first_ms["p99"]
+            checks.append(TargetCheck(f"{row.mode} N={row.n}: first text p99 ≤ {MEDIUM_FIRST_P99_MS / 1000:g} s",
+                                      first is not None and first <= MEDIUM_FIRST_P99_MS, f"{number(first, 0)} ms"))
+        if row.n == LARGE_N:
+            slowest = row.final_ms["max"] if row.completed == row.n else None
+            name = (f"{row.mode} N={row.n}: every reply complete within {LARGE_DONE_AFTER_MODEL_S:g} s of the "
+                    "model finishing")
+            checks.append(TargetCheck(name, slowest is not None and slowest <= LARGE_DONE_AFTER_MODEL_S * 1000,
+                                      f"{row.completed}/{row.n} complete, slowest {number(slowest, 0)} ms"))
+    return checks  # fmt: skip
+
+
+def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCheck]:
+    def lags(row: RoundResult) -> dict[str, float | None]:
+        return {f"{lag} {key}": getattr(row, f"{lag}_ms")[key] for lag in ("first", "final") for key in ("p50", "p99")}
+
+    return phase_checks(rows, lambda row: row.phase, lambda row: f"{row.mode} N={row.n}",
+                        evaluate_several if options.workers > 1 else evaluate, options.phases,
+                        lambda row: row.cpu_per_1k_tokens, lags, options.delay_ms + options.model_delay_ms)  # fmt: skip
 
 
 HEADER = (
-    f"{'mode':>4} | {'N':>3} | {'ack p50/p99/max ms':>18} | {'mention→text p50/p99':>20} | "
+    f"{'mode':>4} | {'N':>4} | {'ack p50/p99/max ms':>18} | {'mention→text p50/p99':>20} | "
     f"{'first p50/p99 ms':>16} | {'final p50/p99 ms':>16} | "
-    f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>6} | {'bot CPU s/1k tok':>16} | {'wall s':>6}"
+    f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>9} | {'bot CPU s/1k tok':>16} | {'wall s':>6}"
 )
 
 
@@ -282,8 +420,8 @@ def format_row(row: RoundResult) -> str:
     writes = f"{row.writes_per_reply['mean']:.2f}/{row.writes_per_reply['max']:.0f}"
     cpu = "-" if row.cpu_per_1k_tokens is None else f"{row.cpu_per_1k_tokens:.3f}"
     return (
-        f"{row.mode:>4} | {row.n:>3} | {ack:>18} | {wait:>20} | {first:>16} | {final:>16} | {writes:>15} | "
-        f"{row.ratelimited:>4} | {row.completed:>3}/{row.n:<2} | {cpu:>16} | {row.wall_seconds:>6.2f}"
+        f"{row.mode:>4} | {row.n:>4} | {ack:>18} | {wait:>20} | {first:>16} | {final:>16} | {writes:>15} | "
+        f"{row.ratelimited:>4} | {f'{row.completed}/{row.n}':>9} | {cpu:>16} | {row.wall_seconds:>6.2f}"
     )
 
 
@@ -296,16 +434,21 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
                       "assistant.threads.setStatus")
     )  # fmt: skip
     post = limits.post_message_per_channel
-    print("bench.slack: the real bot (python -m bot slack, Socket Mode) against FakeSlack enforcing per-workspace limits:")
+    how = (f"{options.workers} HTTP-mode worker{'s' if options.workers > 1 else ''}, each event to the next in turn"
+           if options.http else "Socket Mode")  # fmt: skip
+    print(f"bench.slack: the real bot (python -m bot slack, {how}) against FakeSlack enforcing per-workspace limits:")
     print(f"  {tiers}; chat.postMessage {post.per_minute:g}/min burst {post.burst} per channel" if post else f"  {tiers}")
     print("  (chat.update Tier 3, users.info Tier 4, setStatus Tier 3; chat.startStream/stopStream ASSUMED Tier 2 and")
     print("   chat.appendStream Tier 4 - Slack publishes no tier for the stream start/stop methods)")
     print(f"model: {' '.join(model.command[1:])} (own process)")
     print("rounds: N simultaneous @mentions in one workspace, one channel and one person each; a fresh workspace")
-    print("        per round. ms columns: ack = envelope sent -> ack; mention→text = envelope sent -> first text")
+    print("        per round. ms columns: ack = event sent -> ack; mention→text = event sent -> first text")
     print("        in Slack; first = first token at the server -> first text in Slack; final = last token ->")
     print("        complete text in Slack. writes = message writes per reply (post/update/stream calls)")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}")
+    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; all processes share every CPU")
+    if options.delayed:
+        print(f"delay: {options.delay_ms:g} ms each way between the workers and the fake Slack (Web API, event "
+              f"delivery), {options.model_delay_ms:g} ms each way to the model server")
     print()
     print(HEADER)
     print("-" * len(HEADER))
@@ -316,7 +459,9 @@ def print_details(rows: Sequence[RoundResult]) -> None:
     for row in rows:
         methods = ", ".join(f"{k} {v}" for k, v in sorted(row.writes_by_method.items()))
         limited = ", ".join(f"{k} {v}" for k, v in sorted(row.ratelimited_by_method.items())) or "none"
-        print(f"{row.mode} N={row.n}: writes {methods}; setStatus {row.status_calls}; 429s {limited}")
+        where = f"{row.phase}, " if row.phase else ""
+        retried = f"; {row.redeliveries} deliveries retried" if row.redeliveries else ""
+        print(f"{where}{row.mode} N={row.n}: writes {methods}; setStatus {row.status_calls}; 429s {limited}{retried}")
         for failure in row.failures[:5]:
             print(f"  failure: {failure}")
         if len(row.failures) > 5:
@@ -332,66 +477,107 @@ def print_checks(checks: Sequence[TargetCheck]) -> None:
 # -- main -----------------------------------------------------------------------------------
 
 
-async def run_mode(mode: str, options: Options, model: ModelServerProcess, prefix: str) -> list[RoundResult]:
+async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServerProcess, prefix: str
+                    ) -> tuple[list[RoundResult], str, int]:  # fmt: skip
+    """The rounds of one set-up, the warnings and errors its bot processes logged, and their exit
+    status after SIGTERM."""
+    code = 0
     rows = []
     async with FakeSlack() as fake:
-        harness = SlackHarness(fake, model.base_url, f"{prefix}{mode}:", streaming=mode,  # type: ignore[arg-type]
-                               model_timeout=60, extra_env={"LOG_LEVEL": "warning"})  # fmt: skip
-        try:
-            bot = await harness.start_bot()
-            await warm_up(harness, bot, mode, options)
-            for n in options.ns:
-                row = await run_round(harness, bot, model, mode, n, options)
-                print(format_row(row), flush=True)
-                rows.append(row)
-            await harness.close()
-        finally:
-            for bot in harness.bots:
-                if bot.running:
-                    await bot.stop()
-    return rows
+        key_prefix = f"{prefix}{mode}:" if len(options.phases) == 1 else f"{prefix}{mode}:{phase.label}:"
+        harnesses = [SlackHarness(fake, model.base_url, key_prefix, mode="http" if options.http else "socket",
+                                  streaming=mode,  # type: ignore[arg-type]
+                                  model_timeout=60, extra_env={"LOG_LEVEL": "warning"})
+                     for _ in range(phase.workers)]  # fmt: skip
+        for harness in harnesses:
+            harness.port = free_port() if options.http else 0
+        async with optional_proxy(delay_routes(options, fake, model, harnesses) if phase.delayed else []) as proxy:
+            workers = Workers(harnesses, [through(proxy, h.events_url) for h in harnesses] if options.http else [])
+            for harness in harnesses:
+                if proxy is not None:
+                    harness.extra_env.update(SLACK_API_URL=proxy.via(fake.api_url),
+                                             INFERENCE_BASE_URL=f"{proxy.via(model.base_url)}/v1")  # fmt: skip
+            try:
+                for harness in harnesses:
+                    await harness.start_bot()
+                await warm_up(workers, mode, options)
+                for n in options.ns:
+                    row = await run_round(workers, model, mode, n, options)
+                    row.phase = phase.label if len(options.phases) > 1 else ""
+                    print(format_row(row), flush=True)
+                    rows.append(row)
+            finally:
+                code = await workers.stop()
+    return rows, describe_problems(logged_problems(line for bot in workers.bots for line in bot.lines)), code
 
 
-async def warm_up(harness: SlackHarness, bot: BotProcess, mode: str, options: Options) -> None:
-    """One untimed reply first: bolt's authorization, connection pools and imports are set up."""
-    harness.new_workspace()
-    event = harness.fake.app_mention_event(FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")
-    await harness.fake.send_event(event)
+def delay_routes(options: Options, fake: FakeSlack, model: ModelServerProcess, harnesses: Sequence[SlackHarness]
+                 ) -> list[Route]:  # fmt: skip
+    """The Web API and the model server, and each worker's port (the fake's deliveries)."""
+    platform, to_model = options.delay_ms / 1000, options.model_delay_ms / 1000
+    return [Route(fake.port, platform), Route(model.port, to_model), *(Route(h.port, platform) for h in harnesses)]
+
+
+def through(proxy: DelayProxy | None, url: str) -> str:
+    return url if proxy is None else proxy.via(url)
+
+
+async def warm_up(workers: Workers, mode: str, options: Options) -> None:
+    """One untimed reply per process first: bolt's authorization, connection pools and imports
+    are set up."""
+    fake = workers.fake
+    workers.harnesses[0].new_workspace()
+    mentions = [Mention(FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")]
+    for index in range(1, len(workers.harnesses)):
+        channel = f"C0WARM{index:03d}"
+        fake.add_channel(channel, f"warm-up-{index}")
+        mentions.append(Mention(channel, FakeSlack.DEFAULT_USER, f"warm up {index}"))
+    await asyncio.gather(*(workers.deliver(item) for item in mentions))
     expected = expected_text(mode, options)
     deadline = time.monotonic() + 60
-    mention = Mention(FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up", ts=event["ts"])
-    while final_seen_at(harness.fake, mention, expected) is None:
-        if time.monotonic() > deadline or not bot.running:
-            raise RuntimeError(f"warm-up reply did not complete\n{harness.report()}")
+    while any(final_seen_at(fake, item, expected) is None for item in mentions):
+        if time.monotonic() > deadline or not workers.running():
+            raise RuntimeError(f"warm-up reply did not complete\n{workers.report()}")
         await asyncio.sleep(0.05)
-    await settle(harness.fake)
+    await settle(fake)
 
 
 async def main_async(options: Options) -> int:
     info = machine()
     prefix = f"bench:slack:{uuid.uuid4().hex[:8]}:"
     rows: list[RoundResult] = []
+    problems, codes = [], []
     with ModelServerProcess(
         tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
     ) as model:
         print_header(options, model, info)
         try:
             for mode in options.modes:
-                rows.extend(await run_mode(mode, options, model, prefix))
+                for phase in options.phases:
+                    if len(options.phases) > 1:
+                        print(f"-- {MODE_NAMES[mode]}, {phase.label}", flush=True)
+                    phase_rows, logged, code = await run_phase(mode, phase, options, model, prefix)
+                    rows.extend(phase_rows)
+                    codes.append(code)
+                    problems.append(f"bot log, {MODE_NAMES[mode]}, {phase.label}: {logged}; exit status after "
+                                    f"SIGTERM {code}")
         finally:
             await delete_keys(prefix)
-    checks = evaluate(rows)
+    checks = evaluate_run(options, rows)
     print_details(rows)
+    print("\n".join(problems))
     print_checks(checks)
     if options.json_path:
         data = {"options": asdict(options), "machine": info, "redis": REDIS_URL,
                 "rounds": [asdict(row) for row in rows], "targets": [asdict(check) for check in checks]}  # fmt: skip
         options.json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    return 0 if all(check.passed for check in checks) else 1
+    return 0 if all(check.passed for check in checks) and not any(codes) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(main_async(parse_options(argv)))
+    options = parse_options(argv)
+    allow_open_files(8 * max(options.ns) + 512)
+    return asyncio.run(main_async(options))
 
 
 if __name__ == "__main__":

@@ -77,10 +77,12 @@ class ConversationLocks:
             assert self._lock_key is not None
             key = self._lock_key(thread)
             token = await self._acquire(key)
-            keeper = asyncio.create_task(self._keep(key, token))
+            done = asyncio.Event()
+            keeper = asyncio.create_task(self._keep(key, token, done))
             try:
                 yield token
             finally:
+                done.set()
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
                 await self._quietly_release(key, token)
@@ -95,8 +97,11 @@ class ConversationLocks:
             raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
         return token
 
-    async def _keep(self, key: str, token: str) -> None:
-        while True:
+    async def _keep(self, key: str, token: str, done: asyncio.Event) -> None:
+        # Ends on `done` too: a cancellation arriving inside a Redis call can be lost in redis-py
+        # (its pool's timeouts, with every connection busy), and the turn would wait for this
+        # keeper, and the conversation stay locked, forever.
+        while not done.is_set():
             await asyncio.sleep(LEASE_SECONDS / 3)
             try:
                 if not await self._renew(keys=[key], args=[token, int(LEASE_SECONDS * 1000)]):
