@@ -112,7 +112,15 @@ def _shards(env: Env) -> dict[str, Any]:
 
 
 class DiscordRateLimits:
-    """Budgets mirroring Discord's buckets, shared by every reply of every process of the bot."""
+    """Budgets mirroring Discord's buckets, shared by every reply of the bot.
+
+    The global limit is shared by every process through Redis. A channel's buckets are kept by
+    the one process that runs the shard of its guild (Discord sends a guild's events to that
+    shard only; DMs to shard 0), so they need no Redis: a lease per channel would cost a Redis
+    call per channel every second, and CPU that a burst over many channels needs. Shard sets
+    that overlap (misconfigured, or a replacement started early) can write to one channel from
+    two processes: a rare 429 there is retried by discord.py after the time Discord asks for.
+    """
 
     def __init__(
         self, shared: SharedBudgets, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0
@@ -121,25 +129,24 @@ class DiscordRateLimits:
         # at once (more are posted whole at the end, one write instead of two). Their finals
         # are kept from interim edits: fifty replies ending together all land at once.
         self.global_ = shared.budget("discord:global", global_per_second, 1.0, max_streaming=global_per_second)
-        self._shared = shared
         self._per_channel = per_channel
         self._window = channel_window
         self._creates: dict[int, WriteBudget] = {}
         self._edits: dict[int, WriteBudget] = {}
 
     def creates(self, channel_id: int) -> WriteBudget:
-        return self._budget("creates", self._creates, channel_id)
+        return self._budget(self._creates, channel_id)
 
     def edits(self, channel_id: int) -> WriteBudget:
-        return self._budget("edits", self._edits, channel_id)
+        return self._budget(self._edits, channel_id)
 
-    def _budget(self, kind: str, budgets: dict[int, WriteBudget], channel_id: int) -> WriteBudget:
+    def _budget(self, budgets: dict[int, WriteBudget], channel_id: int) -> WriteBudget:
         budget = budgets.get(channel_id)
         if budget is None:
             if len(budgets) > 4096:  # forget idle channels so memory stays flat on huge servers
                 for idle in [key for key, value in budgets.items() if value.idle()]:
                     del budgets[idle]
-            budget = self._shared.budget(f"discord:{kind}:{channel_id}", self._per_channel, self._window)
+            budget = WriteBudget(self._per_channel, self._window)
             budgets[channel_id] = budget
         return budget
 

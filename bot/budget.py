@@ -134,8 +134,16 @@ class WriteBudget:
         if not self.admission:
             return True
         if self.max_streaming is not None:
-            return self.reserved < self.max_streaming
+            return self.reserved < self._streaming_share()
         return self.limit - self.held() - self.reserved >= 1
+
+    def _streaming_share(self) -> int:
+        """`max_streaming` is the whole bot's: a process sharing the limit streams its fair share
+        of it, or what its lease holds if more (the rest are posted whole, one write instead of
+        two, as with one process)."""
+        if self.max_streaming is None or self.lease is None:
+            return self.max_streaming or 0
+        return min(self.max_streaming, max(self.lease.fair_share(), self.lease.slots))
 
     def _short_of_lease(self) -> bool:
         """The lease holds less than the limit, so room may come from another process."""

@@ -9,7 +9,9 @@ needs more than it holds, renewed now and then, and given back when idle or when
 process is waiting for it. A process that dies returns its lease when the lease expires.
 
 In Redis each limit is one hash (one key, so it works on Redis Cluster): a field per process,
-"<slots> <wanted> <expiry in ms>".
+"<slots> <wanted> <expiry in ms> <slots before>". A process learns of a smaller lease only when
+Redis's answer reaches it, and until then it may still be writing on the larger one; so the other
+processes count the larger of its last two leases until its next renewal.
 """
 
 from __future__ import annotations
@@ -40,24 +42,28 @@ LAPSE_SECONDS = 3.0
 # The longest a budget's first use waits for Redis to grant its lease; a healthy Redis answers
 # in a millisecond, and past this the budget goes on without it (as with Redis down).
 FIRST_LEASE_SECONDS = 1.0
-# A lease not renewed within this is given up on for now: the process keeps to its last share
-# (a Redis that hangs would otherwise stop every write of the bot after USABLE_SECONDS).
-REFRESH_SECONDS = 1.0
+# Redis is taken for unreachable when a lease's renewal fails, or is still unanswered after this
+# long (a hung server): the process then keeps to its last share instead of stopping every
+# write. A renewal that is merely slow (a process busy with a burst answers late) is waited
+# for: falling back then would spend slots another process was granted, and earn 429s.
+HUNG_SECONDS = 5.0
 
 _LEASE = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local me, wanted, held = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local limit, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local others, sharing, waiting = 0, 1, 0
+local others, sharing, waiting, mine = 0, 1, 0, 0
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local who = entries[i]
-  local slots, want, expiry = string.match(entries[i + 1], '(%d+) (%d+) (%d+)')
+  local slots, want, expiry, before = string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+)')
   if tonumber(expiry) <= now_ms then
     redis.call('HDEL', KEYS[1], who)
-  elseif who ~= me then
-    others = others + tonumber(slots)
+  elseif who == me then
+    mine = tonumber(slots)
+  else
+    others = others + math.max(tonumber(slots), tonumber(before))
     if tonumber(want) > 0 then sharing = sharing + 1 end
     if tonumber(want) > tonumber(slots) then waiting = 1 end
   end
@@ -70,7 +76,7 @@ grant = math.max(grant, held)
 if grant == 0 and wanted == 0 then
   redis.call('HDEL', KEYS[1], me)
 else
-  redis.call('HSET', KEYS[1], me, grant .. ' ' .. wanted .. ' ' .. (now_ms + ttl_ms))
+  redis.call('HSET', KEYS[1], me, grant .. ' ' .. wanted .. ' ' .. (now_ms + ttl_ms) .. ' ' .. mine)
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
 return {grant, waiting, sharing}
@@ -95,6 +101,7 @@ class Lease:
         self._next_ask = 0.0
         self._others_waiting = False
         self._sharing = 1
+        self.renewing: asyncio.Task[None] | None = None
         self.answered = asyncio.Event()  # Redis has answered (or failed to) once
 
     def usable(self) -> int:
@@ -107,7 +114,14 @@ class Lease:
         """A write is waiting for a slot: ask Redis soon instead of at the next renewal."""
         self._pool.wake(self)
 
+    def fair_share(self) -> int:
+        """This process's part of the limit when every process that writes wants more (rounded
+        up): all of it when it writes alone."""
+        return -(-self.limit // self._sharing)
+
     def due(self, now: float) -> bool:
+        if self.renewing is not None:
+            return False
         held, wanted = self._demand()
         if wanted == 0 and self.slots == 0:
             return False
@@ -127,6 +141,11 @@ class Lease:
         self._renewed_at = asked
         self._next_ask = asked + POLL_SECONDS
         self.answered.set()
+
+    async def give_back(self, client: Any, script: Any, process: str) -> None:
+        """Keep only the slots of writes still in the window, until the lease lapses."""
+        held, _ = self._demand()
+        await script(keys=[self.name], args=[process, 0, held, self.limit, int(self._ttl * 1000)], client=client)
 
     def idle(self) -> bool:
         return self.slots == 0 and self._demand()[1] == 0
@@ -161,15 +180,18 @@ class BudgetLeases:
             self._task = asyncio.get_running_loop().create_task(self._keep())
 
     async def aclose(self) -> None:
-        """Give every lease back, so the other processes get the slots at once."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Give back every slot that no write of this process still occupies in its window (the
+        platform counts those until they leave it), so the other processes get them at once."""
+        tasks = [self._task, *(lease.renewing for lease in self._leases)]
+        running = [task for task in tasks if task is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         held = [lease for lease in self._leases if lease.slots]
         for lease in held:
             lease.slots = 0
         try:
-            await asyncio.gather(*(self._client.hdel(lease.name, self._process) for lease in held))
+            await asyncio.gather(*(lease.give_back(self._client, self._script, self._process) for lease in held))
         except REDIS_ERRORS:
             pass  # they lapse by themselves
 
@@ -183,28 +205,42 @@ class BudgetLeases:
             now = time.monotonic()
             due = [lease for lease in self._leases if lease.due(now)]
             if due:
-                await self._refresh(due)
+                self._refresh(due)
             self._forget_idle()
 
-    async def _refresh(self, due: list[Lease]) -> None:
-        results = await asyncio.gather(
-            *(asyncio.wait_for(lease.refresh(self._client, self._script, self._process), REFRESH_SECONDS)
-              for lease in due),
-            return_exceptions=True,
-        )  # fmt: skip
-        failures = [result for result in results if isinstance(result, Exception)]
-        for failure in failures:
-            if not isinstance(failure, (*REDIS_ERRORS, asyncio.TimeoutError)):
-                log.error("rate_budget_lease_failed", exc_info=failure)
+    def _refresh(self, due: list[Lease]) -> None:
+        """Renew the due leases in the background: a slow answer holds up no other lease."""
+        loop = asyncio.get_running_loop()
         for lease in due:
+            lease.renewing = loop.create_task(self._renew(lease))
+
+    async def _renew(self, lease: Lease) -> None:
+        """One renewal; one still unanswered after HUNG_SECONDS is waited for as Redis unreachable."""
+        refresh = asyncio.ensure_future(lease.refresh(self._client, self._script, self._process))
+        try:
+            if not (await asyncio.wait([refresh], timeout=HUNG_SECONDS))[0]:
+                self._reachable(False, f"no answer within {HUNG_SECONDS:g} s")
+            await refresh
+        except REDIS_ERRORS as error:
+            self._reachable(False, f"{type(error).__name__}: {error}")
+        except Exception:  # noqa: BLE001 - the keeper goes on; the operator sees why
+            log.error("rate_budget_lease_failed", exc_info=True)
+        else:
+            self._reachable(True)
+        finally:
+            refresh.cancel()  # when this renewal itself is cancelled (the process stops)
+            lease.renewing = None
             lease.answered.set()  # a write waiting for the first answer goes on without one
-        if bool(failures) != self.unreachable:
-            self.unreachable = bool(failures)
-            if failures:
-                log.warning("rate_budgets_unshared", error=f"{type(failures[0]).__name__}: {failures[0]}",
-                            message="Redis is unreachable: each process keeps to its last share of every limit")  # fmt: skip
-            else:
-                log.info("rate_budgets_shared_again")
+
+    def _reachable(self, reachable: bool, error: str = "") -> None:
+        if reachable != self.unreachable:
+            return
+        self.unreachable = not reachable
+        if reachable:
+            log.info("rate_budgets_shared_again")
+        else:
+            log.warning("rate_budgets_unshared", error=error,
+                        message="Redis is unreachable: each process keeps to its last share of every limit")  # fmt: skip
 
     def _forget_idle(self) -> None:
         for lease in [lease for lease in self._leases if lease.idle()]:

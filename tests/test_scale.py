@@ -198,8 +198,11 @@ async def test_slack_http_workers_answer_a_thread_in_order_whichever_worker_gets
             await asyncio.sleep(0.5)  # the first answer is streaming when the follow-up comes
             follow_up = fake.message_event(general, FakeSlack.DEFAULT_USER, "Follow-up?", thread_ts=mention["ts"])
             payload = fake.event_callback(follow_up)
-            for worker in reversed(workers):  # delivered to both (a retry landing on the other worker)
-                await fake.deliver_event_http(worker.events_url, payload, signing_secret=SIGNING_SECRET)
+            # To the other worker, then again to the first (a retry landing elsewhere): the event
+            # is claimed by the worker that got it first, a few milliseconds after its ack.
+            await fake.deliver_event_http(workers[1].events_url, payload, signing_secret=SIGNING_SECRET)
+            await asyncio.sleep(0.3)
+            await fake.deliver_event_http(workers[0].events_url, payload, signing_secret=SIGNING_SECRET)
             key = workers[0].thread_key(general, mention["ts"])
             finished = lambda: [line for w in workers for bot in w.bots for line in bot.logs("turn_finished", thread=key)]  # noqa: E731
             await eventually(lambda: len(finished()) >= 2, 15, "both turns to finish")

@@ -8,13 +8,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from bot import budget
 from bot.budget import WriteBudget
-from bot.leases import LAPSE_SECONDS, BudgetLeases, SharedBudgets
+from bot.leases import HUNG_SECONDS, LAPSE_SECONDS, BudgetLeases, SharedBudgets
 from bot.redis_client import close, connect
 from config.settings import HistorySettings
-from tests.conftest import REDIS_URL, ROOT
+from tests.conftest import REDIS_URL, ROOT, OwnRedis
 
 LIMIT, WINDOW = 10, 1.0
 
@@ -123,3 +124,83 @@ async def test_a_lone_process_gets_the_whole_limit_at_once(history_settings: His
         started = time.monotonic()
         await write_until(bucket, started + 0.5, landed, writers=5)
     assert count_between(landed, started, started + 1.0) == 5  # five in a 5 s window, at once
+
+
+# A process of the bot whose event loop is busy most of the time (a burst of mentions to parse):
+# it hears Redis's answers late. It writes as fast as its share lets it, prints when each write
+# landed (time.time(), comparable across processes), and stops (its last writes still count).
+LAGGING_PROCESS = """
+import asyncio, sys, time
+from bot import budget
+from bot.leases import BudgetLeases, SharedBudgets
+from bot.redis_client import connect
+
+async def lag():
+    while True:
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # the loop is busy elsewhere
+
+async def writer(bucket, deadline):
+    while time.monotonic() < deadline:
+        with await budget.spend((bucket,)):
+            await asyncio.sleep(0.005)
+            print(time.time(), flush=True)
+
+async def main(url, prefix, limit, window, seconds):
+    shared = SharedBudgets(BudgetLeases(connect(url, cluster=False), prefix, "lagging"))
+    bucket = shared.budget("test:global", limit, window)
+    asyncio.get_running_loop().create_task(lag())
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(*(writer(bucket, deadline) for _ in range(4)))
+    await shared.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])))
+"""
+
+
+async def test_a_process_that_hears_redis_late_then_stops_never_takes_the_processes_over_the_limit(
+    history_settings: HistorySettings,
+) -> None:
+    seconds = 6.0
+    lagging = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LAGGING_PROCESS, REDIS_URL, history_settings.key_prefix, str(LIMIT), str(WINDOW),
+        str(seconds), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with process(history_settings, "prompt") as prompt:
+        bucket = prompt.budget("test:global", LIMIT, WINDOW)
+        mine: list[float] = []
+
+        async def writer() -> None:
+            """Bursts of writes with pauses: each time, the lagging process must give slots back."""
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                for _ in range(LIMIT):
+                    with await budget.spend((bucket,)):
+                        await asyncio.sleep(0.005)
+                        mine.append(time.time())
+                await asyncio.sleep(1.5 * WINDOW)
+
+        output, _ = await asyncio.gather(lagging.communicate(), writer())
+    theirs = [float(line) for line in output[0].decode().split()]
+    assert theirs and mine, (len(theirs), len(mine))
+    assert most_in_any_window(theirs + mine, WINDOW) <= LIMIT
+
+
+async def test_a_process_keeps_writing_on_its_share_while_redis_hangs(
+    own_redis: OwnRedis, history_settings: HistorySettings
+) -> None:
+    settings = replace(history_settings, redis_url=own_redis.url)
+    async with process(settings, "alone") as alone:
+        bucket = alone.budget("test:global", LIMIT, WINDOW)
+        landed: list[float] = []
+        started = time.monotonic()
+        await write_until(bucket, started + 1.5, landed)
+        own_redis.freeze()  # no answer, connections left open: a hung server
+        try:
+            await write_until(bucket, started + HUNG_SECONDS + 5.0, landed)
+        finally:
+            own_redis.thaw()
+    # Writes pause while the renewal is unanswered, then go on at the process's last share.
+    resumed = started + 1.5 + HUNG_SECONDS
+    assert count_between(landed, resumed + 1.0, resumed + 3.0) >= LIMIT
+    assert most_in_any_window(landed, WINDOW) <= LIMIT
