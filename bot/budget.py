@@ -130,20 +130,25 @@ class WriteBudget:
         return self.seconds_until_free(self.reserved + 1)
 
     def admits(self) -> bool:
-        """May one more reply stream here? Judged by the whole limit: a lease follows demand."""
+        """May one more reply stream here (its final write reserved)?"""
         if not self.admission:
             return True
         if self.max_streaming is not None:
-            return self.reserved < self._streaming_share()
-        return self.limit - self.held() - self.reserved >= 1
+            return self.reserved < min(self.max_streaming, self._share())
+        return self._share() - self.held() - self.reserved >= 1
 
-    def _streaming_share(self) -> int:
-        """`max_streaming` is the whole bot's: a process sharing the limit streams its fair share
-        of it, or what its lease holds if more (the rest are posted whole, one write instead of
-        two, as with one process)."""
-        if self.max_streaming is None or self.lease is None:
-            return self.max_streaming or 0
-        return min(self.max_streaming, max(self.lease.fair_share(), self.lease.slots))
+    def _share(self) -> int:
+        """The part of the limit this process plans its streaming replies on: all of it alone
+        (a lease follows demand); beside other processes writing, its fair share of it, or what
+        its lease holds if more. The rest are posted whole, one write instead of two.
+
+        A limit that refills within a second (`max_streaming`) rounds the share up: a final
+        over it waits under a second. A slower one rounds down: a final over it would wait a
+        whole window (12 s for a Slack tier), longer than a reply posted whole."""
+        if self.lease is None:
+            return self.limit
+        fair = self.lease.fair_share(round_up=self.max_streaming is not None)
+        return min(self.limit, max(fair, self.lease.slots))
 
     def _short_of_lease(self) -> bool:
         """The lease holds less than the limit, so room may come from another process."""

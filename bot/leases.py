@@ -54,6 +54,7 @@ local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local me, wanted, held = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local limit, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local others, sharing, waiting, mine = 0, 1, 0, 0
+local wants = {{me, wanted}}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local who = entries[i]
@@ -66,12 +67,28 @@ for i = 1, #entries, 2 do
     others = others + math.max(tonumber(slots), tonumber(before))
     if tonumber(want) > 0 then sharing = sharing + 1 end
     if tonumber(want) > tonumber(slots) then waiting = 1 end
+    table.insert(wants, {who, tonumber(want)})
   end
 end
-local grant = math.min(wanted, limit - others)
-if waiting == 1 then
-  grant = math.min(grant, math.max(1, math.floor(limit / sharing)))
+-- My fair part: the limit shared out as water fills vessels, smallest wants served whole first;
+-- what can't be split evenly goes to the largest wants.
+table.sort(wants, function(a, b) return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+local remaining, fair = limit, wanted
+for k = 1, #wants do
+  local level = math.floor(remaining / (#wants - k + 1))
+  if wants[k][2] > level then
+    local leftover = remaining - level * (#wants - k + 1)
+    for j = k, #wants do
+      if wants[j][1] == me then
+        fair = level
+        if j > #wants - leftover then fair = level + 1 end
+      end
+    end
+    break
+  end
+  remaining = remaining - wants[k][2]
 end
+local grant = math.min(wanted, fair, limit - others)
 grant = math.max(grant, held)
 if grant == 0 and wanted == 0 then
   redis.call('HDEL', KEYS[1], me)
@@ -114,10 +131,10 @@ class Lease:
         """A write is waiting for a slot: ask Redis soon instead of at the next renewal."""
         self._pool.wake(self)
 
-    def fair_share(self) -> int:
-        """This process's part of the limit when every process that writes wants more (rounded
-        up): all of it when it writes alone."""
-        return -(-self.limit // self._sharing)
+    def fair_share(self, *, round_up: bool) -> int:
+        """This process's part of the limit when every process that writes wants more: all of
+        it when it writes alone."""
+        return -(-self.limit // self._sharing) if round_up else max(1, self.limit // self._sharing)
 
     def due(self, now: float) -> bool:
         if self.renewing is not None:
