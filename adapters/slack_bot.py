@@ -251,6 +251,9 @@ class StreamReply(_Recoverable):
         self._first: str | None = None
         self._sent: dict[str, str] = {}  # per message: the text Slack has, before defusing
         self._not_streaming: set[str] = set()  # expired streams and plain fallback messages
+        # Messages whose last append was cut short (the bot stopping): Slack may or may not
+        # have that text, so the stream ends empty and the message is rewritten whole.
+        self._unsure: set[str] = set()
 
     async def show_waiting(self) -> None:
         await self._waiting.show()
@@ -312,15 +315,21 @@ class StreamReply(_Recoverable):
                 await self._call(handle, text, final, request)
 
     async def _stop(self, handle: str, text: str, *, reserved: bool) -> None:
+        unsure = handle in self._unsure
         with await budget.spend((self._budgets.stream_stops,), reserved=reserved):
-            delta = self._delta(handle, text)
+            delta = "" if unsure else self._delta(handle, text)
             stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
             await self._call(handle, text, True, stop)
+        if unsure:
+            await self._update(handle, text, True)
 
     async def _call(self, handle: str, text: str, final: bool, request: Awaitable[Any]) -> None:
         try:
             await request
             self._sent[handle] = text
+        except asyncio.CancelledError:
+            self._unsure.add(handle)
+            raise
         except SlackApiError as error:
             if error.response.get("error") != "message_not_in_streaming_state":
                 raise

@@ -233,10 +233,25 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
             for budget in ordered:
                 await turns.enter_async_context(budget.turns)
             while (wait := max((budget.seconds_until_free() for budget in budgets), default=0.0)) > 0:
-                await asyncio.sleep(wait)
+                await _sleep_or_renewal(budgets, wait)
             if reserved:
                 release(budgets)
             return Charge(budgets)
     finally:
         for budget in budgets:
             budget.queued -= 1
+
+
+async def _sleep_or_renewal(budgets: Budgets, seconds: float) -> None:
+    """Sleep `seconds`, or less if a lease of these budgets is renewed first: a write waiting
+    for its process's share to grow goes as soon as Redis has granted it."""
+    renewals = [budget.lease.renewed for budget in budgets if budget.lease is not None]
+    if not renewals:
+        await asyncio.sleep(seconds)
+        return
+    waiters = [asyncio.ensure_future(renewal.wait()) for renewal in renewals]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

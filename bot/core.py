@@ -122,12 +122,11 @@ class ChatCore:
         place = getattr(surface, "recovery_place", None)
         if place is None:
             return await self._answer(turn, surface)
-        record = self.ledger.open(turn.platform, turn.thread, place())
-        await self.ledger.save(record)
+        tracked = self.ledger.track(surface, self.ledger.open(turn.platform, turn.thread, place()))
         try:
-            return await self._answer(turn, self.ledger.track(surface, record))
+            return await self._answer(turn, tracked)
         finally:
-            await finish_even_if_cancelled(self.ledger.close(record))
+            await finish_even_if_cancelled(self.ledger.close(tracked))
 
     async def _answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
         try:

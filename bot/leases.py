@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 # write waits at most about this long for a slot another process gives back (a person would
 # not notice 50 ms).
 POLL_SECONDS = 0.05
+# A process whose demand keeps growing (a burst arriving) asks again this soon after an answer:
+# each ask is one Redis call, and each 50 ms saved is 50 ms sooner to someone's first words.
+ASK_AGAIN_SECONDS = 0.01
 # A lease in use is renewed this often. Its process starts writes on it until USABLE_SECONDS
 # after the last renewal (one renewal may fail), and Redis keeps it for the limit's window plus
 # LAPSE_SECONDS: a write started in time has a second to land and leave the window before
@@ -119,6 +122,7 @@ class Lease:
         self._others_waiting = False
         self._sharing = 1
         self.renewing: asyncio.Task[None] | None = None
+        self.renewed = asyncio.Event()  # set (and replaced) each time Redis answers a renewal
         self.answered = asyncio.Event()  # Redis has answered (or failed to) once
 
     def usable(self) -> int:
@@ -156,8 +160,10 @@ class Lease:
         )
         self.slots, self._others_waiting, self._sharing = int(grant), bool(waiting), int(sharing)
         self._renewed_at = asked
-        self._next_ask = asked + POLL_SECONDS
+        self._next_ask = asked + ASK_AGAIN_SECONDS
         self.answered.set()
+        self.renewed.set()
+        self.renewed = asyncio.Event()
 
     async def give_back(self, client: Any, script: Any, process: str) -> None:
         """Keep only the slots of writes still in the window, until the lease lapses."""

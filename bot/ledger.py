@@ -94,9 +94,10 @@ class ReplyLedger:
         if self._redis is not None:
             await self._quietly(self._redis.hset(self._key, record.id, record.to_json()))
 
-    async def close(self, record: ReplyRecord) -> None:
+    async def close(self, tracked: TrackedSurface) -> None:
+        await tracked.recorded()  # else the record could land after its removal, and outlive the reply
         if self._redis is not None:
-            await self._quietly(self._redis.hdel(self._key, record.id))
+            await self._quietly(self._redis.hdel(self._key, tracked.record.id))
 
     async def orphans(self, platform: str) -> list[ReplyRecord]:
         """Replies of `platform` left by processes whose lease lapsed, each claimed by this one
@@ -120,6 +121,8 @@ class ReplyLedger:
         return claimed
 
     def track(self, surface: ReplySurface, record: ReplyRecord) -> TrackedSurface:
+        """The reply, recorded from now on (the first record is written while the question
+        goes on to the model: one Redis round trip less before the model is asked)."""
         return TrackedSurface(surface, self, record)
 
     async def _beat(self) -> None:
@@ -156,6 +159,11 @@ class TrackedSurface:
         self.limits = inner.limits
         self._handles: list[Any] = []  # the inner surface's handles, by message index
         inner.tracker = self
+        self._first_save = asyncio.ensure_future(ledger.save(record))
+
+    async def recorded(self) -> None:
+        """The first record is written (or failed to be): later saves must not overtake it."""
+        await asyncio.shield(self._first_save)
 
     @property
     def post_budgets(self) -> Any:
@@ -172,17 +180,21 @@ class TrackedSurface:
         handle = await self._inner.post(text, final=final)
         self._handles.append(handle)
         self.record.messages.append({"handle": self._inner.recovery_handle(handle), "text": self._shown(text)})
-        await self._ledger.save(self.record)
+        await self._save()
         return len(self._handles) - 1
 
     async def edit(self, handle: int, text: str, *, final: bool) -> None:
         await self._inner.edit(self._handles[handle], text, final=final)
         self.record.messages[handle]["text"] = self._shown(text)
         if not final:  # the record goes once the reply is done
-            await self._ledger.save(self.record)
+            await self._save()
 
     async def note_place(self, **fields: Any) -> None:
         self.record.place.update(fields)
+        await self._save()
+
+    async def _save(self) -> None:
+        await self.recorded()
         await self._ledger.save(self.record)
 
     def _shown(self, text: str) -> str:

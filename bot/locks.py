@@ -25,6 +25,13 @@ LEASE_SECONDS = 15.0
 # How often a waiting turn looks again (a person won't notice the 0.1 s).
 POLL_SECONDS = 0.1
 
+# The conversation taken with a new fencing token in one round trip, or 0 while another holds it.
+_TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -64,6 +71,7 @@ class ConversationLocks:
         self._redis = client
         self._lock_key = lock_key
         if client is not None:
+            self._take = client.register_script(_TAKE)
             self._renew = client.register_script(_RENEW)
             self._release = client.register_script(_RELEASE)
 
@@ -90,12 +98,11 @@ class ConversationLocks:
     async def _acquire(self, key: str) -> str:
         assert self._redis is not None
         try:
-            token = f"{await self._redis.incr(f'{key}:fence')}"
-            while not await self._redis.set(key, token, nx=True, px=int(LEASE_SECONDS * 1000)):
+            while not (token := await self._take(keys=[key, f"{key}:fence"], args=[int(LEASE_SECONDS * 1000)])):
                 await asyncio.sleep(POLL_SECONDS)
         except REDIS_ERRORS as error:
             raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
-        return token
+        return str(token)
 
     async def _keep(self, key: str, token: str, done: asyncio.Event) -> None:
         # Ends on `done` too: a cancellation arriving inside a Redis call can be lost in redis-py
