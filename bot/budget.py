@@ -36,6 +36,9 @@ RESERVED_FULL_RECHECK_SECONDS = 1.0
 # A write waiting for a slot of another process looks again this often (bot.leases hands out
 # slots given back at that pace).
 LEASE_RECHECK_SECONDS = 0.05
+# The longest a reply waits for Redis's word on its reservation (a healthy Redis answers in a
+# millisecond); past it, the process's last grant decides.
+ADMISSION_WAIT_SECONDS = 0.25
 _CREATED = itertools.count()
 
 
@@ -200,6 +203,29 @@ def try_reserve(budgets: Budgets) -> bool:
     for budget in budgets:
         budget.reserve()
     return True
+
+
+async def reserve(budgets: Budgets) -> bool:
+    """`try_reserve`, then, for a slow limit shared with other processes (a Slack tier), the
+    word of Redis: processes that each reserved what their own share seemed to allow would
+    together promise more finals than the window holds, and a final over it waits a whole
+    window. Costs one Redis round trip when a reply starts."""
+    if not try_reserve(budgets):
+        return False
+    shared = [budget for budget in budgets if budget.admission and budget.max_streaming is None and budget.lease]
+    if not shared:
+        return True
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(_renewal(shared), ADMISSION_WAIT_SECONDS)
+    if all(budget.held() + budget.reserved <= budget.lease.slots for budget in shared if budget.lease):
+        return True
+    release(budgets)
+    return False
+
+
+async def _renewal(budgets: Budgets) -> None:
+    """Until a lease of each of these budgets has been renewed once more."""
+    await asyncio.gather(*(budget.lease.renewed.wait() for budget in budgets if budget.lease is not None))
 
 
 def release(budgets: Budgets) -> None:

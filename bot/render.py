@@ -160,7 +160,7 @@ class LiveRenderer:
                 # Stream live only if the budget can promise this reply its final edit;
                 # otherwise hold the text and post it whole at the end.
                 self._reserved_on = tuple(self._surface.edit_budgets)
-                self._streaming = budget.try_reserve(self._reserved_on)
+                self._streaming = await budget.reserve(self._reserved_on)
             while not self._done.is_set():
                 self._changed.clear()
                 if self._streaming:

@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,3 +294,12 @@ class DiscordWorld:
 
 def _id(channel: dict[str, Any] | int | str) -> int:
     return int(channel["id"]) if isinstance(channel, dict) else int(channel)
+
+
+@contextlib.contextmanager
+def log_shown(world: DiscordWorld) -> Iterator[DiscordWorld]:
+    """The world; the bot's log lines written meanwhile are printed after (pytest shows them
+    when the test failed)."""
+    mark = world.stderr_mark()
+    yield world
+    print(f"--- bot stderr during this test ---\n{world.stderr_since(mark)}")

@@ -38,6 +38,7 @@ from tests.discord_harness import (
     BotProcess,
     DiscordWorld,
     clean_env,
+    log_shown,
 )
 from tests.fakes.discord_server import FakeUser, Intent
 from tests.fakes.model_server import Script, tokenize
@@ -83,9 +84,8 @@ async def shared() -> AsyncIterator[Shared]:
 @pytest.fixture
 def world(shared: Shared) -> Iterator[DiscordWorld]:
     """The shared world; the bot's log lines written during the test are shown if it fails."""
-    mark = shared.world.stderr_mark()
-    yield shared.world
-    print(f"--- bot stderr during this test ---\n{shared.world.stderr_since(mark)}")
+    with log_shown(shared.world) as world:
+        yield world
 
 
 def contents(messages: list[dict[str, Any]]) -> list[str]:

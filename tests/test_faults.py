@@ -27,7 +27,7 @@ from adapters.slack_bot import to_mrkdwn
 from bot.errors import FailureKind
 from bot.ledger import INTERRUPTED_NOTE
 from tests.conftest import OwnRedis, delete_keys, free_port
-from tests.discord_harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env
+from tests.discord_harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown
 from tests.fakes.discord_server import FakeUser
 from tests.fakes.model_server import FakeModelServer, Script, tokenize
 from tests.fakes.slack_server import FakeSlack
@@ -491,9 +491,9 @@ async def shared() -> AsyncIterator[Shared]:
 
 @pytest.fixture
 def world(shared: Shared) -> Iterator[DiscordWorld]:
-    mark = shared.world.stderr_mark()
-    yield shared.world
-    print(f"--- bot stderr during this test ---\n{shared.world.stderr_since(mark)}")
+    """The shared world; the bot's log lines written during the test are shown if it fails."""
+    with log_shown(shared.world) as world:
+        yield world
 
 
 @pytest.mark.parametrize("name", list(OUTAGES))
