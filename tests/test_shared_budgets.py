@@ -4,6 +4,7 @@ share it fairly, and a dead process's share comes back to the others."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -204,3 +205,23 @@ async def test_a_process_keeps_writing_on_its_share_while_redis_hangs(
     resumed = started + 1.5 + HUNG_SECONDS
     assert count_between(landed, resumed + 1.0, resumed + 3.0) >= LIMIT
     assert most_in_any_window(landed, WINDOW) <= LIMIT
+
+
+async def test_processes_starting_replies_at_once_promise_no_more_finals_than_a_slow_window_holds(
+    history_settings: HistorySettings,
+) -> None:
+    """Four Slack workers each get replies to start at once on a 10-per-12 s tier: together they
+    stream no more replies than the window has finals for (the rest are posted whole), and a lone
+    worker still streams as many as the window holds."""
+    async with contextlib.AsyncExitStack() as stack:
+        workers = [await stack.enter_async_context(process(history_settings, f"worker{i}")) for i in range(4)]
+        buckets = [worker.budget("test:chat.update", LIMIT, 12.0) for worker in workers]
+        await asyncio.sleep(0.2)  # each worker has heard of its lease once
+        starts = [budget.reserve((bucket,)) for bucket in buckets for _ in range(5)]
+        streaming = sum(await asyncio.gather(*starts))
+    assert 0 < streaming <= LIMIT
+
+    async with process(history_settings, "alone") as alone:
+        bucket = alone.budget("test:chat.update:alone", LIMIT, 12.0)
+        await asyncio.sleep(0.2)
+        assert sum([await budget.reserve((bucket,)) for _ in range(LIMIT + 2)]) == LIMIT
