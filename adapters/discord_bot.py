@@ -362,11 +362,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def _finish_interrupted_replies(self) -> None:
         while True:
-            try:
-                for record in await self.core.ledger.orphans(NAME):
-                    await self._finish_interrupted(record)
-            except Exception:  # noqa: BLE001 - Redis or Discord failing now; the next sweep tries again
-                log.exception("interrupted_reply_sweep_failed")
+            await self.core.ledger.finish_orphans(NAME, self._finish_interrupted)
             await asyncio.sleep(self.core.ledger.sweep_seconds)
 
     async def _finish_interrupted(self, record: ReplyRecord) -> None:

@@ -699,11 +699,7 @@ class SlackBot:
         while True:
             up = await connected()
             self.core.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
-            try:
-                for record in await self.core.ledger.orphans(NAME):
-                    await self._finish_interrupted(record)
-            except Exception:  # noqa: BLE001 - Redis or Slack failing now; the next sweep tries again
-                log.exception("interrupted_reply_sweep_failed")
+            await self.core.ledger.finish_orphans(NAME, self._finish_interrupted)
             await asyncio.sleep(self.core.ledger.sweep_seconds)
 
     async def _finish_interrupted(self, record: ReplyRecord) -> None:

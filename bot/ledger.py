@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -119,6 +120,14 @@ class ReplyLedger:
             if record.owner in owners - alive and await redis.hdel(self._key, record.id):
                 claimed.append(record)  # HDEL answers 1 to one process only
         return claimed
+
+    async def finish_orphans(self, platform: str, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
+        """One sweep: `finish` every reply of `platform` that a dead process left."""
+        try:
+            for record in await self.orphans(platform):
+                await finish(record)
+        except Exception:  # noqa: BLE001 - Redis or the platform failing now; the next sweep tries again
+            log.exception("interrupted_reply_sweep_failed")
 
     def track(self, surface: ReplySurface, record: ReplyRecord) -> TrackedSurface:
         """The reply, recorded from now on (the first record is written while the question
