@@ -544,7 +544,7 @@ class SlackBot:
             text = with_files(text, files)
             budgets = await self._workspace_budgets(place.team)
             name = await self._display_name(place.user, budgets)
-            surface = self._choose_reply(place, budgets)
+            surface = await self._choose_reply(place, budgets)
             if place.thread_ts is not None:
                 with contextlib.suppress(ReplyFailure):  # Redis down: the answer itself says so
                     await self.core.store.link(thread_link(place.team, place.channel, place.thread_ts), key)
@@ -561,9 +561,9 @@ class SlackBot:
         await self.core.budgets.ready(budgets.tiers())
         return budgets
 
-    def _choose_reply(self, place: Place, budgets: WorkspaceBudgets) -> MessageReply | StreamReply:
+    async def _choose_reply(self, place: Place, budgets: WorkspaceBudgets) -> MessageReply | StreamReply:
         can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
-        if can_stream and budget.try_reserve((budgets.stream_starts, budgets.stream_stops)):
+        if can_stream and await budget.reserve((budgets.stream_starts, budgets.stream_stops)):
             return StreamReply(place, budgets)
         return MessageReply(place, budgets)
 

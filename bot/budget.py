@@ -215,17 +215,11 @@ async def reserve(budgets: Budgets) -> bool:
     shared = [budget for budget in budgets if budget.admission and budget.max_streaming is None and budget.lease]
     if not shared:
         return True
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(_renewal(shared), ADMISSION_WAIT_SECONDS)
+    await _sleep_or_renewal(shared, ADMISSION_WAIT_SECONDS, every=True)
     if all(budget.held() + budget.reserved <= budget.lease.slots for budget in shared if budget.lease):
         return True
     release(budgets)
     return False
-
-
-async def _renewal(budgets: Budgets) -> None:
-    """Until a lease of each of these budgets has been renewed once more."""
-    await asyncio.gather(*(budget.lease.renewed.wait() for budget in budgets if budget.lease is not None))
 
 
 def release(budgets: Budgets) -> None:
@@ -268,16 +262,17 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
             budget.queued -= 1
 
 
-async def _sleep_or_renewal(budgets: Budgets, seconds: float) -> None:
-    """Sleep `seconds`, or less if a lease of these budgets is renewed first: a write waiting
-    for its process's share to grow goes as soon as Redis has granted it."""
+async def _sleep_or_renewal(budgets: Budgets, seconds: float, *, every: bool = False) -> None:
+    """Sleep `seconds`, or less once a lease of these budgets (with `every`: each lease) has been
+    renewed: a write waiting for its process's share to grow goes as soon as Redis granted it."""
     renewals = [budget.lease.renewed for budget in budgets if budget.lease is not None]
     if not renewals:
         await asyncio.sleep(seconds)
         return
     waiters = [asyncio.ensure_future(renewal.wait()) for renewal in renewals]
     try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        until = asyncio.ALL_COMPLETED if every else asyncio.FIRST_COMPLETED
+        await asyncio.wait(waiters, timeout=seconds, return_when=until)
     finally:
         for waiter in waiters:
             waiter.cancel()
