@@ -196,17 +196,20 @@ class ChannelReply:
             channel_id = self._destination.result().channel.id
         return (self._rate_limits.edits(channel_id), self._rate_limits.global_)
 
-    async def _where(self) -> Destination:
+    def open(self) -> None:
+        """Start opening the destination (a thread) now, not when the reply first needs it."""
         if self._destination is None:
             assert self._open is not None
             self._destination = asyncio.ensure_future(self._open())
+
+    async def _where(self) -> Destination:
+        self.open()
+        assert self._destination is not None
         # Shielded: the waiting indicator is cancelled when text arrives, and cancelling a
         # task cancels the future it awaits, which would lose the thread for the reply itself.
         return await asyncio.shield(self._destination)
 
     async def show_waiting(self) -> None:
-        # The renderer calls this right after sending the model request: the moment to open
-        # the thread, which is ready well before the first token comes.
         destination = await self._where()
         await asyncio.sleep(TYPING_DELAY)
         global_ = (self._rate_limits.global_,)
@@ -406,16 +409,19 @@ class MistralDiscordBot(discord.AutoShardedClient):
             await self._explain_refusal_once(message)
             return
         key, destination, channel_id = conversation
-        files = await read_attachments([_attachment(item) for item in message.attachments])
-        turn = Turn(key, str(message.author.id), message.author.display_name,
-                    with_files(self._without_mention(message.content), files),
-                    channel=_quota_channel(message.channel), notices=files.notices)  # fmt: skip
-        # A mention in a channel gets a thread from it, opened once the model has been asked:
-        # the first words take longer to come than the thread.
+        # A mention in a channel gets a thread from it, opened at once: in a burst of mentions the
+        # thread creations then claim their share of the global limit before any reply's first
+        # words do (those need their thread, and a creation pushed into the next second delays
+        # its reply's words by a second more).
         where: Destination | Callable[[], Awaitable[Destination]]
         where = functools.partial(self._open_thread, message) if destination is None else destination
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
         surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key), place)
+        surface.open()
+        files = await read_attachments([_attachment(item) for item in message.attachments])
+        turn = Turn(key, str(message.author.id), message.author.display_name,
+                    with_files(self._without_mention(message.content), files),
+                    channel=_quota_channel(message.channel), notices=files.notices)  # fmt: skip
         await self._answer(turn, surface)
 
     async def first_to_claim(self, key: str) -> bool:

@@ -20,7 +20,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from bot.leases import Lease
@@ -40,6 +40,17 @@ LEASE_RECHECK_SECONDS = 0.05
 # millisecond); past it, the process's last grant decides.
 ADMISSION_WAIT_SECONDS = 0.25
 _CREATED = itertools.count()
+
+
+class Demand(NamedTuple):
+    """What a budget asks of its lease (see bot.leases)."""
+
+    held: int  # writes in flight or still in the window: the platform counts them whatever happens
+    kept: int  # slots not to give up while the limit has room: held, plus promised finals on a slow limit
+    needed: int  # held, reserved and waiting writes
+    urgent: int  # held and waiting writes: what is needed now (a reserved final may be seconds away)
+    in_use: bool  # written to within the window: worth a slot to spare, so the next write needs no round trip
+    waited: float  # how long the longest-waiting write has waited (s): older needs are served first
 
 
 class _Write:
@@ -71,7 +82,7 @@ class WriteBudget:
         self.max_streaming = max_streaming
         self.clock = clock
         self.reserved = 0
-        self.queued = 0  # writes waiting in spend()
+        self.queued: list[float] = []  # when each write waiting in spend() began to wait
         self.lease: Lease | None = None  # this process's share, when the limit is the whole bot's
         self._used_at = -math.inf
         self._writes: list[_Write] = []
@@ -96,13 +107,19 @@ class WriteBudget:
             self.lease.need_more()  # answered in the background; the lease follows demand
         return free
 
-    def demand(self) -> tuple[int, int]:
-        """(held, wanted) for the lease: what is held, reserved and waiting, and one write more
-        while the budget is in use, so the next write needs no round trip to Redis."""
-        held = self.held()
-        busy = held + self.reserved + self.queued
-        in_use = busy > 0 or self.clock() - self._used_at < self.window
-        return held, min(self.limit, busy + 1) if in_use else 0
+    @property
+    def slow(self) -> bool:
+        """A final over this limit would wait a whole window (a Slack tier's 12 s), so a reply
+        streams only on a final promised by the slots its process holds."""
+        return self.admission and self.max_streaming is None
+
+    def demand(self) -> Demand:
+        held, now = self.held(), self.clock()
+        needed = held + self.reserved + len(self.queued)
+        in_use = needed > 0 or now - self._used_at < self.window
+        kept = held + self.reserved if self.slow else held
+        waited = now - self.queued[0] if self.queued else 0.0
+        return Demand(held, kept, min(self.limit, needed), held + len(self.queued), in_use, waited)
 
     def spare(self) -> int:
         """Writes available now that no reply has reserved."""
@@ -212,7 +229,7 @@ async def reserve(budgets: Budgets) -> bool:
     window. Costs one Redis round trip when a reply starts."""
     if not try_reserve(budgets):
         return False
-    shared = [budget for budget in budgets if budget.admission and budget.max_streaming is None and budget.lease]
+    shared = [budget for budget in budgets if budget.slow and budget.lease]
     if not shared:
         return True
     await _sleep_or_renewal(shared, ADMISSION_WAIT_SECONDS, every=True)
@@ -246,8 +263,9 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
     # Turns are taken in one order (newest budget first: usually the most specific, such as a
     # channel's), so no two writers can each hold a turn the other waits for.
     ordered = sorted(budgets, key=lambda budget: -budget.order)
-    for budget in budgets:
-        budget.queued += 1
+    stamps = [budget.clock() for budget in budgets]
+    for budget, stamp in zip(budgets, stamps):
+        budget.queued.append(stamp)
     try:
         async with contextlib.AsyncExitStack() as turns:
             for budget in ordered:
@@ -258,8 +276,8 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
                 release(budgets)
             return Charge(budgets)
     finally:
-        for budget in budgets:
-            budget.queued -= 1
+        for budget, stamp in zip(budgets, stamps):
+            budget.queued.remove(stamp)
 
 
 async def _sleep_or_renewal(budgets: Budgets, seconds: float, *, every: bool = False) -> None:

@@ -9,9 +9,10 @@ needs more than it holds, renewed now and then, and given back when idle or when
 process is waiting for it. A process that dies returns its lease when the lease expires.
 
 In Redis each limit is one hash (one key, so it works on Redis Cluster): a field per process,
-"<slots> <wanted> <expiry in ms> <slots before>". A process learns of a smaller lease only when
-Redis's answer reaches it, and until then it may still be writing on the larger one; so the other
-processes count the larger of its last two leases until its next renewal.
+"<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms>". A
+process learns of a smaller lease only when Redis's answer reaches it, and until then it may
+still be writing on the larger one; so the other processes count the larger of its last two
+leases until its next renewal.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
-from bot.budget import WriteBudget
+from bot.budget import Demand, WriteBudget
 from bot.redis_client import REDIS_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,10 @@ POLL_SECONDS = 0.05
 # A process whose demand keeps growing (a burst arriving) asks again this soon after an answer:
 # each ask is one Redis call, and each 50 ms saved is 50 ms sooner to someone's first words.
 ASK_AGAIN_SECONDS = 0.01
+# A process holding slots it does not need now (a spare for its next write, room for interim
+# edits) asks this often whether another process needs them now: that process's thread creation
+# waits at most about this long for them, instead of a whole window.
+SPARE_SECONDS = 0.05
 # A lease in use is renewed this often. Its process starts writes on it until USABLE_SECONDS
 # after the last renewal (one renewal may fail), and Redis keeps it for the limit's window plus
 # LAPSE_SECONDS: a write started in time has a second to land and leave the window before
@@ -54,25 +59,39 @@ HUNG_SECONDS = 5.0
 _LEASE = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local me, wanted, held = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local limit, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local others, sharing, waiting, mine = 0, 1, 0, 0
-local wants = {{me, wanted}}
+local me, wanted, urgent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local held, kept, limit, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local waited_ms = tonumber(ARGV[8])
+local since = 0
+if waited_ms > 0 then since = now_ms - waited_ms end
+local others, sharing, waiting, older, mine = 0, 1, 0, 0, 0
+local wants = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local who = entries[i]
-  local slots, want, expiry, before = string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+)')
+  local slots, want, expiry, before, need, their_since =
+    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*)')
+  slots, want, need = tonumber(slots), tonumber(want), tonumber(need) or tonumber(want)
+  their_since = tonumber(their_since) or 0
   if tonumber(expiry) <= now_ms then
     redis.call('HDEL', KEYS[1], who)
   elseif who == me then
-    mine = tonumber(slots)
+    mine = slots
   else
-    others = others + math.max(tonumber(slots), tonumber(before))
-    if tonumber(want) > 0 then sharing = sharing + 1 end
-    if tonumber(want) > tonumber(slots) then waiting = 1 end
-    table.insert(wants, {who, tonumber(want)})
+    others = others + math.max(slots, tonumber(before))
+    if want > 0 then sharing = sharing + 1 end
+    if need > slots then
+      waiting = 1
+      if their_since > 0 and (since == 0 or their_since < since) then older = 1 end
+    end
+    table.insert(wants, {who, want})
   end
 end
+-- The slot a process keeps spare (so its next write needs no round trip) goes to a process
+-- that needs it now; and a process whose write has waited longer is served first.
+if waiting == 1 then wanted = math.min(wanted, math.max(urgent, kept)) end
+if older == 1 then wanted = math.min(wanted, math.max(mine, held)) end
+table.insert(wants, {me, wanted})
 -- My fair part: the limit shared out as water fills vessels, smallest wants served whole first;
 -- what can't be split evenly goes to the largest wants.
 table.sort(wants, function(a, b) return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1]) end)
@@ -91,25 +110,26 @@ for k = 1, #wants do
   end
   remaining = remaining - wants[k][2]
 end
-local grant = math.min(wanted, fair, limit - others)
-grant = math.max(grant, held)
+-- Writes already made count whatever happens; promised finals are kept while there is room.
+local room = limit - others
+local grant = math.max(math.min(wanted, fair, room), math.min(kept, room), held)
 if grant == 0 and wanted == 0 then
   redis.call('HDEL', KEYS[1], me)
 else
-  redis.call('HSET', KEYS[1], me, grant .. ' ' .. wanted .. ' ' .. (now_ms + ttl_ms) .. ' ' .. mine)
+  local entry = {grant, wanted, now_ms + ttl_ms, mine, urgent, since}
+  redis.call('HSET', KEYS[1], me, table.concat(entry, ' '))
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
-return {grant, waiting, sharing}
+return {grant, sharing}
 """
 
-# (held, wanted): writes this process holds in the window now, and how many it would like.
-Demand = Callable[[], tuple[int, int]]
+DemandOf = Callable[[], Demand]
 
 
 class Lease:
     """This process's share of one bot-wide limit."""
 
-    def __init__(self, pool: BudgetLeases, name: str, limit: int, window: float, demand: Demand) -> None:
+    def __init__(self, pool: BudgetLeases, name: str, limit: int, window: float, demand: DemandOf) -> None:
         self.name = name
         self.limit = limit
         self.window = window
@@ -119,7 +139,6 @@ class Lease:
         self._ttl = window + LAPSE_SECONDS
         self._renewed_at = -float("inf")
         self._next_ask = 0.0
-        self._others_waiting = False
         self._sharing = 1
         self.renewing: asyncio.Task[None] | None = None
         self.renewed = asyncio.Event()  # set (and replaced) each time Redis answers a renewal
@@ -140,25 +159,33 @@ class Lease:
         it when it writes alone."""
         return -(-self.limit // self._sharing) if round_up else max(1, self.limit // self._sharing)
 
+    def wanted(self, demand: Demand) -> int:
+        """What is needed, and a slot to spare while in use: the next write needs no round trip."""
+        return min(self.limit, demand.needed + 1) if demand.in_use else 0
+
     def due(self, now: float) -> bool:
         if self.renewing is not None:
             return False
-        held, wanted = self._demand()
+        demand = self._demand()
+        wanted = self.wanted(demand)
         if wanted == 0 and self.slots == 0:
             return False
         if now >= self._renewed_at + RENEW_SECONDS:
             return True  # renew before it lapses (or give an idle lease back)
         if wanted > self.slots:
             return now >= self._next_ask
-        return self._others_waiting and self.slots > max(held, wanted)
+        if self.slots > max(demand.urgent, demand.kept):
+            return now >= self._renewed_at + SPARE_SECONDS  # another process may need them now
+        return False
 
     async def refresh(self, client: Any, script: Any, process: str) -> None:
-        held, wanted = self._demand()
+        demand = self._demand()
         asked = time.monotonic()
-        grant, waiting, sharing = await script(
-            keys=[self.name], args=[process, wanted, held, self.limit, int(self._ttl * 1000)], client=client
-        )
-        self.slots, self._others_waiting, self._sharing = int(grant), bool(waiting), int(sharing)
+        grant, sharing = await script(keys=[self.name], client=client, args=[
+            process, self.wanted(demand), demand.urgent, demand.held, demand.kept, self.limit,
+            int(self._ttl * 1000), int(demand.waited * 1000),
+        ])  # fmt: skip
+        self.slots, self._sharing = int(grant), int(sharing)
         self._renewed_at = asked
         self._next_ask = asked + ASK_AGAIN_SECONDS
         self.answered.set()
@@ -167,11 +194,12 @@ class Lease:
 
     async def give_back(self, client: Any, script: Any, process: str) -> None:
         """Keep only the slots of writes still in the window, until the lease lapses."""
-        held, _ = self._demand()
-        await script(keys=[self.name], args=[process, 0, held, self.limit, int(self._ttl * 1000)], client=client)
+        held = self._demand().held
+        await script(keys=[self.name], client=client,
+                     args=[process, 0, 0, held, held, self.limit, int(self._ttl * 1000), 0])  # fmt: skip
 
     def idle(self) -> bool:
-        return self.slots == 0 and self._demand()[1] == 0
+        return self.slots == 0 and not self._demand().in_use
 
     def _fallback(self) -> int:
         """Without Redis: this process's last share of the limit (at least one write)."""
@@ -191,7 +219,7 @@ class BudgetLeases:
         self._task: asyncio.Task[None] | None = None
         self.unreachable = False
 
-    def lease(self, name: str, limit: int, window: float, demand: Demand) -> Lease:
+    def lease(self, name: str, limit: int, window: float, demand: DemandOf) -> Lease:
         lease = Lease(self, f"{self._prefix}{{{name}}}", limit, window, demand)
         self.wake(lease)
         return lease

@@ -225,3 +225,23 @@ async def test_processes_starting_replies_at_once_promise_no_more_finals_than_a_
         bucket = alone.budget("test:chat.update:alone", LIMIT, 12.0)
         await asyncio.sleep(0.2)
         assert sum([await budget.reserve((bucket,)) for _ in range(LIMIT + 2)]) == LIMIT
+
+
+async def test_finals_promised_on_a_slow_tier_stay_promised_when_more_workers_start_replies(
+    history_settings: HistorySettings,
+) -> None:
+    """A Slack worker streams as many replies as a 10-per-12 s tier has finals for; workers that
+    start replies a moment later, while those stream, post theirs whole instead of streaming
+    past the window (a final over it would wait 12 s)."""
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(process(history_settings, "first"))
+        bucket = first.budget("test:chat.update:promised", LIMIT, 12.0)
+        await asyncio.sleep(0.2)
+        assert sum([await budget.reserve((bucket,)) for _ in range(LIMIT)]) == LIMIT
+        later = [await stack.enter_async_context(process(history_settings, f"later{i}")) for i in range(3)]
+        buckets = [worker.budget("test:chat.update:promised", LIMIT, 12.0) for worker in later]
+        streaming = 0
+        for _ in range(3):  # over several renewals of every lease
+            await asyncio.sleep(0.7)
+            streaming += sum(await asyncio.gather(*(budget.reserve((other,)) for other in buckets)))
+    assert streaming == 0
