@@ -8,11 +8,10 @@ together never exceed it. A write costs no Redis round trip; a lease is asked fo
 needs more than it holds, renewed now and then, and given back when idle or when another
 process is waiting for it. A process that dies returns its lease when the lease expires.
 
-In Redis each limit is one hash (one key, so it works on Redis Cluster): a field per process,
-"<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms>". A
-process learns of a smaller lease only when Redis's answer reaches it, and until then it may
-still be writing on the larger one; so the other processes count the larger of its last two
-leases until its next renewal.
+In Redis each limit is one hash (one key, so it works on Redis Cluster) with a field per process,
+written by bot/lease.lua. A process learns of a smaller lease only when Redis's answer reaches
+it, and until then it may still be writing on the larger one; so the other processes count the
+larger of its last two leases until its next renewal.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -56,72 +56,8 @@ FIRST_LEASE_SECONDS = 1.0
 # for: falling back then would spend slots another process was granted, and earn 429s.
 HUNG_SECONDS = 5.0
 
-_LEASE = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local me, wanted, urgent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local held, kept, limit, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local waited_ms = tonumber(ARGV[8])
-local since = 0
-if waited_ms > 0 then since = now_ms - waited_ms end
-local others, sharing, waiting, older, mine = 0, 1, 0, 0, 0
-local wants = {}
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  local who = entries[i]
-  local slots, want, expiry, before, need, their_since =
-    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*)')
-  slots, want, need = tonumber(slots), tonumber(want), tonumber(need) or tonumber(want)
-  their_since = tonumber(their_since) or 0
-  if tonumber(expiry) <= now_ms then
-    redis.call('HDEL', KEYS[1], who)
-  elseif who == me then
-    mine = slots
-  else
-    others = others + math.max(slots, tonumber(before))
-    if want > 0 then sharing = sharing + 1 end
-    if need > slots then
-      waiting = 1
-      if their_since > 0 and (since == 0 or their_since < since) then older = 1 end
-    end
-    table.insert(wants, {who, want})
-  end
-end
--- The slot a process keeps spare (so its next write needs no round trip) goes to a process
--- that needs it now; and a process whose write has waited longer is served first.
-if waiting == 1 then wanted = math.min(wanted, math.max(urgent, kept)) end
-if older == 1 then wanted = math.min(wanted, math.max(mine, held)) end
-table.insert(wants, {me, wanted})
--- My fair part: the limit shared out as water fills vessels, smallest wants served whole first;
--- what can't be split evenly goes to the largest wants.
-table.sort(wants, function(a, b) return a[2] < b[2] or (a[2] == b[2] and a[1] < b[1]) end)
-local remaining, fair = limit, wanted
-for k = 1, #wants do
-  local level = math.floor(remaining / (#wants - k + 1))
-  if wants[k][2] > level then
-    local leftover = remaining - level * (#wants - k + 1)
-    for j = k, #wants do
-      if wants[j][1] == me then
-        fair = level
-        if j > #wants - leftover then fair = level + 1 end
-      end
-    end
-    break
-  end
-  remaining = remaining - wants[k][2]
-end
--- Writes already made count whatever happens; promised finals are kept while there is room.
-local room = limit - others
-local grant = math.max(math.min(wanted, fair, room), math.min(kept, room), held)
-if grant == 0 and wanted == 0 then
-  redis.call('HDEL', KEYS[1], me)
-else
-  local entry = {grant, wanted, now_ms + ttl_ms, mine, urgent, since}
-  redis.call('HSET', KEYS[1], me, table.concat(entry, ' '))
-  redis.call('PEXPIRE', KEYS[1], ttl_ms)
-end
-return {grant, sharing}
-"""
+# The lease script (one atomic step in Redis) lives beside this module.
+_LEASE = (Path(__file__).parent / "lease.lua").read_text()
 
 DemandOf = Callable[[], Demand]
 
