@@ -245,3 +245,26 @@ async def test_finals_promised_on_a_slow_tier_stay_promised_when_more_workers_st
             await asyncio.sleep(0.7)
             streaming += sum(await asyncio.gather(*(budget.reserve((other,)) for other in buckets)))
     assert streaming == 0
+
+
+async def test_a_slot_one_process_keeps_spare_goes_to_another_process_write_that_waits(
+    history_settings: HistorySettings,
+) -> None:
+    """A burst of mentions spread over two processes: the second process's thread creations
+    take the slot the first keeps spare for its next write, instead of waiting for the window
+    (on Discord, a creation pushed into the next second delays its reply's first words a second)."""
+    window = 2.0
+    async with process(history_settings, "first") as first, process(history_settings, "second") as second:
+        mine = first.budget("test:spare", LIMIT, window)
+        theirs = second.budget("test:spare", LIMIT, window)
+        await asyncio.sleep(0.2)
+        for _ in range(LIMIT // 2):
+            with await budget.spend((mine,)):
+                pass
+        await asyncio.sleep(0.2)  # the first process's lease now holds a slot to spare
+        started = time.monotonic()
+        for _ in range(LIMIT // 2):
+            with await budget.spend((theirs,)):
+                pass
+        took = time.monotonic() - started
+    assert took < window / 4, f"the second process's writes took {took:.2f} s"
