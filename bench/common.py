@@ -259,6 +259,18 @@ class CpuSplit:
         return f"bot on CPU {_cpu_list(self.bot)}, fakes and model server on CPU {_cpu_list(self.rest)}"
 
 
+# What one process streams at once on a core of its own (the bot's MAX_CONCURRENT_REPLIES default).
+REPLIES_PER_CORE = 200
+
+
+def shared_core_env(workers: int, cores: int) -> dict[str, str]:
+    """Settings for `workers` bot processes sharing `cores`: each streams its part of what the
+    cores can read at once, as an operator running several processes per core would set it."""
+    if workers <= cores:
+        return {}
+    return {"MAX_CONCURRENT_REPLIES": str(max(1, REPLIES_PER_CORE * cores // workers))}
+
+
 def split_cpus(enabled: bool = True) -> CpuSplit | None:
     """Split this process's CPUs (None when disabled or there are fewer than two)."""
     if not enabled or not hasattr(os, "sched_getaffinity"):

@@ -52,7 +52,7 @@ from typing import Any
 from bench.common import (
     REDIS_URL, ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
     delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks, plan_phases,
-    process_cpu_seconds, split_cpus, spread,
+    process_cpu_seconds, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
@@ -539,6 +539,7 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
         routes = [Route(fake.port, options.delay_ms / 1000), Route(model.port, options.model_delay_ms / 1000)]
         async with optional_proxy(routes if phase.delayed else []) as proxy:
             env = bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens, proxy)
+            env.update(shared_core_env(phase.workers, len(split.bot) if split else os.cpu_count() or 1))
             bots = [BotProcess({**env, **shard_env(shard, phase.workers)}, split.bot if split else None,
                                options.bot_root) for shard in range(phase.workers)]  # fmt: skip
             rows: list[RoundResult] = []

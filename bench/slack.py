@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -40,7 +41,7 @@ from adapters.slack_bot import to_mrkdwn
 from bench.common import (
     REDIS_URL, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, delete_keys,
     describe_problems, figures, free_port, logged_problems, machine, number, phase_checks, plan_phases,
-    process_cpu_seconds, spread,
+    process_cpu_seconds, shared_core_env, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
@@ -487,7 +488,8 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
         key_prefix = f"{prefix}{mode}:" if len(options.phases) == 1 else f"{prefix}{mode}:{phase.label}:"
         harnesses = [SlackHarness(fake, model.base_url, key_prefix, mode="http" if options.http else "socket",
                                   streaming=mode,  # type: ignore[arg-type]
-                                  model_timeout=60, extra_env={"LOG_LEVEL": "warning"})
+                                  model_timeout=60,
+                                  extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, os.cpu_count() or 1)})
                      for _ in range(phase.workers)]  # fmt: skip
         for harness in harnesses:
             harness.port = free_port() if options.http else 0

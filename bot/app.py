@@ -56,7 +56,8 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     breaker = CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds)
     freeze_startup_heap()
     return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=breaker, metrics=metrics,
-                    locks=locks, budgets=SharedBudgets(leases), notice_seconds=settings.history.ttl_seconds)  # fmt: skip
+                    locks=locks, budgets=SharedBudgets(leases), notice_seconds=settings.history.ttl_seconds,
+                    max_concurrent_replies=operations.max_concurrent_replies)  # fmt: skip
 
 
 async def _wait_for_redis(store: HistoryStore, url: str) -> None:

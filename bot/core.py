@@ -64,9 +64,11 @@ class ChatCore:
         locks: ConversationLocks | None = None,
         budgets: SharedBudgets | None = None,
         notice_seconds: int = 7 * 24 * 3600,
+        max_concurrent_replies: int = 200,
     ) -> None:
         """`notice_seconds`: how long a conversation is remembered to have had the notice that
-        its oldest messages were left out (as long as its history is kept)."""
+        its oldest messages were left out (as long as its history is kept).
+        `max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
         self.backend = backend
         self.store = store
         self.ledger = ledger or ReplyLedger(None, "")
@@ -77,6 +79,8 @@ class ChatCore:
         self._breaker = breaker or CircuitBreaker()
         self._locks = locks or ConversationLocks()
         self._notice_seconds = notice_seconds
+        self._streams = asyncio.Semaphore(max_concurrent_replies)
+        self._max_streams = max_concurrent_replies
         self._draining = False
         self._active = 0
         self._idle = asyncio.Event()
@@ -142,7 +146,7 @@ class ChatCore:
                 return await self._refuse(turn, surface, failure)
             renderer = LiveRenderer(surface, notices=turn.notices + await self._left_out_notice(turn, prompt))
             try:
-                result = await renderer.render(self._timed(self.backend.stream(prompt.messages)))
+                result = await renderer.render(self._admitted(self._timed(self.backend.stream(prompt.messages))))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
                 await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
@@ -210,6 +214,20 @@ class ChatCore:
             raise
         finally:
             await _close(pieces)
+
+    async def _admitted(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+        """The model's pieces, once fewer than `max_concurrent_replies` answers stream in this
+        process. Past that, a process reading every stream falls behind all of them, and with it
+        Redis's answers: leases lapse and a live process's replies look dead to the others. So
+        answers wait in arrival order, the person seeing the waiting indicator meanwhile."""
+        if self._streams.locked():
+            log.info("reply_waits_for_room", streaming=self._max_streams)
+        async with self._streams:
+            try:
+                async for piece in pieces:
+                    yield piece
+            finally:
+                await _close(pieces)
 
     def _account(self, turn: Turn, result: RenderResult) -> None:
         outcome = result.outcome

@@ -161,6 +161,8 @@ class LiveRenderer:
                 # otherwise hold the text and post it whole at the end.
                 self._reserved_on = tuple(self._surface.edit_budgets)
                 self._streaming = await budget.reserve(self._reserved_on)
+            if not self._streaming:
+                await self._done.wait()  # held: nothing to show until the answer is whole
             while not self._done.is_set():
                 self._changed.clear()
                 if self._streaming:

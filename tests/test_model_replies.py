@@ -379,6 +379,24 @@ async def test_replies_starting_together_wait_for_the_model_together_not_one_aft
     assert all(s.messages == ["Slow to start."] for s in surfaces)
 
 
+async def test_questions_past_the_process_limit_wait_their_turn_and_all_get_whole_answers(
+    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    model_server.default = Script(text="One at a time, please.", rate=20)  # about 0.25 s each
+    settings = remote_model_settings(model_server.base_url)
+    core = make_core(settings, redis_store, token_counter, max_concurrent_replies=2)
+    try:
+        surfaces = [surface() for _ in range(5)]
+        await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
+    finally:
+        await core.backend.aclose()
+    assert all(s.messages == ["One at a time, please."] for s in surfaces)
+    spans = sorted((r.received_at, r.finished_at or 0.0) for r in model_server.requests)
+    assert len(spans) == 5
+    most_at_once = max(sum(1 for start, end in spans if start <= at < end) for at, _ in spans)
+    assert most_at_once == 2  # the model was never asked for more than two answers at once
+
+
 async def test_when_older_messages_no_longer_fit_the_reply_says_so_once(
     model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
 ) -> None:
