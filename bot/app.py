@@ -47,10 +47,10 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
     redis = store if isinstance(store, RedisHistoryStore) else None
     operations = settings.operations
-    ledger = ReplyLedger(redis.client if redis else None, settings.history.key_prefix,
+    ledger = ReplyLedger(redis.control if redis else None, settings.history.key_prefix,
                          lease_seconds=operations.reply_lease_seconds, sweep_seconds=operations.reply_sweep_seconds)
     locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
-    leases = BudgetLeases(redis.client, settings.history.key_prefix, ledger.process_id) if redis else None
+    leases = BudgetLeases(redis.control, settings.history.key_prefix, ledger.process_id) if redis else None
     await ledger.start()
     quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
     breaker = CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds)

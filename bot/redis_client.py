@@ -31,10 +31,14 @@ POOL_WAIT_SECONDS = 10
 # A Cluster client keeps a pool per node that never waits: a command finding every connection
 # of its node busy fails at once. So each node gets room for a burst rather than a queue.
 CLUSTER_CONNECTIONS_PER_NODE = 256
+# The heartbeat, the lease renewals and the reply records: short commands, paced by the platforms'
+# limits rather than by the number of turns.
+CONTROL_CONNECTIONS = 16
 
 
-def connect(url: str, *, cluster: bool) -> RedisClient:
-    """A client for `url` (a node of the cluster with `cluster`); it connects on first use."""
+def connect(url: str, *, cluster: bool, connections: int | None = None) -> RedisClient:
+    """A client for `url` (a node of the cluster with `cluster`), with at most `connections` to
+    a single server (a Cluster client keeps its own per node); it connects on first use."""
     options = {
         "decode_responses": True,
         "socket_connect_timeout": 3,
@@ -49,7 +53,7 @@ def connect(url: str, *, cluster: bool) -> RedisClient:
     if cluster:
         return RedisCluster.from_url(url, max_connections=CLUSTER_CONNECTIONS_PER_NODE, **options)
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options
+        url, max_connections=connections or MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options
     )
     return aioredis.Redis(connection_pool=pool)
 

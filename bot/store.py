@@ -129,9 +129,14 @@ return 0
 class RedisHistoryStore:
     durable = True
 
-    def __init__(self, client: RedisClient, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> None:
+    def __init__(self, client: RedisClient, settings: HistorySettings, on_error: Callable[[], object] | None = None,
+                 control: RedisClient | None = None) -> None:  # fmt: skip
+        """`control`: connections of their own for the process's heartbeat and its shares of the
+        rate limits (the reply ledger, bot.leases), which must not queue behind a burst's turns:
+        a heartbeat late by seconds makes a live process look dead to the others."""
         self._on_error = on_error
         self.client = client  # shared with the other Redis-backed parts of the bot (one pool per process)
+        self.control = control or client
         self._redis = client
         self._settings = settings
         self._take_slot = client.register_script(_TAKE_SLOT)
@@ -140,7 +145,8 @@ class RedisHistoryStore:
 
     @classmethod
     def from_url(cls, url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> RedisHistoryStore:
-        return cls(redis_client.connect(url, cluster=settings.cluster), settings, on_error)
+        control = redis_client.connect(url, cluster=settings.cluster, connections=redis_client.CONTROL_CONNECTIONS)
+        return cls(redis_client.connect(url, cluster=settings.cluster), settings, on_error, control)
 
     def history_key(self, thread: str) -> str:
         # The hash tag keeps every key of a thread in one Cluster slot.
@@ -188,6 +194,8 @@ class RedisHistoryStore:
 
     async def aclose(self) -> None:
         await redis_client.close(self._redis)
+        if self.control is not self._redis:
+            await redis_client.close(self.control)
 
     async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
