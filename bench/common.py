@@ -260,7 +260,7 @@ class CpuSplit:
 
 
 # What one process streams at once on a core of its own (the bot's MAX_CONCURRENT_REPLIES default).
-REPLIES_PER_CORE = 100
+REPLIES_PER_CORE = 200
 
 
 def shared_core_env(workers: int, cores: int) -> dict[str, str]:

@@ -64,7 +64,7 @@ class ChatCore:
         locks: ConversationLocks | None = None,
         budgets: SharedBudgets | None = None,
         notice_seconds: int = 7 * 24 * 3600,
-        max_concurrent_replies: int = 100,
+        max_concurrent_replies: int = 200,
     ) -> None:
         """`notice_seconds`: how long a conversation is remembered to have had the notice that
         its oldest messages were left out (as long as its history is kept).

@@ -140,7 +140,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             reply_sweep_seconds=env.float("REPLY_SWEEP_SECONDS", 5.0, minimum=0.1),
             circuit_failures=env.int("MODEL_CIRCUIT_FAILURES", 5, minimum=1),
             circuit_open_seconds=env.float("MODEL_CIRCUIT_OPEN_SECONDS", 30.0, minimum=0.1),
-            max_concurrent_replies=env.int("MAX_CONCURRENT_REPLIES", 100, minimum=1),
+            max_concurrent_replies=env.int("MAX_CONCURRENT_REPLIES", 200, minimum=1),
         ),
         system_prompt=env.str(
             "SYSTEM_PROMPT", LOCAL_SYSTEM_PROMPT if model.backend is BackendKind.LOCAL else DEFAULT_SYSTEM_PROMPT
