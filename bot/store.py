@@ -135,7 +135,7 @@ class RedisHistoryStore:
         rate limits (the reply ledger, bot.leases), which must not queue behind a burst's turns:
         a heartbeat late by seconds makes a live process look dead to the others."""
         self._on_error = on_error
-        self.client = client  # shared with the other Redis-backed parts of the bot (one pool per process)
+        self.client = client  # also the conversation locks'
         self.control = control or client
         self._redis = client
         self._settings = settings
