@@ -146,7 +146,7 @@ class ChatCore:
                 return await self._refuse(turn, surface, failure)
             renderer = LiveRenderer(surface, notices=turn.notices + await self._left_out_notice(turn, prompt))
             try:
-                result = await renderer.render(self._admitted(self._timed(self.backend.stream(prompt.messages))))
+                result = await renderer.render(self._model_pieces(self.backend.stream(prompt.messages)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
                 await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
@@ -198,36 +198,29 @@ class ChatCore:
             return replace(result, saved=False)
         return result
 
-    async def _timed(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
-        """The model's pieces, counted, with the time to the first one measured."""
-        asked = time.monotonic()
-        first = True
+    async def _model_pieces(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+        """The model's pieces, counted, with the time to the first one measured; asked for once
+        fewer than `max_concurrent_replies` answers stream in this process. Past that, a process
+        reading every stream falls behind all of them, and with it Redis's answers: leases lapse
+        and a live process's replies look dead to the others. So answers wait in arrival order,
+        the person seeing the waiting indicator meanwhile."""
         try:
-            async for piece in pieces:
-                if first:
-                    self.metrics.model_first_token.observe(time.monotonic() - asked)
-                    first = False
-                self.metrics.tokens.inc()
-                yield piece
+            if self._streams.locked():
+                log.info("reply_waits_for_room", streaming=self._max_streams)
+            async with self._streams:
+                asked = time.monotonic()
+                first = True
+                async for piece in pieces:
+                    if first:
+                        self.metrics.model_first_token.observe(time.monotonic() - asked)
+                        first = False
+                    self.metrics.tokens.inc()
+                    yield piece
         except ReplyFailure as failure:
             self.metrics.model_errors.labels(failure.kind.name).inc()
             raise
         finally:
             await _close(pieces)
-
-    async def _admitted(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
-        """The model's pieces, once fewer than `max_concurrent_replies` answers stream in this
-        process. Past that, a process reading every stream falls behind all of them, and with it
-        Redis's answers: leases lapse and a live process's replies look dead to the others. So
-        answers wait in arrival order, the person seeing the waiting indicator meanwhile."""
-        if self._streams.locked():
-            log.info("reply_waits_for_room", streaming=self._max_streams)
-        async with self._streams:
-            try:
-                async for piece in pieces:
-                    yield piece
-            finally:
-                await _close(pieces)
 
     def _account(self, turn: Turn, result: RenderResult) -> None:
         outcome = result.outcome
