@@ -59,7 +59,7 @@ class ModelServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.command = [
             sys.executable, "-m", "tests.fakes.model_server", "--port", str(self.port),
-            "--tokens", str(tokens), "--rate", f"{rate:g}", "--first-token-delay", f"{first_token_delay:g}",
+            "--tokens", str(tokens), "--rate", f"{rate:g}", "--first-token-delay", f"{first_token_delay:g}", "--decode-steps",
         ]  # fmt: skip
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -2,7 +2,7 @@
 -- KEYS[1]: the limit's hash, a field per process:
 --   "<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms>"
 -- ARGV: process, wanted, needed now, held, kept, limit, ttl ms, ms the oldest waiting write has waited
--- Returns {slots granted, processes writing to the limit}.
+-- Returns {slots granted, processes writing to the limit, 1 if another process needs more than it holds}.
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local me, wanted, urgent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -66,4 +66,4 @@ else
   redis.call('HSET', KEYS[1], me, table.concat(entry, ' '))
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
-return {grant, sharing}
+return {grant, sharing, waiting}

@@ -37,9 +37,13 @@ POLL_SECONDS = 0.05
 # each ask is one Redis call, and each 50 ms saved is 50 ms sooner to someone's first words.
 ASK_AGAIN_SECONDS = 0.01
 # A process holding slots it does not need now (a spare for its next write, room for interim
-# edits) asks this often whether another process needs them now: that process's thread creation
-# waits at most about this long for them, instead of a whole window.
+# edits) offers them back this often while another process is short of slots: that process's
+# thread creation waits at most about this long for them, instead of a whole window.
 SPARE_SECONDS = 0.05
+# ... and this often while no process was short at its last renewal. Each offer is a Redis call
+# per limit (a thread's channel is one): at 20 a second, a process streaming a few replies spent
+# more CPU on them than on the replies. A process that becomes short waits at most this long.
+QUIET_SPARE_SECONDS = 0.25
 # A lease in use is renewed this often. Its process starts writes on it until USABLE_SECONDS
 # after the last renewal (one renewal may fail), and Redis keeps it for the limit's window plus
 # LAPSE_SECONDS: a write started in time has a second to land and leave the window before
@@ -76,6 +80,7 @@ class Lease:
         self._renewed_at = -float("inf")
         self._next_ask = 0.0
         self._sharing = 1
+        self._others_short = False  # at the last renewal, another process needed more than it held
         self.renewing: asyncio.Task[None] | None = None
         self.renewed = asyncio.Event()  # set (and replaced) each time Redis answers a renewal
         self.answered = asyncio.Event()  # Redis has answered (or failed to) once
@@ -111,17 +116,18 @@ class Lease:
         if wanted > self.slots:
             return now >= self._next_ask
         if self.slots > max(demand.urgent, demand.kept):
-            return now >= self._renewed_at + SPARE_SECONDS  # another process may need them now
+            offer_every = SPARE_SECONDS if self._others_short else QUIET_SPARE_SECONDS
+            return now >= self._renewed_at + offer_every  # another process may need them now
         return False
 
     async def refresh(self, client: Any, script: Any, process: str) -> None:
         demand = self._demand()
         asked = time.monotonic()
-        grant, sharing = await script(keys=[self.name], client=client, args=[
+        grant, sharing, others_short = await script(keys=[self.name], client=client, args=[
             process, self.wanted(demand), demand.urgent, demand.held, demand.kept, self.limit,
             int(self._ttl * 1000), int(demand.waited * 1000),
         ])  # fmt: skip
-        self.slots, self._sharing = int(grant), int(sharing)
+        self.slots, self._sharing, self._others_short = int(grant), int(sharing), bool(others_short)
         self._renewed_at = asked
         self._next_ask = asked + ASK_AGAIN_SECONDS
         self.answered.set()

@@ -80,6 +80,9 @@ class Script:
     error_type: str = "overloaded"  # TGI error_type for sse_error
     honor_max_tokens: bool = True  # cut at request max_tokens with finish_reason "length"
     keeps_connection_open: bool = False  # ignore a client's "Connection: close" (some proxies do)
+    # Send every stream's tokens on one clock of decode steps (1/rate apart), as TGI and vLLM
+    # do: one forward pass yields the next token of every answer in the batch at once.
+    decode_steps: bool = False
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
@@ -390,8 +393,10 @@ class FakeModelServer:
         limit = script.fail_after if script.failure in ("stall", "cut", "reset", "eof_no_done", "sse_error") else None
         to_send = plan.tokens if limit is None else plan.tokens[:limit]
         start = time.monotonic()
+        if script.decode_steps and script.rate > 0:
+            start = math.ceil(start * script.rate) / script.rate
         for i, tok in enumerate(to_send):
-            if script.rate > 0 and i > 0:
+            if script.rate > 0 and (i > 0 or script.decode_steps):
                 delay = start + i / script.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -593,6 +598,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--failure", choices=sorted(FAILURES), default=None)
     p.add_argument("--fail-after", type=int, default=0)
     p.add_argument("--retry-after", type=float, default=1.0)
+    p.add_argument("--decode-steps", action="store_true",
+                   help="send every answer's tokens together, one per decode step, as TGI and vLLM batch them")
     a = p.parse_args(argv)
     script = Script(
         text=a.text,
@@ -603,6 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         fail_after=a.fail_after,
         retry_after=a.retry_after,
         headers_delay=a.headers_delay,
+        decode_steps=a.decode_steps,
     )
     server = FakeModelServer(script, model=a.model, host=a.host, port=a.port)
     try:
