@@ -40,9 +40,10 @@ ASK_AGAIN_SECONDS = 0.01
 # edits) offers them back this often while another process is short of slots: that process's
 # thread creation waits at most about this long for them, instead of a whole window.
 SPARE_SECONDS = 0.05
-# ... and this often while no process was short at its last renewal. Each offer is a Redis call
-# per limit (a thread's channel is one): at 20 a second, a process streaming a few replies spent
-# more CPU on them than on the replies. A process that becomes short waits at most this long.
+# ... and this often, for a limit slower than a per-second one, while no process was short at
+# its last renewal. Each offer is a Redis call per limit (each thread's channel is one): at 20 a
+# second, a process streaming a few replies spent more CPU on them than on the replies. A process
+# that becomes short of such a limit waits at most this long for another's spare slots.
 QUIET_SPARE_SECONDS = 0.25
 # A lease in use is renewed this often. Its process starts writes on it until USABLE_SECONDS
 # after the last renewal (one renewal may fail), and Redis keeps it for the limit's window plus
@@ -116,7 +117,8 @@ class Lease:
         if wanted > self.slots:
             return now >= self._next_ask
         if self.slots > max(demand.urgent, demand.kept):
-            offer_every = SPARE_SECONDS if self._others_short else QUIET_SPARE_SECONDS
+            quick = self._others_short or self.window <= 1.0
+            offer_every = SPARE_SECONDS if quick else QUIET_SPARE_SECONDS
             return now >= self._renewed_at + offer_every  # another process may need them now
         return False
 
