@@ -36,8 +36,8 @@ RESERVED_FULL_RECHECK_SECONDS = 1.0
 # A write waiting for a slot of another process looks again this often (bot.leases hands out
 # slots given back at that pace).
 LEASE_RECHECK_SECONDS = 0.05
-# The longest a reply waits for Redis's word on its reservation (a healthy Redis answers in a
-# millisecond); past it, the process's last grant decides.
+# The longest a reply waits for Redis to grant the final it reserves on a slow shared limit (a
+# healthy Redis answers in a millisecond); past it, the reply is posted whole when it is done.
 ADMISSION_WAIT_SECONDS = 0.25
 _CREATED = itertools.count()
 
@@ -226,17 +226,26 @@ async def reserve(budgets: Budgets) -> bool:
     """`try_reserve`, then, for a slow limit shared with other processes (a Slack tier), the
     word of Redis: processes that each reserved what their own share seemed to allow would
     together promise more finals than the window holds, and a final over it waits a whole
-    window. Costs one Redis round trip when a reply starts."""
+    window. A reservation the process's lease already covers goes at once; one that needs a
+    bigger lease waits for renewals (replies starting together are asked for together) until
+    Redis grants it or ADMISSION_WAIT_SECONDS pass."""
     if not try_reserve(budgets):
         return False
     shared = [budget for budget in budgets if budget.slow and budget.lease]
     if not shared:
         return True
-    await _sleep_or_renewal(shared, ADMISSION_WAIT_SECONDS, every=True)
-    if all(budget.held() + budget.reserved <= budget.lease.slots for budget in shared if budget.lease):
+    deadline = time.monotonic() + ADMISSION_WAIT_SECONDS
+    while not _promised(shared) and (left := deadline - time.monotonic()) > 0:
+        await _sleep_or_renewal(shared, left)
+    if _promised(shared):
         return True
     release(budgets)
     return False
+
+
+def _promised(budgets: Budgets) -> bool:
+    """Redis has granted this process a slot for every final it promised on these budgets."""
+    return all(budget.held() + budget.reserved <= budget.lease.slots for budget in budgets if budget.lease)
 
 
 def release(budgets: Budgets) -> None:
@@ -280,17 +289,16 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
             budget.queued.remove(stamp)
 
 
-async def _sleep_or_renewal(budgets: Budgets, seconds: float, *, every: bool = False) -> None:
-    """Sleep `seconds`, or less once a lease of these budgets (with `every`: each lease) has been
-    renewed: a write waiting for its process's share to grow goes as soon as Redis granted it."""
+async def _sleep_or_renewal(budgets: Budgets, seconds: float) -> None:
+    """Sleep `seconds`, or less once a lease of these budgets has been renewed: a write waiting
+    for its process's share to grow goes as soon as Redis granted it."""
     renewals = [budget.lease.renewed for budget in budgets if budget.lease is not None]
     if not renewals:
         await asyncio.sleep(seconds)
         return
     waiters = [asyncio.ensure_future(renewal.wait()) for renewal in renewals]
     try:
-        until = asyncio.ALL_COMPLETED if every else asyncio.FIRST_COMPLETED
-        await asyncio.wait(waiters, timeout=seconds, return_when=until)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()

@@ -227,6 +227,22 @@ async def test_processes_starting_replies_at_once_promise_no_more_finals_than_a_
         assert sum([await budget.reserve((bucket,)) for _ in range(LIMIT + 2)]) == LIMIT
 
 
+async def test_replies_starting_a_moment_apart_on_a_slow_tier_all_stream(history_settings: HistorySettings) -> None:
+    """Ten mentions at once in a Slack workspace reach the renderer a moment apart:
+    a reservation made while the renewal asked for an earlier one is on its way still streams,
+    instead of being posted whole 6 s later."""
+    async with process(history_settings, "alone") as alone:
+        bucket = alone.budget("test:chat.update:together", LIMIT, 12.0)
+        await asyncio.sleep(0.2)
+        starts = []
+        for _ in range(LIMIT):
+            starts.append(asyncio.create_task(budget.reserve((bucket,))))
+            for _ in range(3):  # a few turns of the event loop apart
+                await asyncio.sleep(0)
+        streaming = await asyncio.gather(*starts)
+    assert all(streaming), f"{sum(streaming)} of {LIMIT} replies stream"
+
+
 async def test_finals_promised_on_a_slow_tier_stay_promised_when_more_workers_start_replies(
     history_settings: HistorySettings,
 ) -> None:
