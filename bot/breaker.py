@@ -33,10 +33,6 @@ class CircuitBreaker:
         self._last: ReplyFailure | None = None
         self._trial_running = False
 
-    @property
-    def is_open(self) -> bool:
-        return self._opened_at is not None
-
     def check(self) -> None:
         """Raise the reason at once while open; let one trial through once the pause is over."""
         if self._opened_at is None:

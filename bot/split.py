@@ -19,10 +19,6 @@ def char_length(text: str) -> int:
     return len(text)
 
 
-def utf8_length(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
 def open_fence(text: str) -> str | None:
     """The opening line of a code fence still open at the end of `text`, if any."""
     opened: str | None = None

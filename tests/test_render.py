@@ -195,7 +195,8 @@ async def test_a_cancelled_reply_is_not_left_streaming() -> None:
 
 
 async def test_byte_limited_platforms_are_split_by_bytes() -> None:
-    from bot.split import utf8_length
+    def utf8_length(text: str) -> int:
+        return len(text.encode("utf-8"))
 
     surface = MemorySurface(SurfaceLimits(max_length=300, measure=utf8_length, min_edit_interval=0.0))
     text = "ünïcödé " * 120
