@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -259,6 +260,10 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
         mentions.append(Mention(channel, user, f"bench {round_id} {index}"))
     expected = expected_text(mode, options)
     calls_at, deliveries_at, limited_at = len(fake.calls), len(fake.deliveries), fake.ratelimited_count
+    # The fake keeps every message and call of every round: a full collection of that heap stalls
+    # it for tens of milliseconds, which would land in the middle of a round's deliveries.
+    gc.collect()
+    gc.freeze()
     cpu = workers.cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(workers.deliver(item) for item in mentions))
