@@ -269,7 +269,7 @@ async def test_a_slot_one_process_keeps_spare_goes_to_another_process_write_that
     """A burst of mentions spread over two processes: the second process's thread creations
     take the slot the first keeps spare for its next write, instead of waiting for the window
     (on Discord, a creation pushed into the next second delays its reply's first words a second)."""
-    window = 2.0
+    window = WINDOW
     async with process(history_settings, "first") as first, process(history_settings, "second") as second:
         mine = first.budget("test:spare", LIMIT, window)
         theirs = second.budget("test:spare", LIMIT, window)
