@@ -269,10 +269,9 @@ async def test_a_slot_one_process_keeps_spare_goes_to_another_process_write_that
     """A burst of mentions spread over two processes: the second process's thread creations
     take the slot the first keeps spare for its next write, instead of waiting for the window
     (on Discord, a creation pushed into the next second delays its reply's first words a second)."""
-    window = WINDOW
     async with process(history_settings, "first") as first, process(history_settings, "second") as second:
-        mine = first.budget("test:spare", LIMIT, window)
-        theirs = second.budget("test:spare", LIMIT, window)
+        mine = first.budget("test:spare", LIMIT, WINDOW)
+        theirs = second.budget("test:spare", LIMIT, WINDOW)
         await asyncio.sleep(0.2)
         for _ in range(LIMIT // 2):
             with await budget.spend((mine,)):
@@ -283,4 +282,4 @@ async def test_a_slot_one_process_keeps_spare_goes_to_another_process_write_that
             with await budget.spend((theirs,)):
                 pass
         took = time.monotonic() - started
-    assert took < window / 4, f"the second process's writes took {took:.2f} s"
+    assert took < WINDOW / 4, f"the second process's writes took {took:.2f} s"
