@@ -191,7 +191,8 @@ def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: 
                           ((1, False), (workers, False), (workers, True)))  # fmt: skip
 
     def pairs(these: Sequence[Row], those: Sequence[Row]) -> list[tuple[Row, Row]]:
-        return [(row, other) for row in these for other in those if round_of(other) == round_of(row)]
+        # Every set-up runs the same rounds in the same order (a round may repeat: --n 50,50).
+        return [(row, other) for row, other in zip(these, those) if round_of(other) == round_of(row)]
 
     for row, single in pairs(many, one) if workers > 1 else ():
         checks.append(cpu_ratio_check(round_of(row), cpu(row), cpu(single), workers))
