@@ -177,6 +177,26 @@ async def test_two_processes_with_a_shard_each_answer_their_own_guilds_and_overl
                 assert await bot.stop() == 0, bot.stderr
 
 
+async def test_shard_count_auto_runs_as_many_shards_as_discord_recommends_and_answers_on_each() -> None:
+    async with DiscordWorld.open() as world:
+        world.fake.recommended_shards = 2  # what GET /gateway/bot answers
+        guilds = [world.fake.add_guild(f"Shard {shard} guild", shard=(shard, 2)) for shard in (0, 1)]
+        channels = [world.fake.add_text_channel(guild, "general") for guild in guilds]
+        alice = world.add_user("alice")
+        bot = await BotProcess.start("discord", env=world.bot_env(DISCORD_SHARD_COUNT="auto"))
+        try:
+            await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, 30)
+            assert bot.running, bot.stderr
+            ready = log_lines(bot, "discord_ready")[0]
+            assert "shards=[0, 1]" in ready and "shard_count=2" in ready, ready
+            for shard, channel in enumerate(channels):
+                world.answer(f"auto-q{shard}", Script(text=f"Answer on shard {shard}.", rate=50))
+                thread = await world.wait_thread(await world.mention(channel, alice, f"auto-q{shard} hello"))
+                await world.wait_bot_text(thread["id"], f"Answer on shard {shard}.")
+        finally:
+            assert await bot.stop() == 0, bot.stderr
+
+
 # -- Slack over HTTP: several workers behind one address --------------------------------------------
 
 
