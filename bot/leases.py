@@ -38,11 +38,12 @@ POLL_SECONDS = 0.05
 ASK_AGAIN_SECONDS = 0.01
 # A process holding slots it does not need now (a spare for its next write, room for interim
 # edits) offers them back this often while another process is short of slots, and always on a
-# per-second limit (Discord's global one): a thread creation waiting for them waits at most
-# about this long instead of a whole window. On a slower limit, with no process short at its last
-# renewal, they go back at the next renewal: offers are a Redis call per limit each, and each
-# Slack channel is one, so offering every channel's spare 4 times a second cost four Slack
-# workers a fifth more CPU per token at 200 mentions at once.
+# per-second limit (Discord's global one) that other processes write to: a thread creation
+# waiting for them waits at most about this long instead of a whole window. Otherwise they go
+# back at the next renewal: offers are a Redis call per limit each, so offering every Slack
+# channel's spare 4 times a second cost four Slack workers a fifth more CPU per token at 200
+# mentions at once, and a lone process offering its spare to nobody 20 times a second spent a
+# third of its CPU on it while one reply streamed.
 SPARE_SECONDS = 0.05
 # A lease in use is renewed this often. Its process starts writes on it until USABLE_SECONDS
 # after the last renewal (one renewal may fail), and Redis keeps it for the limit's window plus
@@ -115,9 +116,15 @@ class Lease:
             return True  # renew before it lapses (or give an idle lease back)
         if wanted > self.slots:
             return now >= self._next_ask
-        if self.slots > max(demand.urgent, demand.kept) and (self._others_short or self.window <= 1.0):
+        if self.slots > max(demand.urgent, demand.kept) and (self._others_short or self._shared_per_second()):
             return now >= self._renewed_at + SPARE_SECONDS  # another process may need them now
         return False
+
+    def _shared_per_second(self) -> bool:
+        """A per-second limit (Discord's global one) that other processes wrote to at the last
+        renewal: one of them may be short any moment, and a slot held spare then costs its write
+        up to a second."""
+        return self.window <= 1.0 and self._sharing > 1
 
     async def refresh(self, client: Any, script: Any, process: str) -> None:
         demand = self._demand()
