@@ -2,8 +2,9 @@
 
 A budget allows at most `limit` writes in any `window` seconds. A sliding window is stricter
 than the fixed windows platforms use, so it never trips them. A write holds its slot while in
-flight and counts from when it completed: the platform counted it on arrival, which can only
-be earlier, so however slow the network, the platform never sees more than `limit` in a window.
+flight and then counts from when it surely reached the platform, which counted it on arrival
+(see RoundTrips): counting from its answer instead would leave every slot idle for a network
+round trip per window, and on a route 100 ms each way cost a tenth of the writes a burst needs.
 
 Replies that stream reserve their final write up front; interim edits only spend what no reply
 has reserved, so a busy channel shows fewer interim edits, never a missing final.
@@ -39,6 +40,9 @@ LEASE_RECHECK_SECONDS = 0.05
 # The longest a reply waits for Redis to grant the final it reserves on a slow shared limit (a
 # healthy Redis answers in a millisecond); past it, the reply is posted whole when it is done.
 ADMISSION_WAIT_SECONDS = 0.25
+# A route's quickest round trip is trusted once this many answered writes have measured it: the
+# very first may each have queued on the way out, and a floor taken too high counts writes early.
+FLOOR_SAMPLES = 20
 _CREATED = itertools.count()
 
 
@@ -53,11 +57,35 @@ class Demand(NamedTuple):
     waited: float  # how long the longest-waiting write has waited (s): older needs are served first
 
 
-class _Write:
-    __slots__ = ("at",)
+class RoundTrips:
+    """The quickest round trip seen over one route to a platform: the floor of its network path.
+
+    A write counts from half that floor before its answer came back. It arrived no later, as
+    long as the way back plus the platform's work take, at their quickest, no less than the way
+    there. Even where they take less, the next write over the same route travels the same way
+    there, so it still arrives a window after the one whose slot it took: one process, or
+    processes on one network, never trip a limit, however the delays queue up. Only processes
+    on routes of very different speeds could: one whose quickest way there is slower than its
+    way back plus twice another's way there.
+    """
 
     def __init__(self) -> None:
-        self.at = math.inf  # in flight; then when it completed
+        self.samples = 0
+        self.floor = math.inf
+
+    def lead(self, round_trip: float) -> float:
+        """Measure an answered write's round trip; how long before its answer it surely arrived."""
+        self.samples += 1
+        self.floor = min(self.floor, round_trip)
+        return self.floor / 2 if self.samples >= FLOOR_SAMPLES else 0.0
+
+
+class _Write:
+    __slots__ = ("sent", "at")
+
+    def __init__(self, sent: float) -> None:
+        self.sent = sent
+        self.at = math.inf  # in flight; then when the platform surely had it
 
 
 class WriteBudget:
@@ -68,12 +96,14 @@ class WriteBudget:
         *,
         admission: bool = True,
         max_streaming: int | None = None,
+        route: RoundTrips | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         """`admission`: may a reply be told to hold its text (and post it whole) when this
         budget can't promise its final write? `max_streaming`: for a budget that refills
         quickly compared with a reply's length (a global per-second limit), admit up to this
-        many live replies at once rather than judging by the current window."""
+        many live replies at once rather than judging by the current window. `route`: the
+        round trips of the platform this budget writes to, shared by its budgets."""
         if limit < 1 or window <= 0:
             raise ValueError("a budget needs limit ≥ 1 and window > 0")
         self.limit = limit
@@ -81,6 +111,7 @@ class WriteBudget:
         self.admission = admission
         self.max_streaming = max_streaming
         self.clock = clock
+        self.route = route or RoundTrips()
         self.reserved = 0
         self.queued: list[float] = []  # when each write waiting in spend() began to wait
         self.lease: Lease | None = None  # this process's share, when the limit is the whole bot's
@@ -175,7 +206,7 @@ class WriteBudget:
         return self.lease is not None and self.capacity() < self.limit
 
     def start_write(self) -> _Write:
-        write = _Write()
+        write = _Write(self.clock())
         self._writes.append(write)
         return write
 
@@ -192,7 +223,7 @@ Budgets = Sequence[WriteBudget]
 
 
 class Charge:
-    """The writes one request spends; they count from when the request completes.
+    """The writes one request spends; they count from when the platform surely had them.
 
         with await spend(budgets):
             await send_the_request()
@@ -204,13 +235,18 @@ class Charge:
     def __enter__(self) -> Charge:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.complete()
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        self.complete(answered=error is None)
 
-    def complete(self) -> None:
-        """The request is done (answered, failed or given up): its writes count from now."""
+    def complete(self, *, answered: bool = False) -> None:
+        """The request is done. Its writes count from when they surely reached the platform
+        (see RoundTrips) when it was answered; otherwise (failed, given up) from now."""
+        leads: dict[int, float] = {}
         for budget, write in self._writes:
-            write.at = budget.clock()
+            now = budget.clock()
+            if answered and id(budget.route) not in leads:
+                leads[id(budget.route)] = budget.route.lead(now - write.sent)
+            write.at = max(write.sent, now - leads.get(id(budget.route), 0.0))
 
 
 def try_reserve(budgets: Budgets) -> bool:
