@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from bot.budget import Demand, WriteBudget
+from bot.budget import Demand, RoundTrips, WriteBudget
 from bot.redis_client import REDIS_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -252,10 +252,13 @@ class SharedBudgets:
 
     def __init__(self, leases: BudgetLeases | None = None) -> None:
         self._leases = leases
+        self._routes: dict[str, RoundTrips] = {}
 
     def budget(self, name: str, limit: int, window: float, **options: Any) -> WriteBudget:
-        """`name` identifies the platform's bucket across processes ("discord:global")."""
-        budget = WriteBudget(limit, window, **options)
+        """`name` identifies the platform's bucket across processes ("discord:global"); the
+        budgets of one platform share what their writes measure of the way to it."""
+        route = self._routes.setdefault(name.split(":", 1)[0], RoundTrips())
+        budget = WriteBudget(limit, window, route=route, **options)
         if self._leases is not None:
             budget.lease = self._leases.lease(name, limit, window, budget.demand)
             budget.free()  # in use from now: its lease is asked for at once
