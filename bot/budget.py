@@ -50,7 +50,7 @@ class Demand(NamedTuple):
     """What a budget asks of its lease (see bot.leases)."""
 
     held: int  # writes in flight or still in the window: the platform counts them whatever happens
-    kept: int  # slots not to give up while the limit has room: held, plus promised finals on a slow limit
+    kept: int  # slots not to give up while the limit has room: for promised finals on a slow limit, with held
     needed: int  # held, reserved and waiting writes
     urgent: int  # held and waiting writes: what is needed now (a reserved final may be seconds away)
     in_use: bool  # written to within the window: worth a slot to spare, so the next write needs no round trip
@@ -148,7 +148,7 @@ class WriteBudget:
         held, now = self.held(), self.clock()
         needed = held + self.reserved + len(self.queued)
         in_use = needed > 0 or now - self._used_at < self.window
-        kept = held + self.reserved if self.slow else held
+        kept = held + self.reserved if self.slow and self.reserved else 0
         waited = now - self.queued[0] if self.queued else 0.0
         return Demand(held, kept, min(self.limit, needed), held + len(self.queued), in_use, waited)
 

@@ -1,6 +1,6 @@
 -- One process's lease of one bot-wide limit (see bot/leases.py), in one atomic step.
 -- KEYS[1]: the limit's hash, a field per process:
---   "<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms>"
+--   "<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms> <held>"
 -- ARGV: process, wanted, needed now, held, kept, limit, ttl ms, ms the oldest waiting write has waited
 -- Returns {slots granted, processes writing to the limit, 1 if another process needs more than it holds}.
 local now = redis.call('TIME')
@@ -15,16 +15,16 @@ local wants = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local who = entries[i]
-  local slots, want, expiry, before, need, their_since =
-    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*)')
+  local slots, want, expiry, before, need, their_since, their_held =
+    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*) ?(%d*)')
   slots, want, need = tonumber(slots), tonumber(want), tonumber(need) or tonumber(want)
-  their_since = tonumber(their_since) or 0
+  their_since, their_held = tonumber(their_since) or 0, tonumber(their_held) or 0
   if tonumber(expiry) <= now_ms then
     redis.call('HDEL', KEYS[1], who)
   elseif who == me then
     mine = slots
   else
-    others = others + math.max(slots, tonumber(before))
+    others = others + math.max(slots, tonumber(before), their_held)
     if want > 0 then sharing = sharing + 1 end
     if need > slots then
       waiting = 1
@@ -56,13 +56,15 @@ for k = 1, #wants do
   end
   remaining = remaining - wants[k][2]
 end
--- Writes already made count whatever happens; promised finals are kept while there is room.
+-- Promised finals are kept while there is room. Writes already made count for the others until
+-- they leave the window, but give no claim to more: a process over its fair part writes again
+-- once enough of them have left it, so one that started first can't keep the limit.
 local room = limit - others
-local grant = math.max(math.min(wanted, fair, room), math.min(kept, room), held)
-if grant == 0 and wanted == 0 then
+local grant = math.max(math.min(wanted, fair, room), math.min(kept, room))
+if grant == 0 and wanted == 0 and held == 0 then
   redis.call('HDEL', KEYS[1], me)
 else
-  local entry = {grant, wanted, now_ms + ttl_ms, mine, urgent, since}
+  local entry = {grant, wanted, now_ms + ttl_ms, mine, urgent, since, held}
   redis.call('HSET', KEYS[1], me, table.concat(entry, ' '))
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
