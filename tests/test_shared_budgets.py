@@ -74,13 +74,13 @@ async def test_two_processes_writing_at_once_stay_inside_the_limit_together_and_
     assert min(len(landed[0]), len(landed[1])) >= len(together) // 4, [len(times) for times in landed]
 
 
-async def test_a_process_that_starts_writing_later_gets_its_fair_part_once_the_window_turns(
+async def test_a_process_that_starts_writing_later_gets_its_fair_part_within_a_few_windows(
     history_settings: HistorySettings,
 ) -> None:
     async with process(history_settings, "first") as first, process(history_settings, "second") as second:
         early, late = (shared.budget("test:global", LIMIT, WINDOW) for shared in (first, second))
         landed: list[list[float]] = [[], []]
-        deadline = time.monotonic() + 4.0
+        deadline = time.monotonic() + 4.5
 
         async def start_late() -> None:
             await asyncio.sleep(0.3)  # by now the first process has the whole limit in flight
@@ -88,10 +88,9 @@ async def test_a_process_that_starts_writing_later_gets_its_fair_part_once_the_w
 
         await asyncio.gather(write_until(early, deadline, landed[0]), start_late())
     assert most_in_any_window(landed[0] + landed[1], WINDOW) <= LIMIT
-    # The first process's writes fill the window it started; after it, the two share the limit.
-    settled = landed[1][0] + WINDOW + 0.2
-    after = [count_between(times, settled, deadline) for times in landed]
-    assert after[1] >= sum(after) // 3, after
+    # The first process's writes fill the windows before it learns of the second; then they share.
+    last = [count_between(times, deadline - 1.5, deadline) for times in landed]
+    assert last[1] >= sum(last) // 4, last
 
 
 # A process of the bot that writes as fast as the shared budget lets it, until it is killed.
