@@ -146,7 +146,7 @@ class DiscordRateLimits:
             if len(budgets) > 4096:  # forget idle channels so memory stays flat on huge servers
                 for idle in [key for key, value in budgets.items() if value.idle()]:
                     del budgets[idle]
-            budget = WriteBudget(self._per_channel, self._window)
+            budget = WriteBudget(self._per_channel, self._window, route=self.global_.route)
             budgets[channel_id] = budget
         return budget
 
