@@ -4,7 +4,7 @@ A budget allows at most `limit` writes in any `window` seconds. A sliding window
 than the fixed windows platforms use, so it never trips them. A write holds its slot while in
 flight and then counts from when it surely reached the platform, which counted it on arrival
 (see RoundTrips): counting from its answer instead would leave every slot idle for a network
-round trip per window, and on a route 100 ms each way cost a tenth of the writes a burst needs.
+round trip per window, on a route 50 ms each way nearly a tenth of the writes a burst needs.
 
 Replies that stream reserve their final write up front; interim edits only spend what no reply
 has reserved, so a busy channel shows fewer interim edits, never a missing final.
@@ -50,7 +50,7 @@ class Demand(NamedTuple):
     """What a budget asks of its lease (see bot.leases)."""
 
     held: int  # writes in flight or still in the window: the platform counts them whatever happens
-    kept: int  # slots not to give up while the limit has room: for promised finals on a slow limit, with held
+    kept: int  # slots not to give up while the limit has room: held and promised finals, if a slow limit has any
     needed: int  # held, reserved and waiting writes
     urgent: int  # held and waiting writes: what is needed now (a reserved final may be seconds away)
     in_use: bool  # written to within the window: worth a slot to spare, so the next write needs no round trip
