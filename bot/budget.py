@@ -1,16 +1,8 @@
-"""Write budgets: one per platform rate-limit bucket, shared by every reply writing to it.
-
-A budget allows at most `limit` writes in any `window` seconds. A sliding window is stricter
-than the fixed windows platforms use, so it never trips them. A write holds its slot while in
-flight and then counts from when it surely reached the platform, which counted it on arrival
-(see RoundTrips): counting from its answer instead would leave every slot idle for a network
-round trip per window, on a route 50 ms each way nearly a tenth of the writes a burst needs.
-
-Replies that stream reserve their final write up front; interim edits only spend what no reply
-has reserved, so a busy channel shows fewer interim edits, never a missing final.
-
-A budget of a limit shared by several processes (see bot.leases) spends only the slots its
-process leased; everything else works the same.
+"""Write budgets: at most `limit` writes in any `window` seconds, one per platform rate-limit
+bucket, shared by every reply writing to it (a sliding window never trips the platforms' fixed
+ones). Streaming replies reserve their final write up front; interim edits spend only what no
+reply reserved, so a busy channel shows fewer interim edits, never a missing final. A limit
+shared by several processes (see bot.leases) spends only the slots its process leased.
 """
 
 from __future__ import annotations
@@ -21,6 +13,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -28,17 +21,14 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], float]
 
-# A write waiting for room that only a request still in flight can free looks again this
-# often: a person would not notice 50 ms, and a completing request frees it any moment.
+# A write that only a request in flight can make room for looks again this often (50 ms: unseen).
 IN_FLIGHT_RECHECK_SECONDS = 0.05
-# When every slot is kept for a final, an interim edit looks again after this long (about as
-# often as a reply edits anyway): sooner would only wake replies that find no room.
+# With every slot kept for a final, an interim edit looks again this late: a reply's edit pace.
 RESERVED_FULL_RECHECK_SECONDS = 1.0
-# A write waiting for a slot of another process looks again this often (bot.leases hands out
-# slots given back at that pace).
+# A write waiting for another process's slot looks again this often: bot.leases's own pace.
 LEASE_RECHECK_SECONDS = 0.05
-# The longest a reply waits for Redis to grant the final it reserves on a slow shared limit (a
-# healthy Redis answers in a millisecond); past it, the reply is posted whole when it is done.
+# How long a reply waits for Redis to grant its final on a slow shared limit before it is posted
+# whole instead (a healthy Redis answers in a millisecond).
 ADMISSION_WAIT_SECONDS = 0.25
 # A route's quickest round trip is trusted once this many answered writes have measured it: the
 # very first may each have queued on the way out, and a floor taken too high counts writes early.
@@ -50,7 +40,7 @@ class Demand(NamedTuple):
     """What a budget asks of its lease (see bot.leases)."""
 
     held: int  # writes in flight or still in the window: the platform counts them whatever happens
-    kept: int  # slots not to give up while the limit has room: held and promised finals, if a slow limit has any
+    kept: int  # slots to keep while the limit has room: held and promised finals of a slow limit
     needed: int  # held, reserved and waiting writes
     urgent: int  # held and waiting writes: what is needed now (a reserved final may be seconds away)
     in_use: bool  # written to within the window: worth a slot to spare, so the next write needs no round trip
@@ -58,15 +48,12 @@ class Demand(NamedTuple):
 
 
 class RoundTrips:
-    """The quickest round trip seen over one route to a platform: the floor of its network path.
+    """The quickest round trip over one route to a platform, which counts a write on arrival.
 
-    A write counts from half that floor before its answer came back. It arrived no later, as
-    long as the way back plus the platform's work take, at their quickest, no less than the way
-    there. Even where they take less, the next write over the same route travels the same way
-    there, so it still arrives a window after the one whose slot it took: one process, or
-    processes on one network, never trip a limit, however the delays queue up. Only processes
-    on routes of very different speeds could: one whose quickest way there is slower than its
-    way back plus twice another's way there.
+    A write counts from half that floor before its answer: it arrived no later unless the way
+    back is quicker than the way there, and even then the next write takes the same way there,
+    so it lands a window after the one whose slot it took. Counting from the answer would idle
+    every slot a round trip per window: a tenth of a burst's writes on a route 50 ms each way.
     """
 
     def __init__(self) -> None:
@@ -80,12 +67,10 @@ class RoundTrips:
         return self.floor / 2 if self.samples >= FLOOR_SAMPLES else 0.0
 
 
+@dataclass(slots=True)
 class _Write:
-    __slots__ = ("sent", "at")
-
-    def __init__(self, sent: float) -> None:
-        self.sent = sent
-        self.at = math.inf  # in flight; then when the platform surely had it
+    sent: float
+    at: float = math.inf  # in flight; then when the platform surely had it
 
 
 class WriteBudget:
@@ -99,11 +84,9 @@ class WriteBudget:
         route: RoundTrips | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        """`admission`: may a reply be told to hold its text (and post it whole) when this
-        budget can't promise its final write? `max_streaming`: for a budget that refills
-        quickly compared with a reply's length (a global per-second limit), admit up to this
-        many live replies at once rather than judging by the current window. `route`: the
-        round trips of the platform this budget writes to, shared by its budgets."""
+        """`admission`: may a reply hold its text (posted whole) when its final can't be promised?
+        `max_streaming`: on a limit refilling within a reply's length (a per-second one), admit
+        up to this many live replies. `route`: the round trips of the platform, as its budgets."""
         if limit < 1 or window <= 0:
             raise ValueError("a budget needs limit ≥ 1 and window > 0")
         self.limit = limit
@@ -140,8 +123,7 @@ class WriteBudget:
 
     @property
     def slow(self) -> bool:
-        """A final over this limit would wait a whole window (a Slack tier's 12 s), so a reply
-        streams only on a final promised by the slots its process holds."""
+        """A final over this limit would wait a whole window (a Slack tier's 12 s)."""
         return self.admission and self.max_streaming is None
 
     def demand(self) -> Demand:
@@ -163,14 +145,9 @@ class WriteBudget:
         missing = needed - self.free()
         if missing <= 0:
             return 0.0
-        completed = sorted(write.at for write in self._writes if write.at != math.inf)
-        if len(completed) < missing:
-            wait = IN_FLIGHT_RECHECK_SECONDS
-        else:
-            wait = max(0.0, completed[missing - 1] + self.window - self.clock())
-        if self._short_of_lease():
-            return min(wait, LEASE_RECHECK_SECONDS)
-        return wait
+        frees_at = sorted(write.at + self.window for write in self._writes if write.at != math.inf)
+        wait = max(0.0, frees_at[missing - 1] - self.clock()) if len(frees_at) >= missing else IN_FLIGHT_RECHECK_SECONDS
+        return min(wait, LEASE_RECHECK_SECONDS) if self._short_of_lease() else wait
 
     def seconds_until_spare(self) -> float:
         """When an interim write may next find room beside the reserved finals."""
@@ -189,13 +166,9 @@ class WriteBudget:
         return self._share() - self.held() - self.reserved >= 1
 
     def _share(self) -> int:
-        """The part of the limit this process plans its streaming replies on: all of it alone
-        (a lease follows demand); beside other processes writing, its fair share of it, or what
-        its lease holds if more. The rest are posted whole, one write instead of two.
-
-        A limit that refills within a second (`max_streaming`) rounds the share up: a final
-        over it waits under a second. A slower one rounds down: a final over it would wait a
-        whole window (12 s for a Slack tier), longer than a reply posted whole."""
+        """The part of the limit this process streams replies on: all of it alone, else its fair
+        share or its lease if more. Rounded up where a final over it waits under a second, down
+        where it would wait a whole window (12 s for a Slack tier), longer than a posted reply."""
         if self.lease is None:
             return self.limit
         fair = self.lease.fair_share(round_up=self.max_streaming is not None)
@@ -222,25 +195,17 @@ class WriteBudget:
 Budgets = Sequence[WriteBudget]
 
 
-class Charge:
-    """The writes one request spends; they count from when the platform surely had them.
-
-        with await spend(budgets):
-            await send_the_request()
-    """
+class Charge(contextlib.AbstractContextManager["Charge"]):
+    """The writes one request spends: `with await spend(budgets): await send_the_request()`."""
 
     def __init__(self, budgets: Budgets) -> None:
         self._writes = [(budget, budget.start_write()) for budget in budgets]
-
-    def __enter__(self) -> Charge:
-        return self
 
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
         self.complete(answered=error is None)
 
     def complete(self, *, answered: bool = False) -> None:
-        """The request is done. Its writes count from when they surely reached the platform
-        (see RoundTrips) when it was answered; otherwise (failed, given up) from now."""
+        """Answered, its writes count from when they surely reached the platform; else from now."""
         leads: dict[int, float] = {}
         for budget, write in self._writes:
             now = budget.clock()
@@ -259,12 +224,9 @@ def try_reserve(budgets: Budgets) -> bool:
 
 
 async def reserve(budgets: Budgets) -> bool:
-    """`try_reserve`, then, for a slow limit shared with other processes (a Slack tier), the
-    word of Redis: processes that each reserved what their own share seemed to allow would
-    together promise more finals than the window holds, and a final over it waits a whole
-    window. A reservation the process's lease already covers goes at once; one that needs a
-    bigger lease waits for renewals (replies starting together are asked for together) until
-    Redis grants it or ADMISSION_WAIT_SECONDS pass."""
+    """`try_reserve`, then, on a slow limit shared with other processes (a Slack tier), Redis's
+    word: each process reserving what its own share seemed to allow, together they would promise
+    more finals than the window holds. More than the lease covers waits for Redis to grant it."""
     if not try_reserve(budgets):
         return False
     shared = [budget for budget in budgets if budget.slow and budget.lease]
@@ -301,12 +263,9 @@ def seconds_until_spare(budgets: Budgets) -> float:
 
 
 async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
-    """Wait for and spend a write that must happen (first text, overflow, final text).
-
-    `reserved`: the caller holds a reservation on these budgets, which this write uses up.
-    """
-    # Turns are taken in one order (newest budget first: usually the most specific, such as a
-    # channel's), so no two writers can each hold a turn the other waits for.
+    """Wait for and spend a write that must happen (first text, overflow, final text);
+    `reserved`: it uses up the caller's reservation on these budgets."""
+    # Turns are taken newest budget first (the most specific): no two writers wait on each other.
     ordered = sorted(budgets, key=lambda budget: -budget.order)
     stamps = [budget.clock() for budget in budgets]
     for budget, stamp in zip(budgets, stamps):
@@ -326,8 +285,7 @@ async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
 
 
 async def _sleep_or_renewal(budgets: Budgets, seconds: float) -> None:
-    """Sleep `seconds`, or less once a lease of these budgets has been renewed: a write waiting
-    for its process's share to grow goes as soon as Redis granted it."""
+    """Sleep `seconds`, or less once Redis renewed a lease of these budgets (its share may grow)."""
     renewals = [budget.lease.renewed for budget in budgets if budget.lease is not None]
     if not renewals:
         await asyncio.sleep(seconds)
