@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
 EVENT_CLAIM_SECONDS = 3600  # longer than Slack retries one event (its last retry comes after ~5 min)
+HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
 STATUS_TEXT = "is thinking…"
 WAITING_DELAY = 0.5  # seconds without text before "is thinking…" (or a placeholder) shows
@@ -685,7 +686,9 @@ class SlackBot:
     async def _run_http(self) -> None:
         runner = web.AppRunner(self.app.web_app(path="/slack/events", port=self.settings.port))
         await runner.setup()
-        site = web.TCPSite(runner, host="0.0.0.0", port=self.settings.port)
+        # aiohttp's default backlog (128) would drop part of a burst of Slack deliveries at the
+        # socket; each dropped one waits a second for the retry before it is even read.
+        site = web.TCPSite(runner, host="0.0.0.0", port=self.settings.port, backlog=HTTP_BACKLOG)
         await site.start()
         freeze_startup_heap()
         log.info("slack_http_listening", port=self.settings.port, path="/slack/events")
