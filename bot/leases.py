@@ -127,18 +127,29 @@ class Lease:
         return self.window <= 1.0 and self._sharing > 1
 
     async def refresh(self, client: Any, script: Any, process: str) -> None:
+        shrunk = await self._ask(client, script, process)
+        if shrunk:
+            # Tell Redis at once that this process now writes on the smaller lease: until then
+            # the others count the larger one, and a write of theirs waiting for the slots this
+            # process gave back would wait for its next renewal.
+            await self._ask(client, script, process)
+
+    async def _ask(self, client: Any, script: Any, process: str) -> bool:
+        """One call of the lease script; True if it shrank this process's lease."""
         demand = self._demand()
         asked = time.monotonic()
         grant, sharing, others_short = await script(keys=[self.name], client=client, args=[
             process, self.wanted(demand), demand.urgent, demand.held, demand.kept, self.limit,
             int(self._ttl * 1000), int(demand.waited * 1000),
         ])  # fmt: skip
+        shrunk = int(grant) < self.slots
         self.slots, self._sharing, self._others_short = int(grant), int(sharing), bool(others_short)
         self._renewed_at = asked
         self._next_ask = asked + ASK_AGAIN_SECONDS
         self.answered.set()
         self.renewed.set()
         self.renewed = asyncio.Event()
+        return shrunk
 
     async def give_back(self, client: Any, script: Any, process: str) -> None:
         """Keep only the slots of writes still in the window, until the lease lapses."""
