@@ -71,6 +71,10 @@ COMMAND_SYNC = (
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
 STRIPPED = ("HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "INFERENCE_BASE_URL", "REDIS_KEY_PREFIX", "LOG_LEVEL",
             "MAX_NEW_TOKENS", "SYSTEM_PROMPT", "LOG_FORMAT")
+# Untimed replies each process writes before the rounds: besides opening its connections, a
+# process counts a write from its arrival only once 20 writes have measured the way to Discord
+# (bot.budget.FLOOR_SAMPLES), as one that has been running a while has.
+WARM_UP_PER_GUILD = 3
 
 # Targets
 SMALL_N = 10
@@ -533,7 +537,8 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
         guilds = ([fake.add_guild("Bench Guild")] if options.workers == 1 else
                   [fake.add_guild(f"Bench shard {i}", shard=(i, options.workers)) for i in range(options.workers)])
         user = fake.add_user("bencher")
-        warm = [int(fake.add_text_channel(guild, "warm-up")["id"]) for guild in guilds]
+        warm = [int(fake.add_text_channel(guild, f"warm-up-{i}")["id"])
+                for guild in guilds for i in range(WARM_UP_PER_GUILD)]
         channels = {name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"])
                            for i in range(count)] for name, count, _ in rounds}  # fmt: skip
         routes = [Route(fake.port, options.delay_ms / 1000), Route(model.port, options.model_delay_ms / 1000)]
@@ -548,7 +553,7 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
                     await bot.start()
                 await wait_ready(fake, bots)
                 bench = Bench(fake, user, model, [bot.pid for bot in bots], options)
-                await bench.run_round("warm-up", warm, 1)  # first use of every route and connection
+                await bench.run_round("warm-up", warm, 1)
                 await asyncio.sleep(1.0)
                 for name, _, per_channel in rounds:
                     row = await bench.run_round(name, channels[name], per_channel)

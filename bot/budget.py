@@ -135,8 +135,10 @@ class WriteBudget:
         return Demand(held, kept, min(self.limit, needed), held + len(self.queued), in_use, waited)
 
     def spare(self) -> int:
-        """Writes available now that no reply has reserved."""
-        return self.free() - self.reserved
+        """Writes available now that no reply of the bot (any process) has reserved or waits for."""
+        mine = self.free() - self.reserved
+        others = self.lease.others_needed if self.lease else 0
+        return min(mine, self.limit - others - self.held() - self.reserved)
 
     def idle(self) -> bool:
         return self.reserved == 0 and self.held() == 0

@@ -1,22 +1,24 @@
 -- One process's lease of one bot-wide limit (see bot/leases.py), in one atomic step.
 -- KEYS[1]: the limit's hash, a field per process:
---   "<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms> <held>"
--- ARGV: process, wanted, needed now, held, kept, limit, ttl ms, ms the oldest waiting write has waited
--- Returns {slots granted, processes writing to the limit, 1 if another process needs more than it holds}.
+--   "<slots> <wanted> <expiry ms> <slots before> <needed now> <oldest waiting write's start ms> <held> <needed>"
+-- ARGV: process, wanted, needed now, held, kept, limit, ttl ms, ms the oldest waiting write has waited,
+--   needed (held, reserved and waiting writes)
+-- Returns {slots granted, processes writing to the limit, 1 if another process needs more than it holds,
+--   what the other processes need}.
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local me, wanted, urgent = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local held, kept, limit, ttl_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local waited_ms = tonumber(ARGV[8])
+local waited_ms, needed = tonumber(ARGV[8]), tonumber(ARGV[9])
 local since = 0
 if waited_ms > 0 then since = now_ms - waited_ms end
-local others, sharing, waiting, older, mine = 0, 1, 0, 0, 0
+local others, sharing, waiting, older, mine, others_needed = 0, 1, 0, 0, 0, 0
 local wants = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local who = entries[i]
-  local slots, want, expiry, before, need, their_since, their_held =
-    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*) ?(%d*)')
+  local slots, want, expiry, before, need, their_since, their_held, their_needed =
+    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*) ?(%d*) ?(%d*)')
   slots, want, need = tonumber(slots), tonumber(want), tonumber(need) or tonumber(want)
   their_since, their_held = tonumber(their_since) or 0, tonumber(their_held) or 0
   if tonumber(expiry) <= now_ms then
@@ -25,6 +27,7 @@ for i = 1, #entries, 2 do
     mine = slots
   else
     others = others + math.max(slots, tonumber(before), their_held)
+    others_needed = others_needed + (tonumber(their_needed) or their_held)
     if want > 0 then sharing = sharing + 1 end
     if need > slots then
       waiting = 1
@@ -64,8 +67,8 @@ local grant = math.max(math.min(wanted, fair, room), math.min(kept, room))
 if grant == 0 and wanted == 0 and held == 0 then
   redis.call('HDEL', KEYS[1], me)
 else
-  local entry = {grant, wanted, now_ms + ttl_ms, mine, urgent, since, held}
+  local entry = {grant, wanted, now_ms + ttl_ms, mine, urgent, since, held, needed}
   redis.call('HSET', KEYS[1], me, table.concat(entry, ' '))
   redis.call('PEXPIRE', KEYS[1], ttl_ms)
 end
-return {grant, sharing, waiting}
+return {grant, sharing, waiting, others_needed}

@@ -82,6 +82,7 @@ class Lease:
         self._next_ask = 0.0
         self._sharing = 1
         self._others_short = False  # at the last renewal, another process needed more than it held
+        self.others_needed = 0  # the other processes' held, reserved and waiting writes, at the last renewal
         self.renewing: asyncio.Task[None] | None = None
         self.renewed = asyncio.Event()  # set (and replaced) each time Redis answers a renewal
         self.answered = asyncio.Event()  # Redis has answered (or failed to) once
@@ -138,10 +139,11 @@ class Lease:
         """One call of the lease script; True if it shrank this process's lease."""
         demand = self._demand()
         asked = time.monotonic()
-        grant, sharing, others_short = await script(keys=[self.name], client=client, args=[
+        grant, sharing, others_short, others_needed = await script(keys=[self.name], client=client, args=[
             process, self.wanted(demand), demand.urgent, demand.held, demand.kept, self.limit,
-            int(self._ttl * 1000), int(demand.waited * 1000),
+            int(self._ttl * 1000), int(demand.waited * 1000), demand.needed,
         ])  # fmt: skip
+        self.others_needed = int(others_needed)
         shrunk = int(grant) < self.slots
         self.slots, self._sharing, self._others_short = int(grant), int(sharing), bool(others_short)
         self._renewed_at = asked
@@ -155,7 +157,7 @@ class Lease:
         """Keep only the slots of writes still in the window, until the lease lapses."""
         held = self._demand().held
         await script(keys=[self.name], client=client,
-                     args=[process, 0, 0, held, held, self.limit, int(self._ttl * 1000), 0])  # fmt: skip
+                     args=[process, 0, 0, held, held, self.limit, int(self._ttl * 1000), 0, held])  # fmt: skip
 
     def idle(self) -> bool:
         return self.slots == 0 and not self._demand().in_use

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from bot import budget
 from bot.budget import WriteBudget
-from bot.leases import HUNG_SECONDS, LAPSE_SECONDS, BudgetLeases, SharedBudgets
+from bot.leases import HUNG_SECONDS, LAPSE_SECONDS, RENEW_SECONDS, BudgetLeases, SharedBudgets
 from bot.redis_client import close, connect
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, ROOT, OwnRedis
@@ -302,3 +302,30 @@ async def test_a_slot_one_process_keeps_spare_goes_to_another_process_write_that
                 pass
         took = time.monotonic() - started
     assert took < WINDOW / 4, f"the second process's writes took {took:.2f} s"
+
+
+async def test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later(
+    history_settings: HistorySettings,
+) -> None:
+    """One process streams eight replies, another two: their ten finals fill Discord's global
+    limit between them. The second process has a slot of its lease to spare, but an interim edit
+    on it would make eleven writes in the window and push one of the first process's finals a
+    second later; so it makes none, and every final lands at once."""
+    async with process(history_settings, "first") as first, process(history_settings, "second") as second:
+        theirs = first.budget("test:finals", LIMIT, WINDOW, max_streaming=LIMIT)
+        await asyncio.sleep(0.2)
+        assert all(budget.try_reserve((theirs,)) for _ in range(LIMIT - 2))
+        mine = second.budget("test:finals", LIMIT, WINDOW, max_streaming=LIMIT)
+        await asyncio.sleep(0.2)
+        assert all(budget.try_reserve((mine,)) for _ in range(2))
+        await asyncio.sleep(RENEW_SECONDS + 0.2)  # renewed since: each process knows what the other needs
+        started = time.monotonic()
+        interim = budget.try_spend_spare((mine,))
+        if interim is not None:
+            interim.complete(answered=True)
+        finals = [budget.spend((bucket,), reserved=True) for bucket in [theirs] * (LIMIT - 2) + [mine] * 2]
+        for charge in await asyncio.gather(*finals):
+            charge.complete(answered=True)
+        took = time.monotonic() - started
+    assert interim is None
+    assert took < WINDOW / 3, f"the finals took {took:.2f} s"
