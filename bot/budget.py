@@ -136,9 +136,8 @@ class WriteBudget:
 
     def spare(self) -> int:
         """Writes available now that no reply of the bot (any process) has reserved or waits for."""
-        mine = self.free() - self.reserved
-        others = self.lease.others_needed if self.lease else 0
-        return min(mine, self.limit - others - self.held() - self.reserved)
+        bot_wide = self.limit - (self.lease.others_needed if self.lease else 0)
+        return min(self.free(), bot_wide - self.held()) - self.reserved
 
     def idle(self) -> bool:
         return self.reserved == 0 and self.held() == 0
