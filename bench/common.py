@@ -154,20 +154,32 @@ class Phase:
 
     workers: int
     delayed: bool = False
+    proxied: bool = False  # through the delay proxy set to no delay: what relaying itself costs
 
     @property
     def label(self) -> str:
         processes = "1 process" if self.workers == 1 else f"{self.workers} processes"
-        return f"{processes} + delay" if self.delayed else processes
+        if self.delayed:
+            return f"{processes} + delay"
+        return f"{processes} + proxy, no delay" if self.proxied else processes
+
+    @property
+    def through_proxy(self) -> bool:
+        return self.delayed or self.proxied
+
+    def delay(self, ms: float) -> float:
+        """Seconds each way on a route of `ms` delay, in this set-up."""
+        return ms / 1000 if self.delayed else 0.0
 
 
 def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
     """What a run measures: one process first when several are compared with it, then the
-    processes without delay, then with it (what the delay adds)."""
+    processes without delay, then through the proxy with no delay and with the delay (what the
+    delay adds, apart from what relaying every byte through one more process costs)."""
     phases = [Phase(1)] if workers > 1 and compare else []
     phases.append(Phase(workers))
     if delayed:
-        phases.append(Phase(workers, delayed=True))
+        phases += [Phase(workers, proxied=True), Phase(workers, delayed=True)]
     return phases
 
 
@@ -187,8 +199,8 @@ def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: 
     checks = [TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
               for label, phase_rows in by_phase.items() for check in evaluate(phase_rows)]  # fmt: skip
     workers = phases[-1].workers
-    one, many, delayed = (by_phase.get(Phase(count, delay).label, []) for count, delay in
-                          ((1, False), (workers, False), (workers, True)))  # fmt: skip
+    one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in
+                                   (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True)))  # fmt: skip
 
     def pairs(these: Sequence[Row], those: Sequence[Row]) -> list[tuple[Row, Row]]:
         # Every set-up runs the same rounds in the same order (a round may repeat: --n 50,50).
@@ -196,7 +208,7 @@ def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: 
 
     for row, single in pairs(many, one) if workers > 1 else ():
         checks.append(cpu_ratio_check(round_of(row), cpu(row), cpu(single), workers))
-    for row, base in pairs(delayed, many):
+    for row, base in pairs(delayed, proxied or many):
         before, after = lags(base), lags(row)
         checks.append(lag_growth_check(round_of(row), {lag: (before[lag], after[lag]) for lag in after}, delay_ms))
     return checks

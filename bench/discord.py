@@ -27,7 +27,9 @@ of them); the mentions are spread over W guilds, one on each shard. The same rou
 with one process running every shard (`--no-compare` skips it), for the CPU comparison.
 `--delay-ms` and `--model-delay-ms` put the delay proxy (bench/delay_proxy.py) between the bot
 processes and the fake Discord (REST and gateway) and the model server; the rounds then run
-without and with the delay, to show what it adds.
+without the proxy, through it with no delay, and with the delay. What the delay adds is measured
+against the proxy with no delay: relaying every byte through one more process on the same CPUs
+costs tens of milliseconds in a burst, which a network does not.
 """
 
 from __future__ import annotations
@@ -541,8 +543,8 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
                 for guild in guilds for i in range(WARM_UP_PER_GUILD)]
         channels = {name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"])
                            for i in range(count)] for name, count, _ in rounds}  # fmt: skip
-        routes = [Route(fake.port, options.delay_ms / 1000), Route(model.port, options.model_delay_ms / 1000)]
-        async with optional_proxy(routes if phase.delayed else []) as proxy:
+        routes = [Route(fake.port, phase.delay(options.delay_ms)), Route(model.port, phase.delay(options.model_delay_ms))]
+        async with optional_proxy(routes if phase.through_proxy else []) as proxy:
             env = bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens, proxy)
             env.update(shared_core_env(phase.workers, len(split.bot) if split else os.cpu_count() or 1))
             bots = [BotProcess({**env, **shard_env(shard, phase.workers)}, split.bot if split else None,
@@ -591,6 +593,8 @@ def shards_note(phase: Phase, options: Options) -> str:
     if phase.delayed:
         note += (f"; {options.delay_ms:g} ms each way to the fake Discord, {options.model_delay_ms:g} ms each way "
                  "to the model server")
+    elif phase.proxied:
+        note += "; through the delay proxy with no delay"
     return note
 
 

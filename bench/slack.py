@@ -18,8 +18,9 @@ sharing one Redis, and the fake delivers each event, signed, to one worker in tu
 balancer would); the ack is the worker's HTTP answer. The same rounds run first with one HTTP
 worker (`--no-compare` skips it), for the CPU comparison. `--delay-ms` and `--model-delay-ms`
 put the delay proxy (bench/delay_proxy.py) between the workers and the fake Slack (Web API,
-and the event deliveries to each worker) and the model server; the rounds then run without and
-with the delay, to show what it adds. These runs use HTTP mode even with one worker.
+and the event deliveries to each worker) and the model server; the rounds then run without the
+proxy, through it with no delay, and with the delay. What the delay adds is measured against the
+proxy with no delay (see bench.discord). These runs use HTTP mode even with one worker.
 """
 
 from __future__ import annotations
@@ -514,7 +515,8 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
                      for _ in range(phase.workers)]  # fmt: skip
         for harness in harnesses:
             harness.port = free_port() if options.http else 0
-        async with optional_proxy(delay_routes(options, fake, model, harnesses) if phase.delayed else []) as proxy:
+        routes = delay_routes(options, phase, fake, model, harnesses) if phase.through_proxy else []
+        async with optional_proxy(routes) as proxy:
             workers = Workers(harnesses, [through(proxy, h.events_url) for h in harnesses] if options.http else [])
             for harness in harnesses:
                 if proxy is not None:
@@ -534,10 +536,10 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
     return rows, describe_problems(logged_problems(line for bot in workers.bots for line in bot.lines)), code
 
 
-def delay_routes(options: Options, fake: FakeSlack, model: ModelServerProcess, harnesses: Sequence[SlackHarness]
-                 ) -> list[Route]:  # fmt: skip
+def delay_routes(options: Options, phase: Phase, fake: FakeSlack, model: ModelServerProcess,
+                 harnesses: Sequence[SlackHarness]) -> list[Route]:  # fmt: skip
     """The Web API and the model server, and each worker's port (the fake's deliveries)."""
-    platform, to_model = options.delay_ms / 1000, options.model_delay_ms / 1000
+    platform, to_model = phase.delay(options.delay_ms), phase.delay(options.model_delay_ms)
     return [Route(fake.port, platform), Route(model.port, to_model), *(Route(h.port, platform) for h in harnesses)]
 
 

@@ -50,10 +50,11 @@ class Demand(NamedTuple):
 class RoundTrips:
     """The quickest round trip over one route to a platform, which counts a write on arrival.
 
-    A write counts from half that floor before its answer: it arrived no later unless the way
-    back is quicker than the way there, and even then the next write takes the same way there,
-    so it lands a window after the one whose slot it took. Counting from the answer would idle
-    every slot a round trip per window: a tenth of a burst's writes on a route 50 ms each way.
+    A write counts from that floor before its answer, that is from when it was sent plus however
+    much longer than the quickest its round trip took. The next write then reaches the platform
+    a window after it did, since whatever made its trip slower delayed its arrival or its answer,
+    and the next write's way there is no quicker than the quickest. Counting from the answer
+    would idle each slot a round trip per window: 2 s for the last of 1,000 replies, 50 ms away.
     """
 
     def __init__(self) -> None:
@@ -61,16 +62,16 @@ class RoundTrips:
         self.floor = math.inf
 
     def lead(self, round_trip: float) -> float:
-        """Measure an answered write's round trip; how long before its answer it surely arrived."""
+        """Measure an answered write's round trip; how long before its answer it counts from."""
         self.samples += 1
         self.floor = min(self.floor, round_trip)
-        return self.floor / 2 if self.samples >= FLOOR_SAMPLES else 0.0
+        return self.floor if self.samples >= FLOOR_SAMPLES else 0.0
 
 
 @dataclass(slots=True)
 class _Write:
     sent: float
-    at: float = math.inf  # in flight; then when the platform surely had it
+    at: float = math.inf  # in flight; then when it counts from (see RoundTrips)
 
 
 class WriteBudget:
@@ -206,7 +207,7 @@ class Charge(contextlib.AbstractContextManager["Charge"]):
         self.complete(answered=error is None)
 
     def complete(self, *, answered: bool = False) -> None:
-        """Answered, its writes count from when they surely reached the platform; else from now."""
+        """Answered, its writes count from their route's lead before now (see RoundTrips); else from now."""
         leads: dict[int, float] = {}
         for budget, write in self._writes:
             now = budget.clock()
