@@ -43,7 +43,7 @@ class Demand(NamedTuple):
     kept: int  # slots to keep while the limit has room: held and promised finals of a slow limit
     needed: int  # held, reserved and waiting writes
     urgent: int  # held and waiting writes: what is needed now (a reserved final may be seconds away)
-    in_use: bool  # written to within the window: worth a slot to spare, so the next write needs no round trip
+    unused_for: float  # seconds since it was last looked at (0 with a write in flight): see bot.leases
     waited: float  # how long the longest-waiting write has waited (s): older needs are served first
 
 
@@ -130,10 +130,10 @@ class WriteBudget:
     def demand(self) -> Demand:
         held, now = self.held(), self.clock()
         needed = held + self.reserved + len(self.queued)
-        in_use = needed > 0 or now - self._used_at < self.window
+        unused_for = 0.0 if any(write.at == math.inf for write in self._writes) else now - self._used_at
         kept = held + self.reserved if self.slow and self.reserved else 0
         waited = now - self.queued[0] if self.queued else 0.0
-        return Demand(held, kept, min(self.limit, needed), held + len(self.queued), in_use, waited)
+        return Demand(held, kept, min(self.limit, needed), held + len(self.queued), unused_for, waited)
 
     def spare(self) -> int:
         """Writes available now that no reply of the bot (any process) has reserved or waits for."""

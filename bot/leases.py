@@ -52,6 +52,12 @@ SPARE_SECONDS = 0.05
 RENEW_SECONDS = 1.0
 USABLE_SECONDS = 2.0
 LAPSE_SECONDS = 3.0
+# A lease unused this long keeps only the slots of its writes still in the window, and is not
+# renewed: its entry in Redis outlives them (the window and LAPSE_SECONDS after the last renewal).
+# Its next write asks Redis first, a millisecond. Renewed each second instead for the minute a
+# Slack post stays in its channel's window, the channels' leases of 1,000 mentions at once cost
+# one worker 1,000 Redis calls a second.
+QUIET_SECONDS = 1.0
 # The longest a budget's first use waits for Redis to grant its lease; a healthy Redis answers
 # in a millisecond, and past this the budget goes on without it (as with Redis down).
 FIRST_LEASE_SECONDS = 1.0
@@ -104,15 +110,20 @@ class Lease:
 
     def wanted(self, demand: Demand) -> int:
         """What is needed, and a slot to spare while in use: the next write needs no round trip."""
-        return min(self.limit, demand.needed + 1) if demand.in_use else 0
+        return demand.held if self._quiet(demand) else min(self.limit, demand.needed + 1)
+
+    def _quiet(self, demand: Demand) -> bool:
+        """Unused for QUIET_SECONDS, and nothing reserved or waiting: it needs only its writes
+        still in the window."""
+        return demand.unused_for >= min(self.window, QUIET_SECONDS) and demand.needed == demand.held
 
     def due(self, now: float) -> bool:
         if self.renewing is not None:
             return False
         demand = self._demand()
         wanted = self.wanted(demand)
-        if wanted == 0 and self.slots == 0:
-            return False
+        if self.slots == demand.held and self._quiet(demand):
+            return False  # Redis counts its writes until they leave the window; nothing more to ask
         if now >= self._renewed_at + RENEW_SECONDS:
             return True  # renew before it lapses (or give an idle lease back)
         if wanted > self.slots:
@@ -160,7 +171,7 @@ class Lease:
                      args=[process, 0, 0, held, held, self.limit, int(self._ttl * 1000), 0, held])  # fmt: skip
 
     def idle(self) -> bool:
-        return self.slots == 0 and not self._demand().in_use
+        return self.slots == 0 and self.wanted(self._demand()) == 0
 
     def _fallback(self) -> int:
         """Without Redis: this process's last share of the limit (at least one write)."""

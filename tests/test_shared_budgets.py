@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+import redis
+
 from bot import budget
 from bot.budget import WriteBudget
 from bot.leases import HUNG_SECONDS, LAPSE_SECONDS, RENEW_SECONDS, BudgetLeases, SharedBudgets
@@ -329,3 +331,32 @@ async def test_an_interim_edit_in_one_process_never_pushes_another_process_final
         took = time.monotonic() - started
     assert interim is None
     assert took < WINDOW / 3, f"the finals took {took:.2f} s"
+
+
+def lease_calls(server: OwnRedis) -> int:
+    """How many times any process has run the lease script on `server`."""
+    stats = redis.Redis(port=server.port).info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{command}", {}).get("calls", 0)) for command in ("evalsha", "eval"))
+
+
+async def test_a_channel_written_to_once_costs_redis_nothing_while_its_post_stays_in_the_window(
+    own_redis: OwnRedis, history_settings: HistorySettings
+) -> None:
+    """A hundred Slack channels each get one post (1 a second, 60 s window): once they fall
+    quiet their leases are no longer renewed, yet the posts keep their slots from another worker."""
+    settings = replace(history_settings, redis_url=own_redis.url)
+    async with process(settings, "first") as first, process(settings, "second") as second:
+        channels = [first.budget(f"test:channel:{index}", 1, 60.0) for index in range(100)]
+        await first.ready(channels)
+        for channel in channels:
+            with await budget.spend((channel,)):
+                pass
+        await asyncio.sleep(2 * RENEW_SECONDS + 0.5)  # gone quiet, their spare slots given back
+        before = lease_calls(own_redis)
+        await asyncio.sleep(3.0)
+        renewals = lease_calls(own_redis) - before
+        other = second.budget("test:channel:0", 1, 60.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(budget.spend((other,)), timeout=2.0)
+            raise AssertionError("another worker posted in a channel whose post is still in the window")
+    assert renewals < 10, f"{renewals} lease calls in 3 s for channels nobody wrote to"
