@@ -199,8 +199,8 @@ def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: 
     checks = [TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
               for label, phase_rows in by_phase.items() for check in evaluate(phase_rows)]  # fmt: skip
     workers = phases[-1].workers
-    one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in
-                                   (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True)))  # fmt: skip
+    set_ups = (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True))
+    one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in set_ups)
 
     def pairs(these: Sequence[Row], those: Sequence[Row]) -> list[tuple[Row, Row]]:
         # Every set-up runs the same rounds in the same order (a round may repeat: --n 50,50).

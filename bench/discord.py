@@ -543,7 +543,8 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
                 for guild in guilds for i in range(WARM_UP_PER_GUILD)]
         channels = {name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"])
                            for i in range(count)] for name, count, _ in rounds}  # fmt: skip
-        routes = [Route(fake.port, phase.delay(options.delay_ms)), Route(model.port, phase.delay(options.model_delay_ms))]
+        routes = [Route(fake.port, phase.delay(options.delay_ms)),
+                  Route(model.port, phase.delay(options.model_delay_ms))]  # fmt: skip
         async with optional_proxy(routes if phase.through_proxy else []) as proxy:
             env = bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens, proxy)
             env.update(shared_core_env(phase.workers, len(split.bot) if split else os.cpu_count() or 1))
