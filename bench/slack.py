@@ -406,9 +406,10 @@ def first_text_still(rows: Sequence[RoundResult], phases: Sequence[Phase]) -> li
     (fifty replies in one workspace are posted whole: chat.update's tier can't carry them live),
     no later than with one worker."""
     one = {(row.mode, row.n): row.first_ms["p99"] for row in rows if row.phase == phases[0].label}
+    several = {phase.label for phase in phases[1:] if not phase.through_proxy}
     checks = []
     for row in rows:
-        if row.n != MEDIUM_N or row.phase == phases[0].label or row.phase.endswith("delay"):
+        if row.n != MEDIUM_N or row.phase not in several:
             continue
         first, single = row.first_ms["p99"], one.get((row.mode, row.n))
         limit = max(MEDIUM_FIRST_P99_MS, (single or 0.0) * FIRST_STILL_MARGIN)
