@@ -18,10 +18,10 @@ local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local who = entries[i]
   local slots, want, expiry, before, need, their_since, their_held, their_needed =
-    string.match(entries[i + 1], '(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*) ?(%d*) ?(%d*)')
+    string.match(entries[i + 1], '^(%d+) (%d+) (%d+) (%d+) ?(%d*) ?(%d*) ?(%d*) ?(%d*)')
   slots, want, need = tonumber(slots), tonumber(want), tonumber(need) or tonumber(want)
   their_since, their_held = tonumber(their_since) or 0, tonumber(their_held) or 0
-  if tonumber(expiry) <= now_ms then
+  if not slots or tonumber(expiry) <= now_ms then  -- lapsed, or not an entry this script wrote
     redis.call('HDEL', KEYS[1], who)
   elseif who == me then
     mine = slots
@@ -62,7 +62,9 @@ end
 -- Promised finals are kept while there is room. Writes already made count for the others until
 -- they leave the window, but give no claim to more: a process over its fair part writes again
 -- once enough of them have left it, so one that started first can't keep the limit.
-local room = limit - others
+-- None while the others hold more than the limit (writes made on their last shares while Redis
+-- was out of reach): a grant below zero would not read back as a number, and stall every process.
+local room = math.max(0, limit - others)
 local grant = math.max(math.min(wanted, fair, room), math.min(kept, room))
 if grant == 0 and wanted == 0 and held == 0 then
   redis.call('HDEL', KEYS[1], me)

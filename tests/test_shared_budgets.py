@@ -360,3 +360,26 @@ async def test_a_channel_written_to_once_costs_redis_nothing_while_its_post_stay
             await asyncio.wait_for(budget.spend((other,)), timeout=2.0)
             raise AssertionError("another worker posted in a channel whose post is still in the window")
     assert renewals < 10, f"{renewals} lease calls in 3 s for channels nobody wrote to"
+
+
+async def test_processes_that_wrote_past_the_limit_while_redis_was_out_of_reach_write_again_after_the_window(
+    history_settings: HistorySettings,
+) -> None:
+    """Out of reach of Redis, each process writes on its last share, and shares learnt at
+    different moments can add up to more than the limit. Once Redis answers again, the other
+    processes wait for those writes to leave the window, then write: none stalls for good."""
+    async with contextlib.AsyncExitStack() as stack:
+        over = await stack.enter_async_context(process(history_settings, "over"))
+        spent = over.budget("test:global", LIMIT, WINDOW)
+        for _ in range(LIMIT + 5):  # written on a fallback share, answered just now
+            budget.Charge((spent,)).complete(answered=True)
+        written_at = time.monotonic()
+        await over.ready([spent])
+        others = [await stack.enter_async_context(process(history_settings, f"waiting-{i}")) for i in range(3)]
+
+        async def write(shared: SharedBudgets) -> float:
+            with await budget.spend((shared.budget("test:global", LIMIT, WINDOW),)):
+                return time.monotonic()
+
+        landed = await asyncio.wait_for(asyncio.gather(*(write(shared) for shared in others)), timeout=5 * WINDOW)
+    assert min(landed) - written_at >= WINDOW  # the platform counts the first writes until then
