@@ -31,6 +31,11 @@ T = TypeVar("T")
 # Tokenizing more than this many characters (~10 ms) on the event loop would pause every other
 # reply's stream for that long; above it the work goes to a thread.
 _OFF_LOOP_CHARS = 20_000
+# A stream whose pieces piled up while its process was busy (more streams than its core keeps
+# up with) is read this many pieces at a time, taking turns with every other task: read to the
+# end in one go, each pass over a process's streams took seconds on a slow core, and Redis's
+# answers to its leases waited behind it, so its writes stopped and then overran the limit.
+PIECES_PER_TURN = 16
 
 
 @dataclass(frozen=True)
@@ -209,13 +214,15 @@ class ChatCore:
                 log.info("reply_waits_for_room", streaming=self._max_streams)
             async with self._streams:
                 asked = time.monotonic()
-                first = True
+                count = 0
                 async for piece in pieces:
-                    if first:
+                    if count == 0:
                         self.metrics.model_first_token.observe(time.monotonic() - asked)
-                        first = False
+                    count += 1
                     self.metrics.tokens.inc()
                     yield piece
+                    if count % PIECES_PER_TURN == 0:
+                        await asyncio.sleep(0)  # see PIECES_PER_TURN
         except ReplyFailure as failure:
             self.metrics.model_errors.labels(failure.kind.name).inc()
             raise

@@ -419,3 +419,28 @@ async def test_when_older_messages_no_longer_fit_the_reply_says_so_once(
     assert not any("Question 0:" in m["content"] for m in sent)  # the oldest really was left out
     # The notice is not part of what the model is told later.
     assert not any("messages were used" in m["content"] for m in model_server.requests[-1].body["messages"])
+
+
+async def test_an_answer_that_arrives_all_at_once_leaves_the_process_free_for_everything_else(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    """A process behind on its streams finds their pieces piled up. It reads them a few at a
+    time, so the answers Redis sends its leases, the platform's events and the other replies are
+    not held up until a whole pile is read."""
+    model_server.default = Script(tokens=3000, rate=0, honor_max_tokens=False)  # sent in one go
+    latest = 0.0
+    answered = asyncio.Event()
+
+    async def watch_the_loop() -> None:
+        nonlocal latest
+        while not answered.is_set():
+            asked = time.monotonic()
+            await asyncio.sleep(0.005)
+            latest = max(latest, time.monotonic() - asked - 0.005)
+
+    watcher = asyncio.create_task(watch_the_loop())
+    result = await core.answer(turn(), surface())
+    answered.set()
+    await watcher
+    assert result.complete and result.text == model_server.default.answer
+    assert latest < 0.1, f"the event loop waited {latest * 1000:.0f} ms for the stream"
