@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from bot.core import ChatCore, Turn
-from bot.render import SurfaceLimits
+from bot.surface import SurfaceLimits
 from config.settings import Settings
 
 NAME = "console"

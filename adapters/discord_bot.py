@@ -32,7 +32,8 @@ from bot.errors import ReplyFailure
 from bot.leases import SharedBudgets
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap, retrieve_outcome
-from bot.render import SurfaceLimits, failure_note
+from bot.render import failure_note
+from bot.surface import SurfaceLimits
 from config.env import ConfigError, Env
 from config.settings import Settings
 

@@ -38,7 +38,8 @@ from bot.leases import SharedBudgets
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.render import SurfaceLimits, failure_note
+from bot.render import failure_note
+from bot.surface import EditSkipped, SurfaceLimits
 from config.env import ConfigError, Env
 from config.settings import Settings
 
@@ -310,10 +311,13 @@ class StreamReply(_Recoverable):
             await self._stop(handle, text, reserved=handle == self._first)
             return
         delta = self._delta(handle, text)
-        if delta and (charge := budget.try_spend_spare((self._budgets.appends,))):
-            with charge:
-                request = self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, markdown_text=delta)
-                await self._call(handle, text, final, request)
+        if not delta:
+            return
+        if (charge := budget.try_spend_spare((self._budgets.appends,))) is None:
+            raise EditSkipped("no chat.appendStream to spare")
+        with charge:
+            request = self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, markdown_text=delta)
+            await self._call(handle, text, final, request)
 
     async def _stop(self, handle: str, text: str, *, reserved: bool) -> None:
         unsure = handle in self._unsure
@@ -342,7 +346,7 @@ class StreamReply(_Recoverable):
     async def _update(self, handle: str, text: str, final: bool) -> None:
         charge = await budget.spend((self._budgets.updates,)) if final else budget.try_spend_spare((self._budgets.updates,))
         if charge is None:
-            return
+            raise EditSkipped("no chat.update to spare")
         with charge:
             await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
         self._sent[handle] = text

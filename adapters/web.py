@@ -28,7 +28,8 @@ from aiohttp.typedefs import Handler
 
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.render import SurfaceLimits, failure_note
+from bot.render import failure_note
+from bot.surface import SurfaceLimits
 from config.env import ConfigError
 from config.settings import BackendKind, Settings
 

@@ -21,8 +21,9 @@ from bot.metrics import Metrics
 from bot.model import ModelBackend
 from bot.prompt import Prompt, PromptBuilder
 from bot.quota import TurnQuota
-from bot.render import LiveRenderer, RenderResult, ReplySurface
+from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage
+from bot.surface import ReplySurface
 from bot.text import clean_question
 
 log = structlog.get_logger(__name__)

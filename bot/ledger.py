@@ -22,8 +22,9 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import REDIS_ERRORS, RedisClient
-from bot.render import ReplySurface, SurfaceLimits, failure_note
+from bot.render import failure_note
 from bot.split import closing_for, longest_fitting, open_fence
+from bot.surface import ReplySurface, SurfaceLimits
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -21,42 +21,18 @@ from bot import budget
 from bot.budget import Budgets
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
-from bot.split import Measure, char_length, closing_for, open_fence, split_head
+from bot.split import closing_for, open_fence, split_head
+from bot.surface import EditSkipped, ReplySurface
 
 log = structlog.get_logger(__name__)
 
 WARNING_PREFIX = "⚠️"
 NOTICE_PREFIX = "ℹ️"
+# An interim edit that found no write to spare (or failed) is tried again this late even when
+# the model sends nothing more: a stalled answer's text is not left behind what it wrote.
+RETRY_EDIT_SECONDS = 0.25
 # Failures after which the text shown is still the complete answer.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
-
-
-@dataclass(frozen=True)
-class SurfaceLimits:
-    max_length: int
-    measure: Measure = char_length
-    indicator: str = " ▌"  # shown after the text while the model is still writing
-    min_edit_interval: float = 1.0  # per reply, on top of the shared write budgets
-
-
-class ReplySurface(Protocol):
-    """Where one reply is shown. Handles are whatever the platform needs to edit a message."""
-
-    limits: SurfaceLimits
-    post_budgets: Budgets
-    edit_budgets: Budgets
-
-    async def show_waiting(self) -> None:
-        """Show that an answer is coming (typing indicator, status); may run until cancelled.
-
-        Called as soon as the model has been asked, and cancelled when the first text is
-        posted: a surface that shows nothing for quick answers waits inside this call.
-        """
-        ...
-
-    async def post(self, text: str, *, final: bool) -> Any: ...
-
-    async def edit(self, handle: Any, text: str, *, final: bool) -> None: ...
 
 
 @dataclass
@@ -165,10 +141,10 @@ class LiveRenderer:
                 await self._done.wait()  # held: nothing to show until the answer is whole
             while not self._done.is_set():
                 self._changed.clear()
-                if self._streaming:
-                    await self._write_progress()
-                await self._pause()
-                await self._changed.wait()
+                shown_all = await self._write_progress() if self._streaming else True
+                await self._pause(retrying=not shown_all)
+                if shown_all:
+                    await self._changed.wait()
         except asyncio.CancelledError:
             self._failure = self._failure or ReplyFailure(FailureKind.INTERRUPTED, "reply cancelled")
             await asyncio.shield(self._write_final_safely())
@@ -176,27 +152,32 @@ class LiveRenderer:
         # The model is done: its final text lands even if the bot is stopping meanwhile.
         await finish_even_if_cancelled(self._write_final())
 
-    async def _pause(self) -> None:
+    async def _pause(self, *, retrying: bool = False) -> None:
         if not self._streaming or self._handle is None:
             return
         elapsed = self._clock() - self._last_write
         delay = max(self._limits.min_edit_interval - elapsed, budget.seconds_until_spare(self._surface.edit_budgets))
+        if retrying:
+            delay = max(delay, RETRY_EDIT_SECONDS)
         if delay > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._done.wait(), delay)
 
-    async def _write_progress(self) -> None:
+    async def _write_progress(self) -> bool:
+        """Show the text so far; False if it could not be shown now (no write to spare, or the
+        edit failed)."""
         text = self._text()
         await self._seal_overflow(text, streaming=True)
         body = self._body(text)
         if not body.strip():
-            return
+            return True
         shown = body + self._limits.indicator
         if self._handle is None:
             self._handle = await self._post(shown, final=False)
         elif shown != self._shown and (charge := budget.try_spend_spare(self._surface.edit_budgets)):
             with charge:
                 await self._edit(shown, final=False)
+        return self._shown == shown
 
     async def _write_final_safely(self) -> None:
         try:
@@ -268,6 +249,8 @@ class LiveRenderer:
     async def _edit(self, text: str, *, final: bool) -> None:
         try:
             await self._surface.edit(self._handle, text, final=final)
+        except EditSkipped:
+            return
         except Exception:
             if final:
                 raise

@@ -16,8 +16,8 @@ from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
-from bot.render import SurfaceLimits
 from bot.store import RedisHistoryStore, StoredMessage
+from bot.surface import SurfaceLimits
 from tests.conftest import OwnRedis, free_port, make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script

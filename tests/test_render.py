@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -10,10 +11,12 @@ from collections.abc import AsyncIterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import budget
 from bot.budget import WriteBudget
 from bot.errors import FailureKind, ReplyFailure
-from bot.render import LiveRenderer, SurfaceLimits
+from bot.render import LiveRenderer
 from bot.split import open_fence
+from bot.surface import SurfaceLimits
 from tests.fakes.memory_surface import MemorySurface
 
 FAST = SurfaceLimits(max_length=2000, indicator=" ▌", min_edit_interval=0.0)
@@ -204,3 +207,33 @@ async def test_byte_limited_platforms_are_split_by_bytes() -> None:
     assert all(len(m.encode()) <= 300 for m in surface.messages)
     assert same_words("".join(surface.messages), text)
     assert re.fullmatch(r"(ünïcödé ?)+", surface.messages[0])
+
+
+async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again() -> None:
+    """An interim edit that found no write to spare is tried again even when the model sends
+    nothing more: the person sees all that a stalled answer wrote, not only its first words."""
+    edits = WriteBudget(2, 1.0)
+    surface = MemorySurface(FAST, edit_budgets=(edits,))
+    stalled = asyncio.Event()
+
+    async def stalling() -> AsyncIterator[str]:
+        yield "The first"
+        while not surface.messages:
+            await asyncio.sleep(0.01)
+        assert budget.try_reserve((edits,))  # another reply's final edit: no write to spare now
+        yield " part of it"
+        stalled.set()
+        await asyncio.sleep(30)  # the model sends nothing more
+
+    rendering = asyncio.create_task(LiveRenderer(surface).render(stalling()))
+    await stalled.wait()
+    await asyncio.sleep(0.1)
+    assert surface.messages == ["The first ▌"]
+    budget.release((edits,))  # the other reply is done
+    deadline = time.monotonic() + 3.0
+    while surface.messages != ["The first part of it ▌"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    rendering.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await rendering
+    assert "The first part of it ▌" in [write.text for write in surface.writes]

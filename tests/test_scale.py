@@ -16,8 +16,8 @@ from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
 from bot.quota import TurnQuota
-from bot.render import SurfaceLimits
 from bot.store import RedisHistoryStore, StoredMessage
+from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, make_core, remote_model_settings
 from tests.discord_harness import BotProcess, DiscordWorld

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from bot.budget import Budgets
-from bot.render import SurfaceLimits
+from bot.surface import SurfaceLimits
 
 
 class MessageTooLong(Exception):
