@@ -47,8 +47,9 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     backend = create_backend(settings.model, context_tokens=settings.context_tokens)
     redis = store if isinstance(store, RedisHistoryStore) else None
     operations = settings.operations
-    ledger = ReplyLedger(redis.control if redis else None, settings.history.key_prefix,
-                         lease_seconds=operations.reply_lease_seconds, sweep_seconds=operations.reply_sweep_seconds)
+    records, beat = (redis.records, redis.heartbeat) if redis else (None, None)
+    ledger = ReplyLedger(records, settings.history.key_prefix, beat=beat, lease_seconds=operations.reply_lease_seconds,
+                         sweep_seconds=operations.reply_sweep_seconds)
     locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
     leases = BudgetLeases(redis.control, settings.history.key_prefix, ledger.process_id) if redis else None
     await ledger.start()

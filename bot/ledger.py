@@ -66,10 +66,12 @@ class ReplyLedger:
     """The records of one bot (every process sharing the Redis key prefix). With no Redis client
     (history in memory) nothing outlives the process, so nothing is recorded."""
 
-    def __init__(self, client: RedisClient | None, key_prefix: str, *,
+    def __init__(self, client: RedisClient | None, key_prefix: str, *, beat: RedisClient | None = None,
                  lease_seconds: float = LEASE_SECONDS, sweep_seconds: float = SWEEP_SECONDS) -> None:  # fmt: skip
-        """`sweep_seconds`: how often the adapters look for `orphans`."""
+        """`beat`: the heartbeat's own connections, which no burst of records may hold up.
+        `sweep_seconds`: how often the adapters look for `orphans`."""
         self._redis = client
+        self._beat_redis = beat or client
         self._lease_seconds = lease_seconds
         self.sweep_seconds = sweep_seconds
         self._key = f"{key_prefix}replies"
@@ -87,7 +89,7 @@ class ReplyLedger:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             self._heartbeat = None
-            await self._quietly(self._redis.delete(self._lease_key(self.process_id)))  # type: ignore[union-attr]
+            await self._quietly(self._beat_redis.delete(self._lease_key(self.process_id)))  # type: ignore[union-attr]
 
     def open(self, platform: str, thread: str, place: dict[str, Any]) -> ReplyRecord:
         return ReplyRecord(uuid.uuid4().hex, self.process_id, platform, thread, place)
@@ -141,7 +143,7 @@ class ReplyLedger:
             await self._renew_lease()
 
     async def _renew_lease(self) -> None:
-        await self._quietly(self._redis.set(self._lease_key(self.process_id), "1", px=int(self._lease_seconds * 1000)))  # type: ignore[union-attr]
+        await self._quietly(self._beat_redis.set(self._lease_key(self.process_id), "1", px=int(self._lease_seconds * 1000)))  # type: ignore[union-attr]
 
     def _lease_key(self, process_id: str) -> str:
         return f"{self._lease_prefix}{{{process_id}}}"

@@ -31,9 +31,15 @@ POOL_WAIT_SECONDS = 10
 # A Cluster client keeps a pool per node that never waits: a command finding every connection
 # of its node busy fails at once. So each node gets room for a burst rather than a queue.
 CLUSTER_CONNECTIONS_PER_NODE = 256
-# The heartbeat, the lease renewals and the reply records: short commands, paced by the platforms'
-# limits rather than by the number of turns.
-CONTROL_CONNECTIONS = 16
+# The renewals of the process's shares of the rate limits: one per limit in use (a Slack
+# worker's 50 channels), each answered late by a process whose core is busy.
+CONTROL_CONNECTIONS = 64
+# The reply ledger's records, one per write of every reply.
+RECORD_CONNECTIONS = 16
+# The heartbeat alone: queued behind records or renewals on a busy core, it came more than the
+# process's lease late, and 49 of 200 live Slack replies were finished as "interrupted" by
+# another process.
+HEARTBEAT_CONNECTIONS = 2
 
 
 def connect(url: str, *, cluster: bool, connections: int | None = None) -> RedisClient:

@@ -130,13 +130,17 @@ class RedisHistoryStore:
     durable = True
 
     def __init__(self, client: RedisClient, settings: HistorySettings, on_error: Callable[[], object] | None = None,
-                 control: RedisClient | None = None) -> None:  # fmt: skip
-        """`control`: connections of their own for the process's heartbeat and its shares of the
-        rate limits (the reply ledger, bot.leases), which must not queue behind a burst's turns:
-        a heartbeat late by seconds makes a live process look dead to the others."""
+                 control: RedisClient | None = None, records: RedisClient | None = None,
+                 heartbeat: RedisClient | None = None) -> None:  # fmt: skip
+        """Connections of their own, so that none queues behind a burst's turns or each other:
+        `control` for the process's shares of the rate limits (bot.leases), `records` for the
+        reply ledger's records and `heartbeat` for its heartbeat (bot.ledger), which late by
+        seconds makes a live process look dead to the others."""
         self._on_error = on_error
         self.client = client  # also the conversation locks'
         self.control = control or client
+        self.records = records or self.control
+        self.heartbeat = heartbeat or self.control
         self._redis = client
         self._settings = settings
         self._take_slot = client.register_script(_TAKE_SLOT)
@@ -145,8 +149,11 @@ class RedisHistoryStore:
 
     @classmethod
     def from_url(cls, url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> RedisHistoryStore:
-        control = redis_client.connect(url, cluster=settings.cluster, connections=redis_client.CONTROL_CONNECTIONS)
-        return cls(redis_client.connect(url, cluster=settings.cluster), settings, on_error, control)
+        def connect(connections: int | None = None) -> RedisClient:
+            return redis_client.connect(url, cluster=settings.cluster, connections=connections)
+
+        control, records = connect(redis_client.CONTROL_CONNECTIONS), connect(redis_client.RECORD_CONNECTIONS)
+        return cls(connect(), settings, on_error, control, records, connect(redis_client.HEARTBEAT_CONNECTIONS))
 
     def history_key(self, thread: str) -> str:
         # The hash tag keeps every key of a thread in one Cluster slot.
@@ -193,9 +200,8 @@ class RedisHistoryStore:
         await self._run(redis_client.ping(self._redis))
 
     async def aclose(self) -> None:
-        await redis_client.close(self._redis)
-        if self.control is not self._redis:
-            await redis_client.close(self.control)
+        for client in {id(client): client for client in (self._redis, self.control, self.records, self.heartbeat)}.values():
+            await redis_client.close(client)
 
     async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
