@@ -62,7 +62,7 @@ end
 -- Promised finals are kept while there is room. Writes already made count for the others until
 -- they leave the window, but give no claim to more: a process over its fair part writes again
 -- once enough of them have left it, so one that started first can't keep the limit.
--- None while the others hold more than the limit (writes made on their last shares while Redis
+-- No room while the others hold more than the limit (writes made on their last shares while Redis
 -- was out of reach): a grant below zero would not read back as a number, and stall every process.
 local room = math.max(0, limit - others)
 local grant = math.max(math.min(wanted, fair, room), math.min(kept, room))

@@ -1,5 +1,5 @@
-"""The one Redis client of a process, shared by the history store, the conversation locks and
-the reply ledger: a single server, or a Redis Cluster (REDIS_CLUSTER) reached through any node.
+"""A process's Redis clients (see bot.store): a single server, or a Redis Cluster
+(REDIS_CLUSTER) reached through any node.
 
 Both clients take the same commands and scripts. On a Cluster, a script or a command with
 several keys needs them all in one hash slot: keys that go together carry the same hash tag,
