@@ -16,6 +16,7 @@ from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
 from bot.quota import TurnQuota
+from bot.redis_client import RECORD_CONNECTIONS
 from bot.store import RedisHistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
@@ -131,6 +132,31 @@ async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_on
         for ledger in live:
             await ledger.stop()
 
+
+
+async def test_a_process_whose_reply_records_wait_for_connections_is_never_taken_for_dead(
+    redis_store: RedisHistoryStore, history_settings: HistorySettings
+) -> None:
+    """On a busy core a burst of reply records queues for the process's Redis connections; its
+    heartbeat has connections of its own, so no other process finishes its live replies as
+    interrupted meanwhile."""
+    other_store = RedisHistoryStore.from_url(REDIS_URL, history_settings)
+    busy, other = (ReplyLedger(store.records, history_settings.key_prefix, beat=store.heartbeat, lease_seconds=1.0)
+                   for store in (redis_store, other_store))  # fmt: skip
+    for ledger in (busy, other):
+        await ledger.start()
+    try:
+        live = busy.open("discord", "discord:conv:1", {"channel_id": "1"})
+        await busy.save(live)
+        nothing = f"{history_settings.key_prefix}nothing"
+        held = [asyncio.ensure_future(redis_store.records.blpop([nothing], timeout=3)) for _ in range(RECORD_CONNECTIONS)]
+        await asyncio.sleep(2.5)  # every record connection busy for more than two of its leases
+        assert await other.orphans("discord") == []
+        await asyncio.gather(*held)
+    finally:
+        for ledger in (busy, other):
+            await ledger.stop()
+        await other_store.aclose()
 
 # -- Discord shards -------------------------------------------------------------------------------
 
