@@ -26,10 +26,9 @@ from discord import app_commands
 
 from bot import budget
 from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
-from bot.budget import WriteBudget
+from bot.budget import Bucket, RateLimits
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
-from bot.leases import SharedBudgets
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap, retrieve_outcome
 from bot.render import failure_note
@@ -113,43 +112,25 @@ def _shards(env: Env) -> dict[str, Any]:
 
 
 class DiscordRateLimits:
-    """Budgets mirroring Discord's buckets, shared by every reply of the bot.
+    """Budgets mirroring Discord's buckets (the bot's global 50 requests per second, a channel's
+    5 messages and 5 edits per 5 s), shared by every process of the bot. The global limit
+    streams up to a second's worth of replies live at once; more are posted whole at the end,
+    one write instead of two."""
 
-    The global limit is shared by every process through Redis. A channel's buckets are kept by
-    the one process that runs the shard of its guild (Discord sends a guild's events to that
-    shard only; DMs to shard 0), so they need no Redis: a lease per channel would cost a Redis
-    call per channel every second, and CPU that a burst over many channels needs. Shard sets
-    that overlap (misconfigured, or a replacement started early) can write to one channel from
-    two processes: a rare 429 there is retried by discord.py after the time Discord asks for.
-    """
-
-    def __init__(
-        self, shared: SharedBudgets, *, global_per_second: int = 50, per_channel: int = 5, channel_window: float = 5.0
-    ) -> None:
-        # The global limit refills every second: it streams up to a second's worth of replies
-        # at once (more are posted whole at the end, one write instead of two). Their finals
-        # are kept from interim edits: fifty replies ending together all land at once.
-        self.global_ = shared.budget("discord:global", global_per_second, 1.0, max_streaming=global_per_second)
+    def __init__(self, limits: RateLimits, *, global_per_second: int = 50, per_channel: int = 5) -> None:
+        self._limits = limits
         self._per_channel = per_channel
-        self._window = channel_window
-        self._creates: dict[int, WriteBudget] = {}
-        self._edits: dict[int, WriteBudget] = {}
+        self.global_ = limits.bucket("discord", "global", global_per_second, 1.0)
 
-    def creates(self, channel_id: int) -> WriteBudget:
-        return self._budget(self._creates, channel_id)
+    def creates(self, channel_id: int) -> Bucket:
+        return self._limits.bucket("discord", f"posts:{channel_id}", self._per_channel, 5.0)
 
-    def edits(self, channel_id: int) -> WriteBudget:
-        return self._budget(self._edits, channel_id)
+    def edits(self, channel_id: int) -> Bucket:
+        return self._limits.bucket("discord", f"edits:{channel_id}", self._per_channel, 5.0)
 
-    def _budget(self, budgets: dict[int, WriteBudget], channel_id: int) -> WriteBudget:
-        budget = budgets.get(channel_id)
-        if budget is None:
-            if len(budgets) > 4096:  # forget idle channels so memory stays flat on huge servers
-                for idle in [key for key, value in budgets.items() if value.idle()]:
-                    del budgets[idle]
-            budget = WriteBudget(self._per_channel, self._window, route=self.global_.route)
-            budgets[channel_id] = budget
-        return budget
+    def webhook(self, interaction_id: int) -> Bucket:
+        """An interaction's webhook: its own bucket, exempt from the global limit."""
+        return self._limits.bucket("discord", f"webhook:{interaction_id}", 5, 5.0)
 
 
 # -- reply surfaces --------------------------------------------------------------------
@@ -185,11 +166,11 @@ class ChannelReply:
         # a thread is still being opened, they would hold global capacity for requests that
         # cannot be sent yet (delaying the thread creations they wait for) and then go out in
         # a burst the budget no longer accounts for.
-        self.post_budgets: tuple[WriteBudget, ...] = ()
+        self.post_budgets: tuple[Bucket, ...] = ()
         self._predicted_channel = channel_id
 
     @property
-    def edit_budgets(self) -> tuple[WriteBudget, ...]:
+    def edit_budgets(self) -> tuple[Bucket, ...]:
         """The buckets of the channel the reply is in: known once the thread opened (or the
         reply fell back to the channel); until then, the thread's id, which is the mention's."""
         channel_id = self._predicted_channel
@@ -216,15 +197,15 @@ class ChannelReply:
         global_ = (self._rate_limits.global_,)
         while True:
             # Typing is cosmetic: it waits for spare budget instead of taking urgent capacity.
-            while not (charge := budget.try_spend_spare(global_)):
-                await asyncio.sleep(max(0.05, budget.seconds_until_spare(global_)))
-            with charge:
+            while not (charge := await budget.try_spare(global_)):
+                await asyncio.sleep(1.0)  # a second later than it might have, "typing…" shows
+            async with charge:
                 await destination.channel.typing()
             await asyncio.sleep(8)  # Discord shows "typing…" for 10 s per request
 
     async def post(self, text: str, *, final: bool) -> discord.Message:
         destination = await self._where()
-        with await budget.spend((self._rate_limits.creates(destination.channel.id), self._rate_limits.global_)):
+        async with budget.spend((self._rate_limits.creates(destination.channel.id), self._rate_limits.global_)):
             if destination.reply_to is not None:
                 message = await destination.reply_to.reply(text, mention_author=False)
             else:
@@ -253,10 +234,7 @@ class InteractionReply:
         self._interaction = interaction
         self._on_posted = on_posted
         self._used_original = False
-        # Interaction webhooks have their own buckets and are exempt from the global limit.
-        webhook = WriteBudget(5, 5.0)
-        self.post_budgets = (webhook,)
-        self.edit_budgets = (webhook,)
+        self.post_budgets = self.edit_budgets = (rate_limits.webhook(interaction.id),)
 
     async def show_waiting(self) -> None:
         return None  # the deferred response already shows "… is thinking"
@@ -463,7 +441,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
                 raise _NoThreads("channel type has no threads")
-            with await budget.spend((self.rate_limits.creates(channel.id), self.rate_limits.global_)):
+            async with budget.spend((self.rate_limits.creates(channel.id), self.rate_limits.global_)):
                 return Destination(await self._create_thread(message))
         except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
             log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])

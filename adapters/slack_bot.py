@@ -31,10 +31,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import budget
 from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
-from bot.budget import WriteBudget
+from bot.budget import Bucket, RateLimits
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
-from bot.leases import SharedBudgets
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
@@ -135,37 +134,22 @@ class WorkspaceBudgets:
     chat.startStream/stopStream have no published tier: Tier 2 (20/min) is assumed.
     """
 
-    def __init__(self, shared: SharedBudgets, team: str) -> None:
-        def tier(method: str, limit: int, **options: Any) -> WriteBudget:
-            return shared.budget(f"slack:{team}:{method}", limit, 12.0, **options)
+    def __init__(self, limits: RateLimits, team: str) -> None:
+        def tier(method: str, limit: int) -> Bucket:
+            return limits.bucket(f"slack:{team}", method, limit, 12.0)
 
         self.updates = tier("chat.update", 10)  # Tier 3 (50/min)
-        self.status = tier("assistant.threads.setStatus", 10, admission=False)  # Tier 3
-        self.appends = tier("chat.appendStream", 20, admission=False)  # Tier 4 (100/min)
+        self.status = tier("assistant.threads.setStatus", 10)  # Tier 3
+        self.appends = tier("chat.appendStream", 20)  # Tier 4 (100/min)
         self.stream_starts = tier("chat.startStream", 4)  # Tier 2 (assumed)
         self.stream_stops = tier("chat.stopStream", 4)  # Tier 2 (assumed)
-        self.lookups = tier("users.info", 20, admission=False)  # Tier 4 (100/min)
-        self._shared = shared
+        self.lookups = tier("users.info", 20)  # Tier 4 (100/min)
+        self._limits = limits
         self._team = team
-        self._posts: dict[str, WriteBudget] = {}
 
-    async def ready_posts(self, channel: str) -> WriteBudget:
-        """The channel's post budget, once its share of the bot's limit is known."""
-        posts = self.posts(channel)
-        await self._shared.ready((posts,))
-        return posts
-
-    def tiers(self) -> tuple[WriteBudget, ...]:
-        return (self.updates, self.status, self.appends, self.stream_starts, self.stream_stops, self.lookups)
-
-    def posts(self, channel: str) -> WriteBudget:
+    def posts(self, channel: str) -> Bucket:
         """chat.postMessage: about one per second per channel, with short bursts."""
-        if channel not in self._posts:
-            if len(self._posts) > 4096:
-                for idle in [key for key, value in self._posts.items() if value.idle()]:
-                    del self._posts[idle]
-            self._posts[channel] = self._shared.budget(f"slack:{self._team}:chat.postMessage:{channel}", 3, 3.0)
-        return self._posts[channel]
+        return self._limits.bucket(f"slack:{self._team}", f"chat.postMessage:{channel}", 3, 3.0)
 
 
 # -- reply surfaces --------------------------------------------------------------------
@@ -242,14 +226,15 @@ class StreamReply(_Recoverable):
     """
 
     limits = STREAM_LIMITS
-    post_budgets: tuple[WriteBudget, ...] = ()
-    edit_budgets: tuple[WriteBudget, ...] = ()
+    post_budgets: tuple[Bucket, ...] = ()
+    edit_budgets: tuple[Bucket, ...] = ()
 
-    def __init__(self, place: Place, budgets: WorkspaceBudgets) -> None:
+    def __init__(self, place: Place, budgets: WorkspaceBudgets, promise: str) -> None:
+        """`promise`: the first message's start and stop, promised by choose_reply."""
         self._place = place
         self._budgets = budgets
         self._waiting = Waiting(place, budgets, self.note_place)
-        self._reserved = True  # the first message's start and stop were reserved by choose_reply
+        self._promise = promise
         self._first: str | None = None
         self._sent: dict[str, str] = {}  # per message: the text Slack has, before defusing
         self._not_streaming: set[str] = set()  # expired streams and plain fallback messages
@@ -269,23 +254,23 @@ class StreamReply(_Recoverable):
                 await place.client.chat_delete(channel=place.channel, ts=placeholder)
             except SlackApiError as error:
                 log.warning("slack_placeholder_not_removed", error=error.response.get("error"))
-        reserved, self._reserved = self._reserved, False
         try:
-            with await budget.spend((self._budgets.stream_starts,), reserved=reserved):
+            async with budget.spend((self._budgets.stream_starts,)):
                 response = await place.client.chat_startStream(
                     channel=place.channel, thread_ts=place.thread_ts, markdown_text=defuse_mentions(text),
                     recipient_team_id=place.team, recipient_user_id=place.user,
                 )
         except SlackApiError as error:
-            if reserved:
-                budget.release((self._budgets.stream_stops,))
+            await budget.release((self._budgets.stream_stops,), self._promise)
             return await self._post_plain(text, error)
+        finally:
+            await budget.release((self._budgets.stream_starts,), self._promise)
         ts = str(response["ts"])
         self._sent[ts] = text
         if self._first is None:
             self._first = ts
         if final:
-            await self._stop(ts, text, reserved=reserved)
+            await self._stop(ts, text)
         return ts
 
     async def _post_plain(self, text: str, error: SlackApiError) -> str:
@@ -293,7 +278,7 @@ class StreamReply(_Recoverable):
         instead, which later edits change with chat.update."""
         place = self._place
         log.warning("slack_stream_unavailable", channel=place.channel, error=error.response.get("error"))
-        with await budget.spend((self._budgets.posts(place.channel),)):
+        async with budget.spend((self._budgets.posts(place.channel),)):
             response = await place.client.chat_postMessage(
                 channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
                 unfurl_links=False, unfurl_media=False,
@@ -308,23 +293,27 @@ class StreamReply(_Recoverable):
             await self._update(handle, text, final)
             return
         if final:
-            await self._stop(handle, text, reserved=handle == self._first)
+            await self._stop(handle, text)
             return
         delta = self._delta(handle, text)
         if not delta:
             return
-        if (charge := budget.try_spend_spare((self._budgets.appends,))) is None:
+        if (charge := await budget.try_spare((self._budgets.appends,))) is None:
             raise EditSkipped("no chat.appendStream to spare")
-        with charge:
+        async with charge:
             request = self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, markdown_text=delta)
             await self._call(handle, text, final, request)
 
-    async def _stop(self, handle: str, text: str, *, reserved: bool) -> None:
+    async def _stop(self, handle: str, text: str) -> None:
         unsure = handle in self._unsure
-        with await budget.spend((self._budgets.stream_stops,), reserved=reserved):
-            delta = "" if unsure else self._delta(handle, text)
-            stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
-            await self._call(handle, text, True, stop)
+        try:
+            async with budget.spend((self._budgets.stream_stops,)):
+                delta = "" if unsure else self._delta(handle, text)
+                stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
+                await self._call(handle, text, True, stop)
+        finally:
+            if handle == self._first:
+                await budget.release((self._budgets.stream_stops,), self._promise)
         if unsure:
             await self._update(handle, text, True)
 
@@ -344,10 +333,10 @@ class StreamReply(_Recoverable):
             await self._update(handle, text, final)
 
     async def _update(self, handle: str, text: str, final: bool) -> None:
-        charge = await budget.spend((self._budgets.updates,)) if final else budget.try_spend_spare((self._budgets.updates,))
+        charge = budget.spend((self._budgets.updates,)) if final else await budget.try_spare((self._budgets.updates,))
         if charge is None:
             raise EditSkipped("no chat.update to spare")
-        with charge:
+        async with charge:
             await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
         self._sent[handle] = text
 
@@ -389,11 +378,11 @@ class Waiting:
         return await task if task is not None else None
 
     async def _status_shown(self) -> bool:
-        charge = budget.try_spend_spare((self._budgets.status,))
+        charge = await budget.try_spare((self._budgets.status,))
         if charge is None:
             return True  # no spare budget: show nothing rather than spend a post on it
         try:
-            with charge:
+            async with charge:
                 await self._place.client.assistant_threads_setStatus(
                     channel_id=self._place.channel, thread_ts=self._place.thread_ts, status=STATUS_TEXT
                 )
@@ -405,11 +394,11 @@ class Waiting:
 
     async def _post_placeholder(self) -> str | None:
         place = self._place
-        charge = budget.try_spend_spare((await self._budgets.ready_posts(place.channel),))
+        charge = await budget.try_spare((self._budgets.posts(place.channel),))
         if charge is None:
             return None
         try:
-            with charge:
+            async with charge:
                 response = await place.client.chat_postMessage(
                     channel=place.channel, thread_ts=place.thread_ts, text=PLACEHOLDER_TEXT
                 )
@@ -450,7 +439,6 @@ class SlackBot:
             request_verification_enabled=settings.app_token is None,
         )
         self.bot_user_id = ""
-        self._budgets: dict[str, WorkspaceBudgets] = {}
         self._names: dict[str, tuple[float, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._files = aiohttp.ClientSession(trust_env=True)  # downloads of attached files
@@ -547,7 +535,7 @@ class SlackBot:
         try:
             files = await read_attachments(attachments)
             text = with_files(text, files)
-            budgets = await self._workspace_budgets(place.team)
+            budgets = WorkspaceBudgets(self.core.budgets, place.team)
             name = await self._display_name(place.user, budgets)
             surface = await self._choose_reply(place, budgets)
             if place.thread_ts is not None:
@@ -558,18 +546,10 @@ class SlackBot:
         except Exception:  # noqa: BLE001 - one failed reply must not stop the others
             log.exception("slack_reply_failed", thread=key)
 
-    async def _workspace_budgets(self, team: str) -> WorkspaceBudgets:
-        """A workspace's budgets; the first time, once their shares of the bot's limits are known."""
-        if team not in self._budgets:
-            self._budgets[team] = WorkspaceBudgets(self.core.budgets, team)
-        budgets = self._budgets[team]
-        await self.core.budgets.ready(budgets.tiers())
-        return budgets
-
     async def _choose_reply(self, place: Place, budgets: WorkspaceBudgets) -> MessageReply | StreamReply:
         can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
-        if can_stream and await budget.reserve((budgets.stream_starts, budgets.stream_stops)):
-            return StreamReply(place, budgets)
+        if can_stream and (promise := await budget.promise((budgets.stream_starts, budgets.stream_stops))):
+            return StreamReply(place, budgets, promise)
         return MessageReply(place, budgets)
 
     # -- commands --------------------------------------------------------------------
@@ -628,14 +608,14 @@ class SlackBot:
         cached = self._names.get(user)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        charge = budget.try_spend_spare((budgets.lookups,))
+        charge = await budget.try_spare((budgets.lookups,))
         if charge is None:
             # Many new people at once: answer now under the user id rather than wait (or trip
             # users.info's limit) for a name; it is not cached, so a later message looks it up.
             log.info("slack_user_lookup_deferred", user=user)
             return user
         try:
-            with charge:
+            async with charge:
                 response = await self.client.users_info(user=user)
             info = response["user"]
             profile = info.get("profile", {})

@@ -8,9 +8,9 @@ import asyncio
 import structlog
 
 from bot.breaker import CircuitBreaker
+from bot.budget import RateLimits
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
-from bot.leases import BudgetLeases, SharedBudgets
 from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import freeze_startup_heap
@@ -51,13 +51,13 @@ async def build_core(settings: Settings, *, console: bool) -> ChatCore:
     ledger = ReplyLedger(records, settings.history.key_prefix, beat=beat, lease_seconds=operations.reply_lease_seconds,
                          sweep_seconds=operations.reply_sweep_seconds)
     locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
-    leases = BudgetLeases(redis.control, settings.history.key_prefix, ledger.process_id) if redis else None
+    budgets = RateLimits(redis.control, settings.history.key_prefix) if redis else RateLimits()
     await ledger.start()
     quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
     breaker = CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds)
     freeze_startup_heap()
     return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=breaker, metrics=metrics,
-                    locks=locks, budgets=SharedBudgets(leases), notice_seconds=settings.history.ttl_seconds,
+                    locks=locks, budgets=budgets, notice_seconds=settings.history.ttl_seconds,
                     max_concurrent_replies=operations.max_concurrent_replies)  # fmt: skip
 
 
@@ -91,7 +91,6 @@ def redacted(url: str) -> str:
 
 
 async def close_core(core: ChatCore) -> None:
-    await core.budgets.aclose()
     await core.ledger.stop()
     await core.backend.aclose()
     await core.store.aclose()

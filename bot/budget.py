@@ -1,64 +1,140 @@
-"""Write budgets: at most `limit` writes in any `window` seconds, one per platform rate-limit
-bucket, shared by every reply writing to it (a sliding window never trips the platforms' fixed
-ones). Streaming replies reserve their final write up front; interim edits spend only what no
-reply reserved, so a busy channel shows fewer interim edits, never a missing final. A limit
-shared by several processes (see bot.leases) spends only the slots its process leased.
+"""Write budgets: at most `limit` writes in any `window` seconds for each of a platform's
+rate-limit buckets, counted in Redis so that every process of the bot shares them.
+
+A write that must happen (a post, a reply's final text) waits for a slot, its process's writes
+queued in order. An interim edit or a "typing…" indicator takes a slot only when one is spare:
+beyond the writes waiting for one and the finals promised to the replies streaming live. A
+reply streams live only when its final can be promised (`promise`); otherwise its text is held
+and posted whole at the end. Nothing is leased or kept in a process: one that dies leaves at
+most its writes in flight, counted until IN_FLIGHT_SECONDS have passed, and promises that lapse.
+
+A write counts from when it reached the platform: from its answer, less the quickest round
+trip measured to that platform (see RoundTrips). Counted from its answer instead, every slot
+would idle a round trip per window: 4 s more for a burst of 1,000 Discord replies 50 ms away.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from bot.leases import Lease
+import structlog
 
-Clock = Callable[[], float]
+from bot.locks import LocalLocks
+from bot.redis_client import REDIS_ERRORS, RedisClient
+from config.env import ConfigError
 
-# A write that only a request in flight can make room for looks again this often (50 ms: unseen).
-IN_FLIGHT_RECHECK_SECONDS = 0.05
-# With every slot kept for a final, an interim edit looks again this late: a reply's edit pace.
-RESERVED_FULL_RECHECK_SECONDS = 1.0
-# A write waiting for another process's slot looks again this often: bot.leases's own pace.
-LEASE_RECHECK_SECONDS = 0.05
-# How long a reply waits for Redis to grant its final on a slow shared limit before it is posted
-# whole instead (a healthy Redis answers in a millisecond).
-ADMISSION_WAIT_SECONDS = 0.25
-# A route's quickest round trip is trusted once this many answered writes have measured it: the
-# very first may each have queued on the way out, and a floor taken too high counts writes early.
+log = structlog.get_logger(__name__)
+
+# A write whose answer hasn't come yet keeps its slot this long at most (a process that died
+# mid-request never says when it landed): the others write that much later into its slot.
+IN_FLIGHT_SECONDS = 10.0
+# A promised final, or a write waiting for a slot, is kept from interim edits this long unless
+# renewed (a live reply renews its promise with each interim edit it tries); a dead process's
+# promises lapse after it, and the other replies' interim edits come back.
+PROMISE_SECONDS = 30.0
+# A write waiting only for another one's answer looks again this soon (unseen by a person).
+RECHECK_SECONDS = 0.05
+# Redis not answering within this long counts as unreachable (see RateLimits._run).
+UNREACHABLE_SECONDS = 2.0
+# A route's quickest round trip is trusted once this many writes have measured it, and a write
+# counts from this much later than it allows: a busy process reads answers late, so its
+# quickest trip holds some of its own delay (without the margin a test of two processes saw a
+# write land 2 ms early: a 429). Over a route 50 ms each way a slot idles 10 ms a window for it.
 FLOOR_SAMPLES = 20
-# A write counts this much later than that floor allows: a busy process reads answers late, so
-# its floor holds some of its own delay, and a slot it gives back to a quicker process came back
-# 2 ms early (a 429) in tests. On a route 50 ms each way, a slot idles 10 ms a window for it.
 LEAD_MARGIN_SECONDS = 0.01
-_CREATED = itertools.count()
+
+# One step over buckets that share a hash tag (one Cluster slot), atomically. Per bucket, three
+# sorted sets: its writes (scored by when each counts from; one in flight by when it lapses),
+# its promised finals and its waiting writes (scored by when they lapse).
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local op, id, extra = ARGV[1], ARGV[2], ARGV[3]
+local in_flight, promise_ms, recheck = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local function each(f)
+  for i = 1, #KEYS / 3 do
+    f(i, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], tonumber(ARGV[5 + 2 * i]), tonumber(ARGV[6 + 2 * i]))
+  end
+end
+if op == 'settle' then  -- answered: the write counts from `extra` ms before now
+  each(function(_, writes) redis.call('ZADD', writes, 'XX', now - tonumber(extra), id) end)
+  return {0, 0}
+elseif op == 'release' then
+  each(function(_, _, finals, waiting) redis.call('ZREM', finals, id); redis.call('ZREM', waiting, id) end)
+  return {0, 0}
+end
+local wait, limiting = 0, 0
+each(function(i, writes, finals, waiting, limit, window)
+  redis.call('ZREMRANGEBYSCORE', writes, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', finals, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', waiting, '-inf', now)
+  if extra ~= '' and redis.call('ZADD', finals, 'XX', 'CH', now + promise_ms, extra) == 1 then  -- a live reply's promise, renewed
+    redis.call('PEXPIRE', finals, promise_ms)
+  end
+  local used, promised = redis.call('ZCARD', writes), redis.call('ZCARD', finals)
+  local room = limit - used
+  if op == 'spare' then
+    room = room - promised - redis.call('ZCARD', waiting)
+  elseif op == 'promise' then  -- on a limit of a second a final waits a second at most: promised ones alone count
+    room = limit - promised
+    if window > 1000 then room = room - used end
+  end
+  if room < 1 then
+    local oldest = redis.call('ZRANGE', writes, 0, 0, 'WITHSCORES')[2]
+    local frees = recheck  -- every write in the window is still in flight
+    if oldest and tonumber(oldest) <= now then frees = math.max(1, tonumber(oldest) + window - now) end
+    if frees > wait then wait, limiting = frees, i end
+  end
+end)
+if wait > 0 then
+  if op == 'must' then
+    each(function(_, _, _, waiting) redis.call('ZADD', waiting, now + promise_ms, id); redis.call('PEXPIRE', waiting, promise_ms) end)
+  end
+  return {wait, limiting}
+end
+each(function(_, writes, finals, waiting, _, window)
+  if op == 'promise' then
+    redis.call('ZADD', finals, now + promise_ms, id)
+    redis.call('PEXPIRE', finals, promise_ms)
+  else
+    redis.call('ZADD', writes, now + in_flight, id)
+    redis.call('PEXPIRE', writes, in_flight + window)
+    redis.call('ZREM', waiting, id)
+  end
+end)
+return {0, 0}
+"""
 
 
-class Demand(NamedTuple):
-    """What a budget asks of its lease (see bot.leases)."""
+@dataclass(frozen=True)
+class Bucket:
+    """One of a platform's rate-limit buckets. The buckets one write spends share a `scope`
+    ("discord", "slack:T123"), which keeps their keys in one Redis Cluster slot."""
 
-    held: int  # writes in flight or still in the window: the platform counts them whatever happens
-    kept: int  # slots to keep while the limit has room: held and promised finals of a slow limit
-    needed: int  # held, reserved and waiting writes
-    urgent: int  # held and waiting writes: what is needed now (a reserved final may be seconds away)
-    unused_for: float  # seconds since it was last looked at (0 with a write in flight): see bot.leases
-    waited: float  # how long the longest-waiting write has waited (s): older needs are served first
+    limits: RateLimits = field(repr=False, compare=False)
+    scope: str
+    name: str
+    limit: int
+    window: float
+
+    def keys(self) -> list[str]:
+        base = f"{self.limits.key_prefix}rate:{{{self.scope}}}:{self.name}"
+        return [f"{base}:writes", f"{base}:finals", f"{base}:waiting"]
+
+
+Budgets = Sequence[Bucket]
 
 
 class RoundTrips:
-    """The quickest round trip over one route to a platform, which counts a write on arrival.
-
-    A write counts from that floor before its answer: from when it was sent plus however much
-    longer than the quickest its round trip took. The next write then reaches the platform a
-    window after it did, since whatever made its trip slower delayed its arrival or its answer.
-    Counting from the answer would idle each slot a round trip per window: 2 s for the last of
-    1,000 replies, 50 ms away."""
+    """The quickest round trip over one route to a platform. A write counts from that long
+    before its answer: from when it was sent, plus however much longer than the quickest its
+    trip took. The next write into its slot, a window later, then reaches the platform a window
+    after it did, since whatever made its trip slower delayed its arrival or its answer."""
 
     def __init__(self) -> None:
         self.samples = 0
@@ -71,225 +147,129 @@ class RoundTrips:
         return max(0.0, self.floor - LEAD_MARGIN_SECONDS) if self.samples >= FLOOR_SAMPLES else 0.0
 
 
-@dataclass(slots=True)
-class _Write:
-    sent: float
-    at: float = math.inf  # in flight; then when it counts from (see RoundTrips)
+@dataclass(frozen=True)
+class Refused:
+    wait: float  # seconds until a slot may free
+    bucket: Bucket  # the bucket that is full
 
 
-class WriteBudget:
-    def __init__(self, limit: int, window: float, *, admission: bool = True, max_streaming: int | None = None,
-                 route: RoundTrips | None = None, clock: Clock = time.monotonic) -> None:  # fmt: skip
-        """`admission`: may a reply hold its text (posted whole) when its final can't be promised?
-        `max_streaming`: on a limit refilling within a reply's length (a per-second one), admit
-        up to this many live replies. `route`: the round trips of the platform, as its budgets."""
-        if limit < 1 or window <= 0:
-            raise ValueError("a budget needs limit ≥ 1 and window > 0")
-        self.limit = limit
-        self.window = window
-        self.admission = admission
-        self.max_streaming = max_streaming
-        self.clock = clock
-        self.route = route or RoundTrips()
-        self.reserved = 0
-        self.queued: list[float] = []  # when each write waiting in spend() began to wait
-        self.lease: Lease | None = None  # this process's share, when the limit is the whole bot's
-        self._used_at = -math.inf
-        self._writes: list[_Write] = []
-        # Writes that must happen queue here in order, so only the first of them sleeps on the
-        # budget's clock instead of every waiting reply waking for each slot that frees.
-        self.turns = asyncio.Lock()
-        self.order = next(_CREATED)
+class RateLimits:
+    """The bot's write budgets, kept in Redis. Without a client (the console and the web chat,
+    which write to no platform) there are none."""
 
-    def capacity(self) -> int:
-        return self.limit if self.lease is None else min(self.limit, self.lease.usable())
+    def __init__(self, client: RedisClient | None = None, key_prefix: str = "") -> None:
+        self.key_prefix = key_prefix
+        self._script = client.register_script(_SCRIPT) if client is not None else None
+        self._queues = LocalLocks()
+        self._routes: dict[str, RoundTrips] = {}
+        self._unreachable = False
 
-    def held(self) -> int:
-        """Writes in flight or still in the window."""
-        horizon = self.clock() - self.window
-        self._writes = [write for write in self._writes if write.at > horizon]
-        return len(self._writes)
+    def bucket(self, scope: str, name: str, limit: int, window: float) -> Bucket:
+        if self._script is None:
+            raise ConfigError("REDIS_URL: Discord and Slack keep the bot's rate limits in Redis (memory:// serves "
+                              "the console and the web chat only)")
+        return Bucket(self, scope, name, limit, window)
 
-    def free(self) -> int:
-        self._used_at = self.clock()
-        free = self.capacity() - self.held()
-        if self.lease is not None and free - self.reserved < 1:
-            self.lease.need_more()  # answered in the background; the lease follows demand
-        return free
+    def route(self, bucket: Bucket) -> RoundTrips:
+        """The way to the bucket's platform, shared by all its buckets."""
+        return self._routes.setdefault(bucket.scope.split(":", 1)[0], RoundTrips())
 
-    @property
-    def slow(self) -> bool:
-        """A final over this limit would wait a whole window (a Slack tier's 12 s)."""
-        return self.admission and self.max_streaming is None
+    async def wait_for_slots(self, buckets: Budgets, write: str) -> None:
+        refused = await self.step("must", buckets, write)
+        try:
+            while refused is not None:
+                # One write per process waits on each full bucket; the others queue behind it
+                # instead of all asking Redis each time a slot frees.
+                limiting = refused.bucket
+                async with self._queues.hold(limiting.keys()[0]):
+                    refused = await self.step("must", buckets, write)
+                    while refused is not None and refused.bucket == limiting:
+                        await asyncio.sleep(refused.wait)
+                        refused = await self.step("must", buckets, write)
+        except BaseException:
+            await self.step("release", buckets, write)  # no longer waiting: interim edits may go
+            raise
 
-    def demand(self) -> Demand:
-        held, now = self.held(), self.clock()
-        needed = held + self.reserved + len(self.queued)
-        unused_for = 0.0 if any(write.at == math.inf for write in self._writes) else now - self._used_at
-        kept = held + self.reserved if self.slow and self.reserved else 0
-        waited = now - self.queued[0] if self.queued else 0.0
-        return Demand(held, kept, min(self.limit, needed), held + len(self.queued), unused_for, waited)
+    async def step(self, op: str, buckets: Budgets, key: str, extra: str = "") -> Refused | None:
+        """One step of the script; a refusal says how long to wait. With Redis out of reach a
+        write that must happen goes anyway (the platform's 429s are retried by its library);
+        nothing else does."""
+        keys = [key for bucket in buckets for key in bucket.keys()]
+        limits = [number for bucket in buckets for number in (bucket.limit, int(bucket.window * 1000))]
+        times = [int(IN_FLIGHT_SECONDS * 1000), int(PROMISE_SECONDS * 1000), int(RECHECK_SECONDS * 1000)]
+        assert self._script is not None
+        try:
+            async with asyncio.timeout(UNREACHABLE_SECONDS):
+                wait_ms, limiting = await self._script(keys=keys, args=[op, key, extra, *times, *limits])
+        except (*REDIS_ERRORS, TimeoutError) as error:
+            self._reachable(False, f"{type(error).__name__}: {error}")
+            return None if op in ("must", "settle", "release") else Refused(RECHECK_SECONDS, buckets[0])
+        self._reachable(True)
+        return Refused(wait_ms / 1000, buckets[limiting - 1]) if wait_ms else None
 
-    def spare(self) -> int:
-        """Writes available now that no reply of the bot (any process) has reserved or waits for."""
-        bot_wide = self.limit - (self.lease.others_needed if self.lease else 0)
-        return min(self.free(), bot_wide - self.held()) - self.reserved
-
-    def idle(self) -> bool:
-        return self.reserved == 0 and self.held() == 0
-
-    def seconds_until_free(self, needed: int = 1) -> float:
-        missing = needed - self.free()
-        if missing <= 0:
-            return 0.0
-        frees_at = sorted(write.at + self.window for write in self._writes if write.at != math.inf)
-        wait = max(0.0, frees_at[missing - 1] - self.clock()) if len(frees_at) >= missing else IN_FLIGHT_RECHECK_SECONDS
-        return min(wait, LEASE_RECHECK_SECONDS) if self._short_of_lease() else wait
-
-    def seconds_until_spare(self) -> float:
-        """When an interim write may next find room beside the reserved finals."""
-        if self.reserved + 1 > self.capacity():
-            if self._short_of_lease():
-                return LEASE_RECHECK_SECONDS
-            return min(self.window, RESERVED_FULL_RECHECK_SECONDS)
-        return self.seconds_until_free(self.reserved + 1)
-
-    def admits(self) -> bool:
-        """May one more reply stream here (its final write reserved)?"""
-        if not self.admission:
-            return True
-        if self.max_streaming is not None:
-            return self.reserved < min(self.max_streaming, self._share())
-        return self._share() - self.held() - self.reserved >= 1
-
-    def _share(self) -> int:
-        """The part of the limit this process streams replies on: all of it alone, else its fair
-        share or its lease if more. Rounded up where a final over it waits under a second, down
-        where it would wait a whole window (12 s for a Slack tier), longer than a posted reply."""
-        if self.lease is None:
-            return self.limit
-        fair = self.lease.fair_share(round_up=self.max_streaming is not None)
-        return min(self.limit, max(fair, self.lease.slots))
-
-    def _short_of_lease(self) -> bool:
-        """The lease holds less than the limit, so room may come from another process."""
-        return self.lease is not None and self.capacity() < self.limit
-
-    def start_write(self) -> _Write:
-        write = _Write(self.clock())
-        self._writes.append(write)
-        return write
-
-    def reserve(self) -> None:
-        self.reserved += 1
-        if self.lease is not None:
-            self.lease.need_more()
-
-    def release(self) -> None:
-        self.reserved = max(0, self.reserved - 1)
+    def _reachable(self, reachable: bool, error: str = "") -> None:
+        if reachable != self._unreachable:
+            return
+        self._unreachable = not reachable
+        if reachable:
+            log.info("rate_budgets_shared_again")
+        else:
+            log.warning("rate_budgets_unshared", error=error, message="Redis is unreachable: writes that must "
+                        "happen go on unbudgeted, interim edits and typing indicators wait")  # fmt: skip
 
 
-Budgets = Sequence[WriteBudget]
+class Charge:
+    """Slots taken on some buckets for one request: `async with charge: await send()`. When the
+    request is answered, its slots count from when it reached the platform (see RoundTrips); if
+    it failed, from now."""
+
+    def __init__(self, buckets: Budgets, *, taken: bool = False) -> None:
+        self._buckets = buckets
+        self._write = uuid.uuid4().hex
+        self._taken = taken or not buckets
+        self._sent = 0.0
+
+    async def take_spare(self, promise: str | None) -> bool:
+        self._taken = await self._buckets[0].limits.step("spare", self._buckets, self._write, promise or "") is None
+        return self._taken
+
+    async def __aenter__(self) -> Charge:
+        if not self._taken:
+            await self._buckets[0].limits.wait_for_slots(self._buckets, self._write)
+            self._taken = True
+        self._sent = time.monotonic()
+        return self
+
+    async def __aexit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if not self._buckets:
+            return
+        limits = self._buckets[0].limits
+        lead = limits.route(self._buckets[0]).lead(time.monotonic() - self._sent) if error is None else 0.0
+        await limits.step("settle", self._buckets, self._write, str(int(lead * 1000)))
 
 
-class Charge(contextlib.AbstractContextManager["Charge"]):
-    """The writes one request spends: `with await spend(budgets): await send_the_request()`."""
-
-    def __init__(self, budgets: Budgets) -> None:
-        self._writes = [(budget, budget.start_write()) for budget in budgets]
-
-    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
-        self.complete(answered=error is None)
-
-    def complete(self, *, answered: bool = False) -> None:
-        """Answered, its writes count from their route's lead before now (see RoundTrips); else from now."""
-        leads: dict[int, float] = {}
-        for budget, write in self._writes:
-            now = budget.clock()
-            if answered and id(budget.route) not in leads:
-                leads[id(budget.route)] = budget.route.lead(now - write.sent)
-            write.at = max(write.sent, now - leads.get(id(budget.route), 0.0))
+def spend(buckets: Budgets) -> Charge:
+    """A write that must happen (first text, overflow, final text, a thread): `async with
+    spend(buckets): await send()` waits for a slot of each bucket, then sends."""
+    return Charge(buckets)
 
 
-def try_reserve(budgets: Budgets) -> bool:
-    """Reserve one future write on every budget, or on none."""
-    if not all(budget.admits() for budget in budgets):
-        return False
-    for budget in budgets:
-        budget.reserve()
-    return True
+async def try_spare(buckets: Budgets, promise: str | None = None) -> Charge | None:
+    """A spare slot now for an interim edit or an indicator, or None; `promise`: the live
+    reply's promise, renewed."""
+    charge = Charge(buckets)
+    return charge if not buckets or await charge.take_spare(promise) else None
 
 
-async def reserve(budgets: Budgets) -> bool:
-    """`try_reserve`, then, on a slow limit shared with other processes (a Slack tier), Redis's
-    word: each process reserving what its own share seemed to allow, together they would promise
-    more finals than the window holds. More than the lease covers waits for Redis to grant it."""
-    if not try_reserve(budgets):
-        return False
-    shared = [budget for budget in budgets if budget.slow and budget.lease]
-    if not shared:
-        return True
-    deadline = time.monotonic() + ADMISSION_WAIT_SECONDS
-    while not _promised(shared) and (left := deadline - time.monotonic()) > 0:
-        await _sleep_or_renewal(shared, left)
-    if _promised(shared):
-        return True
-    release(budgets)
-    return False
+async def promise(buckets: Budgets) -> str | None:
+    """Promise a reply its final write on each bucket, so it may stream live: the promise to
+    `release` once the final is written, or None (its text is held and posted whole)."""
+    if not buckets:
+        return ""
+    key = uuid.uuid4().hex
+    return key if await buckets[0].limits.step("promise", buckets, key) is None else None
 
 
-def _promised(budgets: Budgets) -> bool:
-    """Redis has granted this process a slot for every final it promised on these budgets."""
-    return all(budget.held() + budget.reserved <= budget.lease.slots for budget in budgets if budget.lease)
-
-
-def release(budgets: Budgets) -> None:
-    for budget in budgets:
-        budget.release()
-
-
-def try_spend_spare(budgets: Budgets) -> Charge | None:
-    """Spend an unreserved write now (interim edits, typing), or None when none is spare."""
-    if any(budget.spare() < 1 for budget in budgets):
-        return None
-    return Charge(budgets)
-
-
-def seconds_until_spare(budgets: Budgets) -> float:
-    return max((budget.seconds_until_spare() for budget in budgets), default=0.0)
-
-
-async def spend(budgets: Budgets, *, reserved: bool = False) -> Charge:
-    """Wait for and spend a write that must happen (first text, overflow, final text);
-    `reserved`: it uses up the caller's reservation on these budgets."""
-    # Turns are taken newest budget first (the most specific): no two writers wait on each other.
-    ordered = sorted(budgets, key=lambda budget: -budget.order)
-    stamps = [budget.clock() for budget in budgets]
-    for budget, stamp in zip(budgets, stamps):
-        budget.queued.append(stamp)
-    try:
-        async with contextlib.AsyncExitStack() as turns:
-            for budget in ordered:
-                await turns.enter_async_context(budget.turns)
-            while (wait := max((budget.seconds_until_free() for budget in budgets), default=0.0)) > 0:
-                await _sleep_or_renewal(budgets, wait)
-            if reserved:
-                release(budgets)
-            return Charge(budgets)
-    finally:
-        for budget, stamp in zip(budgets, stamps):
-            budget.queued.remove(stamp)
-
-
-async def _sleep_or_renewal(budgets: Budgets, seconds: float) -> None:
-    """Sleep `seconds`, or less once Redis renewed a lease of these budgets (its share may grow)."""
-    renewals = [budget.lease.renewed for budget in budgets if budget.lease is not None]
-    if not renewals:
-        await asyncio.sleep(seconds)
-        return
-    waiters = [asyncio.ensure_future(renewal.wait()) for renewal in renewals]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+async def release(buckets: Budgets, promise: str | None) -> None:
+    if buckets and promise:
+        await buckets[0].limits.step("release", buckets, promise)

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import structlog
 
 from bot.breaker import CircuitBreaker
+from bot.budget import RateLimits
 from bot.errors import FailureKind, ReplyFailure
-from bot.leases import SharedBudgets
 from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
@@ -34,8 +34,8 @@ T = TypeVar("T")
 _OFF_LOOP_CHARS = 20_000
 # A stream whose pieces piled up while its process was busy (more streams than its core keeps
 # up with) is read this many pieces at a time, taking turns with every other task: read to the
-# end in one go, each pass over a process's streams took seconds on a slow core, and Redis's
-# answers to its leases waited behind it, so its writes stopped and then overran the limit.
+# end in one go, each pass over a process's streams took seconds on a slow core, and every
+# Redis answer (its writes' slots, its heartbeat) waited that long behind it.
 PIECES_PER_TURN = 16
 
 
@@ -68,7 +68,7 @@ class ChatCore:
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         locks: ConversationLocks | None = None,
-        budgets: SharedBudgets | None = None,
+        budgets: RateLimits | None = None,
         notice_seconds: int = 7 * 24 * 3600,
         max_concurrent_replies: int = 200,
     ) -> None:
@@ -79,7 +79,7 @@ class ChatCore:
         self.store = store
         self.ledger = ledger or ReplyLedger(None, "")
         self.metrics = metrics or Metrics()
-        self.budgets = budgets or SharedBudgets()  # the platforms' rate limits, for the adapters
+        self.budgets = budgets or RateLimits()  # the platforms' rate limits, for the adapters
         self._prompts = prompts
         self._quota = quota or TurnQuota(store)
         self._breaker = breaker or CircuitBreaker()
@@ -207,8 +207,8 @@ class ChatCore:
     async def _model_pieces(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
         """The model's pieces, counted, with the time to the first one measured; asked for once
         fewer than `max_concurrent_replies` answers stream in this process. Past that, a process
-        reading every stream falls behind all of them, and with it Redis's answers: leases lapse
-        and a live process's replies look dead to the others. So answers wait in arrival order,
+        reading every stream falls behind all of them, and with it Redis's answers: its heartbeat
+        lapses and its live replies look dead to the others. So answers wait in arrival order,
         the person seeing the waiting indicator meanwhile."""
         try:
             if self._streams.locked():

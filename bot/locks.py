@@ -1,19 +1,22 @@
 """One turn at a time per conversation, across every process of the bot.
 
 A follow-up waits for the previous reply's final text: first behind the turns of this process
-(in arrival order), then for the conversation's lease in Redis. The lease is renewed while the
-turn runs and lapses if its process dies, so a conversation is never stuck. Each holder gets a
-fencing token; history writes carry it and are refused once another turn holds the conversation
-(a process that stalled past its lease can't write over a newer turn).
+(in arrival order), then for the conversation's lock in Redis (redis-py's lock, with a lease).
+The lease is renewed while the turn runs and lapses if its process dies, so a conversation is
+never stuck. The lock's token fences the turn's history writes: they are refused once another
+turn holds the conversation (a process that stalled past its lease can't write over a newer turn).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import structlog
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import REDIS_ERRORS, RedisClient
@@ -25,25 +28,9 @@ LEASE_SECONDS = 15.0
 # How often a waiting turn looks again (a person won't notice the 0.1 s).
 POLL_SECONDS = 0.1
 
-# The conversation taken with a new fencing token in one round trip, or 0 while another holds it.
-_TAKE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
-return token
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 class LocalLocks:
-    """One asyncio lock per conversation, forgotten when nobody holds or waits for it."""
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -70,55 +57,41 @@ class ConversationLocks:
         self._local = LocalLocks()
         self._redis = client
         self._lock_key = lock_key
-        if client is not None:
-            self._take = client.register_script(_TAKE)
-            self._renew = client.register_script(_RENEW)
-            self._release = client.register_script(_RELEASE)
 
     @asynccontextmanager
     async def hold(self, thread: str) -> AsyncIterator[str]:
         """Hold the conversation; yields the fencing token for history writes ("" without Redis)."""
         async with self._local.hold(thread):
-            if self._redis is None:
+            if self._redis is None or self._lock_key is None:
                 yield ""
                 return
-            assert self._lock_key is not None
-            key = self._lock_key(thread)
-            token = await self._acquire(key)
-            done = asyncio.Event()
-            keeper = asyncio.create_task(self._keep(key, token, done))
+            token = uuid.uuid4().hex
+            lock = self._redis.lock(self._lock_key(thread), timeout=LEASE_SECONDS, sleep=POLL_SECONDS, thread_local=False)
+            try:
+                await lock.acquire(token=token)
+            except REDIS_ERRORS as error:
+                raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
+            keeper = asyncio.create_task(_keep(lock))
             try:
                 yield token
             finally:
-                done.set()
+                # Not waited for: a cancellation arriving inside a Redis call can be lost in
+                # redis-py (its pool's timeouts, with every connection busy), and the turn would
+                # wait forever. A renewal after the release finds the lock gone and ends it.
                 keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
-                await self._quietly_release(key, token)
+                try:
+                    await lock.release()
+                except (LockError, *REDIS_ERRORS) as error:  # it lapses by itself
+                    log.warning("conversation_lock_not_released", error=f"{type(error).__name__}: {error}")
 
-    async def _acquire(self, key: str) -> str:
-        assert self._redis is not None
+
+async def _keep(lock: Lock) -> None:
+    while True:
+        await asyncio.sleep(LEASE_SECONDS / 3)
         try:
-            while not (token := await self._take(keys=[key, f"{key}:fence"], args=[int(LEASE_SECONDS * 1000)])):
-                await asyncio.sleep(POLL_SECONDS)
+            await lock.reacquire()
+        except LockError:
+            log.error("conversation_lock_lost", key=lock.name)
+            return
         except REDIS_ERRORS as error:
-            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
-        return str(token)
-
-    async def _keep(self, key: str, token: str, done: asyncio.Event) -> None:
-        # Ends on `done` too: a cancellation arriving inside a Redis call can be lost in redis-py
-        # (its pool's timeouts, with every connection busy), and the turn would wait for this
-        # keeper, and the conversation stay locked, forever.
-        while not done.is_set():
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            try:
-                if not await self._renew(keys=[key], args=[token, int(LEASE_SECONDS * 1000)]):
-                    log.error("conversation_lock_lost", key=key)
-                    return
-            except REDIS_ERRORS as error:
-                log.warning("conversation_lock_not_renewed", error=f"{type(error).__name__}: {error}")
-
-    async def _quietly_release(self, key: str, token: str) -> None:
-        try:
-            await self._release(keys=[key], args=[token])
-        except REDIS_ERRORS as error:  # it lapses by itself
-            log.warning("conversation_lock_not_released", error=f"{type(error).__name__}: {error}")
+            log.warning("conversation_lock_not_renewed", error=f"{type(error).__name__}: {error}")

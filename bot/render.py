@@ -28,9 +28,10 @@ log = structlog.get_logger(__name__)
 
 WARNING_PREFIX = "⚠️"
 NOTICE_PREFIX = "ℹ️"
-# An interim edit that found no write to spare (or failed) is tried again this late even when
-# the model sends nothing more: a stalled answer's text is not left behind what it wrote.
-RETRY_EDIT_SECONDS = 0.25
+# An interim edit that found no write to spare (or failed) is tried again this late, even when
+# the model sends nothing more: a stalled answer's text is not left behind what it wrote for
+# longer than this. Each try is a Redis call.
+RETRY_EDIT_SECONDS = 0.5
 # Failures after which the text shown is still the complete answer.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
 
@@ -72,8 +73,8 @@ class LiveRenderer:
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._failure: ReplyFailure | None = None
-        self._streaming = False  # holds a reserved final edit and shows text live
-        self._reserved_on: Budgets = ()  # where that reservation was made
+        self._promise: str | None = None  # set while the reply streams live: its final edit is promised
+        self._promised_on: Budgets = ()
         self._handle: Any = None
         self._start = 0  # where the current message begins in the model's text
         self._reopen = ""  # code fence reopened at the top of the current message
@@ -133,15 +134,15 @@ class LiveRenderer:
         try:
             await self._changed.wait()
             if not self._done.is_set():
-                # Stream live only if the budget can promise this reply its final edit;
+                # Stream live only if the budgets can promise this reply its final edit;
                 # otherwise hold the text and post it whole at the end.
-                self._reserved_on = tuple(self._surface.edit_budgets)
-                self._streaming = await budget.reserve(self._reserved_on)
-            if not self._streaming:
+                self._promised_on = tuple(self._surface.edit_budgets)
+                self._promise = await budget.promise(self._promised_on)
+            if self._promise is None:
                 await self._done.wait()  # held: nothing to show until the answer is whole
             while not self._done.is_set():
                 self._changed.clear()
-                shown_all = await self._write_progress() if self._streaming else True
+                shown_all = await self._write_progress()
                 await self._pause(retrying=not shown_all)
                 if shown_all:
                     await self._changed.wait()
@@ -152,13 +153,10 @@ class LiveRenderer:
         # The model is done: its final text lands even if the bot is stopping meanwhile.
         await finish_even_if_cancelled(self._write_final())
 
-    async def _pause(self, *, retrying: bool = False) -> None:
-        if not self._streaming or self._handle is None:
+    async def _pause(self, *, retrying: bool) -> None:
+        if self._handle is None:
             return
-        elapsed = self._clock() - self._last_write
-        delay = max(self._limits.min_edit_interval - elapsed, budget.seconds_until_spare(self._surface.edit_budgets))
-        if retrying:
-            delay = max(delay, RETRY_EDIT_SECONDS)
+        delay = RETRY_EDIT_SECONDS if retrying else self._limits.min_edit_interval - (self._clock() - self._last_write)
         if delay > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._done.wait(), delay)
@@ -174,8 +172,8 @@ class LiveRenderer:
         shown = body + self._limits.indicator
         if self._handle is None:
             self._handle = await self._post(shown, final=False)
-        elif shown != self._shown and (charge := budget.try_spend_spare(self._surface.edit_budgets)):
-            with charge:
+        elif shown != self._shown and (charge := await budget.try_spare(self._surface.edit_budgets, self._promise)):
+            async with charge:
                 await self._edit(shown, final=False)
         return self._shown == shown
 
@@ -190,21 +188,17 @@ class LiveRenderer:
         text = self._final_source()
         await self._seal_overflow(text, streaming=False)
         shown = self._body(text)
-        if self._handle is not None:
-            # A surface's budgets may change once it knows where it writes (a thread, or the
-            # channel it fell back to): spend where the edit goes, release where it was reserved.
-            with await budget.spend(self._surface.edit_budgets):
-                self._release_reservation()
-                await self._edit(shown, final=True)
-            return
-        self._release_reservation()
-        if shown.strip():
-            self._handle = await self._post(shown, final=True)
-
-    def _release_reservation(self) -> None:
-        if self._streaming:
-            budget.release(self._reserved_on)
-            self._streaming = False
+        try:
+            if self._handle is not None:
+                # A surface's budgets may change once it knows where it writes (a thread, or
+                # the channel it fell back to): spend where the edit goes.
+                async with budget.spend(self._surface.edit_budgets):
+                    await self._edit(shown, final=True)
+            elif shown.strip():
+                self._handle = await self._post(shown, final=True)
+        finally:
+            promise, self._promise = self._promise, None
+            await budget.release(self._promised_on, promise)
 
     def _final_source(self) -> str:
         text = self._text()
@@ -230,7 +224,7 @@ class LiveRenderer:
         while limits.measure(self._body(text)) > room:
             piece, reopen = split_head(text[self._start :], self._reopen, limits.max_length, limits.measure)
             if self._handle is not None:
-                with await budget.spend(self._surface.edit_budgets):
+                async with budget.spend(self._surface.edit_budgets):
                     await self._edit(piece.shown, final=True)
             else:
                 await self._post(piece.shown, final=True)
@@ -240,7 +234,7 @@ class LiveRenderer:
             self._reopen = reopen
 
     async def _post(self, text: str, *, final: bool) -> Any:
-        with await budget.spend(self._surface.post_budgets):
+        async with budget.spend(self._surface.post_budgets):
             self._stop_waiting()
             handle = await self._surface.post(text, final=final)
         self._note_write(text)

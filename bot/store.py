@@ -133,7 +133,7 @@ class RedisHistoryStore:
                  control: RedisClient | None = None, records: RedisClient | None = None,
                  heartbeat: RedisClient | None = None) -> None:  # fmt: skip
         """Connections of their own, so that none queues behind a burst's turns or each other:
-        `control` for the process's shares of the rate limits (bot.leases), `records` for the
+        `control` for the platforms' rate limits (bot.budget), `records` for the
         reply ledger's records and `heartbeat` for its heartbeat (bot.ledger), which late by
         seconds makes a live process look dead to the others."""
         self._on_error = on_error

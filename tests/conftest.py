@@ -23,10 +23,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from bot.budget import RateLimits
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
+from bot.redis_client import close, connect
 from bot.store import RedisHistoryStore
 from config.env import Env
 from config.settings import HistorySettings, ModelSettings, load_settings
@@ -86,6 +88,14 @@ async def redis_store(history_settings: HistorySettings) -> AsyncIterator[RedisH
     store = RedisHistoryStore.from_url(history_settings.redis_url or REDIS_URL, history_settings)
     yield store
     await store.aclose()
+
+
+@pytest.fixture
+async def rate_limits(key_prefix: str) -> AsyncIterator[RateLimits]:
+    """Write budgets in Redis under this test's key prefix."""
+    client = connect(REDIS_URL, cluster=False)
+    yield RateLimits(client, key_prefix)
+    await close(client)
 
 
 @pytest.fixture

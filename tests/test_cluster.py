@@ -1,7 +1,7 @@
 """The bot on a Redis Cluster (REDIS_CLUSTER=true): three masters of the run's own (tests/cluster.py).
 
-The single-node tests of history, claims, conversation locks and fencing, quotas and the reply
-ledger run here again, unchanged, against the cluster: they are imported below, and pytest gives
+The single-node tests of history, claims, conversation locks and fencing, quotas, write budgets
+and the reply ledger run here again, unchanged, against the cluster: they are imported below, and pytest gives
 them this module's fixtures, whose `history_settings` (and every store built from it) name the
 cluster.
 """
@@ -32,9 +32,11 @@ from tests.test_scale import (  # noqa: F401 - collected here as well, with this
     test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn,
     two_processes,
 )
-from tests.test_shared_budgets import (  # noqa: F401 - collected here as well, with this module's fixtures
+from tests.test_budget import (  # noqa: F401 - collected here as well, with this module's fixtures
+    test_a_full_channel_holds_up_its_own_writes_only,
     test_a_lone_process_gets_the_whole_limit_at_once,
-    test_a_process_that_starts_writing_later_gets_its_fair_part_within_a_few_windows,
+    test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later,
+    test_replies_started_by_four_workers_at_once_stream_no_more_than_a_slow_window_has_finals_for,
     test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it,
 )
 from tests.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
@@ -73,12 +75,13 @@ async def test_a_threads_keys_share_a_node_and_threads_spread_over_the_nodes(
 ) -> None:
     locks = ConversationLocks(redis_store.client, redis_store.lock_key)
     threads = [f"discord:conv:{number}" for number in range(20)]
+    node_of: dict[str, int] = {}
     for thread in threads:
         async with locks.hold(thread) as fence:
             await redis_store.begin_turn(thread, StoredMessage("user", f"hello in {thread}"), fence)
-    node_of = {key: port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() for key in keys}
+            node_of |= {key: port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() for key in keys}
     for thread in threads:
-        assert node_of[redis_store.history_key(thread)] == node_of[f"{redis_store.lock_key(thread)}:fence"]
+        assert node_of[redis_store.history_key(thread)] == node_of[redis_store.lock_key(thread)]
     assert len({node_of[redis_store.history_key(thread)] for thread in threads}) >= 2, node_of
     for thread in threads[:3]:
         assert [m.content for m in await redis_store.read(thread)] == [f"hello in {thread}"]

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from bot.budget import WriteBudget
+from bot import budget
+from bot.budget import RateLimits
 from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
@@ -149,12 +150,13 @@ async def test_each_failure_shows_the_partial_text_and_a_human_reason(
 
 @pytest.mark.parametrize("failure", ["cut", "stall", "sse_error"])
 async def test_a_reply_held_to_be_posted_whole_still_shows_what_came_before_a_failure(
-    either_core: ChatCore, model_server: FakeModelServer, failure: str
+    either_core: ChatCore, model_server: FakeModelServer, failure: str, rate_limits: RateLimits
 ) -> None:
     # With no edit to spare the reply is posted once, whole, and its text waits for it below
     # huggingface_hub; a broken stream must still hand that text over with the reason.
     model_server.default = Script(text=ANSWER, failure=failure, fail_after=3, rate=50)
-    no_streaming = WriteBudget(5, 5.0, max_streaming=0)
+    no_streaming = rate_limits.bucket("test", "edits", 1, 60.0)
+    assert await budget.promise((no_streaming,))  # another reply has the only final edit
     held = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05), edit_budgets=[no_streaming])
     result = await either_core.answer(turn(), held)
     assert len(held.writes) == 1

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import budget
-from bot.budget import WriteBudget
+from bot.budget import RateLimits
 from bot.errors import FailureKind, ReplyFailure
 from bot.render import LiveRenderer
 from bot.split import open_fence
@@ -127,8 +127,8 @@ def test_final_text_always_equals_the_model_output(words: list[str], limit: int)
     assert same_words(without_fence_lines("\n".join(surface.messages)), without_fence_lines(text))
 
 
-async def test_edits_stay_within_a_shared_budget() -> None:
-    edits = WriteBudget(limit=4, window=1.0)
+async def test_edits_stay_within_a_shared_budget(rate_limits: RateLimits) -> None:
+    edits = rate_limits.bucket("test", "edits", 4, 1.0)
     surfaces = [MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), edit_budgets=[edits]) for _ in range(3)]
     text = "token " * 150
     await asyncio.gather(
@@ -142,9 +142,9 @@ async def test_edits_stay_within_a_shared_budget() -> None:
         assert surface.messages == [text]  # every reply still got its final text
 
 
-async def test_without_budget_for_a_final_edit_the_reply_is_held_and_posted_whole() -> None:
-    edits = WriteBudget(limit=1, window=60.0)
-    edits.reserve()  # another reply holds the only edit
+async def test_without_budget_for_a_final_edit_the_reply_is_held_and_posted_whole(rate_limits: RateLimits) -> None:
+    edits = rate_limits.bucket("test", "edits", 1, 60.0)
+    assert await budget.promise((edits,))  # another reply holds the only edit
     surface = MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), edit_budgets=[edits])
     await LiveRenderer(surface).render(pieces("a held answer arrives whole", every=0.01, chunk=3))
     assert [(w.kind, w.final, w.text) for w in surface.writes] == [("post", True, "a held answer arrives whole")]
@@ -209,18 +209,20 @@ async def test_byte_limited_platforms_are_split_by_bytes() -> None:
     assert re.fullmatch(r"(ünïcödé ?)+", surface.messages[0])
 
 
-async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again() -> None:
+async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again(rate_limits: RateLimits) -> None:
     """An interim edit that found no write to spare is tried again even when the model sends
     nothing more: the person sees all that a stalled answer wrote, not only its first words."""
-    edits = WriteBudget(2, 1.0)
+    edits = rate_limits.bucket("test", "edits", 2, 1.0)
     surface = MemorySurface(FAST, edit_budgets=(edits,))
     stalled = asyncio.Event()
+    other: list[str | None] = []
 
     async def stalling() -> AsyncIterator[str]:
         yield "The first"
         while not surface.messages:
             await asyncio.sleep(0.01)
-        assert budget.try_reserve((edits,))  # another reply's final edit: no write to spare now
+        other.append(await budget.promise((edits,)))  # another reply's final edit: no write to spare now
+        assert other[0]
         yield " part of it"
         stalled.set()
         await asyncio.sleep(30)  # the model sends nothing more
@@ -229,7 +231,7 @@ async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again(
     await stalled.wait()
     await asyncio.sleep(0.1)
     assert surface.messages == ["The first ▌"]
-    budget.release((edits,))  # the other reply is done
+    await budget.release((edits,), other[0])  # the other reply is done
     deadline = time.monotonic() + 3.0
     while surface.messages != ["The first part of it ▌"] and time.monotonic() < deadline:
         await asyncio.sleep(0.02)

@@ -24,7 +24,9 @@ import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets, to_mrkdwn
-from bot.leases import SharedBudgets
+from bot import budget
+from bot.budget import RateLimits
+from bot.redis_client import close, connect
 from tests.conftest import REDIS_URL
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
@@ -533,14 +535,21 @@ async def test_mentions_written_by_the_model_never_notify_anyone(scene: Scene) -
         assert "!channel>" in final and "@U123>" in final and "!subteam^S1>" in final
 
 
-async def test_a_mention_split_across_stream_appends_is_still_defused(own_fake: FakeSlack) -> None:
+async def test_a_mention_split_across_stream_appends_is_still_defused(own_fake: FakeSlack, prefix: str) -> None:
     """Native streams get the text in pieces: `<` may end one append and `!channel>` start the next."""
     client = AsyncWebClient(token=own_fake.bot_token, base_url=own_fake.api_url)
     parent = own_fake.app_mention_event(GENERAL, ALICE, "hi")
-    reply = StreamReply(Place(client, own_fake.team_id, GENERAL, parent["ts"], ALICE), WorkspaceBudgets(SharedBudgets(), own_fake.team_id))
-    handle = await reply.post("Hey <", final=False)
-    await reply.edit(handle, "Hey <!channel> and <", final=False)
-    await reply.edit(handle, "Hey <!channel> and <@U123> bye", final=True)
+    redis = connect(REDIS_URL, cluster=False)
+    try:
+        budgets = WorkspaceBudgets(RateLimits(redis, prefix), own_fake.team_id)
+        promise = await budget.promise((budgets.stream_starts, budgets.stream_stops))
+        assert promise is not None
+        reply = StreamReply(Place(client, own_fake.team_id, GENERAL, parent["ts"], ALICE), budgets, promise)
+        handle = await reply.post("Hey <", final=False)
+        await reply.edit(handle, "Hey <!channel> and <", final=False)
+        await reply.edit(handle, "Hey <!channel> and <@U123> bye", final=True)
+    finally:
+        await close(redis)
     message = own_fake.find_message(GENERAL, handle)
     assert message is not None and message.stream_state == "stopped"
     assert not LIVE_MENTION.search(message.text), message.text
