@@ -14,7 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, TypeAlias
 
 import structlog
 
@@ -49,46 +49,6 @@ class StoredMessage:
             at=data.get("at", 0.0),
             tokens=data.get("tokens", 0),
         )
-
-
-class HistoryStore(Protocol):
-    durable: bool
-    round_trips: int
-
-    async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
-        """Append the person's message and return the thread's history including it.
-
-        `fence`: the conversation lock's token (see bot.locks); the write is refused
-        (STORE_UNAVAILABLE) when another turn holds the conversation now.
-        """
-        ...
-
-    async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None: ...
-
-    async def read(self, thread: str) -> list[StoredMessage]:
-        """The thread's history, oldest first (empty when it has none)."""
-        ...
-
-    async def clear(self, thread: str) -> None: ...
-
-    async def claim(self, key: str, ttl_seconds: int) -> bool:
-        """True for the first caller only (across processes sharing the store)."""
-        ...
-
-    async def take_slot(self, key: str, limit: int, window: float) -> float:
-        """Count one use of `key` if fewer than `limit` happened in the last `window` seconds
-        (0.0), else the seconds until one leaves the window (nothing counted)."""
-        ...
-
-    async def link(self, alias: str, thread: str) -> None:
-        """Make `alias` (e.g. a bot message a person may reply to) lead to `thread`."""
-        ...
-
-    async def resolve(self, alias: str) -> str | None: ...
-
-    async def ping(self) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 def _safe_tag(thread: str) -> str:
@@ -145,7 +105,6 @@ class RedisHistoryStore:
         self._settings = settings
         self._take_slot = client.register_script(_TAKE_SLOT)
         self._append_script = client.register_script(_APPEND)
-        self.round_trips = 0
 
     @classmethod
     def from_url(cls, url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> RedisHistoryStore:
@@ -163,6 +122,9 @@ class RedisHistoryStore:
         return f"{self._settings.key_prefix}chat:{{{_safe_tag(thread)}}}:lock"
 
     async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
+        """Append the person's message and return the thread's history including it. `fence`: the
+        conversation lock's token (see bot.locks); the write is refused (STORE_UNAVAILABLE) once
+        another turn holds the conversation."""
         history = await self._append(thread, message, fence, read_back=True)
         return [StoredMessage.from_json(raw) for raw in history]
 
@@ -170,6 +132,7 @@ class RedisHistoryStore:
         await self._append(thread, message, fence, read_back=False)
 
     async def read(self, thread: str) -> list[StoredMessage]:
+        """The thread's history, oldest first (empty when it has none)."""
         raw = await self._run(self._redis.lrange(self.history_key(thread), 0, -1))
         return [StoredMessage.from_json(item) for item in raw]
 
@@ -177,17 +140,21 @@ class RedisHistoryStore:
         await self._run(self._redis.delete(self.history_key(thread)))
 
     async def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True for the first caller only, across every process."""
         claimed = await self._run(
             self._redis.set(f"{self._settings.key_prefix}claim:{{{_safe_tag(key)}}}", "1", nx=True, ex=ttl_seconds)
         )
         return bool(claimed)  # SET NX answers None, not False, when the key exists
 
     async def take_slot(self, key: str, limit: int, window: float) -> float:
+        """Count one use of `key` if fewer than `limit` happened in the last `window` seconds
+        (0.0), else the seconds until one leaves the window (nothing counted)."""
         full_key = f"{self._settings.key_prefix}quota:{{{_safe_tag(key)}}}"
         wait_ms = await self._run(self._take_slot(keys=[full_key], args=[limit, int(window * 1000), uuid.uuid4().hex]))
         return max(0.0, float(wait_ms) / 1000)
 
     async def link(self, alias: str, thread: str) -> None:
+        """Make `alias` (e.g. a bot message a person may reply to) lead to `thread`."""
         await self._run(self._redis.set(self._alias_key(alias), thread, ex=self._settings.ttl_seconds))
 
     async def resolve(self, alias: str) -> str | None:
@@ -211,7 +178,6 @@ class RedisHistoryStore:
         return await self._run(self._append_script(keys=keys, args=args))
 
     async def _run(self, awaitable):  # type: ignore[no-untyped-def]
-        self.round_trips += 1
         try:
             return await awaitable
         except REDIS_ERRORS as error:
@@ -232,14 +198,11 @@ class MemoryHistoryStore:
         self._claims: dict[str, float] = {}
         self._aliases: dict[str, str] = {}
         self._uses: dict[str, deque[float]] = {}
-        self.round_trips = 0
 
     async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
-        self.round_trips += 1
         return list(self._append(thread, message))
 
     async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
-        self.round_trips += 1
         self._append(thread, message)
 
     async def read(self, thread: str) -> list[StoredMessage]:
@@ -286,6 +249,9 @@ class MemoryHistoryStore:
         messages.append(message)
         self._threads[thread] = (now + self._settings.ttl_seconds, messages)
         return messages
+
+
+HistoryStore: TypeAlias = RedisHistoryStore | MemoryHistoryStore
 
 
 def open_store(url: str, settings: HistorySettings, on_error: Callable[[], object] | None = None) -> HistoryStore:

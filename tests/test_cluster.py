@@ -40,7 +40,6 @@ from tests.test_budget import (  # noqa: F401 - collected here as well, with thi
     test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it,
 )
 from tests.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
-    test_a_turn_costs_two_round_trips_at_any_thread_length,
     test_claim_succeeds_once_across_clients,
     test_history_expires_after_the_configured_ttl,
     test_history_is_trimmed_to_the_newest_messages,

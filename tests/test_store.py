@@ -70,16 +70,6 @@ async def test_history_expires_after_the_configured_ttl(
         await store.aclose()
 
 
-async def test_a_turn_costs_two_round_trips_at_any_thread_length(redis_store: RedisHistoryStore) -> None:
-    for length in (0, 10, 30):
-        for number in range(length):
-            await redis_store.add_reply(f"len{length}", reply(f"filler {number}"))
-        before = redis_store.round_trips
-        await redis_store.begin_turn(f"len{length}", user("question"))
-        await redis_store.add_reply(f"len{length}", reply("answer"))
-        assert redis_store.round_trips - before == 2
-
-
 async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySettings) -> None:
     url = history_settings.redis_url or ""
     roomy = replace(history_settings, max_messages=100)
