@@ -196,12 +196,12 @@ class ChannelReply:
         await asyncio.sleep(TYPING_DELAY)
         global_ = (self._rate_limits.global_,)
         while True:
-            # Typing is cosmetic: it waits for spare budget instead of taking urgent capacity.
-            while not (charge := await budget.try_spare(global_)):
-                await asyncio.sleep(1.0)  # a second later than it might have, "typing…" shows
-            async with charge:
-                await destination.channel.typing()
-            await asyncio.sleep(8)  # Discord shows "typing…" for 10 s per request
+            # Typing is cosmetic: it takes only a spare write, looking again 2 s later (in a
+            # burst that fills the global limit, it shows when the burst is over).
+            if charge := await budget.try_spare(global_):
+                async with charge:
+                    await destination.channel.typing()
+            await asyncio.sleep(8 if charge else 2)  # Discord shows "typing…" for 10 s per request
 
     async def post(self, text: str, *, final: bool) -> discord.Message:
         destination = await self._where()

@@ -39,8 +39,10 @@ IN_FLIGHT_SECONDS = 10.0
 PROMISE_SECONDS = 30.0
 # A write waiting only for another one's answer looks again this soon (unseen by a person).
 RECHECK_SECONDS = 0.05
-# Redis not answering within this long counts as unreachable (see RateLimits._run).
-UNREACHABLE_SECONDS = 2.0
+# Redis not answering a write's step within this long counts as out of reach (see RateLimits.step):
+# a final then goes without its slot this much later. A process busy with a burst of a thousand
+# mentions reads Redis's answers up to a second or two late, which is not Redis out of reach.
+UNREACHABLE_SECONDS = 5.0
 # A route's quickest round trip is trusted once this many writes have measured it, and a write
 # counts from this much later than it allows: a busy process reads answers late, so its
 # quickest trip holds some of its own delay (without the margin a test of two processes saw a
@@ -175,17 +177,20 @@ class RateLimits:
         return self._routes.setdefault(bucket.scope.split(":", 1)[0], RoundTrips())
 
     async def wait_for_slots(self, buckets: Budgets, write: str) -> None:
-        refused = await self.step("must", buckets, write)
+        """Take a slot of every bucket (listed from the most specific to the bot-wide one). A
+        process's writes queue in order on the bucket they wait for, the bot-wide one first: one
+        of them asks Redis at a time, not a thousand at once when a burst comes in."""
+        limiting = buckets[-1]
         try:
-            while refused is not None:
-                # One write per process waits on each full bucket; the others queue behind it
-                # instead of all asking Redis each time a slot frees.
-                limiting = refused.bucket
+            while True:
                 async with self._queues.hold(limiting.keys()[0]):
                     refused = await self.step("must", buckets, write)
                     while refused is not None and refused.bucket == limiting:
                         await asyncio.sleep(refused.wait)
                         refused = await self.step("must", buckets, write)
+                if refused is None:
+                    return
+                limiting = refused.bucket  # a full channel: wait there, out of the others' way
         except BaseException:
             await self.step("release", buckets, write)  # no longer waiting: interim edits may go
             raise

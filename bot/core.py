@@ -132,7 +132,7 @@ class ChatCore:
         place = getattr(surface, "recovery_place", None)
         if place is None:
             return await self._answer(turn, surface)
-        tracked = self.ledger.track(surface, self.ledger.open(turn.platform, turn.thread, place()))
+        tracked = self.ledger.track(surface, turn.platform, turn.thread, place())
         try:
             return await self._answer(turn, tracked)
         finally:

@@ -91,9 +91,6 @@ class ReplyLedger:
             self._heartbeat = None
             await self._quietly(self._beat_redis.delete(self._lease_key(self.process_id)))  # type: ignore[union-attr]
 
-    def open(self, platform: str, thread: str, place: dict[str, Any]) -> ReplyRecord:
-        return ReplyRecord(uuid.uuid4().hex, self.process_id, platform, thread, place)
-
     async def save(self, record: ReplyRecord) -> None:
         if self._redis is not None:
             await self._quietly(self._redis.hset(self._key, record.id, record.to_json()))
@@ -132,10 +129,10 @@ class ReplyLedger:
         except Exception:  # noqa: BLE001 - Redis or the platform failing now; the next sweep tries again
             log.exception("interrupted_reply_sweep_failed")
 
-    def track(self, surface: ReplySurface, record: ReplyRecord) -> TrackedSurface:
+    def track(self, surface: ReplySurface, platform: str, thread: str, place: dict[str, Any]) -> TrackedSurface:
         """The reply, recorded from now on (the first record is written while the question
         goes on to the model: one Redis round trip less before the model is asked)."""
-        return TrackedSurface(surface, self, record)
+        return TrackedSurface(surface, self, ReplyRecord(uuid.uuid4().hex, self.process_id, platform, thread, place))
 
     async def _beat(self) -> None:
         while True:
@@ -161,32 +158,24 @@ class TrackedSurface:
     """A reply surface whose messages are recorded in the ledger as they are written.
 
     The inner surface says how to find a message again (`recovery_handle`) and may add to where
-    the reply is (`note_place`, e.g. a placeholder message it posted itself).
+    the reply is (`note_place`, e.g. a placeholder message it posted itself). Everything else
+    (limits, budgets, the waiting indicator) is the inner surface's own.
     """
 
     def __init__(self, inner: Any, ledger: ReplyLedger, record: ReplyRecord) -> None:
         self._inner = inner
         self._ledger = ledger
         self.record = record
-        self.limits = inner.limits
         self._handles: list[Any] = []  # the inner surface's handles, by message index
         inner.tracker = self
         self._first_save = asyncio.ensure_future(ledger.save(record))
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
     async def recorded(self) -> None:
         """The first record is written (or failed to be): later saves must not overtake it."""
         await asyncio.shield(self._first_save)
-
-    @property
-    def post_budgets(self) -> Any:
-        return self._inner.post_budgets
-
-    @property
-    def edit_budgets(self) -> Any:
-        return self._inner.edit_budgets
-
-    async def show_waiting(self) -> None:
-        await self._inner.show_waiting()
 
     async def post(self, text: str, *, final: bool) -> int:
         handle = await self._inner.post(text, final=final)

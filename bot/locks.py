@@ -3,8 +3,10 @@
 A follow-up waits for the previous reply's final text: first behind the turns of this process
 (in arrival order), then for the conversation's lock in Redis (redis-py's lock, with a lease).
 The lease is renewed while the turn runs and lapses if its process dies, so a conversation is
-never stuck. The lock's token fences the turn's history writes: they are refused once another
-turn holds the conversation (a process that stalled past its lease can't write over a newer turn).
+never stuck. Each turn that takes the lock leaves its token as the conversation's fence, which
+its history writes must still match: once a newer turn has taken the conversation, they are
+refused (a process that stalled past its lease can't write over the newer turn), while a turn
+whose lease merely lapsed under load, with no newer turn since, still keeps its answer.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ log = structlog.get_logger(__name__)
 LEASE_SECONDS = 15.0
 # How often a waiting turn looks again (a person won't notice the 0.1 s).
 POLL_SECONDS = 0.1
+# A fence outlives any turn.
+FENCE_SECONDS = 3600
 
 
 class LocalLocks:
@@ -65,13 +69,14 @@ class ConversationLocks:
             if self._redis is None or self._lock_key is None:
                 yield ""
                 return
-            token = uuid.uuid4().hex
-            lock = self._redis.lock(self._lock_key(thread), timeout=LEASE_SECONDS, sleep=POLL_SECONDS, thread_local=False)
+            token, key = uuid.uuid4().hex, self._lock_key(thread)
+            lock = self._redis.lock(key, timeout=LEASE_SECONDS, sleep=POLL_SECONDS, thread_local=False)
             try:
                 await lock.acquire(token=token)
+                await self._redis.set(fence_key(key), token, ex=FENCE_SECONDS)
             except REDIS_ERRORS as error:
                 raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
-            keeper = asyncio.create_task(_keep(lock))
+            keeper = asyncio.create_task(_keep(lock, key))
             try:
                 yield token
             finally:
@@ -85,13 +90,17 @@ class ConversationLocks:
                     log.warning("conversation_lock_not_released", error=f"{type(error).__name__}: {error}")
 
 
-async def _keep(lock: Lock) -> None:
+def fence_key(lock_key: str) -> str:
+    return f"{lock_key}:fence"
+
+
+async def _keep(lock: Lock, key: str) -> None:
     while True:
         await asyncio.sleep(LEASE_SECONDS / 3)
         try:
             await lock.reacquire()
         except LockError:
-            log.error("conversation_lock_lost", key=lock.name)
+            log.warning("conversation_lock_lapsed", key=key)  # its writes go on unless a newer turn took it
             return
         except REDIS_ERRORS as error:
             log.warning("conversation_lock_not_renewed", error=f"{type(error).__name__}: {error}")

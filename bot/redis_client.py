@@ -25,14 +25,15 @@ RedisClient: TypeAlias = aioredis.Redis | RedisCluster
 # finds no cluster there) raises RedisClusterException, which is not a RedisError.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
-# Waiting for a free connection beats failing a turn when many arrive at once.
+# Waiting for a free connection beats failing a turn when many arrive at once: a process whose
+# core a thousand mentions at once saturate reads each answer late, and its turns' commands
+# queued past 10 s, so a fifth of the people were told the bot's memory was out of reach.
 MAX_CONNECTIONS = 64
-POOL_WAIT_SECONDS = 10
+POOL_WAIT_SECONDS = 30
 # A Cluster client keeps a pool per node that never waits: a command finding every connection
 # of its node busy fails at once. So each node gets room for a burst rather than a queue.
 CLUSTER_CONNECTIONS_PER_NODE = 256
-# The renewals of the process's shares of the rate limits: one per limit in use (a Slack
-# worker's 50 channels), each answered late by a process whose core is busy.
+# The steps of the platforms' rate limits (bot.budget): a write's slot, its landing, a promise.
 CONTROL_CONNECTIONS = 64
 # The reply ledger's records, one per write of every reply.
 RECORD_CONNECTIONS = 16

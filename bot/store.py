@@ -20,6 +20,7 @@ import structlog
 
 from bot import redis_client
 from bot.errors import FailureKind, ReplyFailure
+from bot.locks import fence_key
 from bot.redis_client import REDIS_ERRORS, RedisClient
 from config.settings import MEMORY_STORE_URL, HistorySettings
 
@@ -74,7 +75,7 @@ return 0
 # Append to a history, unless the conversation lock (KEYS[2]) is no longer held with this fence.
 _APPEND = """
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then
-  return redis.error_reply('FENCED another turn holds this conversation now')
+  return redis.error_reply('FENCED a newer turn has taken this conversation')
 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
@@ -123,8 +124,8 @@ class RedisHistoryStore:
 
     async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
         """Append the person's message and return the thread's history including it. `fence`: the
-        conversation lock's token (see bot.locks); the write is refused (STORE_UNAVAILABLE) once
-        another turn holds the conversation."""
+        conversation's fence (see bot.locks); the write is refused (STORE_UNAVAILABLE) once a
+        newer turn has taken the conversation."""
         history = await self._append(thread, message, fence, read_back=True)
         return [StoredMessage.from_json(raw) for raw in history]
 
@@ -173,7 +174,7 @@ class RedisHistoryStore:
     async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
         settings = self._settings
-        keys = [self.history_key(thread), self.lock_key(thread)]  # one hash tag: one Cluster slot
+        keys = [self.history_key(thread), fence_key(self.lock_key(thread))]  # one hash tag: one Cluster slot
         args = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, "1" if read_back else "0"]
         return await self._run(self._append_script(keys=keys, args=args))
 

@@ -302,10 +302,9 @@ async def test_an_interim_edit_in_one_process_never_pushes_another_process_final
 async def test_a_write_waiting_for_a_slot_gets_it_before_any_interim_edit(history_settings: HistorySettings) -> None:
     async with process(history_settings) as first, process(history_settings) as second:
         window = 0.5
-        mine, theirs = (limits.bucket("test", "busy", 2, window) for limits in (first, second))
-        for _ in range(2):
-            async with budget.spend((mine,)):
-                pass
+        mine, theirs = (limits.bucket("test", "busy", 1, window) for limits in (first, second))
+        async with budget.spend((mine,)):
+            pass
 
         async def must() -> None:
             async with budget.spend((mine,)):

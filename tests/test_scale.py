@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.ledger import ReplyLedger
+from bot.ledger import ReplyLedger, ReplyRecord
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
 from bot.quota import TurnQuota
@@ -92,6 +93,19 @@ async def test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_tur
     assert [m.content for m in await live_store.read("scale:fenced")] == ["newer question"]
 
 
+async def test_a_turn_whose_lease_lapsed_under_load_with_no_newer_turn_still_keeps_its_answer(
+    two_processes: tuple[ChatCore, ChatCore],
+) -> None:
+    store = two_processes[0].store
+    assert isinstance(store, RedisHistoryStore)
+    locks = ConversationLocks(store.client, store.lock_key)
+    async with locks.hold("scale:lapsed") as fence:
+        await store.begin_turn("scale:lapsed", StoredMessage("user", "question"), fence)
+        await store.client.delete(store.lock_key("scale:lapsed"))  # its renewals queued past the lease
+        await store.add_reply("scale:lapsed", StoredMessage("assistant", "answer"), fence)
+    assert [m.content for m in await store.read("scale:lapsed")] == ["question", "answer"]
+
+
 # -- shared by every process: quotas, and the replies a dead process left ----------------------
 
 
@@ -118,9 +132,9 @@ async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_on
     for ledger in (dead, *live):
         await ledger.start()
     try:
-        left = dead.open("discord", "discord:conv:1", {"channel_id": "1"})
+        left = ReplyRecord(uuid.uuid4().hex, dead.process_id, "discord", "discord:conv:1", {"channel_id": "1"})
         await dead.save(left)
-        in_progress = live[0].open("discord", "discord:conv:2", {"channel_id": "2"})
+        in_progress = ReplyRecord(uuid.uuid4().hex, live[0].process_id, "discord", "discord:conv:2", {"channel_id": "2"})
         await live[0].save(in_progress)
         await dead.stop()  # its lease is gone, as when a process dies and its lease lapses
         claims = await asyncio.gather(*(ledger.orphans("discord") for ledger in live))
@@ -146,7 +160,7 @@ async def test_a_process_whose_reply_records_wait_for_connections_is_never_taken
     for ledger in (busy, other):
         await ledger.start()
     try:
-        live = busy.open("discord", "discord:conv:1", {"channel_id": "1"})
+        live = ReplyRecord(uuid.uuid4().hex, busy.process_id, "discord", "discord:conv:1", {"channel_id": "1"})
         await busy.save(live)
         nothing = f"{history_settings.key_prefix}nothing"
         held = [asyncio.ensure_future(redis_store.records.blpop([nothing], timeout=3)) for _ in range(RECORD_CONNECTIONS)]
