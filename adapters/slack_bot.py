@@ -254,6 +254,7 @@ class StreamReply(_Recoverable):
                 await place.client.chat_delete(channel=place.channel, ts=placeholder)
             except SlackApiError as error:
                 log.warning("slack_placeholder_not_removed", error=error.response.get("error"))
+        promised = self._promise if self._first is None else None  # the first message's start and stop
         try:
             async with budget.spend((self._budgets.stream_starts,)):
                 response = await place.client.chat_startStream(
@@ -261,10 +262,10 @@ class StreamReply(_Recoverable):
                     recipient_team_id=place.team, recipient_user_id=place.user,
                 )
         except SlackApiError as error:
-            await budget.release((self._budgets.stream_stops,), self._promise)
+            await budget.release((self._budgets.stream_stops,), promised)
             return await self._post_plain(text, error)
         finally:
-            await budget.release((self._budgets.stream_starts,), self._promise)
+            await budget.release((self._budgets.stream_starts,), promised)
         ts = str(response["ts"])
         self._sent[ts] = text
         if self._first is None:

@@ -177,20 +177,19 @@ class RateLimits:
         return self._routes.setdefault(bucket.scope.split(":", 1)[0], RoundTrips())
 
     async def wait_for_slots(self, buckets: Budgets, write: str) -> None:
-        """Take a slot of every bucket (listed from the most specific to the bot-wide one). A
-        process's writes queue in order on the bucket they wait for, the bot-wide one first: one
-        of them asks Redis at a time, not a thousand at once when a burst comes in."""
-        limiting = buckets[-1]
+        """Take a slot of every bucket. Once a bucket is full, this process's writes to it queue
+        in order, and only the first of them asks Redis again when a slot may have freed: not
+        all thousand of a burst each time."""
+        queued = next((bucket for bucket in buckets if self._queues.busy(bucket.keys()[0])), None)
+        refused = Refused(0.0, queued) if queued else await self.step("must", buckets, write)
         try:
-            while True:
+            while refused is not None:
+                limiting = refused.bucket
                 async with self._queues.hold(limiting.keys()[0]):
                     refused = await self.step("must", buckets, write)
                     while refused is not None and refused.bucket == limiting:
                         await asyncio.sleep(refused.wait)
                         refused = await self.step("must", buckets, write)
-                if refused is None:
-                    return
-                limiting = refused.bucket  # a full channel: wait there, out of the others' way
         except BaseException:
             await self.step("release", buckets, write)  # no longer waiting: interim edits may go
             raise
@@ -230,18 +229,13 @@ class Charge:
 
     def __init__(self, buckets: Budgets, *, taken: bool = False) -> None:
         self._buckets = buckets
-        self._write = uuid.uuid4().hex
+        self.write = uuid.uuid4().hex
         self._taken = taken or not buckets
         self._sent = 0.0
 
-    async def take_spare(self, promise: str | None) -> bool:
-        self._taken = await self._buckets[0].limits.step("spare", self._buckets, self._write, promise or "") is None
-        return self._taken
-
     async def __aenter__(self) -> Charge:
         if not self._taken:
-            await self._buckets[0].limits.wait_for_slots(self._buckets, self._write)
-            self._taken = True
+            await self._buckets[0].limits.wait_for_slots(self._buckets, self.write)
         self._sent = time.monotonic()
         return self
 
@@ -250,7 +244,7 @@ class Charge:
             return
         limits = self._buckets[0].limits
         lead = limits.route(self._buckets[0]).lead(time.monotonic() - self._sent) if error is None else 0.0
-        await limits.step("settle", self._buckets, self._write, str(int(lead * 1000)))
+        await limits.step("settle", self._buckets, self.write, str(int(lead * 1000)))
 
 
 def spend(buckets: Budgets) -> Charge:
@@ -262,8 +256,10 @@ def spend(buckets: Budgets) -> Charge:
 async def try_spare(buckets: Budgets, promise: str | None = None) -> Charge | None:
     """A spare slot now for an interim edit or an indicator, or None; `promise`: the live
     reply's promise, renewed."""
-    charge = Charge(buckets)
-    return charge if not buckets or await charge.take_spare(promise) else None
+    charge = Charge(buckets, taken=True)
+    if buckets and await buckets[0].limits.step("spare", buckets, charge.write, promise or ""):
+        return None
+    return charge
 
 
 async def promise(buckets: Budgets) -> str | None:

@@ -39,6 +39,9 @@ class LocalLocks:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
+    def busy(self, key: str) -> bool:
+        return key in self._locks
+
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
@@ -76,7 +79,7 @@ class ConversationLocks:
                 await self._redis.set(fence_key(key), token, ex=FENCE_SECONDS)
             except REDIS_ERRORS as error:
                 raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"conversation lock: {error}") from error
-            keeper = asyncio.create_task(_keep(lock, key))
+            keeper = asyncio.create_task(_keep(lock))
             try:
                 yield token
             finally:
@@ -86,7 +89,9 @@ class ConversationLocks:
                 keeper.cancel()
                 try:
                     await lock.release()
-                except (LockError, *REDIS_ERRORS) as error:  # it lapses by itself
+                except LockError:  # its lease lapsed while the turn ran (renewals late on a busy core)
+                    log.warning("conversation_lock_lapsed", key=key)
+                except REDIS_ERRORS as error:  # it lapses by itself
                     log.warning("conversation_lock_not_released", error=f"{type(error).__name__}: {error}")
 
 
@@ -94,13 +99,12 @@ def fence_key(lock_key: str) -> str:
     return f"{lock_key}:fence"
 
 
-async def _keep(lock: Lock, key: str) -> None:
+async def _keep(lock: Lock) -> None:
     while True:
         await asyncio.sleep(LEASE_SECONDS / 3)
         try:
             await lock.reacquire()
         except LockError:
-            log.warning("conversation_lock_lapsed", key=key)  # its writes go on unless a newer turn took it
-            return
+            return  # lapsed: its writes go on unless a newer turn has taken the conversation since
         except REDIS_ERRORS as error:
             log.warning("conversation_lock_not_renewed", error=f"{type(error).__name__}: {error}")
