@@ -636,8 +636,6 @@ def point_at(settings: DiscordSettings) -> None:
 async def run(core: ChatCore, settings: Settings) -> None:
     discord_settings = DiscordSettings.from_env(settings.env)
     point_at(discord_settings)
-    if not core.store.durable:
-        log.warning("discord_history_not_durable", message="history is in memory and is lost on restart")
     client = MistralDiscordBot(core, discord_settings)
     async with client:
         try:

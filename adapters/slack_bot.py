@@ -415,6 +415,7 @@ class Waiting:
 
 class SlackBot:
     def __init__(self, core: ChatCore, settings: SlackSettings) -> None:
+        core.budgets.require()
         self.core = core
         self.settings = settings
         self.client = AsyncWebClient(
@@ -750,7 +751,4 @@ def thread_link(team: str, channel: str, thread_ts: str) -> str:
 
 
 async def run(core: ChatCore, settings: Settings) -> None:
-    slack_settings = SlackSettings.from_env(settings.env)
-    if not core.store.durable:
-        log.warning("slack_history_not_durable", message="history is in memory and is lost on restart")
-    await SlackBot(core, slack_settings).run()
+    await SlackBot(core, SlackSettings.from_env(settings.env)).run()

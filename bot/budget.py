@@ -166,10 +166,14 @@ class RateLimits:
         self._routes: dict[str, RoundTrips] = {}
         self._unreachable = False
 
-    def bucket(self, scope: str, name: str, limit: int, window: float) -> Bucket:
+    def require(self) -> None:
+        """A platform adapter starts only with Redis to keep its rate limits in."""
         if self._script is None:
             raise ConfigError("REDIS_URL: Discord and Slack keep the bot's rate limits in Redis (memory:// serves "
                               "the console and the web chat only)")
+
+    def bucket(self, scope: str, name: str, limit: int, window: float) -> Bucket:
+        self.require()
         return Bucket(self, scope, name, limit, window)
 
     def route(self, bucket: Bucket) -> RoundTrips:
