@@ -30,8 +30,9 @@ WARNING_PREFIX = "⚠️"
 NOTICE_PREFIX = "ℹ️"
 # An interim edit that found no write to spare (or failed) is tried again this late, even when
 # the model sends nothing more: a stalled answer's text is not left behind what it wrote for
-# longer than this. Each try is a Redis call.
-RETRY_EDIT_SECONDS = 0.5
+# longer than this. Each try is a Redis call: fifty replies streaming at once on Discord, whose
+# global limit keeps every slot for their finals, would try a hundred times a second at 0.5 s.
+RETRY_EDIT_SECONDS = 1.0
 # Failures after which the text shown is still the complete answer.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
 
