@@ -72,7 +72,8 @@ return 0
 """
 
 
-# Append to a history, unless the conversation lock (KEYS[2]) is no longer held with this fence.
+# Append to a history, unless a newer turn has taken the conversation: its fence (KEYS[2]) no
+# longer holds this turn's token.
 _APPEND = """
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then
   return redis.error_reply('FENCED a newer turn has taken this conversation')
