@@ -30,7 +30,7 @@ from bot.budget import Bucket, RateLimits
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from bot.loop import freeze_startup_heap, retrieve_outcome
+from bot.loop import cancel_and_wait, freeze_startup_heap, retrieve_outcome
 from bot.render import failure_note
 from bot.surface import SurfaceLimits
 from config.env import ConfigError, Env
@@ -335,9 +335,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         await super().close()
 
     # -- replies a dead process left half-written ---------------------------------------

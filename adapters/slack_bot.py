@@ -35,7 +35,7 @@ from bot.budget import Bucket, RateLimits
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from bot.loop import freeze_startup_heap
+from bot.loop import cancel_and_wait, freeze_startup_heap
 from bot.metrics import Metrics
 from bot.render import failure_note
 from bot.surface import EditSkipped, SurfaceLimits
@@ -634,9 +634,7 @@ class SlackBot:
         task.add_done_callback(self._tasks.discard)
 
     async def shutdown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         await self._files.close()
 
     # -- running ---------------------------------------------------------------------

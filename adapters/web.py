@@ -28,6 +28,7 @@ from aiohttp.typedefs import Handler
 
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
+from bot.loop import cancel_and_wait
 from bot.render import failure_note
 from bot.surface import SurfaceLimits
 from config.env import ConfigError
@@ -270,10 +271,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
 async def _close_pages(app: web.Application) -> None:
     """On shutdown: answers still being written end with a note on their pages, then the pages
     are told the server is going away (they reconnect on their own)."""
-    answers = list(app[ANSWERS])
-    for task in answers:
-        task.cancel()
-    await asyncio.gather(*answers, return_exceptions=True)
+    await cancel_and_wait(list(app[ANSWERS]))
     for ws in list(app[SOCKETS]):
         await ws.close(code=1001, message=b"server shutting down")
 

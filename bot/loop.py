@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# A task still running this long after it was cancelled lost the cancellation (redis-py can drop
+# one that arrives while a command waits) and is cancelled again: longer than the 10 s a reply's
+# final write may take once cancelled (bot.render), so no final text is cut short by it.
+RECANCEL_SECONDS = 12.0
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -37,6 +41,17 @@ async def finish_even_if_cancelled(work: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await task
         raise
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again any that goes on."""
+    pending, wait = set(tasks), RECANCEL_SECONDS
+    while pending:
+        for task in pending:
+            task.cancel()
+            task.add_done_callback(retrieve_outcome)
+        _, pending = await asyncio.wait(pending, timeout=wait)
+        wait = 1.0
 
 
 def retrieve_outcome(future: asyncio.Future[Any]) -> None:

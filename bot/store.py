@@ -166,11 +166,17 @@ class RedisHistoryStore:
         return f"{self._settings.key_prefix}alias:{{{_safe_tag(alias)}}}"
 
     async def ping(self) -> None:
-        await self._run(redis_client.ping(self._redis))
+        """Every client answers. A Cluster client learns the cluster's nodes here, before a burst
+        of commands does it many times over at once (redis-py then loses connections under them)."""
+        for client in self._clients():
+            await self._run(redis_client.ping(client))
 
     async def aclose(self) -> None:
-        for client in {id(client): client for client in (self._redis, self.control, self.records, self.heartbeat)}.values():
+        for client in self._clients():
             await redis_client.close(client)
+
+    def _clients(self) -> list[RedisClient]:
+        return list({id(client): client for client in (self._redis, self.control, self.records, self.heartbeat)}.values())
 
     async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""

@@ -18,7 +18,7 @@ import pytest
 
 from bot import budget
 from bot.budget import UNREACHABLE_SECONDS, Bucket, RateLimits
-from bot.redis_client import close, connect
+from bot.redis_client import close, connect, ping
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, ROOT, OwnRedis
 
@@ -30,6 +30,7 @@ async def process(settings: HistorySettings) -> AsyncIterator[RateLimits]:
     """What one bot process has: its own Redis client (a single server, or the cluster's)."""
     client = connect(settings.redis_url or REDIS_URL, cluster=settings.cluster)
     try:
+        await ping(client)  # as the bot does at start: a Cluster client learns the nodes first
         yield RateLimits(client, settings.key_prefix)
     finally:
         await close(client)
