@@ -210,17 +210,16 @@ class ChatCore:
         reading every stream falls behind all of them, and with it Redis's answers: its heartbeat
         lapses and its live replies look dead to the others. So answers wait in arrival order,
         the person seeing the waiting indicator meanwhile."""
+        count = 0
         try:
             if self._streams.locked():
                 log.info("reply_waits_for_room", streaming=self._max_streams)
             async with self._streams:
                 asked = time.monotonic()
-                count = 0
                 async for piece in pieces:
                     if count == 0:
                         self.metrics.model_first_token.observe(time.monotonic() - asked)
                     count += 1
-                    self.metrics.tokens.inc()
                     yield piece
                     if count % PIECES_PER_TURN == 0:
                         await asyncio.sleep(0)  # see PIECES_PER_TURN
@@ -228,6 +227,7 @@ class ChatCore:
             self.metrics.model_errors.labels(failure.kind.name).inc()
             raise
         finally:
+            self.metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
             await _close(pieces)
 
     def _account(self, turn: Turn, result: RenderResult) -> None:
