@@ -39,10 +39,6 @@ IN_FLIGHT_SECONDS = 10.0
 PROMISE_SECONDS = 30.0
 # A write waiting only for another one's answer looks again this soon (unseen by a person).
 RECHECK_SECONDS = 0.05
-# Redis not answering a write's step within this long counts as out of reach (see RateLimits.step):
-# a final then goes without its slot this much later. A process busy with a burst of a thousand
-# mentions reads Redis's answers up to a second or two late, which is not Redis out of reach.
-UNREACHABLE_SECONDS = 5.0
 # A route's quickest round trip is trusted once this many writes have measured it, and a write
 # counts from this much later than it allows: a busy process reads answers late, so its
 # quickest trip holds some of its own delay (without the margin a test of two processes saw a
@@ -156,8 +152,9 @@ class Refused:
 
 
 class RateLimits:
-    """The bot's write budgets, kept in Redis. Without a client (the console and the web chat,
-    which write to no platform) there are none."""
+    """The bot's write budgets, kept in Redis through the process's control client (see
+    bot.redis_client.connect_control). Without one (the console and the web chat, which write
+    to no platform) there are none."""
 
     def __init__(self, client: RedisClient | None = None, key_prefix: str = "") -> None:
         self.key_prefix = key_prefix
@@ -207,9 +204,8 @@ class RateLimits:
         times = [int(IN_FLIGHT_SECONDS * 1000), int(PROMISE_SECONDS * 1000), int(RECHECK_SECONDS * 1000)]
         assert self._script is not None
         try:
-            async with asyncio.timeout(UNREACHABLE_SECONDS):
-                wait_ms, limiting = await self._script(keys=keys, args=[op, key, extra, *times, *limits])
-        except (*REDIS_ERRORS, TimeoutError) as error:
+            wait_ms, limiting = await self._script(keys=keys, args=[op, key, extra, *times, *limits])
+        except REDIS_ERRORS as error:
             self._reachable(False, f"{type(error).__name__}: {error}")
             return None if op in ("must", "settle", "release") else Refused(RECHECK_SECONDS, buckets[0])
         self._reachable(True)

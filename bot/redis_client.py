@@ -25,33 +25,40 @@ RedisClient: TypeAlias = aioredis.Redis | RedisCluster
 # finds no cluster there) raises RedisClusterException, which is not a RedisError.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
-# Waiting for a free connection beats failing a turn when many arrive at once: a process whose
-# core a thousand mentions at once saturate reads each answer late, and its turns' commands
-# queued past 10 s, so a fifth of the people were told the bot's memory was out of reach.
-MAX_CONNECTIONS = 64
+# A process whose core a thousand mentions at once saturate reads each answer late, so a command
+# holds its connection that much longer: with 64 connections and 10 s of waiting for one, one
+# Slack worker told 129 of 1,000 people its memory was out of reach; with 256, none.
+MAX_CONNECTIONS = 256
 POOL_WAIT_SECONDS = 30
 # A Cluster client keeps a pool per node that never waits: a command finding every connection
 # of its node busy fails at once. So each node gets room for a burst rather than a queue.
 CLUSTER_CONNECTIONS_PER_NODE = 256
 # The steps of the platforms' rate limits (bot.budget): a write's slot, its landing, a promise.
-CONTROL_CONNECTIONS = 64
-# The reply ledger's records, one per write of every reply.
-RECORD_CONNECTIONS = 16
+# An answer this late means Redis is out of reach, and a final then goes without its slot; the
+# wait for a free connection, which a burst on a busy core makes long, does not count in it
+# (counted with it, a thousand posts at once in one worker went out unbudgeted).
+CONTROL_CONNECTIONS = 256
+CONTROL_ANSWER_SECONDS = 5.0
+# The reply ledger's records, one per write of every reply (16 dropped 637 records of 1,000
+# replies at once in one worker; they only say where a reply is, should the process die).
+RECORD_CONNECTIONS = 64
 # The heartbeat alone: queued behind records or renewals on a busy core, it came more than the
 # process's lease late, and 49 of 200 live Slack replies were finished as "interrupted" by
 # another process.
 HEARTBEAT_CONNECTIONS = 2
 
 
-def connect(url: str, *, cluster: bool, connections: int | None = None) -> RedisClient:
+def connect(url: str, *, cluster: bool, connections: int | None = None, answer_seconds: float = 10.0,
+            retries: int = 3) -> RedisClient:  # fmt: skip
     """A client for `url` (a node of the cluster with `cluster`), with at most `connections` to
-    a single server (a Cluster client keeps its own per node); it connects on first use."""
+    a single server (a Cluster client keeps its own per node); it connects on first use. A
+    command fails when its answer takes more than `answer_seconds`, after `retries` more tries."""
     options = {
         "decode_responses": True,
         "socket_connect_timeout": 3,
-        "socket_timeout": 10,
+        "socket_timeout": answer_seconds,
         "health_check_interval": 30,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
         # Named once: by default every new connection reads redis-py's package metadata to
         # name itself to the server (~1 ms each, 50 of them when 50 questions come at once).
@@ -63,6 +70,13 @@ def connect(url: str, *, cluster: bool, connections: int | None = None) -> Redis
         url, max_connections=connections or MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+def connect_control(url: str, *, cluster: bool) -> RedisClient:
+    """The client for the rate limits' steps: a slow answer is not tried again (a script that ran
+    would take a slot twice); Redis out of reach is known within CONTROL_ANSWER_SECONDS."""
+    return connect(url, cluster=cluster, connections=CONTROL_CONNECTIONS, answer_seconds=CONTROL_ANSWER_SECONDS,
+                   retries=0)  # fmt: skip
 
 
 async def ping(client: RedisClient) -> None:

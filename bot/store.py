@@ -113,7 +113,8 @@ class RedisHistoryStore:
         def connect(connections: int | None = None) -> RedisClient:
             return redis_client.connect(url, cluster=settings.cluster, connections=connections)
 
-        control, records = connect(redis_client.CONTROL_CONNECTIONS), connect(redis_client.RECORD_CONNECTIONS)
+        control = redis_client.connect_control(url, cluster=settings.cluster)
+        records = connect(redis_client.RECORD_CONNECTIONS)
         return cls(connect(), settings, on_error, control, records, connect(redis_client.HEARTBEAT_CONNECTIONS))
 
     def history_key(self, thread: str) -> str:

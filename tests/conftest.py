@@ -28,7 +28,7 @@ from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.redis_client import close, connect
+from bot.redis_client import close, connect_control
 from bot.store import RedisHistoryStore
 from config.env import Env
 from config.settings import HistorySettings, ModelSettings, load_settings
@@ -93,7 +93,7 @@ async def redis_store(history_settings: HistorySettings) -> AsyncIterator[RedisH
 @pytest.fixture
 async def rate_limits(key_prefix: str) -> AsyncIterator[RateLimits]:
     """Write budgets in Redis under this test's key prefix."""
-    client = connect(REDIS_URL, cluster=False)
+    client = connect_control(REDIS_URL, cluster=False)
     yield RateLimits(client, key_prefix)
     await close(client)
 

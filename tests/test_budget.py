@@ -17,8 +17,8 @@ from dataclasses import replace
 import pytest
 
 from bot import budget
-from bot.budget import UNREACHABLE_SECONDS, Bucket, RateLimits
-from bot.redis_client import close, connect, ping
+from bot.budget import Bucket, RateLimits
+from bot.redis_client import CONTROL_ANSWER_SECONDS, close, connect_control, ping
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, ROOT, OwnRedis
 
@@ -28,7 +28,7 @@ LIMIT, WINDOW = 10, 1.0
 @asynccontextmanager
 async def process(settings: HistorySettings) -> AsyncIterator[RateLimits]:
     """What one bot process has: its own Redis client (a single server, or the cluster's)."""
-    client = connect(settings.redis_url or REDIS_URL, cluster=settings.cluster)
+    client = connect_control(settings.redis_url or REDIS_URL, cluster=settings.cluster)
     try:
         await ping(client)  # as the bot does at start: a Cluster client learns the nodes first
         yield RateLimits(client, settings.key_prefix)
@@ -125,10 +125,10 @@ GREEDY_PROCESS = """
 import asyncio, sys, time
 from bot import budget
 from bot.budget import RateLimits
-from bot.redis_client import connect
+from bot.redis_client import connect_control
 
 async def main(url, prefix, limit, window):
-    bucket = RateLimits(connect(url, cluster=False), prefix).bucket("test", "global", limit, window)
+    bucket = RateLimits(connect_control(url, cluster=False), prefix).bucket("test", "global", limit, window)
     while True:
         async with budget.spend((bucket,)):
             await asyncio.sleep(0.005)
@@ -170,7 +170,7 @@ LAGGING_PROCESS = """
 import asyncio, sys, time
 from bot import budget
 from bot.budget import RateLimits
-from bot.redis_client import connect
+from bot.redis_client import connect_control
 
 async def lag():
     while True:
@@ -184,7 +184,7 @@ async def writer(bucket, deadline):
             print(time.time(), flush=True)
 
 async def main(url, prefix, limit, window, seconds):
-    bucket = RateLimits(connect(url, cluster=False), prefix).bucket("test", "global", limit, window)
+    bucket = RateLimits(connect_control(url, cluster=False), prefix).bucket("test", "global", limit, window)
     asyncio.get_running_loop().create_task(lag())
     deadline = time.monotonic() + seconds
     await asyncio.gather(*(writer(bucket, deadline) for _ in range(4)))
@@ -229,7 +229,7 @@ async def test_with_redis_hung_finals_still_land_and_interim_edits_and_new_strea
             started = time.monotonic()
             async with budget.spend((edits,)):
                 landed = time.monotonic() - started
-            assert landed < 3 * UNREACHABLE_SECONDS  # the final goes, unbudgeted
+            assert landed < 3 * CONTROL_ANSWER_SECONDS  # the final goes, unbudgeted
             assert await budget.try_spare((edits,)) is None  # interim edits wait
             assert await budget.promise((edits,)) is None  # new replies are posted whole
         finally:

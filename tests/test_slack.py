@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets, to_mrkdwn
 from bot import budget
 from bot.budget import RateLimits
-from bot.redis_client import close, connect
+from bot.redis_client import close, connect_control
 from tests.conftest import REDIS_URL
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
@@ -539,7 +539,7 @@ async def test_a_mention_split_across_stream_appends_is_still_defused(own_fake: 
     """Native streams get the text in pieces: `<` may end one append and `!channel>` start the next."""
     client = AsyncWebClient(token=own_fake.bot_token, base_url=own_fake.api_url)
     parent = own_fake.app_mention_event(GENERAL, ALICE, "hi")
-    redis = connect(REDIS_URL, cluster=False)
+    redis = connect_control(REDIS_URL, cluster=False)
     try:
         budgets = WorkspaceBudgets(RateLimits(redis, prefix), own_fake.team_id)
         promise = await budget.promise((budgets.stream_starts, budgets.stream_stops))
