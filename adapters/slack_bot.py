@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
 EVENT_CLAIM_SECONDS = 3600  # longer than Slack retries one event (its last retry comes after ~5 min)
+API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own default)
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
 STATUS_TEXT = "is thinking…"
@@ -418,9 +419,15 @@ class SlackBot:
         core.budgets.require()
         self.core = core
         self.settings = settings
+        # One connection pool for every Web API call and file download. Without one, slack_sdk
+        # opens a connection per call: each edit of a live reply would wait for a TCP and TLS
+        # handshake with Slack first, two round trips more before the person sees it.
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=True,
+                                           timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS))  # fmt: skip
         self.client = AsyncWebClient(
             token=settings.bot_token,
             base_url=settings.api_url,
+            session=self._http,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
                 CountedRateLimitRetryHandler(core.metrics, max_retry_count=5),
@@ -443,7 +450,6 @@ class SlackBot:
         self.bot_user_id = ""
         self._names: dict[str, tuple[float, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._files = aiohttp.ClientSession(trust_env=True)  # downloads of attached files
         self._register()
 
     def _register(self) -> None:
@@ -523,7 +529,7 @@ class SlackBot:
         async def download() -> bytes:
             # Slack answers a request it won't serve with its sign-in page, not an error status.
             try:
-                async with self._files.get(url, headers={"Authorization": f"Bearer {self.settings.bot_token}"}) as response:
+                async with self._http.get(url, headers={"Authorization": f"Bearer {self.settings.bot_token}"}) as response:
                     if response.status != 200 or response.content_type == "text/html":
                         raise DownloadFailed(f"HTTP {response.status} {response.content_type} (files:read scope?)")
                     return await response.read()
@@ -635,7 +641,7 @@ class SlackBot:
 
     async def shutdown(self) -> None:
         await cancel_and_wait(self._tasks)
-        await self._files.close()
+        await self._http.close()
 
     # -- running ---------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ Each route `<target port>:<delay ms>` listens on a port of 127.0.0.1 chosen by t
 forwards every connection to 127.0.0.1:<target port>; what either side sends reaches the other
 `delay` later, in the order it was sent (latency only: no bandwidth limit, no loss). The proxy
 prints `listening <port> …` (one port per route, in order) once it accepts connections. It
-connects to 127.0.0.1 only. Connection set-up is not delayed (a connection costs no extra
-round trip), and a close reaches the other side after the delay, like the data before it.
+connects to 127.0.0.1 only. A new connection costs a round trip before its first bytes arrive,
+as TCP's handshake does (TLS, which this loopback does not speak, would add another), so a
+client that opens a connection per request pays for it as it would across a network; a close
+reaches the other side after the delay, like the data before it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class Route:
 class Leg(asyncio.Protocol):
     """One end of a proxied connection: what arrives on it leaves on its peer `delay` later."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, opens_in: float = 0.0) -> None:
+        """`opens_in`: nothing sent on this leg reaches its peer sooner than this from now."""
         self.delay = delay
         self.transport: asyncio.Transport | None = None
         self.peer: Leg | None = None
@@ -54,6 +57,7 @@ class Leg(asyncio.Protocol):
         self._outbox: deque[tuple[float, bytes]] = deque()  # (when it may leave, bytes) for the peer
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._opens_at = self._loop.time() + opens_in
 
     def join(self, peer: Leg) -> None:
         self.peer, peer.peer = peer, self
@@ -88,7 +92,7 @@ class Leg(asyncio.Protocol):
         if self._closed:
             return
         self._closed = data == _CLOSE
-        self._outbox.append((self._loop.time() + self.delay, data))
+        self._outbox.append((max(self._loop.time() + self.delay, self._opens_at), data))
         self._schedule()
 
     def _schedule(self) -> None:
@@ -131,7 +135,9 @@ async def serve(routes: Sequence[Route]) -> list[asyncio.Server]:
     for route in routes:
 
         def accepted(route: Route = route) -> Leg:
-            leg = Leg(route.delay)
+            # The client's first bytes would go once its SYN had come back, a round trip after
+            # it connected, and take the delay again to arrive.
+            leg = Leg(route.delay, opens_in=3 * route.delay)
             connecting = loop.create_task(_accept(route, leg))
             connecting.add_done_callback(_CONNECTING.discard)
             _CONNECTING.add(connecting)

@@ -298,6 +298,10 @@ async def test_mention_is_answered_progressively_in_its_thread_and_the_thread_co
         assert scene.calls("chat.startStream") and not scene.calls("chat.postMessage")
     else:
         assert scene.calls("chat.postMessage") and scene.calls("chat.update") and not scene.calls("chat.startStream")
+    # The reply's writes reuse one connection: over a network each new one would first wait for
+    # a TCP and TLS handshake with Slack, and the text would show that much later.
+    writes = scene.calls("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
+    assert len(writes) >= 3 and len({call.connection for call in writes}) == 1, [c.connection for c in writes]
 
     # A follow-up in the thread, without a mention, continues the same conversation.
     await scene.harness.say(GENERAL, ALICE, "and then?", thread_ts=mention["ts"])

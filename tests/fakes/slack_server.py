@@ -188,6 +188,7 @@ class RecordedCall:
     status: int
     response: JsonDict
     http_method: str = "POST"
+    connection: Any = None  # the client's address and port: one per connection it opened
 
     @property
     def ok(self) -> bool:
@@ -894,7 +895,8 @@ class FakeSlack:
         status, body, headers = self._dispatch(method, params, token, now)
         if status == 429:
             self.ratelimited_count += 1
-        self.calls.append(RecordedCall(method, params, token, now, status, body, request.method))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.calls.append(RecordedCall(method, params, token, now, status, body, request.method, peer))
         return web.json_response(body, status=status, headers=headers)
 
     async def _read_params(self, request: web.Request) -> tuple[JsonDict, str | None]:
