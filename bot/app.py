@@ -91,6 +91,7 @@ def redacted(url: str) -> str:
 
 
 async def close_core(core: ChatCore) -> None:
+    await core.budgets.settle_all()
     await core.ledger.stop()
     await core.backend.aclose()
     await core.store.aclose()

@@ -11,6 +11,8 @@ most its writes in flight, counted until IN_FLIGHT_SECONDS have passed, and prom
 A write counts from when it reached the platform: from its answer, less the quickest round
 trip measured to that platform (see RoundTrips). Counted from its answer instead, every slot
 would idle a round trip per window: 4 s more for a burst of 1,000 Discord replies 50 ms away.
+When a write was answered goes to Redis with the process's next step on the same platform (or
+SETTLE_SECONDS later, if none comes first): one Redis round trip per write.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ RECHECK_SECONDS = 0.05
 # (first text p99 about 1.0 s; 0.82 s with four). All at once, each slot freeing would bring a
 # thousand queued writes to Redis.
 QUEUE_ASKERS = 4
+# A write's answer waits at most this long for another step of its process to say when it landed;
+# until then the others count its slot as in flight. Discord's shortest window is a second, so
+# the slot would free no sooner anyway unless its answer came 0.9 s late.
+SETTLE_SECONDS = 0.1
 # A route's quickest round trip is trusted once this many writes have measured it, and a write
 # counts from this much later than it allows: a busy process reads answers late, so its
 # quickest trip holds some of its own delay (without the margin a test of two processes saw a
@@ -59,14 +65,18 @@ _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local op, id, extra = ARGV[1], ARGV[2], ARGV[3]
-local in_flight, promise_ms, recheck = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local in_flight, promise_ms, recheck, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local function each(f)
-  for i = 1, #KEYS / 3 do
-    f(i, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], tonumber(ARGV[5 + 2 * i]), tonumber(ARGV[6 + 2 * i]))
+  for i = 1, n do
+    f(i, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], tonumber(ARGV[6 + 2 * i]), tonumber(ARGV[7 + 2 * i]))
   end
 end
-if op == 'settle' then  -- answered: the write counts from `extra` ms before now
-  each(function(_, writes) redis.call('ZADD', writes, 'XX', now - tonumber(extra), id) end)
+-- The process's answered writes, after its n buckets: each counts from so many ms before now.
+for k = 3 * n + 1, #KEYS do
+  local at = 7 + 2 * n + 2 * (k - 3 * n)
+  redis.call('ZADD', KEYS[k], 'XX', now - tonumber(ARGV[at]), ARGV[at - 1])
+end
+if op == 'settle' then
   return {0, 0}
 elseif op == 'release' then
   each(function(_, _, finals, waiting) redis.call('ZREM', finals, id); redis.call('ZREM', waiting, id) end)
@@ -152,6 +162,13 @@ class RoundTrips:
 
 
 @dataclass(frozen=True)
+class Landed:
+    writes_key: str  # a bucket's writes
+    write: str
+    since: float  # when it counts from (time.monotonic())
+
+
+@dataclass(frozen=True)
 class Refused:
     wait: float  # seconds until a slot may free
     bucket: Bucket  # the bucket that is full
@@ -167,6 +184,9 @@ class RateLimits:
         self._script = client.register_script(_SCRIPT) if client is not None else None
         self._queues = LocalLocks(holders=QUEUE_ASKERS)
         self._routes: dict[str, RoundTrips] = {}
+        self._landed: dict[str, list[Landed]] = {}  # by scope: answered writes Redis hasn't heard of
+        self._settling: dict[str, asyncio.TimerHandle] = {}
+        self._settles: set[asyncio.Task[Refused | None]] = set()
         self._unreachable = False
 
     def require(self) -> None:
@@ -201,16 +221,43 @@ class RateLimits:
             await self.step("release", buckets, write)  # no longer waiting: interim edits may go
             raise
 
-    async def step(self, op: str, buckets: Budgets, key: str, extra: str = "") -> Refused | None:
-        """One step of the script; a refusal says how long to wait. With Redis out of reach a
-        write that must happen goes anyway (the platform's 429s are retried by its library);
-        nothing else does."""
-        keys = [key for bucket in buckets for key in bucket.keys()]
+    def landed(self, buckets: Budgets, write: str, since: float) -> None:
+        """`write` counts from `since`: Redis hears of it with this process's next step on the same
+        platform, or SETTLE_SECONDS from now if none comes first."""
+        scope = buckets[0].scope
+        self._landed.setdefault(scope, []).extend(Landed(bucket.keys()[0], write, since) for bucket in buckets)
+        if scope not in self._settling:
+            self._settling[scope] = asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settle, scope)
+
+    def _settle(self, scope: str) -> None:
+        del self._settling[scope]
+        if self._landed.get(scope):
+            task = asyncio.create_task(self.step("settle", (), "", scope=scope))
+            self._settles.add(task)
+            task.add_done_callback(self._settles.discard)
+
+    async def settle_all(self) -> None:
+        """Tell Redis now of every answered write (before the process stops)."""
+        for timer in self._settling.values():
+            timer.cancel()
+        self._settling.clear()
+        for scope in list(self._landed):
+            await self.step("settle", (), "", scope=scope)
+        await asyncio.gather(*self._settles)
+
+    async def step(self, op: str, buckets: Budgets, key: str, extra: str = "", *, scope: str = "") -> Refused | None:
+        """One step of the script, telling Redis of the writes of the scope answered since the
+        last; a refusal says how long to wait. With Redis out of reach a write that must happen
+        goes anyway (the platform's 429s are retried by its library); nothing else does, and the
+        answered writes count as in flight until they lapse."""
+        landed, now = self._landed.pop(scope or buckets[0].scope, []), time.monotonic()
+        keys = [key for bucket in buckets for key in bucket.keys()] + [write.writes_key for write in landed]
         limits = [number for bucket in buckets for number in (bucket.limit, int(bucket.window * 1000))]
         times = [int(IN_FLIGHT_SECONDS * 1000), int(PROMISE_SECONDS * 1000), int(RECHECK_SECONDS * 1000)]
+        ages = [part for write in landed for part in (write.write, int((now - write.since) * 1000))]
         assert self._script is not None
         try:
-            wait_ms, limiting = await self._script(keys=keys, args=[op, key, extra, *times, *limits])
+            wait_ms, limiting = await self._script(keys=keys, args=[op, key, extra, *times, len(buckets), *limits, *ages])
         except REDIS_ERRORS as error:
             self._reachable(False, f"{type(error).__name__}: {error}")
             return None if op in ("must", "settle", "release") else Refused(RECHECK_SECONDS, buckets[0])
@@ -248,9 +295,9 @@ class Charge:
     async def __aexit__(self, error: type[BaseException] | None, *_: object) -> None:
         if not self._buckets:
             return
-        limits = self._buckets[0].limits
-        lead = limits.route(self._buckets[0]).lead(time.monotonic() - self._sent) if error is None else 0.0
-        await limits.step("settle", self._buckets, self.write, str(int(lead * 1000)))
+        limits, answered = self._buckets[0].limits, time.monotonic()
+        lead = limits.route(self._buckets[0]).lead(answered - self._sent) if error is None else 0.0
+        limits.landed(self._buckets, self.write, answered - lead)
 
 
 def spend(buckets: Budgets) -> Charge:

@@ -375,3 +375,21 @@ async def test_a_burst_over_a_route_with_erratic_trips_never_trips_the_limit(
         arrivals = await burst_over_a_route(bucket, 80, 0.05, 0.05, late_there, late_back)
     assert most_in_any_window(arrivals, 0.5) <= 20
 
+
+
+
+async def test_a_write_with_a_free_slot_costs_one_redis_round_trip(history_settings: HistorySettings,
+                                                                   own_redis: OwnRedis) -> None:  # fmt: skip
+    # When a write landed goes to Redis with its process's next step, not in a call of its own.
+    async with process(replace(history_settings, redis_url=own_redis.url)) as limits:
+        landed: list[float] = []
+        await write_until(limits.bucket("test", "trips", 1000, 1.0), time.monotonic() + 0.5, landed)
+        await limits.settle_all()
+    observer = connect_control(own_redis.url, cluster=False)
+    try:
+        stats = await observer.info("commandstats")
+    finally:
+        await close(observer)
+    steps = sum(stats.get(f"cmdstat_{command}", {}).get("calls", 0) for command in ("evalsha", "eval"))
+    assert len(landed) >= 20
+    assert steps <= len(landed) + 2, f"{steps} Redis steps for {len(landed)} writes"
