@@ -1,8 +1,8 @@
 """Write budgets: at most `limit` writes in any `window` seconds for each of a platform's
 rate-limit buckets, counted in Redis so that every process of the bot shares them.
 
-A write that must happen (a post, a reply's final text) waits for a slot, its process's writes
-queued in order. An interim edit or a "typing…" indicator takes a slot only when one is spare:
+A write that must happen (a post, a reply's final text) waits for a slot: on a full bucket it is
+given the next to free (a window after a write that has landed), and goes then. An interim edit or a "typing…" indicator takes a slot only when one is spare:
 beyond the writes waiting for one and the finals promised to the replies streaming live. A
 reply streams live only when its final can be promised (`promise`); otherwise its text is held
 and posted whole at the end. Nothing is leased or kept in a process: one that dies leaves at
@@ -12,7 +12,8 @@ A write counts from when it reached the platform: from its answer, less the quic
 trip measured to that platform (see RoundTrips). Counted from its answer instead, every slot
 would idle a round trip per window: 4 s more for a burst of 1,000 Discord replies 50 ms away.
 When a write was answered goes to Redis with the process's next step on the same platform (or
-SETTLE_SECONDS later, if none comes first): one Redis round trip per write.
+SETTLE_SECONDS later, if none comes first): one Redis round trip per write, unless the slots
+it waits for are still in flight.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ IN_FLIGHT_SECONDS = 10.0
 PROMISE_SECONDS = 30.0
 # A write waiting only for another one's answer looks again this soon (unseen by a person).
 RECHECK_SECONDS = 0.05
-# Once a bucket is full, this many of a process's writes queued on it ask Redis at a time. One
-# at a time, the slots that free together went out one Redis round trip apart, and on a busy
-# core the fiftieth first post of fifty mentions at once came 0.1 s after its slot had freed
-# (first text p99 about 1.0 s; 0.82 s with four). All at once, each slot freeing would bring a
-# thousand queued writes to Redis.
+# While a full bucket's next slots are still in flight, this many of a process's writes queued on
+# it ask Redis at a time. One at a time, the slots that freed together went out one Redis round
+# trip apart, and on a busy core the fiftieth first post of fifty mentions at once came 0.1 s
+# after its slot had freed (first text p99 about 1.0 s; 0.82 s with four). All at once, each
+# look would bring a thousand queued writes to Redis.
 QUEUE_ASKERS = 4
 # A write's answer waits at most this long for another step of its process to say when it landed;
 # until then the others count its slot as in flight. Discord's shortest window is a second, so
@@ -77,12 +78,20 @@ for k = 3 * n + 1, #KEYS do
   redis.call('ZADD', KEYS[k], 'XX', now - tonumber(ARGV[at]), ARGV[at - 1])
 end
 if op == 'settle' then
-  return {0, 0}
-elseif op == 'release' then
-  each(function(_, _, finals, waiting) redis.call('ZREM', finals, id); redis.call('ZREM', waiting, id) end)
-  return {0, 0}
+  return {0, 0, 0}
+elseif op == 'release' then  -- a promise kept, or a write no longer waiting (or its slot no longer wanted)
+  each(function(_, writes, finals, waiting)
+    redis.call('ZREM', finals, id); redis.call('ZREM', waiting, id); redis.call('ZREM', writes, id)
+  end)
+  return {0, 0, 0}
 end
-local wait, limiting = 0, 0
+local function take(writes, waiting, window, at)  -- a slot for the write, from `at` on: in flight until it lapses
+  redis.call('ZADD', writes, at + in_flight, id)
+  local keep = at - now + in_flight + window
+  if redis.call('PTTL', writes) < keep then redis.call('PEXPIRE', writes, keep) end  -- never shortened
+  redis.call('ZREM', waiting, id)
+end
+local wait, limiting, known = 0, 0, true
 each(function(i, writes, finals, waiting, limit, window)
   redis.call('ZREMRANGEBYSCORE', writes, '-inf', now - window)
   redis.call('ZREMRANGEBYSCORE', finals, '-inf', now)
@@ -99,29 +108,33 @@ each(function(i, writes, finals, waiting, limit, window)
     if window > 1000 then room = room - used end
   end
   if room < 1 then
-    local oldest = redis.call('ZRANGE', writes, 0, 0, 'WITHSCORES')[2]
-    local frees = recheck  -- every write in the window is still in flight
-    if oldest and tonumber(oldest) <= now then frees = math.max(1, tonumber(oldest) + window - now) end
-    if frees > wait then wait, limiting = frees, i end
+    -- The write needs the (1 - room)th oldest write out of the window. One that has landed
+    -- frees a window after it; one in flight (scored by when it lapses) no sooner than a window
+    -- after it was taken, and when is not known yet.
+    local at = tonumber(redis.call('ZRANGE', writes, 0 - room, 0 - room, 'WITHSCORES')[2] or now + in_flight)
+    local frees = at + window - now
+    if at > now then frees, known = math.max(recheck, frees - in_flight), false end
+    if frees > wait then wait, limiting = math.max(1, frees), i end
   end
 end)
-if wait > 0 then
+if wait > 0 and op == 'must' and known then  -- the slot is the write's: it goes then, without asking again
+  each(function(_, writes, _, waiting, _, window) take(writes, waiting, window, now + wait) end)
+  return {wait, limiting, 1}
+elseif wait > 0 then
   if op == 'must' then
     each(function(_, _, _, waiting) redis.call('ZADD', waiting, now + promise_ms, id); redis.call('PEXPIRE', waiting, promise_ms) end)
   end
-  return {wait, limiting}
+  return {wait, limiting, 0}
 end
 each(function(_, writes, finals, waiting, _, window)
   if op == 'promise' then
     redis.call('ZADD', finals, now + promise_ms, id)
     redis.call('PEXPIRE', finals, promise_ms)
   else
-    redis.call('ZADD', writes, now + in_flight, id)
-    redis.call('PEXPIRE', writes, in_flight + window)
-    redis.call('ZREM', waiting, id)
+    take(writes, waiting, window, now)
   end
 end)
-return {0, 0}
+return {0, 0, 0}
 """
 
 
@@ -172,6 +185,7 @@ class Landed:
 class Refused:
     wait: float  # seconds until a slot may free
     bucket: Bucket  # the bucket that is full
+    reserved: bool = False  # the slot is the write's: it goes in `wait` without asking again
 
 
 class RateLimits:
@@ -204,19 +218,22 @@ class RateLimits:
         return self._routes.setdefault(bucket.scope.split(":", 1)[0], RoundTrips())
 
     async def wait_for_slots(self, buckets: Budgets, write: str) -> None:
-        """Take a slot of every bucket. Once a bucket is full, this process's writes to it queue
-        in order, and only the first QUEUE_ASKERS of them ask Redis again when a slot may have
-        freed: not all thousand of a burst each time."""
+        """Take a slot of every bucket. On a full bucket, a write is given the slot of a write
+        that has landed, from a window after it, and goes then. While the slots to free are still
+        in flight, this process's writes to the bucket queue in order, and only the first
+        QUEUE_ASKERS of them ask Redis again: not all thousand of a burst each time."""
         queued = next((bucket for bucket in buckets if self._queues.busy(bucket.keys()[0])), None)
         refused = Refused(0.0, queued) if queued else await self.step("must", buckets, write)
         try:
-            while refused is not None:
+            while refused is not None and not refused.reserved:
                 limiting = refused.bucket
                 async with self._queues.hold(limiting.keys()[0]):
                     refused = await self.step("must", buckets, write)
-                    while refused is not None and refused.bucket == limiting:
+                    while refused is not None and refused.bucket == limiting and not refused.reserved:
                         await asyncio.sleep(refused.wait)
                         refused = await self.step("must", buckets, write)
+            if refused is not None:
+                await asyncio.sleep(refused.wait)
         except BaseException:
             await self.step("release", buckets, write)  # no longer waiting: interim edits may go
             raise
@@ -257,12 +274,14 @@ class RateLimits:
         ages = [part for write in landed for part in (write.write, int((now - write.since) * 1000))]
         assert self._script is not None
         try:
-            wait_ms, limiting = await self._script(keys=keys, args=[op, key, extra, *times, len(buckets), *limits, *ages])
+            wait_ms, limiting, reserved = await self._script(
+                keys=keys, args=[op, key, extra, *times, len(buckets), *limits, *ages]
+            )
         except REDIS_ERRORS as error:
             self._reachable(False, f"{type(error).__name__}: {error}")
             return None if op in ("must", "settle", "release") else Refused(RECHECK_SECONDS, buckets[0])
         self._reachable(True)
-        return Refused(wait_ms / 1000, buckets[limiting - 1]) if wait_ms else None
+        return Refused(wait_ms / 1000, buckets[limiting - 1], bool(reserved)) if wait_ms else None
 
     def _reachable(self, reachable: bool, error: str = "") -> None:
         if reachable != self._unreachable:
