@@ -184,9 +184,8 @@ class RateLimits:
         for timer in self._settling.values():
             timer.cancel()
         self._settling.clear()
-        for scope in list(self._landed):
-            await self.step("settle", (), "", scope=scope)
-        await asyncio.gather(*self._settles)
+        # At once: with Redis hung, the whole shutdown waits for one step's timeout, not one per scope.
+        await asyncio.gather(*(self.step("settle", (), "", scope=scope) for scope in list(self._landed)), *self._settles)
 
     async def step(self, op: str, buckets: Budgets, key: str, extra: str = "", *, scope: str = "") -> Refused | None:
         """One step of the script, telling Redis of the writes of the scope answered since the

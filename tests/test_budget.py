@@ -119,6 +119,22 @@ async def test_a_write_that_must_happen_waits_for_the_window_instead_of_failing(
     assert 0.25 < waited < 1.0
 
 
+async def test_a_write_cancelled_while_it_waits_gives_its_slot_back(history_settings: HistorySettings) -> None:
+    async with process(history_settings) as limits:
+        channel = limits.bucket("test", "channel", 1, 0.5)
+        async with budget.spend((channel,)):
+            pass
+        cancelled = asyncio.create_task(budget.spend((channel,)).__aenter__())
+        await asyncio.sleep(0.1)  # it has been given the slot that frees 0.5 s after the first write
+        cancelled.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancelled
+        started = time.monotonic()
+        async with budget.spend((channel,)):
+            waited = time.monotonic() - started
+    assert waited < 2.0  # that slot, not one freeing a window after the cancelled write would have lapsed
+
+
 # A process of the bot that writes as fast as the shared budget lets it and prints when each
 # write landed (time.time(), comparable across processes), until it is killed.
 GREEDY_PROCESS = """
