@@ -2,11 +2,12 @@
 rate-limit buckets, counted in Redis so that every process of the bot shares them.
 
 A write that must happen (a post, a reply's final text) waits for a slot: on a full bucket it is
-given the next to free (a window after a write that has landed), and goes then. An interim edit or a "typing…" indicator takes a slot only when one is spare:
-beyond the writes waiting for one and the finals promised to the replies streaming live. A
-reply streams live only when its final can be promised (`promise`); otherwise its text is held
-and posted whole at the end. Nothing is leased or kept in a process: one that dies leaves at
-most its writes in flight, counted until IN_FLIGHT_SECONDS have passed, and promises that lapse.
+given the next to free (a window after a write that has landed), and goes then. An interim edit
+or a "typing…" indicator takes a slot only when one is spare: beyond the writes waiting for one
+and the finals promised to the replies streaming live. A reply streams live only when its final
+can be promised (`promise`); otherwise its text is held and posted whole at the end. Nothing is leased: a process that dies leaves at most its writes in
+flight (sent, given a slot ahead, or answered but not yet told), counted until IN_FLIGHT_SECONDS
+have passed, and promises that lapse.
 
 A write counts from when it reached the platform: from its answer, less the quickest round
 trip measured to that platform (see RoundTrips). Counted from its answer instead, every slot
