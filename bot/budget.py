@@ -5,9 +5,9 @@ A write that must happen (a post, a reply's final text) waits for a slot: on a f
 given the next to free (a window after a write that has landed), and goes then. An interim edit
 or a "typing…" indicator takes a slot only when one is spare: beyond the writes waiting for one
 and the finals promised to the replies streaming live. A reply streams live only when its final
-can be promised (`promise`); otherwise its text is held and posted whole at the end. Nothing is leased: a process that dies leaves at most its writes in
-flight (sent, given a slot ahead, or answered but not yet told), counted until IN_FLIGHT_SECONDS
-have passed, and promises that lapse.
+can be promised (`promise`); otherwise its text is held and posted whole at the end. Nothing is
+leased: a process that dies leaves at most its writes in flight (sent, given a slot ahead, or
+answered but not yet told), counted until IN_FLIGHT_SECONDS have passed, and promises that lapse.
 
 A write counts from when it reached the platform: from its answer, less the quickest round
 trip measured to that platform (see RoundTrips). Counted from its answer instead, every slot
@@ -186,7 +186,8 @@ class RateLimits:
             timer.cancel()
         self._settling.clear()
         # At once: with Redis hung, the whole shutdown waits for one step's timeout, not one per scope.
-        await asyncio.gather(*(self.step("settle", (), "", scope=scope) for scope in list(self._landed)), *self._settles)
+        settles = [self.step("settle", (), "", scope=scope) for scope in list(self._landed)]
+        await asyncio.gather(*settles, *self._settles)
 
     async def step(self, op: str, buckets: Budgets, key: str, extra: str = "", *, scope: str = "") -> Refused | None:
         """One step of the script, telling Redis of the writes of the scope answered since the
