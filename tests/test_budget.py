@@ -393,7 +393,6 @@ async def test_a_burst_over_a_route_with_erratic_trips_never_trips_the_limit(
 
 
 
-
 @pytest.mark.parametrize("limit", [1000, 10])
 async def test_a_write_costs_one_redis_round_trip_even_when_it_waits_for_a_slot(
     history_settings: HistorySettings, own_redis: OwnRedis, limit: int
