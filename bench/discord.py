@@ -17,7 +17,8 @@ shared round puts `--shared` mentions in one channel. Per conversation it measur
   full    model's last token → the final edit showing the whole text, without the indicator
   model   the fake wrote MESSAGE_CREATE to the bot's gateway socket → the model server received the request
   writes  message creates + edits the bot sent for the reply
-and per round the 429s the fake served and the bot's CPU seconds (all its threads) per 1,000 tokens.
+and per round the 429s the fake served, the connections the bot opened to its REST API and the
+bot's CPU seconds (all its threads) per 1,000 tokens.
 The model server's timings come from its `GET /debug/requests`, matched by a marker in
 each question.
 
@@ -53,7 +54,7 @@ from typing import Any
 
 from bench.common import (
     REDIS_URL, ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
-    delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks, plan_phases,
+    connections_opened, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks, plan_phases,
     process_cpu_seconds, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
@@ -258,6 +259,7 @@ class RoundResult:
     model_late_ms: dict[str, float | None]  # how far the model server fell behind its --rate
     peak_global_per_s: int  # most requests counting towards the global limit that arrived within 1 s
     wall_seconds: float
+    connections_opened: int  # to the fake Discord's REST API, during the round (see connections_opened)
     problems: list[str] = field(default_factory=list)
     phase: str = ""  # the set-up (processes, delay) when a run compares several
 
@@ -421,6 +423,8 @@ class Bench:
             model_late_ms=spread(late),
             peak_global_per_s=peak,
             wall_seconds=wall,
+            connections_opened=connections_opened((r.connection for r in fake.requests[:requests_before]),
+                                                  (r.connection for r in requests)),
             problems=problems,
         )
 
@@ -436,7 +440,7 @@ def _exempt_from_global(route: str) -> bool:
 HEADER = (
     f"{'round':>10} | {'done':>9} | {'429s':>4} | {'first p50/p99 ms':>17} | {'full p50/p99 ms':>17} | "
     f"{'mention→model ms':>17} | {'writes p50/p99':>14} | {'thr/typ':>7} | {'CPU s/1k tok':>12} | "
-    f"{'done after model s':>18} | {'peak req/s':>10} | {'model late p99 ms':>17} | {'wall s':>6}"
+    f"{'done after model s':>18} | {'peak req/s':>10} | {'new conns':>9} | {'model late p99 ms':>17} | {'wall s':>6}"
 )
 
 
@@ -447,7 +451,7 @@ def format_row(row: RoundResult) -> str:
         f"{row.name:>10} | {done:>9} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | {figures(row.full_ms):>17} | "
         f"{figures(row.mention_to_model_ms):>17} | {figures(row.writes_per_reply, 0):>14} | {other:>7} | "
         f"{number(row.cpu_per_1k_tokens, 4):>12} | {number(row.done_after_model_s, 2):>18} | "
-        f"{row.peak_global_per_s:>10} | {number(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
+        f"{row.peak_global_per_s:>10} | {row.connections_opened:>9} | {number(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
     )
 
 
@@ -494,7 +498,8 @@ def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCh
         return {f"{lag} {key}": getattr(row, f"{lag}_ms")[key] for lag in ("first", "full") for key in ("p50", "p99")}
 
     return phase_checks(rows, lambda row: row.phase, lambda row: row.name, evaluate, options.phases,
-                        lambda row: row.cpu_per_1k_tokens, lags, options.delay_ms + options.model_delay_ms)  # fmt: skip
+                        lambda row: row.cpu_per_1k_tokens, lags, lambda row: row.connections_opened,
+                        options.delay_ms + options.model_delay_ms, 2 * options.delay_ms)  # fmt: skip
 
 
 # -- main ----------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ from typing import Any
 
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
-    REDIS_URL, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, delete_keys,
-    describe_problems, figures, free_port, logged_problems, machine, number, phase_checks, plan_phases,
+    REDIS_URL, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, connections_opened,
+    delete_keys, describe_problems, figures, free_port, logged_problems, machine, number, phase_checks, plan_phases,
     process_cpu_seconds, shared_core_env, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
@@ -205,6 +205,7 @@ class RoundResult:
     bot_cpu_seconds: float
     cpu_per_1k_tokens: float | None
     wall_seconds: float
+    connections_opened: int  # to the fake Slack's Web API, during the round (see connections_opened)
     failures: list[str] = field(default_factory=list)
     redeliveries: int = 0
     phase: str = ""  # the set-up (workers, delay) when a run compares several
@@ -339,6 +340,7 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
         bot_cpu_seconds=bot_cpu,
         cpu_per_1k_tokens=bot_cpu / (tokens / 1000) if tokens else None,
         wall_seconds=wall,
+        connections_opened=connections_opened((c.connection for c in fake.calls[:calls_at]), (c.connection for c in calls)),
         failures=failures,
         redeliveries=sum(item.redeliveries for item in mentions),
     )
@@ -425,14 +427,15 @@ def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCh
 
     return phase_checks(rows, lambda row: row.phase, lambda row: f"{row.mode} N={row.n}",
                         evaluate_several if options.workers > 1 else evaluate, options.phases,
-                        lambda row: row.cpu_per_1k_tokens, lags, options.delay_ms + options.model_delay_ms) + (
+                        lambda row: row.cpu_per_1k_tokens, lags, lambda row: row.connections_opened,
+                        options.delay_ms + options.model_delay_ms, 2 * options.delay_ms) + (
         first_text_still(rows, options.phases) if options.workers > 1 and options.compare else [])  # fmt: skip
 
 
 HEADER = (
     f"{'mode':>4} | {'N':>4} | {'ack p50/p99/max ms':>18} | {'mention→text p50/p99':>20} | "
     f"{'first p50/p99 ms':>16} | {'final p50/p99 ms':>16} | "
-    f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>9} | {'bot CPU s/1k tok':>16} | {'wall s':>6}"
+    f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>9} | {'bot CPU s/1k tok':>16} | {'new conns':>9} | {'wall s':>6}"
 )
 
 
@@ -445,7 +448,7 @@ def format_row(row: RoundResult) -> str:
     cpu = "-" if row.cpu_per_1k_tokens is None else f"{row.cpu_per_1k_tokens:.3f}"
     return (
         f"{row.mode:>4} | {row.n:>4} | {ack:>18} | {wait:>20} | {first:>16} | {final:>16} | {writes:>15} | "
-        f"{row.ratelimited:>4} | {f'{row.completed}/{row.n}':>9} | {cpu:>16} | {row.wall_seconds:>6.2f}"
+        f"{row.ratelimited:>4} | {f'{row.completed}/{row.n}':>9} | {cpu:>16} | {row.connections_opened:>9} | {row.wall_seconds:>6.2f}"
     )
 
 
@@ -468,7 +471,8 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
     print("rounds: N simultaneous @mentions in one workspace, one channel and one person each; a fresh workspace")
     print("        per round. ms columns: ack = event sent -> ack; mention→text = event sent -> first text")
     print("        in Slack; first = first token at the server -> first text in Slack; final = last token ->")
-    print("        complete text in Slack. writes = message writes per reply (post/update/stream calls)")
+    print("        complete text in Slack. writes = message writes per reply (post/update/stream calls);")
+    print("        new conns = connections the bot opened to the Web API during the round")
     print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; all processes share every CPU")
     if options.delayed:
         print(f"delay: {options.delay_ms:g} ms each way between the workers and the fake Slack (Web API, event "

@@ -454,6 +454,7 @@ class RecordedRequest:
     status: int | None = None
     response: Any = None
     finished: float | None = None
+    connection: Any = None  # the client's address and port: one per connection it opened
 
     @property
     def allowed_mentions(self) -> Any:
@@ -1752,6 +1753,7 @@ class FakeDiscord:
             files=[],
             headers=dict(request.headers),
             time=time.time(),
+            connection=request.transport.get_extra_info("peername") if request.transport else None,
         )
         self.requests.append(record)
         headers: dict[str, str] = {"Via": "1.1 google"}
