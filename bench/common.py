@@ -180,13 +180,15 @@ def lag_growth_check(name: str, runs: Sequence[LagRun], delay_ms: float, handsha
     beyond = {lag: _median([None if growth is None else growth - allowed(lag, run)
                             for growth, run in zip(values, runs)]) for lag, values in growths.items()}  # fmt: skip
     passed = all(excess is not None and excess <= 0 for excess in beyond.values())
-    each = ", ".join(f"{lag} {'/'.join(number(g, 0, signed=True) for g in values)} ms" for lag, values in growths.items())
+    each = ", ".join(f"{lag} {'/'.join(number(g, 0, signed=True) for g in values)} ms"
+                     for lag, values in growths.items())
     opened = "/".join(str(run.opened) for run in runs)
     worst = max((excess for excess in beyond.values() if excess is not None), default=None)
     margin = None if worst is None else -worst
     detail = f"{each}; connections opened {opened}; smallest margin {number(margin, 0, signed=True)} ms"
-    return TargetCheck(f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay (a p99 by ≤ {delay_ms + handshake_ms:g} ms "
-                       "where connections were opened)", passed, detail)
+    name = (f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay "
+            f"(a p99 by ≤ {delay_ms + handshake_ms:g} ms where connections were opened)")
+    return TargetCheck(name, passed, detail)
 
 
 def _median(values: Sequence[float | None]) -> float | None:

@@ -54,8 +54,8 @@ from typing import Any
 
 from bench.common import (
     REDIS_URL, ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
-    connections_opened, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks, plan_phases,
-    process_cpu_seconds, shared_core_env, split_cpus, spread,
+    connections_opened, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks,
+    plan_phases, process_cpu_seconds, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
@@ -451,7 +451,8 @@ def format_row(row: RoundResult) -> str:
         f"{row.name:>10} | {done:>9} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | {figures(row.full_ms):>17} | "
         f"{figures(row.mention_to_model_ms):>17} | {figures(row.writes_per_reply, 0):>14} | {other:>7} | "
         f"{number(row.cpu_per_1k_tokens, 4):>12} | {number(row.done_after_model_s, 2):>18} | "
-        f"{row.peak_global_per_s:>10} | {row.connections_opened:>9} | {number(row.model_late_ms['p99']):>17} | {row.wall_seconds:>6.2f}"
+        f"{row.peak_global_per_s:>10} | {row.connections_opened:>9} | {number(row.model_late_ms['p99']):>17} | "
+        f"{row.wall_seconds:>6.2f}"
     )
 
 

@@ -340,7 +340,8 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
         bot_cpu_seconds=bot_cpu,
         cpu_per_1k_tokens=bot_cpu / (tokens / 1000) if tokens else None,
         wall_seconds=wall,
-        connections_opened=connections_opened((c.connection for c in fake.calls[:calls_at]), (c.connection for c in calls)),
+        connections_opened=connections_opened((c.connection for c in fake.calls[:calls_at]),
+                                              (c.connection for c in calls)),
         failures=failures,
         redeliveries=sum(item.redeliveries for item in mentions),
     )
@@ -435,7 +436,8 @@ def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCh
 HEADER = (
     f"{'mode':>4} | {'N':>4} | {'ack p50/p99/max ms':>18} | {'mention→text p50/p99':>20} | "
     f"{'first p50/p99 ms':>16} | {'final p50/p99 ms':>16} | "
-    f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>9} | {'bot CPU s/1k tok':>16} | {'new conns':>9} | {'wall s':>6}"
+    f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>9} | {'bot CPU s/1k tok':>16} | {'new conns':>9} | "
+    f"{'wall s':>6}"
 )
 
 
@@ -448,7 +450,8 @@ def format_row(row: RoundResult) -> str:
     cpu = "-" if row.cpu_per_1k_tokens is None else f"{row.cpu_per_1k_tokens:.3f}"
     return (
         f"{row.mode:>4} | {row.n:>4} | {ack:>18} | {wait:>20} | {first:>16} | {final:>16} | {writes:>15} | "
-        f"{row.ratelimited:>4} | {f'{row.completed}/{row.n}':>9} | {cpu:>16} | {row.connections_opened:>9} | {row.wall_seconds:>6.2f}"
+        f"{row.ratelimited:>4} | {f'{row.completed}/{row.n}':>9} | {cpu:>16} | {row.connections_opened:>9} | "
+        f"{row.wall_seconds:>6.2f}"
     )
 
 
