@@ -23,9 +23,10 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -176,9 +177,22 @@ class RateLimits:
     def _settle(self, scope: str) -> None:
         del self._settling[scope]
         if self._landed.get(scope):
-            task = asyncio.create_task(self.step("settle", (), "", scope=scope))
-            self._settles.add(task)
-            task.add_done_callback(self._settles.discard)
+            self._in_background(self.step("settle", (), "", scope=scope))
+
+    def _in_background(self, step: Coroutine[Any, Any, Refused | None]) -> None:
+        task = asyncio.create_task(step)
+        self._settles.add(task)
+        task.add_done_callback(self._settles.discard)
+
+    async def ask(self, op: str, buckets: Budgets, key: str, extra: str = "") -> Refused | None:
+        """A step that may grant `key` a slot or a promise. If the asker is cancelled while the
+        answer is on its way, Redis may have granted it: it is given back, or it would hold a slot
+        until it lapsed (IN_FLIGHT_SECONDS) or keep a final promised (PROMISE_SECONDS)."""
+        try:
+            return await self.step(op, buckets, key, extra)
+        except asyncio.CancelledError:
+            self._in_background(self.step("release", buckets, key))
+            raise
 
     async def settle_all(self) -> None:
         """Tell Redis now of every answered write (before the process stops)."""
@@ -256,7 +270,7 @@ async def try_spare(buckets: Budgets, promise: str | None = None) -> Charge | No
     """A spare slot now for an interim edit or an indicator, or None; `promise`: the live
     reply's promise, renewed."""
     charge = Charge(buckets, taken=True)
-    if buckets and await buckets[0].limits.step("spare", buckets, charge.write, promise or ""):
+    if buckets and await buckets[0].limits.ask("spare", buckets, charge.write, promise or ""):
         return None
     return charge
 
@@ -267,7 +281,7 @@ async def promise(buckets: Budgets) -> str | None:
     if not buckets:
         return ""
     key = uuid.uuid4().hex
-    return key if await buckets[0].limits.step("promise", buckets, key) is None else None
+    return key if await buckets[0].limits.ask("promise", buckets, key) is None else None
 
 
 async def release(buckets: Budgets, promise: str | None) -> None:

@@ -10,12 +10,15 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio as aioredis
 
+from bench.delay_proxy import DelayProxy, Route
 from bot import budget
 from bot.budget import Bucket, RateLimits
 from bot.redis_client import CONTROL_ANSWER_SECONDS, close, connect_control, ping
@@ -23,6 +26,7 @@ from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, ROOT, OwnRedis
 
 LIMIT, WINDOW = 10, 1.0
+REDIS_PORT = urlsplit(REDIS_URL).port or 6379
 
 
 @asynccontextmanager
@@ -133,6 +137,35 @@ async def test_a_write_cancelled_while_it_waits_gives_its_slot_back(history_sett
         async with budget.spend((channel,)):
             waited = time.monotonic() - started
     assert waited < 2.0  # that slot, not one freeing a window after the cancelled write would have lapsed
+
+
+async def test_an_interim_edit_cancelled_while_redis_answers_gives_the_slot_back(
+    history_settings: HistorySettings, raw_redis: aioredis.Redis
+) -> None:
+    # Redis 0.2 s away: the edit's step reaches it and takes the slot, and the edit is cancelled
+    # (its reply was finished) while the answer is on its way back.
+    async with DelayProxy([Route(REDIS_PORT, 0.2)]) as proxy:
+        async with process(replace(history_settings, redis_url=proxy.via(REDIS_URL))) as limits:
+            channel = limits.bucket("test", "channel", 1, 0.5)
+            writes = channel.keys()[0]
+            asking = asyncio.create_task(budget.try_spare((channel,)))
+            await asyncio.sleep(0.3)
+            asking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asking
+            assert asking.cancelled()
+            assert await eventually(lambda: raw_redis.zcard(writes), 1, within=2.0)  # Redis took the slot
+            # Given back, not held as in flight until it lapses (10 s) and then a window more.
+            assert await eventually(lambda: raw_redis.zcard(writes), 0, within=8.0)
+
+
+async def eventually(read: Callable[[], Awaitable[int]], expected: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while await read() != expected:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 # A process of the bot that writes as fast as the shared budget lets it and prints when each
