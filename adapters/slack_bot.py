@@ -421,8 +421,11 @@ class SlackBot:
         self.settings = settings
         # One connection pool for every Web API call and file download. Without one, slack_sdk
         # opens a connection per call: each edit of a live reply would wait for a TCP and TLS
-        # handshake with Slack first, two round trips more before the person sees it.
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=True,
+        # handshake with Slack first, two round trips more before the person sees it. Not
+        # trust_env: slack_sdk reads HTTPS_PROXY itself (`client.proxy`) and passes it with each
+        # call, and trust_env would look up ~/.netrc and the proxy variables in a worker thread
+        # for every call as well.
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                            timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS))  # fmt: skip
         self.client = AsyncWebClient(
             token=settings.bot_token,
@@ -529,7 +532,8 @@ class SlackBot:
         async def download() -> bytes:
             # Slack answers a request it won't serve with its sign-in page, not an error status.
             try:
-                async with self._http.get(url, headers={"Authorization": f"Bearer {self.settings.bot_token}"}) as response:
+                headers = {"Authorization": f"Bearer {self.settings.bot_token}"}
+                async with self._http.get(url, headers=headers, proxy=self.client.proxy or None) as response:
                     if response.status != 200 or response.content_type == "text/html":
                         raise DownloadFailed(f"HTTP {response.status} {response.content_type} (files:read scope?)")
                     return await response.read()
