@@ -128,7 +128,7 @@ class RateLimits:
         self._routes: dict[str, RoundTrips] = {}
         self._landed: dict[str, list[Landed]] = {}  # by scope: answered writes Redis hasn't heard of
         self._settling: dict[str, asyncio.TimerHandle] = {}
-        self._settles: set[asyncio.Task[Refused | None]] = set()
+        self._background: set[asyncio.Task[Refused | None]] = set()  # settles, and slots given back
         self._unreachable = False
 
     def require(self) -> None:
@@ -181,8 +181,8 @@ class RateLimits:
 
     def _in_background(self, step: Coroutine[Any, Any, Refused | None]) -> None:
         task = asyncio.create_task(step)
-        self._settles.add(task)
-        task.add_done_callback(self._settles.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def ask(self, op: str, buckets: Budgets, key: str, extra: str = "") -> Refused | None:
         """A step that may grant `key` a slot or a promise. If the asker is cancelled while the
@@ -195,13 +195,13 @@ class RateLimits:
             raise
 
     async def settle_all(self) -> None:
-        """Tell Redis now of every answered write (before the process stops)."""
+        """Tell Redis now of every answered write, and finish giving slots back (before the process stops)."""
         for timer in self._settling.values():
             timer.cancel()
         self._settling.clear()
         # At once: with Redis hung, the whole shutdown waits for one step's timeout, not one per scope.
         settles = [self.step("settle", (), "", scope=scope) for scope in list(self._landed)]
-        await asyncio.gather(*settles, *self._settles)
+        await asyncio.gather(*settles, *self._background)
 
     async def step(self, op: str, buckets: Budgets, key: str, extra: str = "", *, scope: str = "") -> Refused | None:
         """One step of the script, telling Redis of the writes of the scope answered since the
