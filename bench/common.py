@@ -295,7 +295,7 @@ def describe_problems(counts: Counter[str]) -> str:
 
 
 def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
-    """--workers, --no-compare, --delay-ms and --model-delay-ms (see plan_phases)."""
+    """--workers, --no-compare, --delay-ms and --model-delay-ms (see plan_phases), --no-pin (see CpuSplit)."""
     parser.add_argument("--workers", type=int, default=1, help="bot processes acting as one bot")
     parser.add_argument("--no-compare", dest="compare", action="store_false",
                         help="with --workers > 1: skip the same rounds with one process")
@@ -303,6 +303,9 @@ def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
                         help=f"delay each way between the bot processes and the fake {platform}")
     parser.add_argument("--model-delay-ms", type=float, default=0.0,
                         help="delay each way between the bot processes and the model server")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help=f"let the bot processes share their CPU with the fake {platform.split(' (')[0]} "
+                             "and the model server")
 
 
 def allow_open_files(needed: int) -> None:
@@ -349,6 +352,13 @@ def split_cpus(enabled: bool = True) -> CpuSplit | None:
     if len(cpus) < 2:
         return None
     return CpuSplit(frozenset(cpus[:1]), frozenset(cpus[1:]))
+
+
+def pin_process(pid: int, cpus: frozenset[int]) -> None:
+    """Keep every thread of a started process on `cpus` (threads it starts later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
 
 
 def _cpu_list(cpus: frozenset[int]) -> str:

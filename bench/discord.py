@@ -139,8 +139,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
                         help="write every request the fake received (time, route, path, status) here as JSON")
     parser.add_argument("--bot-root", type=Path, default=ROOT,
                         help="run the bot from this checkout (to compare two versions with one harness)")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="let the bot share its CPU with the fake Discord and the model server")
     args = parser.parse_args(argv)
     several = args.workers > 1
     rounds = args.n or ("50,200,1000" if several else "1,10,50,200")

@@ -9,6 +9,8 @@ tests/fakes/slack_server.py). The model is `python -m tests.fakes.model_server` 
 of its own. Each round sends N mentions at once, each from its own person in its own channel,
 in one workspace; every round starts in a fresh workspace (new team id), so its rate-limit
 buckets and the bot's write budgets start full, as in a workspace that was quiet before.
+The bot processes run on one CPU, this process and the model server on the others, as if they
+were the remote services they stand in for (`--no-pin` lets them share every CPU).
 
 Times compare the fake's `time.time()` stamps (acks, each message's edit history) with the
 model server's (`GET /debug/requests`), matched by a marker in each question.
@@ -41,9 +43,9 @@ from typing import Any
 
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
-    REDIS_URL, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, connections_opened,
-    delete_keys, describe_problems, figures, free_port, logged_problems, machine, number, phase_checks, plan_phases,
-    process_cpu_seconds, shared_core_env, spread,
+    REDIS_URL, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
+    connections_opened, delete_keys, describe_problems, figures, free_port, logged_problems, machine, number,
+    phase_checks, pin_process, plan_phases, process_cpu_seconds, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
@@ -80,6 +82,7 @@ class Options:
     compare: bool = True
     delay_ms: float = 0.0
     model_delay_ms: float = 0.0
+    pin: bool = True
 
     @property
     def delayed(self) -> bool:
@@ -117,7 +120,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if args.workers < 1 or min(args.delay_ms, args.model_delay_ms) < 0:
         parser.error("--workers needs ≥ 1 and the delays ≥ 0")
     return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, args.workers,
-                   args.compare, args.delay_ms, args.model_delay_ms)  # fmt: skip
+                   args.compare, args.delay_ms, args.model_delay_ms, args.pin)  # fmt: skip
 
 
 # -- the bot processes of a set-up -------------------------------------------------------
@@ -455,7 +458,7 @@ def format_row(row: RoundResult) -> str:
     )
 
 
-def print_header(options: Options, model: ModelServerProcess, info: dict[str, Any]) -> None:
+def print_header(options: Options, model: ModelServerProcess, info: dict[str, Any], split: CpuSplit | None) -> None:
     limits = SlackLimits()
     tiers = ", ".join(
         f"{method} {limit.per_minute:g}/min burst {limit.burst}"
@@ -476,7 +479,8 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
     print("        in Slack; first = first token at the server -> first text in Slack; final = last token ->")
     print("        complete text in Slack. writes = message writes per reply (post/update/stream calls);")
     print("        new conns = connections the bot opened to the Web API during the round")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; all processes share every CPU")
+    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
+          f"{split.describe() if split else 'all processes share every CPU'}")
     if options.delayed:
         print(f"delay: {options.delay_ms:g} ms each way between the workers and the fake Slack (Web API, event "
               f"delivery), {options.model_delay_ms:g} ms each way to the model server")
@@ -508,8 +512,8 @@ def print_checks(checks: Sequence[TargetCheck]) -> None:
 # -- main -----------------------------------------------------------------------------------
 
 
-async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServerProcess, prefix: str
-                    ) -> tuple[list[RoundResult], str, int]:  # fmt: skip
+async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServerProcess, prefix: str,
+                    split: CpuSplit | None) -> tuple[list[RoundResult], str, int]:  # fmt: skip
     """The rounds of one set-up, the warnings and errors its bot processes logged, and their exit
     status after SIGTERM."""
     code = 0
@@ -519,7 +523,7 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
         harnesses = [SlackHarness(fake, model.base_url, key_prefix, mode="http" if options.http else "socket",
                                   streaming=mode,  # type: ignore[arg-type]
                                   model_timeout=60,
-                                  extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, BOT_CORES)})
+                                  extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, len(split.bot) if split else BOT_CORES)})
                      for _ in range(phase.workers)]  # fmt: skip
         for harness in harnesses:
             harness.port = free_port() if options.http else 0
@@ -532,7 +536,9 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
                                              INFERENCE_BASE_URL=f"{proxy.via(model.base_url)}/v1")  # fmt: skip
             try:
                 for harness in harnesses:
-                    await harness.start_bot()
+                    bot = await harness.start_bot()
+                    if split is not None:
+                        pin_process(bot.pid, split.bot)
                 await warm_up(workers, mode, options)
                 for n in options.ns:
                     row = await run_round(workers, model, mode, n, options)
@@ -578,18 +584,21 @@ async def warm_up(workers: Workers, mode: str, options: Options) -> None:
 async def main_async(options: Options) -> int:
     info = machine()
     prefix = f"bench:slack:{uuid.uuid4().hex[:8]}:"
+    split = split_cpus(options.pin)
+    if split is not None:
+        os.sched_setaffinity(0, split.rest)  # the fake Slack here, the model server as it starts
     rows: list[RoundResult] = []
     problems, codes = [], []
     with ModelServerProcess(
         tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
     ) as model:
-        print_header(options, model, info)
+        print_header(options, model, info, split)
         try:
             for mode in options.modes:
                 for phase in options.phases:
                     if len(options.phases) > 1:
                         print(f"-- {MODE_NAMES[mode]}, {phase.label}", flush=True)
-                    phase_rows, logged, code = await run_phase(mode, phase, options, model, prefix)
+                    phase_rows, logged, code = await run_phase(mode, phase, options, model, prefix, split)
                     rows.extend(phase_rows)
                     codes.append(code)
                     problems.append(f"bot log, {MODE_NAMES[mode]}, {phase.label}: {logged}; exit status after "
