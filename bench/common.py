@@ -24,8 +24,18 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
+from bench.delay_proxy import DelayProxy, Route
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_PORT = 6379
+
+
+def delay_allowed_ms(delay_ms: float, model_delay_ms: float, redis_delay_ms: float) -> float:
+    """How much later a text may reach the platform over the delays: the model's token comes
+    `model_delay_ms` later, its write takes one Redis round trip for its slot before it goes,
+    and arrives `delay_ms` after it was sent."""
+    return delay_ms + model_delay_ms + 2 * redis_delay_ms
 
 
 def free_port() -> int:
@@ -220,6 +230,17 @@ class Phase:
         return ms / 1000 if self.delayed else 0.0
 
 
+def redis_routes(phase: Phase, redis_delay_ms: float) -> list[Route]:
+    """Redis through the delay proxy, only in runs that delay it: relaying each of its commands
+    through one more process would add to the other runs' figures what they don't measure."""
+    return [Route(REDIS_PORT, phase.delay(redis_delay_ms))] if redis_delay_ms > 0 else []
+
+
+def redis_url(proxy: DelayProxy | None) -> str:
+    """Where the bot processes reach Redis: through the proxy when it has a route there."""
+    return proxy.via(REDIS_URL) if proxy is not None and REDIS_PORT in proxy.ports else REDIS_URL
+
+
 def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
     """What a run measures: one process first when several are compared with it, then the
     processes without delay, then through the proxy with no delay and with the delay (what the
@@ -295,7 +316,7 @@ def describe_problems(counts: Counter[str]) -> str:
 
 
 def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
-    """--workers, --no-compare, --delay-ms and --model-delay-ms (see plan_phases), --no-pin (see CpuSplit)."""
+    """--workers, --no-compare, the delays (see plan_phases), --no-pin (see CpuSplit)."""
     parser.add_argument("--workers", type=int, default=1, help="bot processes acting as one bot")
     parser.add_argument("--no-compare", dest="compare", action="store_false",
                         help="with --workers > 1: skip the same rounds with one process")
@@ -303,6 +324,9 @@ def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
                         help=f"delay each way between the bot processes and the fake {platform}")
     parser.add_argument("--model-delay-ms", type=float, default=0.0,
                         help="delay each way between the bot processes and the model server")
+    parser.add_argument("--redis-delay-ms", type=float, default=0.0,
+                        help="delay each way between the bot processes and Redis (the platform's limits, "
+                             "conversation locks, histories)")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help=f"let the bot processes share their CPU with the fake {platform.split(' (')[0]} "
                              "and the model server")

@@ -53,9 +53,9 @@ from typing import Any
 
 
 from bench.common import (
-    REDIS_URL, ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
-    connections_opened, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks,
-    plan_phases, process_cpu_seconds, shared_core_env, split_cpus, spread,
+    ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options,
+    allow_open_files, connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems,
+    machine, number, phase_checks, plan_phases, process_cpu_seconds, redis_routes, redis_url, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
@@ -113,10 +113,12 @@ class Options:
     compare: bool = True
     delay_ms: float = 0.0
     model_delay_ms: float = 0.0
+    redis_delay_ms: float = 0.0
 
     @property
     def phases(self) -> list[Phase]:
-        return plan_phases(self.workers, self.delay_ms > 0 or self.model_delay_ms > 0, self.compare)
+        return plan_phases(self.workers, max(self.delay_ms, self.model_delay_ms, self.redis_delay_ms) > 0,
+                           self.compare)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -144,11 +146,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     rounds = args.n or ("50,200,1000" if several else "1,10,50,200")
     ns = tuple(int(part) for part in rounds.split(",") if part.strip())
     shared = args.shared if args.shared is not None else (0 if several else 5)
-    if min(ns, default=1) < 1 or shared < 0 or args.workers < 1 or min(args.delay_ms, args.model_delay_ms) < 0:
+    if min(ns, default=1) < 1 or shared < 0 or args.workers < 1 or min(args.delay_ms, args.model_delay_ms,
+                                                                                     args.redis_delay_ms) < 0:
         parser.error("--n needs positive whole numbers, --shared and the delays ≥ 0, --workers ≥ 1")
     return Options(ns, shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
                    args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path, args.pin,
-                   args.bot_root.resolve(), args.workers, args.compare, args.delay_ms, args.model_delay_ms)  # fmt: skip
+                   args.bot_root.resolve(), args.workers, args.compare, args.delay_ms, args.model_delay_ms,
+                   args.redis_delay_ms)  # fmt: skip
 
 
 # -- processes -------------------------------------------------------------------------
@@ -164,7 +168,7 @@ def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_
         DISCORD_API_BASE_URL=via(fake.api_base_url),
         DISCORD_GATEWAY_URL=via(fake.gateway_url),
         INFERENCE_BASE_URL=f"{via(model_url)}/v1",
-        REDIS_URL=REDIS_URL,
+        REDIS_URL=redis_url(proxy),
         REDIS_KEY_PREFIX=prefix,
         MODEL_TIMEOUT_SECONDS="60",
         MAX_NEW_TOKENS=str(max(500, max_tokens)),
@@ -498,7 +502,8 @@ def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCh
 
     return phase_checks(rows, lambda row: row.phase, lambda row: row.name, evaluate, options.phases,
                         lambda row: row.cpu_per_1k_tokens, lags, lambda row: row.connections_opened,
-                        options.delay_ms + options.model_delay_ms, 2 * options.delay_ms)  # fmt: skip
+                        delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms),
+                        2 * options.delay_ms)  # fmt: skip
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -548,7 +553,8 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
         channels = {name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"])
                            for i in range(count)] for name, count, _ in rounds}  # fmt: skip
         routes = [Route(fake.port, phase.delay(options.delay_ms)),
-                  Route(model.port, phase.delay(options.model_delay_ms))]  # fmt: skip
+                  Route(model.port, phase.delay(options.model_delay_ms)),
+                  *redis_routes(phase, options.redis_delay_ms)]  # fmt: skip
         async with optional_proxy(routes if phase.through_proxy else []) as proxy:
             env = bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens, proxy)
             env.update(shared_core_env(phase.workers, len(split.bot) if split else os.cpu_count() or 1))
@@ -597,7 +603,7 @@ def shards_note(phase: Phase, options: Options) -> str:
         note = f": one process runs the {options.workers} guilds" if options.workers > 1 else ""
     if phase.delayed:
         note += (f"; {options.delay_ms:g} ms each way to the fake Discord, {options.model_delay_ms:g} ms each way "
-                 "to the model server")
+                 f"to the model server, {options.redis_delay_ms:g} ms each way to Redis")
     elif phase.proxied:
         note += "; through the delay proxy with no delay"
     return note

@@ -45,7 +45,7 @@ from adapters.slack_bot import to_mrkdwn
 from bench.common import (
     REDIS_URL, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
     connections_opened, delete_keys, describe_problems, figures, free_port, logged_problems, machine, number,
-    phase_checks, pin_process, plan_phases, process_cpu_seconds, shared_core_env, split_cpus, spread,
+    delay_allowed_ms, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_routes, redis_url, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
@@ -82,11 +82,12 @@ class Options:
     compare: bool = True
     delay_ms: float = 0.0
     model_delay_ms: float = 0.0
+    redis_delay_ms: float = 0.0
     pin: bool = True
 
     @property
     def delayed(self) -> bool:
-        return self.delay_ms > 0 or self.model_delay_ms > 0
+        return max(self.delay_ms, self.model_delay_ms, self.redis_delay_ms) > 0
 
     @property
     def http(self) -> bool:
@@ -117,10 +118,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--n needs positive whole numbers, e.g. 1,10,50")
     if not modes or any(mode not in MODE_NAMES for mode in modes):
         parser.error("--modes takes off and/or auto")
-    if args.workers < 1 or min(args.delay_ms, args.model_delay_ms) < 0:
+    if args.workers < 1 or min(args.delay_ms, args.model_delay_ms, args.redis_delay_ms) < 0:
         parser.error("--workers needs ≥ 1 and the delays ≥ 0")
     return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, args.workers,
-                   args.compare, args.delay_ms, args.model_delay_ms, args.pin)  # fmt: skip
+                   args.compare, args.delay_ms, args.model_delay_ms, args.pin, args.redis_delay_ms)  # fmt: skip
 
 
 # -- the bot processes of a set-up -------------------------------------------------------
@@ -432,7 +433,8 @@ def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCh
     return phase_checks(rows, lambda row: row.phase, lambda row: f"{row.mode} N={row.n}",
                         evaluate_several if options.workers > 1 else evaluate, options.phases,
                         lambda row: row.cpu_per_1k_tokens, lags, lambda row: row.connections_opened,
-                        options.delay_ms + options.model_delay_ms, 2 * options.delay_ms) + (
+                        delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms),
+                        2 * options.delay_ms) + (
         first_text_still(rows, options.phases) if options.workers > 1 and options.compare else [])  # fmt: skip
 
 
@@ -483,7 +485,8 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
           f"{split.describe() if split else 'all processes share every CPU'}")
     if options.delayed:
         print(f"delay: {options.delay_ms:g} ms each way between the workers and the fake Slack (Web API, event "
-              f"delivery), {options.model_delay_ms:g} ms each way to the model server")
+              f"delivery), {options.model_delay_ms:g} ms each way to the model server, {options.redis_delay_ms:g} ms "
+              "each way to Redis")
     print()
     print(HEADER)
     print("-" * len(HEADER))
@@ -533,7 +536,8 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
             for harness in harnesses:
                 if proxy is not None:
                     harness.extra_env.update(SLACK_API_URL=proxy.via(fake.api_url),
-                                             INFERENCE_BASE_URL=f"{proxy.via(model.base_url)}/v1")  # fmt: skip
+                                             INFERENCE_BASE_URL=f"{proxy.via(model.base_url)}/v1",
+                                             REDIS_URL=redis_url(proxy))  # fmt: skip
             try:
                 for harness in harnesses:
                     bot = await harness.start_bot()
@@ -552,9 +556,10 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
 
 def delay_routes(options: Options, phase: Phase, fake: FakeSlack, model: ModelServerProcess,
                  harnesses: Sequence[SlackHarness]) -> list[Route]:  # fmt: skip
-    """The Web API and the model server, and each worker's port (the fake's deliveries)."""
-    platform, to_model = phase.delay(options.delay_ms), phase.delay(options.model_delay_ms)
-    return [Route(fake.port, platform), Route(model.port, to_model), *(Route(h.port, platform) for h in harnesses)]
+    """The Web API, the model server, Redis, and each worker's port (the fake's deliveries)."""
+    platform = phase.delay(options.delay_ms)
+    return [Route(fake.port, platform), Route(model.port, phase.delay(options.model_delay_ms)),
+            *redis_routes(phase, options.redis_delay_ms), *(Route(h.port, platform) for h in harnesses)]
 
 
 def through(proxy: DelayProxy | None, url: str) -> str:
