@@ -121,7 +121,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if args.workers < 1 or min(args.delay_ms, args.model_delay_ms, args.redis_delay_ms) < 0:
         parser.error("--workers needs ≥ 1 and the delays ≥ 0")
     return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, args.workers,
-                   args.compare, args.delay_ms, args.model_delay_ms, args.pin, args.redis_delay_ms)  # fmt: skip
+                   args.compare, args.delay_ms, args.model_delay_ms, args.redis_delay_ms, args.pin)  # fmt: skip
 
 
 # -- the bot processes of a set-up -------------------------------------------------------
