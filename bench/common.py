@@ -31,11 +31,16 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_PORT = 6379
 
 
+# Redis steps between a token and its text on the platform: the reply's first text waits for
+# the promise of its final (whether it may stream live), then for its slot.
+REDIS_STEPS_PER_TEXT = 2
+
+
 def delay_allowed_ms(delay_ms: float, model_delay_ms: float, redis_delay_ms: float) -> float:
     """How much later a text may reach the platform over the delays: the model's token comes
-    `model_delay_ms` later, its write takes one Redis round trip for its slot before it goes,
-    and arrives `delay_ms` after it was sent."""
-    return delay_ms + model_delay_ms + 2 * redis_delay_ms
+    `model_delay_ms` later, its write waits for its Redis steps before it goes, and arrives
+    `delay_ms` after it was sent."""
+    return delay_ms + model_delay_ms + REDIS_STEPS_PER_TEXT * 2 * redis_delay_ms
 
 
 def free_port() -> int:
