@@ -582,7 +582,8 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
                 for bot in bots:
                     bot.cleanup()
                 await delete_keys(prefix)
-    requests = [{"time": r.time, "route": r.route, "path": r.path, "status": r.status, "phase": phase.label}
+    requests = [{"time": r.time, "route": r.route, "path": r.path, "status": r.status, "phase": phase.label,
+                 "connection": r.connection}
                 for r in fake.requests]  # fmt: skip
     return PhaseOutcome(rows, log, next((code for code in codes if code), 0), requests)
 
