@@ -53,9 +53,9 @@ from typing import Any
 
 
 from bench.common import (
-    ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options,
-    allow_open_files, connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems,
-    machine, number, phase_checks, plan_phases, process_cpu_seconds, redis_routes, redis_url, shared_core_env, split_cpus, spread,
+    ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, connections_opened,
+    delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks,
+    plan_phases, process_cpu_seconds, redis_routes, redis_url, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
@@ -146,13 +146,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     rounds = args.n or ("50,200,1000" if several else "1,10,50,200")
     ns = tuple(int(part) for part in rounds.split(",") if part.strip())
     shared = args.shared if args.shared is not None else (0 if several else 5)
-    if min(ns, default=1) < 1 or shared < 0 or args.workers < 1 or min(args.delay_ms, args.model_delay_ms,
-                                                                                     args.redis_delay_ms) < 0:
+    delays = (args.delay_ms, args.model_delay_ms, args.redis_delay_ms)
+    if min(ns, default=1) < 1 or shared < 0 or args.workers < 1 or min(delays) < 0:
         parser.error("--n needs positive whole numbers, --shared and the delays ≥ 0, --workers ≥ 1")
     return Options(ns, shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
                    args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path, args.pin,
-                   args.bot_root.resolve(), args.workers, args.compare, args.delay_ms, args.model_delay_ms,
-                   args.redis_delay_ms)  # fmt: skip
+                   args.bot_root.resolve(), workers=args.workers, compare=args.compare, delay_ms=args.delay_ms,
+                   model_delay_ms=args.model_delay_ms, redis_delay_ms=args.redis_delay_ms)  # fmt: skip
 
 
 # -- processes -------------------------------------------------------------------------

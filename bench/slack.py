@@ -44,8 +44,9 @@ from typing import Any
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
     REDIS_URL, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
-    connections_opened, delete_keys, describe_problems, figures, free_port, logged_problems, machine, number,
-    delay_allowed_ms, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_routes, redis_url, shared_core_env, split_cpus, spread,
+    connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, free_port, logged_problems,
+    machine, number, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_routes, redis_url,
+    shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
@@ -120,8 +121,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--modes takes off and/or auto")
     if args.workers < 1 or min(args.delay_ms, args.model_delay_ms, args.redis_delay_ms) < 0:
         parser.error("--workers needs ≥ 1 and the delays ≥ 0")
-    return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, args.workers,
-                   args.compare, args.delay_ms, args.model_delay_ms, args.redis_delay_ms, args.pin)  # fmt: skip
+    return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, workers=args.workers,
+                   compare=args.compare, delay_ms=args.delay_ms, model_delay_ms=args.model_delay_ms,
+                   redis_delay_ms=args.redis_delay_ms, pin=args.pin)  # fmt: skip
 
 
 # -- the bot processes of a set-up -------------------------------------------------------
@@ -521,12 +523,13 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
     status after SIGTERM."""
     code = 0
     rows = []
+    cores = len(split.bot) if split else BOT_CORES
     async with FakeSlack() as fake:
         key_prefix = f"{prefix}{mode}:" if len(options.phases) == 1 else f"{prefix}{mode}:{phase.label}:"
         harnesses = [SlackHarness(fake, model.base_url, key_prefix, mode="http" if options.http else "socket",
                                   streaming=mode,  # type: ignore[arg-type]
                                   model_timeout=60,
-                                  extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, len(split.bot) if split else BOT_CORES)})
+                                  extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, cores)})
                      for _ in range(phase.workers)]  # fmt: skip
         for harness in harnesses:
             harness.port = free_port() if options.http else 0
