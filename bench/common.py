@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
@@ -28,7 +29,7 @@ from bench.delay_proxy import DelayProxy, Route
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_PORT = 6379
+REDIS_PORT = urlsplit(REDIS_URL).port or 6379  # where --redis-delay-ms routes the proxy
 
 
 # Redis steps between a token and its text on the platform: the reply's first text waits for
