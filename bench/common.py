@@ -405,6 +405,32 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
 
 
+@dataclass(frozen=True)
+class RedisUsage:
+    """What the bot's Redis has done so far: commands served (a script's own commands count one
+    each, as they cost Redis) and its CPU. A round's difference is what its replies cost Redis."""
+
+    commands: int = 0
+    cpu_seconds: float = 0.0
+
+    def __sub__(self, before: RedisUsage) -> RedisUsage:
+        return RedisUsage(self.commands - before.commands, self.cpu_seconds - before.cpu_seconds)
+
+    def per_reply(self, replies: int) -> str:
+        """Commands and CPU ms per reply."""
+        replies = max(replies, 1)
+        return f"{self.commands / replies:.0f}, {self.cpu_seconds * 1000 / replies:.2f}"
+
+
+async def redis_usage() -> RedisUsage:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        info = await client.info()
+        return RedisUsage(int(info["total_commands_processed"]), info["used_cpu_user"] + info["used_cpu_sys"])
+    finally:
+        await client.aclose()
+
+
 async def delete_keys(prefix: str) -> int:
     """Delete the benchmark's own Redis keys (and only those)."""
     client = aioredis.from_url(REDIS_URL, decode_responses=True)

@@ -55,7 +55,8 @@ from typing import Any
 from bench.common import (
     ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, connections_opened,
     delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks,
-    plan_phases, process_cpu_seconds, redis_routes, redis_url, shared_core_env, split_cpus, spread,
+    plan_phases, process_cpu_seconds, RedisUsage, redis_usage, redis_routes, redis_url, shared_core_env,
+    split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
@@ -262,6 +263,7 @@ class RoundResult:
     peak_global_per_s: int  # most requests counting towards the global limit that arrived within 1 s
     wall_seconds: float
     connections_opened: int  # to the fake Discord's REST API, during the round (see connections_opened)
+    redis: RedisUsage  # what the bot's Redis did during the round
     problems: list[str] = field(default_factory=list)
     phase: str = ""  # the set-up (processes, delay) when a run compares several
 
@@ -292,6 +294,7 @@ class Bench:
         gc.collect()
         gc.freeze()
         cpu_before = self._bot_cpu()
+        redis_before = await redis_usage()
         started = time.time()
         sent = await asyncio.gather(
             *(fake.send_user_message(c.channel_id, self.user, f"Please answer {c.marker}", mentions_bot=True)
@@ -316,9 +319,10 @@ class Bench:
         await asyncio.sleep(0.3)  # let the bot finish its bookkeeping (history write) before reading CPU
         cpu = self._bot_cpu() - cpu_before
         wall = time.time() - started
+        redis = await redis_usage() - redis_before
         timings = await asyncio.to_thread(self.model.request_timings)
         return self._measure(name, conversations, len(set(channel_ids)), timings, requests_before, limited_before,
-                             cpu, wall)  # fmt: skip
+                             cpu, wall, redis)  # fmt: skip
 
     def _bot_cpu(self) -> float:
         return sum(process_cpu_seconds(pid) for pid in self.bot_pids)
@@ -349,7 +353,8 @@ class Bench:
             conversation.failure = contents[-1][contents[-1].index(WARNING):][:120]
 
     def _measure(self, name: str, conversations: list[Conversation], channels: int, timings: list[dict[str, Any]],
-                 requests_before: int, limited_before: int, cpu: float, wall: float) -> RoundResult:  # fmt: skip
+                 requests_before: int, limited_before: int, cpu: float, wall: float,
+                 redis: RedisUsage) -> RoundResult:  # fmt: skip
         fake = self.fake
         records = {}
         for record in timings:
@@ -427,6 +432,7 @@ class Bench:
             wall_seconds=wall,
             connections_opened=connections_opened((r.connection for r in fake.requests[:requests_before]),
                                                   (r.connection for r in requests)),
+            redis=redis,
             problems=problems,
         )
 
@@ -442,7 +448,8 @@ def _exempt_from_global(route: str) -> bool:
 HEADER = (
     f"{'round':>10} | {'done':>9} | {'429s':>4} | {'first p50/p99 ms':>17} | {'full p50/p99 ms':>17} | "
     f"{'mention→model ms':>17} | {'writes p50/p99':>14} | {'thr/typ':>7} | {'CPU s/1k tok':>12} | "
-    f"{'done after model s':>18} | {'peak req/s':>10} | {'new conns':>9} | {'model late p99 ms':>17} | {'wall s':>6}"
+    f"{'done after model s':>18} | {'peak req/s':>10} | {'new conns':>9} | {'model late p99 ms':>17} | "
+    f"{'Redis cmds, ms/reply':>20} | {'wall s':>6}"
 )
 
 
@@ -454,7 +461,7 @@ def format_row(row: RoundResult) -> str:
         f"{figures(row.mention_to_model_ms):>17} | {figures(row.writes_per_reply, 0):>14} | {other:>7} | "
         f"{number(row.cpu_per_1k_tokens, 4):>12} | {number(row.done_after_model_s, 2):>18} | "
         f"{row.peak_global_per_s:>10} | {row.connections_opened:>9} | {number(row.model_late_ms['p99']):>17} | "
-        f"{row.wall_seconds:>6.2f}"
+        f"{row.redis.per_reply(row.n):>20} | {row.wall_seconds:>6.2f}"
     )
 
 

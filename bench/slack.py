@@ -45,8 +45,8 @@ from adapters.slack_bot import to_mrkdwn
 from bench.common import (
     REDIS_URL, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
     connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, free_port, logged_problems,
-    machine, number, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_routes, redis_url,
-    shared_core_env, split_cpus, spread,
+    machine, number, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_usage,
+    RedisUsage, redis_routes, redis_url, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
@@ -212,6 +212,7 @@ class RoundResult:
     cpu_per_1k_tokens: float | None
     wall_seconds: float
     connections_opened: int  # to the fake Slack's Web API, during the round (see connections_opened)
+    redis: RedisUsage  # what the bots' Redis did during the round
     failures: list[str] = field(default_factory=list)
     redeliveries: int = 0
     phase: str = ""  # the set-up (workers, delay) when a run compares several
@@ -273,6 +274,7 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
     gc.collect()
     gc.freeze()
     cpu = workers.cpu_seconds()
+    redis_before = await redis_usage()
     started = time.perf_counter()
     await asyncio.gather(*(workers.deliver(item) for item in mentions))
     deadline = time.monotonic() + ROUND_TIMEOUT_S * max(1.0, n / LARGE_N)
@@ -284,6 +286,7 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
     # Let trailing calls (a stream's stop after its last append) land before counting writes.
     await settle(fake)
     bot_cpu = workers.cpu_seconds() - cpu
+    redis = await redis_usage() - redis_before
 
     timings = {record.get("last_user_message"): record for record in await asyncio.to_thread(model.request_timings)}
     calls = fake.calls[calls_at:]
@@ -348,6 +351,7 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
         wall_seconds=wall,
         connections_opened=connections_opened((c.connection for c in fake.calls[:calls_at]),
                                               (c.connection for c in calls)),
+        redis=redis,
         failures=failures,
         redeliveries=sum(item.redeliveries for item in mentions),
     )
@@ -444,7 +448,7 @@ HEADER = (
     f"{'mode':>4} | {'N':>4} | {'ack p50/p99/max ms':>18} | {'mention→text p50/p99':>20} | "
     f"{'first p50/p99 ms':>16} | {'final p50/p99 ms':>16} | "
     f"{'writes mean/max':>15} | {'429s':>4} | {'done/N':>9} | {'bot CPU s/1k tok':>16} | {'new conns':>9} | "
-    f"{'wall s':>6}"
+    f"{'Redis cmds, ms/reply':>20} | {'wall s':>6}"
 )
 
 
@@ -458,7 +462,7 @@ def format_row(row: RoundResult) -> str:
     return (
         f"{row.mode:>4} | {row.n:>4} | {ack:>18} | {wait:>20} | {first:>16} | {final:>16} | {writes:>15} | "
         f"{row.ratelimited:>4} | {f'{row.completed}/{row.n}':>9} | {cpu:>16} | {row.connections_opened:>9} | "
-        f"{row.wall_seconds:>6.2f}"
+        f"{row.redis.per_reply(row.n):>20} | {row.wall_seconds:>6.2f}"
     )
 
 
