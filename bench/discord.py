@@ -53,10 +53,10 @@ from typing import Any
 
 
 from bench.common import (
-    ROOT, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files, connections_opened,
-    delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems, machine, number, phase_checks,
-    plan_phases, process_cpu_seconds, RedisUsage, redis_usage, redis_routes, redis_url, shared_core_env,
-    split_cpus, spread,
+    ROOT, CpuSplit, ModelServerProcess, Phase, RedisUsage, TargetCheck, add_scale_options, allow_open_files,
+    connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems, machine, number,
+    phase_checks, plan_phases, process_cpu_seconds, redis_routes, redis_usage, redis_url, shared_core_env, split_cpus,
+    spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits

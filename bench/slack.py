@@ -43,10 +43,10 @@ from typing import Any
 
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
-    REDIS_URL, CpuSplit, ModelServerProcess, Phase, TargetCheck, add_scale_options, allow_open_files,
+    REDIS_URL, CpuSplit, ModelServerProcess, Phase, RedisUsage, TargetCheck, add_scale_options, allow_open_files,
     connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, free_port, logged_problems,
-    machine, number, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_usage,
-    RedisUsage, redis_routes, redis_url, shared_core_env, split_cpus, spread,
+    machine, number, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_routes,
+    redis_usage, redis_url, shared_core_env, split_cpus, spread,
 )  # fmt: skip
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
