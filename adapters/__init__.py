@@ -2,7 +2,7 @@
 
     NAME: str                       # what `python -m bot NAME` starts
     TOKEN_VARIABLES: tuple[str, ...] # `python -m bot` starts it when all of these are set
-    async def run(core: ChatCore, settings: Settings) -> None
+    async def run(services: Services, settings: Settings) -> None
     def command(argv: list[str], settings: Settings) -> int | None   # optional extra CLI flags
 
 Adding a platform means adding one module.

@@ -7,8 +7,9 @@ import getpass
 import sys
 from typing import TextIO
 
-from bot.core import ChatCore, Turn
-from bot.surface import SurfaceLimits
+from bot.app import Services
+from bot.core import Turn
+from bot.surface import SurfaceLimits, UnlimitedSurface
 from config.settings import Settings
 
 NAME = "console"
@@ -18,12 +19,10 @@ PROMPT = "you> "
 HELP = "Type a message and press Enter. /reset starts over, /quit (or Ctrl-D) leaves."
 
 
-class ConsoleSurface:
+class ConsoleSurface(UnlimitedSurface):
     """A reply printed once, growing in place: each edit prints only what is new."""
 
     limits = SurfaceLimits(max_length=1_000_000, indicator="", min_edit_interval=0.0)
-    post_budgets = ()
-    edit_budgets = ()
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -56,8 +55,8 @@ async def _lines() -> asyncio.StreamReader:
     return reader
 
 
-async def run(core: ChatCore, settings: Settings) -> None:
-    out = sys.stdout
+async def run(services: Services, settings: Settings) -> None:
+    core, out = services.core, sys.stdout
     out.write(f"Chatting with {core.describe()}. {HELP}\n")
     thread = f"console:{getpass.getuser()}"
     reader = await _lines()

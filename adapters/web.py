@@ -26,11 +26,12 @@ import structlog
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
-from bot.core import ChatCore, Turn
-from bot.errors import FailureKind, ReplyFailure
-from bot.loop import cancel_and_wait
+from adapters.shared import PlatformJobs
+from bot.app import Services
+from bot.core import Turn
+from bot.errors import ReplyFailure
 from bot.render import failure_note
-from bot.surface import SurfaceLimits
+from bot.surface import SurfaceLimits, UnlimitedSurface
 from config.env import ConfigError
 from config.settings import BackendKind, Settings
 
@@ -53,10 +54,9 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-CORE: web.AppKey[ChatCore] = web.AppKey("core")
+JOBS: web.AppKey[PlatformJobs] = web.AppKey("jobs")
 SITE: web.AppKey[WebSettings] = web.AppKey("site")
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")  # open pages
-ANSWERS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("answers")  # being written
 
 
 @dataclass(frozen=True)
@@ -96,20 +96,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class WebReply:
+class WebReply(UnlimitedSurface):
     """One answer in one tab. The page draws its own blinking caret while `streaming` is true."""
 
     limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
-    post_budgets = ()
-    edit_budgets = ()
 
     def __init__(self, tab: Tab, question: str) -> None:
         self._tab = tab
         self._question = question
         self._posted = 0
-
-    async def show_waiting(self) -> None:
-        """Nothing to do: the page shows a typing bubble from the moment it sends a question."""
 
     async def post(self, text: str, *, final: bool) -> str:
         self._posted += 1
@@ -126,8 +121,7 @@ class Tab:
     """One open page: its websocket and the conversation it shows."""
 
     def __init__(self, app: web.Application, ws: web.WebSocketResponse, chat_id: str) -> None:
-        self._core = app[CORE]
-        self._answers = app[ANSWERS]
+        self._jobs = app[JOBS]
         self._ws = ws
         self._chat_id = chat_id
         self.thread = f"web:{chat_id}"
@@ -143,7 +137,7 @@ class Tab:
     async def greet(self, model_name: str) -> None:
         """The conversation so far, for a page that has just (re)connected."""
         try:
-            history = [{"role": m.role, "text": m.content} for m in await self._core.store.read(self.thread)]
+            history = [{"role": m.role, "text": m.content} for m in await self._jobs.core.history(self.thread)]
         except ReplyFailure as failure:
             history = []
             await self.send({"type": "notice", "text": failure_note(failure)})
@@ -170,22 +164,12 @@ class Tab:
             await self.send({"type": "refused", "question": question, "reason": refusal})
             return
         # A task of its own: the answer completes (and is stored) even if the page closes now.
-        task = asyncio.create_task(self._answer(question, text))
-        self._answers.add(task)
-        task.add_done_callback(self._answers.discard)
-
-    async def _answer(self, question: str, text: str) -> None:
         turn = Turn(self.thread, self._chat_id, "web", text, channel="web")  # the page is one channel
-        reply = WebReply(self, question)
-        try:
-            await self._core.answer(turn, reply)
-        except Exception:  # noqa: BLE001 - the core reports its own failures in the reply: this is a bug
-            log.exception("web_answer_crashed", thread=self.thread)
-            await reply.post(failure_note(ReplyFailure(FailureKind.INTERNAL)), final=True)
+        self._jobs.spawn(self._jobs.answer(turn, WebReply(self, question)))
 
     async def _reset(self) -> None:
         try:
-            await self._core.reset(self.thread)
+            await self._jobs.core.reset(self.thread)
         except ReplyFailure as failure:
             await self.send({"type": "notice", "text": failure_note(failure)})
             return
@@ -271,17 +255,16 @@ async def socket(request: web.Request) -> web.StreamResponse:
 async def _close_pages(app: web.Application) -> None:
     """On shutdown: answers still being written end with a note on their pages, then the pages
     are told the server is going away (they reconnect on their own)."""
-    await cancel_and_wait(list(app[ANSWERS]))
+    await app[JOBS].close()
     for ws in list(app[SOCKETS]):
         await ws.close(code=1001, message=b"server shutting down")
 
 
-def make_app(core: ChatCore, site: WebSettings) -> web.Application:
+def make_app(services: Services, site: WebSettings) -> web.Application:
     app = web.Application(middlewares=[password_guard], client_max_size=64 * 1024)
-    app[CORE] = core
+    app[JOBS] = PlatformJobs(services, NAME)
     app[SITE] = site
     app[SOCKETS] = weakref.WeakSet()
-    app[ANSWERS] = set()
     app.router.add_get("/", page)
     app.router.add_get("/chat.js", script)
     app.router.add_get("/ws", socket)
@@ -302,11 +285,9 @@ def command(argv: list[str], settings: Settings) -> int | None:
     return None
 
 
-async def run(core: ChatCore, settings: Settings) -> None:
+async def run(services: Services, settings: Settings) -> None:
     site_settings = WebSettings.from_settings(settings)
-    if not core.store.durable:
-        log.warning("web_history_not_durable", message="history is in memory and is lost on restart")
-    runner = web.AppRunner(make_app(core, site_settings), access_log=None, shutdown_timeout=5)
+    runner = web.AppRunner(make_app(services, site_settings), access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
         try:

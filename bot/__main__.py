@@ -19,8 +19,7 @@ import structlog
 
 import adapters
 from bot import loop, metrics
-from bot.app import build_core, close_core, describe_store
-from bot.core import ChatCore
+from bot.app import Services, build, describe_store
 from bot.logs import configure_logging
 from config.env import ConfigError
 from config.settings import Settings, load_settings
@@ -81,10 +80,10 @@ def _announce(chosen: list[ModuleType], settings: Settings, console: bool) -> No
 
 
 async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) -> int:
-    core = await build_core(settings, console=console)
+    services = await build(settings, console=console)
     port = settings.operations.metrics_port
-    metrics_server = await metrics.serve(core.metrics, port, core.store.ping) if port else None
-    platforms = asyncio.ensure_future(asyncio.gather(*(_run_adapter(module, core, settings) for module in chosen)))
+    metrics_server = await metrics.serve(services.metrics, port, services.ping) if port else None
+    platforms = asyncio.ensure_future(asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen)))
     stopping = asyncio.Event()
 
     def on_signal() -> None:
@@ -99,32 +98,32 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
     try:
         await asyncio.wait({platforms, signalled}, return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set():
-            await _shut_down(core, platforms, settings.operations.shutdown_grace_seconds)
+            await _shut_down(services, platforms, settings.operations.shutdown_grace_seconds)
             return 0
         return 0 if all(platforms.result()) else 1
     finally:
         signalled.cancel()
         if metrics_server is not None:
             await metrics_server.cleanup()
-        await close_core(core)
+        await services.aclose()
 
 
-async def _shut_down(core: ChatCore, platforms: asyncio.Future[list[bool]], grace: float) -> None:
+async def _shut_down(services: Services, platforms: asyncio.Future[list[bool]], grace: float) -> None:
     """New turns get a "restarting" note; replies being written get `grace` seconds to finish,
     then end with an "interrupted" note; then the platforms disconnect."""
     log.info("shutting_down", grace_seconds=grace)
-    core.stop_taking_turns()
-    finished = await core.drain(grace)
+    services.core.stop_taking_turns()
+    finished = await services.core.drain(grace)
     platforms.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await platforms
     log.info("shut_down", replies_interrupted=not finished)
 
 
-async def _run_adapter(module: ModuleType, core: ChatCore, settings: Settings) -> bool:
+async def _run_adapter(module: ModuleType, services: Services, settings: Settings) -> bool:
     """Run one adapter; a crash in one is reported and does not stop the others."""
     try:
-        await module.run(core, settings)
+        await module.run(services, settings)
         return True
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise

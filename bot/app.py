@@ -1,26 +1,27 @@
-"""Assembles the core from settings: history store, prompt builder, model backend, and what
-keeps replies safe (the reply ledger, quotas, the circuit breaker, metrics)."""
+"""Wires the bot from its settings: the core (history, prompt, model) and the services the
+adapters share around it (coordination, the reply ledger, the platforms' rate limits, metrics)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import structlog
 
 from bot.breaker import CircuitBreaker
-from bot.budget import RateLimits
+from bot.coordination import Coordination, MemoryCoordination, RedisCoordination, TurnQuota
 from bot.core import ChatCore
-from bot.errors import ReplyFailure
 from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.model import create_backend
+from bot.model import InferenceBackend, ModelBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.quota import TurnQuota
-from bot.store import HistoryStore, RedisHistoryStore, open_store
+from bot.ratelimit import RateLimits
+from bot.redis_client import REDIS_ERRORS, RedisClients
+from bot.store import HistoryStore, MemoryHistoryStore, RedisHistoryStore
 from config.env import ConfigError
-from config.settings import MEMORY_STORE_URL, Settings
+from config.settings import MEMORY_STORE_URL, BackendKind, ModelSettings, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -29,48 +30,111 @@ log = structlog.get_logger(__name__)
 REDIS_START_SECONDS = 5.0
 
 
-async def build_core(settings: Settings, *, console: bool) -> ChatCore:
-    """Build the core; raise ConfigError with an operator-readable reason when it can't start."""
+@dataclass(frozen=True)
+class Services:
+    """What an adapter is given: the core, and the jobs every platform shares around it."""
+
+    core: ChatCore
+    coordination: Coordination
+    ledger: ReplyLedger
+    metrics: Metrics
+    rate_limits: RateLimits | None  # None without Redis: Discord and Slack can't start then
+    redis: RedisClients | None
+
+    def require_rate_limits(self) -> RateLimits:
+        """A platform adapter starts only with Redis to keep its rate limits in."""
+        if self.rate_limits is None:
+            raise ConfigError(
+                "REDIS_URL: Discord and Slack keep the bot's rate limits in Redis "
+                "(memory:// serves the console and the web chat only)"
+            )
+        return self.rate_limits
+
+    async def ping(self) -> None:
+        """Redis answers (nothing to ask without it); raises when it doesn't."""
+        if self.redis is not None:
+            await self.redis.ping()
+
+    async def aclose(self) -> None:
+        if self.rate_limits is not None:
+            await self.rate_limits.aclose()
+        await self.ledger.stop()
+        await self.core.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+async def build(settings: Settings, *, console: bool) -> Services:
+    """Build the bot; raise ConfigError with an operator-readable reason when it can't start."""
     metrics = Metrics()
     url = settings.history.url_for(console=console)
-    store = open_store(url, settings.history, on_error=metrics.redis_errors.inc)
-    await _wait_for_redis(store, url)
-    if not store.durable and not console:
+    redis = None if url.startswith(MEMORY_STORE_URL) else RedisClients.connect(url, cluster=settings.history.cluster)
+    if redis is not None:
+        await _wait_for_redis(redis, url)
+    elif not console:
         log.warning(
             "history_not_durable",
             message="REDIS_URL=memory:// keeps history in this process only: "
             "every conversation is lost when the bot restarts. Use Redis in production.",
         )
-    counter = await asyncio.to_thread(MistralTokenCounter)  # loads the tokenizer file (~0.1–0.7 s)
-    budget = PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
-    prompts = PromptBuilder(counter, settings.system_prompt, budget)
-    backend = create_backend(settings.model, context_tokens=settings.context_tokens)
-    redis = store if isinstance(store, RedisHistoryStore) else None
-    operations = settings.operations
-    records, beat = (redis.records, redis.heartbeat) if redis else (None, None)
-    ledger = ReplyLedger(records, settings.history.key_prefix, beat=beat, lease_seconds=operations.reply_lease_seconds,
-                         sweep_seconds=operations.reply_sweep_seconds)
-    locks = ConversationLocks(redis.client, redis.lock_key) if redis else ConversationLocks()
-    budgets = RateLimits(redis.control, settings.history.key_prefix) if redis else RateLimits()
+    prefix, operations = settings.history.key_prefix, settings.operations
+    store: HistoryStore
+    if redis is not None:
+        store = RedisHistoryStore(redis.main, settings.history, metrics.redis_errors.inc)
+        coordination: Coordination = RedisCoordination(
+            redis.main, prefix, settings.history.ttl_seconds, metrics.redis_errors.inc
+        )
+        locks = ConversationLocks(redis.main, store.lock_key)
+    else:
+        store, coordination, locks = MemoryHistoryStore(settings.history), MemoryCoordination(), ConversationLocks()
+    ledger = ReplyLedger(
+        redis.main if redis else None,
+        prefix,
+        beat=redis.heartbeat if redis else None,
+        lease_seconds=operations.reply_lease_seconds,
+        sweep_seconds=operations.reply_sweep_seconds,
+    )
     await ledger.start()
-    quota = TurnQuota(store, operations.user_turns_per_minute, operations.channel_turns_per_minute)
-    breaker = CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds)
+    counter = await asyncio.to_thread(MistralTokenCounter)  # loads the tokenizer file (~0.1–0.7 s)
+    prompts = PromptBuilder(
+        counter, settings.system_prompt, PromptBudget(settings.context_tokens, settings.model.sampling.max_new_tokens)
+    )
+    backend = create_backend(settings.model, context_tokens=settings.context_tokens)
+    core = ChatCore(
+        backend,
+        store,
+        prompts,
+        coordination=coordination,
+        quota=TurnQuota(coordination, operations.user_turns_per_minute, operations.channel_turns_per_minute),
+        breaker=CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds),
+        metrics=metrics,
+        locks=locks,
+        notice_seconds=settings.history.ttl_seconds,
+        max_concurrent_replies=operations.max_concurrent_replies,
+    )
+    rate_limits = RateLimits(redis.control, prefix) if redis else None
     freeze_startup_heap()
-    return ChatCore(backend, store, prompts, ledger=ledger, quota=quota, breaker=breaker, metrics=metrics,
-                    locks=locks, budgets=budgets, notice_seconds=settings.history.ttl_seconds,
-                    max_concurrent_replies=operations.max_concurrent_replies)  # fmt: skip
+    return Services(core, coordination, ledger, metrics, rate_limits, redis)
 
 
-async def _wait_for_redis(store: HistoryStore, url: str) -> None:
+def create_backend(settings: ModelSettings, *, context_tokens: int) -> ModelBackend:
+    if settings.backend is BackendKind.LOCAL:
+        from bot.local_model import LocalBackend  # llama-cpp is only needed for local models
+
+        return LocalBackend(settings, context_tokens=context_tokens)
+    return InferenceBackend(settings)
+
+
+async def _wait_for_redis(redis: RedisClients, url: str) -> None:
     deadline = asyncio.get_running_loop().time() + REDIS_START_SECONDS
     while True:
         try:
-            await store.ping()
+            await redis.ping()
             return
-        except ReplyFailure as failure:
+        except REDIS_ERRORS as error:
             if asyncio.get_running_loop().time() >= deadline:
-                await store.aclose()
-                raise ConfigError(f"REDIS_URL: cannot reach Redis at {redacted(url)} ({failure.detail})") from None
+                await redis.aclose()
+                raise ConfigError(f"REDIS_URL: cannot reach Redis at {redacted(url)} ({error})") from None
             await asyncio.sleep(0.5)
 
 
@@ -88,10 +152,3 @@ def redacted(url: str) -> str:
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
-
-
-async def close_core(core: ChatCore) -> None:
-    await core.budgets.settle_all()
-    await core.ledger.stop()
-    await core.backend.aclose()
-    await core.store.aclose()

@@ -12,15 +12,13 @@ from typing import Any, TypeVar
 import structlog
 
 from bot.breaker import CircuitBreaker
-from bot.budget import RateLimits
+from bot.coordination import Coordination, MemoryCoordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure
-from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
 from bot.metrics import Metrics
 from bot.model import ModelBackend
 from bot.prompt import Prompt, PromptBuilder
-from bot.quota import TurnQuota
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage
 from bot.surface import ReplySurface
@@ -63,25 +61,23 @@ class ChatCore:
         store: HistoryStore,
         prompts: PromptBuilder,
         *,
-        ledger: ReplyLedger | None = None,
+        coordination: Coordination | None = None,
         quota: TurnQuota | None = None,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         locks: ConversationLocks | None = None,
-        budgets: RateLimits | None = None,
         notice_seconds: int = 7 * 24 * 3600,
         max_concurrent_replies: int = 200,
     ) -> None:
         """`notice_seconds`: how long a conversation is remembered to have had the notice that
         its oldest messages were left out (as long as its history is kept).
         `max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
-        self.backend = backend
-        self.store = store
-        self.ledger = ledger or ReplyLedger(None, "")
-        self.metrics = metrics or Metrics()
-        self.budgets = budgets or RateLimits()  # the platforms' rate limits, for the adapters
+        self._backend = backend
+        self._store = store
+        self._coordination = coordination or MemoryCoordination()
+        self._metrics = metrics or Metrics()
         self._prompts = prompts
-        self._quota = quota or TurnQuota(store)
+        self._quota = quota or TurnQuota(self._coordination)
         self._breaker = breaker or CircuitBreaker()
         self._locks = locks or ConversationLocks()
         self._notice_seconds = notice_seconds
@@ -93,16 +89,24 @@ class ChatCore:
         self._idle.set()
 
     def describe(self) -> str:
-        return self.backend.describe()
+        return self._backend.describe()
+
+    async def aclose(self) -> None:
+        """Close the model backend (its connections, or the local model)."""
+        await self._backend.aclose()
+
+    async def history(self, thread: str) -> list[StoredMessage]:
+        """The conversation so far (raises STORE_UNAVAILABLE)."""
+        return await self._store.read(thread)
 
     async def answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
         """Answer one turn on `surface`; never raises for model, store or prompt failures."""
         self._active += 1
         self._idle.clear()
-        in_flight = self.metrics.in_flight.labels(turn.platform)
+        in_flight = self._metrics.in_flight.labels(turn.platform)
         in_flight.inc()
         try:
-            result = await self._answer_recorded(turn, surface)
+            result = await self._answer(turn, surface)
         finally:
             in_flight.dec()
             self._active -= 1
@@ -113,7 +117,7 @@ class ChatCore:
 
     async def reset(self, thread: str) -> None:
         async with self._locks.hold(thread):
-            await self.store.clear(thread)
+            await self._store.clear(thread)
 
     def stop_taking_turns(self) -> None:
         """From now on a turn gets a short "restarting" note instead of an answer."""
@@ -126,17 +130,6 @@ class ChatCore:
             return True
         except asyncio.TimeoutError:
             return False
-
-    async def _answer_recorded(self, turn: Turn, surface: ReplySurface) -> RenderResult:
-        """Answer, with the reply recorded in the ledger while it is being written (see bot.ledger)."""
-        place = getattr(surface, "recovery_place", None)
-        if place is None:
-            return await self._answer(turn, surface)
-        tracked = self.ledger.track(surface, turn.platform, turn.thread, place())
-        try:
-            return await self._answer(turn, tracked)
-        finally:
-            await finish_even_if_cancelled(self.ledger.close(tracked))
 
     async def _answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
         try:
@@ -152,7 +145,7 @@ class ChatCore:
                 return await self._refuse(turn, surface, failure)
             renderer = LiveRenderer(surface, notices=turn.notices + await self._left_out_notice(turn, prompt))
             try:
-                result = await renderer.render(self._model_pieces(self.backend.stream(prompt.messages)))
+                result = await renderer.render(self._model_pieces(self._backend.stream(prompt.messages)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
                 await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
@@ -176,7 +169,7 @@ class ChatCore:
         """Store the person's message (refused first if it can never fit) and build the prompt."""
         tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
         message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
-        history = await self.store.begin_turn(turn.thread, message, fence)
+        history = await self._store.begin_turn(turn.thread, message, fence)
         size = sum(len(stored.content) for stored in history)
         return await _maybe_off_loop(size, self._prompts.build, history)
 
@@ -185,12 +178,11 @@ class ChatCore:
         if not prompt.left_out:
             return ()
         try:
-            if not await self.store.claim(f"notice:left-out:{turn.thread}", self._notice_seconds):
+            if not await self._coordination.claim(f"notice:left-out:{turn.thread}", self._notice_seconds):
                 return ()
         except ReplyFailure:
             return ()
-        return (f"This conversation is longer than I can read at once: only the last {prompt.used} "
-                "messages were used.",)  # fmt: skip
+        return (f"This conversation is longer than I can read at once: only the last {prompt.used} messages were used.",)
 
     async def _remember(self, turn: Turn, result: RenderResult, fence: str) -> RenderResult:
         if not result.complete:
@@ -198,7 +190,7 @@ class ChatCore:
         tokens = await _maybe_off_loop(len(result.text), self._prompts.count, result.text)
         try:
             reply = StoredMessage("assistant", result.text, at=time.time(), tokens=tokens)
-            await self.store.add_reply(turn.thread, reply, fence)
+            await self._store.add_reply(turn.thread, reply, fence)
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
             return replace(result, saved=False)
@@ -218,24 +210,24 @@ class ChatCore:
                 asked = time.monotonic()
                 async for piece in pieces:
                     if count == 0:
-                        self.metrics.model_first_token.observe(time.monotonic() - asked)
+                        self._metrics.model_first_token.observe(time.monotonic() - asked)
                     count += 1
                     yield piece
                     if count % PIECES_PER_TURN == 0:
                         await asyncio.sleep(0)  # see PIECES_PER_TURN
         except ReplyFailure as failure:
-            self.metrics.model_errors.labels(failure.kind.name).inc()
+            self._metrics.model_errors.labels(failure.kind.name).inc()
             raise
         finally:
-            self.metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
+            self._metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
             await _close(pieces)
 
     def _account(self, turn: Turn, result: RenderResult) -> None:
         outcome = result.outcome
-        self.metrics.turns.labels(turn.platform, outcome).inc()
+        self._metrics.turns.labels(turn.platform, outcome).inc()
         if result.first_shown_at is not None:
-            self.metrics.first_text.labels(turn.platform).observe(result.first_shown_at - turn.received_at)
-        self.metrics.final_text.labels(turn.platform).observe(time.monotonic() - turn.received_at)
+            self._metrics.first_text.labels(turn.platform).observe(result.first_shown_at - turn.received_at)
+        self._metrics.final_text.labels(turn.platform).observe(time.monotonic() - turn.received_at)
         log.info(
             "turn_finished",
             thread=turn.thread,

@@ -1,10 +1,11 @@
 """Replies in progress, recorded in Redis so that none stays half-written when a process dies.
 
-Each reply is recorded when its turn starts (where it goes) and as each message is written
-(which message, what it shows); the record goes when the final text has landed. Every process
-holds a lease that its heartbeat renews. A record whose process let its lease lapse is claimed
-by one live process for the same platform, which ends that reply with a short note saying it
-was interrupted. A live process's replies are never touched, however long they take.
+A reply is recorded when its turn starts (where it goes) and when each of its messages is
+posted; what its interim edits show goes to Redis with the process's next heartbeat, not with
+each edit. The record goes when the final text has landed. Every process holds a lease that its
+heartbeat renews. A record whose process let its lease lapse is claimed by one live process for
+the same platform, which ends that reply with a short note saying it was interrupted. A live
+process's replies are never touched, however long they take.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import REDIS_ERRORS, RedisClient
 from bot.render import failure_note
 from bot.split import closing_for, longest_fitting, open_fence
-from bot.surface import ReplySurface, SurfaceLimits
+from bot.surface import SurfaceLimits
 
 log = structlog.get_logger(__name__)
 
@@ -33,10 +34,20 @@ log = structlog.get_logger(__name__)
 # a crash gets its note within ~15 s of the crash.
 LEASE_SECONDS = 10.0
 SWEEP_SECONDS = 5.0
-HEARTBEAT_SHARE = 0.3  # the lease is renewed every 0.3 of it: two beats may be late before it lapses
-
+# The lease is renewed every 0.3 of it (two beats may be late before it lapses); a reply cut by a
+# crash ends with at most this share of a lease (3 s) less text than it showed.
+HEARTBEAT_SHARE = 0.3
 
 INTERRUPTED_NOTE = failure_note(ReplyFailure(FailureKind.INTERRUPTED))
+
+# Writes a record only while it exists: a heartbeat's write that Redis runs after the reply's
+# record was removed must not bring it back.
+_UPDATE = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 0
+"""
 
 
 def interrupted_ending(shown: str, limits: SurfaceLimits) -> str:
@@ -66,87 +77,103 @@ class ReplyLedger:
     """The records of one bot (every process sharing the Redis key prefix). With no Redis client
     (history in memory) nothing outlives the process, so nothing is recorded."""
 
-    def __init__(self, client: RedisClient | None, key_prefix: str, *, beat: RedisClient | None = None,
-                 lease_seconds: float = LEASE_SECONDS, sweep_seconds: float = SWEEP_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: RedisClient | None,
+        key_prefix: str,
+        *,
+        beat: RedisClient | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        sweep_seconds: float = SWEEP_SECONDS,
+    ) -> None:
         """`beat`: the heartbeat's own connections, which no burst of records may hold up.
-        `sweep_seconds`: how often the adapters look for `orphans`."""
+        `sweep_seconds`: how often the adapters look for replies a dead process left."""
         self._redis = client
         self._beat_redis = beat or client
+        self._update = client.register_script(_UPDATE) if client is not None else None
         self._lease_seconds = lease_seconds
         self.sweep_seconds = sweep_seconds
         self._key = f"{key_prefix}replies"
         self._lease_prefix = f"{key_prefix}process:"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._heartbeat: asyncio.Task[None] | None = None
+        self._changed: dict[str, ReplyRecord] = {}  # shown by interim edits since the last beat
 
     async def start(self) -> None:
-        if self._redis is not None and self._heartbeat is None:
+        if self._beat_redis is not None and self._heartbeat is None:
             await self._renew_lease()
             self._heartbeat = asyncio.create_task(self._beat())
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
+        if self._heartbeat is not None and self._beat_redis is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             self._heartbeat = None
-            await self._quietly(self._beat_redis.delete(self._lease_key(self.process_id)))  # type: ignore[union-attr]
+            await self._quietly(self._beat_redis.delete(self._lease_key(self.process_id)))
+
+    def open(self, platform: str, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
+        """A reply, recorded from now on (the first record is written while the question goes on
+        to the model: one Redis round trip less before the model is asked)."""
+        return Recording(self, ReplyRecord(uuid.uuid4().hex, self.process_id, platform, thread, place), limits)
 
     async def save(self, record: ReplyRecord) -> None:
+        self._changed.pop(record.id, None)
         if self._redis is not None:
             await self._quietly(self._redis.hset(self._key, record.id, record.to_json()))
 
-    async def close(self, tracked: TrackedSurface) -> None:
-        await tracked.recorded()  # else the record could land after its removal, and outlive the reply
-        if self._redis is not None:
-            await self._quietly(self._redis.hdel(self._key, tracked.record.id))
+    def changed(self, record: ReplyRecord) -> None:
+        self._changed[record.id] = record
 
-    async def orphans(self, platform: str) -> list[ReplyRecord]:
+    async def remove(self, record: ReplyRecord) -> None:
+        self._changed.pop(record.id, None)
+        if self._redis is not None:
+            await self._quietly(self._redis.hdel(self._key, record.id))
+
+    async def finish_orphans(self, platform: str, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
+        """One sweep: `finish` every reply of `platform` that a dead process left."""
+        try:
+            for record in await self._orphans(platform):
+                await finish(record)
+        except Exception:  # noqa: BLE001 - Redis or the platform failing now; the next sweep tries again
+            log.exception("interrupted_reply_sweep_failed")
+
+    async def _orphans(self, platform: str) -> list[ReplyRecord]:
         """Replies of `platform` left by processes whose lease lapsed, each claimed by this one
         (none while Redis is unreachable: the next sweep looks again)."""
         if self._redis is None:
             return []
         try:
-            return await self._claim_orphans(self._redis, platform)
+            records = [ReplyRecord(**json.loads(raw)) for raw in await self._redis.hvals(self._key)]
+            owners = {record.owner for record in records if record.platform == platform}
+            dead = {owner for owner in owners - {self.process_id} if not await self._redis.exists(self._lease_key(owner))}
+            # HDEL answers 1 to one process only: that one finishes the reply.
+            return [record for record in records if record.owner in dead and await self._redis.hdel(self._key, record.id)]
         except REDIS_ERRORS as error:
             log.warning("reply_ledger_unavailable", error=f"{type(error).__name__}: {error}")
             return []
-
-    async def _claim_orphans(self, redis: RedisClient, platform: str) -> list[ReplyRecord]:
-        records = [ReplyRecord(**json.loads(raw)) for raw in (await redis.hvals(self._key))]
-        owners = {record.owner for record in records if record.platform == platform and record.owner != self.process_id}
-        alive = {owner for owner in owners if await redis.exists(self._lease_key(owner))}
-        claimed = []
-        for record in records:
-            if record.owner in owners - alive and await redis.hdel(self._key, record.id):
-                claimed.append(record)  # HDEL answers 1 to one process only
-        return claimed
-
-    async def finish_orphans(self, platform: str, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
-        """One sweep: `finish` every reply of `platform` that a dead process left."""
-        try:
-            for record in await self.orphans(platform):
-                await finish(record)
-        except Exception:  # noqa: BLE001 - Redis or the platform failing now; the next sweep tries again
-            log.exception("interrupted_reply_sweep_failed")
-
-    def track(self, surface: ReplySurface, platform: str, thread: str, place: dict[str, Any]) -> TrackedSurface:
-        """The reply, recorded from now on (the first record is written while the question
-        goes on to the model: one Redis round trip less before the model is asked)."""
-        return TrackedSurface(surface, self, ReplyRecord(uuid.uuid4().hex, self.process_id, platform, thread, place))
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self._lease_seconds * HEARTBEAT_SHARE)
             await self._renew_lease()
+            await self._write_changed()
+
+    async def _write_changed(self) -> None:
+        changed, self._changed = self._changed, {}
+        if changed and self._update is not None:
+            fields = [part for record in changed.values() for part in (record.id, record.to_json())]
+            await self._quietly(self._update(keys=[self._key], args=fields))
 
     async def _renew_lease(self) -> None:
-        await self._quietly(self._beat_redis.set(self._lease_key(self.process_id), "1", px=int(self._lease_seconds * 1000)))  # type: ignore[union-attr]
+        if self._beat_redis is not None:
+            lease = int(self._lease_seconds * 1000)
+            await self._quietly(self._beat_redis.set(self._lease_key(self.process_id), "1", px=lease))
 
     def _lease_key(self, process_id: str) -> str:
         return f"{self._lease_prefix}{{{process_id}}}"
 
     @staticmethod
-    async def _quietly(command: Any) -> None:
+    async def _quietly(command: Awaitable[Any]) -> None:
         """A record that can't be written only costs the note after a crash: the reply goes on."""
         try:
             await command
@@ -154,50 +181,38 @@ class ReplyLedger:
             log.warning("reply_ledger_unavailable", error=f"{type(error).__name__}: {error}")
 
 
-class TrackedSurface:
-    """A reply surface whose messages are recorded in the ledger as they are written.
+class Recording:
+    """One reply's record, kept by the surface that shows it: each message it posts (`posted`),
+    what later edits show (`shown`), and where it is (`note_place`, say a placeholder)."""
 
-    The inner surface says how to find a message again (`recovery_handle`) and may add to where
-    the reply is (`note_place`, e.g. a placeholder message it posted itself). Everything else
-    (limits, budgets, the waiting indicator) is the inner surface's own.
-    """
-
-    def __init__(self, inner: Any, ledger: ReplyLedger, record: ReplyRecord) -> None:
-        self._inner = inner
+    def __init__(self, ledger: ReplyLedger, record: ReplyRecord, limits: SurfaceLimits) -> None:
         self._ledger = ledger
         self.record = record
-        self._handles: list[Any] = []  # the inner surface's handles, by message index
-        inner.tracker = self
+        self._indicator = limits.indicator
         self._first_save = asyncio.ensure_future(ledger.save(record))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def recorded(self) -> None:
-        """The first record is written (or failed to be): later saves must not overtake it."""
-        await asyncio.shield(self._first_save)
-
-    async def post(self, text: str, *, final: bool) -> int:
-        handle = await self._inner.post(text, final=final)
-        self._handles.append(handle)
-        self.record.messages.append({"handle": self._inner.recovery_handle(handle), "text": self._shown(text)})
+    async def posted(self, handle: dict[str, Any], text: str) -> None:
+        self.record.messages.append({"handle": handle, "text": self._without_indicator(text)})
         await self._save()
-        return len(self._handles) - 1
 
-    async def edit(self, handle: int, text: str, *, final: bool) -> None:
-        await self._inner.edit(self._handles[handle], text, final=final)
-        self.record.messages[handle]["text"] = self._shown(text)
-        if not final:  # the record goes once the reply is done
-            await self._save()
+    def shown(self, text: str) -> None:
+        """What the latest message shows now (only the latest is ever edited before the next)."""
+        if self.record.messages:
+            self.record.messages[-1]["text"] = self._without_indicator(text)
+            self._ledger.changed(self.record)
 
     async def note_place(self, **fields: Any) -> None:
         self.record.place.update(fields)
         await self._save()
 
+    async def close(self) -> None:
+        """The final text has landed: the record goes."""
+        await asyncio.shield(self._first_save)  # else it could land after its removal, and outlive the reply
+        await self._ledger.remove(self.record)
+
     async def _save(self) -> None:
-        await self.recorded()
+        await asyncio.shield(self._first_save)  # later saves must not overtake the first
         await self._ledger.save(self.record)
 
-    def _shown(self, text: str) -> str:
-        indicator = self.limits.indicator
-        return text.removesuffix(indicator) if indicator else text
+    def _without_indicator(self, text: str) -> str:
+        return text.removesuffix(self._indicator) if self._indicator else text

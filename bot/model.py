@@ -25,7 +25,7 @@ from huggingface_hub.errors import (
 )
 
 from bot.errors import FailureKind, ReplyFailure
-from config.settings import BackendKind, ModelSettings
+from config.settings import ModelSettings
 
 log = structlog.get_logger(__name__)
 
@@ -106,8 +106,9 @@ class InferenceBackend:
     def __init__(self, settings: ModelSettings) -> None:
         self._settings = settings
         self._transport = SharedTransport()
-        # huggingface_hub builds every async HTTP client through this process-wide factory:
-        # the bot runs one inference backend per process.
+        # AsyncInferenceClient takes no HTTP client of its own: huggingface_hub builds every one
+        # through this process-wide factory (its public hook for pooling), so the bot runs one
+        # inference backend per process, and this is the one place that sets it.
         set_async_client_factory(self._transport.new_client)
 
     def describe(self) -> str:
@@ -235,10 +236,3 @@ def _kind_for_status(status: int, message: str) -> FailureKind:
         return FailureKind.BAD_REQUEST
     return FailureKind.UNAVAILABLE
 
-
-def create_backend(settings: ModelSettings, *, context_tokens: int) -> ModelBackend:
-    if settings.backend is BackendKind.LOCAL:
-        from bot.local_model import LocalBackend  # llama-cpp is only needed for local models
-
-        return LocalBackend(settings, context_tokens=context_tokens)
-    return InferenceBackend(settings)

@@ -1,14 +1,15 @@
-"""A process's Redis clients (see bot.store): a single server, or a Redis Cluster
-(REDIS_CLUSTER) reached through any node.
+"""The process's Redis clients, built here and handed to whoever needs them: a single server, or
+a Redis Cluster (REDIS_CLUSTER) reached through any node.
 
-Both clients take the same commands and scripts. On a Cluster, a script or a command with
-several keys needs them all in one hash slot: keys that go together carry the same hash tag,
-e.g. `chat:{<thread>}:history` and `chat:{<thread>}:lock`.
+Both kinds take the same commands and scripts. On a Cluster, a script or a command with several
+keys needs them all in one hash slot: keys that go together carry the same hash tag, e.g.
+`chat:{<thread>}:history` and `chat:{<thread>}:lock`.
 """
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -25,35 +26,26 @@ RedisClient: TypeAlias = aioredis.Redis | RedisCluster
 # finds no cluster there) raises RedisClusterException, which is not a RedisError.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
-# A process whose core a thousand mentions at once saturate reads each answer late, so a command
-# holds its connection that much longer: with 64 connections and 10 s of waiting for one, one
-# Slack worker told 129 of 1,000 people its memory was out of reach; with 256, none.
-MAX_CONNECTIONS = 256
+# Connections per client (a Cluster client keeps this many per node, and its pools never wait).
+# Each reply being written may hold one for a moment; fewer than the replies of a burst, and a
+# turn waits for a free one (up to POOL_WAIT_SECONDS) before the person is told their memory is
+# out of reach. 64 turned that into a refusal for 129 of 1,000 mentions at once in one process.
+CONNECTIONS = 256
 POOL_WAIT_SECONDS = 30
-# A Cluster client keeps a pool per node that never waits: a command finding every connection
-# of its node busy fails at once. So each node gets room for a burst rather than a queue.
-CLUSTER_CONNECTIONS_PER_NODE = 256
-# The steps of the platforms' rate limits (bot.budget): a write's slot, its landing, a promise.
-# An answer this late means Redis is out of reach, and a final then goes without its slot; the
-# wait for a free connection, which a burst on a busy core makes long, does not count in it
-# (counted with it, a thousand posts at once in one worker went out unbudgeted).
-CONTROL_CONNECTIONS = 256
+# The rate limits' answers: later than this, Redis is taken to be out of reach and a final text
+# goes without its slot rather than keep a person waiting.
 CONTROL_ANSWER_SECONDS = 5.0
-# The reply ledger's records, one per write of every reply (16 dropped 637 records of 1,000
-# replies at once in one worker; they only say where a reply is, should the process die).
-RECORD_CONNECTIONS = 64
-# The heartbeat alone: queued behind records or renewals on a busy core, it came more than the
-# process's lease late, and 49 of 200 live Slack replies were finished as "interrupted" by
-# another process.
+# The heartbeat has connections of its own: queued behind a burst's commands it came more than a
+# lease late, and other processes finished live replies as "interrupted".
 HEARTBEAT_CONNECTIONS = 2
 
 
-def connect(url: str, *, cluster: bool, connections: int | None = None, answer_seconds: float = 10.0,
-            retries: int = 3) -> RedisClient:  # fmt: skip
-    """A client for `url` (a node of the cluster with `cluster`), with at most `connections` to
-    a single server (a Cluster client keeps its own per node); it connects on first use. A
+def connect(
+    url: str, *, cluster: bool, connections: int = CONNECTIONS, answer_seconds: float = 10.0, retries: int = 3
+) -> RedisClient:
+    """A client for `url` (a node of the cluster with `cluster`) that connects on first use. A
     command fails when its answer takes more than `answer_seconds`, after `retries` more tries."""
-    options = {
+    options: dict[str, Any] = {
         "decode_responses": True,
         "socket_connect_timeout": 3,
         "socket_timeout": answer_seconds,
@@ -65,18 +57,46 @@ def connect(url: str, *, cluster: bool, connections: int | None = None, answer_s
         "driver_info": DriverInfo(),
     }
     if cluster:
-        return RedisCluster.from_url(url, max_connections=CLUSTER_CONNECTIONS_PER_NODE, **options)
+        return RedisCluster.from_url(url, max_connections=connections, **options)
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=connections or MAX_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options
+        url, max_connections=connections, timeout=POOL_WAIT_SECONDS, **options
     )
     return aioredis.Redis(connection_pool=pool)
 
 
-def connect_control(url: str, *, cluster: bool) -> RedisClient:
-    """The client for the rate limits' steps: a slow answer is not tried again (a script that ran
-    would take a slot twice); Redis out of reach is known within CONTROL_ANSWER_SECONDS."""
-    return connect(url, cluster=cluster, connections=CONTROL_CONNECTIONS, answer_seconds=CONTROL_ANSWER_SECONDS,
-                   retries=0)  # fmt: skip
+@dataclass(frozen=True)
+class RedisClients:
+    """One process's clients, each with connections of its own so none queues behind another:
+    `main` for history, locks, claims and the reply records; `control` for the rate limits, whose
+    slow answer is not tried again (a script that ran would take a slot twice); `heartbeat` for
+    the process's lease."""
+
+    main: RedisClient
+    control: RedisClient
+    heartbeat: RedisClient
+
+    @classmethod
+    def connect(cls, url: str, *, cluster: bool) -> RedisClients:
+        return cls(
+            main=connect(url, cluster=cluster),
+            control=connect(url, cluster=cluster, answer_seconds=CONTROL_ANSWER_SECONDS, retries=0),
+            heartbeat=connect(url, cluster=cluster, connections=HEARTBEAT_CONNECTIONS),
+        )
+
+    async def ping(self) -> None:
+        """Every client answers. A Cluster client learns the cluster's nodes here, before a burst
+        of commands does it many times over at once (redis-py then loses connections under them)."""
+        for client in (self.main, self.control, self.heartbeat):
+            await ping(client)
+
+    async def aclose(self) -> None:
+        for client in (self.main, self.control, self.heartbeat):
+            await close(client)
+
+
+def hash_tag(key: str) -> str:
+    """`key` as a hash tag: every Redis key with the same tag is in one Cluster slot."""
+    return "{" + key.replace("{", "(").replace("}", ")") + "}"
 
 
 async def ping(client: RedisClient) -> None:

@@ -1,9 +1,9 @@
 """The live reply renderer: shows a model's text as it streams, on any platform.
 
-The adapter provides a `ReplySurface` (post, edit, length limit, write budgets). The
-renderer posts as soon as text exists, spends only spare budget on interim edits, splits
-long replies at readable boundaries without breaking code fences, and always lands the
-final text, with a short reason appended when the model failed.
+The adapter provides a `ReplySurface` (post, edit, length limit). The renderer posts as soon
+as text exists, edits as the model writes (the surface skips what its platform has no room
+for), splits long replies at readable boundaries without breaking code fences, and always
+lands the final text, with a short reason appended when the model failed.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from typing import Any
 
 import structlog
 
-from bot import budget
-from bot.budget import Budgets
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
 from bot.split import closing_for, open_fence, split_head
@@ -28,10 +26,10 @@ log = structlog.get_logger(__name__)
 
 WARNING_PREFIX = "⚠️"
 NOTICE_PREFIX = "ℹ️"
-# An interim edit that found no write to spare (or failed) is tried again this late, even when
-# the model sends nothing more: a stalled answer's text is not left behind what it wrote for
-# longer than this. Each try is a Redis call: fifty replies streaming at once on Discord, whose
-# global limit keeps every slot for their finals, would try a hundred times a second at 0.5 s.
+# An interim edit that was skipped (or failed) is tried again this late, even when the model
+# sends nothing more: a stalled answer's text is not left behind what it wrote for longer than
+# this. Each try may be a Redis call: fifty replies streaming at once on Discord, whose global
+# limit keeps every slot for their finals, would try a hundred times a second at 0.5 s.
 RETRY_EDIT_SECONDS = 1.0
 # Failures after which the text shown is still the complete answer.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
@@ -74,8 +72,7 @@ class LiveRenderer:
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._failure: ReplyFailure | None = None
-        self._promise: str | None = None  # set while the reply streams live: its final edit is promised
-        self._promised_on: Budgets = ()
+        self._live = False  # the surface agreed to stream this reply live
         self._handle: Any = None
         self._start = 0  # where the current message begins in the model's text
         self._reopen = ""  # code fence reopened at the top of the current message
@@ -135,11 +132,8 @@ class LiveRenderer:
         try:
             await self._changed.wait()
             if not self._done.is_set():
-                # Stream live only if the budgets can promise this reply its final edit;
-                # otherwise hold the text and post it whole at the end.
-                self._promised_on = tuple(self._surface.edit_budgets)
-                self._promise = await budget.promise(self._promised_on)
-            if self._promise is None:
+                self._live = await self._surface.begin()
+            if not self._live:
                 await self._done.wait()  # held: nothing to show until the answer is whole
             while not self._done.is_set():
                 self._changed.clear()
@@ -173,9 +167,8 @@ class LiveRenderer:
         shown = body + self._limits.indicator
         if self._handle is None:
             self._handle = await self._post(shown, final=False)
-        elif shown != self._shown and (charge := await budget.try_spare(self._surface.edit_budgets, self._promise)):
-            async with charge:
-                await self._edit(shown, final=False)
+        elif shown != self._shown:
+            await self._edit(shown, final=False)
         return self._shown == shown
 
     async def _write_final_safely(self) -> None:
@@ -191,15 +184,12 @@ class LiveRenderer:
         shown = self._body(text)
         try:
             if self._handle is not None:
-                # A surface's budgets may change once it knows where it writes (a thread, or
-                # the channel it fell back to): spend where the edit goes.
-                async with budget.spend(self._surface.edit_budgets):
-                    await self._edit(shown, final=True)
+                await self._edit(shown, final=True)
             elif shown.strip():
                 self._handle = await self._post(shown, final=True)
         finally:
-            promise, self._promise = self._promise, None
-            await budget.release(self._promised_on, promise)
+            self._live = False
+            await self._surface.end()
 
     def _final_source(self) -> str:
         text = self._text()
@@ -225,8 +215,7 @@ class LiveRenderer:
         while limits.measure(self._body(text)) > room:
             piece, reopen = split_head(text[self._start :], self._reopen, limits.max_length, limits.measure)
             if self._handle is not None:
-                async with budget.spend(self._surface.edit_budgets):
-                    await self._edit(piece.shown, final=True)
+                await self._edit(piece.shown, final=True)
             else:
                 await self._post(piece.shown, final=True)
             self._sealed.append(piece.shown)
@@ -235,9 +224,8 @@ class LiveRenderer:
             self._reopen = reopen
 
     async def _post(self, text: str, *, final: bool) -> Any:
-        async with budget.spend(self._surface.post_budgets):
-            self._stop_waiting()
-            handle = await self._surface.post(text, final=final)
+        self._stop_waiting()
+        handle = await self._surface.post(text, final=final)
         self._note_write(text)
         return handle
 

@@ -1,12 +1,12 @@
-"""What an adapter gives the core to show one reply on: the platform's limits, posting and
-editing a message, and the write budgets those spend (see bot.budget)."""
+"""What an adapter gives the core to show one reply on: the platform's limits, and posting and
+editing a message there. A surface keeps within its platform's rate limits itself: the renderer
+only learns whether an interim edit was shown (`EditSkipped` when it was not)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.budget import Budgets
 from bot.split import Measure, char_length
 
 
@@ -15,15 +15,13 @@ class SurfaceLimits:
     max_length: int
     measure: Measure = char_length
     indicator: str = " ▌"  # shown after the text while the model is still writing
-    min_edit_interval: float = 1.0  # per reply, on top of the shared write budgets
+    min_edit_interval: float = 1.0  # per reply, on top of the platform's rate limits
 
 
 class ReplySurface(Protocol):
     """Where one reply is shown. Handles are whatever the platform needs to edit a message."""
 
     limits: SurfaceLimits
-    post_budgets: Budgets
-    edit_budgets: Budgets
 
     async def show_waiting(self) -> None:
         """Show that an answer is coming (typing indicator, status); may run until cancelled.
@@ -33,13 +31,35 @@ class ReplySurface(Protocol):
         """
         ...
 
+    async def begin(self) -> bool:
+        """Called when the first text arrives: True to stream the reply live, False to post it
+        whole at the end (the platform can't promise its final edit a slot now)."""
+        ...
+
     async def post(self, text: str, *, final: bool) -> Any: ...
 
     async def edit(self, handle: Any, text: str, *, final: bool) -> None:
-        """Raises EditSkipped for an interim edit it found no write of its own budgets for."""
+        """Raises EditSkipped for an interim edit that can't be shown now."""
+        ...
+
+    async def end(self) -> None:
+        """The reply is done (its final text landed, or it failed)."""
         ...
 
 
 class EditSkipped(Exception):
-    """Raised by a surface that spends a budget of its own when an interim edit found none to
-    spare: the text is not shown yet, and the renderer tries again shortly."""
+    """An interim edit found no write to spare: the text is not shown yet, and the renderer
+    tries again shortly."""
+
+
+class UnlimitedSurface:
+    """The defaults of a surface with no rate limits (the web chat, the console, tests)."""
+
+    async def show_waiting(self) -> None:
+        return None
+
+    async def begin(self) -> bool:
+        return True
+
+    async def end(self) -> None:
+        return None

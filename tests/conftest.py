@@ -23,12 +23,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from bot.budget import RateLimits
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.redis_client import close, connect_control
+from bot.ratelimit import RateLimits
+from bot.redis_client import close, connect
 from bot.store import RedisHistoryStore
 from config.env import Env
 from config.settings import HistorySettings, ModelSettings, load_settings
@@ -85,15 +85,24 @@ def history_settings(key_prefix: str) -> HistorySettings:
 
 @pytest.fixture
 async def redis_store(history_settings: HistorySettings) -> AsyncIterator[RedisHistoryStore]:
-    store = RedisHistoryStore.from_url(history_settings.redis_url or REDIS_URL, history_settings)
+    store = open_store(history_settings.redis_url or REDIS_URL, history_settings)
     yield store
-    await store.aclose()
+    await close_store(store)
+
+
+def open_store(url: str, settings: HistorySettings) -> RedisHistoryStore:
+    """A history store with a client of its own (close it with close_store)."""
+    return RedisHistoryStore(connect(url, cluster=settings.cluster), settings)
+
+
+async def close_store(store: RedisHistoryStore) -> None:
+    await close(store.client)
 
 
 @pytest.fixture
 async def rate_limits(key_prefix: str) -> AsyncIterator[RateLimits]:
     """Write budgets in Redis under this test's key prefix."""
-    client = connect_control(REDIS_URL, cluster=False)
+    client = connect(REDIS_URL, cluster=False, retries=0)
     yield RateLimits(client, key_prefix)
     await close(client)
 

@@ -32,7 +32,7 @@ from tests.test_scale import (  # noqa: F401 - collected here as well, with this
     test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn,
     two_processes,
 )
-from tests.test_budget import (  # noqa: F401 - collected here as well, with this module's fixtures
+from tests.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_a_full_channel_holds_up_its_own_writes_only,
     test_a_lone_process_gets_the_whole_limit_at_once,
     test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later,

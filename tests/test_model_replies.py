@@ -11,15 +11,14 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from bot import budget
-from bot.budget import RateLimits
+from bot.ratelimit import RateLimits
 from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
 from bot.store import RedisHistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
-from tests.conftest import OwnRedis, free_port, make_core, remote_model_settings
+from tests.conftest import close_store, open_store, OwnRedis, free_port, make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
 
@@ -41,7 +40,7 @@ async def core(
     settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=2)
     core = make_core(settings, redis_store, token_counter)
     yield core
-    await core.backend.aclose()
+    await core.aclose()
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ async def either_core(
     settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=2)
     core = make_core(settings, redis_store, token_counter)
     yield core
-    await core.backend.aclose()
+    await core.aclose()
 
 
 async def history(store: RedisHistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
@@ -86,7 +85,7 @@ async def test_consecutive_replies_reuse_a_shared_connection_to_the_model(
         await core.answer(turn("one"), surface())
         await core.answer(turn("two"), surface())
     finally:
-        await core.backend.aclose()
+        await core.aclose()
     first, second = model_server.requests
     assert first.client_port is not None and first.client_port == second.client_port
 
@@ -156,8 +155,8 @@ async def test_a_reply_held_to_be_posted_whole_still_shows_what_came_before_a_fa
     # huggingface_hub; a broken stream must still hand that text over with the reason.
     model_server.default = Script(text=ANSWER, failure=failure, fail_after=3, rate=50)
     no_streaming = rate_limits.bucket("test", "edits", 1, 60.0)
-    assert await budget.promise((no_streaming,))  # another reply has the only final edit
-    held = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05), edit_budgets=[no_streaming])
+    assert await rate_limits.promise((no_streaming,))  # another reply has the only final edit
+    held = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05), rate_limits=rate_limits, edit_budgets=[no_streaming])
     result = await either_core.answer(turn(), held)
     assert len(held.writes) == 1
     assert held.messages[0].startswith("Redis keeps data\n\n⚠️ ")
@@ -195,7 +194,7 @@ async def test_a_message_too_long_for_the_context_is_refused_before_the_model(
     try:
         await core.answer(turn("word " * 3000), shown)
     finally:
-        await core.backend.aclose()
+        await core.aclose()
     assert shown.messages == ["⚠️ " + FailureKind.MESSAGE_TOO_LONG.reason]
     assert model_server.requests == []
     assert await history(redis_store) == []
@@ -204,7 +203,7 @@ async def test_a_message_too_long_for_the_context_is_refused_before_the_model(
 async def test_redis_down_tells_the_person_instead_of_crashing(
     model_server: FakeModelServer, own_redis: OwnRedis, token_counter: MistralTokenCounter, history_settings
 ) -> None:
-    store = RedisHistoryStore.from_url(own_redis.url, replace(history_settings, redis_url=own_redis.url))
+    store = open_store(own_redis.url, replace(history_settings, redis_url=own_redis.url))
     core = make_core(remote_model_settings(model_server.base_url), store, token_counter)
     try:
         own_redis.stop()
@@ -217,8 +216,8 @@ async def test_redis_down_tells_the_person_instead_of_crashing(
         await core.answer(turn("retry"), shown)
         assert shown.messages == ["Back again."]
     finally:
-        await core.backend.aclose()
-        await store.aclose()
+        await core.aclose()
+        await close_store(store)
 
 
 async def test_a_cancelled_reply_frees_the_model_connection(
@@ -278,11 +277,11 @@ async def test_a_server_that_keeps_dropping_the_connection_is_reported_as_cut(
 
 @pytest.fixture
 async def own_store(own_redis: OwnRedis, history_settings) -> AsyncIterator[RedisHistoryStore]:
-    store = RedisHistoryStore.from_url(own_redis.url, replace(history_settings, redis_url=own_redis.url))
+    store = open_store(own_redis.url, replace(history_settings, redis_url=own_redis.url))
     await store.ping()
     yield store
     own_redis.thaw()
-    await store.aclose()
+    await close_store(store)
 
 
 async def test_a_model_server_without_a_configured_token_never_gets_one_found_elsewhere(
@@ -296,7 +295,7 @@ async def test_a_model_server_without_a_configured_token_never_gets_one_found_el
     try:
         await core.answer(turn(), shown)
     finally:
-        await core.backend.aclose()
+        await core.aclose()
     assert shown.messages == [ANSWER]
     assert "hf_personal" not in model_server.requests[-1].headers.get("Authorization", "")
 
@@ -338,7 +337,7 @@ async def test_a_model_server_that_is_down_is_reported_as_unavailable(
         shown = surface()
         await core.answer(turn(), shown)
     finally:
-        await core.backend.aclose()
+        await core.aclose()
     assert shown.messages == ["⚠️ " + FailureKind.UNAVAILABLE.reason]
 
 
@@ -366,7 +365,7 @@ async def test_after_failures_in_a_row_people_are_told_at_once_until_the_model_i
         await core.answer(turn("again", thread="t-again"), shown)
         assert shown.messages == ["Back again."]
     finally:
-        await core.backend.aclose()
+        await core.aclose()
 
 
 async def test_replies_starting_together_wait_for_the_model_together_not_one_after_another(
@@ -391,7 +390,7 @@ async def test_questions_past_the_process_limit_wait_their_turn_and_all_get_whol
         surfaces = [surface() for _ in range(5)]
         await asyncio.gather(*(core.answer(turn(f"q{i}", thread=f"t{i}"), s) for i, s in enumerate(surfaces)))
     finally:
-        await core.backend.aclose()
+        await core.aclose()
     assert all(s.messages == ["One at a time, please."] for s in surfaces)
     spans = sorted((r.received_at, r.finished_at or 0.0) for r in model_server.requests)
     assert len(spans) == 5
@@ -411,7 +410,7 @@ async def test_when_older_messages_no_longer_fit_the_reply_says_so_once(
             shown.append(surface())
             await core.answer(turn(f"Question {i}: " + "tell me more " * 10), shown[-1])
     finally:
-        await core.backend.aclose()
+        await core.aclose()
     noticed = [i for i, s in enumerate(shown) if "messages were used" in s.messages[-1]]
     assert len(noticed) == 1, [s.messages[-1][-120:] for s in shown]
     first = noticed[0]

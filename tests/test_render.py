@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import budget
-from bot.budget import RateLimits
+from bot.ratelimit import RateLimits
 from bot.errors import FailureKind, ReplyFailure
 from bot.render import LiveRenderer
 from bot.split import open_fence
@@ -129,7 +128,7 @@ def test_final_text_always_equals_the_model_output(words: list[str], limit: int)
 
 async def test_edits_stay_within_a_shared_budget(rate_limits: RateLimits) -> None:
     edits = rate_limits.bucket("test", "edits", 4, 1.0)
-    surfaces = [MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), edit_budgets=[edits]) for _ in range(3)]
+    surfaces = [MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), rate_limits=rate_limits, edit_budgets=[edits]) for _ in range(3)]
     text = "token " * 150
     await asyncio.gather(
         *(LiveRenderer(surface).render(pieces(text, every=0.01, chunk=6)) for surface in surfaces)
@@ -144,8 +143,8 @@ async def test_edits_stay_within_a_shared_budget(rate_limits: RateLimits) -> Non
 
 async def test_without_budget_for_a_final_edit_the_reply_is_held_and_posted_whole(rate_limits: RateLimits) -> None:
     edits = rate_limits.bucket("test", "edits", 1, 60.0)
-    assert await budget.promise((edits,))  # another reply holds the only edit
-    surface = MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), edit_budgets=[edits])
+    assert await rate_limits.promise((edits,))  # another reply holds the only edit
+    surface = MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), rate_limits=rate_limits, edit_budgets=[edits])
     await LiveRenderer(surface).render(pieces("a held answer arrives whole", every=0.01, chunk=3))
     assert [(w.kind, w.final, w.text) for w in surface.writes] == [("post", True, "a held answer arrives whole")]
     assert surface.waiting_shown_at is not None
@@ -213,7 +212,7 @@ async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again(
     """An interim edit that found no write to spare is tried again even when the model sends
     nothing more: the person sees all that a stalled answer wrote, not only its first words."""
     edits = rate_limits.bucket("test", "edits", 2, 1.0)
-    surface = MemorySurface(FAST, edit_budgets=(edits,))
+    surface = MemorySurface(FAST, rate_limits=rate_limits, edit_budgets=(edits,))
     stalled = asyncio.Event()
     other: list[str | None] = []
 
@@ -221,7 +220,7 @@ async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again(
         yield "The first"
         while not surface.messages:
             await asyncio.sleep(0.01)
-        other.append(await budget.promise((edits,)))  # another reply's final edit: no write to spare now
+        other.append(await rate_limits.promise((edits,)))  # another reply's final edit: no write to spare now
         assert other[0]
         yield " part of it"
         stalled.set()
@@ -231,7 +230,7 @@ async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again(
     await stalled.wait()
     await asyncio.sleep(0.1)
     assert surface.messages == ["The first ▌"]
-    await budget.release((edits,), other[0])  # the other reply is done
+    await rate_limits.release((edits,), other[0])  # the other reply is done
     deadline = time.monotonic() + 3.0
     while surface.messages != ["The first part of it ▌"] and time.monotonic() < deadline:
         await asyncio.sleep(0.02)

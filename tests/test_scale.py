@@ -8,6 +8,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -16,12 +17,12 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.ledger import ReplyLedger, ReplyRecord
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
-from bot.quota import TurnQuota
-from bot.redis_client import RECORD_CONNECTIONS
+from bot.coordination import RedisCoordination, TurnQuota
+from bot.redis_client import CONNECTIONS, RedisClients
 from bot.store import RedisHistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
-from tests.conftest import REDIS_URL, make_core, remote_model_settings
+from tests.conftest import close_store, open_store, REDIS_URL, make_core, remote_model_settings
 from tests.discord_harness import BotProcess, DiscordWorld
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
@@ -34,20 +35,46 @@ pytestmark = pytest.mark.timeout(90)
 # -- one conversation, two processes ------------------------------------------------------------
 
 
+@dataclass
+class Process:
+    """One process of the bot: its core, and the Redis connections it answers through."""
+
+    core: ChatCore
+    store: RedisHistoryStore
+    coordination: RedisCoordination
+
+    async def answer(self, turn: Turn, surface: MemorySurface) -> None:
+        await self.core.answer(turn, surface)
+
+
 @pytest.fixture
 async def two_processes(
     model_server: FakeModelServer, history_settings: HistorySettings, token_counter: MistralTokenCounter
-) -> AsyncIterator[tuple[ChatCore, ChatCore]]:
+) -> AsyncIterator[tuple[Process, Process]]:
     """Two cores with stores (Redis connections) of their own: two processes of one bot."""
-    cores = []
+    processes = []
     for _ in range(2):
-        store = RedisHistoryStore.from_url(history_settings.redis_url or REDIS_URL, history_settings)
+        store = open_store(history_settings.redis_url or REDIS_URL, history_settings)
+        coordination = RedisCoordination(store.client, history_settings.key_prefix, 60)
         locks = ConversationLocks(store.client, store.lock_key)
-        cores.append(make_core(remote_model_settings(model_server.base_url), store, token_counter, locks=locks))
-    yield cores[0], cores[1]
-    for core in cores:
-        await core.backend.aclose()
-        await core.store.aclose()
+        core = make_core(remote_model_settings(model_server.base_url), store, token_counter, locks=locks,
+                         coordination=coordination)  # fmt: skip
+        processes.append(Process(core, store, coordination))
+    yield processes[0], processes[1]
+    for process in processes:
+        await process.core.aclose()
+        await close_store(process.store)
+
+
+async def orphans(ledger: ReplyLedger) -> list[ReplyRecord]:
+    """The replies of Discord a dead process left, each claimed by `ledger`'s process."""
+    found: list[ReplyRecord] = []
+
+    async def collect(record: ReplyRecord) -> None:
+        found.append(record)
+
+    await ledger.finish_orphans("discord", collect)
+    return found
 
 
 def shown() -> MemorySurface:
@@ -55,7 +82,7 @@ def shown() -> MemorySurface:
 
 
 async def test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_and_sees_it(
-    two_processes: tuple[ChatCore, ChatCore], model_server: FakeModelServer
+    two_processes: tuple[Process, Process], model_server: FakeModelServer
 ) -> None:
     first_process, second_process = two_processes
     first_answer = "The first answer, written slowly over a second or so."
@@ -77,7 +104,7 @@ async def test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_a
 
 
 async def test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn(
-    two_processes: tuple[ChatCore, ChatCore],
+    two_processes: tuple[Process, Process],
 ) -> None:
     stalled_store, live_store = (core.store for core in two_processes)
     assert isinstance(stalled_store, RedisHistoryStore) and isinstance(live_store, RedisHistoryStore)
@@ -94,7 +121,7 @@ async def test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_tur
 
 
 async def test_a_turn_whose_lease_lapsed_under_load_with_no_newer_turn_still_keeps_its_answer(
-    two_processes: tuple[ChatCore, ChatCore],
+    two_processes: tuple[Process, Process],
 ) -> None:
     store = two_processes[0].store
     assert isinstance(store, RedisHistoryStore)
@@ -109,8 +136,8 @@ async def test_a_turn_whose_lease_lapsed_under_load_with_no_newer_turn_still_kee
 # -- shared by every process: quotas, and the replies a dead process left ----------------------
 
 
-async def test_a_persons_quota_is_counted_across_processes(two_processes: tuple[ChatCore, ChatCore]) -> None:
-    quotas = [TurnQuota(core.store, per_user=3) for core in two_processes]
+async def test_a_persons_quota_is_counted_across_processes(two_processes: tuple[Process, Process]) -> None:
+    quotas = [TurnQuota(process.coordination, per_user=3) for process in two_processes]
     outcomes = await asyncio.gather(
         *(quotas[number % 2].check("discord", "ada", "general") for number in range(6)), return_exceptions=True
     )
@@ -124,7 +151,7 @@ async def test_a_persons_quota_is_counted_across_processes(two_processes: tuple[
 
 
 async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one(
-    two_processes: tuple[ChatCore, ChatCore], history_settings: HistorySettings
+    two_processes: tuple[Process, Process], history_settings: HistorySettings
 ) -> None:
     clients = [core.store.client for core in two_processes if isinstance(core.store, RedisHistoryStore)]
     dead = ReplyLedger(clients[0], history_settings.key_prefix)
@@ -137,11 +164,11 @@ async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_on
         in_progress = ReplyRecord(uuid.uuid4().hex, live[0].process_id, "discord", "discord:conv:2", {"channel_id": "2"})
         await live[0].save(in_progress)
         await dead.stop()  # its lease is gone, as when a process dies and its lease lapses
-        claims = await asyncio.gather(*(ledger.orphans("discord") for ledger in live))
+        claims = await asyncio.gather(*(orphans(ledger) for ledger in live))
         assert sorted(len(claimed) for claimed in claims) == [0, 1], claims
         [claimed] = claims[0] + claims[1]
         assert (claimed.id, claimed.thread, claimed.place) == (left.id, "discord:conv:1", {"channel_id": "1"})
-        assert [await ledger.orphans("discord") for ledger in live] == [[], []]  # a live process's reply stays
+        assert [await orphans(ledger) for ledger in live] == [[], []]  # a live process's reply stays
     finally:
         for ledger in live:
             await ledger.stop()
@@ -149,28 +176,31 @@ async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_on
 
 
 async def test_a_process_whose_reply_records_wait_for_connections_is_never_taken_for_dead(
-    redis_store: RedisHistoryStore, history_settings: HistorySettings
+    history_settings: HistorySettings,
 ) -> None:
     """On a busy core a burst of reply records queues for the process's Redis connections; its
     heartbeat has connections of its own, so no other process finishes its live replies as
     interrupted meanwhile."""
-    other_store = RedisHistoryStore.from_url(REDIS_URL, history_settings)
-    busy, other = (ReplyLedger(store.records, history_settings.key_prefix, beat=store.heartbeat, lease_seconds=1.0)
-                   for store in (redis_store, other_store))  # fmt: skip
+    busy_clients, other_clients = (RedisClients.connect(REDIS_URL, cluster=history_settings.cluster) for _ in range(2))
+    busy, other = (
+        ReplyLedger(clients.main, history_settings.key_prefix, beat=clients.heartbeat, lease_seconds=1.0)
+        for clients in (busy_clients, other_clients)
+    )
     for ledger in (busy, other):
         await ledger.start()
     try:
         live = ReplyRecord(uuid.uuid4().hex, busy.process_id, "discord", "discord:conv:1", {"channel_id": "1"})
         await busy.save(live)
         nothing = f"{history_settings.key_prefix}nothing"
-        held = [asyncio.ensure_future(redis_store.records.blpop([nothing], timeout=3)) for _ in range(RECORD_CONNECTIONS)]
+        held = [asyncio.ensure_future(busy_clients.main.blpop([nothing], timeout=3)) for _ in range(CONNECTIONS)]
         await asyncio.sleep(2.5)  # every record connection busy for more than two of its leases
-        assert await other.orphans("discord") == []
+        assert await orphans(other) == []
         await asyncio.gather(*held)
     finally:
         for ledger in (busy, other):
             await ledger.stop()
-        await other_store.aclose()
+        await busy_clients.aclose()
+        await other_clients.aclose()
 
 # -- Discord shards -------------------------------------------------------------------------------
 

@@ -24,9 +24,8 @@ import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets, to_mrkdwn
-from bot import budget
-from bot.budget import RateLimits
-from bot.redis_client import close, connect_control
+from bot.ratelimit import RateLimits
+from bot.redis_client import close, connect
 from tests.conftest import REDIS_URL
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
@@ -543,10 +542,10 @@ async def test_a_mention_split_across_stream_appends_is_still_defused(own_fake: 
     """Native streams get the text in pieces: `<` may end one append and `!channel>` start the next."""
     client = AsyncWebClient(token=own_fake.bot_token, base_url=own_fake.api_url)
     parent = own_fake.app_mention_event(GENERAL, ALICE, "hi")
-    redis = connect_control(REDIS_URL, cluster=False)
+    redis = connect(REDIS_URL, cluster=False, retries=0)
     try:
         budgets = WorkspaceBudgets(RateLimits(redis, prefix), own_fake.team_id)
-        promise = await budget.promise((budgets.stream_starts, budgets.stream_stops))
+        promise = await budgets.limits.promise((budgets.stream_starts, budgets.stream_stops))
         assert promise is not None
         reply = StreamReply(Place(client, own_fake.team_id, GENERAL, parent["ts"], ALICE), budgets, promise)
         handle = await reply.post("Hey <", final=False)

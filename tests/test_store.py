@@ -8,10 +8,12 @@ from dataclasses import replace
 import pytest
 import redis.asyncio as aioredis
 
+from bot.coordination import MemoryCoordination, RedisCoordination
 from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import close, connect
 from bot.store import MemoryHistoryStore, RedisHistoryStore, StoredMessage
 from config.settings import HistorySettings
-from tests.conftest import OwnRedis
+from tests.conftest import close_store, open_store, OwnRedis
 
 
 def user(text: str, who: str = "u1") -> StoredMessage:
@@ -45,21 +47,21 @@ async def test_threads_are_separate_and_keys_are_hash_tagged(
 
 
 async def test_history_is_trimmed_to_the_newest_messages(history_settings: HistorySettings) -> None:
-    store = RedisHistoryStore.from_url(history_settings.redis_url or "", replace(history_settings, max_messages=4))
+    store = open_store(history_settings.redis_url or "", replace(history_settings, max_messages=4))
     try:
         for number in range(5):
             await store.begin_turn("t", user(f"q{number}"))
             await store.add_reply("t", reply(f"a{number}"))
         history = await store.begin_turn("t", user("latest"))
     finally:
-        await store.aclose()
+        await close_store(store)
     assert [m.content for m in history] == ["a3", "q4", "a4", "latest"]
 
 
 async def test_history_expires_after_the_configured_ttl(
     history_settings: HistorySettings, raw_redis: aioredis.Redis
 ) -> None:
-    store = RedisHistoryStore.from_url(history_settings.redis_url or "", replace(history_settings, ttl_seconds=120))
+    store = open_store(history_settings.redis_url or "", replace(history_settings, ttl_seconds=120))
     try:
         await store.begin_turn("t", user("hello"))
         ttl = await raw_redis.ttl(store.history_key("t"))
@@ -67,14 +69,14 @@ async def test_history_expires_after_the_configured_ttl(
         await store.add_reply("t", reply("hi"))
         assert 100 < await raw_redis.ttl(store.history_key("t")) <= 120
     finally:
-        await store.aclose()
+        await close_store(store)
 
 
 async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySettings) -> None:
     url = history_settings.redis_url or ""
     roomy = replace(history_settings, max_messages=100)
-    first = RedisHistoryStore.from_url(url, roomy)
-    second = RedisHistoryStore.from_url(url, roomy)
+    first = open_store(url, roomy)
+    second = open_store(url, roomy)
 
     async def write(store: RedisHistoryStore, who: str) -> None:
         for n in range(10):
@@ -85,8 +87,8 @@ async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySett
         await asyncio.gather(write(first, "alice"), write(second, "bob"))
         history = await first.begin_turn("shared", user("done", "alice"))
     finally:
-        await first.aclose()
-        await second.aclose()
+        await close_store(first)
+        await close_store(second)
     contents = [m.content for m in history if m.role == "user"]
     assert sorted(contents[:-1]) == sorted([f"a{n}" for n in range(10)] + [f"b{n}" for n in range(10)])
     assert len(history) == 41
@@ -96,7 +98,7 @@ async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySett
 
 async def test_history_survives_a_redis_restart_between_turns(own_redis: OwnRedis) -> None:
     settings = HistorySettings(redis_url=own_redis.url, key_prefix="t:", max_messages=40, ttl_seconds=3600)
-    store = RedisHistoryStore.from_url(own_redis.url, settings)
+    store = open_store(own_redis.url, settings)
     try:
         await store.begin_turn("t", user("before restart"))
         await store.add_reply("t", reply("noted"))
@@ -104,30 +106,31 @@ async def test_history_survives_a_redis_restart_between_turns(own_redis: OwnRedi
         own_redis.start()
         history = await store.begin_turn("t", user("after restart"))
     finally:
-        await store.aclose()
+        await close_store(store)
     assert [m.content for m in history] == ["before restart", "noted", "after restart"]
 
 
 async def test_redis_down_is_a_clear_failure_not_a_crash(own_redis: OwnRedis) -> None:
     settings = HistorySettings(redis_url=own_redis.url, key_prefix="t:", max_messages=40, ttl_seconds=3600)
-    store = RedisHistoryStore.from_url(own_redis.url, settings)
+    store = open_store(own_redis.url, settings)
     try:
         own_redis.stop()
         with pytest.raises(ReplyFailure) as raised:
             await store.begin_turn("t", user("anyone there?"))
         assert raised.value.kind is FailureKind.STORE_UNAVAILABLE
     finally:
-        await store.aclose()
+        await close_store(store)
 
 
 async def test_claim_succeeds_once_across_clients(history_settings: HistorySettings) -> None:
     url = history_settings.redis_url or ""
-    stores = [RedisHistoryStore.from_url(url, history_settings) for _ in range(3)]
+    clients = [connect(url, cluster=history_settings.cluster) for _ in range(3)]
+    coordinations = [RedisCoordination(client, history_settings.key_prefix, 60) for client in clients]
     try:
-        results = await asyncio.gather(*(store.claim("event:Ev123", 60) for store in stores for _ in range(3)))
+        results = await asyncio.gather(*(each.claim("event:Ev123", 60) for each in coordinations for _ in range(3)))
     finally:
-        for store in stores:
-            await store.aclose()
+        for client in clients:
+            await close(client)
     assert results.count(True) == 1
 
 
@@ -141,4 +144,5 @@ async def test_memory_store_behaves_like_redis_for_a_console_session() -> None:
     assert [m.content for m in history] == ["two", "three", "four"]
     await store.clear("c")
     assert [m.content for m in await store.begin_turn("c", user("fresh"))] == ["fresh"]
-    assert await store.claim("e", 60) and not await store.claim("e", 60)
+    coordination = MemoryCoordination()
+    assert await coordination.claim("e", 60) and not await coordination.claim("e", 60)

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from bot.budget import Budgets
+from bot.ratelimit import Budgets, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
 
 
@@ -30,6 +30,7 @@ class Write:
 @dataclass
 class MemorySurface:
     limits: SurfaceLimits
+    rate_limits: RateLimits | None = None  # with it, writes keep within these buckets
     post_budgets: Budgets = ()
     edit_budgets: Budgets = ()
     write_delay: float = 0.0  # simulated request latency
@@ -37,11 +38,35 @@ class MemorySurface:
     writes: list[Write] = field(default_factory=list)
     waiting_shown_at: float | None = None
 
+    def __post_init__(self) -> None:
+        self._budget = ReplyBudget(self.rate_limits) if self.rate_limits is not None else None
+
     async def show_waiting(self) -> None:
         self.waiting_shown_at = time.time()
 
+    async def begin(self) -> bool:
+        return await self._budget.begin(self.edit_budgets) if self._budget is not None else True
+
+    async def end(self) -> None:
+        if self._budget is not None:
+            await self._budget.end()
+
     async def post(self, text: str, *, final: bool) -> int:
         self._check(text)
+        if self._budget is not None:
+            async with self._budget.post(self.post_budgets):
+                return await self._post(text, final)
+        return await self._post(text, final)
+
+    async def edit(self, handle: int, text: str, *, final: bool) -> None:
+        self._check(text)
+        if self._budget is not None:
+            async with await self._budget.edit(self.edit_budgets, final=final):
+                await self._edit(handle, text, final)
+        else:
+            await self._edit(handle, text, final)
+
+    async def _post(self, text: str, final: bool) -> int:
         if self.write_delay:
             await asyncio.sleep(self.write_delay)
         self.messages.append(text)
@@ -49,8 +74,7 @@ class MemorySurface:
         self.writes.append(Write(time.time(), "post", index, text, final))
         return index
 
-    async def edit(self, handle: int, text: str, *, final: bool) -> None:
-        self._check(text)
+    async def _edit(self, handle: int, text: str, final: bool) -> None:
         if self.write_delay:
             await asyncio.sleep(self.write_delay)
         self.messages[handle] = text

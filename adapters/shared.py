@@ -1,0 +1,113 @@
+"""Jobs every platform adapter needs, done one way: claim an event so that one process answers
+it, answer in a task that can't die silently, finish the replies a dead process left, and tell
+someone once why they are refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from bot.app import Services
+from bot.core import Turn
+from bot.errors import FailureKind, ReplyFailure
+from bot.ledger import Recording, ReplyRecord
+from bot.loop import cancel_and_wait, finish_even_if_cancelled
+from bot.render import failure_note
+from bot.surface import ReplySurface, SurfaceLimits
+
+log = structlog.get_logger(__name__)
+
+# Longer than any platform redelivers one event (Slack's last retry comes after ~5 min).
+EVENT_CLAIM_SECONDS = 3600
+# Someone refused is told why once a day per place, not at every message.
+REFUSAL_NOTICE_SECONDS = 24 * 3600
+
+
+class PlatformJobs:
+    """One platform's share of the bot's services, and the answers it is writing."""
+
+    def __init__(self, services: Services, platform: str) -> None:
+        self.core = services.core
+        self.metrics = services.metrics
+        self._services = services
+        self._platform = platform
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def first_to_claim(self, key: str) -> bool:
+        """Only one process answers an event, however the platform delivers it. Without Redis to
+        tell, every process that got it answers: better twice than never."""
+        try:
+            return await self._services.coordination.claim(key, EVENT_CLAIM_SECONDS)
+        except ReplyFailure:
+            return True
+
+    async def refuse_once(self, key: str, tell: Callable[[], Awaitable[None]]) -> None:
+        """`tell` the person why they are refused, unless they were told today (told again rather
+        than not at all while Redis is out of reach)."""
+        try:
+            first = await self._services.coordination.claim(f"refused:{key}", REFUSAL_NOTICE_SECONDS)
+        except ReplyFailure:
+            first = True
+        if first:
+            await tell()
+
+    async def link(self, alias: str, thread: str) -> None:
+        """A platform message that leads to a conversation (replying to it continues it)."""
+        await self._services.coordination.link(alias, thread)
+
+    async def resolve(self, alias: str) -> str | None:
+        return await self._services.coordination.resolve(alias)
+
+    def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
+        """A reply's record, kept until its final text lands (see bot.ledger)."""
+        return self._services.ledger.open(self._platform, thread, place, limits)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (an answer) in a task of its own, cancelled with the adapter."""
+        task = asyncio.create_task(self._logging_crashes(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def answer(self, turn: Turn, surface: ReplySurface, recording: Recording | None = None) -> None:
+        """Answer `turn` on `surface`. A failure of the platform's in one reply is logged and ends
+        that reply only; on shutdown the reply lands its final text (or its note) first."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.core.answer(turn, surface)
+        except Exception:  # noqa: BLE001 - the operator gets the traceback; the other replies go on
+            log.exception("reply_failed", platform=self._platform, thread=turn.thread)
+            await self._tell_failed(surface)
+        finally:
+            self._tasks.discard(task)
+            if recording is not None:
+                await finish_even_if_cancelled(recording.close())
+
+    async def sweep(self, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
+        """Forever: end the replies a dead process left half-written, with a note (see bot.ledger)."""
+        ledger = self._services.ledger
+        while True:
+            await ledger.finish_orphans(self._platform, finish)
+            await asyncio.sleep(ledger.sweep_seconds)
+
+    async def close(self) -> None:
+        """Cancel the answers being written; each lands its final text or its note first."""
+        await cancel_and_wait(self._tasks)
+
+    async def _tell_failed(self, surface: ReplySurface) -> None:
+        """A reply that crashed still ends with a reason, if the platform takes one more message."""
+        try:
+            await surface.post(failure_note(ReplyFailure(FailureKind.INTERNAL)), final=True)
+        except Exception:  # noqa: BLE001 - the platform itself is failing; the traceback above says why
+            log.warning("failure_note_not_posted", platform=self._platform)
+
+    async def _logging_crashes(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception:  # noqa: BLE001 - the operator gets the traceback; the other replies go on
+            log.exception("reply_failed", platform=self._platform)
+

@@ -1,0 +1,18 @@
+"""Slack: mentions and DMs answered in threads, /ask and /reset, Socket Mode or HTTP (see bot.py)."""
+
+from __future__ import annotations
+
+from adapters.slack_bot.bot import SlackBot
+from adapters.slack_bot.settings import SlackSettings
+from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
+from adapters.slack_bot.text import to_mrkdwn
+from bot.app import Services
+from config.settings import Settings
+
+NAME = "slack"
+TOKEN_VARIABLES = ("SLACK_BOT_TOKEN",)
+__all__ = ["NAME", "TOKEN_VARIABLES", "MessageReply", "Place", "StreamReply", "WorkspaceBudgets", "run", "to_mrkdwn"]
+
+
+async def run(services: Services, settings: Settings) -> None:
+    await SlackBot(services, SlackSettings.from_env(settings.env)).run()

@@ -1,0 +1,393 @@
+"""The Slack app: mentions and DMs answered in threads, /ask and /reset, Socket Mode or HTTP.
+
+Conversation keys:
+  slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread)
+  slack:<team>:dm:<channel>            a DM's top level
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.shared import PlatformJobs
+from adapters.slack_bot.settings import SlackSettings
+from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
+from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
+from bot.app import Services
+from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
+from bot.core import Turn
+from bot.errors import ReplyFailure
+from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
+from bot.loop import freeze_startup_heap
+from bot.metrics import Metrics
+from bot.render import failure_note
+from config.env import ConfigError
+
+NAME = "slack"
+log = structlog.get_logger(__name__)
+
+API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own default)
+HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
+HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
+NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
+_THREAD_LINK = re.compile(
+    r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<sec>\d{10})(?P<frac>\d{6})(?:\?.*?thread_ts=(?P<thread>[\d.]+))?"
+)
+
+
+# -- the bot ---------------------------------------------------------------------------
+
+
+class SlackBot:
+    def __init__(self, services: Services, settings: SlackSettings) -> None:
+        self._limits = services.require_rate_limits()
+        self.jobs = PlatformJobs(services, NAME)
+        self.settings = settings
+        # One connection pool for every Web API call and file download. Without one, slack_sdk
+        # opens a connection per call: each edit of a live reply would wait for a TCP and TLS
+        # handshake with Slack first, two round trips more before the person sees it. Not
+        # trust_env: slack_sdk reads HTTPS_PROXY itself (`client.proxy`) and passes it with each
+        # call, and trust_env would look up ~/.netrc and the proxy variables in a worker thread
+        # for every call as well.
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                           timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS))  # fmt: skip
+        self.client = AsyncWebClient(
+            token=settings.bot_token,
+            base_url=settings.api_url,
+            session=self._http,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                CountedRateLimitRetryHandler(services.metrics, max_retry_count=5),
+            ],
+        )
+        self._identity: AuthorizeResult | None = None
+
+        async def authorize() -> AuthorizeResult | None:
+            # Bolt's default authorization calls auth.test for every event, before acking it,
+            # until one call has answered: a burst of events after start-up would send a burst
+            # of auth.test calls and be acked late. run() learns the identity once, up front.
+            return self._identity
+
+        self.app = AsyncApp(
+            client=self.client,
+            authorize=authorize,
+            signing_secret=settings.signing_secret or "socket-mode",
+            request_verification_enabled=settings.app_token is None,
+        )
+        self.bot_user_id = ""
+        self._names: dict[str, tuple[float, str]] = {}
+        self._register()
+
+    def _register(self) -> None:
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.command("/ask")(self._on_ask)
+        self.app.command("/reset")(self._on_reset)
+
+    # -- events ----------------------------------------------------------------------
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        thread_ts = event.get("thread_ts") or event["ts"]
+        team = body.get("team_id") or event.get("team", "")
+        if await self._first_delivery(body, event, thread_ts):
+            await self._start_turn(event, team, thread_ts)
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("subtype", "file_share") != "file_share" or event.get("bot_id") or event.get("user") in (None, self.bot_user_id):
+            return  # edits, deletions, joins, bots and our own messages never get a reply
+        team = body.get("team_id") or event.get("team", "")
+        if event.get("channel_type") == "im":
+            if await self._first_delivery(body, event, event.get("thread_ts")):
+                await self._start_turn(event, team, event.get("thread_ts"))
+            return
+        thread_ts = event.get("thread_ts")
+        if thread_ts is None or f"<@{self.bot_user_id}>" in event.get("text", ""):
+            return  # top-level channel chatter, or a mention (handled as app_mention)
+        try:
+            ours = await self.jobs.resolve(thread_link(team, event["channel"], thread_ts)) is not None
+        except ReplyFailure as failure:
+            # Without Redis, Slack's copy of the thread tells whether the bot is part of it: if so,
+            # the person learns why no answer comes.
+            log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
+            if await self._wrote_in(event["channel"], thread_ts):
+                await self._tell(event["channel"], thread_ts, failure_note(failure))
+            return
+        if ours and await self._first_delivery(body, event, thread_ts):
+            await self._start_turn(event, team, thread_ts)
+
+    async def _first_delivery(self, body: dict[str, Any], event: dict[str, Any], thread_ts: str | None) -> bool:
+        """Slack redelivers events (retries, several processes): only the first gets a reply.
+        Without Redis to tell, the person is told why no answer comes."""
+        event_id = body.get("event_id")
+        return event_id is None or await self.jobs.first_to_claim(f"slack:event:{event_id}")
+
+    async def _wrote_in(self, channel: str, thread_ts: str) -> bool:
+        """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
+        try:
+            response = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        except SlackApiError as error:
+            log.warning("slack_thread_not_read", error=error.response.get("error"))
+            return False
+        return any(message.get("user") == self.bot_user_id for message in response.get("messages", []))
+
+    async def _tell(self, channel: str, thread_ts: str | None, text: str) -> None:
+        try:
+            await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        except SlackApiError as error:
+            log.warning("slack_notice_not_sent", error=error.response.get("error"))
+
+    async def _start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
+        channel, user = event["channel"], event["user"]
+        place = Place(self.client, team, channel, thread_ts, user)
+        if not self._allowed(user, channel):
+            await self._refuse(place)
+            return
+        text = re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))
+        self.jobs.spawn(self._answer(place, text, [self._attachment(file) for file in event.get("files", [])]))
+
+    def _attachment(self, file: dict[str, Any]) -> Attachment:
+        url = file.get("url_private_download") or file.get("url_private") or ""
+
+        async def download() -> bytes:
+            # Slack answers a request it won't serve with its sign-in page, not an error status.
+            try:
+                headers = {"Authorization": f"Bearer {self.settings.bot_token}"}
+                async with self._http.get(url, headers=headers, proxy=self.client.proxy or None) as response:
+                    if response.status != 200 or response.content_type == "text/html":
+                        raise DownloadFailed(f"HTTP {response.status} {response.content_type} (files:read scope?)")
+                    return await response.read()
+            except aiohttp.ClientError as error:
+                raise DownloadFailed(f"{type(error).__name__}: {error}") from error
+
+        return Attachment(str(file.get("name") or "file"), str(file.get("mimetype") or ""), int(file.get("size") or 0), download)
+
+    async def _answer(self, place: Place, text: str, attachments: list[Attachment]) -> None:
+        key = conversation_key(place.team, place.channel, place.thread_ts)
+        files = await read_attachments(attachments)
+        budgets = WorkspaceBudgets(self._limits, place.team)
+        name = await self._display_name(place.user, budgets)
+        where = {"team": place.team, "channel": place.channel, "thread_ts": place.thread_ts, "user": place.user}
+        recording = self.jobs.record(key, where, REPLY_LIMITS)
+        surface = await self._choose_reply(place, budgets, recording)
+        if place.thread_ts is not None:
+            try:
+                await self.jobs.link(thread_link(place.team, place.channel, place.thread_ts), key)
+            except ReplyFailure:
+                pass  # Redis is down: the answer itself says so
+        channel = "" if place.channel.startswith("D") else place.channel
+        turn = Turn(key, place.user, name, with_files(text, files), channel=channel, notices=files.notices)
+        await self.jobs.answer(turn, surface, recording)
+
+    async def _choose_reply(self, place: Place, budgets: WorkspaceBudgets, recording: Any) -> MessageReply | StreamReply:
+        can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
+        if can_stream and (promise := await self._limits.promise((budgets.stream_starts, budgets.stream_stops))):
+            return StreamReply(place, budgets, promise, recording)
+        return MessageReply(place, budgets, recording)
+
+    # -- commands --------------------------------------------------------------------
+
+    async def _on_ask(self, ack: Any, command: dict[str, Any]) -> None:
+        question = command.get("text", "").strip()
+        if not question:
+            await ack("Usage: `/ask your question` — I'll answer in a thread.")
+            return
+        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
+        if not self._allowed(user, channel):
+            await ack(self._refusal())
+            return
+        await ack()
+        posted = await self.client.chat_postMessage(
+            channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
+        )
+        place = Place(self.client, team, channel, str(posted["ts"]), user)
+        self.jobs.spawn(self._answer(place, question, []))
+
+    async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
+        team, channel = command.get("team_id", ""), command["channel_id"]
+        link = _THREAD_LINK.search(command.get("text", ""))
+        if link:
+            thread_ts = link["thread"] or f"{link['sec']}.{link['frac']}"
+            key = conversation_key(team, link["channel"], thread_ts)
+        elif channel.startswith("D"):
+            key = conversation_key(team, channel, None)
+        else:
+            await ack("Use /reset in a DM with me, or pass a thread's link: `/reset <link to the thread>`.")
+            return
+        await self.jobs.core.reset(key)
+        await ack("Done: I've forgotten that conversation. The next message starts fresh.")
+
+    # -- people ----------------------------------------------------------------------
+
+    def _allowed(self, user: str, channel: str) -> bool:
+        if user in self.settings.blocked_user_ids:
+            return False
+        allowed = self.settings.allowed_channel_ids
+        return not allowed or channel in allowed or channel.startswith("D")
+
+    @staticmethod
+    def _refusal() -> str:
+        return "Sorry, I'm not available to you here (this workspace limits who can use me, or where)."
+
+    async def _refuse(self, place: Place) -> None:
+        try:
+            await self.client.chat_postEphemeral(
+                channel=place.channel, user=place.user, text=self._refusal(), thread_ts=place.thread_ts
+            )
+        except SlackApiError as error:
+            log.warning("slack_refusal_not_sent", error=error.response.get("error"))
+
+    async def _display_name(self, user: str, budgets: WorkspaceBudgets) -> str:
+        cached = self._names.get(user)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        charge = await self._limits.spare((budgets.lookups,))
+        if charge is None:
+            # Many new people at once: answer now under the user id rather than wait (or trip
+            # users.info's limit) for a name; it is not cached, so a later message looks it up.
+            log.info("slack_user_lookup_deferred", user=user)
+            return user
+        try:
+            async with charge:
+                response = await self.client.users_info(user=user)
+            info = response["user"]
+            profile = info.get("profile", {})
+            name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+        except SlackApiError as error:
+            log.warning("slack_user_lookup_failed", user=user, error=error.response.get("error"))
+            name = user
+        self._names[user] = (time.monotonic() + NAME_CACHE_SECONDS, name)
+        return name
+
+    async def shutdown(self) -> None:
+        await self.jobs.close()
+        await self._http.close()
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            identity = await self.client.auth_test()
+        except SlackApiError as error:
+            raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error.response.get('error')})") from None
+        self.bot_user_id = str(identity["user_id"])
+        self._identity = AuthorizeResult.from_auth_test_response(
+            auth_test_response=identity, bot_token=self.settings.bot_token
+        )
+        mode = "socket" if self.settings.app_token else "http"
+        log.info("slack_ready", user=identity.get("user"), team=identity.get("team"), mode=mode)
+        try:
+            if self.settings.app_token:
+                await self._run_socket_mode(self.settings.app_token)
+            else:
+                await self._run_http()
+        finally:
+            await self.shutdown()
+
+    async def _run_socket_mode(self, app_token: str) -> None:
+        handler = AsyncSocketModeHandler(self.app, app_token)
+        await handler.connect_async()
+        freeze_startup_heap()  # what connecting built stays, like the core's start-up heap
+        try:
+            await self._keep_watch(handler.client.is_connected)
+        finally:
+            await handler.close_async()
+
+    async def _run_http(self) -> None:
+        runner = web.AppRunner(self.app.web_app(path="/slack/events", port=self.settings.port))
+        await runner.setup()
+        # aiohttp's default backlog (128) would drop part of a burst of Slack deliveries at the
+        # socket; each dropped one waits a second for the retry before it is even read.
+        site = web.TCPSite(runner, host="0.0.0.0", port=self.settings.port, backlog=HTTP_BACKLOG)
+        await site.start()
+        freeze_startup_heap()
+        log.info("slack_http_listening", port=self.settings.port, path="/slack/events")
+        try:
+            await self._keep_watch(_always_connected)
+        finally:
+            await runner.cleanup()
+
+    async def _keep_watch(self, connected: Callable[[], Awaitable[bool]]) -> None:
+        """While running: finish replies a dead process left, and report the connection's health."""
+        sweeper = asyncio.create_task(self.jobs.sweep(self._finish_interrupted))
+        try:
+            while True:
+                up = await connected()
+                self.jobs.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
+                await asyncio.sleep(HEALTH_CHECK_SECONDS)
+        finally:
+            sweeper.cancel()
+
+    async def _finish_interrupted(self, record: ReplyRecord) -> None:
+        """End the reply with a note saying it was interrupted (its stream stopped, its status
+        cleared); post the note if nothing was shown."""
+        place, note = record.place, INTERRUPTED_NOTE
+        try:
+            if record.messages:
+                last = record.messages[-1]
+                await self._end_message(last, interrupted_ending(last["text"], REPLY_LIMITS), note)
+            elif place.get("placeholder_ts"):
+                await self.client.chat_update(channel=place["channel"], ts=place["placeholder_ts"], text=note)
+            else:
+                await self.client.chat_postMessage(channel=place["channel"], thread_ts=place["thread_ts"], text=note)
+            if place.get("status"):
+                await self.client.assistant_threads_setStatus(
+                    channel_id=place["channel"], thread_ts=place["thread_ts"], status=""
+                )
+        except SlackApiError as error:
+            log.warning("interrupted_reply_not_finished", thread=record.thread, error=error.response.get("error"))
+            return
+        self.jobs.metrics.recovered.labels(NAME).inc()
+        log.info("interrupted_reply_finished", thread=record.thread, messages=len(record.messages))
+
+    async def _end_message(self, message: dict[str, Any], text: str, note: str) -> None:
+        handle = message["handle"]
+        if handle["stream"]:
+            try:
+                await self.client.chat_stopStream(channel=handle["channel"], ts=handle["ts"], markdown_text=f"\n\n{note}")
+                return
+            except SlackApiError as error:  # the stream expired meanwhile: an ordinary edit then
+                log.info("slack_stream_not_stopped", error=error.response.get("error"))
+        await self.client.chat_update(channel=handle["channel"], ts=handle["ts"], text=to_mrkdwn(text))
+
+
+class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's own 429 handling (wait Retry-After, try again), with each 429 counted."""
+
+    def __init__(self, metrics: Metrics, *, max_retry_count: int) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._metrics = metrics
+
+    async def can_retry_async(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if response is not None and response.status_code == 429:
+            self._metrics.platform_rate_limited.labels(NAME).inc()
+            log.warning("slack_rate_limited", retry_after=response.headers.get("retry-after"))
+        return await super().can_retry_async(state=state, request=request, response=response, error=error)
+
+
+async def _always_connected() -> bool:
+    return True
+
+
+def conversation_key(team: str, channel: str, thread_ts: str | None) -> str:
+    return f"slack:{team}:dm:{channel}" if thread_ts is None else f"slack:{team}:{channel}:{thread_ts}"
+
+
+def thread_link(team: str, channel: str, thread_ts: str) -> str:
+    return f"slack:thread:{team}:{channel}:{thread_ts}"

@@ -1,0 +1,153 @@
+"""What the bot's processes agree on besides history: who handles an event (claims), which
+conversation a platform message leads to (aliases), and how many turns a person or a channel
+has had this minute (quotas). Redis for real deployments, memory when the bot is one process."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import structlog
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient, hash_tag
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+QUOTA_WINDOW_SECONDS = 60.0
+
+# A sliding window in one round trip, on the server's clock (shared by every process): counts one
+# use if fewer than ARGV[1] happened in the last ARGV[2] ms (0), else the ms until one leaves it.
+_TAKE_SLOT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local window_ms = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window_ms - now_ms
+end
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window_ms)
+return 0
+"""
+
+
+class Coordination(Protocol):
+    async def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True for the first caller only, across every process; raises STORE_UNAVAILABLE."""
+        ...
+
+    async def link(self, alias: str, thread: str) -> None:
+        """Make `alias` (say, a bot message a person may reply to) lead to `thread`."""
+        ...
+
+    async def resolve(self, alias: str) -> str | None: ...
+
+    async def take_slot(self, key: str, limit: int, window: float) -> float:
+        """Count one use of `key` if fewer than `limit` happened in the last `window` seconds
+        (0.0), else the seconds until one leaves the window (nothing counted)."""
+        ...
+
+
+class RedisCoordination:
+    def __init__(
+        self, client: RedisClient, key_prefix: str, alias_seconds: int, on_error: Callable[[], object] = lambda: None
+    ) -> None:
+        """`on_error` is called for every Redis command that fails (the operator's error count)."""
+        self._redis = client
+        self._on_error = on_error
+        self._prefix = key_prefix
+        self._alias_seconds = alias_seconds
+        self._take_slot = client.register_script(_TAKE_SLOT)
+
+    async def claim(self, key: str, ttl_seconds: int) -> bool:
+        claimed = await self._run(self._redis.set(self._key("claim", key), "1", nx=True, ex=ttl_seconds))
+        return bool(claimed)  # SET NX answers None, not False, when the key exists
+
+    async def link(self, alias: str, thread: str) -> None:
+        await self._run(self._redis.set(self._key("alias", alias), thread, ex=self._alias_seconds))
+
+    async def resolve(self, alias: str) -> str | None:
+        thread: str | None = await self._run(self._redis.get(self._key("alias", alias)))
+        return thread
+
+    async def take_slot(self, key: str, limit: int, window: float) -> float:
+        args = [limit, int(window * 1000), uuid.uuid4().hex]
+        wait_ms = await self._run(self._take_slot(keys=[self._key("quota", key)], args=args))
+        return max(0.0, float(wait_ms) / 1000)
+
+    def _key(self, kind: str, key: str) -> str:
+        return f"{self._prefix}{kind}:{hash_tag(key)}"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        try:
+            return await command
+        except REDIS_ERRORS as error:
+            log.error("coordination_store_error", error=f"{type(error).__name__}: {error}")
+            self._on_error()
+            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
+
+
+class MemoryCoordination:
+    """One process's own: for the console and the web chat without Redis."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str, float] = {}
+        self._aliases: dict[str, str] = {}
+        self._uses: dict[str, deque[float]] = {}
+
+    async def claim(self, key: str, ttl_seconds: int) -> bool:
+        now = time.monotonic()
+        if self._claims.get(key, 0.0) > now:
+            return False
+        self._claims[key] = now + ttl_seconds
+        return True
+
+    async def link(self, alias: str, thread: str) -> None:
+        self._aliases[alias] = thread
+
+    async def resolve(self, alias: str) -> str | None:
+        return self._aliases.get(alias)
+
+    async def take_slot(self, key: str, limit: int, window: float) -> float:
+        now = time.monotonic()
+        uses = self._uses.setdefault(key, deque())
+        while uses and uses[0] <= now - window:
+            uses.popleft()
+        if len(uses) >= limit:
+            return uses[0] + window - now
+        uses.append(now)
+        return 0.0
+
+
+class TurnQuota:
+    """`per_user` and `per_channel` turns in any minute (0: no limit), shared by every process.
+    A turn over either limit is refused before the model is asked or anything is stored."""
+
+    def __init__(self, coordination: Coordination, per_user: int = 0, per_channel: int = 0) -> None:
+        self._coordination = coordination
+        self._per_user = per_user
+        self._per_channel = per_channel
+
+    async def check(self, platform: str, user: str, channel: str) -> None:
+        if self._per_user:
+            await self._take(f"user:{platform}:{user}", self._per_user, "You're")
+        if self._per_channel and channel:
+            await self._take(f"channel:{platform}:{channel}", self._per_channel, "This channel is")
+
+    async def _take(self, key: str, limit: int, who: str) -> None:
+        wait = await self._coordination.take_slot(key, limit, QUOTA_WINDOW_SECONDS)
+        if wait > 0:
+            raise ReplyFailure(
+                FailureKind.QUOTA,
+                f"{key} over {limit} turns per minute",
+                reason=f"{who} sending messages faster than I can answer ({limit} a minute). "
+                f"Please wait {max(1, math.ceil(wait))} s and ask again.",
+            )
+
