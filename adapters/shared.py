@@ -79,7 +79,7 @@ class PlatformJobs:
         self._tasks.add(task)
         try:
             await self.core.answer(turn, surface)
-        except Exception:  # noqa: BLE001 - the operator gets the traceback; the other replies go on
+        except Exception:
             log.exception("reply_failed", platform=self._platform, thread=turn.thread)
             await self._tell_failed(surface)
         finally:
@@ -108,6 +108,5 @@ class PlatformJobs:
     async def _logging_crashes(self, work: Coroutine[Any, Any, None]) -> None:
         try:
             await work
-        except Exception:  # noqa: BLE001 - the operator gets the traceback; the other replies go on
+        except Exception:
             log.exception("reply_failed", platform=self._platform)
-

@@ -78,8 +78,8 @@ class WebSettings:
                 "set WEB_PASSWORD to require a password, or leave WEB_HOST at 127.0.0.1"
             )
         model = settings.model
-        local = model.backend is BackendKind.LOCAL and model.local_model_path is not None
-        name = model.local_model_path.stem if local else model.model_id  # type: ignore[union-attr]
+        local_path = model.local_model_path if model.backend is BackendKind.LOCAL else None
+        name = local_path.stem if local_path is not None else model.model_id
         port = env.int("WEB_PORT", 8080, minimum=1, maximum=65535)
         return cls(host, port, password, name, settings.history.ttl_seconds)
 
@@ -113,8 +113,9 @@ class WebReply(UnlimitedSurface):
         return handle
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        await self._tab.send({"type": "reply", "question": self._question, "reply": handle,
-                              "text": text, "streaming": not final})  # fmt: skip
+        await self._tab.send(
+            {"type": "reply", "question": self._question, "reply": handle, "text": text, "streaming": not final}
+        )
 
 
 class Tab:
@@ -180,8 +181,10 @@ def _refusal(text: str) -> str | None:
     if not text.strip():
         return "Type a message first."
     if len(text) > MAX_MESSAGE_CHARS:
-        return (f"Your message is {len(text):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. "
-                "Please shorten it or send it in parts.")  # fmt: skip
+        return (
+            f"Your message is {len(text):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. "
+            "Please shorten it or send it in parts."
+        )
     return None
 
 
@@ -218,8 +221,15 @@ def _static(name: str, content_type: str, cache: str) -> web.FileResponse:
 async def page(request: web.Request) -> web.StreamResponse:
     response = _static("index.html", "text/html", "no-store")  # it sets the cookie
     chat_id = chat_id_of(request) or secrets.token_hex(16)  # 128 random bits
-    response.set_cookie(COOKIE, chat_id, max_age=request.app[SITE].cookie_seconds, path="/",
-                        httponly=True, samesite="Strict", secure=request.secure)  # fmt: skip
+    response.set_cookie(
+        COOKIE,
+        chat_id,
+        max_age=request.app[SITE].cookie_seconds,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
     return response
 
 
@@ -256,7 +266,8 @@ async def _close_pages(app: web.Application) -> None:
     """On shutdown: answers still being written end with a note on their pages, then the pages
     are told the server is going away (they reconnect on their own)."""
     await app[JOBS].close()
-    for ws in list(app[SOCKETS]):
+    pages: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(pages):
         await ws.close(code=1001, message=b"server shutting down")
 
 

@@ -54,17 +54,20 @@ def process_cpu_seconds(pid: int) -> float:
     """CPU time of every thread of `pid` so far, to the nanosecond where the kernel keeps
     schedstat (utime/stime count 10 ms ticks: ±0.03 s per 1,000 tokens for one 300-token reply)."""
     try:
-        return sum(
-            int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
-            for task in os.listdir(f"/proc/{pid}/task")
-        ) / 1e9
+        return (
+            sum(
+                int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+                for task in os.listdir(f"/proc/{pid}/task")
+            )
+            / 1e9
+        )
     except (OSError, ValueError, IndexError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http_get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.load(response)
 
 
@@ -75,9 +78,19 @@ class ModelServerProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.command = [
-            sys.executable, "-m", "tests.fakes.model_server", "--port", str(self.port),
-            "--tokens", str(tokens), "--rate", f"{rate:g}", "--first-token-delay", f"{first_token_delay:g}", "--decode-steps",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.fakes.model_server",
+            "--port",
+            str(self.port),
+            "--tokens",
+            str(tokens),
+            "--rate",
+            f"{rate:g}",
+            "--first-token-delay",
+            f"{first_token_delay:g}",
+            "--decode-steps",
+        ]
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ModelServerProcess:
@@ -151,11 +164,16 @@ def cpu_ratio_check(name: str, pairs: Sequence[tuple[float | None, float | None]
     round; a round run several times (--n 50,50,50) is judged by the median of its ratios."""
     ratios = [many / one if many is not None and one else None for many, one in pairs]
     ratio = _median(ratios)
-    each = "; ".join(f"{number(many, 3)} s against {number(one, 3)} s ({number(r, 2)}×)"
-                     for (many, one), r in zip(pairs, ratios))  # fmt: skip
+    each = "; ".join(
+        f"{number(many, 3)} s against {number(one, 3)} s ({number(r, 2)}×)"
+        for (many, one), r in zip(pairs, ratios, strict=False)
+    )
     detail = f"{each}; median {number(ratio, 2)}×" if len(pairs) > 1 else each
-    return TargetCheck(f"{name}: CPU per 1,000 tokens of {workers} processes ≤ {CPU_RATIO_LIMIT:g}× one process's",
-                       ratio is not None and ratio <= CPU_RATIO_LIMIT, detail)
+    return TargetCheck(
+        f"{name}: CPU per 1,000 tokens of {workers} processes ≤ {CPU_RATIO_LIMIT:g}× one process's",
+        ratio is not None and ratio <= CPU_RATIO_LIMIT,
+        detail,
+    )
 
 
 def connections_opened(before: Iterable[Any], during: Iterable[Any]) -> int:
@@ -191,19 +209,31 @@ def lag_growth_check(name: str, runs: Sequence[LagRun], delay_ms: float, handsha
     def allowed(lag: str, run: LagRun) -> float:
         return delay_ms + (handshake_ms if lag.endswith("p99") and run.opened else 0.0)
 
-    growths = {lag: [None if before is None or after is None else after - before
-                     for before, after in (run.lags[lag] for run in runs)] for lag in runs[0].lags}  # fmt: skip
-    beyond = {lag: _median([None if growth is None else growth - allowed(lag, run)
-                            for growth, run in zip(values, runs)]) for lag, values in growths.items()}  # fmt: skip
+    growths = {
+        lag: [
+            None if before is None or after is None else after - before
+            for before, after in (run.lags[lag] for run in runs)
+        ]
+        for lag in runs[0].lags
+    }
+    beyond = {
+        lag: _median(
+            [None if growth is None else growth - allowed(lag, run) for growth, run in zip(values, runs, strict=False)]
+        )
+        for lag, values in growths.items()
+    }
     passed = all(excess is not None and excess <= 0 for excess in beyond.values())
-    each = ", ".join(f"{lag} {'/'.join(number(g, 0, signed=True) for g in values)} ms"
-                     for lag, values in growths.items())
+    each = ", ".join(
+        f"{lag} {'/'.join(number(g, 0, signed=True) for g in values)} ms" for lag, values in growths.items()
+    )
     opened = "/".join(str(run.opened) for run in runs)
     worst = max((excess for excess in beyond.values() if excess is not None), default=None)
     margin = None if worst is None else -worst
     detail = f"{each}; connections opened {opened}; smallest margin {number(margin, 0, signed=True)} ms"
-    name = (f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay "
-            f"(a p99 by ≤ {delay_ms + handshake_ms:g} ms where connections were opened)")
+    name = (
+        f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay "
+        f"(a p99 by ≤ {delay_ms + handshake_ms:g} ms where connections were opened)"
+    )
     return TargetCheck(name, passed, detail)
 
 
@@ -261,10 +291,18 @@ def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
 Row = TypeVar("Row")
 
 
-def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: Callable[[Row], str],
-                 evaluate: Callable[[Sequence[Row]], list[TargetCheck]], phases: Sequence[Phase],
-                 cpu: Callable[[Row], float | None], lags: Callable[[Row], dict[str, float | None]],
-                 opened: Callable[[Row], int], delay_ms: float, handshake_ms: float) -> list[TargetCheck]:  # fmt: skip
+def phase_checks(
+    rows: Sequence[Row],
+    phase_of: Callable[[Row], str],
+    round_of: Callable[[Row], str],
+    evaluate: Callable[[Sequence[Row]], list[TargetCheck]],
+    phases: Sequence[Phase],
+    cpu: Callable[[Row], float | None],
+    lags: Callable[[Row], dict[str, float | None]],
+    opened: Callable[[Row], int],
+    delay_ms: float,
+    handshake_ms: float,
+) -> list[TargetCheck]:
     """The targets of each set-up (`evaluate`, named after it); then each round of several
     processes against the same round of one (CPU per 1,000 tokens), and with the delay against
     without it (`lags`, ms; `opened`, connections the round opened; `delay_ms` and `handshake_ms`:
@@ -272,8 +310,11 @@ def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: 
     if len(phases) == 1:
         return evaluate(rows)
     by_phase = {phase.label: [row for row in rows if phase_of(row) == phase.label] for phase in phases}
-    checks = [TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
-              for label, phase_rows in by_phase.items() for check in evaluate(phase_rows)]  # fmt: skip
+    checks = [
+        TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
+        for label, phase_rows in by_phase.items()
+        for check in evaluate(phase_rows)
+    ]
     workers = phases[-1].workers
     set_ups = (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True))
     one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in set_ups)
@@ -282,7 +323,7 @@ def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: 
         """Each round's runs in both set-ups, by round: every set-up runs the same rounds in the
         same order, and a round may run several times (--n 200,200,200)."""
         paired: dict[str, list[tuple[Row, Row]]] = {}
-        for row, other in zip(these, those):
+        for row, other in zip(these, those, strict=False):
             if round_of(other) == round_of(row):
                 paired.setdefault(round_of(row), []).append((row, other))
         return paired
@@ -324,18 +365,34 @@ def describe_problems(counts: Counter[str]) -> str:
 def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
     """--workers, --no-compare, the delays (see plan_phases), --no-pin (see CpuSplit)."""
     parser.add_argument("--workers", type=int, default=1, help="bot processes acting as one bot")
-    parser.add_argument("--no-compare", dest="compare", action="store_false",
-                        help="with --workers > 1: skip the same rounds with one process")
-    parser.add_argument("--delay-ms", type=float, default=0.0,
-                        help=f"delay each way between the bot processes and the fake {platform}")
-    parser.add_argument("--model-delay-ms", type=float, default=0.0,
-                        help="delay each way between the bot processes and the model server")
-    parser.add_argument("--redis-delay-ms", type=float, default=0.0,
-                        help="delay each way between the bot processes and Redis (the platform's limits, "
-                             "conversation locks, histories)")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help=f"let the bot processes share their CPU with the fake {platform.split(' (')[0]} "
-                             "and the model server")
+    parser.add_argument(
+        "--no-compare",
+        dest="compare",
+        action="store_false",
+        help="with --workers > 1: skip the same rounds with one process",
+    )
+    parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help=f"delay each way between the bot processes and the fake {platform}"
+    )
+    parser.add_argument(
+        "--model-delay-ms",
+        type=float,
+        default=0.0,
+        help="delay each way between the bot processes and the model server",
+    )
+    parser.add_argument(
+        "--redis-delay-ms",
+        type=float,
+        default=0.0,
+        help="delay each way between the bot processes and Redis (the platform's limits, "
+        "conversation locks, histories)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help=f"let the bot processes share their CPU with the fake {platform.split(' (')[0]} and the model server",
+    )
 
 
 def allow_open_files(needed: int) -> None:

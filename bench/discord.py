@@ -51,13 +51,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from bench.common import (
-    ROOT, CpuSplit, ModelServerProcess, Phase, RedisUsage, TargetCheck, add_scale_options, allow_open_files,
-    connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, logged_problems, machine, number,
-    phase_checks, plan_phases, process_cpu_seconds, redis_routes, redis_usage, redis_url, shared_core_env, split_cpus,
+    ROOT,
+    CpuSplit,
+    ModelServerProcess,
+    Phase,
+    RedisUsage,
+    TargetCheck,
+    add_scale_options,
+    allow_open_files,
+    connections_opened,
+    delay_allowed_ms,
+    delete_keys,
+    describe_problems,
+    figures,
+    logged_problems,
+    machine,
+    number,
+    phase_checks,
+    plan_phases,
+    process_cpu_seconds,
+    redis_routes,
+    redis_url,
+    redis_usage,
+    shared_core_env,
+    split_cpus,
     spread,
-)  # fmt: skip
+)
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.discord_server import FakeDiscord, FakeUser, Limits
 from tests.fakes.model_server import Script
@@ -73,8 +93,17 @@ COMMAND_SYNC = (
     "PUT /applications/{application_id}/guilds/{guild_id}/commands",
 )
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
-STRIPPED = ("HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "INFERENCE_BASE_URL", "REDIS_KEY_PREFIX", "LOG_LEVEL",
-            "MAX_NEW_TOKENS", "SYSTEM_PROMPT", "LOG_FORMAT")
+STRIPPED = (
+    "HF_TOKEN",
+    "LOCAL_MODEL_PATH",
+    "REDIS_URL",
+    "INFERENCE_BASE_URL",
+    "REDIS_KEY_PREFIX",
+    "LOG_LEVEL",
+    "MAX_NEW_TOKENS",
+    "SYSTEM_PROMPT",
+    "LOG_FORMAT",
+)
 # Untimed replies each process writes before the rounds: besides opening its connections, a
 # process counts a write from its arrival only once 20 writes have measured the way to Discord
 # (bot.budget.FLOOR_SAMPLES), as one that has been running a while has.
@@ -118,30 +147,49 @@ class Options:
 
     @property
     def phases(self) -> list[Phase]:
-        return plan_phases(self.workers, max(self.delay_ms, self.model_delay_ms, self.redis_delay_ms) > 0,
-                           self.compare)
+        return plan_phases(self.workers, max(self.delay_ms, self.model_delay_ms, self.redis_delay_ms) > 0, self.compare)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.discord", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", default=None,
-                        help="simultaneous mentions, one channel each (comma-separated; default 1,10,50,200, "
-                             "with --workers > 1 50,200,1000)")  # fmt: skip
-    parser.add_argument("--shared", type=int, default=None,
-                        help="mentions at once in one channel (0: skip; default 5, with --workers > 1 0)")
+    parser.add_argument(
+        "--n",
+        default=None,
+        help="simultaneous mentions, one channel each (comma-separated; default 1,10,50,200, "
+        "with --workers > 1 50,200,1000)",
+    )
+    parser.add_argument(
+        "--shared",
+        type=int,
+        default=None,
+        help="mentions at once in one channel (0: skip; default 5, with --workers > 1 0)",
+    )
     add_scale_options(parser, "Discord (REST and gateway)")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per answer")
     parser.add_argument("--rate", type=float, default=50.0, help="tokens/s per answer")
     parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
-    parser.add_argument("--round-timeout", type=float, default=60.0,
-                        help="give up on a round after this many s (longer in proportion above 200 mentions)")
+    parser.add_argument(
+        "--round-timeout",
+        type=float,
+        default=60.0,
+        help="give up on a round after this many s (longer in proportion above 200 mentions)",
+    )
     parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results to this file")
     parser.add_argument("--bot-log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--bot-log", dest="bot_log_path", type=Path, default=None, help="keep the bot's stderr here")
-    parser.add_argument("--requests", dest="requests_path", type=Path, default=None,
-                        help="write every request the fake received (time, route, path, status) here as JSON")
-    parser.add_argument("--bot-root", type=Path, default=ROOT,
-                        help="run the bot from this checkout (to compare two versions with one harness)")
+    parser.add_argument(
+        "--requests",
+        dest="requests_path",
+        type=Path,
+        default=None,
+        help="write every request the fake received (time, route, path, status) here as JSON",
+    )
+    parser.add_argument(
+        "--bot-root",
+        type=Path,
+        default=ROOT,
+        help="run the bot from this checkout (to compare two versions with one harness)",
+    )
     args = parser.parse_args(argv)
     several = args.workers > 1
     rounds = args.n or ("50,200,1000" if several else "1,10,50,200")
@@ -150,17 +198,33 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     delays = (args.delay_ms, args.model_delay_ms, args.redis_delay_ms)
     if min(ns, default=1) < 1 or shared < 0 or args.workers < 1 or min(delays) < 0:
         parser.error("--n needs positive whole numbers, --shared and the delays ≥ 0, --workers ≥ 1")
-    return Options(ns, shared, args.tokens, args.rate, args.first_token_delay, args.round_timeout,
-                   args.json_path, args.bot_log_level, args.bot_log_path, args.requests_path, args.pin,
-                   args.bot_root.resolve(), workers=args.workers, compare=args.compare, delay_ms=args.delay_ms,
-                   model_delay_ms=args.model_delay_ms, redis_delay_ms=args.redis_delay_ms)  # fmt: skip
+    return Options(
+        ns,
+        shared,
+        args.tokens,
+        args.rate,
+        args.first_token_delay,
+        args.round_timeout,
+        args.json_path,
+        args.bot_log_level,
+        args.bot_log_path,
+        args.requests_path,
+        args.pin,
+        args.bot_root.resolve(),
+        workers=args.workers,
+        compare=args.compare,
+        delay_ms=args.delay_ms,
+        model_delay_ms=args.model_delay_ms,
+        redis_delay_ms=args.redis_delay_ms,
+    )
 
 
 # -- processes -------------------------------------------------------------------------
 
 
-def bot_env(fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_tokens: int,
-            proxy: DelayProxy | None = None) -> dict[str, str]:  # fmt: skip
+def bot_env(
+    fake: FakeDiscord, model_url: str, prefix: str, log_level: str, max_tokens: int, proxy: DelayProxy | None = None
+) -> dict[str, str]:
     """The bot's settings; with `proxy`, every URL goes through it."""
     via = proxy.via if proxy is not None else str
     env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES) and k not in STRIPPED}
@@ -192,9 +256,16 @@ class BotProcess:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "discord", cwd=self._root, env=self._env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot",
+            "discord",
+            cwd=self._root,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._stderr,
+            stderr=self._stderr,
+        )
         if self._cpus is not None:
             os.sched_setaffinity(self.process.pid, self._cpus)
 
@@ -213,7 +284,7 @@ class BotProcess:
             self.process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
                 return -9
@@ -269,8 +340,9 @@ class RoundResult:
 
 
 class Bench:
-    def __init__(self, fake: FakeDiscord, user: FakeUser, model: ModelServerProcess, bot_pids: Sequence[int],
-                 options: Options) -> None:  # fmt: skip
+    def __init__(
+        self, fake: FakeDiscord, user: FakeUser, model: ModelServerProcess, bot_pids: Sequence[int], options: Options
+    ) -> None:
         self.fake = fake
         self.user = user
         self.model = model
@@ -297,9 +369,11 @@ class Bench:
         redis_before = await redis_usage()
         started = time.time()
         sent = await asyncio.gather(
-            *(fake.send_user_message(c.channel_id, self.user, f"Please answer {c.marker}", mentions_bot=True)
-              for c in conversations)
-        )  # fmt: skip
+            *(
+                fake.send_user_message(c.channel_id, self.user, f"Please answer {c.marker}", mentions_bot=True)
+                for c in conversations
+            )
+        )
         for conversation, payload in zip(conversations, sent, strict=True):
             conversation.message_id = int(payload["id"])
         dispatched = {
@@ -321,8 +395,9 @@ class Bench:
         wall = time.time() - started
         redis = await redis_usage() - redis_before
         timings = await asyncio.to_thread(self.model.request_timings)
-        return self._measure(name, conversations, len(set(channel_ids)), timings, requests_before, limited_before,
-                             cpu, wall, redis)  # fmt: skip
+        return self._measure(
+            name, conversations, len(set(channel_ids)), timings, requests_before, limited_before, cpu, wall, redis
+        )
 
     def _bot_cpu(self) -> float:
         return sum(process_cpu_seconds(pid) for pid in self.bot_pids)
@@ -337,8 +412,12 @@ class Bench:
         if conversation.thread_id is not None:
             stored = [m for m in fake.stored_messages_in(conversation.thread_id) if m.author_id == self.bot_id]
         else:  # no thread (creation failed): the bot replies to the mention in the channel
-            stored = [m for m in fake.stored_messages_in(conversation.channel_id) if m.author_id == self.bot_id
-                      and (m.payload.get("message_reference") or {}).get("message_id") == str(conversation.message_id)]
+            stored = [
+                m
+                for m in fake.stored_messages_in(conversation.channel_id)
+                if m.author_id == self.bot_id
+                and (m.payload.get("message_reference") or {}).get("message_id") == str(conversation.message_id)
+            ]
         if not stored:
             return
         if conversation.first_visible_at is None:
@@ -350,11 +429,20 @@ class Bench:
             conversation.done = True
             conversation.full_visible_at = stored[-1].history[-1][0]
         elif WARNING in contents[-1]:
-            conversation.failure = contents[-1][contents[-1].index(WARNING):][:120]
+            conversation.failure = contents[-1][contents[-1].index(WARNING) :][:120]
 
-    def _measure(self, name: str, conversations: list[Conversation], channels: int, timings: list[dict[str, Any]],
-                 requests_before: int, limited_before: int, cpu: float, wall: float,
-                 redis: RedisUsage) -> RoundResult:  # fmt: skip
+    def _measure(
+        self,
+        name: str,
+        conversations: list[Conversation],
+        channels: int,
+        timings: list[dict[str, Any]],
+        requests_before: int,
+        limited_before: int,
+        cpu: float,
+        wall: float,
+        redis: RedisUsage,
+    ) -> RoundResult:
         fake = self.fake
         records = {}
         for record in timings:
@@ -430,8 +518,9 @@ class Bench:
             model_late_ms=spread(late),
             peak_global_per_s=peak,
             wall_seconds=wall,
-            connections_opened=connections_opened((r.connection for r in fake.requests[:requests_before]),
-                                                  (r.connection for r in requests)),
+            connections_opened=connections_opened(
+                (r.connection for r in fake.requests[:requests_before]), (r.connection for r in requests)
+            ),
             redis=redis,
             problems=problems,
         )
@@ -457,7 +546,8 @@ def format_row(row: RoundResult) -> str:
     done = f"{row.completed}/{row.n}"
     other = f"{row.other_writes['thread creates']}/{row.other_writes['typing']}"
     return (
-        f"{row.name:>10} | {done:>9} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | {figures(row.full_ms):>17} | "
+        f"{row.name:>10} | {done:>9} | {row.ratelimited:>4} | {figures(row.first_ms):>17} | "
+        f"{figures(row.full_ms):>17} | "
         f"{figures(row.mention_to_model_ms):>17} | {figures(row.writes_per_reply, 0):>14} | {other:>7} | "
         f"{number(row.cpu_per_1k_tokens, 4):>12} | {number(row.done_after_model_s, 2):>18} | "
         f"{row.peak_global_per_s:>10} | {row.connections_opened:>9} | {number(row.model_late_ms['p99']):>17} | "
@@ -480,37 +570,69 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     small = one_per_channel(SMALL_N)
     if small is not None:
         first, full = small.first_ms["p99"], small.full_ms["p99"]
-        checks.append(TargetCheck(f"N={SMALL_N}: first visible p99 ≤ {SMALL_FIRST_P99_MS:.0f} ms",
-                                  at_most(first, SMALL_FIRST_P99_MS), f"{number(first)} ms"))
-        checks.append(TargetCheck(f"N={SMALL_N}: full text p99 ≤ {SMALL_FULL_P99_MS:.0f} ms",
-                                  at_most(full, SMALL_FULL_P99_MS), f"{number(full)} ms"))
+        checks.append(
+            TargetCheck(
+                f"N={SMALL_N}: first visible p99 ≤ {SMALL_FIRST_P99_MS:.0f} ms",
+                at_most(first, SMALL_FIRST_P99_MS),
+                f"{number(first)} ms",
+            )
+        )
+        checks.append(
+            TargetCheck(
+                f"N={SMALL_N}: full text p99 ≤ {SMALL_FULL_P99_MS:.0f} ms",
+                at_most(full, SMALL_FULL_P99_MS),
+                f"{number(full)} ms",
+            )
+        )
     shared = [r for r in rows if r.channels == 1 and r.n > 1]
     for row in [r for r in [one_per_channel(MEDIUM_N)] if r is not None] + shared:
         first, full = row.first_ms["p99"], row.full_ms["p99"]
-        checks.append(TargetCheck(f"{row.name}: first and full p99 ≤ {MEDIUM_P99_MS:.0f} ms",
-                                  at_most(first, MEDIUM_P99_MS) and at_most(full, MEDIUM_P99_MS),
-                                  f"first {number(first)} ms, full {number(full)} ms"))
+        checks.append(
+            TargetCheck(
+                f"{row.name}: first and full p99 ≤ {MEDIUM_P99_MS:.0f} ms",
+                at_most(first, MEDIUM_P99_MS) and at_most(full, MEDIUM_P99_MS),
+                f"first {number(first)} ms, full {number(full)} ms",
+            )
+        )
     large = one_per_channel(LARGE_N)
     if large is not None:
         name = f"N={LARGE_N}: all complete within {LARGE_DONE_AFTER_MODEL_S:.0f} s of the model finishing"
-        checks.append(TargetCheck(name, at_most(large.done_after_model_s, LARGE_DONE_AFTER_MODEL_S),
-                                  f"{number(large.done_after_model_s, 2)} s"))
+        checks.append(
+            TargetCheck(
+                name,
+                at_most(large.done_after_model_s, LARGE_DONE_AFTER_MODEL_S),
+                f"{number(large.done_after_model_s, 2)} s",
+            )
+        )
     medium = one_per_channel(MEDIUM_N)
     if medium is not None:
         detail = f"{number(medium.cpu_per_1k_tokens, 4)} s ({medium.cpu_seconds:.2f} s for {medium.tokens} tokens)"
-        checks.append(TargetCheck(f"{medium.name}: bot CPU ≤ {CPU_PER_1K_TOKENS:.2f} s per 1,000 tokens",
-                                  at_most(medium.cpu_per_1k_tokens, CPU_PER_1K_TOKENS), detail))
-    return checks  # fmt: skip
+        checks.append(
+            TargetCheck(
+                f"{medium.name}: bot CPU ≤ {CPU_PER_1K_TOKENS:.2f} s per 1,000 tokens",
+                at_most(medium.cpu_per_1k_tokens, CPU_PER_1K_TOKENS),
+                detail,
+            )
+        )
+    return checks
 
 
 def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCheck]:
     def lags(row: RoundResult) -> dict[str, float | None]:
         return {f"{lag} {key}": getattr(row, f"{lag}_ms")[key] for lag in ("first", "full") for key in ("p50", "p99")}
 
-    return phase_checks(rows, lambda row: row.phase, lambda row: row.name, evaluate, options.phases,
-                        lambda row: row.cpu_per_1k_tokens, lags, lambda row: row.connections_opened,
-                        delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms),
-                        2 * options.delay_ms)  # fmt: skip
+    return phase_checks(
+        rows,
+        lambda row: row.phase,
+        lambda row: row.name,
+        evaluate,
+        options.phases,
+        lambda row: row.cpu_per_1k_tokens,
+        lags,
+        lambda row: row.connections_opened,
+        delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms),
+        2 * options.delay_ms,
+    )
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -552,21 +674,33 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
         rounds.append((f"{options.shared} in 1 ch", 1, options.shared))
     async with FakeDiscord(limits=Limits()) as fake:
         # One guild per shard of the run's process count, whatever this set-up runs them in.
-        guilds = ([fake.add_guild("Bench Guild")] if options.workers == 1 else
-                  [fake.add_guild(f"Bench shard {i}", shard=(i, options.workers)) for i in range(options.workers)])
+        guilds = (
+            [fake.add_guild("Bench Guild")]
+            if options.workers == 1
+            else [fake.add_guild(f"Bench shard {i}", shard=(i, options.workers)) for i in range(options.workers)]
+        )
         user = fake.add_user("bencher")
-        warm = [int(fake.add_text_channel(guild, f"warm-up-{i}")["id"])
-                for guild in guilds for i in range(WARM_UP_PER_GUILD)]
-        channels = {name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"])
-                           for i in range(count)] for name, count, _ in rounds}  # fmt: skip
-        routes = [Route(fake.port, phase.delay(options.delay_ms)),
-                  Route(model.port, phase.delay(options.model_delay_ms)),
-                  *redis_routes(phase, options.redis_delay_ms)]  # fmt: skip
+        warm = [
+            int(fake.add_text_channel(guild, f"warm-up-{i}")["id"])
+            for guild in guilds
+            for i in range(WARM_UP_PER_GUILD)
+        ]
+        channels = {
+            name: [int(fake.add_text_channel(guilds[i % len(guilds)], f"{name}-{i}")["id"]) for i in range(count)]
+            for name, count, _ in rounds
+        }
+        routes = [
+            Route(fake.port, phase.delay(options.delay_ms)),
+            Route(model.port, phase.delay(options.model_delay_ms)),
+            *redis_routes(phase, options.redis_delay_ms),
+        ]
         async with optional_proxy(routes if phase.through_proxy else []) as proxy:
             env = bot_env(fake, model.base_url, prefix, options.bot_log_level, options.tokens, proxy)
             env.update(shared_core_env(phase.workers, len(split.bot) if split else os.cpu_count() or 1))
-            bots = [BotProcess({**env, **shard_env(shard, phase.workers)}, split.bot if split else None,
-                               options.bot_root) for shard in range(phase.workers)]  # fmt: skip
+            bots = [
+                BotProcess({**env, **shard_env(shard, phase.workers)}, split.bot if split else None, options.bot_root)
+                for shard in range(phase.workers)
+            ]
             rows: list[RoundResult] = []
             try:
                 for bot in bots:
@@ -584,14 +718,24 @@ async def run_phase(options: Options, phase: Phase, model: ModelServerProcess, s
             finally:
                 codes = await asyncio.gather(*(bot.stop() for bot in bots if bot.process is not None))
                 several = len(options.phases) > 1 or len(bots) > 1
-                log = "".join(f"===== {phase.label}, process {i} =====\n{bot.log}" if several else bot.log
-                              for i, bot in enumerate(bots))  # fmt: skip
+                log = "".join(
+                    f"===== {phase.label}, process {i} =====\n{bot.log}" if several else bot.log
+                    for i, bot in enumerate(bots)
+                )
                 for bot in bots:
                     bot.cleanup()
                 await delete_keys(prefix)
-    requests = [{"time": r.time, "route": r.route, "path": r.path, "status": r.status, "phase": phase.label,
-                 "connection": r.connection}
-                for r in fake.requests]  # fmt: skip
+    requests = [
+        {
+            "time": r.time,
+            "route": r.route,
+            "path": r.path,
+            "status": r.status,
+            "phase": phase.label,
+            "connection": r.connection,
+        }
+        for r in fake.requests
+    ]
     return PhaseOutcome(rows, log, next((code for code in codes if code), 0), requests)
 
 
@@ -610,8 +754,10 @@ def shards_note(phase: Phase, options: Options) -> str:
     else:
         note = f": one process runs the {options.workers} guilds" if options.workers > 1 else ""
     if phase.delayed:
-        note += (f"; {options.delay_ms:g} ms each way to the fake Discord, {options.model_delay_ms:g} ms each way "
-                 f"to the model server, {options.redis_delay_ms:g} ms each way to Redis")
+        note += (
+            f"; {options.delay_ms:g} ms each way to the fake Discord, {options.model_delay_ms:g} ms each way "
+            f"to the model server, {options.redis_delay_ms:g} ms each way to Redis"
+        )
     elif phase.proxied:
         note += "; through the delay proxy with no delay"
     return note
@@ -621,13 +767,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     allow_open_files(8 * max(options.ns, default=1) + 512)
     info = machine()
-    print(f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
-          f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s")
+    print(
+        f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
+        f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s"
+    )
     split = split_cpus(options.pin)
     if split is not None:
         os.sched_setaffinity(0, split.rest)  # the fake Discord here, the model server as it starts
-    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
-          f"{split.describe() if split else 'all processes share every CPU'}")
+    print(
+        f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
+        f"{split.describe() if split else 'all processes share every CPU'}"
+    )
     print(HEADER)
     print("-" * len(HEADER))
     with ModelServerProcess(
@@ -658,8 +808,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for check in checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
     if options.json_path is not None:
-        data = {"options": asdict(options), "machine": info, "rounds": [asdict(r) for r in rows],
-                "targets": [asdict(c) for c in checks], "bot_exit_status": code}  # fmt: skip
+        data = {
+            "options": asdict(options),
+            "machine": info,
+            "rounds": [asdict(r) for r in rows],
+            "targets": [asdict(c) for c in checks],
+            "bot_exit_status": code,
+        }
         options.json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     return 0 if all(c.passed for c in checks) and code == 0 else 1
 

@@ -40,14 +40,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
-    REDIS_URL, CpuSplit, ModelServerProcess, Phase, RedisUsage, TargetCheck, add_scale_options, allow_open_files,
-    connections_opened, delay_allowed_ms, delete_keys, describe_problems, figures, free_port, logged_problems,
-    machine, number, phase_checks, pin_process, plan_phases, process_cpu_seconds, redis_routes,
-    redis_usage, redis_url, shared_core_env, split_cpus, spread,
-)  # fmt: skip
+    REDIS_URL,
+    CpuSplit,
+    ModelServerProcess,
+    Phase,
+    RedisUsage,
+    TargetCheck,
+    add_scale_options,
+    allow_open_files,
+    connections_opened,
+    delay_allowed_ms,
+    delete_keys,
+    describe_problems,
+    figures,
+    free_port,
+    logged_problems,
+    machine,
+    number,
+    phase_checks,
+    pin_process,
+    plan_phases,
+    process_cpu_seconds,
+    redis_routes,
+    redis_url,
+    redis_usage,
+    shared_core_env,
+    split_cpus,
+    spread,
+)
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits
@@ -102,9 +124,11 @@ class Options:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.slack", description=__doc__.splitlines()[0])
-    parser.add_argument("--n", default=None,
-                        help="simultaneous mentions per round, comma-separated (default 1,10,50; with --workers > 1 "
-                             "50,200,1000)")  # fmt: skip
+    parser.add_argument(
+        "--n",
+        default=None,
+        help="simultaneous mentions per round, comma-separated (default 1,10,50; with --workers > 1 50,200,1000)",
+    )
     add_scale_options(parser, "Slack (Web API and event delivery)")
     parser.add_argument("--modes", default="off,auto", help="SLACK_STREAMING values to run, comma-separated")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per reply")
@@ -112,8 +136,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
     parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results to this file")
     args = parser.parse_args(argv)
-    ns = tuple(int(part) for part in (args.n or ("50,200,1000" if args.workers > 1 else "1,10,50")).split(",")
-               if part.strip())  # fmt: skip
+    ns = tuple(
+        int(part) for part in (args.n or ("50,200,1000" if args.workers > 1 else "1,10,50")).split(",") if part.strip()
+    )
     modes = tuple(part.strip() for part in args.modes.split(",") if part.strip())
     if not ns or min(ns) < 1:
         parser.error("--n needs positive whole numbers, e.g. 1,10,50")
@@ -121,9 +146,20 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--modes takes off and/or auto")
     if args.workers < 1 or min(args.delay_ms, args.model_delay_ms, args.redis_delay_ms) < 0:
         parser.error("--workers needs ≥ 1 and the delays ≥ 0")
-    return Options(ns, modes, args.tokens, args.rate, args.first_token_delay, args.json_path, workers=args.workers,
-                   compare=args.compare, delay_ms=args.delay_ms, model_delay_ms=args.model_delay_ms,
-                   redis_delay_ms=args.redis_delay_ms, pin=args.pin)  # fmt: skip
+    return Options(
+        ns,
+        modes,
+        args.tokens,
+        args.rate,
+        args.first_token_delay,
+        args.json_path,
+        workers=args.workers,
+        compare=args.compare,
+        delay_ms=args.delay_ms,
+        model_delay_ms=args.model_delay_ms,
+        redis_delay_ms=args.redis_delay_ms,
+        pin=args.pin,
+    )
 
 
 # -- the bot processes of a set-up -------------------------------------------------------
@@ -238,7 +274,7 @@ def failure_shown(fake: FakeSlack, mention: Mention) -> str | None:
     """The reason shown when the reply ended with "⚠️ …" instead of the answer."""
     replies = reply_of(fake, mention)
     text = replies[-1].history[-1][1] if replies else ""
-    return text[text.index(WARNING):][:120] if WARNING in text and not text.endswith(INDICATOR) else None
+    return text[text.index(WARNING) :][:120] if WARNING in text and not text.endswith(INDICATOR) else None
 
 
 def answered(fake: FakeSlack, mention: Mention, expected: str) -> bool:
@@ -349,8 +385,9 @@ async def run_round(workers: Workers, model: ModelServerProcess, mode: str, n: i
         bot_cpu_seconds=bot_cpu,
         cpu_per_1k_tokens=bot_cpu / (tokens / 1000) if tokens else None,
         wall_seconds=wall,
-        connections_opened=connections_opened((c.connection for c in fake.calls[:calls_at]),
-                                              (c.connection for c in calls)),
+        connections_opened=connections_opened(
+            (c.connection for c in fake.calls[:calls_at]), (c.connection for c in calls)
+        ),
         redis=redis,
         failures=failures,
         redeliveries=sum(item.redeliveries for item in mentions),
@@ -392,9 +429,12 @@ def evaluate(rows: Sequence[RoundResult]) -> list[TargetCheck]:
         TargetCheck(f"every envelope acked within {ACK_MAX_S:g} s", ack <= ACK_MAX_S * 1000, f"worst {ack:.1f} ms"),
         TargetCheck("zero 429s served", limited == 0, f"{limited} served"),
         TargetCheck("every reply completed", done == total, f"{done}/{total}"),
-        TargetCheck(f"final text p99 ≤ {FINAL_P99_MS / 1000:g} s after the last token (every N)",
-                    final <= FINAL_P99_MS, f"worst {final:.0f} ms{where('final_ms', FINAL_P99_MS)}"),
-    ]  # fmt: skip
+        TargetCheck(
+            f"final text p99 ≤ {FINAL_P99_MS / 1000:g} s after the last token (every N)",
+            final <= FINAL_P99_MS,
+            f"worst {final:.0f} ms{where('final_ms', FINAL_P99_MS)}",
+        ),
+    ]
     if small:
         name = f"first text p99 ≤ {FIRST_P99_MS / 1000:g} s after the first token (N ≤ {FIRST_MAX_N})"
         checks.append(TargetCheck(name, first <= FIRST_P99_MS, f"worst {first:.0f} ms"))
@@ -407,11 +447,18 @@ def evaluate_several(rows: Sequence[RoundResult]) -> list[TargetCheck]:
     for row in rows:
         if row.n == LARGE_N:
             slowest = row.final_ms["max"] if row.completed == row.n else None
-            name = (f"{row.mode} N={row.n}: every reply complete within {LARGE_DONE_AFTER_MODEL_S:g} s of the "
-                    "model finishing")
-            checks.append(TargetCheck(name, slowest is not None and slowest <= LARGE_DONE_AFTER_MODEL_S * 1000,
-                                      f"{row.completed}/{row.n} complete, slowest {number(slowest, 0)} ms"))
-    return checks  # fmt: skip
+            name = (
+                f"{row.mode} N={row.n}: every reply complete within {LARGE_DONE_AFTER_MODEL_S:g} s of the "
+                "model finishing"
+            )
+            checks.append(
+                TargetCheck(
+                    name,
+                    slowest is not None and slowest <= LARGE_DONE_AFTER_MODEL_S * 1000,
+                    f"{row.completed}/{row.n} complete, slowest {number(slowest, 0)} ms",
+                )
+            )
+    return checks
 
 
 def first_text_still(rows: Sequence[RoundResult], phases: Sequence[Phase]) -> list[TargetCheck]:
@@ -426,9 +473,14 @@ def first_text_still(rows: Sequence[RoundResult], phases: Sequence[Phase]) -> li
             continue
         first, single = row.first_ms["p99"], one.get((row.mode, row.n))
         limit = max(MEDIUM_FIRST_P99_MS, (single or 0.0) * FIRST_STILL_MARGIN)
-        checks.append(TargetCheck(f"{row.phase}, {row.mode} N={row.n}: first text p99 ≤ {limit / 1000:.2f} s "
-                                  f"(1 s, or one worker's {number(single, 0)} ms + {FIRST_STILL_MARGIN - 1:.0%})",
-                                  first is not None and first <= limit, f"{number(first, 0)} ms"))  # fmt: skip
+        checks.append(
+            TargetCheck(
+                f"{row.phase}, {row.mode} N={row.n}: first text p99 ≤ {limit / 1000:.2f} s "
+                f"(1 s, or one worker's {number(single, 0)} ms + {FIRST_STILL_MARGIN - 1:.0%})",
+                first is not None and first <= limit,
+                f"{number(first, 0)} ms",
+            )
+        )
     return checks
 
 
@@ -436,12 +488,18 @@ def evaluate_run(options: Options, rows: Sequence[RoundResult]) -> list[TargetCh
     def lags(row: RoundResult) -> dict[str, float | None]:
         return {f"{lag} {key}": getattr(row, f"{lag}_ms")[key] for lag in ("first", "final") for key in ("p50", "p99")}
 
-    return phase_checks(rows, lambda row: row.phase, lambda row: f"{row.mode} N={row.n}",
-                        evaluate_several if options.workers > 1 else evaluate, options.phases,
-                        lambda row: row.cpu_per_1k_tokens, lags, lambda row: row.connections_opened,
-                        delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms),
-                        2 * options.delay_ms) + (
-        first_text_still(rows, options.phases) if options.workers > 1 and options.compare else [])  # fmt: skip
+    return phase_checks(
+        rows,
+        lambda row: row.phase,
+        lambda row: f"{row.mode} N={row.n}",
+        evaluate_several if options.workers > 1 else evaluate,
+        options.phases,
+        lambda row: row.cpu_per_1k_tokens,
+        lags,
+        lambda row: row.connections_opened,
+        delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms),
+        2 * options.delay_ms,
+    ) + (first_text_still(rows, options.phases) if options.workers > 1 and options.compare else [])
 
 
 HEADER = (
@@ -471,14 +529,26 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
     tiers = ", ".join(
         f"{method} {limit.per_minute:g}/min burst {limit.burst}"
         for method, limit in limits.methods.items()
-        if method in ("chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream", "users.info",
-                      "assistant.threads.setStatus")
-    )  # fmt: skip
+        if method
+        in (
+            "chat.update",
+            "chat.startStream",
+            "chat.appendStream",
+            "chat.stopStream",
+            "users.info",
+            "assistant.threads.setStatus",
+        )
+    )
     post = limits.post_message_per_channel
-    how = (f"{options.workers} HTTP-mode worker{'s' if options.workers > 1 else ''}, each event to the next in turn"
-           if options.http else "Socket Mode")  # fmt: skip
+    how = (
+        f"{options.workers} HTTP-mode worker{'s' if options.workers > 1 else ''}, each event to the next in turn"
+        if options.http
+        else "Socket Mode"
+    )
     print(f"bench.slack: the real bot (python -m bot slack, {how}) against FakeSlack enforcing per-workspace limits:")
-    print(f"  {tiers}; chat.postMessage {post.per_minute:g}/min burst {post.burst} per channel" if post else f"  {tiers}")
+    print(
+        f"  {tiers}; chat.postMessage {post.per_minute:g}/min burst {post.burst} per channel" if post else f"  {tiers}"
+    )
     print("  (chat.update Tier 3, users.info Tier 4, setStatus Tier 3; chat.startStream/stopStream ASSUMED Tier 2 and")
     print("   chat.appendStream Tier 4 - Slack publishes no tier for the stream start/stop methods)")
     print(f"model: {' '.join(model.command[1:])} (own process)")
@@ -487,12 +557,16 @@ def print_header(options: Options, model: ModelServerProcess, info: dict[str, An
     print("        in Slack; first = first token at the server -> first text in Slack; final = last token ->")
     print("        complete text in Slack. writes = message writes per reply (post/update/stream calls);")
     print("        new conns = connections the bot opened to the Web API during the round")
-    print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
-          f"{split.describe() if split else 'all processes share every CPU'}")
+    print(
+        f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
+        f"{split.describe() if split else 'all processes share every CPU'}"
+    )
     if options.delayed:
-        print(f"delay: {options.delay_ms:g} ms each way between the workers and the fake Slack (Web API, event "
-              f"delivery), {options.model_delay_ms:g} ms each way to the model server, {options.redis_delay_ms:g} ms "
-              "each way to Redis")
+        print(
+            f"delay: {options.delay_ms:g} ms each way between the workers and the fake Slack (Web API, event "
+            f"delivery), {options.model_delay_ms:g} ms each way to the model server, {options.redis_delay_ms:g} ms "
+            "each way to Redis"
+        )
     print()
     print(HEADER)
     print("-" * len(HEADER))
@@ -521,8 +595,9 @@ def print_checks(checks: Sequence[TargetCheck]) -> None:
 # -- main -----------------------------------------------------------------------------------
 
 
-async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServerProcess, prefix: str,
-                    split: CpuSplit | None) -> tuple[list[RoundResult], str, int]:  # fmt: skip
+async def run_phase(
+    mode: str, phase: Phase, options: Options, model: ModelServerProcess, prefix: str, split: CpuSplit | None
+) -> tuple[list[RoundResult], str, int]:
     """The rounds of one set-up, the warnings and errors its bot processes logged, and their exit
     status after SIGTERM."""
     code = 0
@@ -530,11 +605,18 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
     cores = len(split.bot) if split else BOT_CORES
     async with FakeSlack() as fake:
         key_prefix = f"{prefix}{mode}:" if len(options.phases) == 1 else f"{prefix}{mode}:{phase.label}:"
-        harnesses = [SlackHarness(fake, model.base_url, key_prefix, mode="http" if options.http else "socket",
-                                  streaming=mode,  # type: ignore[arg-type]
-                                  model_timeout=60,
-                                  extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, cores)})
-                     for _ in range(phase.workers)]  # fmt: skip
+        harnesses = [
+            SlackHarness(
+                fake,
+                model.base_url,
+                key_prefix,
+                mode="http" if options.http else "socket",
+                streaming=mode,  # type: ignore[arg-type]
+                model_timeout=60,
+                extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, cores)},
+            )
+            for _ in range(phase.workers)
+        ]
         for harness in harnesses:
             harness.port = free_port() if options.http else 0
         routes = delay_routes(options, phase, fake, model, harnesses) if phase.through_proxy else []
@@ -542,9 +624,11 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
             workers = Workers(harnesses, [through(proxy, h.events_url) for h in harnesses] if options.http else [])
             for harness in harnesses:
                 if proxy is not None:
-                    harness.extra_env.update(SLACK_API_URL=proxy.via(fake.api_url),
-                                             INFERENCE_BASE_URL=f"{proxy.via(model.base_url)}/v1",
-                                             REDIS_URL=redis_url(proxy))  # fmt: skip
+                    harness.extra_env.update(
+                        SLACK_API_URL=proxy.via(fake.api_url),
+                        INFERENCE_BASE_URL=f"{proxy.via(model.base_url)}/v1",
+                        REDIS_URL=redis_url(proxy),
+                    )
             try:
                 for harness in harnesses:
                     bot = await harness.start_bot()
@@ -561,12 +645,17 @@ async def run_phase(mode: str, phase: Phase, options: Options, model: ModelServe
     return rows, describe_problems(logged_problems(line for bot in workers.bots for line in bot.lines)), code
 
 
-def delay_routes(options: Options, phase: Phase, fake: FakeSlack, model: ModelServerProcess,
-                 harnesses: Sequence[SlackHarness]) -> list[Route]:  # fmt: skip
+def delay_routes(
+    options: Options, phase: Phase, fake: FakeSlack, model: ModelServerProcess, harnesses: Sequence[SlackHarness]
+) -> list[Route]:
     """The Web API, the model server, Redis, and each worker's port (the fake's deliveries)."""
     platform = phase.delay(options.delay_ms)
-    return [Route(fake.port, platform), Route(model.port, phase.delay(options.model_delay_ms)),
-            *redis_routes(phase, options.redis_delay_ms), *(Route(h.port, platform) for h in harnesses)]
+    return [
+        Route(fake.port, platform),
+        Route(model.port, phase.delay(options.model_delay_ms)),
+        *redis_routes(phase, options.redis_delay_ms),
+        *(Route(h.port, platform) for h in harnesses),
+    ]
 
 
 def through(proxy: DelayProxy | None, url: str) -> str:
@@ -613,8 +702,9 @@ async def main_async(options: Options) -> int:
                     phase_rows, logged, code = await run_phase(mode, phase, options, model, prefix, split)
                     rows.extend(phase_rows)
                     codes.append(code)
-                    problems.append(f"bot log, {MODE_NAMES[mode]}, {phase.label}: {logged}; exit status after "
-                                    f"SIGTERM {code}")
+                    problems.append(
+                        f"bot log, {MODE_NAMES[mode]}, {phase.label}: {logged}; exit status after SIGTERM {code}"
+                    )
         finally:
             await delete_keys(prefix)
     checks = evaluate_run(options, rows)
@@ -622,8 +712,13 @@ async def main_async(options: Options) -> int:
     print("\n".join(problems))
     print_checks(checks)
     if options.json_path:
-        data = {"options": asdict(options), "machine": info, "redis": REDIS_URL,
-                "rounds": [asdict(row) for row in rows], "targets": [asdict(check) for check in checks]}  # fmt: skip
+        data = {
+            "options": asdict(options),
+            "machine": info,
+            "redis": REDIS_URL,
+            "rounds": [asdict(row) for row in rows],
+            "targets": [asdict(check) for check in checks],
+        }
         options.json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     return 0 if all(check.passed for check in checks) and not any(codes) else 1
 

@@ -9,11 +9,12 @@ import os
 # Hub can't be reached. Operators may still set it to 0.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import asyncio  # noqa: E402 - after the setting above, like every import below
+import asyncio
 import contextlib
 import signal
 import sys
 from types import ModuleType
+from typing import Any
 
 import structlog
 
@@ -41,10 +42,12 @@ def main(argv: list[str]) -> int:
         return 2
     console = [module.NAME for module in chosen] == ["console"]
     explicit_level = settings.env.raw("LOG_LEVEL") is not None
-    configure_logging(settings.log_level if explicit_level or not console else "WARNING",
-                      json_output=settings.env.str("LOG_FORMAT", "text") == "json")
+    configure_logging(
+        settings.log_level if explicit_level or not console else "WARNING",
+        json_output=settings.env.str("LOG_FORMAT", "text") == "json",
+    )
     if len(chosen) == 1 and hasattr(chosen[0], "command"):
-        handled = chosen[0].command(rest, settings)
+        handled: int | None = chosen[0].command(rest, settings)
         if handled is not None:
             return handled
     if not argv:
@@ -83,7 +86,9 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
     services = await build(settings, console=console)
     port = settings.operations.metrics_port
     metrics_server = await metrics.serve(services.metrics, port, services.ping) if port else None
-    platforms = asyncio.ensure_future(asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen)))
+    platforms: asyncio.Future[list[bool]] = asyncio.ensure_future(
+        asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen))
+    )
     stopping = asyncio.Event()
 
     def on_signal() -> None:
@@ -94,7 +99,7 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
-    signalled = asyncio.ensure_future(stopping.wait())
+    signalled: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
     try:
         await asyncio.wait({platforms, signalled}, return_when=asyncio.FIRST_COMPLETED)
         if stopping.is_set():

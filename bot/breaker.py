@@ -13,15 +13,25 @@ from bot.errors import FailureKind, ReplyFailure
 log = structlog.get_logger(__name__)
 
 # The service's failures; a refused prompt or an answer cut at max_tokens says nothing of its health.
-SERVICE_FAILURES = frozenset({
-    FailureKind.AUTH, FailureKind.RATE_LIMITED, FailureKind.LOADING, FailureKind.TIMEOUT,
-    FailureKind.STALLED, FailureKind.CUT, FailureKind.UNAVAILABLE, FailureKind.MODEL_ERROR,
-    FailureKind.BAD_RESPONSE,
-})  # fmt: skip
+SERVICE_FAILURES = frozenset(
+    {
+        FailureKind.AUTH,
+        FailureKind.RATE_LIMITED,
+        FailureKind.LOADING,
+        FailureKind.TIMEOUT,
+        FailureKind.STALLED,
+        FailureKind.CUT,
+        FailureKind.UNAVAILABLE,
+        FailureKind.MODEL_ERROR,
+        FailureKind.BAD_RESPONSE,
+    }
+)
 
 
 class CircuitBreaker:
-    def __init__(self, *, failures: int = 5, open_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, failures: int = 5, open_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """Opens after `failures` in a row. While open, a person learns within a second that the
         service is failing instead of after a 60 s timeout; after `open_seconds` one turn is let
         through to try again (the rest still get the answer at once until it succeeds)."""
@@ -58,5 +68,4 @@ class CircuitBreaker:
             self._opened_at = self._clock()  # the trial failed: pause again
         elif self._in_a_row >= self._threshold:
             self._opened_at = self._clock()
-            log.error("model_circuit_open", failures=self._in_a_row, kind=failure.kind.name,
-                      seconds=self._open_seconds)  # fmt: skip
+            log.error("model_circuit_open", failures=self._in_a_row, kind=failure.kind.name, seconds=self._open_seconds)

@@ -74,11 +74,11 @@ class RedisCoordination:
         await self._run(self._redis.set(self._key("alias", alias), thread, ex=self._alias_seconds))
 
     async def resolve(self, alias: str) -> str | None:
-        thread: str | None = await self._run(self._redis.get(self._key("alias", alias)))
-        return thread
+        thread = await self._run(self._redis.get(self._key("alias", alias)))
+        return None if thread is None else str(thread)
 
     async def take_slot(self, key: str, limit: int, window: float) -> float:
-        args = [limit, int(window * 1000), uuid.uuid4().hex]
+        args: list[int | str] = [limit, int(window * 1000), uuid.uuid4().hex]
         wait_ms = await self._run(self._take_slot(keys=[self._key("quota", key)], args=args))
         return max(0.0, float(wait_ms) / 1000)
 
@@ -150,4 +150,3 @@ class TurnQuota:
                 reason=f"{who} sending messages faster than I can answer ({limit} a minute). "
                 f"Please wait {max(1, math.ceil(wait))} s and ask again.",
             )
-

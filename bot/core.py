@@ -128,7 +128,7 @@ class ChatCore:
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
@@ -182,7 +182,9 @@ class ChatCore:
                 return ()
         except ReplyFailure:
             return ()
-        return (f"This conversation is longer than I can read at once: only the last {prompt.used} messages were used.",)
+        return (
+            f"This conversation is longer than I can read at once: only the last {prompt.used} messages were used.",
+        )
 
     async def _remember(self, turn: Turn, result: RenderResult, fence: str) -> RenderResult:
         if not result.complete:

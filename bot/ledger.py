@@ -134,7 +134,7 @@ class ReplyLedger:
         try:
             for record in await self._orphans(platform):
                 await finish(record)
-        except Exception:  # noqa: BLE001 - Redis or the platform failing now; the next sweep tries again
+        except Exception:
             log.exception("interrupted_reply_sweep_failed")
 
     async def _orphans(self, platform: str) -> list[ReplyRecord]:
@@ -145,9 +145,13 @@ class ReplyLedger:
         try:
             records = [ReplyRecord(**json.loads(raw)) for raw in await self._redis.hvals(self._key)]
             owners = {record.owner for record in records if record.platform == platform}
-            dead = {owner for owner in owners - {self.process_id} if not await self._redis.exists(self._lease_key(owner))}
+            dead = {
+                owner for owner in owners - {self.process_id} if not await self._redis.exists(self._lease_key(owner))
+            }
             # HDEL answers 1 to one process only: that one finishes the reply.
-            return [record for record in records if record.owner in dead and await self._redis.hdel(self._key, record.id)]
+            return [
+                record for record in records if record.owner in dead and await self._redis.hdel(self._key, record.id)
+            ]
         except REDIS_ERRORS as error:
             log.warning("reply_ledger_unavailable", error=f"{type(error).__name__}: {error}")
             return []

@@ -6,7 +6,7 @@ import asyncio
 import random
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -47,9 +47,7 @@ class LocalBackend:
             stop = threading.Event()
             queue: asyncio.Queue[object] = asyncio.Queue()
             loop = asyncio.get_running_loop()
-            worker = asyncio.create_task(
-                asyncio.to_thread(self._generate, model, list(messages), stop, queue, loop)
-            )
+            worker = asyncio.create_task(asyncio.to_thread(self._generate, model, list(messages), stop, queue, loop))
             try:
                 while (item := await queue.get()) is not _END:
                     if isinstance(item, BaseException):
@@ -94,7 +92,8 @@ class LocalBackend:
 
         try:
             finish_reason = None
-            for piece, finish_reason in self._pieces(model, messages):
+            for piece, reason in self._pieces(model, messages):
+                finish_reason = reason
                 if stop.is_set():
                     return
                 if piece:
@@ -111,7 +110,7 @@ class LocalBackend:
     def _pieces(self, model: Llama, messages: list[ChatMessage]) -> Iterator[tuple[str, str | None]]:
         sampling = self._settings.sampling
         chunks = model.create_chat_completion(
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,  # type: ignore[arg-type]  # llama-cpp-python wants its TypedDicts: the same keys
             stream=True,
             max_tokens=sampling.max_new_tokens,
             temperature=sampling.temperature,
@@ -120,5 +119,6 @@ class LocalBackend:
             seed=random.randrange(2**31),  # llama.cpp's fixed default seed repeats its worst answers
         )
         for chunk in chunks:
-            choice = chunk["choices"][0]  # type: ignore[index]
-            yield choice["delta"].get("content") or "", choice.get("finish_reason")
+            # llama-cpp-python types a stream's chunks as a union with the whole completion's.
+            choice: dict[str, Any] = chunk["choices"][0]  # type: ignore[index,assignment]
+            yield str(choice["delta"].get("content") or ""), choice.get("finish_reason")

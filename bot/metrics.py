@@ -19,20 +19,36 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.turns = Counter("bot_turns_total", "Turns answered, by outcome", ["platform", "outcome"], registry=r)
-        self.first_text = Histogram("bot_first_text_seconds", "Message received → first visible text",
-                                    ["platform"], buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.final_text = Histogram("bot_final_text_seconds", "Message received → final text visible",
-                                    ["platform"], buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.model_first_token = Histogram("bot_model_first_token_seconds", "Model asked → first token",
-                                           buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
+        self.first_text = Histogram(
+            "bot_first_text_seconds",
+            "Message received → first visible text",
+            ["platform"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.final_text = Histogram(
+            "bot_final_text_seconds",
+            "Message received → final text visible",
+            ["platform"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_first_token = Histogram(
+            "bot_model_first_token_seconds", "Model asked → first token", buckets=_LATENCY_BUCKETS, registry=r
+        )
         self.tokens = Counter("bot_tokens_streamed_total", "Text pieces streamed from the model", registry=r)
-        self.platform_rate_limited = Counter("bot_platform_rate_limited_total", "429 answers from a platform",
-                                             ["platform"], registry=r)  # fmt: skip
+        self.platform_rate_limited = Counter(
+            "bot_platform_rate_limited_total", "429 answers from a platform", ["platform"], registry=r
+        )
         self.model_errors = Counter("bot_model_errors_total", "Model failures, by kind", ["kind"], registry=r)
         self.redis_errors = Counter("bot_redis_errors_total", "Redis commands that failed", registry=r)
         self.in_flight = Gauge("bot_replies_in_flight", "Replies being written now", ["platform"], registry=r)
-        self.recovered = Counter("bot_interrupted_replies_recovered_total",
-                                 "Replies left by a dead process and finished with a note", ["platform"], registry=r)  # fmt: skip
+        self.recovered = Counter(
+            "bot_interrupted_replies_recovered_total",
+            "Replies left by a dead process and finished with a note",
+            ["platform"],
+            registry=r,
+        )
         self._problems: dict[str, str | None] = {}
 
     def set_health(self, component: str, problem: str | None) -> None:

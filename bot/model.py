@@ -169,7 +169,7 @@ class InferenceBackend:
                         sent_any = True
                         yield choice.delta.content
                     finish_reason = choice.finish_reason or finish_reason
-            except Exception as error:  # noqa: BLE001 - translated for the person, logged for the operator
+            except Exception as error:
                 raise classify_inference_error(error, started=sent_any) from error
             if finish_reason is None:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
@@ -235,4 +235,3 @@ def _kind_for_status(status: int, message: str) -> FailureKind:
     if status == 404:
         return FailureKind.BAD_REQUEST
     return FailureKind.UNAVAILABLE
-

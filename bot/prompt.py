@@ -135,8 +135,12 @@ def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
     for turn in turns:
         if merged and merged[-1].role == turn.role:
             last = merged[-1]
-            merged[-1] = _Turn(turn.role, f"{last.content}\n\n{turn.content}",
-                               last.tokens + turn.tokens + _SEPARATOR_TOKENS, last.count + turn.count)  # fmt: skip
+            merged[-1] = _Turn(
+                turn.role,
+                f"{last.content}\n\n{turn.content}",
+                last.tokens + turn.tokens + _SEPARATOR_TOKENS,
+                last.count + turn.count,
+            )
         else:
             merged.append(turn)
     return merged

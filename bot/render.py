@@ -100,7 +100,9 @@ class LiveRenderer:
 
     def result(self) -> RenderResult:
         """What the model wrote and what is shown, so far (all of it once render() returned)."""
-        return RenderResult(self._text(), self._failure, [*self._sealed, self._shown], self._writes, self._first_shown_at)
+        return RenderResult(
+            self._text(), self._failure, [*self._sealed, self._shown], self._writes, self._first_shown_at
+        )
 
     # -- reading the model ---------------------------------------------------------
 
@@ -111,7 +113,7 @@ class LiveRenderer:
                 self._changed.set()
         except ReplyFailure as failure:
             self._failure = failure
-        except Exception as error:  # noqa: BLE001 - the person gets a reason, the operator the traceback
+        except Exception as error:
             log.exception("model_stream_crashed")
             self._failure = ReplyFailure(FailureKind.INTERNAL, f"{type(error).__name__}: {error}")
         finally:
@@ -174,7 +176,7 @@ class LiveRenderer:
     async def _write_final_safely(self) -> None:
         try:
             await asyncio.wait_for(self._write_final(), timeout=10)
-        except Exception:  # noqa: BLE001 - already shutting down; the operator needs to know
+        except Exception:
             log.exception("final_write_failed_during_cancel")
 
     async def _write_final(self) -> None:
@@ -255,7 +257,7 @@ class LiveRenderer:
             await self._surface.show_waiting()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - cosmetic; the reply itself goes on
+        except Exception:
             log.warning("waiting_indicator_failed", exc_info=True)
 
     def _stop_waiting(self) -> None:

@@ -109,7 +109,8 @@ class RedisHistoryStore:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
         settings = self._settings
         keys = [self.history_key(thread), fence_key(self.lock_key(thread))]  # one hash tag: one Cluster slot
-        args = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, "1" if read_back else "0"]
+        read = "1" if read_back else "0"
+        args: list[int | str] = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, read]
         return await self._run(self._append_script(keys=keys, args=args))
 
     async def _run(self, command: Awaitable[T]) -> T:
@@ -153,4 +154,3 @@ class MemoryHistoryStore:
 
 
 HistoryStore: TypeAlias = RedisHistoryStore | MemoryHistoryStore
-

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
+# The readers below are named str, int, float and bool, which hides the builtins in the class body.
+Text = str
 
 
 class ConfigError(ValueError):
@@ -33,18 +35,16 @@ class Env:
         value = self.raw(name)
         return default if value is None else value
 
-    def optional_str(self, name: str) -> str | None:
+    def optional_str(self, name: Text) -> Text | None:
         return self.raw(name)
 
-    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def int(self, name: Text, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
         return self._number(name, default, int, "a whole number", minimum, maximum)
 
-    def float(
-        self, name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
-    ) -> float:
+    def float(self, name: Text, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
         return self._number(name, default, float, "a number", minimum, maximum)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: Text, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -55,7 +55,7 @@ class Env:
             return False
         raise ConfigError(f"{name}={value!r} is invalid: expected true or false")
 
-    def id_set(self, name: str) -> frozenset[str]:
+    def id_set(self, name: Text) -> frozenset[Text]:
         """A comma-separated list of numeric or alphanumeric ids (Discord snowflakes, Slack ids)."""
         value = self.raw(name)
         if value is None:
@@ -66,13 +66,13 @@ class Env:
                 raise ConfigError(f"{name} contains {item!r}: expected a comma-separated list of ids")
         return frozenset(ids)
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: Text, default: Text, choices: tuple[Text, ...]) -> Text:
         value = self.str(name, default)
         if value.lower() not in choices:
             raise ConfigError(f"{name}={value!r} is invalid: expected one of {', '.join(choices)}")
         return value.lower()
 
-    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+    def url(self, name: Text, default: Text | None, schemes: tuple[Text, ...]) -> Text | None:
         value = self.raw(name)
         if value is None:
             return default
@@ -83,10 +83,10 @@ class Env:
 
     def _number(
         self,
-        name: str,
+        name: Text,
         default: T,
-        parse: Callable[[str], T],
-        kind: str,
+        parse: Callable[[Text], T],
+        kind: Text,
         minimum: T | None,
         maximum: T | None,
     ) -> T:
@@ -97,8 +97,8 @@ class Env:
             number = parse(value)
         except ValueError:
             raise ConfigError(f"{name}={value!r} is invalid: expected {kind}") from None
-        if minimum is not None and number < minimum:  # type: ignore[operator]
+        if minimum is not None and number < minimum:  # type: ignore[operator]  # T is int or float
             raise ConfigError(f"{name}={value!r} is invalid: expected {kind} ≥ {minimum}")
-        if maximum is not None and number > maximum:  # type: ignore[operator]
+        if maximum is not None and number > maximum:  # type: ignore[operator]  # T is int or float
             raise ConfigError(f"{name}={value!r} is invalid: expected {kind} ≤ {maximum}")
         return number

@@ -192,8 +192,7 @@ def _choose_backend(
         return BackendKind.HF_ROUTER
     if provider:
         raise ConfigError(
-            f"INFERENCE_PROVIDER={provider!r} is set but HF_TOKEN is not: "
-            "the Hugging Face router needs an hf_… token"
+            f"INFERENCE_PROVIDER={provider!r} is set but HF_TOKEN is not: the Hugging Face router needs an hf_… token"
         )
     return BackendKind.LOCAL
 

@@ -38,20 +38,48 @@ class OwnCluster:
         server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
         if server is None or cli is None:
             pytest.skip("redis-server and redis-cli are needed for a Redis Cluster")
-        for port, bus_port in zip(self.ports, self._bus_ports):
-            self._processes.append(subprocess.Popen(
-                [server, "--port", str(port), "--cluster-port", str(bus_port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
-                 "--save", "", "--appendonly", "no", "--dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))  # fmt: skip
+        for port, bus_port in zip(self.ports, self._bus_ports, strict=False):
+            self._processes.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--cluster-port",
+                        str(bus_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        f"{self.dir}/nodes-{port}.conf",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        self.dir,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         deadline = time.monotonic() + START_SECONDS
         self._wait(deadline, lambda node: bool(node.ping()))
         created = subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=START_SECONDS,
-        )  # fmt: skip
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in self.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=START_SECONDS,
+        )
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
         self._wait(deadline, lambda node: node.cluster("info")["cluster_state"] == "ok")

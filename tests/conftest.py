@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # as `python -m bot` does: no Hub call mid-test
 
-import asyncio  # noqa: E402
+import asyncio
 import shutil
 import signal
 import socket
@@ -72,7 +72,7 @@ async def terminate(process: asyncio.subprocess.Process, timeout: float) -> bool
     try:
         await asyncio.wait_for(process.wait(), timeout)
         return False
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
         return True
@@ -166,8 +166,21 @@ class OwnRedis:
         if binary is None:
             pytest.skip("redis-server is not installed")
         self._process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.dir,
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

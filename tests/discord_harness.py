@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from tests.conftest import REDIS_URL, delete_keys, terminate
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
@@ -39,8 +38,19 @@ ROOT = Path(__file__).resolve().parent.parent
 INDICATOR = " ▌"
 WARNING = "⚠️"
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
-STRIPPED_VARIABLES = ("HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "INFERENCE_BASE_URL", "SYSTEM_PROMPT",
-                      "MAX_NEW_TOKENS", "ALLOW_DMS", "REDIS_KEY_PREFIX", "REDIS_CLUSTER", "LOG_LEVEL", "LOG_FORMAT")
+STRIPPED_VARIABLES = (
+    "HF_TOKEN",
+    "LOCAL_MODEL_PATH",
+    "REDIS_URL",
+    "INFERENCE_BASE_URL",
+    "SYSTEM_PROMPT",
+    "MAX_NEW_TOKENS",
+    "ALLOW_DMS",
+    "REDIS_KEY_PREFIX",
+    "REDIS_CLUSTER",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+)
 
 MESSAGE_CREATE = "POST /channels/{channel_id}/messages"
 MESSAGE_EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
@@ -82,8 +92,15 @@ class BotProcess:
         handle, name = tempfile.mkstemp(prefix="discord-bot-", suffix=".stderr")
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=handle, stderr=handle,
+                sys.executable,
+                "-m",
+                "bot",
+                *args,
+                cwd=ROOT,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=handle,
+                stderr=handle,
             )
         finally:
             os.close(handle)
@@ -194,8 +211,9 @@ class DiscordWorld:
         def ready() -> bool:
             if not bot.running:
                 raise AssertionError(f"the bot exited with {bot.process.returncode}:\n{bot.stderr}")
-            return (self.fake.gateway.identify_count > identified and self.fake.connected
-                    and self._command_syncs() > syncs)
+            return (
+                self.fake.gateway.identify_count > identified and self.fake.connected and self._command_syncs() > syncs
+            )
 
         try:
             await self.fake.wait_for(ready, ready_timeout, interval=0.02)
@@ -239,21 +257,25 @@ class DiscordWorld:
 
     # -- acting like people ------------------------------------------------------------
 
-    async def mention(self, channel: dict[str, Any] | int | str, user: FakeUser, text: str,
-                      **options: Any) -> dict[str, Any]:
+    async def mention(
+        self, channel: dict[str, Any] | int | str, user: FakeUser, text: str, **options: Any
+    ) -> dict[str, Any]:
         return await self.fake.send_user_message(_id(channel), user, text, mentions_bot=True, **options)
 
-    async def say(self, channel: dict[str, Any] | int | str, user: FakeUser, text: str,
-                  **options: Any) -> dict[str, Any]:
+    async def say(
+        self, channel: dict[str, Any] | int | str, user: FakeUser, text: str, **options: Any
+    ) -> dict[str, Any]:
         return await self.fake.send_user_message(_id(channel), user, text, **options)
 
     # -- what people see ---------------------------------------------------------------
 
-    def bot_messages(self, channel: dict[str, Any] | int | str, *, after: int | str | None = None
-                     ) -> list[dict[str, Any]]:
+    def bot_messages(
+        self, channel: dict[str, Any] | int | str, *, after: int | str | None = None
+    ) -> list[dict[str, Any]]:
         bot_id = str(self.fake.bot_user.id)
         return [
-            m for m in self.fake.messages_in(_id(channel))
+            m
+            for m in self.fake.messages_in(_id(channel))
             if m["author"]["id"] == bot_id and (after is None or int(m["id"]) > int(after))
         ]
 

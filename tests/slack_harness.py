@@ -38,11 +38,25 @@ SIGNING_SECRET = "e2e-signing-secret"
 INDICATOR = " ▌"
 # Never inherited: a developer's real tokens or Redis must not leak into a test bot.
 _STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
-_STRIPPED = frozenset({
-    "HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "REDIS_KEY_PREFIX", "INFERENCE_BASE_URL", "INFERENCE_PROVIDER",
-    "MODEL_ID", "SYSTEM_PROMPT", "MAX_NEW_TOKENS", "CONTEXT_TOKENS", "MODEL_TIMEOUT_SECONDS", "LOG_LEVEL",
-    "LOG_FORMAT", "PORT", "REDIS_CLUSTER",
-})  # fmt: skip
+_STRIPPED = frozenset(
+    {
+        "HF_TOKEN",
+        "LOCAL_MODEL_PATH",
+        "REDIS_URL",
+        "REDIS_KEY_PREFIX",
+        "INFERENCE_BASE_URL",
+        "INFERENCE_PROVIDER",
+        "MODEL_ID",
+        "SYSTEM_PROMPT",
+        "MAX_NEW_TOKENS",
+        "CONTEXT_TOKENS",
+        "MODEL_TIMEOUT_SECONDS",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "PORT",
+        "REDIS_CLUSTER",
+    }
+)
 
 
 def inherited_env() -> dict[str, str]:
@@ -78,9 +92,16 @@ class BotProcess:
     @classmethod
     async def start(cls, name: str, env: Mapping[str, str]) -> BotProcess:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "slack", cwd=ROOT, env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot",
+            "slack",
+            cwd=ROOT,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         return cls(name, process)
 
     @property
@@ -191,7 +212,7 @@ class SlackHarness:
         ready = self._wait_socket(bot, connections) if self.mode == "socket" else self._wait_http(bot)
         try:
             await asyncio.wait_for(ready, timeout)
-        except (asyncio.TimeoutError, AssertionError) as error:
+        except (TimeoutError, AssertionError) as error:
             raise AssertionError(f"{bot.name} did not get ready ({error!r})\n{self.report()}") from None
         return bot
 
@@ -207,7 +228,7 @@ class SlackHarness:
                 try:
                     async with session.get(self.events_url, timeout=aiohttp.ClientTimeout(total=1)):
                         return  # any HTTP answer means the server listens
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     await asyncio.sleep(0.05)
 
     async def stop_bot(self, bot: BotProcess) -> None:
@@ -227,8 +248,9 @@ class SlackHarness:
         """Every bot's stderr, for a failing test's output."""
         return "\n".join(f"===== {bot.name} (pid {bot.pid}) stderr =====\n{bot.stderr}" for bot in self.bots)
 
-    async def wait_turn(self, channel: str, thread_ts: str | None, *, count: int = 1,
-                        timeout: float = 15.0) -> dict[str, Any]:  # fmt: skip
+    async def wait_turn(
+        self, channel: str, thread_ts: str | None, *, count: int = 1, timeout: float = 15.0
+    ) -> dict[str, Any]:
         """Wait for a `turn_finished` log of that conversation from any bot; return it."""
         key = self.thread_key(channel, thread_ts)
         deadline = time.monotonic() + timeout
@@ -264,15 +286,23 @@ class SlackHarness:
 
     # -- people doing things ----------------------------------------------------------------
 
-    async def mention(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
-                      event_id: str | None = None, files: Sequence[tuple[str, str, bytes]] = ()
-                      ) -> tuple[dict[str, Any], str]:  # fmt: skip
+    async def mention(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        event_id: str | None = None,
+        files: Sequence[tuple[str, str, bytes]] = (),
+    ) -> tuple[dict[str, Any], str]:
         """A person @mentions the bot (with files: (name, mimetype, data)); returns (event, envelope_id)."""
         event = self.fake.app_mention_event(channel, user, text, thread_ts=thread_ts, files=files)
         return event, await self.fake.send_event(event, event_id=event_id)
 
-    async def say(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
-                  **extra: Any) -> tuple[dict[str, Any], str]:  # fmt: skip
+    async def say(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None, **extra: Any
+    ) -> tuple[dict[str, Any], str]:
         """A person posts a plain message (channel_type from the channel); returns (event, envelope_id)."""
         event = self.fake.message_event(channel, user, text, thread_ts=thread_ts, **extra)
         return event, await self.fake.send_event(event)

@@ -25,19 +25,19 @@ from tests.discord_harness import DiscordWorld
 from tests.fakes.model_server import Script
 from tests.test_console import Console, clean_env
 from tests.test_discord import user_turns
-from tests.test_scale import (  # noqa: F401 - collected here as well, with this module's fixtures
-    test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_and_sees_it,
-    test_a_persons_quota_is_counted_across_processes,
-    test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one,
-    test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn,
-    two_processes,
-)
 from tests.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_a_full_channel_holds_up_its_own_writes_only,
     test_a_lone_process_gets_the_whole_limit_at_once,
     test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later,
     test_replies_started_by_four_workers_at_once_stream_no_more_than_a_slow_window_has_finals_for,
     test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it,
+)
+from tests.test_scale import (  # noqa: F401 - collected here as well, with this module's fixtures
+    test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_and_sees_it,
+    test_a_persons_quota_is_counted_across_processes,
+    test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one,
+    test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn,
+    two_processes,
 )
 from tests.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_claim_succeeds_once_across_clients,
@@ -78,7 +78,9 @@ async def test_a_threads_keys_share_a_node_and_threads_spread_over_the_nodes(
     for thread in threads:
         async with locks.hold(thread) as fence:
             await redis_store.begin_turn(thread, StoredMessage("user", f"hello in {thread}"), fence)
-            node_of |= {key: port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() for key in keys}
+            node_of |= {
+                key: port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() for key in keys
+            }
     for thread in threads:
         assert node_of[redis_store.history_key(thread)] == node_of[redis_store.lock_key(thread)]
     assert len({node_of[redis_store.history_key(thread)] for thread in threads}) >= 2, node_of
@@ -118,7 +120,11 @@ async def test_the_bot_on_a_cluster_answers_a_thread_and_its_follow_up_with_the_
         await world.stop_bot(check=True)
         history_key = f"{world.key_prefix}chat:{{discord:conv:{thread['id']}}}:history"
         stored = [json.loads(raw)["content"] for raw in await raw_redis.lrange(history_key, 0, -1)]
-        assert stored == ["cl-one Remember the number 7.", "I will remember 7.", "cl-two Which number was it?",
-                          "It was 7."]  # fmt: skip
+        assert stored == [
+            "cl-one Remember the number 7.",
+            "I will remember 7.",
+            "cl-two Which number was it?",
+            "It was 7.",
+        ]
         with redis.Redis.from_url(REDIS_URL) as single_node:  # nothing went to the single server instead
             assert not list(single_node.scan_iter(match=f"{world.key_prefix}*"))

@@ -51,7 +51,10 @@ def test_a_base_url_wins_and_still_sends_the_model_id() -> None:
         ({"LOCAL_MODEL_PATH": "/nope.gguf"}, "LOCAL_MODEL_PATH='/nope.gguf' is invalid: expected an existing .gguf"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is invalid: expected one of debug, info, warning, error"),
         ({"INFERENCE_PROVIDER": "together"}, "INFERENCE_PROVIDER='together' is set but HF_TOKEN is not"),
-        ({"MAX_NEW_TOKENS": "9000", "HF_TOKEN": "hf_x"}, "MAX_NEW_TOKENS=9000 must be smaller than CONTEXT_TOKENS=8192"),
+        (
+            {"MAX_NEW_TOKENS": "9000", "HF_TOKEN": "hf_x"},
+            "MAX_NEW_TOKENS=9000 must be smaller than CONTEXT_TOKENS=8192",
+        ),
     ],
 )
 def test_invalid_values_name_the_variable_and_what_is_expected(values: dict[str, str], message: str) -> None:
@@ -90,5 +93,7 @@ def test_shards_default_to_what_discord_recommends_and_split_by_process_when_giv
 
     default = DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z"}))
     assert (default.shard_count, default.shard_ids) == (None, None)
-    split = DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z", "DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3, 1"}))
+    split = DiscordSettings.from_env(
+        Env({"DISCORD_TOKEN": "x.y.z", "DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3, 1"})
+    )
     assert (split.shard_count, split.shard_ids) == (4, [1, 3])

@@ -10,8 +10,17 @@ import time
 from tests.conftest import ROOT
 from tests.fakes.model_server import FakeModelServer, Script
 
-PLATFORM_VARIABLES = ("DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "HF_TOKEN", "INFERENCE_BASE_URL",
-                      "LOCAL_MODEL_PATH", "REDIS_URL", "SYSTEM_PROMPT", "MAX_NEW_TOKENS")
+PLATFORM_VARIABLES = (
+    "DISCORD_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "HF_TOKEN",
+    "INFERENCE_BASE_URL",
+    "LOCAL_MODEL_PATH",
+    "REDIS_URL",
+    "SYSTEM_PROMPT",
+    "MAX_NEW_TOKENS",
+)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -30,8 +39,15 @@ class Console:
     @classmethod
     async def start(cls, *args: str, env: dict[str, str]) -> Console:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bot",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         return cls(process)
 
@@ -86,8 +102,9 @@ async def test_console_keeps_the_conversation_until_reset() -> None:
         env = clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1")
         console = await Console.start("console", env=env)
         for line in ("My name is Ada.", "What is my name?", "/reset", "Hello again"):
-            await console.read_until("you> ", occurrences=1 + ["My name is Ada.", "What is my name?", "/reset",
-                                                                "Hello again"].index(line))
+            await console.read_until(
+                "you> ", occurrences=1 + ["My name is Ada.", "What is my name?", "/reset", "Hello again"].index(line)
+            )
             await console.say(line)
         await console.read_until("you> ", occurrences=5)
         code, stderr = await console.finish()
@@ -102,8 +119,9 @@ async def test_console_keeps_the_conversation_until_reset() -> None:
 async def test_a_model_server_of_ones_own_answers_in_hugging_face_offline_mode() -> None:
     # HF_HUB_OFFLINE=1 means "don't reach the Hub"; the operator's own server is not the Hub.
     async with FakeModelServer(Script(text="Still here.")) as server:
-        console = await Console.start("console", env=clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1",
-                                                              HF_HUB_OFFLINE="1"))
+        console = await Console.start(
+            "console", env=clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1", HF_HUB_OFFLINE="1")
+        )
         await console.read_until("you> ")
         await console.say("Are you there?")
         await console.read_until("you> ", occurrences=2)
@@ -128,9 +146,15 @@ async def test_an_unreachable_redis_stops_start_up_with_a_clear_message() -> Non
 
 
 async def test_discord_and_slack_refuse_to_start_without_redis_for_their_rate_limits() -> None:
-    tokens = {"discord": {"DISCORD_TOKEN": "not-used"}, "slack": {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}}
+    tokens = {
+        "discord": {"DISCORD_TOKEN": "not-used"},
+        "slack": {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
+    }
     for platform, variables in tokens.items():
         bot = await Console.start(platform, env=clean_env(REDIS_URL="memory://", **variables))
         code, stderr = await bot.finish()
         assert code == 1, stderr
-        assert f"{platform}: configuration error: REDIS_URL: Discord and Slack keep the bot's rate limits in Redis" in stderr
+        assert (
+            f"{platform}: configuration error: REDIS_URL: Discord and Slack keep the bot's rate limits in Redis"
+            in stderr
+        )

@@ -46,8 +46,24 @@ from tests.fakes.model_server import Script, tokenize
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 
 EPHEMERAL = 1 << 6
-CHANNELS = ("general", "nothreads", "ask", "code", "mentions", "burst", "slowthread", "blocked", "closed",
-            "failure", "bots", "resume", "typing", "global1", "global2", "files")
+CHANNELS = (
+    "general",
+    "nothreads",
+    "ask",
+    "code",
+    "mentions",
+    "burst",
+    "slowthread",
+    "blocked",
+    "closed",
+    "failure",
+    "bots",
+    "resume",
+    "typing",
+    "global1",
+    "global2",
+    "files",
+)
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory")
 
 
@@ -111,8 +127,10 @@ async def test_mention_opens_a_thread_streams_the_answer_and_follow_ups_need_no_
     answer_one = "Paris is the capital of France. " + words(24, "fact")
     world.answer("s1-capital", Script(text=answer_one, rate=20))
     world.answer("s1-followup", Script(text="Its population is about two million.", rate=50))
-    question = ("s1-capital What is the capital of France, and could you also tell me a little about its history "
-                "and the river that runs through it?")
+    question = (
+        "s1-capital What is the capital of France, and could you also tell me a little about its history "
+        "and the river that runs through it?"
+    )
 
     message = await world.mention(general, alice, question)
     thread = await world.wait_thread(message)
@@ -157,8 +175,11 @@ async def test_without_thread_permission_the_bot_replies_and_the_reply_chain_is_
     message = await world.mention(channel, bob, "s2-first My favourite colour is blue.")
     [reply] = await world.wait_bot_text(channel, "Sure, I remember: blue.", after=message["id"])
     assert world.fake.thread_for_message(message["id"]) is None
-    assert [r.status for r in world.fake.requests_for(THREAD_FROM_MESSAGE)
-            if r.path.startswith(f"/channels/{channel['id']}/")] == [403]
+    assert [
+        r.status
+        for r in world.fake.requests_for(THREAD_FROM_MESSAGE)
+        if r.path.startswith(f"/channels/{channel['id']}/")
+    ] == [403]
     assert reply["message_reference"]["message_id"] == message["id"]
     assert reply["mentions"] == []  # replying did not ping bob
 
@@ -187,7 +208,9 @@ async def test_a_dm_is_one_conversation_until_reset(shared: Shared, world: Disco
     await world.wait_bot_text(dm, "Noted.", after=second["id"])
     [request] = world.model_requests("s3-two")
     assert user_turns(request.body) == [
-        ("user", "s3-one My name is Dave."), ("assistant", "Noted."), ("user", "s3-two What is my name?"),
+        ("user", "s3-one My name is Dave."),
+        ("assistant", "Noted."),
+        ("user", "s3-two What is my name?"),
     ]
 
     interaction = await world.fake.send_slash_command(dm["id"], dave, "reset")
@@ -372,9 +395,7 @@ async def test_a_burst_in_one_channel_stays_within_limits_and_survives_a_429(
         assert shown_at - request.last_token_at < 1.0, (i, shown_at - request.last_token_at)
 
 
-async def test_a_global_429_holds_writes_back_only_as_long_as_discord_asks(
-    shared: Shared, world: DiscordWorld
-) -> None:
+async def test_a_global_429_holds_writes_back_only_as_long_as_discord_asks(shared: Shared, world: DiscordWorld) -> None:
     # Discord's Retry-After header is whole seconds (1 here); the body's retry_after is the wait.
     alice, first, second = shared.users["alice"], shared.channels["global1"], shared.channels["global2"]
     world.answer("s7-global", Script(text="Global limits are brief.", rate=40))
@@ -393,9 +414,7 @@ async def test_a_global_429_holds_writes_back_only_as_long_as_discord_asks(
     assert created and created[0] - limited_at < 0.5, created
 
 
-async def test_a_reply_survives_a_thread_that_opens_after_the_first_token(
-    shared: Shared, world: DiscordWorld
-) -> None:
+async def test_a_reply_survives_a_thread_that_opens_after_the_first_token(shared: Shared, world: DiscordWorld) -> None:
     """Discord answers the thread creation with a 429, so the thread exists only after the
     waiting indicator started and the first token arrived."""
     alice, channel = shared.users["alice"], shared.channels["slowthread"]
@@ -535,11 +554,14 @@ async def test_a_text_file_attached_to_a_mention_is_read_and_an_image_is_skipped
     world.answer("f1-review", Script(text="The function adds two numbers.", rate=50))
     code = "def add(a, b):\n    return a + b\n"
     message = await world.fake.send_user_message(
-        channel["id"], alice, "f1-review what does this do?", mentions_bot=True,
+        channel["id"],
+        alice,
+        "f1-review what does this do?",
+        mentions_bot=True,
         files=[("add.py", "text/x-python", code.encode()), ("cat.png", "image/png", b"\x89PNG\r\n\x1a\n")],
-    )  # fmt: skip
+    )
     thread = await world.wait_thread(message)
-    [final] = await world.wait_bot_text(
+    [_final] = await world.wait_bot_text(
         thread["id"], "The function adds two numbers.\n\nℹ️ I can only read text files, so I skipped cat.png."
     )
     [request] = world.model_requests("f1-review")
@@ -633,12 +655,23 @@ async def test_a_restart_between_turns_keeps_the_thread_and_guild_commands_sync_
 async def test_invite_url_is_printed_without_connecting() -> None:
     bot_id = "123456789012345678"
     token = base64.b64encode(bot_id.encode()).decode().rstrip("=") + ".GxYzAb.c2VjcmV0LXBhcnQtb2YtdGhlLXRva2Vu"
-    env = clean_env(DISCORD_TOKEN=token, DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10",
-                    DISCORD_GATEWAY_URL="ws://127.0.0.1:9/gateway", REDIS_URL="redis://127.0.0.1:9/0")
+    env = clean_env(
+        DISCORD_TOKEN=token,
+        DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10",
+        DISCORD_GATEWAY_URL="ws://127.0.0.1:9/gateway",
+        REDIS_URL="redis://127.0.0.1:9/0",
+    )
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "discord", "--invite-url", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "discord",
+        "--invite-url",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     stdout, stderr = out.decode(), err.decode()
@@ -694,7 +727,6 @@ async def test_guild_role_and_dm_restrictions_refuse_with_an_explanation() -> No
         except BaseException:
             print(f"--- bot stderr ---\n{world.stderr}")
             raise
-
 
 
 # -- the Message Content intent not enabled in the portal ------------------------------------------

@@ -130,17 +130,15 @@ async def test_login_ready_and_guild_create(world: World) -> None:
 
 
 async def test_plain_text_gateway_frames_are_accepted() -> None:
-    async with running_world(gateway_compression=False) as world:
-        async with connected_client(world.fake) as client:
-            assert client.get_guild(world.guild.id) is not None
-            assert world.fake.gateway.connections[0].compressor is None
+    async with running_world(gateway_compression=False) as world, connected_client(world.fake) as client:
+        assert client.get_guild(world.guild.id) is not None
+        assert world.fake.gateway.connections[0].compressor is None
 
 
 async def test_bad_token_is_a_login_failure(world: World) -> None:
     client = discord.Client(intents=discord.Intents.default())
-    with pointed_at(world.fake):
-        with pytest.raises(discord.LoginFailure):
-            await client.login("wrong-token")
+    with pointed_at(world.fake), pytest.raises(discord.LoginFailure):
+        await client.login("wrong-token")
     await client.close()
     record = world.fake.requests[-1]
     assert record.status == 401 and record.response == {"message": "401: Unauthorized", "code": 0}

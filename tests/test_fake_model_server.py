@@ -331,9 +331,17 @@ async def test_stop_does_not_hang_on_open_stalled_stream() -> None:
 
 async def test_cli_serves_default_script() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.model_server", "--port", "0", "--tokens", "3", "--rate", "200",
+        sys.executable,
+        "-m",
+        "tests.fakes.model_server",
+        "--port",
+        "0",
+        "--tokens",
+        "3",
+        "--rate",
+        "200",
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()

@@ -208,7 +208,9 @@ def bolt_app(fake: FakeSlack, retries_seen: list[str] | None = None, signing_sec
         await say(text=f"echo: {event['text']}", thread_ts=event["ts"])
 
     @app.command("/ask")
-    async def on_ask(ack: Callable[..., Awaitable[None]], respond: Callable[..., Awaitable[object]], command: dict) -> None:
+    async def on_ask(
+        ack: Callable[..., Awaitable[None]], respond: Callable[..., Awaitable[object]], command: dict
+    ) -> None:
         await ack("working on it")
         await respond(f"answer to {command['text']}")
 
@@ -289,7 +291,9 @@ async def test_signed_posts_reach_real_bolt_http_app(fake: FakeSlack) -> None:
         assert sorted(retries_seen) == ["0", "1"]
 
         bad = await fake.post_signed_event(url, payload, signing_secret=SIGNING_SECRET, bad_signature=True)
-        stale = await fake.post_signed_event(url, payload, signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 600)
+        stale = await fake.post_signed_event(
+            url, payload, signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 600
+        )
         assert (bad[0], stale[0]) == (401, 401)
 
         command = fake.slash_command("/ask", "http", USER, CHANNEL)

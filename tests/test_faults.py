@@ -101,7 +101,9 @@ async def sigkill(bot: BotProcess) -> None:
     await bot.process.wait()
 
 
-async def wait_shown(world: DiscordWorld, channel_id: int | str, expected: str, timeout: float = 15.0) -> dict[str, Any]:
+async def wait_shown(
+    world: DiscordWorld, channel_id: int | str, expected: str, timeout: float = 15.0
+) -> dict[str, Any]:
     """The bot's message in `channel_id` that shows exactly `expected` (indicator included, if any)."""
     return await world.fake.wait_for(
         lambda: next((m for m in world.bot_messages(channel_id) if m["content"] == expected), None), timeout
@@ -231,20 +233,27 @@ async def test_slack_replies_cut_by_a_crash_are_finished_after_the_restart_strea
     await harness.fake.start()
     answer = "The first part of the answer, and then"
     partial = "".join(tokenize(answer)[:6])
-    slack_model.responder = Answers({
-        "s1-": Script(text=answer, rate=20, failure="stall", fail_after=6),
-        "s2-": Script(text=answer, rate=20, failure="stall", fail_after=6),
-        "s3-": Script(failure="headers_timeout"),
-        "s4-": Script(text="Here is all of it.", rate=50),
-    }, Script(text="Hello."))  # fmt: skip
+    slack_model.responder = Answers(
+        {
+            "s1-": Script(text=answer, rate=20, failure="stall", fail_after=6),
+            "s2-": Script(text=answer, rate=20, failure="stall", fail_after=6),
+            "s3-": Script(failure="headers_timeout"),
+            "s4-": Script(text="Here is all of it.", rate=50),
+        },
+        Script(text="Hello."),
+    )
     crashed = await harness.start_bot()
     dm = harness.new_dm(ALICE)
     streamed, _ = await harness.mention(GENERAL, ALICE, "s1-tell me everything")
     await harness.say(dm, ALICE, "s2-tell me everything in the DM")
     thinking, _ = await harness.mention(GENERAL, ALICE, "s3-think about it")
     fake = harness.fake
-    await eventually(lambda: [m.visible_text for m in harness.replies(GENERAL, streamed["ts"])] == [partial], 15, "the stream")
-    await eventually(lambda: [m.visible_text for m in harness.replies(dm)] == [to_mrkdwn(partial) + INDICATOR], 15, "the DM")
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(GENERAL, streamed["ts"])] == [partial], 15, "the stream"
+    )
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(dm)] == [to_mrkdwn(partial) + INDICATOR], 15, "the DM"
+    )
     await eventually(lambda: fake.status_of(GENERAL, thinking["ts"]) == "is thinking…", 15, "the thinking status")
     await asyncio.sleep(0.5)  # the replies' records in Redis follow each write within milliseconds
     crashed.process.kill()
@@ -255,10 +264,16 @@ async def test_slack_replies_cut_by_a_crash_are_finished_after_the_restart_strea
     [stream] = harness.replies(GENERAL, streamed["ts"])
     await eventually(lambda: stream.stream_state == "stopped", RESTARTED_WITHIN, "the stream to be stopped")
     assert stream.visible_text == f"{partial}\n\n{INTERRUPTED_NOTE}"
-    await eventually(lambda: [m.visible_text for m in harness.replies(dm)] == [to_mrkdwn(f"{partial}\n\n{INTERRUPTED_NOTE}")],
-                     RESTARTED_WITHIN, "the DM reply to end with the note")  # fmt: skip
-    await eventually(lambda: [m.visible_text for m in harness.replies(GENERAL, thinking["ts"])] == [INTERRUPTED_NOTE],
-                     RESTARTED_WITHIN, "the note under the question that had no answer yet")  # fmt: skip
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(dm)] == [to_mrkdwn(f"{partial}\n\n{INTERRUPTED_NOTE}")],
+        RESTARTED_WITHIN,
+        "the DM reply to end with the note",
+    )
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(GENERAL, thinking["ts"])] == [INTERRUPTED_NOTE],
+        RESTARTED_WITHIN,
+        "the note under the question that had no answer yet",
+    )
     await eventually(lambda: fake.status_of(GENERAL, thinking["ts"]) == "", RESTARTED_WITHIN, "the status to clear")
     assert time.monotonic() - restarted_at < RESTARTED_WITHIN
     await restarted.wait_log("interrupted_reply_finished", count=3)
@@ -278,10 +293,13 @@ async def test_slack_a_live_process_reply_is_never_touched_and_a_dead_ones_is_fi
     harness = slack(streaming="off", extra_env={"REPLY_LEASE_SECONDS": "1", "REPLY_SWEEP_SECONDS": "0.2"})
     await harness.fake.start()
     long_answer = words(48, "slow")  # 6 s at 8 words a second: six times the process lease
-    slack_model.responder = Answers({
-        "l1-": Script(text=long_answer, rate=8),
-        "l2-": Script(text="Half of it and", rate=20, failure="stall", fail_after=3),
-    }, Script(text="Hello."))  # fmt: skip
+    slack_model.responder = Answers(
+        {
+            "l1-": Script(text=long_answer, rate=8),
+            "l2-": Script(text="Half of it and", rate=20, failure="stall", fail_after=3),
+        },
+        Script(text="Hello."),
+    )
     survivor = await harness.start_bot()
     answering = await harness.start_bot()  # the fake delivers events on the newest connection
     long, _ = await harness.mention(GENERAL, ALICE, "l1-a long one please")
@@ -293,13 +311,19 @@ async def test_slack_a_live_process_reply_is_never_touched_and_a_dead_ones_is_fi
     assert not survivor.logs("interrupted_reply_finished")
 
     cut, _ = await harness.mention(GENERAL, ALICE, "l2-and another")
-    await eventually(lambda: [m.visible_text for m in harness.replies(GENERAL, cut["ts"])] == ["Half of it" + INDICATOR],
-                     15, "the partial reply")  # fmt: skip
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(GENERAL, cut["ts"])] == ["Half of it" + INDICATOR],
+        15,
+        "the partial reply",
+    )
     await asyncio.sleep(0.5)
     answering.process.kill()
     await answering.stop()
-    await eventually(lambda: [m.visible_text for m in harness.replies(GENERAL, cut["ts"])] == [f"Half of it\n\n{INTERRUPTED_NOTE}"],
-                     RESTARTED_WITHIN, "the live process to finish the dead one's reply")  # fmt: skip
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(GENERAL, cut["ts"])] == [f"Half of it\n\n{INTERRUPTED_NOTE}"],
+        RESTARTED_WITHIN,
+        "the live process to finish the dead one's reply",
+    )
     await survivor.wait_log("interrupted_reply_finished")
     assert len(survivor.logs("interrupted_reply_finished")) == 1
     await harness.stop_bot(survivor)
@@ -425,7 +449,9 @@ async def test_slack_while_redis_is_down_mentions_dms_and_thread_replies_are_tol
     port = free_port()
     harness = slack(streaming="off", extra_env={"REDIS_URL": own_redis.url, "METRICS_PORT": str(port)})
     await harness.fake.start()
-    slack_model.responder = Answers({"m1-": Script(text="Noted: 7."), "m5-": Script(text="It was 7.")}, Script(text="?"))
+    slack_model.responder = Answers(
+        {"m1-": Script(text="Noted: 7."), "m5-": Script(text="It was 7.")}, Script(text="?")
+    )
     await harness.start_bot()
     first, _ = await harness.mention(GENERAL, ALICE, "m1-remember 7")
     await harness.wait_turn(GENERAL, first["ts"])
@@ -438,9 +464,13 @@ async def test_slack_while_redis_is_down_mentions_dms_and_thread_replies_are_tol
     await harness.say(dm, ALICE, "m3-a DM")
     await harness.say(GENERAL, ALICE, "m4-a reply in the thread", thread_ts=first["ts"])
     told = to_mrkdwn(MEMORY_DOWN)
-    await eventually(lambda: [m.visible_text for m in harness.replies(GENERAL, mention["ts"])] == [told], 30, "the mention")
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(GENERAL, mention["ts"])] == [told], 30, "the mention"
+    )
     await eventually(lambda: [m.visible_text for m in harness.replies(dm)] == [told], 30, "the DM")
-    await eventually(lambda: [m.visible_text for m in harness.replies(GENERAL, first["ts"])][1:] == [told], 30, "the thread")
+    await eventually(
+        lambda: [m.visible_text for m in harness.replies(GENERAL, first["ts"])][1:] == [told], 30, "the thread"
+    )
     assert len(slack_model.requests) == asked
 
     own_redis.start()
@@ -460,12 +490,18 @@ OUTAGES = {
     "503": (Script(failure="http_503", retry_after=0), "", FailureKind.LOADING),
     "500": (Script(failure="http_500"), "", FailureKind.UNAVAILABLE),
     "timeout": (Script(failure="headers_timeout"), "", FailureKind.TIMEOUT),
-    "stall": (Script(text="Partly written and then", rate=20, failure="stall", fail_after=3), "Partly written and",
-              FailureKind.STALLED),
-    "sse-error": (Script(text="Partly written and then", rate=20, failure="sse_error", fail_after=3), "Partly written and",
-                  FailureKind.UNAVAILABLE),
+    "stall": (
+        Script(text="Partly written and then", rate=20, failure="stall", fail_after=3),
+        "Partly written and",
+        FailureKind.STALLED,
+    ),
+    "sse-error": (
+        Script(text="Partly written and then", rate=20, failure="sse_error", fail_after=3),
+        "Partly written and",
+        FailureKind.UNAVAILABLE,
+    ),
     "html": (Script(failure="html_200"), "", FailureKind.BAD_RESPONSE),
-}  # fmt: skip
+}
 CHANNELS = (*(f"outage-{name}" for name in OUTAGES), "loading", "empty", "blank", "huge", "clean", "pair", "metrics")
 
 
@@ -483,8 +519,13 @@ async def shared() -> AsyncIterator[Shared]:
     async with DiscordWorld.open() as world:
         channels = {name: world.add_channel(name) for name in CHANNELS}
         alice, port = world.add_user("alice"), free_port()
-        await world.start_bot(METRICS_PORT=str(port), MODEL_TIMEOUT_SECONDS="2", MODEL_LOADING_RETRIES="1",
-                              MODEL_LOADING_BACKOFF_SECONDS="0.1", MODEL_CIRCUIT_FAILURES="100")  # fmt: skip
+        await world.start_bot(
+            METRICS_PORT=str(port),
+            MODEL_TIMEOUT_SECONDS="2",
+            MODEL_LOADING_RETRIES="1",
+            MODEL_LOADING_BACKOFF_SECONDS="0.1",
+            MODEL_CIRCUIT_FAILURES="100",
+        )
         yield Shared(world, channels, alice, port)
         await world.stop_bot(check=True)
 
@@ -503,7 +544,9 @@ async def test_discord_a_failing_model_leaves_the_partial_text_and_a_reason_neve
     script, partial, kind = OUTAGES[name]
     world.answer(f"o-{name}-", script)
     errors = await metric(shared.port, "bot_model_errors_total", kind=kind.name)
-    thread = await world.wait_thread(await world.mention(shared.channels[f"outage-{name}"], shared.alice, f"o-{name}-hi"))
+    thread = await world.wait_thread(
+        await world.mention(shared.channels[f"outage-{name}"], shared.alice, f"o-{name}-hi")
+    )
     expected = f"{partial}\n\n{reason(kind)}" if partial else reason(kind)
     [reply] = await world.wait_bot_text(thread["id"], lambda shown: WARNING in shown, timeout=15)
     assert reply["content"] == expected
@@ -527,8 +570,9 @@ async def test_discord_a_model_that_is_loading_for_a_moment_is_asked_again_and_t
     assert [r.status for r in world.model_requests("load-")] == [503, 200]
 
 
-@pytest.mark.parametrize(("channel", "text"), [("empty", ""), ("blank", " \u200b\u2060\u200d\t\u200b ")],
-                         ids=["empty", "invisible"])
+@pytest.mark.parametrize(
+    ("channel", "text"), [("empty", ""), ("blank", " \u200b\u2060\u200d\t\u200b ")], ids=["empty", "invisible"]
+)
 async def test_discord_a_mention_with_nothing_visible_gets_a_question_back_without_asking_the_model(
     shared: Shared, world: DiscordWorld, channel: str, text: str
 ) -> None:
@@ -543,8 +587,13 @@ async def test_discord_a_question_of_100000_characters_is_refused_with_a_reason_
 ) -> None:
     world.answer("h2-", Script(text="Hello again.", rate=50))
     huge = ("word " * 20_000).encode()  # 100,000 characters, in a text file (a message holds 2,000)
-    message = await world.fake.send_user_message(shared.channels["huge"]["id"], shared.alice, "h1-summarise this",
-                                                 mentions_bot=True, files=[("big.txt", "text/plain", huge)])  # fmt: skip
+    message = await world.fake.send_user_message(
+        shared.channels["huge"]["id"],
+        shared.alice,
+        "h1-summarise this",
+        mentions_bot=True,
+        files=[("big.txt", "text/plain", huge)],
+    )
     thread = await world.wait_thread(message)
     await world.wait_bot_text(thread["id"], reason(FailureKind.MESSAGE_TOO_LONG), timeout=15)
     assert world.model_requests("h1-") == []
@@ -553,7 +602,9 @@ async def test_discord_a_question_of_100000_characters_is_refused_with_a_reason_
     assert user_turns(world, "h2-") == [("user", "h2-hello")]  # the refused question was never stored
 
 
-async def test_discord_control_and_invisible_characters_never_reach_the_model(shared: Shared, world: DiscordWorld) -> None:
+async def test_discord_control_and_invisible_characters_never_reach_the_model(
+    shared: Shared, world: DiscordWorld
+) -> None:
     world.answer("k1-", Script(text="Four.", rate=50))
     sneaky = "k1- Wh\u200bat is\x00 2+2?\u202e\x1b\u2066"
     thread = await world.wait_thread(await world.mention(shared.channels["clean"], shared.alice, sneaky))
@@ -571,8 +622,9 @@ async def test_discord_two_messages_at_once_in_a_thread_are_answered_one_after_t
     thread = await world.wait_thread(await world.mention(shared.channels["pair"], shared.alice, "p1-start"))
     await world.wait_bot_text(thread["id"], "Started.")
     sent = [await world.say(thread["id"], shared.alice, question) for question in answers]
-    await world.wait_bot_text(thread["id"], lambda shown: all(a in shown for a in answers.values()), after=sent[0]["id"],
-                              timeout=20)  # fmt: skip
+    await world.wait_bot_text(
+        thread["id"], lambda shown: all(a in shown for a in answers.values()), after=sent[0]["id"], timeout=20
+    )
     first, second = sorted((world.model_requests(q)[0] for q in answers), key=lambda request: request.received_at)
     first_question, second_question = first.last_user_content(), second.last_user_content()
     assert first.last_token_at is not None and second.received_at >= first.last_token_at  # one after the other
@@ -592,14 +644,33 @@ async def test_discord_metrics_health_and_logs_show_each_turn_without_what_peopl
     port, mark = shared.port, world.stderr_mark()
     await wait_metric(port, "bot_replies_in_flight", 0, platform="discord")  # earlier tests' replies all ended
     _, exposition = await http_get(port, "/metrics")
-    for name in ("bot_turns_total", "bot_first_text_seconds", "bot_final_text_seconds", "bot_model_first_token_seconds",
-                 "bot_tokens_streamed_total", "bot_platform_rate_limited_total", "bot_model_errors_total",
-                 "bot_redis_errors_total", "bot_replies_in_flight", "bot_interrupted_replies_recovered_total"):  # fmt: skip
+    for name in (
+        "bot_turns_total",
+        "bot_first_text_seconds",
+        "bot_final_text_seconds",
+        "bot_model_first_token_seconds",
+        "bot_tokens_streamed_total",
+        "bot_platform_rate_limited_total",
+        "bot_model_errors_total",
+        "bot_redis_errors_total",
+        "bot_replies_in_flight",
+        "bot_interrupted_replies_recovered_total",
+    ):
         assert f"# TYPE {name.removesuffix('_total')}" in exposition, name
     assert await wait_health(port, 200) == '{"status": "ok"}'
-    before = {name: await metric(port, name, platform="discord") for name in (
-        "bot_turns_total", "bot_first_text_seconds_count", "bot_final_text_seconds_count", "bot_platform_rate_limited_total")}
-    tokens, first_tokens = await metric(port, "bot_tokens_streamed_total"), await metric(port, "bot_model_first_token_seconds_count")
+    before = {
+        name: await metric(port, name, platform="discord")
+        for name in (
+            "bot_turns_total",
+            "bot_first_text_seconds_count",
+            "bot_final_text_seconds_count",
+            "bot_platform_rate_limited_total",
+        )
+    }
+    tokens, first_tokens = (
+        await metric(port, "bot_tokens_streamed_total"),
+        await metric(port, "bot_model_first_token_seconds_count"),
+    )
     answer = "Periwinkle is a pale blue with a hint of violet, named after the flower of the same name."
     world.answer("m1-", Script(text=answer, rate=8))  # 2 s
     world.fake.inject_ratelimit(MESSAGE_CREATE, count=1, retry_after=0.2)
@@ -628,8 +699,12 @@ async def strict() -> AsyncIterator[Shared]:
         channels = {name: world.add_channel(name) for name in ("b0", "b1", "b2", "b3", "b4", "quota")}
         # The breaker's turns come from five people, one each, so that no quota is reached.
         people = {name: world.add_user(name) for name in ("p0", "p1", "p2", "p3", "p4", "quick", "other", "third")}
-        await world.start_bot(MODEL_CIRCUIT_FAILURES="3", MODEL_CIRCUIT_OPEN_SECONDS="6",
-                              USER_TURNS_PER_MINUTE="3", CHANNEL_TURNS_PER_MINUTE="4")  # fmt: skip
+        await world.start_bot(
+            MODEL_CIRCUIT_FAILURES="3",
+            MODEL_CIRCUIT_OPEN_SECONDS="6",
+            USER_TURNS_PER_MINUTE="3",
+            CHANNEL_TURNS_PER_MINUTE="4",
+        )
         yield Shared(world, channels, people["quick"], 0, people)
         await world.stop_bot(check=True)
 
@@ -672,7 +747,9 @@ async def test_discord_people_and_channels_over_their_quota_are_told_how_long_to
         await world.wait_bot_text(thread["id"], "Answered.", after=message["id"])
     over = await world.say(thread["id"], quick, "quota4 one too many")
     [told] = await world.wait_bot_text(thread["id"], lambda shown: WARNING in shown, after=over["id"])
-    assert told["content"].startswith(f"{WARNING} You're sending messages faster than I can answer (3 a minute). Please wait ")
+    assert told["content"].startswith(
+        f"{WARNING} You're sending messages faster than I can answer (3 a minute). Please wait "
+    )
     assert world.model_requests("quota4") == []
     message = await world.say(thread["id"], other, "quota5 my turn")
     await world.wait_bot_text(thread["id"], "Answered.", after=message["id"])
@@ -680,5 +757,7 @@ async def test_discord_people_and_channels_over_their_quota_are_told_how_long_to
     assert not [m for m in request.body["messages"] if "quota4" in m["content"]]  # never stored
     message = await world.say(thread["id"], third, "quota6 and mine")
     [told] = await world.wait_bot_text(thread["id"], lambda shown: WARNING in shown, after=message["id"])
-    assert told["content"].startswith(f"{WARNING} This channel is sending messages faster than I can answer (4 a minute).")
+    assert told["content"].startswith(
+        f"{WARNING} This channel is sending messages faster than I can answer (4 a minute)."
+    )
     assert world.model_requests("quota6") == []

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from bot.ratelimit import RateLimits
 from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
+from bot.ratelimit import RateLimits
 from bot.store import RedisHistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
-from tests.conftest import close_store, open_store, OwnRedis, free_port, make_core, remote_model_settings
+from tests.conftest import OwnRedis, close_store, free_port, make_core, open_store, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
 
@@ -126,7 +126,9 @@ FAILURES = [
 ]
 
 
-@pytest.mark.parametrize(("script", "kind", "partial"), FAILURES, ids=[f"{s.failure}-{s.error_style}" for s, _, _ in FAILURES])
+@pytest.mark.parametrize(
+    ("script", "kind", "partial"), FAILURES, ids=[f"{s.failure}-{s.error_style}" for s, _, _ in FAILURES]
+)
 async def test_each_failure_shows_the_partial_text_and_a_human_reason(
     either_core: ChatCore,
     model_server: FakeModelServer,
@@ -156,7 +158,9 @@ async def test_a_reply_held_to_be_posted_whole_still_shows_what_came_before_a_fa
     model_server.default = Script(text=ANSWER, failure=failure, fail_after=3, rate=50)
     no_streaming = rate_limits.bucket("test", "edits", 1, 60.0)
     assert await rate_limits.promise((no_streaming,))  # another reply has the only final edit
-    held = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05), rate_limits=rate_limits, edit_budgets=[no_streaming])
+    held = MemorySurface(
+        SurfaceLimits(max_length=2000, min_edit_interval=0.05), rate_limits=rate_limits, edit_budgets=[no_streaming]
+    )
     result = await either_core.answer(turn(), held)
     assert len(held.writes) == 1
     assert held.messages[0].startswith("Redis keeps data\n\n⚠️ ")
@@ -220,9 +224,7 @@ async def test_redis_down_tells_the_person_instead_of_crashing(
         await close_store(store)
 
 
-async def test_a_cancelled_reply_frees_the_model_connection(
-    core: ChatCore, model_server: FakeModelServer
-) -> None:
+async def test_a_cancelled_reply_frees_the_model_connection(core: ChatCore, model_server: FakeModelServer) -> None:
     model_server.default = Script(tokens=500, rate=50)
     shown = surface()
     task = asyncio.create_task(core.answer(turn(), shown))
@@ -285,7 +287,9 @@ async def own_store(own_redis: OwnRedis, history_settings) -> AsyncIterator[Redi
 
 
 async def test_a_model_server_without_a_configured_token_never_gets_one_found_elsewhere(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter,
+    model_server: FakeModelServer,
+    redis_store: RedisHistoryStore,
+    token_counter: MistralTokenCounter,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_personal_token_of_whoever_runs_it")  # what `hf auth login` leaves around

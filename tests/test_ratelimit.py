@@ -47,7 +47,7 @@ class OwnedLimits(RateLimits):
         return made
 
 
-class budget:  # noqa: N801 - reads as the module the calls below once went to
+class budget:
     """Each call goes to the limits of the process whose bucket it names."""
 
     @staticmethod
@@ -103,12 +103,16 @@ def count_between(times: list[float], start: float, end: float) -> int:
     return sum(1 for at in times if start <= at < end)
 
 
-async def test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it(history_settings: HistorySettings) -> None:
+async def test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it(
+    history_settings: HistorySettings,
+) -> None:
     async with process(history_settings) as first, process(history_settings) as second:
         buckets = [limits.bucket("test", "global", LIMIT, WINDOW) for limits in (first, second)]
         landed: list[list[float]] = [[], []]
         deadline = time.monotonic() + 3.2
-        await asyncio.gather(*(write_until(bucket, deadline, times) for bucket, times in zip(buckets, landed)))
+        await asyncio.gather(
+            *(write_until(bucket, deadline, times) for bucket, times in zip(buckets, landed, strict=False))
+        )
     together = landed[0] + landed[1]
     assert most_in_any_window(together, WINDOW) <= LIMIT  # the platform never sees more
     assert len(together) >= 2 * LIMIT  # and the limit is used, not wasted: ~3 windows' worth
@@ -154,7 +158,9 @@ async def test_a_full_channel_holds_up_its_own_writes_only(history_settings: His
         waiting.cancel()
 
 
-async def test_a_write_that_must_happen_waits_for_the_window_instead_of_failing(history_settings: HistorySettings) -> None:
+async def test_a_write_that_must_happen_waits_for_the_window_instead_of_failing(
+    history_settings: HistorySettings,
+) -> None:
     async with process(history_settings) as limits:
         channel = limits.bucket("test", "channel", 1, 0.3)
         async with budget.spend((channel,)):
@@ -233,9 +239,16 @@ async def test_a_process_killed_while_writing_leaves_its_writes_counted_then_its
     history_settings: HistorySettings,
 ) -> None:
     doomed = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", GREEDY_PROCESS, REDIS_URL, history_settings.key_prefix, str(LIMIT), str(WINDOW),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-c",
+        GREEDY_PROCESS,
+        REDIS_URL,
+        history_settings.key_prefix,
+        str(LIMIT),
+        str(WINDOW),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
     theirs: list[float] = []
     try:
         assert doomed.stdout is not None
@@ -285,12 +298,22 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]),
 """
 
 
-async def test_a_process_that_hears_redis_late_never_takes_the_processes_over_the_limit(history_settings: HistorySettings) -> None:
+async def test_a_process_that_hears_redis_late_never_takes_the_processes_over_the_limit(
+    history_settings: HistorySettings,
+) -> None:
     seconds = 5.0
     lagging = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", LAGGING_PROCESS, REDIS_URL, history_settings.key_prefix, str(LIMIT), str(WINDOW), str(seconds),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-c",
+        LAGGING_PROCESS,
+        REDIS_URL,
+        history_settings.key_prefix,
+        str(LIMIT),
+        str(WINDOW),
+        str(seconds),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
     async with process(history_settings) as prompt:
         bucket = prompt.bucket("test", "global", LIMIT, WINDOW)
         mine: list[float] = []
@@ -358,7 +381,9 @@ async def test_finals_promised_on_a_slow_tier_stay_promised_until_written(histor
         assert await budget.promise((other,)) is None  # the window is full of them now
 
 
-async def test_on_a_limit_of_a_second_replies_stream_up_to_the_limit_even_in_a_busy_second(history_settings: HistorySettings) -> None:
+async def test_on_a_limit_of_a_second_replies_stream_up_to_the_limit_even_in_a_busy_second(
+    history_settings: HistorySettings,
+) -> None:
     async with process(history_settings) as limits:
         global_ = limits.bucket("test", "global", 5, WINDOW)
         for _ in range(5):  # a busy second: thread creations
@@ -413,7 +438,9 @@ async def test_a_write_waiting_for_a_slot_gets_it_before_any_interim_edit(histor
     assert len(interim) > 10 and all(charge is None for charge in interim)
 
 
-async def test_a_write_still_in_flight_keeps_its_slot_and_counts_from_when_it_was_answered(history_settings: HistorySettings) -> None:
+async def test_a_write_still_in_flight_keeps_its_slot_and_counts_from_when_it_was_answered(
+    history_settings: HistorySettings,
+) -> None:
     async with process(history_settings) as first, process(history_settings) as second:
         window = 0.3
         mine, theirs = (limits.bucket("test", "slow", 1, window) for limits in (first, second))
@@ -465,7 +492,6 @@ async def test_a_burst_over_a_route_with_erratic_trips_never_trips_the_limit(
         bucket = limits.bucket("test", "erratic", 20, 0.5)
         arrivals = await burst_over_a_route(bucket, 80, 0.05, 0.05, late_there, late_back)
     assert most_in_any_window(arrivals, 0.5) <= 20
-
 
 
 @pytest.mark.parametrize("limit", [1000, 10])

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.ratelimit import RateLimits
 from bot.errors import FailureKind, ReplyFailure
+from bot.ratelimit import RateLimits
 from bot.render import LiveRenderer
 from bot.split import open_fence
 from bot.surface import SurfaceLimits
@@ -128,11 +128,12 @@ def test_final_text_always_equals_the_model_output(words: list[str], limit: int)
 
 async def test_edits_stay_within_a_shared_budget(rate_limits: RateLimits) -> None:
     edits = rate_limits.bucket("test", "edits", 4, 1.0)
-    surfaces = [MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), rate_limits=rate_limits, edit_budgets=[edits]) for _ in range(3)]
+    surfaces = [
+        MemorySurface(SurfaceLimits(2000, min_edit_interval=0.0), rate_limits=rate_limits, edit_budgets=[edits])
+        for _ in range(3)
+    ]
     text = "token " * 150
-    await asyncio.gather(
-        *(LiveRenderer(surface).render(pieces(text, every=0.01, chunk=6)) for surface in surfaces)
-    )
+    await asyncio.gather(*(LiveRenderer(surface).render(pieces(text, every=0.01, chunk=6)) for surface in surfaces))
     edit_times = sorted(w.at for s in surfaces for w in s.writes if w.kind == "edit")
     for index, at in enumerate(edit_times):
         in_window = [t for t in edit_times[index:] if t - at < 1.0 - 0.01]

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.coordination import RedisCoordination, TurnQuota
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.ledger import ReplyLedger, ReplyRecord
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
-from bot.coordination import RedisCoordination, TurnQuota
 from bot.redis_client import CONNECTIONS, RedisClients
 from bot.store import RedisHistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
-from tests.conftest import close_store, open_store, REDIS_URL, make_core, remote_model_settings
+from tests.conftest import REDIS_URL, close_store, make_core, open_store, remote_model_settings
 from tests.discord_harness import BotProcess, DiscordWorld
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
@@ -57,8 +57,9 @@ async def two_processes(
         store = open_store(history_settings.redis_url or REDIS_URL, history_settings)
         coordination = RedisCoordination(store.client, history_settings.key_prefix, 60)
         locks = ConversationLocks(store.client, store.lock_key)
-        core = make_core(remote_model_settings(model_server.base_url), store, token_counter, locks=locks,
-                         coordination=coordination)  # fmt: skip
+        core = make_core(
+            remote_model_settings(model_server.base_url), store, token_counter, locks=locks, coordination=coordination
+        )
         processes.append(Process(core, store, coordination))
     yield processes[0], processes[1]
     for process in processes:
@@ -99,8 +100,11 @@ async def test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_a
     assert {"role": "assistant", "content": first_answer} in follow_up  # it waited for the final text
     history = await second_process.store.read("scale:t")
     assert [(m.role, m.content) for m in history] == [
-        ("user", "First question?"), ("assistant", first_answer), ("user", "Follow-up?"), ("assistant", "The second answer.")
-    ]  # fmt: skip
+        ("user", "First question?"),
+        ("assistant", first_answer),
+        ("user", "Follow-up?"),
+        ("assistant", "The second answer."),
+    ]
 
 
 async def test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn(
@@ -161,7 +165,9 @@ async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_on
     try:
         left = ReplyRecord(uuid.uuid4().hex, dead.process_id, "discord", "discord:conv:1", {"channel_id": "1"})
         await dead.save(left)
-        in_progress = ReplyRecord(uuid.uuid4().hex, live[0].process_id, "discord", "discord:conv:2", {"channel_id": "2"})
+        in_progress = ReplyRecord(
+            uuid.uuid4().hex, live[0].process_id, "discord", "discord:conv:2", {"channel_id": "2"}
+        )
         await live[0].save(in_progress)
         await dead.stop()  # its lease is gone, as when a process dies and its lease lapses
         claims = await asyncio.gather(*(orphans(ledger) for ledger in live))
@@ -172,7 +178,6 @@ async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_on
     finally:
         for ledger in live:
             await ledger.stop()
-
 
 
 async def test_a_process_whose_reply_records_wait_for_connections_is_never_taken_for_dead(
@@ -202,6 +207,7 @@ async def test_a_process_whose_reply_records_wait_for_connections_is_never_taken
         await busy_clients.aclose()
         await other_clients.aclose()
 
+
 # -- Discord shards -------------------------------------------------------------------------------
 
 
@@ -210,7 +216,9 @@ def log_lines(bot: BotProcess, event: str) -> list[str]:
 
 
 async def start_shard_process(world: DiscordWorld, shard_ids: str, count: int = 2) -> BotProcess:
-    bot = await BotProcess.start("discord", env=world.bot_env(DISCORD_SHARD_COUNT=str(count), DISCORD_SHARD_IDS=shard_ids))
+    bot = await BotProcess.start(
+        "discord", env=world.bot_env(DISCORD_SHARD_COUNT=str(count), DISCORD_SHARD_IDS=shard_ids)
+    )
     await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, 30)
     assert bot.running, bot.stderr
     return bot
@@ -237,13 +245,13 @@ async def test_two_processes_with_a_shard_each_answer_their_own_guilds_and_overl
             for shard, thread in enumerate(threads):
                 assert len(world.model_requests(f"shard-q{shard}")) == 1  # asked once
                 assert len(world.bot_messages(thread)) == 1  # one answer, not two
-            turns = {bot.pid: log_lines(bot, "turn_finished") for bot in processes + [overlapping]}
+            turns = {bot.pid: log_lines(bot, "turn_finished") for bot in [*processes, overlapping]}
             assert sum(len(lines) for lines in turns.values()) == 2, turns
             for shard, bot in enumerate(processes):  # a process never saw the other shard's guild
                 other = threads[1 - shard]["id"]
                 assert not [line for line in turns[bot.pid] if f"discord:conv:{other}" in line], turns
         finally:
-            for bot in processes + [overlapping]:
+            for bot in [*processes, overlapping]:
                 assert await bot.stop() == 0, bot.stderr
 
 
@@ -284,7 +292,9 @@ async def test_slack_http_workers_answer_a_thread_in_order_whichever_worker_gets
                 await worker.start_bot()
             general = FakeSlack.DEFAULT_CHANNEL
             mention = fake.app_mention_event(general, FakeSlack.DEFAULT_USER, "First question?")
-            await fake.deliver_event_http(workers[0].events_url, fake.event_callback(mention), signing_secret=SIGNING_SECRET)
+            await fake.deliver_event_http(
+                workers[0].events_url, fake.event_callback(mention), signing_secret=SIGNING_SECRET
+            )
             await asyncio.sleep(0.5)  # the first answer is streaming when the follow-up comes
             follow_up = fake.message_event(general, FakeSlack.DEFAULT_USER, "Follow-up?", thread_ts=mention["ts"])
             payload = fake.event_callback(follow_up)
@@ -294,7 +304,10 @@ async def test_slack_http_workers_answer_a_thread_in_order_whichever_worker_gets
             await asyncio.sleep(0.3)
             await fake.deliver_event_http(workers[0].events_url, payload, signing_secret=SIGNING_SECRET)
             key = workers[0].thread_key(general, mention["ts"])
-            finished = lambda: [line for w in workers for bot in w.bots for line in bot.logs("turn_finished", thread=key)]  # noqa: E731
+
+            def finished():
+                return [line for w in workers for bot in w.bots for line in bot.logs("turn_finished", thread=key)]
+
             await eventually(lambda: len(finished()) >= 2, 15, "both turns to finish")
             await asyncio.sleep(0.3)
             assert {bot.pid for w in workers for bot in w.bots if bot.logs("turn_finished", thread=key)} == {
@@ -322,10 +335,16 @@ async def burst_over_two_shards(world: DiscordWorld, per_shard: int) -> tuple[li
     processes = [await start_shard_process(world, "0"), await start_shard_process(world, "1")]
     world.answer("burst-q", Script(text=" ".join(f"word{n}" for n in range(40)) + ".", rate=20))  # 2 s each
     mentions = await asyncio.gather(
-        *(world.mention(channel, alice, f"burst-q {shard}-{n}") for shard in (0, 1) for n, channel in enumerate(channels[shard]))
-    )  # fmt: skip
-    threads = [[await world.wait_thread(mention) for mention in mentions[shard * per_shard : (shard + 1) * per_shard]]
-               for shard in (0, 1)]  # fmt: skip
+        *(
+            world.mention(channel, alice, f"burst-q {shard}-{n}")
+            for shard in (0, 1)
+            for n, channel in enumerate(channels[shard])
+        )
+    )
+    threads = [
+        [await world.wait_thread(mention) for mention in mentions[shard * per_shard : (shard + 1) * per_shard]]
+        for shard in (0, 1)
+    ]
     return processes, threads
 
 

@@ -102,7 +102,9 @@ async def finished(harness: SlackHarness) -> None:
 
 
 def shared_harness(model: FakeModelServer, prefix: str, **options: Any) -> SlackHarness:
-    return SlackHarness(new_fake(), model.base_url, prefix, allowed_channels=ALLOWED, blocked_users=(BLOCKED,), **options)
+    return SlackHarness(
+        new_fake(), model.base_url, prefix, allowed_channels=ALLOWED, blocked_users=(BLOCKED,), **options
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -288,7 +290,7 @@ async def test_mention_is_answered_progressively_in_its_thread_and_the_thread_co
     first, second = sentence(30, "alpha"), sentence(12, "beta")
     scene.answer_with(lambda body: Script(text=second if len(body["messages"]) > 2 else first, rate=15))
 
-    mention, envelope = await scene.harness.mention(GENERAL, ALICE, "hello there, explain things")
+    mention, _envelope = await scene.harness.mention(GENERAL, ALICE, "hello there, explain things")
     await scene.turn(GENERAL, mention["ts"])
     [reply] = scene.harness.replies(GENERAL, mention["ts"])
     assert reply.thread_ts == mention["ts"] and reply.is_bot
@@ -321,7 +323,7 @@ async def test_every_envelope_is_acked_quickly_and_before_the_model_is_called(of
     for event, _ in mentions:
         await off.turn(GENERAL, event["ts"])
     requests = {r.last_user_content(): r for r in off.requests()}
-    for i, (event, envelope) in enumerate(mentions):
+    for i, (_event, envelope) in enumerate(mentions):
         [delivery] = [d for d in off.fake.deliveries if d.envelope_id == envelope]
         acked = off.fake.acks[envelope]
         assert acked - delivery.sent_at < ACK_LIMIT
@@ -338,7 +340,7 @@ async def test_direct_messages_form_one_conversation_with_threads_of_their_own_a
 
     first, _ = await harness.say(dm, ALICE, "hi in a dm")
     await scene.turn(dm, None)
-    second, _ = await harness.say(dm, ALICE, "second dm")
+    _second, _ = await harness.say(dm, ALICE, "second dm")
     await scene.turn(dm, None, count=2)
     top = harness.replies(dm)
     assert len(top) == 2 and all(m.thread_ts is None for m in top), "dm replies go to the top level"
@@ -392,8 +394,10 @@ async def test_empty_ask_gets_a_usage_hint_and_reset_takes_a_thread_link(off: Sc
     assert off.requests() and len(off.requests()) == 1, "an empty /ask must not call the model"
     links = [
         f"https://fake-workspace.slack.com/archives/{GENERAL}/p{mention['ts'].replace('.', '')}",
-        f"<https://fake-workspace.slack.com/archives/{GENERAL}/p{str(int(float(mention['ts'])) + 5)}000100"
-        f"?thread_ts={mention['ts']}&cid={GENERAL}>",  # a reply's link, as Slack sends it
+        (
+            f"<https://fake-workspace.slack.com/archives/{GENERAL}/p{int(float(mention['ts'])) + 5!s}000100"
+            f"?thread_ts={mention['ts']}&cid={GENERAL}>"
+        ),  # a reply's link, as Slack sends it
     ]
     for count, link in enumerate(links, start=2):
         envelope = await off.fake.send_slash_command("/reset", link, ALICE, GENERAL)
@@ -418,11 +422,13 @@ async def test_a_redelivered_event_gets_one_reply(off: Scene) -> None:
     payload = off.fake.event_callback(event, event_id)
     await off.fake.send_event(event, event_id=event_id)
     # Slack's retry while the first reply is still being written, and another one after it.
-    await off.fake.send_envelope("events_api", payload, accepts_response_payload=False,
-                                 retry_attempt=1, retry_reason="timeout")  # fmt: skip
+    await off.fake.send_envelope(
+        "events_api", payload, accepts_response_payload=False, retry_attempt=1, retry_reason="timeout"
+    )
     await off.turn(GENERAL, event["ts"])
-    await off.fake.send_envelope("events_api", payload, accepts_response_payload=False,
-                                 retry_attempt=2, retry_reason="timeout")  # fmt: skip
+    await off.fake.send_envelope(
+        "events_api", payload, accepts_response_payload=False, retry_attempt=2, retry_reason="timeout"
+    )
     await asyncio.sleep(0.5)
     assert len(off.fake.deliveries_of(event_id)) == 3
     assert len(off.harness.replies(GENERAL, event["ts"])) == 1
@@ -461,20 +467,23 @@ async def test_http_mode_checks_signatures_dedupes_retries_and_runs_commands(htt
     status, _ = await fake.post_signed_event(harness.events_url, payload, signing_secret=SIGNING_SECRET)
     assert status == 200 and time.time() - started_at < ACK_LIMIT
     # Slack retries with X-Slack-Retry-Num (it thought the first delivery failed).
-    status, _ = await fake.post_signed_event(harness.events_url, payload, signing_secret=SIGNING_SECRET,
-                                             retry_num=1, retry_reason="http_timeout")  # fmt: skip
+    status, _ = await fake.post_signed_event(
+        harness.events_url, payload, signing_secret=SIGNING_SECRET, retry_num=1, retry_reason="http_timeout"
+    )
     assert status == 200
     await http.turn(GENERAL, event["ts"])
     [reply] = harness.replies(GENERAL, event["ts"])
     assert final_of(reply) == answer
 
     forged = fake.app_mention_event(GENERAL, ALICE, "forged")
-    status, _ = await fake.post_signed_event(harness.events_url, fake.event_callback(forged),
-                                             signing_secret=SIGNING_SECRET, bad_signature=True)  # fmt: skip
+    status, _ = await fake.post_signed_event(
+        harness.events_url, fake.event_callback(forged), signing_secret=SIGNING_SECRET, bad_signature=True
+    )
     assert status == 401
     stale = fake.app_mention_event(GENERAL, ALICE, "replayed")
-    status, _ = await fake.post_signed_event(harness.events_url, fake.event_callback(stale),
-                                             signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 301)  # fmt: skip
+    status, _ = await fake.post_signed_event(
+        harness.events_url, fake.event_callback(stale), signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 301
+    )
     assert status == 401
 
     command = fake.slash_command("/ask", "asked over http", ALICE, OTHER)
@@ -484,8 +493,9 @@ async def test_http_mode_checks_signatures_dedupes_retries_and_runs_commands(htt
     [question] = harness.replies(OTHER)
     await http.turn(OTHER, question.ts)
     assert final_of(harness.replies(OTHER, question.ts)[0]) == answer
-    status, body = await fake.post_signed_command(harness.events_url, fake.slash_command("/ask", "", ALICE, OTHER),
-                                                  signing_secret=SIGNING_SECRET)  # fmt: skip
+    status, body = await fake.post_signed_command(
+        harness.events_url, fake.slash_command("/ask", "", ALICE, OTHER), signing_secret=SIGNING_SECRET
+    )
     assert status == 200 and "Usage: `/ask" in body
 
     await asyncio.sleep(0.3)
@@ -516,15 +526,19 @@ async def test_a_long_answer_continues_in_new_messages_with_balanced_fences(scen
         assert len(FENCE_LINE.findall(text)) % 2 == 0, f"unbalanced fences in {text[-200:]!r}"
     assert all(len(text) < 4000 for m in replies for _, text in m.history)
     continued = next(i for i, text in enumerate(texts) if "result_069" in text)
-    assert continued > 0 and texts[continued].lstrip().startswith("```python"), "the code block reopens with its language"
+    assert continued > 0 and texts[continued].lstrip().startswith("```python"), (
+        "the code block reopens with its language"
+    )
     assert not [c for c in scene.calls() if c.error == "msg_too_long"]
     squashed = "".join("".join(texts).replace("```python", "").replace("```", "").split())
     assert squashed == "".join(answer.replace("```python", "").replace("```", "").split())
 
 
 async def test_mentions_written_by_the_model_never_notify_anyone(scene: Scene) -> None:
-    answer = ("Attention <!channel> and <!here> and <!everyone>: ask <@U123> or <!subteam^S1> "
-              "or see <#C0GENERAL>. Also [click](!channel) ![x](!everyone) [u](@U123) [t](!subteam^S1).")  # fmt: skip
+    answer = (
+        "Attention <!channel> and <!here> and <!everyone>: ask <@U123> or <!subteam^S1> "
+        "or see <#C0GENERAL>. Also [click](!channel) ![x](!everyone) [u](@U123) [t](!subteam^S1)."
+    )
     scene.answer_with(Script(text=answer, rate=20))
     mention, _ = await scene.harness.mention(GENERAL, ALICE, "ping everybody")
     await scene.turn(GENERAL, mention["ts"])
@@ -675,7 +689,11 @@ async def test_blocked_people_and_other_channels_get_an_ephemeral_refusal(off: S
     elsewhere, _ = await harness.mention(SECRET, ALICE, "wrong channel")
     await eventually(lambda: len(fake.ephemerals) >= 3, 5, "three refusals")
     refusals = {(e.channel, e.user, e.thread_ts) for e in fake.ephemerals}
-    assert refusals == {(GENERAL, BLOCKED, blocked["ts"]), (BLOCKED_DM, BLOCKED, None), (SECRET, ALICE, elsewhere["ts"])}
+    assert refusals == {
+        (GENERAL, BLOCKED, blocked["ts"]),
+        (BLOCKED_DM, BLOCKED, None),
+        (SECRET, ALICE, elsewhere["ts"]),
+    }
     assert all("not available to you here" in e.text for e in fake.ephemerals)
     envelope = await fake.send_slash_command("/ask", "sneaky", ALICE, SECRET)
     await fake.wait_ack(envelope)
@@ -703,12 +721,17 @@ async def test_people_are_named_in_a_shared_thread_and_looked_up_once(off: Scene
     lookups = [c.params.get("user") for c in off.calls("users.info")]
     assert lookups.count(carol) == 1 and lookups.count(dave) == 1, lookups
     assert user_contents(off.requests()[-1]) == [
-        "carol: first from carol", "Answer 2.", "dave: dave chimes in", "Answer 4.", "carol: carol again",
-    ]  # fmt: skip
+        "carol: first from carol",
+        "Answer 2.",
+        "dave: dave chimes in",
+        "Answer 4.",
+        "carol: carol again",
+    ]
 
 
-async def test_a_crowd_right_after_start_up_is_acked_at_once_and_trips_no_limit(own: SlackHarness,
-                                                                               model: FakeModelServer) -> None:  # fmt: skip
+async def test_a_crowd_right_after_start_up_is_acked_at_once_and_trips_no_limit(
+    own: SlackHarness, model: FakeModelServer
+) -> None:
     """26 new people write at once to a bot that has just connected (Slack redelivering what came
     in during a restart). Every envelope is acked within 1 s (no per-event auth.test before the
     ack), users.info (Tier 4, the fake: burst 20) is never rate-limited: the people over its
@@ -777,9 +800,11 @@ async def test_a_text_file_shared_with_a_mention_is_read_and_an_image_is_skipped
     off.answer_with(Script(text=answer))
     table = "city,country\nParis,France\nLyon,France\n"
     mention, _ = await off.harness.mention(
-        GENERAL, ALICE, "what is in this file?",
+        GENERAL,
+        ALICE,
+        "what is in this file?",
         files=[("cities.csv", "text/csv", table.encode()), ("photo.jpg", "image/jpeg", b"\xff\xd8\xff")],
-    )  # fmt: skip
+    )
     await off.turn(GENERAL, mention["ts"])
     [reply] = off.harness.replies(GENERAL, mention["ts"])
     assert final_of(reply) == to_mrkdwn(f"{answer}\n\nℹ️ I can only read text files, so I skipped photo.jpg.")
@@ -787,4 +812,3 @@ async def test_a_text_file_shared_with_a_mention_is_read_and_an_image_is_skipped
     asked = request.last_user_content() or ""
     assert asked.startswith("what is in this file?") and "cities.csv:" in asked and table.rstrip() in asked
     assert len(off.fake.file_downloads) == 1  # the photo was never downloaded
-

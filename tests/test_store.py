@@ -13,7 +13,7 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import close, connect
 from bot.store import MemoryHistoryStore, RedisHistoryStore, StoredMessage
 from config.settings import HistorySettings
-from tests.conftest import close_store, open_store, OwnRedis
+from tests.conftest import OwnRedis, close_store, open_store
 
 
 def user(text: str, who: str = "u1") -> StoredMessage:

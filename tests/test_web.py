@@ -28,8 +28,8 @@ CHROMIUM = shutil.which("chromium")
 
 CODE_ANSWER = (
     "Use the built-in **print** function:\n\n"
-    "```python\nfor n in range(3):\n    print(f\"hello {n}\")\n```\n\n"
-    "Each call writes one line to standard output; pass `end=\"\"` to stay on the same line."
+    '```python\nfor n in range(3):\n    print(f"hello {n}")\n```\n\n'
+    'Each call writes one line to standard output; pass `end=""` to stay on the same line.'
 )
 CODE = 'for n in range(3):\n    print(f"hello {n}")'
 
@@ -59,18 +59,33 @@ class WebBots:
         env = {key: value for key, value in inherited_env().items() if not key.startswith("WEB_")}
         # Every WEB_ setting given, even empty: a developer's .env (read without overriding) can't add one.
         env.update(
-            INFERENCE_BASE_URL=f"{self.model_url}/v1", REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=self.key_prefix,
-            WEB_PORT=str(self.port), WEB_HOST="127.0.0.1", WEB_PASSWORD="", MODEL_TIMEOUT_SECONDS="10", SHUTDOWN_GRACE_SECONDS="5",
-            LOG_LEVEL="info", LOG_FORMAT="json", PYTHONUNBUFFERED="1",
-        )  # fmt: skip
+            INFERENCE_BASE_URL=f"{self.model_url}/v1",
+            REDIS_URL=REDIS_URL,
+            REDIS_KEY_PREFIX=self.key_prefix,
+            WEB_PORT=str(self.port),
+            WEB_HOST="127.0.0.1",
+            WEB_PASSWORD="",
+            MODEL_TIMEOUT_SECONDS="10",
+            SHUTDOWN_GRACE_SECONDS="5",
+            LOG_LEVEL="info",
+            LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
         env.update(settings)
         return env
 
     async def launch(self, **settings: str) -> BotProcess:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "web", cwd=ROOT, env=self.env(**settings),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot",
+            "web",
+            cwd=ROOT,
+            env=self.env(**settings),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         bot = BotProcess(f"web{len(self.started) + 1}", process)
         self.started.append(bot)
         return bot
@@ -200,8 +215,11 @@ async def test_an_answer_streams_in_and_ends_as_the_full_rendered_text(
     assert await body.locator("pre code").get_attribute("data-lang") == "python"
     assert await body.locator("strong").inner_text() == "print"
     assert await body.locator("p code").inner_text() == 'end=""'
-    assert (await body.inner_text()).endswith("pass end=\"\" to stay on the same line.")
-    assert await chat.transcript() == [("user", "How do I print three lines in Python?"), ("bot", await body.inner_text())]
+    assert (await body.inner_text()).endswith('pass end="" to stay on the same line.')
+    assert await chat.transcript() == [
+        ("user", "How do I print three lines in Python?"),
+        ("bot", await body.inner_text()),
+    ]
 
 
 async def test_the_conversation_survives_a_reload_and_a_restart(
@@ -290,8 +308,9 @@ async def test_new_conversation_clears_the_page_and_the_model_forgets(
 async def test_a_model_failure_mid_answer_keeps_the_text_and_says_why(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:
-    model.default = Script(text="The first part arrives and then the connection drops", rate=40,
-                           failure="cut", fail_after=4)  # fmt: skip
+    model.default = Script(
+        text="The first part arrives and then the connection drops", rate=40, failure="cut", fail_after=4
+    )
     await bots.start()
     chat = await ChatPage.open(await browser.new_context(), bots.url)
     await chat.ask("Tell me something")
@@ -303,9 +322,11 @@ async def test_a_model_failure_mid_answer_keeps_the_text_and_says_why(
 async def test_html_from_the_model_or_the_person_is_shown_as_text_and_never_run(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:
-    hostile = ('Look: <script>window.pwned = "script"; document.title = "pwned"</script> and '
-               '<img src=x onerror="window.pwned = \'img\'"> and [click](javascript:window.pwned=1) '
-               "and https://example.com/docs.")  # fmt: skip
+    hostile = (
+        'Look: <script>window.pwned = "script"; document.title = "pwned"</script> and '
+        "<img src=x onerror=\"window.pwned = 'img'\"> and [click](javascript:window.pwned=1) "
+        "and https://example.com/docs."
+    )
     model.default = Script(text=hostile)
     question = "<b>Is this bold?</b> <img src=x onerror=\"window.pwned = 'question'\">"
     await bots.start()
@@ -413,4 +434,3 @@ async def test_listening_beyond_loopback_needs_a_password_and_the_password_is_as
     chat = await ChatPage.open(context, bots.url)
     await chat.ask("Is this private?")
     assert CODE in await chat.answer()
-

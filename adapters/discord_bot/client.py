@@ -68,7 +68,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             member_cache_flags=discord.MemberCacheFlags.none(),
             max_messages=None,
             shard_count=settings.shard_count,
-            shard_ids=settings.shard_ids,
+            shard_ids=settings.shard_ids,  # type: ignore[arg-type]  # discord.py's own default is None
         )
         self.jobs = PlatformJobs(services, NAME)
         self.settings = settings
@@ -84,8 +84,11 @@ class MistralDiscordBot(discord.AutoShardedClient):
         async def on_end(_session: object, _context: object, params: aiohttp.TraceRequestEndParams) -> None:
             if params.response.status == 429:
                 self.jobs.metrics.platform_rate_limited.labels(NAME).inc()
-                log.warning("discord_rate_limited", path=params.url.path,
-                            scope=params.response.headers.get("X-RateLimit-Scope", "user"))  # fmt: skip
+                log.warning(
+                    "discord_rate_limited",
+                    path=params.url.path,
+                    scope=params.response.headers.get("X-RateLimit-Scope", "user"),
+                )
 
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(on_end)
@@ -107,8 +110,13 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def on_ready(self) -> None:
         assert self.user is not None
-        log.info("discord_ready", user=str(self.user), guilds=len(self.guilds),
-                 shards=sorted(self.shards), shard_count=self.shard_count)  # fmt: skip
+        log.info(
+            "discord_ready",
+            user=str(self.user),
+            guilds=len(self.guilds),
+            shards=sorted(self.shards),
+            shard_count=self.shard_count,
+        )
         self.jobs.metrics.set_health(NAME, None)
         if not self._heap_frozen:  # once: what discord.py built to connect stays, like the core's
             self._heap_frozen = True
@@ -169,7 +177,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
             return
         if not self._allowed(message.author, message.guild, message.channel):
             scope = message.guild.id if message.guild else "dm"
-            await self.jobs.refuse_once(f"discord:{message.author.id}:{scope}", functools.partial(self._refuse, message))
+            await self.jobs.refuse_once(
+                f"discord:{message.author.id}:{scope}", functools.partial(self._refuse, message)
+            )
             return
         key, destination, channel_id = conversation
         # A mention in a channel gets a thread from it, opened at once: in a burst of mentions the
@@ -183,14 +193,17 @@ class MistralDiscordBot(discord.AutoShardedClient):
         surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key), recording)
         surface.open()
         files = await read_attachments([_attachment(item) for item in message.attachments])
-        turn = Turn(key, str(message.author.id), message.author.display_name,
-                    with_files(self._without_mention(message.content), files),
-                    channel=_quota_channel(message.channel), notices=files.notices)  # fmt: skip
+        turn = Turn(
+            key,
+            str(message.author.id),
+            message.author.display_name,
+            with_files(self._without_mention(message.content), files),
+            channel=_quota_channel(message.channel),
+            notices=files.notices,
+        )
         await self.jobs.answer(turn, surface, recording)
 
-    async def _conversation_for(
-        self, message: discord.Message
-    ) -> tuple[str, Destination | None, int] | None:
+    async def _conversation_for(self, message: discord.Message) -> tuple[str, Destination | None, int] | None:
         """The conversation a message belongs to, or None when it isn't addressed to the bot.
 
         The destination is None for a mention in a channel: its thread is opened only once
@@ -336,8 +349,13 @@ class MistralDiscordBot(discord.AutoShardedClient):
             return
         await interaction.response.defer(thinking=True)
         key = self._interaction_key(interaction) or f"discord:ask:{interaction.id}"
-        turn = Turn(key, str(interaction.user.id), interaction.user.display_name, prompt.strip(),
-                    channel=_quota_channel(interaction.channel))  # fmt: skip
+        turn = Turn(
+            key,
+            str(interaction.user.id),
+            interaction.user.display_name,
+            prompt.strip(),
+            channel=_quota_channel(interaction.channel),
+        )
         await self.jobs.answer(turn, InteractionReply(interaction, self.rate_limits, self._linker(key)))
 
     async def _reset(self, interaction: discord.Interaction) -> None:
@@ -375,4 +393,8 @@ def _quota_channel(channel: Any) -> str:
     """Where CHANNEL_TURNS_PER_MINUTE counts a message: a thread counts as its channel, DMs not at all."""
     if isinstance(channel, discord.DMChannel):
         return ""
-    return str(getattr(channel, "parent_id", None) or channel.id) if isinstance(channel, discord.Thread) else str(channel.id)
+    return (
+        str(getattr(channel, "parent_id", None) or channel.id)
+        if isinstance(channel, discord.Thread)
+        else str(channel.id)
+    )

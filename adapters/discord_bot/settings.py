@@ -40,8 +40,9 @@ class DiscordSettings:
             raise ConfigError("DISCORD_TOKEN is not set: create a bot in the Discord developer portal")
         return cls(
             token=token,
-            api_base_url=(env.url("DISCORD_API_BASE_URL", "https://discord.com/api/v10", ("http", "https")) or "")
-            .rstrip("/"),
+            api_base_url=(
+                env.url("DISCORD_API_BASE_URL", "https://discord.com/api/v10", ("http", "https")) or ""
+            ).rstrip("/"),
             gateway_url=env.url("DISCORD_GATEWAY_URL", None, ("ws", "wss")),
             command_guild_ids=env.id_set("DISCORD_GUILD_IDS"),
             allowed_guild_ids=env.id_set("DISCORD_ALLOWED_GUILD_IDS"),

@@ -46,7 +46,7 @@ class DiscordRateLimits:
 
 @dataclass
 class Destination:
-    channel: discord.abc.Messageable
+    channel: discord.abc.MessageableChannel
     reply_to: discord.Message | None = None  # set when the conversation is a reply chain
 
 

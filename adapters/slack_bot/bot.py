@@ -66,8 +66,9 @@ class SlackBot:
         # trust_env: slack_sdk reads HTTPS_PROXY itself (`client.proxy`) and passes it with each
         # call, and trust_env would look up ~/.netrc and the proxy variables in a worker thread
         # for every call as well.
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                           timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS))  # fmt: skip
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS)
+        )
         self.client = AsyncWebClient(
             token=settings.bot_token,
             base_url=settings.api_url,
@@ -79,10 +80,12 @@ class SlackBot:
         )
         self._identity: AuthorizeResult | None = None
 
-        async def authorize() -> AuthorizeResult | None:
+        async def authorize() -> AuthorizeResult:
             # Bolt's default authorization calls auth.test for every event, before acking it,
             # until one call has answered: a burst of events after start-up would send a burst
-            # of auth.test calls and be acked late. run() learns the identity once, up front.
+            # of auth.test calls and be acked late. run() learns the identity once, before it
+            # connects, so no event comes without it.
+            assert self._identity is not None
             return self._identity
 
         self.app = AsyncApp(
@@ -110,7 +113,11 @@ class SlackBot:
             await self._start_turn(event, team, thread_ts)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("subtype", "file_share") != "file_share" or event.get("bot_id") or event.get("user") in (None, self.bot_user_id):
+        if (
+            event.get("subtype", "file_share") != "file_share"
+            or event.get("bot_id")
+            or event.get("user") in (None, self.bot_user_id)
+        ):
             return  # edits, deletions, joins, bots and our own messages never get a reply
         team = body.get("team_id") or event.get("team", "")
         if event.get("channel_type") == "im":
@@ -145,7 +152,8 @@ class SlackBot:
         except SlackApiError as error:
             log.warning("slack_thread_not_read", error=error.response.get("error"))
             return False
-        return any(message.get("user") == self.bot_user_id for message in response.get("messages", []))
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        return any(message.get("user") == self.bot_user_id for message in messages)
 
     async def _tell(self, channel: str, thread_ts: str | None, text: str) -> None:
         try:
@@ -176,7 +184,9 @@ class SlackBot:
             except aiohttp.ClientError as error:
                 raise DownloadFailed(f"{type(error).__name__}: {error}") from error
 
-        return Attachment(str(file.get("name") or "file"), str(file.get("mimetype") or ""), int(file.get("size") or 0), download)
+        return Attachment(
+            str(file.get("name") or "file"), str(file.get("mimetype") or ""), int(file.get("size") or 0), download
+        )
 
     async def _answer(self, place: Place, text: str, attachments: list[Attachment]) -> None:
         key = conversation_key(place.team, place.channel, place.thread_ts)
@@ -195,7 +205,9 @@ class SlackBot:
         turn = Turn(key, place.user, name, with_files(text, files), channel=channel, notices=files.notices)
         await self.jobs.answer(turn, surface, recording)
 
-    async def _choose_reply(self, place: Place, budgets: WorkspaceBudgets, recording: Any) -> MessageReply | StreamReply:
+    async def _choose_reply(
+        self, place: Place, budgets: WorkspaceBudgets, recording: Any
+    ) -> MessageReply | StreamReply:
         can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
         if can_stream and (promise := await self._limits.promise((budgets.stream_starts, budgets.stream_stops))):
             return StreamReply(place, budgets, promise, recording)
@@ -302,12 +314,12 @@ class SlackBot:
 
     async def _run_socket_mode(self, app_token: str) -> None:
         handler = AsyncSocketModeHandler(self.app, app_token)
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
         freeze_startup_heap()  # what connecting built stays, like the core's start-up heap
         try:
             await self._keep_watch(handler.client.is_connected)
         finally:
-            await handler.close_async()
+            await handler.close_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
 
     async def _run_http(self) -> None:
         runner = web.AppRunner(self.app.web_app(path="/slack/events", port=self.settings.port))
@@ -360,7 +372,9 @@ class SlackBot:
         handle = message["handle"]
         if handle["stream"]:
             try:
-                await self.client.chat_stopStream(channel=handle["channel"], ts=handle["ts"], markdown_text=f"\n\n{note}")
+                await self.client.chat_stopStream(
+                    channel=handle["channel"], ts=handle["ts"], markdown_text=f"\n\n{note}"
+                )
                 return
             except SlackApiError as error:  # the stream expired meanwhile: an ordinary edit then
                 log.info("slack_stream_not_stopped", error=error.response.get("error"))

@@ -83,15 +83,20 @@ class MessageReply:
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
         placeholder = await self._waiting.take_placeholder()
-        async with self._budget.post((self._budgets.updates,) if placeholder else (self._budgets.posts(place.channel),)):
+        async with self._budget.post(
+            (self._budgets.updates,) if placeholder else (self._budgets.posts(place.channel),)
+        ):
             if placeholder is not None:
                 await place.client.chat_update(channel=place.channel, ts=placeholder, text=to_mrkdwn(text))
                 ts = placeholder
             else:
                 response = await place.client.chat_postMessage(
-                    channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
-                    unfurl_links=False, unfurl_media=False,
-                )  # fmt: skip
+                    channel=place.channel,
+                    thread_ts=place.thread_ts,
+                    text=to_mrkdwn(text),
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
                 ts = str(response["ts"])
         if self._recording is not None:
             await self._recording.posted({"channel": place.channel, "ts": ts, "stream": False}, text)
@@ -160,8 +165,11 @@ class StreamReply:
         try:
             async with self._limits.write((self._budgets.stream_starts,)):
                 response = await place.client.chat_startStream(
-                    channel=place.channel, thread_ts=place.thread_ts, markdown_text=defuse_mentions(text),
-                    recipient_team_id=place.team, recipient_user_id=place.user,
+                    channel=place.channel,
+                    thread_ts=place.thread_ts,
+                    markdown_text=defuse_mentions(text),
+                    recipient_team_id=place.team,
+                    recipient_user_id=place.user,
                 )
         except SlackApiError as error:
             await self._limits.release((self._budgets.stream_stops,), promised)
@@ -183,8 +191,11 @@ class StreamReply:
         log.warning("slack_stream_unavailable", channel=place.channel, error=error.response.get("error"))
         async with self._limits.write((self._budgets.posts(place.channel),)):
             response = await place.client.chat_postMessage(
-                channel=place.channel, thread_ts=place.thread_ts, text=to_mrkdwn(text),
-                unfurl_links=False, unfurl_media=False,
+                channel=place.channel,
+                thread_ts=place.thread_ts,
+                text=to_mrkdwn(text),
+                unfurl_links=False,
+                unfurl_media=False,
             )
         ts = str(response["ts"])
         self._not_streaming.add(ts)
@@ -212,7 +223,9 @@ class StreamReply:
         try:
             async with self._limits.write((self._budgets.stream_stops,)):
                 delta = "" if unsure else self._delta(handle, text)
-                stop = self._place.client.chat_stopStream(channel=self._place.channel, ts=handle, markdown_text=delta or None)
+                stop = self._place.client.chat_stopStream(
+                    channel=self._place.channel, ts=handle, markdown_text=delta or None
+                )
                 await self._call(handle, text, True, stop)
         finally:
             if handle == self._first:
@@ -278,7 +291,7 @@ class Waiting:
 
     async def show(self) -> None:
         await asyncio.sleep(WAITING_DELAY)  # a quick answer needs no indicator
-        if self._place.thread_ts is not None and await self._status_shown():
+        if self._place.thread_ts is not None and await self._status_shown(self._place.thread_ts):
             return
         self._placeholder = asyncio.create_task(self._post_placeholder())
         await asyncio.shield(self._placeholder)
@@ -288,14 +301,14 @@ class Waiting:
         task, self._placeholder = self._placeholder, None
         return await task if task is not None else None
 
-    async def _status_shown(self) -> bool:
+    async def _status_shown(self, thread_ts: str) -> bool:
         charge = await self._budgets.limits.spare((self._budgets.status,))
         if charge is None:
             return True  # no spare budget: show nothing rather than spend a post on it
         try:
             async with charge:
                 await self._place.client.assistant_threads_setStatus(
-                    channel_id=self._place.channel, thread_ts=self._place.thread_ts, status=STATUS_TEXT
+                    channel_id=self._place.channel, thread_ts=thread_ts, status=STATUS_TEXT
                 )
             await self._note(status=True)
             return True

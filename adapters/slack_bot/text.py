@@ -34,7 +34,5 @@ def slack_size(text: str) -> int:
     return len(text.encode("utf-8")) + 4 * (text.count("<") + text.count(">") + text.count("&"))
 
 
-REPLY_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator=" ▌",
-                             min_edit_interval=1.0)
-STREAM_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator="",
-                              min_edit_interval=1.0)
+REPLY_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator=" ▌", min_edit_interval=1.0)
+STREAM_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator="", min_edit_interval=1.0)

@@ -182,7 +182,7 @@ def _copied(payload: T) -> T:
 
 
 def iso_timestamp(unix_time: float) -> str:
-    return dt.datetime.fromtimestamp(unix_time, dt.timezone.utc).isoformat()
+    return dt.datetime.fromtimestamp(unix_time, dt.UTC).isoformat()
 
 
 def _token_hash(text: str) -> str:
@@ -843,7 +843,7 @@ class _Gateway:
                 code = 1011
             try:
                 await asyncio.wait_for(conn.ws.close(code=code, message=b"fake disconnect"), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("gateway close handshake timed out")
 
     async def send_op(self, op: int, data: Any) -> None:
@@ -871,9 +871,7 @@ def _event_intent(event: str, data: Mapping[str, Any]) -> int | None:
     return None
 
 
-def filter_event_for_intents(
-    event: str, data: dict[str, Any], intents: int, bot_id: int
-) -> dict[str, Any] | None:
+def filter_event_for_intents(event: str, data: dict[str, Any], intents: int, bot_id: int) -> dict[str, Any] | None:
     """What a session with ``intents`` receives for an event, or None when it receives nothing."""
     required = _event_intent(event, data)
     if required is not None and not intents & required:
@@ -1435,7 +1433,7 @@ class FakeDiscord:
             conn.closed_by_server = True
             try:
                 await asyncio.wait_for(conn.ws.close(code=1001, message=b"server stopping"), 1.0)
-            except (asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, ConnectionError):
                 pass
         if self._runner is not None:
             await self._runner.cleanup()
@@ -1669,7 +1667,9 @@ class FakeDiscord:
             body["message_reference"] = {"message_id": str(reference_message_id)}
             body["allowed_mentions"] = {"parse": ["users", "roles", "everyone"], "replied_user": ping_replied_author}
         uploads = [UploadedFile("files", name, len(data), content_type) for name, content_type, data in files]
-        stored = self._store_message(channel, author, body, files=uploads, reference=self._resolve_reference(channel, body))
+        stored = self._store_message(
+            channel, author, body, files=uploads, reference=self._resolve_reference(channel, body)
+        )
         for attachment, (_, _, data) in zip(stored.payload["attachments"], files, strict=True):
             self._attachment_data[int(attachment["id"])] = data
         await self._announce_new_message(stored, force=True)
@@ -1747,7 +1747,7 @@ class FakeDiscord:
         record = RecordedRequest(
             method=request.method,
             path=request.path[len(API_PREFIX) :],
-            route=spec.key if spec else f"{request.method} {request.path[len(API_PREFIX):]}",
+            route=spec.key if spec else f"{request.method} {request.path[len(API_PREFIX) :]}",
             query=dict(request.query),
             json=None,
             files=[],
@@ -2383,9 +2383,7 @@ def _add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     async def channel_messages(request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
         messages = [
-            {**m.payload, "history": m.history}
-            for m in fake._messages_by_channel.get(channel_id, [])
-            if not m.deleted
+            {**m.payload, "history": m.history} for m in fake._messages_by_channel.get(channel_id, []) if not m.deleted
         ]
         return web.json_response(messages)
 

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.loop import freeze_startup_heap, run as run_loop
+from bot.loop import freeze_startup_heap
+from bot.loop import run as run_loop
 
 __all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "tokenize"]
 
@@ -281,9 +282,7 @@ class FakeModelServer:
                 raise ValueError("body is not a JSON object")
         except ValueError as exc:
             rec.status, rec.outcome, rec.finished_at = 400, "http_error", time.time()
-            return web.json_response(
-                {"error": f"Invalid JSON body: {exc}", "error_type": "validation"}, status=400
-            )
+            return web.json_response({"error": f"Invalid JSON body: {exc}", "error_type": "validation"}, status=400)
         rec.body = body
 
         if self.fail_503_times > 0:
@@ -324,7 +323,9 @@ class FakeModelServer:
         if script.failure == "sse_error":
             # TGI maps "overloaded" to 429 outside of streaming.
             msg = "Model is overloaded"
-            return self._finish_error(rec, web.json_response({"error": msg, "error_type": script.error_type}, status=429))
+            return self._finish_error(
+                rec, web.json_response({"error": msg, "error_type": script.error_type}, status=429)
+            )
         n = len(plan.tokens)
         await asyncio.sleep(script.first_token_delay + (n / script.rate if script.rate > 0 and n else 0.0))
         if script.failure == "stall":
@@ -598,8 +599,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--failure", choices=sorted(FAILURES), default=None)
     p.add_argument("--fail-after", type=int, default=0)
     p.add_argument("--retry-after", type=float, default=1.0)
-    p.add_argument("--decode-steps", action="store_true",
-                   help="send every answer's tokens together, one per decode step, as TGI and vLLM batch them")
+    p.add_argument(
+        "--decode-steps",
+        action="store_true",
+        help="send every answer's tokens together, one per decode step, as TGI and vLLM batch them",
+    )
     a = p.parse_args(argv)
     script = Script(
         text=a.text,

@@ -49,9 +49,9 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -474,9 +474,7 @@ def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:
     return text, others
 
 
-def signature_headers(
-    body: str, signing_secret: str, timestamp: int | str | None = None
-) -> dict[str, str]:
+def signature_headers(body: str, signing_secret: str, timestamp: int | str | None = None) -> dict[str, str]:
     """``X-Slack-Request-Timestamp`` / ``X-Slack-Signature`` exactly as Slack computes them."""
     ts = str(int(time.time())) if timestamp is None else str(timestamp)
     base = f"v0:{ts}:{body}".encode()
@@ -754,7 +752,12 @@ class FakeSlack:
         return self._store(message, time.time())
 
     def app_mention_event(
-        self, channel: str, user: str, text: str, ts: str | None = None, thread_ts: str | None = None,
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        ts: str | None = None,
+        thread_ts: str | None = None,
         files: Sequence[tuple[str, str, bytes]] = (),
     ) -> JsonDict:
         """An ``app_mention`` event; ``<@bot>`` is prepended to ``text`` unless already there.
@@ -774,9 +777,16 @@ class FakeSlack:
         self._files[file_id] = data
         url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
         return {
-            "id": file_id, "name": name, "title": name, "mimetype": mimetype, "filetype": name.rsplit(".", 1)[-1],
-            "size": len(data), "user": user, "url_private": url, "url_private_download": f"{url}?download=1",
-        }  # fmt: skip
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1],
+            "size": len(data),
+            "user": user,
+            "url_private": url,
+            "url_private_download": f"{url}?download=1",
+        }
 
     async def _handle_file_download(self, request: web.Request) -> web.Response:
         """files.slack.com: a file's bytes for a request carrying the bot token, else Slack's login page."""
@@ -913,7 +923,9 @@ class FakeSlack:
         params.pop("token", None)
         return params, token
 
-    def _dispatch(self, method: str, params: JsonDict, token: str | None, now: float) -> tuple[int, JsonDict, dict[str, str]]:
+    def _dispatch(
+        self, method: str, params: JsonDict, token: str | None, now: float
+    ) -> tuple[int, JsonDict, dict[str, str]]:
         handler = self._handlers.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -1153,7 +1165,7 @@ class FakeSlack:
         parent = self.find_message(channel.id, _required(params, "ts"))
         if parent is None:
             raise ApiError("thread_not_found")
-        thread = [parent] + self._replies_of(parent) if parent.thread_ts in (None, parent.ts) else [parent]
+        thread = [parent, *self._replies_of(parent)] if parent.thread_ts in (None, parent.ts) else [parent]
         return self._page(self._in_window(thread, params), params, default_limit=1000)
 
     def _conversations_history(self, params: JsonDict, now: float) -> JsonDict:
@@ -1281,7 +1293,9 @@ class FakeSlack:
 
     async def send_event(self, event: JsonDict, *, event_id: str | None = None) -> str:
         """Deliver an Events API event over Socket Mode; returns the envelope_id."""
-        return await self.send_envelope("events_api", self.event_callback(event, event_id), accepts_response_payload=False)
+        return await self.send_envelope(
+            "events_api", self.event_callback(event, event_id), accepts_response_payload=False
+        )
 
     async def send_slash_command(self, command: str, text: str, user: str, channel: str) -> str:
         payload = self.slash_command(command, text, user, channel)
@@ -1321,11 +1335,9 @@ class FakeSlack:
         await self.wait_socket_connected()
         payload = self.event_callback(event, event_id)
         sockets = [ws for ws in self._sockets if not ws.closed]
-        deliveries = [
-            Delivery(str(uuid.uuid4()), "events_api", payload, 0, "", False, time.time()) for _ in sockets
-        ]
+        deliveries = [Delivery(str(uuid.uuid4()), "events_api", payload, 0, "", False, time.time()) for _ in sockets]
         self.deliveries.extend(deliveries)
-        await asyncio.gather(*(ws.send_json(d.to_wire()) for ws, d in zip(sockets, deliveries)))
+        await asyncio.gather(*(ws.send_json(d.to_wire()) for ws, d in zip(sockets, deliveries, strict=False)))
         for delivery in deliveries:
             self._spawn(self._watch_ack(delivery))
         return [d.envelope_id for d in deliveries]
@@ -1458,7 +1470,7 @@ class FakeSlack:
                     retry_reason=reason,
                     timeout=wait,
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 attempts.append((None, ""))
                 reason = "http_timeout"
                 continue
