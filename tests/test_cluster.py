@@ -25,6 +25,11 @@ from tests.discord_harness import DiscordWorld
 from tests.fakes.model_server import Script
 from tests.test_console import Console, clean_env
 from tests.test_discord import user_turns
+from tests.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
+    ledger,
+    test_an_edit_shown_just_before_the_final_text_never_brings_the_record_back,
+    test_interim_edits_reach_the_record_with_the_next_heartbeat,
+)
 from tests.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_a_full_channel_holds_up_its_own_writes_only,
     test_a_lone_process_gets_the_whole_limit_at_once,
