@@ -391,7 +391,8 @@ def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
         "--no-pin",
         dest="pin",
         action="store_false",
-        help=f"let the bot processes share their CPU with the fake {platform.split(' (')[0]} and the model server",
+        help=f"let the bot processes share their CPU with the fake {platform.split(' (', maxsplit=1)[0]} "
+        "and the model server",
     )
 
 

@@ -249,8 +249,11 @@ async def _close(pieces: AsyncIterator[Any]) -> None:
 
 
 async def _failing(failure: ReplyFailure) -> AsyncIterator[str]:
+    """A model stream that fails at once: a turn refused before the model is asked."""
+    nothing: tuple[str, ...] = ()
+    for piece in nothing:
+        yield piece
     raise failure
-    yield ""  # pragma: no cover - makes this an async generator
 
 
 async def _maybe_off_loop(size: int, function: Callable[..., T], *args: object) -> T:

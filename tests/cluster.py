@@ -78,6 +78,7 @@ class OwnCluster:
             ],
             capture_output=True,
             text=True,
+            check=False,  # its output is shown when it fails, below
             timeout=START_SECONDS,
         )
         if created.returncode != 0:

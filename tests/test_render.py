@@ -38,9 +38,10 @@ def rejoin(messages: list[str]) -> str:
     for message in messages[1:]:
         opener = message.split("\n", 1)[0]
         before_close = joined[: joined.rfind("\n")]
+        rest = message
         if opener.startswith("```") and joined.endswith("\n```") and open_fence(before_close) == opener:
-            joined, message = before_close, message[len(opener) + 1 :]
-        joined += "\n" + message  # each message starts on a line of its own
+            joined, rest = before_close, message[len(opener) + 1 :]
+        joined += "\n" + rest  # each message starts on a line of its own
     return joined
 
 

@@ -676,7 +676,7 @@ class FakeSlack:
         """All messages of a channel in ts order, or one thread (parent first) if ``thread_ts``."""
         out = [m for m in self._messages.get(channel, []) if include_deleted or not m.deleted]
         if thread_ts is not None:
-            out = [m for m in out if m.ts == thread_ts or m.thread_ts == thread_ts]
+            out = [m for m in out if thread_ts in (m.ts, m.thread_ts)]
         return out
 
     def bot_messages_in(self, channel: str, thread_ts: str | None = None) -> list[StoredMessage]:
