@@ -20,6 +20,7 @@ import discord
 import structlog
 from discord import app_commands
 
+from adapters.attachments import Attachment, DownloadFailed, read_attachments, with_files
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import (
     REPLY_LIMITS,
@@ -31,7 +32,6 @@ from adapters.discord_bot.surfaces import (
 )
 from adapters.shared import PlatformJobs
 from bot.app import Services
-from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending

@@ -26,12 +26,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.attachments import Attachment, DownloadFailed, read_attachments, with_files
 from adapters.shared import PlatformJobs
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
 from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
 from bot.app import Services
-from bot.attachments import Attachment, DownloadFailed, read_attachments, with_files
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
