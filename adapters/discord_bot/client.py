@@ -144,8 +144,10 @@ class MistralDiscordBot(discord.AutoShardedClient):
             if record.messages:
                 last = record.messages[-1]
                 channel = self.get_partial_messageable(int(last["handle"]["channel_id"]))
-                text = interrupted_ending(last["text"], REPLY_LIMITS)
-                await channel.get_partial_message(int(last["handle"]["message_id"])).edit(content=text)
+                # What the message shows now: the record has it only as of the last heartbeat.
+                message = await channel.fetch_message(int(last["handle"]["message_id"]))
+                shown = message.content.removesuffix(REPLY_LIMITS.indicator) or last["text"]
+                await message.edit(content=interrupted_ending(shown, REPLY_LIMITS))
             else:
                 await self._post_note(record.place, INTERRUPTED_NOTE)
         except discord.HTTPException as error:
