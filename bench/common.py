@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -17,10 +16,10 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -30,6 +29,15 @@ from bench.delay_proxy import DelayProxy, Route
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_PORT = urlsplit(REDIS_URL).port or 6379  # where --redis-delay-ms routes the proxy
+
+
+INDICATOR = " ▌"  # a reply still being written ends with it
+WARNING = "⚠️"  # a reply that ended without the model's text shows "⚠️ reason"
+
+
+def failure_shown(text: str) -> str | None:
+    """The reason a finished reply shows instead of the model's text, if it does."""
+    return text[text.index(WARNING) :][:120] if WARNING in text and not text.endswith(INDICATOR) else None
 
 
 # Redis steps between a token and its text on the platform: the reply's first text waits for
@@ -64,7 +72,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def http_get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
         return json.load(response)
 
 
@@ -158,14 +166,13 @@ def cpu_ratio_check(name: str, pairs: Sequence[tuple[float | None, float | None]
                        ratio is not None and ratio <= CPU_RATIO_LIMIT, detail)
 
 
-def connections_opened(before: Iterable[Any], during: Iterable[Any]) -> int:
-    """How many of a round's requests came over a connection of their own, opened for them:
-    `before`, the connections (the fake's client address of each request) seen before the round;
-    `during`, each request's of the round in order."""
-    seen, opened = set(before), 0
-    for connection in during:
-        if connection not in seen:
-            seen.add(connection)
+def connections_opened(records: Sequence[Any], start: int) -> int:
+    """How many of the requests `records[start:]` (a round's, each with the fake's client address
+    as its `connection`) came over a connection of their own, opened for them."""
+    seen, opened = {record.connection for record in records[:start]}, 0
+    for record in records[start:]:
+        if record.connection not in seen:
+            seen.add(record.connection)
             opened += 1
     return opened
 
@@ -209,7 +216,8 @@ def lag_growth_check(name: str, runs: Sequence[LagRun], delay_ms: float, handsha
 
 def _median(values: Sequence[float | None]) -> float | None:
     """None if any is missing: a run that lacks a figure fails the check."""
-    return None if not values or any(value is None for value in values) else statistics.median(values)  # type: ignore[arg-type]
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present and len(present) == len(values) else None
 
 
 @dataclass(frozen=True)
@@ -258,84 +266,29 @@ def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
     return phases
 
 
-Row = TypeVar("Row")
-
-
-def phase_checks(rows: Sequence[Row], phase_of: Callable[[Row], str], round_of: Callable[[Row], str],
-                 evaluate: Callable[[Sequence[Row]], list[TargetCheck]], phases: Sequence[Phase],
-                 cpu: Callable[[Row], float | None], lags: Callable[[Row], dict[str, float | None]],
-                 opened: Callable[[Row], int], delay_ms: float, handshake_ms: float) -> list[TargetCheck]:  # fmt: skip
-    """The targets of each set-up (`evaluate`, named after it); then each round of several
-    processes against the same round of one (CPU per 1,000 tokens), and with the delay against
-    without it (`lags`, ms; `opened`, connections the round opened; `delay_ms` and `handshake_ms`:
-    see lag_growth_check)."""
-    if len(phases) == 1:
-        return evaluate(rows)
-    by_phase = {phase.label: [row for row in rows if phase_of(row) == phase.label] for phase in phases}
-    checks = [TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
-              for label, phase_rows in by_phase.items() for check in evaluate(phase_rows)]  # fmt: skip
-    workers = phases[-1].workers
-    set_ups = (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True))
-    one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in set_ups)
-
-    def runs(these: Sequence[Row], those: Sequence[Row]) -> dict[str, list[tuple[Row, Row]]]:
-        """Each round's runs in both set-ups, by round: every set-up runs the same rounds in the
-        same order, and a round may run several times (--n 200,200,200)."""
-        paired: dict[str, list[tuple[Row, Row]]] = {}
-        for row, other in zip(these, those):
-            if round_of(other) == round_of(row):
-                paired.setdefault(round_of(row), []).append((row, other))
-        return paired
-
-    for name, pairs in runs(many, one).items() if workers > 1 else ():
-        checks.append(cpu_ratio_check(name, [(cpu(row), cpu(single)) for row, single in pairs], workers))
-    for name, pairs in runs(delayed, proxied or many).items():
-        lag_runs = []
-        for row, base in pairs:
-            before, after = lags(base), lags(row)
-            lag_runs.append(LagRun({lag: (before[lag], after[lag]) for lag in after}, opened(row)))
-        checks.append(lag_growth_check(name, lag_runs, delay_ms, handshake_ms))
-    return checks
-
-
 _LOGGED_PROBLEM = re.compile(r"\[(?:warning|error|critical)\s*\]\s+(?P<event>\S+)")
 
 
+def problem_event(line: str) -> str | None:
+    """The event of a warning or error a bot logged on this line (key=value or JSON), if it is one."""
+    if line.startswith("{"):
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("level") in ("warning", "error", "critical"):
+                return str(record.get("event"))
+        return None
+    if match := _LOGGED_PROBLEM.search(line):
+        return match["event"]
+    return "Traceback" if line.startswith("Traceback") else None
+
+
 def logged_problems(lines: Iterable[str]) -> Counter[str]:
-    """How often each warning or error event occurs in a bot's log (key=value or JSON lines)."""
-    counts: Counter[str] = Counter()
-    for line in lines:
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if record.get("level") in ("warning", "error", "critical"):
-                    counts[str(record.get("event"))] += 1
-        elif match := _LOGGED_PROBLEM.search(line):
-            counts[match["event"]] += 1
-        elif line.startswith("Traceback"):
-            counts["Traceback"] += 1
-    return counts
+    """How often each warning or error event occurs in a bot's log."""
+    return Counter(event for line in lines if (event := problem_event(line)) is not None)
 
 
 def describe_problems(counts: Counter[str]) -> str:
     return ", ".join(f"{event} ×{count}" for event, count in counts.most_common()) or "none"
-
-
-def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
-    """--workers, --no-compare, the delays (see plan_phases), --no-pin (see CpuSplit)."""
-    parser.add_argument("--workers", type=int, default=1, help="bot processes acting as one bot")
-    parser.add_argument("--no-compare", dest="compare", action="store_false",
-                        help="with --workers > 1: skip the same rounds with one process")
-    parser.add_argument("--delay-ms", type=float, default=0.0,
-                        help=f"delay each way between the bot processes and the fake {platform}")
-    parser.add_argument("--model-delay-ms", type=float, default=0.0,
-                        help="delay each way between the bot processes and the model server")
-    parser.add_argument("--redis-delay-ms", type=float, default=0.0,
-                        help="delay each way between the bot processes and Redis (the platform's limits, "
-                             "conversation locks, histories)")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help=f"let the bot processes share their CPU with the fake {platform.split(' (')[0]} "
-                             "and the model server")
 
 
 def allow_open_files(needed: int) -> None:
@@ -366,9 +319,11 @@ class CpuSplit:
 REPLIES_PER_CORE = 200
 
 
-def shared_core_env(workers: int, cores: int) -> dict[str, str]:
-    """Settings for `workers` bot processes sharing `cores`: each streams its part of what the
-    cores can read at once, as an operator running several processes per core would set it."""
+def shared_core_env(workers: int, split: CpuSplit | None) -> dict[str, str]:
+    """Settings for `workers` bot processes sharing the bot's cores (unpinned, all but one: the
+    fakes and the model server need about one): each streams its part of what the cores can read
+    at once, as an operator running several processes per core would set it."""
+    cores = len(split.bot) if split else max(1, (os.cpu_count() or 2) - 1)
     if workers <= cores:
         return {}
     return {"MAX_CONCURRENT_REPLIES": str(max(1, REPLIES_PER_CORE * cores // workers))}
