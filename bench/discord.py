@@ -7,8 +7,8 @@ Three processes: this one runs the loopback fake Discord (REST + gateway) enforc
 Discord's default limits (5 message creates and 5 edits per 5 s per channel, 5 thread
 creates per 5 s per channel, 50 requests/s global); `python -m tests.fakes.model_server`
 streams every answer (300 tokens at 50 tokens/s after 0.2 s by default); and the bot,
-`python -m bot discord`, with its history in the real Redis under a key prefix of this
-run's own (deleted at the end).
+`python -m bot discord` (from `--bot-root`, this checkout by default), with its history in
+the real Redis under a key prefix of this run's own (deleted at the end).
 
 Each round sends its mentions at once: N rounds put one mention in each of N channels, the
 shared round puts `--shared` mentions in one channel. Per conversation it measures, with
@@ -25,14 +25,10 @@ each question.
 With `--workers W` the bot runs as W processes, process i with `DISCORD_SHARD_COUNT=W
 DISCORD_SHARD_IDS=i`, against the one fake Discord (which counts the global limit across all
 of them); the mentions are spread over W guilds, one on each shard. The same rounds run first
-with one process running every shard (`--no-compare` skips it), for the CPU comparison.
-`--delay-ms` and `--model-delay-ms` put the delay proxy (bench/delay_proxy.py) between the bot
-processes and the fake Discord (REST and gateway) and the model server; the rounds then run
-without the proxy, through it with no delay, and with the delay. What the delay adds is measured
-against the proxy with no delay: relaying every byte through one more process on the same CPUs
-costs tens of milliseconds in a burst, which a network does not.
+with one process running every shard. `--delay-ms` puts the delay proxy between the bot
+processes and the fake Discord's REST API and gateway. The set-ups, the options they share
+with bench.slack and the table are bench/driver.py's.
 """
-
 
 from __future__ import annotations
 
@@ -46,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +60,8 @@ from tests.fakes.model_server import Script
 MESSAGE_WRITES = ("POST /channels/{channel_id}/messages", "PATCH /channels/{channel_id}/messages/{message_id}")
 THREAD_CREATE = "POST /channels/{channel_id}/messages/{message_id}/threads"
 TYPING = "POST /channels/{channel_id}/typing"
-COMMAND_SYNC = (
-    "PUT /applications/{application_id}/commands",
-    "PUT /applications/{application_id}/guilds/{guild_id}/commands",
-)
+COMMAND_SYNC = ("PUT /applications/{application_id}/commands",
+                "PUT /applications/{application_id}/guilds/{guild_id}/commands")
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")
 STRIPPED = ("HF_TOKEN", "LOCAL_MODEL_PATH", "REDIS_URL", "INFERENCE_BASE_URL", "REDIS_KEY_PREFIX", "LOG_LEVEL",
             "MAX_NEW_TOKENS", "SYSTEM_PROMPT", "LOG_FORMAT")
@@ -84,8 +79,6 @@ MEDIUM_P99_MS = 1000.0
 LARGE_N = 200
 LARGE_DONE_AFTER_MODEL_S = 10.0
 CPU_PER_1K_TOKENS = 0.30  # at N = 50 (llmcord: 0.40 on the same set-up)
-# SIGTERM → exit: the bot's own grace for replies still being written (20 s) and some more.
-STOP_SECONDS = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,34 +90,36 @@ class DiscordOptions(Options):
 
 
 class BotProcess:
-    """`python -m bot discord`, stderr to a temporary file, stopped with SIGTERM (killed after STOP_SECONDS)."""
+    """`python -m bot discord` from `root`, its stderr in a temporary file until it stops."""
 
     def __init__(self, env: dict[str, str], root: Path) -> None:
         self._env = env
         self._root = root
-        self._stderr = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the child process
-            prefix="bench-discord-bot-", suffix=".log", delete=False
-        )
+        self._stderr = tempfile.NamedTemporaryFile(prefix="bench-discord-bot-", suffix=".log", delete=False)  # noqa: SIM115
         self.process: asyncio.subprocess.Process | None = None
         self.log = ""  # its stderr, once stopped
 
-    async def start(self) -> int:
+    async def start(self, cpus: frozenset[int] | None) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "discord", cwd=self._root, env=self._env, stdin=asyncio.subprocess.DEVNULL,
             stdout=self._stderr, stderr=self._stderr,
         )
+        if cpus is not None:
+            pin_process(self.process.pid, cpus)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
         return self.process.pid
 
     def stderr(self) -> str:
         return Path(self._stderr.name).read_text(errors="replace")
 
-    async def stop(self) -> int:
-        """SIGTERM; its exit status (-9: killed after STOP_SECONDS). Its stderr is then in `log`."""
-        assert self.process is not None
-        if self.process.returncode is None:
+    async def stop(self, timeout: float) -> int:
+        if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.process.wait(), STOP_SECONDS)
+                await asyncio.wait_for(self.process.wait(), timeout)
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
@@ -132,7 +127,7 @@ class BotProcess:
         self.log = self.stderr()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._stderr.name)
-        return self.process.returncode or 0
+        return self.process.returncode or 0 if self.process is not None else 0
 
 
 @dataclass
@@ -145,7 +140,6 @@ class Conversation:
     done: bool = False
     first_visible_at: float | None = None
     full_visible_at: float | None = None
-    writes: int = 0
     failure: str | None = None  # the reply ended with a "⚠️ reason" instead of the model's text
 
 
@@ -164,7 +158,6 @@ class RoundResult(Round):
 
 class Discord(Platform[DiscordOptions, RoundResult]):
     name = "discord"
-    title = "Discord"
     reaches = "REST and gateway"
     options_type = DiscordOptions
     default_ns = "1,10,50,200"
@@ -208,11 +201,10 @@ class Discord(Platform[DiscordOptions, RoundResult]):
         args.bot_root = args.bot_root.resolve()
         return "--shared needs ≥ 0" if args.shared < 0 else None
 
-    def intro(self) -> list[str]:
+    def intro(self) -> str:
         options = self.options
-        title = (f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
-                 f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s")
-        return [title]
+        return (f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
+                f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s")
 
     def note(self, phase: Phase) -> str:
         if phase.workers > 1:
@@ -226,8 +218,7 @@ class Discord(Platform[DiscordOptions, RoundResult]):
     @contextlib.asynccontextmanager
     async def set_up(self, variant: str, phase: Phase, key_prefix: str) -> AsyncIterator[DiscordSetUp]:
         async with FakeDiscord(limits=Limits()) as fake, self.proxy(phase, [fake.port]) as proxy:
-            set_up = DiscordSetUp(self, fake, self.bot_env(fake, key_prefix, phase, proxy), phase.workers)
-            yield set_up
+            yield DiscordSetUp(self, fake, self.bot_env(fake, key_prefix, phase, proxy), phase.workers)
         self.requests += [{"time": r.time, "route": r.route, "path": r.path, "status": r.status,
                            "phase": phase.label, "connection": r.connection} for r in fake.requests]
         if self.options.requests_path is not None:
@@ -284,12 +275,12 @@ class DiscordSetUp(SetUp[RoundResult]):
     runs them in), the rounds' channels, and a bot process per shard of this set-up."""
 
     def __init__(self, platform: Discord, fake: FakeDiscord, env: dict[str, str], workers: int) -> None:
-        super().__init__(platform.options, platform.model)
-        options = platform.options
+        super().__init__(platform)
+        count = self.options.workers
         self.fake = fake
-        self.expected = Script(tokens=options.tokens).answer
-        guilds = ([fake.add_guild("Bench Guild")] if options.workers == 1 else
-                  [fake.add_guild(f"Bench shard {i}", shard=(i, options.workers)) for i in range(options.workers)])
+        self.expected = Script(tokens=self.options.tokens).answer
+        guilds = ([fake.add_guild("Bench Guild")] if count == 1 else
+                  [fake.add_guild(f"Bench shard {i}", shard=(i, count)) for i in range(count)])
         self.user = fake.add_user("bencher")
         self.warm = [int(fake.add_text_channel(guild, f"warm-up-{i}")["id"])
                      for guild in guilds for i in range(WARM_UP_PER_GUILD)]
@@ -298,44 +289,33 @@ class DiscordSetUp(SetUp[RoundResult]):
         # Process `shard` of `workers` (one process: every shard, as many as Discord recommends).
         shards = [{} if workers == 1 else {"DISCORD_SHARD_COUNT": str(workers), "DISCORD_SHARD_IDS": str(shard)}
                   for shard in range(workers)]
-        self.bots = [BotProcess({**env, **shard_env}, options.bot_root) for shard_env in shards]
-        self.split = platform.split
+        self.processes = [BotProcess({**env, **shard_env}, self.options.bot_root) for shard_env in shards]
+        self.bots = list(self.processes)
 
     async def start(self, timeout: float = 60.0) -> None:
-        """Every process has synced its commands and has a live gateway session."""
-        for bot in self.bots:
-            pid = await bot.start()
-            if self.split is not None:
-                pin_process(pid, self.split.bot)
+        """Every process has synced its commands and has a live gateway session; then a warm-up round."""
+        for bot in self.processes:
+            await bot.start(self.split.bot if self.split else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for bot in self.bots:
+            for bot in self.processes:
                 if bot.process is not None and bot.process.returncode is not None:
                     raise RuntimeError(f"the bot exited with {bot.process.returncode}:\n{bot.stderr()[-4000:]}")
             synced = sum(1 for r in self.fake.requests if r.route in COMMAND_SYNC and r.status == 200)
             sessions = sum(1 for session in self.fake.gateway.sessions.values() if session.connected)
             if synced >= len(self.bots) and sessions >= len(self.bots):
+                await self._round("warm-up", self.warm, 1)
                 return
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{self.bots[0].stderr()[-4000:]}")
-
-    async def warm_up(self) -> None:
-        await self._round("warm-up", self.warm, 1)
+        raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{self.processes[0].stderr()[-4000:]}")
 
     async def run_round(self, spec: RoundSpec) -> RoundResult:
         return await self._round(spec.name, self.channels[spec.name], spec.per_channel)
 
-    async def stop(self) -> int:
-        codes = await asyncio.gather(*(bot.stop() for bot in self.bots if bot.process is not None))
-        return next((code for code in codes if code), 0)
-
     def log(self) -> str:
-        if len(self.bots) == 1:
-            return self.bots[0].log
-        return "".join(f"===== process {i} =====\n{bot.log}" for i, bot in enumerate(self.bots))
-
-    def pids(self) -> list[int]:
-        return [bot.process.pid for bot in self.bots if bot.process is not None]
+        if len(self.processes) == 1:
+            return self.processes[0].log
+        return "".join(f"===== process {i} =====\n{bot.log}" for i, bot in enumerate(self.processes))
 
     async def _round(self, name: str, channel_ids: Sequence[int], per_channel: int) -> RoundResult:
         fake = self.fake
@@ -364,11 +344,7 @@ class DiscordSetUp(SetUp[RoundResult]):
         usage = await self.measure(len(conversations), send, over, lambda: asyncio.sleep(0.3))
         records = {(r.get("last_user_message") or "").rsplit(" ", 1)[-1]: r for r in usage.model_requests}
         requests = fake.requests[requests_at:]
-        writes_by_channel: dict[str, int] = {}
-        for request in requests:
-            if request.route in MESSAGE_WRITES:
-                channel = request.path.split("/")[2]
-                writes_by_channel[channel] = writes_by_channel.get(channel, 0) + 1
+        writes_by_channel = Counter(r.path.split("/")[2] for r in requests if r.route in MESSAGE_WRITES)
         first, full, to_model, writes, late = [], [], [], [], []
         problems = []
         for conversation in conversations:
@@ -391,30 +367,20 @@ class DiscordSetUp(SetUp[RoundResult]):
                 ideal = (record["tokens_sent"] - 1) / self.options.rate
                 late.append((record["last_token_at"] - record["first_token_at"] - ideal) * 1000)
             if conversation.thread_id is not None:
-                conversation.writes = writes_by_channel.get(str(conversation.thread_id), 0)
-                writes.append(float(conversation.writes))
-        arrivals = sorted(r.time for r in requests if not _exempt_from_global(r.route) and r.status != 429)
-        peak, start = 0, 0
-        for end, at in enumerate(arrivals):
-            while arrivals[start] <= at - 1.0:
-                start += 1
-            peak = max(peak, end - start + 1)
+                writes.append(float(writes_by_channel[str(conversation.thread_id)]))
         limited = fake.ratelimited[limited_at:]
-        routes: dict[str, int] = {}
-        for hit in limited:
-            key = f"{hit.route}{' (global)' if hit.is_global else ''}"
-            routes[key] = routes.get(key, 0) + 1
         completed = len(full)
         await asyncio.sleep(1.0)  # a second between rounds
         return RoundResult(
             name=name, n=len(conversations), channels=len(set(channel_ids)), completed=completed,
             first_ms=spread(first), full_ms=spread(full), mention_to_model_ms=spread(to_model),
-            writes_per_reply=spread(writes), ratelimited=len(limited), ratelimited_routes=routes,
+            writes_per_reply=spread(writes), ratelimited=len(limited),
+            ratelimited_routes=dict(Counter(f"{hit.route}{' (global)' if hit.is_global else ''}" for hit in limited)),
             other_writes={"thread creates": sum(1 for r in requests if r.route == THREAD_CREATE),
                           "typing": sum(1 for r in requests if r.route == TYPING)},
             tokens=completed * self.options.tokens, cpu_seconds=usage.cpu_seconds,
             done_after_model_s=max(full) / 1000 if full and completed == len(conversations) else None,
-            model_late_ms=spread(late), peak_global_per_s=peak, wall_seconds=usage.wall_seconds,
+            model_late_ms=spread(late), peak_global_per_s=_peak_global_per_s(requests), wall_seconds=usage.wall_seconds,
             connections_opened=connections_opened(fake.requests, requests_at), redis=usage.redis, problems=problems,
         )
 
@@ -442,9 +408,17 @@ class DiscordSetUp(SetUp[RoundResult]):
             conversation.failure = failure_shown(contents[-1])
 
 
-def _exempt_from_global(route: str) -> bool:
-    """Interaction callbacks and webhooks don't count towards the global limit."""
-    return route.split(" ", 1)[-1].startswith(("/interactions/", "/webhooks/"))
+def _peak_global_per_s(requests: Sequence[Any]) -> int:
+    """The most requests counting towards the global limit (all but interaction callbacks and
+    webhooks, and those refused) that arrived within one second."""
+    arrivals = sorted(r.time for r in requests if r.status != 429
+                      and not r.route.split(" ", 1)[-1].startswith(("/interactions/", "/webhooks/")))
+    peak, start = 0, 0
+    for end, at in enumerate(arrivals):
+        while arrivals[start] <= at - 1.0:
+            start += 1
+        peak = max(peak, end - start + 1)
+    return peak
 
 
 if __name__ == "__main__":

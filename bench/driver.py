@@ -1,15 +1,22 @@
-"""The driver both benchmarks share: options, the set-ups a run compares and their rounds, the
-results table, the target checks, the JSON. A platform (bench.discord, bench.slack) adds only
-what differs: its fake, its bot processes, how a round of mentions goes and what it measures,
-and its own targets.
+"""The driver both benchmarks share: the options, the set-ups a run compares and their rounds,
+the results table, the target checks, the JSON. A platform (bench.discord, bench.slack) adds
+only what differs: its fake, its bot processes, a round and its own targets.
 
-A run starts the model server (bench.common.ModelServerProcess), then for each variant of the
-platform (Slack: each SLACK_STREAMING mode) and each set-up (see bench.common.plan_phases) a
-fake platform with its bot processes under a Redis key prefix of their own: they are started,
-warmed up, sent the rounds one after the other (one row of the table each) and stopped with
-SIGTERM, and their keys deleted. Then each row's problems, what the bot processes logged, and
-the targets: each set-up's own, and across set-ups the CPU of several processes against one and
-the lags with the delay against without it.
+The bot processes run on one CPU, this process (the fake platform) and the model server on the
+others, as if they were the remote services they stand in for (`--no-pin` lets them share every
+CPU). With `--workers W` the rounds run with one process first (`--no-compare` skips it), then
+with W, for the CPU comparison. `--delay-ms`, `--model-delay-ms` and `--redis-delay-ms` put the
+delay proxy (bench/delay_proxy.py) between the bot processes and the fake platform, the model
+server and Redis; the rounds then run without the proxy, through it with no delay, and with the
+delay. What the delay adds is measured against the proxy with no delay: relaying every byte
+through one more process on the same CPUs costs tens of milliseconds in a burst, which a network
+does not.
+
+For each variant of the platform (Slack: each SLACK_STREAMING mode) and each set-up, a fake
+platform and its bot processes, under a Redis key prefix of their own: started and warmed up,
+sent the rounds one after the other (a row of the table each), stopped with SIGTERM, their keys
+deleted. Then each round's problems, what the bot processes logged, and the targets: each
+set-up's own, and across set-ups (bench.common.phase_checks).
 """
 
 from __future__ import annotations
@@ -25,19 +32,19 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from bench.common import (
-    REDIS_URL, CpuSplit, LagRun, ModelServerProcess, Phase, RedisUsage, TargetCheck, allow_open_files,
-    cpu_ratio_check, delay_allowed_ms, delete_keys, describe_problems, lag_growth_check, logged_problems, machine,
-    plan_phases, problem_event, process_cpu_seconds, redis_routes, redis_usage, split_cpus,
+    REDIS_URL, CpuSplit, ModelServerProcess, Phase, R, RedisUsage, Round, TargetCheck, allow_open_files,
+    delay_allowed_ms, delete_keys, describe_problems, machine, phase_checks, plan_phases, problem_event,
+    process_cpu_seconds, redis_routes, redis_usage, split_cpus,
 )
 from bench.delay_proxy import DelayProxy, Route, optional_proxy
 
-# A round of more mentions than this may take longer to finish, in proportion.
-LARGE_N = 200
+LARGE_N = 200  # a round of more mentions may take longer to finish, in proportion
+STOP_SECONDS = 30.0  # SIGTERM → exit: the bot's own grace for replies still being written (20 s) and some more
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +74,9 @@ class Options:
         return plan_phases(self.workers, self.delayed, self.compare)
 
 
+O = TypeVar("O", bound=Options)
+
+
 @dataclass(frozen=True)
 class RoundSpec:
     """A round: `per_channel` mentions at once in each of `channels` channels."""
@@ -79,37 +89,6 @@ class RoundSpec:
     def n(self) -> int:
         return self.channels * self.per_channel
 
-
-@dataclass(kw_only=True)
-class Round:
-    """What every round measures; a platform's rounds add their own figures. `name` is the same
-    round in every set-up; LAGS, the `<lag>_ms` spreads compared with the delay and without."""
-
-    LAGS: ClassVar[tuple[str, ...]] = ("first", "full")
-
-    name: str
-    n: int
-    completed: int
-    first_ms: dict[str, float | None]  # the model's first token → the first text on the platform
-    ratelimited: int  # 429s the fake served
-    tokens: int
-    cpu_seconds: float  # the bot processes', all their threads
-    wall_seconds: float
-    connections_opened: int  # to the fake platform's API, during the round (see connections_opened)
-    redis: RedisUsage  # what the bot's Redis did during the round
-    problems: list[str] = field(default_factory=list)
-    phase: str = ""  # the set-up (processes, delay) when a run compares several
-    cpu_per_1k_tokens: float | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.cpu_per_1k_tokens = self.cpu_seconds / (self.tokens / 1000) if self.tokens else None
-
-    def lags(self) -> dict[str, float | None]:
-        return {f"{lag} {key}": getattr(self, f"{lag}_ms")[key] for lag in self.LAGS for key in ("p50", "p99")}
-
-
-R = TypeVar("R", bound=Round)
-O = TypeVar("O", bound=Options)
 
 # A column of the results table: its title, its width, and the figure of a round.
 Column = tuple[str, int, Callable[[R], str]]
@@ -130,41 +109,46 @@ class Usage:
     model_requests: list[dict[str, Any]]
 
 
-class SetUp(ABC, Generic[R]):
-    """A fake platform and the bot processes of one set-up against it: made by Platform.set_up;
-    the driver starts them, warms them up, runs each round and stops them."""
+class Bot(Protocol):
+    @property
+    def pid(self) -> int: ...
 
-    def __init__(self, options: Options, model: ModelServerProcess) -> None:
-        self.options = options
-        self.model = model
+    async def stop(self, timeout: float) -> int:
+        """SIGTERM, and the exit status (-9: killed after `timeout` s)."""
+        ...
+
+
+class SetUp(ABC, Generic[R]):
+    """A fake platform and the bot processes of one set-up against it (`bots`, once started):
+    made by Platform.set_up; the driver starts them, runs each round and stops them."""
+
+    def __init__(self, platform: Platform[Any, R]) -> None:
+        self.options = platform.options
+        self.model = platform.model
+        self.split = platform.split
+        self.bots: list[Bot] = []
 
     @abstractmethod
     async def start(self) -> None:
-        """Start the bot processes (on the bot's CPUs); return once they take events."""
-
-    @abstractmethod
-    async def warm_up(self) -> None:
-        """Untimed replies first: connections, pools and imports set up."""
+        """Start the bot processes (on the bot's CPUs) and warm them up with untimed replies."""
 
     @abstractmethod
     async def run_round(self, spec: RoundSpec) -> R: ...
 
     @abstractmethod
-    async def stop(self) -> int:
-        """SIGTERM every process; the first non-zero exit status (-9: killed), else 0."""
-
-    @abstractmethod
     def log(self) -> str:
-        """What the bot processes wrote to stderr (read after `stop`)."""
+        """What the bot processes wrote to stderr (after `stop`)."""
 
-    @abstractmethod
-    def pids(self) -> list[int]: ...
+    async def stop(self) -> int:
+        """SIGTERM every process; the first non-zero exit status, else 0."""
+        codes = await asyncio.gather(*(bot.stop(STOP_SECONDS) for bot in self.bots))
+        return next((code for code in codes if code), 0)
 
     async def measure(self, n: int, send: Callable[[], Awaitable[object]], over: Callable[[], bool],
                       settle: Callable[[], Awaitable[object]]) -> Usage:
         """`send` a round of `n` mentions, wait until every reply is `over` (--round-timeout at
         most, longer in proportion above LARGE_N mentions), then `settle` before reading the CPU."""
-        pids = self.pids()
+        pids = [bot.pid for bot in self.bots]
         # The fake keeps every message of every round: a full collection of that heap stalls it
         # for tens of milliseconds, which would land in the middle of a round's mentions.
         gc.collect()
@@ -183,11 +167,10 @@ class SetUp(ABC, Generic[R]):
 
 
 class Platform(ABC, Generic[O, R]):
-    """What a benchmark adds to the driver (`python -m bench.<name>`, its module's docstring
-    the first line of --help)."""
+    """What a benchmark adds to the driver: `python -m bench.<name>`, its module's docstring the
+    first line of --help."""
 
     name: ClassVar[str]
-    title: ClassVar[str]  # the platform's name in the options' help and the set-ups' headings
     reaches: ClassVar[str]  # what of the fake the bot reaches, for --delay-ms's help
     options_type: ClassVar[type[Options]]
     default_ns: ClassVar[str]  # --n with one process
@@ -210,7 +193,7 @@ class Platform(ABC, Generic[O, R]):
         return None
 
     @abstractmethod
-    def intro(self) -> list[str]:
+    def intro(self) -> str:
         """What the run is, before the table."""
 
     def variants(self) -> Sequence[str]:
@@ -236,7 +219,7 @@ class Platform(ABC, Generic[O, R]):
         """The targets of one set-up's rounds."""
 
     def more_checks(self, rows: Sequence[R]) -> list[TargetCheck]:
-        """Targets across set-ups besides the driver's (phase_checks)."""
+        """Targets across set-ups besides phase_checks'."""
         return []
 
     def details(self, row: R) -> list[str]:
@@ -248,15 +231,15 @@ class Platform(ABC, Generic[O, R]):
     def proxy(self, phase: Phase, ports: Sequence[int]) -> AbstractAsyncContextManager[DelayProxy | None]:
         """The delay proxy of a set-up through it (else None): to the fake platform's `ports`, the
         model server, and Redis where it is delayed."""
-        if not phase.through_proxy:
-            return optional_proxy([])
-        platform, options = phase.delay(self.options.delay_ms), self.options
-        return optional_proxy([*(Route(port, platform) for port in ports),
-                               Route(self.model.port, phase.delay(options.model_delay_ms)),
-                               *redis_routes(phase, options.redis_delay_ms)])
+        options = self.options
+        routes = [*(Route(port, phase.delay(options.delay_ms)) for port in ports),
+                  Route(self.model.port, phase.delay(options.model_delay_ms)),
+                  *redis_routes(phase, options.redis_delay_ms)]
+        return optional_proxy(routes if phase.through_proxy else [])
 
 
 def parse_options(platform: type[Platform[O, R]], argv: Sequence[str] | None) -> O:
+    title = platform.name.capitalize()
     doc = sys.modules[platform.__module__].__doc__ or ""
     parser = argparse.ArgumentParser(prog=f"python -m bench.{platform.name}", description=doc.splitlines()[0])
     parser.add_argument("--n", default=None, help=f"{platform.ns_help} (comma-separated; default "
@@ -265,16 +248,14 @@ def parse_options(platform: type[Platform[O, R]], argv: Sequence[str] | None) ->
     parser.add_argument("--no-compare", dest="compare", action="store_false",
                         help="with --workers > 1: skip the same rounds with one process")
     parser.add_argument("--delay-ms", type=float, default=0.0,
-                        help=f"delay each way between the bot processes and the fake {platform.title} "
-                             f"({platform.reaches})")
+                        help=f"delay each way between the bot processes and the fake {title} ({platform.reaches})")
     parser.add_argument("--model-delay-ms", type=float, default=0.0,
                         help="delay each way between the bot processes and the model server")
     parser.add_argument("--redis-delay-ms", type=float, default=0.0,
                         help="delay each way between the bot processes and Redis (the platform's limits, "
                              "conversation locks, histories)")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help=f"let the bot processes share their CPU with the fake {platform.title} and the "
-                             "model server")
+                        help=f"let the bot processes share their CPU with the fake {title} and the model server")
     parser.add_argument("--tokens", type=int, default=300, help="tokens per reply")
     parser.add_argument("--rate", type=float, default=50.0, help="tokens/s per reply")
     parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
@@ -315,15 +296,13 @@ def format_row(columns: Sequence[Column[R]], row: R) -> str:
 
 async def run_set_up(platform: Platform[O, R], variant: str, phase: Phase) -> Outcome[R]:
     prefix = f"bench:{platform.name}:{uuid.uuid4().hex[:12]}:"
-    several = len(platform.options.phases) > 1
     rows: list[R] = []
     async with platform.set_up(variant, phase, prefix) as set_up:
         try:
             await set_up.start()
-            await set_up.warm_up()
             for spec in platform.rounds():
                 row = await set_up.run_round(spec)
-                row.phase = phase.label if several else ""
+                row.phase = phase.label if len(platform.options.phases) > 1 else ""
                 print(format_row(platform.columns, row), flush=True)
                 rows.append(row)
         finally:
@@ -339,7 +318,7 @@ async def run_set_ups(platform: Platform[O, R]) -> list[Outcome[R]]:
             if len(options.phases) > 1:
                 note = platform.note(phase)
                 if phase.delayed:
-                    note += (f"; {options.delay_ms:g} ms each way to the fake {platform.title}, "
+                    note += (f"; {options.delay_ms:g} ms each way to the fake {platform.name.capitalize()}, "
                              f"{options.model_delay_ms:g} ms each way to the model server, "
                              f"{options.redis_delay_ms:g} ms each way to Redis")
                 elif phase.proxied:
@@ -347,40 +326,6 @@ async def run_set_ups(platform: Platform[O, R]) -> list[Outcome[R]]:
                 print(f"-- {platform.label(variant, phase)}{note}", flush=True)
             outcomes.append(await run_set_up(platform, variant, phase))
     return outcomes
-
-
-def phase_checks(platform: Platform[O, R], rows: Sequence[R]) -> list[TargetCheck]:
-    """The targets of each set-up (named after it); then each round of several processes against
-    the same round of one (CPU per 1,000 tokens), and with the delay against without it (see
-    lag_growth_check: a write over a new connection arrives a TCP handshake, a round trip, later)."""
-    options, phases = platform.options, platform.options.phases
-    if len(phases) == 1:
-        return platform.evaluate(rows)
-    by_phase = {phase.label: [row for row in rows if row.phase == phase.label] for phase in phases}
-    checks = [TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
-              for label, phase_rows in by_phase.items() for check in platform.evaluate(phase_rows)]
-    workers = phases[-1].workers
-    set_ups = (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True))
-    one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in set_ups)
-
-    def runs(these: Sequence[R], those: Sequence[R]) -> dict[str, list[tuple[R, R]]]:
-        """Each round's runs in both set-ups, by round: every set-up runs the same rounds in the
-        same order, and a round may run several times (--n 200,200,200)."""
-        paired: dict[str, list[tuple[R, R]]] = {}
-        for row, other in zip(these, those):
-            if other.name == row.name:
-                paired.setdefault(row.name, []).append((row, other))
-        return paired
-
-    for name, pairs in runs(many, one).items() if workers > 1 else ():
-        checks.append(cpu_ratio_check(name, [(row.cpu_per_1k_tokens, single.cpu_per_1k_tokens)
-                                             for row, single in pairs], workers))
-    allowed = delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms)
-    for name, pairs in runs(delayed, proxied or many).items():
-        lag_runs = [LagRun({lag: (base.lags()[lag], after) for lag, after in row.lags().items()},
-                           row.connections_opened) for row, base in pairs]
-        checks.append(lag_growth_check(name, lag_runs, allowed, 2 * options.delay_ms))
-    return checks
 
 
 def report(platform: Platform[O, R], outcomes: Sequence[Outcome[R]], info: dict[str, Any]) -> int:
@@ -391,7 +336,7 @@ def report(platform: Platform[O, R], outcomes: Sequence[Outcome[R]], info: dict[
     for line in (line for row in rows for line in platform.details(row)):
         print(line)
     for outcome in outcomes:
-        logged = describe_problems(logged_problems(outcome.log.splitlines()))
+        logged = describe_problems(outcome.log.splitlines())
         print(f"bot log, {outcome.label}: {logged}; exit status after SIGTERM {outcome.exit_status}")
     problems = [line for outcome in outcomes for line in outcome.log.splitlines() if problem_event(line)]
     if problems:
@@ -399,7 +344,9 @@ def report(platform: Platform[O, R], outcomes: Sequence[Outcome[R]], info: dict[
         print("\n".join(f"  {line[:200]}" for line in problems[:8]))
     if options.bot_log_path is not None:
         options.bot_log_path.write_text("".join(f"===== {outcome.label} =====\n{outcome.log}" for outcome in outcomes))
-    checks = phase_checks(platform, rows) + platform.more_checks(rows)
+    delay = delay_allowed_ms(options.delay_ms, options.model_delay_ms, options.redis_delay_ms)
+    checks = phase_checks(rows, platform.evaluate, options.phases, delay, 2 * options.delay_ms)
+    checks += platform.more_checks(rows)
     print()
     for check in checks:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
@@ -421,10 +368,9 @@ def main(platform_type: type[Platform[O, R]], argv: Sequence[str] | None = None)
     with ModelServerProcess(tokens=options.tokens, rate=options.rate,
                             first_token_delay=options.first_token_delay) as model:
         platform = platform_type(options, model, split)
-        print("\n".join(platform.intro()))
+        print(platform.intro())
         print(f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; "
-              f"{split.describe() if split else 'all processes share every CPU'}")
-        print()
+              f"{split.describe() if split else 'all processes share every CPU'}\n")
         print(header(platform.columns))
         print("-" * len(header(platform.columns)))
         outcomes = asyncio.run(run_set_ups(platform))

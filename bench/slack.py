@@ -9,8 +9,7 @@ tests/fakes/slack_server.py). The model is `python -m tests.fakes.model_server` 
 of its own. Each round sends N mentions at once, each from its own person in its own channel,
 in one workspace; every round starts in a fresh workspace (new team id), so its rate-limit
 buckets and the bot's write budgets start full, as in a workspace that was quiet before.
-The bot processes run on one CPU, this process and the model server on the others, as if they
-were the remote services they stand in for (`--no-pin` lets them share every CPU).
+Every round runs once per `--modes` value (SLACK_STREAMING).
 
 Times compare the fake's `time.time()` stamps (acks, each message's edit history) with the
 model server's (`GET /debug/requests`), matched by a marker in each question.
@@ -18,12 +17,9 @@ model server's (`GET /debug/requests`), matched by a marker in each question.
 With `--workers W` the bot runs as W HTTP-mode workers (`SLACK_SIGNING_SECRET`, a `PORT` each)
 sharing one Redis, and the fake delivers each event, signed, to one worker in turn (as a load
 balancer would); the ack is the worker's HTTP answer. The same rounds run first with one HTTP
-worker (`--no-compare` skips it), for the CPU comparison. `--delay-ms` and `--model-delay-ms`
-put the delay proxy (bench/delay_proxy.py) between the workers and the fake Slack (Web API,
-and the event deliveries to each worker) and the model server; the rounds then run without the
-proxy, through it with no delay, and with the delay. What the delay adds is measured against the
-proxy with no delay (see bench.discord). These runs use HTTP mode even with one worker. The
-options, the set-ups, the table and the targets across set-ups are bench/driver.py's.
+worker. `--delay-ms` puts the delay proxy between the workers and the fake Slack (Web API, and
+the event deliveries to each worker); these runs use HTTP mode even with one worker. The
+set-ups, the options they share with bench.discord and the table are bench/driver.py's.
 """
 
 from __future__ import annotations
@@ -31,13 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
@@ -46,20 +43,30 @@ from bench.common import (
 )
 from bench.driver import CONNECTIONS, RATELIMITED, REDIS, WALL, Column, Options, Platform, Round, RoundSpec, SetUp, main
 from tests.fakes.model_server import Script
-from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits
-from tests.slack_harness import SIGNING_SECRET, BotProcess, SlackHarness
+from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
+from tests.slack_harness import SIGNING_SECRET, SlackHarness
 
 ACK_MAX_S = 1.0
 FIRST_P99_MS = 500.0
 FIRST_MAX_N = 10
 FINAL_P99_MS = 1500.0
-STOP_SECONDS = 30.0  # SIGTERM → exit: the bot's own grace for replies being written (20 s) and some more
 MEDIUM_N = 50
 MEDIUM_FIRST_P99_MS = 1000.0
 FIRST_STILL_MARGIN = 1.05
 LARGE_N = 200
 LARGE_DONE_AFTER_MODEL_S = 10.0
 MESSAGE_WRITES = ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
+SHOWN_LIMITS = ("chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream", "users.info",
+                "assistant.threads.setStatus")
+ABOUT = """\
+  (chat.update Tier 3, users.info Tier 4, setStatus Tier 3; chat.startStream/stopStream ASSUMED Tier 2 and
+   chat.appendStream Tier 4 - Slack publishes no tier for the stream start/stop methods)
+model: {model} (own process)
+rounds: N simultaneous @mentions in one workspace, one channel and one person each; a fresh workspace
+        per round. ms columns: ack = event sent -> ack; mention→text = event sent -> first text
+        in Slack; first = first token at the server -> first text in Slack; final = last token ->
+        complete text in Slack. writes = message writes per reply (post/update/stream calls);
+        new conns = connections the bot opened to the Web API during the round"""
 MODE_NAMES = {"off": "chat.update (SLACK_STREAMING=off)", "auto": "native streams (SLACK_STREAMING=auto)"}
 
 
@@ -103,7 +110,6 @@ class RoundResult(Round):
 
 class Slack(Platform[SlackOptions, RoundResult]):
     name = "slack"
-    title = "Slack"
     reaches = "Web API and event delivery"
     options_type = SlackOptions
     default_ns = "1,10,50"
@@ -132,29 +138,19 @@ class Slack(Platform[SlackOptions, RoundResult]):
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
         args.modes = tuple(part.strip() for part in args.modes.split(",") if part.strip())
-        return None if args.modes and all(mode in MODE_NAMES for mode in args.modes) else "--modes takes off and/or auto"
+        ok = args.modes and all(mode in MODE_NAMES for mode in args.modes)
+        return None if ok else "--modes takes off and/or auto"
 
-    def intro(self) -> list[str]:
+    def intro(self) -> str:
         limits, workers = SlackLimits(), self.options.workers
         tiers = ", ".join(f"{method} {limit.per_minute:g}/min burst {limit.burst}"
-                          for method, limit in limits.methods.items()
-                          if method in ("chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream",
-                                        "users.info", "assistant.threads.setStatus"))
-        post = limits.post_message_per_channel
+                          for method, limit in limits.methods.items() if method in SHOWN_LIMITS)
+        if post := limits.post_message_per_channel:
+            tiers += f"; chat.postMessage {post.per_minute:g}/min burst {post.burst} per channel"
         how = (f"{workers} HTTP-mode worker{'s' if workers > 1 else ''}, each event to the next in turn"
                if self.options.http else "Socket Mode")
-        return [
-            f"bench.slack: the real bot (python -m bot slack, {how}) against FakeSlack enforcing per-workspace limits:",
-            f"  {tiers}; chat.postMessage {post.per_minute:g}/min burst {post.burst} per channel" if post else f"  {tiers}",
-            "  (chat.update Tier 3, users.info Tier 4, setStatus Tier 3; chat.startStream/stopStream ASSUMED Tier 2 and",
-            "   chat.appendStream Tier 4 - Slack publishes no tier for the stream start/stop methods)",
-            f"model: {' '.join(self.model.command[1:])} (own process)",
-            "rounds: N simultaneous @mentions in one workspace, one channel and one person each; a fresh workspace",
-            "        per round. ms columns: ack = event sent -> ack; mention→text = event sent -> first text",
-            "        in Slack; first = first token at the server -> first text in Slack; final = last token ->",
-            "        complete text in Slack. writes = message writes per reply (post/update/stream calls);",
-            "        new conns = connections the bot opened to the Web API during the round",
-        ]
+        return (f"bench.slack: the real bot (python -m bot slack, {how}) against FakeSlack enforcing per-workspace "
+                f"limits:\n  {tiers}\n{ABOUT.format(model=' '.join(self.model.command[1:]))}")
 
     def variants(self) -> Sequence[str]:
         return self.options.modes
@@ -243,8 +239,7 @@ class SlackSetUp(SetUp[RoundResult]):
     connection, or signed to the HTTP workers in turn (`urls`, through the proxy when delayed)."""
 
     def __init__(self, platform: Slack, mode: str, harnesses: list[SlackHarness], urls: list[str]) -> None:
-        super().__init__(platform.options, platform.model)
-        self.split = platform.split
+        super().__init__(platform)
         self.mode = mode
         self.harnesses = harnesses
         self.fake = harnesses[0].fake
@@ -253,25 +248,35 @@ class SlackSetUp(SetUp[RoundResult]):
         answer = Script(tokens=self.options.tokens).answer
         self.expected = to_mrkdwn(answer) if mode == "off" else answer
 
-    @property
-    def bots(self) -> list[BotProcess]:
-        return [bot for harness in self.harnesses for bot in harness.bots]
-
-    def pids(self) -> list[int]:
-        return [bot.pid for bot in self.bots]
-
     def log(self) -> str:
         return "\n".join(harness.report() for harness in self.harnesses)
 
+    def running(self) -> bool:
+        return all(bot.running for harness in self.harnesses for bot in harness.bots)
+
     async def start(self) -> None:
+        """Each process started, pinned and ready; then one untimed reply from each: bolt's
+        authorization, connection pools and imports are set up."""
         for harness in self.harnesses:
-            bot = await harness.start_bot()
+            try:
+                bot = await harness.start_bot()
+            finally:
+                self.bots += harness.bots
             if self.split is not None:
                 pin_process(bot.pid, self.split.bot)
-
-    async def stop(self) -> int:
-        codes = await asyncio.gather(*(bot.stop(STOP_SECONDS) for bot in self.bots if bot.running))
-        return next((code for code in codes if code), 0)
+        fake = self.fake
+        self.harnesses[0].new_workspace()
+        mentions = [Mention(FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")]
+        for index in range(1, len(self.harnesses)):
+            fake.add_channel(f"C0WARM{index:03d}", f"warm-up-{index}")
+            mentions.append(Mention(f"C0WARM{index:03d}", FakeSlack.DEFAULT_USER, f"warm up {index}"))
+        await asyncio.gather(*(self.deliver(item) for item in mentions))
+        deadline = time.monotonic() + 60
+        while any(self.final_seen_at(item) is None for item in mentions):
+            if time.monotonic() > deadline or not self.running():
+                raise RuntimeError(f"warm-up reply did not complete\n{self.log()}")
+            await asyncio.sleep(0.05)
+        await settle(fake)
 
     async def deliver(self, item: Mention) -> None:
         event = self.fake.app_mention_event(item.channel, item.user, item.marker)
@@ -289,30 +294,14 @@ class SlackSetUp(SetUp[RoundResult]):
         if status is not None and 200 <= status < 300:
             item.acked_at = time.time()
 
-    async def warm_up(self) -> None:
-        """One untimed reply per process first: bolt's authorization, connection pools and imports
-        are set up."""
-        fake = self.fake
-        self.harnesses[0].new_workspace()
-        mentions = [Mention(FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")]
-        for index in range(1, len(self.harnesses)):
-            fake.add_channel(f"C0WARM{index:03d}", f"warm-up-{index}")
-            mentions.append(Mention(f"C0WARM{index:03d}", FakeSlack.DEFAULT_USER, f"warm up {index}"))
-        await asyncio.gather(*(self.deliver(item) for item in mentions))
-        deadline = time.monotonic() + 60
-        while any(self.final_seen_at(item) is None for item in mentions):
-            if time.monotonic() > deadline or not all(bot.running for bot in self.bots):
-                raise RuntimeError(f"warm-up reply did not complete\n{self.log()}")
-            await asyncio.sleep(0.05)
-        await settle(fake)
-
-    def replies(self, mention: Mention) -> list[Any]:
-        fake = self.fake
-        return [m for m in fake.messages_in(mention.channel, mention.ts) if m.bot_id == fake.bot_id and m.ts != mention.ts]
+    def replies(self, mention: Mention) -> list[StoredMessage]:
+        messages = self.fake.messages_in(mention.channel, mention.ts)
+        return [m for m in messages if m.bot_id == self.fake.bot_id and m.ts != mention.ts]
 
     def final_seen_at(self, mention: Mention) -> float | None:
         replies = self.replies(mention)
-        return next((at for at, text in replies[0].history if text == self.expected), None) if len(replies) == 1 else None
+        return next((at for at, text in replies[0].history if text == self.expected), None) if len(replies) == 1 \
+            else None
 
     def failure(self, mention: Mention) -> str | None:
         """The reason shown when the reply ended with "⚠️ …" instead of the answer."""
@@ -337,7 +326,7 @@ class SlackSetUp(SetUp[RoundResult]):
         def over() -> bool:
             if all(self.final_seen_at(item) is not None or self.failure(item) for item in mentions):
                 return True
-            if not all(bot.running for bot in self.bots):
+            if not self.running():
                 raise RuntimeError(f"a bot exited during the round\n{self.log()}")
             return False
 
@@ -383,7 +372,7 @@ class SlackSetUp(SetUp[RoundResult]):
         return RoundResult(
             name=f"{self.mode} {spec.name}", mode=self.mode, n=spec.n, team=team, ack_ms=spread(acks),
             wait_ms=spread(waits), first_ms=spread(firsts), final_ms=spread(finals),
-            writes_per_reply={"mean": sum(writes) / len(writes) if writes else 0.0, "max": float(max(writes, default=0))},
+            writes_per_reply={"mean": statistics.mean(writes) if writes else 0.0, "max": float(max(writes, default=0))},
             writes_by_method=dict(Counter(call.method for call in calls if call.method in MESSAGE_WRITES)),
             status_calls=sum(1 for call in calls if call.method == "assistant.threads.setStatus"),
             ratelimited=fake.ratelimited_count - limited_at,
