@@ -289,16 +289,15 @@ class DiscordSetUp(SetUp[RoundResult]):
         # Process `shard` of `workers` (one process: every shard, as many as Discord recommends).
         shards = [{} if workers == 1 else {"DISCORD_SHARD_COUNT": str(workers), "DISCORD_SHARD_IDS": str(shard)}
                   for shard in range(workers)]
-        self.processes = [BotProcess({**env, **shard_env}, self.options.bot_root) for shard_env in shards]
-        self.bots = list(self.processes)
+        self.bots: list[BotProcess] = [BotProcess({**env, **shard_env}, self.options.bot_root) for shard_env in shards]
 
     async def start(self, timeout: float = 60.0) -> None:
         """Every process has synced its commands and has a live gateway session; then a warm-up round."""
-        for bot in self.processes:
+        for bot in self.bots:
             await bot.start(self.split.bot if self.split else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for bot in self.processes:
+            for bot in self.bots:
                 if bot.process is not None and bot.process.returncode is not None:
                     raise RuntimeError(f"the bot exited with {bot.process.returncode}:\n{bot.stderr()[-4000:]}")
             synced = sum(1 for r in self.fake.requests if r.route in COMMAND_SYNC and r.status == 200)
@@ -307,15 +306,15 @@ class DiscordSetUp(SetUp[RoundResult]):
                 await self._round("warm-up", self.warm, 1)
                 return
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{self.processes[0].stderr()[-4000:]}")
+        raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{self.bots[0].stderr()[-4000:]}")
 
     async def run_round(self, spec: RoundSpec) -> RoundResult:
         return await self._round(spec.name, self.channels[spec.name], spec.per_channel)
 
     def log(self) -> str:
-        if len(self.processes) == 1:
-            return self.processes[0].log
-        return "".join(f"===== process {i} =====\n{bot.log}" for i, bot in enumerate(self.processes))
+        if len(self.bots) == 1:
+            return self.bots[0].log
+        return "".join(f"===== process {i} =====\n{bot.log}" for i, bot in enumerate(self.bots))
 
     async def _round(self, name: str, channel_ids: Sequence[int], per_channel: int) -> RoundResult:
         fake = self.fake

@@ -126,7 +126,7 @@ class SetUp(ABC, Generic[R]):
         self.options = platform.options
         self.model = platform.model
         self.split = platform.split
-        self.bots: list[Bot] = []
+        self.bots: Sequence[Bot] = []
 
     @abstractmethod
     async def start(self) -> None:

@@ -211,9 +211,9 @@ class Slack(Platform[SlackOptions, RoundResult]):
         """First text at N = 50 with several workers: within 1 s p99, or, where one worker is not
         (fifty replies in one workspace are posted whole: chat.update's tier can't carry them live),
         no later than with one worker."""
-        phases = self.options.phases
         if self.options.workers == 1 or not self.options.compare:
             return []
+        phases = self.options.phases
         one = {row.name: row.first_ms["p99"] for row in rows if row.phase == phases[0].label}
         several = {phase.label for phase in phases[1:] if not phase.through_proxy}
         checks = []
@@ -261,7 +261,7 @@ class SlackSetUp(SetUp[RoundResult]):
             try:
                 bot = await harness.start_bot()
             finally:
-                self.bots += harness.bots
+                self.bots = [*self.bots, *harness.bots]
             if self.split is not None:
                 pin_process(bot.pid, self.split.bot)
         fake = self.fake
@@ -299,9 +299,10 @@ class SlackSetUp(SetUp[RoundResult]):
         return [m for m in messages if m.bot_id == self.fake.bot_id and m.ts != mention.ts]
 
     def final_seen_at(self, mention: Mention) -> float | None:
+        """When its one reply first showed the whole answer (None: not yet, or several replies)."""
         replies = self.replies(mention)
-        return next((at for at, text in replies[0].history if text == self.expected), None) if len(replies) == 1 \
-            else None
+        history = replies[0].history if len(replies) == 1 else []
+        return next((at for at, text in history if text == self.expected), None)
 
     def failure(self, mention: Mention) -> str | None:
         """The reason shown when the reply ended with "⚠️ …" instead of the answer."""
@@ -354,10 +355,10 @@ class SlackSetUp(SetUp[RoundResult]):
             final_at = self.final_seen_at(item)
             if final_at is not None:
                 completed += 1
+            elif reason := self.failure(item):
+                problems.append(f"{item.channel}: the reply shows {reason!r}")
             else:
-                reason = self.failure(item)
-                problems.append(f"{item.channel}: " + (f"the reply shows {reason!r}" if reason else
-                                                       f"{len(replies)} replies, final text not shown"))
+                problems.append(f"{item.channel}: {len(replies)} replies, final text not shown")
             if record is None:
                 problems.append(f"{item.channel}: no model request")
                 continue
