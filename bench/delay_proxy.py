@@ -160,7 +160,7 @@ async def _main(routes: Sequence[Route]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.delay_proxy", description=__doc__.splitlines()[0])
     parser.add_argument("--route", action="append", type=Route.parse, required=True,
-                        help="<target port>:<delay ms each way>; repeatable")  # fmt: skip
+                        help="<target port>:<delay ms each way>; repeatable")
     routes = parser.parse_args(argv).route
     with contextlib.suppress(KeyboardInterrupt):
         run_loop(_main(routes))
@@ -202,7 +202,6 @@ class DelayProxy:
         if parts.hostname != LOOPBACK or parts.port not in self.ports:
             raise ValueError(f"no route to {url}")
         return urlunsplit(parts._replace(netloc=f"{LOOPBACK}:{self.ports[parts.port]}"))
-
 
 
 @contextlib.asynccontextmanager

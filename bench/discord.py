@@ -95,7 +95,8 @@ class BotProcess:
     def __init__(self, env: dict[str, str], root: Path) -> None:
         self._env = env
         self._root = root
-        self._stderr = tempfile.NamedTemporaryFile(prefix="bench-discord-bot-", suffix=".log", delete=False)  # noqa: SIM115
+        self._stderr = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the child process
+            prefix="bench-discord-bot-", suffix=".log", delete=False)
         self.process: asyncio.subprocess.Process | None = None
         self.log = ""  # its stderr, once stopped
 
