@@ -1,2 +1,2 @@
-"""Benchmarks: `python -m bench.discord` and `python -m bench.slack` run the real bot process
-against the loopback platforms."""
+"""Benchmarks: `python -m bench.discord` and `python -m bench.slack` run the real bot process against the
+loopback platforms."""

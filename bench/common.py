@@ -1,8 +1,8 @@
-"""What the benchmarks share: the model server process, percentiles, target checks, cleanup."""
+"""What the benchmarks measure with: the processes (the model server, CPU time and pinning), the
+figures of a round, the set-ups a run compares, the target checks across them, Redis."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -18,9 +18,9 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -31,17 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_PORT = urlsplit(REDIS_URL).port or 6379  # where --redis-delay-ms routes the proxy
 
-
-# Redis steps between a token and its text on the platform: the reply's first text waits for
-# the promise of its final (whether it may stream live), then for its slot.
-REDIS_STEPS_PER_TEXT = 2
-
-
-def delay_allowed_ms(delay_ms: float, model_delay_ms: float, redis_delay_ms: float) -> float:
-    """How much later a text may reach the platform over the delays: the model's token comes
-    `model_delay_ms` later, its write waits for its Redis steps before it goes, and arrives
-    `delay_ms` after it was sent."""
-    return delay_ms + model_delay_ms + REDIS_STEPS_PER_TEXT * 2 * redis_delay_ms
+# -- processes -------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -54,20 +44,15 @@ def process_cpu_seconds(pid: int) -> float:
     """CPU time of every thread of `pid` so far, to the nanosecond where the kernel keeps
     schedstat (utime/stime count 10 ms ticks: ±0.03 s per 1,000 tokens for one 300-token reply)."""
     try:
-        return (
-            sum(
-                int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
-                for task in os.listdir(f"/proc/{pid}/task")
-            )
-            / 1e9
-        )
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return sum(int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0]) for task in tasks) / 1e9
     except (OSError, ValueError, IndexError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http_get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
         return json.load(response)
 
 
@@ -120,18 +105,95 @@ class ModelServerProcess:
         """Per request: received_at, first_token_at, last_token_at, last_user_message (time.time())."""
         return list(http_get_json(f"{self.base_url}/debug/requests", timeout=30)["requests"])
 
-    def cpu_seconds(self) -> float:
-        """The server process's CPU so far (user + system), to show how busy the machine was."""
-        assert self._process is not None
-        return process_cpu_seconds(self._process.pid)
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """The bot on a core of its own, the stand-ins for the platform and the model server on the rest.
+
+    In production the platform and the model server run on other machines. Here they share a
+    small box with the bot, and the scheduler would otherwise run them on the bot's core in the
+    middle of a burst, which measures the stand-ins' CPU as the bot's delay.
+    """
+
+    bot: frozenset[int]
+    rest: frozenset[int]
+
+    def describe(self) -> str:
+        def cpus(which: frozenset[int]) -> str:
+            return ",".join(str(cpu) for cpu in sorted(which))
+
+        return f"bot on CPU {cpus(self.bot)}, fakes and model server on CPU {cpus(self.rest)}"
+
+
+def split_cpus(enabled: bool = True) -> CpuSplit | None:
+    """Split this process's CPUs (None when disabled or there are fewer than two)."""
+    cpus = sorted(os.sched_getaffinity(0)) if enabled and hasattr(os, "sched_getaffinity") else []
+    return CpuSplit(frozenset(cpus[:1]), frozenset(cpus[1:])) if len(cpus) >= 2 else None
+
+
+def pin_process(pid: int, cpus: frozenset[int]) -> None:
+    """Keep every thread of a started process on `cpus` (threads it starts later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
+
+
+# What one process streams at once on a core of its own (the bot's MAX_CONCURRENT_REPLIES default).
+REPLIES_PER_CORE = 200
+
+
+def shared_core_env(workers: int, split: CpuSplit | None) -> dict[str, str]:
+    """Settings for `workers` bot processes sharing the bot's cores (unpinned, all but one: the
+    fakes and the model server need about one): each streams its part of what the cores can read
+    at once, as an operator running several processes per core would set it."""
+    cores = len(split.bot) if split else max(1, (os.cpu_count() or 2) - 1)
+    return {} if workers <= cores else {"MAX_CONCURRENT_REPLIES": str(max(1, REPLIES_PER_CORE * cores // workers))}
+
+
+def allow_open_files(needed: int) -> None:
+    """Raise this process's open-file limit (inherited by the processes it starts) to `needed`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model)
+    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+
+
+_LOGGED_PROBLEM = re.compile(r"\[(?:warning|error|critical)\s*\]\s+(?P<event>\S+)")
+
+
+def problem_event(line: str) -> str | None:
+    """The event of a warning or error a bot logged on this line (key=value or JSON), if it is one."""
+    if line.startswith("{"):
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("level") in ("warning", "error", "critical"):
+                return str(record.get("event"))
+        return None
+    if match := _LOGGED_PROBLEM.search(line):
+        return match["event"]
+    return "Traceback" if line.startswith("Traceback") else None
+
+
+def describe_problems(lines: Iterable[str]) -> str:
+    """How often each warning or error event occurs in a bot's log."""
+    counts = Counter(event for line in lines if (event := problem_event(line)) is not None)
+    return ", ".join(f"{event} ×{count}" for event, count in counts.most_common()) or "none"
+
+
+# -- a round's figures ---------------------------------------------------------------------------
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile (p99 of fewer than 100 values is their maximum)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+    return sorted(values)[max(0, math.ceil(fraction * len(values)) - 1)] if values else None
 
 
 def spread(values: Sequence[float]) -> dict[str, float | None]:
@@ -148,98 +210,57 @@ def figures(values: dict[str, float | None], digits: int = 1, keys: Sequence[str
     return "/".join(number(values[key], digits) for key in keys)
 
 
-@dataclass(frozen=True)
-class TargetCheck:
-    name: str
-    passed: bool
-    detail: str
+INDICATOR = " ▌"  # a reply still being written ends with it
+WARNING = "⚠️"  # a reply that ended without the model's text shows "⚠️ reason"
 
 
-# Several processes may spend at most this much more CPU per token than one doing the same work.
-CPU_RATIO_LIMIT = 1.3
+def failure_shown(text: str) -> str | None:
+    """The reason a finished reply shows instead of the model's text, if it does."""
+    return text[text.index(WARNING) :][:120] if WARNING in text and not text.endswith(INDICATOR) else None
 
 
-def cpu_ratio_check(name: str, pairs: Sequence[tuple[float | None, float | None]], workers: int) -> TargetCheck:
-    """CPU per 1,000 tokens of `workers` processes together against one process's in the same
-    round; a round run several times (--n 50,50,50) is judged by the median of its ratios."""
-    ratios = [many / one if many is not None and one else None for many, one in pairs]
-    ratio = _median(ratios)
-    each = "; ".join(
-        f"{number(many, 3)} s against {number(one, 3)} s ({number(r, 2)}×)"
-        for (many, one), r in zip(pairs, ratios, strict=False)
-    )
-    detail = f"{each}; median {number(ratio, 2)}×" if len(pairs) > 1 else each
-    return TargetCheck(
-        f"{name}: CPU per 1,000 tokens of {workers} processes ≤ {CPU_RATIO_LIMIT:g}× one process's",
-        ratio is not None and ratio <= CPU_RATIO_LIMIT,
-        detail,
-    )
-
-
-def connections_opened(before: Iterable[Any], during: Iterable[Any]) -> int:
-    """How many of a round's requests came over a connection of their own, opened for them:
-    `before`, the connections (the fake's client address of each request) seen before the round;
-    `during`, each request's of the round in order."""
-    seen, opened = set(before), 0
-    for connection in during:
-        if connection not in seen:
-            seen.add(connection)
+def connections_opened(records: Sequence[Any], start: int) -> int:
+    """How many of the requests `records[start:]` (a round's, each with the fake's client address
+    as its `connection`) came over a connection of their own, opened for them."""
+    seen, opened = {record.connection for record in records[:start]}, 0
+    for record in records[start:]:
+        if record.connection not in seen:
+            seen.add(record.connection)
             opened += 1
     return opened
 
 
-@dataclass(frozen=True)
-class LagRun:
-    """One run of a round: each lag (ms) without and with the delay, and how many connections the
-    bot opened to the platform during the run with the delay."""
+@dataclass(kw_only=True)
+class Round:
+    """What every round measures; a platform's rounds add their own figures. `name` is the same
+    round in every set-up; LAGS, the `<lag>_ms` spreads compared with the delay and without."""
 
-    lags: dict[str, tuple[float | None, float | None]]
-    opened: int
+    LAGS: ClassVar[tuple[str, ...]] = ("first", "full")
 
+    name: str
+    n: int
+    completed: int
+    first_ms: dict[str, float | None]  # the model's first token → the first text on the platform
+    ratelimited: int  # 429s the fake served
+    tokens: int
+    cpu_seconds: float  # the bot processes', all their threads
+    wall_seconds: float
+    connections_opened: int  # to the fake platform's API, during the round (see connections_opened)
+    redis: RedisUsage  # what the bot's Redis did during the round
+    problems: list[str] = field(default_factory=list)
+    phase: str = ""  # the set-up (processes, delay) when a run compares several
+    cpu_per_1k_tokens: float | None = field(init=False)
 
-def lag_growth_check(name: str, runs: Sequence[LagRun], delay_ms: float, handshake_ms: float) -> TargetCheck:
-    """No lag may grow by more than the delay the network puts on the way from the model server
-    to the platform: `delay_ms` over a kept-open connection. A write over a connection opened for
-    it arrives a handshake later (`handshake_ms`, the round trip of TCP's; TLS adds another), and
-    one such write among a burst's is that burst's p99: a p99 may grow by the handshake too in a
-    run that opened connections. A round run several times is judged by the median of each lag's
-    growth beyond what its runs allow, since from one run to the next the same lag varies by more
-    than the delay (a burst's timing)."""
+    def __post_init__(self) -> None:
+        self.cpu_per_1k_tokens = self.cpu_seconds / (self.tokens / 1000) if self.tokens else None
 
-    def allowed(lag: str, run: LagRun) -> float:
-        return delay_ms + (handshake_ms if lag.endswith("p99") and run.opened else 0.0)
-
-    growths = {
-        lag: [
-            None if before is None or after is None else after - before
-            for before, after in (run.lags[lag] for run in runs)
-        ]
-        for lag in runs[0].lags
-    }
-    beyond = {
-        lag: _median(
-            [None if growth is None else growth - allowed(lag, run) for growth, run in zip(values, runs, strict=False)]
-        )
-        for lag, values in growths.items()
-    }
-    passed = all(excess is not None and excess <= 0 for excess in beyond.values())
-    each = ", ".join(
-        f"{lag} {'/'.join(number(g, 0, signed=True) for g in values)} ms" for lag, values in growths.items()
-    )
-    opened = "/".join(str(run.opened) for run in runs)
-    worst = max((excess for excess in beyond.values() if excess is not None), default=None)
-    margin = None if worst is None else -worst
-    detail = f"{each}; connections opened {opened}; smallest margin {number(margin, 0, signed=True)} ms"
-    name = (
-        f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay "
-        f"(a p99 by ≤ {delay_ms + handshake_ms:g} ms where connections were opened)"
-    )
-    return TargetCheck(name, passed, detail)
+    def lags(self) -> dict[str, float | None]:
+        return {f"{lag} {key}": getattr(self, f"{lag}_ms")[key] for lag in self.LAGS for key in ("p50", "p99")}
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    """None if any is missing: a run that lacks a figure fails the check."""
-    return None if not values or any(value is None for value in values) else statistics.median(values)  # type: ignore[arg-type]
+R = TypeVar("R", bound=Round)
+
+# -- the set-ups a run compares --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -266,6 +287,15 @@ class Phase:
         return ms / 1000 if self.delayed else 0.0
 
 
+def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
+    """What a run measures: one process first when several are compared with it, then the
+    processes without delay, then through the proxy with no delay and with the delay (what the
+    delay adds, apart from what relaying every byte through one more process costs)."""
+    phases = [Phase(1)] if workers > 1 and compare else []
+    phases.append(Phase(workers))
+    return phases + ([Phase(workers, proxied=True), Phase(workers, delayed=True)] if delayed else [])
+
+
 def redis_routes(phase: Phase, redis_delay_ms: float) -> list[Route]:
     """Redis through the delay proxy, only in runs that delay it: relaying each of its commands
     through one more process would add to the other runs' figures what they don't measure."""
@@ -277,39 +307,111 @@ def redis_url(proxy: DelayProxy | None) -> str:
     return proxy.via(REDIS_URL) if proxy is not None and REDIS_PORT in proxy.ports else REDIS_URL
 
 
-def plan_phases(workers: int, delayed: bool, compare: bool) -> list[Phase]:
-    """What a run measures: one process first when several are compared with it, then the
-    processes without delay, then through the proxy with no delay and with the delay (what the
-    delay adds, apart from what relaying every byte through one more process costs)."""
-    phases = [Phase(1)] if workers > 1 and compare else []
-    phases.append(Phase(workers))
-    if delayed:
-        phases += [Phase(workers, proxied=True), Phase(workers, delayed=True)]
-    return phases
+# -- targets ---------------------------------------------------------------------------------
 
 
-Row = TypeVar("Row")
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+# Several processes may spend at most this much more CPU per token than one doing the same work.
+CPU_RATIO_LIMIT = 1.3
+# Redis steps between a token and its text on the platform: the reply's first text waits for
+# the promise of its final (whether it may stream live), then for its slot.
+REDIS_STEPS_PER_TEXT = 2
+
+
+def delay_allowed_ms(delay_ms: float, model_delay_ms: float, redis_delay_ms: float) -> float:
+    """How much later a text may reach the platform over the delays: the model's token comes
+    `model_delay_ms` later, its write waits for its Redis steps before it goes, and arrives
+    `delay_ms` after it was sent."""
+    return delay_ms + model_delay_ms + REDIS_STEPS_PER_TEXT * 2 * redis_delay_ms
+
+
+def cpu_ratio_check(name: str, runs: Sequence[tuple[Round, Round]], workers: int) -> TargetCheck:
+    """CPU per 1,000 tokens of `workers` processes together against one process's in the same
+    round (`runs`: each run of it, in both); a round run several times (--n 50,50,50) is judged
+    by the median of its ratios."""
+    pairs = [(many.cpu_per_1k_tokens, one.cpu_per_1k_tokens) for many, one in runs]
+    ratios = [many / one if many is not None and one else None for many, one in pairs]
+    ratio = _median(ratios)
+    each = "; ".join(
+        f"{number(many, 3)} s against {number(one, 3)} s ({number(r, 2)}×)"
+        for (many, one), r in zip(pairs, ratios, strict=False)
+    )
+    detail = f"{each}; median {number(ratio, 2)}×" if len(pairs) > 1 else each
+    return TargetCheck(
+        f"{name}: CPU per 1,000 tokens of {workers} processes ≤ {CPU_RATIO_LIMIT:g}× one process's",
+        ratio is not None and ratio <= CPU_RATIO_LIMIT,
+        detail,
+    )
+
+
+def lag_growth_check(
+    name: str, runs: Sequence[tuple[Round, Round]], delay_ms: float, handshake_ms: float
+) -> TargetCheck:
+    """No lag may grow by more than the delay the network puts on the way from the model server
+    to the platform: `delay_ms` over a kept-open connection. A write over a connection opened for
+    it arrives a handshake later (`handshake_ms`, the round trip of TCP's; TLS adds another), and
+    one such write among a burst's is that burst's p99: a p99 may grow by the handshake too in a
+    run that opened connections. `runs`: each run of the round with the delay, and the same run
+    without. A round run several times is judged by the median of each lag's growth beyond what
+    its runs allow, since from one run to the next the same lag varies by more than the delay (a
+    burst's timing)."""
+
+    def growth(lag: str, delayed: Round, base: Round) -> float | None:
+        after, before = delayed.lags()[lag], base.lags()[lag]
+        return None if before is None or after is None else after - before
+
+    def allowed(lag: str, delayed: Round) -> float:
+        return delay_ms + (handshake_ms if lag.endswith("p99") and delayed.connections_opened else 0.0)
+
+    growths = {lag: [growth(lag, *run) for run in runs] for lag in runs[0][0].lags()}
+    beyond = {
+        lag: _median(
+            [
+                None if value is None else value - allowed(lag, delayed)
+                for value, (delayed, _) in zip(values, runs, strict=False)
+            ]
+        )
+        for lag, values in growths.items()
+    }
+    each = ", ".join(
+        f"{lag} {'/'.join(number(g, 0, signed=True) for g in values)} ms" for lag, values in growths.items()
+    )
+    opened = "/".join(str(delayed.connections_opened) for delayed, _ in runs)
+    worst = max((excess for excess in beyond.values() if excess is not None), default=None)
+    margin = None if worst is None else -worst
+    return TargetCheck(
+        f"{name}: lags grow by ≤ {delay_ms:g} ms with the delay (a p99 by ≤ "
+        f"{delay_ms + handshake_ms:g} ms where connections were opened)",
+        all(excess is not None and excess <= 0 for excess in beyond.values()),
+        f"{each}; connections opened {opened}; smallest margin {number(margin, 0, signed=True)} ms",
+    )
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    """None if any is missing: a run that lacks a figure fails the check."""
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present and len(present) == len(values) else None
 
 
 def phase_checks(
-    rows: Sequence[Row],
-    phase_of: Callable[[Row], str],
-    round_of: Callable[[Row], str],
-    evaluate: Callable[[Sequence[Row]], list[TargetCheck]],
+    rows: Sequence[R],
+    evaluate: Callable[[Sequence[R]], list[TargetCheck]],
     phases: Sequence[Phase],
-    cpu: Callable[[Row], float | None],
-    lags: Callable[[Row], dict[str, float | None]],
-    opened: Callable[[Row], int],
     delay_ms: float,
     handshake_ms: float,
 ) -> list[TargetCheck]:
     """The targets of each set-up (`evaluate`, named after it); then each round of several
     processes against the same round of one (CPU per 1,000 tokens), and with the delay against
-    without it (`lags`, ms; `opened`, connections the round opened; `delay_ms` and `handshake_ms`:
-    see lag_growth_check)."""
+    without it (see lag_growth_check)."""
     if len(phases) == 1:
         return evaluate(rows)
-    by_phase = {phase.label: [row for row in rows if phase_of(row) == phase.label] for phase in phases}
+    by_phase = {phase.label: [row for row in rows if row.phase == phase.label] for phase in phases}
     checks = [
         TargetCheck(f"{label}, {check.name}", check.passed, check.detail)
         for label, phase_rows in by_phase.items()
@@ -319,148 +421,22 @@ def phase_checks(
     set_ups = (Phase(1), Phase(workers), Phase(workers, proxied=True), Phase(workers, delayed=True))
     one, many, proxied, delayed = (by_phase.get(phase.label, []) for phase in set_ups)
 
-    def runs(these: Sequence[Row], those: Sequence[Row]) -> dict[str, list[tuple[Row, Row]]]:
+    def runs(these: Sequence[R], those: Sequence[R]) -> dict[str, list[tuple[R, R]]]:
         """Each round's runs in both set-ups, by round: every set-up runs the same rounds in the
         same order, and a round may run several times (--n 200,200,200)."""
-        paired: dict[str, list[tuple[Row, Row]]] = {}
+        paired: dict[str, list[tuple[R, R]]] = {}
         for row, other in zip(these, those, strict=False):
-            if round_of(other) == round_of(row):
-                paired.setdefault(round_of(row), []).append((row, other))
+            if other.name == row.name:
+                paired.setdefault(row.name, []).append((row, other))
         return paired
 
-    for name, pairs in runs(many, one).items() if workers > 1 else ():
-        checks.append(cpu_ratio_check(name, [(cpu(row), cpu(single)) for row, single in pairs], workers))
-    for name, pairs in runs(delayed, proxied or many).items():
-        lag_runs = []
-        for row, base in pairs:
-            before, after = lags(base), lags(row)
-            lag_runs.append(LagRun({lag: (before[lag], after[lag]) for lag in after}, opened(row)))
-        checks.append(lag_growth_check(name, lag_runs, delay_ms, handshake_ms))
-    return checks
+    checks += [cpu_ratio_check(name, pairs, workers) for name, pairs in runs(many, one).items()] if workers > 1 else []
+    return checks + [
+        lag_growth_check(name, pairs, delay_ms, handshake_ms) for name, pairs in runs(delayed, proxied or many).items()
+    ]
 
 
-_LOGGED_PROBLEM = re.compile(r"\[(?:warning|error|critical)\s*\]\s+(?P<event>\S+)")
-
-
-def logged_problems(lines: Iterable[str]) -> Counter[str]:
-    """How often each warning or error event occurs in a bot's log (key=value or JSON lines)."""
-    counts: Counter[str] = Counter()
-    for line in lines:
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if record.get("level") in ("warning", "error", "critical"):
-                    counts[str(record.get("event"))] += 1
-        elif match := _LOGGED_PROBLEM.search(line):
-            counts[match["event"]] += 1
-        elif line.startswith("Traceback"):
-            counts["Traceback"] += 1
-    return counts
-
-
-def describe_problems(counts: Counter[str]) -> str:
-    return ", ".join(f"{event} ×{count}" for event, count in counts.most_common()) or "none"
-
-
-def add_scale_options(parser: argparse.ArgumentParser, platform: str) -> None:
-    """--workers, --no-compare, the delays (see plan_phases), --no-pin (see CpuSplit)."""
-    parser.add_argument("--workers", type=int, default=1, help="bot processes acting as one bot")
-    parser.add_argument(
-        "--no-compare",
-        dest="compare",
-        action="store_false",
-        help="with --workers > 1: skip the same rounds with one process",
-    )
-    parser.add_argument(
-        "--delay-ms", type=float, default=0.0, help=f"delay each way between the bot processes and the fake {platform}"
-    )
-    parser.add_argument(
-        "--model-delay-ms",
-        type=float,
-        default=0.0,
-        help="delay each way between the bot processes and the model server",
-    )
-    parser.add_argument(
-        "--redis-delay-ms",
-        type=float,
-        default=0.0,
-        help="delay each way between the bot processes and Redis (the platform's limits, "
-        "conversation locks, histories)",
-    )
-    parser.add_argument(
-        "--no-pin",
-        dest="pin",
-        action="store_false",
-        help=f"let the bot processes share their CPU with the fake {platform.split(' (', maxsplit=1)[0]} "
-        "and the model server",
-    )
-
-
-def allow_open_files(needed: int) -> None:
-    """Raise this process's open-file limit (inherited by the processes it starts) to `needed`."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-@dataclass(frozen=True)
-class CpuSplit:
-    """The bot on a core of its own, the stand-ins for the platform and the model server on the rest.
-
-    In production Discord and the model server run on other machines. Here they share a small
-    box with the bot, and the scheduler would otherwise run them on the bot's core in the
-    middle of a burst, which measures the stand-ins' CPU as the bot's delay.
-    """
-
-    bot: frozenset[int]
-    rest: frozenset[int]
-
-    def describe(self) -> str:
-        return f"bot on CPU {_cpu_list(self.bot)}, fakes and model server on CPU {_cpu_list(self.rest)}"
-
-
-# What one process streams at once on a core of its own (the bot's MAX_CONCURRENT_REPLIES default).
-REPLIES_PER_CORE = 200
-
-
-def shared_core_env(workers: int, cores: int) -> dict[str, str]:
-    """Settings for `workers` bot processes sharing `cores`: each streams its part of what the
-    cores can read at once, as an operator running several processes per core would set it."""
-    if workers <= cores:
-        return {}
-    return {"MAX_CONCURRENT_REPLIES": str(max(1, REPLIES_PER_CORE * cores // workers))}
-
-
-def split_cpus(enabled: bool = True) -> CpuSplit | None:
-    """Split this process's CPUs (None when disabled or there are fewer than two)."""
-    if not enabled or not hasattr(os, "sched_getaffinity"):
-        return None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return CpuSplit(frozenset(cpus[:1]), frozenset(cpus[1:]))
-
-
-def pin_process(pid: int, cpus: frozenset[int]) -> None:
-    """Keep every thread of a started process on `cpus` (threads it starts later inherit it)."""
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(int(task), cpus)
-
-
-def _cpu_list(cpus: frozenset[int]) -> str:
-    return ",".join(str(cpu) for cpu in sorted(cpus))
-
-
-def machine() -> dict[str, Any]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+# -- Redis -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
