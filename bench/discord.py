@@ -50,7 +50,6 @@ from typing import Any, ClassVar
 
 from bench.common import (
     INDICATOR,
-    ROOT,
     Phase,
     TargetCheck,
     connections_opened,
@@ -107,7 +106,6 @@ class DiscordOptions(Options):
     shared: int
     bot_log_level: str
     requests_path: Path | None
-    bot_root: Path
 
 
 class BotProcess:
@@ -231,17 +229,10 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             default=None,
             help="write every request the fake received (time, route, path, status) here as JSON",
         )
-        parser.add_argument(
-            "--bot-root",
-            type=Path,
-            default=ROOT,
-            help="run the bot from this checkout (to compare two versions with one harness)",
-        )
 
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
         args.shared = args.shared if args.shared is not None else (0 if args.workers > 1 else 5)
-        args.bot_root = args.bot_root.resolve()
         return "--shared needs ≥ 0" if args.shared < 0 else None
 
     def intro(self) -> str:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from bench.common import (
     REDIS_URL,
+    ROOT,
     CpuSplit,
     ModelServerProcess,
     Phase,
@@ -81,6 +82,7 @@ class Options:
     model_delay_ms: float
     redis_delay_ms: float
     pin: bool
+    bot_root: Path  # the checkout the bot runs from (another one, to compare two versions)
 
     @property
     def delayed(self) -> bool:
@@ -316,8 +318,15 @@ def parse_options(platform: type[Platform[OptionsT, R]], argv: Sequence[str] | N
     parser.add_argument(
         "--bot-log", dest="bot_log_path", type=Path, default=None, help="keep the bot processes' stderr here"
     )
+    parser.add_argument(
+        "--bot-root",
+        type=Path,
+        default=ROOT,
+        help="run the bot from this checkout (to compare two versions with one harness)",
+    )
     platform.add_options(parser)
     args = parser.parse_args(argv)
+    args.bot_root = args.bot_root.resolve()
     rounds = args.n or ("50,200,1000" if args.workers > 1 else platform.default_ns)
     args.ns = tuple(int(part) for part in rounds.split(",") if part.strip())
     if (

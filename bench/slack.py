@@ -194,6 +194,7 @@ class Slack(Platform[SlackOptions, RoundResult]):
                     streaming=variant,  # type: ignore[arg-type]
                     model_timeout=60,
                     port=free_port() if http else 0,
+                    bot_root=self.options.bot_root,
                     extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, self.split)},
                 )
                 for _ in range(phase.workers)

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -90,13 +91,13 @@ class BotProcess:
         self._reader = asyncio.create_task(self._read_stderr())
 
     @classmethod
-    async def start(cls, name: str, env: Mapping[str, str]) -> BotProcess:
+    async def start(cls, name: str, env: Mapping[str, str], root: Path = ROOT) -> BotProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bot",
             "slack",
-            cwd=ROOT,
+            cwd=root,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
@@ -176,6 +177,7 @@ class SlackHarness:
     signing_secret: str = SIGNING_SECRET
     bots: list[BotProcess] = field(default_factory=list)
     port: int = 0
+    bot_root: Path = ROOT  # the checkout the bots run from
 
     # -- processes ----------------------------------------------------------------------
 
@@ -207,7 +209,7 @@ class SlackHarness:
     async def start_bot(self, timeout: float = 30.0) -> BotProcess:
         """Start a bot and wait until it can receive events (socket open / port answering)."""
         connections = self.fake.socket_connect_count + 1
-        bot = await BotProcess.start(f"bot{len(self.bots) + 1}", self.env())
+        bot = await BotProcess.start(f"bot{len(self.bots) + 1}", self.env(), self.bot_root)
         self.bots.append(bot)
         ready = self._wait_socket(bot, connections) if self.mode == "socket" else self._wait_http(bot)
         try:
