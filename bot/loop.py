@@ -54,6 +54,18 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
         wait = 1.0
 
 
+def cancel_until_done(task: asyncio.Task[Any], every: float) -> None:
+    """Cancel `task` now, and again every `every` seconds until it has ended, without waiting
+    for it. A cancellation can be lost inside a library call: redis-py sends each command
+    through asyncio.wait_for, which on Python 3.11 returns the command's result instead of
+    raising when the cancellation comes as the send completes. A task that loops until it is
+    cancelled (a typing indicator) would then run for as long as the process, with everything
+    it holds."""
+    if not task.done():
+        task.cancel()
+        asyncio.get_running_loop().call_later(every, cancel_until_done, task, every)
+
+
 def retrieve_outcome(future: asyncio.Future[Any]) -> None:
     """A done-callback for a background task whose failure is reported elsewhere (or not at
     all): retrieving its outcome keeps asyncio from logging "exception was never retrieved"."""

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.loop import finish_even_if_cancelled
+from bot.loop import cancel_until_done, finish_even_if_cancelled
 from bot.split import closing_for, open_fence, split_head
 from bot.surface import EditSkipped, ReplySurface
 
@@ -31,6 +31,9 @@ NOTICE_PREFIX = "ℹ️"
 # this. Each try may be a Redis call: fifty replies streaming at once on Discord, whose global
 # limit keeps every slot for their finals, would try a hundred times a second at 0.5 s.
 RETRY_EDIT_SECONDS = 1.0
+# A waiting indicator still running this long after it was cancelled is cancelled again: it has
+# nothing to finish (it only shows that an answer is coming).
+WAITING_RECANCEL_SECONDS = 1.0
 # Failures after which the text shown is still the complete answer.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
 
@@ -262,4 +265,7 @@ class LiveRenderer:
 
     def _stop_waiting(self) -> None:
         if self._waiting is not None and not self._waiting.done():
-            self._waiting.cancel()
+            # Cancelled again each second until it has ended (see cancel_until_done): an
+            # indicator whose cancellation was lost would show "typing…" in its thread for good,
+            # and keep the whole reply (surface, messages, thread) in memory.
+            cancel_until_done(self._waiting, WAITING_RECANCEL_SECONDS)

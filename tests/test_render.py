@@ -240,3 +240,28 @@ async def test_a_stalled_answer_shows_what_it_wrote_once_a_write_is_spare_again(
     with contextlib.suppress(asyncio.CancelledError):
         await rendering
     assert "The first part of it ▌" in [write.text for write in surface.writes]
+
+
+async def test_the_waiting_indicator_ends_even_if_its_cancellation_is_lost() -> None:
+    """A library call can swallow the cancellation that stops the waiting indicator (redis-py's
+    sends go through asyncio.wait_for, which does on Python 3.11): it is cancelled again."""
+    lose_until = float("inf")
+    ended = asyncio.Event()
+
+    class Forgetful(MemorySurface):
+        async def show_waiting(self) -> None:
+            try:
+                while True:  # like Discord's typing indicator: until cancelled
+                    try:
+                        await asyncio.sleep(0.01)
+                    except asyncio.CancelledError:
+                        if time.monotonic() >= lose_until:
+                            raise
+            finally:
+                ended.set()
+
+    surface = Forgetful(FAST)
+    result = await LiveRenderer(surface).render(pieces("Hello there", every=0.05))
+    lose_until = time.monotonic() + 0.3  # every cancellation the reply's writing sent is lost
+    assert result.complete and surface.messages == ["Hello there"]
+    await asyncio.wait_for(ended.wait(), 3.0)
