@@ -130,15 +130,17 @@ async def test_login_ready_and_guild_create(world: World) -> None:
 
 
 async def test_plain_text_gateway_frames_are_accepted() -> None:
-    async with running_world(gateway_compression=False) as world, connected_client(world.fake) as client:
-        assert client.get_guild(world.guild.id) is not None
-        assert world.fake.gateway.connections[0].compressor is None
+    async with running_world(gateway_compression=False) as world:
+        async with connected_client(world.fake) as client:
+            assert client.get_guild(world.guild.id) is not None
+            assert world.fake.gateway.connections[0].compressor is None
 
 
 async def test_bad_token_is_a_login_failure(world: World) -> None:
     client = discord.Client(intents=discord.Intents.default())
-    with pointed_at(world.fake), pytest.raises(discord.LoginFailure):
-        await client.login("wrong-token")
+    with pointed_at(world.fake):
+        with pytest.raises(discord.LoginFailure):
+            await client.login("wrong-token")
     await client.close()
     record = world.fake.requests[-1]
     assert record.status == 401 and record.response == {"message": "401: Unauthorized", "code": 0}
@@ -258,6 +260,67 @@ async def test_threads(world: World) -> None:
         assert forbidden.value.code == 50013
         standalone = await channel.create_thread(name="standalone", type=discord.ChannelType.public_thread)
         assert fake.channels[standalone.id]["parent_id"] == world.general["id"]
+
+
+async def test_idle_threads_are_archived_like_discord() -> None:
+    """A thread with no new message for its idle time is archived with THREAD_UPDATE, which
+    drops it from discord.py's cache; edits there are refused; a new message unarchives it."""
+    async with running_world(limits=Limits.disabled(), thread_archive_seconds=0.5) as world:
+        fake = world.fake
+        async with connected_client(fake) as client:
+            channel = client.get_channel(int(world.general["id"]))
+            assert isinstance(channel, discord.TextChannel)
+            anchor = await channel.send("question")
+            thread = await anchor.create_thread(name="Answer")
+            assert thread.auto_archive_duration == 1440  # the default; the fake's idle time overrides it
+            answer = await thread.send("answer")
+            assert channel.guild.get_thread(thread.id) is not None
+
+            # Edits are no activity: only a new message restarts the idle time.
+            started = time.monotonic()
+            await answer.edit(content="answer, edited")
+            before, after = await client.wait_for("thread_update", timeout=5)
+            assert after.id == thread.id and after.archived and not before.archived
+            assert 0.4 <= time.monotonic() - started <= 2.0
+            assert channel.guild.get_thread(thread.id) is None  # discord.py dropped it from its cache
+            assert fake.channels[thread.id]["thread_metadata"]["archived"]
+            assert [thread_id for _, thread_id in fake.archived] == [thread.id]
+            assert thread.id not in {int(t["id"]) for t in fake._guild_create_payload(world.guild)["threads"]}
+
+            with pytest.raises(discord.HTTPException) as refused:
+                await answer.edit(content="too late")
+            assert refused.value.status == 400 and refused.value.code == 50083
+            with pytest.raises(discord.HTTPException) as no_reaction:
+                await answer.add_reaction("👍")
+            assert no_reaction.value.code == 50083
+
+            # A person writing in it unarchives it (THREAD_UPDATE first), and discord.py has it again.
+            joined = asyncio.ensure_future(client.wait_for("thread_join", timeout=5))
+            sent = await fake.send_user_message(thread.id, world.alice, "one more thing", mentions_bot=True)
+            received = await client.wait_for("message", check=lambda m: m.id == int(sent["id"]), timeout=5)
+            assert (await joined).id == thread.id and not fake.channels[thread.id]["thread_metadata"]["archived"]
+            assert isinstance(received.channel, discord.Thread) and received.channel.id == thread.id
+            ids = (str(thread.id), sent["id"])
+            events = [event for _, event, data in fake.gateway.dispatched if data.get("id") in ids]
+            assert events[-2:] == ["THREAD_UPDATE", "MESSAGE_CREATE"]
+            await received.channel.send("answered")  # the bot's own message is activity too
+
+            _, again = await client.wait_for("thread_update", timeout=5)
+            assert again.id == thread.id and again.archived and channel.guild.get_thread(thread.id) is None
+            assert [thread_id for _, thread_id in fake.archived] == [thread.id, thread.id]
+
+
+async def test_threads_archive_after_their_own_duration_by_default(world: World) -> None:
+    fake = world.fake
+    async with connected_client(fake) as client:
+        channel = client.get_channel(int(world.general["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        anchor = await channel.send("question")
+        thread = await anchor.create_thread(name="Answer", auto_archive_duration=60)
+        assert fake.archive_after(fake.channels[thread.id]) == 3600.0
+        timer = fake._archive_timers[thread.id]
+        assert 3590 < timer.when() - asyncio.get_running_loop().time() <= 3600
+    assert fake.archived == []
 
 
 async def test_direct_messages(world: World) -> None:

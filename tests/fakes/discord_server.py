@@ -11,6 +11,12 @@ What it checks like Discord: bot token on REST and IDENTIFY, content length (200
 thread names (1..100), missing permissions (configurable per channel), interaction acknowledgement
 (once, within 3 s) and fixed-window rate limits with Discord's headers and 429 bodies.
 
+Threads archive like Discord's: one without a new message for its ``auto_archive_duration``
+(minutes; or ``thread_archive_seconds``, for every thread, when set) is archived and announced
+with THREAD_UPDATE (``thread_metadata.archived`` true). A new message in an archived thread
+unarchives it first (THREAD_UPDATE, then MESSAGE_CREATE); editing a message or adding a reaction
+there, or joining it, is refused (400, code 50083). GUILD_CREATE lists active threads only.
+
 Everything a test may want to assert on is recorded: ``requests`` (method, route key, JSON body,
 arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
 ``identify_payload``, gateway connections, interactions and their callbacks.
@@ -266,6 +272,10 @@ def missing_permissions() -> DiscordHTTPError:
 
 def empty_message() -> DiscordHTTPError:
     return DiscordHTTPError(400, 50006, "Cannot send an empty message")
+
+
+def thread_archived() -> DiscordHTTPError:
+    return DiscordHTTPError(400, 50083, "Thread is archived")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1105,9 +1115,9 @@ class _RestApi:
         fake._check_can_send(channel)
         body = call.body()
         validate_new_message(body, call.files)
-        stored = fake._store_message(
-            channel, fake.bot_user, body, files=call.files, reference=fake._resolve_reference(channel, body)
-        )
+        reference = fake._resolve_reference(channel, body)
+        await fake._unarchive_for_message(channel)
+        stored = fake._store_message(channel, fake.bot_user, body, files=call.files, reference=reference)
         await fake._announce_new_message(stored)
         return _copied(stored.payload)
 
@@ -1138,10 +1148,12 @@ class _RestApi:
         channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
         if channel["type"] not in ChannelType.THREADS:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
+        self.fake._check_active(channel)
         return NO_CONTENT
 
     async def add_reaction(self, call: RestCall) -> Any:
         stored = self._message_in_route(call)
+        self.fake._check_active(self.fake.channels[stored.channel_id])
         self.fake.reactions.append((time.time(), stored.id, call.params["emoji"]))
         return NO_CONTENT
 
@@ -1372,7 +1384,10 @@ class FakeDiscord:
         disallowed_intents: int = 0,
         interaction_ack_timeout: float = INTERACTION_ACK_TIMEOUT,
         echo_bot_messages: bool = True,
+        thread_archive_seconds: float | None = None,
     ) -> None:
+        """`thread_archive_seconds`: archive any thread after this many seconds without a new
+        message (None: after its `auto_archive_duration` minutes, as Discord does)."""
         self.token = token
         self.limits = limits if limits is not None else Limits()
         self.host = host
@@ -1382,6 +1397,7 @@ class FakeDiscord:
         self.disallowed_intents = disallowed_intents  # e.g. Intent.MESSAGE_CONTENT → close 4014
         self.interaction_ack_timeout = interaction_ack_timeout
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATE/UPDATE
+        self.thread_archive_seconds = thread_archive_seconds
 
         self._ids = _Snowflakes()
         self.recommended_shards = 1  # what GET /gateway/bot answers
@@ -1409,6 +1425,9 @@ class FakeDiscord:
         self._forbid_send: set[int] = set()
         self._interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
+        self._archive_timers: dict[int, asyncio.TimerHandle] = {}  # active threads' auto-archive
+        self._archiving: set[asyncio.Task[None]] = set()
+        self.archived: list[tuple[float, int]] = []  # (time.time(), thread id) per automatic archive
 
         self.ratelimiter = RateLimiter(self.limits)
         self.gateway = _Gateway(self)
@@ -1427,8 +1446,16 @@ class FakeDiscord:
         server = site._server
         assert server is not None and server.sockets  # type: ignore[union-attr]
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        for channel in self.channels.values():  # threads added before the loop ran
+            if channel["type"] in ChannelType.THREADS:
+                self._schedule_archive(channel)
 
     async def stop(self) -> None:
+        for timer in self._archive_timers.values():
+            timer.cancel()
+        self._archive_timers.clear()
+        for task in list(self._archiving):
+            task.cancel()
         for conn in self.gateway.live_connections():
             conn.closed_by_server = True
             try:
@@ -1667,9 +1694,9 @@ class FakeDiscord:
             body["message_reference"] = {"message_id": str(reference_message_id)}
             body["allowed_mentions"] = {"parse": ["users", "roles", "everyone"], "replied_user": ping_replied_author}
         uploads = [UploadedFile("files", name, len(data), content_type) for name, content_type, data in files]
-        stored = self._store_message(
-            channel, author, body, files=uploads, reference=self._resolve_reference(channel, body)
-        )
+        reference = self._resolve_reference(channel, body)
+        await self._unarchive_for_message(channel)
+        stored = self._store_message(channel, author, body, files=uploads, reference=reference)
         for attachment, (_, _, data) in zip(stored.payload["attachments"], files, strict=True):
             self._attachment_data[int(attachment["id"])] = data
         await self._announce_new_message(stored, force=True)
@@ -1939,6 +1966,7 @@ class FakeDiscord:
             stored.payload["position"] = channel["total_message_sent"]
             channel["message_count"] += 1
             channel["total_message_sent"] += 1
+            self._schedule_archive(channel)  # a new message is activity: the idle time starts again
 
     async def _edit_message(
         self,
@@ -1952,6 +1980,9 @@ class FakeDiscord:
         errors = message_field_errors(body)
         if errors:
             raise invalid_form_body(errors)
+        channel = self.channels.get(stored.channel_id)
+        if channel is not None:
+            self._check_active(channel)
         payload = stored.payload
         content = str(body["content"] or "") if "content" in body else payload["content"]
         embeds = list(body["embeds"] or []) if "embeds" in body else payload["embeds"]
@@ -2042,10 +2073,68 @@ class FakeDiscord:
             },
         }
         self.channels[thread_id] = thread
+        self._schedule_archive(thread)
         return thread
 
     async def _announce_thread(self, thread: dict[str, Any]) -> None:
         await self.dispatch("THREAD_CREATE", {**_copied(thread), "newly_created": True})
+
+    def archive_after(self, thread: Mapping[str, Any]) -> float:
+        """Seconds without a new message after which `thread` is archived."""
+        if self.thread_archive_seconds is not None:
+            return self.thread_archive_seconds
+        return float(thread["thread_metadata"]["auto_archive_duration"]) * 60.0
+
+    def _schedule_archive(self, thread: dict[str, Any]) -> None:
+        """(Re)start an active thread's idle time; without a running loop, start() does it."""
+        thread_id = int(thread["id"])
+        timer = self._archive_timers.pop(thread_id, None)
+        if timer is not None:
+            timer.cancel()
+        if thread["thread_metadata"]["archived"]:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._archive_timers[thread_id] = loop.call_later(self.archive_after(thread), self._archive_due, thread_id)
+
+    def _archive_due(self, thread_id: int) -> None:
+        self._archive_timers.pop(thread_id, None)
+        task = asyncio.ensure_future(self.archive_thread(thread_id, automatic=True))
+        self._archiving.add(task)
+        task.add_done_callback(self._archiving.discard)
+
+    async def archive_thread(self, thread_id: int | str, *, automatic: bool = False) -> dict[str, Any]:
+        """Archive a thread now (as its idle time running out does) and announce it with
+        THREAD_UPDATE; returns the thread."""
+        thread = self.channels[int(thread_id)]
+        metadata = thread["thread_metadata"]
+        timer = self._archive_timers.pop(int(thread_id), None)
+        if timer is not None:
+            timer.cancel()
+        if not metadata["archived"]:
+            metadata["archived"] = True
+            metadata["archive_timestamp"] = iso_timestamp(time.time())
+            if automatic:
+                self.archived.append((time.time(), int(thread_id)))
+            await self.dispatch("THREAD_UPDATE", _copied(thread))
+        return thread
+
+    async def _unarchive_for_message(self, channel: dict[str, Any]) -> None:
+        """A new message in an archived thread unarchives it first, announced with THREAD_UPDATE."""
+        if channel["type"] not in ChannelType.THREADS or not channel["thread_metadata"]["archived"]:
+            return
+        metadata = channel["thread_metadata"]
+        metadata["archived"] = False
+        metadata["archive_timestamp"] = iso_timestamp(time.time())
+        self._schedule_archive(channel)
+        await self.dispatch("THREAD_UPDATE", _copied(channel))
+
+    def _check_active(self, channel: Mapping[str, Any]) -> None:
+        """Editing messages, reacting or joining: refused in an archived thread."""
+        if channel["type"] in ChannelType.THREADS and channel["thread_metadata"]["archived"]:
+            raise thread_archived()
 
     # -- commands and interactions -----------------------------------------------------------------
 
@@ -2172,6 +2261,7 @@ class FakeDiscord:
         if callback_type == CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
             flags |= MessageFlag.LOADING
             data = {}
+        await self._unarchive_for_message(self._require_channel(interaction.channel_id))
         stored = self._interaction_message(interaction, data, files, flags)
         interaction.original_message_id = stored.id
         await self._announce_new_message(stored)
@@ -2213,6 +2303,7 @@ class FakeDiscord:
             await self._edit_message(original, {"embeds": [], **body}, files, clear_loading=True)
             return original
         flags = int(body.get("flags") or 0) & MessageFlag.EPHEMERAL
+        await self._unarchive_for_message(self._require_channel(interaction.channel_id))
         stored = self._interaction_message(interaction, body, files, flags)
         interaction.followup_message_ids.append(stored.id)
         await self._announce_new_message(stored)
@@ -2273,7 +2364,9 @@ class FakeDiscord:
         threads = [
             _copied(c)
             for c in self.channels.values()
-            if c["type"] in ChannelType.THREADS and c.get("guild_id") == str(guild.id)
+            if c["type"] in ChannelType.THREADS
+            and c.get("guild_id") == str(guild.id)
+            and not c["thread_metadata"]["archived"]
         ]
         for channel in channels:
             channel.pop("guild_id", None)  # Discord omits it inside GUILD_CREATE
@@ -2420,7 +2513,13 @@ def _describe(fake: FakeDiscord) -> dict[str, Any]:
 
 async def _serve_forever(args: argparse.Namespace) -> None:
     limits = Limits.disabled() if args.no_limits else Limits()
-    fake = FakeDiscord(token=args.token, limits=limits, host=args.host, port=args.port)
+    fake = FakeDiscord(
+        token=args.token,
+        limits=limits,
+        host=args.host,
+        port=args.port,
+        thread_archive_seconds=args.thread_archive_seconds,
+    )
     guild = fake.add_guild("Test Guild")
     fake.add_text_channel(guild, "general")
     fake.add_text_channel(guild, "no-threads", allow_threads=False)
@@ -2436,6 +2535,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="fake-token")
     parser.add_argument("--no-limits", action="store_true", help="disable rate limits")
+    parser.add_argument(
+        "--thread-archive-seconds",
+        type=float,
+        default=None,
+        help="archive threads after this many seconds without a new message "
+        "(default: each thread's auto_archive_duration, in minutes)",
+    )
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve_forever(args))
