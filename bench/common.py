@@ -40,6 +40,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_rss_mb(pids: Sequence[int]) -> float | None:
+    """The resident memory (VmRSS) of `pids` together, in MB; None once one has exited."""
+    total = 0.0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    return total
+
+
 def process_cpu_seconds(pid: int) -> float:
     """CPU time of every thread of `pid` so far, to the nanosecond where the kernel keeps
     schedstat (utime/stime count 10 ms ticks: ±0.03 s per 1,000 tokens for one 300-token reply)."""
@@ -249,6 +261,7 @@ class Round:
     redis: RedisUsage  # what the bot's Redis did during the round
     problems: list[str] = field(default_factory=list)
     phase: str = ""  # the set-up (processes, delay) when a run compares several
+    rss_mb: float | None = None  # the bot processes' resident memory together when the round ended
     cpu_per_1k_tokens: float | None = field(init=False)
 
     def __post_init__(self) -> None:

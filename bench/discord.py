@@ -62,7 +62,20 @@ from bench.common import (
     spread,
 )
 from bench.delay_proxy import DelayProxy
-from bench.driver import CONNECTIONS, RATELIMITED, REDIS, WALL, Column, Options, Platform, Round, RoundSpec, SetUp, main
+from bench.driver import (
+    CONNECTIONS,
+    RATELIMITED,
+    REDIS,
+    RSS,
+    WALL,
+    Column,
+    Options,
+    Platform,
+    Round,
+    RoundSpec,
+    SetUp,
+    main,
+)
 from tests.fakes.discord_server import FakeDiscord, Limits
 from tests.fakes.model_server import Script
 
@@ -106,6 +119,7 @@ class DiscordOptions(Options):
     shared: int
     bot_log_level: str
     requests_path: Path | None
+    thread_archive_seconds: float | None  # None: each thread's auto-archive duration, as Discord
 
 
 class BotProcess:
@@ -207,6 +221,7 @@ class Discord(Platform[DiscordOptions, RoundResult]):
         ("model late p99 ms", 17, lambda row: number(row.model_late_ms["p99"])),
         REDIS,
         WALL,
+        RSS,
     )
 
     def __init__(self, *args: Any) -> None:
@@ -229,10 +244,20 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             default=None,
             help="write every request the fake received (time, route, path, status) here as JSON",
         )
+        parser.add_argument(
+            "--thread-archive-seconds",
+            type=float,
+            default=None,
+            help="the fake archives a thread this many s after its last new message (default: its "
+            "auto-archive duration, as Discord does; set it longer than an answer takes, as an archived "
+            "thread refuses edits); a long run at a short one shows memory levelling off",
+        )
 
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
         args.shared = args.shared if args.shared is not None else (0 if args.workers > 1 else 5)
+        if args.thread_archive_seconds is not None and args.thread_archive_seconds <= 0:
+            return "--thread-archive-seconds needs a positive number"
         return "--shared needs ≥ 0" if args.shared < 0 else None
 
     def intro(self) -> str:
@@ -253,7 +278,11 @@ class Discord(Platform[DiscordOptions, RoundResult]):
 
     @contextlib.asynccontextmanager
     async def set_up(self, variant: str, phase: Phase, key_prefix: str) -> AsyncIterator[DiscordSetUp]:
-        async with FakeDiscord(limits=Limits()) as fake, self.proxy(phase, [fake.port]) as proxy:
+        archive = self.options.thread_archive_seconds
+        async with (
+            FakeDiscord(limits=Limits(), thread_archive_seconds=archive) as fake,
+            self.proxy(phase, [fake.port]) as proxy,
+        ):
             yield DiscordSetUp(self, fake, self.bot_env(fake, key_prefix, phase, proxy), phase.workers)
         self.requests += [
             {
@@ -485,6 +514,7 @@ class DiscordSetUp(SetUp[RoundResult]):
             },
             tokens=completed * self.options.tokens,
             cpu_seconds=usage.cpu_seconds,
+            rss_mb=usage.rss_mb,
             done_after_model_s=max(full) / 1000 if full and completed == len(conversations) else None,
             model_late_ms=spread(late),
             peak_global_per_s=_peak_global_per_s(requests),

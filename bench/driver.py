@@ -55,6 +55,7 @@ from bench.common import (
     plan_phases,
     problem_event,
     process_cpu_seconds,
+    process_rss_mb,
     redis_routes,
     redis_usage,
     split_cpus,
@@ -115,6 +116,7 @@ RATELIMITED: Column[Round] = ("429s", 4, lambda row: str(row.ratelimited))
 CONNECTIONS: Column[Round] = ("new conns", 9, lambda row: str(row.connections_opened))
 REDIS: Column[Round] = ("Redis cmds, ms/reply", 20, lambda row: row.redis.per_reply(row.n))
 WALL: Column[Round] = ("wall s", 6, lambda row: f"{row.wall_seconds:.2f}")
+RSS: Column[Round] = ("RSS MB", 6, lambda row: "-" if row.rss_mb is None else f"{row.rss_mb:.1f}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Usage:
     wall_seconds: float
     redis: RedisUsage
     model_requests: list[dict[str, Any]]
+    rss_mb: float | None  # the bot processes' resident memory together, after the round
 
 
 class Bot(Protocol):
@@ -187,7 +190,7 @@ class SetUp(ABC, Generic[R]):
         await settle()
         cpu = sum(map(process_cpu_seconds, pids)) - cpu_before
         redis = await redis_usage() - redis_before
-        return Usage(cpu, wall, redis, await asyncio.to_thread(self.model.request_timings))
+        return Usage(cpu, wall, redis, await asyncio.to_thread(self.model.request_timings), process_rss_mb(pids))
 
 
 class Platform(ABC, Generic[OptionsT, R]):

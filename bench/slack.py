@@ -50,7 +50,20 @@ from bench.common import (
     shared_core_env,
     spread,
 )
-from bench.driver import CONNECTIONS, RATELIMITED, REDIS, WALL, Column, Options, Platform, Round, RoundSpec, SetUp, main
+from bench.driver import (
+    CONNECTIONS,
+    RATELIMITED,
+    REDIS,
+    RSS,
+    WALL,
+    Column,
+    Options,
+    Platform,
+    Round,
+    RoundSpec,
+    SetUp,
+    main,
+)
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
 from tests.slack_harness import SIGNING_SECRET, SlackHarness
@@ -144,6 +157,7 @@ class Slack(Platform[SlackOptions, RoundResult]):
         CONNECTIONS,
         REDIS,
         WALL,
+        RSS,
     )
 
     @classmethod
@@ -435,6 +449,7 @@ class SlackSetUp(SetUp[RoundResult]):
             completed=completed,
             tokens=completed * self.options.tokens,
             cpu_seconds=usage.cpu_seconds,
+            rss_mb=usage.rss_mb,
             wall_seconds=usage.wall_seconds,
             connections_opened=connections_opened(fake.calls, calls_at),
             redis=usage.redis,
