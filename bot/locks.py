@@ -34,15 +34,19 @@ FENCE_SECONDS = 3600
 
 
 class LocalLocks:
-    """One asyncio lock per key (taken in arrival order), forgotten when nobody holds or waits
-    for it."""
+    """One asyncio lock per key (held by up to `holders` at once, in arrival order), forgotten
+    when nobody holds or waits for it."""
 
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+    def __init__(self, holders: int = 1) -> None:
+        self._holders = holders
+        self._locks: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    def busy(self, key: str) -> bool:
+        return key in self._locks
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        lock, users = self._locks.get(key, (asyncio.Semaphore(self._holders), 0))
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:

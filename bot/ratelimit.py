@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from bot.locks import LocalLocks
 from bot.redis_client import REDIS_ERRORS, RedisClient
 from bot.surface import EditSkipped
 
@@ -40,6 +41,11 @@ IN_FLIGHT_SECONDS = 10.0
 PROMISE_SECONDS = 30.0
 # A write waiting for an unanswered one looks again this soon: the most its text waits in vain.
 RECHECK_SECONDS = 0.05
+# While a full bucket's next slots are unanswered, this many of a process's writes waiting for it
+# ask Redis at a time, the others queued behind them in order. Each asking for itself, four
+# processes answering 1,000 mentions at once sent Redis five times the commands, and their last
+# reply came 7 s later (53 s after the model against 46 s).
+QUEUE_ASKERS = 4
 
 _SCRIPT = (Path(__file__).parent / "ratelimit.lua").read_text()
 
@@ -73,6 +79,7 @@ class RateLimits:
         self._script = client.register_script(_SCRIPT)
         self._prefix = key_prefix
         self._background: set[asyncio.Task[Any]] = set()  # landings, and slots given back
+        self._queues = LocalLocks(holders=QUEUE_ASKERS)
         self._unreachable = False
 
     def bucket(self, scope: str, name: str, limit: int, window: float) -> Bucket:
@@ -106,11 +113,18 @@ class RateLimits:
         await asyncio.gather(*self._background)
 
     async def wait_for_slots(self, buckets: Budgets, write: str) -> None:
+        """Take a slot of every bucket: now, or the one given to the write, or (while the slots to
+        free are unanswered) in turn with this process's other writes to the full bucket."""
+        queued = next((bucket for bucket in buckets if self._queues.busy(self._queue(bucket))), None)
         try:
-            refused = await self._step("must", buckets, write)
+            refused = _Refused(0.0, queued, False) if queued else await self._step("must", buckets, write)
             while refused is not None and not refused.reserved:
-                await asyncio.sleep(refused.wait)
-                refused = await self._step("must", buckets, write)
+                full = refused.bucket
+                async with self._queues.hold(self._queue(full)):
+                    refused = await self._step("must", buckets, write)
+                    while refused is not None and refused.bucket == full and not refused.reserved:
+                        await asyncio.sleep(refused.wait)
+                        refused = await self._step("must", buckets, write)
             if refused is not None:
                 await asyncio.sleep(refused.wait)
         except BaseException:
@@ -150,6 +164,9 @@ class RateLimits:
             return None if op in ("must", "landed", "release") else _Refused(RECHECK_SECONDS, buckets[0], False)
         self._reachable(True)
         return _Refused(wait_ms / 1000, buckets[limiting - 1], bool(reserved)) if wait_ms else None
+
+    def _queue(self, bucket: Bucket) -> str:
+        return f"{bucket.scope}:{bucket.name}"
 
     def keys(self, bucket: Bucket) -> list[str]:
         """The bucket's keys in Redis: its writes, its promised finals, its waiting writes."""
