@@ -1,5 +1,6 @@
 """Files attached to a message: text files become part of the person's question (and count
-against the token budget like any text); other files are skipped with a short notice."""
+against the token budget like any text), images go with it (checked and scaled down, see
+adapters.images); other files are skipped with a short notice."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+
+from adapters.images import MAX_DOWNLOAD_BYTES, ImageRefused, is_image, prepare_image_off_loop
+from config.settings import ImageSettings
 
 log = structlog.get_logger(__name__)
 
@@ -90,13 +94,19 @@ class Attachment:
 class ReadFiles:
     text: str  # the files' contents, to follow the question
     notices: tuple[str, ...]  # what the reply should say about files it could not use
+    images: tuple[str, ...] = ()  # data URLs of the images, scaled down
 
 
-async def read_attachments(attachments: Sequence[Attachment]) -> ReadFiles:
+async def read_attachments(attachments: Sequence[Attachment], images: ImageSettings | None = None) -> ReadFiles:
+    """The files' text, images (with `images`' limits; none without) and what couldn't be used."""
     contents: list[str] = []
     skipped: list[str] = []
     notices: list[str] = []
+    pictures = [item for item in attachments if images and is_image(item.name, item.content_type)]
+    urls, image_notices = await _read_images(pictures, images) if images else ((), ())
     for attachment in attachments:
+        if attachment in pictures:
+            continue
         if not attachment.is_text():
             skipped.append(attachment.name)
         elif attachment.size > MAX_ATTACHMENT_BYTES:
@@ -106,8 +116,28 @@ async def read_attachments(attachments: Sequence[Attachment]) -> ReadFiles:
         else:
             contents.append(f"{attachment.name}:\n```\n{text.rstrip()}\n```")
     if skipped:
-        notices.append(f"I can only read text files, so I skipped {', '.join(skipped)}.")
-    return ReadFiles("\n\n".join(contents), tuple(notices))
+        kinds = "text files and images" if images else "text files"
+        notices.append(f"I can only read {kinds}, so I skipped {', '.join(skipped)}.")
+    return ReadFiles("\n\n".join(contents), (*notices, *image_notices), urls)
+
+
+async def _read_images(pictures: Sequence[Attachment], limits: ImageSettings) -> tuple[tuple[str, ...], list[str]]:
+    urls: list[str] = []
+    notices: list[str] = []
+    for picture in pictures[: limits.max_images]:
+        try:
+            if picture.size > MAX_DOWNLOAD_BYTES:
+                raise ImageRefused(f"{picture.name} is too large (over {MAX_DOWNLOAD_BYTES // 1_000_000} MB).")
+            data = await picture.download()
+            urls.append((await prepare_image_off_loop(picture.name, data, max_side=limits.max_side)).data_url())
+        except ImageRefused as refused:
+            notices.append(str(refused))
+        except DownloadFailed as error:
+            log.warning("attachment_download_failed", name=picture.name, error=str(error)[:200])
+            notices.append(f"I couldn't download {picture.name}.")
+    if extra := [picture.name for picture in pictures[limits.max_images :]]:
+        notices.append(f"I look at {limits.max_images} images per message at most, so I skipped {', '.join(extra)}.")
+    return tuple(urls), notices
 
 
 def with_files(question: str, files: ReadFiles) -> str:

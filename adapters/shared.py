@@ -5,11 +5,12 @@ someone once why they are refused."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
 
+from adapters.attachments import Attachment, ReadFiles, read_attachments
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
@@ -17,8 +18,11 @@ from bot.ledger import Recording, ReplyRecord
 from bot.loop import cancel_and_wait, finish_even_if_cancelled
 from bot.render import failure_note
 from bot.surface import ReplySurface, SurfaceLimits
+from config.models import ModelCatalog, ModelChoice
+from config.settings import ImageSettings
 
 log = structlog.get_logger(__name__)
+Bold = Callable[[str], str]
 
 # Longer than any platform redelivers one event (Slack's last retry comes after ~5 min).
 EVENT_CLAIM_SECONDS = 3600
@@ -29,8 +33,10 @@ REFUSAL_NOTICE_SECONDS = 24 * 3600
 class PlatformJobs:
     """One platform's share of the bot's services, and the answers it is writing."""
 
-    def __init__(self, services: Services, platform: str) -> None:
+    def __init__(self, services: Services, platform: str, images: ImageSettings | None = None) -> None:
+        """`images`: the limits for images people attach (none are read without a model that sees them)."""
         self.core = services.core
+        self.images = images if services.core.models.vision_choices() else None
         self.metrics = services.metrics
         self._services = services
         self._platform = platform
@@ -60,6 +66,10 @@ class PlatformJobs:
 
     async def resolve(self, alias: str) -> str | None:
         return await self._services.coordination.resolve(alias)
+
+    async def read_files(self, attachments: Sequence[Attachment]) -> ReadFiles:
+        """What a message's files bring to the question (see adapters.attachments)."""
+        return await read_attachments(attachments, self.images)
 
     def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
         """A reply's record, kept until its final text lands (see bot.ledger)."""
@@ -110,3 +120,26 @@ class PlatformJobs:
             await work
         except Exception:
             log.exception("reply_failed", platform=self._platform)
+
+
+def describe_models(models: ModelCatalog, current: ModelChoice | None, bold: Bold) -> str:
+    """What /model without a name answers: the conversation's model and every choice."""
+    lines = [f"This conversation answers with {bold(current.display_name)}." if current else "The models here:"]
+    for choice in models.choices:
+        traits = [name for name, has in (("default", choice is models.default), ("sees images", choice.vision)) if has]
+        lines.append(f"• {choice.display_name}" + (f" ({', '.join(traits)})" if traits else ""))
+    if len(models.choices) > 1:
+        lines.append("Switch with /model and a name.")
+    return "\n".join(lines)
+
+
+def switched_model(choice: ModelChoice, bold: Bold) -> str:
+    return f"This conversation now answers with {bold(choice.display_name)}. The earlier messages are kept."
+
+
+def pointed_question(author: str, pointed: str, question: str) -> str:
+    """A question about a message someone points at: that message, quoted, then the question
+    (or a request to answer the message itself)."""
+    quoted = "\n".join(f"> {line}" for line in pointed.strip().splitlines()) or "> (no text)"
+    ask = question.strip() or "Answer or explain this message."
+    return f"{author} wrote:\n{quoted}\n\n{ask}"

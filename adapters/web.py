@@ -5,6 +5,16 @@ is the core's thread `web:<id>`, so a reload or a restart shows it again. Each a
 the tab that asked, through the same core and live renderer as Discord and Slack. The page
 (`web_static/`) shows all text as text: nothing the model or a person writes is ever run.
 Without WEB_PASSWORD it listens on loopback only; with it, every request needs basic auth.
+
+The frames (JSON over the websocket):
+
+- server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, maxChars,
+  maxImages, maxImageBytes, history: [{role, text, images: count}]} on connecting; `reply`
+  {question, reply, text, streaming, model: display name}; `refused` {question, reason}; `model`
+  {model: {id, name, vision}} when the conversation's model changes (or a switch failed: the one
+  still in use); `notice` {text, level: "info" | "warning"}; `cleared`.
+- page → server: `ask` {id, text, images: [{name, type, data: "data:image/…;base64,…"}]};
+  `model` {id}; `reset`.
 """
 
 from __future__ import annotations
@@ -13,27 +23,22 @@ import asyncio
 import base64
 import hmac
 import ipaddress
-import json
 import re
 import secrets
 import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from adapters.shared import PlatformJobs
+from adapters.web_chat import IMAGE_FRAME_BYTES, MAX_FRAME_BYTES, Tab
 from bot.app import Services
-from bot.core import Turn
-from bot.errors import ReplyFailure
-from bot.render import failure_note
-from bot.surface import SurfaceLimits, UnlimitedSurface
 from config.env import ConfigError
-from config.settings import BackendKind, Settings
+from config.settings import ImageSettings, Settings
 
 NAME = "web"
 TOKEN_VARIABLES: tuple[str, ...] = ()  # never started by `python -m bot` alone: `python -m bot web`
@@ -42,9 +47,6 @@ log = structlog.get_logger(__name__)
 
 STATIC = Path(__file__).with_name("web_static")
 COOKIE = "chat_id"
-MAX_MESSAGE_CHARS = 100_000
-# A JSON frame may spend up to 6 bytes per character (\u escapes); larger frames are refused.
-MAX_FRAME_BYTES = 6 * MAX_MESSAGE_CHARS + 4096
 _CHAT_ID = re.compile(r"[0-9a-f]{32}")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -57,6 +59,7 @@ _SECURITY_HEADERS = {
 JOBS: web.AppKey[PlatformJobs] = web.AppKey("jobs")
 SITE: web.AppKey[WebSettings] = web.AppKey("site")
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")  # open pages
+TABS: web.AppKey[set[Tab]] = web.AppKey("tabs")  # the same pages, with the conversation each shows
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,8 @@ class WebSettings:
     host: str
     port: int
     password: str | None
-    model_name: str  # shown in the page's header
     cookie_seconds: int
+    images: ImageSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebSettings:
@@ -77,11 +80,13 @@ class WebSettings:
                 f"WEB_HOST={host!r} would let anyone who can reach this machine chat with the bot: "
                 "set WEB_PASSWORD to require a password, or leave WEB_HOST at 127.0.0.1"
             )
-        model = settings.model
-        local_path = model.local_model_path if model.backend is BackendKind.LOCAL else None
-        name = local_path.stem if local_path is not None else model.model_id
         port = env.int("WEB_PORT", 8080, minimum=1, maximum=65535)
-        return cls(host, port, password, name, settings.history.ttl_seconds)
+        return cls(host, port, password, settings.history.ttl_seconds, settings.images)
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """The largest frame a page may send: a question of MAX_MESSAGE_CHARS with its images."""
+        return MAX_FRAME_BYTES + self.images.max_images * IMAGE_FRAME_BYTES
 
     @property
     def url(self) -> str:
@@ -94,98 +99,6 @@ def is_loopback(host: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class WebReply(UnlimitedSurface):
-    """One answer in one tab. The page draws its own blinking caret while `streaming` is true."""
-
-    limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
-
-    def __init__(self, tab: Tab, question: str) -> None:
-        self._tab = tab
-        self._question = question
-        self._posted = 0
-
-    async def post(self, text: str, *, final: bool) -> str:
-        self._posted += 1
-        handle = f"{self._question}.{self._posted}"
-        await self.edit(handle, text, final=final)
-        return handle
-
-    async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        await self._tab.send(
-            {"type": "reply", "question": self._question, "reply": handle, "text": text, "streaming": not final}
-        )
-
-
-class Tab:
-    """One open page: its websocket and the conversation it shows."""
-
-    def __init__(self, app: web.Application, ws: web.WebSocketResponse, chat_id: str) -> None:
-        self._jobs = app[JOBS]
-        self._ws = ws
-        self._chat_id = chat_id
-        self.thread = f"web:{chat_id}"
-
-    async def send(self, event: dict[str, Any]) -> None:
-        if self._ws.closed:
-            return  # the page went away; its answer still finishes and is stored
-        try:
-            await self._ws.send_json(event)
-        except ConnectionError:
-            log.debug("web_page_gone", thread=self.thread)
-
-    async def greet(self, model_name: str) -> None:
-        """The conversation so far, for a page that has just (re)connected."""
-        try:
-            history = [{"role": m.role, "text": m.content} for m in await self._jobs.core.history(self.thread)]
-        except ReplyFailure as failure:
-            history = []
-            await self.send({"type": "notice", "text": failure_note(failure)})
-        await self.send({"type": "hello", "model": model_name, "maxChars": MAX_MESSAGE_CHARS, "history": history})
-
-    async def receive(self, raw: str) -> None:
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict):
-            log.warning("web_unreadable_event", thread=self.thread)
-        elif event.get("type") == "reset":
-            await self._reset()
-        elif event.get("type") == "ask" and isinstance(event.get("text"), str):
-            await self._ask(str(event.get("id", ""))[:64], event["text"])
-
-    async def _ask(self, question: str, text: str) -> None:
-        if text.strip() == "/reset":
-            await self._reset()
-            return
-        refusal = _refusal(text)
-        if refusal is not None:
-            await self.send({"type": "refused", "question": question, "reason": refusal})
-            return
-        # A task of its own: the answer completes (and is stored) even if the page closes now.
-        turn = Turn(self.thread, self._chat_id, "web", text, channel="web")  # the page is one channel
-        self._jobs.spawn(self._jobs.answer(turn, WebReply(self, question)))
-
-    async def _reset(self) -> None:
-        try:
-            await self._jobs.core.reset(self.thread)
-        except ReplyFailure as failure:
-            await self.send({"type": "notice", "text": failure_note(failure)})
-            return
-        await self.send({"type": "cleared"})
-
-
-def _refusal(text: str) -> str | None:
-    if not text.strip():
-        return "Type a message first."
-    if len(text) > MAX_MESSAGE_CHARS:
-        return (
-            f"Your message is {len(text):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. "
-            "Please shorten it or send it in parts."
-        )
-    return None
 
 
 # -- HTTP -----------------------------------------------------------------------------------
@@ -251,14 +164,18 @@ async def socket(request: web.Request) -> web.StreamResponse:
     chat_id = chat_id_of(request)
     if chat_id is None or not _same_origin(request):
         raise web.HTTPForbidden(text="Open the chat page first.")
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME_BYTES)
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=request.app[SITE].max_frame_bytes)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    tab = Tab(request.app, ws, chat_id)
-    await tab.greet(request.app[SITE].model_name)
-    async for message in ws:
-        if message.type is WSMsgType.TEXT:
-            await tab.receive(message.data)
+    tab = Tab(request.app[JOBS], request.app[SITE].images, request.app[TABS], ws, chat_id)
+    request.app[TABS].add(tab)
+    try:
+        await tab.greet()
+        async for message in ws:
+            if message.type is WSMsgType.TEXT and not await tab.receive(message.data):
+                await ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"message too big")
+    finally:
+        request.app[TABS].discard(tab)
     return ws
 
 
@@ -276,6 +193,7 @@ def make_app(services: Services, site: WebSettings) -> web.Application:
     app[JOBS] = PlatformJobs(services, NAME)
     app[SITE] = site
     app[SOCKETS] = weakref.WeakSet()
+    app[TABS] = set()
     app.router.add_get("/", page)
     app.router.add_get("/chat.js", script)
     app.router.add_get("/ws", socket)

@@ -15,7 +15,7 @@ from bot.ledger import ReplyLedger
 from bot.locks import ConversationLocks
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.model import InferenceBackend, ModelBackend
+from bot.model import InferenceBackend, ModelBackend, RoutedBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.ratelimit import RateLimits
 from bot.redis_client import REDIS_ERRORS, RedisClients
@@ -104,6 +104,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
         backend,
         store,
         prompts,
+        settings.models,
         coordination=coordination,
         quota=TurnQuota(coordination, operations.user_turns_per_minute, operations.channel_turns_per_minute),
         breaker=CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds),
@@ -117,12 +118,14 @@ async def build(settings: Settings, *, console: bool) -> Services:
     return Services(core, coordination, ledger, metrics, rate_limits, redis)
 
 
-def create_backend(settings: ModelSettings, *, context_tokens: int) -> ModelBackend:
-    if settings.backend is BackendKind.LOCAL:
+def create_backend(default: ModelSettings, *, context_tokens: int) -> ModelBackend:
+    """What reaches every model of the catalog: the in-process one when it is the default (the
+    others, if any, are on servers), and the HTTP client for the servers."""
+    if default.backend is BackendKind.LOCAL:
         from bot.local_model import LocalBackend  # llama-cpp is only needed for local models
 
-        return LocalBackend(settings, context_tokens=context_tokens)
-    return InferenceBackend(settings)
+        return RoutedBackend(InferenceBackend(), LocalBackend(default, context_tokens=context_tokens))
+    return InferenceBackend()
 
 
 async def _wait_for_redis(redis: RedisClients, url: str) -> None:

@@ -43,6 +43,10 @@ class CircuitBreaker:
         self._last: ReplyFailure | None = None
         self._trial_running = False
 
+    def copy(self) -> CircuitBreaker:
+        """A breaker with the same settings, for another model's service."""
+        return CircuitBreaker(failures=self._threshold, open_seconds=self._open_seconds, clock=self._clock)
+
     def check(self) -> None:
         """Raise the reason at once while open; let one trial through once the pause is over."""
         if self._opened_at is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
 import structlog
 
@@ -15,21 +16,19 @@ from bot.breaker import CircuitBreaker
 from bot.coordination import Coordination, MemoryCoordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure
 from bot.locks import ConversationLocks
-from bot.loop import finish_even_if_cancelled
+from bot.loop import finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
-from bot.model import ModelBackend
+from bot.model import ChatMessage, ModelBackend
+from bot.model_choice import ModelChoices
 from bot.prompt import Prompt, PromptBuilder
 from bot.render import LiveRenderer, RenderResult
-from bot.store import HistoryStore, StoredMessage
+from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.surface import ReplySurface
 from bot.text import clean_question
+from config.models import ModelCatalog, ModelChoice
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-# Tokenizing more than this many characters (~10 ms) on the event loop would pause every other
-# reply's stream for that long; above it the work goes to a thread.
-_OFF_LOOP_CHARS = 20_000
 # A stream whose pieces piled up while its process was busy (more streams than its core keeps
 # up with) is read this many pieces at a time, taking turns with every other task: read to the
 # end in one go, each pass over a process's streams took seconds on a slow core, and every
@@ -47,11 +46,22 @@ class Turn:
     text: str
     channel: str = ""  # where CHANNEL_TURNS_PER_MINUTE counts it ("" = no channel limit)
     notices: tuple[str, ...] = ()  # for the end of the reply (say, attachments that were skipped)
+    images: tuple[str, ...] = ()  # data URLs of the images sent with it
+    model_default_from: str = ""  # a key whose chosen model applies while the thread has none
     received_at: float = field(default_factory=time.monotonic)
 
     @property
     def platform(self) -> str:
         return self.thread.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    prompt: Prompt
+    messages: list[ChatMessage]  # the prompt's, its images filled in
+    model: ModelChoice
+    first_reply: bool  # the conversation's first answer
+    notices: tuple[str, ...]
 
 
 class ChatCore:
@@ -60,6 +70,7 @@ class ChatCore:
         backend: ModelBackend,
         store: HistoryStore,
         prompts: PromptBuilder,
+        models: ModelCatalog,
         *,
         coordination: Coordination | None = None,
         quota: TurnQuota | None = None,
@@ -78,7 +89,7 @@ class ChatCore:
         self._metrics = metrics or Metrics()
         self._prompts = prompts
         self._quota = quota or TurnQuota(self._coordination)
-        self._breaker = breaker or CircuitBreaker()
+        self._choices = ModelChoices(models, store, breaker or CircuitBreaker())
         self._locks = locks or ConversationLocks()
         self._notice_seconds = notice_seconds
         self._streams = asyncio.Semaphore(max_concurrent_replies)
@@ -89,7 +100,20 @@ class ChatCore:
         self._idle.set()
 
     def describe(self) -> str:
-        return self._backend.describe()
+        return self._choices.catalog.default.settings.describe()
+
+    @property
+    def models(self) -> ModelCatalog:
+        return self._choices.catalog
+
+    async def model_for(self, thread: str) -> ModelChoice:
+        """The model that answers `thread` (raises STORE_UNAVAILABLE), see bot.model_choice."""
+        return await self._choices.of(thread)
+
+    async def choose_model(self, thread: str, name: str) -> ModelChoice | None:
+        """Answer `thread` with the model called `name` from now on; None if there is none such
+        (raises STORE_UNAVAILABLE)."""
+        return await self._choices.choose(thread, name)
 
     async def aclose(self) -> None:
         """Close the model backend (its connections, or the local model)."""
@@ -139,18 +163,26 @@ class ChatCore:
         async with contextlib.AsyncExitStack() as held:
             try:  # taking the conversation fails too when Redis is down: the person is told why
                 fence = await held.enter_async_context(self._locks.hold(turn.thread))
-                prompt = await self._prepare(turn, fence)
-                self._breaker.check()
+                prepared = await self._prepare(turn, fence)
+                breaker = self._choices.breaker(prepared.model)
+                breaker.check()
             except ReplyFailure as failure:
                 return await self._refuse(turn, surface, failure)
-            renderer = LiveRenderer(surface, notices=turn.notices + await self._left_out_notice(turn, prompt))
+            renderer = LiveRenderer(
+                surface,
+                notices=turn.notices + prepared.notices + await self._left_out_notice(turn, prepared.prompt),
+                footer=surface.model_line(label, first_reply=prepared.first_reply)
+                if (label := self._choices.label(prepared.model))
+                else "",
+            )
+            pieces = self._backend.stream(prepared.messages, prepared.model.settings)
             try:
-                result = await renderer.render(self._model_pieces(self._backend.stream(prompt.messages)))
+                result = await renderer.render(self._model_pieces(pieces))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
                 await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
                 raise
-            self._breaker.record(result.failure, answered=bool(result.text))
+            breaker.record(result.failure, answered=bool(result.text))
             return await finish_even_if_cancelled(self._remember(turn, result, fence))
 
     async def _admit(self, turn: Turn) -> Turn:
@@ -165,13 +197,23 @@ class ChatCore:
         log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
         return await LiveRenderer(surface, notices=turn.notices).render(_failing(failure))
 
-    async def _prepare(self, turn: Turn, fence: str) -> Prompt:
-        """Store the person's message (refused first if it can never fit) and build the prompt."""
-        tokens = await _maybe_off_loop(len(turn.text), self._prompts.check_fits, turn.text)
-        message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens)
-        history = await self._store.begin_turn(turn.thread, message, fence)
+    async def _prepare(self, turn: Turn, fence: str) -> _Prepared:
+        """Store the person's message (refused first if it can never fit) and build the prompt
+        for the conversation's model."""
+        tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
+        images = new_image_ids(turn.images)
+        message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,))
+        conversation = await self._store.begin_turn(turn.thread, message, fence, images)
+        history = conversation.messages
+        first_reply = not any(stored.role == "assistant" for stored in history)
+        model = await self._choices.for_turn(
+            turn.thread, conversation.model, turn.model_default_from, first_reply=first_reply
+        )
         size = sum(len(stored.content) for stored in history)
-        return await _maybe_off_loop(size, self._prompts.build, history)
+        prompt = await off_loop_if_large(size, partial(self._prompts.build, sees_images=model.vision), history)
+        urls = await self._store.images(turn.thread, prompt.images)
+        notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
+        return _Prepared(prompt, prompt.with_images(urls), model, first_reply, notices)
 
     async def _left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
         """Said once per conversation, the first time its oldest messages no longer fit."""
@@ -189,7 +231,7 @@ class ChatCore:
     async def _remember(self, turn: Turn, result: RenderResult, fence: str) -> RenderResult:
         if not result.complete:
             return result  # a partial answer is shown with its reason but not fed back to the model
-        tokens = await _maybe_off_loop(len(result.text), self._prompts.count, result.text)
+        tokens = await off_loop_if_large(len(result.text), self._prompts.count, result.text)
         try:
             reply = StoredMessage("assistant", result.text, at=time.time(), tokens=tokens)
             await self._store.add_reply(turn.thread, reply, fence)
@@ -254,9 +296,3 @@ async def _failing(failure: ReplyFailure) -> AsyncIterator[str]:
     for piece in nothing:
         yield piece
     raise failure
-
-
-async def _maybe_off_loop(size: int, function: Callable[..., T], *args: object) -> T:
-    if size > _OFF_LOOP_CHARS:
-        return await asyncio.to_thread(function, *args)
-    return function(*args)

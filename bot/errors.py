@@ -16,6 +16,7 @@ class FailureKind(enum.Enum):
     MESSAGE_TOO_LONG = "Your message is too long for the model's context window. Please shorten it."
     LENGTH = "The answer reached the maximum length and was cut off."
     BAD_REQUEST = "The model service refused the request."
+    MODEL_NOT_FOUND = "This conversation's model isn't available on its server. Pick another with /model."
     UNAVAILABLE = "The model service is unavailable right now. Please try again later."
     MODEL_ERROR = "The model reported an error while answering."
     EMPTY = "The model returned an empty answer."

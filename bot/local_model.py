@@ -12,7 +12,7 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.model import ChatMessage
-from config.settings import ModelSettings
+from config.settings import ModelSettings, SamplingSettings
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -33,21 +33,20 @@ class LocalBackend:
         # llama.cpp contexts are not thread-safe: generations run one after another.
         self._generation_lock = asyncio.Lock()
 
-    def describe(self) -> str:
-        return self._settings.describe()
-
     async def aclose(self) -> None:
         model, self._model = self._model, None
         if model is not None:
             await asyncio.to_thread(model.close)
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage], model_settings: ModelSettings) -> AsyncIterator[str]:
         model = await self._loaded_model()  # the weights load with the first reply, off the event loop
         async with self._generation_lock:
             stop = threading.Event()
             queue: asyncio.Queue[object] = asyncio.Queue()
             loop = asyncio.get_running_loop()
-            worker = asyncio.create_task(asyncio.to_thread(self._generate, model, list(messages), stop, queue, loop))
+            worker = asyncio.create_task(
+                asyncio.to_thread(self._generate, model, list(messages), model_settings.sampling, stop, queue, loop)
+            )
             try:
                 while (item := await queue.get()) is not _END:
                     if isinstance(item, BaseException):
@@ -83,6 +82,7 @@ class LocalBackend:
         self,
         model: Llama,
         messages: list[ChatMessage],
+        sampling: SamplingSettings,
         stop: threading.Event,
         queue: asyncio.Queue[object],
         loop: asyncio.AbstractEventLoop,
@@ -92,7 +92,7 @@ class LocalBackend:
 
         try:
             finish_reason = None
-            for piece, reason in self._pieces(model, messages):
+            for piece, reason in self._pieces(model, messages, sampling):
                 finish_reason = reason
                 if stop.is_set():
                     return
@@ -107,8 +107,9 @@ class LocalBackend:
         finally:
             emit(_END)
 
-    def _pieces(self, model: Llama, messages: list[ChatMessage]) -> Iterator[tuple[str, str | None]]:
-        sampling = self._settings.sampling
+    def _pieces(
+        self, model: Llama, messages: list[ChatMessage], sampling: SamplingSettings
+    ) -> Iterator[tuple[str, str | None]]:
         chunks = model.create_chat_completion(
             messages=messages,  # type: ignore[arg-type]  # llama-cpp-python wants its TypedDicts: the same keys
             stream=True,

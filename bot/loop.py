@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -13,6 +13,9 @@ T = TypeVar("T")
 # one that arrives while a command waits) and is cancelled again: longer than the 10 s a reply's
 # final write may take once cancelled (bot.render), so no final text is cut short by it.
 RECANCEL_SECONDS = 12.0
+# Tokenizing more than this many characters (~10 ms) on the event loop would pause every other
+# reply's stream for that long; above it the work goes to a thread.
+OFF_LOOP_CHARS = 20_000
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -71,3 +74,10 @@ def retrieve_outcome(future: asyncio.Future[Any]) -> None:
     all): retrieving its outcome keeps asyncio from logging "exception was never retrieved"."""
     if not future.cancelled():
         future.exception()
+
+
+async def off_loop_if_large(size: int, function: Callable[..., T], *args: object) -> T:
+    """`function(*args)`, in a thread when `size` (characters to tokenize) would hold up the loop."""
+    if size > OFF_LOOP_CHARS:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import httpx2
@@ -25,11 +25,11 @@ from huggingface_hub.errors import (
 )
 
 from bot.errors import FailureKind, ReplyFailure
-from config.settings import ModelSettings
+from config.settings import BackendKind, ModelSettings
 
 log = structlog.get_logger(__name__)
 
-ChatMessage = dict[str, str]
+ChatMessage = dict[str, Any]  # content: text, or OpenAI-style parts (text and image_url)
 
 # Sent as the bearer key to a server of the operator's own when HF_TOKEN is not set (as OpenAI
 # clients do for vLLM): without a key huggingface_hub would send a token saved by `hf auth login`.
@@ -38,18 +38,37 @@ _CONTEXT_ERROR = re.compile(
     r"context|too long|maximum.*tokens|tokens.*must be|input validation|max_new_tokens|prompt is too long",
     re.IGNORECASE,
 )
+_UNKNOWN_MODEL = re.compile(
+    r"model.{0,80}(not (supported|found)|does not exist|unknown)|model_not_found|unknown model", re.IGNORECASE
+)
 
 
 class ModelBackend(Protocol):
     """Anything that streams a chat completion as text pieces."""
 
-    def describe(self) -> str: ...
-
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        """Yield text pieces; raise ReplyFailure. Closing the iterator early frees its resources."""
+    def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
+        """Yield text pieces of `model`'s answer; raise ReplyFailure. Closing the iterator early
+        frees its resources."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class RoutedBackend:
+    """Each model asked through the backend that reaches it: in-process, or over HTTP."""
+
+    def __init__(self, remote: ModelBackend, local: ModelBackend | None = None) -> None:
+        self._remote = remote
+        self._local = local
+
+    def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
+        backend = self._local if model.backend is BackendKind.LOCAL and self._local else self._remote
+        return backend.stream(messages, model)
+
+    async def aclose(self) -> None:
+        await self._remote.aclose()
+        if self._local is not None:
+            await self._local.aclose()
 
 
 class SharedTransport(httpx2.AsyncBaseTransport):
@@ -103,22 +122,18 @@ async def _check_response(response: httpx2.Response) -> None:
 class InferenceBackend:
     """huggingface_hub's AsyncInferenceClient: the HF router or any OpenAI-compatible server."""
 
-    def __init__(self, settings: ModelSettings) -> None:
-        self._settings = settings
+    def __init__(self) -> None:
         self._transport = SharedTransport()
         # AsyncInferenceClient takes no HTTP client of its own: huggingface_hub builds every one
         # through this process-wide factory (its public hook for pooling), so the bot runs one
         # inference backend per process, and this is the one place that sets it.
         set_async_client_factory(self._transport.new_client)
 
-    def describe(self) -> str:
-        return self._settings.describe()
-
     async def aclose(self) -> None:
         set_async_client_factory(_client)  # clients made from now on no longer use the closed pool
         await self._transport.close_pool()
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
         """The answer's pieces; a model still loading (503) or a connection the server had just
         closed is tried again, as long as nothing was shown yet."""
         attempt = 0
@@ -126,7 +141,7 @@ class InferenceBackend:
         while True:
             started = False
             try:
-                async for piece in self._stream_once(messages):
+                async for piece in self._stream_once(messages, model):
                     started = True
                     yield piece
                 return
@@ -137,15 +152,14 @@ class InferenceBackend:
                     reconnected = True
                     log.info("model_connection_retry", detail=failure.detail)
                     continue
-                if failure.kind is not FailureKind.LOADING or attempt >= self._settings.loading_retries:
+                if failure.kind is not FailureKind.LOADING or attempt >= model.loading_retries:
                     raise
-                delay = self._settings.loading_backoff_seconds * (2**attempt)
+                delay = model.loading_backoff_seconds * (2**attempt)
                 attempt += 1
                 log.info("model_loading_retry", attempt=attempt, delay_seconds=delay)
                 await asyncio.sleep(delay)
 
-    async def _stream_once(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
-        settings = self._settings
+    async def _stream_once(self, messages: Sequence[ChatMessage], settings: ModelSettings) -> AsyncIterator[str]:
         # One client per stream: closing it is what frees the connection on cancel or error.
         async with AsyncInferenceClient(
             base_url=settings.inference_url, token=settings.hf_token or NO_KEY, timeout=settings.timeout_seconds
@@ -170,7 +184,7 @@ class InferenceBackend:
                         yield choice.delta.content
                     finish_reason = choice.finish_reason or finish_reason
             except Exception as error:
-                raise classify_inference_error(error, started=sent_any) from error
+                raise _named(classify_inference_error(error, started=sent_any), settings.model_id) from error
             if finish_reason is None:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
             if finish_reason == "length":
@@ -209,6 +223,13 @@ def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFai
     return ReplyFailure(FailureKind.INTERNAL, detail)
 
 
+def _named(failure: ReplyFailure, model: str) -> ReplyFailure:
+    if failure.kind is not FailureKind.MODEL_NOT_FOUND:
+        return failure
+    reason = f"{model} isn't available: its server doesn't know it or doesn't serve it. Pick another with /model."
+    return ReplyFailure(failure.kind, failure.detail, reason=reason)
+
+
 def _causes(error: BaseException) -> Iterator[BaseException]:
     cause = error.__cause__
     while cause is not None:
@@ -230,6 +251,8 @@ def _kind_for_status(status: int, message: str) -> FailureKind:
         return FailureKind.RATE_LIMITED
     if status == 503:
         return FailureKind.LOADING
+    if status in (400, 404, 422) and _UNKNOWN_MODEL.search(message):
+        return FailureKind.MODEL_NOT_FOUND
     if status in (400, 413, 422):
         return FailureKind.CONTEXT_TOO_LONG if _CONTEXT_ERROR.search(message) else FailureKind.BAD_REQUEST
     if status == 404:

@@ -7,9 +7,9 @@ user turn, so consecutive same-role turns are merged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.model import ChatMessage
@@ -18,6 +18,10 @@ from bot.store import StoredMessage
 # [INST] … [/INST] and </s> around each turn, rounded up.
 TOKENS_PER_TURN = 4
 TOKENS_PER_PROMPT = 3
+# What an image is taken to cost in a vision model's context. Models differ (LLaVA 576 tokens,
+# Qwen2-VL about 2,300 for a 1,568 × 1,176 photo); counted too low, a conversation with many
+# images is refused by the server instead of its oldest turns being left out first.
+IMAGE_TOKENS = 1_500
 
 
 class TokenCounter(Protocol):
@@ -70,28 +74,33 @@ class PromptBuilder:
             )
         return tokens
 
-    def build(self, history: Sequence[StoredMessage]) -> Prompt:
+    def build(self, history: Sequence[StoredMessage], *, sees_images: bool = False) -> Prompt:
         """The model's messages for a history whose last entry is the person's new message.
+        With `sees_images`, a message's images go with it (their ids, to fill in with
+        `with_images`); else they are left out.
 
         Token counts stored with each message are reused, so a turn costs no re-tokenizing
         of the whole thread.
         """
         named = _has_several_people(history)
-        turns = _merge_same_role([self._turn(m, named) for m in history])
+        turns = _merge_same_role([self._turn(m, named, sees_images) for m in history])
         kept = self._newest_that_fit(turns)
         messages: list[ChatMessage] = []
         if self._system_prompt:
             messages.append({"role": "system", "content": self._system_prompt})
-        messages.extend({"role": turn.role, "content": turn.content} for turn in kept)
+        messages.extend(turn.message() for turn in kept)
         used = sum(turn.count for turn in kept)
-        return Prompt(messages, used=used, left_out=len(history) - used)
+        images = tuple(image for turn in kept for image in turn.images)
+        return Prompt(messages, used=used, left_out=len(history) - used, images=images)
 
-    def _turn(self, message: StoredMessage, named: bool) -> _Turn:
+    def _turn(self, message: StoredMessage, named: bool, sees_images: bool) -> _Turn:
         tokens = message.tokens or self._counter.count(message.content)
+        images = message.images if sees_images else ()
+        tokens += IMAGE_TOKENS * len(images)
         if named and message.role == "user" and message.author_name:
             prefix = f"{message.author_name}: "
-            return _Turn("user", prefix + message.content, tokens + self._counter.count(prefix))
-        return _Turn(message.role, message.content, tokens)
+            return _Turn("user", prefix + message.content, tokens + self._counter.count(prefix), images=images)
+        return _Turn(message.role, message.content, tokens, images=images)
 
     def _newest_that_fit(self, turns: list[_Turn]) -> list[_Turn]:
         remaining = self.history_budget
@@ -113,6 +122,25 @@ class Prompt:
     messages: list[ChatMessage]
     used: int  # messages of the thread in the prompt
     left_out: int  # older messages that no longer fit
+    images: tuple[str, ...] = ()  # ids of the images its messages refer to
+
+    def with_images(self, urls: Mapping[str, str]) -> list[ChatMessage]:
+        """The messages, each image id replaced by its data URL (images no longer kept left out)."""
+        if not self.images:
+            return self.messages
+        return [_fill_images(message, urls) for message in self.messages]
+
+
+def _fill_images(message: ChatMessage, urls: Mapping[str, str]) -> ChatMessage:
+    content = message["content"]
+    if isinstance(content, str):
+        return message
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": urls[part["image"]]}} if "image" in part else part
+        for part in content
+        if "image" not in part or part["image"] in urls
+    ]
+    return {**message, "content": parts}
 
 
 def _has_several_people(history: Sequence[StoredMessage]) -> bool:
@@ -125,6 +153,14 @@ class _Turn:
     content: str
     tokens: int
     count: int = 1  # stored messages merged into it
+    images: tuple[str, ...] = ()
+
+    def message(self) -> ChatMessage:
+        """Plain text, or OpenAI-style content parts when it has images (ids until filled in)."""
+        if not self.images:
+            return {"role": self.role, "content": self.content}
+        parts = [{"type": "text", "text": self.content}, *({"image": image} for image in self.images)]
+        return {"role": self.role, "content": parts}
 
 
 _SEPARATOR_TOKENS = 2  # "\n\n" between merged messages
@@ -140,6 +176,7 @@ def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
                 f"{last.content}\n\n{turn.content}",
                 last.tokens + turn.tokens + _SEPARATOR_TOKENS,
                 last.count + turn.count,
+                last.images + turn.images,
             )
         else:
             merged.append(turn)

@@ -65,10 +65,14 @@ def failure_note(failure: ReplyFailure) -> str:
 
 
 class LiveRenderer:
-    def __init__(self, surface: ReplySurface, *, notices: Sequence[str] = (), clock: Any = time.monotonic) -> None:
-        """`notices`: short lines the final text ends with (files skipped, history left out)."""
+    def __init__(
+        self, surface: ReplySurface, *, notices: Sequence[str] = (), footer: str = "", clock: Any = time.monotonic
+    ) -> None:
+        """`notices`: short lines the final text ends with (files skipped, history left out);
+        `footer`: a last line after them (which model answered)."""
         self._surface = surface
         self._notices = tuple(notices)
+        self._footer = footer
         self._limits = surface.limits
         self._clock = clock
         self._parts: list[str] = []
@@ -203,6 +207,8 @@ class LiveRenderer:
         notes = [f"{NOTICE_PREFIX} {notice}" for notice in self._notices]
         if self._failure is not None:
             notes.append(failure_note(self._failure))
+        if self._footer:
+            notes.append(self._footer)
         if not notes:
             return text
         fence = open_fence(self._reopen + text[self._start :])

@@ -1,17 +1,22 @@
-"""Per-thread conversation history: Redis for real deployments, memory for the console.
+"""Per-thread conversations: their history, their images and the model chosen for them. Redis
+for real deployments, memory for the console.
 
 A turn costs two round trips whatever the thread's length: one script that appends the
-person's message and reads the history back, and one that appends the reply. A crash
-between the two leaves a trailing user message, which the prompt builder merges with the
-next one, so a thread is always continuable.
+person's message (and images) and reads the history and the chosen model back, and one that
+appends the reply. A crash between the two leaves a trailing user message, which the prompt
+builder merges with the next one, so a thread is always continuable.
+
+Images are kept beside the history, the newest within HISTORY_IMAGE_BYTES per conversation:
+an older one then drops out (and a reply that would have shown it to the model says so).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeAlias, TypeVar
 
@@ -34,9 +39,13 @@ class StoredMessage:
     author_name: str = ""
     at: float = 0.0
     tokens: int = 0  # the content's token count, kept so prompts needn't re-tokenize history
+    images: tuple[str, ...] = ()  # ids of the images sent with it (see `images`)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        data = asdict(self)
+        if not self.images:
+            del data["images"]
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> StoredMessage:
@@ -48,11 +57,25 @@ class StoredMessage:
             author_name=data.get("author_name", ""),
             at=data.get("at", 0.0),
             tokens=data.get("tokens", 0),
+            images=tuple(data.get("images", ())),
         )
 
 
+@dataclass(frozen=True)
+class Conversation:
+    messages: list[StoredMessage]  # oldest first, the person's new message last
+    model: str = ""  # the model chosen for it ("" = the default)
+
+
+def new_image_ids(images: Sequence[str]) -> dict[str, str]:
+    """Ids for images about to be stored with a message: {id: data URL}."""
+    return {uuid.uuid4().hex[:12]: url for url in images}
+
+
 # Append to a history, unless a newer turn has taken the conversation: its fence (KEYS[2]) no
-# longer holds this turn's token.
+# longer holds this turn's token. Images (id, data URL pairs from ARGV[7]) go to KEYS[3], their
+# order to KEYS[4], the oldest dropped past ARGV[6] bytes. Reads back the chosen model (KEYS[5])
+# and the history.
 _APPEND = """
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then
   return redis.error_reply('FENCED a newer turn has taken this conversation')
@@ -60,8 +83,25 @@ end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if #ARGV > 6 then
+  local total = redis.call('HINCRBY', KEYS[3], '#bytes', 0)
+  for i = 7, #ARGV, 2 do
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+    redis.call('RPUSH', KEYS[4], ARGV[i])
+    total = total + #ARGV[i + 1]
+  end
+  while total > tonumber(ARGV[6]) do
+    local oldest = redis.call('LPOP', KEYS[4])
+    if not oldest then break end
+    total = total - redis.call('HSTRLEN', KEYS[3], oldest)
+    redis.call('HDEL', KEYS[3], oldest)
+  end
+  redis.call('HSET', KEYS[3], '#bytes', total)
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
 if ARGV[5] == '1' then
-  return redis.call('LRANGE', KEYS[1], 0, -1)
+  return {redis.call('GET', KEYS[5]) or '', redis.call('LRANGE', KEYS[1], 0, -1)}
 end
 return 0
 """
@@ -87,15 +127,34 @@ class RedisHistoryStore:
     def lock_key(self, thread: str) -> str:
         return f"{self._settings.key_prefix}chat:{hash_tag(thread)}:lock"
 
-    async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
-        """Append the person's message and return the thread's history including it. `fence`: the
-        conversation's fence (see bot.locks); the write is refused (STORE_UNAVAILABLE) once a
-        newer turn has taken the conversation."""
-        history = await self._append(thread, message, fence, read_back=True)
-        return [StoredMessage.from_json(raw) for raw in history]
+    def _key(self, thread: str, kind: str) -> str:
+        return f"{self._settings.key_prefix}chat:{hash_tag(thread)}:{kind}"
+
+    async def begin_turn(
+        self, thread: str, message: StoredMessage, fence: str = "", images: Mapping[str, str] | None = None
+    ) -> Conversation:
+        """Append the person's message (with `images`, {id: data URL}, the ids in the message)
+        and return the conversation including it. `fence`: the conversation's fence (see
+        bot.locks); the write is refused (STORE_UNAVAILABLE) once a newer turn has taken it."""
+        model, history = await self._append(thread, message, fence, read_back=True, images=images or {})
+        return Conversation([StoredMessage.from_json(raw) for raw in history], str(model))
 
     async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
-        await self._append(thread, message, fence, read_back=False)
+        await self._append(thread, message, fence, read_back=False, images={})
+
+    async def images(self, thread: str, ids: Sequence[str]) -> dict[str, str]:
+        """The conversation's images still kept, of `ids`: {id: data URL}."""
+        if not ids:
+            return {}
+        urls = await self._run(self._redis.hmget(self._key(thread, "images"), list(ids)))
+        return {image: str(url) for image, url in zip(ids, urls, strict=True) if url}
+
+    async def choose_model(self, thread: str, model: str) -> None:
+        """The model that answers `thread` from now on (kept as long as its history)."""
+        await self._run(self._redis.set(self._key(thread, "model"), model, ex=self._settings.ttl_seconds))
+
+    async def chosen_model(self, thread: str) -> str:
+        return str(await self._run(self._redis.get(self._key(thread, "model"))) or "")
 
     async def read(self, thread: str) -> list[StoredMessage]:
         """The thread's history, oldest first (empty when it has none)."""
@@ -103,14 +162,24 @@ class RedisHistoryStore:
         return [StoredMessage.from_json(item) for item in raw]
 
     async def clear(self, thread: str) -> None:
-        await self._run(self._redis.delete(self.history_key(thread)))
+        keys = [self.history_key(thread), self._key(thread, "images"), self._key(thread, "image-order")]
+        await self._run(self._redis.delete(*keys))
 
-    async def _append(self, thread: str, message: StoredMessage, fence: str, *, read_back: bool) -> Any:
+    async def _append(
+        self, thread: str, message: StoredMessage, fence: str, *, read_back: bool, images: Mapping[str, str]
+    ) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
         settings = self._settings
-        keys = [self.history_key(thread), fence_key(self.lock_key(thread))]  # one hash tag: one Cluster slot
+        keys = [  # one hash tag: one Cluster slot
+            self.history_key(thread),
+            fence_key(self.lock_key(thread)),
+            self._key(thread, "images"),
+            self._key(thread, "image-order"),
+            self._key(thread, "model"),
+        ]
         read = "1" if read_back else "0"
         args: list[int | str] = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, read]
+        args += [settings.image_bytes, *(part for pair in images.items() for part in pair)]
         return await self._run(self._append_script(keys=keys, args=args))
 
     async def _run(self, command: Awaitable[T]) -> T:
@@ -130,12 +199,30 @@ class MemoryHistoryStore:
     def __init__(self, settings: HistorySettings) -> None:
         self._settings = settings
         self._threads: dict[str, tuple[float, deque[StoredMessage]]] = {}
+        self._images: dict[str, OrderedDict[str, str]] = {}
+        self._models: dict[str, str] = {}
 
-    async def begin_turn(self, thread: str, message: StoredMessage, fence: str = "") -> list[StoredMessage]:
-        return list(self._append(thread, message))
+    async def begin_turn(
+        self, thread: str, message: StoredMessage, fence: str = "", images: Mapping[str, str] | None = None
+    ) -> Conversation:
+        kept = self._images.setdefault(thread, OrderedDict())
+        kept.update(images or {})
+        while sum(len(url) for url in kept.values()) > self._settings.image_bytes:
+            kept.popitem(last=False)
+        return Conversation(list(self._append(thread, message)), self._models.get(thread, ""))
 
     async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
         self._append(thread, message)
+
+    async def images(self, thread: str, ids: Sequence[str]) -> dict[str, str]:
+        kept: Mapping[str, str] = self._images.get(thread, {})
+        return {image: kept[image] for image in ids if image in kept}
+
+    async def choose_model(self, thread: str, model: str) -> None:
+        self._models[thread] = model
+
+    async def chosen_model(self, thread: str) -> str:
+        return self._models.get(thread, "")
 
     async def read(self, thread: str) -> list[StoredMessage]:
         kept = self._threads.get(thread)
@@ -143,6 +230,7 @@ class MemoryHistoryStore:
 
     async def clear(self, thread: str) -> None:
         self._threads.pop(thread, None)
+        self._images.pop(thread, None)
 
     def _append(self, thread: str, message: StoredMessage) -> deque[StoredMessage]:
         now = time.monotonic()

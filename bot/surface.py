@@ -46,6 +46,11 @@ class ReplySurface(Protocol):
         """The reply is done (its final text landed, or it failed)."""
         ...
 
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        """A line for the end of the final text naming the model that answers, or "" where the
+        platform shows it another way (or has no room for it)."""
+        ...
+
 
 class EditSkipped(Exception):
     """An interim edit found no write to spare: the text is not shown yet, and the renderer
@@ -63,3 +68,6 @@ class UnlimitedSurface:
 
     async def end(self) -> None:
         return None
+
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        return ""

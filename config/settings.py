@@ -6,11 +6,15 @@ import enum
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
 from config.env import ConfigError, Env
+
+if TYPE_CHECKING:  # config.models builds on ModelSettings: imported when settings are loaded
+    from config.models import ModelCatalog
 
 DEFAULT_MODEL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
 DEFAULT_SYSTEM_PROMPT = (
@@ -84,6 +88,10 @@ class HistorySettings:
     max_messages: int
     ttl_seconds: int
     cluster: bool = False  # redis_url is a node of a Redis Cluster
+    # The images a conversation keeps for later questions (data URLs, about 0.1–2 MB each): the
+    # newest within this many bytes. Larger, and Redis holds that much more per conversation
+    # with images; smaller, and "what about the first picture?" finds it gone sooner.
+    image_bytes: int = 4_000_000
 
     def url_for(self, *, console: bool) -> str:
         if self.redis_url:
@@ -105,10 +113,18 @@ class OperationsSettings:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    max_images: int  # images read from one message (0: none)
+    max_side: int  # pixels: a larger image is scaled down to this longest side before it is sent
+
+
+@dataclass(frozen=True)
 class Settings:
-    model: ModelSettings
+    model: ModelSettings  # the default model (models.default.settings)
+    models: ModelCatalog  # every model a conversation may choose, the default first
     history: HistorySettings
     operations: OperationsSettings
+    images: ImageSettings
     system_prompt: str
     context_tokens: int
     log_level: str
@@ -128,8 +144,11 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             f"MAX_NEW_TOKENS={model.sampling.max_new_tokens} must be smaller than "
             f"CONTEXT_TOKENS={context_tokens}: the prompt needs room too"
         )
+    from config.models import load_catalog
+
     return Settings(
         model=model,
+        models=load_catalog(env, model, context_tokens),
         history=_history_settings(env),
         operations=OperationsSettings(
             user_turns_per_minute=env.int("USER_TURNS_PER_MINUTE", 0, minimum=0),
@@ -141,6 +160,10 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             circuit_failures=env.int("MODEL_CIRCUIT_FAILURES", 5, minimum=1),
             circuit_open_seconds=env.float("MODEL_CIRCUIT_OPEN_SECONDS", 30.0, minimum=0.1),
             max_concurrent_replies=env.int("MAX_CONCURRENT_REPLIES", 200, minimum=1),
+        ),
+        images=ImageSettings(
+            max_images=env.int("MAX_IMAGES", 4, minimum=0, maximum=10),
+            max_side=env.int("IMAGE_MAX_SIDE", 1568, minimum=64, maximum=8192),
         ),
         system_prompt=env.str(
             "SYSTEM_PROMPT", LOCAL_SYSTEM_PROMPT if model.backend is BackendKind.LOCAL else DEFAULT_SYSTEM_PROMPT
@@ -231,6 +254,7 @@ def _history_settings(env: Env) -> HistorySettings:
         key_prefix=env.str("REDIS_KEY_PREFIX", "mistralbot:"),
         max_messages=env.int("HISTORY_MAX_MESSAGES", 40, minimum=2),
         ttl_seconds=env.int("HISTORY_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
+        image_bytes=env.int("HISTORY_IMAGE_BYTES", 4_000_000, minimum=0),
         cluster=cluster,
     )
 

@@ -31,6 +31,7 @@ from bot.ratelimit import RateLimits
 from bot.redis_client import close, connect
 from bot.store import RedisHistoryStore
 from config.env import Env
+from config.models import ModelCatalog, ModelChoice
 from config.settings import HistorySettings, ModelSettings, load_settings
 from tests.cluster import OwnCluster
 from tests.fakes.model_server import FakeModelServer, Script
@@ -146,7 +147,8 @@ def make_core(
     **parts: Any,
 ) -> ChatCore:
     prompts = PromptBuilder(counter, system_prompt, PromptBudget(context_tokens, model.sampling.max_new_tokens))
-    return ChatCore(InferenceBackend(model), store, prompts, **parts)
+    catalog = parts.pop("models", None) or ModelCatalog((ModelChoice(model.model_id, model.model_id, False, model),))
+    return ChatCore(InferenceBackend(), store, prompts, catalog, **parts)
 
 
 class OwnRedis:

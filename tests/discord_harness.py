@@ -172,6 +172,8 @@ class DiscordWorld:
     def _respond(self, body: dict[str, Any]) -> Script:
         messages = body.get("messages") or []
         last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        if isinstance(last, list):  # content parts: the question's text and its images
+            last = "\n".join(str(part.get("text", "")) for part in last)
         for marker, script in self._answers:
             if marker in last:
                 return script

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,14 @@ import pytest
 import yarl
 from discord import app_commands
 
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits, RateLimit
+from tests.fakes.discord_server import (
+    FakeDiscord,
+    FakeGuild,
+    FakeUser,
+    InteractionCallbackRejected,
+    Limits,
+    RateLimit,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -516,3 +524,308 @@ async def test_file_upload_uses_multipart_payload_json(world: World) -> None:
     record = world.fake.requests_for(MESSAGE_ROUTE)[0]
     assert record.json["content"] == "see attached"
     assert [(f.filename, f.size) for f in record.files] == [("a.txt", 5)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Context menus, autocomplete, options, replies and images
+# --------------------------------------------------------------------------------------------------
+
+
+def image_bytes(image_format: str, size: tuple[int, int] = (3, 2)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def install_context_menu_and_model(client: discord.Client) -> None:
+    """A message command with a human name, and /model name:<autocompleted> plus /pick with choices."""
+    tree = app_commands.CommandTree(client)
+
+    @tree.context_menu(name="Explain This")
+    async def explain(interaction: discord.Interaction, message: discord.Message) -> None:
+        files = ", ".join(f"{a.filename} {a.content_type} {a.width}x{a.height}" for a in message.attachments)
+        await interaction.response.send_message(f"{message.author.name} said {message.content!r} with {files}")
+
+    async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        names = ["mistral-small", "mistral-large", "codestral"]
+        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n]
+
+    @tree.command(name="model", description="Pick the model")
+    @app_commands.autocomplete(name=model_names)
+    async def model(interaction: discord.Interaction, name: str | None = None) -> None:
+        await interaction.response.send_message(f"model is now {name}", ephemeral=True)
+
+    @tree.command(name="pick", description="Pick a size")
+    @app_commands.choices(
+        size=[app_commands.Choice(name="Small", value="s"), app_commands.Choice(name="Big", value="b")]
+    )
+    async def pick(interaction: discord.Interaction, size: app_commands.Choice[str], count: int = 1) -> None:
+        await interaction.response.send_message(f"{count} x {size.name}")
+
+    client.tree = tree  # type: ignore[attr-defined]
+
+
+async def test_message_command_registers_and_delivers_the_full_target_message(world: World) -> None:
+    fake = world.fake
+    async with connected_client(fake, setup=install_context_menu_and_model) as client:
+        tree: app_commands.CommandTree = client.tree  # type: ignore[attr-defined]
+        await tree.sync()
+        [registered] = [c for c in fake.commands[None] if c["type"] == 3]
+        assert registered["name"] == "Explain This" and registered["description"] == ""
+
+        png = image_bytes("PNG", (4, 3))
+        target = await fake.send_user_message(
+            world.general["id"], world.alice, "look at this", files=[("cat.png", "image/png", png)]
+        )
+        interaction = await fake.send_message_command(world.general["id"], world.alice, "Explain This", target["id"])
+        await fake.wait_for(lambda: interaction.acknowledged)
+
+    data = interaction.payload["data"]
+    assert interaction.payload["type"] == 2 and data["type"] == 3 and data["name"] == "Explain This"
+    assert data["target_id"] == target["id"] and "options" not in data
+    resolved = data["resolved"]["messages"][target["id"]]
+    assert resolved["author"]["id"] == str(world.alice.id) and resolved["content"] == "look at this"
+    assert [(a["filename"], a["width"], a["height"]) for a in resolved["attachments"]] == [("cat.png", 4, 3)]
+    reply = fake.original_response(interaction)
+    assert reply is not None and reply["content"] == "alice said 'look at this' with cat.png image/png 4x3"
+    assert reply["type"] == 23  # CONTEXT_MENU_COMMAND
+    assert reply["interaction_metadata"]["command_type"] == 3
+    assert reply["interaction_metadata"]["target_message_id"] == target["id"]
+    with pytest.raises(LookupError, match="message command 'Nope'"):
+        await fake.send_message_command(world.general["id"], world.alice, "Nope", target["id"])
+    with pytest.raises(LookupError, match="no message"):
+        await fake.send_message_command(world.locked["id"], world.alice, "Explain This", target["id"])
+    with pytest.raises(TypeError, match="channel first"):
+        await fake.send_message_command(world.alice, world.general["id"], "Explain This", target["id"])  # type: ignore[arg-type]
+
+
+async def test_command_registration_is_validated_like_discord(world: World) -> None:
+    fake = world.fake
+    path = f"/applications/{fake.application_id}/commands"
+
+    def option(name: str, option_type: int = 3, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "description": f"the {name}", "type": option_type, **extra}
+
+    good = [
+        {"name": "Explain This", "type": 3},  # spaces and capitals: fine for a context menu
+        {"name": "Ask About", "type": 3, "description": ""},  # an empty description is accepted
+        {"name": "model", "description": "Pick", "options": [option("name", autocomplete=True, required=True)]},
+    ]
+    status, _, body = await raw_request(fake, "PUT", path, json=good)
+    assert status == 200 and [c["type"] for c in body] == [3, 3, 1]
+    assert body[2]["options"][0]["autocomplete"] is True
+
+    bad = [
+        {"name": "With Description", "type": 3, "description": "nope"},
+        {"name": "With Options", "type": 3, "options": [option("x")]},
+        {"name": "x" * 33, "type": 3},
+        {"name": "Upper", "description": "capitals are for context menus"},
+        {"name": "nodesc"},
+        {
+            "name": "opts",
+            "description": "bad options",
+            "options": [
+                option("flag", 5, autocomplete=True),
+                option("both", autocomplete=True, choices=[{"name": "a", "value": "a"}]),
+                option("optional"),
+                option("late", required=True),
+                option("Bad Name"),
+                option("kind", 99),
+                option("long", choices=[{"name": "n" * 101, "value": "v" * 101}]),
+            ],
+        },
+        {"name": "Explain This", "type": 3},
+        {"name": "Explain This", "type": 3},
+    ]
+    status, _, body = await raw_request(fake, "PUT", path, json=bad)
+    assert status == 400 and body["code"] == 50035
+    errors = body["errors"]
+
+    def codes(*keys: str) -> list[str]:
+        node = errors
+        for key in keys:
+            node = node[key]
+        return [e["code"] for e in node["_errors"]]
+
+    assert codes("0", "description") == ["APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION_INVALID"]
+    assert codes("1", "options") == ["APPLICATION_COMMAND_CONTEXT_MENU_OPTIONS_INVALID"]
+    assert codes("2", "name") == ["BASE_TYPE_BAD_LENGTH"]
+    assert codes("3", "name") == ["APPLICATION_COMMAND_INVALID_NAME"]
+    assert codes("4", "description") == ["BASE_TYPE_REQUIRED"]
+    assert codes("5", "options", "0", "autocomplete") == ["APPLICATION_COMMAND_OPTION_TYPE_INVALID"]
+    assert codes("5", "options", "1", "autocomplete") == ["APPLICATION_COMMAND_AUTOCOMPLETE_CHOICES_INVALID"]
+    assert codes("5", "options", "3") == ["APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID"]
+    assert codes("5", "options", "4", "name") == ["APPLICATION_COMMAND_INVALID_NAME"]
+    assert codes("5", "options", "5", "type") == ["BASE_TYPE_CHOICES"]
+    assert codes("5", "options", "6", "choices", "0", "name") == ["BASE_TYPE_BAD_LENGTH"]
+    assert codes("5", "options", "6", "choices", "0", "value") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("7", "name") == ["APPLICATION_COMMANDS_DUPLICATE_NAME"]
+    assert [c["name"] for c in fake.commands[None]] == ["Explain This", "Ask About", "model"]  # unchanged
+
+    too_many = [{"name": f"Menu {i}", "type": 3} for i in range(16)]
+    status, _, body = await raw_request(fake, "PUT", path, json=too_many)
+    assert (status, body["code"]) == (400, 30032)
+
+
+async def test_autocomplete_returns_the_bots_choices(world: World) -> None:
+    fake = world.fake
+    async with connected_client(fake, setup=install_context_menu_and_model) as client:
+        tree: app_commands.CommandTree = client.tree  # type: ignore[attr-defined]
+        await tree.sync()
+        [model] = [c for c in fake.commands[None] if c["name"] == "model"]
+        assert model["options"] == [
+            {"type": 3, "name": "name", "description": "…", "required": False, "autocomplete": True}
+        ]
+        choices = await fake.send_autocomplete(world.general["id"], world.alice, "model", {"name": "MISTRAL"})
+        assert choices == [
+            {"name": "mistral-small", "value": "mistral-small"},
+            {"name": "mistral-large", "value": "mistral-large"},
+        ]
+        assert await fake.send_autocomplete(world.general["id"], world.alice, "model", {"name": "zzz"}) == []
+        interaction = fake.interactions[-1]
+        assert interaction.payload["type"] == 4 and interaction.callback_type == 8
+        assert interaction.payload["data"]["options"] == [{"name": "name", "type": 3, "value": "zzz", "focused": True}]
+        assert interaction.original_message_id is None  # an autocomplete answer is no message
+
+        with pytest.raises(ValueError, match="not registered with autocomplete"):
+            await fake.send_autocomplete(world.general["id"], world.alice, "pick", {"size": "s"})
+
+        chosen = await fake.send_slash_command(world.general["id"], world.alice, "model", {"name": "codestral"})
+        await fake.wait_for(lambda: chosen.acknowledged)
+        assert fake.original_response(chosen)["content"] == "model is now codestral"  # type: ignore[index]
+
+
+async def test_autocomplete_answers_are_validated(world: World) -> None:
+    """A raw callback (no discord.py tree answers): wrong type, too many or too long choices → 400."""
+    fake = world.fake
+    path = f"/applications/{fake.application_id}/commands"
+    command = {
+        "name": "model",
+        "description": "Pick",
+        "options": [{"name": "name", "description": "d", "type": 3, "autocomplete": True}],
+    }
+    await raw_request(fake, "PUT", path, json=[command])
+
+    async def answer_with(body: dict[str, Any]) -> tuple[int, Any]:
+        count = len(fake.interactions)
+        task = asyncio.ensure_future(fake.send_autocomplete(world.general["id"], world.alice, "model", {"name": "m"}))
+        interaction = await fake.wait_for(lambda: len(fake.interactions) > count and fake.interactions[-1])
+        callback = f"/interactions/{interaction.id}/{interaction.token}/callback"
+        status, _, response = await raw_request(fake, "POST", callback, json=body)
+        with pytest.raises(InteractionCallbackRejected) as rejected:
+            await task
+        assert rejected.value.body == response  # send_autocomplete raises with Discord's error
+        return status, response
+
+    async with connected_client(fake):
+        status, body = await answer_with({"type": 4, "data": {"content": "no"}})
+        assert status == 400 and body["errors"]["type"]["_errors"][0]["code"] == "BASE_TYPE_CHOICES"
+        many = [{"name": f"m{i}", "value": f"m{i}"} for i in range(26)]
+        status, body = await answer_with({"type": 8, "data": {"choices": many}})
+        assert status == 400 and "25 or fewer" in json.dumps(body)
+        status, body = await answer_with({"type": 8, "data": {"choices": [{"name": "n" * 101, "value": "v"}]}})
+        assert status == 400 and body["errors"]["data"]["choices"]["0"]["name"]["_errors"][0]["code"] == (
+            "BASE_TYPE_BAD_LENGTH"
+        )
+        assert fake.interactions[-1].rejected and fake.interactions[-1].choices is None
+        assert len(fake.interactions) == 3
+
+
+async def test_slash_command_options_are_checked_like_discords_client(world: World) -> None:
+    fake = world.fake
+    async with connected_client(fake, setup=install_context_menu_and_model) as client:
+        tree: app_commands.CommandTree = client.tree  # type: ignore[attr-defined]
+        await tree.sync()
+        [pick] = [c for c in fake.commands[None] if c["name"] == "pick"]
+        assert [(o["name"], o["type"], o["required"]) for o in pick["options"]] == [
+            ("size", 3, True),
+            ("count", 4, False),
+        ]
+
+        interaction = await fake.send_slash_command(world.general["id"], world.alice, "pick", {"size": "b", "count": 2})
+        await fake.wait_for(lambda: interaction.acknowledged)
+        assert interaction.payload["data"]["options"] == [
+            {"name": "size", "type": 3, "value": "b"},
+            {"name": "count", "type": 4, "value": 2},
+        ]
+        assert fake.original_response(interaction)["content"] == "2 x Big"  # type: ignore[index]
+        bare = await fake.send_slash_command(world.general["id"], world.alice, "model")
+        assert "options" not in bare.payload["data"]  # Discord omits options nobody filled in
+
+        with pytest.raises(LookupError, match="no option 'colour'"):
+            await fake.send_slash_command(world.general["id"], world.alice, "pick", {"size": "s", "colour": "red"})
+        with pytest.raises(ValueError, match="one of its choices"):
+            await fake.send_slash_command(world.general["id"], world.alice, "pick", {"size": "huge"})
+        with pytest.raises(ValueError, match="required option"):
+            await fake.send_slash_command(world.general["id"], world.alice, "pick", {"count": 3})
+        with pytest.raises(TypeError, match="does not fit"):
+            await fake.send_slash_command(world.general["id"], world.alice, "pick", {"size": "s", "count": "3"})
+
+
+async def test_a_reply_carries_the_full_referenced_message(world: World) -> None:
+    fake, channel_id = world.fake, world.general["id"]
+    bob = fake.add_user("bob")
+    async with connected_client(fake) as client:
+        original = await fake.send_user_message(
+            channel_id, world.alice, "the spec", files=[("spec.md", "text/markdown", b"# Spec\n")]
+        )
+        reply = await fake.send_user_message(
+            channel_id, bob, "summarize that", mentions_bot=True, reference_message_id=original["id"]
+        )
+        received = await client.wait_for("message", check=lambda m: m.id == int(reply["id"]), timeout=5)
+        resolved = received.reference.resolved if received.reference else None
+        assert isinstance(resolved, discord.Message) and resolved.content == "the spec"
+        assert resolved.author.id == world.alice.id and [a.filename for a in resolved.attachments] == ["spec.md"]
+        assert await resolved.attachments[0].read() == b"# Spec\n"
+        again = await fake.send_user_message(channel_id, world.alice, "and this?", reference_message_id=reply["id"])
+
+    referenced = reply["referenced_message"]
+    assert reply["type"] == 19 and reply["message_reference"]["message_id"] == original["id"]
+    assert referenced["author"]["id"] == str(world.alice.id) and referenced["content"] == "the spec"
+    assert [(a["filename"], a["content_type"]) for a in referenced["attachments"]] == [("spec.md", "text/markdown")]
+    assert "width" not in referenced["attachments"][0]
+    # One level only: the replied-to reply comes without its own referenced_message.
+    assert again["referenced_message"]["id"] == reply["id"]
+    assert "referenced_message" not in again["referenced_message"]
+    assert again["referenced_message"]["message_reference"]["message_id"] == original["id"]
+
+
+async def test_image_attachments_have_their_type_and_size(world: World) -> None:
+    fake = world.fake
+    files = [
+        ("a.png", "image/png", image_bytes("PNG", (5, 4))),
+        ("b.jpg", "image/jpeg", image_bytes("JPEG", (7, 6))),
+        ("c.gif", "image/gif", image_bytes("GIF", (2, 9))),
+        ("d.webp", "image/webp", image_bytes("WEBP", (8, 1))),
+        ("mislabelled.bin", "application/octet-stream", image_bytes("PNG", (1, 1))),
+        ("broken.png", "image/png", b"\x89PNG\r\n\x1a\n"),  # only the signature: no size
+        ("notes.txt", "text/plain", b"hello"),
+    ]
+    async with connected_client(fake) as client:
+        sent = await fake.send_user_message(world.general["id"], world.alice, "pictures", files=files)
+        received = await client.wait_for("message", check=lambda m: m.id == int(sent["id"]), timeout=5)
+        shapes = [(a.content_type, a.width, a.height) for a in received.attachments]
+        assert await received.attachments[1].read() == files[1][2]
+
+        channel = client.get_channel(int(world.general["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        uploaded = await channel.send(file=discord.File(io.BytesIO(files[0][2]), filename="chart.png"))
+        [bot_image] = uploaded.attachments
+        assert (bot_image.content_type, bot_image.width, bot_image.height) == ("image/png", 5, 4)
+        assert await bot_image.read() == files[0][2]  # the bot's own uploads are on the CDN too
+
+    assert shapes == [
+        ("image/png", 5, 4),
+        ("image/jpeg", 7, 6),
+        ("image/gif", 2, 9),
+        ("image/webp", 8, 1),
+        ("image/png", 1, 1),
+        ("image/png", None, None),
+        ("text/plain", None, None),
+    ]
+    assert all("width" not in a for a in sent["attachments"][5:])
+    async with aiohttp.ClientSession() as http:
+        async with http.get(sent["attachments"][3]["url"]) as response:
+            assert response.status == 200 and response.headers["Content-Type"] == "image/webp"

@@ -50,7 +50,8 @@ async def stream(client: AsyncInferenceClient, out: Streamed | None = None, **kw
     """Stream one chat completion, accumulating into ``out`` (so partial text survives an exception)."""
     out = out if out is not None else Streamed()
     kwargs.setdefault("max_tokens", 1000)
-    async for chunk in await client.chat_completion(MESSAGES, stream=True, model=MODEL, **kwargs):
+    kwargs.setdefault("model", MODEL)
+    async for chunk in await client.chat_completion(MESSAGES, stream=True, **kwargs):
         out.chunks.append(chunk)
         if chunk.choices:
             out.text += chunk.choices[0].delta.content or ""
@@ -359,3 +360,183 @@ async def _wait_for(cond: Any, timeout: float = 2.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         await asyncio.sleep(0.01)
+
+
+# models and content parts -------------------------------------------------------
+
+
+def png_data_url(size: tuple[int, int] = (2, 2)) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def image_message(text: str, url: str, role: str = "user") -> dict[str, Any]:
+    return {"role": role, "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}]}
+
+
+async def post_chat(srv: FakeModelServer, body: dict[str, Any]) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(srv.base_url + "/v1/chat/completions", json=body) as resp:
+            return resp.status, await resp.json()
+
+
+async def test_unknown_model_gets_the_hf_routers_error() -> None:
+    async with FakeModelServer(Script(text="ok"), known_models={MODEL, "other/model"}) as srv:
+        async with client_for(srv) as client:
+            with pytest.raises(BadRequestError) as info:
+                await client.chat_completion(MESSAGES, model="no/such-model", max_tokens=5)
+            assert info.value.response.status_code == 400
+            assert info.value.response.json() == {
+                "error": {
+                    "message": "The requested model 'no/such-model' is not supported by any provider you have enabled.",
+                    "code": "model_not_supported",
+                }
+            }
+            assert (await stream(client)).text == "ok"
+        async with aiohttp.ClientSession() as http, http.get(srv.base_url + "/v1/models") as resp:
+            assert [m["id"] for m in (await resp.json())["data"]] == sorted({MODEL, "other/model"})
+    rejected, served = srv.requests
+    assert (rejected.model, rejected.status, rejected.outcome) == ("no/such-model", 400, "http_error")
+    assert (served.model, served.status) == (MODEL, 200)
+
+
+@pytest.mark.parametrize(
+    ("style", "body"),
+    [
+        (
+            "openai",
+            {
+                "error": {
+                    "message": "The model `gpt-x` does not exist or you do not have access to it.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "model_not_found",
+                }
+            },
+        ),
+        (
+            "vllm",
+            {
+                "object": "error",
+                "message": "The model `gpt-x` does not exist.",
+                "type": "NotFoundError",
+                "param": None,
+                "code": 404,
+            },
+        ),
+    ],
+)
+async def test_unknown_model_gets_a_404_in_openai_and_vllm_style(style: str, body: dict[str, Any]) -> None:
+    async with FakeModelServer(known_models={MODEL}, api_style=style) as srv:  # type: ignore[arg-type]
+        async with client_for(srv) as client:
+            with pytest.raises(HfHubHTTPError) as info:
+                await client.chat_completion(MESSAGES, model="gpt-x", stream=True)
+    assert info.value.response.status_code == 404
+    assert info.value.response.json() == body
+    srv.known_models = None  # any model again
+    assert srv.known_models is None
+
+
+async def test_content_parts_and_images_are_recorded(server: FakeModelServer) -> None:
+    server.default = Script(text="A small black square.")
+    png, http_url = png_data_url(), "https://example.com/cat.jpg"
+    messages = [
+        image_message("first picture", http_url),
+        {"role": "assistant", "content": "A cat."},
+        image_message("what is this?", png),
+    ]
+    async with client_for(server) as client:
+        out = await client.chat_completion(messages, model=MODEL, max_tokens=20)
+    assert out.choices[0].message.content == "A small black square."
+    [req] = server.requests
+    assert req.content_parts == messages[-1]["content"]
+    assert req.image_urls == [png] and req.all_image_urls == [http_url, png]
+    assert req.last_user_content() == "what is this?"
+    assert out.usage.prompt_tokens == (2 + 85 + 4) + (2 + 4) + (3 + 85 + 4)  # images count, roughly
+
+    server.default = Script(text="plain")
+    async with client_for(server) as client:
+        await stream(client)
+    assert server.requests[-1].content_parts is None and server.requests[-1].image_urls == []
+
+
+def _with_part(part: Any, role: str = "user") -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": role, "content": [{"type": "text", "text": "hi"}, part]}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        (_with_part({"type": "image_url", "image_url": "data:image/png;base64,AAAA"}), "invalid_type", ".image_url"),
+        (
+            _with_part({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@@"}}),
+            "invalid_image_url",
+            ".url",
+        ),
+        (
+            _with_part({"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}),
+            "invalid_image_format",
+            ".url",
+        ),
+        (
+            _with_part({"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}),
+            "invalid_image_format",
+            ".url",
+        ),
+        (_with_part({"type": "image_url", "image_url": {"url": "not a url"}}), "invalid_value", ".url"),
+        (
+            _with_part({"type": "image_url", "image_url": {"url": png_data_url(), "detail": "max"}}),
+            "invalid_value",
+            ".detail",
+        ),
+        (
+            _with_part({"type": "image_url", "image_url": {"url": png_data_url()}}, role="assistant"),
+            "invalid_value",
+            "[1]",
+        ),
+        (_with_part({"type": "audio", "audio": "x"}), "invalid_value", ".type"),
+        (_with_part({"type": "text", "text": 42}), "invalid_type", ".text"),
+        (_with_part("just a string"), "invalid_type", "[1]"),
+    ],
+)
+async def test_malformed_content_parts_are_400(
+    server: FakeModelServer, body: dict[str, Any], code: str, param: str
+) -> None:
+    status, error = await post_chat(server, body)
+    assert status == 400 and error["error"]["code"] == code
+    assert error["error"]["type"] == "invalid_request_error" and error["error"]["param"].endswith(param)
+    assert server.requests[-1].outcome == "http_error"
+
+
+async def test_malformed_content_through_the_hf_client_and_in_vllm_style() -> None:
+    bad = [image_message("look", "data:image/jpeg;base64,not base64!")]
+    async with FakeModelServer(api_style="vllm") as srv:
+        async with client_for(srv) as client:
+            with pytest.raises(BadRequestError) as info:
+                await client.chat_completion(bad, model=MODEL, stream=True)
+    body = info.value.response.json()
+    assert (body["object"], body["type"], body["code"]) == ("error", "BadRequestError", 400)
+    assert body["message"] == "Invalid base64 image_url."
+
+
+async def test_answers_tell_which_model_answered() -> None:
+    answers = {"mistral-small": "Small here.", "mistral-large": "Large here."}
+    async with FakeModelServer(Script(text="Default."), answers_by_model=answers) as srv:
+        async with client_for(srv) as client:
+            texts = []
+            for model in ("mistral-small", "mistral-large", MODEL):
+                out = await client.chat_completion(MESSAGES, model=model, max_tokens=20)
+                texts.append((out.model, out.choices[0].message.content))
+            srv.prefix_model = True
+            got = await stream(client, model="mistral-large")
+            srv.responder = lambda body: Script(text="From the responder.")
+            responded = await stream(client, model="mistral-small")
+    assert texts == [("mistral-small", "Small here."), ("mistral-large", "Large here."), (MODEL, "Default.")]
+    assert got.text == "[mistral-large] Large here." and got.chunks[0].model == "mistral-large"
+    assert responded.text == "[mistral-small] From the responder."

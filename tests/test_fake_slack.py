@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import pytest
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -300,5 +301,208 @@ async def test_signed_posts_reach_real_bolt_http_app(fake: FakeSlack) -> None:
         assert await fake.post_signed_command(url, command, signing_secret=SIGNING_SECRET) == (200, "working on it")
         await eventually(lambda: len(fake.responses) == 1)
         assert fake.responses[0].body["text"] == "answer to http"
+    finally:
+        await runner.cleanup()
+
+
+# ---- Block Kit: context blocks and invalid_blocks -----------------------------------------------
+
+
+async def test_context_blocks_are_stored_and_readable(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "The answer is *42*."}},
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": "_mistral-small_"},
+                {"type": "plain_text", "text": "3.2 s"},
+                {"type": "image", "image_url": "https://example.com/icon.png", "alt_text": "icon"},
+            ],
+        },
+    ]
+    posted = await client.chat_postMessage(channel=CHANNEL, text="The answer is 42.", blocks=blocks)
+    assert posted["message"]["blocks"] == blocks
+    message = fake.find_message(CHANNEL, posted["ts"])
+    assert message is not None and message.blocks_of("context") == [blocks[1]]
+    assert message.context_texts == ["_mistral-small_ 3.2 s"]
+
+    updated = [blocks[0], {"type": "context", "elements": [{"type": "mrkdwn", "text": "_codestral_"}]}]
+    await client.chat_update(channel=CHANNEL, ts=posted["ts"], text="The answer is 42.", blocks=updated)
+    assert message.context_texts == ["_codestral_"]
+    history = await client.conversations_history(channel=CHANNEL)
+    assert history["messages"][0]["blocks"] == updated
+
+
+@pytest.mark.parametrize(
+    ("blocks", "pointer"),
+    [
+        (
+            [{"type": "context", "elements": [{"type": "mrkdwn", "text": str(i)} for i in range(11)]}],
+            "/blocks/0/elements",
+        ),
+        ([{"type": "context", "elements": []}], "/blocks/0/elements"),
+        ([{"type": "context", "elements": [{"type": "mrkdwn"}]}], "/blocks/0/elements/0/text"),
+        ([{"type": "context", "elements": [{"type": "mrkdwn", "text": ""}]}], "/blocks/0/elements/0/text"),
+        ([{"type": "context", "elements": [{"type": "button", "text": "x"}]}], "/blocks/0/elements/0"),
+        (
+            [{"type": "context", "elements": [{"type": "image", "image_url": "https://x/y.png"}]}],
+            "/blocks/0/elements/0/alt_text",
+        ),
+        ([{"type": "section"}], "/blocks/0"),
+        ([{"type": "section", "text": "plain string"}], "/blocks/0/text"),
+        ([{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}], "/blocks/0/text/text"),
+        ([{"type": "header", "text": {"type": "mrkdwn", "text": "Title"}}], "/blocks/0/text/type"),
+        ([{"type": "divider"}, {"type": "carousel_of_doom"}], "/blocks/1/type"),
+        ([{"type": "divider", "block_id": "a"}, {"type": "divider", "block_id": "a"}], "/blocks/1/block_id"),
+        ([{"type": "divider"}] * 51, "/blocks"),
+    ],
+)
+async def test_malformed_blocks_are_invalid_blocks(fake: FakeSlack, blocks: list[dict], pointer: str) -> None:
+    client = web_client(fake)
+    refused = await api_error(client.chat_postMessage(channel=CHANNEL, text="fallback", blocks=blocks))
+    assert refused.response["error"] == "invalid_blocks"
+    [error] = refused.response["errors"]
+    assert error.endswith(f"[json-pointer:{pointer}]")
+    assert refused.response["response_metadata"]["messages"] == [f"[ERROR] {error}"]
+    assert fake.messages_in(CHANNEL) == []
+
+    posted = await client.chat_postMessage(channel=CHANNEL, text="fine")
+    update = await api_error(client.chat_update(channel=CHANNEL, ts=posted["ts"], text="x", blocks=blocks))
+    ephemeral = await api_error(client.chat_postEphemeral(channel=CHANNEL, user=USER, text="x", blocks=blocks))
+    assert update.response["error"] == ephemeral.response["error"] == "invalid_blocks"
+
+
+# ---- files in messages ------------------------------------------------------------------------
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_shared_files_are_in_the_message_and_downloadable(fake: FakeSlack) -> None:
+    png = png_bytes(6, 5)
+    event = fake.message_event(DM, USER, "what is in this picture?", files=[("cat.png", "image/png", png)])
+    assert event["subtype"] == "file_share" and event["upload"] is False
+    [shared] = event["files"]
+    assert (shared["name"], shared["mimetype"], shared["filetype"], shared["size"]) == (
+        "cat.png",
+        "image/png",
+        "png",
+        len(png),
+    )
+    assert (shared["original_w"], shared["original_h"]) == (6, 5)
+    mention = fake.app_mention_event(CHANNEL, USER, "and this", files=[("notes.txt", "text/plain", b"hi")])
+    assert "original_w" not in mention["files"][0]
+
+    history = await web_client(fake).conversations_history(channel=DM)
+    assert history["messages"][0]["files"] == [shared]  # the stored message keeps its files
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+        async with http.get(shared["url_private_download"], headers=headers) as response:
+            assert await response.read() == png
+    assert fake.file_downloads == [shared["id"]]
+
+
+# ---- message shortcuts and response_url ---------------------------------------------------------
+
+
+def shortcut_app(fake: FakeSlack, signing_secret: str | None = None) -> tuple[AsyncApp, list[dict]]:
+    """A bolt app answering the message shortcut "explain" through its response_url."""
+    app = AsyncApp(client=web_client(fake), signing_secret=signing_secret)
+    seen: list[dict] = []
+
+    @app.shortcut("explain")
+    async def on_explain(
+        ack: Callable[..., Awaitable[None]], shortcut: dict, respond: Callable[..., Awaitable[object]]
+    ) -> None:
+        await ack()
+        seen.append(shortcut)
+        files = ", ".join(f["name"] for f in shortcut["message"].get("files", []))
+        await respond(f"explaining {shortcut['message']['text']!r} ({files})")
+        await respond(text="for everyone", response_type="in_channel")
+
+    return app, seen
+
+
+async def test_message_shortcut_over_socket_mode(fake: FakeSlack) -> None:
+    app, seen = shortcut_app(fake)
+    handler = AsyncSocketModeHandler(app, APP_TOKEN)
+    await handler.connect_async()
+    try:
+        await fake.wait_socket_connected()
+        event = fake.message_event(CHANNEL, USER, "see attached", files=[("cat.png", "image/png", png_bytes(2, 2))])
+        envelope = await fake.send_message_shortcut("explain", USER, CHANNEL, event["ts"])
+        await fake.wait_ack(envelope)
+        await eventually(lambda: len(fake.responses) == 2)
+    finally:
+        await handler.close_async()
+
+    [delivery] = [d for d in fake.deliveries if d.envelope_id == envelope]
+    assert delivery.type == "interactive"
+    payload = delivery.payload
+    assert payload["type"] == "message_action" and payload["callback_id"] == "explain"
+    assert payload["channel"] == {"id": CHANNEL, "name": "general"}
+    assert payload["user"]["id"] == USER and payload["team"]["id"] == fake.team_id
+    assert payload["message_ts"] == event["ts"] and payload["trigger_id"] and payload["action_ts"]
+    message = payload["message"]
+    assert (message["ts"], message["user"], message["text"]) == (event["ts"], USER, "see attached")
+    assert [f["name"] for f in message["files"]] == ["cat.png"] and seen[0]["message"] == message
+
+    private, public = fake.responses_to(payload["response_url"])
+    assert private.text == "explaining 'see attached' (cat.png)" and private.ephemeral
+    assert (private.channel, private.user, private.source, private.status) == (CHANNEL, USER, "message_action", 200)
+    assert not public.ephemeral and public.status == 200
+    [posted] = fake.bot_messages_in(CHANNEL)  # in_channel: a message everybody sees
+    assert posted.text == "for everyone"
+
+
+async def test_response_url_limits_and_validation(fake: FakeSlack) -> None:
+    event = fake.message_event(DM, USER, "hello")
+    url = fake.message_shortcut("explain", USER, DM, event["ts"])["response_url"]
+    async with aiohttp.ClientSession() as http:
+
+        async def post(body: dict) -> tuple[int, str]:
+            async with http.post(url, json=body) as response:
+                return response.status, await response.text()
+
+        assert await post({}) == (400, "no_text")
+        bad_blocks = {"blocks": [{"type": "context", "elements": []}]}
+        assert await post(bad_blocks) == (400, "invalid_blocks")
+        for i in range(5):
+            assert await post({"text": f"reply {i}"}) == (200, "ok")
+        assert await post({"text": "one too many"}) == (404, "used_url")
+        async with http.post(fake.base_url + "/response/unknown", json={"text": "x"}) as response:
+            assert (response.status, await response.text()) == (404, "expired_url")
+    assert [r.status for r in fake.responses_to(url)] == [400, 400, 200, 200, 200, 200, 200, 404]
+    assert fake.bot_messages_in(DM) == []  # ephemeral responses are no messages
+
+
+async def test_message_shortcut_over_signed_http(fake: FakeSlack) -> None:
+    app, seen = shortcut_app(fake, signing_secret=SIGNING_SECRET)
+    runner = web.AppRunner(app.web_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    try:
+        parent = fake.app_mention_event(CHANNEL, USER, "a question")
+        reply = fake.message_event(CHANNEL, USER, "in the thread", thread_ts=parent["ts"])
+        payload = fake.message_shortcut("explain", USER, CHANNEL, reply["ts"])
+        assert payload["message"]["thread_ts"] == parent["ts"]
+        assert await fake.post_signed_interactive(url, payload, signing_secret=SIGNING_SECRET) == (200, "")
+        await eventually(lambda: len(fake.responses) == 2)
+        assert seen[0]["message_ts"] == reply["ts"]
+        assert fake.responses[0].text == "explaining 'in the thread' ()"
+        [posted] = fake.bot_messages_in(CHANNEL)
+        assert posted.thread_ts == parent["ts"]  # an in_channel answer lands in the message's thread
+
+        bad = await fake.post_signed_interactive(url, payload, signing_secret=SIGNING_SECRET, bad_signature=True)
+        assert bad[0] == 401
     finally:
         await runner.cleanup()

@@ -57,7 +57,7 @@ async def either_core(
 
 
 async def history(store: RedisHistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
-    messages = await store.begin_turn(thread, StoredMessage("user", "(probe)"))
+    messages = (await store.begin_turn(thread, StoredMessage("user", "(probe)"))).messages
     return [(m.role, m.content) for m in messages[:-1]]
 
 

@@ -23,10 +23,10 @@ async def test_the_router_is_asked_for_the_model_through_the_chosen_provider(
         values["INFERENCE_PROVIDER"] = provider
     settings = load_settings(Env(values)).model
     assert settings.backend is BackendKind.HF_ROUTER
-    backend = InferenceBackend(settings)
+    backend = InferenceBackend()
     model_server.default = Script(text="Routed.")
     try:
-        pieces = [piece async for piece in backend.stream([{"role": "user", "content": "hi"}])]
+        pieces = [piece async for piece in backend.stream([{"role": "user", "content": "hi"}], settings)]
     finally:
         await backend.aclose()
     request = model_server.requests[-1]

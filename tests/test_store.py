@@ -27,7 +27,7 @@ def reply(text: str) -> StoredMessage:
 async def test_turn_returns_history_including_the_new_message(redis_store: RedisHistoryStore) -> None:
     await redis_store.begin_turn("t1", user("hello"))
     await redis_store.add_reply("t1", reply("hi there"))
-    history = await redis_store.begin_turn("t1", user("how are you?"))
+    history = (await redis_store.begin_turn("t1", user("how are you?"))).messages
     assert [(m.role, m.content) for m in history] == [
         ("user", "hello"),
         ("assistant", "hi there"),
@@ -40,7 +40,7 @@ async def test_threads_are_separate_and_keys_are_hash_tagged(
     redis_store: RedisHistoryStore, raw_redis: aioredis.Redis, key_prefix: str
 ) -> None:
     await redis_store.begin_turn("discord:1", user("in thread one"))
-    history = await redis_store.begin_turn("discord:2", user("in thread two"))
+    history = (await redis_store.begin_turn("discord:2", user("in thread two"))).messages
     assert [m.content for m in history] == ["in thread two"]
     keys = sorted([key async for key in raw_redis.scan_iter(match=f"{key_prefix}*")])
     assert keys == [f"{key_prefix}chat:{{discord:1}}:history", f"{key_prefix}chat:{{discord:2}}:history"]
@@ -52,7 +52,7 @@ async def test_history_is_trimmed_to_the_newest_messages(history_settings: Histo
         for number in range(5):
             await store.begin_turn("t", user(f"q{number}"))
             await store.add_reply("t", reply(f"a{number}"))
-        history = await store.begin_turn("t", user("latest"))
+        history = (await store.begin_turn("t", user("latest"))).messages
     finally:
         await close_store(store)
     assert [m.content for m in history] == ["a3", "q4", "a4", "latest"]
@@ -85,7 +85,7 @@ async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySett
 
     try:
         await asyncio.gather(write(first, "alice"), write(second, "bob"))
-        history = await first.begin_turn("shared", user("done", "alice"))
+        history = (await first.begin_turn("shared", user("done", "alice"))).messages
     finally:
         await close_store(first)
         await close_store(second)
@@ -104,7 +104,7 @@ async def test_history_survives_a_redis_restart_between_turns(own_redis: OwnRedi
         await store.add_reply("t", reply("noted"))
         own_redis.stop()
         own_redis.start()
-        history = await store.begin_turn("t", user("after restart"))
+        history = (await store.begin_turn("t", user("after restart"))).messages
     finally:
         await close_store(store)
     assert [m.content for m in history] == ["before restart", "noted", "after restart"]
@@ -138,11 +138,11 @@ async def test_memory_store_behaves_like_redis_for_a_console_session() -> None:
     store = MemoryHistoryStore(HistorySettings(None, "", max_messages=3, ttl_seconds=60))
     await store.begin_turn("c", user("one"))
     await store.add_reply("c", reply("two"))
-    history = await store.begin_turn("c", user("three"))
+    history = (await store.begin_turn("c", user("three"))).messages
     assert [m.content for m in history] == ["one", "two", "three"]
-    history = await store.begin_turn("c", user("four"))
+    history = (await store.begin_turn("c", user("four"))).messages
     assert [m.content for m in history] == ["two", "three", "four"]
     await store.clear("c")
-    assert [m.content for m in await store.begin_turn("c", user("fresh"))] == ["fresh"]
+    assert [m.content for m in (await store.begin_turn("c", user("fresh"))).messages] == ["fresh"]
     coordination = MemoryCoordination()
     assert await coordination.claim("e", 60) and not await coordination.claim("e", 60)

@@ -8,6 +8,10 @@ Chromium is Debian's, driven by Playwright (which never downloads a browser here
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import json
+import os
 import shutil
 import sys
 import time
@@ -16,8 +20,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from PIL import Image, ImageDraw
+from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright, expect
 
+from adapters.web import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
 from tests.conftest import REDIS_URL, ROOT, free_port
@@ -33,10 +39,52 @@ CODE_ANSWER = (
 )
 CODE = 'for n in range(3):\n    print(f"hello {n}")'
 
+DEFAULT_NAME = DEFAULT_MODEL_ID.rsplit("/", 1)[-1]  # how the page names MODEL_ID's model
+TEXT_MODEL, TEXT_NAME = "meta-llama/Llama-3.1-8B-Instruct", "Llama-3.1-8B-Instruct"
+VISION_MODEL, VISION_NAME = "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen2.5-VL-7B-Instruct"
+# MODEL_ID's model first, then MODELS'; the fake model server answers as any model it is asked for.
+SEVERAL_MODELS = {"MODELS": f"{TEXT_MODEL},{VISION_MODEL}", "VISION_MODELS": VISION_MODEL}
+SEES_IMAGES = " · sees images"  # after a model's name in the picker
 
-def conversation(body: dict[str, Any]) -> list[str]:
+
+def conversation(body: dict[str, Any]) -> list[Any]:
     """What a model request carried besides the system prompt, oldest first."""
     return [message["content"] for message in body["messages"] if message["role"] != "system"]
+
+
+def png(width: int, height: int) -> bytes:
+    """A PNG of a picture: a red field with a blue square."""
+    image = Image.new("RGB", (width, height), (200, 40, 40))
+    ImageDraw.Draw(image).rectangle((width // 4, height // 4, width // 2, height // 2), fill=(30, 60, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def file(name: str, data: bytes, mime: str = "image/png") -> FilePayload:
+    return {"name": name, "mimeType": mime, "buffer": data}
+
+
+def sent_image(url: str) -> Image.Image:
+    """The image a data URL in a model request holds, decoded in full (a corrupt one raises)."""
+    header, data = url.split(",", 1)
+    assert header.startswith("data:image/") and header.endswith(";base64"), header
+    image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
+    image.load()
+    return image
+
+
+def image_urls(message: dict[str, Any]) -> list[str]:
+    content = message["content"]
+    parts = content if isinstance(content, list) else []
+    return [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
+
+
+def text_of(message: dict[str, Any]) -> str:
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "\n\n".join(part["text"] for part in content if part["type"] == "text")
 
 
 # -- the bot process ------------------------------------------------------------------------
@@ -65,6 +113,12 @@ class WebBots:
             WEB_PORT=str(self.port),
             WEB_HOST="127.0.0.1",
             WEB_PASSWORD="",
+            # One model and the default image limits, unless a test says otherwise.
+            MODELS="",
+            MODELS_FILE="",
+            VISION_MODELS="",
+            MAX_IMAGES="",
+            IMAGE_MAX_SIDE="",
             MODEL_TIMEOUT_SECONDS="10",
             SHUTDOWN_GRACE_SECONDS="5",
             LOG_LEVEL="info",
@@ -116,17 +170,24 @@ class WebBots:
 
 
 class ChatPage:
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: Page, model: str, *, picker: bool) -> None:
         self.page = page
+        self.model = model  # the model the header should show
+        self.picker = picker  # shown as a picker of several models, or as one model's name
         self.replies = page.locator(".message.bot")
+        self.labels = page.locator(".message.bot .model-label")
         self.messages = page.locator("#messages .message")
+        self.notice = page.locator("#notice")
+        self.tray = page.locator("#tray img")
         self.errors: list[str] = []  # the page's script errors and console errors (CSP violations too)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
 
     @classmethod
-    async def open(cls, context: BrowserContext, url: str) -> ChatPage:
-        chat = cls(await context.new_page())
+    async def open(
+        cls, context: BrowserContext, url: str, model: str = DEFAULT_NAME, *, picker: bool = False
+    ) -> ChatPage:
+        chat = cls(await context.new_page(), model, picker=picker)
         await chat.page.goto(url)
         await chat.connected()
         return chat
@@ -134,7 +195,43 @@ class ChatPage:
     async def connected(self) -> None:
         """Wait until the page is connected and shows the conversation (its header names the model)."""
         await expect(self.page.locator("#status.online")).to_be_attached(timeout=10_000)
-        await expect(self.page.locator("#model")).to_have_text(DEFAULT_MODEL_ID)
+        if self.picker:
+            await expect(self.page.locator("#models")).to_be_visible()
+            await expect(self.page.locator("#models option:checked")).to_have_text(self.model)
+            await expect(self.page.locator("#model")).to_be_hidden()
+        else:
+            await expect(self.page.locator("#model")).to_have_text(self.model)
+            await expect(self.page.locator("#models")).to_be_hidden()
+
+    async def choose(self, option: str) -> None:
+        """Pick a model in the header; the page confirms the switch."""
+        await self.page.select_option("#models", label=option)
+        self.model = option
+        name = option.removesuffix(SEES_IMAGES)
+        await expect(self.notice).to_have_text(
+            f"This conversation now answers with {name}. The earlier messages are kept."
+        )
+        await expect(self.page.locator("#models option:checked")).to_have_text(option)
+
+    async def attach(self, *files: FilePayload) -> None:
+        """Choose files with the attach button's file dialog."""
+        async with self.page.expect_file_chooser() as chooser:
+            await self.page.click("#attach")
+        await (await chooser.value).set_files(list(files))
+        await expect(self.page.locator("#tray .thumb.loading")).to_have_count(0)
+
+    async def paste_image(self, data: bytes, mime: str = "image/png") -> None:
+        """Paste an image into the message box, as after copying one."""
+        await self.page.locator("#input").evaluate(
+            """(input, [bytes, type]) => {
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([new Uint8Array(bytes)], "image.png", { type }));
+                const paste = { clipboardData: transfer, bubbles: true, cancelable: true };
+                input.dispatchEvent(new ClipboardEvent("paste", paste));
+            }""",
+            [list(data), mime],
+        )
+        await expect(self.page.locator("#tray .thumb.loading")).to_have_count(0)
 
     async def reload(self, messages: int) -> None:
         """Reload and wait until the conversation shown has `messages` messages."""
@@ -409,7 +506,201 @@ async def test_the_server_refuses_sockets_from_elsewhere_and_oversized_messages(
             assert (await ws.receive_json(timeout=5))["type"] == "hello"
             await ws.send_json({"type": "ask", "id": "q1", "text": "y" * 100_001})
             refused = await ws.receive_json(timeout=5)
-    assert refused["type"] == "refused" and "the limit is 100,000" in refused["reason"]
+            assert refused["type"] == "refused" and "the limit is 100,000" in refused["reason"]
+            # A question without images may not grow to what a question with images may.
+            await ws.send_json({"type": "ask", "id": "q2", "text": "z" * (MAX_FRAME_BYTES + 1)})
+            closed = await ws.receive(timeout=5)
+            assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_a_question_with_images_fits_a_frame_and_each_unusable_image_is_named(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    """What a page is sent for images that arrived damaged, or that its model can't see (the
+    protocol itself: a browser always sends valid base64)."""
+    model.default = Script(text="Here is what I can tell.")
+    await bots.start()
+    # A photo that compresses badly, about 4 MB: with its base64, far beyond the frame limit of
+    # a question without images.
+    noise = Image.frombytes("RGB", (1200, 1200), os.urandom(1200 * 1200 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG")
+    photo = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    assert len(photo) > 5 * MAX_FRAME_BYTES
+    images = [
+        {"name": "damaged.png", "type": "image/png", "data": "data:image/png;base64,@@not base64@@"},
+        {"name": "noise.png", "type": "image/png", "data": photo},
+    ]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(bots.url) as page:
+            assert page.status == 200
+        async with session.ws_connect(f"{bots.url}ws") as ws:
+            hello = await ws.receive_json(timeout=5)
+            assert hello["type"] == "hello" and hello["maxImages"] == 4 and hello["maxImageBytes"] == 10_000_000
+            assert hello["models"] == [{"id": DEFAULT_MODEL_ID, "name": DEFAULT_NAME, "vision": False}]
+            assert hello["model"] == hello["models"][0]
+            await ws.send_str(json.dumps({"type": "ask", "id": "q1", "text": "Can you see them?", "images": images}))
+            while (reply := await ws.receive_json(timeout=15))["type"] != "reply" or reply["streaming"]:
+                pass
+    assert "model" not in reply  # with one model its name is in the header, not under each reply
+    assert reply["text"] == (
+        "Here is what I can tell.\n\n"
+        "ℹ️ damaged.png arrived damaged, so I couldn't look at it.\n"
+        f"ℹ️ {DEFAULT_NAME} can't see images, so I didn't look at the image."
+    )
+    assert conversation(model.requests[-1].body) == ["Can you see them?"]
+
+
+async def test_the_model_picker_switches_the_conversations_model_and_a_reload_keeps_it(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text="Nice to meet you, Ada.")
+    await bots.start(**SEVERAL_MODELS)
+    chat = await ChatPage.open(await browser.new_context(), bots.url, picker=True)
+    assert await chat.page.locator("#models option").all_inner_texts() == [
+        DEFAULT_NAME,
+        TEXT_NAME,
+        VISION_NAME + SEES_IMAGES,
+    ]
+    await chat.ask("My name is Ada.")
+    await chat.answer()
+    assert model.requests[-1].body["model"] == DEFAULT_MODEL_ID
+    await expect(chat.labels.last).to_have_text(DEFAULT_NAME)
+
+    await chat.choose(TEXT_NAME)
+    await chat.ask("What is my name?")
+    await chat.answer()
+    request = model.requests[-1]
+    assert request.body["model"] == TEXT_MODEL
+    assert conversation(request.body) == ["My name is Ada.", "Nice to meet you, Ada.", "What is my name?"]
+    assert await chat.labels.all_inner_texts() == [DEFAULT_NAME, TEXT_NAME]  # each answer names its model
+
+    await chat.reload(messages=4)  # the picker still shows the choice (`connected` checks it)
+    await chat.ask("Who answers now?")
+    await chat.answer()
+    assert model.requests[-1].body["model"] == TEXT_MODEL
+    await expect(chat.labels.last).to_have_text(TEXT_NAME)
+
+    await chat.ask(f"/model {VISION_NAME.lower()}")  # typed, as the replies' hints say
+    await expect(chat.notice).to_have_text(
+        f"This conversation now answers with {VISION_NAME}. The earlier messages are kept."
+    )
+    await expect(chat.page.locator("#models option:checked")).to_have_text(VISION_NAME + SEES_IMAGES)
+    await chat.ask("/model Gemini")
+    await expect(chat.notice).to_have_text(
+        f"There is no model called “Gemini” here. The models: {DEFAULT_NAME}, {TEXT_NAME}, {VISION_NAME}."
+    )
+    await expect(chat.page.locator("#models option:checked")).to_have_text(VISION_NAME + SEES_IMAGES)
+    await expect(chat.messages).to_have_count(6)  # commands are not messages
+    assert len(model.requests) == 3
+
+    other = await ChatPage.open(await browser.new_context(), bots.url, picker=True)  # another browser
+    assert await other.page.locator("#models option:checked").inner_text() == DEFAULT_NAME
+
+
+async def test_a_photo_reaches_the_vision_model_scaled_down_and_shows_in_the_conversation(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text="A red picture with a blue square.")
+    await bots.start(**SEVERAL_MODELS)
+    chat = await ChatPage.open(await browser.new_context(), bots.url, picker=True)
+    await chat.choose(VISION_NAME + SEES_IMAGES)
+    await chat.attach(file("photo.png", png(3000, 2000)))
+    await expect(chat.tray).to_have_attribute("alt", "photo.png")
+    await chat.ask("What is in this photo?")
+    await chat.answer()
+
+    question = chat.messages.first
+    await expect(question.locator("img")).to_have_count(1)
+    assert (await question.locator("img").get_attribute("src") or "").startswith("data:image/png;base64,")
+    assert await question.locator(".body").inner_text() == "What is in this photo?"
+    await expect(chat.tray).to_have_count(0)
+    await expect(chat.labels.last).to_have_text(VISION_NAME)
+    asked = model.requests[-1].body
+    assert asked["model"] == VISION_MODEL
+    assert text_of(asked["messages"][-1]) == "What is in this photo?"
+    [url] = image_urls(asked["messages"][-1])
+    sent = sent_image(url)
+    assert max(sent.size) <= 1568 and abs(sent.width / sent.height - 1.5) < 0.01, sent.size
+
+    # An image alone, pasted: the bubble shows it, the model is asked about it.
+    await chat.paste_image(png(800, 600))
+    await expect(chat.tray).to_have_count(1)
+    await chat.page.press("#input", "Enter")
+    await chat.answer()
+    alone = chat.messages.nth(2)
+    await expect(alone.locator("img")).to_have_count(1)
+    assert await alone.locator(".body").inner_text() == ""
+    last = model.requests[-1].body["messages"][-1]
+    assert text_of(last) == "What's in this image?"
+    assert sent_image(image_urls(last)[0]).size == (800, 600)
+    assert len(image_urls(model.requests[-1].body["messages"][1])) == 1  # the photo is still in view
+
+    await chat.reload(messages=4)
+    assert await chat.transcript() == [
+        ("user", "🖼 1 image\nWhat is in this photo?"),
+        ("bot", "A red picture with a blue square."),
+        ("user", "🖼 1 image\nWhat's in this image?"),
+        ("bot", "A red picture with a blue square."),
+    ]
+
+
+async def test_an_image_a_model_cannot_use_is_explained_and_the_text_still_answered(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text="Here is my answer.")
+    await bots.start(**SEVERAL_MODELS)
+    chat = await ChatPage.open(await browser.new_context(), bots.url, picker=True)
+    await chat.attach(file("photo.png", png(3000, 2000)))
+    await chat.ask("What is in this photo?")
+    assert await chat.answer() == (
+        "Here is my answer.\n\n"
+        f"ℹ️ {DEFAULT_NAME} can't see images, so I didn't look at the image. /model {VISION_NAME} can."
+    )
+    assert conversation(model.requests[-1].body) == ["What is in this photo?"]  # no image sent
+
+    await chat.choose(VISION_NAME + SEES_IMAGES)
+    await chat.attach(file("broken.png", b"\x89PNG\r\n\x1a\n but then nothing of a picture"))
+    await chat.ask("Are you still there?")
+    assert await chat.answer() == "Here is my answer.\n\nℹ️ broken.png could not be read as an image."
+    last = model.requests[-1].body["messages"][-1]
+    assert last == {"role": "user", "content": "Are you still there?"}
+
+    # Only an unusable image, and no text: nothing to answer; the page gives it all back.
+    await chat.attach(file("broken.png", b"not an image at all"))
+    await chat.page.press("#input", "Enter")
+    await expect(chat.notice).to_have_text("broken.png could not be read as an image.")
+    await expect(chat.messages).to_have_count(4)
+    await expect(chat.tray).to_have_count(1)
+    assert len(model.requests) == 2
+
+
+async def test_the_page_takes_four_images_at_most_and_refuses_large_or_other_files(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)  # one model: its name, no picker
+    small = png(40, 30)
+    await chat.attach(*(file(f"photo{n}.png", small) for n in range(1, 6)))
+    await expect(chat.notice).to_have_text("You can send up to 4 images with one message.")
+    await expect(chat.tray).to_have_count(4)
+    await chat.page.click("[aria-label='Remove photo2.png']")
+    assert [await image.get_attribute("alt") for image in await chat.tray.all()] == [
+        "photo1.png",
+        "photo3.png",
+        "photo4.png",
+    ]
+
+    await chat.attach(file("huge.png", small + bytes(10_000_001)))
+    await expect(chat.notice).to_have_text("huge.png is larger than 10 MB, the most one image may be.")
+    await chat.attach(file("notes.txt", b"some notes", "text/plain"))
+    await expect(chat.notice).to_have_text("notes.txt isn't a PNG, JPEG, WebP or GIF image.")
+    await chat.paste_image(small)
+    await chat.paste_image(small)
+    await expect(chat.notice).to_have_text("You can send up to 4 images with one message.")
+    await expect(chat.tray).to_have_count(4)
+    await expect(chat.messages).to_have_count(0)
+    assert model.requests == []
 
 
 async def test_listening_beyond_loopback_needs_a_password_and_the_password_is_asked(

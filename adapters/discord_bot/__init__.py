@@ -31,7 +31,7 @@ def point_at(settings: DiscordSettings) -> None:
 async def run(services: Services, settings: Settings) -> None:
     discord_settings = DiscordSettings.from_env(settings.env)
     point_at(discord_settings)
-    async with MistralDiscordBot(services, discord_settings) as client:
+    async with MistralDiscordBot(services, discord_settings, settings.images) as client:
         try:
             await client.start(discord_settings.token)
         except discord.LoginFailure as error:

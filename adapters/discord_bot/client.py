@@ -1,4 +1,4 @@
-"""The Discord client: mentions open a thread, DMs are one conversation, /ask /reset /model.
+"""The Discord client: mentions open a thread, DMs are one conversation (commands: .commands).
 
 Conversation keys:
   discord:conv:<id>  a thread (a thread started from a message has that message's id, so
@@ -20,23 +20,18 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.attachments import Attachment, DownloadFailed, read_attachments, with_files
+from adapters.attachments import Attachment, DownloadFailed, with_files
+from adapters.discord_bot.commands import Commands, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.discord_bot.surfaces import (
-    REPLY_LIMITS,
-    ChannelReply,
-    Destination,
-    DiscordRateLimits,
-    InteractionReply,
-    OnPosted,
-)
-from adapters.shared import PlatformJobs
+from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
+from adapters.shared import PlatformJobs, pointed_question
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap, retrieve_outcome
 from bot.render import failure_note
+from config.settings import ImageSettings
 
 NAME = "discord"
 log = structlog.get_logger(__name__)
@@ -54,7 +49,7 @@ def thread_name(text: str) -> str:
 
 
 class MistralDiscordBot(discord.AutoShardedClient):
-    def __init__(self, services: Services, settings: DiscordSettings) -> None:
+    def __init__(self, services: Services, settings: DiscordSettings, images: ImageSettings) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
@@ -70,14 +65,15 @@ class MistralDiscordBot(discord.AutoShardedClient):
             shard_count=settings.shard_count,
             shard_ids=settings.shard_ids,  # type: ignore[arg-type]  # discord.py's own default is None
         )
-        self.jobs = PlatformJobs(services, NAME)
+        self.jobs = PlatformJobs(services, NAME, images)
         self.settings = settings
         self.rate_limits = DiscordRateLimits(services.require_rate_limits())
         self._heap_frozen = False
         self.tree = ClaimingCommandTree(self)
         self._background: set[asyncio.Task[Any]] = set()  # thread creations left to finish
         self._sweeper: asyncio.Task[None] | None = None
-        self._register_commands()
+        self._commands = Commands(self)
+        self._commands.register(self.tree)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
 
     def _count_rate_limits(self) -> aiohttp.TraceConfig:
@@ -97,6 +93,8 @@ class MistralDiscordBot(discord.AutoShardedClient):
     # -- start-up --------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        assert self.user is not None  # logged in: the menu command is named after the bot
+        self._commands.register_menu(self.tree, self.user.name)
         try:
             if self.settings.command_guild_ids:
                 for guild_id in self.settings.command_guild_ids:
@@ -177,7 +175,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             return
         if not await self.jobs.first_to_claim(f"discord:msg:{message.id}"):
             return
-        if not self._allowed(message.author, message.guild, message.channel):
+        if not self.allowed(message.author, message.guild, message.channel):
             scope = message.guild.id if message.guild else "dm"
             await self.jobs.refuse_once(
                 f"discord:{message.author.id}:{scope}", functools.partial(self._refuse, message)
@@ -189,21 +187,36 @@ class MistralDiscordBot(discord.AutoShardedClient):
         # words do (those need their thread, and a creation pushed into the next second delays
         # its reply's words by a second more).
         where: Destination | Callable[[], Awaitable[Destination]]
-        where = functools.partial(self._open_thread, message) if destination is None else destination
+        where = functools.partial(self.open_thread, message) if destination is None else destination
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
         recording = self.jobs.record(key, place, REPLY_LIMITS)
-        surface = ChannelReply(where, channel_id, self.rate_limits, self._linker(key), recording)
+        surface = ChannelReply(where, channel_id, self.rate_limits, self.linker(key), recording)
         surface.open()
-        files = await read_attachments([_attachment(item) for item in message.attachments])
-        turn = Turn(
+        await self.jobs.answer(await self._turn(key, message), surface, recording)
+
+    async def _turn(self, key: str, message: discord.Message) -> Turn:
+        """The question: the message with its files, after the message it replies to, if that is
+        someone else's (the person is pointing at it)."""
+        files = await self.jobs.read_files(self.attachments_of(message))
+        text = with_files(self._without_mention(message.content), files)
+        images, notices = files.images, files.notices
+        pointed = message.reference.resolved if message.reference else None
+        if isinstance(pointed, discord.Message) and pointed.author.id != getattr(self.user, "id", None):
+            quoted = await self.jobs.read_files(self.attachments_of(pointed))
+            text = pointed_question(pointed.author.display_name, with_files(pointed.content, quoted), text)
+            images, notices = quoted.images + images, quoted.notices + notices
+        return Turn(
             key,
             str(message.author.id),
             message.author.display_name,
-            with_files(self._without_mention(message.content), files),
-            channel=_quota_channel(message.channel),
-            notices=files.notices,
+            text,
+            channel=quota_channel(message.channel),
+            notices=notices,
+            images=images[: self.jobs.images.max_images if self.jobs.images else 0],
         )
-        await self.jobs.answer(turn, surface, recording)
+
+    def attachments_of(self, message: discord.Message) -> list[Attachment]:
+        return [_attachment(item) for item in message.attachments]
 
     async def _conversation_for(self, message: discord.Message) -> tuple[str, Destination | None, int] | None:
         """The conversation a message belongs to, or None when it isn't addressed to the bot.
@@ -228,7 +241,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             return f"discord:conv:{message.id}", None, message.id
         return None
 
-    async def _open_thread(self, message: discord.Message) -> Destination:
+    async def open_thread(self, message: discord.Message) -> Destination:
         channel = message.channel
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
@@ -265,7 +278,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         created.add_done_callback(retrieve_outcome)
         return announced.result()
 
-    def _linker(self, key: str) -> OnPosted:
+    def linker(self, key: str) -> OnPosted:
         async def link(posted: discord.Message) -> None:
             # Replying to any of the bot's messages continues this conversation.
             if not isinstance(posted.channel, discord.Thread | discord.DMChannel):
@@ -288,7 +301,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     # -- access ----------------------------------------------------------------------
 
-    def _allowed(self, user: discord.abc.User, guild: discord.Guild | None, channel: Any) -> bool:
+    def allowed(self, user: discord.abc.User, guild: discord.Guild | None, channel: Any) -> bool:
         settings = self.settings
         if str(user.id) in settings.blocked_user_ids:
             return False
@@ -306,68 +319,17 @@ class MistralDiscordBot(discord.AutoShardedClient):
                 return False
         return True
 
-    def _refusal(self, guild: discord.Guild | None) -> str:
+    def refusal(self, guild: discord.Guild | None) -> str:
         if guild is None and not self.settings.allow_dms:
             return "I don't answer direct messages here. Mention me in a server channel instead."
         return "Sorry, I'm not available to you here (this server limits who can use me, or where)."
 
     async def _refuse(self, message: discord.Message) -> None:
-        text = self._refusal(message.guild)
+        text = self.refusal(message.guild)
         try:
             await message.author.send(text)
         except discord.HTTPException:
             await message.reply(text, mention_author=False, delete_after=30)
-
-    # -- slash commands --------------------------------------------------------------
-
-    def _register_commands(self) -> None:
-        @self.tree.command(name="ask", description="Ask the model a question")
-        @app_commands.describe(prompt="Your question")
-        async def ask(interaction: discord.Interaction, prompt: str) -> None:
-            await self._ask(interaction, prompt)
-
-        @self.tree.command(name="reset", description="Forget this thread's or DM's conversation")
-        async def reset(interaction: discord.Interaction) -> None:
-            await self._reset(interaction)
-
-        @self.tree.command(name="model", description="Show which model answers")
-        async def model(interaction: discord.Interaction) -> None:
-            await interaction.response.send_message(f"I answer with {self.jobs.core.describe()}.", ephemeral=True)
-
-    def _interaction_key(self, interaction: discord.Interaction) -> str | None:
-        channel = interaction.channel
-        if isinstance(channel, discord.DMChannel):
-            return f"discord:dm:{channel.id}"
-        if isinstance(channel, discord.Thread):
-            return f"discord:conv:{channel.id}"
-        return None
-
-    async def _ask(self, interaction: discord.Interaction, prompt: str) -> None:
-        if not self._allowed(interaction.user, interaction.guild, interaction.channel):
-            await interaction.response.send_message(self._refusal(interaction.guild), ephemeral=True)
-            return
-        if not prompt.strip():
-            await interaction.response.send_message("Usage: `/ask prompt: your question`", ephemeral=True)
-            return
-        await interaction.response.defer(thinking=True)
-        key = self._interaction_key(interaction) or f"discord:ask:{interaction.id}"
-        turn = Turn(
-            key,
-            str(interaction.user.id),
-            interaction.user.display_name,
-            prompt.strip(),
-            channel=_quota_channel(interaction.channel),
-        )
-        await self.jobs.answer(turn, InteractionReply(interaction, self.rate_limits, self._linker(key)))
-
-    async def _reset(self, interaction: discord.Interaction) -> None:
-        key = self._interaction_key(interaction)
-        if key is None:
-            text = "Conversations live in threads and DMs: use /reset inside one of them."
-        else:
-            await self.jobs.core.reset(key)
-            text = "Done: I've forgotten this conversation. The next message starts fresh."
-        await interaction.response.send_message(text, ephemeral=True)
 
 
 class _NoThreads(Exception):
@@ -389,14 +351,3 @@ def _attachment(item: discord.Attachment) -> Attachment:
             raise DownloadFailed(f"{type(error).__name__}: {error}") from error
 
     return Attachment(item.filename, item.content_type or "", item.size, download)
-
-
-def _quota_channel(channel: Any) -> str:
-    """Where CHANNEL_TURNS_PER_MINUTE counts a message: a thread counts as its channel, DMs not at all."""
-    if isinstance(channel, discord.DMChannel):
-        return ""
-    return (
-        str(getattr(channel, "parent_id", None) or channel.id)
-        if isinstance(channel, discord.Thread)
-        else str(channel.id)
-    )

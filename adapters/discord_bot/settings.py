@@ -30,6 +30,7 @@ class DiscordSettings:
     allowed_role_ids: frozenset[str]
     blocked_user_ids: frozenset[str]
     allow_dms: bool
+    model_role_ids: frozenset[str]  # who may switch a conversation's model (empty: everyone)
     shard_count: int | None  # None: as many as Discord recommends (GET /gateway/bot)
     shard_ids: list[int] | None  # None: every shard, in this process
 
@@ -50,6 +51,7 @@ class DiscordSettings:
             allowed_role_ids=env.id_set("DISCORD_ALLOWED_ROLE_IDS"),
             blocked_user_ids=env.id_set("DISCORD_BLOCKED_USER_IDS"),
             allow_dms=env.bool("ALLOW_DMS", True),
+            model_role_ids=env.id_set("DISCORD_MODEL_ROLE_IDS"),
             **_shards(env),
         )
 

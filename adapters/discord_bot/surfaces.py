@@ -18,6 +18,12 @@ MAX_CONTENT = 2000
 REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0)
 TYPING_DELAY = 0.4  # seconds without text before "typing…" shows (quick answers skip it)
 
+
+def model_subtext(model: str, *, first_reply: bool) -> str:
+    """The conversation's first answer names its model in Discord's small grey text."""
+    return f"-# {model}" if first_reply else ""
+
+
 ORIGINAL = "original"  # the handle of a slash command's original response
 OnPosted = Callable[[discord.Message], Awaitable[None]]
 
@@ -116,6 +122,9 @@ class ChannelReply:
     async def end(self) -> None:
         await self._budget.end()
 
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        return model_subtext(model, first_reply=first_reply)
+
     def _edit_buckets(self) -> tuple[Bucket, Bucket]:
         """The channel the reply is in: known once the thread opened (or the reply fell back to
         the channel); until then, the thread's id, which is the mention's."""
@@ -168,6 +177,9 @@ class InteractionReply:
 
     async def end(self) -> None:
         await self._budget.end()
+
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        return model_subtext(model, first_reply=first_reply)
 
 
 def _handle(message: discord.Message) -> dict[str, Any]:

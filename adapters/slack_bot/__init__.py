@@ -15,4 +15,4 @@ __all__ = ["NAME", "TOKEN_VARIABLES", "MessageReply", "Place", "StreamReply", "W
 
 
 async def run(services: Services, settings: Settings) -> None:
-    await SlackBot(services, SlackSettings.from_env(settings.env)).run()
+    await SlackBot(services, SlackSettings.from_env(settings.env), settings.images).run()

@@ -1,4 +1,4 @@
-"""The Slack app: mentions and DMs answered in threads, /ask and /reset, Socket Mode or HTTP.
+"""The Slack app: mentions and DMs answered in threads (commands: .commands), Socket Mode or HTTP.
 
 Conversation keys:
   slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread)
@@ -26,11 +26,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.attachments import Attachment, DownloadFailed, read_attachments, with_files
-from adapters.shared import PlatformJobs
+from adapters.attachments import Attachment, DownloadFailed, with_files
+from adapters.shared import PlatformJobs, pointed_question
+from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
-from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
+from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -39,6 +40,7 @@ from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.render import failure_note
 from config.env import ConfigError
+from config.settings import ImageSettings
 
 NAME = "slack"
 log = structlog.get_logger(__name__)
@@ -47,18 +49,16 @@ API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own d
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
 NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
-_THREAD_LINK = re.compile(
-    r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<sec>\d{10})(?P<frac>\d{6})(?:\?.*?thread_ts=(?P<thread>[\d.]+))?"
-)
+Pointed = tuple[str, str, list[Attachment]]  # a message someone asks about: author, text, files
 
 
 # -- the bot ---------------------------------------------------------------------------
 
 
 class SlackBot:
-    def __init__(self, services: Services, settings: SlackSettings) -> None:
+    def __init__(self, services: Services, settings: SlackSettings, images: ImageSettings) -> None:
         self._limits = services.require_rate_limits()
-        self.jobs = PlatformJobs(services, NAME)
+        self.jobs = PlatformJobs(services, NAME, images)
         self.settings = settings
         # One connection pool for every Web API call and file download. Without one, slack_sdk
         # opens a connection per call: each edit of a live reply would wait for a TCP and TLS
@@ -101,8 +101,7 @@ class SlackBot:
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
-        self.app.command("/ask")(self._on_ask)
-        self.app.command("/reset")(self._on_reset)
+        SlackCommands(self).register()
 
     # -- events ----------------------------------------------------------------------
 
@@ -164,13 +163,13 @@ class SlackBot:
     async def _start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
         channel, user = event["channel"], event["user"]
         place = Place(self.client, team, channel, thread_ts, user)
-        if not self._allowed(user, channel):
+        if not self.allowed(user, channel):
             await self._refuse(place)
             return
         text = re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))
-        self.jobs.spawn(self._answer(place, text, [self._attachment(file) for file in event.get("files", [])]))
+        self.jobs.spawn(self.answer(place, text, [self.attachment(file) for file in event.get("files", [])]))
 
-    def _attachment(self, file: dict[str, Any]) -> Attachment:
+    def attachment(self, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
 
         async def download() -> bytes:
@@ -188,9 +187,18 @@ class SlackBot:
             str(file.get("name") or "file"), str(file.get("mimetype") or ""), int(file.get("size") or 0), download
         )
 
-    async def _answer(self, place: Place, text: str, attachments: list[Attachment]) -> None:
+    async def answer(
+        self, place: Place, text: str, attachments: list[Attachment], *, about: Pointed | None = None
+    ) -> None:
+        """Answer in `place`: the question with its files, after the message it is `about`."""
         key = conversation_key(place.team, place.channel, place.thread_ts)
-        files = await read_attachments(attachments)
+        files = await self.jobs.read_files(attachments)
+        question, images, notices = with_files(text, files), files.images, files.notices
+        if about is not None:
+            author, pointed, pointed_files = about
+            quoted = await self.jobs.read_files(pointed_files)
+            question = pointed_question(author, with_files(pointed, quoted), question)
+            images, notices = quoted.images + images, quoted.notices + notices
         budgets = WorkspaceBudgets(self._limits, place.team)
         name = await self._display_name(place.user, budgets)
         where = {"team": place.team, "channel": place.channel, "thread_ts": place.thread_ts, "user": place.user}
@@ -201,8 +209,17 @@ class SlackBot:
                 await self.jobs.link(thread_link(place.team, place.channel, place.thread_ts), key)
             except ReplyFailure:
                 pass  # Redis is down: the answer itself says so
-        channel = "" if place.channel.startswith("D") else place.channel
-        turn = Turn(key, place.user, name, with_files(text, files), channel=channel, notices=files.notices)
+        in_dm = place.channel.startswith("D")
+        turn = Turn(
+            key,
+            place.user,
+            name,
+            question,
+            channel="" if in_dm else place.channel,
+            notices=notices,
+            images=images[: self.jobs.images.max_images if self.jobs.images else 0],
+            model_default_from="" if in_dm else channel_model_key(place.team, place.channel),
+        )
         await self.jobs.answer(turn, surface, recording)
 
     async def _choose_reply(
@@ -213,57 +230,29 @@ class SlackBot:
             return StreamReply(place, budgets, promise, recording)
         return MessageReply(place, budgets, recording)
 
-    # -- commands --------------------------------------------------------------------
-
-    async def _on_ask(self, ack: Any, command: dict[str, Any]) -> None:
-        question = command.get("text", "").strip()
-        if not question:
-            await ack("Usage: `/ask your question` — I'll answer in a thread.")
-            return
-        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
-        if not self._allowed(user, channel):
-            await ack(self._refusal())
-            return
-        await ack()
-        posted = await self.client.chat_postMessage(
-            channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
-        )
-        place = Place(self.client, team, channel, str(posted["ts"]), user)
-        self.jobs.spawn(self._answer(place, question, []))
-
-    async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
-        team, channel = command.get("team_id", ""), command["channel_id"]
-        link = _THREAD_LINK.search(command.get("text", ""))
-        if link:
-            thread_ts = link["thread"] or f"{link['sec']}.{link['frac']}"
-            key = conversation_key(team, link["channel"], thread_ts)
-        elif channel.startswith("D"):
-            key = conversation_key(team, channel, None)
-        else:
-            await ack("Use /reset in a DM with me, or pass a thread's link: `/reset <link to the thread>`.")
-            return
-        await self.jobs.core.reset(key)
-        await ack("Done: I've forgotten that conversation. The next message starts fresh.")
-
     # -- people ----------------------------------------------------------------------
 
-    def _allowed(self, user: str, channel: str) -> bool:
+    def allowed(self, user: str, channel: str) -> bool:
         if user in self.settings.blocked_user_ids:
             return False
         allowed = self.settings.allowed_channel_ids
         return not allowed or channel in allowed or channel.startswith("D")
 
     @staticmethod
-    def _refusal() -> str:
+    def refusal() -> str:
         return "Sorry, I'm not available to you here (this workspace limits who can use me, or where)."
 
     async def _refuse(self, place: Place) -> None:
+        await self.tell_privately(place.channel, place.user, self.refusal(), place.thread_ts)
+
+    async def tell_privately(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
-            await self.client.chat_postEphemeral(
-                channel=place.channel, user=place.user, text=self._refusal(), thread_ts=place.thread_ts
-            )
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
         except SlackApiError as error:
-            log.warning("slack_refusal_not_sent", error=error.response.get("error"))
+            log.warning("slack_ephemeral_not_sent", error=error.response.get("error"))
+
+    async def display_name_of(self, team: str, user: str) -> str:
+        return await self._display_name(user, WorkspaceBudgets(self._limits, team)) if user else "someone"
 
     async def _display_name(self, user: str, budgets: WorkspaceBudgets) -> str:
         cached = self._names.get(user)
@@ -397,10 +386,6 @@ class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
 
 async def _always_connected() -> bool:
     return True
-
-
-def conversation_key(team: str, channel: str, thread_ts: str | None) -> str:
-    return f"slack:{team}:dm:{channel}" if thread_ts is None else f"slack:{team}:{channel}:{thread_ts}"
 
 
 def thread_link(team: str, channel: str, thread_ts: str) -> str:

@@ -16,6 +16,7 @@ class SlackSettings:
     port: int
     allowed_channel_ids: frozenset[str]
     blocked_user_ids: frozenset[str]
+    admin_user_ids: frozenset[str]  # may set a channel's model, besides workspace admins and owners
     streaming: str  # "auto": native streams while their budget allows; "off": chat.update only
 
     @classmethod
@@ -38,5 +39,6 @@ class SlackSettings:
             port=env.int("PORT", 3000, minimum=1, maximum=65535),
             allowed_channel_ids=env.id_set("SLACK_ALLOWED_CHANNEL_IDS"),
             blocked_user_ids=env.id_set("SLACK_BLOCKED_USER_IDS"),
+            admin_user_ids=env.id_set("SLACK_ADMIN_USER_IDS"),
             streaming=env.choice("SLACK_STREAMING", "auto", ("auto", "off")),
         )

@@ -12,7 +12,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_bot.text import REPLY_LIMITS, STREAM_LIMITS, defuse_mentions, to_mrkdwn
+from adapters.slack_bot.text import REPLY_LIMITS, STREAM_LIMITS, defuse_mentions, escape_mrkdwn, to_mrkdwn
 from bot.ledger import Recording
 from bot.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import EditSkipped
@@ -22,6 +22,20 @@ log = structlog.get_logger(__name__)
 STATUS_TEXT = "is thinking…"
 WAITING_DELAY = 0.5  # seconds without text before "is thinking…" (or a placeholder) shows
 PLACEHOLDER_TEXT = "_thinking…_"
+SECTION_CHARS = 3000  # Slack's limit for a section block's text
+
+
+def model_context(model: str) -> dict[str, Any]:
+    """The context block under a finished reply: which model answered, in Slack's small grey text."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(model)}]}
+
+
+def blocks_with_model(mrkdwn: str, model: str) -> list[dict[str, Any]] | None:
+    """A finished message as blocks ending with the model's context line; None (plain text) when
+    there is no model to name or the text is longer than a section block holds."""
+    if not model or len(mrkdwn) > SECTION_CHARS:
+        return None
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}, model_context(model)]
 
 
 class WorkspaceBudgets:
@@ -73,6 +87,7 @@ class MessageReply:
         self._budget = ReplyBudget(budgets.limits)
         self._recording = recording
         self._waiting = Waiting(place, budgets, recording)
+        self._model = ""
 
     async def show_waiting(self) -> None:
         await self._waiting.show()
@@ -80,20 +95,27 @@ class MessageReply:
     async def begin(self) -> bool:
         return await self._budget.begin((self._budgets.updates,))
 
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        self._model = model  # shown as a context block under the final text
+        return ""
+
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
         placeholder = await self._waiting.take_placeholder()
         async with self._budget.post(
             (self._budgets.updates,) if placeholder else (self._budgets.posts(place.channel),)
         ):
+            mrkdwn = to_mrkdwn(text)
+            blocks = blocks_with_model(mrkdwn, self._model) if final else None
             if placeholder is not None:
-                await place.client.chat_update(channel=place.channel, ts=placeholder, text=to_mrkdwn(text))
+                await place.client.chat_update(channel=place.channel, ts=placeholder, text=mrkdwn, blocks=blocks)
                 ts = placeholder
             else:
                 response = await place.client.chat_postMessage(
                     channel=place.channel,
                     thread_ts=place.thread_ts,
-                    text=to_mrkdwn(text),
+                    text=mrkdwn,
+                    blocks=blocks,
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -103,8 +125,10 @@ class MessageReply:
         return ts
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        mrkdwn = to_mrkdwn(text)
+        blocks = blocks_with_model(mrkdwn, self._model) if final else None
         async with await self._budget.edit((self._budgets.updates,), final=final):
-            await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
+            await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=mrkdwn, blocks=blocks)
         if self._recording is not None:
             self._recording.shown(text)
 
@@ -142,6 +166,7 @@ class StreamReply:
         # Messages whose last append was cut short (the bot stopping): Slack may or may not
         # have that text, so the stream ends empty and the message is rewritten whole.
         self._unsure: set[str] = set()
+        self._model = ""
 
     async def show_waiting(self) -> None:
         await self._waiting.show()
@@ -151,6 +176,10 @@ class StreamReply:
 
     async def end(self) -> None:
         return None
+
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        self._model = model  # added as a context block when the stream stops
+        return ""
 
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
@@ -224,7 +253,10 @@ class StreamReply:
             async with self._limits.write((self._budgets.stream_stops,)):
                 delta = "" if unsure else self._delta(handle, text)
                 stop = self._place.client.chat_stopStream(
-                    channel=self._place.channel, ts=handle, markdown_text=delta or None
+                    channel=self._place.channel,
+                    ts=handle,
+                    markdown_text=delta or None,
+                    blocks=[model_context(self._model)] if self._model else None,
                 )
                 await self._call(handle, text, True, stop)
         finally:
@@ -253,8 +285,10 @@ class StreamReply:
         charge = self._limits.write(updates) if final else await self._limits.spare(updates)
         if charge is None:
             raise EditSkipped("no chat.update to spare")
+        mrkdwn = to_mrkdwn(text)
+        blocks = blocks_with_model(mrkdwn, self._model) if final else None
         async with charge:
-            await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=to_mrkdwn(text))
+            await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=mrkdwn, blocks=blocks)
         self._shown(handle, text)
 
     async def _posted(self, ts: str, text: str, *, stream: bool) -> None:

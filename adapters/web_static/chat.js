@@ -1,16 +1,23 @@
-// The chat page: one websocket to the bot; each answer streams into the tab that asked.
+// The chat page: one websocket to the bot; each answer streams into the tab that asked, labelled
+// with the model that wrote it. The header picks the conversation's model; images go with a
+// question (attached, pasted or dropped), read here as data URLs and shown from them.
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built here one by one, and a link is made
 // only for an http(s) URL. So <script> or <img onerror> written by the model or a person shows
-// as the text it is.
+// as the text it is. The only images shown are the person's own files, from the data URLs read here.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const view = { messages: $("messages"), scroller: $("scroller"), input: $("input"), send: $("send"),
-               reset: $("reset"), notice: $("notice"), status: $("status"), model: $("model") };
-const state = { socket: null, connected: false, maxChars: 100000, retryMs: 500, asked: 0,
-                waiting: new Map() /* question id -> its reply element */, replies: new Map() };
+               reset: $("reset"), notice: $("notice"), status: $("status"), model: $("model"),
+               models: $("models"), attach: $("attach"), file: $("file"), tray: $("tray") };
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+const state = { socket: null, connected: false, maxChars: 100000, maxImages: 0, maxImageBytes: 10000000,
+                models: [] /* {id, name, vision} */, model: null /* the conversation's */, retryMs: 500, asked: 0,
+                pending: [] /* images to send with the next question: {name, type, data} (data: null while read) */,
+                pasted: 0,
+                waiting: new Map() /* question id -> {reply, question, text, images} */, replies: new Map() };
 
 function el(tag, className, ...children) {
   const node = document.createElement(tag);
@@ -153,15 +160,29 @@ function append(node) {
   if (pinned) view.scroller.scrollTop = view.scroller.scrollHeight;
 }
 
-function userMessage(text) {
-  const message = el("div", "message user", el("div", "body", text));
+// The person's message: the images sent with it (or, from the history, how many there were), then its text.
+function userMessage(text, { images = [], count = 0 } = {}) {
+  const body = el("div", "body");
+  if (images.length) body.append(el("div", "thumbs", ...images.map(picture)));
+  else if (count) body.append(el("div", "images-marker", `🖼 ${count} image${count === 1 ? "" : "s"}`));
+  if (text) body.append(text);
+  const message = el("div", "message user", body);
   append(message);
   return message;
 }
 
+function picture(image) {
+  const img = el("img");
+  img.alt = image.name;
+  img.title = image.name;
+  if (image.data) img.src = image.data;  // a data: URL read from the person's own file
+  return img;
+}
+
 function botMessage() {
   const body = el("div", "body");
-  const message = el("div", "message bot", el("div", "logo", "M"), body);
+  const label = el("div", "model-label");
+  const message = el("div", "message bot", el("div", "logo", "M"), el("div", "content", body, label));
   append(message);
   return message;
 }
@@ -185,7 +206,7 @@ function showHistory(history) {
   if (!history.length) return welcome();
   view.messages.replaceChildren();
   for (const entry of history) {
-    if (entry.role === "user") userMessage(entry.text);
+    if (entry.role === "user") userMessage(entry.text, { count: entry.images || 0 });
     else showText(botMessage(), entry.text, false);
   }
 }
@@ -193,9 +214,14 @@ function showHistory(history) {
 function onReply(event) {
   let message = state.replies.get(event.reply);
   if (!message) {
-    message = state.waiting.get(event.question) ?? botMessage();
+    message = state.waiting.get(event.question)?.reply ?? botMessage();
     state.waiting.delete(event.question);
     state.replies.set(event.reply, message);
+  }
+  if (event.model) {
+    const label = message.querySelector(".model-label");
+    label.textContent = event.model;
+    label.title = `Answered by ${event.model}`;
   }
   showText(message, event.text, event.streaming);
   if (!event.streaming) state.replies.delete(event.reply);
@@ -203,13 +229,16 @@ function onReply(event) {
 }
 
 function onRefused(event) {
-  const message = state.waiting.get(event.question);
-  if (message) {
-    const question = message.previousElementSibling;  // given back to the box: nothing typed is lost
-    if (!view.input.value) view.input.value = question.textContent;
+  const waiting = state.waiting.get(event.question);
+  if (waiting) {  // given back to the box: nothing typed or attached is lost
+    if (!view.input.value) view.input.value = waiting.text;
+    if (!state.pending.length) {
+      state.pending = waiting.images;
+      showTray();
+    }
     resizeInput();
-    question.remove();
-    message.remove();
+    waiting.question.remove();
+    waiting.reply.remove();
     state.waiting.delete(event.question);
     if (!view.messages.childElementCount) welcome();
   }
@@ -222,13 +251,23 @@ function onRefused(event) {
 const handlers = {
   hello(event) {
     state.maxChars = event.maxChars;
-    view.model.textContent = event.model;
+    state.maxImages = event.maxImages ?? 0;
+    state.maxImageBytes = event.maxImageBytes ?? state.maxImageBytes;
+    state.models = event.models;
+    view.models.replaceChildren(...event.models.map((model) => {
+      const option = el("option", "", model.vision ? `${model.name} · sees images` : model.name);
+      option.value = model.id;
+      return option;
+    }));
+    showModel(event.model);
     showHistory(event.history);
+    updateButtons();
   },
+  model(event) { showModel(event.model); },
   reply: onReply,
   refused: onRefused,
   cleared() { showHistory([]); showNotice(""); },
-  notice(event) { showNotice(event.text); },
+  notice(event) { showNotice(event.text, event.level); },
 };
 
 function connect() {
@@ -251,39 +290,151 @@ function connect() {
 function setStatus(online) {
   view.status.classList.toggle("online", online);
   view.status.title = online ? "connected" : "reconnecting";
-  if (!online) view.model.textContent = "reconnecting…";
+  showHeader();
   updateButtons();
 }
 
-function showNotice(text) {
+// The header names the conversation's model: a picker when there are several, else just its name.
+function showModel(model) {
+  state.model = model;
+  showHeader();
+}
+
+function showHeader() {
+  const picker = state.connected && state.model !== null && state.models.length > 1;
+  view.models.hidden = !picker;
+  view.model.hidden = picker;
+  if (!state.connected) view.model.textContent = state.model ? "reconnecting…" : "connecting…";
+  else if (state.model) view.model.textContent = state.model.name;
+  if (picker) view.models.value = state.model.id;
+}
+
+function chooseModel(name) {
+  if (!state.connected) {
+    showHeader();
+    return showNotice("Not connected yet: try again in a moment.");
+  }
+  state.socket.send(JSON.stringify({ type: "model", id: name }));
+}
+
+function describeModels() {
+  if (!state.model) return showNotice("Not connected yet: try again in a moment.");
+  const lines = [`This conversation answers with ${state.model.name}.`];
+  if (state.models.length > 1) {
+    for (const model of state.models) lines.push(`• ${model.name}${model.vision ? " (sees images)" : ""}`);
+    lines.push("Pick one in the header, or type /model and its name.");
+  }
+  showNotice(lines.join("\n"), "info");
+}
+
+function showNotice(text, level = "warning") {
   view.notice.textContent = text;
+  view.notice.classList.toggle("info", level === "info");
 }
 
 function updateButtons() {
   const busy = state.waiting.size > 0 || state.replies.size > 0;
-  view.send.disabled = !state.connected || busy || !view.input.value.trim();
+  const reading = state.pending.some((image) => !image.data);
+  const something = view.input.value.trim() || state.pending.length;
+  view.send.disabled = !state.connected || busy || reading || !something;
   view.reset.disabled = !state.connected;
+  view.models.disabled = !state.connected;
+  view.attach.hidden = !state.maxImages;
+}
+
+// ---- images to send -----------------------------------------------------------------------
+
+function addImages(files, pasted = false) {
+  const problems = [];
+  const megabytes = Math.round(state.maxImageBytes / 1e6);
+  for (const file of files) {
+    const name = pasted ? `pasted image ${++state.pasted}.${file.type.split("/")[1] || "png"}` : file.name || "image";
+    if (!state.maxImages) {
+      problems.push("This chat doesn't take images.");
+      break;
+    }
+    if (!IMAGE_TYPES.includes(file.type)) {
+      problems.push(`${name} isn't a PNG, JPEG, WebP or GIF image.`);
+    } else if (file.size > state.maxImageBytes) {
+      problems.push(`${name} is larger than ${megabytes} MB, the most one image may be.`);
+    } else if (state.pending.length >= state.maxImages) {
+      problems.push(`You can send up to ${state.maxImages} image${state.maxImages === 1 ? "" : "s"} with one message.`);
+      break;
+    } else {
+      readImage(file, name);
+    }
+  }
+  showNotice(problems.join(" "));
+  showTray();
+  updateButtons();
+}
+
+function readImage(file, name) {
+  const image = { name, type: file.type, data: null };
+  state.pending.push(image);
+  const reader = new FileReader();
+  reader.addEventListener("load", () => {
+    image.data = reader.result;
+    showTray();
+    updateButtons();
+  });
+  reader.addEventListener("error", () => {
+    removeImage(image);
+    showNotice(`${name} could not be read.`);
+  });
+  reader.readAsDataURL(file);
+}
+
+function removeImage(image) {
+  state.pending = state.pending.filter((pending) => pending !== image);
+  showTray();
+  updateButtons();
+}
+
+// The images waiting to be sent, each with a button that takes it out.
+function showTray() {
+  view.tray.replaceChildren(...state.pending.map((image) => {
+    const remove = el("button", "", "×");
+    remove.type = "button";
+    remove.title = `Remove ${image.name}`;
+    remove.setAttribute("aria-label", `Remove ${image.name}`);
+    remove.addEventListener("click", () => { removeImage(image); view.input.focus(); });
+    return el("div", image.data ? "thumb" : "thumb loading", picture(image), remove);
+  }));
 }
 
 // ---- the message box ----------------------------------------------------------------------
 
 function submit() {
   const text = view.input.value;
-  if (text.trim() === "/reset") return startOver();
-  if (!text.trim() || view.send.disabled) return;
+  const images = state.pending;
+  if (!images.length && text.trim() === "/reset") return startOver();
+  const command = !images.length && text.trim().match(/^\/model(?:\s+([\s\S]+))?$/);
+  if (command) {
+    if (command[1]) chooseModel(command[1].trim());
+    else describeModels();
+    view.input.value = "";
+    resizeInput();
+    return updateButtons();
+  }
+  if ((!text.trim() && !images.length) || view.send.disabled) return;
   const length = [...text].length;
   if (length > state.maxChars) {
     return showNotice(`Your message is ${length.toLocaleString("en")} characters long; ` +
                       `the limit is ${state.maxChars.toLocaleString("en")}. Please shorten it or send it in parts.`);
   }
   const id = `q${Date.now().toString(36)}${++state.asked}`;
-  userMessage(text);
+  const question = userMessage(text, { images });
   const reply = botMessage();
   reply.dataset.state = "waiting";
   reply.querySelector(".body").append(el("div", "typing", el("span"), el("span"), el("span")));
-  state.waiting.set(id, reply);
-  state.socket.send(JSON.stringify({ type: "ask", id, text }));
+  state.waiting.set(id, { reply, question, text, images });
+  const frame = { type: "ask", id, text };
+  if (images.length) frame.images = images.map(({ name, type, data }) => ({ name, type, data }));
+  state.socket.send(JSON.stringify(frame));
   view.input.value = "";
+  state.pending = [];
+  showTray();
   showNotice("");
   resizeInput();
   updateButtons();
@@ -310,6 +461,28 @@ view.input.addEventListener("keydown", (event) => {
   }
 });
 view.input.addEventListener("input", () => { resizeInput(); updateButtons(); });
+view.input.addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData?.files ?? [])].filter((file) => file.type.startsWith("image/"));
+  if (!files.length) return;  // text is pasted as usual
+  event.preventDefault();
+  addImages(files, true);
+});
+view.attach.addEventListener("click", () => view.file.click());
+view.file.addEventListener("change", () => {
+  addImages([...view.file.files]);
+  view.file.value = "";  // the same file may be chosen again
+  view.input.focus();
+});
+// A file dropped anywhere on the page is attached, rather than opened in place of the chat.
+document.addEventListener("dragover", (event) => {
+  if (event.dataTransfer?.types.includes("Files")) event.preventDefault();
+});
+document.addEventListener("drop", (event) => {
+  if (!event.dataTransfer?.files.length) return;
+  event.preventDefault();
+  addImages([...event.dataTransfer.files]);
+});
+view.models.addEventListener("change", () => chooseModel(view.models.value));
 view.reset.addEventListener("click", startOver);
 welcome();
 connect();

@@ -11,6 +11,14 @@ What it checks like Discord: bot token on REST and IDENTIFY, content length (200
 thread names (1..100), missing permissions (configurable per channel), interaction acknowledgement
 (once, within 3 s) and fixed-window rate limits with Discord's headers and 429 bodies.
 
+Application commands: slash commands (type 1, with options, choices, sub-commands, autocomplete)
+and message context-menu commands (type 3) are registered with the bulk-overwrite routes and
+validated as Discord does (50035 field errors). Tests drive them with ``send_slash_command``,
+``send_message_command`` (the target message in ``data.resolved.messages``) and
+``send_autocomplete`` (interaction type 4; returns the bot's type-8 ``choices``, checked: at most
+25, 1-100 characters). Replies carry ``referenced_message``; attachments are served by a fake CDN
+(``/attachments/<id>/<name>``, the bot's uploads too), images with ``width`` / ``height``.
+
 Threads archive like Discord's: one without a new message for its ``auto_archive_duration``
 (minutes; or ``thread_archive_seconds``, for every thread, when set) is archived and announced
 with THREAD_UPDATE (``thread_metadata.archived`` true). A new message in an archived thread
@@ -32,9 +40,11 @@ import asyncio
 import datetime as dt
 import hashlib
 import inspect
+import io
 import json
 import logging
 import math
+import mimetypes
 import re
 import secrets
 import time
@@ -50,6 +60,7 @@ __all__ = [
     "FakeGuild",
     "FakeInteraction",
     "FakeUser",
+    "InteractionCallbackRejected",
     "Limits",
     "RateLimit",
     "RateLimitHit",
@@ -68,6 +79,13 @@ INTERACTION_ACK_TIMEOUT = 3.0
 INTERACTION_TOKEN_LIFETIME = 15 * 60.0
 MAX_CONTENT_LENGTH = 2000
 MAX_THREAD_NAME_LENGTH = 100
+MAX_COMMAND_NAME_LENGTH = 32
+MAX_DESCRIPTION_LENGTH = 100
+MAX_OPTIONS = 25  # per command (and per subcommand)
+MAX_CHOICES = 25  # declared choices, and autocomplete answers
+MAX_CHOICE_LENGTH = 100  # a choice's name, and a string choice's value
+MAX_COMMANDS = {1: 100, 2: 15, 3: 15}  # per scope, by command type (CHAT_INPUT, USER, MESSAGE)
+COMMAND_NAME_RE = re.compile(r"[-_'\w]{1,32}")  # CHAT_INPUT commands and all option names
 
 
 class Intent:
@@ -118,6 +136,40 @@ class MessageType:
     DEFAULT = 0
     REPLY = 19
     CHAT_INPUT_COMMAND = 20
+    CONTEXT_MENU_COMMAND = 23
+
+
+class InteractionType:
+    PING = 1
+    APPLICATION_COMMAND = 2
+    MESSAGE_COMPONENT = 3
+    APPLICATION_COMMAND_AUTOCOMPLETE = 4
+    MODAL_SUBMIT = 5
+
+
+class CommandType:
+    CHAT_INPUT = 1
+    USER = 2
+    MESSAGE = 3
+    PRIMARY_ENTRY_POINT = 4
+    CONTEXT_MENU = (USER, MESSAGE)
+
+
+class OptionType:
+    SUB_COMMAND = 1
+    SUB_COMMAND_GROUP = 2
+    STRING = 3
+    INTEGER = 4
+    BOOLEAN = 5
+    USER = 6
+    CHANNEL = 7
+    ROLE = 8
+    MENTIONABLE = 9
+    NUMBER = 10
+    ATTACHMENT = 11
+    ALL = range(1, 12)
+    NESTING = (SUB_COMMAND, SUB_COMMAND_GROUP)
+    WITH_CHOICES = (STRING, INTEGER, NUMBER)  # the only types that take choices or autocomplete
 
 
 class MessageFlag:
@@ -146,11 +198,12 @@ class CallbackType:
     DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
     DEFERRED_UPDATE_MESSAGE = 6
     UPDATE_MESSAGE = 7
+    APPLICATION_COMMAND_AUTOCOMPLETE_RESULT = 8
     MODAL = 9
     CREATES_MESSAGE = (CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE)
 
 
-OPTION_TYPE_BY_PYTHON_TYPE: dict[type, int] = {str: 3, bool: 5, int: 4, float: 10}
+IMAGE_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 USER_MENTION_RE = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION_RE = re.compile(r"<@&(\d+)>")
 
@@ -419,7 +472,8 @@ class StoredMessage:
 
 @dataclass
 class FakeInteraction:
-    """A slash command the fake delivered, plus everything the bot answered."""
+    """An application command (slash or context menu) or autocomplete interaction the fake
+    delivered, plus everything the bot answered."""
 
     id: int
     token: str
@@ -433,6 +487,10 @@ class FakeInteraction:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     original_message_id: int | None = None
     followup_message_ids: list[int] = field(default_factory=list)
+    interaction_type: int = InteractionType.APPLICATION_COMMAND  # 4: autocomplete
+    command_type: int = CommandType.CHAT_INPUT  # 3: a message context-menu command
+    target_id: int | None = None  # the message a message command was used on
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # error bodies of refused callbacks
 
     @property
     def acknowledged(self) -> bool:
@@ -442,6 +500,14 @@ class FakeInteraction:
     def callback_type(self) -> int | None:
         return self.callbacks[0]["type"] if self.callbacks else None
 
+    @property
+    def choices(self) -> list[dict[str, Any]] | None:
+        """An autocomplete interaction's answer (callback type 8), or None before it."""
+        for callback in self.callbacks:
+            if callback["type"] == CallbackType.APPLICATION_COMMAND_AUTOCOMPLETE_RESULT:
+                return list(callback["data"].get("choices") or [])
+        return None
+
 
 @dataclass
 class UploadedFile:
@@ -449,6 +515,39 @@ class UploadedFile:
     filename: str | None
     size: int
     content_type: str | None
+    width: int | None = None  # images only (PNG, JPEG, GIF, WebP), as Discord reports them
+    height: int | None = None
+    data: bytes | None = field(default=None, repr=False)  # what the CDN serves at the attachment's url
+
+    @classmethod
+    def of(cls, field_name: str, filename: str | None, data: bytes, content_type: str | None) -> UploadedFile:
+        """An upload as Discord sees it: images are recognised by their bytes (content type,
+        width and height); anything else keeps its declared type, or one guessed from its name."""
+        upload = cls(field_name, filename, len(data), content_type, data=data)
+        image = image_info(data)
+        if image is not None:
+            upload.content_type, upload.width, upload.height = image
+        elif content_type in (None, "", "application/octet-stream") and filename:
+            guessed, _ = mimetypes.guess_type(filename)
+            if guessed is not None:
+                upload.content_type = f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
+        return upload
+
+
+def image_info(data: bytes) -> tuple[str, int, int] | None:
+    """(content type, width, height) when `data` is a PNG, JPEG, GIF or WebP image Pillow can
+    read the header of, else None (a truncated or unknown file: Discord reports no size)."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow comes with requirements-local.txt; without it, no image sizes
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            content_type = IMAGE_CONTENT_TYPES.get(str(image.format))
+            width, height = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return (content_type, width, height) if content_type else None
 
 
 @dataclass
@@ -988,7 +1087,7 @@ async def _read_multipart(request: web.Request) -> tuple[Any, list[UploadedFile]
         else:
             content_type = part.headers.get("Content-Type")
             filename = part.filename  # type: ignore[union-attr]
-            files.append(UploadedFile(part.name or "", filename, len(data), content_type))
+            files.append(UploadedFile.of(part.name or "", filename, bytes(data), content_type))
     return payload, files
 
 
@@ -1232,7 +1331,11 @@ class _RestApi:
         if time.time() - interaction.created_at > self.fake.interaction_ack_timeout:
             raise unknown_interaction()
         body = call.body()
-        message = await self.fake._apply_interaction_callback(interaction, body, call.files)
+        try:
+            message = await self.fake._apply_interaction_callback(interaction, body, call.files)
+        except DiscordHTTPError as error:
+            interaction.rejected.append(error.body())
+            raise
         if call.query.get("with_response", "").lower() not in ("1", "true"):
             return NO_CONTENT
         return interaction_callback_response(interaction, body, message)
@@ -1286,7 +1389,7 @@ def interaction_callback_response(
 ) -> dict[str, Any]:
     """The ``?with_response=true`` body discord.py 2.5+ asks for."""
     flags = (body.get("data") or {}).get("flags") or 0
-    summary: dict[str, Any] = {"id": str(interaction.id), "type": 2}
+    summary: dict[str, Any] = {"id": str(interaction.id), "type": interaction.interaction_type}
     if message is not None:
         summary["response_message_id"] = str(message.id)
         summary["response_message_loading"] = bool(message.flags & MessageFlag.LOADING)
@@ -1295,6 +1398,36 @@ def interaction_callback_response(
     if message is not None and body.get("type") == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
         response["resource"]["message"] = _copied(message.payload)
     return response
+
+
+class InteractionCallbackRejected(Exception):
+    """The bot answered an interaction with a callback Discord refuses (400); ``body`` is the error."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(json.dumps(body))
+        self.body = body
+
+
+def _check_channel_then_user(channel_id: Any, user: Any) -> None:
+    if isinstance(channel_id, FakeUser) or not isinstance(user, FakeUser):
+        raise TypeError("pass the channel first, then the FakeUser (like send_slash_command)")
+
+
+def _last_leaf(options: Mapping[str, Any]) -> str:
+    """The name of the last option given, inside the sub-command if one is given."""
+    name, value = list(options.items())[-1]
+    return _last_leaf(value) if isinstance(value, Mapping) and value else name
+
+
+def _focused_option(options: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The option marked ``focused`` in an autocomplete interaction's options (at any depth)."""
+    for option in options:
+        if option.get("focused"):
+            return option
+        found = _focused_option(option.get("options") or [])
+        if found is not None:
+            return found
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1351,16 +1484,194 @@ def validate_thread_body(body: Mapping[str, Any]) -> None:
 
 
 def validate_commands(commands: Sequence[Any]) -> None:
+    """A bulk overwrite's commands, checked like Discord: 400 50035 (Invalid Form Body) with every
+    field error; too many commands of one type: 400 30032.
+
+    CHAT_INPUT (type 1): lowercase names matching Discord's regex, a 1-100 character description,
+    options (types 1-11; lowercase names; descriptions; required before optional; choices and
+    ``autocomplete`` only on string / integer / number options, never both). USER and MESSAGE
+    (types 2, 3): any name of 1-32 characters (spaces and capitals allowed), no description, no
+    options. Names are unique per type.
+    """
     errors: list[FieldError] = []
+    seen: set[tuple[str, int]] = set()
+    counts: dict[int, int] = {}
     for index, command in enumerate(commands):
-        name = command.get("name", "") if isinstance(command, dict) else ""
-        if not re.fullmatch(r"[-_\w]{1,32}", name) or (command.get("type", 1) == 1 and name != name.lower()):
-            errors.append(FieldError((index, "name"), "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"))
-        if command.get("type", 1) == 1 and not 1 <= len(command.get("description", "")) <= 100:
-            message = "Must be between 1 and 100 in length."
-            errors.append(FieldError((index, "description"), "BASE_TYPE_BAD_LENGTH", message))
+        if not isinstance(command, dict):
+            errors.append(FieldError((index,), "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType"))
+            continue
+        command_type = command.get("type", CommandType.CHAT_INPUT)
+        if command_type not in (1, 2, 3, 4):
+            errors.append(FieldError((index, "type"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4}."))
+            continue
+        errors.extend(_command_errors((index,), command, command_type))
+        key = (str(command.get("name")), command_type)
+        if key in seen:
+            message = "Application command names must be unique"
+            errors.append(FieldError((index, "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", message))
+        seen.add(key)
+        counts[command_type] = counts.get(command_type, 0) + 1
     if errors:
         raise invalid_form_body(errors)
+    for command_type, count in counts.items():
+        limit = MAX_COMMANDS.get(command_type)
+        if limit is not None and count > limit:
+            raise DiscordHTTPError(400, 30032, f"Maximum number of application commands reached ({limit})")
+
+
+def _required_field(path: tuple[str | int, ...]) -> FieldError:
+    return FieldError(path, "BASE_TYPE_REQUIRED", "This field is required")
+
+
+def _bad_length(path: tuple[str | int, ...], low: int, high: int) -> FieldError:
+    return FieldError(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+
+
+def _invalid_name(path: tuple[str | int, ...]) -> FieldError:
+    return FieldError(path, "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
+
+
+def _command_errors(path: tuple[str | int, ...], command: Mapping[str, Any], command_type: int) -> list[FieldError]:
+    errors: list[FieldError] = []
+    name = command.get("name")
+    if not isinstance(name, str) or not name:
+        errors.append(_required_field((*path, "name")))
+    elif command_type == CommandType.CHAT_INPUT:
+        if not COMMAND_NAME_RE.fullmatch(name) or name != name.lower():
+            errors.append(_invalid_name((*path, "name")))
+    elif len(name) > MAX_COMMAND_NAME_LENGTH or not name.strip():
+        errors.append(_bad_length((*path, "name"), 1, MAX_COMMAND_NAME_LENGTH))
+    description = command.get("description")
+    options = command.get("options")
+    if command_type == CommandType.CHAT_INPUT:
+        errors.extend(_description_errors((*path, "description"), description))
+        errors.extend(_option_list_errors((*path, "options"), options, nesting=2))
+    else:
+        if description:  # absent, null and "" are accepted
+            message = "Context menu commands cannot have description"
+            code = "APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION_INVALID"
+            errors.append(FieldError((*path, "description"), code, message))
+        if options:
+            message = "Context menu commands cannot have options"
+            errors.append(FieldError((*path, "options"), "APPLICATION_COMMAND_CONTEXT_MENU_OPTIONS_INVALID", message))
+    return errors
+
+
+def _description_errors(path: tuple[str | int, ...], description: Any) -> list[FieldError]:
+    if description is None:
+        return [_required_field(path)]
+    if not isinstance(description, str) or not 1 <= len(description) <= MAX_DESCRIPTION_LENGTH:
+        return [_bad_length(path, 1, MAX_DESCRIPTION_LENGTH)]
+    return []
+
+
+def _option_list_errors(path: tuple[str | int, ...], options: Any, *, nesting: int) -> list[FieldError]:
+    """`nesting`: how many sub-command levels may still follow (2 at the top, 1 in a group, 0 in
+    a sub-command)."""
+    if options is None:
+        return []
+    if not isinstance(options, list):
+        return [FieldError(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")]
+    if len(options) > MAX_OPTIONS:
+        return [max_length_error(path, MAX_OPTIONS)]
+    errors: list[FieldError] = []
+    names: set[str] = set()
+    optional_seen = False
+    types = {o.get("type") for o in options if isinstance(o, dict)}
+    if types & set(OptionType.NESTING) and types - set(OptionType.NESTING):
+        message = "Sub-command and sub-command group option types are mutually exclusive to all other types"
+        errors.append(FieldError(path, "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", message))
+    for index, option in enumerate(options):
+        here = (*path, index)
+        if not isinstance(option, dict):
+            errors.append(FieldError(here, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType"))
+            continue
+        errors.extend(_option_errors(here, option, nesting))
+        name = str(option.get("name"))
+        if name in names:
+            message = "Application command option names must be unique"
+            errors.append(FieldError((*here, "name"), "APPLICATION_COMMAND_OPTIONS_DUPLICATE_NAME", message))
+        names.add(name)
+        if option.get("required"):
+            if optional_seen:
+                message = "Required options must be placed before non-required options"
+                errors.append(FieldError(here, "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID", message))
+        elif option.get("type") not in OptionType.NESTING:
+            optional_seen = True
+    return errors
+
+
+def _option_errors(path: tuple[str | int, ...], option: Mapping[str, Any], nesting: int) -> list[FieldError]:
+    errors: list[FieldError] = []
+    option_type = option.get("type")
+    if option_type not in OptionType.ALL:
+        message = "Value must be one of {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}."
+        return [FieldError((*path, "type"), "BASE_TYPE_CHOICES", message)]
+    name = option.get("name")
+    if not isinstance(name, str) or not name:
+        errors.append(_required_field((*path, "name")))
+    elif not COMMAND_NAME_RE.fullmatch(name) or name != name.lower():
+        errors.append(_invalid_name((*path, "name")))
+    errors.extend(_description_errors((*path, "description"), option.get("description")))
+    if option_type in OptionType.NESTING:
+        is_group = option_type == OptionType.SUB_COMMAND_GROUP
+        if nesting < (2 if is_group else 1):
+            message = "Sub-commands cannot be nested this deep"
+            errors.append(FieldError((*path, "type"), "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", message))
+            return errors
+        children = option.get("options")
+        if is_group and any(isinstance(c, dict) and c.get("type") != OptionType.SUB_COMMAND for c in children or []):
+            message = "A sub-command group may only contain sub-commands"
+            errors.append(FieldError((*path, "options"), "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID", message))
+        errors.extend(_option_list_errors((*path, "options"), children, nesting=1 if is_group else 0))
+        return errors
+    choices = option.get("choices")
+    autocomplete = bool(option.get("autocomplete"))
+    if (choices or autocomplete) and option_type not in OptionType.WITH_CHOICES:
+        key = "autocomplete" if autocomplete else "choices"
+        message = "Only string, integer and number options may have choices or autocomplete"
+        errors.append(FieldError((*path, key), "APPLICATION_COMMAND_OPTION_TYPE_INVALID", message))
+    elif choices and autocomplete:
+        message = "Autocomplete options may not have choices"
+        errors.append(FieldError((*path, "autocomplete"), "APPLICATION_COMMAND_AUTOCOMPLETE_CHOICES_INVALID", message))
+    if choices is not None and isinstance(option_type, int):
+        errors.extend(choice_errors((*path, "choices"), choices, option_type))
+    if option_type == OptionType.STRING:
+        for key, low in (("min_length", 0), ("max_length", 1)):
+            value = option.get(key)
+            if value is not None and not (isinstance(value, int) and low <= value <= 6000):
+                message = f"int value should be greater than or equal to {low} and less than or equal to 6000."
+                errors.append(FieldError((*path, key), "NUMBER_TYPE_MAX", message))
+    return errors
+
+
+def choice_errors(path: tuple[str | int, ...], choices: Any, option_type: int) -> list[FieldError]:
+    """Declared choices of an option, or the choices of an autocomplete answer: at most 25, each
+    ``{"name": 1-100 characters, "value": a string of at most 100 / an integer / a number}``."""
+    if not isinstance(choices, list):
+        return [FieldError(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")]
+    if len(choices) > MAX_CHOICES:
+        return [max_length_error(path, MAX_CHOICES)]
+    errors: list[FieldError] = []
+    for index, choice in enumerate(choices):
+        here = (*path, index)
+        if not isinstance(choice, dict):
+            errors.append(FieldError(here, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType"))
+            continue
+        name = choice.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_CHOICE_LENGTH:
+            errors.append(_bad_length((*here, "name"), 1, MAX_CHOICE_LENGTH))
+        value = choice.get("value")
+        if option_type == OptionType.STRING:
+            if not isinstance(value, str):
+                errors.append(FieldError((*here, "value"), "BASE_TYPE_STRING", "Must be a string."))
+            elif len(value) > MAX_CHOICE_LENGTH:
+                errors.append(max_length_error((*here, "value"), MAX_CHOICE_LENGTH))
+        elif option_type == OptionType.INTEGER and (isinstance(value, bool) or not isinstance(value, int)):
+            errors.append(FieldError((*here, "value"), "NUMBER_TYPE_COERCE", f'Value "{value}" is not int.'))
+        elif option_type == OptionType.NUMBER and (isinstance(value, bool) or not isinstance(value, int | float)):
+            errors.append(FieldError((*here, "value"), "NUMBER_TYPE_COERCE", f'Value "{value}" is not a number.'))
+    return errors
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1401,7 +1712,7 @@ class FakeDiscord:
 
         self._ids = _Snowflakes()
         self.recommended_shards = 1  # what GET /gateway/bot answers
-        self._attachment_data: dict[int, bytes] = {}  # what the CDN serves, by attachment id
+        self._attachment_data: dict[int, tuple[bytes, str | None]] = {}  # CDN: (bytes, type) by attachment id
         self.attachment_downloads: list[int] = []
         self.bot_user = FakeUser(self._ids.next(), bot_name, bot=True)
         self.application_id = self.bot_user.id  # like every modern bot: application id == bot user id
@@ -1684,7 +1995,12 @@ class FakeDiscord:
 
         ``mentions_bot`` prefixes ``<@bot_id>`` unless the content already mentions the bot.
         ``files`` are (filename, content type, data) attachments, downloadable from the fake's
-        CDN route at their ``url``. Returns the full (unfiltered) gateway payload.
+        CDN route at their ``url`` (served with their content type). Images whose bytes Pillow
+        reads (PNG, JPEG, GIF, WebP) get their real content type, ``width`` and ``height``, as
+        Discord reports them. ``reference_message_id`` makes it a reply (type 19): the payload
+        carries ``message_reference`` and ``referenced_message``, the full replied-to message
+        (author, content, attachments; its own ``referenced_message`` left out, as Discord does).
+        Returns the full (unfiltered) gateway payload.
         """
         channel = self._require_channel(int(channel_id))
         if mentions_bot and not re.search(rf"<@!?{self.bot_user.id}>", content):
@@ -1693,23 +2009,22 @@ class FakeDiscord:
         if reference_message_id is not None:
             body["message_reference"] = {"message_id": str(reference_message_id)}
             body["allowed_mentions"] = {"parse": ["users", "roles", "everyone"], "replied_user": ping_replied_author}
-        uploads = [UploadedFile("files", name, len(data), content_type) for name, content_type, data in files]
+        uploads = [UploadedFile.of(f"files[{i}]", name, data, kind) for i, (name, kind, data) in enumerate(files)]
         reference = self._resolve_reference(channel, body)
         await self._unarchive_for_message(channel)
         stored = self._store_message(channel, author, body, files=uploads, reference=reference)
-        for attachment, (_, _, data) in zip(stored.payload["attachments"], files, strict=True):
-            self._attachment_data[int(attachment["id"])] = data
         await self._announce_new_message(stored, force=True)
         return self._gateway_message(stored)
 
     async def _serve_attachment(self, request: web.Request) -> web.Response:
         """The CDN: an attachment's bytes (no authorization, like Discord's signed CDN URLs)."""
         attachment_id = int(request.match_info["attachment_id"])
-        data = self._attachment_data.get(attachment_id)
-        if data is None:
+        stored = self._attachment_data.get(attachment_id)
+        if stored is None:
             return web.Response(status=404, text="Not Found")
+        data, content_type = stored
         self.attachment_downloads.append(attachment_id)
-        return web.Response(body=data, content_type="application/octet-stream")
+        return web.Response(body=data, headers={"Content-Type": content_type or "application/octet-stream"})
 
     async def edit_user_message(self, message_id: int | str, content: str) -> dict[str, Any]:
         stored = self._messages[int(message_id)]
@@ -1722,29 +2037,85 @@ class FakeDiscord:
     async def send_slash_command(
         self, channel_id: int | str, user: FakeUser, name: str, options: Mapping[str, Any] | None = None
     ) -> FakeInteraction:
-        """A user runs ``/name``: dispatches INTERACTION_CREATE (type 2) for a registered command."""
+        """A user runs ``/name`` with `options` (e.g. ``{"name": "foo"}`` for ``/model name:foo``):
+        dispatches INTERACTION_CREATE (type 2) for a registered CHAT_INPUT command.
+
+        Options are checked against the registered ones as Discord's client does: only declared
+        names, values of the declared type (USER: a FakeUser or id; CHANNEL: a channel or id;
+        ATTACHMENT: (filename, content type, bytes)), one of the declared choices, every required
+        option present. A sub-command is given as ``{"sub": {...its options...}}``."""
+        _check_channel_then_user(channel_id, user)
         channel = self._require_channel(int(channel_id))
         guild = self._guild_of(channel)
         command = self._find_command(name, guild)
-        interaction_id = self._ids.next()
-        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
-        payload = self._interaction_payload(interaction_id, token, channel, guild, user, command, options or {})
-        interaction = FakeInteraction(
-            id=interaction_id,
-            token=token,
-            application_id=self.application_id,
-            channel_id=int(channel["id"]),
-            guild_id=guild.id if guild else None,
-            user=user,
-            command_name=name,
-            payload=payload,
-            created_at=time.time(),
+        data = self._command_data(command)
+        resolved: dict[str, Any] = {}
+        declared = command.get("options") or []
+        chosen = self._command_options(declared, options or {}, guild, resolved, f"/{name}")
+        if chosen:
+            data["options"] = chosen
+        if resolved:
+            data["resolved"] = resolved
+        return await self._deliver_interaction(channel, user, command, data)
+
+    async def send_message_command(
+        self, channel_id: int | str, user: FakeUser, name: str, target_message_id: int | str
+    ) -> FakeInteraction:
+        """A user picks the message command `name` (Apps → name) on a message of the channel:
+        dispatches INTERACTION_CREATE (type 2) with ``data: {id, name, type: 3, target_id,
+        resolved: {messages: {target_id: <the full message: author, content, attachments, ...>}}}``.
+        The bot answers it like a slash command (callbacks, follow-ups); its reply is a message of
+        type 23 whose ``interaction_metadata`` names the target."""
+        _check_channel_then_user(channel_id, user)
+        channel = self._require_channel(int(channel_id))
+        target = self._messages.get(int(target_message_id))
+        if target is None or target.deleted or target.channel_id != int(channel["id"]):
+            raise LookupError(f"no message {target_message_id} in channel {channel_id} to run {name!r} on")
+        command = self._find_command(name, self._guild_of(channel), CommandType.MESSAGE)
+        data = self._command_data(command)
+        data["target_id"] = str(target.id)
+        data["resolved"] = {"messages": {str(target.id): _copied(target.payload)}}
+        return await self._deliver_interaction(channel, user, command, data, target_id=target.id)
+
+    async def send_autocomplete(
+        self,
+        channel_id: int | str,
+        user: FakeUser,
+        command_name: str,
+        options: Mapping[str, Any],
+        *,
+        focused: str | None = None,
+        timeout: float = 5.0,
+    ) -> list[dict[str, Any]]:
+        """A user types into an autocomplete option of ``/command_name``: dispatches
+        INTERACTION_CREATE of type 4 (APPLICATION_COMMAND_AUTOCOMPLETE) whose options carry what
+        is filled in so far, the `focused` one (default: the last given) marked ``focused: true``
+        with its partial text as a string. Returns the ``choices`` the bot answered with
+        (callback type 8: at most 25, names and string values of 1-100 characters, checked like
+        Discord). Raises InteractionCallbackRejected when Discord would have refused the answer,
+        TimeoutError when there is none."""
+        _check_channel_then_user(channel_id, user)
+        if not options:
+            raise ValueError("autocomplete needs the option being typed into")
+        channel = self._require_channel(int(channel_id))
+        guild = self._guild_of(channel)
+        command = self._find_command(command_name, guild)
+        focus = focused if focused is not None else _last_leaf(options)
+        data = self._command_data(command)
+        resolved: dict[str, Any] = {}
+        declared = command.get("options") or []
+        data["options"] = self._command_options(declared, options, guild, resolved, f"/{command_name}", focused=focus)
+        if _focused_option(data["options"]) is None:
+            raise LookupError(f"/{command_name}: no option {focus!r} among {list(options)} to focus")
+        if resolved:
+            data["resolved"] = resolved
+        interaction = await self._deliver_interaction(
+            channel, user, command, data, interaction_type=InteractionType.APPLICATION_COMMAND_AUTOCOMPLETE
         )
-        self.interactions.append(interaction)
-        self._interactions[interaction_id] = interaction
-        self._interactions_by_token[token] = interaction
-        await self.dispatch("INTERACTION_CREATE", payload)
-        return interaction
+        await self.wait_for(lambda: interaction.choices is not None or interaction.rejected, timeout)
+        if interaction.choices is None:
+            raise InteractionCallbackRejected(interaction.rejected[0])
+        return interaction.choices
 
     async def disconnect_gateway(self, code: int | None = 4000, *, timeout: float = 5.0) -> None:
         """Close every live gateway connection with ``code``; ``None`` drops TCP (abnormal, 1006).
@@ -1935,7 +2306,9 @@ class FakeDiscord:
                 "channel_id": str(reference.channel_id),
                 **({"guild_id": str(guild.id)} if guild else {}),
             }
-            payload["referenced_message"] = _copied(reference.payload)
+            referenced = _copied(reference.payload)
+            referenced.pop("referenced_message", None)  # one level only, like Discord
+            payload["referenced_message"] = referenced
         payload.update(extra or {})
         stored = StoredMessage(payload, guild.id if guild else None, [(now, content)])
         self._messages[message_id] = stored
@@ -1944,20 +2317,26 @@ class FakeDiscord:
         return stored
 
     def _attachments(self, files: Sequence[UploadedFile]) -> list[dict[str, Any]]:
+        """Attachment objects as Discord sends them (images with ``width`` / ``height``); the
+        bytes are served at ``url`` by the fake CDN."""
         attachments = []
         for upload in files:
             attachment_id = self._ids.next()
-            url = f"{self.base_url}/attachments/{attachment_id}/{upload.filename}"
-            attachments.append(
-                {
-                    "id": str(attachment_id),
-                    "filename": upload.filename or "file",
-                    "size": upload.size,
-                    "url": url,
-                    "proxy_url": url,
-                    "content_type": upload.content_type,
-                }
-            )
+            filename = upload.filename or "file"
+            url = f"{self.base_url}/attachments/{attachment_id}/{filename}"
+            attachment: dict[str, Any] = {
+                "id": str(attachment_id),
+                "filename": filename,
+                "size": upload.size,
+                "url": url,
+                "proxy_url": url,
+                "content_type": upload.content_type,
+            }
+            if upload.width is not None and upload.height is not None:
+                attachment.update(width=upload.width, height=upload.height)
+            if upload.data is not None:
+                self._attachment_data[attachment_id] = (upload.data, upload.content_type)
+            attachments.append(attachment)
         return attachments
 
     def _note_channel_activity(self, channel: dict[str, Any], stored: StoredMessage) -> None:
@@ -2163,13 +2542,60 @@ class FakeDiscord:
             stored.append(entry)
         return stored
 
-    def _find_command(self, name: str, guild: FakeGuild | None) -> dict[str, Any]:
+    def _find_command(
+        self, name: str, guild: FakeGuild | None, command_type: int = CommandType.CHAT_INPUT
+    ) -> dict[str, Any]:
         scopes: list[int | None] = ([guild.id] if guild else []) + [None]
         for scope in scopes:
             for command in self.commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", 1) == command_type:
                     return command
-        raise LookupError(f"/{name} is not registered (global or in this guild); sync the command tree first")
+        kind = {CommandType.CHAT_INPUT: f"/{name}", CommandType.MESSAGE: f"message command {name!r}"}
+        described = kind.get(command_type, f"command {name!r} of type {command_type}")
+        raise LookupError(f"{described} is not registered (global or in this guild); sync the command tree first")
+
+    @staticmethod
+    def _command_data(command: Mapping[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": command["id"], "name": command["name"], "type": command.get("type", 1)}
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return data
+
+    async def _deliver_interaction(
+        self,
+        channel: Mapping[str, Any],
+        user: FakeUser,
+        command: Mapping[str, Any],
+        data: dict[str, Any],
+        *,
+        interaction_type: int = InteractionType.APPLICATION_COMMAND,
+        target_id: int | None = None,
+    ) -> FakeInteraction:
+        """Record an interaction and dispatch it as INTERACTION_CREATE, like Discord does when a
+        person runs a command (or types into an autocomplete option)."""
+        guild = self._guild_of(channel)
+        interaction_id = self._ids.next()
+        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
+        payload = self._interaction_payload(interaction_id, token, channel, guild, user, data, interaction_type)
+        interaction = FakeInteraction(
+            id=interaction_id,
+            token=token,
+            application_id=self.application_id,
+            channel_id=int(channel["id"]),
+            guild_id=guild.id if guild else None,
+            user=user,
+            command_name=str(command["name"]),
+            payload=payload,
+            created_at=time.time(),
+            interaction_type=interaction_type,
+            command_type=int(command.get("type", 1)),
+            target_id=target_id,
+        )
+        self.interactions.append(interaction)
+        self._interactions[interaction_id] = interaction
+        self._interactions_by_token[token] = interaction
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction
 
     def _interaction_payload(
         self,
@@ -2178,19 +2604,13 @@ class FakeDiscord:
         channel: Mapping[str, Any],
         guild: FakeGuild | None,
         user: FakeUser,
-        command: Mapping[str, Any],
-        options: Mapping[str, Any],
+        data: dict[str, Any],
+        interaction_type: int,
     ) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": command["id"], "name": command["name"], "type": 1}
-        data["options"], resolved = self._command_options(command, options, guild)
-        if resolved:
-            data["resolved"] = resolved
-        if "guild_id" in command:
-            data["guild_id"] = command["guild_id"]
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
-            "type": 2,
+            "type": interaction_type,
             "data": data,
             "channel_id": channel["id"],
             "channel": {**_copied(channel)},
@@ -2213,19 +2633,52 @@ class FakeDiscord:
         return payload
 
     def _command_options(
-        self, command: Mapping[str, Any], options: Mapping[str, Any], guild: FakeGuild | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        declared = {o["name"]: o.get("type") for o in command.get("options") or []}
-        resolved: dict[str, Any] = {}
-        result = []
-        for name, value in options.items():
-            option_type = declared.get(name) or OPTION_TYPE_BY_PYTHON_TYPE.get(type(value), 3)
-            option_value = self._option_value(option_type, value, guild, resolved)
-            result.append({"name": name, "type": option_type, "value": option_value})
-        return result, resolved
+        self,
+        declared: Sequence[Mapping[str, Any]],
+        given: Mapping[str, Any],
+        guild: FakeGuild | None,
+        resolved: dict[str, Any],
+        where: str,
+        *,
+        focused: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The interaction's ``options`` for what a person filled in, checked against the registered
+        options as Discord's client does (it sends nothing else). A sub-command is given as
+        ``{"sub": {...its options...}}``. With `focused` (autocomplete): that option is marked
+        ``focused: true`` and carries the partial text typed so far; required options may be missing."""
+        by_name = {str(o["name"]): o for o in declared}
+        result: list[dict[str, Any]] = []
+        for name, value in given.items():
+            option = by_name.get(name)
+            if option is None:
+                raise LookupError(f"{where} has no option {name!r} (registered: {sorted(by_name)})")
+            option_type = int(option["type"])
+            if option_type in OptionType.NESTING:
+                if not isinstance(value, Mapping):
+                    raise TypeError(f"{where} {name}: give a sub-command's options as a mapping")
+                children = option.get("options") or []
+                nested = self._command_options(children, value, guild, resolved, f"{where} {name}", focused=focused)
+                result.append({"name": name, "type": option_type, "options": nested})
+            elif focused is not None and name == focused:
+                if not option.get("autocomplete"):
+                    raise ValueError(f"{where} option {name!r} is not registered with autocomplete")
+                result.append({"name": name, "type": option_type, "value": str(value), "focused": True})
+            else:
+                option_value = self._option_value(option, value, guild, resolved, f"{where} {name}")
+                result.append({"name": name, "type": option_type, "value": option_value})
+        nesting = [o for o in result if o["type"] in OptionType.NESTING]
+        if len(nesting) > 1 or (declared and all(o["type"] in OptionType.NESTING for o in declared) and not nesting):
+            raise ValueError(f"{where}: pick exactly one of its sub-commands {sorted(by_name)}")
+        missing = [n for n, o in by_name.items() if o.get("required") and n not in given]
+        if missing and focused is None:
+            raise ValueError(f"{where} needs its required option(s) {missing}: Discord's client insists on them")
+        return result
 
-    def _option_value(self, option_type: int, value: Any, guild: FakeGuild | None, resolved: dict[str, Any]) -> Any:
-        if option_type == 6:  # USER
+    def _option_value(
+        self, option: Mapping[str, Any], value: Any, guild: FakeGuild | None, resolved: dict[str, Any], where: str
+    ) -> Any:
+        option_type = int(option["type"])
+        if option_type in (OptionType.USER, OptionType.MENTIONABLE) and isinstance(value, FakeUser | int | str):
             user = value if isinstance(value, FakeUser) else self.users[int(value)]
             resolved.setdefault("users", {})[str(user.id)] = user.payload()
             if guild is not None and user.id in guild.members:
@@ -2233,10 +2686,39 @@ class FakeDiscord:
                 member["permissions"] = str(guild.permissions_of(user.id))
                 resolved.setdefault("members", {})[str(user.id)] = member
             return str(user.id)
-        if option_type == 7:  # CHANNEL
+        if option_type == OptionType.CHANNEL:
             channel = value if isinstance(value, dict) else self.channels[int(value)]
             resolved.setdefault("channels", {})[channel["id"]] = {**channel, "permissions": str(Perm.MEMBER_DEFAULT)}
             return channel["id"]
+        if option_type == OptionType.ROLE:
+            role = guild.roles[int(value)] if guild is not None else None
+            if role is None:
+                raise LookupError(f"{where}: no role {value} in this guild")
+            resolved.setdefault("roles", {})[str(role.id)] = role.payload()
+            return str(role.id)
+        if option_type == OptionType.ATTACHMENT:
+            filename, content_type, data = value  # (filename, content type, bytes), like send_user_message's files
+            [attachment] = self._attachments([UploadedFile.of("files[0]", filename, data, content_type)])
+            resolved.setdefault("attachments", {})[attachment["id"]] = attachment
+            return attachment["id"]
+        expected: dict[int, tuple[type, ...]] = {
+            OptionType.STRING: (str,),
+            OptionType.INTEGER: (int,),
+            OptionType.BOOLEAN: (bool,),
+            OptionType.NUMBER: (int, float),
+        }
+        wanted = expected.get(option_type, ())
+        if not isinstance(value, wanted) or (option_type != OptionType.BOOLEAN and isinstance(value, bool)):
+            raise TypeError(f"{where} is an option of type {option_type}; {value!r} does not fit it")
+        choices = option.get("choices")
+        if choices and value not in [c.get("value") for c in choices]:
+            raise ValueError(f"{where} must be one of its choices {[c.get('value') for c in choices]}")
+        if isinstance(value, str) and not option.get("min_length", 0) <= len(value) <= option.get("max_length", 6000):
+            raise ValueError(f"{where}: {value!r} is outside the option's min_length / max_length")
+        if option_type in (OptionType.INTEGER, OptionType.NUMBER):
+            low, high = option.get("min_value"), option.get("max_value")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"{where}: {value!r} is outside the option's min_value / max_value")
         return value
 
     async def _apply_interaction_callback(
@@ -2244,7 +2726,16 @@ class FakeDiscord:
     ) -> StoredMessage | None:
         callback_type = body.get("type")
         data = body.get("data") or {}
-        if callback_type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
+        if interaction.interaction_type == InteractionType.APPLICATION_COMMAND_AUTOCOMPLETE:
+            if callback_type != CallbackType.APPLICATION_COMMAND_AUTOCOMPLETE_RESULT:
+                message = "Value must be one of {8}."
+                raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", message)])
+            focused = _focused_option(interaction.payload["data"].get("options") or [])
+            option_type = int(focused["type"]) if focused else OptionType.STRING
+            errors = choice_errors(("data", "choices"), data.get("choices", []), option_type)
+            if errors:
+                raise invalid_form_body(errors)
+        elif callback_type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
             validate_new_message(data, files)
         elif callback_type not in (
             CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
@@ -2271,25 +2762,31 @@ class FakeDiscord:
         self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile], flags: int
     ) -> StoredMessage:
         channel = self._require_channel(interaction.channel_id)
+        metadata: dict[str, Any] = {
+            "id": str(interaction.id),
+            "type": InteractionType.APPLICATION_COMMAND,
+            "name": interaction.command_name,
+            "command_type": interaction.command_type,
+            "user": interaction.user.payload(),
+            "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
+        }
+        if interaction.command_type == CommandType.MESSAGE and interaction.target_id is not None:
+            metadata["target_message_id"] = str(interaction.target_id)
         extra = {
             "webhook_id": str(self.application_id),
             "application_id": str(self.application_id),
-            "interaction_metadata": {
-                "id": str(interaction.id),
-                "type": 2,
-                "name": interaction.command_name,
-                "command_type": 1,
-                "user": interaction.user.payload(),
-                "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
-            },
+            "interaction_metadata": metadata,
             "interaction": {
                 "id": str(interaction.id),
-                "type": 2,
+                "type": InteractionType.APPLICATION_COMMAND,
                 "name": interaction.command_name,
                 "user": interaction.user.payload(),
             },
         }
-        message_type = MessageType.CHAT_INPUT_COMMAND
+        if interaction.command_type == CommandType.CHAT_INPUT:
+            message_type = MessageType.CHAT_INPUT_COMMAND
+        else:
+            message_type = MessageType.CONTEXT_MENU_COMMAND
         return self._store_message(
             channel, self.bot_user, body, files=files, message_type=message_type, flags=flags, extra=extra
         )

@@ -51,6 +51,9 @@ class MemorySurface:
         if self._budget is not None:
             await self._budget.end()
 
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        return ""
+
     async def post(self, text: str, *, final: bool) -> int:
         self._check(text)
         if self._budget is not None:

@@ -9,12 +9,29 @@ Run standalone for benchmarks::
 
 ``GET /debug/requests`` lists the recorded requests' timings as JSON, so a benchmark in
 another process can see when each first and last token left the server.
+
+Requests are checked like an OpenAI-compatible server checks them, before any answer:
+
+* ``known_models`` (None: any model): a request naming another model gets the error of the
+  server ``api_style`` names: ``"hf"`` (the Hugging Face router, 400 ``{"error": {"message": "The
+  requested model 'x' is not supported by any provider you have enabled.", "code":
+  "model_not_supported"}}``), ``"openai"`` (404 ``model_not_found``, "The model `x` does not exist
+  or you do not have access to it.") or ``"vllm"`` (404 ``NotFoundError``).
+* content parts: a message's ``content`` may be a list of ``{"type": "text", "text"}`` and
+  ``{"type": "image_url", "image_url": {"url": "data:image/(png|jpeg|gif|webp);base64,…" or an
+  http(s) URL}}`` parts (images only in user messages); anything else (a string image_url, bad
+  base64, bytes that are no PNG/JPEG/GIF/WebP, another MIME type) is a 400 in ``api_style``'s shape.
+
+Which model answered: ``answers_by_model`` maps a model name to its answer text, and
+``prefix_model`` starts every answer with ``[<model>] ``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import json
 import math
 import re
@@ -22,8 +39,8 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from aiohttp import web
@@ -55,6 +72,10 @@ FAILURES = frozenset(
 )
 
 ErrorStyle = Literal["tgi", "vllm", "openai"]
+ApiStyle = Literal["hf", "openai", "vllm"]  # whose request errors (unknown model, bad content) to send
+
+_DATA_URL_RE = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 _TOKEN_RE = re.compile(r"\s*\S+(?:\s+$)?")
 
@@ -118,16 +139,52 @@ class RecordedRequest:
     client_port: int | None = None  # the same port on two requests: a kept-alive connection
     outcome: str = "pending"  # completed | http_error | stalled | cut | reset | dropped | disconnected | server_stopped
 
-    def last_user_content(self) -> str | None:
-        """The content of the request's last user message (how a benchmark tells requests apart)."""
+    @property
+    def model(self) -> str | None:
+        """The model the request named (None if it named none)."""
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
+    def _last_user_message(self) -> dict[str, Any] | None:
         messages = self.body.get("messages")
         if not isinstance(messages, list):
             return None
         for message in reversed(messages):
             if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                return content if isinstance(content, str) else None
+                return message
         return None
+
+    def last_user_content(self) -> str | None:
+        """The text of the request's last user message (how a benchmark tells requests apart):
+        its content, or the text parts of a list of content parts joined with newlines."""
+        message = self._last_user_message()
+        content = message.get("content") if message else None
+        if isinstance(content, list):
+            return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return content if isinstance(content, str) else None
+
+    @property
+    def content_parts(self) -> list[dict[str, Any]] | None:
+        """The last user message's content when it is a list of OpenAI content parts (``text`` and
+        ``image_url`` parts), else None (a plain string content)."""
+        message = self._last_user_message()
+        content = message.get("content") if message else None
+        return content if isinstance(content, list) else None
+
+    @property
+    def image_urls(self) -> list[str]:
+        """The ``image_url`` URLs of the last user message, in order (data: URLs or http ones)."""
+        return _image_urls(self.content_parts or [])
+
+    @property
+    def all_image_urls(self) -> list[str]:
+        """The ``image_url`` URLs of every message of the request, oldest first."""
+        messages = self.body.get("messages")
+        urls: list[str] = []
+        for message in messages if isinstance(messages, list) else []:
+            content = message.get("content") if isinstance(message, dict) else None
+            urls.extend(_image_urls(content if isinstance(content, list) else []))
+        return urls
 
     def timing(self) -> dict[str, Any]:
         """What ``GET /debug/requests`` shows for this request (times are ``time.time()``)."""
@@ -160,11 +217,23 @@ class FakeModelServer:
         model: str = DEFAULT_MODEL,
         host: str = "127.0.0.1",
         port: int = 0,
+        known_models: Collection[str] | None = None,
+        api_style: ApiStyle = "hf",
+        answers_by_model: dict[str, str] | None = None,
+        prefix_model: bool = False,
     ) -> None:
+        """`known_models`: the models the server serves (None: any); `api_style`: whose errors it
+        sends for an unknown model or malformed content parts; `answers_by_model`: the answer text
+        per model (over `default`'s; a `responder`'s script wins); `prefix_model`: every answer
+        starts with ``[<model>] ``. All four may be changed while the server runs."""
         self.default: Script = default or Script()
         self.model = model
         self.host = host
         self.port = port
+        self.known_models: set[str] | None = set(known_models) if known_models is not None else None
+        self.api_style: ApiStyle = api_style
+        self.answers_by_model: dict[str, str] = dict(answers_by_model or {})
+        self.prefix_model = prefix_model
         self.responder: Callable[[dict[str, Any]], Script | None] | None = None
         self.requests: list[RecordedRequest] = []
         self.fail_503_times: int = 0
@@ -244,8 +313,10 @@ class FakeModelServer:
         return web.json_response({"requests": [rec.timing() for rec in self.requests]})
 
     async def _models(self, request: web.Request) -> web.Response:
-        entry = {"id": self.model, "object": "model", "created": int(time.time()), "owned_by": "fake"}
-        return web.json_response({"object": "list", "data": [entry]})
+        names = sorted(self.known_models) if self.known_models is not None else [self.model]
+        created = int(time.time())
+        entries = [{"id": name, "object": "model", "created": created, "owned_by": "fake"} for name in names]
+        return web.json_response({"object": "list", "data": entries})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
@@ -284,12 +355,21 @@ class FakeModelServer:
             rec.status, rec.outcome, rec.finished_at = 400, "http_error", time.time()
             return web.json_response({"error": f"Invalid JSON body: {exc}", "error_type": "validation"}, status=400)
         rec.body = body
+        model = str(body.get("model") or self.model)
+
+        if self.known_models is not None and model not in self.known_models:
+            return self._finish_error(rec, _unknown_model_response(self.api_style, model))
+        invalid = _content_error(body.get("messages"))
+        if invalid is not None:
+            return self._finish_error(rec, _invalid_request_response(self.api_style, *invalid))
 
         if self.fail_503_times > 0:
             self.fail_503_times -= 1
             return self._finish_error(rec, _loading_response(self.loading_estimate))
 
-        script = (self.responder(body) if self.responder else None) or self.default
+        script = (self.responder(body) if self.responder else None) or self._script_for(model)
+        if self.prefix_model:
+            script = replace(script, text=f"[{model}] {script.answer}")
 
         if script.failure == "headers_timeout" and script.headers_delay <= 0:
             await asyncio.Future()  # never answer; ends on disconnect or stop()
@@ -310,6 +390,10 @@ class FakeModelServer:
         if body.get("stream"):
             return await self._stream(request, rec, script, plan)
         return await self._complete(request, rec, script, plan)
+
+    def _script_for(self, model: str) -> Script:
+        answer = self.answers_by_model.get(model)
+        return self.default if answer is None else replace(self.default, text=answer)
 
     def _finish_error(self, rec: RecordedRequest, resp: web.Response) -> web.Response:
         rec.status, rec.outcome, rec.finished_at = resp.status, "http_error", time.time()
@@ -502,6 +586,125 @@ def _http_failure(script: Script) -> web.Response | None:
     return None
 
 
+def _unknown_model_response(style: ApiStyle, model: str) -> web.Response:
+    """What a server answers for a model it does not serve."""
+    if style == "openai":
+        message = f"The model `{model}` does not exist or you do not have access to it."
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": "model_not_found"}
+        return web.json_response({"error": error}, status=404)
+    if style == "vllm":
+        body = {
+            "object": "error",
+            "message": f"The model `{model}` does not exist.",
+            "type": "NotFoundError",
+            "param": None,
+            "code": 404,
+        }
+        return web.json_response(body, status=404)
+    message = f"The requested model '{model}' is not supported by any provider you have enabled."
+    return web.json_response({"error": {"message": message, "code": "model_not_supported"}}, status=400)
+
+
+def _invalid_request_response(style: ApiStyle, message: str, param: str | None, code: str) -> web.Response:
+    """A 400 for a malformed request, in the server's shape (the HF router relays OpenAI's)."""
+    if style == "vllm":
+        body: dict[str, Any] = {"object": "error", "message": message, "type": "BadRequestError", "param": None}
+        body["code"] = 400
+        return web.json_response(body, status=400)
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    return web.json_response({"error": error}, status=400)
+
+
+def _image_urls(parts: list[Any]) -> list[str]:
+    return [
+        str(p["image_url"].get("url"))
+        for p in parts
+        if isinstance(p, dict) and p.get("type") == "image_url" and isinstance(p.get("image_url"), dict)
+    ]
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> tuple[str, str | None, str]:
+    names = {str: "a string", list: "an array", dict: "an object", bool: "a boolean", type(None): "null"}
+    got = names.get(type(value), "a number")
+    return f"Invalid type for '{param}': expected {expected}, but got {got} instead.", param, "invalid_type"
+
+
+def _content_error(messages: Any) -> tuple[str, str | None, str] | None:
+    """(message, param, code) of the first malformed content part, as OpenAI words it, or None."""
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            where = f"messages[{i}].content[{j}]"
+            error = _part_error(part, where, str(message.get("role")))
+            if error is not None:
+                return error
+    return None
+
+
+def _part_error(part: Any, where: str, role: str) -> tuple[str, str | None, str] | None:
+    if not isinstance(part, dict):
+        return _invalid_type(where, "an object", part)
+    kind = part.get("type")
+    if kind == "text":
+        return (
+            None if isinstance(part.get("text"), str) else _invalid_type(f"{where}.text", "a string", part.get("text"))
+        )
+    if kind != "image_url":
+        message = f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'."
+        return message, f"{where}.type", "invalid_value"
+    if role != "user":
+        message = (
+            "Image URLs are only allowed for messages with role 'user', "
+            f"but this message with role '{role}' contains an image URL."
+        )
+        return message, where, "invalid_value"
+    image_url = part.get("image_url")
+    param = f"{where}.image_url"
+    if not isinstance(image_url, dict):
+        return _invalid_type(param, "an object", image_url)
+    if image_url.get("detail", "auto") not in ("auto", "low", "high"):
+        message = f"Invalid value: '{image_url.get('detail')}'. Supported values are: 'auto', 'low', and 'high'."
+        return message, f"{param}.detail", "invalid_value"
+    return _image_url_error(image_url.get("url"), f"{param}.url")
+
+
+def _image_url_error(url: Any, param: str) -> tuple[str, str | None, str] | None:
+    if not isinstance(url, str):
+        return _invalid_type(param, "a string", url)
+    if url.startswith(("http://", "https://")):
+        return None
+    match = _DATA_URL_RE.fullmatch(url)
+    if match is None:
+        message = f"Invalid '{param}'. Expected a valid URL, but got a value with an invalid format."
+        return message, param, "invalid_value"
+    if match["mime"] not in IMAGE_MIME_TYPES:
+        message = "Invalid MIME type. Only image types are supported."
+        return message, param, "invalid_image_format"
+    try:
+        data = base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        return "Invalid base64 image_url.", param, "invalid_image_url"
+    if _sniff_image(data) is None:
+        message = "You uploaded an unsupported image. Please make sure your image is valid."
+        return message, param, "invalid_image_format"
+    return None
+
+
+def _sniff_image(data: bytes) -> str | None:
+    """The image MIME type the bytes start like (PNG, JPEG, GIF, WebP), else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 def _context_error_body(style: ErrorStyle) -> dict[str, Any]:
     if style == "vllm":
         return {
@@ -551,6 +754,9 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
         content = msg.get("content") if isinstance(msg, dict) else None
         if isinstance(content, str):
             prompt += len(content.split()) + 4
+        elif isinstance(content, list):  # content parts: words of the text, a flat 85 per image
+            texts = [str(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            prompt += sum(len(t.split()) for t in texts) + 85 * len(_image_urls(content)) + 4
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion_tokens,
@@ -599,6 +805,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--failure", choices=sorted(FAILURES), default=None)
     p.add_argument("--fail-after", type=int, default=0)
     p.add_argument("--retry-after", type=float, default=1.0)
+    p.add_argument("--known-models", default=None, help="comma-separated models served (default: any)")
+    p.add_argument("--api-style", choices=["hf", "openai", "vllm"], default="hf")
+    p.add_argument("--prefix-model", action="store_true", help="start every answer with [<model>]")
     p.add_argument(
         "--decode-steps",
         action="store_true",
@@ -616,7 +825,16 @@ def main(argv: list[str] | None = None) -> None:
         headers_delay=a.headers_delay,
         decode_steps=a.decode_steps,
     )
-    server = FakeModelServer(script, model=a.model, host=a.host, port=a.port)
+    known = [m.strip() for m in a.known_models.split(",") if m.strip()] if a.known_models else None
+    server = FakeModelServer(
+        script,
+        model=a.model,
+        host=a.host,
+        port=a.port,
+        known_models=known,
+        api_style=a.api_style,
+        prefix_model=a.prefix_model,
+    )
     try:
         # The bot's own event loop (uvloop), so that a benchmark's server shares less of the machine.
         run_loop(_serve_forever(server))

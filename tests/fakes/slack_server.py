@@ -6,7 +6,10 @@ One ``aiohttp.web`` server on 127.0.0.1 (random port) serves
   the base ends with ``/`` because slack_sdk joins method names with ``urljoin``),
 * the Socket Mode websocket at ``/socket`` (``apps.connections.open`` hands out its URL, so a
   Socket Mode client whose web client uses ``fake.api_url`` finds it on its own),
-* ``response_url`` targets at ``/response/<id>`` (slash-command ``respond()``).
+* ``response_url`` targets at ``/response/<id>`` (``respond()`` after a slash command or a
+  message shortcut: 5 uses within 30 minutes; ``in_channel`` responses become channel messages,
+  the others are recorded in ``responses``),
+* files shared in user messages at ``/files-pri/...`` (downloadable with the bot token).
 
 Nothing is mocked: the real ``slack_sdk`` / ``slack_bolt`` talk to it over sockets.
 
@@ -23,6 +26,13 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   while ``chat.update`` still works on the message.
 * slack_sdk's ``chat_stream`` helper sends text as ``chunks=[{"type": "markdown_text", ...}]``,
   not ``markdown_text``; both are accepted.
+* Block Kit: ``blocks`` of chat.postMessage / chat.update / chat.postEphemeral / chat.stopStream
+  and response_url posts are checked (layout types, section / header / context / markdown /
+  rich_text / image / actions shapes and limits, e.g. context: 1-10 text or image elements);
+  ``invalid_blocks`` lists each problem with its ``[json-pointer:/blocks/…]``.
+* Message shortcuts: ``send_message_shortcut`` (Socket Mode, ``interactive`` envelope) or
+  ``message_shortcut`` + ``post_signed_interactive`` (HTTP: a signed form ``payload=<JSON>``)
+  deliver a ``message_action`` payload carrying the full stored message (files included).
 * Socket Mode: ``hello`` on connect; ``events_api`` envelopes not acked within ``ack_timeout`` are
   redelivered with a new ``envelope_id``, ``retry_attempt + 1`` and ``retry_reason "timeout"``, up
   to ``max_retries`` (3) times. Slash commands and interactive payloads are never redelivered
@@ -45,6 +55,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import io
 import json
 import math
 import time
@@ -61,8 +72,36 @@ JsonDict = dict[str, Any]
 
 MARKDOWN_TEXT_MAX = 12_000
 SECTION_TEXT_MAX = 3_000
+SECTION_FIELDS_MAX = 10
+SECTION_FIELD_TEXT_MAX = 2_000
 HEADER_TEXT_MAX = 150
+CONTEXT_ELEMENTS_MAX = 10
+ACTIONS_ELEMENTS_MAX = 25
+ALT_TEXT_MAX = 2_000
+BLOCK_ID_MAX = 255
 MAX_BLOCKS = 50
+TEXT_OBJECT_TYPES = ("plain_text", "mrkdwn")
+RICH_TEXT_ELEMENT_TYPES = ("rich_text_section", "rich_text_list", "rich_text_preformatted", "rich_text_quote")
+# Block types Slack accepts in messages (layout blocks); anything else is invalid_blocks.
+MESSAGE_BLOCK_TYPES = frozenset(
+    {
+        "actions",
+        "context",
+        "context_actions",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "rich_text",
+        "section",
+        "table",
+        "video",
+    }
+)
+RESPONSE_URL_MAX_USES = 5  # Slack: a response_url takes 5 messages within 30 minutes
+RESPONSE_URL_MAX_AGE = 30 * 60.0
 JSON_PARAMS = ("blocks", "attachments", "chunks", "metadata", "loading_messages", "users")
 
 
@@ -207,6 +246,7 @@ class User:
     name: str
     team_id: str
     is_bot: bool = False
+    is_admin: bool = False  # a workspace admin (users.info's is_admin)
 
     def to_api(self) -> JsonDict:
         profile = {
@@ -222,6 +262,8 @@ class User:
             "real_name": self.real_name,
             "deleted": False,
             "is_bot": self.is_bot,
+            "is_admin": self.is_admin,
+            "is_owner": False,
             "is_app_user": False,
             "tz": "Europe/Paris",
             "profile": profile,
@@ -280,10 +322,23 @@ class StoredMessage:
     reactions: dict[str, list[str]] = field(default_factory=dict)
     edited_at: float | None = None
     deleted: bool = False
+    files: list[JsonDict] = field(default_factory=list)  # file objects shared with the message
 
     @property
     def is_bot(self) -> bool:
         return self.bot_id is not None
+
+    def blocks_of(self, block_type: str) -> list[JsonDict]:
+        """The message's blocks of one type (e.g. ``"context"``), in order."""
+        return [b for b in self.blocks or [] if b.get("type") == block_type]
+
+    @property
+    def context_texts(self) -> list[str]:
+        """Each context block's text elements, joined by a space (its images left out)."""
+        return [
+            " ".join(str(e.get("text", "")) for e in b.get("elements") or [] if e.get("type") in TEXT_OBJECT_TYPES)
+            for b in self.blocks_of("context")
+        ]
 
     @property
     def visible_text(self) -> str:
@@ -319,9 +374,40 @@ class StatusChange:
 
 @dataclass
 class ResponseUrlPost:
+    """A POST to a ``response_url`` (what bolt's ``respond()`` sends). ``status`` is what the fake
+    answered (200 "ok"; 400 no_text / invalid_blocks; 404 expired_url / used_url)."""
+
     response_id: str
     body: JsonDict
     time: float
+    channel: str | None = None
+    user: str | None = None  # who ran the command or shortcut: who sees an ephemeral response
+    source: str | None = None  # "slash_command" | "message_action"
+    status: int = 200
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+    @property
+    def response_type(self) -> str:
+        """``ephemeral`` (Slack's default: only `user` sees it) or ``in_channel``."""
+        return str(self.body.get("response_type") or "ephemeral")
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.response_type != "in_channel"
+
+
+@dataclass
+class _ResponseTarget:
+    channel: str
+    user: str
+    source: str
+    created: float
+    thread_ts: str | None = None
+    uses: int = 0
 
 
 @dataclass
@@ -436,23 +522,152 @@ def _as_blocks(value: Any) -> list[JsonDict] | None:
     return value
 
 
-def _block_text_length(block: JsonDict) -> int:
-    text = block.get("text")
-    return len(str(text.get("text", ""))) if isinstance(text, dict) else len(str(text or ""))
-
-
-BLOCK_TEXT_LIMITS = {"section": SECTION_TEXT_MAX, "header": HEADER_TEXT_MAX, "markdown": MARKDOWN_TEXT_MAX}
-
-
 def _validate_blocks(blocks: list[JsonDict]) -> None:
-    """The Block Kit limits a chat bot hits first: 50 blocks, section 3,000, header 150."""
+    """Block Kit checks as Slack makes them: ``invalid_blocks`` with every problem in ``errors`` and
+    ``response_metadata.messages`` (``"[ERROR] <problem> [json-pointer:/blocks/0/text]"``)."""
+    errors = block_errors(blocks)
+    if errors:
+        raise ApiError(
+            "invalid_blocks", errors=errors, response_metadata={"messages": [f"[ERROR] {e}" for e in errors]}
+        )
+
+
+def block_errors(blocks: list[JsonDict]) -> list[str]:
+    """What Slack finds wrong with message blocks: at most 50 blocks of layout types it knows;
+    section (``text`` and/or up to 10 ``fields``; text up to 3,000, fields 2,000), header
+    (plain_text, 150), context (1-10 elements: plain_text / mrkdwn text objects or images),
+    markdown (12,000), rich_text, image (url and ``alt_text``), actions (1-25 elements), block ids
+    unique and at most 255 characters."""
     if len(blocks) > MAX_BLOCKS:
-        raise ApiError("invalid_blocks", response_metadata={"messages": ["[ERROR] no more than 50 items allowed"]})
-    for block in blocks:
-        limit = BLOCK_TEXT_LIMITS.get(str(block["type"]))
-        if limit is not None and _block_text_length(block) > limit:
-            message = f"[ERROR] must be less than {limit + 1} characters"
-            raise ApiError("invalid_blocks", response_metadata={"messages": [message]})
+        return [f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"]
+    errors: list[str] = []
+    block_ids: set[str] = set()
+    for index, block in enumerate(blocks):
+        pointer = f"/blocks/{index}"
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or not 0 < len(block_id) <= BLOCK_ID_MAX:
+                errors.append(f"must be less than {BLOCK_ID_MAX + 1} characters [json-pointer:{pointer}/block_id]")
+            elif block_id in block_ids:
+                errors.append(f"duplicate block_id [json-pointer:{pointer}/block_id]")
+            else:
+                block_ids.add(block_id)
+        errors.extend(_one_block_errors(block, pointer))
+    return errors
+
+
+def _one_block_errors(block: JsonDict, pointer: str) -> list[str]:
+    kind = block.get("type")
+    if kind not in MESSAGE_BLOCK_TYPES:
+        return [f"unsupported type: {kind} [json-pointer:{pointer}/type]"]
+    if kind == "section":
+        return _section_errors(block, pointer)
+    if kind == "header":
+        return _text_object_errors(block.get("text"), f"{pointer}/text", plain_only=True, limit=HEADER_TEXT_MAX)
+    if kind == "context":
+        return _context_errors(block.get("elements"), f"{pointer}/elements")
+    if kind == "markdown":
+        text = block.get("text")
+        if not isinstance(text, str) or not text:
+            return [f"must be more than 0 characters [json-pointer:{pointer}/text]"]
+        if len(text) > MARKDOWN_TEXT_MAX:
+            return [f"must be less than {MARKDOWN_TEXT_MAX + 1} characters [json-pointer:{pointer}/text]"]
+        return []
+    if kind == "rich_text":
+        return _elements_errors(block.get("elements"), f"{pointer}/elements", 1, None, RICH_TEXT_ELEMENT_TYPES)
+    if kind == "image":
+        return _image_errors(block, pointer)
+    if kind == "actions":
+        return _elements_errors(block.get("elements"), f"{pointer}/elements", 1, ACTIONS_ELEMENTS_MAX, None)
+    return []  # divider, and the blocks a chat bot does not build (input, file, video, table, ...)
+
+
+def _text_object_errors(value: Any, pointer: str, *, plain_only: bool = False, limit: int | None = None) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"must provide an object [json-pointer:{pointer}]"]
+    allowed = ("plain_text",) if plain_only else TEXT_OBJECT_TYPES
+    if value.get("type") not in allowed:
+        return [f"must be one of {', '.join(allowed)} [json-pointer:{pointer}/type]"]
+    text = value.get("text")
+    if not isinstance(text, str):
+        return [f"must provide a string [json-pointer:{pointer}/text]"]
+    if not text:
+        return [f"must be more than 0 characters [json-pointer:{pointer}/text]"]
+    if limit is not None and len(text) > limit:
+        return [f"must be less than {limit + 1} characters [json-pointer:{pointer}/text]"]
+    return []
+
+
+def _section_errors(block: JsonDict, pointer: str) -> list[str]:
+    text, fields = block.get("text"), block.get("fields")
+    if text is None and fields is None:
+        return [f"must define either `text` or `fields` [json-pointer:{pointer}]"]
+    errors = [] if text is None else _text_object_errors(text, f"{pointer}/text", limit=SECTION_TEXT_MAX)
+    if fields is not None:
+        if not isinstance(fields, list) or not fields:
+            errors.append(f"must provide at least 1 item [json-pointer:{pointer}/fields]")
+        elif len(fields) > SECTION_FIELDS_MAX:
+            errors.append(f"no more than {SECTION_FIELDS_MAX} items allowed [json-pointer:{pointer}/fields]")
+        else:
+            for i, item in enumerate(fields):
+                errors.extend(_text_object_errors(item, f"{pointer}/fields/{i}", limit=SECTION_FIELD_TEXT_MAX))
+    return errors
+
+
+def _context_errors(elements: Any, pointer: str) -> list[str]:
+    if not isinstance(elements, list) or not elements:
+        return [f"must provide at least 1 item [json-pointer:{pointer}]"]
+    if len(elements) > CONTEXT_ELEMENTS_MAX:
+        return [f"no more than {CONTEXT_ELEMENTS_MAX} items allowed [json-pointer:{pointer}]"]
+    errors: list[str] = []
+    for i, element in enumerate(elements):
+        here = f"{pointer}/{i}"
+        if isinstance(element, dict) and element.get("type") == "image":
+            errors.extend(_image_errors(element, here))
+        elif isinstance(element, dict) and element.get("type") in TEXT_OBJECT_TYPES:
+            errors.extend(_text_object_errors(element, here))
+        else:
+            errors.append(f"must be a plain_text, mrkdwn or image element [json-pointer:{here}]")
+    return errors
+
+
+def _image_errors(image: JsonDict, pointer: str) -> list[str]:
+    errors: list[str] = []
+    if not isinstance(image.get("image_url"), str) and not isinstance(image.get("slack_file"), dict):
+        errors.append(f"must provide either `image_url` or `slack_file` [json-pointer:{pointer}]")
+    alt_text = image.get("alt_text")
+    if not isinstance(alt_text, str) or not alt_text:
+        errors.append(f"must provide a string [json-pointer:{pointer}/alt_text]")
+    elif len(alt_text) > ALT_TEXT_MAX:
+        errors.append(f"must be less than {ALT_TEXT_MAX + 1} characters [json-pointer:{pointer}/alt_text]")
+    return errors
+
+
+def _elements_errors(elements: Any, pointer: str, low: int, high: int | None, types: Sequence[str] | None) -> list[str]:
+    if not isinstance(elements, list) or len(elements) < low:
+        return [f"must provide at least {low} item [json-pointer:{pointer}]"]
+    if high is not None and len(elements) > high:
+        return [f"no more than {high} items allowed [json-pointer:{pointer}]"]
+    return [
+        f"must provide a valid element [json-pointer:{pointer}/{i}]"
+        for i, element in enumerate(elements)
+        if not isinstance(element, dict) or (types is not None and element.get("type") not in types)
+    ]
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG, GIF or WebP image Pillow reads the header of, else None."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow comes with requirements-local.txt; without it, no image sizes
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            known = image.format in ("PNG", "JPEG", "GIF", "WEBP")
+            width, height = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return (width, height) if known else None
 
 
 def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:
@@ -472,6 +687,10 @@ def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:
     if len(text) > MARKDOWN_TEXT_MAX:
         raise ApiError("msg_too_long")
     return text, others
+
+
+def _trigger_id() -> str:
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
 
 
 def signature_headers(body: str, signing_secret: str, timestamp: int | str | None = None) -> dict[str, str]:
@@ -533,7 +752,10 @@ class FakeSlack:
         self.channels: dict[str, Channel] = {}
         self.ephemerals: list[EphemeralMessage] = []
         self.statuses: list[StatusChange] = []
-        self.responses: list[ResponseUrlPost] = []
+        self.responses: list[ResponseUrlPost] = []  # POSTs to response_url (refused ones too: see .status)
+        self.response_url_max_uses = RESPONSE_URL_MAX_USES
+        self.response_url_max_age = RESPONSE_URL_MAX_AGE
+        self._response_targets: dict[str, _ResponseTarget] = {}
         self.deliveries: list[Delivery] = []
         self.acks: dict[str, float] = {}
         self.ack_payloads: dict[str, JsonDict | None] = {}
@@ -700,6 +922,9 @@ class FakeSlack:
             data["subtype"] = message.subtype
         if message.blocks:
             data["blocks"] = message.blocks
+        if message.files:
+            data["files"] = message.files
+            data["upload"] = False
         data["team"] = self.team_id
         if message.thread_ts and message.thread_ts != message.ts:
             data["thread_ts"] = message.thread_ts
@@ -767,26 +992,33 @@ class FakeSlack:
         if mention not in text:
             text = f"{mention} {text}"
         message = self._user_message(channel, user, text, ts, thread_ts)
-        event = self._event_base("app_mention", message)
         if files:
-            event["files"] = [self._share_file(name, mimetype, data, user) for name, mimetype, data in files]
-        return event
+            message.files = [self._share_file(name, mimetype, data, user) for name, mimetype, data in files]
+        return self._event_base("app_mention", message)
 
     def _share_file(self, name: str, mimetype: str, data: bytes, user: str) -> JsonDict:
         file_id = f"F{uuid.uuid4().hex[:10].upper()}"
         self._files[file_id] = data
         url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
-        return {
+        shared: JsonDict = {
             "id": file_id,
+            "created": int(time.time()),
+            "timestamp": int(time.time()),
             "name": name,
             "title": name,
             "mimetype": mimetype,
-            "filetype": name.rsplit(".", 1)[-1],
+            "filetype": name.rsplit(".", 1)[-1].lower() if "." in name else "binary",
             "size": len(data),
             "user": user,
+            "mode": "hosted",
+            "is_external": False,
             "url_private": url,
             "url_private_download": f"{url}?download=1",
         }
+        size = image_size(data) if mimetype.startswith("image/") else None
+        if size is not None:  # Slack measures images (and makes thumbnails, left out here)
+            shared["original_w"], shared["original_h"] = size
+        return shared
 
     async def _handle_file_download(self, request: web.Request) -> web.Response:
         """files.slack.com: a file's bytes for a request carrying the bot token, else Slack's login page."""
@@ -795,6 +1027,11 @@ class FakeSlack:
             return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
         self.file_downloads.append(file_id)
         return web.Response(body=self._files[file_id], content_type="application/octet-stream")
+
+    def share_files(self, user: str, files: Sequence[tuple[str, str, bytes]]) -> list[JsonDict]:
+        """File objects for (name, mimetype, data), downloadable with the bot token (images with
+        ``original_w`` / ``original_h``); for building events by hand."""
+        return [self._share_file(name, mimetype, data, user) for name, mimetype, data in files]
 
     def message_event(
         self,
@@ -806,9 +1043,14 @@ class FakeSlack:
         subtype: str | None = None,
         bot_id: str | None = None,
         ts: str | None = None,
+        files: Sequence[tuple[str, str, bytes]] = (),
     ) -> JsonDict:
-        """A ``message`` event (``channel_type`` defaults to the channel's: im/channel/group)."""
+        """A ``message`` event (``channel_type`` defaults to the channel's: im/channel/group).
+        With ``files`` ((name, mimetype, data)) it is a ``file_share`` message, as Slack sends it."""
         message = self._user_message(channel, user, text, ts, thread_ts)
+        if files:
+            message.files = [self._share_file(name, mimetype, data, user) for name, mimetype, data in files]
+            subtype = subtype or "file_share"
         message.subtype, message.bot_id = subtype, bot_id
         event = self._event_base("message", message)
         event["channel_type"] = channel_type or self.channels[channel].channel_type
@@ -831,6 +1073,9 @@ class FakeSlack:
             "client_msg_id": str(uuid.uuid4()),
             "blocks": message.blocks,
         }
+        if message.files:
+            event["files"] = message.files
+            event["upload"] = False
         if message.thread_ts:
             event["thread_ts"] = message.thread_ts
             parent = self.find_message(message.channel, message.thread_ts)
@@ -878,9 +1123,47 @@ class FakeSlack:
             "text": text,
             "api_app_id": self.app_id,
             "is_enterprise_install": "false",
-            "response_url": f"{self.base_url}/response/{uuid.uuid4().hex}",
-            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+            "response_url": self._new_response_url(channel, user, "slash_command"),
+            "trigger_id": _trigger_id(),
         }
+
+    def message_shortcut(self, callback_id: str, user: str, channel: str, message_ts: str) -> JsonDict:
+        """The interactive payload of a message shortcut (``type: "message_action"``) `user` picks
+        on the stored message `message_ts` of `channel`: the full message (text, blocks, files,
+        thread), a ``trigger_id`` and a ``response_url`` that takes up to 5 responses."""
+        message = self.find_message(channel, message_ts)
+        if message is None:
+            raise LookupError(f"no message {message_ts} in {channel} to use a shortcut on")
+        chan = self.channels.get(channel)
+        name = self.users[user].name if user in self.users else user
+        return {
+            "type": "message_action",
+            "token": "fake-verification-token",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": self.team_id, "domain": "fake-workspace"},
+            "user": {"id": user, "username": name, "team_id": self.team_id, "name": name},
+            "channel": {
+                "id": channel,
+                "name": ("directmessage" if chan and chan.is_im else chan.name) if chan else channel,
+            },
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": _trigger_id(),
+            "response_url": self._new_response_url(channel, user, "message_action", thread_ts=message.thread_ts),
+            "message_ts": message.ts,
+            "message": self._message_json(message),
+        }
+
+    def _new_response_url(self, channel: str, user: str, source: str, *, thread_ts: str | None = None) -> str:
+        response_id = uuid.uuid4().hex
+        self._response_targets[response_id] = _ResponseTarget(channel, user, source, time.time(), thread_ts)
+        return f"{self.base_url}/response/{response_id}"
+
+    def responses_to(self, response_url: str) -> list[ResponseUrlPost]:
+        """What the app POSTed to one ``response_url`` (a payload's), in order."""
+        response_id = response_url.rstrip("/").rsplit("/", 1)[-1]
+        return [r for r in self.responses if r.response_id == response_id]
 
     # ---- web API plumbing -----------------------------------------------------------------
 
@@ -1223,13 +1506,68 @@ class FakeSlack:
     # ---- response_url -------------------------------------------------------------------
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
+        """A ``response_url``: takes 5 messages within 30 minutes (then 404 used_url /
+        expired_url); each needs ``text`` or valid ``blocks`` (400 no_text / invalid_blocks) unless
+        it deletes the original. ``response_type: "in_channel"`` posts a message in the channel for
+        everyone (stored like chat.postMessage); otherwise only the user sees it (recorded only)."""
         try:
             body = await request.json()
         except ValueError:
             body = dict(await request.post())
+        if not isinstance(body, dict):
+            body = {}
         now = time.time()
-        self.responses.append(ResponseUrlPost(request.match_info["response_id"], body, now))
+        response_id = request.match_info["response_id"]
+        target = self._response_targets.get(response_id)
+        status, error = self._response_url_outcome(target, body, now)
+        self.responses.append(
+            ResponseUrlPost(
+                response_id,
+                body,
+                now,
+                channel=target.channel if target else None,
+                user=target.user if target else None,
+                source=target.source if target else None,
+                status=status,
+                error=error,
+            )
+        )
+        if error is not None:
+            return web.Response(status=status, text=error)
+        assert target is not None
+        target.uses += 1
+        if body.get("response_type") == "in_channel" and not body.get("delete_original"):
+            thread_ts = body.get("thread_ts") or target.thread_ts
+            message = StoredMessage(
+                channel=target.channel,
+                ts=self.next_ts(),
+                text=str(body.get("text") or ""),
+                user=self.bot_user_id,
+                bot_id=self.bot_id,
+                thread_ts=str(thread_ts) if thread_ts else None,
+                blocks=_as_blocks(body.get("blocks")),
+            )
+            self._store(message, now)
         return web.Response(text="ok")
+
+    def _response_url_outcome(
+        self, target: _ResponseTarget | None, body: JsonDict, now: float
+    ) -> tuple[int, str | None]:
+        if target is None or now - target.created > self.response_url_max_age:
+            return 404, "expired_url"
+        if target.uses >= self.response_url_max_uses:
+            return 404, "used_url"
+        if body.get("delete_original"):
+            return 200, None
+        try:
+            blocks = _as_blocks(body.get("blocks"))
+        except ApiError:
+            return 400, "invalid_blocks"
+        if not body.get("text") and not blocks:
+            return 400, "no_text"
+        if blocks and block_errors(blocks):
+            return 400, "invalid_blocks"
+        return 200, None
 
     # ---- Socket Mode ----------------------------------------------------------------------
 
@@ -1303,6 +1641,12 @@ class FakeSlack:
 
     async def send_interactive(self, payload: JsonDict) -> str:
         return await self.send_envelope("interactive", payload, accepts_response_payload=True)
+
+    async def send_message_shortcut(self, callback_id: str, user: str, channel: str, message_ts: str) -> str:
+        """A person uses the message shortcut `callback_id` on a stored message: delivers the
+        ``message_action`` payload (see message_shortcut) over Socket Mode in an ``interactive``
+        envelope; returns the envelope_id. Not redelivered when unacked (listed in ``unacked``)."""
+        return await self.send_interactive(self.message_shortcut(callback_id, user, channel, message_ts))
 
     async def send_envelope(
         self,
@@ -1444,6 +1788,28 @@ class FakeSlack:
         return await self._post_signed(
             bot_url,
             urlencode(payload),
+            "application/x-www-form-urlencoded",
+            signing_secret=signing_secret,
+            timestamp=timestamp,
+            bad_signature=bad_signature,
+            timeout=timeout,
+        )
+
+    async def post_signed_interactive(
+        self,
+        bot_url: str,
+        payload: JsonDict,
+        *,
+        signing_secret: str,
+        timestamp: int | str | None = None,
+        bad_signature: bool = False,
+        timeout: float = 10.0,
+    ) -> tuple[int, str]:
+        """POST an interactive payload (a message shortcut, ...) as Slack's HTTP mode does: a form
+        with one field, ``payload=<JSON>``, signed like Slack; returns (status, body)."""
+        return await self._post_signed(
+            bot_url,
+            urlencode({"payload": json.dumps(payload)}),
             "application/x-www-form-urlencoded",
             signing_secret=signing_secret,
             timestamp=timestamp,

@@ -1,0 +1,191 @@
+"""Discord's application commands: /ask, /reset, /model, and "Ask <bot>" in a message's Apps menu."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from adapters.attachments import with_files
+from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, InteractionReply
+from adapters.shared import describe_models, pointed_question, switched_model
+from bot.core import Turn
+from bot.errors import ReplyFailure
+from bot.render import failure_note
+
+if TYPE_CHECKING:
+    from adapters.discord_bot.client import MistralDiscordBot
+
+# Discord shows at most this many autocomplete choices.
+AUTOCOMPLETE_CHOICES = 25
+MENU_NAME_LENGTH = 32
+
+
+class Commands:
+    """The bot's commands, each answered by the one process that claims the interaction."""
+
+    def __init__(self, bot: MistralDiscordBot) -> None:
+        self._bot = bot
+        self._jobs = bot.jobs
+
+    def register(self, tree: app_commands.CommandTree[MistralDiscordBot]) -> None:
+        @tree.command(name="ask", description="Ask the model a question")
+        @app_commands.describe(prompt="Your question")
+        async def ask(interaction: discord.Interaction, prompt: str) -> None:
+            await self._ask(interaction, prompt)
+
+        @tree.command(name="reset", description="Forget this thread's or DM's conversation")
+        async def reset(interaction: discord.Interaction) -> None:
+            await self._reset(interaction)
+
+        @tree.command(name="model", description="Show or switch the model that answers this conversation")
+        @app_commands.describe(name="The model to switch to")
+        async def model(interaction: discord.Interaction, name: str | None = None) -> None:
+            await self._model(interaction, name)
+
+        @model.autocomplete("name")
+        async def model_names(_: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+            return self._model_choices(typed)
+
+    def register_menu(self, tree: app_commands.CommandTree[MistralDiscordBot], bot_name: str) -> None:
+        """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""
+        name = f"Ask {bot_name}"[:MENU_NAME_LENGTH]
+        tree.add_command(app_commands.ContextMenu(name=name, callback=self._ask_about))
+
+    # -- /ask and /reset ------------------------------------------------------------------
+
+    async def _ask(self, interaction: discord.Interaction, prompt: str) -> None:
+        if not await self._allowed(interaction):
+            return
+        if not prompt.strip():
+            await interaction.response.send_message("Usage: `/ask prompt: your question`", ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        key = conversation_key(interaction.channel) or f"discord:ask:{interaction.id}"
+        turn = Turn(
+            key,
+            str(interaction.user.id),
+            interaction.user.display_name,
+            prompt.strip(),
+            channel=quota_channel(interaction.channel),
+        )
+        surface = InteractionReply(interaction, self._bot.rate_limits, self._bot.linker(key))
+        await self._jobs.answer(turn, surface)
+
+    async def _reset(self, interaction: discord.Interaction) -> None:
+        key = conversation_key(interaction.channel)
+        if key is None:
+            text = "Conversations live in threads and DMs: use /reset inside one of them."
+        else:
+            await self._jobs.core.reset(key)
+            text = "Done: I've forgotten this conversation. The next message starts fresh."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    # -- /model ---------------------------------------------------------------------------
+
+    async def _model(self, interaction: discord.Interaction, name: str | None) -> None:
+        key = conversation_key(interaction.channel)
+        core = self._jobs.core
+        choice = core.models.find(name) if name else None
+        try:
+            if not name:
+                current = await core.model_for(key) if key else core.models.default
+                text = describe_models(core.models, current, bold)
+            elif choice is None:
+                text = f"There is no model called {name!r} here.\n{describe_models(core.models, None, bold)}"
+            elif key is None:
+                text = "Each thread and DM has its own model: use /model inside one of them."
+            elif refusal := self._switch_refusal(interaction):
+                text = refusal
+            else:
+                await core.choose_model(key, choice.id)
+                await interaction.response.send_message(switched_model(choice, bold))  # for everyone there
+                return
+        except ReplyFailure as failure:
+            text = failure_note(failure)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    def _model_choices(self, typed: str) -> list[app_commands.Choice[str]]:
+        wanted = typed.strip().casefold()
+        return [
+            app_commands.Choice(name=choice.display_name[:100], value=choice.id[:100])
+            for choice in self._jobs.core.models.choices
+            if wanted in choice.display_name.casefold() or wanted in choice.id.casefold()
+        ][:AUTOCOMPLETE_CHOICES]
+
+    def _switch_refusal(self, interaction: discord.Interaction) -> str | None:
+        """Why this person may not switch models (DISCORD_MODEL_ROLE_IDS), or None."""
+        allowed = self._bot.settings.model_role_ids
+        if not allowed:
+            return None
+        if interaction.guild is None:
+            return "Only members with certain server roles may switch models, so it can't be done in a DM."
+        if {str(role.id) for role in getattr(interaction.user, "roles", [])} & allowed:
+            return None
+        return "Only some roles on this server may switch models, and you don't have one of them."
+
+    # -- "Ask <bot>" on a message -----------------------------------------------------------
+
+    async def _ask_about(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Answer about `message`: in a thread from it, in its thread or DM, or as a reply to it."""
+        if not await self._allowed(interaction):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        key, destination = await self._destination_for(message)
+        place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": destination.channel.id}
+        recording = self._jobs.record(key, place, REPLY_LIMITS)
+        surface = ChannelReply(
+            destination, destination.channel.id, self._bot.rate_limits, self._bot.linker(key), recording
+        )
+        files = await self._jobs.read_files(self._bot.attachments_of(message))
+        text = pointed_question(message.author.display_name, with_files(message.content, files), "")
+        turn = Turn(
+            key,
+            str(interaction.user.id),
+            interaction.user.display_name,
+            text,
+            channel=quota_channel(message.channel),
+            notices=files.notices,
+            images=files.images,
+        )
+        await interaction.edit_original_response(content=f"Answering in {destination.channel.jump_url}")
+        await self._jobs.answer(turn, surface, recording)
+
+    async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:
+        channel = message.channel
+        if isinstance(channel, discord.DMChannel):
+            return f"discord:dm:{channel.id}", Destination(channel)
+        if isinstance(channel, discord.Thread):
+            return f"discord:conv:{channel.id}", Destination(channel, reply_to=message)
+        if message.thread is not None:  # a thread already started from it continues there
+            return f"discord:conv:{message.id}", Destination(message.thread)
+        return f"discord:conv:{message.id}", await self._bot.open_thread(message)
+
+    async def _allowed(self, interaction: discord.Interaction) -> bool:
+        if self._bot.allowed(interaction.user, interaction.guild, interaction.channel):
+            return True
+        await interaction.response.send_message(self._bot.refusal(interaction.guild), ephemeral=True)
+        return False
+
+
+def bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def conversation_key(channel: object) -> str | None:
+    """The conversation a command used in `channel` is about (None outside threads and DMs)."""
+    if isinstance(channel, discord.DMChannel):
+        return f"discord:dm:{channel.id}"
+    if isinstance(channel, discord.Thread):
+        return f"discord:conv:{channel.id}"
+    return None
+
+
+def quota_channel(channel: object) -> str:
+    """Where CHANNEL_TURNS_PER_MINUTE counts a message: a thread counts as its channel, DMs not at all."""
+    if isinstance(channel, discord.DMChannel) or channel is None:
+        return ""
+    if isinstance(channel, discord.Thread):
+        return str(channel.parent_id or channel.id)
+    return str(getattr(channel, "id", ""))

@@ -1,0 +1,133 @@
+"""Slack's commands and shortcuts: /ask, /reset, /model, and "Ask … about this" on a message.
+Each is acknowledged first (Slack waits 3 s at most), then does its work."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+
+from adapters.shared import describe_models, switched_model
+from adapters.slack_bot.surfaces import Place
+from adapters.slack_bot.text import escape_mrkdwn
+from bot.errors import ReplyFailure
+from bot.render import failure_note
+
+if TYPE_CHECKING:
+    from adapters.slack_bot.bot import SlackBot
+
+log = structlog.get_logger(__name__)
+
+# The message shortcut's callback id, as in config/slack-app-manifest.yml.
+ASK_ABOUT_MESSAGE = "ask_about_message"
+_THREAD_LINK = re.compile(
+    r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<sec>\d{10})(?P<frac>\d{6})(?:\?.*?thread_ts=(?P<thread>[\d.]+))?"
+)
+
+
+def bold(text: str) -> str:
+    return f"*{escape_mrkdwn(text)}*"
+
+
+def conversation_key(team: str, channel: str, thread_ts: str | None) -> str:
+    return f"slack:{team}:dm:{channel}" if thread_ts is None else f"slack:{team}:{channel}:{thread_ts}"
+
+
+def channel_model_key(team: str, channel: str) -> str:
+    """Where a channel's default model for new threads is kept."""
+    return f"slack:{team}:channel-model:{channel}"
+
+
+class SlackCommands:
+    def __init__(self, bot: SlackBot) -> None:
+        self._bot = bot
+        self._core = bot.jobs.core
+
+    def register(self) -> None:
+        app = self._bot.app
+        app.command("/ask")(self._on_ask)
+        app.command("/reset")(self._on_reset)
+        app.command("/model")(self._on_model)
+        app.shortcut(ASK_ABOUT_MESSAGE)(self._on_ask_about)
+
+    async def _on_ask(self, ack: Any, command: dict[str, Any]) -> None:
+        question = command.get("text", "").strip()
+        if not question:
+            await ack("Usage: `/ask your question` — I'll answer in a thread.")
+            return
+        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
+        if not self._bot.allowed(user, channel):
+            await ack(self._bot.refusal())
+            return
+        await ack()
+        posted = await self._bot.client.chat_postMessage(
+            channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
+        )
+        place = Place(self._bot.client, team, channel, str(posted["ts"]), user)
+        self._bot.jobs.spawn(self._bot.answer(place, question, []))
+
+    async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
+        team, channel = command.get("team_id", ""), command["channel_id"]
+        link = _THREAD_LINK.search(command.get("text", ""))
+        if link:
+            thread_ts = link["thread"] or f"{link['sec']}.{link['frac']}"
+            key = conversation_key(team, link["channel"], thread_ts)
+        elif channel.startswith("D"):
+            key = conversation_key(team, channel, None)
+        else:
+            await ack("Use /reset in a DM with me, or pass a thread's link: `/reset <link to the thread>`.")
+            return
+        await self._core.reset(key)
+        await ack("Done: I've forgotten that conversation. The next message starts fresh.")
+
+    async def _on_model(self, ack: Any, command: dict[str, Any]) -> None:
+        """In a DM, the DM's model; in a channel, the default for its new threads (admins only)."""
+        name = command.get("text", "").strip()
+        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
+        in_dm = channel.startswith("D")
+        key = conversation_key(team, channel, None) if in_dm else channel_model_key(team, channel)
+        try:
+            if not name:
+                await ack(describe_models(self._core.models, await self._core.model_for(key), bold))
+                return
+            if not in_dm and not await self._is_admin(user):
+                await ack("Only workspace admins (or the people this bot names) may set a channel's model.")
+                return
+            choice = await self._core.choose_model(key, name)
+        except ReplyFailure as failure:
+            await ack(failure_note(failure))
+            return
+        if choice is None:
+            await ack(
+                f"There is no model called {escape_mrkdwn(name)!r} here.\n"
+                + describe_models(self._core.models, None, bold)
+            )
+        elif in_dm:
+            await ack(switched_model(choice, bold))
+        else:
+            await ack(f"New threads in this channel will answer with {bold(choice.display_name)}.")
+
+    async def _is_admin(self, user: str) -> bool:
+        if user in self._bot.settings.admin_user_ids:
+            return True
+        try:
+            info = (await self._bot.client.users_info(user=user))["user"]
+        except SlackApiError as error:
+            log.warning("slack_admin_check_failed", user=user, error=error.response.get("error"))
+            return False
+        return bool(info.get("is_admin") or info.get("is_owner"))
+
+    async def _on_ask_about(self, ack: Any, shortcut: dict[str, Any]) -> None:
+        """The message shortcut: answer in the message's thread, about the message."""
+        await ack()
+        message, user = shortcut.get("message", {}), shortcut["user"]["id"]
+        channel, team = shortcut["channel"]["id"], shortcut.get("team", {}).get("id", "")
+        if not self._bot.allowed(user, channel):
+            await self._bot.tell_privately(channel, user, self._bot.refusal())
+            return
+        place = Place(self._bot.client, team, channel, message.get("thread_ts") or message["ts"], user)
+        author = await self._bot.display_name_of(team, message.get("user", ""))
+        files = [self._bot.attachment(file) for file in message.get("files", [])]
+        self._bot.jobs.spawn(self._bot.answer(place, "", [], about=(author, message.get("text", ""), files)))
