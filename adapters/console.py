@@ -7,8 +7,9 @@ import getpass
 import sys
 from typing import TextIO
 
+from adapters.shared import describe_models, switched_model
 from bot.app import Services
-from bot.core import Turn
+from bot.core import ChatCore, Turn
 from bot.surface import SurfaceLimits, UnlimitedSurface
 from config.settings import Settings
 
@@ -16,7 +17,7 @@ NAME = "console"
 TOKEN_VARIABLES: tuple[str, ...] = ()
 
 PROMPT = "you> "
-HELP = "Type a message and press Enter. /reset starts over, /quit (or Ctrl-D) leaves."
+HELP = "Type a message and press Enter. /reset starts over, /model switches models, /quit (or Ctrl-D) leaves."
 
 
 class ConsoleSurface(UnlimitedSurface):
@@ -76,4 +77,17 @@ async def run(services: Services, settings: Settings) -> None:
             await core.reset(thread)
             out.write("(conversation cleared)\n")
             continue
+        if text == "/model" or text.startswith("/model "):
+            out.write(await _model(core, thread, text.removeprefix("/model").strip()) + "\n")
+            continue
         await core.answer(Turn(thread, getpass.getuser(), getpass.getuser(), text), ConsoleSurface(out))
+
+
+async def _model(core: ChatCore, thread: str, name: str) -> str:
+    """/model: the conversation's model and the choices; /model NAME switches to it."""
+    if not name:
+        return describe_models(core.models, await core.model_for(thread), str)
+    choice = await core.choose_model(thread, name)
+    if choice is None:
+        return f"There is no model called {name!r} here.\n{describe_models(core.models, None, str)}"
+    return switched_model(choice, str)

@@ -23,6 +23,7 @@ QUOTA_WINDOW_SECONDS = 60.0
 
 # A sliding window in one round trip, on the server's clock (shared by every process): counts one
 # use if fewer than ARGV[1] happened in the last ARGV[2] ms (0), else the ms until one leaves it.
+# With no use to count (ARGV[3] empty), minus the uses in the window.
 _TAKE_SLOT = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -32,6 +33,7 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return tonumber(oldest[2]) + window_ms - now_ms
 end
+if ARGV[3] == '' then return -redis.call('ZCARD', KEYS[1]) end
 redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window_ms)
 return 0
@@ -52,6 +54,10 @@ class Coordination(Protocol):
     async def take_slot(self, key: str, limit: int, window: float) -> float:
         """Count one use of `key` if fewer than `limit` happened in the last `window` seconds
         (0.0), else the seconds until one leaves the window (nothing counted)."""
+        ...
+
+    async def uses(self, key: str, limit: int, window: float) -> int:
+        """How many uses of `key` the last `window` seconds hold (`limit` at most), counting none."""
         ...
 
 
@@ -81,6 +87,11 @@ class RedisCoordination:
         args: list[int | str] = [limit, int(window * 1000), uuid.uuid4().hex]
         wait_ms = await self._run(self._take_slot(keys=[self._key("quota", key)], args=args))
         return max(0.0, float(wait_ms) / 1000)
+
+    async def uses(self, key: str, limit: int, window: float) -> int:
+        args: list[int | str] = [limit, int(window * 1000), ""]
+        answer = int(await self._run(self._take_slot(keys=[self._key("quota", key)], args=args)))
+        return limit if answer > 0 else -answer
 
     def _key(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}:{hash_tag(key)}"
@@ -117,13 +128,20 @@ class MemoryCoordination:
 
     async def take_slot(self, key: str, limit: int, window: float) -> float:
         now = time.monotonic()
-        uses = self._uses.setdefault(key, deque())
-        while uses and uses[0] <= now - window:
-            uses.popleft()
+        uses = self._window(key, window)
         if len(uses) >= limit:
             return uses[0] + window - now
         uses.append(now)
         return 0.0
+
+    async def uses(self, key: str, limit: int, window: float) -> int:
+        return min(limit, len(self._window(key, window)))
+
+    def _window(self, key: str, window: float) -> deque[float]:
+        uses = self._uses.setdefault(key, deque())
+        while uses and uses[0] <= time.monotonic() - window:
+            uses.popleft()
+        return uses
 
 
 class TurnQuota:
@@ -140,6 +158,14 @@ class TurnQuota:
             await self._take(f"user:{platform}:{user}", self._per_user, "You're")
         if self._per_channel and channel:
             await self._take(f"channel:{platform}:{channel}", self._per_channel, "This channel is")
+
+    async def left(self, platform: str, user: str) -> int | None:
+        """The turns `user` may still take this minute (None: no per-person limit); raises
+        STORE_UNAVAILABLE."""
+        if not self._per_user:
+            return None
+        used = await self._coordination.uses(f"user:{platform}:{user}", self._per_user, QUOTA_WINDOW_SECONDS)
+        return self._per_user - used
 
     async def _take(self, key: str, limit: int, who: str) -> None:
         wait = await self._coordination.take_slot(key, limit, QUOTA_WINDOW_SECONDS)

@@ -8,15 +8,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
 
 import structlog
 
 from bot.breaker import CircuitBreaker
 from bot.coordination import Coordination, MemoryCoordination, TurnQuota
-from bot.errors import FailureKind, ReplyFailure
+from bot.errors import FailureKind, ReplyFailure, failing
 from bot.locks import ConversationLocks
-from bot.loop import finish_even_if_cancelled, off_loop_if_large
+from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend
 from bot.model_choice import ModelChoices
@@ -47,6 +46,7 @@ class Turn:
     channel: str = ""  # where CHANNEL_TURNS_PER_MINUTE counts it ("" = no channel limit)
     notices: tuple[str, ...] = ()  # for the end of the reply (say, attachments that were skipped)
     images: tuple[str, ...] = ()  # data URLs of the images sent with it
+    again: bool = False  # answer the conversation's last question again (its text is unused)
     model_default_from: str = ""  # a key whose chosen model applies while the thread has none
     received_at: float = field(default_factory=time.monotonic)
 
@@ -98,6 +98,7 @@ class ChatCore:
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._rendering: dict[str, LiveRenderer] = {}  # answers being written, by conversation
 
     def describe(self) -> str:
         return self._choices.catalog.default.settings.describe()
@@ -114,6 +115,10 @@ class ChatCore:
         """Answer `thread` with the model called `name` from now on; None if there is none such
         (raises STORE_UNAVAILABLE)."""
         return await self._choices.choose(thread, name)
+
+    async def turns_left(self, platform: str, user: str) -> int | None:
+        """The questions `user` may still ask this minute (None: unlimited); raises STORE_UNAVAILABLE."""
+        return await self._quota.left(platform, user)
 
     async def aclose(self) -> None:
         """Close the model backend (its connections, or the local model)."""
@@ -136,12 +141,20 @@ class ChatCore:
             self._active -= 1
             if self._active == 0:
                 self._idle.set()
-        self._account(turn, result)
+        self._metrics.turn_finished(turn.platform, turn.thread, turn.received_at, result)
         return result
 
     async def reset(self, thread: str) -> None:
         async with self._locks.hold(thread):
             await self._store.clear(thread)
+
+    def stop(self, thread: str) -> bool:
+        """Stop the answer being written in `thread` by this process: it keeps what it showed and
+        ends as stopped. False if there is none."""
+        renderer = self._rendering.get(thread)
+        if renderer is not None:
+            renderer.stop(ReplyFailure(FailureKind.STOPPED))
+        return renderer is not None
 
     def stop_taking_turns(self) -> None:
         """From now on a turn gets a short "restarting" note instead of an answer."""
@@ -176,12 +189,15 @@ class ChatCore:
                 else "",
             )
             pieces = self._backend.stream(prepared.messages, prepared.model.settings)
+            self._rendering[turn.thread] = renderer
             try:
                 result = await renderer.render(self._model_pieces(pieces))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
                 await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
                 raise
+            finally:
+                del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
             return await finish_even_if_cancelled(self._remember(turn, result, fence))
 
@@ -189,21 +205,26 @@ class ChatCore:
         """The turn with its text cleaned, or why it is refused before anything is stored."""
         if self._draining:
             raise ReplyFailure(FailureKind.RESTARTING, "shutting down")
-        cleaned = replace(turn, text=clean_question(turn.text))
+        cleaned = turn if turn.again else replace(turn, text=clean_question(turn.text))
         await self._quota.check(turn.platform, turn.author_id, turn.channel)
         return cleaned
 
     async def _refuse(self, turn: Turn, surface: ReplySurface, failure: ReplyFailure) -> RenderResult:
         log.warning("turn_refused", thread=turn.thread, kind=failure.kind.name, detail=failure.detail)
-        return await LiveRenderer(surface, notices=turn.notices).render(_failing(failure))
+        return await LiveRenderer(surface, notices=turn.notices).render(failing(failure))
 
     async def _prepare(self, turn: Turn, fence: str) -> _Prepared:
         """Store the person's message (refused first if it can never fit) and build the prompt
         for the conversation's model."""
-        tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
-        images = new_image_ids(turn.images)
-        message = StoredMessage("user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,))
-        conversation = await self._store.begin_turn(turn.thread, message, fence, images)
+        if turn.again:
+            conversation = await self._store.retry_turn(turn.thread, fence)
+        else:
+            tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
+            images = new_image_ids(turn.images)
+            message = StoredMessage(
+                "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
+            )
+            conversation = await self._store.begin_turn(turn.thread, message, fence, images)
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)
         model = await self._choices.for_turn(
@@ -229,11 +250,12 @@ class ChatCore:
         )
 
     async def _remember(self, turn: Turn, result: RenderResult, fence: str) -> RenderResult:
-        if not result.complete:
-            return result  # a partial answer is shown with its reason but not fed back to the model
-        tokens = await off_loop_if_large(len(result.text), self._prompts.count, result.text)
+        """Store the answer; one that failed is stored with its reason (shown again on a reload,
+        and the model told it went unanswered: see bot.prompt)."""
+        failed = "" if result.complete or result.failure is None else result.failure.reason
+        tokens = 0 if failed else await off_loop_if_large(len(result.text), self._prompts.count, result.text)
         try:
-            reply = StoredMessage("assistant", result.text, at=time.time(), tokens=tokens)
+            reply = StoredMessage("assistant", result.text, at=time.time(), tokens=tokens, failed=failed)
             await self._store.add_reply(turn.thread, reply, fence)
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
@@ -264,35 +286,4 @@ class ChatCore:
             raise
         finally:
             self._metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
-            await _close(pieces)
-
-    def _account(self, turn: Turn, result: RenderResult) -> None:
-        outcome = result.outcome
-        self._metrics.turns.labels(turn.platform, outcome).inc()
-        if result.first_shown_at is not None:
-            self._metrics.first_text.labels(turn.platform).observe(result.first_shown_at - turn.received_at)
-        self._metrics.final_text.labels(turn.platform).observe(time.monotonic() - turn.received_at)
-        log.info(
-            "turn_finished",
-            thread=turn.thread,
-            outcome=outcome,
-            detail=result.failure.detail if result.failure else None,
-            chars=len(result.text),
-            messages=len(result.messages),
-            writes=result.writes,
-            seconds=round(time.monotonic() - turn.received_at, 3),
-        )
-
-
-async def _close(pieces: AsyncIterator[Any]) -> None:
-    aclose = getattr(pieces, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def _failing(failure: ReplyFailure) -> AsyncIterator[str]:
-    """A model stream that fails at once: a turn refused before the model is asked."""
-    nothing: tuple[str, ...] = ()
-    for piece in nothing:
-        yield piece
-    raise failure
+            await aclose_if_any(pieces)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncIterator
 
 
 class FailureKind(enum.Enum):
@@ -27,6 +28,8 @@ class FailureKind(enum.Enum):
     RESTARTING = "I'm restarting right now and can't take new questions. Please ask again in a moment."
     STORE_UNAVAILABLE = "I can't reach my conversation memory right now. Please try again in a moment."
     INTERRUPTED = "I was interrupted (the bot is restarting). Please ask again in a moment."
+    STOPPED = "Stopped."
+    NOTHING_TO_REDO = "There is no question here to answer again."
     INTERNAL = "Something went wrong on my side. The operator has been told."
 
     @property
@@ -45,3 +48,11 @@ class ReplyFailure(Exception):
         self.kind = kind
         self.detail = detail
         self.reason = reason or kind.reason
+
+
+async def failing(failure: ReplyFailure) -> AsyncIterator[str]:
+    """A model stream that fails at once: a turn refused before the model is asked."""
+    nothing: tuple[str, ...] = ()
+    for piece in nothing:
+        yield piece
+    raise failure

@@ -81,3 +81,10 @@ async def off_loop_if_large(size: int, function: Callable[..., T], *args: object
     if size > OFF_LOOP_CHARS:
         return await asyncio.to_thread(function, *args)
     return function(*args)
+
+
+async def aclose_if_any(iterator: object) -> None:
+    """Close an async iterator that can be closed (a generator: its `finally` frees what it holds)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

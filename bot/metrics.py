@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bot.render import RenderResult
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +53,24 @@ class Metrics:
             registry=r,
         )
         self._problems: dict[str, str | None] = {}
+
+    def turn_finished(self, platform: str, thread: str, received_at: float, result: RenderResult) -> None:
+        """Count a finished turn, time it, and log it (one `turn_finished` line per turn)."""
+        outcome, seconds = result.outcome, time.monotonic() - received_at
+        self.turns.labels(platform, outcome).inc()
+        if result.first_shown_at is not None:
+            self.first_text.labels(platform).observe(result.first_shown_at - received_at)
+        self.final_text.labels(platform).observe(seconds)
+        log.info(
+            "turn_finished",
+            thread=thread,
+            outcome=outcome,
+            detail=result.failure.detail if result.failure else None,
+            chars=len(result.text),
+            messages=len(result.messages),
+            writes=result.writes,
+            seconds=round(seconds, 3),
+        )
 
     def set_health(self, component: str, problem: str | None) -> None:
         """`problem` None: the component (a platform connection) is up."""

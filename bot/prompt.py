@@ -3,6 +3,11 @@
 Tokens are counted with Mistral's own v3 tokenizer (shipped inside mistral-common, so it
 works offline). Mistral's template wants user/assistant turns alternating and ending on a
 user turn, so consecutive same-role turns are merged.
+
+A question that got no answer (the model failed, the person stopped it, the bot was
+interrupted) is sent again only if it is the one just before the new question, followed by a
+note that it went unanswered: "try again" and "go on" work, and failures never pile up into
+one merged question. Older unanswered questions stay in the history people see, not in prompts.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class PromptBuilder:
         Token counts stored with each message are reused, so a turn costs no re-tokenizing
         of the whole thread.
         """
+        history = worth_sending(history)
         named = _has_several_people(history)
         turns = _merge_same_role([self._turn(m, named, sees_images) for m in history])
         kept = self._newest_that_fit(turns)
@@ -141,6 +147,29 @@ def _fill_images(message: ChatMessage, urls: Mapping[str, str]) -> ChatMessage:
         if "image" not in part or part["image"] in urls
     ]
     return {**message, "content": parts}
+
+
+def worth_sending(history: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """The answered turns and the new question (the last message); of the unanswered questions
+    only the one just before the new question, with a note of why it went unanswered."""
+    *earlier, new = history
+    kept: list[StoredMessage] = []
+    for index, message in enumerate(earlier):
+        after = earlier[index + 1 :]
+        if message.role == "assistant":
+            if not message.failed:
+                kept.append(message)
+        elif after and after[0].role == "assistant" and not after[0].failed:
+            kept.append(message)
+        elif not after or (len(after) == 1 and after[0].role == "assistant"):
+            kept += [message, _unanswered(after[0] if after else None)]
+    return [*kept, new]
+
+
+def _unanswered(failed: StoredMessage | None) -> StoredMessage:
+    reason = failed.failed if failed else "the bot was interrupted"
+    shown = f"{failed.content}\n\n" if failed and failed.content else ""
+    return StoredMessage("assistant", f"{shown}[This answer was not finished: {reason}]")
 
 
 def _has_several_people(history: Sequence[StoredMessage]) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.loop import cancel_until_done, finish_even_if_cancelled
+from bot.loop import aclose_if_any, cancel_until_done, finish_even_if_cancelled
 from bot.split import closing_for, open_fence, split_head
 from bot.surface import EditSkipped, ReplySurface
 
@@ -89,11 +89,19 @@ class LiveRenderer:
         self._writes = 0
         self._first_shown_at: float | None = None
         self._waiting: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    def stop(self, failure: ReplyFailure) -> None:
+        """End the answer now: the model is no longer read, and the text so far stays with
+        `failure`'s reason."""
+        if self._reader is not None and not self._reader.done():
+            self._failure = failure
+            self._reader.cancel()
 
     async def render(self, pieces: AsyncIterator[str]) -> RenderResult:
         # The reader first: tasks start in order, so the model request is on its way before
         # the surface does anything for the waiting indicator (such as opening a thread).
-        reader = asyncio.create_task(self._read(pieces))
+        reader = self._reader = asyncio.create_task(self._read(pieces))
         self._waiting = asyncio.create_task(self._show_waiting())
         try:
             await self._write_loop()
@@ -124,9 +132,7 @@ class LiveRenderer:
             log.exception("model_stream_crashed")
             self._failure = ReplyFailure(FailureKind.INTERNAL, f"{type(error).__name__}: {error}")
         finally:
-            aclose = getattr(pieces, "aclose", None)
-            if aclose is not None:
-                await aclose()  # frees the model connection even when we stop early
+            await aclose_if_any(pieces)  # frees the model connection even when we stop early
             self._done.set()
             self._changed.set()
 

@@ -40,11 +40,10 @@ class StoredMessage:
     at: float = 0.0
     tokens: int = 0  # the content's token count, kept so prompts needn't re-tokenize history
     images: tuple[str, ...] = ()  # ids of the images sent with it (see `images`)
+    failed: str = ""  # an answer that failed: the reason shown after its text
 
     def to_json(self) -> str:
-        data = asdict(self)
-        if not self.images:
-            del data["images"]
+        data = {key: value for key, value in asdict(self).items() if value or key in ("role", "content")}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -58,6 +57,7 @@ class StoredMessage:
             at=data.get("at", 0.0),
             tokens=data.get("tokens", 0),
             images=tuple(data.get("images", ())),
+            failed=data.get("failed", ""),
         )
 
 
@@ -105,6 +105,16 @@ if ARGV[5] == '1' then
 end
 return 0
 """
+# Take the last answer off a history (unless a newer turn holds the conversation) to answer its
+# question again; reads back the chosen model (KEYS[3]) and the history.
+_RETRY = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('FENCED a newer turn has taken this conversation')
+end
+local last = redis.call('LINDEX', KEYS[1], -1)
+if last and string.sub(last, 1, 19) == '{"role":"assistant"' then redis.call('RPOP', KEYS[1]) end
+return {redis.call('GET', KEYS[3]) or '', redis.call('LRANGE', KEYS[1], 0, -1)}
+"""
 
 
 class RedisHistoryStore:
@@ -119,6 +129,7 @@ class RedisHistoryStore:
         self._on_error = on_error
         self._settings = settings
         self._append_script = client.register_script(_APPEND)
+        self._retry_script = client.register_script(_RETRY)
 
     def history_key(self, thread: str) -> str:
         # The hash tag keeps every key of a thread in one Cluster slot.
@@ -141,6 +152,13 @@ class RedisHistoryStore:
 
     async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
         await self._append(thread, message, fence, read_back=False, images={})
+
+    async def retry_turn(self, thread: str, fence: str = "") -> Conversation:
+        """The conversation without its last answer, to answer its last question again (refused
+        with NOTHING_TO_REDO when it doesn't end with a question)."""
+        keys = [self.history_key(thread), fence_key(self.lock_key(thread)), self._key(thread, "model")]
+        model, history = await self._run(self._retry_script(keys=keys, args=[fence]))
+        return _asked(Conversation([StoredMessage.from_json(raw) for raw in history], str(model)))
 
     async def images(self, thread: str, ids: Sequence[str]) -> dict[str, str]:
         """The conversation's images still kept, of `ids`: {id: data URL}."""
@@ -214,6 +232,13 @@ class MemoryHistoryStore:
     async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
         self._append(thread, message)
 
+    async def retry_turn(self, thread: str, fence: str = "") -> Conversation:
+        kept = self._threads.get(thread)
+        messages = kept[1] if kept is not None else deque()
+        if messages and messages[-1].role == "assistant":
+            messages.pop()
+        return _asked(Conversation(list(messages), self._models.get(thread, "")))
+
     async def images(self, thread: str, ids: Sequence[str]) -> dict[str, str]:
         kept: Mapping[str, str] = self._images.get(thread, {})
         return {image: kept[image] for image in ids if image in kept}
@@ -239,6 +264,12 @@ class MemoryHistoryStore:
         messages.append(message)
         self._threads[thread] = (now + self._settings.ttl_seconds, messages)
         return messages
+
+
+def _asked(conversation: Conversation) -> Conversation:
+    if not conversation.messages or conversation.messages[-1].role != "user":
+        raise ReplyFailure(FailureKind.NOTHING_TO_REDO, "no question to answer again")
+    return conversation
 
 
 HistoryStore: TypeAlias = RedisHistoryStore | MemoryHistoryStore

@@ -30,6 +30,7 @@ when the default is the local model). `VISION_MODELS` marks more choices as acce
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -39,12 +40,61 @@ from urllib.parse import urlsplit
 import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAML) are optional
 
 from config.env import ConfigError, Env
-from config.settings import BackendKind, ModelSettings, SamplingSettings
 
 ENTRY_FIELDS = ("id", "name", "provider", "base_url", "token_env", "vision", "temperature", "top_p", "max_tokens")
 # Quantization tags ending a GGUF file's name ("SmolLM2-135M-Instruct.Q4_1.gguf").
 _QUANT_SUFFIX = re.compile(r"[.-](?:I?Q\d\w*|F16|F32|BF16)$", re.IGNORECASE)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class BackendKind(enum.Enum):
+    HF_ROUTER = "Hugging Face router"
+    OPENAI_COMPATIBLE = "OpenAI-compatible server"
+    LOCAL = "local GGUF model"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    repeat_penalty: float
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    backend: BackendKind
+    model_id: str
+    hf_token: str | None
+    provider: str | None
+    base_url: str | None
+    router_url: str
+    local_model_path: Path | None
+    gpu_layers: int
+    timeout_seconds: float
+    loading_retries: int
+    loading_backoff_seconds: float
+    sampling: SamplingSettings
+
+    @property
+    def inference_url(self) -> str:
+        return self.base_url if self.backend is BackendKind.OPENAI_COMPATIBLE and self.base_url else self.router_url
+
+    @property
+    def request_model(self) -> str:
+        """The model named in each request: the router picks the provider after a colon."""
+        if self.backend is BackendKind.HF_ROUTER and self.provider and self.provider != "auto":
+            return f"{self.model_id}:{self.provider}"
+        return self.model_id
+
+    def describe(self) -> str:
+        """One human line naming what answers; never includes the token."""
+        if self.backend is BackendKind.LOCAL:
+            return f"{self.backend.value} {self.local_model_path.name if self.local_model_path else '?'}"
+        if self.backend is BackendKind.OPENAI_COMPATIBLE:
+            return f"{self.model_id} via {self.backend.value} at {self.base_url}"
+        provider = f" (provider {self.provider})" if self.provider else ""
+        return f"{self.model_id} via {self.backend.value}{provider}"
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
 from config.env import ConfigError, Env
+from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, load_catalog
 
-if TYPE_CHECKING:  # config.models builds on ModelSettings: imported when settings are loaded
-    from config.models import ModelCatalog
+__all__ = ["BackendKind", "ModelSettings", "SamplingSettings", "Settings", "load_settings"]
+
 
 DEFAULT_MODEL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
 DEFAULT_SYSTEM_PROMPT = (
@@ -29,56 +28,6 @@ MEMORY_STORE_URL = "memory://"
 # The Hugging Face router's OpenAI-compatible endpoint; a provider is chosen with "model:provider".
 HF_ROUTER_URL = "https://router.huggingface.co/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-class BackendKind(enum.Enum):
-    HF_ROUTER = "Hugging Face router"
-    OPENAI_COMPATIBLE = "OpenAI-compatible server"
-    LOCAL = "local GGUF model"
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    repeat_penalty: float
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    backend: BackendKind
-    model_id: str
-    hf_token: str | None
-    provider: str | None
-    base_url: str | None
-    router_url: str
-    local_model_path: Path | None
-    gpu_layers: int
-    timeout_seconds: float
-    loading_retries: int
-    loading_backoff_seconds: float
-    sampling: SamplingSettings
-
-    @property
-    def inference_url(self) -> str:
-        return self.base_url if self.backend is BackendKind.OPENAI_COMPATIBLE and self.base_url else self.router_url
-
-    @property
-    def request_model(self) -> str:
-        """The model named in each request: the router picks the provider after a colon."""
-        if self.backend is BackendKind.HF_ROUTER and self.provider and self.provider != "auto":
-            return f"{self.model_id}:{self.provider}"
-        return self.model_id
-
-    def describe(self) -> str:
-        """One human line naming what answers; never includes the token."""
-        if self.backend is BackendKind.LOCAL:
-            return f"{self.backend.value} {self.local_model_path.name if self.local_model_path else '?'}"
-        if self.backend is BackendKind.OPENAI_COMPATIBLE:
-            return f"{self.model_id} via {self.backend.value} at {self.base_url}"
-        provider = f" (provider {self.provider})" if self.provider else ""
-        return f"{self.model_id} via {self.backend.value}{provider}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +93,6 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             f"MAX_NEW_TOKENS={model.sampling.max_new_tokens} must be smaller than "
             f"CONTEXT_TOKENS={context_tokens}: the prompt needs room too"
         )
-    from config.models import load_catalog
 
     return Settings(
         model=model,

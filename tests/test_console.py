@@ -158,3 +158,22 @@ async def test_discord_and_slack_refuse_to_start_without_redis_for_their_rate_li
             f"{platform}: configuration error: REDIS_URL: Discord and Slack keep the bot's rate limits in Redis"
             in stderr
         )
+
+
+async def test_model_lists_and_switches_the_consoles_model() -> None:
+    async with FakeModelServer(Script(text="Answered.")) as server:
+        env = clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1", MODELS="small-model")
+        console = await Console.start("console", env=env)
+        lines = ("/model", "/model nothing-like-it", "/model small-model", "Which model?")
+        for number, line in enumerate(lines, start=1):
+            await console.read_until("you> ", occurrences=number)
+            await console.say(line)
+        await console.read_until("you> ", occurrences=len(lines) + 1)
+        code, stderr = await console.finish()
+    assert code == 0, stderr
+    assert "This conversation answers with Mistral-7B-Instruct-v0.3.\n• Mistral-7B-Instruct-v0.3 (default)" in (
+        console.output
+    )
+    assert "There is no model called 'nothing-like-it' here." in console.output
+    assert "This conversation now answers with small-model. The earlier messages are kept." in console.output
+    assert [request.body["model"] for request in server.requests] == ["small-model"]

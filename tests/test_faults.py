@@ -175,7 +175,12 @@ async def test_discord_replies_cut_by_a_crash_end_with_an_interrupted_note_after
         # The question stayed in the thread's history: asking again continues the conversation.
         follow_up = await world.say(thread["id"], alice, "c3-please go on")
         await world.wait_bot_text(thread["id"], "Here is all of it.", after=follow_up["id"], timeout=AFTER_A_CRASH)
-        assert user_turns(world, "c3-") == [("user", "c1-tell me everything\n\nc3-please go on")]
+        # The model sees the interrupted question, told it went unanswered (not merged with the new one).
+        assert user_turns(world, "c3-") == [
+            ("user", "c1-tell me everything"),
+            ("assistant", "[This answer was not finished: the bot was interrupted]"),
+            ("user", "c3-please go on"),
+        ]
         await world.stop_bot(check=True)
     except BaseException:
         print(f"--- the process killed ---\n{crashed.stderr}\n--- after the restart ---\n{world.stderr}")
@@ -282,7 +287,9 @@ async def test_slack_replies_cut_by_a_crash_are_finished_after_the_restart_strea
     await harness.say(GENERAL, ALICE, "s4-please go on", thread_ts=streamed["ts"])
     await harness.wait_turn(GENERAL, streamed["ts"], timeout=AFTER_A_CRASH)
     asked = [r for r in slack_model.requests if "s4-" in (r.last_user_content() or "")]
-    assert [user_contents(r) for r in asked] == [["s1-tell me everything\n\ns4-please go on"]]
+    assert [user_contents(r) for r in asked] == [
+        ["s1-tell me everything", "[This answer was not finished: the bot was interrupted]", "s4-please go on"]
+    ]
     assert [m.visible_text for m in harness.replies(GENERAL, streamed["ts"])][1:] == ["Here is all of it."]
     await harness.close()
 

@@ -146,7 +146,10 @@ async def test_each_failure_shows_the_partial_text_and_a_human_reason(
     assert not final.endswith(" ▌") and shown.writes[-1].final
     assert result.failure is not None and result.failure.kind is kind
     # The question is kept (the next message merges with it); the broken answer is not.
-    assert await history(redis_store) == [("user", "What is Redis?")]
+    # Kept with what it showed and why it failed: shown again on a reload, never merged into the next question.
+    assert await history(redis_store) == [("user", "What is Redis?"), ("assistant", result.text)]
+    [stored] = [m for m in (await redis_store.begin_turn("t1", StoredMessage("user", "next"))).messages if m.failed]
+    assert stored.failed == kind.reason
 
 
 @pytest.mark.parametrize("failure", ["cut", "stall", "sse_error"])

@@ -28,16 +28,34 @@ def real_prompt_tokens(messages: list[dict[str, str]]) -> int:
     return len(MistralTokenizer.v3().encode_chat_completion(request).tokens)
 
 
-def test_consecutive_turns_of_one_role_are_merged(token_counter: MistralTokenCounter) -> None:
-    history = [msg("user", "first"), msg("user", "second"), msg("assistant", "a"), msg("user", "third")]
-    messages = builder(token_counter).build(history).messages
-    assert messages == [
-        {"role": "system", "content": "You are helpful."},
-        {"role": "user", "content": "first\n\nsecond"},
-        {"role": "assistant", "content": "a"},
-        {"role": "user", "content": "third"},
+def test_unanswered_questions_are_left_out_but_the_one_just_before_the_new_question(
+    token_counter: MistralTokenCounter,
+) -> None:
+    failed = StoredMessage("assistant", "Half an", failed="The model stopped sending text mid-answer.")
+    history = [
+        msg("user", "lost in a crash"),
+        msg("user", "failed early"),
+        StoredMessage("assistant", "", failed="The model service is unavailable right now."),
+        msg("user", "answered"),
+        msg("assistant", "a"),
+        msg("user", "cut off"),
+        failed,
+        msg("user", "go on"),
     ]
-    real_prompt_tokens(messages)
+    prompt = builder(token_counter).build(history)
+    assert prompt.messages == [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": "answered"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "cut off"},
+        {
+            "role": "assistant",
+            "content": "Half an\n\n[This answer was not finished: The model stopped sending text mid-answer.]",
+        },
+        {"role": "user", "content": "go on"},
+    ]
+    assert prompt.left_out == 0  # left out as unanswered, not for lack of room: no notice
+    real_prompt_tokens(prompt.messages)
 
 
 def test_oldest_turns_drop_first_and_the_prompt_fits_the_budget(token_counter: MistralTokenCounter) -> None:
