@@ -10,11 +10,7 @@ history and the requests the bot sent; plus the model server's recorded request 
 from __future__ import annotations
 
 import asyncio
-import base64
-import re
-import sys
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +28,10 @@ from tests.discord_harness import (
     MESSAGE_EDIT,
     MESSAGE_WRITE_ROUTES,
     ORIGINAL_EDIT,
-    ROOT,
     THREAD_FROM_MESSAGE,
     WARNING,
     BotProcess,
     DiscordWorld,
-    clean_env,
     log_shown,
 )
 from tests.fakes.discord_server import FakeUser, Intent
@@ -647,48 +641,6 @@ async def test_a_restart_between_turns_keeps_the_thread_and_guild_commands_sync_
         except BaseException:
             print(f"--- bot stderr ---\n{world.stderr}")
             raise
-
-
-# -- 13. the invite URL ------------------------------------------------------------------------
-
-
-async def test_invite_url_is_printed_without_connecting() -> None:
-    bot_id = "123456789012345678"
-    token = base64.b64encode(bot_id.encode()).decode().rstrip("=") + ".GxYzAb.c2VjcmV0LXBhcnQtb2YtdGhlLXRva2Vu"
-    env = clean_env(
-        DISCORD_TOKEN=token,
-        DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10",
-        DISCORD_GATEWAY_URL="ws://127.0.0.1:9/gateway",
-        REDIS_URL="redis://127.0.0.1:9/0",
-    )
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "discord",
-        "--invite-url",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    stdout, stderr = out.decode(), err.decode()
-    assert process.returncode == 0, stderr
-    assert time.monotonic() - started < 20
-    [line] = [line for line in stdout.splitlines() if line.strip()]
-    url = urllib.parse.urlsplit(line)
-    assert (url.scheme, url.netloc, url.path) == ("https", "discord.com", "/oauth2/authorize")
-    query = urllib.parse.parse_qs(url.query)
-    assert query["client_id"] == [bot_id]
-    assert query["scope"][0].split() == ["bot", "applications.commands"]
-    permissions = int(query["permissions"][0])
-    for bit in (10, 11, 16, 35, 38):  # view, send, read history, create public threads, send in threads
-        assert permissions & (1 << bit), bit
-    assert not permissions & (1 << 3)  # never Administrator
-    assert "Traceback" not in stderr
-    assert re.fullmatch(r"\d+", query["permissions"][0])
 
 
 # -- access by guild, role and DMs ---------------------------------------------------------------

@@ -829,3 +829,155 @@ async def test_image_attachments_have_their_type_and_size(world: World) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(sent["attachments"][3]["url"]) as response:
             assert response.status == 200 and response.headers["Content-Type"] == "image/webp"
+
+
+# --------------------------------------------------------------------------------------------------
+# Installs: to a server (with the bot) and to a person's account
+# --------------------------------------------------------------------------------------------------
+
+
+async def test_integration_types_and_contexts_are_validated_like_discord(world: World) -> None:
+    fake = world.fake
+    path = f"/applications/{fake.application_id}/commands"
+    status, _, app = await raw_request(fake, "GET", "/applications/@me")
+    assert status == 200 and app["integration_types_config"] == {"0": {}}  # a new application: servers only
+
+    plain = {"name": "plain", "description": "d"}
+    status, _, body = await raw_request(fake, "PUT", path, json=[plain, {**plain, "name": "dms", "contexts": [0, 1]}])
+    assert status == 200 and [c["integration_types"] for c in body] == [[0], [0]]  # the application's
+    assert [c["contexts"] for c in body] == [None, [0, 1]]
+
+    bad = [
+        {**plain, "integration_types": [0, 1]},  # no user installs on this application
+        {**plain, "name": "gdm", "contexts": [0, 2]},  # PRIVATE_CHANNEL without USER_INSTALL
+        {**plain, "name": "odd", "integration_types": [5], "contexts": [3]},
+        {**plain, "name": "shape", "contexts": "everywhere"},
+    ]
+    status, _, body = await raw_request(fake, "PUT", path, json=bad)
+    assert status == 400 and body["code"] == 50035
+    errors = body["errors"]
+    assert errors["0"]["integration_types"]["1"]["_errors"][0]["code"] == "INTEGRATION_TYPE_NOT_SUPPORTED"
+    assert errors["1"]["contexts"]["_errors"][0]["code"] == "PRIVATE_CHANNEL_CONTEXT_NEEDS_USER_INSTALL"
+    assert errors["2"]["integration_types"]["0"]["_errors"][0]["code"] == "BASE_TYPE_CHOICES"
+    assert errors["2"]["contexts"]["0"]["_errors"][0]["code"] == "BASE_TYPE_CHOICES"
+    assert errors["3"]["contexts"]["_errors"][0]["code"] == "LIST_TYPE_CONVERT"
+    assert [c["name"] for c in fake.commands[None]] == ["plain", "dms"]  # unchanged
+
+    # Guild commands carry them to no effect.
+    guild_path = f"/applications/{fake.application_id}/guilds/{world.guild.id}/commands"
+    status, _, body = await raw_request(fake, "PUT", guild_path, json=[{**plain, "integration_types": [0, 1]}])
+    assert status == 200
+
+    fake.installation_contexts.add(1)  # the portal's "User Install" ticked
+    everywhere = {**plain, "integration_types": [0, 1], "contexts": [0, 1, 2]}
+    status, _, body = await raw_request(fake, "PUT", path, json=[everywhere, {**plain, "name": "default"}])
+    assert status == 200 and [c["integration_types"] for c in body] == [[0, 1], [0, 1]]
+    status, _, app = await raw_request(fake, "GET", "/applications/@me")
+    assert app["integration_types_config"] == {"0": {}, "1": {}}
+
+
+def install_anywhere(client: discord.Client) -> None:
+    """/where (everywhere, both installs) and /here (guild installs, guilds only)."""
+    tree = app_commands.CommandTree(
+        client,
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
+    )
+
+    @tree.command(name="where", description="Where am I")
+    async def where(interaction: discord.Interaction) -> None:
+        context = interaction.context
+        kind = "guild" if context.guild else "bot dm" if context.dm_channel else "private"
+        installs = f"guild={interaction.is_guild_integration()} user={interaction.is_user_integration()}"
+        channel = type(interaction.channel).__name__
+        await interaction.response.defer(thinking=True)
+        await interaction.edit_original_response(content=f"{kind} {installs} {channel}")
+
+    @tree.command(name="here", description="Guilds with the bot only")
+    @app_commands.allowed_installs(guilds=True, users=False)
+    @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+    async def here(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("here")
+
+    client.tree = tree  # type: ignore[attr-defined]
+
+
+async def test_user_installs_reach_places_without_the_bot_only_through_the_interaction() -> None:
+    async with running_world(limits=Limits.disabled(), installation_contexts=(0, 1)) as world:
+        fake, alice = world.fake, world.alice
+        bob = fake.add_user("bob")
+        elsewhere = fake.add_guild("Elsewhere", with_bot=False)
+        outside = fake.add_text_channel(elsewhere, "outside")
+        group = fake.add_group_dm(alice, bob, name="friends")
+        pair = fake.add_dm_between(alice, bob)
+        bot_dm = fake.dm_channel_for(alice)
+        seen: list[int] = []
+
+        def setup(client: discord.Client) -> None:
+            install_anywhere(client)
+
+            @client.event
+            async def on_message(message: discord.Message) -> None:
+                if message.author.id == bob.id:
+                    seen.append(message.channel.id)
+
+        async with connected_client(fake, setup=setup) as client:
+            await client.tree.sync()  # type: ignore[attr-defined]
+            assert client.get_guild(elsewhere.id) is None  # not in READY, no GUILD_CREATE
+            with pytest.raises(LookupError, match="has not installed the app"):
+                await fake.send_slash_command(outside["id"], alice, "where")
+            fake.install_for_user(alice)
+
+            async def where(channel: dict[str, Any]) -> tuple[Any, str]:
+                interaction = await fake.send_slash_command(channel["id"], alice, "where")
+                said = await fake.wait_for(lambda: (m := fake.original_response(interaction)) and m["content"])
+                return interaction, said
+
+            outside_interaction, said = await where(outside)
+            assert said == "guild guild=False user=True TextChannel"
+            payload = outside_interaction.payload
+            assert payload["authorizing_integration_owners"] == {"1": str(alice.id)}
+            assert payload["context"] == 0 and payload["guild_id"] == str(elsewhere.id) and "member" in payload
+            assert int(payload["app_permissions"]) == (1 << 15) | (1 << 14) | (1 << 17)
+            group_interaction, said = await where(group)
+            assert said == "private guild=False user=True GroupChannel"
+            assert group_interaction.payload["context"] == 2 and "guild_id" not in group_interaction.payload
+            assert group_interaction.payload["authorizing_integration_owners"] == {"1": str(alice.id)}
+            assert (await where(pair))[1] == "private guild=False user=True DMChannel"
+            bot_dm_interaction, said = await where(bot_dm)
+            assert said == "bot dm guild=False user=True DMChannel"
+            assert bot_dm_interaction.payload["authorizing_integration_owners"] == {"0": "0", "1": str(alice.id)}
+            home_interaction, said = await where(world.general)
+            assert said == "guild guild=True user=True TextChannel"
+            assert home_interaction.payload["authorizing_integration_owners"] == {
+                "0": str(world.guild.id),
+                "1": str(alice.id),
+            }
+            with pytest.raises(LookupError, match="not offered in a DM or group DM"):
+                await fake.send_slash_command(group["id"], alice, "here")
+            with pytest.raises(LookupError, match="has not installed the app"):
+                await fake.send_slash_command(group["id"], bob, "where")
+
+            # Nothing from those places reaches the bot, and its REST calls there fail.
+            await fake.send_user_message(outside["id"], bob, "hello outside", mentions_bot=True)
+            await fake.send_user_message(group["id"], bob, "hello group")
+            await fake.send_user_message(world.general["id"], bob, "hello home")  # arrives after the others
+            await fake.wait_for(lambda: int(world.general["id"]) in seen)
+            assert seen == [int(world.general["id"])]
+            withheld = [(event, data.get("channel_id")) for _, event, data in fake.gateway.withheld]
+            assert ("MESSAGE_CREATE", outside["id"]) in withheld and ("MESSAGE_CREATE", group["id"]) in withheld
+            for channel, status, code in ((outside, 403, 50001), (group, 404, 10003), (pair, 404, 10003)):
+                got, _, body = await raw_request(
+                    fake, "POST", f"/channels/{channel['id']}/messages", json={"content": "x"}
+                )
+                assert (got, body["code"]) == (status, code)
+                got, _, body = await raw_request(fake, "GET", f"/channels/{channel['id']}")
+                assert (got, body["code"]) == (status, code)
+            status, _, _ = await raw_request(
+                fake, "PUT", f"/applications/{fake.application_id}/guilds/{elsewhere.id}/commands", json=[]
+            )
+            assert status == 403
+
+    async with running_world() as guild_only:
+        with pytest.raises(ValueError, match="does not support user installs"):
+            guild_only.fake.install_for_user(guild_only.alice)

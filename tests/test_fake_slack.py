@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -506,3 +508,170 @@ async def test_message_shortcut_over_signed_http(fake: FakeSlack) -> None:
         assert bad[0] == 401
     finally:
         await runner.cleanup()
+
+
+# ---- the assistant panel, the Home tab and channel history ----------------------------------------
+
+
+def assistant_app(fake: FakeSlack, seen: list[tuple[str, dict[str, Any]]]) -> AsyncApp:
+    """A real bolt app with slack_bolt's AsyncAssistant: greets, sets prompts, titles, answers."""
+    app = AsyncApp(client=web_client(fake))
+    assistant = AsyncAssistant()
+
+    @assistant.thread_started
+    async def started(event: dict[str, Any], say: Any, set_suggested_prompts: Any, save_thread_context: Any) -> None:
+        seen.append(("started", event))
+        await save_thread_context(event["assistant_thread"]["context"])
+        await say("Hi!")
+        await set_suggested_prompts(prompts=[{"title": "Sum up", "message": "Summarise this channel"}], title="Try")
+
+    @assistant.thread_context_changed
+    async def changed(event: dict[str, Any]) -> None:
+        seen.append(("changed", event))
+
+    @assistant.user_message
+    async def message(payload: dict[str, Any], say: Any, set_title: Any, set_status: Any) -> None:
+        seen.append(("message", payload))
+        await set_title(payload["text"])
+        await set_status("is thinking…")
+        await say(f"you said {payload['text']}")
+
+    app.assistant(assistant)
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        seen.append(("home", event))
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"Hello <@{event['user']}>"}}]
+        await client.views_publish(user_id=event["user"], view={"type": "home", "blocks": blocks})
+
+    return app
+
+
+async def test_assistant_events_reach_bolts_assistant_and_its_utilities_work(fake: FakeSlack) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    handler = AsyncSocketModeHandler(assistant_app(fake, seen), APP_TOKEN)
+    await handler.connect_async()
+    try:
+        await fake.wait_socket_connected()
+        started = fake.assistant_thread_started_event(USER, viewing=CHANNEL)
+        thread = started["assistant_thread"]
+        assert thread == {
+            "user_id": USER,
+            "context": {"channel_id": CHANNEL, "team_id": fake.team_id, "enterprise_id": None},
+            "channel_id": DM,
+            "thread_ts": thread["thread_ts"],
+        }
+        await fake.send_event(started)
+        await eventually(lambda: fake.prompts_for(DM, thread["thread_ts"]) is not None)
+        assert fake.prompts_for(DM, thread["thread_ts"]) == [{"title": "Sum up", "message": "Summarise this channel"}]
+        assert fake.suggested_prompts[0].title == "Try"
+        [root, greeting] = fake.messages_in(DM, thread["thread_ts"])
+        assert root.subtype == "assistant_app_thread" and greeting.text == "Hi!"
+
+        changed = fake.assistant_thread_context_changed_event(DM, thread["thread_ts"], "C0ELSEWHERE")
+        assert changed["assistant_thread"]["context"]["channel_id"] == "C0ELSEWHERE"
+        await fake.send_event(changed)
+        question = fake.message_event(DM, USER, "what's new?", thread_ts=thread["thread_ts"])
+        assert question["channel_type"] == "im" and question["thread_ts"] == thread["thread_ts"]
+        await fake.send_event(question)
+        await eventually(lambda: fake.title_of(DM, thread["thread_ts"]) == "what's new?")
+        await eventually(lambda: len(fake.messages_in(DM, thread["thread_ts"])) == 4)
+        assert fake.messages_in(DM, thread["thread_ts"])[-1].text == "you said what's new?"
+        assert fake.status_of(DM, thread["thread_ts"]) == "is thinking…"
+
+        await fake.send_event(fake.app_home_opened_event(USER))
+        await eventually(lambda: USER in fake.home_views)
+        reopened = fake.app_home_opened_event(USER)
+        assert reopened["tab"] == "home" and reopened["view"]["id"] == fake.home_views[USER]["id"]
+        assert fake.published_views[0].text == f"Hello <@{USER}>"
+    finally:
+        await handler.close_async()
+    assert [kind for kind, _ in seen] == ["started", "changed", "message", "home"]
+
+
+async def test_suggested_prompts_and_titles_are_checked_like_slack(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    thread_ts = fake.assistant_thread_started_event(USER)["assistant_thread"]["thread_ts"]
+    assert "channel_id" not in fake.assistant_threads[(DM, thread_ts)].context  # no channel in view
+
+    async def prompts_error(prompts: list[dict[str, str]], in_thread: str = thread_ts) -> dict[str, Any]:
+        call = client.assistant_threads_setSuggestedPrompts(channel_id=DM, thread_ts=in_thread, prompts=prompts)
+        return dict((await api_error(call)).response.data or {})
+
+    five = [{"title": f"t{i}", "message": f"m{i}"} for i in range(5)]
+    assert (await prompts_error([]))["response_metadata"]["messages"] == [
+        "[ERROR] must provide at least 1 item [json-pointer:/prompts]"
+    ]
+    assert "no more than 4 items" in (await prompts_error(five))["response_metadata"]["messages"][0]
+    missing = await prompts_error([{"title": "t", "message": " "}, {"message": "m"}])
+    assert missing["response_metadata"]["messages"] == [
+        "[ERROR] missing required field: message [json-pointer:/prompts/0/message]",
+        "[ERROR] missing required field: title [json-pointer:/prompts/1/title]",
+    ]
+    assert (await prompts_error(five[:1], in_thread="1.000001"))["error"] == "invalid_thread_ts"
+    await client.assistant_threads_setSuggestedPrompts(channel_id=DM, thread_ts=thread_ts, prompts=five[:4])
+    assert fake.prompts_for(DM, thread_ts) == five[:4]
+
+    no_title = await api_error(client.assistant_threads_setTitle(channel_id=DM, thread_ts=thread_ts, title=""))
+    assert no_title.response["error"] == "invalid_arguments"
+    elsewhere = await api_error(client.assistant_threads_setTitle(channel_id=DM, thread_ts="1.000001", title="x"))
+    assert elsewhere.response["error"] == "invalid_thread_ts"
+    await client.assistant_threads_setTitle(channel_id=DM, thread_ts=thread_ts, title="Holidays")
+    assert fake.title_of(DM, thread_ts) == "Holidays"
+
+    fake.scopes.discard("assistant:write")
+    scope = await api_error(client.assistant_threads_setTitle(channel_id=DM, thread_ts=thread_ts, title="x"))
+    assert (scope.response["error"], scope.response["needed"]) == ("missing_scope", "assistant:write")
+
+
+async def test_views_publish_takes_valid_home_views_only(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
+
+    async def publish_error(view: dict[str, Any], user: str = USER) -> dict[str, Any]:
+        return dict((await api_error(client.views_publish(user_id=user, view=view))).response.data or {})
+
+    assert (await publish_error({"type": "modal", "blocks": [section]}))["response_metadata"]["messages"] == [
+        "[ERROR] must be home [json-pointer:/view/type]"
+    ]
+    markdown = {"type": "markdown", "text": "messages only"}
+    assert (await publish_error({"type": "home", "blocks": [section, markdown]}))["response_metadata"]["messages"] == [
+        "[ERROR] unsupported type: markdown [json-pointer:/view/blocks/1/type]"
+    ]
+    assert "no more than 100 items" in str(await publish_error({"type": "home", "blocks": [section] * 101}))
+    assert (await publish_error({"type": "home", "blocks": [section]}, user="U0NOBODY1"))["error"] == (
+        "invalid_arguments"
+    )
+    big = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2_900}}
+    assert (await publish_error({"type": "home", "blocks": [big] * 100}))["error"] == "view_too_large"  # 250 kB
+
+    published = await client.views_publish(user_id=USER, view={"type": "home", "blocks": [section] * 100})
+    assert published["view"]["type"] == "home" and published["view"]["id"].startswith("V")
+    again = await client.views_publish(user_id=USER, view={"type": "home", "blocks": [section]})
+    assert again["view"]["id"] == published["view"]["id"] and len(fake.published_views) == 2
+    stale = await api_error(
+        client.views_publish(user_id=USER, view={"type": "home", "blocks": [section]}, hash=published["view"]["hash"])
+    )
+    assert stale.response["error"] == "hash_conflict"
+    fake.home_tab_enabled = False
+    assert (await publish_error({"type": "home", "blocks": [section]}))["error"] == "not_enabled"
+    assert fake.app_home_opened_event(USER, tab="messages").get("view") is None
+
+
+async def test_channel_history_needs_the_bot_in_the_channel_and_the_scope(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    fake.message_event(CHANNEL, USER, "first")
+    fake.message_event(CHANNEL, USER, "second")
+    history = await client.conversations_history(channel=CHANNEL, limit=50)
+    assert [m["text"] for m in history["messages"]] == ["second", "first"]  # newest first
+
+    fake.add_channel("C0OUTSIDE", "outside").bot_member = False
+    fake.add_channel("G0HIDDEN1", "hidden", is_private=True).bot_member = False
+    outside = await api_error(client.conversations_history(channel="C0OUTSIDE"))
+    assert outside.response["error"] == "not_in_channel"
+    assert (await client.conversations_info(channel="C0OUTSIDE"))["channel"]["is_member"] is False
+    hidden = await api_error(client.conversations_history(channel="G0HIDDEN1"))
+    assert hidden.response["error"] == "channel_not_found"
+    fake.scopes.discard("channels:history")
+    scope = await api_error(client.conversations_history(channel=CHANNEL))
+    assert (scope.response["error"], scope.response["needed"]) == ("missing_scope", "channels:history")

@@ -6,7 +6,7 @@ import discord
 import yarl
 
 from adapters.discord_bot.client import MistralDiscordBot
-from adapters.discord_bot.settings import DiscordSettings, invite_url
+from adapters.discord_bot.settings import DiscordSettings, invite_url, user_install_url
 from bot.app import Services
 from config.env import ConfigError
 from config.settings import Settings
@@ -46,5 +46,7 @@ async def run(services: Services, settings: Settings) -> None:
 def command(argv: list[str], settings: Settings) -> int | None:
     if "--invite-url" not in argv:
         return None
-    print(invite_url(DiscordSettings.from_env(settings.env).token))
+    token = DiscordSettings.from_env(settings.env).token
+    print(f"Add to a server: {invite_url(token)}")
+    print(f"Add to your account: {user_install_url(token)}")
     return 0

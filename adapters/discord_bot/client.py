@@ -3,8 +3,9 @@
 Conversation keys:
   discord:conv:<id>  a thread (a thread started from a message has that message's id, so
                      the key is known before the thread exists) or a reply chain's root
-  discord:dm:<id>    a DM channel
-  discord:ask:<id>   a /ask outside threads and DMs; replies to its answer continue it
+  discord:dm:<id>    a DM or group DM channel (people's too, reached through a user install)
+  discord:ask:<id>   a /ask (or "Ask <bot>" where the bot is not) outside threads and DMs;
+                     replies to its answer continue it where the bot is in the channel
 """
 
 from __future__ import annotations
@@ -96,12 +97,13 @@ class MistralDiscordBot(discord.AutoShardedClient):
         assert self.user is not None  # logged in: the menu command is named after the bot
         self._commands.register_menu(self.tree, self.user.name)
         try:
-            if self.settings.command_guild_ids:
+            if self.settings.command_guild_ids:  # test guilds: the commands there only, as the server's
                 for guild_id in self.settings.command_guild_ids:
                     guild = discord.Object(id=int(guild_id))
                     self.tree.copy_global_to(guild=guild)
                     await self.tree.sync(guild=guild)
             else:
+                self._commands.install_everywhere(self.tree, self.application)
                 await self.tree.sync()
         except discord.HTTPException as error:
             log.error("slash_command_sync_failed", status=error.status, error=str(error))

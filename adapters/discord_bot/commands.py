@@ -1,10 +1,16 @@
-"""Discord's application commands: /ask, /reset, /model, and "Ask <bot>" in a message's Apps menu."""
+"""Discord's application commands: /ask, /reset, /model, and "Ask <bot>" in a message's Apps menu.
+
+They can be installed to a server (with the bot) and to a person's account: then they work in
+any server, group DM or DM that person is in, where the bot itself is not. There the bot can
+neither read nor post in the channel, so it answers in the interaction's response only.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import discord
+import structlog
 from discord import app_commands
 
 from adapters.attachments import with_files
@@ -16,6 +22,8 @@ from bot.render import failure_note
 
 if TYPE_CHECKING:
     from adapters.discord_bot.client import MistralDiscordBot
+
+log = structlog.get_logger(__name__)
 
 # Discord shows at most this many autocomplete choices.
 AUTOCOMPLETE_CHOICES = 25
@@ -53,6 +61,22 @@ class Commands:
         name = f"Ask {bot_name}"[:MENU_NAME_LENGTH]
         tree.add_command(app_commands.ContextMenu(name=name, callback=self._ask_about))
 
+    @staticmethod
+    def install_everywhere(tree: app_commands.CommandTree[MistralDiscordBot], app: discord.AppInfo | None) -> None:
+        """Every command: in servers and the bot's DM through the server install, and, when the
+        application allows user installs (developer portal → Installation), on people's accounts
+        too, so it also works in group DMs and DMs of people and in servers without the bot.
+        Discord refuses commands with an install type the application does not allow."""
+        users = app is not None and app.user_integration_config is not None
+        tree.allowed_installs = app_commands.AppInstallationType(guild=True, user=users)
+        tree.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=users)
+        if not users:
+            log.warning(
+                "discord_user_install_off",
+                effect="the commands work only where the bot was added",
+                fix="developer portal → Installation → Installation Contexts: tick User Install, then restart",
+            )
+
     # -- /ask and /reset ------------------------------------------------------------------
 
     async def _ask(self, interaction: discord.Interaction, prompt: str) -> None:
@@ -70,8 +94,13 @@ class Commands:
             prompt.strip(),
             channel=quota_channel(interaction.channel),
         )
-        surface = InteractionReply(interaction, self._bot.rate_limits, self._bot.linker(key))
-        await self._jobs.answer(turn, surface)
+        await self._jobs.answer(turn, self._response_surface(interaction, key))
+
+    def _response_surface(self, interaction: discord.Interaction, key: str) -> InteractionReply:
+        """The interaction's response; where the bot is in the channel, replying to the answer
+        continues the conversation (elsewhere the bot never sees the reply)."""
+        linker = self._bot.linker(key) if reaches_channel(interaction) else _unlinked
+        return InteractionReply(interaction, self._bot.rate_limits, linker)
 
     async def _reset(self, interaction: discord.Interaction) -> None:
         key = conversation_key(interaction.channel)
@@ -128,8 +157,16 @@ class Commands:
     # -- "Ask <bot>" on a message -----------------------------------------------------------
 
     async def _ask_about(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """Answer about `message`: in a thread from it, in its thread or DM, or as a reply to it."""
+        """Answer about `message`: in a thread from it, in its thread or DM, or as a reply to it;
+        where the bot is not in the channel, in the interaction's response (the message comes
+        with the interaction)."""
         if not await self._allowed(interaction):
+            return
+        if not reaches_channel(interaction):
+            await interaction.response.defer(thinking=True)
+            key = conversation_key(interaction.channel) or f"discord:ask:{interaction.id}"
+            turn = await self._turn_about(key, interaction, message)
+            await self._jobs.answer(turn, self._response_surface(interaction, key))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         key, destination = await self._destination_for(message)
@@ -138,9 +175,14 @@ class Commands:
         surface = ChannelReply(
             destination, destination.channel.id, self._bot.rate_limits, self._bot.linker(key), recording
         )
+        turn = await self._turn_about(key, interaction, message)
+        await interaction.edit_original_response(content=f"Answering in {destination.channel.jump_url}")
+        await self._jobs.answer(turn, surface, recording)
+
+    async def _turn_about(self, key: str, interaction: discord.Interaction, message: discord.Message) -> Turn:
         files = await self._jobs.read_files(self._bot.attachments_of(message))
         text = pointed_question(message.author.display_name, with_files(message.content, files), "")
-        turn = Turn(
+        return Turn(
             key,
             str(interaction.user.id),
             interaction.user.display_name,
@@ -149,8 +191,6 @@ class Commands:
             notices=files.notices,
             images=files.images,
         )
-        await interaction.edit_original_response(content=f"Answering in {destination.channel.jump_url}")
-        await self._jobs.answer(turn, surface, recording)
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:
         channel = message.channel
@@ -173,9 +213,26 @@ def bold(text: str) -> str:
     return f"**{text}**"
 
 
+def reaches_channel(interaction: discord.Interaction) -> bool:
+    """Whether the bot itself can read and post where `interaction` was used: a server it was
+    added to, or its own DM. Not so for a user install used in a server without the bot, a
+    group DM or a DM between people: there only the interaction's response is the bot's."""
+    context = interaction.context
+    if context.private_channel:
+        return False
+    if context.guild:
+        return interaction.is_guild_integration()
+    return True  # the bot's DM (or an interaction from before Discord sent its context)
+
+
+async def _unlinked(_: discord.Message) -> None:
+    return None
+
+
 def conversation_key(channel: object) -> str | None:
-    """The conversation a command used in `channel` is about (None outside threads and DMs)."""
-    if isinstance(channel, discord.DMChannel):
+    """The conversation a command used in `channel` is about (None outside threads and DMs):
+    a thread, or a DM or group DM (the bot's own or, through a user install, people's)."""
+    if isinstance(channel, discord.DMChannel | discord.GroupChannel):
         return f"discord:dm:{channel.id}"
     if isinstance(channel, discord.Thread):
         return f"discord:conv:{channel.id}"

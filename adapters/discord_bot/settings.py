@@ -82,9 +82,20 @@ def application_id_from_token(token: str) -> str:
         raise ConfigError("DISCORD_TOKEN does not look like a bot token") from None
 
 
+AUTHORIZE_URL = "https://discord.com/oauth2/authorize"
+
+
 def invite_url(token: str) -> str:
+    """Add the bot to a server: the bot user with its permissions, and the commands there."""
     client_id = application_id_from_token(token)
     return (
-        f"https://discord.com/oauth2/authorize?client_id={client_id}"
+        f"{AUTHORIZE_URL}?client_id={client_id}&integration_type=0"
         f"&scope=bot%20applications.commands&permissions={INVITE_PERMISSIONS.value}"
     )
+
+
+def user_install_url(token: str) -> str:
+    """Add the commands to one's own account: usable in every server, group DM and DM one is in
+    (needs User Install ticked under Installation in the developer portal)."""
+    client_id = application_id_from_token(token)
+    return f"{AUTHORIZE_URL}?client_id={client_id}&integration_type=1&scope=applications.commands"

@@ -1,4 +1,5 @@
-"""Slack: mentions and DMs answered in threads, /ask and /reset, Socket Mode or HTTP (see bot.py)."""
+"""Slack: mentions and DMs answered in threads, /ask, /reset and /model, the assistant panel and the
+Home tab, Socket Mode or HTTP (see bot.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The Slack app: mentions and DMs answered in threads (commands: .commands), Socket Mode or HTTP.
+"""The Slack app: mentions and DMs answered in threads (commands: .commands; the assistant panel:
+.assistant; the Home tab: .home), Socket Mode or HTTP.
 
 Conversation keys:
-  slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread)
+  slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread, an
+                                       assistant panel thread: a DM thread too)
   slack:<team>:dm:<channel>            a DM's top level
 """
 
@@ -28,7 +30,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.attachments import Attachment, DownloadFailed, with_files
 from adapters.shared import PlatformJobs, pointed_question
+from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
+from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
 from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
@@ -38,6 +42,7 @@ from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
+from bot.ratelimit import RateLimits
 from bot.render import failure_note
 from config.env import ConfigError
 from config.settings import ImageSettings
@@ -102,14 +107,20 @@ class SlackBot:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         SlackCommands(self).register()
+        SlackAssistant(self).register()  # DM threads' messages go to it first (see .assistant)
+        HomeTab(self).register()
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return self._limits
 
     # -- events ----------------------------------------------------------------------
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         thread_ts = event.get("thread_ts") or event["ts"]
         team = body.get("team_id") or event.get("team", "")
-        if await self._first_delivery(body, event, thread_ts):
-            await self._start_turn(event, team, thread_ts)
+        if await self.first_delivery(body):
+            await self.start_turn(event, team, thread_ts)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if (
@@ -119,9 +130,9 @@ class SlackBot:
         ):
             return  # edits, deletions, joins, bots and our own messages never get a reply
         team = body.get("team_id") or event.get("team", "")
-        if event.get("channel_type") == "im":
-            if await self._first_delivery(body, event, event.get("thread_ts")):
-                await self._start_turn(event, team, event.get("thread_ts"))
+        if event.get("channel_type") == "im":  # a DM's top level (its threads' messages come via .assistant)
+            if await self.first_delivery(body):
+                await self.start_turn(event, team, event.get("thread_ts"))
             return
         thread_ts = event.get("thread_ts")
         if thread_ts is None or f"<@{self.bot_user_id}>" in event.get("text", ""):
@@ -135,12 +146,11 @@ class SlackBot:
             if await self._wrote_in(event["channel"], thread_ts):
                 await self._tell(event["channel"], thread_ts, failure_note(failure))
             return
-        if ours and await self._first_delivery(body, event, thread_ts):
-            await self._start_turn(event, team, thread_ts)
+        if ours and await self.first_delivery(body):
+            await self.start_turn(event, team, thread_ts)
 
-    async def _first_delivery(self, body: dict[str, Any], event: dict[str, Any], thread_ts: str | None) -> bool:
-        """Slack redelivers events (retries, several processes): only the first gets a reply.
-        Without Redis to tell, the person is told why no answer comes."""
+    async def first_delivery(self, body: dict[str, Any]) -> bool:
+        """Slack redelivers events (retries, several processes): only the first gets a reply."""
         event_id = body.get("event_id")
         return event_id is None or await self.jobs.first_to_claim(f"slack:event:{event_id}")
 
@@ -160,14 +170,18 @@ class SlackBot:
         except SlackApiError as error:
             log.warning("slack_notice_not_sent", error=error.response.get("error"))
 
-    async def _start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
+    async def start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
         channel, user = event["channel"], event["user"]
         place = Place(self.client, team, channel, thread_ts, user)
         if not self.allowed(user, channel):
-            await self._refuse(place)
+            await self.refuse(place)
             return
-        text = re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))
+        text = self.question_text(event)
         self.jobs.spawn(self.answer(place, text, [self.attachment(file) for file in event.get("files", [])]))
+
+    def question_text(self, event: dict[str, Any]) -> str:
+        """A message's text without the mentions of the bot."""
+        return re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))
 
     def attachment(self, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
@@ -242,7 +256,7 @@ class SlackBot:
     def refusal() -> str:
         return "Sorry, I'm not available to you here (this workspace limits who can use me, or where)."
 
-    async def _refuse(self, place: Place) -> None:
+    async def refuse(self, place: Place) -> None:
         await self.tell_privately(place.channel, place.user, self.refusal(), place.thread_ts)
 
     async def tell_privately(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:

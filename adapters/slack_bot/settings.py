@@ -6,6 +6,22 @@ from dataclasses import dataclass
 
 from config.env import ConfigError, Env
 
+# What the assistant panel suggests when a person opens it (SLACK_SUGGESTED_PROMPTS overrides).
+# The first asks about "this channel": the panel then reads the channel the person is viewing.
+DEFAULT_SUGGESTED_PROMPTS = (
+    ("Summarise this channel", "Summarise this channel: the main topics, decisions and open questions."),
+    ("Explain something", "Explain how HTTPS keeps a connection private, in simple terms, with an example."),
+    ("Draft a message", "Help me write a short, friendly message telling my team about a schedule change."),
+    ("Brainstorm ideas", "Brainstorm five ideas for a team activity, one line each."),
+)
+MAX_SUGGESTED_PROMPTS = 4  # Slack shows at most four
+
+
+@dataclass(frozen=True)
+class SuggestedPrompt:
+    title: str  # what the button says
+    message: str  # what is sent as the person's message when they pick it
+
 
 @dataclass(frozen=True)
 class SlackSettings:
@@ -18,6 +34,7 @@ class SlackSettings:
     blocked_user_ids: frozenset[str]
     admin_user_ids: frozenset[str]  # may set a channel's model, besides workspace admins and owners
     streaming: str  # "auto": native streams while their budget allows; "off": chat.update only
+    suggested_prompts: tuple[SuggestedPrompt, ...] = tuple(SuggestedPrompt(*p) for p in DEFAULT_SUGGESTED_PROMPTS)
 
     @classmethod
     def from_env(cls, env: Env) -> SlackSettings:
@@ -41,4 +58,24 @@ class SlackSettings:
             blocked_user_ids=env.id_set("SLACK_BLOCKED_USER_IDS"),
             admin_user_ids=env.id_set("SLACK_ADMIN_USER_IDS"),
             streaming=env.choice("SLACK_STREAMING", "auto", ("auto", "off")),
+            suggested_prompts=suggested_prompts(env.optional_str("SLACK_SUGGESTED_PROMPTS")),
         )
+
+
+def suggested_prompts(value: str | None) -> tuple[SuggestedPrompt, ...]:
+    """`Title=message|Title=message` (up to four; a prompt without `=` is its own title), or the
+    defaults when unset."""
+    if value is None:
+        return tuple(SuggestedPrompt(title, message) for title, message in DEFAULT_SUGGESTED_PROMPTS)
+    prompts = []
+    for item in value.split("|"):
+        title, _, message = item.partition("=")
+        title, message = title.strip(), (message or title).strip()
+        if not title or not message:
+            raise ConfigError(
+                f"SLACK_SUGGESTED_PROMPTS: {item.strip()!r} is invalid: expected Title=message (prompts separated by |)"
+            )
+        prompts.append(SuggestedPrompt(title, message))
+    if len(prompts) > MAX_SUGGESTED_PROMPTS:
+        raise ConfigError(f"SLACK_SUGGESTED_PROMPTS has {len(prompts)} prompts: Slack shows at most four")
+    return tuple(prompts)

@@ -57,6 +57,10 @@ class WorkspaceBudgets:
         self.stream_starts = tier("chat.startStream", 4)  # Tier 2 (assumed)
         self.stream_stops = tier("chat.stopStream", 4)  # Tier 2 (assumed)
         self.lookups = tier("users.info", 20)  # Tier 4 (100/min)
+        self.history = tier("conversations.history", 10)  # Tier 3 (internal apps; see adapters.slack_bot.recent)
+        self.prompts = tier("assistant.threads.setSuggestedPrompts", 20)  # Tier 4
+        self.titles = tier("assistant.threads.setTitle", 20)  # Tier 4
+        self.views = tier("views.publish", 20)  # Tier 4
         self._team = team
 
     def posts(self, channel: str) -> Bucket:

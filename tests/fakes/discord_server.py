@@ -13,11 +13,23 @@ thread names (1..100), missing permissions (configurable per channel), interacti
 
 Application commands: slash commands (type 1, with options, choices, sub-commands, autocomplete)
 and message context-menu commands (type 3) are registered with the bulk-overwrite routes and
-validated as Discord does (50035 field errors). Tests drive them with ``send_slash_command``,
-``send_message_command`` (the target message in ``data.resolved.messages``) and
-``send_autocomplete`` (interaction type 4; returns the bot's type-8 ``choices``, checked: at most
-25, 1-100 characters). Replies carry ``referenced_message``; attachments are served by a fake CDN
-(``/attachments/<id>/<name>``, the bot's uploads too), images with ``width`` / ``height``.
+validated as Discord does (50035 field errors), their ``integration_types`` and ``contexts`` too
+(against the application's ``installation_contexts``, servers only unless told). Tests drive them
+with ``send_slash_command``, ``send_message_command`` (the target message in
+``data.resolved.messages``) and ``send_autocomplete`` (interaction type 4; returns the bot's
+type-8 ``choices``, checked: at most 25, 1-100 characters). Replies carry ``referenced_message``;
+attachments are served by a fake CDN (``/attachments/<id>/<name>``, the bot's uploads too),
+images with ``width`` / ``height``.
+
+User installs: ``install_for_user(user)`` adds the app to a person's account. Their commands then
+work where the bot is not: a guild added with ``with_bot=False``, a group DM (``add_group_dm``),
+a DM between two people (``add_dm_between``). Interactions carry Discord's ``context`` (0 guild,
+1 the bot's DM, 2 any other DM), ``authorizing_integration_owners`` ("0": the guild, or "0" in
+the bot's DM, where the server install applies; "1": the user, where their install applies) and
+``app_permissions``; a command not offered there (its ``contexts`` / ``integration_types``, no
+install) raises LookupError. The bot gets no gateway events from such places (``gateway.withheld``
+has them) and its REST calls there fail: 403 Missing Access in a guild, 404 in a (group) DM; it
+can answer only through the interaction's webhook.
 
 Threads archive like Discord's: one without a new message for its ``auto_archive_duration``
 (minutes; or ``thread_archive_seconds``, for every thread, when set) is archived and announced
@@ -49,7 +61,7 @@ import re
 import secrets
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -107,6 +119,8 @@ class Perm:
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
     READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
+    USE_EXTERNAL_EMOJIS = 1 << 18
     USE_APPLICATION_COMMANDS = 1 << 31
     CREATE_PUBLIC_THREADS = 1 << 35
     CREATE_PRIVATE_THREADS = 1 << 36
@@ -122,14 +136,36 @@ class Perm:
         | USE_APPLICATION_COMMANDS
         | THREADS
     )
+    # app_permissions where only a user install reaches (Discord documents these for (G)DMs with
+    # other users; the fake uses them in guilds without the bot too), and in the bot's own DM.
+    USER_INSTALL_APP = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
+    BOT_DM_APP = USER_INSTALL_APP | USE_EXTERNAL_EMOJIS
 
 
 class ChannelType:
     GUILD_TEXT = 0
     DM = 1
+    GROUP_DM = 3
     PUBLIC_THREAD = 11
     PRIVATE_THREAD = 12
     THREADS = (PUBLIC_THREAD, PRIVATE_THREAD)
+
+
+class IntegrationType:
+    """Where an application (and each of its global commands) can be installed."""
+
+    GUILD_INSTALL = 0
+    USER_INSTALL = 1
+    ALL = (GUILD_INSTALL, USER_INSTALL)
+
+
+class ContextType:
+    """Where an interaction is used: a guild, the bot's own DM, or any other (group) DM."""
+
+    GUILD = 0
+    BOT_DM = 1
+    PRIVATE_CHANNEL = 2
+    ALL = (GUILD, BOT_DM, PRIVATE_CHANNEL)
 
 
 class MessageType:
@@ -323,6 +359,10 @@ def missing_permissions() -> DiscordHTTPError:
     return DiscordHTTPError(403, 50013, "Missing Permissions")
 
 
+def missing_access() -> DiscordHTTPError:
+    return DiscordHTTPError(403, 50001, "Missing Access")
+
+
 def empty_message() -> DiscordHTTPError:
     return DiscordHTTPError(400, 50006, "Cannot send an empty message")
 
@@ -426,6 +466,7 @@ class FakeGuild:
     roles: dict[int, FakeRole] = field(default_factory=dict)
     members: dict[int, FakeMember] = field(default_factory=dict)
     channel_ids: list[int] = field(default_factory=list)
+    has_bot: bool = True  # False: only people with the app installed to their account reach it here
 
     @property
     def everyone_role(self) -> FakeRole:
@@ -791,6 +832,7 @@ class _Gateway:
         self.identified_shards: list[tuple[int, int] | None] = []  # (shard id, count) per IDENTIFY
         self.resume_count = 0
         self.replayed_count = 0  # frames re-sent on RESUME
+        self.withheld: list[tuple[float, str, dict[str, Any]]] = []  # events of places the bot is not in
 
     # -- websocket handler -------------------------------------------------------------------------
 
@@ -874,7 +916,7 @@ class _Gateway:
             conn.session = session
             await self._dispatch_locked(session, "READY", self.fake._ready_payload(session))
             for guild in self.fake.guilds.values():
-                if on_shard(session, guild.id):
+                if guild.has_bot and on_shard(session, guild.id):
                     await self._dispatch_locked(session, "GUILD_CREATE", self.fake._guild_create_payload(guild))
 
     async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
@@ -898,7 +940,7 @@ class _Gateway:
 
     async def _send_member_chunk(self, session: GatewaySession, data: dict[str, Any]) -> None:
         guild = self.fake.guilds.get(int(data.get("guild_id", 0)))
-        if guild is None:
+        if guild is None or not guild.has_bot:
             return
         chunk = {
             "guild_id": str(guild.id),
@@ -915,7 +957,12 @@ class _Gateway:
     # -- dispatch ----------------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send an event to every session; `dispatched` records when it went out (to the last one)."""
+        """Send an event to every session; `dispatched` records when it went out (to the last one).
+        Events of a guild without the bot or of a (group) DM it is not in are only recorded in
+        `withheld`: Discord sends the bot nothing from there (interactions excepted)."""
+        if not self.fake.bot_receives(event, data):
+            self.withheld.append((time.time(), event, data))
+            return
         guild_id = data.get("guild_id")
         for session in list(self.sessions.values()):
             if session.invalidated or not on_shard(session, int(guild_id) if guild_id else None):
@@ -1186,10 +1233,10 @@ class _RestApi:
     # -- channels and messages ---------------------------------------------------------------------
 
     async def get_channel(self, call: RestCall) -> Any:
-        return self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        return self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
 
     async def get_messages(self, call: RestCall) -> Any:
-        channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        channel = self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         limit = min(max(int(call.query.get("limit", 50)), 1), 100)
         before = int(call.query["before"]) if "before" in call.query else None
         after = int(call.query["after"]) if "after" in call.query else None
@@ -1210,7 +1257,7 @@ class _RestApi:
 
     async def create_message(self, call: RestCall) -> Any:
         fake = self.fake
-        channel = fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         fake._check_can_send(channel)
         body = call.body()
         validate_new_message(body, call.files)
@@ -1232,19 +1279,19 @@ class _RestApi:
         return NO_CONTENT
 
     def _message_in_route(self, call: RestCall) -> StoredMessage:
-        self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         stored = self.fake._messages.get(call.snowflake("message_id", unknown_message))
         if stored is None or stored.deleted or stored.channel_id != int(call.params["channel_id"]):
             raise unknown_message()
         return stored
 
     async def typing(self, call: RestCall) -> Any:
-        channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        channel = self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         self.fake.typing.append((time.time(), int(channel["id"])))
         return NO_CONTENT
 
     async def join_thread(self, call: RestCall) -> Any:
-        channel = self.fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        channel = self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] not in ChannelType.THREADS:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
         self.fake._check_active(channel)
@@ -1264,7 +1311,7 @@ class _RestApi:
 
     async def thread_from_message(self, call: RestCall) -> Any:
         fake = self.fake
-        channel = fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
         fake._check_can_create_threads(channel)
@@ -1284,7 +1331,7 @@ class _RestApi:
 
     async def thread_without_message(self, call: RestCall) -> Any:
         fake = self.fake
-        channel = fake._require_channel(call.snowflake("channel_id", unknown_channel))
+        channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
         fake._check_can_create_threads(channel)
@@ -1306,7 +1353,7 @@ class _RestApi:
         scope = self._command_scope(call)
         if not isinstance(call.json, list):
             raise invalid_form_body([FieldError((), "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")])
-        validate_commands(call.json)
+        validate_commands(call.json, installable=self.fake.installation_contexts, global_scope=scope is None)
         self.fake.commands[scope] = self.fake._assign_command_ids(scope, call.json)
         return _copied(self.fake.commands[scope])
 
@@ -1316,8 +1363,9 @@ class _RestApi:
         if "guild_id" not in call.params:
             return None
         guild_id = call.snowflake("guild_id")
-        if guild_id not in self.fake.guilds:
-            raise DiscordHTTPError(403, 50001, "Missing Access")
+        guild = self.fake.guilds.get(guild_id)
+        if guild is None or not guild.has_bot:
+            raise missing_access()
         return guild_id
 
     # -- interactions and their webhooks -----------------------------------------------------------
@@ -1483,7 +1531,9 @@ def validate_thread_body(body: Mapping[str, Any]) -> None:
         raise invalid_form_body([FieldError(("auto_archive_duration",), "BASE_TYPE_CHOICES", message)])
 
 
-def validate_commands(commands: Sequence[Any]) -> None:
+def validate_commands(
+    commands: Sequence[Any], *, installable: Collection[int] = IntegrationType.ALL, global_scope: bool = True
+) -> None:
     """A bulk overwrite's commands, checked like Discord: 400 50035 (Invalid Form Body) with every
     field error; too many commands of one type: 400 30032.
 
@@ -1492,6 +1542,14 @@ def validate_commands(commands: Sequence[Any]) -> None:
     ``autocomplete`` only on string / integer / number options, never both). USER and MESSAGE
     (types 2, 3): any name of 1-32 characters (spaces and capitals allowed), no description, no
     options. Names are unique per type.
+
+    ``integration_types`` (null or a list of 0 GUILD_INSTALL / 1 USER_INSTALL) and ``contexts``
+    (null or a list of 0 GUILD / 1 BOT_DM / 2 PRIVATE_CHANNEL). For a global command, as Discord
+    documents: every integration type must be one the application supports (`installable`: the
+    developer portal's Installation Contexts), and PRIVATE_CHANNEL needs USER_INSTALL among the
+    command's integration types (omitted: the application's). Guild commands carry them to no
+    effect (a guild command is used in its guild, through the server install). Discord documents
+    these rules but not their error codes: the codes here are the fake's own names.
     """
     errors: list[FieldError] = []
     seen: set[tuple[str, int]] = set()
@@ -1505,6 +1563,7 @@ def validate_commands(commands: Sequence[Any]) -> None:
             errors.append(FieldError((index, "type"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4}."))
             continue
         errors.extend(_command_errors((index,), command, command_type))
+        errors.extend(_install_errors((index,), command, installable, global_scope=global_scope))
         key = (str(command.get("name")), command_type)
         if key in seen:
             message = "Application command names must be unique"
@@ -1517,6 +1576,41 @@ def validate_commands(commands: Sequence[Any]) -> None:
         limit = MAX_COMMANDS.get(command_type)
         if limit is not None and count > limit:
             raise DiscordHTTPError(400, 30032, f"Maximum number of application commands reached ({limit})")
+
+
+def _install_errors(
+    path: tuple[str | int, ...], command: Mapping[str, Any], installable: Collection[int], *, global_scope: bool
+) -> list[FieldError]:
+    """A command's ``integration_types`` and ``contexts``, checked (see validate_commands)."""
+    errors: list[FieldError] = []
+    lists: dict[str, list[int]] = {}
+    for name, allowed in (("integration_types", IntegrationType.ALL), ("contexts", ContextType.ALL)):
+        value = command.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            errors.append(FieldError((*path, name), "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType"))
+            continue
+        choices = "{" + ", ".join(str(a) for a in allowed) + "}"
+        for position, item in enumerate(value):
+            if isinstance(item, bool) or item not in allowed:
+                errors.append(
+                    FieldError((*path, name, position), "BASE_TYPE_CHOICES", f"Value must be one of {choices}.")
+                )
+        lists[name] = [item for item in value if item in allowed and not isinstance(item, bool)]
+    if errors or not global_scope:
+        return errors
+    types = lists.get("integration_types")
+    for position, item in enumerate(types or []):
+        if item not in installable:
+            kind = "user" if item == IntegrationType.USER_INSTALL else "server"
+            message = f"The application does not support {kind} installs (developer portal: Installation Contexts)"
+            errors.append(FieldError((*path, "integration_types", position), "INTEGRATION_TYPE_NOT_SUPPORTED", message))
+    effective = set(installable) if types is None else set(types)
+    if ContextType.PRIVATE_CHANNEL in lists.get("contexts", []) and IntegrationType.USER_INSTALL not in effective:
+        message = "The PRIVATE_CHANNEL context needs USER_INSTALL among the command's integration types"
+        errors.append(FieldError((*path, "contexts"), "PRIVATE_CHANNEL_CONTEXT_NEEDS_USER_INSTALL", message))
+    return errors
 
 
 def _required_field(path: tuple[str | int, ...]) -> FieldError:
@@ -1696,9 +1790,13 @@ class FakeDiscord:
         interaction_ack_timeout: float = INTERACTION_ACK_TIMEOUT,
         echo_bot_messages: bool = True,
         thread_archive_seconds: float | None = None,
+        installation_contexts: Iterable[int] = (IntegrationType.GUILD_INSTALL,),
     ) -> None:
         """`thread_archive_seconds`: archive any thread after this many seconds without a new
-        message (None: after its `auto_archive_duration` minutes, as Discord does)."""
+        message (None: after its `auto_archive_duration` minutes, as Discord does).
+        `installation_contexts`: where the application may be installed (the developer portal's
+        Installation Contexts; a new application's default is servers only, add
+        ``IntegrationType.USER_INSTALL`` for user installs; changeable until commands sync)."""
         self.token = token
         self.limits = limits if limits is not None else Limits()
         self.host = host
@@ -1709,6 +1807,8 @@ class FakeDiscord:
         self.interaction_ack_timeout = interaction_ack_timeout
         self.echo_bot_messages = echo_bot_messages  # Discord sends the bot its own MESSAGE_CREATE/UPDATE
         self.thread_archive_seconds = thread_archive_seconds
+        self.installation_contexts: set[int] = set(installation_contexts)
+        self.user_installs: set[int] = set()  # users who added the app to their account
 
         self._ids = _Snowflakes()
         self.recommended_shards = 1  # what GET /gateway/bot answers
@@ -1732,6 +1832,7 @@ class FakeDiscord:
         self._messages_by_channel: dict[int, list[StoredMessage]] = {}
         self._threads_by_message: dict[int, int] = {}
         self._dm_by_user: dict[int, int] = {}
+        self._private_without_bot: set[int] = set()  # group DMs and DMs between people
         self._forbid_threads: set[int] = set()
         self._forbid_send: set[int] = set()
         self._interactions: dict[int, FakeInteraction] = {}
@@ -1824,21 +1925,30 @@ class FakeDiscord:
             self._add_member(guild, user, [r for r in role_ids if r in guild.roles])
         return user
 
-    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> FakeGuild:
+    def add_guild(
+        self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None, with_bot: bool = True
+    ) -> FakeGuild:
         """A guild with @everyone, a managed bot role, the bot and all known users as members.
-        `shard` (id, count): its id is chosen so that Discord routes it to that shard."""
+        `shard` (id, count): its id is chosen so that Discord routes it to that shard.
+        `with_bot=False`: a guild the bot was never added to (no bot member or role, not in READY,
+        no gateway events, its channels refused to the bot's REST calls with 403), where only
+        users who installed the app to their account (``install_for_user``) can use its commands."""
         guild_id = self._ids.next()
         if shard is not None:
             shard_id, count = shard
             guild_id = (((guild_id >> 22) // count + 1) * count + shard_id) << 22  # a later millisecond
             self._ids.skip_to(guild_id)
-        guild = FakeGuild(guild_id, name, owner_id=self.owner.id, created=time.time())
+        guild = FakeGuild(guild_id, name, owner_id=self.owner.id, created=time.time(), has_bot=with_bot)
         guild.roles[guild.id] = FakeRole(guild.id, "@everyone", Perm.MEMBER_DEFAULT)
         bot_role = FakeRole(self._ids.next(), self.bot_user.username, Perm.MEMBER_DEFAULT, 1, bot_id=self.bot_user.id)
-        guild.roles[bot_role.id] = bot_role
+        if with_bot:
+            guild.roles[bot_role.id] = bot_role
         self.guilds[guild.id] = guild
         for user in self.users.values():
-            self._add_member(guild, user, [bot_role.id] if user is self.bot_user else [])
+            if user is not self.bot_user:
+                self._add_member(guild, user, [])
+            elif with_bot:
+                self._add_member(guild, user, [bot_role.id])
         return guild
 
     def add_role(self, guild: FakeGuild, name: str, *, permissions: int = 0) -> int:
@@ -1870,11 +1980,15 @@ class FakeDiscord:
         self.set_channel_permissions(channel_id, allow_threads=allow_threads, allow_send=allow_send)
         return channel
 
-    def add_thread(self, parent: Mapping[str, Any], name: str, *, private: bool = False) -> dict[str, Any]:
-        """A pre-existing active thread (sent in GUILD_CREATE.threads)."""
+    def add_thread(
+        self, parent: Mapping[str, Any], name: str, *, private: bool = False, owner: FakeUser | None = None
+    ) -> dict[str, Any]:
+        """A pre-existing active thread (sent in GUILD_CREATE.threads), started by `owner` (the bot)."""
         thread_type = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
         parent_channel = self.channels[int(parent["id"])]
-        return self._create_thread(parent_channel, name, thread_id=self._ids.next(), thread_type=thread_type)
+        thread = self._create_thread(parent_channel, name, thread_id=self._ids.next(), thread_type=thread_type)
+        thread["owner_id"] = str((owner or self.bot_user).id)
+        return thread
 
     def set_channel_permissions(self, channel_id: int, *, allow_threads: bool = True, allow_send: bool = True) -> None:
         """Deny the bot thread creation (403 50013) and/or sending in a channel; mirrored in overwrites."""
@@ -1905,6 +2019,39 @@ class FakeDiscord:
             }
             self._dm_by_user[user.id] = channel_id
         return self.channels[channel_id]
+
+    def add_group_dm(self, owner: FakeUser, *others: FakeUser, name: str | None = None) -> dict[str, Any]:
+        """A group DM of people (type 3) the bot is not in: no gateway events from it, 404 to the
+        bot's REST calls; commands reach it only through user installs (context PRIVATE_CHANNEL)."""
+        return self._private_channel(ChannelType.GROUP_DM, [owner, *others], owner=owner, name=name)
+
+    def add_dm_between(self, user: FakeUser, other: FakeUser) -> dict[str, Any]:
+        """A DM between two people (not the bot's): like a group DM for the bot."""
+        return self._private_channel(ChannelType.DM, [user, other])
+
+    def _private_channel(
+        self, channel_type: int, members: Sequence[FakeUser], *, owner: FakeUser | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        channel_id = self._ids.next()
+        channel: dict[str, Any] = {
+            "id": str(channel_id),
+            "type": channel_type,
+            "last_message_id": None,
+            "recipients": [member.payload() for member in members],
+            "flags": 0,
+        }
+        if channel_type == ChannelType.GROUP_DM:
+            channel.update(name=name, icon=None, owner_id=str((owner or members[0]).id))
+        self.channels[channel_id] = channel
+        self._private_without_bot.add(channel_id)
+        return channel
+
+    def install_for_user(self, user: FakeUser) -> None:
+        """`user` adds the app to their account (the user install link): its global commands that
+        allow USER_INSTALL follow them into every guild, group DM and DM."""
+        if IntegrationType.USER_INSTALL not in self.installation_contexts:
+            raise ValueError("the application does not support user installs (installation_contexts)")
+        self.user_installs.add(user.id)
 
     # -- inspection API ----------------------------------------------------------------------------
 
@@ -2216,6 +2363,36 @@ class FakeDiscord:
             raise unknown_channel()
         return channel
 
+    def _channel_for_bot(self, channel_id: int) -> dict[str, Any]:
+        """A channel the bot's own REST call is about: one of a guild it is not in is refused
+        (403 Missing Access), a (group) DM it is not in does not exist for it (404)."""
+        channel = self._require_channel(channel_id)
+        guild = self._guild_of(channel)
+        if guild is not None and not guild.has_bot:
+            raise missing_access()
+        if channel_id in self._private_without_bot:
+            raise unknown_channel()
+        return channel
+
+    def bot_sees(self, channel: Mapping[str, Any]) -> bool:
+        """Whether the bot is in `channel`: its guild has the bot, or it is the bot's own DM."""
+        guild = self._guild_of(channel)
+        if guild is not None:
+            return guild.has_bot
+        return int(channel["id"]) not in self._private_without_bot
+
+    def bot_receives(self, event: str, data: Mapping[str, Any]) -> bool:
+        """Whether Discord sends the bot this gateway event: not from a guild it is not in, nor
+        from a (group) DM it is not in. Interactions reach it from anywhere its commands do."""
+        if event == "INTERACTION_CREATE":
+            return True
+        guild_id = data.get("guild_id")
+        if guild_id is not None:
+            guild = self.guilds.get(int(guild_id))
+            return guild is None or guild.has_bot
+        channel_id = data.get("channel_id") or (data.get("id") if event.startswith("CHANNEL_") else None)
+        return channel_id is None or int(channel_id) not in self._private_without_bot
+
     def _require_user(self, user_id: int) -> FakeUser:
         user = self.users.get(user_id)
         if user is None:
@@ -2518,12 +2695,14 @@ class FakeDiscord:
     # -- commands and interactions -----------------------------------------------------------------
 
     def _assign_command_ids(self, scope: int | None, commands: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Bulk overwrite: keep ids of commands with the same (name, type), like Discord."""
+        """Bulk overwrite: keep ids of commands with the same (name, type), like Discord. Omitted
+        (or null) ``integration_types`` become the application's installation contexts."""
         existing = {(c["name"], c.get("type", 1)): c for c in self.commands.get(scope, [])}
+        installs = sorted(self.installation_contexts) if scope is None else [IntegrationType.GUILD_INSTALL]
         stored = []
         for command in commands:
             previous = existing.get((command["name"], command.get("type", 1)))
-            entry = {
+            entry: dict[str, Any] = {
                 "type": 1,
                 "description": "",
                 "options": [],
@@ -2531,12 +2710,13 @@ class FakeDiscord:
                 "dm_permission": True,
                 "nsfw": False,
                 "contexts": None,
-                "integration_types": [0],
                 **_copied(command),
                 "id": previous["id"] if previous else str(self._ids.next()),
                 "application_id": str(self.application_id),
                 "version": str(self._ids.next()),
             }
+            if entry.get("integration_types") is None:
+                entry["integration_types"] = installs
             if scope is not None:
                 entry["guild_id"] = str(scope)
             stored.append(entry)
@@ -2545,7 +2725,7 @@ class FakeDiscord:
     def _find_command(
         self, name: str, guild: FakeGuild | None, command_type: int = CommandType.CHAT_INPUT
     ) -> dict[str, Any]:
-        scopes: list[int | None] = ([guild.id] if guild else []) + [None]
+        scopes: list[int | None] = ([guild.id] if guild and guild.has_bot else []) + [None]
         for scope in scopes:
             for command in self.commands.get(scope, []):
                 if command["name"] == name and command.get("type", 1) == command_type:
@@ -2574,9 +2754,12 @@ class FakeDiscord:
         """Record an interaction and dispatch it as INTERACTION_CREATE, like Discord does when a
         person runs a command (or types into an autocomplete option)."""
         guild = self._guild_of(channel)
+        context, owners = self._authorize(channel, guild, user, command)
         interaction_id = self._ids.next()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         payload = self._interaction_payload(interaction_id, token, channel, guild, user, data, interaction_type)
+        payload.update(context=context, authorizing_integration_owners=owners)
+        payload["app_permissions"] = str(self._app_permissions(guild, context))
         interaction = FakeInteraction(
             id=interaction_id,
             token=token,
@@ -2619,18 +2802,61 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": str(guild.permissions_of(self.bot_user.id) if guild else Perm.MEMBER_DEFAULT),
         }
         if guild is not None:
             member = guild.members.get(user.id) or FakeMember(user, [], time.time())
-            payload.update(guild_id=str(guild.id), guild_locale="en-US", context=0)
+            payload.update(guild_id=str(guild.id), guild_locale="en-US")
             payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
             payload["member"] = {**member.payload(), "permissions": str(guild.permissions_of(user.id))}
-            payload["authorizing_integration_owners"] = {"0": str(guild.id)}
         else:
-            payload.update(user=user.payload(), context=1)
-            payload["authorizing_integration_owners"] = {"1": str(user.id)}
+            payload.update(user=user.payload())
         return payload
+
+    def _app_permissions(self, guild: FakeGuild | None, context: int) -> int:
+        """What the app may do where the interaction happened: the bot's permissions in a guild
+        it is in; Discord's documented sets in DMs (the fake uses the (G)DM one for a guild
+        reached through a user install)."""
+        if guild is not None and guild.has_bot:
+            return guild.permissions_of(self.bot_user.id)
+        return Perm.BOT_DM_APP if context == ContextType.BOT_DM else Perm.USER_INSTALL_APP
+
+    def _authorize(
+        self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser, command: Mapping[str, Any]
+    ) -> tuple[int, dict[str, str]]:
+        """The interaction's ``context`` and ``authorizing_integration_owners``, as Discord
+        computes them: "0" (the guild's id, or "0" in the bot's DM) where the app is installed to
+        the guild, "1" (the user's id) where the user installed it; each only if the command
+        allows that installation and the context. LookupError: Discord's client would not offer
+        the command here."""
+        if guild is not None:
+            context, where = ContextType.GUILD, f"guild {guild.name!r}"
+        elif int(channel["id"]) in self._dm_by_user.values():
+            context, where = ContextType.BOT_DM, "the bot's DM"
+        else:
+            context, where = ContextType.PRIVATE_CHANNEL, "a DM or group DM without the bot"
+        if "guild_id" in command:  # a guild command: its guild only, through the server install
+            types, contexts = {IntegrationType.GUILD_INSTALL}, {ContextType.GUILD}
+        else:
+            types = set(command.get("integration_types") or self.installation_contexts)
+            contexts = set(ContextType.ALL if command.get("contexts") is None else command["contexts"])
+        name = command["name"]
+        if context not in contexts:
+            raise LookupError(f"{name!r} is not offered in {where}: its contexts are {sorted(contexts)}")
+        owners: dict[str, str] = {}
+        if IntegrationType.GUILD_INSTALL in types and context == ContextType.GUILD and guild and guild.has_bot:
+            owners[str(IntegrationType.GUILD_INSTALL)] = str(guild.id)
+        elif IntegrationType.GUILD_INSTALL in types and context == ContextType.BOT_DM:
+            owners[str(IntegrationType.GUILD_INSTALL)] = "0"
+        if IntegrationType.USER_INSTALL in types and user.id in self.user_installs:
+            owners[str(IntegrationType.USER_INSTALL)] = str(user.id)
+        if not owners:
+            why = "has not installed the app (install_for_user)"
+            if user.id in self.user_installs:
+                why = f"installed the app, but {name!r} has no USER_INSTALL among its integration types"
+            raise LookupError(
+                f"{name!r} is not offered to {user.username} in {where}: the bot is not there and they {why}"
+            )
+        return context, owners
 
     def _command_options(
         self,
@@ -2830,15 +3056,22 @@ class FakeDiscord:
             "bot": self.bot_user.payload(),
             "redirect_uris": [],
             "interactions_endpoint_url": None,
-            "approximate_guild_count": len(self.guilds),
+            "approximate_guild_count": sum(1 for guild in self.guilds.values() if guild.has_bot),
+            "approximate_user_install_count": len(self.user_installs),
             "tags": [],
+            # One key per supported installation context (no default install link configured).
+            "integration_types_config": {str(kind): {} for kind in sorted(self.installation_contexts)},
         }
 
     def _ready_payload(self, session: GatewaySession) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "v": 10,
             "user": self._client_user_payload(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds if on_shard(session, g)],
+            "guilds": [
+                {"id": str(g.id), "unavailable": True}
+                for g in self.guilds.values()
+                if g.has_bot and on_shard(session, g.id)
+            ],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,

@@ -33,6 +33,25 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
 * Message shortcuts: ``send_message_shortcut`` (Socket Mode, ``interactive`` envelope) or
   ``message_shortcut`` + ``post_signed_interactive`` (HTTP: a signed form ``payload=<JSON>``)
   deliver a ``message_action`` payload carrying the full stored message (files included).
+* The assistant panel: ``assistant_thread_started_event(user, viewing)`` opens a thread in the
+  person's DM with the app (its root an ``assistant_app_thread`` message) and builds the event as
+  Slack sends it (``assistant_thread {user_id, context {channel_id, team_id, enterprise_id},
+  channel_id, thread_ts}``); ``assistant_thread_context_changed_event`` when they move to another
+  channel; their questions are ``message_event(dm, user, text, thread_ts=...)`` (``message.im``).
+  ``assistant.threads.setSuggestedPrompts`` takes 1-4 prompts, each with a non-empty ``title`` and
+  ``message`` (else ``invalid_arguments`` naming each problem), ``setTitle`` a ``title``; both
+  answer ``invalid_thread_ts`` for a thread that is not the panel's and need ``assistant:write``
+  (``setStatus``: that or ``chat:write``). Recorded in ``suggested_prompts`` / ``assistant_threads``
+  (``prompts_for``, ``title_of``).
+* The Home tab: ``app_home_opened_event(user, tab)`` (with ``view`` once one was published);
+  ``views.publish`` takes a ``home`` view of up to 100 blocks of the types a Home tab allows,
+  checked like message blocks (``invalid_arguments`` with ``[json-pointer:/view/blocks/…]``),
+  250 kB (``view_too_large``), ``hash`` (``hash_conflict``), ``not_enabled`` when
+  ``home_tab_enabled`` is off. Recorded in ``published_views`` and ``home_views``.
+* Scopes: the token has ``scopes`` (by default those config/slack-app-manifest.yml asks for);
+  ``conversations.history`` needs the channel type's history scope (``missing_scope`` with
+  ``needed``) and the bot in the channel (``not_in_channel``; a private channel it is not in:
+  ``channel_not_found``; ``Channel.bot_member``).
 * Socket Mode: ``hello`` on connect; ``events_api`` envelopes not acked within ``ack_timeout`` are
   redelivered with a new ``envelope_id``, ``retry_attempt + 1`` and ``retry_reason "timeout"``, up
   to ``max_retries`` (3) times. Slash commands and interactive payloads are never redelivered
@@ -80,6 +99,11 @@ ACTIONS_ELEMENTS_MAX = 25
 ALT_TEXT_MAX = 2_000
 BLOCK_ID_MAX = 255
 MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100  # a view (home tab, modal) holds up to 100 blocks
+VIEW_MAX_BYTES = 250_000  # views.publish: view_too_large
+PRIVATE_METADATA_MAX = 3_000
+CALLBACK_ID_MAX = 255
+MAX_SUGGESTED_PROMPTS = 4  # assistant.threads.setSuggestedPrompts: "up to four"
 TEXT_OBJECT_TYPES = ("plain_text", "mrkdwn")
 RICH_TEXT_ELEMENT_TYPES = ("rich_text_section", "rich_text_list", "rich_text_preformatted", "rich_text_quote")
 # Block types Slack accepts in messages (layout blocks); anything else is invalid_blocks.
@@ -100,9 +124,36 @@ MESSAGE_BLOCK_TYPES = frozenset(
         "video",
     }
 )
+# Block types a Home tab takes (no markdown, table or context_actions blocks: those are messages only).
+HOME_BLOCK_TYPES = frozenset(
+    {"actions", "context", "divider", "header", "image", "input", "rich_text", "section", "video"}
+)
+# The scopes config/slack-app-manifest.yml asks for (what the fake grants unless a test says otherwise).
+DEFAULT_SCOPES = frozenset(
+    {
+        "app_mentions:read",
+        "assistant:write",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "im:read",
+        "im:write",
+        "chat:write",
+        "commands",
+        "users:read",
+        "files:read",
+    }
+)
+# Methods that need a scope (any one of those listed), checked after the token.
+HISTORY_SCOPES = {"channel": "channels:history", "group": "groups:history", "im": "im:history"}
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "assistant.threads.setSuggestedPrompts": ("assistant:write",),
+    "assistant.threads.setTitle": ("assistant:write",),
+    "assistant.threads.setStatus": ("assistant:write", "chat:write"),
+}
 RESPONSE_URL_MAX_USES = 5  # Slack: a response_url takes 5 messages within 30 minutes
 RESPONSE_URL_MAX_AGE = 30 * 60.0
-JSON_PARAMS = ("blocks", "attachments", "chunks", "metadata", "loading_messages", "users")
+JSON_PARAMS = ("blocks", "attachments", "chunks", "metadata", "loading_messages", "users", "prompts", "view")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +195,9 @@ def default_method_limits() -> dict[str, RateLimit]:
         "conversations.info": TIER_3,
         "conversations.open": TIER_3,
         "assistant.threads.setStatus": TIER_3,
+        "assistant.threads.setSuggestedPrompts": TIER_4,
+        "assistant.threads.setTitle": TIER_4,
+        "views.publish": TIER_4,
         "reactions.add": TIER_3,
         "reactions.remove": TIER_3,
     }
@@ -278,6 +332,7 @@ class Channel:
     is_private: bool = False
     user: str | None = None  # the other party of a DM
     can_stream: bool = True
+    bot_member: bool = True  # the bot is in it (else conversations.history: not_in_channel)
 
     @property
     def channel_type(self) -> str:
@@ -293,7 +348,7 @@ class Channel:
             "is_group": self.is_private,
             "is_im": self.is_im,
             "is_private": self.is_private or self.is_im,
-            "is_member": True,
+            "is_member": self.bot_member or self.is_im,
             "is_archived": False,
         }
         if self.is_im:
@@ -370,6 +425,54 @@ class StatusChange:
     status: str
     time: float
     loading_messages: list[str] | None = None
+
+
+@dataclass
+class SuggestedPrompts:
+    """One accepted ``assistant.threads.setSuggestedPrompts`` call."""
+
+    channel_id: str
+    thread_ts: str | None
+    prompts: list[JsonDict]  # each {"title": ..., "message": ...}
+    title: str | None
+    time: float
+
+
+@dataclass
+class AssistantThread:
+    """A thread of the assistant panel (``assistant_thread_started``): its root message is in the
+    person's DM with the app; ``context`` is what they were viewing, ``title`` set by the app."""
+
+    user: str
+    channel_id: str
+    thread_ts: str
+    context: JsonDict
+    title: str | None = None
+    titles: list[str] = field(default_factory=list)  # every setTitle, in order
+
+
+@dataclass
+class PublishedView:
+    """One accepted ``views.publish`` (the stored view, with its id and hash)."""
+
+    user_id: str
+    view: JsonDict
+    time: float
+
+    @property
+    def blocks(self) -> list[JsonDict]:
+        return list(self.view.get("blocks") or [])
+
+    @property
+    def text(self) -> str:
+        """The view's visible text (section, header and context texts), one block a line."""
+        lines = []
+        for block in self.blocks:
+            if isinstance(block.get("text"), dict):
+                lines.append(str(block["text"].get("text", "")))
+            elements = [e for e in block.get("elements") or [] if isinstance(e, dict)]
+            lines.extend(str(e.get("text", "")) for e in elements if e.get("type") in TEXT_OBJECT_TYPES)
+        return "\n".join(lines)
 
 
 @dataclass
@@ -532,18 +635,25 @@ def _validate_blocks(blocks: list[JsonDict]) -> None:
         )
 
 
-def block_errors(blocks: list[JsonDict]) -> list[str]:
-    """What Slack finds wrong with message blocks: at most 50 blocks of layout types it knows;
+def block_errors(
+    blocks: list[JsonDict],
+    *,
+    limit: int = MAX_BLOCKS,
+    base: str = "/blocks",
+    types: frozenset[str] = MESSAGE_BLOCK_TYPES,
+) -> list[str]:
+    """What Slack finds wrong with message blocks (or, with ``limit`` 100, ``base`` "/view/blocks"
+    and ``types`` HOME_BLOCK_TYPES, a Home tab's): at most 50 blocks of layout types it knows;
     section (``text`` and/or up to 10 ``fields``; text up to 3,000, fields 2,000), header
     (plain_text, 150), context (1-10 elements: plain_text / mrkdwn text objects or images),
     markdown (12,000), rich_text, image (url and ``alt_text``), actions (1-25 elements), block ids
     unique and at most 255 characters."""
-    if len(blocks) > MAX_BLOCKS:
-        return [f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"]
+    if len(blocks) > limit:
+        return [f"no more than {limit} items allowed [json-pointer:{base}]"]
     errors: list[str] = []
     block_ids: set[str] = set()
     for index, block in enumerate(blocks):
-        pointer = f"/blocks/{index}"
+        pointer = f"{base}/{index}"
         block_id = block.get("block_id")
         if block_id is not None:
             if not isinstance(block_id, str) or not 0 < len(block_id) <= BLOCK_ID_MAX:
@@ -552,13 +662,13 @@ def block_errors(blocks: list[JsonDict]) -> list[str]:
                 errors.append(f"duplicate block_id [json-pointer:{pointer}/block_id]")
             else:
                 block_ids.add(block_id)
-        errors.extend(_one_block_errors(block, pointer))
+        errors.extend(_one_block_errors(block, pointer, types))
     return errors
 
 
-def _one_block_errors(block: JsonDict, pointer: str) -> list[str]:
+def _one_block_errors(block: JsonDict, pointer: str, types: frozenset[str] = MESSAGE_BLOCK_TYPES) -> list[str]:
     kind = block.get("type")
-    if kind not in MESSAGE_BLOCK_TYPES:
+    if kind not in types:
         return [f"unsupported type: {kind} [json-pointer:{pointer}/type]"]
     if kind == "section":
         return _section_errors(block, pointer)
@@ -730,8 +840,12 @@ class FakeSlack:
         bot_id: str = "B0MISTRAL",
         app_id: str = "A0MISTRAL",
         bot_name: str = "mistralbot",
+        scopes: frozenset[str] = DEFAULT_SCOPES,
+        home_tab_enabled: bool = True,
     ) -> None:
         self.bot_token = bot_token
+        self.scopes = set(scopes)  # the bot token's scopes (missing_scope for methods needing others)
+        self.home_tab_enabled = home_tab_enabled  # views.publish of a home view: not_enabled when off
         self._files: dict[str, bytes] = {}  # what files.slack.com serves, by file id
         self.file_downloads: list[str] = []
         self.app_token = app_token
@@ -752,6 +866,10 @@ class FakeSlack:
         self.channels: dict[str, Channel] = {}
         self.ephemerals: list[EphemeralMessage] = []
         self.statuses: list[StatusChange] = []
+        self.suggested_prompts: list[SuggestedPrompts] = []
+        self.assistant_threads: dict[tuple[str, str], AssistantThread] = {}  # by (DM channel, thread_ts)
+        self.published_views: list[PublishedView] = []
+        self.home_views: dict[str, JsonDict] = {}  # each person's current Home tab
         self.responses: list[ResponseUrlPost] = []  # POSTs to response_url (refused ones too: see .status)
         self.response_url_max_uses = RESPONSE_URL_MAX_USES
         self.response_url_max_age = RESPONSE_URL_MAX_AGE
@@ -1061,6 +1179,52 @@ class FakeSlack:
             event.pop("client_msg_id", None)
         return event
 
+    def assistant_thread_started_event(self, user: str, viewing: str | None = None) -> JsonDict:
+        """`user` opens the assistant panel while viewing channel `viewing` (None: no channel): Slack
+        creates a thread in their DM with the app (its root an ``assistant_app_thread`` message) and
+        sends ``assistant_thread_started``. The person's messages in it are ``message_event(dm, user,
+        text, thread_ts=...)``. The thread is then known to setTitle / setSuggestedPrompts."""
+        dm = self._dm_with(user)
+        root = StoredMessage(
+            channel=dm.id, ts=self.next_ts(), text="New chat", user=self.bot_user_id, subtype="assistant_app_thread"
+        )
+        self._store(root, time.time())
+        context = self._assistant_context(viewing)
+        self.assistant_threads[(dm.id, root.ts)] = AssistantThread(user, dm.id, root.ts, context)
+        return self._assistant_event("assistant_thread_started", user, dm.id, root.ts, context)
+
+    def assistant_thread_context_changed_event(self, channel_id: str, thread_ts: str, viewing: str | None) -> JsonDict:
+        """The person with the panel's thread open moves to channel `viewing`."""
+        thread = self.assistant_threads[(channel_id, thread_ts)]
+        thread.context = self._assistant_context(viewing)
+        return self._assistant_event(
+            "assistant_thread_context_changed", thread.user, channel_id, thread_ts, thread.context
+        )
+
+    def _assistant_context(self, viewing: str | None) -> JsonDict:
+        context: JsonDict = {"team_id": self.team_id, "enterprise_id": None}
+        if viewing is not None:
+            context["channel_id"] = viewing
+        return context
+
+    def _assistant_event(self, kind: str, user: str, channel_id: str, thread_ts: str, context: JsonDict) -> JsonDict:
+        thread = {"user_id": user, "context": dict(context), "channel_id": channel_id, "thread_ts": thread_ts}
+        return {"type": kind, "assistant_thread": thread, "event_ts": f"{time.time():.6f}"}
+
+    def app_home_opened_event(self, user: str, tab: str = "home") -> JsonDict:
+        """`user` opens the app's Home (``tab`` "home") or Messages tab; a Home tab published for
+        them before comes as ``view``."""
+        event: JsonDict = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": self._dm_with(user).id,
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        }
+        if tab == "home" and user in self.home_views:
+            event["view"] = self.home_views[user]
+        return event
+
     def _event_base(self, event_type: str, message: StoredMessage) -> JsonDict:
         event: JsonDict = {
             "type": event_type,
@@ -1215,6 +1379,9 @@ class FakeSlack:
         auth_error = self._auth_error(method, token)
         if auth_error:
             return 200, {"ok": False, "error": auth_error}, {}
+        needed = METHOD_SCOPES.get(method, ())
+        if needed and not self.scopes.intersection(needed):
+            return 200, self._missing_scope(",".join(needed)), {}
         retry_after = self._rate_check(method, params, now)
         if retry_after is not None:
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
@@ -1252,6 +1419,9 @@ class FakeSlack:
         except ApiError:
             return str(value)
 
+    def _missing_scope(self, needed: str) -> JsonDict:
+        return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(sorted(self.scopes))}
+
     def _take_injected(self, method: str) -> _Injected | None:
         queue = self._injected.get(method)
         if not queue:
@@ -1279,6 +1449,9 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
+            "assistant.threads.setTitle": self._assistant_set_title,
+            "views.publish": self._views_publish,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
         }
@@ -1453,8 +1626,18 @@ class FakeSlack:
 
     def _conversations_history(self, params: JsonDict, now: float) -> JsonDict:
         channel = self._resolve_channel(params.get("channel"))
+        self._check_readable(channel)
         top = [m for m in self.messages_in(channel.id) if m.thread_ts in (None, m.ts)]
         return self._page(list(reversed(self._in_window(top, params))), params, default_limit=100)
+
+    def _check_readable(self, channel: Channel) -> None:
+        """A channel's history is read with its type's scope, by a member (a public channel the
+        bot is not in: not_in_channel; a private one: the bot can't see it, channel_not_found)."""
+        needed = HISTORY_SCOPES[channel.channel_type]
+        if needed not in self.scopes:
+            raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
+        if not channel.is_im and not channel.bot_member:
+            raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
 
     def _conversations_info(self, params: JsonDict, now: float) -> JsonDict:
         return {"channel": self._resolve_channel(params.get("channel")).to_api()}
@@ -1474,6 +1657,116 @@ class FakeSlack:
         loading = params.get("loading_messages")
         self.statuses.append(StatusChange(channel.id, thread_ts, str(params["status"]), now, loading))
         return {}
+
+    def _assistant_thread(self, params: JsonDict, *, required: bool) -> tuple[Channel, AssistantThread | None]:
+        """The DM channel and assistant thread a call names (channel_not_found, invalid_thread_ts)."""
+        channel = self._resolve_channel(_required(params, "channel_id"))
+        thread_ts = str(params.get("thread_ts") or "")
+        if not thread_ts:
+            if required:
+                _required(params, "thread_ts")
+            return channel, None
+        thread = self.assistant_threads.get((channel.id, thread_ts))
+        if thread is None:
+            raise ApiError("invalid_thread_ts")
+        return channel, thread
+
+    def _assistant_set_suggested_prompts(self, params: JsonDict, now: float) -> JsonDict:
+        """1-4 prompts, each with a non-empty ``title`` and ``message``; an optional list ``title``."""
+        channel, thread = self._assistant_thread(params, required=False)
+        prompts = params.get("prompts")
+        problems: list[str] = []
+        if not isinstance(prompts, list) or not prompts:
+            problems.append("must provide at least 1 item [json-pointer:/prompts]")
+        elif len(prompts) > MAX_SUGGESTED_PROMPTS:
+            problems.append(f"no more than {MAX_SUGGESTED_PROMPTS} items allowed [json-pointer:/prompts]")
+        else:
+            for i, prompt in enumerate(prompts):
+                for key in ("title", "message"):
+                    value = prompt.get(key) if isinstance(prompt, dict) else None
+                    if not isinstance(value, str) or not value.strip():
+                        problems.append(f"missing required field: {key} [json-pointer:/prompts/{i}/{key}]")
+        title = params.get("title")
+        if title is not None and not isinstance(title, str):
+            problems.append("must provide a string [json-pointer:/title]")
+        if problems:
+            raise ApiError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
+        assert isinstance(prompts, list)
+        thread_ts = thread.thread_ts if thread else None
+        self.suggested_prompts.append(SuggestedPrompts(channel.id, thread_ts, prompts, title, now))
+        return {}
+
+    def _assistant_set_title(self, params: JsonDict, now: float) -> JsonDict:
+        _, thread = self._assistant_thread(params, required=True)
+        assert thread is not None
+        title = _required(params, "title")
+        thread.title = title
+        thread.titles.append(title)
+        return {}
+
+    def _views_publish(self, params: JsonDict, now: float) -> JsonDict:
+        """A Home tab view for one person: ``type: "home"``, up to 100 valid blocks, 250 kB."""
+        user_id = _required(params, "user_id")
+        if user_id not in self.users:
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["invalid `user_id`"]})
+        view = params.get("view")
+        if not isinstance(view, dict):
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: view"]}
+            )
+        if len(json.dumps(view)) > VIEW_MAX_BYTES:
+            raise ApiError("view_too_large")
+        problems = self._home_view_errors(view)
+        if problems:
+            raise ApiError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
+        if not self.home_tab_enabled:
+            raise ApiError("not_enabled")
+        current = self.home_views.get(user_id)
+        if params.get("hash") and current is not None and params["hash"] != current["hash"]:
+            raise ApiError("hash_conflict")
+        view_id = current["id"] if current else f"V{uuid.uuid4().hex[:10].upper()}"
+        stored = {
+            **view,
+            "id": view_id,
+            "team_id": self.team_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            "hash": f"{now:.6f}.{uuid.uuid4().hex[:8]}",
+            "root_view_id": view_id,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+        }
+        self.home_views[user_id] = stored
+        self.published_views.append(PublishedView(user_id, stored, now))
+        return {"view": stored}
+
+    @staticmethod
+    def _home_view_errors(view: JsonDict) -> list[str]:
+        if view.get("type") != "home":
+            return ["must be home [json-pointer:/view/type]"]
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+            return ["must provide an array [json-pointer:/view/blocks]"]
+        problems = block_errors(blocks, limit=MAX_VIEW_BLOCKS, base="/view/blocks", types=HOME_BLOCK_TYPES)
+        if len(str(view.get("private_metadata") or "")) > PRIVATE_METADATA_MAX:
+            problems.append(
+                f"must be less than {PRIVATE_METADATA_MAX + 1} characters [json-pointer:/view/private_metadata]"
+            )
+        if len(str(view.get("callback_id") or "")) > CALLBACK_ID_MAX:
+            problems.append(f"must be less than {CALLBACK_ID_MAX + 1} characters [json-pointer:/view/callback_id]")
+        return problems
+
+    def title_of(self, channel_id: str, thread_ts: str) -> str | None:
+        """An assistant thread's title (None: never set)."""
+        thread = self.assistant_threads.get((channel_id, thread_ts))
+        return thread.title if thread else None
+
+    def prompts_for(self, channel_id: str, thread_ts: str | None) -> list[JsonDict] | None:
+        """The suggested prompts last set for a thread (None: never)."""
+        calls = [c for c in self.suggested_prompts if c.channel_id == channel_id and c.thread_ts == thread_ts]
+        return calls[-1].prompts if calls else None
 
     def _reaction_target(self, params: JsonDict) -> tuple[StoredMessage, str]:
         channel = self._resolve_channel(params.get("channel"))

@@ -1,0 +1,101 @@
+"""The App Home tab: published (views.publish) each time a person opens it, so it shows the
+models as they are and that person's remaining questions this minute (USER_TURNS_PER_MINUTE)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+
+from adapters.shared import describe_models
+from adapters.slack_bot.commands import bold
+from adapters.slack_bot.surfaces import SECTION_CHARS, WorkspaceBudgets
+from bot.errors import ReplyFailure
+
+if TYPE_CHECKING:
+    from adapters.slack_bot.bot import SlackBot
+
+log = structlog.get_logger(__name__)
+
+SHORTCUT_NAME = "Ask Mistral about this"  # the message shortcut's name in config/slack-app-manifest.yml
+HEADER_CHARS = 150  # Slack's limit for a header block's text
+
+
+class HomeTab:
+    def __init__(self, bot: SlackBot) -> None:
+        self._bot = bot
+
+    def register(self) -> None:
+        self._bot.app.event("app_home_opened")(self._on_opened)
+
+    async def _on_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """Publishing is idempotent, so a redelivered event is not claimed: it publishes again."""
+        if event.get("tab", "home") != "home":
+            return  # the Messages tab: the DM, nothing to publish
+        bot, user = self._bot, event["user"]
+        budgets = WorkspaceBudgets(bot.rate_limits, str(body.get("team_id") or ""))
+        view = {"type": "home", "blocks": await self.blocks(user)}
+        try:
+            async with bot.rate_limits.write((budgets.views,)):
+                await bot.client.views_publish(user_id=user, view=view)
+        except SlackApiError as error:
+            log.warning("slack_home_not_published", user=user, error=error.response.get("error"))
+            return
+        log.info("slack_home_published", user=user)
+
+    async def blocks(self, user: str) -> list[dict[str, Any]]:
+        core = self._bot.jobs.core
+        default = core.models.default.display_name
+        if len(core.models.choices) == 1:
+            models = f"I answer with {bold(default)}."
+        else:
+            models = f"New conversations answer with {bold(default)}.\n" + describe_models(core.models, None, bold)
+        blocks = [
+            {"type": "header", "text": {"type": "plain_text", "text": _cut("Ask me anything", HEADER_CHARS)}},
+            _section(models),
+            {"type": "divider"},
+            _section(self._how_to()),
+        ]
+        quota = await self._quota(user)
+        if quota:
+            blocks += [{"type": "divider"}, _section(quota)]
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "As of when you opened this tab."}]})
+        return blocks
+
+    def _how_to(self) -> str:
+        me = f"<@{self._bot.bot_user_id}>"
+        return "\n".join(
+            (
+                "*How to ask me*",
+                f"• *Mention me* ({me}) in a channel: I answer in a thread, and keep answering there "
+                "without a mention.",
+                "• *DM me*: the DM is one conversation until `/reset`; a thread in it is a conversation of its own.",
+                "• `/ask your question`: I post the question and answer in its thread.",
+                "• `/model`: the models; `/model name` switches a DM's model (in a channel, admins set "
+                "the model of its new threads).",
+                "• *The assistant panel* (my icon at the top of Slack): a private chat beside any channel. "
+                "Ask about “this channel” and I read its latest messages.",
+                f"• *On any message*: ⋯ → *{SHORTCUT_NAME}*, and I answer about it in its thread.",
+            )
+        )
+
+    async def _quota(self, user: str) -> str:
+        """This person's remaining questions this minute; "" when there is no per-person limit."""
+        try:
+            left = await self._bot.jobs.core.turns_left("slack", user)
+        except ReplyFailure:
+            return "I can't check how many questions you have left right now."
+        if left is None:
+            return ""
+        if left <= 0:
+            return "You've asked all the questions you may this minute: the next one can come in under a minute."
+        return f"You can ask me *{left}* more question{'s' if left != 1 else ''} this minute."
+
+
+def _section(mrkdwn: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(mrkdwn, SECTION_CHARS)}}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
