@@ -1,28 +1,33 @@
 """Web chat: `python -m bot web` serves a chat page; answers stream in over a websocket.
 
-Each browser gets a random 128-bit id in an HttpOnly, SameSite=Strict cookie; its conversation
-is the core's thread `web:<id>`, so a reload or a restart shows it again. Each answer streams to
-the tab that asked, through the same core and live renderer as Discord and Slack. The page
+Each browser gets a random 128-bit id in an HttpOnly, SameSite=Strict cookie; its conversations
+are the core's threads `web:<id>` (the first) and `web:<id>:<conversation id>`, listed per browser
+(adapters/web_conversations.py), so a reload or a restart shows them again. Each answer streams
+to every tab of this process showing its conversation, through the same core and live renderer
+as Discord and Slack; its last frame goes out once it is stored. The page
 (`web_static/`) shows all text as text: nothing the model or a person writes is ever run.
 Without WEB_PASSWORD it listens on loopback only; with it, every request needs basic auth.
+web_guard.py checks each request (password, Host, Origin, trusted proxies) and loads WEB_TLS_*.
 
 The frames (JSON over the websocket):
 
 - server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, maxChars,
-  maxImages, maxImageBytes, history: [{role, text, images: count}]} on connecting; `reply`
-  {question, reply, text, streaming, model: display name}; `refused` {question, reason}; `model`
-  {model: {id, name, vision}} when the conversation's model changes (or a switch failed: the one
-  still in use); `notice` {text, level: "info" | "warning"}; `cleared`.
+  maxImages, maxImageBytes, conversation: id, conversations: [{id, title}], history: [{role, text,
+  images: count, failed?: reason}], live: [{question, reply, text, model?, again}]} on connecting
+  and on switching conversations (`live`: its answers being written, which go on streaming);
+  `asked` {question, text, images: count, again} when another tab's question (or `again`) starts
+  being answered; `reply` {question, reply, text, streaming, model: display name}; `refused`
+  {question, reason}; `model` {model: {id, name, vision}} when the conversation's model changes
+  (or a switch failed: the one still in use); `conversations` {items: [{id, title}]} when the
+  browser's list changes; `notice` {text, level: "info" | "warning"}; `cleared`.
 - page → server: `ask` {id, text, images: [{name, type, data: "data:image/…;base64,…"}]};
-  `model` {id}; `reset`.
+  `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
+  `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
-import ipaddress
 import re
 import secrets
 import sys
@@ -32,10 +37,12 @@ from pathlib import Path
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
-from aiohttp.typedefs import Handler
 
+from adapters import web_guard
 from adapters.shared import PlatformJobs
 from adapters.web_chat import IMAGE_FRAME_BYTES, MAX_FRAME_BYTES, Tab
+from adapters.web_conversations import Hub, conversations_for
+from adapters.web_guard import Guard
 from bot.app import Services
 from config.env import ConfigError
 from config.settings import ImageSettings, Settings
@@ -59,7 +66,7 @@ _SECURITY_HEADERS = {
 JOBS: web.AppKey[PlatformJobs] = web.AppKey("jobs")
 SITE: web.AppKey[WebSettings] = web.AppKey("site")
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")  # open pages
-TABS: web.AppKey[set[Tab]] = web.AppKey("tabs")  # the same pages, with the conversation each shows
+HUB: web.AppKey[Hub] = web.AppKey("hub")  # the same pages by conversation and browser, and their answers
 
 
 @dataclass(frozen=True)
@@ -69,19 +76,15 @@ class WebSettings:
     password: str | None
     cookie_seconds: int
     images: ImageSettings
+    guard: Guard  # who may use the chat, and over what (adapters/web_guard.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebSettings:
         env = settings.env
         host = env.str("WEB_HOST", "127.0.0.1")
-        password = env.optional_str("WEB_PASSWORD")
-        if password is None and not is_loopback(host):
-            raise ConfigError(
-                f"WEB_HOST={host!r} would let anyone who can reach this machine chat with the bot: "
-                "set WEB_PASSWORD to require a password, or leave WEB_HOST at 127.0.0.1"
-            )
+        guard = Guard.from_env(env, host)  # WEB_PASSWORD, WEB_ALLOWED_HOSTS, WEB_TRUSTED_PROXIES, WEB_TLS_*
         port = env.int("WEB_PORT", 8080, minimum=1, maximum=65535)
-        return cls(host, port, password, settings.history.ttl_seconds, settings.images)
+        return cls(host, port, guard.password, settings.history.ttl_seconds, settings.images, guard)
 
     @property
     def max_frame_bytes(self) -> int:
@@ -91,39 +94,10 @@ class WebSettings:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return f"{'https' if self.guard.tls else 'http'}://{host}:{self.port}/"
 
 
 # -- HTTP -----------------------------------------------------------------------------------
-
-
-@web.middleware
-async def password_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With WEB_PASSWORD set, every request needs basic auth with it (any user name)."""
-    password = request.app[SITE].password
-    if password is not None and not _authorized(request.headers.get("Authorization", ""), password):
-        raise web.HTTPUnauthorized(
-            text="This chat needs a password.", headers={"WWW-Authenticate": 'Basic realm="chat", charset="UTF-8"'}
-        )
-    return await handler(request)
-
-
-def _authorized(header: str, password: str) -> bool:
-    """`header` is "Basic base64(user:password)" with that password (any user name)."""
-    scheme, _, encoded = header.partition(" ")
-    try:
-        credentials = base64.b64decode(encoded.strip(), validate=True)
-    except ValueError:
-        return False
-    _, colon, given = credentials.partition(b":")
-    return scheme.lower() == "basic" and bool(colon) and hmac.compare_digest(given, password.encode())
 
 
 def _static(name: str, content_type: str, cache: str) -> web.FileResponse:
@@ -155,27 +129,22 @@ def chat_id_of(request: web.Request) -> str | None:
     return value if _CHAT_ID.fullmatch(value) else None
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is None or origin.split("://", 1)[-1] == request.host
-
-
 async def socket(request: web.Request) -> web.StreamResponse:
     chat_id = chat_id_of(request)
-    if chat_id is None or not _same_origin(request):
+    if chat_id is None or not web_guard.same_origin(request):
         raise web.HTTPForbidden(text="Open the chat page first.")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=request.app[SITE].max_frame_bytes)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    tab = Tab(request.app[JOBS], request.app[SITE].images, request.app[TABS], ws, chat_id)
-    request.app[TABS].add(tab)
+    conversation = request.query.get("conversation", "")  # the one this page showed last
+    tab = Tab(request.app[JOBS], request.app[SITE].images, request.app[HUB], ws, chat_id, conversation)
     try:
         await tab.greet()
         async for message in ws:
             if message.type is WSMsgType.TEXT and not await tab.receive(message.data):
                 await ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"message too big")
     finally:
-        request.app[TABS].discard(tab)
+        tab.close()
     return ws
 
 
@@ -188,12 +157,13 @@ async def _close_pages(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutting down")
 
 
-def make_app(services: Services, site: WebSettings) -> web.Application:
-    app = web.Application(middlewares=[password_guard], client_max_size=64 * 1024)
+def make_app(services: Services, site: WebSettings, key_prefix: str = "") -> web.Application:
+    """`key_prefix`: REDIS_KEY_PREFIX, for each browser's list of conversations."""
+    app = web.Application(middlewares=[web_guard.middleware(site.guard)], client_max_size=64 * 1024)
     app[JOBS] = PlatformJobs(services, NAME)
     app[SITE] = site
     app[SOCKETS] = weakref.WeakSet()
-    app[TABS] = set()
+    app[HUB] = Hub(conversations_for(services, key_prefix, site.cookie_seconds))
     app.router.add_get("/", page)
     app.router.add_get("/chat.js", script)
     app.router.add_get("/ws", socket)
@@ -216,16 +186,20 @@ def command(argv: list[str], settings: Settings) -> int | None:
 
 async def run(services: Services, settings: Settings) -> None:
     site_settings = WebSettings.from_settings(settings)
-    runner = web.AppRunner(make_app(services, site_settings), access_log=None, shutdown_timeout=5)
+    guard = site_settings.guard
+    app = make_app(services, site_settings, settings.history.key_prefix)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, site_settings.host, site_settings.port).start()
+            await web.TCPSite(runner, site_settings.host, site_settings.port, ssl_context=guard.tls).start()
         except OSError as error:
             raise ConfigError(
                 f"WEB_HOST={site_settings.host!r} WEB_PORT={site_settings.port}: cannot listen there ({error.strerror})"
             ) from None
-        log.info("web_chat_listening", url=site_settings.url, password=site_settings.password is not None)
+        log.info("web_chat_listening", url=site_settings.url, password=guard.password is not None)
+        if guard.password and not (guard.tls or guard.trusted_proxies or web_guard.is_loopback(site_settings.host)):
+            log.warning("web_password_sent_in_clear", hint="set WEB_TLS_CERT and WEB_TLS_KEY, or serve behind HTTPS")
         print(f"Web chat on {site_settings.url}", file=sys.stderr, flush=True)
         await asyncio.Event().wait()  # until the bot's main cancels us
     finally:

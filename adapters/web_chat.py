@@ -1,13 +1,17 @@
-"""The web chat's conversation side: one open page (`Tab`), the frames it exchanges with the
-server (see adapters.web), and the answer streaming into it (`WebReply`)."""
+"""The web chat's conversation side: one open page (`Tab`) and the frames it exchanges with the
+server (see adapters.web). What pages share (the browser's conversations, the answers being
+written and the surface they stream through, `WebReply`): adapters.web_conversations."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import time
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -15,10 +19,26 @@ from aiohttp import web
 
 from adapters.attachments import Attachment, read_attachments, with_files
 from adapters.shared import PlatformJobs, switched_model
+from adapters.web_conversations import (
+    FIRST,
+    MAX_CONVERSATIONS,
+    MAX_TITLE_CHARS,
+    Entry,
+    Hub,
+    Live,
+    Outbox,
+    WebReply,
+    entry_used_now,
+    history_entry,
+    is_conversation_id,
+    new_conversation_id,
+    ordered,
+    thread_of,
+    title_from,
+)
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
-from bot.surface import SurfaceLimits, UnlimitedSurface
 from config.models import ModelChoice
 from config.settings import ImageSettings
 
@@ -33,36 +53,9 @@ MAX_FILE_NAME_CHARS = 120
 # What one image adds to a frame at most: its base64 (4 characters per 3 bytes), the data URL's
 # header, and its name and type (up to 6 bytes per character escaped).
 IMAGE_FRAME_BYTES = 4 * -(-MAX_IMAGE_BYTES // 3) + 6 * MAX_FILE_NAME_CHARS + 1024
+# Questions one page may have waiting for their answers; more are refused (a page asks one at a time).
+MAX_WAITING = 3
 _DATA_URL = re.compile(r"data:([^,;]*)((?:;[^,;]*)*);base64,(.*)", re.DOTALL)
-
-
-class WebReply(UnlimitedSurface):
-    """One answer in one tab. The page draws its own blinking caret while `streaming` is true,
-    and a label naming the model that answers."""
-
-    limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
-
-    def __init__(self, tab: Tab, question: str) -> None:
-        self._tab = tab
-        self._question = question
-        self._posted = 0
-        self._model = ""  # the answering model's display name, once the core says which
-
-    def model_line(self, model: str, *, first_reply: bool) -> str:
-        self._model = model
-        return ""  # shown as the reply's label, not in its text
-
-    async def post(self, text: str, *, final: bool) -> str:
-        self._posted += 1
-        handle = f"{self._question}.{self._posted}"
-        await self.edit(handle, text, final=final)
-        return handle
-
-    async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        event = {"type": "reply", "question": self._question, "reply": handle, "text": text, "streaming": not final}
-        if self._model:
-            event["model"] = self._model
-        await self._tab.send(event)
 
 
 def model_info(choice: ModelChoice) -> dict[str, Any]:
@@ -71,51 +64,75 @@ def model_info(choice: ModelChoice) -> dict[str, Any]:
 
 
 class Tab:
-    """One open page: its websocket and the conversation it shows."""
+    """One open page: its websocket, its browser (`chat_id`) and the conversation it shows."""
 
     def __init__(
-        self, jobs: PlatformJobs, images: ImageSettings, tabs: set[Tab], ws: web.WebSocketResponse, chat_id: str
+        self,
+        jobs: PlatformJobs,
+        images: ImageSettings,
+        hub: Hub,
+        ws: web.WebSocketResponse,
+        chat_id: str,
+        conversation: str = "",
     ) -> None:
-        """`tabs`: every open page (those of the same conversation see its model change)."""
+        """`conversation`: the one the page showed last, if it still exists."""
         self._jobs = jobs
         self._images = images
-        self._tabs = tabs
-        self._ws = ws
-        self._chat_id = chat_id
-        self.thread = f"web:{chat_id}"
+        self._hub = hub
+        self.chat_id = chat_id
+        self.conversation = conversation if is_conversation_id(conversation) else FIRST
+        self.thread = thread_of(chat_id, self.conversation)
+        self.outbox = Outbox(ws)
         self.model = self._jobs.core.models.default  # the conversation's model, as this page shows it
+        self._waiting = 0  # questions asked here whose answers are not written yet
+        self._greeting = asyncio.Lock()
+        hub.join(self)
 
-    async def send(self, event: dict[str, Any]) -> None:
-        if self._ws.closed:
-            return  # the page went away; its answer still finishes and is stored
-        try:
-            await self._ws.send_json(event)
-        except ConnectionError:
-            log.debug("web_page_gone", thread=self.thread)
+    def close(self) -> None:
+        """The page went away (its answers still finish and are stored)."""
+        self._hub.leave(self)
+        self.outbox.close()
 
-    async def notice(self, text: str, *, level: str = "warning") -> None:
-        await self.send({"type": "notice", "text": text, "level": level})
+    def send(self, event: dict[str, Any]) -> None:
+        self._hub.send([self], event)
 
-    async def greet(self) -> None:
-        """The models and the conversation so far, for a page that has just (re)connected."""
-        core = self._jobs.core
-        try:
-            stored = await core.history(self.thread)
-            self.model = await core.model_for(self.thread)
-        except ReplyFailure as failure:
-            stored = []
-            await self.notice(failure_note(failure))
-        await self.send(
-            {
-                "type": "hello",
-                "models": [model_info(choice) for choice in core.models.choices],
-                "model": model_info(self.model),
-                "maxChars": MAX_MESSAGE_CHARS,
-                "maxImages": self._images.max_images,
-                "maxImageBytes": MAX_IMAGE_BYTES,
-                "history": [{"role": m.role, "text": m.content, "images": len(m.images)} for m in stored],
-            }
-        )
+    def notice(self, text: str, *, level: str = "warning") -> None:
+        self.send({"type": "notice", "text": text, "level": level})
+
+    async def greet(self, conversation: str | None = None) -> None:
+        """The models, the browser's conversations and the one shown (`conversation` if it
+        exists, else the last used), with its answer being written if any: for a page that has
+        just (re)connected or switched. From then on it is sent that conversation's answers."""
+        async with self._greeting:
+            core = self._jobs.core
+            entries = await self._entries()
+            wanted = self.conversation if conversation is None else conversation
+            entry = next((entry for entry in entries if entry.id == wanted), entries[0])
+            self.conversation = entry.id
+            self._hub.move(self, thread_of(self.chat_id, entry.id))
+            try:
+                self.model = await core.model_for(self.thread)
+                stored = await self._hub.settled_history(self.thread, core.history)
+            except ReplyFailure as failure:
+                stored = []
+                self.notice(failure_note(failure))
+            self.send(
+                {
+                    "type": "hello",
+                    "models": [model_info(choice) for choice in core.models.choices],
+                    "model": model_info(self.model),
+                    "maxChars": MAX_MESSAGE_CHARS,
+                    "maxImages": self._images.max_images,
+                    "maxImageBytes": MAX_IMAGE_BYTES,
+                    "conversation": entry.id,
+                    "conversations": [entry.frame() for entry in entries],
+                    "history": [history_entry(message) for message in stored],
+                    "live": [live.frame() for live in self._hub.lives(self.thread) if live.shown],
+                }
+            )
+        first = next((message.content for message in stored if message.role == "user"), "")
+        if not entry.title and title_from(first):  # a conversation from before there were titles
+            await self._save(entries, replace(entry, title=title_from(first)))
 
     async def receive(self, raw: str) -> bool:
         """Act on one frame from the page; False for a frame larger than what it carries needs
@@ -134,45 +151,91 @@ class Tab:
         uploads: list[object] = images if kind == "ask" and isinstance(images, list) else []
         if _frame_bytes(raw) > MAX_FRAME_BYTES + min(len(uploads), self._images.max_images) * IMAGE_FRAME_BYTES:
             return False
-        if kind == "reset":
+        question = str(event.get("id", ""))[:64]
+        if kind == "ask" and isinstance(event.get("text"), str):
+            await self._ask(question, event["text"], uploads)
+        elif kind == "again":
+            self._again(question)
+        elif kind == "stop":
+            self._stop()
+        elif kind == "reset":
             await self._reset()
         elif kind == "model" and isinstance(event.get("id"), str):
             await self._choose(event["id"][:200])
-        elif kind == "ask" and isinstance(event.get("text"), str):
-            await self._ask(str(event.get("id", ""))[:64], event["text"], uploads)
+        elif kind == "new":
+            await self._new()
+        elif kind == "open" and is_conversation_id(event.get("id")):
+            await self.greet(event["id"])
+        elif kind == "rename" and is_conversation_id(event.get("id")) and isinstance(event.get("title"), str):
+            await self._rename(event["id"], event["title"][: 4 * MAX_TITLE_CHARS])
+        elif kind == "delete" and is_conversation_id(event.get("id")):
+            await self._delete(event["id"])
         return True
+
+    # -- questions and answers ----------------------------------------------------------
 
     async def _ask(self, question: str, text: str, uploads: list[object]) -> None:
         if text.strip() == "/reset" and not uploads:
             await self._reset()
             return
-        refusal = _refusal(text, with_images=bool(uploads))
+        refusal = _refusal(text, with_images=bool(uploads)) or self._busy()
         if refusal is not None:
-            await self.send({"type": "refused", "question": question, "reason": refusal})
+            self.send({"type": "refused", "question": question, "reason": refusal})
             return
-        # A task of its own: the answer completes (and is stored) even if the page closes now.
-        self._jobs.spawn(self._answer(question, text, uploads))
+        title = title_from(text) or ("Images" if len(uploads) > 1 else "Image")
+        live = Live(self.thread, question, {"question": question, "text": text, "images": len(uploads)})
+        self._start(live, self._answer(live, self.conversation, text, uploads, title))
 
-    async def _answer(self, question: str, text: str, uploads: list[object]) -> None:
+    def _again(self, question: str) -> None:
+        """Answer the conversation's last question again, in place of its last answer."""
+        refusal = self._busy()
+        if refusal is not None:
+            self.send({"type": "refused", "question": question, "reason": refusal})
+            return
+        live = Live(self.thread, question, {"question": question, "again": True}, again=True)
+        turn = Turn(self.thread, self.chat_id, "web", "", channel="web", again=True)
+        self._start(live, self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live)))
+
+    def _busy(self) -> str | None:
+        if self._waiting < MAX_WAITING:
+            return None
+        return f"You have {MAX_WAITING} questions waiting for their answers already: ask again once one is answered."
+
+    def _start(self, live: Live, work: Coroutine[Any, Any, None]) -> None:
+        """Answer in a task of its own: the answer completes (and is stored) even if the page
+        closes now; its last frames go out once it is stored."""
+        self._hub.begin(live)
+        self._waiting += 1
+        self._jobs.spawn(self._answering(live, work))
+
+    async def _answering(self, live: Live, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        finally:
+            self._waiting -= 1
+            await self._hub.finish(live)
+
+    async def _answer(self, live: Live, conversation: str, text: str, uploads: list[object], title: str) -> None:
         """Read the question's images (checked and scaled down as on every platform), then answer."""
+        await self._touch(conversation, title)
         attachments, notices = self._attachments(uploads)
         files = await read_attachments(attachments, self._images)
         notices += files.notices
         if not text.strip() and not files.images and not files.text:
             reason = " ".join(notices) or "Type a message first."  # every image it had was unusable
-            await self.send({"type": "refused", "question": question, "reason": reason})
+            self.send({"type": "refused", "question": live.question, "reason": reason})
             return
         asked = with_files(text if text.strip() else _about(files.images), files)
         turn = Turn(
-            self.thread,
-            self._chat_id,
+            live.thread,
+            self.chat_id,
             "web",
             asked,
             channel="web",  # the page is one channel
             notices=tuple(notices),
             images=files.images,
         )
-        await self._jobs.answer(turn, WebReply(self, question))
+        await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live))
 
     def _attachments(self, uploads: list[object]) -> tuple[list[Attachment], list[str]]:
         """The files a page sent, decoded; a notice naming each one that can't be used."""
@@ -194,6 +257,14 @@ class Tab:
             attachments.append(Attachment(name, content_type, len(data), _returning(data)))
         return attachments, notices
 
+    def _stop(self) -> None:
+        """Stop the answer being written in this conversation by this process (or, if it is
+        still waiting its turn, as soon as it starts)."""
+        if not self._jobs.core.stop(self.thread):
+            waiting = [live for live in self._hub.lives(self.thread) if not live.shown]
+            if waiting:
+                waiting[0].stop_requested = True
+
     async def _choose(self, name: str) -> None:
         """Answer this conversation with the model called `name` from now on; every page showing
         the conversation is told, and this one also with a notice. A failed switch puts the
@@ -202,26 +273,110 @@ class Tab:
         try:
             choice = await core.choose_model(self.thread, name)
         except ReplyFailure as failure:
-            await self.send({"type": "model", "model": model_info(self.model)})
-            await self.notice(failure_note(failure))
+            self.send({"type": "model", "model": model_info(self.model)})
+            self.notice(failure_note(failure))
             return
         if choice is None:
-            await self.send({"type": "model", "model": model_info(self.model)})
+            self.send({"type": "model", "model": model_info(self.model)})
             names = ", ".join(option.display_name for option in core.models.choices)
-            await self.notice(f"There is no model called “{name.strip()}” here. The models: {names}.")
+            self.notice(f"There is no model called “{name.strip()}” here. The models: {names}.")
             return
-        for tab in [tab for tab in self._tabs if tab.thread == self.thread]:
-            tab.model = choice
-            await tab.send({"type": "model", "model": model_info(choice)})
-        await self.notice(switched_model(choice, str), level="info")
+        pages = self._hub.pages(self.thread)
+        for page in pages:
+            page.model = choice
+        self._hub.send(pages, {"type": "model", "model": model_info(choice)})
+        self.notice(switched_model(choice, str), level="info")
 
     async def _reset(self) -> None:
+        """Forget this conversation's messages (typed /reset): it stays in the list, untitled."""
+        thread, conversation = self.thread, self.conversation
         try:
-            await self._jobs.core.reset(self.thread)
+            await self._jobs.core.reset(thread)
         except ReplyFailure as failure:
-            await self.notice(failure_note(failure))
+            self.notice(failure_note(failure))
             return
-        await self.send({"type": "cleared"})
+        self._hub.send(self._hub.pages(thread), {"type": "cleared"})
+        entries = await self._entries()
+        entry = next((entry for entry in entries if entry.id == conversation), None)
+        if entry is not None and entry.title:
+            await self._save(entries, replace(entry, title=""))
+
+    # -- the browser's conversations ----------------------------------------------------
+
+    async def _new(self) -> None:
+        """Start a conversation and show it (this one, if nothing was asked in it yet)."""
+        entries = await self._entries()
+        current = next((entry for entry in entries if entry.id == self.conversation), None)
+        if current is not None and not current.title and not self._hub.lives(self.thread):
+            await self.greet(current.id)
+            return
+        if len(entries) >= MAX_CONVERSATIONS:
+            self.notice(f"This browser has {MAX_CONVERSATIONS} conversations: delete one to start another.")
+            return
+        entry = Entry(new_conversation_id(), "", time.time())
+        if await self._save(entries, entry):
+            await self.greet(entry.id)
+
+    async def _rename(self, conversation: str, title: str) -> None:
+        entries = await self._entries()
+        entry = next((entry for entry in entries if entry.id == conversation), None)
+        if entry is not None and title_from(title):
+            await self._save(entries, replace(entry, title=title_from(title)))
+
+    async def _delete(self, conversation: str) -> None:
+        """Forget a conversation: its messages, its place in the list; its pages show another."""
+        entries = await self._entries()
+        if not any(entry.id == conversation for entry in entries):
+            return
+        thread = thread_of(self.chat_id, conversation)
+        for live in self._hub.lives(thread):
+            live.stop_requested = True
+        self._jobs.core.stop(thread)
+        try:
+            await self._hub.conversations.remove(self.chat_id, conversation)
+            await self._jobs.core.reset(thread)  # once its answer being written has stopped
+        except ReplyFailure as failure:
+            self.notice(failure_note(failure))
+            return
+        remaining = [entry for entry in entries if entry.id != conversation]
+        pages = self._hub.browser(self.chat_id)
+        self._hub.send([page for page in pages if page.thread != thread], _listing(remaining))
+        for page in pages:
+            if page.thread == thread:
+                await page.greet(None)
+
+    async def _touch(self, conversation: str, title: str) -> None:
+        """The conversation was asked something: it goes to the top of the list, titled with its
+        first question if it has no title yet."""
+        try:
+            entries = await self._hub.conversations.entries(self.chat_id)
+        except ReplyFailure:
+            return  # the answer says why (the history is out of reach too)
+        entry = next((entry for entry in entries if entry.id == conversation), None)
+        if entry is not None:
+            await self._save(entries, entry_used_now(entry, title))
+
+    async def _entries(self) -> list[Entry]:
+        try:
+            return await self._hub.conversations.entries(self.chat_id)
+        except ReplyFailure as failure:
+            self.notice(failure_note(failure))
+            return [Entry(self.conversation)]
+
+    async def _save(self, entries: list[Entry], entry: Entry) -> bool:
+        """Keep `entry`, and send every page of the browser the list with it."""
+        try:
+            await self._hub.conversations.save(self.chat_id, entry)
+        except ReplyFailure as failure:
+            self.notice(failure_note(failure))
+            return False
+        listed = ordered([*(other for other in entries if other.id != entry.id), entry])
+        self._hub.send(self._hub.browser(self.chat_id), _listing(listed))
+        return True
+
+
+def _listing(entries: list[Entry]) -> dict[str, Any]:
+    return {"type": "conversations", "items": [entry.frame() for entry in ordered(entries)]}
 
 
 def _refusal(text: str, *, with_images: bool = False) -> str | None:

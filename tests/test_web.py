@@ -725,3 +725,365 @@ async def test_listening_beyond_loopback_needs_a_password_and_the_password_is_as
     chat = await ChatPage.open(context, bots.url)
     await chat.ask("Is this private?")
     assert CODE in await chat.answer()
+
+
+# -- stop, regenerate, copy -----------------------------------------------------------------
+
+
+async def test_stop_keeps_the_text_so_far_marked_stopped_with_the_button_or_esc(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(tokens=400, rate=20)  # 20 s, unless stopped
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    stop = chat.page.locator("#stop")
+    await expect(stop).to_be_hidden()
+    await chat.ask("Count slowly")
+    reply = chat.replies.last
+    await expect(reply.locator(".body")).to_contain_text("w5")
+    await expect(stop).to_be_visible()
+    await stop.click()
+    await expect(reply).to_have_attribute("data-state", "done", timeout=5000)
+    shown = await reply.locator(".body").inner_text()
+    assert shown.startswith("w0 w1 w2 w3 w4 w5") and shown.endswith(f"\n\n⚠️ {FailureKind.STOPPED.reason}"), shown
+    assert len(shown.split()) < 200
+    await expect(reply.locator(".warning")).to_have_text(f"⚠️ {FailureKind.STOPPED.reason}")
+    await expect(stop).to_be_hidden()
+    await eventually(lambda: model.requests[-1].outcome == "disconnected", 5, "the model stream closed")
+
+    await chat.ask("Count again")
+    second = chat.replies.last
+    await expect(second.locator(".body")).to_contain_text("w3")
+    await chat.page.keyboard.press("Escape")
+    await expect(second).to_have_attribute("data-state", "done", timeout=5000)
+    assert (await second.locator(".body").inner_text()).endswith(f"⚠️ {FailureKind.STOPPED.reason}")
+    live = await chat.transcript()
+
+    await chat.reload(messages=4)  # stored as stopped, shown as it was
+    assert await chat.transcript() == live
+    assert chat.errors == []
+
+
+async def test_regenerate_writes_the_last_answer_again_in_its_place(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    answers = iter(["The first answer.", "Another answer, written again.", "A second question's answer."])
+    model.responder = lambda body: Script(text=next(answers), rate=20)
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    regenerate = chat.page.locator(".message.bot .again")
+    await chat.ask("Tell me something")
+    assert await chat.answer() == "The first answer."
+    await expect(regenerate.locator("visible=true")).to_have_count(1)
+
+    await regenerate.click()
+    await expect(chat.messages).to_have_count(2)  # in place: no new message
+    assert await chat.answer() == "Another answer, written again."
+    assert conversation(model.requests[-1].body) == ["Tell me something"]  # the old answer is not sent
+    assert await chat.transcript() == [("user", "Tell me something"), ("bot", "Another answer, written again.")]
+
+    await chat.ask("And another thing")
+    await chat.answer()
+    assert await regenerate.nth(0).is_hidden() and await regenerate.nth(1).is_visible()  # the last answer only
+    await chat.reload(messages=4)
+    assert await chat.transcript() == [
+        ("user", "Tell me something"),
+        ("bot", "Another answer, written again."),
+        ("user", "And another thing"),
+        ("bot", "A second question's answer."),
+    ]
+
+
+# As on a page served over plain http (not localhost): no navigator.clipboard. The test reads
+# the clipboard through the real one, kept aside.
+NO_ASYNC_CLIPBOARD = """(() => {
+  const real = Object.getOwnPropertyDescriptor(Navigator.prototype, "clipboard");
+  Object.defineProperty(Navigator.prototype, "clipboard", { get: () => undefined, configurable: true });
+  window.readClipboardForTest = () => real.get.call(navigator).readText();
+})()"""
+
+
+async def test_copy_buttons_copy_whole_messages_and_code_without_the_async_clipboard(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    await bots.start()
+    context = await browser.new_context()
+    await context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await context.add_init_script(NO_ASYNC_CLIPBOARD)
+    chat = await ChatPage.open(context, bots.url)
+    assert await chat.page.evaluate("navigator.clipboard") is None
+
+    async def copied(button: Any) -> str:
+        await button.click()
+        await expect(button).to_have_text("Copied")
+        return str(await chat.page.evaluate("readClipboardForTest()"))
+
+    await chat.ask("How do I print three lines in Python?\nShow me.")
+    await chat.answer()
+    assert await copied(chat.replies.last.locator(".actions .copy")) == CODE_ANSWER  # its Markdown, whole
+    assert await copied(chat.replies.last.locator(".codeblock .copy")) == CODE
+    question = chat.messages.first
+    await question.hover()
+    assert await copied(question.locator(".actions .copy")) == "How do I print three lines in Python?\nShow me."
+    assert chat.errors == []
+
+
+# -- several conversations ------------------------------------------------------------------
+
+
+async def test_a_browser_keeps_a_list_of_conversations_to_switch_rename_and_delete(
+    model: FakeModelServer, bots: WebBots, browser: Browser, key_prefix: str, raw_redis: Any
+) -> None:
+    model.responder = lambda body: Script(text=f"About {conversation(body)[-1]}.")
+    bot = await bots.start()
+    context = await browser.new_context()
+    chat = await ChatPage.open(context, bots.url)
+    rows = chat.page.locator("#conversations .conversation")
+    titles = chat.page.locator("#conversations .open")
+    await expect(rows).to_have_count(1)
+    first_question = "Tell me about <b>apples</b>" + " and more" * 20
+    await chat.ask(first_question)
+    await chat.answer()
+    first_title = " ".join(first_question.split())[:79] + "…"
+    await expect(titles).to_have_text([first_title])  # titled from its first question, as text
+    await expect(chat.page.locator("#heading")).to_have_text(first_title)
+
+    await chat.page.click("#new")
+    await expect(chat.messages).to_have_count(0)
+    await expect(rows).to_have_count(2)
+    await chat.ask("Pears?")
+    await chat.answer()
+    assert conversation(model.requests[-1].body) == ["Pears?"]  # a conversation of its own
+    await expect(titles).to_have_text(["Pears?", first_title])  # the most recently used first
+    await expect(rows.first).to_have_class("conversation current")
+
+    await titles.nth(1).click()  # back to the first
+    await expect(chat.page.locator("#heading")).to_have_text(first_title)
+    await expect(chat.messages).to_have_count(2)
+    assert (await chat.transcript())[0] == ("user", first_question)
+    await chat.ask("And green ones?")
+    await chat.answer()
+    assert conversation(model.requests[-1].body) == [first_question, f"About {first_question}.", "And green ones?"]
+    await expect(titles).to_have_text([first_title, "Pears?"])
+
+    pears = rows.nth(1)
+    await pears.hover()
+    await pears.locator(".rename").click()
+    hostile = "<img src=x onerror=\"window.pwned = 'title'\"> Pears & co"
+    await pears.locator("input").fill(hostile)
+    await pears.locator("input").press("Enter")
+    await expect(titles).to_have_text([first_title, hostile])
+    await expect(chat.page.locator("#conversations img, #conversations b")).to_have_count(0)
+
+    chat_id = (await context.cookies())[0]["value"]
+    pears_id = await pears.get_attribute("data-id")
+    assert pears_id and pears_id != "0"
+    histories = sorted(await raw_redis.keys(f"{key_prefix}chat:*:history"))
+    # The first conversation is the thread the page always used: what it held is not lost.
+    assert histories == sorted(
+        [f"{key_prefix}chat:{{web:{chat_id}}}:history", f"{key_prefix}chat:{{web:{chat_id}:{pears_id}}}:history"]
+    )
+
+    await chat.reload(messages=4)  # the list, and the conversation this tab showed
+    await expect(titles).to_have_text([first_title, hostile])
+    await bots.stop(bot)
+    await bots.start()
+    await chat.reload(messages=4)
+    chat.errors.clear()  # the page's attempts to reconnect while no bot ran
+    await expect(titles).to_have_text([first_title, hostile])
+    await titles.nth(1).click()
+    await expect(chat.page.locator("#heading")).to_have_text(hostile)
+    await expect(chat.messages).to_have_count(2)
+    await chat.reload(messages=2)
+    await expect(rows.nth(1)).to_have_class("conversation current")
+
+    chat.page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await rows.nth(1).locator(".delete").click()  # the conversation shown: another one is shown
+    await expect(titles).to_have_text([first_title])
+    await expect(chat.messages).to_have_count(4)
+    assert await raw_redis.keys(f"{key_prefix}chat:*{pears_id}*:history") == []
+    chat.page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await rows.first.locator(".delete").click()  # the last one: a new, empty one
+    await expect(chat.messages).to_have_count(0)
+    await expect(titles).to_have_text(["New conversation"])
+    assert await chat.page.evaluate("window.pwned") is None
+    assert chat.errors == []
+
+
+async def test_without_redis_the_list_of_conversations_lives_in_the_process(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.responder = lambda body: Script(text=f"About {conversation(body)[-1]}.")
+    await bots.start(REDIS_URL="memory://")
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("Apples?")
+    await chat.answer()
+    await chat.page.click("#new")
+    await chat.ask("Pears?")
+    await chat.answer()
+    titles = chat.page.locator("#conversations .open")
+    await expect(titles).to_have_text(["Pears?", "Apples?"])
+    await chat.reload(messages=2)
+    await expect(titles).to_have_text(["Pears?", "Apples?"])
+    await titles.nth(1).click()
+    await expect(chat.page.locator("#heading")).to_have_text("Apples?")
+    assert await chat.transcript() == [("user", "Apples?"), ("bot", "About Apples?.")]
+
+
+async def test_other_tabs_of_the_conversation_see_a_new_answer_as_it_is_written(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(text=" ".join(f"word{n}" for n in range(30)), rate=20)  # 1.5 s
+    await bots.start()
+    context = await browser.new_context()
+    asker, watcher = await ChatPage.open(context, bots.url), await ChatPage.open(context, bots.url)
+    other_browser = await ChatPage.open(await browser.new_context(), bots.url)
+    await asker.ask("Say thirty words")
+    await expect(watcher.replies.last).to_have_attribute("data-state", "streaming")
+    await expect(watcher.messages.first.locator(".body")).to_have_text("Say thirty words")
+    await expect(watcher.page.locator("#stop")).to_be_visible()
+    await watcher.page.fill("#input", "me too")
+    assert await watcher.page.is_disabled("#send")  # an answer is being written here
+    assert await watcher.answer() == await asker.answer() == model.default.answer
+    assert await watcher.page.is_enabled("#send")
+    await expect(watcher.page.locator("#conversations .open")).to_have_text(["Say thirty words"])
+    await expect(other_browser.messages).to_have_count(0)  # another browser's conversation
+    assert len(model.requests) == 1
+
+    model.default = Script(text="Written again.", rate=20)
+    await asker.page.locator(".message.bot .again").click()
+    await expect(watcher.replies.last.locator(".body")).to_have_text("Written again.")  # in place, there too
+    await expect(watcher.replies.last).to_have_attribute("data-state", "done")
+    await expect(watcher.messages).to_have_count(2)
+
+
+# -- fixes ----------------------------------------------------------------------------------
+
+
+async def test_a_page_whose_socket_drops_mid_answer_reconnects_and_shows_all_of_it(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    model.default = Script(tokens=60, rate=20)  # 3 s
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("Count to sixty")
+    reply = chat.replies.last
+    await expect(reply.locator(".body")).to_contain_text("w8")
+    await chat.page.fill("#input", "next question")
+    await chat.page.evaluate("state.socket.close()")  # as when a network drops
+
+    await expect(chat.page.locator("#status.online")).to_have_count(0)
+    await chat.connected()
+    await expect(chat.replies.last).to_have_attribute("data-state", "streaming")
+    await expect(chat.messages).to_have_count(2)
+    assert await chat.page.is_disabled("#send")  # until the answer is done
+    assert await chat.answer() == model.default.answer  # what was sent before, and the rest
+    await expect(chat.messages).to_have_count(2)
+    assert await chat.page.is_enabled("#send")
+
+
+async def test_failed_answers_show_after_a_reload_as_they_did_live_and_are_not_sent_again(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    scripts = [
+        Script(failure="http_500"),
+        Script(text="Part of an answer, then the cut", rate=40, failure="cut", fail_after=3),
+        Script(text="```python\nprint(1)\nand then it stalls", rate=40, failure="stall", fail_after=4),
+        Script(failure="http_429", retry_after=1),
+    ]
+    model.responder = lambda body: scripts.pop(0) if scripts else Script(text="Fine now.")
+    await bots.start(MODEL_TIMEOUT_SECONDS="1")
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    questions = ["One?", "Two?", "Three?", "Four?"]
+    for question in questions:
+        await chat.ask(question)
+        await chat.answer()
+    live = await chat.transcript()
+    reasons = [text.rsplit("⚠️ ", 1)[-1] for role, text in live if role == "bot"]
+    assert reasons[:3] == [FailureKind.UNAVAILABLE.reason, FailureKind.CUT.reason, FailureKind.STALLED.reason]
+    assert reasons[3].startswith("The model service is rate-limiting me"), reasons[3]
+    assert live[3][1].startswith("Part of an") and "print(1)" in live[5][1]
+    await expect(chat.page.locator(".message.bot .warning")).to_have_count(4)
+
+    await chat.reload(messages=8)
+    assert await chat.transcript() == live
+    await expect(chat.page.locator(".message.bot .warning")).to_have_count(4)
+    await expect(chat.page.locator(".message.bot pre code")).to_have_text(["print(1)\nand then"])
+
+    await chat.ask("Are you back?")
+    assert await chat.answer() == "Fine now."
+    # Only the question just before, with why it went unanswered; not the four merged into one.
+    assert conversation(model.requests[-1].body) == [
+        "Four?",
+        f"[This answer was not finished: {reasons[3]}]",
+        "Are you back?",
+    ]
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+async def test_one_socket_may_have_three_questions_waiting_and_the_bots_memory_stays_flat(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    model.default = Script(text="Noted.", first_token_delay=0.5)
+    bot = await bots.start(CONTEXT_TOKENS="32768")  # a 50 KB question fits
+
+    def question(number: int) -> str:
+        return json.dumps({"type": "ask", "id": f"q{number}", "text": f"{number} " + "lorem ipsum dolor " * 2800})
+
+    async def asked(ws: aiohttp.ClientWebSocketResponse, numbers: range) -> list[dict[str, Any]]:
+        """Send these questions, then a frame the server answers after them: the frames it sent meanwhile."""
+        for number in numbers:
+            await ws.send_str(question(number))
+        await ws.send_json({"type": "model", "id": "no such model"})
+        frames = []
+        while "There is no model called" not in (frame := await ws.receive_json(timeout=30)).get("text", ""):
+            frames.append(frame)
+        return frames
+
+    assert len(question(0)) > 50_000
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(bots.url) as page:
+            assert page.status == 200
+        async with session.ws_connect(f"{bots.url}ws", max_msg_size=0) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            await asked(ws, range(30))  # the allocator's first rounds of 50 KB frames
+            await eventually(lambda: len(bot.logs("turn_finished")) >= 3, 15, "the first answers")
+            await asyncio.sleep(1.5)
+            before = rss_bytes(bot.pid)
+            frames = await asked(ws, range(30, 330))
+            after = rss_bytes(bot.pid)
+    refused = [frame for frame in frames if frame["type"] == "refused"]
+    assert len(refused) >= 290, [frame["type"] for frame in frames]
+    assert refused[0]["reason"] == (
+        "You have 3 questions waiting for their answers already: ask again once one is answered."
+    )
+    assert after - before < 20_000_000, f"RSS grew by {(after - before) / 1e6:.1f} MB"
+    await eventually(lambda: len(bot.logs("turn_finished")) >= len(model.requests), 15, "the answers taken")
+
+
+async def test_the_final_frame_goes_out_once_the_answer_is_stored(model: FakeModelServer, bots: WebBots) -> None:
+    # A long answer: storing it counts its tokens first (tens of milliseconds).
+    words = [f"w{n}{'x' * (n % 7)}" for n in range(18_000)]
+    model.default = Script(text=" ".join(words), honor_max_tokens=False)
+    await bots.start()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(bots.url) as page:
+            assert page.status == 200
+        async with session.ws_connect(f"{bots.url}ws", max_msg_size=0) as ws:
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            await ws.send_json({"type": "ask", "id": "q1", "text": "Say a lot"})
+            while (reply := await ws.receive_json(timeout=15))["type"] != "reply" or reply["streaming"]:
+                pass
+            async with session.ws_connect(f"{bots.url}ws", max_msg_size=0) as again:  # at once
+                hello = await again.receive_json(timeout=5)
+    assert reply["text"] == model.default.answer
+    assert hello["history"] == [
+        {"role": "user", "text": "Say a lot", "images": 0},
+        {"role": "assistant", "text": model.default.answer, "images": 0},
+    ]
+    assert hello["live"] == []

@@ -1,6 +1,8 @@
-// The chat page: one websocket to the bot; each answer streams into the tab that asked, labelled
-// with the model that wrote it. The header picks the conversation's model; images go with a
-// question (attached, pasted or dropped), read here as data URLs and shown from them.
+// The chat page: one websocket to the bot; each answer streams into every tab showing its
+// conversation, labelled with the model that wrote it, and can be stopped (Stop, Esc) or written
+// again (Regenerate). The sidebar lists the browser's conversations (open, rename, delete, new);
+// the header picks the conversation's model; images go with a question (attached, pasted or
+// dropped), read here as data URLs and shown from them. Copy works on plain http too.
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built here one by one, and a link is made
@@ -10,14 +12,19 @@
 
 const $ = (id) => document.getElementById(id);
 const view = { messages: $("messages"), scroller: $("scroller"), input: $("input"), send: $("send"),
-               reset: $("reset"), notice: $("notice"), status: $("status"), model: $("model"),
-               models: $("models"), attach: $("attach"), file: $("file"), tray: $("tray") };
+               stop: $("stop"), new: $("new"), notice: $("notice"), status: $("status"), model: $("model"),
+               models: $("models"), attach: $("attach"), file: $("file"), tray: $("tray"),
+               list: $("conversations"), heading: $("heading"), menu: $("menu") };
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 const state = { socket: null, connected: false, maxChars: 100000, maxImages: 0, maxImageBytes: 10000000,
                 models: [] /* {id, name, vision} */, model: null /* the conversation's */, retryMs: 500, asked: 0,
                 pending: [] /* images to send with the next question: {name, type, data} (data: null while read) */,
                 pasted: 0,
-                waiting: new Map() /* question id -> {reply, question, text, images} */, replies: new Map() };
+                waiting: new Map() /* question id -> {reply, question, text, images, again, before} */,
+                replies: new Map() /* reply id -> its message while it streams */,
+                texts: new WeakMap() /* message -> its text, for Copy */,
+                conversation: sessionStorage.getItem("conversation") || "" /* the one shown */,
+                conversations: [] /* {id, title}, the most recently used first */ };
 
 function el(tag, className, ...children) {
   const node = document.createElement(tag);
@@ -64,13 +71,7 @@ function splitCodeBlocks(text) {
 }
 
 function codeBlock(lang, code) {
-  const copy = el("button", "", "Copy");
-  copy.type = "button";
-  copy.addEventListener("click", () => navigator.clipboard.writeText(code).then(() => {
-    copy.textContent = "Copied";
-    setTimeout(() => { copy.textContent = "Copy"; }, 1500);
-  }));
-  if (!navigator.clipboard) copy.hidden = true;  // only on https or localhost
+  const copy = copyButton(() => code, "Copy the code");
   const codeElement = el("code", "", code);
   if (lang) codeElement.dataset.lang = lang;
   return el("div", "codeblock", el("div", "bar", el("span", "", lang || "code"), copy), el("pre", "", codeElement));
@@ -145,12 +146,48 @@ function link(url, label) {
   return anchor;
 }
 
+// ---- copying ------------------------------------------------------------------------------
+
+// navigator.clipboard exists only on https and localhost: elsewhere (and when it refuses) the
+// text is selected in a hidden textarea and copied the old way.
+async function copyText(text) {
+  try {
+    if (navigator.clipboard?.writeText) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch { /* refused: the old way below */ }
+  const focused = document.activeElement;
+  const area = el("textarea", "offscreen");
+  area.value = text;
+  area.readOnly = true;
+  area.setAttribute("aria-hidden", "true");
+  document.body.append(area);
+  area.select();
+  let copied = false;
+  try { copied = document.execCommand("copy"); } catch { copied = false; }
+  area.remove();
+  focused?.focus?.();
+  return copied;
+}
+
+function copyButton(text, title) {
+  const button = el("button", "copy", "Copy");
+  button.type = "button";
+  button.title = title;
+  button.addEventListener("click", async () => {
+    button.textContent = (await copyText(text())) ? "Copied" : "Couldn't copy";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  });
+  return button;
+}
+
 // ---- the conversation ---------------------------------------------------------------------
 
 function welcome() {
   view.messages.replaceChildren(el("div", "welcome",
     el("div", "logo", "M"), el("h1", "", "What can I help with?"),
-    el("div", "", "Answers appear as the model writes them. Your conversation stays in this browser until you start a new one.")));
+    el("div", "", "Answers appear as the model writes them. Your conversations stay in this browser, listed on the left.")));
 }
 
 function append(node) {
@@ -167,6 +204,8 @@ function userMessage(text, { images = [], count = 0 } = {}) {
   else if (count) body.append(el("div", "images-marker", `🖼 ${count} image${count === 1 ? "" : "s"}`));
   if (text) body.append(text);
   const message = el("div", "message user", body);
+  state.texts.set(message, text);
+  message.append(el("div", "actions", copyButton(() => state.texts.get(message) ?? "", "Copy this message")));
   append(message);
   return message;
 }
@@ -183,8 +222,20 @@ function botMessage() {
   const body = el("div", "body");
   const label = el("div", "model-label");
   const message = el("div", "message bot", el("div", "logo", "M"), el("div", "content", body, label));
+  const again = el("button", "again", "↻ Regenerate");
+  again.type = "button";
+  again.title = "Write this answer again";
+  again.hidden = true;
+  again.addEventListener("click", () => regenerate(message));
+  label.after(el("div", "actions", copyButton(() => state.texts.get(message) ?? "", "Copy this answer"), again));
   append(message);
   return message;
+}
+
+function showWaiting(message) {
+  message.dataset.state = "waiting";
+  message.querySelector(".model-label").textContent = "";
+  message.querySelector(".body").replaceChildren(el("div", "typing", el("span"), el("span"), el("span")));
 }
 
 function showText(message, text, streaming) {
@@ -196,18 +247,39 @@ function showText(message, text, streaming) {
     while (end.lastChild?.nodeType === Node.ELEMENT_NODE && end.lastChild.tagName !== "BR") end = end.lastChild;
     end.append(el("span", "caret"));
   }
+  state.texts.set(message, text);
   message.dataset.state = streaming ? "streaming" : "done";
   if (pinned) view.scroller.scrollTop = view.scroller.scrollHeight;
 }
 
-function showHistory(history) {
+function showLabel(message, model) {
+  if (!model) return;
+  const label = message.querySelector(".model-label");
+  label.textContent = model;
+  label.title = `Answered by ${model}`;
+}
+
+// The conversation as stored (an answer that failed ends with its reason, as it did live), then
+// the answers being written in it, which go on streaming here.
+function showHistory(history, live = []) {
   state.waiting.clear();
   state.replies.clear();
-  if (!history.length) return welcome();
+  if (!history.length && !live.length) return welcome();
   view.messages.replaceChildren();
   for (const entry of history) {
     if (entry.role === "user") userMessage(entry.text, { count: entry.images || 0 });
     else showText(botMessage(), entry.text, false);
+  }
+  for (const answer of live) {
+    const message = botMessage();
+    showLabel(message, answer.model);
+    if (answer.reply) {
+      state.replies.set(answer.reply, message);
+      showText(message, answer.text, true);
+    } else {
+      showWaiting(message);
+      state.waiting.set(answer.question, { reply: message, question: null });
+    }
   }
 }
 
@@ -218,32 +290,141 @@ function onReply(event) {
     state.waiting.delete(event.question);
     state.replies.set(event.reply, message);
   }
-  if (event.model) {
-    const label = message.querySelector(".model-label");
-    label.textContent = event.model;
-    label.title = `Answered by ${event.model}`;
-  }
+  showLabel(message, event.model);
   showText(message, event.text, event.streaming);
   if (!event.streaming) state.replies.delete(event.reply);
   updateButtons();
 }
 
+// A question asked in another tab of this conversation (or again), now being answered.
+function onAsked(event) {
+  if (state.waiting.has(event.question)) return;  // asked here
+  let reply;
+  if (event.again) {
+    const last = view.messages.lastElementChild;
+    reply = last?.classList.contains("bot") ? last : botMessage();
+  } else {
+    userMessage(event.text ?? "", { count: event.images || 0 });
+    reply = botMessage();
+  }
+  showWaiting(reply);
+  state.waiting.set(event.question, { reply, question: null });
+  updateButtons();
+}
+
 function onRefused(event) {
   const waiting = state.waiting.get(event.question);
-  if (waiting) {  // given back to the box: nothing typed or attached is lost
+  if (waiting?.again) {
+    showText(waiting.reply, waiting.before, false);
+  } else if (waiting) {  // given back to the box: nothing typed or attached is lost
     if (!view.input.value) view.input.value = waiting.text;
     if (!state.pending.length) {
       state.pending = waiting.images;
       showTray();
     }
     resizeInput();
-    waiting.question.remove();
+    waiting.question?.remove();
     waiting.reply.remove();
-    state.waiting.delete(event.question);
     if (!view.messages.childElementCount) welcome();
   }
+  state.waiting.delete(event.question);
   showNotice(event.reason);
   updateButtons();
+}
+
+function regenerate(message) {
+  if (!state.connected || busy()) return;
+  const id = questionId();
+  state.waiting.set(id, { reply: message, question: null, again: true, before: state.texts.get(message) ?? "" });
+  showWaiting(message);
+  state.socket.send(JSON.stringify({ type: "again", id }));
+  showNotice("");
+  updateButtons();
+}
+
+function stop() {
+  if (state.connected && busy()) state.socket.send(JSON.stringify({ type: "stop" }));
+}
+
+// ---- the conversations --------------------------------------------------------------------
+
+function showConversations(items) {
+  state.conversations = items;
+  view.list.replaceChildren(...items.map(conversationItem));
+  const current = items.find((item) => item.id === state.conversation);
+  view.heading.textContent = current?.title || "New conversation";
+}
+
+function conversationItem(item) {
+  const open = el("button", item.title ? "open" : "open untitled", item.title || "New conversation");
+  open.type = "button";
+  open.title = item.title || "A conversation with nothing asked yet";
+  open.addEventListener("click", () => openConversation(item.id));
+  const rename = el("button", "icon rename", "✎");
+  rename.type = "button";
+  rename.title = "Rename";
+  rename.setAttribute("aria-label", `Rename ${item.title || "this conversation"}`);
+  const remove = el("button", "icon delete", "✕");
+  remove.type = "button";
+  remove.title = "Delete";
+  remove.setAttribute("aria-label", `Delete ${item.title || "this conversation"}`);
+  const row = el("div", "conversation", open, el("span", "tools", rename, remove));
+  row.dataset.id = item.id;
+  if (item.id === state.conversation) {
+    row.classList.add("current");
+    open.setAttribute("aria-current", "true");
+  }
+  rename.addEventListener("click", () => startRename(row, open, item));
+  remove.addEventListener("click", () => deleteConversation(item));
+  return row;
+}
+
+function startRename(row, open, item) {
+  const input = el("input");
+  input.value = item.title;
+  input.maxLength = 80;
+  input.setAttribute("aria-label", "New title");
+  let done = false;
+  const finish = (save) => {
+    if (done) return;
+    done = true;
+    const title = input.value.trim();
+    if (save && title && title !== item.title && state.connected) {
+      state.socket.send(JSON.stringify({ type: "rename", id: item.id, title }));
+      open.textContent = title;  // until the list comes back
+      open.classList.remove("untitled");
+    }
+    input.replaceWith(open);
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); finish(true); }
+    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); finish(false); }
+  });
+  input.addEventListener("blur", () => finish(true));
+  open.replaceWith(input);
+  input.focus();
+  input.select();
+}
+
+function deleteConversation(item) {
+  if (!state.connected) return showNotice("Not connected yet: try again in a moment.");
+  const name = item.title ? `“${item.title}”` : "this conversation";
+  if (!confirm(`Delete ${name}? Its messages are forgotten.`)) return;
+  state.socket.send(JSON.stringify({ type: "delete", id: item.id }));
+}
+
+function openConversation(id) {
+  document.body.classList.remove("sidebar");
+  if (id === state.conversation) return;
+  if (!state.connected) return showNotice("Not connected yet: try again in a moment.");
+  state.socket.send(JSON.stringify({ type: "open", id }));
+}
+
+function newConversation() {
+  document.body.classList.remove("sidebar");
+  if (!state.connected) return showNotice("Not connected yet: try again in a moment.");
+  state.socket.send(JSON.stringify({ type: "new" }));
+  view.input.focus();
 }
 
 // ---- the connection -----------------------------------------------------------------------
@@ -259,19 +440,26 @@ const handlers = {
       option.value = model.id;
       return option;
     }));
+    if (event.conversation !== state.conversation) showNotice("");
+    state.conversation = event.conversation;
+    sessionStorage.setItem("conversation", state.conversation);
+    showConversations(event.conversations ?? []);
     showModel(event.model);
-    showHistory(event.history);
+    showHistory(event.history, event.live ?? []);
     updateButtons();
   },
   model(event) { showModel(event.model); },
   reply: onReply,
+  asked: onAsked,
   refused: onRefused,
-  cleared() { showHistory([]); showNotice(""); },
+  conversations(event) { showConversations(event.items); },
+  cleared() { showHistory([]); showNotice(""); updateButtons(); },
   notice(event) { showNotice(event.text, event.level); },
 };
 
 function connect() {
-  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  const query = state.conversation ? `?conversation=${encodeURIComponent(state.conversation)}` : "";
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`);
   state.socket = socket;
   socket.addEventListener("open", () => { state.connected = true; state.retryMs = 500; setStatus(true); });
   socket.addEventListener("message", (message) => {
@@ -279,6 +467,7 @@ function connect() {
     if (Object.hasOwn(handlers, event.type)) handlers[event.type](event);
   });
   socket.addEventListener("close", (close) => {
+    if (state.socket !== socket) return;
     state.connected = false;
     setStatus(false);
     if (close.code === 1009) showNotice("That message was too large to send.");
@@ -332,14 +521,25 @@ function showNotice(text, level = "warning") {
   view.notice.classList.toggle("info", level === "info");
 }
 
+// An answer is on its way in the conversation shown (asked here or in another tab).
+function busy() {
+  return state.waiting.size > 0 || state.replies.size > 0;
+}
+
 function updateButtons() {
-  const busy = state.waiting.size > 0 || state.replies.size > 0;
   const reading = state.pending.some((image) => !image.data);
   const something = view.input.value.trim() || state.pending.length;
-  view.send.disabled = !state.connected || busy || reading || !something;
-  view.reset.disabled = !state.connected;
+  view.send.disabled = !state.connected || busy() || reading || !something;
+  view.stop.hidden = !busy();
+  view.stop.disabled = !state.connected;
+  view.new.disabled = !state.connected;
   view.models.disabled = !state.connected;
   view.attach.hidden = !state.maxImages;
+  // Regenerate: the last answer only, once it is done.
+  const last = view.messages.lastElementChild;
+  for (const button of view.messages.querySelectorAll(".again")) {
+    button.hidden = button.closest(".message") !== last || busy() || !state.connected;
+  }
 }
 
 // ---- images to send -----------------------------------------------------------------------
@@ -423,11 +623,10 @@ function submit() {
     return showNotice(`Your message is ${length.toLocaleString("en")} characters long; ` +
                       `the limit is ${state.maxChars.toLocaleString("en")}. Please shorten it or send it in parts.`);
   }
-  const id = `q${Date.now().toString(36)}${++state.asked}`;
+  const id = questionId();
   const question = userMessage(text, { images });
   const reply = botMessage();
-  reply.dataset.state = "waiting";
-  reply.querySelector(".body").append(el("div", "typing", el("span"), el("span"), el("span")));
+  showWaiting(reply);
   state.waiting.set(id, { reply, question, text, images });
   const frame = { type: "ask", id, text };
   if (images.length) frame.images = images.map(({ name, type, data }) => ({ name, type, data }));
@@ -438,6 +637,10 @@ function submit() {
   showNotice("");
   resizeInput();
   updateButtons();
+}
+
+function questionId() {
+  return `q${Date.now().toString(36)}${++state.asked}`;
 }
 
 function startOver() {
@@ -483,6 +686,15 @@ document.addEventListener("drop", (event) => {
   addImages([...event.dataTransfer.files]);
 });
 view.models.addEventListener("change", () => chooseModel(view.models.value));
-view.reset.addEventListener("click", startOver);
+view.new.addEventListener("click", newConversation);
+view.stop.addEventListener("click", () => { stop(); view.input.focus(); });
+view.menu.addEventListener("click", () => document.body.classList.toggle("sidebar"));
+view.scroller.addEventListener("click", () => document.body.classList.remove("sidebar"));  // narrow screens
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && !event.defaultPrevented && busy()) {
+    event.preventDefault();
+    stop();
+  }
+});
 welcome();
 connect();

@@ -1,0 +1,454 @@
+"""The web chat's shared state: each browser's list of conversations (in Redis when the bot has
+it), and, in this process, the open pages of each conversation and the answers being written in
+it (`Hub`, each answer streaming through a `WebReply`), each page's frames waiting to be written
+(`Outbox`).
+
+A browser's first conversation is the thread `web:<chat_id>` (where the chat page kept its one
+conversation before there was a list); the others are `web:<chat_id>:<conversation id>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import time
+import unicodedata
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from bot.app import Services
+from bot.core import ChatCore
+from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient, hash_tag
+from bot.render import WARNING_PREFIX
+from bot.split import closing_for, open_fence
+from bot.store import StoredMessage
+from bot.surface import SurfaceLimits, UnlimitedSurface
+from config.models import ModelChoice
+
+log = structlog.get_logger(__name__)
+
+FIRST = "0"  # a browser's first conversation: the thread web:<chat_id>
+MAX_CONVERSATIONS = 100  # per browser
+MAX_TITLE_CHARS = 80
+MAX_BROWSERS_IN_MEMORY = 10_000  # without Redis, the lists of the browsers seen last
+MAX_QUEUED_FRAMES = 500  # a page this far behind is disconnected (it reconnects and catches up)
+FLUSH_SECONDS = 2.0  # how long an answer's last frames wait to reach its pages on shutdown
+_CONVERSATION_ID = re.compile(r"[0-9a-f]{12}")
+_SAVE = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 0"
+
+
+def thread_of(chat_id: str, conversation: str) -> str:
+    return f"web:{chat_id}" if conversation == FIRST else f"web:{chat_id}:{conversation}"
+
+
+def new_conversation_id() -> str:
+    return secrets.token_hex(6)
+
+
+def is_conversation_id(value: object) -> bool:
+    return isinstance(value, str) and (value == FIRST or _CONVERSATION_ID.fullmatch(value) is not None)
+
+
+def title_from(text: str) -> str:
+    """A conversation's title as a person may give it (or its first question): one line of
+    text, without control characters, at most MAX_TITLE_CHARS long. The page shows it as text."""
+    clean = " ".join("".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cs")).split())
+    return clean if len(clean) <= MAX_TITLE_CHARS else clean[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def history_entry(message: StoredMessage) -> dict[str, Any]:
+    """A stored message as the page shows it: an answer that failed ends with its reason, as it
+    did while it was written (a code block left open is closed first)."""
+    text = message.content
+    if message.failed:
+        fence = open_fence(text)
+        closed = f"{text}\n{closing_for(fence)}" if fence else text
+        text = closed + ("\n\n" if closed.strip() else "") + f"{WARNING_PREFIX} {message.failed}"
+    entry: dict[str, Any] = {"role": message.role, "text": text, "images": len(message.images)}
+    if message.failed:
+        entry["failed"] = message.failed
+    return entry
+
+
+# -- each browser's conversations -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    title: str = ""  # "" until its first question
+    used: float = 0.0  # when it was started or last asked something
+
+    def frame(self) -> dict[str, str]:
+        return {"id": self.id, "title": self.title}
+
+
+class Conversations(Protocol):
+    async def entries(self, chat_id: str) -> list[Entry]:
+        """The browser's conversations, the most recently used first (its first conversation
+        when it has none); raises STORE_UNAVAILABLE."""
+        ...
+
+    async def save(self, chat_id: str, entry: Entry) -> None: ...
+
+    async def remove(self, chat_id: str, conversation: str) -> None: ...
+
+
+def ordered(entries: Iterable[Entry]) -> list[Entry]:
+    return sorted(entries, key=lambda entry: (-entry.used, entry.id)) or [Entry(FIRST)]
+
+
+class RedisConversations:
+    """A hash per browser: conversation id → {"title", "used"}, kept as long as history is."""
+
+    def __init__(self, client: RedisClient, key_prefix: str, ttl_seconds: int) -> None:
+        self._redis = client
+        self._prefix = key_prefix
+        self._ttl = ttl_seconds
+        self._save = client.register_script(_SAVE)
+
+    def _key(self, chat_id: str) -> str:
+        return f"{self._prefix}web:{hash_tag(chat_id)}:conversations"
+
+    async def entries(self, chat_id: str) -> list[Entry]:
+        raw = await self._run(self._redis.hgetall(self._key(chat_id)))
+        entries = []
+        for conversation, value in raw.items():
+            try:
+                data = json.loads(value)
+                entries.append(Entry(str(conversation), str(data.get("title", "")), float(data.get("used", 0))))
+            except (ValueError, TypeError, AttributeError):
+                log.warning("web_conversation_unreadable", conversation=conversation)
+        return ordered(entries)
+
+    async def save(self, chat_id: str, entry: Entry) -> None:
+        value = json.dumps({"title": entry.title, "used": entry.used})
+        await self._run(self._save(keys=[self._key(chat_id)], args=[entry.id, value, self._ttl]))
+
+    async def remove(self, chat_id: str, conversation: str) -> None:
+        await self._run(self._redis.hdel(self._key(chat_id), conversation))
+
+    async def _run(self, command: Awaitable[Any]) -> Any:
+        try:
+            return await command
+        except REDIS_ERRORS as error:
+            log.error("web_conversations_error", error=f"{type(error).__name__}: {error}")
+            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
+
+
+def conversations_for(services: Services, key_prefix: str, ttl_seconds: int) -> Conversations:
+    """In Redis when the bot has it (kept as long as history), else in this process."""
+    if services.redis is None:
+        return MemoryConversations()
+    return RedisConversations(services.redis.main, key_prefix, ttl_seconds)
+
+
+class MemoryConversations:
+    """Without Redis: the lists of the browsers seen last, in this process."""
+
+    def __init__(self) -> None:
+        self._browsers: OrderedDict[str, dict[str, Entry]] = OrderedDict()
+
+    def _of(self, chat_id: str) -> dict[str, Entry]:
+        entries = self._browsers.setdefault(chat_id, {})
+        self._browsers.move_to_end(chat_id)
+        while len(self._browsers) > MAX_BROWSERS_IN_MEMORY:
+            self._browsers.popitem(last=False)
+        return entries
+
+    async def entries(self, chat_id: str) -> list[Entry]:
+        return ordered(self._of(chat_id).values())
+
+    async def save(self, chat_id: str, entry: Entry) -> None:
+        self._of(chat_id)[entry.id] = entry
+
+    async def remove(self, chat_id: str, conversation: str) -> None:
+        self._of(chat_id).pop(conversation, None)
+
+
+# -- one page's frames ----------------------------------------------------------------------
+
+
+class Outbox:
+    """The frames for one page, written in order by a task of its own, so that a slow page holds
+    up no answer; of a streaming reply only the newest text waits to be written."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+        self._frames: deque[tuple[str | None, str]] = deque()  # (streaming reply's handle, JSON)
+        self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[bool] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def put(self, data: str, replaces: str | None = None) -> None:
+        """Queue `data`; a streaming reply's frame (`replaces`: its handle) takes the place of an
+        earlier one of the same reply still waiting."""
+        if self._ws.closed:
+            return
+        if replaces is not None:
+            for index, (handle, _) in enumerate(self._frames):
+                if handle == replaces:
+                    self._frames[index] = (replaces, data)
+                    return
+        if len(self._frames) >= MAX_QUEUED_FRAMES:
+            log.warning("web_page_too_slow")
+            self._frames.clear()
+            self._closing = asyncio.get_running_loop().create_task(self._ws.close(code=1013, message=b"too far behind"))
+            return
+        self._frames.append((replaces, data))
+        self._idle.clear()
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def flushed(self) -> None:
+        """Wait (up to FLUSH_SECONDS) until every frame queued so far is written."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), FLUSH_SECONDS)
+
+    def close(self) -> None:
+        self._frames.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+
+    async def _write(self) -> None:
+        try:
+            while self._frames:
+                _, data = self._frames.popleft()
+                await self._ws.send_str(data)
+        except (ConnectionError, RuntimeError):
+            self._frames.clear()  # the page went away; its answers still finish and are stored
+        finally:
+            self._writer = None
+            self._idle.set()
+
+
+# -- this process's pages and answers -------------------------------------------------------
+
+
+class Page(Protocol):
+    """What the hub knows of an open page (adapters.web_chat.Tab)."""
+
+    chat_id: str
+    thread: str
+    outbox: Outbox
+    model: ModelChoice
+
+    async def greet(self, conversation: str | None = None) -> None: ...
+
+
+@dataclass(eq=False)
+class Live:
+    """A question of a page and its answer, from the moment it is accepted until its last frame
+    is sent. `shown`: the question is stored and the answer under way, so pages that (re)connect
+    are shown it as it is written."""
+
+    thread: str
+    question: str  # the page's id for the question
+    asked: dict[str, Any]  # the `asked` frame other pages are sent when it is shown
+    again: bool = False
+    shown: bool = False
+    finishing: bool = False  # its final text is written, waiting to be stored
+    stop_requested: bool = False
+    reply: str = ""
+    text: str = ""
+    model: str = ""
+    finals: list[dict[str, Any]] = field(default_factory=list)  # sent once the answer is stored
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def frame(self) -> dict[str, Any]:
+        frame = {"question": self.question, "reply": self.reply, "text": self.text, "again": self.again}
+        return frame | ({"model": self.model} if self.model else {})
+
+
+@dataclass
+class _Thread:
+    pages: set[Page] = field(default_factory=set)
+    lives: list[Live] = field(default_factory=list)
+    version: int = 0  # moves whenever an answer is shown, written in full or stored
+
+
+class Hub:
+    """The pages open in this process, by conversation and by browser, and the answers they are
+    being written. An answer's frames go to every page showing its conversation."""
+
+    def __init__(self, conversations: Conversations) -> None:
+        self.conversations = conversations
+        self._threads: dict[str, _Thread] = {}
+        self._browsers: dict[str, set[Page]] = {}
+
+    # pages
+
+    def join(self, page: Page) -> None:
+        self._threads.setdefault(page.thread, _Thread()).pages.add(page)
+        self._browsers.setdefault(page.chat_id, set()).add(page)
+
+    def leave(self, page: Page) -> None:
+        self._drop_page(page)
+        pages = self._browsers.get(page.chat_id)
+        if pages is not None:
+            pages.discard(page)
+            if not pages:
+                del self._browsers[page.chat_id]
+
+    def move(self, page: Page, thread: str) -> None:
+        if thread != page.thread:
+            self._drop_page(page)
+            page.thread = thread
+            self._threads.setdefault(thread, _Thread()).pages.add(page)
+
+    def pages(self, thread: str) -> list[Page]:
+        state = self._threads.get(thread)
+        return list(state.pages) if state else []
+
+    def browser(self, chat_id: str) -> list[Page]:
+        return list(self._browsers.get(chat_id, ()))
+
+    def send(self, pages: Iterable[Page], event: dict[str, Any], replaces: str | None = None) -> None:
+        data = json.dumps(event)  # \u escapes: a lone surrogate a page sent can't break the frame
+        for page in pages:
+            page.outbox.put(data, replaces)
+
+    # answers
+
+    def begin(self, live: Live) -> None:
+        self._threads.setdefault(live.thread, _Thread()).lives.append(live)
+
+    def lives(self, thread: str) -> list[Live]:
+        state = self._threads.get(thread)
+        return list(state.lives) if state else []
+
+    def show(self, live: Live) -> None:
+        """The answer is under way: every page of its conversation shows its question."""
+        if not live.shown:
+            live.shown = True
+            self._moved(live.thread)
+            self.send(self.pages(live.thread), {"type": "asked", **live.asked})
+
+    def stream(self, live: Live, event: dict[str, Any]) -> None:
+        live.reply, live.text, live.model = event["reply"], event["text"], event.get("model", "")
+        self.send(self.pages(live.thread), event, replaces=live.reply)
+
+    def finishing(self, live: Live, event: dict[str, Any]) -> None:
+        """Its final text, held until the answer is stored."""
+        live.finals.append(event)
+        if not live.finishing:
+            live.finishing = True
+            self._moved(live.thread)
+
+    async def finish(self, live: Live) -> None:
+        """The answer is stored (or failed to be): its final frames go to its pages."""
+        state = self._threads.get(live.thread)
+        if state is not None and live in state.lives:
+            state.lives.remove(live)
+            state.version += 1
+            self._forget_if_unused(live.thread)
+        pages = self.pages(live.thread)
+        for event in live.finals:
+            self.send(pages, event)
+        live.done.set()
+        if live.finals:
+            await asyncio.gather(*(page.outbox.flushed() for page in pages))
+
+    async def settled_history(
+        self, thread: str, read: Callable[[str], Awaitable[Sequence[StoredMessage]]]
+    ) -> Sequence[StoredMessage]:
+        """The conversation's history, read while no answer of this process was shown, finished
+        or stored, so that it and the answers being written (`lives`) fit together."""
+        stored: Sequence[StoredMessage] = []
+        for _ in range(5):  # an answer a second at most moves; this is never reached in practice
+            for live in self.lives(thread):
+                if live.finishing:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(live.done.wait(), 10)
+            state = self._threads.get(thread)
+            version = state.version if state else 0
+            stored = await read(thread)
+            state = self._threads.get(thread)
+            if (state.version if state else 0) == version:
+                break
+        return stored
+
+    def _moved(self, thread: str) -> None:
+        self._threads.setdefault(thread, _Thread()).version += 1
+
+    def _drop_page(self, page: Page) -> None:
+        state = self._threads.get(page.thread)
+        if state is not None:
+            state.pages.discard(page)
+            self._forget_if_unused(page.thread)
+
+    def _forget_if_unused(self, thread: str) -> None:
+        state = self._threads.get(thread)
+        if state is not None and not state.pages and not state.lives:
+            del self._threads[thread]
+
+
+class WebReply(UnlimitedSurface):
+    """One answer, shown on every page of its conversation. The page draws its own blinking
+    caret while `streaming` is true, and a label naming the model that answers. The final frame
+    is held until the answer is stored (see Hub.finish): a page that reloads then finds it in
+    the history."""
+
+    limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
+
+    def __init__(self, hub: Hub, core: ChatCore, live: Live) -> None:
+        self._hub = hub
+        self._core = core
+        self._live = live
+        self._posted = 0
+        self._model = ""  # the answering model's display name, once the core says which
+
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        self._model = model
+        return ""  # shown as the reply's label, not in its text
+
+    async def show_waiting(self) -> None:
+        self._show()
+
+    async def begin(self) -> bool:
+        self._show()
+        return True
+
+    async def post(self, text: str, *, final: bool) -> str:
+        self._show()
+        self._posted += 1
+        handle = f"{self._live.question}.{self._posted}"
+        await self.edit(handle, text, final=final)
+        return handle
+
+    async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        event = {
+            "type": "reply",
+            "question": self._live.question,
+            "reply": handle,
+            "text": text,
+            "streaming": not final,
+        }
+        if self._model:
+            event["model"] = self._model
+        if final:
+            self._hub.finishing(self._live, event)
+        else:
+            self._hub.stream(self._live, event)
+
+    def _show(self) -> None:
+        """The question is stored and its answer under way (or refused): every page shows it."""
+        if not self._live.shown:
+            self._hub.show(self._live)
+            if self._live.stop_requested:
+                self._core.stop(self._live.thread)
+
+
+def entry_used_now(entry: Entry, title: str = "") -> Entry:
+    """`entry` asked something now: titled with `title` if it had no title yet."""
+    return Entry(entry.id, entry.title or title, time.time())

@@ -1,0 +1,451 @@
+"""The web chat's defences, probed over real sockets: the real `python -m bot web` process,
+configured only through its environment, with aiohttp as the client (the browser's part of
+each probe written out as headers) and the loopback model server where an answer is needed.
+
+- WEB_PASSWORD: wrong passwords are throttled per client address and logged without them; a
+  short one stops start-up.
+- WEB_TLS_CERT / WEB_TLS_KEY: HTTPS straight from the bot, with a certificate made here.
+- Host (DNS rebinding) and the websocket's Origin (scheme, host and port).
+- WEB_TRUSTED_PROXIES: a reverse proxy's word on the client's address and scheme.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import ipaddress
+import ssl
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import ROOT, free_port
+from tests.fakes.model_server import FakeModelServer, Script
+from tests.slack_harness import BotProcess, eventually, inherited_env
+
+PASSWORD = "orange-kettle-47"  # 16 characters
+ANSWER = "Nobody else can read this answer."
+
+
+def basic(password: str, user: str = "someone") -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(user, password)}
+
+
+def session_from(
+    address: str, ssl_context: ssl.SSLContext | None = None, *, cookies: bool = True
+) -> aiohttp.ClientSession:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 on Linux's loopback);
+    without `cookies`, it sends only the cookies a request's headers name."""
+    connector = aiohttp.TCPConnector(local_addr=(address, 0), ssl=ssl_context if ssl_context else True)
+    jar = aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar()
+    return aiohttp.ClientSession(connector=connector, cookie_jar=jar)
+
+
+# -- the bot process ------------------------------------------------------------------------
+
+
+class WebBots:
+    """`python -m bot web` processes on one port, history in memory, answers from `model_url`."""
+
+    def __init__(self, model_url: str) -> None:
+        self.model_url = model_url
+        self.port = free_port()
+        self.started: list[BotProcess] = []
+
+    def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/"
+
+    def env(self, **settings: str) -> dict[str, str]:
+        env = {key: value for key, value in inherited_env().items() if not key.startswith("WEB_")}
+        # Every WEB_ setting given, even empty: a developer's .env (read without overriding) can't add one.
+        env.update(
+            INFERENCE_BASE_URL=f"{self.model_url}/v1",
+            REDIS_URL="memory://",
+            WEB_PORT=str(self.port),
+            WEB_HOST="127.0.0.1",
+            WEB_PASSWORD="",
+            WEB_ALLOWED_HOSTS="",
+            WEB_TRUSTED_PROXIES="",
+            WEB_TLS_CERT="",
+            WEB_TLS_KEY="",
+            MODELS="",
+            MODELS_FILE="",
+            VISION_MODELS="",
+            MODEL_TIMEOUT_SECONDS="10",
+            SHUTDOWN_GRACE_SECONDS="5",
+            LOG_LEVEL="info",
+            LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(settings)
+        return env
+
+    async def launch(self, **settings: str) -> BotProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "web",
+            cwd=ROOT,
+            env=self.env(**settings),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        bot = BotProcess(f"web{len(self.started) + 1}", process)
+        self.started.append(bot)
+        return bot
+
+    async def start(self, **settings: str) -> BotProcess:
+        """Start a bot and wait for the line announcing its URL (https:// with a certificate)."""
+        bot = await self.launch(**settings)
+        url = self.url("https" if settings.get("WEB_TLS_CERT") else "http")
+        deadline = time.monotonic() + 30
+        while not any(f"Web chat on {url}" in line for line in bot.lines):
+            assert bot.running, f"{bot.name} exited with {bot.process.returncode}:\n{bot.stderr}"
+            assert time.monotonic() < deadline, f"{bot.name} did not announce {url}:\n{bot.stderr}"
+            await asyncio.sleep(0.02)
+        return bot
+
+    async def refused(self, **settings: str) -> str:
+        """Start a bot that must stop at once with exit status 2; its stderr."""
+        bot = await self.launch(**settings)
+        deadline = time.monotonic() + 30
+        while bot.running:
+            assert "Web chat on" not in bot.stderr, f"{bot.name} started with {settings}"
+            assert time.monotonic() < deadline, f"{bot.name} neither started nor stopped:\n{bot.stderr}"
+            await asyncio.sleep(0.02)
+        assert bot.process.returncode == 2, bot.stderr
+        await eventually(lambda: "Configuration error" in bot.stderr, 5, "the reason on stderr")
+        assert "Traceback" not in bot.stderr, bot.stderr
+        return bot.stderr
+
+    async def stop(self, bot: BotProcess) -> None:
+        code = await bot.stop()
+        assert code == 0, f"{bot.name} exited with {code} after SIGTERM:\n{bot.stderr}"
+        assert "Traceback" not in bot.stderr, bot.stderr
+
+    async def close(self) -> None:
+        for bot in self.started:
+            if bot.returncode is None and bot.running:
+                await self.stop(bot)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+
+def make_certificate(directory: Path, name: str = "server") -> Certificate:
+    """A self-signed certificate for 127.0.0.1 and localhost, valid for a day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    paths = Certificate(directory / f"{name}.crt", directory / f"{name}.key")
+    paths.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeModelServer]:
+    async with FakeModelServer(Script(text=ANSWER)) as server:
+        yield server
+
+
+@pytest.fixture
+async def bots(model: FakeModelServer) -> AsyncIterator[WebBots]:
+    web_bots = WebBots(model.base_url)
+    yield web_bots
+    await web_bots.close()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Certificate:
+    return make_certificate(tmp_path)
+
+
+async def open_socket(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> aiohttp.ClientWebSocketResponse:
+    """The page's websocket (after the page, for its cookie); the first frame must be hello."""
+    async with session.get(url, headers={key: value for key, value in headers.items() if key != "Origin"}) as page:
+        assert page.status == 200, await page.text()
+    ws = await session.ws_connect(f"{url}ws", headers=headers)
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    return ws
+
+
+async def handshake_status(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> int:
+    """The status a websocket handshake was refused with."""
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await session.ws_connect(f"{url}ws", headers=headers)
+    return refused.value.status
+
+
+# -- WEB_PASSWORD -----------------------------------------------------------------------------
+
+
+async def test_wrong_passwords_make_their_address_wait_longer_each_time_and_are_logged_without_them(
+    bots: WebBots,
+) -> None:
+    bot = await bots.start(WEB_PASSWORD=PASSWORD)
+    url = bots.url()
+    guesses = [f"guess-{n}-hunter2" for n in range(9)]
+    async with session_from("127.0.0.1") as prober, session_from("127.0.0.2") as neighbour:
+        for guess in guesses[:5]:  # five in a minute are let through (each told 401)
+            async with prober.get(url, headers=basic(guess, "mallory")) as refused:
+                assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith("Basic")
+        # The sixth waits, even with the right password, and so does the socket.
+        async with prober.get(url, headers=basic(PASSWORD)) as waiting:
+            assert waiting.status == 429 and waiting.headers["Retry-After"] == "1"
+            assert "Too many wrong passwords" in await waiting.text()
+        assert await handshake_status(prober, url, basic(PASSWORD)) == 429
+        # Another address is not held up, by the first one's failures nor its own.
+        async with neighbour.get(url, headers=basic(guesses[5], "mallory")) as refused:
+            assert refused.status == 401
+        async with neighbour.get(url, headers=basic(PASSWORD)) as page:
+            assert page.status == 200
+
+        await asyncio.sleep(1.2)
+        async with prober.get(url, headers=basic(guesses[6], "mallory")) as refused:
+            assert refused.status == 401
+        async with prober.get(url, headers=basic(guesses[7], "mallory")) as waiting:
+            assert waiting.status == 429 and waiting.headers["Retry-After"] == "2"  # twice as long
+
+        await asyncio.sleep(2.2)
+        async with prober.get(url, headers=basic(PASSWORD)) as page:  # the right one forgives the address
+            assert page.status == 200
+        for guess in guesses[7:]:
+            async with prober.get(url, headers=basic(guess, "mallory")) as refused:
+                assert refused.status == 401
+
+    refusals = bot.logs("web_password_refused")
+    assert [record["address"] for record in refusals] == ["127.0.0.1"] * 5 + ["127.0.0.2"] + ["127.0.0.1"] * 3
+    assert [record["wait_seconds"] for record in refusals] == [0, 0, 0, 0, 1, 0, 2, 0, 0]
+    assert all(record["level"] == "warning" for record in refusals)
+    stderr = bot.stderr
+    for secret in [PASSWORD, *guesses, "mallory"]:
+        assert secret not in stderr
+        assert base64.b64encode(f"mallory:{secret}".encode()).decode() not in stderr
+
+
+async def test_a_password_shorter_than_12_characters_stops_start_up(bots: WebBots) -> None:
+    stderr = await bots.refused(WEB_PASSWORD="only11chars")
+    assert "WEB_PASSWORD is too short: use at least 12 characters" in stderr
+    assert "only11chars" not in stderr
+
+    await bots.start(WEB_PASSWORD="twelve-chars")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(bots.url(), headers=basic("twelve-chars")) as page:
+            assert page.status == 200
+
+
+# -- TLS --------------------------------------------------------------------------------------
+
+
+async def test_with_a_certificate_the_chat_speaks_https_and_its_cookie_is_secure(
+    model: FakeModelServer, bots: WebBots, certificate: Certificate
+) -> None:
+    await bots.start(WEB_TLS_CERT=str(certificate.cert), WEB_TLS_KEY=str(certificate.key), WEB_PASSWORD=PASSWORD)
+    url = bots.url("https")
+    trusting = ssl.create_default_context(cafile=str(certificate.cert))
+    async with session_from("127.0.0.1", trusting) as session:
+        async with session.get(url, headers=basic(PASSWORD)) as page:
+            assert page.status == 200 and page.url.scheme == "https"
+            cookie = page.headers["Set-Cookie"]
+            assert "Secure" in cookie.split("; ") and "HttpOnly" in cookie.split("; ")
+        # An answer over wss://, from a page of this very origin.
+        origin = {"Origin": f"https://127.0.0.1:{bots.port}", **basic(PASSWORD)}
+        ws = await open_socket(session, url, origin)
+        await ws.send_json({"type": "ask", "id": "q1", "text": "Is this private?"})
+        while (reply := await ws.receive_json(timeout=15))["type"] != "reply" or reply["streaming"]:
+            pass
+        assert reply["text"] == ANSWER
+        await ws.close()
+        # The same host over plain http is another origin.
+        assert await handshake_status(session, url, {**origin, "Origin": f"http://127.0.0.1:{bots.port}"}) == 403
+    # No plain HTTP on that port, and a client that doesn't trust the certificate refuses it.
+    async with aiohttp.ClientSession() as plain:
+        with pytest.raises(aiohttp.ClientError):
+            async with plain.get(bots.url("http"), headers=basic(PASSWORD)) as response:
+                await response.read()
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await plain.get(url, headers=basic(PASSWORD))
+    assert len(model.requests) == 1
+
+
+async def test_an_unusable_certificate_or_key_stops_start_up_naming_the_setting(
+    bots: WebBots, certificate: Certificate, tmp_path: Path
+) -> None:
+    other = make_certificate(tmp_path, "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    missing = tmp_path / "missing.pem"
+    cert, key = str(certificate.cert), str(certificate.key)
+    cases = {
+        f"WEB_TLS_CERT={str(missing)!r}: cannot read it (No such file or directory)": {
+            "WEB_TLS_CERT": str(missing),
+            "WEB_TLS_KEY": key,
+        },
+        f"WEB_TLS_KEY={str(missing)!r}: cannot read it (No such file or directory)": {
+            "WEB_TLS_CERT": cert,
+            "WEB_TLS_KEY": str(missing),
+        },
+        "WEB_TLS_CERT is set but WEB_TLS_KEY is not": {"WEB_TLS_CERT": cert},
+        "WEB_TLS_KEY is set but WEB_TLS_CERT is not": {"WEB_TLS_KEY": key},
+        f"WEB_TLS_CERT={str(garbage)!r} is not a valid PEM certificate": {
+            "WEB_TLS_CERT": str(garbage),
+            "WEB_TLS_KEY": key,
+        },
+        f"WEB_TLS_CERT={key!r} holds no PEM certificate": {"WEB_TLS_CERT": key, "WEB_TLS_KEY": key},
+        f"WEB_TLS_KEY={cert!r} holds no PEM private key": {"WEB_TLS_CERT": cert, "WEB_TLS_KEY": cert},
+        f"WEB_TLS_KEY={str(other.key)!r} is not the private key of WEB_TLS_CERT={cert!r}": {
+            "WEB_TLS_CERT": cert,
+            "WEB_TLS_KEY": str(other.key),
+        },
+    }
+    reasons = await asyncio.gather(*(bots.refused(**settings) for settings in cases.values()))
+    for expected, stderr in zip(cases, reasons, strict=True):
+        assert f"Configuration error: {expected}" in stderr
+
+
+# -- Host and Origin ----------------------------------------------------------------------------
+
+
+async def test_a_request_naming_another_host_is_refused_as_a_dns_rebinding_would_be(bots: WebBots) -> None:
+    bot = await bots.start()
+    url, port = bots.url(), bots.port
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost.:{port}"):
+            async with session.get(url, headers={"Host": host}) as page:
+                assert page.status == 200, host
+        for host in (f"rebind.attacker.example:{port}", "rebind.attacker.example", f"chat.example.com:{port}"):
+            async with session.get(url, headers={"Host": host}) as refused:
+                assert refused.status == 421 and await refused.text() == "This chat is not served under this name."
+            assert await handshake_status(session, url, {"Host": host}) == 421
+    assert bot.logs("web_host_refused", host=f"rebind.attacker.example:{port}")
+    await bots.stop(bot)
+
+    # Names it is reached by may be added; with a password, a page under another name cannot
+    # even try one (nor make its visitor's address wait).
+    bot = await bots.start(WEB_ALLOWED_HOSTS="chat.example.com, Chat.Internal.", WEB_PASSWORD=PASSWORD)
+    async with aiohttp.ClientSession() as session:
+        for host in (f"chat.example.com:{port}", "chat.internal", f"127.0.0.1:{port}"):
+            async with session.get(url, headers={"Host": host, **basic(PASSWORD)}) as page:
+                assert page.status == 200, host
+        for password in ("wrong-password-1", PASSWORD):
+            async with session.get(url, headers={"Host": "rebind.attacker.example", **basic(password)}) as refused:
+                assert refused.status == 421
+    assert bot.logs("web_password_refused") == []
+
+
+async def test_the_socket_must_come_from_this_scheme_host_and_port(bots: WebBots) -> None:
+    await bots.start()
+    url, port = bots.url(), bots.port
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        ws = await open_socket(session, url, {"Origin": f"http://127.0.0.1:{port}"})
+        await ws.close()
+        for origin in (
+            f"https://127.0.0.1:{port}",  # same host and port, another scheme
+            f"ws://127.0.0.1:{port}",
+            f"http://localhost:{port}",  # same machine, another origin (the Host says 127.0.0.1)
+            f"http://127.0.0.1:{port + 1}",
+            "http://127.0.0.1",
+            "null",
+        ):
+            assert await handshake_status(session, url, {"Origin": origin}) == 403, origin
+
+
+# -- behind a reverse proxy ----------------------------------------------------------------------
+
+
+async def test_a_trusted_proxy_tells_the_client_address_and_scheme_and_no_one_else_does(bots: WebBots) -> None:
+    bot = await bots.start(WEB_TRUSTED_PROXIES="127.0.0.1", WEB_ALLOWED_HOSTS="chat.example.com", WEB_PASSWORD=PASSWORD)
+    url = bots.url()
+
+    def via_proxy(client: str, **headers: str) -> dict[str, str]:
+        """What Caddy or nginx sends on: the Host as asked, and who asked over what."""
+        return {"Host": "chat.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-For": client, **headers}
+
+    async with session_from("127.0.0.1", cookies=False) as proxy, session_from("127.0.0.2", cookies=False) as stranger:
+        # The page over https: its cookie is Secure, and its socket's origin is https://.
+        async with proxy.get(url, headers=via_proxy("203.0.113.7", **basic(PASSWORD))) as page:
+            assert page.status == 200 and "Secure" in page.headers["Set-Cookie"].split("; ")
+            cookie = f"chat_id={page.cookies['chat_id'].value}"
+        headers = via_proxy("203.0.113.7", Origin="https://chat.example.com", Cookie=cookie, **basic(PASSWORD))
+        ws = await proxy.ws_connect(f"{url}ws", headers=headers)
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await ws.close()
+        headers = via_proxy("203.0.113.7", Origin="http://chat.example.com", Cookie=cookie, **basic(PASSWORD))
+        assert await handshake_status(proxy, url, headers) == 403
+
+        # Wrong passwords count against the client the proxy names (the last address it added),
+        # not against the proxy: one client waiting leaves the others alone.
+        for n in range(5):
+            spoofed = f"198.51.100.{n}, 203.0.113.7"  # a client may put anything first
+            async with proxy.get(url, headers=via_proxy(spoofed, **basic(f"wrong-password-{n}"))) as refused:
+                assert refused.status == 401
+        async with proxy.get(url, headers=via_proxy("203.0.113.7", **basic(PASSWORD))) as waiting:
+            assert waiting.status == 429
+        async with proxy.get(url, headers=via_proxy("203.0.113.8", **basic(PASSWORD))) as page:
+            assert page.status == 200
+
+        # From an address not trusted, the same headers are not believed.
+        async with stranger.get(url, headers=via_proxy("203.0.113.9", **basic(PASSWORD))) as page:
+            assert page.status == 200 and "Secure" not in page.headers["Set-Cookie"].split("; ")
+        headers = via_proxy("203.0.113.9", Origin="https://chat.example.com", Cookie=cookie, **basic(PASSWORD))
+        assert await handshake_status(stranger, url, headers) == 403
+        headers = via_proxy("203.0.113.9", Origin="http://chat.example.com", Cookie=cookie, **basic(PASSWORD))
+        ws = await stranger.ws_connect(f"{url}ws", headers=headers)  # what it really is: http://
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await ws.close()
+        async with stranger.get(url, headers=via_proxy("203.0.113.9", **basic("wrong-password-x"))) as refused:
+            assert refused.status == 401
+
+    addresses = [record["address"] for record in bot.logs("web_password_refused")]
+    assert addresses == ["203.0.113.7"] * 5 + ["127.0.0.2"]
+
+
+async def test_bad_host_and_proxy_settings_stop_start_up_naming_them(bots: WebBots) -> None:
+    cases = {
+        "WEB_ALLOWED_HOSTS contains 'https://chat.example.com'": {"WEB_ALLOWED_HOSTS": "https://chat.example.com"},
+        "WEB_ALLOWED_HOSTS contains 'chat.example.com:8443'": {
+            "WEB_ALLOWED_HOSTS": "ok.example, chat.example.com:8443"
+        },
+        "WEB_TRUSTED_PROXIES contains 'proxy.internal'": {"WEB_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"},
+    }
+    reasons = await asyncio.gather(*(bots.refused(**settings) for settings in cases.values()))
+    for expected, stderr in zip(cases, reasons, strict=True):
+        assert f"Configuration error: {expected}" in stderr
