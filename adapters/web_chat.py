@@ -26,7 +26,6 @@ from adapters.web_conversations import (
     Entry,
     Hub,
     Live,
-    Outbox,
     WebReply,
     entry_used_now,
     history_entry,
@@ -36,6 +35,7 @@ from adapters.web_conversations import (
     thread_of,
     title_from,
 )
+from adapters.web_outbox import Outbox
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note

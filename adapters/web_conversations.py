@@ -1,7 +1,6 @@
 """The web chat's shared state: each browser's list of conversations (in Redis when the bot has
 it), and, in this process, the open pages of each conversation and the answers being written in
-it (`Hub`, each answer streaming through a `WebReply`), each page's frames waiting to be written
-(`Outbox`).
+it (`Hub`, each answer streaming through a `WebReply`).
 
 A browser's first conversation is the thread `web:<chat_id>` (where the chat page kept its one
 conversation before there was a list); the others are `web:<chat_id>:<conversation id>`.
@@ -16,14 +15,14 @@ import re
 import secrets
 import time
 import unicodedata
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
-from aiohttp import web
 
+from adapters.web_outbox import Outbox
 from bot.app import Services
 from bot.core import ChatCore
 from bot.errors import FailureKind, ReplyFailure
@@ -40,8 +39,6 @@ FIRST = "0"  # a browser's first conversation: the thread web:<chat_id>
 MAX_CONVERSATIONS = 100  # per browser
 MAX_TITLE_CHARS = 80
 MAX_BROWSERS_IN_MEMORY = 10_000  # without Redis, the lists of the browsers seen last
-MAX_QUEUED_FRAMES = 500  # a page this far behind is disconnected (it reconnects and catches up)
-FLUSH_SECONDS = 2.0  # how long an answer's last frames wait to reach its pages on shutdown
 _CONVERSATION_ID = re.compile(r"[0-9a-f]{12}")
 _SAVE = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 0"
 
@@ -173,63 +170,6 @@ class MemoryConversations:
 
     async def remove(self, chat_id: str, conversation: str) -> None:
         self._of(chat_id).pop(conversation, None)
-
-
-# -- one page's frames ----------------------------------------------------------------------
-
-
-class Outbox:
-    """The frames for one page, written in order by a task of its own, so that a slow page holds
-    up no answer; of a streaming reply only the newest text waits to be written."""
-
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self._ws = ws
-        self._frames: deque[tuple[str | None, str]] = deque()  # (streaming reply's handle, JSON)
-        self._writer: asyncio.Task[None] | None = None
-        self._closing: asyncio.Task[bool] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def put(self, data: str, replaces: str | None = None) -> None:
-        """Queue `data`; a streaming reply's frame (`replaces`: its handle) takes the place of an
-        earlier one of the same reply still waiting."""
-        if self._ws.closed:
-            return
-        if replaces is not None:
-            for index, (handle, _) in enumerate(self._frames):
-                if handle == replaces:
-                    self._frames[index] = (replaces, data)
-                    return
-        if len(self._frames) >= MAX_QUEUED_FRAMES:
-            log.warning("web_page_too_slow")
-            self._frames.clear()
-            self._closing = asyncio.get_running_loop().create_task(self._ws.close(code=1013, message=b"too far behind"))
-            return
-        self._frames.append((replaces, data))
-        self._idle.clear()
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write())
-
-    async def flushed(self) -> None:
-        """Wait (up to FLUSH_SECONDS) until every frame queued so far is written."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), FLUSH_SECONDS)
-
-    def close(self) -> None:
-        self._frames.clear()
-        if self._writer is not None:
-            self._writer.cancel()
-
-    async def _write(self) -> None:
-        try:
-            while self._frames:
-                _, data = self._frames.popleft()
-                await self._ws.send_str(data)
-        except (ConnectionError, RuntimeError):
-            self._frames.clear()  # the page went away; its answers still finish and are stored
-        finally:
-            self._writer = None
-            self._idle.set()
 
 
 # -- this process's pages and answers -------------------------------------------------------

@@ -119,14 +119,14 @@ class SlackAssistant:
         await save_thread_context(context)  # also marks the thread as the panel's
         user, channel, team = thread["user_id"], thread["channel_id"], _team(body)
         log.info("slack_assistant_thread_started", thread_ts=thread["thread_ts"], viewed=context.get("channel_id"))
-        budgets = WorkspaceBudgets(bot.rate_limits, team)
+        budgets = bot.budgets(team)
         if not bot.allowed(user, channel):
             await self._say(say, budgets, channel, bot.refusal())
             return
         await self._say(say, budgets, channel, self.greeting())
         prompts = [{"title": p.title, "message": p.message} for p in bot.settings.suggested_prompts]
         try:
-            async with bot.rate_limits.write((budgets.prompts,)):
+            async with budgets.limits.write((budgets.prompts,)):
                 await set_suggested_prompts(prompts=prompts, title=PROMPTS_TITLE)
         except SlackApiError as error:
             log.warning("slack_suggested_prompts_not_set", error=error.response.get("error"))
@@ -168,7 +168,7 @@ class SlackAssistant:
         if not bot.allowed(user, channel):
             await bot.refuse(place)
             return
-        budgets = WorkspaceBudgets(bot.rate_limits, team)
+        budgets = bot.budgets(team)
         text = bot.question_text(event)
         await self._title(place, budgets, text, utilities.set_title)
         question = text
@@ -195,7 +195,7 @@ class SlackAssistant:
         ):
             return
         try:
-            async with self._bot.rate_limits.write((budgets.titles,)):
+            async with budgets.limits.write((budgets.titles,)):
                 await set_title(title_of(text))
         except SlackApiError as error:
             log.warning("slack_assistant_title_not_set", error=error.response.get("error"))
@@ -212,7 +212,7 @@ class SlackAssistant:
         if not self._bot.allowed(place.user, viewed):
             raise Unreadable(f"This workspace doesn't let me work in <#{viewed}>, so I won't read it.")
         # Cosmetic, like "is thinking…": only from spare budget.
-        if (charge := await self._bot.rate_limits.spare((budgets.status,))) is not None:
+        if (charge := await budgets.limits.spare((budgets.status,))) is not None:
             try:
                 async with charge:
                     await set_status(READING_STATUS)
@@ -233,7 +233,7 @@ class SlackAssistant:
 
     async def _say(self, say: Any, budgets: WorkspaceBudgets, channel: str, text: str) -> None:
         try:
-            async with self._bot.rate_limits.write((budgets.posts(channel),)):
+            async with budgets.limits.write((budgets.posts(channel),)):
                 await say(text=text)
         except SlackApiError as error:
             log.warning("slack_assistant_message_not_sent", error=error.response.get("error"))

@@ -42,7 +42,6 @@ from bot.errors import ReplyFailure
 from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.ratelimit import RateLimits
 from bot.render import failure_note
 from config.env import ConfigError
 from config.settings import ImageSettings
@@ -110,9 +109,9 @@ class SlackBot:
         SlackAssistant(self).register()  # DM threads' messages go to it first (see .assistant)
         HomeTab(self).register()
 
-    @property
-    def rate_limits(self) -> RateLimits:
-        return self._limits
+    def budgets(self, team: str) -> WorkspaceBudgets:
+        """The workspace's rate limits, for a write to Slack outside a reply's surface."""
+        return WorkspaceBudgets(self._limits, team)
 
     # -- events ----------------------------------------------------------------------
 

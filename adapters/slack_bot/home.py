@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.shared import describe_models
 from adapters.slack_bot.commands import bold
-from adapters.slack_bot.surfaces import SECTION_CHARS, WorkspaceBudgets
+from adapters.slack_bot.surfaces import SECTION_CHARS
 from bot.errors import ReplyFailure
 
 if TYPE_CHECKING:
@@ -34,10 +34,10 @@ class HomeTab:
         if event.get("tab", "home") != "home":
             return  # the Messages tab: the DM, nothing to publish
         bot, user = self._bot, event["user"]
-        budgets = WorkspaceBudgets(bot.rate_limits, str(body.get("team_id") or ""))
+        budgets = bot.budgets(str(body.get("team_id") or ""))
         view = {"type": "home", "blocks": await self.blocks(user)}
         try:
-            async with bot.rate_limits.write((budgets.views,)):
+            async with budgets.limits.write((budgets.views,)):
                 await bot.client.views_publish(user_id=user, view=view)
         except SlackApiError as error:
             log.warning("slack_home_not_published", user=user, error=error.response.get("error"))

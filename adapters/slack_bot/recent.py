@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack_bot.surfaces import WorkspaceBudgets
-
 if TYPE_CHECKING:
     from adapters.slack_bot.bot import SlackBot
 
@@ -65,9 +63,9 @@ class ChannelReader:
     async def read(self, team: str, channel: str) -> list[str]:
         """The channel's recent messages, oldest first, one entry per message (raises Unreadable)."""
         bot = self._bot
-        budgets = WorkspaceBudgets(bot.rate_limits, team)
+        budgets = bot.budgets(team)
         try:
-            async with bot.rate_limits.write((budgets.history,)):
+            async with budgets.limits.write((budgets.history,)):
                 response = await bot.client.conversations_history(channel=channel, limit=CHANNEL_MESSAGES)
         except SlackApiError as error:
             raise Unreadable(unreadable_reason(channel, error.response.data)) from error
