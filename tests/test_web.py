@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,9 +25,9 @@ from playwright.async_api import Browser, BrowserContext, FilePayload, Page, asy
 from adapters.web import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
-from tests.conftest import REDIS_URL, ROOT, free_port
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.slack_harness import BotProcess, eventually, inherited_env
+from tests.slack_harness import eventually
+from tests.web_harness import WebBots
 
 CHROMIUM = shutil.which("chromium")
 
@@ -88,82 +87,6 @@ def text_of(message: dict[str, Any]) -> str:
 
 
 # -- the bot process ------------------------------------------------------------------------
-
-
-class WebBots:
-    """`python -m bot web` processes, one at a time, on one port and this test's key prefix."""
-
-    def __init__(self, model_url: str, key_prefix: str) -> None:
-        self.model_url = model_url
-        self.key_prefix = key_prefix
-        self.port = free_port()
-        self.started: list[BotProcess] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def env(self, **settings: str) -> dict[str, str]:
-        env = {key: value for key, value in inherited_env().items() if not key.startswith("WEB_")}
-        # Every WEB_ setting given, even empty: a developer's .env (read without overriding) can't add one.
-        env.update(
-            INFERENCE_BASE_URL=f"{self.model_url}/v1",
-            REDIS_URL=REDIS_URL,
-            REDIS_KEY_PREFIX=self.key_prefix,
-            WEB_PORT=str(self.port),
-            WEB_HOST="127.0.0.1",
-            WEB_PASSWORD="",
-            # One model and the default image limits, unless a test says otherwise.
-            MODELS="",
-            MODELS_FILE="",
-            VISION_MODELS="",
-            MAX_IMAGES="",
-            IMAGE_MAX_SIDE="",
-            MODEL_TIMEOUT_SECONDS="10",
-            SHUTDOWN_GRACE_SECONDS="5",
-            LOG_LEVEL="info",
-            LOG_FORMAT="json",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(settings)
-        return env
-
-    async def launch(self, **settings: str) -> BotProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "web",
-            cwd=ROOT,
-            env=self.env(**settings),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        bot = BotProcess(f"web{len(self.started) + 1}", process)
-        self.started.append(bot)
-        return bot
-
-    async def start(self, **settings: str) -> BotProcess:
-        """Start a bot and wait for the line announcing its URL."""
-        bot = await self.launch(**settings)
-        deadline = time.monotonic() + 30
-        while not any(f"Web chat on {self.url}" in line for line in bot.lines):
-            assert bot.running, f"{bot.name} exited with {bot.process.returncode}:\n{bot.stderr}"
-            assert time.monotonic() < deadline, f"{bot.name} did not announce its URL:\n{bot.stderr}"
-            await asyncio.sleep(0.02)
-        return bot
-
-    async def stop(self, bot: BotProcess) -> None:
-        """SIGTERM: the bot must exit 0, without a traceback."""
-        code = await bot.stop()
-        assert code == 0, f"{bot.name} exited with {code} after SIGTERM:\n{bot.stderr}"
-        assert "Traceback" not in bot.stderr, bot.stderr
-
-    async def close(self) -> None:
-        for bot in self.started:
-            if bot.returncode is None and bot.running:
-                await self.stop(bot)
 
 
 # -- a page in the browser ------------------------------------------------------------------

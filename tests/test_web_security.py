@@ -16,8 +16,6 @@ import base64
 import datetime
 import ipaddress
 import ssl
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import ROOT, free_port
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.slack_harness import BotProcess, eventually, inherited_env
+from tests.web_harness import WebBots
 
 PASSWORD = "orange-kettle-47"  # 16 characters
 ANSWER = "Nobody else can read this answer."
@@ -52,93 +49,6 @@ def session_from(
 
 
 # -- the bot process ------------------------------------------------------------------------
-
-
-class WebBots:
-    """`python -m bot web` processes on one port, history in memory, answers from `model_url`."""
-
-    def __init__(self, model_url: str) -> None:
-        self.model_url = model_url
-        self.port = free_port()
-        self.started: list[BotProcess] = []
-
-    def url(self, scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}/"
-
-    def env(self, **settings: str) -> dict[str, str]:
-        env = {key: value for key, value in inherited_env().items() if not key.startswith("WEB_")}
-        # Every WEB_ setting given, even empty: a developer's .env (read without overriding) can't add one.
-        env.update(
-            INFERENCE_BASE_URL=f"{self.model_url}/v1",
-            REDIS_URL="memory://",
-            WEB_PORT=str(self.port),
-            WEB_HOST="127.0.0.1",
-            WEB_PASSWORD="",
-            WEB_ALLOWED_HOSTS="",
-            WEB_TRUSTED_PROXIES="",
-            WEB_TLS_CERT="",
-            WEB_TLS_KEY="",
-            MODELS="",
-            MODELS_FILE="",
-            VISION_MODELS="",
-            MODEL_TIMEOUT_SECONDS="10",
-            SHUTDOWN_GRACE_SECONDS="5",
-            LOG_LEVEL="info",
-            LOG_FORMAT="json",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(settings)
-        return env
-
-    async def launch(self, **settings: str) -> BotProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "web",
-            cwd=ROOT,
-            env=self.env(**settings),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        bot = BotProcess(f"web{len(self.started) + 1}", process)
-        self.started.append(bot)
-        return bot
-
-    async def start(self, **settings: str) -> BotProcess:
-        """Start a bot and wait for the line announcing its URL (https:// with a certificate)."""
-        bot = await self.launch(**settings)
-        url = self.url("https" if settings.get("WEB_TLS_CERT") else "http")
-        deadline = time.monotonic() + 30
-        while not any(f"Web chat on {url}" in line for line in bot.lines):
-            assert bot.running, f"{bot.name} exited with {bot.process.returncode}:\n{bot.stderr}"
-            assert time.monotonic() < deadline, f"{bot.name} did not announce {url}:\n{bot.stderr}"
-            await asyncio.sleep(0.02)
-        return bot
-
-    async def refused(self, **settings: str) -> str:
-        """Start a bot that must stop at once with exit status 2; its stderr."""
-        bot = await self.launch(**settings)
-        deadline = time.monotonic() + 30
-        while bot.running:
-            assert "Web chat on" not in bot.stderr, f"{bot.name} started with {settings}"
-            assert time.monotonic() < deadline, f"{bot.name} neither started nor stopped:\n{bot.stderr}"
-            await asyncio.sleep(0.02)
-        assert bot.process.returncode == 2, bot.stderr
-        await eventually(lambda: "Configuration error" in bot.stderr, 5, "the reason on stderr")
-        assert "Traceback" not in bot.stderr, bot.stderr
-        return bot.stderr
-
-    async def stop(self, bot: BotProcess) -> None:
-        code = await bot.stop()
-        assert code == 0, f"{bot.name} exited with {code} after SIGTERM:\n{bot.stderr}"
-        assert "Traceback" not in bot.stderr, bot.stderr
-
-    async def close(self) -> None:
-        for bot in self.started:
-            if bot.returncode is None and bot.running:
-                await self.stop(bot)
 
 
 @dataclass(frozen=True)
@@ -221,7 +131,7 @@ async def test_wrong_passwords_make_their_address_wait_longer_each_time_and_are_
     bots: WebBots,
 ) -> None:
     bot = await bots.start(WEB_PASSWORD=PASSWORD)
-    url = bots.url()
+    url = bots.url
     guesses = [f"guess-{n}-hunter2" for n in range(9)]
     async with session_from("127.0.0.1") as prober, session_from("127.0.0.2") as neighbour:
         for guess in guesses[:5]:  # five in a minute are let through (each told 401)
@@ -268,7 +178,7 @@ async def test_a_password_shorter_than_12_characters_stops_start_up(bots: WebBot
 
     await bots.start(WEB_PASSWORD="twelve-chars")
     async with aiohttp.ClientSession() as session:
-        async with session.get(bots.url(), headers=basic("twelve-chars")) as page:
+        async with session.get(bots.url, headers=basic("twelve-chars")) as page:
             assert page.status == 200
 
 
@@ -279,7 +189,7 @@ async def test_with_a_certificate_the_chat_speaks_https_and_its_cookie_is_secure
     model: FakeModelServer, bots: WebBots, certificate: Certificate
 ) -> None:
     await bots.start(WEB_TLS_CERT=str(certificate.cert), WEB_TLS_KEY=str(certificate.key), WEB_PASSWORD=PASSWORD)
-    url = bots.url("https")
+    url = bots.url_with("https")
     trusting = ssl.create_default_context(cafile=str(certificate.cert))
     async with session_from("127.0.0.1", trusting) as session:
         async with session.get(url, headers=basic(PASSWORD)) as page:
@@ -299,7 +209,7 @@ async def test_with_a_certificate_the_chat_speaks_https_and_its_cookie_is_secure
     # No plain HTTP on that port, and a client that doesn't trust the certificate refuses it.
     async with aiohttp.ClientSession() as plain:
         with pytest.raises(aiohttp.ClientError):
-            async with plain.get(bots.url("http"), headers=basic(PASSWORD)) as response:
+            async with plain.get(bots.url, headers=basic(PASSWORD)) as response:
                 await response.read()
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await plain.get(url, headers=basic(PASSWORD))
@@ -346,7 +256,7 @@ async def test_an_unusable_certificate_or_key_stops_start_up_naming_the_setting(
 
 async def test_a_request_naming_another_host_is_refused_as_a_dns_rebinding_would_be(bots: WebBots) -> None:
     bot = await bots.start()
-    url, port = bots.url(), bots.port
+    url, port = bots.url, bots.port
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost.:{port}"):
             async with session.get(url, headers={"Host": host}) as page:
@@ -373,7 +283,7 @@ async def test_a_request_naming_another_host_is_refused_as_a_dns_rebinding_would
 
 async def test_the_socket_must_come_from_this_scheme_host_and_port(bots: WebBots) -> None:
     await bots.start()
-    url, port = bots.url(), bots.port
+    url, port = bots.url, bots.port
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         ws = await open_socket(session, url, {"Origin": f"http://127.0.0.1:{port}"})
         await ws.close()
@@ -393,7 +303,7 @@ async def test_the_socket_must_come_from_this_scheme_host_and_port(bots: WebBots
 
 async def test_a_trusted_proxy_tells_the_client_address_and_scheme_and_no_one_else_does(bots: WebBots) -> None:
     bot = await bots.start(WEB_TRUSTED_PROXIES="127.0.0.1", WEB_ALLOWED_HOSTS="chat.example.com", WEB_PASSWORD=PASSWORD)
-    url = bots.url()
+    url = bots.url
 
     def via_proxy(client: str, **headers: str) -> dict[str, str]:
         """What Caddy or nginx sends on: the Host as asked, and who asked over what."""
