@@ -1,6 +1,7 @@
 """Jobs every platform adapter needs, done one way: claim an event so that one process answers
-it, answer in a task that can't die silently, finish the replies a dead process left, and tell
-someone once why they are refused."""
+it, answer in a task that can't die silently, keep the platform's rate limits (adapters.ratelimit),
+record replies and finish those a dead process left (adapters.ledger), and tell someone once why
+they are refused."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import structlog
 
 from adapters.attachments import Attachment, ReadFiles, read_attachments
+from adapters.ledger import Recording, ReplyLedger, ReplyRecord
+from adapters.ratelimit import RateLimits
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.ledger import Recording, ReplyRecord
 from bot.loop import cancel_and_wait, finish_even_if_cancelled
 from bot.render import failure_note
 from bot.surface import ReplySurface, SurfaceLimits
@@ -35,12 +37,28 @@ class PlatformJobs:
 
     def __init__(self, services: Services, platform: str, images: ImageSettings | None = None) -> None:
         """`images`: the limits for images people attach (none are read without a model that sees them)."""
+        prefix, operations = services.settings.history.key_prefix, services.settings.operations
         self.core = services.core
         self.images = images if services.core.models.vision_choices() else None
         self.metrics = services.metrics
+        self.rate_limits = RateLimits(services.redis.control, prefix)
+        self._ledger = ReplyLedger(
+            services.redis.main,
+            prefix,
+            beat=services.redis.heartbeat,
+            lease_seconds=operations.reply_lease_seconds,
+            sweep_seconds=operations.reply_sweep_seconds,
+        )
         self._services = services
         self._platform = platform
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def keep_replies(self, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
+        """Before the platform's first event: hold this process's lease on the replies it records,
+        and from now on `finish` (with a note) every reply a dead process left half-written."""
+        await self._ledger.start()
+        self._sweeper = asyncio.create_task(self._sweep(finish))
 
     async def first_to_claim(self, key: str) -> bool:
         """Only one process answers an event, however the platform delivers it. Without Redis to
@@ -72,8 +90,8 @@ class PlatformJobs:
         return await read_attachments(attachments, self.images)
 
     def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
-        """A reply's record, kept until its final text lands (see bot.ledger)."""
-        return self._services.ledger.open(self._platform, thread, place, limits)
+        """A reply's record, kept until its final text lands (see adapters.ledger)."""
+        return self._ledger.open(self._platform, thread, place, limits)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` (an answer) in a task of its own, cancelled with the adapter."""
@@ -97,16 +115,19 @@ class PlatformJobs:
             if recording is not None:
                 await finish_even_if_cancelled(recording.close())
 
-    async def sweep(self, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
-        """Forever: end the replies a dead process left half-written, with a note (see bot.ledger)."""
-        ledger = self._services.ledger
-        while True:
-            await ledger.finish_orphans(self._platform, finish)
-            await asyncio.sleep(ledger.sweep_seconds)
-
     async def close(self) -> None:
-        """Cancel the answers being written; each lands its final text or its note first."""
+        """Cancel the answers being written (each lands its final text or its note first), then
+        give up the lease and let the last writes' slots be counted."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await cancel_and_wait(self._tasks)
+        await self._ledger.stop()
+        await self.rate_limits.aclose()
+
+    async def _sweep(self, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
+        while True:
+            await self._ledger.finish_orphans(self._platform, finish)
+            await asyncio.sleep(self._ledger.sweep_seconds)
 
     async def _tell_failed(self, surface: ReplySurface) -> None:
         """A reply that crashed still ends with a reason, if the platform takes one more message."""

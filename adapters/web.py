@@ -157,13 +157,12 @@ async def _close_pages(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutting down")
 
 
-def make_app(services: Services, site: WebSettings, key_prefix: str = "") -> web.Application:
-    """`key_prefix`: REDIS_KEY_PREFIX, for each browser's list of conversations."""
+def make_app(services: Services, site: WebSettings) -> web.Application:
     app = web.Application(middlewares=[web_guard.middleware(site.guard)], client_max_size=64 * 1024)
     app[JOBS] = PlatformJobs(services, NAME)
     app[SITE] = site
     app[SOCKETS] = weakref.WeakSet()
-    app[HUB] = Hub(conversations_for(services, key_prefix, site.cookie_seconds))
+    app[HUB] = Hub(conversations_for(services, site.cookie_seconds))
     app.router.add_get("/", page)
     app.router.add_get("/chat.js", script)
     app.router.add_get("/ws", socket)
@@ -187,7 +186,7 @@ def command(argv: list[str], settings: Settings) -> int | None:
 async def run(services: Services, settings: Settings) -> None:
     site_settings = WebSettings.from_settings(settings)
     guard = site_settings.guard
-    app = make_app(services, site_settings, settings.history.key_prefix)
+    app = make_app(services, site_settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:

@@ -15,7 +15,6 @@ import re
 import secrets
 import time
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,8 +24,7 @@ import structlog
 from adapters.web_outbox import Outbox
 from bot.app import Services
 from bot.core import ChatCore
-from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import REDIS_ERRORS, RedisClient, hash_tag
+from bot.redis_client import RedisClient, hash_tag, served
 from bot.render import WARNING_PREFIX
 from bot.split import closing_for, open_fence
 from bot.store import StoredMessage
@@ -38,7 +36,6 @@ log = structlog.get_logger(__name__)
 FIRST = "0"  # a browser's first conversation: the thread web:<chat_id>
 MAX_CONVERSATIONS = 100  # per browser
 MAX_TITLE_CHARS = 80
-MAX_BROWSERS_IN_MEMORY = 10_000  # without Redis, the lists of the browsers seen last
 _CONVERSATION_ID = re.compile(r"[0-9a-f]{12}")
 _SAVE = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 0"
 
@@ -89,22 +86,11 @@ class Entry:
         return {"id": self.id, "title": self.title}
 
 
-class Conversations(Protocol):
-    async def entries(self, chat_id: str) -> list[Entry]:
-        """The browser's conversations, the most recently used first (its first conversation
-        when it has none); raises STORE_UNAVAILABLE."""
-        ...
-
-    async def save(self, chat_id: str, entry: Entry) -> None: ...
-
-    async def remove(self, chat_id: str, conversation: str) -> None: ...
-
-
 def ordered(entries: Iterable[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda entry: (-entry.used, entry.id)) or [Entry(FIRST)]
 
 
-class RedisConversations:
+class Conversations:
     """A hash per browser: conversation id → {"title", "used"}, kept as long as history is."""
 
     def __init__(self, client: RedisClient, key_prefix: str, ttl_seconds: int) -> None:
@@ -117,6 +103,8 @@ class RedisConversations:
         return f"{self._prefix}web:{hash_tag(chat_id)}:conversations"
 
     async def entries(self, chat_id: str) -> list[Entry]:
+        """The browser's conversations, the most recently used first (its first conversation
+        when it has none); raises STORE_UNAVAILABLE."""
         raw = await self._run(self._redis.hgetall(self._key(chat_id)))
         entries = []
         for conversation, value in raw.items():
@@ -135,41 +123,11 @@ class RedisConversations:
         await self._run(self._redis.hdel(self._key(chat_id), conversation))
 
     async def _run(self, command: Awaitable[Any]) -> Any:
-        try:
-            return await command
-        except REDIS_ERRORS as error:
-            log.error("web_conversations_error", error=f"{type(error).__name__}: {error}")
-            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
+        return await served(command, "web_conversations_error")
 
 
-def conversations_for(services: Services, key_prefix: str, ttl_seconds: int) -> Conversations:
-    """In Redis when the bot has it (kept as long as history), else in this process."""
-    if services.redis is None:
-        return MemoryConversations()
-    return RedisConversations(services.redis.main, key_prefix, ttl_seconds)
-
-
-class MemoryConversations:
-    """Without Redis: the lists of the browsers seen last, in this process."""
-
-    def __init__(self) -> None:
-        self._browsers: OrderedDict[str, dict[str, Entry]] = OrderedDict()
-
-    def _of(self, chat_id: str) -> dict[str, Entry]:
-        entries = self._browsers.setdefault(chat_id, {})
-        self._browsers.move_to_end(chat_id)
-        while len(self._browsers) > MAX_BROWSERS_IN_MEMORY:
-            self._browsers.popitem(last=False)
-        return entries
-
-    async def entries(self, chat_id: str) -> list[Entry]:
-        return ordered(self._of(chat_id).values())
-
-    async def save(self, chat_id: str, entry: Entry) -> None:
-        self._of(chat_id)[entry.id] = entry
-
-    async def remove(self, chat_id: str, conversation: str) -> None:
-        self._of(chat_id).pop(conversation, None)
+def conversations_for(services: Services, ttl_seconds: int) -> Conversations:
+    return Conversations(services.redis.main, services.settings.history.key_prefix, ttl_seconds)
 
 
 # -- this process's pages and answers -------------------------------------------------------

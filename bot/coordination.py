@@ -1,20 +1,18 @@
 """What the bot's processes agree on besides history: who handles an event (claims), which
 conversation a platform message leads to (aliases), and how many turns a person or a channel
-has had this minute (quotas). Redis for real deployments, memory when the bot is one process."""
+has had this minute (quotas), kept in Redis."""
 
 from __future__ import annotations
 
 import math
-import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import REDIS_ERRORS, RedisClient, hash_tag
+from bot.redis_client import RedisClient, hash_tag, served
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -40,28 +38,11 @@ return 0
 """
 
 
-class Coordination(Protocol):
-    async def claim(self, key: str, ttl_seconds: int) -> bool:
-        """True for the first caller only, across every process; raises STORE_UNAVAILABLE."""
-        ...
+class Coordination:
+    """Claims (`claim`: true for the first caller only, across every process), aliases (`link`: a
+    platform message a person may reply to leads to its conversation) and sliding windows
+    (`take_slot`, `uses`); each raises STORE_UNAVAILABLE without Redis."""
 
-    async def link(self, alias: str, thread: str) -> None:
-        """Make `alias` (say, a bot message a person may reply to) lead to `thread`."""
-        ...
-
-    async def resolve(self, alias: str) -> str | None: ...
-
-    async def take_slot(self, key: str, limit: int, window: float) -> float:
-        """Count one use of `key` if fewer than `limit` happened in the last `window` seconds
-        (0.0), else the seconds until one leaves the window (nothing counted)."""
-        ...
-
-    async def uses(self, key: str, limit: int, window: float) -> int:
-        """How many uses of `key` the last `window` seconds hold (`limit` at most), counting none."""
-        ...
-
-
-class RedisCoordination:
     def __init__(
         self, client: RedisClient, key_prefix: str, alias_seconds: int, on_error: Callable[[], object] = lambda: None
     ) -> None:
@@ -97,51 +78,7 @@ class RedisCoordination:
         return f"{self._prefix}{kind}:{hash_tag(key)}"
 
     async def _run(self, command: Awaitable[T]) -> T:
-        try:
-            return await command
-        except REDIS_ERRORS as error:
-            log.error("coordination_store_error", error=f"{type(error).__name__}: {error}")
-            self._on_error()
-            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
-
-
-class MemoryCoordination:
-    """One process's own: for the console and the web chat without Redis."""
-
-    def __init__(self) -> None:
-        self._claims: dict[str, float] = {}
-        self._aliases: dict[str, str] = {}
-        self._uses: dict[str, deque[float]] = {}
-
-    async def claim(self, key: str, ttl_seconds: int) -> bool:
-        now = time.monotonic()
-        if self._claims.get(key, 0.0) > now:
-            return False
-        self._claims[key] = now + ttl_seconds
-        return True
-
-    async def link(self, alias: str, thread: str) -> None:
-        self._aliases[alias] = thread
-
-    async def resolve(self, alias: str) -> str | None:
-        return self._aliases.get(alias)
-
-    async def take_slot(self, key: str, limit: int, window: float) -> float:
-        now = time.monotonic()
-        uses = self._window(key, window)
-        if len(uses) >= limit:
-            return uses[0] + window - now
-        uses.append(now)
-        return 0.0
-
-    async def uses(self, key: str, limit: int, window: float) -> int:
-        return min(limit, len(self._window(key, window)))
-
-    def _window(self, key: str, window: float) -> deque[float]:
-        uses = self._uses.setdefault(key, deque())
-        while uses and uses[0] <= time.monotonic() - window:
-            uses.popleft()
-        return uses
+        return await served(command, "coordination_store_error", self._on_error)
 
 
 class TurnQuota:

@@ -12,7 +12,7 @@ from functools import partial
 import structlog
 
 from bot.breaker import CircuitBreaker
-from bot.coordination import Coordination, MemoryCoordination, TurnQuota
+from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure, failing
 from bot.locks import ConversationLocks
 from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
@@ -76,22 +76,19 @@ class ChatCore:
         quota: TurnQuota | None = None,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
-        locks: ConversationLocks | None = None,
-        notice_seconds: int = 7 * 24 * 3600,
         max_concurrent_replies: int = 200,
     ) -> None:
-        """`notice_seconds`: how long a conversation is remembered to have had the notice that
-        its oldest messages were left out (as long as its history is kept).
-        `max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
+        """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
+        history = store.settings
         self._backend = backend
         self._store = store
-        self._coordination = coordination or MemoryCoordination()
+        self._coordination = coordination or Coordination(store.client, history.key_prefix, history.ttl_seconds)
         self._metrics = metrics or Metrics()
         self._prompts = prompts
         self._quota = quota or TurnQuota(self._coordination)
         self._choices = ModelChoices(models, store, breaker or CircuitBreaker())
-        self._locks = locks or ConversationLocks()
-        self._notice_seconds = notice_seconds
+        self._locks = ConversationLocks(store.client, store.lock_key)
+        self._notice_seconds = history.ttl_seconds  # the left-out notice is remembered as long as the history
         self._streams = asyncio.Semaphore(max_concurrent_replies)
         self._max_streams = max_concurrent_replies
         self._draining = False

@@ -60,20 +60,16 @@ class LocalLocks:
 
 
 class ConversationLocks:
-    def __init__(self, client: RedisClient | None = None, lock_key: Callable[[str], str] | None = None) -> None:
-        """`client` None (history in memory): this process is the whole bot, local locks suffice.
-        `lock_key(thread)` names the conversation's lock (the store's, so writes can check it)."""
+    def __init__(self, client: RedisClient, lock_key: Callable[[str], str]) -> None:
+        """`lock_key(thread)` names the conversation's lock (the store's, so writes can check it)."""
         self._local = LocalLocks()
         self._redis = client
         self._lock_key = lock_key
 
     @asynccontextmanager
     async def hold(self, thread: str) -> AsyncIterator[str]:
-        """Hold the conversation; yields the fencing token for history writes ("" without Redis)."""
+        """Hold the conversation; yields the fencing token for its history writes."""
         async with self._local.hold(thread):
-            if self._redis is None or self._lock_key is None:
-                yield ""
-                return
             token, key = uuid.uuid4().hex, self._lock_key(thread)
             lock = self._redis.lock(key, timeout=LEASE_SECONDS, sleep=POLL_SECONDS, thread_local=False)
             try:

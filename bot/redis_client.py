@@ -1,5 +1,6 @@
-"""The process's Redis clients, built here and handed to whoever needs them: a single server, or
-a Redis Cluster (REDIS_CLUSTER) reached through any node.
+"""The process's Redis clients, built here and handed to whoever needs them: a single server, a
+Redis Cluster (REDIS_CLUSTER) reached through any node, or, with memory://, a Redis inside the
+process (fakeredis, running the same scripts) whose data is lost on exit.
 
 Both kinds take the same commands and scripts. On a Cluster, a script or a command with several
 keys needs them all in one hash slot: keys that go together carry the same hash tag, e.g.
@@ -8,10 +9,13 @@ keys needs them all in one hash slot: keys that go together carry the same hash 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import redis.asyncio as aioredis
+import structlog
+from fakeredis import FakeAsyncRedis, FakeServer
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -20,7 +24,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.errors import FailureKind, ReplyFailure
+
 RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 # What a command raises when Redis can't serve it. A Cluster client that reaches no node (or
 # finds no cluster there) raises RedisClusterException, which is not a RedisError.
@@ -83,6 +91,12 @@ class RedisClients:
             heartbeat=connect(url, cluster=cluster, connections=HEARTBEAT_CONNECTIONS),
         )
 
+    @classmethod
+    def in_memory(cls) -> RedisClients:
+        server = FakeServer()
+        main, control, heartbeat = (FakeAsyncRedis(server=server, decode_responses=True) for _ in range(3))
+        return cls(main=main, control=control, heartbeat=heartbeat)
+
     async def ping(self) -> None:
         """Every client answers. A Cluster client learns the cluster's nodes here, before a burst
         of commands does it many times over at once (redis-py then loses connections under them)."""
@@ -111,3 +125,14 @@ async def close(client: RedisClient) -> None:
     await client.aclose()
     if isinstance(client, aioredis.Redis):
         await client.connection_pool.disconnect()  # a pool handed to a client outlives it
+
+
+async def served(command: Awaitable[T], event: str, on_error: Callable[[], object] = lambda: None) -> T:
+    """`command`'s answer; when Redis can't serve it, logged as `event`, counted with `on_error`,
+    and raised as STORE_UNAVAILABLE (the person is told their memory is out of reach)."""
+    try:
+        return await command
+    except REDIS_ERRORS as error:
+        log.error(event, error=f"{type(error).__name__}: {error}")
+        on_error()
+        raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error

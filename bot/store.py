@@ -1,5 +1,4 @@
-"""Per-thread conversations: their history, their images and the model chosen for them. Redis
-for real deployments, memory for the console.
+"""Per-thread conversations in Redis: their history, their images and the model chosen for them.
 
 A turn costs two round trips whatever the thread's length: one script that appends the
 person's message (and images) and reads the history and the chosen model back, and one that
@@ -13,18 +12,16 @@ an older one then drops out (and a reply that would have shown it to the model s
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, TypeAlias, TypeVar
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
 
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.locks import fence_key
-from bot.redis_client import REDIS_ERRORS, RedisClient, hash_tag
+from bot.redis_client import RedisClient, hash_tag, served
 from config.settings import HistorySettings
 
 log = structlog.get_logger(__name__)
@@ -48,17 +45,11 @@ class StoredMessage:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> StoredMessage:
-        data = json.loads(raw)
-        return cls(
-            role=data["role"],
-            content=data["content"],
-            author_id=data.get("author_id", ""),
-            author_name=data.get("author_name", ""),
-            at=data.get("at", 0.0),
-            tokens=data.get("tokens", 0),
-            images=tuple(data.get("images", ())),
-            failed=data.get("failed", ""),
-        )
+        data = {key: value for key, value in json.loads(raw).items() if key in _FIELDS}
+        return cls(**{**data, "images": tuple(data.get("images", ()))})
+
+
+_FIELDS = frozenset(field.name for field in fields(StoredMessage))
 
 
 @dataclass(frozen=True)
@@ -117,29 +108,23 @@ return {redis.call('GET', KEYS[3]) or '', redis.call('LRANGE', KEYS[1], 0, -1)}
 """
 
 
-class RedisHistoryStore:
-    durable = True
-
+class HistoryStore:
     def __init__(
         self, client: RedisClient, settings: HistorySettings, on_error: Callable[[], object] = lambda: None
     ) -> None:
         """`on_error` is called for every Redis command that fails (the operator's error count)."""
         self.client = client  # the conversation locks' too: their fence is checked by history writes
-        self._redis = client
+        self.settings = settings
         self._on_error = on_error
-        self._settings = settings
         self._append_script = client.register_script(_APPEND)
         self._retry_script = client.register_script(_RETRY)
 
-    def history_key(self, thread: str) -> str:
-        # The hash tag keeps every key of a thread in one Cluster slot.
-        return f"{self._settings.key_prefix}chat:{hash_tag(thread)}:history"
+    def key(self, thread: str, kind: str = "history") -> str:
+        """The thread's keys ("history", "lock", "images", …) share a hash tag: one Cluster slot."""
+        return f"{self.settings.key_prefix}chat:{hash_tag(thread)}:{kind}"
 
     def lock_key(self, thread: str) -> str:
-        return f"{self._settings.key_prefix}chat:{hash_tag(thread)}:lock"
-
-    def _key(self, thread: str, kind: str) -> str:
-        return f"{self._settings.key_prefix}chat:{hash_tag(thread)}:{kind}"
+        return self.key(thread, "lock")
 
     async def begin_turn(
         self, thread: str, message: StoredMessage, fence: str = "", images: Mapping[str, str] | None = None
@@ -156,120 +141,44 @@ class RedisHistoryStore:
     async def retry_turn(self, thread: str, fence: str = "") -> Conversation:
         """The conversation without its last answer, to answer its last question again (refused
         with NOTHING_TO_REDO when it doesn't end with a question)."""
-        keys = [self.history_key(thread), fence_key(self.lock_key(thread)), self._key(thread, "model")]
+        keys = [self.key(thread), fence_key(self.lock_key(thread)), self.key(thread, "model")]
         model, history = await self._run(self._retry_script(keys=keys, args=[fence]))
-        return _asked(Conversation([StoredMessage.from_json(raw) for raw in history], str(model)))
+        conversation = Conversation([StoredMessage.from_json(raw) for raw in history], str(model))
+        if not conversation.messages or conversation.messages[-1].role != "user":
+            raise ReplyFailure(FailureKind.NOTHING_TO_REDO, "no question to answer again")
+        return conversation
 
     async def images(self, thread: str, ids: Sequence[str]) -> dict[str, str]:
         """The conversation's images still kept, of `ids`: {id: data URL}."""
         if not ids:
             return {}
-        urls = await self._run(self._redis.hmget(self._key(thread, "images"), list(ids)))
+        urls = await self._run(self.client.hmget(self.key(thread, "images"), list(ids)))
         return {image: str(url) for image, url in zip(ids, urls, strict=True) if url}
 
     async def choose_model(self, thread: str, model: str) -> None:
         """The model that answers `thread` from now on (kept as long as its history)."""
-        await self._run(self._redis.set(self._key(thread, "model"), model, ex=self._settings.ttl_seconds))
+        await self._run(self.client.set(self.key(thread, "model"), model, ex=self.settings.ttl_seconds))
 
     async def chosen_model(self, thread: str) -> str:
-        return str(await self._run(self._redis.get(self._key(thread, "model"))) or "")
+        return str(await self._run(self.client.get(self.key(thread, "model"))) or "")
 
     async def read(self, thread: str) -> list[StoredMessage]:
         """The thread's history, oldest first (empty when it has none)."""
-        raw = await self._run(self._redis.lrange(self.history_key(thread), 0, -1))
-        return [StoredMessage.from_json(item) for item in raw]
+        return [StoredMessage.from_json(raw) for raw in await self._run(self.client.lrange(self.key(thread), 0, -1))]
 
     async def clear(self, thread: str) -> None:
-        keys = [self.history_key(thread), self._key(thread, "images"), self._key(thread, "image-order")]
-        await self._run(self._redis.delete(*keys))
+        await self._run(self.client.delete(*(self.key(thread, kind) for kind in ("history", "images", "image-order"))))
 
     async def _append(
         self, thread: str, message: StoredMessage, fence: str, *, read_back: bool, images: Mapping[str, str]
     ) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
-        settings = self._settings
-        keys = [  # one hash tag: one Cluster slot
-            self.history_key(thread),
-            fence_key(self.lock_key(thread)),
-            self._key(thread, "images"),
-            self._key(thread, "image-order"),
-            self._key(thread, "model"),
-        ]
-        read = "1" if read_back else "0"
+        kinds = ("history", "lock", "images", "image-order", "model")
+        keys = [fence_key(self.key(thread, kind)) if kind == "lock" else self.key(thread, kind) for kind in kinds]
+        settings, read = self.settings, "1" if read_back else "0"
         args: list[int | str] = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, read]
         args += [settings.image_bytes, *(part for pair in images.items() for part in pair)]
         return await self._run(self._append_script(keys=keys, args=args))
 
     async def _run(self, command: Awaitable[T]) -> T:
-        try:
-            return await command
-        except REDIS_ERRORS as error:
-            log.error("history_store_error", error=f"{type(error).__name__}: {error}")
-            self._on_error()
-            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, str(error)) from error
-
-
-class MemoryHistoryStore:
-    """In-process history: for trying the bot out; lost when the process stops."""
-
-    durable = False
-
-    def __init__(self, settings: HistorySettings) -> None:
-        self._settings = settings
-        self._threads: dict[str, tuple[float, deque[StoredMessage]]] = {}
-        self._images: dict[str, OrderedDict[str, str]] = {}
-        self._models: dict[str, str] = {}
-
-    async def begin_turn(
-        self, thread: str, message: StoredMessage, fence: str = "", images: Mapping[str, str] | None = None
-    ) -> Conversation:
-        kept = self._images.setdefault(thread, OrderedDict())
-        kept.update(images or {})
-        while sum(len(url) for url in kept.values()) > self._settings.image_bytes:
-            kept.popitem(last=False)
-        return Conversation(list(self._append(thread, message)), self._models.get(thread, ""))
-
-    async def add_reply(self, thread: str, message: StoredMessage, fence: str = "") -> None:
-        self._append(thread, message)
-
-    async def retry_turn(self, thread: str, fence: str = "") -> Conversation:
-        kept = self._threads.get(thread)
-        messages = kept[1] if kept is not None else deque()
-        if messages and messages[-1].role == "assistant":
-            messages.pop()
-        return _asked(Conversation(list(messages), self._models.get(thread, "")))
-
-    async def images(self, thread: str, ids: Sequence[str]) -> dict[str, str]:
-        kept: Mapping[str, str] = self._images.get(thread, {})
-        return {image: kept[image] for image in ids if image in kept}
-
-    async def choose_model(self, thread: str, model: str) -> None:
-        self._models[thread] = model
-
-    async def chosen_model(self, thread: str) -> str:
-        return self._models.get(thread, "")
-
-    async def read(self, thread: str) -> list[StoredMessage]:
-        kept = self._threads.get(thread)
-        return list(kept[1]) if kept is not None and kept[0] >= time.monotonic() else []
-
-    async def clear(self, thread: str) -> None:
-        self._threads.pop(thread, None)
-        self._images.pop(thread, None)
-
-    def _append(self, thread: str, message: StoredMessage) -> deque[StoredMessage]:
-        now = time.monotonic()
-        kept = self._threads.get(thread)
-        messages = kept[1] if kept is not None and kept[0] >= now else deque(maxlen=self._settings.max_messages)
-        messages.append(message)
-        self._threads[thread] = (now + self._settings.ttl_seconds, messages)
-        return messages
-
-
-def _asked(conversation: Conversation) -> Conversation:
-    if not conversation.messages or conversation.messages[-1].role != "user":
-        raise ReplyFailure(FailureKind.NOTHING_TO_REDO, "no question to answer again")
-    return conversation
-
-
-HistoryStore: TypeAlias = RedisHistoryStore | MemoryHistoryStore
+        return await served(command, "history_store_error", self._on_error)

@@ -23,13 +23,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from adapters.ratelimit import RateLimits
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model import InferenceBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.ratelimit import RateLimits
 from bot.redis_client import close, connect
-from bot.store import RedisHistoryStore
+from bot.store import HistoryStore
 from config.env import Env
 from config.models import ModelCatalog, ModelChoice
 from config.settings import HistorySettings, ModelSettings, load_settings
@@ -85,18 +85,18 @@ def history_settings(key_prefix: str) -> HistorySettings:
 
 
 @pytest.fixture
-async def redis_store(history_settings: HistorySettings) -> AsyncIterator[RedisHistoryStore]:
+async def redis_store(history_settings: HistorySettings) -> AsyncIterator[HistoryStore]:
     store = open_store(history_settings.redis_url or REDIS_URL, history_settings)
     yield store
     await close_store(store)
 
 
-def open_store(url: str, settings: HistorySettings) -> RedisHistoryStore:
+def open_store(url: str, settings: HistorySettings) -> HistoryStore:
     """A history store with a client of its own (close it with close_store)."""
-    return RedisHistoryStore(connect(url, cluster=settings.cluster), settings)
+    return HistoryStore(connect(url, cluster=settings.cluster), settings)
 
 
-async def close_store(store: RedisHistoryStore) -> None:
+async def close_store(store: HistoryStore) -> None:
     await close(store.client)
 
 
@@ -139,7 +139,7 @@ def remote_model_settings(base_url: str, **overrides: object) -> ModelSettings:
 
 def make_core(
     model: ModelSettings,
-    store: RedisHistoryStore,
+    store: HistoryStore,
     counter: MistralTokenCounter,
     *,
     system_prompt: str = "You are a test bot.",

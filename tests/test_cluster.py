@@ -17,7 +17,7 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 
 from bot.locks import ConversationLocks
-from bot.store import RedisHistoryStore, StoredMessage
+from bot.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
 from tests.cluster import OwnCluster
 from tests.conftest import REDIS_URL
@@ -75,7 +75,7 @@ async def raw_redis(redis_cluster: OwnCluster) -> AsyncIterator[RedisCluster]:
 
 
 async def test_a_threads_keys_share_a_node_and_threads_spread_over_the_nodes(
-    redis_store: RedisHistoryStore, redis_cluster: OwnCluster, key_prefix: str
+    redis_store: HistoryStore, redis_cluster: OwnCluster, key_prefix: str
 ) -> None:
     locks = ConversationLocks(redis_store.client, redis_store.lock_key)
     threads = [f"discord:conv:{number}" for number in range(20)]
@@ -87,8 +87,8 @@ async def test_a_threads_keys_share_a_node_and_threads_spread_over_the_nodes(
                 key: port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() for key in keys
             }
     for thread in threads:
-        assert node_of[redis_store.history_key(thread)] == node_of[redis_store.lock_key(thread)]
-    assert len({node_of[redis_store.history_key(thread)] for thread in threads}) >= 2, node_of
+        assert node_of[redis_store.key(thread)] == node_of[redis_store.lock_key(thread)]
+    assert len({node_of[redis_store.key(thread)] for thread in threads}) >= 2, node_of
     for thread in threads[:3]:
         assert [m.content for m in await redis_store.read(thread)] == [f"hello in {thread}"]
 

@@ -145,21 +145,6 @@ async def test_an_unreachable_redis_stops_start_up_with_a_clear_message() -> Non
     assert "REDIS_URL: cannot reach Redis at redis://127.0.0.1:1/0" in stderr
 
 
-async def test_discord_and_slack_refuse_to_start_without_redis_for_their_rate_limits() -> None:
-    tokens = {
-        "discord": {"DISCORD_TOKEN": "not-used"},
-        "slack": {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
-    }
-    for platform, variables in tokens.items():
-        bot = await Console.start(platform, env=clean_env(REDIS_URL="memory://", **variables))
-        code, stderr = await bot.finish()
-        assert code == 1, stderr
-        assert (
-            f"{platform}: configuration error: REDIS_URL: Discord and Slack keep the bot's rate limits in Redis"
-            in stderr
-        )
-
-
 async def test_model_lists_and_switches_the_consoles_model() -> None:
     async with FakeModelServer(Script(text="Answered.")) as server:
         env = clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1", MODELS="small-model")

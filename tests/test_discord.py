@@ -691,3 +691,26 @@ async def test_a_missing_message_content_intent_stops_start_up_with_the_fix() ->
         code = await asyncio.wait_for(bot.process.wait(), 30)
         assert code != 0
         assert "Message Content Intent" in bot.stderr and "developer portal" in bot.stderr, bot.stderr
+
+
+async def test_without_redis_one_process_answers_and_warns_that_history_is_not_kept() -> None:
+    """REDIS_URL=memory:// tries the bot out on Discord without a Redis server: the one process
+    keeps history, locks and Discord's rate limits in itself, and the operator is told what that costs."""
+    async with DiscordWorld.open() as world:
+        general, alice = world.add_channel("general"), world.add_user("alice")
+        world.answer("m1-first", Script(text="Kept in this process.", rate=50))
+        world.answer("m1-second", Script(text="I remember the first question.", rate=50))
+        await world.start_bot(REDIS_URL="memory://")
+        message = await world.mention(general, alice, "m1-first question")
+        thread = await world.wait_thread(message)
+        await world.wait_bot_text(thread["id"], "Kept in this process.")
+        followup = await world.say(thread["id"], alice, "m1-second follow-up")
+        await world.wait_bot_text(thread["id"], "I remember the first question.", after=followup["id"])
+        [request] = world.model_requests("m1-second")
+        assert user_turns(request.body) == [
+            ("user", "m1-first question"),
+            ("assistant", "Kept in this process."),
+            ("user", "m1-second follow-up"),
+        ]
+        assert world.fake.ratelimited_count == 0
+        assert "history_not_durable" in world.stderr

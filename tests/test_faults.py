@@ -23,9 +23,9 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.ledger import INTERRUPTED_NOTE
 from adapters.slack_bot import to_mrkdwn
 from bot.errors import FailureKind
-from bot.ledger import INTERRUPTED_NOTE
 from tests.conftest import OwnRedis, delete_keys, free_port
 from tests.discord_harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown
 from tests.fakes.discord_server import FakeUser

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from adapters.ratelimit import RateLimits
 from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.prompt import MistralTokenCounter
-from bot.ratelimit import RateLimits
-from bot.store import RedisHistoryStore, StoredMessage
+from bot.store import HistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from tests.conftest import OwnRedis, close_store, free_port, make_core, open_store, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
@@ -35,7 +35,7 @@ def turn(text: str = "What is Redis?", thread: str = "t1") -> Turn:
 
 @pytest.fixture
 async def core(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> AsyncIterator[ChatCore]:
     settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=2)
     core = make_core(settings, redis_store, token_counter)
@@ -46,7 +46,7 @@ async def core(
 @pytest.fixture
 async def either_core(
     model_server: FakeModelServer,
-    redis_store: RedisHistoryStore,
+    redis_store: HistoryStore,
     token_counter: MistralTokenCounter,
 ) -> AsyncIterator[ChatCore]:
     """A core with a short stall timeout and two retries for a model still loading."""
@@ -56,13 +56,13 @@ async def either_core(
     await core.aclose()
 
 
-async def history(store: RedisHistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
+async def history(store: HistoryStore, thread: str = "t1") -> list[tuple[str, str]]:
     messages = (await store.begin_turn(thread, StoredMessage("user", "(probe)"))).messages
     return [(m.role, m.content) for m in messages[:-1]]
 
 
 async def test_an_answer_streams_and_both_turns_are_remembered(
-    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+    core: ChatCore, model_server: FakeModelServer, redis_store: HistoryStore
 ) -> None:
     model_server.default = Script(text=ANSWER, rate=100)
     shown = surface()
@@ -74,7 +74,7 @@ async def test_an_answer_streams_and_both_turns_are_remembered(
 
 
 async def test_consecutive_replies_reuse_a_shared_connection_to_the_model(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     # Shared, kept-alive connections: always over TLS, and for a plain-HTTP server once many
     # replies stream (here from the first, with MODEL_OWN_CONNECTIONS=0).
@@ -132,7 +132,7 @@ FAILURES = [
 async def test_each_failure_shows_the_partial_text_and_a_human_reason(
     either_core: ChatCore,
     model_server: FakeModelServer,
-    redis_store: RedisHistoryStore,
+    redis_store: HistoryStore,
     script: Script,
     kind: FailureKind,
     partial: str,
@@ -184,7 +184,7 @@ async def test_a_model_still_loading_is_retried_with_backoff_before_giving_up(
 
 
 async def test_an_answer_cut_at_max_tokens_is_kept_with_a_note(
-    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+    core: ChatCore, model_server: FakeModelServer, redis_store: HistoryStore
 ) -> None:
     model_server.default = Script(text=ANSWER, failure="length", fail_after=4)
     shown = surface()
@@ -194,7 +194,7 @@ async def test_an_answer_cut_at_max_tokens_is_kept_with_a_note(
 
 
 async def test_a_message_too_long_for_the_context_is_refused_before_the_model(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     core = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter, context_tokens=1024)
     shown = surface()
@@ -243,7 +243,7 @@ async def test_a_cancelled_reply_frees_the_model_connection(core: ChatCore, mode
 
 
 async def test_a_follow_up_waits_for_the_previous_final_text(
-    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+    core: ChatCore, model_server: FakeModelServer, redis_store: HistoryStore
 ) -> None:
     model_server.default = Script(text="A slow first answer.", rate=40)
     first, second = surface(), surface()
@@ -281,7 +281,7 @@ async def test_a_server_that_keeps_dropping_the_connection_is_reported_as_cut(
 
 
 @pytest.fixture
-async def own_store(own_redis: OwnRedis, history_settings) -> AsyncIterator[RedisHistoryStore]:
+async def own_store(own_redis: OwnRedis, history_settings) -> AsyncIterator[HistoryStore]:
     store = open_store(own_redis.url, replace(history_settings, redis_url=own_redis.url))
     await store.ping()
     yield store
@@ -291,7 +291,7 @@ async def own_store(own_redis: OwnRedis, history_settings) -> AsyncIterator[Redi
 
 async def test_a_model_server_without_a_configured_token_never_gets_one_found_elsewhere(
     model_server: FakeModelServer,
-    redis_store: RedisHistoryStore,
+    redis_store: HistoryStore,
     token_counter: MistralTokenCounter,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -321,7 +321,7 @@ class SlowFinalEdit(MemorySurface):
 
 
 async def test_an_answer_finishing_as_the_bot_stops_still_lands_whole_and_is_remembered(
-    core: ChatCore, model_server: FakeModelServer, redis_store: RedisHistoryStore
+    core: ChatCore, model_server: FakeModelServer, redis_store: HistoryStore
 ) -> None:
     model_server.default = Script(text=ANSWER, rate=40)
     shown = SlowFinalEdit(SurfaceLimits(max_length=2000, min_edit_interval=0.05))
@@ -335,7 +335,7 @@ async def test_an_answer_finishing_as_the_bot_stops_still_lands_whole_and_is_rem
 
 
 async def test_a_model_server_that_is_down_is_reported_as_unavailable(
-    redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     settings = remote_model_settings(url, timeout_seconds=1.0, loading_retries=0)
@@ -349,7 +349,7 @@ async def test_a_model_server_that_is_down_is_reported_as_unavailable(
 
 
 async def test_after_failures_in_a_row_people_are_told_at_once_until_the_model_is_back(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=0)
     core = make_core(settings, redis_store, token_counter, breaker=CircuitBreaker(failures=3, open_seconds=0.5))
@@ -388,7 +388,7 @@ async def test_replies_starting_together_wait_for_the_model_together_not_one_aft
 
 
 async def test_questions_past_the_process_limit_wait_their_turn_and_all_get_whole_answers(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     model_server.default = Script(text="One at a time, please.", rate=20)  # about 0.25 s each
     settings = remote_model_settings(model_server.base_url)
@@ -406,7 +406,7 @@ async def test_questions_past_the_process_limit_wait_their_turn_and_all_get_whol
 
 
 async def test_when_older_messages_no_longer_fit_the_reply_says_so_once(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
     # 1,024 tokens of context less 500 for the answer: about four of these turns fit.
     core = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter, context_tokens=1024)

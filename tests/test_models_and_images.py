@@ -15,7 +15,7 @@ from PIL import Image
 from adapters.images import prepare_image
 from bot.core import ChatCore, Turn
 from bot.prompt import MistralTokenCounter
-from bot.store import RedisHistoryStore
+from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from config.env import Env
 from config.models import ModelCatalog
@@ -70,7 +70,7 @@ def decoded(url: str) -> Image.Image:
 
 @pytest.fixture
 async def core(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> AsyncIterator[ChatCore]:
     models = catalog(model_server.base_url)
     core = make_core(models.default.settings, redis_store, token_counter, models=models)

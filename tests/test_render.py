@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.ratelimit import RateLimits
 from bot.errors import FailureKind, ReplyFailure
-from bot.ratelimit import RateLimits
 from bot.render import LiveRenderer
 from bot.split import open_fence
 from bot.surface import SurfaceLimits

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.coordination import RedisCoordination, TurnQuota
+from adapters.ledger import ReplyLedger, ReplyRecord
+from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.ledger import ReplyLedger, ReplyRecord
 from bot.locks import ConversationLocks
 from bot.prompt import MistralTokenCounter
 from bot.redis_client import CONNECTIONS, RedisClients
-from bot.store import RedisHistoryStore, StoredMessage
+from bot.store import HistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, close_store, make_core, open_store, remote_model_settings
@@ -40,8 +40,8 @@ class Process:
     """One process of the bot: its core, and the Redis connections it answers through."""
 
     core: ChatCore
-    store: RedisHistoryStore
-    coordination: RedisCoordination
+    store: HistoryStore
+    coordination: Coordination
 
     async def answer(self, turn: Turn, surface: MemorySurface) -> None:
         await self.core.answer(turn, surface)
@@ -55,11 +55,8 @@ async def two_processes(
     processes = []
     for _ in range(2):
         store = open_store(history_settings.redis_url or REDIS_URL, history_settings)
-        coordination = RedisCoordination(store.client, history_settings.key_prefix, 60)
-        locks = ConversationLocks(store.client, store.lock_key)
-        core = make_core(
-            remote_model_settings(model_server.base_url), store, token_counter, locks=locks, coordination=coordination
-        )
+        coordination = Coordination(store.client, history_settings.key_prefix, 60)
+        core = make_core(remote_model_settings(model_server.base_url), store, token_counter, coordination=coordination)
         processes.append(Process(core, store, coordination))
     yield processes[0], processes[1]
     for process in processes:
@@ -111,7 +108,7 @@ async def test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_tur
     two_processes: tuple[Process, Process],
 ) -> None:
     stalled_store, live_store = (core.store for core in two_processes)
-    assert isinstance(stalled_store, RedisHistoryStore) and isinstance(live_store, RedisHistoryStore)
+    assert isinstance(stalled_store, HistoryStore) and isinstance(live_store, HistoryStore)
     stalled_locks = ConversationLocks(stalled_store.client, stalled_store.lock_key)
     live_locks = ConversationLocks(live_store.client, live_store.lock_key)
     async with stalled_locks.hold("scale:fenced") as stalled_fence:
@@ -128,7 +125,7 @@ async def test_a_turn_whose_lease_lapsed_under_load_with_no_newer_turn_still_kee
     two_processes: tuple[Process, Process],
 ) -> None:
     store = two_processes[0].store
-    assert isinstance(store, RedisHistoryStore)
+    assert isinstance(store, HistoryStore)
     locks = ConversationLocks(store.client, store.lock_key)
     async with locks.hold("scale:lapsed") as fence:
         await store.begin_turn("scale:lapsed", StoredMessage("user", "question"), fence)
@@ -157,7 +154,7 @@ async def test_a_persons_quota_is_counted_across_processes(two_processes: tuple[
 async def test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one(
     two_processes: tuple[Process, Process], history_settings: HistorySettings
 ) -> None:
-    clients = [core.store.client for core in two_processes if isinstance(core.store, RedisHistoryStore)]
+    clients = [core.store.client for core in two_processes if isinstance(core.store, HistoryStore)]
     dead = ReplyLedger(clients[0], history_settings.key_prefix)
     live = [ReplyLedger(client, history_settings.key_prefix) for client in clients]
     for ledger in (dead, *live):

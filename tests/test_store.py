@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 import redis.asyncio as aioredis
 
-from bot.coordination import MemoryCoordination, RedisCoordination
+from bot.coordination import Coordination
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import close, connect
-from bot.store import MemoryHistoryStore, RedisHistoryStore, StoredMessage
+from bot.locks import ConversationLocks
+from bot.redis_client import RedisClients, close, connect
+from bot.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
 from tests.conftest import OwnRedis, close_store, open_store
 
@@ -24,7 +25,7 @@ def reply(text: str) -> StoredMessage:
     return StoredMessage("assistant", text)
 
 
-async def test_turn_returns_history_including_the_new_message(redis_store: RedisHistoryStore) -> None:
+async def test_turn_returns_history_including_the_new_message(redis_store: HistoryStore) -> None:
     await redis_store.begin_turn("t1", user("hello"))
     await redis_store.add_reply("t1", reply("hi there"))
     history = (await redis_store.begin_turn("t1", user("how are you?"))).messages
@@ -37,7 +38,7 @@ async def test_turn_returns_history_including_the_new_message(redis_store: Redis
 
 
 async def test_threads_are_separate_and_keys_are_hash_tagged(
-    redis_store: RedisHistoryStore, raw_redis: aioredis.Redis, key_prefix: str
+    redis_store: HistoryStore, raw_redis: aioredis.Redis, key_prefix: str
 ) -> None:
     await redis_store.begin_turn("discord:1", user("in thread one"))
     history = (await redis_store.begin_turn("discord:2", user("in thread two"))).messages
@@ -64,10 +65,10 @@ async def test_history_expires_after_the_configured_ttl(
     store = open_store(history_settings.redis_url or "", replace(history_settings, ttl_seconds=120))
     try:
         await store.begin_turn("t", user("hello"))
-        ttl = await raw_redis.ttl(store.history_key("t"))
+        ttl = await raw_redis.ttl(store.key("t"))
         assert 100 < ttl <= 120
         await store.add_reply("t", reply("hi"))
-        assert 100 < await raw_redis.ttl(store.history_key("t")) <= 120
+        assert 100 < await raw_redis.ttl(store.key("t")) <= 120
     finally:
         await close_store(store)
 
@@ -78,7 +79,7 @@ async def test_two_concurrent_writers_lose_nothing(history_settings: HistorySett
     first = open_store(url, roomy)
     second = open_store(url, roomy)
 
-    async def write(store: RedisHistoryStore, who: str) -> None:
+    async def write(store: HistoryStore, who: str) -> None:
         for n in range(10):
             await store.begin_turn("shared", user(f"{who[0]}{n}", who))
             await store.add_reply("shared", reply(f"to {who[0]}{n}"))
@@ -125,7 +126,7 @@ async def test_redis_down_is_a_clear_failure_not_a_crash(own_redis: OwnRedis) ->
 async def test_claim_succeeds_once_across_clients(history_settings: HistorySettings) -> None:
     url = history_settings.redis_url or ""
     clients = [connect(url, cluster=history_settings.cluster) for _ in range(3)]
-    coordinations = [RedisCoordination(client, history_settings.key_prefix, 60) for client in clients]
+    coordinations = [Coordination(client, history_settings.key_prefix, 60) for client in clients]
     try:
         results = await asyncio.gather(*(each.claim("event:Ev123", 60) for each in coordinations for _ in range(3)))
     finally:
@@ -134,15 +135,25 @@ async def test_claim_succeeds_once_across_clients(history_settings: HistorySetti
     assert results.count(True) == 1
 
 
-async def test_memory_store_behaves_like_redis_for_a_console_session() -> None:
-    store = MemoryHistoryStore(HistorySettings(None, "", max_messages=3, ttl_seconds=60))
-    await store.begin_turn("c", user("one"))
-    await store.add_reply("c", reply("two"))
-    history = (await store.begin_turn("c", user("three"))).messages
-    assert [m.content for m in history] == ["one", "two", "three"]
-    history = (await store.begin_turn("c", user("four"))).messages
-    assert [m.content for m in history] == ["two", "three", "four"]
+async def test_memory_redis_runs_the_same_history_and_claims_for_a_console_session() -> None:
+    """REDIS_URL=memory:// (the console's default) keeps everything in the process through the
+    same scripts as Redis: trimmed history, the fence, a cleared conversation, one-time claims."""
+    clients = RedisClients.in_memory()
+    store = HistoryStore(clients.main, HistorySettings(None, "", max_messages=3, ttl_seconds=60))
+    locks = ConversationLocks(clients.main, store.lock_key)
+    async with locks.hold("c") as fence:
+        await store.begin_turn("c", user("one"), fence)
+        await store.add_reply("c", reply("two"), fence)
+        history = (await store.begin_turn("c", user("three"), fence)).messages
+        assert [m.content for m in history] == ["one", "two", "three"]
+        history = (await store.begin_turn("c", user("four"), fence)).messages
+        assert [m.content for m in history] == ["two", "three", "four"]
+    async with locks.hold("c"):
+        with pytest.raises(ReplyFailure) as refused:
+            await store.add_reply("c", reply("late"), fence)  # the earlier turn's fence no longer holds
+        assert refused.value.kind is FailureKind.STORE_UNAVAILABLE
     await store.clear("c")
     assert [m.content for m in (await store.begin_turn("c", user("fresh"))).messages] == ["fresh"]
-    coordination = MemoryCoordination()
+    coordination = Coordination(clients.main, "", 60)
     assert await coordination.claim("e", 60) and not await coordination.claim("e", 60)
+    await clients.aclose()

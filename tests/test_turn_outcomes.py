@@ -11,7 +11,7 @@ import pytest
 
 from bot.core import ChatCore, Turn
 from bot.prompt import MistralTokenCounter
-from bot.store import RedisHistoryStore
+from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from tests.conftest import make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
@@ -35,7 +35,7 @@ def sent(model_server: FakeModelServer) -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def core(
-    model_server: FakeModelServer, redis_store: RedisHistoryStore, token_counter: MistralTokenCounter
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> AsyncIterator[ChatCore]:
     settings = remote_model_settings(model_server.base_url, timeout_seconds=1.0, loading_retries=0)
     core = make_core(settings, redis_store, token_counter)

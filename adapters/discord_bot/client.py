@@ -25,11 +25,11 @@ from adapters.attachments import Attachment, DownloadFailed, with_files
 from adapters.discord_bot.commands import Commands, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
+from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from adapters.shared import PlatformJobs, pointed_question
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
-from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap, retrieve_outcome
 from bot.render import failure_note
 from config.settings import ImageSettings
@@ -68,11 +68,10 @@ class MistralDiscordBot(discord.AutoShardedClient):
         )
         self.jobs = PlatformJobs(services, NAME, images)
         self.settings = settings
-        self.rate_limits = DiscordRateLimits(services.require_rate_limits())
+        self.rate_limits = DiscordRateLimits(self.jobs.rate_limits)
         self._heap_frozen = False
         self.tree = ClaimingCommandTree(self)
         self._background: set[asyncio.Task[Any]] = set()  # thread creations left to finish
-        self._sweeper: asyncio.Task[None] | None = None
         self._commands = Commands(self)
         self._commands.register(self.tree)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
@@ -95,6 +94,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def setup_hook(self) -> None:
         assert self.user is not None  # logged in: the menu command is named after the bot
+        await self.jobs.keep_replies(self._finish_interrupted)
         self._commands.register_menu(self.tree, self.user.name)
         try:
             if self.settings.command_guild_ids:  # test guilds: the commands there only, as the server's
@@ -121,8 +121,6 @@ class MistralDiscordBot(discord.AutoShardedClient):
         if not self._heap_frozen:  # once: what discord.py built to connect stays, like the core's
             self._heap_frozen = True
             freeze_startup_heap()
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self.jobs.sweep(self._finish_interrupted))
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)
@@ -131,8 +129,6 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self.jobs.metrics.set_health(NAME, "gateway disconnected")
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         await self.jobs.close()
         await super().close()
 

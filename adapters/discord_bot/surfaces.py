@@ -10,8 +10,8 @@ from typing import Any
 
 import discord
 
-from bot.ledger import Recording
-from bot.ratelimit import Bucket, RateLimits, ReplyBudget
+from adapters.ledger import Recording
+from adapters.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
 
 MAX_CONTENT = 2000

@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.attachments import Attachment, DownloadFailed, with_files
+from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from adapters.shared import PlatformJobs, pointed_question
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
@@ -39,7 +40,6 @@ from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
-from bot.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.render import failure_note
@@ -61,8 +61,8 @@ Pointed = tuple[str, str, list[Attachment]]  # a message someone asks about: aut
 
 class SlackBot:
     def __init__(self, services: Services, settings: SlackSettings, images: ImageSettings) -> None:
-        self._limits = services.require_rate_limits()
         self.jobs = PlatformJobs(services, NAME, images)
+        self._limits = self.jobs.rate_limits
         self.settings = settings
         # One connection pool for every Web API call and file download. Without one, slack_sdk
         # opens a connection per call: each edit of a live reply would wait for a TCP and TLS
@@ -304,6 +304,7 @@ class SlackBot:
         self._identity = AuthorizeResult.from_auth_test_response(
             auth_test_response=identity, bot_token=self.settings.bot_token
         )
+        await self.jobs.keep_replies(self._finish_interrupted)
         mode = "socket" if self.settings.app_token else "http"
         log.info("slack_ready", user=identity.get("user"), team=identity.get("team"), mode=mode)
         try:
@@ -338,15 +339,11 @@ class SlackBot:
             await runner.cleanup()
 
     async def _keep_watch(self, connected: Callable[[], Awaitable[bool]]) -> None:
-        """While running: finish replies a dead process left, and report the connection's health."""
-        sweeper = asyncio.create_task(self.jobs.sweep(self._finish_interrupted))
-        try:
-            while True:
-                up = await connected()
-                self.jobs.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
-                await asyncio.sleep(HEALTH_CHECK_SECONDS)
-        finally:
-            sweeper.cancel()
+        """While running, report the connection's health."""
+        while True:
+            up = await connected()
+            self.jobs.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
+            await asyncio.sleep(HEALTH_CHECK_SECONDS)
 
     async def _finish_interrupted(self, record: ReplyRecord) -> None:
         """End the reply with a note saying it was interrupted (its stream stopped, its status

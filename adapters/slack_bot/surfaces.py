@@ -12,9 +12,9 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.ledger import Recording
+from adapters.ratelimit import Bucket, RateLimits, ReplyBudget
 from adapters.slack_bot.text import REPLY_LIMITS, STREAM_LIMITS, defuse_mentions, escape_mrkdwn, to_mrkdwn
-from bot.ledger import Recording
-from bot.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import EditSkipped
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from bot.ratelimit import Budgets, RateLimits, ReplyBudget
+from adapters.ratelimit import Budgets, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
 
 

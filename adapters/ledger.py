@@ -74,12 +74,11 @@ class ReplyRecord:
 
 
 class ReplyLedger:
-    """The records of one bot (every process sharing the Redis key prefix). With no Redis client
-    (history in memory) nothing outlives the process, so nothing is recorded."""
+    """The records of one bot (every process sharing the Redis key prefix)."""
 
     def __init__(
         self,
-        client: RedisClient | None,
+        client: RedisClient,
         key_prefix: str,
         *,
         beat: RedisClient | None = None,
@@ -90,7 +89,7 @@ class ReplyLedger:
         `sweep_seconds`: how often the adapters look for replies a dead process left."""
         self._redis = client
         self._beat_redis = beat or client
-        self._update = client.register_script(_UPDATE) if client is not None else None
+        self._update = client.register_script(_UPDATE)
         self._lease_seconds = lease_seconds
         self.sweep_seconds = sweep_seconds
         self._key = f"{key_prefix}replies"
@@ -100,12 +99,12 @@ class ReplyLedger:
         self._changed: dict[str, ReplyRecord] = {}  # shown by interim edits since the last beat
 
     async def start(self) -> None:
-        if self._beat_redis is not None and self._heartbeat is None:
+        if self._heartbeat is None:
             await self._renew_lease()
             self._heartbeat = asyncio.create_task(self._beat())
 
     async def stop(self) -> None:
-        if self._heartbeat is not None and self._beat_redis is not None:
+        if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             self._heartbeat = None
@@ -118,16 +117,14 @@ class ReplyLedger:
 
     async def save(self, record: ReplyRecord) -> None:
         self._changed.pop(record.id, None)
-        if self._redis is not None:
-            await self._quietly(self._redis.hset(self._key, record.id, record.to_json()))
+        await self._quietly(self._redis.hset(self._key, record.id, record.to_json()))
 
     def changed(self, record: ReplyRecord) -> None:
         self._changed[record.id] = record
 
     async def remove(self, record: ReplyRecord) -> None:
         self._changed.pop(record.id, None)
-        if self._redis is not None:
-            await self._quietly(self._redis.hdel(self._key, record.id))
+        await self._quietly(self._redis.hdel(self._key, record.id))
 
     async def finish_orphans(self, platform: str, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
         """One sweep: `finish` every reply of `platform` that a dead process left."""
@@ -140,8 +137,6 @@ class ReplyLedger:
     async def _orphans(self, platform: str) -> list[ReplyRecord]:
         """Replies of `platform` left by processes whose lease lapsed, each claimed by this one
         (none while Redis is unreachable: the next sweep looks again)."""
-        if self._redis is None:
-            return []
         try:
             records = [ReplyRecord(**json.loads(raw)) for raw in await self._redis.hvals(self._key)]
             owners = {record.owner for record in records if record.platform == platform}
@@ -164,14 +159,13 @@ class ReplyLedger:
 
     async def _write_changed(self) -> None:
         changed, self._changed = self._changed, {}
-        if changed and self._update is not None:
+        if changed:
             fields = [part for record in changed.values() for part in (record.id, record.to_json())]
             await self._quietly(self._update(keys=[self._key], args=fields))
 
     async def _renew_lease(self) -> None:
-        if self._beat_redis is not None:
-            lease = int(self._lease_seconds * 1000)
-            await self._quietly(self._beat_redis.set(self._lease_key(self.process_id), "1", px=lease))
+        lease = int(self._lease_seconds * 1000)
+        await self._quietly(self._beat_redis.set(self._lease_key(self.process_id), "1", px=lease))
 
     def _lease_key(self, process_id: str) -> str:
         return f"{self._lease_prefix}{{{process_id}}}"
