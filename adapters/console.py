@@ -58,7 +58,7 @@ async def _lines() -> asyncio.StreamReader:
 
 async def run(services: Services, settings: Settings) -> None:
     core, out = services.core, sys.stdout
-    out.write(f"Chatting with {core.describe()}. {HELP}\n")
+    out.write(f"Chatting with {core.models.default.settings.describe()}. {HELP}\n")
     thread = f"console:{getpass.getuser()}"
     reader = await _lines()
     while True:

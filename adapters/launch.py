@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
 import structlog
+import uvloop
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import adapters
-from bot import loop, metrics
 from bot.app import Services, build, redacted
-from bot.logs import configure_logging
+from bot.metrics import Metrics
 from config.env import ConfigError
 from config.settings import MEMORY_STORE_URL, Settings, load_settings
 
@@ -47,7 +51,9 @@ def main(argv: list[str]) -> int:
     if not argv:
         _announce(chosen, settings, console)
     try:
-        return loop.run(_serve(chosen, settings, console))
+        # uvloop: about half asyncio's CPU per socket event.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_serve(chosen, settings, console))
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
@@ -87,7 +93,7 @@ def _announce(chosen: list[ModuleType], settings: Settings, console: bool) -> No
 async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) -> int:
     services = await build(settings, console=console)
     port = settings.operations.metrics_port
-    metrics_server = await metrics.serve(services.metrics, port, services.ping) if port else None
+    metrics_server = await serve_metrics(services.metrics, port, services.redis.ping) if port else None
     platforms: asyncio.Future[list[bool]] = asyncio.ensure_future(
         asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen))
     )
@@ -141,3 +147,51 @@ async def _run_adapter(module: ModuleType, services: Services, settings: Setting
     except Exception:
         log.exception("adapter_crashed", adapter=module.NAME)
         return False
+
+
+def configure_logging(level: str, *, json_output: bool = False) -> None:
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s", force=True)
+    renderer = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Library chatter at INFO (HTTP request lines) would drown the bot's own events.
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "discord.gateway", "slack_bolt", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+
+
+async def serve_metrics(metrics: Metrics, port: int, check_redis: Callable[[], Awaitable[None]]) -> web.AppRunner:
+    """Serve /metrics and /healthz on `port` (every interface: scrapers and probes come from outside)."""
+
+    async def show_metrics(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        problems = metrics.problems()
+        try:
+            await check_redis()
+        except Exception as error:  # noqa: BLE001 - any failure is a reason to report unhealthy
+            problems.append(f"redis: {type(error).__name__}: {error}")
+        if problems:
+            return web.json_response({"status": "unhealthy", "problems": problems}, status=503)
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", show_metrics)
+    app.router.add_get("/healthz", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host="0.0.0.0", port=port).start()
+    log.info("metrics_listening", port=port, paths="/metrics /healthz")
+    return runner

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.loop import run as run_loop
+from uvloop import run as run_loop
 
 LOOPBACK = "127.0.0.1"
 _CLOSE = b""  # in an outbox: the sending side has closed

@@ -37,10 +37,6 @@ class Services:
     redis: RedisClients
     settings: Settings
 
-    async def ping(self) -> None:
-        """Redis answers; raises when it doesn't."""
-        await self.redis.ping()
-
     async def aclose(self) -> None:
         await self.core.aclose()
         await self.redis.aclose()

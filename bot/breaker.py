@@ -12,19 +12,11 @@ from bot.errors import FailureKind, ReplyFailure
 
 log = structlog.get_logger(__name__)
 
-# The service's failures; a refused prompt or an answer cut at max_tokens says nothing of its health.
+# Failures counted toward opening the breaker (then people are told at once that the service is failing); a refused
+# prompt or an answer cut at max_tokens says nothing of the service's health, and resets the count.
 SERVICE_FAILURES = frozenset(
-    {
-        FailureKind.AUTH,
-        FailureKind.RATE_LIMITED,
-        FailureKind.LOADING,
-        FailureKind.TIMEOUT,
-        FailureKind.STALLED,
-        FailureKind.CUT,
-        FailureKind.UNAVAILABLE,
-        FailureKind.MODEL_ERROR,
-        FailureKind.BAD_RESPONSE,
-    }
+    {FailureKind.AUTH, FailureKind.RATE_LIMITED, FailureKind.LOADING, FailureKind.UNAVAILABLE}
+    | {FailureKind.TIMEOUT, FailureKind.STALLED, FailureKind.CUT, FailureKind.MODEL_ERROR, FailureKind.BAD_RESPONSE}
 )
 
 
@@ -32,9 +24,8 @@ class CircuitBreaker:
     def __init__(
         self, *, failures: int = 5, open_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        """Opens after `failures` in a row. While open, a person learns within a second that the
-        service is failing instead of after a 60 s timeout; after `open_seconds` one turn is let
-        through to try again (the rest still get the answer at once until it succeeds)."""
+        """Opens after `failures` in a row: people then learn at once that the service is failing, not after a timeout.
+        After `open_seconds` one turn is let through to try again; the rest are still told at once until it succeeds."""
         self._threshold = failures
         self._open_seconds = open_seconds
         self._clock = clock
@@ -54,8 +45,7 @@ class CircuitBreaker:
         if self._clock() - self._opened_at >= self._open_seconds and not self._trial_running:
             self._trial_running = True
             return
-        # The person gets the reason the service was failing with, at once.
-        reason = self._last.reason if self._last else None
+        reason = self._last.reason if self._last else None  # the reason the service was failing with
         raise ReplyFailure(FailureKind.CIRCUIT_OPEN, "model circuit open", reason=reason)
 
     def record(self, failure: ReplyFailure | None, *, answered: bool) -> None:

@@ -9,14 +9,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import structlog
-
 from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import RedisClient, hash_tag, served
 
-log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+# USER_TURNS_PER_MINUTE and CHANNEL_TURNS_PER_MINUTE count the turns in any window this long.
 QUOTA_WINDOW_SECONDS = 60.0
 
 # A sliding window in one round trip, on the server's clock (shared by every process): counts one
@@ -97,8 +95,7 @@ class TurnQuota:
             await self._take(f"channel:{platform}:{channel}", self._per_channel, "This channel is")
 
     async def left(self, platform: str, user: str) -> int | None:
-        """The turns `user` may still take this minute (None: no per-person limit); raises
-        STORE_UNAVAILABLE."""
+        """The turns `user` may still take this minute (None: no per-person limit)."""
         if not self._per_user:
             return None
         used = await self._coordination.uses(f"user:{platform}:{user}", self._per_user, QUOTA_WINDOW_SECONDS)

@@ -28,10 +28,9 @@ from config.models import ModelCatalog, ModelChoice
 
 log = structlog.get_logger(__name__)
 
-# A stream whose pieces piled up while its process was busy (more streams than its core keeps
-# up with) is read this many pieces at a time, taking turns with every other task: read to the
-# end in one go, each pass over a process's streams took seconds on a slow core, and every
-# Redis answer (its writes' slots, its heartbeat) waited that long behind it.
+# A stream whose pieces piled up while the process was busy is read this many at a time, taking
+# turns with the other tasks: read in one go, a pass over the streams took seconds on a slow core,
+# and every Redis answer (write slots, the heartbeat) waited that long.
 PIECES_PER_TURN = 16
 
 
@@ -88,7 +87,6 @@ class ChatCore:
         self._quota = quota or TurnQuota(self._coordination)
         self._choices = ModelChoices(models, store, breaker or CircuitBreaker())
         self._locks = ConversationLocks(store.client, store.lock_key)
-        self._notice_seconds = history.ttl_seconds  # the left-out notice is remembered as long as the history
         self._streams = asyncio.Semaphore(max_concurrent_replies)
         self._max_streams = max_concurrent_replies
         self._draining = False
@@ -97,44 +95,37 @@ class ChatCore:
         self._idle.set()
         self._rendering: dict[str, LiveRenderer] = {}  # answers being written, by conversation
 
-    def describe(self) -> str:
-        return self._choices.catalog.default.settings.describe()
-
     @property
     def models(self) -> ModelCatalog:
         return self._choices.catalog
 
+    # What adapters ask besides answers; each raises STORE_UNAVAILABLE without Redis.
+
     async def model_for(self, thread: str) -> ModelChoice:
-        """The model that answers `thread` (raises STORE_UNAVAILABLE), see bot.model_choice."""
         return await self._choices.of(thread)
 
     async def choose_model(self, thread: str, name: str) -> ModelChoice | None:
-        """Answer `thread` with the model called `name` from now on; None if there is none such
-        (raises STORE_UNAVAILABLE)."""
+        """Answer `thread` with the model called `name` from now on; None if there is none such."""
         return await self._choices.choose(thread, name)
 
     async def turns_left(self, platform: str, user: str) -> int | None:
-        """The questions `user` may still ask this minute (None: unlimited); raises STORE_UNAVAILABLE."""
+        """The questions `user` may still ask this minute (None: unlimited)."""
         return await self._quota.left(platform, user)
 
-    async def aclose(self) -> None:
-        """Close the model backend (its connections, or the local model)."""
-        await self._backend.aclose()
-
     async def history(self, thread: str) -> list[StoredMessage]:
-        """The conversation so far (raises STORE_UNAVAILABLE)."""
         return await self._store.read(thread)
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
 
     async def answer(self, turn: Turn, surface: ReplySurface) -> RenderResult:
         """Answer one turn on `surface`; never raises for model, store or prompt failures."""
         self._active += 1
         self._idle.clear()
-        in_flight = self._metrics.in_flight.labels(turn.platform)
-        in_flight.inc()
         try:
-            result = await self._answer(turn, surface)
+            with self._metrics.in_flight.labels(turn.platform).track_inprogress():
+                result = await self._answer(turn, surface)
         finally:
-            in_flight.dec()
             self._active -= 1
             if self._active == 0:
                 self._idle.set()
@@ -146,8 +137,7 @@ class ChatCore:
             await self._store.clear(thread)
 
     def stop(self, thread: str) -> bool:
-        """Stop the answer being written in `thread` by this process: it keeps what it showed and
-        ends as stopped. False if there is none."""
+        """Stop this process's answer in `thread`, keeping what it showed; False if there is none."""
         renderer = self._rendering.get(thread)
         if renderer is not None:
             renderer.stop(ReplyFailure(FailureKind.STOPPED))
@@ -211,8 +201,7 @@ class ChatCore:
         return await LiveRenderer(surface, notices=turn.notices).render(failing(failure))
 
     async def _prepare(self, turn: Turn, fence: str) -> _Prepared:
-        """Store the person's message (refused first if it can never fit) and build the prompt
-        for the conversation's model."""
+        """Store the person's message (refused if it can never fit); the prompt for its model."""
         if turn.again:
             conversation = await self._store.retry_turn(turn.thread, fence)
         else:
@@ -238,7 +227,7 @@ class ChatCore:
         if not prompt.left_out:
             return ()
         try:
-            if not await self._coordination.claim(f"notice:left-out:{turn.thread}", self._notice_seconds):
+            if not await self._coordination.claim(f"notice:left-out:{turn.thread}", self._store.settings.ttl_seconds):
                 return ()
         except ReplyFailure:
             return ()
@@ -260,11 +249,10 @@ class ChatCore:
         return result
 
     async def _model_pieces(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
-        """The model's pieces, counted, with the time to the first one measured; asked for once
-        fewer than `max_concurrent_replies` answers stream in this process. Past that, a process
-        reading every stream falls behind all of them, and with it Redis's answers: its heartbeat
-        lapses and its live replies look dead to the others. So answers wait in arrival order,
-        the person seeing the waiting indicator meanwhile."""
+        """The model's pieces, counted and timed; asked for once fewer than `max_concurrent_replies`
+        stream in this process. Past that, a process falls behind every stream and its Redis
+        answers (its heartbeat lapses, its live replies look dead to the others), so answers wait
+        in arrival order, the person seeing the waiting indicator."""
         count = 0
         try:
             if self._streams.locked():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -19,18 +19,17 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-_END = object()
+_END = object()  # the worker's last item on the queue, after the answer or its failure
 
 
 class LocalBackend:
-    """Loads the model once (off the event loop) and serves one generation at a time."""
+    """Loads the model once (off the event loop) and serves one generation at a time: llama.cpp isn't thread-safe."""
 
     def __init__(self, settings: ModelSettings, *, context_tokens: int = 8192) -> None:
         self._settings = settings
         self._context_tokens = context_tokens
         self._model: Llama | None = None
         self._load_lock = asyncio.Lock()
-        # llama.cpp contexts are not thread-safe: generations run one after another.
         self._generation_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -39,7 +38,10 @@ class LocalBackend:
             await asyncio.to_thread(model.close)
 
     async def stream(self, messages: Sequence[ChatMessage], model_settings: ModelSettings) -> AsyncIterator[str]:
-        model = await self._loaded_model()  # the weights load with the first reply, off the event loop
+        async with self._load_lock:  # the weights load with the first reply
+            if self._model is None:
+                self._model = await asyncio.to_thread(self._load)
+            model = self._model
         async with self._generation_lock:
             stop = threading.Event()
             queue: asyncio.Queue[object] = asyncio.Queue()
@@ -56,12 +58,6 @@ class LocalBackend:
                 stop.set()  # the worker checks this between tokens, so an abandoned reply frees the model fast
                 await worker
 
-    async def _loaded_model(self) -> Llama:
-        async with self._load_lock:
-            if self._model is None:
-                self._model = await asyncio.to_thread(self._load)
-            return self._model
-
     def _load(self) -> Llama:
         try:
             from llama_cpp import Llama
@@ -69,14 +65,9 @@ class LocalBackend:
             raise ReplyFailure(
                 FailureKind.UNAVAILABLE, "llama-cpp-python is not installed: pip install llama-cpp-python"
             ) from error
-        path = self._settings.local_model_path
-        log.info("local_model_loading", path=str(path), gpu_layers=self._settings.gpu_layers)
-        return Llama(
-            model_path=str(path),
-            n_ctx=self._context_tokens,
-            n_gpu_layers=self._settings.gpu_layers,
-            verbose=False,
-        )
+        path = str(self._settings.local_model_path)
+        log.info("local_model_loading", path=path, gpu_layers=self._settings.gpu_layers)
+        return Llama(model_path=path, n_ctx=self._context_tokens, n_gpu_layers=self._settings.gpu_layers, verbose=False)
 
     def _generate(
         self,
@@ -92,11 +83,21 @@ class LocalBackend:
 
         try:
             finish_reason = None
-            for piece, reason in self._pieces(model, messages, sampling):
-                finish_reason = reason
+            for chunk in model.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]  # llama-cpp-python wants its TypedDicts: the same keys
+                stream=True,
+                max_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                repeat_penalty=sampling.repeat_penalty,
+                seed=random.randrange(2**31),  # llama.cpp's fixed default seed repeats its worst answers
+            ):
+                # llama-cpp-python types a stream's chunks as a union with the whole completion's.
+                choice: dict[str, Any] = chunk["choices"][0]  # type: ignore[index,assignment]
+                finish_reason = choice.get("finish_reason")
                 if stop.is_set():
                     return
-                if piece:
+                if piece := str(choice["delta"].get("content") or ""):
                     emit(piece)
             if finish_reason == "length":
                 emit(ReplyFailure(FailureKind.LENGTH, "max_tokens reached"))
@@ -106,20 +107,3 @@ class LocalBackend:
             emit(ReplyFailure(FailureKind.MODEL_ERROR, f"{type(error).__name__}: {error}"[:300]))
         finally:
             emit(_END)
-
-    def _pieces(
-        self, model: Llama, messages: list[ChatMessage], sampling: SamplingSettings
-    ) -> Iterator[tuple[str, str | None]]:
-        chunks = model.create_chat_completion(
-            messages=messages,  # type: ignore[arg-type]  # llama-cpp-python wants its TypedDicts: the same keys
-            stream=True,
-            max_tokens=sampling.max_new_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            repeat_penalty=sampling.repeat_penalty,
-            seed=random.randrange(2**31),  # llama.cpp's fixed default seed repeats its worst answers
-        )
-        for chunk in chunks:
-            # llama-cpp-python types a stream's chunks as a union with the whole completion's.
-            choice: dict[str, Any] = chunk["choices"][0]  # type: ignore[index,assignment]
-            yield str(choice["delta"].get("content") or ""), choice.get("finish_reason")

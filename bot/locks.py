@@ -1,12 +1,10 @@
 """One turn at a time per conversation, across every process of the bot.
 
-A follow-up waits for the previous reply's final text: first behind the turns of this process
-(in arrival order), then for the conversation's lock in Redis (redis-py's lock, with a lease).
-The lease is renewed while the turn runs and lapses if its process dies, so a conversation is
-never stuck. Each turn that takes the lock leaves its token as the conversation's fence, which
-its history writes must still match: once a newer turn has taken the conversation, they are
-refused (a process that stalled past its lease can't write over the newer turn), while a turn
-whose lease merely lapsed under load, with no newer turn since, still keeps its answer.
+A follow-up waits for the previous reply's final text: behind this process's turns (in arrival
+order), then for the conversation's lock in Redis (redis-py's, with a lease renewed while the
+turn runs, which lapses if its process dies). Each turn that takes the lock leaves its token as
+the conversation's fence, which its history writes must match: a process that stalled past its
+lease can't write over a newer turn, while a turn whose lease merely lapsed keeps its answer.
 """
 
 from __future__ import annotations
@@ -34,8 +32,7 @@ FENCE_SECONDS = 3600
 
 
 class LocalLocks:
-    """One asyncio lock per key (held by up to `holders` at once, in arrival order), forgotten
-    when nobody holds or waits for it."""
+    """One asyncio lock per key, held by up to `holders` in arrival order, forgotten when unused."""
 
     def __init__(self, holders: int = 1) -> None:
         self._holders = holders

@@ -1,28 +1,19 @@
-"""Model backends: a stream of text pieces for a list of chat messages.
-
-Every backend turns its own failures into `ReplyFailure` with a human reason, so the
-renderer and the adapters never see library exceptions.
-"""
+"""Model backends: each streams text pieces for a list of chat messages, and turns its own failures into a
+`ReplyFailure` with a human reason, so the renderer and the adapters never see library exceptions."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import aiohttp
 import httpx2
 import structlog
 from httpx_aiohttp.httpx2 import AiohttpTransport
-from huggingface_hub import AsyncInferenceClient, set_async_client_factory
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    InferenceTimeoutError,
-    OverloadedError,
-    TextGenerationError,
-    ValidationError,
-)
+from huggingface_hub import AsyncInferenceClient, InferenceTimeoutError, set_async_client_factory
+from huggingface_hub.errors import HfHubHTTPError, OverloadedError, TextGenerationError, ValidationError
 
 from bot.errors import FailureKind, ReplyFailure
 from config.settings import BackendKind, ModelSettings
@@ -34,22 +25,20 @@ ChatMessage = dict[str, Any]  # content: text, or OpenAI-style parts (text and i
 # Sent as the bearer key to a server of the operator's own when HF_TOKEN is not set (as OpenAI
 # clients do for vLLM): without a key huggingface_hub would send a token saved by `hf auth login`.
 NO_KEY = "no-key"
+# A refused request whose message matches is told as "too long, use /reset" instead of "refused".
 _CONTEXT_ERROR = re.compile(
     r"context|too long|maximum.*tokens|tokens.*must be|input validation|max_new_tokens|prompt is too long",
     re.IGNORECASE,
 )
+# A refused request whose message matches is told as "this model isn't available, pick another with /model".
 _UNKNOWN_MODEL = re.compile(
     r"model.{0,80}(not (supported|found)|does not exist|unknown)|model_not_found|unknown model", re.IGNORECASE
 )
 
 
 class ModelBackend(Protocol):
-    """Anything that streams a chat completion as text pieces."""
-
     def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
-        """Yield text pieces of `model`'s answer; raise ReplyFailure. Closing the iterator early
-        frees its resources."""
-        ...
+        """Yield text pieces of `model`'s answer; raise ReplyFailure. Closing the iterator early frees its resources."""
 
     async def aclose(self) -> None: ...
 
@@ -72,19 +61,14 @@ class RoutedBackend:
 
 
 class SharedTransport(httpx2.AsyncBaseTransport):
-    """One aiohttp connection pool lent to every short-lived httpx2 client.
-
-    The bot opens one AsyncInferenceClient per reply, because closing it is what ends a
-    streamed response. Each would otherwise open its own connections (a TLS handshake per
-    reply) and read through httpx2's own transport, which costs twice the CPU per token
-    (0.23 against 0.13 s per 1,000 tokens with 50 replies streaming). Closing one client
-    leaves the pool open; the backend closes it.
-    """
+    """One aiohttp connection pool lent to the short-lived httpx2 clients (one per reply: closing it ends a stream).
+    Otherwise each would open its own connections (a TLS handshake per reply) and read through httpx2's own transport,
+    at twice the CPU per token (0.23 against 0.13 s per 1,000 tokens with 50 replies streaming). Closing a client
+    leaves the pool open; the backend closes it."""
 
     def __init__(self) -> None:
-        # No cap on connections: every reply streaming at once needs one of its own.
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=True)
-        self._inner = AiohttpTransport(client=session)
+        connector = aiohttp.TCPConnector(limit=0)  # no cap: every reply streaming at once needs a connection of its own
+        self._inner = AiohttpTransport(client=aiohttp.ClientSession(connector=connector, trust_env=True))
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         return await self._inner.handle_async_request(request)
@@ -94,9 +78,6 @@ class SharedTransport(httpx2.AsyncBaseTransport):
 
     async def close_pool(self) -> None:
         await self._inner.aclose()
-
-    def new_client(self) -> httpx2.AsyncClient:
-        return _client(self)
 
 
 def _client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:
@@ -124,20 +105,17 @@ class InferenceBackend:
 
     def __init__(self) -> None:
         self._transport = SharedTransport()
-        # AsyncInferenceClient takes no HTTP client of its own: huggingface_hub builds every one
-        # through this process-wide factory (its public hook for pooling), so the bot runs one
-        # inference backend per process, and this is the one place that sets it.
-        set_async_client_factory(self._transport.new_client)
+        # AsyncInferenceClient takes no HTTP client: huggingface_hub builds each through this process-wide factory
+        # (its public hook for pooling), so the bot runs one inference backend per process, and only this sets it.
+        set_async_client_factory(lambda: _client(self._transport))
 
     async def aclose(self) -> None:
         set_async_client_factory(_client)  # clients made from now on no longer use the closed pool
         await self._transport.close_pool()
 
     async def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
-        """The answer's pieces; a model still loading (503) or a connection the server had just
-        closed is tried again, as long as nothing was shown yet."""
-        attempt = 0
-        reconnected = False
+        """Retries a model still loading (503), or a connection the server closed, as long as nothing was shown yet."""
+        attempt, reconnected = 0, False
         while True:
             started = False
             try:
@@ -146,13 +124,11 @@ class InferenceBackend:
                     yield piece
                 return
             except ReplyFailure as failure:
-                if started:
-                    raise
-                if failure.kind is FailureKind.CUT and not reconnected:
+                if failure.kind is FailureKind.CUT and not started and not reconnected:
                     reconnected = True
                     log.info("model_connection_retry", detail=failure.detail)
                     continue
-                if failure.kind is not FailureKind.LOADING or attempt >= model.loading_retries:
+                if started or failure.kind is not FailureKind.LOADING or attempt >= model.loading_retries:
                     raise
                 delay = model.loading_backoff_seconds * (2**attempt)
                 attempt += 1
@@ -167,15 +143,14 @@ class InferenceBackend:
             sent_any = False
             finish_reason: str | None = None
             try:
-                chunks = await client.chat_completion(
+                async for chunk in await client.chat_completion(
                     list(messages),
                     model=settings.request_model,
                     stream=True,
                     max_tokens=settings.sampling.max_new_tokens,
                     temperature=settings.sampling.temperature,
                     top_p=settings.sampling.top_p,
-                )
-                async for chunk in chunks:
+                ):
                     if not chunk.choices:
                         continue
                     choice = chunk.choices[0]
@@ -206,12 +181,11 @@ def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFai
         return ReplyFailure(FailureKind.MODEL_ERROR, detail)
     if isinstance(error, NotAnAnswer):
         return ReplyFailure(FailureKind.BAD_RESPONSE, detail)
-    causes = list(_causes(error))
-    if any(isinstance(cause, aiohttp.ClientConnectorError) for cause in causes):
-        # Refused or not found: httpx-aiohttp reports it as a ConnectTimeout, but nothing timed out.
+    # httpx-aiohttp reports both as a ConnectTimeout; a refused or unknown host didn't time out.
+    if _caused_by(error, aiohttp.ClientConnectorError):
         return ReplyFailure(FailureKind.UNAVAILABLE, detail)
-    if any(isinstance(cause, aiohttp.ServerDisconnectedError) for cause in causes):
-        return ReplyFailure(FailureKind.CUT, detail)  # reported as a ConnectTimeout too
+    if _caused_by(error, aiohttp.ServerDisconnectedError):
+        return ReplyFailure(FailureKind.CUT, detail)
     if isinstance(error, (InferenceTimeoutError, httpx2.TimeoutException)):
         return ReplyFailure(FailureKind.STALLED if started else FailureKind.TIMEOUT, detail)
     if isinstance(error, httpx2.ConnectError):
@@ -230,11 +204,11 @@ def _named(failure: ReplyFailure, model: str) -> ReplyFailure:
     return ReplyFailure(failure.kind, failure.detail, reason=reason)
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
     cause = error.__cause__
-    while cause is not None:
-        yield cause
+    while cause is not None and not isinstance(cause, kind):
         cause = cause.__cause__
+    return cause is not None
 
 
 def _body_text(error: HfHubHTTPError) -> str:
@@ -245,16 +219,11 @@ def _body_text(error: HfHubHTTPError) -> str:
 
 
 def _kind_for_status(status: int, message: str) -> FailureKind:
-    if status in (401, 403):
-        return FailureKind.AUTH
-    if status == 429:
-        return FailureKind.RATE_LIMITED
-    if status == 503:
-        return FailureKind.LOADING
+    by_status = {401: FailureKind.AUTH, 403: FailureKind.AUTH, 429: FailureKind.RATE_LIMITED, 503: FailureKind.LOADING}
+    if status in by_status:
+        return by_status[status]
     if status in (400, 404, 422) and _UNKNOWN_MODEL.search(message):
         return FailureKind.MODEL_NOT_FOUND
-    if status in (400, 413, 422):
-        return FailureKind.CONTEXT_TOO_LONG if _CONTEXT_ERROR.search(message) else FailureKind.BAD_REQUEST
-    if status == 404:
-        return FailureKind.BAD_REQUEST
-    return FailureKind.UNAVAILABLE
+    if status in (400, 413, 422) and _CONTEXT_ERROR.search(message):
+        return FailureKind.CONTEXT_TOO_LONG
+    return FailureKind.BAD_REQUEST if status in (400, 404, 413, 422) else FailureKind.UNAVAILABLE

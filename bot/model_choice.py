@@ -10,11 +10,10 @@ from config.models import ModelCatalog, ModelChoice
 
 class ModelChoices:
     def __init__(self, catalog: ModelCatalog, store: HistoryStore, breaker: CircuitBreaker) -> None:
-        """`breaker`: the default model's; every other model's service gets one like it."""
         self.catalog = catalog
         self._store = store
         self._breakers = {choice.id: breaker.copy() for choice in catalog.choices}
-        self._breakers[catalog.default.id] = breaker
+        self._breakers[catalog.default.id] = breaker  # the default model's; every other model's service gets a copy
 
     async def of(self, thread: str, default_from: str = "") -> ModelChoice:
         """`thread`'s model (raises STORE_UNAVAILABLE)."""
@@ -25,8 +24,7 @@ class ModelChoices:
 
     async def choose(self, thread: str, name: str) -> ModelChoice | None:
         """Answer `thread` with the model called `name` from now on; None if there is none such."""
-        choice = self.catalog.find(name)
-        if choice is not None:
+        if choice := self.catalog.find(name):
             await self._store.choose_model(thread, choice.id)
         return choice
 
@@ -41,8 +39,7 @@ class ModelChoices:
         return choice
 
     def label(self, choice: ModelChoice) -> str:
-        """The name a reply shows for the model that wrote it; "" when there is no other to tell
-        it apart from."""
+        """The name a reply shows for the model that wrote it; "" when there is no other to tell it apart from."""
         return choice.display_name if len(self.catalog.choices) > 1 else ""
 
     def breaker(self, choice: ModelChoice) -> CircuitBreaker:

@@ -1,13 +1,11 @@
 """Prompt building: system prompt + the newest history that fits the token budget.
 
-Tokens are counted with Mistral's own v3 tokenizer (shipped inside mistral-common, so it
-works offline). Mistral's template wants user/assistant turns alternating and ending on a
-user turn, so consecutive same-role turns are merged.
+Tokens are counted with Mistral-7B-Instruct-v0.3's own (v3) tokenizer, shipped inside mistral-common so it works
+offline. Mistral's template wants alternating user/assistant turns ending on a user turn: same-role turns are merged.
 
-A question that got no answer (the model failed, the person stopped it, the bot was
-interrupted) is sent again only if it is the one just before the new question, followed by a
-note that it went unanswered: "try again" and "go on" work, and failures never pile up into
-one merged question. Older unanswered questions stay in the history people see, not in prompts.
+An unanswered question (the model failed, the person stopped it, the bot was interrupted) is sent again only if it is
+the one just before the new question, with a note that it went unanswered: "try again" and "go on" work, and failures
+never pile up into one merged question. Older unanswered questions stay in the history people see, not in prompts.
 """
 
 from __future__ import annotations
@@ -20,12 +18,13 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.model import ChatMessage
 from bot.store import StoredMessage
 
-# [INST] … [/INST] and </s> around each turn, rounded up.
+# Template tokens ([INST] … [/INST], </s>) per turn and per prompt, and "\n\n" between merged messages, rounded up:
+# counted too low, a long conversation is refused by the server instead of its oldest turns being left out first.
 TOKENS_PER_TURN = 4
 TOKENS_PER_PROMPT = 3
-# What an image is taken to cost in a vision model's context. Models differ (LLaVA 576 tokens,
-# Qwen2-VL about 2,300 for a 1,568 × 1,176 photo); counted too low, a conversation with many
-# images is refused by the server instead of its oldest turns being left out first.
+_SEPARATOR_TOKENS = 2
+# What an image is taken to cost in a vision model's context. Models differ (LLaVA 576 tokens, Qwen2-VL about 2,300
+# for a 1,568 × 1,176 photo); counted too low, a conversation with many images is refused as above.
 IMAGE_TOKENS = 1_500
 
 
@@ -34,8 +33,6 @@ class TokenCounter(Protocol):
 
 
 class MistralTokenCounter:
-    """Counts tokens with the Mistral-7B-Instruct-v0.3 (v3) SentencePiece tokenizer."""
-
     def __init__(self) -> None:
         from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
@@ -73,36 +70,26 @@ class PromptBuilder:
         """The message's token count; refuses one that alone cannot fit, before it is stored."""
         tokens = self._counter.count(text)
         if tokens + TOKENS_PER_TURN > self.history_budget:
-            raise ReplyFailure(
-                FailureKind.MESSAGE_TOO_LONG,
-                f"message needs {tokens + TOKENS_PER_TURN} tokens; the history budget is {self.history_budget}",
-            )
+            detail = f"message needs {tokens + TOKENS_PER_TURN} tokens; the history budget is {self.history_budget}"
+            raise ReplyFailure(FailureKind.MESSAGE_TOO_LONG, detail)
         return tokens
 
     def build(self, history: Sequence[StoredMessage], *, sees_images: bool = False) -> Prompt:
-        """The model's messages for a history whose last entry is the person's new message.
-        With `sees_images`, a message's images go with it (their ids, to fill in with
-        `with_images`); else they are left out.
-
-        Token counts stored with each message are reused, so a turn costs no re-tokenizing
-        of the whole thread.
-        """
+        """The model's messages for a history ending with the person's new message, images (as ids for `with_images`)
+        only if `sees_images`. Stored token counts are reused, so a turn costs no re-tokenizing of the whole thread."""
         history = worth_sending(history)
-        named = _has_several_people(history)
-        turns = _merge_same_role([self._turn(m, named, sees_images) for m in history])
-        kept = self._newest_that_fit(turns)
-        messages: list[ChatMessage] = []
-        if self._system_prompt:
-            messages.append({"role": "system", "content": self._system_prompt})
+        named = len({m.author_id for m in history if m.role == "user" and m.author_id}) > 1  # several people: name them
+        kept = self._newest_that_fit(_merge_same_role([self._turn(m, named, sees_images) for m in history]))
+        system = {"role": "system", "content": self._system_prompt}
+        messages: list[ChatMessage] = [system] if self._system_prompt else []
         messages.extend(turn.message() for turn in kept)
         used = sum(turn.count for turn in kept)
         images = tuple(image for turn in kept for image in turn.images)
         return Prompt(messages, used=used, left_out=len(history) - used, images=images)
 
     def _turn(self, message: StoredMessage, named: bool, sees_images: bool) -> _Turn:
-        tokens = message.tokens or self._counter.count(message.content)
         images = message.images if sees_images else ()
-        tokens += IMAGE_TOKENS * len(images)
+        tokens = (message.tokens or self._counter.count(message.content)) + IMAGE_TOKENS * len(images)
         if named and message.role == "user" and message.author_name:
             prefix = f"{message.author_name}: "
             return _Turn("user", prefix + message.content, tokens + self._counter.count(prefix), images=images)
@@ -132,9 +119,7 @@ class Prompt:
 
     def with_images(self, urls: Mapping[str, str]) -> list[ChatMessage]:
         """The messages, each image id replaced by its data URL (images no longer kept left out)."""
-        if not self.images:
-            return self.messages
-        return [_fill_images(message, urls) for message in self.messages]
+        return [_fill_images(message, urls) for message in self.messages] if self.images else self.messages
 
 
 def _fill_images(message: ChatMessage, urls: Mapping[str, str]) -> ChatMessage:
@@ -150,8 +135,8 @@ def _fill_images(message: ChatMessage, urls: Mapping[str, str]) -> ChatMessage:
 
 
 def worth_sending(history: Sequence[StoredMessage]) -> list[StoredMessage]:
-    """The answered turns and the new question (the last message); of the unanswered questions
-    only the one just before the new question, with a note of why it went unanswered."""
+    """The answered turns and the new question (the last message); of the unanswered questions only the one just
+    before the new question, with a note of why it went unanswered."""
     *earlier, new = history
     kept: list[StoredMessage] = []
     for index, message in enumerate(earlier):
@@ -172,10 +157,6 @@ def _unanswered(failed: StoredMessage | None) -> StoredMessage:
     return StoredMessage("assistant", f"{shown}[This answer was not finished: {reason}]")
 
 
-def _has_several_people(history: Sequence[StoredMessage]) -> bool:
-    return len({m.author_id for m in history if m.role == "user" and m.author_id}) > 1
-
-
 @dataclass(frozen=True)
 class _Turn:
     role: str
@@ -192,21 +173,14 @@ class _Turn:
         return {"role": self.role, "content": parts}
 
 
-_SEPARATOR_TOKENS = 2  # "\n\n" between merged messages
-
-
 def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
     merged: list[_Turn] = []
     for turn in turns:
         if merged and merged[-1].role == turn.role:
             last = merged[-1]
-            merged[-1] = _Turn(
-                turn.role,
-                f"{last.content}\n\n{turn.content}",
-                last.tokens + turn.tokens + _SEPARATOR_TOKENS,
-                last.count + turn.count,
-                last.images + turn.images,
-            )
+            content = f"{last.content}\n\n{turn.content}"
+            tokens = last.tokens + turn.tokens + _SEPARATOR_TOKENS
+            merged[-1] = _Turn(turn.role, content, tokens, last.count + turn.count, last.images + turn.images)
         else:
             merged.append(turn)
     return merged

@@ -2,9 +2,8 @@
 Redis Cluster (REDIS_CLUSTER) reached through any node, or, with memory://, a Redis inside the
 process (fakeredis, running the same scripts) whose data is lost on exit.
 
-Both kinds take the same commands and scripts. On a Cluster, a script or a command with several
-keys needs them all in one hash slot: keys that go together carry the same hash tag, e.g.
-`chat:{<thread>}:history` and `chat:{<thread>}:lock`.
+On a Cluster, a script or a command with several keys needs them in one hash slot: keys that go
+together carry the same hash tag, e.g. `chat:{<thread>}:history` and `chat:{<thread>}:lock`.
 """
 
 from __future__ import annotations
@@ -34,10 +33,9 @@ log = structlog.get_logger(__name__)
 # finds no cluster there) raises RedisClusterException, which is not a RedisError.
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
-# Connections per client (a Cluster client keeps this many per node, and its pools never wait).
-# Each reply being written may hold one for a moment; fewer than the replies of a burst, and a
-# turn waits for a free one (up to POOL_WAIT_SECONDS) before the person is told their memory is
-# out of reach. 64 turned that into a refusal for 129 of 1,000 mentions at once in one process.
+# Connections per client (per node on a Cluster, whose pools never wait). Each reply being written
+# may hold one for a moment: with fewer than a burst's replies, a turn waits up to POOL_WAIT_SECONDS
+# for one, and then the person is told their memory is out of reach.
 CONNECTIONS = 256
 POOL_WAIT_SECONDS = 30
 # The rate limits' answers: later than this, Redis is taken to be out of reach and a final text
@@ -60,8 +58,7 @@ def connect(
         "health_check_interval": 30,
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-        # Named once: by default every new connection reads redis-py's package metadata to
-        # name itself to the server (~1 ms each, 50 of them when 50 questions come at once).
+        # Named once: else each new connection reads redis-py's package metadata (~1 ms each).
         "driver_info": DriverInfo(),
     }
     if cluster:
@@ -98,8 +95,8 @@ class RedisClients:
         return cls(main=main, control=control, heartbeat=heartbeat)
 
     async def ping(self) -> None:
-        """Every client answers. A Cluster client learns the cluster's nodes here, before a burst
-        of commands does it many times over at once (redis-py then loses connections under them)."""
+        """Every client answers. A Cluster client learns the nodes here, not many times over at
+        once in a burst of commands (redis-py then loses connections under them)."""
         for client in (self.main, self.control, self.heartbeat):
             await ping(client)
 

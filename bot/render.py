@@ -1,10 +1,8 @@
 """The live reply renderer: shows a model's text as it streams, on any platform.
 
-The adapter provides a `ReplySurface` (post, edit, length limit). The renderer posts as soon
-as text exists, edits as the model writes (the surface skips what its platform has no room
-for), splits long replies at readable boundaries without breaking code fences, and always
-lands the final text, with a short reason appended when the model failed.
-"""
+The adapter provides a `ReplySurface` (post, edit, length limit). The renderer posts as soon as text exists, edits as
+the model writes (the surface skips what its platform has no room for), splits long replies at readable boundaries
+without breaking code fences, and always lands the final text, with a short reason appended when the model failed."""
 
 from __future__ import annotations
 
@@ -24,17 +22,15 @@ from bot.surface import EditSkipped, ReplySurface
 
 log = structlog.get_logger(__name__)
 
-WARNING_PREFIX = "⚠️"
-NOTICE_PREFIX = "ℹ️"
-# An interim edit that was skipped (or failed) is tried again this late, even when the model
-# sends nothing more: a stalled answer's text is not left behind what it wrote for longer than
-# this. Each try may be a Redis call: fifty replies streaming at once on Discord, whose global
-# limit keeps every slot for their finals, would try a hundred times a second at 0.5 s.
+WARNING_PREFIX = "⚠️"  # starts the line saying why an answer failed
+NOTICE_PREFIX = "ℹ️"  # starts each notice under an answer (files skipped, history left out)
+# How soon an interim edit that was skipped (or failed) is tried again, even if the model sends nothing more: a stalled
+# answer's shown text lags what it wrote by at most this. Each try may be a Redis call: at 0.5 s, fifty replies
+# streaming at once on Discord (whose global limit keeps every slot for their finals) would try 100 times a second.
 RETRY_EDIT_SECONDS = 1.0
-# A waiting indicator still running this long after it was cancelled is cancelled again: it has
-# nothing to finish (it only shows that an answer is coming).
+# A cancelled waiting indicator ("typing…") still running after this long is cancelled again: it has nothing to finish.
 WAITING_RECANCEL_SECONDS = 1.0
-# Failures after which the text shown is still the complete answer.
+# Failures after which the text shown is still the complete answer: it is stored as answered, not as failed.
 _COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
 
 
@@ -68,8 +64,8 @@ class LiveRenderer:
     def __init__(
         self, surface: ReplySurface, *, notices: Sequence[str] = (), footer: str = "", clock: Any = time.monotonic
     ) -> None:
-        """`notices`: short lines the final text ends with (files skipped, history left out);
-        `footer`: a last line after them (which model answered)."""
+        """`notices`: short lines the final text ends with (files skipped, history left out); `footer`: a last line
+        after them (which model answered)."""
         self._surface = surface
         self._notices = tuple(notices)
         self._footer = footer
@@ -79,7 +75,6 @@ class LiveRenderer:
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._failure: ReplyFailure | None = None
-        self._live = False  # the surface agreed to stream this reply live
         self._handle: Any = None
         self._start = 0  # where the current message begins in the model's text
         self._reopen = ""  # code fence reopened at the top of the current message
@@ -92,8 +87,7 @@ class LiveRenderer:
         self._reader: asyncio.Task[None] | None = None
 
     def stop(self, failure: ReplyFailure) -> None:
-        """End the answer now: the model is no longer read, and the text so far stays with
-        `failure`'s reason."""
+        """End the answer now: the model is no longer read, and the text so far stays with `failure`'s reason."""
         if self._reader is not None and not self._reader.done():
             self._failure = failure
             self._reader.cancel()
@@ -107,8 +101,7 @@ class LiveRenderer:
             await self._write_loop()
         finally:
             self._stop_waiting()
-            if not reader.done():
-                reader.cancel()
+            reader.cancel()  # a no-op once it has ended
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         return self.result()
@@ -146,9 +139,8 @@ class LiveRenderer:
     async def _write_loop(self) -> None:
         try:
             await self._changed.wait()
-            if not self._done.is_set():
-                self._live = await self._surface.begin()
-            if not self._live:
+            live = not self._done.is_set() and await self._surface.begin()
+            if not live:
                 await self._done.wait()  # held: nothing to show until the answer is whole
             while not self._done.is_set():
                 self._changed.clear()
@@ -172,8 +164,7 @@ class LiveRenderer:
                 await asyncio.wait_for(self._done.wait(), delay)
 
     async def _write_progress(self) -> bool:
-        """Show the text so far; False if it could not be shown now (no write to spare, or the
-        edit failed)."""
+        """Show the text so far; False if it could not be shown now (no write to spare, or the edit failed)."""
         text = self._text()
         await self._seal_overflow(text, streaming=True)
         body = self._body(text)
@@ -203,7 +194,6 @@ class LiveRenderer:
             elif shown.strip():
                 self._handle = await self._post(shown, final=True)
         finally:
-            self._live = False
             await self._surface.end()
 
     def _final_source(self) -> str:
@@ -217,10 +207,9 @@ class LiveRenderer:
             notes.append(self._footer)
         if not notes:
             return text
-        fence = open_fence(self._reopen + text[self._start :])
+        fence = open_fence(self._body(text))
         closed = f"{text}\n{closing_for(fence)}" if fence else text
-        separator = "\n\n" if closed.strip() else ""
-        return closed + separator + "\n".join(notes)
+        return closed + ("\n\n" if closed.strip() else "") + "\n".join(notes)
 
     def _body(self, text: str) -> str:
         return self._reopen + text[self._start :]
@@ -250,13 +239,13 @@ class LiveRenderer:
         try:
             await self._surface.edit(self._handle, text, final=final)
         except EditSkipped:
-            return
+            pass
         except Exception:
             if final:
                 raise
             log.warning("interim_edit_failed", exc_info=True)  # the final edit will carry the text
-            return
-        self._note_write(text)
+        else:
+            self._note_write(text)
 
     def _note_write(self, text: str) -> None:
         self._shown = text
@@ -270,14 +259,11 @@ class LiveRenderer:
     async def _show_waiting(self) -> None:
         try:
             await self._surface.show_waiting()
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.warning("waiting_indicator_failed", exc_info=True)
 
     def _stop_waiting(self) -> None:
         if self._waiting is not None and not self._waiting.done():
-            # Cancelled again each second until it has ended (see cancel_until_done): an
-            # indicator whose cancellation was lost would show "typing…" in its thread for good,
-            # and keep the whole reply (surface, messages, thread) in memory.
+            # Cancelled again each second until it has ended (see cancel_until_done): an indicator whose cancellation
+            # was lost would show "typing…" for good, and keep the whole reply (surface, messages, thread) in memory.
             cancel_until_done(self._waiting, WAITING_RECANCEL_SECONDS)

@@ -6,11 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-Measure = Callable[[str], int]
+Measure = Callable[[str], int]  # a message's length as its platform counts it, against the platform's limit
 
-_FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
-# Preferred cut points, best first; a cut is only taken in the later part of the window so
-# that messages don't come out tiny.
+_FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)  # messages close the code blocks they open
+# Preferred cut points, best first; one is only taken in the later part of the window, so messages don't come out tiny.
 _BOUNDARIES = ("\n\n", "\n", " ")
 _MIN_FILL = 0.5
 
@@ -53,11 +52,8 @@ def longest_fitting(text: str, limit: int, measure: Measure) -> int:
 
 
 def cut_index(text: str, limit: int, measure: Measure = char_length) -> int:
-    """Where to end a message that must hold at most `limit` of `text`.
-
-    Prefers a paragraph break, then a line break, then a space; cuts mid-word only when
-    the window has none of them.
-    """
+    """Where to end a message that must hold at most `limit` of `text`: at a paragraph break, else a line break, else
+    a space; mid-word only when the window has none of them."""
     window = longest_fitting(text, limit, measure)
     if window >= len(text):
         return len(text)
@@ -65,15 +61,14 @@ def cut_index(text: str, limit: int, measure: Measure = char_length) -> int:
     for boundary in _BOUNDARIES:
         found = text.rfind(boundary, floor, window)
         if found > 0:
-            return found + (len(boundary) if boundary == " " else 0)
+            return found + 1 if boundary == " " else found  # after a space, before a line break
     return max(window, 1)
 
 
 def _before_fence_opener(text: str, cut: int, floor: int) -> int:
     """Don't end a message on a fence's opening line (an empty code block); cut before it."""
     line_start = text.rfind("\n", 0, cut) + 1
-    line_end = text.find("\n", line_start)
-    line = text[line_start : len(text) if line_end < 0 else line_end]
+    line = text[line_start:].partition("\n")[0]
     if line_start > floor and _FENCE_LINE.fullmatch(line) and open_fence(text[:cut]) is not None:
         return line_start
     return cut
@@ -88,21 +83,16 @@ class Piece:
 
 
 def split_head(text: str, reopen: str, limit: int, measure: Measure = char_length) -> tuple[Piece, str]:
-    """Cut the first message off `text` (source characters, shown after `reopen`).
-
-    Returns the finished message and the fence prefix the next message must start with.
-    """
+    """Cut the first message off `text` (source characters, shown after `reopen`); returns it and the fence prefix the
+    next message must start with."""
     shown_source = reopen + text
     # Leave room to close a fence we may be cutting through.
     cut = cut_index(shown_source, limit - 8, measure)
     cut = max(_before_fence_opener(shown_source, cut, len(reopen)), len(reopen) + 1)
     head = shown_source[:cut]
     fence = open_fence(head)
-    shown = head.rstrip()
-    if fence:
-        shown = f"{shown}\n{closing_for(fence)}"
-    next_reopen = f"{fence}\n" if fence else ""
+    shown = f"{head.rstrip()}\n{closing_for(fence)}" if fence else head.rstrip()
     rest = cut
     while rest < len(shown_source) and shown_source[rest] == "\n":  # the next message starts on text
         rest += 1
-    return Piece(shown=shown, consumed=rest - len(reopen)), next_reopen
+    return Piece(shown, consumed=rest - len(reopen)), f"{fence}\n" if fence else ""

@@ -1,12 +1,9 @@
 """Per-thread conversations in Redis: their history, their images and the model chosen for them.
 
-A turn costs two round trips whatever the thread's length: one script that appends the
-person's message (and images) and reads the history and the chosen model back, and one that
-appends the reply. A crash between the two leaves a trailing user message, which the prompt
-builder merges with the next one, so a thread is always continuable.
-
-Images are kept beside the history, the newest within HISTORY_IMAGE_BYTES per conversation:
-an older one then drops out (and a reply that would have shown it to the model says so).
+A turn costs two round trips whatever the thread's length: a script that appends the person's
+message (and images) and reads the history and chosen model back, and one that appends the reply.
+A crash between them leaves a trailing question, answered with the next one (see bot.prompt).
+Images are kept beside the history, the newest within HISTORY_IMAGE_BYTES per conversation.
 """
 
 from __future__ import annotations
@@ -17,14 +14,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-import structlog
-
 from bot.errors import FailureKind, ReplyFailure
 from bot.locks import fence_key
 from bot.redis_client import RedisClient, hash_tag, served
 from config.settings import HistorySettings
 
-log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 

@@ -1,6 +1,5 @@
-"""What an adapter gives the core to show one reply on: the platform's limits, and posting and
-editing a message there. A surface keeps within its platform's rate limits itself: the renderer
-only learns whether an interim edit was shown (`EditSkipped` when it was not)."""
+"""What an adapter gives the core to show one reply on: the platform's limits, and posting and editing a message there.
+A surface keeps within its platform's rate limits itself: an interim edit it can't show now raises `EditSkipped`."""
 
 from __future__ import annotations
 
@@ -24,37 +23,29 @@ class ReplySurface(Protocol):
     limits: SurfaceLimits
 
     async def show_waiting(self) -> None:
-        """Show that an answer is coming (typing indicator, status); may run until cancelled.
-
-        Called as soon as the model has been asked, and cancelled when the first text is
-        posted: a surface that shows nothing for quick answers waits inside this call.
-        """
-        ...
+        """Show that an answer is coming (typing indicator, status); may run until cancelled. Called as soon as the
+        model has been asked, and cancelled when the first text is posted: a surface that shows nothing for quick
+        answers waits inside this call."""
 
     async def begin(self) -> bool:
-        """Called when the first text arrives: True to stream the reply live, False to post it
-        whole at the end (the platform can't promise its final edit a slot now)."""
-        ...
+        """Called when the first text arrives: True to stream the reply live, False to post it whole at the end (the
+        platform can't promise its final edit a slot now)."""
 
     async def post(self, text: str, *, final: bool) -> Any: ...
 
     async def edit(self, handle: Any, text: str, *, final: bool) -> None:
         """Raises EditSkipped for an interim edit that can't be shown now."""
-        ...
 
     async def end(self) -> None:
         """The reply is done (its final text landed, or it failed)."""
-        ...
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
-        """A line for the end of the final text naming the model that answers, or "" where the
-        platform shows it another way (or has no room for it)."""
-        ...
+        """A line for the end of the final text naming the model that answers, or "" where the platform shows it
+        another way (or has no room for it)."""
 
 
 class EditSkipped(Exception):
-    """An interim edit found no write to spare: the text is not shown yet, and the renderer
-    tries again shortly."""
+    """An interim edit found no write to spare: the text is not shown yet, and the renderer tries again shortly."""
 
 
 class UnlimitedSurface:

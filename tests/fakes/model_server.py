@@ -44,9 +44,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from aiohttp import web
+from uvloop import run as run_loop
 
 from bot.loop import freeze_startup_heap
-from bot.loop import run as run_loop
 
 __all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "tokenize"]
 
