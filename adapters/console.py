@@ -7,10 +7,10 @@ import getpass
 import sys
 from typing import TextIO
 
-from adapters.shared import describe_models, switched_model
+from adapters.shared import UnlimitedSurface, describe_models, switched_model
 from bot.app import Services
 from bot.core import ChatCore, Turn
-from bot.surface import SurfaceLimits, UnlimitedSurface
+from bot.surface import SurfaceLimits
 from config.settings import Settings
 
 NAME = "console"

@@ -6,7 +6,7 @@ they are refused."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -17,7 +17,7 @@ from adapters.ratelimit import RateLimits
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.loop import cancel_and_wait, finish_even_if_cancelled
+from bot.loop import finish_even_if_cancelled
 from bot.render import failure_note
 from bot.surface import ReplySurface, SurfaceLimits
 from config.models import ModelCatalog, ModelChoice
@@ -26,6 +26,10 @@ from config.settings import ImageSettings
 log = structlog.get_logger(__name__)
 Bold = Callable[[str], str]
 
+# An answer still running this long after it was cancelled lost the cancellation (see bot.loop.cancel_until_done) and
+# is cancelled again: longer than the 10 s a cancelled reply's final write may take (bot.render), so no final text is
+# cut short.
+RECANCEL_SECONDS = 12.0
 # Longer than any platform redelivers one event (Slack's last retry comes after ~5 min).
 EVENT_CLAIM_SECONDS = 3600
 # Someone refused is told why once a day per place, not at every message.
@@ -141,6 +145,40 @@ class PlatformJobs:
             await work
         except Exception:
             log.exception("reply_failed", platform=self._platform)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again any that goes on."""
+    pending, wait = set(tasks), RECANCEL_SECONDS
+    while pending:
+        for task in pending:
+            task.cancel()
+            task.add_done_callback(retrieve_outcome)
+        _, pending = await asyncio.wait(pending, timeout=wait)
+        wait = 1.0
+
+
+def retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    """A done-callback for a background task whose failure is reported elsewhere (or not at all): retrieving its
+    outcome keeps asyncio from logging "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
+class UnlimitedSurface:
+    """The defaults of a surface with no rate limits (the web chat, the console)."""
+
+    async def show_waiting(self) -> None:
+        return None
+
+    async def begin(self) -> bool:
+        return True
+
+    async def end(self) -> None:
+        return None
+
+    def model_line(self, model: str, *, first_reply: bool) -> str:
+        return ""
 
 
 def describe_models(models: ModelCatalog, current: ModelChoice | None, bold: Bold) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from adapters.shared import UnlimitedSurface
 from adapters.web_outbox import Outbox
 from bot.app import Services
 from bot.core import ChatCore
@@ -28,7 +29,7 @@ from bot.redis_client import RedisClient, hash_tag, served
 from bot.render import WARNING_PREFIX
 from bot.split import closing_for, open_fence
 from bot.store import StoredMessage
-from bot.surface import SurfaceLimits, UnlimitedSurface
+from bot.surface import SurfaceLimits
 from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-# A task still running this long after it was cancelled lost the cancellation (see cancel_until_done) and is cancelled
-# again: longer than the 10 s a cancelled reply's final write may take (bot.render), so no final text is cut short.
-RECANCEL_SECONDS = 12.0
 # Above this many characters (~10 ms of tokenizing) work goes to a thread, not pausing every other reply's stream.
 OFF_LOOP_CHARS = 20_000
 
@@ -32,17 +29,6 @@ async def finish_even_if_cancelled(work: Awaitable[T]) -> T:
         raise
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel `tasks` and wait until every one has ended, cancelling again any that goes on."""
-    pending, wait = set(tasks), RECANCEL_SECONDS
-    while pending:
-        for task in pending:
-            task.cancel()
-            task.add_done_callback(retrieve_outcome)
-        _, pending = await asyncio.wait(pending, timeout=wait)
-        wait = 1.0
-
-
 def cancel_until_done(task: asyncio.Task[Any], every: float) -> None:
     """Cancel `task` now and again every `every` seconds until it has ended, without waiting for it. A cancellation can
     be lost inside a library call: redis-py sends each command through asyncio.wait_for, which on Python 3.11 returns
@@ -51,13 +37,6 @@ def cancel_until_done(task: asyncio.Task[Any], every: float) -> None:
     if not task.done():
         task.cancel()
         asyncio.get_running_loop().call_later(every, cancel_until_done, task, every)
-
-
-def retrieve_outcome(future: asyncio.Future[Any]) -> None:
-    """A done-callback for a background task whose failure is reported elsewhere (or not at all): retrieving its
-    outcome keeps asyncio from logging "exception was never retrieved"."""
-    if not future.cancelled():
-        future.exception()
 
 
 async def off_loop_if_large(size: int, function: Callable[..., T], *args: object) -> T:

@@ -46,19 +46,3 @@ class ReplySurface(Protocol):
 
 class EditSkipped(Exception):
     """An interim edit found no write to spare: the text is not shown yet, and the renderer tries again shortly."""
-
-
-class UnlimitedSurface:
-    """The defaults of a surface with no rate limits (the web chat, the console, tests)."""
-
-    async def show_waiting(self) -> None:
-        return None
-
-    async def begin(self) -> bool:
-        return True
-
-    async def end(self) -> None:
-        return None
-
-    def model_line(self, model: str, *, first_reply: bool) -> str:
-        return ""

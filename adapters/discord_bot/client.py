@@ -26,11 +26,11 @@ from adapters.discord_bot.commands import Commands, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from adapters.shared import PlatformJobs, pointed_question
+from adapters.shared import PlatformJobs, pointed_question, retrieve_outcome
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
-from bot.loop import freeze_startup_heap, retrieve_outcome
+from bot.loop import freeze_startup_heap
 from bot.render import failure_note
 from config.settings import ImageSettings
 
