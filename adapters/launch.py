@@ -1,5 +1,6 @@
-"""What `python -m bot` runs: the adapters chosen by name or by the tokens set, around one bot
-(bot.app), until a signal stops them (replies being written get SHUTDOWN_GRACE_SECONDS)."""
+"""What `python -m bot` runs: the process around one bot (bot.app). Its logging, the adapters chosen
+by name or by the tokens set, the operator's /metrics and /healthz, and a graceful stop on a signal
+(replies being written get SHUTDOWN_GRACE_SECONDS)."""
 
 from __future__ import annotations
 
