@@ -14,7 +14,6 @@ from typing import Any, TypeAlias, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
-from fakeredis import FakeAsyncRedis, FakeServer
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -90,6 +89,8 @@ class RedisClients:
 
     @classmethod
     def in_memory(cls) -> RedisClients:
+        from fakeredis import FakeAsyncRedis, FakeServer  # 4 MB more per process: only where it serves
+
         server = FakeServer()
         main, control, heartbeat = (FakeAsyncRedis(server=server, decode_responses=True) for _ in range(3))
         return cls(main=main, control=control, heartbeat=heartbeat)
