@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import TextIO
 
-from adapters.shared import UnlimitedSurface, describe_models, switched_model
+from adapters.shared import UnlimitedSurface, describe_models, switched_model, unknown_model
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.surface import SurfaceLimits
@@ -89,5 +89,5 @@ async def _model(core: ChatCore, thread: str, name: str) -> str:
         return describe_models(core.models, await core.model_for(thread), str)
     choice = await core.choose_model(thread, name)
     if choice is None:
-        return f"There is no model called {name!r} here.\n{describe_models(core.models, None, str)}"
+        return unknown_model(core.models, name, str)
     return switched_model(choice, str)

@@ -24,7 +24,7 @@ import structlog
 from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import REDIS_ERRORS, RedisClient
 from bot.render import failure_note
-from bot.split import closing_for, longest_fitting, open_fence
+from bot.split import longest_fitting, with_note
 from bot.surface import SurfaceLimits
 
 log = structlog.get_logger(__name__)
@@ -55,9 +55,7 @@ def interrupted_ending(shown: str, limits: SurfaceLimits) -> str:
     closed first), shortened from its end if it would no longer fit the message."""
     room = limits.max_length - limits.measure(INTERRUPTED_NOTE) - 16  # the fence closing and blank lines
     shown = shown[: longest_fitting(shown, max(0, room), limits.measure)]
-    fence = open_fence(shown)
-    closed = f"{shown}\n{closing_for(fence)}" if fence else shown
-    return f"{closed}\n\n{INTERRUPTED_NOTE}" if closed.strip() else INTERRUPTED_NOTE
+    return with_note(shown, INTERRUPTED_NOTE)
 
 
 @dataclass

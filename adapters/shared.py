@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from adapters.attachments import Attachment, ReadFiles, read_attachments
+from adapters.attachments import Attachment, ReadFiles, read_attachments, with_files
 from adapters.ledger import Recording, ReplyLedger, ReplyRecord
 from adapters.ratelimit import RateLimits
 from bot.app import Services
@@ -34,6 +35,19 @@ RECANCEL_SECONDS = 12.0
 EVENT_CLAIM_SECONDS = 3600
 # Someone refused is told why once a day per place, not at every message.
 REFUSAL_NOTICE_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a person asks, as the core takes it: the text (with their files' contents), the images
+    and the notes about files that could not be used."""
+
+    text: str
+    images: tuple[str, ...]
+    notices: tuple[str, ...]
+
+
+Pointed = tuple[str, str, Sequence[Attachment]]  # a message someone asks about: author, text, files
 
 
 class PlatformJobs:
@@ -92,6 +106,18 @@ class PlatformJobs:
     async def read_files(self, attachments: Sequence[Attachment]) -> ReadFiles:
         """What a message's files bring to the question (see adapters.attachments)."""
         return await read_attachments(attachments, self.images)
+
+    async def question(self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None) -> Question:
+        """`text` with its files; with `about`, the message someone points at quoted first, its images and notes
+        first too, the images within MAX_IMAGES."""
+        files = await self.read_files(attachments)
+        text, images, notices = with_files(text, files), files.images, files.notices
+        if about is not None:
+            author, pointed, pointed_files = about
+            quoted = await self.read_files(pointed_files)
+            text = pointed_question(author, with_files(pointed, quoted), text)
+            images, notices = quoted.images + images, quoted.notices + notices
+        return Question(text, images[: self.images.max_images] if self.images else (), notices)
 
     def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
         """A reply's record, kept until its final text lands (see adapters.ledger)."""
@@ -190,6 +216,11 @@ def describe_models(models: ModelCatalog, current: ModelChoice | None, bold: Bol
     if len(models.choices) > 1:
         lines.append("Switch with /model and a name.")
     return "\n".join(lines)
+
+
+def unknown_model(models: ModelCatalog, name: str, bold: Bold) -> str:
+    """What /model with a name no model has answers (`name` as the platform should show it)."""
+    return f"There is no model called {name!r} here.\n{describe_models(models, None, bold)}"
 
 
 def switched_model(choice: ModelChoice, bold: Bold) -> str:

@@ -27,7 +27,7 @@ from bot.app import Services
 from bot.core import ChatCore
 from bot.redis_client import RedisClient, hash_tag, served
 from bot.render import WARNING_PREFIX
-from bot.split import closing_for, open_fence
+from bot.split import with_note
 from bot.store import StoredMessage
 from bot.surface import SurfaceLimits
 from config.models import ModelChoice
@@ -65,9 +65,7 @@ def history_entry(message: StoredMessage) -> dict[str, Any]:
     did while it was written (a code block left open is closed first)."""
     text = message.content
     if message.failed:
-        fence = open_fence(text)
-        closed = f"{text}\n{closing_for(fence)}" if fence else text
-        text = closed + ("\n\n" if closed.strip() else "") + f"{WARNING_PREFIX} {message.failed}"
+        text = with_note(text, f"{WARNING_PREFIX} {message.failed}")
     entry: dict[str, Any] = {"role": message.role, "text": text, "images": len(message.images)}
     if message.failed:
         entry["failed"] = message.failed

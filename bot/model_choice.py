@@ -33,8 +33,10 @@ class ModelChoices:
         keeps the default it started with, even once that default changes."""
         if choice := self.catalog.find(chosen):
             return choice
+        if not default_from or len(self.catalog.choices) == 1:
+            return self.catalog.default  # nothing to look up: no round trip to Redis
         choice = await self.of("", default_from)
-        if first_reply and default_from and len(self.catalog.choices) > 1:
+        if first_reply:
             await self._store.choose_model(thread, choice.id)
         return choice
 

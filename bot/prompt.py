@@ -140,14 +140,14 @@ def worth_sending(history: Sequence[StoredMessage]) -> list[StoredMessage]:
     *earlier, new = history
     kept: list[StoredMessage] = []
     for index, message in enumerate(earlier):
-        after = earlier[index + 1 :]
+        following = earlier[index + 1] if index + 1 < len(earlier) else None
         if message.role == "assistant":
             if not message.failed:
                 kept.append(message)
-        elif after and after[0].role == "assistant" and not after[0].failed:
+        elif following is not None and following.role == "assistant" and not following.failed:
             kept.append(message)
-        elif not after or (len(after) == 1 and after[0].role == "assistant"):
-            kept += [message, _unanswered(after[0] if after else None)]
+        elif following is None or (index + 2 == len(earlier) and following.role == "assistant"):
+            kept += [message, _unanswered(following)]
     return [*kept, new]
 
 

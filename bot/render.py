@@ -17,7 +17,7 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import aclose_if_any, cancel_until_done, finish_even_if_cancelled
-from bot.split import closing_for, open_fence, split_head
+from bot.split import split_head, with_note
 from bot.surface import EditSkipped, ReplySurface
 
 log = structlog.get_logger(__name__)
@@ -207,9 +207,7 @@ class LiveRenderer:
             notes.append(self._footer)
         if not notes:
             return text
-        fence = open_fence(self._body(text))
-        closed = f"{text}\n{closing_for(fence)}" if fence else text
-        return closed + ("\n\n" if closed.strip() else "") + "\n".join(notes)
+        return with_note(text, "\n".join(notes), fence_in=self._body(text))
 
     def _body(self, text: str) -> str:
         return self._reopen + text[self._start :]

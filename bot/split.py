@@ -35,6 +35,14 @@ def closing_for(fence: str) -> str:
     return marker.group(0) if marker else "```"
 
 
+def with_note(text: str, note: str, *, fence_in: str | None = None) -> str:
+    """`text`, then `note` after a blank line (`note` alone when there is no text); a code block still open in
+    `fence_in` (`text` itself by default) is closed first."""
+    fence = open_fence(text if fence_in is None else fence_in)
+    closed = f"{text}\n{closing_for(fence)}" if fence else text
+    return f"{closed}\n\n{note}" if closed.strip() else note
+
+
 def longest_fitting(text: str, limit: int, measure: Measure) -> int:
     """Length of the longest prefix of `text` whose measure is at most `limit`."""
     if measure(text) <= limit:

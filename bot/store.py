@@ -167,8 +167,8 @@ class HistoryStore:
         self, thread: str, message: StoredMessage, fence: str, *, read_back: bool, images: Mapping[str, str]
     ) -> Any:
         """One round trip: append, trim, refresh the expiry (and read the history back)."""
-        kinds = ("history", "lock", "images", "image-order", "model")
-        keys = [fence_key(self.key(thread, kind)) if kind == "lock" else self.key(thread, kind) for kind in kinds]
+        keys = [self.key(thread), fence_key(self.lock_key(thread))]
+        keys += [self.key(thread, kind) for kind in ("images", "image-order", "model")]
         settings, read = self.settings, "1" if read_back else "0"
         args: list[int | str] = [message.to_json(), settings.max_messages, settings.ttl_seconds, fence, read]
         args += [settings.image_bytes, *(part for pair in images.items() for part in pair)]

@@ -302,16 +302,21 @@ def _endpoint(entry: _Entry, default: ModelSettings) -> ModelSettings:
     )
 
 
+def sampling_from_env(env: Env, *, local: bool) -> SamplingSettings:
+    """MAX_NEW_TOKENS, TEMPERATURE, TOP_P and REPEAT_PENALTY, with the defaults of a local model or a remote one."""
+    return SamplingSettings(
+        max_new_tokens=env.int("MAX_NEW_TOKENS", 500, minimum=1),
+        # Small local models loop under greedy decoding; these defaults keep SmolLM2 coherent.
+        temperature=env.float("TEMPERATURE", 0.3 if local else 0.7, minimum=0.0, maximum=2.0),
+        top_p=env.float("TOP_P", 0.95, minimum=0.01, maximum=1.0),
+        repeat_penalty=env.float("REPEAT_PENALTY", 1.1 if local else 1.0, minimum=0.5, maximum=2.0),
+    )
+
+
 def _sampling(entry: _Entry, default: ModelSettings, env: Env) -> SamplingSettings:
     """The default's sampling with the entry's parameters; a remote model beside the local
     default gets the remote defaults (the local ones are tuned for small models)."""
-    base = default.sampling
-    if default.backend is BackendKind.LOCAL:
-        base = replace(
-            base,
-            temperature=env.float("TEMPERATURE", 0.7, minimum=0.0, maximum=2.0),
-            repeat_penalty=env.float("REPEAT_PENALTY", 1.0, minimum=0.5, maximum=2.0),
-        )
+    base = sampling_from_env(env, local=False) if default.backend is BackendKind.LOCAL else default.sampling
     return replace(
         base,
         temperature=base.temperature if entry.temperature is None else entry.temperature,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from config.env import ConfigError, Env
-from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, load_catalog
+from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, load_catalog, sampling_from_env
 
 __all__ = ["BackendKind", "ModelSettings", "SamplingSettings", "Settings", "load_settings"]
 
@@ -142,13 +142,7 @@ def _model_settings(env: Env) -> ModelSettings:
         timeout_seconds=env.float("MODEL_TIMEOUT_SECONDS", 60.0, minimum=0.1),
         loading_retries=env.int("MODEL_LOADING_RETRIES", 3, minimum=0, maximum=10),
         loading_backoff_seconds=env.float("MODEL_LOADING_BACKOFF_SECONDS", 2.0, minimum=0.0),
-        sampling=SamplingSettings(
-            max_new_tokens=env.int("MAX_NEW_TOKENS", 500, minimum=1),
-            # Small local models loop under greedy decoding; these defaults keep SmolLM2 coherent.
-            temperature=env.float("TEMPERATURE", 0.3 if local else 0.7, minimum=0.0, maximum=2.0),
-            top_p=env.float("TOP_P", 0.95, minimum=0.01, maximum=1.0),
-            repeat_penalty=env.float("REPEAT_PENALTY", 1.1 if local else 1.0, minimum=0.5, maximum=2.0),
-        ),
+        sampling=sampling_from_env(env, local=local),
     )
 
 

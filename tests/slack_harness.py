@@ -341,3 +341,18 @@ class SlackHarness:
 
 def user_contents(request: RecordedRequest) -> list[str]:
     return [m["content"] for m in request.body.get("messages", []) if m.get("role") != "system"]
+
+
+async def started(harness: SlackHarness) -> SlackHarness:
+    """Start the fake Slack, then a bot against it."""
+    await harness.fake.start()
+    await harness.start_bot()
+    return harness
+
+
+async def finished(harness: SlackHarness) -> None:
+    """Stop every bot (each must exit cleanly), then the fake Slack."""
+    try:
+        await harness.close()
+    finally:
+        await harness.fake.stop()

@@ -29,7 +29,15 @@ from bot.redis_client import close, connect
 from tests.conftest import REDIS_URL
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
-from tests.slack_harness import INDICATOR, SIGNING_SECRET, SlackHarness, eventually, user_contents
+from tests.slack_harness import (
+    INDICATOR,
+    SIGNING_SECRET,
+    SlackHarness,
+    eventually,
+    finished,
+    started,
+    user_contents,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -86,19 +94,6 @@ def new_fake() -> FakeSlack:
     fake.add_user(BLOCKED, "mallory")
     fake.add_channel(BLOCKED_DM, BLOCKED, is_im=True, user=BLOCKED)
     return fake
-
-
-async def started(harness: SlackHarness) -> SlackHarness:
-    await harness.fake.start()
-    await harness.start_bot()
-    return harness
-
-
-async def finished(harness: SlackHarness) -> None:
-    try:
-        await harness.close()
-    finally:
-        await harness.fake.stop()
 
 
 def shared_harness(model: FakeModelServer, prefix: str, **options: Any) -> SlackHarness:

@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 import yaml
 
 from adapters.slack_bot.assistant import title_of
 from adapters.slack_bot.recent import plain_text
 from adapters.slack_bot.settings import DEFAULT_SUGGESTED_PROMPTS, SuggestedPrompt, suggested_prompts
 from config.env import ConfigError
-from tests.conftest import REDIS_URL, ROOT
+from tests.conftest import ROOT, delete_keys
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack
-from tests.slack_harness import SlackHarness, eventually
+from tests.slack_harness import SlackHarness, eventually, finished, started
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the processes are shared by the module
 
@@ -70,18 +69,11 @@ async def harness(model: FakeModelServer) -> AsyncIterator[SlackHarness]:
         streaming="auto",
         extra_env={"USER_TURNS_PER_MINUTE": "5", "SLACK_SUGGESTED_PROMPTS": PROMPTS},
     )
-    await fake.start()
-    await harness.start_bot()
-    yield harness
+    yield await started(harness)
     try:
-        await harness.close()
+        await finished(harness)
     finally:
-        await fake.stop()
-        client = aioredis.from_url(REDIS_URL)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        delete_keys(prefix)
 
 
 async def open_panel(harness: SlackHarness, user: str, viewing: str | None) -> tuple[str, str]:

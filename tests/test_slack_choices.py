@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from PIL import Image
 
-from tests.conftest import REDIS_URL
+from tests.conftest import delete_keys
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack
-from tests.slack_harness import SlackHarness
+from tests.slack_harness import SlackHarness, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -51,18 +50,11 @@ async def harness(model: FakeModelServer) -> AsyncIterator[SlackHarness]:
         prefix,
         extra_env={"MODELS": VISION_MODEL, "VISION_MODELS": VISION_MODEL, "SLACK_ADMIN_USER_IDS": BOB},
     )
-    await fake.start()
-    await harness.start_bot()
-    yield harness
+    yield await started(harness)
     try:
-        await harness.close()
+        await finished(harness)
     finally:
-        await fake.stop()
-        client = aioredis.from_url(REDIS_URL)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        delete_keys(prefix)
 
 
 async def command(harness: SlackHarness, name: str, text: str, user: str, channel: str) -> str:

@@ -21,12 +21,12 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.attachments import Attachment, DownloadFailed, with_files
+from adapters.attachments import Attachment, DownloadFailed
 from adapters.discord_bot.commands import Commands, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from adapters.shared import PlatformJobs, pointed_question, retrieve_outcome
+from adapters.shared import PlatformJobs, retrieve_outcome
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -195,22 +195,20 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def _turn(self, key: str, message: discord.Message) -> Turn:
         """The question: the message with its files, after the message it replies to, if that is
         someone else's (the person is pointing at it)."""
-        files = await self.jobs.read_files(self.attachments_of(message))
-        text = with_files(self._without_mention(message.content), files)
-        images, notices = files.images, files.notices
         pointed = message.reference.resolved if message.reference else None
+        about = None
         if isinstance(pointed, discord.Message) and pointed.author.id != getattr(self.user, "id", None):
-            quoted = await self.jobs.read_files(self.attachments_of(pointed))
-            text = pointed_question(pointed.author.display_name, with_files(pointed.content, quoted), text)
-            images, notices = quoted.images + images, quoted.notices + notices
+            about = (pointed.author.display_name, pointed.content, self.attachments_of(pointed))
+        text = self._without_mention(message.content)
+        question = await self.jobs.question(text, self.attachments_of(message), about)
         return Turn(
             key,
             str(message.author.id),
             message.author.display_name,
-            text,
+            question.text,
             channel=quota_channel(message.channel),
-            notices=notices,
-            images=images[: self.jobs.images.max_images if self.jobs.images else 0],
+            notices=question.notices,
+            images=question.images,
         )
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:

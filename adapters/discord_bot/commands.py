@@ -13,9 +13,8 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.attachments import with_files
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, InteractionReply
-from adapters.shared import describe_models, pointed_question, switched_model
+from adapters.shared import describe_models, switched_model, unknown_model
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
@@ -122,7 +121,7 @@ class Commands:
                 current = await core.model_for(key) if key else core.models.default
                 text = describe_models(core.models, current, bold)
             elif choice is None:
-                text = f"There is no model called {name!r} here.\n{describe_models(core.models, None, bold)}"
+                text = unknown_model(core.models, name, bold)
             elif key is None:
                 text = "Each thread and DM has its own model: use /model inside one of them."
             elif refusal := self._switch_refusal(interaction):
@@ -180,16 +179,16 @@ class Commands:
         await self._jobs.answer(turn, surface, recording)
 
     async def _turn_about(self, key: str, interaction: discord.Interaction, message: discord.Message) -> Turn:
-        files = await self._jobs.read_files(self._bot.attachments_of(message))
-        text = pointed_question(message.author.display_name, with_files(message.content, files), "")
+        about = (message.author.display_name, message.content, self._bot.attachments_of(message))
+        question = await self._jobs.question("", (), about)
         return Turn(
             key,
             str(interaction.user.id),
             interaction.user.display_name,
-            text,
+            question.text,
             channel=quota_channel(message.channel),
-            notices=files.notices,
-            images=files.images,
+            notices=question.notices,
+            images=question.images,
         )
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:

@@ -182,17 +182,16 @@ class SlackAssistant:
         await bot.answer(place, question, [bot.attachment(file) for file in event.get("files", [])])
 
     async def _title(self, place: Place, budgets: WorkspaceBudgets, text: str, set_title: Any) -> None:
-        """Title the thread after its first question (the history is empty; one claim per thread
-        so that two quick questions don't both title it)."""
+        """Title the thread after its first question (the history is empty). One claim per thread first, so that
+        two quick questions don't both title it and later ones don't read the whole history."""
+        assert place.thread_ts is not None
+        if not await self._bot.jobs.first_to_claim(f"slack:assistant-title:{place.channel}:{place.thread_ts}"):
+            return
         key = conversation_key(place.team, place.channel, place.thread_ts)
         try:
-            first = not await self._bot.jobs.core.history(key)
+            if await self._bot.jobs.core.history(key):
+                return
         except ReplyFailure:
-            return
-        assert place.thread_ts is not None
-        if not first or not await self._bot.jobs.first_to_claim(
-            f"slack:assistant-title:{place.channel}:{place.thread_ts}"
-        ):
             return
         try:
             async with budgets.limits.write((budgets.titles,)):

@@ -28,9 +28,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.attachments import Attachment, DownloadFailed, with_files
+from adapters.attachments import Attachment, DownloadFailed
 from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from adapters.shared import PlatformJobs, pointed_question
+from adapters.shared import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
 from adapters.slack_bot.home import HomeTab
@@ -53,7 +53,6 @@ API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own d
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
 NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
-Pointed = tuple[str, str, list[Attachment]]  # a message someone asks about: author, text, files
 
 
 # -- the bot ---------------------------------------------------------------------------
@@ -205,13 +204,7 @@ class SlackBot:
     ) -> None:
         """Answer in `place`: the question with its files, after the message it is `about`."""
         key = conversation_key(place.team, place.channel, place.thread_ts)
-        files = await self.jobs.read_files(attachments)
-        question, images, notices = with_files(text, files), files.images, files.notices
-        if about is not None:
-            author, pointed, pointed_files = about
-            quoted = await self.jobs.read_files(pointed_files)
-            question = pointed_question(author, with_files(pointed, quoted), question)
-            images, notices = quoted.images + images, quoted.notices + notices
+        question = await self.jobs.question(text, attachments, about)
         budgets = WorkspaceBudgets(self._limits, place.team)
         name = await self._display_name(place.user, budgets)
         where = {"team": place.team, "channel": place.channel, "thread_ts": place.thread_ts, "user": place.user}
@@ -227,10 +220,10 @@ class SlackBot:
             key,
             place.user,
             name,
-            question,
+            question.text,
             channel="" if in_dm else place.channel,
-            notices=notices,
-            images=images[: self.jobs.images.max_images if self.jobs.images else 0],
+            notices=question.notices,
+            images=question.images,
             model_default_from="" if in_dm else channel_model_key(place.team, place.channel),
         )
         await self.jobs.answer(turn, surface, recording)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from slack_sdk.errors import SlackApiError
 
-from adapters.shared import describe_models, switched_model
+from adapters.shared import describe_models, switched_model, unknown_model
 from adapters.slack_bot.surfaces import Place
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.errors import ReplyFailure
@@ -100,10 +100,7 @@ class SlackCommands:
             await ack(failure_note(failure))
             return
         if choice is None:
-            await ack(
-                f"There is no model called {escape_mrkdwn(name)!r} here.\n"
-                + describe_models(self._core.models, None, bold)
-            )
+            await ack(unknown_model(self._core.models, escape_mrkdwn(name), bold))
         elif in_dm:
             await ack(switched_model(choice, bold))
         else:
