@@ -4,13 +4,13 @@ adapters.images); other files are skipped with a short notice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from adapters.images import MAX_DOWNLOAD_BYTES, ImageRefused, is_image, prepare_image_off_loop
-from config.settings import ImageSettings
+from adapters.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
 
 log = structlog.get_logger(__name__)
 
@@ -97,8 +97,8 @@ class ReadFiles:
     images: tuple[str, ...] = ()  # data URLs of the images, scaled down
 
 
-async def read_attachments(attachments: Sequence[Attachment], images: ImageSettings | None = None) -> ReadFiles:
-    """The files' text, images (with `images`' limits; none without) and what couldn't be used."""
+async def read_attachments(attachments: Sequence[Attachment], images: ImageReader | None = None) -> ReadFiles:
+    """The files' text, images (read by `images`, within its limits; none without) and what couldn't be used."""
     contents: list[str] = []
     skipped: list[str] = []
     notices: list[str] = []
@@ -121,23 +121,29 @@ async def read_attachments(attachments: Sequence[Attachment], images: ImageSetti
     return ReadFiles("\n\n".join(contents), (*notices, *image_notices), urls)
 
 
-async def _read_images(pictures: Sequence[Attachment], limits: ImageSettings) -> tuple[tuple[str, ...], list[str]]:
-    urls: list[str] = []
-    notices: list[str] = []
-    for picture in pictures[: limits.max_images]:
-        try:
-            if picture.size > MAX_DOWNLOAD_BYTES:
-                raise ImageRefused(f"{picture.name} is too large (over {MAX_DOWNLOAD_BYTES // 1_000_000} MB).")
-            data = await picture.download()
-            urls.append((await prepare_image_off_loop(picture.name, data, max_side=limits.max_side)).data_url())
-        except ImageRefused as refused:
-            notices.append(str(refused))
-        except DownloadFailed as error:
-            log.warning("attachment_download_failed", name=picture.name, error=str(error)[:200])
-            notices.append(f"I couldn't download {picture.name}.")
-    if extra := [picture.name for picture in pictures[limits.max_images :]]:
-        notices.append(f"I look at {limits.max_images} images per message at most, so I skipped {', '.join(extra)}.")
-    return tuple(urls), notices
+async def _read_images(pictures: Sequence[Attachment], reader: ImageReader) -> tuple[tuple[str, ...], list[str]]:
+    """The images' data URLs, in the order they were attached, and a notice for each one left out."""
+    read = await asyncio.gather(*(_read_image(picture, reader) for picture in pictures[: reader.max_images]))
+    urls = tuple(url for url, _ in read if url)
+    notices = [notice for _, notice in read if notice]
+    if extra := [picture.name for picture in pictures[reader.max_images :]]:
+        notices.append(f"I look at {reader.max_images} images per message at most, so I skipped {', '.join(extra)}.")
+    return urls, notices
+
+
+async def _read_image(picture: Attachment, reader: ImageReader) -> tuple[str, str]:
+    """The image's data URL, or the notice saying why it can't be used."""
+    try:
+        if picture.size > MAX_DOWNLOAD_BYTES:
+            raise ImageRefused(
+                f"{picture.name} is too large (over {MAX_DOWNLOAD_BYTES // 1_000_000} MB).", "declared_size"
+            )
+        return (await reader.read(picture.name, picture.download)).data_url(), ""
+    except ImageRefused as refused:
+        return "", str(refused)
+    except DownloadFailed as error:
+        log.warning("attachment_download_failed", name=picture.name, error=str(error)[:200])
+        return "", f"I couldn't download {picture.name}."
 
 
 def with_files(question: str, files: ReadFiles) -> str:

@@ -1,6 +1,9 @@
 """Images attached to a question, made ready for a vision model: checked to be a real PNG, JPEG,
 WebP or GIF (by their bytes, whatever the name says), turned upright, downscaled and re-encoded
-small enough to send. Anything unusable is refused with a sentence that names the file."""
+small enough to send. Anything unusable is refused with a sentence that names the file.
+
+The decoding runs in the isolated workers (adapters.isolation), never in the bot's process: a
+small file can decode to hundreds of megabytes, or take seconds of CPU."""
 
 from __future__ import annotations
 
@@ -9,17 +12,23 @@ import base64
 import io
 import math
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from PIL import Image, ImageOps
+from PIL import GifImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
+
+from adapters.isolation import Failure, IsolatedWorkers, WorkFailed
+from config.settings import ImageSettings
 
 log = structlog.get_logger(__name__)
 
 IMAGE_EXTENSIONS = frozenset(["png", "jpg", "jpeg", "jpe", "webp", "gif"])
 IMAGE_CONTENT_TYPES = frozenset(["image/png", "image/jpeg", "image/jpg", "image/pjpeg", "image/webp", "image/gif"])
-# Pillow's names of the formats accepted; a file is opened only as one of these.
+# Pillow's names of the formats accepted; a file is opened only as one of these. Their plugins are
+# imported here, so that the workers' fork server has them and no worker imports any on its first file.
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
+_PLUGINS = (PngImagePlugin, JpegImagePlugin, WebPImagePlugin, GifImagePlugin)
 
 # A larger file is refused by the size the platform declares, without downloading it.
 MAX_DOWNLOAD_BYTES = 20_000_000
@@ -61,7 +70,15 @@ class PreparedImage:
 
 class ImageRefused(Exception):
     """An image that can't be used; str(error) is a short sentence for the person, e.g.
-    "photo.png could not be read as an image." — always names the file."""
+    "photo.png could not be read as an image." — always names the file. `reason` is for the
+    operator's log."""
+
+    def __init__(self, sentence: str, reason: str = "unreadable") -> None:
+        super().__init__(sentence, reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def is_image(filename: str, content_type: str | None) -> bool:
@@ -95,18 +112,11 @@ def prepare_image(filename: str, data: bytes, *, max_side: int = MAX_SIDE, max_b
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _refused(filename, "bomb", f"{filename} is too large to look at (over {_megapixels()}).") from error
     except _UNREADABLE as error:
-        log.info("image_unreadable", name=filename, error=type(error).__name__, detail=str(error)[:200])
-        raise ImageRefused(f"{filename} could not be read as an image.") from error
+        reason = f"unreadable: {type(error).__name__}: {str(error)[:200]}"
+        raise ImageRefused(f"{filename} could not be read as an image.", reason) from error
     if prepared is None:
         raise _refused(filename, "cannot_fit", f"{filename} could not be made small enough to send.")
     return prepared
-
-
-async def prepare_image_off_loop(
-    filename: str, data: bytes, *, max_side: int = MAX_SIDE, max_bytes: int = MAX_BYTES
-) -> PreparedImage:
-    """prepare_image in a worker thread, so the event loop goes on while the image is decoded."""
-    return await asyncio.to_thread(prepare_image, filename, data, max_side=max_side, max_bytes=max_bytes)
 
 
 def _decoded(opened: Image.Image, max_side: int) -> Image.Image:
@@ -143,8 +153,7 @@ def _upright(image: Image.Image) -> Image.Image:
     """The image turned as the camera's EXIF orientation says; as it is when that tag is unreadable."""
     try:
         return ImageOps.exif_transpose(image)
-    except _UNREADABLE as error:
-        log.info("image_exif_unreadable", error=type(error).__name__)
+    except _UNREADABLE:
         return image
 
 
@@ -188,9 +197,49 @@ def _too_many_pixels(filename: str, width: int, height: int) -> ImageRefused:
 
 
 def _refused(filename: str, reason: str, sentence: str) -> ImageRefused:
-    log.info("image_refused", name=filename, reason=reason)
-    return ImageRefused(sentence)
+    return ImageRefused(sentence, reason)
 
 
 def _megapixels() -> str:
     return f"{MAX_PIXELS // 1_000_000} megapixels"
+
+
+class ImageReader:
+    """Reads the images people attach, within the bot's image settings, in the isolated workers:
+    at most `2 × workers` files are held at once (downloaded, waiting or being decoded), so a
+    burst of large files waits its turn rather than filling the bot's memory."""
+
+    def __init__(self, settings: ImageSettings, workers: IsolatedWorkers, *, held: int) -> None:
+        self.settings = settings
+        self._workers = workers
+        self._holding = asyncio.Semaphore(held)
+
+    @property
+    def max_images(self) -> int:
+        return self.settings.max_images
+
+    async def aclose(self) -> None:
+        await self._workers.aclose()
+
+    async def read(self, filename: str, download: Callable[[], Awaitable[bytes]]) -> PreparedImage:
+        """The image, downloaded and prepared; raises ImageRefused (logged for the operator) for
+        anything unusable, including a file that ran its worker out of memory or time."""
+        async with self._holding:
+            data = await download()
+            try:
+                return await self._workers.run(prepare_image, filename, data, max_side=self.settings.max_side)
+            except ImageRefused as refused:
+                log.info("image_refused", name=filename, reason=refused.reason)
+                raise
+            except WorkFailed as failed:
+                log.warning("image_worker_failed", name=filename, failure=failed.failure.name, detail=str(failed))
+                raise ImageRefused(
+                    _WORKER_FAILED[failed.failure].format(name=filename), failed.failure.name
+                ) from failed
+
+
+_WORKER_FAILED = {
+    Failure.TOO_BIG: "{name} is too large to look at.",
+    Failure.TOO_SLOW: "{name} took too long to read, so I couldn't look at it.",
+    Failure.CRASHED: "{name} could not be read as an image.",
+}

@@ -13,6 +13,8 @@ from typing import Any
 import structlog
 
 from adapters.attachments import Attachment, ReadFiles, read_attachments, with_files
+from adapters.images import ImageReader
+from adapters.isolation import IsolatedWorkers
 from adapters.ledger import Recording, ReplyLedger, ReplyRecord
 from adapters.ratelimit import RateLimits
 from bot.app import Services
@@ -57,7 +59,7 @@ class PlatformJobs:
         """`images`: the limits for images people attach (none are read without a model that sees them)."""
         prefix, operations = services.settings.history.key_prefix, services.settings.operations
         self.core = services.core
-        self.images = images if services.core.models.vision_choices() else None
+        self.images = _image_reader(images) if images and services.core.models.vision_choices() else None
         self.metrics = services.metrics
         self.rate_limits = RateLimits(services.redis.control, prefix)
         self._ledger = ReplyLedger(
@@ -153,6 +155,8 @@ class PlatformJobs:
         await cancel_and_wait(self._tasks)
         await self._ledger.stop()
         await self.rate_limits.aclose()
+        if self.images is not None:
+            await self.images.aclose()
 
     async def _sweep(self, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
         while True:
@@ -171,6 +175,11 @@ class PlatformJobs:
             await work
         except Exception:
             log.exception("reply_failed", platform=self._platform)
+
+
+def _image_reader(settings: ImageSettings) -> ImageReader:
+    workers = IsolatedWorkers(preload=["adapters.images"])
+    return ImageReader(settings, workers, held=2 * workers.size)
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:

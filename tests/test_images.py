@@ -15,13 +15,16 @@ import pytest
 from PIL import Image, ImageFile
 
 from adapters.images import (
+    MAX_BYTES,
     MAX_DOWNLOAD_BYTES,
+    ImageReader,
     ImageRefused,
     PreparedImage,
     is_image,
     prepare_image,
-    prepare_image_off_loop,
 )
+from adapters.isolation import IsolatedWorkers
+from config.settings import ImageSettings
 
 RED = (220, 30, 30)
 GREEN = (30, 200, 30)
@@ -333,15 +336,22 @@ def test_a_smaller_max_side_is_respected() -> None:
     assert (prepared.width, prepared.height) == (768, 576)
 
 
-async def test_an_image_is_prepared_off_the_event_loop() -> None:
-    prepared = await prepare_image_off_loop(
-        "holiday.jpg", encoded(photo(4000, 3000), "JPEG"), max_side=1000, max_bytes=500_000
-    )
+async def test_an_image_is_prepared_in_a_worker_process() -> None:
+    workers = IsolatedWorkers(preload=["adapters.images"])
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1000), workers, held=4)
+    photo_bytes = encoded(photo(4000, 3000), "JPEG")
 
-    assert (prepared.width, prepared.height) == (1000, 750)
-    assert len(prepared.data) <= 500_000
-    with pytest.raises(ImageRefused, match=r"^notes\.png could not be read as an image\.$"):
-        await prepare_image_off_loop("notes.png", b"just text", max_side=1000, max_bytes=500_000)
+    async def download(data: bytes) -> bytes:
+        return data
+
+    try:
+        prepared = await reader.read("holiday.jpg", lambda: download(photo_bytes))
+        assert (prepared.width, prepared.height) == (1000, 750)
+        assert len(prepared.data) <= MAX_BYTES
+        with pytest.raises(ImageRefused, match=r"^notes\.png could not be read as an image\.$"):
+            await reader.read("notes.png", lambda: download(b"just text"))
+    finally:
+        await workers.aclose()
 
 
 @pytest.mark.parametrize(

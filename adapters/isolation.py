@@ -1,0 +1,122 @@
+"""Work on files people send (decoding their images, later reading their documents) in worker
+processes of its own, never in the bot's: a small file that decodes to gigabytes, or that makes a
+decoder spin, costs a worker, which is limited and replaced, while the bot goes on answering.
+
+The workers are pebble's process pool: each worker is held to WORKER_MEMORY_BYTES of address
+space (`resource.RLIMIT_AS`, so an allocation past it fails with MemoryError), each task to a
+wall-clock limit after which its worker is killed, and a worker that dies takes only its own task
+with it. They are forked from a small server process (multiprocessing's "forkserver") that has
+imported the decoders once, so a new worker starts in milliseconds and shares nothing of the
+bot's memory."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import resource
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import TimeoutError as FutureTimeout
+from enum import Enum
+from typing import ParamSpec, TypeVar
+
+import structlog
+from pebble import ProcessExpired, ProcessPool
+
+log = structlog.get_logger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Two decodes at once use both cores of a small machine and leave the event loop its own.
+WORKERS = 2
+# What one worker may map: a 50-megapixel image with transparency (the largest the bot decodes)
+# needs about 600 MB on its way to 1,568 pixels; Python and Pillow themselves about 60 MB.
+WORKER_MEMORY_BYTES = 1024 * 1024 * 1024
+# A 50-megapixel PNG decodes in about 5 s on a slow core; nothing people send needs more than twice that.
+TASK_SECONDS = 15.0
+_OUT_OF_MEMORY = 75  # a worker's exit code when it ran out of memory
+# A worker is replaced after this many files, so that memory a large file left behind is given back.
+TASKS_PER_WORKER = 20
+
+
+class Failure(Enum):
+    """Why a worker gave no result, as the person's notice needs it."""
+
+    TOO_BIG = "too big"  # the work needed more memory than a worker has
+    TOO_SLOW = "too slow"  # past its time limit: the worker was killed
+    CRASHED = "crashed"  # the worker died (a decoder's bug, or killed from outside)
+
+
+class WorkFailed(Exception):
+    def __init__(self, failure: Failure, detail: str) -> None:
+        super().__init__(f"{failure.value}: {detail}")
+        self.failure = failure
+
+
+class IsolatedWorkers:
+    """A pool of limited worker processes; `run` awaits one function call in one of them."""
+
+    def __init__(
+        self,
+        *,
+        workers: int = WORKERS,
+        memory_bytes: int = WORKER_MEMORY_BYTES,
+        seconds: float = TASK_SECONDS,
+        preload: Sequence[str] = (),
+    ) -> None:
+        """`preload`: modules the workers' functions live in, imported once by the fork server."""
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(preload))
+        self._pool = ProcessPool(
+            max_workers=workers,
+            max_tasks=TASKS_PER_WORKER,
+            initializer=_limit_memory,
+            initargs=(memory_bytes,),
+            context=context,
+        )
+        self._seconds = seconds
+        self.size = workers
+        # The workers start now, with the bot, rather than in the first person's wait for an answer.
+        self._pool.schedule(_ready)
+
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`function(*args, **kwargs)` in a worker (it and its arguments must pickle); raises
+        WorkFailed when the worker runs out of memory or time or dies, and what the function
+        raises otherwise. Cancelling the caller kills a worker still running the call."""
+        future = self._pool.schedule(_call, args=(function, args, kwargs), timeout=self._seconds)
+        try:
+            return await asyncio.wrap_future(future)
+        except FutureTimeout as error:
+            raise WorkFailed(Failure.TOO_SLOW, f"over {self._seconds:g} s") from error
+        except ProcessExpired as error:
+            if error.exitcode == _OUT_OF_MEMORY:
+                raise WorkFailed(Failure.TOO_BIG, "out of memory") from error
+            raise WorkFailed(Failure.CRASHED, f"exit code {error.exitcode}") from error
+        except FutureCancelled as error:  # the pool was stopped under it
+            raise WorkFailed(Failure.CRASHED, "workers stopped") from error
+
+    async def aclose(self) -> None:
+        """Stop the workers, whatever they are doing."""
+        self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
+        await asyncio.to_thread(self._pool.join)
+
+
+def _call(function: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]) -> T:
+    """In the worker: a worker that ran out of memory is not trusted with another file (its heap
+    may be left in pieces), so it exits, with a code that says why."""
+    try:
+        return function(*args, **kwargs)
+    except MemoryError:
+        os._exit(_OUT_OF_MEMORY)
+
+
+def _ready() -> None:
+    return None
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

@@ -1,0 +1,89 @@
+"""A small file that decodes to hundreds of megabytes can't take the bot down: images are decoded
+in limited worker processes, never in the bot's own. The real bot process against the loopback
+fake Discord, with a model that sees images."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from tests.discord_harness import DiscordWorld, log_shown
+from tests.fakes.model_server import Script
+
+VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
+MB = 1024 * 1024
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmRSS (resident now) and VmHWM (the most ever resident) of a process, in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = {line.split(":")[0]: line.split()[1] for line in status if line.startswith(("VmRSS:", "VmHWM:"))}
+    return {name: int(kilobytes) * 1024 for name, kilobytes in fields.items()}
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def flat_png(side: int) -> bytes:
+    """About 150 KB of PNG that decode to side × side × 3 bytes (147 MB at 7,000)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (40, 90, 160)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_three_mentions_of_huge_pngs_at_once_leave_the_bots_memory_as_it_was() -> None:
+    bomb = flat_png(7000)
+    assert len(bomb) < 200_000
+    async with DiscordWorld.open() as world:
+        with log_shown(world):
+            channel = world.add_channel("general")
+            people = [world.add_user(name) for name in ("ann", "ben", "cat")]
+            world.answer("bomb", Script(text="Two blue squares.", rate=50))
+            bot = await world.start_bot(MODEL_ID=VISION_MODEL, VISION_MODELS=VISION_MODEL)
+            await asyncio.sleep(1.0)  # the image workers start beside the bot
+            start = memory(bot.pid)["VmRSS"]
+
+            mentions = await asyncio.gather(
+                *(
+                    world.mention(
+                        channel,
+                        person,
+                        f"bomb {number}: what is in these?",
+                        files=[(f"square{n}.png", "image/png", bomb) for n in range(2)],
+                    )
+                    for number, person in enumerate(people)
+                )
+            )
+            for mention in mentions:
+                thread = await world.wait_thread(mention, timeout=60)
+                await world.wait_bot_text(thread["id"], lambda text: text.startswith("Two blue squares."), timeout=90)
+            after_answers = memory(bot.pid)
+            await asyncio.sleep(5)
+            five_seconds_later = memory(bot.pid)["VmRSS"]
+            helpers = children(bot.pid)  # the image workers' fork server, and through it the workers
+
+            for request in world.model_requests("bomb"):
+                [content] = [m["content"] for m in request.body["messages"] if m["role"] == "user"][-1:]
+                assert sum(1 for part in content if part["type"] == "image_url") == 2
+            assert after_answers["VmHWM"] - start < 200 * MB, (start // MB, after_answers["VmHWM"] // MB)
+            assert five_seconds_later - start < 50 * MB, (start // MB, five_seconds_later // MB)
+            assert helpers, "the bot started no process to decode images in"
+            await world.stop_bot(check=True)
+
+    await asyncio.sleep(0.5)
+    assert not [pid for pid in helpers if running(pid)], "the bot left processes behind"
+
+
+def running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

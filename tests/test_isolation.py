@@ -1,0 +1,121 @@
+"""Files people send are decoded in limited worker processes (adapters.isolation): a file that
+needs too much memory or time, or kills its worker, costs that worker only. Real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from PIL import Image
+
+from adapters.images import ImageReader, ImageRefused
+from adapters.isolation import Failure, IsolatedWorkers, WorkFailed
+from config.settings import ImageSettings
+
+
+def allocate(size: int) -> int:
+    return len(bytearray(size))
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def exit_at_once() -> None:
+    os._exit(9)
+
+
+def worker_pid() -> int:
+    return os.getpid()
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def returning(data: bytes) -> bytes:
+    return data
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[IsolatedWorkers]:
+    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.images"])
+    yield pool
+    await pool.aclose()
+
+
+async def test_work_runs_in_another_process(workers: IsolatedWorkers) -> None:
+    assert await workers.run(worker_pid) != os.getpid()
+    assert await workers.run(allocate, 1000) == 1000
+
+
+async def test_work_past_the_memory_limit_fails_and_the_next_runs(workers: IsolatedWorkers) -> None:
+    with pytest.raises(WorkFailed) as failed:
+        await workers.run(allocate, 1_000_000_000)
+
+    assert failed.value.failure is Failure.TOO_BIG
+    assert await workers.run(allocate, 10_000_000) == 10_000_000
+
+
+async def test_work_past_the_time_limit_is_killed_and_the_next_runs(workers: IsolatedWorkers) -> None:
+    started = time.monotonic()
+    with pytest.raises(WorkFailed) as failed:
+        await workers.run(spin)
+
+    assert failed.value.failure is Failure.TOO_SLOW
+    assert time.monotonic() - started < 4
+    assert await workers.run(allocate, 10) == 10
+
+
+async def test_a_worker_that_dies_fails_its_own_work_only(workers: IsolatedWorkers) -> None:
+    results = await asyncio.gather(workers.run(exit_at_once), workers.run(allocate, 5), return_exceptions=True)
+
+    assert isinstance(results[0], WorkFailed) and results[0].failure is Failure.CRASHED
+    assert results[1] == 5
+
+
+async def test_cancelled_work_frees_its_worker(workers: IsolatedWorkers) -> None:
+    spinning = [asyncio.ensure_future(workers.run(spin)) for _ in range(workers.size)]
+    await asyncio.sleep(0.3)
+    for task in spinning:
+        task.cancel()
+
+    assert await asyncio.wait_for(workers.run(allocate, 3), 1.5) == 3
+
+
+async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_small(
+    workers: IsolatedWorkers,
+) -> None:
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), workers, held=4)
+    huge = png(7000, 7000)  # 150 KB that decode to 147 MB, and several copies of it on the way
+    before = rss_bytes()
+
+    with pytest.raises(ImageRefused, match=r"^huge\.png is too large to look at\.$"):
+        await reader.read("huge.png", lambda: returning(huge))
+    fine = await reader.read("fine.png", lambda: returning(png(3000, 2000)))
+
+    assert (fine.width, fine.height) == (1568, 1045)
+    assert rss_bytes() - before < 30_000_000
+
+
+async def test_an_image_that_takes_too_long_gets_a_notice() -> None:
+    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.images"])
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow, held=4)
+    try:
+        with pytest.raises(ImageRefused, match=r"^scan\.png took too long to read, so I couldn't look at it\.$"):
+            await reader.read("scan.png", lambda: returning(png(7000, 7000)))
+    finally:
+        await slow.aclose()
