@@ -178,7 +178,7 @@ class PlatformJobs:
 
 
 def _image_reader(settings: ImageSettings) -> ImageReader:
-    workers = IsolatedWorkers(preload=["adapters.images"])
+    workers = IsolatedWorkers(preload=["adapters.image_worker"])
     return ImageReader(settings, workers, held=2 * workers.size)
 
 

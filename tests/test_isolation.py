@@ -52,7 +52,7 @@ async def returning(data: bytes) -> bytes:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[IsolatedWorkers]:
-    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.images"])
+    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.image_worker"])
     yield pool
     await pool.aclose()
 
@@ -112,7 +112,7 @@ async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_s
 
 
 async def test_an_image_that_takes_too_long_gets_a_notice() -> None:
-    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.images"])
+    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.image_worker"])
     reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow, held=4)
     try:
         with pytest.raises(ImageRefused, match=r"^scan\.png took too long to read, so I couldn't look at it\.$"):
