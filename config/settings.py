@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
+from config.catalog import load_catalog
 from config.env import ConfigError, Env
-from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, load_catalog, sampling_from_env
+from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
 
 __all__ = ["BackendKind", "ModelSettings", "SamplingSettings", "Settings", "load_settings"]
 
