@@ -32,11 +32,12 @@ install-dev: install
 run: install
 	$(PYTHON) -m bot
 
-# Settings for all three are in pyproject.toml.
+# Settings for all four are in pyproject.toml.
 lint: install-dev
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
+	lint-imports  # the architecture: [tool.importlinter] in pyproject.toml
 
 test: lint
 	$(PYTHON) -m pytest

@@ -7,20 +7,26 @@ neither read nor post in the channel, so it answers in the interaction's respons
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, InteractionReply
-from adapters.shared import describe_models, switched_model, unknown_model
+from adapters.attachments import Attachment
+from adapters.discord_bot.settings import DiscordSettings
+from adapters.discord_bot.surfaces import (
+    REPLY_LIMITS,
+    ChannelReply,
+    Destination,
+    DiscordRateLimits,
+    InteractionReply,
+    OnPosted,
+)
+from adapters.shared import PlatformJobs, describe_models, switched_model, unknown_model
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
-
-if TYPE_CHECKING:
-    from adapters.discord_bot.client import MistralDiscordBot
 
 log = structlog.get_logger(__name__)
 
@@ -29,14 +35,37 @@ AUTOCOMPLETE_CHOICES = 25
 MENU_NAME_LENGTH = 32
 
 
+class CommandHost(Protocol):
+    """What the commands use of the client that registers them (client.py), which they never import."""
+
+    @property
+    def jobs(self) -> PlatformJobs: ...
+
+    @property
+    def settings(self) -> DiscordSettings: ...
+
+    @property
+    def rate_limits(self) -> DiscordRateLimits: ...
+
+    def allowed(self, user: discord.abc.User, guild: discord.Guild | None, channel: Any) -> bool: ...
+
+    def refusal(self, guild: discord.Guild | None) -> str: ...
+
+    def attachments_of(self, message: discord.Message) -> list[Attachment]: ...
+
+    async def open_thread(self, message: discord.Message) -> Destination: ...
+
+    def linker(self, key: str) -> OnPosted: ...
+
+
 class Commands:
     """The bot's commands, each answered by the one process that claims the interaction."""
 
-    def __init__(self, bot: MistralDiscordBot) -> None:
+    def __init__(self, bot: CommandHost) -> None:
         self._bot = bot
         self._jobs = bot.jobs
 
-    def register(self, tree: app_commands.CommandTree[MistralDiscordBot]) -> None:
+    def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         @tree.command(name="ask", description="Ask the model a question")
         @app_commands.describe(prompt="Your question")
         async def ask(interaction: discord.Interaction, prompt: str) -> None:
@@ -55,13 +84,13 @@ class Commands:
         async def model_names(_: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
             return self._model_choices(typed)
 
-    def register_menu(self, tree: app_commands.CommandTree[MistralDiscordBot], bot_name: str) -> None:
+    def register_menu(self, tree: app_commands.CommandTree[discord.Client], bot_name: str) -> None:
         """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""
         name = f"Ask {bot_name}"[:MENU_NAME_LENGTH]
         tree.add_command(app_commands.ContextMenu(name=name, callback=self._ask_about))
 
     @staticmethod
-    def install_everywhere(tree: app_commands.CommandTree[MistralDiscordBot], app: discord.AppInfo | None) -> None:
+    def install_everywhere(tree: app_commands.CommandTree[discord.Client], app: discord.AppInfo | None) -> None:
         """Every command: in servers and the bot's DM through the server install, and, when the
         application allows user installs (developer portal → Installation), on people's accounts
         too, so it also works in group DMs and DMs of people and in servers without the bot.

@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
+from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.assistant.thread_context import AssistantThreadContext
 from slack_bolt.context.assistant.thread_context_store.async_store import AsyncAssistantThreadContextStore
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
@@ -29,12 +30,10 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.shared import PlatformJobs
 from adapters.slack_bot.commands import bold, conversation_key
+from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.recent import ChannelReader, Unreadable, channel_question
 from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
 from bot.errors import ReplyFailure
-
-if TYPE_CHECKING:
-    from adapters.slack_bot.bot import SlackBot
 
 log = structlog.get_logger(__name__)
 
@@ -90,17 +89,27 @@ class Utilities:
     say: Any
 
 
+class AssistantHost(Answerer, Protocol):
+    """The app's own handling of a message, for the DM threads that were not started in the panel."""
+
+    async def first_delivery(self, body: dict[str, Any]) -> bool: ...
+
+    def question_text(self, event: dict[str, Any]) -> str: ...
+
+    async def start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None: ...
+
+
 class SlackAssistant:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: AssistantHost) -> None:
         self._bot = bot
         self._reader = ChannelReader(bot)
         self.assistant = AsyncAssistant(thread_context_store=ThreadContexts(bot.jobs))
 
-    def register(self) -> None:
+    def register(self, app: AsyncApp) -> None:
         self.assistant.thread_started(self._on_thread_started)
         self.assistant.thread_context_changed(self._on_context_changed)
         self.assistant.user_message(self._on_user_message)
-        self._bot.app.assistant(self.assistant)
+        app.assistant(self.assistant)
 
     # -- events ----------------------------------------------------------------------
 

@@ -104,9 +104,9 @@ class SlackBot:
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
-        SlackCommands(self).register()
-        SlackAssistant(self).register()  # DM threads' messages go to it first (see .assistant)
-        HomeTab(self).register()
+        SlackCommands(self).register(self.app)
+        SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
+        HomeTab(self, self.jobs.core).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""

@@ -4,19 +4,18 @@ Each is acknowledged first (Slack waits 3 s at most), then does its work."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from adapters.shared import describe_models, switched_model, unknown_model
+from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Place
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
-
-if TYPE_CHECKING:
-    from adapters.slack_bot.bot import SlackBot
 
 log = structlog.get_logger(__name__)
 
@@ -41,12 +40,11 @@ def channel_model_key(team: str, channel: str) -> str:
 
 
 class SlackCommands:
-    def __init__(self, bot: SlackBot) -> None:
+    def __init__(self, bot: Answerer) -> None:
         self._bot = bot
         self._core = bot.jobs.core
 
-    def register(self) -> None:
-        app = self._bot.app
+    def register(self, app: AsyncApp) -> None:
         app.command("/ask")(self._on_ask)
         app.command("/reset")(self._on_reset)
         app.command("/model")(self._on_model)

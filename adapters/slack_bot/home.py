@@ -3,18 +3,18 @@ models as they are and that person's remaining questions this minute (USER_TURNS
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from adapters.shared import describe_models
 from adapters.slack_bot.commands import bold
+from adapters.slack_bot.ports import Workspace
 from adapters.slack_bot.surfaces import SECTION_CHARS
+from bot.core import ChatCore
 from bot.errors import ReplyFailure
-
-if TYPE_CHECKING:
-    from adapters.slack_bot.bot import SlackBot
 
 log = structlog.get_logger(__name__)
 
@@ -23,29 +23,30 @@ HEADER_CHARS = 150  # Slack's limit for a header block's text
 
 
 class HomeTab:
-    def __init__(self, bot: SlackBot) -> None:
-        self._bot = bot
+    def __init__(self, workspace: Workspace, core: ChatCore) -> None:
+        self._workspace = workspace
+        self._core = core
 
-    def register(self) -> None:
-        self._bot.app.event("app_home_opened")(self._on_opened)
+    def register(self, app: AsyncApp) -> None:
+        app.event("app_home_opened")(self._on_opened)
 
     async def _on_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         """Publishing is idempotent, so a redelivered event is not claimed: it publishes again."""
         if event.get("tab", "home") != "home":
             return  # the Messages tab: the DM, nothing to publish
-        bot, user = self._bot, event["user"]
-        budgets = bot.budgets(str(body.get("team_id") or ""))
+        user = event["user"]
+        budgets = self._workspace.budgets(str(body.get("team_id") or ""))
         view = {"type": "home", "blocks": await self.blocks(user)}
         try:
             async with budgets.limits.write((budgets.views,)):
-                await bot.client.views_publish(user_id=user, view=view)
+                await self._workspace.client.views_publish(user_id=user, view=view)
         except SlackApiError as error:
             log.warning("slack_home_not_published", user=user, error=error.response.get("error"))
             return
         log.info("slack_home_published", user=user)
 
     async def blocks(self, user: str) -> list[dict[str, Any]]:
-        core = self._bot.jobs.core
+        core = self._core
         default = core.models.default.display_name
         if len(core.models.choices) == 1:
             models = f"I answer with {bold(default)}."
@@ -64,7 +65,7 @@ class HomeTab:
         return blocks
 
     def _how_to(self) -> str:
-        me = f"<@{self._bot.bot_user_id}>"
+        me = f"<@{self._workspace.bot_user_id}>"
         return "\n".join(
             (
                 "*How to ask me*",
@@ -83,7 +84,7 @@ class HomeTab:
     async def _quota(self, user: str) -> str:
         """This person's remaining questions this minute; "" when there is no per-person limit."""
         try:
-            left = await self._bot.jobs.core.turns_left("slack", user)
+            left = await self._core.turns_left("slack", user)
         except ReplyFailure:
             return "I can't check how many questions you have left right now."
         if left is None:

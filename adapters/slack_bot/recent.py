@@ -17,12 +17,11 @@ import asyncio
 import html
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-if TYPE_CHECKING:
-    from adapters.slack_bot.bot import SlackBot
+from adapters.slack_bot.ports import Workspace
 
 CHANNEL_MESSAGES = 50  # the newest messages read
 MESSAGE_CHARS = 1_000  # each message's text cut to this
@@ -57,16 +56,15 @@ class Unreadable(Exception):
 
 
 class ChannelReader:
-    def __init__(self, bot: SlackBot) -> None:
-        self._bot = bot
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
 
     async def read(self, team: str, channel: str) -> list[str]:
         """The channel's recent messages, oldest first, one entry per message (raises Unreadable)."""
-        bot = self._bot
-        budgets = bot.budgets(team)
+        budgets = self._workspace.budgets(team)
         try:
             async with budgets.limits.write((budgets.history,)):
-                response = await bot.client.conversations_history(channel=channel, limit=CHANNEL_MESSAGES)
+                response = await self._workspace.client.conversations_history(channel=channel, limit=CHANNEL_MESSAGES)
         except SlackApiError as error:
             raise Unreadable(unreadable_reason(channel, error.response.data)) from error
         found: list[dict[str, Any]] = response.get("messages", [])
@@ -83,7 +81,7 @@ class ChannelReader:
         users = {str(m["user"]) for m in messages if m.get("user")}
         users.update(user for m in messages for user in _USER_MENTION.findall(str(m.get("text") or "")))
         people = sorted(users)
-        found = await asyncio.gather(*(self._bot.display_name_of(team, user) for user in people))
+        found = await asyncio.gather(*(self._workspace.display_name_of(team, user) for user in people))
         return dict(zip(people, found, strict=True))
 
 
