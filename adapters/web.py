@@ -23,6 +23,21 @@ The frames (JSON over the websocket):
 - page → server: `ask` {id, text, images: [{name, type, data: "data:image/…;base64,…"}]};
   `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
   `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
+
+What a person meets (adapters/web_chat.py):
+
+- A question holds up to 100,000 characters, and images only when a model sees them (`maxImages`
+  is 0 otherwise, and the page shows no paperclip): up to MAX_IMAGES of 10 MB each. An image sent
+  anyway, or any file that is not an image, is skipped unread, and the answer names it. A frame
+  larger than its text and images may need closes the socket ("message too big"), unread.
+- Questions waiting for their answers, in each bot process: 3 per page, 6 per browser, 20 per
+  network address (as web_guard counts it, behind trusted proxies too). One more is refused,
+  saying which ("This browser has 6 questions waiting for their answers already: ask again once
+  one is answered."); the count goes down as each answer ends, fails or is stopped, even if its
+  page has closed.
+- A deleted conversation stays deleted, whichever process a tab still asking in it is connected
+  to: that question is refused ("This conversation was deleted.") or its answer is forgotten as
+  soon as it is stored. Deleting the last conversation starts a fresh one.
 """
 
 from __future__ import annotations
@@ -40,7 +55,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from adapters import web_guard
 from adapters.shared import PlatformJobs
-from adapters.web_chat import IMAGE_FRAME_BYTES, MAX_FRAME_BYTES, Tab
+from adapters.web_chat import Tab, images_taken, max_frame_bytes
 from adapters.web_conversations import Hub, conversations_for
 from adapters.web_guard import Guard
 from bot.app import Services
@@ -75,7 +90,6 @@ class WebSettings:
     port: int
     password: str | None
     cookie_seconds: int
-    images: ImageSettings
     guard: Guard  # who may use the chat, and over what (adapters/web_guard.py)
 
     @classmethod
@@ -84,12 +98,7 @@ class WebSettings:
         host = env.str("WEB_HOST", "127.0.0.1")
         guard = Guard.from_env(env, host)  # WEB_PASSWORD, WEB_ALLOWED_HOSTS, WEB_TRUSTED_PROXIES, WEB_TLS_*
         port = env.int("WEB_PORT", 8080, minimum=1, maximum=65535)
-        return cls(host, port, guard.password, settings.history.ttl_seconds, settings.images, guard)
-
-    @property
-    def max_frame_bytes(self) -> int:
-        """The largest frame a page may send: a question of MAX_MESSAGE_CHARS with its images."""
-        return MAX_FRAME_BYTES + self.images.max_images * IMAGE_FRAME_BYTES
+        return cls(host, port, guard.password, settings.history.ttl_seconds, guard)
 
     @property
     def url(self) -> str:
@@ -133,11 +142,13 @@ async def socket(request: web.Request) -> web.StreamResponse:
     chat_id = chat_id_of(request)
     if chat_id is None or not web_guard.same_origin(request):
         raise web.HTTPForbidden(text="Open the chat page first.")
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=request.app[SITE].max_frame_bytes)
+    jobs = request.app[JOBS]
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=max_frame_bytes(images_taken(jobs)))
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     conversation = request.query.get("conversation", "")  # the one this page showed last
-    tab = Tab(request.app[JOBS], request.app[SITE].images, request.app[HUB], ws, chat_id, conversation)
+    address = web_guard.counted_address(request.remote or "unknown")
+    tab = Tab(jobs, request.app[HUB], ws, chat_id, address, conversation)
     try:
         await tab.greet()
         async for message in ws:
@@ -157,9 +168,10 @@ async def _close_pages(app: web.Application) -> None:
         await ws.close(code=1001, message=b"server shutting down")
 
 
-def make_app(services: Services, site: WebSettings) -> web.Application:
+def make_app(services: Services, site: WebSettings, images: ImageSettings) -> web.Application:
+    """`images`: the limits for images people attach (none are taken without a model that sees them)."""
     app = web.Application(middlewares=[web_guard.middleware(site.guard)], client_max_size=64 * 1024)
-    app[JOBS] = PlatformJobs(services, NAME)
+    app[JOBS] = PlatformJobs(services, NAME, images)
     app[SITE] = site
     app[SOCKETS] = weakref.WeakSet()
     app[HUB] = Hub(conversations_for(services, site.cookie_seconds))
@@ -186,7 +198,7 @@ def command(argv: list[str], settings: Settings) -> int | None:
 async def run(services: Services, settings: Settings) -> None:
     site_settings = WebSettings.from_settings(settings)
     guard = site_settings.guard
-    app = make_app(services, site_settings)
+    app = make_app(services, site_settings, settings.images)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:

@@ -17,7 +17,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from adapters.attachments import Attachment, read_attachments, with_files
+from adapters.attachments import Attachment, with_files
+from adapters.images import is_image
 from adapters.shared import PlatformJobs, switched_model
 from adapters.web_conversations import (
     FIRST,
@@ -40,7 +41,6 @@ from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
 from config.models import ModelChoice
-from config.settings import ImageSettings
 
 log = structlog.get_logger(__name__)
 
@@ -53,9 +53,24 @@ MAX_FILE_NAME_CHARS = 120
 # What one image adds to a frame at most: its base64 (4 characters per 3 bytes), the data URL's
 # header, and its name and type (up to 6 bytes per character escaped).
 IMAGE_FRAME_BYTES = 4 * -(-MAX_IMAGE_BYTES // 3) + 6 * MAX_FILE_NAME_CHARS + 1024
-# Questions one page may have waiting for their answers; more are refused (a page asks one at a time).
-MAX_WAITING = 3
+# Questions waiting for their answers (asked, not yet answered, failed or stopped). A person asks
+# one at a time in a page and never meets these; past one, the question is refused, saying so:
+MAX_WAITING_PER_PAGE = 3  # "You have 3 questions waiting for their answers already: …"
+MAX_WAITING_PER_BROWSER = 6  # "This browser has 6 questions waiting …" (a few tabs asking at once)
+MAX_WAITING_PER_ADDRESS = 20  # "There are 20 questions from your network address waiting …" (a home, an office)
+DELETED = "This conversation was deleted."
 _DATA_URL = re.compile(r"data:([^,;]*)((?:;[^,;]*)*);base64,(.*)", re.DOTALL)
+_DATA_URL_TYPE = re.compile(r"data:([^,;]{0,200})[,;]")
+
+
+def images_taken(jobs: PlatformJobs) -> int:
+    """Images a question may carry: none without a model that sees them."""
+    return jobs.images.max_images if jobs.images is not None else 0
+
+
+def max_frame_bytes(images: int) -> int:
+    """The largest frame a page may send: a question of MAX_MESSAGE_CHARS with `images` images."""
+    return MAX_FRAME_BYTES + images * IMAGE_FRAME_BYTES
 
 
 def model_info(choice: ModelChoice) -> dict[str, Any]:
@@ -64,34 +79,41 @@ def model_info(choice: ModelChoice) -> dict[str, Any]:
 
 
 class Tab:
-    """One open page: its websocket, its browser (`chat_id`) and the conversation it shows."""
+    """One open page: its websocket, its browser (`chat_id`), its client's network address (as
+    web_guard.counted_address counts it) and the conversation it shows."""
 
     def __init__(
         self,
         jobs: PlatformJobs,
-        images: ImageSettings,
         hub: Hub,
         ws: web.WebSocketResponse,
         chat_id: str,
+        address: str,
         conversation: str = "",
     ) -> None:
         """`conversation`: the one the page showed last, if it still exists."""
         self._jobs = jobs
-        self._images = images
         self._hub = hub
         self.chat_id = chat_id
+        self.address = address
         self.conversation = conversation if is_conversation_id(conversation) else FIRST
         self.thread = thread_of(chat_id, self.conversation)
         self.outbox = Outbox(ws)
         self.model = self._jobs.core.models.default  # the conversation's model, as this page shows it
         self._waiting = 0  # questions asked here whose answers are not written yet
         self._greeting = asyncio.Lock()
+        self._open = True
         hub.join(self)
 
     def close(self) -> None:
         """The page went away (its answers still finish and are stored)."""
+        self._open = False
         self._hub.leave(self)
         self.outbox.close()
+
+    @property
+    def max_images(self) -> int:
+        return images_taken(self._jobs)
 
     def send(self, event: dict[str, Any]) -> None:
         self._hub.send([self], event)
@@ -122,7 +144,7 @@ class Tab:
                     "models": [model_info(choice) for choice in core.models.choices],
                     "model": model_info(self.model),
                     "maxChars": MAX_MESSAGE_CHARS,
-                    "maxImages": self._images.max_images,
+                    "maxImages": self.max_images,
                     "maxImageBytes": MAX_IMAGE_BYTES,
                     "conversation": entry.id,
                     "conversations": [entry.frame() for entry in entries],
@@ -135,9 +157,12 @@ class Tab:
             await self._save(entries, replace(entry, title=title_from(first)))
 
     async def receive(self, raw: str) -> bool:
-        """Act on one frame from the page; False for a frame larger than what it carries needs
-        (a question without images is held to the limit there always was)."""
-        if len(raw) > MAX_FRAME_BYTES and '"images"' not in raw:
+        """Act on one frame from the page; False for a frame larger than what it carries may need:
+        its text, and the images it carries (none when this chat takes none)."""
+        size = _frame_bytes(raw)
+        # Before parsing it: an image's room for each image data URL in it (the page's JSON holds
+        # each as "data:image/…), up to the images a question may carry.
+        if size > MAX_FRAME_BYTES and size > max_frame_bytes(min(raw.count('"data:image/'), self.max_images)):
             return False
         try:
             event = json.loads(raw)
@@ -149,7 +174,7 @@ class Tab:
         kind = event.get("type")
         images = event.get("images")
         uploads: list[object] = images if kind == "ask" and isinstance(images, list) else []
-        if _frame_bytes(raw) > MAX_FRAME_BYTES + min(len(uploads), self._images.max_images) * IMAGE_FRAME_BYTES:
+        if size > max_frame_bytes(min(sum(map(_is_image_upload, uploads)), self.max_images)):
             return False
         question = str(event.get("id", ""))[:64]
         if kind == "ask" and isinstance(event.get("text"), str):
@@ -184,7 +209,7 @@ class Tab:
             return
         title = title_from(text) or ("Images" if len(uploads) > 1 else "Image")
         live = Live(self.thread, question, {"question": question, "text": text, "images": len(uploads)})
-        self._start(live, self._answer(live, self.conversation, text, uploads, title))
+        self._start(live, self.conversation, self._answer(live, self.conversation, text, uploads, title))
 
     def _again(self, question: str) -> None:
         """Answer the conversation's last question again, in place of its last answer."""
@@ -194,38 +219,65 @@ class Tab:
             return
         live = Live(self.thread, question, {"question": question, "again": True}, again=True)
         turn = Turn(self.thread, self.chat_id, "web", "", channel="web", again=True)
-        self._start(live, self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live)))
+        self._start(live, self.conversation, self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live)))
 
     def _busy(self) -> str | None:
-        if self._waiting < MAX_WAITING:
+        """Why one more question can't wait for its answer here, if it can't."""
+        if self._waiting >= MAX_WAITING_PER_PAGE:
+            questions = f"You have {MAX_WAITING_PER_PAGE} questions"
+        elif self._hub.waiting.of_browser(self.chat_id) >= MAX_WAITING_PER_BROWSER:
+            questions = f"This browser has {MAX_WAITING_PER_BROWSER} questions"
+        elif self._hub.waiting.of_address(self.address) >= MAX_WAITING_PER_ADDRESS:
+            questions = f"There are {MAX_WAITING_PER_ADDRESS} questions from your network address"
+        else:
             return None
-        return f"You have {MAX_WAITING} questions waiting for their answers already: ask again once one is answered."
+        return f"{questions} waiting for their answers already: ask again once one is answered."
 
-    def _start(self, live: Live, work: Coroutine[Any, Any, None]) -> None:
+    def _start(self, live: Live, conversation: str, work: Coroutine[Any, Any, None]) -> None:
         """Answer in a task of its own: the answer completes (and is stored) even if the page
         closes now; its last frames go out once it is stored."""
         self._hub.begin(live)
         self._waiting += 1
-        self._jobs.spawn(self._answering(live, work))
+        self._hub.waiting.add(self.chat_id, self.address)
+        self._jobs.spawn(self._answering(live, conversation, work))
 
-    async def _answering(self, live: Live, work: Coroutine[Any, Any, None]) -> None:
+    async def _answering(self, live: Live, conversation: str, work: Coroutine[Any, Any, None]) -> None:
         try:
             await work
         finally:
             self._waiting -= 1
+            self._hub.waiting.remove(self.chat_id, self.address)
             await self._hub.finish(live)
+        await self._forget_if_deleted(conversation)
+
+    async def _forget_if_deleted(self, conversation: str) -> None:
+        """An answer stored in a conversation deleted meanwhile is forgotten too. The delete marks
+        the conversation before it clears its history, so this clearing or the delete's own comes
+        after the answer was stored (each waits for the conversation's lock)."""
+        thread = thread_of(self.chat_id, conversation)
+        try:
+            if await self._hub.conversations.deleted(self.chat_id, conversation):
+                await self._jobs.core.reset(thread)
+        except ReplyFailure as failure:
+            log.warning("web_deleted_conversation_not_cleared", thread=thread, detail=failure.detail)
 
     async def _answer(self, live: Live, conversation: str, text: str, uploads: list[object], title: str) -> None:
         """Read the question's images (checked and scaled down as on every platform), then answer."""
-        await self._touch(conversation, title)
+        if not await self._touch(conversation, title):
+            await self._refuse_deleted(live.question, conversation)
+            return
         attachments, notices = self._attachments(uploads)
-        files = await read_attachments(attachments, self._images)
+        files = await self._jobs.read_files(attachments)
         notices += files.notices
         if not text.strip() and not files.images and not files.text:
             reason = " ".join(notices) or "Type a message first."  # every image it had was unusable
             self.send({"type": "refused", "question": live.question, "reason": reason})
             return
         asked = with_files(text if text.strip() else _about(files.images), files)
+        refusal = _refusal(asked)  # what its files add counts too
+        if refusal is not None:
+            self.send({"type": "refused", "question": live.question, "reason": refusal})
+            return
         turn = Turn(
             live.thread,
             self.chat_id,
@@ -237,15 +289,27 @@ class Tab:
         )
         await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live))
 
+    async def _refuse_deleted(self, question: str, conversation: str) -> None:
+        """The question's conversation was deleted (from another tab): it is not answered, and a
+        page still showing that conversation is shown another."""
+        self.send({"type": "refused", "question": question, "reason": DELETED})
+        if self.conversation == conversation and self._open:
+            await self.greet(None)
+            self.notice(DELETED)
+
     def _attachments(self, uploads: list[object]) -> tuple[list[Attachment], list[str]]:
-        """The files a page sent, decoded; a notice naming each one that can't be used."""
-        if uploads and not self._images.max_images:
-            names = ", ".join(_file_name(upload, number) for number, upload in enumerate(uploads, start=1))
-            return [], [f"This chat doesn't take images, so I skipped {names}."]
+        """The images a page sent, decoded; a notice naming each file that can't be used. Files
+        that are not images are skipped unread (the page sends none)."""
+        names = [_file_name(upload, number) for number, upload in enumerate(uploads, start=1)]
+        if uploads and not self.max_images:
+            return [], [f"This chat doesn't take images, so I skipped {', '.join(names)}."]
         attachments: list[Attachment] = []
         notices: list[str] = []
-        for number, upload in enumerate(uploads, start=1):
-            name = _file_name(upload, number)
+        if others := [name for name, upload in zip(names, uploads, strict=True) if not _is_image_upload(upload)]:
+            notices.append(f"I can only look at images here, so I skipped {', '.join(others)}.")
+        for name, upload in zip(names, uploads, strict=True):
+            if not _is_image_upload(upload):
+                continue
             try:
                 content_type, data = _decoded(upload)
             except ValueError:
@@ -324,7 +388,9 @@ class Tab:
             await self._save(entries, replace(entry, title=title_from(title)))
 
     async def _delete(self, conversation: str) -> None:
-        """Forget a conversation: its messages, its place in the list; its pages show another."""
+        """Forget a conversation: its messages, its place in the list; its pages show another
+        (a fresh one if it was the last). It is marked deleted first, so an answer still being
+        written in it, by any process, is not kept (see _touch and _forget_if_deleted)."""
         entries = await self._entries()
         if not any(entry.id == conversation for entry in entries):
             return
@@ -338,23 +404,26 @@ class Tab:
         except ReplyFailure as failure:
             self.notice(failure_note(failure))
             return
-        remaining = [entry for entry in entries if entry.id != conversation]
+        remaining = await self._entries()
         pages = self._hub.browser(self.chat_id)
         self._hub.send([page for page in pages if page.thread != thread], _listing(remaining))
         for page in pages:
             if page.thread == thread:
                 await page.greet(None)
 
-    async def _touch(self, conversation: str, title: str) -> None:
+    async def _touch(self, conversation: str, title: str) -> bool:
         """The conversation was asked something: it goes to the top of the list, titled with its
-        first question if it has no title yet."""
+        first question if it has no title yet. False if it was deleted."""
         try:
             entries = await self._hub.conversations.entries(self.chat_id)
+            listed = next((entry for entry in entries if entry.id == conversation), Entry(conversation))
+            entry = entry_used_now(listed, title)
+            if not await self._hub.conversations.save(self.chat_id, entry):
+                return False
         except ReplyFailure:
-            return  # the answer says why (the history is out of reach too)
-        entry = next((entry for entry in entries if entry.id == conversation), None)
-        if entry is not None:
-            await self._save(entries, entry_used_now(entry, title))
+            return True  # the answer says why (the history is out of reach too)
+        self._list_with(entries, entry)
+        return True
 
     async def _entries(self) -> list[Entry]:
         try:
@@ -364,15 +433,21 @@ class Tab:
             return [Entry(self.conversation)]
 
     async def _save(self, entries: list[Entry], entry: Entry) -> bool:
-        """Keep `entry`, and send every page of the browser the list with it."""
+        """Keep `entry`, and send every page of the browser the list with it; False if it was
+        not kept (its conversation was deleted, or the store is out of reach: the page is told)."""
         try:
-            await self._hub.conversations.save(self.chat_id, entry)
+            if not await self._hub.conversations.save(self.chat_id, entry):
+                return False
         except ReplyFailure as failure:
             self.notice(failure_note(failure))
             return False
+        self._list_with(entries, entry)
+        return True
+
+    def _list_with(self, entries: list[Entry], entry: Entry) -> None:
+        """Send every page of the browser its list, `entry` as just saved."""
         listed = ordered([*(other for other in entries if other.id != entry.id), entry])
         self._hub.send(self._hub.browser(self.chat_id), _listing(listed))
-        return True
 
 
 def _listing(entries: list[Entry]) -> dict[str, Any]:
@@ -409,6 +484,17 @@ def _file_name(upload: object, number: int) -> str:
     if len(name) > MAX_FILE_NAME_CHARS:
         name = name[: MAX_FILE_NAME_CHARS - 1] + "…"
     return name or f"image {number}"
+
+
+def _is_image_upload(upload: object) -> bool:
+    """Whether a file from the page says it is an image: its declared type and its data URL's
+    (each where given, and at least one) are image types. Nothing else is read."""
+    if not isinstance(upload, dict):
+        return False
+    declared, data = upload.get("type"), upload.get("data")
+    header = _DATA_URL_TYPE.match(data) if isinstance(data, str) else None
+    types = [kind for kind in (declared if isinstance(declared, str) else "", header[1] if header else "") if kind]
+    return bool(types) and all(is_image("", kind) for kind in types)
 
 
 def _decoded(upload: object) -> tuple[str, bytes]:

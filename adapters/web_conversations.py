@@ -1,6 +1,7 @@
 """The web chat's shared state: each browser's list of conversations (in Redis when the bot has
-it), and, in this process, the open pages of each conversation and the answers being written in
-it (`Hub`, each answer streaming through a `WebReply`).
+it), and, in this process, the open pages of each conversation, the answers being written in it
+(`Hub`, each answer streaming through a `WebReply`) and the questions waiting for theirs, counted
+per browser and per network address (`Waiting`).
 
 A browser's first conversation is the thread `web:<chat_id>` (where the chat page kept its one
 conversation before there was a list); the others are `web:<chat_id>:<conversation id>`.
@@ -15,6 +16,7 @@ import re
 import secrets
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,7 +40,37 @@ FIRST = "0"  # a browser's first conversation: the thread web:<chat_id>
 MAX_CONVERSATIONS = 100  # per browser
 MAX_TITLE_CHARS = 80
 _CONVERSATION_ID = re.compile(r"[0-9a-f]{12}")
-_SAVE = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[3]) return 0"
+# A deleted conversation's field holds `{"deleted": <when>}` this long, so that an answer still
+# being written in it (in any process) neither lists it again nor keeps what it stores.
+DELETED_KEPT_SECONDS = 24 * 3600
+_DELETED = '{"deleted": '
+# Saves an entry (ARGV[1] → ARGV[2]) unless its conversation was deleted: 1 if saved, else 0.
+_SAVE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.sub(current, 1, #ARGV[4]) == ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+# Marks conversation ARGV[1] deleted (ARGV[2]), forgets the marks from before ARGV[4], and adds
+# the fresh conversation ARGV[5] → ARGV[6] when no other is left.
+_REMOVE = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local fields = redis.call('HGETALL', KEYS[1])
+local left = 0
+for i = 1, #fields, 2 do
+  local value = fields[i + 1]
+  if string.sub(value, 1, #ARGV[7]) == ARGV[7] then
+    local at = tonumber(string.sub(value, #ARGV[7] + 1, -2))
+    if at and at < tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], fields[i]) end
+  else
+    left = left + 1
+  end
+end
+if left == 0 then redis.call('HSET', KEYS[1], ARGV[5], ARGV[6]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return left
+"""
 
 
 def thread_of(chat_id: str, conversation: str) -> str:
@@ -86,43 +118,62 @@ class Entry:
 
 
 def ordered(entries: Iterable[Entry]) -> list[Entry]:
-    return sorted(entries, key=lambda entry: (-entry.used, entry.id)) or [Entry(FIRST)]
+    return sorted(entries, key=lambda entry: (-entry.used, entry.id))
 
 
 class Conversations:
-    """A hash per browser: conversation id → {"title", "used"}, kept as long as history is."""
+    """A hash per browser: conversation id → {"title", "used"} (or, once deleted, {"deleted"}),
+    kept as long as history is."""
 
     def __init__(self, client: RedisClient, key_prefix: str, ttl_seconds: int) -> None:
         self._redis = client
         self._prefix = key_prefix
         self._ttl = ttl_seconds
         self._save = client.register_script(_SAVE)
+        self._remove = client.register_script(_REMOVE)
 
     def _key(self, chat_id: str) -> str:
         return f"{self._prefix}web:{hash_tag(chat_id)}:conversations"
 
     async def entries(self, chat_id: str) -> list[Entry]:
         """The browser's conversations, the most recently used first (its first conversation
-        when it has none); raises STORE_UNAVAILABLE."""
+        when it has none, unless that one was deleted); raises STORE_UNAVAILABLE."""
         raw = await self._run(self._redis.hgetall(self._key(chat_id)))
         entries = []
         for conversation, value in raw.items():
+            if _is_deleted(value):
+                continue
             try:
                 data = json.loads(value)
                 entries.append(Entry(str(conversation), str(data.get("title", "")), float(data.get("used", 0))))
             except (ValueError, TypeError, AttributeError):
                 log.warning("web_conversation_unreadable", conversation=conversation)
+        if not entries:
+            return [Entry(new_conversation_id() if _is_deleted(raw.get(FIRST)) else FIRST)]
         return ordered(entries)
 
-    async def save(self, chat_id: str, entry: Entry) -> None:
+    async def save(self, chat_id: str, entry: Entry) -> bool:
+        """Keep `entry`; False if its conversation was deleted (it stays deleted)."""
         value = json.dumps({"title": entry.title, "used": entry.used})
-        await self._run(self._save(keys=[self._key(chat_id)], args=[entry.id, value, self._ttl]))
+        args: list[str | float] = [entry.id, value, self._ttl, _DELETED]
+        return bool(await self._run(self._save(keys=[self._key(chat_id)], args=args)))
 
     async def remove(self, chat_id: str, conversation: str) -> None:
-        await self._run(self._redis.hdel(self._key(chat_id), conversation))
+        """Mark the conversation deleted; if it was the browser's last, a fresh one is started."""
+        now = time.time()
+        args: list[str | float] = [conversation, json.dumps({"deleted": now}), self._ttl, now - DELETED_KEPT_SECONDS]
+        args += [new_conversation_id(), json.dumps({"title": "", "used": now}), _DELETED]
+        await self._run(self._remove(keys=[self._key(chat_id)], args=args))
+
+    async def deleted(self, chat_id: str, conversation: str) -> bool:
+        return _is_deleted(await self._run(self._redis.hget(self._key(chat_id), conversation)))
 
     async def _run(self, command: Awaitable[Any]) -> Any:
         return await served(command, "web_conversations_error")
+
+
+def _is_deleted(value: str | None) -> bool:
+    return value is not None and value.startswith(_DELETED)
 
 
 def conversations_for(services: Services, ttl_seconds: int) -> Conversations:
@@ -174,12 +225,39 @@ class _Thread:
     version: int = 0  # moves whenever an answer is shown, written in full or stored
 
 
+class Waiting:
+    """The questions of this process's pages still waiting for their answers (asked, and not yet
+    answered, failed or stopped), counted per browser and per client address."""
+
+    def __init__(self) -> None:
+        self._browsers: Counter[str] = Counter()
+        self._addresses: Counter[str] = Counter()
+
+    def of_browser(self, chat_id: str) -> int:
+        return self._browsers[chat_id]
+
+    def of_address(self, address: str) -> int:
+        return self._addresses[address]
+
+    def add(self, chat_id: str, address: str) -> None:
+        self._browsers[chat_id] += 1
+        self._addresses[address] += 1
+
+    def remove(self, chat_id: str, address: str) -> None:
+        for counts, key in ((self._browsers, chat_id), (self._addresses, address)):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
+
+
 class Hub:
-    """The pages open in this process, by conversation and by browser, and the answers they are
-    being written. An answer's frames go to every page showing its conversation."""
+    """The pages open in this process, by conversation and by browser, the answers they are being
+    written and the questions waiting for theirs (`waiting`). An answer's frames go to every page
+    showing its conversation."""
 
     def __init__(self, conversations: Conversations) -> None:
         self.conversations = conversations
+        self.waiting = Waiting()
         self._threads: dict[str, _Thread] = {}
         self._browsers: dict[str, set[Page]] = {}
 

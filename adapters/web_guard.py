@@ -235,7 +235,7 @@ class Throttle:
     def failed(self, address: str) -> tuple[int, float]:
         """Count a wrong password: (wrong ones in the window, seconds the address must now wait)."""
         now = self._clock()
-        key = _key(address)
+        key = counted_address(address)
         record = self._record(address) or _Failures()
         self._addresses[key] = record
         self._addresses.move_to_end(key)
@@ -253,10 +253,10 @@ class Throttle:
         return len(record.times), seconds
 
     def succeeded(self, address: str) -> None:
-        self._addresses.pop(_key(address), None)
+        self._addresses.pop(counted_address(address), None)
 
     def _record(self, address: str) -> _Failures | None:
-        key = _key(address)
+        key = counted_address(address)
         record = self._addresses.get(key)
         if record is not None and self._clock() - max(record.last, record.until) > FORGET_SECONDS:
             del self._addresses[key]
@@ -264,8 +264,9 @@ class Throttle:
         return record
 
 
-def _key(address: str) -> str:
-    """What is counted: the address; for IPv6 its /64 (one machine or home network has all of it)."""
+def counted_address(address: str) -> str:
+    """A client address as it is counted (wrong passwords, questions waiting): for IPv6 its /64
+    (one machine or home network has all of it)."""
     ip = _ip(address)
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((ip, 64), strict=False))

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright, expect
 
-from adapters.web import MAX_FRAME_BYTES
+from adapters.web_chat import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
 from tests.fakes.model_server import FakeModelServer, Script
@@ -77,6 +77,20 @@ def image_urls(message: dict[str, Any]) -> list[str]:
     content = message["content"]
     parts = content if isinstance(content, list) else []
     return [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def hello_of(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    """What a page of the browser `session` is (its cookie) is shown on connecting."""
+    async with session.get(url) as page:
+        assert page.status == 200
+    async with session.ws_connect(f"{url}ws", max_msg_size=0) as ws:
+        hello: dict[str, Any] = await ws.receive_json(timeout=5)
+    assert hello["type"] == "hello"
+    return hello
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -442,7 +456,7 @@ async def test_a_question_with_images_fits_a_frame_and_each_unusable_image_is_na
     """What a page is sent for images that arrived damaged, or that its model can't see (the
     protocol itself: a browser always sends valid base64)."""
     model.default = Script(text="Here is what I can tell.")
-    await bots.start()
+    await bots.start(**SEVERAL_MODELS)  # images are taken: one of the models sees them
     # A photo that compresses badly, about 4 MB: with its base64, far beyond the frame limit of
     # a question without images.
     noise = Image.frombytes("RGB", (1200, 1200), os.urandom(1200 * 1200 * 3))
@@ -460,16 +474,15 @@ async def test_a_question_with_images_fits_a_frame_and_each_unusable_image_is_na
         async with session.ws_connect(f"{bots.url}ws") as ws:
             hello = await ws.receive_json(timeout=5)
             assert hello["type"] == "hello" and hello["maxImages"] == 4 and hello["maxImageBytes"] == 10_000_000
-            assert hello["models"] == [{"id": DEFAULT_MODEL_ID, "name": DEFAULT_NAME, "vision": False}]
-            assert hello["model"] == hello["models"][0]
+            assert hello["model"] == {"id": DEFAULT_MODEL_ID, "name": DEFAULT_NAME, "vision": False}
             await ws.send_str(json.dumps({"type": "ask", "id": "q1", "text": "Can you see them?", "images": images}))
             while (reply := await ws.receive_json(timeout=15))["type"] != "reply" or reply["streaming"]:
                 pass
-    assert "model" not in reply  # with one model its name is in the header, not under each reply
+    assert reply["model"] == DEFAULT_NAME
     assert reply["text"] == (
         "Here is what I can tell.\n\n"
         "ℹ️ damaged.png arrived damaged, so I couldn't look at it.\n"
-        f"ℹ️ {DEFAULT_NAME} can't see images, so I didn't look at the image."
+        f"ℹ️ {DEFAULT_NAME} can't see images, so I didn't look at the image. /model {VISION_NAME} can."
     )
     assert conversation(model.requests[-1].body) == ["Can you see them?"]
 
@@ -601,8 +614,8 @@ async def test_an_image_a_model_cannot_use_is_explained_and_the_text_still_answe
 async def test_the_page_takes_four_images_at_most_and_refuses_large_or_other_files(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:
-    await bots.start()
-    chat = await ChatPage.open(await browser.new_context(), bots.url)  # one model: its name, no picker
+    await bots.start(**SEVERAL_MODELS)  # one of them sees images: the page takes them
+    chat = await ChatPage.open(await browser.new_context(), bots.url, picker=True)
     small = png(40, 30)
     await chat.attach(*(file(f"photo{n}.png", small) for n in range(1, 6)))
     await expect(chat.notice).to_have_text("You can send up to 4 images with one message.")
@@ -624,6 +637,33 @@ async def test_the_page_takes_four_images_at_most_and_refuses_large_or_other_fil
     await expect(chat.tray).to_have_count(4)
     await expect(chat.messages).to_have_count(0)
     assert model.requests == []
+
+
+async def test_without_a_model_that_sees_images_the_page_takes_none_and_images_sent_anyway_are_skipped_unread(
+    model: FakeModelServer, bots: WebBots, browser: Browser, key_prefix: str, raw_redis: Any
+) -> None:
+    model.default = Script(text="Here is my answer.")
+    await bots.start()  # MODEL_ID's model alone: it sees no images
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await expect(chat.page.locator("#attach")).to_be_hidden()  # no paperclip
+    await chat.paste_image(png(40, 30))
+    await expect(chat.notice).to_have_text("This chat doesn't take images.")
+    await expect(chat.tray).to_have_count(0)
+
+    # A client that sends one anyway: named and skipped, unread, and the question answered.
+    photo = {"name": "photo.png", "type": "image/png", "data": "data:image/png;base64," + b64(png(40, 30))}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        assert (await hello_of(session, bots.url))["maxImages"] == 0
+        async with session.ws_connect(f"{bots.url}ws") as ws:
+            await ws.receive_json(timeout=5)
+            await ws.send_json({"type": "ask", "id": "q1", "text": "What is this?", "images": [photo]})
+            while (reply := await ws.receive_json(timeout=15))["type"] != "reply" or reply["streaming"]:
+                pass
+        hello = await hello_of(session, bots.url)
+    assert reply["text"] == "Here is my answer.\n\nℹ️ This chat doesn't take images, so I skipped photo.png."
+    assert conversation(model.requests[-1].body) == ["What is this?"]
+    assert [(entry["role"], entry["images"]) for entry in hello["history"]] == [("user", 0), ("assistant", 0)]
+    assert await raw_redis.keys(f"{key_prefix}*image*") == []
 
 
 async def test_listening_beyond_loopback_needs_a_password_and_the_password_is_asked(
@@ -851,6 +891,109 @@ async def test_without_redis_the_list_of_conversations_lives_in_the_process(
     await titles.nth(1).click()
     await expect(chat.page.locator("#heading")).to_have_text("Apples?")
     assert await chat.transcript() == [("user", "Apples?"), ("bot", "About Apples?.")]
+
+
+class Frames:
+    """Every frame a socket is sent, gathered as it arrives."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+        self._reading = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.seen.append(json.loads(message.data))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._reading
+
+
+def chat_id_of(session: aiohttp.ClientSession) -> str:
+    return next(cookie.value for cookie in session.cookie_jar if cookie.key == "chat_id")
+
+
+def thread_of(chat_id: str, conversation_id: str) -> str:
+    return f"web:{chat_id}" if conversation_id == "0" else f"web:{chat_id}:{conversation_id}"
+
+
+def history_key(key_prefix: str, session: aiohttp.ClientSession, conversation_id: str) -> str:
+    return f"{key_prefix}chat:{{{thread_of(chat_id_of(session), conversation_id)}}}:history"
+
+
+async def eventually_gone(raw_redis: Any, key: str) -> None:
+    """Wait until Redis no longer holds `key` (an answer being stored may hold it for a moment)."""
+    deadline = time.monotonic() + 5
+    while await raw_redis.exists(key):
+        assert time.monotonic() < deadline, f"{key} is still there"
+        await asyncio.sleep(0.05)
+
+
+async def ask_and_delete(
+    session: aiohttp.ClientSession, asking: WebBots, deleting: WebBots, question: str, delay: float
+) -> str:
+    """Two tabs of the browser show the conversation it last used; one (of the bot at `asking`)
+    asks in it, the other (at `deleting`) deletes it, `delay` seconds after the question (before
+    it, if negative). Once the question is refused or answered: that conversation's id."""
+    target = (await hello_of(session, asking.url))["conversation"]
+    asker = Frames(await session.ws_connect(f"{asking.url}ws?conversation={target}"))
+    deleter = Frames(await session.ws_connect(f"{deleting.url}ws?conversation={target}"))
+    await eventually(lambda: bool(asker.seen and deleter.seen), 5, "both pages' hellos")
+    answered_before = sum(len(bot.logs("turn_finished")) for bot in asking.started)
+    frames = [
+        (asker, {"type": "ask", "id": question, "text": f"{question}?"}),
+        (deleter, {"type": "delete", "id": target}),
+    ]
+    for page, frame in frames if delay >= 0 else reversed(frames):
+        await page.ws.send_json(frame)
+        await asyncio.sleep(abs(delay))
+
+    def settled() -> bool:
+        refused = any(frame["type"] == "refused" and frame["question"] == question for frame in asker.seen)
+        return refused or sum(len(bot.logs("turn_finished")) for bot in asking.started) > answered_before
+
+    await eventually(settled, 15, f"{question} refused or answered")
+    await asker.close()
+    await deleter.close()
+    return target
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_conversation_deleted_while_another_tab_asks_in_it_stays_deleted(
+    model: FakeModelServer, bots: WebBots, key_prefix: str, raw_redis: Any, processes: int
+) -> None:
+    """One tab asks, another of the same browser (on the same bot process, or on another one
+    sharing Redis) deletes the conversation a few milliseconds before or after: the delete wins,
+    whether the question was refused or answered meanwhile."""
+    model.default = Script(text="An answer of a few words, written quickly.", rate=200)
+    await bots.start()
+    others = WebBots(model.base_url, key_prefix) if processes == 2 else bots
+    try:
+        if others is not bots:
+            await others.start()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            deleted: list[str] = []
+            for attempt, delay in enumerate([-0.003, -0.001, 0, 0.001, 0.003, -0.002, 0.002, 0]):
+                deleted.append(await ask_and_delete(session, bots, others, f"question {attempt}", delay))
+                await eventually_gone(raw_redis, history_key(key_prefix, session, deleted[-1]))
+            assert deleted[0] == "0"  # the browser's first conversation, then fresh ones
+            histories = [history_key(key_prefix, session, conversation_id) for conversation_id in deleted]
+
+            hello = await hello_of(session, bots.url)
+            assert not {item["id"] for item in hello["conversations"]} & set(deleted)
+            assert hello["conversation"] not in deleted
+            async with session.ws_connect(f"{others.url}ws?conversation={deleted[-1]}") as ws:
+                assert (await ws.receive_json(timeout=5))["conversation"] not in deleted
+                await ws.send_json({"type": "ask", "id": "last", "text": "Still there?"})  # the browser still works
+                while (reply := await ws.receive_json(timeout=15))["type"] != "reply" or reply["streaming"]:
+                    pass
+            assert reply["text"] == model.default.answer
+            assert await raw_redis.exists(*histories) == 0
+    finally:
+        if others is not bots:
+            await others.close()
 
 
 async def test_other_tabs_of_the_conversation_see_a_new_answer_as_it_is_written(

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -359,3 +361,121 @@ async def test_bad_host_and_proxy_settings_stop_start_up_naming_them(bots: WebBo
     reasons = await asyncio.gather(*(bots.refused(**settings) for settings in cases.values()))
     for expected, stderr in zip(cases, reasons, strict=True):
         assert f"Configuration error: {expected}" in stderr
+
+
+# -- what one client may ask of the bot --------------------------------------------------------
+
+SEES_IMAGES = {"MODEL_ID": "Qwen/Qwen2.5-VL-7B-Instruct", "VISION_MODELS": "Qwen/Qwen2.5-VL-7B-Instruct"}
+TOO_LARGE = aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+def data_url(content_type: str, data: bytes) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+async def page_socket(
+    session: aiohttp.ClientSession, url: str
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    """A page of the browser `session` is (its cookie), connected: its socket and its hello."""
+    async with session.get(url) as page:
+        assert page.status == 200, await page.text()
+    ws = await session.ws_connect(f"{url}ws", max_msg_size=0)
+    hello = await ws.receive_json(timeout=5)
+    assert hello["type"] == "hello"
+    return ws, hello
+
+
+async def asked(ws: aiohttp.ClientWebSocketResponse, *questions: str) -> list[dict[str, Any]]:
+    """Ask these questions, then send a frame the server answers after them: the frames it sent meanwhile."""
+    for question in questions:
+        await ws.send_json({"type": "ask", "id": question, "text": f"Question {question}?"})
+    await ws.send_json({"type": "model", "id": "no such model"})
+    frames = []
+    while "There is no model called" not in (frame := await ws.receive_json(timeout=15)).get("text", ""):
+        frames.append(frame)
+    return frames
+
+
+def refusals(frames: list[dict[str, Any]]) -> list[str]:
+    return [frame["reason"] for frame in frames if frame["type"] == "refused"]
+
+
+async def final_reply(ws: aiohttp.ClientWebSocketResponse, question: str) -> dict[str, Any]:
+    while True:
+        frame = await ws.receive_json(timeout=30)
+        assert not (frame["type"] == "refused" and frame["question"] == question), frame
+        if frame["type"] == "reply" and frame["question"] == question and not frame["streaming"]:
+            return frame
+
+
+async def test_a_question_carries_images_only_and_other_files_are_named_and_skipped_unread(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    """The page sends only images; a text file sent over the socket anyway never lengthens the
+    question past its 100,000 characters, and a frame of such files is refused as too big."""
+    await bots.start(**SEES_IMAGES)
+    question = "Summarise my notes." + " Take your time." * 1000  # 16,019 characters
+    notes = {"name": "notes.txt", "type": "text/plain", "data": data_url("text/plain", b"line of notes\n" * 6000)}
+    plan = {"name": "plan.md", "type": "", "data": data_url("text/markdown", b"# The plan")}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        ws, hello = await page_socket(session, bots.url)
+        assert hello["maxImages"] == 4
+        await ws.send_json({"type": "ask", "id": "q1", "text": question, "images": [notes, plan]})
+        reply = await final_reply(ws, "q1")
+        assert reply["text"] == f"{ANSWER}\n\nℹ️ I can only look at images here, so I skipped notes.txt, plan.md."
+        assert model.requests[-1].body["messages"][-1] == {"role": "user", "content": question}
+
+        # Forty text files of 99 KB, each "an image" by the room it takes: four million characters.
+        files = [
+            {"name": f"part{n}.txt", "type": "text/plain", "data": data_url("text/plain", b"x" * 99_000)}
+            for n in range(40)
+        ]
+        await ws.send_json({"type": "ask", "id": "q2", "text": "Read all of these.", "images": files})
+        closed = await ws.receive(timeout=10)
+        assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == TOO_LARGE
+        ws, _ = await page_socket(session, bots.url)  # the bot goes on serving
+        await ws.close()
+    assert len(model.requests) == 1
+
+
+async def test_a_browser_may_have_six_questions_waiting_in_all_its_pages_and_ask_again_once_they_are_answered(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    model.default = Script(text=ANSWER, first_token_delay=0.3)
+    bot = await bots.start()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        pages = [(await page_socket(browser, bots.url))[0] for _ in range(3)]
+        assert refusals(await asked(pages[0], "a1", "a2", "a3")) == []
+        assert refusals(await asked(pages[1], "b1", "b2", "b3")) == []
+        assert refusals(await asked(pages[2], "c1")) == [
+            "This browser has 6 questions waiting for their answers already: ask again once one is answered."
+        ]
+        for page in pages[:2]:  # closed while their questions wait: those are still answered
+            await page.close()
+        await bot.wait_log("turn_finished", count=6, timeout=30)
+        assert refusals(await asked(pages[2], "c2", "c3")) == []
+        assert (await final_reply(pages[2], "c3"))["text"] == ANSWER
+    assert len(model.requests) == 8
+
+
+async def test_one_network_address_may_have_twenty_questions_waiting_and_ask_again_once_they_are_answered(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    model.default = Script(text=ANSWER, first_token_delay=1.0)
+    bot = await bots.start()
+    async with contextlib.AsyncExitStack() as stack:
+        browsers = [await stack.enter_async_context(session_from("127.0.0.1")) for _ in range(7)]
+        pages = [(await page_socket(browser, bots.url))[0] for browser in browsers]
+        for number, page in enumerate(pages[:6]):
+            assert refusals(await asked(page, f"{number}a", f"{number}b", f"{number}c")) == []
+        assert refusals(await asked(pages[6], "6a", "6b", "6c")) == [
+            "There are 20 questions from your network address waiting for their answers already: "
+            "ask again once one is answered."
+        ]
+        neighbour = await stack.enter_async_context(session_from("127.0.0.2"))
+        other_page, _ = await page_socket(neighbour, bots.url)
+        assert refusals(await asked(other_page, "n1")) == []  # another address is not held up
+
+        await bot.wait_log("turn_finished", count=21, timeout=30)
+        assert refusals(await asked(pages[6], "6d")) == []
+        assert (await final_reply(pages[6], "6d"))["text"] == ANSWER
