@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.ledger import INTERRUPTED_NOTE
+from adapters.jobs.ledger import INTERRUPTED_NOTE
 from adapters.slack_bot import to_mrkdwn
 from bot.errors import FailureKind
 from tests.conftest import OwnRedis, delete_keys, free_port

@@ -1,4 +1,4 @@
-"""Files people send are decoded in limited worker processes (adapters.isolation): a file that
+"""Files people send are decoded in limited worker processes (adapters.jobs.isolation): a file that
 needs too much memory or time, or kills its worker, costs that worker only. Real processes."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from adapters.images import ImageReader, ImageRefused
-from adapters.isolation import Failure, IsolatedWorkers, WorkFailed
+from adapters.jobs.images import ImageReader, ImageRefused
+from adapters.jobs.isolation import Failure, IsolatedWorkers, WorkFailed
 from config.settings import ImageSettings
 
 
@@ -52,7 +52,7 @@ async def returning(data: bytes) -> bytes:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[IsolatedWorkers]:
-    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.image_worker"])
+    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.jobs.image_worker"])
     yield pool
     await pool.aclose()
 
@@ -112,7 +112,7 @@ async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_s
 
 
 async def test_an_image_that_takes_too_long_gets_a_notice() -> None:
-    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.image_worker"])
+    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.jobs.image_worker"])
     reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow, held=4)
     try:
         with pytest.raises(ImageRefused, match=r"^scan\.png took too long to read, so I couldn't look at it\.$"):

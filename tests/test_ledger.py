@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.ledger import HEARTBEAT_SHARE, ReplyLedger
+from adapters.jobs.ledger import HEARTBEAT_SHARE, ReplyLedger
 from bot.redis_client import RedisClients
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from adapters.images import prepare_image
+from adapters.jobs.images import prepare_image
 from bot.core import ChatCore, Turn
 from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore

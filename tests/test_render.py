@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.ratelimit import RateLimits
+from adapters.jobs.ratelimit import RateLimits
 from bot.errors import FailureKind, ReplyFailure
 from bot.render import LiveRenderer
 from bot.split import open_fence

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from adapters.ledger import ReplyLedger, ReplyRecord
+from adapters.jobs.ledger import ReplyLedger, ReplyRecord
 from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure

@@ -23,7 +23,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.ratelimit import RateLimits
+from adapters.jobs.ratelimit import RateLimits
 from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets, to_mrkdwn
 from bot.redis_client import close, connect
 from tests.conftest import REDIS_URL

@@ -21,12 +21,12 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.attachments import Attachment, DownloadFailed
 from adapters.discord_bot.commands import Commands, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
-from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from adapters.shared import PlatformJobs, retrieve_outcome
+from adapters.jobs.attachments import Attachment, DownloadFailed
+from adapters.jobs.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
+from adapters.jobs.platform_jobs import PlatformJobs, retrieve_outcome
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure

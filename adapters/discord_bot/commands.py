@@ -13,7 +13,6 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.attachments import Attachment
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import (
     REPLY_LIMITS,
@@ -23,7 +22,8 @@ from adapters.discord_bot.surfaces import (
     InteractionReply,
     OnPosted,
 )
-from adapters.shared import PlatformJobs, describe_models, switched_model, unknown_model
+from adapters.jobs.attachments import Attachment
+from adapters.jobs.platform_jobs import PlatformJobs, describe_models, switched_model, unknown_model
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note

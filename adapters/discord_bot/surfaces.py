@@ -10,8 +10,8 @@ from typing import Any
 
 import discord
 
-from adapters.ledger import Recording
-from adapters.ratelimit import Bucket, RateLimits, ReplyBudget
+from adapters.jobs.ledger import Recording
+from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
 
 MAX_CONTENT = 2000

@@ -28,9 +28,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.attachments import Attachment, DownloadFailed
-from adapters.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
-from adapters.shared import PlatformJobs, Pointed
+from adapters.jobs.attachments import Attachment, DownloadFailed
+from adapters.jobs.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
+from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
 from adapters.slack_bot.home import HomeTab

@@ -10,7 +10,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from adapters.shared import describe_models, switched_model, unknown_model
+from adapters.jobs.platform_jobs import describe_models, switched_model, unknown_model
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Place
 from adapters.slack_bot.text import escape_mrkdwn

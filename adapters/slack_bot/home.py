@@ -9,7 +9,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from adapters.shared import describe_models
+from adapters.jobs.platform_jobs import describe_models
 from adapters.slack_bot.commands import bold
 from adapters.slack_bot.ports import Workspace
 from adapters.slack_bot.surfaces import SECTION_CHARS

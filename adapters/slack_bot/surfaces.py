@@ -12,8 +12,8 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.ledger import Recording
-from adapters.ratelimit import Bucket, RateLimits, ReplyBudget
+from adapters.jobs.ledger import Recording
+from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
 from adapters.slack_bot.text import REPLY_LIMITS, STREAM_LIMITS, defuse_mentions, escape_mrkdwn, to_mrkdwn
 from bot.surface import EditSkipped
 

@@ -1,6 +1,6 @@
 """The web chat's conversation side: one open page (`Tab`) and the frames it exchanges with the
 server (see adapters.web). What pages share (the browser's conversations, the answers being
-written and the surface they stream through, `WebReply`): adapters.web_conversations."""
+written and the surface they stream through, `WebReply`): adapters.web.conversations."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from adapters.attachments import Attachment, with_files
-from adapters.images import is_image
-from adapters.shared import PlatformJobs, switched_model
-from adapters.web_conversations import (
+from adapters.jobs.attachments import Attachment, with_files
+from adapters.jobs.images import is_image
+from adapters.jobs.platform_jobs import PlatformJobs, switched_model
+from adapters.web.conversations import (
     FIRST,
     MAX_CONVERSATIONS,
     MAX_TITLE_CHARS,
@@ -36,7 +36,7 @@ from adapters.web_conversations import (
     thread_of,
     title_from,
 )
-from adapters.web_outbox import Outbox
+from adapters.web.outbox import Outbox
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note

@@ -1,6 +1,6 @@
 """Files attached to a message: text files become part of the person's question (and count
 against the token budget like any text), images go with it (checked and scaled down, see
-adapters.images); other files are skipped with a short notice."""
+adapters.jobs.images); other files are skipped with a short notice."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
+from adapters.jobs.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
 
 log = structlog.get_logger(__name__)
 

@@ -5,7 +5,7 @@ are the core's threads `web:<id>` (the first) and `web:<id>:<conversation id>`, 
 (adapters/web_conversations.py), so a reload or a restart shows them again. Each answer streams
 to every tab of this process showing its conversation, through the same core and live renderer
 as Discord and Slack; its last frame goes out once it is stored. The page
-(`web_static/`) shows all text as text: nothing the model or a person writes is ever run.
+(`static/`) shows all text as text: nothing the model or a person writes is ever run.
 Without WEB_PASSWORD it listens on loopback only; with it, every request needs basic auth.
 web_guard.py checks each request (password, Host, Origin, trusted proxies) and loads WEB_TLS_*.
 
@@ -53,11 +53,11 @@ from pathlib import Path
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from adapters import web_guard
-from adapters.shared import PlatformJobs
-from adapters.web_chat import Tab, images_taken, max_frame_bytes
-from adapters.web_conversations import Hub, conversations_for
-from adapters.web_guard import Guard
+from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.web import guard as web_guard
+from adapters.web.chat import Tab, images_taken, max_frame_bytes
+from adapters.web.conversations import Hub, conversations_for
+from adapters.web.guard import Guard
 from bot.app import Services
 from config.env import ConfigError
 from config.settings import ImageSettings, Settings
@@ -67,7 +67,7 @@ TOKEN_VARIABLES: tuple[str, ...] = ()  # never started by `python -m bot` alone:
 
 log = structlog.get_logger(__name__)
 
-STATIC = Path(__file__).with_name("web_static")
+STATIC = Path(__file__).with_name("static")
 COOKIE = "chat_id"
 _CHAT_ID = re.compile(r"[0-9a-f]{32}")
 _SECURITY_HEADERS = {

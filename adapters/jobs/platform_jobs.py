@@ -1,6 +1,6 @@
 """Jobs every platform adapter needs, done one way: claim an event so that one process answers
-it, answer in a task that can't die silently, keep the platform's rate limits (adapters.ratelimit),
-record replies and finish those a dead process left (adapters.ledger), and tell someone once why
+it, answer in a task that can't die silently, keep the platform's rate limits (adapters.jobs.ratelimit),
+record replies and finish those a dead process left (adapters.jobs.ledger), and tell someone once why
 they are refused."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import structlog
 
-from adapters.attachments import Attachment, ReadFiles, read_attachments, with_files
-from adapters.images import ImageReader
-from adapters.isolation import IsolatedWorkers
-from adapters.ledger import Recording, ReplyLedger, ReplyRecord
-from adapters.ratelimit import RateLimits
+from adapters.jobs.attachments import Attachment, ReadFiles, read_attachments, with_files
+from adapters.jobs.images import ImageReader
+from adapters.jobs.isolation import IsolatedWorkers
+from adapters.jobs.ledger import Recording, ReplyLedger, ReplyRecord
+from adapters.jobs.ratelimit import RateLimits
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
@@ -106,7 +106,7 @@ class PlatformJobs:
         return await self._services.coordination.resolve(alias)
 
     async def read_files(self, attachments: Sequence[Attachment]) -> ReadFiles:
-        """What a message's files bring to the question (see adapters.attachments)."""
+        """What a message's files bring to the question (see adapters.jobs.attachments)."""
         return await read_attachments(attachments, self.images)
 
     async def question(self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None) -> Question:
@@ -122,7 +122,7 @@ class PlatformJobs:
         return Question(text, images[: self.images.max_images] if self.images else (), notices)
 
     def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
-        """A reply's record, kept until its final text lands (see adapters.ledger)."""
+        """A reply's record, kept until its final text lands (see adapters.jobs.ledger)."""
         return self._ledger.open(self._platform, thread, place, limits)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -178,7 +178,7 @@ class PlatformJobs:
 
 
 def _image_reader(settings: ImageSettings) -> ImageReader:
-    workers = IsolatedWorkers(preload=["adapters.image_worker"])
+    workers = IsolatedWorkers(preload=["adapters.jobs.image_worker"])
     return ImageReader(settings, workers, held=2 * workers.size)
 
 

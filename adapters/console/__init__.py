@@ -7,7 +7,7 @@ import getpass
 import sys
 from typing import TextIO
 
-from adapters.shared import UnlimitedSurface, describe_models, switched_model, unknown_model
+from adapters.jobs.platform_jobs import UnlimitedSurface, describe_models, switched_model, unknown_model
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.surface import SurfaceLimits

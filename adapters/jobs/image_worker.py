@@ -1,5 +1,5 @@
-"""What the image workers' fork server imports before any worker starts (adapters.isolation):
-Pillow, set to keep a few freed memory blocks for the next image, and adapters.images."""
+"""What the image workers' fork server imports before any worker starts (adapters.jobs.isolation):
+Pillow, set to keep a few freed memory blocks for the next image, and adapters.jobs.images."""
 
 import os
 
@@ -7,4 +7,4 @@ import os
 # decodes maps its memory afresh: 40 ms of page faults on a 12-megapixel photo, a third of its time.
 os.environ.setdefault("PILLOW_BLOCKS_MAX", "4")
 
-import adapters.images  # noqa: F401  (after the setting above)
+import adapters.jobs.images  # noqa: F401  (after the setting above)

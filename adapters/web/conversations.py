@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from adapters.shared import UnlimitedSurface
-from adapters.web_outbox import Outbox
+from adapters.jobs.platform_jobs import UnlimitedSurface
+from adapters.web.outbox import Outbox
 from bot.app import Services
 from bot.core import ChatCore
 from bot.redis_client import RedisClient, hash_tag, served
@@ -184,7 +184,7 @@ def conversations_for(services: Services, ttl_seconds: int) -> Conversations:
 
 
 class Page(Protocol):
-    """What the hub knows of an open page (adapters.web_chat.Tab)."""
+    """What the hub knows of an open page (adapters.web.chat.Tab)."""
 
     chat_id: str
     thread: str
