@@ -27,7 +27,7 @@ install-dev: install
 	$(PIP) -r requirements-dev.txt
 	$(PYTHON) -m pip check
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
-	@SUDO="$(SUDO)" bash tests/container/install-docker.sh  # tests/test_container.py: Docker, Compose v2, debootstrap
+	@SUDO="$(SUDO)" bash tests/system/container/install-docker.sh  # tests/system/test_container.py: Docker, Compose v2, debootstrap
 
 run: install
 	$(PYTHON) -m bot

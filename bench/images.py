@@ -29,9 +29,9 @@ from PIL import Image, ImageFilter
 
 from bot.redis_client import hash_tag
 from tests.conftest import REDIS_URL
-from tests.discord_harness import DiscordWorld
+from tests.discord.harness import DiscordWorld
+from tests.discord.test_image_bombs import children, flat_png, memory
 from tests.fakes.model_server import Script
-from tests.test_image_bombs import children, flat_png, memory
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 

@@ -66,7 +66,7 @@ from bench.driver import (
 )
 from tests.fakes.model_server import Script
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
-from tests.slack_harness import SIGNING_SECRET, SlackHarness
+from tests.slack.harness import SIGNING_SECRET, SlackHarness
 
 ACK_MAX_S = 1.0
 FIRST_P99_MS = 500.0

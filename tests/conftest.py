@@ -33,8 +33,8 @@ from bot.store import HistoryStore
 from config.env import Env
 from config.models import ModelCatalog, ModelChoice
 from config.settings import HistorySettings, ModelSettings, load_settings
-from tests.cluster import OwnCluster
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.system.cluster import OwnCluster
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.discord_harness import GLOBAL_COMMANDS, ORIGINAL_EDIT, ROOT, DiscordWorld, clean_env, log_shown
+from tests.discord.harness import GLOBAL_COMMANDS, ORIGINAL_EDIT, ROOT, DiscordWorld, clean_env, log_shown
 from tests.fakes.discord_server import FakeInteraction, FakeUser, IntegrationType
 from tests.fakes.model_server import Script
 

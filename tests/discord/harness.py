@@ -34,7 +34,7 @@ from tests.conftest import REDIS_URL, delete_keys, terminate
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INDICATOR = " ▌"
 WARNING = "⚠️"
 STRIPPED_PREFIXES = ("DISCORD_", "SLACK_")

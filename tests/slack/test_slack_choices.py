@@ -17,7 +17,7 @@ from PIL import Image
 from tests.conftest import delete_keys
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack
-from tests.slack_harness import SlackHarness, finished, started
+from tests.slack.harness import SlackHarness, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from tests.discord_harness import GLOBAL_COMMANDS, DiscordWorld, log_shown
+from tests.discord.harness import GLOBAL_COMMANDS, DiscordWorld, log_shown
 from tests.fakes.discord_server import FakeUser
 from tests.fakes.model_server import Script
 

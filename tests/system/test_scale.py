@@ -23,11 +23,11 @@ from bot.store import HistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, close_store, make_core, open_store, remote_model_settings
-from tests.discord_harness import BotProcess, DiscordWorld
+from tests.discord.harness import BotProcess, DiscordWorld
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack_server import FakeSlack
-from tests.slack_harness import SIGNING_SECRET, SlackHarness, eventually
+from tests.slack.harness import SIGNING_SECRET, SlackHarness, eventually
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -1,4 +1,4 @@
-"""Docker for tests/test_container.py: the daemon, Compose, and images made from Debian's packages.
+"""Docker for tests/system/test_container.py: the daemon, Compose, and images made from Debian's packages.
 
 No image registry is reachable from this project's machines (Debian's mirrors and PyPI are), so
 python:3.11-slim and redis:7 can't be pulled. Instead:
@@ -10,7 +10,7 @@ python:3.11-slim and redis:7 can't be pulled. Instead:
 - chatbot-redis:bookworm is that base with Debian's redis-server (redis.Dockerfile beside this).
 
 Both carry a label with their recipe's digest; `docker image inspect` finding it skips the build.
-`python -m tests.container.images` builds both (and starts dockerd if needed), as the test does.
+`python -m tests.system.container.images` builds both (and starts dockerd if needed), as the test does.
 """
 
 from __future__ import annotations

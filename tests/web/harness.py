@@ -8,7 +8,7 @@ import sys
 import time
 
 from tests.conftest import REDIS_URL, ROOT, free_port
-from tests.slack_harness import BotProcess, eventually, inherited_env
+from tests.slack.harness import BotProcess, eventually, inherited_env
 
 
 class WebBots:

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from bot.errors import FailureKind
-from tests.discord_harness import (
+from tests.discord.harness import (
     FOLLOWUP,
     GLOBAL_COMMANDS,
     GUILD_COMMANDS,

@@ -21,7 +21,7 @@ from config.env import ConfigError
 from tests.conftest import ROOT, delete_keys
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack
-from tests.slack_harness import SlackHarness, eventually, finished, started
+from tests.slack.harness import SlackHarness, eventually, finished, started
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the processes are shared by the module
 

@@ -11,7 +11,7 @@ EMBEDDED_MODEL=1 answers with no key and no network.
 The model server (tests/fakes/model_server.py) and Discord (tests/fakes/discord_server.py) run
 in this test, on the address `host.docker.internal` names inside the containers (the Docker
 bridge's, on this machine). No image registry is reachable from this project's machines:
-compose.yaml is pointed at images built from Debian's packages (tests/container/images.py) with
+compose.yaml is pointed at images built from Debian's packages (tests/system/container/images.py) with
 BASE_IMAGE and REDIS_IMAGE, as a user could point it at theirs. The first run builds them: about
 8½ minutes on 2 cores, 6 of them compiling llama-cpp-python for EMBEDDED_MODEL=1; later runs find
 them and take under a minute. The test starts dockerd if none is running (and stops it
@@ -39,7 +39,10 @@ from bot.errors import FailureKind
 from config.env import Env
 from config.settings import load_settings
 from tests.conftest import ROOT, free_port
-from tests.container.images import (
+from tests.discord.harness import DiscordWorld
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.model_server import FakeModelServer, Script
+from tests.system.container.images import (
     BASE_IMAGE,
     REDIS_IMAGE,
     Daemon,
@@ -49,9 +52,6 @@ from tests.container.images import (
     compose_command,
     run,
 )
-from tests.discord_harness import DiscordWorld
-from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.model_server import FakeModelServer, Script
 
 BOT_IMAGE = "chatbot-test:bookworm"  # not the `chatbot` a user's own `docker compose build` makes
 EMBEDDED_IMAGE = "chatbot-test-embedded:bookworm"  # built with EMBEDDED_MODEL=1
@@ -156,7 +156,7 @@ class Project:
         self.stack = stack
         self.name = f"chatbot-test-{uuid.uuid4().hex[:10]}"
         lines = [f"{name}={value}" for name, value in settings.items()]
-        (stack.checkout / ".env").write_text("# written by tests/test_container.py\n" + "\n".join(lines) + "\n")
+        (stack.checkout / ".env").write_text("# written by tests/system/test_container.py\n" + "\n".join(lines) + "\n")
         self.files = ["-f", "compose.yaml"]
         if override:
             path = stack.checkout / f"{self.name}.override.yaml"

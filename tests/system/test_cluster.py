@@ -1,4 +1,4 @@
-"""The bot on a Redis Cluster (REDIS_CLUSTER=true): three masters of the run's own (tests/cluster.py).
+"""The bot on a Redis Cluster (REDIS_CLUSTER=true): three masters of the run's own (tests/system/cluster.py).
 
 The single-node tests of history, claims, conversation locks and fencing, quotas, write budgets
 and the reply ledger run here again, unchanged, against the cluster: they are imported below, and pytest gives
@@ -19,38 +19,38 @@ from redis.asyncio.cluster import RedisCluster
 from bot.locks import ConversationLocks
 from bot.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
-from tests.cluster import OwnCluster
 from tests.conftest import REDIS_URL
-from tests.discord_harness import DiscordWorld
-from tests.fakes.model_server import Script
-from tests.test_console import Console, clean_env
-from tests.test_discord import user_turns
-from tests.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
-    ledger,
-    test_an_edit_shown_just_before_the_final_text_never_brings_the_record_back,
-    test_interim_edits_reach_the_record_with_the_next_heartbeat,
-)
-from tests.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
-    test_a_full_channel_holds_up_its_own_writes_only,
-    test_a_lone_process_gets_the_whole_limit_at_once,
-    test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later,
-    test_replies_started_by_four_workers_at_once_stream_no_more_than_a_slow_window_has_finals_for,
-    test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it,
-)
-from tests.test_scale import (  # noqa: F401 - collected here as well, with this module's fixtures
-    test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_and_sees_it,
-    test_a_persons_quota_is_counted_across_processes,
-    test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one,
-    test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn,
-    two_processes,
-)
-from tests.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
+from tests.console.test_console import Console, clean_env
+from tests.core.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_claim_succeeds_once_across_clients,
     test_history_expires_after_the_configured_ttl,
     test_history_is_trimmed_to_the_newest_messages,
     test_threads_are_separate_and_keys_are_hash_tagged,
     test_turn_returns_history_including_the_new_message,
     test_two_concurrent_writers_lose_nothing,
+)
+from tests.discord.harness import DiscordWorld
+from tests.discord.test_discord import user_turns
+from tests.fakes.model_server import Script
+from tests.jobs.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
+    ledger,
+    test_an_edit_shown_just_before_the_final_text_never_brings_the_record_back,
+    test_interim_edits_reach_the_record_with_the_next_heartbeat,
+)
+from tests.jobs.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
+    test_a_full_channel_holds_up_its_own_writes_only,
+    test_a_lone_process_gets_the_whole_limit_at_once,
+    test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later,
+    test_replies_started_by_four_workers_at_once_stream_no_more_than_a_slow_window_has_finals_for,
+    test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it,
+)
+from tests.system.cluster import OwnCluster
+from tests.system.test_scale import (  # noqa: F401 - collected here as well, with this module's fixtures
+    test_a_follow_up_taken_by_another_process_waits_for_the_first_answer_and_sees_it,
+    test_a_persons_quota_is_counted_across_processes,
+    test_a_reply_left_by_a_dead_process_is_finished_by_exactly_one_live_one,
+    test_a_turn_that_lost_the_conversation_cannot_write_over_the_newer_turn,
+    two_processes,
 )
 
 pytestmark = pytest.mark.timeout(60)

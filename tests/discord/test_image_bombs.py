@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.discord_harness import DiscordWorld, log_shown
+from tests.discord.harness import DiscordWorld, log_shown
 from tests.fakes.model_server import Script
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"

@@ -26,8 +26,8 @@ from adapters.web.chat import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.slack_harness import eventually
-from tests.web_harness import WebBots
+from tests.slack.harness import eventually
+from tests.web.harness import WebBots
 
 CHROMIUM = shutil.which("chromium")
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.web_harness import WebBots
+from tests.web.harness import WebBots
 
 PASSWORD = "orange-kettle-47"  # 16 characters
 ANSWER = "Nobody else can read this answer."

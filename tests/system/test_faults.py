@@ -27,11 +27,11 @@ from adapters.jobs.ledger import INTERRUPTED_NOTE
 from adapters.slack_bot import to_mrkdwn
 from bot.errors import FailureKind
 from tests.conftest import OwnRedis, delete_keys, free_port
-from tests.discord_harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown
+from tests.discord.harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown
 from tests.fakes.discord_server import FakeUser
 from tests.fakes.model_server import FakeModelServer, Script, tokenize
 from tests.fakes.slack_server import FakeSlack
-from tests.slack_harness import SlackHarness, eventually, user_contents
+from tests.slack.harness import SlackHarness, eventually, user_contents
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

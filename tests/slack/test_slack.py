@@ -29,7 +29,7 @@ from bot.redis_client import close, connect
 from tests.conftest import REDIS_URL
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
-from tests.slack_harness import (
+from tests.slack.harness import (
     INDICATOR,
     SIGNING_SECRET,
     SlackHarness,
