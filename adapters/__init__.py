@@ -1,11 +1,11 @@
-"""Platform adapters. Each module here that defines NAME is one adapter:
+"""Platform adapters. Each package here that defines NAME is one platform:
 
     NAME: str                       # what `python -m bot NAME` starts
     TOKEN_VARIABLES: tuple[str, ...] # `python -m bot` starts it when all of these are set
     async def run(services: Services, settings: Settings) -> None
     def command(argv: list[str], settings: Settings) -> int | None   # optional extra CLI flags
 
-Adding a platform means adding one module.
+Adding a platform means adding one package; what every platform uses is in adapters.jobs.
 """
 
 from __future__ import annotations
