@@ -68,6 +68,10 @@ TOKEN_VARIABLES: tuple[str, ...] = ()  # never started by `python -m bot` alone:
 log = structlog.get_logger(__name__)
 
 STATIC = Path(__file__).with_name("static")
+# The page's ES modules (index.html loads chat.js, which imports the others), served by name:
+# a plain name of a file there, never a path.
+_MODULE = r"[a-z_]+\.js"
+MODULES = frozenset(path.name for path in STATIC.iterdir() if re.fullmatch(_MODULE, path.name) and path.is_file())
 COOKIE = "chat_id"
 _CHAT_ID = re.compile(r"[0-9a-f]{32}")
 _SECURITY_HEADERS = {
@@ -130,7 +134,10 @@ async def page(request: web.Request) -> web.StreamResponse:
 
 
 async def script(request: web.Request) -> web.StreamResponse:
-    return _static("chat.js", "text/javascript", "no-cache")
+    name = request.match_info["name"]
+    if name not in MODULES:
+        raise web.HTTPNotFound
+    return _static(name, "text/javascript", "no-cache")
 
 
 def chat_id_of(request: web.Request) -> str | None:
@@ -176,7 +183,7 @@ def make_app(services: Services, site: WebSettings, images: ImageSettings) -> we
     app[SOCKETS] = weakref.WeakSet()
     app[HUB] = Hub(conversations_for(services, site.cookie_seconds))
     app.router.add_get("/", page)
-    app.router.add_get("/chat.js", script)
+    app.router.add_get(f"/{{name:{_MODULE}}}", script)
     app.router.add_get("/ws", socket)
     app.on_shutdown.append(_close_pages)
     return app

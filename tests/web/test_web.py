@@ -1026,17 +1026,32 @@ async def test_other_tabs_of_the_conversation_see_a_new_answer_as_it_is_written(
 # -- fixes ----------------------------------------------------------------------------------
 
 
+# The page keeps its socket to itself (its modules put nothing on window): the test keeps the
+# last one the page opened, to drop it.
+KEEP_SOCKET = """(() => {
+  const Real = WebSocket;
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      window.socketForTest = this;
+    }
+  };
+})()"""
+
+
 async def test_a_page_whose_socket_drops_mid_answer_reconnects_and_shows_all_of_it(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:
     model.default = Script(tokens=60, rate=20)  # 3 s
     await bots.start()
-    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    context = await browser.new_context()
+    await context.add_init_script(KEEP_SOCKET)
+    chat = await ChatPage.open(context, bots.url)
     await chat.ask("Count to sixty")
     reply = chat.replies.last
     await expect(reply.locator(".body")).to_contain_text("w8")
     await chat.page.fill("#input", "next question")
-    await chat.page.evaluate("state.socket.close()")  # as when a network drops
+    await chat.page.evaluate("socketForTest.close()")  # as when a network drops
 
     await expect(chat.page.locator("#status.online")).to_have_count(0)
     await chat.connected()

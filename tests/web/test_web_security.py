@@ -28,12 +28,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from yarl import URL
 
+from tests.conftest import ROOT
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 
 PASSWORD = "orange-kettle-47"  # 16 characters
 ANSWER = "Nobody else can read this answer."
+STATIC = ROOT / "adapters" / "web" / "static"
 
 
 def basic(password: str, user: str = "someone") -> dict[str, str]:
@@ -298,6 +301,53 @@ async def test_the_socket_must_come_from_this_scheme_host_and_port(bots: WebBots
             "null",
         ):
             assert await handshake_status(session, url, {"Origin": origin}) == 403, origin
+
+
+# -- the page's files ----------------------------------------------------------------------------
+
+
+async def test_the_pages_modules_are_served_by_name_as_the_page_is_and_nothing_else_is(bots: WebBots) -> None:
+    bot = await bots.start(WEB_PASSWORD=PASSWORD)
+    url = bots.url
+    modules = sorted(path.name for path in STATIC.glob("*.js"))
+    assert "chat.js" in modules and len(modules) > 1
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers=basic(PASSWORD)) as page:
+            assert '<script type="module" src="/chat.js"></script>' in await page.text()
+            policy = page.headers["Content-Security-Policy"]
+            assert "script-src 'self';" in policy and "default-src 'none';" in policy
+        for name in modules:
+            async with session.get(f"{url}{name}", headers=basic(PASSWORD)) as script:
+                assert script.status == 200, name
+                assert await script.read() == (STATIC / name).read_bytes()
+                assert script.headers["Content-Type"] == "text/javascript; charset=utf-8"
+                assert script.headers["Content-Security-Policy"] == policy
+                assert script.headers["X-Content-Type-Options"] == "nosniff"
+                assert script.headers["Cache-Control"] == "no-cache"
+            # Guarded as the page is: by the name it is asked under, and the password.
+            async with session.get(f"{url}{name}") as refused:
+                assert refused.status == 401, name
+            async with session.get(f"{url}{name}", headers={"Host": "rebind.attacker.example"}) as refused:
+                assert refused.status == 421, name
+        # Anything but the plain name of a module there is 404: a path (sent as written, not
+        # tidied up by the client), another file, a name not there.
+        for path in (
+            "../__init__.py",
+            "%2e%2e/__init__.py",
+            "..%2Fguard.py",
+            "static/chat.js",
+            "x/../chat.js",
+            "chat.js%2F",
+            "__init__.py",
+            "index.html",
+            "Chat.js",
+            "chat.js.map",
+            "nothing.js",
+        ):
+            async with session.get(URL(f"{url}{path}", encoded=True), headers=basic(PASSWORD)) as missing:
+                assert missing.status == 404, path
+                assert "text/javascript" not in missing.headers.get("Content-Type", ""), path
+    assert bot.logs("web_password_refused") == []
 
 
 # -- behind a reverse proxy ----------------------------------------------------------------------
