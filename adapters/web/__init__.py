@@ -55,9 +55,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from adapters.jobs.platform_jobs import PlatformJobs
 from adapters.web import guard as web_guard
-from adapters.web.chat import Tab, images_taken, max_frame_bytes
+from adapters.web.chat import Tab
 from adapters.web.conversations import Hub, conversations_for
 from adapters.web.guard import Guard
+from adapters.web.uploads import images_taken, max_frame_bytes
 from bot.app import Services
 from config.env import ConfigError
 from config.settings import ImageSettings, Settings

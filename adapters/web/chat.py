@@ -5,20 +5,16 @@ written and the surface they stream through, `WebReply`): adapters.web.conversat
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import re
 import time
-import unicodedata
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from adapters.jobs.attachments import Attachment, with_files
-from adapters.jobs.images import is_image
+from adapters.jobs.attachments import with_files
 from adapters.jobs.platform_jobs import PlatformJobs, switched_model
 from adapters.web.conversations import (
     FIRST,
@@ -37,6 +33,16 @@ from adapters.web.conversations import (
     title_from,
 )
 from adapters.web.outbox import Outbox
+from adapters.web.uploads import (
+    MAX_FRAME_BYTES,
+    MAX_IMAGE_BYTES,
+    MAX_MESSAGE_CHARS,
+    attachments_from,
+    frame_bytes,
+    images_taken,
+    is_image_upload,
+    max_frame_bytes,
+)
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
@@ -44,33 +50,12 @@ from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)
 
-MAX_MESSAGE_CHARS = 100_000
-# A JSON frame may spend up to 6 bytes per character (\u escapes); larger frames are refused.
-MAX_FRAME_BYTES = 6 * MAX_MESSAGE_CHARS + 4096
-# The page refuses a larger image before sending it (the server too, should one arrive).
-MAX_IMAGE_BYTES = 10_000_000
-MAX_FILE_NAME_CHARS = 120
-# What one image adds to a frame at most: its base64 (4 characters per 3 bytes), the data URL's
-# header, and its name and type (up to 6 bytes per character escaped).
-IMAGE_FRAME_BYTES = 4 * -(-MAX_IMAGE_BYTES // 3) + 6 * MAX_FILE_NAME_CHARS + 1024
 # Questions waiting for their answers (asked, not yet answered, failed or stopped). A person asks
 # one at a time in a page and never meets these; past one, the question is refused, saying so:
 MAX_WAITING_PER_PAGE = 3  # "You have 3 questions waiting for their answers already: …"
 MAX_WAITING_PER_BROWSER = 6  # "This browser has 6 questions waiting …" (a few tabs asking at once)
 MAX_WAITING_PER_ADDRESS = 20  # "There are 20 questions from your network address waiting …" (a home, an office)
 DELETED = "This conversation was deleted."
-_DATA_URL = re.compile(r"data:([^,;]*)((?:;[^,;]*)*);base64,(.*)", re.DOTALL)
-_DATA_URL_TYPE = re.compile(r"data:([^,;]{0,200})[,;]")
-
-
-def images_taken(jobs: PlatformJobs) -> int:
-    """Images a question may carry: none without a model that sees them."""
-    return jobs.images.max_images if jobs.images is not None else 0
-
-
-def max_frame_bytes(images: int) -> int:
-    """The largest frame a page may send: a question of MAX_MESSAGE_CHARS with `images` images."""
-    return MAX_FRAME_BYTES + images * IMAGE_FRAME_BYTES
 
 
 def model_info(choice: ModelChoice) -> dict[str, Any]:
@@ -159,7 +144,7 @@ class Tab:
     async def receive(self, raw: str) -> bool:
         """Act on one frame from the page; False for a frame larger than what it carries may need:
         its text, and the images it carries (none when this chat takes none)."""
-        size = _frame_bytes(raw)
+        size = frame_bytes(raw)
         # Before parsing it: an image's room for each image data URL in it (the page's JSON holds
         # each as "data:image/…), up to the images a question may carry.
         if size > MAX_FRAME_BYTES and size > max_frame_bytes(min(raw.count('"data:image/'), self.max_images)):
@@ -174,7 +159,7 @@ class Tab:
         kind = event.get("type")
         images = event.get("images")
         uploads: list[object] = images if kind == "ask" and isinstance(images, list) else []
-        if size > max_frame_bytes(min(sum(map(_is_image_upload, uploads)), self.max_images)):
+        if size > max_frame_bytes(min(sum(map(is_image_upload, uploads)), self.max_images)):
             return False
         question = str(event.get("id", ""))[:64]
         if kind == "ask" and isinstance(event.get("text"), str):
@@ -266,7 +251,7 @@ class Tab:
         if not await self._touch(conversation, title):
             await self._refuse_deleted(live.question, conversation)
             return
-        attachments, notices = self._attachments(uploads)
+        attachments, notices = attachments_from(uploads, self.max_images)
         files = await self._jobs.read_files(attachments)
         notices += files.notices
         if not text.strip() and not files.images and not files.text:
@@ -296,30 +281,6 @@ class Tab:
         if self.conversation == conversation and self._open:
             await self.greet(None)
             self.notice(DELETED)
-
-    def _attachments(self, uploads: list[object]) -> tuple[list[Attachment], list[str]]:
-        """The images a page sent, decoded; a notice naming each file that can't be used. Files
-        that are not images are skipped unread (the page sends none)."""
-        names = [_file_name(upload, number) for number, upload in enumerate(uploads, start=1)]
-        if uploads and not self.max_images:
-            return [], [f"This chat doesn't take images, so I skipped {', '.join(names)}."]
-        attachments: list[Attachment] = []
-        notices: list[str] = []
-        if others := [name for name, upload in zip(names, uploads, strict=True) if not _is_image_upload(upload)]:
-            notices.append(f"I can only look at images here, so I skipped {', '.join(others)}.")
-        for name, upload in zip(names, uploads, strict=True):
-            if not _is_image_upload(upload):
-                continue
-            try:
-                content_type, data = _decoded(upload)
-            except ValueError:
-                notices.append(f"{name} arrived damaged, so I couldn't look at it.")
-                continue
-            if len(data) > MAX_IMAGE_BYTES:
-                notices.append(f"{name} is too large (over {MAX_IMAGE_BYTES // 1_000_000} MB).")
-                continue
-            attachments.append(Attachment(name, content_type, len(data), _returning(data)))
-        return attachments, notices
 
     def _stop(self) -> None:
         """Stop the answer being written in this conversation by this process (or, if it is
@@ -470,48 +431,3 @@ def _about(images: tuple[str, ...]) -> str:
     if not images:
         return "What is in this file?"
     return "What's in this image?" if len(images) == 1 else "What's in these images?"
-
-
-def _frame_bytes(raw: str) -> int:
-    return len(raw) if raw.isascii() else len(raw.encode())
-
-
-def _file_name(upload: object, number: int) -> str:
-    """The name a page gave a file, as it can be shown in a sentence."""
-    given = upload.get("name") if isinstance(upload, dict) else None
-    text = given if isinstance(given, str) else ""
-    name = " ".join("".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf")).split())
-    if len(name) > MAX_FILE_NAME_CHARS:
-        name = name[: MAX_FILE_NAME_CHARS - 1] + "…"
-    return name or f"image {number}"
-
-
-def _is_image_upload(upload: object) -> bool:
-    """Whether a file from the page says it is an image: its declared type and its data URL's
-    (each where given, and at least one) are image types. Nothing else is read."""
-    if not isinstance(upload, dict):
-        return False
-    declared, data = upload.get("type"), upload.get("data")
-    header = _DATA_URL_TYPE.match(data) if isinstance(data, str) else None
-    types = [kind for kind in (declared if isinstance(declared, str) else "", header[1] if header else "") if kind]
-    return bool(types) and all(is_image("", kind) for kind in types)
-
-
-def _decoded(upload: object) -> tuple[str, bytes]:
-    """The file's declared type (else its data URL's) and bytes; ValueError if they are not
-    a base64 data URL."""
-    if not isinstance(upload, dict) or not isinstance(upload.get("data"), str):
-        raise ValueError("no data URL")
-    match = _DATA_URL.fullmatch(upload["data"])
-    if match is None:
-        raise ValueError("not a base64 data URL")
-    data = base64.b64decode(match[3], validate=True)  # binascii.Error is a ValueError
-    declared = upload.get("type")
-    return (declared if isinstance(declared, str) and declared else match[1])[:100], data
-
-
-def _returning(data: bytes) -> Callable[[], Awaitable[bytes]]:
-    async def download() -> bytes:
-        return data
-
-    return download

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright, expect
 
-from adapters.web.chat import MAX_FRAME_BYTES
+from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
 from tests.fakes.model_server import FakeModelServer, Script
