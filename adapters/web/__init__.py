@@ -2,12 +2,12 @@
 
 Each browser gets a random 128-bit id in an HttpOnly, SameSite=Strict cookie; its conversations
 are the core's threads `web:<id>` (the first) and `web:<id>:<conversation id>`, listed per browser
-(adapters/web_conversations.py), so a reload or a restart shows them again. Each answer streams
+(conversations.py), so a reload or a restart shows them again. Each answer streams
 to every tab of this process showing its conversation, through the same core and live renderer
 as Discord and Slack; its last frame goes out once it is stored. The page
 (`static/`) shows all text as text: nothing the model or a person writes is ever run.
 Without WEB_PASSWORD it listens on loopback only; with it, every request needs basic auth.
-web_guard.py checks each request (password, Host, Origin, trusted proxies) and loads WEB_TLS_*.
+guard.py checks each request (password, Host, Origin, trusted proxies) and loads WEB_TLS_*.
 
 The frames (JSON over the websocket):
 
@@ -24,14 +24,14 @@ The frames (JSON over the websocket):
   `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
   `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
 
-What a person meets (adapters/web_chat.py):
+What a person meets (chat.py, uploads.py):
 
 - A question holds up to 100,000 characters, and images only when a model sees them (`maxImages`
   is 0 otherwise, and the page shows no paperclip): up to MAX_IMAGES of 10 MB each. An image sent
   anyway, or any file that is not an image, is skipped unread, and the answer names it. A frame
   larger than its text and images may need closes the socket ("message too big"), unread.
 - Questions waiting for their answers, in each bot process: 3 per page, 6 per browser, 20 per
-  network address (as web_guard counts it, behind trusted proxies too). One more is refused,
+  network address (as guard.py counts it, behind trusted proxies too). One more is refused,
   saying which ("This browser has 6 questions waiting for their answers already: ask again once
   one is answered."); the count goes down as each answer ends, fails or is stopped, even if its
   page has closed.
@@ -95,7 +95,7 @@ class WebSettings:
     port: int
     password: str | None
     cookie_seconds: int
-    guard: Guard  # who may use the chat, and over what (adapters/web_guard.py)
+    guard: Guard  # who may use the chat, and over what (guard.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebSettings:

@@ -14,7 +14,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from adapters.jobs.attachments import with_files
 from adapters.jobs.platform_jobs import PlatformJobs, switched_model
 from adapters.web.conversations import (
     FIRST,
@@ -65,7 +64,7 @@ def model_info(choice: ModelChoice) -> dict[str, Any]:
 
 class Tab:
     """One open page: its websocket, its browser (`chat_id`), its client's network address (as
-    web_guard.counted_address counts it) and the conversation it shows."""
+    guard.counted_address counts it) and the conversation it shows."""
 
     def __init__(
         self,
@@ -254,15 +253,11 @@ class Tab:
         attachments, notices = attachments_from(uploads, self.max_images)
         files = await self._jobs.read_files(attachments)
         notices += files.notices
-        if not text.strip() and not files.images and not files.text:
+        if not text.strip() and not files.images:
             reason = " ".join(notices) or "Type a message first."  # every image it had was unusable
             self.send({"type": "refused", "question": live.question, "reason": reason})
             return
-        asked = with_files(text if text.strip() else _about(files.images), files)
-        refusal = _refusal(asked)  # what its files add counts too
-        if refusal is not None:
-            self.send({"type": "refused", "question": live.question, "reason": refusal})
-            return
+        asked = text if text.strip() else _about(files.images)  # a page's files are images only: no text to add
         turn = Turn(
             live.thread,
             self.chat_id,
