@@ -17,6 +17,8 @@ from bot.model import InferenceBackend, ModelBackend, RoutedBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.redis_client import REDIS_ERRORS, RedisClients
 from bot.store import HistoryStore
+from bot.tools.gate import ConfirmGate
+from bot.tools.toolbox import ToolBox
 from config.env import ConfigError
 from config.settings import MEMORY_STORE_URL, BackendKind, ModelSettings, Settings
 
@@ -39,6 +41,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.core.aclose()
+        await self.core.tools.aclose()
         await self.redis.aclose()
 
 
@@ -74,7 +77,10 @@ async def build(settings: Settings, *, console: bool) -> Services:
         breaker=CircuitBreaker(failures=operations.circuit_failures, open_seconds=operations.circuit_open_seconds),
         metrics=metrics,
         max_concurrent_replies=operations.max_concurrent_replies,
+        tools=ToolBox(settings.tools),
+        gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
     )
+    await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()
     return Services(core, coordination, metrics, redis, settings)
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any, TypeVar, cast
 
 import structlog
 
@@ -17,14 +18,20 @@ from bot.errors import FailureKind, ReplyFailure, failing
 from bot.locks import ConversationLocks
 from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
-from bot.model import ChatMessage, ModelBackend
+from bot.model import ChatMessage, ModelBackend, ModelPiece
 from bot.model_choice import ModelChoices
 from bot.prompt import Prompt, PromptBuilder
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.surface import ReplySurface
 from bot.text import clean_question
+from bot.tools.agent import ToolExchange, ToolTurn
+from bot.tools.asking import Asker
+from bot.tools.events import Tail, ToolEvent, ToolLines, ToolView
+from bot.tools.gate import ConfirmGate
+from bot.tools.toolbox import ToolBox
 from config.models import ModelCatalog, ModelChoice
+from config.tools import ToolSettings, offers_tools
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +39,8 @@ log = structlog.get_logger(__name__)
 # turns with the other tasks: read in one go, a pass over the streams took seconds on a slow core,
 # and every Redis answer (write slots, the heartbeat) waited that long.
 PIECES_PER_TURN = 16
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class ChatCore:
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         max_concurrent_replies: int = 200,
+        tools: ToolBox | None = None,
+        gate: ConfirmGate | None = None,
     ) -> None:
         """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
         history = store.settings
@@ -94,6 +105,8 @@ class ChatCore:
         self._idle = asyncio.Event()
         self._idle.set()
         self._rendering: dict[str, LiveRenderer] = {}  # answers being written, by conversation
+        self.tools = tools or ToolBox(ToolSettings())
+        self.gate = gate
 
     @property
     def models(self) -> ModelCatalog:
@@ -175,18 +188,42 @@ class ChatCore:
                 if (label := self._choices.label(prepared.model))
                 else "",
             )
-            pieces = self._backend.stream(prepared.messages, prepared.model.settings)
+            tool_turn = self._tool_turn(turn, surface, prepared)
             self._rendering[turn.thread] = renderer
             try:
-                result = await renderer.render(self._model_pieces(pieces))
+                result = await renderer.render(self._pieces(prepared, surface, renderer, tool_turn))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
-                await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence))
+                await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence, tool_turn))
                 raise
             finally:
                 del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
-            return await finish_even_if_cancelled(self._remember(turn, result, fence))
+            return await finish_even_if_cancelled(self._remember(turn, result, fence, tool_turn))
+
+    def _tool_turn(self, turn: Turn, surface: ReplySurface, prepared: _Prepared) -> ToolTurn | None:
+        """The answer's tool loop, when its model is offered tools and some are connected."""
+        if not offers_tools(prepared.model, self.models, self.tools.settings) or not self.tools.specs():
+            return None
+        settings = prepared.model.settings
+
+        def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
+            return self._model_pieces(self._backend.stream(messages, settings, offered))
+
+        asker = Asker(self.gate, surface, turn.author_id, turn.author_name, self.tools.settings.confirm_seconds)
+        room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
+        return ToolTurn(ask_model, self.tools, asker, room_tokens=room, count=self._prompts.count)
+
+    def _pieces(
+        self, prepared: _Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
+    ) -> AsyncIterator[str | Tail]:
+        if tool_turn is None:  # no tools offered: the model's stream is text only
+            pieces = self._backend.stream(prepared.messages, prepared.model.settings)
+            return cast(AsyncIterator[str], self._model_pieces(pieces))
+        events = _with_notices(tool_turn, renderer, prepared.messages)
+        if isinstance(surface, ToolView):
+            return _shown_on(surface, events)
+        return ToolLines(surface.limits.line_prefix).present(events)
 
     async def _admit(self, turn: Turn) -> Turn:
         """The turn with its text cleaned, or why it is refused before anything is stored."""
@@ -235,20 +272,25 @@ class ChatCore:
             f"This conversation is longer than I can read at once: only the last {prompt.used} messages were used.",
         )
 
-    async def _remember(self, turn: Turn, result: RenderResult, fence: str) -> RenderResult:
+    async def _remember(
+        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None
+    ) -> RenderResult:
         """Store the answer; one that failed is stored with its reason (shown again on a reload,
         and the model told it went unanswered: see bot.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
-        tokens = 0 if failed else await off_loop_if_large(len(result.text), self._prompts.count, result.text)
+        exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text)
+        text, tools = exchange.text, tuple(exchange.messages)
+        counted = text + (str(tools) if tools else "")
+        tokens = 0 if failed else await off_loop_if_large(len(counted), self._prompts.count, counted)
         try:
-            reply = StoredMessage("assistant", result.text, at=time.time(), tokens=tokens, failed=failed)
+            reply = StoredMessage("assistant", text, at=time.time(), tokens=tokens, failed=failed, tools=tools)
             await self._store.add_reply(turn.thread, reply, fence)
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
             return replace(result, saved=False)
         return result
 
-    async def _model_pieces(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+    async def _model_pieces(self, pieces: AsyncIterator[P]) -> AsyncIterator[P]:
         """The model's pieces, counted and timed; asked for once fewer than `max_concurrent_replies`
         stream in this process. Past that, a process falls behind every stream and its Redis
         answers (its heartbeat lapses, its live replies look dead to the others), so answers wait
@@ -272,3 +314,25 @@ class ChatCore:
         finally:
             self._metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
             await aclose_if_any(pieces)
+
+
+async def _with_notices(
+    tool_turn: ToolTurn, renderer: LiveRenderer, messages: list[ChatMessage]
+) -> AsyncIterator[str | ToolEvent]:
+    """The tool loop's pieces; what it has to say at the end (a limit reached) joins the reply's notices."""
+    async for piece in tool_turn.pieces(messages):
+        yield piece
+    for notice in tool_turn.exchange.notices:
+        renderer.add_notice(notice)
+
+
+async def _shown_on(surface: ToolView, pieces: AsyncIterator[str | ToolEvent]) -> AsyncIterator[str | Tail]:
+    """Text for the renderer; tool events to a surface that shows them itself."""
+    async for piece in pieces:
+        if isinstance(piece, str):
+            yield piece
+            continue
+        try:
+            await surface.show_tool(piece)
+        except Exception:
+            log.warning("tool_event_not_shown", exc_info=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.model import ChatMessage
+from bot.model import ChatMessage, ToolSpec
 from config.settings import ModelSettings, SamplingSettings
 
 if TYPE_CHECKING:
@@ -37,7 +37,10 @@ class LocalBackend:
         if model is not None:
             await asyncio.to_thread(model.close)
 
-    async def stream(self, messages: Sequence[ChatMessage], model_settings: ModelSettings) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], model_settings: ModelSettings, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[str]:
+        """`tools` are never offered to the in-process model (see config.tools): it answers in text."""
         async with self._load_lock:  # the weights load with the first reply
             if self._model is None:
                 self._model = await asyncio.to_thread(self._load)

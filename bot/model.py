@@ -16,11 +16,15 @@ from huggingface_hub import AsyncInferenceClient, InferenceTimeoutError, set_asy
 from huggingface_hub.errors import HfHubHTTPError, OverloadedError, TextGenerationError, ValidationError
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.tool_calls import CallGatherer, ToolCalls
 from config.settings import BackendKind, ModelSettings
 
 log = structlog.get_logger(__name__)
 
 ChatMessage = dict[str, Any]  # content: text, or OpenAI-style parts (text and image_url)
+ToolSpec = dict[str, Any]  # an OpenAI-style {"type": "function", "function": {name, description, parameters}}
+# What a model's stream yields: text pieces, and at its end the tools it asks for, if any.
+ModelPiece = str | ToolCalls
 
 # Sent as the bearer key to a server of the operator's own when HF_TOKEN is not set (as OpenAI
 # clients do for vLLM): without a key huggingface_hub would send a token saved by `hf auth login`.
@@ -37,8 +41,11 @@ _UNKNOWN_MODEL = re.compile(
 
 
 class ModelBackend(Protocol):
-    def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
-        """Yield text pieces of `model`'s answer; raise ReplyFailure. Closing the iterator early frees its resources."""
+    def stream(
+        self, messages: Sequence[ChatMessage], model: ModelSettings, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[ModelPiece]:
+        """Yield text pieces of `model`'s answer, then the `tools` it calls, if any; raise ReplyFailure. Closing the
+        iterator early frees its resources."""
 
     async def aclose(self) -> None: ...
 
@@ -50,9 +57,11 @@ class RoutedBackend:
         self._remote = remote
         self._local = local
 
-    def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
+    def stream(
+        self, messages: Sequence[ChatMessage], model: ModelSettings, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[ModelPiece]:
         backend = self._local if model.backend is BackendKind.LOCAL and self._local else self._remote
-        return backend.stream(messages, model)
+        return backend.stream(messages, model, tools)
 
     async def aclose(self) -> None:
         await self._remote.aclose()
@@ -113,13 +122,15 @@ class InferenceBackend:
         set_async_client_factory(_client)  # clients made from now on no longer use the closed pool
         await self._transport.close_pool()
 
-    async def stream(self, messages: Sequence[ChatMessage], model: ModelSettings) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[ChatMessage], model: ModelSettings, tools: Sequence[ToolSpec] = ()
+    ) -> AsyncIterator[ModelPiece]:
         """Retries a model still loading (503), or a connection the server closed, as long as nothing was shown yet."""
         attempt, reconnected = 0, False
         while True:
             started = False
             try:
-                async for piece in self._stream_once(messages, model):
+                async for piece in self._stream_once(messages, model, tools):
                     started = True
                     yield piece
                 return
@@ -135,13 +146,16 @@ class InferenceBackend:
                 log.info("model_loading_retry", attempt=attempt, delay_seconds=delay)
                 await asyncio.sleep(delay)
 
-    async def _stream_once(self, messages: Sequence[ChatMessage], settings: ModelSettings) -> AsyncIterator[str]:
+    async def _stream_once(
+        self, messages: Sequence[ChatMessage], settings: ModelSettings, tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[ModelPiece]:
         # One client per stream: closing it is what frees the connection on cancel or error.
         async with AsyncInferenceClient(
             base_url=settings.inference_url, token=settings.hf_token or NO_KEY, timeout=settings.timeout_seconds
         ) as client:
             sent_any = False
             finish_reason: str | None = None
+            calls = CallGatherer()
             try:
                 async for chunk in await client.chat_completion(
                     list(messages),
@@ -150,6 +164,7 @@ class InferenceBackend:
                     max_tokens=settings.sampling.max_new_tokens,
                     temperature=settings.sampling.temperature,
                     top_p=settings.sampling.top_p,
+                    tools=list(tools) or None,  # OpenAI-style dicts, sent as they are
                 ):
                     if not chunk.choices:
                         continue
@@ -157,6 +172,9 @@ class InferenceBackend:
                     if choice.delta is not None and choice.delta.content:
                         sent_any = True
                         yield choice.delta.content
+                    if choice.delta is not None and choice.delta.tool_calls:
+                        sent_any = True
+                        calls.add(choice.delta.tool_calls)
                     finish_reason = choice.finish_reason or finish_reason
             except Exception as error:
                 raise _named(classify_inference_error(error, started=sent_any), settings.model_id) from error
@@ -164,6 +182,8 @@ class InferenceBackend:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
             if finish_reason == "length":
                 raise ReplyFailure(FailureKind.LENGTH, "max_tokens reached")
+            if calls:  # some servers end a tool-calling message with "stop"
+                yield ToolCalls(calls.calls())
 
 
 def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFailure:

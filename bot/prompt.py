@@ -26,6 +26,8 @@ _SEPARATOR_TOKENS = 2
 # What an image is taken to cost in a vision model's context. Models differ (LLaVA 576 tokens, Qwen2-VL about 2,300
 # for a 1,568 × 1,176 photo); counted too low, a conversation with many images is refused as above.
 IMAGE_TOKENS = 1_500
+# A tool result from an earlier answer is sent again at most this long: the answer that used it says what mattered.
+EARLIER_RESULT_CHARS = 2_000
 
 
 class TokenCounter(Protocol):
@@ -60,6 +62,10 @@ class PromptBuilder:
         self._budget = budget
 
     @property
+    def budget(self) -> PromptBudget:
+        return self._budget
+
+    @property
     def history_budget(self) -> int:
         return self._budget.prompt_tokens - self._system_tokens
 
@@ -82,10 +88,12 @@ class PromptBuilder:
         kept = self._newest_that_fit(_merge_same_role([self._turn(m, named, sees_images) for m in history]))
         system = {"role": "system", "content": self._system_prompt}
         messages: list[ChatMessage] = [system] if self._system_prompt else []
-        messages.extend(turn.message() for turn in kept)
+        for turn in kept:
+            messages.extend(turn.messages())
         used = sum(turn.count for turn in kept)
         images = tuple(image for turn in kept for image in turn.images)
-        return Prompt(messages, used=used, left_out=len(history) - used, images=images)
+        tokens = self._system_tokens + sum(turn.tokens + TOKENS_PER_TURN for turn in kept)
+        return Prompt(messages, used=used, left_out=len(history) - used, images=images, tokens=tokens)
 
     def _turn(self, message: StoredMessage, named: bool, sees_images: bool) -> _Turn:
         images = message.images if sees_images else ()
@@ -93,7 +101,7 @@ class PromptBuilder:
         if named and message.role == "user" and message.author_name:
             prefix = f"{message.author_name}: "
             return _Turn("user", prefix + message.content, tokens + self._counter.count(prefix), images=images)
-        return _Turn(message.role, message.content, tokens, images=images)
+        return _Turn(message.role, message.content, tokens, images=images, tools=message.tools)
 
     def _newest_that_fit(self, turns: list[_Turn]) -> list[_Turn]:
         remaining = self.history_budget
@@ -116,6 +124,7 @@ class Prompt:
     used: int  # messages of the thread in the prompt
     left_out: int  # older messages that no longer fit
     images: tuple[str, ...] = ()  # ids of the images its messages refer to
+    tokens: int = 0  # its size, as counted against the budget
 
     def with_images(self, urls: Mapping[str, str]) -> list[ChatMessage]:
         """The messages, each image id replaced by its data URL (images no longer kept left out)."""
@@ -164,13 +173,35 @@ class _Turn:
     tokens: int
     count: int = 1  # stored messages merged into it
     images: tuple[str, ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()  # an answer's tool calls and results, before its last text
 
-    def message(self) -> ChatMessage:
-        """Plain text, or OpenAI-style content parts when it has images (ids until filled in)."""
+    def messages(self) -> list[ChatMessage]:
+        """Plain text, or OpenAI-style content parts when it has images (ids until filled in); an answer that called
+        tools as its calls, their (shortened) results and the text it wrote after them."""
+        if self.tools:
+            return earlier_tool_messages(self.tools, self.content)
         if not self.images:
-            return {"role": self.role, "content": self.content}
+            return [{"role": self.role, "content": self.content}]
         parts = [{"type": "text", "text": self.content}, *({"image": image} for image in self.images)]
-        return {"role": self.role, "content": parts}
+        return [{"role": self.role, "content": parts}]
+
+
+def earlier_tool_messages(tools: Sequence[dict[str, Any]], content: str) -> list[ChatMessage]:
+    """A stored answer's calls and results (each result at most EARLIER_RESULT_CHARS), then its last text: what it
+    wrote after the text that went with its calls."""
+    messages: list[ChatMessage] = []
+    said = ""
+    for message in tools:
+        if message.get("role") == "tool":
+            result = str(message.get("content") or "")
+            if len(result) > EARLIER_RESULT_CHARS:
+                result = result[:EARLIER_RESULT_CHARS] + " […]"
+            messages.append({**message, "content": result})
+        else:
+            said += str(message.get("content") or "")
+            messages.append(message)
+    last = content[len(said) :] if content.startswith(said) else content
+    return [*messages, {"role": "assistant", "content": last}]
 
 
 def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
@@ -180,7 +211,9 @@ def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:
             last = merged[-1]
             content = f"{last.content}\n\n{turn.content}"
             tokens = last.tokens + turn.tokens + _SEPARATOR_TOKENS
-            merged[-1] = _Turn(turn.role, content, tokens, last.count + turn.count, last.images + turn.images)
+            merged[-1] = _Turn(
+                turn.role, content, tokens, last.count + turn.count, last.images + turn.images, last.tools + turn.tools
+            )
         else:
             merged.append(turn)
     return merged

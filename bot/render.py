@@ -19,6 +19,7 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.loop import aclose_if_any, cancel_until_done, finish_even_if_cancelled
 from bot.split import split_head, with_note
 from bot.surface import EditSkipped, ReplySurface
+from bot.tools.events import Tail
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +73,7 @@ class LiveRenderer:
         self._limits = surface.limits
         self._clock = clock
         self._parts: list[str] = []
+        self._tail = ""  # shown after the text while it is written (see bot.tools.events.Tail)
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._failure: ReplyFailure | None = None
@@ -86,13 +88,17 @@ class LiveRenderer:
         self._waiting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
 
+    def add_notice(self, notice: str) -> None:
+        """A notice for the end of the final text, learnt while the answer is written."""
+        self._notices += (notice,)
+
     def stop(self, failure: ReplyFailure) -> None:
         """End the answer now: the model is no longer read, and the text so far stays with `failure`'s reason."""
         if self._reader is not None and not self._reader.done():
             self._failure = failure
             self._reader.cancel()
 
-    async def render(self, pieces: AsyncIterator[str]) -> RenderResult:
+    async def render(self, pieces: AsyncIterator[str | Tail]) -> RenderResult:
         # The reader first: tasks start in order, so the model request is on its way before
         # the surface does anything for the waiting indicator (such as opening a thread).
         reader = self._reader = asyncio.create_task(self._read(pieces))
@@ -114,10 +120,13 @@ class LiveRenderer:
 
     # -- reading the model ---------------------------------------------------------
 
-    async def _read(self, pieces: AsyncIterator[str]) -> None:
+    async def _read(self, pieces: AsyncIterator[str | Tail]) -> None:
         try:
             async for piece in pieces:
-                self._parts.append(piece)
+                if isinstance(piece, Tail):
+                    self._tail = piece.text
+                else:
+                    self._parts.append(piece)
                 self._changed.set()
         except ReplyFailure as failure:
             self._failure = failure
@@ -169,8 +178,10 @@ class LiveRenderer:
         await self._seal_overflow(text, streaming=True)
         body = self._body(text)
         if not body.strip():
-            return True
-        shown = body + self._limits.indicator
+            if not self._tail.strip():
+                return True
+            body = ""
+        shown = (body + self._tail if body else self._tail.lstrip()) + self._limits.indicator
         if self._handle is None:
             self._handle = await self._post(shown, final=False)
         elif shown != self._shown:
@@ -197,7 +208,7 @@ class LiveRenderer:
             await self._surface.end()
 
     def _final_source(self) -> str:
-        text = self._text()
+        text = self._text() + self._tail  # a call still running when the reply ended stays shown
         if self._failure is None and not text.strip():
             self._failure = ReplyFailure(FailureKind.EMPTY, "no text")
         notes = [f"{NOTICE_PREFIX} {notice}" for notice in self._notices]
@@ -215,7 +226,7 @@ class LiveRenderer:
     async def _seal_overflow(self, text: str, *, streaming: bool) -> None:
         """Finish messages that are full and move the rest of the text to a new one."""
         limits = self._limits
-        room = limits.max_length - (limits.measure(limits.indicator) if streaming else 0)
+        room = limits.max_length - (limits.measure(limits.indicator + self._tail) if streaming else 0)
         while limits.measure(self._body(text)) > room:
             piece, reopen = split_head(text[self._start :], self._reopen, limits.max_length, limits.measure)
             if self._handle is not None:

@@ -32,6 +32,8 @@ class StoredMessage:
     tokens: int = 0  # the content's token count, kept so prompts needn't re-tokenize history
     images: tuple[str, ...] = ()  # ids of the images sent with it (see `images`)
     failed: str = ""  # an answer that failed: the reason shown after its text
+    # An answer's tool calls and their results (OpenAI-style assistant and tool messages), before its last text.
+    tools: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> str:
         data = {key: value for key, value in asdict(self).items() if value or key in ("role", "content")}
@@ -40,7 +42,7 @@ class StoredMessage:
     @classmethod
     def from_json(cls, raw: str | bytes) -> StoredMessage:
         data = {key: value for key, value in json.loads(raw).items() if key in _FIELDS}
-        return cls(**{**data, "images": tuple(data.get("images", ()))})
+        return cls(**{**data, "images": tuple(data.get("images", ())), "tools": tuple(data.get("tools", ()))})
 
 
 _FIELDS = frozenset(field.name for field in fields(StoredMessage))

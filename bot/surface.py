@@ -15,6 +15,7 @@ class SurfaceLimits:
     measure: Measure = char_length
     indicator: str = " ▌"  # shown after the text while the model is still writing
     min_edit_interval: float = 1.0  # per reply, on top of the platform's rate limits
+    line_prefix: str = ""  # before each line about a tool call (Discord's "-# " shows it small)
 
 
 class ReplySurface(Protocol):

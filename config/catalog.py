@@ -14,6 +14,7 @@ models:
     name: Mistral 7B            # display name (default: the id's last path part)
     provider: together          # through the Hugging Face router with this provider ("auto": it picks)
     vision: true                # accepts images
+    tools: true                 # is offered the MCP tools (see MCP_SERVERS_FILE)
     temperature: 0.2            # request parameters: temperature, top_p, max_tokens
     max_tokens: 800
   - id: llama3.2-vision

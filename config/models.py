@@ -73,6 +73,7 @@ class ModelChoice:
     display_name: str
     vision: bool
     settings: ModelSettings
+    tools: bool | None = None  # MODELS_FILE's `tools:` (None: not said; see config.tools.offers_tools)
 
 
 @dataclass(frozen=True)

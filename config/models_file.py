@@ -14,7 +14,18 @@ import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAM
 from config.env import ConfigError, Env
 from config.models import BackendKind, ModelChoice, ModelSettings, SamplingSettings, choice_of, sampling_from_env
 
-ENTRY_FIELDS = ("id", "name", "provider", "base_url", "token_env", "vision", "temperature", "top_p", "max_tokens")
+ENTRY_FIELDS = (
+    "id",
+    "name",
+    "provider",
+    "base_url",
+    "token_env",
+    "vision",
+    "tools",
+    "temperature",
+    "top_p",
+    "max_tokens",
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -29,6 +40,7 @@ class FileEntry:
     base_url: str | None
     token: str | None  # the value of the variable its token_env names
     vision: bool | None
+    tools: bool | None
     temperature: float | None
     top_p: float | None
     max_tokens: int | None
@@ -37,7 +49,7 @@ class FileEntry:
 def file_choice(entry: FileEntry, default: ModelSettings, env: Env) -> ModelChoice:
     """A file entry's choice: the default's settings with its endpoint, token and parameters."""
     settings = replace(_endpoint(entry, default), sampling=_sampling(entry, default, env))
-    return choice_of(entry.id, entry.name, bool(entry.vision), settings)
+    return replace(choice_of(entry.id, entry.name, bool(entry.vision), settings), tools=entry.tools)
 
 
 def _endpoint(entry: FileEntry, default: ModelSettings) -> ModelSettings:
@@ -148,6 +160,7 @@ def _parse_entry(raw: object, position: str, env: Env, context_tokens: int) -> F
         base_url=base_url,
         token=_token(env, fields.env_name("token_env"), where),
         vision=fields.flag("vision"),
+        tools=fields.flag("tools"),
         temperature=fields.number("temperature", 0.0, 2.0),
         top_p=fields.number("top_p", 0.01, 1.0),
         max_tokens=_max_tokens(fields.whole("max_tokens"), context_tokens, where),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 from config.catalog import load_catalog
 from config.env import ConfigError, Env
 from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
+from config.tools import ToolSettings, tool_settings
 
 __all__ = ["BackendKind", "ModelSettings", "SamplingSettings", "Settings", "load_settings"]
 
@@ -79,6 +80,7 @@ class Settings:
     context_tokens: int
     log_level: str
     env: Env
+    tools: ToolSettings = field(default_factory=ToolSettings)
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -120,6 +122,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         context_tokens=context_tokens,
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         env=env,
+        tools=tool_settings(env),
     )
 
 

@@ -8,26 +8,52 @@ import sys
 from typing import TextIO
 
 from adapters.jobs.platform_jobs import UnlimitedSurface, describe_models, switched_model, unknown_model
+from adapters.jobs.tools import describe_tools
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.surface import SurfaceLimits
+from bot.tools.asking import ConfirmRequest
+from bot.tools.gate import ConfirmGate, Decision
 from config.settings import Settings
 
 NAME = "console"
 TOKEN_VARIABLES: tuple[str, ...] = ()
 
 PROMPT = "you> "
-HELP = "Type a message and press Enter. /reset starts over, /model switches models, /quit (or Ctrl-D) leaves."
+HELP = (
+    "Type a message and press Enter. /reset starts over, /model switches models, /tools lists the tools, "
+    "/quit (or Ctrl-D) leaves."
+)
 
 
 class ConsoleSurface(UnlimitedSurface):
-    """A reply printed once, growing in place: each edit prints only what is new."""
+    """A reply printed once, growing in place: each edit prints only what is new. A tool that may change something
+    is asked about with y/N (Enter alone, or no answer in time, is no)."""
 
     limits = SurfaceLimits(max_length=1_000_000, indicator="", min_edit_interval=0.0)
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(
+        self, out: TextIO, reader: asyncio.StreamReader | None = None, gate: ConfirmGate | None = None
+    ) -> None:
         self._out = out
+        self._reader = reader
+        self._gate = gate
         self._printed = ""
+
+    async def ask_to_run(self, request: ConfirmRequest) -> asyncio.Task[None] | None:
+        if self._reader is None or self._gate is None:
+            return None
+        self._write(f"\n  Run {request.tool} ({request.server}) with {request.arguments}? [y/N] ")
+        return asyncio.create_task(self._read_answer(self._reader, self._gate, request))
+
+    async def settle(self, handle: asyncio.Task[None] | None, request: ConfirmRequest, decision: Decision) -> None:
+        if handle is not None and not handle.done():
+            handle.cancel()
+            self._write(f"\n  ({decision.why})\n")
+
+    async def _read_answer(self, reader: asyncio.StreamReader, gate: ConfirmGate, request: ConfirmRequest) -> None:
+        answer = (await reader.readline()).decode("utf-8", errors="replace").strip().lower()
+        await gate.answer(request.key, request.asker_id, yes=answer in ("y", "yes"))
 
     async def show_waiting(self) -> None:
         self._write("bot> ")
@@ -80,7 +106,11 @@ async def run(services: Services, settings: Settings) -> None:
         if text == "/model" or text.startswith("/model "):
             out.write(await _model(core, thread, text.removeprefix("/model").strip()) + "\n")
             continue
-        await core.answer(Turn(thread, getpass.getuser(), getpass.getuser(), text), ConsoleSurface(out))
+        if text == "/tools":
+            out.write(describe_tools(core.tools) + "\n")
+            continue
+        turn = Turn(thread, getpass.getuser(), getpass.getuser(), text)
+        await core.answer(turn, ConsoleSurface(out, reader, core.gate))
 
 
 async def _model(core: ChatCore, thread: str, name: str) -> str:

@@ -24,6 +24,7 @@ from discord import app_commands
 from adapters.discord_bot.commands import Commands, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
+from adapters.discord_bot.tool_buttons import ToolAnswerButton
 from adapters.jobs.attachments import Attachment, DownloadFailed
 from adapters.jobs.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
 from adapters.jobs.platform_jobs import PlatformJobs, retrieve_outcome
@@ -95,6 +96,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def setup_hook(self) -> None:
         assert self.user is not None  # logged in: the menu command is named after the bot
         await self.jobs.keep_replies(self._finish_interrupted)
+        self.add_dynamic_items(ToolAnswerButton)  # a click on any process's Run / Cancel
         self._commands.register_menu(self.tree, self.user.name)
         try:
             if self.settings.command_guild_ids:  # test guilds: the commands there only, as the server's

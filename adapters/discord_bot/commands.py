@@ -24,6 +24,7 @@ from adapters.discord_bot.surfaces import (
 )
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.platform_jobs import PlatformJobs, describe_models, switched_model, unknown_model
+from adapters.jobs.tools import describe_tools
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.render import failure_note
@@ -83,6 +84,10 @@ class Commands:
         @model.autocomplete("name")
         async def model_names(_: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
             return self._model_choices(typed)
+
+        @tree.command(name="tools", description="List the tools the bot can use, and which ask you first")
+        async def tools(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(describe_tools(self._jobs.core.tools)[:2000], ephemeral=True)
 
     def register_menu(self, tree: app_commands.CommandTree[discord.Client], bot_name: str) -> None:
         """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""

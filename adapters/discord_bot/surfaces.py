@@ -10,12 +10,15 @@ from typing import Any
 
 import discord
 
+from adapters.discord_bot.tool_buttons import confirm_question, question_view, settled_text
 from adapters.jobs.ledger import Recording
 from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
+from bot.tools.asking import ConfirmRequest
+from bot.tools.gate import Decision
 
 MAX_CONTENT = 2000
-REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0)
+REPLY_LIMITS = SurfaceLimits(max_length=MAX_CONTENT, indicator=" ▌", min_edit_interval=1.0, line_prefix="-# ")
 TYPING_DELAY = 0.4  # seconds without text before "typing…" shows (quick answers skip it)
 
 
@@ -125,6 +128,16 @@ class ChannelReply:
     def model_line(self, model: str, *, first_reply: bool) -> str:
         return model_subtext(model, first_reply=first_reply)
 
+    async def ask_to_run(self, request: ConfirmRequest) -> discord.Message:
+        """Run / Cancel buttons under the reply (see adapters.discord_bot.tool_buttons)."""
+        destination = await self._where()
+        async with self._budget.post(self._rate_limits.creates(destination.channel.id)):
+            return await destination.channel.send(confirm_question(request), view=question_view(request.key))
+
+    async def settle(self, handle: discord.Message, request: ConfirmRequest, decision: Decision) -> None:
+        async with await self._budget.edit(self._edit_buckets(), final=True):
+            await handle.edit(content=settled_text(request, decision), view=None)
+
     def _edit_buckets(self) -> tuple[Bucket, Bucket]:
         """The channel the reply is in: known once the thread opened (or the reply fell back to
         the channel); until then, the thread's id, which is the mention's."""
@@ -180,6 +193,15 @@ class InteractionReply:
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         return model_subtext(model, first_reply=first_reply)
+
+    async def ask_to_run(self, request: ConfirmRequest) -> discord.WebhookMessage:
+        async with self._budget.post(self._buckets):
+            view = question_view(request.key)
+            return await self._interaction.followup.send(confirm_question(request), view=view, wait=True)
+
+    async def settle(self, handle: discord.WebhookMessage, request: ConfirmRequest, decision: Decision) -> None:
+        async with await self._budget.edit(self._buckets, final=True):
+            await handle.edit(content=settled_text(request, decision), view=None)
 
 
 def _handle(message: discord.Message) -> dict[str, Any]:

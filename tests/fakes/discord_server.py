@@ -21,6 +21,17 @@ type-8 ``choices``, checked: at most 25, 1-100 characters). Replies carry ``refe
 attachments are served by a fake CDN (``/attachments/<id>/<name>``, the bot's uploads too),
 images with ``width`` / ``height``.
 
+Buttons: messages (created, edited, interaction replies and follow-ups, webhook edits) carry
+``components``: at most 5 action rows of 1-5 buttons, checked like Discord (custom_id 1-100
+characters and unique, label up to 80, link buttons with a url; 400 50035 naming the field), stored
+with Discord's numeric component ``id``s; ``components: []`` removes them. Select menus and v2
+layout components are refused (not modelled). ``click_button(message_id, custom_id, user)``
+dispatches INTERACTION_CREATE of type 3 with the full message; the bot answers within 3 s, once,
+with 4 (a reply to the clicked message, ephemeral with ``flags: 64``: ``messages_seen_by`` shows
+it to the clicker only), 5, 6 (nothing visible) or 7 (the clicked message edited); 6 and 7 are
+refused (400) for commands. ``components_of``, ``buttons_of`` and ``messages_with_buttons`` read
+what is stored.
+
 User installs: ``install_for_user(user)`` adds the app to a person's account. Their commands then
 work where the bot is not: a guild added with ``with_bot=False``, a group DM (``add_group_dm``),
 a DM between two people (``add_dm_between``). Interactions carry Discord's ``context`` (0 guild,
@@ -98,6 +109,12 @@ MAX_CHOICES = 25  # declared choices, and autocomplete answers
 MAX_CHOICE_LENGTH = 100  # a choice's name, and a string choice's value
 MAX_COMMANDS = {1: 100, 2: 15, 3: 15}  # per scope, by command type (CHAT_INPUT, USER, MESSAGE)
 COMMAND_NAME_RE = re.compile(r"[-_'\w]{1,32}")  # CHAT_INPUT commands and all option names
+MAX_ACTION_ROWS = 5  # per message
+MAX_ROW_BUTTONS = 5  # per action row
+MAX_BUTTON_LABEL = 80
+MAX_CUSTOM_ID = 100
+MAX_BUTTON_URL = 512
+MAX_COMPONENT_ID = 2**31 - 1  # a component's optional numeric ``id`` (0: let Discord number it)
 
 
 class Intent:
@@ -212,6 +229,25 @@ class MessageFlag:
     HAS_THREAD = 1 << 5
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
+    IS_COMPONENTS_V2 = 1 << 15
+
+
+class ComponentType:
+    """Message components the fake models: action rows of buttons (no selects, no v2 layout)."""
+
+    ACTION_ROW = 1
+    BUTTON = 2
+
+
+class ButtonStyle:
+    PRIMARY = 1
+    SECONDARY = 2
+    SUCCESS = 3
+    DANGER = 4
+    LINK = 5  # a ``url``, no ``custom_id``: clicking opens the link, no interaction
+    PREMIUM = 6  # a ``sku_id``, no ``custom_id``, label, emoji or url
+    ALL = range(1, 7)
+    WITH_CUSTOM_ID = (PRIMARY, SECONDARY, SUCCESS, DANGER)
 
 
 class Op:
@@ -237,6 +273,7 @@ class CallbackType:
     APPLICATION_COMMAND_AUTOCOMPLETE_RESULT = 8
     MODAL = 9
     CREATES_MESSAGE = (CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE)
+    UPDATES_MESSAGE = (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE)  # component (and modal) interactions only
 
 
 IMAGE_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
@@ -513,8 +550,16 @@ class StoredMessage:
 
 @dataclass
 class FakeInteraction:
-    """An application command (slash or context menu) or autocomplete interaction the fake
-    delivered, plus everything the bot answered."""
+    """An application command (slash or context menu), autocomplete or button-click (message
+    component) interaction the fake delivered, plus everything the bot answered.
+
+    What the bot answered: ``callback_type`` (4 a message, 5 deferred "thinking…", 6 a button
+    click acknowledged with nothing visible, 7 the clicked message edited, 8 autocomplete
+    choices, 9 a modal; None before any answer), ``response_data`` (that callback's ``data``:
+    content / components / embeds / flags), ``ephemeral`` (a reply only the user sees),
+    ``original_message_id`` (the reply of a type 4/5; after a type 6/7 the clicked message,
+    which is what ``@original`` edits then) and ``followup_message_ids``. ``rejected`` holds the
+    error bodies of callbacks Discord would have refused (the first answer is the only one)."""
 
     id: int
     token: str
@@ -532,6 +577,8 @@ class FakeInteraction:
     command_type: int = CommandType.CHAT_INPUT  # 3: a message context-menu command
     target_id: int | None = None  # the message a message command was used on
     rejected: list[dict[str, Any]] = field(default_factory=list)  # error bodies of refused callbacks
+    custom_id: str | None = None  # a button click (interaction type 3): the button's custom_id
+    message_id: int | None = None  # a button click: the message whose button was clicked
 
     @property
     def acknowledged(self) -> bool:
@@ -540,6 +587,18 @@ class FakeInteraction:
     @property
     def callback_type(self) -> int | None:
         return self.callbacks[0]["type"] if self.callbacks else None
+
+    @property
+    def response_data(self) -> dict[str, Any] | None:
+        """The ``data`` of the bot's answer (a copy as it was sent), or None before it."""
+        return self.callbacks[0]["data"] if self.callbacks else None
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the answer is a message (type 4, or the deferred 5) only the user sees."""
+        if self.callback_type not in CallbackType.CREATES_MESSAGE or self.response_data is None:
+            return False
+        return bool(int(self.response_data.get("flags") or 0) & MessageFlag.EPHEMERAL)
 
     @property
     def choices(self) -> list[dict[str, Any]] | None:
@@ -1435,15 +1494,18 @@ class _RestApi:
 def interaction_callback_response(
     interaction: FakeInteraction, body: Mapping[str, Any], message: StoredMessage | None
 ) -> dict[str, Any]:
-    """The ``?with_response=true`` body discord.py 2.5+ asks for."""
-    flags = (body.get("data") or {}).get("flags") or 0
+    """The ``?with_response=true`` body discord.py 2.5+ asks for. `message`: the one the callback
+    created (types 4, 5) or edited (type 7, the clicked message)."""
     summary: dict[str, Any] = {"id": str(interaction.id), "type": interaction.interaction_type}
     if message is not None:
         summary["response_message_id"] = str(message.id)
         summary["response_message_loading"] = bool(message.flags & MessageFlag.LOADING)
-        summary["response_message_ephemeral"] = bool(flags & MessageFlag.EPHEMERAL)
+        summary["response_message_ephemeral"] = bool(message.flags & MessageFlag.EPHEMERAL)
     response: dict[str, Any] = {"interaction": summary, "resource": {"type": body.get("type")}}
-    if message is not None and body.get("type") == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
+    if message is not None and body.get("type") in (
+        CallbackType.CHANNEL_MESSAGE_WITH_SOURCE,
+        CallbackType.UPDATE_MESSAGE,
+    ):
         response["resource"]["message"] = _copied(message.payload)
     return response
 
@@ -1499,7 +1561,136 @@ def message_field_errors(body: Mapping[str, Any]) -> list[FieldError]:
     if content is not None and len(str(content)) > MAX_CONTENT_LENGTH:
         errors.append(max_length_error(("content",), MAX_CONTENT_LENGTH))
     errors.extend(embed_errors(body.get("embeds") or []))
+    errors.extend(component_errors(body.get("components")))
     return errors
+
+
+def component_errors(components: Any) -> list[FieldError]:
+    """A message's ``components``, checked like Discord: at most 5 action rows (type 1) of 1-5
+    buttons (type 2): ``style`` 1-4 with a ``custom_id`` of 1-100 characters, unique in the
+    message; 5 (link) with a ``url`` and no custom_id; 6 (premium) with a ``sku_id`` only; an
+    optional ``label`` of at most 80, ``disabled`` (bool), ``emoji`` (object) and numeric ``id``
+    (unique). Null or ``[]``: none. Select menus and the v2 layout components are valid on
+    Discord but not modelled here: the fake refuses them (400) rather than pretend.
+    Codes Discord does not document are the fake's own names."""
+    if components is None:
+        return []
+    path: tuple[str | int, ...] = ("components",)
+    if not isinstance(components, list):
+        return [FieldError(path, "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")]
+    if len(components) > MAX_ACTION_ROWS:
+        return [max_length_error(path, MAX_ACTION_ROWS)]
+    errors: list[FieldError] = []
+    custom_ids: set[str] = set()
+    ids: set[int] = set()
+    for index, row in enumerate(components):
+        here = (*path, index)
+        if not isinstance(row, dict):
+            errors.append(FieldError(here, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType"))
+            continue
+        if row.get("type") != ComponentType.ACTION_ROW:
+            message = "Value must be one of {1}: the fake models action rows of buttons only (no v2 layout)."
+            errors.append(FieldError((*here, "type"), "BASE_TYPE_CHOICES", message))
+            continue
+        errors.extend(_component_id_errors(here, row, ids))
+        children = row.get("components")
+        if not isinstance(children, list):
+            errors.append(_required_field((*here, "components")))
+            continue
+        if not 1 <= len(children) <= MAX_ROW_BUTTONS:
+            errors.append(_bad_length((*here, "components"), 1, MAX_ROW_BUTTONS))
+            continue
+        for position, button in enumerate(children):
+            errors.extend(_button_errors((*here, "components", position), button, custom_ids, ids))
+    return errors
+
+
+def _component_id_errors(path: tuple[str | int, ...], component: Mapping[str, Any], ids: set[int]) -> list[FieldError]:
+    value = component.get("id")
+    if value is None or value == 0:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COMPONENT_ID:
+        message = f"int value should be greater than or equal to 0 and less than or equal to {MAX_COMPONENT_ID}."
+        return [FieldError((*path, "id"), "NUMBER_TYPE_MAX", message)]
+    if value in ids:
+        return [FieldError((*path, "id"), "COMPONENT_ID_DUPLICATED", "Component id cannot be duplicated")]
+    ids.add(value)
+    return []
+
+
+def _button_errors(path: tuple[str | int, ...], button: Any, custom_ids: set[str], ids: set[int]) -> list[FieldError]:
+    if not isinstance(button, dict):
+        return [FieldError(path, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")]
+    if button.get("type") != ComponentType.BUTTON:
+        message = "Value must be one of {2}: the fake models buttons only (no select menus)."
+        return [FieldError((*path, "type"), "BASE_TYPE_CHOICES", message)]
+    style = button.get("style")
+    if isinstance(style, bool) or style not in ButtonStyle.ALL:
+        return [FieldError((*path, "style"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}.")]
+    errors = _component_id_errors(path, button, ids)
+    label = button.get("label")
+    if label is not None and (not isinstance(label, str) or len(label) > MAX_BUTTON_LABEL):
+        errors.append(max_length_error((*path, "label"), MAX_BUTTON_LABEL))
+    disabled = button.get("disabled")
+    if disabled is not None and not isinstance(disabled, bool):
+        errors.append(FieldError((*path, "disabled"), "BASE_TYPE_BOOLEAN", "Must be either true or false."))
+    emoji = button.get("emoji")
+    if emoji is not None and not (isinstance(emoji, dict) and (emoji.get("id") or emoji.get("name"))):
+        errors.append(
+            FieldError((*path, "emoji"), "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
+        )
+    custom_id, url = button.get("custom_id"), button.get("url")
+    if style in ButtonStyle.WITH_CUSTOM_ID:
+        if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID:
+            errors.append(_bad_length((*path, "custom_id"), 1, MAX_CUSTOM_ID))
+        elif custom_id in custom_ids:
+            message = "Component custom id cannot be duplicated"
+            errors.append(FieldError((*path, "custom_id"), "COMPONENT_CUSTOM_ID_DUPLICATED", message))
+        else:
+            custom_ids.add(custom_id)
+        if url is not None:
+            message = "A button with a custom_id cannot have a url"
+            errors.append(FieldError((*path, "url"), "BUTTON_COMPONENT_URL_NOT_ALLOWED", message))
+    else:
+        if custom_id is not None:
+            message = "A link or premium button cannot have a custom_id"
+            errors.append(FieldError((*path, "custom_id"), "BUTTON_COMPONENT_CUSTOM_ID_NOT_ALLOWED", message))
+        if style == ButtonStyle.LINK and not (
+            isinstance(url, str)
+            and url.startswith(("http://", "https://", "discord://"))
+            and len(url) <= MAX_BUTTON_URL
+        ):
+            errors.append(FieldError((*path, "url"), "URL_TYPE_INVALID_URL", "Not a well formed URL."))
+        if style == ButtonStyle.PREMIUM and not button.get("sku_id"):
+            errors.append(_required_field((*path, "sku_id")))
+    return errors
+
+
+def number_components(components: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of `components` with every missing (or 0) ``id`` filled in, as Discord does:
+    sequentially from 1, in order (each row, then its buttons), skipping ids already taken."""
+    numbered = _copied(list(components))
+    flat = [c for row in numbered for c in (row, *(row.get("components") or []))]
+    taken = {c["id"] for c in flat if c.get("id")}
+    next_id = 1
+    for component in flat:
+        if component.get("id"):
+            continue
+        while next_id in taken:
+            next_id += 1
+        component["id"] = next_id
+        taken.add(next_id)
+    return numbered
+
+
+def buttons_in(components: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The buttons of a message's action rows, in order."""
+    return [
+        dict(child)
+        for row in components
+        for child in row.get("components") or []
+        if child.get("type") == ComponentType.BUTTON
+    ]
 
 
 def embed_errors(embeds: Sequence[Mapping[str, Any]]) -> list[FieldError]:
@@ -1837,6 +2028,7 @@ class FakeDiscord:
         self._forbid_send: set[int] = set()
         self._interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
+        self._ephemeral_for: dict[int, int] = {}  # ephemeral message id → the one user who sees it
         self._archive_timers: dict[int, asyncio.TimerHandle] = {}  # active threads' auto-archive
         self._archiving: set[asyncio.Task[None]] = set()
         self.archived: list[tuple[float, int]] = []  # (time.time(), thread id) per automatic archive
@@ -2083,6 +2275,28 @@ class FakeDiscord:
     def message(self, message_id: int | str) -> StoredMessage:
         return self._messages[int(message_id)]
 
+    def components_of(self, message_id: int | str) -> list[dict[str, Any]]:
+        """A message's ``components`` as stored (copies): its action rows, each with its buttons,
+        every component numbered with an ``id`` as Discord does. ``[]`` when it has none."""
+        return _copied(self._messages[int(message_id)].payload["components"])
+
+    def buttons_of(self, message_id: int | str) -> list[dict[str, Any]]:
+        """The buttons of a message (copies), row by row: ``[b["custom_id"] for b in ...]``."""
+        return buttons_in(self.components_of(message_id))
+
+    def messages_with_buttons(self, channel_id: int | str) -> list[dict[str, Any]]:
+        """The live messages of a channel or thread that have at least one button, oldest first
+        (copies of the REST payloads; ephemeral ones included, like ``messages_in``)."""
+        return [m for m in self.messages_in(channel_id) if buttons_in(m["components"])]
+
+    def messages_seen_by(self, channel_id: int | str, user: FakeUser) -> list[dict[str, Any]]:
+        """``messages_in`` as `user` sees the channel: ephemeral replies only when they are theirs."""
+        return [
+            m
+            for m in self.messages_in(channel_id)
+            if not m["flags"] & MessageFlag.EPHEMERAL or self._ephemeral_for.get(int(m["id"])) == user.id
+        ]
+
     def edit_history(self, message_id: int | str) -> list[tuple[float, str]]:
         """(time.time(), content) for the creation and every later content change."""
         return list(self._messages[int(message_id)].history)
@@ -2263,6 +2477,84 @@ class FakeDiscord:
         if interaction.choices is None:
             raise InteractionCallbackRejected(interaction.rejected[0])
         return interaction.choices
+
+    async def click_button(self, message_id: int | str, custom_id: str, user: FakeUser) -> FakeInteraction:
+        """`user` clicks the button `custom_id` of a message: dispatches INTERACTION_CREATE of
+        type 3 (MESSAGE_COMPONENT) with ``data: {component_type: 2, custom_id, id}`` (``id``: the
+        button's numeric component id), ``message``: the full message with its components, and
+        the fields every interaction has (``member`` or ``user``, ``channel``, ``guild_id``,
+        ``token``, ``app_permissions``, ``entitlements``, ``context``,
+        ``authorizing_integration_owners``, ``locale``, ``guild_locale``).
+
+        The bot answers it within 3 s, once: 4 a message (``flags: 64``: only the clicker sees
+        it), 5 deferred, 6 acknowledged with nothing visible, 7 the clicked message edited; after
+        6 or 7 ``@original`` is the clicked message. The returned FakeInteraction records the
+        answer (``callback_type``, ``response_data``, ``ephemeral``, ``original_message_id``).
+
+        What Discord's client would not let a person do raises instead: LookupError for a
+        message that does not exist (or was deleted), a channel `user` cannot see, someone
+        else's ephemeral message, a custom_id the message has no button for; ValueError for a
+        disabled button."""
+        if isinstance(message_id, FakeUser) or not isinstance(user, FakeUser) or not isinstance(custom_id, str):
+            raise TypeError("pass the message id, then the button's custom_id, then the FakeUser")
+        stored = self._messages.get(int(message_id))
+        if stored is None or stored.deleted:
+            raise LookupError(f"no message {message_id} to click a button on")
+        channel = self._require_channel(stored.channel_id)
+        guild = self._guild_of(channel)
+        context, where = self._context(channel, guild)
+        if not self._user_sees(channel, guild, user):
+            raise LookupError(f"{user.username} cannot see {where} (channel {channel['id']}) to click a button there")
+        if stored.flags & MessageFlag.EPHEMERAL and self._ephemeral_for.get(stored.id) != user.id:
+            raise LookupError(f"message {stored.id} is ephemeral and not {user.username}'s: they cannot see it")
+        buttons = buttons_in(stored.payload["components"])
+        button = next((b for b in buttons if b.get("custom_id") == custom_id), None)
+        if button is None:
+            have = [b.get("custom_id") for b in buttons if b.get("custom_id")]
+            raise LookupError(f"message {stored.id} has no button {custom_id!r} (its buttons: {have})")
+        if button.get("disabled"):
+            raise ValueError(f"button {custom_id!r} of message {stored.id} is disabled: it cannot be clicked")
+        data: dict[str, Any] = {"component_type": ComponentType.BUTTON, "custom_id": custom_id}
+        if button.get("id"):
+            data["id"] = button["id"]
+        metadata = stored.payload.get("interaction_metadata") or {}
+        owners = dict(metadata.get("authorizing_integration_owners") or {})
+        if not owners and guild is not None and guild.has_bot:
+            owners[str(IntegrationType.GUILD_INSTALL)] = str(guild.id)
+        elif not owners and context == ContextType.BOT_DM:
+            owners[str(IntegrationType.GUILD_INSTALL)] = "0"
+        interaction_id = self._ids.next()
+        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
+        interaction_type = InteractionType.MESSAGE_COMPONENT
+        payload = self._interaction_payload(interaction_id, token, channel, guild, user, data, interaction_type)
+        payload["message"] = _copied(stored.payload)
+        payload.update(context=context, authorizing_integration_owners=owners)
+        payload["app_permissions"] = str(self._app_permissions(guild, context))
+        interaction = FakeInteraction(
+            id=interaction_id,
+            token=token,
+            application_id=self.application_id,
+            channel_id=int(channel["id"]),
+            guild_id=guild.id if guild else None,
+            user=user,
+            command_name="",
+            payload=payload,
+            created_at=time.time(),
+            interaction_type=interaction_type,
+            custom_id=custom_id,
+            message_id=stored.id,
+        )
+        await self._record_and_dispatch(interaction)
+        return interaction
+
+    def _user_sees(self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser) -> bool:
+        """Whether `user` can see `channel`: a member of its guild with VIEW_CHANNEL there, the
+        person of the bot's DM, or a recipient of a (group) DM."""
+        if guild is not None:
+            return user.id in guild.members and bool(guild.permissions_of(user.id) & Perm.VIEW_CHANNEL)
+        if int(channel["id"]) in self._dm_by_user.values():
+            return self._dm_by_user.get(user.id) == int(channel["id"])
+        return any(r.get("id") == str(user.id) for r in channel.get("recipients") or [])
 
     async def disconnect_gateway(self, code: int | None = 4000, *, timeout: float = 5.0) -> None:
         """Close every live gateway connection with ``code``; ``None`` drops TCP (abnormal, 1006).
@@ -2470,7 +2762,7 @@ class FakeDiscord:
             "mention_roles": [str(r) for r in roles],
             "attachments": self._attachments(files),
             "embeds": list(body.get("embeds") or []),
-            "components": list(body.get("components") or []),
+            "components": number_components(body.get("components") or []),
             "pinned": False,
             "flags": flags | int(body.get("flags") or 0),
         }
@@ -2553,7 +2845,7 @@ class FakeDiscord:
             stored.history.append((now, content))
         payload.update(content=content, embeds=embeds, attachments=attachments, edited_timestamp=iso_timestamp(now))
         if "components" in body:
-            payload["components"] = list(body["components"] or [])
+            payload["components"] = number_components(body["components"] or [])
         if "flags" in body and body["flags"] is not None:
             payload["flags"] = (payload["flags"] & ~0b100) | (int(body["flags"]) & 0b100)  # only SUPPRESS_EMBEDS
         if clear_loading:
@@ -2774,11 +3066,14 @@ class FakeDiscord:
             command_type=int(command.get("type", 1)),
             target_id=target_id,
         )
-        self.interactions.append(interaction)
-        self._interactions[interaction_id] = interaction
-        self._interactions_by_token[token] = interaction
-        await self.dispatch("INTERACTION_CREATE", payload)
+        await self._record_and_dispatch(interaction)
         return interaction
+
+    async def _record_and_dispatch(self, interaction: FakeInteraction) -> None:
+        self.interactions.append(interaction)
+        self._interactions[interaction.id] = interaction
+        self._interactions_by_token[interaction.token] = interaction
+        await self.dispatch("INTERACTION_CREATE", interaction.payload)
 
     def _interaction_payload(
         self,
@@ -2820,6 +3115,14 @@ class FakeDiscord:
             return guild.permissions_of(self.bot_user.id)
         return Perm.BOT_DM_APP if context == ContextType.BOT_DM else Perm.USER_INSTALL_APP
 
+    def _context(self, channel: Mapping[str, Any], guild: FakeGuild | None) -> tuple[int, str]:
+        """An interaction's ``context`` in `channel`, and a description of the place."""
+        if guild is not None:
+            return ContextType.GUILD, f"guild {guild.name!r}"
+        if int(channel["id"]) in self._dm_by_user.values():
+            return ContextType.BOT_DM, "the bot's DM"
+        return ContextType.PRIVATE_CHANNEL, "a DM or group DM without the bot"
+
     def _authorize(
         self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser, command: Mapping[str, Any]
     ) -> tuple[int, dict[str, str]]:
@@ -2828,12 +3131,7 @@ class FakeDiscord:
         the guild, "1" (the user's id) where the user installed it; each only if the command
         allows that installation and the context. LookupError: Discord's client would not offer
         the command here."""
-        if guild is not None:
-            context, where = ContextType.GUILD, f"guild {guild.name!r}"
-        elif int(channel["id"]) in self._dm_by_user.values():
-            context, where = ContextType.BOT_DM, "the bot's DM"
-        else:
-            context, where = ContextType.PRIVATE_CHANNEL, "a DM or group DM without the bot"
+        context, where = self._context(channel, guild)
         if "guild_id" in command:  # a guild command: its guild only, through the server install
             types, contexts = {IntegrationType.GUILD_INSTALL}, {ContextType.GUILD}
         else:
@@ -2963,6 +3261,12 @@ class FakeDiscord:
                 raise invalid_form_body(errors)
         elif callback_type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
             validate_new_message(data, files)
+        elif callback_type in CallbackType.UPDATES_MESSAGE and interaction.interaction_type not in (
+            InteractionType.MESSAGE_COMPONENT,
+            InteractionType.MODAL_SUBMIT,
+        ):
+            message = "Value must be one of {4, 5, 9}: types 6 and 7 update the message of a component interaction."
+            raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", message)])
         elif callback_type not in (
             CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
             CallbackType.DEFERRED_UPDATE_MESSAGE,
@@ -2971,6 +3275,8 @@ class FakeDiscord:
         ):
             message = "Value must be one of {4, 5, 6, 7, 9}."
             raise invalid_form_body([FieldError(("type",), "BASE_TYPE_CHOICES", message)])
+        if callback_type in CallbackType.UPDATES_MESSAGE:
+            return await self._update_clicked_message(interaction, callback_type, data, files)
         interaction.callbacks.append({"type": callback_type, "data": _copied(data), "time": time.time()})
         if callback_type not in CallbackType.CREATES_MESSAGE:
             return None
@@ -2984,38 +3290,83 @@ class FakeDiscord:
         await self._announce_new_message(stored)
         return stored
 
+    async def _update_clicked_message(
+        self, interaction: FakeInteraction, callback_type: int, data: Mapping[str, Any], files: Sequence[UploadedFile]
+    ) -> StoredMessage | None:
+        """Type 6 (DEFERRED_UPDATE_MESSAGE): acknowledged, nothing changes. Type 7 (UPDATE_MESSAGE):
+        the clicked message is edited with `data` (checked like an edit: a message left empty is
+        400 50006 and the callback does not count). After either, ``@original`` is that message."""
+        clicked = self._messages.get(interaction.message_id or 0)
+        if callback_type == CallbackType.UPDATE_MESSAGE:
+            if clicked is None or clicked.deleted:
+                raise unknown_message()
+            errors = message_field_errors(data)
+            if errors:
+                raise invalid_form_body(errors)
+            await self._edit_message(clicked, data, files)
+        interaction.callbacks.append({"type": callback_type, "data": _copied(dict(data)), "time": time.time()})
+        if clicked is not None:
+            interaction.original_message_id = clicked.id
+        return clicked if callback_type == CallbackType.UPDATE_MESSAGE else None
+
     def _interaction_message(
         self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile], flags: int
     ) -> StoredMessage:
+        """A reply or follow-up to an interaction: for a command, a message of type 20 / 23 whose
+        ``interaction_metadata`` names the command; for a button click, a reply (type 19) to the
+        clicked message whose ``interaction_metadata`` has ``interacted_message_id``."""
         channel = self._require_channel(interaction.channel_id)
+        owners = interaction.payload.get("authorizing_integration_owners", {})
+        clicked = (
+            self._messages.get(interaction.message_id or 0)
+            if interaction.interaction_type == InteractionType.MESSAGE_COMPONENT
+            else None
+        )
         metadata: dict[str, Any] = {
             "id": str(interaction.id),
-            "type": InteractionType.APPLICATION_COMMAND,
-            "name": interaction.command_name,
-            "command_type": interaction.command_type,
+            "type": interaction.interaction_type,
             "user": interaction.user.payload(),
-            "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
+            "authorizing_integration_owners": owners,
         }
+        if interaction.interaction_type == InteractionType.MESSAGE_COMPONENT:
+            metadata["interacted_message_id"] = str(interaction.message_id)
+        else:
+            metadata.update(name=interaction.command_name, command_type=interaction.command_type)
         if interaction.command_type == CommandType.MESSAGE and interaction.target_id is not None:
             metadata["target_message_id"] = str(interaction.target_id)
-        extra = {
+        extra: dict[str, Any] = {
             "webhook_id": str(self.application_id),
             "application_id": str(self.application_id),
             "interaction_metadata": metadata,
-            "interaction": {
+        }
+        if interaction.interaction_type != InteractionType.MESSAGE_COMPONENT:
+            extra["interaction"] = {  # deprecated; a command's name
                 "id": str(interaction.id),
-                "type": InteractionType.APPLICATION_COMMAND,
+                "type": interaction.interaction_type,
                 "name": interaction.command_name,
                 "user": interaction.user.payload(),
-            },
-        }
-        if interaction.command_type == CommandType.CHAT_INPUT:
+            }
+        if clicked is not None:
+            message_type = MessageType.REPLY
+            extra["message_reference"] = {
+                "type": 0,
+                "message_id": str(clicked.id),
+                "channel_id": str(clicked.channel_id),
+                **({"guild_id": str(clicked.guild_id)} if clicked.guild_id else {}),
+            }
+            referenced = _copied(clicked.payload)
+            referenced.pop("referenced_message", None)
+            extra["referenced_message"] = referenced
+        elif interaction.command_type == CommandType.CHAT_INPUT:
             message_type = MessageType.CHAT_INPUT_COMMAND
         else:
             message_type = MessageType.CONTEXT_MENU_COMMAND
-        return self._store_message(
+        stored = self._store_message(
             channel, self.bot_user, body, files=files, message_type=message_type, flags=flags, extra=extra
         )
+        if flags & MessageFlag.EPHEMERAL:
+            self._ephemeral_for[stored.id] = interaction.user.id
+        return stored
 
     async def _send_followup(
         self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile]

@@ -22,8 +22,20 @@ Requests are checked like an OpenAI-compatible server checks them, before any an
   http(s) URL}}`` parts (images only in user messages); anything else (a string image_url, bad
   base64, bytes that are no PNG/JPEG/GIF/WebP, another MIME type) is a 400 in ``api_style``'s shape.
 
+* tools and tool calls: ``tools`` must be a list of ``{"type": "function", "function": {"name",
+  "description"?, "parameters"?}}``; an assistant message's ``tool_calls`` need ``id``, ``type:
+  "function"``, ``function.name`` and ``function.arguments`` (a string); a ``tool`` message needs a
+  ``tool_call_id`` answering a call of the assistant message right before its run of tool messages,
+  and string ``content``; every call must be answered before the next other message. With
+  ``mistral_tool_ids`` call ids must also be 9 letters or digits (Mistral's chat template).
+
 Which model answered: ``answers_by_model`` maps a model name to its answer text, and
 ``prefix_model`` starts every answer with ``[<model>] ``.
+
+Tool calls: a `Script` with ``tool_calls`` streams its text (if any), then each call as OpenAI
+does (a delta with the call's index, id, type and name, then its arguments in pieces of
+``argument_piece_chars``), and ends with ``finish_reason: "tool_calls"``. `ToolAgent` is a ready-made
+``responder`` that calls tools for a user message and answers from the tool results.
 """
 
 from __future__ import annotations
@@ -32,15 +44,18 @@ import argparse
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import math
+import random
 import re
 import socket
+import string
 import struct
 import time
 import uuid
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aiohttp import web
@@ -48,7 +63,7 @@ from uvloop import run as run_loop
 
 from bot.loop import freeze_startup_heap
 
-__all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "tokenize"]
+__all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "ToolAgent", "ToolCallScript", "tokenize"]
 
 DEFAULT_MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 
@@ -78,12 +93,30 @@ _DATA_URL_RE = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 _TOKEN_RE = re.compile(r"\s*\S+(?:\s+$)?")
+_MISTRAL_TOOL_ID_RE = re.compile(r"[a-zA-Z0-9]{9}")
+_TOOL_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 def tokenize(text: str) -> list[str]:
     """Split text into word tokens keeping whitespace, so ``"".join(tokens) == text``."""
     tokens = _TOKEN_RE.findall(text)
     return tokens or ([text] if text else [])
+
+
+def tool_call_id() -> str:
+    """A fresh tool call id: 9 letters and digits, the only shape Mistral's chat template accepts."""
+    return "".join(random.choices(_ID_ALPHABET, k=9))
+
+
+@dataclass(frozen=True)
+class ToolCallScript:
+    """One tool call the model "writes": `arguments` is the raw JSON text (it may be invalid on purpose);
+    `id` None: a fresh `tool_call_id()` on every request."""
+
+    name: str
+    arguments: str
+    id: str | None = None
 
 
 @dataclass
@@ -105,15 +138,26 @@ class Script:
     # Send every stream's tokens on one clock of decode steps (1/rate apart), as TGI and vLLM
     # do: one forward pass yields the next token of every answer in the batch at once.
     decode_steps: bool = False
+    # Tool calls sent after the text (no text if `text` is None), each as OpenAI streams one: its
+    # header (index, id, type, name), then its arguments `argument_piece_chars` characters a chunk.
+    # Argument pieces count as tokens (pacing, fail_after, max_tokens); the stream ends with
+    # finish_reason "tool_calls".
+    tool_calls: tuple[ToolCallScript, ...] = ()
+    argument_piece_chars: int = 6
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
             raise ValueError(f"unknown failure {self.failure!r}; expected one of {sorted(FAILURES)}")
+        if self.argument_piece_chars < 1:
+            raise ValueError("argument_piece_chars must be at least 1")
+        self.tool_calls = tuple(self.tool_calls)
 
     def token_list(self) -> list[str]:
-        """Tokens of the full answer: ``text`` split into words, else ``w0 w1 ...``."""
+        """Tokens of the full answer: ``text`` split into words, else ``w0 w1 ...`` (nothing for tool calls)."""
         if self.text is not None:
             return tokenize(self.text)
+        if self.tool_calls:
+            return []
         return [f"w{i}" if i == 0 else f" w{i}" for i in range(self.tokens)]
 
     @property
@@ -159,9 +203,21 @@ class RecordedRequest:
         its content, or the text parts of a list of content parts joined with newlines."""
         message = self._last_user_message()
         content = message.get("content") if message else None
-        if isinstance(content, list):
-            return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-        return content if isinstance(content, str) else None
+        return _message_text(message) if message and isinstance(content, (str, list)) else None
+
+    @property
+    def tools(self) -> list[str]:
+        """The names of the tools the request offered, in order."""
+        return _tool_names(self.body)
+
+    @property
+    def tool_results(self) -> list[tuple[str, str]]:
+        """(tool_call_id, content) of the tool messages after the last user message, in order."""
+        return [
+            (str(m.get("tool_call_id")), str(m.get("content")))
+            for m in _current_turn(self.body.get("messages"))
+            if m.get("role") == "tool"
+        ]
 
     @property
     def content_parts(self) -> list[dict[str, Any]] | None:
@@ -202,9 +258,29 @@ class RecordedRequest:
 
 
 @dataclass
+class _Call:
+    """A tool call as sent: its arguments in pieces (after any max_tokens truncation)."""
+
+    index: int
+    id: str
+    name: str
+    pieces: list[str]
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass
 class _Plan:
     tokens: list[str]
     finish_reason: str | None  # None: end without a finish chunk
+    calls: list[_Call] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Tokens in the answer: text tokens and argument pieces."""
+        return len(self.tokens) + sum(len(call.pieces) for call in self.calls)
 
 
 class FakeModelServer:
@@ -221,11 +297,13 @@ class FakeModelServer:
         api_style: ApiStyle = "hf",
         answers_by_model: dict[str, str] | None = None,
         prefix_model: bool = False,
+        mistral_tool_ids: bool = False,
     ) -> None:
         """`known_models`: the models the server serves (None: any); `api_style`: whose errors it
         sends for an unknown model or malformed content parts; `answers_by_model`: the answer text
         per model (over `default`'s; a `responder`'s script wins); `prefix_model`: every answer
-        starts with ``[<model>] ``. All four may be changed while the server runs."""
+        starts with ``[<model>] ``; `mistral_tool_ids`: refuse tool call ids that are not 9 letters
+        or digits, as Mistral's chat template does. All may be changed while the server runs."""
         self.default: Script = default or Script()
         self.model = model
         self.host = host
@@ -234,6 +312,7 @@ class FakeModelServer:
         self.api_style: ApiStyle = api_style
         self.answers_by_model: dict[str, str] = dict(answers_by_model or {})
         self.prefix_model = prefix_model
+        self.mistral_tool_ids = mistral_tool_ids
         self.responder: Callable[[dict[str, Any]], Script | None] | None = None
         self.requests: list[RecordedRequest] = []
         self.fail_503_times: int = 0
@@ -359,7 +438,11 @@ class FakeModelServer:
 
         if self.known_models is not None and model not in self.known_models:
             return self._finish_error(rec, _unknown_model_response(self.api_style, model))
-        invalid = _content_error(body.get("messages"))
+        invalid = (
+            _content_error(body.get("messages"))
+            or _tools_error(body.get("tools"))
+            or _tool_messages_error(body.get("messages"), mistral_ids=self.mistral_tool_ids)
+        )
         if invalid is not None:
             return self._finish_error(rec, _invalid_request_response(self.api_style, *invalid))
 
@@ -368,7 +451,7 @@ class FakeModelServer:
             return self._finish_error(rec, _loading_response(self.loading_estimate))
 
         script = (self.responder(body) if self.responder else None) or self._script_for(model)
-        if self.prefix_model:
+        if self.prefix_model and (script.text is not None or not script.tool_calls):
             script = replace(script, text=f"[{model}] {script.answer}")
 
         if script.failure == "headers_timeout" and script.headers_delay <= 0:
@@ -410,7 +493,7 @@ class FakeModelServer:
             return self._finish_error(
                 rec, web.json_response({"error": msg, "error_type": script.error_type}, status=429)
             )
-        n = len(plan.tokens)
+        n = plan.size
         await asyncio.sleep(script.first_token_delay + (n / script.rate if script.rate > 0 and n else 0.0))
         if script.failure == "stall":
             await asyncio.Future()
@@ -421,6 +504,13 @@ class FakeModelServer:
         now = time.time()
         rec.first_token_at = rec.last_token_at = now if n else None
         rec.tokens_sent = n
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(plan.tokens)}
+        if plan.calls:
+            message["content"] = message["content"] or None
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in plan.calls
+            ]
         payload = {
             "id": _completion_id(),
             "object": "chat.completion",
@@ -430,7 +520,7 @@ class FakeModelServer:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(plan.tokens)},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": plan.finish_reason or "stop",
                 }
@@ -476,16 +566,18 @@ class FakeModelServer:
         text_event = _TextEvents(chunk({"role": "assistant", "content": _MARK}, None))
 
         limit = script.fail_after if script.failure in ("stall", "cut", "reset", "eof_no_done", "sse_error") else None
-        to_send = plan.tokens if limit is None else plan.tokens[:limit]
+        events: Iterator[bytes] = _events(plan, text_event, chunk)
+        if limit is not None:
+            events = itertools.islice(events, limit)
         start = time.monotonic()
         if script.decode_steps and script.rate > 0:
             start = math.ceil(start * script.rate) / script.rate
-        for i, tok in enumerate(to_send):
+        for i, event in enumerate(events):
             if script.rate > 0 and (i > 0 or script.decode_steps):
                 delay = start + i / script.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await resp.write(text_event(tok))
+            await resp.write(event)
             rec.last_token_at = time.time()
             if rec.first_token_at is None:
                 rec.first_token_at = rec.last_token_at
@@ -527,7 +619,93 @@ class FakeModelServer:
         return resp
 
 
+class ToolAgent:
+    """A `responder` that calls tools, then answers from their results::
+
+        server.responder = ToolAgent({"weather": [ToolCallScript("get_weather", '{"city": "Paris"}')]})
+
+    For a request offering ``tools`` whose messages end with a user message: the calls for its text
+    (`calls` maps a substring of the text to calls, the first key found wins; or a callable gets the
+    text), as a script with `before_calls` as its text; no calls: None (the server's default answer).
+    Messages ending with tool messages: the same calls again, with new ids, until this turn has
+    `rounds` assistant messages with tool calls; then the text `answer(results)`, results being the
+    contents of this turn's tool messages in order (default: ``"Using " + " | ".join(results)``).
+    A request without tools, or ending otherwise: None. Rate and the like come from `base`."""
+
+    def __init__(
+        self,
+        calls: Callable[[str], Sequence[ToolCallScript]] | Mapping[str, Sequence[ToolCallScript]],
+        *,
+        answer: Callable[[list[str]], str] | None = None,
+        before_calls: str | None = None,
+        rounds: int = 1,
+        base: Script | None = None,
+    ) -> None:
+        self.calls = calls
+        self.answer = answer or (lambda results: "Using " + " | ".join(results))
+        self.before_calls = before_calls
+        self.rounds = rounds
+        self.base = base or Script(rate=0)
+
+    def calls_for(self, text: str) -> tuple[ToolCallScript, ...]:
+        """The calls the agent makes for a user message's text."""
+        if isinstance(self.calls, Mapping):
+            return next((tuple(calls) for key, calls in self.calls.items() if key in text), ())
+        return tuple(self.calls(text))
+
+    def __call__(self, body: dict[str, Any]) -> Script | None:
+        messages = body.get("messages")
+        if not body.get("tools") or not isinstance(messages, list) or not messages:
+            return None
+        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        if last.get("role") == "user":
+            calls = self.calls_for(_message_text(last))
+            return replace(self.base, text=self.before_calls, tool_calls=calls) if calls else None
+        if last.get("role") != "tool":
+            return None
+        turn = _current_turn(messages)
+        rounds = sum(1 for m in turn if m.get("role") == "assistant" and m.get("tool_calls"))
+        if rounds < self.rounds:
+            user = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+            calls = self.calls_for(_message_text(user) if user else "")
+            if calls:
+                again = tuple(replace(call, id=None) for call in calls)
+                return replace(self.base, text=self.before_calls, tool_calls=again)
+        results = [str(m.get("content")) for m in turn if m.get("role") == "tool"]
+        return replace(self.base, text=self.answer(results), tool_calls=())
+
+
 # helpers ------------------------------------------------------------------------
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    """A message's text: its string content, or its text parts joined with newlines."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content if isinstance(content, str) else ""
+
+
+def _current_turn(messages: Any) -> list[dict[str, Any]]:
+    """The messages after the last user message (all of them if there is none)."""
+    turn: list[dict[str, Any]] = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "user":
+            turn = []
+        else:
+            turn.append(message)
+    return turn
+
+
+def _tool_names(body: dict[str, Any]) -> list[str]:
+    tools = body.get("tools")
+    return [
+        str(tool["function"].get("name"))
+        for tool in (tools if isinstance(tools, list) else [])
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict)
+    ]
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
@@ -546,6 +724,22 @@ class _TextEvents:
 
     def __call__(self, token: str) -> bytes:
         return self._head + json.dumps(token).encode() + self._tail
+
+
+def _events(plan: _Plan, text_event: _TextEvents, chunk: Callable[..., bytes]) -> Iterator[bytes]:
+    """One write per token: the text tokens, then each call's argument pieces (its first piece
+    preceded by the call's header event, as OpenAI opens a call: index, id, type, name)."""
+    for token in plan.tokens:
+        yield text_event(token)
+    for call in plan.calls:
+        for j, piece in enumerate(call.pieces):
+            head = b""
+            if j == 0:
+                function = {"name": call.name, "arguments": ""}
+                opened = {"index": call.index, "id": call.id, "type": "function", "function": function}
+                head = chunk({"role": "assistant", "content": None, "tool_calls": [opened]}, None)
+            delta = {"tool_calls": [{"index": call.index, "function": {"arguments": piece}}]}
+            yield head + chunk(delta, None)
 
 
 def _completion_id() -> str:
@@ -623,10 +817,161 @@ def _image_urls(parts: list[Any]) -> list[str]:
     ]
 
 
-def _invalid_type(param: str, expected: str, value: Any) -> tuple[str, str | None, str]:
+_Error = tuple[str, str | None, str]  # (message, param, code) of a 400
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> _Error:
     names = {str: "a string", list: "an array", dict: "an object", bool: "a boolean", type(None): "null"}
     got = names.get(type(value), "a number")
     return f"Invalid type for '{param}': expected {expected}, but got {got} instead.", param, "invalid_type"
+
+
+def _missing(param: str) -> _Error:
+    return f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+
+
+def _tools_error(tools: Any) -> _Error | None:
+    """(message, param, code) of the first malformed ``tools`` entry, as OpenAI words it, or None."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return _invalid_type("tools", "an array", tools)
+    if not tools:
+        message = (
+            "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an empty array instead."
+        )
+        return message, "tools", "empty_array"
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            return _invalid_type(where, "an object", tool)
+        if "type" not in tool:
+            return _missing(f"{where}.type")
+        if tool["type"] != "function":
+            return (
+                f"Invalid value: '{tool['type']}'. Supported values are: 'function'.",
+                f"{where}.type",
+                "invalid_value",
+            )
+        function = tool.get("function")
+        if function is None:
+            return _missing(f"{where}.function")
+        if not isinstance(function, dict):
+            return _invalid_type(f"{where}.function", "an object", function)
+        name = function.get("name")
+        if name is None:
+            return _missing(f"{where}.function.name")
+        if not isinstance(name, str):
+            return _invalid_type(f"{where}.function.name", "a string", name)
+        if not _TOOL_NAME_RE.fullmatch(name):
+            param = f"{where}.function.name"
+            message = (
+                f"Invalid '{param}': string does not match pattern. "
+                "Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'."
+            )
+            return message, param, "invalid_value"
+        if function.get("description") is not None and not isinstance(function["description"], str):
+            return _invalid_type(f"{where}.function.description", "a string", function["description"])
+        if function.get("parameters") is not None and not isinstance(function["parameters"], dict):
+            return _invalid_type(f"{where}.function.parameters", "an object", function["parameters"])
+    return None
+
+
+_MISTRAL_ID_ERROR = "Tool call IDs should be alphanumeric strings with length 9!"  # Mistral's chat template
+
+
+def _tool_messages_error(messages: Any, *, mistral_ids: bool) -> _Error | None:
+    """(message, param, code) of the first misplaced or malformed tool call or tool message, or None.
+
+    A run of tool messages answers the assistant message with ``tool_calls`` right before it, and must
+    answer each of its calls before any other message (or the end of the conversation)."""
+    calls: list[str] = []  # ids of the calls the current run of tool messages answers
+    answered: set[str] = set()
+    asked_at = -1  # index of the assistant message that made them; -1: no run open
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            error = _tool_message_error(message, i, calls if asked_at >= 0 else None, mistral_ids=mistral_ids)
+            if error is not None:
+                return error
+            answered.add(message["tool_call_id"])
+            continue
+        if asked_at >= 0:
+            error = _unanswered_error(calls, answered, asked_at)
+            if error is not None:
+                return error
+            asked_at = -1
+        tool_calls = message.get("tool_calls")
+        if message.get("role") == "assistant" and tool_calls is not None:
+            error = _tool_calls_error(tool_calls, f"messages[{i}].tool_calls", mistral_ids=mistral_ids)
+            if error is not None:
+                return error
+            calls, answered, asked_at = [call["id"] for call in tool_calls], set(), i
+    return _unanswered_error(calls, answered, asked_at) if asked_at >= 0 else None
+
+
+def _unanswered_error(calls: list[str], answered: set[str], asked_at: int) -> _Error | None:
+    missing = [call_id for call_id in calls if call_id not in answered]
+    if not missing:
+        return None
+    message = (
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+        f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}"
+    )
+    return message, f"messages.[{asked_at}].role", "invalid_parameter"
+
+
+def _tool_calls_error(tool_calls: Any, where: str, *, mistral_ids: bool) -> _Error | None:
+    if not isinstance(tool_calls, list):
+        return _invalid_type(where, "an array", tool_calls)
+    for j, call in enumerate(tool_calls):
+        at = f"{where}[{j}]"
+        if not isinstance(call, dict):
+            return _invalid_type(at, "an object", call)
+        for key in ("id", "type", "function"):
+            if key not in call:
+                return _missing(f"{at}.{key}")
+        if not isinstance(call["id"], str):
+            return _invalid_type(f"{at}.id", "a string", call["id"])
+        if mistral_ids and not _MISTRAL_TOOL_ID_RE.fullmatch(call["id"]):
+            return _MISTRAL_ID_ERROR, f"{at}.id", "invalid_value"
+        if call["type"] != "function":
+            return f"Invalid value: '{call['type']}'. Supported values are: 'function'.", f"{at}.type", "invalid_value"
+        function = call["function"]
+        if not isinstance(function, dict):
+            return _invalid_type(f"{at}.function", "an object", function)
+        for key in ("name", "arguments"):
+            if key not in function:
+                return _missing(f"{at}.function.{key}")
+            if not isinstance(function[key], str):
+                return _invalid_type(f"{at}.function.{key}", "a string", function[key])
+    return None
+
+
+def _tool_message_error(
+    message: dict[str, Any], i: int, calls: list[str] | None, *, mistral_ids: bool
+) -> _Error | None:
+    """What is wrong with the tool message at `i`; `calls`: the ids it may answer (None: no call to answer)."""
+    call_id = message.get("tool_call_id")
+    if call_id is None:
+        message_text = "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'."
+        return message_text, f"messages.[{i}].tool_call_id", "missing_required_parameter"
+    if not isinstance(call_id, str):
+        return _invalid_type(f"messages[{i}].tool_call_id", "a string", call_id)
+    if not isinstance(message.get("content"), str):
+        return _invalid_type(f"messages[{i}].content", "a string", message.get("content"))
+    if mistral_ids and not _MISTRAL_TOOL_ID_RE.fullmatch(call_id):
+        return _MISTRAL_ID_ERROR, f"messages[{i}].tool_call_id", "invalid_value"
+    if calls is None:
+        text = (
+            "Invalid parameter: messages with role 'tool' must be a response to a preceding message with 'tool_calls'."
+        )
+        return text, f"messages.[{i}].role", "invalid_parameter"
+    if call_id not in calls:
+        text = f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of previous message."
+        return text, f"messages.[{i}].tool_call_id", "invalid_parameter"
+    return None
 
 
 def _content_error(messages: Any) -> tuple[str, str | None, str] | None:
@@ -736,16 +1081,37 @@ def _context_error_body(style: ErrorStyle) -> dict[str, Any]:
 
 
 def _plan(script: Script, body: dict[str, Any]) -> _Plan:
-    """Tokens to send and the finish reason, after length / max_tokens truncation."""
-    tokens = script.token_list()
+    """Tokens and tool calls to send and the finish reason, after length / max_tokens truncation."""
+    full = _Plan(script.token_list(), "tool_calls" if script.tool_calls else "stop", _planned_calls(script))
     if script.failure == "length":
-        if script.fail_after > 0:
-            tokens = tokens[: script.fail_after]
-        return _Plan(tokens, "length")
+        return _truncated(full, script.fail_after) if script.fail_after > 0 else replace(full, finish_reason="length")
     max_tokens = body.get("max_tokens")
-    if script.honor_max_tokens and isinstance(max_tokens, int) and 0 <= max_tokens < len(tokens):
-        return _Plan(tokens[:max_tokens], "length")
-    return _Plan(tokens, "stop")
+    if script.honor_max_tokens and isinstance(max_tokens, int) and 0 <= max_tokens < full.size:
+        return _truncated(full, max_tokens)
+    return full
+
+
+def _planned_calls(script: Script) -> list[_Call]:
+    step = script.argument_piece_chars
+    calls = []
+    for index, call in enumerate(script.tool_calls):
+        # An empty arguments string still goes out as one (empty) piece, so that every call takes a token.
+        pieces = [call.arguments[i : i + step] for i in range(0, len(call.arguments), step)] or [""]
+        calls.append(_Call(index, call.id or tool_call_id(), call.name, pieces))
+    return calls
+
+
+def _truncated(plan: _Plan, n: int) -> _Plan:
+    """The first `n` tokens of the answer (text, then argument pieces), ending with finish_reason "length"."""
+    tokens = plan.tokens[:n]
+    left = n - len(tokens)
+    calls = []
+    for call in plan.calls:
+        if left <= 0:
+            break
+        calls.append(replace(call, pieces=call.pieces[:left]))
+        left -= len(calls[-1].pieces)
+    return _Plan(tokens, "length", calls)
 
 
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:

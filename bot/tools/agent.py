@@ -1,0 +1,175 @@
+"""One answer with tools: the model is asked, the tools it calls are run (in parallel, each checked, and
+asked about where it may change something), their results go back, and the model is asked again, up
+to MAX_TOOL_ROUNDS rounds; then once more without tools. Text it writes before or between calls stays."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.loop import aclose_if_any
+from bot.model import ChatMessage, ModelPiece
+from bot.tool_calls import ToolCall, ToolCalls
+from bot.tools.events import ToolEvent, ToolFinished, ToolSources, ToolStarted, safe_sources
+from bot.tools.gate import Decision
+from bot.tools.toolbox import DISPLAY_CHARS, PreparedCall, ToolBox, ToolResult, declined, shorten
+
+log = structlog.get_logger(__name__)
+
+Ask = Callable[[PreparedCall], Awaitable[Decision]]
+# Asks the model once: the messages and the tools offered → its text pieces, then the calls it makes.
+AskModel = Callable[[list[ChatMessage], list[dict[str, Any]]], AsyncIterator[ModelPiece]]
+Counter = Callable[[str], int]
+LIMIT_NOTICE = (
+    "I reached the limit of {rounds} rounds of tool calls for one question, so this answer uses what I found so far."
+)
+
+
+@dataclass
+class ToolExchange:
+    """What one answer did besides writing: kept with it in the history, so a follow-up can refer to it."""
+
+    text: str = ""  # everything the model wrote, all rounds
+    messages: list[ChatMessage] = field(default_factory=list)  # its tool calls and their results, in order
+    notices: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+
+class ToolTurn:
+    def __init__(self, ask_model: AskModel, toolbox: ToolBox, ask: Ask, *, room_tokens: int, count: Counter) -> None:
+        """`room_tokens`: what the prompt leaves of the context for this answer's tool calls and results."""
+        self._ask_model = ask_model
+        self._toolbox = toolbox
+        self._ask = ask
+        self._room = room_tokens
+        self._count = count
+        self.exchange = ToolExchange()
+
+    async def pieces(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | ToolEvent]:
+        prompt = list(messages)
+        rounds = self._toolbox.settings.max_rounds
+        for round_number in range(rounds + 1):
+            offered = self._toolbox.specs() if round_number < rounds else []
+            written = len(self.exchange.text)
+            calls: tuple[ToolCall, ...] = ()
+            async for piece in self._model(prompt, offered):
+                if isinstance(piece, ToolCalls):
+                    calls = piece.calls
+                else:
+                    self.exchange.text += piece
+                    yield piece
+            if not calls or not offered:
+                break
+            said = self.exchange.text[written:]
+            asked = {
+                "role": "assistant",
+                "content": said or None,
+                "tool_calls": [call.message_part() for call in calls],
+            }
+            results: list[ToolResult] = []
+            async for event in self._run_all(calls, results):
+                yield event
+            answers = [_tool_message(call, result) for call, result in zip(calls, results, strict=True)]
+            answers = await asyncio.to_thread(self._fit, asked, answers)
+            prompt += [asked, *answers]
+            self.exchange.messages += [asked, *answers]
+            if round_number + 1 == rounds:
+                self.exchange.notices.append(LIMIT_NOTICE.format(rounds=rounds))
+        if not self.exchange.text.strip() and self.exchange.messages:
+            raise ReplyFailure(FailureKind.EMPTY, "no text after tool calls")
+        if sources := safe_sources(self.exchange.links):
+            yield ToolSources(sources)
+
+    def _fit(self, asked: ChatMessage, answers: list[ChatMessage]) -> list[ChatMessage]:
+        """The results, cut further where this turn's calls and results would overflow the context."""
+        used = self._count(str(asked)) + sum(self._count(answer["content"]) for answer in answers)
+        self._room -= used
+        if self._room >= 0:
+            return answers
+        over = -self._room
+        self._room = 0
+        for answer in sorted(answers, key=lambda answer: -len(answer["content"])):
+            content: str = answer["content"]
+            tokens = self._count(content)
+            if over <= 0 or tokens < 50:
+                continue
+            keep = max(0, len(content) * (tokens - over) // tokens - 200)
+            answer["content"] = f"{content[:keep]}\n\n[The result was cut to fit what I can read at once.]"
+            over -= tokens - self._count(answer["content"])
+        return answers
+
+    async def _model(self, prompt: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
+        pieces = self._ask_model(prompt, offered)
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            await aclose_if_any(pieces)
+
+    async def _run_all(self, calls: Sequence[ToolCall], results: list[ToolResult]) -> AsyncIterator[ToolEvent]:
+        """Run the calls at once; their events as they happen; `results` filled in the calls' order."""
+        events: asyncio.Queue[ToolEvent | None] = asyncio.Queue()
+        tasks = [asyncio.create_task(self._run_one(call, events)) for call in calls]
+        try:
+            for _ in range(len(tasks) * 2):  # each call: started, finished
+                event = await events.get()
+                if event is not None:
+                    yield event
+            results += [task.result() for task in tasks]
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_one(self, call: ToolCall, events: asyncio.Queue[ToolEvent | None]) -> ToolResult:
+        prepared = self._toolbox.prepare(call)
+        server = prepared.tool.server if isinstance(prepared, PreparedCall) else ""
+        shown = shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
+        events.put_nowait(ToolStarted(call.id, call.name, server, shown))
+        try:
+            result = prepared if isinstance(prepared, ToolResult) else await self._checked_run(prepared)
+        except Exception as error:  # a bug of ours must not leave the answer waiting for this call
+            log.exception("tool_call_crashed", tool=call.name)
+            result = ToolResult(
+                False, "Error: the call failed inside the bot.", error=f"failed ({type(error).__name__})"
+            )
+        if result.ok:
+            self.exchange.links += result.links
+        log.info("tool_call", tool=call.name, server=server, ok=result.ok, seconds=round(result.seconds, 3))
+        finished = ToolFinished(
+            call.id,
+            call.name,
+            server,
+            result.ok,
+            result.seconds,
+            result.error,
+            shown,
+            shorten(result.content, DISPLAY_CHARS),
+        )
+        events.put_nowait(finished)
+        return result
+
+    async def _checked_run(self, prepared: PreparedCall) -> ToolResult:
+        if prepared.asks_first:
+            decision = await self._ask(prepared)
+            if not decision.approved:
+                return declined(prepared, decision.why)
+        started = time.monotonic()
+        result = await self._toolbox.run(prepared)
+        return (
+            result
+            if result.seconds
+            else ToolResult(result.ok, result.content, time.monotonic() - started, result.error, result.links)
+        )
+
+
+def _tool_message(call: ToolCall, result: ToolResult) -> ChatMessage:
+    return {"role": "tool", "tool_call_id": call.id, "content": result.content}

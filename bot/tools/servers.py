@@ -1,0 +1,233 @@
+"""The bot's connection to one MCP server (config.tools_file.ServerConfig): a program it starts (stdio) or a URL it
+reaches (streamable HTTP), with the official SDK's ClientSession.
+
+A background task of its own owns the connection: the SDK's anyio task groups live there, never in a caller's task.
+It connects, lists the tools, re-lists them when the server says they changed, and when the connection fails or the
+program exits it connects again after a pause that doubles each time (backoff). `call()` talks to the session from the
+caller's task; the SDK sends the server `notifications/cancelled` when a call times out or its caller is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from mcp import ClientSession
+from mcp.client import IncomingMessage
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    CallToolResult,
+    PaginatedRequestParams,
+    Tool,
+    ToolListChangedNotification,
+)
+
+from bot.tools.mcp_results import result_links, result_text
+from bot.tools.mcp_transport import CONNECT_SECONDS, WatchedStream, describe_failure, open_streams, short
+from config.tools_file import ServerConfig
+
+log = structlog.get_logger(__name__)
+
+MAX_TOOL_PAGES = 100
+
+Event = Literal["ended", "tools_changed"]
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    server: str  # the server's config name
+    name: str
+    description: str
+    input_schema: dict[str, Any]  # JSON schema of the arguments
+    read_only: bool  # annotations.readOnlyHint is True
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    ok: bool
+    text: str  # the result as text for the model; for an error, the error message
+    links: tuple[str, ...] = ()  # the http(s) URLs the result points to, in order, each once
+    error: str = ""  # short human reason when not ok
+
+
+class McpServer:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        on_tools_changed: Callable[[], None] = lambda: None,
+        backoff: tuple[float, float] = (1.0, 60.0),
+    ) -> None:
+        """`on_tools_changed` is called after the tools were re-read because the server said they changed;
+        a connection that fails is tried again after backoff[0] s, doubling up to backoff[1] s."""
+        self.config = config
+        self._on_tools_changed = on_tools_changed
+        self._backoff = backoff
+        self._session: ClientSession | None = None
+        self._tools: tuple[ToolInfo, ...] = ()
+        self._problem = "not started"
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._events: asyncio.Queue[Event] | None = None  # the current connection's
+
+    @property
+    def up(self) -> bool:
+        return self._session is not None
+
+    @property
+    def problem(self) -> str:
+        """Why the server is down ("" when up)."""
+        return "" if self.up else self._problem
+
+    @property
+    def tools(self) -> tuple[ToolInfo, ...]:
+        """The tools it offers (those config.tools names, when set), as last listed."""
+        return self._tools
+
+    async def start(self) -> None:
+        """Connect in the background (and stay connected); returns at once."""
+        if self._task is None:
+            self._problem = "connecting"
+            self._task = asyncio.create_task(self._keep_connected(), name=f"mcp-server-{self.config.name}")
+
+    async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - waits for our own task, not a request
+        """Whether the server is up (connected, tools listed) within `timeout` s."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def call(self, name: str, arguments: dict[str, Any], timeout: float) -> ToolOutcome:  # noqa: ASYNC109
+        """Run a tool. Never raises but CancelledError. `timeout` is the SDK's read timeout: a call that times out, like
+        one whose caller is cancelled, is cancelled on the server too (notifications/cancelled)."""
+        session = self._session
+        if session is None:
+            return _failed(f"the server is down ({self._problem})")
+        try:
+            result = await session.call_tool(name, arguments, read_timeout_seconds=timeout)
+        except MCPError as error:
+            reason = _call_error(error, timeout)
+            if error.code == CONNECTION_CLOSED and session is self._session and self._events is not None:
+                self._ended(self._events)  # over HTTP, a broken response stream: connect again to see
+        except (RuntimeError, ValueError) as error:  # the SDK's checks of the result (its schema, its kind)
+            reason = short(str(error)) or type(error).__name__
+        except Exception:
+            log.exception("mcp_call_crashed", server=self.config.name, tool=name)
+            reason = "the call failed"
+        else:
+            return _outcome(result)
+        log.warning("mcp_call_failed", server=self.config.name, tool=name, reason=reason)
+        return _failed(reason)
+
+    async def aclose(self) -> None:
+        """Stop the background task, and with it the connection (a stdio server's process ends)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        self._session = None
+        self._ready.clear()
+        self._problem = "closed"
+
+    async def _keep_connected(self) -> None:
+        delay = self._backoff[0]
+        while True:
+            if await self._connect_once():
+                delay = self._backoff[0]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._backoff[1])
+
+    async def _connect_once(self) -> bool:
+        """One connection, from start to end; whether it came up."""
+        reached = False
+        try:
+            async with self._open() as (session, events):
+                await self._list_tools(session)
+                self._session, reached = session, True
+                self._ready.set()
+                log.info("mcp_server_up", server=self.config.name, tools=len(self._tools))
+                while await events.get() == "tools_changed":
+                    await self._list_tools(session)
+                    log.info("mcp_tools_changed", server=self.config.name, tools=len(self._tools))
+                    self._on_tools_changed()
+        except Exception as error:  # noqa: BLE001 - any failure is the reason it is down, and a reason to retry
+            self._went_down(describe_failure(self.config, error))
+        if self._session is not None:  # the connection ended without the stream saying so
+            self._went_down("the server exited" if self.config.stdio else "the connection ended")
+        return reached
+
+    @asynccontextmanager
+    async def _open(self) -> AsyncIterator[tuple[ClientSession, asyncio.Queue[Event]]]:
+        """The session, initialized, and the queue that says when the connection ended or the tools changed."""
+        events: asyncio.Queue[Event] = asyncio.Queue()
+        self._events = events
+
+        async def on_message(message: IncomingMessage) -> None:
+            if isinstance(message, ToolListChangedNotification):
+                events.put_nowait("tools_changed")
+
+        async with AsyncExitStack() as stack:
+            read, write = await open_streams(self.config, stack)
+            watched = WatchedStream(read, lambda: self._ended(events))
+            session = ClientSession(watched, write, read_timeout_seconds=CONNECT_SECONDS, message_handler=on_message)
+            await stack.enter_async_context(session)
+            await session.initialize()
+            yield session, events
+
+    def _ended(self, events: asyncio.Queue[Event]) -> None:
+        """The server's side of this connection ended: down at once (calls fail fast), reconnected by the task."""
+        events.put_nowait("ended")
+        if events is self._events and self._session is not None:
+            self._went_down("the server exited" if self.config.stdio else "the connection ended")
+
+    def _went_down(self, reason: str) -> None:
+        """Down for `reason`: logged when it was up or the reason is new, not at each try while it stays down."""
+        news = self._session is not None or reason != self._problem
+        self._session = None
+        self._ready.clear()
+        self._problem = reason
+        (log.warning if news else log.debug)("mcp_server_down", server=self.config.name, reason=reason)
+
+    async def _list_tools(self, session: ClientSession) -> None:
+        capabilities = session.server_capabilities
+        listed: list[Tool] = []
+        cursor: str | None = None
+        for _ in range(MAX_TOOL_PAGES if capabilities is None or capabilities.tools is not None else 0):
+            page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+            listed += page.tools
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        wanted = self.config.tools
+        self._tools = tuple(_info(self.config.name, tool) for tool in listed if wanted is None or tool.name in wanted)
+
+
+def _info(server: str, tool: Tool) -> ToolInfo:
+    read_only = tool.annotations is not None and tool.annotations.read_only_hint is True
+    return ToolInfo(server, tool.name, tool.description or tool.title or "", dict(tool.input_schema), read_only)
+
+
+def _outcome(result: CallToolResult) -> ToolOutcome:
+    text, links = result_text(result), result_links(result)
+    if result.is_error:
+        return ToolOutcome(False, text or "the tool failed", links, short(text) or "the tool failed")
+    return ToolOutcome(True, text, links)
+
+
+def _failed(reason: str) -> ToolOutcome:
+    return ToolOutcome(False, reason, error=reason)
+
+
+def _call_error(error: MCPError, timeout: float) -> str:
+    if error.code == REQUEST_TIMEOUT:
+        return f"timed out after {timeout:g} s"
+    if error.code == CONNECTION_CLOSED:
+        return "the server stopped during the call"
+    return short(error.message) or f"error {error.code}"

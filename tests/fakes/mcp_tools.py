@@ -1,0 +1,108 @@
+"""An MCP server for the tool tests, written with the official SDK (mcp.server.mcpserver.MCPServer):
+
+    python -m tests.fakes.mcp_tools stdio
+    python -m tests.fakes.mcp_tools http --port N     # streamable HTTP at http://127.0.0.1:N/mcp
+
+MCP_NOTES_FILE gets a line per add_note call; MCP_EVENTS_FILE gets "cancelled" when a hang call is cancelled."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
+
+READ_ONLY = ToolAnnotations(read_only_hint=True)
+server: MCPServer = MCPServer("fake-tools", log_level="WARNING")
+
+
+def append_line(variable: str, line: str) -> int:
+    """Append `line` to the file the environment variable names; how many lines it has now (0: not set)."""
+    path = os.environ.get(variable)
+    if not path:
+        return 0
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(line + "\n")
+    return len(Path(path).read_text(encoding="utf-8").splitlines())
+
+
+@server.tool(annotations=READ_ONLY)
+def lookup(query: str) -> CallToolResult:
+    """Look something up."""
+    text = TextContent(text=f"Result for {query}: see https://example.org/{query}")
+    link = ResourceLink(name=query, uri=f"https://docs.example.org/{query}")
+    return CallToolResult(content=[text, link])
+
+
+@server.tool(annotations=ToolAnnotations(destructive_hint=False))
+def add_note(text: str) -> str:
+    """Write a note down."""
+    return f"noted #{append_line('MCP_NOTES_FILE', text)}"
+
+
+@server.tool(annotations=READ_ONLY)
+async def hang() -> str:
+    """Never answer."""
+    try:
+        await asyncio.sleep(86_400)
+    except asyncio.CancelledError:
+        append_line("MCP_EVENTS_FILE", "cancelled")
+        raise
+    return "woke up"
+
+
+@server.tool(annotations=READ_ONLY)
+def fail() -> str:
+    """Always fail."""
+    raise ToolError("the lookup service is down")
+
+
+@server.tool(annotations=READ_ONLY, structured_output=False)
+def huge() -> str:
+    """100,000 characters."""
+    return "0123456789" * 10_000
+
+
+@server.tool(annotations=READ_ONLY)
+def exit_now() -> str:
+    """The server process exits mid-call."""
+    os._exit(3)
+
+
+@server.tool(annotations=READ_ONLY)
+async def slow(ms: int) -> str:
+    """Sleep `ms` milliseconds."""
+    await asyncio.sleep(ms / 1000)
+    return f"slept {ms} ms"
+
+
+def extra() -> str:
+    """A tool added at runtime."""
+    return "extra"
+
+
+@server.tool(annotations=READ_ONLY)
+async def add_tool(ctx: Context) -> str:
+    """Add the tool `extra`, and tell the client the tools changed."""
+    server.add_tool(extra, annotations=READ_ONLY)
+    await ctx.session.send_tool_list_changed()
+    return "added extra"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("transport", choices=["stdio", "http"])
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    if args.transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()
