@@ -27,7 +27,7 @@ from bot.surface import ReplySurface
 from bot.text import clean_question
 from bot.tools.agent import ToolExchange, ToolTurn
 from bot.tools.asking import Asker
-from bot.tools.events import Tail, ToolEvent, ToolLines, ToolView
+from bot.tools.events import Tail, ToolEvent, ToolLines, ToolRecorder, ToolView
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from config.models import ModelCatalog, ModelChoice
@@ -146,6 +146,8 @@ class ChatCore:
         return result
 
     async def reset(self, thread: str) -> None:
+        """Forget `thread`; this process's answer being written there stops first (its tool calls cancelled)."""
+        self.stop(thread)
         async with self._locks.hold(thread):
             await self._store.clear(thread)
 
@@ -212,7 +214,8 @@ class ChatCore:
 
         asker = Asker(self.gate, surface, turn.author_id, turn.author_name, self.tools.settings.confirm_seconds)
         room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
-        return ToolTurn(ask_model, self.tools, asker, room_tokens=room, count=self._prompts.count)
+        running = surface.tools_running if isinstance(surface, ToolRecorder) else None
+        return ToolTurn(ask_model, self.tools, asker, room_tokens=room, count=self._prompts.count, running=running)
 
     def _pieces(
         self, prepared: _Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None

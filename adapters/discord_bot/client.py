@@ -26,7 +26,7 @@ from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
 from adapters.jobs.attachments import Attachment, DownloadFailed
-from adapters.jobs.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
+from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.jobs.platform_jobs import PlatformJobs, retrieve_outcome
 from bot.app import Services
 from bot.core import Turn
@@ -145,9 +145,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
                 # What the message shows now: the record has it only as of the last heartbeat.
                 message = await channel.fetch_message(int(last["handle"]["message_id"]))
                 shown = message.content.removesuffix(REPLY_LIMITS.indicator) or last["text"]
-                await message.edit(content=interrupted_ending(shown, REPLY_LIMITS))
+                await message.edit(content=interrupted_ending(shown, REPLY_LIMITS, record.tools))
             else:
-                await self._post_note(record.place, INTERRUPTED_NOTE)
+                await self._post_note(record.place, interrupted_note(record.tools))
         except discord.HTTPException as error:
             log.warning("interrupted_reply_not_finished", thread=record.thread, status=error.status)
             return

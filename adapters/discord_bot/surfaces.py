@@ -4,7 +4,7 @@ response. Each write waits for (or skips without) a slot of Discord's rate limit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,10 @@ class ChannelReply:
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         return model_subtext(model, first_reply=first_reply)
+
+    async def tools_running(self, names: Sequence[str]) -> None:
+        if self._recording is not None:
+            await self._recording.tools_running(names)
 
     async def ask_to_run(self, request: ConfirmRequest) -> discord.Message:
         """Run / Cancel buttons under the reply (see adapters.discord_bot.tool_buttons)."""

@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +40,18 @@ HEARTBEAT_SHARE = 0.3
 
 INTERRUPTED_NOTE = failure_note(ReplyFailure(FailureKind.INTERRUPTED))
 
+
+def interrupted_note(tools: Sequence[str] = ()) -> str:
+    """The note that ends a reply a dead process left; naming the tools it was running, which are never run again."""
+    if not tools:
+        return INTERRUPTED_NOTE
+    names = ", ".join(f"`{name}`" for name in tools)
+    return (
+        f"⚠️ I was interrupted while {names} ran: it may or may not have completed. "
+        "I won't run it again; ask me to check if it matters."
+    )
+
+
 # Writes a record only while it exists: a heartbeat's write that Redis runs after the reply's
 # record was removed must not bring it back.
 _UPDATE = """
@@ -50,12 +62,13 @@ return 0
 """
 
 
-def interrupted_ending(shown: str, limits: SurfaceLimits) -> str:
+def interrupted_ending(shown: str, limits: SurfaceLimits, tools: Sequence[str] = ()) -> str:
     """A message's text ended with the note that the reply was interrupted (an open code block
     closed first), shortened from its end if it would no longer fit the message."""
-    room = limits.max_length - limits.measure(INTERRUPTED_NOTE) - 16  # the fence closing and blank lines
+    note = interrupted_note(tools)
+    room = limits.max_length - limits.measure(note) - 16  # the fence closing and blank lines
     shown = shown[: longest_fitting(shown, max(0, room), limits.measure)]
-    return with_note(shown, INTERRUPTED_NOTE)
+    return with_note(shown, note)
 
 
 @dataclass
@@ -66,6 +79,7 @@ class ReplyRecord:
     thread: str
     place: dict[str, Any]  # where the reply goes, in the adapter's terms
     messages: list[dict[str, Any]] = field(default_factory=list)  # {"handle": {...}, "text": shown}
+    tools: list[str] = field(default_factory=list)  # the tools running now (written before each starts)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -196,6 +210,11 @@ class Recording:
         if self.record.messages:
             self.record.messages[-1]["text"] = self._without_indicator(text)
             self._ledger.changed(self.record)
+
+    async def tools_running(self, names: Sequence[str]) -> None:
+        """The tools this reply runs now, written before they start: a reply cut while one runs says so."""
+        self.record.tools = list(names)
+        await self._save()
 
     async def note_place(self, **fields: Any) -> None:
         self.record.place.update(fields)

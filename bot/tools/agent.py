@@ -27,6 +27,7 @@ Ask = Callable[[PreparedCall], Awaitable[Decision]]
 # Asks the model once: the messages and the tools offered → its text pieces, then the calls it makes.
 AskModel = Callable[[list[ChatMessage], list[dict[str, Any]]], AsyncIterator[ModelPiece]]
 Counter = Callable[[str], int]
+Running = Callable[[Sequence[str]], Awaitable[None]]  # the tools running now, recorded before they start
 LIMIT_NOTICE = (
     "I reached the limit of {rounds} rounds of tool calls for one question, so this answer uses what I found so far."
 )
@@ -43,8 +44,19 @@ class ToolExchange:
 
 
 class ToolTurn:
-    def __init__(self, ask_model: AskModel, toolbox: ToolBox, ask: Ask, *, room_tokens: int, count: Counter) -> None:
+    def __init__(
+        self,
+        ask_model: AskModel,
+        toolbox: ToolBox,
+        ask: Ask,
+        *,
+        room_tokens: int,
+        count: Counter,
+        running: Running | None = None,
+    ) -> None:
         """`room_tokens`: what the prompt leaves of the context for this answer's tool calls and results."""
+        self._running_now: list[str] = []
+        self._record_running = running
         self._ask_model = ask_model
         self._toolbox = toolbox
         self._ask = ask
@@ -153,6 +165,7 @@ class ToolTurn:
             result.error,
             shown,
             shorten(result.content, DISPLAY_CHARS),
+            safe_sources(list(result.links)) if result.ok else (),
         )
         events.put_nowait(finished)
         return result
@@ -162,13 +175,28 @@ class ToolTurn:
             decision = await self._ask(prepared)
             if not decision.approved:
                 return declined(prepared, decision.why)
+        await self._note_running(prepared.call.name, starts=True)
         started = time.monotonic()
-        result = await self._toolbox.run(prepared)
+        try:
+            result = await self._toolbox.run(prepared)
+        finally:
+            await asyncio.shield(self._note_running(prepared.call.name, starts=False))
         return (
             result
             if result.seconds
             else ToolResult(result.ok, result.content, time.monotonic() - started, result.error, result.links)
         )
+
+    async def _note_running(self, name: str, *, starts: bool) -> None:
+        if starts:
+            self._running_now.append(name)
+        else:
+            self._running_now.remove(name)
+        if self._record_running is not None:
+            try:
+                await self._record_running(tuple(self._running_now))
+            except Exception:
+                log.warning("tool_running_not_recorded", tool=name, exc_info=True)
 
 
 def _tool_message(call: ToolCall, result: ToolResult) -> ChatMessage:

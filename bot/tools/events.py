@@ -5,7 +5,7 @@ takes the events itself; on any other the renderer shows them as compact lines (
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -32,10 +32,13 @@ class ToolFinished:
     error: str = ""  # why it failed, or "declined"
     arguments: str = ""  # shortened, for display
     result: str = ""  # shortened, for display
+    sources: tuple[str, ...] = ()  # the links its result gave (see safe_sources)
 
 
 @dataclass(frozen=True)
 class ToolSources:
+    """Every call's links, once the answer is written: listed under it."""
+
     urls: tuple[str, ...]
 
 
@@ -54,6 +57,15 @@ class ToolView(Protocol):
     """A surface that shows tool calls and sources itself."""
 
     async def show_tool(self, event: ToolEvent) -> None: ...
+
+
+@runtime_checkable
+class ToolRecorder(Protocol):
+    """A surface whose reply is recorded for finishing after a crash (see adapters.jobs.ledger)."""
+
+    async def tools_running(self, names: Sequence[str]) -> None:
+        """The tools running now, recorded before they start: a reply cut by a crash then says a tool may or may not
+        have completed (it is never run again)."""
 
 
 def safe_sources(urls: list[str]) -> tuple[str, ...]:

@@ -320,6 +320,7 @@ BAD_REQUESTS = {
         "messages[1].tool_calls[0].id",
     ),
     "tools not a list": ({"messages": ASK, "tools": {"type": "function"}}, "tools"),
+    "no tools": ({"messages": ASK, "tools": []}, "tools"),
     "tool of another type": ({"messages": ASK, "tools": [{"type": "retrieval"}]}, "tools[0].type"),
     "tool without name": ({"messages": ASK, "tools": [{"type": "function", "function": {}}]}, "tools[0].function.name"),
     "tool name with spaces": (

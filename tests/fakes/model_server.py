@@ -21,10 +21,10 @@ Requests are checked like an OpenAI-compatible server checks them, before any an
   ``{"type": "image_url", "image_url": {"url": "data:image/(png|jpeg|gif|webp);base64,…" or an
   http(s) URL}}`` parts (images only in user messages); anything else (a string image_url, bad
   base64, bytes that are no PNG/JPEG/GIF/WebP, another MIME type) is a 400 in ``api_style``'s shape.
-
-* tools and tool calls: ``tools`` must be a list of ``{"type": "function", "function": {"name",
-  "description"?, "parameters"?}}``; an assistant message's ``tool_calls`` need ``id``, ``type:
-  "function"``, ``function.name`` and ``function.arguments`` (a string); a ``tool`` message needs a
+* tools and tool calls: ``tools`` must be a non-empty list of ``{"type": "function", "function":
+  {"name" (letters, digits, _ and -, at most 64), "description"?, "parameters"?}}``; an assistant
+  message's ``tool_calls`` need ``id``, ``type: "function"``, ``function.name`` and
+  ``function.arguments`` (a string); a ``tool`` message needs a
   ``tool_call_id`` answering a call of the assistant message right before its run of tool messages,
   and string ``content``; every call must be answered before the next other message. With
   ``mistral_tool_ids`` call ids must also be 9 letters or digits (Mistral's chat template).
