@@ -1,0 +1,126 @@
+"""Tools on Discord, through the real bot process and the fake Discord: the calls' lines in the reply, the sources
+as <links>, Run / Cancel buttons that only the asker's click answers (once, however often it is clicked), and
+/tools. The tools are the MCP server of tests/fakes/mcp_tools.py, started by the bot over stdio."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.discord.harness import ROOT, DiscordWorld
+from tests.fakes.discord_server import FakeUser
+from tests.fakes.model_server import Script, ToolAgent, ToolCallScript
+
+CALLS = {
+    "weather": [ToolCallScript("lookup", '{"query": "weather"}')],
+    "slowly": [ToolCallScript("slow", '{"ms": 1500}')],
+    "note": [ToolCallScript("add_note", '{"text": "buy milk"}')],
+    "cancelme": [ToolCallScript("add_note", '{"text": "never"}')],
+}
+
+
+@dataclass
+class Scene:
+    discord: DiscordWorld
+    notes: Path
+    channel: dict[str, Any]
+    alice: FakeUser
+    bob: FakeUser
+
+
+@pytest.fixture
+async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
+    notes = tmp_path / "notes.txt"
+    servers = {
+        "mcpServers": {
+            "fake": {
+                "command": sys.executable,
+                "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
+                "cwd": str(ROOT),
+                "env": {"MCP_NOTES_FILE": str(notes)},
+            }
+        }
+    }
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps(servers), encoding="utf-8")
+    async with DiscordWorld.open() as world:
+        agent = ToolAgent(CALLS, base=Script(rate=100))
+        respond = world.model.responder
+        assert respond is not None
+        world.model.responder = lambda body: agent(body) or respond(body)
+        channel, alice, bob = world.add_channel("general"), world.add_user("alice"), world.add_user("bob")
+        await world.start_bot(MCP_SERVERS_FILE=str(config), TOOL_CONFIRM_SECONDS="20")
+        yield Scene(world, notes, channel, alice, bob)
+
+
+async def test_a_call_shows_live_then_as_a_small_line_and_its_sources_as_links(
+    scene: Scene,
+) -> None:
+    discord, channel, alice = scene.discord, scene.channel, scene.alice
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "slowly please"))
+    await discord.wait_bot_text(thread, lambda text: "-# ✓ `slow`" in text, timeout=20)
+    shown = [r.json.get("content", "") for r in discord.fake.requests if isinstance(r.json, dict)]
+    assert any("-# 🔧 `slow` …" in text for text in shown)  # while it ran
+
+    message = await discord.mention(channel, alice, "weather please")
+    thread = await discord.wait_thread(message)
+    [reply] = await discord.wait_bot_text(thread, lambda text: "Sources:" in text, timeout=20)
+    text = reply["content"]
+    assert "-# ✓ `lookup`, " in text
+    assert "-# 1. <https://example.org/weather>" in text and "-# 2. <https://docs.example.org/weather>" in text
+    assert "Using Result for weather" in text
+
+
+async def test_only_the_askers_click_runs_the_tool_and_only_once(scene: Scene) -> None:
+    discord, notes, channel, alice, bob = scene.discord, scene.notes, scene.channel, scene.alice, scene.bob
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "note this"))
+    [question] = await discord.fake.wait_for(lambda: discord.fake.messages_with_buttons(thread["id"]), 20)
+    assert "may I run `add_note` (fake)" in question["content"] and "buy milk" in question["content"]
+    run, cancel = (button["custom_id"] for button in discord.fake.buttons_of(question["id"]))
+    assert (run.startswith("tool:yes:"), cancel.startswith("tool:no:")) == (True, True)
+
+    intruder = await discord.fake.click_button(question["id"], run, bob)
+    await discord.fake.wait_for(lambda: intruder.callback_type is not None, 5)
+    assert intruder.ephemeral and "Only the person who asked" in _content(intruder.response_data)
+    assert not notes.exists()
+
+    first = await discord.fake.click_button(question["id"], run, alice)
+    second = await discord.fake.click_button(question["id"], run, alice)  # a doubled click
+    await discord.wait_bot_text(thread, lambda text: "✓ `add_note`" in text and "Using noted #1" in text, timeout=20)
+    assert first.callback_type == 6  # acknowledged; the question itself shows the outcome
+    await discord.fake.wait_for(lambda: second.callback_type is not None, 5)
+    assert "already answered" in _content(second.response_data)
+    assert notes.read_text().splitlines() == ["buy milk"]
+    settled = await discord.fake.wait_for(lambda: not discord.fake.buttons_of(question["id"]) or None, 5)
+    assert settled
+    after = next(m for m in discord.fake.messages_in(thread["id"]) if m["id"] == question["id"])
+    assert after["content"].startswith("✓ `add_note` (fake) runs: approved")
+
+
+async def test_cancel_means_the_tool_does_not_run_and_the_answer_goes_on(scene: Scene) -> None:
+    discord, notes, channel, alice = scene.discord, scene.notes, scene.channel, scene.alice
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "cancelme"))
+    [question] = await discord.fake.wait_for(lambda: discord.fake.messages_with_buttons(thread["id"]), 20)
+    cancel = discord.fake.buttons_of(question["id"])[1]["custom_id"]
+    await discord.fake.click_button(question["id"], cancel, alice)
+    await discord.wait_bot_text(thread, lambda text: "✗ `add_note`: declined" in text and "Using" in text, timeout=20)
+    assert not notes.exists()
+
+
+async def test_tools_lists_each_tool_and_which_ask_first(scene: Scene) -> None:
+    discord, channel, alice = scene.discord, scene.channel, scene.alice
+    interaction = await discord.fake.send_slash_command(channel["id"], alice, "tools")
+    await discord.fake.wait_for(lambda: interaction.callback_type is not None, 10)
+    listing = _content(interaction.response_data)
+    assert interaction.ephemeral
+    assert "• `lookup`: " in listing and "• `add_note` (asks you first): " in listing
+
+
+def _content(data: dict[str, Any] | None) -> str:
+    return str((data or {}).get("content", ""))
