@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -20,14 +21,14 @@ from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend, ModelPiece
 from bot.model_choice import ModelChoices
-from bot.prompt import Prompt, PromptBuilder
+from bot.prompt import Prompt, PromptBuilder, earlier_tool_messages
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.surface import ReplySurface
 from bot.text import clean_question
+from bot.tool_replies import shown_tool_turn, tool_turn_for
 from bot.tools.agent import ToolExchange, ToolTurn
-from bot.tools.asking import Asker
-from bot.tools.events import Tail, ToolEvent, ToolLines, ToolRecorder, ToolView
+from bot.tools.events import Tail
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from config.models import ModelCatalog, ModelChoice
@@ -212,10 +213,11 @@ class ChatCore:
         def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
             return self._model_pieces(self._backend.stream(messages, settings, offered))
 
-        asker = Asker(self.gate, surface, turn.author_id, turn.author_name, self.tools.settings.confirm_seconds)
         room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
-        running = surface.tools_running if isinstance(surface, ToolRecorder) else None
-        return ToolTurn(ask_model, self.tools, asker, room_tokens=room, count=self._prompts.count, running=running)
+        asker = (turn.author_id, turn.author_name)
+        return tool_turn_for(
+            ask_model, self.tools, self.gate, asker, surface, room_tokens=room, count=self._prompts.count
+        )
 
     def _pieces(
         self, prepared: _Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
@@ -223,10 +225,7 @@ class ChatCore:
         if tool_turn is None:  # no tools offered: the model's stream is text only
             pieces = self._backend.stream(prepared.messages, prepared.model.settings)
             return cast(AsyncIterator[str], self._model_pieces(pieces))
-        events = _with_notices(tool_turn, renderer, prepared.messages)
-        if isinstance(surface, ToolView):
-            return _shown_on(surface, events)
-        return ToolLines(surface.limits.line_prefix).present(events)
+        return shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
 
     async def _admit(self, turn: Turn) -> Turn:
         """The turn with its text cleaned, or why it is refused before anything is stored."""
@@ -283,7 +282,8 @@ class ChatCore:
         failed = "" if result.complete or result.failure is None else result.failure.reason
         exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text)
         text, tools = exchange.text, tuple(exchange.messages)
-        counted = text + (str(tools) if tools else "")
+        # Counted as later prompts send it: the calls, their results shortened, and the text.
+        counted = json.dumps(earlier_tool_messages(tools, text), ensure_ascii=False) if tools else text
         tokens = 0 if failed else await off_loop_if_large(len(counted), self._prompts.count, counted)
         try:
             reply = StoredMessage("assistant", text, at=time.time(), tokens=tokens, failed=failed, tools=tools)
@@ -317,25 +317,3 @@ class ChatCore:
         finally:
             self._metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
             await aclose_if_any(pieces)
-
-
-async def _with_notices(
-    tool_turn: ToolTurn, renderer: LiveRenderer, messages: list[ChatMessage]
-) -> AsyncIterator[str | ToolEvent]:
-    """The tool loop's pieces; what it has to say at the end (a limit reached) joins the reply's notices."""
-    async for piece in tool_turn.pieces(messages):
-        yield piece
-    for notice in tool_turn.exchange.notices:
-        renderer.add_notice(notice)
-
-
-async def _shown_on(surface: ToolView, pieces: AsyncIterator[str | ToolEvent]) -> AsyncIterator[str | Tail]:
-    """Text for the renderer; tool events to a surface that shows them itself."""
-    async for piece in pieces:
-        if isinstance(piece, str):
-            yield piece
-            continue
-        try:
-            await surface.show_tool(piece)
-        except Exception:
-            log.warning("tool_event_not_shown", exc_info=True)

@@ -4,8 +4,9 @@ arguments in pieces keyed by the call's index, several calls in one message."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -25,6 +26,7 @@ class ToolCalls:
     """The end of a model's message that asks for tools instead of (or after) text."""
 
     calls: tuple[ToolCall, ...]
+    received_at: float = field(default_factory=time.time)  # when the model's stream ended with them
 
 
 class CallGatherer:

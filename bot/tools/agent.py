@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.loop import aclose_if_any
+from bot.loop import aclose_if_any, off_loop_if_large
 from bot.model import ChatMessage, ModelPiece
 from bot.tool_calls import ToolCall, ToolCalls
 from bot.tools.events import ToolEvent, ToolFinished, ToolSources, ToolStarted, safe_sources
@@ -56,6 +55,7 @@ class ToolTurn:
     ) -> None:
         """`room_tokens`: what the prompt leaves of the context for this answer's tool calls and results."""
         self._running_now: list[str] = []
+        self._asked_at = 0.0  # when the model's last calls arrived
         self._record_running = running
         self._ask_model = ask_model
         self._toolbox = toolbox
@@ -73,7 +73,7 @@ class ToolTurn:
             calls: tuple[ToolCall, ...] = ()
             async for piece in self._model(prompt, offered):
                 if isinstance(piece, ToolCalls):
-                    calls = piece.calls
+                    calls, self._asked_at = piece.calls, piece.received_at
                 else:
                     self.exchange.text += piece
                     yield piece
@@ -89,7 +89,8 @@ class ToolTurn:
             async for event in self._run_all(calls, results):
                 yield event
             answers = [_tool_message(call, result) for call, result in zip(calls, results, strict=True)]
-            answers = await asyncio.to_thread(self._fit, asked, answers)
+            size = sum(len(answer["content"]) for answer in answers)
+            answers = await off_loop_if_large(size, self._fit, asked, answers)
             prompt += [asked, *answers]
             self.exchange.messages += [asked, *answers]
             if round_number + 1 == rounds:
@@ -155,7 +156,16 @@ class ToolTurn:
             )
         if result.ok:
             self.exchange.links += result.links
-        log.info("tool_call", tool=call.name, server=server, ok=result.ok, seconds=round(result.seconds, 3))
+        log.info(
+            "tool_call",
+            tool=call.name,
+            server=server,
+            call=call.id,
+            ok=result.ok,
+            asked_at=round(self._asked_at, 4),
+            sent_at=round(result.sent_at, 4),
+            seconds=round(result.seconds, 4),
+        )
         finished = ToolFinished(
             call.id,
             call.name,
@@ -171,21 +181,18 @@ class ToolTurn:
         return result
 
     async def _checked_run(self, prepared: PreparedCall) -> ToolResult:
-        if prepared.asks_first:
-            decision = await self._ask(prepared)
-            if not decision.approved:
-                return declined(prepared, decision.why)
+        if not prepared.asks_first:
+            return await self._toolbox.run(prepared)
+        decision = await self._ask(prepared)
+        if not decision.approved:
+            return declined(prepared, decision.why)
+        # A call that may change something is recorded with the reply before it starts: if the bot dies meanwhile,
+        # the reply says it may or may not have completed (read-only calls skip the round trip).
         await self._note_running(prepared.call.name, starts=True)
-        started = time.monotonic()
         try:
-            result = await self._toolbox.run(prepared)
+            return await self._toolbox.run(prepared)
         finally:
             await asyncio.shield(self._note_running(prepared.call.name, starts=False))
-        return (
-            result
-            if result.seconds
-            else ToolResult(result.ok, result.content, time.monotonic() - started, result.error, result.links)
-        )
 
     async def _note_running(self, name: str, *, starts: bool) -> None:
         if starts:

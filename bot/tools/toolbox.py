@@ -43,6 +43,7 @@ class ToolResult:
     seconds: float = 0.0
     error: str = ""  # what the person is told, when not ok
     links: tuple[str, ...] = ()
+    sent_at: float = 0.0  # time.time() when the request went to the server (0: it never did)
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,14 @@ class ToolBox:
         return PreparedCall(call, server, tool, arguments, self._asks_first(server, tool))
 
     async def run(self, prepared: PreparedCall) -> ToolResult:
-        started = time.monotonic()
+        sent_at, started = time.time(), time.monotonic()
         timeout = prepared.server.config.timeout_seconds
         outcome = await prepared.server.call(prepared.call.name, prepared.arguments, timeout)
         seconds = time.monotonic() - started
         if not outcome.ok:
-            return ToolResult(False, f"Error: {outcome.error or outcome.text}", seconds, outcome.error or "failed")
-        return ToolResult(True, self._cut(outcome.text), seconds, links=outcome.links)
+            error = outcome.error or "failed"
+            return ToolResult(False, f"Error: {outcome.error or outcome.text}", seconds, error, sent_at=sent_at)
+        return ToolResult(True, self._cut(outcome.text), seconds, links=outcome.links, sent_at=sent_at)
 
     def _cut(self, text: str) -> str:
         limit = self.settings.result_max_chars

@@ -4,6 +4,7 @@ as <links>, Run / Cancel buttons that only the asker's click answers (once, howe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -124,3 +125,37 @@ async def test_tools_lists_each_tool_and_which_ask_first(scene: Scene) -> None:
 
 def _content(data: dict[str, Any] | None) -> str:
     return str((data or {}).get("content", ""))
+
+
+async def test_a_reply_cut_by_a_crash_mid_call_says_so_and_the_tool_never_runs_again(tmp_path: Path) -> None:
+    notes, events = tmp_path / "notes.txt", tmp_path / "events.txt"
+    env = {"MCP_NOTES_FILE": str(notes), "MCP_EVENTS_FILE": str(events)}
+    server = {"command": sys.executable, "args": ["-m", "tests.fakes.mcp_tools", "stdio"], "cwd": str(ROOT), "env": env}
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"fake": server}}), encoding="utf-8")
+    settings = {"MCP_SERVERS_FILE": str(config), "REPLY_LEASE_SECONDS": "2", "REPLY_SWEEP_SECONDS": "0.5"}
+    async with DiscordWorld.open() as world:
+        agent = ToolAgent({"slow note": [ToolCallScript("add_note_slowly", '{"text": "once", "ms": 4000}')]})
+        respond = world.model.responder
+        assert respond is not None
+        world.model.responder = lambda body: agent(body) or respond(body)
+        channel, alice = world.add_channel("general"), world.add_user("alice")
+        crashed = await world.start_bot(**settings)
+        thread = await world.wait_thread(await world.mention(channel, alice, "slow note please"))
+        [question] = await world.fake.wait_for(lambda: world.fake.messages_with_buttons(thread["id"]), 20)
+        await world.fake.click_button(question["id"], world.fake.buttons_of(question["id"])[0]["custom_id"], alice)
+        await world.fake.wait_for(lambda: events.exists() and "started" in events.read_text(), 10)
+        await asyncio.sleep(0.3)
+        crashed.process.kill()  # mid-call
+        await crashed.process.wait()
+        try:
+            await world.start_bot(**settings)
+            ended = await world.wait_bot_text(
+                thread, lambda text: "interrupted while `add_note_slowly` ran" in text, timeout=20
+            )
+            assert "may or may not have completed" in ended[-1]["content"]
+            await world.settle(5)  # the tool would have finished by now, had it been run again
+            assert events.read_text().splitlines() == ["started"]  # started once, never again
+            assert not notes.exists() or len(notes.read_text().splitlines()) <= 1
+        finally:
+            crashed.cleanup()

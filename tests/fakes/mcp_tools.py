@@ -3,13 +3,16 @@
     python -m tests.fakes.mcp_tools stdio
     python -m tests.fakes.mcp_tools http --port N     # streamable HTTP at http://127.0.0.1:N/mcp
 
-MCP_NOTES_FILE gets a line per add_note call; MCP_EVENTS_FILE gets "cancelled" when a hang call is cancelled."""
+MCP_NOTES_FILE gets a line per add_note call; MCP_EVENTS_FILE gets "cancelled" when a hang call is cancelled;
+MCP_TIMING_FILE a JSON line per tagged slow call (when it started and ended)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import time
 from pathlib import Path
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -44,6 +47,14 @@ def add_note(text: str) -> str:
     return f"noted #{append_line('MCP_NOTES_FILE', text)}"
 
 
+@server.tool(annotations=ToolAnnotations(destructive_hint=False))
+async def add_note_slowly(text: str, ms: int) -> str:
+    """Write a note down after `ms` milliseconds ("started" goes to MCP_EVENTS_FILE at once)."""
+    append_line("MCP_EVENTS_FILE", "started")
+    await asyncio.sleep(ms / 1000)
+    return f"noted #{append_line('MCP_NOTES_FILE', text)}"
+
+
 @server.tool(annotations=READ_ONLY)
 async def hang() -> str:
     """Never answer."""
@@ -74,9 +85,12 @@ def exit_now() -> str:
 
 
 @server.tool(annotations=READ_ONLY)
-async def slow(ms: int) -> str:
+async def slow(ms: int, tag: str = "") -> str:
     """Sleep `ms` milliseconds."""
+    started = time.time()
     await asyncio.sleep(ms / 1000)
+    if tag:  # when it ran, for the benchmark (bench/tools.py)
+        append_line("MCP_TIMING_FILE", json.dumps({"tag": tag, "start": started, "end": time.time()}))
     return f"slept {ms} ms"
 
 

@@ -1,0 +1,66 @@
+"""A reply whose model is offered tools: its tool loop (bot.tools.agent) asking this turn's asker on this surface,
+and what the loop does shown the surface's way: natively (Slack's task cards, the web chat's chips), else as lines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import structlog
+
+from bot.model import ChatMessage
+from bot.render import LiveRenderer
+from bot.surface import ReplySurface
+from bot.tools.agent import AskModel, Counter, ToolTurn
+from bot.tools.asking import Asker
+from bot.tools.events import Tail, ToolEvent, ToolLines, ToolRecorder, ToolView
+from bot.tools.gate import ConfirmGate
+from bot.tools.toolbox import ToolBox
+
+log = structlog.get_logger(__name__)
+
+
+def tool_turn_for(
+    ask_model: AskModel,
+    tools: ToolBox,
+    gate: ConfirmGate | None,
+    asker: tuple[str, str],
+    surface: ReplySurface,
+    *,
+    room_tokens: int,
+    count: Counter,
+) -> ToolTurn:
+    """`asker`: the id and name of the person whose yes a tool that changes something needs."""
+    ask = Asker(gate, surface, *asker, tools.settings.confirm_seconds)
+    running = surface.tools_running if isinstance(surface, ToolRecorder) else None
+    return ToolTurn(ask_model, tools, ask, room_tokens=room_tokens, count=count, running=running)
+
+
+def shown_tool_turn(
+    tool_turn: ToolTurn, messages: list[ChatMessage], surface: ReplySurface, renderer: LiveRenderer
+) -> AsyncIterator[str | Tail]:
+    events = _with_notices(tool_turn, renderer, messages)
+    if isinstance(surface, ToolView):
+        return _shown_on(surface, events)
+    return ToolLines(surface.limits.line_prefix).present(events)
+
+
+async def _with_notices(
+    tool_turn: ToolTurn, renderer: LiveRenderer, messages: list[ChatMessage]
+) -> AsyncIterator[str | ToolEvent]:
+    """The tool loop's pieces; what it has to say at the end (a limit reached) joins the reply's notices."""
+    async for piece in tool_turn.pieces(messages):
+        yield piece
+    for notice in tool_turn.exchange.notices:
+        renderer.add_notice(notice)
+
+
+async def _shown_on(surface: ToolView, pieces: AsyncIterator[str | ToolEvent]) -> AsyncIterator[str | Tail]:
+    """Text for the renderer; tool events to a surface that shows them itself."""
+    async for piece in pieces:
+        if isinstance(piece, str):
+            yield piece
+            continue
+        try:
+            await surface.show_tool(piece)
+        except Exception:
+            log.warning("tool_event_not_shown", exc_info=True)
