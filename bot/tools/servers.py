@@ -72,6 +72,7 @@ class McpServer:
         self._tools: tuple[ToolInfo, ...] = ()
         self._problem = "not started"
         self._ready = asyncio.Event()
+        self._tried = asyncio.Event()  # its first connection came up or failed
         self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[Event] | None = None  # the current connection's
 
@@ -100,6 +101,16 @@ class McpServer:
         try:
             async with asyncio.timeout(timeout):
                 await self._ready.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_first_try(self, timeout: float) -> bool:  # noqa: ASYNC109 - waits for our own task
+        """Whether its first connection came up or failed within `timeout` s (a server that can't start fails at once:
+        start-up needn't wait for it)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._tried.wait()
         except TimeoutError:
             return False
         return True
@@ -139,7 +150,9 @@ class McpServer:
     async def _keep_connected(self) -> None:
         delay = self._backoff[0]
         while True:
-            if await self._connect_once():
+            reached = await self._connect_once()
+            self._tried.set()
+            if reached:
                 delay = self._backoff[0]
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff[1])
@@ -152,6 +165,7 @@ class McpServer:
                 await self._list_tools(session)
                 self._session, reached = session, True
                 self._ready.set()
+                self._tried.set()
                 log.info("mcp_server_up", server=self.config.name, tools=len(self._tools))
                 while await events.get() == "tools_changed":
                     await self._list_tools(session)

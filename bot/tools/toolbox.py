@@ -68,12 +68,13 @@ class ToolBox:
         return bool(self._servers)
 
     async def start(self, ready_within: float = 5.0) -> None:
-        """Connect every server; one that isn't up within `ready_within` s keeps trying in the background."""
+        """Connect every server: start-up waits up to `ready_within` s for each to connect or fail its first try; one
+        that isn't up by then keeps trying in the background."""
         for server in self._servers:
             await server.start()
-        ready = await asyncio.gather(*(server.wait_ready(ready_within) for server in self._servers))
-        for server, up in zip(self._servers, ready, strict=True):
-            if not up:
+        await asyncio.gather(*(server.wait_first_try(ready_within) for server in self._servers))
+        for server in self._servers:
+            if not server.up:
                 log.warning("mcp_server_not_ready", server=server.config.name, problem=server.problem)
 
     async def aclose(self) -> None:
