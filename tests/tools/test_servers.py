@@ -96,7 +96,17 @@ async def http_fake(tmp_path: Path) -> AsyncIterator[str]:
 async def test_tools_are_listed_with_their_read_only_flags(fake: McpServer) -> None:
     tools = {tool.name: tool for tool in fake.tools}
 
-    assert set(tools) == {"lookup", "add_note", "hang", "fail", "huge", "exit_now", "slow", "add_tool"}
+    assert set(tools) == {
+        "lookup",
+        "add_note",
+        "add_note_slowly",
+        "hang",
+        "fail",
+        "huge",
+        "exit_now",
+        "slow",
+        "add_tool",
+    }
     assert tools["lookup"].read_only and tools["hang"].read_only
     assert not tools["add_note"].read_only
     assert tools["lookup"].server == "fake"
