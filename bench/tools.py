@@ -4,20 +4,18 @@
 
 The real bot process (`python -m bot discord`) against the loopback fake Discord (Discord's
 limits) and model server, with the MCP server of tests/fakes/mcp_tools.py started by the bot over
-stdio (the bot and the tool server on CPU 0, the fakes on CPU 1, as bench.discord). `--n` mentions at once, one per channel; each answer calls the server's `slow` tool once
-(it answers in `--tool-ms`), then the model answers from its result. Per conversation, with
-`time.time()` on this machine:
+stdio; the bot on CPU 0, the fakes and the tool server (like the model server) on CPU 1. `--n`
+mentions at once, one per channel; each answer calls the server's `slow` tool once (it answers
+in `--tool-ms`), then the model answers from its result. Per conversation, with `time.time()`:
   to tool     the model's last tool-call chunk left the server → the bot sent the tool request
-              (reading the end of the stream, checking the call)
-  to model    the bot had the tool's result → the model server received the next request (the
-              result added to the prompt, the request)
+  to model    the bot had the tool's result → the model server received the next request
   bot, call   the bot had the model's whole call (its stream ended) → it sent the tool request:
-              the bot's own time, without the loopback servers' (in this benchmark's process,
-              competing for the same cores)
-  in server   the tool request sent → the tool started in the MCP server (the pipe and the
-              server's own parsing: not the bot's time)
+              the bot's own time, without the loopback servers' (they compete for a core)
+  bot, result the bot had the tool's result → it asked the model again (the result checked, cut
+              to fit, added to the prompt)
+  in server   the tool request sent → the tool started in the MCP server (not the bot's time)
   🔧 shown    the model's last tool-call chunk → the fake Discord received the first write showing
-              the call ("🔧 `slow`" while it runs, or already "✓ `slow`") in the conversation's thread
+              the call ("🔧 `slow`" while it runs, or already "✓ `slow`") in the thread
 and for the round the 429s the fake served, the replies that ended complete, and the Redis bytes
 of each conversation's history (the question, the call, its result and the answer).
 """
@@ -94,10 +92,10 @@ async def run(n: int, tool_ms: int) -> None:
             channels = [world.add_channel(f"c{i}") for i in range(n)]
             alice = world.add_user("alice")
             bot = await world.start_bot(MCP_SERVERS_FILE=str(servers_file(Path(scratch), timing)))
-            if (os.cpu_count() or 1) > 1:  # as bench.discord: the bot (and the tool server it starts) on CPU 0
+            if (os.cpu_count() or 1) > 1:  # as bench.discord: the bot on CPU 0, what it talks to on CPU 1
                 pin_process(bot.pid, frozenset({0}))
-                for child in children(bot.pid):
-                    pin_process(child, frozenset({0}))
+                for child in children(bot.pid):  # the tool server (and the image workers' forkserver)
+                    pin_process(child, frozenset({1}))
                 os.sched_setaffinity(0, {1})
             await warm_up(world, channels[0], alice)
             started = time.time()
@@ -114,15 +112,17 @@ async def run(n: int, tool_ms: int) -> None:
             )
             elapsed = time.time() - started
             runs = {entry["tag"]: entry for entry in map(json.loads, timing.read_text().splitlines())}
-            calls = bot_calls(world.stderr)
-            to_tool, to_model, in_server, shown, own = [], [], [], [], []
+            calls, results_sent = bot_calls(world.stderr)
+            to_tool, to_model, in_server, shown, own, own_back = [], [], [], [], [], []
             for i, thread in enumerate(threads):
                 tag = f"conv{i}"
                 first, second = requests_for(world, tag)[-2:]
                 assert first.last_token_at is not None
                 call_at = first.last_token_at
-                asked_at, sent_at, seconds = calls[second.body["messages"][-2]["tool_calls"][0]["id"]]
+                call_id = second.body["messages"][-2]["tool_calls"][0]["id"]
+                asked_at, sent_at, seconds = calls[call_id]
                 own.append(sent_at - asked_at)
+                own_back.append(results_sent[call_id] - (sent_at + seconds))
                 to_tool.append(sent_at - call_at)
                 to_model.append(second.received_at - (sent_at + seconds))
                 in_server.append(runs[tag]["start"] - sent_at)
@@ -137,6 +137,7 @@ async def run(n: int, tool_ms: int) -> None:
     print(row("to tool", to_tool, 20))
     print(row("to model", to_model, 20))
     print(row("bot, call", own, 20))
+    print(row("bot, result", own_back, 20))
     print(row("in server", in_server))
     print(row("🔧 shown", shown, 300))
     print(f"429s {too_many} ({', '.join(sorted(too_many_routes)) or 'none'}); complete replies {complete}/{n}")
@@ -147,17 +148,22 @@ async def warm_up(world: DiscordWorld, channel: dict[str, Any], user: Any) -> No
     """One answer with a call first: the tool server and every connection are up before the round is timed."""
     thread = await world.wait_thread(await world.mention(channel, user, "warm up conv-warm"), timeout=30)
     await world.wait_bot_text(thread, lambda text: ANSWER in text, timeout=60)
+    # The bot's start-up requests (login, the command sync) count against Discord's global limit outside its
+    # own rate limits: the round starts once their second has passed.
+    await asyncio.sleep(1.5)
 
 
-def bot_calls(log: str) -> dict[str, tuple[float, float, float]]:
+def bot_calls(log: str) -> tuple[dict[str, tuple[float, float, float]], dict[str, float]]:
     """The bot's log of each tool call: {call id: (when the model's call arrived, when it sent the request, seconds
-    until the result)}."""
-    calls = {}
+    until the result)}, and {call id: when its round's results went on to the model}."""
+    calls, results_sent = {}, {}
     for line in log.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S+)", line))
         if " tool_call " in line:
-            fields = dict(re.findall(r"(\w+)=(\S+)", line))
             calls[fields["call"]] = (float(fields["asked_at"]), float(fields["sent_at"]), float(fields["seconds"]))
-    return calls
+        elif " tool_results_to_model " in line:
+            results_sent[fields["call"]] = float(fields["at"])
+    return calls, results_sent
 
 
 def first_line_at(world: DiscordWorld, thread: dict[str, Any], after: float) -> float:
@@ -166,7 +172,8 @@ def first_line_at(world: DiscordWorld, thread: dict[str, Any], after: float) -> 
     for request in world.fake.requests:
         body = request.json if isinstance(request.json, dict) else {}
         content = str(body.get("content", ""))
-        if request.path.startswith(path) and ("🔧 `slow`" in content or "✓ `slow`" in content) and request.time >= after:
+        shows_call = "🔧 `slow`" in content or "✓ `slow`" in content
+        if request.path.startswith(path) and shows_call and request.time >= after:
             return request.time
     raise AssertionError(f"no write in {thread['id']} showed the call")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,35 +71,43 @@ class ToolTurn:
         for round_number in range(rounds + 1):
             offered = self._toolbox.specs() if round_number < rounds else []
             written = len(self.exchange.text)
-            calls: tuple[ToolCall, ...] = ()
-            async for piece in self._model(prompt, offered):
-                if isinstance(piece, ToolCalls):
-                    calls, self._asked_at = piece.calls, piece.received_at
-                else:
-                    self.exchange.text += piece
-                    yield piece
-            if not calls or not offered:
-                break
+            running: _Running | None = None
+            try:
+                async for piece in self._model(prompt, offered):
+                    if isinstance(piece, ToolCalls):
+                        self._asked_at = piece.received_at
+                        # Started at once: the model's stream closes meanwhile, off the calls' way.
+                        running = self._start(piece.calls) if offered else None
+                    else:
+                        self.exchange.text += piece
+                        yield piece
+                if running is None:
+                    break
+                async for event in running.events():
+                    yield event
+            finally:
+                if running is not None:
+                    await running.cancel()
             said = self.exchange.text[written:]
-            asked = {
-                "role": "assistant",
-                "content": said or None,
-                "tool_calls": [call.message_part() for call in calls],
-            }
-            results: list[ToolResult] = []
-            async for event in self._run_all(calls, results):
-                yield event
-            answers = [_tool_message(call, result) for call, result in zip(calls, results, strict=True)]
+            calls = running.calls
+            asked = {"role": "assistant", "content": said or None, "tool_calls": [c.message_part() for c in calls]}
+            answers = [_tool_message(call, result) for call, result in zip(calls, running.results(), strict=True)]
             size = sum(len(answer["content"]) for answer in answers)
             answers = await off_loop_if_large(size, self._fit, asked, answers)
             prompt += [asked, *answers]
             self.exchange.messages += [asked, *answers]
             if round_number + 1 == rounds:
                 self.exchange.notices.append(LIMIT_NOTICE.format(rounds=rounds))
+            log.info("tool_results_to_model", call=calls[0].id, at=round(time.time(), 4))
         if not self.exchange.text.strip() and self.exchange.messages:
             raise ReplyFailure(FailureKind.EMPTY, "no text after tool calls")
         if sources := safe_sources(self.exchange.links):
             yield ToolSources(sources)
+
+    def _start(self, calls: Sequence[ToolCall]) -> _Running:
+        """The calls, each running in a task of its own."""
+        events: asyncio.Queue[ToolEvent] = asyncio.Queue()
+        return _Running(tuple(calls), [asyncio.create_task(self._run_one(call, events)) for call in calls], events)
 
     def _fit(self, asked: ChatMessage, answers: list[ChatMessage]) -> list[ChatMessage]:
         """The results, cut further where this turn's calls and results would overflow the context."""
@@ -126,23 +135,7 @@ class ToolTurn:
         finally:
             await aclose_if_any(pieces)
 
-    async def _run_all(self, calls: Sequence[ToolCall], results: list[ToolResult]) -> AsyncIterator[ToolEvent]:
-        """Run the calls at once; their events as they happen; `results` filled in the calls' order."""
-        events: asyncio.Queue[ToolEvent | None] = asyncio.Queue()
-        tasks = [asyncio.create_task(self._run_one(call, events)) for call in calls]
-        try:
-            for _ in range(len(tasks) * 2):  # each call: started, finished
-                event = await events.get()
-                if event is not None:
-                    yield event
-            results += [task.result() for task in tasks]
-        finally:
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run_one(self, call: ToolCall, events: asyncio.Queue[ToolEvent | None]) -> ToolResult:
+    async def _run_one(self, call: ToolCall, events: asyncio.Queue[ToolEvent]) -> ToolResult:
         prepared = self._toolbox.prepare(call)
         server = prepared.tool.server if isinstance(prepared, PreparedCall) else ""
         shown = shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
@@ -204,6 +197,29 @@ class ToolTurn:
                 await self._record_running(tuple(self._running_now))
             except Exception:
                 log.warning("tool_running_not_recorded", tool=name, exc_info=True)
+
+
+@dataclass
+class _Running:
+    """One round's calls, running: their events as they happen, then their results in the calls' order."""
+
+    calls: tuple[ToolCall, ...]
+    tasks: list[asyncio.Task[ToolResult]]
+    queue: asyncio.Queue[ToolEvent]
+
+    async def events(self) -> AsyncIterator[ToolEvent]:
+        for _ in range(len(self.tasks) * 2):  # each call: started, finished
+            yield await self.queue.get()
+
+    def results(self) -> list[ToolResult]:
+        return [task.result() for task in self.tasks]
+
+    async def cancel(self) -> None:
+        """Cancel the calls still running (the answer stopped: Stop, /reset, shutdown)."""
+        for task in self.tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def _tool_message(call: ToolCall, result: ToolResult) -> ChatMessage:
