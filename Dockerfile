@@ -17,16 +17,24 @@ WORKDIR /build
 COPY requirements.txt ./
 RUN python3 -m venv /app/venv && /app/venv/bin/pip install -q -r requirements.txt
 ARG EMBEDDED_MODEL=0
-COPY requirements-local.txt Makefile ./
+# prebuilt-wheels/, if the build context has it, may hold the llama-cpp-python wheel `make install` built
+# (~/.cache/chatbot-wheels/…-avx2/, same pin, same flags, on a Debian bookworm host): it is used when its
+# version is the pinned one, and saves compiling it again.
+COPY requirements-local.txt Makefile prebuilt-wheel[s] ./
 # The Makefile's own pin and CMake flags (GGML AVX2, never -march=native), read from it here so
 # that the image and `make install` build the same llama-cpp-python.
 RUN if [ "$EMBEDDED_MODEL" = 1 ]; then \
         set -eu; \
-        apt-get update -q && apt-get install -y -q --no-install-recommends build-essential cmake; \
         llama="$(grep -m1 '^llama-cpp-python==' requirements-local.txt)"; \
         cmake_args="$(sed -n 's/^LLAMA_CMAKE_ARGS = //p' Makefile)"; \
         test -n "$llama" && test -n "$cmake_args"; \
-        CMAKE_ARGS="$cmake_args" /app/venv/bin/pip wheel -q --no-deps -w /build/wheels "$llama"; \
+        mkdir -p /build/wheels; \
+        if ls "llama_cpp_python-${llama#llama-cpp-python==}-"*.whl >/dev/null 2>&1; then \
+            mv "llama_cpp_python-${llama#llama-cpp-python==}-"*.whl /build/wheels/; \
+        else \
+            apt-get update -q && apt-get install -y -q --no-install-recommends build-essential cmake; \
+            CMAKE_ARGS="$cmake_args" /app/venv/bin/pip wheel -q --no-deps -w /build/wheels "$llama"; \
+        fi; \
         /app/venv/bin/pip install -q --no-deps /build/wheels/*.whl; \
         /app/venv/bin/pip install -q -r requirements.txt -r requirements-local.txt; \
         /app/venv/bin/pip check; \

@@ -97,13 +97,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def fresh_checkout(target: Path) -> Path:
-    """The files git would commit (tracked or new, not ignored) as they are now: what a clone has."""
+    """The files git would commit (tracked or new, not ignored) as they are now: what a clone has; and the
+    llama-cpp-python wheel `make install` built, as prebuilt-wheels/ (see the Dockerfile), so the embedded image
+    doesn't compile it again whenever requirements.txt changes."""
     listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT).stdout
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
         if source.is_file() and not Path(name).name.startswith(("compose.override.", "docker-compose.override.")):
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
+    for wheel in Path.home().glob(".cache/chatbot-wheels/llama-cpp-python-*-avx2/llama_cpp_python-*.whl"):
+        (target / "prebuilt-wheels").mkdir(exist_ok=True)
+        shutil.copy2(wheel, target / "prebuilt-wheels" / wheel.name)
     return target
 
 
