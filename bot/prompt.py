@@ -190,7 +190,7 @@ def earlier_tool_messages(tools: Sequence[dict[str, Any]], content: str) -> list
     """A stored answer's calls and results (each result at most EARLIER_RESULT_CHARS), then its last text: what it
     wrote after the text that went with its calls."""
     messages: list[ChatMessage] = []
-    said = ""
+    said = 0  # how far into `content` the calls' own text reaches
     for message in tools:
         if message.get("role") == "tool":
             result = str(message.get("content") or "")
@@ -198,10 +198,11 @@ def earlier_tool_messages(tools: Sequence[dict[str, Any]], content: str) -> list
                 result = result[:EARLIER_RESULT_CHARS] + " […]"
             messages.append({**message, "content": result})
         else:
-            said += str(message.get("content") or "")
+            text = str(message.get("content") or "")
+            found = content.find(text, said) if text else -1
+            said = found + len(text) if found >= 0 else said
             messages.append(message)
-    last = content[len(said) :] if content.startswith(said) else content
-    return [*messages, {"role": "assistant", "content": last}]
+    return [*messages, {"role": "assistant", "content": content[said:].lstrip("\n")}]
 
 
 def _merge_same_role(turns: list[_Turn]) -> list[_Turn]:

@@ -1,11 +1,12 @@
-"""Slack: mentions and DMs answered in threads, /ask, /reset and /model, the assistant panel and the
-Home tab, Socket Mode or HTTP (see bot.py)."""
+"""Slack: mentions and DMs answered in threads, /ask, /reset, /model and /tools, the assistant panel and
+the Home tab, tool calls as task cards with Run / Cancel buttons, Socket Mode or HTTP (see bot.py)."""
 
 from __future__ import annotations
 
 from adapters.slack_bot.bot import SlackBot
 from adapters.slack_bot.settings import SlackSettings
-from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
+from adapters.slack_bot.stream import StreamReply
+from adapters.slack_bot.surfaces import MessageReply, Place, WorkspaceBudgets
 from adapters.slack_bot.text import to_mrkdwn
 from bot.app import Services
 from config.settings import Settings

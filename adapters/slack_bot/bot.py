@@ -1,5 +1,5 @@
 """The Slack app: mentions and DMs answered in threads (commands: .commands; the assistant panel:
-.assistant; the Home tab: .home), Socket Mode or HTTP.
+.assistant; the Home tab: .home; tools' Run / Cancel buttons: .tool_buttons), Socket Mode or HTTP.
 
 Conversation keys:
   slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread, an
@@ -29,14 +29,16 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.attachments import Attachment, DownloadFailed
-from adapters.jobs.ledger import INTERRUPTED_NOTE, ReplyRecord, interrupted_ending
+from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.settings import SlackSettings
-from adapters.slack_bot.surfaces import MessageReply, Place, StreamReply, WorkspaceBudgets
+from adapters.slack_bot.stream import StreamReply
+from adapters.slack_bot.surfaces import MessageReply, Place, WorkspaceBudgets
 from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
+from adapters.slack_bot.tool_buttons import ToolButtons
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -53,6 +55,7 @@ API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own d
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
 NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
+NO_STREAM_SECONDS = 600  # a channel where Slack wouldn't stream gets plain messages this long, then is tried again
 
 
 # -- the bot ---------------------------------------------------------------------------
@@ -99,6 +102,7 @@ class SlackBot:
         )
         self.bot_user_id = ""
         self._names: dict[str, tuple[float, str]] = {}
+        self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
         self._register()
 
     def _register(self) -> None:
@@ -107,6 +111,7 @@ class SlackBot:
         SlackCommands(self).register(self.app)
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
+        ToolButtons(self).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""
@@ -231,9 +236,19 @@ class SlackBot:
     async def _choose_reply(
         self, place: Place, budgets: WorkspaceBudgets, recording: Any
     ) -> MessageReply | StreamReply:
+        """Slack's native stream where it may be used and its rate tier allows, else chat.update edits. A
+        channel where Slack wouldn't stream answers with edits for a while: there the core writes tool calls
+        as lines into the text, from the start of the reply."""
+        where = (place.team, place.channel)
         can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
+        if self._no_streams.get(where, 0.0) > time.monotonic():
+            can_stream = False
         if can_stream and (promise := await self._limits.promise((budgets.stream_starts, budgets.stream_stops))):
-            return StreamReply(place, budgets, promise, recording)
+
+            def unavailable() -> None:
+                self._no_streams[where] = time.monotonic() + NO_STREAM_SECONDS
+
+            return StreamReply(place, budgets, promise, recording, on_unavailable=unavailable)
         return MessageReply(place, budgets, recording)
 
     # -- people ----------------------------------------------------------------------
@@ -341,11 +356,11 @@ class SlackBot:
     async def _finish_interrupted(self, record: ReplyRecord) -> None:
         """End the reply with a note saying it was interrupted (its stream stopped, its status
         cleared); post the note if nothing was shown."""
-        place, note = record.place, INTERRUPTED_NOTE
+        place, note = record.place, interrupted_note(record.tools)  # naming the tools it ran, if any
         try:
             if record.messages:
                 last = record.messages[-1]
-                await self._end_message(last, interrupted_ending(last["text"], REPLY_LIMITS), note)
+                await self._end_message(last, interrupted_ending(last["text"], REPLY_LIMITS, record.tools), note)
             elif place.get("placeholder_ts"):
                 await self.client.chat_update(channel=place["channel"], ts=place["placeholder_ts"], text=note)
             else:

@@ -1,4 +1,4 @@
-"""Slack's commands and shortcuts: /ask, /reset, /model, and "Ask … about this" on a message.
+"""Slack's commands and shortcuts: /ask, /reset, /model, /tools, and "Ask … about this" on a message.
 Each is acknowledged first (Slack waits 3 s at most), then does its work."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from adapters.jobs.platform_jobs import describe_models, switched_model, unknown
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Place
 from adapters.slack_bot.text import escape_mrkdwn
+from adapters.slack_bot.tool_cards import tools_listing
 from bot.errors import ReplyFailure
 from bot.render import failure_note
 
@@ -48,6 +49,7 @@ class SlackCommands:
         app.command("/ask")(self._on_ask)
         app.command("/reset")(self._on_reset)
         app.command("/model")(self._on_model)
+        app.command("/tools")(self._on_tools)
         app.shortcut(ASK_ABOUT_MESSAGE)(self._on_ask_about)
 
     async def _on_ask(self, ack: Any, command: dict[str, Any]) -> None:
@@ -103,6 +105,10 @@ class SlackCommands:
             await ack(switched_model(choice, bold))
         else:
             await ack(f"New threads in this channel will answer with {bold(choice.display_name)}.")
+
+    async def _on_tools(self, ack: Any) -> None:
+        """The tools the bot can use and which ask first, to the person alone."""
+        await ack(tools_listing(self._core.tools))
 
     async def _is_admin(self, user: str) -> bool:
         if user in self._bot.settings.admin_user_ids:

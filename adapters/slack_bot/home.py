@@ -1,5 +1,5 @@
 """The App Home tab: published (views.publish) each time a person opens it, so it shows the
-models as they are and that person's remaining questions this minute (USER_TURNS_PER_MINUTE)."""
+models and tools as they are and that person's remaining questions this minute (USER_TURNS_PER_MINUTE)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from adapters.jobs.platform_jobs import describe_models
 from adapters.slack_bot.commands import bold
 from adapters.slack_bot.ports import Workspace
 from adapters.slack_bot.surfaces import SECTION_CHARS
+from adapters.slack_bot.tool_cards import tools_listing
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 
@@ -58,6 +59,8 @@ class HomeTab:
             {"type": "divider"},
             _section(self._how_to()),
         ]
+        if core.tools:  # tools are connected: which, and which ask first (as /tools says)
+            blocks += [{"type": "divider"}, _section("*Tools*\n" + tools_listing(core.tools))]
         quota = await self._quota(user)
         if quota:
             blocks += [{"type": "divider"}, _section(quota)]
@@ -75,6 +78,7 @@ class HomeTab:
                 "• `/ask your question`: I post the question and answer in its thread.",
                 "• `/model`: the models; `/model name` switches a DM's model (in a channel, admins set "
                 "the model of its new threads).",
+                *(["• `/tools`: the tools I can use, and which ask you first."] if self._core.tools else []),
                 "• *The assistant panel* (my icon at the top of Slack): a private chat beside any channel. "
                 "Ask about “this channel” and I read its latest messages.",
                 f"• *On any message*: ⋯ → *{SHORTCUT_NAME}*, and I answer about it in its thread.",

@@ -11,9 +11,10 @@ guard.py checks each request (password, Host, Origin, trusted proxies) and loads
 
 The frames (JSON over the websocket):
 
-- server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, maxChars,
-  maxImages, maxImageBytes, conversation: id, conversations: [{id, title}], history: [{role, text,
-  images: count, failed?: reason}], live: [{question, reply, text, model?, again}]} on connecting
+- server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, tools: whether
+  any are connected, maxChars, maxImages, maxImageBytes, conversation: id, conversations: [{id,
+  title}], history: [{role, text, images: count, failed?: reason, tools?: calls}], live: [{question,
+  reply, text, model?, again, tools?: frames}]} on connecting
   and on switching conversations (`live`: its answers being written, which go on streaming);
   `asked` {question, text, images: count, again} when another tab's question (or `again`) starts
   being answered; `reply` {question, reply, text, streaming, model: display name}; `refused`
@@ -23,6 +24,8 @@ The frames (JSON over the websocket):
 - page → server: `ask` {id, text, images: [{name, type, data: "data:image/…;base64,…"}]};
   `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
   `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
+- Tools (their frames: adapters.web.tools): `tool`, `sources`, `confirm`, `confirmed` and `tools`
+  to the page; `confirm` {key, yes} (Run / Cancel) and `tools` (the Tools menu) from it.
 
 What a person meets (chat.py, uploads.py):
 

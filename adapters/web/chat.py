@@ -1,6 +1,7 @@
 """The web chat's conversation side: one open page (`Tab`) and the frames it exchanges with the
 server (see adapters.web). What pages share (the browser's conversations, the answers being
-written and the surface they stream through, `WebReply`): adapters.web.conversations."""
+written): adapters.web.conversations; the surface an answer streams through: adapters.web.reply;
+its tools' frames, and a click on Run / Cancel: adapters.web.tools."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from adapters.web.conversations import (
     Entry,
     Hub,
     Live,
-    WebReply,
     entry_used_now,
     history_entry,
     is_conversation_id,
@@ -32,6 +32,8 @@ from adapters.web.conversations import (
     title_from,
 )
 from adapters.web.outbox import Outbox
+from adapters.web.reply import WebReply
+from adapters.web.tools import click, listing
 from adapters.web.uploads import (
     MAX_FRAME_BYTES,
     MAX_IMAGE_BYTES,
@@ -127,6 +129,7 @@ class Tab:
                     "type": "hello",
                     "models": [model_info(choice) for choice in core.models.choices],
                     "model": model_info(self.model),
+                    "tools": bool(core.tools),
                     "maxChars": MAX_MESSAGE_CHARS,
                     "maxImages": self.max_images,
                     "maxImageBytes": MAX_IMAGE_BYTES,
@@ -179,6 +182,10 @@ class Tab:
             await self._rename(event["id"], event["title"][: 4 * MAX_TITLE_CHARS])
         elif kind == "delete" and is_conversation_id(event.get("id")):
             await self._delete(event["id"])
+        elif kind == "confirm" and (said := await click(self._jobs.core.gate, self.chat_id, event)) is not None:
+            self.notice(said)  # to this page only: the click didn't settle the question
+        elif kind == "tools":
+            self.send(listing(self._jobs.core.tools))
         return True
 
     # -- questions and answers ----------------------------------------------------------

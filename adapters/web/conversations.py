@@ -1,7 +1,7 @@
 """The web chat's shared state: each browser's list of conversations (in Redis when the bot has
 it), and, in this process, the open pages of each conversation, the answers being written in it
-(`Hub`, each answer streaming through a `WebReply`) and the questions waiting for theirs, counted
-per browser and per network address (`Waiting`).
+(`Hub`, each answer streaming through an adapters.web.reply.WebReply) and the questions waiting
+for theirs, counted per browser and per network address (`Waiting`).
 
 A browser's first conversation is the thread `web:<chat_id>` (where the chat page kept its one
 conversation before there was a list); the others are `web:<chat_id>:<conversation id>`.
@@ -23,15 +23,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from adapters.jobs.platform_jobs import UnlimitedSurface
 from adapters.web.outbox import Outbox
+from adapters.web.tools import stored_calls
 from bot.app import Services
-from bot.core import ChatCore
 from bot.redis_client import RedisClient, hash_tag, served
 from bot.render import WARNING_PREFIX
 from bot.split import with_note
 from bot.store import StoredMessage
-from bot.surface import SurfaceLimits
 from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)
@@ -94,13 +92,15 @@ def title_from(text: str) -> str:
 
 def history_entry(message: StoredMessage) -> dict[str, Any]:
     """A stored message as the page shows it: an answer that failed ends with its reason, as it
-    did while it was written (a code block left open is closed first)."""
+    did while it was written (a code block left open is closed first); its tool calls go with it."""
     text = message.content
     if message.failed:
         text = with_note(text, f"{WARNING_PREFIX} {message.failed}")
     entry: dict[str, Any] = {"role": message.role, "text": text, "images": len(message.images)}
     if message.failed:
         entry["failed"] = message.failed
+    if calls := stored_calls(message.tools):
+        entry["tools"] = calls
     return entry
 
 
@@ -211,11 +211,16 @@ class Live:
     text: str = ""
     model: str = ""
     finals: list[dict[str, Any]] = field(default_factory=list)  # sent once the answer is stored
+    tools: dict[str, dict[str, Any]] = field(default_factory=dict)  # its latest tool frames (adapters.web.tools)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def frame(self) -> dict[str, Any]:
-        frame = {"question": self.question, "reply": self.reply, "text": self.text, "again": self.again}
-        return frame | ({"model": self.model} if self.model else {})
+        frame: dict[str, Any] = {"question": self.question, "reply": self.reply, "text": self.text, "again": self.again}
+        if self.model:
+            frame["model"] = self.model
+        if self.tools:
+            frame["tools"] = [*self.tools.values()]
+        return frame
 
 
 @dataclass
@@ -366,62 +371,6 @@ class Hub:
         state = self._threads.get(thread)
         if state is not None and not state.pages and not state.lives:
             del self._threads[thread]
-
-
-class WebReply(UnlimitedSurface):
-    """One answer, shown on every page of its conversation. The page draws its own blinking
-    caret while `streaming` is true, and a label naming the model that answers. The final frame
-    is held until the answer is stored (see Hub.finish): a page that reloads then finds it in
-    the history."""
-
-    limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
-
-    def __init__(self, hub: Hub, core: ChatCore, live: Live) -> None:
-        self._hub = hub
-        self._core = core
-        self._live = live
-        self._posted = 0
-        self._model = ""  # the answering model's display name, once the core says which
-
-    def model_line(self, model: str, *, first_reply: bool) -> str:
-        self._model = model
-        return ""  # shown as the reply's label, not in its text
-
-    async def show_waiting(self) -> None:
-        self._show()
-
-    async def begin(self) -> bool:
-        self._show()
-        return True
-
-    async def post(self, text: str, *, final: bool) -> str:
-        self._show()
-        self._posted += 1
-        handle = f"{self._live.question}.{self._posted}"
-        await self.edit(handle, text, final=final)
-        return handle
-
-    async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        event = {
-            "type": "reply",
-            "question": self._live.question,
-            "reply": handle,
-            "text": text,
-            "streaming": not final,
-        }
-        if self._model:
-            event["model"] = self._model
-        if final:
-            self._hub.finishing(self._live, event)
-        else:
-            self._hub.stream(self._live, event)
-
-    def _show(self) -> None:
-        """The question is stored and its answer under way (or refused): every page shows it."""
-        if not self._live.shown:
-            self._hub.show(self._live)
-            if self._live.stop_requested:
-                self._core.stop(self._live.thread)
 
 
 def entry_used_now(entry: Entry, title: str = "") -> Entry:

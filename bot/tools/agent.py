@@ -79,8 +79,10 @@ class ToolTurn:
                         # Started at once: the model's stream closes meanwhile, off the calls' way.
                         running = self._start(piece.calls) if offered else None
                     else:
-                        self.exchange.text += piece
-                        yield piece
+                        resumed = len(self.exchange.text) == written and round_number and piece
+                        text = _paragraph_after(self.exchange.text) + piece if resumed else piece
+                        self.exchange.text += text
+                        yield text
                 if running is None:
                     break
                 async for event in running.events():
@@ -88,7 +90,7 @@ class ToolTurn:
             finally:
                 if running is not None:
                     await running.cancel()
-            said = self.exchange.text[written:]
+            said = self.exchange.text[written:].lstrip("\n")
             calls = running.calls
             asked = {"role": "assistant", "content": said or None, "tool_calls": [c.message_part() for c in calls]}
             answers = [_tool_message(call, result) for call, result in zip(calls, running.results(), strict=True)]
@@ -220,6 +222,11 @@ class _Running:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _paragraph_after(text: str) -> str:
+    """What goes between the text before a round of calls and the text after it."""
+    return "" if not text or text.endswith("\n\n") else "\n" if text.endswith("\n") else "\n\n"
 
 
 def _tool_message(call: ToolCall, result: ToolResult) -> ChatMessage:

@@ -91,10 +91,11 @@ class ToolLines:
     async def present(self, pieces: AsyncIterator[str | ToolEvent]) -> AsyncIterator[str | Tail]:
         async for piece in pieces:
             if isinstance(piece, str):
+                text = piece
                 if piece and self._after_lines:
                     self._after_lines = False
-                    yield self._text("\n")
-                yield self._text(piece)
+                    text = "\n" + piece.lstrip("\n")  # one blank line after the calls' lines
+                yield self._text(text)
             else:
                 for shown in self._event(piece):
                     yield shown

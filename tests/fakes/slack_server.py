@@ -25,14 +25,23 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   (appends do not extend it); after that append/stop answer ``message_not_in_streaming_state``
   while ``chat.update`` still works on the message.
 * slack_sdk's ``chat_stream`` helper sends text as ``chunks=[{"type": "markdown_text", ...}]``,
-  not ``markdown_text``; both are accepted.
+  not ``markdown_text``; both are accepted. ``task_update`` chunks (a task card) need a non-empty
+  ``id`` and ``title`` and a ``status`` of pending / in_progress / complete / error; ``details`` and
+  ``output`` are strings; each of ``sources`` is ``{"type": "url", "url", "text"}`` with a non-empty
+  ``text``; ``plan_update`` needs a ``title``; else ``invalid_chunks`` naming each problem. A stored
+  message keeps its non-text chunks in order (``chunks``; ``tasks`` / ``task_statuses`` per card).
 * Block Kit: ``blocks`` of chat.postMessage / chat.update / chat.postEphemeral / chat.stopStream
   and response_url posts are checked (layout types, section / header / context / markdown /
-  rich_text / image / actions shapes and limits, e.g. context: 1-10 text or image elements);
+  rich_text / image / actions shapes and limits, e.g. context: 1-10 text or image elements;
+  actions: 1-25 interactive elements, a button's plain_text text up to 75 characters, its
+  ``action_id`` up to 255 (unique in the block), ``value`` up to 2,000, ``style`` primary/danger);
   ``invalid_blocks`` lists each problem with its ``[json-pointer:/blocks/…]``.
 * Message shortcuts: ``send_message_shortcut`` (Socket Mode, ``interactive`` envelope) or
   ``message_shortcut`` + ``post_signed_interactive`` (HTTP: a signed form ``payload=<JSON>``)
   deliver a ``message_action`` payload carrying the full stored message (files included).
+* Button clicks: ``send_block_action`` (Socket Mode) or ``block_actions`` +
+  ``post_signed_interactive`` (HTTP) deliver the ``block_actions`` payload of a click on a button of
+  a stored message (its ``action_id``, ``block_id`` and ``value`` as the message has them).
 * The assistant panel: ``assistant_thread_started_event(user, viewing)`` opens a thread in the
   person's DM with the app (its root an ``assistant_app_thread`` message) and builds the event as
   Slack sends it (``assistant_thread {user_id, context {channel_id, team_id, enterprise_id},
@@ -96,6 +105,32 @@ SECTION_FIELD_TEXT_MAX = 2_000
 HEADER_TEXT_MAX = 150
 CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
+BUTTON_TEXT_MAX = 75
+ACTION_ID_MAX = 255
+BUTTON_VALUE_MAX = 2_000
+BUTTON_URL_MAX = 3_000
+# Interactive elements an actions block takes (a chat bot builds buttons; the others are not checked further).
+ACTION_ELEMENT_TYPES = frozenset(
+    {
+        "button",
+        "checkboxes",
+        "datepicker",
+        "datetimepicker",
+        "multi_static_select",
+        "multi_users_select",
+        "overflow",
+        "radio_buttons",
+        "static_select",
+        "timepicker",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "external_select",
+        "workflow_button",
+        "rich_text_input",
+    }
+)
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
 ALT_TEXT_MAX = 2_000
 BLOCK_ID_MAX = 255
 MAX_BLOCKS = 50
@@ -383,6 +418,24 @@ class StoredMessage:
     def is_bot(self) -> bool:
         return self.bot_id is not None
 
+    def task_updates(self, task_id: str | None = None) -> list[JsonDict]:
+        """The message's ``task_update`` chunks in order (of one card with ``task_id``)."""
+        return [
+            c for c in self.chunks if c.get("type") == "task_update" and (task_id is None or c.get("id") == task_id)
+        ]
+
+    @property
+    def tasks(self) -> dict[str, JsonDict]:
+        """Each task card as it shows now: its updates merged in order (a later field wins), by id."""
+        cards: dict[str, JsonDict] = {}
+        for chunk in self.task_updates():
+            cards.setdefault(str(chunk["id"]), {}).update(chunk)
+        return cards
+
+    def task_statuses(self, task_id: str) -> list[str]:
+        """Every status a card was sent with, in order."""
+        return [str(c.get("status")) for c in self.task_updates(task_id)]
+
     def blocks_of(self, block_type: str) -> list[JsonDict]:
         """The message's blocks of one type (e.g. ``"context"``), in order."""
         return [b for b in self.blocks or [] if b.get("type") == block_type]
@@ -485,7 +538,7 @@ class ResponseUrlPost:
     time: float
     channel: str | None = None
     user: str | None = None  # who ran the command or shortcut: who sees an ephemeral response
-    source: str | None = None  # "slash_command" | "message_action"
+    source: str | None = None  # "slash_command" | "message_action" | "block_actions"
     status: int = 200
     error: str | None = None
 
@@ -688,7 +741,9 @@ def _one_block_errors(block: JsonDict, pointer: str, types: frozenset[str] = MES
     if kind == "image":
         return _image_errors(block, pointer)
     if kind == "actions":
-        return _elements_errors(block.get("elements"), f"{pointer}/elements", 1, ACTIONS_ELEMENTS_MAX, None)
+        elements = block.get("elements")
+        errors = _elements_errors(elements, f"{pointer}/elements", 1, ACTIONS_ELEMENTS_MAX, ACTION_ELEMENT_TYPES)
+        return errors or _action_errors(elements, f"{pointer}/elements")
     return []  # divider, and the blocks a chat bot does not build (input, file, video, table, ...)
 
 
@@ -741,6 +796,33 @@ def _context_errors(elements: Any, pointer: str) -> list[str]:
     return errors
 
 
+def _action_errors(elements: list[JsonDict], pointer: str) -> list[str]:
+    """An actions block's elements: action ids unique in the block and at most 255 characters; a button's
+    plain_text text (75), ``value`` (2,000), ``url`` (3,000) and ``style`` (primary or danger)."""
+    errors: list[str] = []
+    seen: set[str] = set()
+    for i, element in enumerate(elements):
+        here = f"{pointer}/{i}"
+        action_id = element.get("action_id")
+        if action_id is not None:
+            if not isinstance(action_id, str) or not 0 < len(action_id) <= ACTION_ID_MAX:
+                errors.append(f"must be less than {ACTION_ID_MAX + 1} characters [json-pointer:{here}/action_id]")
+            elif action_id in seen:
+                errors.append(f"duplicate action_id [json-pointer:{here}/action_id]")
+            else:
+                seen.add(action_id)
+        if element.get("type") != "button":
+            continue
+        errors.extend(_text_object_errors(element.get("text"), f"{here}/text", plain_only=True, limit=BUTTON_TEXT_MAX))
+        for key, limit in (("value", BUTTON_VALUE_MAX), ("url", BUTTON_URL_MAX)):
+            value = element.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                errors.append(f"must be less than {limit + 1} characters [json-pointer:{here}/{key}]")
+        if element.get("style") not in (None, "primary", "danger"):
+            errors.append(f"must be one of primary, danger [json-pointer:{here}/style]")
+    return errors
+
+
 def _image_errors(image: JsonDict, pointer: str) -> list[str]:
     errors: list[str] = []
     if not isinstance(image.get("image_url"), str) and not isinstance(image.get("slack_file"), dict):
@@ -787,9 +869,10 @@ def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:
     chunks = _maybe_json(params.get("chunks")) or []
     if not isinstance(chunks, list):
         raise ApiError("invalid_chunks")
+    problems = [problem for i, chunk in enumerate(chunks) for problem in chunk_errors(chunk, f"/chunks/{i}")]
+    if problems:
+        raise ApiError("invalid_chunks", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
     for chunk in chunks:
-        if not isinstance(chunk, dict) or chunk.get("type") not in ("markdown_text", "task_update", "plan_update"):
-            raise ApiError("invalid_chunks")
         if chunk["type"] == "markdown_text":
             text += str(chunk.get("text") or "")
         else:
@@ -797,6 +880,41 @@ def _stream_text(params: JsonDict) -> tuple[str, list[JsonDict]]:
     if len(text) > MARKDOWN_TEXT_MAX:
         raise ApiError("msg_too_long")
     return text, others
+
+
+def chunk_errors(chunk: Any, pointer: str) -> list[str]:
+    """What Slack finds wrong with one stream chunk (markdown_text, task_update, plan_update)."""
+    if not isinstance(chunk, dict) or chunk.get("type") not in ("markdown_text", "task_update", "plan_update"):
+        return [f"must be a markdown_text, task_update or plan_update chunk [json-pointer:{pointer}]"]
+
+    def text_field(key: str, *, required: bool) -> list[str]:
+        value = chunk.get(key)
+        if value is None and not required:
+            return []
+        if not isinstance(value, str) or (required and not value):
+            return [f"must provide a non-empty string [json-pointer:{pointer}/{key}]"]
+        return []
+
+    if chunk["type"] == "markdown_text":
+        return text_field("text", required=True)
+    if chunk["type"] == "plan_update":
+        return text_field("title", required=True)
+    errors = text_field("id", required=True) + text_field("title", required=True)
+    if chunk.get("status") not in TASK_STATUSES:
+        errors.append(f"must be one of {', '.join(TASK_STATUSES)} [json-pointer:{pointer}/status]")
+    errors += text_field("details", required=False) + text_field("output", required=False)
+    sources = chunk.get("sources")
+    if sources is not None and not isinstance(sources, list):
+        errors.append(f"must provide an array [json-pointer:{pointer}/sources]")
+    for i, source in enumerate(sources or []):
+        here = f"{pointer}/sources/{i}"
+        if not isinstance(source, dict) or source.get("type") != "url":
+            errors.append(f"must be a url source [json-pointer:{here}/type]")
+            continue
+        for key in ("url", "text"):
+            if not isinstance(source.get(key), str) or not source[key]:
+                errors.append(f"must provide a non-empty string [json-pointer:{here}/{key}]")
+    return errors
 
 
 def _trigger_id() -> str:
@@ -1317,6 +1435,58 @@ class FakeSlack:
             "response_url": self._new_response_url(channel, user, "message_action", thread_ts=message.thread_ts),
             "message_ts": message.ts,
             "message": self._message_json(message),
+        }
+
+    def block_actions(
+        self, user: str, channel: str, message_ts: str, action_id: str, *, is_ephemeral: bool = False
+    ) -> JsonDict:
+        """The interactive payload of `user` clicking the button `action_id` of the stored message
+        `message_ts` in `channel` (``type: "block_actions"``): the button's ``block_id`` and ``value`` as
+        the message has them, the full message, a ``trigger_id`` and a ``response_url``."""
+        message = self.find_message(channel, message_ts)
+        if message is None:
+            raise LookupError(f"no message {message_ts} in {channel} to click on")
+        found = [
+            (block, element)
+            for block in message.blocks_of("actions")
+            for element in block.get("elements") or []
+            if element.get("action_id") == action_id
+        ]
+        if not found:
+            raise LookupError(f"message {message_ts} has no element {action_id!r} (any more)")
+        block, element = found[0]
+        name = self.users[user].name if user in self.users else user
+        now = f"{time.time():.6f}"
+        action: JsonDict = {
+            "type": element.get("type", "button"),
+            "action_id": action_id,
+            "block_id": block.get("block_id") or f"b{abs(hash((message_ts, id(block)))) % 10**6:06d}",
+            "action_ts": now,
+        }
+        if "value" in element:
+            action["value"] = element["value"]
+        if isinstance(element.get("text"), dict):
+            action["text"] = element["text"]
+        return {
+            "type": "block_actions",
+            "token": "fake-verification-token",
+            "api_app_id": self.app_id,
+            "team": {"id": self.team_id, "domain": "fake-workspace"},
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "channel": {"id": channel, "name": self.channels[channel].name if channel in self.channels else channel},
+            "container": {
+                "type": "message",
+                "message_ts": message.ts,
+                "channel_id": channel,
+                "is_ephemeral": is_ephemeral,
+            },
+            "message": self._message_json(message),
+            "state": {"values": {}},
+            "actions": [action],
+            "trigger_id": _trigger_id(),
+            "response_url": self._new_response_url(channel, user, "block_actions", thread_ts=message.thread_ts),
+            "is_enterprise_install": False,
+            "enterprise": None,
         }
 
     def _new_response_url(self, channel: str, user: str, source: str, *, thread_ts: str | None = None) -> str:
@@ -1940,6 +2110,14 @@ class FakeSlack:
         ``message_action`` payload (see message_shortcut) over Socket Mode in an ``interactive``
         envelope; returns the envelope_id. Not redelivered when unacked (listed in ``unacked``)."""
         return await self.send_interactive(self.message_shortcut(callback_id, user, channel, message_ts))
+
+    async def send_block_action(
+        self, user: str, channel: str, message_ts: str, action_id: str, *, payload: JsonDict | None = None
+    ) -> str:
+        """`user` clicks the button `action_id` of a stored message: delivers its ``block_actions`` payload
+        (see block_actions; or `payload`, one built before, to deliver the same click again) over Socket
+        Mode in an ``interactive`` envelope; returns the envelope_id."""
+        return await self.send_interactive(payload or self.block_actions(user, channel, message_ts, action_id))
 
     async def send_envelope(
         self,

@@ -3,6 +3,8 @@
 // again (Regenerate). The sidebar lists the browser's conversations (open, rename, delete, new);
 // the header picks the conversation's model; images go with a question (attached, pasted or
 // dropped), read in the page as data URLs and shown from them. Copy works on plain http too.
+// An answer's tool calls show as chips in it, a tool that asks first asks with Run / Cancel, and
+// the header's Tools menu lists the tools (tools.js).
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built one by one (markdown.js), and a link is made
@@ -18,6 +20,8 @@ import { addImages } from "./images.js";
 import { onAsked, onReply, showHistory, stop, welcome } from "./messages.js";
 import { busy, showNotice, state, updateButtons, view } from "./page.js";
 import { connect } from "./socket.js";
+import { closeToolsPanel, onConfirm, onConfirmed, onSources, onTool, showToolList, showToolsButton,
+         toggleToolsPanel } from "./tools.js";
 
 const handlers = {
   hello(event) {
@@ -30,6 +34,7 @@ const handlers = {
     sessionStorage.setItem("conversation", state.conversation);
     showConversations(event.conversations ?? []);
     showModel(event.model);
+    showToolsButton(Boolean(event.tools));
     showHistory(event.history, event.live ?? []);
     updateButtons();
   },
@@ -40,6 +45,11 @@ const handlers = {
   conversations(event) { showConversations(event.items); },
   cleared() { showHistory([]); showNotice(""); updateButtons(); },
   notice(event) { showNotice(event.text, event.level); },
+  tool: onTool,
+  sources: onSources,
+  confirm: onConfirm,
+  confirmed: onConfirmed,
+  tools: showToolList,
 };
 
 view.composer.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
@@ -76,6 +86,13 @@ view.new.addEventListener("click", newConversation);
 view.stop.addEventListener("click", () => { stop(); view.input.focus(); });
 view.menu.addEventListener("click", () => document.body.classList.toggle("sidebar"));
 view.scroller.addEventListener("click", () => document.body.classList.remove("sidebar"));  // narrow screens
+view.toolsButton.addEventListener("click", toggleToolsPanel);
+document.addEventListener("click", (event) => {  // a click elsewhere closes the Tools menu
+  if (!view.toolsPanel.contains(event.target) && !view.toolsButton.contains(event.target)) closeToolsPanel();
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && closeToolsPanel()) event.preventDefault();
+});
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !event.defaultPrevented && busy()) {
     event.preventDefault();

@@ -5,6 +5,7 @@ import { showTray } from "./images.js";
 import { botMessage, questionId, showText, showWaiting, userMessage, welcome } from "./messages.js";
 import { showNotice, state, updateButtons, view } from "./page.js";
 import { send } from "./socket.js";
+import { giveBackTools } from "./tools.js";
 
 export function submit() {
   const text = view.input.value;
@@ -57,6 +58,7 @@ export function onRefused(event) {
   const waiting = state.waiting.get(event.question);
   if (waiting?.again) {
     showText(waiting.reply, waiting.before, false);
+    giveBackTools(waiting.reply, waiting.tools);
   } else if (waiting) {  // given back to the box: nothing typed or attached is lost
     if (!view.input.value) view.input.value = waiting.text;
     if (!state.pending.length) {

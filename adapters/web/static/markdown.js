@@ -103,7 +103,7 @@ function inline(text, into) {
   return into;
 }
 
-function link(url, label) {
+export function link(url, label) {
   let parsed;
   try { parsed = new URL(url); } catch { return document.createTextNode(label); }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return document.createTextNode(label);

@@ -5,6 +5,7 @@ import { picture } from "./images.js";
 import { renderMarkdown } from "./markdown.js";
 import { busy, el, showNotice, state, updateButtons, view } from "./page.js";
 import { send } from "./socket.js";
+import { replayTools, showStoredTools, takeTools } from "./tools.js";
 
 const texts = new WeakMap();  // message -> its text, for Copy
 let asked = 0;
@@ -76,8 +77,8 @@ function showLabel(message, model) {
   label.title = `Answered by ${model}`;
 }
 
-// The conversation as stored (an answer that failed ends with its reason, as it did live), then
-// the answers being written in it, which go on streaming here.
+// The conversation as stored (an answer that failed ends with its reason, as it did live, and
+// its tool calls show as chips), then the answers being written in it, which go on streaming here.
 export function showHistory(history, live = []) {
   state.waiting.clear();
   state.replies.clear();
@@ -85,10 +86,15 @@ export function showHistory(history, live = []) {
   view.messages.replaceChildren();
   for (const entry of history) {
     if (entry.role === "user") userMessage(entry.text, { count: entry.images || 0 });
-    else showText(botMessage(), entry.text, false);
+    else {
+      const message = botMessage();
+      showText(message, entry.text, false);
+      showStoredTools(message, entry.tools);
+    }
   }
   for (const answer of live) {
     const message = botMessage();
+    message.dataset.question = answer.question;
     showLabel(message, answer.model);
     if (answer.reply) {
       state.replies.set(answer.reply, message);
@@ -97,6 +103,7 @@ export function showHistory(history, live = []) {
       showWaiting(message);
       state.waiting.set(answer.question, { reply: message, question: null });
     }
+    replayTools(message, answer.tools);
   }
 }
 
@@ -107,6 +114,7 @@ export function onReply(event) {
     state.waiting.delete(event.question);
     state.replies.set(event.reply, message);
   }
+  message.dataset.question = event.question;  // where the answer's tool frames go
   showLabel(message, event.model);
   showText(message, event.text, event.streaming);
   if (!event.streaming) state.replies.delete(event.reply);
@@ -120,6 +128,7 @@ export function onAsked(event) {
   if (event.again) {
     const last = view.messages.lastElementChild;
     reply = last?.classList.contains("bot") ? last : botMessage();
+    takeTools(reply);
   } else {
     userMessage(event.text ?? "", { count: event.images || 0 });
     reply = botMessage();
@@ -132,7 +141,8 @@ export function onAsked(event) {
 function regenerate(message) {
   if (!state.connected || busy()) return;
   const id = questionId();
-  state.waiting.set(id, { reply: message, question: null, again: true, before: texts.get(message) ?? "" });
+  const tools = takeTools(message);
+  state.waiting.set(id, { reply: message, question: null, again: true, before: texts.get(message) ?? "", tools });
   showWaiting(message);
   send({ type: "again", id });
   showNotice("");

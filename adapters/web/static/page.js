@@ -5,11 +5,12 @@ const $ = (id) => document.getElementById(id);
 export const view = { messages: $("messages"), scroller: $("scroller"), input: $("input"), send: $("send"),
                       stop: $("stop"), new: $("new"), notice: $("notice"), status: $("status"), model: $("model"),
                       models: $("models"), attach: $("attach"), file: $("file"), tray: $("tray"),
-                      list: $("conversations"), heading: $("heading"), menu: $("menu"), composer: $("composer") };
+                      list: $("conversations"), heading: $("heading"), menu: $("menu"), composer: $("composer"),
+                      toolsButton: $("tools-button"), toolsPanel: $("tools-panel") };
 export const state = { connected: false, maxChars: 100000, maxImages: 0, maxImageBytes: 10000000,
                        models: [] /* {id, name, vision} */, model: null /* the conversation's */,
                        pending: [] /* images to send with the next question: {name, type, data} (data: null while read) */,
-                       waiting: new Map() /* question id -> {reply, question, text, images, again, before} */,
+                       waiting: new Map() /* question id -> {reply, question, text, images, again, before, tools} */,
                        replies: new Map() /* reply id -> its message while it streams */,
                        conversation: sessionStorage.getItem("conversation") || "" /* the one shown */,
                        conversations: [] /* {id, title}, the most recently used first */ };
