@@ -1,0 +1,68 @@
+"""A confirmed call runs at most once across the bot's processes: two `python -m bot slack` processes on one
+workspace (Socket Mode), the question asked by the one answering, the click taken by the other (the fake delivers
+to the newest connection), the click doubled. The tool is the MCP server of tests/fakes/mcp_tools.py, one per
+process."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, delete_keys
+from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
+from tests.fakes.slack_server import FakeSlack
+from tests.slack.harness import SlackHarness, eventually, finished, started
+
+ALICE = FakeSlack.DEFAULT_USER
+GENERAL = FakeSlack.DEFAULT_CHANNEL
+
+
+@pytest.mark.timeout(180)
+async def test_a_click_taken_by_another_process_runs_the_call_once_however_often_it_comes(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    server = {
+        "command": sys.executable,
+        "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
+        "cwd": str(ROOT),
+        "env": {"MCP_NOTES_FILE": str(notes)},
+    }
+    servers = tmp_path / "mcp.json"
+    servers.write_text(json.dumps({"mcpServers": {"fake": server}}), encoding="utf-8")
+    prefix = f"test:slack-tool-processes:{uuid.uuid4().hex[:12]}:"
+    env = {"MCP_SERVERS_FILE": str(servers), "TOOL_CONFIRM_SECONDS": "120"}
+    async with FakeModelServer(Script(text="Hello.")) as model:
+        model.responder = ToolAgent({"note": [ToolCallScript("add_note", '{"text": "buy milk"}')]})
+        harness = await started(SlackHarness(FakeSlack(), model.base_url, prefix, streaming="off", extra_env=env))
+        try:
+            [asking] = harness.bots
+            await asking.wait_log("mcp_server_up", server="fake", timeout=30)
+            event, _ = await harness.mention(GENERAL, ALICE, "note: buy milk")
+            thread = str(event["ts"])
+
+            def question() -> list[object]:
+                return [m for m in harness.replies(GENERAL, thread) if m.blocks_of("actions")]
+
+            await eventually(lambda: bool(question()), 15, "the question with its buttons")
+            [asked] = [m for m in harness.replies(GENERAL, thread) if m.blocks_of("actions")]
+            other = await harness.start_bot()  # the newest connection: it gets the clicks
+            click = harness.fake.block_actions(ALICE, GENERAL, asked.ts, "tool_confirm_yes")
+            again = harness.fake.block_actions(ALICE, GENERAL, asked.ts, "tool_confirm_yes")
+            for payload in (click, click, again):  # one click delivered twice, and a second click
+                await harness.fake.send_block_action(ALICE, GENERAL, asked.ts, "tool_confirm_yes", payload=payload)
+            await harness.wait_turn(GENERAL, thread, timeout=30)
+
+            assert notes.read_text().splitlines() == ["buy milk"]  # run once, by the process that asked
+            assert asked.text == "✓ `add_note` (fake) runs: approved."
+            assert asking.logs("tool_call", tool="add_note") and not other.logs("tool_call")
+            await eventually(lambda: bool(harness.fake.ephemerals), 10, "the later click to be answered")
+            assert {(e.user, e.text) for e in harness.fake.ephemerals} == {(ALICE, "This was already answered.")}
+        except BaseException:
+            print(harness.report())
+            raise
+        finally:
+            await finished(harness)
+            delete_keys(prefix)
