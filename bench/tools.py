@@ -28,7 +28,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,8 +38,9 @@ import redis.asyncio as aioredis
 from bench.common import pin_process
 from bot.redis_client import hash_tag
 from tests.conftest import REDIS_URL
-from tests.discord.harness import ROOT, DiscordWorld
+from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children
+from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import RecordedRequest, Script, ToolAgent, ToolCallScript
 
 ANSWER = "Done: I slept as asked."
@@ -55,18 +55,6 @@ def row(name: str, values: list[float], target: float | None = None) -> str:
     p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
     verdict = "" if target is None else ("  ✓" if p99 <= target else f"  ✗ (target ≤ {target:g} ms)")
     return f"{name:<11} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   max {max(values) * 1000:7.1f} ms{verdict}"
-
-
-def servers_file(directory: Path, timing: Path) -> Path:
-    config = directory / "mcp.json"
-    server = {
-        "command": sys.executable,
-        "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
-        "cwd": str(ROOT),
-        "env": {"MCP_TIMING_FILE": str(timing)},
-    }
-    config.write_text(json.dumps({"mcpServers": {"fake": server}}), encoding="utf-8")
-    return config
 
 
 def agent(tool_ms: int) -> ToolAgent:
@@ -91,7 +79,9 @@ async def run(n: int, tool_ms: int) -> None:
             world.model.responder = lambda body: responder(body) or fallback(body)
             channels = [world.add_channel(f"c{i}") for i in range(n)]
             alice = world.add_user("alice")
-            bot = await world.start_bot(MCP_SERVERS_FILE=str(servers_file(Path(scratch), timing)))
+            bot = await world.start_bot(
+                MCP_SERVERS_FILE=str(servers_file(Path(scratch), fake=fake_server(MCP_TIMING_FILE=timing)))
+            )
             if (os.cpu_count() or 1) > 1:  # as bench.discord: the bot on CPU 0, what it talks to on CPU 1
                 pin_process(bot.pid, frozenset({0}))
                 for child in children(bot.pid):  # the tool server (and the image workers' forkserver)

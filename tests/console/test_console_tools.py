@@ -3,12 +3,10 @@ sources under the answer, y/N before a tool that changes something, /tools."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
 from tests.console.test_console import Console, clean_env
+from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 
 CALLS = {
@@ -19,14 +17,7 @@ CALLS = {
 
 async def test_calls_show_as_lines_and_a_tool_that_changes_something_asks_y_n(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
-    server = {
-        "command": sys.executable,
-        "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
-        "cwd": str(ROOT),
-        "env": {"MCP_NOTES_FILE": str(notes)},
-    }
-    servers = tmp_path / "mcp.json"
-    servers.write_text(json.dumps({"mcpServers": {"fake": server}}), encoding="utf-8")
+    servers = servers_file(tmp_path, fake=fake_server(MCP_NOTES_FILE=notes))
     async with FakeModelServer(Script(text="Hello.")) as model:
         model.responder = ToolAgent(CALLS)
         env = clean_env(INFERENCE_BASE_URL=f"{model.base_url}/v1", MCP_SERVERS_FILE=str(servers))

@@ -5,8 +5,6 @@ as <links>, Run / Cancel buttons that only the asker's click answers (once, howe
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.discord.harness import ROOT, DiscordWorld
+from tests.discord.harness import DiscordWorld
 from tests.fakes.discord_server import FakeUser
+from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import Script, ToolAgent, ToolCallScript
 
 CALLS = {
@@ -38,18 +37,7 @@ class Scene:
 @pytest.fixture
 async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
     notes = tmp_path / "notes.txt"
-    servers = {
-        "mcpServers": {
-            "fake": {
-                "command": sys.executable,
-                "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
-                "cwd": str(ROOT),
-                "env": {"MCP_NOTES_FILE": str(notes)},
-            }
-        }
-    }
-    config = tmp_path / "mcp.json"
-    config.write_text(json.dumps(servers), encoding="utf-8")
+    config = servers_file(tmp_path, fake=fake_server(MCP_NOTES_FILE=notes))
     async with DiscordWorld.open() as world:
         agent = ToolAgent(CALLS, base=Script(rate=100))
         respond = world.model.responder
@@ -129,10 +117,7 @@ def _content(data: dict[str, Any] | None) -> str:
 
 async def test_a_reply_cut_by_a_crash_mid_call_says_so_and_the_tool_never_runs_again(tmp_path: Path) -> None:
     notes, events = tmp_path / "notes.txt", tmp_path / "events.txt"
-    env = {"MCP_NOTES_FILE": str(notes), "MCP_EVENTS_FILE": str(events)}
-    server = {"command": sys.executable, "args": ["-m", "tests.fakes.mcp_tools", "stdio"], "cwd": str(ROOT), "env": env}
-    config = tmp_path / "mcp.json"
-    config.write_text(json.dumps({"mcpServers": {"fake": server}}), encoding="utf-8")
+    config = servers_file(tmp_path, fake=fake_server(MCP_NOTES_FILE=notes, MCP_EVENTS_FILE=events))
     settings = {"MCP_SERVERS_FILE": str(config), "REPLY_LEASE_SECONDS": "2", "REPLY_SWEEP_SECONDS": "0.5"}
     async with DiscordWorld.open() as world:
         agent = ToolAgent({"slow note": [ToolCallScript("add_note_slowly", '{"text": "once", "ms": 4000}')]})

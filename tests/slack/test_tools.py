@@ -7,9 +7,7 @@ privately, the lines of a plain message; and what the tools did (the notes file)
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import pytest_asyncio
 import yaml
 
 from tests.conftest import ROOT, delete_keys
+from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript
 from tests.fakes.slack_server import FakeSlack, StoredMessage
 from tests.slack.harness import SlackHarness, Streaming, eventually, finished, started
@@ -95,16 +94,8 @@ def without_timings(text: str) -> str:
 def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     root = tmp_path_factory.mktemp("slack-tools")
     notes, events = root / "notes.txt", root / "events.txt"
-    server = {
-        "command": sys.executable,
-        "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
-        "cwd": str(ROOT),
-        "env": {"MCP_NOTES_FILE": str(notes), "MCP_EVENTS_FILE": str(events)},
-        "timeout_seconds": 1,
-    }
-    servers = root / "mcp.json"
-    servers.write_text(json.dumps({"mcpServers": {"fake": server}}))
-    return Files(notes, servers)
+    server = {**fake_server(MCP_NOTES_FILE=notes, MCP_EVENTS_FILE=events), "timeout_seconds": 1}
+    return Files(notes, servers_file(root, fake=server))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

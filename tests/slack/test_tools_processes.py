@@ -5,14 +5,13 @@ process."""
 
 from __future__ import annotations
 
-import json
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, delete_keys
+from tests.conftest import delete_keys
+from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, eventually, finished, started
@@ -24,14 +23,7 @@ GENERAL = FakeSlack.DEFAULT_CHANNEL
 @pytest.mark.timeout(180)
 async def test_a_click_taken_by_another_process_runs_the_call_once_however_often_it_comes(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
-    server = {
-        "command": sys.executable,
-        "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
-        "cwd": str(ROOT),
-        "env": {"MCP_NOTES_FILE": str(notes)},
-    }
-    servers = tmp_path / "mcp.json"
-    servers.write_text(json.dumps({"mcpServers": {"fake": server}}), encoding="utf-8")
+    servers = servers_file(tmp_path, fake=fake_server(MCP_NOTES_FILE=notes))
     prefix = f"test:slack-tool-processes:{uuid.uuid4().hex[:12]}:"
     env = {"MCP_SERVERS_FILE": str(servers), "TOOL_CONFIRM_SECONDS": "120"}
     async with FakeModelServer(Script(text="Hello.")) as model:

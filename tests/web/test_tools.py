@@ -21,6 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, async_playwri
 
 from bot.errors import FailureKind
 from tests.conftest import ROOT
+from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.slack.harness import BotProcess, eventually
 from tests.web.harness import WebBots
@@ -37,18 +38,10 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def tool_settings(files: dict[str, Path], *, broken: bool = False) -> dict[str, str]:
     """The bot's environment for the fake MCP server (and, `broken`, a server that never comes up)."""
-    env = {"MCP_NOTES_FILE": str(files["notes"]), "MCP_EVENTS_FILE": str(files["events"])}
-    servers: dict[str, Any] = {
-        "fake": {
-            "command": sys.executable,
-            "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
-            "cwd": str(ROOT),
-            "env": env,
-        }
-    }
+    servers = {"fake": fake_server(MCP_NOTES_FILE=files["notes"], MCP_EVENTS_FILE=files["events"])}
     if broken:
         servers["broken"] = {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"], "cwd": str(ROOT)}
-    files["servers"].write_text(json.dumps({"mcpServers": servers}))
+    files["servers"] = servers_file(files["notes"].parent, **servers)
     return {"MCP_SERVERS_FILE": str(files["servers"]), "TOOL_TIMEOUT_SECONDS": "60"}
 
 
