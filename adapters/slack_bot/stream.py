@@ -135,9 +135,19 @@ class StreamReply:
         message, which later edits change with chat.update."""
         if self._lines is not None:
             return await self._post_plain(text, final)
+        try:
+            ts = await self._start_stream(**_content(defuse_mentions(text), self._cards.take()))
+        except SlackApiError as error:
+            self._fall_back(error, text)
+            return await self._post_plain(text, final)
+        await self._posted(ts, text, stream=True)
+        return ts
+
+    async def _start_stream(self, **content: Any) -> str:
+        """chat.startStream on a start from the budget (the first message's, promised); on a SlackApiError its
+        promised stop is given back too."""
         place = self._place
         promised = self._promise if self._first is None else None  # the first message's start and stop
-        cards = self._cards.take()
         try:
             async with self._limits.write((self._budgets.stream_starts,)):
                 response = await place.client.chat_startStream(
@@ -145,17 +155,15 @@ class StreamReply:
                     thread_ts=str(place.thread_ts),
                     recipient_team_id=place.team,
                     recipient_user_id=place.user,
-                    **_content(defuse_mentions(text), cards),
+                    **content,
                 )
-        except SlackApiError as error:
+        except SlackApiError:
             await self._limits.release((self._budgets.stream_stops,), promised)
-            self._fall_back(error, text)
-            return await self._post_plain(text, final)
+            raise
         finally:
             await self._limits.release((self._budgets.stream_starts,), promised)
         ts = self._current = str(response["ts"])
         self._first = self._first or ts
-        await self._posted(ts, text, stream=True)
         return ts
 
     async def _fill(self, ts: str, text: str, final: bool) -> None:
@@ -329,28 +337,15 @@ class StreamReply:
 
     async def _open_for_cards(self) -> None:
         """The first message, opened by the cards waiting (the caller holds `_writing`)."""
-        place = self._place
         await self._drop_placeholder()
-        promised = self._promise if self._first is None else None
         try:
-            async with self._limits.write((self._budgets.stream_starts,)):
-                response = await place.client.chat_startStream(
-                    channel=place.channel,
-                    thread_ts=str(place.thread_ts),
-                    recipient_team_id=place.team,
-                    recipient_user_id=place.user,
-                    chunks=self._cards.take(),
-                )
+            ts = await self._start_stream(chunks=self._cards.take())
         except SlackApiError as error:
-            await self._limits.release((self._budgets.stream_stops,), promised)
             self._fall_back(error)
             if self._with_lines(None, "").strip():
                 self._early = await self._post_plain("")
             return
-        finally:
-            await self._limits.release((self._budgets.stream_starts,), promised)
-        ts = self._current = self._early = str(response["ts"])
-        self._first = self._first or ts
+        self._early = ts
         await self._posted(ts, "", stream=True)
 
     async def _send_cards(self) -> bool:

@@ -98,22 +98,12 @@ class McpServer:
 
     async def wait_ready(self, timeout: float) -> bool:  # noqa: ASYNC109 - waits for our own task, not a request
         """Whether the server is up (connected, tools listed) within `timeout` s."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._ready.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await _set_within(self._ready, timeout)
 
     async def wait_first_try(self, timeout: float) -> bool:  # noqa: ASYNC109 - waits for our own task
         """Whether its first connection came up or failed within `timeout` s (a server that can't start fails at once:
         start-up needn't wait for it)."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._tried.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await _set_within(self._tried, timeout)
 
     async def call(self, name: str, arguments: dict[str, Any], timeout: float) -> ToolOutcome:  # noqa: ASYNC109
         """Run a tool. Never raises but CancelledError. `timeout` is the SDK's read timeout: a call that times out, like
@@ -245,3 +235,12 @@ def _call_error(error: MCPError, timeout: float) -> str:
     if error.code == CONNECTION_CLOSED:
         return "the server stopped during the call"
     return short(error.message) or f"error {error.code}"
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Locator, expect
 
 from bot.errors import FailureKind
 from tests.conftest import ROOT
@@ -25,7 +25,7 @@ from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.slack.harness import BotProcess, eventually
 from tests.web.harness import WebBots
-from tests.web.test_web import CHROMIUM, ChatPage
+from tests.web.test_web import ChatPage
 
 # A tool result (and arguments) that would run script if it were ever parsed as HTML.
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -53,22 +53,6 @@ def agent(calls: dict[str, list[ToolCallScript]], **options: Any) -> ToolAgent:
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text="Plain answer.", rate=200)) as server:
         yield server
-
-
-@pytest.fixture
-async def bots(model: FakeModelServer, key_prefix: str) -> AsyncIterator[WebBots]:
-    web_bots = WebBots(model.base_url, key_prefix)
-    yield web_bots
-    await web_bots.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM, "Debian's chromium is not installed: `make install-dev` installs it"
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
-        yield chromium
-        await chromium.close()
 
 
 async def start(bots: WebBots, files: dict[str, Path], *, broken: bool = False) -> BotProcess:

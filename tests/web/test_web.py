@@ -12,7 +12,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from PIL import Image, ImageDraw
-from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, FilePayload, Page, expect
 
 from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
@@ -28,8 +27,6 @@ from config.settings import DEFAULT_MODEL_ID
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
-
-CHROMIUM = shutil.which("chromium")
 
 CODE_ANSWER = (
     "Use the built-in **print** function:\n\n"
@@ -202,22 +199,6 @@ class ChatPage:
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text=CODE_ANSWER, rate=40)) as server:
         yield server
-
-
-@pytest.fixture
-async def bots(model: FakeModelServer, key_prefix: str) -> AsyncIterator[WebBots]:
-    web_bots = WebBots(model.base_url, key_prefix)
-    yield web_bots
-    await web_bots.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM, "Debian's chromium is not installed: `make install-dev` installs it"
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
-        yield chromium
-        await chromium.close()
 
 
 # -- tests ----------------------------------------------------------------------------------
