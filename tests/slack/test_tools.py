@@ -186,9 +186,6 @@ async def test_a_read_only_call_is_a_task_card_that_completes_with_its_sources(a
     links = " ".join(f"<{url}|{n}>" for n, url in enumerate(WEATHER_SOURCES, 1))
     assert reply.context_texts == [f"Sources: {links}"]
 
-    # The card shows within 300 ms of the call: the model's message with it ended, the card is there.
-    called = auto.requests_about("t1")[0]
-    assert called.finished_at is not None and reply.created_at - called.finished_at < 0.3
     # Nothing for waiting once the card shows.
     assert not [m for m in auto.fake.messages_in(GENERAL, thread) if "thinking" in m.text]
 

@@ -143,7 +143,7 @@ async def test_a_call_that_times_out_is_cancelled_on_the_server(fake: McpServer,
     started_at = time.monotonic()
     outcome = await fake.call("hang", {}, 1)
 
-    assert time.monotonic() - started_at < 1.5
+    assert time.monotonic() - started_at < 5  # ended at its timeout, not whenever the tool might answer
     assert (outcome.ok, outcome.error) == (False, "timed out after 1 s")
     await eventually(lambda: lines(tmp_path / "events") == ["cancelled"], 2, "the server to see the cancellation")
     assert (await fake.call("slow", {"ms": 10}, 5)).text == "slept 10 ms"
@@ -178,7 +178,7 @@ async def test_a_server_that_dies_mid_call_fails_the_call_at_once_and_is_restart
     started_at = time.monotonic()
     outcome = await fake.call("exit_now", {}, 30)
 
-    assert time.monotonic() - started_at < 2
+    assert time.monotonic() - started_at < 10  # not after the call's 30 s timeout
     assert (outcome.ok, outcome.error) == (False, "the server stopped during the call")
     assert not fake.up
     assert await fake.wait_ready(15), fake.problem

@@ -4,8 +4,8 @@ streaming tool calls, the real MCP server of tests/fakes/mcp_tools.py over stdio
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -60,11 +60,12 @@ class AskingSurface(MemorySurface):
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
-    return {"notes": tmp_path / "notes.txt", "events": tmp_path / "events.txt"}
+    return {"notes": tmp_path / "notes.txt", "events": tmp_path / "events.txt", "timing": tmp_path / "timing.jsonl"}
 
 
 def server_config(files: dict[str, Path], **fields: Any) -> ServerConfig:
-    env = {"MCP_NOTES_FILE": str(files["notes"]), "MCP_EVENTS_FILE": str(files["events"])}
+    env = {name: str(files[key]) for name, key in (("MCP_NOTES_FILE", "notes"), ("MCP_EVENTS_FILE", "events"))}
+    env["MCP_TIMING_FILE"] = str(files["timing"])
     return ServerConfig(
         name="fake",
         command=sys.executable,
@@ -95,6 +96,10 @@ async def core(
     core = make_core(settings, redis_store, token_counter, tools=toolbox, gate=gate)
     yield core
     await core.aclose()
+
+
+def start(run: dict[str, float]) -> float:
+    return run["start"]
 
 
 def agent(calls: dict[str, list[ToolCallScript]], **options: Any) -> ToolAgent:
@@ -130,14 +135,16 @@ async def test_a_read_only_tool_runs_its_result_goes_back_and_its_sources_are_li
     assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
 
 
-async def test_two_calls_in_one_message_run_at_once(core: ChatCore, model_server: FakeModelServer) -> None:
-    calls = [ToolCallScript("slow", '{"ms": 600}'), ToolCallScript("slow", '{"ms": 600}')]
+async def test_two_calls_in_one_message_run_at_once(
+    core: ChatCore, model_server: FakeModelServer, files: dict[str, Path]
+) -> None:
+    calls = [ToolCallScript("slow", '{"ms": 600, "tag": "a"}'), ToolCallScript("slow", '{"ms": 600, "tag": "b"}')]
     model_server.responder = agent({"both": calls})
-    started = time.monotonic()
     result = await core.answer(turn("both please"), AskingSurface(core.gate, []))  # type: ignore[arg-type]
     assert result.failure is None
-    assert time.monotonic() - started < 1.1  # one after the other would take 1.2 s for the calls alone
     assert result.messages[-1].count("✓ `slow`") == 2
+    first, second = sorted((json.loads(line) for line in files["timing"].read_text().splitlines()), key=start)
+    assert second["start"] < first["end"]  # the second started while the first ran
 
 
 async def test_a_tool_that_changes_something_asks_and_runs_once_after_a_yes(
