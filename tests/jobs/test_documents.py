@@ -141,5 +141,5 @@ async def test_attachments_read_documents_and_text_together(reader: DocumentRead
     )
     assert read_files.notices == (
         "I can only read text files and documents, so I skipped clip.mp4.",
-        "{name} isn't really a PDF, so I didn't read it.",
+        "photo.pdf isn't really a PDF, so I didn't read it.",
     )
