@@ -73,6 +73,13 @@ TEXT_CONTENT_TYPES = ("application/json", "application/xml", "application/x-yaml
 # Bigger than any context the bot is configured with (~25,000 tokens), so a larger file could
 # never be answered anyway; it is skipped without being downloaded.
 MAX_ATTACHMENT_BYTES = 100_000
+# What the bot reads, as a skipped file's notice says it: by (documents read, images read).
+_READABLE = {
+    (False, False): "text files",
+    (False, True): "text files and images",
+    (True, False): "text files and documents",
+    (True, True): "text files, documents and images",
+}
 
 
 class DownloadFailed(Exception):
@@ -124,8 +131,7 @@ async def read_attachments(
         else:
             contents.append(f"{attachment.name}:\n```\n{text.rstrip()}\n```")
     if skipped:
-        kinds = ", ".join([*(["images"] if images else []), *(["documents"] if documents else [])])
-        kinds = f"text files and {kinds}" if kinds else "text files"
+        kinds = _READABLE[bool(documents), bool(images)]
         notices.append(f"I can only read {kinds}, so I skipped {', '.join(skipped)}.")
     return ReadFiles("\n\n".join(contents), (*notices, *document_notices, *image_notices), urls, texts)
 

@@ -802,7 +802,7 @@ async def test_a_text_file_shared_with_a_mention_is_read_and_an_image_is_skipped
     )
     await off.turn(GENERAL, mention["ts"])
     [reply] = off.harness.replies(GENERAL, mention["ts"])
-    assert final_of(reply) == to_mrkdwn(f"{answer}\n\nℹ️ I can only read text files, so I skipped photo.jpg.")
+    assert final_of(reply) == to_mrkdwn(f"{answer}\n\nℹ️ I can only read text files and documents, so I skipped photo.jpg.")
     [request] = off.requests()
     asked = request.last_user_content() or ""
     assert asked.startswith("what is in this file?") and "cities.csv:" in asked and table.rstrip() in asked
