@@ -47,6 +47,7 @@ async def run(rounds: int, pages: int, context: int) -> None:
         with_pdf: list[float] = []
         without: list[float] = []
         asked_chars = 0
+        notice = ""
         try:
             for number in range(rounds):
                 for marker, files in (
@@ -61,13 +62,17 @@ async def run(rounds: int, pages: int, context: int) -> None:
                     (with_pdf if files else without).append(request.received_at - sent)
                     asked_chars = max(asked_chars, len(request.last_user_content() or ""))
                     thread = await world.wait_thread(message)
-                    await world.wait_bot_text(thread["id"], lambda text: text.startswith("A report."), timeout=60)
+                    [final] = await world.wait_bot_text(
+                        thread["id"], lambda text: text.startswith("A report."), timeout=60
+                    )
+                    notice = final["content"].split("\n\n", 1)[-1] if files else notice
             pid = world.bot.pid
             peak = memory(pid)["VmHWM"]
             workers = {worker for helper in children(pid) for worker in children(helper)}  # under the fork server
             worker_peak = max((memory(worker)["VmHWM"] for worker in workers), default=0)
         finally:
             await world.stop_bot(check=True)
+    print(f"the reply's notice: {notice}")
     report(rounds, pages, len(data), context, asked_chars, with_pdf, without, (before, peak, worker_peak))
 
 
