@@ -64,7 +64,7 @@ def _check_claim(name: str, kind: str, data: bytes) -> None:
         genuine = b"%PDF-" in head[:1024]
     elif kind == "html":
         lowered = head.lower()
-        genuine = b"<html" in lowered or b"<!doctype html" in lowered
+        genuine = any(tag in lowered for tag in (b"<html", b"<!doctype html", b"<head", b"<body"))
     else:
         genuine = data.startswith(b"PK\x03\x04") and _check_zip(name, kind, data)
     if not genuine:
@@ -180,13 +180,13 @@ def _html(name: str, data: bytes, max_chars: int) -> DocumentText:
     except UnicodeDecodeError:
         markup = data.decode("cp1252", errors="replace")
     parser = _HtmlText()
-    for start in range(0, len(markup), 65_536):
-        parser.feed(markup[start : start + 65_536])
-        if parser.length > max_chars:
-            break
+    fed = 0
+    while fed < len(markup) and parser.length <= max_chars:
+        parser.feed(markup[fed : fed + 65_536])
+        fed += 65_536
     parser.close()
     text = parser.text()
-    return DocumentText(name, "", (text[: max_chars + 1],), 1, complete=len(text) <= max_chars)
+    return DocumentText(name, "", (text[: max_chars + 1],), 1, complete=fed >= len(markup) and len(text) <= max_chars)
 
 
 class _HtmlText(HTMLParser):

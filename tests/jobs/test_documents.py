@@ -143,3 +143,15 @@ async def test_attachments_read_documents_and_text_together(reader: DocumentRead
         "I can only read text files and documents, so I skipped clip.mp4.",
         "photo.pdf isn't really a PDF, so I didn't read it.",
     )
+
+
+async def test_a_long_web_page_is_cut_with_the_characters_read_said(workers: IsolatedWorkers) -> None:
+    few = DocumentReader(DocumentSettings(max_chars=1000), workers, held=4)
+    body = "".join(f"<p>Paragraph {n} of a long page.</p>" for n in range(10_000))
+    document = await read(few, "page.html", "html", f"<html><body>{body}</body></html>".encode())
+
+    text, notices = cut_documents([document], 1000)
+
+    assert not document.complete and text.startswith("page.html:\n```\nParagraph 0 of a long page.\n")
+    [notice] = notices
+    assert notice.startswith("page.html: read the first ") and notice.endswith(" characters; the rest was left out.")
