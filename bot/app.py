@@ -38,6 +38,7 @@ class Services:
     metrics: Metrics
     redis: RedisClients
     settings: Settings
+    prompts: PromptBuilder | None = None  # how the core counts tokens and budgets its prompts
 
     async def aclose(self) -> None:
         await self.core.aclose()
@@ -82,7 +83,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
     )
     await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()
-    return Services(core, coordination, metrics, redis, settings)
+    return Services(core, coordination, metrics, redis, settings, prompts)
 
 
 def create_backend(default: ModelSettings, *, context_tokens: int) -> ModelBackend:

@@ -70,6 +70,13 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class DocumentSettings:
+    max_bytes: int = 20_000_000  # a larger document is refused (before download when the platform says its size)
+    max_chars: int = 100_000  # characters of document text read for one question; the rest is cut, with a notice
+    timeout_seconds: float = 20.0  # a document still being read after this long is given up
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings  # the default model (models.default.settings)
     models: ModelCatalog  # every model a conversation may choose, the default first
@@ -81,6 +88,7 @@ class Settings:
     log_level: str
     env: Env
     tools: ToolSettings = field(default_factory=ToolSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -123,6 +131,11 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         env=env,
         tools=tool_settings(env),
+        documents=DocumentSettings(
+            max_bytes=env.int("MAX_DOCUMENT_BYTES", 20_000_000, minimum=0),
+            max_chars=env.int("MAX_DOCUMENT_CHARS", 100_000, minimum=1),
+            timeout_seconds=env.float("DOCUMENT_TIMEOUT_SECONDS", 20.0, minimum=0.1),
+        ),
     )
 
 

@@ -1,6 +1,7 @@
-"""Files attached to a message: text files become part of the person's question (and count
-against the token budget like any text), images go with it (checked and scaled down, see
-adapters.jobs.images); other files are skipped with a short notice."""
+"""Files attached to a message: text files and documents' text become part of the person's question
+(and count against the token budget like any text; documents are read in the isolated workers, see
+adapters.jobs.documents), images go with it (checked and scaled down, see adapters.jobs.images);
+other files are skipped with a short notice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, document_kind
 from adapters.jobs.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
 
 log = structlog.get_logger(__name__)
@@ -71,6 +73,13 @@ TEXT_CONTENT_TYPES = ("application/json", "application/xml", "application/x-yaml
 # Bigger than any context the bot is configured with (~25,000 tokens), so a larger file could
 # never be answered anyway; it is skipped without being downloaded.
 MAX_ATTACHMENT_BYTES = 100_000
+# What the bot reads, as a skipped file's notice says it: by (documents read, images read).
+_READABLE = {
+    (False, False): "text files",
+    (False, True): "text files and images",
+    (True, False): "text files and documents",
+    (True, True): "text files, documents and images",
+}
 
 
 class DownloadFailed(Exception):
@@ -95,17 +104,23 @@ class ReadFiles:
     text: str  # the files' contents, to follow the question
     notices: tuple[str, ...]  # what the reply should say about files it could not use
     images: tuple[str, ...] = ()  # data URLs of the images, scaled down
+    documents: tuple[DocumentText, ...] = ()  # the documents' text, cut to its share when the question is made
 
 
-async def read_attachments(attachments: Sequence[Attachment], images: ImageReader | None = None) -> ReadFiles:
-    """The files' text, images (read by `images`, within its limits; none without) and what couldn't be used."""
+async def read_attachments(
+    attachments: Sequence[Attachment], images: ImageReader | None = None, documents: DocumentReader | None = None
+) -> ReadFiles:
+    """The files' text, images (read by `images`, within its limits; none without), documents (read by
+    `documents`; none without) and what couldn't be used."""
     contents: list[str] = []
     skipped: list[str] = []
     notices: list[str] = []
     pictures = [item for item in attachments if images and is_image(item.name, item.content_type)]
+    papers = [item for item in attachments if documents and item not in pictures and _kind(item)]
     urls, image_notices = await _read_images(pictures, images) if images else ((), ())
+    texts, document_notices = await _read_documents(papers, documents) if documents else ((), ())
     for attachment in attachments:
-        if attachment in pictures:
+        if attachment in pictures or attachment in papers:
             continue
         if not attachment.is_text():
             skipped.append(attachment.name)
@@ -116,9 +131,33 @@ async def read_attachments(attachments: Sequence[Attachment], images: ImageReade
         else:
             contents.append(f"{attachment.name}:\n```\n{text.rstrip()}\n```")
     if skipped:
-        kinds = "text files and images" if images else "text files"
+        kinds = _READABLE[bool(documents), bool(images)]
         notices.append(f"I can only read {kinds}, so I skipped {', '.join(skipped)}.")
-    return ReadFiles("\n\n".join(contents), (*notices, *image_notices), urls)
+    return ReadFiles("\n\n".join(contents), (*notices, *document_notices, *image_notices), urls, texts)
+
+
+def _kind(attachment: Attachment) -> str | None:
+    return document_kind(attachment.name, attachment.content_type)
+
+
+async def _read_documents(
+    papers: Sequence[Attachment], reader: DocumentReader
+) -> tuple[tuple[DocumentText, ...], list[str]]:
+    """The documents' text, in the order they were attached, and a notice for each one left out."""
+    read = await asyncio.gather(*(_read_document(paper, reader) for paper in papers))
+    return tuple(text for text, _ in read if text), [notice for _, notice in read if notice]
+
+
+async def _read_document(paper: Attachment, reader: DocumentReader) -> tuple[DocumentText | None, str]:
+    kind = _kind(paper)
+    assert kind is not None
+    try:
+        return await reader.read(paper.name, kind, paper.size, paper.download), ""
+    except DocumentRefused as refused:
+        return None, str(refused)
+    except DownloadFailed as error:
+        log.warning("attachment_download_failed", name=paper.name, error=str(error)[:200])
+        return None, f"I couldn't download {paper.name}."
 
 
 async def _read_images(pictures: Sequence[Attachment], reader: ImageReader) -> tuple[tuple[str, ...], list[str]]:
@@ -146,8 +185,9 @@ async def _read_image(picture: Attachment, reader: ImageReader) -> tuple[str, st
         return "", f"I couldn't download {picture.name}."
 
 
-def with_files(question: str, files: ReadFiles) -> str:
-    return f"{question}\n\n{files.text}" if files.text else question
+def with_files(question: str, files: ReadFiles, documents: str = "") -> str:
+    """The question followed by its text files' contents and `documents` (their text, cut to its share)."""
+    return "\n\n".join([question, *(part for part in (files.text, documents) if part)])
 
 
 async def _read_text(attachment: Attachment) -> str | None:

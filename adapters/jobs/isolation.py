@@ -12,6 +12,7 @@ bot's memory."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import multiprocessing
 import os
 import resource
@@ -85,11 +86,15 @@ class IsolatedWorkers:
         """`function(*args, **kwargs)` in a worker (it and its arguments must pickle); raises
         WorkFailed when the worker runs out of memory or time or dies, and what the function
         raises otherwise. Cancelling the caller kills a worker still running the call."""
-        future = self._pool.schedule(_call, args=(function, args, kwargs), timeout=self._seconds)
+        return await self.run_within(self._seconds, function, *args, **kwargs)
+
+    async def run_within(self, seconds: float, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`run`, with a time limit of its own for this call."""
+        future = self._pool.schedule(_call, args=(function, args, kwargs), timeout=seconds)
         try:
             return await asyncio.wrap_future(future)
         except FutureTimeout as error:
-            raise WorkFailed(Failure.TOO_SLOW, f"over {self._seconds:g} s") from error
+            raise WorkFailed(Failure.TOO_SLOW, f"over {seconds:g} s") from error
         except ProcessExpired as error:
             if error.exitcode == _OUT_OF_MEMORY:
                 raise WorkFailed(Failure.TOO_BIG, "out of memory") from error
@@ -110,6 +115,13 @@ def _call(function: Callable[..., T], args: tuple[object, ...], kwargs: dict[str
         return function(*args, **kwargs)
     except MemoryError:
         os._exit(_OUT_OF_MEMORY)
+
+
+def call_in_worker(module: str, name: str, *args: object) -> object:
+    """`module.name(*args)`: what `run` calls for a function whose module only the workers import
+    (a parser's heavy libraries stay out of the bot's process)."""
+    function = getattr(importlib.import_module(module), name)
+    return function(*args)
 
 
 def _ready() -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
 
 from adapters.jobs.attachments import Attachment, ReadFiles, read_attachments, with_files
+from adapters.jobs.documents import DocumentReader, cut_documents
 from adapters.jobs.images import ImageReader
 from adapters.jobs.isolation import IsolatedWorkers
 from adapters.jobs.ledger import Recording, ReplyLedger, ReplyRecord
@@ -21,6 +23,7 @@ from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
+from bot.prompt import TOKENS_PER_TURN
 from bot.render import failure_note
 from bot.surface import ReplySurface, SurfaceLimits
 from config.models import ModelCatalog, ModelChoice
@@ -37,6 +40,16 @@ RECANCEL_SECONDS = 12.0
 EVENT_CLAIM_SECONDS = 3600
 # Someone refused is told why once a day per place, not at every message.
 REFUSAL_NOTICE_SECONDS = 24 * 3600
+# The modules of the work done in the isolated workers, imported once by their fork server.
+WORKER_MODULES = ("adapters.jobs.image_worker", "adapters.jobs.document_worker")
+# Tokens kept spare when documents are cut to fit a model's context: the asker's name when several
+# people talk, and the cleaning of the question, may add a few.
+FIT_SPARE_TOKENS = 32
+# Times the documents are cut shorter, each by what the last count says is too much, before the
+# question is left for the core to refuse.
+FIT_ROUNDS = 4
+# Said after a document's cut when it was cut to fit the model's context rather than MAX_DOCUMENT_CHARS.
+FIT_REASON = " (all that fits in one message)"
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,14 @@ class PlatformJobs:
         """`images`: the limits for images people attach (none are read without a model that sees them)."""
         prefix, operations = services.settings.history.key_prefix, services.settings.operations
         self.core = services.core
-        self.images = _image_reader(images) if images and services.core.models.vision_choices() else None
+        sees_images = bool(images and images.max_images and services.core.models.vision_choices())
+        documents = services.settings.documents
+        self._workers = IsolatedWorkers(preload=WORKER_MODULES) if sees_images or documents.max_bytes else None
+        held = 2 * self._workers.size if self._workers else 0
+        workers = self._workers
+        self.images = ImageReader(images, workers, held=held) if images and sees_images and workers else None
+        self.documents = DocumentReader(documents, workers, held=held) if documents.max_bytes and workers else None
+        self._prompts = services.prompts
         self.metrics = services.metrics
         self.rate_limits = RateLimits(services.redis.control, prefix)
         self._ledger = ReplyLedger(
@@ -107,19 +127,34 @@ class PlatformJobs:
 
     async def read_files(self, attachments: Sequence[Attachment]) -> ReadFiles:
         """What a message's files bring to the question (see adapters.jobs.attachments)."""
-        return await read_attachments(attachments, self.images)
+        return await read_attachments(attachments, self.images, self.documents)
 
     async def question(self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None) -> Question:
         """`text` with its files; with `about`, the message someone points at quoted first, its images and notes
-        first too, the images within MAX_IMAGES."""
+        first too, the images within MAX_IMAGES. The documents' text is cut to MAX_DOCUMENT_CHARS, and further
+        to what fits in the model's context, with a notice for each document not read to its end."""
         files = await self.read_files(attachments)
-        text, images, notices = with_files(text, files), files.images, files.notices
-        if about is not None:
-            author, pointed, pointed_files = about
-            quoted = await self.read_files(pointed_files)
-            text = pointed_question(author, with_files(pointed, quoted), text)
-            images, notices = quoted.images + images, quoted.notices + notices
-        return Question(text, images[: self.images.max_images] if self.images else (), notices)
+        quoted = await self.read_files(about[2]) if about is not None else ReadFiles("", ())
+        images, notices = quoted.images + files.images, quoted.notices + files.notices
+        asked, cuts = await self._fitted(partial(_question_text, text, files, about, quoted))
+        return Question(asked, images[: self.images.max_images] if self.images else (), notices + cuts)
+
+    async def _fitted(self, build: _Build) -> tuple[str, tuple[str, ...]]:
+        """The question `build` makes with the most document text (within MAX_DOCUMENT_CHARS) that leaves it room
+        in the model's context; a question too long without its documents is left for the core to refuse."""
+        chars = self.documents.settings.max_chars if self.documents else 0
+        asked, cuts, used = build(chars, "")
+        if not used or self._prompts is None:
+            return asked, cuts
+        room = self._prompts.history_budget - TOKENS_PER_TURN - FIT_SPARE_TOKENS
+        for _ in range(FIT_ROUNDS):
+            tokens = await asyncio.to_thread(self._prompts.count, asked)
+            if tokens <= room or not used:
+                break
+            too_many = (tokens - room) * len(asked) / tokens  # the excess in characters, at this text's rate
+            chars = max(0, int(used - 1.1 * too_many) - 100)
+            asked, cuts, used = build(chars, FIT_REASON)
+        return asked, cuts
 
     def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
         """A reply's record, kept until its final text lands (see adapters.jobs.ledger)."""
@@ -155,8 +190,8 @@ class PlatformJobs:
         await cancel_and_wait(self._tasks)
         await self._ledger.stop()
         await self.rate_limits.aclose()
-        if self.images is not None:
-            await self.images.aclose()
+        if self._workers is not None:
+            await self._workers.aclose()
 
     async def _sweep(self, finish: Callable[[ReplyRecord], Awaitable[None]]) -> None:
         while True:
@@ -177,9 +212,21 @@ class PlatformJobs:
             log.exception("reply_failed", platform=self._platform)
 
 
-def _image_reader(settings: ImageSettings) -> ImageReader:
-    workers = IsolatedWorkers(preload=["adapters.jobs.image_worker"])
-    return ImageReader(settings, workers, held=2 * workers.size)
+_Build = Callable[[int, str], tuple[str, tuple[str, ...], int]]
+
+
+def _question_text(
+    text: str, files: ReadFiles, about: Pointed | None, quoted: ReadFiles, chars: int, why: str
+) -> tuple[str, tuple[str, ...], int]:
+    """The question with `chars` characters of its documents' text (the pointed message's first), the notices
+    of the documents cut (`why` ends them), and the characters of document text it holds."""
+    quoted_documents, quoted_cuts = cut_documents(quoted.documents, chars, why=why)
+    own_documents, own_cuts = cut_documents(files.documents, chars - len(quoted_documents), why=why)
+    asked = with_files(text, files, own_documents)
+    if about is not None:
+        author, pointed, _ = about
+        asked = pointed_question(author, with_files(pointed, quoted, quoted_documents), asked)
+    return asked, quoted_cuts + own_cuts, len(quoted_documents) + len(own_documents)
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:

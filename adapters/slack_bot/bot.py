@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.attachments import Attachment, DownloadFailed
+from adapters.jobs.documents import document_kind
 from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
@@ -188,21 +189,21 @@ class SlackBot:
 
     def attachment(self, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
+        name, mimetype = str(file.get("name") or "file"), str(file.get("mimetype") or "")
 
         async def download() -> bytes:
             # Slack answers a request it won't serve with its sign-in page, not an error status.
             try:
                 headers = {"Authorization": f"Bearer {self.settings.bot_token}"}
                 async with self._http.get(url, headers=headers, proxy=self.client.proxy or None) as response:
-                    if response.status != 200 or response.content_type == "text/html":
+                    signing_in = response.content_type == "text/html" and document_kind(name, mimetype) != "html"
+                    if response.status != 200 or signing_in:
                         raise DownloadFailed(f"HTTP {response.status} {response.content_type} (files:read scope?)")
                     return await response.read()
             except aiohttp.ClientError as error:
                 raise DownloadFailed(f"{type(error).__name__}: {error}") from error
 
-        return Attachment(
-            str(file.get("name") or "file"), str(file.get("mimetype") or ""), int(file.get("size") or 0), download
-        )
+        return Attachment(name, mimetype, int(file.get("size") or 0), download)
 
     async def answer(
         self, place: Place, text: str, attachments: list[Attachment], *, about: Pointed | None = None

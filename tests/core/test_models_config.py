@@ -8,7 +8,7 @@ import pytest
 
 from config.env import ConfigError, Env
 from config.models import ModelCatalog, gguf_display_name
-from config.settings import BackendKind, Settings, load_settings
+from config.settings import BackendKind, DocumentSettings, Settings, load_settings
 
 ROUTER = "https://router.huggingface.co/v1"
 OLLAMA = "http://localhost:11434/v1"
@@ -225,6 +225,14 @@ def test_images_default_to_four_per_message_scaled_to_1568_pixels() -> None:
     assert (settings().images.max_images, settings().images.max_side) == (4, 1568)
     images = settings(MAX_IMAGES="0", IMAGE_MAX_SIDE="8192").images
     assert (images.max_images, images.max_side) == (0, 8192)
+
+
+def test_documents_default_to_20_mb_100_000_characters_and_20_seconds() -> None:
+    assert settings().documents == DocumentSettings(20_000_000, 100_000, 20.0)
+    documents = settings(MAX_DOCUMENT_BYTES="0", MAX_DOCUMENT_CHARS="5000", DOCUMENT_TIMEOUT_SECONDS="2.5").documents
+    assert documents == DocumentSettings(0, 5000, 2.5)
+    with pytest.raises(ConfigError, match="MAX_DOCUMENT_CHARS='0' is invalid"):
+        settings(MAX_DOCUMENT_CHARS="0")
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from tests.discord.harness import (
     DiscordWorld,
     log_shown,
 )
+from tests.fakes import documents
 from tests.fakes.discord_server import FakeUser, Intent
 from tests.fakes.model_server import Script, tokenize
 
@@ -556,13 +557,59 @@ async def test_a_text_file_attached_to_a_mention_is_read_and_an_image_is_skipped
     )
     thread = await world.wait_thread(message)
     [_final] = await world.wait_bot_text(
-        thread["id"], "The function adds two numbers.\n\nℹ️ I can only read text files, so I skipped cat.png."
+        thread["id"],
+        "The function adds two numbers.\n\nℹ️ I can only read text files and documents, so I skipped cat.png.",
     )
     [request] = world.model_requests("f1-review")
     asked = request.last_user_content() or ""
     assert asked.startswith("f1-review what does this do?") and "add.py:" in asked and code.rstrip() in asked
     assert "PNG" not in asked
     assert len(world.fake.attachment_downloads) == 1  # the image was never downloaded
+
+
+async def test_a_pdf_attached_to_a_mention_is_read_and_a_bad_one_gets_its_notice(
+    shared: Shared, world: DiscordWorld
+) -> None:
+    alice, channel = shared.users["alice"], shared.channels["files"]
+    world.answer("f2-pdf", Script(text="Revenue grew.", rate=50))
+    report = documents.pdf(["Quarterly revenue grew 12 percent.", "Costs fell by 3 percent."])
+    message = await world.fake.send_user_message(
+        channel["id"],
+        alice,
+        "f2-pdf sum these up",
+        mentions_bot=True,
+        files=[("report.pdf", "application/pdf", report), ("photo.pdf", "application/pdf", documents.png())],
+    )
+    thread = await world.wait_thread(message)
+    await world.wait_bot_text(
+        thread["id"], "Revenue grew.\n\nℹ️ photo.pdf isn't really a PDF, so I didn't read it.", timeout=30
+    )
+    [request] = world.model_requests("f2-pdf")
+    asked = request.last_user_content() or ""
+    assert asked.startswith("f2-pdf sum these up\n\nreport.pdf:\n```\n[page 1]\nQuarterly revenue grew 12 percent.")
+    assert "[page 2]\nCosts fell by 3 percent." in asked and "PNG" not in asked
+
+
+async def test_a_pdf_too_long_for_the_context_is_cut_to_fit_and_the_reply_says_so(
+    shared: Shared, world: DiscordWorld
+) -> None:
+    alice, channel = shared.users["alice"], shared.channels["files"]
+    world.answer("f3-long", Script(text="A long report.", rate=50))
+    pages = [f"Page {number}: " + words(150, f"p{number}w") for number in range(1, 41)]  # ~40,000 characters
+    message = await world.fake.send_user_message(
+        channel["id"],
+        alice,
+        "f3-long what is this?",
+        mentions_bot=True,
+        files=[("long.pdf", "application/pdf", documents.pdf(pages))],
+    )
+    thread = await world.wait_thread(message)
+    [final] = await world.wait_bot_text(thread["id"], lambda text: text.startswith("A long report."), timeout=30)
+    [request] = world.model_requests("f3-long")
+    asked = request.last_user_content() or ""
+    assert final["content"].startswith("A long report.\n\nℹ️ long.pdf: read pages 1–")
+    assert final["content"].endswith(" of 40 (all that fits in one message).")
+    assert asked.startswith("f3-long what is this?\n\nlong.pdf:\n```\n[page 1]\nPage 1:") and "Page 40:" not in asked
 
 
 # -- 12. the gateway drops mid-answer --------------------------------------------------------

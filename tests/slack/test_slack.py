@@ -27,6 +27,7 @@ from adapters.jobs.ratelimit import RateLimits
 from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets, to_mrkdwn
 from bot.redis_client import close, connect
 from tests.conftest import REDIS_URL
+from tests.fakes import documents
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack, StoredMessage
 from tests.slack.harness import (
@@ -790,10 +791,34 @@ async def test_a_slow_answer_to_a_top_level_dm_shows_a_placeholder_first(scene: 
     assert "thinking" not in reply.visible_text and reply.visible_text.split()[0] == answer.split()[0]
 
 
+async def test_a_pdf_shared_with_a_mention_is_read_and_a_zip_bomb_gets_its_notice(off: Scene) -> None:
+    answer = "The memo approves the budget."
+    off.answer_with(Script(text=answer))
+    memo = documents.pdf(["Memo: the budget is approved.", "Signed, the board."])
+    mention, _ = await off.harness.mention(
+        GENERAL,
+        ALICE,
+        "what does the memo say?",
+        files=[
+            ("memo.pdf", "application/pdf", memo),
+            ("bomb.docx", "application/octet-stream", documents.zip_bomb_word()),
+        ],
+    )
+    await off.turn(GENERAL, mention["ts"])
+    [reply] = off.harness.replies(GENERAL, mention["ts"])
+    notice = "bomb.docx unpacks to far more than its size, so I didn't open it."
+    assert final_of(reply) == to_mrkdwn(f"{answer}\n\nℹ️ {notice}")
+    [request] = off.requests()
+    asked = request.last_user_content() or ""
+    assert asked.startswith("what does the memo say?\n\nmemo.pdf:\n```\n[page 1]\nMemo: the budget is approved.")
+    assert "Signed, the board." in asked and "innocent" not in asked
+
+
 async def test_a_text_file_shared_with_a_mention_is_read_and_an_image_is_skipped_with_a_notice(off: Scene) -> None:
     answer = "It lists two cities."
     off.answer_with(Script(text=answer))
     table = "city,country\nParis,France\nLyon,France\n"
+    downloads = len(off.fake.file_downloads)
     mention, _ = await off.harness.mention(
         GENERAL,
         ALICE,
@@ -802,8 +827,10 @@ async def test_a_text_file_shared_with_a_mention_is_read_and_an_image_is_skipped
     )
     await off.turn(GENERAL, mention["ts"])
     [reply] = off.harness.replies(GENERAL, mention["ts"])
-    assert final_of(reply) == to_mrkdwn(f"{answer}\n\nℹ️ I can only read text files, so I skipped photo.jpg.")
+    assert final_of(reply) == to_mrkdwn(
+        f"{answer}\n\nℹ️ I can only read text files and documents, so I skipped photo.jpg."
+    )
     [request] = off.requests()
     asked = request.last_user_content() or ""
     assert asked.startswith("what is in this file?") and "cities.csv:" in asked and table.rstrip() in asked
-    assert len(off.fake.file_downloads) == 1  # the photo was never downloaded
+    assert len(off.fake.file_downloads) == downloads + 1  # the photo was never downloaded

@@ -1,0 +1,157 @@
+"""Documents people attach are read in the isolated workers (adapters.jobs.documents and
+adapters.jobs.document_worker): each format's text, and a sentence naming the file for each bad
+one, while the next file is still read. Real files, real worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.jobs.attachments import Attachment, read_attachments, with_files
+from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, cut_documents
+from adapters.jobs.isolation import IsolatedWorkers
+from config.settings import DocumentSettings
+from tests.fakes import documents as make
+
+
+async def returning(data: bytes) -> bytes:
+    return data
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[IsolatedWorkers]:
+    pool = IsolatedWorkers(preload=["adapters.jobs.document_worker"])
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
+def reader(workers: IsolatedWorkers) -> DocumentReader:
+    return DocumentReader(DocumentSettings(), workers, held=4)
+
+
+async def read(reader: DocumentReader, name: str, kind: str, data: bytes) -> DocumentText:
+    return await reader.read(name, kind, len(data), lambda: returning(data))
+
+
+async def test_a_pdf_is_read_page_by_page(reader: DocumentReader) -> None:
+    document = await read(reader, "report.pdf", "pdf", make.pdf(["Revenue grew 12 percent.", "Costs fell."]))
+
+    assert (document.unit, document.total) == ("page", 2)
+    assert "[page 1]\nRevenue grew 12 percent." in document.parts[0]
+    assert "Costs fell." in document.parts[1]
+
+
+async def test_word_powerpoint_excel_and_html_are_read(reader: DocumentReader) -> None:
+    word = make.word(["The plan is agreed."], heading="Plan", table=[["Owner", "Due"], ["Ana", "May"]])
+    deck = make.slides(["Quarterly results", "Next steps"])
+    book = make.spreadsheet({"Sales": [["Region", "Total"], ["North", 120]], "Notes": [["ok"]]})
+    page = b"<!DOCTYPE html><html><head><style>p{}</style><script>x()</script></head>"
+    page += b"<body><h1>Title</h1><p>Hello &amp; welcome</p></body></html>"
+
+    read_word = await read(reader, "plan.docx", "docx", word)
+    read_deck = await read(reader, "deck.pptx", "pptx", deck)
+    read_book = await read(reader, "sales.xlsx", "xlsx", book)
+    read_page = await read(reader, "page.html", "html", page)
+
+    assert read_word.parts == ("# Plan\nThe plan is agreed.\nOwner | Due\nAna | May",)
+    assert read_deck.parts == ("[slide 1]\nQuarterly results", "[slide 2]\nNext steps")
+    assert read_book.parts == ("## Sales\nRegion | Total\nNorth | 120", "## Notes\nok")
+    assert read_page.parts == ("Title\n\nHello & welcome",)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "data", "sentence"),
+    [
+        (
+            "secret.pdf",
+            "pdf",
+            make.encrypted_pdf("Top secret."),
+            "{name} is password-protected, so I couldn't read it.",
+        ),
+        ("scan.pdf", "pdf", make.scanned_pdf(), "{name} has no text I can read (a scan?)."),
+        ("cut.pdf", "pdf", make.pdf(["Some text here."])[:300], "I couldn't read {name}: it seems damaged."),
+        ("cut.docx", "docx", make.word(["Some text."])[:2000], "I couldn't read {name}: it seems damaged."),
+        ("bomb.docx", "docx", make.zip_bomb_word(), "{name} unpacks to far more than its size, so I didn't open it."),
+        ("photo.pdf", "pdf", make.png(), "{name} isn't really a PDF, so I didn't read it."),
+        ("deck.docx", "docx", make.slides(["A slide"]), "{name} isn't really a Word document, so I didn't read it."),
+        ("page.html", "html", b"\x00\x01binary", "{name} isn't really a web page, so I didn't read it."),
+    ],
+)
+async def test_a_bad_file_gets_a_sentence_naming_it_and_the_next_is_read(
+    reader: DocumentReader, name: str, kind: str, data: bytes, sentence: str
+) -> None:
+    with pytest.raises(DocumentRefused) as refused:
+        await read(reader, name, kind, data)
+
+    assert str(refused.value) == sentence.format(name=name)
+    assert "fine" in (await read(reader, "ok.pdf", "pdf", make.pdf(["fine"]))).parts[0]
+
+
+async def test_a_pdf_with_only_an_owner_password_is_read(reader: DocumentReader) -> None:
+    document = await read(reader, "locked.pdf", "pdf", make.encrypted_pdf("Readable anyway.", password=""))
+
+    assert "Readable anyway." in document.parts[0]
+
+
+async def test_a_file_over_the_size_limit_is_refused_without_downloading_it(workers: IsolatedWorkers) -> None:
+    small = DocumentReader(DocumentSettings(max_bytes=1000), workers, held=4)
+
+    async def download() -> bytes:
+        raise AssertionError("downloaded")
+
+    with pytest.raises(DocumentRefused, match=r"^big\.pdf is too large to read \(over 0\.001 MB\)\.$"):
+        await small.read("big.pdf", "pdf", 5000, download)
+
+
+async def test_a_document_past_its_time_limit_gets_a_notice_and_the_next_is_read(workers: IsolatedWorkers) -> None:
+    hasty = DocumentReader(DocumentSettings(timeout_seconds=0.01), workers, held=4)
+    long_pdf = make.pdf([f"Page {number} " + "words " * 300 for number in range(200)])
+
+    with pytest.raises(DocumentRefused, match=r"^long\.pdf took too long to read, so I skipped it\.$"):
+        await read(hasty, "long.pdf", "pdf", long_pdf)
+    assert await read(DocumentReader(DocumentSettings(), workers, held=4), "a.pdf", "pdf", make.pdf(["a"]))
+
+
+async def test_a_long_pdf_is_cut_with_the_pages_read_said(workers: IsolatedWorkers) -> None:
+    few = DocumentReader(DocumentSettings(max_chars=5000), workers, held=4)
+    document = await read(few, "report.pdf", "pdf", make.pdf([f"Page {n} " + "text " * 200 for n in range(1, 121)]))
+
+    text, notices = cut_documents([document], 5000)
+
+    assert len(document.parts) < 10 and document.total == 120
+    assert text.startswith("report.pdf:\n```\n[page 1]\nPage 1 text") and len(text) < 5100
+    assert notices == ("report.pdf: read pages 1–5 of 120.",)
+
+
+async def test_attachments_read_documents_and_text_together(reader: DocumentReader) -> None:
+    files = [
+        Attachment("notes.txt", "text/plain", 5, lambda: returning(b"hello")),
+        Attachment("report.pdf", "application/pdf", 0, lambda: returning(make.pdf(["Quarterly revenue"]))),
+        Attachment("photo.pdf", "application/pdf", 0, lambda: returning(make.png())),
+        Attachment("clip.mp4", "video/mp4", 10, lambda: returning(b"")),
+    ]
+
+    read_files = await read_attachments(files, documents=reader)
+    documents, _ = cut_documents(read_files.documents, 100_000)
+
+    assert with_files("What is in these?", read_files, documents) == (
+        "What is in these?\n\nnotes.txt:\n```\nhello\n```\n\nreport.pdf:\n```\n[page 1]\nQuarterly revenue\n```"
+    )
+    assert read_files.notices == (
+        "I can only read text files and documents, so I skipped clip.mp4.",
+        "photo.pdf isn't really a PDF, so I didn't read it.",
+    )
+
+
+async def test_a_long_web_page_is_cut_with_the_characters_read_said(workers: IsolatedWorkers) -> None:
+    few = DocumentReader(DocumentSettings(max_chars=1000), workers, held=4)
+    body = "".join(f"<p>Paragraph {n} of a long page.</p>" for n in range(10_000))
+    document = await read(few, "page.html", "html", f"<html><body>{body}</body></html>".encode())
+
+    text, notices = cut_documents([document], 1000)
+
+    assert not document.complete and text.startswith("page.html:\n```\nParagraph 0 of a long page.\n")
+    [notice] = notices
+    assert notice.startswith("page.html: read the first ") and notice.endswith(" characters; the rest was left out.")
