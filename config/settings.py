@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from config.catalog import load_catalog
+from config.channels_file import PlaceFile, load_places
 from config.env import ConfigError, Env
 from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
 from config.tools import ToolSettings, tool_settings
@@ -81,6 +82,7 @@ class Settings:
     log_level: str
     env: Env
     tools: ToolSettings = field(default_factory=ToolSettings)
+    places: PlaceFile = field(default_factory=PlaceFile)  # CHANNELS_FILE
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -123,6 +125,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         env=env,
         tools=tool_settings(env),
+        places=load_places(env),
     )
 
 

@@ -21,7 +21,7 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.commands import Commands, quota_channel
+from adapters.discord_bot.commands import Commands, places_of, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
@@ -211,6 +211,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             channel=quota_channel(message.channel),
             notices=question.notices,
             images=question.images,
+            places=places_of(message.channel, message.guild),
         )
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:
