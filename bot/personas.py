@@ -97,6 +97,13 @@ class Personas:
     async def clear(self, place: Place) -> bool:
         return bool(await self._run(self._redis.delete(self._key(place))))
 
+    async def forget(self, places: Sequence[Place]) -> None:
+        """Delete every one of `places`' personas (the bot left a server: its channels' and its own)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for place in places:
+                pipe.delete(self._key(place))
+            await self._run(pipe.execute())
+
     def _key(self, place: Place) -> str:
         return f"{self._prefix}persona:{hash_tag(place.key)}"
 

@@ -32,6 +32,7 @@ from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
+from bot.personas import Place
 from bot.render import failure_note
 from config.settings import ImageSettings
 
@@ -123,6 +124,19 @@ class MistralDiscordBot(discord.AutoShardedClient):
         if not self._heap_frozen:  # once: what discord.py built to connect stays, like the core's
             self._heap_frozen = True
             freeze_startup_heap()
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot left a server (kicked, or its app removed; an outage is not this): its personas go."""
+        personas = self.jobs.core.personas
+        if personas is None:
+            return
+        places = [Place(NAME, "server", str(guild.id)), *(Place(NAME, "channel", str(c.id)) for c in guild.channels)]
+        try:
+            await personas.forget(places)
+        except ReplyFailure as failure:
+            log.warning("guild_settings_not_deleted", guild=guild.id, detail=failure.detail)
+            return
+        log.info("guild_settings_deleted", guild=guild.id, places=len(places))
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from tests.conftest import REDIS_URL
 from tests.discord.harness import DiscordWorld
 from tests.fakes.discord_server import FakeInteraction, FakeUser
 
@@ -72,3 +74,27 @@ async def test_a_persona_set_by_a_channel_manager_answers_the_next_question_and_
     await world.wait_thread(await world.mention(helpdesk, bob, "hd-3 again"))
     await world.wait_model_request("hd-3")
     assert system_message(world, "hd-3") == "You are a game master."
+
+
+async def test_leaving_a_server_deletes_its_personas_and_an_outage_does_not(world: DiscordWorld) -> None:
+    channel = world.add_channel("helpdesk")
+    owners = world.fake.add_role(world.guild, "owners", permissions=MANAGE_GUILD | MANAGE_CHANNELS)
+    alice = world.add_user("alice", roles=[owners])
+    await world.start_bot()
+    await run(world, channel, alice, {"set": {"text": "The channel's persona."}})
+    await run(world, channel, alice, {"set": {"text": "The server's persona.", "scope": "server"}})
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+
+        async def kept() -> set[str]:
+            return {(await redis.get(key)).decode() async for key in redis.scan_iter(f"{world.key_prefix}persona:*")}
+
+        assert await kept() == {"The channel's persona.", "The server's persona."}
+        await world.fake.guild_outage(world.guild)
+        await world.settle(1.0)
+        assert len(await kept()) == 2  # an outage is no goodbye
+        await world.fake.remove_bot_from_guild(world.guild)
+        await world.fake.wait_for(lambda: "guild_settings_deleted" in world.stderr, 10)
+        assert await kept() == set()
+    finally:
+        await redis.aclose()
