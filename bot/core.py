@@ -268,11 +268,13 @@ class ChatCore:
         return _Prepared(prompt, prompt.with_images(urls), model, first_reply, notices)
 
     async def _system_prompt(self, turn: Turn) -> str | None:
-        """The persona of the turn's place, its placeholders filled; None: the default, as it is."""
-        if self.personas is None or not turn.places:
+        """The persona of the turn's place, its placeholders filled; None: the default as it is (its tokens counted
+        once)."""
+        if self.personas is None:
             return None
         persona = await self.personas.effective(turn.places)
-        return filled(persona.text, user=turn.author_name, places=turn.places)
+        text = filled(persona.text, user=turn.author_name, places=turn.places)
+        return None if text == self.personas.default else text
 
     async def _left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
         """Said once per conversation, the first time its oldest messages no longer fit."""

@@ -55,7 +55,7 @@ class Personas:
         conversation still fits beside it."""
         self._redis = client
         self._prefix = key_prefix
-        self._default = default
+        self.default = default
         self._size = size
         self._max_tokens = max_tokens
         self._file = file or PlaceFile()
@@ -65,7 +65,7 @@ class Personas:
         """The persona of the most specific of `places` (most specific first) that has one (raises
         STORE_UNAVAILABLE without Redis)."""
         if not places:
-            return Persona(self._default, "the bot's default")
+            return Persona(self.default, "the bot's default")
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
                 pipe.get(self._key(place))
@@ -76,7 +76,7 @@ class Personas:
         for place in places:
             if (text := self._file.persona(place.kind, place.id)) is not None:
                 return Persona(text, f"the operator's settings for this {place.kind}")
-        return Persona(self._default, "the bot's default")
+        return Persona(self.default, "the bot's default")
 
     async def set(self, place: Place, text: str) -> None:
         """`place`'s persona from its next turn on; PersonaRefused (with the reason) for one that can't be."""

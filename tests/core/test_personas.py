@@ -119,3 +119,18 @@ def test_a_bad_channels_file_stops_start_up_naming_the_entry(tmp_path: Path) -> 
     path.write_text('channels:\n  "1":\n    persona: ""\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="channels '1': field 'persona'"):
         load_places(Env({"CHANNELS_FILE": str(path)}))
+
+
+async def test_the_default_prompts_placeholders_are_filled_everywhere(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    placeholders = Personas(
+        redis_store.client, redis_store.settings.key_prefix, "You talk to {user}.", size=len, max_tokens=200
+    )
+    settings = remote_model_settings(model_server.base_url)
+    core = make_core(settings, redis_store, token_counter, system_prompt="You talk to {user}.", personas=placeholders)
+    try:
+        await ask(core, "p:default")  # a place-less turn (the web chat, the terminal)
+        assert system_of(model_server) == "You talk to Ada."
+    finally:
+        await core.aclose()
