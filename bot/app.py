@@ -87,6 +87,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
             max_tokens=prompts.budget.prompt_tokens // 2,
             file=settings.places,
             on_error=metrics.redis_errors.inc,
+            conversation_seconds=history.ttl_seconds,
         ),
         gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
     )

@@ -50,9 +50,11 @@ class Personas:
         max_tokens: int,
         file: PlaceFile | None = None,
         on_error: Callable[[], object] = lambda: None,
+        conversation_seconds: int | None = None,
     ) -> None:
         """`size`: a system prompt's tokens; `max_tokens`: the most a persona may take of the context, so that a
-        conversation still fits beside it."""
+        conversation still fits beside it; `conversation_seconds`: how long a conversation's own persona (a place of
+        kind "conversation", the web chat's Instructions) outlives its last use, as its history does."""
         self._redis = client
         self._prefix = key_prefix
         self.default = default
@@ -60,6 +62,7 @@ class Personas:
         self._max_tokens = max_tokens
         self._file = file or PlaceFile()
         self._on_error = on_error
+        self._conversation_seconds = conversation_seconds
 
     async def effective(self, places: Sequence[Place]) -> Persona:
         """The persona of the most specific of `places` (most specific first) that has one (raises
@@ -68,7 +71,10 @@ class Personas:
             return Persona(self.default, "the bot's default")
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
-                pipe.get(self._key(place))
+                if (seconds := self._lifetime(place)) is not None:
+                    pipe.getex(self._key(place), ex=seconds)  # kept as long as the conversation is used
+                else:
+                    pipe.get(self._key(place))
             stored = await self._run(pipe.execute())
         for place, text in zip(places, stored, strict=True):
             if text:
@@ -92,7 +98,7 @@ class Personas:
                 f"That persona is {tokens:,} tokens long; the model reads {self._max_tokens:,} at most for it, so that "
                 "the conversation still fits. Shorten it."
             )
-        await self._run(self._redis.set(self._key(place), text))
+        await self._run(self._redis.set(self._key(place), text, ex=self._lifetime(place)))
 
     async def clear(self, place: Place) -> bool:
         return bool(await self._run(self._redis.delete(self._key(place))))
@@ -103,6 +109,9 @@ class Personas:
             for place in places:
                 pipe.delete(self._key(place))
             await self._run(pipe.execute())
+
+    def _lifetime(self, place: Place) -> int | None:
+        return self._conversation_seconds if place.kind == "conversation" else None
 
     def _key(self, place: Place) -> str:
         return f"{self._prefix}persona:{hash_tag(place.key)}"

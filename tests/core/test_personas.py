@@ -134,3 +134,19 @@ async def test_the_default_prompts_placeholders_are_filled_everywhere(
         assert system_of(model_server) == "You talk to Ada."
     finally:
         await core.aclose()
+
+
+async def test_a_conversations_own_persona_lives_as_long_as_the_conversation_is_used(
+    redis_store: HistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    own = Place("web", "conversation", "browser:0")
+    store = Personas(
+        redis_store.client, redis_store.settings.key_prefix, "d", size=len, max_tokens=200, conversation_seconds=600
+    )
+    await store.set(own, "Be brief.")
+    await store.set(CHANNEL, "Kept for good.")
+    key = f"{redis_store.settings.key_prefix}persona:{{{own.key}}}"
+    await redis_store.client.expire(key, 10)
+    assert (await store.effective((own,))).text == "Be brief."
+    assert 590 < await redis_store.client.ttl(key) <= 600  # used: its time starts again
+    assert await redis_store.client.ttl(f"{redis_store.settings.key_prefix}persona:{{{CHANNEL.key}}}") == -1
