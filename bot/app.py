@@ -14,6 +14,7 @@ from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.model import InferenceBackend, ModelBackend, RoutedBackend
+from bot.personas import Personas
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.redis_client import REDIS_ERRORS, RedisClients
 from bot.store import HistoryStore
@@ -79,6 +80,16 @@ async def build(settings: Settings, *, console: bool) -> Services:
         metrics=metrics,
         max_concurrent_replies=operations.max_concurrent_replies,
         tools=ToolBox(settings.tools),
+        personas=Personas(
+            redis.main,
+            history.key_prefix,
+            settings.system_prompt,
+            size=prompts.system_tokens,
+            max_tokens=prompts.budget.prompt_tokens // 2,
+            file=settings.places,
+            on_error=metrics.redis_errors.inc,
+            conversation_seconds=history.ttl_seconds,
+        ),
         gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
     )
     await core.tools.start()  # a server that isn't up yet is connected in the background

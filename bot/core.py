@@ -21,6 +21,7 @@ from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend, ModelPiece
 from bot.model_choice import ModelChoices
+from bot.personas import Personas, Place, filled
 from bot.prompt import Prompt, PromptBuilder, earlier_tool_messages
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
@@ -57,6 +58,7 @@ class Turn:
     images: tuple[str, ...] = ()  # data URLs of the images sent with it
     again: bool = False  # answer the conversation's last question again (its text is unused)
     model_default_from: str = ""  # a key whose chosen model applies while the thread has none
+    places: tuple[Place, ...] = ()  # where a persona may be set for it, the most specific first
     received_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -88,6 +90,7 @@ class ChatCore:
         max_concurrent_replies: int = 200,
         tools: ToolBox | None = None,
         gate: ConfirmGate | None = None,
+        personas: Personas | None = None,
     ) -> None:
         """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
         history = store.settings
@@ -107,6 +110,7 @@ class ChatCore:
         self._idle.set()
         self._rendering: dict[str, LiveRenderer] = {}  # answers being written, by conversation
         self.tools = tools or ToolBox(ToolSettings())
+        self.personas = personas
         self.gate = gate
 
     @property
@@ -242,24 +246,35 @@ class ChatCore:
     async def _prepare(self, turn: Turn, fence: str) -> _Prepared:
         """Store the person's message (refused if it can never fit); the prompt for its model."""
         if turn.again:
-            conversation = await self._store.retry_turn(turn.thread, fence)
+            stored = self._store.retry_turn(turn.thread, fence)
         else:
             tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
             images = new_image_ids(turn.images)
             message = StoredMessage(
                 "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
             )
-            conversation = await self._store.begin_turn(turn.thread, message, fence, images)
+            stored = self._store.begin_turn(turn.thread, message, fence, images)
+        conversation, system_prompt = await asyncio.gather(stored, self._system_prompt(turn))
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)
         model = await self._choices.for_turn(
             turn.thread, conversation.model, turn.model_default_from, first_reply=first_reply
         )
         size = sum(len(stored.content) for stored in history)
-        prompt = await off_loop_if_large(size, partial(self._prompts.build, sees_images=model.vision), history)
+        build = partial(self._prompts.build, sees_images=model.vision, system_prompt=system_prompt)
+        prompt = await off_loop_if_large(size, build, history)
         urls = await self._store.images(turn.thread, prompt.images)
         notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
         return _Prepared(prompt, prompt.with_images(urls), model, first_reply, notices)
+
+    async def _system_prompt(self, turn: Turn) -> str | None:
+        """The persona of the turn's place, its placeholders filled; None: the default as it is (its tokens counted
+        once)."""
+        if self.personas is None:
+            return None
+        persona = await self.personas.effective(turn.places)
+        text = filled(persona.text, user=turn.author_name, places=turn.places)
+        return None if text == self.personas.default else text
 
     async def _left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
         """Said once per conversation, the first time its oldest messages no longer fit."""

@@ -80,19 +80,28 @@ class PromptBuilder:
             raise ReplyFailure(FailureKind.MESSAGE_TOO_LONG, detail)
         return tokens
 
-    def build(self, history: Sequence[StoredMessage], *, sees_images: bool = False) -> Prompt:
+    def system_tokens(self, system_prompt: str) -> int:
+        return self._counter.count(system_prompt) + TOKENS_PER_PROMPT if system_prompt else TOKENS_PER_PROMPT
+
+    def build(
+        self, history: Sequence[StoredMessage], *, sees_images: bool = False, system_prompt: str | None = None
+    ) -> Prompt:
         """The model's messages for a history ending with the person's new message, images (as ids for `with_images`)
-        only if `sees_images`. Stored token counts are reused, so a turn costs no re-tokenizing of the whole thread."""
+        only if `sees_images`; `system_prompt` (a persona) instead of the default one. Stored token counts are reused,
+        so a turn costs no re-tokenizing of the whole thread."""
         history = worth_sending(history)
         named = len({m.author_id for m in history if m.role == "user" and m.author_id}) > 1  # several people: name them
-        kept = self._newest_that_fit(_merge_same_role([self._turn(m, named, sees_images) for m in history]))
-        system = {"role": "system", "content": self._system_prompt}
-        messages: list[ChatMessage] = [system] if self._system_prompt else []
+        prompt_text = self._system_prompt if system_prompt is None else system_prompt
+        system_tokens = self._system_tokens if system_prompt is None else self.system_tokens(system_prompt)
+        turns = _merge_same_role([self._turn(m, named, sees_images) for m in history])
+        kept = self._newest_that_fit(turns, self._budget.prompt_tokens - system_tokens)
+        system = {"role": "system", "content": prompt_text}
+        messages: list[ChatMessage] = [system] if prompt_text else []
         for turn in kept:
             messages.extend(turn.messages())
         used = sum(turn.count for turn in kept)
         images = tuple(image for turn in kept for image in turn.images)
-        tokens = self._system_tokens + sum(turn.tokens + TOKENS_PER_TURN for turn in kept)
+        tokens = system_tokens + sum(turn.tokens + TOKENS_PER_TURN for turn in kept)
         return Prompt(messages, used=used, left_out=len(history) - used, images=images, tokens=tokens)
 
     def _turn(self, message: StoredMessage, named: bool, sees_images: bool) -> _Turn:
@@ -103,8 +112,8 @@ class PromptBuilder:
             return _Turn("user", prefix + message.content, tokens + self._counter.count(prefix), images=images)
         return _Turn(message.role, message.content, tokens, images=images, tools=message.tools)
 
-    def _newest_that_fit(self, turns: list[_Turn]) -> list[_Turn]:
-        remaining = self.history_budget
+    def _newest_that_fit(self, turns: list[_Turn], budget: int) -> list[_Turn]:
+        remaining = budget
         kept: list[_Turn] = []
         for turn in reversed(turns):
             cost = turn.tokens + TOKENS_PER_TURN

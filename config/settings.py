@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 
 from config.catalog import load_catalog
+from config.channels_file import PlaceFile, load_places
 from config.env import ConfigError, Env
 from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
 from config.tools import ToolSettings, tool_settings
@@ -89,6 +90,7 @@ class Settings:
     env: Env
     tools: ToolSettings = field(default_factory=ToolSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
+    places: PlaceFile = field(default_factory=PlaceFile)  # CHANNELS_FILE
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -136,6 +138,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             max_chars=env.int("MAX_DOCUMENT_CHARS", 100_000, minimum=1),
             timeout_seconds=env.float("DOCUMENT_TIMEOUT_SECONDS", 20.0, minimum=0.1),
         ),
+        places=load_places(env),
     )
 
 

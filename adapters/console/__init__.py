@@ -11,6 +11,8 @@ from adapters.jobs.platform_jobs import UnlimitedSurface, describe_models, switc
 from adapters.jobs.tools import describe_tools
 from bot.app import Services
 from bot.core import ChatCore, Turn
+from bot.errors import ReplyFailure
+from bot.personas import PersonaRefused, Place
 from bot.surface import SurfaceLimits
 from bot.tools.asking import ConfirmRequest
 from bot.tools.gate import ConfirmGate, Decision
@@ -21,8 +23,8 @@ TOKEN_VARIABLES: tuple[str, ...] = ()
 
 PROMPT = "you> "
 HELP = (
-    "Type a message and press Enter. /reset starts over, /model switches models, /tools lists the tools, "
-    "/quit (or Ctrl-D) leaves."
+    "Type a message and press Enter. /reset starts over, /model switches models, /persona sets who the bot is, "
+    "/tools lists the tools, /quit (or Ctrl-D) leaves."
 )
 
 
@@ -86,6 +88,7 @@ async def run(services: Services, settings: Settings) -> None:
     core, out = services.core, sys.stdout
     out.write(f"Chatting with {core.models.default.settings.describe()}. {HELP}\n")
     thread = f"console:{getpass.getuser()}"
+    place = Place("console", "channel", getpass.getuser(), "the terminal")
     reader = await _lines()
     while True:
         out.write(PROMPT)
@@ -106,11 +109,34 @@ async def run(services: Services, settings: Settings) -> None:
         if text == "/model" or text.startswith("/model "):
             out.write(await _model(core, thread, text.removeprefix("/model").strip()) + "\n")
             continue
+        if text == "/persona" or text.startswith("/persona "):
+            out.write(await _persona(core, place, text.removeprefix("/persona").strip()) + "\n")
+            continue
         if text == "/tools":
             out.write(describe_tools(core.tools) + "\n")
             continue
-        turn = Turn(thread, getpass.getuser(), getpass.getuser(), text)
+        turn = Turn(thread, getpass.getuser(), getpass.getuser(), text, places=(place,))
         await core.answer(turn, ConsoleSurface(out, reader, core.gate))
+
+
+async def _persona(core: ChatCore, place: Place, text: str) -> str:
+    """/persona: who the bot is here and where that comes from; /persona TEXT sets it; /persona clear removes it."""
+    personas = core.personas
+    if personas is None:
+        return "Personas are not available here."
+    try:
+        if text == "clear":
+            await personas.clear(place)
+            return "(persona cleared: the bot's default from the next message on)"
+        if text:
+            await personas.set(place, text)
+            return "(persona set: it applies from the next message on)"
+        persona = await personas.effective((place,))
+    except PersonaRefused as refused:
+        return str(refused)
+    except ReplyFailure as failure:
+        return failure.reason
+    return f"The persona here ({persona.source}):\n{persona.text}"
 
 
 async def _model(core: ChatCore, thread: str, name: str) -> str:

@@ -21,7 +21,7 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.commands import Commands, quota_channel
+from adapters.discord_bot.commands import Commands, places_of, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
@@ -32,6 +32,7 @@ from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
+from bot.personas import Place
 from bot.render import failure_note
 from config.settings import ImageSettings
 
@@ -124,6 +125,19 @@ class MistralDiscordBot(discord.AutoShardedClient):
             self._heap_frozen = True
             freeze_startup_heap()
 
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot left a server (kicked, or its app removed; an outage is not this): its personas go."""
+        personas = self.jobs.core.personas
+        if personas is None:
+            return
+        places = [Place(NAME, "server", str(guild.id)), *(Place(NAME, "channel", str(c.id)) for c in guild.channels)]
+        try:
+            await personas.forget(places)
+        except ReplyFailure as failure:
+            log.warning("guild_settings_not_deleted", guild=guild.id, detail=failure.detail)
+            return
+        log.info("guild_settings_deleted", guild=guild.id, places=len(places))
+
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)
 
@@ -211,6 +225,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             channel=quota_channel(message.channel),
             notices=question.notices,
             images=question.images,
+            places=places_of(message.channel, message.guild),
         )
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:

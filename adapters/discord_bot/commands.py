@@ -13,6 +13,7 @@ import discord
 import structlog
 from discord import app_commands
 
+from adapters.discord_bot.persona_commands import PersonaCommands
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import (
     REPLY_LIMITS,
@@ -27,6 +28,7 @@ from adapters.jobs.platform_jobs import PlatformJobs, describe_models, switched_
 from adapters.jobs.tools import describe_tools
 from bot.core import Turn
 from bot.errors import ReplyFailure
+from bot.personas import Place
 from bot.render import failure_note
 
 log = structlog.get_logger(__name__)
@@ -85,6 +87,8 @@ class Commands:
         async def model_names(_: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
             return self._model_choices(typed)
 
+        PersonaCommands(self._bot, places_of).register(tree)
+
         @tree.command(name="tools", description="List the tools the bot can use, and which ask you first")
         async def tools(interaction: discord.Interaction) -> None:
             await interaction.response.send_message(describe_tools(self._jobs.core.tools)[:2000], ephemeral=True)
@@ -126,6 +130,7 @@ class Commands:
             interaction.user.display_name,
             prompt.strip(),
             channel=quota_channel(interaction.channel),
+            places=places_of(interaction.channel, interaction.guild),
         )
         await self._jobs.answer(turn, self._response_surface(interaction, key))
 
@@ -223,6 +228,7 @@ class Commands:
             channel=quota_channel(message.channel),
             notices=question.notices,
             images=question.images,
+            places=places_of(message.channel, message.guild),
         )
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:
@@ -279,3 +285,14 @@ def quota_channel(channel: object) -> str:
     if isinstance(channel, discord.Thread):
         return str(channel.parent_id or channel.id)
     return str(getattr(channel, "id", ""))
+
+
+def places_of(channel: object, guild: discord.Guild | None) -> tuple[Place, ...]:
+    """Where a persona may be set for a message there: its channel (a thread's parent), then its server."""
+    places = []
+    if channel_id := quota_channel(channel):
+        parent = getattr(channel, "parent", None) if isinstance(channel, discord.Thread) else channel
+        places.append(Place("discord", "channel", channel_id, str(getattr(parent, "name", "") or "")))
+    if guild is not None:
+        places.append(Place("discord", "server", str(guild.id), guild.name or ""))
+    return tuple(places)

@@ -33,6 +33,7 @@ class DiscordSettings:
     model_role_ids: frozenset[str]  # who may switch a conversation's model (empty: everyone)
     shard_count: int | None  # None: as many as Discord recommends (GET /gateway/bot)
     shard_ids: list[int] | None  # None: every shard, in this process
+    admin_role_ids: frozenset[str] = frozenset()  # who may set personas besides Manage Channels / Manage Server
 
     @classmethod
     def from_env(cls, env: Env) -> DiscordSettings:
@@ -52,6 +53,7 @@ class DiscordSettings:
             blocked_user_ids=env.id_set("DISCORD_BLOCKED_USER_IDS"),
             allow_dms=env.bool("ALLOW_DMS", True),
             model_role_ids=env.id_set("DISCORD_MODEL_ROLE_IDS"),
+            admin_role_ids=env.id_set("DISCORD_ADMIN_ROLE_IDS"),
             **_shards(env),
         )
 

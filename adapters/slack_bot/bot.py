@@ -35,6 +35,7 @@ from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
 from adapters.slack_bot.home import HomeTab
+from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import MessageReply, Place, WorkspaceBudgets
@@ -109,7 +110,9 @@ class SlackBot:
     def _register(self) -> None:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
-        SlackCommands(self).register(self.app)
+        commands = SlackCommands(self)
+        commands.register(self.app)
+        PersonaCommand(self, commands.is_admin).register(self.app)
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)
@@ -231,6 +234,7 @@ class SlackBot:
             notices=question.notices,
             images=question.images,
             model_default_from="" if in_dm else channel_model_key(place.team, place.channel),
+            places=slack_places(place.team, place.channel),
         )
         await self.jobs.answer(turn, surface, recording)
 

@@ -92,7 +92,7 @@ class SlackCommands:
             if not name:
                 await ack(describe_models(self._core.models, await self._core.model_for(key), bold))
                 return
-            if not in_dm and not await self._is_admin(user):
+            if not in_dm and not await self.is_admin(user):
                 await ack("Only workspace admins (or the people this bot names) may set a channel's model.")
                 return
             choice = await self._core.choose_model(key, name)
@@ -110,7 +110,7 @@ class SlackCommands:
         """The tools the bot can use and which ask first, to the person alone."""
         await ack(tools_listing(self._core.tools))
 
-    async def _is_admin(self, user: str) -> bool:
+    async def is_admin(self, user: str) -> bool:
         if user in self._bot.settings.admin_user_ids:
             return True
         try:

@@ -26,6 +26,9 @@ The frames (JSON over the websocket):
   `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
 - Tools (their frames: adapters.web.tools): `tool`, `sources`, `confirm`, `confirmed` and `tools`
   to the page; `confirm` {key, yes} (Run / Cancel) and `tools` (the Tools menu) from it.
+- Instructions, each conversation's own persona (adapters.web.instructions): `instructions` and
+  `maxInstructions` in `hello`, and `instructions` {conversation, text} to the page once they are
+  saved or cleared; `instructions` {id, text} ("" clears them) from it.
 
 What a person meets (chat.py, uploads.py):
 

@@ -31,6 +31,7 @@ from adapters.web.conversations import (
     thread_of,
     title_from,
 )
+from adapters.web.instructions import change, forget, hello_fields, own_text, places_of
 from adapters.web.outbox import Outbox
 from adapters.web.reply import WebReply
 from adapters.web.tools import click, listing
@@ -121,8 +122,9 @@ class Tab:
             try:
                 self.model = await core.model_for(self.thread)
                 stored = await self._hub.settled_history(self.thread, core.history)
+                instructions = await own_text(core.personas, self.chat_id, entry.id)
             except ReplyFailure as failure:
-                stored = []
+                stored, instructions = [], ""
                 self.notice(failure_note(failure))
             self.send(
                 {
@@ -137,6 +139,7 @@ class Tab:
                     "conversations": [entry.frame() for entry in entries],
                     "history": [history_entry(message) for message in stored],
                     "live": [live.frame() for live in self._hub.lives(self.thread) if live.shown],
+                    **hello_fields(instructions),
                 }
             )
         first = next((message.content for message in stored if message.role == "user"), "")
@@ -186,6 +189,8 @@ class Tab:
             self.notice(said)  # to this page only: the click didn't settle the question
         elif kind == "tools":
             self.send(listing(self._jobs.core.tools))
+        elif kind == "instructions":
+            await change(self, self._hub, self._jobs.core.personas, event)
         return True
 
     # -- questions and answers ----------------------------------------------------------
@@ -209,7 +214,8 @@ class Tab:
             self.send({"type": "refused", "question": question, "reason": refusal})
             return
         live = Live(self.thread, question, {"question": question, "again": True}, again=True)
-        turn = Turn(self.thread, self.chat_id, "web", "", channel="web", again=True)
+        places = places_of(self.chat_id, self.conversation)
+        turn = Turn(self.thread, self.chat_id, "web", "", channel="web", again=True, places=places)
         self._start(live, self.conversation, self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live)))
 
     def _busy(self) -> str | None:
@@ -273,6 +279,7 @@ class Tab:
             channel="web",  # the page is one channel
             notices=tuple(notices),
             images=files.images,
+            places=places_of(self.chat_id, conversation),
         )
         await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live))
 
@@ -364,6 +371,7 @@ class Tab:
         try:
             await self._hub.conversations.remove(self.chat_id, conversation)
             await self._jobs.core.reset(thread)  # once its answer being written has stopped
+            await forget(self._jobs.core.personas, self.chat_id, conversation)
         except ReplyFailure as failure:
             self.notice(failure_note(failure))
             return

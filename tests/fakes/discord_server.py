@@ -2340,6 +2340,15 @@ class FakeDiscord:
         """Send a raw DISPATCH to every session (intent filtering applies)."""
         await self.gateway.dispatch(event_name, data)
 
+    async def remove_bot_from_guild(self, guild: FakeGuild) -> None:
+        """The bot is kicked or its app removed from `guild`: GUILD_DELETE without `unavailable`."""
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)})
+        guild.has_bot = False
+
+    async def guild_outage(self, guild: FakeGuild) -> None:
+        """`guild` becomes unavailable (a Discord outage): GUILD_DELETE with `unavailable: true`."""
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id), "unavailable": True})
+
     async def send_user_message(
         self,
         channel_id: int | str,

@@ -165,3 +165,26 @@ async def test_the_message_shortcut_answers_about_the_message_in_its_thread(
     assert sizes(request.image_urls) == [(800, 600)]
     [reply] = harness.replies(VISION_CHANNEL, pointed["ts"])
     assert reply.text.startswith(f"[{VISION_MODEL}]")
+
+
+async def test_persona_is_set_by_admins_only_and_is_the_system_message_of_the_channels_next_question(
+    harness: SlackHarness, model: FakeModelServer
+) -> None:
+    refused = await command(harness, "/persona", "You are a pirate.", ALICE, GENERAL)
+    assert refused == "Only workspace admins (or the people this bot names) may set a channel's persona."
+    said = await command(harness, "/persona", "You are the helpdesk; you answer {user}.", BOB, GENERAL)
+    assert said.startswith("Done: this channel's persona is set.")
+    shown = await command(harness, "/persona", "", ALICE, GENERAL)
+    assert shown == "The persona here comes from this channel:\n>>> You are the helpdesk; you answer {user}."
+
+    mention, _ = await harness.mention(GENERAL, ALICE, "p1-printer broken")
+    await harness.wait_turn(GENERAL, mention["ts"])
+    assert last_request(model, "p1-printer").body["messages"][0]["content"] == "You are the helpdesk; you answer alice."
+    dm = harness.new_dm(ALICE)  # a DM has no channel persona: the default
+    await harness.say(dm, ALICE, "p1-dm hello")
+    await harness.wait_turn(dm, None)
+    assert "helpdesk" not in last_request(model, "p1-dm").body["messages"][0]["content"]
+
+    assert (await command(harness, "/persona", "clear", CAROL, GENERAL)).startswith(
+        "Done: this channel's persona is removed"
+    )

@@ -4,7 +4,8 @@
 // the header picks the conversation's model; images go with a question (attached, pasted or
 // dropped), read in the page as data URLs and shown from them. Copy works on plain http too.
 // An answer's tool calls show as chips in it, a tool that asks first asks with Run / Cancel, and
-// the header's Tools menu lists the tools (tools.js).
+// the header's Tools menu lists the tools (tools.js). The header's Instructions button edits the
+// conversation's own persona (instructions.js).
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built one by one (markdown.js), and a link is made
@@ -17,6 +18,7 @@ import { onRefused, resizeInput, submit } from "./composer.js";
 import { newConversation, showConversations } from "./conversations.js";
 import { chooseModel, setStatus, showModel, showModels } from "./header.js";
 import { addImages } from "./images.js";
+import { onInstructions, showInstructions } from "./instructions.js";
 import { onAsked, onReply, showHistory, stop, welcome } from "./messages.js";
 import { busy, showNotice, state, updateButtons, view } from "./page.js";
 import { connect } from "./socket.js";
@@ -35,6 +37,7 @@ const handlers = {
     showConversations(event.conversations ?? []);
     showModel(event.model);
     showToolsButton(Boolean(event.tools));
+    showInstructions(event.instructions, event.maxInstructions);
     showHistory(event.history, event.live ?? []);
     updateButtons();
   },
@@ -50,6 +53,7 @@ const handlers = {
   confirm: onConfirm,
   confirmed: onConfirmed,
   tools: showToolList,
+  instructions: onInstructions,
 };
 
 view.composer.addEventListener("submit", (event) => { event.preventDefault(); submit(); });

@@ -1,0 +1,99 @@
+"""/persona: who the bot is in a channel or a whole server. `/persona show` says which persona applies and where it
+comes from; `/persona set text:` and `/persona clear` change it, for members with Discord's Manage Channels (Manage
+Server for `scope: server`) or a role in DISCORD_ADMIN_ROLE_IDS. Answers are ephemeral."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import discord
+from discord import app_commands
+
+from adapters.discord_bot.settings import DiscordSettings
+from adapters.jobs.platform_jobs import PlatformJobs
+from bot.errors import ReplyFailure
+from bot.personas import PersonaRefused, Personas, Place
+
+Scope = Literal["channel", "server"]
+SHOWN_CHARS = 1_800
+
+
+class PersonaHost(Protocol):
+    @property
+    def jobs(self) -> PlatformJobs: ...
+
+    @property
+    def settings(self) -> DiscordSettings: ...
+
+
+class PersonaCommands:
+    def __init__(self, host: PersonaHost, places_of: PlacesOf) -> None:
+        self._host = host
+        self._places_of = places_of
+
+    def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
+        group = app_commands.Group(name="persona", description="Who the bot is in this channel or server")
+
+        @group.command(name="show", description="Show the persona that applies here, and where it comes from")
+        async def show(interaction: discord.Interaction) -> None:
+            await self._reply(interaction, await self._show(interaction))
+
+        @group.command(name="set", description="Set who the bot is in this channel (or the whole server)")
+        @app_commands.describe(text="The persona: the model's instructions here", scope="This channel, or the server")
+        async def set_(
+            interaction: discord.Interaction, text: app_commands.Range[str, 1, 4000], scope: Scope = "channel"
+        ) -> None:
+            await self._reply(interaction, await self._change(interaction, scope, text))
+
+        @group.command(name="clear", description="Remove this channel's (or the server's) persona")
+        @app_commands.describe(scope="This channel, or the server")
+        async def clear(interaction: discord.Interaction, scope: Scope = "channel") -> None:
+            await self._reply(interaction, await self._change(interaction, scope, None))
+
+        tree.add_command(group)
+
+    async def _show(self, interaction: discord.Interaction) -> str:
+        places, personas = self._places_of(interaction.channel, interaction.guild), self._personas()
+        if personas is None:
+            return "Personas are not available here."
+        try:
+            persona = await personas.effective(places)
+        except ReplyFailure as failure:
+            return failure.reason
+        text = persona.text if len(persona.text) <= SHOWN_CHARS else persona.text[:SHOWN_CHARS] + "…"
+        return f"The persona here comes from {persona.source}:\n>>> {text}"
+
+    async def _change(self, interaction: discord.Interaction, scope: Scope, text: str | None) -> str:
+        place = next((p for p in self._places_of(interaction.channel, interaction.guild) if p.kind == scope), None)
+        personas = self._personas()
+        if place is None or personas is None:
+            return "Personas are set for a server's channels: use /persona in one."
+        if not self._may_change(interaction, scope):
+            need = "Manage Server" if scope == "server" else "Manage Channels"
+            return f"Only members with {need} (or an admin role of the bot's) can change the persona here."
+        try:
+            await (personas.clear(place) if text is None else personas.set(place, text))
+        except PersonaRefused as refused:
+            return str(refused)
+        except ReplyFailure as failure:
+            return failure.reason
+        where = "this server" if scope == "server" else "this channel"
+        done = "removed" if text is None else "set"
+        return f"Done: the persona of {where} is {done}. It applies from the next message on, in every conversation."
+
+    def _may_change(self, interaction: discord.Interaction, scope: Scope) -> bool:
+        permissions = interaction.permissions
+        allowed = permissions.manage_guild if scope == "server" else permissions.manage_channels
+        roles = {str(role.id) for role in getattr(interaction.user, "roles", ())}
+        return allowed or bool(roles & self._host.settings.admin_role_ids)
+
+    def _personas(self) -> Personas | None:
+        return self._host.jobs.core.personas
+
+    @staticmethod
+    async def _reply(interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+class PlacesOf(Protocol):
+    def __call__(self, channel: object, guild: discord.Guild | None, /) -> tuple[Place, ...]: ...

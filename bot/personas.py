@@ -1,0 +1,136 @@
+"""Who the bot is in each place: a persona (the system prompt) set for a channel or a server (a Discord guild, a
+Slack workspace), kept in Redis with no expiry; else the operator's CHANNELS_FILE; else SYSTEM_PROMPT. A thread takes
+its channel's. Placeholders ({date}, {time}, {user}, {channel}, {server}) are filled per turn."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bot.redis_client import RedisClient, hash_tag, served
+from config.channels_file import PERSONA_MAX_CHARS, PlaceFile
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a persona may be set: `kind` "channel" or "server", `key` unique across platforms."""
+
+    platform: str
+    kind: str
+    id: str
+    name: str = ""  # what {channel} / {server} say
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Persona:
+    text: str  # with its placeholders
+    source: str  # where it comes from, as people are told: "this channel", "this server", …
+
+
+class PersonaRefused(ValueError):
+    """A persona that can't be set; the message says why."""
+
+
+class Personas:
+    def __init__(
+        self,
+        client: RedisClient,
+        key_prefix: str,
+        default: str,
+        *,
+        size: Callable[[str], int],
+        max_tokens: int,
+        file: PlaceFile | None = None,
+        on_error: Callable[[], object] = lambda: None,
+        conversation_seconds: int | None = None,
+    ) -> None:
+        """`size`: a system prompt's tokens; `max_tokens`: the most a persona may take of the context, so that a
+        conversation still fits beside it; `conversation_seconds`: how long a conversation's own persona (a place of
+        kind "conversation", the web chat's Instructions) outlives its last use, as its history does."""
+        self._redis = client
+        self._prefix = key_prefix
+        self.default = default
+        self._size = size
+        self._max_tokens = max_tokens
+        self._file = file or PlaceFile()
+        self._on_error = on_error
+        self._conversation_seconds = conversation_seconds
+
+    async def effective(self, places: Sequence[Place]) -> Persona:
+        """The persona of the most specific of `places` (most specific first) that has one (raises
+        STORE_UNAVAILABLE without Redis)."""
+        if not places:
+            return Persona(self.default, "the bot's default")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for place in places:
+                if (seconds := self._lifetime(place)) is not None:
+                    pipe.getex(self._key(place), ex=seconds)  # kept as long as the conversation is used
+                else:
+                    pipe.get(self._key(place))
+            stored = await self._run(pipe.execute())
+        for place, text in zip(places, stored, strict=True):
+            if text:
+                return Persona(str(text), f"this {place.kind}")
+        for place in places:
+            if (text := self._file.persona(place.kind, place.id)) is not None:
+                return Persona(text, f"the operator's settings for this {place.kind}")
+        return Persona(self.default, "the bot's default")
+
+    async def set(self, place: Place, text: str) -> None:
+        """`place`'s persona from its next turn on; PersonaRefused (with the reason) for one that can't be."""
+        text = text.strip()
+        if not text:
+            raise PersonaRefused("A persona needs some text: say who the bot is here.")
+        if len(text) > PERSONA_MAX_CHARS:
+            raise PersonaRefused(
+                f"A persona holds {PERSONA_MAX_CHARS:,} characters at most; this one has {len(text):,}."
+            )
+        if (tokens := self._size(text)) > self._max_tokens:
+            raise PersonaRefused(
+                f"That persona is {tokens:,} tokens long; the model reads {self._max_tokens:,} at most for it, so that "
+                "the conversation still fits. Shorten it."
+            )
+        await self._run(self._redis.set(self._key(place), text, ex=self._lifetime(place)))
+
+    async def clear(self, place: Place) -> bool:
+        return bool(await self._run(self._redis.delete(self._key(place))))
+
+    async def forget(self, places: Sequence[Place]) -> None:
+        """Delete every one of `places`' personas (the bot left a server: its channels' and its own)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for place in places:
+                pipe.delete(self._key(place))
+            await self._run(pipe.execute())
+
+    def _lifetime(self, place: Place) -> int | None:
+        return self._conversation_seconds if place.kind == "conversation" else None
+
+    def _key(self, place: Place) -> str:
+        return f"{self._prefix}persona:{hash_tag(place.key)}"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        return await served(command, "persona_store_error", self._on_error)
+
+
+def filled(text: str, *, user: str, places: Sequence[Place], now: datetime.datetime | None = None) -> str:
+    """`text` with its placeholders filled; anything else in braces stays as it is."""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    names = {place.kind: place.name for place in reversed(places)}
+    values = {
+        "{date}": moment.strftime("%Y-%m-%d"),
+        "{time}": moment.strftime("%H:%M UTC"),
+        "{user}": user,
+        "{channel}": names.get("channel", ""),
+        "{server}": names.get("server", ""),
+    }
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text

@@ -1,0 +1,100 @@
+"""/persona on Discord, through the real bot process and the fake Discord: set by a member with Manage Channels (or
+Manage Server for the whole server), refused to anyone else, shown with where it comes from, and in the system
+message of the next question asked in that channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.conftest import REDIS_URL
+from tests.discord.harness import DiscordWorld
+from tests.fakes.discord_server import FakeInteraction, FakeUser
+
+MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[DiscordWorld]:
+    async with DiscordWorld.open() as world:
+        yield world
+
+
+async def run(world: DiscordWorld, channel: dict[str, Any], user: FakeUser, options: dict[str, Any]) -> str:
+    interaction: FakeInteraction = await world.fake.send_slash_command(channel["id"], user, "persona", options)
+    await world.fake.wait_for(lambda: interaction.callback_type is not None, 10)
+    assert interaction.ephemeral
+    return str((interaction.response_data or {}).get("content", ""))
+
+
+def system_message(world: DiscordWorld, marker: str) -> str:
+    [request] = world.model_requests(marker)
+    return str(request.body["messages"][0]["content"])
+
+
+async def test_a_persona_set_by_a_channel_manager_answers_the_next_question_and_others_are_refused(
+    world: DiscordWorld,
+) -> None:
+    helpdesk, games = world.add_channel("helpdesk"), world.add_channel("games")
+    managers = world.fake.add_role(world.guild, "managers", permissions=MANAGE_CHANNELS)
+    owners = world.fake.add_role(world.guild, "owners", permissions=MANAGE_GUILD | MANAGE_CHANNELS)
+    alice, bob, carol = (
+        world.add_user("alice", roles=[managers]),
+        world.add_user("bob"),
+        world.add_user("carol", roles=[owners]),
+    )
+    await world.start_bot(SYSTEM_PROMPT="You are the default bot.")
+
+    refused = await run(world, helpdesk, bob, {"set": {"text": "You are a pirate."}})
+    assert refused.startswith("Only members with Manage Channels")
+    assert "Manage Server" in await run(world, helpdesk, alice, {"set": {"text": "x", "scope": "server"}})
+
+    done = await run(world, helpdesk, alice, {"set": {"text": "You are the helpdesk of {server}, talking to {user}."}})
+    assert done.startswith("Done: the persona of this channel is set.")
+    shown = await run(world, helpdesk, bob, {"show": {}})
+    assert shown.startswith("The persona here comes from this channel:")
+
+    thread = await world.wait_thread(await world.mention(helpdesk, bob, "hd-1 my printer"))
+    await world.wait_model_request("hd-1")
+    assert system_message(world, "hd-1") == "You are the helpdesk of Test Guild, talking to bob."
+    await world.say(thread["id"], bob, "hd-2 still broken")  # a thread takes its channel's
+    await world.wait_model_request("hd-2")
+    assert system_message(world, "hd-2").startswith("You are the helpdesk")
+
+    await run(world, games, carol, {"set": {"text": "You are a game master.", "scope": "server"}})
+    await world.wait_thread(await world.mention(games, bob, "gm-1 roll"))
+    await world.wait_model_request("gm-1")
+    assert system_message(world, "gm-1") == "You are a game master."  # the server's, in a channel without one
+
+    assert "removed" in await run(world, helpdesk, alice, {"clear": {}})
+    await world.wait_thread(await world.mention(helpdesk, bob, "hd-3 again"))
+    await world.wait_model_request("hd-3")
+    assert system_message(world, "hd-3") == "You are a game master."
+
+
+async def test_leaving_a_server_deletes_its_personas_and_an_outage_does_not(world: DiscordWorld) -> None:
+    channel = world.add_channel("helpdesk")
+    owners = world.fake.add_role(world.guild, "owners", permissions=MANAGE_GUILD | MANAGE_CHANNELS)
+    alice = world.add_user("alice", roles=[owners])
+    await world.start_bot()
+    await run(world, channel, alice, {"set": {"text": "The channel's persona."}})
+    await run(world, channel, alice, {"set": {"text": "The server's persona.", "scope": "server"}})
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+
+        async def kept() -> set[str]:
+            return {(await redis.get(key)).decode() async for key in redis.scan_iter(f"{world.key_prefix}persona:*")}
+
+        assert await kept() == {"The channel's persona.", "The server's persona."}
+        await world.fake.guild_outage(world.guild)
+        await world.settle(1.0)
+        assert len(await kept()) == 2  # an outage is no goodbye
+        await world.fake.remove_bot_from_guild(world.guild)
+        await world.fake.wait_for(lambda: "guild_settings_deleted" in world.stderr, 10)
+        assert await kept() == set()
+    finally:
+        await redis.aclose()
