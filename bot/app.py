@@ -17,6 +17,7 @@ from bot.model import InferenceBackend, ModelBackend, RoutedBackend
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.redis_client import REDIS_ERRORS, RedisClients
 from bot.store import HistoryStore
+from bot.thought_view import ShowReasoning
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from config.env import ConfigError
@@ -79,6 +80,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
         max_concurrent_replies=operations.max_concurrent_replies,
         tools=ToolBox(settings.tools),
         gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
+        show_reasoning=ShowReasoning(settings.show_reasoning),
     )
     await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()

@@ -26,6 +26,8 @@ from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.surface import ReplySurface
 from bot.text import clean_question
+from bot.thinking import Thought
+from bot.thought_view import ShowReasoning, ThoughtShow
 from bot.tool_replies import shown_tool_turn, tool_turn_for
 from bot.tools.agent import ToolExchange, ToolTurn
 from bot.tools.events import Tail
@@ -88,8 +90,10 @@ class ChatCore:
         max_concurrent_replies: int = 200,
         tools: ToolBox | None = None,
         gate: ConfirmGate | None = None,
+        show_reasoning: ShowReasoning = ShowReasoning.COLLAPSED,
     ) -> None:
-        """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
+        """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn; `show_reasoning`:
+        what a thinking model's reply shows of its thought (see bot.thought_view)."""
         history = store.settings
         self._backend = backend
         self._store = store
@@ -108,6 +112,7 @@ class ChatCore:
         self._rendering: dict[str, LiveRenderer] = {}  # answers being written, by conversation
         self.tools = tools or ToolBox(ToolSettings())
         self.gate = gate
+        self._show_reasoning = show_reasoning
 
     @property
     def models(self) -> ModelCatalog:
@@ -193,16 +198,18 @@ class ChatCore:
             )
             tool_turn = self._tool_turn(turn, surface, prepared)
             self._rendering[turn.thread] = renderer
+            thoughts = ThoughtShow(self._show_reasoning, surface)
             try:
-                result = await renderer.render(self._pieces(prepared, surface, renderer, tool_turn))
+                result = await renderer.render(thoughts.present(self._pieces(prepared, surface, renderer, tool_turn)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
-                await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence, tool_turn))
+                shown = renderer.result()
+                await finish_even_if_cancelled(self._remember(turn, shown, fence, tool_turn, thoughts.prefix))
                 raise
             finally:
                 del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
-            return await finish_even_if_cancelled(self._remember(turn, result, fence, tool_turn))
+            return await finish_even_if_cancelled(self._remember(turn, result, fence, tool_turn, thoughts.prefix))
 
     def _tool_turn(self, turn: Turn, surface: ReplySurface, prepared: _Prepared) -> ToolTurn | None:
         """The answer's tool loop, when its model is offered tools and some are connected."""
@@ -221,10 +228,10 @@ class ChatCore:
 
     def _pieces(
         self, prepared: _Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
-    ) -> AsyncIterator[str | Tail]:
-        if tool_turn is None:  # no tools offered: the model's stream is text only
+    ) -> AsyncIterator[str | Tail | Thought]:
+        if tool_turn is None:  # no tools offered: the model's stream is text (and thoughts) only
             pieces = self._backend.stream(prepared.messages, prepared.model.settings)
-            return cast(AsyncIterator[str], self._model_pieces(pieces))
+            return cast(AsyncIterator[str | Thought], self._model_pieces(pieces))
         return shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
 
     async def _admit(self, turn: Turn) -> Turn:
@@ -275,12 +282,12 @@ class ChatCore:
         )
 
     async def _remember(
-        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None
+        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None, before: str = ""
     ) -> RenderResult:
-        """Store the answer; one that failed is stored with its reason (shown again on a reload,
-        and the model told it went unanswered: see bot.prompt)."""
+        """Store the answer (without `before` it, the thought's line); one that failed is stored with its reason
+        (shown again on a reload, and the model told it went unanswered: see bot.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
-        exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text)
+        exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
         text, tools = exchange.text, tuple(exchange.messages)
         # Counted as later prompts send it: the calls, their results shortened, and the text.
         counted = json.dumps(earlier_tool_messages(tools, text), ensure_ascii=False) if tools else text

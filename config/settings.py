@@ -81,6 +81,7 @@ class Settings:
     log_level: str
     env: Env
     tools: ToolSettings = field(default_factory=ToolSettings)
+    show_reasoning: str = "collapsed"  # a thinking model's thought: "collapsed", "full" or "off"
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -123,6 +124,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         env=env,
         tools=tool_settings(env),
+        show_reasoning=env.choice("SHOW_REASONING", "collapsed", ("collapsed", "full", "off")),
     )
 
 
