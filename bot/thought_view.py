@@ -89,7 +89,7 @@ class ThoughtShow:
             self._started, self._shown_second = now, -1
         self._parts.append(text)
         second = int(now - self._started)
-        if second == self._shown_second:
+        if second == self._shown_second or not self._surface.limits.thinking_status:
             return None  # the status changes about once a second, whatever the rate of thought pieces
         self._shown_second = second
         start = "\n\n" if self._wrote else ""

@@ -1213,8 +1213,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="send every answer's tokens together, one per decode step, as TGI and vLLM batch them",
     )
+    p.add_argument("--thought-tokens", type=int, default=0, help="a thought of this many tokens before each answer")
+    p.add_argument("--thought-style", choices=["reasoning_content", "reasoning", "think_tags", "mistral_tags"])
     a = p.parse_args(argv)
     script = Script(
+        thought_tokens=a.thought_tokens,
+        thought_style=a.thought_style or "reasoning_content",
         text=a.text,
         tokens=a.tokens,
         rate=a.rate,
