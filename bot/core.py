@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import structlog
 
@@ -17,10 +17,11 @@ from bot.breaker import CircuitBreaker
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure, failing
 from bot.locks import ConversationLocks
-from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
+from bot.loop import finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend, ModelPiece
 from bot.model_choice import ModelChoices
+from bot.model_slots import ModelSlots
 from bot.prompt import Prompt, PromptBuilder, earlier_tool_messages
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
@@ -37,13 +38,6 @@ from config.models import ModelCatalog, ModelChoice
 from config.tools import ToolSettings, offers_tools
 
 log = structlog.get_logger(__name__)
-
-# A stream whose pieces piled up while the process was busy is read this many at a time, taking
-# turns with the other tasks: read in one go, a pass over the streams took seconds on a slow core,
-# and every Redis answer (write slots, the heartbeat) waited that long.
-PIECES_PER_TURN = 16
-
-P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -103,8 +97,7 @@ class ChatCore:
         self._quota = quota or TurnQuota(self._coordination)
         self._choices = ModelChoices(models, store, breaker or CircuitBreaker())
         self._locks = ConversationLocks(store.client, store.lock_key)
-        self._streams = asyncio.Semaphore(max_concurrent_replies)
-        self._max_streams = max_concurrent_replies
+        self._slots = ModelSlots(self._metrics, max_concurrent_replies)
         self._draining = False
         self._active = 0
         self._idle = asyncio.Event()
@@ -218,7 +211,7 @@ class ChatCore:
         settings = prepared.model.settings
 
         def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
-            return self._model_pieces(self._backend.stream(messages, settings, offered))
+            return self._slots.pieces(self._backend.stream(messages, settings, offered))
 
         room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
         asker = (turn.author_id, turn.author_name)
@@ -231,7 +224,7 @@ class ChatCore:
     ) -> AsyncIterator[str | Tail | Thought]:
         if tool_turn is None:  # no tools offered: the model's stream is text (and thoughts) only
             pieces = self._backend.stream(prepared.messages, prepared.model.settings)
-            return cast(AsyncIterator[str | Thought], self._model_pieces(pieces))
+            return cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
         return shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
 
     async def _admit(self, turn: Turn) -> Turn:
@@ -299,28 +292,3 @@ class ChatCore:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
             return replace(result, saved=False)
         return result
-
-    async def _model_pieces(self, pieces: AsyncIterator[P]) -> AsyncIterator[P]:
-        """The model's pieces, counted and timed; asked for once fewer than `max_concurrent_replies`
-        stream in this process. Past that, a process falls behind every stream and its Redis
-        answers (its heartbeat lapses, its live replies look dead to the others), so answers wait
-        in arrival order, the person seeing the waiting indicator."""
-        count = 0
-        try:
-            if self._streams.locked():
-                log.info("reply_waits_for_room", streaming=self._max_streams)
-            async with self._streams:
-                asked = time.monotonic()
-                async for piece in pieces:
-                    if count == 0:
-                        self._metrics.model_first_token.observe(time.monotonic() - asked)
-                    count += 1
-                    yield piece
-                    if count % PIECES_PER_TURN == 0:
-                        await asyncio.sleep(0)  # see PIECES_PER_TURN
-        except ReplyFailure as failure:
-            self._metrics.model_errors.labels(failure.kind.name).inc()
-            raise
-        finally:
-            self._metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
-            await aclose_if_any(pieces)
