@@ -71,7 +71,7 @@ def http_get_json(url: str, timeout: float = 10.0) -> Any:
 class ModelServerProcess:
     """`python -m tests.fakes.model_server` in a child process (its CPU is not the bot's), stopped on exit."""
 
-    def __init__(self, *, tokens: int, rate: float, first_token_delay: float) -> None:
+    def __init__(self, *, tokens: int, rate: float, first_token_delay: float, think_tokens: int = 0) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.command = [
@@ -87,6 +87,8 @@ class ModelServerProcess:
             "--first-token-delay",
             f"{first_token_delay:g}",
             "--decode-steps",
+            "--thought-tokens",
+            str(think_tokens),
         ]
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -265,6 +266,7 @@ class Discord(Platform[DiscordOptions, RoundResult]):
         return (
             f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
             f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s"
+            + (f", each after {options.think_tokens} tokens of thought" if options.think_tokens else "")
         )
 
     def note(self, phase: Phase) -> str:
@@ -310,7 +312,7 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             REDIS_URL=redis_url(proxy),
             REDIS_KEY_PREFIX=key_prefix,
             MODEL_TIMEOUT_SECONDS="60",
-            MAX_NEW_TOKENS=str(max(500, self.options.tokens)),
+            MAX_NEW_TOKENS=str(max(500, self.options.tokens + self.options.think_tokens)),
             LOG_LEVEL=self.options.bot_log_level,
             **shared_core_env(phase.workers, self.split),
         )
@@ -512,7 +514,7 @@ class DiscordSetUp(SetUp[RoundResult]):
                 "thread creates": sum(1 for r in requests if r.route == THREAD_CREATE),
                 "typing": sum(1 for r in requests if r.route == TYPING),
             },
-            tokens=completed * self.options.tokens,
+            tokens=completed * (self.options.tokens + self.options.think_tokens),  # thought tokens are streamed too
             cpu_seconds=usage.cpu_seconds,
             rss_mb=usage.rss_mb,
             done_after_model_s=max(full) / 1000 if full and completed == len(conversations) else None,
@@ -545,11 +547,16 @@ class DiscordSetUp(SetUp[RoundResult]):
         contents = [m.content for m in stored]
         if any(c.endswith(INDICATOR) for c in contents):
             return
+        if self.options.think_tokens and stored[0].payload["attachments"]:  # the thought's line, its file attached
+            contents[0] = THOUGHT_LINE.sub("", contents[0], count=1)
         if "".join(contents) == self.expected or " ".join(contents).split() == self.expected.split():
             conversation.done = True
             conversation.full_visible_at = stored[-1].history[-1][0]
         else:
             conversation.failure = failure_shown(contents[-1])
+
+
+THOUGHT_LINE = re.compile(r"^-# 💭 Thought for \d+ s · thinking\.md\n")
 
 
 def _peak_global_per_s(requests: Sequence[Any]) -> int:

@@ -74,6 +74,7 @@ class Options:
     tokens: int
     rate: float
     first_token_delay: float
+    think_tokens: int  # tokens of thought (delta.reasoning_content) before each answer
     round_timeout: float
     json_path: Path | None
     bot_log_path: Path | None
@@ -312,6 +313,9 @@ def parse_options(platform: type[Platform[OptionsT, R]], argv: Sequence[str] | N
     parser.add_argument("--rate", type=float, default=50.0, help="tokens/s per reply")
     parser.add_argument("--first-token-delay", type=float, default=0.2, help="seconds before the first token")
     parser.add_argument(
+        "--think-tokens", type=int, default=0, help="a thinking model: tokens of thought before each answer"
+    )
+    parser.add_argument(
         "--round-timeout",
         type=float,
         default=platform.round_timeout,
@@ -443,7 +447,10 @@ def main(platform_type: type[Platform[OptionsT, R]], argv: Sequence[str] | None 
     if split is not None:
         os.sched_setaffinity(0, split.rest)  # the fake platform here, the model server as it starts
     with ModelServerProcess(
-        tokens=options.tokens, rate=options.rate, first_token_delay=options.first_token_delay
+        tokens=options.tokens,
+        rate=options.rate,
+        first_token_delay=options.first_token_delay,
+        think_tokens=options.think_tokens,
     ) as model:
         platform = platform_type(options, model, split)
         print(platform.intro())

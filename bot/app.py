@@ -18,6 +18,7 @@ from bot.personas import Personas
 from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.redis_client import REDIS_ERRORS, RedisClients
 from bot.store import HistoryStore
+from bot.thought_view import ShowReasoning
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from config.env import ConfigError
@@ -91,6 +92,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
             conversation_seconds=history.ttl_seconds,
         ),
         gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
+        show_reasoning=ShowReasoning(settings.show_reasoning),
     )
     await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import structlog
 
@@ -17,16 +17,19 @@ from bot.breaker import CircuitBreaker
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure, failing
 from bot.locks import ConversationLocks
-from bot.loop import aclose_if_any, finish_even_if_cancelled, off_loop_if_large
+from bot.loop import finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend, ModelPiece
 from bot.model_choice import ModelChoices
+from bot.model_slots import ModelSlots
 from bot.personas import Personas, Place, filled
 from bot.prompt import Prompt, PromptBuilder, earlier_tool_messages
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.surface import ReplySurface
 from bot.text import clean_question
+from bot.thinking import Thought
+from bot.thought_view import ShowReasoning, ThoughtShow
 from bot.tool_replies import shown_tool_turn, tool_turn_for
 from bot.tools.agent import ToolExchange, ToolTurn
 from bot.tools.events import Tail
@@ -36,13 +39,6 @@ from config.models import ModelCatalog, ModelChoice
 from config.tools import ToolSettings, offers_tools
 
 log = structlog.get_logger(__name__)
-
-# A stream whose pieces piled up while the process was busy is read this many at a time, taking
-# turns with the other tasks: read in one go, a pass over the streams took seconds on a slow core,
-# and every Redis answer (write slots, the heartbeat) waited that long.
-PIECES_PER_TURN = 16
-
-P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -91,8 +87,10 @@ class ChatCore:
         tools: ToolBox | None = None,
         gate: ConfirmGate | None = None,
         personas: Personas | None = None,
+        show_reasoning: ShowReasoning = ShowReasoning.COLLAPSED,
     ) -> None:
-        """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn."""
+        """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn; `show_reasoning`:
+        what a thinking model's reply shows of its thought (see bot.thought_view)."""
         history = store.settings
         self._backend = backend
         self._store = store
@@ -102,8 +100,7 @@ class ChatCore:
         self._quota = quota or TurnQuota(self._coordination)
         self._choices = ModelChoices(models, store, breaker or CircuitBreaker())
         self._locks = ConversationLocks(store.client, store.lock_key)
-        self._streams = asyncio.Semaphore(max_concurrent_replies)
-        self._max_streams = max_concurrent_replies
+        self._slots = ModelSlots(self._metrics, max_concurrent_replies)
         self._draining = False
         self._active = 0
         self._idle = asyncio.Event()
@@ -112,6 +109,7 @@ class ChatCore:
         self.tools = tools or ToolBox(ToolSettings())
         self.personas = personas
         self.gate = gate
+        self._show_reasoning = show_reasoning
 
     @property
     def models(self) -> ModelCatalog:
@@ -197,16 +195,18 @@ class ChatCore:
             )
             tool_turn = self._tool_turn(turn, surface, prepared)
             self._rendering[turn.thread] = renderer
+            thoughts = ThoughtShow(self._show_reasoning, surface)
             try:
-                result = await renderer.render(self._pieces(prepared, surface, renderer, tool_turn))
+                result = await renderer.render(thoughts.present(self._pieces(prepared, surface, renderer, tool_turn)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
-                await finish_even_if_cancelled(self._remember(turn, renderer.result(), fence, tool_turn))
+                shown = renderer.result()
+                await finish_even_if_cancelled(self._remember(turn, shown, fence, tool_turn, thoughts.prefix))
                 raise
             finally:
                 del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
-            return await finish_even_if_cancelled(self._remember(turn, result, fence, tool_turn))
+            return await finish_even_if_cancelled(self._remember(turn, result, fence, tool_turn, thoughts.prefix))
 
     def _tool_turn(self, turn: Turn, surface: ReplySurface, prepared: _Prepared) -> ToolTurn | None:
         """The answer's tool loop, when its model is offered tools and some are connected."""
@@ -215,7 +215,7 @@ class ChatCore:
         settings = prepared.model.settings
 
         def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
-            return self._model_pieces(self._backend.stream(messages, settings, offered))
+            return self._slots.pieces(self._backend.stream(messages, settings, offered))
 
         room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
         asker = (turn.author_id, turn.author_name)
@@ -225,10 +225,10 @@ class ChatCore:
 
     def _pieces(
         self, prepared: _Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
-    ) -> AsyncIterator[str | Tail]:
-        if tool_turn is None:  # no tools offered: the model's stream is text only
+    ) -> AsyncIterator[str | Tail | Thought]:
+        if tool_turn is None:  # no tools offered: the model's stream is text (and thoughts) only
             pieces = self._backend.stream(prepared.messages, prepared.model.settings)
-            return cast(AsyncIterator[str], self._model_pieces(pieces))
+            return cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
         return shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
 
     async def _admit(self, turn: Turn) -> Turn:
@@ -290,12 +290,12 @@ class ChatCore:
         )
 
     async def _remember(
-        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None
+        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None, before: str = ""
     ) -> RenderResult:
-        """Store the answer; one that failed is stored with its reason (shown again on a reload,
-        and the model told it went unanswered: see bot.prompt)."""
+        """Store the answer (without `before` it, the thought's line); one that failed is stored with its reason
+        (shown again on a reload, and the model told it went unanswered: see bot.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
-        exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text)
+        exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
         text, tools = exchange.text, tuple(exchange.messages)
         # Counted as later prompts send it: the calls, their results shortened, and the text.
         counted = json.dumps(earlier_tool_messages(tools, text), ensure_ascii=False) if tools else text
@@ -307,28 +307,3 @@ class ChatCore:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
             return replace(result, saved=False)
         return result
-
-    async def _model_pieces(self, pieces: AsyncIterator[P]) -> AsyncIterator[P]:
-        """The model's pieces, counted and timed; asked for once fewer than `max_concurrent_replies`
-        stream in this process. Past that, a process falls behind every stream and its Redis
-        answers (its heartbeat lapses, its live replies look dead to the others), so answers wait
-        in arrival order, the person seeing the waiting indicator."""
-        count = 0
-        try:
-            if self._streams.locked():
-                log.info("reply_waits_for_room", streaming=self._max_streams)
-            async with self._streams:
-                asked = time.monotonic()
-                async for piece in pieces:
-                    if count == 0:
-                        self._metrics.model_first_token.observe(time.monotonic() - asked)
-                    count += 1
-                    yield piece
-                    if count % PIECES_PER_TURN == 0:
-                        await asyncio.sleep(0)  # see PIECES_PER_TURN
-        except ReplyFailure as failure:
-            self._metrics.model_errors.labels(failure.kind.name).inc()
-            raise
-        finally:
-            self._metrics.tokens.inc(count)  # once per answer: a lock taken per token costs CPU
-            await aclose_if_any(pieces)

@@ -21,6 +21,7 @@ class FailureKind(enum.Enum):
     UNAVAILABLE = "The model service is unavailable right now. Please try again later."
     MODEL_ERROR = "The model reported an error while answering."
     EMPTY = "The model returned an empty answer."
+    THOUGHT_ONLY = "I used all my room for thinking and wrote no answer: ask again, or raise MAX_NEW_TOKENS."
     BAD_RESPONSE = "The model service sent something that isn't an answer (an error page?). The operator has been told."
     CIRCUIT_OPEN = "The model service has been failing, so I'm not asking it for a moment. Please try again shortly."
     NO_QUESTION = "You mentioned me without a question. What would you like to ask?"

@@ -16,6 +16,7 @@ from huggingface_hub import AsyncInferenceClient, InferenceTimeoutError, set_asy
 from huggingface_hub.errors import HfHubHTTPError, OverloadedError, TextGenerationError, ValidationError
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.thinking import Thought, ThoughtSplitter, delta_thought
 from bot.tool_calls import CallGatherer, ToolCalls
 from config.settings import BackendKind, ModelSettings
 
@@ -23,8 +24,8 @@ log = structlog.get_logger(__name__)
 
 ChatMessage = dict[str, Any]  # content: text, or OpenAI-style parts (text and image_url)
 ToolSpec = dict[str, Any]  # an OpenAI-style {"type": "function", "function": {name, description, parameters}}
-# What a model's stream yields: text pieces, and at its end the tools it asks for, if any.
-ModelPiece = str | ToolCalls
+# What a model's stream yields: text pieces (its thought apart), and at its end the tools it asks for, if any.
+ModelPiece = str | Thought | ToolCalls
 
 # Sent as the bearer key to a server of the operator's own when HF_TOKEN is not set (as OpenAI
 # clients do for vLLM): without a key huggingface_hub would send a token saved by `hf auth login`.
@@ -156,6 +157,7 @@ class InferenceBackend:
             sent_any = False
             finish_reason: str | None = None
             calls = CallGatherer()
+            splitter = ThoughtSplitter()
             try:
                 async for chunk in await client.chat_completion(
                     list(messages),
@@ -169,15 +171,25 @@ class InferenceBackend:
                     if not chunk.choices:
                         continue
                     choice = chunk.choices[0]
-                    if choice.delta is not None and choice.delta.content:
+                    delta = choice.delta
+                    if delta is not None and (thought := delta_thought(delta)):
                         sent_any = True
-                        yield choice.delta.content
-                    if choice.delta is not None and choice.delta.tool_calls:
+                        yield Thought(thought)
+                    if delta is not None and delta.content:
                         sent_any = True
-                        calls.add(choice.delta.tool_calls)
+                        if splitter.passing:  # the answer has started: no more scanning
+                            yield delta.content
+                        else:
+                            for piece in splitter.feed(delta.content):
+                                yield piece
+                    if delta is not None and delta.tool_calls:
+                        sent_any = True
+                        calls.add(delta.tool_calls)
                     finish_reason = choice.finish_reason or finish_reason
             except Exception as error:
                 raise _named(classify_inference_error(error, started=sent_any), settings.model_id) from error
+            for piece in splitter.flush():
+                yield piece
             if finish_reason is None:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
             if finish_reason == "length":

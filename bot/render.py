@@ -74,6 +74,7 @@ class LiveRenderer:
         self._clock = clock
         self._parts: list[str] = []
         self._tail = ""  # shown after the text while it is written (see bot.tools.events.Tail)
+        self._tail_stays = True
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._failure: ReplyFailure | None = None
@@ -124,7 +125,7 @@ class LiveRenderer:
         try:
             async for piece in pieces:
                 if isinstance(piece, Tail):
-                    self._tail = piece.text
+                    self._tail, self._tail_stays = piece.text, piece.stays
                 else:
                     self._parts.append(piece)
                 self._changed.set()
@@ -208,7 +209,7 @@ class LiveRenderer:
             await self._surface.end()
 
     def _final_source(self) -> str:
-        text = self._text() + self._tail  # a call still running when the reply ended stays shown
+        text = self._text() + (self._tail if self._tail_stays else "")  # a call still running stays shown
         if self._failure is None and not text.strip():
             self._failure = ReplyFailure(FailureKind.EMPTY, "no text")
         notes = [f"{NOTICE_PREFIX} {notice}" for notice in self._notices]

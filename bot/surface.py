@@ -16,6 +16,9 @@ class SurfaceLimits:
     indicator: str = " ▌"  # shown after the text while the model is still writing
     min_edit_interval: float = 1.0  # per reply, on top of the platform's rate limits
     line_prefix: str = ""  # before each line about a tool call (Discord's "-# " shows it small)
+    # "Thinking… N s" after the text while a model thinks; False where the waiting indicator says it (a Slack
+    # stream, whose text can only grow)
+    thinking_status: bool = True
 
 
 class ReplySurface(Protocol):

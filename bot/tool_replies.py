@@ -10,6 +10,7 @@ import structlog
 from bot.model import ChatMessage
 from bot.render import LiveRenderer
 from bot.surface import ReplySurface
+from bot.thinking import Thought
 from bot.tools.agent import AskModel, Counter, ToolTurn
 from bot.tools.asking import Asker
 from bot.tools.events import Tail, ToolEvent, ToolLines, ToolRecorder, ToolView
@@ -37,7 +38,7 @@ def tool_turn_for(
 
 def shown_tool_turn(
     tool_turn: ToolTurn, messages: list[ChatMessage], surface: ReplySurface, renderer: LiveRenderer
-) -> AsyncIterator[str | Tail]:
+) -> AsyncIterator[str | Tail | Thought]:
     events = _with_notices(tool_turn, renderer, messages)
     if isinstance(surface, ToolView):
         return _shown_on(surface, events)
@@ -46,7 +47,7 @@ def shown_tool_turn(
 
 async def _with_notices(
     tool_turn: ToolTurn, renderer: LiveRenderer, messages: list[ChatMessage]
-) -> AsyncIterator[str | ToolEvent]:
+) -> AsyncIterator[str | Thought | ToolEvent]:
     """The tool loop's pieces; what it has to say at the end (a limit reached) joins the reply's notices."""
     async for piece in tool_turn.pieces(messages):
         yield piece
@@ -54,10 +55,12 @@ async def _with_notices(
         renderer.add_notice(notice)
 
 
-async def _shown_on(surface: ToolView, pieces: AsyncIterator[str | ToolEvent]) -> AsyncIterator[str | Tail]:
-    """Text for the renderer; tool events to a surface that shows them itself."""
+async def _shown_on(
+    surface: ToolView, pieces: AsyncIterator[str | Thought | ToolEvent]
+) -> AsyncIterator[str | Tail | Thought]:
+    """Text (and thoughts) for the renderer; tool events to a surface that shows them itself."""
     async for piece in pieces:
-        if isinstance(piece, str):
+        if isinstance(piece, (str, Thought)):
             yield piece
             continue
         try:

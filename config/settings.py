@@ -91,6 +91,7 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     places: PlaceFile = field(default_factory=PlaceFile)  # CHANNELS_FILE
+    show_reasoning: str = "collapsed"  # a thinking model's thought: "collapsed", "full" or "off"
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -139,6 +140,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             timeout_seconds=env.float("DOCUMENT_TIMEOUT_SECONDS", 20.0, minimum=0.1),
         ),
         places=load_places(env),
+        show_reasoning=env.choice("SHOW_REASONING", "collapsed", ("collapsed", "full", "off")),
     )
 
 

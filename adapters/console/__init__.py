@@ -14,6 +14,7 @@ from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
 from bot.personas import PersonaRefused, Place
 from bot.surface import SurfaceLimits
+from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
 from bot.tools.gate import ConfirmGate, Decision
 from config.settings import Settings
@@ -22,6 +23,9 @@ NAME = "console"
 TOKEN_VARIABLES: tuple[str, ...] = ()
 
 PROMPT = "you> "
+BOT_PROMPT = "bot> "
+DIM, PLAIN = "\x1b[2m", "\x1b[0m"
+REWRITE_LINE = "\r\x1b[K"  # back to the line's start, and clear it
 HELP = (
     "Type a message and press Enter. /reset starts over, /model switches models, /persona sets who the bot is, "
     "/tools lists the tools, /quit (or Ctrl-D) leaves."
@@ -30,7 +34,8 @@ HELP = (
 
 class ConsoleSurface(UnlimitedSurface):
     """A reply printed once, growing in place: each edit prints only what is new. A tool that may change something
-    is asked about with y/N (Enter alone, or no answer in time, is no)."""
+    is asked about with y/N (Enter alone, or no answer in time, is no). A one-line status ("Thinking… 3 s") is
+    rewritten in place; a thinking model's thought ends as a dimmed "Thought for N s" line."""
 
     limits = SurfaceLimits(max_length=1_000_000, indicator="", min_edit_interval=0.0)
 
@@ -57,8 +62,11 @@ class ConsoleSurface(UnlimitedSurface):
         answer = (await reader.readline()).decode("utf-8", errors="replace").strip().lower()
         await gate.answer(request.key, request.asker_id, yes=answer in ("y", "yes"))
 
+    def keep_thought(self, thought: str, seconds: int) -> str:
+        return f"{DIM}{thought_line(seconds)}{PLAIN}\n"
+
     async def show_waiting(self) -> None:
-        self._write("bot> ")
+        self._write(BOT_PROMPT)
         self._printed = ""
 
     async def post(self, text: str, *, final: bool) -> None:
@@ -68,7 +76,12 @@ class ConsoleSurface(UnlimitedSurface):
         self._show(text, final)
 
     def _show(self, text: str, final: bool) -> None:
-        new = text[len(self._printed) :] if text.startswith(self._printed) else "\n" + text
+        if text.startswith(self._printed):
+            new = text[len(self._printed) :]
+        elif "\n" not in self._printed:  # a status line, replaced
+            new = REWRITE_LINE + BOT_PROMPT + text
+        else:
+            new = "\n" + text
         self._printed = text
         self._write(new + ("\n" if final else ""))
 

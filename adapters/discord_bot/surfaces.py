@@ -4,16 +4,19 @@ response. Each write waits for (or skips without) a slot of Discord's rate limit
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import discord
+from discord.utils import MISSING
 
 from adapters.discord_bot.tool_buttons import confirm_question, question_view, settled_text
 from adapters.jobs.ledger import Recording
 from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
+from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
 from bot.tools.gate import Decision
 
@@ -25,6 +28,29 @@ TYPING_DELAY = 0.4  # seconds without text before "typing…" shows (quick answe
 def model_subtext(model: str, *, first_reply: bool) -> str:
     """The conversation's first answer names its model in Discord's small grey text."""
     return f"-# {model}" if first_reply else ""
+
+
+THOUGHT_FILE = "thinking.md"
+
+
+class ThoughtFile:
+    """A thinking model's thought, one click away: attached as thinking.md to the reply's first finished message
+    (the one starting with the "Thought for N s" line)."""
+
+    def __init__(self) -> None:
+        self._thought = ""
+
+    def keep_thought(self, thought: str, seconds: int) -> str:
+        self._thought = thought
+        return f"-# {thought_line(seconds)} · {THOUGHT_FILE}\n"
+
+    def files(self, *, final: bool) -> Any:
+        """The file for a message's final write (once), else discord.py's "none given" (MISSING: the message's
+        attachments stay as they are): for `files=` on a send, `attachments=` on an edit."""
+        if not final or not self._thought:
+            return MISSING
+        data, self._thought = self._thought.encode() + b"\n", ""
+        return [discord.File(io.BytesIO(data), filename=THOUGHT_FILE)]
 
 
 ORIGINAL = "original"  # the handle of a slash command's original response
@@ -59,7 +85,7 @@ class Destination:
     reply_to: discord.Message | None = None  # set when the conversation is a reply chain
 
 
-class ChannelReply:
+class ChannelReply(ThoughtFile):
     """A reply made of channel messages, edited in place as the model writes."""
 
     limits = REPLY_LIMITS
@@ -74,6 +100,7 @@ class ChannelReply:
     ) -> None:
         """`destination` is where the reply goes, or how to open it (a thread from a mention);
         `channel_id` where its edits count until it is open (a thread has its message's id)."""
+        super().__init__()
         self._open = destination if callable(destination) else None
         self._destination: asyncio.Future[Destination] | None = None if callable(destination) else _ready(destination)
         self._rate_limits = rate_limits
@@ -108,9 +135,9 @@ class ChannelReply:
         destination = await self._where()
         async with self._budget.post(self._rate_limits.creates(destination.channel.id)):
             if destination.reply_to is not None:
-                message = await destination.reply_to.reply(text, mention_author=False)
+                message = await destination.reply_to.reply(text, mention_author=False, files=self.files(final=final))
             else:
-                message = await destination.channel.send(text)
+                message = await destination.channel.send(text, files=self.files(final=final))
         await self._on_posted(message)
         if self._recording is not None:
             await self._recording.posted(_handle(message), text)
@@ -118,7 +145,7 @@ class ChannelReply:
 
     async def edit(self, handle: discord.Message, text: str, *, final: bool) -> None:
         async with await self._budget.edit(self._edit_buckets(), final=final):
-            await handle.edit(content=text)
+            await handle.edit(content=text, attachments=self.files(final=final))
         if self._recording is not None:
             self._recording.shown(text)
 
@@ -158,12 +185,13 @@ class ChannelReply:
         return await asyncio.shield(self._destination)
 
 
-class InteractionReply:
+class InteractionReply(ThoughtFile):
     """The answer to a deferred slash command: the original response, then follow-ups."""
 
     limits = REPLY_LIMITS
 
     def __init__(self, interaction: discord.Interaction, rate_limits: DiscordRateLimits, on_posted: OnPosted) -> None:
+        super().__init__()
         self._interaction = interaction
         self._on_posted = on_posted
         self._used_original = False
@@ -178,19 +206,21 @@ class InteractionReply:
 
     async def post(self, text: str, *, final: bool) -> discord.Message | str:
         async with self._budget.post(self._buckets):
+            files = self.files(final=final)
             if self._used_original:
-                return await self._interaction.followup.send(text, wait=True)
+                return await self._interaction.followup.send(text, wait=True, files=files)
             self._used_original = True
-            message = await self._interaction.edit_original_response(content=text)
+            message = await self._interaction.edit_original_response(content=text, attachments=files)
         await self._on_posted(message)
         return ORIGINAL
 
     async def edit(self, handle: discord.Message | str, text: str, *, final: bool) -> None:
         async with await self._budget.edit(self._buckets, final=final):
+            attached = self.files(final=final)
             if isinstance(handle, str):
-                await self._interaction.edit_original_response(content=text)
+                await self._interaction.edit_original_response(content=text, attachments=attached)
             else:
-                await handle.edit(content=text)
+                await handle.edit(content=text, attachments=attached)
 
     async def end(self) -> None:
         await self._budget.end()

@@ -21,8 +21,17 @@ from adapters.slack_bot.surfaces import (
     settle_question,
 )
 from adapters.slack_bot.text import STREAM_LIMITS, defuse_mentions, to_mrkdwn
-from adapters.slack_bot.tool_cards import Cards, Chunk, InlineLines, sources_context, text_chunk
+from adapters.slack_bot.tool_cards import (
+    THOUGHT_CARD,
+    Cards,
+    Chunk,
+    InlineLines,
+    sources_context,
+    text_chunk,
+    thought_chunk,
+)
 from bot.surface import EditSkipped
+from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
 from bot.tools.events import ToolEvent, ToolSources
 from bot.tools.gate import Decision
@@ -109,6 +118,13 @@ class StreamReply:
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         self._model = model  # added as a context block when the stream stops
+        return ""
+
+    def keep_thought(self, thought: str, seconds: int) -> str:
+        """A thinking model's thought: a task card before the answer (a line, where the stream fell back)."""
+        if self._lines is not None:
+            return f"_{thought_line(seconds)}_\n\n"
+        self._cards.add_card(thought_chunk(thought, seconds))
         return ""
 
     # -- text ----------------------------------------------------------------------------
@@ -422,4 +438,6 @@ def _content(markdown: str, cards: list[Chunk]) -> dict[str, Any]:
     slack_sdk's chat_stream helper sends them)."""
     if not cards:
         return {"markdown_text": markdown} if markdown else {}
-    return {"chunks": ([text_chunk(markdown)] if markdown else []) + cards}
+    first = [card for card in cards if card["id"] == THOUGHT_CARD]  # the thought's card goes before the answer
+    rest = [card for card in cards if card["id"] != THOUGHT_CARD]
+    return {"chunks": first + ([text_chunk(markdown)] if markdown else []) + rest}

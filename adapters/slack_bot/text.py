@@ -35,4 +35,6 @@ def slack_size(text: str) -> int:
 
 
 REPLY_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator=" ▌", min_edit_interval=1.0)
-STREAM_LIMITS = SurfaceLimits(max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator="", min_edit_interval=1.0)
+STREAM_LIMITS = SurfaceLimits(
+    max_length=MAX_MESSAGE_BYTES, measure=slack_size, indicator="", min_edit_interval=1.0, thinking_status=False
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 from adapters.jobs.tools import confirm_question, describe_tools, settled_text
 from adapters.slack_bot.text import escape_mrkdwn
+from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
 from bot.tools.events import MAX_SOURCES, ToolEvent, ToolFinished, ToolStarted, finished_line
 from bot.tools.gate import Decision
@@ -26,6 +27,8 @@ TITLE_CHARS = 150
 FIELD_CHARS = 500  # a card's details and output (tools' texts come shortened to 300 already)
 SOURCE_TEXT_CHARS = 60
 TEXT_CHARS = 3000  # a section block's text; a slash command's answer
+THOUGHT_CARD = "thought"  # the card of a thinking model's thought (call ids are the model's, never this)
+THOUGHT_CHARS = 3000  # what a thought's card shows of it
 LINES_CHARS = 600  # what lines a plain message shows of the calls, besides its text (it has ~500 to spare)
 _LINK_START = re.compile(r"(?i)(?<=[a-z])://|\bwww\.")
 _ZERO_WIDTH = "\u200b"
@@ -65,6 +68,18 @@ def task_chunk(card_id: str, event: ToolStarted | ToolFinished) -> Chunk:
     return chunk
 
 
+def thought_chunk(thought: str, seconds: int) -> Chunk:
+    """A thinking model's thought as a finished task card, closed under "Thought for N s"."""
+    title = thought_line(seconds)
+    return {
+        "type": "task_update",
+        "id": THOUGHT_CARD,
+        "title": title,
+        "status": "complete",
+        "output": _cut(inert(thought), THOUGHT_CHARS),
+    }
+
+
 def text_chunk(markdown: str) -> Chunk:
     return {"type": "markdown_text", "text": markdown}
 
@@ -88,6 +103,9 @@ class Cards:
             used = event.call_id in self._ids
             self._ids[event.call_id] = f"{event.call_id}-{self._made}" if used else event.call_id
         card = task_chunk(self._ids[event.call_id], event)
+        self._waiting[card["id"]] = card
+
+    def add_card(self, card: Chunk) -> None:
         self._waiting[card["id"]] = card
 
     def take(self) -> list[Chunk]:

@@ -21,7 +21,8 @@ class WebReply(UnlimitedSurface):
     is held until the answer is stored (see Hub.finish): a page that reloads then finds it in
     the history. Its tool calls show as chips (a `ToolView`), and a tool that asks first asks
     with Run / Cancel buttons (a `ToolConfirmer`); both go out at once, kept with the answer
-    (`Live.tools`) for the pages that (re)connect while it is written."""
+    (`Live.tools`) for the pages that (re)connect while it is written. A thinking model's thought goes with the
+    answer's frames (a `ThoughtView`), shown closed under "Thought for N s" above it."""
 
     limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
 
@@ -32,6 +33,11 @@ class WebReply(UnlimitedSurface):
         self._posted = 0
         self._model = ""  # the answering model's display name, once the core says which
         self._tools = ToolFrames(live.question)
+        self._thought: dict[str, Any] | None = None
+
+    def keep_thought(self, thought: str, seconds: int) -> str:
+        self._thought = {"text": thought, "seconds": seconds}
+        return ""  # the page shows it above the answer, as a closed <details>
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         self._model = model
@@ -61,6 +67,8 @@ class WebReply(UnlimitedSurface):
         }
         if self._model:
             event["model"] = self._model
+        if self._thought is not None:
+            event["thought"] = self._thought
         if final:
             self._hub.finishing(self._live, event)
         else:

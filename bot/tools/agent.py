@@ -16,6 +16,7 @@ import structlog
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import aclose_if_any, off_loop_if_large
 from bot.model import ChatMessage, ModelPiece
+from bot.thinking import Thought
 from bot.tool_calls import ToolCall, ToolCalls
 from bot.tools.events import ToolEvent, ToolFinished, ToolSources, ToolStarted, safe_sources
 from bot.tools.gate import Decision
@@ -65,7 +66,7 @@ class ToolTurn:
         self._count = count
         self.exchange = ToolExchange()
 
-    async def pieces(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | ToolEvent]:
+    async def pieces(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | Thought | ToolEvent]:
         prompt = list(messages)
         rounds = self._toolbox.settings.max_rounds
         for round_number in range(rounds + 1):
@@ -74,7 +75,9 @@ class ToolTurn:
             running: _Running | None = None
             try:
                 async for piece in self._model(prompt, offered):
-                    if isinstance(piece, ToolCalls):
+                    if isinstance(piece, Thought):
+                        yield piece  # shown apart (see bot.thought_view), never part of the exchange
+                    elif isinstance(piece, ToolCalls):
                         self._asked_at = piece.received_at
                         # Started at once: the model's stream closes meanwhile, off the calls' way.
                         running = self._start(piece.calls) if offered else None

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from bot.thinking import Thought
+
 MAX_SOURCES = 5
 # A link is shown only in this plain form: nothing that could close the <…> around it, start markup or a mention.
 _SAFE_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
@@ -47,9 +49,11 @@ ToolEvent = ToolStarted | ToolFinished | ToolSources
 
 @dataclass(frozen=True)
 class Tail:
-    """Lines shown after the text while the reply is written (the calls running now), replaced by the next Tail."""
+    """Lines shown after the text while the reply is written (the calls running now), replaced by the next Tail.
+    One that doesn't `stay` ("Thinking… 3 s") is dropped from the final text if the reply ends with it."""
 
     text: str
+    stays: bool = True
 
 
 @runtime_checkable
@@ -88,9 +92,11 @@ class ToolLines:
         self._last = ""  # the last text given out: "" at the start, else its last character
         self._after_lines = False
 
-    async def present(self, pieces: AsyncIterator[str | ToolEvent]) -> AsyncIterator[str | Tail]:
+    async def present(self, pieces: AsyncIterator[str | Thought | ToolEvent]) -> AsyncIterator[str | Tail | Thought]:
         async for piece in pieces:
-            if isinstance(piece, str):
+            if isinstance(piece, Thought):
+                yield piece
+            elif isinstance(piece, str):
                 text = piece
                 if piece and self._after_lines:
                     self._after_lines = False

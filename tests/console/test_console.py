@@ -162,3 +162,17 @@ async def test_model_lists_and_switches_the_consoles_model() -> None:
     assert "There is no model called 'nothing-like-it' here." in console.output
     assert "This conversation now answers with small-model. The earlier messages are kept." in console.output
     assert [request.body["model"] for request in server.requests] == ["small-model"]
+
+
+async def test_a_thinking_model_shows_thinking_then_a_dimmed_line_and_never_the_thought() -> None:
+    script = Script(text="Paris.", thought="zebracorn musings " * 20, thought_style="mistral_tags", rate=100)
+    async with FakeModelServer(script) as server:
+        console = await Console.start("console", env=clean_env(INFERENCE_BASE_URL=f"{server.base_url}/v1"))
+        await console.read_until("you> ")
+        await console.say("Capital of France?")
+        await console.read_until("you> ", occurrences=2)
+        code, stderr = await console.finish()
+    assert code == 0, stderr
+    assert "💭 Thinking… 0 s" in console.output
+    assert "\r\x1b[Kbot> \x1b[2m💭 Thought for 1 s\x1b[0m\nParis.\n" in console.output
+    assert "zebracorn" not in console.output and "THINK" not in console.output

@@ -526,6 +526,39 @@ async def test_file_upload_uses_multipart_payload_json(world: World) -> None:
     assert [(f.filename, f.size) for f in record.files] == [("a.txt", 5)]
 
 
+async def test_a_file_added_by_an_edit_is_attached_and_bad_uploads_are_refused(world: World) -> None:
+    async with connected_client(world.fake) as client:
+        channel = client.get_channel(int(world.general["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send("thinking ▌")
+        edited = await sent.edit(content="done", attachments=[discord.File(io.BytesIO(b"why"), filename="thinking.md")])
+        assert [(a.filename, await a.read()) for a in edited.attachments] == [("thinking.md", b"why")]
+        kept = await edited.edit(content="done again")  # no attachments given: they stay
+        assert [a.filename for a in kept.attachments] == ["thinking.md"]
+    path = f"/channels/{world.general['id']}/messages"
+
+    def form(attachments: list[dict[str, Any]], files: dict[str, bytes]) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("payload_json", json.dumps({"content": "x", "attachments": attachments}))
+        for name, body in files.items():
+            data.add_field(name, body, filename="a.txt", content_type="text/plain")
+        return data
+
+    missing = form([{"id": 1, "filename": "a.txt"}], {"files[0]": b"a"})
+    status, _, body = await raw_request(world.fake, "POST", path, data=missing)
+    assert (status, body["code"], body["errors"]["attachments"]["0"]["id"]["_errors"][0]["code"]) == (
+        400,
+        50035,
+        "ATTACHMENT_NOT_FOUND",
+    )
+    eleven = form([], {f"files[{i}]": b"a" for i in range(11)})
+    status, _, body = await raw_request(world.fake, "POST", path, data=eleven)
+    assert (status, body["code"]) == (400, 50035)
+    huge = form([], {"files[0]": b"x" * (10 * 1024 * 1024 + 1)})
+    status, _, body = await raw_request(world.fake, "POST", path, data=huge)
+    assert (status, body["code"]) == (413, 40005)
+
+
 # --------------------------------------------------------------------------------------------------
 # Context menus, autocomplete, options, replies and images
 # --------------------------------------------------------------------------------------------------

@@ -1194,7 +1194,37 @@ async def _read_multipart(request: web.Request) -> tuple[Any, list[UploadedFile]
             content_type = part.headers.get("Content-Type")
             filename = part.filename  # type: ignore[union-attr]
             files.append(UploadedFile.of(part.name or "", filename, bytes(data), content_type))
+    _check_uploads(payload, files)
     return payload, files
+
+
+MAX_UPLOADS = 10  # files per message
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a bot's uploads per request, without boosts
+_FILE_FIELD = re.compile(r"files\[(\d+)\]")
+
+
+def _check_uploads(payload: Any, files: Sequence[UploadedFile]) -> None:
+    """As Discord checks a multipart body: at most 10 files of 10 MiB in all, each in a ``files[n]`` field, and each
+    new entry of ``attachments`` (an integer id) naming one of them."""
+    if sum(upload.size for upload in files) > MAX_UPLOAD_BYTES:
+        raise DiscordHTTPError(413, 40005, "Request entity too large")
+    errors: list[FieldError] = []
+    if len(files) > MAX_UPLOADS:
+        errors.append(FieldError(("files",), "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_UPLOADS} or fewer in length."))
+    numbers = set()
+    for upload in files:
+        field_match = _FILE_FIELD.fullmatch(upload.field_name)
+        if field_match is None:
+            errors.append(FieldError((upload.field_name,), "BASE_TYPE_BAD_FIELD", "Unknown file field."))
+        else:
+            numbers.add(int(field_match.group(1)))
+    listed = payload.get("attachments") if isinstance(payload, dict) else None
+    for index, entry in enumerate(listed if isinstance(listed, list) else []):
+        new_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(new_id, int) and new_id < 2**32 and new_id not in numbers:  # a snowflake: an attachment kept
+            errors.append(FieldError(("attachments", index, "id"), "ATTACHMENT_NOT_FOUND", "Unknown attachment."))
+    if errors:
+        raise invalid_form_body(errors)
 
 
 class _RestApi:

@@ -87,6 +87,11 @@ FAILURES = frozenset(
 )
 
 ErrorStyle = Literal["tgi", "vllm", "openai"]
+# How a thinking model's thought is streamed: in a delta field of its own (vLLM and DeepSeek's
+# `reasoning_content`, OpenRouter's `reasoning`), or inline before the answer between tags
+# (`<think>…</think>`, Magistral's `[THINK]…[/THINK]`).
+ThoughtStyle = Literal["reasoning_content", "reasoning", "think_tags", "mistral_tags"]
+THOUGHT_TAGS = {"think_tags": ("<think>", "</think>"), "mistral_tags": ("[THINK]", "[/THINK]")}
 ApiStyle = Literal["hf", "openai", "vllm"]  # whose request errors (unknown model, bad content) to send
 
 _DATA_URL_RE = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
@@ -144,6 +149,12 @@ class Script:
     # finish_reason "tool_calls".
     tool_calls: tuple[ToolCallScript, ...] = ()
     argument_piece_chars: int = 6
+    # A thought streamed before the answer (`thought_tokens` words "t0 t1 …" when `thought` is None), as
+    # `thought_style` says, paced like tokens and counted as tokens (fail_after, max_tokens). Inline tags
+    # are sent split in two pieces each, as tokenizers often split them.
+    thought: str | None = None
+    thought_tokens: int = 0
+    thought_style: ThoughtStyle = "reasoning_content"
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
@@ -153,7 +164,24 @@ class Script:
         self.tool_calls = tuple(self.tool_calls)
 
     def token_list(self) -> list[str]:
-        """Tokens of the full answer: ``text`` split into words, else ``w0 w1 ...`` (nothing for tool calls)."""
+        """Tokens of the whole stream's content: the thought's (see `thought_list`), then the answer's."""
+        return self.thought_list() + self.answer_list()
+
+    def thought_list(self) -> list[str]:
+        """The thought's tokens, inline tags (split in two) and the blank line after them included."""
+        words = tokenize(self.thought) if self.thought is not None else [f" t{i}" for i in range(self.thought_tokens)]
+        if not words or self.thought_style not in THOUGHT_TAGS:
+            return words
+        opening, closing = THOUGHT_TAGS[self.thought_style]
+        return [opening[:3], opening[3:], *words, closing[:4], closing[4:], "\n\n"]
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """How many of the first tokens go out in a reasoning field of the delta (not in its content)."""
+        return 0 if self.thought_style in THOUGHT_TAGS else len(self.thought_list())
+
+    def answer_list(self) -> list[str]:
+        """Tokens of the answer: ``text`` split into words, else ``w0 w1 ...`` (nothing for tool calls)."""
         if self.text is not None:
             return tokenize(self.text)
         if self.tool_calls:
@@ -162,8 +190,8 @@ class Script:
 
     @property
     def answer(self) -> str:
-        """The full answer text (before any truncation)."""
-        return "".join(self.token_list())
+        """The full answer text (before any truncation), without the thought."""
+        return "".join(self.answer_list())
 
 
 @dataclass
@@ -276,6 +304,8 @@ class _Plan:
     tokens: list[str]
     finish_reason: str | None  # None: end without a finish chunk
     calls: list[_Call] = field(default_factory=list)
+    reasoning_key: str = ""  # the delta field the first `reasoning_count` tokens go out in ("": content)
+    reasoning_count: int = 0
 
     @property
     def size(self) -> int:
@@ -729,8 +759,11 @@ class _TextEvents:
 def _events(plan: _Plan, text_event: _TextEvents, chunk: Callable[..., bytes]) -> Iterator[bytes]:
     """One write per token: the text tokens, then each call's argument pieces (its first piece
     preceded by the call's header event, as OpenAI opens a call: index, id, type, name)."""
-    for token in plan.tokens:
-        yield text_event(token)
+    reasoning_event = None
+    if plan.reasoning_count:
+        reasoning_event = _TextEvents(chunk({"role": "assistant", "content": None, plan.reasoning_key: _MARK}, None))
+    for i, token in enumerate(plan.tokens):
+        yield reasoning_event(token) if reasoning_event is not None and i < plan.reasoning_count else text_event(token)
     for call in plan.calls:
         for j, piece in enumerate(call.pieces):
             head = b""
@@ -1083,6 +1116,7 @@ def _context_error_body(style: ErrorStyle) -> dict[str, Any]:
 def _plan(script: Script, body: dict[str, Any]) -> _Plan:
     """Tokens and tool calls to send and the finish reason, after length / max_tokens truncation."""
     full = _Plan(script.token_list(), "tool_calls" if script.tool_calls else "stop", _planned_calls(script))
+    full.reasoning_key, full.reasoning_count = script.thought_style, script.reasoning_tokens
     if script.failure == "length":
         return _truncated(full, script.fail_after) if script.fail_after > 0 else replace(full, finish_reason="length")
     max_tokens = body.get("max_tokens")
@@ -1111,7 +1145,7 @@ def _truncated(plan: _Plan, n: int) -> _Plan:
             break
         calls.append(replace(call, pieces=call.pieces[:left]))
         left -= len(calls[-1].pieces)
-    return _Plan(tokens, "length", calls)
+    return _Plan(tokens, "length", calls, plan.reasoning_key, plan.reasoning_count)
 
 
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
@@ -1179,8 +1213,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="send every answer's tokens together, one per decode step, as TGI and vLLM batch them",
     )
+    p.add_argument("--thought-tokens", type=int, default=0, help="a thought of this many tokens before each answer")
+    p.add_argument("--thought-style", choices=["reasoning_content", "reasoning", "think_tags", "mistral_tags"])
     a = p.parse_args(argv)
     script = Script(
+        thought_tokens=a.thought_tokens,
+        thought_style=a.thought_style or "reasoning_content",
         text=a.text,
         tokens=a.tokens,
         rate=a.rate,

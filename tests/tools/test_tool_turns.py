@@ -243,3 +243,21 @@ async def test_stopping_the_answer_cancels_the_running_call(
             break
         await asyncio.sleep(0.05)
     assert "cancelled" in files["events"].read_text()
+
+
+async def test_a_thinking_model_with_tools_shows_its_thought_once_and_never_sends_it_back(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    thinking = Script(rate=200, thought="pondering zebracorns", thought_style="think_tags")
+    model_server.responder = ToolAgent({"weather": [ToolCallScript("lookup", '{"query": "weather"}')]}, base=thinking)
+    surface = AskingSurface(core.gate, [])  # type: ignore[arg-type]
+    result = await core.answer(turn("What's the weather?"), surface)
+
+    assert result.failure is None
+    shown = surface.messages[-1]
+    assert shown.startswith("-# 💭 Thought for 1 s\n\n-# ✓ `lookup`, ")  # the first thought's line only
+    assert "\n\nUsing Result for weather" in shown and "Thinking…" not in shown
+    assert not any("zebracorn" in write.text or "think>" in write.text for write in surface.writes)
+    assert "zebracorn" not in str(model_server.requests[-1].body["messages"])  # not sent back between rounds
+    [_, answer] = await core.history(THREAD)
+    assert answer.content.startswith("Using Result for weather") and "zebracorn" not in answer.to_json()

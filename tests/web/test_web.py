@@ -363,6 +363,24 @@ async def test_html_from_the_model_or_the_person_is_shown_as_text_and_never_run(
     await nothing_ran()
 
 
+async def test_a_thinking_models_thought_is_one_click_away_shown_as_text(
+    model: FakeModelServer, bots: WebBots, browser: Browser
+) -> None:
+    thought = 'Let me think <img src=x onerror="window.pwned = 1"> about it.\nParis, surely.'
+    model.default = Script(text="Paris.", thought=thought, thought_style="reasoning", rate=50)
+    await bots.start()
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("Capital of France?")
+    assert await chat.answer() == "Paris."
+    details = chat.replies.last.locator("details.thought")
+    await expect(details).to_have_count(1)
+    assert await details.get_attribute("open") is None  # closed: one click away
+    assert await details.locator("summary").inner_text() == "💭 Thought for 1 s"
+    assert await details.locator(".thought-text").text_content() == thought
+    assert await chat.page.evaluate("window.pwned") is None
+    assert [body["messages"][-1]["content"] for body in [model.requests[-1].body]] == ["Capital of France?"]
+
+
 async def test_two_browsers_stream_their_own_answers_at_the_same_time(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:

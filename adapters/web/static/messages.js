@@ -52,6 +52,7 @@ export function botMessage() {
 
 export function showWaiting(message) {
   message.dataset.state = "waiting";
+  message.querySelector(".thought")?.remove();  // an answer written again thinks again
   message.querySelector(".model-label").textContent = "";
   message.querySelector(".body").replaceChildren(el("div", "typing", el("span"), el("span"), el("span")));
 }
@@ -68,6 +69,15 @@ export function showText(message, text, streaming) {
   texts.set(message, text);
   message.dataset.state = streaming ? "streaming" : "done";
   if (pinned) view.scroller.scrollTop = view.scroller.scrollHeight;
+}
+
+// A thinking model's thought: closed above the answer, one click away (its text as text, never markup).
+function showThought(message, thought) {
+  if (!thought || message.querySelector(".thought")) return;
+  const text = el("div", "thought-text");
+  text.textContent = thought.text;
+  const details = el("details", "thought", el("summary", "", `💭 Thought for ${thought.seconds} s`), text);
+  message.querySelector(".body").before(details);
 }
 
 function showLabel(message, model) {
@@ -117,6 +127,7 @@ export function onReply(event) {
   message.dataset.question = event.question;  // where the answer's tool frames go
   showLabel(message, event.model);
   showText(message, event.text, event.streaming);
+  showThought(message, event.thought);
   if (!event.streaming) state.replies.delete(event.reply);
   updateButtons();
 }
