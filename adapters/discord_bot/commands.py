@@ -30,6 +30,7 @@ from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.personas import Place
 from bot.render import failure_note
+from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +132,7 @@ class Commands:
             prompt.strip(),
             channel=quota_channel(interaction.channel),
             places=places_of(interaction.channel, interaction.guild),
+            model_default_from=channel_model_key(interaction.channel) or "",
         )
         await self._jobs.answer(turn, self._response_surface(interaction, key))
 
@@ -162,7 +164,7 @@ class Commands:
             elif choice is None:
                 text = unknown_model(core.models, name, bold)
             elif key is None:
-                text = "Each thread and DM has its own model: use /model inside one of them."
+                text = await self._channel_default(interaction, choice)
             elif refusal := self._switch_refusal(interaction):
                 text = refusal
             else:
@@ -180,6 +182,18 @@ class Commands:
             for choice in self._jobs.core.models.choices
             if wanted in choice.display_name.casefold() or wanted in choice.id.casefold()
         ][:AUTOCOMPLETE_CHOICES]
+
+    async def _channel_default(self, interaction: discord.Interaction, choice: ModelChoice) -> str:
+        """/model in a server's channel: the model of its new threads, for members with Manage Channels or an admin
+        role of the bot's (a thread keeps the model it started with)."""
+        key = channel_model_key(interaction.channel)
+        if key is None:
+            return "Each thread and DM has its own model: use /model inside one of them."
+        roles = {str(role.id) for role in getattr(interaction.user, "roles", ())}
+        if not (interaction.permissions.manage_channels or roles & self._bot.settings.admin_role_ids):
+            return "Only members with Manage Channels (or an admin role of the bot's) may set a channel's model."
+        await self._jobs.core.choose_model(key, choice.id)
+        return f"New threads in this channel will answer with {bold(choice.display_name)}."
 
     def _switch_refusal(self, interaction: discord.Interaction) -> str | None:
         """Why this person may not switch models (DISCORD_MODEL_ROLE_IDS), or None."""
@@ -229,6 +243,7 @@ class Commands:
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
+            model_default_from=channel_model_key(message.channel) or "",
         )
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:
@@ -276,6 +291,12 @@ def conversation_key(channel: object) -> str | None:
     if isinstance(channel, discord.Thread):
         return f"discord:conv:{channel.id}"
     return None
+
+
+def channel_model_key(channel: object) -> str | None:
+    """Where a server channel's model for new threads is kept (a thread's: its parent's); None in DMs."""
+    channel_id = quota_channel(channel)
+    return f"discord:channel-model:{channel_id}" if channel_id else None
 
 
 def quota_channel(channel: object) -> str:

@@ -98,3 +98,28 @@ async def test_leaving_a_server_deletes_its_personas_and_an_outage_does_not(worl
         assert await kept() == set()
     finally:
         await redis.aclose()
+
+
+async def test_a_channels_model_for_new_threads_is_set_by_channel_managers_and_threads_keep_theirs(
+    world: DiscordWorld,
+) -> None:
+    channel = world.add_channel("vision")
+    managers = world.fake.add_role(world.guild, "managers", permissions=MANAGE_CHANNELS)
+    alice, bob = world.add_user("alice", roles=[managers]), world.add_user("bob")
+    await world.start_bot(MODELS="other-model")
+    earlier = await world.wait_thread(await world.mention(channel, bob, "m-1 before"))
+    await world.wait_model_request("m-1")
+
+    async def model(user: FakeUser, name: str) -> str:
+        interaction = await world.fake.send_slash_command(channel["id"], user, "model", {"name": name})
+        await world.fake.wait_for(lambda: interaction.callback_type is not None, 10)
+        return str((interaction.response_data or {}).get("content", ""))
+
+    assert (await model(bob, "other-model")).startswith("Only members with Manage Channels")
+    assert await model(alice, "other-model") == "New threads in this channel will answer with **other-model**."
+    await world.wait_thread(await world.mention(channel, bob, "m-2 a new thread"))
+    [request] = await world.wait_model_request("m-2")
+    assert request.body["model"] == "other-model"
+    await world.say(earlier["id"], bob, "m-3 the earlier thread goes on")
+    [request] = await world.wait_model_request("m-3")
+    assert request.body["model"] == "mistralai/Mistral-7B-Instruct-v0.3"  # it keeps the model it started with
