@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.tools.asking import ConfirmRequest
-from bot.tools.gate import Answer, Decision
+from bot.tools.gate import Answer, Decision, duration
 from bot.tools.toolbox import ToolBox
 
 Code = Callable[[str], str]
@@ -37,7 +37,7 @@ def describe_tools(tools: ToolBox, code: Code = _code) -> str:
 def confirm_question(request: ConfirmRequest, code: Code = _code) -> str:
     return (
         f"{request.asker_name}, may I run {code(request.tool)} ({request.server}) with {code(request.arguments)}? "
-        f"Only you can answer; no answer within {int(request.timeout // 60) or 1} min counts as no."
+        f"Only you can answer; no answer within {duration(request.timeout)} counts as no."
     )
 
 

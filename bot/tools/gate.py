@@ -88,7 +88,7 @@ class ConfirmGate:
             status = await self._status(key)
             if status == "yes":  # a click that landed just before the timeout
                 return Decision(True, "approved")
-            return Decision(False, f"no answer within {_duration(timeout)}")
+            return Decision(False, f"no answer within {duration(timeout)}")
         finally:
             del self._waiting[key]
 
@@ -107,7 +107,7 @@ class ConfirmGate:
         return await served(command, "tool_gate_store_error", self._on_error)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         minutes = int(seconds // 60)
         return f"{minutes} min"

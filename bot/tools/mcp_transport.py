@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-from mcp import StdioServerParameters, stdio_client
-from mcp.client._transport import ReadStream, TransportStreams
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.session import MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
@@ -28,25 +28,44 @@ HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)  # the SDK's own defaults: a res
 ERROR_CHARS = 300
 
 
-async def open_streams(config: ServerConfig, stack: AsyncExitStack) -> TransportStreams:
-    """Start the server's program (stdio) or reach its URL (streamable HTTP); closed with `stack`."""
+async def open_session(
+    config: ServerConfig,
+    stack: AsyncExitStack,
+    on_end: Callable[[], None],
+    on_message: MessageHandlerFnT,
+) -> ClientSession:
+    """A session with the server's program (stdio, started now) or its URL (streamable HTTP), not yet initialized;
+    `on_end` is called when the server's side ends; all of it closed with `stack`."""
     if config.command is not None:
         # The SDK gives the program a minimal environment (PATH, HOME, ...) with config.env over it; on close it
         # closes the program's stdin, then terminates and kills its process group if it is still running.
         parameters = StdioServerParameters(
             command=config.command, args=list(config.args), env=dict(config.env), cwd=config.cwd
         )
-        return await stack.enter_async_context(stdio_client(parameters, errlog=sys.stderr))
-    assert config.url is not None
-    client = await stack.enter_async_context(httpx2.AsyncClient(headers=dict(config.headers), timeout=HTTP_TIMEOUT))
-    return await stack.enter_async_context(streamable_http_client(config.url, http_client=client))
+        read, write = await stack.enter_async_context(stdio_client(parameters, errlog=sys.stderr))
+    else:
+        assert config.url is not None
+        headers, url = dict(config.headers), config.url
+        client = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT))
+        read, write = await stack.enter_async_context(streamable_http_client(url, http_client=client))
+    watched = WatchedStream(read, on_end)
+    session = ClientSession(watched, write, read_timeout_seconds=CONNECT_SECONDS, message_handler=on_message)
+    return await stack.enter_async_context(session)
+
+
+class ServerReads(Protocol):
+    """What a watched stream uses of the transport's read side."""
+
+    async def receive(self) -> SessionMessage | Exception: ...
+
+    async def aclose(self) -> None: ...
 
 
 class WatchedStream:
     """A session's read stream, calling `on_end` when the server's side ends (a stdio server that exited): the SDK's
     session says nothing then, it only fails the calls waiting."""
 
-    def __init__(self, stream: ReadStream[SessionMessage | Exception], on_end: Callable[[], None]) -> None:
+    def __init__(self, stream: ServerReads, on_end: Callable[[], None]) -> None:
         self._stream = stream
         self._on_end = on_end
 

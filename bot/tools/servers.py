@@ -28,7 +28,7 @@ from mcp.types import (
 )
 
 from bot.tools.mcp_results import result_links, result_text
-from bot.tools.mcp_transport import CONNECT_SECONDS, WatchedStream, describe_failure, open_streams, short
+from bot.tools.mcp_transport import describe_failure, open_session, short
 from config.tools_file import ServerConfig
 
 log = structlog.get_logger(__name__)
@@ -178,10 +178,7 @@ class McpServer:
                 events.put_nowait("tools_changed")
 
         async with AsyncExitStack() as stack:
-            read, write = await open_streams(self.config, stack)
-            watched = WatchedStream(read, lambda: self._ended(events))
-            session = ClientSession(watched, write, read_timeout_seconds=CONNECT_SECONDS, message_handler=on_message)
-            await stack.enter_async_context(session)
+            session = await open_session(self.config, stack, lambda: self._ended(events), on_message)
             await session.initialize()
             yield session, events
 

@@ -11,13 +11,13 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped, unused-ignore]  # stubs (types-jsonschema) are optional
 import structlog
 
+from bot.model import ToolSpec
 from bot.tool_calls import ToolCall, parse_arguments
 from bot.tools.servers import McpServer, ToolInfo
 from config.tools import ToolSettings
 
 log = structlog.get_logger(__name__)
 
-ToolSpec = dict[str, Any]
 DISPLAY_CHARS = 300  # arguments and results as people see them
 
 
