@@ -53,8 +53,7 @@ class Turn:
     notices: tuple[str, ...] = ()  # for the end of the reply (say, attachments that were skipped)
     images: tuple[str, ...] = ()  # data URLs of the images sent with it
     again: bool = False  # answer the conversation's last question again (its text is unused)
-    model_default_from: str = ""  # a key whose chosen model applies while the thread has none
-    places: tuple[Place, ...] = ()  # where a persona may be set for it, the most specific first
+    places: tuple[Place, ...] = ()  # where settings (persona, model, tools) apply to it, the most specific first
     received_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -69,6 +68,7 @@ class _Prepared:
     model: ModelChoice
     first_reply: bool  # the conversation's first answer
     notices: tuple[str, ...]
+    tools_here: bool | None = None  # whether the turn's place offers tools (None: not said)
 
 
 class ChatCore:
@@ -210,7 +210,9 @@ class ChatCore:
 
     def _tool_turn(self, turn: Turn, surface: ReplySurface, prepared: _Prepared) -> ToolTurn | None:
         """The answer's tool loop, when its model is offered tools and some are connected."""
-        if not offers_tools(prepared.model, self.models, self.tools.settings) or not self.tools.specs():
+        if prepared.tools_here is False or not self.tools.specs():
+            return None
+        if not offers_tools(prepared.model, self.models, self.tools.settings):
             return None
         settings = prepared.model.settings
 
@@ -254,27 +256,26 @@ class ChatCore:
                 "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
-        conversation, system_prompt = await asyncio.gather(stored, self._system_prompt(turn))
+        conversation, place = await asyncio.gather(stored, self._place_settings(turn))
+        system_prompt, place_model, tools_here = place
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)
-        model = await self._choices.for_turn(
-            turn.thread, conversation.model, turn.model_default_from, first_reply=first_reply
-        )
+        model = await self._choices.for_turn(turn.thread, conversation.model, place_model, first_reply=first_reply)
         size = sum(len(stored.content) for stored in history)
         build = partial(self._prompts.build, sees_images=model.vision, system_prompt=system_prompt)
         prompt = await off_loop_if_large(size, build, history)
         urls = await self._store.images(turn.thread, prompt.images)
         notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
-        return _Prepared(prompt, prompt.with_images(urls), model, first_reply, notices)
+        return _Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here)
 
-    async def _system_prompt(self, turn: Turn) -> str | None:
-        """The persona of the turn's place, its placeholders filled; None: the default as it is (its tokens counted
-        once)."""
+    async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None]:
+        """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens
+        counted once); the model of new conversations there ("": none); whether tools are offered there."""
         if self.personas is None:
-            return None
-        persona = await self.personas.effective(turn.places)
-        text = filled(persona.text, user=turn.author_name, places=turn.places)
-        return None if text == self.personas.default else text
+            return None, "", None
+        settings = await self.personas.settings(turn.places)
+        text = filled(settings.persona.text, user=turn.author_name, places=turn.places)
+        return None if text == self.personas.default else text, settings.model, settings.tools
 
     async def _left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
         """Said once per conversation, the first time its oldest messages no longer fit."""

@@ -1,5 +1,5 @@
-"""Which model answers a conversation: the one chosen for it (kept in the store with it), else
-the one chosen where it started (a Slack channel's default for new threads), else the default."""
+"""Which model answers a conversation: the one chosen for it (kept in the store with it), else the one
+set where it started (its channel's or server's, pinned to it with its first answer), else the default."""
 
 from __future__ import annotations
 
@@ -15,12 +15,9 @@ class ModelChoices:
         self._breakers = {choice.id: breaker.copy() for choice in catalog.choices}
         self._breakers[catalog.default.id] = breaker  # the default model's; every other model's service gets a copy
 
-    async def of(self, thread: str, default_from: str = "") -> ModelChoice:
+    async def of(self, thread: str) -> ModelChoice:
         """`thread`'s model (raises STORE_UNAVAILABLE)."""
-        for key in (thread, default_from):
-            if key and (choice := self.catalog.find(await self._store.chosen_model(key))):
-                return choice
-        return self.catalog.default
+        return self.catalog.find(await self._store.chosen_model(thread)) or self.catalog.default
 
     async def choose(self, thread: str, name: str) -> ModelChoice | None:
         """Answer `thread` with the model called `name` from now on; None if there is none such."""
@@ -28,15 +25,13 @@ class ModelChoices:
             await self._store.choose_model(thread, choice.id)
         return choice
 
-    async def for_turn(self, thread: str, chosen: str, default_from: str, *, first_reply: bool) -> ModelChoice:
-        """The model for a turn whose conversation has `chosen` ("" = none): a new conversation
-        keeps the default it started with, even once that default changes."""
+    async def for_turn(self, thread: str, chosen: str, place_model: str, *, first_reply: bool) -> ModelChoice:
+        """The model for a turn whose conversation has `chosen` ("" = none) where `place_model` is set ("" = none):
+        a new conversation keeps the model it started with, even once its place's (or the default) changes."""
         if choice := self.catalog.find(chosen):
             return choice
-        if not default_from or len(self.catalog.choices) == 1:
-            return self.catalog.default  # nothing to look up: no round trip to Redis
-        choice = await self.of("", default_from)
-        if first_reply:
+        choice = self.catalog.find(place_model) or self.catalog.default
+        if first_reply and len(self.catalog.choices) > 1:  # with one model there is nothing to keep
             await self._store.choose_model(thread, choice.id)
         return choice
 

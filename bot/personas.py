@@ -1,6 +1,8 @@
-"""Who the bot is in each place: a persona (the system prompt) set for a channel or a server (a Discord guild, a
-Slack workspace), kept in Redis with no expiry; else the operator's CHANNELS_FILE; else SYSTEM_PROMPT. A thread takes
-its channel's. Placeholders ({date}, {time}, {user}, {channel}, {server}) are filled per turn."""
+"""What each place sets for its conversations: who the bot is there (a persona: the system prompt), the model of its
+new conversations, and whether tools are offered there. A place is a channel or a server (a Discord guild, a Slack
+workspace); settings are kept in Redis with no expiry, strongest first the channel's, the server's, then the
+operator's CHANNELS_FILE, then the environment (SYSTEM_PROMPT, MODEL_ID). A thread takes its channel's. Placeholders
+({date}, {time}, {user}, {channel}, {server}) are filled per turn."""
 
 from __future__ import annotations
 
@@ -35,6 +37,20 @@ class Persona:
     source: str  # where it comes from, as people are told: "this channel", "this server", …
 
 
+@dataclass(frozen=True)
+class PlaceSettings:
+    """What a turn's places set, each from the most specific place that sets it."""
+
+    persona: Persona
+    model: str = ""  # a model's id or name ("": none set; the conversation's own or the default applies)
+    model_source: str = ""
+    tools: bool | None = None  # None: not said (the model's own rule applies)
+
+
+# What a place may set besides its persona, by the key it is kept under.
+_MODEL, _TOOLS = "model", "tools"
+
+
 class PersonaRefused(ValueError):
     """A persona that can't be set; the message says why."""
 
@@ -67,15 +83,29 @@ class Personas:
     async def effective(self, places: Sequence[Place]) -> Persona:
         """The persona of the most specific of `places` (most specific first) that has one (raises
         STORE_UNAVAILABLE without Redis)."""
+        return (await self.settings(places)).persona
+
+    async def settings(self, places: Sequence[Place]) -> PlaceSettings:
+        """Everything `places` (most specific first) set, in one round trip (raises STORE_UNAVAILABLE)."""
         if not places:
-            return Persona(self.default, "the bot's default")
+            return PlaceSettings(Persona(self.default, "the bot's default"))
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
                 if (seconds := self._lifetime(place)) is not None:
                     pipe.getex(self._key(place), ex=seconds)  # kept as long as the conversation is used
                 else:
                     pipe.get(self._key(place))
+                pipe.get(self._key(place, _MODEL))
+                pipe.get(self._key(place, _TOOLS))
             stored = await self._run(pipe.execute())
+        personas, models, tools = stored[0::3], stored[1::3], stored[2::3]
+        model, model_source = self._first(places, models, _MODEL)
+        offered, _ = self._first(places, tools, _TOOLS)
+        return PlaceSettings(
+            self._persona(places, personas), model, model_source, None if not offered else offered == "on"
+        )
+
+    def _persona(self, places: Sequence[Place], stored: Sequence[object]) -> Persona:
         for place, text in zip(places, stored, strict=True):
             if text:
                 return Persona(str(text), f"this {place.kind}")
@@ -83,6 +113,16 @@ class Personas:
             if (text := self._file.persona(place.kind, place.id)) is not None:
                 return Persona(text, f"the operator's settings for this {place.kind}")
         return Persona(self.default, "the bot's default")
+
+    def _first(self, places: Sequence[Place], stored: Sequence[object], setting: str) -> tuple[str, str]:
+        """The value of `setting` from the most specific place that sets it, and where it comes from."""
+        for place, value in zip(places, stored, strict=True):
+            if value:
+                return str(value), f"this {place.kind}"
+        for place in places:
+            if (value := self._file.setting(place.kind, place.id, setting)) is not None:
+                return value, f"the operator's settings for this {place.kind}"
+        return "", ""
 
     async def set(self, place: Place, text: str) -> None:
         """`place`'s persona from its next turn on; PersonaRefused (with the reason) for one that can't be."""
@@ -103,18 +143,34 @@ class Personas:
     async def clear(self, place: Place) -> bool:
         return bool(await self._run(self._redis.delete(self._key(place))))
 
+    async def set_model(self, place: Place, model: str | None) -> bool:
+        """`place`'s model for new conversations (None: remove it); False if there was none to remove."""
+        return await self._put(place, _MODEL, model)
+
+    async def set_tools(self, place: Place, offered: bool | None) -> bool:
+        """Whether tools are offered in `place` (None: as the model's own rule says); False if nothing changed."""
+        return await self._put(place, _TOOLS, None if offered is None else "on" if offered else "off")
+
+    async def _put(self, place: Place, setting: str, value: str | None) -> bool:
+        key = self._key(place, setting)
+        if value is None:
+            return bool(await self._run(self._redis.delete(key)))
+        await self._run(self._redis.set(key, value))
+        return True
+
     async def forget(self, places: Sequence[Place]) -> None:
-        """Delete every one of `places`' personas (the bot left a server: its channels' and its own)."""
+        """Delete everything `places` set (the bot left a server: its channels' and its own)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
-                pipe.delete(self._key(place))
+                pipe.delete(self._key(place), self._key(place, _MODEL), self._key(place, _TOOLS))
             await self._run(pipe.execute())
 
     def _lifetime(self, place: Place) -> int | None:
         return self._conversation_seconds if place.kind == "conversation" else None
 
-    def _key(self, place: Place) -> str:
-        return f"{self._prefix}persona:{hash_tag(place.key)}"
+    def _key(self, place: Place, setting: str = "persona") -> str:
+        """The place's settings share a hash tag: on a cluster, one slot holds them all."""
+        return f"{self._prefix}{'persona' if setting == 'persona' else 'place-' + setting}:{hash_tag(place.key)}"
 
     async def _run(self, command: Awaitable[T]) -> T:
         return await served(command, "persona_store_error", self._on_error)

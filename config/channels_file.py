@@ -4,9 +4,13 @@ error names the file, the entry and the field.
     channels:
       "1234567890":            # a Discord channel id, or a Slack channel id
         persona: You are the helpdesk of {server}. Today is {date}.
+        model: mistral-small   # the model of its new conversations (an id or name from the models offered)
+        tools: false           # whether tools are offered there
     servers:
       "9876543210":            # a Discord server (guild) id, or a Slack workspace (team) id
         persona: You are a game master.
+
+Every field is optional; a channel's beats its server's.
 """
 
 from __future__ import annotations
@@ -23,14 +27,29 @@ PERSONA_MAX_CHARS = 4_000
 SECTIONS = ("channels", "servers")
 
 
+FIELDS = ("persona", "model", "tools")
+
+
 @dataclass(frozen=True)
 class PlaceFile:
-    """Personas by place kind ("channel", "server") and id."""
+    """Settings by place kind ("channel", "server") and id: "persona", "model" (a model's id or name), "tools"
+    ("on" or "off")."""
 
-    personas: dict[tuple[str, str], str] = field(default_factory=dict)
+    settings: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def persona(self, kind: str, place_id: str) -> str | None:
-        return self.personas.get((kind, place_id))
+        return self.setting(kind, place_id, "persona")
+
+    def setting(self, kind: str, place_id: str, name: str) -> str | None:
+        return self.settings.get((kind, place_id), {}).get(name)
+
+    def models(self) -> dict[str, str]:
+        """Each entry's model, by where it is said ("channels '123'"), to check against the models offered."""
+        return {
+            f"{kind}s {place_id!r}": fields["model"]
+            for (kind, place_id), fields in self.settings.items()
+            if "model" in fields
+        }
 
 
 def load_places(env: Env) -> PlaceFile:
@@ -46,22 +65,35 @@ def load_places(env: Env) -> PlaceFile:
         raise ConfigError(f"{where}: not valid YAML: {error}") from error
     if not isinstance(data, dict) or set(data) - set(SECTIONS):
         raise ConfigError(f"{where}: expected 'channels:' and/or 'servers:', each mapping ids to settings")
-    personas: dict[tuple[str, str], str] = {}
+    settings: dict[tuple[str, str], dict[str, str]] = {}
     for section in SECTIONS:
         entries = data.get(section) or {}
         if not isinstance(entries, dict):
             raise ConfigError(f"{where}: '{section}' must map ids to settings")
-        for place_id, settings in entries.items():
-            personas[(section.removesuffix("s"), str(place_id))] = _persona(
-                settings, f"{where}, {section} {place_id!r}"
-            )
-    return PlaceFile(personas)
+        for place_id, fields in entries.items():
+            settings[(section.removesuffix("s"), str(place_id))] = _settings(fields, f"{where}, {section} {place_id!r}")
+    return PlaceFile(settings)
 
 
-def _persona(settings: Any, where: str) -> str:
-    if not isinstance(settings, dict) or set(settings) - {"persona"}:
-        raise ConfigError(f"{where}: expected settings with 'persona'")
-    persona = settings.get("persona")
+def _settings(fields: Any, where: str) -> dict[str, str]:
+    if not isinstance(fields, dict) or not fields or set(fields) - set(FIELDS):
+        raise ConfigError(f"{where}: expected settings among {', '.join(FIELDS)}")
+    settings: dict[str, str] = {}
+    if "persona" in fields:
+        settings["persona"] = _persona(fields["persona"], where)
+    if "model" in fields:
+        model = fields["model"]
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"{where}: field 'model': expected a model's id or name")
+        settings["model"] = model.strip()
+    if "tools" in fields:
+        if not isinstance(fields["tools"], bool):
+            raise ConfigError(f"{where}: field 'tools': expected true or false")
+        settings["tools"] = "on" if fields["tools"] else "off"
+    return settings
+
+
+def _persona(persona: Any, where: str) -> str:
     if not isinstance(persona, str) or not persona.strip():
         raise ConfigError(f"{where}: field 'persona': expected the text of the system prompt")
     if len(persona) > PERSONA_MAX_CHARS:

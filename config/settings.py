@@ -108,9 +108,12 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             f"CONTEXT_TOKENS={context_tokens}: the prompt needs room too"
         )
 
+    models = load_catalog(env, model, context_tokens)
+    places = load_places(env)
+    _check_place_models(places, models)
     return Settings(
         model=model,
-        models=load_catalog(env, model, context_tokens),
+        models=models,
         history=_history_settings(env),
         operations=OperationsSettings(
             user_turns_per_minute=env.int("USER_TURNS_PER_MINUTE", 0, minimum=0),
@@ -139,9 +142,18 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
             max_chars=env.int("MAX_DOCUMENT_CHARS", 100_000, minimum=1),
             timeout_seconds=env.float("DOCUMENT_TIMEOUT_SECONDS", 20.0, minimum=0.1),
         ),
-        places=load_places(env),
+        places=places,
         show_reasoning=env.choice("SHOW_REASONING", "collapsed", ("collapsed", "full", "off")),
     )
+
+
+def _check_place_models(places: PlaceFile, models: ModelCatalog) -> None:
+    for where, name in places.models().items():
+        if models.find(name) is None:
+            offered = ", ".join(choice.display_name for choice in models.choices)
+            raise ConfigError(
+                f"CHANNELS_FILE, {where}: field 'model': no model {name!r} is offered (offered: {offered})"
+            )
 
 
 def _model_settings(env: Env) -> ModelSettings:

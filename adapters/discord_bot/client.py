@@ -21,7 +21,7 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.commands import Commands, channel_model_key, places_of, quota_channel
+from adapters.discord_bot.commands import Commands, places_of, quota_channel
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
@@ -226,7 +226,6 @@ class MistralDiscordBot(discord.AutoShardedClient):
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
-            model_default_from=channel_model_key(message.channel) or "",
         )
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:

@@ -14,6 +14,7 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.persona_commands import PersonaCommands
+from adapters.discord_bot.place_commands import PlaceCommands, Scope, bold
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import (
     REPLY_LIMITS,
@@ -25,12 +26,10 @@ from adapters.discord_bot.surfaces import (
 )
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.platform_jobs import PlatformJobs, describe_models, switched_model, unknown_model
-from adapters.jobs.tools import describe_tools
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.personas import Place
 from bot.render import failure_note
-from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +67,7 @@ class Commands:
     def __init__(self, bot: CommandHost) -> None:
         self._bot = bot
         self._jobs = bot.jobs
+        self._places = PlaceCommands(bot.jobs, bot.settings)
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         @tree.command(name="ask", description="Ask the model a question")
@@ -79,20 +79,19 @@ class Commands:
         async def reset(interaction: discord.Interaction) -> None:
             await self._reset(interaction)
 
-        @tree.command(name="model", description="Show or switch the model that answers this conversation")
-        @app_commands.describe(name="The model to switch to")
-        async def model(interaction: discord.Interaction, name: str | None = None) -> None:
-            await self._model(interaction, name)
+        @tree.command(name="model", description="Show or switch the model of this conversation (or channel)")
+        @app_commands.describe(
+            name="The model to switch to", scope="Set the model of this channel's (or server's) new threads"
+        )
+        async def model(interaction: discord.Interaction, name: str | None = None, scope: Scope | None = None) -> None:
+            await self._model(interaction, name, scope)
 
         @model.autocomplete("name")
         async def model_names(_: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
             return self._model_choices(typed)
 
         PersonaCommands(self._bot, places_of).register(tree)
-
-        @tree.command(name="tools", description="List the tools the bot can use, and which ask you first")
-        async def tools(interaction: discord.Interaction) -> None:
-            await interaction.response.send_message(describe_tools(self._jobs.core.tools)[:2000], ephemeral=True)
+        self._places.register_tools(tree, places_of)
 
     def register_menu(self, tree: app_commands.CommandTree[discord.Client], bot_name: str) -> None:
         """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""
@@ -132,7 +131,6 @@ class Commands:
             prompt.strip(),
             channel=quota_channel(interaction.channel),
             places=places_of(interaction.channel, interaction.guild),
-            model_default_from=channel_model_key(interaction.channel) or "",
         )
         await self._jobs.answer(turn, self._response_surface(interaction, key))
 
@@ -153,18 +151,21 @@ class Commands:
 
     # -- /model ---------------------------------------------------------------------------
 
-    async def _model(self, interaction: discord.Interaction, name: str | None) -> None:
+    async def _model(self, interaction: discord.Interaction, name: str | None, scope: Scope | None) -> None:
+        """In a thread or DM, its conversation's model; in a channel (or with a scope), its new threads'."""
         key = conversation_key(interaction.channel)
+        if key is None or scope is not None:
+            places = places_of(interaction.channel, interaction.guild)
+            text = await self._places.channel_model(interaction, places, name, scope or "channel")
+            await interaction.response.send_message(text, ephemeral=True)
+            return
         core = self._jobs.core
         choice = core.models.find(name) if name else None
         try:
             if not name:
-                current = await core.model_for(key) if key else core.models.default
-                text = describe_models(core.models, current, bold)
+                text = describe_models(core.models, await core.model_for(key), bold)
             elif choice is None:
                 text = unknown_model(core.models, name, bold)
-            elif key is None:
-                text = await self._channel_default(interaction, choice)
             elif refusal := self._switch_refusal(interaction):
                 text = refusal
             else:
@@ -182,18 +183,6 @@ class Commands:
             for choice in self._jobs.core.models.choices
             if wanted in choice.display_name.casefold() or wanted in choice.id.casefold()
         ][:AUTOCOMPLETE_CHOICES]
-
-    async def _channel_default(self, interaction: discord.Interaction, choice: ModelChoice) -> str:
-        """/model in a server's channel: the model of its new threads, for members with Manage Channels or an admin
-        role of the bot's (a thread keeps the model it started with)."""
-        key = channel_model_key(interaction.channel)
-        if key is None:
-            return "Each thread and DM has its own model: use /model inside one of them."
-        roles = {str(role.id) for role in getattr(interaction.user, "roles", ())}
-        if not (interaction.permissions.manage_channels or roles & self._bot.settings.admin_role_ids):
-            return "Only members with Manage Channels (or an admin role of the bot's) may set a channel's model."
-        await self._jobs.core.choose_model(key, choice.id)
-        return f"New threads in this channel will answer with {bold(choice.display_name)}."
 
     def _switch_refusal(self, interaction: discord.Interaction) -> str | None:
         """Why this person may not switch models (DISCORD_MODEL_ROLE_IDS), or None."""
@@ -243,7 +232,6 @@ class Commands:
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
-            model_default_from=channel_model_key(message.channel) or "",
         )
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:
@@ -261,10 +249,6 @@ class Commands:
             return True
         await interaction.response.send_message(self._bot.refusal(interaction.guild), ephemeral=True)
         return False
-
-
-def bold(text: str) -> str:
-    return f"**{text}**"
 
 
 def reaches_channel(interaction: discord.Interaction) -> bool:
@@ -291,12 +275,6 @@ def conversation_key(channel: object) -> str | None:
     if isinstance(channel, discord.Thread):
         return f"discord:conv:{channel.id}"
     return None
-
-
-def channel_model_key(channel: object) -> str | None:
-    """Where a server channel's model for new threads is kept (a thread's: its parent's); None in DMs."""
-    channel_id = quota_channel(channel)
-    return f"discord:channel-model:{channel_id}" if channel_id else None
 
 
 def quota_channel(channel: object) -> str:

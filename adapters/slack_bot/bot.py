@@ -33,7 +33,7 @@ from adapters.jobs.documents import document_kind
 from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
-from adapters.slack_bot.commands import SlackCommands, channel_model_key, conversation_key
+from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.settings import SlackSettings
@@ -233,7 +233,6 @@ class SlackBot:
             channel="" if in_dm else place.channel,
             notices=question.notices,
             images=question.images,
-            model_default_from="" if in_dm else channel_model_key(place.team, place.channel),
             places=slack_places(place.team, place.channel),
         )
         await self.jobs.answer(turn, surface, recording)

@@ -10,7 +10,9 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
+from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
 from adapters.jobs.platform_jobs import describe_models, switched_model, unknown_model
+from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Place
 from adapters.slack_bot.text import escape_mrkdwn
@@ -33,11 +35,6 @@ def bold(text: str) -> str:
 
 def conversation_key(team: str, channel: str, thread_ts: str | None) -> str:
     return f"slack:{team}:dm:{channel}" if thread_ts is None else f"slack:{team}:{channel}:{thread_ts}"
-
-
-def channel_model_key(team: str, channel: str) -> str:
-    """Where a channel's default model for new threads is kept."""
-    return f"slack:{team}:channel-model:{channel}"
 
 
 class SlackCommands:
@@ -83,32 +80,45 @@ class SlackCommands:
         await ack("Done: I've forgotten that conversation. The next message starts fresh.")
 
     async def _on_model(self, ack: Any, command: dict[str, Any]) -> None:
-        """In a DM, the DM's model; in a channel, the default for its new threads (admins only)."""
+        """In a DM, the DM's model; in a channel, the model of its new threads (set by admins)."""
         name = command.get("text", "").strip()
         user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
-        in_dm = channel.startswith("D")
-        key = conversation_key(team, channel, None) if in_dm else channel_model_key(team, channel)
         try:
-            if not name:
-                await ack(describe_models(self._core.models, await self._core.model_for(key), bold))
-                return
-            if not in_dm and not await self.is_admin(user):
+            if channel.startswith("D"):
+                await ack(await self._dm_model(conversation_key(team, channel, None), name))
+            elif not name:
+                await ack(await model_here(self._core, slack_places(team, channel), bold))
+            elif not await self.is_admin(user):
                 await ack("Only workspace admins (or the people this bot names) may set a channel's model.")
-                return
-            choice = await self._core.choose_model(key, name)
+            else:
+                await ack(await set_model_here(self._core, slack_places(team, channel)[0], name, bold, escape_mrkdwn))
         except ReplyFailure as failure:
             await ack(failure_note(failure))
-            return
-        if choice is None:
-            await ack(unknown_model(self._core.models, escape_mrkdwn(name), bold))
-        elif in_dm:
-            await ack(switched_model(choice, bold))
-        else:
-            await ack(f"New threads in this channel will answer with {bold(choice.display_name)}.")
 
-    async def _on_tools(self, ack: Any) -> None:
-        """The tools the bot can use and which ask first, to the person alone."""
-        await ack(tools_listing(self._core.tools))
+    async def _dm_model(self, key: str, name: str) -> str:
+        if not name:
+            return describe_models(self._core.models, await self._core.model_for(key), bold)
+        if (choice := await self._core.choose_model(key, name)) is None:
+            return unknown_model(self._core.models, escape_mrkdwn(name), bold)
+        return switched_model(choice, bold)
+
+    async def _on_tools(self, ack: Any, command: dict[str, Any]) -> None:
+        """The tools the bot can use and which ask first, to the person alone; `/tools on|off|default` in a channel
+        turns them on or off there (admins)."""
+        choice = command.get("text", "").strip().lower()
+        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
+        places = slack_places(team, channel)
+        try:
+            if not choice:
+                await ack(f"{await tools_here(self._core, places)}\n{tools_listing(self._core.tools)}")
+            elif channel.startswith("D"):
+                await ack("Tools are turned on or off per channel: use /tools on or /tools off in one.")
+            elif not await self.is_admin(user):
+                await ack("Only workspace admins (or the people this bot names) may turn tools on or off here.")
+            else:
+                await ack(await set_tools_here(self._core, places[0], choice))
+        except ReplyFailure as failure:
+            await ack(failure_note(failure))
 
     async def is_admin(self, user: str) -> bool:
         if user in self._bot.settings.admin_user_ids:

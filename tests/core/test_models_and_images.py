@@ -204,16 +204,3 @@ async def test_a_model_its_server_does_not_know_is_named_in_the_reason(
     assert shown.messages == [
         f"⚠️ {VISION_MODEL} isn't available: its server doesn't know it or doesn't serve it. Pick another with /model."
     ]
-
-
-async def test_a_new_thread_keeps_the_default_it_started_with(core: ChatCore, model_server: FakeModelServer) -> None:
-    channel_default = "slack:T1:channel-model:C1"
-    await core.choose_model(channel_default, VISION_MODEL)
-    model_server.default = Script(text="Hi.")
-    await core.answer(
-        turn("Started in the channel", thread="models:new", model_default_from=channel_default), surface()
-    )
-    assert model_server.requests[-1].body["model"] == VISION_MODEL
-    await core.choose_model(channel_default, TEXT_MODEL)  # the channel's default changes later
-    await core.answer(turn("Follow-up", thread="models:new", model_default_from=channel_default), surface())
-    assert model_server.requests[-1].body["model"] == VISION_MODEL

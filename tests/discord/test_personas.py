@@ -116,7 +116,9 @@ async def test_a_channels_model_for_new_threads_is_set_by_channel_managers_and_t
         return str((interaction.response_data or {}).get("content", ""))
 
     assert (await model(bob, "other-model")).startswith("Only members with Manage Channels")
-    assert await model(alice, "other-model") == "New threads in this channel will answer with **other-model**."
+    assert await model(alice, "other-model") == (
+        "New conversations in this channel will answer with **other-model**. Existing ones keep theirs."
+    )
     await world.wait_thread(await world.mention(channel, bob, "m-2 a new thread"))
     [request] = await world.wait_model_request("m-2")
     assert request.body["model"] == "other-model"

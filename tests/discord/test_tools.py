@@ -111,6 +111,30 @@ async def test_tools_lists_each_tool_and_which_ask_first(scene: Scene) -> None:
     assert "• `lookup`: " in listing and "• `add_note` (asks you first): " in listing
 
 
+async def test_a_channel_manager_turns_tools_off_in_a_channel_and_on_again(scene: Scene) -> None:
+    discord, channel, alice, bob = scene.discord, scene.channel, scene.alice, scene.bob
+    managers = discord.fake.add_role(discord.guild, "managers", permissions=1 << 4)  # Manage Channels
+    carol = discord.add_user("carol", roles=[managers])
+
+    async def tools(user: FakeUser, **options: str) -> str:
+        interaction = await discord.fake.send_slash_command(channel["id"], user, "tools", options)
+        await discord.fake.wait_for(lambda: interaction.callback_type is not None, 10)
+        assert interaction.ephemeral
+        return _content(interaction.response_data)
+
+    assert (await tools(bob, offer="off")).startswith("Only members with Manage Channels")
+    assert await tools(carol, offer="off") == "Done: tools are turned off in this channel, from the next message on."
+    assert (await tools(alice)).startswith("Tools are turned off here.\n")
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "weather please, t-off"))
+    await discord.wait_bot_text(thread, bool, timeout=20)
+    [request] = discord.model_requests("t-off")
+    assert not request.body.get("tools")  # the model isn't offered any
+
+    await tools(carol, offer="default")
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "weather please, t-on"))
+    await discord.wait_bot_text(thread, lambda text: "Sources:" in text, timeout=20)
+
+
 def _content(data: dict[str, Any] | None) -> str:
     return str((data or {}).get("content", ""))
 

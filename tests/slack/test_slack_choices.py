@@ -116,7 +116,10 @@ async def test_a_channels_default_is_set_by_admins_only_and_new_threads_keep_the
     earlier, _ = await harness.mention(GENERAL, ALICE, "c1-before a thread started earlier")
     await harness.wait_turn(GENERAL, earlier["ts"])
     said = await command(harness, "/model", VISION_MODEL, BOB, GENERAL)
-    assert said == "New threads in this channel will answer with *Qwen2.5-VL-7B-Instruct*."
+    assert (
+        said
+        == "New conversations in this channel will answer with *Qwen2.5-VL-7B-Instruct*. Existing ones keep theirs."
+    )
 
     mention, _ = await harness.mention(GENERAL, ALICE, "c1-new a new thread")
     await harness.wait_turn(GENERAL, mention["ts"])
@@ -127,7 +130,10 @@ async def test_a_channels_default_is_set_by_admins_only_and_new_threads_keep_the
 
     # A workspace admin may change it back; the thread started meanwhile keeps its model.
     said = await command(harness, "/model", "Mistral-7B-Instruct-v0.3", CAROL, GENERAL)
-    assert said == "New threads in this channel will answer with *Mistral-7B-Instruct-v0.3*."
+    assert (
+        said
+        == "New conversations in this channel will answer with *Mistral-7B-Instruct-v0.3*. Existing ones keep theirs."
+    )
     await harness.say(GENERAL, ALICE, "c1-kept still the same model?", thread_ts=mention["ts"])
     await harness.wait_turn(GENERAL, mention["ts"], count=2)
     assert last_request(model, "c1-kept").model == VISION_MODEL

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.core import ChatCore, Turn
+from bot.personas import Personas, Place
 from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
@@ -261,3 +262,27 @@ async def test_a_thinking_model_with_tools_shows_its_thought_once_and_never_send
     assert "zebracorn" not in str(model_server.requests[-1].body["messages"])  # not sent back between rounds
     [_, answer] = await core.history(THREAD)
     assert answer.content.startswith("Using Result for weather") and "zebracorn" not in answer.to_json()
+
+
+async def test_a_channel_that_turned_tools_off_is_answered_without_them(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, toolbox: ToolBox
+) -> None:
+    settings = remote_model_settings(model_server.base_url, timeout_seconds=5.0, loading_retries=0)
+    places = Personas(redis_store.client, redis_store.settings.key_prefix, "Test.", size=len, max_tokens=200)
+    core = make_core(settings, redis_store, token_counter, tools=toolbox, personas=places)
+    quiet, busy = Place("discord", "channel", "1"), Place("discord", "channel", "2")
+    model_server.default = Script(text="Plain answer.")
+    try:
+        await places.set_tools(quiet, False)
+        for thread, place in (("tools:quiet", quiet), ("tools:busy", busy)):
+            surface = MemorySurface(SurfaceLimits(max_length=2000))
+            result = await core.answer(Turn(thread, "42", "Ada", "weather?", places=(place,)), surface)
+            assert result.failure is None
+        quiet_request, busy_request = model_server.requests[-2:]
+        assert not quiet_request.body.get("tools")
+        assert [tool["function"]["name"] for tool in busy_request.body["tools"]][:1] == ["lookup"]
+        await places.set_tools(quiet, None)  # back to the bot's settings
+        await core.answer(Turn("tools:quiet", "42", "Ada", "again", places=(quiet,)), surface)
+        assert model_server.requests[-1].body.get("tools")
+    finally:
+        await core.aclose()

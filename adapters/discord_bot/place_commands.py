@@ -1,0 +1,90 @@
+"""A channel's (or server's) settings besides its persona: `/model name scope` used in a channel sets the model of
+its new threads, and `/tools offer scope` turns tools on or off there; for members with Manage Channels (Manage
+Server for `scope: server`) or a role in DISCORD_ADMIN_ROLE_IDS. Answers are ephemeral."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import discord
+from discord import app_commands
+
+from adapters.discord_bot.persona_commands import PlacesOf
+from adapters.discord_bot.settings import DiscordSettings
+from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
+from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.jobs.tools import describe_tools
+from bot.errors import ReplyFailure
+from bot.personas import Place
+from bot.render import failure_note
+
+Scope = Literal["channel", "server"]
+Offer = Literal["on", "off", "default"]
+MESSAGE_LIMIT = 2_000
+
+
+def bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def may_change(interaction: discord.Interaction, scope: Scope, settings: DiscordSettings) -> bool:
+    """Manage Channels for a channel's settings, Manage Server for the server's, or an admin role of the bot's."""
+    permissions = interaction.permissions
+    allowed = permissions.manage_guild if scope == "server" else permissions.manage_channels
+    roles = {str(role.id) for role in getattr(interaction.user, "roles", ())}
+    return allowed or bool(roles & settings.admin_role_ids)
+
+
+def refusal(scope: Scope, what: str) -> str:
+    need = "Manage Server" if scope == "server" else "Manage Channels"
+    return f"Only members with {need} (or an admin role of the bot's) can change {what} here."
+
+
+def place_for(places: tuple[Place, ...], scope: Scope) -> Place | None:
+    return next((place for place in places if place.kind == scope), None)
+
+
+class PlaceCommands:
+    def __init__(self, jobs: PlatformJobs, settings: DiscordSettings) -> None:
+        self._jobs = jobs
+        self._settings = settings
+
+    def register_tools(self, tree: app_commands.CommandTree[discord.Client], places_of: PlacesOf) -> None:
+        @tree.command(name="tools", description="List the bot's tools, or turn them on or off in this channel")
+        @app_commands.describe(offer="Offer tools here, or not (default: as the bot's settings say)", scope="Where")
+        async def tools(interaction: discord.Interaction, offer: Offer | None = None, scope: Scope = "channel") -> None:
+            places = places_of(interaction.channel, interaction.guild)
+            text = await self._tools(interaction, places, offer, scope)
+            await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+
+    async def _tools(
+        self, interaction: discord.Interaction, places: tuple[Place, ...], offer: Offer | None, scope: Scope
+    ) -> str:
+        core = self._jobs.core
+        try:
+            if offer is None:
+                listing = describe_tools(core.tools)
+                return f"{await tools_here(core, places)}\n{listing}" if places else listing
+            if (place := place_for(places, scope)) is None:
+                return "Tools are turned on or off for a server's channels: use /tools in one."
+            if not may_change(interaction, scope, self._settings):
+                return refusal(scope, "the tools")
+            return await set_tools_here(core, place, offer)
+        except ReplyFailure as failure:
+            return failure_note(failure)
+
+    async def channel_model(
+        self, interaction: discord.Interaction, places: tuple[Place, ...], name: str | None, scope: Scope
+    ) -> str:
+        """/model outside a conversation: the model of new threads in this channel (or server), shown or set."""
+        core = self._jobs.core
+        try:
+            if not name:
+                return await model_here(core, places, bold)
+            if (place := place_for(places, scope)) is None:
+                return "Each thread and DM has its own model: use /model inside one of them."
+            if not may_change(interaction, scope, self._settings):
+                return refusal(scope, "the model")
+            return await set_model_here(core, place, name, bold)
+        except ReplyFailure as failure:
+            return failure_note(failure)

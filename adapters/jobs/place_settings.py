@@ -1,0 +1,80 @@
+"""What a channel's (or server's) admins set besides its persona, the same on every platform: the model of its new
+conversations and whether tools are offered there. Each function answers with the sentence the person sees; each
+raises STORE_UNAVAILABLE (a ReplyFailure) without Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from adapters.jobs.platform_jobs import Bold, unknown_model
+from bot.core import ChatCore
+from bot.personas import Personas, Place
+
+# What /model takes in a channel to remove the channel's (or server's) own model.
+DEFAULT_MODEL = "default"
+TOOLS_CHOICES = ("on", "off", "default")
+
+
+def _settings(core: ChatCore) -> Personas | None:
+    return core.personas
+
+
+async def model_here(core: ChatCore, places: Sequence[Place], bold: Bold) -> str:
+    """/model without a name in a channel: the model of new conversations there, where that comes from, and the
+    models there are."""
+    settings = _settings(core)
+    here = await settings.settings(places) if settings is not None else None
+    choice = core.models.find(here.model) if here is not None else None
+    source = here.model_source if here is not None and choice is not None else "the bot's default"
+    lines = [f"New conversations here answer with {bold((choice or core.models.default).display_name)} ({source})."]
+    lines += [f"• {option.display_name}" for option in core.models.choices]
+    if len(core.models.choices) > 1:
+        lines.append(f"Set another with /model and a name, or /model {DEFAULT_MODEL} to go back to the default.")
+    return "\n".join(lines)
+
+
+async def set_model_here(core: ChatCore, place: Place, name: str, bold: Bold, shown: Callable[[str], str] = str) -> str:
+    """/model with a name in a channel (or for a server): the model of its new conversations from now on; existing
+    ones keep theirs. `DEFAULT_MODEL` removes the place's own."""
+    settings = _settings(core)
+    if settings is None:
+        return "Settings are not available here."
+    where = _where(place)
+    if (choice := core.models.find(name)) is None and name.strip().casefold() == DEFAULT_MODEL:
+        removed = await settings.set_model(place, None)
+        if not removed:
+            return f"{where.capitalize()} had no model of its own."
+        return f"Done: new conversations in {where} follow the default model again."
+    if choice is None:
+        return unknown_model(core.models, shown(name), bold)
+    await settings.set_model(place, choice.id)
+    return f"New conversations in {where} will answer with {bold(choice.display_name)}. Existing ones keep theirs."
+
+
+async def tools_here(core: ChatCore, places: Sequence[Place]) -> str:
+    """Whether tools are offered here, and where that comes from."""
+    settings = _settings(core)
+    here = await settings.settings(places) if settings is not None else None
+    if here is None or here.tools is None:
+        return "Tools are offered here to the models that can use them."
+    return "Tools are offered here." if here.tools else "Tools are turned off here."
+
+
+async def set_tools_here(core: ChatCore, place: Place, choice: str) -> str:
+    """Turn tools on or off for `place` ("default": as the bot's settings say)."""
+    settings = _settings(core)
+    if settings is None:
+        return "Settings are not available here."
+    if choice not in TOOLS_CHOICES:
+        return f"Say on, off or {TOOLS_CHOICES[-1]}: /tools on, /tools off or /tools {TOOLS_CHOICES[-1]}."
+    await settings.set_tools(place, None if choice == "default" else choice == "on")
+    where = _where(place)
+    if choice == "default":
+        return f"Done: tools in {where} follow the bot's settings again, from the next message on."
+    return f"Done: tools are {'offered' if choice == 'on' else 'turned off'} in {where}, from the next message on."
+
+
+def _where(place: Place) -> str:
+    if place.kind == "server":
+        return "this workspace" if place.platform == "slack" else "this server"
+    return f"this {place.kind}"
