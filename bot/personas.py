@@ -124,6 +124,12 @@ class Personas:
                 return value, f"the operator's settings for this {place.kind}"
         return "", ""
 
+    async def own(self, place: Place) -> str | None:
+        """`place`'s own persona (set there, else in the operator's file for it), None when it has none of its own
+        (raises STORE_UNAVAILABLE without Redis)."""
+        stored = await self._run(self._redis.get(self._key(place)))
+        return str(stored) if stored else self._file.persona(place.kind, place.id)
+
     async def set(self, place: Place, text: str) -> None:
         """`place`'s persona from its next turn on; PersonaRefused (with the reason) for one that can't be."""
         text = text.strip()

@@ -13,8 +13,9 @@ import discord
 import structlog
 from discord import app_commands
 
+from adapters.discord_bot.permissions import Scope
 from adapters.discord_bot.persona_commands import PersonaCommands
-from adapters.discord_bot.place_commands import PlaceCommands, Scope, bold
+from adapters.discord_bot.place_commands import PlaceCommands, bold
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import (
     REPLY_LIMITS,

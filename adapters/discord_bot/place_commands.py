@@ -9,7 +9,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from adapters.discord_bot.persona_commands import PlacesOf
+from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
 from adapters.jobs.platform_jobs import PlatformJobs
@@ -18,30 +18,12 @@ from bot.errors import ReplyFailure
 from bot.personas import Place
 from bot.render import failure_note
 
-Scope = Literal["channel", "server"]
 Offer = Literal["on", "off", "default"]
 MESSAGE_LIMIT = 2_000
 
 
 def bold(text: str) -> str:
     return f"**{text}**"
-
-
-def may_change(interaction: discord.Interaction, scope: Scope, settings: DiscordSettings) -> bool:
-    """Manage Channels for a channel's settings, Manage Server for the server's, or an admin role of the bot's."""
-    permissions = interaction.permissions
-    allowed = permissions.manage_guild if scope == "server" else permissions.manage_channels
-    roles = {str(role.id) for role in getattr(interaction.user, "roles", ())}
-    return allowed or bool(roles & settings.admin_role_ids)
-
-
-def refusal(scope: Scope, what: str) -> str:
-    need = "Manage Server" if scope == "server" else "Manage Channels"
-    return f"Only members with {need} (or an admin role of the bot's) can change {what} here."
-
-
-def place_for(places: tuple[Place, ...], scope: Scope) -> Place | None:
-    return next((place for place in places if place.kind == scope), None)
 
 
 class PlaceCommands:

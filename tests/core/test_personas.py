@@ -150,3 +150,14 @@ async def test_a_conversations_own_persona_lives_as_long_as_the_conversation_is_
     assert (await store.effective((own,))).text == "Be brief."
     assert 590 < await redis_store.client.ttl(key) <= 600  # used: its time starts again
     assert await redis_store.client.ttl(f"{redis_store.settings.key_prefix}persona:{{{CHANNEL.key}}}") == -1
+
+
+async def test_a_places_own_persona_is_the_one_set_there_else_the_operators_for_it(core: ChatCore) -> None:
+    assert core.personas is not None
+    assert await core.personas.own(CHANNEL) is None  # the default is nobody's own
+    await core.personas.set(SERVER, "The server's.")
+    assert await core.personas.own(CHANNEL) is None  # what it takes from its server isn't its own either
+    assert await core.personas.own(SERVER) == "The server's."
+    assert await core.personas.own(OTHER_CHANNEL) == "You are a game master in {channel}."  # the operator's file
+    await core.personas.set(OTHER_CHANNEL, "Set in the channel.")
+    assert await core.personas.own(OTHER_CHANNEL) == "Set in the channel."

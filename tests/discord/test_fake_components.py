@@ -283,3 +283,161 @@ async def test_a_click_unanswered_in_3_seconds_cannot_be_answered_later() -> Non
             path = f"/interactions/{click.id}/{click.token}/callback"
             status, _, body = await raw_request(fake, "POST", path, json={"type": 6})
             assert (status, body["code"]) == (404, 10062) and not click.acknowledged
+
+
+# -- modals ------------------------------------------------------------------------------------------
+
+
+class Feedback(discord.ui.Modal, title="Feedback"):
+    text: discord.ui.TextInput[Feedback] = discord.ui.TextInput(
+        label="Your feedback", style=discord.TextStyle.paragraph, max_length=50, default="It works"
+    )
+
+    async def on_submit(self, interaction: discord.Interaction, /) -> None:
+        await interaction.response.send_message(f"thanks for: {self.text.value}", ephemeral=True)
+
+
+class AskFeedback(discord.ui.View):
+    @discord.ui.button(label="Feedback", custom_id="feedback")
+    async def ask(self, interaction: discord.Interaction, button: discord.ui.Button[AskFeedback]) -> None:
+        await interaction.response.send_modal(Feedback())
+
+
+async def test_a_modal_shown_on_a_click_is_submitted_once_and_answered(world: World) -> None:
+    fake = world.fake
+    async with connected_client(fake) as client:
+        channel = await text_channel(client, world)
+        sent = await channel.send("tell us", view=AskFeedback())
+        click = await fake.click_button(sent.id, "feedback", world.alice)
+        await fake.wait_for(lambda: click.acknowledged)
+        assert click.callback_type == 9 and click.modal is not None and click.modal["title"] == "Feedback"
+        [box] = click.text_inputs
+        assert (box["type"], box["style"], box["label"], box["max_length"], box["value"]) == (
+            4,
+            2,
+            "Your feedback",
+            50,
+            "It works",
+        )
+        with pytest.raises(ValueError, match="50 characters at most"):  # Discord's box takes no more
+            await fake.submit_modal(click, {box["custom_id"]: "x" * 51})
+        with pytest.raises(ValueError, match="needs 1 characters at least"):  # a required box left empty
+            await fake.submit_modal(click, {box["custom_id"]: ""})
+        with pytest.raises(LookupError, match="no text input"):
+            await fake.submit_modal(click, {"other": "x"})
+
+        submitted = await fake.submit_modal(click, {box["custom_id"]: "Great bot"})
+        await fake.wait_for(lambda: submitted.acknowledged)
+        event = submitted.payload
+        assert event["type"] == 5 and event["id"] != click.payload["id"] and event["token"] != click.token
+        assert event["data"] == {
+            "custom_id": click.modal["custom_id"],
+            "components": [
+                {
+                    "type": 1,
+                    "id": 1,
+                    "components": [{"type": 4, "id": 2, "custom_id": box["custom_id"], "value": "Great bot"}],
+                }
+            ],
+        }
+        assert event["member"]["user"]["id"] == str(world.alice.id) and event["channel_id"] == world.general["id"]
+        assert event["guild_id"] == str(world.guild.id) and event["message"]["id"] == str(sent.id)
+        assert submitted.callback_type == 4 and submitted.ephemeral
+        reply = fake.original_response(submitted)
+        assert reply is not None and reply["content"] == "thanks for: Great bot"
+        triggering = reply["interaction_metadata"]["triggering_interaction_metadata"]
+        assert triggering["id"] == str(click.id) and triggering["interacted_message_id"] == str(sent.id)
+        with pytest.raises(LookupError, match="submitted already"):  # the modal closed
+            await fake.submit_modal(click, {box["custom_id"]: "again"})
+        with pytest.raises(LookupError, match="not answered with a modal"):
+            await fake.submit_modal(submitted)
+
+        again = await fake.click_button(sent.id, "feedback", world.alice)  # untouched, the prefilled text is sent
+        await fake.wait_for(lambda: again.acknowledged)
+        kept = await fake.submit_modal(again)
+        await fake.wait_for(lambda: kept.acknowledged)
+        assert (kept.response_data or {})["content"] == "thanks for: It works"
+
+
+async def test_invalid_modals_are_400_like_discord_and_a_modal_does_not_answer_a_modal(world: World) -> None:
+    fake = world.fake
+
+    async def callback(interaction_id: int, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+        status, _, response = await raw_request(
+            fake, "POST", f"/interactions/{interaction_id}/{token}/callback", json=body
+        )
+        return status, response
+
+    await raw_request(
+        fake, "PUT", f"/applications/{fake.application_id}/commands", json=[{"name": "ask", "description": "Ask"}]
+    )
+    box = {"type": 4, "custom_id": "q", "style": 1, "label": "Question"}
+    row = {"type": 1, "components": [box]}
+    modal = {"custom_id": "m", "title": "Ask", "components": [row]}
+    bad: dict[str, tuple[dict[str, Any], str]] = {  # the modal sent, the field Discord's error names
+        "title of 46": ({**modal, "title": "T" * 46}, "data.title"),
+        "no title": ({**modal, "title": None}, "data.title"),
+        "custom_id of 101": ({**modal, "custom_id": "c" * 101}, "data.custom_id"),
+        "no rows": ({**modal, "components": []}, "data.components"),
+        "six rows": (
+            {**modal, "components": [{"type": 1, "components": [{**box, "custom_id": f"q{i}"}]} for i in range(6)]},
+            "data.components",
+        ),
+        "two inputs in a row": (
+            {**modal, "components": [{"type": 1, "components": [box, box]}]},
+            "data.components.0.components",
+        ),
+        "input outside a row": ({**modal, "components": [box]}, "data.components.0.type"),
+        "a button": (
+            {
+                **modal,
+                "components": [{"type": 1, "components": [{"type": 2, "style": 1, "label": "x", "custom_id": "b"}]}],
+            },
+            "data.components.0.components.0.type",
+        ),
+        "style 3": (modal_with({**box, "style": 3}), "data.components.0.components.0.style"),
+        "label of 46": (modal_with({**box, "label": "L" * 46}), "data.components.0.components.0.label"),
+        "no custom_id": (modal_with({**box, "custom_id": ""}), "data.components.0.components.0.custom_id"),
+        "max_length 4001": (modal_with({**box, "max_length": 4001}), "data.components.0.components.0.max_length"),
+        "min_length -1": (modal_with({**box, "min_length": -1}), "data.components.0.components.0.min_length"),
+        "value over max_length": (
+            modal_with({**box, "max_length": 5, "value": "sixsix"}),
+            "data.components.0.components.0.value",
+        ),
+        "value of 4001": (modal_with({**box, "value": "v" * 4001}), "data.components.0.components.0.value"),
+        "duplicate custom_id": (
+            {**modal, "components": [row, row]},
+            "data.components.1.components.0.custom_id",
+        ),
+    }
+    command = await fake.send_slash_command(world.general["id"], world.alice, "ask")
+    for name, (sent, field) in bad.items():
+        status, body = await callback(command.id, command.token, {"type": 9, "data": sent})
+        assert (status, body["code"]) == (400, 50035), name
+        assert error_paths(body["errors"]) == [field], name
+    assert not command.acknowledged and not command.callbacks
+
+    full = modal_with({**box, "style": 2, "min_length": 0, "max_length": 4000, "value": "v" * 4000})
+    assert await callback(command.id, command.token, {"type": 9, "data": full}) == (204, None)
+    status, body = await callback(command.id, command.token, {"type": 9, "data": modal})  # once only
+    assert (status, body["code"]) == (400, 40060)
+    assert command.modal == full and command.text_inputs[0]["value"] == "v" * 4000
+
+    submitted = await fake.submit_modal(command, {"q": "w" * 4000})
+    assert (
+        submitted.payload["type"] == 5
+        and submitted.payload["data"]["components"][0]["components"][0]["value"] == "w" * 4000
+    )
+    status, body = await callback(submitted.id, submitted.token, {"type": 9, "data": modal})  # no modal on a modal
+    assert (status, body["code"]) == (400, 40060) and not submitted.acknowledged
+    assert await callback(submitted.id, submitted.token, {"type": 4, "data": {"content": "got it", "flags": 64}}) == (
+        204,
+        None,
+    )
+    assert submitted.ephemeral and (submitted.response_data or {})["content"] == "got it"
+    reply = fake.original_response(submitted)
+    assert reply is not None and reply["interaction_metadata"]["triggering_interaction_metadata"]["name"] == "ask"
+
+
+def modal_with(text_input: dict[str, Any]) -> dict[str, Any]:
+    return {"custom_id": "m", "title": "Ask", "components": [{"type": 1, "components": [text_input]}]}

@@ -1,9 +1,10 @@
 """/persona on Discord, through the real bot process and the fake Discord: set by a member with Manage Channels (or
-Manage Server for the whole server), refused to anyone else, shown with where it comes from, and in the system
-message of the next question asked in that channel."""
+Manage Server for the whole server), with `text:` or in the form `/persona set` opens without it, refused to anyone
+else, shown with where it comes from, and in the system message of the next question asked in that channel."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,30 @@ async def run(world: DiscordWorld, channel: dict[str, Any], user: FakeUser, opti
     await world.fake.wait_for(lambda: interaction.callback_type is not None, 10)
     assert interaction.ephemeral
     return str((interaction.response_data or {}).get("content", ""))
+
+
+def said(interaction: FakeInteraction) -> str:
+    assert interaction.ephemeral
+    return str((interaction.response_data or {}).get("content", ""))
+
+
+async def open_form(world: DiscordWorld, channel: dict[str, Any], user: FakeUser, **options: str) -> FakeInteraction:
+    """`/persona set` without `text`: the form, or (to someone who may not) a refusal."""
+    interaction = await world.fake.send_slash_command(channel["id"], user, "persona", {"set": options})
+    await world.fake.wait_for(lambda: interaction.callback_type is not None, 10)
+    return interaction
+
+
+async def submit(world: DiscordWorld, form: FakeInteraction, text: str) -> str:
+    [box] = form.text_inputs
+    submitted = await world.fake.submit_modal(form, {box["custom_id"]: text})
+    await world.fake.wait_for(lambda: submitted.callback_type is not None, 10)
+    return said(submitted)
+
+
+def long_persona(chars: int) -> str:
+    rules = (f"Rule {n}: answer questions about printers, toner and paper jams politely." for n in range(1, 200))
+    return " ".join(rules)[:chars].strip()
 
 
 def system_message(world: DiscordWorld, marker: str) -> str:
@@ -125,3 +150,70 @@ async def test_a_channels_model_for_new_threads_is_set_by_channel_managers_and_t
     await world.say(earlier["id"], bob, "m-3 the earlier thread goes on")
     [request] = await world.wait_model_request("m-3")
     assert request.body["model"] == "mistralai/Mistral-7B-Instruct-v0.3"  # it keeps the model it started with
+
+
+async def test_a_long_persona_written_in_the_form_answers_the_next_question_and_others_get_no_form(
+    world: DiscordWorld,
+) -> None:
+    helpdesk = world.add_channel("helpdesk")
+    managers = world.fake.add_role(world.guild, "managers", permissions=MANAGE_CHANNELS)
+    alice, bob = world.add_user("alice", roles=[managers]), world.add_user("bob")
+    await world.start_bot(SYSTEM_PROMPT="You are the default bot.")
+
+    refused = await open_form(world, helpdesk, bob)
+    assert refused.modal is None
+    assert said(refused).startswith("Only members with Manage Channels")
+
+    form = await open_form(world, helpdesk, alice)
+    assert form.modal is not None and form.modal["title"] == "The persona of this channel"
+    [box] = form.text_inputs
+    assert (box["style"], box["max_length"], box.get("value")) == (2, 4000, None)  # a paragraph, empty so far
+    persona = long_persona(3000)
+    assert len(persona) > 2900
+    assert (await submit(world, form, persona)).startswith("Done: the persona of this channel is set.")
+
+    await world.wait_thread(await world.mention(helpdesk, bob, "lp-1 my printer"))
+    await world.wait_model_request("lp-1")
+    assert system_message(world, "lp-1") == persona
+
+    again = await open_form(world, helpdesk, alice)  # opened again, the form holds it, to be edited
+    assert [box["value"] for box in again.text_inputs] == [persona]
+    world.guild.members[alice.id].role_ids.remove(managers)  # she loses the role while the form is open
+    assert (await submit(world, again, "You are a pirate.")).startswith("Only members with Manage Channels")
+    assert "Rule 1: answer" in await run(world, helpdesk, bob, {"show": {}})
+
+
+async def test_the_servers_persona_through_the_form_needs_manage_server(world: DiscordWorld) -> None:
+    helpdesk, games = world.add_channel("helpdesk"), world.add_channel("games")
+    managers = world.fake.add_role(world.guild, "managers", permissions=MANAGE_CHANNELS)
+    owners = world.fake.add_role(world.guild, "owners", permissions=MANAGE_GUILD)
+    alice, carol = world.add_user("alice", roles=[managers]), world.add_user("carol", roles=[owners])
+    await world.start_bot(SYSTEM_PROMPT="You are the default bot.")
+
+    refused = await open_form(world, helpdesk, alice, scope="server")
+    assert refused.modal is None and said(refused).startswith("Only members with Manage Server")
+
+    form = await open_form(world, helpdesk, carol, scope="server")
+    assert form.modal is not None and form.modal["title"] == "The persona of this server"
+    done = await submit(world, form, "You are the game master of {server}.")
+    assert done.startswith("Done: the persona of this server is set.")
+    await world.wait_thread(await world.mention(games, alice, "sv-1 roll"))
+    await world.wait_model_request("sv-1")
+    assert system_message(world, "sv-1") == "You are the game master of Test Guild."  # every channel's
+    assert [box["value"] for box in (await open_form(world, games, carol, scope="server")).text_inputs] == [
+        "You are the game master of {server}."
+    ]
+
+
+async def test_a_persona_from_the_form_too_long_for_the_model_is_refused_with_the_reason(world: DiscordWorld) -> None:
+    helpdesk = world.add_channel("helpdesk")
+    managers = world.fake.add_role(world.guild, "managers", permissions=MANAGE_CHANNELS)
+    alice = world.add_user("alice", roles=[managers])
+    await world.start_bot(CONTEXT_TOKENS="2048", MAX_NEW_TOKENS="512")
+
+    form = await open_form(world, helpdesk, alice)
+    refused = await submit(world, form, long_persona(4000))
+    assert re.fullmatch(
+        r"That persona is [\d,]+ tokens long; the model reads [\d,]+ at most for it, .* Shorten it\.", refused
+    )
+    assert (await run(world, helpdesk, alice, {"show": {}})).startswith("The persona here comes from the bot's default")

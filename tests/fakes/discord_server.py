@@ -32,6 +32,14 @@ it to the clicker only), 5, 6 (nothing visible) or 7 (the clicked message edited
 refused (400) for commands. ``components_of``, ``buttons_of`` and ``messages_with_buttons`` read
 what is stored.
 
+Modals: a command or a click may be answered with callback type 9, checked like Discord (title
+1-45, custom_id 1-100, 1-5 action rows of one text input each: custom_id, style 1 or 2, label
+1-45, min/max_length 0-4000, a prefilled value within max_length; 400 50035 naming the field); a
+modal submission answered with another modal is 40060. ``interaction.modal`` / ``text_inputs``
+show what the person sees; ``submit_modal(interaction, {custom_id: value})`` submits it once
+(INTERACTION_CREATE of type 5 with a fresh id and token, the same person, channel and guild;
+values checked against each input's lengths), and the bot's answer to that is read like any other.
+
 User installs: ``install_for_user(user)`` adds the app to a person's account. Their commands then
 work where the bot is not: a guild added with ``with_bot=False``, a group DM (``add_group_dm``),
 a DM between two people (``add_dm_between``). Interactions carry Discord's ``context`` (0 guild,
@@ -115,6 +123,11 @@ MAX_BUTTON_LABEL = 80
 MAX_CUSTOM_ID = 100
 MAX_BUTTON_URL = 512
 MAX_COMPONENT_ID = 2**31 - 1  # a component's optional numeric ``id`` (0: let Discord number it)
+MAX_MODAL_TITLE = 45
+MAX_MODAL_ROWS = 5  # action rows of one text input each
+MAX_TEXT_INPUT_LABEL = 45
+MAX_TEXT_INPUT_LENGTH = 4000  # min_length, max_length and the prefilled value
+MAX_TEXT_INPUT_PLACEHOLDER = 100
 
 
 class Intent:
@@ -233,10 +246,18 @@ class MessageFlag:
 
 
 class ComponentType:
-    """Message components the fake models: action rows of buttons (no selects, no v2 layout)."""
+    """Components the fake models: action rows of buttons on messages, of text inputs in modals
+    (no selects, no v2 layout, no Label)."""
 
     ACTION_ROW = 1
     BUTTON = 2
+    TEXT_INPUT = 4
+
+
+class TextInputStyle:
+    SHORT = 1
+    PARAGRAPH = 2
+    ALL = (SHORT, PARAGRAPH)
 
 
 class ButtonStyle:
@@ -550,13 +571,14 @@ class StoredMessage:
 
 @dataclass
 class FakeInteraction:
-    """An application command (slash or context menu), autocomplete or button-click (message
-    component) interaction the fake delivered, plus everything the bot answered.
+    """An application command (slash or context menu), autocomplete, button-click (message
+    component) or modal submission interaction the fake delivered, plus everything the bot answered.
 
     What the bot answered: ``callback_type`` (4 a message, 5 deferred "thinking…", 6 a button
     click acknowledged with nothing visible, 7 the clicked message edited, 8 autocomplete
     choices, 9 a modal; None before any answer), ``response_data`` (that callback's ``data``:
-    content / components / embeds / flags), ``ephemeral`` (a reply only the user sees),
+    content / components / embeds / flags; a modal's custom_id / title / components, also as
+    ``modal`` and ``text_inputs``), ``ephemeral`` (a reply only the user sees),
     ``original_message_id`` (the reply of a type 4/5; after a type 6/7 the clicked message,
     which is what ``@original`` edits then) and ``followup_message_ids``. ``rejected`` holds the
     error bodies of callbacks Discord would have refused (the first answer is the only one)."""
@@ -577,8 +599,10 @@ class FakeInteraction:
     command_type: int = CommandType.CHAT_INPUT  # 3: a message context-menu command
     target_id: int | None = None  # the message a message command was used on
     rejected: list[dict[str, Any]] = field(default_factory=list)  # error bodies of refused callbacks
-    custom_id: str | None = None  # a button click (interaction type 3): the button's custom_id
+    custom_id: str | None = None  # a button click (interaction type 3): the button's custom_id; a modal's (type 5)
     message_id: int | None = None  # a button click: the message whose button was clicked
+    triggered_by: int | None = None  # a modal submission (type 5): the interaction answered with the modal
+    modal_submitted: bool = False  # the modal this interaction was answered with was submitted (it is closed)
 
     @property
     def acknowledged(self) -> bool:
@@ -607,6 +631,17 @@ class FakeInteraction:
             if callback["type"] == CallbackType.APPLICATION_COMMAND_AUTOCOMPLETE_RESULT:
                 return list(callback["data"].get("choices") or [])
         return None
+
+    @property
+    def modal(self) -> dict[str, Any] | None:
+        """The modal the bot answered with (callback type 9: ``custom_id``, ``title``, ``components``), or None."""
+        return self.response_data if self.callback_type == CallbackType.MODAL else None
+
+    @property
+    def text_inputs(self) -> list[dict[str, Any]]:
+        """The text inputs of the modal shown (``custom_id``, ``label``, ``style``, prefilled ``value``…), in order."""
+        rows = (self.modal or {}).get("components") or []
+        return [dict(child) for row in rows for child in row.get("components") or []]
 
 
 @dataclass
@@ -1548,6 +1583,21 @@ class InteractionCallbackRejected(Exception):
         self.body = body
 
 
+def _submitted_row(row: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
+    """An action row of a modal as its submission carries it: the text input's custom_id and value,
+    checked as Discord's client checks what a person typed (ValueError)."""
+    text_input = row["components"][0]
+    custom_id = text_input["custom_id"]
+    value = given.get(custom_id, text_input.get("value") or "")
+    low, high = int(text_input.get("min_length") or 0), _text_input_max(text_input)
+    if len(value) > high:
+        raise ValueError(f"text input {custom_id!r} holds {high} characters at most; {len(value)} were typed")
+    if (value and len(value) < low) or (not value and text_input.get("required", True)):
+        raise ValueError(f"text input {custom_id!r} needs {max(low, 1)} characters at least; {len(value)} were typed")
+    submitted = {"type": ComponentType.TEXT_INPUT, "id": text_input["id"], "custom_id": custom_id, "value": value}
+    return {"type": ComponentType.ACTION_ROW, "id": row["id"], "components": [submitted]}
+
+
 def _check_channel_then_user(channel_id: Any, user: Any) -> None:
     if isinstance(channel_id, FakeUser) or not isinstance(user, FakeUser):
         raise TypeError("pass the channel first, then the FakeUser (like send_slash_command)")
@@ -1694,6 +1744,99 @@ def _button_errors(path: tuple[str | int, ...], button: Any, custom_ids: set[str
         if style == ButtonStyle.PREMIUM and not button.get("sku_id"):
             errors.append(_required_field((*path, "sku_id")))
     return errors
+
+
+def modal_errors(data: Any) -> list[FieldError]:
+    """A modal (callback type 9) ``data``, checked like Discord: a ``custom_id`` of 1-100 characters, a ``title`` of
+    1-45, 1-5 action rows of one text input (type 4) each: a ``custom_id`` of 1-100, unique in the modal, ``style``
+    1 (short) or 2 (paragraph), a ``label`` of 1-45, ``min_length`` 0-4000, ``max_length`` 1-4000, a ``placeholder``
+    of at most 100, ``required`` a bool and a prefilled ``value`` no longer than max_length (4000 at most). Labels
+    (type 18) and select menus in modals exist on Discord but are not modelled: the fake refuses them."""
+    if not isinstance(data, dict):
+        return [FieldError(("data",), "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")]
+    errors: list[FieldError] = []
+    for name, limit in (("custom_id", MAX_CUSTOM_ID), ("title", MAX_MODAL_TITLE)):
+        value = data.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= limit:
+            errors.append(_bad_length(("data", name), 1, limit))
+    path: tuple[str | int, ...] = ("data", "components")
+    rows = data.get("components")
+    if not isinstance(rows, list):
+        return [*errors, _required_field(path)]
+    if not 1 <= len(rows) <= MAX_MODAL_ROWS:
+        return [*errors, _bad_length(path, 1, MAX_MODAL_ROWS)]
+    custom_ids: set[str] = set()
+    ids: set[int] = set()
+    for index, row in enumerate(rows):
+        errors.extend(_modal_row_errors((*path, index), row, custom_ids, ids))
+    return errors
+
+
+def _modal_row_errors(path: tuple[str | int, ...], row: Any, custom_ids: set[str], ids: set[int]) -> list[FieldError]:
+    if not isinstance(row, dict):
+        return [FieldError(path, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")]
+    if row.get("type") != ComponentType.ACTION_ROW:
+        message = "Value must be one of {1}: the fake models action rows of text inputs in modals (no Label)."
+        return [FieldError((*path, "type"), "BASE_TYPE_CHOICES", message)]
+    children = row.get("components")
+    if not isinstance(children, list):
+        return [_required_field((*path, "components"))]
+    if len(children) != 1:
+        return [_bad_length((*path, "components"), 1, 1)]
+    return [
+        *_component_id_errors(path, row, ids),
+        *_text_input_errors((*path, "components", 0), children[0], custom_ids, ids),
+    ]
+
+
+def _text_input_errors(
+    path: tuple[str | int, ...], text_input: Any, custom_ids: set[str], ids: set[int]
+) -> list[FieldError]:
+    if not isinstance(text_input, dict):
+        return [FieldError(path, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")]
+    if text_input.get("type") != ComponentType.TEXT_INPUT:
+        message = "Value must be one of {4}: the fake models text inputs in modals (no select menus)."
+        return [FieldError((*path, "type"), "BASE_TYPE_CHOICES", message)]
+    errors = _component_id_errors(path, text_input, ids)
+    custom_id = text_input.get("custom_id")
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID:
+        errors.append(_bad_length((*path, "custom_id"), 1, MAX_CUSTOM_ID))
+    elif custom_id in custom_ids:
+        message = "Component custom id cannot be duplicated"
+        errors.append(FieldError((*path, "custom_id"), "COMPONENT_CUSTOM_ID_DUPLICATED", message))
+    else:
+        custom_ids.add(custom_id)
+    style = text_input.get("style")
+    if isinstance(style, bool) or style not in TextInputStyle.ALL:
+        errors.append(FieldError((*path, "style"), "BASE_TYPE_CHOICES", "Value must be one of {1, 2}."))
+    label = text_input.get("label")
+    if not isinstance(label, str) or not 1 <= len(label) <= MAX_TEXT_INPUT_LABEL:
+        errors.append(_bad_length((*path, "label"), 1, MAX_TEXT_INPUT_LABEL))
+    for name, low in (("min_length", 0), ("max_length", 1)):
+        number = text_input.get(name)
+        if number is not None and (
+            isinstance(number, bool) or not isinstance(number, int) or not low <= number <= MAX_TEXT_INPUT_LENGTH
+        ):
+            message = f"int value should be greater than or equal to {low} and less than or equal to 4000."
+            errors.append(FieldError((*path, name), "NUMBER_TYPE_MAX", message))
+    placeholder = text_input.get("placeholder")
+    if placeholder is not None and (not isinstance(placeholder, str) or len(placeholder) > MAX_TEXT_INPUT_PLACEHOLDER):
+        errors.append(max_length_error((*path, "placeholder"), MAX_TEXT_INPUT_PLACEHOLDER))
+    required = text_input.get("required")
+    if required is not None and not isinstance(required, bool):
+        errors.append(FieldError((*path, "required"), "BASE_TYPE_BOOLEAN", "Must be either true or false."))
+    value = text_input.get("value")
+    if value is not None and (not isinstance(value, str) or len(value) > _text_input_max(text_input)):
+        errors.append(max_length_error((*path, "value"), _text_input_max(text_input)))
+    return errors
+
+
+def _text_input_max(text_input: Mapping[str, Any]) -> int:
+    """The most a text input holds: its ``max_length`` when valid, else 4000."""
+    limit = text_input.get("max_length")
+    if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= MAX_TEXT_INPUT_LENGTH:
+        return limit
+    return MAX_TEXT_INPUT_LENGTH
 
 
 def number_components(components: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -2586,6 +2729,65 @@ class FakeDiscord:
         await self._record_and_dispatch(interaction)
         return interaction
 
+    async def submit_modal(self, shown: FakeInteraction, values: Mapping[str, str] | None = None) -> FakeInteraction:
+        """The person `shown` a modal (the bot answered `shown` with callback type 9) fills it in and
+        presses Submit: dispatches INTERACTION_CREATE of type 5 (MODAL_SUBMIT) with ``data:
+        {custom_id, components: [{type: 1, id, components: [{type: 4, id, custom_id, value}]}]}``,
+        a fresh id and token, the same user, channel and guild as `shown` (``member`` with their
+        permissions now), its ``context`` and ``authorizing_integration_owners``, and ``message``
+        when the modal answered a button click. `values` by text input custom_id; an input left
+        out is submitted with what it was prefilled with (its ``value``, else empty).
+
+        The bot answers it like any interaction, within 3 s, once (4, 5; 6 or 7 for a modal shown
+        on a button click), not with another modal (400 40060); its reply's
+        ``interaction_metadata`` has ``triggering_interaction_metadata``. What Discord's client
+        would not let a person submit raises: LookupError when `shown` has no modal or it was
+        submitted already (it closed), or for a custom_id the modal has no input for; ValueError
+        for a value longer than the input's max_length, shorter than its min_length or, in a
+        required input, empty."""
+        modal = shown.modal
+        if modal is None:
+            raise LookupError(f"interaction {shown.id} was not answered with a modal (callback {shown.callback_type})")
+        if shown.modal_submitted:
+            raise LookupError(f"the modal shown for interaction {shown.id} was submitted already: it is closed")
+        rows = number_components(modal["components"])
+        given = dict(values or {})
+        unknown = set(given) - {row["components"][0]["custom_id"] for row in rows}
+        if unknown:
+            raise LookupError(f"the modal {modal['title']!r} has no text input {sorted(unknown)}")
+        submitted = [_submitted_row(row, given) for row in rows]
+        shown.modal_submitted = True
+        channel = self._require_channel(shown.channel_id)
+        guild = self._guild_of(channel)
+        data = {"custom_id": modal["custom_id"], "components": submitted}
+        interaction_id = self._ids.next()
+        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
+        interaction_type = InteractionType.MODAL_SUBMIT
+        payload = self._interaction_payload(interaction_id, token, channel, guild, shown.user, data, interaction_type)
+        for key in ("context", "authorizing_integration_owners", "app_permissions"):
+            payload[key] = _copied(shown.payload[key])
+        clicked = self._messages.get(shown.message_id or 0)
+        if shown.interaction_type == InteractionType.MESSAGE_COMPONENT and clicked is not None:
+            payload["message"] = _copied(clicked.payload)
+        interaction = FakeInteraction(
+            id=interaction_id,
+            token=token,
+            application_id=self.application_id,
+            channel_id=shown.channel_id,
+            guild_id=shown.guild_id,
+            user=shown.user,
+            command_name=shown.command_name,
+            payload=payload,
+            created_at=time.time(),
+            interaction_type=interaction_type,
+            command_type=shown.command_type,
+            custom_id=str(modal["custom_id"]),
+            message_id=shown.message_id,
+            triggered_by=shown.id,
+        )
+        await self._record_and_dispatch(interaction)
+        return interaction
+
     def _user_sees(self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser) -> bool:
         """Whether `user` can see `channel`: a member of its guild with VIEW_CHANNEL there, the
         person of the bot's DM, or a recipient of a (group) DM."""
@@ -3300,6 +3502,12 @@ class FakeDiscord:
                 raise invalid_form_body(errors)
         elif callback_type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
             validate_new_message(data, files)
+        elif callback_type == CallbackType.MODAL:
+            if interaction.interaction_type == InteractionType.MODAL_SUBMIT:  # a modal does not answer a modal
+                raise DiscordHTTPError(400, 40060, "Interaction has already been acknowledged.")
+            errors = modal_errors(body.get("data"))
+            if errors:
+                raise invalid_form_body(errors)
         elif callback_type in CallbackType.UPDATES_MESSAGE and interaction.interaction_type not in (
             InteractionType.MESSAGE_COMPONENT,
             InteractionType.MODAL_SUBMIT,
@@ -3353,30 +3561,18 @@ class FakeDiscord:
     ) -> StoredMessage:
         """A reply or follow-up to an interaction: for a command, a message of type 20 / 23 whose
         ``interaction_metadata`` names the command; for a button click, a reply (type 19) to the
-        clicked message whose ``interaction_metadata`` has ``interacted_message_id``."""
+        clicked message whose ``interaction_metadata`` has ``interacted_message_id``; for a modal
+        submission, like a command's, its ``interaction_metadata`` with ``triggering_interaction_metadata``."""
         channel = self._require_channel(interaction.channel_id)
-        owners = interaction.payload.get("authorizing_integration_owners", {})
         clicked = (
             self._messages.get(interaction.message_id or 0)
             if interaction.interaction_type == InteractionType.MESSAGE_COMPONENT
             else None
         )
-        metadata: dict[str, Any] = {
-            "id": str(interaction.id),
-            "type": interaction.interaction_type,
-            "user": interaction.user.payload(),
-            "authorizing_integration_owners": owners,
-        }
-        if interaction.interaction_type == InteractionType.MESSAGE_COMPONENT:
-            metadata["interacted_message_id"] = str(interaction.message_id)
-        else:
-            metadata.update(name=interaction.command_name, command_type=interaction.command_type)
-        if interaction.command_type == CommandType.MESSAGE and interaction.target_id is not None:
-            metadata["target_message_id"] = str(interaction.target_id)
         extra: dict[str, Any] = {
             "webhook_id": str(self.application_id),
             "application_id": str(self.application_id),
-            "interaction_metadata": metadata,
+            "interaction_metadata": self._interaction_metadata(interaction),
         }
         if interaction.interaction_type != InteractionType.MESSAGE_COMPONENT:
             extra["interaction"] = {  # deprecated; a command's name
@@ -3406,6 +3602,26 @@ class FakeDiscord:
         if flags & MessageFlag.EPHEMERAL:
             self._ephemeral_for[stored.id] = interaction.user.id
         return stored
+
+    def _interaction_metadata(self, interaction: FakeInteraction) -> dict[str, Any]:
+        """A reply's ``interaction_metadata``: a button click's names the clicked message, a modal
+        submission's the interaction that showed the modal, a command's its name."""
+        metadata: dict[str, Any] = {
+            "id": str(interaction.id),
+            "type": interaction.interaction_type,
+            "user": interaction.user.payload(),
+            "authorizing_integration_owners": interaction.payload.get("authorizing_integration_owners", {}),
+        }
+        trigger = self._interactions.get(interaction.triggered_by or 0)
+        if interaction.interaction_type == InteractionType.MESSAGE_COMPONENT:
+            metadata["interacted_message_id"] = str(interaction.message_id)
+        elif interaction.interaction_type == InteractionType.MODAL_SUBMIT and trigger is not None:
+            metadata["triggering_interaction_metadata"] = self._interaction_metadata(trigger)
+        else:
+            metadata.update(name=interaction.command_name, command_type=interaction.command_type)
+        if interaction.command_type == CommandType.MESSAGE and interaction.target_id is not None:
+            metadata["target_message_id"] = str(interaction.target_id)
+        return metadata
 
     async def _send_followup(
         self, interaction: FakeInteraction, body: Mapping[str, Any], files: Sequence[UploadedFile]
