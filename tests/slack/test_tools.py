@@ -324,9 +324,33 @@ async def test_tools_lists_the_tools_and_which_ask_first(auto: Bot) -> None:
     envelope = await auto.fake.send_slash_command("/tools", "", ALICE, GENERAL)
     await auto.fake.wait_ack(envelope)
     listing = str((auto.fake.ack_payloads[envelope] or {}).get("text", ""))
-    assert listing.startswith("The tools I can use:")
+    assert listing.startswith("Tools are offered here to the models that can use them.\nThe tools I can use:")
     assert "• `lookup`: Look something up." in listing
     assert "• `add_note` (asks you first): Write a note down." in listing
+
+
+async def test_an_admin_turns_tools_off_in_a_channel_and_questions_there_get_none(auto: Bot) -> None:
+    admin = "U0ADMIN01"
+    auto.fake.add_user(admin, "admin").is_admin = True
+
+    async def tools(user: str, text: str) -> str:
+        envelope = await auto.fake.send_slash_command("/tools", text, user, GENERAL)
+        await auto.fake.wait_ack(envelope)
+        return str((auto.fake.ack_payloads[envelope] or {}).get("text", ""))
+
+    refused = await tools(ALICE, "off")
+    assert refused == "Only workspace admins (or the people this bot names) may turn tools on or off here."
+    assert await tools(admin, "off") == "Done: tools are turned off in this channel, from the next message on."
+    auto.agent({"weather": [ToolCallScript("lookup", '{"query": "weather"}')]})
+    thread = await auto.ask(GENERAL, "weather, tools-off")
+    await auto.harness.wait_turn(GENERAL, thread)
+    [request] = auto.requests_about("tools-off")
+    assert not request.body.get("tools")
+    assert await tools(admin, "maybe") == "Say on, off or default: /tools on, /tools off or /tools default."
+    await tools(admin, "default")
+    thread = await auto.ask(GENERAL, "weather, tools-back")
+    await auto.harness.wait_turn(GENERAL, thread)
+    assert auto.requests_about("tools-back")[0].body.get("tools")
 
 
 async def test_the_home_tab_lists_the_tools(auto: Bot) -> None:
