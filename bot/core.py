@@ -54,11 +54,17 @@ class Turn:
     images: tuple[str, ...] = ()  # data URLs of the images sent with it
     again: bool = False  # answer the conversation's last question again (its text is unused)
     places: tuple[Place, ...] = ()  # where settings (persona, model, tools) apply to it, the most specific first
+    workspace: str = ""  # the Slack workspace it comes from: its quota counters are that workspace's alone
     received_at: float = field(default_factory=time.monotonic)
 
     @property
     def platform(self) -> str:
         return self.thread.split(":", 1)[0]
+
+    @property
+    def quota_scope(self) -> str:
+        """Where its quota counters live: the platform, or the platform's workspace (whose ids may repeat others')."""
+        return f"{self.platform}:{self.workspace}" if self.workspace else self.platform
 
 
 @dataclass(frozen=True)
@@ -124,9 +130,9 @@ class ChatCore:
         """Answer `thread` with the model called `name` from now on; None if there is none such."""
         return await self._choices.choose(thread, name)
 
-    async def turns_left(self, platform: str, user: str) -> int | None:
-        """The questions `user` may still ask this minute (None: unlimited)."""
-        return await self._quota.left(platform, user)
+    async def turns_left(self, scope: str, user: str) -> int | None:
+        """The questions `user` may still ask this minute (None: unlimited); `scope`: a turn's `quota_scope`."""
+        return await self._quota.left(scope, user)
 
     async def history(self, thread: str) -> list[StoredMessage]:
         return await self._store.read(thread)
@@ -238,7 +244,7 @@ class ChatCore:
         if self._draining:
             raise ReplyFailure(FailureKind.RESTARTING, "shutting down")
         cleaned = turn if turn.again else replace(turn, text=clean_question(turn.text))
-        await self._quota.check(turn.platform, turn.author_id, turn.channel)
+        await self._quota.check(turn.quota_scope, turn.author_id, turn.channel)
         return cleaned
 
     async def _refuse(self, turn: Turn, surface: ReplySurface, failure: ReplyFailure) -> RenderResult:

@@ -194,7 +194,9 @@ class SlackAssistant:
         """Title the thread after its first question (the history is empty). One claim per thread first, so that
         two quick questions don't both title it and later ones don't read the whole history."""
         assert place.thread_ts is not None
-        if not await self._bot.jobs.first_to_claim(f"slack:assistant-title:{place.channel}:{place.thread_ts}"):
+        if not await self._bot.jobs.first_to_claim(
+            f"slack:assistant-title:{place.team}:{place.channel}:{place.thread_ts}"
+        ):
             return
         key = conversation_key(place.team, place.channel, place.thread_ts)
         try:

@@ -158,8 +158,8 @@ class SlackBot:
 
     async def first_delivery(self, body: dict[str, Any]) -> bool:
         """Slack redelivers events (retries, several processes): only the first gets a reply."""
-        event_id = body.get("event_id")
-        return event_id is None or await self.jobs.first_to_claim(f"slack:event:{event_id}")
+        event_id, team = body.get("event_id"), body.get("team_id", "")
+        return event_id is None or await self.jobs.first_to_claim(f"slack:event:{team}:{event_id}")
 
     async def _wrote_in(self, channel: str, thread_ts: str) -> bool:
         """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
@@ -230,10 +230,11 @@ class SlackBot:
             place.user,
             name,
             question.text,
-            channel="" if in_dm else place.channel,
+            channel="" if in_dm else f"{place.team}:{place.channel}",
             notices=question.notices,
             images=question.images,
             places=slack_places(place.team, place.channel),
+            workspace=place.team,
         )
         await self.jobs.answer(turn, surface, recording)
 

@@ -37,7 +37,7 @@ class HomeTab:
             return  # the Messages tab: the DM, nothing to publish
         user = event["user"]
         budgets = self._workspace.budgets(str(body.get("team_id") or ""))
-        view = {"type": "home", "blocks": await self.blocks(user)}
+        view = {"type": "home", "blocks": await self.blocks(user, str(body.get("team_id") or ""))}
         try:
             async with budgets.limits.write((budgets.views,)):
                 await self._workspace.client.views_publish(user_id=user, view=view)
@@ -46,7 +46,7 @@ class HomeTab:
             return
         log.info("slack_home_published", user=user)
 
-    async def blocks(self, user: str) -> list[dict[str, Any]]:
+    async def blocks(self, user: str, team: str) -> list[dict[str, Any]]:
         core = self._core
         default = core.models.default.display_name
         if len(core.models.choices) == 1:
@@ -61,7 +61,7 @@ class HomeTab:
         ]
         if core.tools:  # tools are connected: which, and which ask first (as /tools says)
             blocks += [{"type": "divider"}, _section("*Tools*\n" + tools_listing(core.tools))]
-        quota = await self._quota(user)
+        quota = await self._quota(user, team)
         if quota:
             blocks += [{"type": "divider"}, _section(quota)]
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "As of when you opened this tab."}]})
@@ -85,10 +85,10 @@ class HomeTab:
             )
         )
 
-    async def _quota(self, user: str) -> str:
+    async def _quota(self, user: str, team: str) -> str:
         """This person's remaining questions this minute; "" when there is no per-person limit."""
         try:
-            left = await self._core.turns_left("slack", user)
+            left = await self._core.turns_left(f"slack:{team}" if team else "slack", user)  # as Turn.quota_scope
         except ReplyFailure:
             return "I can't check how many questions you have left right now."
         if left is None:

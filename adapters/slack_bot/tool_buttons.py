@@ -33,7 +33,8 @@ class ToolButtons:
     async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         interaction = body.get("trigger_id") or f"{action.get('action_ts')}:{body.get('user', {}).get('id')}"
-        if not await self._bot.jobs.first_to_claim(f"slack:action:{interaction}"):
+        team = body.get("team", {}).get("id", "")
+        if not await self._bot.jobs.first_to_claim(f"slack:action:{team}:{interaction}"):
             return  # delivered twice: another process (or an earlier delivery) took it
         user = str(body.get("user", {}).get("id", ""))
         key, yes = str(action.get("value", "")), action.get("action_id") == CONFIRM_YES

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore, Turn
 from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore
@@ -128,3 +129,24 @@ async def test_regenerate_in_an_empty_conversation_says_there_is_nothing_to_redo
     await core.answer(turn(again=True), shown)
     assert shown.messages == ["⚠️ There is no question here to answer again."]
     assert not model_server.requests
+
+
+async def test_quotas_are_counted_per_slack_workspace_whose_ids_may_repeat_anothers(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    coordination = Coordination(redis_store.client, redis_store.settings.key_prefix, 60)
+    quota = TurnQuota(coordination, per_user=1, per_channel=1)
+    core = make_core(remote_model_settings(model_server.base_url), redis_store, token_counter, quota=quota)
+    try:
+        first, again, elsewhere = (
+            Turn(f"slack:{team}:C1:{n}", "U1", "Ada", "hi", channel=f"{team}:C1", workspace=team)
+            for n, team in enumerate(("T1", "T1", "T2"))
+        )
+        assert (await core.answer(first, surface())).failure is None
+        refused = await core.answer(again, surface())
+        assert refused.failure is not None and "faster than I can answer" in refused.failure.reason
+        assert (await core.answer(elsewhere, surface())).failure is None  # the same ids in another workspace
+        assert await core.turns_left("slack:T2", "U1") == 0
+        assert await core.turns_left("slack:T3", "U1") == 1
+    finally:
+        await core.aclose()
