@@ -14,6 +14,7 @@ from typing import Any, cast
 import structlog
 
 from bot.breaker import CircuitBreaker
+from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure, failing
 from bot.locks import ConversationLocks
@@ -39,6 +40,8 @@ from config.models import ModelCatalog, ModelChoice
 from config.tools import ToolSettings, offers_tools
 
 log = structlog.get_logger(__name__)
+
+FORGET_BATCH = 50  # conversations deleted at once when the bot leaves a server
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class ChatCore:
         self._quota = quota or TurnQuota(self._coordination)
         self._choices = ModelChoices(models, store, breaker or CircuitBreaker())
         self._locks = ConversationLocks(store.client, store.lock_key)
+        errors = self._metrics.redis_errors.inc
+        self._index = ConversationIndex(store.client, history.key_prefix, history.ttl_seconds, errors)
         self._slots = ModelSlots(self._metrics, max_concurrent_replies)
         self._draining = False
         self._active = 0
@@ -154,11 +159,19 @@ class ChatCore:
         self._metrics.turn_finished(turn.platform, turn.thread, turn.received_at, result)
         return result
 
-    async def reset(self, thread: str) -> None:
-        """Forget `thread`; this process's answer being written there stops first (its tool calls cancelled)."""
+    async def reset(self, thread: str, *, with_model: bool = False) -> None:
+        """Forget `thread` (`with_model`: its model choice too); this process's answer being written there stops
+        first (its tool calls cancelled)."""
         self.stop(thread)
         async with self._locks.hold(thread):
-            await self._store.clear(thread)
+            await self._store.clear(thread, with_model=with_model)
+
+    async def forget_server(self, server: Place) -> int:
+        """The bot left `server`: every conversation held there is deleted; how many (raises STORE_UNAVAILABLE)."""
+        threads = await self._index.take(server)
+        for start in range(0, len(threads), FORGET_BATCH):
+            await asyncio.gather(*(self.reset(t, with_model=True) for t in threads[start : start + FORGET_BATCH]))
+        return len(threads)
 
     def stop(self, thread: str) -> bool:
         """Stop this process's answer in `thread`, keeping what it showed; False if there is none."""
@@ -262,7 +275,9 @@ class ChatCore:
                 "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
-        conversation, place = await asyncio.gather(stored, self._place_settings(turn))
+        conversation, place, _ = await asyncio.gather(
+            stored, self._place_settings(turn), self._index.note(turn.thread, turn.places)
+        )
         system_prompt, place_model, tools_here = place
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)

@@ -162,8 +162,10 @@ class HistoryStore:
         """The thread's history, oldest first (empty when it has none)."""
         return [StoredMessage.from_json(raw) for raw in await self._run(self.client.lrange(self.key(thread), 0, -1))]
 
-    async def clear(self, thread: str) -> None:
-        await self._run(self.client.delete(*(self.key(thread, kind) for kind in ("history", "images", "image-order"))))
+    async def clear(self, thread: str, *, with_model: bool = False) -> None:
+        """Forget `thread`'s messages and images (`with_model`: its model choice too)."""
+        kinds = ("history", "images", "image-order", *(("model",) if with_model else ()))
+        await self._run(self.client.delete(*(self.key(thread, kind) for kind in kinds)))
 
     async def _append(
         self, thread: str, message: StoredMessage, fence: str, *, read_back: bool, images: Mapping[str, str]

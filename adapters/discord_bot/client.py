@@ -126,17 +126,19 @@ class MistralDiscordBot(discord.AutoShardedClient):
             freeze_startup_heap()
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        """The bot left a server (kicked, or its app removed; an outage is not this): its personas go."""
-        personas = self.jobs.core.personas
-        if personas is None:
-            return
-        places = [Place(NAME, "server", str(guild.id)), *(Place(NAME, "channel", str(c.id)) for c in guild.channels)]
+        """The bot left a server (kicked, or its app removed; an outage is not this): its settings and its
+        conversations go."""
+        server = Place(NAME, "server", str(guild.id))
+        places = [server, *(Place(NAME, "channel", str(c.id)) for c in guild.channels)]
+        core = self.jobs.core
         try:
-            await personas.forget(places)
+            if core.personas is not None:
+                await core.personas.forget(places)
+            conversations = await core.forget_server(server)
         except ReplyFailure as failure:
-            log.warning("guild_settings_not_deleted", guild=guild.id, detail=failure.detail)
+            log.warning("guild_data_not_deleted", guild=guild.id, detail=failure.detail)
             return
-        log.info("guild_settings_deleted", guild=guild.id, places=len(places))
+        log.info("guild_data_deleted", guild=guild.id, places=len(places), conversations=conversations)
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)

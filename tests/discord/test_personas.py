@@ -101,13 +101,23 @@ async def test_a_persona_set_by_a_channel_manager_answers_the_next_question_and_
     assert system_message(world, "hd-3") == "You are a game master."
 
 
-async def test_leaving_a_server_deletes_its_personas_and_an_outage_does_not(world: DiscordWorld) -> None:
+async def test_leaving_a_server_deletes_its_settings_and_conversations_and_an_outage_does_not(
+    world: DiscordWorld,
+) -> None:
     channel = world.add_channel("helpdesk")
     owners = world.fake.add_role(world.guild, "owners", permissions=MANAGE_GUILD | MANAGE_CHANNELS)
     alice = world.add_user("alice", roles=[owners])
     await world.start_bot()
     await run(world, channel, alice, {"set": {"text": "The channel's persona."}})
     await run(world, channel, alice, {"set": {"text": "The server's persona.", "scope": "server"}})
+    thread = await world.wait_thread(await world.mention(channel, alice, "gone-1 a question in the server"))
+    await world.wait_bot_text(thread, bool, timeout=20)
+    dm = world.fake.dm_channel_for(alice)
+    await world.say(dm, alice, "kept-1 a question in a DM")
+    await world.wait_bot_text(dm, bool, timeout=20)
+    histories = [
+        f"{world.key_prefix}chat:{{discord:{kind}}}:history" for kind in (f"conv:{thread['id']}", f"dm:{dm['id']}")
+    ]
     redis = aioredis.from_url(REDIS_URL)
     try:
 
@@ -115,12 +125,14 @@ async def test_leaving_a_server_deletes_its_personas_and_an_outage_does_not(worl
             return {(await redis.get(key)).decode() async for key in redis.scan_iter(f"{world.key_prefix}persona:*")}
 
         assert await kept() == {"The channel's persona.", "The server's persona."}
+        assert [await redis.exists(key) for key in histories] == [1, 1]
         await world.fake.guild_outage(world.guild)
         await world.settle(1.0)
         assert len(await kept()) == 2  # an outage is no goodbye
         await world.fake.remove_bot_from_guild(world.guild)
-        await world.fake.wait_for(lambda: "guild_settings_deleted" in world.stderr, 10)
+        await world.fake.wait_for(lambda: "guild_data_deleted" in world.stderr, 10)
         assert await kept() == set()
+        assert [await redis.exists(key) for key in histories] == [0, 1]  # the server's conversation, not the DM
     finally:
         await redis.aclose()
 

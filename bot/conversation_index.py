@@ -1,0 +1,56 @@
+"""Which conversations happened in a server (a Discord guild, a Slack workspace), so that when the bot leaves it
+their histories can go too. One Redis set per server, kept as long as its newest conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import structlog
+
+from bot.errors import ReplyFailure
+from bot.personas import Place
+from bot.redis_client import RedisClient, hash_tag, served
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class ConversationIndex:
+    def __init__(
+        self, client: RedisClient, key_prefix: str, ttl_seconds: int, on_error: Callable[[], object] = lambda: None
+    ) -> None:
+        self._redis = client
+        self._prefix = key_prefix
+        self._ttl = ttl_seconds
+        self._on_error = on_error
+
+    async def note(self, thread: str, places: Sequence[Place]) -> None:
+        """`thread` is a conversation of its places' server; never raises (a conversation not noted is only left
+        for its expiry to delete)."""
+        servers = [place for place in places if place.kind == "server"]
+        if not servers:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for server in servers:
+                    pipe.sadd(self._key(server), thread)
+                    pipe.expire(self._key(server), self._ttl)
+                await self._run(pipe.execute())
+        except ReplyFailure as failure:
+            log.warning("conversation_not_indexed", thread=thread, detail=failure.detail)
+
+    async def take(self, server: Place) -> list[str]:
+        """The server's conversations, forgotten by the index (raises STORE_UNAVAILABLE)."""
+        key = self._key(server)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.smembers(key)
+            pipe.delete(key)
+            members, _ = await self._run(pipe.execute())
+        return sorted(str(member) for member in members)
+
+    def _key(self, server: Place) -> str:
+        return f"{self._prefix}server-conversations:{hash_tag(server.key)}"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        return await served(command, "conversation_index_error", self._on_error)
