@@ -456,10 +456,16 @@ async def test_two_workspaces_are_each_answered_in_their_own(
 # -- start-up ---------------------------------------------------------------------------------
 
 
-async def test_an_invalid_key_stops_start_up_with_the_reason(harness: SlackHarness, slack: FakeSlackOAuth) -> None:
-    env = harness.env() | oauth_env(slack, key="0" * 44)
-    bot = await BotProcess.start("bad-key", env)
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [(None, "SLACK_TOKEN_ENCRYPTION_KEY is missing"), ("0" * 44, "SLACK_TOKEN_ENCRYPTION_KEY is invalid")],
+)
+async def test_a_missing_or_invalid_key_stops_start_up_with_the_reason(
+    harness: SlackHarness, slack: FakeSlackOAuth, key: str | None, message: str
+) -> None:
+    bot = await BotProcess.start("bad-key", harness.env() | oauth_env(slack, key=key))
     code = await asyncio.wait_for(bot.process.wait(), 60)
     await bot.stop()
     assert code != 0
-    assert "SLACK_TOKEN_ENCRYPTION_KEY is invalid" in bot.stderr and "0" * 44 not in bot.stderr
+    assert message in bot.stderr and "Fernet.generate_key()" in bot.stderr, bot.stderr
+    assert "0" * 44 not in bot.stderr
