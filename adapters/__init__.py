@@ -2,6 +2,7 @@
 
     NAME: str                       # what `python -m bot NAME` starts
     TOKEN_VARIABLES: tuple[str, ...] # `python -m bot` starts it when all of these are set
+    TOKEN_VARIABLE_SETS: tuple[tuple[str, ...], ...]  # optional: … or when all of any one set are
     async def run(services: Services, settings: Settings) -> None
     def command(argv: list[str], settings: Settings) -> int | None   # optional extra CLI flags
 
@@ -31,7 +32,7 @@ def configured(adapters: dict[str, ModuleType], env: Env) -> list[ModuleType]:
     """Adapters whose tokens are all set (the console has none, so it is never auto-started)."""
     chosen = []
     for module in adapters.values():
-        variables = getattr(module, "TOKEN_VARIABLES", ())
-        if variables and all(env.raw(variable) for variable in variables):
+        sets = getattr(module, "TOKEN_VARIABLE_SETS", (getattr(module, "TOKEN_VARIABLES", ()),))
+        if any(variables and all(env.raw(variable) for variable in variables) for variables in sets):
             chosen.append(module)
     return chosen

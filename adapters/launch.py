@@ -82,7 +82,11 @@ def describe_store(settings: Settings, *, console: bool) -> str:
 
 def _announce(chosen: list[ModuleType], settings: Settings, console: bool) -> None:
     names = ", ".join(module.NAME for module in chosen)
-    why = "no platform token is set (DISCORD_TOKEN, SLACK_BOT_TOKEN)" if console else "their tokens are set"
+    why = (
+        "no platform token is set (DISCORD_TOKEN, SLACK_BOT_TOKEN, SLACK_CLIENT_ID)"
+        if console
+        else "their tokens are set"
+    )
     print(
         f"Starting {names} ({why}). Model: {settings.model.describe()}. "
         f"History: {describe_store(settings, console=console)}.",

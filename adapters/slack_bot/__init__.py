@@ -13,7 +13,19 @@ from config.settings import Settings
 
 NAME = "slack"
 TOKEN_VARIABLES = ("SLACK_BOT_TOKEN",)
-__all__ = ["NAME", "TOKEN_VARIABLES", "MessageReply", "Place", "StreamReply", "WorkspaceBudgets", "run", "to_mrkdwn"]
+# One workspace with its bot token, or installs to any workspace through Slack's OAuth flow.
+TOKEN_VARIABLE_SETS = (TOKEN_VARIABLES, ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"))
+__all__ = [
+    "NAME",
+    "TOKEN_VARIABLES",
+    "TOKEN_VARIABLE_SETS",
+    "MessageReply",
+    "Place",
+    "StreamReply",
+    "WorkspaceBudgets",
+    "run",
+    "to_mrkdwn",
+]
 
 
 async def run(services: Services, settings: Settings) -> None:

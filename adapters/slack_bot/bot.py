@@ -35,6 +35,8 @@ from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.home import HomeTab
+from adapters.slack_bot.installations import RedisInstallationStore
+from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.stream import StreamReply
@@ -78,7 +80,7 @@ class SlackBot:
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS)
         )
         self.client = AsyncWebClient(
-            token=settings.bot_token,
+            token=settings.bot_token or None,  # none with installs to many workspaces: each has its own
             base_url=settings.api_url,
             session=self._http,
             retry_handlers=[
@@ -96,12 +98,24 @@ class SlackBot:
             assert self._identity is not None
             return self._identity
 
-        self.app = AsyncApp(
-            client=self.client,
-            authorize=authorize,
-            signing_secret=settings.signing_secret or "socket-mode",
-            request_verification_enabled=settings.app_token is None,
-        )
+        if settings.oauth is not None:  # installs to any workspace: bolt authorizes each event from its install
+            oauth = install_flow(settings.oauth, self.client, services.redis.main, services.settings.history.key_prefix)
+            self.installations: RedisInstallationStore | None = oauth.installations
+            self.app = AsyncApp(
+                client=self.client,
+                oauth_flow=oauth.flow,
+                oauth_settings=oauth.flow.settings,  # else bolt builds default ones from SLACK_CLIENT_ID, unused
+                installation_store=oauth.installations,  # bolt's token refresh then goes to SLACK_API_URL too
+                signing_secret=settings.signing_secret or "",
+            )
+        else:
+            self.installations = None
+            self.app = AsyncApp(
+                client=self.client,
+                authorize=authorize,
+                signing_secret=settings.signing_secret or "socket-mode",
+                request_verification_enabled=settings.app_token is None,
+            )
         self.bot_user_id = ""
         self._names: dict[str, tuple[float, str]] = {}
         self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
@@ -309,6 +323,21 @@ class SlackBot:
     # -- running ---------------------------------------------------------------------
 
     async def run(self) -> None:
+        if self.settings.oauth is None:
+            await self._learn_identity()
+        await self.jobs.keep_replies(self._finish_interrupted)
+        mode = "socket" if self.settings.app_token else "http"
+        log.info("slack_ready", mode=mode, installs=self.settings.oauth is not None)
+        try:
+            if self.settings.app_token:
+                await self._run_socket_mode(self.settings.app_token)
+            else:
+                await self._run_http()
+        finally:
+            await self.shutdown()
+
+    async def _learn_identity(self) -> None:
+        """The one workspace's bot (SLACK_BOT_TOKEN), asked of Slack once before any event."""
         try:
             identity = await self.client.auth_test()
         except SlackApiError as error:
@@ -317,16 +346,7 @@ class SlackBot:
         self._identity = AuthorizeResult.from_auth_test_response(
             auth_test_response=identity, bot_token=self.settings.bot_token
         )
-        await self.jobs.keep_replies(self._finish_interrupted)
-        mode = "socket" if self.settings.app_token else "http"
-        log.info("slack_ready", user=identity.get("user"), team=identity.get("team"), mode=mode)
-        try:
-            if self.settings.app_token:
-                await self._run_socket_mode(self.settings.app_token)
-            else:
-                await self._run_http()
-        finally:
-            await self.shutdown()
+        log.info("slack_identity", user=identity.get("user"), team=identity.get("team"))
 
     async def _run_socket_mode(self, app_token: str) -> None:
         handler = AsyncSocketModeHandler(self.app, app_token)
@@ -345,7 +365,8 @@ class SlackBot:
         site = web.TCPSite(runner, host="0.0.0.0", port=self.settings.port, backlog=HTTP_BACKLOG)
         await site.start()
         freeze_startup_heap()
-        log.info("slack_http_listening", port=self.settings.port, path="/slack/events")
+        paths = "/slack/events" + (f" {INSTALL_PATH} {REDIRECT_PATH}" if self.settings.oauth else "")
+        log.info("slack_http_listening", port=self.settings.port, path=paths)
         try:
             await self._keep_watch(_always_connected)
         finally:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from cryptography.fernet import Fernet
 
 from config.env import ConfigError, Env
 
@@ -15,6 +18,7 @@ DEFAULT_SUGGESTED_PROMPTS = (
     ("Brainstorm ideas", "Brainstorm five ideas for a team activity, one line each."),
 )
 MAX_SUGGESTED_PROMPTS = 4  # Slack shows at most four
+MAKE_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
 @dataclass(frozen=True)
@@ -35,31 +39,83 @@ class SlackSettings:
     admin_user_ids: frozenset[str]  # may set a channel's model, besides workspace admins and owners
     streaming: str  # "auto": native streams while their budget allows; "off": chat.update only
     suggested_prompts: tuple[SuggestedPrompt, ...] = tuple(SuggestedPrompt(*p) for p in DEFAULT_SUGGESTED_PROMPTS)
+    oauth: OAuthSettings | None = None  # installs to any workspace (SLACK_CLIENT_ID): no single bot token
 
     @classmethod
     def from_env(cls, env: Env) -> SlackSettings:
+        api_url = env.url("SLACK_API_URL", "https://slack.com/api/", ("http", "https")) or ""
+        api_url = api_url if api_url.endswith("/") else api_url + "/"  # slack_sdk joins method names
+        oauth = OAuthSettings.from_env(env, api_url)
         token = env.optional_str("SLACK_BOT_TOKEN")
-        if token is None or not token.startswith("xoxb-"):
+        if oauth is None and (token is None or not token.startswith("xoxb-")):
             raise ConfigError("SLACK_BOT_TOKEN is invalid: expected a bot token starting with xoxb-")
         app_token = env.optional_str("SLACK_APP_TOKEN")
         if app_token is not None and not app_token.startswith("xapp-"):
             raise ConfigError("SLACK_APP_TOKEN is invalid: expected an app-level token starting with xapp-")
         secret = env.optional_str("SLACK_SIGNING_SECRET")
+        if oauth is not None and (app_token is not None or secret is None):
+            raise ConfigError(
+                "SLACK_CLIENT_ID is set: the bot serves installs over HTTP on $PORT, so set SLACK_SIGNING_SECRET "
+                "and leave SLACK_APP_TOKEN empty"
+            )
         if app_token is None and secret is None:
             raise ConfigError("Set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode on $PORT)")
-        api_url = env.url("SLACK_API_URL", "https://slack.com/api/", ("http", "https")) or ""
         return cls(
-            bot_token=token,
+            bot_token="" if oauth is not None else token or "",
             app_token=app_token,
             signing_secret=secret,
-            api_url=api_url if api_url.endswith("/") else api_url + "/",  # slack_sdk joins method names
+            api_url=api_url,
             port=env.int("PORT", 3000, minimum=1, maximum=65535),
             allowed_channel_ids=env.id_set("SLACK_ALLOWED_CHANNEL_IDS"),
             blocked_user_ids=env.id_set("SLACK_BLOCKED_USER_IDS"),
             admin_user_ids=env.id_set("SLACK_ADMIN_USER_IDS"),
             streaming=env.choice("SLACK_STREAMING", "auto", ("auto", "off")),
             suggested_prompts=suggested_prompts(env.optional_str("SLACK_SUGGESTED_PROMPTS")),
+            oauth=oauth,
         )
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """The app installed to workspaces through Slack's OAuth flow (/slack/install), each with its own token."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    token_key: str = field(repr=False)  # SLACK_TOKEN_ENCRYPTION_KEY: seals the stored tokens
+    authorize_url: str = "https://slack.com/oauth/v2/authorize"  # where "Add to Slack" leads: SLACK_API_URL's host
+
+    @classmethod
+    def from_env(cls, env: Env, api_url: str) -> OAuthSettings | None:
+        client_id, client_secret = env.optional_str("SLACK_CLIENT_ID"), env.optional_str("SLACK_CLIENT_SECRET")
+        if client_id is None and client_secret is None:
+            return None
+        if client_id is None or client_secret is None:
+            raise ConfigError(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together: set both (the app's Basic Information)"
+            )
+        return cls(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_key=encryption_key(env.optional_str("SLACK_TOKEN_ENCRYPTION_KEY")),
+            authorize_url=urljoin(api_url, "/oauth/v2/authorize"),
+        )
+
+
+def encryption_key(value: str | None) -> str:
+    """SLACK_TOKEN_ENCRYPTION_KEY, checked to be a Fernet key (the value itself is never shown)."""
+    if value is None:
+        raise ConfigError(
+            "SLACK_TOKEN_ENCRYPTION_KEY is missing: installs keep their tokens encrypted with it. Make one with "
+            f"{MAKE_KEY} and keep it: tokens stored with one key can't be read with another"
+        )
+    try:
+        Fernet(value.encode())
+    except ValueError:
+        raise ConfigError(
+            f"SLACK_TOKEN_ENCRYPTION_KEY is invalid: expected a Fernet key (32 bytes, url-safe base64). Make one with "
+            f"{MAKE_KEY}"
+        ) from None
+    return value
 
 
 def suggested_prompts(value: str | None) -> tuple[SuggestedPrompt, ...]:

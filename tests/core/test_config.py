@@ -69,6 +69,9 @@ def test_python_m_bot_starts_every_platform_whose_token_is_set() -> None:
     both = adapters.configured(available, Env({"DISCORD_TOKEN": "x", "SLACK_BOT_TOKEN": "xoxb-1"}))
     assert sorted(module.NAME for module in both) == ["discord", "slack"]
     assert adapters.configured(available, Env({})) == []
+    # Installs to any workspace (Slack's OAuth flow) need no bot token.
+    oauth = adapters.configured(available, Env({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "s"}))
+    assert [module.NAME for module in oauth] == ["slack"]
 
 
 @pytest.mark.parametrize(

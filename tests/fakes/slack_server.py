@@ -960,8 +960,13 @@ class FakeSlack:
         bot_name: str = "mistralbot",
         scopes: frozenset[str] = DEFAULT_SCOPES,
         home_tab_enabled: bool = True,
+        enterprise_id: str | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # An Enterprise Grid workspace (its org's id in events and auth.test); with is_enterprise_install the app
+        # was installed to the whole org (tests/fakes/slack_oauth.py sets both).
+        self.enterprise_id = enterprise_id
+        self.is_enterprise_install = False
         self.scopes = set(scopes)  # the bot token's scopes (missing_scope for methods needing others)
         self.home_tab_enabled = home_tab_enabled  # views.publish of a home view: not_enabled when off
         self._files: dict[str, bytes] = {}  # what files.slack.com serves, by file id
@@ -1368,17 +1373,19 @@ class FakeSlack:
     def event_callback(self, event: JsonDict, event_id: str | None = None) -> JsonDict:
         """The Events API outer payload (what HTTP mode POSTs and Socket Mode wraps)."""
         authorization = {
-            "enterprise_id": None,
+            "enterprise_id": self.enterprise_id,
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "is_bot": True,
-            "is_enterprise_install": False,
+            "is_enterprise_install": self.is_enterprise_install,
         }
+        payload: JsonDict = {"enterprise_id": self.enterprise_id} if self.enterprise_id else {}
         return {
+            **payload,
             "token": "fake-verification-token",
             "team_id": self.team_id,
             "context_team_id": self.team_id,
-            "context_enterprise_id": None,
+            "context_enterprise_id": self.enterprise_id,
             "api_app_id": self.app_id,
             "event": event,
             "type": "event_callback",
@@ -1636,7 +1643,8 @@ class FakeSlack:
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
-            "is_enterprise_install": False,
+            "is_enterprise_install": self.is_enterprise_install,
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
         }
 
     def _apps_connections_open(self, params: JsonDict, now: float) -> JsonDict:
