@@ -259,7 +259,8 @@ class Tab:
         if not await self._touch(conversation, title):
             await self._refuse_deleted(live.question, conversation)
             return
-        attachments, notices = attachments_from(uploads, self.uploads)
+        # Decoding megabytes of base64 is left to a thread, as the documents' reading is to the workers.
+        attachments, notices = await asyncio.to_thread(attachments_from, uploads, self.uploads)
         asked = text if text.strip() else question_about(uploads)
         read = await self._jobs.question(asked, attachments)
         notices += read.notices
