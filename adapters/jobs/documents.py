@@ -26,6 +26,7 @@ KIND_NAMES = {
     "html": "web page",
 }
 _EXTENSIONS = {"pdf": "pdf", "docx": "docx", "pptx": "pptx", "xlsx": "xlsx", "html": "html", "htm": "html"}
+DOCUMENT_EXTENSIONS = tuple(_EXTENSIONS)  # the names' endings that make a file a document
 _OOXML = "application/vnd.openxmlformats-officedocument."
 _CONTENT_TYPES = {
     "application/pdf": "pdf",

@@ -12,16 +12,18 @@ guard.py checks each request (password, Host, Origin, trusted proxies) and loads
 The frames (JSON over the websocket):
 
 - server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, tools: whether
-  any are connected, maxChars, maxImages, maxImageBytes, conversation: id, conversations: [{id,
+  any are connected, maxChars, maxImages, maxImageBytes, maxFiles, maxFilesBytes, maxDocumentBytes,
+  maxTextBytes, documentTypes, textTypes (name endings), conversation: id, conversations: [{id,
   title}], history: [{role, text, images: count, failed?: reason, tools?: calls}], live: [{question,
   reply, text, model?, again, tools?: frames}]} on connecting
   and on switching conversations (`live`: its answers being written, which go on streaming);
-  `asked` {question, text, images: count, again} when another tab's question (or `again`) starts
+  `asked` {question, text, images: count, files: names, again} when another tab's question (or `again`) starts
   being answered; `reply` {question, reply, text, streaming, model: display name}; `refused`
   {question, reason}; `model` {model: {id, name, vision}} when the conversation's model changes
   (or a switch failed: the one still in use); `conversations` {items: [{id, title}]} when the
   browser's list changes; `notice` {text, level: "info" | "warning"}; `cleared`.
-- page → server: `ask` {id, text, images: [{name, type, data: "data:image/…;base64,…"}]};
+- page → server: `ask` {id, text, files: [{name, type, data: "data:…;base64,…"}]} (`images`, as
+  pages sent them first, is taken too);
   `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
   `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
 - Tools (their frames: adapters.web.tools): `tool`, `sources`, `confirm`, `confirmed` and `tools`
@@ -32,10 +34,12 @@ The frames (JSON over the websocket):
 
 What a person meets (chat.py, uploads.py):
 
-- A question holds up to 100,000 characters, and images only when a model sees them (`maxImages`
-  is 0 otherwise, and the page shows no paperclip): up to MAX_IMAGES of 10 MB each. An image sent
-  anyway, or any file that is not an image, is skipped unread, and the answer names it. A frame
-  larger than its text and images may need closes the socket ("message too big"), unread.
+- A question holds up to 100,000 characters; images only when a model sees them (`maxImages` is 0
+  otherwise): up to MAX_IMAGES of 10 MB each; and up to 10 documents and text files, read as on
+  every platform (adapters.jobs.attachments), each document up to MAX_DOCUMENT_BYTES (50 MB at
+  most here), together no more. An image sent anyway, or any file the bot doesn't read, is skipped
+  unread, and the answer names it. A frame larger than its text and files may need closes the
+  socket ("message too big"), unread.
 - Questions waiting for their answers, in each bot process: 3 per page, 6 per browser, 20 per
   network address (as guard.py counts it, behind trusted proxies too). One more is refused,
   saying which ("This browser has 6 questions waiting for their answers already: ask again once
@@ -64,7 +68,7 @@ from adapters.web import guard as web_guard
 from adapters.web.chat import Tab
 from adapters.web.conversations import Hub, conversations_for
 from adapters.web.guard import Guard
-from adapters.web.uploads import images_taken, max_frame_bytes
+from adapters.web.uploads import UploadLimits
 from bot.app import Services
 from config.env import ConfigError
 from config.settings import ImageSettings, Settings
@@ -157,7 +161,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     if chat_id is None or not web_guard.same_origin(request):
         raise web.HTTPForbidden(text="Open the chat page first.")
     jobs = request.app[JOBS]
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=max_frame_bytes(images_taken(jobs)))
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=UploadLimits.of(jobs).largest_frame)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     conversation = request.query.get("conversation", "")  # the one this page showed last

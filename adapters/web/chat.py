@@ -36,14 +36,14 @@ from adapters.web.outbox import Outbox
 from adapters.web.reply import WebReply
 from adapters.web.tools import click, listing
 from adapters.web.uploads import (
-    MAX_FRAME_BYTES,
-    MAX_IMAGE_BYTES,
     MAX_MESSAGE_CHARS,
+    UploadLimits,
     attachments_from,
+    file_names,
     frame_bytes,
-    images_taken,
-    is_image_upload,
-    max_frame_bytes,
+    question_about,
+    title_about,
+    uploads_of,
 )
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -87,6 +87,7 @@ class Tab:
         self.thread = thread_of(chat_id, self.conversation)
         self.outbox = Outbox(ws)
         self.model = self._jobs.core.models.default  # the conversation's model, as this page shows it
+        self.uploads = UploadLimits.of(jobs)  # what a question may carry besides its text
         self._waiting = 0  # questions asked here whose answers are not written yet
         self._greeting = asyncio.Lock()
         self._open = True
@@ -97,10 +98,6 @@ class Tab:
         self._open = False
         self._hub.leave(self)
         self.outbox.close()
-
-    @property
-    def max_images(self) -> int:
-        return images_taken(self._jobs)
 
     def send(self, event: dict[str, Any]) -> None:
         self._hub.send([self], event)
@@ -133,8 +130,7 @@ class Tab:
                     "model": model_info(self.model),
                     "tools": bool(core.tools),
                     "maxChars": MAX_MESSAGE_CHARS,
-                    "maxImages": self.max_images,
-                    "maxImageBytes": MAX_IMAGE_BYTES,
+                    **self.uploads.hello_fields(),
                     "conversation": entry.id,
                     "conversations": [entry.frame() for entry in entries],
                     "history": [history_entry(message) for message in stored],
@@ -148,11 +144,9 @@ class Tab:
 
     async def receive(self, raw: str) -> bool:
         """Act on one frame from the page; False for a frame larger than what it carries may need:
-        its text, and the images it carries (none when this chat takes none)."""
+        its text, and the files it carries (images only when this chat takes them)."""
         size = frame_bytes(raw)
-        # Before parsing it: an image's room for each image data URL in it (the page's JSON holds
-        # each as "data:image/…), up to the images a question may carry.
-        if size > MAX_FRAME_BYTES and size > max_frame_bytes(min(raw.count('"data:image/'), self.max_images)):
+        if not self.uploads.may_fit(size, raw):  # before parsing it
             return False
         try:
             event = json.loads(raw)
@@ -162,9 +156,8 @@ class Tab:
             log.warning("web_unreadable_event", thread=self.thread)
             return True
         kind = event.get("type")
-        images = event.get("images")
-        uploads: list[object] = images if kind == "ask" and isinstance(images, list) else []
-        if size > max_frame_bytes(min(sum(map(is_image_upload, uploads)), self.max_images)):
+        uploads = uploads_of(event)
+        if not self.uploads.fits(size, uploads):
             return False
         question = str(event.get("id", ""))[:64]
         if kind == "ask" and isinstance(event.get("text"), str):
@@ -199,12 +192,14 @@ class Tab:
         if text.strip() == "/reset" and not uploads:
             await self._reset()
             return
-        refusal = _refusal(text, with_images=bool(uploads)) or self._busy()
+        refusal = _refusal(text, with_files=bool(uploads)) or self._busy()
         if refusal is not None:
             self.send({"type": "refused", "question": question, "reason": refusal})
             return
-        title = title_from(text) or ("Images" if len(uploads) > 1 else "Image")
-        live = Live(self.thread, question, {"question": question, "text": text, "images": len(uploads)})
+        title = title_from(text) or title_from(title_about(uploads))
+        names = file_names(uploads)
+        asked = {"question": question, "text": text, "images": len(uploads) - len(names), "files": names}
+        live = Live(self.thread, question, asked)
         self._start(live, self.conversation, self._answer(live, self.conversation, text, uploads, title))
 
     def _again(self, question: str) -> None:
@@ -259,26 +254,28 @@ class Tab:
             log.warning("web_deleted_conversation_not_cleared", thread=thread, detail=failure.detail)
 
     async def _answer(self, live: Live, conversation: str, text: str, uploads: list[object], title: str) -> None:
-        """Read the question's images (checked and scaled down as on every platform), then answer."""
+        """Read the question's files as on every platform (images checked and scaled down, documents'
+        text read in the isolated workers and cut to fit, text files' text), then answer."""
         if not await self._touch(conversation, title):
             await self._refuse_deleted(live.question, conversation)
             return
-        attachments, notices = attachments_from(uploads, self.max_images)
-        files = await self._jobs.read_files(attachments)
-        notices += files.notices
-        if not text.strip() and not files.images:
-            reason = " ".join(notices) or "Type a message first."  # every image it had was unusable
+        # Decoding megabytes of base64 is left to a thread, as the documents' reading is to the workers.
+        attachments, notices = await asyncio.to_thread(attachments_from, uploads, self.uploads)
+        asked = text if text.strip() else question_about(uploads)
+        read = await self._jobs.question(asked, attachments)
+        notices += read.notices
+        if not text.strip() and not read.images and read.text == asked:
+            reason = " ".join(notices) or "Type a message first."  # every file it had was unusable
             self.send({"type": "refused", "question": live.question, "reason": reason})
             return
-        asked = text if text.strip() else _about(files.images)  # a page's files are images only: no text to add
         turn = Turn(
             live.thread,
             self.chat_id,
             "web",
-            asked,
+            read.text,  # with its files' text: kept in the history, for what follows
             channel="web",  # the page is one channel
             notices=tuple(notices),
-            images=files.images,
+            images=read.images,
             places=places_of(self.chat_id, conversation),
         )
         await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live))
@@ -425,8 +422,8 @@ def _listing(entries: list[Entry]) -> dict[str, Any]:
     return {"type": "conversations", "items": [entry.frame() for entry in ordered(entries)]}
 
 
-def _refusal(text: str, *, with_images: bool = False) -> str | None:
-    if not text.strip() and not with_images:
+def _refusal(text: str, *, with_files: bool = False) -> str | None:
+    if not text.strip() and not with_files:
         return "Type a message first."
     if len(text) > MAX_MESSAGE_CHARS:
         return (
@@ -434,10 +431,3 @@ def _refusal(text: str, *, with_images: bool = False) -> str | None:
             "Please shorten it or send it in parts."
         )
     return None
-
-
-def _about(images: tuple[str, ...]) -> str:
-    """What a question of images alone asks the model."""
-    if not images:
-        return "What is in this file?"
-    return "What's in this image?" if len(images) == 1 else "What's in these images?"

@@ -628,8 +628,13 @@ async def test_the_page_takes_four_images_at_most_and_refuses_large_or_other_fil
 
     await chat.attach(file("huge.png", small + bytes(10_000_001)))
     await expect(chat.notice).to_have_text("huge.png is larger than 10 MB, the most one image may be.")
-    await chat.attach(file("notes.txt", b"some notes", "text/plain"))
-    await expect(chat.notice).to_have_text("notes.txt isn't a PNG, JPEG, WebP or GIF image.")
+    await chat.attach(file("photo.bmp", b"BM", "image/bmp"))
+    await expect(chat.notice).to_have_text("photo.bmp isn't a PNG, JPEG, WebP or GIF image.")
+    await chat.attach(file("archive.zip", b"PK", "application/zip"))
+    await expect(chat.notice).to_have_text(
+        "archive.zip isn't a file I can read: "
+        "send images, documents (PDF, Word, PowerPoint, Excel, HTML) or text files."
+    )
     await chat.paste_image(small)
     await chat.paste_image(small)
     await expect(chat.notice).to_have_text("You can send up to 4 images with one message.")
@@ -644,7 +649,7 @@ async def test_without_a_model_that_sees_images_the_page_takes_none_and_images_s
     model.default = Script(text="Here is my answer.")
     await bots.start()  # MODEL_ID's model alone: it sees no images
     chat = await ChatPage.open(await browser.new_context(), bots.url)
-    await expect(chat.page.locator("#attach")).to_be_hidden()  # no paperclip
+    await expect(chat.page.locator("#attach")).to_be_visible()  # for documents and text files
     await chat.paste_image(png(40, 30))
     await expect(chat.notice).to_have_text("This chat doesn't take images.")
     await expect(chat.tray).to_have_count(0)

@@ -458,34 +458,55 @@ async def final_reply(ws: aiohttp.ClientWebSocketResponse, question: str) -> dic
             return frame
 
 
-async def test_a_question_carries_images_only_and_other_files_are_named_and_skipped_unread(
+async def test_files_sent_over_the_socket_are_read_within_the_count_and_frame_limits(
     model: FakeModelServer, bots: WebBots
 ) -> None:
-    """The page sends only images; a text file sent over the socket anyway never lengthens the
-    question past its 100,000 characters, and a frame of such files is refused as too big."""
-    await bots.start(**SEES_IMAGES)
-    question = "Summarise my notes." + " Take your time." * 1000  # 16,019 characters
-    notes = {"name": "notes.txt", "type": "text/plain", "data": data_url("text/plain", b"line of notes\n" * 6000)}
+    """Text files join the question as on every platform; a file the bot doesn't read is named and
+    skipped unread, files past the tenth are named and skipped, and a frame larger than what the
+    files of one question may take is refused as too big."""
+    await bots.start(**SEES_IMAGES, MAX_DOCUMENT_BYTES="200000")
+    notes = {"name": "notes.txt", "type": "text/plain", "data": data_url("text/plain", b"line of notes\n" * 600)}
     plan = {"name": "plan.md", "type": "", "data": data_url("text/markdown", b"# The plan")}
+    program = {
+        "name": "tool.exe",
+        "type": "application/x-msdownload",
+        "data": data_url("application/x-msdownload", b"MZ"),
+    }
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         ws, hello = await page_socket(session, bots.url)
-        assert hello["maxImages"] == 4
-        await ws.send_json({"type": "ask", "id": "q1", "text": question, "images": [notes, plan]})
+        assert (hello["maxImages"], hello["maxFiles"], hello["maxDocumentBytes"]) == (4, 10, 200_000)
+        assert hello["maxFilesBytes"] == 1_000_000  # ten text files of 100 KB
+        await ws.send_json({"type": "ask", "id": "q1", "text": "Summarise my notes.", "files": [notes, plan, program]})
         reply = await final_reply(ws, "q1")
-        assert reply["text"] == f"{ANSWER}\n\nℹ️ I can only look at images here, so I skipped notes.txt, plan.md."
-        assert model.requests[-1].body["messages"][-1] == {"role": "user", "content": question}
+        assert (
+            reply["text"] == f"{ANSWER}\n\nℹ️ I can only read text files, documents and images, so I skipped tool.exe."
+        )
+        notes_text = ("line of notes\n" * 600).rstrip()
+        assert model.requests[-1].body["messages"][-1] == {
+            "role": "user",
+            "content": f"Summarise my notes.\n\nnotes.txt:\n```\n{notes_text}\n```\n\nplan.md:\n```\n# The plan\n```",
+        }
 
-        # Forty text files of 99 KB, each "an image" by the room it takes: four million characters.
+        parts = [
+            {"name": f"part{n}.txt", "type": "text/plain", "data": data_url("text/plain", b"x")} for n in range(12)
+        ]
+        await ws.send_json({"type": "ask", "id": "q2", "text": "Read all of these.", "files": parts})
+        reply = await final_reply(ws, "q2")
+        assert reply["text"].endswith(
+            "ℹ️ I read 10 files besides images per message at most, so I skipped part10.txt, part11.txt."
+        )
+
+        # Forty text files of 99 KB: four million characters, past what the files of a question may take.
         files = [
             {"name": f"part{n}.txt", "type": "text/plain", "data": data_url("text/plain", b"x" * 99_000)}
             for n in range(40)
         ]
-        await ws.send_json({"type": "ask", "id": "q2", "text": "Read all of these.", "images": files})
+        await ws.send_json({"type": "ask", "id": "q3", "text": "Read all of these.", "files": files})
         closed = await ws.receive(timeout=10)
         assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == TOO_LARGE
         ws, _ = await page_socket(session, bots.url)  # the bot goes on serving
         await ws.close()
-    assert len(model.requests) == 1
+    assert len(model.requests) == 2
 
 
 async def test_a_browser_may_have_six_questions_waiting_in_all_its_pages_and_ask_again_once_they_are_answered(

@@ -1,8 +1,9 @@
 // The chat page: one websocket to the bot; each answer streams into every tab showing its
 // conversation, labelled with the model that wrote it, and can be stopped (Stop, Esc) or written
 // again (Regenerate). The sidebar lists the browser's conversations (open, rename, delete, new);
-// the header picks the conversation's model; images go with a question (attached, pasted or
-// dropped), read in the page as data URLs and shown from them. Copy works on plain http too.
+// the header picks the conversation's model; files go with a question (attached, dropped, images
+// pasted too), read in the page as data URLs: images shown from them, documents and text files by
+// name (images.js). Copy works on plain http too.
 // An answer's tool calls show as chips in it, a tool that asks first asks with Run / Cancel, and
 // the header's Tools menu lists the tools (tools.js). The header's Instructions button edits the
 // conversation's own persona (instructions.js).
@@ -17,7 +18,7 @@
 import { onRefused, resizeInput, submit } from "./composer.js";
 import { newConversation, showConversations } from "./conversations.js";
 import { chooseModel, setStatus, showModel, showModels } from "./header.js";
-import { addImages } from "./images.js";
+import { acceptedFiles, addFiles } from "./images.js";
 import { onInstructions, showInstructions } from "./instructions.js";
 import { onAsked, onReply, showHistory, stop, welcome } from "./messages.js";
 import { busy, showNotice, state, updateButtons, view } from "./page.js";
@@ -30,6 +31,10 @@ const handlers = {
     state.maxChars = event.maxChars;
     state.maxImages = event.maxImages ?? 0;
     state.maxImageBytes = event.maxImageBytes ?? state.maxImageBytes;
+    for (const limit of ["maxFiles", "maxFilesBytes", "maxDocumentBytes", "maxTextBytes"]) state[limit] = event[limit] ?? 0;
+    state.documentTypes = event.documentTypes ?? [];
+    state.textTypes = event.textTypes ?? [];
+    view.file.accept = acceptedFiles();
     showModels(event.models);
     if (event.conversation !== state.conversation) showNotice("");
     state.conversation = event.conversation;
@@ -68,11 +73,11 @@ view.input.addEventListener("paste", (event) => {
   const files = [...(event.clipboardData?.files ?? [])].filter((file) => file.type.startsWith("image/"));
   if (!files.length) return;  // text is pasted as usual
   event.preventDefault();
-  addImages(files, true);
+  addFiles(files, true);
 });
 view.attach.addEventListener("click", () => view.file.click());
 view.file.addEventListener("change", () => {
-  addImages([...view.file.files]);
+  addFiles([...view.file.files]);
   view.file.value = "";  // the same file may be chosen again
   view.input.focus();
 });
@@ -83,7 +88,7 @@ document.addEventListener("dragover", (event) => {
 document.addEventListener("drop", (event) => {
   if (!event.dataTransfer?.files.length) return;
   event.preventDefault();
-  addImages([...event.dataTransfer.files]);
+  addFiles([...event.dataTransfer.files]);
 });
 view.models.addEventListener("change", () => chooseModel(view.models.value));
 view.new.addEventListener("click", newConversation);

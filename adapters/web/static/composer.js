@@ -1,4 +1,4 @@
-// The message box: a question (with the images in the tray) or a command (/reset, /model),
+// The message box: a question (with the files in the tray) or a command (/reset, /model),
 // and the question given back to it when the server refuses it.
 import { chooseModel, describeModels } from "./header.js";
 import { showTray } from "./images.js";
@@ -9,7 +9,7 @@ import { giveBackTools } from "./tools.js";
 
 export function submit() {
   const text = view.input.value;
-  const images = state.pending;
+  const images = state.pending;  // the files, images or not
   if (!images.length && text.trim() === "/reset") return startOver();
   const command = !images.length && text.trim().match(/^\/model(?:\s+([\s\S]+))?$/);
   if (command) {
@@ -31,7 +31,7 @@ export function submit() {
   showWaiting(reply);
   state.waiting.set(id, { reply, question, text, images });
   const frame = { type: "ask", id, text };
-  if (images.length) frame.images = images.map(({ name, type, data }) => ({ name, type, data }));
+  if (images.length) frame.files = images.map(({ name, type, data }) => ({ name, type, data }));
   send(frame);
   view.input.value = "";
   state.pending = [];

@@ -1,7 +1,7 @@
 // The conversation shown: the person's messages, and the answers as they stream in, each
 // labelled with the model that wrote it, with Copy and (the last one) Regenerate.
 import { copyButton } from "./copy.js";
-import { picture } from "./images.js";
+import { fileChip, picture } from "./images.js";
 import { renderMarkdown } from "./markdown.js";
 import { busy, el, showNotice, state, updateButtons, view } from "./page.js";
 import { send } from "./socket.js";
@@ -23,11 +23,15 @@ function append(node) {
   if (pinned) view.scroller.scrollTop = view.scroller.scrollHeight;
 }
 
-// The person's message: the images sent with it (or, from the history, how many there were), then its text.
-export function userMessage(text, { images = [], count = 0 } = {}) {
+// The person's message: the images sent with it (or, from the history, how many there were), the
+// names of its other files, then its text.
+export function userMessage(text, { images = [], count = 0, files = [] } = {}) {
   const body = el("div", "body");
-  if (images.length) body.append(el("div", "thumbs", ...images.map(picture)));
+  const pictures = images.filter((image) => image.kind === "image");
+  const names = [...files, ...images.filter((image) => image.kind !== "image").map((file) => file.name)];
+  if (pictures.length) body.append(el("div", "thumbs", ...pictures.map(picture)));
   else if (count) body.append(el("div", "images-marker", `🖼 ${count} image${count === 1 ? "" : "s"}`));
+  if (names.length) body.append(el("div", "files", ...names.map(fileChip)));
   if (text) body.append(text);
   const message = el("div", "message user", body);
   texts.set(message, text);
@@ -141,7 +145,7 @@ export function onAsked(event) {
     reply = last?.classList.contains("bot") ? last : botMessage();
     takeTools(reply);
   } else {
-    userMessage(event.text ?? "", { count: event.images || 0 });
+    userMessage(event.text ?? "", { count: event.images || 0, files: (event.files ?? []).map(String) });
     reply = botMessage();
   }
   showWaiting(reply);

@@ -8,8 +8,10 @@ export const view = { messages: $("messages"), scroller: $("scroller"), input: $
                       list: $("conversations"), heading: $("heading"), menu: $("menu"), composer: $("composer"),
                       toolsButton: $("tools-button"), toolsPanel: $("tools-panel") };
 export const state = { connected: false, maxChars: 100000, maxImages: 0, maxImageBytes: 10000000,
+                       /* what a question may carry besides images (the server's hello says) */
+                       maxFiles: 0, maxFilesBytes: 0, maxDocumentBytes: 0, maxTextBytes: 0, documentTypes: [], textTypes: [],
                        models: [] /* {id, name, vision} */, model: null /* the conversation's */,
-                       pending: [] /* images to send with the next question: {name, type, data} (data: null while read) */,
+                       pending: [] /* files to send with the next question: {name, type, size, kind, data} (data: null while read) */,
                        waiting: new Map() /* question id -> {reply, question, text, images, again, before, tools} */,
                        replies: new Map() /* reply id -> its message while it streams */,
                        conversation: sessionStorage.getItem("conversation") || "" /* the one shown */,
@@ -33,14 +35,14 @@ export function busy() {
 }
 
 export function updateButtons() {
-  const reading = state.pending.some((image) => !image.data);
+  const reading = state.pending.some((pending) => !pending.data);
   const something = view.input.value.trim() || state.pending.length;
   view.send.disabled = !state.connected || busy() || reading || !something;
   view.stop.hidden = !busy();
   view.stop.disabled = !state.connected;
   view.new.disabled = !state.connected;
   view.models.disabled = !state.connected;
-  view.attach.hidden = !state.maxImages;
+  view.attach.hidden = !state.maxImages && !state.maxFiles;
   // Regenerate: the last answer only, once it is done.
   const last = view.messages.lastElementChild;
   for (const button of view.messages.querySelectorAll(".again")) {
