@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack_bot.installations import RedisInstallationStore, TokenCipher
 from adapters.slack_bot.oauth import manifest_bot_scopes
 from bot.redis_client import close, connect
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack_oauth import FakeSlackOAuth
 from tests.fakes.slack_server import FakeSlack
@@ -59,13 +59,7 @@ async def model() -> AsyncIterator[FakeModelServer]:
 async def prefix() -> AsyncIterator[str]:
     key_prefix = f"test:slack-oauth:{uuid.uuid4().hex[:12]}:"
     yield key_prefix
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{key_prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    delete_keys(key_prefix)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
