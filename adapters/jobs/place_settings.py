@@ -8,22 +8,24 @@ from collections.abc import Callable, Sequence
 
 from adapters.jobs.platform_jobs import Bold, unknown_model
 from bot.core import ChatCore
-from bot.personas import Personas, Place
+from bot.personas import Place, PlaceSettings
 
 # What /model takes in a channel to remove the channel's (or server's) own model.
 DEFAULT_MODEL = "default"
 TOOLS_CHOICES = ("on", "off", "default")
 
 
-def _settings(core: ChatCore) -> Personas | None:
-    return core.personas
+NO_SETTINGS = "Settings are not available here."
+
+
+async def _here(core: ChatCore, places: Sequence[Place]) -> PlaceSettings | None:
+    return await core.personas.settings(places) if core.personas is not None else None
 
 
 async def model_here(core: ChatCore, places: Sequence[Place], bold: Bold) -> str:
     """/model without a name in a channel: the model of new conversations there, where that comes from, and the
     models there are."""
-    settings = _settings(core)
-    here = await settings.settings(places) if settings is not None else None
+    here = await _here(core, places)
     choice = core.models.find(here.model) if here is not None else None
     source = here.model_source if here is not None and choice is not None else "the bot's default"
     lines = [f"New conversations here answer with {bold((choice or core.models.default).display_name)} ({source})."]
@@ -36,9 +38,9 @@ async def model_here(core: ChatCore, places: Sequence[Place], bold: Bold) -> str
 async def set_model_here(core: ChatCore, place: Place, name: str, bold: Bold, shown: Callable[[str], str] = str) -> str:
     """/model with a name in a channel (or for a server): the model of its new conversations from now on; existing
     ones keep theirs. `DEFAULT_MODEL` removes the place's own."""
-    settings = _settings(core)
+    settings = core.personas
     if settings is None:
-        return "Settings are not available here."
+        return NO_SETTINGS
     where = _where(place)
     if (choice := core.models.find(name)) is None and name.strip().casefold() == DEFAULT_MODEL:
         removed = await settings.set_model(place, None)
@@ -52,9 +54,8 @@ async def set_model_here(core: ChatCore, place: Place, name: str, bold: Bold, sh
 
 
 async def tools_here(core: ChatCore, places: Sequence[Place]) -> str:
-    """Whether tools are offered here, and where that comes from."""
-    settings = _settings(core)
-    here = await settings.settings(places) if settings is not None else None
+    """Whether tools are offered here."""
+    here = await _here(core, places)
     if here is None or here.tools is None:
         return "Tools are offered here to the models that can use them."
     return "Tools are offered here." if here.tools else "Tools are turned off here."
@@ -62,9 +63,9 @@ async def tools_here(core: ChatCore, places: Sequence[Place]) -> str:
 
 async def set_tools_here(core: ChatCore, place: Place, choice: str) -> str:
     """Turn tools on or off for `place` ("default": as the bot's settings say)."""
-    settings = _settings(core)
+    settings = core.personas
     if settings is None:
-        return "Settings are not available here."
+        return NO_SETTINGS
     if choice not in TOOLS_CHOICES:
         return f"Say on, off or {TOOLS_CHOICES[-1]}: /tools on, /tools off or /tools {TOOLS_CHOICES[-1]}."
     await settings.set_tools(place, None if choice == "default" else choice == "on")

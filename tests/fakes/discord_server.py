@@ -2705,29 +2705,23 @@ class FakeDiscord:
             owners[str(IntegrationType.GUILD_INSTALL)] = str(guild.id)
         elif not owners and context == ContextType.BOT_DM:
             owners[str(IntegrationType.GUILD_INSTALL)] = "0"
-        interaction_id = self._ids.next()
-        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
-        interaction_type = InteractionType.MESSAGE_COMPONENT
-        payload = self._interaction_payload(interaction_id, token, channel, guild, user, data, interaction_type)
-        payload["message"] = _copied(stored.payload)
-        payload.update(context=context, authorizing_integration_owners=owners)
-        payload["app_permissions"] = str(self._app_permissions(guild, context))
-        interaction = FakeInteraction(
-            id=interaction_id,
-            token=token,
-            application_id=self.application_id,
-            channel_id=int(channel["id"]),
-            guild_id=guild.id if guild else None,
-            user=user,
+        extra = {
+            "message": _copied(stored.payload),
+            "context": context,
+            "authorizing_integration_owners": owners,
+            "app_permissions": str(self._app_permissions(guild, context)),
+        }
+        return await self._create_interaction(
+            channel,
+            guild,
+            user,
+            data,
+            InteractionType.MESSAGE_COMPONENT,
+            extra,
             command_name="",
-            payload=payload,
-            created_at=time.time(),
-            interaction_type=interaction_type,
             custom_id=custom_id,
             message_id=stored.id,
         )
-        await self._record_and_dispatch(interaction)
-        return interaction
 
     async def submit_modal(self, shown: FakeInteraction, values: Mapping[str, str] | None = None) -> FakeInteraction:
         """The person `shown` a modal (the bot answered `shown` with callback type 9) fills it in and
@@ -2760,33 +2754,25 @@ class FakeDiscord:
         channel = self._require_channel(shown.channel_id)
         guild = self._guild_of(channel)
         data = {"custom_id": modal["custom_id"], "components": submitted}
-        interaction_id = self._ids.next()
-        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
-        interaction_type = InteractionType.MODAL_SUBMIT
-        payload = self._interaction_payload(interaction_id, token, channel, guild, shown.user, data, interaction_type)
-        for key in ("context", "authorizing_integration_owners", "app_permissions"):
-            payload[key] = _copied(shown.payload[key])
+        extra = {
+            key: _copied(shown.payload[key]) for key in ("context", "authorizing_integration_owners", "app_permissions")
+        }
         clicked = self._messages.get(shown.message_id or 0)
         if shown.interaction_type == InteractionType.MESSAGE_COMPONENT and clicked is not None:
-            payload["message"] = _copied(clicked.payload)
-        interaction = FakeInteraction(
-            id=interaction_id,
-            token=token,
-            application_id=self.application_id,
-            channel_id=shown.channel_id,
-            guild_id=shown.guild_id,
-            user=shown.user,
+            extra["message"] = _copied(clicked.payload)
+        return await self._create_interaction(
+            channel,
+            guild,
+            shown.user,
+            data,
+            InteractionType.MODAL_SUBMIT,
+            extra,
             command_name=shown.command_name,
-            payload=payload,
-            created_at=time.time(),
-            interaction_type=interaction_type,
             command_type=shown.command_type,
             custom_id=str(modal["custom_id"]),
             message_id=shown.message_id,
             triggered_by=shown.id,
         )
-        await self._record_and_dispatch(interaction)
-        return interaction
 
     def _user_sees(self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser) -> bool:
         """Whether `user` can see `channel`: a member of its guild with VIEW_CHANNEL there, the
@@ -3288,11 +3274,39 @@ class FakeDiscord:
         person runs a command (or types into an autocomplete option)."""
         guild = self._guild_of(channel)
         context, owners = self._authorize(channel, guild, user, command)
+        extra = {
+            "context": context,
+            "authorizing_integration_owners": owners,
+            "app_permissions": str(self._app_permissions(guild, context)),
+        }
+        return await self._create_interaction(
+            channel,
+            guild,
+            user,
+            data,
+            interaction_type,
+            extra,
+            command_name=str(command["name"]),
+            command_type=int(command.get("type", 1)),
+            target_id=target_id,
+        )
+
+    async def _create_interaction(
+        self,
+        channel: Mapping[str, Any],
+        guild: FakeGuild | None,
+        user: FakeUser,
+        data: dict[str, Any],
+        interaction_type: int,
+        extra: Mapping[str, Any],
+        **fields: Any,
+    ) -> FakeInteraction:
+        """A new interaction (fresh id and token) with `extra` in its payload, recorded and dispatched as
+        INTERACTION_CREATE; `fields` are the FakeInteraction's own (command_name, custom_id, …)."""
         interaction_id = self._ids.next()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         payload = self._interaction_payload(interaction_id, token, channel, guild, user, data, interaction_type)
-        payload.update(context=context, authorizing_integration_owners=owners)
-        payload["app_permissions"] = str(self._app_permissions(guild, context))
+        payload.update(extra)
         interaction = FakeInteraction(
             id=interaction_id,
             token=token,
@@ -3300,12 +3314,10 @@ class FakeDiscord:
             channel_id=int(channel["id"]),
             guild_id=guild.id if guild else None,
             user=user,
-            command_name=str(command["name"]),
             payload=payload,
             created_at=time.time(),
             interaction_type=interaction_type,
-            command_type=int(command.get("type", 1)),
-            target_id=target_id,
+            **fields,
         )
         await self._record_and_dispatch(interaction)
         return interaction
