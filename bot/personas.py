@@ -25,6 +25,11 @@ class Place:
     kind: str
     id: str
     name: str = ""  # what {channel} / {server} say
+    server: str = ""  # a channel's server's id, where the platform can't list a server's channels when it leaves
+
+    def within(self) -> Place | None:
+        """The server a channel is listed under, so that its settings can go when the bot leaves the server."""
+        return Place(self.platform, "server", self.server) if self.server and self.kind == "channel" else None
 
     @property
     def key(self) -> str:
@@ -145,6 +150,7 @@ class Personas:
                 "the conversation still fits. Shorten it."
             )
         await self._run(self._redis.set(self._key(place), text, ex=self._lifetime(place)))
+        await self._list(place)
 
     async def clear(self, place: Place) -> bool:
         return bool(await self._run(self._redis.delete(self._key(place))))
@@ -162,14 +168,29 @@ class Personas:
         if value is None:
             return bool(await self._run(self._redis.delete(key)))
         await self._run(self._redis.set(key, value))
+        await self._list(place)
         return True
+
+    async def _list(self, place: Place) -> None:
+        if (server := place.within()) is not None:
+            await self._run(self._redis.sadd(self._channels_key(server), place.id))
+
+    async def channels_of(self, server: Place) -> list[Place]:
+        """The channels of `server` that set something (listed ones: those whose Place names their server)."""
+        ids = await self._run(self._redis.smembers(self._channels_key(server)))
+        return [Place(server.platform, "channel", str(id_), server=server.id) for id_ in sorted(ids)]
 
     async def forget(self, places: Sequence[Place]) -> None:
         """Delete everything `places` set (the bot left a server: its channels' and its own)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
                 pipe.delete(self._key(place), self._key(place, _MODEL), self._key(place, _TOOLS))
+                if place.kind == "server":
+                    pipe.delete(self._channels_key(place))
             await self._run(pipe.execute())
+
+    def _channels_key(self, server: Place) -> str:
+        return f"{self._prefix}server-places:{hash_tag(server.key)}"
 
     def _lifetime(self, place: Place) -> int | None:
         return self._conversation_seconds if place.kind == "conversation" else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.assistant.thread_context import AssistantThreadContext
 from slack_bolt.context.assistant.thread_context_store.async_store import AsyncAssistantThreadContextStore
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.errors import SlackApiError
 
@@ -32,7 +34,7 @@ from adapters.jobs.platform_jobs import PlatformJobs
 from adapters.slack_bot.commands import bold, conversation_key
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.recent import ChannelReader, Unreadable, channel_question
-from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
+from adapters.slack_bot.surfaces import Place, Reach, WorkspaceBudgets
 from bot.errors import ReplyFailure
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,11 @@ CHANNEL_REQUEST = re.compile(r"\b(?:this|the|current)\s+channel\b", re.IGNORECAS
 TITLE_CHARS = 60  # a thread's title: its first question, cut at a word
 PROMPTS_TITLE = "Try asking"
 READING_STATUS = "is reading the channel…"
+
+
+# The workspace of the event being handled. bolt's context store is asked with a channel and a thread alone, and two
+# workspaces may have the same ids: each listener sets it before the store is used (in the listener's own task).
+_workspace: ContextVar[str] = ContextVar("slack_assistant_workspace", default="")
 
 
 class ThreadContexts(AsyncAssistantThreadContextStore):
@@ -68,7 +75,7 @@ class ThreadContexts(AsyncAssistantThreadContextStore):
 
 
 def _context_key(channel: str, thread_ts: str) -> str:
-    return f"slack:assistant-context:{channel}:{thread_ts}"
+    return f"slack:assistant-context:{_workspace.get()}:{channel}:{thread_ts}"
 
 
 def title_of(question: str) -> str:
@@ -94,9 +101,7 @@ class AssistantHost(Answerer, Protocol):
 
     async def first_delivery(self, body: dict[str, Any]) -> bool: ...
 
-    def question_text(self, event: dict[str, Any]) -> str: ...
-
-    async def start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None: ...
+    async def start_turn(self, reach: Reach, event: dict[str, Any], thread_ts: str | None) -> None: ...
 
 
 class SlackAssistant:
@@ -122,6 +127,7 @@ class SlackAssistant:
         save_thread_context: Any,
     ) -> None:
         bot, thread = self._bot, event["assistant_thread"]
+        _workspace.set(_team(body))
         if not await bot.first_delivery(body):
             return
         context = thread.get("context") or {}
@@ -140,7 +146,8 @@ class SlackAssistant:
         except SlackApiError as error:
             log.warning("slack_suggested_prompts_not_set", error=error.response.get("error"))
 
-    async def _on_context_changed(self, event: dict[str, Any], save_thread_context: Any) -> None:
+    async def _on_context_changed(self, body: dict[str, Any], event: dict[str, Any], save_thread_context: Any) -> None:
+        _workspace.set(_team(body))
         thread = event["assistant_thread"]
         context = thread.get("context") or {}
         await save_thread_context(context)
@@ -154,31 +161,33 @@ class SlackAssistant:
         set_title: Any,
         set_status: Any,
         say: Any,
+        context: AsyncBoltContext,
     ) -> None:
         """Every message in a DM thread comes here (slack_bolt's matcher can't tell panel threads
         from others): a plain DM thread is answered as before."""
-        bot = self._bot
-        if payload.get("user") in (None, bot.bot_user_id) or not await bot.first_delivery(body):
+        bot, reach = self._bot, Reach.of(context, _team(body))
+        _workspace.set(reach.team)
+        if payload.get("user") in (None, reach.bot_user_id) or not await bot.first_delivery(body):
             return
-        context: AssistantThreadContext | None = await get_thread_context()
-        if context is None:
-            await bot.start_turn(payload, _team(body), payload["thread_ts"])
+        viewing: AssistantThreadContext | None = await get_thread_context()
+        if viewing is None:
+            await bot.start_turn(reach, payload, payload["thread_ts"])
             return
-        bot.jobs.spawn(self._answer(payload, _team(body), context, Utilities(set_title, set_status, say)))
+        bot.jobs.spawn(self._answer(reach, payload, viewing, Utilities(set_title, set_status, say)))
 
     # -- answering ---------------------------------------------------------------------
 
     async def _answer(
-        self, event: dict[str, Any], team: str, context: AssistantThreadContext, utilities: Utilities
+        self, reach: Reach, event: dict[str, Any], context: AssistantThreadContext, utilities: Utilities
     ) -> None:
         bot = self._bot
         channel, thread_ts, user = event["channel"], event["thread_ts"], event["user"]
-        place = Place(bot.client, team, channel, thread_ts, user)
+        place = reach.place(channel, thread_ts, user)
         if not bot.allowed(user, channel):
             await bot.refuse(place)
             return
-        budgets = bot.budgets(team)
-        text = bot.question_text(event)
+        budgets = bot.budgets(reach.team)
+        text = reach.question_text(event)
         await self._title(place, budgets, text, utilities.set_title)
         question = text
         if CHANNEL_REQUEST.search(text):
@@ -188,7 +197,7 @@ class SlackAssistant:
                 log.info("slack_assistant_channel_unreadable", viewed=context.get("channel_id"), reason=str(why))
                 await self._say(utilities.say, budgets, channel, str(why))
                 return
-        await bot.answer(place, question, [bot.attachment(file) for file in event.get("files", [])])
+        await bot.answer(place, question, [bot.attachment(reach, file) for file in event.get("files", [])])
 
     async def _title(self, place: Place, budgets: WorkspaceBudgets, text: str, set_title: Any) -> None:
         """Title the thread after its first question (the history is empty). One claim per thread first, so that
@@ -228,7 +237,7 @@ class SlackAssistant:
                     await set_status(READING_STATUS)
             except SlackApiError as error:
                 log.debug("slack_status_unavailable", error=error.response.get("error"))
-        entries = await self._reader.read(place.team, viewed)
+        entries = await self._reader.read(place.client, place.team, viewed)
         log.info("slack_assistant_channel_read", viewed=viewed, messages=len(entries))
         return channel_question(entries, text)
 

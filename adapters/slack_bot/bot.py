@@ -10,7 +10,7 @@ Conversation keys:
 from __future__ import annotations
 
 import asyncio
-import re
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +21,8 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -30,19 +32,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.attachments import Attachment, DownloadFailed
 from adapters.jobs.documents import document_kind
-from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installations import RedisInstallationStore
-from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow
+from adapters.slack_bot.interrupted import InterruptedReplies
+from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, ROTATION_MINUTES, install_flow
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.stream import StreamReply
-from adapters.slack_bot.surfaces import MessageReply, Place, WorkspaceBudgets
-from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
+from adapters.slack_bot.surfaces import MessageReply, Place, Reach, WorkspaceBudgets
+from adapters.slack_bot.text import REPLY_LIMITS
 from adapters.slack_bot.tool_buttons import ToolButtons
+from adapters.slack_bot.uninstall import Uninstalls
+from adapters.slack_bot.workspaces import BotClients
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -103,6 +107,17 @@ class SlackBot:
             self.installations: RedisInstallationStore | None = oauth.installations
             self.app = AsyncApp(
                 client=self.client,
+                # bolt's own authorize for installs, with its cache on: else each event waits for an auth.test
+                # call before it is acked. The install (and a token refreshed) is still read for every event.
+                authorize=AsyncInstallationStoreAuthorize(  # type: ignore[arg-type]  # bolt takes an AsyncAuthorize too
+                    logger=logging.getLogger(__name__),
+                    installation_store=oauth.installations,
+                    client_id=settings.oauth.client_id,
+                    client_secret=settings.oauth.client_secret,
+                    token_rotation_expiration_minutes=ROTATION_MINUTES,
+                    cache_enabled=True,
+                    client=self.client,
+                ),
                 oauth_flow=oauth.flow,
                 oauth_settings=oauth.flow.settings,  # else bolt builds default ones from SLACK_CLIENT_ID, unused
                 installation_store=oauth.installations,  # bolt's token refresh then goes to SLACK_API_URL too
@@ -116,8 +131,9 @@ class SlackBot:
                 signing_secret=settings.signing_secret or "socket-mode",
                 request_verification_enabled=settings.app_token is None,
             )
-        self.bot_user_id = ""
-        self._names: dict[str, tuple[float, str]] = {}
+        self.clients = BotClients(self.client, self.installations, settings.oauth)
+        self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
+        self._names: dict[tuple[str, str], tuple[float, str]] = {}  # (team, user) → (until when, name)
         self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
         self._register()
 
@@ -130,6 +146,8 @@ class SlackBot:
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)
+        keep_data = self.settings.keep_data_on_uninstall
+        Uninstalls(self.jobs.core, self.installations, keep_data=keep_data).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""
@@ -137,82 +155,79 @@ class SlackBot:
 
     # -- events ----------------------------------------------------------------------
 
-    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         thread_ts = event.get("thread_ts") or event["ts"]
-        team = body.get("team_id") or event.get("team", "")
+        reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
         if await self.first_delivery(body):
-            await self.start_turn(event, team, thread_ts)
+            await self.start_turn(reach, event, thread_ts)
 
-    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
         if (
             event.get("subtype", "file_share") != "file_share"
             or event.get("bot_id")
-            or event.get("user") in (None, self.bot_user_id)
+            or event.get("user") in (None, reach.bot_user_id)
         ):
             return  # edits, deletions, joins, bots and our own messages never get a reply
-        team = body.get("team_id") or event.get("team", "")
         if event.get("channel_type") == "im":  # a DM's top level (its threads' messages come via .assistant)
             if await self.first_delivery(body):
-                await self.start_turn(event, team, event.get("thread_ts"))
+                await self.start_turn(reach, event, event.get("thread_ts"))
             return
         thread_ts = event.get("thread_ts")
-        if thread_ts is None or f"<@{self.bot_user_id}>" in event.get("text", ""):
+        if thread_ts is None or f"<@{reach.bot_user_id}>" in event.get("text", ""):
             return  # top-level channel chatter, or a mention (handled as app_mention)
         try:
-            ours = await self.jobs.resolve(thread_link(team, event["channel"], thread_ts)) is not None
+            ours = await self.jobs.resolve(thread_link(reach.team, event["channel"], thread_ts)) is not None
         except ReplyFailure as failure:
             # Without Redis, Slack's copy of the thread tells whether the bot is part of it: if so,
             # the person learns why no answer comes.
             log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
-            if await self._wrote_in(event["channel"], thread_ts):
-                await self._tell(event["channel"], thread_ts, failure_note(failure))
+            if await self._wrote_in(reach, event["channel"], thread_ts):
+                await self._tell(reach, event["channel"], thread_ts, failure_note(failure))
             return
         if ours and await self.first_delivery(body):
-            await self.start_turn(event, team, thread_ts)
+            await self.start_turn(reach, event, thread_ts)
 
     async def first_delivery(self, body: dict[str, Any]) -> bool:
         """Slack redelivers events (retries, several processes): only the first gets a reply."""
         event_id, team = body.get("event_id"), body.get("team_id", "")
         return event_id is None or await self.jobs.first_to_claim(f"slack:event:{team}:{event_id}")
 
-    async def _wrote_in(self, channel: str, thread_ts: str) -> bool:
+    async def _wrote_in(self, reach: Reach, channel: str, thread_ts: str) -> bool:
         """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
         try:
-            response = await self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+            response = await reach.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
         except SlackApiError as error:
             log.warning("slack_thread_not_read", error=error.response.get("error"))
             return False
         messages: list[dict[str, Any]] = response.get("messages", [])
-        return any(message.get("user") == self.bot_user_id for message in messages)
+        return any(message.get("user") == reach.bot_user_id for message in messages)
 
-    async def _tell(self, channel: str, thread_ts: str | None, text: str) -> None:
+    async def _tell(self, reach: Reach, channel: str, thread_ts: str | None, text: str) -> None:
         try:
-            await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+            await reach.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
         except SlackApiError as error:
             log.warning("slack_notice_not_sent", error=error.response.get("error"))
 
-    async def start_turn(self, event: dict[str, Any], team: str, thread_ts: str | None) -> None:
+    async def start_turn(self, reach: Reach, event: dict[str, Any], thread_ts: str | None) -> None:
         channel, user = event["channel"], event["user"]
-        place = Place(self.client, team, channel, thread_ts, user)
+        place = reach.place(channel, thread_ts, user)
         if not self.allowed(user, channel):
             await self.refuse(place)
             return
-        text = self.question_text(event)
-        self.jobs.spawn(self.answer(place, text, [self.attachment(file) for file in event.get("files", [])]))
+        text = reach.question_text(event)
+        files = [self.attachment(reach, file) for file in event.get("files", [])]
+        self.jobs.spawn(self.answer(place, text, files))
 
-    def question_text(self, event: dict[str, Any]) -> str:
-        """A message's text without the mentions of the bot."""
-        return re.sub(rf"<@{self.bot_user_id}>", "", event.get("text", ""))
-
-    def attachment(self, file: dict[str, Any]) -> Attachment:
+    def attachment(self, reach: Reach, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
         name, mimetype = str(file.get("name") or "file"), str(file.get("mimetype") or "")
 
         async def download() -> bytes:
             # Slack answers a request it won't serve with its sign-in page, not an error status.
             try:
-                headers = {"Authorization": f"Bearer {self.settings.bot_token}"}
-                async with self._http.get(url, headers=headers, proxy=self.client.proxy or None) as response:
+                headers = {"Authorization": f"Bearer {reach.token}"}
+                async with self._http.get(url, headers=headers, proxy=reach.client.proxy or None) as response:
                     signing_in = response.content_type == "text/html" and document_kind(name, mimetype) != "html"
                     if response.status != 200 or signing_in:
                         raise DownloadFailed(f"HTTP {response.status} {response.content_type} (files:read scope?)")
@@ -229,8 +244,15 @@ class SlackBot:
         key = conversation_key(place.team, place.channel, place.thread_ts)
         question = await self.jobs.question(text, attachments, about)
         budgets = WorkspaceBudgets(self._limits, place.team)
-        name = await self._display_name(place.user, budgets)
-        where = {"team": place.team, "channel": place.channel, "thread_ts": place.thread_ts, "user": place.user}
+        name = await self._display_name(place.client, place.team, place.user, budgets)
+        where: dict[str, Any] = {
+            "team": place.team,
+            "channel": place.channel,
+            "thread_ts": place.thread_ts,
+            "user": place.user,
+        }
+        if place.enterprise:  # where the install is found, should another process finish the reply
+            where |= {"enterprise": place.enterprise, "org_wide": place.org_wide}
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         surface = await self._choose_reply(place, budgets, recording)
         if place.thread_ts is not None:
@@ -283,19 +305,21 @@ class SlackBot:
         return "Sorry, I'm not available to you here (this workspace limits who can use me, or where)."
 
     async def refuse(self, place: Place) -> None:
-        await self.tell_privately(place.channel, place.user, self.refusal(), place.thread_ts)
+        await self.tell_privately(place.client, place.channel, place.user, self.refusal(), place.thread_ts)
 
-    async def tell_privately(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+    async def tell_privately(
+        self, client: AsyncWebClient, channel: str, user: str, text: str, thread_ts: str | None = None
+    ) -> None:
         try:
-            await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+            await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
         except SlackApiError as error:
             log.warning("slack_ephemeral_not_sent", error=error.response.get("error"))
 
-    async def display_name_of(self, team: str, user: str) -> str:
-        return await self._display_name(user, WorkspaceBudgets(self._limits, team)) if user else "someone"
+    async def display_name_of(self, client: AsyncWebClient, team: str, user: str) -> str:
+        return await self._display_name(client, team, user, WorkspaceBudgets(self._limits, team)) if user else "someone"
 
-    async def _display_name(self, user: str, budgets: WorkspaceBudgets) -> str:
-        cached = self._names.get(user)
+    async def _display_name(self, client: AsyncWebClient, team: str, user: str, budgets: WorkspaceBudgets) -> str:
+        cached = self._names.get((team, user))
         if cached and cached[0] > time.monotonic():
             return cached[1]
         charge = await self._limits.spare((budgets.lookups,))
@@ -306,14 +330,14 @@ class SlackBot:
             return user
         try:
             async with charge:
-                response = await self.client.users_info(user=user)
+                response = await client.users_info(user=user)
             info = response["user"]
             profile = info.get("profile", {})
             name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
         except SlackApiError as error:
             log.warning("slack_user_lookup_failed", user=user, error=error.response.get("error"))
             name = user
-        self._names[user] = (time.monotonic() + NAME_CACHE_SECONDS, name)
+        self._names[(team, user)] = (time.monotonic() + NAME_CACHE_SECONDS, name)
         return name
 
     async def shutdown(self) -> None:
@@ -325,7 +349,7 @@ class SlackBot:
     async def run(self) -> None:
         if self.settings.oauth is None:
             await self._learn_identity()
-        await self.jobs.keep_replies(self._finish_interrupted)
+        await self.jobs.keep_replies(self._interrupted.finish)
         mode = "socket" if self.settings.app_token else "http"
         log.info("slack_ready", mode=mode, installs=self.settings.oauth is not None)
         try:
@@ -342,7 +366,6 @@ class SlackBot:
             identity = await self.client.auth_test()
         except SlackApiError as error:
             raise ConfigError(f"SLACK_BOT_TOKEN was rejected by Slack ({error.response.get('error')})") from None
-        self.bot_user_id = str(identity["user_id"])
         self._identity = AuthorizeResult.from_auth_test_response(
             auth_test_response=identity, bot_token=self.settings.bot_token
         )
@@ -378,40 +401,6 @@ class SlackBot:
             up = await connected()
             self.jobs.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
             await asyncio.sleep(HEALTH_CHECK_SECONDS)
-
-    async def _finish_interrupted(self, record: ReplyRecord) -> None:
-        """End the reply with a note saying it was interrupted (its stream stopped, its status
-        cleared); post the note if nothing was shown."""
-        place, note = record.place, interrupted_note(record.tools)  # naming the tools it ran, if any
-        try:
-            if record.messages:
-                last = record.messages[-1]
-                await self._end_message(last, interrupted_ending(last["text"], REPLY_LIMITS, record.tools), note)
-            elif place.get("placeholder_ts"):
-                await self.client.chat_update(channel=place["channel"], ts=place["placeholder_ts"], text=note)
-            else:
-                await self.client.chat_postMessage(channel=place["channel"], thread_ts=place["thread_ts"], text=note)
-            if place.get("status"):
-                await self.client.assistant_threads_setStatus(
-                    channel_id=place["channel"], thread_ts=place["thread_ts"], status=""
-                )
-        except SlackApiError as error:
-            log.warning("interrupted_reply_not_finished", thread=record.thread, error=error.response.get("error"))
-            return
-        self.jobs.metrics.recovered.labels(NAME).inc()
-        log.info("interrupted_reply_finished", thread=record.thread, messages=len(record.messages))
-
-    async def _end_message(self, message: dict[str, Any], text: str, note: str) -> None:
-        handle = message["handle"]
-        if handle["stream"]:
-            try:
-                await self.client.chat_stopStream(
-                    channel=handle["channel"], ts=handle["ts"], markdown_text=f"\n\n{note}"
-                )
-                return
-            except SlackApiError as error:  # the stream expired meanwhile: an ordinary edit then
-                log.info("slack_stream_not_stopped", error=error.response.get("error"))
-        await self.client.chat_update(channel=handle["channel"], ts=handle["ts"], text=to_mrkdwn(text))
 
 
 class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):

@@ -8,13 +8,15 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
 from adapters.jobs.platform_jobs import describe_models, switched_model, unknown_model
 from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer
-from adapters.slack_bot.surfaces import Place
+from adapters.slack_bot.surfaces import Reach
 from adapters.slack_bot.text import escape_mrkdwn
 from adapters.slack_bot.tool_cards import tools_listing
 from bot.errors import ReplyFailure
@@ -49,7 +51,7 @@ class SlackCommands:
         app.command("/tools")(self._on_tools)
         app.shortcut(ASK_ABOUT_MESSAGE)(self._on_ask_about)
 
-    async def _on_ask(self, ack: Any, command: dict[str, Any]) -> None:
+    async def _on_ask(self, ack: Any, command: dict[str, Any], context: AsyncBoltContext) -> None:
         question = command.get("text", "").strip()
         if not question:
             await ack("Usage: `/ask your question` — I'll answer in a thread.")
@@ -59,10 +61,16 @@ class SlackCommands:
             await ack(self._bot.refusal())
             return
         await ack()
-        posted = await self._bot.client.chat_postMessage(
-            channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
-        )
-        place = Place(self._bot.client, team, channel, str(posted["ts"]), user)
+        reach = Reach.of(context, team)
+        try:
+            posted = await reach.client.chat_postMessage(
+                channel=channel, text=f"<@{user}> asked: {escape_mrkdwn(question)}", unfurl_links=False
+            )
+        except SlackApiError as error:  # not in the channel, say: the person is told why no answer comes
+            log.warning("slack_ask_not_posted", channel=channel, error=error.response.get("error"))
+            await self._bot.tell_privately(reach.client, channel, user, not_posted(error))
+            return
+        place = reach.place(channel, str(posted["ts"]), user)
         self._bot.jobs.spawn(self._bot.answer(place, question, []))
 
     async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
@@ -79,7 +87,7 @@ class SlackCommands:
         await self._core.reset(key)
         await ack("Done: I've forgotten that conversation. The next message starts fresh.")
 
-    async def _on_model(self, ack: Any, command: dict[str, Any]) -> None:
+    async def _on_model(self, ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
         """In a DM, the DM's model; in a channel, the model of its new threads (set by admins)."""
         name = command.get("text", "").strip()
         user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
@@ -88,7 +96,7 @@ class SlackCommands:
                 await ack(await self._dm_model(conversation_key(team, channel, None), name))
             elif not name:
                 await ack(await model_here(self._core, slack_places(team, channel), bold))
-            elif not await self.is_admin(user):
+            elif not await self.is_admin(client, user):
                 await ack("Only workspace admins (or the people this bot names) may set a channel's model.")
             else:
                 await ack(await set_model_here(self._core, slack_places(team, channel)[0], name, bold, escape_mrkdwn))
@@ -102,7 +110,7 @@ class SlackCommands:
             return unknown_model(self._core.models, escape_mrkdwn(name), bold)
         return switched_model(choice, bold)
 
-    async def _on_tools(self, ack: Any, command: dict[str, Any]) -> None:
+    async def _on_tools(self, ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
         """The tools the bot can use and which ask first, to the person alone; `/tools on|off|default` in a channel
         turns them on or off there (admins)."""
         choice = command.get("text", "").strip().lower()
@@ -113,32 +121,41 @@ class SlackCommands:
                 await ack(f"{await tools_here(self._core, places)}\n{tools_listing(self._core.tools)}")
             elif channel.startswith("D"):
                 await ack("Tools are turned on or off per channel: use /tools on or /tools off in one.")
-            elif not await self.is_admin(user):
+            elif not await self.is_admin(client, user):
                 await ack("Only workspace admins (or the people this bot names) may turn tools on or off here.")
             else:
                 await ack(await set_tools_here(self._core, places[0], choice))
         except ReplyFailure as failure:
             await ack(failure_note(failure))
 
-    async def is_admin(self, user: str) -> bool:
+    async def is_admin(self, client: AsyncWebClient, user: str) -> bool:
+        """A workspace admin or owner (asked of the workspace `client` reaches), or named in SLACK_ADMIN_USER_IDS."""
         if user in self._bot.settings.admin_user_ids:
             return True
         try:
-            info = (await self._bot.client.users_info(user=user))["user"]
+            info = (await client.users_info(user=user))["user"]
         except SlackApiError as error:
             log.warning("slack_admin_check_failed", user=user, error=error.response.get("error"))
             return False
         return bool(info.get("is_admin") or info.get("is_owner"))
 
-    async def _on_ask_about(self, ack: Any, shortcut: dict[str, Any]) -> None:
+    async def _on_ask_about(self, ack: Any, shortcut: dict[str, Any], context: AsyncBoltContext) -> None:
         """The message shortcut: answer in the message's thread, about the message."""
         await ack()
         message, user = shortcut.get("message", {}), shortcut["user"]["id"]
-        channel, team = shortcut["channel"]["id"], shortcut.get("team", {}).get("id", "")
+        channel = shortcut["channel"]["id"]
+        reach = Reach.of(context, shortcut.get("team", {}).get("id", ""))
         if not self._bot.allowed(user, channel):
-            await self._bot.tell_privately(channel, user, self._bot.refusal())
+            await self._bot.tell_privately(reach.client, channel, user, self._bot.refusal())
             return
-        place = Place(self._bot.client, team, channel, message.get("thread_ts") or message["ts"], user)
-        author = await self._bot.display_name_of(team, message.get("user", ""))
-        files = [self._bot.attachment(file) for file in message.get("files", [])]
+        place = reach.place(channel, message.get("thread_ts") or message["ts"], user)
+        author = await self._bot.display_name_of(reach.client, reach.team, message.get("user", ""))
+        files = [self._bot.attachment(reach, file) for file in message.get("files", [])]
         self._bot.jobs.spawn(self._bot.answer(place, "", [], about=(author, message.get("text", ""), files)))
+
+
+def not_posted(error: SlackApiError) -> str:
+    """Why /ask got no thread, for the person who asked."""
+    if error.response.get("error") in ("not_in_channel", "channel_not_found"):
+        return "I can't post in this channel: invite me first (mention me, or add me from the channel's details)."
+    return f"I couldn't post your question here (Slack said {error.response.get('error')}). Try again in a moment."

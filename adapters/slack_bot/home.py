@@ -7,12 +7,13 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
 from adapters.jobs.platform_jobs import describe_models
 from adapters.slack_bot.commands import bold
 from adapters.slack_bot.ports import Workspace
-from adapters.slack_bot.surfaces import SECTION_CHARS
+from adapters.slack_bot.surfaces import SECTION_CHARS, Reach
 from adapters.slack_bot.tool_cards import tools_listing
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
@@ -31,22 +32,23 @@ class HomeTab:
     def register(self, app: AsyncApp) -> None:
         app.event("app_home_opened")(self._on_opened)
 
-    async def _on_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _on_opened(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         """Publishing is idempotent, so a redelivered event is not claimed: it publishes again."""
         if event.get("tab", "home") != "home":
             return  # the Messages tab: the DM, nothing to publish
         user = event["user"]
-        budgets = self._workspace.budgets(str(body.get("team_id") or ""))
-        view = {"type": "home", "blocks": await self.blocks(user, str(body.get("team_id") or ""))}
+        reach = Reach.of(context, str(body.get("team_id") or ""))
+        budgets = self._workspace.budgets(reach.team)
+        view = {"type": "home", "blocks": await self.blocks(user, reach.team, reach.bot_user_id)}
         try:
             async with budgets.limits.write((budgets.views,)):
-                await self._workspace.client.views_publish(user_id=user, view=view)
+                await reach.client.views_publish(user_id=user, view=view)
         except SlackApiError as error:
             log.warning("slack_home_not_published", user=user, error=error.response.get("error"))
             return
         log.info("slack_home_published", user=user)
 
-    async def blocks(self, user: str, team: str) -> list[dict[str, Any]]:
+    async def blocks(self, user: str, team: str, bot_user_id: str) -> list[dict[str, Any]]:
         core = self._core
         default = core.models.default.display_name
         if len(core.models.choices) == 1:
@@ -57,7 +59,7 @@ class HomeTab:
             {"type": "header", "text": {"type": "plain_text", "text": _cut("Ask me anything", HEADER_CHARS)}},
             _section(models),
             {"type": "divider"},
-            _section(self._how_to()),
+            _section(self._how_to(bot_user_id)),
         ]
         if core.tools:  # tools are connected: which, and which ask first (as /tools says)
             blocks += [{"type": "divider"}, _section("*Tools*\n" + tools_listing(core.tools))]
@@ -67,8 +69,8 @@ class HomeTab:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "As of when you opened this tab."}]})
         return blocks
 
-    def _how_to(self) -> str:
-        me = f"<@{self._workspace.bot_user_id}>"
+    def _how_to(self, bot_user_id: str) -> str:
+        me = f"<@{bot_user_id}>"
         return "\n".join(
             (
                 "*How to ask me*",

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot.ports import Answerer
 from bot.errors import ReplyFailure
@@ -20,26 +21,27 @@ SHOWN_CHARS = 2_000
 def slack_places(team: str, channel: str) -> tuple[Place, ...]:
     """Where a persona may be set for a message in `channel`: the channel (not a DM), then the workspace."""
     in_dm = channel.startswith("D")
-    return (*(() if in_dm else (Place("slack", "channel", f"{team}:{channel}"),)), Place("slack", "server", team))
+    channel_place = Place("slack", "channel", f"{team}:{channel}", server=team)
+    return (*(() if in_dm else (channel_place,)), Place("slack", "server", team))
 
 
 class PersonaCommand:
-    def __init__(self, bot: Answerer, is_admin: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(self, bot: Answerer, is_admin: Callable[[AsyncWebClient, str], Awaitable[bool]]) -> None:
         self._personas = bot.jobs.core.personas
         self._is_admin = is_admin
 
     def register(self, app: AsyncApp) -> None:
         app.command("/persona")(self._on_persona)
 
-    async def _on_persona(self, ack: Any, command: dict[str, Any]) -> None:
+    async def _on_persona(self, ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
         text, user = command.get("text", "").strip(), command["user_id"]
         places = slack_places(command.get("team_id", ""), command["channel_id"])
         try:
-            await ack(await self._answer(text, user, places))
+            await ack(await self._answer(client, text, user, places))
         except ReplyFailure as failure:
             await ack(failure_note(failure))
 
-    async def _answer(self, text: str, user: str, places: tuple[Place, ...]) -> str:
+    async def _answer(self, client: AsyncWebClient, text: str, user: str, places: tuple[Place, ...]) -> str:
         personas = self._personas
         if personas is None:
             return "Personas are not available here."
@@ -49,7 +51,7 @@ class PersonaCommand:
             return f"The persona here comes from {persona.source}:\n>>> {shown}"
         if places[0].kind != "channel":
             return "Personas are set per channel: use /persona in one."
-        if not await self._is_admin(user):
+        if not await self._is_admin(client, user):
             return "Only workspace admins (or the people this bot names) may set a channel's persona."
         try:
             if text == "clear":

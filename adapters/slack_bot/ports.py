@@ -11,24 +11,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.settings import SlackSettings
-from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
+from adapters.slack_bot.surfaces import Place, Reach, WorkspaceBudgets
 
 
 class Workspace(Protocol):
-    """Slack as the parts reach it: the Web API client, the bot's own user, the workspace's rate
-    limits and people's names."""
-
-    @property
-    def client(self) -> AsyncWebClient: ...
-
-    @property
-    def bot_user_id(self) -> str:
-        """Known once the app has started (after the parts are built): read when an event comes."""
-        ...
+    """Slack as the parts reach it: the workspace's rate limits and people's names. Each request brings
+    its own Web API client (Reach, Place): with installs to many workspaces, each has its own token."""
 
     def budgets(self, team: str) -> WorkspaceBudgets: ...
 
-    async def display_name_of(self, team: str, user: str) -> str: ...
+    async def display_name_of(self, client: AsyncWebClient, team: str, user: str) -> str: ...
 
 
 class Answerer(Workspace, Protocol):
@@ -46,9 +38,11 @@ class Answerer(Workspace, Protocol):
 
     async def refuse(self, place: Place) -> None: ...
 
-    async def tell_privately(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None: ...
+    async def tell_privately(
+        self, client: AsyncWebClient, channel: str, user: str, text: str, thread_ts: str | None = None
+    ) -> None: ...
 
-    def attachment(self, file: dict[str, Any]) -> Attachment: ...
+    def attachment(self, reach: Reach, file: dict[str, Any]) -> Attachment: ...
 
     async def answer(
         self, place: Place, text: str, attachments: list[Attachment], *, about: Pointed | None = None

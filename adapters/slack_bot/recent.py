@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot.ports import Workspace
 
@@ -59,12 +60,12 @@ class ChannelReader:
     def __init__(self, workspace: Workspace) -> None:
         self._workspace = workspace
 
-    async def read(self, team: str, channel: str) -> list[str]:
+    async def read(self, client: AsyncWebClient, team: str, channel: str) -> list[str]:
         """The channel's recent messages, oldest first, one entry per message (raises Unreadable)."""
         budgets = self._workspace.budgets(team)
         try:
             async with budgets.limits.write((budgets.history,)):
-                response = await self._workspace.client.conversations_history(channel=channel, limit=CHANNEL_MESSAGES)
+                response = await client.conversations_history(channel=channel, limit=CHANNEL_MESSAGES)
         except SlackApiError as error:
             raise Unreadable(unreadable_reason(channel, error.response.data)) from error
         found: list[dict[str, Any]] = response.get("messages", [])
@@ -73,15 +74,15 @@ class ChannelReader:
             for message in found
             if message.get("subtype") not in SKIPPED_SUBTYPES and (message.get("text") or message.get("files"))
         ][::-1]
-        names = await self._names(team, messages)
+        names = await self._names(client, team, messages)
         return newest_within([entry(message, names) for message in messages], TRANSCRIPT_CHARS)
 
-    async def _names(self, team: str, messages: list[dict[str, Any]]) -> dict[str, str]:
+    async def _names(self, client: AsyncWebClient, team: str, messages: list[dict[str, Any]]) -> dict[str, str]:
         """Display names of the authors and of the people mentioned (looked up as for a thread)."""
         users = {str(m["user"]) for m in messages if m.get("user")}
         users.update(user for m in messages for user in _USER_MENTION.findall(str(m.get("text") or "")))
         people = sorted(users)
-        found = await asyncio.gather(*(self._workspace.display_name_of(team, user) for user in people))
+        found = await asyncio.gather(*(self._workspace.display_name_of(client, team, user) for user in people))
         return dict(zip(people, found, strict=True))
 
 

@@ -40,6 +40,7 @@ class SlackSettings:
     streaming: str  # "auto": native streams while their budget allows; "off": chat.update only
     suggested_prompts: tuple[SuggestedPrompt, ...] = tuple(SuggestedPrompt(*p) for p in DEFAULT_SUGGESTED_PROMPTS)
     oauth: OAuthSettings | None = None  # installs to any workspace (SLACK_CLIENT_ID): no single bot token
+    keep_data_on_uninstall: bool = False  # a workspace's conversations and settings outlive an uninstall
 
     @classmethod
     def from_env(cls, env: Env) -> SlackSettings:
@@ -72,6 +73,7 @@ class SlackSettings:
             streaming=env.choice("SLACK_STREAMING", "auto", ("auto", "off")),
             suggested_prompts=suggested_prompts(env.optional_str("SLACK_SUGGESTED_PROMPTS")),
             oauth=oauth,
+            keep_data_on_uninstall=env.bool("SLACK_KEEP_DATA_ON_UNINSTALL", False),
         )
 
 

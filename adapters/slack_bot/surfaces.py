@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -78,11 +79,48 @@ class WorkspaceBudgets:
 
 @dataclass(frozen=True)
 class Place:
-    client: AsyncWebClient
+    client: AsyncWebClient  # holding the workspace's bot token
     team: str
     channel: str
     thread_ts: str | None  # None: a top-level DM reply
     user: str
+    enterprise: str = ""  # the Enterprise Grid org, if any: with `org_wide`, where the install is found
+    org_wide: bool = False
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A workspace as one request reaches it: a Web API client holding that workspace's bot token (each
+    workspace has its own with installs to many), and the bot's own user there."""
+
+    client: AsyncWebClient
+    team: str
+    bot_user_id: str = ""
+    enterprise: str = ""
+    org_wide: bool = False
+
+    @classmethod
+    def of(cls, context: AsyncBoltContext, team: str) -> Reach:
+        """From bolt's context for the request (authorized from the install, or the one SLACK_BOT_TOKEN)."""
+        return cls(
+            context.client,
+            team or context.team_id or "",
+            context.bot_user_id or "",
+            context.enterprise_id or "",
+            bool(context.is_enterprise_install),
+        )
+
+    @property
+    def token(self) -> str:
+        return self.client.token or ""
+
+    def place(self, channel: str, thread_ts: str | None, user: str) -> Place:
+        return Place(self.client, self.team, channel, thread_ts, user, self.enterprise, self.org_wide)
+
+    def question_text(self, event: dict[str, Any]) -> str:
+        """A message's text without the mentions of the bot."""
+        text = str(event.get("text", ""))
+        return text.replace(f"<@{self.bot_user_id}>", "") if self.bot_user_id else text
 
 
 class MessageReply:

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.tools import click_reply
 from adapters.slack_bot.ports import Answerer
@@ -30,7 +31,7 @@ class ToolButtons:
         app.action(CONFIRM_YES)(self._on_click)
         app.action(CONFIRM_NO)(self._on_click)
 
-    async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         interaction = body.get("trigger_id") or f"{action.get('action_ts')}:{body.get('user', {}).get('id')}"
         team = body.get("team", {}).get("id", "")
@@ -47,16 +48,16 @@ class ToolButtons:
             reply = click_reply(answer)
         log.info("slack_tool_click", user=user, yes=yes, settled=reply is None)
         if reply is not None:
-            await self._tell(body, user, reply)
+            await self._tell(client, body, user, reply)
 
-    async def _tell(self, body: dict[str, Any], user: str, text: str) -> None:
+    async def _tell(self, client: AsyncWebClient, body: dict[str, Any], user: str, text: str) -> None:
         """Only the clicker sees it, in the question's thread."""
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
         message = body.get("message") or {}
         budgets = self._bot.budgets(str((body.get("team") or {}).get("id") or ""))
         try:
             async with budgets.limits.write((budgets.ephemerals,)):
-                await self._bot.client.chat_postEphemeral(
+                await client.chat_postEphemeral(
                     channel=channel, user=user, text=text, thread_ts=message.get("thread_ts")
                 )
         except SlackApiError as error:

@@ -72,6 +72,7 @@ class Token:
     workspace: Workspace
     expires_at: float | None  # time.time(); None: never (no rotation)
     replaced: bool = False  # refreshed: the new token took over
+    revoked: bool = False  # the app was uninstalled
 
 
 @dataclass
@@ -183,6 +184,21 @@ class FakeSlackOAuth:
             if token.workspace.team_id == team:
                 token.expires_at = time.time() - 1
 
+    def uninstall(self, team: str, installers: tuple[str, ...] = ()) -> list[JsonDict]:
+        """Someone removes the app from `team`: its tokens stop working (``token_revoked``), and Slack sends
+        ``tokens_revoked`` (the bot's and `installers`' user tokens) then ``app_uninstalled``. Returns the
+        two Events API payloads, to be delivered to the app."""
+        fake = self.workspaces[team].fake
+        for token in self._tokens.values():
+            if token.workspace.team_id == team:
+                token.revoked = True
+        now = f"{time.time():.6f}"
+        revoked = {"type": "tokens_revoked", "tokens": {"oauth": list(installers), "bot": [fake.bot_user_id]}}
+        return [
+            fake.event_callback(revoked | {"event_ts": now}),
+            fake.event_callback({"type": "app_uninstalled", "event_ts": now}),
+        ]
+
     def token_of(self, team: str) -> str:
         """The workspace's current bot token."""
         return self.workspaces[team].fake.bot_token
@@ -289,6 +305,8 @@ class FakeSlackOAuth:
         issued = self._tokens.get(token or "")
         if issued is None:
             return web.json_response({"ok": False, "error": "not_authed" if token is None else "invalid_auth"})
+        if issued.revoked:
+            return web.json_response({"ok": False, "error": "token_revoked"})
         if issued.replaced or (issued.expires_at is not None and issued.expires_at <= time.time()):
             return web.json_response({"ok": False, "error": "token_expired"})
         assert self._session is not None, "start() the fake first"

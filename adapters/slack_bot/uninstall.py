@@ -1,0 +1,94 @@
+"""The app leaving a workspace: on app_uninstalled (and tokens_revoked for the bot's tokens) the workspace's
+tokens are deleted at once, then its conversations (histories, images, model choices) and its settings (its own
+and its channels' personas, models, tools), unless SLACK_KEEP_DATA_ON_UNINSTALL=true. A person's revoked user
+token deletes that person's install only.
+
+Slack sends both events when the app is removed; the deletions are idempotent. Bolt delivers them without
+authorizing (the tokens no longer work), so nothing here calls Slack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+
+from adapters.slack_bot.installations import RedisInstallationStore
+from bot.core import ChatCore
+from bot.errors import ReplyFailure
+from bot.personas import Place
+from bot.redis_client import REDIS_ERRORS
+
+log = structlog.get_logger(__name__)
+
+
+class Uninstalls:
+    def __init__(self, core: ChatCore, installations: RedisInstallationStore | None, *, keep_data: bool) -> None:
+        self._core = core
+        self._installations = installations
+        self._keep_data = keep_data
+
+    def register(self, app: AsyncApp) -> None:
+        app.event("app_uninstalled")(self._on_uninstalled)
+        app.event("tokens_revoked")(self._on_tokens_revoked)
+
+    async def _on_uninstalled(self, body: dict[str, Any]) -> None:
+        enterprise, team = _ids(body)
+        if self._installations is not None:
+            await self._delete_tokens(enterprise, team, None)
+        log.info("slack_app_uninstalled", enterprise=enterprise, team=team)
+        await self._forget(team)
+
+    async def _on_tokens_revoked(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        enterprise, team = _ids(body)
+        tokens = event.get("tokens") or {}
+        people, bots = list(tokens.get("oauth") or []), list(tokens.get("bot") or [])
+        if self._installations is not None:
+            for person in people:
+                await self._delete_tokens(enterprise, team, str(person))
+            if bots:
+                await self._delete_tokens(enterprise, team, None)
+        log.info("slack_tokens_revoked", enterprise=enterprise, team=team, people=len(people), bot=bool(bots))
+        if bots:
+            await self._forget(team)
+
+    async def _delete_tokens(self, enterprise: str | None, team: str | None, person: str | None) -> None:
+        """The workspace's bot and every install (`person` None), or one person's install."""
+        assert self._installations is not None
+        try:
+            if person is None:
+                await self._installations.async_delete_all(enterprise_id=enterprise, team_id=team)
+            else:
+                await self._installations.async_delete_installation(
+                    enterprise_id=enterprise, team_id=team, user_id=person
+                )
+        except REDIS_ERRORS as error:
+            log.error("slack_tokens_not_deleted", team=team, error=f"{type(error).__name__}: {error}")
+
+    async def _forget(self, team: str | None) -> None:
+        if self._keep_data or not team:
+            if team:
+                log.info("slack_workspace_data_kept", team=team)
+            return
+        workspace = Place("slack", "server", team)
+        core = self._core
+        try:
+            places = [workspace]
+            if core.personas is not None:
+                places += await core.personas.channels_of(workspace)
+                await core.personas.forget(places)
+            conversations = await core.forget_server(workspace)
+        except ReplyFailure as failure:
+            log.error("slack_workspace_data_not_deleted", team=team, detail=failure.detail)
+            return
+        log.info("slack_workspace_data_deleted", team=team, places=len(places), conversations=conversations)
+
+
+def _ids(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The workspace (team) and its Enterprise Grid org, as the event's envelope names them; an org-wide install's
+    events name the org alone."""
+    enterprise = body.get("enterprise_id") or None
+    team = body.get("team_id") or None
+    if body.get("is_enterprise_install"):
+        team = None
+    return enterprise, team
