@@ -140,6 +140,32 @@ async def test_the_home_tab_is_published_to_its_own_workspace(
     assert f"<@{alpha.bot_user_id}>" in home and bravo.bot_user_id not in home
 
 
+async def test_the_assistant_panel_reads_the_channel_of_its_own_workspace(
+    installer: Installer, model: FakeModelServer, pair: tuple[FakeSlack, FakeSlack]
+) -> None:
+    for team in pair:  # the same channel id in both, each with its own news
+        team.message_event(GENERAL, ALICE, f"{team.team_id} ships on Friday.")
+    for team in pair:
+        started = team.assistant_thread_started_event(ALICE, GENERAL)
+        dm, thread_ts = started["assistant_thread"]["channel_id"], started["assistant_thread"]["thread_ts"]
+        await deliver(installer, team, team.event_callback(started))
+        await eventually(lambda team=team, dm=dm, ts=thread_ts: team.prompts_for(dm, ts) is not None, 10, "prompts")
+        marker = f"sum-{uuid.uuid4().hex[:6]}"
+        await deliver(
+            installer,
+            team,
+            team.event_callback(team.message_event(dm, ALICE, f"{marker} summarise this channel", thread_ts=thread_ts)),
+        )
+        await eventually(
+            lambda marker=marker: any(marker in (r.last_user_content() or "") for r in model.requests),
+            15,
+            "the question",
+        )
+        [question] = [r.last_user_content() or "" for r in model.requests if marker in (r.last_user_content() or "")]
+        other = next(t for t in pair if t is not team)
+        assert f"{team.team_id} ships on Friday." in question and other.team_id not in question, question
+
+
 # -- leaving ----------------------------------------------------------------------------------
 
 
