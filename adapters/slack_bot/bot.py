@@ -34,6 +34,7 @@ from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_no
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
+from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow
@@ -130,6 +131,7 @@ class SlackBot:
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)
+        ForgetCommand(self.jobs.core).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""
