@@ -1,5 +1,7 @@
 """Which conversations happened in a server (a Discord guild, a Slack workspace), so that when the bot leaves it
-their histories can go too. One Redis set per server, kept as long as its newest conversation."""
+their histories can go too; and which conversations each person asked something in, so that /forget-me finds
+them. One Redis set per server and one hash per person (conversation → "dm" or ""), each kept as long as its
+newest conversation, both written beside the turn's history read, in one round trip."""
 
 from __future__ import annotations
 
@@ -25,20 +27,34 @@ class ConversationIndex:
         self._ttl = ttl_seconds
         self._on_error = on_error
 
-    async def note(self, thread: str, places: Sequence[Place]) -> None:
-        """`thread` is a conversation of its places' server; never raises (a conversation not noted is only left
-        for its expiry to delete)."""
+    async def note(self, thread: str, places: Sequence[Place], *, scope: str = "", person: str = "") -> None:
+        """`thread` is a conversation of its places' server, and one `person` of `scope` (a turn's quota_scope)
+        asked something in; never raises (a conversation not noted is only left for its expiry to delete). A DM:
+        a conversation whose places are at most a server (no channel, no conversation of its own)."""
         servers = [place for place in places if place.kind == "server"]
-        if not servers:
+        if not servers and not person:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for server in servers:
                     pipe.sadd(self._key(server), thread)
                     pipe.expire(self._key(server), self._ttl)
+                if person:
+                    pipe.hset(self._person_key(scope, person), thread, "dm" if len(servers) == len(places) else "")
+                    pipe.expire(self._person_key(scope, person), self._ttl)
                 await self._run(pipe.execute())
         except ReplyFailure as failure:
             log.warning("conversation_not_indexed", thread=thread, detail=failure.detail)
+
+    async def person_conversations(self, scope: str, person: str) -> dict[str, str]:
+        """The conversations `person` asked something in: {thread: "dm" or ""} (raises STORE_UNAVAILABLE)."""
+        found = await self._run(self._redis.hgetall(self._person_key(scope, person)))
+        return {str(thread): str(kind) for thread, kind in found.items()}
+
+    async def unnote_person(self, scope: str, person: str, threads: Sequence[str]) -> None:
+        """`threads` are no longer `person`'s (their index goes once it lists none)."""
+        if threads:
+            await self._run(self._redis.hdel(self._person_key(scope, person), *threads))
 
     async def take(self, server: Place) -> list[str]:
         """The server's conversations, forgotten by the index (raises STORE_UNAVAILABLE)."""
@@ -51,6 +67,9 @@ class ConversationIndex:
 
     def _key(self, server: Place) -> str:
         return f"{self._prefix}server-conversations:{hash_tag(server.key)}"
+
+    def _person_key(self, scope: str, person: str) -> str:
+        return f"{self._prefix}person-conversations:{hash_tag(f'{scope}:{person}')}"
 
     async def _run(self, command: Awaitable[T]) -> T:
         return await served(command, "conversation_index_error", self._on_error)

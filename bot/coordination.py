@@ -67,6 +67,10 @@ class Coordination:
         wait_ms = await self._run(self._take_slot(keys=[self._key("quota", key)], args=args))
         return max(0.0, float(wait_ms) / 1000)
 
+    async def forget_slots(self, key: str) -> bool:
+        """Forget the window's uses; False if it had none."""
+        return bool(await self._run(self._redis.delete(self._key("quota", key))))
+
     async def uses(self, key: str, limit: int, window: float) -> int:
         args: list[int | str] = [limit, int(window * 1000), ""]
         answer = int(await self._run(self._take_slot(keys=[self._key("quota", key)], args=args)))
@@ -100,6 +104,10 @@ class TurnQuota:
             return None
         used = await self._coordination.uses(f"user:{platform}:{user}", self._per_user, QUOTA_WINDOW_SECONDS)
         return self._per_user - used
+
+    async def forget(self, scope: str, user: str) -> bool:
+        """Reset `user`'s counters (/forget-me), whatever the limit now; False if there were none."""
+        return await self._coordination.forget_slots(f"user:{scope}:{user}")
 
     async def _take(self, key: str, limit: int, who: str) -> None:
         wait = await self._coordination.take_slot(key, limit, QUOTA_WINDOW_SECONDS)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, cast
@@ -17,6 +17,7 @@ from bot.breaker import CircuitBreaker
 from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure, failing
+from bot.forget import ForgetReport, Forgetting, scope_of
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled, off_loop_if_large
 from bot.metrics import Metrics
@@ -40,8 +41,6 @@ from config.models import ModelCatalog, ModelChoice
 from config.tools import ToolSettings, offers_tools
 
 log = structlog.get_logger(__name__)
-
-FORGET_BATCH = 50  # conversations deleted at once when the bot leaves a server
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Turn:
     @property
     def quota_scope(self) -> str:
         """Where its quota counters live: the platform, or the platform's workspace (whose ids may repeat others')."""
-        return f"{self.platform}:{self.workspace}" if self.workspace else self.platform
+        return scope_of(self.platform, self.workspace)
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,7 @@ class ChatCore:
         self._locks = ConversationLocks(store.client, store.lock_key)
         errors = self._metrics.redis_errors.inc
         self._index = ConversationIndex(store.client, history.key_prefix, history.ttl_seconds, errors)
+        self._forgetting = Forgetting(store, self._locks, self._index, self._quota, errors)
         self._slots = ModelSlots(self._metrics, max_concurrent_replies)
         self._draining = False
         self._active = 0
@@ -168,10 +168,12 @@ class ChatCore:
 
     async def forget_server(self, server: Place) -> int:
         """The bot left `server`: every conversation held there is deleted; how many (raises STORE_UNAVAILABLE)."""
-        threads = await self._index.take(server)
-        for start in range(0, len(threads), FORGET_BATCH):
-            await asyncio.gather(*(self.reset(t, with_model=True) for t in threads[start : start + FORGET_BATCH]))
-        return len(threads)
+        return await self._forgetting.server(server, partial(self.reset, with_model=True))
+
+    async def forget_person(self, scope: str, user: str, threads: Sequence[str] = ()) -> ForgetReport:
+        """/forget-me: `user`'s own conversations (and `threads`, others known to be theirs) go, their messages and
+        the answers to them leave shared ones, and their question counters go (raises STORE_UNAVAILABLE)."""
+        return await self._forgetting.person(scope, user, threads)
 
     def stop(self, thread: str) -> bool:
         """Stop this process's answer in `thread`, keeping what it showed; False if there is none."""
@@ -275,9 +277,8 @@ class ChatCore:
                 "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
-        conversation, place, _ = await asyncio.gather(
-            stored, self._place_settings(turn), self._index.note(turn.thread, turn.places)
-        )
+        noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)
+        conversation, place, _ = await asyncio.gather(stored, self._place_settings(turn), noted)
         system_prompt, place_model, tools_here = place
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)

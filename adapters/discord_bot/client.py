@@ -22,6 +22,7 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.commands import Commands, places_of, quota_channel
+from adapters.discord_bot.forget_command import ForgetCommand
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
@@ -76,6 +77,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self._background: set[asyncio.Task[Any]] = set()  # thread creations left to finish
         self._commands = Commands(self)
         self._commands.register(self.tree)
+        ForgetCommand(self.jobs).register(self.tree)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
 
     def _count_rate_limits(self) -> aiohttp.TraceConfig:

@@ -35,6 +35,7 @@ from adapters.jobs.documents import document_kind
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
+from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.interrupted import InterruptedReplies
@@ -148,6 +149,7 @@ class SlackBot:
         ToolButtons(self).register(self.app)
         keep_data = self.settings.keep_data_on_uninstall
         Uninstalls(self.jobs.core, self.installations, keep_data=keep_data).register(self.app)
+        ForgetCommand(self.jobs.core).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""

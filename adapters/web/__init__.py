@@ -25,7 +25,8 @@ The frames (JSON over the websocket):
 - page → server: `ask` {id, text, files: [{name, type, data: "data:…;base64,…"}]} (`images`, as
   pages sent them first, is taken too);
   `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
-  `delete` {id}. The socket's URL may name the conversation to show: `/ws?conversation=<id>`.
+  `delete` {id}; `forget` (the Forget me button: adapters.web.forget). The socket's URL may name the
+  conversation to show: `/ws?conversation=<id>`.
 - Tools (their frames: adapters.web.tools): `tool`, `sources`, `confirm`, `confirmed` and `tools`
   to the page; `confirm` {key, yes} (Run / Cancel) and `tools` (the Tools menu) from it.
 - Instructions, each conversation's own persona (adapters.web.instructions): `instructions` and

@@ -31,6 +31,7 @@ from adapters.web.conversations import (
     thread_of,
     title_from,
 )
+from adapters.web.forget import forget_browser
 from adapters.web.instructions import change, forget, hello_fields, own_text, places_of
 from adapters.web.outbox import Outbox
 from adapters.web.reply import WebReply
@@ -178,6 +179,8 @@ class Tab:
             await self._rename(event["id"], event["title"][: 4 * MAX_TITLE_CHARS])
         elif kind == "delete" and is_conversation_id(event.get("id")):
             await self._delete(event["id"])
+        elif kind == "forget":
+            await forget_browser(self, self._hub, self._jobs)
         elif kind == "confirm" and (said := await click(self._jobs.core.gate, self.chat_id, event)) is not None:
             self.notice(said)  # to this page only: the click didn't settle the question
         elif kind == "tools":

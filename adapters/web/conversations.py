@@ -70,6 +70,25 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return left
 """
 
+# Marks every conversation of the browser deleted (ARGV[1]), its first (ARGV[4]) too even if never listed, and adds
+# the fresh conversation ARGV[2] → ARGV[3]: every conversation it had, those deleted before too.
+_REMOVE_ALL = """
+local fields = redis.call('HGETALL', KEYS[1])
+local had, first = {}, false
+for i = 1, #fields, 2 do
+  had[#had + 1] = fields[i]
+  first = first or fields[i] == ARGV[4]
+  if string.sub(fields[i + 1], 1, #ARGV[6]) ~= ARGV[6] then redis.call('HSET', KEYS[1], fields[i], ARGV[1]) end
+end
+if not first then
+  had[#had + 1] = ARGV[4]
+  redis.call('HSET', KEYS[1], ARGV[4], ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return had
+"""
+
 
 def thread_of(chat_id: str, conversation: str) -> str:
     return f"web:{chat_id}" if conversation == FIRST else f"web:{chat_id}:{conversation}"
@@ -131,6 +150,7 @@ class Conversations:
         self._ttl = ttl_seconds
         self._save = client.register_script(_SAVE)
         self._remove = client.register_script(_REMOVE)
+        self._remove_all = client.register_script(_REMOVE_ALL)
 
     def _key(self, chat_id: str) -> str:
         return f"{self._prefix}web:{hash_tag(chat_id)}:conversations"
@@ -164,6 +184,17 @@ class Conversations:
         args: list[str | float] = [conversation, json.dumps({"deleted": now}), self._ttl, now - DELETED_KEPT_SECONDS]
         args += [new_conversation_id(), json.dumps({"title": "", "used": now}), _DELETED]
         await self._run(self._remove(keys=[self._key(chat_id)], args=args))
+
+    async def remove_all(self, chat_id: str) -> list[str]:
+        """Mark every conversation of the browser deleted and start a fresh one; every conversation it had (those
+        deleted before too: their histories may be left if forgetting them failed)."""
+        now = time.time()
+        args: list[str | float] = [json.dumps({"deleted": now}), new_conversation_id()]
+        args += [json.dumps({"title": "", "used": now}), FIRST, self._ttl, _DELETED]
+        return [
+            str(conversation)
+            for conversation in await self._run(self._remove_all(keys=[self._key(chat_id)], args=args))
+        ]
 
     async def deleted(self, chat_id: str, conversation: str) -> bool:
         return _is_deleted(await self._run(self._redis.hget(self._key(chat_id), conversation)))

@@ -90,7 +90,7 @@ def question_of(world: DiscordWorld, marker: str) -> list[tuple[str, Any]]:
 async def test_the_commands_are_registered_for_both_installs_and_every_context(world: DiscordWorld) -> None:
     [sync] = [r for r in world.fake.requests if r.route == GLOBAL_COMMANDS]
     assert sync.status == 200
-    assert sorted(c["name"] for c in sync.json) == [MENU, "ask", "model", "persona", "reset", "tools"]
+    assert sorted(c["name"] for c in sync.json) == [MENU, "ask", "forget-me", "model", "persona", "reset", "tools"]
     for command in sync.json:
         assert command["integration_types"] == [0, 1], command["name"]
         assert command["contexts"] == [0, 1, 2], command["name"]

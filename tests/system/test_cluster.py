@@ -1,9 +1,9 @@
 """The bot on a Redis Cluster (REDIS_CLUSTER=true): three masters of the run's own (tests/system/cluster.py).
 
-The single-node tests of history, claims, conversation locks and fencing, quotas, write budgets
-and the reply ledger run here again, unchanged, against the cluster: they are imported below, and pytest gives
-them this module's fixtures, whose `history_settings` (and every store built from it) name the
-cluster.
+The single-node tests of history, claims, conversation locks and fencing, quotas, write budgets,
+the reply ledger and /forget-me run here again, unchanged, against the cluster: they are imported
+below, and pytest gives them this module's fixtures, whose `history_settings` (and every store
+built from it) name the cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from bot.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL
 from tests.console.test_console import Console, clean_env
+from tests.core.test_forget import (  # noqa: F401 - collected here as well, with this module's fixtures
+    core,
+    test_own_conversations_and_dms_go_whole_and_shared_threads_keep_everyone_elses_messages,
+    test_the_same_user_id_in_another_slack_workspace_keeps_everything,
+)
 from tests.core.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_claim_succeeds_once_across_clients,
     test_history_expires_after_the_configured_ttl,

@@ -6,7 +6,8 @@
 // name (images.js). Copy works on plain http too.
 // An answer's tool calls show as chips in it, a tool that asks first asks with Run / Cancel, and
 // the header's Tools menu lists the tools (tools.js). The header's Instructions button edits the
-// conversation's own persona (instructions.js).
+// conversation's own persona (instructions.js). The sidebar's Forget me deletes everything the chat keeps about
+// the person, once confirmed in the page (forget.js).
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built one by one (markdown.js), and a link is made
@@ -17,6 +18,7 @@
 // each control to what it does.
 import { onRefused, resizeInput, submit } from "./composer.js";
 import { newConversation, showConversations } from "./conversations.js";
+import "./forget.js";
 import { chooseModel, setStatus, showModel, showModels } from "./header.js";
 import { acceptedFiles, addFiles } from "./images.js";
 import { onInstructions, showInstructions } from "./instructions.js";

@@ -1,0 +1,46 @@
+"""/forget-me on every platform (Discord's and Slack's command, the web page's Forget me button): what the bot keeps
+about the person asking is deleted (bot.forget), and they alone are told what went, in the same words everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.core import ChatCore
+from bot.errors import ReplyFailure
+from bot.forget import ForgetReport
+
+NOTHING = "There was nothing of yours to delete: I keep no conversations or question counters of yours."
+UNREACHABLE = (
+    "I can't reach my memory right now, so I couldn't delete everything. Nothing is left half-deleted: "
+    "try again in a moment to finish."
+)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def forgotten(report: ForgetReport) -> str:
+    """What was deleted, as the person is told: "Deleted: 3 conversations of yours (2 DMs), your messages in 1
+    shared thread, and your question counters." """
+    if report.nothing:
+        return NOTHING
+    parts = []
+    if report.conversations:
+        dms = f" ({_count(report.dms, 'DM', 'DMs')})" if report.dms else ""
+        parts.append(f"{_count(report.conversations, 'conversation', 'conversations')} of yours{dms}")
+    if report.shared:
+        parts.append(f"your messages in {_count(report.shared, 'shared thread', 'shared threads')}")
+    if report.counters:
+        parts.append("your question counters")
+    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}"
+    return f"Deleted: {listed}."
+
+
+async def forget_me(core: ChatCore, scope: str, user: str, threads: Sequence[str] = ()) -> str:
+    """Delete what is kept about `user` of `scope` (a turn's quota_scope; see bot.forget.scope_of) and `threads`
+    known to be theirs; the sentence they are shown, a failure's too."""
+    try:
+        return forgotten(await core.forget_person(scope, user, threads))
+    except ReplyFailure:
+        return UNREACHABLE
