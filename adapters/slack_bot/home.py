@@ -84,6 +84,8 @@ class HomeTab:
                 "• *The assistant panel* (my icon at the top of Slack): a private chat beside any channel. "
                 "Ask about “this channel” and I read its latest messages.",
                 f"• *On any message*: ⋯ → *{SHORTCUT_NAME}*, and I answer about it in its thread.",
+                "• `/forget-me`: I delete what I keep about you here (your conversations and DMs, your "
+                "messages in shared threads).",
             )
         )
 
