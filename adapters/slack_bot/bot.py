@@ -56,6 +56,7 @@ from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
+from bot.redis_client import REDIS_ERRORS
 from bot.render import failure_note
 from config.env import ConfigError
 from config.settings import ImageSettings
@@ -138,6 +139,7 @@ class SlackBot:
         self.clients = BotClients(self.client, self.installations, settings.oauth)
         self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
         self._names: dict[tuple[str, str], tuple[float, str]] = {}  # (team, user) → (until when, name)
+        self._org_workspaces: set[str] = set()  # an org-wide install's workspaces this process listed
         self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
         self._register()
 
@@ -258,6 +260,7 @@ class SlackBot:
         }
         if place.enterprise:  # where the install is found, should another process finish the reply
             where |= {"enterprise": place.enterprise, "org_wide": place.org_wide}
+        await self._note_org_workspace(place)
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         surface = await self._choose_reply(place, budgets, recording)
         if place.thread_ts is not None:
@@ -278,6 +281,18 @@ class SlackBot:
             workspace=place.team,
         )
         await self.jobs.answer(turn, surface, recording)
+
+    async def _note_org_workspace(self, place: Place) -> None:
+        """An org-wide install's workspace, listed once per process, so that its data goes when the org removes
+        the app."""
+        if not place.org_wide or self.installations is None or place.team in self._org_workspaces:
+            return
+        try:
+            await self.installations.note_workspace(place.enterprise, place.team)
+        except REDIS_ERRORS as error:
+            log.warning("slack_org_workspace_not_noted", team=place.team, error=type(error).__name__)
+            return
+        self._org_workspaces.add(place.team)
 
     async def _choose_reply(
         self, place: Place, budgets: WorkspaceBudgets, recording: Any

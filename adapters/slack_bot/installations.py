@@ -8,6 +8,7 @@ One install per workspace, or per Enterprise Grid org for an org-wide install (i
   <prefix>slack:install:{<enterprise>:<team>}:user:<user>   each installer's latest installation
   <prefix>slack:install:{<enterprise>:<team>}:users         the installers (a set)
   <prefix>slack:install:{<enterprise>:<team>}:bot           the latest bot (what find_bot answers)
+  <prefix>slack:install:{<enterprise>:none}:workspaces      an org-wide install's workspaces that asked (a set)
   <prefix>slack:oauth-state:{<state>}                       an install link's state, for 10 minutes, used once
 
 A record is JSON: the installation's fields in plain text, and its tokens (bot and user tokens and
@@ -163,6 +164,22 @@ class RedisInstallationStore(AsyncInstallationStore):
         await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
         await self.async_delete_installation(enterprise_id=enterprise_id, team_id=team_id)
 
+    # -- an org-wide install's workspaces ------------------------------------------------
+
+    async def note_workspace(self, enterprise_id: str, team_id: str) -> None:
+        """`team_id` is a workspace the org-wide install of `enterprise_id` answered in (so that its data can be
+        found when the org removes the app)."""
+        await self._redis.sadd(self._keys(enterprise_id, None, org_wide=True).workspaces, team_id)
+
+    async def take_workspaces(self, enterprise_id: str) -> list[str]:
+        """The org-wide install's workspaces, no longer listed (the org removed the app)."""
+        key = self._keys(enterprise_id, None).workspaces
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.smembers(key)
+            pipe.delete(key)
+            teams, _ = await pipe.execute()
+        return sorted(str(team) for team in teams)
+
     # -- records -----------------------------------------------------------------------
 
     def _keys(self, enterprise_id: str | None, team_id: str | None, org_wide: bool | None = False) -> _Keys:
@@ -203,6 +220,7 @@ class _Keys:
         self.latest = f"{base}:latest"
         self.users = f"{base}:users"
         self.bot = f"{base}:bot"
+        self.workspaces = f"{base}:workspaces"
         self._base = base
 
     def user(self, user_id: str) -> str:

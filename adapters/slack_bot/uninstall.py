@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack_bot.installations import RedisInstallationStore
 from bot.core import ChatCore
@@ -32,15 +33,27 @@ class Uninstalls:
         app.event("app_uninstalled")(self._on_uninstalled)
         app.event("tokens_revoked")(self._on_tokens_revoked)
 
-    async def _on_uninstalled(self, body: dict[str, Any]) -> None:
-        enterprise, team = _ids(body)
+    async def _on_uninstalled(self, context: AsyncBoltContext) -> None:
+        enterprise, team = _ids(context)
+        teams = [team] if team else await self._org_workspaces(enterprise)
         if self._installations is not None:
             await self._delete_tokens(enterprise, team, None)
-        log.info("slack_app_uninstalled", enterprise=enterprise, team=team)
-        await self._forget(team)
+        log.info("slack_app_uninstalled", enterprise=enterprise, team=team, workspaces=len(teams))
+        for each in teams:
+            await self._forget(each)
 
-    async def _on_tokens_revoked(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        enterprise, team = _ids(body)
+    async def _org_workspaces(self, enterprise: str | None) -> list[str]:
+        """The workspaces an org-wide install answered in (listed as it did)."""
+        if enterprise is None or self._installations is None:
+            return []
+        try:
+            return await self._installations.take_workspaces(enterprise)
+        except REDIS_ERRORS as error:
+            log.error("slack_org_workspaces_not_read", enterprise=enterprise, error=type(error).__name__)
+            return []
+
+    async def _on_tokens_revoked(self, context: AsyncBoltContext, event: dict[str, Any]) -> None:
+        enterprise, team = _ids(context)
         tokens = event.get("tokens") or {}
         people, bots = list(tokens.get("oauth") or []), list(tokens.get("bot") or [])
         if self._installations is not None:
@@ -49,7 +62,7 @@ class Uninstalls:
             if bots:
                 await self._delete_tokens(enterprise, team, None)
         log.info("slack_tokens_revoked", enterprise=enterprise, team=team, people=len(people), bot=bool(bots))
-        if bots:
+        if bots and team:  # an org-wide install's bot: app_uninstalled follows, and deletes its workspaces' data
             await self._forget(team)
 
     async def _delete_tokens(self, enterprise: str | None, team: str | None, person: str | None) -> None:
@@ -84,11 +97,7 @@ class Uninstalls:
         log.info("slack_workspace_data_deleted", team=team, places=len(places), conversations=conversations)
 
 
-def _ids(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The workspace (team) and its Enterprise Grid org, as the event's envelope names them; an org-wide install's
-    events name the org alone."""
-    enterprise = body.get("enterprise_id") or None
-    team = body.get("team_id") or None
-    if body.get("is_enterprise_install"):
-        team = None
-    return enterprise, team
+def _ids(context: AsyncBoltContext) -> tuple[str | None, str | None]:
+    """The workspace (team) and its Enterprise Grid org, as bolt reads them from the event; None for the team of an
+    org-wide install (its install is the org's)."""
+    return context.enterprise_id or None, None if context.is_enterprise_install else context.team_id or None

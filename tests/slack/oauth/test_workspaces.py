@@ -203,6 +203,23 @@ async def test_uninstalling_deletes_the_workspaces_tokens_and_data_and_nothing_e
     assert again.body["messages"][0]["content"].startswith(f"You are the {bravo.team_id} bot.")
 
 
+async def test_removing_an_org_wide_install_deletes_the_data_of_the_workspaces_it_answered_in(
+    installer: Installer, model: FakeModelServer, workspaces: WorkspaceMaker, slack: FakeSlackOAuth, prefix: str
+) -> None:
+    enterprise = f"E{uuid.uuid4().hex[:6].upper()}"
+    grid = await workspaces.new("Grid workspace", enterprise=(enterprise, "Grid Org"))
+    grid.add_channel(DM, ALICE, is_im=True, user=ALICE)
+    assert (await installer.install(grid, org_wide=True)).status == 200
+    await ask(installer, model, grid, DM, f"hello from the org {uuid.uuid4().hex[:6]}")
+    assert await keys_with(prefix, f"slack:{grid.team_id}:dm:{DM}")
+
+    for payload in slack.uninstall(grid.team_id):
+        await deliver(installer, grid, payload)
+    await installer.harness.bots[0].wait_log("slack_workspace_data_deleted", team=grid.team_id)
+    assert not await keys_with(prefix, f"slack:{grid.team_id}:dm:{DM}")
+    assert not await keys_with(prefix, f"slack:install:{{{enterprise}:")
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def keeping(
     model: FakeModelServer, slack: FakeSlackOAuth, browser: aiohttp.ClientSession
