@@ -13,7 +13,6 @@ Conversation keys:
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,7 +23,6 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -42,8 +40,9 @@ from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.interrupted import InterruptedReplies
-from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, ROTATION_MINUTES, install_flow
+from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
+from adapters.slack_bot.rotation import SharedTokenRotator
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import MessageReply, Place, Reach, WorkspaceBudgets
@@ -110,33 +109,24 @@ class SlackBot:
         if settings.oauth is not None:  # installs to any workspace: bolt authorizes each event from its install
             oauth = install_flow(settings.oauth, self.client, services.redis.main, services.settings.history.key_prefix)
             self.installations: RedisInstallationStore | None = oauth.installations
+            rotator: SharedTokenRotator | None = oauth.rotator
             self.app = AsyncApp(
                 client=self.client,
-                # bolt's own authorize for installs, with its cache on: else each event waits for an auth.test
-                # call before it is acked. The install (and a token refreshed) is still read for every event.
-                authorize=AsyncInstallationStoreAuthorize(  # type: ignore[arg-type]  # bolt takes an AsyncAuthorize too
-                    logger=logging.getLogger(__name__),
-                    installation_store=oauth.installations,
-                    client_id=settings.oauth.client_id,
-                    client_secret=settings.oauth.client_secret,
-                    token_rotation_expiration_minutes=ROTATION_MINUTES,
-                    cache_enabled=True,
-                    client=self.client,
-                ),
+                authorize=oauth.authorize,  # type: ignore[arg-type]  # bolt takes an AsyncAuthorize too
                 oauth_flow=oauth.flow,
                 oauth_settings=oauth.flow.settings,  # else bolt builds default ones from SLACK_CLIENT_ID, unused
                 installation_store=oauth.installations,  # bolt's token refresh then goes to SLACK_API_URL too
                 signing_secret=settings.signing_secret or "",
             )
         else:
-            self.installations = None
+            self.installations, rotator = None, None
             self.app = AsyncApp(
                 client=self.client,
                 authorize=authorize,
                 signing_secret=settings.signing_secret or "socket-mode",
                 request_verification_enabled=settings.app_token is None,
             )
-        self.clients = BotClients(self.client, self.installations, settings.oauth)
+        self.clients = BotClients(self.client, self.installations, rotator)
         self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
         self._names: dict[tuple[str, str], tuple[float, str]] = {}  # (team, user) → (until when, name)
         self._org_workspaces: set[str] = set()  # an org-wide install's workspaces this process listed

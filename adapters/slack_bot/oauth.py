@@ -16,6 +16,7 @@ has less than bolt's two hours left.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import aiohttp
 import structlog
 import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAML) are optional
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -40,6 +42,7 @@ from adapters.slack_bot.installations import (
     RedisOAuthStateStore,
     TokenCipher,
 )
+from adapters.slack_bot.rotation import SharedTokenRotator
 from adapters.slack_bot.settings import OAuthSettings
 from bot.redis_client import RedisClient
 
@@ -79,6 +82,8 @@ EXCHANGE_DETAILS = {
 class OAuthParts:
     flow: InstallFlow
     installations: RedisInstallationStore
+    authorize: AsyncInstallationStoreAuthorize  # each event's workspace token, from its install
+    rotator: SharedTokenRotator
 
 
 def install_flow(settings: OAuthSettings, client: AsyncWebClient, redis: RedisClient, key_prefix: str) -> OAuthParts:
@@ -100,7 +105,27 @@ def install_flow(settings: OAuthSettings, client: AsyncWebClient, redis: RedisCl
         callback_options=AsyncCallbackOptions(success=_succeeded, failure=_failed),
     )
     flow = InstallFlow(client=TokenExchangeClient.like(client), settings=oauth_settings, scopes=scopes)
-    return OAuthParts(flow, installations)
+    rotator = SharedTokenRotator(
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        client=client,
+        installations=installations,
+        redis=redis,
+        key_prefix=key_prefix,
+    )
+    # bolt's own authorize for installs, with its cache on: else each event waits for an auth.test call before it
+    # is acked. The install is still read for every event, and an expiring token refreshed, one process at a time.
+    authorize = AsyncInstallationStoreAuthorize(
+        logger=logging.getLogger(__name__),
+        installation_store=installations,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        token_rotation_expiration_minutes=ROTATION_MINUTES,
+        cache_enabled=True,
+        client=client,
+    )
+    authorize.token_rotator = rotator
+    return OAuthParts(flow, installations, authorize, rotator)
 
 
 def manifest_bot_scopes(path: Path = MANIFEST) -> tuple[str, ...]:

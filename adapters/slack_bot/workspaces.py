@@ -7,16 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.oauth import ROTATION_MINUTES
-from adapters.slack_bot.settings import OAuthSettings
-
-log = structlog.get_logger(__name__)
+from adapters.slack_bot.rotation import SharedTokenRotator
 
 
 class BotClients:
@@ -24,15 +20,11 @@ class BotClients:
         self,
         base: AsyncWebClient,
         installations: RedisInstallationStore | None = None,
-        oauth: OAuthSettings | None = None,
+        rotator: SharedTokenRotator | None = None,
     ) -> None:
         self._base = base
         self._installations = installations
-        self._rotator = (
-            AsyncTokenRotator(client_id=oauth.client_id, client_secret=oauth.client_secret, client=base)
-            if oauth is not None
-            else None
-        )
+        self._rotator = rotator
 
     def with_token(self, token: str) -> AsyncWebClient:
         """A client for `token` sharing the base client's connections, retries and Slack URL."""
@@ -62,10 +54,7 @@ class BotClients:
                 refreshed = await self._rotator.perform_bot_token_rotation(
                     bot=bot, minutes_before_expiration=ROTATION_MINUTES
                 )
-            except SlackApiError as error:
-                log.warning("slack_token_not_refreshed", team=where.get("team"), error=error.response.get("error"))
-                return None
-            if refreshed is not None:
-                await self._installations.async_save_bot(refreshed)
-                bot = refreshed
+            except SlackTokenRotationError:
+                return None  # logged by the rotator
+            bot = refreshed or bot
         return self.with_token(bot.bot_token)

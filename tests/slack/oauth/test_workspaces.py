@@ -290,3 +290,43 @@ async def test_a_reply_cut_by_a_crash_is_finished_with_its_workspaces_own_token(
             print(harness.report())
             await harness.close()
             delete_keys(key_prefix)
+
+
+async def test_two_processes_refresh_an_expiring_token_once_and_both_answer(
+    installer: Installer,
+    model: FakeModelServer,
+    workspaces: WorkspaceMaker,
+    slack: FakeSlackOAuth,
+    store: RedisInstallationStore,
+    prefix: str,
+) -> None:
+    team = await workspaces.new("Rotating twice")
+    slack.token_rotation, slack.expires_in = True, 60  # within bolt's two hours: the next event refreshes it
+    try:
+        assert (await installer.install(team)).status == 200
+    finally:
+        slack.expires_in = 43_200  # the refreshed token lasts 12 hours
+    async with FakeSlack() as unused:
+        second = SlackHarness(unused, model.base_url, prefix, mode="http", extra_env=oauth_env(slack))
+        await second.start_bot()
+        try:
+            refreshes = len(slack.refreshes)
+            events = [team.app_mention_event(GENERAL, ALICE, f"<@{team.bot_user_id}> at once {n}") for n in (1, 2)]
+            await asyncio.gather(
+                *(
+                    team.post_signed_event(
+                        harness.events_url, team.event_callback(event), signing_secret=SIGNING_SECRET
+                    )
+                    for harness, event in zip((installer.harness, second), events, strict=True)
+                )
+            )
+            for bot, event in zip((installer.harness.bots[0], second.bots[0]), events, strict=True):
+                thread = f"slack:{team.team_id}:{GENERAL}:{event['ts']}"
+                await bot.wait_log("turn_finished", thread=thread, timeout=20)
+            assert [r.ok for r in slack.refreshes[refreshes:]] == [True], "one refresh, by one process"
+            stored = await find(store, team)
+            assert stored is not None and stored.bot_token == slack.token_of(team.team_id)
+        finally:
+            print(second.report())
+            await second.close()
+            slack.token_rotation = False
