@@ -2,6 +2,7 @@
 
     python -m bench.slack [--n 1,10,50] [--modes off,auto] [--json PATH]
     python -m bench.slack --workers 4 [--n 50,200,1000] [--delay-ms 50 --model-delay-ms 20]
+    python -m bench.slack --workspaces 2 [--cold-auth] [--n 10,50] [--modes off,auto]
 
 The bot runs as `python -m bot slack` in Socket Mode against `FakeSlack` in this process,
 which enforces Slack's per-workspace method limits (its defaults, see
@@ -18,8 +19,20 @@ With `--workers W` the bot runs as W HTTP-mode workers (`SLACK_SIGNING_SECRET`, 
 sharing one Redis, and the fake delivers each event, signed, to one worker in turn (as a load
 balancer would); the ack is the worker's HTTP answer. The same rounds run first with one HTTP
 worker. `--delay-ms` puts the delay proxy between the workers and the fake Slack (Web API, and
-the event deliveries to each worker); these runs use HTTP mode even with one worker. The
-set-ups, the options they share with bench.discord and the table are bench/driver.py's.
+the event deliveries to each worker); these runs use HTTP mode even with one worker, as `--http`
+does without a delay. The set-ups, the options they share with bench.discord and the table are
+bench/driver.py's.
+
+With `--workspaces W` the app is installed through OAuth to W workspaces instead of running with
+one SLACK_BOT_TOKEN (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_TOKEN_ENCRYPTION_KEY; HTTP mode):
+the bot's Web API URL is `FakeSlackOAuth` (tests/fakes/slack_oauth.py), which exchanges install
+codes and routes every other call by its token to that workspace's own `FakeSlack`. Each round
+installs W fresh workspaces (fresh rate-limit buckets, as above) through the bot's /slack/install
+and /slack/oauth_redirect, as a person's browser would; the workspaces have the same channel and
+user ids, and the round's N mentions are dealt over them in turn (N = 50, W = 2: 25 each). Before
+the round each workspace sends every worker one message that asks nothing of the bot (channel
+chatter), so bolt has authorized the install once, as for a workspace the bot has served before
+(`--cold-auth` skips it). A reply counts as misplaced when it is not in its own workspace's thread.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
+import re
 import statistics
 import sys
 import time
@@ -34,7 +49,12 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import aiohttp
+from aiohttp import web
+from cryptography.fernet import Fernet
 
 from adapters.slack_bot import to_mrkdwn
 from bench.common import (
@@ -65,6 +85,7 @@ from bench.driver import (
     main,
 )
 from tests.fakes.model_server import Script
+from tests.fakes.slack_oauth import FakeSlackOAuth
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
 from tests.slack.harness import SIGNING_SECRET, SlackHarness
 
@@ -96,20 +117,32 @@ rounds: N simultaneous @mentions in one workspace, one channel and one person ea
         complete text in Slack. writes = message writes per reply (post/update/stream calls);
         new conns = connections the bot opened to the Web API during the round"""
 MODE_NAMES = {"off": "chat.update (SLACK_STREAMING=off)", "auto": "native streams (SLACK_STREAMING=auto)"}
+STATE_COOKIE = "slack-app-oauth-state"  # bolt's install state cookie (Secure: sent by hand over http://)
+INSTALL_LINK = re.compile(r'<a class="button" href="([^"]+)"')
+INSTALLER = FakeSlack.DEFAULT_USER
 
 
 @dataclass(frozen=True, kw_only=True)
 class SlackOptions(Options):
     modes: tuple[str, ...]
+    http_mode: bool  # --http: one HTTP-mode worker even without a delay
+    workspaces: int  # --workspaces: installs through OAuth to this many workspaces (0: one SLACK_BOT_TOKEN)
+    cold_auth: bool  # --cold-auth: no message authorizes a round's new installs before its mentions
 
     @property
     def http(self) -> bool:
-        """HTTP-mode workers (several, or a delayed run); else one process in Socket Mode."""
-        return self.workers > 1 or self.delayed
+        """HTTP-mode workers (several, a delayed run, --http or installs through OAuth); else one
+        process in Socket Mode."""
+        return self.workers > 1 or self.delayed or self.http_mode or self.oauth
+
+    @property
+    def oauth(self) -> bool:
+        return self.workspaces > 0
 
 
 @dataclass
 class Mention:
+    workspace: FakeSlack  # where it is said, and where its reply belongs
     channel: str
     user: str
     marker: str
@@ -134,6 +167,7 @@ class RoundResult(Round):
     status_calls: int
     ratelimited_by_method: dict[str, int]
     redeliveries: int = 0
+    misplaced: int = 0  # the bot's messages in the round's channels outside their own workspace's threads
 
 
 class Slack(Platform[SlackOptions, RoundResult]):
@@ -163,12 +197,31 @@ class Slack(Platform[SlackOptions, RoundResult]):
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--modes", default="off,auto", help="SLACK_STREAMING values to run, comma-separated")
+        parser.add_argument(
+            "--http", dest="http_mode", action="store_true", help="one HTTP-mode worker (default: Socket Mode)"
+        )
+        parser.add_argument(
+            "--workspaces",
+            type=int,
+            default=0,
+            help="install the app through OAuth to this many workspaces (HTTP mode) and deal each round's "
+            "mentions over them (default: one SLACK_BOT_TOKEN, one workspace)",
+        )
+        parser.add_argument(
+            "--cold-auth",
+            action="store_true",
+            help="with --workspaces: send a round's mentions to its new installs before bolt has authorized them",
+        )
 
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
         args.modes = tuple(part.strip() for part in args.modes.split(",") if part.strip())
         ok = args.modes and all(mode in MODE_NAMES for mode in args.modes)
-        return None if ok else "--modes takes off and/or auto"
+        if not ok:
+            return "--modes takes off and/or auto"
+        if args.workspaces < 0:
+            return "--workspaces takes a whole number ≥ 1"
+        return "--cold-auth goes with --workspaces" if args.cold_auth and not args.workspaces else None
 
     def intro(self) -> str:
         limits, workers = SlackLimits(), self.options.workers
@@ -184,21 +237,46 @@ class Slack(Platform[SlackOptions, RoundResult]):
             if self.options.http
             else "Socket Mode"
         )
+        about = ABOUT.format(model=" ".join(self.model.command[1:]))
+        if spaces := self.options.workspaces:
+            how += f"; installed through OAuth to {spaces} workspace{'s' if spaces > 1 else ''} (FakeSlackOAuth)"
+            dealt = (
+                f"dealt over {spaces} workspaces with the same channel and user ids, one channel\n"
+                f"        and one person each; {spaces} fresh workspaces installed per round"
+                if spaces > 1
+                else "in one workspace, one channel and one person each; a fresh workspace\n        installed per round"
+            )
+            cold = " (its mentions sent before bolt has authorized the install)" if self.options.cold_auth else ""
+            about = about.replace(
+                "in one workspace, one channel and one person each; a fresh workspace\n        per round.",
+                f"{dealt}{cold}.\n       ",
+            )
         return (
             f"bench.slack: the real bot (python -m bot slack, {how}) against FakeSlack enforcing per-workspace "
-            f"limits:\n  {tiers}\n{ABOUT.format(model=' '.join(self.model.command[1:]))}"
+            f"limits:\n  {tiers}\n{about}"
         )
 
     def variants(self) -> Sequence[str]:
         return self.options.modes
 
     def label(self, variant: str, phase: Phase) -> str:
-        return f"{MODE_NAMES[variant]}, {phase.label}"
+        spaces = self.options.workspaces
+        where = f", {spaces} workspace{'s' if spaces > 1 else ''} (OAuth)" if spaces else ""
+        return f"{MODE_NAMES[variant]}, {phase.label}{where}"
 
     @contextlib.asynccontextmanager
     async def set_up(self, variant: str, phase: Phase, key_prefix: str) -> AsyncIterator[SlackSetUp]:
         http = self.options.http
-        async with FakeSlack() as fake:
+        oauth = RecordingOAuth() if self.options.oauth else None
+        async with contextlib.AsyncExitStack() as stack:
+            # With installs through OAuth the harness's own workspace only delivers the events.
+            fake = await stack.enter_async_context(FakeSlack())
+            if oauth is not None:
+                await stack.enter_async_context(oauth)
+            api = oauth if oauth is not None else fake
+            env = {"LOG_LEVEL": "warning", **shared_core_env(phase.workers, self.split)}
+            if oauth is not None:
+                env |= oauth_env(oauth)
             harnesses = [
                 SlackHarness(
                     fake,
@@ -209,20 +287,28 @@ class Slack(Platform[SlackOptions, RoundResult]):
                     model_timeout=60,
                     port=free_port() if http else 0,
                     bot_root=self.options.bot_root,
-                    extra_env={"LOG_LEVEL": "warning", **shared_core_env(phase.workers, self.split)},
+                    extra_env=dict(env),
                 )
                 for _ in range(phase.workers)
             ]
-            async with self.proxy(phase, [fake.port, *(h.port for h in harnesses)]) as proxy:
+            async with self.proxy(phase, [api.port, *(h.port for h in harnesses)]) as proxy:
                 if proxy is not None:
                     for harness in harnesses:
                         harness.extra_env.update(
-                            SLACK_API_URL=proxy.via(fake.api_url),
+                            SLACK_API_URL=proxy.via(api.api_url),
                             INFERENCE_BASE_URL=f"{proxy.via(self.model.base_url)}/v1",
                             REDIS_URL=redis_url(proxy),
                         )
                 urls = [proxy.via(h.events_url) if proxy else h.events_url for h in harnesses] if http else []
-                yield SlackSetUp(self, variant, harnesses, urls)
+                if oauth is None:
+                    yield SlackSetUp(self, variant, harnesses, urls)
+                    return
+                set_up = OAuthSetUp(self, variant, harnesses, urls, oauth)
+                try:
+                    yield set_up
+                finally:
+                    for workspace in set_up.installed:
+                        await workspace.stop()
 
     def evaluate(self, rows: Sequence[RoundResult]) -> list[TargetCheck]:
         def worst(values: Sequence[float | None]) -> float:
@@ -246,6 +332,15 @@ class Slack(Platform[SlackOptions, RoundResult]):
                 f"worst {final:.0f} ms{where('final_ms', FINAL_P99_MS)}",
             ),
         ]
+        if self.options.oauth:
+            misplaced = sum(row.misplaced for row in rows)
+            checks.append(
+                TargetCheck(
+                    "every reply in its own workspace, posted by that workspace's bot",
+                    misplaced == 0,
+                    f"{misplaced} misplaced",
+                )
+            )
         if small := [row for row in rows if row.n <= FIRST_MAX_N]:
             first = worst([row.first_ms["p99"] for row in small])
             name = f"first text p99 ≤ {FIRST_P99_MS / 1000:g} s after the first token (N ≤ {FIRST_MAX_N})"
@@ -303,7 +398,7 @@ class SlackSetUp(SetUp[RoundResult]):
         super().__init__(platform)
         self.mode = mode
         self.harnesses = harnesses
-        self.fake = harnesses[0].fake
+        self.fake = harnesses[0].fake  # delivers the events (and, with one token, is the workspace)
         self.urls = urls
         self.delivered = 0
         answer = Script(tokens=self.options.tokens).answer
@@ -325,40 +420,63 @@ class SlackSetUp(SetUp[RoundResult]):
                 self.bots = [*self.bots, *harness.bots]
             if self.split is not None:
                 pin_process(bot.pid, self.split.bot)
-        fake = self.fake
-        self.harnesses[0].new_workspace()
-        mentions = [Mention(FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")]
+        [fake] = await self.new_workspaces(1)
+        mentions = [Mention(fake, FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")]
         for index in range(1, len(self.harnesses)):
             fake.add_channel(f"C0WARM{index:03d}", f"warm-up-{index}")
-            mentions.append(Mention(f"C0WARM{index:03d}", FakeSlack.DEFAULT_USER, f"warm up {index}"))
+            mentions.append(Mention(fake, f"C0WARM{index:03d}", FakeSlack.DEFAULT_USER, f"warm up {index}"))
         await asyncio.gather(*(self.deliver(item) for item in mentions))
         deadline = time.monotonic() + 60
         while any(self.final_seen_at(item) is None for item in mentions):
             if time.monotonic() > deadline or not self.running():
                 raise RuntimeError(f"warm-up reply did not complete\n{self.log()}")
             await asyncio.sleep(0.05)
-        await settle(fake)
+        await settle(self.workspaces_in(mentions))
+
+    async def new_workspaces(self, count: int) -> list[FakeSlack]:
+        """Where a round's mentions are said: the fake under a fresh team id (fresh rate-limit
+        buckets and bot budgets, both per workspace)."""
+        self.harnesses[0].new_workspace()
+        return [self.fake]
+
+    def round_workspaces(self) -> int:
+        return 1
+
+    @staticmethod
+    def workspaces_in(mentions: Sequence[Mention]) -> list[FakeSlack]:
+        return list({id(item.workspace): item.workspace for item in mentions}.values())
+
+    def connections(self, marks: dict[int, int]) -> int:
+        """Connections the bot opened to the Web API since `marks` (see connections_opened)."""
+        return connections_opened(self.fake.calls, marks[id(self.fake)])
+
+    def api_marks(self, workspaces: Sequence[FakeSlack]) -> dict[int, int]:
+        """Where each workspace's record of calls stands (what `connections` counts from)."""
+        return {id(fake): len(fake.calls) for fake in workspaces}
 
     async def deliver(self, item: Mention) -> None:
-        event = self.fake.app_mention_event(item.channel, item.user, item.marker)
+        workspace = item.workspace
+        event = workspace.app_mention_event(item.channel, item.user, item.marker)
         item.ts = event["ts"]
         if not self.urls:
-            item.envelope = await self.fake.send_event(event)
+            item.envelope = await workspace.send_event(event)
             return
         url = self.urls[self.delivered % len(self.urls)]
         self.delivered += 1
         item.sent_at = time.time()
         attempts = await self.fake.deliver_event_http(
-            url, self.fake.event_callback(event), signing_secret=SIGNING_SECRET
+            url, workspace.event_callback(event), signing_secret=SIGNING_SECRET
         )
         item.redeliveries = len(attempts) - 1
         status = attempts[-1][0]
         if status is not None and 200 <= status < 300:
             item.acked_at = time.time()
 
-    def replies(self, mention: Mention) -> list[StoredMessage]:
-        messages = self.fake.messages_in(mention.channel, mention.ts)
-        return [m for m in messages if m.bot_id == self.fake.bot_id and m.ts != mention.ts]
+    @staticmethod
+    def replies(mention: Mention) -> list[StoredMessage]:
+        workspace = mention.workspace
+        messages = workspace.messages_in(mention.channel, mention.ts)
+        return [m for m in messages if m.bot_id == workspace.bot_id and m.ts != mention.ts]
 
     def final_seen_at(self, mention: Mention) -> float | None:
         """When its one reply first showed the whole answer (None: not yet, or several replies)."""
@@ -372,16 +490,20 @@ class SlackSetUp(SetUp[RoundResult]):
         return failure_shown(replies[-1].history[-1][1]) if replies else None
 
     async def run_round(self, spec: RoundSpec) -> RoundResult:
-        fake = self.fake
-        team = self.harnesses[0].new_workspace()
+        workspaces = await self.new_workspaces(self.round_workspaces())
         round_id = uuid.uuid4().hex[:6]
         mentions = []
+        # Dealt over the workspaces in turn; every one has the round's channel and user ids.
         for index in range(spec.n):
-            channel, user = f"C{round_id.upper()}{index:03d}", f"U{round_id.upper()}{index:03d}"
-            fake.add_channel(channel, f"bench-{round_id}-{index}")
-            fake.add_user(user, f"person{index}")
-            mentions.append(Mention(channel, user, f"bench {round_id} {index}"))
-        calls_at, deliveries_at, limited_at = len(fake.calls), len(fake.deliveries), fake.ratelimited_count
+            fake, local = workspaces[index % len(workspaces)], index // len(workspaces)
+            channel, user = f"C{round_id.upper()}{local:03d}", f"U{round_id.upper()}{local:03d}"
+            for each in workspaces if index % len(workspaces) == 0 else ():
+                each.add_channel(channel, f"bench-{round_id}-{local}")
+                each.add_user(user, f"person{local}")
+            mentions.append(Mention(fake, channel, user, f"bench {round_id} {index}"))
+        calls_at = {id(fake): len(fake.calls) for fake in workspaces}
+        limited_at = {id(fake): fake.ratelimited_count for fake in workspaces}
+        api_at, deliveries_at = self.api_marks(workspaces), len(self.fake.deliveries)
 
         async def send() -> None:
             await asyncio.gather(*(self.deliver(item) for item in mentions))
@@ -394,19 +516,20 @@ class SlackSetUp(SetUp[RoundResult]):
             return False
 
         # Let trailing calls (a stream's stop after its last append) land before counting writes.
-        usage = await self.measure(spec.n, send, over, lambda: settle(fake))
+        usage = await self.measure(spec.n, send, over, lambda: settle(workspaces))
         timings = {record.get("last_user_message"): record for record in usage.model_requests}
-        calls = fake.calls[calls_at:]
-        calls_by_channel: dict[str, list[RecordedCall]] = {}
-        for call in calls:
-            if call.method in MESSAGE_WRITES:
-                calls_by_channel.setdefault(str(call.params.get("channel")), []).append(call)
-        sent = {d.envelope_id: d.sent_at for d in fake.deliveries[deliveries_at:]}
+        calls = [call for fake in workspaces for call in fake.calls[calls_at[id(fake)] :]]
+        calls_by_channel: dict[tuple[int, str], list[RecordedCall]] = {}
+        for fake in workspaces:
+            for call in fake.calls[calls_at[id(fake)] :]:
+                if call.method in MESSAGE_WRITES:
+                    calls_by_channel.setdefault((id(fake), str(call.params.get("channel"))), []).append(call)
+        sent = {d.envelope_id: d.sent_at for d in self.fake.deliveries[deliveries_at:]}
         acks, waits, firsts, finals, writes, problems = [], [], [], [], [], []
         completed = 0
         for item in mentions:
             if item.envelope:  # Socket Mode: the fake's own records
-                item.sent_at, item.acked_at = sent[item.envelope], fake.acks.get(item.envelope)
+                item.sent_at, item.acked_at = sent[item.envelope], self.fake.acks.get(item.envelope)
             assert item.sent_at is not None
             if item.acked_at is None:
                 problems.append(f"{item.channel}: event never acked")
@@ -431,12 +554,15 @@ class SlackSetUp(SetUp[RoundResult]):
             if final_at is not None and record.get("last_token_at"):
                 finals.append((final_at - record["last_token_at"]) * 1000)
             reply_ts = replies[0].ts if replies else None
-            writes.append(sum(1 for call in calls_by_channel.get(item.channel, []) if _writes_to(call, item, reply_ts)))
+            own = calls_by_channel.get((id(item.workspace), item.channel), [])
+            writes.append(sum(1 for call in own if _writes_to(call, item, reply_ts)))
+        misplaced = misplaced_replies(mentions, workspaces)
+        problems += [f"misplaced: {where}" for where in misplaced]
         return RoundResult(
             name=f"{self.mode} {spec.name}",
             mode=self.mode,
             n=spec.n,
-            team=team,
+            team=",".join(fake.team_id for fake in workspaces),
             ack_ms=spread(acks),
             wait_ms=spread(waits),
             first_ms=spread(firsts),
@@ -444,18 +570,135 @@ class SlackSetUp(SetUp[RoundResult]):
             writes_per_reply={"mean": statistics.mean(writes) if writes else 0.0, "max": float(max(writes, default=0))},
             writes_by_method=dict(Counter(call.method for call in calls if call.method in MESSAGE_WRITES)),
             status_calls=sum(1 for call in calls if call.method == "assistant.threads.setStatus"),
-            ratelimited=fake.ratelimited_count - limited_at,
+            ratelimited=sum(fake.ratelimited_count - limited_at[id(fake)] for fake in workspaces),
             ratelimited_by_method=dict(Counter(call.method for call in calls if call.status == 429)),
             completed=completed,
             tokens=completed * self.options.tokens,
             cpu_seconds=usage.cpu_seconds,
             rss_mb=usage.rss_mb,
             wall_seconds=usage.wall_seconds,
-            connections_opened=connections_opened(fake.calls, calls_at),
+            connections_opened=self.connections(api_at),
             redis=usage.redis,
             problems=problems,
             redeliveries=sum(item.redeliveries for item in mentions),
+            misplaced=len(misplaced),
         )
+
+
+class OAuthSetUp(SlackSetUp):
+    """The bot installed through OAuth: each round's workspaces are new `FakeSlack`s behind
+    `oauth`, installed through the bot's own pages as a person's browser does, with the same
+    channel and user ids in each. The harness's fake only delivers the events, signed."""
+
+    def __init__(
+        self, platform: Slack, mode: str, harnesses: list[SlackHarness], urls: list[str], oauth: RecordingOAuth
+    ) -> None:
+        super().__init__(platform, mode, harnesses, urls)
+        self.oauth = oauth
+        self.spaces = platform.options.workspaces
+        self.cold_auth = platform.options.cold_auth
+        self.installed: list[FakeSlack] = []
+
+    def round_workspaces(self) -> int:
+        return self.spaces
+
+    async def new_workspaces(self, count: int) -> list[FakeSlack]:
+        """`count` new workspaces, each installed; then (unless --cold-auth) each says something to
+        every worker that asks nothing of the bot, so that bolt has authorized its install."""
+        made = []
+        for _ in range(count):
+            tag = uuid.uuid4().hex[:8].upper()
+            fake = await FakeSlack(team_id=f"T{tag}", bot_user_id=f"U0BOT{tag}", bot_id=f"B0BOT{tag}").start()
+            self.installed.append(fake)
+            self.oauth.add_workspace(fake, f"bench-{tag.lower()}")
+            await self.install(fake)
+            made.append(fake)
+        if not self.cold_auth:
+            chatter = [
+                (fake, url, fake.message_event(FakeSlack.DEFAULT_CHANNEL, INSTALLER, "good morning"))
+                for fake in made
+                for url in self.urls
+            ]
+            for fake, url, event in chatter:
+                attempts = await self.fake.deliver_event_http(
+                    url, fake.event_callback(event), signing_secret=SIGNING_SECRET
+                )
+                if attempts[-1][0] != 200:
+                    raise RuntimeError(f"{fake.team_id}: a message was answered {attempts}\n{self.log()}")
+        return made
+
+    async def install(self, workspace: FakeSlack) -> None:
+        """/slack/install, the "Add to Slack" link's state, the person allowing it, and the redirect
+        back with its code (the state cookie sent by hand: it is Secure, and this is http://)."""
+        base = f"http://127.0.0.1:{self.harnesses[0].port}"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as browser:
+            async with browser.get(f"{base}/slack/install", allow_redirects=False) as page:
+                text = await page.text()
+            link = INSTALL_LINK.search(text)
+            if page.status != 200 or link is None:
+                raise RuntimeError(f"install page: {page.status} {text[:300]}\n{self.log()}")
+            state = parse_qs(urlparse(html.unescape(link[1])).query)["state"][0]
+            code = self.oauth.approve_install(state, team=workspace.team_id, user=INSTALLER)
+            redirect = f"{base}/slack/oauth_redirect?{urlencode({'code': code, 'state': state})}"
+            headers = {"Cookie": f"{STATE_COOKIE}={state}"}
+            async with browser.get(redirect, headers=headers, allow_redirects=False) as page:
+                text = await page.text()
+            if page.status != 200:
+                raise RuntimeError(f"{workspace.team_id} not installed: {page.status} {text[:300]}\n{self.log()}")
+
+    def api_marks(self, workspaces: Sequence[FakeSlack]) -> dict[int, int]:
+        return {id(self.oauth): len(self.oauth.requests)}
+
+    def connections(self, marks: dict[int, int]) -> int:
+        """The bot's connections are to the OAuth side, which forwards each call to its workspace."""
+        return connections_opened(self.oauth.requests, marks[id(self.oauth)])
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    connection: Any  # the client's address and port: one per connection it opened
+
+
+class RecordingOAuth(FakeSlackOAuth):
+    """FakeSlackOAuth noting each Web API request it is sent, with the client's address: the
+    workspaces' fakes behind it see only its own forwarding connections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[ApiRequest] = []
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.requests.append(ApiRequest(request.match_info["method"], peer))
+        return await super()._handle_api(request)
+
+
+def oauth_env(oauth: FakeSlackOAuth) -> dict[str, str]:
+    """The bot installed to many workspaces: no bot token, the app's credentials, a new key for
+    the stored tokens; Slack's Web API (and oauth.v2.access) at the OAuth side."""
+    return {
+        "SLACK_BOT_TOKEN": "",
+        "SLACK_API_URL": oauth.api_url,
+        "SLACK_CLIENT_ID": oauth.client_id,
+        "SLACK_CLIENT_SECRET": oauth.client_secret,
+        "SLACK_TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+
+
+def misplaced_replies(mentions: Sequence[Mention], workspaces: Sequence[FakeSlack]) -> list[str]:
+    """The bot's messages in the round's channels, in any of the round's `workspaces`, that are
+    not in a thread of their own workspace's mentions there (a reply sent with another
+    workspace's token lands in that one)."""
+    threads = {(id(item.workspace), item.channel, item.ts) for item in mentions}
+    channels = sorted({item.channel for item in mentions})  # every workspace of the round has them all
+    return [
+        f"{fake.team_id} {channel} ts {message.ts} (thread {message.thread_ts})"
+        for fake in workspaces
+        for channel in channels
+        for message in fake.bot_messages_in(channel)
+        if message.bot_id != fake.bot_id or (id(fake), channel, message.thread_ts) not in threads
+    ]
 
 
 def _writes_to(call: RecordedCall, mention: Mention, reply_ts: str | None) -> bool:
@@ -463,14 +706,14 @@ def _writes_to(call: RecordedCall, mention: Mention, reply_ts: str | None) -> bo
     return call.params.get("thread_ts") == mention.ts or bool(reply_ts and call.params.get("ts") == reply_ts)
 
 
-async def settle(fake: FakeSlack, quiet: float = 0.5, limit: float = 10.0) -> None:
-    """Until no call has come for `quiet` s (at most `limit` s)."""
+async def settle(fakes: Sequence[FakeSlack], quiet: float = 0.5, limit: float = 10.0) -> None:
+    """Until no call has come to any of `fakes` for `quiet` s (at most `limit` s)."""
     deadline = time.monotonic() + limit
-    seen, quiet_since = len(fake.calls), time.monotonic()
+    seen, quiet_since = sum(len(fake.calls) for fake in fakes), time.monotonic()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        if len(fake.calls) != seen:
-            seen, quiet_since = len(fake.calls), time.monotonic()
+        if (calls := sum(len(fake.calls) for fake in fakes)) != seen:
+            seen, quiet_since = calls, time.monotonic()
         elif time.monotonic() - quiet_since >= quiet:
             return
 
