@@ -423,8 +423,14 @@ class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
     async def can_retry_async(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
         if response is not None and response.status_code == 429:
             self._metrics.platform_rate_limited.labels(NAME).inc()
-            log.warning("slack_rate_limited", retry_after=response.headers.get("retry-after"))
+            log.warning("slack_rate_limited", retry_after=_retry_after(response.headers))
         return await super().can_retry_async(state=state, request=request, response=response, error=error)
+
+
+def _retry_after(headers: dict[str, Any]) -> str | None:
+    """Slack's Retry-After, as slack_sdk hands a response's headers over (any case; each a list of values)."""
+    value = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
+    return str(value[0]) if isinstance(value, list) and value else None if value is None else str(value)
 
 
 async def _always_connected() -> bool:

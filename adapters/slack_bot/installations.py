@@ -115,14 +115,14 @@ class RedisInstallationStore(AsyncInstallationStore):
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
         """The workspace's latest installation, or `user_id`'s; either with the latest bot's token (a
-        later install, or a rotation, may have replaced the one it was saved with)."""
+        later install, or a refresh, may have replaced the one it was saved with)."""
         keys = self._keys(enterprise_id, team_id, is_enterprise_install)
         wanted = keys.latest if user_id is None else keys.user(user_id)
         stored, bot_stored = (_text(value) for value in await self._redis.mget([wanted, keys.bot]))
         if not stored:
             return None
         installation = Installation(**self._load(stored))
-        if bot_stored and (user_id is not None or installation.bot_token is None):
+        if bot_stored:
             bot = Bot(**self._load(bot_stored))
             installation.bot_id, installation.bot_user_id = bot.bot_id, bot.bot_user_id
             installation.bot_token, installation.bot_scopes = bot.bot_token, bot.bot_scopes

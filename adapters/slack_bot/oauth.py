@@ -16,7 +16,6 @@ has less than bolt's two hours left.
 from __future__ import annotations
 
 import html
-import logging
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from typing import Any
 import aiohttp
 import structlog
 import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAML) are optional
-from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -36,6 +34,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack_bot.authorize import InstalledBotAuthorize
 from adapters.slack_bot.installations import (
     STATE_SECONDS,
     RedisInstallationStore,
@@ -82,7 +81,7 @@ EXCHANGE_DETAILS = {
 class OAuthParts:
     flow: InstallFlow
     installations: RedisInstallationStore
-    authorize: AsyncInstallationStoreAuthorize  # each event's workspace token, from its install
+    authorize: InstalledBotAuthorize  # each event's workspace token, from its install
     rotator: SharedTokenRotator
 
 
@@ -113,18 +112,7 @@ def install_flow(settings: OAuthSettings, client: AsyncWebClient, redis: RedisCl
         redis=redis,
         key_prefix=key_prefix,
     )
-    # bolt's own authorize for installs, with its cache on: else each event waits for an auth.test call before it
-    # is acked. The install is still read for every event, and an expiring token refreshed, one process at a time.
-    authorize = AsyncInstallationStoreAuthorize(
-        logger=logging.getLogger(__name__),
-        installation_store=installations,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
-        token_rotation_expiration_minutes=ROTATION_MINUTES,
-        cache_enabled=True,
-        client=client,
-    )
-    authorize.token_rotator = rotator
+    authorize = InstalledBotAuthorize(installations, rotator, ROTATION_MINUTES)
     return OAuthParts(flow, installations, authorize, rotator)
 
 

@@ -601,6 +601,8 @@ async def test_a_429_is_retried_after_retry_after_and_the_final_text_lands(scene
     assert [c.status for c in calls] == [429, 200], [(c.status, c.error) for c in calls]
     assert calls[1].time - calls[0].time >= 1.0, "Retry-After was not honoured"
     assert final_of(reply) == shown_as(scene, answer)
+    said = [record for bot in scene.harness.bots for record in bot.logs("slack_rate_limited")]
+    assert said and said[-1]["retry_after"] == "1", "the operator sees how long Slack asked to wait"
 
 
 async def test_where_native_streams_are_unavailable_the_reply_falls_back_to_chat_update(auto: Scene) -> None:

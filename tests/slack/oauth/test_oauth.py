@@ -107,16 +107,14 @@ async def test_org_wide_install_is_stored_and_found_by_bolt(
     assert installation.bot_token == installer.slack.token_of(team.team_id)
     assert await store.async_find_installation(enterprise_id=enterprise[0], team_id=team.team_id) is None
 
-    # An event from the org: bolt authorizes it with the org's token (auth.test with it, at the workspace).
-    # (Channel chatter, which the bot leaves unanswered: answers per workspace are a later step.)
-    before = len(team.calls_to("auth.test"))
-    event = team.message_event(GENERAL, ALICE, "hello from the org")
+    # An event from the org is answered with the org's token, in the workspace it comes from.
+    event = team.app_mention_event(GENERAL, ALICE, f"<@{team.bot_user_id}> hello from the org")
     status, _ = await team.post_signed_event(
         installer.harness.events_url, team.event_callback(event), signing_secret=SIGNING_SECRET
     )
     assert status == 200
-    await eventually(lambda: len(team.calls_to("auth.test")) > before, 10, "bolt's authorization")
-    assert team.calls_to("auth.test")[-1].token == installation.bot_token
+    await eventually(lambda: bool(team.calls_to("chat.postMessage")), 10, "the answer")
+    assert {call.token for call in team.calls_to("chat.postMessage")} == {installation.bot_token}
 
 
 # -- refused installs: a clear page, and nothing stored ------------------------------------------
@@ -224,8 +222,8 @@ async def test_an_expired_rotating_token_is_refreshed_before_use(
     assert all(first_refresh not in value for value in (await raw_values(prefix)).values())
 
     slack.expire_tokens(team.team_id)  # its hour has passed: Slack answers token_expired now
-    refreshes = len(slack.refreshes)
-    event = team.message_event(GENERAL, ALICE, "after expiry")  # chatter: authorized, left unanswered
+    refreshes, asked = len(slack.refreshes), len(team.calls_to("auth.test"))  # bolt's install flow asked once
+    event = team.app_mention_event(GENERAL, ALICE, f"<@{team.bot_user_id}> after expiry")
     status, _ = await team.post_signed_event(
         installer.harness.events_url, team.event_callback(event), signing_secret=SIGNING_SECRET
     )
@@ -235,8 +233,10 @@ async def test_an_expired_rotating_token_is_refreshed_before_use(
     assert refresh.ok and refresh.params["refresh_token"] == first_refresh
     new_token = slack.token_of(team.team_id)
     assert new_token != first_token
-    # Bolt went on with the new token, and kept it (with the new refresh token) for the next events.
-    await eventually(lambda: any(call.token == new_token for call in team.calls_to("auth.test")), 10, "auth.test")
+    # The event was answered with the new token, kept (with the new refresh token) for the next events.
+    await eventually(lambda: bool(team.calls_to("chat.postMessage")), 10, "the answer")
+    assert {call.token for call in team.calls_to("chat.postMessage")} == {new_token}
+    assert len(team.calls_to("auth.test")) == asked, "the install says who the bot is: Slack isn't asked"
     refreshed = await find(store, team)
     assert refreshed is not None and refreshed.bot_token == new_token
     assert refreshed.bot_refresh_token not in (None, first_refresh)
