@@ -203,6 +203,31 @@ async def test_uninstalling_deletes_the_workspaces_tokens_and_data_and_nothing_e
     assert again.body["messages"][0]["content"].startswith(f"You are the {bravo.team_id} bot.")
 
 
+async def test_a_revoked_bot_token_deletes_the_workspaces_tokens_and_data(
+    installer: Installer,
+    model: FakeModelServer,
+    workspaces: WorkspaceMaker,
+    slack: FakeSlackOAuth,
+    store: RedisInstallationStore,
+    prefix: str,
+) -> None:
+    team = await workspaces.new("Revoked")
+    team.add_user(ADMIN, "admin").is_admin = True
+    team.add_channel(DM, ALICE, is_im=True, user=ALICE)
+    assert (await installer.install(team)).status == 200
+    said = await command(installer, team, "/persona", "You are revoked soon.", ADMIN, GENERAL)
+    assert said.startswith("Done"), said
+    await ask(installer, model, team, DM, f"before the revoke {uuid.uuid4().hex[:6]}")
+
+    revoked, _ = slack.uninstall(team.team_id)  # only tokens_revoked arrives (an admin revoked the bot's token)
+    assert revoked["event"]["type"] == "tokens_revoked"
+    await deliver(installer, team, revoked)
+    await installer.harness.bots[0].wait_log("slack_workspace_data_deleted", team=team.team_id)
+    assert await find(store, team) is None
+    assert not await keys_with(prefix, f"slack:{team.team_id}:dm:{DM}")
+    assert not await keys_with(prefix, f"slack:channel:{team.team_id}:{GENERAL}")
+
+
 async def test_removing_an_org_wide_install_deletes_the_data_of_the_workspaces_it_answered_in(
     installer: Installer, model: FakeModelServer, workspaces: WorkspaceMaker, slack: FakeSlackOAuth, prefix: str
 ) -> None:
