@@ -67,6 +67,8 @@ API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own d
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
 NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
+# People's names kept in memory at most (about 3 MB; 100,000 would take 32 MB): the longest kept go first.
+NAME_CACHE_SIZE = 10_000
 NO_STREAM_SECONDS = 600  # a channel where Slack wouldn't stream gets plain messages this long, then is tried again
 
 
@@ -347,7 +349,10 @@ class SlackBot:
         except SlackApiError as error:
             log.warning("slack_user_lookup_failed", user=user, error=error.response.get("error"))
             name = user
+        self._names.pop((team, user), None)  # an expired entry goes to the end with its new name
         self._names[(team, user)] = (time.monotonic() + NAME_CACHE_SECONDS, name)
+        if len(self._names) > NAME_CACHE_SIZE:
+            del self._names[next(iter(self._names))]
         return name
 
     async def shutdown(self) -> None:
