@@ -31,8 +31,8 @@ installs W fresh workspaces (fresh rate-limit buckets, as above) through the bot
 and /slack/oauth_redirect, as a person's browser would; the workspaces have the same channel and
 user ids, and the round's N mentions are dealt over them in turn (N = 50, W = 2: 25 each). Before
 the round each workspace sends every worker one message that asks nothing of the bot (channel
-chatter), so bolt has authorized the install once, as for a workspace the bot has served before
-(`--cold-auth` skips it). A reply counts as misplaced when it is not in its own workspace's thread.
+chatter), as for a workspace the bot has served before (`--cold-auth` skips it: the burst is then
+the first thing the bot hears from the workspace, as after an install or a restart). A reply counts as misplaced when it is not in its own workspace's thread.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class SlackOptions(Options):
     modes: tuple[str, ...]
     http_mode: bool  # --http: one HTTP-mode worker even without a delay
     workspaces: int  # --workspaces: installs through OAuth to this many workspaces (0: one SLACK_BOT_TOKEN)
-    cold_auth: bool  # --cold-auth: no message authorizes a round's new installs before its mentions
+    cold_auth: bool  # --cold-auth: a round's new installs hear nothing before its mentions
 
     @property
     def http(self) -> bool:
@@ -210,7 +210,7 @@ class Slack(Platform[SlackOptions, RoundResult]):
         parser.add_argument(
             "--cold-auth",
             action="store_true",
-            help="with --workspaces: send a round's mentions to its new installs before bolt has authorized them",
+            help="with --workspaces: a round's mentions are the first events its new installs send",
         )
 
     @classmethod
@@ -246,7 +246,7 @@ class Slack(Platform[SlackOptions, RoundResult]):
                 if spaces > 1
                 else "in one workspace, one channel and one person each; a fresh workspace\n        installed per round"
             )
-            cold = " (its mentions sent before bolt has authorized the install)" if self.options.cold_auth else ""
+            cold = " (its mentions the first events of each install)" if self.options.cold_auth else ""
             about = about.replace(
                 "in one workspace, one channel and one person each; a fresh workspace\n        per round.",
                 f"{dealt}{cold}.\n       ",
@@ -604,7 +604,7 @@ class OAuthSetUp(SlackSetUp):
 
     async def new_workspaces(self, count: int) -> list[FakeSlack]:
         """`count` new workspaces, each installed; then (unless --cold-auth) each says something to
-        every worker that asks nothing of the bot, so that bolt has authorized its install."""
+        every worker that asks nothing of the bot, as a workspace the bot has served before."""
         made = []
         for _ in range(count):
             tag = uuid.uuid4().hex[:8].upper()
