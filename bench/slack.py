@@ -32,7 +32,8 @@ and /slack/oauth_redirect, as a person's browser would; the workspaces have the 
 user ids, and the round's N mentions are dealt over them in turn (N = 50, W = 2: 25 each). Before
 the round each workspace sends every worker one message that asks nothing of the bot (channel
 chatter), as for a workspace the bot has served before (`--cold-auth` skips it: the burst is then
-the first thing the bot hears from the workspace, as after an install or a restart). A reply counts as misplaced when it is not in its own workspace's thread.
+the first thing the bot hears from the workspace, as after an install or a restart). A reply counts
+as misplaced when it is not in its own workspace's thread.
 """
 
 from __future__ import annotations
