@@ -166,8 +166,11 @@ class ChatCore:
         async with self._locks.hold(thread):
             await self._store.clear(thread, with_model=with_model)
 
-    async def forget_server(self, server: Place) -> int:
-        """The bot left `server`: every conversation held there is deleted; how many (raises STORE_UNAVAILABLE)."""
+    async def forget_server(self, server: Place, channels: Sequence[Place] = ()) -> int:
+        """The bot left `server`: what it and its channels set (`channels`, and those listed as they set something)
+        and every conversation held there are deleted; how many conversations (raises STORE_UNAVAILABLE)."""
+        if self.personas is not None:
+            await self.personas.forget_server(server, channels)
         return await self._forgetting.server(server, partial(self.reset, with_model=True))
 
     async def forget_person(self, scope: str, user: str, threads: Sequence[str] = ()) -> ForgetReport:

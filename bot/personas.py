@@ -175,10 +175,11 @@ class Personas:
         if (server := place.within()) is not None:
             await self._run(self._redis.sadd(self._channels_key(server), place.id))
 
-    async def channels_of(self, server: Place) -> list[Place]:
-        """The channels of `server` that set something (listed ones: those whose Place names their server)."""
-        ids = await self._run(self._redis.smembers(self._channels_key(server)))
-        return [Place(server.platform, "channel", str(id_), server=server.id) for id_ in sorted(ids)]
+    async def forget_server(self, server: Place, channels: Sequence[Place] = ()) -> None:
+        """Delete what `server` set, and its channels: `channels`, and those listed as they set something (the
+        channels whose Place names their server)."""
+        listed = await self._run(self._redis.smembers(self._channels_key(server)))
+        await self.forget([server, *channels, *(Place(server.platform, "channel", str(id_)) for id_ in listed)])
 
     async def forget(self, places: Sequence[Place]) -> None:
         """Delete everything `places` set (the bot left a server: its channels' and its own)."""

@@ -131,16 +131,13 @@ class MistralDiscordBot(discord.AutoShardedClient):
         """The bot left a server (kicked, or its app removed; an outage is not this): its settings and its
         conversations go."""
         server = Place(NAME, "server", str(guild.id))
-        places = [server, *(Place(NAME, "channel", str(c.id)) for c in guild.channels)]
-        core = self.jobs.core
+        channels = [Place(NAME, "channel", str(channel.id)) for channel in guild.channels]
         try:
-            if core.personas is not None:
-                await core.personas.forget(places)
-            conversations = await core.forget_server(server)
+            conversations = await self.jobs.core.forget_server(server, channels)
         except ReplyFailure as failure:
             log.warning("guild_data_not_deleted", guild=guild.id, detail=failure.detail)
             return
-        log.info("guild_data_deleted", guild=guild.id, places=len(places), conversations=conversations)
+        log.info("guild_data_deleted", guild=guild.id, conversations=conversations)
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)

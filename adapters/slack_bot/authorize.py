@@ -16,18 +16,15 @@ import structlog
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackTokenRotationError
 
-from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.rotation import SharedTokenRotator
 
 log = structlog.get_logger(__name__)
 
 
 class InstalledBotAuthorize(AsyncAuthorize):
-    def __init__(self, installations: RedisInstallationStore, rotator: SharedTokenRotator, rotation_minutes: int):
+    def __init__(self, rotator: SharedTokenRotator, rotation_minutes: int):
         super().__init__()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
-        self._installations = installations
         self._rotator = rotator
         self._rotation_minutes = rotation_minutes
 
@@ -40,21 +37,15 @@ class InstalledBotAuthorize(AsyncAuthorize):
         user_id: str | None,
         **actor: Any,
     ) -> AuthorizeResult | None:
-        bot = await self._installations.async_find_bot(
-            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=context.is_enterprise_install
+        bot = await self._rotator.current_bot(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            org_wide=bool(context.is_enterprise_install),
+            minutes_before_expiration=self._rotation_minutes,
         )
-        if bot is None:
-            log.warning("slack_event_from_unknown_install", enterprise=enterprise_id, team=team_id)
+        if bot is None:  # bolt then tells the person the install is no longer available
+            log.warning("slack_event_not_authorized", enterprise=enterprise_id, team=team_id)
             return None
-        try:
-            bot = (
-                await self._rotator.perform_bot_token_rotation(
-                    bot=bot, minutes_before_expiration=self._rotation_minutes
-                )
-                or bot
-            )
-        except SlackTokenRotationError:
-            return None  # logged by the rotator; bolt tells the person the install is no longer available
         return AuthorizeResult(
             enterprise_id=bot.enterprise_id,
             team_id=bot.team_id,

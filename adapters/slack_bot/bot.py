@@ -128,7 +128,7 @@ class SlackBot:
                 signing_secret=settings.signing_secret or "socket-mode",
                 request_verification_enabled=settings.app_token is None,
             )
-        self.clients = BotClients(self.client, self.installations, rotator)
+        self.clients = BotClients(self.client, rotator)
         self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
         self._names: dict[tuple[str, str], tuple[float, str]] = {}  # (team, user) → (until when, name)
         self._org_workspaces: set[str] = set()  # an org-wide install's workspaces this process listed
@@ -435,7 +435,9 @@ class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
 def _retry_after(headers: dict[str, Any]) -> str | None:
     """Slack's Retry-After, as slack_sdk hands a response's headers over (any case; each a list of values)."""
     value = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
-    return str(value[0]) if isinstance(value, list) and value else None if value is None else str(value)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
 
 
 async def _always_connected() -> bool:

@@ -112,7 +112,7 @@ def install_flow(settings: OAuthSettings, client: AsyncWebClient, redis: RedisCl
         redis=redis,
         key_prefix=key_prefix,
     )
-    authorize = InstalledBotAuthorize(installations, rotator, ROTATION_MINUTES)
+    authorize = InstalledBotAuthorize(rotator, ROTATION_MINUTES)
     return OAuthParts(flow, installations, authorize, rotator)
 
 

@@ -43,6 +43,24 @@ class SharedTokenRotator(AsyncTokenRotator):
         self._redis = redis
         self._prefix = key_prefix
 
+    async def current_bot(
+        self, *, enterprise_id: str | None, team_id: str | None, org_wide: bool, minutes_before_expiration: int
+    ) -> Bot | None:
+        """The workspace's installed bot, its token refreshed first when it expires within
+        `minutes_before_expiration`; None when the app is not installed there, or its token can't be refreshed."""
+        bot = await self._installations.async_find_bot(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=org_wide
+        )
+        if bot is None:
+            return None
+        try:
+            return (
+                await self.perform_bot_token_rotation(bot=bot, minutes_before_expiration=minutes_before_expiration)
+                or bot
+            )
+        except SlackTokenRotationError:
+            return None  # logged below
+
     async def perform_bot_token_rotation(self, *, bot: Bot, minutes_before_expiration: int = 120) -> Bot | None:
         """The refreshed bot (stored already) when `bot`'s token expires within `minutes_before_expiration`,
         refreshed here or by another process meanwhile; None when it needn't be."""

@@ -78,23 +78,16 @@ class Uninstalls:
         except REDIS_ERRORS as error:
             log.error("slack_tokens_not_deleted", team=team, error=f"{type(error).__name__}: {error}")
 
-    async def _forget(self, team: str | None) -> None:
-        if self._keep_data or not team:
-            if team:
-                log.info("slack_workspace_data_kept", team=team)
+    async def _forget(self, team: str) -> None:
+        if self._keep_data:
+            log.info("slack_workspace_data_kept", team=team)
             return
-        workspace = Place("slack", "server", team)
-        core = self._core
         try:
-            places = [workspace]
-            if core.personas is not None:
-                places += await core.personas.channels_of(workspace)
-                await core.personas.forget(places)
-            conversations = await core.forget_server(workspace)
+            conversations = await self._core.forget_server(Place("slack", "server", team))
         except ReplyFailure as failure:
             log.error("slack_workspace_data_not_deleted", team=team, detail=failure.detail)
             return
-        log.info("slack_workspace_data_deleted", team=team, places=len(places), conversations=conversations)
+        log.info("slack_workspace_data_deleted", team=team, conversations=conversations)
 
 
 def _ids(context: AsyncBoltContext) -> tuple[str | None, str | None]:

@@ -7,23 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.oauth import ROTATION_MINUTES
 from adapters.slack_bot.rotation import SharedTokenRotator
 
 
 class BotClients:
-    def __init__(
-        self,
-        base: AsyncWebClient,
-        installations: RedisInstallationStore | None = None,
-        rotator: SharedTokenRotator | None = None,
-    ) -> None:
+    def __init__(self, base: AsyncWebClient, rotator: SharedTokenRotator | None = None) -> None:
+        """`rotator`: the installs' (installs to many workspaces), None with one SLACK_BOT_TOKEN."""
         self._base = base
-        self._installations = installations
         self._rotator = rotator
 
     def with_token(self, token: str) -> AsyncWebClient:
@@ -41,20 +34,12 @@ class BotClients:
     async def of(self, where: dict[str, Any]) -> AsyncWebClient | None:
         """The client for the workspace a reply's `where` names (team, enterprise, org_wide); None when the
         app is no longer installed there."""
-        if self._installations is None:
+        if self._rotator is None:
             return self._base
-        enterprise, org_wide = where.get("enterprise") or None, bool(where.get("org_wide"))
-        bot = await self._installations.async_find_bot(
-            enterprise_id=enterprise, team_id=where.get("team") or None, is_enterprise_install=org_wide
+        bot = await self._rotator.current_bot(
+            enterprise_id=where.get("enterprise") or None,
+            team_id=where.get("team") or None,
+            org_wide=bool(where.get("org_wide")),
+            minutes_before_expiration=ROTATION_MINUTES,
         )
-        if bot is None:
-            return None
-        if self._rotator is not None and bot.bot_refresh_token:
-            try:
-                refreshed = await self._rotator.perform_bot_token_rotation(
-                    bot=bot, minutes_before_expiration=ROTATION_MINUTES
-                )
-            except SlackTokenRotationError:
-                return None  # logged by the rotator
-            bot = refreshed or bot
-        return self.with_token(bot.bot_token)
+        return None if bot is None else self.with_token(bot.bot_token)
