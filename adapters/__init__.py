@@ -3,6 +3,7 @@
     NAME: str                       # what `python -m bot NAME` starts
     TOKEN_VARIABLES: tuple[str, ...] # `python -m bot` starts it when all of these are set
     TOKEN_VARIABLE_SETS: tuple[tuple[str, ...], ...]  # optional: … or when all of any one set are
+    def check(settings: Settings) -> None                            # optional: its settings, checked at start
     async def run(services: Services, settings: Settings) -> None
     def command(argv: list[str], settings: Settings) -> int | None   # optional extra CLI flags
 

@@ -22,7 +22,8 @@ import adapters
 from bot.app import Services, build, redacted
 from bot.metrics import Metrics
 from config.env import ConfigError
-from config.settings import MEMORY_STORE_URL, Settings, load_settings
+from config.models import BackendKind
+from config.settings import DEFAULT_MODEL_ID, MEMORY_STORE_URL, Settings, load_settings
 
 log = structlog.get_logger("bot")
 
@@ -45,12 +46,21 @@ def main(argv: list[str]) -> int:
         settings.log_level if explicit_level or not console else "WARNING",
         json_output=settings.env.str("LOG_FORMAT", "text") == "json",
     )
+    try:
+        for module in chosen:  # every chosen adapter's own settings, checked before anything starts
+            if hasattr(module, "check"):
+                module.check(settings)
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
     if len(chosen) == 1 and hasattr(chosen[0], "command"):
         handled: int | None = chosen[0].command(rest, settings)
         if handled is not None:
             return handled
     if not argv:
         _announce(chosen, settings, console)
+    if (note := embedded_model_note(settings)) is not None:
+        print(note, file=sys.stderr, flush=True)
     try:
         # uvloop: about half asyncio's CPU per socket event.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -80,6 +90,17 @@ def describe_store(settings: Settings, *, console: bool) -> str:
     return f"{kind} history at {redacted(url)}"
 
 
+def embedded_model_note(settings: Settings) -> str | None:
+    """What the embedded model is for, said on start when it is the one that answers."""
+    model = settings.model
+    if model.backend is not BackendKind.LOCAL or settings.env.raw("LOCAL_MODEL_PATH"):
+        return None
+    return (
+        "The embedded model (SmolLM2-135M) is for trying the bot offline with no keys: its answers are often wrong. "
+        f"For real answers set HF_TOKEN=hf_… (they then come from {DEFAULT_MODEL_ID} through Hugging Face)."
+    )
+
+
 def _announce(chosen: list[ModuleType], settings: Settings, console: bool) -> None:
     names = ", ".join(module.NAME for module in chosen)
     why = (
@@ -99,7 +120,7 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
     services = await build(settings, console=console)
     port = settings.operations.metrics_port
     metrics_server = await serve_metrics(services.metrics, port, services.redis.ping) if port else None
-    platforms: asyncio.Future[list[bool]] = asyncio.ensure_future(
+    platforms: asyncio.Future[list[int]] = asyncio.ensure_future(
         asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen))
     )
     stopping = asyncio.Event()
@@ -118,7 +139,7 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
         if stopping.is_set():
             await _shut_down(services, platforms, settings.operations.shutdown_grace_seconds)
             return 0
-        return 0 if all(platforms.result()) else 1
+        return max(platforms.result())
     finally:
         signalled.cancel()
         if metrics_server is not None:
@@ -126,7 +147,7 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
         await services.aclose()
 
 
-async def _shut_down(services: Services, platforms: asyncio.Future[list[bool]], grace: float) -> None:
+async def _shut_down(services: Services, platforms: asyncio.Future[list[int]], grace: float) -> None:
     """New turns get a "restarting" note; replies being written get `grace` seconds to finish,
     then end with an "interrupted" note; then the platforms disconnect."""
     log.info("shutting_down", grace_seconds=grace)
@@ -138,20 +159,20 @@ async def _shut_down(services: Services, platforms: asyncio.Future[list[bool]], 
     log.info("shut_down", replies_interrupted=not finished)
 
 
-async def _run_adapter(module: ModuleType, services: Services, settings: Settings) -> bool:
-    """Run one adapter; a crash in one is reported and does not stop the others."""
+async def _run_adapter(module: ModuleType, services: Services, settings: Settings) -> int:
+    """Run one adapter; its exit code (2: a setting the platform refused, 1: a crash). A failure in one is
+    reported in one line and does not stop the others."""
     try:
         await module.run(services, settings)
-        return True
+        return 0
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise
     except ConfigError as error:
-        log.error("adapter_config_error", adapter=module.NAME, error=str(error))
-        print(f"{module.NAME}: configuration error: {error}", file=sys.stderr)
-        return False
+        print(f"Configuration error: {error}", file=sys.stderr, flush=True)
+        return 2
     except Exception:
         log.exception("adapter_crashed", adapter=module.NAME)
-        return False
+        return 1
 
 
 def configure_logging(level: str, *, json_output: bool = False) -> None:

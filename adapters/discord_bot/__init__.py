@@ -28,6 +28,11 @@ def point_at(settings: DiscordSettings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
+def check(settings: Settings) -> None:
+    """The Discord settings, checked before anything starts (raises ConfigError)."""
+    DiscordSettings.from_env(settings.env)
+
+
 async def run(services: Services, settings: Settings) -> None:
     discord_settings = DiscordSettings.from_env(settings.env)
     point_at(discord_settings)

@@ -23,9 +23,15 @@ __all__ = [
     "Place",
     "StreamReply",
     "WorkspaceBudgets",
+    "check",
     "run",
     "to_mrkdwn",
 ]
+
+
+def check(settings: Settings) -> None:
+    """The Slack settings, checked before anything starts (raises ConfigError)."""
+    SlackSettings.from_env(settings.env)
 
 
 async def run(services: Services, settings: Settings) -> None:

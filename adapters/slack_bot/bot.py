@@ -40,7 +40,7 @@ from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.interrupted import InterruptedReplies
-from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow
+from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.rotation import SharedTokenRotator
 from adapters.slack_bot.settings import SlackSettings
@@ -396,7 +396,9 @@ class SlackBot:
             await handler.close_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
 
     async def _run_http(self) -> None:
-        runner = web.AppRunner(self.app.web_app(path="/slack/events", port=self.settings.port))
+        app = self.app.web_app(path="/slack/events", port=self.settings.port)
+        app.on_response_prepare.append(secure_pages)
+        runner = web.AppRunner(app)
         await runner.setup()
         # aiohttp's default backlog (128) would drop part of a burst of Slack deliveries at the
         # socket; each dropped one waits a second for the retry before it is even read.

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import structlog
 import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAML) are optional
+from aiohttp import web
 from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -224,6 +225,23 @@ async def _failed(args: AsyncFailureArgs) -> BoltResponse:
     log.info("slack_install_failed", reason=reason)
     body = _page("Mistral was not added to Slack", f"<p>{text}</p>")
     return _html(args.suggested_status_code, body, args.settings.state_utils.build_set_cookie_for_deletion())
+
+
+# The install pages hold no script, image or form: only their inline style and links.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def secure_pages(_: web.Request, response: web.StreamResponse) -> None:
+    """Every HTML page served over HTTP (the install pages) gets PAGE_HEADERS (aiohttp's on_response_prepare)."""
+    if response.content_type == "text/html":
+        response.headers.update(PAGE_HEADERS)
 
 
 def _html(status: int, body: str, cookie: str) -> BoltResponse:

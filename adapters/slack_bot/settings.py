@@ -48,7 +48,12 @@ class SlackSettings:
         api_url = api_url if api_url.endswith("/") else api_url + "/"  # slack_sdk joins method names
         oauth = OAuthSettings.from_env(env, api_url)
         token = env.optional_str("SLACK_BOT_TOKEN")
-        if oauth is None and (token is None or not token.startswith("xoxb-")):
+        if oauth is None and token is None:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is not set: create a Slack app and install it to your workspace "
+                "(or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install it to many workspaces)"
+            )
+        if oauth is None and token is not None and not token.startswith("xoxb-"):
             raise ConfigError("SLACK_BOT_TOKEN is invalid: expected a bot token starting with xoxb-")
         app_token = env.optional_str("SLACK_APP_TOKEN")
         if app_token is not None and not app_token.startswith("xapp-"):

@@ -204,14 +204,9 @@ def make_app(services: Services, site: WebSettings, images: ImageSettings) -> we
 # -- the adapter ----------------------------------------------------------------------------
 
 
-def command(argv: list[str], settings: Settings) -> int | None:
-    """Checks the web settings before anything starts: a bad one exits 2, like any invalid setting."""
-    try:
-        WebSettings.from_settings(settings)
-    except ConfigError as error:
-        print(f"Configuration error: {error}", file=sys.stderr)
-        return 2
-    return None
+def check(settings: Settings) -> None:
+    """The web settings, checked before anything starts (raises ConfigError)."""
+    WebSettings.from_settings(settings)
 
 
 async def run(services: Services, settings: Settings) -> None:

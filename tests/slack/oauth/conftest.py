@@ -92,6 +92,7 @@ class Page:
     status: int
     text: str
     cookies: list[str]
+    content_security_policy: str = ""
 
 
 @dataclass
@@ -110,7 +111,8 @@ class Installer:
         headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie is not None else {}
         url = f"{self.base}{path}" + (f"?{urlencode(query)}" if query else "")
         async with self.session.get(url, headers=headers, allow_redirects=False) as response:
-            return Page(response.status, await response.text(), response.headers.getall("Set-Cookie", []))
+            policy = response.headers.get("Content-Security-Policy", "")
+            return Page(response.status, await response.text(), response.headers.getall("Set-Cookie", []), policy)
 
     async def open_install_page(self) -> tuple[Page, str, dict[str, list[str]]]:
         """The install page, the "Add to Slack" link's state and its query."""

@@ -58,6 +58,18 @@ async def test_install_page_has_the_add_to_slack_link_with_the_manifests_scopes(
     assert cookie.startswith(f"{COOKIE}={state};") and "HttpOnly" in cookie and "Secure" in cookie
 
 
+async def test_install_pages_forbid_scripts_and_framing(installer: Installer, workspaces: WorkspaceMaker) -> None:
+    """The install page, the added page and the refused page carry a Content-Security-Policy: nothing on them can
+    run a script, load from elsewhere or be framed, even if an escape were ever missed."""
+    install_page, state, _ = await installer.open_install_page()
+    added = await installer.install(await workspaces.new("Policed"))
+    refused_page = await installer.get("/slack/oauth_redirect", installer.slack.deny_install(state), cookie=state)
+    for page in (install_page, added, refused_page):
+        policy = {part.split()[0]: part.split()[1:] for part in page.content_security_policy.split("; ") if part}
+        assert policy.get("default-src") == ["'none'"], page.content_security_policy
+        assert "script-src" not in policy and policy.get("frame-ancestors") == ["'none'"]
+
+
 async def test_install_stores_the_workspace_with_its_token_encrypted(
     installer: Installer, workspaces: WorkspaceMaker, store: RedisInstallationStore, prefix: str
 ) -> None:
