@@ -1,0 +1,67 @@
+"""What a turn's answer is written from: the model's stream alone, or, when its model is offered tools here and some
+are connected, the tool loop (bot.tools.agent) around it, shown the surface's way (bot.tool_replies)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from bot.model import ChatMessage, ModelBackend, ModelPiece
+from bot.model_slots import ModelSlots
+from bot.preparation import Prepared
+from bot.prompt import PromptBuilder
+from bot.render import LiveRenderer
+from bot.surface import ReplySurface
+from bot.thinking import Thought
+from bot.tool_replies import shown_tool_turn, tool_turn_for
+from bot.tools.agent import ToolTurn
+from bot.tools.events import Tail
+from bot.tools.gate import ConfirmGate
+from bot.tools.toolbox import ToolBox
+from bot.turn import Turn
+from config.models import ModelCatalog
+from config.tools import offers_tools
+
+
+class Answering:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        slots: ModelSlots,
+        prompts: PromptBuilder,
+        models: ModelCatalog,
+        tools: ToolBox,
+        gate: ConfirmGate | None,
+    ) -> None:
+        self._backend = backend
+        self._slots = slots
+        self._prompts = prompts
+        self._models = models
+        self.tools = tools
+        self.gate = gate
+
+    def tool_turn(self, turn: Turn, surface: ReplySurface, prepared: Prepared) -> ToolTurn | None:
+        """The answer's tool loop, when its model is offered tools and some are connected."""
+        if prepared.tools_here is False or not self.tools.specs():
+            return None
+        if not offers_tools(prepared.model, self._models, self.tools.settings):
+            return None
+        settings = prepared.model.settings
+
+        def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
+            return self._slots.pieces(self._backend.stream(messages, settings, offered))
+
+        room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
+        asker = (turn.author_id, turn.author_name)
+        return tool_turn_for(
+            ask_model, self.tools, self.gate, asker, surface, room_tokens=room, count=self._prompts.count
+        )
+
+    def pieces(
+        self, prepared: Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
+    ) -> AsyncIterator[str | Tail | Thought]:
+        """The answer's text, thoughts and tool lines, as the renderer shows them."""
+        if tool_turn is None:  # no tools offered: the model's stream is text (and thoughts) only
+            pieces = self._backend.stream(prepared.messages, prepared.model.settings)
+            return cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
+        return shown_tool_turn(tool_turn, prepared.messages, surface, renderer)

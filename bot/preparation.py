@@ -1,0 +1,95 @@
+"""A turn's prompt: the person's message stored (under the conversation's lock), the settings of the places it was
+sent in (persona, model, tools), the conversation's model, and the history that fits, its images filled in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from bot.conversation_index import ConversationIndex
+from bot.coordination import Coordination
+from bot.errors import ReplyFailure
+from bot.loop import off_loop_if_large
+from bot.model import ChatMessage
+from bot.model_choice import ModelChoices
+from bot.personas import Personas, filled
+from bot.prompt import Prompt, PromptBuilder
+from bot.store import HistoryStore, StoredMessage, new_image_ids
+from bot.turn import Turn
+from config.models import ModelChoice
+
+
+@dataclass(frozen=True)
+class Prepared:
+    prompt: Prompt
+    messages: list[ChatMessage]  # the prompt's, its images filled in
+    model: ModelChoice
+    first_reply: bool  # the conversation's first answer
+    notices: tuple[str, ...]
+    tools_here: bool | None = None  # whether the turn's place offers tools (None: not said)
+
+
+class Preparation:
+    def __init__(
+        self,
+        store: HistoryStore,
+        prompts: PromptBuilder,
+        choices: ModelChoices,
+        index: ConversationIndex,
+        coordination: Coordination,
+        personas: Personas | None,
+    ) -> None:
+        self._store = store
+        self._prompts = prompts
+        self._choices = choices
+        self._index = index
+        self._coordination = coordination
+        self.personas = personas
+
+    async def prepare(self, turn: Turn, fence: str) -> Prepared:
+        """Store the person's message (refused if it can never fit); the prompt for its model."""
+        if turn.again:
+            stored = self._store.retry_turn(turn.thread, fence)
+        else:
+            tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
+            images = new_image_ids(turn.images)
+            message = StoredMessage(
+                "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
+            )
+            stored = self._store.begin_turn(turn.thread, message, fence, images)
+        noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)
+        conversation, place, _ = await asyncio.gather(stored, self._place_settings(turn), noted)
+        system_prompt, place_model, tools_here = place
+        history = conversation.messages
+        first_reply = not any(stored.role == "assistant" for stored in history)
+        model = await self._choices.for_turn(turn.thread, conversation.model, place_model, first_reply=first_reply)
+        size = sum(len(stored.content) for stored in history)
+        build = partial(self._prompts.build, sees_images=model.vision, system_prompt=system_prompt)
+        prompt = await off_loop_if_large(size, build, history)
+        urls = await self._store.images(turn.thread, prompt.images)
+        notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
+        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here)
+
+    async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None]:
+        """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens
+        counted once); the model of new conversations there ("": none); whether tools are offered there."""
+        if self.personas is None:
+            return None, "", None
+        settings = await self.personas.settings(turn.places)
+        text = filled(settings.persona.text, user=turn.author_name, places=turn.places)
+        return None if text == self.personas.default else text, settings.model, settings.tools
+
+    async def left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
+        """Said once per conversation, the first time its oldest messages no longer fit."""
+        if not prompt.left_out:
+            return ()
+        try:
+            if not await self._coordination.claim(f"notice:left-out:{turn.thread}", self._store.settings.ttl_seconds):
+                return ()
+        except ReplyFailure:
+            return ()
+        return (
+            f"This conversation is longer than I can read at once: only the last {prompt.used} messages were used.",
+        )
