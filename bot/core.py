@@ -28,7 +28,7 @@ from bot.personas import Personas, Place, filled
 from bot.prompt import Prompt, PromptBuilder, earlier_tool_messages
 from bot.render import LiveRenderer, RenderResult
 from bot.store import HistoryStore, StoredMessage, new_image_ids
-from bot.surface import ReplySurface
+from bot.surface import ReplySurface, kept_view
 from bot.text import clean_question
 from bot.thinking import Thought
 from bot.thought_view import ShowReasoning, ThoughtShow
@@ -57,6 +57,7 @@ class Turn:
     again: bool = False  # answer the conversation's last question again (its text is unused)
     places: tuple[Place, ...] = ()  # where settings (persona, model, tools) apply to it, the most specific first
     workspace: str = ""  # the Slack workspace it comes from: its quota counters are that workspace's alone
+    view: dict[str, Any] = field(default_factory=dict)  # kept with the person's message (see StoredMessage.view)
     received_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -224,13 +225,14 @@ class ChatCore:
                 result = await renderer.render(thoughts.present(self._pieces(prepared, surface, renderer, tool_turn)))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
-                shown = renderer.result()
-                await finish_even_if_cancelled(self._remember(turn, shown, fence, tool_turn, thoughts.prefix))
+                remember = self._remember(turn, surface, renderer.result(), fence, tool_turn, thoughts.prefix)
+                await finish_even_if_cancelled(remember)
                 raise
             finally:
                 del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
-            return await finish_even_if_cancelled(self._remember(turn, result, fence, tool_turn, thoughts.prefix))
+            remember = self._remember(turn, surface, result, fence, tool_turn, thoughts.prefix)
+            return await finish_even_if_cancelled(remember)
 
     def _tool_turn(self, turn: Turn, surface: ReplySurface, prepared: _Prepared) -> ToolTurn | None:
         """The answer's tool loop, when its model is offered tools and some are connected."""
@@ -277,7 +279,7 @@ class ChatCore:
             tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
             images = new_image_ids(turn.images)
             message = StoredMessage(
-                "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
+                "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,), view=turn.view
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
         noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)
@@ -316,10 +318,17 @@ class ChatCore:
         )
 
     async def _remember(
-        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None, before: str = ""
+        self,
+        turn: Turn,
+        surface: ReplySurface,
+        result: RenderResult,
+        fence: str,
+        tool_turn: ToolTurn | None = None,
+        before: str = "",
     ) -> RenderResult:
-        """Store the answer (without `before` it, the thought's line); one that failed is stored with its reason
-        (shown again on a reload, and the model told it went unanswered: see bot.prompt)."""
+        """Store the answer (without `before` it, the thought's line; with what its surface keeps to draw it again);
+        one that failed is stored with its reason (shown again on a reload, and the model told it went unanswered:
+        see bot.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
         exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
         text, tools = exchange.text, tuple(exchange.messages)
@@ -327,7 +336,10 @@ class ChatCore:
         counted = json.dumps(earlier_tool_messages(tools, text), ensure_ascii=False) if tools else text
         tokens = 0 if failed else await off_loop_if_large(len(counted), self._prompts.count, counted)
         try:
-            reply = StoredMessage("assistant", text, at=time.time(), tokens=tokens, failed=failed, tools=tools)
+            view = kept_view(surface, before)
+            reply = StoredMessage(
+                "assistant", text, at=time.time(), tokens=tokens, failed=failed, tools=tools, view=view
+            )
             await self._store.add_reply(turn.thread, reply, fence)
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)
