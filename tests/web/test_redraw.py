@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Locator, expect
 
+from adapters.web.redraw import MAX_THOUGHT_CHARS, answer_view, history_entry
+from bot.store import StoredMessage
 from tests.fakes import documents
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.web.harness import WebBots
@@ -66,11 +68,12 @@ async def drawn(message: Locator) -> dict[str, Any]:
 
 
 async def test_after_a_reload_a_question_shows_its_files_chips_and_an_answer_its_thought_and_sources(
-    model: FakeModelServer, bots: WebBots, browser: Browser, paths: dict[str, Path]
+    model: FakeModelServer, bots: WebBots, browser: Browser, paths: dict[str, Path], key_prefix: str, raw_redis: Any
 ) -> None:
     model.responder = thinking_agent()
     await start(bots, paths)
-    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    context = await browser.new_context()
+    chat = await ChatPage.open(context, bots.url)
     await chat.attach(
         file("report.pdf", documents.pdf([REPORT]), PDF), file(HOSTILE_NAME, b"Pack an umbrella.", "text/plain")
     )
@@ -108,6 +111,13 @@ async def test_after_a_reload_a_question_shows_its_files_chips_and_an_answer_its
     assert not any("look it up" in str(message) for message in sent)
     assert chat.errors == []
 
+    # /reset forgets it all: what the page drew it from is kept with the messages themselves.
+    await chat.ask("/reset")
+    await expect(chat.messages).to_have_count(0)
+    await chat.reload(messages=0)
+    chat_id = (await context.cookies())[0]["value"]
+    assert await raw_redis.keys(f"{key_prefix}chat:{{web:{chat_id}*}}:history") == []
+
 
 async def test_after_a_reload_a_question_of_files_alone_shows_only_their_chips(
     model: FakeModelServer, bots: WebBots, browser: Browser
@@ -143,3 +153,21 @@ async def test_after_a_reload_a_thought_shown_in_full_is_quoted_before_its_answe
     await chat.answer()
     assert [m["content"] for m in model.requests[-1].body["messages"] if m["role"] == "assistant"] == ["Paris."]
     assert chat.errors == []
+
+
+def test_what_an_answer_keeps_is_bounded_and_only_http_links_are_sources() -> None:
+    kept = answer_view(
+        ["javascript:alert(1)", "https://example.org/a", "https://example.org/" + "x" * 3000, "ftp://example.org/b"],
+        {"text": "t" * (MAX_THOUGHT_CHARS + 500), "seconds": 3},
+    )
+    entry = history_entry(StoredMessage("assistant", "An answer.", view=kept))
+    assert entry["sources"] == ["https://example.org/a"]
+    assert len(entry["thought"]["text"]) == MAX_THOUGHT_CHARS and entry["thought"]["text"].endswith("…")
+    assert entry["thought"]["seconds"] == 3 and entry["text"] == "An answer."
+    # What a stored message's view can't be read as is left out, never shown as something else.
+    odd = {"sources": "https://example.org/a", "thought": {"text": 5, "seconds": "3"}, "before": None}
+    assert history_entry(StoredMessage("assistant", "An answer.", view=odd)) == {
+        "role": "assistant",
+        "text": "An answer.",
+        "images": 0,
+    }
