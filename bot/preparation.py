@@ -56,7 +56,7 @@ class Preparation:
             tokens = await off_loop_if_large(len(turn.text), self._prompts.check_fits, turn.text)
             images = new_image_ids(turn.images)
             message = StoredMessage(
-                "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,)
+                "user", turn.text, turn.author_id, turn.author_name, time.time(), tokens, (*images,), view=turn.view
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
         noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)

@@ -14,6 +14,7 @@ from bot.loop import off_loop_if_large
 from bot.prompt import PromptBuilder, earlier_tool_messages
 from bot.render import RenderResult
 from bot.store import HistoryStore, StoredMessage
+from bot.surface import ReplySurface, kept_view
 from bot.tools.agent import ToolExchange, ToolTurn
 from bot.turn import Turn
 
@@ -26,10 +27,17 @@ class Remembering:
         self._prompts = prompts
 
     async def remember(
-        self, turn: Turn, result: RenderResult, fence: str, tool_turn: ToolTurn | None = None, before: str = ""
+        self,
+        turn: Turn,
+        surface: ReplySurface,
+        result: RenderResult,
+        fence: str,
+        tool_turn: ToolTurn | None = None,
+        before: str = "",
     ) -> RenderResult:
-        """Store the answer (without `before` it, the thought's line); one that failed is stored with its reason
-        (shown again on a reload, and the model told it went unanswered: see bot.prompt)."""
+        """Store the answer (without `before` it, the thought's line; with what its surface keeps to draw it again);
+        one that failed is stored with its reason (shown again on a reload, and the model told it went unanswered:
+        see bot.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
         exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
         text, tools = exchange.text, tuple(exchange.messages)
@@ -37,7 +45,10 @@ class Remembering:
         counted = json.dumps(earlier_tool_messages(tools, text), ensure_ascii=False) if tools else text
         tokens = 0 if failed else await off_loop_if_large(len(counted), self._prompts.count, counted)
         try:
-            reply = StoredMessage("assistant", text, at=time.time(), tokens=tokens, failed=failed, tools=tools)
+            view = kept_view(surface, before)
+            reply = StoredMessage(
+                "assistant", text, at=time.time(), tokens=tokens, failed=failed, tools=tools, view=view
+            )
             await self._store.add_reply(turn.thread, reply, fence)
         except ReplyFailure as failure:
             log.error("reply_not_saved", thread=turn.thread, detail=failure.detail)

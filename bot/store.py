@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from bot.errors import FailureKind, ReplyFailure
@@ -34,6 +34,9 @@ class StoredMessage:
     failed: str = ""  # an answer that failed: the reason shown after its text
     # An answer's tool calls and their results (OpenAI-style assistant and tool messages), before its last text.
     tools: tuple[dict[str, Any], ...] = ()
+    # How the person's platform showed it, kept to draw it again as it was (the web page after a reload: a
+    # question's files, an answer's sources and thought); opaque here, and never part of a prompt.
+    view: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = {key: value for key, value in asdict(self).items() if value or key in ("role", "content")}
@@ -45,7 +48,7 @@ class StoredMessage:
         return cls(**{**data, "images": tuple(data.get("images", ())), "tools": tuple(data.get("tools", ()))})
 
 
-_FIELDS = frozenset(field.name for field in fields(StoredMessage))
+_FIELDS = frozenset(each.name for each in fields(StoredMessage))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A surface keeps within its platform's rate limits itself: an interim edit it can
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.split import Measure, char_length
 
@@ -46,6 +46,19 @@ class ReplySurface(Protocol):
     def model_line(self, model: str, *, first_reply: bool) -> str:
         """A line for the end of the final text naming the model that answers, or "" where the platform shows it
         another way (or has no room for it)."""
+
+
+@runtime_checkable
+class RedrawnSurface(Protocol):
+    """A surface whose platform draws the conversation again from its history (the web page after a reload)."""
+
+    def kept_view(self, before: str) -> dict[str, Any]:
+        """What to keep with the stored answer to draw it again as it was shown (see StoredMessage.view); `before`:
+        what the reply showed before the answer, no part of it (a thought quoted in full)."""
+
+
+def kept_view(surface: ReplySurface, before: str) -> dict[str, Any]:
+    return surface.kept_view(before) if isinstance(surface, RedrawnSurface) else {}
 
 
 class EditSkipped(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.forget import scope_of
 from bot.personas import Place
@@ -23,6 +24,7 @@ class Turn:
     again: bool = False  # answer the conversation's last question again (its text is unused)
     places: tuple[Place, ...] = ()  # where settings (persona, model, tools) apply to it, the most specific first
     workspace: str = ""  # the Slack workspace it comes from: its quota counters are that workspace's alone
+    view: dict[str, Any] = field(default_factory=dict)  # kept with the person's message (see StoredMessage.view)
     received_at: float = field(default_factory=time.monotonic)
 
     @property

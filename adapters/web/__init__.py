@@ -14,11 +14,13 @@ The frames (JSON over the websocket):
 - server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, tools: whether
   any are connected, maxChars, maxImages, maxImageBytes, maxFiles, maxFilesBytes, maxDocumentBytes,
   maxTextBytes, documentTypes, textTypes (name endings), conversation: id, conversations: [{id,
-  title}], history: [{role, text, images: count, failed?: reason, tools?: calls}], live: [{question,
+  title}], history: [{role, text, images: count, files?: names, failed?: reason, tools?: calls, sources?:
+  urls, thought?: {text, seconds}}] (drawn as it was shown: adapters.web.redraw), live: [{question,
   reply, text, model?, again, tools?: frames}]} on connecting
   and on switching conversations (`live`: its answers being written, which go on streaming);
   `asked` {question, text, images: count, files: names, again} when another tab's question (or `again`) starts
-  being answered; `reply` {question, reply, text, streaming, model: display name}; `refused`
+  being answered; `reply` {question, reply, text, streaming, model: display name, thought?: {text, seconds}};
+  `refused`
   {question, reason}; `model` {model: {id, name, vision}} when the conversation's model changes
   (or a switch failed: the one still in use); `conversations` {items: [{id, title}]} when the
   browser's list changes; `notice` {text, level: "info" | "warning"}; `cleared`.

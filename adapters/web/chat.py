@@ -24,7 +24,6 @@ from adapters.web.conversations import (
     Hub,
     Live,
     entry_used_now,
-    history_entry,
     is_conversation_id,
     new_conversation_id,
     ordered,
@@ -34,6 +33,7 @@ from adapters.web.conversations import (
 from adapters.web.forget import forget_browser
 from adapters.web.instructions import change, forget, hello_fields, own_text, places_of
 from adapters.web.outbox import Outbox
+from adapters.web.redraw import history_entry, question_view
 from adapters.web.reply import WebReply
 from adapters.web.tools import click, listing
 from adapters.web.uploads import (
@@ -280,6 +280,7 @@ class Tab:
             notices=tuple(notices),
             images=read.images,
             places=places_of(self.chat_id, conversation),
+            view=question_view(text, uploads),  # drawn again with its files' names, not their text
         )
         await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live))
 

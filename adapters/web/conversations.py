@@ -24,11 +24,8 @@ from typing import Any, Protocol
 import structlog
 
 from adapters.web.outbox import Outbox
-from adapters.web.tools import stored_calls
 from bot.app import Services
 from bot.redis_client import RedisClient, hash_tag, served
-from bot.render import WARNING_PREFIX
-from bot.split import with_note
 from bot.store import StoredMessage
 from config.models import ModelChoice
 
@@ -107,20 +104,6 @@ def title_from(text: str) -> str:
     text, without control characters, at most MAX_TITLE_CHARS long. The page shows it as text."""
     clean = " ".join("".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Co", "Cs")).split())
     return clean if len(clean) <= MAX_TITLE_CHARS else clean[: MAX_TITLE_CHARS - 1].rstrip() + "…"
-
-
-def history_entry(message: StoredMessage) -> dict[str, Any]:
-    """A stored message as the page shows it: an answer that failed ends with its reason, as it
-    did while it was written (a code block left open is closed first); its tool calls go with it."""
-    text = message.content
-    if message.failed:
-        text = with_note(text, f"{WARNING_PREFIX} {message.failed}")
-    entry: dict[str, Any] = {"role": message.role, "text": text, "images": len(message.images)}
-    if message.failed:
-        entry["failed"] = message.failed
-    if calls := stored_calls(message.tools):
-        entry["tools"] = calls
-    return entry
 
 
 # -- each browser's conversations -----------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 from adapters.jobs.platform_jobs import UnlimitedSurface
 from adapters.web.conversations import Hub, Live
+from adapters.web.redraw import answer_view
 from adapters.web.tools import ToolFrames, stopped
 from bot.core import ChatCore
 from bot.surface import SurfaceLimits
@@ -22,7 +23,8 @@ class WebReply(UnlimitedSurface):
     the history. Its tool calls show as chips (a `ToolView`), and a tool that asks first asks
     with Run / Cancel buttons (a `ToolConfirmer`); both go out at once, kept with the answer
     (`Live.tools`) for the pages that (re)connect while it is written. A thinking model's thought goes with the
-    answer's frames (a `ThoughtView`), shown closed under "Thought for N s" above it."""
+    answer's frames (a `ThoughtView`), shown closed under "Thought for N s" above it. Its sources and thought are
+    kept with the stored answer, for the pages that draw it again (see adapters.web.redraw)."""
 
     limits = SurfaceLimits(max_length=200_000, indicator="", min_edit_interval=0.05)
 
@@ -38,6 +40,10 @@ class WebReply(UnlimitedSurface):
     def keep_thought(self, thought: str, seconds: int) -> str:
         self._thought = {"text": thought, "seconds": seconds}
         return ""  # the page shows it above the answer, as a closed <details>
+
+    def kept_view(self, before: str) -> dict[str, Any]:
+        sources = self._live.tools.get("sources", {}).get("urls", [])
+        return answer_view(sources, self._thought, before)
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         self._model = model

@@ -14,7 +14,7 @@ The frames (JSON over the websocket, besides those in adapters.web):
   description, asksFirst}], down: [{server, problem}]} for the Tools menu. The tool frames of an
   answer being written go with it in `hello`'s `live` (`tools`: the latest frame of each chip,
   question and the sources, in order); a stored answer in `history` has `tools`: [{name, arguments,
-  result, state}].
+  result, state}] and `sources`: urls (adapters.web.redraw).
 - page → server: `confirm` {key: 16 hex digits, yes: true | false}; `tools`.
 
 Whatever a tool returns is shown as text: the page never parses it as HTML.

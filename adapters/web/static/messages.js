@@ -5,7 +5,7 @@ import { fileChip, picture } from "./images.js";
 import { renderMarkdown } from "./markdown.js";
 import { busy, el, showNotice, state, updateButtons, view } from "./page.js";
 import { send } from "./socket.js";
-import { replayTools, showStoredTools, takeTools } from "./tools.js";
+import { onSources, replayTools, showStoredTools, takeTools } from "./tools.js";
 
 const texts = new WeakMap();  // message -> its text, for Copy
 let asked = 0;
@@ -75,13 +75,14 @@ export function showText(message, text, streaming) {
   if (pinned) view.scroller.scrollTop = view.scroller.scrollHeight;
 }
 
-// A thinking model's thought: closed above the answer, one click away (its text as text, never markup).
+// A thinking model's thought: closed at the top of the answer (above its tool calls), one click away (its text as
+// text, never markup).
 function showThought(message, thought) {
   if (!thought || message.querySelector(".thought")) return;
   const text = el("div", "thought-text");
-  text.textContent = thought.text;
-  const details = el("details", "thought", el("summary", "", `💭 Thought for ${thought.seconds} s`), text);
-  message.querySelector(".body").before(details);
+  text.textContent = String(thought.text ?? "");
+  const details = el("details", "thought", el("summary", "", `💭 Thought for ${Number(thought.seconds)} s`), text);
+  message.querySelector(".content").prepend(details);
 }
 
 function showLabel(message, model) {
@@ -91,19 +92,23 @@ function showLabel(message, model) {
   label.title = `Answered by ${model}`;
 }
 
-// The conversation as stored (an answer that failed ends with its reason, as it did live, and
-// its tool calls show as chips), then the answers being written in it, which go on streaming here.
+// The conversation as stored, drawn as it was shown: each question with its files' chips, each answer with its
+// thought, its tool calls as chips and its sources (one that failed ends with its reason, as it did live); then the
+// answers being written in it, which go on streaming here.
 export function showHistory(history, live = []) {
   state.waiting.clear();
   state.replies.clear();
   if (!history.length && !live.length) return welcome();
   view.messages.replaceChildren();
   for (const entry of history) {
-    if (entry.role === "user") userMessage(entry.text, { count: entry.images || 0 });
-    else {
+    if (entry.role === "user") {
+      userMessage(entry.text, { count: entry.images || 0, files: (entry.files ?? []).map(String) });
+    } else {
       const message = botMessage();
       showText(message, entry.text, false);
+      showThought(message, entry.thought);
       showStoredTools(message, entry.tools);
+      onSources({ urls: entry.sources ?? [] }, message);
     }
   }
   for (const answer of live) {
