@@ -103,7 +103,7 @@ async def test_cancelled_work_frees_its_worker() -> None:
 async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_small(
     workers: IsolatedWorkers,
 ) -> None:
-    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), workers, held=4)
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), workers)
     huge = png(7000, 7000)  # 150 KB that decode to 147 MB, and several copies of it on the way
     before = rss_bytes()
 
@@ -117,7 +117,7 @@ async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_s
 
 async def test_an_image_that_takes_too_long_gets_a_notice() -> None:
     slow = IsolatedWorkers(seconds=0.05, preload=["adapters.jobs.image_worker"])
-    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow, held=4)
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow)
     try:
         with pytest.raises(ImageRefused, match=r"^scan\.png took too long to read, so I couldn't look at it\.$"):
             await reader.read("scan.png", lambda: returning(png(7000, 7000)))
