@@ -45,6 +45,9 @@ WORKER_MODULES = ("adapters.jobs.image_worker", "adapters.jobs.document_worker")
 # Tokens kept spare when documents are cut to fit a model's context: the asker's name when several
 # people talk, and the cleaning of the question, may add a few.
 FIT_SPARE_TOKENS = 32
+# What is kept of the document text that the last count says fits: a little less, as the text cut
+# off may have been cheaper in tokens than the rest.
+FIT_MARGIN = 0.95
 # Times the documents are cut shorter, each by what the last count says is too much, before the
 # question is left for the core to refuse.
 FIT_ROUNDS = 4
@@ -152,7 +155,7 @@ class PlatformJobs:
             if tokens <= room or not used:
                 break
             too_many = (tokens - room) * len(asked) / tokens  # the excess in characters, at this text's rate
-            chars = max(0, int(used - 1.1 * too_many) - 100)
+            chars = max(0, int(FIT_MARGIN * (used - too_many)) - 100)
             asked, cuts, used = build(chars, FIT_REASON)
         return asked, cuts
 
