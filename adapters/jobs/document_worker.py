@@ -234,6 +234,7 @@ class _SheetReader:
         self.complete = True
         self._row_number = 0
         self._cells: dict[int, str] = {}
+        self._next_column = 1  # a cell's column when it doesn't say
         self._cell: tuple[int, str, int] = (0, "", 0)  # column, t attribute, style
         self._text: list[str] = []
         self._taking = False  # inside a value, or an inline string's text
@@ -250,9 +251,10 @@ class _SheetReader:
         if local == "row":
             number = attributes.get("r", "")
             self._row_number = int(number) if number.isdigit() else self._row_number + 1
-            self._cells = {}
+            self._cells, self._next_column = {}, 1
         elif local == "c":
-            column = _column(attributes.get("r", "")) or (max(self._cells, default=0) + 1)
+            column = _column(attributes.get("r", "")) or self._next_column
+            self._next_column = column + 1
             style = attributes.get("s", "")
             self._cell = (column, attributes.get("t", "n"), int(style) if style.isdigit() else 0)
             self._text, self._taken = [], 0
