@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
 import posixpath
 import re
 import zipfile
@@ -140,7 +141,7 @@ def _slide(slide: Any, max_chars: int) -> str:
     lines = (text for shape in slide.shapes for text in _shape_texts(shape, max_chars))
     notes = slide.notes_slide.notes_text_frame if slide.has_notes_slide else None
     noted = [f"Notes: {notes.text.strip()}"] if notes is not None and notes.text.strip() else []
-    return _joined((*lines, *noted), "\n", max_chars)
+    return _joined(itertools.chain(lines, noted), "\n", max_chars)
 
 
 def _shape_texts(shape: Any, max_chars: int) -> Iterator[str]:
@@ -163,8 +164,7 @@ def _xlsx(name: str, data: bytes, max_chars: int) -> DocumentText:
     left, complete = max_chars, True
     for title, path in book.sheets:
         if left <= 0:
-            complete = False
-            break
+            break  # the sheets left unread are told by their count
         header = f"## {title}"
         sheet = _SheetReader(book, left - len(header) - 1)
         sheet.read(archive, path)
