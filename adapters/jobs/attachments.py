@@ -7,7 +7,7 @@ take the workers in turn with other messages' files."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -109,13 +109,18 @@ class ReadFiles:
 
 
 async def read_attachments(
-    attachments: Sequence[Attachment], images: ImageReader | None = None, documents: DocumentReader | None = None
+    attachments: Sequence[Attachment],
+    images: ImageReader | None = None,
+    documents: DocumentReader | None = None,
+    *,
+    asker: Hashable | None = None,
 ) -> ReadFiles:
     """The files' text, images (read by `images`, within its limits; none without), documents (read by
-    `documents`; none without) and what couldn't be used."""
+    `documents`; none without) and what couldn't be used. `asker`: the person whose files take the
+    workers in turn with other people's (without one, this message's)."""
     skipped: list[str] = []
     notices: list[str] = []
-    share = documents.share() if documents else MessageShare(0.0)  # the message's turns, its documents' time
+    share = documents.share(asker) if documents else MessageShare(0.0, asker)  # the turns, the documents' time
     pictures = [item for item in attachments if images and is_image(item.name, item.content_type)]
     papers = [item for item in attachments if documents and item not in pictures and _kind(item)]
     texts = [item for item in attachments if item not in pictures and item not in papers and item.is_text()]
@@ -189,7 +194,7 @@ async def _read_image(picture: Attachment, reader: ImageReader, share: MessageSh
             raise ImageRefused(
                 f"{picture.name} is too large (over {MAX_DOWNLOAD_BYTES // 1_000_000} MB).", "declared_size"
             )
-        return (await reader.read(picture.name, picture.download, owner=share)).data_url(), ""
+        return (await reader.read(picture.name, picture.download, owner=share.owner)).data_url(), ""
     except ImageRefused as refused:
         return "", str(refused)
     except DownloadFailed as error:

@@ -9,7 +9,7 @@ naming the file."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -178,12 +178,13 @@ def _at_break(text: str, limit: int) -> str:
 
 
 class MessageShare:
-    """One message's share of the document workers: its files take the workers in turn with other
-    messages' (it is their owner in `IsolatedWorkers.turn`), and `seconds` of reading in all, counted
-    from when its first file gets a worker."""
+    """One message's share of the document workers: `seconds` of reading in all, counted from when its
+    first file gets a worker; and its files take the workers in turn with other people's (`owner`, the
+    person asking, is their owner in `IsolatedWorkers.turn`: by default the message alone)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, owner: Hashable | None = None) -> None:
         self.seconds = seconds
+        self.owner: Hashable = owner if owner is not None else self
         self._started: float | None = None
 
     def seconds_left(self) -> float:
@@ -201,9 +202,9 @@ class DocumentReader:
         self.settings = settings
         self._workers = workers
 
-    def share(self) -> MessageShare:
-        """A new message's share of the workers' time."""
-        return MessageShare(self.settings.timeout_seconds)
+    def share(self, asker: Hashable | None = None) -> MessageShare:
+        """A new message's share of the workers' time; `asker`: the person whose files take their turns together."""
+        return MessageShare(self.settings.timeout_seconds, asker)
 
     async def read(
         self,
@@ -220,7 +221,7 @@ class DocumentReader:
         if size > self.settings.max_bytes:
             raise self._too_large(name)
         share = share or self.share()
-        async with self._workers.turn(share):
+        async with self._workers.turn(share.owner):
             if (seconds := share.seconds_left()) <= 0:
                 log.info("document_refused", name=name, reason="out_of_time")
                 raise DocumentRefused(_OUT_OF_TIME.format(name=name), "out_of_time")

@@ -128,16 +128,19 @@ class PlatformJobs:
     async def resolve(self, alias: str) -> str | None:
         return await self._services.coordination.resolve(alias)
 
-    async def read_files(self, attachments: Sequence[Attachment]) -> ReadFiles:
-        """What a message's files bring to the question (see adapters.jobs.attachments)."""
-        return await read_attachments(attachments, self.images, self.documents)
+    async def read_files(self, attachments: Sequence[Attachment], asker: str = "") -> ReadFiles:
+        """What a message's files bring to the question (see adapters.jobs.attachments); `asker`: who sent
+        them, whose files take the workers in turn with other people's."""
+        return await read_attachments(attachments, self.images, self.documents, asker=asker or None)
 
-    async def question(self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None) -> Question:
+    async def question(
+        self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None, *, asker: str = ""
+    ) -> Question:
         """`text` with its files; with `about`, the message someone points at quoted first, its images and notes
         first too, the images within MAX_IMAGES. The text files' and documents' text is cut to MAX_DOCUMENT_CHARS,
         and further to what fits in the model's context, with a notice for each file not read to its end."""
-        files = await self.read_files(attachments)
-        quoted = await self.read_files(about[2]) if about is not None else ReadFiles()
+        files = await self.read_files(attachments, asker)
+        quoted = await self.read_files(about[2], asker) if about is not None else ReadFiles()
         images, notices = quoted.images + files.images, quoted.notices + files.notices
         asked, cuts = await self._fitted(partial(_question_text, text, files, about, quoted))
         return Question(asked, images[: self.images.max_images] if self.images else (), notices + cuts)
