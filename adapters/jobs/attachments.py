@@ -125,11 +125,7 @@ async def read_attachments(
     papers = [item for item in attachments if documents and item not in pictures and _kind(item)]
     texts = [item for item in attachments if item not in pictures and item not in papers and item.is_text()]
     urls, image_notices = await _read_images(pictures, images, share) if images else ((), [])
-    read: dict[int, DocumentText] = {}
-    if documents:
-        read, document_notices = await _read_documents(papers, documents, share)
-    else:
-        document_notices = []
+    read, document_notices = await _read_documents(papers, documents, share) if documents else ({}, [])
     for attachment in attachments:
         if attachment in pictures or attachment in papers:
             continue
