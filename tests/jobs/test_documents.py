@@ -240,3 +240,21 @@ async def test_one_message_of_slow_pdfs_delays_another_messages_document_by_one_
         f"I skipped slow{n}.pdf: the files before it took all the time I give one message's documents."
         for n in range(2, 10)
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "data"),
+    [
+        ("long.docx", "docx", make.word(["word " * 100_000], table=[["cell " * 50_000] * 3])),
+        ("long.pptx", "pptx", make.slides(["slide " * 50_000, "next " * 50_000])),
+        ("long.pdf", "pdf", make.pdf(["page " * 30_000])),
+    ],
+)
+async def test_a_worker_returns_no_more_than_the_limit_cutting_inside_a_paragraph_slide_or_page(
+    workers: IsolatedWorkers, name: str, kind: str, data: bytes
+) -> None:
+    few = DocumentReader(DocumentSettings(max_chars=20_000), workers)
+
+    document = await read(few, name, kind, data)
+
+    assert 19_000 < sum(len(part) for part in document.parts) <= 20_000 and not document.complete
