@@ -5,9 +5,9 @@ decoder spin, costs a worker, which is limited and replaced, while the bot goes 
 The workers are pebble's process pool: each worker is held to WORKER_MEMORY_BYTES of address
 space (`resource.RLIMIT_AS`, so an allocation past it fails with MemoryError), each task to a
 wall-clock limit after which its worker is killed, and a worker that dies takes only its own task
-with it. The workers are handed out in turn across the messages (or any other owners) whose files
-wait for them (`IsolatedWorkers.turn`): one message of ten slow files delays another message's file
-by one file's work at most, not by ten. They are forked from a small server process
+with it. The workers are handed out in turn across the people (or messages) whose files wait for
+them (`IsolatedWorkers.turn`): one person's ten slow files delay another person's file by one
+file's work at most, not by ten. They are forked from a small server process
 (multiprocessing's "forkserver") that has imported the decoders once, so a new worker starts in
 milliseconds and shares nothing of the bot's memory."""
 
@@ -156,13 +156,15 @@ class FairTurns:
         self._holding[owner] -= 1
         if self._holding[owner] <= 0:
             del self._holding[owner]
-        if self._waiting:
+        while self._waiting:
             next_owner = min(self._waiting, key=lambda waiting: self._holding[waiting])  # dicts keep arrival order
             granted = self._waiting[next_owner].pop(0)
             if not self._waiting[next_owner]:
                 del self._waiting[next_owner]
-            self._holding[next_owner] += 1
-            granted.set_result(None)
+            if not granted.cancelled():  # its waiter was cancelled, and hasn't yet taken itself out
+                self._holding[next_owner] += 1
+                granted.set_result(None)
+                return
 
     def _forget(self, owner: Hashable, granted: asyncio.Future[None]) -> None:
         waiting = self._waiting.get(owner, [])
