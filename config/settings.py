@@ -74,7 +74,7 @@ class ImageSettings:
 class DocumentSettings:
     max_bytes: int = 20_000_000  # a larger document is refused (before download when the platform says its size)
     max_chars: int = 100_000  # characters of document text read for one question; the rest is cut, with a notice
-    timeout_seconds: float = 20.0  # a document still being read after this long is given up
+    timeout_seconds: float = 20.0  # a message's documents still being read after this long, in all, are given up
 
 
 @dataclass(frozen=True)

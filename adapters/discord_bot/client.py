@@ -217,7 +217,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         if isinstance(pointed, discord.Message) and pointed.author.id != getattr(self.user, "id", None):
             about = (pointed.author.display_name, pointed.content, self.attachments_of(pointed))
         text = self._without_mention(message.content)
-        question = await self.jobs.question(text, self.attachments_of(message), about)
+        question = await self.jobs.question(text, self.attachments_of(message), about, asker=str(message.author.id))
         return Turn(
             key,
             str(message.author.id),

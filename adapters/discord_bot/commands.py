@@ -223,7 +223,7 @@ class Commands:
 
     async def _turn_about(self, key: str, interaction: discord.Interaction, message: discord.Message) -> Turn:
         about = (message.author.display_name, message.content, self._bot.attachments_of(message))
-        question = await self._jobs.question("", (), about)
+        question = await self._jobs.question("", (), about, asker=str(interaction.user.id))
         return Turn(
             key,
             str(interaction.user.id),

@@ -1,17 +1,18 @@
 """Files attached to a message: text files and documents' text become part of the person's question
-(and count against the token budget like any text; documents are read in the isolated workers, see
-adapters.jobs.documents), images go with it (checked and scaled down, see adapters.jobs.images);
-other files are skipped with a short notice."""
+(cut together to MAX_DOCUMENT_CHARS and to what fits the model's context; documents are read in the
+isolated workers, see adapters.jobs.documents), images go with it (checked and scaled down, see
+adapters.jobs.images); other files are skipped with a short notice. A message's documents and images
+take the workers in turn with other messages' files."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, document_kind
+from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, MessageShare, document_kind
 from adapters.jobs.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
 
 log = structlog.get_logger(__name__)
@@ -101,39 +102,46 @@ class Attachment:
 
 @dataclass(frozen=True)
 class ReadFiles:
-    text: str  # the files' contents, to follow the question
-    notices: tuple[str, ...]  # what the reply should say about files it could not use
+    notices: tuple[str, ...] = ()  # what the reply should say about files it could not use
     images: tuple[str, ...] = ()  # data URLs of the images, scaled down
-    documents: tuple[DocumentText, ...] = ()  # the documents' text, cut to its share when the question is made
+    # The text files' and documents' text, in the order attached, cut to its share when the question is made.
+    documents: tuple[DocumentText, ...] = ()
 
 
 async def read_attachments(
-    attachments: Sequence[Attachment], images: ImageReader | None = None, documents: DocumentReader | None = None
+    attachments: Sequence[Attachment],
+    images: ImageReader | None = None,
+    documents: DocumentReader | None = None,
+    *,
+    asker: Hashable | None = None,
 ) -> ReadFiles:
     """The files' text, images (read by `images`, within its limits; none without), documents (read by
-    `documents`; none without) and what couldn't be used."""
-    contents: list[str] = []
+    `documents`; none without) and what couldn't be used. `asker`: the person whose files take the
+    workers in turn with other people's (without one, this message's)."""
     skipped: list[str] = []
     notices: list[str] = []
+    share = documents.share(asker) if documents else MessageShare(0.0, asker)  # the turns, the documents' time
     pictures = [item for item in attachments if images and is_image(item.name, item.content_type)]
     papers = [item for item in attachments if documents and item not in pictures and _kind(item)]
-    urls, image_notices = await _read_images(pictures, images) if images else ((), ())
-    texts, document_notices = await _read_documents(papers, documents) if documents else ((), ())
+    texts = [item for item in attachments if item not in pictures and item not in papers and item.is_text()]
+    urls, image_notices = await _read_images(pictures, images, share) if images else ((), [])
+    read, document_notices = await _read_documents(papers, documents, share) if documents else ({}, [])
     for attachment in attachments:
         if attachment in pictures or attachment in papers:
             continue
-        if not attachment.is_text():
+        if attachment not in texts:
             skipped.append(attachment.name)
         elif attachment.size > MAX_ATTACHMENT_BYTES:
             notices.append(f"{attachment.name} is too large to read (over {MAX_ATTACHMENT_BYTES // 1000} KB).")
         elif (text := await _read_text(attachment)) is None:
             notices.append(f"I couldn't read {attachment.name} as text.")
         else:
-            contents.append(f"{attachment.name}:\n```\n{text.rstrip()}\n```")
+            read[id(attachment)] = DocumentText(attachment.name, "", (text.rstrip(),), 1)
     if skipped:
         kinds = _READABLE[bool(documents), bool(images)]
         notices.append(f"I can only read {kinds}, so I skipped {', '.join(skipped)}.")
-    return ReadFiles("\n\n".join(contents), (*notices, *document_notices, *image_notices), urls, texts)
+    ordered = tuple(read[id(item)] for item in attachments if id(item) in read)
+    return ReadFiles((*notices, *document_notices, *image_notices), urls, ordered)
 
 
 def _kind(attachment: Attachment) -> str | None:
@@ -141,18 +149,21 @@ def _kind(attachment: Attachment) -> str | None:
 
 
 async def _read_documents(
-    papers: Sequence[Attachment], reader: DocumentReader
-) -> tuple[tuple[DocumentText, ...], list[str]]:
-    """The documents' text, in the order they were attached, and a notice for each one left out."""
-    read = await asyncio.gather(*(_read_document(paper, reader) for paper in papers))
-    return tuple(text for text, _ in read if text), [notice for _, notice in read if notice]
+    papers: Sequence[Attachment], reader: DocumentReader, share: MessageShare
+) -> tuple[dict[int, DocumentText], list[str]]:
+    """The documents' text, by their attachment's id, and a notice for each one left out."""
+    read = await asyncio.gather(*(_read_document(paper, reader, share) for paper in papers))
+    texts = {id(paper): text for paper, (text, _) in zip(papers, read, strict=True) if text}
+    return texts, [notice for _, notice in read if notice]
 
 
-async def _read_document(paper: Attachment, reader: DocumentReader) -> tuple[DocumentText | None, str]:
+async def _read_document(
+    paper: Attachment, reader: DocumentReader, share: MessageShare
+) -> tuple[DocumentText | None, str]:
     kind = _kind(paper)
     assert kind is not None
     try:
-        return await reader.read(paper.name, kind, paper.size, paper.download), ""
+        return await reader.read(paper.name, kind, paper.size, paper.download, share), ""
     except DocumentRefused as refused:
         return None, str(refused)
     except DownloadFailed as error:
@@ -160,9 +171,11 @@ async def _read_document(paper: Attachment, reader: DocumentReader) -> tuple[Doc
         return None, f"I couldn't download {paper.name}."
 
 
-async def _read_images(pictures: Sequence[Attachment], reader: ImageReader) -> tuple[tuple[str, ...], list[str]]:
+async def _read_images(
+    pictures: Sequence[Attachment], reader: ImageReader, share: MessageShare
+) -> tuple[tuple[str, ...], list[str]]:
     """The images' data URLs, in the order they were attached, and a notice for each one left out."""
-    read = await asyncio.gather(*(_read_image(picture, reader) for picture in pictures[: reader.max_images]))
+    read = await asyncio.gather(*(_read_image(picture, reader, share) for picture in pictures[: reader.max_images]))
     urls = tuple(url for url, _ in read if url)
     notices = [notice for _, notice in read if notice]
     if extra := [picture.name for picture in pictures[reader.max_images :]]:
@@ -170,14 +183,14 @@ async def _read_images(pictures: Sequence[Attachment], reader: ImageReader) -> t
     return urls, notices
 
 
-async def _read_image(picture: Attachment, reader: ImageReader) -> tuple[str, str]:
+async def _read_image(picture: Attachment, reader: ImageReader, share: MessageShare) -> tuple[str, str]:
     """The image's data URL, or the notice saying why it can't be used."""
     try:
         if picture.size > MAX_DOWNLOAD_BYTES:
             raise ImageRefused(
                 f"{picture.name} is too large (over {MAX_DOWNLOAD_BYTES // 1_000_000} MB).", "declared_size"
             )
-        return (await reader.read(picture.name, picture.download)).data_url(), ""
+        return (await reader.read(picture.name, picture.download, owner=share.owner)).data_url(), ""
     except ImageRefused as refused:
         return "", str(refused)
     except DownloadFailed as error:
@@ -185,9 +198,9 @@ async def _read_image(picture: Attachment, reader: ImageReader) -> tuple[str, st
         return "", f"I couldn't download {picture.name}."
 
 
-def with_files(question: str, files: ReadFiles, documents: str = "") -> str:
-    """The question followed by its text files' contents and `documents` (their text, cut to its share)."""
-    return "\n\n".join([question, *(part for part in (files.text, documents) if part)])
+def with_files(question: str, documents: str = "") -> str:
+    """The question followed by `documents`: its text files' and documents' text, cut to its share."""
+    return f"{question}\n\n{documents}" if documents else question
 
 
 async def _read_text(attachment: Attachment) -> str | None:

@@ -7,12 +7,11 @@ small file can decode to hundreds of megabytes, or take seconds of CPU."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import math
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
 import structlog
@@ -206,13 +205,13 @@ def _megapixels() -> str:
 
 class ImageReader:
     """Reads the images people attach, within the bot's image settings, in the isolated workers:
-    at most `2 × workers` files are held at once (downloaded, waiting or being decoded), so a
-    burst of large files waits its turn rather than filling the bot's memory."""
+    a file is downloaded only in its worker's turn (`IsolatedWorkers.turn`), so a burst of large
+    files waits its turn rather than filling the bot's memory, and one message's files take the
+    workers in turn with other messages'."""
 
-    def __init__(self, settings: ImageSettings, workers: IsolatedWorkers, *, held: int) -> None:
+    def __init__(self, settings: ImageSettings, workers: IsolatedWorkers) -> None:
         self.settings = settings
         self._workers = workers
-        self._holding = asyncio.Semaphore(held)
 
     @property
     def max_images(self) -> int:
@@ -221,10 +220,13 @@ class ImageReader:
     async def aclose(self) -> None:
         await self._workers.aclose()
 
-    async def read(self, filename: str, download: Callable[[], Awaitable[bytes]]) -> PreparedImage:
+    async def read(
+        self, filename: str, download: Callable[[], Awaitable[bytes]], *, owner: Hashable | None = None
+    ) -> PreparedImage:
         """The image, downloaded and prepared; raises ImageRefused (logged for the operator) for
-        anything unusable, including a file that ran its worker out of memory or time."""
-        async with self._holding:
+        anything unusable, including a file that ran its worker out of memory or time. `owner`: the
+        message whose files take their turns together (without one, the file alone)."""
+        async with self._workers.turn(owner if owner is not None else object()):
             data = await download()
             try:
                 return await self._workers.run(prepare_image, filename, data, max_side=self.settings.max_side)

@@ -5,18 +5,22 @@ decoder spin, costs a worker, which is limited and replaced, while the bot goes 
 The workers are pebble's process pool: each worker is held to WORKER_MEMORY_BYTES of address
 space (`resource.RLIMIT_AS`, so an allocation past it fails with MemoryError), each task to a
 wall-clock limit after which its worker is killed, and a worker that dies takes only its own task
-with it. They are forked from a small server process (multiprocessing's "forkserver") that has
-imported the decoders once, so a new worker starts in milliseconds and shares nothing of the
-bot's memory."""
+with it. The workers are handed out in turn across the people (or messages) whose files wait for
+them (`IsolatedWorkers.turn`): one person's ten slow files delay another person's file by one
+file's work at most, not by ten. They are forked from a small server process
+(multiprocessing's "forkserver") that has imported the decoders once, so a new worker starts in
+milliseconds and shares nothing of the bot's memory."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import multiprocessing
 import os
 import resource
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import TimeoutError as FutureTimeout
 from enum import Enum
@@ -79,8 +83,16 @@ class IsolatedWorkers:
         )
         self._seconds = seconds
         self.size = workers
+        self._turns = FairTurns(workers)
         # The workers start now, with the bot, rather than in the first person's wait for an answer.
         self._pool.schedule(_ready)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, owner: Hashable) -> AsyncIterator[None]:
+        """A worker's turn for one of `owner`'s files (its download and its work), handed out fairly:
+        the owner using the fewest workers goes first. Within it, `run` starts at once."""
+        async with self._turns.turn(owner):
+            yield
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`function(*args, **kwargs)` in a worker (it and its arguments must pickle); raises
@@ -106,6 +118,60 @@ class IsolatedWorkers:
         """Stop the workers, whatever they are doing."""
         self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
         await asyncio.to_thread(self._pool.join)
+
+
+class FairTurns:
+    """`size` turns, handed out in turn across owners: when one is given back, the waiting owner
+    holding the fewest goes next (the earliest to wait among equals), each owner's in its order."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._holding: Counter[Hashable] = Counter()
+        self._waiting: dict[Hashable, list[asyncio.Future[None]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, owner: Hashable) -> AsyncIterator[None]:
+        await self._acquire(owner)
+        try:
+            yield
+        finally:
+            self._release(owner)
+
+    async def _acquire(self, owner: Hashable) -> None:
+        if self._holding.total() < self._size and not self._waiting:
+            self._holding[owner] += 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(owner, []).append(granted)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release(owner)  # given just as it was cancelled: handed on
+            else:
+                self._forget(owner, granted)
+            raise
+
+    def _release(self, owner: Hashable) -> None:
+        self._holding[owner] -= 1
+        if self._holding[owner] <= 0:
+            del self._holding[owner]
+        while self._waiting:
+            next_owner = min(self._waiting, key=lambda waiting: self._holding[waiting])  # dicts keep arrival order
+            granted = self._waiting[next_owner].pop(0)
+            if not self._waiting[next_owner]:
+                del self._waiting[next_owner]
+            if not granted.cancelled():  # its waiter was cancelled, and hasn't yet taken itself out
+                self._holding[next_owner] += 1
+                granted.set_result(None)
+                return
+
+    def _forget(self, owner: Hashable, granted: asyncio.Future[None]) -> None:
+        waiting = self._waiting.get(owner, [])
+        if granted in waiting:
+            waiting.remove(granted)
+        if not waiting:
+            self._waiting.pop(owner, None)
 
 
 def _call(function: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]) -> T:

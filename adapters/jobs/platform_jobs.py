@@ -45,6 +45,9 @@ WORKER_MODULES = ("adapters.jobs.image_worker", "adapters.jobs.document_worker")
 # Tokens kept spare when documents are cut to fit a model's context: the asker's name when several
 # people talk, and the cleaning of the question, may add a few.
 FIT_SPARE_TOKENS = 32
+# What is kept of the document text that the last count says fits: a little less, as the text cut
+# off may have been cheaper in tokens than the rest.
+FIT_MARGIN = 0.95
 # Times the documents are cut shorter, each by what the last count says is too much, before the
 # question is left for the core to refuse.
 FIT_ROUNDS = 4
@@ -75,10 +78,10 @@ class PlatformJobs:
         sees_images = bool(images and images.max_images and services.core.models.vision_choices())
         documents = services.settings.documents
         self._workers = IsolatedWorkers(preload=WORKER_MODULES) if sees_images or documents.max_bytes else None
-        held = 2 * self._workers.size if self._workers else 0
         workers = self._workers
-        self.images = ImageReader(images, workers, held=held) if images and sees_images and workers else None
-        self.documents = DocumentReader(documents, workers, held=held) if documents.max_bytes and workers else None
+        self.images = ImageReader(images, workers) if images and sees_images and workers else None
+        self.documents = DocumentReader(documents, workers) if documents.max_bytes and workers else None
+        self._max_document_chars = documents.max_chars  # text files' too, read with or without documents
         self._prompts = services.prompts
         self.metrics = services.metrics
         self.rate_limits = RateLimits(services.redis.control, prefix)
@@ -125,16 +128,19 @@ class PlatformJobs:
     async def resolve(self, alias: str) -> str | None:
         return await self._services.coordination.resolve(alias)
 
-    async def read_files(self, attachments: Sequence[Attachment]) -> ReadFiles:
-        """What a message's files bring to the question (see adapters.jobs.attachments)."""
-        return await read_attachments(attachments, self.images, self.documents)
+    async def read_files(self, attachments: Sequence[Attachment], asker: str = "") -> ReadFiles:
+        """What a message's files bring to the question (see adapters.jobs.attachments); `asker`: who sent
+        them, whose files take the workers in turn with other people's."""
+        return await read_attachments(attachments, self.images, self.documents, asker=asker or None)
 
-    async def question(self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None) -> Question:
+    async def question(
+        self, text: str, attachments: Sequence[Attachment], about: Pointed | None = None, *, asker: str = ""
+    ) -> Question:
         """`text` with its files; with `about`, the message someone points at quoted first, its images and notes
-        first too, the images within MAX_IMAGES. The documents' text is cut to MAX_DOCUMENT_CHARS, and further
-        to what fits in the model's context, with a notice for each document not read to its end."""
-        files = await self.read_files(attachments)
-        quoted = await self.read_files(about[2]) if about is not None else ReadFiles("", ())
+        first too, the images within MAX_IMAGES. The text files' and documents' text is cut to MAX_DOCUMENT_CHARS,
+        and further to what fits in the model's context, with a notice for each file not read to its end."""
+        files = await self.read_files(attachments, asker)
+        quoted = await self.read_files(about[2], asker) if about is not None else ReadFiles()
         images, notices = quoted.images + files.images, quoted.notices + files.notices
         asked, cuts = await self._fitted(partial(_question_text, text, files, about, quoted))
         return Question(asked, images[: self.images.max_images] if self.images else (), notices + cuts)
@@ -142,7 +148,7 @@ class PlatformJobs:
     async def _fitted(self, build: _Build) -> tuple[str, tuple[str, ...]]:
         """The question `build` makes with the most document text (within MAX_DOCUMENT_CHARS) that leaves it room
         in the model's context; a question too long without its documents is left for the core to refuse."""
-        chars = self.documents.settings.max_chars if self.documents else 0
+        chars = self._max_document_chars
         asked, cuts, used = build(chars, "")
         if not used or self._prompts is None:
             return asked, cuts
@@ -152,7 +158,7 @@ class PlatformJobs:
             if tokens <= room or not used:
                 break
             too_many = (tokens - room) * len(asked) / tokens  # the excess in characters, at this text's rate
-            chars = max(0, int(used - 1.1 * too_many) - 100)
+            chars = max(0, int(FIT_MARGIN * (used - too_many)) - 100)
             asked, cuts, used = build(chars, FIT_REASON)
         return asked, cuts
 
@@ -222,10 +228,10 @@ def _question_text(
     of the documents cut (`why` ends them), and the characters of document text it holds."""
     quoted_documents, quoted_cuts = cut_documents(quoted.documents, chars, why=why)
     own_documents, own_cuts = cut_documents(files.documents, chars - len(quoted_documents), why=why)
-    asked = with_files(text, files, own_documents)
+    asked = with_files(text, own_documents)
     if about is not None:
         author, pointed, _ = about
-        asked = pointed_question(author, with_files(pointed, quoted, quoted_documents), asked)
+        asked = pointed_question(author, with_files(pointed, quoted_documents), asked)
     return asked, quoted_cuts + own_cuts, len(quoted_documents) + len(own_documents)
 
 

@@ -241,7 +241,7 @@ class SlackBot:
     ) -> None:
         """Answer in `place`: the question with its files, after the message it is `about`."""
         key = conversation_key(place.team, place.channel, place.thread_ts)
-        question = await self.jobs.question(text, attachments, about)
+        question = await self.jobs.question(text, attachments, about, asker=f"{place.team}:{place.user}")
         budgets = WorkspaceBudgets(self._limits, place.team)
         name = await self._display_name(place.client, place.team, place.user, budgets)
         where: dict[str, Any] = {

@@ -265,7 +265,7 @@ class Tab:
         # Decoding megabytes of base64 is left to a thread, as the documents' reading is to the workers.
         attachments, notices = await asyncio.to_thread(attachments_from, uploads, self.uploads)
         asked = text if text.strip() else question_about(uploads)
-        read = await self._jobs.question(asked, attachments)
+        read = await self._jobs.question(asked, attachments, asker=self.chat_id)
         notices += read.notices
         if not text.strip() and not read.images and read.text == asked:
             reason = " ".join(notices) or "Type a message first."  # every file it had was unusable

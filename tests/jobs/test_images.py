@@ -338,7 +338,7 @@ def test_a_smaller_max_side_is_respected() -> None:
 
 async def test_an_image_is_prepared_in_a_worker_process() -> None:
     workers = IsolatedWorkers(preload=["adapters.jobs.image_worker"])
-    reader = ImageReader(ImageSettings(max_images=4, max_side=1000), workers, held=4)
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1000), workers)
     photo_bytes = encoded(photo(4000, 3000), "JPEG")
 
     async def download(data: bytes) -> bytes:

@@ -4,6 +4,7 @@ needs too much memory or time, or kills its worker, costs that worker only. Real
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import time
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from adapters.jobs.images import ImageReader, ImageRefused
-from adapters.jobs.isolation import Failure, IsolatedWorkers, WorkFailed
+from adapters.jobs.isolation import Failure, FairTurns, IsolatedWorkers, WorkFailed
 from config.settings import ImageSettings
 
 
@@ -103,7 +104,7 @@ async def test_cancelled_work_frees_its_worker() -> None:
 async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_small(
     workers: IsolatedWorkers,
 ) -> None:
-    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), workers, held=4)
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), workers)
     huge = png(7000, 7000)  # 150 KB that decode to 147 MB, and several copies of it on the way
     before = rss_bytes()
 
@@ -117,9 +118,34 @@ async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_s
 
 async def test_an_image_that_takes_too_long_gets_a_notice() -> None:
     slow = IsolatedWorkers(seconds=0.05, preload=["adapters.jobs.image_worker"])
-    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow, held=4)
+    reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow)
     try:
         with pytest.raises(ImageRefused, match=r"^scan\.png took too long to read, so I couldn't look at it\.$"):
             await reader.read("scan.png", lambda: returning(png(7000, 7000)))
     finally:
         await slow.aclose()
+
+
+async def test_turns_go_to_the_owner_holding_fewest_and_a_cancelled_wait_is_passed_over() -> None:
+    turns = FairTurns(2)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def file(owner: str, name: str) -> None:
+        async with turns.turn(owner):
+            order.append(name)
+            await release.wait()
+
+    held = contextlib.AsyncExitStack()
+    for _ in range(2):
+        await held.enter_async_context(turns.turn("ann"))  # both workers on ann's first two files
+    ann = [asyncio.create_task(file("ann", f"ann{n}")) for n in range(2, 5)]
+    await asyncio.sleep(0)
+    gone, ben = asyncio.create_task(file("cat", "cat0")), asyncio.create_task(file("ben", "ben0"))
+    await asyncio.sleep(0)
+    gone.cancel()  # still waiting when the turns come back, at once
+    await held.aclose()
+    release.set()
+    await asyncio.gather(*ann, ben, gone, return_exceptions=True)
+
+    assert order == ["ben0", "ann2", "ann3", "ann4"]

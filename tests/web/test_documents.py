@@ -5,19 +5,26 @@ question and stays in the history, and each file that can't be read is named in 
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Browser, expect
 
+from tests.discord.test_document_bombs import cpu_seconds
+from tests.discord.test_image_bombs import memory
 from tests.fakes import documents
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation, file, hello_of, text_of
 
 PDF, DOCX = "application/pdf", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MB = 1024 * 1024
 ANSWER = "Revenue grew."
 READABLE = "send documents (PDF, Word, PowerPoint, Excel, HTML) or text files"
 
@@ -147,3 +154,80 @@ async def test_a_file_the_bot_doesnt_read_sent_anyway_is_named_and_skipped_and_t
                 pass
     assert reply["text"] == f"{ANSWER}\n\nℹ️ I can only read text files and documents, so I skipped archive.zip."
     assert conversation(model.requests[-1].body) == ["What is this?"]
+
+
+def data_url(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+async def asked_over_the_socket(bots: WebBots, text: str, files: list[dict[str, str]]) -> dict[str, Any]:
+    """The final reply to one question frame carrying `files`, sent as a page sends it."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        await hello_of(session, bots.url)
+        async with session.ws_connect(f"{bots.url}ws", max_msg_size=0) as ws:
+            await ws.receive_json(timeout=5)
+            await ws.send_json({"type": "ask", "id": "q1", "text": text, "files": files})
+            while (reply := await ws.receive_json(timeout=60))["type"] != "reply" or reply["streaming"]:
+                pass
+    return reply
+
+
+async def test_ten_small_sheets_repeating_one_huge_string_leave_the_bots_memory_as_it_was(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    sheet = data_url(documents.repeated_string_sheet(), XLSX)  # 200 cells showing one string of 990,000 characters
+    bot = await bots.start()
+    await asyncio.sleep(1.0)  # the document workers start beside the bot
+    start = memory(bot.pid)["VmRSS"]
+
+    reply = await asked_over_the_socket(
+        bots, "What is in these?", [{"name": f"sheet{n}.xlsx", "type": XLSX, "data": sheet} for n in range(10)]
+    )
+    after_answer = memory(bot.pid)
+    await asyncio.sleep(5)
+    five_seconds_later = memory(bot.pid)["VmRSS"]
+
+    print(f"RSS {start // MB} MB, peak {after_answer['VmHWM'] // MB} MB, 5 s after {five_seconds_later // MB} MB")
+    assert after_answer["VmHWM"] - start < 250 * MB, (start // MB, after_answer["VmHWM"] // MB)
+    assert five_seconds_later - start < 60 * MB, (start // MB, five_seconds_later // MB)
+    assert reply["text"].startswith(f"{ANSWER}\n\nℹ️ sheet0.xlsx: read row 1 of sheet Sheet1")
+    asked = text_of(model.requests[-1].body["messages"][-1])
+    assert all(f"sheet{n}.xlsx:\n```\n## Sheet1\nxxxx" in asked for n in range(10)), asked[:300]
+
+
+async def test_thirty_text_files_in_one_frame_ten_are_read_cut_to_the_limit_and_the_model_answers(
+    model: FakeModelServer, bots: WebBots
+) -> None:
+    """A client sending more files than the page takes: the first ten are read, cut to
+    MAX_DOCUMENT_CHARS and to what fits the model's context before anything counts their tokens,
+    and the model answers with them; the others are named."""
+    bot = await bots.start()
+    notes = [
+        {"name": f"notes{n:02}.txt", "type": "text/plain", "data": data_url(f"{n:02} ".encode() * 33_000, "text/plain")}
+        for n in range(30)
+    ]
+    assert all(len(base64.b64decode(note["data"].split(",")[1])) == 99_000 for note in notes)
+    await asyncio.sleep(1.0)
+    cpu_before = cpu_seconds(bot.pid)
+
+    reply = await asked_over_the_socket(bots, "What do these say?", notes)
+
+    cpu = cpu_seconds(bot.pid) - cpu_before
+    print(f"the bot's CPU for the frame: {cpu:.2f} s")
+    answer = reply["text"].split("\n\nℹ️ ", 1)[0]
+    assert answer == ANSWER, reply["text"][:2000]
+    asked = text_of(model.requests[-1].body["messages"][-1])
+    assert asked.startswith("What do these say?\n\nnotes00.txt:\n```\n00 00 00")
+    assert all(f"notes{n:02}.txt:\n```\n{n:02} {n:02} " in asked for n in range(10)), asked[:300]
+    assert "notes10.txt" not in asked and len(asked) < 40_000
+    assert cpu < 0.4, cpu  # its CPU time, not its wall time: a busy machine doesn't change it much
+    assert reply["text"].startswith(
+        f"{ANSWER}\n\nℹ️ I read 10 files besides images per message at most, so I skipped "
+        + ", ".join(f"notes{n}.txt" for n in range(10, 30))
+        + ".\n"
+    )
+    for n in range(10):
+        assert re.search(
+            rf"\nℹ️ notes{n:02}\.txt: read the first \d+ characters; the rest was left out \(all that fits",
+            reply["text"],
+        )
