@@ -271,7 +271,7 @@ async def test_a_url_where_nothing_listens_is_reported_and_tried_again(tmp_path:
     process = None
     try:
         assert not await server.wait_ready(0.5)
-        assert server.problem == f"http://127.0.0.1:{port}/mcp: connection refused"
+        assert server.problem == f"http://127.0.0.1:{port}: connection refused"  # the host alone: no path, no query
 
         process = await start_http_fake(port, tmp_path)
         assert await server.wait_ready(15), server.problem
