@@ -161,9 +161,9 @@ class ToolTurn:
             events.put_nowait(ToolStarted(call.id, call.name, server, shown))
             started = True
             result = prepared if isinstance(prepared, ToolResult) else await self._checked_run(prepared)
-        except Exception as error:  # a bug of ours must not leave the answer waiting for this call
+        except Exception:  # a bug of ours must not leave the answer waiting for this call
             log.exception("tool_call_crashed", tool=call.name)
-            result = crashed(error)
+            result = crashed()
         if not started:
             events.put_nowait(ToolStarted(call.id, call.name, server, shown))
         if result.ok:
@@ -262,13 +262,14 @@ class _Running:
         if task.cancelled():
             return ToolResult(False, "Error: the call was stopped.", error="stopped")
         if (error := task.exception()) is not None:
-            return crashed(error)
+            log.error("tool_call_died", exc_info=error)
+            return crashed()
         return task.result()
 
 
-def crashed(error: BaseException) -> ToolResult:
-    """What a call that failed inside the bot gives: the model and the person are told it failed, and how."""
-    return ToolResult(False, "Error: the call failed inside the bot.", error=f"failed ({type(error).__name__})")
+def crashed() -> ToolResult:
+    """What a call that failed inside the bot gives: the model and the person are told it failed."""
+    return ToolResult(False, "Error: the call failed inside the bot.", error="failed inside the bot")
 
 
 def _paragraph_after(text: str) -> str:
