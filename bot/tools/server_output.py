@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TextIO
 from urllib.parse import urlsplit
 
 import httpx2
-import structlog
 
 from config.tools_file import ServerConfig
-
-log = structlog.get_logger(__name__)
 
 KEEP_BYTES = 16_384  # of a server's stderr, the last ones (it may write for as long as it runs)
 TAIL_LINES = 3
@@ -137,6 +136,47 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, "…")
         return text
+
+
+# The SDK's modules that log what may name a server's URL (a redirect's location, an HTTP error in a traceback).
+SDK_LOGGERS = (
+    "mcp.client.client",
+    "mcp.client.session",
+    "mcp.client.sse",
+    "mcp.client.stdio",
+    "mcp.client.streamable_http",
+    "mcp.shared.jsonrpc_dispatcher",
+)
+
+
+class _RedactedLogs(logging.Filter):
+    """The SDK's log records, their message and traceback as text without what may be secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactors: list[Redactor] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        for redact in self.redactors or [Redactor(ServerConfig(name=""))]:
+            text = redact(text)
+        record.msg, record.args, record.exc_text = text, None, None
+        return True
+
+
+_SDK_FILTER = _RedactedLogs()
+
+
+def redact_sdk_logs(configs: Iterable[ServerConfig]) -> None:
+    """From now on the SDK's logs leave out what may be secret in these servers' configs (and any URL's path)."""
+    _SDK_FILTER.redactors += [Redactor(config) for config in configs]
+    for name in SDK_LOGGERS:
+        sdk_logger = logging.getLogger(name)
+        if _SDK_FILTER not in sdk_logger.filters:
+            sdk_logger.addFilter(_SDK_FILTER)
 
 
 def shown_url(url: str) -> str:

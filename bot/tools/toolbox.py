@@ -13,6 +13,7 @@ import structlog
 
 from bot.model import ToolSpec
 from bot.tool_calls import ToolCall, parse_arguments
+from bot.tools.server_output import redact_sdk_logs
 from bot.tools.servers import McpServer, ToolInfo
 from config.tools import ToolSettings
 
@@ -70,6 +71,7 @@ class ToolBox:
     async def start(self, ready_within: float = 5.0) -> None:
         """Connect every server: start-up waits up to `ready_within` s for each to connect or fail its first try; one
         that isn't up by then keeps trying in the background."""
+        redact_sdk_logs(server.config for server in self._servers)
         for server in self._servers:
             await server.start()
         await asyncio.gather(*(server.wait_first_try(ready_within) for server in self._servers))
