@@ -22,6 +22,7 @@ from aiohttp import web
 from bot.tools.servers import McpServer
 from config.tools_file import ServerConfig
 from tests.conftest import ROOT, free_port, terminate
+from tests.fakes.mcp_refusing import SECRET, refusing_server
 
 FAKE = ("-m", "tests.fakes.mcp_tools")
 QUICK = (0.05, 0.2)  # backoff: retry at once, for the tests
@@ -230,6 +231,48 @@ async def test_a_missing_program_is_reported_and_tried_again(tmp_path: Path) -> 
         assert await server.wait_ready(15), server.problem
     finally:
         await server.aclose()
+
+
+async def test_a_program_that_exits_before_it_is_ready_says_why_in_its_own_words(tmp_path: Path) -> None:
+    # The package is installed for another interpreter, not this one: Python says so on stderr and exits.
+    config = fake_config(tmp_path, command=sys.executable, args=("-m", "mcp_server_not_installed_here"))
+    server = McpServer(config, backoff=QUICK)
+    await server.start()
+    try:
+        assert await server.wait_first_try(15) and not server.up
+        assert server.problem == (
+            f"{sys.executable!r} exited before it was ready; "
+            f"its last output: “{sys.executable}: No module named mcp_server_not_installed_here”"
+        )
+    finally:
+        await server.aclose()
+
+
+async def test_what_a_program_says_is_shown_inert_and_in_a_few_lines(tmp_path: Path) -> None:
+    noisy = "import sys\nfor n in range(50): print(f'line {n} ' + 'x' * 500, file=sys.stderr)\n"
+    hostile = "print('<@123> @everyone <b>hi</b> \\x1b[31mred', file=sys.stderr)\nraise SystemExit(3)\n"
+    server = McpServer(fake_config(tmp_path, args=("-c", noisy + hostile)), backoff=QUICK)
+    await server.start()
+    try:
+        assert await server.wait_first_try(15)
+        said = server.problem.split("its last output: ", 1)[1]
+        assert len(said) <= 302 and said.endswith("‹@\u200b123› @\u200beveryone ‹b›hi‹/b› red”")
+        assert "<" not in said and "\x1b" not in said and "line 46" not in said  # the last 3 lines at most
+    finally:
+        await server.aclose()
+
+
+async def test_a_server_that_refuses_is_shown_by_its_host_and_status_never_its_key() -> None:
+    async with refusing_server() as url:
+        server = McpServer(ServerConfig(name="hosted", url=url), backoff=QUICK)
+        await server.start()
+        try:
+            assert await server.wait_first_try(15) and not server.up
+            host = url.split("/api/", 1)[0]
+            assert server.problem == f"{host}: the server answered 401 Unauthorized"
+            assert SECRET not in (await server.call("lookup", {}, 1)).error
+        finally:
+            await server.aclose()
 
 
 async def test_aclose_leaves_no_process_behind(tmp_path: Path) -> None:
