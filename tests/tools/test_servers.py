@@ -256,7 +256,8 @@ async def test_what_a_program_says_is_shown_inert_and_in_a_few_lines(tmp_path: P
     try:
         assert await server.wait_first_try(15)
         said = server.problem.split("its last output: ", 1)[1]
-        assert len(said) <= 302 and said.endswith("‹@\u200b123› @\u200beveryone ‹b›hi‹/b› red”")
+        inert = "\u2039@\u200b123\u203a @\u200beveryone \u2039b\u203ahi\u2039/b\u203a red”"  # angle quotes, no mention
+        assert len(said) <= 302 and said.endswith(inert)
         assert "<" not in said and "\x1b" not in said and "line 46" not in said  # the last 3 lines at most
     finally:
         await server.aclose()

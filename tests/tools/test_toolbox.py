@@ -73,6 +73,10 @@ async def test_without_any_server_up_the_model_is_asked_without_tools(
         await box.aclose()
 
 
+def surface() -> MemorySurface:
+    return MemorySurface(SurfaceLimits(max_length=2000))
+
+
 async def test_tools_says_whether_this_conversations_model_uses_them_and_which_models_do(
     toolbox: ToolBox, model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
 ) -> None:
