@@ -107,6 +107,8 @@ async def test_tools_are_listed_with_their_read_only_flags(fake: McpServer) -> N
         "exit_now",
         "slow",
         "add_tool",
+        "strict",
+        "deep_result",
     }
     assert tools["lookup"].read_only and tools["hang"].read_only
     assert not tools["add_note"].read_only
