@@ -54,7 +54,7 @@ def model_use(core: ChatCore, model: ModelChoice, *, new: bool = False, turned_o
 
 
 def answers(use: ToolUse, bold: Code = str) -> str:
-    """ "Mistral answers this conversation"."""
+    """Which model answers where: "Mistral answers this conversation"."""
     return f"{bold(use.model.display_name)} answers {'new conversations here' if use.new else 'this conversation'}"
 
 

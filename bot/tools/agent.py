@@ -244,6 +244,8 @@ class _Running:
         for call, task in zip(self.calls, self._tasks, strict=True):
             if unsaid[call.id] > 0 and (task.cancelled() or task.exception() is not None):
                 unsaid[call.id] -= 1
+                if not task.cancelled():
+                    log.error("tool_call_died", tool=call.name, exc_info=task.exception())
                 shown = shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
                 yield ToolFinished(call.id, call.name, "", False, 0.0, self._result(task).error, shown)
 
@@ -261,8 +263,7 @@ class _Running:
     def _result(task: asyncio.Task[ToolResult]) -> ToolResult:
         if task.cancelled():
             return ToolResult(False, "Error: the call was stopped.", error="stopped")
-        if (error := task.exception()) is not None:
-            log.error("tool_call_died", exc_info=error)
+        if task.exception() is not None:
             return crashed()
         return task.result()
 
