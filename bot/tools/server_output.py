@@ -61,9 +61,10 @@ class ServerOutput(asyncio.Protocol):
             writer.close()
 
     async def answered(self, response: httpx2.Response) -> None:
-        """An HTTP response's hook: an error status is kept."""
-        if response.status_code >= 400:
-            self.http_status = response.status_code
+        """An HTTP response's hook: the status of the last message sent (a POST), if it is an error (a GET that opens
+        the server's own stream may be refused with no harm)."""
+        if response.request.method == "POST":
+            self.http_status = response.status_code if response.status_code >= 400 else None
 
     def data_received(self, data: bytes) -> None:
         self._kept += data
