@@ -8,6 +8,7 @@ import asyncio
 import collections
 import contextlib
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ Ask = Callable[[PreparedCall], Awaitable[Decision]]
 AskModel = Callable[[list[ChatMessage], list[dict[str, Any]]], AsyncIterator[ModelPiece]]
 Counter = Callable[[str], int]
 Running = Callable[[Sequence[str]], Awaitable[None]]  # the tools running now, recorded before they start
+LOG_FRAMES = 8
 RECORD_SECONDS = 10.0  # for recording the tools running now with the reply (a store that can't by then won't)
 LIMIT_NOTICE = (
     "I reached the limit of {rounds} rounds of tool calls for one question, so this answer uses what I found so far."
@@ -161,8 +163,8 @@ class ToolTurn:
             events.put_nowait(ToolStarted(call.id, call.name, server, shown))
             started = True
             result = prepared if isinstance(prepared, ToolResult) else await self._checked_run(prepared)
-        except Exception:  # a bug of ours must not leave the answer waiting for this call
-            log.exception("tool_call_crashed", tool=call.name)
+        except Exception as error:  # noqa: BLE001 - a bug of ours must not leave the answer waiting for this call
+            log.error("tool_call_crashed", tool=call.name, error=repr(error)[:300], where=last_frames(error))
             result = crashed()
         if not started:
             events.put_nowait(ToolStarted(call.id, call.name, server, shown))
@@ -244,8 +246,8 @@ class _Running:
         for call, task in zip(self.calls, self._tasks, strict=True):
             if unsaid[call.id] > 0 and (task.cancelled() or task.exception() is not None):
                 unsaid[call.id] -= 1
-                if not task.cancelled():
-                    log.error("tool_call_died", tool=call.name, exc_info=task.exception())
+                if (error := None if task.cancelled() else task.exception()) is not None:
+                    log.error("tool_call_died", tool=call.name, error=repr(error)[:300], where=last_frames(error))
                 shown = shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
                 yield ToolFinished(call.id, call.name, "", False, 0.0, self._result(task).error, shown)
 
@@ -266,6 +268,12 @@ class _Running:
         if task.exception() is not None:
             return crashed()
         return task.result()
+
+
+def last_frames(error: BaseException) -> str:
+    """Where `error` was raised: the last LOG_FRAMES frames of its traceback (a RecursionError has a thousand, which a
+    log renderer may take many seconds to draw, on the event loop)."""
+    return "".join(traceback.format_exception(error, limit=-LOG_FRAMES))
 
 
 def crashed() -> ToolResult:

@@ -15,6 +15,7 @@ import pytest
 from tests.discord.harness import DiscordWorld
 from tests.fakes.discord_server import FakeUser
 from tests.fakes.mcp_config import fake_server, servers_file
+from tests.fakes.mcp_failures import FAILING, FAILING_TIMEOUT, FAILURES
 from tests.fakes.mcp_refusing import SECRET, refusing_server
 from tests.fakes.model_server import Script, ToolAgent, ToolCallScript
 
@@ -24,6 +25,7 @@ CALLS = {
     "note": [ToolCallScript("add_note", '{"text": "buy milk"}')],
     "cancelme": [ToolCallScript("add_note", '{"text": "never"}')],
     "nested": [ToolCallScript("lookup", "[" * 1000 + "]" * 1000)],  # json.loads raises RecursionError
+    "every way": list(FAILING),
 }
 
 
@@ -39,7 +41,7 @@ class Scene:
 @pytest.fixture
 async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
     notes = tmp_path / "notes.txt"
-    config = servers_file(tmp_path, fake=fake_server(MCP_NOTES_FILE=notes))
+    config = servers_file(tmp_path, fake={**fake_server(MCP_NOTES_FILE=notes), "timeout_seconds": FAILING_TIMEOUT})
     async with DiscordWorld.open() as world:
         agent = ToolAgent(CALLS, base=Script(rate=100))
         respond = world.model.responder
@@ -143,6 +145,19 @@ async def test_a_call_whose_arguments_are_nested_too_deep_fails_and_the_conversa
     failed = "-# ✗ `lookup`: the arguments are nested too deeply (more than 64 levels)"
     await discord.wait_bot_text(thread, lambda text: failed in text and "Using Error:" in text, timeout=20)
     followup = await discord.say(thread["id"], alice, "and what now?")  # not held: answered at once
+    [answer] = await discord.wait_bot_text(thread, bool, after=followup["id"], timeout=20)
+    assert answer["content"] and "✗" not in answer["content"]
+
+
+async def test_calls_that_fail_every_way_each_show_why_and_the_answer_and_the_next_go_on(scene: Scene) -> None:
+    discord, channel, alice = scene.discord, scene.channel, scene.alice
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "fail every way please"))
+    replies = await discord.wait_bot_text(thread, lambda text: "Using Error:" in text, timeout=30)
+    lines = [line for reply in replies for line in reply["content"].splitlines() if line.startswith("-# ✗")]
+    assert len(lines) == len(FAILING)
+    for call, why in FAILURES.items():
+        assert any(line.startswith(f"-# ✗ `{call.name}`: {why}") for line in lines), (call, lines)
+    followup = await discord.say(thread["id"], alice, "and what now?")
     [answer] = await discord.wait_bot_text(thread, bool, after=followup["id"], timeout=20)
     assert answer["content"] and "✗" not in answer["content"]
 

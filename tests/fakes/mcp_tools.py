@@ -104,6 +104,12 @@ def strict(text: Annotated[str, WithJsonSchema({"type": "string", "pattern": "(u
     return f"strict {text}"
 
 
+@server.tool(annotations=READ_ONLY)
+def endless(text: Annotated[str, WithJsonSchema({"allOf": [{"$dynamicRef": "#/properties/text"}]})]) -> str:
+    """A tool whose valid schema refers to itself: checking arguments against it never ends (RecursionError)."""
+    return f"endless {text}"
+
+
 DEEP_LEVELS = 220  # more than the SDK's client reads in a message (200), less than its server writes (255)
 
 

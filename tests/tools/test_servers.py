@@ -108,6 +108,7 @@ async def test_tools_are_listed_with_their_read_only_flags(fake: McpServer) -> N
         "slow",
         "add_tool",
         "strict",
+        "endless",
         "deep_result",
     }
     assert tools["lookup"].read_only and tools["hang"].read_only

@@ -201,8 +201,10 @@ TOO_DEEP = "✗ `lookup`: the arguments are nested too deeply"
         (ToolCallScript("lookup", '{"query": ' + "[" * 100 + "]" * 100 + "}"), TOO_DEEP, "nested too deeply"),
         (ToolCallScript("lookup", "[1, 2]"), "✗ `lookup`: the arguments are not a JSON object", "not a JSON object"),
         (ToolCallScript("lookup", '{"q": 1}'), "✗ `lookup`: the arguments don't match", "'query' is a required"),
-        # Its schema's pattern is no regular expression: checking the arguments raises.
-        (ToolCallScript("strict", '{"text": "x"}'), "✗ `strict`: failed inside the bot", "failed inside the bot"),
+        # Its schema's pattern is no regular expression.
+        (ToolCallScript("strict", '{"text": "x"}'), "✗ `strict`: its schema is invalid", "can't be called"),
+        # Its schema refers to itself: checking the arguments raises RecursionError.
+        (ToolCallScript("endless", '{"text": "x"}'), "✗ `endless`: failed inside the bot", "failed inside the bot"),
         (ToolCallScript("exit_now", "{}"), "✗ `exit_now`:", "Error:"),
         # A result nested deeper than the client reads: the SDK drops it, and the call times out.
         (ToolCallScript("deep_result", "{}"), "✗ `deep_result`: timed out", "Error:"),

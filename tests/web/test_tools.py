@@ -22,6 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, expect
 from bot.errors import FailureKind
 from tests.conftest import ROOT
 from tests.fakes.mcp_config import fake_server, servers_file
+from tests.fakes.mcp_failures import FAILING_TIMEOUT, FAILURES
 from tests.fakes.mcp_refusing import SECRET, refusing_server
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.slack.harness import BotProcess, eventually
@@ -297,6 +298,27 @@ async def test_a_call_nested_too_deep_fails_and_the_next_question_is_answered(
     await chat.ask("nested please")
     assert (await chat.answer()).startswith("Using Error: the arguments are nested too deeply")
     await expect_chip(chip(chat), "lookup", "failed", note="the arguments are nested too deeply (more than 64 levels)")
+    await chat.ask("and now?")  # the conversation isn't held
+    assert await chat.answer() == "Plain answer."
+
+
+async def test_calls_that_fail_every_way_each_show_why_and_the_answer_and_the_next_go_on(
+    model: FakeModelServer, bots: WebBots, browser: Browser, files: dict[str, Path]
+) -> None:
+    # Those that log a traceback by design are left to the other tests (this harness refuses any): ours for a failure
+    # inside the bot, the SDK's for a message it can't read.
+    failures = {call: why for call, why in FAILURES.items() if call.name not in ("endless", "deep_result")}
+    model.responder = agent({"every way": list(failures)})
+    bot = await bots.start(**{**tool_settings(files), "TOOL_TIMEOUT_SECONDS": str(FAILING_TIMEOUT)})
+    await bot.wait_log("mcp_server_up", server="fake", timeout=20)
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("fail every way please")
+    assert (await chat.answer(timeout=30)).startswith("Using Error:")
+    await expect(chat.replies.last.locator(".tool-call")).to_have_count(len(failures))
+    for number, (call, why) in enumerate(failures.items()):
+        await expect(chip(chat, number)).to_have_attribute("data-state", "failed")
+        await expect(chip(chat, number).locator(".tool-name")).to_have_text(call.name)
+        await expect(chip(chat, number).locator(".tool-note")).to_contain_text(why)
     await chat.ask("and now?")  # the conversation isn't held
     assert await chat.answer() == "Plain answer."
 
