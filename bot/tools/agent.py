@@ -32,6 +32,7 @@ AskModel = Callable[[list[ChatMessage], list[dict[str, Any]]], AsyncIterator[Mod
 Counter = Callable[[str], int]
 Running = Callable[[Sequence[str]], Awaitable[None]]  # the tools running now, recorded before they start
 LOG_FRAMES = 8
+CANCEL_SECONDS = 30.0
 RECORD_SECONDS = 10.0  # for recording the tools running now with the reply (a store that can't by then won't)
 LIMIT_NOTICE = (
     "I reached the limit of {rounds} rounds of tool calls for one question, so this answer uses what I found so far."
@@ -259,7 +260,8 @@ class _Running:
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._tasks:  # each call's own clean-up is bounded; this bounds them all
+                await asyncio.wait(self._tasks, timeout=CANCEL_SECONDS)
 
     @staticmethod
     def _result(task: asyncio.Task[ToolResult]) -> ToolResult:
