@@ -101,6 +101,11 @@ class ChatCore:
     async def model_for(self, thread: str) -> ModelChoice:
         return await self._choices.of(thread)
 
+    async def own_model(self, thread: str) -> ModelChoice | None:
+        """The model chosen for `thread`, or pinned to it with its first answer (None: none yet: its place's or the
+        default answers it)."""
+        return self.models.find(await self._store.chosen_model(thread))
+
     async def choose_model(self, thread: str, name: str) -> ModelChoice | None:
         """Answer `thread` with the model called `name` from now on; None if there is none such."""
         return await self._choices.choose(thread, name)

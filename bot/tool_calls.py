@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+MAX_DEPTH = 64  # levels of lists and objects in a call's arguments: far more than any tool's schema asks for
+TOO_DEEP = f"the arguments are nested too deeply (more than {MAX_DEPTH} levels)"
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -62,9 +65,27 @@ def parse_arguments(raw: str) -> dict[str, Any]:
         value = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as error:
         raise ValueError(f"the arguments are not valid JSON ({error.msg} at character {error.pos})") from None
+    except RecursionError:  # json.loads recurses once per level: "[[[[…" deep enough overflows the stack
+        raise ValueError(TOO_DEEP) from None
     if not isinstance(value, dict):
         raise ValueError("the arguments are not a JSON object")
+    if _deeper_than(value, MAX_DEPTH):  # the schema check and the SDK recurse too
+        raise ValueError(TOO_DEEP)
     return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels in `value`, an object (walked without recursion)."""
+    level: list[object] = [value]  # the lists and objects one level down
+    for _ in range(limit):
+        level = [item for node in level for item in _items(node) if isinstance(item, dict | list)]
+        if not level:
+            return False
+    return True
+
+
+def _items(node: object) -> list[object]:
+    return list(node.values()) if isinstance(node, dict) else list(node) if isinstance(node, list) else []
 
 
 def _field(value: Any, name: str) -> Any:

@@ -3,6 +3,7 @@ and what the loop does shown the surface's way: natively (Slack's task cards, th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import structlog
@@ -18,6 +19,8 @@ from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 
 log = structlog.get_logger(__name__)
+
+SHOW_SECONDS = 30.0  # for a surface to show a call's event (a platform that can't by then won't)
 
 
 def tool_turn_for(
@@ -64,6 +67,7 @@ async def _shown_on(
             yield piece
             continue
         try:
-            await surface.show_tool(piece)
-        except Exception:
+            async with asyncio.timeout(SHOW_SECONDS):
+                await surface.show_tool(piece)
+        except Exception:  # the call's card or chip is missed, not the answer
             log.warning("tool_event_not_shown", exc_info=True)

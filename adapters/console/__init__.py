@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from adapters.jobs.platform_jobs import UnlimitedSurface, describe_models, switched_model, unknown_model
-from adapters.jobs.tools import describe_tools
+from adapters.jobs.tools import describe_tools, tool_use
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
@@ -126,10 +126,19 @@ async def run(services: Services, settings: Settings) -> None:
             out.write(await _persona(core, place, text.removeprefix("/persona").strip()) + "\n")
             continue
         if text == "/tools":
-            out.write(describe_tools(core.tools) + "\n")
+            out.write(await _tools(core, thread, place) + "\n")
             continue
         turn = Turn(thread, getpass.getuser(), getpass.getuser(), text, places=(place,))
         await core.answer(turn, ConsoleSurface(out, reader, core.gate))
+
+
+async def _tools(core: ChatCore, thread: str, place: Place) -> str:
+    """/tools: whether this conversation's model uses the tools (if not, which models do), and the tools."""
+    try:
+        use = await tool_use(core, thread, (place,)) if core.tools else None
+    except ReplyFailure as failure:
+        return failure.reason
+    return describe_tools(core.tools, use=use)
 
 
 async def _persona(core: ChatCore, place: Place, text: str) -> str:

@@ -92,7 +92,7 @@ class Commands:
             return self._model_choices(typed)
 
         PersonaCommands(self._bot, places_of).register(tree)
-        self._places.register_tools(tree, places_of)
+        self._places.register_tools(tree, places_of, conversation_key)
 
     def register_menu(self, tree: app_commands.CommandTree[discord.Client], bot_name: str) -> None:
         """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""

@@ -4,6 +4,7 @@ Server for `scope: server`) or a role in DISCORD_ADMIN_ROLE_IDS. Answers are eph
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import discord
@@ -13,7 +14,7 @@ from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
 from adapters.jobs.platform_jobs import PlatformJobs
-from adapters.jobs.tools import describe_tools
+from adapters.jobs.tools import describe_tools, tool_use
 from bot.errors import ReplyFailure
 from bot.personas import Place
 from bot.render import failure_note
@@ -31,21 +32,37 @@ class PlaceCommands:
         self._jobs = jobs
         self._settings = settings
 
-    def register_tools(self, tree: app_commands.CommandTree[discord.Client], places_of: PlacesOf) -> None:
+    def register_tools(
+        self,
+        tree: app_commands.CommandTree[discord.Client],
+        places_of: PlacesOf,
+        conversation_of: Callable[[object], str | None],
+    ) -> None:
+        """`conversation_of`: the conversation a command used in a channel is about (None outside threads and DMs)."""
+
         @tree.command(name="tools", description="List the bot's tools, or turn them on or off in this channel")
         @app_commands.describe(offer="Offer tools here, or not (default: as the bot's settings say)", scope="Where")
         async def tools(interaction: discord.Interaction, offer: Offer | None = None, scope: Scope = "channel") -> None:
             places = places_of(interaction.channel, interaction.guild)
-            text = await self._tools(interaction, places, offer, scope)
+            thread = conversation_of(interaction.channel)
+            text = await self._tools(interaction, places, thread, offer, scope)
             await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
 
     async def _tools(
-        self, interaction: discord.Interaction, places: tuple[Place, ...], offer: Offer | None, scope: Scope
+        self,
+        interaction: discord.Interaction,
+        places: tuple[Place, ...],
+        thread: str | None,
+        offer: Offer | None,
+        scope: Scope,
     ) -> str:
+        """/tools: whether this conversation's model (outside one, new conversations' here) uses the tools, and them;
+        with `offer`, tools turned on or off here."""
         core = self._jobs.core
         try:
             if offer is None:
-                listing = describe_tools(core.tools)
+                use = await tool_use(core, thread, places) if core.tools else None
+                listing = describe_tools(core.tools, use=use, bold=bold)
                 return f"{await tools_here(core, places)}\n{listing}" if places else listing
             if (place := place_for(places, scope)) is None:
                 return "Tools are turned on or off for a server's channels: use /tools in one."

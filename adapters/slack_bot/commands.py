@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
 from adapters.jobs.platform_jobs import describe_models, switched_model, unknown_model
+from adapters.jobs.tools import tool_use
 from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Reach
@@ -118,7 +119,10 @@ class SlackCommands:
         places = slack_places(team, channel)
         try:
             if not choice:
-                await ack(f"{await tools_here(self._core, places)}\n{tools_listing(self._core.tools)}")
+                # In a DM, its conversation's model; in a channel, the model of the threads questions start there.
+                thread = conversation_key(team, channel, None) if channel.startswith("D") else None
+                use = await tool_use(self._core, thread, places) if self._core.tools else None
+                await ack(f"{await tools_here(self._core, places)}\n{tools_listing(self._core.tools, use)}")
             elif channel.startswith("D"):
                 await ack("Tools are turned on or off per channel: use /tools on or /tools off in one.")
             elif not await self.is_admin(client, user):

@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from adapters.jobs.tools import confirm_question, describe_tools, settled_text
+from adapters.jobs.tools import ToolUse, confirm_question, describe_tools, settled_text
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
@@ -40,6 +40,10 @@ def inert(text: str) -> str:
     "<" (no <!channel>, <@U…> or <url|label>) and inside each "://" and "www."."""
     text = text.replace("<", "<" + _ZERO_WIDTH)
     return _LINK_START.sub(lambda found: found[0][0] + _ZERO_WIDTH + found[0][1:], text)
+
+
+def _bold(text: str) -> str:
+    return f"*{text}*"
 
 
 def _cut(text: str, limit: int) -> str:
@@ -225,7 +229,8 @@ def settled_message(request: ConfirmRequest, decision: Decision) -> tuple[str, l
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 
-def tools_listing(tools: ToolBox) -> str:
-    """/tools and the Home tab: the tools in mrkdwn, with nothing a server wrote a mention or a link."""
-    listing = describe_tools(tools, code=lambda name: "`" + name.replace("`", "'") + "`")
+def tools_listing(tools: ToolBox, use: ToolUse | None = None) -> str:
+    """/tools and the Home tab: whether the conversation's model uses them (`use`), the tools, in mrkdwn, with
+    nothing a server wrote a mention or a link."""
+    listing = describe_tools(tools, code=lambda name: "`" + name.replace("`", "'") + "`", use=use, bold=_bold)
     return _cut(inert(escape_mrkdwn(listing)), TEXT_CHARS)

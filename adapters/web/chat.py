@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from adapters.jobs.platform_jobs import PlatformJobs, switched_model
+from adapters.jobs.tools import model_use
 from adapters.web.conversations import (
     FIRST,
     MAX_CONVERSATIONS,
@@ -129,7 +130,8 @@ class Tab:
                     "type": "hello",
                     "models": [model_info(choice) for choice in core.models.choices],
                     "model": model_info(self.model),
-                    "tools": bool(core.tools),
+                    "tools": model_use(core, self.model).uses,  # whether this conversation's model uses them
+                    "toolsConnected": bool(core.tools),
                     "maxChars": MAX_MESSAGE_CHARS,
                     **self.uploads.hello_fields(),
                     "conversation": entry.id,
@@ -184,7 +186,7 @@ class Tab:
         elif kind == "confirm" and (said := await click(self._jobs.core.gate, self.chat_id, event)) is not None:
             self.notice(said)  # to this page only: the click didn't settle the question
         elif kind == "tools":
-            self.send(listing(self._jobs.core.tools))
+            self.send(listing(self._jobs.core.tools, model_use(self._jobs.core, self.model)))
         elif kind == "instructions":
             await change(self, self._hub, self._jobs.core.personas, event)
         return True

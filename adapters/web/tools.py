@@ -10,8 +10,9 @@ The frames (JSON over the websocket, besides those in adapters.web):
   answer; a call still running when the answer ends is sent "failed" with the error "stopped");
   `sources` {question, urls} once the answer is written; `confirm` {question, key, tool, server,
   arguments, seconds} when a tool asks first; `confirmed` {question, key, approved, text} once the
-  question is answered, declined, stopped or timed out; `tools` {connected, tools: [{name, server,
-  description, asksFirst}], down: [{server, problem}]} for the Tools menu. The tool frames of an
+  question is answered, declined, stopped or timed out; `tools` {connected, uses, summary, tools: [{name,
+  server, description, asksFirst}], down: [{server, problem}]} for the Tools menu (`uses`: whether the
+  conversation's model uses the tools; `summary` says so, and if not which models do). The tool frames of an
   answer being written go with it in `hello`'s `live` (`tools`: the latest frame of each chip,
   question and the sources, in order); a stored answer in `history` has `tools`: [{name, arguments,
   result, state}] and `sources`: urls (adapters.web.redraw).
@@ -28,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from adapters.jobs.tools import DESCRIPTION_CHARS, click_reply, settled_text
+from adapters.jobs.tools import DESCRIPTION_CHARS, NO_TOOLS, ToolUse, answers, click_reply, settled_text, why_not
 from bot.errors import ReplyFailure
 from bot.render import failure_note
 from bot.tools.asking import ConfirmRequest
@@ -124,14 +125,18 @@ def _state(result: str) -> str:
     return "failed" if result.startswith(_FAILED) else "done"
 
 
-def listing(tools: ToolBox) -> dict[str, Any]:
-    """The Tools menu: each tool, whether it asks first, and the servers that are down with why."""
+def listing(tools: ToolBox, use: ToolUse) -> dict[str, Any]:
+    """The Tools menu: whether the conversation's model (`use`) uses the tools (if not, which models do), each tool,
+    whether it asks first, and the servers that are down with why."""
     if not tools:
-        return {"type": "tools", "connected": False, "tools": [], "down": []}
+        return {"type": "tools", "connected": False, "uses": False, "summary": NO_TOOLS, "tools": [], "down": []}
     listed, down = tools.listing()
+    summary = f"{answers(use)} and uses these tools." if use.uses else why_not(use, switch=_in_the_menu)
     return {
         "type": "tools",
         "connected": True,
+        "uses": use.uses,
+        "summary": summary,
         "tools": [
             {
                 "name": tool.name,
@@ -143,6 +148,10 @@ def listing(tools: ToolBox) -> dict[str, Any]:
         ],
         "down": [{"server": server, "problem": problem} for server, problem in down],
     }
+
+
+def _in_the_menu(name: str) -> str:
+    return "Pick one in the model menu."
 
 
 async def click(gate: ConfirmGate | None, person: str, event: Mapping[str, Any]) -> str | None:

@@ -5,9 +5,11 @@ to MAX_TOOL_ROUNDS rounds; then once more without tools. Text it writes before o
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +31,21 @@ Ask = Callable[[PreparedCall], Awaitable[Decision]]
 AskModel = Callable[[list[ChatMessage], list[dict[str, Any]]], AsyncIterator[ModelPiece]]
 Counter = Callable[[str], int]
 Running = Callable[[Sequence[str]], Awaitable[None]]  # the tools running now, recorded before they start
+LOG_FRAMES = 8
+CANCEL_SECONDS = 30.0
+RECORD_SECONDS = 10.0  # for recording the tools running now with the reply (a store that can't by then won't)
 LIMIT_NOTICE = (
     "I reached the limit of {rounds} rounds of tool calls for one question, so this answer uses what I found so far."
 )
+
+
+class _Ended:
+    """A call's task ended (see _Running.events)."""
+
+
+_ENDED = _Ended()
+_Event = ToolEvent | _Ended
+RunOne = Callable[[ToolCall, asyncio.Queue[_Event]], Coroutine[Any, Any, ToolResult]]
 
 
 @dataclass
@@ -111,8 +125,7 @@ class ToolTurn:
 
     def _start(self, calls: Sequence[ToolCall]) -> _Running:
         """The calls, each running in a task of its own."""
-        events: asyncio.Queue[ToolEvent] = asyncio.Queue()
-        return _Running(tuple(calls), [asyncio.create_task(self._run_one(call, events)) for call in calls], events)
+        return _Running(tuple(calls), self._run_one)
 
     def _fit(self, asked: ChatMessage, answers: list[ChatMessage]) -> list[ChatMessage]:
         """The results, cut further where this turn's calls and results would overflow the context."""
@@ -140,18 +153,22 @@ class ToolTurn:
         finally:
             await aclose_if_any(pieces)
 
-    async def _run_one(self, call: ToolCall, events: asyncio.Queue[ToolEvent]) -> ToolResult:
-        prepared = self._toolbox.prepare(call)
-        server = prepared.tool.server if isinstance(prepared, PreparedCall) else ""
-        shown = shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
-        events.put_nowait(ToolStarted(call.id, call.name, server, shown))
+    async def _run_one(self, call: ToolCall, events: asyncio.Queue[_Event]) -> ToolResult:
+        """The call, checked, asked about and run: never raises but CancelledError, and always says it started and
+        finished (whatever fails, the call ends as failed with why, and the answer goes on)."""
+        server, shown = "", shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
+        started = False
         try:
+            prepared = self._toolbox.prepare(call)
+            server = prepared.tool.server if isinstance(prepared, PreparedCall) else ""
+            events.put_nowait(ToolStarted(call.id, call.name, server, shown))
+            started = True
             result = prepared if isinstance(prepared, ToolResult) else await self._checked_run(prepared)
-        except Exception as error:  # a bug of ours must not leave the answer waiting for this call
-            log.exception("tool_call_crashed", tool=call.name)
-            result = ToolResult(
-                False, "Error: the call failed inside the bot.", error=f"failed ({type(error).__name__})"
-            )
+        except Exception as error:  # noqa: BLE001 - a bug of ours must not leave the answer waiting for this call
+            log.error("tool_call_crashed", tool=call.name, error=repr(error)[:300], where=last_frames(error))
+            result = crashed()
+        if not started:
+            events.put_nowait(ToolStarted(call.id, call.name, server, shown))
         if result.ok:
             self.exchange.links += result.links
         log.info(
@@ -199,32 +216,71 @@ class ToolTurn:
             self._running_now.remove(name)
         if self._record_running is not None:
             try:
-                await self._record_running(tuple(self._running_now))
+                async with asyncio.timeout(RECORD_SECONDS):
+                    await self._record_running(tuple(self._running_now))
             except Exception:
                 log.warning("tool_running_not_recorded", tool=name, exc_info=True)
 
 
-@dataclass
 class _Running:
     """One round's calls, running: their events as they happen, then their results in the calls' order."""
 
-    calls: tuple[ToolCall, ...]
-    tasks: list[asyncio.Task[ToolResult]]
-    queue: asyncio.Queue[ToolEvent]
+    def __init__(self, calls: tuple[ToolCall, ...], run: RunOne) -> None:
+        self.calls = calls
+        self._queue: asyncio.Queue[_Event] = asyncio.Queue()
+        self._tasks = [asyncio.create_task(run(call, self._queue)) for call in calls]
+        for task in self._tasks:  # told after the task's own last event, whichever way it ended
+            task.add_done_callback(lambda _: self._queue.put_nowait(_ENDED))
 
     async def events(self) -> AsyncIterator[ToolEvent]:
-        for _ in range(len(self.tasks) * 2):  # each call: started, finished
-            yield await self.queue.get()
+        """Each call's events, until every call's task has ended (one that died without saying it finished is
+        shown as failed): never waits longer than the calls run."""
+        ended, unsaid = 0, collections.Counter(call.id for call in self.calls)  # the calls not yet said to be finished
+        while ended < len(self._tasks):
+            event = await self._queue.get()
+            if isinstance(event, _Ended):
+                ended += 1
+                continue
+            if isinstance(event, ToolFinished):
+                unsaid[event.call_id] -= 1
+            yield event
+        for call, task in zip(self.calls, self._tasks, strict=True):
+            if unsaid[call.id] > 0 and (task.cancelled() or task.exception() is not None):
+                unsaid[call.id] -= 1
+                if (error := None if task.cancelled() else task.exception()) is not None:
+                    log.error("tool_call_died", tool=call.name, error=repr(error)[:300], where=last_frames(error))
+                shown = shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
+                yield ToolFinished(call.id, call.name, "", False, 0.0, self._result(task).error, shown)
 
     def results(self) -> list[ToolResult]:
-        return [task.result() for task in self.tasks]
+        return [self._result(task) for task in self._tasks]
 
     async def cancel(self) -> None:
         """Cancel the calls still running (the answer stopped: Stop, /reset, shutdown)."""
-        for task in self.tasks:
+        for task in self._tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self._tasks:  # each call's own clean-up is bounded; this bounds them all
+                await asyncio.wait(self._tasks, timeout=CANCEL_SECONDS)
+
+    @staticmethod
+    def _result(task: asyncio.Task[ToolResult]) -> ToolResult:
+        if task.cancelled():
+            return ToolResult(False, "Error: the call was stopped.", error="stopped")
+        if task.exception() is not None:
+            return crashed()
+        return task.result()
+
+
+def last_frames(error: BaseException) -> str:
+    """Where `error` was raised: the last LOG_FRAMES frames of its traceback (a RecursionError has a thousand, which a
+    log renderer may take many seconds to draw, on the event loop)."""
+    return "".join(traceback.format_exception(error, limit=-LOG_FRAMES))
+
+
+def crashed() -> ToolResult:
+    """What a call that failed inside the bot gives: the model and the person are told it failed."""
+    return ToolResult(False, "Error: the call failed inside the bot.", error="failed inside the bot")
 
 
 def _paragraph_after(text: str) -> str:

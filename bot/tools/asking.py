@@ -15,6 +15,9 @@ from bot.tools.toolbox import PreparedCall
 
 log = structlog.get_logger(__name__)
 
+SURFACE_SECONDS = 60.0  # for showing the question, and for settling it: a platform that doesn't answer by then won't
+STORE_SECONDS = 30.0  # beyond the question's own timeout, for reading its answer (Redis answers sooner or fails)
+
 
 @dataclass(frozen=True)
 class ConfirmRequest:
@@ -60,18 +63,20 @@ class Asker:
             self._timeout,
         )
         try:
-            await gate.open(request.key, request.asker_id, request.timeout)
-            handle = await surface.ask_to_run(request)
-        except ReplyFailure as failure:
-            log.warning("tool_confirm_unavailable", tool=request.tool, detail=failure.detail)
+            async with asyncio.timeout(SURFACE_SECONDS):
+                await gate.open(request.key, request.asker_id, request.timeout)
+                handle = await surface.ask_to_run(request)
+        except (ReplyFailure, TimeoutError) as failure:
+            log.warning("tool_confirm_unavailable", tool=request.tool, detail=_detail(failure))
             return Decision(False, "I couldn't ask for a yes just now")
         decision = Decision(False, "stopped")
         try:
-            decision = await gate.wait(request.key, request.timeout)
-            if decision.approved and not await gate.record_run(request.key):
-                decision = Decision(False, "it was already run")
-        except ReplyFailure as failure:
-            log.warning("tool_confirm_unavailable", tool=request.tool, detail=failure.detail)
+            async with asyncio.timeout(request.timeout + STORE_SECONDS):
+                decision = await gate.wait(request.key, request.timeout)
+                if decision.approved and not await gate.record_run(request.key):
+                    decision = Decision(False, "it was already run")
+        except (ReplyFailure, TimeoutError) as failure:
+            log.warning("tool_confirm_unavailable", tool=request.tool, detail=_detail(failure))
             decision = Decision(False, "I couldn't read the answer just now")
         finally:
             await asyncio.shield(_settle(surface, handle, request, decision))
@@ -80,6 +85,11 @@ class Asker:
 
 async def _settle(surface: ToolConfirmer, handle: Any, request: ConfirmRequest, decision: Decision) -> None:
     try:
-        await surface.settle(handle, request, decision)
+        async with asyncio.timeout(SURFACE_SECONDS):
+            await surface.settle(handle, request, decision)
     except Exception:
         log.warning("tool_confirm_settle_failed", tool=request.tool, exc_info=True)
+
+
+def _detail(failure: Exception) -> str:
+    return failure.detail if isinstance(failure, ReplyFailure) else "timed out"

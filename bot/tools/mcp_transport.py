@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import contextvars
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Protocol, Self
-from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -21,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
+from bot.tools.server_output import Redactor, ServerOutput, http_error, plain, shown_url
 from config.tools_file import ServerConfig
 
 CONNECT_SECONDS = 30.0  # for the handshake and each tools/list
@@ -33,20 +32,28 @@ async def open_session(
     stack: AsyncExitStack,
     on_end: Callable[[], None],
     on_message: MessageHandlerFnT,
+    output: ServerOutput,
 ) -> ClientSession:
     """A session with the server's program (stdio, started now) or its URL (streamable HTTP), not yet initialized;
-    `on_end` is called when the server's side ends; all of it closed with `stack`."""
+    `on_end` is called when the server's side ends; what the server says besides goes to `output`; all of it closed
+    with `stack`."""
     if config.command is not None:
         # The SDK gives the program a minimal environment (PATH, HOME, ...) with config.env over it; on close it
         # closes the program's stdin, then terminates and kills its process group if it is still running.
         parameters = StdioServerParameters(
             command=config.command, args=list(config.args), env=dict(config.env), cwd=config.cwd
         )
-        read, write = await stack.enter_async_context(stdio_client(parameters, errlog=sys.stderr))
+        errlog = await output.open()
+        try:
+            read, write = await stack.enter_async_context(stdio_client(parameters, errlog=errlog))
+        finally:
+            output.spawned()
     else:
         assert config.url is not None
         headers, url = dict(config.headers), config.url
-        client = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT))
+        hooks = {"response": [output.answered]}
+        client = httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT, event_hooks=hooks)
+        client = await stack.enter_async_context(client)
         read, write = await stack.enter_async_context(streamable_http_client(url, http_client=client))
     watched = WatchedStream(read, on_end)
     session = ClientSession(watched, write, read_timeout_seconds=CONNECT_SECONDS, message_handler=on_message)
@@ -102,32 +109,38 @@ class WatchedStream:
         await self.aclose()
 
 
-def describe_failure(config: ServerConfig, error: BaseException) -> str:
-    """Why connecting failed, in a few words: "can't start 'foo': No such file or directory",
-    "http://127.0.0.1:9/mcp: connection refused"."""
+def describe_failure(
+    config: ServerConfig, error: BaseException, output: str = "", http_status: int | None = None
+) -> str:
+    """Why connecting failed, in a few words, without what may be secret: "can't start 'foo': No such file or
+    directory", "'python' exited before it was ready; its last output: “No module named foo”",
+    "http://127.0.0.1:9: connection refused". `output`: the server's last words (see ServerOutput)."""
     found = list(_causes(error))
     mcp_error = next((item for item in found if isinstance(item, MCPError)), None)
+    redact = Redactor(config)
     if config.command is not None:
         program = repr(config.command)
         if mcp_error is None:
-            return f"can't start {program}: {_os_reason(found) or short(str(error)) or type(error).__name__}"
-        if mcp_error.code == CONNECTION_CLOSED:
-            return f"{program} exited before it was ready"
-        if mcp_error.code == REQUEST_TIMEOUT:
-            return f"{program} didn't answer within {CONNECT_SECONDS:g} s"
-        return f"{program}: {short(mcp_error.message)}"
+            reason = f"can't start {program}: {_os_reason(found) or short(str(error)) or type(error).__name__}"
+        elif mcp_error.code == CONNECTION_CLOSED:
+            reason = f"{program} exited before it was ready"
+        elif mcp_error.code == REQUEST_TIMEOUT:
+            reason = f"{program} didn't answer within {CONNECT_SECONDS:g} s"
+        else:
+            reason = f"{program}: {short(mcp_error.message)}"
+        return redact(plain(reason) + last_output(output))
     where = shown_url(config.url or "")
     if mcp_error is not None and mcp_error.code == REQUEST_TIMEOUT:
         return f"{where}: no answer within {CONNECT_SECONDS:g} s"
+    if http_status is not None:
+        return f"{where}: the server answered {http_error(http_status)}"
     reason = _os_reason(found) or (mcp_error and mcp_error.message) or short(str(found[-1]))
-    return f"{where}: {reason or type(found[-1]).__name__}"
+    return f"{where}: {redact(plain(reason or type(found[-1]).__name__))}"
 
 
-def shown_url(url: str) -> str:
-    """The URL without what may be secret: its user and password, its query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+def last_output(output: str) -> str:
+    """What a reason adds of a server's last words (already `plain`)."""
+    return f"; its last output: “{output}”" if output else ""
 
 
 def short(text: str) -> str:

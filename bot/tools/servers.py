@@ -28,12 +28,16 @@ from mcp.types import (
 )
 
 from bot.tools.mcp_results import result_links, result_text
-from bot.tools.mcp_transport import describe_failure, open_session, short
+from bot.tools.mcp_transport import describe_failure, last_output, open_session, short
+from bot.tools.server_output import Redactor, ServerOutput
 from config.tools_file import ServerConfig
 
 log = structlog.get_logger(__name__)
 
 MAX_TOOL_PAGES = 100
+CALL_GRACE_SECONDS = 10.0  # a call's end beyond its timeout, whatever the transport does
+CLOSE_SECONDS = 15.0
+OUTPUT_SECONDS = 1.0  # for a server's last words once it is gone (they come at once, unless a child of it lives on)
 
 Event = Literal["ended", "tools_changed"]
 
@@ -107,23 +111,26 @@ class McpServer:
 
     async def call(self, name: str, arguments: dict[str, Any], timeout: float) -> ToolOutcome:  # noqa: ASYNC109
         """Run a tool. Never raises but CancelledError. `timeout` is the SDK's read timeout: a call that times out, like
-        one whose caller is cancelled, is cancelled on the server too (notifications/cancelled)."""
+        one whose caller is cancelled, is cancelled on the server too (notifications/cancelled). Whatever happens, the
+        call ends within `timeout` + CALL_GRACE_SECONDS."""
         session = self._session
         if session is None:
             return _failed(f"the server is down ({self._problem})")
         try:
-            result = await session.call_tool(name, arguments, read_timeout_seconds=timeout)
+            async with asyncio.timeout(timeout + CALL_GRACE_SECONDS):
+                return _outcome(await session.call_tool(name, arguments, read_timeout_seconds=timeout))
         except MCPError as error:
             reason = _call_error(error, timeout)
             if error.code == CONNECTION_CLOSED and session is self._session and self._events is not None:
                 self._ended(self._events)  # over HTTP, a broken response stream: connect again to see
+        except TimeoutError:  # the SDK's own timeout didn't end it (a request that couldn't even be sent)
+            reason = f"timed out after {timeout:g} s"
         except (RuntimeError, ValueError) as error:  # the SDK's checks of the result (its schema, its kind)
             reason = short(str(error)) or type(error).__name__
-        except Exception:
-            log.exception("mcp_call_crashed", server=self.config.name, tool=name)
-            reason = "the call failed"
-        else:
-            return _outcome(result)
+        except Exception as error:  # noqa: BLE001 - a result we can't read fails its call, never the answer
+            log.error("mcp_call_crashed", server=self.config.name, tool=name, error=type(error).__name__)
+            reason = f"the call failed ({type(error).__name__})"
+        reason = self._redact(reason)
         log.warning("mcp_call_failed", server=self.config.name, tool=name, reason=reason)
         return _failed(reason)
 
@@ -132,7 +139,8 @@ class McpServer:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.wait([task])
+            # The SDK bounds its own shutdown (stdin closed, then terminate, then kill: a few seconds at most).
+            await asyncio.wait([task], timeout=CLOSE_SECONDS)
         self._session = None
         self._ready.clear()
         self._problem = "closed"
@@ -149,9 +157,10 @@ class McpServer:
 
     async def _connect_once(self) -> bool:
         """One connection, from start to end; whether it came up."""
-        reached = False
+        reached, failure = False, None
+        output = ServerOutput()
         try:
-            async with self._open() as (session, events):
+            async with self._open(output) as (session, events):
                 await self._list_tools(session)
                 self._session, reached = session, True
                 self._ready.set()
@@ -162,13 +171,22 @@ class McpServer:
                     log.info("mcp_tools_changed", server=self.config.name, tools=len(self._tools))
                     self._on_tools_changed()
         except Exception as error:  # noqa: BLE001 - any failure is the reason it is down, and a reason to retry
-            self._went_down(describe_failure(self.config, error))
-        if self._session is not None:  # the connection ended without the stream saying so
-            self._went_down("the server exited" if self.config.stdio else "the connection ended")
+            failure = error
+        except BaseException:
+            output.close()
+            raise
+        try:
+            said = await output.last_words(within=OUTPUT_SECONDS)
+        finally:
+            output.close()
+        if failure is not None:
+            self._went_down(describe_failure(self.config, failure, said, output.http_status))
+        elif reached:  # the connection ended (the down was said at once, without the server's last words)
+            self._went_down(self._ended_reason() + self._redact(last_output(said)))
         return reached
 
     @asynccontextmanager
-    async def _open(self) -> AsyncIterator[tuple[ClientSession, asyncio.Queue[Event]]]:
+    async def _open(self, output: ServerOutput) -> AsyncIterator[tuple[ClientSession, asyncio.Queue[Event]]]:
         """The session, initialized, and the queue that says when the connection ended or the tools changed."""
         events: asyncio.Queue[Event] = asyncio.Queue()
         self._events = events
@@ -178,7 +196,7 @@ class McpServer:
                 events.put_nowait("tools_changed")
 
         async with AsyncExitStack() as stack:
-            session = await open_session(self.config, stack, lambda: self._ended(events), on_message)
+            session = await open_session(self.config, stack, lambda: self._ended(events), on_message, output)
             await session.initialize()
             yield session, events
 
@@ -186,7 +204,13 @@ class McpServer:
         """The server's side of this connection ended: down at once (calls fail fast), reconnected by the task."""
         events.put_nowait("ended")
         if events is self._events and self._session is not None:
-            self._went_down("the server exited" if self.config.stdio else "the connection ended")
+            self._went_down(self._ended_reason())
+
+    def _ended_reason(self) -> str:
+        return "the server exited" if self.config.stdio else "the connection ended"
+
+    def _redact(self, text: str) -> str:
+        return Redactor(self.config)(text)
 
     def _went_down(self, reason: str) -> None:
         """Down for `reason`: logged when it was up or the reason is new, not at each try while it stays down."""

@@ -13,6 +13,7 @@ import structlog
 
 from bot.model import ToolSpec
 from bot.tool_calls import ToolCall, parse_arguments
+from bot.tools.server_output import redact_sdk_logs
 from bot.tools.servers import McpServer, ToolInfo
 from config.tools import ToolSettings
 
@@ -70,6 +71,7 @@ class ToolBox:
     async def start(self, ready_within: float = 5.0) -> None:
         """Connect every server: start-up waits up to `ready_within` s for each to connect or fail its first try; one
         that isn't up by then keeps trying in the background."""
+        redact_sdk_logs(server.config for server in self._servers)
         for server in self._servers:
             await server.start()
         await asyncio.gather(*(server.wait_first_try(ready_within) for server in self._servers))
@@ -105,6 +107,8 @@ class ToolBox:
         try:
             arguments = parse_arguments(call.arguments)
             _validate(arguments, tool.input_schema)
+        except BrokenSchema as error:
+            return _refused(f"{call.name} can't be called: {error}. Use another tool.", str(error))
         except ValueError as error:
             return _refused(f"{error}. Call {call.name} again with arguments that match its schema.", str(error))
         return PreparedCall(call, server, tool, arguments, self._asks_first(server, tool))
@@ -173,11 +177,19 @@ def _spec(tool: ToolInfo) -> ToolSpec:
     }
 
 
+class BrokenSchema(Exception):
+    """A tool's schema no validator can apply (a server's mistake, not the model's)."""
+
+
 def _validate(arguments: dict[str, Any], schema: dict[str, Any]) -> None:
     if not schema:
         return
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    kind = jsonschema.validators.validator_for(schema)
+    try:
+        kind.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as invalid:
+        raise BrokenSchema(f"its schema is invalid ({shorten(invalid.message, 100)})") from None
+    error = jsonschema.exceptions.best_match(kind(schema).iter_errors(arguments))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path)
         raise ValueError(f"the arguments don't match the tool's schema: {where + ': ' if where else ''}{error.message}")

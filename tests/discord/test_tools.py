@@ -15,6 +15,8 @@ import pytest
 from tests.discord.harness import DiscordWorld
 from tests.fakes.discord_server import FakeUser
 from tests.fakes.mcp_config import fake_server, servers_file
+from tests.fakes.mcp_failures import FAILING, FAILING_TIMEOUT, FAILURES
+from tests.fakes.mcp_refusing import SECRET, refusing_server
 from tests.fakes.model_server import Script, ToolAgent, ToolCallScript
 
 CALLS = {
@@ -22,6 +24,8 @@ CALLS = {
     "slowly": [ToolCallScript("slow", '{"ms": 1500}')],
     "note": [ToolCallScript("add_note", '{"text": "buy milk"}')],
     "cancelme": [ToolCallScript("add_note", '{"text": "never"}')],
+    "nested": [ToolCallScript("lookup", "[" * 1000 + "]" * 1000)],  # json.loads raises RecursionError
+    "every way": list(FAILING),
 }
 
 
@@ -37,7 +41,7 @@ class Scene:
 @pytest.fixture
 async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
     notes = tmp_path / "notes.txt"
-    config = servers_file(tmp_path, fake=fake_server(MCP_NOTES_FILE=notes))
+    config = servers_file(tmp_path, fake={**fake_server(MCP_NOTES_FILE=notes), "timeout_seconds": FAILING_TIMEOUT})
     async with DiscordWorld.open() as world:
         agent = ToolAgent(CALLS, base=Script(rate=100))
         respond = world.model.responder
@@ -133,6 +137,59 @@ async def test_a_channel_manager_turns_tools_off_in_a_channel_and_on_again(scene
     await tools(carol, offer="default")
     thread = await discord.wait_thread(await discord.mention(channel, alice, "weather please, t-on"))
     await discord.wait_bot_text(thread, lambda text: "Sources:" in text, timeout=20)
+
+
+async def test_a_call_whose_arguments_are_nested_too_deep_fails_and_the_conversation_goes_on(scene: Scene) -> None:
+    discord, channel, alice = scene.discord, scene.channel, scene.alice
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "nested please"))
+    failed = "-# ✗ `lookup`: the arguments are nested too deeply (more than 64 levels)"
+    await discord.wait_bot_text(thread, lambda text: failed in text and "Using Error:" in text, timeout=20)
+    followup = await discord.say(thread["id"], alice, "and what now?")  # not held: answered at once
+    [answer] = await discord.wait_bot_text(thread, bool, after=followup["id"], timeout=20)
+    assert answer["content"] and "✗" not in answer["content"]
+
+
+async def test_calls_that_fail_every_way_each_show_why_and_the_answer_and_the_next_go_on(scene: Scene) -> None:
+    discord, channel, alice = scene.discord, scene.channel, scene.alice
+    thread = await discord.wait_thread(await discord.mention(channel, alice, "fail every way please"))
+    replies = await discord.wait_bot_text(thread, lambda text: "Using Error:" in text, timeout=30)
+    lines = [line for reply in replies for line in reply["content"].splitlines() if line.startswith("-# ✗")]
+    assert len(lines) == len(FAILING)
+    for call, why in FAILURES.items():
+        assert any(line.startswith(f"-# ✗ `{call.name}`: {why}") for line in lines), (call, lines)
+    followup = await discord.say(thread["id"], alice, "and what now?")
+    [answer] = await discord.wait_bot_text(thread, bool, after=followup["id"], timeout=20)
+    assert answer["content"] and "✗" not in answer["content"]
+
+
+async def test_tools_says_which_models_use_them_and_shows_a_refusing_server_without_its_key(tmp_path: Path) -> None:
+    async with refusing_server() as hosted, DiscordWorld.open() as world:
+        config = servers_file(tmp_path, fake=fake_server(), hosted={"url": hosted})
+        channel, alice = world.add_channel("general"), world.add_user("alice")
+        await world.start_bot(MCP_SERVERS_FILE=str(config), MODELS="small-model", TOOL_MODELS="small-model")
+
+        async def tools(where: dict[str, Any]) -> str:
+            interaction = await world.fake.send_slash_command(where["id"], alice, "tools")
+            await world.fake.wait_for(lambda: interaction.callback_type is not None, 10)
+            return _content(interaction.response_data)
+
+        listing = await tools(channel)
+        assert (
+            "**Mistral-7B-Instruct-v0.3** answers new conversations here and doesn't use tools: it answers from what "
+            "it knows. The models here that do: **small-model**. Switch with /model small-model.\n"
+            "The tools connected:\n"
+        ) in listing
+        host = hosted.split("/api/", 1)[0]
+        assert f"⚠️ `hosted` is down: {host}: the server answered 401 Unauthorized. I keep" in listing
+
+        thread = await world.wait_thread(await world.mention(channel, alice, "hello there"))
+        await world.wait_bot_text(thread, bool, timeout=20)
+        switch = await world.fake.send_slash_command(thread["id"], alice, "model", {"name": "small-model"})
+        await world.fake.wait_for(lambda: switch.callback_type is not None, 10)
+        in_thread = await tools(thread)
+        assert "**small-model** answers this conversation and uses these tools:\n• `lookup`" in in_thread
+        assert SECRET not in listing + in_thread and "/api/mcp" not in listing + in_thread
+        assert SECRET not in world.stderr  # nor in the log
 
 
 def _content(data: dict[str, Any] | None) -> str:

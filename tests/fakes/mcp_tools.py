@@ -4,7 +4,8 @@
     python -m tests.fakes.mcp_tools http --port N     # streamable HTTP at http://127.0.0.1:N/mcp
 
 MCP_NOTES_FILE gets a line per add_note call; MCP_EVENTS_FILE gets "cancelled" when a hang call is cancelled;
-MCP_TIMING_FILE a JSON line per tagged slow call (when it started and ended)."""
+MCP_TIMING_FILE a JSON line per tagged slow call (when it started and ended). MCP_STDERR_BANNER, when set, is
+written to stderr as the server starts (as many servers greet whoever runs them)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from pathlib import Path
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
+from pydantic import WithJsonSchema
 
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 server: MCPServer = MCPServer("fake-tools", log_level="WARNING")
@@ -94,6 +98,30 @@ async def slow(ms: int, tag: str = "") -> str:
     return f"slept {ms} ms"
 
 
+@server.tool(annotations=READ_ONLY)
+def strict(text: Annotated[str, WithJsonSchema({"type": "string", "pattern": "(unclosed"})]) -> str:
+    """A tool whose schema no validator can apply (its pattern is not a regular expression)."""
+    return f"strict {text}"
+
+
+@server.tool(annotations=READ_ONLY)
+def endless(text: Annotated[str, WithJsonSchema({"allOf": [{"$dynamicRef": "#/properties/text"}]})]) -> str:
+    """A tool whose valid schema refers to itself: checking arguments against it never ends (RecursionError)."""
+    return f"endless {text}"
+
+
+DEEP_LEVELS = 220  # more than the SDK's client reads in a message (200), less than its server writes (255)
+
+
+@server.tool(annotations=READ_ONLY)
+def deep_result() -> CallToolResult:
+    """A result nested deeper than a client can read."""
+    value: dict[str, Any] = {"end": True}
+    for _ in range(DEEP_LEVELS):
+        value = {"inner": value}
+    return CallToolResult(content=[], structured_content=value)
+
+
 def extra() -> str:
     """A tool added at runtime."""
     return "extra"
@@ -112,6 +140,8 @@ def main() -> None:
     parser.add_argument("transport", choices=["stdio", "http"])
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
+    if banner := os.environ.get("MCP_STDERR_BANNER"):
+        print(banner, file=sys.stderr, flush=True)
     if args.transport == "stdio":
         server.run("stdio")
     else:

@@ -324,7 +324,8 @@ async def test_tools_lists_the_tools_and_which_ask_first(auto: Bot) -> None:
     envelope = await auto.fake.send_slash_command("/tools", "", ALICE, GENERAL)
     await auto.fake.wait_ack(envelope)
     listing = str((auto.fake.ack_payloads[envelope] or {}).get("text", ""))
-    assert listing.startswith("Tools are offered here to the models that can use them.\nThe tools I can use:")
+    assert listing.startswith("Tools are offered here to the models that can use them.\n*")
+    assert "* answers new conversations here and uses these tools:\n" in listing  # the channel's new threads' model
     assert "• `lookup`: Look something up." in listing
     assert "• `add_note` (asks you first): Write a note down." in listing
 
@@ -357,7 +358,7 @@ async def test_the_home_tab_lists_the_tools(auto: Bot) -> None:
     await auto.fake.send_event(auto.fake.app_home_opened_event(ALICE))
     await eventually(lambda: ALICE in auto.fake.home_views, what="the published Home tab")
     text = auto.fake.published_views[-1].text
-    assert "*Tools*\nThe tools I can use:" in text
+    assert "*Tools*\nThe tools connected, for the models that use them:" in text
     assert "• `lookup`: Look something up." in text and "• `add_note` (asks you first)" in text
     assert "`/tools`" in text
 

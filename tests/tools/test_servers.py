@@ -22,6 +22,7 @@ from aiohttp import web
 from bot.tools.servers import McpServer
 from config.tools_file import ServerConfig
 from tests.conftest import ROOT, free_port, terminate
+from tests.fakes.mcp_refusing import SECRET, refusing_server
 
 FAKE = ("-m", "tests.fakes.mcp_tools")
 QUICK = (0.05, 0.2)  # backoff: retry at once, for the tests
@@ -106,6 +107,9 @@ async def test_tools_are_listed_with_their_read_only_flags(fake: McpServer) -> N
         "exit_now",
         "slow",
         "add_tool",
+        "strict",
+        "endless",
+        "deep_result",
     }
     assert tools["lookup"].read_only and tools["hang"].read_only
     assert not tools["add_note"].read_only
@@ -232,6 +236,49 @@ async def test_a_missing_program_is_reported_and_tried_again(tmp_path: Path) -> 
         await server.aclose()
 
 
+async def test_a_program_that_exits_before_it_is_ready_says_why_in_its_own_words(tmp_path: Path) -> None:
+    # The package is installed for another interpreter, not this one: Python says so on stderr and exits.
+    config = fake_config(tmp_path, command=sys.executable, args=("-m", "mcp_server_not_installed_here"))
+    server = McpServer(config, backoff=QUICK)
+    await server.start()
+    try:
+        assert await server.wait_first_try(15) and not server.up
+        assert server.problem == (
+            f"{sys.executable!r} exited before it was ready; "
+            f"its last output: “{sys.executable}: No module named mcp_server_not_installed_here”"
+        )
+    finally:
+        await server.aclose()
+
+
+async def test_what_a_program_says_is_shown_inert_and_in_a_few_lines(tmp_path: Path) -> None:
+    noisy = "import sys\nfor n in range(50): print(f'line {n} ' + 'x' * 500, file=sys.stderr)\n"
+    hostile = "print('<@123> @everyone <b>hi</b> \\x1b[31mred', file=sys.stderr)\nraise SystemExit(3)\n"
+    server = McpServer(fake_config(tmp_path, args=("-c", noisy + hostile)), backoff=QUICK)
+    await server.start()
+    try:
+        assert await server.wait_first_try(15)
+        said = server.problem.split("its last output: ", 1)[1]
+        inert = "\u2039@\u200b123\u203a @\u200beveryone \u2039b\u203ahi\u2039/b\u203a red”"  # angle quotes, no mention
+        assert len(said) <= 302 and said.endswith(inert)
+        assert "<" not in said and "\x1b" not in said and "line 46" not in said  # the last 3 lines at most
+    finally:
+        await server.aclose()
+
+
+async def test_a_server_that_refuses_is_shown_by_its_host_and_status_never_its_key() -> None:
+    async with refusing_server() as url:
+        server = McpServer(ServerConfig(name="hosted", url=url), backoff=QUICK)
+        await server.start()
+        try:
+            assert await server.wait_first_try(15) and not server.up
+            host = url.split("/api/", 1)[0]
+            assert server.problem == f"{host}: the server answered 401 Unauthorized"
+            assert SECRET not in (await server.call("lookup", {}, 1)).error
+        finally:
+            await server.aclose()
+
+
 async def test_aclose_leaves_no_process_behind(tmp_path: Path) -> None:
     before = children()
     server = await started(fake_config(tmp_path))
@@ -271,7 +318,7 @@ async def test_a_url_where_nothing_listens_is_reported_and_tried_again(tmp_path:
     process = None
     try:
         assert not await server.wait_ready(0.5)
-        assert server.problem == f"http://127.0.0.1:{port}/mcp: connection refused"
+        assert server.problem == f"http://127.0.0.1:{port}: connection refused"  # the host alone: no path, no query
 
         process = await start_http_fake(port, tmp_path)
         assert await server.wait_ready(15), server.problem

@@ -186,6 +186,10 @@ async def test_only_the_asker_can_say_yes(
     assert not files["notes"].exists()
 
 
+DEEP = "[" * 1000 + "]" * 1000  # json.loads raises RecursionError
+TOO_DEEP = "✗ `lookup`: the arguments are nested too deeply"
+
+
 @pytest.mark.parametrize(
     ("call", "shown", "told"),
     [
@@ -193,19 +197,33 @@ async def test_only_the_asker_can_say_yes(
         (ToolCallScript("fail", "{}"), "✗ `fail`:", "the lookup service is down"),
         (ToolCallScript("nope", "{}"), "✗ `nope`: no such tool", "there is no tool named 'nope'"),
         (ToolCallScript("lookup", '{"query": '), "✗ `lookup`: the arguments are not valid JSON", "not valid JSON"),
+        (ToolCallScript("lookup", DEEP), TOO_DEEP, "nested too deeply"),
+        (ToolCallScript("lookup", '{"query": ' + "[" * 100 + "]" * 100 + "}"), TOO_DEEP, "nested too deeply"),
+        (ToolCallScript("lookup", "[1, 2]"), "✗ `lookup`: the arguments are not a JSON object", "not a JSON object"),
         (ToolCallScript("lookup", '{"q": 1}'), "✗ `lookup`: the arguments don't match", "'query' is a required"),
+        # Its schema's pattern is no regular expression.
+        (ToolCallScript("strict", '{"text": "x"}'), "✗ `strict`: its schema is invalid", "can't be called"),
+        # Its schema refers to itself: checking the arguments raises RecursionError.
+        (ToolCallScript("endless", '{"text": "x"}'), "✗ `endless`: failed inside the bot", "failed inside the bot"),
         (ToolCallScript("exit_now", "{}"), "✗ `exit_now`:", "Error:"),
+        # A result nested deeper than the client reads: the SDK drops it, and the call times out.
+        (ToolCallScript("deep_result", "{}"), "✗ `deep_result`: timed out", "Error:"),
     ],
 )
 async def test_a_failing_call_is_shown_the_model_gets_an_error_and_the_answer_goes_on(
     core: ChatCore, model_server: FakeModelServer, call: ToolCallScript, shown: str, told: str
 ) -> None:
     model_server.responder = agent({"go": [call]})
-    result = await core.answer(turn("go"), AskingSurface(core.gate, []))  # type: ignore[arg-type]
+    async with asyncio.timeout(30):  # never waits forever (the call's own timeout is 1 s)
+        result = await core.answer(turn("go"), AskingSurface(core.gate, []))  # type: ignore[arg-type]
     assert result.failure is None
     assert shown in result.messages[-1]
     assert told in model_server.requests[-1].body["messages"][-1]["content"]
     assert "Using " in result.messages[-1]  # the model answered after the error
+    model_server.default = Script(text="Next answer.")
+    async with asyncio.timeout(30):  # the conversation isn't held: the next question is answered
+        following = await core.answer(turn("and then?"), AskingSurface(core.gate, []))  # type: ignore[arg-type]
+    assert following.failure is None and following.messages[-1].startswith("Next answer.")
 
 
 async def test_a_huge_result_is_cut_with_a_note(core: ChatCore, model_server: FakeModelServer) -> None:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
-from adapters.jobs.tools import describe_tools
+from adapters.jobs.tools import describe_tools, tool_use
 from bot.core import ChatCore, Turn
+from bot.personas import Personas, Place
 from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from bot.tools.toolbox import ToolBox
+from config.models import BackendKind, ModelCatalog, ModelChoice
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig
 from tests.conftest import ROOT, make_core, remote_model_settings
@@ -68,3 +71,52 @@ async def test_without_any_server_up_the_model_is_asked_without_tools(
     finally:
         await core.aclose()
         await box.aclose()
+
+
+def surface() -> MemorySurface:
+    return MemorySurface(SurfaceLimits(max_length=2000))
+
+
+async def test_tools_says_whether_this_conversations_model_uses_them_and_which_models_do(
+    toolbox: ToolBox, model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    remote = remote_model_settings(model_server.base_url)
+    plain = ModelChoice("plain-model", "Plain", False, remote, tools=False)  # MODELS_FILE: `tools: false`
+    caller = ModelChoice("caller-model", "Caller", False, remote)
+    tiny = ModelChoice("tiny.gguf", "Tiny", False, replace(remote, backend=BackendKind.LOCAL))  # in-process
+    places = Personas(redis_store.client, redis_store.settings.key_prefix, "Test.", size=len, max_tokens=200)
+    models = ModelCatalog((plain, caller, tiny))
+    core = make_core(remote, redis_store, token_counter, tools=toolbox, models=models, personas=places)
+    here = (Place("console", "channel", "t"),)
+    try:
+        use = await tool_use(core, "tools:use", here)
+        assert not use.uses and [choice.display_name for choice in use.takers] == ["Caller"]
+        listing = describe_tools(toolbox, use=use)
+        assert listing.startswith(
+            "Plain answers this conversation and doesn't use tools: it answers from what it knows. "
+            "The models here that do: Caller. Switch with /model Caller.\nThe tools connected:\n• `lookup`"
+        )
+        await core.answer(
+            Turn("tools:use", "1", "Ada", "weather?", places=here), MemorySurface(SurfaceLimits(max_length=2000))
+        )
+        assert "tools" not in model_server.requests[-1].body  # as /tools said: Plain is offered none
+
+        await core.choose_model("tools:use", "Caller")
+        listing = describe_tools(toolbox, use=await tool_use(core, "tools:use", here))
+        assert listing.startswith("Caller answers this conversation and uses these tools:\n• `lookup`")
+        await core.answer(
+            Turn("tools:use", "1", "Ada", "weather?", places=here), MemorySurface(SurfaceLimits(max_length=2000))
+        )
+        assert model_server.requests[-1].body["tools"]
+
+        await places.set_tools(here[0], False)
+        listing = describe_tools(toolbox, use=await tool_use(core, "tools:use", here))
+        assert listing.startswith("Caller answers this conversation without tools: they are turned off here.\n")
+
+        await core.choose_model("tools:use", "Tiny")
+        await places.set_tools(here[0], None)
+        listing = describe_tools(toolbox, use=await tool_use(core, "tools:use", here))
+        assert listing.startswith("Tiny answers this conversation and doesn't use tools")
+    finally:
+        await places.set_tools(here[0], None)
+        await core.aclose()

@@ -22,10 +22,12 @@ from playwright.async_api import Browser, BrowserContext, Locator, expect
 from bot.errors import FailureKind
 from tests.conftest import ROOT
 from tests.fakes.mcp_config import fake_server, servers_file
+from tests.fakes.mcp_failures import FAILING_TIMEOUT, FAILURES
+from tests.fakes.mcp_refusing import SECRET, refusing_server
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.slack.harness import BotProcess, eventually
 from tests.web.harness import WebBots
-from tests.web.test_web import ChatPage
+from tests.web.test_web import DEFAULT_NAME, ChatPage
 
 # A tool result (and arguments) that would run script if it were ever parsed as HTML.
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -287,18 +289,106 @@ async def test_stop_during_a_call_that_hangs_ends_the_call_and_the_answer(
     await eventually(lambda: files["events"].exists() and "cancelled" in files["events"].read_text(), 10, "cancel")
 
 
+async def test_a_call_nested_too_deep_fails_and_the_next_question_is_answered(
+    model: FakeModelServer, bots: WebBots, browser: Browser, files: dict[str, Path]
+) -> None:
+    model.responder = agent({"nested": [ToolCallScript("lookup", "[" * 1000 + "]" * 1000)]})
+    await start(bots, files)
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("nested please")
+    assert (await chat.answer()).startswith("Using Error: the arguments are nested too deeply")
+    await expect_chip(chip(chat), "lookup", "failed", note="the arguments are nested too deeply (more than 64 levels)")
+    await chat.ask("and now?")  # the conversation isn't held
+    assert await chat.answer() == "Plain answer."
+
+
+async def test_calls_that_fail_every_way_each_show_why_and_the_answer_and_the_next_go_on(
+    model: FakeModelServer, bots: WebBots, browser: Browser, files: dict[str, Path]
+) -> None:
+    # Those that log a traceback by design are left to the other tests (this harness refuses any): ours for a failure
+    # inside the bot, the SDK's for a message it can't read.
+    failures = {call: why for call, why in FAILURES.items() if call.name not in ("endless", "deep_result")}
+    model.responder = agent({"every way": list(failures)})
+    bot = await bots.start(**{**tool_settings(files), "TOOL_TIMEOUT_SECONDS": str(FAILING_TIMEOUT)})
+    await bot.wait_log("mcp_server_up", server="fake", timeout=20)
+    chat = await ChatPage.open(await browser.new_context(), bots.url)
+    await chat.ask("fail every way please")
+    assert (await chat.answer(timeout=30)).startswith("Using Error:")
+    await expect(chat.replies.last.locator(".tool-call")).to_have_count(len(failures))
+    for number, (call, why) in enumerate(failures.items()):
+        await expect(chip(chat, number)).to_have_attribute("data-state", "failed")
+        await expect(chip(chat, number).locator(".tool-name")).to_have_text(call.name)
+        await expect(chip(chat, number).locator(".tool-note")).to_contain_text(why)
+    await chat.ask("and now?")  # the conversation isn't held
+    assert await chat.answer() == "Plain answer."
+
+
+async def test_the_tools_menu_says_whether_the_conversations_model_uses_them_and_hides_a_servers_key(
+    model: FakeModelServer, bots: WebBots, browser: Browser, files: dict[str, Path]
+) -> None:
+    async with refusing_server() as hosted:
+        servers = servers_file(files["notes"].parent, fake=fake_server(), hosted={"url": hosted})
+        bot = await bots.start(MCP_SERVERS_FILE=str(servers), MODELS="small-model", TOOL_MODELS="small-model")
+        await bot.wait_log("mcp_server_up", server="fake", timeout=20)
+        context = await browser.new_context()
+        chat = await ChatPage.open(context, bots.url, picker=True)
+        async with aiohttp.ClientSession() as session:
+            hello = await hello_of(session, context, bots.url)
+        assert (hello["tools"], hello["toolsConnected"]) == (False, True)  # the default model uses none
+
+        panel = chat.page.locator("#tools-panel")
+        await chat.page.click("#tools-button")
+        await expect(panel.locator(".tool-summary")).to_have_text(
+            f"{DEFAULT_NAME} answers this conversation and doesn't use tools: it answers from what it knows. "
+            "The models here that do: small-model. Pick one in the model menu."
+        )
+        await expect(panel.locator(".tool-entry")).not_to_have_count(0)
+        host = hosted.split("/api/", 1)[0]
+        await expect(panel.locator(".tool-down")).to_have_text(
+            f"⚠️ hosted is down: {host}: the server answered 401 Unauthorized. I keep trying to reach it."
+        )
+        assert SECRET not in await panel.inner_text()
+        await chat.page.keyboard.press("Escape")
+
+        await chat.choose("small-model")
+        await chat.page.click("#tools-button")
+        await expect(panel.locator(".tool-summary")).to_have_text(
+            "small-model answers this conversation and uses these tools."
+        )
+        async with aiohttp.ClientSession() as session:
+            assert (await hello_of(session, context, bots.url))["tools"] is True
+        assert SECRET not in bot.stderr  # nor in the log
+        assert chat.errors == []
+
+
 # -- helpers --------------------------------------------------------------------------------
+
+
+async def hello_of(session: aiohttp.ClientSession, context: BrowserContext, url: str) -> dict[str, Any]:
+    """The `hello` a new connection of the browser `context` is gets."""
+    ws, hello = await connect_as(session, context, url)
+    await ws.close()
+    return hello
 
 
 async def same_browser(
     session: aiohttp.ClientSession, context: BrowserContext, url: str
 ) -> aiohttp.ClientWebSocketResponse:
     """A websocket of the browser `context` is (its cookie), showing its last conversation."""
+    ws, _ = await connect_as(session, context, url)
+    return ws
+
+
+async def connect_as(
+    session: aiohttp.ClientSession, context: BrowserContext, url: str
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    """A websocket of the browser `context` is (its cookie), and the `hello` it got."""
     cookie = next(cookie for cookie in await context.cookies() if cookie["name"] == "chat_id")
     headers = {"Cookie": f"chat_id={cookie['value']}", "Origin": url.rstrip("/")}
     ws = await session.ws_connect(f"{url}ws", headers=headers, max_msg_size=0)
-    assert (await ws.receive_json(timeout=5))["type"] == "hello"
-    return ws
+    hello: dict[str, Any] = await ws.receive_json(timeout=5)
+    assert hello["type"] == "hello"
+    return ws, hello
 
 
 async def frame_of(ws: aiohttp.ClientWebSocketResponse, kind: str, skip: set[str] | None = None) -> dict[str, Any]:

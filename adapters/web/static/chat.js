@@ -43,7 +43,7 @@ const handlers = {
     sessionStorage.setItem("conversation", state.conversation);
     showConversations(event.conversations ?? []);
     showModel(event.model);
-    showToolsButton(Boolean(event.tools));
+    showToolsButton(Boolean(event.toolsConnected));  // `tools`: whether this conversation's model uses them
     showInstructions(event.instructions, event.maxInstructions);
     showHistory(event.history, event.live ?? []);
     updateButtons();

@@ -184,12 +184,12 @@ export function closeToolsPanel() {
   return true;
 }
 
-// `tools` {connected, tools: [{name, server, description, asksFirst}], down: [{server, problem}]}
+// `tools` {connected, uses, summary, tools: [{name, server, description, asksFirst}], down: [{server, problem}]}:
+// `summary` says whether this conversation's model uses the tools (and if not, which models do).
 export function showToolList(event) {
   if (view.toolsPanel.hidden) return;
-  const rows = [];
-  if (!event.connected) rows.push(el("p", "", "No tools are connected here: I answer from what I know."));
-  else if (!event.tools.length) rows.push(el("p", "", "No tools are available right now."));
+  const rows = [el("p", event.uses ? "tool-summary" : "tool-summary tool-unused", String(event.summary ?? ""))];
+  if (event.connected && !event.tools.length) rows.push(el("p", "", "No tools are available right now."));
   for (const tool of event.tools) {
     const name = el("div", "tool-entry-name", el("code", "", String(tool.name)));
     if (tool.asksFirst) name.append(el("span", "asks-first", "asks first"));
