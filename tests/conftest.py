@@ -38,6 +38,49 @@ from tests.system.cluster import OwnCluster
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parent.parent
+# How long the harnesses wait for a bot process to be up (connected, listening, announced). An idle
+# machine starts one in 2-3 s; a run with pytest-xdist's workers (pyproject.toml) starts several at once
+# on the same cores, and each test's own bounds are on what the bot does once started.
+BOT_START_SECONDS = 60.0
+
+
+# The modules that take longest, longest first. pytest-xdist (addopts in pyproject.toml: `--dist loadfile`)
+# hands each worker whole modules in collection order: these start at once and the short ones fill in
+# around them, rather than a long one starting last and the run waiting for it alone.
+LONGEST_MODULES = (
+    "system/test_container.py",
+    "web/test_web.py",
+    "system/test_faults.py",
+    "web/test_web_security.py",
+    "slack/test_slack.py",
+    "system/test_scale.py",
+    "discord/test_discord.py",
+    "discord/test_tools.py",
+    "web/test_tools.py",
+    "discord/test_personas.py",
+    "slack/oauth/test_workspaces.py",
+    "web/test_documents.py",
+    "console/test_console.py",
+    "tools/test_servers.py",
+    "web/test_instructions.py",
+    "system/test_cluster.py",
+    "jobs/test_ratelimit.py",
+    "discord/test_discord_installs.py",
+    "tools/test_tool_turns.py",
+    "discord/test_image_bombs.py",
+    "slack/test_slack_assistant.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_MODULES)}
+    tests = ROOT / "tests"
+
+    def module_rank(item: pytest.Item) -> int:
+        inside = item.path.is_relative_to(tests)
+        return rank.get(item.path.relative_to(tests).as_posix(), len(rank)) if inside else len(rank)
+
+    items.sort(key=module_rank)  # stable: within a module, and among the other modules, the order stays
 
 
 def free_port() -> int:

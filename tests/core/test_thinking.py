@@ -101,7 +101,9 @@ async def test_while_it_thinks_the_reply_says_so_each_second_then_drops_it(
     cores: MakeCore, model_server: FakeModelServer
 ) -> None:
     core = cores(ShowReasoning.COLLAPSED)
-    model_server.default = Script(text="Done.", thought_tokens=60, rate=40)  # 1.5 s of thinking
+    # 1.75 s of thinking: "2 s" whether the first piece comes at once or a little late (1.5 s would sit on
+    # the rounding edge, and come out "1 s" when a busy machine delays the first piece more than the last).
+    model_server.default = Script(text="Done.", thought_tokens=70, rate=40)
     shown = surface()
     await core.answer(turn("Think hard"), shown)
     statuses = [write.text for write in shown.writes if "Thinking…" in write.text]

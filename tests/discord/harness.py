@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REDIS_URL, delete_keys, terminate
+from tests.conftest import BOT_START_SECONDS, REDIS_URL, delete_keys, terminate
 from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 
@@ -202,7 +202,7 @@ class DiscordWorld:
         }
         return clean_env(**{**defaults, **settings})
 
-    async def start_bot(self, *, ready_timeout: float = 30.0, **settings: str) -> BotProcess:
+    async def start_bot(self, *, ready_timeout: float = BOT_START_SECONDS, **settings: str) -> BotProcess:
         """Start the bot and wait until it has synced its commands and identified (or resumed)."""
         assert self.bot is None or not self.bot.running, "a bot is already running"
         identified = self.fake.gateway.identify_count

@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from bot.errors import FailureKind
+from tests.conftest import BOT_START_SECONDS
 from tests.discord.harness import (
     FOLLOWUP,
     GLOBAL_COMMANDS,
@@ -736,7 +737,7 @@ async def test_a_missing_message_content_intent_stops_start_up_with_the_fix() ->
     async with DiscordWorld.open() as world:
         world.fake.disallowed_intents = Intent.MESSAGE_CONTENT
         bot = await BotProcess.start("discord", env=world.bot_env())
-        code = await asyncio.wait_for(bot.process.wait(), 30)
+        code = await asyncio.wait_for(bot.process.wait(), BOT_START_SECONDS)
         assert code == 2  # as every other setting that is wrong
         [line] = [line for line in bot.stderr.splitlines() if "Message Content Intent" in line]  # said once
         assert line.startswith("Configuration error: Discord refused the Message Content intent"), bot.stderr

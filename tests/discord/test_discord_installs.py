@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.conftest import BOT_START_SECONDS
 from tests.discord.harness import GLOBAL_COMMANDS, ORIGINAL_EDIT, ROOT, DiscordWorld, clean_env, log_shown
 from tests.fakes.discord_server import FakeInteraction, FakeUser, IntegrationType
 from tests.fakes.model_server import Script
@@ -197,7 +198,7 @@ async def test_the_invite_url_prints_the_server_and_the_user_install_links() -> 
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
+    out, err = await asyncio.wait_for(process.communicate(), BOT_START_SECONDS)
     assert process.returncode == 0, err.decode()
     lines = [line for line in out.decode().splitlines() if line.strip()]
     assert [line.split(": ", 1)[0] for line in lines] == ["Add to a server", "Add to your account"]

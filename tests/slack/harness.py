@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from tests.conftest import REDIS_URL, ROOT, free_port, terminate
+from tests.conftest import BOT_START_SECONDS, REDIS_URL, ROOT, free_port, terminate
 from tests.fakes.model_server import RecordedRequest
 from tests.fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
 
@@ -206,7 +206,7 @@ class SlackHarness:
         env.update(self.extra_env)
         return env
 
-    async def start_bot(self, timeout: float = 30.0) -> BotProcess:
+    async def start_bot(self, timeout: float = BOT_START_SECONDS) -> BotProcess:
         """Start a bot and wait until it can receive events (socket open / port answering)."""
         connections = self.fake.socket_connect_count + 1
         bot = await BotProcess.start(f"bot{len(self.bots) + 1}", self.env(), self.bot_root)

@@ -50,6 +50,7 @@ from tests.system.container.images import (
     build_base_image,
     build_redis_image,
     compose_command,
+    docker_to_ourselves,
     run,
 )
 
@@ -77,23 +78,24 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    daemon = Daemon()
-    try:
-        daemon.ensure()
-    except DockerUnavailable as error:
-        pytest.skip(f"Docker cannot run on this machine: {error}")
-    try:
-        compose = compose_command()
-        started = time.monotonic()
-        build_base_image()
-        build_redis_image()
-        checkout = fresh_checkout(tmp_path_factory.mktemp("clone") / "chatbot")
-        # A clone has no .env: compose.yaml must still load (its env_file is optional), and build.
-        build_bot_image(compose, checkout, BOT_IMAGE)
-        print(f"images ready in {time.monotonic() - started:.0f} s")
-        yield Stack(compose, checkout, _host_gateway())
-    finally:
-        daemon.stop()
+    with docker_to_ourselves():  # one test run (one xdist worker) at a time builds, deploys and stops dockerd
+        daemon = Daemon()
+        try:
+            daemon.ensure()
+        except DockerUnavailable as error:
+            pytest.skip(f"Docker cannot run on this machine: {error}")
+        try:
+            compose = compose_command()
+            started = time.monotonic()
+            build_base_image()
+            build_redis_image()
+            checkout = fresh_checkout(tmp_path_factory.mktemp("clone") / "chatbot")
+            # A clone has no .env: compose.yaml must still load (its env_file is optional), and build.
+            build_bot_image(compose, checkout, BOT_IMAGE)
+            print(f"images ready in {time.monotonic() - started:.0f} s")
+            yield Stack(compose, checkout, _host_gateway())
+        finally:
+            daemon.stop()
 
 
 def fresh_checkout(target: Path) -> Path:

@@ -22,7 +22,7 @@ from bot.redis_client import CONNECTIONS, RedisClients
 from bot.store import HistoryStore, StoredMessage
 from bot.surface import SurfaceLimits
 from config.settings import HistorySettings
-from tests.conftest import REDIS_URL, close_store, make_core, open_store, remote_model_settings
+from tests.conftest import BOT_START_SECONDS, REDIS_URL, close_store, make_core, open_store, remote_model_settings
 from tests.discord.harness import BotProcess, DiscordWorld
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script
@@ -216,7 +216,7 @@ async def start_shard_process(world: DiscordWorld, shard_ids: str, count: int = 
     bot = await BotProcess.start(
         "discord", env=world.bot_env(DISCORD_SHARD_COUNT=str(count), DISCORD_SHARD_IDS=shard_ids)
     )
-    await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, 30)
+    await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, BOT_START_SECONDS)
     assert bot.running, bot.stderr
     return bot
 
@@ -260,7 +260,7 @@ async def test_shard_count_auto_runs_as_many_shards_as_discord_recommends_and_an
         alice = world.add_user("alice")
         bot = await BotProcess.start("discord", env=world.bot_env(DISCORD_SHARD_COUNT="auto"))
         try:
-            await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, 30)
+            await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, BOT_START_SECONDS)
             assert bot.running, bot.stderr
             ready = log_lines(bot, "discord_ready")[0]
             assert "shards=[0, 1]" in ready and "shard_count=2" in ready, ready

@@ -7,7 +7,7 @@ import asyncio
 import sys
 import time
 
-from tests.conftest import REDIS_URL, ROOT, free_port
+from tests.conftest import BOT_START_SECONDS, REDIS_URL, ROOT, free_port
 from tests.slack.harness import BotProcess, eventually, inherited_env
 
 
@@ -76,7 +76,7 @@ class WebBots:
         """Start a bot and wait for the line announcing its URL (https:// with a certificate)."""
         bot = await self.launch(**settings)
         url = self.url_with("https" if settings.get("WEB_TLS_CERT") else "http")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + BOT_START_SECONDS
         while not any(f"Web chat on {url}" in line for line in bot.lines):
             assert bot.running, f"{bot.name} exited with {bot.process.returncode}:\n{bot.stderr}"
             assert time.monotonic() < deadline, f"{bot.name} did not announce {url}:\n{bot.stderr}"
@@ -86,7 +86,7 @@ class WebBots:
     async def refused(self, **settings: str) -> str:
         """Start a bot that must stop at once with exit status 2; its stderr."""
         bot = await self.launch(**settings)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + BOT_START_SECONDS
         while bot.running:
             assert "Web chat on" not in bot.stderr, f"{bot.name} started with {settings}"
             assert time.monotonic() < deadline, f"{bot.name} neither started nor stopped:\n{bot.stderr}"

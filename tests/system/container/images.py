@@ -11,10 +11,14 @@ python:3.11-slim and redis:7 can't be pulled. Instead:
 
 Both carry a label with their recipe's digest; `docker image inspect` finding it skips the build.
 `python -m tests.system.container.images` builds both (and starts dockerd if needed), as the test does.
+`docker_to_ourselves()` keeps the daemon and the builds to one process at a time (pytest-xdist's workers,
+two test runs on one machine): the first builds the images, the others find them built.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -22,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +60,16 @@ def run(args: list[str], *, timeout: float = 600, **kwargs: Any) -> subprocess.C
 
 
 # -- the daemon and Compose -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def docker_to_ourselves() -> Iterator[None]:
+    """Hold the machine's Docker lock (a file lock in CACHE) until the block ends: whoever holds it starts
+    dockerd if needed, builds the images and stops the dockerd it started, with no one else halfway through."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "docker.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, even by a killed process
+        yield
 
 
 def _daemon_answers() -> bool:
@@ -261,10 +276,10 @@ def build_redis_image() -> str:
 
 
 def main() -> None:
-    daemon = Daemon()
-    daemon.ensure()
-    started = time.monotonic()
-    print(build_base_image(), build_redis_image(), f"({time.monotonic() - started:.0f} s)")
+    with docker_to_ourselves():
+        Daemon().ensure()
+        started = time.monotonic()
+        print(build_base_image(), build_redis_image(), f"({time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":
