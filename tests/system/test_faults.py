@@ -589,9 +589,10 @@ async def test_discord_a_mention_with_nothing_visible_gets_a_question_back_witho
     assert len(world.model.requests) == asked
 
 
-async def test_discord_a_question_of_100000_characters_is_refused_with_a_reason_and_nothing_is_stored(
+async def test_discord_a_text_file_of_100000_characters_is_read_as_far_as_it_fits_and_the_reply_says_so(
     shared: Shared, world: DiscordWorld
 ) -> None:
+    world.answer("h1-", Script(text="Summarised.", rate=50))
     world.answer("h2-", Script(text="Hello again.", rate=50))
     huge = ("word " * 20_000).encode()  # 100,000 characters, in a text file (a message holds 2,000)
     message = await world.fake.send_user_message(
@@ -602,11 +603,21 @@ async def test_discord_a_question_of_100000_characters_is_refused_with_a_reason_
         files=[("big.txt", "text/plain", huge)],
     )
     thread = await world.wait_thread(message)
-    await world.wait_bot_text(thread["id"], reason(FailureKind.MESSAGE_TOO_LONG), timeout=15)
-    assert world.model_requests("h1-") == []
+    await world.wait_bot_text(
+        thread["id"],
+        lambda text: (
+            text.startswith("Summarised.") and "big.txt: read the first" in text and "the rest was left out" in text
+        ),
+        timeout=15,
+    )
+    [request] = world.model_requests("h1-")
+    asked = request.last_user_content() or ""
+    assert "word word" in asked and len(asked) < 100_000  # what fits, cut before the model is asked
     follow_up = await world.say(thread["id"], shared.alice, "h2-hello")
     await world.wait_bot_text(thread["id"], "Hello again.", after=follow_up["id"])
-    assert user_turns(world, "h2-") == [("user", "h2-hello")]  # the refused question was never stored
+    turns = user_turns(world, "h2-")
+    assert [role for role, _ in turns] == ["user", "assistant", "user"]  # the question as read, kept for follow-ups
+    assert turns[0][1] == asked and turns[1][1] == "Summarised."
 
 
 async def test_discord_control_and_invisible_characters_never_reach_the_model(

@@ -24,6 +24,7 @@ from playwright.async_api import Browser, BrowserContext, FilePayload, Page, exp
 from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
+from tests.conftest import BOT_START_SECONDS
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
@@ -128,7 +129,9 @@ class ChatPage:
 
     async def connected(self) -> None:
         """Wait until the page is connected and shows the conversation (its header names the model)."""
-        await expect(self.page.locator("#status.online")).to_be_attached(timeout=10_000)
+        # A harness wait, not a promise: on a busy machine (the test workers starting bots and building the container
+        # images at once) the page's first connection has been seen to take over 10 s.
+        await expect(self.page.locator("#status.online")).to_be_attached(timeout=BOT_START_SECONDS * 1000)
         if self.picker:
             await expect(self.page.locator("#models")).to_be_visible()
             await expect(self.page.locator("#models option:checked")).to_have_text(self.model)
