@@ -1,0 +1,90 @@
+"""What the knowledge holds and what a search gives back, and the two interfaces behind it: the engine that stores
+and searches passages, and the embedder that turns text into vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# The knowledge every server, workspace, the web chat and the terminal share: KNOWLEDGE_DIR's files.
+DEPLOYMENT_SCOPE = "deployment"
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A piece of text small enough to quote in a prompt, with what a citation shows of where it came from."""
+
+    scope: str  # whose it is: "discord:<guild>", "slack:<team>", or DEPLOYMENT_SCOPE; nothing is searched across
+    source: str  # what it was added as, unique in its scope: "channel:<id>", "file:<id>", "dir:<relative path>"
+    key: str  # unique in its scope: a message's id ("<channel>:<ts>" on Slack), or "<source>#<n>" for a document
+    text: str
+    title: str  # shown in a citation: "#general", "VPN guide.pdf"
+    locator: str = ""  # where in the source: "page 3", "slide 2", "sheet Budget" ("" for a message)
+    url: str = ""  # a message's link ("" for a document)
+    channel: str = ""  # the channel it was said in, read only by who can read that channel ("": readable by all)
+    author: str = ""  # the platform user who wrote it, for /forget-me ("" for documents)
+    updated_at: float = 0.0  # unix seconds
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage: Passage
+    relevance: float  # the meaning's similarity to the question, -1…1 (cosine); hits below the threshold are dropped
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A line of /knowledge list."""
+
+    scope: str
+    source: str
+    title: str
+    passages: int
+    characters: int
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a question may be answered from: its scopes (its server's or workspace's, and DEPLOYMENT_SCOPE) and,
+    of the passages said in a channel, only those in channels the asker can read now."""
+
+    scopes: tuple[str, ...]
+    readable_channels: frozenset[str] = field(default_factory=frozenset)
+
+
+class KnowledgeEngine(Protocol):
+    """Stores passages with their vectors, finds them by words and by meaning. One module per engine."""
+
+    async def start(self, dimensions: int) -> None:
+        """Connect, and make the tables and indexes for vectors of `dimensions` if missing."""
+
+    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
+        """Store each passage (replacing the one with its scope and key) with its vector."""
+
+    async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
+        """The passages best matching `text` by words and `vector` by meaning, fused, best first, within `access`."""
+
+    async def delete_keys(self, scope: str, keys: Sequence[str]) -> int: ...
+
+    async def delete_source(self, scope: str, source: str) -> int: ...
+
+    async def delete_scope(self, scope: str) -> int: ...
+
+    async def delete_author(self, scope: str, author: str) -> int: ...
+
+    async def sources(self, scope: str) -> list[SourceInfo]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors of `dimensions`, off the event loop or on a remote server."""
+
+    name: str
+    dimensions: int
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    async def aclose(self) -> None: ...
