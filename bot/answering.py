@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+from bot.knowledge.citing import with_citations
 from bot.model import ChatMessage, ModelBackend, ModelPiece
 from bot.model_slots import ModelSlots
 from bot.preparation import Prepared
@@ -60,8 +61,13 @@ class Answering:
     def pieces(
         self, prepared: Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
     ) -> AsyncIterator[str | Tail | Thought]:
-        """The answer's text, thoughts and tool lines, as the renderer shows them."""
+        """The answer's text, thoughts and tool lines, as the renderer shows them; the knowledge it cites under it."""
+        shown: AsyncIterator[str | Tail | Thought]
         if tool_turn is None:  # no tools offered: the model's stream is text (and thoughts) only
             pieces = self._backend.stream(prepared.messages, prepared.model.settings)
-            return cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
-        return shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
+            shown = cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
+        else:
+            shown = shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
+        if not prepared.shown.hits:
+            return shown
+        return with_citations(shown, prepared.shown, surface, surface.limits.line_prefix)

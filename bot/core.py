@@ -16,6 +16,8 @@ from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure
 from bot.forget import ForgetReport, Forgetting
+from bot.knowledge.for_turn import TurnKnowledge
+from bot.knowledge.service import Knowledge
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
 from bot.metrics import Metrics
@@ -56,6 +58,8 @@ class ChatCore:
         gate: ConfirmGate | None = None,
         personas: Personas | None = None,
         show_reasoning: ShowReasoning = ShowReasoning.COLLAPSED,
+        knowledge: Knowledge | None = None,
+        knowledge_share: float = 0.3,
     ) -> None:
         """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn; `show_reasoning`:
         what a thinking model's reply shows of its thought (see bot.thought_view)."""
@@ -70,7 +74,8 @@ class ChatCore:
         errors = self._metrics.redis_errors.inc
         index = ConversationIndex(store.client, history.key_prefix, history.ttl_seconds, errors)
         self._forgetting = Forgetting(store, self._locks, index, self._admission.quota, errors)
-        self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas)
+        turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share)
+        self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas, turn_knowledge)
         slots = ModelSlots(self._metrics, max_concurrent_replies)
         self._answering = Answering(backend, slots, prompts, models, tools or ToolBox(ToolSettings()), gate)
         self._remembering = Remembering(store, prompts)
@@ -91,6 +96,14 @@ class ChatCore:
     @property
     def gate(self) -> ConfirmGate | None:
         return self._answering.gate
+
+    @property
+    def knowledge(self) -> Knowledge | None:
+        return self._preparation.knowledge.knowledge
+
+    def use_knowledge(self, knowledge: Knowledge) -> None:
+        """Search `knowledge` for every turn that has access to some from now on."""
+        self._preparation.knowledge.knowledge = knowledge
 
     @property
     def personas(self) -> Personas | None:

@@ -11,6 +11,8 @@ from functools import partial
 from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination
 from bot.errors import ReplyFailure
+from bot.knowledge.citing import Shown
+from bot.knowledge.for_turn import UNAVAILABLE, TurnKnowledge
 from bot.loop import off_loop_if_large
 from bot.model import ChatMessage
 from bot.model_choice import ModelChoices
@@ -29,6 +31,7 @@ class Prepared:
     first_reply: bool  # the conversation's first answer
     notices: tuple[str, ...]
     tools_here: bool | None = None  # whether the turn's place offers tools (None: not said)
+    shown: Shown = Shown()  # the knowledge passages in the prompt
 
 
 class Preparation:
@@ -40,6 +43,7 @@ class Preparation:
         index: ConversationIndex,
         coordination: Coordination,
         personas: Personas | None,
+        knowledge: TurnKnowledge,
     ) -> None:
         self._store = store
         self._prompts = prompts
@@ -47,6 +51,7 @@ class Preparation:
         self._index = index
         self._coordination = coordination
         self.personas = personas
+        self.knowledge = knowledge
 
     async def prepare(self, turn: Turn, fence: str) -> Prepared:
         """Store the person's message (refused if it can never fit); the prompt for its model."""
@@ -60,17 +65,28 @@ class Preparation:
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
         noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)
-        conversation, place, _ = await asyncio.gather(stored, self._place_settings(turn), noted)
+        searched = self.knowledge.search(turn)
+        conversation, place, _, hits = await asyncio.gather(stored, self._place_settings(turn), noted, searched)
         system_prompt, place_model, tools_here = place
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)
         model = await self._choices.for_turn(turn.thread, conversation.model, place_model, first_reply=first_reply)
+        default_system = self._prompts.budget.prompt_tokens - self._prompts.history_budget
+        system_tokens = default_system if system_prompt is None else self._prompts.system_tokens(system_prompt)
+        shown = await self.knowledge.shown(hits or [], system_tokens, history[-1].tokens if history else 0)
         size = sum(len(stored.content) for stored in history)
-        build = partial(self._prompts.build, sees_images=model.vision, system_prompt=system_prompt)
+        build = partial(
+            self._prompts.build,
+            sees_images=model.vision,
+            system_prompt=system_prompt,
+            appendix=(shown.text, shown.tokens),
+        )
         prompt = await off_loop_if_large(size, build, history)
         urls = await self._store.images(turn.thread, prompt.images)
         notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
-        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here)
+        if hits is None:
+            notices = (*notices, UNAVAILABLE)
+        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here, shown)
 
     async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None]:
         """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens

@@ -84,15 +84,25 @@ class PromptBuilder:
         return self._counter.count(system_prompt) + TOKENS_PER_PROMPT if system_prompt else TOKENS_PER_PROMPT
 
     def build(
-        self, history: Sequence[StoredMessage], *, sees_images: bool = False, system_prompt: str | None = None
+        self,
+        history: Sequence[StoredMessage],
+        *,
+        sees_images: bool = False,
+        system_prompt: str | None = None,
+        appendix: tuple[str, int] = ("", 0),
     ) -> Prompt:
         """The model's messages for a history ending with the person's new message, images (as ids for `with_images`)
-        only if `sees_images`; `system_prompt` (a persona) instead of the default one. Stored token counts are reused,
-        so a turn costs no re-tokenizing of the whole thread."""
+        only if `sees_images`; `system_prompt` (a persona) instead of the default one; `appendix`: text after the
+        system prompt (knowledge passages) and its token count. Stored token counts are reused, so a turn costs no
+        re-tokenizing of the whole thread."""
         history = worth_sending(history)
         named = len({m.author_id for m in history if m.role == "user" and m.author_id}) > 1  # several people: name them
         prompt_text = self._system_prompt if system_prompt is None else system_prompt
         system_tokens = self._system_tokens if system_prompt is None else self.system_tokens(system_prompt)
+        added, added_tokens = appendix
+        if added:
+            prompt_text = f"{prompt_text}\n\n{added}" if prompt_text else added
+            system_tokens += added_tokens + _SEPARATOR_TOKENS
         turns = _merge_same_role([self._turn(m, named, sees_images) for m in history])
         kept = self._newest_that_fit(turns, self._budget.prompt_tokens - system_tokens)
         system = {"role": "system", "content": prompt_text}

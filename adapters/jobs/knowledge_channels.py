@@ -1,0 +1,109 @@
+"""Which channels of a server or workspace are knowledge, kept in Redis so that every process follows the same ones
+(each process caches a scope's list for CACHE_SECONDS), and where each channel's reading of its history stands, so
+that a restart resumes it. Raises STORE_UNAVAILABLE (a ReplyFailure) without Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient
+
+T = TypeVar("T")
+CACHE_SECONDS = 2.0  # an opt-in or opt-out reaches every process within this
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A channel whose history is being read: where the next page starts ("" = from the newest)."""
+
+    scope: str
+    channel: str
+    cursor: str
+    read: int  # messages read so far
+
+
+class KnowledgeChannels:
+    def __init__(self, redis: RedisClient, key_prefix: str, on_error: Callable[[], None] = lambda: None) -> None:
+        self._redis = redis
+        self._prefix = f"{key_prefix}knowledge:"
+        self._on_error = on_error
+        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+
+    async def opt_in(self, scope: str, channel: str, title: str) -> bool:
+        """True if the channel was not knowledge before."""
+        added = await self._run(self._redis.hsetnx(self._channels(scope), channel, title))
+        self._cache.pop(scope, None)
+        return bool(added)
+
+    async def opt_out(self, scope: str, channel: str) -> bool:
+        """True if the channel was knowledge; its history reading stops."""
+        removed = await self._run(self._redis.hdel(self._channels(scope), channel))
+        await self.finish_backfill(scope, channel)
+        self._cache.pop(scope, None)
+        return bool(removed)
+
+    async def channels(self, scope: str) -> dict[str, str]:
+        """The scope's knowledge channels: id → title."""
+        cached = self._cache.get(scope)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        found = await self._run(self._redis.hgetall(self._channels(scope)))
+        channels = {_text(key): _text(value) for key, value in found.items()}
+        self._cache[scope] = (time.monotonic(), channels)
+        return channels
+
+    async def is_knowledge(self, scope: str, channel: str) -> bool:
+        return channel in await self.channels(scope)
+
+    async def forget_scope(self, scope: str) -> None:
+        for channel in await self.channels(scope):
+            await self.finish_backfill(scope, channel)
+        await self._run(self._redis.delete(self._channels(scope)))
+        self._cache.pop(scope, None)
+
+    async def start_backfill(self, scope: str, channel: str) -> None:
+        await self.save_backfill(Backfill(scope, channel, "", 0))
+
+    async def save_backfill(self, backfill: Backfill) -> None:
+        entry = json.dumps({"cursor": backfill.cursor, "read": backfill.read})
+        await self._run(self._redis.hset(self._backfills(), _member(backfill.scope, backfill.channel), entry))
+
+    async def finish_backfill(self, scope: str, channel: str) -> None:
+        await self._run(self._redis.hdel(self._backfills(), _member(scope, channel)))
+
+    async def backfills(self, platform: str) -> list[Backfill]:
+        """The readings of `platform`'s channels not finished yet (after a restart: to resume)."""
+        found = await self._run(self._redis.hgetall(self._backfills()))
+        backfills: list[Backfill] = []
+        for member, entry in found.items():
+            scope, channel = _text(member).split("\t", 1)
+            if scope.startswith(f"{platform}:"):
+                state: dict[str, Any] = json.loads(_text(entry))
+                backfills.append(Backfill(scope, channel, str(state.get("cursor", "")), int(state.get("read", 0))))
+        return backfills
+
+    def _channels(self, scope: str) -> str:
+        return f"{self._prefix}channels:{scope}"
+
+    def _backfills(self) -> str:
+        return f"{self._prefix}backfills"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        try:
+            return await command
+        except REDIS_ERRORS as error:
+            self._on_error()
+            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"knowledge channels: {error}") from error
+
+
+def _member(scope: str, channel: str) -> str:
+    return f"{scope}\t{channel}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

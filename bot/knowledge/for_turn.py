@@ -1,0 +1,48 @@
+"""A turn's knowledge: its question searched within what its asker may read, beside the rest of the turn's
+preparation, and the passages that fit the knowledge's share of the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from bot.knowledge.citing import Shown, shown_in_prompt
+from bot.knowledge.passages import Hit
+from bot.knowledge.service import Knowledge
+from bot.loop import off_loop_if_large
+from bot.prompt import TOKENS_PER_TURN, PromptBuilder
+from bot.turn import Turn
+
+log = structlog.get_logger(__name__)
+
+SEARCH_SECONDS = 3.0  # past this the answer goes on without knowledge (and says so)
+HITS = 8
+UNAVAILABLE = "I couldn't search the knowledge just now, so this answer doesn't use it."
+
+
+class TurnKnowledge:
+    def __init__(self, knowledge: Knowledge | None, prompts: PromptBuilder, share: float) -> None:
+        self.knowledge = knowledge
+        self._prompts = prompts
+        self._share = share
+
+    async def search(self, turn: Turn) -> list[Hit] | None:
+        """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed."""
+        if self.knowledge is None or turn.knowledge is None or turn.again:
+            return []
+        try:
+            return await asyncio.wait_for(self.knowledge.search(turn.text, turn.knowledge, HITS), SEARCH_SECONDS)
+        except Exception as error:  # the engine or the embedder is down: the answer goes on without
+            log.error("knowledge_search_failed", thread=turn.thread, error=str(error) or type(error).__name__)
+            return None
+
+    async def shown(self, hits: list[Hit], system_tokens: int, question_tokens: int) -> Shown:
+        """The hits that fit the knowledge's share of the prompt, leaving room for the system prompt and question."""
+        if not hits:
+            return Shown()
+        budget = self._prompts.budget.prompt_tokens
+        room = budget - system_tokens - question_tokens - TOKENS_PER_TURN
+        size = sum(len(hit.passage.text) for hit in hits)
+        limit = min(int(budget * self._share), room)
+        return await off_loop_if_large(size, shown_in_prompt, hits, limit, self._prompts.count)

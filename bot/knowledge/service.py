@@ -1,0 +1,155 @@
+"""The knowledge a bot process uses: passages embedded and stored in the engine, searched for a question within what
+its asker may read, only the relevant kept. Adding is batched off the hot path (`add_soon`) so a burst of messages
+never holds up an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, SourceInfo
+
+log = structlog.get_logger(__name__)
+
+EMBED_BATCH = 64  # passages embedded and stored together
+QUEUE_LIMIT = 20_000  # passages waiting to be added; past it the oldest waiting are dropped, and logged
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """When a hit is worth the prompt: close enough in meaning, or sharing the question's words and not far from it
+    in meaning. Below both, small talk ("thanks!") gets no passages at all."""
+
+    meaning: float = 0.55
+    with_words: float = 0.3
+
+
+class Knowledge:
+    def __init__(self, engine: KnowledgeEngine, embedder: Embedder, relevance: Relevance | None = None) -> None:
+        self.engine = engine
+        self.embedder = embedder
+        self._relevance = relevance or Relevance()
+        self._waiting: asyncio.Queue[Passage | _Forget] = asyncio.Queue()  # in the order they happened
+        self._adder: asyncio.Task[None] | None = None
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    async def start(self) -> None:
+        await self.engine.start(self.embedder.dimensions)
+        self._adder = asyncio.create_task(self._add_waiting(), name="knowledge-adder")
+
+    async def aclose(self) -> None:
+        if self._adder is not None:
+            self._adder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._adder
+        await self.embedder.aclose()
+        await self.engine.aclose()
+
+    async def add(self, passages: Sequence[Passage]) -> None:
+        """Embed and store `passages` now, in batches (each replaces the passage of its scope and key)."""
+        for start in range(0, len(passages), EMBED_BATCH):
+            batch = passages[start : start + EMBED_BATCH]
+            vectors = await self.embedder.embed([_embedded_text(passage) for passage in batch])
+            await self.engine.upsert(batch, vectors)
+
+    def add_soon(self, passages: Sequence[Passage]) -> None:
+        """Queue `passages` (a live message, an edit) to be added with others within a moment."""
+        for passage in passages:
+            self._queue(passage)
+
+    def forget_soon(self, scope: str, keys: Sequence[str]) -> None:
+        """Queue the removal of `keys` (deleted messages) behind what was queued before: a message posted and
+        deleted within a moment is not added back."""
+        if keys:
+            self._queue(_Forget(scope, tuple(keys)))
+
+    def _queue(self, change: Passage | _Forget) -> None:
+        if self._waiting.qsize() >= QUEUE_LIMIT:
+            dropped = self._waiting.get_nowait()
+            log.warning("knowledge_queue_full", dropped=dropped)
+        self._waiting.put_nowait(change)
+        self._settled.clear()
+
+    async def settled(self) -> None:
+        """Every queued passage has been added (or failed, and been logged)."""
+        await self._settled.wait()
+
+    async def search(self, question: str, access: Access, limit: int = 8) -> list[Hit]:
+        """The passages that may answer `question`, best first, only those relevant enough and within `access`."""
+        if not access.scopes or not question.strip():
+            return []
+        [vector] = await self.embedder.embed([question])
+        hits = await self.engine.search(question, vector, access, limit)
+        return [hit for hit in hits if self._relevant(hit)]
+
+    async def forget_keys(self, scope: str, keys: Sequence[str]) -> int:
+        return await self.engine.delete_keys(scope, keys) if keys else 0
+
+    async def forget_source(self, scope: str, source: str) -> int:
+        return await self.engine.delete_source(scope, source)
+
+    async def forget_scope(self, scope: str) -> int:
+        return await self.engine.delete_scope(scope)
+
+    async def forget_author(self, scope: str, author: str) -> int:
+        return await self.engine.delete_author(scope, author)
+
+    async def sources(self, scope: str) -> list[SourceInfo]:
+        return await self.engine.sources(scope)
+
+    def _relevant(self, hit: Hit) -> bool:
+        if hit.relevance >= self._relevance.meaning:
+            return True
+        return getattr(hit, "words", 0.0) > 0 and hit.relevance >= self._relevance.with_words
+
+    async def _add_waiting(self) -> None:
+        while True:
+            changes = [await self._waiting.get()]
+            while len(changes) < EMBED_BATCH and not self._waiting.empty():
+                changes.append(self._waiting.get_nowait())
+            for run in _runs(changes):
+                try:
+                    if isinstance(run, _Forget):
+                        await self.forget_keys(run.scope, run.keys)
+                    else:
+                        await self.add(_newest_per_key(run))
+                except Exception as error:  # the engine or embedder failed: logged, the next change goes on
+                    log.error("knowledge_change_failed", change=type(run).__name__, error=str(error))
+            if self._waiting.empty():
+                self._settled.set()
+
+
+@dataclass(frozen=True)
+class _Forget:
+    scope: str
+    keys: tuple[str, ...]
+
+
+def _runs(changes: list[Passage | _Forget]) -> list[list[Passage] | _Forget]:
+    """The changes in order, consecutive additions together."""
+    runs: list[list[Passage] | _Forget] = []
+    for change in changes:
+        if isinstance(change, _Forget):
+            runs.append(change)
+        elif runs and isinstance(runs[-1], list):
+            runs[-1].append(change)
+        else:
+            runs.append([change])
+    return runs
+
+
+def _embedded_text(passage: Passage) -> str:
+    return f"{passage.title}\n{passage.text}" if passage.locator else passage.text
+
+
+def _newest_per_key(batch: list[Passage]) -> list[Passage]:
+    """A message posted then edited within one batch is stored once, as edited."""
+    newest: dict[tuple[str, str], Passage] = {}
+    for passage in batch:
+        newest[passage.scope, passage.key] = passage
+    return list(newest.values())
