@@ -22,11 +22,16 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.commands import Commands, places_of, quota_channel
+from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
+from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_scope
+from adapters.discord_bot.knowledge_commands import KnowledgeCommands
+from adapters.discord_bot.knowledge_feed import KnowledgeFeed
+from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
-from adapters.jobs.attachments import Attachment, DownloadFailed
+from adapters.jobs.attachments import Attachment
 from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.jobs.platform_jobs import PlatformJobs, retrieve_outcome
 from bot.app import Services
@@ -77,7 +82,11 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self._background: set[asyncio.Task[Any]] = set()  # thread creations left to finish
         self._commands = Commands(self)
         self._commands.register(self.tree)
-        ForgetCommand(self.jobs).register(self.tree)
+        self.knowledge = DiscordKnowledge(services)
+        self.history = HistoryReader(self, self.knowledge, services.coordination)
+        self._feed = KnowledgeFeed(self, self.knowledge, self.jobs)
+        KnowledgeCommands(self).register(self.tree)
+        ForgetCommand(self.jobs, self.knowledge).register(self.tree)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
 
     def _count_rate_limits(self) -> aiohttp.TraceConfig:
@@ -101,6 +110,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         await self.jobs.keep_replies(self._finish_interrupted)
         self.add_dynamic_items(ToolAnswerButton)  # a click on any process's Run / Cancel
         self._commands.register_menu(self.tree, self.user.name)
+        self.jobs.spawn(self._start_knowledge())
         try:
             if self.settings.command_guild_ids:  # test guilds: the commands there only, as the server's
                 for guild_id in self.settings.command_guild_ids:
@@ -127,17 +137,35 @@ class MistralDiscordBot(discord.AutoShardedClient):
             self._heap_frozen = True
             freeze_startup_heap()
 
+    async def _start_knowledge(self) -> None:
+        """Knowledge in use (a channel opted in, a history being read) is started now, and the readings resume."""
+        channels = self.knowledge.channels
+        try:
+            in_use = bool(await channels.scopes(PLATFORM) or await channels.backfills(PLATFORM))
+        except ReplyFailure as failure:
+            log.warning("knowledge_state_unknown", detail=failure.detail)
+            return
+        if in_use and await self.knowledge.get() is not None:
+            await self.history.resume()
+
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        """The bot left a server (kicked, or its app removed; an outage is not this): its settings and its
-        conversations go."""
+        """The bot left a server (kicked, or its app removed; an outage is not this): its settings, its
+        conversations and its knowledge go."""
         server = Place(NAME, "server", str(guild.id))
         channels = [Place(NAME, "channel", str(channel.id)) for channel in guild.channels]
         try:
             conversations = await self.jobs.core.forget_server(server, channels)
+            passages = await self._forget_knowledge(guild_scope(guild.id))
         except ReplyFailure as failure:
             log.warning("guild_data_not_deleted", guild=guild.id, detail=failure.detail)
             return
-        log.info("guild_data_deleted", guild=guild.id, conversations=conversations)
+        log.info("guild_data_deleted", guild=guild.id, conversations=conversations, passages=passages)
+
+    async def _forget_knowledge(self, scope: str) -> int:
+        opted_in = await self.knowledge.channels.channels(scope)
+        await self.knowledge.channels.forget_scope(scope)
+        knowledge = self.knowledge.current or (await self.knowledge.get() if opted_in else None)
+        return await knowledge.forget_scope(scope) if knowledge is not None else 0
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)
@@ -146,6 +174,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self.jobs.metrics.set_health(NAME, "gateway disconnected")
 
     async def close(self) -> None:
+        await self.history.aclose()
         await self.jobs.close()
         await super().close()
 
@@ -179,6 +208,8 @@ class MistralDiscordBot(discord.AutoShardedClient):
     # -- messages --------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
+        if self._feed.wants(message):
+            self.jobs.spawn(self._feed.on_message(message))
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return
         try:
@@ -209,6 +240,15 @@ class MistralDiscordBot(discord.AutoShardedClient):
         surface.open()
         await self.jobs.answer(await self._turn(key, message), surface, recording)
 
+    async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        await self._feed.on_edit(event)
+
+    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        await self._feed.on_delete(event.guild_id, event.channel_id, (event.message_id,))
+
+    async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._feed.on_delete(event.guild_id, event.channel_id, event.message_ids)
+
     async def _turn(self, key: str, message: discord.Message) -> Turn:
         """The question: the message with its files, after the message it replies to, if that is
         someone else's (the person is pointing at it)."""
@@ -227,10 +267,11 @@ class MistralDiscordBot(discord.AutoShardedClient):
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
+            knowledge=await self.knowledge.access(message.guild, message.author),
         )
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:
-        return [_attachment(item) for item in message.attachments]
+        return [attachment(item) for item in message.attachments]
 
     async def _conversation_for(self, message: discord.Message) -> tuple[str, Destination | None, int] | None:
         """The conversation a message belongs to, or None when it isn't addressed to the bot.
@@ -355,13 +396,3 @@ class ClaimingCommandTree(app_commands.CommandTree["MistralDiscordBot"]):
 
     async def interaction_check(self, interaction: discord.Interaction[MistralDiscordBot], /) -> bool:
         return await interaction.client.jobs.first_to_claim(f"discord:interaction:{interaction.id}")
-
-
-def _attachment(item: discord.Attachment) -> Attachment:
-    async def download() -> bytes:
-        try:
-            return await item.read()
-        except (discord.HTTPException, aiohttp.ClientError) as error:
-            raise DownloadFailed(f"{type(error).__name__}: {error}") from error
-
-    return Attachment(item.filename, item.content_type or "", item.size, download)

@@ -13,6 +13,7 @@ import discord
 import structlog
 from discord import app_commands
 
+from adapters.discord_bot.knowledge_access import DiscordKnowledge
 from adapters.discord_bot.permissions import Scope
 from adapters.discord_bot.persona_commands import PersonaCommands
 from adapters.discord_bot.place_commands import PlaceCommands, bold
@@ -60,6 +61,9 @@ class CommandHost(Protocol):
     async def open_thread(self, message: discord.Message) -> Destination: ...
 
     def linker(self, key: str) -> OnPosted: ...
+
+    @property
+    def knowledge(self) -> DiscordKnowledge: ...
 
 
 class Commands:
@@ -132,6 +136,7 @@ class Commands:
             prompt.strip(),
             channel=quota_channel(interaction.channel),
             places=places_of(interaction.channel, interaction.guild),
+            knowledge=await self._bot.knowledge.access(interaction.guild, interaction.user),
         )
         await self._jobs.answer(turn, self._response_surface(interaction, key))
 
@@ -233,6 +238,7 @@ class Commands:
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
+            knowledge=await self._bot.knowledge.access(message.guild, interaction.user),
         )
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:

@@ -1,22 +1,30 @@
 """/forget-me on Discord: whoever uses it (anywhere the commands are: a server, a DM, through a user install too)
-has what the bot keeps about them deleted (adapters.jobs.forget_me), and is told what went, in a reply only they
-see."""
+has what the bot keeps about them deleted (adapters.jobs.forget_me), their messages made knowledge in every server
+too, and is told what went, in a reply only they see."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import discord
+import structlog
 from discord import app_commands
 
-from adapters.jobs.forget_me import forget_me
+from adapters.discord_bot.knowledge_access import SCOPE_PREFIX, DiscordKnowledge
+from adapters.jobs.forget_me import NOTHING, forget_me
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.forget import scope_of
 
 NAME = "discord"
+SETTLE_SECONDS = 5.0  # messages of theirs still waiting to be added are added first, then deleted with the rest
+log = structlog.get_logger(__name__)
 
 
 class ForgetCommand:
-    def __init__(self, jobs: PlatformJobs) -> None:
+    def __init__(self, jobs: PlatformJobs, knowledge: DiscordKnowledge) -> None:
         self._core = jobs.core
+        self._knowledge = knowledge
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         @tree.command(
@@ -29,5 +37,22 @@ class ForgetCommand:
     async def _forget(self, interaction: discord.Interaction) -> None:
         # An answer being written in one of their conversations is stored first, then deleted: that may take a moment.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        said = await forget_me(self._core, scope_of(NAME), str(interaction.user.id))
+        user = str(interaction.user.id)
+        said = await forget_me(self._core, scope_of(NAME), user)
+        passages = await self._forget_messages(user)
+        if passages:
+            messages = f"{passages:,} of your messages the bot had as knowledge"
+            said = f"Deleted: {messages}." if said == NOTHING else f"{said} Also deleted: {messages}."
         await interaction.edit_original_response(content=said)
+
+    async def _forget_messages(self, user: str) -> int:
+        knowledge = self._knowledge.current  # started wherever messages were made knowledge
+        if knowledge is None:
+            return 0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(knowledge.settled(), SETTLE_SECONDS)
+        try:
+            return await knowledge.forget_author_everywhere(SCOPE_PREFIX, user)
+        except Exception as error:  # the engine is out of reach
+            log.error("knowledge_author_not_forgotten", error=str(error))
+            return 0

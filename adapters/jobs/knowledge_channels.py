@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,6 +57,12 @@ class KnowledgeChannels:
         self._cache[scope] = (time.monotonic(), channels)
         return channels
 
+    async def scopes(self, platform: str) -> list[str]:
+        """The scopes of `platform` that have knowledge channels (at start-up: whether knowledge is in use)."""
+        pattern = self._channels(f"{platform}:*")
+        keys = await self._run(_collected(self._redis.scan_iter(match=pattern, count=1_000)))
+        return [_text(key).removeprefix(self._channels("")) for key in keys]
+
     async def is_knowledge(self, scope: str, channel: str) -> bool:
         return channel in await self.channels(scope)
 
@@ -99,6 +105,10 @@ class KnowledgeChannels:
         except REDIS_ERRORS as error:
             self._on_error()
             raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"knowledge channels: {error}") from error
+
+
+async def _collected(keys: AsyncIterator[bytes | str]) -> list[bytes | str]:
+    return [key async for key in keys]
 
 
 def _member(scope: str, channel: str) -> str:

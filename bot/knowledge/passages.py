@@ -74,6 +74,9 @@ class KnowledgeEngine(Protocol):
 
     async def delete_author(self, scope: str, author: str) -> int: ...
 
+    async def delete_author_everywhere(self, scope_prefix: str, author: str) -> int:
+        """`author`'s passages in every scope that starts with `scope_prefix` (a platform's: "discord:")."""
+
     async def sources(self, scope: str) -> list[SourceInfo]: ...
 
     async def aclose(self) -> None: ...

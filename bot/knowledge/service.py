@@ -99,6 +99,10 @@ class Knowledge:
     async def forget_author(self, scope: str, author: str) -> int:
         return await self.engine.delete_author(scope, author)
 
+    async def forget_author_everywhere(self, scope_prefix: str, author: str) -> int:
+        """`author`'s passages in every scope starting with `scope_prefix` ("discord:"): /forget-me."""
+        return await self.engine.delete_author_everywhere(scope_prefix, author)
+
     async def sources(self, scope: str) -> list[SourceInfo]:
         return await self.engine.sources(scope)
 

@@ -1,0 +1,18 @@
+"""A Discord attachment as the platform jobs read it (adapters.jobs.attachments)."""
+
+from __future__ import annotations
+
+import aiohttp
+import discord
+
+from adapters.jobs.attachments import Attachment, DownloadFailed
+
+
+def attachment(item: discord.Attachment) -> Attachment:
+    async def download() -> bytes:
+        try:
+            return await item.read()
+        except (discord.HTTPException, aiohttp.ClientError) as error:
+            raise DownloadFailed(f"{type(error).__name__}: {error}") from error
+
+    return Attachment(item.filename, item.content_type or "", item.size, download)

@@ -1,0 +1,90 @@
+"""A server's knowledge on Discord: whose it is (the scope "discord:<guild id>"), which channels are knowledge (kept
+in Redis for every process), and what a question may be answered from: the server's knowledge and the deployment's,
+and of the channels' messages only those of channels the asker can see now, from the guild discord.py has cached."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import discord
+import structlog
+
+from adapters.jobs.knowledge_channels import KnowledgeChannels
+from bot.app import Services
+from bot.errors import ReplyFailure
+from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
+from bot.knowledge.service import Knowledge
+
+log = structlog.get_logger(__name__)
+
+PLATFORM = "discord"
+SCOPE_PREFIX = f"{PLATFORM}:"
+
+
+def guild_scope(guild_id: int | str) -> str:
+    return f"{SCOPE_PREFIX}{guild_id}"
+
+
+def guild_of_scope(scope: str) -> int:
+    return int(scope.removeprefix(SCOPE_PREFIX))
+
+
+class DiscordKnowledge:
+    """The knowledge (started on first use, `opener` None where the bot has none) and the servers' channels."""
+
+    def __init__(self, services: Services) -> None:
+        self.opener: KnowledgeOpener | None = getattr(services, "knowledge", None)
+        history = services.settings.history
+        self.channels = KnowledgeChannels(services.redis.main, history.key_prefix, services.metrics.redis_errors.inc)
+
+    @property
+    def current(self) -> Knowledge | None:
+        """The knowledge if it is started in this process."""
+        return self.opener.current if self.opener is not None else None
+
+    async def get(self) -> Knowledge | None:
+        """The knowledge, started now if it wasn't; None (logged) when it can't be."""
+        if self.opener is None:
+            return None
+        try:
+            return await self.opener.get()
+        except KnowledgeUnavailable as error:
+            log.warning("knowledge_unavailable", reason=str(error))
+            return None
+
+    async def access(self, guild: discord.Guild | None, asker: object) -> Access | None:
+        """What a question asked by `asker` in `guild` (None: a DM) may be answered from; None without knowledge."""
+        if self.current is None:
+            return None
+        if guild is None:
+            return Access((DEPLOYMENT_SCOPE,))
+        scope = guild_scope(guild.id)
+        try:
+            channels = await self.channels.channels(scope)
+        except ReplyFailure:  # Redis out of reach: no channel's messages, the documents still
+            channels = {}
+        return Access((scope, DEPLOYMENT_SCOPE), readable_channels(guild, asker, channels))
+
+
+def readable_channels(guild: discord.Guild, asker: object, channel_ids: Iterable[str]) -> frozenset[str]:
+    """Those of `channel_ids` that `asker` may view now (roles and overwrites), from the cached guild: no API call."""
+    if not isinstance(asker, discord.Member):
+        return frozenset()
+    readable = set()
+    for channel_id in channel_ids:
+        channel = guild.get_channel(int(channel_id))
+        if channel is not None and channel.permissions_for(asker).view_channel:
+            readable.add(str(channel_id))
+    return frozenset(readable)
+
+
+def knowledge_channel(channel: object) -> int | None:
+    """The channel whose opt-in makes a message there knowledge: the channel itself, or a public thread's parent.
+    Private threads never are (seeing their parent doesn't mean seeing them)."""
+    if isinstance(channel, discord.Thread):
+        public = channel.type in (discord.ChannelType.public_thread, discord.ChannelType.news_thread)
+        return channel.parent_id if public else None
+    if isinstance(channel, discord.TextChannel):
+        return channel.id
+    return None

@@ -1,0 +1,171 @@
+"""/knowledge: what the bot knows of this server. `add file:` reads a document into it, `channel on|off` (run in the
+channel) makes a channel's messages knowledge or not, `list` shows the sources, `remove source:` removes one, and
+"Add to knowledge" in a message's Apps menu adds that message and its files. For members with Discord's Manage
+Server (Manage Channels for `channel`) or a role in DISCORD_ADMIN_ROLE_IDS; anyone else is told why. Every answer is
+ephemeral, and sent without mentions (the client's default)."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import discord
+import structlog
+from discord import app_commands
+
+from adapters.discord_bot.files import attachment
+from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.discord_bot.knowledge_adding import KnowledgeAdding
+from adapters.discord_bot.knowledge_history import HistoryReader
+from adapters.discord_bot.knowledge_listing import listing, source_choices
+from adapters.discord_bot.permissions import Scope, may_change, refusal
+from adapters.discord_bot.settings import DiscordSettings
+from adapters.jobs.platform_jobs import PlatformJobs
+from bot.errors import ReplyFailure
+from bot.knowledge.service import Knowledge
+from bot.render import failure_note
+
+log = structlog.get_logger(__name__)
+
+MENU_NAME = "Add to knowledge"
+MESSAGE_LIMIT = 2_000
+State = Literal["on", "off"]
+NO_KNOWLEDGE = "Knowledge is not available on this bot."
+SERVERS_ONLY = "Knowledge belongs to a server the bot is in: use /knowledge there."
+
+
+class KnowledgeHost(Protocol):
+    @property
+    def jobs(self) -> PlatformJobs: ...
+
+    @property
+    def settings(self) -> DiscordSettings: ...
+
+    @property
+    def knowledge(self) -> DiscordKnowledge: ...
+
+    @property
+    def history(self) -> HistoryReader: ...
+
+
+class KnowledgeCommands:
+    def __init__(self, host: KnowledgeHost) -> None:
+        self._host = host
+        self._knowledge = host.knowledge
+        self._adding = KnowledgeAdding(host.jobs.documents)
+
+    def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
+        group = app_commands.Group(name="knowledge", description="What the bot knows of this server", guild_only=True)
+
+        @group.command(name="add", description="Add a document to this server's knowledge")
+        @app_commands.describe(file="A PDF, Word, PowerPoint, Excel, HTML, text or Markdown file")
+        async def add(interaction: discord.Interaction, file: discord.Attachment) -> None:
+            await self._run(interaction, "server", lambda knowledge, scope: self._add(knowledge, scope, file))
+
+        @group.command(name="channel", description="Make this channel's messages knowledge (on), or stop (off)")
+        @app_commands.describe(state="on: this channel's messages are knowledge; off: they are removed")
+        async def channel(interaction: discord.Interaction, state: State) -> None:
+            await self._run(interaction, "channel", lambda knowledge, scope: self._channel(interaction, scope, state))
+
+        @group.command(name="list", description="The sources of this server's knowledge")
+        async def list_(interaction: discord.Interaction) -> None:
+            await self._run(interaction, "server", lambda knowledge, scope: listing(knowledge, self._knowledge, scope))
+
+        @group.command(name="remove", description="Remove a source from this server's knowledge")
+        @app_commands.describe(source="The document or channel to remove")
+        async def remove(interaction: discord.Interaction, source: str) -> None:
+            await self._run(interaction, "server", lambda knowledge, scope: self._remove(knowledge, scope, source))
+
+        @remove.autocomplete("source")
+        async def sources(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
+            knowledge = self._knowledge.current
+            if knowledge is None or interaction.guild is None or not self._may(interaction, "server"):
+                return []
+            return await source_choices(knowledge, guild_scope(interaction.guild.id), typed)
+
+        tree.add_command(group)
+        menu = app_commands.ContextMenu(name=MENU_NAME, callback=self._add_message)
+        menu.guild_only = True
+        tree.add_command(menu)
+
+    async def _add_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        async def add(knowledge: Knowledge, scope: str) -> str:
+            return "\n".join(await self._adding.add_message(knowledge, scope, message))
+
+        await self._run(interaction, "server", add)
+
+    async def _run(self, interaction: discord.Interaction, scope: Scope, work: _Work) -> None:
+        """Check who asks and where, start the knowledge if needed, do `work`, and tell the admin privately."""
+        if refused := self._refusal(interaction, scope):
+            await interaction.response.send_message(refused, ephemeral=True)
+            return
+        assert interaction.guild is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        knowledge = await self._knowledge.get()
+        if knowledge is None:
+            said = "I couldn't start the knowledge just now: try again in a moment."
+        else:
+            try:
+                said = await work(knowledge, guild_scope(interaction.guild.id))
+            except ReplyFailure as failure:
+                said = failure_note(failure)
+        await interaction.edit_original_response(content=said[:MESSAGE_LIMIT])
+
+    def _refusal(self, interaction: discord.Interaction, scope: Scope) -> str | None:
+        if self._knowledge.opener is None:
+            return NO_KNOWLEDGE
+        if interaction.guild is None or not interaction.is_guild_integration():
+            return SERVERS_ONLY
+        if not self._may(interaction, scope):
+            return refusal(scope, "the knowledge")
+        return None
+
+    def _may(self, interaction: discord.Interaction, scope: Scope) -> bool:
+        return may_change(interaction, scope, self._host.settings)
+
+    async def _add(self, knowledge: Knowledge, scope: str, file: discord.Attachment) -> str:
+        return await self._adding.add_file(knowledge, scope, attachment(file))
+
+    async def _channel(self, interaction: discord.Interaction, scope: str, state: State) -> str:
+        channel_id = knowledge_channel(interaction.channel)
+        channel = interaction.guild.get_channel(channel_id) if interaction.guild and channel_id else None
+        if channel is None:
+            return "Use `/knowledge channel` in a server's text channel (or a public thread of one)."
+        channels = self._knowledge.channels
+        if state == "off":
+            return await self._channel_off(scope, str(channel.id), channel.name)
+        if not await channels.opt_in(scope, str(channel.id), f"#{channel.name}"):
+            return f"#{channel.name} is already knowledge."
+        await channels.start_backfill(scope, str(channel.id))
+        backfill = next(b for b in await channels.backfills("discord") if b.channel == str(channel.id))
+        self._host.history.start(backfill)
+        log.info("knowledge_channel_on", scope=scope, channel=channel.id)
+        said = f"Done: messages in #{channel.name} and its public threads are knowledge from now on. "
+        if (
+            isinstance(channel, discord.TextChannel)
+            and not channel.permissions_for(channel.guild.me).read_message_history
+        ):
+            return said + "I can't read its history (I need Read Message History here), so only new messages count."
+        return said + "I'm reading its last 1,000 messages in the background."
+
+    async def _channel_off(self, scope: str, channel_id: str, name: str) -> str:
+        if not await self._knowledge.channels.opt_out(scope, channel_id):
+            return f"#{name} isn't knowledge."
+        knowledge = self._knowledge.current
+        removed = await knowledge.forget_source(scope, f"channel:{channel_id}") if knowledge else 0
+        log.info("knowledge_channel_off", scope=scope, channel=channel_id, removed=removed)
+        return f"Done: #{name}'s messages are no longer knowledge ({removed:,} removed)."
+
+    async def _remove(self, knowledge: Knowledge, scope: str, source: str) -> str:
+        found = {info.source: info for info in await knowledge.sources(scope)}
+        info = found.get(source) or next((i for i in found.values() if i.title == source), None)
+        if info is None:
+            return "There's no such source in this server's knowledge: pick one from the list."
+        if info.source.startswith("channel:"):
+            await self._knowledge.channels.opt_out(scope, info.source.removeprefix("channel:"))
+        removed = await knowledge.forget_source(scope, info.source)
+        log.info("knowledge_source_removed", scope=scope, source=info.source, passages=removed)
+        return f'Removed "{info.title}" from this server\'s knowledge ({removed:,} passages).'
+
+
+class _Work(Protocol):
+    async def __call__(self, knowledge: Knowledge, scope: str, /) -> str: ...

@@ -1,0 +1,111 @@
+"""Channels kept current: a message posted in a knowledge channel (or a public thread under one) becomes a passage
+within moments, an edit replaces it, a delete removes it. People's messages only: never a bot's (the bot's own
+answers included), never an empty one. Each event is claimed, so one process of several does it once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import discord
+import structlog
+
+from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.jobs.platform_jobs import PlatformJobs
+from bot.errors import ReplyFailure
+from bot.knowledge.passages import Passage
+
+log = structlog.get_logger(__name__)
+
+SAID_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def is_said(message: discord.Message) -> bool:
+    """A person's message with words in it."""
+    return (
+        not message.author.bot
+        and message.webhook_id is None
+        and message.type in SAID_TYPES
+        and bool(message.content.strip())
+    )
+
+
+def jump_link(guild_id: int, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def message_passage(message: discord.Message, guild_id: int, channel_id: int, title: str) -> Passage:
+    """`message` as knowledge of its server, read by those who can see `channel_id` (its channel, or its thread's)."""
+    when = message.edited_at or message.created_at
+    return Passage(
+        scope=guild_scope(guild_id),
+        source=f"channel:{channel_id}",
+        key=str(message.id),
+        text=f"{message.author.display_name}: {message.clean_content.strip()}",
+        title=title,
+        url=jump_link(guild_id, message.channel.id, message.id),
+        channel=str(channel_id),
+        author=str(message.author.id),
+        updated_at=when.timestamp(),
+    )
+
+
+class KnowledgeFeed:
+    def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, jobs: PlatformJobs) -> None:
+        self._client = client
+        self._knowledge = knowledge
+        self._jobs = jobs
+
+    def wants(self, message: discord.Message) -> bool:
+        """Whether `message` may be knowledge, before anything is asked of Redis."""
+        return self._knowledge.opener is not None and message.guild is not None and is_said(message)
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self._add(message, f"discord:knowledge:new:{message.id}")
+
+    async def on_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        edited = event.data.get("edited_timestamp")
+        if self._knowledge.opener is None or event.guild_id is None or not edited:  # an embed unfurled: no edit
+            return
+        message = event.message
+        if message.author.bot or message.type not in SAID_TYPES:
+            return
+        claim = f"discord:knowledge:edit:{message.id}:{edited}"
+        if message.content.strip():
+            await self._add(message, claim)
+        else:  # its words removed, its files kept
+            await self.on_delete(event.guild_id, event.channel_id, (message.id,))
+
+    async def on_delete(self, guild_id: int | None, channel_id: int, message_ids: Collection[int]) -> None:
+        if guild_id is None or self._knowledge.opener is None:
+            return
+        guild = self._client.get_guild(guild_id)
+        channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
+        if channel is not None and await self._opted_in(guild_id, knowledge_channel(channel)) is None:
+            return
+        first = min(message_ids)
+        if not await self._jobs.first_to_claim(f"discord:knowledge:delete:{channel_id}:{first}:{len(message_ids)}"):
+            return
+        knowledge = await self._knowledge.get()
+        if knowledge is not None:
+            knowledge.forget_soon(guild_scope(guild_id), [str(message_id) for message_id in message_ids])
+
+    async def _add(self, message: discord.Message, claim: str) -> None:
+        if message.guild is None:
+            return
+        channel_id = knowledge_channel(message.channel)
+        title = await self._opted_in(message.guild.id, channel_id)
+        if title is None or channel_id is None or not await self._jobs.first_to_claim(claim):
+            return
+        knowledge = await self._knowledge.get()
+        if knowledge is not None:
+            knowledge.add_soon([message_passage(message, message.guild.id, channel_id, title)])
+
+    async def _opted_in(self, guild_id: int, channel_id: int | None) -> str | None:
+        """The knowledge channel's title if `channel_id` is one."""
+        if channel_id is None:
+            return None
+        try:
+            return (await self._knowledge.channels.channels(guild_scope(guild_id))).get(str(channel_id))
+        except ReplyFailure as failure:
+            log.warning("knowledge_channels_unreachable", detail=failure.detail)
+            return None

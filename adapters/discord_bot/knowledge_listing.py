@@ -1,0 +1,76 @@
+"""/knowledge list: a server's sources (each with its passages, size and when it was last updated), its knowledge
+channels (and how far reading their history has come), and how many files the whole deployment shares."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge
+from adapters.discord_bot.knowledge_adding import plural
+from adapters.discord_bot.knowledge_history import HISTORY_MESSAGES
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
+from bot.knowledge.service import Knowledge
+
+AUTOCOMPLETE_CHOICES = 25
+SHOWN_CHARS = 1_850  # of Discord's 2,000, leaving room for the "…and N more" line
+
+
+async def listing(knowledge: Knowledge, discord_knowledge: DiscordKnowledge, scope: str) -> str:
+    sources = sorted(await knowledge.sources(scope), key=lambda info: info.updated_at, reverse=True)
+    channels = await discord_knowledge.channels.channels(scope)
+    reading = {b.channel: b.read for b in await discord_knowledge.channels.backfills(PLATFORM) if b.scope == scope}
+    shared = len(await knowledge.sources(DEPLOYMENT_SCOPE))
+    lines = ["**This server's knowledge**" if sources else "This server's knowledge has no sources yet."]
+    lines += [_source_line(info) for info in sources]
+    if channels:
+        lines.append(
+            "**Channels** (new messages are knowledge within seconds): "
+            + ", ".join(
+                _channel_text(channel, title, reading)
+                for channel, title in sorted(channels.items(), key=lambda c: c[1])
+            )
+        )
+    if shared:
+        lines.append(f"Every server also shares {plural(shared, 'file', 'files')} of the bot's own (KNOWLEDGE_DIR).")
+    return _fitted(lines)
+
+
+def _source_line(info: SourceInfo) -> str:
+    title = discord.utils.escape_markdown(info.title)
+    size = f"{plural(info.passages, 'passage', 'passages')}, {_size(info.characters)}"
+    return f"• **{title}**: {size}, updated <t:{int(info.updated_at)}:R>"
+
+
+def _channel_text(channel: str, title: str, reading: dict[str, int]) -> str:
+    name = discord.utils.escape_markdown(title)
+    if channel in reading:
+        return f"{name} (reading its history: {reading[channel]:,} of {HISTORY_MESSAGES:,})"
+    return name
+
+
+def _size(characters: int) -> str:
+    if characters < 1_000:
+        return plural(characters, "character", "characters")
+    return f"{characters / 1_000:,.1f}k characters"
+
+
+def _fitted(lines: list[str]) -> str:
+    shown: list[str] = []
+    for index, line in enumerate(lines):
+        if sum(len(kept) + 1 for kept in shown) + len(line) > SHOWN_CHARS:
+            shown.append(f"…and {len(lines) - index:,} more.")
+            break
+        shown.append(line)
+    return "\n".join(shown)
+
+
+async def source_choices(knowledge: Knowledge, scope: str, typed: str) -> list[app_commands.Choice[str]]:
+    """/knowledge remove's suggestions: the sources whose title has what was typed, the newest first."""
+    wanted = typed.strip().casefold()
+    sources = sorted(await knowledge.sources(scope), key=lambda info: info.updated_at, reverse=True)
+    return [
+        app_commands.Choice(name=info.title[:100] or info.source, value=info.source[:100])
+        for info in sources
+        if wanted in info.title.casefold()
+    ][:AUTOCOMPLETE_CHOICES]
