@@ -34,7 +34,7 @@ class KnowledgeFolder:
         async for changes in awatch(self._folder, recursive=True, debounce=500):
             for change, name in sorted(changes, key=lambda found: found[1]):
                 path = Path(name)
-                if change is Change.deleted or not path.is_file():
+                if change is Change.deleted or not await asyncio.to_thread(path.is_file):
                     await self._forget(path)
                 elif _wanted(path, self._folder):
                     await self.add_file(path)
@@ -58,7 +58,7 @@ class KnowledgeFolder:
         """Replace the file's passages with its current text; 1 if added, 0 if it couldn't be read (logged)."""
         source = self._source(path)
         try:
-            stat = path.stat()
+            stat = await asyncio.to_thread(path.stat)
             file = Attachment(self._title(path), "", stat.st_size, lambda: asyncio.to_thread(path.read_bytes))
             document = await read_for_knowledge(file, self._documents)
         except (DocumentRefused, OSError) as error:

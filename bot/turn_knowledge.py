@@ -33,7 +33,7 @@ class TurnKnowledge:
             return []
         try:
             return await asyncio.wait_for(self.knowledge.search(turn.text, turn.knowledge, HITS), SEARCH_SECONDS)
-        except Exception as error:  # the engine or the embedder is down: the answer goes on without
+        except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
             log.error("knowledge_search_failed", thread=turn.thread, error=str(error) or type(error).__name__)
             return None
 
