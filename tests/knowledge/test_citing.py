@@ -13,7 +13,9 @@ MESSAGE = Passage(
     "discord:1", "channel:2", "3", "We ship the release on Friday.", "#general",
     url="https://discord.com/channels/1/2/3", channel="2",
 )  # fmt: skip
-DOCUMENT = Passage("discord:1", "file:ab", "file:ab#1", "Install WireGuard, then import the profile.", "VPN.pdf", "page 3")
+DOCUMENT = Passage(
+    "discord:1", "file:ab", "file:ab#1", "Install WireGuard, then import the profile.", "VPN.pdf", "page 3"
+)
 
 
 def shown(*passages: Passage) -> Shown:
@@ -52,7 +54,9 @@ async def test_thoughts_pass_untouched_and_an_unfinished_mark_is_kept_at_the_end
 
 
 async def test_sources_under_the_answer_list_only_what_it_cited() -> None:
-    answer = [piece async for piece in with_citations(pieces("It is in the guide [2]."), shown(MESSAGE, DOCUMENT), None)]
+    answer = [
+        piece async for piece in with_citations(pieces("It is in the guide [2]."), shown(MESSAGE, DOCUMENT), None)
+    ]
     text = "".join(str(piece) for piece in answer)
     assert text.endswith("Sources:\n[2] VPN.pdf, page 3\n")
     assert "discord.com" not in text
