@@ -13,13 +13,18 @@ from watchfiles import Change, awatch
 
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.documents import DocumentReader, DocumentRefused
+from adapters.jobs.isolation import IsolatedWorkers
 from adapters.jobs.knowledge_documents import document_passages, read_for_knowledge
+from bot.app import Services
+from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE
 from bot.knowledge.service import Knowledge
+from bot.knowledge.setup import wanted_at_start
 
 log = structlog.get_logger(__name__)
 
 SOURCE_PREFIX = "dir:"
+DOCUMENT_WORKER = "adapters.jobs.document_worker"
 
 
 class KnowledgeFolder:
@@ -93,3 +98,26 @@ def _wanted(path: Path, folder: Path) -> bool:
     with contextlib.suppress(ValueError):
         return not any(part.startswith(".") or part.endswith("~") for part in path.relative_to(folder).parts)
     return False
+
+
+async def keep_knowledge(services: Services) -> None:
+    """Start knowledge with the bot when it is configured or was used before, then follow KNOWLEDGE_DIR (if set)
+    until cancelled. A failure to start is logged for the operator; the bot answers without knowledge."""
+    settings = services.settings.knowledge
+    if services.knowledge is None or not wanted_at_start(settings):
+        return
+    try:
+        knowledge = await services.knowledge.get()
+    except KnowledgeUnavailable as error:
+        log.error("knowledge_unavailable", reason=str(error))
+        return
+    if settings.folder is None:
+        return
+    documents = services.settings.documents
+    workers = IsolatedWorkers(workers=1, preload=(DOCUMENT_WORKER,)) if documents.max_bytes else None
+    try:
+        reader = DocumentReader(documents, workers) if workers is not None else None
+        await KnowledgeFolder(knowledge, settings.folder, reader).run()
+    finally:
+        if workers is not None:
+            await workers.aclose()
