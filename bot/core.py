@@ -16,7 +16,6 @@ from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure
 from bot.forget import ForgetReport, Forgetting
-from bot.knowledge.for_turn import TurnKnowledge
 from bot.knowledge.service import Knowledge
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
@@ -35,6 +34,7 @@ from bot.thought_view import ShowReasoning, ThoughtShow
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.turn import Turn
+from bot.turn_knowledge import TurnKnowledge
 from config.models import ModelCatalog, ModelChoice
 from config.tools import ToolSettings
 

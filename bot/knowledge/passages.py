@@ -86,7 +86,10 @@ class Embedder(Protocol):
     """Turns texts into unit-length vectors of `dimensions`, off the event loop or on a remote server."""
 
     name: str
-    dimensions: int
+    dimensions: int  # known once start() has returned (a remote model's is found by embedding a probe text)
+
+    async def start(self) -> None:
+        """Load the model or reach the server; raises EmbeddingError saying why not."""
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
