@@ -12,7 +12,7 @@ import structlog
 from adapters.jobs.knowledge_channels import KnowledgeChannels
 from bot.app import Services
 from bot.errors import ReplyFailure
-from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
+from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
 from bot.knowledge.service import Knowledge
 
@@ -34,7 +34,7 @@ class DiscordKnowledge:
     """The knowledge (started on first use, `opener` None where the bot has none) and the servers' channels."""
 
     def __init__(self, services: Services) -> None:
-        self.opener: KnowledgeOpener | None = getattr(services, "knowledge", None)
+        self.opener = services.knowledge
         history = services.settings.history
         self.channels = KnowledgeChannels(services.redis.main, history.key_prefix, services.metrics.redis_errors.inc)
 

@@ -48,7 +48,7 @@ class KnowledgeAdding:
         try:
             await knowledge.forget_source(scope, source)
             await knowledge.add(passages)
-        except Exception as error:  # the engine or the embedder failed
+        except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the admin is told
             log.error("knowledge_file_not_stored", scope=scope, file=file.name, error=str(error))
             return NOT_STORED
         log.info("knowledge_file_added", scope=scope, file=file.name, passages=len(passages))
@@ -63,8 +63,7 @@ class KnowledgeAdding:
         said: list[str] = []
         if message.content.strip():
             said.append(await self._add_text(knowledge, scope, message, message.guild.id))
-        for item in message.attachments:
-            said.append(await self.add_file(knowledge, scope, attachment(item)))
+        said += [await self.add_file(knowledge, scope, attachment(item)) for item in message.attachments]
         return said or ["That message has neither text nor files: nothing was added."]
 
     async def _add_text(self, knowledge: Knowledge, scope: str, message: discord.Message, guild_id: int) -> str:
@@ -84,7 +83,7 @@ class KnowledgeAdding:
         try:
             await knowledge.forget_source(scope, source)
             await knowledge.add(passages)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - as in add_file
             log.error("knowledge_message_not_stored", scope=scope, message=message.id, error=str(error))
             return NOT_STORED
         return f"Added {author}'s message in #{where}."
