@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from bot.knowledge.passages import Access, Hit, Passage, SourceInfo
 from bot.knowledge.postgres_sql import (
     DELETE_AUTHOR,
+    DELETE_AUTHOR_EVERYWHERE,
     DELETE_KEYS,
     DELETE_SCOPE,
     DELETE_SOURCE,
@@ -139,6 +140,11 @@ class PostgresEngine:
 
     async def delete_author(self, scope: str, author: str) -> int:
         return await self._delete(DELETE_AUTHOR, {"scope": scope, "author": author}) if author else 0
+
+    async def delete_author_everywhere(self, scope_prefix: str, author: str) -> int:
+        if not author or not scope_prefix:
+            return 0
+        return await self._delete(DELETE_AUTHOR_EVERYWHERE, {"prefix": scope_prefix, "author": author})
 
     async def sources(self, scope: str) -> list[SourceInfo]:
         async with self._connection() as conn:

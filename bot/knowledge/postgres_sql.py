@@ -124,6 +124,8 @@ DELETE_KEYS = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND key = ANY(%(keys
 DELETE_SOURCE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND source = %(source)s"
 DELETE_SCOPE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s"
 DELETE_AUTHOR = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND author = %(author)s"
+# /forget-me: a person's passages in every server of a platform (rare: a scan is fine).
+DELETE_AUTHOR_EVERYWHERE = f"DELETE FROM {TABLE} WHERE author = %(author)s AND starts_with(scope, %(prefix)s)"
 
 # A source's title is its latest passage's (a channel renamed shows its new name).
 SOURCES = f"""

@@ -259,3 +259,22 @@ def test_a_data_directory_that_cannot_be_made_is_one_clear_error(tmp_path: Path)
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(EmbeddedDatabaseError, match=r"could not start \(.*\); its log is"):
         start_embedded(tmp_path / "file" / "pg")
+
+
+async def test_an_author_is_deleted_in_every_scope_of_a_platform_and_nowhere_else(
+    engine: PostgresEngine, embedder: Embedder
+) -> None:
+    platform = f"p{uuid.uuid4().hex[:8]}:"
+    first, second, elsewhere = f"{platform}1", f"{platform}2", f"x{platform}1"
+    passages = [
+        message(first, "a1", "Alice: the release is on Tuesday.", author="alice"),
+        message(second, "a1", "Alice: the bus leaves at noon.", author="alice"),
+        message(second, "b1", "Bob: the bus is blue.", author="bob"),
+        message(elsewhere, "a1", "Alice on another platform.", author="alice"),
+    ]
+    await add(engine, embedder, passages)
+
+    assert await engine.delete_author_everywhere(platform, "alice") == 2
+    assert keys(await ask(engine, embedder, "the bus", [second])) == ["b1"]
+    assert keys(await ask(engine, embedder, "Alice on another platform", [elsewhere])) == ["a1"]
+    assert await engine.delete_author_everywhere(platform, "") == 0
