@@ -143,15 +143,21 @@ class Intent:
 
 
 class Perm:
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_GUILD = 1 << 5
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
+    MANAGE_MESSAGES = 1 << 13
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
     READ_MESSAGE_HISTORY = 1 << 16
     MENTION_EVERYONE = 1 << 17
     USE_EXTERNAL_EMOJIS = 1 << 18
+    MANAGE_ROLES = 1 << 28
     USE_APPLICATION_COMMANDS = 1 << 31
+    MANAGE_THREADS = 1 << 34
     CREATE_PUBLIC_THREADS = 1 << 35
     CREATE_PRIVATE_THREADS = 1 << 36
     SEND_MESSAGES_IN_THREADS = 1 << 38
@@ -170,6 +176,13 @@ class Perm:
     # other users; the fake uses them in guilds without the bot too), and in the bot's own DM.
     USER_INSTALL_APP = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
     BOT_DM_APP = USER_INSTALL_APP | USE_EXTERNAL_EMOJIS
+    ALL = (1 << 53) - 1  # the guild owner and administrators: every permission, overwrites or not
+    READ = VIEW_CHANNEL | READ_MESSAGE_HISTORY
+
+
+class OverwriteType:
+    ROLE = 0
+    MEMBER = 1
 
 
 class ChannelType:
@@ -531,12 +544,52 @@ class FakeGuild:
         return self.roles[self.id]
 
     def permissions_of(self, user_id: int) -> int:
+        """Guild-wide permissions (no channel overwrites): @everyone's and the member's roles'; all for
+        the owner or an administrator."""
+        if user_id == self.owner_id:
+            return Perm.ALL
         member = self.members.get(user_id)
         permissions = self.everyone_role.permissions
         for role_id in member.role_ids if member else ():
             role = self.roles.get(role_id)
             permissions |= role.permissions if role else 0
-        return permissions
+        return Perm.ALL if permissions & Perm.ADMINISTRATOR else permissions
+
+    def permissions_in(self, overwrites: Sequence[Mapping[str, Any]], user_id: int) -> int:
+        """A member's permissions in a channel with `overwrites`, as Discord computes them: the guild-wide
+        ones, then @everyone's overwrite, then the member's roles' overwrites together, then the member's
+        own (each: deny, then allow). Without View Channel, nothing else either."""
+        permissions = self.permissions_of(user_id)
+        if permissions == Perm.ALL:
+            return permissions
+        by_target = {(int(o["type"]), int(o["id"])): (int(o["allow"]), int(o["deny"])) for o in overwrites}
+        member = self.members.get(user_id)
+        roles = [(0, 0)]
+        for role_id in member.role_ids if member else ():
+            roles.append(by_target.get((OverwriteType.ROLE, role_id), (0, 0)))
+        layers = [
+            by_target.get((OverwriteType.ROLE, self.id), (0, 0)),
+            (_bits_or(a for a, _ in roles), _bits_or(d for _, d in roles)),
+            by_target.get((OverwriteType.MEMBER, user_id), (0, 0)),
+        ]
+        for allow, deny in layers:
+            permissions = (permissions & ~deny) | allow
+        return permissions if permissions & Perm.VIEW_CHANNEL else 0
+
+
+def _put_overwrite(channel: dict[str, Any], target_id: int, target_type: int, allow: int, deny: int) -> None:
+    """Set (or, with nothing allowed or denied, remove) one target's overwrite in a channel."""
+    kept = [o for o in channel.get("permission_overwrites") or [] if int(o["id"]) != target_id]
+    if allow or deny:
+        kept.append({"id": str(target_id), "type": target_type, "allow": str(allow), "deny": str(deny)})
+    channel["permission_overwrites"] = kept
+
+
+def _bits_or(values: Iterable[int]) -> int:
+    result = 0
+    for value in values:
+        result |= value
+    return result
 
 
 @dataclass
@@ -1438,7 +1491,7 @@ class _RestApi:
         channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
-        fake._check_can_create_threads(channel)
+        fake._check_can_create_threads(channel, ChannelType.PUBLIC_THREAD)
         stored = self._message_in_route(call)
         if stored.id in fake._threads_by_message:
             raise DiscordHTTPError(400, 160004, "A thread has already been created for this message")
@@ -1458,10 +1511,10 @@ class _RestApi:
         channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
-        fake._check_can_create_threads(channel)
         body = call.body()
-        validate_thread_body(body)
         thread_type = int(body.get("type") or ChannelType.PRIVATE_THREAD)
+        fake._check_can_create_threads(channel, thread_type)
+        validate_thread_body(body)
         thread_id = fake._ids.next()
         thread = fake._create_thread(channel, body["name"], thread_id=thread_id, thread_type=thread_type, body=body)
         await fake._announce_thread(thread)
@@ -2197,8 +2250,7 @@ class FakeDiscord:
         self._threads_by_message: dict[int, int] = {}
         self._dm_by_user: dict[int, int] = {}
         self._private_without_bot: set[int] = set()  # group DMs and DMs between people
-        self._forbid_threads: set[int] = set()
-        self._forbid_send: set[int] = set()
+        self.thread_members: dict[int, set[int]] = {}  # thread id → ids of the users in it (private threads)
         self._interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._ephemeral_for: dict[int, int] = {}  # ephemeral message id → the one user who sees it
@@ -2353,23 +2405,18 @@ class FakeDiscord:
         parent_channel = self.channels[int(parent["id"])]
         thread = self._create_thread(parent_channel, name, thread_id=self._ids.next(), thread_type=thread_type)
         thread["owner_id"] = str((owner or self.bot_user).id)
+        self.thread_members[int(thread["id"])] = {(owner or self.bot_user).id}
         return thread
 
     def set_channel_permissions(self, channel_id: int, *, allow_threads: bool = True, allow_send: bool = True) -> None:
-        """Deny the bot thread creation (403 50013) and/or sending in a channel; mirrored in overwrites."""
-        channel = self.channels[int(channel_id)]
-        self._forbid_threads.discard(int(channel_id))
-        self._forbid_send.discard(int(channel_id))
+        """Deny the bot thread creation (403 50013) and/or sending in a channel: the bot's member overwrite
+        (other overwrites are kept). Nothing is dispatched; ``set_overwrite`` announces a change."""
         deny = 0
         if not allow_threads:
-            self._forbid_threads.add(int(channel_id))
             deny |= Perm.CREATE_PUBLIC_THREADS | Perm.CREATE_PRIVATE_THREADS
         if not allow_send:
-            self._forbid_send.add(int(channel_id))
             deny |= Perm.SEND_MESSAGES | Perm.SEND_MESSAGES_IN_THREADS
-        channel["permission_overwrites"] = (
-            [{"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(deny)}] if deny else []
-        )
+        _put_overwrite(self.channels[int(channel_id)], self.bot_user.id, OverwriteType.MEMBER, 0, deny)
 
     def dm_channel_for(self, user: FakeUser) -> dict[str, Any]:
         channel_id = self._dm_by_user.get(user.id)
@@ -2709,7 +2756,7 @@ class FakeDiscord:
             "message": _copied(stored.payload),
             "context": context,
             "authorizing_integration_owners": owners,
-            "app_permissions": str(self._app_permissions(guild, context)),
+            "app_permissions": str(self._app_permissions(channel, guild, context)),
         }
         return await self._create_interaction(
             channel,
@@ -2778,7 +2825,7 @@ class FakeDiscord:
         """Whether `user` can see `channel`: a member of its guild with VIEW_CHANNEL there, the
         person of the bot's DM, or a recipient of a (group) DM."""
         if guild is not None:
-            return user.id in guild.members and bool(guild.permissions_of(user.id) & Perm.VIEW_CHANNEL)
+            return user.id in guild.members and bool(self.permissions_for(channel, user.id) & Perm.VIEW_CHANNEL)
         if int(channel["id"]) in self._dm_by_user.values():
             return self._dm_by_user.get(user.id) == int(channel["id"])
         return any(r.get("id") == str(user.id) for r in channel.get("recipients") or [])
@@ -2887,8 +2934,8 @@ class FakeDiscord:
         (403 Missing Access), a (group) DM it is not in does not exist for it (404)."""
         channel = self._require_channel(channel_id)
         guild = self._guild_of(channel)
-        if guild is not None and not guild.has_bot:
-            raise missing_access()
+        if guild is not None and not (guild.has_bot and self.permissions_for(channel, self.bot_user.id)):
+            raise missing_access()  # not in the guild, or no View Channel there
         if channel_id in self._private_without_bot:
             raise unknown_channel()
         return channel
@@ -2908,9 +2955,20 @@ class FakeDiscord:
         guild_id = data.get("guild_id")
         if guild_id is not None:
             guild = self.guilds.get(int(guild_id))
-            return guild is None or guild.has_bot
+            return guild is None or (guild.has_bot and self._bot_views_channel_of(event, data))
         channel_id = data.get("channel_id") or (data.get("id") if event.startswith("CHANNEL_") else None)
         return channel_id is None or int(channel_id) not in self._private_without_bot
+
+    def _bot_views_channel_of(self, event: str, data: Mapping[str, Any]) -> bool:
+        """Messages, typing and reactions of a channel the bot cannot view, and threads it cannot see,
+        are not sent to it (channels themselves are: a bot gets every channel of its guilds)."""
+        if event.startswith(("MESSAGE_", "TYPING_")):
+            channel = self.channels.get(int(data.get("channel_id") or 0))
+        elif event.startswith("THREAD_") and "type" in data:
+            channel = self.channels.get(int(data.get("id") or 0))
+        else:
+            return True
+        return channel is None or bool(self.permissions_for(channel, self.bot_user.id) & Perm.VIEW_CHANNEL)
 
     def _require_user(self, user_id: int) -> FakeUser:
         user = self.users.get(user_id)
@@ -2929,12 +2987,29 @@ class FakeDiscord:
         return int(channel["id"])
 
     def _check_can_send(self, channel: Mapping[str, Any]) -> None:
-        if self._parent_id(channel) in self._forbid_send:
+        needed = Perm.SEND_MESSAGES_IN_THREADS if channel["type"] in ChannelType.THREADS else Perm.SEND_MESSAGES
+        self._require_permission(channel, needed)
+
+    def _check_can_create_threads(self, channel: Mapping[str, Any], thread_type: int) -> None:
+        private = thread_type == ChannelType.PRIVATE_THREAD
+        self._require_permission(channel, Perm.CREATE_PRIVATE_THREADS if private else Perm.CREATE_PUBLIC_THREADS)
+
+    def _require_permission(self, channel: Mapping[str, Any], needed: int) -> None:
+        if self._guild_of(channel) is not None and not self.permissions_for(channel, self.bot_user.id) & needed:
             raise missing_permissions()
 
-    def _check_can_create_threads(self, channel: Mapping[str, Any]) -> None:
-        if int(channel["id"]) in self._forbid_threads:
-            raise missing_permissions()
+    def permissions_for(self, channel: Mapping[str, Any], user_id: int) -> int:
+        """`user_id`'s permissions in a guild channel or thread (a thread has its parent's overwrites; a
+        private thread is seen by its members and those who may Manage Threads only); 0 for a non-member."""
+        guild = self._guild_of(channel)
+        if guild is None or user_id not in guild.members:
+            return 0
+        parent = self.channels[self._parent_id(channel)]
+        permissions = guild.permissions_in(parent.get("permission_overwrites") or [], user_id)
+        if channel["type"] == ChannelType.PRIVATE_THREAD and not permissions & Perm.MANAGE_THREADS:
+            if user_id not in self.thread_members.get(int(channel["id"]), set()):
+                return 0
+        return permissions
 
     def _add_member(self, guild: FakeGuild, user: FakeUser, role_ids: list[int]) -> None:
         guild.members[user.id] = FakeMember(user, role_ids, joined_at=time.time())
@@ -3148,6 +3223,7 @@ class FakeDiscord:
             },
         }
         self.channels[thread_id] = thread
+        self.thread_members[thread_id] = {self.bot_user.id}
         self._schedule_archive(thread)
         return thread
 
@@ -3277,7 +3353,7 @@ class FakeDiscord:
         extra = {
             "context": context,
             "authorizing_integration_owners": owners,
-            "app_permissions": str(self._app_permissions(guild, context)),
+            "app_permissions": str(self._app_permissions(channel, guild, context)),
         }
         return await self._create_interaction(
             channel,
@@ -3355,17 +3431,18 @@ class FakeDiscord:
             member = guild.members.get(user.id) or FakeMember(user, [], time.time())
             payload.update(guild_id=str(guild.id), guild_locale="en-US")
             payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
-            payload["member"] = {**member.payload(), "permissions": str(guild.permissions_of(user.id))}
+            permissions = self.permissions_for(channel, user.id)  # in the channel, overwrites included
+            payload["member"] = {**member.payload(), "permissions": str(permissions)}
         else:
             payload.update(user=user.payload())
         return payload
 
-    def _app_permissions(self, guild: FakeGuild | None, context: int) -> int:
+    def _app_permissions(self, channel: Mapping[str, Any], guild: FakeGuild | None, context: int) -> int:
         """What the app may do where the interaction happened: the bot's permissions in a guild
         it is in; Discord's documented sets in DMs (the fake uses the (G)DM one for a guild
         reached through a user install)."""
         if guild is not None and guild.has_bot:
-            return guild.permissions_of(self.bot_user.id)
+            return self.permissions_for(channel, self.bot_user.id)
         return Perm.BOT_DM_APP if context == ContextType.BOT_DM else Perm.USER_INSTALL_APP
 
     def _context(self, channel: Mapping[str, Any], guild: FakeGuild | None) -> tuple[int, str]:
