@@ -68,7 +68,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import inspect
 import io
@@ -347,6 +350,43 @@ def _copied(payload: T) -> T:
     return json.loads(json.dumps(payload))  # type: ignore[no-any-return]
 
 
+def _message_id(stored: StoredMessage) -> int:
+    return stored.id
+
+
+def _walk(stored: Sequence[StoredMessage], start: int, step: int, limit: int) -> list[StoredMessage]:
+    """Up to `limit` live, non-ephemeral messages from index `start` on, one way (step ±1)."""
+    found: list[StoredMessage] = []
+    index = start
+    while 0 <= index < len(stored) and len(found) < limit:
+        message = stored[index]
+        if not message.deleted and not message.flags & MessageFlag.EPHEMERAL:
+            found.append(message)
+        index += step
+    return found
+
+
+def _history_payload(message_id: int, channel_id: str, author: FakeUser, content: str, at: float) -> dict[str, Any]:
+    return {
+        "id": str(message_id),
+        "channel_id": channel_id,
+        "type": MessageType.DEFAULT,
+        "content": content,
+        "author": author.payload(),
+        "timestamp": iso_timestamp(at),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "components": [],
+        "pinned": False,
+        "flags": 0,
+    }
+
+
 def iso_timestamp(unix_time: float) -> str:
     return dt.datetime.fromtimestamp(unix_time, dt.UTC).isoformat()
 
@@ -564,9 +604,8 @@ class FakeGuild:
             return permissions
         by_target = {(int(o["type"]), int(o["id"])): (int(o["allow"]), int(o["deny"])) for o in overwrites}
         member = self.members.get(user_id)
-        roles = [(0, 0)]
-        for role_id in member.role_ids if member else ():
-            roles.append(by_target.get((OverwriteType.ROLE, role_id), (0, 0)))
+        role_ids = member.role_ids if member else []
+        roles = [by_target.get((OverwriteType.ROLE, role_id), (0, 0)) for role_id in role_ids]
         layers = [
             by_target.get((OverwriteType.ROLE, self.id), (0, 0)),
             (_bits_or(a for a, _ in roles), _bits_or(d for _, d in roles)),
@@ -583,6 +622,14 @@ def _put_overwrite(channel: dict[str, Any], target_id: int, target_type: int, al
     if allow or deny:
         kept.append({"id": str(target_id), "type": target_type, "allow": str(allow), "deny": str(deny)})
     channel["permission_overwrites"] = kept
+
+
+def overwrite(target: FakeUser | int, *, allow: int = 0, deny: int = 0) -> dict[str, Any]:
+    """A permission overwrite as Discord sends it: for a member (a FakeUser) or a role (its id;
+    @everyone's is the guild's id), allow / deny as strings of permission bits."""
+    if isinstance(target, FakeUser):
+        return {"id": str(target.id), "type": OverwriteType.MEMBER, "allow": str(allow), "deny": str(deny)}
+    return {"id": str(target), "type": OverwriteType.ROLE, "allow": str(allow), "deny": str(deny)}
 
 
 def _bits_or(values: Iterable[int]) -> int:
@@ -774,10 +821,11 @@ class Limits:
     interaction_webhook: RateLimit | None = RateLimit(5, 2.0)  # per interaction token
     default: RateLimit | None = RateLimit(50, 1.0)  # any other route, per route + major parameter
     global_per_second: int | None = 50  # per bot token; interactions and webhooks are exempt
+    message_history: RateLimit | None = RateLimit(5, 5.0)  # GET /channels/{id}/messages, per channel (as observed)
 
     @classmethod
     def disabled(cls) -> Limits:
-        return cls(None, None, None, None, None, None)
+        return cls(**{f.name: None for f in dataclasses.fields(cls)})
 
 
 @dataclass
@@ -1169,6 +1217,8 @@ def _event_intent(event: str, data: Mapping[str, Any]) -> int | None:
         return Intent.GUILD_MESSAGES if in_guild else Intent.DIRECT_MESSAGES
     if event == "TYPING_START":
         return Intent.GUILD_MESSAGE_TYPING if in_guild else Intent.DIRECT_MESSAGE_TYPING
+    if event in ("GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"):
+        return Intent.GUILD_MEMBERS
     if event.startswith(("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "CHANNEL_", "THREAD_", "GUILD_ROLE")):
         return Intent.GUILDS
     return None
@@ -1332,7 +1382,7 @@ class _RestApi:
             RouteSpec("GET", "/oauth2/applications/@me", f.get_application),
             RouteSpec("GET", "/applications/@me", f.get_application),
             RouteSpec("GET", "/channels/{channel_id}", f.get_channel),
-            RouteSpec("GET", "/channels/{channel_id}/messages", f.get_messages),
+            RouteSpec("GET", "/channels/{channel_id}/messages", f.get_messages, "message_history"),
             RouteSpec("POST", "/channels/{channel_id}/messages", f.create_message, "message_create"),
             RouteSpec("GET", "/channels/{channel_id}/messages/{message_id}", f.get_message),
             RouteSpec("PATCH", "/channels/{channel_id}/messages/{message_id}", f.edit_message, "message_edit"),
@@ -1413,21 +1463,17 @@ class _RestApi:
         return self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
 
     async def get_messages(self, call: RestCall) -> Any:
-        channel = self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
-        limit = min(max(int(call.query.get("limit", 50)), 1), 100)
-        before = int(call.query["before"]) if "before" in call.query else None
-        after = int(call.query["after"]) if "after" in call.query else None
-        visible = [
-            m
-            for m in self.fake._messages_by_channel.get(int(channel["id"]), [])
-            if not m.deleted and not m.flags & MessageFlag.EPHEMERAL
-        ]
-        if before is not None:
-            visible = [m for m in visible if m.id < before]
-        if after is not None:
-            visible = [m for m in visible if m.id > after]
-            return [_copied(m.payload) for m in reversed(visible[:limit])]
-        return [_copied(m.payload) for m in reversed(visible[-limit:])]
+        """Newest first, up to ``limit`` (1-100, default 50). Without View Channel: 403 50001; without
+        Read Message History: ``[]`` (Discord's documented answer, no error)."""
+        fake = self.fake
+        channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
+        limit = _history_limit(call.query.get("limit"))
+        anchors = {k: _snowflake_param(call.query, k) for k in ("before", "after", "around")}
+        in_guild = fake._guild_of(channel) is not None
+        if in_guild and not fake.permissions_for(channel, fake.bot_user.id) & Perm.READ_MESSAGE_HISTORY:
+            return []
+        page = fake.history_page(channel["id"], limit, **anchors)
+        return [_copied(m.payload) for m in page]
 
     async def get_message(self, call: RestCall) -> Any:
         return _copied(self._message_in_route(call).payload)
@@ -1607,6 +1653,33 @@ class _RestApi:
         if stored is None or stored.deleted:
             raise unknown_message()
         return stored
+
+
+def _history_limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    try:
+        limit = int(raw)
+    except ValueError:
+        error = FieldError(("limit",), "NUMBER_TYPE_COERCE", f'Value "{raw}" is not int.')
+        raise invalid_form_body([error]) from None
+    if limit < 1:
+        error = FieldError(("limit",), "NUMBER_TYPE_MIN", "int value should be greater than or equal to 1.")
+        raise invalid_form_body([error])
+    if limit > 100:
+        error = FieldError(("limit",), "NUMBER_TYPE_MAX", "int value should be less than or equal to 100.")
+        raise invalid_form_body([error])
+    return limit
+
+
+def _snowflake_param(query: Mapping[str, str], name: str) -> int | None:
+    if name not in query:
+        return None
+    try:
+        return int(query[name])
+    except ValueError:
+        message = f'Value "{query[name]}" is not snowflake.'
+        raise invalid_form_body([FieldError((name,), "NUMBER_TYPE_COERCE", message)]) from None
 
 
 def interaction_callback_response(
@@ -2622,7 +2695,197 @@ class FakeDiscord:
         return self._gateway_message(stored)
 
     async def delete_user_message(self, message_id: int | str) -> None:
+        """A person deletes their message: MESSAGE_DELETE with ``id``, ``channel_id`` and ``guild_id`` only
+        (no content); GET answers 404 (10008) for it from now on."""
         await self._delete_message(self._messages[int(message_id)], force_announce=True)
+
+    async def delete_user_messages(self, channel_id: int | str, message_ids: Iterable[int | str]) -> None:
+        """A moderator deletes several messages of a channel at once: one MESSAGE_DELETE_BULK with ``ids``,
+        ``channel_id`` and ``guild_id``; each is gone (404) from now on."""
+        channel = self._require_channel(int(channel_id))
+        deleted = [self._messages[int(m)] for m in message_ids]
+        if any(m.channel_id != int(channel["id"]) or m.deleted for m in deleted):
+            raise LookupError(f"every message must be a live one of channel {channel_id}")
+        for stored in deleted:
+            stored.deleted = True
+        data: dict[str, Any] = {"ids": [str(m.id) for m in deleted], "channel_id": channel["id"]}
+        if channel.get("guild_id") is not None:
+            data["guild_id"] = channel["guild_id"]
+        await self.dispatch("MESSAGE_DELETE_BULK", data)
+
+    def seed_history(
+        self,
+        channel_id: int | str,
+        count: int,
+        *,
+        authors: Sequence[FakeUser],
+        content: Callable[[int], str] | None = None,
+        spacing: float = 1.0,
+    ) -> list[StoredMessage]:
+        """`count` messages written before anything else in the channel (`spacing` seconds apart, the
+        newest `spacing` before its oldest message or now), by `authors` in turn, with ``content(i)``
+        (default "message i"): stored only, no gateway events, as history the bot finds with GET
+        /channels/{id}/messages. Fast (plain payloads, no mention parsing): 100,000 in about half a second."""
+        channel = self._require_channel(int(channel_id))
+        stored_list = self._messages_by_channel.setdefault(int(channel["id"]), [])
+        end = min(snowflake_time(stored_list[0].id) if stored_list else time.time(), time.time()) - spacing
+        guild_id = guild.id if (guild := self._guild_of(channel)) else None
+        text = content or (lambda index: f"message {index}")
+        seeded: list[StoredMessage] = []
+        previous = 0
+        collecting = gc.isenabled()
+        gc.disable()  # many small dicts: the collector would take most of the time
+        try:
+            for index in range(count):
+                at = end - (count - 1 - index) * spacing
+                message_id = max((int(at * 1000) - DISCORD_EPOCH_MS) << 22, previous + 1)
+                while message_id in self._messages:
+                    message_id += 1
+                previous = message_id
+                payload = _history_payload(message_id, channel["id"], authors[index % len(authors)], text(index), at)
+                stored = StoredMessage(payload, guild_id, [(at, payload["content"])])
+                self._messages[message_id] = stored
+                seeded.append(stored)
+        finally:
+            if collecting:
+                gc.enable()
+        stored_list[:0] = seeded
+        if channel.get("last_message_id") is None and seeded:
+            channel["last_message_id"] = str(seeded[-1].id)
+        return seeded
+
+    def history_page(
+        self,
+        channel_id: int | str,
+        limit: int = 50,
+        *,
+        before: int | str | None = None,
+        after: int | str | None = None,
+        around: int | str | None = None,
+    ) -> list[StoredMessage]:
+        """What GET /channels/{id}/messages answers (without permission checks): up to `limit` live,
+        non-ephemeral messages, newest first; before / after / around a message id (one of them)."""
+        stored = self._messages_by_channel.get(int(channel_id), [])
+        before, after, around = (int(a) if a is not None else None for a in (before, after, around))
+        if around is not None:
+            older = _walk(stored, bisect.bisect_right(stored, around, key=_message_id) - 1, -1, limit // 2 + 1)
+            newer = _walk(stored, bisect.bisect_right(stored, around, key=_message_id), 1, limit - len(older))
+            return [*reversed(newer), *older]
+        if after is not None and before is None:
+            newer = _walk(stored, bisect.bisect_right(stored, after, key=_message_id), 1, limit)
+            return list(reversed(newer))
+        start = len(stored) if before is None else bisect.bisect_left(stored, before, key=_message_id)
+        return _walk(stored, start - 1, -1, limit)
+
+    async def create_role(self, guild: FakeGuild, name: str, *, permissions: int = 0) -> int:
+        """``add_role`` announced to a connected bot (GUILD_ROLE_CREATE); returns the role id."""
+        role_id = self.add_role(guild, name, permissions=permissions)
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": guild.roles[role_id].payload()})
+        return role_id
+
+    async def set_role_permissions(self, guild: FakeGuild, role_id: int, permissions: int) -> None:
+        """A role's guild-wide permissions change (@everyone's id is the guild's): GUILD_ROLE_UPDATE."""
+        role = guild.roles[int(role_id)]
+        role.permissions = permissions
+        await self.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role.payload()})
+
+    async def set_member_roles(self, guild: FakeGuild, user: FakeUser, role_ids: Iterable[int]) -> None:
+        """`user`'s roles in `guild` become `role_ids`: GUILD_MEMBER_UPDATE (sent with the Members intent
+        only; without it the bot learns the roles from the member object of their next message or
+        interaction)."""
+        member = guild.members[user.id]
+        roles = [int(r) for r in role_ids]
+        unknown = [r for r in roles if r not in guild.roles or r == guild.id]
+        if unknown:
+            raise LookupError(f"no roles {unknown} to give in {guild.name!r} (@everyone is implicit)")
+        member.role_ids = roles
+        await self.dispatch("GUILD_MEMBER_UPDATE", {"guild_id": str(guild.id), **member.payload()})
+
+    async def create_text_channel(
+        self, guild: FakeGuild, name: str, *, overwrites: Iterable[Mapping[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """A text channel made while the bot is connected (CHANNEL_CREATE), with `overwrites` (as
+        ``overwrite(...)`` makes them)."""
+        channel = self.add_text_channel(guild, name)
+        channel["permission_overwrites"] = [dict(o) for o in overwrites]
+        await self.dispatch("CHANNEL_CREATE", _copied(channel))
+        return channel
+
+    async def set_overwrite(
+        self, channel: Mapping[str, Any], target: FakeUser | int, *, allow: int = 0, deny: int = 0
+    ) -> dict[str, Any]:
+        """Set a channel's permission overwrite for a role (its id; @everyone's is the guild's id) or a
+        member (a FakeUser); nothing allowed or denied removes it. Announced with CHANNEL_UPDATE (the
+        whole channel, ``permission_overwrites`` included); returns the channel."""
+        stored = self.channels[int(channel["id"])]
+        if stored["type"] in ChannelType.THREADS:
+            raise ValueError("threads have no overwrites of their own: set them on the parent channel")
+        if isinstance(target, FakeUser):
+            _put_overwrite(stored, target.id, OverwriteType.MEMBER, allow, deny)
+        else:
+            _put_overwrite(stored, int(target), OverwriteType.ROLE, allow, deny)
+        await self.dispatch("CHANNEL_UPDATE", _copied(stored))
+        return stored
+
+    async def make_private_channel(
+        self,
+        channel: Mapping[str, Any],
+        *,
+        roles: Iterable[int] = (),
+        users: Iterable[FakeUser] = (),
+        bot_can_read: bool = True,
+    ) -> dict[str, Any]:
+        """Make a channel private as Discord's "Private Channel" switch does: @everyone denied View
+        Channel, `roles` and `users` allowed View Channel and Read Message History, and the bot too
+        unless `bot_can_read` is False. One CHANNEL_UPDATE; returns the channel."""
+        stored = self.channels[int(channel["id"])]
+        guild = self._guild_of(stored)
+        if guild is None or stored["type"] in ChannelType.THREADS:
+            raise ValueError("only a guild channel (not a thread) can be made private")
+        _put_overwrite(stored, guild.id, OverwriteType.ROLE, 0, Perm.VIEW_CHANNEL)
+        for role_id in roles:
+            _put_overwrite(stored, int(role_id), OverwriteType.ROLE, Perm.READ, 0)
+        for user in users:
+            _put_overwrite(stored, user.id, OverwriteType.MEMBER, Perm.READ, 0)
+        bot = next((o for o in stored["permission_overwrites"] if o["id"] == str(self.bot_user.id)), None)
+        allow, deny = (int(bot["allow"]), int(bot["deny"])) if bot else (0, 0)
+        if bot_can_read:
+            allow, deny = allow | Perm.READ, deny & ~Perm.READ
+        else:
+            allow, deny = allow & ~Perm.READ, deny | Perm.VIEW_CHANNEL
+        _put_overwrite(stored, self.bot_user.id, OverwriteType.MEMBER, allow, deny)
+        await self.dispatch("CHANNEL_UPDATE", _copied(stored))
+        return stored
+
+    async def create_user_thread(
+        self,
+        parent: Mapping[str, Any],
+        owner: FakeUser,
+        name: str,
+        *,
+        private: bool = False,
+        members: Iterable[FakeUser] = (),
+        from_message_id: int | str | None = None,
+    ) -> dict[str, Any]:
+        """A person starts a thread in a text channel: public (type 11; from one of the channel's
+        messages with `from_message_id`, then the thread's id is that message's) or private (type 12,
+        seen by its `owner`, `members` and whoever may Manage Threads; include ``fake.bot_user`` in
+        `members` for the bot to get its events). THREAD_CREATE with ``newly_created``; returns it."""
+        stored_parent = self.channels[int(parent["id"])]
+        thread_type = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
+        starter = self._messages.get(int(from_message_id)) if from_message_id is not None else None
+        if from_message_id is not None and (starter is None or starter.channel_id != int(parent["id"]) or private):
+            raise LookupError(f"a public thread can start from a message of channel {parent['id']} only")
+        thread_id = starter.id if starter is not None else self._ids.next()
+        thread = self._create_thread(stored_parent, name, thread_id=thread_id, thread_type=thread_type)
+        thread["owner_id"] = str(owner.id)
+        self.thread_members[thread_id] = {owner.id, *(m.id for m in members)}
+        if starter is not None:
+            self._threads_by_message[starter.id] = thread_id
+            starter.payload["thread"] = _copied(thread)
+            starter.payload["flags"] |= MessageFlag.HAS_THREAD
+        await self._announce_thread(thread)
+        return thread
 
     async def send_slash_command(
         self, channel_id: int | str, user: FakeUser, name: str, options: Mapping[str, Any] | None = None
@@ -3312,6 +3575,8 @@ class FakeDiscord:
             }
             if entry.get("integration_types") is None:
                 entry["integration_types"] = installs
+            if entry["default_member_permissions"] is not None:  # Discord answers a string of bits
+                entry["default_member_permissions"] = str(int(entry["default_member_permissions"]))
             if scope is not None:
                 entry["guild_id"] = str(scope)
             stored.append(entry)
@@ -3792,6 +4057,7 @@ class FakeDiscord:
             if c["type"] in ChannelType.THREADS
             and c.get("guild_id") == str(guild.id)
             and not c["thread_metadata"]["archived"]
+            and self.permissions_for(c, self.bot_user.id) & Perm.VIEW_CHANNEL
         ]
         for channel in channels:
             channel.pop("guild_id", None)  # Discord omits it inside GUILD_CREATE
