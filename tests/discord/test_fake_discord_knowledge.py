@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
@@ -134,6 +135,8 @@ async def test_a_private_channel_is_seen_through_roles_and_overwrites_from_the_c
             assert text_channel(client, world.general).permissions_for(from_alice.author).view_channel
             assert room.permissions_for(room.guild.me).read_message_history
 
+            with pytest.raises(LookupError, match="cannot see"):
+                await fake.send_user_message(private["id"], world.alice, "Discord's client would not let her")
             # A member overwrite for alice, announced with CHANNEL_UPDATE.
             updated = asyncio.ensure_future(client.wait_for("guild_channel_update", timeout=5))
             await fake.set_overwrite(private, world.alice, allow=Perm.VIEW_CHANNEL)
@@ -342,6 +345,21 @@ async def test_history_limits_and_permissions_are_checked_like_discord(world: Wo
     await fake.set_overwrite(world.general, fake.bot_user)
     status, _, body = await raw_request(fake, "GET", path)
     assert (status, body["code"], body["message"]) == (403, 50001, "Missing Access")
+
+
+async def test_history_is_seeded_through_the_control_api_too(world: World) -> None:
+    fake, channel_id = world.fake, world.general["id"]
+    async with aiohttp.ClientSession(fake.base_url) as session:
+        body = {"channel_id": channel_id, "count": 3, "author_ids": [str(world.alice.id)]}
+        async with session.post("/_fake/seed_history", json=body) as response:
+            assert (await response.json())["count"] == 3
+        first = fake.messages_in(channel_id)[0]["id"]
+        async with session.post("/_fake/edit_message", json={"message_id": first, "content": "edited"}) as response:
+            assert (await response.json())["edited_timestamp"] is not None
+        async with session.post("/_fake/delete_message", json={"message_id": first}) as response:
+            assert response.status == 200
+    assert [m["content"] for m in fake.messages_in(channel_id)] == ["message 1", "message 2"]
+    assert [e for _, e, _ in fake.gateway.dispatched][-2:] == ["MESSAGE_UPDATE", "MESSAGE_DELETE"]
 
 
 async def test_seeding_a_large_history_is_fast(world: World) -> None:

@@ -56,6 +56,29 @@ with THREAD_UPDATE (``thread_metadata.archived`` true). A new message in an arch
 unarchives it first (THREAD_UPDATE, then MESSAGE_CREATE); editing a message or adding a reaction
 there, or joining it, is refused (400, code 50083). GUILD_CREATE lists active threads only.
 
+Permissions: guilds have roles with permission bits (@everyone's id is the guild's), members have
+role ids, channels have ``permission_overwrites`` (role and member, allow / deny as strings), all in
+GUILD_CREATE; a member's permissions in a channel are computed as Discord does (owner and
+administrators: everything; then @everyone's overwrite, the roles' overwrites, the member's own;
+no View Channel, nothing; a thread has its parent's, a private thread is seen by its members and
+those who may Manage Threads). They decide what the bot gets (no message, typing or thread events
+of a channel it cannot view; 403 50001 to its REST calls there; 50013 without Send Messages or
+Create Threads), what people may do (``send_user_message``, ``click_button``) and an interaction's
+``member.permissions`` / ``app_permissions``. Tests change them live: ``make_private_channel``,
+``set_overwrite`` (CHANNEL_UPDATE), ``create_role``, ``set_role_permissions`` (GUILD_ROLE_*),
+``set_member_roles`` (GUILD_MEMBER_UPDATE, Members intent only), ``create_text_channel``. Every
+message event carries the author's ``member`` (roles), so discord.py's ``permissions_for`` works
+from its cache without the Members intent.
+
+Knowledge: ``edit_user_message`` (MESSAGE_UPDATE, the full message with ``edited_timestamp``),
+``delete_user_message`` (MESSAGE_DELETE: ids only) and ``delete_user_messages``
+(MESSAGE_DELETE_BULK); deleted messages answer 404 10008. ``create_user_thread`` (THREAD_CREATE;
+public, from a message, or private with members). GET /channels/{id}/messages: ``limit`` 1-100
+(default 50; else 400 50035), newest first, ``before`` / ``after`` / ``around``; 403 50001 without
+View Channel, ``[]`` without Read Message History (as Discord documents); its own bucket,
+``Limits.message_history`` (5 per 5 s per channel, as observed). ``seed_history`` stores N past
+messages fast (100,000 in about half a second) without events.
+
 Everything a test may want to assert on is recorded: ``requests`` (method, route key, JSON body,
 arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
 ``identify_payload``, gateway connections, interactions and their callbacks.
@@ -96,10 +119,13 @@ __all__ = [
     "FakeUser",
     "InteractionCallbackRejected",
     "Limits",
+    "OverwriteType",
+    "Perm",
     "RateLimit",
     "RateLimitHit",
     "RecordedRequest",
     "StoredMessage",
+    "overwrite",
 ]
 
 log = logging.getLogger(__name__)
@@ -2657,7 +2683,8 @@ class FakeDiscord:
         """A user posts a message: stored like Discord and dispatched as MESSAGE_CREATE.
 
         ``mentions_bot`` prefixes ``<@bot_id>`` unless the content already mentions the bot.
-        ``files`` are (filename, content type, data) attachments, downloadable from the fake's
+        The author must be able to see the channel (LookupError otherwise, as Discord's client would not
+        let them post). ``files`` are (filename, content type, data) attachments, downloadable from the fake's
         CDN route at their ``url`` (served with their content type). Images whose bytes Pillow
         reads (PNG, JPEG, GIF, WebP) get their real content type, ``width`` and ``height``, as
         Discord reports them. ``reference_message_id`` makes it a reply (type 19): the payload
@@ -2666,6 +2693,9 @@ class FakeDiscord:
         Returns the full (unfiltered) gateway payload.
         """
         channel = self._require_channel(int(channel_id))
+        guild = self._guild_of(channel)
+        if guild is not None and not self._user_sees(channel, guild, author):
+            raise LookupError(f"{author.username} cannot see channel {channel['id']} (roles, overwrites) to post there")
         if mentions_bot and not re.search(rf"<@!?{self.bot_user.id}>", content):
             content = f"{self.bot_user.mention} {content}"
         body: dict[str, Any] = {"content": content, "embeds": list(embeds)}
@@ -4164,6 +4194,21 @@ def _add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
         )
         return web.json_response(payload)
 
+    async def seed_history(request: web.Request) -> web.Response:
+        body = await request.json()
+        authors = [fake.users[int(a)] for a in body["author_ids"]]
+        seeded = fake.seed_history(body["channel_id"], int(body["count"]), authors=authors)
+        return web.json_response({"first_id": str(seeded[0].id) if seeded else None, "count": len(seeded)})
+
+    async def edit_message(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(await fake.edit_user_message(body["message_id"], body["content"]))
+
+    async def delete_message(request: web.Request) -> web.Response:
+        body = await request.json()
+        await fake.delete_user_message(body["message_id"])
+        return web.json_response({})
+
     async def channel_messages(request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
         messages = [
@@ -4184,6 +4229,9 @@ def _add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     app.router.add_get("/_fake/state", state)
     app.router.add_get("/_fake/stats", stats)
     app.router.add_post("/_fake/user_message", user_message)
+    app.router.add_post("/_fake/seed_history", seed_history)
+    app.router.add_post("/_fake/edit_message", edit_message)
+    app.router.add_post("/_fake/delete_message", delete_message)
     app.router.add_get("/_fake/channels/{channel_id}/messages", channel_messages)
 
 
