@@ -445,3 +445,12 @@ async def test_removing_the_bot_sends_guild_delete_and_closes_the_guild(world: W
         assert refused.value.code == 50001
         await fake.send_user_message(world.general["id"], world.alice, "after the bot left")
         assert fake.gateway.withheld[-1][1] == "MESSAGE_CREATE"
+        assert fake.bot_user.id not in world.guild.members
+        assert not [r for r in world.guild.roles.values() if r.bot_id == fake.bot_user.id]
+
+        # Invited again: GUILD_CREATE, and its channels are the bot's again.
+        joined = asyncio.ensure_future(client.wait_for("guild_join", timeout=5))
+        await fake.add_bot_to_guild(world.guild)
+        guild = await joined
+        assert guild.id == world.guild.id and guild.me is not None
+        assert [m.content async for m in text_channel(client, world.general).history()] == ["after the bot left"]

@@ -2660,9 +2660,24 @@ class FakeDiscord:
         await self.gateway.dispatch(event_name, data)
 
     async def remove_bot_from_guild(self, guild: FakeGuild) -> None:
-        """The bot is kicked or its app removed from `guild`: GUILD_DELETE without `unavailable`."""
+        """The bot is kicked or its app removed from `guild`: GUILD_DELETE without `unavailable`; it is
+        no member any more and its managed role is gone (its REST calls there get 403 50001)."""
         await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)})
         guild.has_bot = False
+        guild.members.pop(self.bot_user.id, None)
+        for role in [r for r in guild.roles.values() if r.bot_id == self.bot_user.id]:
+            del guild.roles[role.id]
+
+    async def add_bot_to_guild(self, guild: FakeGuild) -> None:
+        """The bot is (re-)invited to `guild`: a member again with a new managed role, and GUILD_CREATE
+        with everything there (channels, overwrites, threads, members)."""
+        bot_role = FakeRole(self._ids.next(), self.bot_user.username, Perm.MEMBER_DEFAULT, 1, bot_id=self.bot_user.id)
+        guild.roles[bot_role.id] = bot_role
+        self._add_member(guild, self.bot_user, [bot_role.id])
+        guild.has_bot = True
+        payload = self._guild_create_payload(guild)
+        del payload["unavailable"]  # a join, not a guild coming back after an outage (discord.py: guild_join)
+        await self.gateway.dispatch("GUILD_CREATE", payload)
 
     async def guild_outage(self, guild: FakeGuild) -> None:
         """`guild` becomes unavailable (a Discord outage): GUILD_DELETE with `unavailable: true`."""
