@@ -3129,6 +3129,11 @@ class FakeDiscord:
             triggered_by=shown.id,
         )
 
+    def can_view(self, channel: Mapping[str, Any], user: FakeUser) -> bool:
+        """Whether `user` can see `channel` (a guild channel or thread: View Channel from roles and
+        overwrites; a private thread: a member of it, or may Manage Threads; a DM: a recipient)."""
+        return self._user_sees(self.channels[int(channel["id"])], self._guild_of(channel), user)
+
     def _user_sees(self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser) -> bool:
         """Whether `user` can see `channel`: a member of its guild with VIEW_CHANNEL there, the
         person of the bot's DM, or a recipient of a (group) DM."""
