@@ -1,0 +1,274 @@
+"""Knowledge on Discord, through the real bot process, the fake Discord, the real engine (an embedded PostgreSQL with
+pgvector, started once for the module and given as KNOWLEDGE_DATABASE_URL) and the embedded embeddings: documents
+added by /knowledge add and "Add to knowledge" are cited by name and page, opted-in channels' messages with their
+links, edits and deletes reach the index within 5 s, a private channel's messages reach only those who can see it,
+two servers never see each other's knowledge, non-admins are refused, and leaving a server and /forget-me delete
+what they should. One bot for the module; the model is the fake that cites the passages it is given."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from bot.knowledge.embedded import start_embedded, stop_embedded
+from tests.conftest import REDIS_URL
+from tests.discord.harness import DiscordWorld, log_shown
+from tests.fakes import documents
+from tests.fakes.citing_model import citing_responder
+from tests.fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
+
+ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
+REFLECTED_SECONDS = 5.0
+RESUMED = "The parking garage closes at midnight on weekdays."
+
+
+@dataclass
+class Scene:
+    world: DiscordWorld
+    database: str
+    other: FakeGuild
+    channels: dict[str, dict[str, Any]]
+    admin: FakeUser
+    alice: FakeUser
+    bob: FakeUser
+    insider: FakeUser
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="knowledge-discord-"))
+    yield start_embedded(folder / "pg").url
+    stop_embedded(folder / "pg")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scene(database_url: str) -> AsyncIterator[Scene]:
+    async with DiscordWorld.open() as world:
+        fake, guild = world.fake, world.guild
+        other = fake.add_guild("Other Guild")
+        admins = fake.add_role(guild, "admins", permissions=ADMIN)
+        staff = fake.add_role(guild, "staff")
+        other_admins = fake.add_role(other, "admins", permissions=ADMIN)
+        admin = world.add_user("admin", roles=[admins, other_admins])
+        alice, bob, insider = world.add_user("alice"), world.add_user("bob"), world.add_user("insider", roles=[staff])
+        channels = {name: world.add_channel(name) for name in ("general", "ask", "secret", "resumed")}
+        channels["elsewhere"] = fake.add_text_channel(other, "elsewhere")
+        await fake.make_private_channel(channels["secret"], roles=[staff, admins])
+        history = [f"bob: small talk {n}" for n in range(20)] + [RESUMED]
+        fake.seed_history(channels["resumed"]["id"], len(history), authors=[bob], content=lambda n: history[n])
+        fake.seed_history(channels["general"]["id"], 1, authors=[alice], content=lambda _: "The boiler room key is blue.")
+        await interrupted_reading(world.key_prefix, f"discord:{guild.id}", channels["resumed"])
+        world.model.responder = citing_responder
+        await world.start_bot(KNOWLEDGE_DATABASE_URL=database_url)
+        yield Scene(world, database_url, other, channels, admin, alice, bob, insider)
+        if world.bot is not None:
+            await world.stop_bot(check=True)
+
+
+@pytest.fixture
+def world(scene: Scene) -> Iterator[DiscordWorld]:
+    with log_shown(scene.world) as world:
+        yield world
+
+
+async def interrupted_reading(prefix: str, scope: str, channel: dict[str, Any]) -> None:
+    """A channel opted in whose history reading a previous run of the bot left at its start."""
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.hset(f"{prefix}knowledge:channels:{scope}", channel["id"], f"#{channel['name']}")
+        await client.hset(f"{prefix}knowledge:backfills", f"{scope}\t{channel['id']}", json.dumps({"cursor": "", "read": 0}))
+    finally:
+        await client.aclose()
+
+
+# -- acting and looking -------------------------------------------------------------------------
+
+
+async def knowledge(scene: Scene, channel: dict[str, Any], user: FakeUser, sub: str, **options: Any) -> str:
+    interaction = await scene.world.fake.send_slash_command(channel["id"], user, "knowledge", {sub: options})
+    return await answered(scene, interaction)
+
+
+async def answered(scene: Scene, interaction: FakeInteraction) -> str:
+    """The ephemeral answer: the callback's text, or the deferred answer's once it is written."""
+    fake = scene.world.fake
+
+    def text() -> str | None:
+        if interaction.callback_type == 4:
+            return str((interaction.response_data or {}).get("content", ""))
+        shown = fake.original_response(interaction) or {}
+        return str(shown.get("content") or "") or None
+
+    said = await fake.wait_for(text, 30)
+    assert interaction.ephemeral
+    return said
+
+
+async def ask(scene: Scene, channel: dict[str, Any], user: FakeUser, question: str) -> tuple[str, str]:
+    """The system prompt the model got for `question` and the bot's answer in the thread."""
+    world = scene.world
+    thread = await world.wait_thread(await world.mention(channel, user, question))
+    [request] = await world.wait_model_request(question, timeout=20)
+    messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
+    return str(request.body["messages"][0]["content"]), "\n".join(m["content"] for m in messages)
+
+
+def rows(scene: Scene, where: str, *parameters: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(scene.database, autocommit=True) as conn:
+        return conn.execute(f"SELECT key, text, author FROM knowledge_passages WHERE {where}", parameters).fetchall()
+
+
+async def until_rows(scene: Scene, check: Any, where: str, *parameters: object) -> float:
+    """Seconds until the passages matching `where` pass `check`."""
+    started = time.monotonic()
+    while not check(await asyncio.to_thread(rows, scene, where, *parameters)):
+        assert time.monotonic() - started < REFLECTED_SECONDS * 2, f"never reflected: {where} {parameters}"
+        await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+def scope(guild: FakeGuild) -> str:
+    return f"discord:{guild.id}"
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+
+async def test_people_who_are_not_admins_are_refused_and_told_why(scene: Scene, world: DiscordWorld) -> None:
+    general, alice = scene.channels["general"], scene.alice
+    assert "Manage Server" in await knowledge(scene, general, alice, "list")
+    assert "Manage Channels" in await knowledge(scene, general, alice, "channel", state="on")
+    refused = await knowledge(scene, general, alice, "add", file=("a.txt", "text/plain", b"The VPN is down."))
+    assert refused.startswith("Only members with Manage Server")
+    said = await world.say(general, alice, "Nothing to see here.")
+    menu = await world.fake.send_message_command(general["id"], alice, "Add to knowledge", said["id"])
+    assert "Manage Server" in await answered(scene, menu)
+    assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%VPN is down%") == []
+
+
+async def test_a_document_is_used_and_cited_by_name_and_page(scene: Scene) -> None:
+    pages = ["Welcome to the handbook.", "To reach the VPN from home, install WireGuard and import the IT profile."]
+    pdf = ("vpn-guide.pdf", "application/pdf", documents.pdf(pages))
+    said = await knowledge(scene, scene.channels["ask"], scene.admin, "add", file=pdf)
+    assert said == 'Added "vpn-guide.pdf": 2 passages.'
+
+    system, answer = await ask(scene, scene.channels["ask"], scene.alice, "How do I connect to the VPN from home?")
+
+    assert "install WireGuard" in system
+    assert "install WireGuard" in answer and "Sources:" in answer
+    assert "vpn-guide.pdf, page 2" in answer
+    listed = await knowledge(scene, scene.channels["ask"], scene.admin, "list")
+    assert "**vpn-guide.pdf**: 2 passages" in listed
+
+
+async def test_a_message_added_from_its_menu_is_cited_with_its_link(scene: Scene, world: DiscordWorld) -> None:
+    ask_channel = scene.channels["ask"]
+    said = await world.say(ask_channel, scene.bob, "The fire drill is on Thursday at three.")
+    menu = await world.fake.send_message_command(ask_channel["id"], scene.admin, "Add to knowledge", said["id"])
+    assert await answered(scene, menu) == "Added bob's message in #ask."
+
+    _, answer = await ask(scene, ask_channel, scene.alice, "When is the fire drill?")
+
+    link = f"https://discord.com/channels/{world.guild.id}/{ask_channel['id']}/{said['id']}"
+    assert "fire drill is on Thursday" in answer and f"<{link}>" in answer
+
+
+async def test_an_opted_in_channel_is_read_back_kept_current_and_cited_with_links(
+    scene: Scene, world: DiscordWorld
+) -> None:
+    general, guild_scope = scene.channels["general"], scope(world.guild)
+    said = await knowledge(scene, general, scene.admin, "channel", state="on")
+    assert said.startswith("Done: messages in #general")
+    await until_rows(scene, lambda found: len(found) == 1, "scope = %s AND text LIKE %s", guild_scope, "%boiler%")
+
+    posted = await world.say(general, scene.bob, "The standup moved to room Galileo.")
+    key = "scope = %s AND key = %s"
+    added = await until_rows(scene, lambda found: len(found) == 1, key, guild_scope, posted["id"])
+    _, answer = await ask(scene, scene.channels["ask"], scene.alice, "Which room is the standup in?")
+    link = f"https://discord.com/channels/{world.guild.id}/{general['id']}/{posted['id']}"
+    assert "room Galileo" in answer and f"<{link}>" in answer
+
+    await world.fake.edit_user_message(posted["id"], "The standup moved to room Kepler.")
+    edited = await until_rows(scene, lambda found: "Kepler" in found[0][1], key, guild_scope, posted["id"])
+    await world.fake.delete_user_message(posted["id"])
+    deleted = await until_rows(scene, lambda found: found == [], key, guild_scope, posted["id"])
+    assert max(added, edited, deleted) < REFLECTED_SECONDS
+
+    await world.say(general, world.add_user("robot", bot=True), "I am a bot and never knowledge.")
+    thread = await world.fake.create_user_thread(general, scene.bob, "lunch")
+    reply = await world.say(thread, scene.bob, "Lunch is at noon in the thread.")
+    await until_rows(scene, lambda found: len(found) == 1, key, guild_scope, reply["id"])
+    assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%never knowledge%") == []
+
+
+async def test_a_reading_left_unfinished_resumes_at_start_up(scene: Scene, world: DiscordWorld) -> None:
+    await until_rows(scene, lambda found: len(found) == 21, "source = %s", f"channel:{scene.channels['resumed']['id']}")
+    _, answer = await ask(scene, scene.channels["ask"], scene.alice, "When does the parking garage close?")
+    assert RESUMED in answer
+
+
+async def test_a_private_channel_reaches_only_those_who_can_see_it(scene: Scene, world: DiscordWorld) -> None:
+    secret = scene.channels["secret"]
+    assert (await knowledge(scene, secret, scene.admin, "channel", state="on")).startswith("Done")
+    posted = await world.say(secret, scene.insider, "The launch code word is Pineapple.")
+    await until_rows(scene, lambda found: len(found) == 1, "key = %s", posted["id"])
+
+    outsider, _ = await ask(scene, scene.channels["ask"], scene.alice, "What is the launch code word?")
+    insider, answer = await ask(scene, scene.channels["ask"], scene.insider, "Tell me the launch code word.")
+
+    assert "Pineapple" not in outsider
+    assert "Pineapple" in insider and "Pineapple" in answer
+
+
+async def test_two_servers_never_see_each_others_knowledge(scene: Scene, world: DiscordWorld) -> None:
+    elsewhere = scene.channels["elsewhere"]
+    assert (await knowledge(scene, elsewhere, scene.admin, "channel", state="on")).startswith("Done")
+    posted = await world.say(elsewhere, scene.bob, "The office wifi password is Walrus42.")
+    await until_rows(scene, lambda found: len(found) == 1, "key = %s", posted["id"])
+
+    here, _ = await ask(scene, scene.channels["ask"], scene.alice, "What is the office wifi password?")
+    there, _ = await ask(scene, elsewhere, scene.alice, "What's the office wifi password?")
+
+    assert "Walrus42" not in here
+    assert "Walrus42" in there
+
+
+async def test_forget_me_removes_their_indexed_messages_in_every_server(scene: Scene, world: DiscordWorld) -> None:
+    carol = world.add_user("carol")
+    for channel in (scene.channels["general"], scene.channels["elsewhere"]):
+        await world.say(channel, carol, "Carol's note: the key is under the mat.")
+    author = "author = %s"
+    await until_rows(scene, lambda found: len(found) == 2, author, str(carol.id))
+
+    interaction = await world.fake.send_slash_command(scene.channels["ask"]["id"], carol, "forget-me")
+    said = await answered(scene, interaction)
+
+    assert "2 of your messages the bot had as knowledge" in said
+    assert await asyncio.to_thread(rows, scene, author, str(carol.id)) == []
+
+
+async def test_leaving_a_server_removes_its_knowledge(scene: Scene, world: DiscordWorld) -> None:
+    await until_rows(scene, lambda found: len(found) > 0, "scope = %s", scope(scene.other))
+    await world.fake.remove_bot_from_guild(scene.other)
+    await until_rows(scene, lambda found: found == [], "scope = %s", scope(scene.other))
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        assert not await client.exists(f"{world.key_prefix}knowledge:channels:{scope(scene.other)}")
+    finally:
+        await client.aclose()
+    assert await asyncio.to_thread(rows, scene, "scope = %s", scope(world.guild))  # the other server's stay
