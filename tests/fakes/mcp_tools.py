@@ -51,6 +51,15 @@ def add_note(text: str) -> str:
     return f"noted #{append_line('MCP_NOTES_FILE', text)}"
 
 
+@server.tool(annotations=ToolAnnotations(destructive_hint=True))
+def delete_note() -> str:
+    """Delete every note."""
+    path = os.environ.get("MCP_NOTES_FILE")
+    if path:
+        Path(path).write_text("", encoding="utf-8")
+    return "deleted"
+
+
 @server.tool(annotations=ToolAnnotations(destructive_hint=False))
 async def add_note_slowly(text: str, ms: int) -> str:
     """Write a note down after `ms` milliseconds ("started" goes to MCP_EVENTS_FILE at once)."""

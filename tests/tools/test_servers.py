@@ -100,6 +100,7 @@ async def test_tools_are_listed_with_their_read_only_flags(fake: McpServer) -> N
     assert set(tools) == {
         "lookup",
         "add_note",
+        "delete_note",
         "add_note_slowly",
         "hang",
         "fail",
