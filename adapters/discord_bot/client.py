@@ -162,10 +162,15 @@ class MistralDiscordBot(discord.AutoShardedClient):
         log.info("guild_data_deleted", guild=guild.id, conversations=conversations, passages=passages)
 
     async def _forget_knowledge(self, scope: str) -> int:
+        """The server's knowledge channels and passages; how many passages went."""
         opted_in = await self.knowledge.channels.channels(scope)
         await self.knowledge.channels.forget_scope(scope)
         knowledge = self.knowledge.current or (await self.knowledge.get() if opted_in else None)
-        return await knowledge.forget_scope(scope) if knowledge is not None else 0
+        try:
+            return await knowledge.forget_scope(scope) if knowledge is not None else 0
+        except Exception as error:  # noqa: BLE001 - whatever the engine raised, the rest is deleted and this logged
+            log.error("guild_knowledge_not_deleted", scope=scope, error=str(error))
+            return 0
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)

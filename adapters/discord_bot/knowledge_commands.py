@@ -19,6 +19,7 @@ from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.knowledge_listing import listing, source_choices
 from adapters.discord_bot.permissions import Scope, may_change, refusal
 from adapters.discord_bot.settings import DiscordSettings
+from adapters.jobs.knowledge_channels import Backfill
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.service import Knowledge
@@ -30,6 +31,9 @@ MENU_NAME = "Add to knowledge"
 MESSAGE_LIMIT = 2_000
 State = Literal["on", "off"]
 NO_KNOWLEDGE = "Knowledge is not available on this bot."
+# Where the bot was added to a server: knowledge is a server's, and the bot reads its channels.
+SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+SERVER_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
 SERVERS_ONLY = "Knowledge belongs to a server the bot is in: use /knowledge there."
 
 
@@ -54,7 +58,12 @@ class KnowledgeCommands:
         self._adding = KnowledgeAdding(host.jobs.documents)
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
-        group = app_commands.Group(name="knowledge", description="What the bot knows of this server", guild_only=True)
+        group = app_commands.Group(
+            name="knowledge",
+            description="What the bot knows of this server",
+            allowed_contexts=SERVERS,
+            allowed_installs=SERVER_INSTALL,
+        )
 
         @group.command(name="add", description="Add a document to this server's knowledge")
         @app_commands.describe(file="A PDF, Word, PowerPoint, Excel, HTML, text or Markdown file")
@@ -83,8 +92,9 @@ class KnowledgeCommands:
             return await source_choices(knowledge, guild_scope(interaction.guild.id), typed)
 
         tree.add_command(group)
-        menu = app_commands.ContextMenu(name=MENU_NAME, callback=self._add_message)
-        menu.guild_only = True
+        menu = app_commands.ContextMenu(
+            name=MENU_NAME, callback=self._add_message, allowed_contexts=SERVERS, allowed_installs=SERVER_INSTALL
+        )
         tree.add_command(menu)
 
     async def _add_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -135,8 +145,8 @@ class KnowledgeCommands:
             return await self._channel_off(scope, str(channel.id), channel.name)
         if not await channels.opt_in(scope, str(channel.id), f"#{channel.name}"):
             return f"#{channel.name} is already knowledge."
-        await channels.start_backfill(scope, str(channel.id))
-        backfill = next(b for b in await channels.backfills("discord") if b.channel == str(channel.id))
+        backfill = Backfill(scope, str(channel.id), cursor="", read=0)
+        await channels.save_backfill(backfill)
         self._host.history.start(backfill)
         log.info("knowledge_channel_on", scope=scope, channel=channel.id)
         said = f"Done: messages in #{channel.name} and its public threads are knowledge from now on. "

@@ -229,7 +229,17 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
     # Synced once at start-up, globally (no DISCORD_GUILD_IDS here).
     syncs = [r for r in world.fake.requests if r.route in (GLOBAL_COMMANDS, GUILD_COMMANDS)]
     assert [r.route for r in syncs] == [GLOBAL_COMMANDS] and syncs[0].status == 200
-    commands = ["Ask mistralbot", "ask", "forget-me", "model", "persona", "reset", "tools"]
+    commands = [
+        "Add to knowledge",
+        "Ask mistralbot",
+        "ask",
+        "forget-me",
+        "knowledge",
+        "model",
+        "persona",
+        "reset",
+        "tools",
+    ]
     assert sorted(c["name"] for c in syncs[0].json) == commands
 
     answer = "Forty-two, " + words(30, "reason")

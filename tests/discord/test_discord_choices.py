@@ -239,7 +239,17 @@ async def test_ask_from_a_messages_apps_menu_answers_about_it_in_a_thread_from_i
 ) -> None:
     syncs = [r for r in world.fake.requests if r.route == GLOBAL_COMMANDS]
     registered = {c["name"]: c for c in syncs[0].json}
-    assert sorted(registered) == ["Ask mistralbot", "ask", "forget-me", "model", "persona", "reset", "tools"]
+    assert sorted(registered) == [
+        "Add to knowledge",
+        "Ask mistralbot",
+        "ask",
+        "forget-me",
+        "knowledge",
+        "model",
+        "persona",
+        "reset",
+        "tools",
+    ]
     assert registered["Ask mistralbot"]["type"] == 3
 
     pointed = await world.fake.send_user_message(shared.channel["id"], shared.bob, "m6-menu Is Python compiled?")
