@@ -254,6 +254,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
         await self._feed.on_delete(event.guild_id, event.channel_id, event.message_ids)
 
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        await self._feed.on_channel_delete(channel)
+
     async def _turn(self, key: str, message: discord.Message) -> Turn:
         """The question: the message with its files, after the message it replies to, if that is
         someone else's (the person is pointing at it)."""

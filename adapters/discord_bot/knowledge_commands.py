@@ -14,7 +14,7 @@ from discord import app_commands
 
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel
-from adapters.discord_bot.knowledge_adding import KnowledgeAdding
+from adapters.discord_bot.knowledge_adding import KnowledgeAdding, plural
 from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.knowledge_listing import listing, source_choices
 from adapters.discord_bot.permissions import Scope, may_change, refusal
@@ -174,7 +174,7 @@ class KnowledgeCommands:
             await self._knowledge.channels.opt_out(scope, info.source.removeprefix("channel:"))
         removed = await knowledge.forget_source(scope, info.source)
         log.info("knowledge_source_removed", scope=scope, source=info.source, passages=removed)
-        return f'Removed "{info.title}" from this server\'s knowledge ({removed:,} passages).'
+        return f'Removed "{info.title}" from this server\'s knowledge ({plural(removed, "passage", "passages")}).'
 
 
 class _Work(Protocol):

@@ -89,6 +89,21 @@ class KnowledgeFeed:
         if knowledge is not None:
             knowledge.forget_soon(guild_scope(guild_id), [str(message_id) for message_id in message_ids])
 
+    async def on_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A knowledge channel deleted: its messages go, by the one process whose opt-out removed it."""
+        if self._knowledge.opener is None:
+            return
+        scope = guild_scope(channel.guild.id)
+        try:
+            if not await self._knowledge.channels.opt_out(scope, str(channel.id)):
+                return
+        except ReplyFailure as failure:
+            log.warning("knowledge_channels_unreachable", detail=failure.detail)
+            return
+        knowledge = await self._knowledge.get()
+        removed = await knowledge.forget_source(scope, f"channel:{channel.id}") if knowledge is not None else 0
+        log.info("knowledge_channel_deleted", scope=scope, channel=channel.id, removed=removed)
+
     async def _add(self, message: discord.Message, claim: str) -> None:
         if message.guild is None:
             return

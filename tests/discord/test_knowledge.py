@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
 from tests.conftest import REDIS_URL
-from tests.discord.harness import DiscordWorld, log_shown
+from tests.discord.harness import ORIGINAL_EDIT, DiscordWorld, log_shown
 from tests.fakes import documents
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
@@ -242,10 +242,18 @@ async def test_an_opted_in_channel_is_read_back_kept_current_and_cited_with_link
     await until_rows(scene, lambda found: len(found) == 1, key, guild_scope, reply["id"])
     assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%never knowledge%") == []
 
+    burst = [await world.say(general, scene.bob, f"Spam number {n}.") for n in range(3)]
+    keys = [m["id"] for m in burst]
+    many = "scope = %s AND key = ANY(%s)"
+    await until_rows(scene, lambda found: len(found) == 3, many, guild_scope, keys)
+    await world.fake.delete_user_messages(general["id"], keys)
+    assert await until_rows(scene, lambda found: found == [], many, guild_scope, keys) < REFLECTED_SECONDS
+
 
 async def test_a_reading_left_unfinished_resumes_at_start_up(scene: Scene, world: DiscordWorld) -> None:
     await until_rows(scene, lambda found: len(found) == 21, "source = %s", f"channel:{scene.channels['resumed']['id']}")
-    _, answer = await ask(scene, scene.channels["ask"], scene.alice, "When does the parking garage close?")
+    # A paraphrase: only "park" in common (parking, park), found by meaning and that stem.
+    _, answer = await ask(scene, scene.channels["ask"], scene.alice, "What time does the car park shut?")
     assert RESUMED in answer
 
 
@@ -260,6 +268,12 @@ async def test_a_private_channel_reaches_only_those_who_can_see_it(scene: Scene,
 
     assert "Pineapple" not in outsider
     assert "Pineapple" in insider and "Pineapple" in answer
+
+    await world.fake.set_overwrite(secret, scene.insider, deny=Perm.VIEW_CHANNEL)  # their access taken away now
+    await world.fake.wait_for(lambda: not world.fake.can_view(secret, scene.insider), 5)
+    await asyncio.sleep(0.3)  # CHANNEL_UPDATE reaching the bot's cache
+    revoked, _ = await ask(scene, scene.channels["ask"], scene.insider, "And the launch code word now?")
+    assert "Pineapple" not in revoked
 
 
 async def test_two_servers_never_see_each_others_knowledge(scene: Scene, world: DiscordWorld) -> None:
@@ -317,3 +331,38 @@ async def test_a_passage_telling_the_model_to_run_a_tool_never_runs_it_without_t
     assert "may I run `delete_note`" in asked["content"]  # the asker decides; nobody clicks
     await world.wait_bot_text(thread, lambda text: "`delete_note` (fake) did not run" in text, timeout=20)
     assert scene.notes.read_text(encoding="utf-8") == "keep me\n"
+
+
+async def test_sources_are_listed_removed_and_a_channel_turned_off_or_deleted_leaves(
+    scene: Scene, world: DiscordWorld
+) -> None:
+    ask_channel, guild_scope = scene.channels["ask"], scope(world.guild)
+    handbook = ("handbook.md", "text/markdown", b"# Handbook\n\nThe canteen opens at eight.")
+    assert await knowledge(scene, ask_channel, scene.admin, "add", file=handbook) == 'Added "handbook.md": 1 passage.'
+    listed = await knowledge(scene, ask_channel, scene.admin, "list")
+    assert "**handbook.md**: 1 passage" in listed and "#general" in listed
+
+    [choice] = await world.fake.send_autocomplete(
+        ask_channel["id"], scene.admin, "knowledge", {"remove": {"source": "handb"}}
+    )
+    assert choice["name"] == "handbook.md"
+    removed = await knowledge(scene, ask_channel, scene.admin, "remove", source=choice["value"])
+    assert removed == 'Removed "handbook.md" from this server\'s knowledge (1 passage).'
+    assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%canteen%") == []
+    refused = await world.fake.send_autocomplete(
+        ask_channel["id"], scene.alice, "knowledge", {"remove": {"source": ""}}
+    )
+    assert refused == []  # not even the titles to those who may not remove them
+
+    general = scene.channels["general"]
+    off = await knowledge(scene, general, scene.admin, "channel", state="off")
+    assert off.startswith("Done: #general's messages are no longer knowledge")
+    source = "scope = %s AND source = %s"
+    assert await asyncio.to_thread(rows, scene, source, guild_scope, f"channel:{general['id']}") == []
+    await world.say(general, scene.bob, "Said after the channel was turned off.")
+
+    resumed = scene.channels["resumed"]
+    await world.fake.dispatch("CHANNEL_DELETE", dict(resumed))
+    await until_rows(scene, lambda found: found == [], source, guild_scope, f"channel:{resumed['id']}")
+    assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%turned off%") == []
+    assert all(r.json["allowed_mentions"] == {"parse": []} for r in world.fake.requests_for(ORIGINAL_EDIT))
