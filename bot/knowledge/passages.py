@@ -31,6 +31,8 @@ class Passage:
 class Hit:
     passage: Passage
     relevance: float  # the meaning's similarity to the question, -1…1 (cosine); hits below the threshold are dropped
+    # The share of the question's words the passage holds, each word weighing its rarity, 0…1 (0: none of them).
+    words: float = 0.0
 
 
 @dataclass(frozen=True)
