@@ -210,7 +210,9 @@ class ChatCore:
             tool_turn = self._answering.tool_turn(turn, surface, prepared)
             self._rendering[turn.thread] = renderer
             thoughts = ThoughtShow(self._show_reasoning, surface)
-            remember = partial(self._remembering.remember, turn, surface, fence=fence, tool_turn=tool_turn)
+            remember = partial(
+                self._remembering.remember, turn, surface, fence=fence, tool_turn=tool_turn, cited=prepared.cited
+            )
             try:
                 pieces = self._answering.pieces(prepared, surface, renderer, tool_turn)
                 result = await renderer.render(thoughts.present(pieces))
