@@ -69,6 +69,10 @@ def surface() -> MemorySurface:
     return MemorySurface(SurfaceLimits(max_length=4000, min_edit_interval=0.05))
 
 
+def text_of(shown: MemorySurface) -> str:
+    return "\n".join(shown.messages)
+
+
 def turn(text: str, thread: str = "knowledge:t1", readable: frozenset[str] = frozenset({"1", "2"})) -> Turn:
     access = Access((GUILD, DEPLOYMENT_SCOPE), readable)
     return Turn(thread=thread, author_id="42", author_name="Ada", text=text, knowledge=access)
@@ -81,9 +85,9 @@ async def test_an_answer_cites_the_channel_message_it_used_with_its_link(
     await core.answer(turn("When does the 2.0 release ship?"), shown)
     passages = passages_in(model_server.requests[-1].body)
     assert RELEASE.text in passages.values()
-    assert "ships on Friday" in "\n".join(shown.messages)
-    assert "[[1]](<https://discord.com/channels/9001/1/1001>)" in "\n".join(shown.messages) or "Sources:" in "\n".join(shown.messages)
-    assert "Sources:\n" in "\n".join(shown.messages) and "<https://discord.com/channels/9001/1/1001> #releases" in "\n".join(shown.messages)
+    assert "ships on Friday" in text_of(shown)
+    assert "[[1]](<https://discord.com/channels/9001/1/1001>)" in text_of(shown)
+    assert "Sources:\n" in text_of(shown) and "<https://discord.com/channels/9001/1/1001> #releases" in text_of(shown)
 
 
 async def test_a_question_in_other_words_finds_the_document_by_meaning(
@@ -92,14 +96,14 @@ async def test_a_question_in_other_words_finds_the_document_by_meaning(
     shown = surface()
     await core.answer(turn("How can I reach the company network remotely?"), shown)
     assert VPN.text in passages_in(model_server.requests[-1].body).values()
-    assert "vpn.md" in "\n".join(shown.messages).split("Sources:")[-1]
+    assert "vpn.md" in text_of(shown).split("Sources:")[-1]
 
 
 async def test_small_talk_gets_no_passages_and_no_sources(core: ChatCore, model_server: FakeModelServer) -> None:
     shown = surface()
     await core.answer(turn("thanks!"), shown)
     assert passages_in(model_server.requests[-1].body) == {}
-    assert NOT_COVERED in "\n".join(shown.messages) and "Sources:" not in "\n".join(shown.messages)
+    assert NOT_COVERED in text_of(shown) and "Sources:" not in text_of(shown)
 
 
 async def test_a_channel_the_asker_cannot_read_never_reaches_the_prompt(
@@ -156,4 +160,4 @@ async def test_a_model_with_tools_searches_again_and_cites_what_it_found(
     assert offered == ["search_knowledge"]
     assert "WireGuard" not in str(model_server.requests[0].body["messages"])  # small talk: no passages at first
     assert VPN.text in str(model_server.requests[1].body["messages"])  # the tool's result
-    assert "\n".join(shown.messages).split("Sources:")[-1].strip().endswith("[1] vpn.md")
+    assert text_of(shown).split("Sources:")[-1].strip().endswith("[1] vpn.md")
