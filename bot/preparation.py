@@ -11,7 +11,8 @@ from functools import partial
 from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination
 from bot.errors import ReplyFailure
-from bot.knowledge.citing import Shown
+from bot.knowledge.citing import Citation, Shown
+from bot.knowledge.passages import Hit
 from bot.loop import off_loop_if_large
 from bot.model import ChatMessage
 from bot.model_choice import ModelChoices
@@ -32,6 +33,8 @@ class Prepared:
     notices: tuple[str, ...]
     tools_here: bool | None = None  # whether the turn's place offers tools (None: not said)
     shown: Shown = field(default_factory=Shown)  # the knowledge passages in the prompt
+    citable: list[Hit] = field(default_factory=list)  # what the answer's [n] marks cite: shown's, then the tool's finds
+    cited: list[Citation] = field(default_factory=list)  # the sources listed under the answer, as it is written
 
 
 class Preparation:
@@ -86,7 +89,7 @@ class Preparation:
         notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
         if hits is None:
             notices = (*notices, UNAVAILABLE)
-        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here, shown)
+        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here, shown, [*shown.hits])
 
     async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None]:
         """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens

@@ -10,8 +10,10 @@ import structlog
 from bot.knowledge.citing import Shown, shown_in_prompt
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Hit
 from bot.knowledge.service import Knowledge
+from bot.knowledge.tool import search_tool
 from bot.loop import off_loop_if_large
 from bot.prompt import TOKENS_PER_TURN, PromptBuilder
+from bot.tools.builtin import BuiltinTool
 from bot.turn import Turn
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,12 @@ class TurnKnowledge:
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
             log.error("knowledge_search_failed", thread=turn.thread, error=str(error) or type(error).__name__)
             return None
+
+    def tool(self, turn: Turn, citable: list[Hit]) -> BuiltinTool | None:
+        """The search as a tool for the turn's answer, when there is knowledge."""
+        if self.knowledge is None:
+            return None
+        return search_tool(self.knowledge, turn.knowledge or EVERYONES, citable)
 
     async def shown(self, hits: list[Hit], system_tokens: int, question_tokens: int) -> Shown:
         """The hits that fit the knowledge's share of the prompt, leaving room for the system prompt and question."""

@@ -32,7 +32,7 @@ async def streamed(marks: CitedMarks, *items: str | Thought) -> list[str | Thoug
 
 
 async def test_a_mark_split_across_pieces_is_linked_once_whole() -> None:
-    marks = CitedMarks(shown(MESSAGE, DOCUMENT))
+    marks = CitedMarks(shown(MESSAGE, DOCUMENT).hits)
     out = await streamed(marks, "Friday [", "1", "] and the VPN guide [2].")
     text = "".join(piece for piece in out if isinstance(piece, str))
     assert text == "Friday [[1]](<https://discord.com/channels/1/2/3>) and the VPN guide [2]."
@@ -40,14 +40,14 @@ async def test_a_mark_split_across_pieces_is_linked_once_whole() -> None:
 
 
 async def test_marks_of_passages_not_shown_stay_plain_and_cite_nothing() -> None:
-    marks = CitedMarks(shown(MESSAGE))
+    marks = CitedMarks(shown(MESSAGE).hits)
     out = await streamed(marks, "See [7] and [0], and a list [a].")
     assert "".join(str(piece) for piece in out) == "See [7] and [0], and a list [a]."
     assert marks.cited == []
 
 
 async def test_thoughts_pass_untouched_and_an_unfinished_mark_is_kept_at_the_end() -> None:
-    marks = CitedMarks(shown(MESSAGE))
+    marks = CitedMarks(shown(MESSAGE).hits)
     out = await streamed(marks, Thought("hmm [1]"), "ends with [")
     assert out[0] == Thought("hmm [1]")
     assert "".join(piece for piece in out[1:] if isinstance(piece, str)) == "ends with ["
@@ -55,7 +55,7 @@ async def test_thoughts_pass_untouched_and_an_unfinished_mark_is_kept_at_the_end
 
 async def test_sources_under_the_answer_list_only_what_it_cited() -> None:
     answer = [
-        piece async for piece in with_citations(pieces("It is in the guide [2]."), shown(MESSAGE, DOCUMENT), None)
+        piece async for piece in with_citations(pieces("It is in the guide [2]."), shown(MESSAGE, DOCUMENT).hits, None)
     ]
     text = "".join(str(piece) for piece in answer)
     assert text.endswith("Sources:\n[2] VPN.pdf, page 3\n")
@@ -63,12 +63,12 @@ async def test_sources_under_the_answer_list_only_what_it_cited() -> None:
 
 
 async def test_an_answer_citing_nothing_lists_no_sources() -> None:
-    answer = [piece async for piece in with_citations(pieces("I don't know."), shown(MESSAGE), None)]
+    answer = [piece async for piece in with_citations(pieces("I don't know."), shown(MESSAGE).hits, None)]
     assert "".join(str(piece) for piece in answer) == "I don't know."
 
 
 def test_citation_lines_give_each_message_its_link() -> None:
-    marks = CitedMarks(shown(MESSAGE))
+    marks = CitedMarks(shown(MESSAGE).hits)
     marks._take("[1] [1]")
     assert citation_lines(marks.cited) == "Sources:\n[1] <https://discord.com/channels/1/2/3> #general"
 
