@@ -83,7 +83,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self._commands = Commands(self)
         self._commands.register(self.tree)
         self.knowledge = DiscordKnowledge(services)
-        self.history = HistoryReader(self, self.knowledge, services.coordination)
+        self.history = HistoryReader(self, self.knowledge, services.redis.main, services.settings.history.key_prefix)
         self._feed = KnowledgeFeed(self, self.knowledge, self.jobs)
         KnowledgeCommands(self).register(self.tree)
         ForgetCommand(self.jobs, self.knowledge).register(self.tree)
@@ -146,7 +146,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             log.warning("knowledge_state_unknown", detail=failure.detail)
             return
         if in_use and await self.knowledge.get() is not None:
-            await self.history.resume()
+            self.history.start()
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """The bot left a server (kicked, or its app removed; an outage is not this): its settings, its

@@ -1,93 +1,124 @@
 """A channel's recent history made knowledge when it is opted in: its last HISTORY_MESSAGES messages, newest first,
 a page at a time through discord.py (which keeps Discord's rate limits and waits out a 429's retry_after), where it
-stands saved after every page so that a restart resumes it."""
+stands saved after every page. Each channel is read by one process at a time, under a Redis lock renewed at every
+page; every process looks for unfinished readings every RESCAN_SECONDS, so one left by a process that stopped or
+died (a restart, a deploy) is taken over and resumed from its last saved page."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 
 import discord
 import structlog
+from redis.exceptions import LockError, RedisError
 
 from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_of_scope
 from adapters.discord_bot.knowledge_feed import is_said, message_passage
 from adapters.jobs.knowledge_channels import Backfill
-from bot.coordination import Coordination
 from bot.errors import ReplyFailure
 from bot.knowledge.service import Knowledge
+from bot.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 
 HISTORY_MESSAGES = 1_000
 PAGE = 100  # Discord's most per request
-# One process resumes a reading after a restart; another may take it over when this has passed without it finishing.
-RESUME_CLAIM_SECONDS = 600
+RESCAN_SECONDS = 30.0
+LOCK_SECONDS = 60  # longer than a page takes, 429s waited out included; a dead reader's lock is free after it
 
 
 class HistoryReader:
-    def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, coordination: Coordination) -> None:
+    def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, redis: RedisClient, prefix: str) -> None:
         self._client = client
         self._knowledge = knowledge
-        self._coordination = coordination
-        self._reading: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._redis = redis
+        self._locks = f"{prefix}knowledge:discord:history:lock:"
+        self._wake = asyncio.Event()
+        self._looking: asyncio.Task[None] | None = None
+        self._reading: dict[str, asyncio.Task[None]] = {}  # channel id → its reading
 
-    def start(self, backfill: Backfill) -> None:
-        """Read the channel's history in the background (from where `backfill` stands)."""
-        where = (backfill.scope, backfill.channel)
-        if where in self._reading:
-            return
-        task = asyncio.create_task(self._read_logged(backfill), name=f"knowledge-history-{backfill.channel}")
-        self._reading[where] = task
-        task.add_done_callback(lambda _: self._reading.pop(where, None))
-
-    async def resume(self) -> int:
-        """Resume the readings of Discord channels left unfinished (by this process or another); how many."""
-        try:
-            unfinished = await self._knowledge.channels.backfills(PLATFORM)
-            resumed = 0
-            for backfill in unfinished:
-                claim = f"discord:knowledge:resume:{backfill.channel}:{backfill.read}"
-                if await self._coordination.claim(claim, RESUME_CLAIM_SECONDS):
-                    self.start(backfill)
-                    resumed += 1
-        except ReplyFailure as failure:
-            log.warning("knowledge_history_not_resumed", detail=failure.detail)
-            return 0
-        if resumed:
-            log.info("knowledge_history_resumed", channels=resumed)
-        return resumed
+    def start(self) -> None:
+        """Read the unfinished histories now, and keep looking for others (a channel opted in, a restart)."""
+        if self._looking is None or self._looking.done():
+            self._looking = asyncio.create_task(self._look(), name="knowledge-history")
+        self._wake.set()
 
     async def aclose(self) -> None:
-        for task in list(self._reading.values()):
+        tasks = [task for task in (self._looking, *self._reading.values()) if task is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._reading.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _read_logged(self, backfill: Backfill) -> None:
+    async def _look(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                unfinished = await self._knowledge.channels.backfills(PLATFORM)
+            except ReplyFailure as failure:  # Redis out of reach: look again later
+                log.warning("knowledge_history_unknown", detail=failure.detail)
+                unfinished = []
+            for backfill in unfinished:
+                if backfill.channel not in self._reading:
+                    self._begin(backfill)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), RESCAN_SECONDS)
+
+    def _begin(self, backfill: Backfill) -> None:
+        channel = backfill.channel
+        task = asyncio.create_task(self._read_locked(backfill), name=f"knowledge-history-{channel}")
+        self._reading[channel] = task
+        task.add_done_callback(lambda _: self._reading.pop(channel, None))
+
+    async def _read_locked(self, backfill: Backfill) -> None:
+        lock = self._redis.lock(f"{self._locks}{backfill.channel}", timeout=LOCK_SECONDS, thread_local=False)
         try:
-            await self._read(backfill)
+            if not await lock.acquire(blocking=False):
+                return  # another process reads it
+        except RedisError as error:
+            log.warning("knowledge_history_unknown", error=str(error))
+            return
+        try:
+            await self._read(backfill.scope, backfill.channel, lock.reacquire)
         except discord.Forbidden:
             log.warning("knowledge_history_forbidden", channel=backfill.channel, need="Read Message History")
-            await self._finish(backfill)
-        except (discord.HTTPException, ReplyFailure) as error:  # resumed at the next start
+            await self._knowledge.channels.finish_backfill(backfill.scope, backfill.channel)
+        except (discord.HTTPException, ReplyFailure, RedisError) as error:  # taken up again at the next look
             log.warning("knowledge_history_stopped", channel=backfill.channel, error=str(error))
-        except Exception:
+        except Exception:  # a bug of ours: logged, the next look tries again
             log.exception("knowledge_history_failed", channel=backfill.channel)
+        finally:
+            with contextlib.suppress(LockError, RedisError):
+                await asyncio.shield(lock.release())
 
-    async def _read(self, backfill: Backfill) -> None:
+    async def _read(self, scope: str, channel_id: str, renew: Callable[[], Awaitable[bool]]) -> None:
         knowledge = await self._knowledge.get()
-        if knowledge is None:
-            return
+        while knowledge is not None and (backfill := await self._where(scope, channel_id)) is not None:
+            if backfill.read >= HISTORY_MESSAGES or not await self._read_page(knowledge, backfill):
+                await self._knowledge.channels.finish_backfill(scope, channel_id)
+                log.info("knowledge_history_read", channel=channel_id)
+                return
+            await renew()
+
+    async def _where(self, scope: str, channel_id: str) -> Backfill | None:
+        """Where the channel's reading stands now (another process may have moved it on); None once finished."""
+        backfills = await self._knowledge.channels.backfills(PLATFORM)
+        return next((b for b in backfills if b.scope == scope and b.channel == channel_id), None)
+
+    async def _read_page(self, knowledge: Knowledge, backfill: Backfill) -> bool:
+        """Add the next page and save where the reading stands; False when there is nothing more to read."""
         guild_id, channel_id = guild_of_scope(backfill.scope), int(backfill.channel)
         channel = self._client.get_partial_messageable(channel_id, guild_id=guild_id)
-        while backfill.read < HISTORY_MESSAGES:
-            before = discord.Object(int(backfill.cursor)) if backfill.cursor else None
-            page = [m async for m in channel.history(limit=min(PAGE, HISTORY_MESSAGES - backfill.read), before=before)]
-            if not page or not await self._add(knowledge, backfill, page):
-                break
-            backfill = Backfill(backfill.scope, backfill.channel, str(page[-1].id), backfill.read + len(page))
-            await self._knowledge.channels.save_backfill(backfill)
-            log.info("knowledge_history_page", channel=backfill.channel, read=backfill.read, of=HISTORY_MESSAGES)
-        await self._finish(backfill)
+        before = discord.Object(int(backfill.cursor)) if backfill.cursor else None
+        limit = min(PAGE, HISTORY_MESSAGES - backfill.read)
+        page = [message async for message in channel.history(limit=limit, before=before)]
+        if not page or not await self._add(knowledge, backfill, page):
+            return False
+        moved = Backfill(backfill.scope, backfill.channel, str(page[-1].id), backfill.read + len(page))
+        await self._knowledge.channels.save_backfill(moved)
+        log.info("knowledge_history_page", channel=moved.channel, read=moved.read, of=HISTORY_MESSAGES)
+        return len(page) == limit
 
     async def _add(self, knowledge: Knowledge, backfill: Backfill, page: list[discord.Message]) -> bool:
         """Add a page's messages; False when the channel was opted out meanwhile (what was added goes again)."""
@@ -103,7 +134,3 @@ class HistoryReader:
 
     async def _title(self, backfill: Backfill) -> str | None:
         return (await self._knowledge.channels.channels(backfill.scope)).get(backfill.channel)
-
-    async def _finish(self, backfill: Backfill) -> None:
-        await self._knowledge.channels.finish_backfill(backfill.scope, backfill.channel)
-        log.info("knowledge_history_read", channel=backfill.channel, read=backfill.read)
