@@ -76,11 +76,14 @@ class KnowledgeFeed:
             await self.on_delete(event.guild_id, event.channel_id, (message.id,))
 
     async def on_delete(self, guild_id: int | None, channel_id: int, message_ids: Collection[int]) -> None:
-        if guild_id is None or self._knowledge.opener is None:
+        if guild_id is None or not message_ids or self._knowledge.opener is None:
             return
         guild = self._client.get_guild(guild_id)
         channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
-        if channel is not None and await self._opted_in(guild_id, knowledge_channel(channel)) is None:
+        if channel is None:  # not in the cache (an old thread): forgotten if the knowledge runs here anyway
+            if self._knowledge.current is None:
+                return
+        elif await self._opted_in(guild_id, knowledge_channel(channel)) is None:
             return
         first = min(message_ids)
         if not await self._jobs.first_to_claim(f"discord:knowledge:delete:{channel_id}:{first}:{len(message_ids)}"):
