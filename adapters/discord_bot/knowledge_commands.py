@@ -22,6 +22,7 @@ from adapters.discord_bot.settings import DiscordSettings
 from adapters.jobs.knowledge_channels import Backfill
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
+from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge
 from bot.render import failure_note
 
@@ -34,6 +35,7 @@ NO_KNOWLEDGE = "Knowledge is not available on this bot."
 # Where the bot was added to a server: knowledge is a server's, and the bot reads its channels.
 SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
 SERVER_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
+UNREACHABLE = "I couldn't reach the knowledge just now: try again in a moment."
 SERVERS_ONLY = "Knowledge belongs to a server the bot is in: use /knowledge there."
 
 
@@ -108,16 +110,19 @@ class KnowledgeCommands:
         if refused := self._refusal(interaction, scope):
             await interaction.response.send_message(refused, ephemeral=True)
             return
-        assert interaction.guild is not None
+        assert interaction.guild is not None  # refused elsewhere
+        assert self._knowledge.opener is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
-        knowledge = await self._knowledge.get()
-        if knowledge is None:
-            said = "I couldn't start the knowledge just now: try again in a moment."
-        else:
-            try:
-                said = await work(knowledge, guild_scope(interaction.guild.id))
-            except ReplyFailure as failure:
-                said = failure_note(failure)
+        try:
+            knowledge = await self._knowledge.opener.get()
+            said = await work(knowledge, guild_scope(interaction.guild.id))
+        except KnowledgeUnavailable as error:
+            said = str(error)
+        except ReplyFailure as failure:
+            said = failure_note(failure)
+        except Exception as error:  # noqa: BLE001 - whatever the engine raised, the admin is told rather than left waiting
+            log.error("knowledge_command_failed", error=f"{type(error).__name__}: {error}")
+            said = UNREACHABLE
         await interaction.edit_original_response(content=said[:MESSAGE_LIMIT])
 
     def _refusal(self, interaction: discord.Interaction, scope: Scope) -> str | None:
