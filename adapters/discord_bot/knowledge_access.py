@@ -61,7 +61,8 @@ class DiscordKnowledge:
             return Access((DEPLOYMENT_SCOPE,))
         scope = guild_scope(guild.id)
         try:
-            channels = await self.channels.channels(scope)
+            in_use = scope in await self.channels.scopes(PLATFORM)
+            channels = await self.channels.channels(scope) if in_use else {}
         except ReplyFailure:  # Redis out of reach: no channel's messages, the documents still
             channels = {}
         return Access((scope, DEPLOYMENT_SCOPE), readable_channels(guild, asker, channels))

@@ -9,7 +9,7 @@ from collections.abc import Collection
 import discord
 import structlog
 
-from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
@@ -122,8 +122,11 @@ class KnowledgeFeed:
         """The knowledge channel's title if `channel_id` is one."""
         if channel_id is None:
             return None
+        scope, channels = guild_scope(guild_id), self._knowledge.channels
         try:
-            return (await self._knowledge.channels.channels(guild_scope(guild_id))).get(str(channel_id))
+            if scope not in await channels.scopes(PLATFORM):  # most servers: one cached look for them all
+                return None
+            return (await channels.channels(scope)).get(str(channel_id))
         except ReplyFailure as failure:
             log.warning("knowledge_channels_unreachable", detail=failure.detail)
             return None

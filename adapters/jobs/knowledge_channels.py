@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,11 +33,14 @@ class KnowledgeChannels:
         self._prefix = f"{key_prefix}knowledge:"
         self._on_error = on_error
         self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+        self._scopes: dict[str, tuple[float, frozenset[str]]] = {}  # platform → when read, its scopes with channels
 
     async def opt_in(self, scope: str, channel: str, title: str) -> bool:
         """True if the channel was not knowledge before."""
         added = await self._run(self._redis.hsetnx(self._channels(scope), channel, title))
+        await self._run(self._redis.sadd(self._scopes_key(_platform(scope)), scope))
         self._cache.pop(scope, None)
+        self._scopes.pop(_platform(scope), None)
         return bool(added)
 
     async def opt_out(self, scope: str, channel: str) -> bool:
@@ -57,11 +60,15 @@ class KnowledgeChannels:
         self._cache[scope] = (time.monotonic(), channels)
         return channels
 
-    async def scopes(self, platform: str) -> list[str]:
-        """The scopes of `platform` that have knowledge channels (at start-up: whether knowledge is in use)."""
-        pattern = self._channels(f"{platform}:*")
-        keys = await self._run(_collected(self._redis.scan_iter(match=pattern, count=1_000)))
-        return [_text(key).removeprefix(self._channels("")) for key in keys]
+    async def scopes(self, platform: str) -> frozenset[str]:
+        """The scopes of `platform` that have (or had) knowledge channels, cached like a scope's channels: whether
+        knowledge is in use at all, and a message's server worth a look."""
+        cached = self._scopes.get(platform)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        found = frozenset(_text(scope) for scope in await self._run(self._redis.smembers(self._scopes_key(platform))))
+        self._scopes[platform] = (time.monotonic(), found)
+        return found
 
     async def is_knowledge(self, scope: str, channel: str) -> bool:
         return channel in await self.channels(scope)
@@ -70,7 +77,9 @@ class KnowledgeChannels:
         for channel in await self.channels(scope):
             await self.finish_backfill(scope, channel)
         await self._run(self._redis.delete(self._channels(scope)))
+        await self._run(self._redis.srem(self._scopes_key(_platform(scope)), scope))
         self._cache.pop(scope, None)
+        self._scopes.pop(_platform(scope), None)
 
     async def start_backfill(self, scope: str, channel: str) -> None:
         await self.save_backfill(Backfill(scope, channel, "", 0))
@@ -96,6 +105,9 @@ class KnowledgeChannels:
     def _channels(self, scope: str) -> str:
         return f"{self._prefix}channels:{scope}"
 
+    def _scopes_key(self, platform: str) -> str:
+        return f"{self._prefix}scopes:{platform}"
+
     def _backfills(self) -> str:
         return f"{self._prefix}backfills"
 
@@ -107,8 +119,8 @@ class KnowledgeChannels:
             raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"knowledge channels: {error}") from error
 
 
-async def _collected(keys: AsyncIterator[bytes | str]) -> list[bytes | str]:
-    return [key async for key in keys]
+def _platform(scope: str) -> str:
+    return scope.split(":", 1)[0]
 
 
 def _member(scope: str, channel: str) -> str:

@@ -116,6 +116,7 @@ async def interrupted_reading(prefix: str, scope: str, channel: dict[str, Any]) 
     client = aioredis.from_url(REDIS_URL)
     try:
         await client.hset(f"{prefix}knowledge:channels:{scope}", channel["id"], f"#{channel['name']}")
+        await client.sadd(f"{prefix}knowledge:scopes:discord", scope)
         await client.hset(
             f"{prefix}knowledge:backfills", f"{scope}\t{channel['id']}", json.dumps({"cursor": "", "read": 0})
         )
