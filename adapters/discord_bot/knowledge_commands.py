@@ -150,7 +150,8 @@ class KnowledgeCommands:
             return await self._channel_off(scope, str(channel.id), channel.name)
         if not await channels.opt_in(scope, str(channel.id), f"#{channel.name}"):
             return f"#{channel.name} is already knowledge."
-        await channels.save_backfill(Backfill(scope, str(channel.id), cursor="", read=0))
+        # The messages said before this command (its id is its time); the feed has those after it.
+        await channels.save_backfill(Backfill(scope, str(channel.id), cursor=str(interaction.id), read=0))
         self._host.history.start()
         log.info("knowledge_channel_on", scope=scope, channel=channel.id)
         said = f"Done: messages in #{channel.name} and its public threads are knowledge from now on. "

@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
 REFLECTED_SECONDS = 5.0
+HISTORY = 1_000  # the messages read back when a channel is opted in
 RESUMED = "The parking garage closes at midnight on weekdays."
 
 
@@ -91,9 +92,8 @@ async def scene(folder: Path, database_url: str) -> AsyncIterator[Scene]:
         await fake.make_private_channel(channels["secret"], roles=[staff, admins])
         history = [f"bob: small talk {n}" for n in range(20)] + [RESUMED]
         fake.seed_history(channels["resumed"]["id"], len(history), authors=[bob], content=lambda n: history[n])
-        fake.seed_history(
-            channels["general"]["id"], 1, authors=[alice], content=lambda _: "The boiler room key is blue."
-        )
+        older = [f"History line {n}." for n in range(HISTORY + 49)] + ["The boiler room key is blue."]
+        fake.seed_history(channels["general"]["id"], len(older), authors=[alice], content=lambda n: older[n])
         await interrupted_reading(world.key_prefix, f"discord:{guild.id}", channels["resumed"])
         world.model.responder = fooled_by_passages
         tools = servers_file(folder, fake=fake_server(MCP_NOTES_FILE=notes))
@@ -161,11 +161,13 @@ def rows(scene: Scene, where: str, *parameters: object) -> list[tuple[Any, ...]]
         return conn.execute(f"SELECT key, text, author FROM knowledge_passages WHERE {where}", parameters).fetchall()
 
 
-async def until_rows(scene: Scene, check: Any, where: str, *parameters: object) -> float:
+async def until_rows(
+    scene: Scene, check: Any, where: str, *parameters: object, within: float = REFLECTED_SECONDS * 2
+) -> float:
     """Seconds until the passages matching `where` pass `check`."""
     started = time.monotonic()
     while not check(await asyncio.to_thread(rows, scene, where, *parameters)):
-        assert time.monotonic() - started < REFLECTED_SECONDS * 2, f"never reflected: {where} {parameters}"
+        assert time.monotonic() - started < within, f"never reflected: {where} {parameters[:2]}"
         await asyncio.sleep(0.1)
     return time.monotonic() - started
 
@@ -183,8 +185,9 @@ async def test_people_who_are_not_admins_are_refused_and_told_why(scene: Scene, 
     assert "Manage Channels" in await knowledge(scene, general, alice, "channel", state="on")
     refused = await knowledge(scene, general, alice, "add", file=("a.txt", "text/plain", b"The VPN is down."))
     assert refused.startswith("Only members with Manage Server")
-    said = await world.say(general, alice, "Nothing to see here.")
-    menu = await world.fake.send_message_command(general["id"], alice, "Add to knowledge", said["id"])
+    ask_channel = scene.channels["ask"]
+    said = await world.say(ask_channel, alice, "Nothing to see here.")
+    menu = await world.fake.send_message_command(ask_channel["id"], alice, "Add to knowledge", said["id"])
     assert "Manage Server" in await answered(scene, menu)
     assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%VPN is down%") == []
 
@@ -249,6 +252,16 @@ async def test_an_opted_in_channel_is_read_back_kept_current_and_cited_with_link
     await until_rows(scene, lambda found: len(found) == 3, many, guild_scope, keys)
     await world.fake.delete_user_messages(general["id"], keys)
     assert await until_rows(scene, lambda found: found == [], many, guild_scope, keys) < REFLECTED_SECONDS
+
+
+async def test_opting_in_reads_back_the_last_thousand_messages(scene: Scene, world: DiscordWorld) -> None:
+    history = "scope = %s AND text LIKE %s"
+    read = await until_rows(
+        scene, lambda found: len(found) == HISTORY - 1, history, scope(world.guild), "%History line%", within=30
+    )
+    oldest = await asyncio.to_thread(rows, scene, "text LIKE ANY(%s)", [f"%History line {n}.%" for n in range(50)])
+    assert oldest == []  # the 50 older than the last thousand
+    print(f"read back {HISTORY} messages in {read:.1f} s")
 
 
 async def test_a_reading_left_unfinished_resumes_at_start_up(scene: Scene, world: DiscordWorld) -> None:
