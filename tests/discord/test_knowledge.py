@@ -87,7 +87,8 @@ async def scene(folder: Path, database_url: str) -> AsyncIterator[Scene]:
         other_admins = fake.add_role(other, "admins", permissions=ADMIN)
         admin = world.add_user("admin", roles=[admins, other_admins])
         alice, bob, insider = world.add_user("alice"), world.add_user("bob"), world.add_user("insider", roles=[staff])
-        channels = {name: world.add_channel(name) for name in ("general", "ask", "secret", "resumed")}
+        names = ("general", "ask", "secret", "resumed", "questions", "policy")  # questions in several: threads' limits
+        channels = {name: world.add_channel(name) for name in names}
         channels["elsewhere"] = fake.add_text_channel(other, "elsewhere")
         await fake.make_private_channel(channels["secret"], roles=[staff, admins])
         history = [f"bob: small talk {n}" for n in range(20)] + [RESUMED]
@@ -98,7 +99,7 @@ async def scene(folder: Path, database_url: str) -> AsyncIterator[Scene]:
         world.model.responder = fooled_by_passages
         tools = servers_file(folder, fake=fake_server(MCP_NOTES_FILE=notes))
         await world.start_bot(
-            KNOWLEDGE_DATABASE_URL=database_url, MCP_SERVERS_FILE=str(tools), TOOL_CONFIRM_SECONDS="3"
+            KNOWLEDGE_DATABASE_URL=database_url, MCP_SERVERS_FILE=str(tools), TOOL_CONFIRM_SECONDS="1.5"
         )
         yield Scene(world, database_url, other, channels, admin, alice, bob, insider, notes)
         if world.bot is not None:
@@ -277,8 +278,8 @@ async def test_a_private_channel_reaches_only_those_who_can_see_it(scene: Scene,
     posted = await world.say(secret, scene.insider, "The launch code word is Pineapple.")
     await until_rows(scene, lambda found: len(found) == 1, "key = %s", posted["id"])
 
-    outsider, _ = await ask(scene, scene.channels["ask"], scene.alice, "What is the launch code word?")
-    insider, answer = await ask(scene, scene.channels["ask"], scene.insider, "Tell me the launch code word.")
+    outsider, _ = await ask(scene, scene.channels["questions"], scene.alice, "What is the launch code word?")
+    insider, answer = await ask(scene, scene.channels["questions"], scene.insider, "Tell me the launch code word.")
 
     assert "Pineapple" not in outsider
     assert "Pineapple" in insider and "Pineapple" in answer
@@ -286,7 +287,7 @@ async def test_a_private_channel_reaches_only_those_who_can_see_it(scene: Scene,
     await world.fake.set_overwrite(secret, scene.insider, deny=Perm.VIEW_CHANNEL)  # their access taken away now
     await world.fake.wait_for(lambda: not world.fake.can_view(secret, scene.insider), 5)
     await asyncio.sleep(0.3)  # CHANNEL_UPDATE reaching the bot's cache
-    revoked, _ = await ask(scene, scene.channels["ask"], scene.insider, "And the launch code word now?")
+    revoked, _ = await ask(scene, scene.channels["questions"], scene.insider, "And the launch code word now?")
     assert "Pineapple" not in revoked
 
 
@@ -337,7 +338,7 @@ async def test_a_passage_telling_the_model_to_run_a_tool_never_runs_it_without_t
     assert said == 'Added "policy.txt": 1 passage.'
 
     question = "What is the note policy?"
-    thread = await world.wait_thread(await world.mention(scene.channels["ask"], scene.alice, question))
+    thread = await world.wait_thread(await world.mention(scene.channels["policy"], scene.alice, question))
     [request] = await world.wait_model_request(question, timeout=20)
     [asked] = await world.fake.wait_for(lambda: world.fake.messages_with_buttons(thread["id"]), 20)
 
