@@ -58,9 +58,35 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   250 kB (``view_too_large``), ``hash`` (``hash_conflict``), ``not_enabled`` when
   ``home_tab_enabled`` is off. Recorded in ``published_views`` and ``home_views``.
 * Scopes: the token has ``scopes`` (by default those config/slack-app-manifest.yml asks for);
-  ``conversations.history`` needs the channel type's history scope (``missing_scope`` with
+  ``conversations.history`` / ``.replies`` need the channel type's history scope (``missing_scope`` with
   ``needed``) and the bot in the channel (``not_in_channel``; a private channel it is not in:
-  ``channel_not_found``; ``Channel.bot_member``).
+  ``channel_not_found``; ``Channel.bot_member``); ``conversations.members`` the type's read scope
+  (``KNOWLEDGE_SCOPES``: channels:read, groups:read, not in the manifest's list yet).
+* Channel history (conversations.history newest first, .replies oldest first): ``limit``, ``cursor``
+  (Slack's base64 ``next_ts:<µs>``), ``oldest`` / ``latest`` / ``inclusive``, ``has_more`` and
+  ``response_metadata.next_cursor``; thread parents carry ``reply_count`` / ``reply_users`` /
+  ``latest_reply``. Two tiers (``history_tier``, per workspace): ``"internal"`` (internal and Marketplace
+  apps: 50 calls a window per method, ``limit`` up to 999 / 1000) and ``"outside_marketplace"`` (1 call a
+  window, ``limit`` at most and by default 15); the window is ``history_window_seconds`` (60 at Slack).
+  Beyond it: 429 with ``Retry-After`` (the whole seconds until a call leaves the window).
+  ``seed_history`` / ``seed_message`` fill a channel fast (100,000 messages in about a second), without events.
+* Edits and deletes by people: ``message_changed_event`` / ``message_deleted_event`` change the stored
+  message and build the hidden ``message`` events Slack sends (``message`` + ``previous_message``;
+  ``deleted_ts`` + ``previous_message``); a deleted thread parent with replies becomes a ``tombstone``
+  (a ``message_changed``), as at Slack. Deliver them with ``send_event`` or ``event_callback`` +
+  ``post_signed_event``.
+* Permalinks: ``chat.getPermalink`` (Tier 4) gives ``https://<team_domain>.slack.com/archives/<channel>/
+  p<ts without the dot>`` (a reply's with ``?thread_ts=…&cid=…``); ``permalink()`` computes the same.
+* Membership: each channel keeps its people (``Channel.members``; the bot is ``bot_member``);
+  ``member_joined_event`` / ``member_left_event`` change it and build ``member_joined_channel`` /
+  ``member_left_channel``; ``conversations.members`` lists them (paginated, ``user:<id>`` cursors),
+  ``conversations.info`` says ``is_private`` / ``is_member`` (and ``num_members`` when asked).
+* Bots' messages: the bot's own (chat.postMessage) carry ``bot_id``, ``app_id``, ``bot_profile`` and
+  the bot's ``user``, without a subtype; ``bot_message_event`` posts another app's (the same fields) or,
+  with ``legacy``, an integration's (subtype ``bot_message``, ``username``, no user);
+  ``message_event_of`` builds the ``message`` event of any stored message.
+* Workspaces: one ``FakeSlack`` is one workspace (its ``team_id``, ``team_domain``, channels, members,
+  messages and rate windows); several behind ``FakeSlackOAuth`` may share channel ids and stay apart.
 * Socket Mode: ``hello`` on connect; ``events_api`` envelopes not acked within ``ack_timeout`` are
   redelivered with a new ``envelope_id``, ``retry_attempt + 1`` and ``retry_reason "timeout"``, up
   to ``max_retries`` (3) times. Slash commands and interactive payloads are never redelivered
@@ -73,8 +99,8 @@ and ``chat.stopStream`` are assumed Tier 2 (not documented), ``chat.appendStream
 method reference says t4). ``chat.postMessage`` is 1/s per channel with a burst of 3.
 ``apps.connections.open`` (Tier 1 at Slack) is unlimited by default so that reconnect tests do not
 stall on a 60 s Retry-After; set it with ``limits.set(...)`` if a test needs it.
-Note: since 2025 Slack limits ``conversations.history`` / ``.replies`` to 1/min for new
-non-Marketplace apps; internal apps keep Tier 3, which is the default here.
+``conversations.history`` / ``.replies`` are limited by their window instead (see above); internal apps'
+Tier 3 is the default here.
 """
 
 from __future__ import annotations
@@ -82,15 +108,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import contextlib
+import functools
+import gc
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -478,7 +508,7 @@ class StoredMessage:
     def is_bot(self) -> bool:
         return self.bot_id is not None
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[int, int]:
         """The ts as (seconds, microseconds), for ordering."""
         return _ts_key(self.ts)
@@ -688,6 +718,17 @@ def _ts_key(ts: str) -> tuple[int, int]:
 _THREAD_SUMMARY = frozenset({"reply_count", "reply_users", "reply_users_count", "latest_reply"})
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _message_key(message: StoredMessage) -> tuple[int, int]:
     return message.key
 
@@ -745,9 +786,12 @@ def _rich_text(elements: list[Any]) -> list[str]:
     return out
 
 
+_block_ids = itertools.count(1)
+
+
 def _rich_text_blocks(text: str) -> list[JsonDict]:
     section = {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
-    return [{"type": "rich_text", "block_id": uuid.uuid4().hex[:5], "elements": [section]}]
+    return [{"type": "rich_text", "block_id": f"{next(_block_ids):05x}"[-5:], "elements": [section]}]
 
 
 def _maybe_json(value: Any) -> Any:
@@ -1563,14 +1607,14 @@ class FakeSlack:
             raise LookupError(f"no message {ts} in {channel}")
         return message
 
-    def _hidden_event(self, subtype: str, message: StoredMessage, **fields: Any) -> JsonDict:
+    def _hidden_event(self, subtype: str, stored: StoredMessage, **fields: Any) -> JsonDict:
         event_ts = self.next_ts()
         return {
             "type": "message",
             "subtype": subtype,
             "hidden": True,
-            "channel": message.channel,
-            "channel_type": self._channel_type(message.channel),
+            "channel": stored.channel,
+            "channel_type": self._channel_type(stored.channel),
             "ts": event_ts,
             "event_ts": event_ts,
             **fields,
@@ -1724,17 +1768,20 @@ class FakeSlack:
         step = max(1, int(spacing * 1_000_000))
         base = int(first * 1_000_000)
         made: list[StoredMessage] = []
-        for i in range(count):
-            parent = self._seeded(channel, base + i * step, text.format(i=i), person, i, other_bot_every, own_bot_every)
-            made.append(parent)
-            if thread_every and (i + 1) % thread_every == 0:
-                for j in range(replies):
+        with _no_gc():  # many small objects at once: the collector's passes would take most of the time
+            for i in range(count):
+                parent = self._seeded(
+                    channel, base + i * step, text.format(i=i), person, i, other_bot_every, own_bot_every
+                )
+                made.append(parent)
+                for j in range(replies if thread_every and (i + 1) % thread_every == 0 else 0):
                     at = base + i * step + (j + 1) * step // (replies + 1)
                     author = self.bot_user_id if j % 2 else person
-                    reply = self._seeded_message(channel, at, f"reply {j} to message {i}", author, thread_ts=parent.ts)
-                    made.append(reply)
-        self._store_many(channel, made)
-        return sorted(made, key=_message_key)
+                    made.append(
+                        self._seeded_message(channel, at, f"reply {j} to message {i}", author, thread_ts=parent.ts)
+                    )
+            self._store_many(channel, made)
+            return sorted(made, key=_message_key)
 
     def _seeded(
         self, channel: str, micros: int, text: str, person: str, i: int, other_bot_every: int, own_bot_every: int
@@ -2221,14 +2268,12 @@ class FakeSlack:
             asked = 0
         return min(asked or access.default_limit[method], access.max_limit[method])
 
-    def _page(self, method: str, messages: list[StoredMessage], params: JsonDict, *, newest_first: bool) -> JsonDict:
-        """One page of `messages` (already in the order returned). The cursor is Slack's: base64 of
-        ``next_ts:<ts in microseconds>``, the first message of the next page, so new messages do not shift it."""
-        if params.get("cursor"):
-            start = _cursor_key(str(params["cursor"]))
-            messages = [m for m in messages if (m.key <= start if newest_first else m.key >= start)]
+    def _page(self, method: str, messages: Iterable[StoredMessage], params: JsonDict) -> JsonDict:
+        """One page of `messages` (in the order returned, from the cursor on). Slack's cursor is base64 of
+        ``next_ts:<ts in microseconds>``: the first message of the next page, so new messages do not shift it."""
         limit = self._history_limit(method, params)
-        page, rest = messages[:limit], messages[limit:]
+        taken = list(itertools.islice(messages, limit + 1))
+        page, rest = taken[:limit], taken[limit:]
         return {
             "messages": [self._message_json(m) for m in page],
             "has_more": bool(rest),
@@ -2236,18 +2281,25 @@ class FakeSlack:
             "response_metadata": {"next_cursor": _cursor_of(rest[0]) if rest else ""},
         }
 
-    def _in_window(self, messages: list[StoredMessage], params: JsonDict) -> list[StoredMessage]:
+    @staticmethod
+    def _bounds(params: JsonDict) -> tuple[tuple[int, int] | None, tuple[int, int] | None, bool]:
+        """(oldest, latest, inclusive) of a history call."""
         inclusive = str(params.get("inclusive", "0")).lower() in ("1", "true")
         oldest, latest = params.get("oldest"), params.get("latest")
-        out = []
-        for m in messages:
-            key = _ts_key(m.ts)
-            if oldest and (key < _ts_key(str(oldest)) or (key == _ts_key(str(oldest)) and not inclusive)):
-                continue
-            if latest and (key > _ts_key(str(latest)) or (key == _ts_key(str(latest)) and not inclusive)):
-                continue
-            out.append(m)
-        return out
+        return (
+            _ts_key(str(oldest)) if oldest else None,
+            _ts_key(str(latest)) if latest else None,
+            inclusive,
+        )
+
+    def _in_window(self, messages: list[StoredMessage], params: JsonDict) -> list[StoredMessage]:
+        oldest, latest, inclusive = self._bounds(params)
+        return [
+            m
+            for m in messages
+            if (oldest is None or m.key > oldest or (inclusive and m.key == oldest))
+            and (latest is None or m.key < latest or (inclusive and m.key == latest))
+        ]
 
     def _conversations_replies(self, params: JsonDict, now: float) -> JsonDict:
         """A thread, oldest first (its parent first on the first page); a message without replies alone."""
@@ -2256,17 +2308,36 @@ class FakeSlack:
         parent = self.find_message(channel.id, _required(params, "ts"))
         if parent is None:
             raise ApiError("thread_not_found")
-        thread = [parent, *self._replies_of(parent)] if not parent.is_reply else [parent]
-        return self._page("conversations.replies", self._in_window(thread, params), params, newest_first=False)
+        thread = self._in_window([parent, *self._replies_of(parent)] if not parent.is_reply else [parent], params)
+        if params.get("cursor"):
+            start = _cursor_key(str(params["cursor"]))
+            thread = [m for m in thread if m.key >= start]
+        return self._page("conversations.replies", thread, params)
 
     def _conversations_history(self, params: JsonDict, now: float) -> JsonDict:
         """A channel's messages, newest first: top-level ones (thread replies only when also sent to the
         channel, subtype thread_broadcast); a thread's parent carries reply_count, reply_users, latest_reply."""
         channel = self._resolve_channel(params.get("channel"))
         self._check_readable(channel)
-        top = [m for m in self.messages_in(channel.id) if not m.is_reply or m.subtype == "thread_broadcast"]
-        newest_first = list(reversed(self._in_window(top, params)))
-        return self._page("conversations.history", newest_first, params, newest_first=True)
+        cursor = _cursor_key(str(params["cursor"])) if params.get("cursor") else None
+        return self._page("conversations.history", self._newest_first(channel.id, params, cursor), params)
+
+    def _newest_first(self, channel: str, params: JsonDict, cursor: tuple[int, int] | None) -> Iterator[StoredMessage]:
+        """The channel's top-level messages in the call's window, newest first from the cursor on (walks back
+        from a bisected start, so a page of a 100,000-message channel costs its own length)."""
+        oldest, latest, inclusive = self._bounds(params)
+        messages = self._messages.get(channel, [])
+        end = len(messages)
+        if latest is not None:
+            end = (bisect.bisect_right if inclusive else bisect.bisect_left)(messages, latest, key=_message_key)
+        if cursor is not None:
+            end = min(end, bisect.bisect_right(messages, cursor, key=_message_key))
+        for index in range(end - 1, -1, -1):
+            message = messages[index]
+            if oldest is not None and (message.key < oldest or (message.key == oldest and not inclusive)):
+                return
+            if not message.deleted and (not message.is_reply or message.subtype == "thread_broadcast"):
+                yield message
 
     def _check_readable(self, channel: Channel) -> None:
         """A channel's history is read with its type's scope, by a member (a public channel the
