@@ -11,14 +11,17 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.knowledge.passages import Embedder
+from bot.knowledge.remote_embeddings import HubEmbedder, OpenAIEmbedder
 from bot.knowledge.vectors import EmbeddingError, unit_rows
+from config.settings import Settings
 
 if TYPE_CHECKING:
     from wordllama import WordLlamaInference
 
 R = TypeVar("R")
 
-__all__ = ["EmbeddingError", "LocalEmbedder"]
+__all__ = ["EmbeddingError", "HubEmbedder", "LocalEmbedder", "OpenAIEmbedder", "load_wordllama", "make_embedder"]
 
 WORDLLAMA_NAME = "wordllama-l2-supercat-256"
 WORDLLAMA_DIMENSIONS = 256
@@ -69,11 +72,12 @@ class LocalEmbedder:
 
     def _loaded(self) -> WordLlamaInference:
         if self._model is None:
-            self._model = _load_wordllama()
+            self._model = load_wordllama()
         return self._model
 
 
-def _load_wordllama() -> WordLlamaInference:
+def load_wordllama() -> WordLlamaInference:
+    """WordLlama's l2_supercat model at 256 dimensions, from the files inside the package (blocking, ~0.2 s)."""
     # WordLlama.load() looks for the shipped tokenizer in "tokenizer/" while the wheel has it in "tokenizers/", so it
     # would download it: build the model from the two shipped files instead.
     import wordllama
@@ -101,3 +105,24 @@ def _batches(texts: Sequence[str]) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """EMBEDDING_BASE_URL: an OpenAI-compatible server; else EMBEDDING_MODEL: huggingface_hub; else WordLlama.
+    Call `start()` before reading `dimensions`."""
+    knowledge, model = settings.knowledge, settings.model
+    if knowledge.embedding_base_url:
+        return OpenAIEmbedder(
+            knowledge.embedding_base_url,
+            knowledge.embedding_model,
+            token=model.hf_token,
+            timeout_seconds=model.timeout_seconds,
+        )
+    if knowledge.embedding_model:
+        return HubEmbedder(
+            knowledge.embedding_model,
+            token=model.hf_token,
+            provider=model.provider,
+            timeout_seconds=model.timeout_seconds,
+        )
+    return LocalEmbedder()
