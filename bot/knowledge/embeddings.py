@@ -28,9 +28,9 @@ WORDLLAMA_DIMENSIONS = 256
 # A text's meaning is the mean of its tokens' vectors: past a few pages more text changes it little, and the batch
 # (padded to its longest text) would grow without bound.
 MAX_TEXT_CHARS = 8_000
-# Characters (about 4 per token) of one batch, padding included: about 16 MB of float32 token vectors. Each batch is
-# one job on the embedder's thread, so a question's embedding waits behind at most one batch of a burst.
-BATCH_CHARS = 64_000
+# Characters (about 4 per token) of one batch, padding included: about 8 MB of float32 token vectors, 5–20 ms of work.
+# Each batch is one job on the embedder's thread, so a question's embedding waits behind at most one batch of a burst.
+BATCH_CHARS = 32_000
 BATCH_TEXTS = 128
 
 

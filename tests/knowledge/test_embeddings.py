@@ -63,14 +63,26 @@ async def test_vectors_are_unit_length_and_keep_their_order(local: LocalEmbedder
 
 async def test_a_burst_of_a_thousand_messages_never_holds_the_event_loop(local: LocalEmbedder) -> None:
     messages = [f"message {n}: did anyone see the deploy fail with a database timeout again?" for n in range(1000)]
+    documents = [f"page {n}: " + VPN_PASSAGE * 12 for n in range(100)]  # ~300 words each: ~0.2 s of work in all
     lags: list[float] = []
-    embedding = asyncio.create_task(local.embed(messages))
+    embedding = asyncio.create_task(local.embed(messages + documents))
     while not embedding.done():
         started = time.perf_counter()
         await asyncio.sleep(0.001)
         lags.append(time.perf_counter() - started - 0.001)
-    assert len(await embedding) == 1000
+    assert len(await embedding) == 1100
     assert max(lags) < 0.05
+
+
+async def test_a_question_waits_behind_one_batch_of_a_burst_at_most(local: LocalEmbedder) -> None:
+    documents = [f"page {n}: " + VPN_PASSAGE * 15 for n in range(200)]  # ~0.3 s of work in all
+    burst = asyncio.create_task(local.embed(documents))
+    await asyncio.sleep(0.02)
+    started = time.perf_counter()
+    await local.embed([VPN_QUESTION])
+    waited = time.perf_counter() - started
+    assert not burst.done() and waited < 0.05
+    await burst
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
