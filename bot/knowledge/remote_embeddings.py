@@ -153,7 +153,7 @@ class OpenAIEmbedder:
             self._session = None
 
     async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
-        body: dict[str, Any] = {"input": texts, "encoding_format": "float"}
+        body: dict[str, Any] = {"input": texts}
         if self._model:
             body["model"] = self._model
         if self._session is None:

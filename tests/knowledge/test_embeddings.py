@@ -55,6 +55,7 @@ async def test_small_talk_is_far_from_a_technical_passage(local: LocalEmbedder) 
 async def test_vectors_are_unit_length_and_keep_their_order(local: LocalEmbedder) -> None:
     texts = [f"message number {n} " + "word " * (n % 50) for n in range(300)] + ["", VPN_PASSAGE * 20]
     vectors = await local.embed(texts)
+    assert await local.embed([]) == []
     assert len(vectors) == len(texts) and local.dimensions == 256 and local.name == "wordllama-l2-supercat-256"
     assert all(len(vector) == 256 and math.isclose(cosine(vector, vector), 1.0, abs_tol=1e-5) for vector in vectors)
     one_by_one = [(await local.embed([text]))[0] for text in texts[:5]]
@@ -122,6 +123,7 @@ async def test_a_remote_embedder_gives_the_local_vectors_in_order_over_batches(
     await remote.start()
     try:
         assert remote.dimensions == 256
+        assert await remote.embed([]) == []
         vectors = await remote.embed(TEXTS)
     finally:
         await remote.aclose()
