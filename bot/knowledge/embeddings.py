@@ -32,6 +32,8 @@ MAX_TEXT_CHARS = 8_000
 # Each batch is one job on the embedder's thread, so a question's embedding waits behind at most one batch of a burst.
 BATCH_CHARS = 32_000
 BATCH_TEXTS = 128
+# Calls of at most this many texts (a question, a live message) share batches with the others waiting.
+SMALL_CALL_TEXTS = 4
 
 
 class LocalEmbedder:
@@ -46,12 +48,16 @@ class LocalEmbedder:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._model: WordLlamaInference | None = None
+        self._small: list[tuple[str, asyncio.Future[list[float]]]] = []
+        self._small_drainer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load the model now rather than on the first text."""
         await self._run(self._loaded)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if len(texts) <= SMALL_CALL_TEXTS:
+            return await self._embed_small(texts)
         truncated = [text[:MAX_TEXT_CHARS] for text in texts]
         vectors: list[list[float]] = [[] for _ in texts]
         for batch in _batches(truncated):
@@ -63,6 +69,35 @@ class LocalEmbedder:
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def _embed_small(self, texts: Sequence[str]) -> list[list[float]]:
+        """Small calls made at the same time share batches: 1,000 questions or messages at once are a few jobs on the
+        thread, not 1,000 (each a wake-up of the event loop and a hand-over of the GIL)."""
+        loop = asyncio.get_running_loop()
+        waiting = [(text[:MAX_TEXT_CHARS], loop.create_future()) for text in texts]
+        self._small.extend(waiting)
+        if self._small_drainer is None or self._small_drainer.done():
+            self._small_drainer = asyncio.create_task(self._drain_small(), name="embedder-small-calls")
+        return list(await asyncio.gather(*(future for _, future in waiting)))
+
+    async def _drain_small(self) -> None:
+        while self._small:
+            waiting, self._small = self._small, []
+            for batch in _batches([text for text, _ in waiting]):
+                await self._settle([waiting[index] for index in batch])
+
+    async def _settle(self, waiting: list[tuple[str, asyncio.Future[list[float]]]]) -> None:
+        futures = [future for _, future in waiting]
+        try:
+            vectors = await self._run(partial(self._embed_batch, [text for text, _ in waiting]))
+        except Exception as error:  # noqa: BLE001 - handed to each caller, who raises it
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for future, vector in zip(futures, vectors, strict=True):
+            if not future.done():  # else its caller was cancelled
+                future.set_result(vector)
+
     async def _run(self, job: Callable[[], R]) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
@@ -72,7 +107,12 @@ class LocalEmbedder:
 
     def _loaded(self) -> WordLlamaInference:
         if self._model is None:
-            self._model = load_wordllama()
+            try:
+                self._model = load_wordllama()
+            except Exception as error:
+                raise EmbeddingError(
+                    f"WordLlama's model could not be loaded from the wordllama package: {error}"
+                ) from error
         return self._model
 
 

@@ -75,6 +75,21 @@ async def test_a_burst_of_a_thousand_messages_never_holds_the_event_loop(local: 
     assert max(lags) < 0.05
 
 
+async def test_a_thousand_calls_at_once_share_batches_and_each_gets_its_own_vector(local: LocalEmbedder) -> None:
+    messages = [f"message {n}: the build on branch {n % 17} failed again" for n in range(1000)]
+    calls = asyncio.gather(*(local.embed([message]) for message in messages))
+    cancelled = asyncio.ensure_future(local.embed(["this caller gives up"]))
+    cancelled.cancel()
+    await asyncio.sleep(0)  # every call started (the callers' own work, not the embedder's)
+    started = time.perf_counter()
+    await local.embed([VPN_QUESTION])  # asked behind the thousand: one job of a few batches, not a thousand jobs
+    question_waited = time.perf_counter() - started
+    one_by_one = [vector for [vector] in await calls]
+    together = await local.embed(messages)
+    assert all(cosine(a, b) > 0.9999 for a, b in zip(one_by_one, together, strict=True))
+    assert question_waited < 0.1  # each call its own job: 0.2-0.5 s
+
+
 async def test_a_question_waits_behind_one_batch_of_a_burst_at_most(local: LocalEmbedder) -> None:
     documents = [f"page {n}: " + VPN_PASSAGE * 15 for n in range(200)]  # ~0.3 s of work in all
     burst = asyncio.create_task(local.embed(documents))
