@@ -50,12 +50,15 @@ class LocalEmbedder:
         self._model: WordLlamaInference | None = None
         self._small: list[tuple[str, asyncio.Future[list[float]]]] = []
         self._small_drainer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         """Load the model now rather than on the first text."""
         await self._run(self._loaded)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if self._closed:
+            raise EmbeddingError("The local embedder was asked for vectors after it was closed.")
         if len(texts) <= SMALL_CALL_TEXTS:
             return await self._embed_small(texts)
         truncated = [text[:MAX_TEXT_CHARS] for text in texts]
@@ -67,7 +70,8 @@ class LocalEmbedder:
         return vectors
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
+        self._executor.shutdown(wait=False)  # the few jobs queued (one batch per caller) still finish for their callers
 
     async def _embed_small(self, texts: Sequence[str]) -> list[list[float]]:
         """Small calls made at the same time share batches: 1,000 questions or messages at once are a few jobs on the
