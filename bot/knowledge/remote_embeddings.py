@@ -134,7 +134,7 @@ class OpenAIEmbedder:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
-        self.name = f"{model or 'embeddings'} at {base}"
+        self.name = model or f"embeddings at {base}"  # what made the stored vectors: the model, where it has a name
         self.dimensions = 0
 
     async def start(self) -> None:
