@@ -21,6 +21,7 @@ class KnowledgeSettings:
     database_url: str | None = None  # KNOWLEDGE_DATABASE_URL: PostgreSQL with pgvector; None: the embedded server
     data_dir: Path = field(default_factory=lambda: Path.cwd() / DEFAULT_DATA_DIR)  # KNOWLEDGE_DATA_DIR
     prompt_share: float = DEFAULT_PROMPT_SHARE  # KNOWLEDGE_PROMPT_SHARE: of the prompt's token budget, at most
+    min_relevance: float | None = None  # KNOWLEDGE_MIN_RELEVANCE: the cosine a passage needs (None: the model's own)
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
@@ -38,6 +39,7 @@ def knowledge_settings(env: Env) -> KnowledgeSettings:
         database_url=env.url("KNOWLEDGE_DATABASE_URL", None, ("postgresql", "postgres")),
         data_dir=_data_dir(env, "KNOWLEDGE_DATA_DIR"),
         prompt_share=_prompt_share(env, "KNOWLEDGE_PROMPT_SHARE"),
+        min_relevance=_min_relevance(env, "KNOWLEDGE_MIN_RELEVANCE"),
     )
 
 
@@ -69,3 +71,12 @@ def _prompt_share(env: Env, name: str) -> float:
 
 def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
+
+
+def _min_relevance(env: Env, name: str) -> float | None:
+    if env.raw(name) is None:
+        return None
+    value = env.float(name, 0.0, minimum=-1.0, maximum=1.0)
+    if not -1.0 <= value <= 1.0:  # NaN
+        raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a cosine similarity between -1 and 1")
+    return value
