@@ -11,6 +11,7 @@ import structlog
 from bot.breaker import CircuitBreaker
 from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore
+from bot.knowledge.opener import KnowledgeOpener
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.model import InferenceBackend, ModelBackend, RoutedBackend
@@ -41,6 +42,7 @@ class Services:
     redis: RedisClients
     settings: Settings
     prompts: PromptBuilder | None = None  # how the core counts tokens and budgets its prompts
+    knowledge: KnowledgeOpener | None = None  # the knowledge, started when first needed (None: none here)
 
     async def aclose(self) -> None:
         await self.core.aclose()

@@ -1,0 +1,79 @@
+"""Channels kept current as knowledge from Slack's events: a new message (thread replies too) in a channel that is
+knowledge becomes a passage within a moment, an edit replaces it (message_changed), a deletion removes it
+(message_deleted); each event is handled by one process however many got it. People joining or leaving a private
+channel that holds knowledge change who may read it (member_joined_channel / member_left_channel)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from adapters.slack_bot.knowledge_messages import indexable, message_key, message_passage, permalink, scope_of
+from adapters.slack_bot.knowledge_state import SlackKnowledge
+from adapters.slack_bot.surfaces import Reach
+from bot.errors import ReplyFailure
+from bot.knowledge.opener import KnowledgeUnavailable
+from bot.knowledge.service import Knowledge
+
+log = structlog.get_logger(__name__)
+
+
+class KnowledgeFeed:
+    def __init__(self, knowledge: SlackKnowledge, first_to_claim: Callable[[str], Awaitable[bool]]) -> None:
+        self._knowledge = knowledge
+        self._claim = first_to_claim
+
+    def register(self, app: AsyncApp) -> None:
+        app.event("member_joined_channel")(self._on_joined)
+        app.event("member_left_channel")(self._on_left)
+
+    async def on_message(self, body: dict[str, Any], event: dict[str, Any], reach: Reach) -> None:
+        """A message event (any subtype) of a channel the bot is in: made knowledge if its channel is."""
+        channel = str(event.get("channel") or "")
+        if self._knowledge.opener is None or not channel or event.get("channel_type") == "im":
+            return
+        try:
+            title = (await self._knowledge.channels.channels(scope_of(reach.team))).get(channel)
+            if title is None or not await self._claim(f"slack:knowledge:{reach.team}:{body.get('event_id')}"):
+                return
+            knowledge = await self._knowledge.opener.get()
+        except (ReplyFailure, KnowledgeUnavailable) as error:
+            log.warning("slack_knowledge_message_lost", channel=channel, error=str(error))
+            return
+        await self._apply(knowledge, reach, channel, title, event)
+
+    async def _apply(self, knowledge: Knowledge, reach: Reach, channel: str, title: str, event: dict[str, Any]) -> None:
+        subtype = event.get("subtype")
+        scope = scope_of(reach.team)
+        if subtype == "message_deleted":
+            knowledge.forget_soon(scope, [message_key(channel, str(event.get("deleted_ts")))])
+            return
+        message = (event.get("message") or {}) if subtype == "message_changed" else event
+        if message.get("bot_id") or not message.get("ts"):
+            return  # a bot's message (our own replies being written, too) was never knowledge
+        if not indexable(message, reach.bot_user_id):
+            knowledge.forget_soon(scope, [message_key(channel, str(message["ts"]))])  # edited to nothing, say
+            return
+        url = await permalink(reach.client, channel, str(message["ts"]))
+        knowledge.add_soon([message_passage(reach.team, channel, title, message, url)])
+
+    async def _on_joined(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await self._membership(context, event, joined=True)
+
+    async def _on_left(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await self._membership(context, event, joined=False)
+
+    async def _membership(self, context: AsyncBoltContext, event: dict[str, Any], *, joined: bool) -> None:
+        team = str(event.get("team") or context.team_id or "")
+        channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+        if not (team and channel and user) or self._knowledge.opener is None:
+            return
+        members = self._knowledge.members
+        try:
+            await (members.joined(team, channel, user) if joined else members.left(team, channel, user))
+        except ReplyFailure as failure:
+            log.error("slack_knowledge_membership_lost", channel=channel, joined=joined, detail=failure.detail)
