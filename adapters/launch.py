@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import adapters
+from adapters.jobs.knowledge_folder import keep_knowledge
 from bot.app import Services, build, redacted
 from bot.metrics import Metrics
 from config.env import ConfigError
@@ -120,6 +121,7 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
     services = await build(settings, console=console)
     port = settings.operations.metrics_port
     metrics_server = await serve_metrics(services.metrics, port, services.redis.ping) if port else None
+    knowledge = asyncio.create_task(keep_knowledge(services), name="knowledge")
     platforms: asyncio.Future[list[int]] = asyncio.ensure_future(
         asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen))
     )
@@ -142,6 +144,9 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
         return max(platforms.result())
     finally:
         signalled.cancel()
+        knowledge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await knowledge
         if metrics_server is not None:
             await metrics_server.cleanup()
         await services.aclose()

@@ -20,6 +20,7 @@ from bot.tools.events import Tail
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.turn import Turn
+from bot.turn_knowledge import TurnKnowledge
 from config.models import ModelCatalog
 from config.tools import offers_tools
 
@@ -33,6 +34,7 @@ class Answering:
         models: ModelCatalog,
         tools: ToolBox,
         gate: ConfirmGate | None,
+        knowledge: TurnKnowledge,
     ) -> None:
         self._backend = backend
         self._slots = slots
@@ -40,10 +42,12 @@ class Answering:
         self._models = models
         self.tools = tools
         self.gate = gate
+        self._knowledge = knowledge
 
     def tool_turn(self, turn: Turn, surface: ReplySurface, prepared: Prepared) -> ToolTurn | None:
-        """The answer's tool loop, when its model is offered tools and some are connected."""
-        if prepared.tools_here is False or not self.tools.specs():
+        """The answer's tool loop, when its model is offered tools and some are connected (or knowledge is there)."""
+        search = self._knowledge.tool(turn, prepared.citable)
+        if prepared.tools_here is False or not (self.tools.specs() or search):
             return None
         if not offers_tools(prepared.model, self._models, self.tools.settings):
             return None
@@ -54,8 +58,10 @@ class Answering:
 
         room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
         asker = (turn.author_id, turn.author_name)
+        builtins = (search,) if search else ()
+        count = self._prompts.count
         return tool_turn_for(
-            ask_model, self.tools, self.gate, asker, surface, room_tokens=room, count=self._prompts.count
+            ask_model, self.tools, self.gate, asker, surface, room_tokens=room, count=count, builtins=builtins
         )
 
     def pieces(
@@ -68,6 +74,6 @@ class Answering:
             shown = cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
         else:
             shown = shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
-        if not prepared.shown.hits:
+        if not prepared.citable and tool_turn is None:
             return shown
-        return with_citations(shown, prepared.shown, surface, surface.limits.line_prefix)
+        return with_citations(shown, prepared.citable, surface, surface.limits.line_prefix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 
@@ -12,6 +13,7 @@ from bot.breaker import CircuitBreaker
 from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore
 from bot.knowledge.opener import KnowledgeOpener
+from bot.knowledge.setup import open_knowledge
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.model import InferenceBackend, ModelBackend, RoutedBackend
@@ -42,9 +44,11 @@ class Services:
     redis: RedisClients
     settings: Settings
     prompts: PromptBuilder | None = None  # how the core counts tokens and budgets its prompts
-    knowledge: KnowledgeOpener | None = None  # the knowledge, started when first needed (None: none here)
+    knowledge: KnowledgeOpener | None = None  # started when first needed (see bot.knowledge.setup)
 
     async def aclose(self) -> None:
+        if self.knowledge is not None:
+            await self.knowledge.aclose()
         await self.core.aclose()
         await self.core.tools.aclose()
         await self.redis.aclose()
@@ -95,10 +99,12 @@ async def build(settings: Settings, *, console: bool) -> Services:
         ),
         gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
         show_reasoning=ShowReasoning(settings.show_reasoning),
+        knowledge_share=settings.knowledge.prompt_share,
     )
+    knowledge = KnowledgeOpener(partial(open_knowledge, settings.knowledge), core.use_knowledge)
     await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()
-    return Services(core, coordination, metrics, redis, settings, prompts)
+    return Services(core, coordination, metrics, redis, settings, prompts, knowledge)
 
 
 def create_backend(default: ModelSettings, *, context_tokens: int) -> ModelBackend:

@@ -16,7 +16,6 @@ from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure
 from bot.forget import ForgetReport, Forgetting
-from bot.knowledge.for_turn import TurnKnowledge
 from bot.knowledge.service import Knowledge
 from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
@@ -35,6 +34,7 @@ from bot.thought_view import ShowReasoning, ThoughtShow
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.turn import Turn
+from bot.turn_knowledge import TurnKnowledge
 from config.models import ModelCatalog, ModelChoice
 from config.tools import ToolSettings
 
@@ -77,7 +77,8 @@ class ChatCore:
         turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share)
         self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas, turn_knowledge)
         slots = ModelSlots(self._metrics, max_concurrent_replies)
-        self._answering = Answering(backend, slots, prompts, models, tools or ToolBox(ToolSettings()), gate)
+        toolbox = tools or ToolBox(ToolSettings())
+        self._answering = Answering(backend, slots, prompts, models, toolbox, gate, turn_knowledge)
         self._remembering = Remembering(store, prompts)
         self._active = 0
         self._idle = asyncio.Event()

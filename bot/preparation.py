@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination
 from bot.errors import ReplyFailure
 from bot.knowledge.citing import Shown
-from bot.knowledge.for_turn import UNAVAILABLE, TurnKnowledge
+from bot.knowledge.passages import Hit
 from bot.loop import off_loop_if_large
 from bot.model import ChatMessage
 from bot.model_choice import ModelChoices
@@ -20,6 +20,7 @@ from bot.personas import Personas, filled
 from bot.prompt import Prompt, PromptBuilder
 from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.turn import Turn
+from bot.turn_knowledge import UNAVAILABLE, TurnKnowledge
 from config.models import ModelChoice
 
 
@@ -31,7 +32,8 @@ class Prepared:
     first_reply: bool  # the conversation's first answer
     notices: tuple[str, ...]
     tools_here: bool | None = None  # whether the turn's place offers tools (None: not said)
-    shown: Shown = Shown()  # the knowledge passages in the prompt
+    shown: Shown = field(default_factory=Shown)  # the knowledge passages in the prompt
+    citable: list[Hit] = field(default_factory=list)  # what the answer's [n] marks cite: shown's, then the tool's finds
 
 
 class Preparation:
@@ -86,7 +88,7 @@ class Preparation:
         notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
         if hits is None:
             notices = (*notices, UNAVAILABLE)
-        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here, shown)
+        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here, shown, [*shown.hits])
 
     async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None]:
         """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens

@@ -4,7 +4,7 @@ and what the loop does shown the surface's way: natively (Slack's task cards, th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import structlog
 
@@ -14,6 +14,7 @@ from bot.surface import ReplySurface
 from bot.thinking import Thought
 from bot.tools.agent import AskModel, Counter, ToolTurn
 from bot.tools.asking import Asker
+from bot.tools.builtin import BuiltinTool
 from bot.tools.events import Tail, ToolEvent, ToolLines, ToolRecorder, ToolView
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
@@ -32,11 +33,12 @@ def tool_turn_for(
     *,
     room_tokens: int,
     count: Counter,
+    builtins: Sequence[BuiltinTool] = (),
 ) -> ToolTurn:
     """`asker`: the id and name of the person whose yes a tool that changes something needs."""
     ask = Asker(gate, surface, *asker, tools.settings.confirm_seconds)
     running = surface.tools_running if isinstance(surface, ToolRecorder) else None
-    return ToolTurn(ask_model, tools, ask, room_tokens=room_tokens, count=count, running=running)
+    return ToolTurn(ask_model, tools, ask, room_tokens=room_tokens, count=count, running=running, builtins=builtins)
 
 
 def shown_tool_turn(

@@ -26,7 +26,7 @@ class Turn:
     places: tuple[Place, ...] = ()  # where settings (persona, model, tools) apply to it, the most specific first
     workspace: str = ""  # the Slack workspace it comes from: its quota counters are that workspace's alone
     view: dict[str, Any] = field(default_factory=dict)  # kept with the person's message (see StoredMessage.view)
-    knowledge: Access | None = None  # what it may be answered from (None: no knowledge here)
+    knowledge: Access | None = None  # what it may be answered from (None: KNOWLEDGE_DIR's files only)
     received_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 from config.catalog import load_catalog
 from config.channels_file import PlaceFile, load_places
 from config.env import ConfigError, Env
+from config.knowledge import KnowledgeSettings, knowledge_settings
 from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
 from config.tools import ToolSettings, tool_settings
 
@@ -92,6 +93,7 @@ class Settings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     places: PlaceFile = field(default_factory=PlaceFile)  # CHANNELS_FILE
     show_reasoning: str = "collapsed"  # a thinking model's thought: "collapsed", "full" or "off"
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -144,6 +146,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         ),
         places=places,
         show_reasoning=env.choice("SHOW_REASONING", "collapsed", ("collapsed", "full", "off")),
+        knowledge=knowledge_settings(env),
     )
 
 

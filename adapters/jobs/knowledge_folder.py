@@ -13,13 +13,18 @@ from watchfiles import Change, awatch
 
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.documents import DocumentReader, DocumentRefused
+from adapters.jobs.isolation import IsolatedWorkers
 from adapters.jobs.knowledge_documents import document_passages, read_for_knowledge
+from bot.app import Services
+from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE
 from bot.knowledge.service import Knowledge
+from bot.knowledge.setup import wanted_at_start
 
 log = structlog.get_logger(__name__)
 
 SOURCE_PREFIX = "dir:"
+DOCUMENT_WORKER = "adapters.jobs.document_worker"
 
 
 class KnowledgeFolder:
@@ -34,7 +39,7 @@ class KnowledgeFolder:
         async for changes in awatch(self._folder, recursive=True, debounce=500):
             for change, name in sorted(changes, key=lambda found: found[1]):
                 path = Path(name)
-                if change is Change.deleted or not path.is_file():
+                if change is Change.deleted or not await asyncio.to_thread(path.is_file):
                     await self._forget(path)
                 elif _wanted(path, self._folder):
                     await self.add_file(path)
@@ -58,7 +63,7 @@ class KnowledgeFolder:
         """Replace the file's passages with its current text; 1 if added, 0 if it couldn't be read (logged)."""
         source = self._source(path)
         try:
-            stat = path.stat()
+            stat = await asyncio.to_thread(path.stat)
             file = Attachment(self._title(path), "", stat.st_size, lambda: asyncio.to_thread(path.read_bytes))
             document = await read_for_knowledge(file, self._documents)
         except (DocumentRefused, OSError) as error:
@@ -93,3 +98,26 @@ def _wanted(path: Path, folder: Path) -> bool:
     with contextlib.suppress(ValueError):
         return not any(part.startswith(".") or part.endswith("~") for part in path.relative_to(folder).parts)
     return False
+
+
+async def keep_knowledge(services: Services) -> None:
+    """Start knowledge with the bot when it is configured or was used before, then follow KNOWLEDGE_DIR (if set)
+    until cancelled. A failure to start is logged for the operator; the bot answers without knowledge."""
+    settings = services.settings.knowledge
+    if services.knowledge is None or not wanted_at_start(settings):
+        return
+    try:
+        knowledge = await services.knowledge.get()
+    except KnowledgeUnavailable as error:
+        log.error("knowledge_unavailable", reason=str(error))
+        return
+    if settings.folder is None:
+        return
+    documents = services.settings.documents
+    workers = IsolatedWorkers(workers=1, preload=(DOCUMENT_WORKER,)) if documents.max_bytes else None
+    try:
+        reader = DocumentReader(documents, workers) if workers is not None else None
+        await KnowledgeFolder(knowledge, settings.folder, reader).run()
+    finally:
+        if workers is not None:
+            await workers.aclose()

@@ -44,10 +44,15 @@ class Shown:
     tokens: int = 0
 
     def citation(self, number: int) -> Citation | None:
-        if not 1 <= number <= len(self.hits):
-            return None
-        passage = self.hits[number - 1].passage
-        return Citation(number, citation_label(passage), _safe_url(passage.url))
+        return citation_of(self.hits, number)
+
+
+def citation_of(hits: Sequence[Hit], number: int) -> Citation | None:
+    """What the mark [number] cites of `hits` (the prompt's passages, then those the model's searches found)."""
+    if not 1 <= number <= len(hits):
+        return None
+    passage = hits[number - 1].passage
+    return Citation(number, citation_label(passage), _safe_url(passage.url))
 
 
 def shown_in_prompt(hits: Sequence[Hit], budget_tokens: int, count: Callable[[str], int]) -> Shown:
@@ -56,7 +61,7 @@ def shown_in_prompt(hits: Sequence[Hit], budget_tokens: int, count: Callable[[st
     kept: list[Hit] = []
     used = count(INSTRUCTIONS)
     for hit in hits:
-        entry = f"[{len(kept) + 1}] {_header(hit.passage)}:\n{hit.passage.text.strip()}"
+        entry = passage_entry(len(kept) + 1, hit.passage)
         cost = count(hit.passage.text) + PASSAGE_HEADER_TOKENS
         if used + cost > budget_tokens:
             continue  # a shorter passage further down may still fit
@@ -67,6 +72,10 @@ def shown_in_prompt(hits: Sequence[Hit], budget_tokens: int, count: Callable[[st
         return Shown()
     text = INSTRUCTIONS.format(last=len(kept)) + "\n\n" + "\n\n".join(entries)
     return Shown(tuple(kept), text, used)
+
+
+def passage_entry(number: int, passage: Passage) -> str:
+    return f"[{number}] {_header(passage)}:\n{passage.text.strip()}"
 
 
 def citation_label(passage: Passage) -> str:
@@ -95,7 +104,7 @@ class CitedMarks:
     """Links the answer's [n] marks as the text streams (a mark split across pieces is held until it is whole) and
     keeps the citations they name, in the order first cited."""
 
-    shown: Shown
+    hits: Sequence[Hit]  # read as the answer streams: a search by the model may add to it
     link: Callable[[int, str], str] = markdown_mark
     cited: list[Citation] = field(default_factory=list)
     _held: str = ""
@@ -123,7 +132,7 @@ class CitedMarks:
         return _MARK.sub(self._mark, text)
 
     def _mark(self, match: re.Match[str]) -> str:
-        citation = self.shown.citation(int(match.group(1)))
+        citation = citation_of(self.hits, int(match.group(1)))
         if citation is None:
             return match.group(0)
         if citation not in self.cited and len(self.cited) < MAX_CITED:
@@ -150,11 +159,11 @@ class CitingSurface(Protocol):
 
 
 async def with_citations(
-    pieces: AsyncIterator[Piece | str], shown: Shown, surface: object, prefix: str = ""
+    pieces: AsyncIterator[Piece | str], hits: Sequence[Hit], surface: object, prefix: str = ""
 ) -> AsyncIterator[Piece | str]:
-    """The answer with its [n] marks linked, then the sources it cited listed under it."""
+    """The answer with its [n] marks linked to `hits`, then the sources it cited listed under it."""
     link = surface.citation_mark if isinstance(surface, CitingSurface) else markdown_mark
-    marks = CitedMarks(shown, link)
+    marks = CitedMarks(hits, link)
     async for piece in marks.linked(pieces):
         yield piece
     if lines := citation_lines(marks.cited, prefix):

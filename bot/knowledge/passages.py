@@ -31,6 +31,8 @@ class Passage:
 class Hit:
     passage: Passage
     relevance: float  # the meaning's similarity to the question, -1…1 (cosine); hits below the threshold are dropped
+    # The share of the question's words the passage holds, each word weighing its rarity, 0…1 (0: none of them).
+    words: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,10 @@ class Embedder(Protocol):
     """Turns texts into unit-length vectors of `dimensions`, off the event loop or on a remote server."""
 
     name: str
-    dimensions: int
+    dimensions: int  # known once start() has returned (a remote model's is found by embedding a probe text)
+
+    async def start(self) -> None:
+        """Load the model or reach the server; raises EmbeddingError saying why not."""
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

@@ -118,7 +118,7 @@ class Knowledge:
                         await self.forget_keys(run.scope, run.keys)
                     else:
                         await self.add(_newest_per_key(run))
-                except Exception as error:  # the engine or embedder failed: logged, the next change goes on
+                except Exception as error:  # noqa: BLE001 - the engine or embedder failed: logged, the next goes on
                     log.error("knowledge_change_failed", change=type(run).__name__, error=str(error))
             if self._waiting.empty():
                 self._settled.set()

@@ -8,7 +8,6 @@ import asyncio
 import collections
 import contextlib
 import time
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +16,10 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import aclose_if_any, off_loop_if_large
-from bot.model import ChatMessage, ModelPiece
+from bot.model import ChatMessage, ModelPiece, ToolSpec
 from bot.thinking import Thought
 from bot.tool_calls import ToolCall, ToolCalls
+from bot.tools.builtin import BUILTIN_SERVER, BuiltinTool, crashed, last_frames, run_builtin
 from bot.tools.events import ToolEvent, ToolFinished, ToolSources, ToolStarted, safe_sources
 from bot.tools.gate import Decision
 from bot.tools.toolbox import DISPLAY_CHARS, PreparedCall, ToolBox, ToolResult, declined, shorten
@@ -31,7 +31,6 @@ Ask = Callable[[PreparedCall], Awaitable[Decision]]
 AskModel = Callable[[list[ChatMessage], list[dict[str, Any]]], AsyncIterator[ModelPiece]]
 Counter = Callable[[str], int]
 Running = Callable[[Sequence[str]], Awaitable[None]]  # the tools running now, recorded before they start
-LOG_FRAMES = 8
 CANCEL_SECONDS = 30.0
 RECORD_SECONDS = 10.0  # for recording the tools running now with the reply (a store that can't by then won't)
 LIMIT_NOTICE = (
@@ -68,8 +67,11 @@ class ToolTurn:
         room_tokens: int,
         count: Counter,
         running: Running | None = None,
+        builtins: Sequence[BuiltinTool] = (),
     ) -> None:
-        """`room_tokens`: what the prompt leaves of the context for this answer's tool calls and results."""
+        """`room_tokens`: what the prompt leaves of the context for this answer's tool calls and results;
+        `builtins`: the bot's own tools offered with the servers' (a name a server also has is the bot's)."""
+        self._builtins = {tool.name: tool for tool in builtins}
         self._running_now: list[str] = []
         self._asked_at = 0.0  # when the model's last calls arrived
         self._record_running = running
@@ -84,7 +86,7 @@ class ToolTurn:
         prompt = list(messages)
         rounds = self._toolbox.settings.max_rounds
         for round_number in range(rounds + 1):
-            offered = self._toolbox.specs() if round_number < rounds else []
+            offered = self._offered() if round_number < rounds else []
             written = len(self.exchange.text)
             running: _Running | None = None
             try:
@@ -123,6 +125,10 @@ class ToolTurn:
         if sources := safe_sources(self.exchange.links):
             yield ToolSources(sources)
 
+    def _offered(self) -> list[ToolSpec]:
+        servers = [spec for spec in self._toolbox.specs() if spec["function"]["name"] not in self._builtins]
+        return [*servers, *(tool.spec for tool in self._builtins.values())]
+
     def _start(self, calls: Sequence[ToolCall]) -> _Running:
         """The calls, each running in a task of its own."""
         return _Running(tuple(calls), self._run_one)
@@ -159,11 +165,17 @@ class ToolTurn:
         server, shown = "", shorten(call.arguments.strip() or "{}", DISPLAY_CHARS)
         started = False
         try:
-            prepared = self._toolbox.prepare(call)
-            server = prepared.tool.server if isinstance(prepared, PreparedCall) else ""
-            events.put_nowait(ToolStarted(call.id, call.name, server, shown))
-            started = True
-            result = prepared if isinstance(prepared, ToolResult) else await self._checked_run(prepared)
+            if (builtin := self._builtins.get(call.name)) is not None:
+                server = BUILTIN_SERVER
+                events.put_nowait(ToolStarted(call.id, call.name, server, shown))
+                started = True
+                result = await run_builtin(builtin, call)
+            else:
+                prepared = self._toolbox.prepare(call)
+                server = prepared.tool.server if isinstance(prepared, PreparedCall) else ""
+                events.put_nowait(ToolStarted(call.id, call.name, server, shown))
+                started = True
+                result = prepared if isinstance(prepared, ToolResult) else await self._checked_run(prepared)
         except Exception as error:  # noqa: BLE001 - a bug of ours must not leave the answer waiting for this call
             log.error("tool_call_crashed", tool=call.name, error=repr(error)[:300], where=last_frames(error))
             result = crashed()
@@ -270,17 +282,6 @@ class _Running:
         if task.exception() is not None:
             return crashed()
         return task.result()
-
-
-def last_frames(error: BaseException) -> str:
-    """Where `error` was raised: the last LOG_FRAMES frames of its traceback (a RecursionError has a thousand, which a
-    log renderer may take many seconds to draw, on the event loop)."""
-    return "".join(traceback.format_exception(error, limit=-LOG_FRAMES))
-
-
-def crashed() -> ToolResult:
-    """What a call that failed inside the bot gives: the model and the person are told it failed."""
-    return ToolResult(False, "Error: the call failed inside the bot.", error="failed inside the bot")
 
 
 def _paragraph_after(text: str) -> str:

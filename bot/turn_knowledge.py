@@ -8,16 +8,21 @@ import asyncio
 import structlog
 
 from bot.knowledge.citing import Shown, shown_in_prompt
-from bot.knowledge.passages import Hit
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Hit
 from bot.knowledge.service import Knowledge
+from bot.knowledge.tool import search_tool
 from bot.loop import off_loop_if_large
 from bot.prompt import TOKENS_PER_TURN, PromptBuilder
+from bot.tools.builtin import BuiltinTool
 from bot.turn import Turn
 
 log = structlog.get_logger(__name__)
 
 SEARCH_SECONDS = 3.0  # past this the answer goes on without knowledge (and says so)
 HITS = 8
+# What is searched of a question: the files' text the adapters append after it would drown its words.
+QUESTION_CHARS = 1_000
+EVERYONES = Access((DEPLOYMENT_SCOPE,))  # a turn its adapter gave no access: KNOWLEDGE_DIR's files only
 UNAVAILABLE = "I couldn't search the knowledge just now, so this answer doesn't use it."
 
 
@@ -29,13 +34,21 @@ class TurnKnowledge:
 
     async def search(self, turn: Turn) -> list[Hit] | None:
         """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed."""
-        if self.knowledge is None or turn.knowledge is None or turn.again:
+        if self.knowledge is None or turn.again:
             return []
+        access = turn.knowledge or EVERYONES
+        question = turn.text[:QUESTION_CHARS]
         try:
-            return await asyncio.wait_for(self.knowledge.search(turn.text, turn.knowledge, HITS), SEARCH_SECONDS)
-        except Exception as error:  # the engine or the embedder is down: the answer goes on without
+            return await asyncio.wait_for(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
+        except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
             log.error("knowledge_search_failed", thread=turn.thread, error=str(error) or type(error).__name__)
             return None
+
+    def tool(self, turn: Turn, citable: list[Hit]) -> BuiltinTool | None:
+        """The search as a tool for the turn's answer, when there is knowledge."""
+        if self.knowledge is None:
+            return None
+        return search_tool(self.knowledge, turn.knowledge or EVERYONES, citable)
 
     async def shown(self, hits: list[Hit], system_tokens: int, question_tokens: int) -> Shown:
         """The hits that fit the knowledge's share of the prompt, leaving room for the system prompt and question."""

@@ -1,0 +1,192 @@
+"""The knowledge engine on PostgreSQL with pgvector: one table of passages, found by their words (a generated
+tsvector under a GIN index) and by their meaning (an HNSW index on the vectors), the two lists fused by reciprocal
+rank in one statement. Postgres does the searching; this module only says what to ask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from bot.knowledge.passages import Access, Hit, Passage, SourceInfo
+from bot.knowledge.postgres_sql import (
+    DELETE_AUTHOR,
+    DELETE_KEYS,
+    DELETE_SCOPE,
+    DELETE_SOURCE,
+    SEARCH,
+    SESSION_SETTINGS,
+    SOURCES,
+    TABLE,
+    UPSERT,
+    VECTOR_DIMENSIONS,
+    schema,
+)
+
+# How many candidates each list (words, meaning) brings to the fusion, for `limit` hits.
+CANDIDATES_PER_HIT = 4
+MIN_CANDIDATES = 40
+UPSERT_BATCH = 500
+
+
+class KnowledgeEngineError(RuntimeError):
+    """The knowledge database cannot be used as configured; the message says why and what to do."""
+
+
+def describe(url: str) -> str:
+    """Where `url` points, without its password: `host/dbname`."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unreadable KNOWLEDGE_DATABASE_URL"
+    return f"{parts.get('host') or 'localhost'}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+class PostgresEngine:
+    """KnowledgeEngine on one PostgreSQL database with pgvector, shared by every bot process pointing at it."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self.dimensions = 0
+
+    async def start(self, dimensions: int) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10) as conn:
+                await self._make_schema(conn, dimensions)
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise KnowledgeEngineError(
+                f"cannot reach the knowledge database at {describe(self._url)}: {reason}"
+            ) from error
+        self.dimensions = dimensions
+        self._pool = AsyncConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            kwargs={"autocommit": True},
+            configure=configure_connection,
+            open=False,
+            name="knowledge",
+        )
+        await self._pool.open(wait=True, timeout=30)
+
+    async def _make_schema(self, conn: psycopg.AsyncConnection[Any], dimensions: int) -> None:
+        # One process at a time: CREATE … IF NOT EXISTS races with itself when N bots start together.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('knowledge schema'))")
+            for statement in schema(dimensions):
+                await conn.execute(statement)
+            row = await (await conn.execute(VECTOR_DIMENSIONS, {"table": TABLE})).fetchone()
+        existing = int(row[0]) if row else dimensions
+        if existing != dimensions:
+            raise KnowledgeEngineError(
+                f"the knowledge table {TABLE} at {describe(self._url)} holds {existing}-dimension vectors but the "
+                f"embedding model makes {dimensions}-dimension ones (EMBEDDING_MODEL changed): set it back, or drop "
+                f"the table {TABLE} to index everything again with the new model"
+            )
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise KnowledgeEngineError("the knowledge engine is used before start()")
+        return self._pool.connection()
+
+    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
+        if len(passages) != len(vectors):
+            raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
+        rows = [upsert_row(passage, vector) for passage, vector in zip(passages, vectors, strict=True)]
+        async with self._connection() as conn:
+            for start in range(0, len(rows), UPSERT_BATCH):
+                async with conn.transaction(), conn.cursor() as cursor:
+                    await cursor.executemany(UPSERT, rows[start : start + UPSERT_BATCH])
+
+    async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
+        if limit <= 0 or not access.scopes:
+            return []
+        parameters = {
+            "text": text,
+            "vector": np.asarray(vector, dtype=np.float32),
+            "scopes": list(access.scopes),
+            "channels": sorted(access.readable_channels),
+            "candidates": max(MIN_CANDIDATES, CANDIDATES_PER_HIT * limit),
+            "limit": limit,
+        }
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(SEARCH, parameters)
+            rows = await cursor.fetchall()
+        return [hit_from_row(row) for row in rows]
+
+    async def _delete(self, statement: str, parameters: dict[str, Any]) -> int:
+        async with self._connection() as conn:
+            cursor = await conn.execute(statement, parameters)
+            return int(cursor.rowcount)
+
+    async def delete_keys(self, scope: str, keys: Sequence[str]) -> int:
+        return await self._delete(DELETE_KEYS, {"scope": scope, "keys": list(keys)}) if keys else 0
+
+    async def delete_source(self, scope: str, source: str) -> int:
+        return await self._delete(DELETE_SOURCE, {"scope": scope, "source": source})
+
+    async def delete_scope(self, scope: str) -> int:
+        return await self._delete(DELETE_SCOPE, {"scope": scope})
+
+    async def delete_author(self, scope: str, author: str) -> int:
+        return await self._delete(DELETE_AUTHOR, {"scope": scope, "author": author}) if author else 0
+
+    async def sources(self, scope: str) -> list[SourceInfo]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(SOURCES, {"scope": scope})
+            rows = await cursor.fetchall()
+        return [
+            SourceInfo(scope, source, title, int(count), int(chars), float(at))
+            for source, title, count, chars, at in rows
+        ]
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    await register_vector_async(conn)
+    await conn.execute(SESSION_SETTINGS)
+
+
+def upsert_row(passage: Passage, vector: Sequence[float]) -> dict[str, Any]:
+    return {
+        "scope": passage.scope,
+        "key": passage.key,
+        "source": passage.source,
+        "title": passage.title,
+        "text": passage.text,
+        "locator": passage.locator,
+        "url": passage.url,
+        "channel": passage.channel,
+        "author": passage.author,
+        "updated_at": passage.updated_at,
+        "embedding": np.asarray(vector, dtype=np.float32),
+    }
+
+
+def hit_from_row(row: dict[str, Any]) -> Hit:
+    passage = Passage(
+        scope=row["scope"],
+        source=row["source"],
+        key=row["key"],
+        text=row["text"],
+        title=row["title"],
+        locator=row["locator"],
+        url=row["url"],
+        channel=row["channel"],
+        author=row["author"],
+        updated_at=float(row["updated_at"]),
+    )
+    return Hit(passage=passage, relevance=float(row["relevance"]), words=float(row["words"]))

@@ -1,0 +1,135 @@
+"""The SQL of the PostgreSQL knowledge engine (bot/knowledge/postgres.py): its schema and its statements."""
+
+from __future__ import annotations
+
+TABLE = "knowledge_passages"
+
+# 'english', not 'simple': questions are sentences, so its stemming matches "deploying" to "deployment" and its
+# stop words keep "how do I" from matching every passage in the OR of a question's words. Codes, numbers, file
+# names and URLs are kept whole by the parser either way ("E4711", "0x80070005", "v1.2.3").
+TEXT_SEARCH_CONFIG = "english"
+
+
+def schema(dimensions: int) -> list[str]:
+    """Idempotent: every statement may run on a database that already has it all."""
+    return [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        f"""
+        CREATE TABLE IF NOT EXISTS {TABLE} (
+            scope text NOT NULL,
+            key text NOT NULL,
+            source text NOT NULL,
+            title text NOT NULL,
+            text text NOT NULL,
+            locator text NOT NULL DEFAULT '',
+            url text NOT NULL DEFAULT '',
+            channel text NOT NULL DEFAULT '',
+            author text NOT NULL DEFAULT '',
+            updated_at double precision NOT NULL DEFAULT 0,
+            embedding vector({int(dimensions)}) NOT NULL,
+            words tsvector GENERATED ALWAYS AS (
+                setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'C')
+                || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', text), 'A')
+            ) STORED,
+            PRIMARY KEY (scope, key)
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_embedding ON {TABLE} USING hnsw (embedding vector_cosine_ops)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_source ON {TABLE} (scope, source)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_author ON {TABLE} (scope, author)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_channel ON {TABLE} (scope, channel)",
+    ]
+
+
+# For vector columns the type modifier is the dimension count.
+VECTOR_DIMENSIONS = (
+    "SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass(%(table)s) AND attname = 'embedding'"
+)
+
+# Every pooled connection: HNSW looks at 100 candidates, and keeps scanning (iterative scan, pgvector 0.8) when
+# the scope and channel filters drop too many of them; JIT compiling would cost more than these queries take.
+SESSION_SETTINGS = "SET hnsw.ef_search = 100; SET hnsw.iterative_scan = 'relaxed_order'; SET jit = off"
+
+UPSERT = f"""
+INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, embedding)
+VALUES (%(scope)s, %(key)s, %(source)s, %(title)s, %(text)s, %(locator)s, %(url)s, %(channel)s, %(author)s,
+        %(updated_at)s, %(embedding)s)
+ON CONFLICT (scope, key) DO UPDATE SET
+    source = EXCLUDED.source, title = EXCLUDED.title, text = EXCLUDED.text, locator = EXCLUDED.locator,
+    url = EXCLUDED.url, channel = EXCLUDED.channel, author = EXCLUDED.author, updated_at = EXCLUDED.updated_at,
+    embedding = EXCLUDED.embedding
+WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at)
+    IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.title, EXCLUDED.text, EXCLUDED.locator, EXCLUDED.url,
+                      EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at)
+"""
+
+# One round trip. The words list: passages holding any of the question's lexemes, ranked by the share of the
+# question's weight they hold, each lexeme weighing its rarity squared as in Lucene's classic tf-idf: (ln 1/its
+# frequency)², the frequency from the statistics ANALYZE (autovacuum) keeps of the column; a lexeme too rare to be
+# listed there weighs most. So "E4711" outweighs "anyone", "seen", "error" and "before" together. The meaning
+# list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access, fused by reciprocal
+# rank (k = 60), a words vote counting as much as the share of the question it holds: one common word of five is
+# a small vote.
+SEARCH = rf"""
+WITH common AS (
+    SELECT e.lexeme, e.frequency
+    FROM pg_stats s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, frequency)
+    WHERE s.schemaname = current_schema() AND s.tablename = '{TABLE}' AND s.attname = 'words'
+),
+terms AS MATERIALIZED (
+    SELECT ('''' || replace(replace(q.lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS query,
+           ln(1.0 / least(greatest(coalesce(c.frequency, 0.0001), 0.0001), 0.9)) ^ 2 AS weight
+    FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s)) AS q
+    LEFT JOIN common c ON c.lexeme = q.lexeme
+),
+question AS (
+    SELECT string_agg(query::text, ' | ')::tsquery AS query, sum(weight) AS weight FROM terms
+),
+lexical AS MATERIALIZED (
+    SELECT p.scope, p.key,
+           (SELECT sum(t.weight) FROM terms t WHERE p.words @@ t.query) / q.weight AS words,
+           ts_rank_cd(p.words, q.query) AS density
+    FROM {TABLE} p, question q
+    WHERE p.words @@ q.query
+      AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
+    ORDER BY words DESC, density DESC
+    LIMIT %(candidates)s
+),
+semantic AS MATERIALIZED (
+    SELECT p.scope, p.key, p.embedding <=> %(vector)s AS distance
+    FROM {TABLE} p
+    WHERE p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
+    ORDER BY p.embedding <=> %(vector)s
+    LIMIT %(candidates)s
+),
+fused AS (
+    SELECT scope, key, sum(vote / (60 + rank)) AS score
+    FROM (
+        SELECT scope, key, words AS vote, row_number() OVER (ORDER BY words DESC, density DESC) AS rank FROM lexical
+        UNION ALL
+        SELECT scope, key, 1.0, row_number() OVER (ORDER BY distance) FROM semantic
+    ) AS ranked
+    GROUP BY scope, key
+)
+SELECT p.scope, p.key, p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at,
+       1 - (p.embedding <=> %(vector)s) AS relevance, coalesce(l.words, 0) AS words
+FROM fused f
+JOIN {TABLE} p USING (scope, key)
+LEFT JOIN lexical l USING (scope, key)
+ORDER BY f.score DESC, relevance DESC
+LIMIT %(limit)s
+"""
+
+DELETE_KEYS = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND key = ANY(%(keys)s)"
+DELETE_SOURCE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND source = %(source)s"
+DELETE_SCOPE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s"
+DELETE_AUTHOR = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND author = %(author)s"
+
+# A source's title is its latest passage's (a channel renamed shows its new name).
+SOURCES = f"""
+SELECT source, (array_agg(title ORDER BY updated_at DESC))[1], count(*), sum(length(text)), max(updated_at)
+FROM {TABLE}
+WHERE scope = %(scope)s
+GROUP BY source
+ORDER BY max(updated_at) DESC, source
+"""

@@ -1,0 +1,40 @@
+"""Knowledge from the settings: the engine (KNOWLEDGE_DATABASE_URL, else the embedded server in KNOWLEDGE_DATA_DIR)
+and the embedder, started; and whether to start it with the bot. Its libraries are imported only when it starts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.knowledge.opener import KnowledgeUnavailable
+from bot.knowledge.service import Knowledge
+from config.knowledge import KnowledgeSettings
+
+START_SECONDS = 60.0  # an embedded server's first start (initdb) takes a few seconds; a remote one may be slow
+
+
+def wanted_at_start(settings: KnowledgeSettings) -> bool:
+    """Configured, or used before (the embedded server's data is there): started with the bot, so the first
+    question doesn't wait for it."""
+    return bool(settings.folder or settings.database_url or (settings.data_dir / "PG_VERSION").exists())
+
+
+async def open_knowledge(settings: KnowledgeSettings) -> Knowledge:
+    """Started knowledge; raises KnowledgeUnavailable with the reason in one sentence."""
+    from bot.knowledge.embedded import EmbeddedDatabaseError, start_embedded_async
+    from bot.knowledge.embeddings import EmbeddingError, LocalEmbedder
+    from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
+
+    try:
+        async with asyncio.timeout(START_SECONDS):
+            url = settings.database_url or (await start_embedded_async(settings.data_dir)).url
+            embedder = LocalEmbedder()
+            await embedder.start()
+            knowledge = Knowledge(PostgresEngine(url), embedder)
+            await knowledge.start()
+            return knowledge
+    except (EmbeddedDatabaseError, KnowledgeEngineError, EmbeddingError, OSError) as error:
+        raise KnowledgeUnavailable(f"Knowledge is unavailable: {error}") from error
+    except TimeoutError:
+        raise KnowledgeUnavailable(
+            f"Knowledge is unavailable: its engine did not start in {START_SECONDS:g} s"
+        ) from None

@@ -1,0 +1,60 @@
+"""Knowledge settings: the deployment's documents folder, the embeddings' model or server, and the engine's database
+(or where the embedded one keeps its data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.env import ConfigError, Env
+
+DEFAULT_DATA_DIR = ".knowledge"  # under the working directory
+DEFAULT_PROMPT_SHARE = 0.3
+MAX_PROMPT_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    folder: Path | None = None  # KNOWLEDGE_DIR: documents for every server, workspace, the web chat and the terminal
+    embedding_model: str | None = None  # EMBEDDING_MODEL: a Hub model id (or endpoint URL), or the server's model name
+    embedding_base_url: str | None = None  # EMBEDDING_BASE_URL: an OpenAI-compatible /v1 (TEI, vLLM, Ollama)
+    database_url: str | None = None  # KNOWLEDGE_DATABASE_URL: PostgreSQL with pgvector; None: the embedded server
+    data_dir: Path = field(default_factory=lambda: Path.cwd() / DEFAULT_DATA_DIR)  # KNOWLEDGE_DATA_DIR
+    prompt_share: float = DEFAULT_PROMPT_SHARE  # KNOWLEDGE_PROMPT_SHARE: of the prompt's token budget, at most
+
+
+def knowledge_settings(env: Env) -> KnowledgeSettings:
+    return KnowledgeSettings(
+        folder=_folder(env, "KNOWLEDGE_DIR"),
+        embedding_model=env.optional_str("EMBEDDING_MODEL"),
+        embedding_base_url=env.url("EMBEDDING_BASE_URL", None, ("http", "https")),
+        database_url=env.url("KNOWLEDGE_DATABASE_URL", None, ("postgresql", "postgres")),
+        data_dir=_data_dir(env, "KNOWLEDGE_DATA_DIR"),
+        prompt_share=_prompt_share(env, "KNOWLEDGE_PROMPT_SHARE"),
+    )
+
+
+def _folder(env: Env, name: str) -> Path | None:
+    value = env.raw(name)
+    if value is None:
+        return None
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        problem = "is not a directory" if folder.exists() else "does not exist"
+        raise ConfigError(f"{name}={value!r} is invalid: {folder.resolve()} {problem}")
+    return folder.resolve()
+
+
+def _data_dir(env: Env, name: str) -> Path:
+    value = env.raw(name)
+    data_dir = (Path(value).expanduser() if value else Path(DEFAULT_DATA_DIR)).resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"{name}={value or DEFAULT_DATA_DIR!r} is invalid: {data_dir} is a file, not a directory")
+    return data_dir
+
+
+def _prompt_share(env: Env, name: str) -> float:
+    share = env.float(name, DEFAULT_PROMPT_SHARE, maximum=MAX_PROMPT_SHARE)
+    if not share > 0:  # also NaN
+        raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a number > 0 and ≤ {MAX_PROMPT_SHARE}")
+    return share

@@ -1,0 +1,261 @@
+"""The PostgreSQL knowledge engine against a real embedded server, with WordLlama's vectors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.knowledge.embedded import EmbeddedDatabase, EmbeddedDatabaseError, start_embedded
+from bot.knowledge.passages import Access, Hit, Passage
+from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
+from bot.knowledge.postgres_sql import TABLE
+from tests.conftest import ROOT
+from tests.knowledge.conftest import DIMENSIONS, Embedder
+
+# Other topics, so that a hit is found among passages, not alone.
+DISTRACTORS = (
+    "The pizza order for Friday's lunch is two margheritas and a vegetarian one.",
+    "Our football team won the match on Saturday, three goals to one.",
+    "Remember to water the plants in the office kitchen before the weekend.",
+    "The updated logo uses a darker shade of blue and a rounded font.",
+    "Happy birthday Maria, the cake is in the fridge on the second floor!",
+    "Parking spaces in the basement are reserved for visitors this week.",
+    "The library closes early on public holidays.",
+    "I recommend the hiking trail along the lake, it takes about three hours.",
+)
+
+
+@pytest.fixture
+async def engine(database: EmbeddedDatabase) -> AsyncIterator[PostgresEngine]:
+    engine = PostgresEngine(database.url)
+    await engine.start(DIMENSIONS)
+    yield engine
+    await engine.aclose()
+
+
+def new_scope() -> str:
+    return f"test:{uuid.uuid4().hex[:12]}"
+
+
+def message(scope: str, key: str, text: str, **fields: object) -> Passage:
+    passage = Passage(scope=scope, source="channel:c1", key=key, text=text, title="#general", channel="c1")
+    return replace(passage, **fields)
+
+
+async def add(engine: PostgresEngine, embedder: Embedder, passages: Sequence[Passage]) -> None:
+    await engine.upsert(passages, embedder.vectors([passage.text for passage in passages]))
+
+
+async def ask(
+    engine: PostgresEngine, embedder: Embedder, text: str, scopes: Sequence[str], channels: Sequence[str] = ("c1",)
+) -> list[Hit]:
+    return await engine.search(text, embedder.vector(text), Access(tuple(scopes), frozenset(channels)), 5)
+
+
+async def analyze(database: EmbeddedDatabase) -> None:
+    async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
+        await conn.execute(f"ANALYZE {TABLE}")
+
+
+def keys(hits: Sequence[Hit]) -> list[str]:
+    return [hit.passage.key for hit in hits]
+
+
+async def test_a_paraphrase_with_no_shared_word_finds_its_passage_by_meaning(
+    engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    answer = "To deploy the release, run make deploy on the staging server."
+    await add(engine, embedder, [message(scope, "answer", answer)])
+    await add(engine, embedder, [message(scope, f"other{n}", text) for n, text in enumerate(DISTRACTORS)])
+
+    hits = await ask(engine, embedder, "How do I ship a new version?", [scope])
+
+    assert hits[0].passage.key == "answer"
+    assert hits[0].words == 0.0  # no word in common: found by meaning alone
+    assert hits[0].relevance == pytest.approx(
+        float(embedder.vector(answer) @ embedder.vector("How do I ship a new version?")), abs=1e-4
+    )
+    assert hits[0].relevance > max(hit.relevance for hit in hits[1:])
+
+
+async def test_a_rare_error_code_finds_its_passage_by_words(
+    database: EmbeddedDatabase, engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    answer = "Saw E4711 again after the upgrade; clearing the cache folder fixed it."
+    lookalikes = [
+        "Has anyone seen this error before? The build keeps failing with an error.",
+        "Another error today when I opened the dashboard, anyone seen it before?",
+        "Seen this before: the error goes away after a restart.",
+        "Anyone else getting an error on login? Never seen it before.",
+        "The error from before is back, has anyone seen the logs?",
+        "Error again. Anyone?",
+    ]
+    await add(engine, embedder, [message(scope, "answer", answer)])
+    await add(engine, embedder, [message(scope, f"lookalike{n}", text) for n, text in enumerate(lookalikes)])
+    await add(engine, embedder, [message(scope, f"other{n}", text) for n, text in enumerate(DISTRACTORS)])
+    await analyze(database)  # as autovacuum does after the first 50 rows: how common each word is
+    question = "Has anyone seen error E4711 before?"
+    by_meaning = embedder.vectors([answer, *lookalikes]) @ embedder.vector(question)
+    assert sorted(by_meaning, reverse=True).index(by_meaning[0]) >= 3  # by meaning alone, far from first
+
+    hits = await ask(engine, embedder, question, [scope])
+
+    assert hits[0].passage.key == "answer"
+    assert 0.5 < hits[0].words < 1  # "E4711" and "seen", which weigh more than the lookalikes' four common words
+
+
+async def test_scopes_with_the_same_keys_never_see_each_other(engine: PostgresEngine, embedder: Embedder) -> None:
+    first, second = new_scope(), new_scope()
+    await add(engine, embedder, [message(first, "m1", "The VPN password rotates every Monday.")])
+    await add(engine, embedder, [message(second, "m1", "The VPN server moved to the Frankfurt region.")])
+
+    first_hits = await ask(engine, embedder, "Where is the VPN?", [first])
+    second_hits = await ask(engine, embedder, "Where is the VPN?", [second])
+
+    assert [hit.passage.text for hit in first_hits] == ["The VPN password rotates every Monday."]
+    assert [hit.passage.text for hit in second_hits] == ["The VPN server moved to the Frankfurt region."]
+    assert await engine.delete_scope(first) == 1
+    assert keys(await ask(engine, embedder, "Where is the VPN?", [second])) == ["m1"]
+
+
+async def test_a_channel_passage_needs_its_channel_and_documents_need_none(
+    engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    await add(
+        engine,
+        embedder,
+        [
+            message(scope, "secret", "The salary review budget is twelve percent.", channel="private"),
+            message(scope, "open", "The salary review happens in March.", channel="public"),
+            message(scope, "doc#1", "Salary review guide: managers propose, HR decides.", channel="", source="file:1"),
+        ],
+    )
+
+    outsider = await ask(engine, embedder, "When is the salary review?", [scope], channels=["public"])
+    insider = await ask(engine, embedder, "When is the salary review?", [scope], channels=["public", "private"])
+    nobody = await ask(engine, embedder, "When is the salary review?", [scope], channels=[])
+
+    assert sorted(keys(outsider)) == ["doc#1", "open"]
+    assert sorted(keys(insider)) == ["doc#1", "open", "secret"]
+    assert keys(nobody) == ["doc#1"]
+
+
+async def test_an_upsert_of_a_key_replaces_its_text(engine: PostgresEngine, embedder: Embedder) -> None:
+    scope = new_scope()
+    await add(engine, embedder, [message(scope, "m1", "The standup is at nine in room Kepler.", updated_at=1.0)])
+    await add(engine, embedder, [message(scope, "m1", "The standup is at ten in room Galileo.", updated_at=2.0)])
+
+    hits = await ask(engine, embedder, "Which room is Galileo?", [scope])
+    old = await ask(engine, embedder, "Kepler", [scope])
+
+    assert [(hit.passage.text, hit.words) for hit in hits] == [("The standup is at ten in room Galileo.", 1.0)]
+    assert [hit.words for hit in old] == [0.0]  # still found by meaning, but the old word is gone
+    [source] = await engine.sources(scope)
+    assert (source.passages, source.updated_at) == (1, 2.0)
+
+
+async def test_deletes_remove_what_they_name_and_count_it(engine: PostgresEngine, embedder: Embedder) -> None:
+    scope, other = new_scope(), new_scope()
+    passages = [
+        message(scope, "a1", "Alice: the release is on Tuesday.", author="alice"),
+        message(scope, "a2", "Alice: the release notes are in the wiki.", author="alice"),
+        message(scope, "b1", "Bob: the release branch is frozen.", author="bob"),
+        message(scope, "doc#1", "Release checklist, page one.", source="file:9", channel="", author=""),
+        message(scope, "doc#2", "Release checklist, page two.", source="file:9", channel="", author=""),
+        message(other, "a1", "Alice elsewhere: the release is late.", author="alice"),
+    ]
+    await add(engine, embedder, passages)
+
+    assert await engine.delete_keys(scope, ["b1", "missing"]) == 1
+    assert await engine.delete_author(scope, "alice") == 2
+    assert await engine.delete_source(scope, "file:9") == 2
+    assert await ask(engine, embedder, "When is the release?", [scope]) == []
+    assert await engine.delete_author(other, "alice") == 1
+    assert await engine.delete_scope(other) == 0
+
+
+async def test_two_engines_see_each_others_writes_at_once(
+    database: EmbeddedDatabase, engine: PostgresEngine, embedder: Embedder
+) -> None:
+    other = PostgresEngine(database.url)
+    await other.start(DIMENSIONS)
+    try:
+        scope = new_scope()
+        await add(other, embedder, [message(scope, "m1", "The coffee machine on floor three is fixed.")])
+        assert keys(await ask(engine, embedder, "coffee machine", [scope])) == ["m1"]
+        assert await engine.delete_keys(scope, ["m1"]) == 1
+        assert await ask(other, embedder, "coffee machine", [scope]) == []
+    finally:
+        await other.aclose()
+
+
+async def test_sources_list_each_source_with_its_size_and_last_update(
+    engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    await add(
+        engine,
+        embedder,
+        [
+            message(scope, "m1", "hello", updated_at=10.0, title="#old-name"),
+            message(scope, "m2", "world!", updated_at=20.0, title="#general"),
+            message(scope, "f#1", "page", source="file:1", title="Guide.pdf", channel="", updated_at=5.0),
+        ],
+    )
+
+    listed = await engine.sources(scope)
+
+    assert [(s.source, s.title, s.passages, s.characters, s.updated_at) for s in listed] == [
+        ("channel:c1", "#general", 2, 11, 20.0),
+        ("file:1", "Guide.pdf", 1, 4, 5.0),
+    ]
+
+
+async def test_another_embedding_size_is_refused_naming_both(database: EmbeddedDatabase) -> None:
+    other = PostgresEngine(database.url)
+    with pytest.raises(KnowledgeEngineError, match=r"holds 256-dimension vectors .* makes 384-dimension"):
+        await other.start(384)
+
+
+async def test_an_unreachable_database_is_named_without_its_password() -> None:
+    engine = PostgresEngine("postgresql://bot:hunter2@/knowledge?host=/nonexistent")
+    with pytest.raises(
+        KnowledgeEngineError, match="cannot reach the knowledge database at /nonexistent/knowledge"
+    ) as caught:
+        await engine.start(DIMENSIONS)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_processes_on_the_same_data_directory_share_one_server(database: EmbeddedDatabase) -> None:
+    started = time.perf_counter()
+    again = start_embedded(database.data_dir)
+    assert (again.url, again.initialised) == (database.url, False)
+    assert time.perf_counter() - started < 1.0
+    code = (
+        "import sys; from pathlib import Path; from bot.knowledge.embedded import start_embedded; "
+        "print(start_embedded(Path(sys.argv[1])).url)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code, str(database.data_dir)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() == database.url
+    # That process has exited: the server it shared runs on for this one.
+    with psycopg.connect(database.url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_data_directory_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(EmbeddedDatabaseError, match=r"could not start \(.*\); its log is"):
+        start_embedded(tmp_path / "file" / "pg")
