@@ -44,6 +44,7 @@ from adapters.slack_bot.interrupted import InterruptedReplies
 from adapters.slack_bot.knowledge_command import KnowledgeCommand
 from adapters.slack_bot.knowledge_feed import KnowledgeFeed
 from adapters.slack_bot.knowledge_history import HistoryReader
+from adapters.slack_bot.knowledge_live import LiveChanges
 from adapters.slack_bot.knowledge_members import PrivateMembers
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
@@ -145,6 +146,7 @@ class SlackBot:
             services.knowledge,
             KnowledgeChannels(redis, prefix, services.metrics.redis_errors.inc),
             PrivateMembers(redis, prefix),
+            LiveChanges(redis, prefix),
         )
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None

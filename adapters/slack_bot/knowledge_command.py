@@ -109,7 +109,7 @@ class KnowledgeCommand:
         log.info("slack_knowledge_channel_off", team=team, channel=channel, removed=removed)
         if not was and not removed:
             return "This channel isn't knowledge: nothing to remove."
-        return f"Done: this channel is no longer knowledge, and its {_count(removed, 'message')} were removed."
+        return f"Done: this channel is no longer knowledge ({_count(removed, 'message')} removed)."
 
     async def _list(self, knowledge: Knowledge, team: str) -> str:
         sources = await knowledge.sources(scope_of(team))

@@ -50,11 +50,14 @@ class KnowledgeFeed:
         subtype = event.get("subtype")
         scope = scope_of(reach.team)
         if subtype == "message_deleted":
-            knowledge.forget_soon(scope, [message_key(channel, str(event.get("deleted_ts")))])
+            key = message_key(channel, str(event.get("deleted_ts")))
+            await self._knowledge.live.mark(reach.team, key)
+            knowledge.forget_soon(scope, [key])
             return
         message = (event.get("message") or {}) if subtype == "message_changed" else event
         if message.get("bot_id") or not message.get("ts"):
             return  # a bot's message (our own replies being written, too) was never knowledge
+        await self._knowledge.live.mark(reach.team, message_key(channel, str(message["ts"])))
         if not indexable(message, reach.bot_user_id):
             knowledge.forget_soon(scope, [message_key(channel, str(message["ts"]))])  # edited to nothing, say
             return

@@ -153,7 +153,8 @@ class HistoryReader:
                 replies = await self._thread(reach, channel, title, str(parent["ts"]), MAX_MESSAGES - read)
                 passages += replies
                 read += len(replies)
-        await knowledge.add(passages)
+        changed = await self._knowledge.live.marked(reach.team, [passage.key for passage in passages])
+        await knowledge.add([passage for passage in passages if passage.key not in changed])
         if not await channels.is_knowledge(scope, channel):  # turned off while this page was read
             await knowledge.forget_source(scope, channel_source(channel))
             return

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.slack_bot.knowledge_live import LiveChanges
 from adapters.slack_bot.knowledge_members import PrivateMembers
 from adapters.slack_bot.knowledge_messages import scope_of
 from bot.errors import ReplyFailure
@@ -24,6 +25,7 @@ class SlackKnowledge:
     opener: KnowledgeOpener | None  # None: this deployment has no knowledge
     channels: KnowledgeChannels
     members: PrivateMembers
+    live: LiveChanges
 
     @property
     def current(self) -> Knowledge | None:
