@@ -19,13 +19,14 @@ from typing import Any
 import psycopg
 import pytest
 import pytest_asyncio
+import yaml
 from psycopg.rows import dict_row
 
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
-from tests.conftest import delete_keys
+from tests.conftest import ROOT, delete_keys
 from tests.fakes.citing_model import NOT_COVERED, citing_responder
 from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_server import DEFAULT_SCOPES, KNOWLEDGE_SCOPES, FakeSlack
+from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, eventually, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -62,9 +63,9 @@ async def model() -> AsyncIterator[FakeModelServer]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def harness(model: FakeModelServer, database: EmbeddedDatabase) -> AsyncIterator[SlackHarness]:
     prefix = f"test:slack-knowledge:{uuid.uuid4().hex[:12]}:"
-    fake = FakeSlack(
-        scopes=DEFAULT_SCOPES | KNOWLEDGE_SCOPES, history_tier="outside_marketplace", history_window_seconds=WINDOW
-    )
+    manifest = yaml.safe_load((ROOT / "config" / "slack-app-manifest.yml").read_text())
+    scopes = frozenset(manifest["oauth_config"]["scopes"]["bot"])  # what the manifest asks for is what the bot gets
+    fake = FakeSlack(scopes=scopes, history_tier="outside_marketplace", history_window_seconds=WINDOW)
     fake.add_user(BOB, "bob")
     fake.add_user(CAROL, "carol")
     env = {
