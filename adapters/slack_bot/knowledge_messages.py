@@ -73,6 +73,33 @@ async def permalink(client: AsyncWebClient, channel: str, ts: str) -> str:
     return str(response.get("permalink") or "")
 
 
+class Permalinks:
+    """Messages' permalinks without a call per message: built from the workspace's URL (auth.test's `url`, asked
+    once per workspace), so a burst of messages doesn't spend chat.getPermalink's tier. An Enterprise Grid
+    workspace's messages, whose links Slack may write with the org's domain, are asked of chat.getPermalink."""
+
+    def __init__(self) -> None:
+        self._urls: dict[str, str] = {}  # team → its URL ("" when auth.test didn't say)
+
+    async def of(
+        self, client: AsyncWebClient, team: str, enterprise: str, message: dict[str, Any], channel: str
+    ) -> str:
+        ts = str(message["ts"])
+        url = "" if enterprise else await self.workspace_url(client, team)
+        return (
+            built_permalink(url, channel, ts, message.get("thread_ts")) if url else await permalink(client, channel, ts)
+        )
+
+    async def workspace_url(self, client: AsyncWebClient, team: str) -> str:
+        if team not in self._urls:
+            try:
+                self._urls[team] = str((await client.auth_test()).get("url") or "")
+            except SlackApiError as error:
+                log.warning("slack_workspace_url_unknown", team=team, error=error.response.get("error"))
+                return ""
+        return self._urls[team]
+
+
 def built_permalink(workspace_url: str, channel: str, ts: str, thread_ts: str | None) -> str:
     """A permalink as Slack writes it, from the workspace's URL (auth.test's `url`): what the history's reading
     uses, where a chat.getPermalink per message would cost more requests than the reading itself."""

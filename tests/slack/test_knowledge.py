@@ -232,6 +232,12 @@ async def test_private_channel_only_in_members_prompts(
     _, system = await ask(harness, model, BOB, "Is 7319 the vault code of the falcon project?")
     assert "The vault code" not in system
 
+    # The bot removed from the channel: who is in it can't be followed any more, so no one is answered from it.
+    await fake.send_event({"type": "group_left", "channel": SECRET, "actor_id": CAROL, "event_ts": fake.next_ts()})
+    await asyncio.sleep(0.5)
+    _, system = await ask(harness, model, ALICE, "And the vault code of the falcon project, once more?")
+    assert "The vault code" not in system
+
 
 async def test_workspaces_with_the_same_channel_ids_never_see_each_other(
     harness: SlackHarness, model: FakeModelServer, database: EmbeddedDatabase
