@@ -21,7 +21,7 @@ from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
-from bot.knowledge.passages import SourceInfo
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
 from bot.knowledge.service import Knowledge
 from bot.render import failure_note
 
@@ -33,6 +33,7 @@ USAGE = (
     'Add a message and its files with the message shortcut "Add to knowledge".'
 )
 NOT_ADMIN = "Only workspace admins (or the people this bot names) may change or list this workspace's knowledge."
+LISTED = 50  # sources listed at most (the rest counted), so the answer stays one readable message
 NO_KNOWLEDGE = "Knowledge is not available in this deployment."
 
 
@@ -62,6 +63,7 @@ class KnowledgeCommand:
 
     async def _answer(self, client: AsyncWebClient, command: dict[str, Any]) -> str:
         words = command.get("text", "").split()
+        words[:2] = [word.lower() for word in words[:2]]  # `remove`'s name keeps its case
         team, channel, user = command.get("team_id", ""), command["channel_id"], command["user_id"]
         if self._knowledge.opener is None:
             return NO_KNOWLEDGE
@@ -124,9 +126,13 @@ class KnowledgeCommand:
             for id, title in channels.items()
             if channel_source(id) not in listed
         ]
+        if len(lines) > LISTED:
+            lines[LISTED:] = [f"…and {len(lines) - LISTED} more."]
+        shared = await knowledge.sources(DEPLOYMENT_SCOPE)
+        everywhere = f"\nAnd this deployment's {_count(len(shared), 'document')} (KNOWLEDGE_DIR)." if shared else ""
         if not lines:
-            return "This workspace's knowledge is empty. " + USAGE
-        return "This workspace's knowledge:\n" + "\n".join(lines)
+            return "This workspace's knowledge is empty." + everywhere + "\n" + USAGE
+        return "This workspace's knowledge:\n" + "\n".join(lines) + everywhere
 
     async def _remove(self, knowledge: Knowledge, team: str, name: str) -> str:
         scope = scope_of(team)

@@ -42,8 +42,11 @@ class KnowledgeFeed:
             return  # a bot's message (our own replies being written, too) is never knowledge
         try:
             title = (await self._knowledge.channels.channels(scope_of(reach.team))).get(channel)
-            if title is None or not await self._claim(f"slack:knowledge:{reach.team}:{body.get('event_id')}"):
+            if title is None:
                 return
+            event_id = body.get("event_id")
+            if event_id and not await self._claim(f"slack:knowledge:{reach.team}:{event_id}"):
+                return  # another process has it
             knowledge = await self._knowledge.opener.get()
         except (ReplyFailure, KnowledgeUnavailable) as error:
             log.warning("slack_knowledge_message_lost", channel=channel, error=str(error))

@@ -22,7 +22,9 @@ import pytest_asyncio
 import yaml
 from psycopg.rows import dict_row
 
+from adapters.slack_bot.settings import HistoryPace, SlackSettings
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
+from config.env import ConfigError, Env
 from tests.conftest import ROOT, delete_keys
 from tests.fakes.citing_model import NOT_COVERED, citing_responder
 from tests.fakes.model_server import FakeModelServer, Script
@@ -313,3 +315,13 @@ async def test_forget_me_and_uninstall_remove_the_knowledge(harness: SlackHarnes
     await fake.send_event({"type": "app_uninstalled", "event_ts": f"{time.time():.6f}"})
     await until_stored(database, team, lambda p: not p, "the workspace's knowledge deleted")
     assert "isn't knowledge" in await command(harness, ALICE, LLAMAS, "channel off")
+
+
+def test_history_tier_setting() -> None:
+    slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
+    assert SlackSettings.from_env(Env(slack)).history == HistoryPace(60.0, 15)
+    assert SlackSettings.from_env(Env(slack | {"SLACK_HISTORY_TIER": "marketplace"})).history == HistoryPace(1.5, 200)
+    faster = {"SLACK_HISTORY_TIER": "limited", "SLACK_HISTORY_SECONDS_PER_REQUEST": "5"}
+    assert SlackSettings.from_env(Env(slack | faster)).history == HistoryPace(5.0, 15)
+    with pytest.raises(ConfigError, match="SLACK_HISTORY_TIER"):
+        SlackSettings.from_env(Env(slack | {"SLACK_HISTORY_TIER": "tier3"}))
