@@ -317,7 +317,7 @@ async def test_forget_me_and_uninstall_remove_the_knowledge(harness: SlackHarnes
     assert "isn't knowledge" in await command(harness, ALICE, LLAMAS, "channel off")
 
 
-def test_history_tier_setting() -> None:
+async def test_history_tier_setting() -> None:
     slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
     assert SlackSettings.from_env(Env(slack)).history == HistoryPace(60.0, 15)
     assert SlackSettings.from_env(Env(slack | {"SLACK_HISTORY_TIER": "marketplace"})).history == HistoryPace(1.5, 200)
