@@ -99,15 +99,14 @@ class HistoryReader:
     async def _read_channels(self, team: str, renew: Callable[[], Awaitable[bool]]) -> None:
         assert self._knowledge.opener is not None
         knowledge = await self._knowledge.opener.get()
-        reach = await self._reach(team)
+        reach = await self._reach(team, renew)
         if reach is None:
             return
         while backfills := [b for b in await self._knowledge.channels.backfills("slack") if b.scope == f"slack:{team}"]:
             for backfill in backfills:  # a page of each in turn: a long channel doesn't hold up the others
                 await self._read_page(knowledge, reach, backfill)
-                await renew()
 
-    async def _reach(self, team: str) -> _Reach | None:
+    async def _reach(self, team: str, renew: Callable[[], Awaitable[bool]]) -> _Reach | None:
         client = await self._clients.of({"team": team})
         if client is None:
             log.warning("slack_history_not_installed", team=team)
@@ -125,7 +124,7 @@ class HistoryReader:
             identity = await client.auth_test()
             self._identities[team] = (str(identity.get("url") or ""), str(identity.get("user_id") or ""))
         url, bot_user = self._identities[team]
-        return _Reach(team, client, url, bot_user)
+        return _Reach(team, client, url, bot_user, renew)
 
     async def _read_page(self, knowledge: Knowledge, reach: _Reach, backfill: Backfill) -> None:
         channels, scope, channel = self._knowledge.channels, backfill.scope, backfill.channel
@@ -196,6 +195,7 @@ class HistoryReader:
         """One request at the workspace's pace; after a 429, again once its Retry-After has passed."""
         while True:
             await self._paced(reach.team)
+            await reach.renew()
             try:
                 return await method(**params)
             except SlackApiError as error:
@@ -218,8 +218,11 @@ class HistoryReader:
 class _Reach:
     """A workspace as its history's reading reaches it."""
 
-    def __init__(self, team: str, client: AsyncWebClient, url: str, bot_user: str) -> None:
+    def __init__(
+        self, team: str, client: AsyncWebClient, url: str, bot_user: str, renew: Callable[[], Awaitable[bool]]
+    ) -> None:
         self.team, self.client, self.url, self.bot_user = team, client, url, bot_user
+        self.renew = renew  # the workspace's reading is still this process's: renewed after each request
 
     def passage(self, channel: str, title: str, message: dict[str, Any]) -> Passage:
         link = built_permalink(self.url, channel, str(message["ts"]), message.get("thread_ts")) if self.url else ""
