@@ -49,7 +49,7 @@ class Answering:
         search = self._knowledge.tool(turn, prepared.citable)
         if prepared.tools_here is False or not (self.tools.specs() or search):
             return None
-        if not offers_tools(prepared.model, self._models, self.tools.settings):
+        if not offers_tools(prepared.model, self._models, self.tools.settings, builtin=search is not None):
             return None
         settings = prepared.model.settings
 
@@ -76,4 +76,4 @@ class Answering:
             shown = shown_tool_turn(tool_turn, prepared.messages, surface, renderer)
         if not prepared.citable and tool_turn is None:
             return shown
-        return with_citations(shown, prepared.citable, surface, surface.limits.line_prefix)
+        return with_citations(shown, prepared.citable, surface, surface.limits.line_prefix, prepared.cited)

@@ -77,7 +77,7 @@ class ChatCore:
         turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share)
         self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas, turn_knowledge)
         slots = ModelSlots(self._metrics, max_concurrent_replies)
-        toolbox = tools or ToolBox(ToolSettings())
+        toolbox = tools if tools is not None else ToolBox(ToolSettings())
         self._answering = Answering(backend, slots, prompts, models, toolbox, gate, turn_knowledge)
         self._remembering = Remembering(store, prompts)
         self._active = 0
@@ -210,7 +210,9 @@ class ChatCore:
             tool_turn = self._answering.tool_turn(turn, surface, prepared)
             self._rendering[turn.thread] = renderer
             thoughts = ThoughtShow(self._show_reasoning, surface)
-            remember = partial(self._remembering.remember, turn, surface, fence=fence, tool_turn=tool_turn)
+            remember = partial(
+                self._remembering.remember, turn, surface, fence=fence, tool_turn=tool_turn, cited=prepared.cited
+            )
             try:
                 pieces = self._answering.pieces(prepared, surface, renderer, tool_turn)
                 result = await renderer.render(thoughts.present(pieces))

@@ -11,7 +11,7 @@ from functools import partial
 from bot.conversation_index import ConversationIndex
 from bot.coordination import Coordination
 from bot.errors import ReplyFailure
-from bot.knowledge.citing import Shown
+from bot.knowledge.citing import Citation, Shown
 from bot.knowledge.passages import Hit
 from bot.loop import off_loop_if_large
 from bot.model import ChatMessage
@@ -34,6 +34,7 @@ class Prepared:
     tools_here: bool | None = None  # whether the turn's place offers tools (None: not said)
     shown: Shown = field(default_factory=Shown)  # the knowledge passages in the prompt
     citable: list[Hit] = field(default_factory=list)  # what the answer's [n] marks cite: shown's, then the tool's finds
+    cited: list[Citation] = field(default_factory=list)  # the sources listed under the answer, as it is written
 
 
 class Preparation:

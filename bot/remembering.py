@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import structlog
 
 from bot.errors import ReplyFailure
+from bot.knowledge.citing import Citation, citation_lines
 from bot.loop import off_loop_if_large
 from bot.prompt import PromptBuilder, earlier_tool_messages
 from bot.render import RenderResult
@@ -34,6 +36,7 @@ class Remembering:
         fence: str,
         tool_turn: ToolTurn | None = None,
         before: str = "",
+        cited: Sequence[Citation] = (),
     ) -> RenderResult:
         """Store the answer (without `before` it, the thought's line; with what its surface keeps to draw it again);
         one that failed is stored with its reason (shown again on a reload, and the model told it went unanswered:
@@ -41,6 +44,8 @@ class Remembering:
         failed = "" if result.complete or result.failure is None else result.failure.reason
         exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
         text, tools = exchange.text, tuple(exchange.messages)
+        if tool_turn is not None and cited:  # the sources shown, kept for follow-ups as a text answer keeps them
+            text = f"{text}\n\n{citation_lines(cited)}"
         # Counted as later prompts send it: the calls, their results shortened, and the text.
         counted = json.dumps(earlier_tool_messages(tools, text), ensure_ascii=False) if tools else text
         tokens = 0 if failed else await off_loop_if_large(len(counted), self._prompts.count, counted)

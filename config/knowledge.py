@@ -24,10 +24,17 @@ class KnowledgeSettings:
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
+    embedding_model = env.optional_str("EMBEDDING_MODEL")
+    embedding_base_url = env.url("EMBEDDING_BASE_URL", None, ("http", "https"))
+    if embedding_model and not embedding_base_url and not _is_url(embedding_model) and not env.raw("HF_TOKEN"):
+        raise ConfigError(
+            f"EMBEDDING_MODEL={embedding_model!r} is set but HF_TOKEN is not: a Hub model is reached with an hf_… "
+            "token (or set EMBEDDING_BASE_URL to a server of your own)"
+        )
     return KnowledgeSettings(
         folder=_folder(env, "KNOWLEDGE_DIR"),
-        embedding_model=env.optional_str("EMBEDDING_MODEL"),
-        embedding_base_url=env.url("EMBEDDING_BASE_URL", None, ("http", "https")),
+        embedding_model=embedding_model,
+        embedding_base_url=embedding_base_url,
         database_url=env.url("KNOWLEDGE_DATABASE_URL", None, ("postgresql", "postgres")),
         data_dir=_data_dir(env, "KNOWLEDGE_DATA_DIR"),
         prompt_share=_prompt_share(env, "KNOWLEDGE_PROMPT_SHARE"),
@@ -58,3 +65,7 @@ def _prompt_share(env: Env, name: str) -> float:
     if not share > 0:  # also NaN
         raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a number > 0 and ≤ {MAX_PROMPT_SHARE}")
     return share
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))

@@ -32,12 +32,15 @@ def tool_settings(env: Env) -> ToolSettings:
     )
 
 
-def offers_tools(model: ModelChoice, catalog: ModelCatalog, settings: ToolSettings) -> bool:
+def offers_tools(model: ModelChoice, catalog: ModelCatalog, settings: ToolSettings, *, builtin: bool = False) -> bool:
     """Whether `model` is offered the tools: those TOOL_MODELS names or MODELS_FILE marks `tools: true` when either
-    is used; else every model but the in-process one (too small to call tools well), unless marked `tools: false`."""
-    if not settings.servers:
-        return False
+    is used; else every model but the in-process one (too small to call tools well), unless marked `tools: false`.
+    `builtin`: the bot has a tool of its own to offer (the knowledge search): without servers, it is offered to the
+    models TOOL_MODELS names or MODELS_FILE marks only."""
     named = settings.tool_models or frozenset()
+    marked = bool(model.tools) or model.id in named or model.display_name in named
+    if not settings.servers:  # the bot's own tool goes only to a model the operator said calls tools well
+        return builtin and marked
     if named or any(choice.tools for choice in catalog.choices):
-        return bool(model.tools) or model.id in named or model.display_name in named
+        return marked
     return model.tools is not False and model.settings.backend is not BackendKind.LOCAL

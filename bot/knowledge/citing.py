@@ -159,11 +159,15 @@ class CitingSurface(Protocol):
 
 
 async def with_citations(
-    pieces: AsyncIterator[Piece | str], hits: Sequence[Hit], surface: object, prefix: str = ""
+    pieces: AsyncIterator[Piece | str],
+    hits: Sequence[Hit],
+    surface: object,
+    prefix: str = "",
+    cited: list[Citation] | None = None,
 ) -> AsyncIterator[Piece | str]:
-    """The answer with its [n] marks linked to `hits`, then the sources it cited listed under it."""
+    """The answer with its [n] marks linked to `hits`, then the sources it cited listed under it (and in `cited`)."""
     link = surface.citation_mark if isinstance(surface, CitingSurface) else markdown_mark
-    marks = CitedMarks(hits, link)
+    marks = CitedMarks(hits, link, [] if cited is None else cited)
     async for piece in marks.linked(pieces):
         yield piece
     if lines := citation_lines(marks.cited, prefix):

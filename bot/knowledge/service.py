@@ -105,7 +105,7 @@ class Knowledge:
     def _relevant(self, hit: Hit) -> bool:
         if hit.relevance >= self._relevance.meaning:
             return True
-        return getattr(hit, "words", 0.0) > 0 and hit.relevance >= self._relevance.with_words
+        return hit.words > 0 and hit.relevance >= self._relevance.with_words
 
     async def _add_waiting(self) -> None:
         while True:

@@ -56,6 +56,31 @@ with THREAD_UPDATE (``thread_metadata.archived`` true). A new message in an arch
 unarchives it first (THREAD_UPDATE, then MESSAGE_CREATE); editing a message or adding a reaction
 there, or joining it, is refused (400, code 50083). GUILD_CREATE lists active threads only.
 
+Permissions: guilds have roles with permission bits (@everyone's id is the guild's), members have
+role ids, channels have ``permission_overwrites`` (role and member, allow / deny as strings), all in
+GUILD_CREATE; a member's permissions in a channel are computed as Discord does (owner and
+administrators: everything; then @everyone's overwrite, the roles' overwrites, the member's own;
+no View Channel, nothing; a thread has its parent's, a private thread is seen by its members and
+those who may Manage Threads). They decide what the bot gets (no message, typing or thread events
+of a channel it cannot view; 403 50001 to its REST calls there; 50013 without Send Messages or
+Create Threads), what people may do (``send_user_message``, ``click_button``) and an interaction's
+``member.permissions`` / ``app_permissions``. Tests change them live: ``make_private_channel``,
+``set_overwrite`` (CHANNEL_UPDATE), ``create_role``, ``set_role_permissions`` (GUILD_ROLE_*),
+``set_member_roles`` (GUILD_MEMBER_UPDATE, Members intent only), ``create_text_channel``. Every
+message event carries the author's ``member`` (roles), so discord.py's ``permissions_for`` works
+from its cache without the Members intent.
+
+Knowledge: ``edit_user_message`` (MESSAGE_UPDATE, the full message with ``edited_timestamp``),
+``delete_user_message`` (MESSAGE_DELETE: ids only) and ``delete_user_messages``
+(MESSAGE_DELETE_BULK); deleted messages answer 404 10008. ``create_user_thread`` (THREAD_CREATE;
+public, from a message, or private with members). GET /channels/{id}/messages: ``limit`` 1-100
+(default 50; else 400 50035), newest first, ``before`` / ``after`` / ``around``; 403 50001 without
+View Channel, ``[]`` without Read Message History (as Discord documents); its own bucket,
+``Limits.message_history`` (5 per 5 s per channel, as observed). ``seed_history`` stores N past
+messages fast (100,000 in about half a second) without events. ``remove_bot_from_guild``
+(GUILD_DELETE; the bot's member and managed role go) and ``add_bot_to_guild`` (GUILD_CREATE as a
+join). ``can_view(channel, user)`` and ``permissions_for(channel, user_id)`` answer as Discord would.
+
 Everything a test may want to assert on is recorded: ``requests`` (method, route key, JSON body,
 arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
 ``identify_payload``, gateway connections, interactions and their callbacks.
@@ -68,7 +93,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import inspect
 import io
@@ -93,10 +121,13 @@ __all__ = [
     "FakeUser",
     "InteractionCallbackRejected",
     "Limits",
+    "OverwriteType",
+    "Perm",
     "RateLimit",
     "RateLimitHit",
     "RecordedRequest",
     "StoredMessage",
+    "overwrite",
 ]
 
 log = logging.getLogger(__name__)
@@ -143,15 +174,21 @@ class Intent:
 
 
 class Perm:
+    ADMINISTRATOR = 1 << 3
+    MANAGE_CHANNELS = 1 << 4
+    MANAGE_GUILD = 1 << 5
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
+    MANAGE_MESSAGES = 1 << 13
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
     READ_MESSAGE_HISTORY = 1 << 16
     MENTION_EVERYONE = 1 << 17
     USE_EXTERNAL_EMOJIS = 1 << 18
+    MANAGE_ROLES = 1 << 28
     USE_APPLICATION_COMMANDS = 1 << 31
+    MANAGE_THREADS = 1 << 34
     CREATE_PUBLIC_THREADS = 1 << 35
     CREATE_PRIVATE_THREADS = 1 << 36
     SEND_MESSAGES_IN_THREADS = 1 << 38
@@ -170,6 +207,13 @@ class Perm:
     # other users; the fake uses them in guilds without the bot too), and in the bot's own DM.
     USER_INSTALL_APP = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
     BOT_DM_APP = USER_INSTALL_APP | USE_EXTERNAL_EMOJIS
+    ALL = (1 << 53) - 1  # the guild owner and administrators: every permission, overwrites or not
+    READ = VIEW_CHANNEL | READ_MESSAGE_HISTORY
+
+
+class OverwriteType:
+    ROLE = 0
+    MEMBER = 1
 
 
 class ChannelType:
@@ -332,6 +376,43 @@ def _copied(payload: T) -> T:
     """A deep copy of a JSON payload (every payload here is one), several times cheaper than
     copy.deepcopy: the fake shares the benchmark machine with the bot it measures."""
     return json.loads(json.dumps(payload))  # type: ignore[no-any-return]
+
+
+def _message_id(stored: StoredMessage) -> int:
+    return stored.id
+
+
+def _walk(stored: Sequence[StoredMessage], start: int, step: int, limit: int) -> list[StoredMessage]:
+    """Up to `limit` live, non-ephemeral messages from index `start` on, one way (step ±1)."""
+    found: list[StoredMessage] = []
+    index = start
+    while 0 <= index < len(stored) and len(found) < limit:
+        message = stored[index]
+        if not message.deleted and not message.flags & MessageFlag.EPHEMERAL:
+            found.append(message)
+        index += step
+    return found
+
+
+def _history_payload(message_id: int, channel_id: str, author: FakeUser, content: str, at: float) -> dict[str, Any]:
+    return {
+        "id": str(message_id),
+        "channel_id": channel_id,
+        "type": MessageType.DEFAULT,
+        "content": content,
+        "author": author.payload(),
+        "timestamp": iso_timestamp(at),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "components": [],
+        "pinned": False,
+        "flags": 0,
+    }
 
 
 def iso_timestamp(unix_time: float) -> str:
@@ -531,12 +612,59 @@ class FakeGuild:
         return self.roles[self.id]
 
     def permissions_of(self, user_id: int) -> int:
+        """Guild-wide permissions (no channel overwrites): @everyone's and the member's roles'; all for
+        the owner or an administrator."""
+        if user_id == self.owner_id:
+            return Perm.ALL
         member = self.members.get(user_id)
         permissions = self.everyone_role.permissions
         for role_id in member.role_ids if member else ():
             role = self.roles.get(role_id)
             permissions |= role.permissions if role else 0
-        return permissions
+        return Perm.ALL if permissions & Perm.ADMINISTRATOR else permissions
+
+    def permissions_in(self, overwrites: Sequence[Mapping[str, Any]], user_id: int) -> int:
+        """A member's permissions in a channel with `overwrites`, as Discord computes them: the guild-wide
+        ones, then @everyone's overwrite, then the member's roles' overwrites together, then the member's
+        own (each: deny, then allow). Without View Channel, nothing else either."""
+        permissions = self.permissions_of(user_id)
+        if permissions == Perm.ALL:
+            return permissions
+        by_target = {(int(o["type"]), int(o["id"])): (int(o["allow"]), int(o["deny"])) for o in overwrites}
+        member = self.members.get(user_id)
+        role_ids = member.role_ids if member else []
+        roles = [by_target.get((OverwriteType.ROLE, role_id), (0, 0)) for role_id in role_ids]
+        layers = [
+            by_target.get((OverwriteType.ROLE, self.id), (0, 0)),
+            (_bits_or(a for a, _ in roles), _bits_or(d for _, d in roles)),
+            by_target.get((OverwriteType.MEMBER, user_id), (0, 0)),
+        ]
+        for allow, deny in layers:
+            permissions = (permissions & ~deny) | allow
+        return permissions if permissions & Perm.VIEW_CHANNEL else 0
+
+
+def _put_overwrite(channel: dict[str, Any], target_id: int, target_type: int, allow: int, deny: int) -> None:
+    """Set (or, with nothing allowed or denied, remove) one target's overwrite in a channel."""
+    kept = [o for o in channel.get("permission_overwrites") or [] if int(o["id"]) != target_id]
+    if allow or deny:
+        kept.append({"id": str(target_id), "type": target_type, "allow": str(allow), "deny": str(deny)})
+    channel["permission_overwrites"] = kept
+
+
+def overwrite(target: FakeUser | int, *, allow: int = 0, deny: int = 0) -> dict[str, Any]:
+    """A permission overwrite as Discord sends it: for a member (a FakeUser) or a role (its id;
+    @everyone's is the guild's id), allow / deny as strings of permission bits."""
+    if isinstance(target, FakeUser):
+        return {"id": str(target.id), "type": OverwriteType.MEMBER, "allow": str(allow), "deny": str(deny)}
+    return {"id": str(target), "type": OverwriteType.ROLE, "allow": str(allow), "deny": str(deny)}
+
+
+def _bits_or(values: Iterable[int]) -> int:
+    result = 0
+    for value in values:
+        result |= value
+    return result
 
 
 @dataclass
@@ -721,10 +849,11 @@ class Limits:
     interaction_webhook: RateLimit | None = RateLimit(5, 2.0)  # per interaction token
     default: RateLimit | None = RateLimit(50, 1.0)  # any other route, per route + major parameter
     global_per_second: int | None = 50  # per bot token; interactions and webhooks are exempt
+    message_history: RateLimit | None = RateLimit(5, 5.0)  # GET /channels/{id}/messages, per channel (as observed)
 
     @classmethod
     def disabled(cls) -> Limits:
-        return cls(None, None, None, None, None, None)
+        return cls(**{f.name: None for f in dataclasses.fields(cls)})
 
 
 @dataclass
@@ -1116,6 +1245,8 @@ def _event_intent(event: str, data: Mapping[str, Any]) -> int | None:
         return Intent.GUILD_MESSAGES if in_guild else Intent.DIRECT_MESSAGES
     if event == "TYPING_START":
         return Intent.GUILD_MESSAGE_TYPING if in_guild else Intent.DIRECT_MESSAGE_TYPING
+    if event in ("GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"):
+        return Intent.GUILD_MEMBERS
     if event.startswith(("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "CHANNEL_", "THREAD_", "GUILD_ROLE")):
         return Intent.GUILDS
     return None
@@ -1279,7 +1410,7 @@ class _RestApi:
             RouteSpec("GET", "/oauth2/applications/@me", f.get_application),
             RouteSpec("GET", "/applications/@me", f.get_application),
             RouteSpec("GET", "/channels/{channel_id}", f.get_channel),
-            RouteSpec("GET", "/channels/{channel_id}/messages", f.get_messages),
+            RouteSpec("GET", "/channels/{channel_id}/messages", f.get_messages, "message_history"),
             RouteSpec("POST", "/channels/{channel_id}/messages", f.create_message, "message_create"),
             RouteSpec("GET", "/channels/{channel_id}/messages/{message_id}", f.get_message),
             RouteSpec("PATCH", "/channels/{channel_id}/messages/{message_id}", f.edit_message, "message_edit"),
@@ -1360,21 +1491,17 @@ class _RestApi:
         return self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
 
     async def get_messages(self, call: RestCall) -> Any:
-        channel = self.fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
-        limit = min(max(int(call.query.get("limit", 50)), 1), 100)
-        before = int(call.query["before"]) if "before" in call.query else None
-        after = int(call.query["after"]) if "after" in call.query else None
-        visible = [
-            m
-            for m in self.fake._messages_by_channel.get(int(channel["id"]), [])
-            if not m.deleted and not m.flags & MessageFlag.EPHEMERAL
-        ]
-        if before is not None:
-            visible = [m for m in visible if m.id < before]
-        if after is not None:
-            visible = [m for m in visible if m.id > after]
-            return [_copied(m.payload) for m in reversed(visible[:limit])]
-        return [_copied(m.payload) for m in reversed(visible[-limit:])]
+        """Newest first, up to ``limit`` (1-100, default 50). Without View Channel: 403 50001; without
+        Read Message History: ``[]`` (Discord's documented answer, no error)."""
+        fake = self.fake
+        channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
+        limit = _history_limit(call.query.get("limit"))
+        anchors = {k: _snowflake_param(call.query, k) for k in ("before", "after", "around")}
+        in_guild = fake._guild_of(channel) is not None
+        if in_guild and not fake.permissions_for(channel, fake.bot_user.id) & Perm.READ_MESSAGE_HISTORY:
+            return []
+        page = fake.history_page(channel["id"], limit, **anchors)
+        return [_copied(m.payload) for m in page]
 
     async def get_message(self, call: RestCall) -> Any:
         return _copied(self._message_in_route(call).payload)
@@ -1438,7 +1565,7 @@ class _RestApi:
         channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
-        fake._check_can_create_threads(channel)
+        fake._check_can_create_threads(channel, ChannelType.PUBLIC_THREAD)
         stored = self._message_in_route(call)
         if stored.id in fake._threads_by_message:
             raise DiscordHTTPError(400, 160004, "A thread has already been created for this message")
@@ -1458,10 +1585,10 @@ class _RestApi:
         channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
-        fake._check_can_create_threads(channel)
         body = call.body()
-        validate_thread_body(body)
         thread_type = int(body.get("type") or ChannelType.PRIVATE_THREAD)
+        fake._check_can_create_threads(channel, thread_type)
+        validate_thread_body(body)
         thread_id = fake._ids.next()
         thread = fake._create_thread(channel, body["name"], thread_id=thread_id, thread_type=thread_type, body=body)
         await fake._announce_thread(thread)
@@ -1554,6 +1681,33 @@ class _RestApi:
         if stored is None or stored.deleted:
             raise unknown_message()
         return stored
+
+
+def _history_limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    try:
+        limit = int(raw)
+    except ValueError:
+        error = FieldError(("limit",), "NUMBER_TYPE_COERCE", f'Value "{raw}" is not int.')
+        raise invalid_form_body([error]) from None
+    if limit < 1:
+        error = FieldError(("limit",), "NUMBER_TYPE_MIN", "int value should be greater than or equal to 1.")
+        raise invalid_form_body([error])
+    if limit > 100:
+        error = FieldError(("limit",), "NUMBER_TYPE_MAX", "int value should be less than or equal to 100.")
+        raise invalid_form_body([error])
+    return limit
+
+
+def _snowflake_param(query: Mapping[str, str], name: str) -> int | None:
+    if name not in query:
+        return None
+    try:
+        return int(query[name])
+    except ValueError:
+        message = f'Value "{query[name]}" is not snowflake.'
+        raise invalid_form_body([FieldError((name,), "NUMBER_TYPE_COERCE", message)]) from None
 
 
 def interaction_callback_response(
@@ -2197,8 +2351,7 @@ class FakeDiscord:
         self._threads_by_message: dict[int, int] = {}
         self._dm_by_user: dict[int, int] = {}
         self._private_without_bot: set[int] = set()  # group DMs and DMs between people
-        self._forbid_threads: set[int] = set()
-        self._forbid_send: set[int] = set()
+        self.thread_members: dict[int, set[int]] = {}  # thread id → ids of the users in it (private threads)
         self._interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._ephemeral_for: dict[int, int] = {}  # ephemeral message id → the one user who sees it
@@ -2353,23 +2506,18 @@ class FakeDiscord:
         parent_channel = self.channels[int(parent["id"])]
         thread = self._create_thread(parent_channel, name, thread_id=self._ids.next(), thread_type=thread_type)
         thread["owner_id"] = str((owner or self.bot_user).id)
+        self.thread_members[int(thread["id"])] = {(owner or self.bot_user).id}
         return thread
 
     def set_channel_permissions(self, channel_id: int, *, allow_threads: bool = True, allow_send: bool = True) -> None:
-        """Deny the bot thread creation (403 50013) and/or sending in a channel; mirrored in overwrites."""
-        channel = self.channels[int(channel_id)]
-        self._forbid_threads.discard(int(channel_id))
-        self._forbid_send.discard(int(channel_id))
+        """Deny the bot thread creation (403 50013) and/or sending in a channel: the bot's member overwrite
+        (other overwrites are kept). Nothing is dispatched; ``set_overwrite`` announces a change."""
         deny = 0
         if not allow_threads:
-            self._forbid_threads.add(int(channel_id))
             deny |= Perm.CREATE_PUBLIC_THREADS | Perm.CREATE_PRIVATE_THREADS
         if not allow_send:
-            self._forbid_send.add(int(channel_id))
             deny |= Perm.SEND_MESSAGES | Perm.SEND_MESSAGES_IN_THREADS
-        channel["permission_overwrites"] = (
-            [{"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(deny)}] if deny else []
-        )
+        _put_overwrite(self.channels[int(channel_id)], self.bot_user.id, OverwriteType.MEMBER, 0, deny)
 
     def dm_channel_for(self, user: FakeUser) -> dict[str, Any]:
         channel_id = self._dm_by_user.get(user.id)
@@ -2514,9 +2662,24 @@ class FakeDiscord:
         await self.gateway.dispatch(event_name, data)
 
     async def remove_bot_from_guild(self, guild: FakeGuild) -> None:
-        """The bot is kicked or its app removed from `guild`: GUILD_DELETE without `unavailable`."""
+        """The bot is kicked or its app removed from `guild`: GUILD_DELETE without `unavailable`; it is
+        no member any more and its managed role is gone (its REST calls there get 403 50001)."""
         await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild.id)})
         guild.has_bot = False
+        guild.members.pop(self.bot_user.id, None)
+        for role in [r for r in guild.roles.values() if r.bot_id == self.bot_user.id]:
+            del guild.roles[role.id]
+
+    async def add_bot_to_guild(self, guild: FakeGuild) -> None:
+        """The bot is (re-)invited to `guild`: a member again with a new managed role, and GUILD_CREATE
+        with everything there (channels, overwrites, threads, members)."""
+        bot_role = FakeRole(self._ids.next(), self.bot_user.username, Perm.MEMBER_DEFAULT, 1, bot_id=self.bot_user.id)
+        guild.roles[bot_role.id] = bot_role
+        self._add_member(guild, self.bot_user, [bot_role.id])
+        guild.has_bot = True
+        payload = self._guild_create_payload(guild)
+        del payload["unavailable"]  # a join, not a guild coming back after an outage (discord.py: guild_join)
+        await self.gateway.dispatch("GUILD_CREATE", payload)
 
     async def guild_outage(self, guild: FakeGuild) -> None:
         """`guild` becomes unavailable (a Discord outage): GUILD_DELETE with `unavailable: true`."""
@@ -2537,7 +2700,8 @@ class FakeDiscord:
         """A user posts a message: stored like Discord and dispatched as MESSAGE_CREATE.
 
         ``mentions_bot`` prefixes ``<@bot_id>`` unless the content already mentions the bot.
-        ``files`` are (filename, content type, data) attachments, downloadable from the fake's
+        The author must be able to see the channel (LookupError otherwise, as Discord's client would not
+        let them post). ``files`` are (filename, content type, data) attachments, downloadable from the fake's
         CDN route at their ``url`` (served with their content type). Images whose bytes Pillow
         reads (PNG, JPEG, GIF, WebP) get their real content type, ``width`` and ``height``, as
         Discord reports them. ``reference_message_id`` makes it a reply (type 19): the payload
@@ -2546,6 +2710,9 @@ class FakeDiscord:
         Returns the full (unfiltered) gateway payload.
         """
         channel = self._require_channel(int(channel_id))
+        guild = self._guild_of(channel)
+        if guild is not None and not self._user_sees(channel, guild, author):
+            raise LookupError(f"{author.username} cannot see channel {channel['id']} (roles, overwrites) to post there")
         if mentions_bot and not re.search(rf"<@!?{self.bot_user.id}>", content):
             content = f"{self.bot_user.mention} {content}"
         body: dict[str, Any] = {"content": content, "embeds": list(embeds)}
@@ -2575,7 +2742,197 @@ class FakeDiscord:
         return self._gateway_message(stored)
 
     async def delete_user_message(self, message_id: int | str) -> None:
+        """A person deletes their message: MESSAGE_DELETE with ``id``, ``channel_id`` and ``guild_id`` only
+        (no content); GET answers 404 (10008) for it from now on."""
         await self._delete_message(self._messages[int(message_id)], force_announce=True)
+
+    async def delete_user_messages(self, channel_id: int | str, message_ids: Iterable[int | str]) -> None:
+        """A moderator deletes several messages of a channel at once: one MESSAGE_DELETE_BULK with ``ids``,
+        ``channel_id`` and ``guild_id``; each is gone (404) from now on."""
+        channel = self._require_channel(int(channel_id))
+        deleted = [self._messages[int(m)] for m in message_ids]
+        if any(m.channel_id != int(channel["id"]) or m.deleted for m in deleted):
+            raise LookupError(f"every message must be a live one of channel {channel_id}")
+        for stored in deleted:
+            stored.deleted = True
+        data: dict[str, Any] = {"ids": [str(m.id) for m in deleted], "channel_id": channel["id"]}
+        if channel.get("guild_id") is not None:
+            data["guild_id"] = channel["guild_id"]
+        await self.dispatch("MESSAGE_DELETE_BULK", data)
+
+    def seed_history(
+        self,
+        channel_id: int | str,
+        count: int,
+        *,
+        authors: Sequence[FakeUser],
+        content: Callable[[int], str] | None = None,
+        spacing: float = 1.0,
+    ) -> list[StoredMessage]:
+        """`count` messages written before anything else in the channel (`spacing` seconds apart, the
+        newest `spacing` before its oldest message or now), by `authors` in turn, with ``content(i)``
+        (default "message i"): stored only, no gateway events, as history the bot finds with GET
+        /channels/{id}/messages. Fast (plain payloads, no mention parsing): 100,000 in about half a second."""
+        channel = self._require_channel(int(channel_id))
+        stored_list = self._messages_by_channel.setdefault(int(channel["id"]), [])
+        end = min(snowflake_time(stored_list[0].id) if stored_list else time.time(), time.time()) - spacing
+        guild_id = guild.id if (guild := self._guild_of(channel)) else None
+        text = content or (lambda index: f"message {index}")
+        seeded: list[StoredMessage] = []
+        previous = 0
+        collecting = gc.isenabled()
+        gc.disable()  # many small dicts: the collector would take most of the time
+        try:
+            for index in range(count):
+                at = end - (count - 1 - index) * spacing
+                message_id = max((int(at * 1000) - DISCORD_EPOCH_MS) << 22, previous + 1)
+                while message_id in self._messages:
+                    message_id += 1
+                previous = message_id
+                payload = _history_payload(message_id, channel["id"], authors[index % len(authors)], text(index), at)
+                stored = StoredMessage(payload, guild_id, [(at, payload["content"])])
+                self._messages[message_id] = stored
+                seeded.append(stored)
+        finally:
+            if collecting:
+                gc.enable()
+        stored_list[:0] = seeded
+        if channel.get("last_message_id") is None and seeded:
+            channel["last_message_id"] = str(seeded[-1].id)
+        return seeded
+
+    def history_page(
+        self,
+        channel_id: int | str,
+        limit: int = 50,
+        *,
+        before: int | str | None = None,
+        after: int | str | None = None,
+        around: int | str | None = None,
+    ) -> list[StoredMessage]:
+        """What GET /channels/{id}/messages answers (without permission checks): up to `limit` live,
+        non-ephemeral messages, newest first; before / after / around a message id (one of them)."""
+        stored = self._messages_by_channel.get(int(channel_id), [])
+        before, after, around = (int(a) if a is not None else None for a in (before, after, around))
+        if around is not None:
+            older = _walk(stored, bisect.bisect_right(stored, around, key=_message_id) - 1, -1, limit // 2 + 1)
+            newer = _walk(stored, bisect.bisect_right(stored, around, key=_message_id), 1, limit - len(older))
+            return [*reversed(newer), *older]
+        if after is not None and before is None:
+            newer = _walk(stored, bisect.bisect_right(stored, after, key=_message_id), 1, limit)
+            return list(reversed(newer))
+        start = len(stored) if before is None else bisect.bisect_left(stored, before, key=_message_id)
+        return _walk(stored, start - 1, -1, limit)
+
+    async def create_role(self, guild: FakeGuild, name: str, *, permissions: int = 0) -> int:
+        """``add_role`` announced to a connected bot (GUILD_ROLE_CREATE); returns the role id."""
+        role_id = self.add_role(guild, name, permissions=permissions)
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": guild.roles[role_id].payload()})
+        return role_id
+
+    async def set_role_permissions(self, guild: FakeGuild, role_id: int, permissions: int) -> None:
+        """A role's guild-wide permissions change (@everyone's id is the guild's): GUILD_ROLE_UPDATE."""
+        role = guild.roles[int(role_id)]
+        role.permissions = permissions
+        await self.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role.payload()})
+
+    async def set_member_roles(self, guild: FakeGuild, user: FakeUser, role_ids: Iterable[int]) -> None:
+        """`user`'s roles in `guild` become `role_ids`: GUILD_MEMBER_UPDATE (sent with the Members intent
+        only; without it the bot learns the roles from the member object of their next message or
+        interaction)."""
+        member = guild.members[user.id]
+        roles = [int(r) for r in role_ids]
+        unknown = [r for r in roles if r not in guild.roles or r == guild.id]
+        if unknown:
+            raise LookupError(f"no roles {unknown} to give in {guild.name!r} (@everyone is implicit)")
+        member.role_ids = roles
+        await self.dispatch("GUILD_MEMBER_UPDATE", {"guild_id": str(guild.id), **member.payload()})
+
+    async def create_text_channel(
+        self, guild: FakeGuild, name: str, *, overwrites: Iterable[Mapping[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """A text channel made while the bot is connected (CHANNEL_CREATE), with `overwrites` (as
+        ``overwrite(...)`` makes them)."""
+        channel = self.add_text_channel(guild, name)
+        channel["permission_overwrites"] = [dict(o) for o in overwrites]
+        await self.dispatch("CHANNEL_CREATE", _copied(channel))
+        return channel
+
+    async def set_overwrite(
+        self, channel: Mapping[str, Any], target: FakeUser | int, *, allow: int = 0, deny: int = 0
+    ) -> dict[str, Any]:
+        """Set a channel's permission overwrite for a role (its id; @everyone's is the guild's id) or a
+        member (a FakeUser); nothing allowed or denied removes it. Announced with CHANNEL_UPDATE (the
+        whole channel, ``permission_overwrites`` included); returns the channel."""
+        stored = self.channels[int(channel["id"])]
+        if stored["type"] in ChannelType.THREADS:
+            raise ValueError("threads have no overwrites of their own: set them on the parent channel")
+        if isinstance(target, FakeUser):
+            _put_overwrite(stored, target.id, OverwriteType.MEMBER, allow, deny)
+        else:
+            _put_overwrite(stored, int(target), OverwriteType.ROLE, allow, deny)
+        await self.dispatch("CHANNEL_UPDATE", _copied(stored))
+        return stored
+
+    async def make_private_channel(
+        self,
+        channel: Mapping[str, Any],
+        *,
+        roles: Iterable[int] = (),
+        users: Iterable[FakeUser] = (),
+        bot_can_read: bool = True,
+    ) -> dict[str, Any]:
+        """Make a channel private as Discord's "Private Channel" switch does: @everyone denied View
+        Channel, `roles` and `users` allowed View Channel and Read Message History, and the bot too
+        unless `bot_can_read` is False. One CHANNEL_UPDATE; returns the channel."""
+        stored = self.channels[int(channel["id"])]
+        guild = self._guild_of(stored)
+        if guild is None or stored["type"] in ChannelType.THREADS:
+            raise ValueError("only a guild channel (not a thread) can be made private")
+        _put_overwrite(stored, guild.id, OverwriteType.ROLE, 0, Perm.VIEW_CHANNEL)
+        for role_id in roles:
+            _put_overwrite(stored, int(role_id), OverwriteType.ROLE, Perm.READ, 0)
+        for user in users:
+            _put_overwrite(stored, user.id, OverwriteType.MEMBER, Perm.READ, 0)
+        bot = next((o for o in stored["permission_overwrites"] if o["id"] == str(self.bot_user.id)), None)
+        allow, deny = (int(bot["allow"]), int(bot["deny"])) if bot else (0, 0)
+        if bot_can_read:
+            allow, deny = allow | Perm.READ, deny & ~Perm.READ
+        else:
+            allow, deny = allow & ~Perm.READ, deny | Perm.VIEW_CHANNEL
+        _put_overwrite(stored, self.bot_user.id, OverwriteType.MEMBER, allow, deny)
+        await self.dispatch("CHANNEL_UPDATE", _copied(stored))
+        return stored
+
+    async def create_user_thread(
+        self,
+        parent: Mapping[str, Any],
+        owner: FakeUser,
+        name: str,
+        *,
+        private: bool = False,
+        members: Iterable[FakeUser] = (),
+        from_message_id: int | str | None = None,
+    ) -> dict[str, Any]:
+        """A person starts a thread in a text channel: public (type 11; from one of the channel's
+        messages with `from_message_id`, then the thread's id is that message's) or private (type 12,
+        seen by its `owner`, `members` and whoever may Manage Threads; include ``fake.bot_user`` in
+        `members` for the bot to get its events). THREAD_CREATE with ``newly_created``; returns it."""
+        stored_parent = self.channels[int(parent["id"])]
+        thread_type = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
+        starter = self._messages.get(int(from_message_id)) if from_message_id is not None else None
+        if from_message_id is not None and (starter is None or starter.channel_id != int(parent["id"]) or private):
+            raise LookupError(f"a public thread can start from a message of channel {parent['id']} only")
+        thread_id = starter.id if starter is not None else self._ids.next()
+        thread = self._create_thread(stored_parent, name, thread_id=thread_id, thread_type=thread_type)
+        thread["owner_id"] = str(owner.id)
+        self.thread_members[thread_id] = {owner.id, *(m.id for m in members)}
+        if starter is not None:
+            self._threads_by_message[starter.id] = thread_id
+            starter.payload["thread"] = _copied(thread)
+            starter.payload["flags"] |= MessageFlag.HAS_THREAD
+        await self._announce_thread(thread)
+        return thread
 
     async def send_slash_command(
         self, channel_id: int | str, user: FakeUser, name: str, options: Mapping[str, Any] | None = None
@@ -2709,7 +3066,7 @@ class FakeDiscord:
             "message": _copied(stored.payload),
             "context": context,
             "authorizing_integration_owners": owners,
-            "app_permissions": str(self._app_permissions(guild, context)),
+            "app_permissions": str(self._app_permissions(channel, guild, context)),
         }
         return await self._create_interaction(
             channel,
@@ -2774,11 +3131,16 @@ class FakeDiscord:
             triggered_by=shown.id,
         )
 
+    def can_view(self, channel: Mapping[str, Any], user: FakeUser) -> bool:
+        """Whether `user` can see `channel` (a guild channel or thread: View Channel from roles and
+        overwrites; a private thread: a member of it, or may Manage Threads; a DM: a recipient)."""
+        return self._user_sees(self.channels[int(channel["id"])], self._guild_of(channel), user)
+
     def _user_sees(self, channel: Mapping[str, Any], guild: FakeGuild | None, user: FakeUser) -> bool:
         """Whether `user` can see `channel`: a member of its guild with VIEW_CHANNEL there, the
         person of the bot's DM, or a recipient of a (group) DM."""
         if guild is not None:
-            return user.id in guild.members and bool(guild.permissions_of(user.id) & Perm.VIEW_CHANNEL)
+            return user.id in guild.members and bool(self.permissions_for(channel, user.id) & Perm.VIEW_CHANNEL)
         if int(channel["id"]) in self._dm_by_user.values():
             return self._dm_by_user.get(user.id) == int(channel["id"])
         return any(r.get("id") == str(user.id) for r in channel.get("recipients") or [])
@@ -2887,8 +3249,8 @@ class FakeDiscord:
         (403 Missing Access), a (group) DM it is not in does not exist for it (404)."""
         channel = self._require_channel(channel_id)
         guild = self._guild_of(channel)
-        if guild is not None and not guild.has_bot:
-            raise missing_access()
+        if guild is not None and not (guild.has_bot and self.permissions_for(channel, self.bot_user.id)):
+            raise missing_access()  # not in the guild, or no View Channel there
         if channel_id in self._private_without_bot:
             raise unknown_channel()
         return channel
@@ -2908,9 +3270,20 @@ class FakeDiscord:
         guild_id = data.get("guild_id")
         if guild_id is not None:
             guild = self.guilds.get(int(guild_id))
-            return guild is None or guild.has_bot
+            return guild is None or (guild.has_bot and self._bot_views_channel_of(event, data))
         channel_id = data.get("channel_id") or (data.get("id") if event.startswith("CHANNEL_") else None)
         return channel_id is None or int(channel_id) not in self._private_without_bot
+
+    def _bot_views_channel_of(self, event: str, data: Mapping[str, Any]) -> bool:
+        """Messages, typing and reactions of a channel the bot cannot view, and threads it cannot see,
+        are not sent to it (channels themselves are: a bot gets every channel of its guilds)."""
+        if event.startswith(("MESSAGE_", "TYPING_")):
+            channel = self.channels.get(int(data.get("channel_id") or 0))
+        elif event.startswith("THREAD_") and "type" in data:
+            channel = self.channels.get(int(data.get("id") or 0))
+        else:
+            return True
+        return channel is None or bool(self.permissions_for(channel, self.bot_user.id) & Perm.VIEW_CHANNEL)
 
     def _require_user(self, user_id: int) -> FakeUser:
         user = self.users.get(user_id)
@@ -2929,12 +3302,29 @@ class FakeDiscord:
         return int(channel["id"])
 
     def _check_can_send(self, channel: Mapping[str, Any]) -> None:
-        if self._parent_id(channel) in self._forbid_send:
+        needed = Perm.SEND_MESSAGES_IN_THREADS if channel["type"] in ChannelType.THREADS else Perm.SEND_MESSAGES
+        self._require_permission(channel, needed)
+
+    def _check_can_create_threads(self, channel: Mapping[str, Any], thread_type: int) -> None:
+        private = thread_type == ChannelType.PRIVATE_THREAD
+        self._require_permission(channel, Perm.CREATE_PRIVATE_THREADS if private else Perm.CREATE_PUBLIC_THREADS)
+
+    def _require_permission(self, channel: Mapping[str, Any], needed: int) -> None:
+        if self._guild_of(channel) is not None and not self.permissions_for(channel, self.bot_user.id) & needed:
             raise missing_permissions()
 
-    def _check_can_create_threads(self, channel: Mapping[str, Any]) -> None:
-        if int(channel["id"]) in self._forbid_threads:
-            raise missing_permissions()
+    def permissions_for(self, channel: Mapping[str, Any], user_id: int) -> int:
+        """`user_id`'s permissions in a guild channel or thread (a thread has its parent's overwrites; a
+        private thread is seen by its members and those who may Manage Threads only); 0 for a non-member."""
+        guild = self._guild_of(channel)
+        if guild is None or user_id not in guild.members:
+            return 0
+        parent = self.channels[self._parent_id(channel)]
+        permissions = guild.permissions_in(parent.get("permission_overwrites") or [], user_id)
+        if channel["type"] == ChannelType.PRIVATE_THREAD and not permissions & Perm.MANAGE_THREADS:
+            if user_id not in self.thread_members.get(int(channel["id"]), set()):
+                return 0
+        return permissions
 
     def _add_member(self, guild: FakeGuild, user: FakeUser, role_ids: list[int]) -> None:
         guild.members[user.id] = FakeMember(user, role_ids, joined_at=time.time())
@@ -3148,6 +3538,7 @@ class FakeDiscord:
             },
         }
         self.channels[thread_id] = thread
+        self.thread_members[thread_id] = {self.bot_user.id}
         self._schedule_archive(thread)
         return thread
 
@@ -3236,6 +3627,8 @@ class FakeDiscord:
             }
             if entry.get("integration_types") is None:
                 entry["integration_types"] = installs
+            if entry["default_member_permissions"] is not None:  # Discord answers a string of bits
+                entry["default_member_permissions"] = str(int(entry["default_member_permissions"]))
             if scope is not None:
                 entry["guild_id"] = str(scope)
             stored.append(entry)
@@ -3271,13 +3664,16 @@ class FakeDiscord:
         target_id: int | None = None,
     ) -> FakeInteraction:
         """Record an interaction and dispatch it as INTERACTION_CREATE, like Discord does when a
-        person runs a command (or types into an autocomplete option)."""
+        person runs a command (or types into an autocomplete option). Not in a guild channel the
+        person cannot see: LookupError (Discord's client shows them nothing there)."""
         guild = self._guild_of(channel)
+        if guild is not None and not self._user_sees(channel, guild, user):
+            raise LookupError(f"{user.username} cannot see channel {channel['id']} to use {command['name']!r} there")
         context, owners = self._authorize(channel, guild, user, command)
         extra = {
             "context": context,
             "authorizing_integration_owners": owners,
-            "app_permissions": str(self._app_permissions(guild, context)),
+            "app_permissions": str(self._app_permissions(channel, guild, context)),
         }
         return await self._create_interaction(
             channel,
@@ -3355,17 +3751,18 @@ class FakeDiscord:
             member = guild.members.get(user.id) or FakeMember(user, [], time.time())
             payload.update(guild_id=str(guild.id), guild_locale="en-US")
             payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
-            payload["member"] = {**member.payload(), "permissions": str(guild.permissions_of(user.id))}
+            permissions = self.permissions_for(channel, user.id)  # in the channel, overwrites included
+            payload["member"] = {**member.payload(), "permissions": str(permissions)}
         else:
             payload.update(user=user.payload())
         return payload
 
-    def _app_permissions(self, guild: FakeGuild | None, context: int) -> int:
+    def _app_permissions(self, channel: Mapping[str, Any], guild: FakeGuild | None, context: int) -> int:
         """What the app may do where the interaction happened: the bot's permissions in a guild
         it is in; Discord's documented sets in DMs (the fake uses the (G)DM one for a guild
         reached through a user install)."""
         if guild is not None and guild.has_bot:
-            return guild.permissions_of(self.bot_user.id)
+            return self.permissions_for(channel, self.bot_user.id)
         return Perm.BOT_DM_APP if context == ContextType.BOT_DM else Perm.USER_INSTALL_APP
 
     def _context(self, channel: Mapping[str, Any], guild: FakeGuild | None) -> tuple[int, str]:
@@ -3715,6 +4112,7 @@ class FakeDiscord:
             if c["type"] in ChannelType.THREADS
             and c.get("guild_id") == str(guild.id)
             and not c["thread_metadata"]["archived"]
+            and self.permissions_for(c, self.bot_user.id) & Perm.VIEW_CHANNEL
         ]
         for channel in channels:
             channel.pop("guild_id", None)  # Discord omits it inside GUILD_CREATE
@@ -3821,6 +4219,21 @@ def _add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
         )
         return web.json_response(payload)
 
+    async def seed_history(request: web.Request) -> web.Response:
+        body = await request.json()
+        authors = [fake.users[int(a)] for a in body["author_ids"]]
+        seeded = fake.seed_history(body["channel_id"], int(body["count"]), authors=authors)
+        return web.json_response({"first_id": str(seeded[0].id) if seeded else None, "count": len(seeded)})
+
+    async def edit_message(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(await fake.edit_user_message(body["message_id"], body["content"]))
+
+    async def delete_message(request: web.Request) -> web.Response:
+        body = await request.json()
+        await fake.delete_user_message(body["message_id"])
+        return web.json_response({})
+
     async def channel_messages(request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
         messages = [
@@ -3841,6 +4254,9 @@ def _add_control_routes(fake: FakeDiscord, app: web.Application) -> None:
     app.router.add_get("/_fake/state", state)
     app.router.add_get("/_fake/stats", stats)
     app.router.add_post("/_fake/user_message", user_message)
+    app.router.add_post("/_fake/seed_history", seed_history)
+    app.router.add_post("/_fake/edit_message", edit_message)
+    app.router.add_post("/_fake/delete_message", delete_message)
     app.router.add_get("/_fake/channels/{channel_id}/messages", channel_messages)
 
 

@@ -2351,7 +2351,11 @@ class FakeSlack:
             raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
 
     def _conversations_info(self, params: JsonDict, now: float) -> JsonDict:
+        """A conversation's ``is_private`` / ``is_member`` (``num_members`` when asked); a private channel the
+        bot is not in is invisible to it (channel_not_found)."""
         channel = self._resolve_channel(params.get("channel"))
+        if channel.is_private and not channel.is_im and not channel.bot_member:
+            raise ApiError("channel_not_found")
         data = channel.to_api()
         if str(params.get("include_num_members", "")).lower() in ("1", "true"):
             data["num_members"] = len(self.members_of(channel.id))

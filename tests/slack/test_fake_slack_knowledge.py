@@ -328,9 +328,8 @@ async def test_permalinks_of_messages_and_thread_replies(fake: FakeSlack) -> Non
 async def test_membership_is_kept_and_announced(fake: FakeSlack, socket_app: list[dict[str, Any]]) -> None:
     fake.add_channel(PRIVATE, "secret", is_private=True, bot_member=False)
     client = web_client(fake)
-    info = (await client.conversations_info(channel=PRIVATE))["channel"]
-    assert (info["is_private"], info["is_member"]) == (True, False)
-    assert (await api_error(client.conversations_members(channel=PRIVATE))).response["error"] == "channel_not_found"
+    for hidden in (client.conversations_info(channel=PRIVATE), client.conversations_members(channel=PRIVATE)):
+        assert (await api_error(hidden)).response["error"] == "channel_not_found"  # the bot can't see it
 
     events = [
         fake.member_joined_event(PRIVATE, fake.bot_user_id, inviter=USER),
@@ -350,7 +349,10 @@ async def test_membership_is_kept_and_announced(fake: FakeSlack, socket_app: lis
     [bob_joined] = [b["event"] for b in socket_app if b["event"]["user"] == BOB]
     assert bob_joined["inviter"] == USER and bob_joined["team"] == fake.team_id
 
-    assert (await client.conversations_info(channel=PRIVATE, include_num_members=True))["channel"]["num_members"] == 2
+    info = (await client.conversations_info(channel=PRIVATE, include_num_members=True))["channel"]
+    assert (info["is_private"], info["is_member"], info["num_members"]) == (True, True, 2)
+    outside = await client.conversations_info(channel=fake.add_channel("C0OUTSIDE", "o", bot_member=False).id)
+    assert (outside["channel"]["is_private"], outside["channel"]["is_member"]) == (False, False)
     first = await client.conversations_members(channel=PRIVATE, limit=1)
     rest = await client.conversations_members(channel=PRIVATE, cursor=first["response_metadata"]["next_cursor"])
     assert first["members"] + rest["members"] == sorted([BOB, fake.bot_user_id])

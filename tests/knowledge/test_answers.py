@@ -1,0 +1,163 @@
+"""Answers from knowledge as a person sees them: the relevant passages reach the model numbered, the answer's marks
+become links and its sources are listed; small talk gets none; what the asker can't read never reaches the prompt;
+a model that gets tools can search again. The core with the real AsyncInferenceClient against the loopback model
+server, real Redis, the real engine (embedded PostgreSQL) and the real embedder (WordLlama)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from bot.core import ChatCore, Turn
+from bot.knowledge.embedded import EmbeddedDatabase
+from bot.knowledge.embeddings import LocalEmbedder
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Passage
+from bot.knowledge.postgres import PostgresEngine
+from bot.knowledge.service import Knowledge
+from bot.prompt import MistralTokenCounter
+from bot.store import HistoryStore
+from bot.surface import SurfaceLimits
+from bot.tools.toolbox import ToolBox
+from config.tools import ToolSettings
+from tests.conftest import make_core, remote_model_settings
+from tests.fakes.citing_model import NOT_COVERED, citing_responder, passages_in
+from tests.fakes.memory_surface import MemorySurface
+from tests.fakes.model_server import FakeModelServer, Script, ToolCallScript
+
+GUILD = "discord:9001"
+RELEASE = Passage(
+    GUILD, "channel:1", "m1", "Decision: the 2.0 release ships on Friday the 12th after the QA sign-off.", "#releases",
+    url="https://discord.com/channels/9001/1/1001", channel="1", author="7", updated_at=1_764_000_000.0,
+)  # fmt: skip
+SECRET = Passage(
+    GUILD, "channel:2", "m2", "The staff bonus budget for the release is 40,000 euros.", "#staff",
+    url="https://discord.com/channels/9001/2/1002", channel="2", author="8",
+)  # fmt: skip
+VPN = Passage(
+    DEPLOYMENT_SCOPE, "dir:vpn.md", "dir:vpn.md#1",
+    "To work from home, install WireGuard and import the office profile; then connect before opening the intranet.",
+    "vpn.md",
+)  # fmt: skip
+
+
+@pytest.fixture
+async def knowledge(database: EmbeddedDatabase) -> AsyncIterator[Knowledge]:
+    knowledge = Knowledge(PostgresEngine(database.url), LocalEmbedder())
+    await knowledge.start()
+    await knowledge.add([RELEASE, SECRET, VPN])
+    yield knowledge
+    await knowledge.aclose()
+
+
+@pytest.fixture
+async def core(
+    model_server: FakeModelServer,
+    redis_store: HistoryStore,
+    token_counter: MistralTokenCounter,
+    knowledge: Knowledge,
+) -> AsyncIterator[ChatCore]:
+    model_server.responder = citing_responder
+    settings = remote_model_settings(model_server.base_url)
+    core = make_core(settings, redis_store, token_counter, knowledge=knowledge)
+    yield core
+    await core.aclose()
+
+
+def surface() -> MemorySurface:
+    return MemorySurface(SurfaceLimits(max_length=4000, min_edit_interval=0.05))
+
+
+def text_of(shown: MemorySurface) -> str:
+    return "\n".join(shown.messages)
+
+
+def turn(text: str, thread: str = "knowledge:t1", readable: frozenset[str] = frozenset({"1", "2"})) -> Turn:
+    access = Access((GUILD, DEPLOYMENT_SCOPE), readable)
+    return Turn(thread=thread, author_id="42", author_name="Ada", text=text, knowledge=access)
+
+
+async def test_an_answer_cites_the_channel_message_it_used_with_its_link(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    shown = surface()
+    await core.answer(turn("When does the 2.0 release ship?"), shown)
+    passages = passages_in(model_server.requests[-1].body)
+    assert RELEASE.text in passages.values()
+    assert "ships on Friday" in text_of(shown)
+    assert "[[1]](<https://discord.com/channels/9001/1/1001>)" in text_of(shown)
+    assert "Sources:\n" in text_of(shown) and "<https://discord.com/channels/9001/1/1001> #releases" in text_of(shown)
+
+
+async def test_a_question_in_other_words_finds_the_document_by_meaning(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    shown = surface()
+    await core.answer(turn("How can I reach the company network remotely?"), shown)
+    assert VPN.text in passages_in(model_server.requests[-1].body).values()
+    assert "vpn.md" in text_of(shown).split("Sources:")[-1]
+
+
+async def test_small_talk_gets_no_passages_and_no_sources(core: ChatCore, model_server: FakeModelServer) -> None:
+    shown = surface()
+    await core.answer(turn("thanks!"), shown)
+    assert passages_in(model_server.requests[-1].body) == {}
+    assert NOT_COVERED in text_of(shown) and "Sources:" not in text_of(shown)
+
+
+async def test_a_channel_the_asker_cannot_read_never_reaches_the_prompt(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    await core.answer(turn("What is the bonus budget for the release?", readable=frozenset({"1"})), surface())
+    prompt = str(model_server.requests[-1].body["messages"])
+    assert "40,000" not in prompt
+    await core.answer(turn("What is the bonus budget for the release?", "knowledge:t2"), surface())
+    assert "40,000" in str(model_server.requests[-1].body["messages"])
+
+
+async def test_another_servers_knowledge_is_never_searched(core: ChatCore, model_server: FakeModelServer) -> None:
+    other = Access(("discord:other", DEPLOYMENT_SCOPE), frozenset({"1", "2"}))
+    question = Turn("knowledge:t3", "42", "Ada", "When does the 2.0 release ship?", knowledge=other)
+    await core.answer(question, surface())
+    assert RELEASE.text not in passages_in(model_server.requests[-1].body).values()
+
+
+async def test_a_follow_up_searches_again_and_the_history_keeps_the_sources_shown(
+    core: ChatCore, model_server: FakeModelServer
+) -> None:
+    await core.answer(turn("When does the 2.0 release ship?", "knowledge:t4"), surface())
+    await core.answer(turn("And how do I connect to the VPN from home?", "knowledge:t4"), surface())
+    assert VPN.text in passages_in(model_server.requests[-1].body).values()
+    history = await core.history("knowledge:t4")
+    assert "#releases" in history[1].content and "vpn.md" in history[3].content
+
+
+async def test_a_model_with_tools_searches_again_and_cites_what_it_found(
+    model_server: FakeModelServer,
+    redis_store: HistoryStore,
+    token_counter: MistralTokenCounter,
+    knowledge: Knowledge,
+) -> None:
+    rounds: list[int] = []
+
+    def searching(body: dict[str, object]) -> Script:
+        rounds.append(1)
+        if len(rounds) == 1:
+            return Script(tool_calls=(ToolCallScript("search_knowledge", '{"query": "WireGuard office profile"}'),))
+        return Script(text="Install WireGuard first [1].")
+
+    model_server.responder = searching  # type: ignore[assignment]
+    settings = remote_model_settings(model_server.base_url)
+    tools = ToolBox(replace(ToolSettings(), tool_models=frozenset({settings.model_id})))
+    core = make_core(settings, redis_store, token_counter, knowledge=knowledge, tools=tools)
+    shown = surface()
+    try:
+        await core.answer(turn("hello there", "knowledge:t5"), shown)
+    finally:
+        await core.aclose()
+    offered = [tool["function"]["name"] for tool in model_server.requests[0].body.get("tools", [])]
+    assert offered == ["search_knowledge"]
+    assert "WireGuard" not in str(model_server.requests[0].body["messages"])  # small talk: no passages at first
+    assert VPN.text in str(model_server.requests[1].body["messages"])  # the tool's result
+    assert text_of(shown).split("Sources:")[-1].strip().endswith("[1] vpn.md")
