@@ -34,6 +34,7 @@ USAGE = (
 )
 NOT_ADMIN = "Only workspace admins (or the people this bot names) may change or list this workspace's knowledge."
 LISTED = 50  # sources listed at most (the rest counted), so the answer stays one readable message
+NOT_IN_CHANNEL = "I'm not in this channel: invite me first (`/invite` and my name), then run this again."
 NO_KNOWLEDGE = "Knowledge is not available in this deployment."
 
 
@@ -88,11 +89,13 @@ class KnowledgeCommand:
         try:
             info = (await client.conversations_info(channel=channel))["channel"]
             if not info.get("is_member"):
-                return "I'm not in this channel: invite me first (`/invite` and my name), then run this again."
+                return NOT_IN_CHANNEL
             if info.get("is_private"):
                 await self._knowledge.members.track(team, channel, await channel_members(client, channel))
         except SlackApiError as error:
             log.warning("slack_knowledge_channel_unreadable", channel=channel, error=error.response.get("error"))
+            if error.response.get("error") in ("channel_not_found", "not_in_channel"):
+                return NOT_IN_CHANNEL
             return f"I couldn't read this channel (Slack answered `{error.response.get('error')}`)."
         channels = self._knowledge.channels
         if not await channels.opt_in(scope_of(team), channel, f"#{info.get('name') or channel}"):

@@ -146,6 +146,15 @@ async def test_non_admins_are_refused(harness: SlackHarness) -> None:
     assert harness.fake.ephemerals[before].user == BOB
 
 
+async def test_a_channel_the_bot_is_not_in_is_refused(harness: SlackHarness) -> None:
+    harness.new_workspace()
+    harness.fake.add_channel("C0NOBOT01", "nobot", bot_member=False)
+    harness.fake.add_channel("G0NOBOT01", "hidden", is_private=True, bot_member=False, members=[ALICE])
+    for channel in ("C0NOBOT01", "G0NOBOT01"):
+        said = await command(harness, ALICE, channel, "channel on")
+        assert said == "I'm not in this channel: invite me first (`/invite` and my name), then run this again."
+
+
 async def test_channel_messages_cited_with_permalinks_edits_and_deletes_followed(
     harness: SlackHarness, model: FakeModelServer, database: EmbeddedDatabase
 ) -> None:
