@@ -1,8 +1,8 @@
 """The Slack app: mentions and DMs answered in threads (commands: .commands, .persona_command, .forget_command;
-the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; leaving a
-workspace: .uninstall), Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.oauth).
-Each request brings its workspace's Web API client (.surfaces.Reach); work no request brings one for uses
-.workspaces.
+the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; knowledge:
+.knowledge_command, .knowledge_shortcut, .knowledge_feed, .knowledge_history; leaving a workspace: .uninstall),
+Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.oauth). Each request brings its
+workspace's Web API client (.surfaces.Reach); work no request brings one for uses .workspaces.
 
 Conversation keys:
   slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread, an
