@@ -202,6 +202,8 @@ DEFAULT_SCOPES = frozenset(
         "assistant:write",
         "channels:history",
         "groups:history",
+        "channels:read",
+        "groups:read",
         "im:history",
         "im:read",
         "im:write",
@@ -218,8 +220,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "assistant.threads.setTitle": ("assistant:write",),
     "assistant.threads.setStatus": ("assistant:write", "chat:write"),
 }
-# What reading a channel's members and getting member_joined_channel / member_left_channel need (not in the
-# manifest yet: a test that reads members passes scopes=DEFAULT_SCOPES | KNOWLEDGE_SCOPES).
+# What reading a channel's members and getting member_joined_channel / member_left_channel need (in the manifest,
+# so in DEFAULT_SCOPES too; a test takes them away with `fake.scopes -= KNOWLEDGE_SCOPES`).
 KNOWLEDGE_SCOPES = frozenset({"channels:read", "groups:read"})
 READ_SCOPES = {"channel": "channels:read", "group": "groups:read", "im": "im:read"}
 HISTORY_METHODS = ("conversations.history", "conversations.replies")
