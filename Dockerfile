@@ -48,10 +48,12 @@ ARG EMBEDDED_MODEL=0
 RUN if [ "$EMBEDDED_MODEL" = 1 ]; then \
         apt-get update -q && apt-get install -y -q --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && useradd --system --create-home --home-dir /home/bot --shell /usr/sbin/nologin --uid 10001 bot
+    && useradd --system --create-home --home-dir /home/bot --shell /usr/sbin/nologin --uid 10001 bot \
+    && install -d -o bot -g bot /home/bot/knowledge
 ENV PATH=/app/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    HF_HUB_DISABLE_TELEMETRY=1
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    KNOWLEDGE_DATA_DIR=/home/bot/knowledge
 WORKDIR /app
 COPY --from=build /app/venv /app/venv
 COPY bot/ bot/

@@ -101,7 +101,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
         show_reasoning=ShowReasoning(settings.show_reasoning),
         knowledge_share=settings.knowledge.prompt_share,
     )
-    knowledge = KnowledgeOpener(partial(open_knowledge, settings.knowledge), core.use_knowledge)
+    knowledge = KnowledgeOpener(partial(open_knowledge, settings), core.use_knowledge)
     await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()
     return Services(core, coordination, metrics, redis, settings, prompts, knowledge)

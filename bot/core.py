@@ -77,7 +77,7 @@ class ChatCore:
         turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share)
         self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas, turn_knowledge)
         slots = ModelSlots(self._metrics, max_concurrent_replies)
-        toolbox = tools or ToolBox(ToolSettings())
+        toolbox = tools if tools is not None else ToolBox(ToolSettings())
         self._answering = Answering(backend, slots, prompts, models, toolbox, gate, turn_knowledge)
         self._remembering = Remembering(store, prompts)
         self._active = 0

@@ -4,6 +4,7 @@ preparation, and the passages that fit the knowledge's share of the prompt."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import structlog
 
@@ -22,6 +23,7 @@ SEARCH_SECONDS = 3.0  # past this the answer goes on without knowledge (and says
 HITS = 8
 # What is searched of a question: the files' text the adapters append after it would drown its words.
 QUESTION_CHARS = 1_000
+_WORD = re.compile(r"\w+")
 EVERYONES = Access((DEPLOYMENT_SCOPE,))  # a turn its adapter gave no access: KNOWLEDGE_DIR's files only
 UNAVAILABLE = "I couldn't search the knowledge just now, so this answer doesn't use it."
 
@@ -34,7 +36,7 @@ class TurnKnowledge:
 
     async def search(self, turn: Turn) -> list[Hit] | None:
         """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed."""
-        if self.knowledge is None or turn.again:
+        if self.knowledge is None or turn.again or _small_talk(turn.text):
             return []
         access = turn.knowledge or EVERYONES
         question = turn.text[:QUESTION_CHARS]
@@ -59,3 +61,9 @@ class TurnKnowledge:
         size = sum(len(hit.passage.text) for hit in hits)
         limit = min(int(budget * self._share), room)
         return await off_loop_if_large(size, shown_in_prompt, hits, limit, self._prompts.count)
+
+
+def _small_talk(text: str) -> bool:
+    """ "thanks!", "lol", "ok 👍": one word at most, and no code or number a search could find ("E4711" is searched)."""
+    words = _WORD.findall(text[:QUESTION_CHARS])
+    return len(words) < 2 and not any(character.isdigit() for word in words for character in word)

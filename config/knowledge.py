@@ -21,16 +21,25 @@ class KnowledgeSettings:
     database_url: str | None = None  # KNOWLEDGE_DATABASE_URL: PostgreSQL with pgvector; None: the embedded server
     data_dir: Path = field(default_factory=lambda: Path.cwd() / DEFAULT_DATA_DIR)  # KNOWLEDGE_DATA_DIR
     prompt_share: float = DEFAULT_PROMPT_SHARE  # KNOWLEDGE_PROMPT_SHARE: of the prompt's token budget, at most
+    min_relevance: float | None = None  # KNOWLEDGE_MIN_RELEVANCE: the cosine a passage needs (None: the model's own)
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
+    embedding_model = env.optional_str("EMBEDDING_MODEL")
+    embedding_base_url = env.url("EMBEDDING_BASE_URL", None, ("http", "https"))
+    if embedding_model and not embedding_base_url and not _is_url(embedding_model) and not env.raw("HF_TOKEN"):
+        raise ConfigError(
+            f"EMBEDDING_MODEL={embedding_model!r} is set but HF_TOKEN is not: a Hub model is reached with an hf_… "
+            "token (or set EMBEDDING_BASE_URL to a server of your own)"
+        )
     return KnowledgeSettings(
         folder=_folder(env, "KNOWLEDGE_DIR"),
-        embedding_model=env.optional_str("EMBEDDING_MODEL"),
-        embedding_base_url=env.url("EMBEDDING_BASE_URL", None, ("http", "https")),
+        embedding_model=embedding_model,
+        embedding_base_url=embedding_base_url,
         database_url=env.url("KNOWLEDGE_DATABASE_URL", None, ("postgresql", "postgres")),
         data_dir=_data_dir(env, "KNOWLEDGE_DATA_DIR"),
         prompt_share=_prompt_share(env, "KNOWLEDGE_PROMPT_SHARE"),
+        min_relevance=_min_relevance(env, "KNOWLEDGE_MIN_RELEVANCE"),
     )
 
 
@@ -58,3 +67,16 @@ def _prompt_share(env: Env, name: str) -> float:
     if not share > 0:  # also NaN
         raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a number > 0 and ≤ {MAX_PROMPT_SHARE}")
     return share
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _min_relevance(env: Env, name: str) -> float | None:
+    if env.raw(name) is None:
+        return None
+    value = env.float(name, 0.0, minimum=-1.0, maximum=1.0)
+    if not -1.0 <= value <= 1.0:  # NaN
+        raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a cosine similarity between -1 and 1")
+    return value

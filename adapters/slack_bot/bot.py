@@ -1,8 +1,8 @@
 """The Slack app: mentions and DMs answered in threads (commands: .commands, .persona_command, .forget_command;
-the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; leaving a
-workspace: .uninstall), Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.oauth).
-Each request brings its workspace's Web API client (.surfaces.Reach); work no request brings one for uses
-.workspaces.
+the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; knowledge:
+.knowledge_command, .knowledge_shortcut, .knowledge_feed, .knowledge_history; leaving a workspace: .uninstall),
+Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.oauth). Each request brings its
+workspace's Web API client (.surfaces.Reach); work no request brings one for uses .workspaces.
 
 Conversation keys:
   slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread, an
@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.attachments import Attachment, DownloadFailed
 from adapters.jobs.documents import document_kind
+from adapters.jobs.knowledge_channels import KnowledgeChannels
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
@@ -40,6 +41,13 @@ from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.interrupted import InterruptedReplies
+from adapters.slack_bot.knowledge_command import KnowledgeCommand
+from adapters.slack_bot.knowledge_feed import KnowledgeFeed
+from adapters.slack_bot.knowledge_history import HistoryReader
+from adapters.slack_bot.knowledge_live import LiveChanges
+from adapters.slack_bot.knowledge_members import PrivateMembers
+from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
+from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.rotation import SharedTokenRotator
@@ -133,6 +141,16 @@ class SlackBot:
         self._names: dict[tuple[str, str], tuple[float, str]] = {}  # (team, user) → (until when, name)
         self._org_workspaces: set[str] = set()  # an org-wide install's workspaces this process listed
         self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
+        prefix, redis = services.settings.history.key_prefix, services.redis.main
+        self.knowledge = SlackKnowledge(
+            services.knowledge,
+            KnowledgeChannels(redis, prefix, services.metrics.redis_errors.inc),
+            PrivateMembers(redis, prefix),
+            LiveChanges(redis, prefix),
+        )
+        self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
+        self._history_task: asyncio.Task[None] | None = None
+        self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim)
         self._register()
 
     def _register(self) -> None:
@@ -141,12 +159,15 @@ class SlackBot:
         commands = SlackCommands(self)
         commands.register(self.app)
         PersonaCommand(self, commands.is_admin).register(self.app)
+        KnowledgeCommand(self.knowledge, commands.is_admin, self._history).register(self.app)
+        KnowledgeShortcut(self, self.knowledge, commands.is_admin).register(self.app)
+        self._feed.register(self.app)
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)
         keep_data = self.settings.keep_data_on_uninstall
-        Uninstalls(self.jobs.core, self.installations, keep_data=keep_data).register(self.app)
-        ForgetCommand(self.jobs.core).register(self.app)
+        Uninstalls(self.jobs.core, self.installations, keep_data=keep_data, knowledge=self.knowledge).register(self.app)
+        ForgetCommand(self.jobs.core, self.knowledge).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""
@@ -162,6 +183,8 @@ class SlackBot:
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
+        if self.knowledge.opener is not None and event.get("channel_type") != "im":
+            self.jobs.spawn(self._feed.on_message(body, event, reach))  # a channel's message may be knowledge
         if (
             event.get("subtype", "file_share") != "file_share"
             or event.get("bot_id")
@@ -271,6 +294,7 @@ class SlackBot:
             images=question.images,
             places=slack_places(place.team, place.channel),
             workspace=place.team,
+            knowledge=await self.knowledge.access(place.team, place.user),
         )
         await self.jobs.answer(turn, surface, recording)
 
@@ -356,6 +380,10 @@ class SlackBot:
         return name
 
     async def shutdown(self) -> None:
+        if self._history_task is not None:
+            self._history_task.cancel()
+            await asyncio.gather(self._history_task, return_exceptions=True)
+        await self._history.aclose()
         await self.jobs.close()
         await self._http.close()
 
@@ -365,6 +393,7 @@ class SlackBot:
         if self.settings.oauth is None:
             await self._learn_identity()
         await self.jobs.keep_replies(self._interrupted.finish)
+        self._history_task = asyncio.create_task(self._history.run(), name="slack-history")
         mode = "socket" if self.settings.app_token else "http"
         log.info("slack_ready", mode=mode, installs=self.settings.oauth is not None)
         try:

@@ -41,6 +41,7 @@ class SlackSettings:
     suggested_prompts: tuple[SuggestedPrompt, ...] = tuple(SuggestedPrompt(*p) for p in DEFAULT_SUGGESTED_PROMPTS)
     oauth: OAuthSettings | None = None  # installs to any workspace (SLACK_CLIENT_ID): no single bot token
     keep_data_on_uninstall: bool = False  # a workspace's conversations and settings outlive an uninstall
+    history: HistoryPace = field(default_factory=lambda: HistoryPace(60.0, 15))  # reading a channel's history
 
     @classmethod
     def from_env(cls, env: Env) -> SlackSettings:
@@ -79,7 +80,27 @@ class SlackSettings:
             suggested_prompts=suggested_prompts(env.optional_str("SLACK_SUGGESTED_PROMPTS")),
             oauth=oauth,
             keep_data_on_uninstall=env.bool("SLACK_KEEP_DATA_ON_UNINSTALL", False),
+            history=HistoryPace.from_env(env),
         )
+
+
+@dataclass(frozen=True)
+class HistoryPace:
+    """How fast a channel's history may be read (conversations.history and .replies), per workspace: Slack limits
+    apps distributed outside the Marketplace to 1 request a minute of 15 messages (since 2025-05-29); internal
+    apps and Marketplace apps keep Tier 3 (50 a minute), read here at 200 messages a request."""
+
+    seconds_per_request: float
+    messages_per_request: int
+
+    @classmethod
+    def from_env(cls, env: Env) -> HistoryPace:
+        tier = HISTORY_TIERS[env.choice("SLACK_HISTORY_TIER", "limited", tuple(HISTORY_TIERS))]
+        seconds = env.float("SLACK_HISTORY_SECONDS_PER_REQUEST", tier.seconds_per_request, minimum=0.0, maximum=3600.0)
+        return cls(seconds, tier.messages_per_request)
+
+
+HISTORY_TIERS = {"limited": HistoryPace(60.0, 15), "marketplace": HistoryPace(1.5, 200)}
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,10 @@ class StreamReply:
         self._posting = asyncio.Event()
         self._retry: asyncio.Task[None] | None = None
 
+    def citation_mark(self, number: int, url: str) -> str:
+        """A knowledge passage's [n] as a link (Markdown, which Slack's text and streams both turn into <url|[n]>)."""
+        return f"[[{number}]]({url})"
+
     async def show_waiting(self) -> None:
         await self._waiting.show()
 

@@ -139,6 +139,10 @@ class MessageReply:
     async def show_waiting(self) -> None:
         await self._waiting.show()
 
+    def citation_mark(self, number: int, url: str) -> str:
+        """A knowledge passage's [n] as a link (Markdown, which Slack's text and streams both turn into <url|[n]>)."""
+        return f"[[{number}]]({url})"
+
     async def begin(self) -> bool:
         return await self._budget.begin((self._budgets.updates,))
 

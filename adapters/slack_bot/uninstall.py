@@ -1,7 +1,7 @@
 """The app leaving a workspace: on app_uninstalled (and tokens_revoked for the bot's tokens) the workspace's
-tokens are deleted at once, then its conversations (histories, images, model choices) and its settings (its own
-and its channels' personas, models, tools), unless SLACK_KEEP_DATA_ON_UNINSTALL=true. A person's revoked user
-token deletes that person's install only.
+tokens are deleted at once, then its conversations (histories, images, model choices), its settings (its own
+and its channels' personas, models, tools) and its knowledge (passages, channels, members), unless
+SLACK_KEEP_DATA_ON_UNINSTALL=true. A person's revoked user token deletes that person's install only.
 
 Slack sends both events when the app is removed; the deletions are idempotent. Bolt delivers them without
 authorizing (the tokens no longer work), so nothing here calls Slack."""
@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack_bot.installations import RedisInstallationStore
+from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.personas import Place
@@ -24,8 +25,16 @@ log = structlog.get_logger(__name__)
 
 
 class Uninstalls:
-    def __init__(self, core: ChatCore, installations: RedisInstallationStore | None, *, keep_data: bool) -> None:
+    def __init__(
+        self,
+        core: ChatCore,
+        installations: RedisInstallationStore | None,
+        *,
+        keep_data: bool,
+        knowledge: SlackKnowledge | None = None,
+    ) -> None:
         self._core = core
+        self._knowledge = knowledge
         self._installations = installations
         self._keep_data = keep_data
 
@@ -88,6 +97,16 @@ class Uninstalls:
             log.error("slack_workspace_data_not_deleted", team=team, detail=failure.detail)
             return
         log.info("slack_workspace_data_deleted", team=team, conversations=conversations)
+        if self._knowledge is not None:
+            await self._forget_knowledge(team)
+
+    async def _forget_knowledge(self, team: str) -> None:
+        try:
+            passages = await self._knowledge.forget_team(team) if self._knowledge is not None else 0
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: logged for the operator to finish
+            log.error("slack_workspace_knowledge_not_deleted", team=team, error=f"{type(error).__name__}: {error}")
+            return
+        log.info("slack_workspace_knowledge_deleted", team=team, passages=passages)
 
 
 def _ids(context: AsyncBoltContext) -> tuple[str | None, str | None]:

@@ -11,24 +11,29 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from bot.knowledge.passages import Embedder
+from bot.knowledge.remote_embeddings import HubEmbedder, OpenAIEmbedder
 from bot.knowledge.vectors import EmbeddingError, unit_rows
+from config.settings import Settings
 
 if TYPE_CHECKING:
     from wordllama import WordLlamaInference
 
 R = TypeVar("R")
 
-__all__ = ["EmbeddingError", "LocalEmbedder"]
+__all__ = ["EmbeddingError", "HubEmbedder", "LocalEmbedder", "OpenAIEmbedder", "load_wordllama", "make_embedder"]
 
 WORDLLAMA_NAME = "wordllama-l2-supercat-256"
 WORDLLAMA_DIMENSIONS = 256
 # A text's meaning is the mean of its tokens' vectors: past a few pages more text changes it little, and the batch
 # (padded to its longest text) would grow without bound.
 MAX_TEXT_CHARS = 8_000
-# Characters (about 4 per token) of one batch, padding included: about 16 MB of float32 token vectors. Each batch is
-# one job on the embedder's thread, so a question's embedding waits behind at most one batch of a burst.
-BATCH_CHARS = 64_000
+# Characters (about 4 per token) of one batch, padding included: about 8 MB of float32 token vectors, 5–20 ms of work.
+# Each batch is one job on the embedder's thread, so a question's embedding waits behind at most one batch of a burst.
+BATCH_CHARS = 32_000
 BATCH_TEXTS = 128
+# Calls of at most this many texts (a question, a live message) share batches with the others waiting.
+SMALL_CALL_TEXTS = 4
 
 
 class LocalEmbedder:
@@ -43,12 +48,19 @@ class LocalEmbedder:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._model: WordLlamaInference | None = None
+        self._small: list[tuple[str, asyncio.Future[list[float]]]] = []
+        self._small_drainer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         """Load the model now rather than on the first text."""
         await self._run(self._loaded)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if self._closed:
+            raise EmbeddingError("The local embedder was asked for vectors after it was closed.")
+        if len(texts) <= SMALL_CALL_TEXTS:
+            return await self._embed_small(texts)
         truncated = [text[:MAX_TEXT_CHARS] for text in texts]
         vectors: list[list[float]] = [[] for _ in texts]
         for batch in _batches(truncated):
@@ -58,7 +70,37 @@ class LocalEmbedder:
         return vectors
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
+        self._executor.shutdown(wait=False)  # the few jobs queued (one batch per caller) still finish for their callers
+
+    async def _embed_small(self, texts: Sequence[str]) -> list[list[float]]:
+        """Small calls made at the same time share batches: 1,000 questions or messages at once are a few jobs on the
+        thread, not 1,000 (each a wake-up of the event loop and a hand-over of the GIL)."""
+        loop = asyncio.get_running_loop()
+        waiting = [(text[:MAX_TEXT_CHARS], loop.create_future()) for text in texts]
+        self._small.extend(waiting)
+        if self._small_drainer is None or self._small_drainer.done():
+            self._small_drainer = asyncio.create_task(self._drain_small(), name="embedder-small-calls")
+        return list(await asyncio.gather(*(future for _, future in waiting)))
+
+    async def _drain_small(self) -> None:
+        while self._small:
+            waiting, self._small = self._small, []
+            for batch in _batches([text for text, _ in waiting]):
+                await self._settle([waiting[index] for index in batch])
+
+    async def _settle(self, waiting: list[tuple[str, asyncio.Future[list[float]]]]) -> None:
+        futures = [future for _, future in waiting]
+        try:
+            vectors = await self._run(partial(self._embed_batch, [text for text, _ in waiting]))
+        except Exception as error:  # noqa: BLE001 - handed to each caller, who raises it
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for future, vector in zip(futures, vectors, strict=True):
+            if not future.done():  # else its caller was cancelled
+                future.set_result(vector)
 
     async def _run(self, job: Callable[[], R]) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
@@ -69,11 +111,17 @@ class LocalEmbedder:
 
     def _loaded(self) -> WordLlamaInference:
         if self._model is None:
-            self._model = _load_wordllama()
+            try:
+                self._model = load_wordllama()
+            except Exception as error:
+                raise EmbeddingError(
+                    f"WordLlama's model could not be loaded from the wordllama package: {error}"
+                ) from error
         return self._model
 
 
-def _load_wordllama() -> WordLlamaInference:
+def load_wordllama() -> WordLlamaInference:
+    """WordLlama's l2_supercat model at 256 dimensions, from the files inside the package (blocking, ~0.2 s)."""
     # WordLlama.load() looks for the shipped tokenizer in "tokenizer/" while the wheel has it in "tokenizers/", so it
     # would download it: build the model from the two shipped files instead.
     import wordllama
@@ -101,3 +149,24 @@ def _batches(texts: Sequence[str]) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """EMBEDDING_BASE_URL: an OpenAI-compatible server; else EMBEDDING_MODEL: huggingface_hub; else WordLlama.
+    Call `start()` before reading `dimensions`."""
+    knowledge, model = settings.knowledge, settings.model
+    if knowledge.embedding_base_url:
+        return OpenAIEmbedder(
+            knowledge.embedding_base_url,
+            knowledge.embedding_model,
+            token=model.hf_token,
+            timeout_seconds=model.timeout_seconds,
+        )
+    if knowledge.embedding_model:
+        return HubEmbedder(
+            knowledge.embedding_model,
+            token=model.hf_token,
+            provider=model.provider,
+            timeout_seconds=model.timeout_seconds,
+        )
+    return LocalEmbedder()

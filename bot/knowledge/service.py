@@ -21,24 +21,42 @@ QUEUE_LIMIT = 20_000  # passages waiting to be added; past it the oldest waiting
 
 @dataclass(frozen=True)
 class Relevance:
-    """When a hit is worth the prompt: close enough in meaning, or sharing the question's words and not far from it
-    in meaning. Below both, small talk ("thanks!") gets no passages at all."""
+    """When a hit is worth the prompt: close enough in meaning, or holding at least half of the question's words
+    (by their weight) and not far from it in meaning. Below both, small talk gets no passages at all."""
 
-    meaning: float = 0.55
-    with_words: float = 0.3
+    meaning: float
+    with_words: float
+
+
+# Each embedding model's cosines live on a scale of their own: measured on paraphrases, unrelated pairs and small
+# talk (docs/BENCHMARKS.md, "Knowledge").
+RELEVANCE = {"wordllama-l2-supercat-256": Relevance(0.15, 0.08)}
+OTHER_MODELS = Relevance(0.5, 0.3)  # sentence-transformers' scale (MiniLM: unrelated pairs below 0.2)
+MIN_WORDS_SHARE = 0.5
+
+
+def relevance_for(embedder: str, minimum: float | None = None) -> Relevance:
+    """The embedder's thresholds; `minimum` (KNOWLEDGE_MIN_RELEVANCE) sets the meaning's, the words' in proportion."""
+    known = RELEVANCE.get(embedder, OTHER_MODELS)
+    if minimum is None:
+        return known
+    return Relevance(minimum, minimum * known.with_words / known.meaning)
 
 
 class Knowledge:
-    def __init__(self, engine: KnowledgeEngine, embedder: Embedder, relevance: Relevance | None = None) -> None:
+    def __init__(self, engine: KnowledgeEngine, embedder: Embedder, min_relevance: float | None = None) -> None:
         self.engine = engine
         self.embedder = embedder
-        self._relevance = relevance or Relevance()
+        self._min_relevance = min_relevance
+        self._relevance = relevance_for(embedder.name, min_relevance)
         self._waiting: asyncio.Queue[Passage | _Forget] = asyncio.Queue()  # in the order they happened
         self._adder: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
         self._settled.set()
 
     async def start(self) -> None:
+        await self.embedder.start()  # a remote model's dimensions are known once it has embedded a probe
+        self._relevance = relevance_for(self.embedder.name, self._min_relevance)
         await self.engine.start(self.embedder.dimensions)
         self._adder = asyncio.create_task(self._add_waiting(), name="knowledge-adder")
 
@@ -109,7 +127,7 @@ class Knowledge:
     def _relevant(self, hit: Hit) -> bool:
         if hit.relevance >= self._relevance.meaning:
             return True
-        return hit.words > 0 and hit.relevance >= self._relevance.with_words
+        return hit.words >= MIN_WORDS_SHARE and hit.relevance >= self._relevance.with_words
 
     async def _add_waiting(self) -> None:
         while True:

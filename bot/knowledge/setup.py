@@ -8,6 +8,7 @@ import asyncio
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge
 from config.knowledge import KnowledgeSettings
+from config.settings import Settings
 
 START_SECONDS = 60.0  # an embedded server's first start (initdb) takes a few seconds; a remote one may be slow
 
@@ -18,18 +19,17 @@ def wanted_at_start(settings: KnowledgeSettings) -> bool:
     return bool(settings.folder or settings.database_url or (settings.data_dir / "PG_VERSION").exists())
 
 
-async def open_knowledge(settings: KnowledgeSettings) -> Knowledge:
+async def open_knowledge(settings: Settings) -> Knowledge:
     """Started knowledge; raises KnowledgeUnavailable with the reason in one sentence."""
     from bot.knowledge.embedded import EmbeddedDatabaseError, start_embedded_async
-    from bot.knowledge.embeddings import EmbeddingError, LocalEmbedder
+    from bot.knowledge.embeddings import EmbeddingError, make_embedder
     from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
 
+    own = settings.knowledge
     try:
         async with asyncio.timeout(START_SECONDS):
-            url = settings.database_url or (await start_embedded_async(settings.data_dir)).url
-            embedder = LocalEmbedder()
-            await embedder.start()
-            knowledge = Knowledge(PostgresEngine(url), embedder)
+            url = own.database_url or (await start_embedded_async(own.data_dir)).url
+            knowledge = Knowledge(PostgresEngine(url), make_embedder(settings), own.min_relevance)
             await knowledge.start()
             return knowledge
     except (EmbeddedDatabaseError, KnowledgeEngineError, EmbeddingError, OSError) as error:

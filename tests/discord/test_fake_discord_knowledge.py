@@ -415,6 +415,12 @@ async def test_the_message_context_menu_and_an_attachment_option(world: World) -
         assert (data["type"], data["target_id"]) == (3, target["id"])
         assert set(data["resolved"]["messages"]) == {target["id"]} and used.ephemeral
 
+        hidden = fake.add_text_channel(guild, "hidden")
+        await fake.make_private_channel(hidden, users=[carol])
+        elsewhere = await fake.send_user_message(hidden["id"], carol, "not for alice")
+        with pytest.raises(LookupError, match="cannot see"):
+            await fake.send_message_command(hidden["id"], world.alice, "Add to knowledge", elsewhere["id"])
+
         document = b"# Handbook\n\nPage one.\n"
         upload = await fake.send_slash_command(
             world.general["id"], carol, "knowledge-add", {"file": ("handbook.md", "text/markdown", document)}

@@ -77,7 +77,9 @@ public, from a message, or private with members). GET /channels/{id}/messages: `
 (default 50; else 400 50035), newest first, ``before`` / ``after`` / ``around``; 403 50001 without
 View Channel, ``[]`` without Read Message History (as Discord documents); its own bucket,
 ``Limits.message_history`` (5 per 5 s per channel, as observed). ``seed_history`` stores N past
-messages fast (100,000 in about half a second) without events.
+messages fast (100,000 in about half a second) without events. ``remove_bot_from_guild``
+(GUILD_DELETE; the bot's member and managed role go) and ``add_bot_to_guild`` (GUILD_CREATE as a
+join). ``can_view(channel, user)`` and ``permissions_for(channel, user_id)`` answer as Discord would.
 
 Everything a test may want to assert on is recorded: ``requests`` (method, route key, JSON body,
 arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
@@ -3662,8 +3664,11 @@ class FakeDiscord:
         target_id: int | None = None,
     ) -> FakeInteraction:
         """Record an interaction and dispatch it as INTERACTION_CREATE, like Discord does when a
-        person runs a command (or types into an autocomplete option)."""
+        person runs a command (or types into an autocomplete option). Not in a guild channel the
+        person cannot see: LookupError (Discord's client shows them nothing there)."""
         guild = self._guild_of(channel)
+        if guild is not None and not self._user_sees(channel, guild, user):
+            raise LookupError(f"{user.username} cannot see channel {channel['id']} to use {command['name']!r} there")
         context, owners = self._authorize(channel, guild, user, command)
         extra = {
             "context": context,

@@ -3,6 +3,9 @@
 Streams ``data: {chunk}`` SSE events at a scripted rate and can misbehave in the
 ways real servers do (HTTP errors, slow headers, stalls, cut connections, ...).
 
+It also serves embeddings, computed for real by WordLlama: ``POST /v1/embeddings`` and the HF Inference API's
+feature-extraction route (tests.fakes.embedding_routes; ``server.embeddings`` makes them fail or slow).
+
 Run standalone for benchmarks::
 
     python -m tests.fakes.model_server --port 8081 --tokens 300 --rate 50 --first-token-delay 0.2
@@ -62,6 +65,7 @@ from aiohttp import web
 from uvloop import run as run_loop
 
 from bot.loop import freeze_startup_heap
+from tests.fakes.embedding_routes import EmbeddingBehaviour, add_embedding_routes
 
 __all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "ToolAgent", "ToolCallScript", "tokenize"]
 
@@ -347,6 +351,7 @@ class FakeModelServer:
         self.requests: list[RecordedRequest] = []
         self.fail_503_times: int = 0
         self.loading_estimate: float = 1.0  # Retry-After / estimated_time for fail_503_times
+        self.embeddings = EmbeddingBehaviour()  # the embedding routes' failure and delay (tests.fakes.embedding_routes)
         self._runner: web.AppRunner | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -367,6 +372,7 @@ class FakeModelServer:
         app.router.add_get("/models", self._models)
         app.router.add_get("/health", self._health)
         app.router.add_get("/debug/requests", self._debug_requests)
+        add_embedding_routes(app, self.embeddings, lambda: _loading_response(self.loading_estimate))
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)

@@ -58,9 +58,35 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   250 kB (``view_too_large``), ``hash`` (``hash_conflict``), ``not_enabled`` when
   ``home_tab_enabled`` is off. Recorded in ``published_views`` and ``home_views``.
 * Scopes: the token has ``scopes`` (by default those config/slack-app-manifest.yml asks for);
-  ``conversations.history`` needs the channel type's history scope (``missing_scope`` with
+  ``conversations.history`` / ``.replies`` need the channel type's history scope (``missing_scope`` with
   ``needed``) and the bot in the channel (``not_in_channel``; a private channel it is not in:
-  ``channel_not_found``; ``Channel.bot_member``).
+  ``channel_not_found``; ``Channel.bot_member``); ``conversations.members`` the type's read scope
+  (``KNOWLEDGE_SCOPES``: channels:read, groups:read, not in the manifest's list yet).
+* Channel history (conversations.history newest first, .replies oldest first): ``limit``, ``cursor``
+  (Slack's base64 ``next_ts:<µs>``), ``oldest`` / ``latest`` / ``inclusive``, ``has_more`` and
+  ``response_metadata.next_cursor``; thread parents carry ``reply_count`` / ``reply_users`` /
+  ``latest_reply``. Two tiers (``history_tier``, per workspace): ``"internal"`` (internal and Marketplace
+  apps: 50 calls a window per method, ``limit`` up to 999 / 1000) and ``"outside_marketplace"`` (1 call a
+  window, ``limit`` at most and by default 15); the window is ``history_window_seconds`` (60 at Slack).
+  Beyond it: 429 with ``Retry-After`` (the whole seconds until a call leaves the window).
+  ``seed_history`` / ``seed_message`` fill a channel fast (100,000 messages in about a second), without events.
+* Edits and deletes by people: ``message_changed_event`` / ``message_deleted_event`` change the stored
+  message and build the hidden ``message`` events Slack sends (``message`` + ``previous_message``;
+  ``deleted_ts`` + ``previous_message``); a deleted thread parent with replies becomes a ``tombstone``
+  (a ``message_changed``), as at Slack. Deliver them with ``send_event`` or ``event_callback`` +
+  ``post_signed_event``.
+* Permalinks: ``chat.getPermalink`` (Tier 4) gives ``https://<team_domain>.slack.com/archives/<channel>/
+  p<ts without the dot>`` (a reply's with ``?thread_ts=…&cid=…``); ``permalink()`` computes the same.
+* Membership: each channel keeps its people (``Channel.members``; the bot is ``bot_member``);
+  ``member_joined_event`` / ``member_left_event`` change it and build ``member_joined_channel`` /
+  ``member_left_channel``; ``conversations.members`` lists them (paginated, ``user:<id>`` cursors),
+  ``conversations.info`` says ``is_private`` / ``is_member`` (and ``num_members`` when asked).
+* Bots' messages: the bot's own (chat.postMessage) carry ``bot_id``, ``app_id``, ``bot_profile`` and
+  the bot's ``user``, without a subtype; ``bot_message_event`` posts another app's (the same fields) or,
+  with ``legacy``, an integration's (subtype ``bot_message``, ``username``, no user);
+  ``message_event_of`` builds the ``message`` event of any stored message.
+* Workspaces: one ``FakeSlack`` is one workspace (its ``team_id``, ``team_domain``, channels, members,
+  messages and rate windows); several behind ``FakeSlackOAuth`` may share channel ids and stay apart.
 * Socket Mode: ``hello`` on connect; ``events_api`` envelopes not acked within ``ack_timeout`` are
   redelivered with a new ``envelope_id``, ``retry_attempt + 1`` and ``retry_reason "timeout"``, up
   to ``max_retries`` (3) times. Slash commands and interactive payloads are never redelivered
@@ -73,24 +99,30 @@ and ``chat.stopStream`` are assumed Tier 2 (not documented), ``chat.appendStream
 method reference says t4). ``chat.postMessage`` is 1/s per channel with a burst of 3.
 ``apps.connections.open`` (Tier 1 at Slack) is unlimited by default so that reconnect tests do not
 stall on a 60 s Retry-After; set it with ``limits.set(...)`` if a test needs it.
-Note: since 2025 Slack limits ``conversations.history`` / ``.replies`` to 1/min for new
-non-Marketplace apps; internal apps keep Tier 3, which is the default here.
+``conversations.history`` / ``.replies`` are limited by their window instead (see above); internal apps'
+Tier 3 is the default here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
+import contextlib
+import functools
+import gc
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
@@ -170,6 +202,8 @@ DEFAULT_SCOPES = frozenset(
         "assistant:write",
         "channels:history",
         "groups:history",
+        "channels:read",
+        "groups:read",
         "im:history",
         "im:read",
         "im:write",
@@ -186,6 +220,40 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "assistant.threads.setTitle": ("assistant:write",),
     "assistant.threads.setStatus": ("assistant:write", "chat:write"),
 }
+# What reading a channel's members and getting member_joined_channel / member_left_channel need (in the manifest,
+# so in DEFAULT_SCOPES too; a test takes them away with `fake.scopes -= KNOWLEDGE_SCOPES`).
+KNOWLEDGE_SCOPES = frozenset({"channels:read", "groups:read"})
+READ_SCOPES = {"channel": "channels:read", "group": "groups:read", "im": "im:read"}
+HISTORY_METHODS = ("conversations.history", "conversations.replies")
+# conversations.history / .replies by kind of app (Slack's rule since 2025-05-29): requests per window (a minute
+# at Slack) per method per workspace, and the largest / default ``limit`` of each method.
+HistoryTier = Literal["internal", "outside_marketplace"]
+
+
+@dataclass(frozen=True)
+class HistoryAccess:
+    per_window: int
+    max_limit: dict[str, int]
+    default_limit: dict[str, int]
+
+
+HISTORY_ACCESS: dict[str, HistoryAccess] = {
+    # Tier 3 for internal and Marketplace apps; the method references give 999 / 1000 as the largest limit.
+    "internal": HistoryAccess(
+        50,
+        {"conversations.history": 999, "conversations.replies": 1000},
+        {"conversations.history": 100, "conversations.replies": 1000},
+    ),
+    # Distributed outside the Marketplace: 1 request a minute, ``limit`` at most (and by default) 15.
+    "outside_marketplace": HistoryAccess(
+        1,
+        {"conversations.history": 15, "conversations.replies": 15},
+        {"conversations.history": 15, "conversations.replies": 15},
+    ),
+}
+MEMBERS_LIMIT_MAX = 1000  # conversations.members
+SLACKBOT = "USLACKBOT"
+TOMBSTONE_TEXT = "This message was deleted."
 RESPONSE_URL_MAX_USES = 5  # Slack: a response_url takes 5 messages within 30 minutes
 RESPONSE_URL_MAX_AGE = 30 * 60.0
 JSON_PARAMS = ("blocks", "attachments", "chunks", "metadata", "loading_messages", "users", "prompts", "view")
@@ -225,9 +293,9 @@ def default_method_limits() -> dict[str, RateLimit]:
         "chat.appendStream": TIER_4,
         "chat.stopStream": TIER_2,
         "users.info": TIER_4,
-        "conversations.replies": TIER_3,
-        "conversations.history": TIER_3,
         "conversations.info": TIER_3,
+        "conversations.members": TIER_4,
+        "chat.getPermalink": TIER_4,
         "conversations.open": TIER_3,
         "assistant.threads.setStatus": TIER_3,
         "assistant.threads.setSuggestedPrompts": TIER_4,
@@ -301,6 +369,26 @@ class _RateLimiter:
         self._buckets.clear()
 
 
+class _WindowLimiter:
+    """At most ``allowed`` requests in any ``window`` seconds per key (conversations.history / .replies:
+    Slack states them per minute, without a burst); a refused request does not count."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, deque[float]] = {}
+
+    def retry_after(self, key: str, allowed: int, window: float, now: float) -> int | None:
+        times = self._times.setdefault(key, deque())
+        while times and times[0] <= now - window:
+            times.popleft()
+        if len(times) < allowed:
+            times.append(now)
+            return None
+        return max(1, math.ceil(times[0] + window - now))
+
+    def reset(self) -> None:
+        self._times.clear()
+
+
 # --------------------------------------------------------------------------------------------
 # records
 
@@ -368,6 +456,7 @@ class Channel:
     user: str | None = None  # the other party of a DM
     can_stream: bool = True
     bot_member: bool = True  # the bot is in it (else conversations.history: not_in_channel)
+    members: set[str] = field(default_factory=set)  # the people in it (the bot: bot_member)
 
     @property
     def channel_type(self) -> str:
@@ -383,6 +472,7 @@ class Channel:
             "is_group": self.is_private,
             "is_im": self.is_im,
             "is_private": self.is_private or self.is_im,
+            "is_mpim": False,
             "is_member": self.bot_member or self.is_im,
             "is_archived": False,
         }
@@ -413,10 +503,21 @@ class StoredMessage:
     edited_at: float | None = None
     deleted: bool = False
     files: list[JsonDict] = field(default_factory=list)  # file objects shared with the message
+    username: str | None = None  # a legacy integration's (subtype bot_message) name
+    app_id: str | None = None  # another app's id, for its bot's messages (the bot's own: the fake's app_id)
 
     @property
     def is_bot(self) -> bool:
         return self.bot_id is not None
+
+    @functools.cached_property
+    def key(self) -> tuple[int, int]:
+        """The ts as (seconds, microseconds), for ordering."""
+        return _ts_key(self.ts)
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
 
     def task_updates(self, task_id: str | None = None) -> list[JsonDict]:
         """The message's ``task_update`` chunks in order (of one card with ``task_id``)."""
@@ -615,6 +716,51 @@ def _ts_key(ts: str) -> tuple[int, int]:
     return int(seconds), int(micros or 0)
 
 
+# A thread parent's summary fields: in conversations.history, not in the event of a new message.
+_THREAD_SUMMARY = frozenset({"reply_count", "reply_users", "reply_users_count", "latest_reply"})
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _message_key(message: StoredMessage) -> tuple[int, int]:
+    return message.key
+
+
+def _encode_cursor(kind: str, value: str) -> str:
+    return base64.b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def _decode_cursor(cursor: str, kind: str) -> str:
+    try:
+        found, _, value = base64.b64decode(cursor, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("invalid_cursor") from None
+    if found != kind or not value:
+        raise ApiError("invalid_cursor")
+    return value
+
+
+def _cursor_of(message: StoredMessage) -> str:
+    seconds, micros = message.key
+    return _encode_cursor("next_ts", str(seconds * 1_000_000 + micros))
+
+
+def _cursor_key(cursor: str) -> tuple[int, int]:
+    value = _decode_cursor(cursor, "next_ts")
+    if not value.isdigit():
+        raise ApiError("invalid_cursor")
+    return divmod(int(value), 1_000_000)
+
+
 def _format_ts(micros: int) -> str:
     return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
@@ -642,9 +788,12 @@ def _rich_text(elements: list[Any]) -> list[str]:
     return out
 
 
+_block_ids = itertools.count(1)
+
+
 def _rich_text_blocks(text: str) -> list[JsonDict]:
     section = {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
-    return [{"type": "rich_text", "block_id": uuid.uuid4().hex[:5], "elements": [section]}]
+    return [{"type": "rich_text", "block_id": f"{next(_block_ids):05x}"[-5:], "elements": [section]}]
 
 
 def _maybe_json(value: Any) -> Any:
@@ -961,8 +1110,17 @@ class FakeSlack:
         scopes: frozenset[str] = DEFAULT_SCOPES,
         home_tab_enabled: bool = True,
         enterprise_id: str | None = None,
+        team_domain: str | None = None,
+        history_tier: HistoryTier = "internal",
+        history_window_seconds: float = 60.0,
     ) -> None:
         self.bot_token = bot_token
+        # The workspace's subdomain (permalinks, auth.test's url); distinct per team unless given.
+        self.team_domain = team_domain or ("fake-workspace" if team_id == "T0FAKE001" else f"fake-{team_id.lower()}")
+        # conversations.history / .replies: "internal" (and Marketplace) apps get Tier 3, 50 requests a window;
+        # "outside_marketplace" apps 1 request a window and ``limit`` at most 15. Slack's window is a minute.
+        self.history_tier: HistoryTier = history_tier
+        self.history_window_seconds = history_window_seconds
         # An Enterprise Grid workspace (its org's id in events and auth.test); with is_enterprise_install the app
         # was installed to the whole org (tests/fakes/slack_oauth.py sets both).
         self.enterprise_id = enterprise_id
@@ -1004,8 +1162,11 @@ class FakeSlack:
         self.socket_connect_count = 0
         self.latency: dict[str, float] = {}
 
-        self._messages: dict[str, list[StoredMessage]] = {}
+        self._messages: dict[str, list[StoredMessage]] = {}  # by channel, in ts order (deleted ones too)
+        self._by_ts: dict[str, dict[str, StoredMessage]] = {}  # by channel, then ts
+        self._thread_replies: dict[tuple[str, str], list[StoredMessage]] = {}  # by (channel, thread_ts)
         self._limiter = _RateLimiter()
+        self._windows = _WindowLimiter()
         self._injected: dict[str, list[_Injected]] = {}
         self._last_ts_micros = 0
         self._tickets: set[str] = set()
@@ -1071,8 +1232,12 @@ class FakeSlack:
         self.add_channel(self.DEFAULT_DM, self.DEFAULT_USER, is_im=True, user=self.DEFAULT_USER)
 
     def add_user(self, id: str, display_name: str, *, real_name: str | None = None, name: str | None = None) -> User:
+        """A person of the workspace; like Slack's default channel, #general (DEFAULT_CHANNEL) takes them in."""
         user = User(id, display_name, real_name or display_name, name or display_name.lower(), self.team_id)
         self.users[id] = user
+        general = self.channels.get(self.DEFAULT_CHANNEL)
+        if general is not None and not general.is_private:
+            general.members.add(id)
         return user
 
     def add_channel(
@@ -1084,11 +1249,42 @@ class FakeSlack:
         user: str | None = None,
         is_private: bool = False,
         can_stream: bool = True,
+        members: Iterable[str] | None = None,
+        bot_member: bool = True,
     ) -> Channel:
-        channel = Channel(id, name, is_im=is_im, is_private=is_private, user=user, can_stream=can_stream)
+        """A conversation of this workspace. ``members`` (people) defaults to every person known now for a
+        public channel, nobody for a private one (add them with member_joined_event), the other party of a DM."""
+        channel = Channel(
+            id, name, is_im=is_im, is_private=is_private, user=user, can_stream=can_stream, bot_member=bot_member
+        )
+        if members is not None:
+            channel.members = set(members)
+        elif is_im:
+            channel.members = {user} if user else set()
+        elif not is_private:
+            channel.members = {u.id for u in self.users.values() if not u.is_bot}
         self.channels[id] = channel
         self._messages.setdefault(id, [])
         return channel
+
+    def members_of(self, channel: str) -> list[str]:
+        """A channel's members as conversations.members lists them: its people, and the bot when it is in."""
+        chan = self.channels[channel]
+        members = set(chan.members)
+        if chan.bot_member or chan.is_im:
+            members.add(self.bot_user_id)
+        return sorted(members)
+
+    def is_member(self, channel: str, user: str) -> bool:
+        return user in self.members_of(channel)
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """A message's link as chat.getPermalink gives it (a thread reply's with ``thread_ts`` and ``cid``)."""
+        link = f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        message = self._by_ts.get(channel, {}).get(ts)
+        if message is not None and message.is_reply:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return link
 
     def _resolve_channel(self, value: Any) -> Channel:
         key = str(value or "").lstrip("#")
@@ -1116,16 +1312,20 @@ class FakeSlack:
 
     def _store(self, message: StoredMessage, now: float) -> StoredMessage:
         message.history.append((now, message.visible_text))
-        messages = self._messages.setdefault(message.channel, [])
-        messages.append(message)
-        messages.sort(key=lambda m: _ts_key(m.ts))
+        bisect.insort(self._messages.setdefault(message.channel, []), message, key=_message_key)
+        self._index(message)
         return message
 
+    def _index(self, message: StoredMessage) -> None:
+        self._by_ts.setdefault(message.channel, {})[message.ts] = message
+        if message.is_reply:
+            assert message.thread_ts is not None
+            replies = self._thread_replies.setdefault((message.channel, message.thread_ts), [])
+            bisect.insort(replies, message, key=_message_key)
+
     def find_message(self, channel: str, ts: str) -> StoredMessage | None:
-        for message in self._messages.get(channel, []):
-            if message.ts == ts and not message.deleted:
-                return message
-        return None
+        message = self._by_ts.get(channel, {}).get(ts)
+        return None if message is None or message.deleted else message
 
     def _message_or_error(self, channel: str, ts: str) -> StoredMessage:
         message = self.find_message(channel, ts)
@@ -1146,21 +1346,18 @@ class FakeSlack:
         return [m for m in self.messages_in(channel, thread_ts) if m.is_bot]
 
     def _replies_of(self, parent: StoredMessage) -> list[StoredMessage]:
-        return [
-            m
-            for m in self._messages.get(parent.channel, [])
-            if m.thread_ts == parent.ts and m.ts != parent.ts and not m.deleted
-        ]
+        return [m for m in self._thread_replies.get((parent.channel, parent.ts), []) if not m.deleted]
 
     def _message_json(self, message: StoredMessage) -> JsonDict:
         data: JsonDict = {"type": "message", "ts": message.ts, "text": message.text}
         if message.user:
             data["user"] = message.user
         if message.bot_id:
-            data["bot_id"] = message.bot_id
-            data["app_id"] = self.app_id
+            data.update(self._bot_fields(message))
         if message.subtype:
             data["subtype"] = message.subtype
+        if message.subtype == "tombstone":
+            data["hidden"] = True
         if message.blocks:
             data["blocks"] = message.blocks
         if message.files:
@@ -1185,6 +1382,27 @@ class FakeSlack:
                 {"name": name, "users": users, "count": len(users)} for name, users in message.reactions.items()
             ]
         return data
+
+    def _bot_fields(self, message: StoredMessage) -> JsonDict:
+        """What a bot's message carries: an app's bot (the fake's own or another) its ``bot_id``, ``app_id`` and
+        ``bot_profile`` (and no subtype); a legacy integration (subtype ``bot_message``) ``bot_id``, ``username``
+        and ``icons``, and no user."""
+        assert message.bot_id is not None
+        if message.subtype == "bot_message":
+            return {"bot_id": message.bot_id, "username": message.username or message.bot_id, "icons": {}}
+        own = message.bot_id == self.bot_id
+        app_id = self.app_id if own else (message.app_id or f"A{message.bot_id[1:]}")
+        name = self.bot_name if own else (message.username or message.bot_id.lower())
+        profile = {
+            "id": message.bot_id,
+            "deleted": False,
+            "name": name,
+            "updated": 1_700_000_000,
+            "app_id": app_id,
+            "icons": {"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png"},
+            "team_id": self.team_id,
+        }
+        return {"bot_id": message.bot_id, "app_id": app_id, "bot_profile": profile}
 
     def _content(self, params: JsonDict, *, required: bool) -> tuple[str | None, list[JsonDict] | None]:
         """Validated (text, blocks) of chat.postMessage / chat.update / chat.postEphemeral."""
@@ -1348,6 +1566,268 @@ class FakeSlack:
             event["view"] = self.home_views[user]
         return event
 
+    # ---- a person edits or deletes, people join and leave, other bots post, history is seeded ----------
+
+    def message_changed_event(self, channel: str, ts: str, text: str) -> JsonDict:
+        """The stored message `ts` of `channel` is edited to `text` (a person's, a thread reply's, or a bot's):
+        the ``message`` event of subtype ``message_changed`` Slack sends, with ``message`` (the new one, with
+        ``edited``), ``previous_message``, ``hidden: true``; its own ``ts`` / ``event_ts``."""
+        message = self._stored(channel, ts)
+        previous = self._message_json(message)
+        now = time.time()
+        message.text = text
+        if not message.is_bot:
+            message.blocks = _rich_text_blocks(text)
+        message.edited_at = now
+        message.history.append((now, message.visible_text))
+        return self._hidden_event(
+            "message_changed", message, message=self._message_json(message), previous_message=previous
+        )
+
+    def message_deleted_event(self, channel: str, ts: str) -> JsonDict:
+        """The stored message `ts` of `channel` is deleted: ``message_deleted`` with ``deleted_ts`` and
+        ``previous_message``. A thread's parent that still has replies becomes a tombstone instead, as at
+        Slack: ``message_changed`` whose ``message`` has subtype ``tombstone``, user USLACKBOT and the text
+        "This message was deleted." (it stays in conversations.history and .replies)."""
+        message = self._stored(channel, ts)
+        previous = self._message_json(message)
+        now = time.time()
+        if not message.is_reply and self._replies_of(message):
+            message.text, message.subtype, message.user, message.bot_id = TOMBSTONE_TEXT, "tombstone", SLACKBOT, None
+            message.blocks, message.files = None, []
+            message.history.append((now, message.visible_text))
+            return self._hidden_event(
+                "message_changed", message, message=self._message_json(message), previous_message=previous
+            )
+        message.deleted = True
+        message.history.append((now, ""))
+        return self._hidden_event("message_deleted", message, deleted_ts=message.ts, previous_message=previous)
+
+    def _stored(self, channel: str, ts: str) -> StoredMessage:
+        message = self.find_message(channel, ts)
+        if message is None:
+            raise LookupError(f"no message {ts} in {channel}")
+        return message
+
+    def _hidden_event(self, subtype: str, stored: StoredMessage, **fields: Any) -> JsonDict:
+        event_ts = self.next_ts()
+        return {
+            "type": "message",
+            "subtype": subtype,
+            "hidden": True,
+            "channel": stored.channel,
+            "channel_type": self._channel_type(stored.channel),
+            "ts": event_ts,
+            "event_ts": event_ts,
+            **fields,
+        }
+
+    def _channel_type(self, channel: str) -> str:
+        chan = self.channels.get(channel)
+        return chan.channel_type if chan else "channel"
+
+    def member_joined_event(self, channel: str, user: str, *, inviter: str | None = None) -> JsonDict:
+        """`user` (a person, or the bot's user id: the bot is added) joins `channel`: the membership changes
+        and this is the ``member_joined_channel`` event Slack sends (``channel_type`` "C" public, "G" private)."""
+        chan = self.channels[channel]
+        if user == self.bot_user_id:
+            chan.bot_member = True
+        else:
+            chan.members.add(user)
+        event = self._membership_event("member_joined_channel", chan, user)
+        if inviter:
+            event["inviter"] = inviter
+        return event
+
+    def member_left_event(self, channel: str, user: str) -> JsonDict:
+        """`user` leaves `channel` (or is removed; the bot's user id: the bot is): ``member_left_channel``."""
+        chan = self.channels[channel]
+        if user == self.bot_user_id:
+            chan.bot_member = False
+        else:
+            chan.members.discard(user)
+        return self._membership_event("member_left_channel", chan, user)
+
+    def _membership_event(self, kind: str, channel: Channel, user: str) -> JsonDict:
+        return {
+            "type": kind,
+            "user": user,
+            "channel": channel.id,
+            "channel_type": "G" if channel.is_private else "C",
+            "team": self.team_id,
+            "event_ts": f"{time.time():.6f}",
+        }
+
+    def bot_message_event(
+        self,
+        channel: str,
+        text: str,
+        *,
+        bot_id: str = "B0OTHERBOT",
+        user: str | None = "U0OTHERBOT",
+        name: str = "otherbot",
+        legacy: bool = False,
+        thread_ts: str | None = None,
+        ts: str | None = None,
+    ) -> JsonDict:
+        """Another app's bot posts `text` in `channel`: stored, and its ``message`` event as Slack sends it
+        (``bot_id``, ``app_id``, ``bot_profile``, its bot ``user``, no subtype). With ``legacy`` it is an
+        integration or incoming webhook: subtype ``bot_message``, ``bot_id``, ``username``, no user."""
+        message = self.seed_message(
+            channel,
+            text,
+            user=None if legacy else user,
+            bot_id=bot_id,
+            subtype="bot_message" if legacy else None,
+            username=name,
+            thread_ts=thread_ts,
+            ts=ts,
+        )
+        return self.message_event_of(channel, message.ts)
+
+    def message_event_of(self, channel: str, ts: str) -> JsonDict:
+        """The ``message`` event Slack sends for a stored message (a person's, the bot's own from
+        chat.postMessage, another bot's): its fields as conversations.history has them, plus ``channel``,
+        ``channel_type`` and ``event_ts``."""
+        message = self._stored(channel, ts)
+        event = {k: v for k, v in self._message_json(message).items() if k not in _THREAD_SUMMARY}
+        if not message.is_reply:
+            event.pop("thread_ts", None)
+        if message.user and not message.is_bot:
+            event["client_msg_id"] = str(uuid.uuid4())
+        return {**event, "channel": channel, "channel_type": self._channel_type(channel), "event_ts": message.ts}
+
+    def seed_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str | None = None,
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        bot_id: str | None = None,
+        subtype: str | None = None,
+        username: str | None = None,
+        files: Sequence[tuple[str, str, bytes]] = (),
+    ) -> StoredMessage:
+        """A message already in `channel`, without any event: a person's (``user``; the default person unless
+        a ``bot_id`` is given), the bot's own (``user=fake.bot_user_id``), another app's bot (``bot_id`` and its
+        ``user``) or an integration's (``bot_id``, ``subtype="bot_message"``, ``username``). ``ts`` may be in
+        the past (history); ``thread_ts`` makes it a reply."""
+        if user is None and bot_id is None:
+            user = self.DEFAULT_USER
+        if user == self.bot_user_id and bot_id is None:
+            bot_id = self.bot_id
+        message = StoredMessage(
+            channel=channel,
+            ts=self._claim_ts(ts),
+            text=text,
+            user=user,
+            bot_id=bot_id,
+            thread_ts=thread_ts,
+            subtype=subtype,
+            username=username,
+        )
+        if bot_id is None:
+            message.blocks = _rich_text_blocks(text)
+        if files:
+            message.files = [self._share_file(name, mimetype, data, user or "") for name, mimetype, data in files]
+            message.subtype = message.subtype or "file_share"
+        if channel not in self.channels:
+            self.add_channel(channel, channel)
+        return self._store(message, float(message.ts))
+
+    def _claim_ts(self, ts: str | None) -> str:
+        """`ts` (later ones from next_ts stay after it), or a new one."""
+        if ts is None:
+            return self.next_ts()
+        seconds, micros = _ts_key(ts)
+        self._last_ts_micros = max(self._last_ts_micros, seconds * 1_000_000 + micros)
+        return _format_ts(seconds * 1_000_000 + micros)
+
+    def seed_history(
+        self,
+        channel: str,
+        count: int,
+        *,
+        user: str | None = None,
+        text: str = "message {i}",
+        start: float | None = None,
+        spacing: float = 1.0,
+        other_bot_every: int = 0,
+        own_bot_every: int = 0,
+        thread_every: int = 0,
+        replies: int = 2,
+    ) -> list[StoredMessage]:
+        """`count` top-level messages already in `channel` (no events), oldest first, `spacing` seconds apart
+        from `start` (default: ending a minute ago); fast enough for 100,000. Message i (from 0) has the text
+        ``text.format(i=i)`` and is by `user` (the default person), except: every `other_bot_every`-th is an
+        integration's (subtype ``bot_message``, bot_id B0OTHERBOT), every `own_bot_every`-th the bot's own.
+        Every `thread_every`-th gets `replies` thread replies, "reply {j} to message {i}", alternately by
+        `user` and by the bot itself (its answers). Returns every message stored, in ts order."""
+        person = user or self.DEFAULT_USER
+        first = start if start is not None else time.time() - 60 - count * spacing
+        step = max(1, int(spacing * 1_000_000))
+        base = int(first * 1_000_000)
+        made: list[StoredMessage] = []
+        with _no_gc():  # many small objects at once: the collector's passes would take most of the time
+            for i in range(count):
+                parent = self._seeded(
+                    channel, base + i * step, text.format(i=i), person, i, other_bot_every, own_bot_every
+                )
+                made.append(parent)
+                for j in range(replies if thread_every and (i + 1) % thread_every == 0 else 0):
+                    at = base + i * step + (j + 1) * step // (replies + 1)
+                    author = self.bot_user_id if j % 2 else person
+                    made.append(
+                        self._seeded_message(channel, at, f"reply {j} to message {i}", author, thread_ts=parent.ts)
+                    )
+            self._store_many(channel, made)
+            return sorted(made, key=_message_key)
+
+    def _seeded(
+        self, channel: str, micros: int, text: str, person: str, i: int, other_bot_every: int, own_bot_every: int
+    ) -> StoredMessage:
+        if other_bot_every and (i + 1) % other_bot_every == 0:
+            message = self._seeded_message(channel, micros, text, None)
+            message.bot_id, message.subtype, message.username, message.blocks = (
+                "B0OTHERBOT",
+                "bot_message",
+                "otherbot",
+                None,
+            )
+            return message
+        author = self.bot_user_id if own_bot_every and (i + 1) % own_bot_every == 0 else person
+        return self._seeded_message(channel, micros, text, author)
+
+    def _seeded_message(
+        self, channel: str, micros: int, text: str, user: str | None, *, thread_ts: str | None = None
+    ) -> StoredMessage:
+        own = user == self.bot_user_id
+        ts = _format_ts(micros)
+        return StoredMessage(
+            channel=channel,
+            ts=ts,
+            text=text,
+            user=user,
+            bot_id=self.bot_id if own else None,
+            thread_ts=thread_ts,
+            blocks=None if own or user is None else _rich_text_blocks(text),
+            history=[(micros / 1_000_000, text)],
+        )
+
+    def _store_many(self, channel: str, messages: list[StoredMessage]) -> None:
+        if channel not in self.channels:
+            self.add_channel(channel, channel)
+        stored = self._messages.setdefault(channel, [])
+        stored.extend(messages)
+        stored.sort(key=_message_key)
+        for message in messages:
+            self._index(message)
+        if messages:
+            seconds, micros = max(m.key for m in messages)
+            self._last_ts_micros = max(self._last_ts_micros, seconds * 1_000_000 + micros)
+
     def _event_base(self, event_type: str, message: StoredMessage) -> JsonDict:
         event: JsonDict = {
             "type": event_type,
@@ -1403,7 +1883,7 @@ class FakeSlack:
         return {
             "token": "fake-verification-token",
             "team_id": self.team_id,
-            "team_domain": "fake-workspace",
+            "team_domain": self.team_domain,
             "channel_id": channel,
             "channel_name": ("directmessage" if chan and chan.is_im else chan.name) if chan else channel,
             "user_id": user,
@@ -1429,7 +1909,7 @@ class FakeSlack:
             "type": "message_action",
             "token": "fake-verification-token",
             "action_ts": f"{time.time():.6f}",
-            "team": {"id": self.team_id, "domain": "fake-workspace"},
+            "team": {"id": self.team_id, "domain": self.team_domain},
             "user": {"id": user, "username": name, "team_id": self.team_id, "name": name},
             "channel": {
                 "id": channel,
@@ -1478,7 +1958,7 @@ class FakeSlack:
             "type": "block_actions",
             "token": "fake-verification-token",
             "api_app_id": self.app_id,
-            "team": {"id": self.team_id, "domain": "fake-workspace"},
+            "team": {"id": self.team_id, "domain": self.team_domain},
             "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
             "channel": {"id": channel, "name": self.channels[channel].name if channel in self.channels else channel},
             "container": {
@@ -1519,6 +1999,7 @@ class FakeSlack:
 
     def reset_rate_limits(self) -> None:
         self._limiter.reset()
+        self._windows.reset()
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -1560,6 +2041,8 @@ class FakeSlack:
         if needed and not self.scopes.intersection(needed):
             return 200, self._missing_scope(",".join(needed)), {}
         retry_after = self._rate_check(method, params, now)
+        if retry_after is None:
+            retry_after = self._history_rate_check(method, now)
         if retry_after is not None:
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         injected = self._take_injected(method)
@@ -1582,6 +2065,7 @@ class FakeSlack:
         return None
 
     def _rate_check(self, method: str, params: JsonDict, now: float) -> int | None:
+        """A per-minute tier (a token bucket); conversations.history / .replies: see _history_rate_check."""
         limit = self.limits.limit_for(method)
         if limit is None:
             return None
@@ -1589,6 +2073,12 @@ class FakeSlack:
         if method == "chat.postMessage":
             key += f":{self._channel_key(params.get('channel'))}"
         return self._limiter.retry_after(key, limit, now)
+
+    def _history_rate_check(self, method: str, now: float) -> int | None:
+        if not self.limits.enabled or method not in HISTORY_METHODS:
+            return None
+        allowed = HISTORY_ACCESS[self.history_tier].per_window
+        return self._windows.retry_after(f"{self.team_id}:{method}", allowed, self.history_window_seconds, now)
 
     def _channel_key(self, value: Any) -> str:
         try:
@@ -1624,6 +2114,8 @@ class FakeSlack:
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
             "assistant.threads.setStatus": self._assistant_set_status,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
@@ -1637,7 +2129,7 @@ class FakeSlack:
 
     def _auth_test(self, params: JsonDict, now: float) -> JsonDict:
         return {
-            "url": "https://fake-workspace.slack.com/",
+            "url": f"https://{self.team_domain}.slack.com/",
             "team": "Fake Workspace",
             "user": self.bot_name,
             "team_id": self.team_id,
@@ -1769,44 +2261,85 @@ class FakeSlack:
             raise ApiError("user_not_found")
         return {"user": user.to_api()}
 
-    def _page(self, messages: list[StoredMessage], params: JsonDict, default_limit: int) -> JsonDict:
-        start = int(base64.b64decode(params["cursor"]).decode().split(":")[1]) if params.get("cursor") else 0
-        limit = int(params.get("limit") or default_limit) or default_limit
-        page = messages[start : start + limit]
-        has_more = start + limit < len(messages)
-        cursor = base64.b64encode(f"next_ts:{start + limit}".encode()).decode() if has_more else ""
+    def _history_limit(self, method: str, params: JsonDict) -> int:
+        """``limit`` as Slack applies it: the tier's default when absent, at most the tier's largest."""
+        access = HISTORY_ACCESS[self.history_tier]
+        try:
+            asked = int(params.get("limit") or 0)
+        except (TypeError, ValueError):
+            asked = 0
+        return min(asked or access.default_limit[method], access.max_limit[method])
+
+    def _page(self, method: str, messages: Iterable[StoredMessage], params: JsonDict) -> JsonDict:
+        """One page of `messages` (in the order returned, from the cursor on). Slack's cursor is base64 of
+        ``next_ts:<ts in microseconds>``: the first message of the next page, so new messages do not shift it."""
+        limit = self._history_limit(method, params)
+        taken = list(itertools.islice(messages, limit + 1))
+        page, rest = taken[:limit], taken[limit:]
         return {
             "messages": [self._message_json(m) for m in page],
-            "has_more": has_more,
-            "response_metadata": {"next_cursor": cursor},
+            "has_more": bool(rest),
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": _cursor_of(rest[0]) if rest else ""},
         }
 
-    def _in_window(self, messages: list[StoredMessage], params: JsonDict) -> list[StoredMessage]:
+    @staticmethod
+    def _bounds(params: JsonDict) -> tuple[tuple[int, int] | None, tuple[int, int] | None, bool]:
+        """(oldest, latest, inclusive) of a history call."""
         inclusive = str(params.get("inclusive", "0")).lower() in ("1", "true")
         oldest, latest = params.get("oldest"), params.get("latest")
-        out = []
-        for m in messages:
-            key = _ts_key(m.ts)
-            if oldest and (key < _ts_key(str(oldest)) or (key == _ts_key(str(oldest)) and not inclusive)):
-                continue
-            if latest and (key > _ts_key(str(latest)) or (key == _ts_key(str(latest)) and not inclusive)):
-                continue
-            out.append(m)
-        return out
+        return (
+            _ts_key(str(oldest)) if oldest else None,
+            _ts_key(str(latest)) if latest else None,
+            inclusive,
+        )
+
+    def _in_window(self, messages: list[StoredMessage], params: JsonDict) -> list[StoredMessage]:
+        oldest, latest, inclusive = self._bounds(params)
+        return [
+            m
+            for m in messages
+            if (oldest is None or m.key > oldest or (inclusive and m.key == oldest))
+            and (latest is None or m.key < latest or (inclusive and m.key == latest))
+        ]
 
     def _conversations_replies(self, params: JsonDict, now: float) -> JsonDict:
+        """A thread, oldest first (its parent first on the first page); a message without replies alone."""
         channel = self._resolve_channel(params.get("channel"))
+        self._check_readable(channel)
         parent = self.find_message(channel.id, _required(params, "ts"))
         if parent is None:
             raise ApiError("thread_not_found")
-        thread = [parent, *self._replies_of(parent)] if parent.thread_ts in (None, parent.ts) else [parent]
-        return self._page(self._in_window(thread, params), params, default_limit=1000)
+        thread = self._in_window([parent, *self._replies_of(parent)] if not parent.is_reply else [parent], params)
+        if params.get("cursor"):
+            start = _cursor_key(str(params["cursor"]))
+            thread = [m for m in thread if m.key >= start]
+        return self._page("conversations.replies", thread, params)
 
     def _conversations_history(self, params: JsonDict, now: float) -> JsonDict:
+        """A channel's messages, newest first: top-level ones (thread replies only when also sent to the
+        channel, subtype thread_broadcast); a thread's parent carries reply_count, reply_users, latest_reply."""
         channel = self._resolve_channel(params.get("channel"))
         self._check_readable(channel)
-        top = [m for m in self.messages_in(channel.id) if m.thread_ts in (None, m.ts)]
-        return self._page(list(reversed(self._in_window(top, params))), params, default_limit=100)
+        cursor = _cursor_key(str(params["cursor"])) if params.get("cursor") else None
+        return self._page("conversations.history", self._newest_first(channel.id, params, cursor), params)
+
+    def _newest_first(self, channel: str, params: JsonDict, cursor: tuple[int, int] | None) -> Iterator[StoredMessage]:
+        """The channel's top-level messages in the call's window, newest first from the cursor on (walks back
+        from a bisected start, so a page of a 100,000-message channel costs its own length)."""
+        oldest, latest, inclusive = self._bounds(params)
+        messages = self._messages.get(channel, [])
+        end = len(messages)
+        if latest is not None:
+            end = (bisect.bisect_right if inclusive else bisect.bisect_left)(messages, latest, key=_message_key)
+        if cursor is not None:
+            end = min(end, bisect.bisect_right(messages, cursor, key=_message_key))
+        for index in range(end - 1, -1, -1):
+            message = messages[index]
+            if oldest is not None and (message.key < oldest or (message.key == oldest and not inclusive)):
+                return
+            if not message.deleted and (not message.is_reply or message.subtype == "thread_broadcast"):
+                yield message
 
     def _check_readable(self, channel: Channel) -> None:
         """A channel's history is read with its type's scope, by a member (a public channel the
@@ -1818,7 +2351,43 @@ class FakeSlack:
             raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
 
     def _conversations_info(self, params: JsonDict, now: float) -> JsonDict:
-        return {"channel": self._resolve_channel(params.get("channel")).to_api()}
+        """A conversation's ``is_private`` / ``is_member`` (``num_members`` when asked); a private channel the
+        bot is not in is invisible to it (channel_not_found)."""
+        channel = self._resolve_channel(params.get("channel"))
+        if channel.is_private and not channel.is_im and not channel.bot_member:
+            raise ApiError("channel_not_found")
+        data = channel.to_api()
+        if str(params.get("include_num_members", "")).lower() in ("1", "true"):
+            data["num_members"] = len(self.members_of(channel.id))
+        return {"channel": data}
+
+    def _conversations_members(self, params: JsonDict, now: float) -> JsonDict:
+        """A channel's members (the bot too when it is in), by id, paginated with Slack's ``user:<id>`` cursor;
+        the channel type's read scope; a private channel the bot is not in: channel_not_found."""
+        channel = self._resolve_channel(params.get("channel"))
+        needed = READ_SCOPES[channel.channel_type]
+        if needed not in self.scopes:
+            raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
+        if channel.is_private and not channel.bot_member:
+            raise ApiError("channel_not_found")
+        members = self.members_of(channel.id)
+        if params.get("cursor"):
+            after = _decode_cursor(str(params["cursor"]), "user")
+            members = [m for m in members if m >= after]
+        try:
+            limit = min(int(params.get("limit") or 100) or 100, MEMBERS_LIMIT_MAX)
+        except (TypeError, ValueError):
+            limit = 100
+        page, rest = members[:limit], members[limit:]
+        cursor = _encode_cursor("user", rest[0]) if rest else ""
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
+
+    def _chat_get_permalink(self, params: JsonDict, now: float) -> JsonDict:
+        channel = self._resolve_channel(params.get("channel"))
+        if channel.is_private and not channel.is_im and not channel.bot_member:
+            raise ApiError("channel_not_found")
+        message = self._message_or_error(channel.id, _required(params, "message_ts"))
+        return {"channel": channel.id, "permalink": self.permalink(channel.id, message.ts)}
 
     def _conversations_open(self, params: JsonDict, now: float) -> JsonDict:
         users = params.get("users")

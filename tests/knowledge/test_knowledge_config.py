@@ -23,6 +23,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
         Env(
             {
                 "KNOWLEDGE_DIR": str(tmp_path),
+                "HF_TOKEN": "hf_x",
                 "EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5",
                 "EMBEDDING_BASE_URL": "http://tei:8080/v1",
                 "KNOWLEDGE_DATABASE_URL": "postgres://bot:secret@db:5432/knowledge",
@@ -37,6 +38,13 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     assert knowledge.database_url == "postgres://bot:secret@db:5432/knowledge"
     assert knowledge.data_dir == (tmp_path / "data").resolve()
     assert knowledge.prompt_share == 0.8
+
+
+def test_an_endpoint_url_or_a_server_of_ones_own_needs_no_token() -> None:
+    endpoint = "https://abc.endpoints.huggingface.cloud"
+    assert load_settings(Env({"EMBEDDING_MODEL": endpoint})).knowledge.embedding_model == endpoint
+    own = load_settings(Env({"EMBEDDING_MODEL": "nomic-embed-text", "EMBEDDING_BASE_URL": "http://ollama:11434/v1"}))
+    assert own.knowledge.embedding_model == "nomic-embed-text"
 
 
 @pytest.mark.parametrize(
@@ -57,6 +65,10 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
         ({"KNOWLEDGE_PROMPT_SHARE": "-0.1"}, "KNOWLEDGE_PROMPT_SHARE='-0.1' is invalid: expected a number > 0"),
         ({"KNOWLEDGE_PROMPT_SHARE": "0.9"}, "KNOWLEDGE_PROMPT_SHARE='0.9' is invalid: expected a number ≤ 0.8"),
         ({"KNOWLEDGE_PROMPT_SHARE": "nan"}, "KNOWLEDGE_PROMPT_SHARE='nan' is invalid: expected a number > 0"),
+        (
+            {"EMBEDDING_MODEL": "BAAI/bge-small-en-v1.5"},
+            "EMBEDDING_MODEL='BAAI/bge-small-en-v1.5' is set but HF_TOKEN is not",
+        ),
         ({"KNOWLEDGE_PROMPT_SHARE": "a third"}, "KNOWLEDGE_PROMPT_SHARE='a third' is invalid: expected a number"),
     ],
 )

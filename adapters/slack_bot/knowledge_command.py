@@ -1,0 +1,173 @@
+"""/knowledge on Slack, for workspace admins and SLACK_ADMIN_USER_IDS (as /persona): `channel on|off` run in a
+channel makes it knowledge (its new messages from then on, its history read in the background) or stops that and
+removes its messages; `list` shows what the workspace's knowledge holds; `remove <source>` removes one source.
+Acknowledged at once, answered to the person alone through the command's response_url."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_bot.knowledge_history import HistoryReader
+from adapters.slack_bot.knowledge_members import channel_members
+from adapters.slack_bot.knowledge_messages import channel_source, scope_of
+from adapters.slack_bot.knowledge_state import SlackKnowledge
+from adapters.slack_bot.text import escape_mrkdwn
+from bot.errors import ReplyFailure
+from bot.knowledge.opener import KnowledgeUnavailable
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
+from bot.knowledge.service import Knowledge
+from bot.render import failure_note
+
+log = structlog.get_logger(__name__)
+
+USAGE = (
+    "`/knowledge channel on` or `/knowledge channel off` in a channel: its messages are (or stop being) knowledge.\n"
+    "`/knowledge list`: what this workspace's knowledge holds.  `/knowledge remove <source>`: remove one.\n"
+    'Add a message and its files with the message shortcut "Add to knowledge".'
+)
+NOT_ADMIN = "Only workspace admins (or the people this bot names) may change or list this workspace's knowledge."
+LISTED = 50  # sources listed at most (the rest counted), so the answer stays one readable message
+NOT_IN_CHANNEL = "I'm not in this channel: invite me first (`/invite` and my name), then run this again."
+NO_KNOWLEDGE = "Knowledge is not available in this deployment."
+
+
+class KnowledgeCommand:
+    def __init__(
+        self,
+        knowledge: SlackKnowledge,
+        is_admin: Callable[[AsyncWebClient, str], Awaitable[bool]],
+        history: HistoryReader,
+    ) -> None:
+        self._knowledge = knowledge
+        self._is_admin = is_admin
+        self._history = history
+
+    def register(self, app: AsyncApp) -> None:
+        app.command("/knowledge")(self._on_knowledge)
+
+    async def _on_knowledge(self, ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        await ack()
+        try:
+            said = await self._answer(client, command)
+        except ReplyFailure as failure:
+            said = failure_note(failure)
+        except KnowledgeUnavailable as unavailable:
+            said = str(unavailable)
+        await respond(text=said, response_type="ephemeral", replace_original=False)
+
+    async def _answer(self, client: AsyncWebClient, command: dict[str, Any]) -> str:
+        words = command.get("text", "").split()
+        words[:2] = [word.lower() for word in words[:2]]  # `remove`'s name keeps its case
+        team, channel, user = command.get("team_id", ""), command["channel_id"], command["user_id"]
+        if self._knowledge.opener is None:
+            return NO_KNOWLEDGE
+        if not words or words[0] not in ("channel", "list", "remove"):
+            return USAGE
+        if not await self._is_admin(client, user):
+            return NOT_ADMIN
+        knowledge = await self._knowledge.opener.get()
+        if words[0] == "list":
+            return await self._list(knowledge, team)
+        if words[0] == "remove" and len(words) > 1:
+            return await self._remove(knowledge, team, " ".join(words[1:]))
+        if words[0] == "channel" and words[1:] in (["on"], ["off"]):
+            if channel.startswith("D"):
+                return "Run `/knowledge channel on|off` in the channel itself."
+            if words[1] == "off":
+                return await self._channel_off(knowledge, team, channel)
+            return await self._channel_on(client, team, channel)
+        return USAGE
+
+    async def _channel_on(self, client: AsyncWebClient, team: str, channel: str) -> str:
+        try:
+            info = (await client.conversations_info(channel=channel))["channel"]
+            if not info.get("is_member"):
+                return NOT_IN_CHANNEL
+            if info.get("is_private"):
+                await self._knowledge.members.track(team, channel, await channel_members(client, channel))
+        except SlackApiError as error:
+            log.warning("slack_knowledge_channel_unreadable", channel=channel, error=error.response.get("error"))
+            if error.response.get("error") in ("channel_not_found", "not_in_channel"):
+                return NOT_IN_CHANNEL
+            return f"I couldn't read this channel (Slack answered `{error.response.get('error')}`)."
+        channels = self._knowledge.channels
+        if not await channels.opt_in(scope_of(team), channel, f"#{info.get('name') or channel}"):
+            return "This channel is knowledge already."
+        await channels.start_backfill(scope_of(team), channel)
+        self._history.wake()
+        log.info("slack_knowledge_channel_on", team=team, channel=channel, private=bool(info.get("is_private")))
+        return (
+            "Done: this channel is knowledge now. Its new messages can be found within seconds, and I'm reading its "
+            "recent history in the background (at the pace Slack allows this app)."
+        )
+
+    async def _channel_off(self, knowledge: Knowledge, team: str, channel: str) -> str:
+        was = await self._knowledge.channels.opt_out(scope_of(team), channel)
+        removed = await knowledge.forget_source(scope_of(team), channel_source(channel))
+        log.info("slack_knowledge_channel_off", team=team, channel=channel, removed=removed)
+        if not was and not removed:
+            return "This channel isn't knowledge: nothing to remove."
+        return f"Done: this channel is no longer knowledge ({_count(removed, 'message')} removed)."
+
+    async def _list(self, knowledge: Knowledge, team: str) -> str:
+        sources = await knowledge.sources(scope_of(team))
+        channels = await self._knowledge.channels.channels(scope_of(team))
+        reading = {
+            b.channel: b.read for b in await self._knowledge.channels.backfills("slack") if b.scope == scope_of(team)
+        }
+        listed = {source.source for source in sources}
+        lines = [_line(source, reading.get(source.source.removeprefix("channel:"))) for source in sources]
+        lines += [
+            f"• *{escape_mrkdwn(title)}* (`channel:{id}`): nothing yet"
+            for id, title in channels.items()
+            if channel_source(id) not in listed
+        ]
+        if len(lines) > LISTED:
+            lines[LISTED:] = [f"…and {len(lines) - LISTED} more."]
+        shared = await knowledge.sources(DEPLOYMENT_SCOPE)
+        everywhere = f"\nAnd this deployment's {_count(len(shared), 'document')} (KNOWLEDGE_DIR)." if shared else ""
+        if not lines:
+            return "This workspace's knowledge is empty." + everywhere + "\n" + USAGE
+        return "This workspace's knowledge:\n" + "\n".join(lines) + everywhere
+
+    async def _remove(self, knowledge: Knowledge, team: str, name: str) -> str:
+        scope = scope_of(team)
+        sources = await knowledge.sources(scope)
+        found = [s for s in sources if name in (s.source, s.title)] or [
+            s for s in sources if s.title.lower() == name.lower()
+        ]
+        keys = [source.source for source in found]
+        if not keys and name.startswith("channel:"):  # a channel that is knowledge but holds nothing yet
+            keys = [name]
+        if not keys:
+            return f"No source is called {escape_mrkdwn(name)}. `/knowledge list` shows them."
+        removed = 0
+        for key in keys:
+            if key.startswith("channel:"):
+                await self._knowledge.channels.opt_out(scope, key.removeprefix("channel:"))
+            removed += await knowledge.forget_source(scope, key)
+        what = escape_mrkdwn(found[0].title if found else name)
+        return f"Done: {what} is no longer knowledge ({_count(removed, 'passage')} removed)."
+
+
+def _line(source: SourceInfo, read: int | None) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(source.updated_at)) if source.updated_at else "unknown"
+    size = (
+        f"{source.characters / 1000:.1f}k characters"
+        if source.characters >= 1000
+        else f"{source.characters} characters"
+    )
+    reading = f", history being read ({_count(read, 'message')} so far)" if read is not None else ""
+    title, passages = escape_mrkdwn(source.title), _count(source.passages, "passage")
+    return f"• *{title}* (`{escape_mrkdwn(source.source)}`): {passages}, {size}, updated {when}{reading}"
+
+
+def _count(number: int, one: str) -> str:
+    return f"{number} {one if number == 1 else one + 's'}"

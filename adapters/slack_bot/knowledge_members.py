@@ -1,0 +1,93 @@
+"""Who may read which private channel's knowledge, kept by the bot in Redis per workspace: the members of each private
+channel that holds knowledge (read once with conversations.members when it becomes knowledge), then kept current
+from member_joined_channel / member_left_channel events. A question reads it in two round trips, never asking Slack.
+
+Public channels are open to every member of a workspace, so only private channels are kept here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.redis_client import REDIS_ERRORS, RedisClient
+
+T = TypeVar("T")
+
+
+class PrivateMembers:
+    def __init__(self, redis: RedisClient, key_prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{key_prefix}knowledge:slack:"
+
+    async def track(self, team: str, channel: str, members: Iterable[str]) -> None:
+        """`channel` is private and holds knowledge: `members` (all of them) may read it."""
+        people = list(members)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._members(team, channel))
+            if people:
+                pipe.sadd(self._members(team, channel), *people)
+            pipe.sadd(self._private(team), channel)
+            await self._run(pipe.execute())
+
+    async def is_tracked(self, team: str, channel: str) -> bool:
+        return bool(await self._run(self._redis.sismember(self._private(team), channel)))
+
+    async def joined(self, team: str, channel: str, user: str) -> None:
+        if await self.is_tracked(team, channel):
+            await self._run(self._redis.sadd(self._members(team, channel), user))
+
+    async def left(self, team: str, channel: str, user: str) -> None:
+        await self._run(self._redis.srem(self._members(team, channel), user))
+
+    async def readable(self, team: str, user: str, knowledge_channels: Iterable[str]) -> frozenset[str]:
+        """The channels whose knowledge `user` may read: the public ones of `knowledge_channels`, and the private
+        channels holding knowledge that they are a member of."""
+        private = {_text(channel) for channel in await self._run(self._redis.smembers(self._private(team)))}
+        public = {channel for channel in knowledge_channels if channel not in private}
+        if not private:
+            return frozenset(public)
+        ordered = sorted(private)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in ordered:
+                pipe.sismember(self._members(team, channel), user)
+            memberships = await self._run(pipe.execute())
+        return frozenset(public | {channel for channel, member in zip(ordered, memberships, strict=True) if member})
+
+    async def forget_team(self, team: str) -> None:
+        private = await self._run(self._redis.smembers(self._private(team)))
+        async with self._redis.pipeline(transaction=False) as pipe:  # one key each: a Cluster's keys differ in slot
+            for channel in private:
+                pipe.delete(self._members(team, _text(channel)))
+            pipe.delete(self._private(team))
+            await self._run(pipe.execute())
+
+    def _private(self, team: str) -> str:
+        return f"{self._prefix}private:{team}"
+
+    def _members(self, team: str, channel: str) -> str:
+        return f"{self._prefix}members:{team}:{channel}"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        try:
+            return await command
+        except REDIS_ERRORS as error:
+            raise ReplyFailure(FailureKind.STORE_UNAVAILABLE, f"knowledge members: {error}") from error
+
+
+async def channel_members(client: AsyncWebClient, channel: str) -> list[str]:
+    """Every member of the channel (conversations.members, Tier 4, a page of up to 1,000 at a time)."""
+    members: list[str] = []
+    cursor: str | None = None
+    while True:
+        response = await client.conversations_members(channel=channel, limit=1000, cursor=cursor)
+        members += [str(member) for member in response.get("members") or []]
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return members
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,59 @@
+"""A workspace's knowledge as the Slack app's parts reach it: the knowledge itself (started when first needed), the
+channels that are knowledge, and who may read the private ones; what a question may be answered from, and what is
+deleted when a person or the workspace asks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.slack_bot.knowledge_live import LiveChanges
+from adapters.slack_bot.knowledge_members import PrivateMembers
+from adapters.slack_bot.knowledge_messages import scope_of
+from bot.errors import ReplyFailure
+from bot.knowledge.opener import KnowledgeOpener
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
+from bot.knowledge.service import Knowledge
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackKnowledge:
+    opener: KnowledgeOpener | None  # None: this deployment has no knowledge
+    channels: KnowledgeChannels
+    members: PrivateMembers
+    live: LiveChanges
+
+    @property
+    def current(self) -> Knowledge | None:
+        """The knowledge if it has started in this process (it starts at start-up once it has been used)."""
+        return None if self.opener is None else self.opener.current
+
+    async def access(self, team: str, user: str) -> Access | None:
+        """What `user`'s question may be answered from: the workspace's and the deployment's knowledge, of the
+        channels only those they can read now (every public one that is knowledge, the private ones they are in).
+        None when knowledge hasn't started. Two or three Redis round trips; never a call to Slack."""
+        if self.current is None:
+            return None
+        scopes = (scope_of(team), DEPLOYMENT_SCOPE)
+        try:
+            channels = await self.channels.channels(scope_of(team))
+            return Access(scopes, await self.members.readable(team, user, channels))
+        except ReplyFailure as failure:  # without Redis, no channel's passages: documents only
+            log.warning("slack_knowledge_channels_unknown", team=team, detail=failure.detail)
+            return Access(scopes)
+
+    async def forget_team(self, team: str) -> int:
+        """Everything the workspace made knowledge, its channels' list and their members (raises ReplyFailure)."""
+        await self.channels.forget_scope(scope_of(team))
+        await self.members.forget_team(team)
+        knowledge = self.current
+        return 0 if knowledge is None else await knowledge.forget_scope(scope_of(team))
+
+    async def forget_author(self, team: str, user: str) -> int:
+        """`user`'s indexed messages in the workspace."""
+        knowledge = self.current
+        return 0 if knowledge is None else await knowledge.forget_author(scope_of(team), user)
