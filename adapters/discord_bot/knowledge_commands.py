@@ -148,6 +148,11 @@ class KnowledgeCommands:
         channels = self._knowledge.channels
         if state == "off":
             return await self._channel_off(scope, str(channel.id), channel.name)
+        mine = channel.permissions_for(channel.guild.me)
+        if not mine.view_channel:
+            return (
+                f"I can't see #{channel.name}: give me View Channel there (and Read Message History), then try again."
+            )
         if not await channels.opt_in(scope, str(channel.id), f"#{channel.name}"):
             return f"#{channel.name} is already knowledge."
         # The messages said before this command (its id is its time); the feed has those after it.
@@ -155,10 +160,7 @@ class KnowledgeCommands:
         self._host.history.start()
         log.info("knowledge_channel_on", scope=scope, channel=channel.id)
         said = f"Done: messages in #{channel.name} and its public threads are knowledge from now on. "
-        if (
-            isinstance(channel, discord.TextChannel)
-            and not channel.permissions_for(channel.guild.me).read_message_history
-        ):
+        if not mine.read_message_history:
             return said + "I can't read its history (I need Read Message History here), so only new messages count."
         return said + "I'm reading its last 1,000 messages in the background."
 

@@ -87,10 +87,19 @@ async def scene(folder: Path, database_url: str) -> AsyncIterator[Scene]:
         other_admins = fake.add_role(other, "admins", permissions=ADMIN)
         admin = world.add_user("admin", roles=[admins, other_admins])
         alice, bob, insider = world.add_user("alice"), world.add_user("bob"), world.add_user("insider", roles=[staff])
-        names = ("general", "ask", "secret", "resumed", "questions", "policy")  # questions in several: threads' limits
+        names = (
+            "general",
+            "ask",
+            "secret",
+            "resumed",
+            "questions",
+            "policy",
+            "hidden",
+        )  # questions in several: threads' limits
         channels = {name: world.add_channel(name) for name in names}
         channels["elsewhere"] = fake.add_text_channel(other, "elsewhere")
         await fake.make_private_channel(channels["secret"], roles=[staff, admins])
+        await fake.make_private_channel(channels["hidden"], roles=[admins], bot_can_read=False)
         history = [f"bob: small talk {n}" for n in range(20)] + [RESUMED]
         fake.seed_history(channels["resumed"]["id"], len(history), authors=[bob], content=lambda n: history[n])
         older = [f"History line {n}." for n in range(HISTORY + 49)] + ["The boiler room key is blue."]
@@ -191,6 +200,11 @@ async def test_people_who_are_not_admins_are_refused_and_told_why(scene: Scene, 
     menu = await world.fake.send_message_command(ask_channel["id"], alice, "Add to knowledge", said["id"])
     assert "Manage Server" in await answered(scene, menu)
     assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%VPN is down%") == []
+
+
+async def test_a_channel_the_bot_cannot_see_is_not_made_knowledge(scene: Scene) -> None:
+    hidden = await knowledge(scene, scene.channels["hidden"], scene.admin, "channel", state="on")
+    assert hidden.startswith("I can't see #hidden: give me View Channel there")
 
 
 async def test_a_document_is_used_and_cited_by_name_and_page(scene: Scene) -> None:
