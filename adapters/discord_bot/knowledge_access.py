@@ -10,6 +10,7 @@ import discord
 import structlog
 
 from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.jobs.knowledge_live import LiveChanges
 from bot.app import Services
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
@@ -37,6 +38,7 @@ class DiscordKnowledge:
         self.opener = services.knowledge
         history = services.settings.history
         self.channels = KnowledgeChannels(services.redis.main, history.key_prefix, services.metrics.redis_errors.inc)
+        self.live = LiveChanges(services.redis.main, history.key_prefix, PLATFORM)  # edits, deletes: not read back
 
     @property
     def current(self) -> Knowledge | None:

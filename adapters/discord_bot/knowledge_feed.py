@@ -71,7 +71,7 @@ class KnowledgeFeed:
             return
         claim = f"discord:knowledge:edit:{message.id}:{edited}"
         if message.content.strip():
-            await self._add(message, claim)
+            await self._add(message, claim, edited=True)
         else:  # its words removed, its files kept
             await self.on_delete(event.guild_id, event.channel_id, (message.id,))
 
@@ -85,6 +85,8 @@ class KnowledgeFeed:
                 return
         elif await self._opted_in(guild_id, knowledge_channel(channel)) is None:
             return
+        for message_id in message_ids:  # a history page read before this doesn't bring it back
+            await self._knowledge.live.mark(str(guild_id), str(message_id))
         first = min(message_ids)
         if not await self._jobs.first_to_claim(f"discord:knowledge:delete:{channel_id}:{first}:{len(message_ids)}"):
             return
@@ -107,12 +109,16 @@ class KnowledgeFeed:
         removed = await knowledge.forget_source(scope, f"channel:{channel.id}") if knowledge is not None else 0
         log.info("knowledge_channel_deleted", scope=scope, channel=channel.id, removed=removed)
 
-    async def _add(self, message: discord.Message, claim: str) -> None:
+    async def _add(self, message: discord.Message, claim: str, *, edited: bool = False) -> None:
         if message.guild is None:
             return
         channel_id = knowledge_channel(message.channel)
         title = await self._opted_in(message.guild.id, channel_id)
-        if title is None or channel_id is None or not await self._jobs.first_to_claim(claim):
+        if title is None or channel_id is None:
+            return
+        if edited:  # a history page read before this doesn't bring the old text back
+            await self._knowledge.live.mark(str(message.guild.id), str(message.id))
+        if not await self._jobs.first_to_claim(claim):
             return
         knowledge = await self._knowledge.get()
         if knowledge is not None:

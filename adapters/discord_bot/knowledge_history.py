@@ -126,7 +126,9 @@ class HistoryReader:
         if title is None:
             return False
         guild_id, channel_id = guild_of_scope(backfill.scope), int(backfill.channel)
-        await knowledge.add([message_passage(m, guild_id, channel_id, title) for m in page if is_said(m)])
+        passages = [message_passage(m, guild_id, channel_id, title) for m in page if is_said(m)]
+        changed = await self._knowledge.live.marked(str(guild_id), [passage.key for passage in passages])
+        await knowledge.add([passage for passage in passages if passage.key not in changed])
         if await self._title(backfill) is None:
             await knowledge.forget_source(backfill.scope, f"channel:{backfill.channel}")
             return False

@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.jobs.attachments import Attachment, DownloadFailed
 from adapters.jobs.documents import document_kind
 from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.jobs.knowledge_live import LiveChanges
 from adapters.jobs.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
@@ -44,7 +45,6 @@ from adapters.slack_bot.interrupted import InterruptedReplies
 from adapters.slack_bot.knowledge_command import KnowledgeCommand
 from adapters.slack_bot.knowledge_feed import KnowledgeFeed
 from adapters.slack_bot.knowledge_history import HistoryReader
-from adapters.slack_bot.knowledge_live import LiveChanges
 from adapters.slack_bot.knowledge_members import PrivateMembers
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
@@ -146,7 +146,7 @@ class SlackBot:
             services.knowledge,
             KnowledgeChannels(redis, prefix, services.metrics.redis_errors.inc),
             PrivateMembers(redis, prefix),
-            LiveChanges(redis, prefix),
+            LiveChanges(redis, prefix, "slack"),
         )
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.jobs.knowledge_channels import KnowledgeChannels
-from adapters.slack_bot.knowledge_live import LiveChanges
+from adapters.jobs.knowledge_live import LiveChanges
 from adapters.slack_bot.knowledge_members import PrivateMembers
 from adapters.slack_bot.knowledge_messages import scope_of
 from bot.errors import ReplyFailure

@@ -1,6 +1,7 @@
-"""Which messages changed live while a channel's history was being read: a page of history read before an edit or
-a deletion must not put the old text back after it. Each message event of a knowledge channel leaves a mark in
-Redis for a few minutes; the history's reading leaves out the messages marked, whose newest text is stored already."""
+"""Which messages changed live while a channel's history was being read, the same on every platform: a page of
+history read before an edit or a deletion must not put the old text back after it. Each message event of a knowledge
+channel leaves a mark in Redis for a few minutes; the history's reading leaves out the messages marked, whose newest
+text is stored already (or which are deleted)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ MARK_SECONDS = 300  # far longer than a page takes between being asked for and b
 
 
 class LiveChanges:
-    def __init__(self, redis: RedisClient, key_prefix: str) -> None:
+    def __init__(self, redis: RedisClient, key_prefix: str, platform: str) -> None:
         self._redis = redis
-        self._prefix = f"{key_prefix}knowledge:slack:live:"
+        self._prefix = f"{key_prefix}knowledge:{platform}:live:"
 
     async def mark(self, team: str, key: str) -> None:
-        """The message `key` ("<channel>:<ts>") was posted, edited or deleted just now (best effort)."""
+        """The message `key` (its passage's key) of workspace or server `team` was posted, edited or deleted just
+        now (best effort)."""
         try:
             await self._redis.set(self._key(team, key), "1", ex=MARK_SECONDS)
         except REDIS_ERRORS:
