@@ -24,7 +24,7 @@ from discord import app_commands
 from adapters.discord_bot.commands import Commands, places_of, quota_channel
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
-from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_scope
+from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
 from adapters.discord_bot.knowledge_commands import KnowledgeCommands
 from adapters.discord_bot.knowledge_feed import KnowledgeFeed
 from adapters.discord_bot.knowledge_history import HistoryReader
@@ -139,13 +139,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def _start_knowledge(self) -> None:
         """Knowledge in use (a channel opted in, a history being read) is started now, and the readings resume."""
-        channels = self.knowledge.channels
-        try:
-            in_use = bool(await channels.scopes(PLATFORM) or await channels.backfills(PLATFORM))
-        except ReplyFailure as failure:
-            log.warning("knowledge_state_unknown", detail=failure.detail)
-            return
-        if in_use and await self.knowledge.get() is not None:
+        if await self.knowledge.in_use() and await self.knowledge.get() is not None:
             self.history.start()
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:

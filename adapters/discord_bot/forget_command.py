@@ -46,7 +46,9 @@ class ForgetCommand:
         await interaction.edit_original_response(content=said)
 
     async def _forget_messages(self, user: str) -> int:
-        knowledge = self._knowledge.current  # started wherever messages were made knowledge
+        knowledge = self._knowledge.current
+        if knowledge is None and await self._knowledge.in_use():  # not started in this process yet
+            knowledge = await self._knowledge.get()
         if knowledge is None:
             return 0
         with contextlib.suppress(TimeoutError):

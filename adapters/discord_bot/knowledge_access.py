@@ -55,6 +55,14 @@ class DiscordKnowledge:
             log.warning("knowledge_unavailable", reason=str(error))
             return None
 
+    async def in_use(self) -> bool:
+        """Whether some server has knowledge channels (a history may be read, messages kept)."""
+        try:
+            return bool(await self.channels.scopes(PLATFORM) or await self.channels.backfills(PLATFORM))
+        except ReplyFailure as failure:
+            log.warning("knowledge_state_unknown", detail=failure.detail)
+            return False
+
     async def access(self, guild: discord.Guild | None, asker: object) -> Access | None:
         """What a question asked by `asker` in `guild` (None: a DM) may be answered from; None without knowledge."""
         if self.current is None:
