@@ -4,6 +4,7 @@ and of the channels' messages only those of channels the asker can see now, from
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import discord
@@ -39,6 +40,7 @@ class DiscordKnowledge:
         history = services.settings.history
         self.channels = KnowledgeChannels(services.redis.main, history.key_prefix, services.metrics.redis_errors.inc)
         self.live = LiveChanges(services.redis.main, history.key_prefix, PLATFORM)  # edits, deletes: not read back
+        self._starting: asyncio.Task[Knowledge | None] | None = None
 
     @property
     def current(self) -> Knowledge | None:
@@ -66,6 +68,7 @@ class DiscordKnowledge:
     async def access(self, guild: discord.Guild | None, asker: object) -> Access | None:
         """What a question asked by `asker` in `guild` (None: a DM) may be answered from; None without knowledge."""
         if self.current is None:
+            await self._start_if_used(guild)
             return None
         if guild is None:
             return Access((DEPLOYMENT_SCOPE,))
@@ -76,6 +79,18 @@ class DiscordKnowledge:
         except ReplyFailure:  # Redis out of reach: no channel's messages, the documents still
             channels = {}
         return Access((scope, DEPLOYMENT_SCOPE), readable_channels(guild, asker, channels))
+
+    async def _start_if_used(self, guild: discord.Guild | None) -> None:
+        """Knowledge another process started for this server (a channel opted in there) is started here too, once,
+        in the background: the next question uses it."""
+        if self.opener is None or guild is None or self._starting is not None:
+            return
+        try:
+            used = guild_scope(guild.id) in await self.channels.scopes(PLATFORM)
+        except ReplyFailure:
+            return
+        if used:
+            self._starting = asyncio.create_task(self.get(), name="knowledge-start")
 
 
 def readable_channels(guild: discord.Guild, asker: object, channel_ids: Iterable[str]) -> frozenset[str]:
