@@ -14,12 +14,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, Frames, chat_id_of, hello_of
+
+# Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 DEFAULT = "You are the default bot of these tests."
 SAVED = "Instructions saved: they apply from the next message on."
@@ -28,7 +32,7 @@ ON = re.compile(r"\bon\b")  # the button's mark: the conversation has instructio
 HOSTILE = "<img src=x onerror=\"window.pwned = 'instructions'\"><b>Bold</b> & {user}"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text="Fine.", rate=400)) as server:
         yield server
