@@ -209,12 +209,15 @@ async def test_deleting_a_conversation_deletes_its_instructions(
     panel = Panel(chat)
     await asked(chat, "First?")
     await chat.page.click("#new")
+    rows = chat.page.locator("#conversations .conversation")
+    await expect(rows).to_have_count(2)
+    # The new conversation is the one shown (its `hello` came): the panel opened now stays open.
+    await expect(rows.first).to_have_class("conversation current")
     await panel.shows("")
     await panel.save("Only here.")
     await asked(chat, "Second?")
     assert system_of(model) == "Only here."
     assert len(await raw_redis.keys(f"{key_prefix}persona:*")) == 1
-    rows = chat.page.locator("#conversations .conversation")
     chat.page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await rows.first.locator(".delete").click()
     await expect(rows).to_have_count(1)
