@@ -57,7 +57,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from adapters.slack_bot import to_mrkdwn
+from adapters.slack_bot.text import to_mrkdwn
 from bench.common import (
     Phase,
     TargetCheck,

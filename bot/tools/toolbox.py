@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema  # type: ignore[import-untyped, unused-ignore]  # stubs (types-jsonschema) are optional
 import structlog
 
 from bot.model import ToolSpec
 from bot.tool_calls import ToolCall, parse_arguments
 from bot.tools.server_output import redact_sdk_logs
-from bot.tools.servers import McpServer, ToolInfo
 from config.tools import ToolSettings
+from config.tools_file import ServerConfig
+
+if TYPE_CHECKING:
+    from bot.tools.servers import McpServer, ToolInfo
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +61,7 @@ class ListedTool:
 class ToolBox:
     def __init__(self, settings: ToolSettings) -> None:
         self.settings = settings
-        self._servers = [McpServer(config, on_tools_changed=self._forget_specs) for config in settings.servers]
+        self._servers = _servers(settings.servers, on_tools_changed=self._forget_specs)
         self._specs: list[ToolSpec] | None = None
 
     @property
@@ -155,6 +158,15 @@ class ToolBox:
         self._specs = None
 
 
+def _servers(configs: Sequence[ServerConfig], *, on_tools_changed: Callable[[], None]) -> list[McpServer]:
+    if not configs:
+        return []
+    # The MCP SDK takes about a second of CPU to import: only a bot with tool servers configured pays it.
+    from bot.tools.servers import McpServer
+
+    return [McpServer(config, on_tools_changed=on_tools_changed) for config in configs]
+
+
 def declined(prepared: PreparedCall, why: str) -> ToolResult:
     return ToolResult(
         False, f"The person did not allow this call ({why}). Don't call it again for this question.", error=why
@@ -184,6 +196,8 @@ class BrokenSchema(Exception):
 def _validate(arguments: dict[str, Any], schema: dict[str, Any]) -> None:
     if not schema:
         return
+    import jsonschema  # type: ignore[import-untyped, unused-ignore]  # only tool calls need it; stubs are optional
+
     kind = jsonschema.validators.validator_for(schema)
     try:
         kind.check_schema(schema)

@@ -84,7 +84,7 @@ def test_python_m_bot_starts_every_platform_whose_token_is_set() -> None:
     ],
 )
 def test_a_bad_shard_setting_names_the_variable(values: dict[str, str], message: str) -> None:
-    from adapters.discord_bot import DiscordSettings
+    from adapters.discord_bot.settings import DiscordSettings
 
     with pytest.raises(ConfigError) as raised:
         DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z", **values}))
@@ -92,7 +92,7 @@ def test_a_bad_shard_setting_names_the_variable(values: dict[str, str], message:
 
 
 def test_shards_default_to_what_discord_recommends_and_split_by_process_when_given() -> None:
-    from adapters.discord_bot import DiscordSettings
+    from adapters.discord_bot.settings import DiscordSettings
 
     default = DiscordSettings.from_env(Env({"DISCORD_TOKEN": "x.y.z"}))
     assert (default.shard_count, default.shard_ids) == (None, None)

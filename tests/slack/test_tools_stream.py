@@ -14,7 +14,8 @@ import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.ratelimit import RateLimits
-from adapters.slack_bot import Place, StreamReply, WorkspaceBudgets
+from adapters.slack_bot.stream import StreamReply
+from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.tool_cards import InlineLines, inert
 from bot.redis_client import RedisClient, close, connect
 from bot.tools.events import ToolFinished, ToolSources, ToolStarted

@@ -24,7 +24,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.jobs.ledger import INTERRUPTED_NOTE
-from adapters.slack_bot import to_mrkdwn
+from adapters.slack_bot.text import to_mrkdwn
 from bot.errors import FailureKind
 from tests.conftest import OwnRedis, delete_keys, free_port
 from tests.discord.harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown

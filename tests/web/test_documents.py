@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from tests.discord.test_document_bombs import cpu_seconds
@@ -22,6 +23,9 @@ from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation, file, hello_of, text_of
 
+# Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 PDF, DOCX = "application/pdf", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MB = 1024 * 1024
@@ -29,7 +33,7 @@ ANSWER = "Revenue grew."
 READABLE = "send documents (PDF, Word, PowerPoint, Excel, HTML) or text files"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text=ANSWER, rate=400)) as server:
         yield server

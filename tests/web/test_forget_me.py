@@ -9,14 +9,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation
 
+# Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-@pytest.fixture
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text="Noted.", rate=400)) as server:
         yield server

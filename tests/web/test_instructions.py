@@ -14,12 +14,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, Frames, chat_id_of, hello_of
+
+# Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 DEFAULT = "You are the default bot of these tests."
 SAVED = "Instructions saved: they apply from the next message on."
@@ -28,7 +32,7 @@ ON = re.compile(r"\bon\b")  # the button's mark: the conversation has instructio
 HOSTILE = "<img src=x onerror=\"window.pwned = 'instructions'\"><b>Bold</b> & {user}"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text="Fine.", rate=400)) as server:
         yield server
@@ -205,12 +209,15 @@ async def test_deleting_a_conversation_deletes_its_instructions(
     panel = Panel(chat)
     await asked(chat, "First?")
     await chat.page.click("#new")
+    rows = chat.page.locator("#conversations .conversation")
+    await expect(rows).to_have_count(2)
+    # The new conversation is the one shown (its `hello` came): the panel opened now stays open.
+    await expect(rows.first).to_have_class("conversation current")
     await panel.shows("")
     await panel.save("Only here.")
     await asked(chat, "Second?")
     assert system_of(model) == "Only here."
     assert len(await raw_redis.keys(f"{key_prefix}persona:*")) == 1
-    rows = chat.page.locator("#conversations .conversation")
     chat.page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await rows.first.locator(".delete").click()
     await expect(rows).to_have_count(1)

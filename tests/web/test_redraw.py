@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
 from adapters.web.redraw import MAX_THOUGHT_CHARS, answer_view, history_entry
@@ -20,6 +21,9 @@ from tests.web.harness import WebBots
 from tests.web.test_tools import start
 from tests.web.test_web import ChatPage, conversation, file
 
+# Chromium is the module's (tests/web/conftest.py): the tests that use it run in the module's event loop.
+MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")
+
 PDF = "application/pdf"
 REPORT = "The weather report: sunny all week in Lyon."
 # Text that would run script if the page ever parsed it as HTML.
@@ -28,7 +32,7 @@ HOSTILE_NAME = '<img src=x onerror="window.pwned=2">.txt'
 SOURCES = ["https://example.org/weather", "https://docs.example.org/weather"]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text="Plain answer.", rate=200)) as server:
         yield server
@@ -67,6 +71,7 @@ async def drawn(message: Locator) -> dict[str, Any]:
     }
 
 
+@MODULE_LOOP
 async def test_after_a_reload_a_question_shows_its_files_chips_and_an_answer_its_thought_and_sources(
     model: FakeModelServer, bots: WebBots, browser: Browser, paths: dict[str, Path], key_prefix: str, raw_redis: Any
 ) -> None:
@@ -119,6 +124,7 @@ async def test_after_a_reload_a_question_shows_its_files_chips_and_an_answer_its
     assert await raw_redis.keys(f"{key_prefix}chat:{{web:{chat_id}*}}:history") == []
 
 
+@MODULE_LOOP
 async def test_after_a_reload_a_question_of_files_alone_shows_only_their_chips(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:
@@ -136,6 +142,7 @@ async def test_after_a_reload_a_question_of_files_alone_shows_only_their_chips(
     assert chat.errors == []
 
 
+@MODULE_LOOP
 async def test_after_a_reload_a_thought_shown_in_full_is_quoted_before_its_answer_again(
     model: FakeModelServer, bots: WebBots, browser: Browser
 ) -> None:

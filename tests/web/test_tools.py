@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Locator, expect
 
 from bot.errors import FailureKind
@@ -28,6 +29,9 @@ from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCal
 from tests.slack.harness import BotProcess, eventually
 from tests.web.harness import WebBots
 from tests.web.test_web import DEFAULT_NAME, ChatPage
+
+# Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 # A tool result (and arguments) that would run script if it were ever parsed as HTML.
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -51,7 +55,7 @@ def agent(calls: dict[str, list[ToolCallScript]], **options: Any) -> ToolAgent:
     return ToolAgent(calls, base=Script(rate=200), **options)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text="Plain answer.", rate=200)) as server:
         yield server

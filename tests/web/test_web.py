@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from PIL import Image, ImageDraw
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, expect
 
@@ -28,6 +29,9 @@ from tests.conftest import BOT_START_SECONDS
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
+
+# Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CODE_ANSWER = (
     "Use the built-in **print** function:\n\n"
@@ -198,7 +202,7 @@ class ChatPage:
 # -- fixtures -------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def model() -> AsyncIterator[FakeModelServer]:
     async with FakeModelServer(Script(text=CODE_ANSWER, rate=40)) as server:
         yield server
