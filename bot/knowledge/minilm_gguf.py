@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ TOKENIZER_PRE = "jina-v2-en"
 # Tensors that inference never reads: HF's position ids and the unused pooler.
 SKIPPED_TENSORS = ("embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias")
 HASH_CHUNK = 1 << 20
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".minilm-", ".part"
+# A write takes a few seconds: a temporary file this old was left by a process that died.
+ABANDONED_AFTER_SECONDS = 600
 
 
 class ModelFilesError(RuntimeError):
@@ -53,6 +57,7 @@ def cached_gguf(cache_dir: Path, model_dir: Path) -> Path:
     """The GGUF file in `cache_dir`, checked against the SHA-256 in its name; made from `model_dir` when no intact
     copy is there. Damaged or partial copies are removed."""
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_writes(cache_dir)
     for candidate in sorted(cache_dir.glob(f"{FILE_PREFIX}*.gguf")):
         if _sha256(candidate).startswith(candidate.name.removeprefix(FILE_PREFIX).removesuffix(".gguf")):
             return candidate
@@ -60,9 +65,19 @@ def cached_gguf(cache_dir: Path, model_dir: Path) -> Path:
     return _write_gguf(cache_dir, model_dir)
 
 
+def _remove_abandoned_writes(cache_dir: Path) -> None:
+    """Temporary files of a write that a crash interrupted: old enough that no other process is still writing them."""
+    for partial in cache_dir.glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
+        try:
+            if time.time() - partial.stat().st_mtime > ABANDONED_AFTER_SECONDS:
+                partial.unlink()
+        except FileNotFoundError:
+            pass  # another process removed it first
+
+
 def _write_gguf(cache_dir: Path, model_dir: Path) -> Path:
     """Written to a temporary name, then renamed: a crash never leaves a file that looks finished."""
-    handle, temporary_name = tempfile.mkstemp(prefix=".minilm-", suffix=".part", dir=cache_dir)
+    handle, temporary_name = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=TEMPORARY_SUFFIX, dir=cache_dir)
     os.close(handle)
     temporary = Path(temporary_name)
     try:

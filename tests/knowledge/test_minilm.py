@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -129,11 +130,16 @@ async def test_a_damaged_file_is_made_again(minilm: MiniLMEmbedder, cache_dir: P
     data = bytearray(minilm.model_path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the weights: llama.cpp alone would load it
     damaged.write_bytes(bytes(data))
-    (damaged_dir / "truncated.part").write_bytes(b"GGUF")  # an interrupted write's leftover is never taken
+    abandoned = damaged_dir / ".minilm-abandoned.part"  # a write that a crash interrupted, an hour ago
+    abandoned.write_bytes(b"GGUF")
+    os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
+    writing = damaged_dir / ".minilm-writing.part"  # another process's write, under way
+    writing.write_bytes(b"GGUF")
     embedder = MiniLMEmbedder(damaged_dir)
     try:
         await embedder.start()
         assert embedder.model_path == damaged and damaged.read_bytes() == minilm.model_path.read_bytes()
+        assert files_in(damaged_dir) == sorted([damaged, writing])
         assert await embedder.embed([VPN_QUESTION]) == await minilm.embed([VPN_QUESTION])
     finally:
         await embedder.aclose()
