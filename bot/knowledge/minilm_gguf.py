@@ -30,6 +30,7 @@ TOKENIZER_PRE = "jina-v2-en"
 # Tensors that inference never reads: HF's position ids and the unused pooler.
 SKIPPED_TENSORS = ("embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias")
 HASH_CHUNK = 1 << 20
+NAME_DIGEST_CHARS = 16
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".minilm-", ".part"
 # A write takes a few seconds: a temporary file this old was left by a process that died.
 ABANDONED_AFTER_SECONDS = 600
@@ -59,7 +60,7 @@ def cached_gguf(cache_dir: Path, model_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_writes(cache_dir)
     for candidate in sorted(cache_dir.glob(f"{FILE_PREFIX}*.gguf")):
-        if _sha256(candidate).startswith(candidate.name.removeprefix(FILE_PREFIX).removesuffix(".gguf")):
+        if _sha256(candidate)[:NAME_DIGEST_CHARS] == candidate.name.removeprefix(FILE_PREFIX).removesuffix(".gguf"):
             return candidate
         candidate.unlink(missing_ok=True)
     return _write_gguf(cache_dir, model_dir)
@@ -82,7 +83,7 @@ def _write_gguf(cache_dir: Path, model_dir: Path) -> Path:
     temporary = Path(temporary_name)
     try:
         convert(model_dir, temporary)
-        final = cache_dir / f"{FILE_PREFIX}{_sha256(temporary)[:16]}.gguf"
+        final = cache_dir / f"{FILE_PREFIX}{_sha256(temporary)[:NAME_DIGEST_CHARS]}.gguf"
         temporary.replace(final)
         return final
     finally:
