@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from bot.knowledge.passages import Embedder
 from bot.knowledge.remote_embeddings import HubEmbedder, OpenAIEmbedder
 from bot.knowledge.vectors import EmbeddingError, unit_rows
+from config.knowledge import WORDLLAMA
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ R = TypeVar("R")
 
 __all__ = ["EmbeddingError", "HubEmbedder", "LocalEmbedder", "OpenAIEmbedder", "load_wordllama", "make_embedder"]
 
+MODELS_FOLDER = "models"  # under KNOWLEDGE_DATA_DIR: the embedding model made ready to run
 WORDLLAMA_NAME = "wordllama-l2-supercat-256"
 WORDLLAMA_DIMENSIONS = 256
 # A text's meaning is the mean of its tokens' vectors: past a few pages more text changes it little, and the batch
@@ -152,9 +154,11 @@ def _batches(texts: Sequence[str]) -> list[list[int]]:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    """EMBEDDING_BASE_URL: an OpenAI-compatible server; else EMBEDDING_MODEL: huggingface_hub; else WordLlama.
-    Call `start()` before reading `dimensions`."""
+    """EMBEDDING_BASE_URL: an OpenAI-compatible server; else EMBEDDING_MODEL: huggingface_hub (or "wordllama", the
+    built-in static model); else all-MiniLM-L6-v2 in-process. Call `start()` before reading `dimensions`."""
     knowledge, model = settings.knowledge, settings.model
+    if knowledge.embedding_model == WORDLLAMA and not knowledge.embedding_base_url:
+        return LocalEmbedder()
     if knowledge.embedding_base_url:
         return OpenAIEmbedder(
             knowledge.embedding_base_url,
@@ -169,4 +173,6 @@ def make_embedder(settings: Settings) -> Embedder:
             provider=model.provider,
             timeout_seconds=model.timeout_seconds,
         )
-    return LocalEmbedder()
+    from bot.knowledge.minilm import MiniLMEmbedder  # llama-cpp-python, imported only for it
+
+    return MiniLMEmbedder(knowledge.data_dir / MODELS_FOLDER)

@@ -10,13 +10,16 @@ from bot.knowledge.service import Knowledge
 from config.knowledge import KnowledgeSettings
 from config.settings import Settings
 
+DATABASE_FOLDER = "postgres"  # under KNOWLEDGE_DATA_DIR: the embedded server's files
 START_SECONDS = 60.0  # an embedded server's first start (initdb) takes a few seconds; a remote one may be slow
 
 
 def wanted_at_start(settings: KnowledgeSettings) -> bool:
     """Configured, or used before (the embedded server's data is there): started with the bot, so the first
     question doesn't wait for it."""
-    return bool(settings.folder or settings.database_url or (settings.data_dir / "PG_VERSION").exists())
+    return bool(
+        settings.folder or settings.database_url or (settings.data_dir / DATABASE_FOLDER / "PG_VERSION").exists()
+    )
 
 
 async def open_knowledge(settings: Settings) -> Knowledge:
@@ -28,7 +31,7 @@ async def open_knowledge(settings: Settings) -> Knowledge:
     own = settings.knowledge
     try:
         async with asyncio.timeout(START_SECONDS):
-            url = own.database_url or (await start_embedded_async(own.data_dir)).url
+            url = own.database_url or (await start_embedded_async(own.data_dir / DATABASE_FOLDER)).url
             knowledge = Knowledge(PostgresEngine(url), make_embedder(settings), own.min_relevance)
             await knowledge.start()
             return knowledge

@@ -44,7 +44,7 @@ async def ask(console: Console, question: str) -> str:
     return answers(console.output)[-1]
 
 
-async def ask_until(console: Console, question: str, expected: str, seconds: float = 30.0) -> str:
+async def ask_until(console: Console, question: str, expected: str, seconds: float = 90.0) -> str:
     """Ask until the answer holds `expected`: the folder is read in the background after start-up."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:

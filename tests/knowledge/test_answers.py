@@ -1,18 +1,19 @@
 """Answers from knowledge as a person sees them: the relevant passages reach the model numbered, the answer's marks
 become links and its sources are listed; small talk gets none; what the asker can't read never reaches the prompt;
 a model that gets tools can search again. The core with the real AsyncInferenceClient against the loopback model
-server, real Redis, the real engine (embedded PostgreSQL) and the real embedder (WordLlama)."""
+server, real Redis, the real engine (embedded PostgreSQL) and the embedded default embedder (all-MiniLM-L6-v2)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from bot.core import ChatCore, Turn
 from bot.knowledge.embedded import EmbeddedDatabase
-from bot.knowledge.embeddings import LocalEmbedder
+from bot.knowledge.minilm import MiniLMEmbedder
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
@@ -42,9 +43,14 @@ VPN = Passage(
 )  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture
-async def knowledge(database: EmbeddedDatabase) -> AsyncIterator[Knowledge]:
-    knowledge = Knowledge(PostgresEngine(database.url), LocalEmbedder())
+async def knowledge(database: EmbeddedDatabase, models: Path) -> AsyncIterator[Knowledge]:
+    knowledge = Knowledge(PostgresEngine(database.url), MiniLMEmbedder(models))
     await knowledge.start()
     await knowledge.add([RELEASE, SECRET, VPN])
     yield knowledge

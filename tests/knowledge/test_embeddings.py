@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from bot.knowledge.embeddings import EmbeddingError, HubEmbedder, LocalEmbedder, OpenAIEmbedder, make_embedder
+from bot.knowledge.minilm import MiniLMEmbedder
 from bot.knowledge.passages import Embedder
 from config.env import Env
 from config.settings import load_settings
@@ -208,7 +209,8 @@ async def test_the_settings_choose_the_embedder() -> None:
     def chosen(**values: str) -> Embedder:
         return make_embedder(load_settings(Env(values)))
 
-    assert isinstance(chosen(), LocalEmbedder)
+    assert isinstance(chosen(), MiniLMEmbedder)
+    assert isinstance(chosen(EMBEDDING_MODEL="wordllama"), LocalEmbedder)
     assert isinstance(chosen(EMBEDDING_MODEL="BAAI/bge-small-en-v1.5", HF_TOKEN="hf_x"), HubEmbedder)
     assert isinstance(
         chosen(EMBEDDING_MODEL="nomic-embed-text", EMBEDDING_BASE_URL="http://ollama:11434/v1"), OpenAIEmbedder
