@@ -33,13 +33,16 @@ MAX_TEXT_CHARS = 4_000
 JOB_TEXTS = 64
 # One core: the event loop, the bot's other work and the in-process chat model need the other.
 THREADS = 1
+# A question: one text this short is embedded on the questions' thread.
+QUESTION_CHARS = 2_000
 
 
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 in-process on CPU through llama-cpp-python: mean of the token vectors, then normalised.
 
-    Loading (and, the first time, making the GGUF file: a few seconds) and embedding run on one dedicated thread,
-    never on the event loop."""
+    Loading (and, the first time, making the GGUF file: a few seconds) and embedding run on dedicated threads, never
+    on the event loop: passages on one, a question (one short text) on another with its own context on the same
+    mapped weights, so a question never waits behind a burst of passages being added."""
 
     name = MINILM_NAME
     dimensions = MINILM_DIMENSIONS
@@ -47,45 +50,47 @@ class MiniLMEmbedder:
     def __init__(self, cache_dir: Path, *, threads: int = THREADS) -> None:
         self._cache_dir = cache_dir
         self._threads = threads
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
-        self._model: Llama | None = None
+        self._passages = _Lane("embedder")
+        self._questions = _Lane("embedder-question")
         self._closed = False
 
     @property
     def model_path(self) -> Path | None:
         """The GGUF file in use, once started."""
-        return None if self._model is None else Path(self._model.model_path)
+        model = self._passages.model
+        return None if model is None else Path(model.model_path)
 
     async def start(self) -> None:
         """Load the model now rather than on the first text."""
-        await self._run(self._loaded)
+        await self._passages.run(partial(self._loaded, self._passages))
+        await self._questions.run(partial(self._loaded, self._questions))
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         truncated = [text[:MAX_TEXT_CHARS] for text in texts]
+        lane = self._questions if len(truncated) == 1 and len(truncated[0]) <= QUESTION_CHARS else self._passages
         vectors: list[list[float]] = []
         for start in range(0, len(truncated), JOB_TEXTS):
-            vectors += await self._run(partial(self._embed_job, truncated[start : start + JOB_TEXTS]))
+            job = partial(self._embed_job, lane, truncated[start : start + JOB_TEXTS])
+            vectors += await lane.run(job)
         return vectors
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._run(self._close)
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            for lane in (self._passages, self._questions):
+                await lane.run(lane.close)
+                lane.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, job: Callable[[], R]) -> R:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
-
-    def _embed_job(self, texts: list[str]) -> list[list[float]]:
+    def _embed_job(self, lane: _Lane, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        matrix = self._loaded().embed(texts, normalize=False, truncate=True)
+        matrix = self._loaded(lane).embed(texts, normalize=False, truncate=True)
         return unit_rows(matrix).tolist()  # type: ignore[no-any-return]  # numpy's tolist is untyped
 
-    def _loaded(self) -> Llama:
-        if self._model is None:
-            self._model = self._load()
-        return self._model
+    def _loaded(self, lane: _Lane) -> Llama:
+        if lane.model is None:
+            lane.model = self._load()
+        return lane.model
 
     def _load(self) -> Llama:
         try:
@@ -114,7 +119,18 @@ class MiniLMEmbedder:
         except ValueError as error:  # llama-cpp-python's "Failed to load model from file"
             raise EmbeddingError(f"all-MiniLM-L6-v2 could not be loaded from {path}: {error}") from error
 
-    def _close(self) -> None:
-        model, self._model = self._model, None
+
+class _Lane:
+    """A thread of its own with its own llama.cpp context."""
+
+    def __init__(self, name: str) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.model: Llama | None = None
+
+    async def run(self, job: Callable[[], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, job)
+
+    def close(self) -> None:
+        model, self.model = self.model, None
         if model is not None:
             model.close()
