@@ -167,7 +167,10 @@ async def ask(scene: Scene, channel: dict[str, Any], user: FakeUser, question: s
 
 
 def rows(scene: Scene, where: str, *parameters: object) -> list[tuple[Any, ...]]:
+    """The passages matching `where`; none while the bot has not made its table yet (it does on first use)."""
     with psycopg.connect(scene.database, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('knowledge_passages')").fetchone() == (None,):
+            return []
         return conn.execute(f"SELECT key, text, author FROM knowledge_passages WHERE {where}", parameters).fetchall()
 
 

@@ -91,6 +91,9 @@ async def harness(model: FakeModelServer, database: EmbeddedDatabase) -> AsyncIt
 async def stored(database: EmbeddedDatabase, team: str) -> dict[str, dict[str, Any]]:
     """The workspace's passages in the engine, by key."""
     async with await psycopg.AsyncConnection.connect(database.url, autocommit=True, row_factory=dict_row) as conn:
+        made = await (await conn.execute("SELECT to_regclass('knowledge_passages') AS made")).fetchone()
+        if made is None or made["made"] is None:
+            return {}  # the bot makes its table on first use
         cursor = await conn.execute(
             "SELECT key, source, text, title, url, channel, author FROM knowledge_passages WHERE scope = %s",
             (f"slack:{team}",),
