@@ -77,6 +77,7 @@ from bench.driver import (
     SetUp,
     main,
 )
+from bench.knowledge import index_chat
 from tests.fakes.discord_server import FakeDiscord, Limits
 from tests.fakes.model_server import Script
 
@@ -103,6 +104,7 @@ STRIPPED = (
 # process counts a write from its arrival only once 20 writes have measured the way to Discord
 # (bot.budget.FLOOR_SAMPLES), as one that has been running a while has.
 WARM_UP_PER_GUILD = 3
+KNOWLEDGE = "knowledge"  # the variant with --knowledge messages indexed
 
 # Targets
 SMALL_N = 10
@@ -121,13 +123,14 @@ class DiscordOptions(Options):
     bot_log_level: str
     requests_path: Path | None
     thread_archive_seconds: float | None  # None: each thread's auto-archive duration, as Discord
+    knowledge: int  # > 0: the rounds run again with this many messages of the guild's channels indexed
 
 
 class BotProcess:
     """`python -m bot discord` from `root`, its stderr in a temporary file until it stops."""
 
     def __init__(self, env: dict[str, str], root: Path) -> None:
-        self._env = env
+        self.env = env
         self._root = root
         self._stderr = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the child process
             prefix="bench-discord-bot-", suffix=".log", delete=False
@@ -142,7 +145,7 @@ class BotProcess:
             "bot",
             "discord",
             cwd=self._root,
-            env=self._env,
+            env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._stderr,
             stderr=self._stderr,
@@ -254,8 +257,18 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             "thread refuses edits); a long run at a short one shows memory levelling off",
         )
 
+        parser.add_argument(
+            "--knowledge",
+            type=int,
+            default=0,
+            help="run the rounds again with this many of the guild's messages indexed (bench/knowledge.py's "
+            "made-up chat, in the rounds' channels; EMBEDDING_MODEL=wordllama), one process",
+        )
+
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
+        if args.knowledge and args.workers > 1:
+            return "--knowledge runs one process: leave --workers out"
         args.shared = args.shared if args.shared is not None else (0 if args.workers > 1 else 5)
         if args.thread_archive_seconds is not None and args.thread_archive_seconds <= 0:
             return "--thread-archive-seconds needs a positive number"
@@ -268,6 +281,14 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s"
             + (f", each after {options.think_tokens} tokens of thought" if options.think_tokens else "")
         )
+
+    def variants(self) -> Sequence[str]:
+        return ("", KNOWLEDGE) if self.options.knowledge else ("",)
+
+    def label(self, variant: str, phase: Phase) -> str:
+        if variant == KNOWLEDGE:
+            return f"{phase.label}, {self.options.knowledge:,} messages indexed"
+        return f"{phase.label}, no knowledge" if self.options.knowledge else phase.label
 
     def note(self, phase: Phase) -> str:
         if phase.workers > 1:
@@ -285,7 +306,13 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             FakeDiscord(limits=Limits(), thread_archive_seconds=archive) as fake,
             self.proxy(phase, [fake.port]) as proxy,
         ):
-            yield DiscordSetUp(self, fake, self.bot_env(fake, key_prefix, phase, proxy), phase.workers)
+            set_up = DiscordSetUp(self, fake, self.bot_env(fake, key_prefix, phase, proxy), phase.workers)
+            with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as folder:
+                for bot in set_up.bots:  # not the checkout's own knowledge, if `make run` made some there
+                    bot.env["KNOWLEDGE_DATA_DIR"] = folder
+                if variant == KNOWLEDGE:
+                    await set_up.index_messages(Path(folder), self.options.knowledge)
+                yield set_up
         self.requests += [
             {
                 "time": r.time,
@@ -391,6 +418,7 @@ class DiscordSetUp(SetUp[RoundResult]):
             if count == 1
             else [fake.add_guild(f"Bench shard {i}", shard=(i, count)) for i in range(count)]
         )
+        self.guild_id = guilds[0].id
         self.user = fake.add_user("bencher")
         self.warm = [
             int(fake.add_text_channel(guild, f"warm-up-{i}")["id"])
@@ -410,6 +438,16 @@ class DiscordSetUp(SetUp[RoundResult]):
             for shard in range(workers)
         ]
         self.bots: list[BotProcess] = [BotProcess({**env, **shard_env}, self.options.bot_root) for shard_env in shards]
+
+    async def index_messages(self, folder: Path, count: int) -> None:
+        """`count` messages of the rounds' channels indexed in an embedded knowledge database in `folder`, which
+        the bot processes then use."""
+        channels = [channel for ids in self.channels.values() for channel in ids]
+        started = time.monotonic()
+        await index_chat(folder, f"discord:{self.guild_id}", channels, count)
+        print(f"   indexed {count:,} messages in {time.monotonic() - started:.0f} s", flush=True)
+        for bot in self.bots:
+            bot.env["EMBEDDING_MODEL"] = "wordllama"  # the model the messages were indexed with
 
     async def start(self, timeout: float = 60.0) -> None:
         """Every process has synced its commands and has a live gateway session; then a warm-up round."""

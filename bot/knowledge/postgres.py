@@ -34,6 +34,12 @@ from bot.knowledge.postgres_sql import (
 CANDIDATES_PER_HIT = 4
 MIN_CANDIDATES = 40
 UPSERT_BATCH = 500
+# The words list ranks at most LEXICAL_SCAN passages, looked up by the question's rarest lexemes, as many as are
+# expected to match at most LEXICAL_BUDGET passages, none held by more than a COMMON_SHARE of them: a search costs
+# about the same at 10,000 passages or 1,000,000 (docs/BENCHMARKS.md, "Knowledge").
+LEXICAL_BUDGET = 800
+LEXICAL_SCAN = 800
+COMMON_SHARE = 0.05
 
 
 class KnowledgeEngineError(RuntimeError):
@@ -117,6 +123,9 @@ class PostgresEngine:
             "scopes": list(access.scopes),
             "channels": sorted(access.readable_channels),
             "candidates": max(MIN_CANDIDATES, CANDIDATES_PER_HIT * limit),
+            "lexical_budget": LEXICAL_BUDGET,
+            "lexical_scan": LEXICAL_SCAN,
+            "common": COMMON_SHARE,
             "limit": limit,
         }
         async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:

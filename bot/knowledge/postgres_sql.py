@@ -26,7 +26,7 @@ def schema(dimensions: int) -> list[str]:
             channel text NOT NULL DEFAULT '',
             author text NOT NULL DEFAULT '',
             updated_at double precision NOT NULL DEFAULT 0,
-            embedding vector({int(dimensions)}) NOT NULL,
+            embedding halfvec({int(dimensions)}) NOT NULL,
             words tsvector GENERATED ALWAYS AS (
                 setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'C')
                 || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', text), 'A')
@@ -34,7 +34,10 @@ def schema(dimensions: int) -> list[str]:
             PRIMARY KEY (scope, key)
         )""",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words)",
-        f"CREATE INDEX IF NOT EXISTS {TABLE}_embedding ON {TABLE} USING hnsw (embedding vector_cosine_ops)",
+        # m 12 and ef_construction 40 rather than 16 and 64: inserts 2.7 times as fast (what bounds ingestion), the
+        # same recall of the 40 nearest at ef_search 100 (docs/BENCHMARKS.md, "Knowledge").
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_embedding ON {TABLE} USING hnsw (embedding halfvec_cosine_ops) "
+        "WITH (m = 12, ef_construction = 40)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_source ON {TABLE} (scope, source)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_author ON {TABLE} (scope, author)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_channel ON {TABLE} (scope, channel)",
@@ -53,7 +56,7 @@ SESSION_SETTINGS = "SET hnsw.ef_search = 100; SET hnsw.iterative_scan = 'relaxed
 UPSERT = f"""
 INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, embedding)
 VALUES (%(scope)s, %(key)s, %(source)s, %(title)s, %(text)s, %(locator)s, %(url)s, %(channel)s, %(author)s,
-        %(updated_at)s, %(embedding)s)
+        %(updated_at)s, %(embedding)s::halfvec)
 ON CONFLICT (scope, key) DO UPDATE SET
     source = EXCLUDED.source, title = EXCLUDED.title, text = EXCLUDED.text, locator = EXCLUDED.locator,
     url = EXCLUDED.url, channel = EXCLUDED.channel, author = EXCLUDED.author, updated_at = EXCLUDED.updated_at,
@@ -63,43 +66,64 @@ WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updat
                       EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at)
 """
 
-# One round trip. The words list: passages holding any of the question's lexemes, ranked by the share of the
-# question's weight they hold, each lexeme weighing its rarity squared as in Lucene's classic tf-idf: (ln 1/its
-# frequency)², the frequency from the statistics ANALYZE (autovacuum) keeps of the column; a lexeme too rare to be
-# listed there weighs most. So "E4711" outweighs "anyone", "seen", "error" and "before" together. The meaning
-# list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access, fused by reciprocal
-# rank (k = 60), a words vote counting as much as the share of the question it holds: one common word of five is
-# a small vote.
+# One round trip. The words list: passages holding the question's lexemes, ranked by the share of the question's
+# weight they hold, each lexeme weighing its rarity squared as in Lucene's classic tf-idf: (ln 1/its frequency)²,
+# the frequency from the statistics ANALYZE (autovacuum) keeps of the column; a lexeme too rare to be listed there
+# weighs most. So "E4711" outweighs "anyone", "seen", "error" and "before" together.
+# What is ranked stays small whatever the question: passages are looked up by the rarest lexemes only, as many as
+# keep the expected matches under %(lexical_budget)s (always the rarest one), and never by a lexeme in more than a
+# %(common)s share of the passages (unless that is few passages): a question of only such words ("how do I
+# deploy?" in a deployment channel) has no words list, its meaning finds its passages. At most %(lexical_scan)s
+# passages are ranked, by every lexeme.
+# The meaning list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access, fused
+# by reciprocal rank (k = 60), a words vote counting as much as the share of the question it holds.
 SEARCH = rf"""
 WITH common AS (
     SELECT e.lexeme, e.frequency
     FROM pg_stats s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, frequency)
     WHERE s.schemaname = current_schema() AND s.tablename = '{TABLE}' AND s.attname = 'words'
 ),
-terms AS MATERIALIZED (
-    SELECT ('''' || replace(replace(q.lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS query,
-           ln(1.0 / least(greatest(coalesce(c.frequency, 0.0001), 0.0001), 0.9)) ^ 2 AS weight
+lexemes AS (
+    SELECT q.lexeme, ('''' || replace(replace(q.lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS query,
+           least(greatest(coalesce(c.frequency, 0.0001), 0.0001), 0.9) AS frequency
     FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s)) AS q
     LEFT JOIN common c ON c.lexeme = q.lexeme
 ),
+terms AS MATERIALIZED (
+    SELECT l.query, ln(1.0 / l.frequency) ^ 2 AS weight,
+           l.frequency <= %(common)s OR l.frequency * greatest(c.reltuples, 0) <= %(lexical_scan)s AS telling,
+           greatest(c.reltuples, 0) * sum(l.frequency) OVER (ORDER BY l.frequency, l.lexeme) AS expected,
+           row_number() OVER (ORDER BY l.frequency, l.lexeme) AS rarity
+    FROM lexemes l, pg_class c
+    WHERE c.oid = to_regclass('{TABLE}')
+),
 question AS (
-    SELECT string_agg(query::text, ' | ')::tsquery AS query, sum(weight) AS weight FROM terms
+    SELECT string_agg(query::text, ' | ')
+               FILTER (WHERE telling AND (rarity = 1 OR expected <= %(lexical_budget)s))::tsquery AS lookup,
+           string_agg(query::text, ' | ')::tsquery AS query,
+           sum(weight) AS weight
+    FROM terms
+),
+matching AS MATERIALIZED (
+    SELECT p.scope, p.key, p.words
+    FROM {TABLE} p, question q
+    WHERE p.words @@ q.lookup
+      AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
+    LIMIT %(lexical_scan)s
 ),
 lexical AS MATERIALIZED (
-    SELECT p.scope, p.key,
-           (SELECT sum(t.weight) FROM terms t WHERE p.words @@ t.query) / q.weight AS words,
-           ts_rank_cd(p.words, q.query) AS density
-    FROM {TABLE} p, question q
-    WHERE p.words @@ q.query
-      AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
+    SELECT m.scope, m.key,
+           (SELECT sum(t.weight) FROM terms t WHERE m.words @@ t.query) / q.weight AS words,
+           ts_rank(m.words, q.query) AS density
+    FROM matching m, question q
     ORDER BY words DESC, density DESC
     LIMIT %(candidates)s
 ),
 semantic AS MATERIALIZED (
-    SELECT p.scope, p.key, p.embedding <=> %(vector)s AS distance
+    SELECT p.scope, p.key, p.embedding <=> %(vector)s::halfvec AS distance
     FROM {TABLE} p
     WHERE p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-    ORDER BY p.embedding <=> %(vector)s
+    ORDER BY p.embedding <=> %(vector)s::halfvec
     LIMIT %(candidates)s
 ),
 fused AS (
@@ -112,7 +136,7 @@ fused AS (
     GROUP BY scope, key
 )
 SELECT p.scope, p.key, p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at,
-       1 - (p.embedding <=> %(vector)s) AS relevance, coalesce(l.words, 0) AS words
+       1 - (p.embedding <=> %(vector)s::halfvec) AS relevance, coalesce(l.words, 0) AS words
 FROM fused f
 JOIN {TABLE} p USING (scope, key)
 LEFT JOIN lexical l USING (scope, key)
