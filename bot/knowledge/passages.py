@@ -59,8 +59,9 @@ class Access:
 class KnowledgeEngine(Protocol):
     """Stores passages with their vectors, finds them by words and by meaning. One module per engine."""
 
-    async def start(self, dimensions: int) -> None:
-        """Connect, and make the tables and indexes for vectors of `dimensions` if missing."""
+    async def start(self, dimensions: int, model: str = "") -> None:
+        """Connect, and make the tables and indexes for vectors of `dimensions` if missing; refuse vectors of
+        another size, or of another `model` than the one the knowledge was indexed with."""
 
     async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
         """Store each passage (replacing the one with its scope and key) with its vector."""

@@ -21,6 +21,9 @@ from bot.knowledge.postgres_sql import (
     DELETE_KEYS,
     DELETE_SCOPE,
     DELETE_SOURCE,
+    MODEL_TABLE,
+    RECORD_MODEL,
+    RECORDED_MODEL,
     SEARCH,
     SESSION_SETTINGS,
     SOURCES,
@@ -64,10 +67,10 @@ class PostgresEngine:
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.dimensions = 0
 
-    async def start(self, dimensions: int) -> None:
+    async def start(self, dimensions: int, model: str = "") -> None:
         try:
             async with await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10) as conn:
-                await self._make_schema(conn, dimensions)
+                await self._make_schema(conn, dimensions, model)
         except psycopg.OperationalError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise KnowledgeEngineError(
@@ -85,19 +88,29 @@ class PostgresEngine:
         )
         await self._pool.open(wait=True, timeout=30)
 
-    async def _make_schema(self, conn: psycopg.AsyncConnection[Any], dimensions: int) -> None:
+    async def _make_schema(self, conn: psycopg.AsyncConnection[Any], dimensions: int, model: str) -> None:
         # One process at a time: CREATE … IF NOT EXISTS races with itself when N bots start together.
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('knowledge schema'))")
             for statement in schema(dimensions):
                 await conn.execute(statement)
             row = await (await conn.execute(VECTOR_DIMENSIONS, {"table": TABLE})).fetchone()
+            if model:
+                await conn.execute(RECORD_MODEL, {"name": model})
+            recorded = await (await conn.execute(RECORDED_MODEL)).fetchone()
         existing = int(row[0]) if row else dimensions
         if existing != dimensions:
             raise KnowledgeEngineError(
                 f"the knowledge table {TABLE} at {describe(self._url)} holds {existing}-dimension vectors but the "
                 f"embedding model makes {dimensions}-dimension ones (EMBEDDING_MODEL changed): set it back, or drop "
                 f"the table {TABLE} to index everything again with the new model"
+            )
+        if model and recorded is not None and recorded[0] != model:
+            raise KnowledgeEngineError(
+                f"the knowledge at {describe(self._url)} was indexed with the embedding model {recorded[0]}, but "
+                f"the bot now embeds with {model} (EMBEDDING_MODEL or EMBEDDING_BASE_URL changed), whose vectors "
+                f"mean other things: set it back, or drop the tables {TABLE} and {MODEL_TABLE} to index everything "
+                "again with the new model"
             )
 
     def _connection(self) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 TABLE = "knowledge_passages"
+MODEL_TABLE = "knowledge_model"  # one row: the embedding model the vectors were made with
 
 # 'english', not 'simple': questions are sentences, so its stemming matches "deploying" to "deployment" and its
 # stop words keep "how do I" from matching every passage in the OR of a question's words. Codes, numbers, file
@@ -33,6 +34,11 @@ def schema(dimensions: int) -> list[str]:
             ) STORED,
             PRIMARY KEY (scope, key)
         )""",
+        f"""
+        CREATE TABLE IF NOT EXISTS {MODEL_TABLE} (
+            only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+            name text NOT NULL
+        )""",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words)",
         # m 12 and ef_construction 40 rather than 16 and 64: inserts 2.7 times as fast (what bounds ingestion), the
         # same recall of the 40 nearest at ef_search 100 (docs/BENCHMARKS.md, "Knowledge").
@@ -48,6 +54,10 @@ def schema(dimensions: int) -> list[str]:
 VECTOR_DIMENSIONS = (
     "SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass(%(table)s) AND attname = 'embedding'"
 )
+
+# The first model to start on the database is recorded; every later start reads which it was.
+RECORD_MODEL = f"INSERT INTO {MODEL_TABLE} (name) VALUES (%(name)s) ON CONFLICT (only_row) DO NOTHING"
+RECORDED_MODEL = f"SELECT name FROM {MODEL_TABLE}"
 
 # Every pooled connection: HNSW looks at 100 candidates, and keeps scanning (iterative scan, pgvector 0.8) when
 # the scope and channel filters drop too many of them; JIT compiling would cost more than these queries take.

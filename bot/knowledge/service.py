@@ -57,7 +57,7 @@ class Knowledge:
     async def start(self) -> None:
         await self.embedder.start()  # a remote model's dimensions are known once it has embedded a probe
         self._relevance = relevance_for(self.embedder.name, self._min_relevance)
-        await self.engine.start(self.embedder.dimensions)
+        await self.engine.start(self.embedder.dimensions, self.embedder.name)
         self._adder = asyncio.create_task(self._add_waiting(), name="knowledge-adder")
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from wordllama import WordLlama
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
 
 DIMENSIONS = 256
+MODEL = "wordllama-l2-supercat-256"  # what the bot calls it (bot.knowledge.embeddings.WORDLLAMA_NAME)
 
 
 class Embedder:

@@ -18,7 +18,7 @@ from bot.knowledge.passages import Access, Hit, Passage
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
 from bot.knowledge.postgres_sql import TABLE
 from tests.conftest import ROOT
-from tests.knowledge.conftest import DIMENSIONS, Embedder
+from tests.knowledge.conftest import DIMENSIONS, MODEL, Embedder
 
 # Other topics, so that a hit is found among passages, not alone.
 DISTRACTORS = (
@@ -36,7 +36,7 @@ DISTRACTORS = (
 @pytest.fixture
 async def engine(database: EmbeddedDatabase) -> AsyncIterator[PostgresEngine]:
     engine = PostgresEngine(database.url)
-    await engine.start(DIMENSIONS)
+    await engine.start(DIMENSIONS, MODEL)
     yield engine
     await engine.aclose()
 
@@ -226,6 +226,17 @@ async def test_another_embedding_size_is_refused_naming_both(database: EmbeddedD
     other = PostgresEngine(database.url)
     with pytest.raises(KnowledgeEngineError, match=r"holds 256-dimension vectors .* makes 384-dimension"):
         await other.start(384)
+
+
+async def test_another_embedding_model_of_the_same_size_is_refused_naming_both(
+    engine: PostgresEngine, database: EmbeddedDatabase
+) -> None:
+    other = PostgresEngine(database.url)
+    with pytest.raises(KnowledgeEngineError, match=rf"indexed with the embedding model {MODEL}, but .* bge-small-256"):
+        await other.start(DIMENSIONS, "bge-small-256")
+    again = PostgresEngine(database.url)
+    await again.start(DIMENSIONS, MODEL)  # the model it was indexed with starts
+    await again.aclose()
 
 
 async def test_an_unreachable_database_is_named_without_its_password() -> None:
