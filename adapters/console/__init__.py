@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 from typing import TextIO
 
@@ -97,8 +98,24 @@ async def _lines() -> asyncio.StreamReader:
     return reader
 
 
+def _terminal() -> TextIO:
+    """The terminal on a file descriptor of the console's own. llama-cpp-python points the process's stdout at
+    /dev/null while it loads a model (the in-process chat model, the embedding model's) on another thread: an answer
+    printed through fd 1 meanwhile would be lost."""
+    encoding = sys.stdout.encoding or "utf-8"
+    return open(os.dup(sys.stdout.fileno()), "w", encoding=encoding, errors="replace", closefd=True)
+
+
 async def run(services: Services, settings: Settings) -> None:
-    core, out = services.core, sys.stdout
+    out = _terminal()
+    try:
+        await _chat(services, out)
+    finally:
+        out.close()
+
+
+async def _chat(services: Services, out: TextIO) -> None:
+    core = services.core
     out.write(f"Chatting with {core.models.default.settings.describe()}. {HELP}\n")
     thread = f"console:{getpass.getuser()}"
     place = Place("console", "channel", getpass.getuser(), "the terminal")

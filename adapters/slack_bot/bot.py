@@ -49,6 +49,7 @@ from adapters.slack_bot.knowledge_members import PrivateMembers
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
+from adapters.slack_bot.people import Person, person_from
 from adapters.slack_bot.persona_command import PersonaCommand, slack_places
 from adapters.slack_bot.rotation import SharedTokenRotator
 from adapters.slack_bot.settings import SlackSettings
@@ -74,7 +75,9 @@ log = structlog.get_logger(__name__)
 API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own default)
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
-NAME_CACHE_SECONDS = 3600  # a renamed person keeps the old name in the bot's prompts for up to an hour
+# A renamed person keeps the old name in the bot's prompts for up to an hour, a member made a guest their access to
+# the public channels' knowledge.
+NAME_CACHE_SECONDS = 3600
 # People's names kept in memory at most (about 3 MB; 100,000 would take 32 MB): the longest kept go first.
 NAME_CACHE_SIZE = 10_000
 NO_STREAM_SECONDS = 600  # a channel where Slack wouldn't stream gets plain messages this long, then is tried again
@@ -138,7 +141,7 @@ class SlackBot:
             )
         self.clients = BotClients(self.client, rotator)
         self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
-        self._names: dict[tuple[str, str], tuple[float, str]] = {}  # (team, user) → (until when, name)
+        self._people: dict[tuple[str, str], tuple[float, Person]] = {}  # (team, user) → (until when, who)
         self._org_workspaces: set[str] = set()  # an org-wide install's workspaces this process listed
         self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
         prefix, redis = services.settings.history.key_prefix, services.redis.main
@@ -266,7 +269,7 @@ class SlackBot:
         key = conversation_key(place.team, place.channel, place.thread_ts)
         question = await self.jobs.question(text, attachments, about, asker=f"{place.team}:{place.user}")
         budgets = WorkspaceBudgets(self._limits, place.team)
-        name = await self._display_name(place.client, place.team, place.user, budgets)
+        person = await self._person(place.client, place.team, place.user, budgets)
         where: dict[str, Any] = {
             "team": place.team,
             "channel": place.channel,
@@ -287,14 +290,14 @@ class SlackBot:
         turn = Turn(
             key,
             place.user,
-            name,
+            person.name,
             question.text,
             channel="" if in_dm else f"{place.team}:{place.channel}",
             notices=question.notices,
             images=question.images,
             places=slack_places(place.team, place.channel),
             workspace=place.team,
-            knowledge=await self.knowledge.access(place.team, place.user),
+            knowledge=await self.knowledge.access(place.team, place.user, full_member=person.full_member),
         )
         await self.jobs.answer(turn, surface, recording)
 
@@ -355,7 +358,10 @@ class SlackBot:
         return await self._display_name(client, team, user, WorkspaceBudgets(self._limits, team)) if user else "someone"
 
     async def _display_name(self, client: AsyncWebClient, team: str, user: str, budgets: WorkspaceBudgets) -> str:
-        cached = self._names.get((team, user))
+        return (await self._person(client, team, user, budgets)).name
+
+    async def _person(self, client: AsyncWebClient, team: str, user: str, budgets: WorkspaceBudgets) -> Person:
+        cached = self._people.get((team, user))
         if cached and cached[0] > time.monotonic():
             return cached[1]
         charge = await self._limits.spare((budgets.lookups,))
@@ -363,21 +369,19 @@ class SlackBot:
             # Many new people at once: answer now under the user id rather than wait (or trip
             # users.info's limit) for a name; it is not cached, so a later message looks it up.
             log.info("slack_user_lookup_deferred", user=user)
-            return user
+            return Person(user)
         try:
             async with charge:
                 response = await client.users_info(user=user)
-            info = response["user"]
-            profile = info.get("profile", {})
-            name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
+            person = person_from(response["user"], user)
         except SlackApiError as error:
             log.warning("slack_user_lookup_failed", user=user, error=error.response.get("error"))
-            name = user
-        self._names.pop((team, user), None)  # an expired entry goes to the end with its new name
-        self._names[(team, user)] = (time.monotonic() + NAME_CACHE_SECONDS, name)
-        if len(self._names) > NAME_CACHE_SIZE:
-            del self._names[next(iter(self._names))]
-        return name
+            person = Person(user)
+        self._people.pop((team, user), None)  # an expired entry goes to the end with its new name
+        self._people[(team, user)] = (time.monotonic() + NAME_CACHE_SECONDS, person)
+        if len(self._people) > NAME_CACHE_SIZE:
+            del self._people[next(iter(self._people))]
+        return person
 
     async def shutdown(self) -> None:
         if self._history_task is not None:

@@ -42,19 +42,22 @@ class PrivateMembers:
     async def left(self, team: str, channel: str, user: str) -> None:
         await self._run(self._redis.srem(self._members(team, channel), user))
 
-    async def readable(self, team: str, user: str, knowledge_channels: Iterable[str]) -> frozenset[str]:
-        """The channels whose knowledge `user` may read: the public ones of `knowledge_channels`, and the private
-        channels holding knowledge that they are a member of."""
+    async def readable(
+        self, team: str, user: str, knowledge_channels: Iterable[str], *, public: bool = True
+    ) -> frozenset[str]:
+        """The channels whose knowledge `user` may read: the public ones of `knowledge_channels` (unless not
+        `public`: a guest's), and the private channels holding knowledge that they are a member of."""
         private = {_text(channel) for channel in await self._run(self._redis.smembers(self._private(team)))}
-        public = {channel for channel in knowledge_channels if channel not in private}
+        public_channels = {channel for channel in knowledge_channels if channel not in private} if public else set()
         if not private:
-            return frozenset(public)
+            return frozenset(public_channels)
         ordered = sorted(private)
         async with self._redis.pipeline(transaction=False) as pipe:
             for channel in ordered:
                 pipe.sismember(self._members(team, channel), user)
             memberships = await self._run(pipe.execute())
-        return frozenset(public | {channel for channel, member in zip(ordered, memberships, strict=True) if member})
+        member_of = {channel for channel, member in zip(ordered, memberships, strict=True) if member}
+        return frozenset(public_channels | member_of)
 
     async def forget_team(self, team: str) -> None:
         private = await self._run(self._redis.smembers(self._private(team)))

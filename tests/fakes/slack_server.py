@@ -424,6 +424,7 @@ class User:
     team_id: str
     is_bot: bool = False
     is_admin: bool = False  # a workspace admin (users.info's is_admin)
+    guest: str = ""  # "multi" or "single": a multi- or single-channel guest (is_restricted, is_ultra_restricted)
 
     def to_api(self) -> JsonDict:
         profile = {
@@ -441,6 +442,8 @@ class User:
             "is_bot": self.is_bot,
             "is_admin": self.is_admin,
             "is_owner": False,
+            "is_restricted": bool(self.guest),
+            "is_ultra_restricted": self.guest == "single",
             "is_app_user": False,
             "tz": "Europe/Paris",
             "profile": profile,
@@ -1231,12 +1234,16 @@ class FakeSlack:
         self.add_channel(self.DEFAULT_CHANNEL, "general")
         self.add_channel(self.DEFAULT_DM, self.DEFAULT_USER, is_im=True, user=self.DEFAULT_USER)
 
-    def add_user(self, id: str, display_name: str, *, real_name: str | None = None, name: str | None = None) -> User:
-        """A person of the workspace; like Slack's default channel, #general (DEFAULT_CHANNEL) takes them in."""
+    def add_user(
+        self, id: str, display_name: str, *, real_name: str | None = None, name: str | None = None, guest: str = ""
+    ) -> User:
+        """A person of the workspace; like Slack's default channel, #general (DEFAULT_CHANNEL) takes them in, unless
+        they are a guest (`guest`: "multi" or "single"), who is only in the channels they are invited to."""
         user = User(id, display_name, real_name or display_name, name or display_name.lower(), self.team_id)
+        user.guest = guest
         self.users[id] = user
         general = self.channels.get(self.DEFAULT_CHANNEL)
-        if general is not None and not general.is_private:
+        if general is not None and not general.is_private and not guest:
             general.members.add(id)
         return user
 

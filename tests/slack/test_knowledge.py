@@ -42,6 +42,9 @@ HISTORY = "C0HISTORY"
 RELEASES = "C0RELEASE"
 WIFI = "C0WIFI"
 LLAMAS = "C0LLAMAS"
+OFFICE = "C0OFFICE1"
+GUESTS = "G0GUESTS1"
+GUEST = "U0GUEST01"  # a multi-channel guest
 WINDOW = 1.0  # the fake's history window (a minute at Slack): one conversations.history request per second
 ADD = "add_to_knowledge"
 
@@ -253,6 +256,29 @@ async def test_private_channel_only_in_members_prompts(
     assert "The vault code" not in system
 
 
+async def test_a_guest_is_answered_only_from_the_channels_they_were_invited_to(
+    harness: SlackHarness, model: FakeModelServer, database: EmbeddedDatabase
+) -> None:
+    fake = harness.fake
+    team = harness.new_workspace()
+    fake.add_user(GUEST, "gus", guest="multi")
+    fake.add_channel(OFFICE, "office")  # public: every full member reads it, a guest only if invited
+    fake.add_channel(GUESTS, "guests", is_private=True, members=[ALICE, GUEST])
+    await channel_on(harness, OFFICE)
+    await channel_on(harness, GUESTS)
+    office, _ = await harness.say(OFFICE, CAROL, "The office wifi password is orchid-42")
+    guests, _ = await harness.say(GUESTS, ALICE, "The visitor badge code is 5581")
+    keys = {f"{OFFICE}:{office['ts']}", f"{GUESTS}:{guests['ts']}"}
+    await until_stored(database, team, lambda p: keys <= set(p), "both messages")
+
+    _, system = await ask(harness, model, GUEST, "What is the office wifi password?")
+    assert "orchid-42" not in system
+    _, system = await ask(harness, model, GUEST, "What is the visitor badge code?")
+    assert "5581" in system
+    _, system = await ask(harness, model, BOB, "What's the office wifi password, please?")
+    assert "orchid-42" in system
+
+
 async def test_workspaces_with_the_same_channel_ids_never_see_each_other(
     harness: SlackHarness, model: FakeModelServer, database: EmbeddedDatabase
 ) -> None:
@@ -296,7 +322,11 @@ async def test_history_read_at_the_limited_pace_honouring_retry_after_and_resume
     await harness.start_bot()
     await until_stored(database, team, lambda p: set(p) == people, "the whole history", timeout=30)
 
-    history = [c for c in fake.calls[since:] if c.method in ("conversations.history", "conversations.replies")]
+    history = [  # this channel's: other tests' channels may still be read meanwhile
+        c
+        for c in fake.calls[since:]
+        if c.method in ("conversations.history", "conversations.replies") and c.params.get("channel") == HISTORY
+    ]
     assert all(c.params.get("limit") in (15, "15") for c in history)
     limited = [c for c in history if c.status == 429]
     assert limited, "the bot asks faster than the fake's window: some requests must have been refused"
@@ -305,6 +335,7 @@ async def test_history_read_at_the_limited_pace_honouring_retry_after_and_resume
         if later:
             assert later[0].time - refused.time >= WINDOW * 0.9
     after = [c for c in fake.calls[restarted_at:] if c.method == "conversations.history"]
+    after = [c for c in after if c.params.get("channel") == HISTORY]
     assert after and all(c.params.get("cursor") for c in after), "the reading resumed from its saved page"
 
 
