@@ -264,6 +264,7 @@ class Round:
     problems: list[str] = field(default_factory=list)
     phase: str = ""  # the set-up (processes, delay) when a run compares several
     rss_mb: float | None = None  # the bot processes' resident memory together when the round ended
+    prompt_chars: float | None = None  # the mean length of the prompts the model got (knowledge makes them longer)
     cpu_per_1k_tokens: float | None = field(init=False)
 
     def __post_init__(self) -> None:

@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 from bench.common import (
     INDICATOR,
     Phase,
+    Round,
     TargetCheck,
     connections_opened,
     failure_shown,
@@ -72,12 +73,11 @@ from bench.driver import (
     Column,
     Options,
     Platform,
-    Round,
     RoundSpec,
     SetUp,
     main,
 )
-from bench.knowledge import index_chat
+from bench.knowledge import chat_questions, index_chat, mean_prompt_chars
 from tests.fakes.discord_server import FakeDiscord, Limits
 from tests.fakes.model_server import Script
 
@@ -432,6 +432,9 @@ class DiscordSetUp(SetUp[RoundResult]):
             ]
             for spec in platform.rounds()
         }
+        # With --knowledge both variants ask about what the indexed chat said (else "Please answer …").
+        self.questions = chat_questions(sum(map(len, self.channels.values()))) if self.options.knowledge else []
+        self.asked = 0
         # Process `shard` of `workers` (one process: every shard, as many as Discord recommends).
         shards = [
             {} if workers == 1 else {"DISCORD_SHARD_COUNT": str(workers), "DISCORD_SHARD_IDS": str(shard)}
@@ -444,7 +447,15 @@ class DiscordSetUp(SetUp[RoundResult]):
         the bot processes then use."""
         channels = [channel for ids in self.channels.values() for channel in ids]
         started = time.monotonic()
-        await index_chat(folder, f"discord:{self.guild_id}", channels, count)
+        env = self.bots[0].env
+        await index_chat(
+            folder,
+            f"discord:{self.guild_id}",
+            channels,
+            count,
+            redis_url=env["REDIS_URL"],
+            key_prefix=env["REDIS_KEY_PREFIX"],
+        )
         print(f"   indexed {count:,} messages in {time.monotonic() - started:.0f} s", flush=True)
         for bot in self.bots:
             bot.env["EMBEDDING_MODEL"] = "wordllama"  # the model the messages were indexed with
@@ -486,7 +497,7 @@ class DiscordSetUp(SetUp[RoundResult]):
         async def send() -> None:
             sent = await asyncio.gather(
                 *(
-                    fake.send_user_message(c.channel_id, self.user, f"Please answer {c.marker}", mentions_bot=True)
+                    fake.send_user_message(c.channel_id, self.user, f"{self._question()} {c.marker}", mentions_bot=True)
                     for c in conversations
                 )
             )
@@ -562,7 +573,14 @@ class DiscordSetUp(SetUp[RoundResult]):
             connections_opened=connections_opened(fake.requests, requests_at),
             redis=usage.redis,
             problems=problems,
+            prompt_chars=mean_prompt_chars(usage.model_requests),
         )
+
+    def _question(self) -> str:
+        if not self.questions:
+            return "Please answer"
+        self.asked += 1
+        return self.questions[self.asked % len(self.questions)]
 
     def _check(self, conversation: Conversation) -> None:
         """Completed = the thread's bot messages show exactly the model's answer, no indicator."""

@@ -254,7 +254,9 @@ class Platform(ABC, Generic[OptionsT, R]):
         """What to say about a round below the table."""
         where = f"{row.phase}, " if row.phase else ""
         more = [f"  … and {len(row.problems) - 5} more"] if len(row.problems) > 5 else []
-        return [f"  {where}{row.name}: {problem}" for problem in row.problems[:5]] + more
+        chars = row.prompt_chars
+        size = [f"  {where}{row.name}: prompts {chars:,.0f} characters on average"] if chars else []
+        return size + [f"  {where}{row.name}: {problem}" for problem in row.problems[:5]] + more
 
     def proxy(self, phase: Phase, ports: Sequence[int]) -> AbstractAsyncContextManager[DelayProxy | None]:
         """The delay proxy of a set-up through it (else None): to the fake platform's `ports`, the

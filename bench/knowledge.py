@@ -23,9 +23,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import redis.asyncio as aioredis
 
+from adapters.jobs.knowledge_channels import KnowledgeChannels
 from bench.knowledge_corpus import Community
 from bot.knowledge.embedded import start_embedded_async, stop_embedded
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Embedder, Passage
@@ -34,6 +37,7 @@ from bot.knowledge.service import Knowledge
 from bot.knowledge.setup import DATABASE_FOLDER
 
 SCOPE = "discord:1"
+QUESTIONS = 300  # asked by the rounds of bench.discord and bench.slack, in turn
 INGEST_BATCH = 64  # as the live indexing's (bot.knowledge.service.EMBED_BATCH)
 
 
@@ -131,13 +135,18 @@ def database_pids(data_dir: Path) -> list[int]:
     return [postmaster, *(int(pid) for pid in children)]
 
 
-async def index_chat(folder: Path, scope: str, channels: Sequence[int], count: int) -> None:
-    """`count` messages said in `channels` of `scope`, indexed with WordLlama in an embedded database in `folder`
-    (a bot's KNOWLEDGE_DATA_DIR), as the live indexing would have; the database stopped after."""
+async def index_chat(
+    folder: Path, scope: str, channels: Sequence[int | str], count: int, *, redis_url: str, key_prefix: str
+) -> None:
+    """`count` messages said in `channels` of `scope` and 200 passages of the server's documents, indexed with
+    WordLlama in an embedded database in `folder` (a bot's KNOWLEDGE_DATA_DIR), as the live indexing would have;
+    the database stopped after, and the channels opted in (in Redis, under the bot's `key_prefix`) as
+    `/knowledge channel on` would have."""
     database = await start_embedded_async(folder / DATABASE_FOLDER)
     knowledge = Knowledge(PostgresEngine(database.url), make_embedder("wordllama", folder / "models"))
     await knowledge.start()
     community = Community(channels=len(channels))
+    await knowledge.add([replace(passage, scope=scope) for passage in document_passages(community, 200)])
     passages = []
     for passage in chat_passages(community, count, 0):
         channel = str(channels[int(passage.channel)])
@@ -147,6 +156,28 @@ async def index_chat(folder: Path, scope: str, channels: Sequence[int], count: i
         await conn.execute("VACUUM ANALYZE knowledge_passages")
     await knowledge.aclose()
     await asyncio.to_thread(stop_embedded, database.data_dir)
+    redis = aioredis.from_url(redis_url)
+    try:
+        opted = KnowledgeChannels(redis, key_prefix)
+        for opted_in in channels:
+            await opted.opt_in(scope, str(opted_in), f"bench-{opted_in}")
+    finally:
+        await redis.aclose()
+
+
+def chat_questions(channels: int) -> list[str]:
+    """Questions about the first messages `index_chat` indexes in that many channels (the same made-up chat)."""
+    community = Community(channels=channels)
+    document_passages(community, 200)
+    for _ in community.messages(10_000):
+        pass
+    return community.questions(QUESTIONS)
+
+
+def mean_prompt_chars(model_requests: Sequence[dict[str, Any]]) -> float | None:
+    """How long a round's prompts were on average (passages of knowledge make them longer)."""
+    sizes = [record["prompt_chars"] for record in model_requests if record.get("prompt_chars")]
+    return statistics.mean(sizes) if sizes else None
 
 
 def folder_mb(folder: Path) -> float:

@@ -45,11 +45,13 @@ import html
 import re
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -59,7 +61,9 @@ from cryptography.fernet import Fernet
 
 from adapters.slack_bot.text import to_mrkdwn
 from bench.common import (
+    REDIS_URL,
     Phase,
+    Round,
     TargetCheck,
     connections_opened,
     failure_shown,
@@ -80,11 +84,11 @@ from bench.driver import (
     Column,
     Options,
     Platform,
-    Round,
     RoundSpec,
     SetUp,
     main,
 )
+from bench.knowledge import chat_questions, index_chat, mean_prompt_chars
 from tests.fakes.model_server import Script
 from tests.fakes.slack_oauth import FakeSlackOAuth
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
@@ -117,6 +121,9 @@ rounds: N simultaneous @mentions in one workspace, one channel and one person ea
         in Slack; first = first token at the server -> first text in Slack; final = last token ->
         complete text in Slack. writes = message writes per reply (post/update/stream calls);
         new conns = connections the bot opened to the Web API during the round"""
+KNOWLEDGE = "+knowledge"  # a variant's suffix: its rounds in a workspace with --knowledge messages indexed
+KNOWLEDGE_CHANNELS = 20
+BOT_WINDOW_SECONDS = 13.0  # the bot's Slack write windows are 12 s (adapters/slack_bot/surfaces.py)
 MODE_NAMES = {"off": "chat.update (SLACK_STREAMING=off)", "auto": "native streams (SLACK_STREAMING=auto)"}
 STATE_COOKIE = "slack-app-oauth-state"  # bolt's install state cookie (Secure: sent by hand over http://)
 INSTALL_LINK = re.compile(r'<a class="button" href="([^"]+)"')
@@ -129,6 +136,7 @@ class SlackOptions(Options):
     http_mode: bool  # --http: one HTTP-mode worker even without a delay
     workspaces: int  # --workspaces: installs through OAuth to this many workspaces (0: one SLACK_BOT_TOKEN)
     cold_auth: bool  # --cold-auth: a round's new installs hear nothing before its mentions
+    knowledge: int  # > 0: each mode's rounds run again in a workspace with this many messages indexed
 
     @property
     def http(self) -> bool:
@@ -146,7 +154,8 @@ class Mention:
     workspace: FakeSlack  # where it is said, and where its reply belongs
     channel: str
     user: str
-    marker: str
+    marker: str  # one word
+    question: str = ""  # said before the marker
     ts: str = ""
     envelope: str = ""  # Socket Mode
     sent_at: float | None = None  # when the event went to the bot (time.time())
@@ -209,6 +218,14 @@ class Slack(Platform[SlackOptions, RoundResult]):
             "mentions over them (default: one SLACK_BOT_TOKEN, one workspace)",
         )
         parser.add_argument(
+            "--knowledge",
+            type=int,
+            default=0,
+            metavar="MESSAGES",
+            help="run each mode's rounds again in a workspace with this many messages of its public channels "
+            "indexed (bench/knowledge.py's made-up chat, WordLlama); both runs ask questions about that chat",
+        )
+        parser.add_argument(
             "--cold-auth",
             action="store_true",
             help="with --workspaces: a round's mentions are the first events its new installs send",
@@ -222,6 +239,8 @@ class Slack(Platform[SlackOptions, RoundResult]):
             return "--modes takes off and/or auto"
         if args.workspaces < 0:
             return "--workspaces takes a whole number ≥ 1"
+        if args.knowledge and (args.workspaces or args.workers > 1):
+            return "--knowledge runs one process in one workspace: leave --workspaces and --workers out"
         return "--cold-auth goes with --workspaces" if args.cold_auth and not args.workspaces else None
 
     def intro(self) -> str:
@@ -258,12 +277,18 @@ class Slack(Platform[SlackOptions, RoundResult]):
         )
 
     def variants(self) -> Sequence[str]:
-        return self.options.modes
+        if not self.options.knowledge:
+            return self.options.modes
+        return [f"{mode}{with_knowledge}" for mode in self.options.modes for with_knowledge in ("", KNOWLEDGE)]
 
     def label(self, variant: str, phase: Phase) -> str:
         spaces = self.options.workspaces
         where = f", {spaces} workspace{'s' if spaces > 1 else ''} (OAuth)" if spaces else ""
-        return f"{MODE_NAMES[variant]}, {phase.label}{where}"
+        if variant.endswith(KNOWLEDGE):
+            where += f", {self.options.knowledge:,} messages indexed"
+        elif self.options.knowledge:
+            where += ", no knowledge"
+        return f"{MODE_NAMES[mode_of(variant)]}, {phase.label}{where}"
 
     @contextlib.asynccontextmanager
     async def set_up(self, variant: str, phase: Phase, key_prefix: str) -> AsyncIterator[SlackSetUp]:
@@ -275,7 +300,14 @@ class Slack(Platform[SlackOptions, RoundResult]):
             if oauth is not None:
                 await stack.enter_async_context(oauth)
             api = oauth if oauth is not None else fake
-            env = {"LOG_LEVEL": "warning", **shared_core_env(phase.workers, self.split)}
+            # Not the checkout's own knowledge, if `make run` made some there.
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-knowledge-")))
+            env = {"LOG_LEVEL": "warning", "KNOWLEDGE_DATA_DIR": str(folder)}
+            env |= shared_core_env(phase.workers, self.split)
+            knowledge_team = None
+            if variant.endswith(KNOWLEDGE):
+                knowledge_team = await self.index_messages(folder, key_prefix)
+                env["EMBEDDING_MODEL"] = "wordllama"  # the model the messages were indexed with
             if oauth is not None:
                 env |= oauth_env(oauth)
             harnesses = [
@@ -284,7 +316,7 @@ class Slack(Platform[SlackOptions, RoundResult]):
                     self.model.base_url,
                     key_prefix,
                     mode="http" if http else "socket",
-                    streaming=variant,  # type: ignore[arg-type]
+                    streaming=mode_of(variant),  # type: ignore[arg-type]
                     model_timeout=60,
                     port=free_port() if http else 0,
                     bot_root=self.options.bot_root,
@@ -302,14 +334,26 @@ class Slack(Platform[SlackOptions, RoundResult]):
                         )
                 urls = [proxy.via(h.events_url) if proxy else h.events_url for h in harnesses] if http else []
                 if oauth is None:
-                    yield SlackSetUp(self, variant, harnesses, urls)
+                    yield SlackSetUp(self, mode_of(variant), harnesses, urls, knowledge_team)
                     return
-                set_up = OAuthSetUp(self, variant, harnesses, urls, oauth)
+                set_up = OAuthSetUp(self, mode_of(variant), harnesses, urls, oauth)
                 try:
                     yield set_up
                 finally:
                     for workspace in set_up.installed:
                         await workspace.stop()
+
+    async def index_messages(self, folder: Path, key_prefix: str) -> str:
+        """--knowledge messages of KNOWLEDGE_CHANNELS public channels of a workspace indexed in an embedded
+        knowledge database in `folder` (the bot's KNOWLEDGE_DATA_DIR), the channels opted in; its team id."""
+        team = f"T0KNOW{uuid.uuid4().hex[:6].upper()}"
+        channels = [f"C0KNOW{index:03d}" for index in range(KNOWLEDGE_CHANNELS)]
+        started = time.monotonic()
+        await index_chat(
+            folder, f"slack:{team}", channels, self.options.knowledge, redis_url=REDIS_URL, key_prefix=key_prefix
+        )
+        print(f"   indexed {self.options.knowledge:,} messages in {time.monotonic() - started:.0f} s", flush=True)
+        return team
 
     def evaluate(self, rows: Sequence[RoundResult]) -> list[TargetCheck]:
         def worst(values: Sequence[float | None]) -> float:
@@ -395,9 +439,20 @@ class SlackSetUp(SetUp[RoundResult]):
     """The bot processes of one set-up, and how an event reaches them: over the Socket Mode
     connection, or signed to the HTTP workers in turn (`urls`, through the proxy when delayed)."""
 
-    def __init__(self, platform: Slack, mode: str, harnesses: list[SlackHarness], urls: list[str]) -> None:
+    def __init__(
+        self,
+        platform: Slack,
+        mode: str,
+        harnesses: list[SlackHarness],
+        urls: list[str],
+        knowledge_team: str | None = None,
+    ) -> None:
         super().__init__(platform)
         self.mode = mode
+        self.knowledge_team = knowledge_team  # every round in this workspace, whose knowledge was indexed
+        questions = platform.options.knowledge and chat_questions(KNOWLEDGE_CHANNELS)
+        self.questions = list(questions or [])
+        self.asked = 0
         self.harnesses = harnesses
         self.fake = harnesses[0].fake  # delivers the events (and, with one token, is the workspace)
         self.urls = urls
@@ -422,10 +477,10 @@ class SlackSetUp(SetUp[RoundResult]):
             if self.split is not None:
                 pin_process(bot.pid, self.split.bot)
         [fake] = await self.new_workspaces(1)
-        mentions = [Mention(fake, FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm up")]
+        mentions = [Mention(fake, FakeSlack.DEFAULT_CHANNEL, FakeSlack.DEFAULT_USER, "warm-up")]
         for index in range(1, len(self.harnesses)):
             fake.add_channel(f"C0WARM{index:03d}", f"warm-up-{index}")
-            mentions.append(Mention(fake, f"C0WARM{index:03d}", FakeSlack.DEFAULT_USER, f"warm up {index}"))
+            mentions.append(Mention(fake, f"C0WARM{index:03d}", FakeSlack.DEFAULT_USER, f"warm-up-{index}"))
         await asyncio.gather(*(self.deliver(item) for item in mentions))
         deadline = time.monotonic() + 60
         while any(self.final_seen_at(item) is None for item in mentions):
@@ -437,8 +492,23 @@ class SlackSetUp(SetUp[RoundResult]):
     async def new_workspaces(self, count: int) -> list[FakeSlack]:
         """Where a round's mentions are said: the fake under a fresh team id (fresh rate-limit
         buckets and bot budgets, both per workspace)."""
-        self.harnesses[0].new_workspace()
+        if self.knowledge_team is None:
+            self.harnesses[0].new_workspace()
+        elif self.fake.team_id != self.knowledge_team:
+            self.fake.team_id = self.knowledge_team
+        else:
+            # The same workspace every round (its knowledge): quiet until the bot's write windows have emptied,
+            # and Slack's buckets full, as after a quiet minute.
+            await asyncio.sleep(BOT_WINDOW_SECONDS)
+            self.fake.reset_rate_limits()
         return [self.fake]
+
+    def question(self) -> str:
+        """With --knowledge, a question about the indexed chat (in both runs); else nothing."""
+        if not self.questions:
+            return ""
+        self.asked += 1
+        return self.questions[self.asked % len(self.questions)]
 
     def round_workspaces(self) -> int:
         return 1
@@ -457,7 +527,7 @@ class SlackSetUp(SetUp[RoundResult]):
 
     async def deliver(self, item: Mention) -> None:
         workspace = item.workspace
-        event = workspace.app_mention_event(item.channel, item.user, item.marker)
+        event = workspace.app_mention_event(item.channel, item.user, f"{item.question} {item.marker}".strip())
         item.ts = event["ts"]
         if not self.urls:
             item.envelope = await workspace.send_event(event)
@@ -501,7 +571,7 @@ class SlackSetUp(SetUp[RoundResult]):
             for each in workspaces if index % len(workspaces) == 0 else ():
                 each.add_channel(channel, f"bench-{round_id}-{local}")
                 each.add_user(user, f"person{local}")
-            mentions.append(Mention(fake, channel, user, f"bench {round_id} {index}"))
+            mentions.append(Mention(fake, channel, user, f"bench-{round_id}-{index}", self.question()))
         calls_at = {id(fake): len(fake.calls) for fake in workspaces}
         limited_at = {id(fake): fake.ratelimited_count for fake in workspaces}
         api_at, deliveries_at = self.api_marks(workspaces), len(self.fake.deliveries)
@@ -518,7 +588,7 @@ class SlackSetUp(SetUp[RoundResult]):
 
         # Let trailing calls (a stream's stop after its last append) land before counting writes.
         usage = await self.measure(spec.n, send, over, lambda: settle(workspaces))
-        timings = {record.get("last_user_message"): record for record in usage.model_requests}
+        timings = {last_word(record.get("last_user_message")): record for record in usage.model_requests}
         calls = [call for fake in workspaces for call in fake.calls[calls_at[id(fake)] :]]
         calls_by_channel: dict[tuple[int, str], list[RecordedCall]] = {}
         for fake in workspaces:
@@ -582,6 +652,7 @@ class SlackSetUp(SetUp[RoundResult]):
             redis=usage.redis,
             problems=problems,
             redeliveries=sum(item.redeliveries for item in mentions),
+            prompt_chars=mean_prompt_chars(usage.model_requests),
             misplaced=len(misplaced),
         )
 
@@ -717,6 +788,16 @@ async def settle(fakes: Sequence[FakeSlack], quiet: float = 0.5, limit: float = 
             seen, quiet_since = calls, time.monotonic()
         elif time.monotonic() - quiet_since >= quiet:
             return
+
+
+def last_word(text: str | None) -> str:
+    """A question's marker."""
+    return (text or "").rsplit(" ", 1)[-1]
+
+
+def mode_of(variant: str) -> str:
+    """SLACK_STREAMING of a variant."""
+    return variant.removesuffix(KNOWLEDGE)
 
 
 if __name__ == "__main__":

@@ -251,6 +251,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         await self._feed.on_channel_delete(channel)
 
+    async def on_raw_thread_delete(self, event: discord.RawThreadDeleteEvent) -> None:
+        await self._feed.on_thread_delete(event.guild_id, event.parent_id, event.thread_id)
+
     async def _turn(self, key: str, message: discord.Message) -> Turn:
         """The question: the message with its files, after the message it replies to, if that is
         someone else's (the person is pointing at it)."""

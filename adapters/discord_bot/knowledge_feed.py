@@ -29,8 +29,12 @@ def is_said(message: discord.Message) -> bool:
     )
 
 
+def place_link(guild_id: int, channel_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}"
+
+
 def jump_link(guild_id: int, channel_id: int, message_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+    return f"{place_link(guild_id, channel_id)}/{message_id}"
 
 
 def message_passage(message: discord.Message, guild_id: int, channel_id: int, title: str) -> Passage:
@@ -108,6 +112,18 @@ class KnowledgeFeed:
         knowledge = await self._knowledge.get()
         removed = await knowledge.forget_source(scope, f"channel:{channel.id}") if knowledge is not None else 0
         log.info("knowledge_channel_deleted", scope=scope, channel=channel.id, removed=removed)
+
+    async def on_thread_delete(self, guild_id: int, parent_id: int | None, thread_id: int) -> None:
+        """A thread under a knowledge channel deleted: Discord names no message of it, so its messages go by their
+        links, which lead into the thread."""
+        if self._knowledge.opener is None or await self._opted_in(guild_id, parent_id) is None:
+            return
+        if not await self._jobs.first_to_claim(f"discord:knowledge:thread-delete:{thread_id}"):
+            return
+        knowledge = await self._knowledge.get()
+        scope = guild_scope(guild_id)
+        removed = await knowledge.forget_linked(scope, f"{place_link(guild_id, thread_id)}/") if knowledge else 0
+        log.info("knowledge_thread_deleted", scope=scope, thread=thread_id, removed=removed)
 
     async def _add(self, message: discord.Message, claim: str, *, edited: bool = False) -> None:
         if message.guild is None:

@@ -73,6 +73,9 @@ class KnowledgeEngine(Protocol):
 
     async def delete_source(self, scope: str, source: str) -> int: ...
 
+    async def delete_linked(self, scope: str, url_prefix: str) -> int:
+        """The passages whose link starts with `url_prefix`: a place deleted whole (a Discord thread)."""
+
     async def delete_scope(self, scope: str) -> int: ...
 
     async def delete_author(self, scope: str, author: str) -> int: ...

@@ -19,6 +19,7 @@ from bot.knowledge.postgres_sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
     DELETE_KEYS,
+    DELETE_LINKED,
     DELETE_SCOPE,
     DELETE_SOURCE,
     MODEL_TABLE,
@@ -156,6 +157,9 @@ class PostgresEngine:
 
     async def delete_source(self, scope: str, source: str) -> int:
         return await self._delete(DELETE_SOURCE, {"scope": scope, "source": source})
+
+    async def delete_linked(self, scope: str, url_prefix: str) -> int:
+        return await self._delete(DELETE_LINKED, {"scope": scope, "prefix": url_prefix}) if url_prefix else 0
 
     async def delete_scope(self, scope: str) -> int:
         return await self._delete(DELETE_SCOPE, {"scope": scope})

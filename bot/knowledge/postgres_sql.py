@@ -157,6 +157,8 @@ LIMIT %(limit)s
 DELETE_KEYS = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND key = ANY(%(keys)s)"
 DELETE_SOURCE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND source = %(source)s"
 DELETE_SCOPE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s"
+# A place deleted whole (a Discord thread): the passages whose links lead into it (rare: the scope's rows scanned).
+DELETE_LINKED = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND starts_with(url, %(prefix)s)"
 DELETE_AUTHOR = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND author = %(author)s"
 # /forget-me: a person's passages in every server of a platform (rare: a scan is fine).
 DELETE_AUTHOR_EVERYWHERE = f"DELETE FROM {TABLE} WHERE author = %(author)s AND starts_with(scope, %(prefix)s)"

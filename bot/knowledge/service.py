@@ -111,6 +111,9 @@ class Knowledge:
     async def forget_source(self, scope: str, source: str) -> int:
         return await self.engine.delete_source(scope, source)
 
+    async def forget_linked(self, scope: str, url_prefix: str) -> int:
+        return await self.engine.delete_linked(scope, url_prefix)
+
     async def forget_scope(self, scope: str) -> int:
         return await self.engine.delete_scope(scope)
 

@@ -263,6 +263,8 @@ async def test_an_opted_in_channel_is_read_back_kept_current_and_cited_with_link
     reply = await world.say(thread, scene.bob, "Lunch is at noon in the thread.")
     await until_rows(scene, lambda found: len(found) == 1, key, guild_scope, reply["id"])
     assert await asyncio.to_thread(rows, scene, "text LIKE %s", "%never knowledge%") == []
+    await world.fake.delete_thread(thread)
+    assert await until_rows(scene, lambda found: found == [], key, guild_scope, reply["id"]) < REFLECTED_SECONDS
 
     burst = [await world.say(general, scene.bob, f"Spam number {n}.") for n in range(3)]
     keys = [m["id"] for m in burst]

@@ -73,7 +73,8 @@ from its cache without the Members intent.
 Knowledge: ``edit_user_message`` (MESSAGE_UPDATE, the full message with ``edited_timestamp``),
 ``delete_user_message`` (MESSAGE_DELETE: ids only) and ``delete_user_messages``
 (MESSAGE_DELETE_BULK); deleted messages answer 404 10008. ``create_user_thread`` (THREAD_CREATE;
-public, from a message, or private with members). GET /channels/{id}/messages: ``limit`` 1-100
+public, from a message, or private with members) and ``delete_thread`` (THREAD_DELETE only, none for
+its messages). GET /channels/{id}/messages: ``limit`` 1-100
 (default 50; else 400 50035), newest first, ``before`` / ``after`` / ``around``; 403 50001 without
 View Channel, ``[]`` without Read Message History (as Discord documents); its own bucket,
 ``Limits.message_history`` (5 per 5 s per channel, as observed). ``seed_history`` stores N past
@@ -2759,6 +2760,17 @@ class FakeDiscord:
         if channel.get("guild_id") is not None:
             data["guild_id"] = channel["guild_id"]
         await self.dispatch("MESSAGE_DELETE_BULK", data)
+
+    async def delete_thread(self, thread: Mapping[str, Any]) -> None:
+        """A moderator deletes a thread: it and its messages are gone (404), and Discord says so with one
+        THREAD_DELETE (``id``, ``guild_id``, ``parent_id``, ``type``), no MESSAGE_DELETE for its messages."""
+        stored = self.channels.pop(int(thread["id"]))
+        for message in self._messages.values():
+            if message.channel_id == int(thread["id"]):
+                message.deleted = True
+        self.thread_members.pop(int(thread["id"]), None)
+        keys = ("id", "guild_id", "parent_id", "type")
+        await self.dispatch("THREAD_DELETE", {key: stored[key] for key in keys})
 
     def seed_history(
         self,

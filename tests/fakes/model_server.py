@@ -237,6 +237,15 @@ class RecordedRequest:
         content = message.get("content") if message else None
         return _message_text(message) if message and isinstance(content, (str, list)) else None
 
+    def prompt_chars(self) -> int:
+        """The length of the text of every message of the request (what a benchmark tells a prompt's size by)."""
+        messages = self.body.get("messages")
+        return sum(
+            len(_message_text(message))
+            for message in (messages if isinstance(messages, list) else [])
+            if isinstance(message, dict) and isinstance(message.get("content"), (str, list))
+        )
+
     @property
     def tools(self) -> list[str]:
         """The names of the tools the request offered, in order."""
@@ -286,6 +295,7 @@ class RecordedRequest:
             "tokens_sent": self.tokens_sent,
             "outcome": self.outcome,
             "last_user_message": self.last_user_content(),
+            "prompt_chars": self.prompt_chars(),
         }
 
 

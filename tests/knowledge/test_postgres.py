@@ -45,6 +45,9 @@ def new_scope() -> str:
     return f"test:{uuid.uuid4().hex[:12]}"
 
 
+THREAD = "https://discord.com/channels/1/77"
+
+
 def message(scope: str, key: str, text: str, **fields: object) -> Passage:
     passage = Passage(scope=scope, source="channel:c1", key=key, text=text, title="#general", channel="c1")
     return replace(passage, **fields)
@@ -174,15 +177,18 @@ async def test_deletes_remove_what_they_name_and_count_it(engine: PostgresEngine
         message(scope, "doc#1", "Release checklist, page one.", source="file:9", channel="", author=""),
         message(scope, "doc#2", "Release checklist, page two.", source="file:9", channel="", author=""),
         message(other, "a1", "Alice elsewhere: the release is late.", author="alice"),
+        message(scope, "t1", "Bob in a thread: the release party is Friday.", url=f"{THREAD}/900", author="bob"),
+        message(other, "t1", "Bob elsewhere: the release party is Friday.", url=f"{THREAD}/900", author="bob"),
     ]
     await add(engine, embedder, passages)
 
     assert await engine.delete_keys(scope, ["b1", "missing"]) == 1
     assert await engine.delete_author(scope, "alice") == 2
     assert await engine.delete_source(scope, "file:9") == 2
+    assert await engine.delete_linked(scope, f"{THREAD}/") == 1
     assert await ask(engine, embedder, "When is the release?", [scope]) == []
     assert await engine.delete_author(other, "alice") == 1
-    assert await engine.delete_scope(other) == 0
+    assert await engine.delete_scope(other) == 1  # its own thread's passage: another server's link isn't its
 
 
 async def test_two_engines_see_each_others_writes_at_once(
