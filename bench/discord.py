@@ -573,7 +573,7 @@ class DiscordSetUp(SetUp[RoundResult]):
             connections_opened=connections_opened(fake.requests, requests_at),
             redis=usage.redis,
             problems=problems,
-            prompt_chars=mean_prompt_chars(usage.model_requests),
+            prompt_chars=mean_prompt_chars([records[c.marker] for c in conversations if c.marker in records]),
         )
 
     def _question(self) -> str:

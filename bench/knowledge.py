@@ -175,7 +175,7 @@ def chat_questions(channels: int) -> list[str]:
 
 
 def mean_prompt_chars(model_requests: Sequence[dict[str, Any]]) -> float | None:
-    """How long a round's prompts were on average (passages of knowledge make them longer)."""
+    """How long a round's prompts (its requests' records) were on average: passages of knowledge make them longer."""
     sizes = [record["prompt_chars"] for record in model_requests if record.get("prompt_chars")]
     return statistics.mean(sizes) if sizes else None
 

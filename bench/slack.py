@@ -652,7 +652,7 @@ class SlackSetUp(SetUp[RoundResult]):
             redis=usage.redis,
             problems=problems,
             redeliveries=sum(item.redeliveries for item in mentions),
-            prompt_chars=mean_prompt_chars(usage.model_requests),
+            prompt_chars=mean_prompt_chars([timings[item.marker] for item in mentions if item.marker in timings]),
             misplaced=len(misplaced),
         )
 
