@@ -121,6 +121,8 @@ class ChatPage:
         self.errors: list[str] = []  # the page's script errors and console errors (CSP violations too)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        self.failed_requests: list[str] = []  # shown when the page never connects
+        page.on("requestfailed", lambda request: self.failed_requests.append(f"{request.url}: {request.failure}"))
 
     @classmethod
     async def open(
@@ -135,7 +137,11 @@ class ChatPage:
         """Wait until the page is connected and shows the conversation (its header names the model)."""
         # A harness wait, not a promise: on a busy machine (the test workers starting bots and building the container
         # images at once) the page's first connection has been seen to take over 10 s.
-        await expect(self.page.locator("#status.online")).to_be_attached(timeout=BOT_START_SECONDS * 1000)
+        try:
+            await expect(self.page.locator("#status.online")).to_be_attached(timeout=BOT_START_SECONDS * 1000)
+        except AssertionError as never_online:  # which of the page's scripts or requests failed, if any did
+            failed = f"the page's errors: {self.errors}; its failed requests: {self.failed_requests}"
+            raise AssertionError(f"{never_online}\n{failed}") from None
         if self.picker:
             await expect(self.page.locator("#models")).to_be_visible()
             await expect(self.page.locator("#models option:checked")).to_have_text(self.model)
