@@ -25,6 +25,8 @@ CHROMIUM = shutil.which("chromium")
 async def bots(model: FakeModelServer, key_prefix: str) -> AsyncIterator[WebBots]:
     web_bots = WebBots(model.base_url, key_prefix)
     yield web_bots
+    for bot in web_bots.started:  # shown with a failed test's report (pytest keeps a passing test's output to itself)
+        print(f"--- {bot.name}'s log, its last lines:", *bot.stderr.splitlines()[-30:], sep="\n")
     await web_bots.close()
 
 
