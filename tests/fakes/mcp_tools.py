@@ -38,8 +38,9 @@ def append_line(variable: str, line: str) -> int:
 
 
 @server.tool(annotations=READ_ONLY)
-def lookup(query: str) -> CallToolResult:
+async def lookup(query: str, ms: int = 0) -> CallToolResult:
     """Look something up."""
+    await asyncio.sleep(ms / 1000)  # how long the lookup takes: 0 unless a test needs it to be seen running
     text = TextContent(text=f"Result for {query}: see https://example.org/{query}")
     link = ResourceLink(name=query, uri=f"https://docs.example.org/{query}")
     return CallToolResult(content=[text, link])

@@ -285,7 +285,8 @@ async def test_someone_elses_click_is_told_privately_and_cancel_means_it_does_no
 
 
 async def test_edited_messages_show_the_calls_as_lines(off: Bot) -> None:
-    off.agent({"weather": [ToolCallScript("lookup", '{"query": "weather"}')]})
+    # Long enough for the line saying it runs to be posted before it ends (the tools time out after 1 s here).
+    off.agent({"weather": [ToolCallScript("lookup", '{"query": "weather", "ms": 600}')]})
     thread = await off.ask(GENERAL, "t6 what's the weather?")
     await off.harness.wait_turn(GENERAL, thread)
 
