@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image, ImageDraw
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, expect
+from playwright.async_api import Error as PlaywrightError
 
 from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
@@ -29,6 +31,8 @@ from tests.conftest import BOT_START_SECONDS
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
+
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -137,11 +141,18 @@ class ChatPage:
         """Wait until the page is connected and shows the conversation (its header names the model)."""
         # A harness wait, not a promise: on a busy machine (the test workers starting bots and building the container
         # images at once) the page's first connection has been seen to take over 10 s.
-        try:
-            await expect(self.page.locator("#status.online")).to_be_attached(timeout=BOT_START_SECONDS * 1000)
-        except AssertionError as never_online:  # which of the page's scripts or requests failed, if any did
-            failed = f"the page's errors: {self.errors}; its failed requests: {self.failed_requests}"
-            raise AssertionError(f"{never_online}\n{failed}") from None
+        deadline = time.monotonic() + BOT_START_SECONDS
+        while True:
+            try:
+                await expect(self.page.locator("#status.online")).to_be_attached(timeout=1000)
+                break
+            except AssertionError as not_yet:
+                if self._network_changed():
+                    with contextlib.suppress(PlaywrightError):  # the reload itself may meet another change
+                        await self.page.reload()
+                elif time.monotonic() > deadline:  # which of the page's scripts or requests failed, if any did
+                    failed = f"the page's errors: {self.errors}; its failed requests: {self.failed_requests}"
+                    raise AssertionError(f"{not_yet}\n{failed}") from None
         if self.picker:
             await expect(self.page.locator("#models")).to_be_visible()
             await expect(self.page.locator("#models option:checked")).to_have_text(self.model)
@@ -179,6 +190,16 @@ class ChatPage:
             [list(data), mime],
         )
         await expect(self.page.locator("#tray .thumb.loading")).to_have_count(0)
+
+    def _network_changed(self) -> bool:
+        """Whether Chromium dropped the page's requests because the host's network changed (another test's
+        container brought up a network interface): not the chat's doing, so the page is loaded again, as a
+        person would. Those failures are forgotten."""
+        changed = [failure for failure in self.failed_requests if NETWORK_CHANGED in failure]
+        if changed:
+            self.failed_requests = [failure for failure in self.failed_requests if NETWORK_CHANGED not in failure]
+            self.errors = [error for error in self.errors if NETWORK_CHANGED not in error]
+        return bool(changed)
 
     async def reload(self, messages: int) -> None:
         """Reload and wait until the conversation shown has `messages` messages."""
