@@ -77,7 +77,7 @@ from bench.driver import (
     SetUp,
     main,
 )
-from bench.knowledge import chat_questions, index_chat, mean_prompt_chars
+from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
 from tests.fakes.discord_server import FakeDiscord, Limits
 from tests.fakes.model_server import Script
 
@@ -433,8 +433,7 @@ class DiscordSetUp(SetUp[RoundResult]):
             for spec in platform.rounds()
         }
         # With --knowledge both variants ask about what the indexed chat said (else "Please answer …").
-        self.questions = chat_questions(sum(map(len, self.channels.values()))) if self.options.knowledge else []
-        self.asked = 0
+        self.questions = asked_in_turn(sum(map(len, self.channels.values()))) if self.options.knowledge else None
         # Process `shard` of `workers` (one process: every shard, as many as Discord recommends).
         shards = [
             {} if workers == 1 else {"DISCORD_SHARD_COUNT": str(workers), "DISCORD_SHARD_IDS": str(shard)}
@@ -577,10 +576,7 @@ class DiscordSetUp(SetUp[RoundResult]):
         )
 
     def _question(self) -> str:
-        if not self.questions:
-            return "Please answer"
-        self.asked += 1
-        return self.questions[self.asked % len(self.questions)]
+        return next(self.questions) if self.questions is not None else "Please answer"
 
     def _check(self, conversation: Conversation) -> None:
         """Completed = the thread's bot messages show exactly the model's answer, no indicator."""

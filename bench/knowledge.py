@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,11 @@ def chat_questions(channels: int) -> list[str]:
     for _ in community.messages(10_000):
         pass
     return community.questions(QUESTIONS)
+
+
+def asked_in_turn(channels: int) -> Iterator[str]:
+    """`chat_questions`, one after another, for ever: what a round's mentions ask."""
+    return itertools.cycle(chat_questions(channels))
 
 
 def mean_prompt_chars(model_requests: Sequence[dict[str, Any]]) -> float | None:

@@ -88,7 +88,7 @@ from bench.driver import (
     SetUp,
     main,
 )
-from bench.knowledge import chat_questions, index_chat, mean_prompt_chars
+from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
 from tests.fakes.model_server import Script
 from tests.fakes.slack_oauth import FakeSlackOAuth
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
@@ -450,9 +450,7 @@ class SlackSetUp(SetUp[RoundResult]):
         super().__init__(platform)
         self.mode = mode
         self.knowledge_team = knowledge_team  # every round in this workspace, whose knowledge was indexed
-        questions = platform.options.knowledge and chat_questions(KNOWLEDGE_CHANNELS)
-        self.questions = list(questions or [])
-        self.asked = 0
+        self.questions = asked_in_turn(KNOWLEDGE_CHANNELS) if platform.options.knowledge else None
         self.harnesses = harnesses
         self.fake = harnesses[0].fake  # delivers the events (and, with one token, is the workspace)
         self.urls = urls
@@ -505,10 +503,7 @@ class SlackSetUp(SetUp[RoundResult]):
 
     def question(self) -> str:
         """With --knowledge, a question about the indexed chat (in both runs); else nothing."""
-        if not self.questions:
-            return ""
-        self.asked += 1
-        return self.questions[self.asked % len(self.questions)]
+        return next(self.questions) if self.questions is not None else ""
 
     def round_workspaces(self) -> int:
         return 1
