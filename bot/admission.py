@@ -31,7 +31,8 @@ class Admission:
         if self._draining:
             raise ReplyFailure(FailureKind.RESTARTING, "shutting down")
         cleaned = turn if turn.again else replace(turn, text=clean_question(turn.text))
-        await self.quota.check(turn.quota_scope, turn.author_id, turn.channel)
+        if not turn.admitted:
+            await self.quota.check(turn.quota_scope, turn.author_id, turn.channel)
         return cleaned
 
 

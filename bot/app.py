@@ -100,6 +100,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
         gate=ConfirmGate(redis.main, history.key_prefix, metrics.redis_errors.inc),
         show_reasoning=ShowReasoning(settings.show_reasoning),
         knowledge_share=settings.knowledge.prompt_share,
+        respond=settings.respond,
     )
     knowledge = KnowledgeOpener(partial(open_knowledge, settings), core.use_knowledge)
     await core.tools.start()  # a server that isn't up yet is connected in the background

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 from bot.admission import Admission, refuse
@@ -28,6 +29,7 @@ from bot.preparation import Preparation
 from bot.prompt import PromptBuilder
 from bot.remembering import Remembering
 from bot.render import LiveRenderer, RenderResult
+from bot.respond import Responder
 from bot.store import HistoryStore, StoredMessage
 from bot.surface import ReplySurface
 from bot.thought_view import ShowReasoning, ThoughtShow
@@ -36,6 +38,7 @@ from bot.tools.toolbox import ToolBox
 from bot.turn import Turn
 from bot.turn_knowledge import TurnKnowledge
 from config.models import ModelCatalog, ModelChoice
+from config.respond import RespondSettings
 from config.tools import ToolSettings
 
 __all__ = ["ChatCore", "Turn"]
@@ -60,6 +63,7 @@ class ChatCore:
         show_reasoning: ShowReasoning = ShowReasoning.COLLAPSED,
         knowledge: Knowledge | None = None,
         knowledge_share: float = 0.3,
+        respond: RespondSettings | None = None,
     ) -> None:
         """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn; `show_reasoning`:
         what a thinking model's reply shows of its thought (see bot.thought_view)."""
@@ -85,6 +89,14 @@ class ChatCore:
         self._idle.set()
         self._rendering: dict[str, LiveRenderer] = {}  # answers being written, by conversation
         self._show_reasoning = show_reasoning
+        self.responder = Responder(
+            backend,
+            models,
+            respond or RespondSettings(),
+            self._metrics,
+            lambda: self.knowledge,
+            lambda: [spec["function"]["name"] for spec in toolbox.specs()],
+        )
 
     @property
     def models(self) -> ModelCatalog:
@@ -127,6 +139,12 @@ class ChatCore:
     async def turns_left(self, scope: str, user: str) -> int | None:
         """The questions `user` may still ask this minute (None: unlimited); `scope`: a turn's `quota_scope`."""
         return await self._admission.quota.left(scope, user)
+
+    async def admit(self, turn: Turn) -> Turn:
+        """Take the turn's quota now (raises ReplyFailure, QUOTA, past it): a turn nobody asked for is given up
+        before its adapter opens anything for it. The turn returned is answered without taking it again."""
+        await self._admission.quota.check(turn.quota_scope, turn.author_id, turn.channel)
+        return replace(turn, admitted=True)
 
     async def history(self, thread: str) -> list[StoredMessage]:
         return await self._store.read(thread)
@@ -223,4 +241,6 @@ class ChatCore:
             finally:
                 del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
-            return await finish_even_if_cancelled(remember(result, before=thoughts.prefix))
+            remembered = await finish_even_if_cancelled(remember(result, before=thoughts.prefix))
+            sources = tuple((citation.label, citation.url) for citation in prepared.cited)
+            return replace(remembered, model=prepared.model.display_name, sources=sources)

@@ -39,6 +39,23 @@ class Metrics:
             "Replies left by a dead process and finished with a note",
             ["platform"],
         )
+        self.unprompted = counter(
+            "bot_unprompted_messages_total",
+            "Messages in channels that answer without a mention, answered or skipped, by reason",
+            ["platform", "outcome", "reason"],
+        )
+        self.unprompted_late = counter(
+            "bot_unprompted_late_total",
+            "Messages that would have been answered but could not start within RESPOND_MAX_DELAY_SECONDS",
+            ["platform"],
+        )
+        self.respond_decision = Histogram(
+            "bot_respond_decision_seconds",
+            "The decision whether to answer a message nobody addressed to the bot",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0),
+            registry=r,
+        )
+        self.votes = counter("bot_answer_votes_total", "Votes on answers, by platform and vote", ["platform", "vote"])
         self._problems: dict[str, str | None] = {}
 
     def turn_finished(self, platform: str, thread: str, received_at: float, result: RenderResult) -> None:

@@ -1,12 +1,13 @@
 """What each place sets for its conversations: who the bot is there (a persona: the system prompt), the model of its
-new conversations, and whether tools are offered there. A place is a channel or a server (a Discord guild, a Slack
-workspace); settings are kept in Redis with no expiry, strongest first the channel's, the server's, then the
+new conversations, whether tools are offered there, and what it answers without a mention (bot.respond). A place is a
+channel or a server (a Discord guild, a Slack workspace); settings are kept in Redis with no expiry, strongest first the channel's, the server's, then the
 operator's CHANNELS_FILE, then the environment (SYSTEM_PROMPT, MODEL_ID). A thread takes its channel's. Placeholders
 ({date}, {time}, {user}, {channel}, {server}) are filled per turn."""
 
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -53,7 +54,11 @@ class PlaceSettings:
 
 
 # What a place may set besides its persona, by the key it is kept under.
-_MODEL, _TOOLS = "model", "tools"
+_MODEL, _TOOLS, _RESPOND = "model", "tools", "respond"
+# What a channel answers unasked is looked up for every message in it: each process keeps the answer this long, so a
+# change reaches every process within it.
+RESPOND_CACHE_SECONDS = 2.0
+RESPOND_CACHE_SIZE = 10_000
 
 
 class PersonaRefused(ValueError):
@@ -84,6 +89,7 @@ class Personas:
         self._file = file or PlaceFile()
         self._on_error = on_error
         self._conversation_seconds = conversation_seconds
+        self._respond: dict[tuple[str, ...], tuple[float, tuple[str, str]]] = {}
 
     async def effective(self, places: Sequence[Place]) -> Persona:
         """The persona of the most specific of `places` (most specific first) that has one (raises
@@ -128,6 +134,28 @@ class Personas:
             if (value := self._file.setting(place.kind, place.id, setting)) is not None:
                 return value, f"the operator's settings for this {place.kind}"
         return "", ""
+
+    async def respond_mode(self, places: Sequence[Place]) -> tuple[str, str]:
+        """What `places` (most specific first) answer without a mention ("mentions", "questions", "all"; "" when
+        none says) and where that is set, cached for RESPOND_CACHE_SECONDS (raises STORE_UNAVAILABLE)."""
+        cache_key = tuple(place.key for place in places)
+        cached = self._respond.get(cache_key)
+        if cached is not None and time.monotonic() - cached[0] < RESPOND_CACHE_SECONDS:
+            return cached[1]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for place in places:
+                pipe.get(self._key(place, _RESPOND))
+            stored = await self._run(pipe.execute())
+        found = self._first(places, stored, _RESPOND)
+        if len(self._respond) >= RESPOND_CACHE_SIZE:
+            self._respond.clear()
+        self._respond[cache_key] = (time.monotonic(), found)
+        return found
+
+    async def set_respond(self, place: Place, mode: str | None) -> bool:
+        """What `place` answers without a mention (None: as its server or the operator's file says)."""
+        self._respond.clear()
+        return await self._put(place, _RESPOND, mode)
 
     async def own(self, place: Place) -> str | None:
         """`place`'s own persona (set there, else in the operator's file for it), None when it has none of its own
@@ -185,7 +213,7 @@ class Personas:
         """Delete everything `places` set (the bot left a server: its channels' and its own)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
-                pipe.delete(self._key(place), self._key(place, _MODEL), self._key(place, _TOOLS))
+                pipe.delete(*(self._key(place, setting) for setting in ("persona", _MODEL, _TOOLS, _RESPOND)))
                 if place.kind == "server":
                     pipe.delete(self._channels_key(place))
             await self._run(pipe.execute())

@@ -43,6 +43,8 @@ class RenderResult:
     writes: int = 0
     first_shown_at: float | None = None  # the renderer's clock when text first became visible
     saved: bool = True  # False: a complete answer that could not be added to the history
+    model: str = ""  # the name of the model that answered (set by the core)
+    sources: tuple[tuple[str, str], ...] = ()  # the sources listed under the answer: (label, url or "")
 
     @property
     def complete(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.forget import scope_of
-from bot.knowledge.passages import Access
+from bot.knowledge.passages import Access, Hit
 from bot.personas import Place
 
 
@@ -28,6 +28,8 @@ class Turn:
     view: dict[str, Any] = field(default_factory=dict)  # kept with the person's message (see StoredMessage.view)
     knowledge: Access | None = None  # what it may be answered from (None: KNOWLEDGE_DIR's files only)
     received_at: float = field(default_factory=time.monotonic)
+    admitted: bool = False  # its quota was already taken (ChatCore.admit), before its adapter opened a thread
+    found: tuple[Hit, ...] | None = None  # the knowledge already searched for it (bot.respond), used as it is
 
     @property
     def platform(self) -> str:

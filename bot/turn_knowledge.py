@@ -36,6 +36,8 @@ class TurnKnowledge:
 
     async def search(self, turn: Turn) -> list[Hit] | None:
         """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed."""
+        if turn.found is not None:
+            return list(turn.found)
         if self.knowledge is None or turn.again or _small_talk(turn.text):
             return []
         access = turn.knowledge or EVERYONES

@@ -6,6 +6,7 @@ error names the file, the entry and the field.
         persona: You are the helpdesk of {server}. Today is {date}.
         model: mistral-small   # the model of its new conversations (an id or name from the models offered)
         tools: false           # whether tools are offered there
+        respond: questions     # mentions (the default), questions or all: what it answers unasked
     servers:
       "9876543210":            # a Discord server (guild) id, or a Slack workspace (team) id
         persona: You are a game master.
@@ -27,13 +28,14 @@ PERSONA_MAX_CHARS = 4_000
 SECTIONS = ("channels", "servers")
 
 
-FIELDS = ("persona", "model", "tools")
+FIELDS = ("persona", "model", "tools", "respond")
+RESPOND_MODES = ("mentions", "questions", "all")
 
 
 @dataclass(frozen=True)
 class PlaceFile:
     """Settings by place kind ("channel", "server") and id: "persona", "model" (a model's id or name), "tools"
-    ("on" or "off")."""
+    ("on" or "off"), "respond" (one of RESPOND_MODES)."""
 
     settings: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
@@ -90,6 +92,10 @@ def _settings(fields: Any, where: str) -> dict[str, str]:
         if not isinstance(fields["tools"], bool):
             raise ConfigError(f"{where}: field 'tools': expected true or false")
         settings["tools"] = "on" if fields["tools"] else "off"
+    if "respond" in fields:
+        if fields["respond"] not in RESPOND_MODES:
+            raise ConfigError(f"{where}: field 'respond': expected one of {', '.join(RESPOND_MODES)}")
+        settings["respond"] = fields["respond"]
     return settings
 
 

@@ -14,6 +14,7 @@ from config.channels_file import PlaceFile, load_places
 from config.env import ConfigError, Env
 from config.knowledge import KnowledgeSettings, knowledge_settings
 from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
+from config.respond import RespondSettings, respond_settings
 from config.tools import ToolSettings, tool_settings
 
 __all__ = ["BackendKind", "ModelSettings", "SamplingSettings", "Settings", "load_settings"]
@@ -94,6 +95,7 @@ class Settings:
     places: PlaceFile = field(default_factory=PlaceFile)  # CHANNELS_FILE
     show_reasoning: str = "collapsed"  # a thinking model's thought: "collapsed", "full" or "off"
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    respond: RespondSettings = field(default_factory=RespondSettings)
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -147,6 +149,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         places=places,
         show_reasoning=env.choice("SHOW_REASONING", "collapsed", ("collapsed", "full", "off")),
         knowledge=knowledge_settings(env),
+        respond=respond_settings(env),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,9 +32,11 @@ from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
+from adapters.discord_bot.unasked import UnaskedAnswers
+from adapters.discord_bot.vote_buttons import VoteButton, answer_id, person, take_reason
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
-from adapters.jobs.platform_jobs import PlatformJobs, retrieve_outcome
+from adapters.jobs.platform_jobs import Kept, PlatformJobs, retrieve_outcome
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -87,6 +90,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self._feed = KnowledgeFeed(self, self.knowledge, self.jobs)
         KnowledgeCommands(self).register(self.tree)
         ForgetCommand(self.jobs, self.knowledge).register(self.tree)
+        self._unasked = UnaskedAnswers(self)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
 
     def _count_rate_limits(self) -> aiohttp.TraceConfig:
@@ -108,7 +112,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def setup_hook(self) -> None:
         assert self.user is not None  # logged in: the menu command is named after the bot
         await self.jobs.keep_replies(self._finish_interrupted)
-        self.add_dynamic_items(ToolAnswerButton)  # a click on any process's Run / Cancel
+        self.add_dynamic_items(ToolAnswerButton, VoteButton)  # a click on any process's buttons
         self._commands.register_menu(self.tree, self.user.name)
         self.jobs.spawn(self._start_knowledge())
         try:
@@ -207,16 +211,19 @@ class MistralDiscordBot(discord.AutoShardedClient):
     # -- messages --------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
+        arrived = time.monotonic()
         if self._feed.wants(message):
             self.jobs.spawn(self._feed.on_message(message))
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
-            return
+            return  # other bots (never a loop between two), joins, pins…
         try:
             conversation = await self._conversation_for(message)
         except ReplyFailure as failure:  # Redis is down: which conversation it continues is unknown
             await message.reply(failure_note(failure), mention_author=False)
             return
         if conversation is None:
+            if self._unasked.may_answer(message):
+                await self._unasked.consider(message, arrived)
             return
         if not await self.jobs.first_to_claim(f"discord:msg:{message.id}"):
             return
@@ -235,9 +242,17 @@ class MistralDiscordBot(discord.AutoShardedClient):
         where = functools.partial(self.open_thread, message) if destination is None else destination
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
         recording = self.jobs.record(key, place, REPLY_LIMITS)
-        surface = ChannelReply(where, channel_id, self.rate_limits, self.linker(key), recording)
+        surface = ChannelReply(where, channel_id, self.rate_limits, self.linker(key), recording, votes=str(message.id))
         surface.open()
-        await self.jobs.answer(await self._turn(key, message), surface, recording)
+        await self.jobs.answer(await self.turn_for(key, message), surface, recording, self.kept(message))
+
+    def kept(self, message: discord.Message) -> Kept:
+        """Where the votes on the answer to `message` are kept."""
+        scope = guild_scope(message.guild.id) if message.guild else "discord:dm"
+        return Kept(answer_id(message.id), scope, message.jump_url, person(message.author), str(message.channel.id))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await take_reason(self, interaction)  # a 👎's form, in whichever process gets it
 
     async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
         await self._feed.on_edit(event)
@@ -254,7 +269,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def on_raw_thread_delete(self, event: discord.RawThreadDeleteEvent) -> None:
         await self._feed.on_thread_delete(event.guild_id, event.parent_id, event.thread_id)
 
-    async def _turn(self, key: str, message: discord.Message) -> Turn:
+    async def turn_for(self, key: str, message: discord.Message) -> Turn:
         """The question: the message with its files, after the message it replies to, if that is
         someone else's (the person is pointing at it)."""
         pointed = message.reference.resolved if message.reference else None
@@ -289,7 +304,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
         if isinstance(channel, discord.DMChannel):
             return f"discord:dm:{channel.id}", Destination(channel), channel.id
         if isinstance(channel, discord.Thread):
-            if channel.owner_id == self.user.id or self._mentions_me(message) or self._replies_to_me(message):
+            # In the bot's own threads every message is a follow-up, unless people there talk to each other.
+            ours = channel.owner_id == self.user.id and not self.to_someone_else(message)
+            if ours or self._mentions_me(message) or self._replies_to_me(message):
                 return f"discord:conv:{channel.id}", Destination(channel), channel.id
             return None
         if self._replies_to_me(message):
@@ -307,12 +324,12 @@ class MistralDiscordBot(discord.AutoShardedClient):
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
                 raise _NoThreads("channel type has no threads")
             async with self.rate_limits.limits.write(self.rate_limits.creates(channel.id)):
-                return Destination(await self._create_thread(message))
+                return Destination(await self.create_thread(message))
         except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
             log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
             return Destination(channel, reply_to=message)
 
-    async def _create_thread(self, message: discord.Message) -> discord.Thread:
+    async def create_thread(self, message: discord.Message) -> discord.Thread:
         """A thread started from `message`, as soon as it exists.
 
         discord.py returns from the request that empties a rate-limit bucket only once the
@@ -354,6 +371,14 @@ class MistralDiscordBot(discord.AutoShardedClient):
         assert self.user is not None
         referenced = message.reference.resolved if message.reference else None
         return isinstance(referenced, discord.Message) and referenced.author.id == self.user.id
+
+    def to_someone_else(self, message: discord.Message) -> bool:
+        """A message for other people, not the bot: it answers someone else's message, or mentions others only."""
+        assert self.user is not None
+        if self._mentions_me(message) or self._replies_to_me(message):
+            return False
+        others = [user for user in message.mentions if user.id != self.user.id]
+        return bool(message.reference or others or message.role_mentions)
 
     def _without_mention(self, content: str) -> str:
         assert self.user is not None

@@ -97,6 +97,7 @@ class Commands:
 
         PersonaCommands(self._bot, places_of).register(tree)
         self._places.register_tools(tree, places_of, conversation_key)
+        self._places.register_respond(tree, places_of)
 
     def register_menu(self, tree: app_commands.CommandTree[discord.Client], bot_name: str) -> None:
         """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""

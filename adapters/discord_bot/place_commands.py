@@ -1,5 +1,6 @@
 """A channel's (or server's) settings besides its persona: `/model name scope` used in a channel sets the model of
-its new threads, and `/tools offer scope` turns tools on or off there; for members with Manage Channels (Manage
+its new threads, `/tools offer scope` turns tools on or off there, and `/respond mode scope` sets what it answers
+without a mention (bot.respond); for members with Manage Channels (Manage
 Server for `scope: server`) or a role in DISCORD_ADMIN_ROLE_IDS. Answers are ephemeral."""
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from discord import app_commands
 
 from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
+from adapters.jobs.place_settings import (
+    model_here,
+    respond_here,
+    set_model_here,
+    set_respond_here,
+    set_tools_here,
+    tools_here,
+)
 from adapters.jobs.platform_jobs import PlatformJobs
 from adapters.jobs.tools import describe_tools, tool_use
 from bot.errors import ReplyFailure
@@ -20,6 +28,7 @@ from bot.personas import Place
 from bot.render import failure_note
 
 Offer = Literal["on", "off", "default"]
+Respond = Literal["mentions", "questions", "all", "default"]
 MESSAGE_LIMIT = 2_000
 
 
@@ -47,6 +56,34 @@ class PlaceCommands:
             thread = conversation_of(interaction.channel)
             text = await self._tools(interaction, places, thread, offer, scope)
             await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+
+    def register_respond(self, tree: app_commands.CommandTree[discord.Client], places_of: PlacesOf) -> None:
+        @tree.command(name="respond", description="What the bot answers here without being mentioned")
+        @app_commands.describe(
+            mode="mentions: only when mentioned; questions: questions it can help with; all: every message",
+            scope="This channel, or the server",
+        )
+        async def respond(
+            interaction: discord.Interaction, mode: Respond | None = None, scope: Scope = "channel"
+        ) -> None:
+            places = places_of(interaction.channel, interaction.guild)
+            text = await self._respond(interaction, places, mode, scope)
+            await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
+
+    async def _respond(
+        self, interaction: discord.Interaction, places: tuple[Place, ...], mode: Respond | None, scope: Scope
+    ) -> str:
+        core = self._jobs.core
+        try:
+            if (place := place_for(places, scope)) is None:
+                return "A server's channels answer without a mention: use /respond in one."
+            if mode is None:
+                return await respond_here(core, places, bold)
+            if not may_change(interaction, scope, self._settings):
+                return refusal(scope, "what the bot answers")
+            return await set_respond_here(core, place, mode, bold)
+        except ReplyFailure as failure:
+            return failure_note(failure)
 
     async def _tools(
         self,

@@ -13,6 +13,7 @@ import discord
 from discord.utils import MISSING
 
 from adapters.discord_bot.tool_buttons import confirm_question, question_view, settled_text
+from adapters.discord_bot.vote_buttons import vote_view
 from adapters.jobs.ledger import Recording
 from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
 from bot.surface import SurfaceLimits
@@ -97,9 +98,11 @@ class ChannelReply(ThoughtFile):
         rate_limits: DiscordRateLimits,
         on_posted: OnPosted,
         recording: Recording | None = None,
+        votes: str | None = None,
     ) -> None:
         """`destination` is where the reply goes, or how to open it (a thread from a mention);
-        `channel_id` where its edits count until it is open (a thread has its message's id)."""
+        `channel_id` where its edits count until it is open (a thread has its message's id); `votes`: the
+        message answered, whose 👍 / 👎 buttons its finished messages carry."""
         super().__init__()
         self._open = destination if callable(destination) else None
         self._destination: asyncio.Future[Destination] | None = None if callable(destination) else _ready(destination)
@@ -108,6 +111,7 @@ class ChannelReply(ThoughtFile):
         self._on_posted = on_posted
         self._recording = recording
         self._predicted_channel = channel_id
+        self._votes = votes
 
     def open(self) -> None:
         """Start opening the destination (a thread) now, not when the reply first needs it."""
@@ -134,10 +138,11 @@ class ChannelReply(ThoughtFile):
         # is still being opened, they would hold global capacity for requests that can't go yet.
         destination = await self._where()
         async with self._budget.post(self._rate_limits.creates(destination.channel.id)):
+            files, view = self.files(final=final), self._buttons(final=final)
             if destination.reply_to is not None:
-                message = await destination.reply_to.reply(text, mention_author=False, files=self.files(final=final))
+                message = await destination.reply_to.reply(text, mention_author=False, files=files, view=view)
             else:
-                message = await destination.channel.send(text, files=self.files(final=final))
+                message = await destination.channel.send(text, files=files, view=view)
         await self._on_posted(message)
         if self._recording is not None:
             await self._recording.posted(_handle(message), text)
@@ -145,7 +150,7 @@ class ChannelReply(ThoughtFile):
 
     async def edit(self, handle: discord.Message, text: str, *, final: bool) -> None:
         async with await self._budget.edit(self._edit_buckets(), final=final):
-            await handle.edit(content=text, attachments=self.files(final=final))
+            await handle.edit(content=text, attachments=self.files(final=final), view=self._buttons(final=final))
         if self._recording is not None:
             self._recording.shown(text)
 
@@ -168,6 +173,10 @@ class ChannelReply(ThoughtFile):
     async def settle(self, handle: discord.Message, request: ConfirmRequest, decision: Decision) -> None:
         async with await self._budget.edit(self._edit_buckets(), final=True):
             await handle.edit(content=settled_text(request, decision), view=None)
+
+    def _buttons(self, *, final: bool) -> Any:
+        """The vote buttons, on a finished message; else discord.py's "none given" (the message keeps its own)."""
+        return vote_view(self._votes) if final and self._votes else MISSING
 
     def _edit_buckets(self) -> tuple[Bucket, Bucket]:
         """The channel the reply is in: known once the thread opened (or the reply fell back to

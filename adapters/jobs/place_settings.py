@@ -1,6 +1,6 @@
 """What a channel's (or server's) admins set besides its persona, the same on every platform: the model of its new
-conversations and whether tools are offered there. Each function answers with the sentence the person sees; each
-raises STORE_UNAVAILABLE (a ReplyFailure) without Redis."""
+conversations, whether tools are offered there, and what it answers without a mention (`/respond`). Each function
+answers with the sentence the person sees; each raises STORE_UNAVAILABLE (a ReplyFailure) without Redis."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from adapters.jobs.platform_jobs import Bold, unknown_model
 from bot.core import ChatCore
 from bot.personas import Place, PlaceSettings
+from bot.respond import RespondMode
 
 # What /model takes in a channel to remove the channel's (or server's) own model.
 DEFAULT_MODEL = "default"
@@ -79,3 +80,45 @@ def _where(place: Place) -> str:
     if place.kind == "server":
         return "this workspace" if place.platform == "slack" else "this server"
     return f"this {place.kind}"
+
+
+RESPOND_CHOICES = (*(mode.value for mode in RespondMode), "default")
+RESPOND_MEANING = {
+    RespondMode.MENTIONS: "answers only when mentioned, in a DM, or in its threads",
+    RespondMode.QUESTIONS: "answers, without a mention, the questions it can help with; it stays out of chatter",
+    RespondMode.ALL: "answers every message, without a mention",
+}
+
+
+async def respond_mode(core: ChatCore, places: Sequence[Place]) -> RespondMode:
+    """What a channel answers without a mention (raises STORE_UNAVAILABLE without Redis)."""
+    if core.personas is None or not places:
+        return RespondMode.MENTIONS
+    mode, _ = await core.personas.respond_mode(places)
+    return RespondMode(mode) if mode in RESPOND_CHOICES[:-1] else RespondMode.MENTIONS
+
+
+async def respond_here(core: ChatCore, places: Sequence[Place], bold: Bold) -> str:
+    """/respond without a mode: what this channel answers, where that is set, and the modes."""
+    mode, source = await core.personas.respond_mode(places) if core.personas is not None else ("", "")
+    current = RespondMode(mode) if mode in RESPOND_CHOICES[:-1] else RespondMode.MENTIONS
+    lines = [f"Here the bot {RESPOND_MEANING[current]}: {bold(current.value)} ({source or 'the default'})."]
+    lines += [f"• {bold(choice.value)}: {meaning}" for choice, meaning in RESPOND_MEANING.items()]
+    return "\n".join(lines)
+
+
+async def set_respond_here(core: ChatCore, place: Place, choice: str, bold: Bold) -> str:
+    """Set what `place` answers without a mention ("default": as its server or the operator's file says)."""
+    settings = core.personas
+    if settings is None:
+        return NO_SETTINGS
+    choice = choice.strip().casefold()
+    if choice not in RESPOND_CHOICES:
+        return f"Say one of {', '.join(RESPOND_CHOICES)}: /respond questions, say."
+    where = _where(place)
+    if choice == "default":
+        await settings.set_respond(place, None)
+        return f"Done: {where} answers as its server or the bot's settings say again, from the next message on."
+    await settings.set_respond(place, choice)
+    mode = RespondMode(choice)
+    return f"Done: from the next message on, in {where} the bot {RESPOND_MEANING[mode]} ({bold(mode.value)})."

@@ -6,6 +6,7 @@ they are refused."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -15,6 +16,7 @@ import structlog
 
 from adapters.jobs.attachments import Attachment, ReadFiles, read_attachments, with_files
 from adapters.jobs.documents import DocumentReader, cut_documents
+from adapters.jobs.feedback import AnswerInfo, Feedback
 from adapters.jobs.images import ImageReader
 from adapters.jobs.isolation import IsolatedWorkers
 from adapters.jobs.ledger import Recording, ReplyLedger, ReplyRecord
@@ -24,7 +26,7 @@ from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
 from bot.prompt import TOKENS_PER_TURN
-from bot.render import failure_note
+from bot.render import RenderResult, failure_note
 from bot.surface import ReplySurface, SurfaceLimits
 from config.models import ModelCatalog, ModelChoice
 from config.settings import ImageSettings
@@ -68,6 +70,18 @@ class Question:
 Pointed = tuple[str, str, Sequence[Attachment]]  # a message someone asks about: author, text, files
 
 
+@dataclass(frozen=True)
+class Kept:
+    """Where an answer's votes are kept, and what `/knowledge gaps` shows of it: its id (on the vote buttons), its
+    server's or workspace's scope, a link to it, who asked (their person id, as /forget-me finds it) and where."""
+
+    answer_id: str
+    scope: str
+    link: str
+    asker: str
+    channel: str
+
+
 class PlatformJobs:
     """One platform's share of the bot's services, and the answers it is writing."""
 
@@ -91,6 +105,12 @@ class PlatformJobs:
             beat=services.redis.heartbeat,
             lease_seconds=operations.reply_lease_seconds,
             sweep_seconds=operations.reply_sweep_seconds,
+        )
+        self.feedback = Feedback(
+            services.redis.main,
+            prefix,
+            answer_seconds=services.settings.history.ttl_seconds,
+            on_error=services.metrics.redis_errors.inc,
         )
         self._services = services
         self._platform = platform
@@ -172,21 +192,46 @@ class PlatformJobs:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def answer(self, turn: Turn, surface: ReplySurface, recording: Recording | None = None) -> None:
+    async def answer(
+        self, turn: Turn, surface: ReplySurface, recording: Recording | None = None, kept: Kept | None = None
+    ) -> RenderResult | None:
         """Answer `turn` on `surface`. A failure of the platform's in one reply is logged and ends
-        that reply only; on shutdown the reply lands its final text (or its note) first."""
+        that reply only; on shutdown the reply lands its final text (or its note) first. `kept`: where
+        votes on the answer are kept (see adapters.jobs.feedback), once it is complete."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            await self.core.answer(turn, surface)
+            result = await self.core.answer(turn, surface)
+            if kept is not None and result.complete:
+                await self._keep(kept, turn, result)
+            return result
         except Exception:
             log.exception("reply_failed", platform=self._platform, thread=turn.thread)
             await self._tell_failed(surface)
+            return None
         finally:
             self._tasks.discard(task)
             if recording is not None:
                 await finish_even_if_cancelled(recording.close())
+
+    async def _keep(self, kept: Kept, turn: Turn, result: RenderResult) -> None:
+        """The answer's record, for the votes on it and `/knowledge gaps` (lost, and logged, without Redis)."""
+        info = AnswerInfo(
+            self._platform,
+            kept.scope,
+            kept.link,
+            turn.text,
+            result.model,
+            result.sources,
+            kept.asker,
+            kept.channel,
+            time.time(),
+        )
+        try:
+            await self.feedback.record_answer(kept.answer_id, info)
+        except ReplyFailure:
+            log.warning("answer_not_kept_for_votes", platform=self._platform, thread=turn.thread)
 
     async def close(self) -> None:
         """Cancel the answers being written (each lands its final text or its note first), then

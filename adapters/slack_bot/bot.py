@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -35,7 +36,7 @@ from adapters.jobs.attachments import Attachment, DownloadFailed
 from adapters.jobs.documents import document_kind
 from adapters.jobs.knowledge_channels import KnowledgeChannels
 from adapters.jobs.knowledge_live import LiveChanges
-from adapters.jobs.platform_jobs import PlatformJobs, Pointed
+from adapters.jobs.platform_jobs import Kept, PlatformJobs, Pointed
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.forget_command import ForgetCommand
@@ -46,6 +47,7 @@ from adapters.slack_bot.knowledge_command import KnowledgeCommand
 from adapters.slack_bot.knowledge_feed import KnowledgeFeed
 from adapters.slack_bot.knowledge_history import HistoryReader
 from adapters.slack_bot.knowledge_members import PrivateMembers
+from adapters.slack_bot.knowledge_messages import Permalinks
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
@@ -57,15 +59,19 @@ from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import MessageReply, Place, Reach, WorkspaceBudgets
 from adapters.slack_bot.text import REPLY_LIMITS
 from adapters.slack_bot.tool_buttons import ToolButtons
+from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
+from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
 from adapters.slack_bot.uninstall import Uninstalls
 from adapters.slack_bot.workspaces import BotClients
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
+from bot.knowledge.passages import Access, Hit
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
 from bot.redis_client import REDIS_ERRORS
 from bot.render import failure_note
+from bot.respond import Decision
 from config.env import ConfigError
 from config.settings import ImageSettings
 
@@ -154,6 +160,8 @@ class SlackBot:
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None
         self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim)
+        self._unasked = UnaskedAnswers(self)
+        self._permalinks = Permalinks()
         self._register()
 
     def _register(self) -> None:
@@ -168,6 +176,7 @@ class SlackBot:
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)
+        VoteButtons(self).register(self.app)
         keep_data = self.settings.keep_data_on_uninstall
         Uninstalls(self.jobs.core, self.installations, keep_data=keep_data, knowledge=self.knowledge).register(self.app)
         ForgetCommand(self.jobs.core, self.knowledge).register(self.app)
@@ -185,6 +194,7 @@ class SlackBot:
             await self.start_turn(reach, event, thread_ts)
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        arrived = time.monotonic()
         reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
         if self.knowledge.opener is not None and event.get("channel_type") != "im":
             self.jobs.spawn(self._feed.on_message(body, event, reach))  # a channel's message may be knowledge
@@ -199,8 +209,13 @@ class SlackBot:
                 await self.start_turn(reach, event, event.get("thread_ts"))
             return
         thread_ts = event.get("thread_ts")
-        if thread_ts is None or f"<@{reach.bot_user_id}>" in event.get("text", ""):
-            return  # top-level channel chatter, or a mention (handled as app_mention)
+        if f"<@{reach.bot_user_id}>" in event.get("text", ""):
+            return  # a mention (handled as app_mention)
+        if thread_ts is None:  # a top-level channel message: answered where the channel answers without a mention
+            await self._unasked.consider(reach, body, event, arrived)
+            return
+        if to_someone_else(event, reach.bot_user_id):
+            return  # people in the bot's thread talking to each other
         try:
             ours = await self.jobs.resolve(thread_link(reach.team, event["channel"], thread_ts)) is not None
         except ReplyFailure as failure:
@@ -242,7 +257,7 @@ class SlackBot:
             return
         text = reach.question_text(event)
         files = [self.attachment(reach, file) for file in event.get("files", [])]
-        self.jobs.spawn(self.answer(place, text, files))
+        self.jobs.spawn(self.answer(place, text, files, asked=str(event["ts"])))
 
     def attachment(self, reach: Reach, file: dict[str, Any]) -> Attachment:
         url = file.get("url_private_download") or file.get("url_private") or ""
@@ -262,10 +277,32 @@ class SlackBot:
 
         return Attachment(name, mimetype, int(file.get("size") or 0), download)
 
+    async def access_of(self, reach: Reach, user: str) -> Access | None:
+        """What `user`'s question may be answered from (their name is looked up, and kept, to know if they are a
+        full member)."""
+        person = await self._person(reach.client, reach.team, user, WorkspaceBudgets(self._limits, reach.team))
+        return await self.knowledge.access(reach.team, user, full_member=person.full_member)
+
+    async def answer_unasked(self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float) -> None:
+        """A top-level message the core decided to answer unasked, answered in its thread (its quota taken)."""
+        place = reach.place(event["channel"], event["ts"], event["user"])
+        files = [self.attachment(reach, file) for file in event.get("files", [])]
+        unasked = Unasked(decision.found, arrived)
+        self.jobs.spawn(self.answer(place, reach.question_text(event), files, unasked=unasked, asked=str(event["ts"])))
+
     async def answer(
-        self, place: Place, text: str, attachments: list[Attachment], *, about: Pointed | None = None
+        self,
+        place: Place,
+        text: str,
+        attachments: list[Attachment],
+        *,
+        about: Pointed | None = None,
+        unasked: Unasked | None = None,
+        asked: str | None = None,
     ) -> None:
-        """Answer in `place`: the question with its files, after the message it is `about`."""
+        """Answer in `place`: the question with its files, after the message it is `about`; `unasked`: a message
+        nobody addressed to the bot (its quota already taken); `asked`: the question's message, whose answer then
+        takes votes."""
         key = conversation_key(place.team, place.channel, place.thread_ts)
         question = await self.jobs.question(text, attachments, about, asker=f"{place.team}:{place.user}")
         budgets = WorkspaceBudgets(self._limits, place.team)
@@ -280,7 +317,8 @@ class SlackBot:
             where |= {"enterprise": place.enterprise, "org_wide": place.org_wide}
         await self._note_org_workspace(place)
         recording = self.jobs.record(key, where, REPLY_LIMITS)
-        surface = await self._choose_reply(place, budgets, recording)
+        votes = answer_id(place.team, place.channel, asked) if asked else None
+        surface = await self._choose_reply(place, budgets, recording, votes)
         if place.thread_ts is not None:
             try:
                 await self.jobs.link(thread_link(place.team, place.channel, place.thread_ts), key)
@@ -299,7 +337,17 @@ class SlackBot:
             workspace=place.team,
             knowledge=await self.knowledge.access(place.team, place.user, full_member=person.full_member),
         )
-        await self.jobs.answer(turn, surface, recording)
+        if unasked is not None:
+            turn = replace(turn, admitted=True, found=unasked.found, received_at=unasked.arrived)
+        kept = await self.kept(place, asked) if asked else None
+        await self.jobs.answer(turn, surface, recording, kept)
+
+    async def kept(self, place: Place, asked: str) -> Kept:
+        """Where the votes on the answer to message `asked` are kept, with that message's permalink."""
+        message = {"ts": asked, "thread_ts": place.thread_ts}
+        link = await self._permalinks.of(place.client, place.team, place.enterprise, message, place.channel)
+        answer = answer_id(place.team, place.channel, asked)
+        return Kept(answer, f"slack:{place.team}", link, person(place.team, place.user), place.channel)
 
     async def _note_org_workspace(self, place: Place) -> None:
         """An org-wide install's workspace, listed once per process, so that its data goes when the org removes
@@ -314,7 +362,7 @@ class SlackBot:
         self._org_workspaces.add(place.team)
 
     async def _choose_reply(
-        self, place: Place, budgets: WorkspaceBudgets, recording: Any
+        self, place: Place, budgets: WorkspaceBudgets, recording: Any, votes: str | None = None
     ) -> MessageReply | StreamReply:
         """Slack's native stream where it may be used and its rate tier allows, else chat.update edits. A
         channel where Slack wouldn't stream answers with edits for a while: there the core writes tool calls
@@ -328,8 +376,8 @@ class SlackBot:
             def unavailable() -> None:
                 self._no_streams[where] = time.monotonic() + NO_STREAM_SECONDS
 
-            return StreamReply(place, budgets, promise, recording, on_unavailable=unavailable)
-        return MessageReply(place, budgets, recording)
+            return StreamReply(place, budgets, promise, recording, on_unavailable=unavailable, votes=votes)
+        return MessageReply(place, budgets, recording, votes)
 
     # -- people ----------------------------------------------------------------------
 
@@ -451,6 +499,12 @@ class SlackBot:
             up = await connected()
             self.jobs.metrics.set_health(NAME, None if up else "Socket Mode disconnected")
             await asyncio.sleep(HEALTH_CHECK_SECONDS)
+
+
+@dataclass(frozen=True)
+class Unasked:
+    found: tuple[Hit, ...] | None  # the knowledge the decision searched
+    arrived: float  # when the message came (time.monotonic())
 
 
 class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):

@@ -1,4 +1,4 @@
-"""Slack's commands and shortcuts: /ask, /reset, /model, /tools, and "Ask … about this" on a message.
+"""Slack's commands and shortcuts: /ask, /reset, /model, /tools, /respond, and "Ask … about this" on a message.
 Each is acknowledged first (Slack waits 3 s at most), then does its work."""
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.place_settings import model_here, set_model_here, set_tools_here, tools_here
+from adapters.jobs.place_settings import (
+    model_here,
+    respond_here,
+    set_model_here,
+    set_respond_here,
+    set_tools_here,
+    tools_here,
+)
 from adapters.jobs.platform_jobs import describe_models, switched_model, unknown_model
 from adapters.jobs.tools import tool_use
 from adapters.slack_bot.persona_command import slack_places
@@ -50,6 +57,7 @@ class SlackCommands:
         app.command("/reset")(self._on_reset)
         app.command("/model")(self._on_model)
         app.command("/tools")(self._on_tools)
+        app.command("/respond")(self._on_respond)
         app.shortcut(ASK_ABOUT_MESSAGE)(self._on_ask_about)
 
     async def _on_ask(self, ack: Any, command: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -129,6 +137,24 @@ class SlackCommands:
                 await ack("Only workspace admins (or the people this bot names) may turn tools on or off here.")
             else:
                 await ack(await set_tools_here(self._core, places[0], choice))
+        except ReplyFailure as failure:
+            await ack(failure_note(failure))
+
+    async def _on_respond(self, ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+        """What the bot answers in this channel without a mention, to the person alone; `/respond mentions|questions|
+        all|default` sets it (admins)."""
+        choice = command.get("text", "").strip().lower()
+        user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
+        places = slack_places(team, channel)
+        try:
+            if channel.startswith("D"):
+                await ack("In a DM the bot answers every message. /respond sets what it answers in a channel.")
+            elif not choice:
+                await ack(await respond_here(self._core, places, bold))
+            elif not await self.is_admin(client, user):
+                await ack("Only workspace admins (or the people this bot names) may change what the bot answers here.")
+            else:
+                await ack(await set_respond_here(self._core, places[0], choice, bold))
         except ReplyFailure as failure:
             await ack(failure_note(failure))
 

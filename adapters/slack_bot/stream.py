@@ -30,6 +30,7 @@ from adapters.slack_bot.tool_cards import (
     text_chunk,
     thought_chunk,
 )
+from adapters.slack_bot.vote_blocks import vote_actions
 from bot.surface import EditSkipped
 from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
@@ -75,9 +76,12 @@ class StreamReply:
         recording: Recording | None = None,
         *,
         on_unavailable: Callable[[], None] | None = None,
+        votes: str | None = None,
     ) -> None:
         """`promise`: the first message's start and stop, promised when this surface was chosen.
-        `on_unavailable`: told when Slack won't stream here (so the place's next replies don't try)."""
+        `on_unavailable`: told when Slack won't stream here (so the place's next replies don't try).
+        `votes`: the answer whose 👍 / 👎 its finished messages carry."""
+        self._votes = [vote_actions(votes)] if votes else []
         self._place = place
         self._budgets = budgets
         self._limits = budgets.limits
@@ -274,7 +278,7 @@ class StreamReply:
                 channel=place.channel,
                 thread_ts=place.thread_ts,
                 text=mrkdwn,
-                blocks=blocks_with_model(mrkdwn, self._model) if final else None,
+                blocks=blocks_with_model(mrkdwn, self._model, self._votes) if final else None,
                 unfurl_links=False,
                 unfurl_media=False,
             )
@@ -305,8 +309,9 @@ class StreamReply:
         return self._lines.render(text)
 
     def _under(self) -> list[dict[str, Any]]:
-        """The blocks under the last text: the sources (where the calls are no lines)."""
-        return [sources_context(self._sources)] if self._sources and self._lines is None else []
+        """The blocks under the last text: the sources (where the calls are no lines), and the vote buttons."""
+        sources = [sources_context(self._sources)] if self._sources and self._lines is None else []
+        return sources + self._votes
 
     async def _posted(self, ts: str, text: str, *, stream: bool) -> None:
         self._sent[ts] = text

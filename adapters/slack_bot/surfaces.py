@@ -17,6 +17,7 @@ from adapters.jobs.ledger import Recording
 from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
 from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
 from adapters.slack_bot.tool_cards import question_message, settled_message
+from adapters.slack_bot.vote_blocks import vote_actions
 from bot.tools.asking import ConfirmRequest
 from bot.tools.gate import Decision
 
@@ -128,7 +129,11 @@ class MessageReply:
 
     limits = REPLY_LIMITS
 
-    def __init__(self, place: Place, budgets: WorkspaceBudgets, recording: Recording | None = None) -> None:
+    def __init__(
+        self, place: Place, budgets: WorkspaceBudgets, recording: Recording | None = None, votes: str | None = None
+    ) -> None:
+        """`votes`: the answer whose 👍 / 👎 its finished messages carry."""
+        self._votes = [vote_actions(votes)] if votes else []
         self._place = place
         self._budgets = budgets
         self._budget = ReplyBudget(budgets.limits)
@@ -157,7 +162,7 @@ class MessageReply:
             (self._budgets.updates,) if placeholder else (self._budgets.posts(place.channel),)
         ):
             mrkdwn = to_mrkdwn(text)
-            blocks = blocks_with_model(mrkdwn, self._model) if final else None
+            blocks = blocks_with_model(mrkdwn, self._model, self._votes) if final else None
             if placeholder is not None:
                 await place.client.chat_update(channel=place.channel, ts=placeholder, text=mrkdwn, blocks=blocks)
                 ts = placeholder
@@ -177,7 +182,7 @@ class MessageReply:
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
         mrkdwn = to_mrkdwn(text)
-        blocks = blocks_with_model(mrkdwn, self._model) if final else None
+        blocks = blocks_with_model(mrkdwn, self._model, self._votes) if final else None
         async with await self._budget.edit((self._budgets.updates,), final=final):
             await self._place.client.chat_update(channel=self._place.channel, ts=handle, text=mrkdwn, blocks=blocks)
         if self._recording is not None:

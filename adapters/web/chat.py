@@ -230,7 +230,7 @@ class Tab:
             return None
         return f"{questions} waiting for their answers already: ask again once one is answered."
 
-    def _start(self, live: Live, conversation: str, work: Coroutine[Any, Any, None]) -> None:
+    def _start(self, live: Live, conversation: str, work: Coroutine[Any, Any, object]) -> None:
         """Answer in a task of its own: the answer completes (and is stored) even if the page
         closes now; its last frames go out once it is stored."""
         self._hub.begin(live)
@@ -238,7 +238,7 @@ class Tab:
         self._hub.waiting.add(self.chat_id, self.address)
         self._jobs.spawn(self._answering(live, conversation, work))
 
-    async def _answering(self, live: Live, conversation: str, work: Coroutine[Any, Any, None]) -> None:
+    async def _answering(self, live: Live, conversation: str, work: Coroutine[Any, Any, object]) -> None:
         try:
             await work
         finally:

@@ -238,6 +238,7 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
         "model",
         "persona",
         "reset",
+        "respond",
         "tools",
     ]
     assert sorted(c["name"] for c in syncs[0].json) == commands

@@ -1,0 +1,442 @@
+"""Votes on the bot's answers (👍/👎) and its "knowledge gaps", kept in Redis for `/knowledge gaps`.
+
+Every answer the bot gives is recorded for `answer_seconds` (the history's TTL) with its question, model and sources,
+and gets one vote per person. A gap is what an admin should look at: a question the bot skipped (unanswered), an
+answer that cited no source (no_source), and each 👎 (downvoted, with the voter's reason if they gave one). Gaps are
+kept per scope (a server or workspace) for `gap_days`, the older ones pruned whenever the scope's list is written or
+read, and the list's keys expire `gap_days` after their last write.
+
+Keys (on a Cluster, the keys one script touches share a hash tag; others are written by separate commands):
+  {prefix}feedback:answer:{<answer id>}          hash: info (AnswerInfo as JSON), up, down (the counts)
+  {prefix}feedback:answer:{<answer id>}:votes    hash: person → "up" | "down"
+  {prefix}feedback:gaps:{<scope>}                sorted set: entry id → when (unix time)
+  {prefix}feedback:gaps:{<scope>}:entries        hash: entry id → the entry as JSON
+  {prefix}feedback:person:{<person>}             set: what the person touched (their votes, the answers they asked,
+                                                 the gap entries they are the asker or voter of), for /forget-me
+Raises STORE_UNAVAILABLE (a ReplyFailure) without Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeVar
+
+from bot.redis_client import RedisClient, hash_tag, served
+
+T = TypeVar("T")
+GapKind = Literal["unanswered", "downvoted", "no_source"]
+VoteStatus = Literal["missing", "new", "changed", "unchanged"]
+GAP_KINDS: tuple[GapKind, ...] = ("unanswered", "downvoted", "no_source")
+MAX_REASON_CHARS = 1_000
+DAY_SECONDS = 86_400
+UP, DOWN = "up", "down"
+
+# Lua: drop the entries of a scope's gap list (KEYS[1] the sorted set, KEYS[2] the hash) older than `cutoff`, in
+# slices small enough for unpack().
+_PRUNE = """
+local function prune(cutoff)
+  while true do
+    local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
+    if #old == 0 then return end
+    redis.call('ZREM', KEYS[1], unpack(old))
+    redis.call('HDEL', KEYS[2], unpack(old))
+  end
+end
+"""
+
+# Record an answer (its counts and votes are kept if it was recorded before): ARGV info, seconds to keep.
+_RECORD = """
+redis.call('HSET', KEYS[1], 'info', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+# A person's vote (ARGV: person, "up" | "down") on a recorded answer → {status, ups, downs}; status -1 missing,
+# 0 unchanged, 1 new, 2 changed. The votes expire with the answer.
+_VOTE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+local status = 0
+if old ~= ARGV[2] then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+  if old then
+    redis.call('HINCRBY', KEYS[1], old, -1)
+    status = 2
+  else
+    status = 1
+  end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+local counts = redis.call('HMGET', KEYS[1], 'up', 'down')
+return {status, tonumber(counts[1] or 0), tonumber(counts[2] or 0)}
+"""
+
+# Take back a person's vote (ARGV: person) and what it added to the counts → 1 if there was one.
+_UNVOTE = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], old, -1) end
+return 1
+"""
+
+# Add a gap entry unless it is there already (a retried write keeps the reason given since). ARGV: id, entry,
+# when, cutoff, seconds to keep the list → 1 if added. An entry older than the cutoff is not kept.
+_ADD_GAP = (
+    _PRUNE
+    + """
+prune(ARGV[4])
+if tonumber(ARGV[3]) < tonumber(ARGV[4]) then return 0 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+)
+
+# Remove gap entries (ARGV: their ids) → how many there were.
+_REMOVE_GAPS = """
+local removed = 0
+for i = 1, #ARGV do
+  removed = removed + redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+return removed
+"""
+
+# Set an entry's reason (ARGV: id, reason) → 1 if the entry is there.
+_SET_REASON = """
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local entry = cjson.decode(raw)
+entry['reason'] = ARGV[2]
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(entry))
+return 1
+"""
+
+# The scope's entries of the last days (ARGV: cutoff), the older ones pruned first.
+_READ_GAPS = (
+    _PRUNE
+    + """
+prune(ARGV[1])
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', ARGV[1])
+if #ids == 0 then return {} end
+local entries = {}
+for i = 1, #ids, 500 do
+  local slice = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+  for j = 1, #slice do entries[#entries + 1] = slice[j] end
+end
+return entries
+"""
+)
+
+# Delete a scope's list (ARGV: cutoff) → how many of its entries were recent enough to be listed.
+_DROP_GAPS = """
+local listed = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
+redis.call('DEL', KEYS[1], KEYS[2])
+return listed
+"""
+
+
+@dataclass(frozen=True)
+class AnswerInfo:
+    """An answer the bot gave, as recorded: where (platform, scope: the server or workspace, channel, link to the
+    answer or its question), to whom (asker) and what (question, model's display name, cited sources)."""
+
+    platform: str  # "discord", "slack" or "web"
+    scope: str  # e.g. "discord:guild:123", "slack:T123": whatever the caller keys its servers with
+    link: str
+    question: str
+    model: str
+    sources: tuple[tuple[str, str], ...]  # (title, url)
+    asker: str  # the person's id, platform-prefixed ("discord:1234")
+    channel: str
+    at: float  # unix time
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str) -> AnswerInfo:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(
+            platform=str(data["platform"]),
+            scope=str(data["scope"]),
+            link=str(data["link"]),
+            question=str(data["question"]),
+            model=str(data["model"]),
+            sources=tuple((str(title), str(url)) for title, url in data["sources"]),
+            asker=str(data["asker"]),
+            channel=str(data["channel"]),
+            at=float(data["at"]),
+        )
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    """What a vote did: `missing` (no such answer: never recorded, deleted, or older than the history), `new`,
+    `changed` (the person had voted the other way) or `unchanged` (the same vote again); and the answer's counts."""
+
+    status: VoteStatus
+    ups: int
+    downs: int
+
+    @property
+    def missing(self) -> bool:
+        return self.status == "missing"
+
+
+@dataclass(frozen=True)
+class GapEntry:
+    """Something the bot could not answer well. `person` is the asker for unanswered and no_source, the voter for
+    downvoted; `reason` is the voter's ("" if none or another kind); `at` is when it happened (unix time)."""
+
+    kind: GapKind
+    question: str
+    link: str
+    reason: str
+    model: str
+    person: str
+    at: float
+
+
+class Feedback:
+    def __init__(
+        self,
+        redis: RedisClient,
+        key_prefix: str,
+        *,
+        answer_seconds: int,
+        gap_days: int = 30,
+        on_error: Callable[[], object] = lambda: None,
+    ) -> None:
+        """`answer_seconds`: how long an answer can be voted on (the history's TTL). `gap_days`: how long gaps are
+        listed. `on_error` is called (to count it) whenever Redis can't serve a command."""
+        self._redis = redis
+        self._prefix = f"{key_prefix}feedback:"
+        self._answer_seconds = max(1, int(answer_seconds))
+        self._gap_seconds = max(1, int(gap_days)) * DAY_SECONDS
+        self._on_error = on_error
+        self._record = redis.register_script(_RECORD)
+        self._vote = redis.register_script(_VOTE)
+        self._unvote = redis.register_script(_UNVOTE)
+        self._add_gap = redis.register_script(_ADD_GAP)
+        self._remove_gaps = redis.register_script(_REMOVE_GAPS)
+        self._set_reason = redis.register_script(_SET_REASON)
+        self._read_gaps = redis.register_script(_READ_GAPS)
+        self._drop_gaps = redis.register_script(_DROP_GAPS)
+
+    async def record_answer(self, answer_id: str, info: AnswerInfo) -> None:
+        """Keep the answer for votes; one that cited no source is also a gap (no_source). Recording it again (a
+        retry) keeps its votes."""
+        await self._index(info.asker, _member("asked", info.scope, answer_id))
+        await self._run(self._record(keys=self._answer_keys(answer_id), args=[info.to_json(), self._answer_seconds]))
+        if not info.sources:
+            entry_id = _entry_id("no_source", answer_id)
+            await self._index(info.asker, _member("gap", info.scope, entry_id))
+            entry = GapEntry("no_source", info.question, info.link, "", info.model, info.asker, info.at)
+            await self._add(info.scope, entry_id, entry, asker=info.asker)
+
+    async def answer(self, answer_id: str) -> AnswerInfo | None:
+        """The recorded answer, None if there is none (never recorded, deleted, or expired)."""
+        raw = await self._run(self._redis.hget(self._answer_key(answer_id), "info"))
+        return None if raw is None else AnswerInfo.from_json(_text(raw))
+
+    async def vote(self, answer_id: str, person: str, up: bool) -> VoteOutcome:
+        """`person`'s 👍 (`up`) or 👎 on the answer, one per person: the other way changes it, the same way again
+        changes nothing. A 👎 is a gap (downvoted) until it is taken back by a 👍."""
+        info = await self.answer(answer_id)
+        if info is None:
+            return VoteOutcome("missing", 0, 0)
+        # Indexed before written: what /forget-me can't find must not exist.
+        await self._index(person, _member("vote", info.scope, answer_id))
+        if not up:
+            gap = _member("gap", info.scope, _downvote_id(answer_id, person))
+            await self._index(person, gap)
+            if info.asker != person:
+                await self._index(info.asker, gap)
+        status, ups, downs = await self._run(self._vote(keys=self._answer_keys(answer_id), args=[person, _vote(up)]))
+        outcome = VoteOutcome(_STATUSES[int(status)], int(ups), int(downs))
+        if not outcome.missing:
+            await self._follow_vote(answer_id, info, person)
+        return outcome
+
+    async def give_reason(self, answer_id: str, person: str, reason: str) -> bool:
+        """Attach `reason` (trimmed, at most MAX_REASON_CHARS) to `person`'s 👎 on the answer; False if the answer is
+        missing, the person's vote on it is not a 👎, or its gap entry is no longer listed."""
+        info = await self.answer(answer_id)
+        if info is None or await self._current_vote(answer_id, person) != DOWN:
+            return False
+        keys = self._gap_keys(info.scope)
+        text = reason.strip()[:MAX_REASON_CHARS]
+        return bool(await self._run(self._set_reason(keys=keys, args=[_downvote_id(answer_id, person), text])))
+
+    async def note_unanswered(self, scope: str, question: str, link: str, asker: str, channel: str, at: float) -> None:
+        """A question the bot skipped because it could not answer it. Noting the same question again (a platform's
+        retried event) keeps one entry."""
+        entry_id = _entry_id("unanswered", scope, channel, link, asker, question)
+        await self._index(asker, _member("gap", scope, entry_id))
+        await self._add(scope, entry_id, GapEntry("unanswered", question, link, "", "", asker, at), asker=asker)
+
+    async def gaps(self, scope: str, now: float | None = None) -> list[GapEntry]:
+        """The scope's gaps of the last `gap_days` before `now` (default: the current time), newest first. Older
+        ones are deleted on the way."""
+        cutoff = (time.time() if now is None else now) - self._gap_seconds
+        found = await self._run(self._read_gaps(keys=self._gap_keys(scope), args=[repr(cutoff)]))
+        entries = [_entry(_text(raw)) for raw in found if raw is not None]
+        return sorted(entries, key=lambda entry: entry.at, reverse=True)
+
+    async def forget_person(self, person: str, scopes_prefix: str = "") -> int:
+        """/forget-me: delete `person`'s votes (taken out of the counts), the answers they asked, and every gap
+        entry they are the asker or voter of, in the scopes starting with `scopes_prefix` (all by default). How
+        many went: votes, answers and gap entries, each counted once."""
+        index = self._person_key(person)
+        members = [_text(raw) for raw in await self._run(self._redis.smembers(index))]
+        chosen = [member for member in members if _parse_member(member)[1].startswith(scopes_prefix)]
+        removed = 0
+        gaps_by_scope: dict[str, list[str]] = {}
+        for member in chosen:
+            kind, scope, target = _parse_member(member)
+            if kind == "vote":
+                removed += int(await self._run(self._unvote(keys=self._answer_keys(target), args=[person])))
+            elif kind == "asked":
+                removed += await self._forget_answer(target, person)
+            else:
+                gaps_by_scope.setdefault(scope, []).append(target)
+        for scope, entry_ids in gaps_by_scope.items():
+            removed += int(await self._run(self._remove_gaps(keys=self._gap_keys(scope), args=entry_ids)))
+        if chosen:
+            await self._run(self._redis.srem(index, *chosen))
+        return removed
+
+    async def forget_scope(self, scope: str) -> int:
+        """The bot left the server or workspace: all its gap entries go (its answers expire with the history). How
+        many of them were still listed."""
+        cutoff = time.time() - self._gap_seconds
+        return int(await self._run(self._drop_gaps(keys=self._gap_keys(scope), args=[repr(cutoff)])))
+
+    async def _forget_answer(self, answer_id: str, asker: str) -> int:
+        """Delete an answer `asker` asked (their question is in it), votes and all → 1 if it was still kept. Only
+        if the record says they asked it: an answer id of theirs from an older record is left alone."""
+        info = await self.answer(answer_id)
+        if info is None or info.asker != asker:
+            return 0
+        await self._run(self._redis.delete(*self._answer_keys(answer_id)))
+        return 1
+
+    async def _follow_vote(self, answer_id: str, info: AnswerInfo, person: str) -> None:
+        """Make the person's downvoted gap entry follow their vote: there while it is a 👎, gone otherwise. The vote
+        is read again after the write: two processes handling the same person's quick 👎 then 👍 end as the vote."""
+        entry_id = _downvote_id(answer_id, person)
+        vote = await self._current_vote(answer_id, person)
+        for _ in range(3):
+            if vote == DOWN:
+                entry = GapEntry("downvoted", info.question, info.link, "", info.model, person, time.time())
+                await self._add(info.scope, entry_id, entry, asker=info.asker)
+            else:
+                await self._run(self._remove_gaps(keys=self._gap_keys(info.scope), args=[entry_id]))
+            again = await self._current_vote(answer_id, person)
+            if again == vote:
+                return
+            vote = again
+
+    async def _current_vote(self, answer_id: str, person: str) -> str | None:
+        raw = await self._run(self._redis.hget(self._votes_key(answer_id), person))
+        return None if raw is None else _text(raw)
+
+    async def _add(self, scope: str, entry_id: str, entry: GapEntry, *, asker: str) -> None:
+        cutoff = time.time() - self._gap_seconds
+        args: list[str | int] = [entry_id, _entry_json(entry, asker), repr(entry.at), repr(cutoff), self._gap_seconds]
+        await self._run(self._add_gap(keys=self._gap_keys(scope), args=args))
+
+    async def _index(self, person: str, member: str) -> None:
+        """Note what `person` touched, kept as long as anything it points to may be."""
+        key = self._person_key(person)
+        await self._run(self._redis.sadd(key, member))
+        await self._run(self._redis.expire(key, max(self._answer_seconds, self._gap_seconds)))
+
+    def _answer_key(self, answer_id: str) -> str:
+        return f"{self._prefix}answer:{hash_tag(answer_id)}"
+
+    def _votes_key(self, answer_id: str) -> str:
+        return f"{self._answer_key(answer_id)}:votes"
+
+    def _answer_keys(self, answer_id: str) -> list[str]:
+        return [self._answer_key(answer_id), self._votes_key(answer_id)]
+
+    def _gap_keys(self, scope: str) -> list[str]:
+        key = f"{self._prefix}gaps:{hash_tag(scope)}"
+        return [key, f"{key}:entries"]
+
+    def _person_key(self, person: str) -> str:
+        return f"{self._prefix}person:{hash_tag(person)}"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        return await served(command, "feedback_store_unavailable", self._on_error)
+
+
+_STATUSES: dict[int, VoteStatus] = {-1: "missing", 0: "unchanged", 1: "new", 2: "changed"}
+
+
+def _vote(up: bool) -> str:
+    return UP if up else DOWN
+
+
+def _member(kind: Literal["vote", "asked", "gap"], scope: str, target: str) -> str:
+    """A person index's member: what they touched (a vote or an answer: its id; a gap: its entry id) and where."""
+    return json.dumps([kind, scope, target], ensure_ascii=False)
+
+
+def _parse_member(member: str) -> tuple[str, str, str]:
+    kind, scope, target = json.loads(member)
+    return str(kind), str(scope), str(target)
+
+
+def _entry_id(kind: GapKind, *parts: str) -> str:
+    """A gap entry's id, the same for the same thing: writing it again (a retry) finds it."""
+    if kind == "unanswered":
+        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        return json.dumps([kind, digest])
+    return json.dumps([kind, *parts], ensure_ascii=False)
+
+
+def _downvote_id(answer_id: str, person: str) -> str:
+    return _entry_id("downvoted", answer_id, person)
+
+
+def _entry_json(entry: GapEntry, asker: str) -> str:
+    """As stored: with the asker, for whom the entry is kept, whoever its `person` is."""
+    return json.dumps({**asdict(entry), "asker": asker}, ensure_ascii=False)
+
+
+def _entry(raw: str) -> GapEntry:
+    data: dict[str, Any] = json.loads(raw)
+    kind = str(data.get("kind", ""))
+    return GapEntry(
+        kind=_kind(kind),
+        question=str(data.get("question", "")),
+        link=str(data.get("link", "")),
+        reason=str(data.get("reason", "")),
+        model=str(data.get("model", "")),
+        person=str(data.get("person", "")),
+        at=float(data.get("at", 0.0)),
+    )
+
+
+def _kind(name: str) -> GapKind:
+    for kind in GAP_KINDS:
+        if kind == name:
+            return kind
+    raise ValueError(f"unknown gap kind {name!r}")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,337 @@
+"""Whether a message nobody addressed to the bot gets an answer, in a channel set to answer without a mention
+(`/respond`): "all" answers every message with something in it; "questions" only questions the bot can help with. The
+decision is a fast step before the answer: a cheap look at the text first (who it is for, small talk, whether it asks
+anything), then the knowledge's relevance, then, where ROUTER_MODEL is set and the knowledge found nothing, a one-word
+classifier prompt. Every decision is logged at debug level with its reason, and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+
+from bot.errors import ReplyFailure
+from bot.knowledge.passages import Access, Hit
+from bot.knowledge.service import Knowledge
+from bot.metrics import Metrics
+from bot.model import ChatMessage, ModelBackend
+from bot.turn_knowledge import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS
+from config.models import ModelCatalog, ModelSettings
+from config.respond import RespondSettings
+
+log = structlog.get_logger(__name__)
+
+
+class RespondMode(enum.StrEnum):
+    MENTIONS = "mentions"  # today's behaviour: only what is addressed to the bot
+    QUESTIONS = "questions"
+    ALL = "all"
+
+
+# Why a message is or isn't answered, as the log and the metric say it.
+ANSWER_ALL, ANSWER_KNOWN, ANSWER_ROUTED, ANSWER_QUESTION = "all", "knowledge", "router_yes", "question"
+SKIP_EMPTY, SKIP_ELSEWHERE, SKIP_SMALL_TALK = "empty", "to_someone_else", "small_talk"
+SKIP_NOT_A_QUESTION, SKIP_NOT_COVERED, SKIP_ROUTED = "not_a_question", "not_covered", "router_no"
+SKIP_LATE, SKIP_QUOTA = "late", "quota"
+# Skips that are questions the bot could not answer: what `/knowledge gaps` lists.
+UNANSWERABLE = frozenset({SKIP_NOT_COVERED, SKIP_ROUTED})
+
+ROUTER_SECONDS = 3.0  # a classifier slower than this is taken as a "no": the message gets no answer
+ROUTER_TOKENS = 3
+ROUTER_TEMPERATURE = 0.1  # some servers refuse 0
+ROUTER_TOOLS_LISTED = 20
+
+_WORD = re.compile(r"[\w']+")
+# A message that starts with one of these asks something, with or without its question mark.
+_ASKING = frozenset(
+    [
+        "how",
+        "what",
+        "why",
+        "when",
+        "where",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "is",
+        "are",
+        "am",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "has",
+        "have",
+        "may",
+        "might",
+        "shall",
+        "any",
+        "anyone",
+        "anybody",
+        "someone",
+        "somebody",
+        "explain",
+        "tell",
+        "show",
+        "describe",
+        "please",
+        "help",
+    ]
+)
+# Words of someone stuck: "my build fails with E4711" is a question without being phrased as one.
+_STUCK = frozenset(
+    [
+        "help",
+        "error",
+        "errors",
+        "fail",
+        "fails",
+        "failing",
+        "failed",
+        "broken",
+        "crash",
+        "crashes",
+        "crashing",
+        "exception",
+        "traceback",
+        "issue",
+        "problem",
+        "bug",
+        "stuck",
+        "unable",
+        "cannot",
+        "can't",
+        "doesn't",
+        "won't",
+        "isn't",
+        "wont",
+        "cant",
+        "doesnt",
+    ]
+)
+_SMALL_TALK = frozenset(
+    [
+        "thanks",
+        "thank",
+        "thx",
+        "ty",
+        "tysm",
+        "lol",
+        "lmao",
+        "rofl",
+        "haha",
+        "hahaha",
+        "ok",
+        "okay",
+        "k",
+        "cool",
+        "nice",
+        "great",
+        "awesome",
+        "hi",
+        "hello",
+        "hey",
+        "yo",
+        "morning",
+        "evening",
+        "night",
+        "gm",
+        "gn",
+        "bye",
+        "cya",
+        "yes",
+        "no",
+        "yep",
+        "yup",
+        "nope",
+        "sure",
+        "welcome",
+        "np",
+        "congrats",
+        "gg",
+        "wow",
+        "good",
+    ]
+)
+SMALL_TALK_MAX_WORDS = 4
+
+ROUTER_PROMPT = (
+    "You decide whether an assistant should answer a message posted in a community's help channel. Answer YES if the "
+    "message asks a question or for help that the assistant can answer{with_tools}; answer NO for chatter, "
+    "greetings, thanks, opinions, or questions only the people in the channel can answer. Reply with one word: YES "
+    "or NO."
+)
+
+
+AccessOf = Callable[[], Awaitable[Access | None]]
+
+
+@dataclass(frozen=True)
+class Unprompted:
+    """A message in a channel that answers without a mention, as its adapter sees it."""
+
+    platform: str
+    channel: str  # for the log
+    message: str  # its id, for the log
+    text: str  # without the bot's mention
+    to_someone_else: bool = False  # a reply to another person, or a mention of other people and not the bot
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    answer: bool
+    reason: str
+    found: tuple[Hit, ...] | None = None  # the knowledge searched for it: its answer uses this, not a new search
+
+    @property
+    def unanswerable(self) -> bool:
+        """A question the bot stayed silent on because it could not answer it."""
+        return self.reason in UNANSWERABLE
+
+
+class Responder:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        models: ModelCatalog,
+        settings: RespondSettings,
+        metrics: Metrics,
+        knowledge: Callable[[], Knowledge | None],
+        tool_names: Callable[[], Sequence[str]] = tuple,
+    ) -> None:
+        """`knowledge`: the knowledge in use now (it may start after the bot); `tool_names`: the tools offered."""
+        self._backend = backend
+        self._router = _router_model(models, settings.router_model)
+        self.max_delay_seconds = settings.max_delay_seconds
+        self._metrics = metrics
+        self._knowledge = knowledge
+        self._tool_names = tool_names
+
+    async def decide(self, message: Unprompted, mode: RespondMode, access: AccessOf) -> Decision:
+        """Whether `message` gets an answer in a channel in `mode`, and why; logged and counted. `access`: what its
+        author may be answered from, asked only when the knowledge is searched."""
+        started = time.perf_counter()
+        decision = await self._decide(message, mode, access)
+        seconds = time.perf_counter() - started
+        self.count(message.platform, decision)
+        self._metrics.respond_decision.observe(seconds)
+        log.debug(
+            "respond_decision",
+            platform=message.platform,
+            channel=message.channel,
+            message=message.message,
+            mode=mode.value,
+            answer=decision.answer,
+            reason=decision.reason,
+            ms=round(seconds * 1000, 2),
+        )
+        return decision
+
+    def count(self, platform: str, decision: Decision) -> None:
+        outcome = "answered" if decision.answer else "skipped"
+        self._metrics.unprompted.labels(platform, outcome, decision.reason).inc()
+
+    def dropped(self, platform: str, reason: str) -> None:
+        """A message decided for an answer got none after all: too late (RESPOND_MAX_DELAY_SECONDS), or over quota."""
+        self._metrics.unprompted.labels(platform, "skipped", reason).inc()
+        if reason == SKIP_LATE:
+            self._metrics.unprompted_late.labels(platform).inc()
+
+    async def _decide(self, message: Unprompted, mode: RespondMode, access: AccessOf) -> Decision:
+        text = message.text.strip()
+        if not text:
+            return Decision(False, SKIP_EMPTY)  # nothing to answer, or only files, or only a mention of someone
+        if mode is RespondMode.ALL:
+            return Decision(True, ANSWER_ALL)
+        if message.to_someone_else:
+            return Decision(False, SKIP_ELSEWHERE)
+        if small_talk(text):
+            return Decision(False, SKIP_SMALL_TALK)
+        if not asks_something(text):
+            return Decision(False, SKIP_NOT_A_QUESTION)
+        knowledge = self._knowledge()
+        found: list[Hit] | None = None
+        if knowledge is not None:
+            found = await self._search(knowledge, text, await access())
+            if found:
+                return Decision(True, ANSWER_KNOWN, tuple(found))
+        if self._router is not None:
+            yes = await self._ask_router(self._router, text)
+            return Decision(yes, ANSWER_ROUTED if yes else SKIP_ROUTED, () if found is not None else None)
+        if knowledge is not None:
+            return Decision(False, SKIP_NOT_COVERED)
+        return Decision(True, ANSWER_QUESTION)  # no knowledge to judge by: the model answers what is asked
+
+    async def _search(self, knowledge: Knowledge, text: str, access: Access | None) -> list[Hit] | None:
+        try:
+            return await asyncio.wait_for(
+                knowledge.search(text[:QUESTION_CHARS], access or EVERYONES, HITS), SEARCH_SECONDS
+            )
+        except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the message is skipped
+            log.error("respond_search_failed", error=str(error) or type(error).__name__)
+            return None
+
+    async def _ask_router(self, model: ModelSettings, text: str) -> bool:
+        """The classifier's YES or NO; anything else, a failure or a slow answer is a no."""
+        names = list(self._tool_names())[:ROUTER_TOOLS_LISTED]
+        with_tools = f", alone or with its tools ({', '.join(names)})" if names else ""
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": ROUTER_PROMPT.format(with_tools=with_tools)},
+            {"role": "user", "content": text[:QUESTION_CHARS]},
+        ]
+        try:
+            said = await asyncio.wait_for(self._collect(messages, model), ROUTER_SECONDS)
+        except (ReplyFailure, TimeoutError) as error:
+            log.warning("respond_router_failed", model=model.model_id, error=str(error) or type(error).__name__)
+            return False
+        return said.strip().lstrip("*\"' ").upper().startswith("YES")
+
+    async def _collect(self, messages: list[ChatMessage], model: ModelSettings) -> str:
+        # A thinking model's thought is not its verdict: only its text counts.
+        return "".join([piece async for piece in self._backend.stream(messages, model) if isinstance(piece, str)])
+
+
+def small_talk(text: str) -> bool:
+    """ "thanks!", "lol", "good morning", "ok 👍": a few words, none of them asking anything, or no words at all."""
+    words = [word.casefold() for word in _WORD.findall(text[:QUESTION_CHARS])]
+    if not words:
+        return True  # emoji, punctuation
+    if "?" in text and len(words) > 1:
+        return False
+    if len(words) == 1:
+        return not any(character.isdigit() for character in words[0])
+    return len(words) <= SMALL_TALK_MAX_WORDS and all(word in _SMALL_TALK for word in words)
+
+
+def asks_something(text: str) -> bool:
+    """A question mark, a first word that asks (how, can, is, explain…), or the words of someone stuck."""
+    if "?" in text:
+        return True
+    words = [word.casefold() for word in _WORD.findall(text[:QUESTION_CHARS])]
+    return bool(words) and (words[0] in _ASKING or any(word in _STUCK for word in words))
+
+
+def _router_model(models: ModelCatalog, name: str | None) -> ModelSettings | None:
+    """ROUTER_MODEL's settings: a model of the catalog, else that id on the default model's server; asked for a word."""
+    if name is None:
+        return None
+    choice = models.find(name)
+    settings = choice.settings if choice is not None else replace(models.default.settings, model_id=name)
+    return replace(
+        settings,
+        sampling=replace(settings.sampling, max_new_tokens=ROUTER_TOKENS, temperature=ROUTER_TEMPERATURE),
+        loading_retries=0,
+    )

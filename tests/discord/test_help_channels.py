@@ -1,0 +1,246 @@
+"""A help channel the bot runs by itself, on Discord, through the real bot process, the fake Discord and the real
+knowledge (KNOWLEDGE_DIR on the embedded engine, the embedded embeddings): `/respond all` answers every top-level
+message without a mention; `/respond questions` answers the questions the knowledge covers and stays silent on
+"thanks!", on questions for someone else and on what it can't answer; its threads stay quiet while people there talk
+to each other; other bots are ignored; two processes answer a message once. One bot for the module."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.discord.harness import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
+from tests.fakes.citing_model import citing_responder
+from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
+HANDBOOK = (
+    "# Office handbook\n\n"
+    "To reach the VPN from home, install WireGuard and import the IT profile from the intranet.\n\n"
+    "The printer on floor 3 takes badge codes: hold your badge to the reader and pick your job.\n"
+)
+COVERED = "How do I connect to the VPN from home?"
+QUIET_SECONDS = 2.0  # what "no answer" waits for: a decision and a thread take well under a second here
+
+
+@dataclass
+class Scene:
+    world: DiscordWorld
+    channels: dict[str, dict[str, Any]]
+    admin: FakeUser
+    alice: FakeUser
+    bob: FakeUser
+    other_bot: FakeUser
+
+
+@pytest.fixture(scope="module")
+def folder() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="help-channels-discord-"))
+    (folder / "docs").mkdir()
+    (folder / "docs" / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scene(folder: Path) -> AsyncIterator[Scene]:
+    async with DiscordWorld.open() as world:
+        admins = world.fake.add_role(world.guild, "admins", permissions=ADMIN)
+        admin = world.add_user("admin", roles=[admins])
+        alice, bob = world.add_user("alice"), world.add_user("bob")
+        other_bot = world.add_user("otherbot", bot=True)
+        channels = {name: world.add_channel(name) for name in ("help", "lounge", "quiet", "burst")}
+        world.model.responder = citing_responder
+        await world.start_bot(
+            KNOWLEDGE_DIR=str(folder / "docs"), KNOWLEDGE_DATA_DIR=str(folder / "data"), LOG_LEVEL="debug"
+        )
+        scene = Scene(world, channels, admin, alice, bob, other_bot)
+        assert "Done" in await respond(scene, channels["help"], admin, "questions")
+        assert "Done" in await respond(scene, channels["lounge"], admin, "all")
+        assert "Done" in await respond(scene, channels["burst"], admin, "all")
+        await knowledge_ready(scene)
+        yield scene
+        if world.bot is not None:
+            await world.stop_bot(check=True)
+
+
+@pytest.fixture
+def world(scene: Scene) -> Iterator[DiscordWorld]:
+    with log_shown(scene.world) as world:
+        yield world
+
+
+async def respond(scene: Scene, channel: dict[str, Any], user: FakeUser, mode: str | None = None) -> str:
+    options = {} if mode is None else {"mode": mode}
+    interaction = await scene.world.fake.send_slash_command(channel["id"], user, "respond", options)
+    return await answered(scene, interaction)
+
+
+async def answered(scene: Scene, interaction: FakeInteraction) -> str:
+    said = await scene.world.fake.wait_for(
+        lambda: str((interaction.response_data or {}).get("content", "")) or None, 10
+    )
+    assert interaction.ephemeral
+    return said
+
+
+async def knowledge_ready(scene: Scene) -> None:
+    """The folder is read in the background after start-up: a mention is asked until its answer cites it."""
+    world = scene.world
+    for attempt in range(60):
+        message = await world.mention(scene.channels["quiet"], scene.alice, f"{COVERED} ({attempt})")
+        thread = await world.wait_thread(message)
+        messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
+        if "handbook.md" in "\n".join(m["content"] for m in messages):
+            return
+        await asyncio.sleep(1)
+    raise AssertionError("the knowledge folder was never read")
+
+
+async def answer_in_thread(world: DiscordWorld, message: dict[str, Any]) -> str:
+    thread = await world.wait_thread(message, timeout=15)
+    messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
+    return "\n".join(m["content"] for m in messages)
+
+
+async def stays_unanswered(world: DiscordWorld, message: dict[str, Any]) -> None:
+    await world.settle(QUIET_SECONDS)
+    assert world.fake.thread_for_message(message["id"]) is None
+    assert world.bot_messages(message["channel_id"], after=message["id"]) == []
+
+
+def decision_logged(world: DiscordWorld, message: dict[str, Any]) -> str:
+    """What the debug log says the bot decided for `message`, and why."""
+    [line] = [line for line in world.stderr.splitlines() if "respond_decision" in line and message["id"] in line]
+    fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+    return f"answer={fields['answer']} reason={fields['reason']}"
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+
+async def test_respond_shows_the_mode_and_only_admins_change_it(scene: Scene) -> None:
+    shown = await respond(scene, scene.channels["help"], scene.alice)
+    assert "**questions** (this channel)" in shown
+    assert "Manage Channels" in await respond(scene, scene.channels["help"], scene.alice, "all")
+    assert "**questions**" in await respond(scene, scene.channels["help"], scene.alice)  # unchanged
+    assert "**mentions** (the default)" in await respond(scene, scene.channels["quiet"], scene.alice)
+
+
+async def test_all_answers_a_top_level_message_without_a_mention(scene: Scene, world: DiscordWorld) -> None:
+    said = await world.say(scene.channels["lounge"], scene.alice, "Good morning everyone, what a day")
+    assert (await answer_in_thread(world, said)).strip()
+
+
+async def test_questions_answers_a_question_the_knowledge_covers_with_its_source(
+    scene: Scene, world: DiscordWorld
+) -> None:
+    said = await world.say(scene.channels["help"], scene.alice, COVERED)
+    answer = await answer_in_thread(world, said)
+    assert "WireGuard" in answer and "handbook.md" in answer
+    assert decision_logged(world, said) == "answer=True reason=knowledge"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("thanks!", "small_talk"),
+        ("lol", "small_talk"),
+        ("good morning", "small_talk"),
+        ("I'm heading out for lunch now", "not_a_question"),
+        # Nothing in the knowledge covers it: silence, not "I don't know".
+        ("What is the capital of Mongolia?", "not_covered"),
+        ("", "empty"),  # a message with only a file
+    ],
+)
+async def test_questions_stays_silent_on_chatter_and_on_what_it_cannot_answer(
+    scene: Scene, world: DiscordWorld, text: str, reason: str
+) -> None:
+    files = [("photo.txt", "text/plain", b"nothing")] if not text else []
+    said = await world.say(scene.channels["help"], scene.alice, text, files=files)
+    await stays_unanswered(world, said)
+    if text:
+        assert world.model_requests(text) == []
+    assert decision_logged(world, said) == f"answer=False reason={reason}"
+
+
+async def test_questions_skips_a_question_for_another_person(scene: Scene, world: DiscordWorld) -> None:
+    bob = scene.bob
+    to_bob = await world.say(scene.channels["help"], scene.alice, f"<@{bob.id}> how do I connect to the VPN?")
+    await stays_unanswered(world, to_bob)
+    assert decision_logged(world, to_bob) == "answer=False reason=to_someone_else"
+    bob_said = await world.say(scene.channels["help"], bob, "I set up the VPN yesterday.")
+    reply = await world.say(
+        scene.channels["help"], scene.alice, "How did you connect to the VPN?", reference_message_id=bob_said["id"]
+    )
+    await stays_unanswered(world, reply)
+    assert decision_logged(world, reply) == "answer=False reason=to_someone_else"
+
+
+async def test_a_mentions_channel_answers_only_mentions(scene: Scene, world: DiscordWorld) -> None:
+    said = await world.say(scene.channels["quiet"], scene.alice, COVERED)
+    await stays_unanswered(world, said)
+
+
+async def test_another_bots_message_is_ignored(scene: Scene, world: DiscordWorld) -> None:
+    said = await world.say(scene.channels["lounge"], scene.other_bot, "How do I connect to the VPN from home?")
+    await stays_unanswered(world, said)
+    only_a_bot = await world.say(scene.channels["help"], scene.alice, f"<@{scene.other_bot.id}>")
+    await stays_unanswered(world, only_a_bot)
+
+
+async def test_a_thread_where_people_talk_to_each_other_stays_quiet(scene: Scene, world: DiscordWorld) -> None:
+    alice, bob = scene.alice, scene.bob
+    said = await world.say(scene.channels["help"], alice, "How do I print on floor 3?")
+    thread = await world.wait_thread(said, timeout=15)
+    first = await world.wait_bot_text(thread, lambda text: "badge" in text, timeout=20)
+    followup = await world.say(thread, alice, "And where is the badge reader?")
+    await world.wait_bot_text(thread, lambda text: bool(text.strip()), after=followup["id"], timeout=20)
+    assert len(world.model_requests("where is the badge reader")) == 1
+
+    to_alice = await world.say(thread, bob, f"<@{alice.id}> it's next to the door, I'll show you")
+    answer_to_bob = await world.say(thread, alice, "Thanks, on my way!", reference_message_id=to_alice["id"])
+    await world.settle(QUIET_SECONDS)
+    assert world.bot_messages(thread, after=to_alice["id"]) == []
+    assert world.model_requests("next to the door") == [] and world.model_requests("on my way") == []
+    assert first and answer_to_bob
+
+
+async def test_an_edit_does_not_bring_a_new_answer(scene: Scene, world: DiscordWorld) -> None:
+    said = await world.say(scene.channels["lounge"], scene.alice, "The coffee machine is broken again")
+    await answer_in_thread(world, said)
+    requests = len(world.model.requests)
+    await world.fake.edit_user_message(said["id"], "The coffee machine is broken again, and the kettle")
+    await world.settle(QUIET_SECONDS)
+    assert len(world.model.requests) == requests
+
+
+async def test_two_processes_answer_each_message_once(scene: Scene, world: DiscordWorld) -> None:
+    identified = world.fake.gateway.identify_count
+    second = await BotProcess.start("discord", env=world.bot_env())  # no knowledge of its own: "all" needs none
+    try:
+        await world.fake.wait_for(lambda: world.fake.gateway.identify_count > identified or None, 30)
+        await asyncio.sleep(1.0)  # its guilds arrive after IDENTIFY
+        said = [await world.say(scene.channels["lounge"], scene.bob, f"Lunch plans number {n}") for n in range(3)]
+        for message in said:
+            await answer_in_thread(world, message)
+        await world.settle(1.0)
+        for n, message in enumerate(said):
+            assert len(world.model_requests(f"Lunch plans number {n}")) == 1
+            creates = [
+                r for r in world.fake.requests if r.route == THREAD_FROM_MESSAGE and str(message["id"]) in r.path
+            ]
+            assert len(creates) == 1
+    finally:
+        await second.stop()
+        second.cleanup()

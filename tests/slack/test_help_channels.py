@@ -1,0 +1,201 @@
+"""A help channel the bot runs by itself, on Slack, through the real bot process (Socket Mode), the fake Slack and the
+real knowledge (KNOWLEDGE_DIR on the embedded engine, the embedded embeddings): `/respond all` answers every top-level
+message in its thread without a mention; `/respond questions` answers what the knowledge covers and stays silent on
+chatter, on questions for someone else and on what it can't answer; people talking to each other in its thread get
+no answer; other bots' messages and edits are ignored; two processes answer a message once."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import delete_keys
+from tests.fakes.citing_model import citing_responder
+from tests.fakes.model_server import FakeModelServer, Script
+from tests.fakes.slack_server import FakeSlack
+from tests.slack.harness import SlackHarness, eventually, finished, started
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+ADMIN = "U0ADMIN01"
+ALICE = FakeSlack.DEFAULT_USER
+BOB = "U0BOB0001"
+HELP, LOUNGE, QUIET = "C0HELP001", "C0LOUNGE1", FakeSlack.DEFAULT_CHANNEL
+HANDBOOK = (
+    "# Office handbook\n\n"
+    "To reach the VPN from home, install WireGuard and import the IT profile from the intranet.\n\n"
+    "The printer on floor 3 takes badge codes: hold your badge to the reader and pick your job.\n"
+)
+COVERED = "How do I connect to the VPN from home?"
+QUIET_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def folder() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="help-channels-slack-"))
+    (folder / "docs").mkdir()
+    (folder / "docs" / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def harness(folder: Path) -> AsyncIterator[SlackHarness]:
+    prefix = f"test:slack-help:{uuid.uuid4().hex[:12]}:"
+    fake = FakeSlack()
+    fake.add_user(ADMIN, "admin").is_admin = True
+    fake.add_user(BOB, "bob")
+    fake.add_channel(HELP, "help")
+    fake.add_channel(LOUNGE, "lounge")
+    env = {
+        "KNOWLEDGE_DIR": str(folder / "docs"),
+        "KNOWLEDGE_DATA_DIR": str(folder / "data"),
+        "LOG_LEVEL": "debug",
+    }
+    async with FakeModelServer(Script(text="ok")) as model:
+        model.responder = citing_responder
+        harness = SlackHarness(fake, model.base_url, prefix, extra_env=env)
+        await started(harness)
+        try:
+            assert "Done" in await respond(harness, HELP, ADMIN, "questions")
+            assert "Done" in await respond(harness, LOUNGE, ADMIN, "all")
+            await knowledge_ready(harness)
+            yield harness
+        except BaseException:
+            print(harness.report())
+            raise
+        finally:
+            await finished(harness)
+            delete_keys(prefix)
+
+
+async def respond(harness: SlackHarness, channel: str, user: str, mode: str = "") -> str:
+    envelope = await harness.fake.send_slash_command("/respond", mode, user, channel)
+    await harness.fake.wait_ack(envelope)
+    return str((harness.fake.ack_payloads[envelope] or {}).get("text", ""))
+
+
+def answer_text(harness: SlackHarness, channel: str, thread_ts: str) -> str:
+    return "\n".join(reply.history[-1][1] for reply in harness.replies(channel, thread_ts))
+
+
+async def knowledge_ready(harness: SlackHarness) -> None:
+    """The folder is read in the background after start-up: a mention is asked until its answer cites it."""
+    for attempt in range(60):
+        event, _ = await harness.mention(QUIET, ALICE, f"{COVERED} ({attempt})")
+        await harness.wait_turn(QUIET, event["ts"], timeout=20)
+        if "handbook.md" in answer_text(harness, QUIET, event["ts"]):
+            return
+        await asyncio.sleep(1)
+    raise AssertionError("the knowledge folder was never read")
+
+
+async def answered(harness: SlackHarness, event: dict[str, Any]) -> str:
+    await harness.wait_turn(event["channel"], event["ts"], timeout=20)
+    return answer_text(harness, event["channel"], event["ts"])
+
+
+async def stays_unanswered(harness: SlackHarness, event: dict[str, Any]) -> None:
+    await asyncio.sleep(QUIET_SECONDS)
+    assert harness.replies(event["channel"], event["ts"]) == []
+    key = harness.thread_key(event["channel"], event["ts"])
+    assert [record for bot in harness.bots for record in bot.logs("turn_finished", thread=key)] == []
+
+
+def decision_logged(harness: SlackHarness, event: dict[str, Any]) -> tuple[bool, str]:
+    [record] = [record for bot in harness.bots for record in bot.logs("respond_decision", message=event["ts"])]
+    return record["answer"], record["reason"]
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+
+async def test_respond_shows_the_mode_and_only_admins_change_it(harness: SlackHarness) -> None:
+    assert "*questions* (this channel)" in await respond(harness, HELP, ALICE)
+    assert "Only workspace admins" in await respond(harness, HELP, ALICE, "all")
+    assert "*mentions* (the default)" in await respond(harness, QUIET, ALICE)
+
+
+async def test_all_answers_a_top_level_message_in_its_thread(harness: SlackHarness) -> None:
+    event, _ = await harness.say(LOUNGE, ALICE, "Good morning everyone, what a day")
+    assert (await answered(harness, event)).strip()
+    assert decision_logged(harness, event) == (True, "all")
+
+
+async def test_questions_answers_what_the_knowledge_covers(harness: SlackHarness) -> None:
+    event, _ = await harness.say(HELP, ALICE, COVERED)
+    answer = await answered(harness, event)
+    assert "WireGuard" in answer and "handbook.md" in answer
+    assert decision_logged(harness, event) == (True, "knowledge")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("thanks!", "small_talk"),
+        ("good morning", "small_talk"),
+        (f"<@{BOB}> how do I connect to the VPN?", "to_someone_else"),
+        ("What is the capital of Mongolia?", "not_covered"),
+    ],
+)
+async def test_questions_stays_silent_on_chatter_and_on_what_it_cannot_answer(
+    harness: SlackHarness, text: str, reason: str
+) -> None:
+    event, _ = await harness.say(HELP, ALICE, text)
+    await stays_unanswered(harness, event)
+    assert decision_logged(harness, event) == (False, reason)
+
+
+async def test_a_mentions_channel_and_other_bots_get_no_answer(harness: SlackHarness) -> None:
+    quiet, _ = await harness.say(QUIET, ALICE, COVERED)
+    from_a_bot, _ = await harness.say(LOUNGE, "U0OTHERBOT", "How do I connect to the VPN?", bot_id="B0OTHER01")
+    await stays_unanswered(harness, quiet)
+    await stays_unanswered(harness, from_a_bot)
+
+
+async def test_people_talking_to_each_other_in_its_thread_get_no_answer(harness: SlackHarness) -> None:
+    event, _ = await harness.say(HELP, ALICE, "How do I print on floor 3?")
+    assert "badge" in await answered(harness, event)
+    followup, _ = await harness.say(HELP, ALICE, "And where is the badge reader?", thread_ts=event["ts"])
+    await harness.wait_turn(HELP, event["ts"], count=2, timeout=20)
+    await harness.say(HELP, BOB, f"<@{ALICE}> it's next to the door, I'll show you", thread_ts=event["ts"])
+    await asyncio.sleep(QUIET_SECONDS)
+    key = harness.thread_key(HELP, event["ts"])
+    assert len([r for bot in harness.bots for r in bot.logs("turn_finished", thread=key)]) == 2
+    assert followup
+
+
+async def test_an_edit_brings_no_new_answer(harness: SlackHarness) -> None:
+    event, _ = await harness.say(LOUNGE, ALICE, "The coffee machine is broken again")
+    await answered(harness, event)
+    edited = harness.fake.message_event(LOUNGE, ALICE, "edited", subtype="message_changed")
+    await harness.fake.send_event(edited)
+    await stays_unanswered(harness, edited)
+
+
+async def test_two_processes_answer_a_message_once(harness: SlackHarness) -> None:
+    second = await harness.start_bot()
+    try:
+        events = [harness.fake.message_event(LOUNGE, BOB, f"Lunch plans number {n}") for n in range(3)]
+        for event in events:
+            assert len(await harness.broadcast_event(event)) == 2, "both bots must be connected"
+        for event in events:
+            await answered(harness, event)
+        await asyncio.sleep(1.0)
+        for event in events:
+            assert len(harness.replies(LOUNGE, event["ts"])) == 1
+            key = harness.thread_key(LOUNGE, event["ts"])
+            await eventually(
+                lambda key=key: len([r for b in harness.bots for r in b.logs("turn_finished", thread=key)]) == 1
+            )
+    finally:
+        await harness.stop_bot(second)
+        harness.bots.remove(second)
