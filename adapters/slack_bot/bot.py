@@ -60,8 +60,8 @@ from adapters.slack_bot.surfaces import MessageReply, Place, Reach, WorkspaceBud
 from adapters.slack_bot.text import REPLY_LIMITS
 from adapters.slack_bot.tool_buttons import ToolButtons
 from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
-from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
 from adapters.slack_bot.uninstall import Uninstalls
+from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
 from adapters.slack_bot.workspaces import BotClients
 from bot.app import Services
 from bot.core import Turn
