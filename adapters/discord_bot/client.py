@@ -153,6 +153,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         channels = [Place(NAME, "channel", str(channel.id)) for channel in guild.channels]
         try:
             conversations = await self.jobs.core.forget_server(server, channels)
+            await self.jobs.feedback.forget_scope(guild_scope(guild.id))
             passages = await self._forget_knowledge(guild_scope(guild.id))
         except ReplyFailure as failure:
             log.warning("guild_data_not_deleted", guild=guild.id, detail=failure.detail)

@@ -12,7 +12,7 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.knowledge_access import SCOPE_PREFIX, DiscordKnowledge
-from adapters.jobs.forget_me import NOTHING, forget_me
+from adapters.jobs.forget_me import NOTHING, forget_me, with_feedback
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.forget import scope_of
 
@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 class ForgetCommand:
     def __init__(self, jobs: PlatformJobs, knowledge: DiscordKnowledge) -> None:
         self._core = jobs.core
+        self._feedback = jobs.feedback
         self._knowledge = knowledge
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
@@ -43,6 +44,7 @@ class ForgetCommand:
         if passages:
             messages = f"{passages:,} of your messages the bot had as knowledge"
             said = f"Deleted: {messages}." if said == NOTHING else f"{said} Also deleted: {messages}."
+        said = await with_feedback(said, self._feedback, f"discord:{user}")
         await interaction.edit_original_response(content=said)
 
     async def _forget_messages(self, user: str) -> int:

@@ -1,11 +1,13 @@
 """/knowledge: what the bot knows of this server. `add file:` reads a document into it, `channel on|off` (run in the
-channel) makes a channel's messages knowledge or not, `list` shows the sources, `remove source:` removes one, and
+channel) makes a channel's messages knowledge or not, `list` shows the sources, `remove source:` removes one, `gaps`
+lists what it couldn't answer well (questions it stayed silent on, answers voted 👎, answers without a source), and
 "Add to knowledge" in a message's Apps menu adds that message and its files. For members with Discord's Manage
 Server (Manage Channels for `channel`) or a role in DISCORD_ADMIN_ROLE_IDS; anyone else is told why. Every answer is
 ephemeral, and sent without mentions (the client's default)."""
 
 from __future__ import annotations
 
+import io
 from typing import Literal, Protocol
 
 import discord
@@ -19,6 +21,7 @@ from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.knowledge_listing import listing, source_choices
 from adapters.discord_bot.permissions import Scope, may_change, refusal
 from adapters.discord_bot.settings import DiscordSettings
+from adapters.jobs.gaps import gaps_report
 from adapters.jobs.knowledge_channels import Backfill
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
@@ -29,6 +32,7 @@ from bot.render import failure_note
 log = structlog.get_logger(__name__)
 
 MENU_NAME = "Add to knowledge"
+GAPS_FILE = "knowledge-gaps.csv"
 MESSAGE_LIMIT = 2_000
 State = Literal["on", "off"]
 NO_KNOWLEDGE = "Knowledge is not available on this bot."
@@ -86,6 +90,10 @@ class KnowledgeCommands:
         async def remove(interaction: discord.Interaction, source: str) -> None:
             await self._run(interaction, "server", lambda knowledge, scope: self._remove(knowledge, scope, source))
 
+        @group.command(name="gaps", description="What the bot couldn't answer well here in 30 days (with a CSV)")
+        async def gaps(interaction: discord.Interaction) -> None:
+            await self._gaps(interaction)
+
         @remove.autocomplete("source")
         async def sources(interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
             knowledge = self._knowledge.current
@@ -124,6 +132,31 @@ class KnowledgeCommands:
             log.error("knowledge_command_failed", error=f"{type(error).__name__}: {error}")
             said = UNREACHABLE
         await interaction.edit_original_response(content=said[:MESSAGE_LIMIT])
+
+    async def _gaps(self, interaction: discord.Interaction) -> None:
+        """The server's knowledge gaps, to the admin alone, with every entry in a CSV file."""
+        if interaction.guild is None or not interaction.is_guild_integration():
+            await interaction.response.send_message(SERVERS_ONLY, ephemeral=True)
+            return
+        if not self._may(interaction, "server"):
+            await interaction.response.send_message(refusal("server", "see the knowledge gaps"), ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            report = await gaps_report(
+                self._host.jobs.feedback,
+                self._knowledge.current,
+                guild_scope(interaction.guild.id),
+                limit_chars=MESSAGE_LIMIT,
+                bold=lambda text: f"**{text}**",
+                link=lambda text, url: f"[{text}](<{url}>)",
+                escape=discord.utils.escape_markdown,
+            )
+        except ReplyFailure as failure:
+            await interaction.edit_original_response(content=failure_note(failure))
+            return
+        files = [discord.File(io.BytesIO(report.csv), filename=GAPS_FILE)] if report.entries else []
+        await interaction.edit_original_response(content=report.text, attachments=files)
 
     def _refusal(self, interaction: discord.Interaction, scope: Scope) -> str | None:
         if self._knowledge.opener is None:

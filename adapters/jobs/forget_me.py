@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from adapters.jobs.feedback import Feedback
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.forget import ForgetReport
@@ -44,3 +45,17 @@ async def forget_me(core: ChatCore, scope: str, user: str, threads: Sequence[str
         return forgotten(await core.forget_person(scope, user, threads))
     except ReplyFailure:
         return UNREACHABLE
+
+
+FEEDBACK = "your votes on answers, and your questions kept for the admins' list of what the bot couldn't answer"
+
+
+async def with_feedback(said: str, feedback: Feedback, person: str) -> str:
+    """/forget-me's sentence once `person`'s votes and gap entries (adapters.jobs.feedback) are deleted too."""
+    try:
+        removed = await feedback.forget_person(person)
+    except ReplyFailure:
+        return UNREACHABLE if said == NOTHING else f"{said} {UNREACHABLE}"
+    if not removed:
+        return said
+    return f"Deleted: {FEEDBACK}." if said == NOTHING else f"{said} Also deleted: {FEEDBACK}."

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from adapters.jobs.feedback import GAP_KINDS, GapEntry, GapKind
+from adapters.jobs.feedback import GAP_KINDS, Feedback, GapEntry, GapKind
+from bot.knowledge.service import Knowledge
 from bot.knowledge.vectors import unit_rows
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
@@ -107,11 +108,16 @@ def _iso(at: float) -> str:
 
 
 def describe_gaps(
-    groups: Sequence[GapGroup], *, limit_chars: int, bold: Callable[[str], str], link: Callable[[str, str], str]
+    groups: Sequence[GapGroup],
+    *,
+    limit_chars: int,
+    bold: Callable[[str], str],
+    link: Callable[[str, str], str],
+    escape: Callable[[str], str] = str,
 ) -> str:
     """The chat message: a line counting the entries by kind, then each group, biggest first, as "N× question" with
     up to ENTRIES_SHOWN of its entries (kind, reason, link); cut to `limit_chars` with "… and K more groups (see the
-    CSV)". `bold(text)` and `link(text, url)` write the platform's markup."""
+    CSV)". `bold(text)` and `link(text, url)` write the platform's markup, `escape` makes people's text plain in it."""
     entries = [entry for group in groups for entry in group.entries]
     if not entries:
         return f"{bold('Knowledge gaps')}: none. Every question got an answer nobody voted down."
@@ -119,7 +125,7 @@ def describe_gaps(
     by_kind = ", ".join(f"{counts[kind]} {KIND_COUNTED[kind]}" for kind in GAP_KINDS if counts[kind])
     text = f"{bold('Knowledge gaps')}: {by_kind} ({_plural(len(groups), 'group')})"
     for shown, group in enumerate(groups):
-        block = _describe_group(group, bold, link)
+        block = _describe_group(group, bold, link, escape)
         left_after = len(groups) - shown - 1
         room_for_more = len(_more(left_after)) + 1 if left_after else 0
         if len(text) + 1 + len(block) + room_for_more > limit_chars:
@@ -137,13 +143,15 @@ def count_kinds(entries: Iterable[GapEntry]) -> dict[GapKind, int]:
     return counts
 
 
-def _describe_group(group: GapGroup, bold: Callable[[str], str], link: Callable[[str, str], str]) -> str:
-    title = _shown(group.title, QUESTION_CHARS) or "(no question text)"
+def _describe_group(
+    group: GapGroup, bold: Callable[[str], str], link: Callable[[str, str], str], escape: Callable[[str], str]
+) -> str:
+    title = escape(_shown(group.title, QUESTION_CHARS)) or "(no question text)"
     lines = [f"{bold(f'{len(group.entries)}×')} {title}"]
     for entry in sorted(group.entries, key=lambda entry: entry.at, reverse=True)[:ENTRIES_SHOWN]:
         parts = [KIND_LABELS[entry.kind]]
         if entry.reason:
-            parts.append(f"“{_shown(entry.reason, REASON_CHARS)}”")
+            parts.append(f"“{escape(_shown(entry.reason, REASON_CHARS))}”")
         if entry.link:
             parts.append(link("question" if entry.kind == "unanswered" else "answer", entry.link))
         lines.append(f"  • {' — '.join(parts)}")
@@ -164,3 +172,45 @@ def _more(groups: int) -> str:
 
 def _plural(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+# Questions at least this similar (cosine) are one group, per embedding model: paraphrases score above it, unrelated
+# questions well below (WordLlama: paraphrases 0.74-0.89, unrelated ≤ 0.11; MiniLM: unrelated pairs up to 0.31).
+GROUP_SIMILARITY = {"wordllama-l2-supercat-256": 0.6, "all-minilm-l6-v2": 0.6}
+OTHER_MODELS_SIMILARITY = 0.75
+
+
+@dataclass(frozen=True)
+class GapsReport:
+    text: str  # the chat message
+    csv: bytes  # every entry
+    entries: int
+
+
+async def gaps_report(
+    feedback: Feedback,
+    knowledge: Knowledge | None,
+    scope: str,
+    *,
+    limit_chars: int,
+    bold: Callable[[str], str],
+    link: Callable[[str, str], str],
+    escape: Callable[[str], str] = str,
+) -> GapsReport:
+    """`/knowledge gaps` of `scope`: its last 30 days, grouped by meaning with the knowledge's embeddings (without
+    knowledge, the same words make a group)."""
+    entries = await feedback.gaps(scope)
+    if knowledge is not None:
+        threshold = GROUP_SIMILARITY.get(knowledge.embedder.name, OTHER_MODELS_SIMILARITY)
+        groups = await group_questions(entries, knowledge.embedder.embed, threshold)
+    else:
+        groups = await group_questions(entries, _same_words, 0.999)
+    text = describe_gaps(groups, limit_chars=limit_chars, bold=bold, link=link, escape=escape)
+    return GapsReport(text, gaps_csv(groups), len(entries))
+
+
+async def _same_words(texts: list[str]) -> list[list[float]]:
+    """A vector per text that only the same words, in any case and spacing, match."""
+    keys = [" ".join(text.casefold().split()) for text in texts]
+    index = {key: number for number, key in enumerate(dict.fromkeys(keys))}
+    return [[1.0 if index[key] == column else 0.0 for column in range(len(index))] for key in keys]

@@ -170,7 +170,7 @@ class SlackBot:
         commands = SlackCommands(self)
         commands.register(self.app)
         PersonaCommand(self, commands.is_admin).register(self.app)
-        KnowledgeCommand(self.knowledge, commands.is_admin, self._history).register(self.app)
+        KnowledgeCommand(self.knowledge, commands.is_admin, self._history, self.jobs.feedback).register(self.app)
         KnowledgeShortcut(self, self.knowledge, commands.is_admin).register(self.app)
         self._feed.register(self.app)
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
@@ -178,8 +178,14 @@ class SlackBot:
         ToolButtons(self).register(self.app)
         VoteButtons(self).register(self.app)
         keep_data = self.settings.keep_data_on_uninstall
-        Uninstalls(self.jobs.core, self.installations, keep_data=keep_data, knowledge=self.knowledge).register(self.app)
-        ForgetCommand(self.jobs.core, self.knowledge).register(self.app)
+        Uninstalls(
+            self.jobs.core,
+            self.installations,
+            keep_data=keep_data,
+            knowledge=self.knowledge,
+            feedback=self.jobs.feedback,
+        ).register(self.app)
+        ForgetCommand(self.jobs.core, self.knowledge, self.jobs.feedback).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""

@@ -10,7 +10,8 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncApp
 
-from adapters.jobs.forget_me import NOTHING, UNREACHABLE, forget_me
+from adapters.jobs.feedback import Feedback
+from adapters.jobs.forget_me import NOTHING, UNREACHABLE, forget_me, with_feedback
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore
 from bot.forget import scope_of
@@ -20,9 +21,12 @@ log = structlog.get_logger(__name__)
 
 
 class ForgetCommand:
-    def __init__(self, core: ChatCore, knowledge: SlackKnowledge | None = None) -> None:
+    def __init__(
+        self, core: ChatCore, knowledge: SlackKnowledge | None = None, feedback: Feedback | None = None
+    ) -> None:
         self._core = core
         self._knowledge = knowledge
+        self._feedback = feedback
 
     def register(self, app: AsyncApp) -> None:
         app.command("/forget-me")(self._on_forget)
@@ -34,6 +38,8 @@ class ForgetCommand:
         team, user = command.get("team_id", ""), command["user_id"]
         said = await forget_me(self._core, scope_of(NAME, team), user)
         said = with_knowledge(said, await self._forget_knowledge(team, user))
+        if self._feedback is not None:
+            said = await with_feedback(said, self._feedback, f"slack:{team}:{user}")
         await respond(text=said, response_type="ephemeral", replace_original=False)
 
     async def _forget_knowledge(self, team: str, user: str) -> int | None:

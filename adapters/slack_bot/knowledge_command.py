@@ -1,6 +1,7 @@
 """/knowledge on Slack, for workspace admins and SLACK_ADMIN_USER_IDS (as /persona): `channel on|off` run in a
 channel makes it knowledge (its new messages from then on, its history read in the background) or stops that and
-removes its messages; `list` shows what the workspace's knowledge holds; `remove <source>` removes one source.
+removes its messages; `list` shows what the workspace's knowledge holds; `remove <source>` removes one source; `gaps`
+shows what the bot couldn't answer well in 30 days, with every entry in a CSV file sent to the admin's DM with the bot.
 Acknowledged at once, answered to the person alone through the command's response_url."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.jobs.feedback import Feedback
+from adapters.jobs.gaps import gaps_report
 from adapters.slack_bot.knowledge_history import HistoryReader
 from adapters.slack_bot.knowledge_members import channel_members
 from adapters.slack_bot.knowledge_messages import channel_source, scope_of
@@ -30,9 +33,12 @@ log = structlog.get_logger(__name__)
 USAGE = (
     "`/knowledge channel on` or `/knowledge channel off` in a channel: its messages are (or stop being) knowledge.\n"
     "`/knowledge list`: what this workspace's knowledge holds.  `/knowledge remove <source>`: remove one.\n"
+    "`/knowledge gaps`: what I couldn't answer well in the last 30 days.\n"
     'Add a message and its files with the message shortcut "Add to knowledge".'
 )
 NOT_ADMIN = "Only workspace admins (or the people this bot names) may change or list this workspace's knowledge."
+GAPS_FILE = "knowledge-gaps.csv"
+GAPS_CHARS = 3_500  # the answer stays one readable message (Slack cuts a message's text at 4,000)
 LISTED = 50  # sources listed at most (the rest counted), so the answer stays one readable message
 NOT_IN_CHANNEL = "I'm not in this channel: invite me first (`/invite` and my name), then run this again."
 NO_KNOWLEDGE = "Knowledge is not available in this deployment."
@@ -44,7 +50,9 @@ class KnowledgeCommand:
         knowledge: SlackKnowledge,
         is_admin: Callable[[AsyncWebClient, str], Awaitable[bool]],
         history: HistoryReader,
+        feedback: Feedback | None = None,
     ) -> None:
+        self._feedback = feedback
         self._knowledge = knowledge
         self._is_admin = is_admin
         self._history = history
@@ -66,6 +74,8 @@ class KnowledgeCommand:
         words = command.get("text", "").split()
         words[:2] = [word.lower() for word in words[:2]]  # `remove`'s name keeps its case
         team, channel, user = command.get("team_id", ""), command["channel_id"], command["user_id"]
+        if words[:1] == ["gaps"] and self._feedback is not None:
+            return await self._gaps(client, team, user) if await self._is_admin(client, user) else NOT_ADMIN
         if self._knowledge.opener is None:
             return NO_KNOWLEDGE
         if not words or words[0] not in ("channel", "list", "remove"):
@@ -84,6 +94,30 @@ class KnowledgeCommand:
                 return await self._channel_off(knowledge, team, channel)
             return await self._channel_on(client, team, channel)
         return USAGE
+
+    async def _gaps(self, client: AsyncWebClient, team: str, user: str) -> str:
+        """The workspace's knowledge gaps; every entry goes to the admin's DM with the bot as a CSV file."""
+        assert self._feedback is not None
+        report = await gaps_report(
+            self._feedback,
+            self._knowledge.current,
+            f"slack:{team}",
+            limit_chars=GAPS_CHARS,
+            bold=lambda text: f"*{text}*",
+            link=lambda text, url: f"<{url}|{text}>",
+            escape=escape_mrkdwn,
+        )
+        if not report.entries:
+            return report.text
+        try:
+            dm = (await client.conversations_open(users=user))["channel"]["id"]
+            await client.files_upload_v2(
+                channel=dm, content=report.csv.decode(), filename=GAPS_FILE, title="Knowledge gaps (30 days)"
+            )
+        except SlackApiError as error:
+            log.warning("slack_gaps_csv_not_sent", team=team, error=error.response.get("error"))
+            return f"{report.text}\n(I couldn't send you the CSV: Slack answered `{error.response.get('error')}`.)"
+        return f"{report.text}\nEvery entry is in {GAPS_FILE}, in your DM with me."
 
     async def _channel_on(self, client: AsyncWebClient, team: str, channel: str) -> str:
         try:

@@ -14,6 +14,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from adapters.jobs.feedback import Feedback
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore
@@ -32,8 +33,10 @@ class Uninstalls:
         *,
         keep_data: bool,
         knowledge: SlackKnowledge | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self._core = core
+        self._feedback = feedback
         self._knowledge = knowledge
         self._installations = installations
         self._keep_data = keep_data
@@ -93,6 +96,8 @@ class Uninstalls:
             return
         try:
             conversations = await self._core.forget_server(Place("slack", "server", team))
+            if self._feedback is not None:
+                await self._feedback.forget_scope(f"slack:{team}")
         except ReplyFailure as failure:
             log.error("slack_workspace_data_not_deleted", team=team, detail=failure.detail)
             return

@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 
+from adapters.jobs.feedback import Feedback
+from tests.conftest import REDIS_URL
 from tests.discord.harness import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
@@ -244,3 +247,70 @@ async def test_two_processes_answer_each_message_once(scene: Scene, world: Disco
     finally:
         await second.stop()
         second.cleanup()
+
+
+async def deferred_answer(world: DiscordWorld, interaction: FakeInteraction) -> dict[str, Any]:
+    """The message a deferred ephemeral command finally shows (its text and attachments)."""
+
+    def shown() -> dict[str, Any] | None:
+        message = world.fake.original_response(interaction)
+        return message if message and message.get("content") else None
+
+    return await world.fake.wait_for(shown, 20)
+
+
+async def kept_for_votes(world: DiscordWorld, question: dict[str, Any]) -> None:
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        feedback = Feedback(client, world.key_prefix, answer_seconds=60)
+        await world.fake.wait_for(lambda: feedback.answer(f"discord:{question['id']}"), 10)
+    finally:
+        await client.aclose()
+
+
+def csv_sent(world: DiscordWorld, interaction: FakeInteraction) -> str:
+    [upload] = [f for r in world.fake.requests if interaction.token in r.path for f in r.files if f.data]
+    assert upload.filename == "knowledge-gaps.csv"
+    return (upload.data or b"").decode()
+
+
+async def test_votes_are_kept_changed_and_a_reason_reaches_knowledge_gaps_until_forget_me(
+    scene: Scene, world: DiscordWorld
+) -> None:
+    alice, bob, help_channel = scene.alice, scene.bob, scene.channels["help"]
+    said = await world.say(help_channel, alice, "How do I use the printer on floor 3?")
+    thread = await world.wait_thread(said, timeout=15)
+    [answer] = await world.wait_bot_text(thread, lambda text: "badge" in text, timeout=20)
+    up, down = f"vote:up:{said['id']}", f"vote:down:{said['id']}"
+    await kept_for_votes(world, said)  # a moment after its final text: nobody clicks faster
+
+    first = await world.fake.click_button(answer["id"], up, alice)
+    assert (await answered(scene, first)) == "Thanks for the 👍."
+    again = await world.fake.click_button(answer["id"], up, alice)
+    assert (await answered(scene, again)) == "You already voted 👍 on this answer."
+    await answered(scene, await world.fake.click_button(answer["id"], up, bob))
+    changed = await world.fake.click_button(answer["id"], down, alice)
+    form = await world.fake.wait_for(lambda: changed.modal, 10)
+    assert form["title"] == "What was wrong with this answer?"
+    submitted = await world.fake.submit_modal(changed, {"reason": "It never says where floor 3's reader is"})
+    assert (await answered(scene, submitted)) == "Thanks: the team will see why."
+
+    await stays_unanswered(world, await world.say(help_channel, bob, "Which river runs through Ulaanbaatar?"))
+    refused = await world.fake.send_slash_command(help_channel["id"], bob, "knowledge", {"gaps": {}})
+    assert "Manage Server" in await answered(scene, refused)
+    listing = await world.fake.send_slash_command(help_channel["id"], scene.admin, "knowledge", {"gaps": {}})
+    shown = await deferred_answer(world, listing)
+    assert "where floor 3's reader is" in shown["content"]
+    link = f"https://discord.com/channels/{world.guild.id}/{help_channel['id']}/{said['id']}"
+    assert f"(<{link}>)" in shown["content"]
+    assert "Which river runs through Ulaanbaatar?" in shown["content"]  # the question it stayed silent on
+    rows = csv_sent(world, listing)
+    assert rows.splitlines()[0] == "group,kind,question,reason,link,model,person,when"
+    assert "downvoted,How do I use the printer on floor 3?,It never says where floor 3's reader is," in rows
+
+    forgot = await world.fake.send_slash_command(help_channel["id"], alice, "forget-me")
+    assert "your votes on answers" in (await deferred_answer(world, forgot))["content"]
+    after = await world.fake.send_slash_command(help_channel["id"], scene.admin, "knowledge", {"gaps": {}})
+    assert "floor 3's reader" not in (await deferred_answer(world, after))["content"]
+    gone = await world.fake.click_button(answer["id"], up, bob)  # her question's record went with her
+    assert "can't take votes any more" in await answered(scene, gone)
