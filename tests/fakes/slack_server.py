@@ -57,6 +57,19 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   checked like message blocks (``invalid_arguments`` with ``[json-pointer:/view/blocks/…]``),
   250 kB (``view_too_large``), ``hash`` (``hash_conflict``), ``not_enabled`` when
   ``home_tab_enabled`` is off. Recorded in ``published_views`` and ``home_views``.
+* Modals: every interactive payload (block_actions, slash command, shortcut, view_submission) carries a
+  fresh ``trigger_id`` of its person; ``views.open`` (Tier 4) exchanges it within ``trigger_id_lifetime``
+  seconds (3 at Slack; a constructor argument) and once: else ``expired_trigger_id`` /
+  ``exchanged_trigger_id``, and ``invalid_trigger_id`` for one the fake never issued. The ``view`` (an
+  object, or a JSON string as the form encoding sends it) must be a valid modal (``modal_view_errors``:
+  title plain_text <= 24, <= 100 blocks checked like message blocks, input blocks with a plain_text
+  ``label`` <= 2,000 and an ``element`` (plain_text_input: ``action_id``, ``multiline``, ``min_length`` /
+  ``max_length`` <= 3,000, ``placeholder``), ``submit`` <= 24 and required with input blocks,
+  ``private_metadata`` <= 3,000, ``callback_id`` <= 255), else ``invalid_arguments`` with
+  ``[json-pointer:/view/…]`` messages. Recorded in ``views_opened`` (``OpenedView``: user, view, time).
+  ``view_submission(user, view_id, values)`` / ``send_view_submission`` (Socket Mode) build and deliver
+  the submission (``state.values`` ``{block_id: {action_id: {"type", "value"}}}``); the app's ack
+  (``response_action`` errors / update / push / clear) keeps the modal open or closes it.
 * Scopes: the token has ``scopes`` (by default those config/slack-app-manifest.yml asks for);
   ``conversations.history`` / ``.replies`` need the channel type's history scope (``missing_scope`` with
   ``needed``) and the bot in the channel (``not_in_channel``; a private channel it is not in:
@@ -96,7 +109,8 @@ Rate-limit assumptions (Slack publishes per-minute tiers, not bucket sizes): eve
 token bucket refilled at ``per_minute / 60`` per second holding ``burst`` tokens. Tier 2 =
 20/min (burst 4), Tier 3 = 50/min (burst 10), Tier 4 = 100/min (burst 20). ``chat.startStream``
 and ``chat.stopStream`` are assumed Tier 2 (not documented), ``chat.appendStream`` is Tier 4 (the
-method reference says t4). ``chat.postMessage`` is 1/s per channel with a burst of 3.
+method reference says t4), so are ``views.open`` and ``views.publish``. ``chat.postMessage`` is 1/s per
+channel with a burst of 3.
 ``apps.connections.open`` (Tier 1 at Slack) is unlimited by default so that reconnect tests do not
 stall on a 60 s Retry-After; set it with ``limits.set(...)`` if a test needs it.
 ``conversations.history`` / ``.replies`` are limited by their window instead (see above); internal apps'
@@ -170,6 +184,42 @@ MAX_VIEW_BLOCKS = 100  # a view (home tab, modal) holds up to 100 blocks
 VIEW_MAX_BYTES = 250_000  # views.publish: view_too_large
 PRIVATE_METADATA_MAX = 3_000
 CALLBACK_ID_MAX = 255
+EXTERNAL_ID_MAX = 255
+MODAL_TITLE_MAX = 24  # a modal's title, submit and close: plain_text of up to 24 characters
+MODAL_BUTTON_MAX = 24
+INPUT_LABEL_MAX = 2_000
+INPUT_HINT_MAX = 2_000
+PLACEHOLDER_MAX = 150
+PLAIN_TEXT_INPUT_MAX = 3_000  # plain_text_input: min_length / max_length / initial_value
+TRIGGER_ID_LIFETIME = 3.0  # a trigger_id opens a view within 3 seconds of the interaction, once
+# Elements an input block takes; plain_text_input is checked in depth, the others only by type.
+INPUT_ELEMENT_TYPES = frozenset(
+    {
+        "plain_text_input",
+        "email_text_input",
+        "url_text_input",
+        "number_input",
+        "rich_text_input",
+        "checkboxes",
+        "radio_buttons",
+        "datepicker",
+        "timepicker",
+        "datetimepicker",
+        "static_select",
+        "multi_static_select",
+        "users_select",
+        "multi_users_select",
+        "conversations_select",
+        "multi_conversations_select",
+        "channels_select",
+        "multi_channels_select",
+        "external_select",
+        "multi_external_select",
+        "file_input",
+    }
+)
+# Input elements whose state is a typed ``value`` (what view_submission fills from the test's text).
+TEXT_INPUT_TYPES = ("plain_text_input", "email_text_input", "url_text_input", "number_input")
 MAX_SUGGESTED_PROMPTS = 4  # assistant.threads.setSuggestedPrompts: "up to four"
 TEXT_OBJECT_TYPES = ("plain_text", "mrkdwn")
 RICH_TEXT_ELEMENT_TYPES = ("rich_text_section", "rich_text_list", "rich_text_preformatted", "rich_text_quote")
@@ -195,6 +245,8 @@ MESSAGE_BLOCK_TYPES = frozenset(
 HOME_BLOCK_TYPES = frozenset(
     {"actions", "context", "divider", "header", "image", "input", "rich_text", "section", "video"}
 )
+# Block types a modal takes (the same as a Home tab).
+MODAL_BLOCK_TYPES = HOME_BLOCK_TYPES
 # The scopes config/slack-app-manifest.yml asks for (what the fake grants unless a test says otherwise).
 DEFAULT_SCOPES = frozenset(
     {
@@ -209,6 +261,7 @@ DEFAULT_SCOPES = frozenset(
         "im:write",
         "chat:write",
         "commands",
+        "files:write",
         "users:read",
         "files:read",
     }
@@ -301,6 +354,7 @@ def default_method_limits() -> dict[str, RateLimit]:
         "assistant.threads.setSuggestedPrompts": TIER_4,
         "assistant.threads.setTitle": TIER_4,
         "views.publish": TIER_4,
+        "views.open": TIER_4,
         "reactions.add": TIER_3,
         "reactions.remove": TIER_3,
     }
@@ -633,6 +687,57 @@ class PublishedView:
 
 
 @dataclass
+class _Trigger:
+    """A ``trigger_id`` the fake put in an interactive payload: whose interaction, when, and whether a
+    ``views.open`` already exchanged it."""
+
+    user: str
+    issued: float
+    source: str  # the payload's type: "block_actions", "slash_command", "message_action", "view_submission"
+    exchanged: bool = False
+
+
+@dataclass
+class OpenedView:
+    """One accepted ``views.open``: the modal as the fake stored and answered it (``id`` "V…", ``team_id``,
+    ``hash``, ``state``, block ids filled in; replaced by a valid ``response_action: "update"``), the
+    person it opened for (the trigger_id's), the trigger_id it took and when.
+
+    ``submissions`` are the view_submission payloads built for it, ``acks`` the app's answer to each one
+    delivered over Socket Mode (its ack payload: None / {} to close, or ``response_action`` "errors",
+    "update", "push", "clear"). ``closed``: submitted and not kept open by an "errors" / "update" / "push"
+    answer (or by no answer at all: Slack then shows an error in the still open modal)."""
+
+    view_id: str
+    user: str
+    team_id: str
+    view: JsonDict
+    time: float
+    trigger_id: str
+    closed: bool = False
+    submissions: list[JsonDict] = field(default_factory=list)
+    acks: list[JsonDict | None] = field(default_factory=list)
+    update_errors: list[str] = field(default_factory=list)  # problems of a refused response_action "update"
+
+    @property
+    def callback_id(self) -> str:
+        return str(self.view.get("callback_id") or "")
+
+    @property
+    def private_metadata(self) -> str:
+        return str(self.view.get("private_metadata") or "")
+
+    @property
+    def blocks(self) -> list[JsonDict]:
+        return list(self.view.get("blocks") or [])
+
+    @property
+    def response_actions(self) -> list[str | None]:
+        """Each acked submission's ``response_action`` (None: a plain ack, which closes the modal)."""
+        return [(ack or {}).get("response_action") for ack in self.acks]
+
+
+@dataclass
 class ResponseUrlPost:
     """A POST to a ``response_url`` (what bolt's ``respond()`` sends). ``status`` is what the fake
     answered (200 "ok"; 400 no_text / invalid_blocks; 404 expired_url / used_url)."""
@@ -896,7 +1001,117 @@ def _one_block_errors(block: JsonDict, pointer: str, types: frozenset[str] = MES
         elements = block.get("elements")
         errors = _elements_errors(elements, f"{pointer}/elements", 1, ACTIONS_ELEMENTS_MAX, ACTION_ELEMENT_TYPES)
         return errors or _action_errors(elements, f"{pointer}/elements")
-    return []  # divider, and the blocks a chat bot does not build (input, file, video, table, ...)
+    if kind == "input":
+        return _input_errors(block, pointer)
+    return []  # divider, and the blocks a chat bot does not build (file, video, table, ...)
+
+
+def _input_errors(block: JsonDict, pointer: str) -> list[str]:
+    """An input block: a plain_text ``label`` (2,000) and an ``element`` of an input type (its ``action_id``
+    up to 255) are required; ``hint`` plain_text (2,000); ``optional`` / ``dispatch_action`` booleans."""
+    errors: list[str] = []
+    if block.get("label") is None:
+        errors.append(f"missing required field: label [json-pointer:{pointer}/label]")
+    else:
+        errors.extend(_text_object_errors(block["label"], f"{pointer}/label", plain_only=True, limit=INPUT_LABEL_MAX))
+    if block.get("hint") is not None:
+        errors.extend(_text_object_errors(block["hint"], f"{pointer}/hint", plain_only=True, limit=INPUT_HINT_MAX))
+    errors.extend(
+        f"must be a boolean [json-pointer:{pointer}/{key}]"
+        for key in ("optional", "dispatch_action")
+        if key in block and not isinstance(block[key], bool)
+    )
+    element = block.get("element")
+    here = f"{pointer}/element"
+    if element is None:
+        return [*errors, f"missing required field: element [json-pointer:{here}]"]
+    if not isinstance(element, dict) or element.get("type") not in INPUT_ELEMENT_TYPES:
+        return [*errors, f"must provide a valid element [json-pointer:{here}]"]
+    action_id = element.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or not 0 < len(action_id) <= ACTION_ID_MAX):
+        errors.append(f"must be less than {ACTION_ID_MAX + 1} characters [json-pointer:{here}/action_id]")
+    if element["type"] == "plain_text_input":
+        errors.extend(_plain_text_input_errors(element, here))
+    return errors
+
+
+def _plain_text_input_errors(element: JsonDict, pointer: str) -> list[str]:
+    """``placeholder`` plain_text (150), ``multiline`` a boolean, ``min_length`` 0-3,000 and ``max_length``
+    1-3,000 (not below min_length), ``initial_value`` a string of at most ``max_length`` characters."""
+    errors: list[str] = []
+    placeholder = element.get("placeholder")
+    if placeholder is not None:
+        here = f"{pointer}/placeholder"
+        errors.extend(_text_object_errors(placeholder, here, plain_only=True, limit=PLACEHOLDER_MAX))
+    if "multiline" in element and not isinstance(element["multiline"], bool):
+        errors.append(f"must be a boolean [json-pointer:{pointer}/multiline]")
+    lengths: dict[str, int] = {}
+    for key, low in (("min_length", 0), ("max_length", 1)):
+        value = element.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= PLAIN_TEXT_INPUT_MAX:
+            errors.append(f"must be between {low} and {PLAIN_TEXT_INPUT_MAX} [json-pointer:{pointer}/{key}]")
+        else:
+            lengths[key] = value
+    longest = lengths.get("max_length", PLAIN_TEXT_INPUT_MAX)
+    if lengths.get("min_length", 0) > longest:
+        errors.append(f"must not be more than max_length [json-pointer:{pointer}/min_length]")
+    initial = element.get("initial_value")
+    if initial is not None and (not isinstance(initial, str) or len(initial) > longest):
+        errors.append(f"must be less than {longest + 1} characters [json-pointer:{pointer}/initial_value]")
+    return errors
+
+
+def _view_metadata_errors(view: JsonDict) -> list[str]:
+    """A view's ``private_metadata`` (3,000), ``callback_id`` and ``external_id`` (255 each): strings."""
+    errors: list[str] = []
+    for key, limit in (
+        ("private_metadata", PRIVATE_METADATA_MAX),
+        ("callback_id", CALLBACK_ID_MAX),
+        ("external_id", EXTERNAL_ID_MAX),
+    ):
+        value = view.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors.append(f"must provide a string [json-pointer:/view/{key}]")
+        elif len(value) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:/view/{key}]")
+    return errors
+
+
+def modal_view_errors(view: JsonDict) -> list[str]:
+    """What Slack finds wrong with a modal (``views.open``; a ``response_action: "update"``): ``type``
+    "modal"; ``title`` plain_text of up to 24 characters; up to 100 ``blocks`` of the types a modal takes,
+    checked like message blocks (input blocks: ``label`` and ``element``, see _input_errors); ``submit`` /
+    ``close`` plain_text (24), ``submit`` required once there is an input block; ``private_metadata``
+    (3,000), ``callback_id`` / ``external_id`` (255); ``clear_on_close`` / ``notify_on_close`` booleans."""
+    if view.get("type") != "modal":
+        return ["must be modal [json-pointer:/view/type]"]
+    errors: list[str] = []
+    if view.get("title") is None:
+        errors.append("missing required field: title [json-pointer:/view/title]")
+    else:
+        errors.extend(_text_object_errors(view["title"], "/view/title", plain_only=True, limit=MODAL_TITLE_MAX))
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        errors.append("must provide an array [json-pointer:/view/blocks]")
+        blocks = []
+    else:
+        errors.extend(block_errors(blocks, limit=MAX_VIEW_BLOCKS, base="/view/blocks", types=MODAL_BLOCK_TYPES))
+    for key in ("submit", "close"):
+        if view.get(key) is not None:
+            errors.extend(_text_object_errors(view[key], f"/view/{key}", plain_only=True, limit=MODAL_BUTTON_MAX))
+    if view.get("submit") is None and any(b.get("type") == "input" for b in blocks):
+        errors.append("missing required field: submit (the view has input blocks) [json-pointer:/view/submit]")
+    errors.extend(_view_metadata_errors(view))
+    errors.extend(
+        f"must be a boolean [json-pointer:/view/{key}]"
+        for key in ("clear_on_close", "notify_on_close")
+        if key in view and not isinstance(view[key], bool)
+    )
+    return errors
 
 
 def _text_object_errors(value: Any, pointer: str, *, plain_only: bool = False, limit: int | None = None) -> list[str]:
@@ -1116,6 +1331,7 @@ class FakeSlack:
         team_domain: str | None = None,
         history_tier: HistoryTier = "internal",
         history_window_seconds: float = 60.0,
+        trigger_id_lifetime: float = TRIGGER_ID_LIFETIME,
     ) -> None:
         self.bot_token = bot_token
         # The workspace's subdomain (permalinks, auth.test's url); distinct per team unless given.
@@ -1154,6 +1370,12 @@ class FakeSlack:
         self.assistant_threads: dict[tuple[str, str], AssistantThread] = {}  # by (DM channel, thread_ts)
         self.published_views: list[PublishedView] = []
         self.home_views: dict[str, JsonDict] = {}  # each person's current Home tab
+        # views.open: a trigger_id works this many seconds after the interaction (3 at Slack), once.
+        self.trigger_id_lifetime = trigger_id_lifetime
+        self._triggers: dict[str, _Trigger] = {}
+        self.views_opened: list[OpenedView] = []  # every accepted views.open, in order
+        self._views: dict[str, OpenedView] = {}  # by view id
+        self._submission_envelopes: dict[str, str] = {}  # Socket Mode envelope id -> the submitted view's id
         self.responses: list[ResponseUrlPost] = []  # POSTs to response_url (refused ones too: see .status)
         self.response_url_max_uses = RESPONSE_URL_MAX_USES
         self.response_url_max_age = RESPONSE_URL_MAX_AGE
@@ -1900,7 +2122,7 @@ class FakeSlack:
             "api_app_id": self.app_id,
             "is_enterprise_install": "false",
             "response_url": self._new_response_url(channel, user, "slash_command"),
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._new_trigger(user, "slash_command"),
         }
 
     def message_shortcut(self, callback_id: str, user: str, channel: str, message_ts: str) -> JsonDict:
@@ -1925,7 +2147,7 @@ class FakeSlack:
             "is_enterprise_install": False,
             "enterprise": None,
             "callback_id": callback_id,
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._new_trigger(user, "message_action"),
             "response_url": self._new_response_url(channel, user, "message_action", thread_ts=message.thread_ts),
             "message_ts": message.ts,
             "message": self._message_json(message),
@@ -1977,11 +2199,101 @@ class FakeSlack:
             "message": self._message_json(message),
             "state": {"values": {}},
             "actions": [action],
-            "trigger_id": _trigger_id(),
+            "trigger_id": self._new_trigger(user, "block_actions"),
             "response_url": self._new_response_url(channel, user, "block_actions", thread_ts=message.thread_ts),
             "is_enterprise_install": False,
             "enterprise": None,
         }
+
+    def _new_trigger(self, user: str, source: str) -> str:
+        """A ``trigger_id`` for `user`'s interaction, issued now: ``views.open`` takes it within
+        ``trigger_id_lifetime`` seconds, once."""
+        trigger_id = _trigger_id()
+        self._triggers[trigger_id] = _Trigger(user, time.time(), source)
+        return trigger_id
+
+    def view_submission(self, user: str, view_id: str, values: dict[str, str | None]) -> JsonDict:
+        """The ``view_submission`` payload of `user` pressing the submit button of the modal `view_id` (opened
+        with views.open) after typing `values`: each key is an input block's ``block_id`` (or, failing
+        that, its element's ``action_id``), each value the text typed in it. ``view.state.values`` is
+        ``{block_id: {action_id: {"type": "plain_text_input", "value": text}}}`` for every input block; one
+        left out of `values` (or given "" or None) has ``"value": None``, as Slack sends an empty field.
+
+        Raises AssertionError for what Slack's client would not send (a test bug): a view never opened,
+        already submitted (closed), someone else's; a key naming no text input; text longer than the
+        element's ``max_length`` or shorter than its ``min_length``; a required (not ``optional``) input
+        left empty. Marks the view closed (see OpenedView.closed; a Socket Mode answer may reopen it)."""
+        opened = self._views.get(view_id)
+        if opened is None:
+            raise AssertionError(f"no view {view_id!r} was opened with views.open: nothing to submit")
+        if opened.closed:
+            raise AssertionError(f"view {view_id!r} was already submitted (closed): nothing to submit")
+        if user != opened.user:
+            raise AssertionError(f"view {view_id!r} was opened for {opened.user}, {user} cannot submit it")
+        name = self.users[user].name if user in self.users else user
+        view = {**opened.view, "state": {"values": self._view_state(opened.view, values)}}
+        payload: JsonDict = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": {"id": user, "username": name, "name": name, "team_id": self.team_id},
+            "api_app_id": self.app_id,
+            "token": "fake-verification-token",
+            "trigger_id": self._new_trigger(user, "view_submission"),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        opened.closed = True
+        opened.submissions.append(payload)
+        return payload
+
+    @staticmethod
+    def _view_state(view: JsonDict, values: dict[str, str | None]) -> JsonDict:
+        """``state.values`` of a submitted modal: every input block, by block_id then action_id."""
+        remaining = dict(values)
+        state: JsonDict = {}
+        for block in view.get("blocks") or []:
+            element = block.get("element")
+            if block.get("type") != "input" or not isinstance(element, dict):
+                continue
+            block_id, action_id, kind = block["block_id"], element["action_id"], element.get("type")
+            key = block_id if block_id in remaining else action_id if action_id in remaining else None
+            text = remaining.pop(key) if key is not None else None
+            if kind not in TEXT_INPUT_TYPES:
+                if text is not None:
+                    raise AssertionError(f"input {block_id!r} is a {kind}: the fake types text into text inputs only")
+                state[block_id] = {action_id: {"type": kind}}
+                continue
+            text = text or None
+            if text is None and not block.get("optional", False):
+                raise AssertionError(f"input {block_id!r} is required: Slack's client does not submit it empty")
+            if text is not None and not element.get("min_length", 0) <= len(text) <= element.get(
+                "max_length", PLAIN_TEXT_INPUT_MAX
+            ):
+                raise AssertionError(f"input {block_id!r} takes min_length..max_length characters, not {len(text)}")
+            state[block_id] = {action_id: {"type": kind, "value": text}}
+        if remaining:
+            raise AssertionError(f"the view has no text input {sorted(remaining)!r} (keys: block_id or action_id)")
+        return state
+
+    def apply_view_ack(self, view_id: str, ack: JsonDict | None) -> None:
+        """The app answered a submission of `view_id` with `ack` (done for Socket Mode acks; call it with
+        the HTTP response's JSON after post_signed_interactive): None / {} / ``clear`` close the modal,
+        ``errors`` and ``push`` keep it open, ``update`` replaces it (if valid, else ``update_errors``)."""
+        opened = self._views[view_id]
+        opened.acks.append(ack)
+        action = (ack or {}).get("response_action")
+        if action in ("errors", "push"):
+            opened.closed = False
+        elif action == "update":
+            opened.closed = False
+            new = (ack or {}).get("view")
+            problems = modal_view_errors(new) if isinstance(new, dict) else ["missing required field: view"]
+            if problems:
+                opened.update_errors.extend(problems)
+            else:
+                opened.view = self._stored_modal(new, view_id, time.time())
 
     def _new_response_url(self, channel: str, user: str, source: str, *, thread_ts: str | None = None) -> str:
         response_id = uuid.uuid4().hex
@@ -2128,6 +2440,7 @@ class FakeSlack:
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
         }
@@ -2496,6 +2809,79 @@ class FakeSlack:
         self.published_views.append(PublishedView(user_id, stored, now))
         return {"view": stored}
 
+    def _views_open(self, params: JsonDict, now: float) -> JsonDict:
+        """A modal for the person whose interaction issued ``trigger_id`` (or ``interactivity_pointer``):
+        a trigger_id of this fake (``invalid_trigger_id``), not exchanged before (``exchanged_trigger_id``),
+        at most ``trigger_id_lifetime`` seconds old (``expired_trigger_id``); a valid modal (see
+        modal_view_errors: ``invalid_arguments``), 250 kB (``view_too_large``), an unused ``external_id``
+        (``duplicate_external_id``). A refused view leaves the trigger_id unexchanged."""
+        trigger_id = params.get("trigger_id") or params.get("interactivity_pointer")
+        if not trigger_id:
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: trigger_id"]}
+            )
+        trigger = self._triggers.get(str(trigger_id))
+        if trigger is None:
+            raise ApiError("invalid_trigger_id")
+        if trigger.exchanged:
+            raise ApiError("exchanged_trigger_id")
+        if now - trigger.issued > self.trigger_id_lifetime:
+            raise ApiError("expired_trigger_id")
+        view = params.get("view")
+        if not isinstance(view, dict):
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: view"]}
+            )
+        if len(json.dumps(view)) > VIEW_MAX_BYTES:
+            raise ApiError("view_too_large")
+        problems = modal_view_errors(view)
+        if problems:
+            raise ApiError("invalid_arguments", response_metadata={"messages": [f"[ERROR] {p}" for p in problems]})
+        external_id = view.get("external_id")
+        if external_id and any(v.view.get("external_id") == external_id for v in self.views_opened):
+            raise ApiError("duplicate_external_id")
+        trigger.exchanged = True
+        view_id = f"V{uuid.uuid4().hex[:10].upper()}"
+        stored = self._stored_modal(view, view_id, now)
+        opened = OpenedView(view_id, trigger.user, self.team_id, stored, now, str(trigger_id))
+        self.views_opened.append(opened)
+        self._views[view_id] = opened
+        return {"view": stored}
+
+    def _stored_modal(self, view: JsonDict, view_id: str, now: float) -> JsonDict:
+        """A modal as Slack keeps and returns it: every block with a ``block_id`` and every input element
+        with an ``action_id`` (random ones where the app gave none), ``state``, ``hash`` and the ids."""
+        view = json.loads(json.dumps(view))  # a copy: ids are filled in
+        for block in view.get("blocks") or []:
+            block.setdefault("block_id", uuid.uuid4().hex[:5])
+            element = block.get("element")
+            if block.get("type") == "input" and isinstance(element, dict):
+                element.setdefault("action_id", uuid.uuid4().hex[:5])
+                block.setdefault("optional", False)
+                block.setdefault("dispatch_action", False)
+        return {
+            **view,
+            "id": view_id,
+            "team_id": self.team_id,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": f"{now:.6f}.{uuid.uuid4().hex[:8]}",
+            "clear_on_close": view.get("clear_on_close", False),
+            "notify_on_close": view.get("notify_on_close", False),
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": self.app_id,
+            "app_installed_team_id": self.team_id,
+            "bot_id": self.bot_id,
+        }
+
+    def opened_view(self, view_id: str) -> OpenedView | None:
+        return self._views.get(view_id)
+
     @staticmethod
     def _home_view_errors(view: JsonDict) -> list[str]:
         if view.get("type") != "home":
@@ -2504,13 +2890,7 @@ class FakeSlack:
         if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
             return ["must provide an array [json-pointer:/view/blocks]"]
         problems = block_errors(blocks, limit=MAX_VIEW_BLOCKS, base="/view/blocks", types=HOME_BLOCK_TYPES)
-        if len(str(view.get("private_metadata") or "")) > PRIVATE_METADATA_MAX:
-            problems.append(
-                f"must be less than {PRIVATE_METADATA_MAX + 1} characters [json-pointer:/view/private_metadata]"
-            )
-        if len(str(view.get("callback_id") or "")) > CALLBACK_ID_MAX:
-            problems.append(f"must be less than {CALLBACK_ID_MAX + 1} characters [json-pointer:/view/callback_id]")
-        return problems
+        return problems + _view_metadata_errors(view)
 
     def title_of(self, channel_id: str, thread_ts: str) -> str | None:
         """An assistant thread's title (None: never set)."""
@@ -2652,6 +3032,8 @@ class FakeSlack:
         if envelope_id and envelope_id not in self.acks:
             self.acks[envelope_id] = time.time()
             self.ack_payloads[envelope_id] = message.get("payload")
+            if envelope_id in self._submission_envelopes:
+                self.apply_view_ack(self._submission_envelopes[envelope_id], message.get("payload"))
 
     @property
     def socket_connected(self) -> bool:
@@ -2703,6 +3085,12 @@ class FakeSlack:
         Mode in an ``interactive`` envelope; returns the envelope_id."""
         return await self.send_interactive(payload or self.block_actions(user, channel, message_ts, action_id))
 
+    async def send_view_submission(self, user: str, view_id: str, values: dict[str, str | None]) -> str:
+        """`user` submits the modal `view_id` having typed `values` (see view_submission): delivers the
+        ``view_submission`` payload over Socket Mode in an ``interactive`` envelope; returns the envelope_id.
+        The app's ack payload (``response_action`` ...) lands in ``ack_payloads`` and the view's ``acks``."""
+        return await self.send_interactive(self.view_submission(user, view_id, values))
+
     async def send_envelope(
         self,
         type: str,
@@ -2723,6 +3111,8 @@ class FakeSlack:
             sent_at=time.time(),
         )
         self.deliveries.append(delivery)
+        if payload.get("type") == "view_submission":  # before sending: the ack may come back at once
+            self._submission_envelopes[delivery.envelope_id] = payload["view"]["id"]
         await ws.send_json(delivery.to_wire())
         self._spawn(self._watch_ack(delivery))
         return delivery.envelope_id
@@ -2756,6 +3146,8 @@ class FakeSlack:
             return
         if delivery.type != "events_api" or delivery.retry_attempt >= self.max_retries:
             self.unacked.append(delivery)
+            if delivery.envelope_id in self._submission_envelopes:  # Slack shows an error in the open modal
+                self._views[self._submission_envelopes[delivery.envelope_id]].closed = False
             return
         try:
             await self.send_envelope(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -675,3 +676,196 @@ async def test_channel_history_needs_the_bot_in_the_channel_and_the_scope(fake: 
     fake.scopes.discard("channels:history")
     scope = await api_error(client.conversations_history(channel=CHANNEL))
     assert (scope.response["error"], scope.response["needed"]) == ("missing_scope", "channels:history")
+
+
+# ---- modals: views.open and view_submission ---------------------------------------------------------
+
+VOTE_BLOCKS = [
+    {
+        "type": "actions",
+        "block_id": "votes",
+        "elements": [{"type": "button", "action_id": "vote_down", "text": {"type": "plain_text", "text": "👎"}}],
+    }
+]
+
+
+def reason_modal(**changes: Any) -> dict[str, Any]:
+    """The form the bot opens on 👎: one optional multiline input (block and action id "reason")."""
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": "why",
+        "title": {"type": "plain_text", "text": "Why 👎?"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "private_metadata": '{"answer": "A1"}',
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What was missing or wrong?"},
+                "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True, "max_length": 500},
+            }
+        ],
+    }
+    return {**view, **changes}
+
+
+async def clicked_trigger(fake: FakeSlack, client: AsyncWebClient) -> str:
+    """A person clicks 👎 under a bot message: the trigger_id of that block_actions payload."""
+    posted = await client.chat_postMessage(channel=CHANNEL, text="an answer", blocks=VOTE_BLOCKS)
+    return str(fake.block_actions(USER, CHANNEL, posted["ts"], "vote_down")["trigger_id"])
+
+
+async def test_views_open_exchanges_a_fresh_trigger_id_once(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    trigger_id = await clicked_trigger(fake, client)
+    opened = await client.views_open(trigger_id=trigger_id, view=reason_modal())
+    view = opened["view"]
+    assert view["id"].startswith("V") and view["team_id"] == fake.team_id and view["hash"]
+    assert view["state"] == {"values": {}} and view["callback_id"] == "why" and view["type"] == "modal"
+    [record] = fake.views_opened
+    assert (record.view_id, record.user, record.trigger_id, record.callback_id) == (view["id"], USER, trigger_id, "why")
+    assert record.private_metadata == '{"answer": "A1"}' and record.time > 0
+
+    again = await api_error(client.views_open(trigger_id=trigger_id, view=reason_modal()))
+    assert again.response["error"] == "exchanged_trigger_id"
+    unknown = await api_error(client.views_open(trigger_id="1.2.not-issued", view=reason_modal()))
+    assert unknown.response["error"] == "invalid_trigger_id"
+
+    fake.trigger_id_lifetime = 0.05  # Slack's 3 s, shortened
+    late = await clicked_trigger(fake, client)
+    await asyncio.sleep(0.1)
+    assert (await api_error(client.views_open(trigger_id=late, view=reason_modal()))).response["error"] == (
+        "expired_trigger_id"
+    )
+    fake.trigger_id_lifetime = 3.0
+    as_string = await client.views_open(trigger_id=await clicked_trigger(fake, client), view=json.dumps(reason_modal()))
+    assert as_string["view"]["title"]["text"] == "Why 👎?" and len(fake.views_opened) == 2
+    assert fake.calls_to("views.open")[-1].ok and "views.open" in fake.limits.methods
+
+
+async def test_views_open_refuses_invalid_modals_without_using_the_trigger_id(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    trigger_id = await clicked_trigger(fake, client)
+
+    async def refused(view: dict[str, Any]) -> dict[str, Any]:
+        return dict((await api_error(client.views_open(trigger_id=trigger_id, view=view))).response.data or {})
+
+    long_title = await refused(reason_modal(title={"type": "plain_text", "text": "x" * 25}))
+    assert long_title["error"] == "invalid_arguments"
+    assert long_title["response_metadata"]["messages"] == [
+        "[ERROR] must be less than 25 characters [json-pointer:/view/title/text]"
+    ]
+    unlabelled = reason_modal()
+    del unlabelled["blocks"][0]["label"]
+    assert (await refused(unlabelled))["response_metadata"]["messages"] == [
+        "[ERROR] missing required field: label [json-pointer:/view/blocks/0/label]"
+    ]
+    no_submit = reason_modal()
+    del no_submit["submit"]
+    assert "[json-pointer:/view/submit]" in (await refused(no_submit))["response_metadata"]["messages"][0]
+    too_long = reason_modal()
+    too_long["blocks"][0]["element"]["max_length"] = 3001
+    assert (await refused(too_long))["response_metadata"]["messages"] == [
+        "[ERROR] must be between 1 and 3000 [json-pointer:/view/blocks/0/element/max_length]"
+    ]
+    assert (await refused(reason_modal(type="home")))["error"] == "invalid_arguments"
+    assert "no more than 100 items" in str(await refused(reason_modal(blocks=[{"type": "divider"}] * 101)))
+    assert "[json-pointer:/view/private_metadata]" in str(await refused(reason_modal(private_metadata="x" * 3001)))
+    assert fake.views_opened == []
+    await client.views_open(trigger_id=trigger_id, view=reason_modal())  # refusals left the trigger_id usable
+
+
+def modal_app(fake: FakeSlack, submitted: list[dict[str, Any]]) -> AsyncApp:
+    """A bolt app opening the reason form on 👎 and reading it back; a one-letter reason is refused."""
+    app = AsyncApp(client=web_client(fake))
+
+    @app.action("vote_down")
+    async def on_vote(ack: Callable[..., Awaitable[None]], body: dict, client: AsyncWebClient) -> None:
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=reason_modal())
+
+    @app.view("why")
+    async def on_why(ack: Callable[..., Awaitable[None]], body: dict, view: dict) -> None:
+        submitted.append(body)
+        typed = view["state"]["values"]["reason"]["reason"]["value"]
+        if typed is not None and len(typed) < 2:
+            await ack(response_action="errors", errors={"reason": "Say a little more"})
+        else:
+            await ack()
+
+    return app
+
+
+async def test_view_submission_over_socket_mode_reaches_bolts_view_handler(fake: FakeSlack) -> None:
+    submitted: list[dict[str, Any]] = []
+    handler = AsyncSocketModeHandler(modal_app(fake, submitted), APP_TOKEN)
+    await handler.connect_async()
+    try:
+        await fake.wait_socket_connected()
+        posted = await web_client(fake).chat_postMessage(channel=CHANNEL, text="an answer", blocks=VOTE_BLOCKS)
+        await fake.send_block_action(USER, CHANNEL, posted["ts"], "vote_down")
+        await eventually(lambda: len(fake.views_opened) == 1)
+        view_id = fake.views_opened[0].view_id
+
+        refused = await fake.send_view_submission(USER, view_id, {"reason": "x"})
+        await fake.wait_ack(refused)
+        assert fake.ack_payloads[refused] == {"response_action": "errors", "errors": {"reason": "Say a little more"}}
+        assert not fake.views_opened[0].closed  # Slack keeps the modal open, showing the error
+
+        envelope = await fake.send_view_submission(USER, view_id, {"reason": "the numbers are from 2019"})
+        await fake.wait_ack(envelope)
+    finally:
+        await handler.close_async()
+
+    body = submitted[-1]
+    assert body["type"] == "view_submission" and body["api_app_id"] == fake.app_id and body["trigger_id"]
+    assert body["user"] == {"id": USER, "username": "alice", "name": "alice", "team_id": fake.team_id}
+    assert body["team"]["id"] == fake.team_id
+    view = body["view"]
+    assert (view["id"], view["callback_id"], view["private_metadata"]) == (view_id, "why", '{"answer": "A1"}')
+    assert view["state"]["values"] == {
+        "reason": {"reason": {"type": "plain_text_input", "value": "the numbers are from 2019"}}
+    }
+    [delivery] = [d for d in fake.deliveries if d.envelope_id == envelope]
+    assert delivery.type == "interactive" and delivery.accepts_response_payload
+    record = fake.views_opened[0]
+    assert record.closed and record.response_actions == ["errors", None] and len(record.submissions) == 2
+    with pytest.raises(AssertionError, match="already submitted"):
+        fake.view_submission(USER, view_id, {"reason": "once more"})
+    with pytest.raises(AssertionError, match="was opened"):
+        fake.view_submission(USER, "V0NEVER000", {})
+
+
+async def test_view_submission_state_values(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    blocks = [
+        reason_modal()["blocks"][0],
+        {  # no ids given: Slack makes them up, and so does the fake
+            "type": "input",
+            "label": {"type": "plain_text", "text": "Anything else?"},
+            "optional": True,
+            "element": {"type": "plain_text_input"},
+        },
+    ]
+    opened = await client.views_open(trigger_id=await clicked_trigger(fake, client), view=reason_modal(blocks=blocks))
+    second = opened["view"]["blocks"][1]
+    block_id, action_id = second["block_id"], second["element"]["action_id"]
+    assert block_id and action_id and second["optional"] is True
+    payload = fake.view_submission(USER, opened["view"]["id"], {action_id: "by action_id"})
+    assert payload["view"]["state"]["values"] == {
+        "reason": {"reason": {"type": "plain_text_input", "value": None}},  # left out
+        block_id: {action_id: {"type": "plain_text_input", "value": "by action_id"}},
+    }
+    with pytest.raises(AssertionError, match="already submitted"):
+        fake.view_submission(USER, opened["view"]["id"], {})
+
+    again = await client.views_open(trigger_id=await clicked_trigger(fake, client), view=reason_modal())
+    view_id = again["view"]["id"]
+    with pytest.raises(AssertionError, match="no text input"):
+        fake.view_submission(USER, view_id, {"elsewhere": "typed"})
+    with pytest.raises(AssertionError, match="max_length"):
+        fake.view_submission(USER, view_id, {"reason": "x" * 501})
+    with pytest.raises(AssertionError, match="cannot submit"):
+        fake.view_submission("U0SOMEONE", view_id, {"reason": "not mine"})
