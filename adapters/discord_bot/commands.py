@@ -13,7 +13,7 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.knowledge_access import DiscordKnowledge
+from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
 from adapters.discord_bot.permissions import Scope
 from adapters.discord_bot.persona_commands import PersonaCommands
 from adapters.discord_bot.place_commands import PlaceCommands, bold
@@ -26,8 +26,9 @@ from adapters.discord_bot.surfaces import (
     InteractionReply,
     OnPosted,
 )
+from adapters.discord_bot.vote_buttons import answer_id, person
 from adapters.jobs.attachments import Attachment
-from adapters.jobs.platform_jobs import PlatformJobs, describe_models, switched_model, unknown_model
+from adapters.jobs.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.personas import Place
@@ -139,13 +140,18 @@ class Commands:
             places=places_of(interaction.channel, interaction.guild),
             knowledge=await self._bot.knowledge.access(interaction.guild, interaction.user),
         )
-        await self._jobs.answer(turn, self._response_surface(interaction, key))
+        scope = guild_scope(interaction.guild.id) if interaction.guild else "discord:dm"
+        channel = str(interaction.channel.id) if interaction.channel else ""
+        kept = Kept(answer_id(interaction.id), scope, "", person(interaction.user), channel)
+        await self._jobs.answer(turn, self._response_surface(interaction, key, votes=str(interaction.id)), kept=kept)
 
-    def _response_surface(self, interaction: discord.Interaction, key: str) -> InteractionReply:
+    def _response_surface(
+        self, interaction: discord.Interaction, key: str, votes: str | None = None
+    ) -> InteractionReply:
         """The interaction's response; where the bot is in the channel, replying to the answer
         continues the conversation (elsewhere the bot never sees the reply)."""
         linker = self._bot.linker(key) if reaches_channel(interaction) else _unlinked
-        return InteractionReply(interaction, self._bot.rate_limits, linker)
+        return InteractionReply(interaction, self._bot.rate_limits, linker, votes)
 
     async def _reset(self, interaction: discord.Interaction) -> None:
         key = conversation_key(interaction.channel)

@@ -58,7 +58,10 @@ class PlaceCommands:
             await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
 
     def register_respond(self, tree: app_commands.CommandTree[discord.Client], places_of: PlacesOf) -> None:
+        # A server's channel, where the bot was added: it reads the channel's messages.
         @tree.command(name="respond", description="What the bot answers here without being mentioned")
+        @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+        @app_commands.allowed_installs(guilds=True, users=False)
         @app_commands.describe(
             mode="mentions: only when mentioned; questions: questions it can help with; all: every message",
             scope="This channel, or the server",

@@ -199,8 +199,16 @@ class InteractionReply(ThoughtFile):
 
     limits = REPLY_LIMITS
 
-    def __init__(self, interaction: discord.Interaction, rate_limits: DiscordRateLimits, on_posted: OnPosted) -> None:
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        rate_limits: DiscordRateLimits,
+        on_posted: OnPosted,
+        votes: str | None = None,
+    ) -> None:
+        """`votes`: the answer whose 👍 / 👎 buttons its finished messages carry."""
         super().__init__()
+        self._votes = votes
         self._interaction = interaction
         self._on_posted = on_posted
         self._used_original = False
@@ -215,21 +223,24 @@ class InteractionReply(ThoughtFile):
 
     async def post(self, text: str, *, final: bool) -> discord.Message | str:
         async with self._budget.post(self._buckets):
-            files = self.files(final=final)
+            files, view = self.files(final=final), self._buttons(final=final)
             if self._used_original:
-                return await self._interaction.followup.send(text, wait=True, files=files)
+                return await self._interaction.followup.send(text, wait=True, files=files, view=view)
             self._used_original = True
-            message = await self._interaction.edit_original_response(content=text, attachments=files)
+            message = await self._interaction.edit_original_response(content=text, attachments=files, view=view)
         await self._on_posted(message)
         return ORIGINAL
 
     async def edit(self, handle: discord.Message | str, text: str, *, final: bool) -> None:
         async with await self._budget.edit(self._buckets, final=final):
-            attached = self.files(final=final)
+            attached, view = self.files(final=final), self._buttons(final=final)
             if isinstance(handle, str):
-                await self._interaction.edit_original_response(content=text, attachments=attached)
+                await self._interaction.edit_original_response(content=text, attachments=attached, view=view)
             else:
-                await handle.edit(content=text, attachments=attached)
+                await handle.edit(content=text, attachments=attached, view=view)
+
+    def _buttons(self, *, final: bool) -> Any:
+        return vote_view(self._votes) if final and self._votes else MISSING
 
     async def end(self) -> None:
         await self._budget.end()

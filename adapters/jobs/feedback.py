@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
@@ -234,12 +234,12 @@ class Feedback:
         self._read_gaps = redis.register_script(_READ_GAPS)
         self._drop_gaps = redis.register_script(_DROP_GAPS)
 
-    async def record_answer(self, answer_id: str, info: AnswerInfo) -> None:
-        """Keep the answer for votes; one that cited no source is also a gap (no_source). Recording it again (a
-        retry) keeps its votes."""
+    async def record_answer(self, answer_id: str, info: AnswerInfo, *, could_cite: bool = True) -> None:
+        """Keep the answer for votes; one that cited no source though it `could_cite` (knowledge was searched for
+        it) is also a gap (no_source). Recording it again (a retry) keeps its votes."""
         await self._index(info.asker, _member("asked", info.scope, answer_id))
         await self._run(self._record(keys=self._answer_keys(answer_id), args=[info.to_json(), self._answer_seconds]))
-        if not info.sources:
+        if not info.sources and could_cite:
             entry_id = _entry_id("no_source", answer_id)
             await self._index(info.asker, _member("gap", info.scope, entry_id))
             entry = GapEntry("no_source", info.question, info.link, "", info.model, info.asker, info.at)
@@ -269,6 +269,16 @@ class Feedback:
             await self._follow_vote(answer_id, info, person)
         return outcome
 
+    async def votes_of(self, answer_ids: Sequence[str], person: str) -> dict[str, str]:
+        """`person`'s vote ("up" | "down") on each of `answer_ids` they voted on, in one round trip."""
+        if not answer_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:  # one key each: their Cluster slots differ
+            for answer_id in answer_ids:
+                pipe.hget(self._votes_key(answer_id), person)
+            found: list[Any] = await self._run(pipe.execute())
+        return {answer: _text(vote) for answer, vote in zip(answer_ids, found, strict=True) if vote is not None}
+
     async def give_reason(self, answer_id: str, person: str, reason: str) -> bool:
         """Attach `reason` (trimmed, at most MAX_REASON_CHARS) to `person`'s 👎 on the answer; False if the answer is
         missing, the person's vote on it is not a 👎, or its gap entry is no longer listed."""
@@ -297,20 +307,23 @@ class Feedback:
     async def forget_person(self, person: str, scopes_prefix: str = "") -> int:
         """/forget-me: delete `person`'s votes (taken out of the counts), the answers they asked, and every gap
         entry they are the asker or voter of, in the scopes starting with `scopes_prefix` (all by default). How
-        many went: votes, answers and gap entries, each counted once."""
+        many votes and gap entries went (the answers' records go with their conversations, uncounted)."""
         index = self._person_key(person)
         members = [_text(raw) for raw in await self._run(self._redis.smembers(index))]
         chosen = [member for member in members if _parse_member(member)[1].startswith(scopes_prefix)]
         removed = 0
         gaps_by_scope: dict[str, list[str]] = {}
-        for member in chosen:
-            kind, scope, target = _parse_member(member)
+        asked: list[str] = []
+        # Votes first: an answer of theirs they voted on goes with its votes after.
+        for kind, scope, target in sorted((_parse_member(member) for member in chosen), key=_votes_first):
             if kind == "vote":
                 removed += int(await self._run(self._unvote(keys=self._answer_keys(target), args=[person])))
             elif kind == "asked":
-                removed += await self._forget_answer(target, person)
+                asked.append(target)
             else:
                 gaps_by_scope.setdefault(scope, []).append(target)
+        for target in asked:
+            await self._forget_answer(target, person)
         for scope, entry_ids in gaps_by_scope.items():
             removed += int(await self._run(self._remove_gaps(keys=self._gap_keys(scope), args=entry_ids)))
         if chosen:
@@ -440,3 +453,7 @@ def _kind(name: str) -> GapKind:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _votes_first(member: tuple[str, str, str]) -> bool:
+    return member[0] != "vote"

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -196,10 +196,14 @@ async def gaps_report(
     bold: Callable[[str], str],
     link: Callable[[str, str], str],
     escape: Callable[[str], str] = str,
+    resolve: Callable[[str], Awaitable[str]] | None = None,
 ) -> GapsReport:
     """`/knowledge gaps` of `scope`: its last 30 days, grouped by meaning with the knowledge's embeddings (without
-    knowledge, the same words make a group)."""
+    knowledge, the same words make a group). `resolve`: each entry's link as it is shown (a link kept in a form of
+    the platform's own, made a URL only now)."""
     entries = await feedback.gaps(scope)
+    if resolve is not None:
+        entries = [replace(entry, link=await resolve(entry.link)) for entry in entries]
     if knowledge is not None:
         threshold = GROUP_SIMILARITY.get(knowledge.embedder.name, OTHER_MODELS_SIMILARITY)
         groups = await group_questions(entries, knowledge.embedder.embed, threshold)

@@ -229,7 +229,8 @@ class PlatformJobs:
             time.time(),
         )
         try:
-            await self.feedback.record_answer(kept.answer_id, info)
+            searched = turn.knowledge is not None or turn.found is not None
+            await self.feedback.record_answer(kept.answer_id, info, could_cite=searched)
         except ReplyFailure:
             log.warning("answer_not_kept_for_votes", platform=self._platform, thread=turn.thread)
 

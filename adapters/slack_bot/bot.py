@@ -47,7 +47,7 @@ from adapters.slack_bot.knowledge_command import KnowledgeCommand
 from adapters.slack_bot.knowledge_feed import KnowledgeFeed
 from adapters.slack_bot.knowledge_history import HistoryReader
 from adapters.slack_bot.knowledge_members import PrivateMembers
-from adapters.slack_bot.knowledge_messages import Permalinks
+from adapters.slack_bot.knowledge_messages import Permalinks, message_link
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
@@ -161,7 +161,7 @@ class SlackBot:
         self._history_task: asyncio.Task[None] | None = None
         self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim)
         self._unasked = UnaskedAnswers(self)
-        self._permalinks = Permalinks()
+        self._permalinks = Permalinks()  # before the commands that use it
         self._register()
 
     def _register(self) -> None:
@@ -170,7 +170,9 @@ class SlackBot:
         commands = SlackCommands(self)
         commands.register(self.app)
         PersonaCommand(self, commands.is_admin).register(self.app)
-        KnowledgeCommand(self.knowledge, commands.is_admin, self._history, self.jobs.feedback).register(self.app)
+        KnowledgeCommand(
+            self.knowledge, commands.is_admin, self._history, self.jobs.feedback, self._permalinks
+        ).register(self.app)
         KnowledgeShortcut(self, self.knowledge, commands.is_admin).register(self.app)
         self._feed.register(self.app)
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
@@ -349,9 +351,9 @@ class SlackBot:
         await self.jobs.answer(turn, surface, recording, kept)
 
     async def kept(self, place: Place, asked: str) -> Kept:
-        """Where the votes on the answer to message `asked` are kept, with that message's permalink."""
-        message = {"ts": asked, "thread_ts": place.thread_ts}
-        link = await self._permalinks.of(place.client, place.team, place.enterprise, message, place.channel)
+        """Where the votes on the answer to message `asked` are kept, with a link to that message (made a permalink
+        when `/knowledge gaps` shows it: no call to Slack here)."""
+        link = message_link(place.channel, asked, place.thread_ts)
         answer = answer_id(place.team, place.channel, asked)
         return Kept(answer, f"slack:{place.team}", link, person(place.team, place.user), place.channel)
 
@@ -471,6 +473,7 @@ class SlackBot:
         self._identity = AuthorizeResult.from_auth_test_response(
             auth_test_response=identity, bot_token=self.settings.bot_token
         )
+        self._permalinks.know(str(identity.get("team_id") or ""), str(identity.get("url") or ""))
         log.info("slack_identity", user=identity.get("user"), team=identity.get("team"))
 
     async def _run_socket_mode(self, app_token: str) -> None:

@@ -19,7 +19,7 @@ from adapters.jobs.feedback import Feedback
 from adapters.jobs.gaps import gaps_report
 from adapters.slack_bot.knowledge_history import HistoryReader
 from adapters.slack_bot.knowledge_members import channel_members
-from adapters.slack_bot.knowledge_messages import channel_source, scope_of
+from adapters.slack_bot.knowledge_messages import Permalinks, channel_source, scope_of
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.errors import ReplyFailure
@@ -51,8 +51,10 @@ class KnowledgeCommand:
         is_admin: Callable[[AsyncWebClient, str], Awaitable[bool]],
         history: HistoryReader,
         feedback: Feedback | None = None,
+        permalinks: Permalinks | None = None,
     ) -> None:
         self._feedback = feedback
+        self._permalinks = permalinks or Permalinks()
         self._knowledge = knowledge
         self._is_admin = is_admin
         self._history = history
@@ -106,6 +108,7 @@ class KnowledgeCommand:
             bold=lambda text: f"*{text}*",
             link=lambda text, url: f"<{url}|{text}>",
             escape=escape_mrkdwn,
+            resolve=lambda link: self._permalinks.resolve(client, team, link),
         )
         if not report.entries:
             return report.text

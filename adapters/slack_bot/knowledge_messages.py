@@ -90,6 +90,18 @@ class Permalinks:
             built_permalink(url, channel, ts, message.get("thread_ts")) if url else await permalink(client, channel, ts)
         )
 
+    async def resolve(self, client: AsyncWebClient, team: str, link: str) -> str:
+        """A link kept by `message_link` as the message's permalink ("" if Slack won't say); any other as it is."""
+        if not link.startswith(MESSAGE_LINK):
+            return link
+        channel, ts, thread_ts = link.removeprefix(MESSAGE_LINK).split("/", 2)
+        return await self.of(client, team, "", {"ts": ts, "thread_ts": thread_ts or None}, channel)
+
+    def know(self, team: str, url: str) -> None:
+        """A workspace's URL learnt another way (the one workspace's auth.test at start-up)."""
+        if url:
+            self._urls[team] = url
+
     async def workspace_url(self, client: AsyncWebClient, team: str) -> str:
         if team not in self._urls:
             try:
@@ -107,3 +119,11 @@ def built_permalink(workspace_url: str, channel: str, ts: str, thread_ts: str | 
     if thread_ts and thread_ts != ts:
         link += f"?thread_ts={thread_ts}&cid={channel}"
     return link
+
+
+MESSAGE_LINK = "slack-message:"
+
+
+def message_link(channel: str, ts: str, thread_ts: str | None) -> str:
+    """A message's link as kept until it is shown (`Permalinks.resolve` makes it Slack's permalink then)."""
+    return f"{MESSAGE_LINK}{channel}/{ts}/{thread_ts or ''}"

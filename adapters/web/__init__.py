@@ -34,6 +34,9 @@ The frames (JSON over the websocket):
 - Instructions, each conversation's own persona (adapters.web.instructions): `instructions` and
   `maxInstructions` in `hello`, and `instructions` {conversation, text} to the page once they are
   saved or cleared; `instructions` {id, text} ("" clears them) from it.
+- Votes, 👍 / 👎 under each finished answer (adapters.web.votes): `answer` (its id) in an answer's last `reply` frame
+  once it is kept for votes, and in `hello`'s history with the browser's `vote` on it; `voted` {answer, vote,
+  status} to the page; `vote` {answer, up} and `vote_reason` {answer, reason} from it.
 
 What a person meets (chat.py, uploads.py):
 
@@ -72,6 +75,7 @@ from adapters.web.chat import Tab
 from adapters.web.conversations import Hub, conversations_for
 from adapters.web.guard import Guard
 from adapters.web.uploads import UploadLimits
+from adapters.web.votes import Ballots
 from bot.app import Services
 from config.env import ConfigError
 from config.settings import ImageSettings, Settings
@@ -100,6 +104,7 @@ JOBS: web.AppKey[PlatformJobs] = web.AppKey("jobs")
 SITE: web.AppKey[WebSettings] = web.AppKey("site")
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")  # open pages
 HUB: web.AppKey[Hub] = web.AppKey("hub")  # the same pages by conversation and browser, and their answers
+BALLOTS: web.AppKey[Ballots] = web.AppKey("ballots")  # the browsers' votes on answers, read to draw them again
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     request.app[SOCKETS].add(ws)
     conversation = request.query.get("conversation", "")  # the one this page showed last
     address = web_guard.counted_address(request.remote or "unknown")
-    tab = Tab(jobs, request.app[HUB], ws, chat_id, address, conversation)
+    tab = Tab(jobs, request.app[HUB], ws, chat_id, address, conversation, request.app[BALLOTS])
     try:
         await tab.greet()
         async for message in ws:
@@ -196,6 +201,7 @@ def make_app(services: Services, site: WebSettings, images: ImageSettings) -> we
     app[SITE] = site
     app[SOCKETS] = weakref.WeakSet()
     app[HUB] = Hub(conversations_for(services, site.cookie_seconds))
+    app[BALLOTS] = Ballots(app[JOBS].feedback)
     app.router.add_get("/", page)
     app.router.add_get(f"/{{name:{_MODULE}}}", script)
     app.router.add_get("/ws", socket)

@@ -47,9 +47,10 @@ from adapters.web.uploads import (
     title_about,
     uploads_of,
 )
+from adapters.web.votes import Ballots, give_reason, kept, new_token, page_id, token_of, vote, with_votes
 from bot.core import Turn
 from bot.errors import ReplyFailure
-from bot.render import failure_note
+from bot.render import RenderResult, failure_note
 from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)
@@ -79,10 +80,13 @@ class Tab:
         chat_id: str,
         address: str,
         conversation: str = "",
+        ballots: Ballots | None = None,
     ) -> None:
-        """`conversation`: the one the page showed last, if it still exists."""
+        """`conversation`: the one the page showed last, if it still exists. `ballots`: where the browser's votes
+        are read when a conversation is drawn again (without: drawn with none pressed)."""
         self._jobs = jobs
         self._hub = hub
+        self._ballots = ballots
         self.chat_id = chat_id
         self.address = address
         self.conversation = conversation if is_conversation_id(conversation) else FIRST
@@ -125,6 +129,9 @@ class Tab:
             except ReplyFailure as failure:
                 stored, instructions = [], ""
                 self.notice(failure_note(failure))
+            history = [history_entry(message) for message in stored]
+            tokens = [token for message in stored if (token := token_of(message)) is not None]
+            votes = await self._ballots.of(self.chat_id, entry.id, tokens) if self._ballots else {}
             self.send(
                 {
                     "type": "hello",
@@ -136,7 +143,7 @@ class Tab:
                     **self.uploads.hello_fields(),
                     "conversation": entry.id,
                     "conversations": [entry.frame() for entry in entries],
-                    "history": [history_entry(message) for message in stored],
+                    "history": with_votes(history, stored, entry.id, votes),
                     "live": [live.frame() for live in self._hub.lives(self.thread) if live.shown],
                     **hello_fields(instructions),
                 }
@@ -183,6 +190,10 @@ class Tab:
             await self._delete(event["id"])
         elif kind == "forget":
             await forget_browser(self, self._hub, self._jobs)
+        elif kind == "vote":
+            await vote(self, self._hub, self._jobs, event)
+        elif kind == "vote_reason":
+            await give_reason(self, self._hub, self._jobs, event)
         elif kind == "confirm" and (said := await click(self._jobs.core.gate, self.chat_id, event)) is not None:
             self.notice(said)  # to this page only: the click didn't settle the question
         elif kind == "tools":
@@ -204,7 +215,7 @@ class Tab:
         title = title_from(text) or title_from(title_about(uploads))
         names = file_names(uploads)
         asked = {"question": question, "text": text, "images": len(uploads) - len(names), "files": names}
-        live = Live(self.thread, question, asked)
+        live = Live(self.thread, question, asked, answer=new_token())
         self._start(live, self.conversation, self._answer(live, self.conversation, text, uploads, title))
 
     def _again(self, question: str) -> None:
@@ -213,10 +224,11 @@ class Tab:
         if refusal is not None:
             self.send({"type": "refused", "question": question, "reason": refusal})
             return
-        live = Live(self.thread, question, {"question": question, "again": True}, again=True)
+        live = Live(self.thread, question, {"question": question, "again": True}, again=True, answer=new_token())
         places = places_of(self.chat_id, self.conversation)
         turn = Turn(self.thread, self.chat_id, "web", "", channel="web", again=True, places=places)
-        self._start(live, self.conversation, self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live)))
+        surface, votes = WebReply(self._hub, self._jobs.core, live), kept(self.chat_id, self.conversation, live.answer)
+        self._start(live, self.conversation, self._jobs.answer(turn, surface, kept=votes))
 
     def _busy(self) -> str | None:
         """Why one more question can't wait for its answer here, if it can't."""
@@ -240,7 +252,9 @@ class Tab:
 
     async def _answering(self, live: Live, conversation: str, work: Coroutine[Any, Any, object]) -> None:
         try:
-            await work
+            result = await work
+            if isinstance(result, RenderResult) and result.complete and live.finals:
+                live.finals[-1]["answer"] = page_id(conversation, live.answer)  # kept for votes: 👍 / 👎 under it
         finally:
             self._waiting -= 1
             self._hub.waiting.remove(self.chat_id, self.address)
@@ -258,12 +272,14 @@ class Tab:
         except ReplyFailure as failure:
             log.warning("web_deleted_conversation_not_cleared", thread=thread, detail=failure.detail)
 
-    async def _answer(self, live: Live, conversation: str, text: str, uploads: list[object], title: str) -> None:
+    async def _answer(
+        self, live: Live, conversation: str, text: str, uploads: list[object], title: str
+    ) -> RenderResult | None:
         """Read the question's files as on every platform (images checked and scaled down, documents'
         text read in the isolated workers and cut to fit, text files' text), then answer."""
         if not await self._touch(conversation, title):
             await self._refuse_deleted(live.question, conversation)
-            return
+            return None
         # Decoding megabytes of base64 is left to a thread, as the documents' reading is to the workers.
         attachments, notices = await asyncio.to_thread(attachments_from, uploads, self.uploads)
         asked = text if text.strip() else question_about(uploads)
@@ -272,7 +288,7 @@ class Tab:
         if not text.strip() and not read.images and read.text == asked:
             reason = " ".join(notices) or "Type a message first."  # every file it had was unusable
             self.send({"type": "refused", "question": live.question, "reason": reason})
-            return
+            return None
         turn = Turn(
             live.thread,
             self.chat_id,
@@ -284,7 +300,8 @@ class Tab:
             places=places_of(self.chat_id, conversation),
             view=question_view(text, uploads),  # drawn again with its files' names, not their text
         )
-        await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live))
+        votes = kept(self.chat_id, conversation, live.answer)
+        return await self._jobs.answer(turn, WebReply(self._hub, self._jobs.core, live), kept=votes)
 
     async def _refuse_deleted(self, question: str, conversation: str) -> None:
         """The question's conversation was deleted (from another tab): it is not answered, and a

@@ -221,6 +221,7 @@ class Live:
     shown: bool = False
     finishing: bool = False  # its final text is written, waiting to be stored
     stop_requested: bool = False
+    answer: str = ""  # its answer's token (adapters.web.votes), kept with it: the votes on it go by it
     reply: str = ""
     text: str = ""
     model: str = ""

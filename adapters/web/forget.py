@@ -1,6 +1,7 @@
 """The page's Forget me button (confirmed in the page first): the browser's conversations all go, with their
-answers being written, their Instructions and the browser's question counters; every page of the browser then
-shows a fresh conversation, and the page that asked is told what went (adapters.jobs.forget_me).
+answers being written, their Instructions, the browser's question counters and its feedback on answers (its votes,
+its answers kept for votes, their gap entries: adapters.jobs.feedback); every page of the browser then shows a fresh
+conversation, and the page that asked is told what went (adapters.jobs.forget_me).
 
 The frames (besides those in adapters.web): page → server `forget`; server → that page a `notice` {text, level:
 "info"} saying what was deleted (or "warning", why not), after a `hello` to every page of the browser.
@@ -14,10 +15,13 @@ from adapters.jobs.forget_me import UNREACHABLE, forget_me
 from adapters.jobs.platform_jobs import PlatformJobs
 from adapters.web.conversations import Hub, Page, thread_of
 from adapters.web.instructions import place_of
+from adapters.web.votes import person_of
 from bot.errors import ReplyFailure
 from bot.forget import scope_of
 
 NAME = "web"
+DELETED = "Deleted: "  # how forget_me's sentence starts when something went
+FEEDBACK = "your feedback on answers"  # votes, and what /knowledge gaps kept of them
 
 
 class ForgettingPage(Page, Protocol):
@@ -39,11 +43,28 @@ async def forget_browser(page: ForgettingPage, hub: Hub, jobs: PlatformJobs) -> 
             live.stop_requested = True
         core.stop(thread)
     said = await forget_me(core, scope_of(NAME), chat_id, threads)
-    if said != UNREACHABLE and core.personas is not None:
+    if said != UNREACHABLE:
         try:
-            await core.personas.forget([place_of(chat_id, conversation) for conversation in conversations])
+            if core.personas is not None:
+                await core.personas.forget([place_of(chat_id, conversation) for conversation in conversations])
+            said = with_feedback(said, await jobs.feedback.forget_person(person_of(chat_id)))
         except ReplyFailure:
             said = UNREACHABLE
     for shown in hub.browser(chat_id):
         await shown.greet(None)
     page.notice(said, level="warning" if said == UNREACHABLE else "info")
+
+
+def with_feedback(said: str, forgotten: int) -> str:
+    """What forget_me said went ("Deleted: a.", "Deleted: a and b.", "Deleted: a, b, and c."), naming the browser's
+    feedback too when some went (`forgotten`: how many votes and gap entries), before its last part:
+    "Deleted: 2 conversations of yours, your feedback on answers, and your question counters." """
+    if not forgotten:
+        return said
+    if not said.startswith(DELETED) or not said.endswith("."):  # nothing else went (NOTHING)
+        return f"{DELETED}{FEEDBACK}."
+    listed = said.removeprefix(DELETED).removesuffix(".")
+    head, _, last = listed.rpartition(" and ")
+    if not head:
+        return f"{DELETED}{listed} and {FEEDBACK}."
+    return f"{DELETED}{head.removesuffix(',')}, {FEEDBACK}, and {last}."

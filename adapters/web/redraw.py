@@ -8,7 +8,8 @@ history's own limits: its length, its expiry, /reset, deleting the conversation 
   about them when nothing was typed): later prompts carry it, the page shows only what was typed.
 - An answer keeps its sources (`sources`, the links listed under it) and the thought a thinking model had before it,
   as SHOW_REASONING showed it: closed above it (`thought` {text, seconds}) or quoted before its text (`before`),
-  up to MAX_THOUGHT_CHARS. Neither is ever sent to the model.
+  up to MAX_THOUGHT_CHARS, and the token its votes go by (`answer`: adapters.web.votes). None is ever sent to the
+  model.
 
 The page shows all of it as text; a source is a link only for an http(s) URL.
 """

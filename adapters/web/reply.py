@@ -9,6 +9,7 @@ from adapters.jobs.platform_jobs import UnlimitedSurface
 from adapters.web.conversations import Hub, Live
 from adapters.web.redraw import answer_view
 from adapters.web.tools import ToolFrames, stopped
+from adapters.web.votes import VIEW_KEY
 from bot.core import ChatCore
 from bot.surface import SurfaceLimits
 from bot.tools.asking import ConfirmRequest
@@ -43,7 +44,10 @@ class WebReply(UnlimitedSurface):
 
     def kept_view(self, before: str) -> dict[str, Any]:
         sources = self._live.tools.get("sources", {}).get("urls", [])
-        return answer_view(sources, self._thought, before)
+        view = answer_view(sources, self._thought, before)
+        if self._live.answer:
+            view[VIEW_KEY] = self._live.answer  # the same id, and the same votes, after a reload
+        return view
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         self._model = model

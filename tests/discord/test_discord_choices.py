@@ -248,6 +248,7 @@ async def test_ask_from_a_messages_apps_menu_answers_about_it_in_a_thread_from_i
         "model",
         "persona",
         "reset",
+        "respond",
         "tools",
     ]
     assert registered["Ask mistralbot"]["type"] == 3

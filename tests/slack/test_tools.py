@@ -18,10 +18,11 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from adapters.slack_bot.tool_cards import CONFIRM_NO, CONFIRM_YES
 from tests.conftest import ROOT, delete_keys
 from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript
-from tests.fakes.slack_server import FakeSlack, StoredMessage
+from tests.fakes.slack_server import FakeSlack, JsonDict, StoredMessage
 from tests.slack.harness import SlackHarness, Streaming, eventually, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -82,8 +83,17 @@ class Bot:
         return question
 
 
+def confirm_buttons(message: StoredMessage) -> list[JsonDict]:
+    """A tool's question's Run / Cancel buttons (an answer's actions are its 👍 / 👎)."""
+    return [
+        block
+        for block in message.blocks_of("actions")
+        if any(element.get("action_id") in (CONFIRM_YES, CONFIRM_NO) for element in block.get("elements", []))
+    ]
+
+
 def is_question(message: StoredMessage) -> bool:
-    return bool(message.blocks_of("actions")) or "may I run" in message.text or "`add_note`" in message.text
+    return bool(confirm_buttons(message)) or "may I run" in message.text or "`add_note`" in message.text
 
 
 def without_timings(text: str) -> str:
@@ -233,14 +243,14 @@ async def test_the_askers_click_runs_the_call_once_even_when_the_click_comes_twi
     asked = section["text"]["text"]
     assert asked.startswith('alice, may I run `add_note` (fake) with `{"text": "t4 buy milk &lt;!channel&gt;"}`?')
     assert not LIVE_MENTION.search(asked) and not LIVE_MENTION.search(question.text)
-    [actions] = question.blocks_of("actions")
+    [actions] = confirm_buttons(question)
     assert [(b["text"]["text"], b.get("style")) for b in actions["elements"]] == [("Run", "primary"), ("Cancel", None)]
 
     click = auto.fake.block_actions(ALICE, GENERAL, question.ts, "tool_confirm_yes")
     later = auto.fake.block_actions(ALICE, GENERAL, question.ts, "tool_confirm_yes")  # a second click of hers
     for _ in range(2):  # the same click delivered twice
         await auto.fake.send_block_action(ALICE, GENERAL, question.ts, "tool_confirm_yes", payload=click)
-    await eventually(lambda: not question.blocks_of("actions"), 10, "the buttons to go")
+    await eventually(lambda: not confirm_buttons(question), 10, "the buttons to go")
     assert question.text == "✓ `add_note` (fake) runs: approved."
     await auto.fake.send_block_action(ALICE, GENERAL, question.ts, "tool_confirm_yes", payload=later)
     await auto.harness.wait_turn(GENERAL, thread)
@@ -267,12 +277,12 @@ async def test_someone_elses_click_is_told_privately_and_cancel_means_it_does_no
     await eventually(lambda: len(auto.fake.ephemerals) > told, 5, "Bob to be told")
     [bob_told] = auto.fake.ephemerals[told:]
     assert (bob_told.user, bob_told.text) == (BOB, "Only the person who asked the question can answer this.")
-    assert question.blocks_of("actions")  # still asked
+    assert confirm_buttons(question)  # still asked
     assert auto.files.notes_lines() == before
 
     await auto.fake.send_block_action(ALICE, GENERAL, question.ts, "tool_confirm_no")
     await auto.harness.wait_turn(GENERAL, thread)
-    assert question.text == "✗ `add_note` (fake) did not run: declined." and not question.blocks_of("actions")
+    assert question.text == "✗ `add_note` (fake) did not run: declined." and not confirm_buttons(question)
     assert auto.files.notes_lines() == before
     reply = auto.answer_in(GENERAL, thread)
     [card] = reply.tasks.values()

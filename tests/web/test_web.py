@@ -1203,6 +1203,6 @@ async def test_the_final_frame_goes_out_once_the_answer_is_stored(model: FakeMod
     assert reply["text"] == model.default.answer
     assert hello["history"] == [
         {"role": "user", "text": "Say a lot", "images": 0},
-        {"role": "assistant", "text": model.default.answer, "images": 0},
+        {"role": "assistant", "text": model.default.answer, "images": 0, "answer": reply["answer"]},  # its votes' id
     ]
     assert hello["live"] == []

@@ -7,7 +7,8 @@
 // An answer's tool calls show as chips in it, a tool that asks first asks with Run / Cancel, and
 // the header's Tools menu lists the tools (tools.js). The header's Instructions button edits the
 // conversation's own persona (instructions.js). The sidebar's Forget me deletes everything the chat keeps about
-// the person, once confirmed in the page (forget.js).
+// the person, once confirmed in the page (forget.js). Each finished answer takes a 👍 or a 👎, a 👎 with an
+// optional reason typed under it (votes.js).
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built one by one (markdown.js), and a link is made
@@ -25,6 +26,7 @@ import { onInstructions, showInstructions } from "./instructions.js";
 import { onAsked, onReply, showHistory, stop, welcome } from "./messages.js";
 import { busy, showNotice, state, updateButtons, view } from "./page.js";
 import { connect } from "./socket.js";
+import { onVoted } from "./votes.js";
 import { closeToolsPanel, onConfirm, onConfirmed, onSources, onTool, showToolList, showToolsButton,
          toggleToolsPanel } from "./tools.js";
 
@@ -61,6 +63,7 @@ const handlers = {
   confirmed: onConfirmed,
   tools: showToolList,
   instructions: onInstructions,
+  voted: onVoted,
 };
 
 view.composer.addEventListener("submit", (event) => { event.preventDefault(); submit(); });

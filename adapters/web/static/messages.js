@@ -1,11 +1,12 @@
 // The conversation shown: the person's messages, and the answers as they stream in, each
-// labelled with the model that wrote it, with Copy and (the last one) Regenerate.
+// labelled with the model that wrote it, with Copy, 👍 / 👎 once finished (votes.js) and (the last one) Regenerate.
 import { copyButton } from "./copy.js";
 import { fileChip, picture } from "./images.js";
 import { renderMarkdown } from "./markdown.js";
 import { busy, el, showNotice, state, updateButtons, view } from "./page.js";
 import { send } from "./socket.js";
 import { onSources, replayTools, showStoredTools, takeTools } from "./tools.js";
+import { hideVotes, showVotes } from "./votes.js";
 
 const texts = new WeakMap();  // message -> its text, for Copy
 let asked = 0;
@@ -56,6 +57,7 @@ export function botMessage() {
 
 export function showWaiting(message) {
   message.dataset.state = "waiting";
+  hideVotes(message);  // an answer written again is voted on anew
   message.querySelector(".thought")?.remove();  // an answer written again thinks again
   message.querySelector(".model-label").textContent = "";
   message.querySelector(".body").replaceChildren(el("div", "typing", el("span"), el("span"), el("span")));
@@ -109,6 +111,7 @@ export function showHistory(history, live = []) {
       showThought(message, entry.thought);
       showStoredTools(message, entry.tools);
       onSources({ urls: entry.sources ?? [] }, message);
+      showVotes(message, entry.answer, entry.vote ?? null);
     }
   }
   for (const answer of live) {
@@ -138,6 +141,7 @@ export function onReply(event) {
   showText(message, event.text, event.streaming);
   showThought(message, event.thought);
   if (!event.streaming) state.replies.delete(event.reply);
+  if (!event.streaming && event.answer) showVotes(message, event.answer);  // kept: it takes votes
   updateButtons();
 }
 
