@@ -9,7 +9,8 @@ One ``aiohttp.web`` server on 127.0.0.1 (random port) serves
 * ``response_url`` targets at ``/response/<id>`` (``respond()`` after a slash command or a
   message shortcut: 5 uses within 30 minutes; ``in_channel`` responses become channel messages,
   the others are recorded in ``responses``),
-* files shared in user messages at ``/files-pri/...`` (downloadable with the bot token).
+* files shared in user messages at ``/files-pri/...`` (downloadable with the bot token),
+* the upload URLs ``files.getUploadURLExternal`` hands out at ``/upload/v1/<ticket>`` (files.slack.com's).
 
 Nothing is mocked: the real ``slack_sdk`` / ``slack_bolt`` talk to it over sockets.
 
@@ -70,6 +71,17 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   ``view_submission(user, view_id, values)`` / ``send_view_submission`` (Socket Mode) build and deliver
   the submission (``state.values`` ``{block_id: {action_id: {"type", "value"}}}``); the app's ack
   (``response_action`` errors / update / push / clear) keeps the modal open or closes it.
+* File uploads (slack_sdk's ``files_upload_v2``): ``files.getUploadURLExternal`` (``filename``, ``length`` > 0,
+  else ``invalid_arguments`` / ``missing_argument``; ``alt_txt`` <= 1,000: ``alt_txt_too_large``; a snippet <= 1 MB:
+  ``snippet_too_large``) answers ``upload_url`` + ``file_id``; the bytes are POSTed there without a token, as a raw
+  body (what slack_sdk sends) or a multipart ``file`` field, answered 200 ``text/plain`` ``OK - <bytes>``;
+  ``files.completeUploadExternal`` (``files`` a JSON list of ``{id, title}``, ``channel_id`` or ``channels``,
+  ``initial_comment``, ``thread_ts``) answers ``file_not_found`` for an id never handed out, never uploaded or
+  already completed, ``invalid_arguments`` when the bytes uploaded differ from ``length`` (the fake's choice: Slack
+  does not document it), ``channel_not_found`` / ``not_in_channel`` for a conversation the bot can't post to (as
+  conversations.history), ``channels_limit_exceeded`` beyond 100. It shares the files (downloadable like users')
+  in a ``file_share`` message of the bot per channel (``initial_comment`` its text, in the thread of ``thread_ts``),
+  recorded in ``uploaded_files`` (``UploadedFile``; ``uploads_to``). Both need ``files:write``; both Tier 4.
 * Scopes: the token has ``scopes`` (by default those config/slack-app-manifest.yml asks for);
   ``conversations.history`` / ``.replies`` need the channel type's history scope (``missing_scope`` with
   ``needed``) and the bot in the channel (``not_in_channel``; a private channel it is not in:
@@ -109,7 +121,8 @@ Rate-limit assumptions (Slack publishes per-minute tiers, not bucket sizes): eve
 token bucket refilled at ``per_minute / 60`` per second holding ``burst`` tokens. Tier 2 =
 20/min (burst 4), Tier 3 = 50/min (burst 10), Tier 4 = 100/min (burst 20). ``chat.startStream``
 and ``chat.stopStream`` are assumed Tier 2 (not documented), ``chat.appendStream`` is Tier 4 (the
-method reference says t4), so are ``views.open`` and ``views.publish``. ``chat.postMessage`` is 1/s per
+method reference says t4), so are ``views.open``, ``views.publish``,
+``files.getUploadURLExternal`` and ``files.completeUploadExternal``. ``chat.postMessage`` is 1/s per
 channel with a burst of 3.
 ``apps.connections.open`` (Tier 1 at Slack) is unlimited by default so that reconnect tests do not
 stall on a 60 s Retry-After; set it with ``limits.set(...)`` if a test needs it.
@@ -131,6 +144,7 @@ import io
 import itertools
 import json
 import math
+import mimetypes
 import time
 import uuid
 from collections import deque
@@ -272,6 +286,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "assistant.threads.setSuggestedPrompts": ("assistant:write",),
     "assistant.threads.setTitle": ("assistant:write",),
     "assistant.threads.setStatus": ("assistant:write", "chat:write"),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
 }
 # What reading a channel's members and getting member_joined_channel / member_left_channel need (in the manifest,
 # so in DEFAULT_SCOPES too; a test takes them away with `fake.scopes -= KNOWLEDGE_SCOPES`).
@@ -309,6 +325,9 @@ SLACKBOT = "USLACKBOT"
 TOMBSTONE_TEXT = "This message was deleted."
 RESPONSE_URL_MAX_USES = 5  # Slack: a response_url takes 5 messages within 30 minutes
 RESPONSE_URL_MAX_AGE = 30 * 60.0
+FILE_ALT_TXT_MAX = 1_000  # files.getUploadURLExternal: alt_txt_too_large
+SNIPPET_MAX_BYTES = 1_000_000  # a snippet (snippet_type) is limited to 1 MB: snippet_too_large
+UPLOAD_CHANNELS_MAX = 100  # files.completeUploadExternal: channels_limit_exceeded
 JSON_PARAMS = ("blocks", "attachments", "chunks", "metadata", "loading_messages", "users", "prompts", "view")
 
 
@@ -357,6 +376,8 @@ def default_method_limits() -> dict[str, RateLimit]:
         "views.open": TIER_4,
         "reactions.add": TIER_3,
         "reactions.remove": TIER_3,
+        "files.getUploadURLExternal": TIER_4,
+        "files.completeUploadExternal": TIER_4,
     }
 
 
@@ -766,6 +787,49 @@ class ResponseUrlPost:
 
 
 @dataclass
+class UploadedFile:
+    """A file the app uploaded (files.getUploadURLExternal, a POST of its bytes, files.completeUploadExternal):
+    its ``id``, ``name`` (the upload's filename), ``title``, ``data``, ``mimetype`` (guessed from the name), the
+    bot as ``user``, when it was completed, where it was shared (``channels``; ``channel`` the first, None for a
+    private file), the ``thread_ts`` and ``initial_comment`` given, and the ``file_share`` message per channel
+    (``message_ts``). ``file`` is the file object Slack answered with."""
+
+    id: str
+    name: str
+    title: str
+    data: bytes
+    mimetype: str
+    user: str
+    time: float
+    channels: list[str] = field(default_factory=list)
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    message_ts: dict[str, str] = field(default_factory=dict)
+    file: JsonDict = field(default_factory=dict)
+
+    @property
+    def channel(self) -> str | None:
+        return self.channels[0] if self.channels else None
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class _PendingUpload:
+    """An upload started with files.getUploadURLExternal; ``data`` once its bytes were POSTed."""
+
+    file_id: str
+    filename: str
+    length: int
+    created: float
+    alt_txt: str | None = None
+    snippet_type: str | None = None
+    data: bytes | None = None
+
+
+@dataclass
 class _ResponseTarget:
     channel: str
     user: str
@@ -911,6 +975,10 @@ def _maybe_json(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _file_id() -> str:
+    return f"F{uuid.uuid4().hex[:10].upper()}"
 
 
 def _bearer(header: str | None) -> str | None:
@@ -1347,6 +1415,9 @@ class FakeSlack:
         self.scopes = set(scopes)  # the bot token's scopes (missing_scope for methods needing others)
         self.home_tab_enabled = home_tab_enabled  # views.publish of a home view: not_enabled when off
         self._files: dict[str, bytes] = {}  # what files.slack.com serves, by file id
+        self.uploaded_files: list[UploadedFile] = []  # completed files_upload_v2 uploads, in order
+        self._pending_uploads: dict[str, _PendingUpload] = {}  # by file id, until completed
+        self._upload_tickets: dict[str, str] = {}  # upload URL ticket -> file id
         self.file_downloads: list[str] = []
         self.app_token = app_token
         self.limits = limits if limits is not None else SlackLimits()
@@ -1410,6 +1481,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/socket", self._handle_socket)
         app.router.add_get("/files-pri/{file_id}/{name}", self._handle_file_download)
+        app.router.add_post("/upload/v1/{ticket}", self._handle_upload)
         app.router.add_post("/response/{response_id}", self._handle_response_url)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -1684,8 +1756,10 @@ class FakeSlack:
             message.files = [self._share_file(name, mimetype, data, user) for name, mimetype, data in files]
         return self._event_base("app_mention", message)
 
-    def _share_file(self, name: str, mimetype: str, data: bytes, user: str) -> JsonDict:
-        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+    def _share_file(
+        self, name: str, mimetype: str, data: bytes, user: str, *, file_id: str | None = None, title: str | None = None
+    ) -> JsonDict:
+        file_id = file_id or _file_id()
         self._files[file_id] = data
         url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
         shared: JsonDict = {
@@ -1693,7 +1767,7 @@ class FakeSlack:
             "created": int(time.time()),
             "timestamp": int(time.time()),
             "name": name,
-            "title": name,
+            "title": title or name,
             "mimetype": mimetype,
             "filetype": name.rsplit(".", 1)[-1].lower() if "." in name else "binary",
             "size": len(data),
@@ -1715,6 +1789,30 @@ class FakeSlack:
             return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
         self.file_downloads.append(file_id)
         return web.Response(body=self._files[file_id], content_type="application/octet-stream")
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """files.slack.com's upload URL: the bytes of a pending upload, as the raw body (slack_sdk) or a multipart
+        form's file; no token needed (the URL is the credential). Answered ``OK - <bytes received>``."""
+        file_id = self._upload_tickets.get(request.match_info["ticket"])
+        pending = self._pending_uploads.get(file_id or "")
+        if pending is None:
+            return web.Response(status=404, text="Not Found", content_type="text/plain")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            uploaded = form.get("file") or next((v for v in form.values() if isinstance(v, web.FileField)), None)
+            if not isinstance(uploaded, web.FileField):
+                return web.Response(status=400, text="Bad Request: no file", content_type="text/plain")
+            data = uploaded.file.read()
+        else:
+            data = await request.read()
+        pending.data = data
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+    def uploads_to(self, channel: str, thread_ts: str | None = None) -> list[UploadedFile]:
+        """The app's uploads shared in ``channel`` (in one thread if ``thread_ts``), in order."""
+        return [
+            f for f in self.uploaded_files if channel in f.channels and (thread_ts is None or f.thread_ts == thread_ts)
+        ]
 
     def share_files(self, user: str, files: Sequence[tuple[str, str, bytes]]) -> list[JsonDict]:
         """File objects for (name, mimetype, data), downloadable with the bot token (images with
@@ -2443,6 +2541,8 @@ class FakeSlack:
             "views.open": self._views_open,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     # ---- web API methods ----------------------------------------------------------------
@@ -2669,6 +2769,109 @@ class FakeSlack:
             raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
         if not channel.is_im and not channel.bot_member:
             raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
+
+    def _files_get_upload_url_external(self, params: JsonDict, now: float) -> JsonDict:
+        filename = _required(params, "filename")
+        try:
+            length = int(_required(params, "length"))
+        except ValueError:
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] invalid type for field: length"]}
+            ) from None
+        if length <= 0:
+            raise ApiError("missing_argument")
+        alt_txt = params.get("alt_txt") or None
+        if alt_txt is not None and len(str(alt_txt)) > FILE_ALT_TXT_MAX:
+            raise ApiError("alt_txt_too_large")
+        snippet_type = params.get("snippet_type") or None
+        if snippet_type is not None and length > SNIPPET_MAX_BYTES:
+            raise ApiError("snippet_too_large")
+        file_id, ticket = _file_id(), uuid.uuid4().hex
+        self._pending_uploads[file_id] = _PendingUpload(file_id, filename, length, now, alt_txt, snippet_type)
+        self._upload_tickets[ticket] = file_id
+        return {"upload_url": f"{self.base_url}/upload/v1/{ticket}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: JsonDict, now: float) -> JsonDict:
+        _required(params, "files")
+        entries = _maybe_json(params["files"])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("id") for e in entries or [{}]):
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] invalid field: files"]})
+        uploads: list[tuple[_PendingUpload, bytes, str]] = []
+        for entry in entries:
+            pending = self._pending_uploads.get(str(entry["id"]))
+            if pending is None or pending.data is None:
+                raise ApiError("file_not_found")
+            if len(pending.data) != pending.length:
+                message = f"[ERROR] {pending.file_id}: {len(pending.data)} bytes uploaded, length {pending.length}"
+                raise ApiError("invalid_arguments", response_metadata={"messages": [message]})
+            uploads.append((pending, pending.data, str(entry.get("title") or pending.filename)))
+        targets = [str(params["channel_id"])] if params.get("channel_id") else []
+        targets += [c.strip() for c in str(params.get("channels") or "").split(",") if c.strip()]
+        if len(targets) > UPLOAD_CHANNELS_MAX:
+            raise ApiError("channels_limit_exceeded")
+        thread_ts = str(params["thread_ts"]) if params.get("thread_ts") else None
+        if thread_ts is not None and len(targets) > 1:
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] thread_ts takes a single channel"]}
+            )
+        channels: list[Channel] = []
+        for target in targets:
+            channel = self._resolve_channel(target)
+            if not channel.is_im and not channel.bot_member:
+                raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
+            if channel not in channels:
+                channels.append(channel)
+        comment = params.get("initial_comment") or None
+        blocks = None if comment else _as_blocks(params.get("blocks"))
+        if blocks:
+            _validate_blocks(blocks)
+
+        kinds = {"channel": "channels", "group": "groups", "im": "ims"}
+        shared: list[JsonDict] = []
+        records: list[UploadedFile] = []
+        for pending, data, title in uploads:
+            del self._pending_uploads[pending.file_id]
+            mimetype = mimetypes.guess_type(pending.filename)[0] or "application/octet-stream"
+            file = self._share_file(
+                pending.filename, mimetype, data, self.bot_user_id, file_id=pending.file_id, title=title
+            )
+            for kind in kinds.values():
+                file[kind] = [c.id for c in channels if kinds[c.channel_type] == kind]
+            if pending.alt_txt:
+                file["alt_txt"] = pending.alt_txt
+            shared.append(file)
+            records.append(
+                UploadedFile(
+                    pending.file_id,
+                    pending.filename,
+                    title,
+                    data,
+                    mimetype,
+                    self.bot_user_id,
+                    now,
+                    [c.id for c in channels],
+                    thread_ts,
+                    None if comment is None else str(comment),
+                    file=file,
+                )
+            )
+        for channel in channels:
+            message = StoredMessage(
+                channel=channel.id,
+                ts=self.next_ts(),
+                text="" if comment is None else str(comment),
+                user=self.bot_user_id,
+                bot_id=self.bot_id,
+                thread_ts=thread_ts,
+                blocks=blocks,
+                subtype="file_share",
+                files=list(shared),
+            )
+            self._store(message, now)
+            for record in records:
+                record.message_ts[channel.id] = message.ts
+        self.uploaded_files.extend(records)
+        return {"files": shared}
 
     def _conversations_info(self, params: JsonDict, now: float) -> JsonDict:
         """A conversation's ``is_private`` / ``is_member`` (``num_members`` when asked); a private channel the

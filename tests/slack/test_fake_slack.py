@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_server import FakeSlack, SlackLimits, signature_headers
+from tests.fakes.slack_server import DEFAULT_SCOPES, FakeSlack, SlackLimits, signature_headers
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
@@ -676,6 +676,107 @@ async def test_channel_history_needs_the_bot_in_the_channel_and_the_scope(fake: 
     fake.scopes.discard("channels:history")
     scope = await api_error(client.conversations_history(channel=CHANNEL))
     assert (scope.response["error"], scope.response["needed"]) == ("missing_scope", "channels:history")
+
+
+# ---- file uploads: files_upload_v2 ---------------------------------------------------------------
+
+CSV = "question,asked\nwhere is the wiki?,3\n"
+
+
+async def test_files_upload_v2_sends_a_csv_to_a_dm(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    dm = (await client.conversations_open(users=USER))["channel"]["id"]
+    res = await client.files_upload_v2(
+        channel=dm, content=CSV, filename="gaps.csv", title="Knowledge gaps", initial_comment="Here you go"
+    )
+    assert [c.method for c in fake.calls] == [
+        "conversations.open",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    assert fake.calls_to("files.getUploadURLExternal")[0].params["length"] == str(len(CSV.encode()))
+    [uploaded] = fake.uploaded_files
+    assert (uploaded.channel, uploaded.thread_ts, uploaded.name, uploaded.title) == (
+        dm,
+        None,
+        "gaps.csv",
+        "Knowledge gaps",
+    )
+    assert (uploaded.data, uploaded.text, uploaded.mimetype, uploaded.user) == (
+        CSV.encode(),
+        CSV,
+        "text/csv",
+        fake.bot_user_id,
+    )
+    assert res["file"]["id"] == uploaded.id and res["file"]["ims"] == [dm] and res["file"]["filetype"] == "csv"
+    [message] = fake.messages_in(dm)
+    assert (message.subtype, message.text, message.is_bot, message.ts) == (
+        "file_share",
+        "Here you go",
+        True,
+        uploaded.message_ts[dm],
+    )
+    assert [f["id"] for f in message.files] == [uploaded.id]
+    history = await client.conversations_history(channel=dm)
+    assert history["messages"][0]["files"][0]["title"] == "Knowledge gaps"
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {BOT_TOKEN}"}
+        async with http.get(message.files[0]["url_private_download"], headers=headers) as response:
+            assert await response.read() == CSV.encode()
+
+
+async def test_files_upload_v2_into_a_channel_thread(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    parent = await client.chat_postMessage(channel=CHANNEL, text="the report follows")
+    await client.files_upload_v2(channel=CHANNEL, file=b"a,b\n1,2\n", filename="r.csv", thread_ts=parent["ts"])
+    [uploaded] = fake.uploads_to(CHANNEL, parent["ts"])
+    assert (uploaded.title, uploaded.data, uploaded.initial_comment) == ("r.csv", b"a,b\n1,2\n", None)
+    thread = fake.messages_in(CHANNEL, parent["ts"])
+    assert [m.subtype for m in thread] == [None, "file_share"] and thread[1].thread_ts == parent["ts"]
+    replies = await client.conversations_replies(channel=CHANNEL, ts=parent["ts"])
+    assert replies["messages"][1]["files"][0]["name"] == "r.csv"
+    assert fake.messages_in(DM) == []
+
+
+async def test_files_upload_v2_needs_files_write() -> None:
+    async with FakeSlack(scopes=DEFAULT_SCOPES - {"files:write"}) as fake:
+        error = await api_error(web_client(fake).files_upload_v2(channel=DM, content="x", filename="x.csv"))
+        assert (error.response["error"], error.response["needed"]) == ("missing_scope", "files:write")
+        assert fake.uploaded_files == [] and fake.messages_in(DM) == []
+
+
+async def test_completing_an_upload_is_checked_like_slack(fake: FakeSlack) -> None:
+    client = web_client(fake)
+    unknown = await api_error(client.files_completeUploadExternal(files=[{"id": "F0NOSUCH01"}], channel_id=DM))
+    assert unknown.response["error"] == "file_not_found"
+
+    ticket = await client.files_getUploadURLExternal(filename="short.csv", length=3)
+    assert ticket["upload_url"].startswith(fake.base_url + "/upload/")
+    never_uploaded = await api_error(client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}]))
+    assert never_uploaded.response["error"] == "file_not_found"
+    async with aiohttp.ClientSession() as http:  # the upload URL takes the bytes without a token
+        async with http.post(ticket["upload_url"], data=b"12345") as response:
+            assert (response.status, await response.text()) == (200, "OK - 5")
+    mismatch = await api_error(client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}], channel_id=DM))
+    assert mismatch.response["error"] == "invalid_arguments"
+    empty = await api_error(client.files_getUploadURLExternal(filename="empty.csv", length=0))
+    assert empty.response["error"] == "missing_argument"
+
+    fake.add_channel("C0OUTSIDE", "outside").bot_member = False
+    fake.add_channel("G0HIDDEN1", "hidden", is_private=True).bot_member = False
+    for channel, expected in [
+        ("C0OUTSIDE", "not_in_channel"),
+        ("G0HIDDEN1", "channel_not_found"),
+        ("C0NOPE", "channel_not_found"),
+    ]:
+        refused = await api_error(client.files_upload_v2(channel=channel, content="x", filename="x.csv"))
+        assert refused.response["error"] == expected
+    assert fake.uploaded_files == [] and fake.messages_in("C0OUTSIDE") == []
+
+    await client.files_upload_v2(channel=DM, content="x", filename="x.csv")
+    done = fake.uploaded_files[0].id
+    twice = await api_error(client.files_completeUploadExternal(files=[{"id": done}], channel_id=DM))
+    assert twice.response["error"] == "file_not_found"  # a completed upload's ticket is used up
 
 
 # ---- modals: views.open and view_submission ---------------------------------------------------------
