@@ -199,3 +199,61 @@ async def test_two_processes_answer_a_message_once(harness: SlackHarness) -> Non
     finally:
         await harness.stop_bot(second)
         harness.bots.remove(second)
+
+
+async def slash(harness: SlackHarness, name: str, user: str, channel: str, text: str = "") -> str:
+    """A command answered later through its response_url (to the person alone)."""
+    fake, before = harness.fake, len(harness.fake.responses)
+    await fake.send_slash_command(name, text, user, channel)
+    await eventually(lambda: len(fake.responses) > before, 20, f"the answer to {name}")
+    response = fake.responses[before]
+    assert response.ephemeral and response.user == user
+    return response.text
+
+
+async def told_privately(harness: SlackHarness, user: str, before: int) -> str:
+    await eventually(lambda: len(harness.fake.ephemerals) > before, 10, "an ephemeral message")
+    said = harness.fake.ephemerals[before]
+    assert said.user == user
+    return said.text
+
+
+async def test_votes_are_kept_changed_and_a_reason_reaches_knowledge_gaps_until_forget_me(
+    harness: SlackHarness,
+) -> None:
+    fake = harness.fake
+    event, _ = await harness.say(HELP, ALICE, "How do I use the printer on floor 3?")
+    await answered(harness, event)
+    [answer] = harness.replies(HELP, event["ts"])
+    [votes] = answer.blocks_of("actions")
+    assert [button["action_id"] for button in votes["elements"]] == ["vote_up", "vote_down"]
+    await eventually(lambda: bool(harness.bots[0].logs("turn_finished", thread=harness.thread_key(HELP, event["ts"]))))
+    await asyncio.sleep(0.3)  # the answer is kept for votes a moment after its final text
+
+    before = len(fake.ephemerals)
+    await fake.send_block_action(ALICE, HELP, answer.ts, "vote_up")
+    assert await told_privately(harness, ALICE, before) == "Thanks for the 👍."
+    await fake.send_block_action(BOB, HELP, answer.ts, "vote_up")
+    await told_privately(harness, BOB, before + 1)
+    opened = len(fake.views_opened)
+    await fake.send_block_action(ALICE, HELP, answer.ts, "vote_down")
+    await eventually(lambda: len(fake.views_opened) > opened, 10, "the form asking why")
+    form = fake.views_opened[opened]
+    assert form.user == ALICE and form.view["callback_id"] == "vote_reason"
+    before = len(fake.ephemerals)
+    await fake.send_view_submission(ALICE, form.view_id, {"reason": "It never says where floor 3's reader is"})
+    assert await told_privately(harness, ALICE, before) == "Thanks: the team will see why."
+
+    await stays_unanswered(harness, (await harness.say(HELP, BOB, "Which river runs through Ulaanbaatar?"))[0])
+    assert "Only workspace admins" in await slash(harness, "/knowledge", BOB, HELP, "gaps")
+    listed = await slash(harness, "/knowledge", ADMIN, HELP, "gaps")
+    assert "where floor 3's reader is" in listed and "Ulaanbaatar" in listed
+    link = fake.permalink(HELP, event["ts"])
+    assert f"<{link}|answer>" in listed
+    [csv_file] = [f for f in fake.uploaded_files if f.name == "knowledge-gaps.csv"]
+    assert csv_file.channel is not None and csv_file.channel.startswith("D")  # the admin's DM with the bot
+    rows = csv_file.data.decode()
+    assert "downvoted,How do I use the printer on floor 3?,It never says where floor 3's reader is," in rows
+
+    assert "your votes on answers" in await slash(harness, "/forget-me", ALICE, HELP)
+    assert "floor 3's reader" not in await slash(harness, "/knowledge", ADMIN, HELP, "gaps")
