@@ -1,16 +1,17 @@
-"""What a channel or server sets besides its persona: the model of its new conversations and whether tools are
-offered there. Kept in Redis with no expiry; strongest first the conversation's own /model, the channel's, the
-server's, the operator's CHANNELS_FILE, the environment."""
+"""What a channel or server sets besides its persona: the model of its new conversations, whether tools are
+offered there, and what it answers without a mention. Kept in Redis with no expiry; strongest first the
+conversation's own /model, the channel's, the server's, the operator's CHANNELS_FILE, the environment."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.core import ChatCore, Turn
-from bot.personas import Personas, Place
+from bot.personas import RESPOND_CACHE_SECONDS, Personas, Place
 from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
@@ -117,4 +118,42 @@ def test_a_channels_file_naming_a_model_not_offered_stops_start_up(
         catalog(model_server.base_url, CHANNELS_FILE=str(path))
     path.write_text('servers:\n  "9":\n    tools: "no"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="servers '9': field 'tools': expected true or false"):
+        catalog(model_server.base_url, CHANNELS_FILE=str(path))
+
+
+async def test_what_a_channel_answers_unasked_comes_from_it_its_server_or_the_file(
+    redis_store: HistoryStore, token_counter: MistralTokenCounter, tmp_path: Path
+) -> None:
+    path = tmp_path / "channels.yml"
+    path.write_text('channels:\n  "222":\n    respond: questions\n', encoding="utf-8")
+    first, second = (
+        Personas(
+            redis_store.client,
+            redis_store.settings.key_prefix,
+            "You are a test bot.",
+            size=token_counter.count,
+            max_tokens=200,
+            file=load_places(Env({"CHANNELS_FILE": str(path)})),
+        )
+        for _ in range(2)
+    )  # two processes
+    assert await first.respond_mode((CHANNEL, SERVER)) == ("", "")  # mentions only
+    assert await first.respond_mode((FILED_CHANNEL, SERVER)) == (
+        "questions",
+        "the operator's settings for this channel",
+    )
+    await first.set_respond(SERVER, "all")
+    assert await first.respond_mode((CHANNEL, SERVER)) == ("all", "this server")
+    await first.set_respond(FILED_CHANNEL, "mentions")
+    assert await first.respond_mode((FILED_CHANNEL, SERVER)) == ("mentions", "this channel")
+    await asyncio.sleep(RESPOND_CACHE_SECONDS)  # the other process sees it within this
+    assert await second.respond_mode((FILED_CHANNEL, SERVER)) == ("mentions", "this channel")
+    await first.forget_server(SERVER, (FILED_CHANNEL,))
+    assert await first.respond_mode((CHANNEL, SERVER)) == ("", "")
+
+
+def test_a_respond_mode_that_is_not_one_stops_start_up(tmp_path: Path, model_server: FakeModelServer) -> None:
+    path = tmp_path / "channels.yml"
+    path.write_text('channels:\n  "9":\n    respond: always\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="channels '9': field 'respond': expected one of mentions, questions, all"):
         catalog(model_server.base_url, CHANNELS_FILE=str(path))
