@@ -4,10 +4,8 @@ can be opened within RESPOND_MAX_DELAY_SECONDS of the message; past the quota th
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-import uuid
 from dataclasses import replace
 from typing import Protocol
 
@@ -147,15 +145,12 @@ class UnaskedAnswers:
         """The message's thread, if a slot of the channel's thread creations comes before `deadline` (else None: a
         burst bigger than the channel's limit leaves its last messages unanswered rather than answered late)."""
         limits = self._host.rate_limits
-        buckets, slot = limits.creates(message.channel.id), uuid.uuid4().hex
-        try:
-            await asyncio.wait_for(limits.limits.wait_for_slots(buckets, slot), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
+        slot = await limits.limits.reserve(limits.creates(message.channel.id), deadline - time.monotonic())
+        if slot is None:
             return None
         try:
-            return Destination(await self._host.create_thread(message))
+            async with slot:
+                return Destination(await self._host.create_thread(message))
         except discord.HTTPException as error:
             log.info("thread_unavailable_replying_instead", channel=message.channel.id, reason=str(error)[:200])
             return Destination(message.channel, reply_to=message)
-        finally:
-            limits.limits.landed(buckets, slot)

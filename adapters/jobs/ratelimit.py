@@ -89,6 +89,16 @@ class RateLimits:
         """A write that must happen: `async with limits.write(buckets): await send()`."""
         return Write(self, buckets)
 
+    async def reserve(self, buckets: Budgets, within: float) -> Write | None:
+        """A slot of each bucket if one comes within `within` seconds (a write that is worth nothing later), held
+        for a write that happens within IN_FLIGHT_SECONDS; None past that. `release` it if it goes unused."""
+        write = Write(self, buckets)
+        try:
+            await asyncio.wait_for(self.wait_for_slots(buckets, write.id), max(0.0, within))
+        except TimeoutError:
+            return None
+        return Write(self, buckets, taken=True, key=write.id)
+
     async def spare(self, buckets: Budgets, promise: str = "") -> Write | None:
         """A spare slot now, for an interim edit or an indicator, or None. `promise`: the live
         reply's promise, renewed."""
@@ -188,11 +198,16 @@ class Write:
     """Slots taken on some buckets for one request: `async with write: await send()`. Its slots
     count from when the platform answered (or failed to)."""
 
-    def __init__(self, limits: RateLimits, buckets: Budgets, *, taken: bool = False) -> None:
+    def __init__(self, limits: RateLimits, buckets: Budgets, *, taken: bool = False, key: str = "") -> None:
+        """`taken`: its slots are taken already (under `key`, when `reserve` took them)."""
         self._limits = limits
         self._buckets = buckets
         self._taken = taken or not buckets
-        self.id = uuid.uuid4().hex
+        self.id = key or uuid.uuid4().hex
+
+    async def release(self) -> None:
+        """A reserved write that won't happen: its slots go back."""
+        await self._limits.release(self._buckets, self.id)
 
     async def __aenter__(self) -> Write:
         if not self._taken:

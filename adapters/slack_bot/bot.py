@@ -37,6 +37,7 @@ from adapters.jobs.documents import document_kind
 from adapters.jobs.knowledge_channels import KnowledgeChannels
 from adapters.jobs.knowledge_live import LiveChanges
 from adapters.jobs.platform_jobs import Kept, PlatformJobs, Pointed
+from adapters.jobs.ratelimit import Write
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.forget_command import ForgetCommand
@@ -291,11 +292,14 @@ class SlackBot:
         person = await self._person(reach.client, reach.team, user, WorkspaceBudgets(self._limits, reach.team))
         return await self.knowledge.access(reach.team, user, full_member=person.full_member)
 
-    async def answer_unasked(self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float) -> None:
-        """A top-level message the core decided to answer unasked, answered in its thread (its quota taken)."""
+    async def answer_unasked(
+        self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float, first_post: Write
+    ) -> None:
+        """A top-level message the core decided to answer unasked, answered in its thread (its quota taken, its
+        first message's slot of the channel's posts reserved)."""
         place = reach.place(event["channel"], event["ts"], event["user"])
         files = [self.attachment(reach, file) for file in event.get("files", [])]
-        unasked = Unasked(decision.found, arrived)
+        unasked = Unasked(decision.found, arrived, first_post)
         self.jobs.spawn(self.answer(place, reach.question_text(event), files, unasked=unasked, asked=str(event["ts"])))
 
     async def answer(
@@ -326,7 +330,8 @@ class SlackBot:
         await self._note_org_workspace(place)
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         votes = answer_id(place.team, place.channel, asked) if asked else None
-        surface = await self._choose_reply(place, budgets, recording, votes)
+        first_post = unasked.first_post if unasked is not None else None
+        surface = await self._choose_reply(place, budgets, recording, votes, first_post)
         if place.thread_ts is not None:
             try:
                 await self.jobs.link(thread_link(place.team, place.channel, place.thread_ts), key)
@@ -370,7 +375,12 @@ class SlackBot:
         self._org_workspaces.add(place.team)
 
     async def _choose_reply(
-        self, place: Place, budgets: WorkspaceBudgets, recording: Any, votes: str | None = None
+        self,
+        place: Place,
+        budgets: WorkspaceBudgets,
+        recording: Any,
+        votes: str | None = None,
+        first_post: Write | None = None,
     ) -> MessageReply | StreamReply:
         """Slack's native stream where it may be used and its rate tier allows, else chat.update edits. A
         channel where Slack wouldn't stream answers with edits for a while: there the core writes tool calls
@@ -384,8 +394,10 @@ class SlackBot:
             def unavailable() -> None:
                 self._no_streams[where] = time.monotonic() + NO_STREAM_SECONDS
 
+            if first_post is not None:  # a stream starts with chat.startStream, on its own budget
+                await first_post.release()
             return StreamReply(place, budgets, promise, recording, on_unavailable=unavailable, votes=votes)
-        return MessageReply(place, budgets, recording, votes)
+        return MessageReply(place, budgets, recording, votes, first_post)
 
     # -- people ----------------------------------------------------------------------
 
@@ -514,6 +526,7 @@ class SlackBot:
 class Unasked:
     found: tuple[Hit, ...] | None  # the knowledge the decision searched
     arrived: float  # when the message came (time.monotonic())
+    first_post: Write | None = None  # the slot its first message takes
 
 
 class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.ledger import Recording
-from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
+from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget, Write
 from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
 from adapters.slack_bot.tool_cards import question_message, settled_message
 from adapters.slack_bot.vote_blocks import vote_actions
@@ -130,9 +130,16 @@ class MessageReply:
     limits = REPLY_LIMITS
 
     def __init__(
-        self, place: Place, budgets: WorkspaceBudgets, recording: Recording | None = None, votes: str | None = None
+        self,
+        place: Place,
+        budgets: WorkspaceBudgets,
+        recording: Recording | None = None,
+        votes: str | None = None,
+        first_post: Write | None = None,
     ) -> None:
-        """`votes`: the answer whose 👍 / 👎 its finished messages carry."""
+        """`votes`: the answer whose 👍 / 👎 its finished messages carry; `first_post`: the slot reserved for its
+        first message."""
+        self._first_post = first_post
         self._votes = [vote_actions(votes)] if votes else []
         self._place = place
         self._budgets = budgets
@@ -158,9 +165,14 @@ class MessageReply:
     async def post(self, text: str, *, final: bool) -> str:
         place = self._place
         placeholder = await self._waiting.take_placeholder()
-        async with self._budget.post(
+        reserved, self._first_post = self._first_post, None
+        if reserved is not None and placeholder is not None:
+            await reserved.release()  # the placeholder took the first message's place
+            reserved = None
+        write = reserved or self._budget.post(
             (self._budgets.updates,) if placeholder else (self._budgets.posts(place.channel),)
-        ):
+        )
+        async with write:
             mrkdwn = to_mrkdwn(text)
             blocks = blocks_with_model(mrkdwn, self._model, self._votes) if final else None
             if placeholder is not None:

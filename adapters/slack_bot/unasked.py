@@ -1,7 +1,7 @@
 """Top-level channel messages nobody addressed to the bot, in a channel set to answer without a mention (`/respond
 questions|all`): the core decides whether each gets an answer (bot.respond); one that does is answered in its thread,
-as a mention is, unless it is already RESPOND_MAX_DELAY_SECONDS old; past the quota the person is told once,
-privately."""
+as a mention is, if its first message can be posted within RESPOND_MAX_DELAY_SECONDS of the message; past the quota
+the person is told once, privately."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import structlog
 
 from adapters.jobs.place_settings import respond_mode
 from adapters.jobs.platform_jobs import Kept
+from adapters.jobs.ratelimit import Write
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer
@@ -38,7 +39,9 @@ class UnaskedHost(Answerer, Protocol):
 
     async def access_of(self, reach: Reach, user: str) -> Access | None: ...
 
-    async def answer_unasked(self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float) -> None: ...
+    async def answer_unasked(
+        self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float, first_post: Write
+    ) -> None: ...
 
     async def kept(self, place: Place, asked: str) -> Kept: ...
 
@@ -82,11 +85,16 @@ class UnaskedAnswers:
         except ReplyFailure as failure:
             await self._over_quota(reach, channel, user, failure)
             return
-        if time.monotonic() - arrived > self._responder.max_delay_seconds:
+        # The answer's first message takes its place in the channel's posts now, or never: a burst bigger than the
+        # channel's pace leaves its last messages unanswered rather than answered late.
+        budgets = host.budgets(reach.team)
+        within = arrived + self._responder.max_delay_seconds - time.monotonic()
+        first_post = await budgets.limits.reserve((budgets.posts(channel),), within)
+        if first_post is None:
             self._responder.dropped("slack", SKIP_LATE)
             log.info("unasked_message_too_late", channel=channel, ts=event.get("ts"))
             return
-        await host.answer_unasked(reach, event, decision, arrived)
+        await host.answer_unasked(reach, event, decision, arrived, first_post)
 
     async def _note_gap(self, reach: Reach, event: dict[str, Any]) -> None:
         """A question the bot stayed silent on, for `/knowledge gaps`."""

@@ -257,3 +257,35 @@ async def test_votes_are_kept_changed_and_a_reason_reaches_knowledge_gaps_until_
 
     assert "your votes on answers" in await slash(harness, "/forget-me", ALICE, HELP)
     assert "floor 3's reader" not in await slash(harness, "/knowledge", ADMIN, HELP, "gaps")
+
+
+async def test_a_burst_past_a_channels_pace_gets_no_late_answers() -> None:
+    """Slack posts about one message a second per channel: of twelve messages at once in an `all` channel, those
+    whose first message can't be posted within RESPOND_MAX_DELAY_SECONDS get no answer, and are counted."""
+    prefix = f"test:slack-help-burst:{uuid.uuid4().hex[:12]}:"
+    fake = FakeSlack()
+    fake.add_user(ADMIN, "admin").is_admin = True
+    fake.add_channel(LOUNGE, "lounge")
+    async with FakeModelServer(Script(text="Noted.")) as model:
+        harness = SlackHarness(fake, model.base_url, prefix, extra_env={"RESPOND_MAX_DELAY_SECONDS": "2"})
+        await started(harness)
+        try:
+            assert "Done" in await respond(harness, LOUNGE, ADMIN, "all")
+            people = [f"U0BURST{n:02d}" for n in range(12)]
+            for person in people:
+                fake.add_user(person, person.lower())
+            events = [fake.message_event(LOUNGE, person, f"Burst {n}, what now?") for n, person in enumerate(people)]
+            await asyncio.gather(*(fake.send_event(event) for event in events))
+            await asyncio.sleep(6.0)
+            answered = [event for event in events if harness.replies(LOUNGE, event["ts"])]
+            late = [record for bot in harness.bots for record in bot.logs("unasked_message_too_late")]
+            assert 3 <= len(answered) < len(events)  # the channel's first posts at once; none after the cut-off
+            assert len(late) == len(events) - len(answered)
+            assert all(len(harness.replies(LOUNGE, event["ts"])) == 1 for event in answered)
+            assert fake.ratelimited_count == 0
+        except BaseException:
+            print(harness.report())
+            raise
+        finally:
+            await finished(harness)
+            delete_keys(prefix)
