@@ -197,7 +197,8 @@ class SlackAssistant:
                 log.info("slack_assistant_channel_unreadable", viewed=context.get("channel_id"), reason=str(why))
                 await self._say(utilities.say, budgets, channel, str(why))
                 return
-        await bot.answer(place, question, [bot.attachment(reach, file) for file in event.get("files", [])])
+        files = [bot.attachment(reach, file) for file in event.get("files", [])]
+        await bot.answer(place, question, files, asked=str(event["ts"]))
 
     async def _title(self, place: Place, budgets: WorkspaceBudgets, text: str, set_title: Any) -> None:
         """Title the thread after its first question (the history is empty). One claim per thread first, so that

@@ -80,7 +80,7 @@ class SlackCommands:
             await self._bot.tell_privately(reach.client, channel, user, not_posted(error))
             return
         place = reach.place(channel, str(posted["ts"]), user)
-        self._bot.jobs.spawn(self._bot.answer(place, question, []))
+        self._bot.jobs.spawn(self._bot.answer(place, question, [], asked=str(posted["ts"])))
 
     async def _on_reset(self, ack: Any, command: dict[str, Any]) -> None:
         team, channel = command.get("team_id", ""), command["channel_id"]

@@ -45,5 +45,11 @@ class Answerer(Workspace, Protocol):
     def attachment(self, reach: Reach, file: dict[str, Any]) -> Attachment: ...
 
     async def answer(
-        self, place: Place, text: str, attachments: list[Attachment], *, about: Pointed | None = None
+        self,
+        place: Place,
+        text: str,
+        attachments: list[Attachment],
+        *,
+        about: Pointed | None = None,
+        asked: str | None = None,
     ) -> None: ...
