@@ -2,6 +2,7 @@
 
     python -m bench.discord [--n 1,10,50,200] [--shared 5] [--json PATH]
     python -m bench.discord --workers 4 [--n 50,200,1000] [--delay-ms 50 --model-delay-ms 20]
+    python -m bench.discord --respond --n 50 --shared 50
 
 Three processes: this one runs the loopback fake Discord (REST + gateway) enforcing
 Discord's default limits (5 message creates and 5 edits per 5 s per channel, 5 thread
@@ -28,6 +29,11 @@ of them); the mentions are spread over W guilds, one on each shard. The same rou
 with one process running every shard. `--delay-ms` puts the delay proxy between the bot
 processes and the fake Discord's REST API and gateway. The set-ups, the options they share
 with bench.slack and the table are bench/driver.py's.
+
+With `--respond` the rounds' channels are set to answer every message (CHANNELS_FILE, `respond: all`) and the
+rounds' messages are plain messages, mentioning nobody: each is answered in a thread of its own, as a mention is,
+if a slot of its channel's thread creations comes within RESPOND_MAX_DELAY_SECONDS (30 s) of it, else it gets no
+answer and counts as late (the bot's `unasked_message_too_late`).
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ STRIPPED = (
 # (bot.budget.FLOOR_SAMPLES), as one that has been running a while has.
 WARM_UP_PER_GUILD = 3
 KNOWLEDGE = "knowledge"  # the variant with --knowledge messages indexed
+TOO_LATE = re.compile(r"unasked_message_too_late\b.*?\bmessage=(\d+)")  # the bot's log: a message left unanswered
 
 # Targets
 SMALL_N = 10
@@ -124,6 +131,7 @@ class DiscordOptions(Options):
     requests_path: Path | None
     thread_archive_seconds: float | None  # None: each thread's auto-archive duration, as Discord
     knowledge: int  # > 0: the rounds run again with this many messages of the guild's channels indexed
+    respond: bool  # the rounds' messages mention nobody, in channels set to `respond: all`
 
 
 class BotProcess:
@@ -187,6 +195,7 @@ class Conversation:
     first_visible_at: float | None = None
     full_visible_at: float | None = None
     failure: str | None = None  # the reply ended with a "⚠️ reason" instead of the model's text
+    late: bool = False  # --respond: left unanswered, its thread not possible within RESPOND_MAX_DELAY_SECONDS
 
 
 @dataclass(kw_only=True)
@@ -200,6 +209,8 @@ class RoundResult(Round):
     done_after_model_s: float | None  # the slowest reply: fully visible − its model's last token
     model_late_ms: dict[str, float | None]  # how far the model server fell behind its --rate
     peak_global_per_s: int  # most requests counting towards the global limit that arrived within 1 s
+    late: int = 0  # --respond: messages left unanswered, too late for a thread
+    asked_twice: int = 0  # --respond: messages whose answer the model server was asked for more than once
 
 
 class Discord(Platform[DiscordOptions, RoundResult]):
@@ -264,11 +275,19 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             help="run the rounds again with this many of the guild's messages indexed (bench/knowledge.py's "
             "made-up chat, in the rounds' channels; EMBEDDING_MODEL=wordllama), one process",
         )
+        parser.add_argument(
+            "--respond",
+            action="store_true",
+            help="the rounds' channels answer without a mention (CHANNELS_FILE `respond: all`) and the rounds send "
+            "plain messages: answered, late (no thread within RESPOND_MAX_DELAY_SECONDS), 429s",
+        )
 
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
         if args.knowledge and args.workers > 1:
             return "--knowledge runs one process: leave --workers out"
+        if args.respond and args.bot_log_level not in ("debug", "info"):
+            return "--respond reads the late messages from the bot's log: --bot-log-level info or debug"
         args.shared = args.shared if args.shared is not None else (0 if args.workers > 1 else 5)
         if args.thread_archive_seconds is not None and args.thread_archive_seconds <= 0:
             return "--thread-archive-seconds needs a positive number"
@@ -280,6 +299,7 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             f"bench.discord: bot process `python -m bot discord` vs fake Discord (default limits); model "
             f"{options.tokens} tokens at {options.rate:g}/s after {options.first_token_delay:g} s"
             + (f", each after {options.think_tokens} tokens of thought" if options.think_tokens else "")
+            + ("; plain messages in channels set to `respond: all`" if options.respond else "")
         )
 
     def variants(self) -> Sequence[str]:
@@ -312,6 +332,8 @@ class Discord(Platform[DiscordOptions, RoundResult]):
                     bot.env["KNOWLEDGE_DATA_DIR"] = folder
                 if variant == KNOWLEDGE:
                     await set_up.index_messages(Path(folder), self.options.knowledge)
+                if self.options.respond:
+                    set_up.answer_every_message(Path(folder))
                 yield set_up
         self.requests += [
             {
@@ -355,6 +377,12 @@ class Discord(Platform[DiscordOptions, RoundResult]):
         checks = []
         for row in rows:
             detail = f"{row.completed}/{row.n} completed, {row.ratelimited} 429s {row.ratelimited_routes or ''}"
+            if self.options.respond:  # a message too late for its thread gets no answer, by design
+                detail = f"{row.completed} answered, {row.late} late, {row.asked_twice} asked twice, " + detail
+                passed = row.completed + row.late == row.n and row.asked_twice == 0 and row.ratelimited == 0
+                name = f"{row.name}: each message answered once or counted late, zero 429s"
+                checks.append(TargetCheck(name, passed, detail.rstrip()))
+                continue
             passed = row.completed == row.n and row.ratelimited == 0
             checks.append(TargetCheck(f"{row.name}: every reply completed, zero 429s", passed, detail.rstrip()))
         if small := one_per_channel(SMALL_N):
@@ -402,6 +430,16 @@ class Discord(Platform[DiscordOptions, RoundResult]):
                 )
             )
         return checks
+
+    def details(self, row: RoundResult) -> list[str]:
+        if not self.options.respond:
+            return super().details(row)
+        where = f"{row.phase}, " if row.phase else ""
+        answered = (
+            f"  {where}{row.name}: {row.completed} of {row.n} plain messages answered, {row.late} late (no thread "
+            f"within RESPOND_MAX_DELAY_SECONDS), {row.other_writes['thread creates']} threads, {row.ratelimited} 429s"
+        )
+        return [answered, *super().details(row)]
 
 
 class DiscordSetUp(SetUp[RoundResult]):
@@ -459,6 +497,14 @@ class DiscordSetUp(SetUp[RoundResult]):
         for bot in self.bots:
             bot.env["EMBEDDING_MODEL"] = "wordllama"  # the model the messages were indexed with
 
+    def answer_every_message(self, folder: Path) -> None:
+        """The rounds' channels set to answer every message (`respond: all`) in a CHANNELS_FILE in `folder`."""
+        path = folder / "channels.yaml"
+        channels = [channel for ids in self.channels.values() for channel in ids]
+        path.write_text("channels:\n" + "".join(f'  "{channel}": {{respond: all}}\n' for channel in channels))
+        for bot in self.bots:
+            bot.env["CHANNELS_FILE"] = str(path)
+
     async def start(self, timeout: float = 60.0) -> None:
         """Every process has synced its commands and has a live gateway session; then a warm-up round."""
         for bot in self.bots:
@@ -471,20 +517,21 @@ class DiscordSetUp(SetUp[RoundResult]):
             synced = sum(1 for r in self.fake.requests if r.route in COMMAND_SYNC and r.status == 200)
             sessions = sum(1 for session in self.fake.gateway.sessions.values() if session.connected)
             if synced >= len(self.bots) and sessions >= len(self.bots):
-                await self._round("warm-up", self.warm, 1)
+                await self._round("warm-up", self.warm, 1, plain=False)
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError(f"the bot did not connect within {timeout:.0f} s:\n{self.bots[0].stderr()[-4000:]}")
 
     async def run_round(self, spec: RoundSpec) -> RoundResult:
-        return await self._round(spec.name, self.channels[spec.name], spec.per_channel)
+        return await self._round(spec.name, self.channels[spec.name], spec.per_channel, plain=self.options.respond)
 
     def log(self) -> str:
         if len(self.bots) == 1:
             return self.bots[0].log
         return "".join(f"===== process {i} =====\n{bot.log}" for i, bot in enumerate(self.bots))
 
-    async def _round(self, name: str, channel_ids: Sequence[int], per_channel: int) -> RoundResult:
+    async def _round(self, name: str, channel_ids: Sequence[int], per_channel: int, *, plain: bool) -> RoundResult:
+        """`plain`: messages mentioning nobody (in channels that answer every message), else mentions."""
         fake = self.fake
         slug = "".join(ch if ch.isalnum() else "-" for ch in name)
         conversations = [
@@ -496,7 +543,9 @@ class DiscordSetUp(SetUp[RoundResult]):
         async def send() -> None:
             sent = await asyncio.gather(
                 *(
-                    fake.send_user_message(c.channel_id, self.user, f"{self._question()} {c.marker}", mentions_bot=True)
+                    fake.send_user_message(
+                        c.channel_id, self.user, f"{self._question()} {c.marker}", mentions_bot=not plain
+                    )
                     for c in conversations
                 )
             )
@@ -511,10 +560,12 @@ class DiscordSetUp(SetUp[RoundResult]):
                 conversation.dispatched_at = dispatched.get(str(conversation.message_id))
 
         def over() -> bool:
+            late = self._too_late() if plain else set()
             for conversation in conversations:
-                if not (conversation.done or conversation.failure):
+                if not (conversation.done or conversation.failure or conversation.late):
                     self._check(conversation)
-            return all(c.done or c.failure for c in conversations)
+                    conversation.late = str(conversation.message_id) in late
+            return all(c.done or c.failure or c.late for c in conversations)
 
         # Let the bot finish its bookkeeping (history write) before reading the CPU.
         usage = await self.measure(len(conversations), send, over, lambda: asyncio.sleep(0.3))
@@ -525,6 +576,8 @@ class DiscordSetUp(SetUp[RoundResult]):
         problems = []
         for conversation in conversations:
             record = records.get(conversation.marker)
+            if conversation.late:
+                continue  # no answer, by design: counted as late
             if conversation.failure is not None:
                 problems.append(f"{conversation.marker}: the reply shows {conversation.failure!r}")
             if record is None:
@@ -573,7 +626,13 @@ class DiscordSetUp(SetUp[RoundResult]):
             redis=usage.redis,
             problems=problems,
             prompt_chars=mean_prompt_chars([records[c.marker] for c in conversations if c.marker in records]),
+            late=sum(1 for c in conversations if c.late),
+            asked_twice=_asked_twice(usage.model_requests, {c.marker for c in conversations}),
         )
+
+    def _too_late(self) -> set[str]:
+        """The messages the bot processes logged as too late for an answer so far."""
+        return {match[1] for bot in self.bots for match in TOO_LATE.finditer(bot.stderr())}
 
     def _question(self) -> str:
         return next(self.questions) if self.questions is not None else "Please answer"
@@ -606,6 +665,12 @@ class DiscordSetUp(SetUp[RoundResult]):
             conversation.full_visible_at = stored[-1].history[-1][0]
         else:
             conversation.failure = failure_shown(contents[-1])
+
+
+def _asked_twice(model_requests: Sequence[dict[str, Any]], markers: set[str]) -> int:
+    """How many of a round's messages (by their markers) the model server was asked to answer more than once."""
+    asked = Counter((r.get("last_user_message") or "").rsplit(" ", 1)[-1] for r in model_requests)
+    return sum(1 for marker in markers if asked[marker] > 1)
 
 
 THOUGHT_LINE = re.compile(r"^-# 💭 Thought for \d+ s · thinking\.md\n")
