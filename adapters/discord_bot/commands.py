@@ -140,10 +140,8 @@ class Commands:
             places=places_of(interaction.channel, interaction.guild),
             knowledge=await self._bot.knowledge.access(interaction.guild, interaction.user),
         )
-        scope = guild_scope(interaction.guild.id) if interaction.guild else "discord:dm"
-        channel = str(interaction.channel.id) if interaction.channel else ""
-        kept = Kept(answer_id(interaction.id), scope, "", person(interaction.user), channel)
-        await self._jobs.answer(turn, self._response_surface(interaction, key, votes=str(interaction.id)), kept=kept)
+        surface = self._response_surface(interaction, key, votes=str(interaction.id))
+        await self._jobs.answer(turn, surface, kept=self._kept(interaction, ""))
 
     def _response_surface(
         self, interaction: discord.Interaction, key: str, votes: str | None = None
@@ -220,18 +218,27 @@ class Commands:
             await interaction.response.defer(thinking=True)
             key = conversation_key(interaction.channel) or f"discord:ask:{interaction.id}"
             turn = await self._turn_about(key, interaction, message)
-            await self._jobs.answer(turn, self._response_surface(interaction, key))
+            response = self._response_surface(interaction, key, votes=str(interaction.id))
+            await self._jobs.answer(turn, response, kept=self._kept(interaction, message.jump_url))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         key, destination = await self._destination_for(message)
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": destination.channel.id}
         recording = self._jobs.record(key, place, REPLY_LIMITS)
+        linker, votes = self._bot.linker(key), str(interaction.id)
         surface = ChannelReply(
-            destination, destination.channel.id, self._bot.rate_limits, self._bot.linker(key), recording
+            destination, destination.channel.id, self._bot.rate_limits, linker, recording, votes=votes
         )
         turn = await self._turn_about(key, interaction, message)
         await interaction.edit_original_response(content=f"Answering in {destination.channel.jump_url}")
-        await self._jobs.answer(turn, surface, recording)
+        await self._jobs.answer(turn, surface, recording, self._kept(interaction, message.jump_url))
+
+    @staticmethod
+    def _kept(interaction: discord.Interaction, link: str) -> Kept:
+        """Where the votes on the answer to `interaction` (its id on the buttons) are kept."""
+        scope = guild_scope(interaction.guild.id) if interaction.guild else "discord:dm"
+        channel = str(interaction.channel.id) if interaction.channel else ""
+        return Kept(answer_id(interaction.id), scope, link, person(interaction.user), channel)
 
     async def _turn_about(self, key: str, interaction: discord.Interaction, message: discord.Message) -> Turn:
         about = (message.author.display_name, message.content, self._bot.attachments_of(message))

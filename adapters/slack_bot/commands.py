@@ -181,7 +181,8 @@ class SlackCommands:
         place = reach.place(channel, message.get("thread_ts") or message["ts"], user)
         author = await self._bot.display_name_of(reach.client, reach.team, message.get("user", ""))
         files = [self._bot.attachment(reach, file) for file in message.get("files", [])]
-        self._bot.jobs.spawn(self._bot.answer(place, "", [], about=(author, message.get("text", ""), files)))
+        about = (author, message.get("text", ""), files)
+        self._bot.jobs.spawn(self._bot.answer(place, "", [], about=about, asked=str(message["ts"])))
 
 
 def not_posted(error: SlackApiError) -> str:
