@@ -17,6 +17,7 @@ models:
     tools: true                 # is offered the MCP tools (see MCP_SERVERS_FILE)
     temperature: 0.2            # request parameters: temperature, top_p, max_tokens
     max_tokens: 800
+    price: {input: 0.2, output: 0.6}   # USD per million tokens of the prompt (input) and answer (output)
   - id: llama3.2-vision
     name: Llama Vision (Ollama)
     base_url: http://localhost:11434/v1   # or an OpenAI-compatible server of its own
@@ -27,6 +28,10 @@ models:
 
 An entry with neither `provider` nor `base_url` is reached like MODEL_ID (through the router
 when the default is the local model). `VISION_MODELS` marks more choices as accepting images.
+
+`price` (both `input` and `output`, numbers ≥ 0) is what usage costs and money budgets count; a
+model without one (MODEL_ID, MODELS, an entry without `price`) is counted in tokens only, and the
+in-process local model costs nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from config.env import ConfigError, Env
-from config.models import BackendKind, ModelCatalog, ModelChoice, ModelSettings, choice_of, gguf_display_name
+from config.models import FREE, BackendKind, ModelCatalog, ModelChoice, ModelSettings, choice_of, gguf_display_name
 from config.models_file import file_choice, read_entries
 
 
@@ -73,8 +78,9 @@ def _models_need_a_backend(env: Env) -> str:
 def _default_choice(default: ModelSettings) -> ModelChoice:
     if default.backend is BackendKind.LOCAL and default.local_model_path is not None:
         name = gguf_display_name(default.local_model_path)
-        return ModelChoice(id=name, display_name=name, vision=False, settings=default)
-    return choice_of(default.model_id, None, False, default)
+        return ModelChoice(id=name, display_name=name, vision=False, settings=default, price=FREE)
+    choice = choice_of(default.model_id, None, False, default)
+    return replace(choice, price=FREE) if default.backend is BackendKind.LOCAL else choice
 
 
 def _id_list(env: Env, name: str) -> tuple[str, ...]:

@@ -66,6 +66,21 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a model costs, in US dollars per million tokens (MODELS_FILE's `price:`)."""
+
+    input_per_million: float  # the prompt's tokens
+    output_per_million: float  # the answer's tokens
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The price in USD of a turn that read `prompt_tokens` and wrote `completion_tokens`."""
+        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1_000_000
+
+
+FREE = Price(0.0, 0.0)  # the in-process local model
+
+
+@dataclass(frozen=True)
 class ModelChoice:
     """One model a conversation may answer with."""
 
@@ -74,6 +89,9 @@ class ModelChoice:
     vision: bool
     settings: ModelSettings
     tools: bool | None = None  # MODELS_FILE's `tools:` (None: not said; see config.tools.offers_tools)
+    # MODELS_FILE's `price:`; the in-process model is FREE; None (MODEL_ID, MODELS, an entry without
+    # one): no price known, its usage is counted in tokens only.
+    price: Price | None = None
 
 
 @dataclass(frozen=True)

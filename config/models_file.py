@@ -3,6 +3,7 @@ entry and the field (see config.catalog for the file's format)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAML) are optional
 
 from config.env import ConfigError, Env
-from config.models import BackendKind, ModelChoice, ModelSettings, SamplingSettings, choice_of, sampling_from_env
+from config.models import BackendKind, ModelChoice, ModelSettings, Price, SamplingSettings, choice_of, sampling_from_env
 
 ENTRY_FIELDS = (
     "id",
@@ -25,7 +26,10 @@ ENTRY_FIELDS = (
     "temperature",
     "top_p",
     "max_tokens",
+    "price",
 )
+PRICE_FIELDS = ("input", "output")  # USD per million tokens of the prompt, and of the answer
+_PRICE_FORM = "{input: <USD per 1M prompt tokens>, output: <USD per 1M answer tokens>}"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -44,12 +48,14 @@ class FileEntry:
     temperature: float | None
     top_p: float | None
     max_tokens: int | None
+    price: Price | None  # None: none given (counted in tokens only)
 
 
 def file_choice(entry: FileEntry, default: ModelSettings, env: Env) -> ModelChoice:
     """A file entry's choice: the default's settings with its endpoint, token and parameters."""
     settings = replace(_endpoint(entry, default), sampling=_sampling(entry, default, env))
-    return replace(choice_of(entry.id, entry.name, bool(entry.vision), settings), tools=entry.tools)
+    choice = choice_of(entry.id, entry.name, bool(entry.vision), settings)
+    return replace(choice, tools=entry.tools, price=entry.price)
 
 
 def _endpoint(entry: FileEntry, default: ModelSettings) -> ModelSettings:
@@ -164,6 +170,7 @@ def _parse_entry(raw: object, position: str, env: Env, context_tokens: int) -> F
         temperature=fields.number("temperature", 0.0, 2.0),
         top_p=fields.number("top_p", 0.01, 1.0),
         max_tokens=_max_tokens(fields.whole("max_tokens"), context_tokens, where),
+        price=fields.price("price"),
     )
 
 
@@ -248,6 +255,28 @@ class _Fields:
         if value < 1:
             raise self._error(field, f"{value} is out of range: expected a whole number ≥ 1")
         return value
+
+    def price(self, field: str) -> Price | None:
+        value = self._raw.get(field)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self._error(field, f"expected {_PRICE_FORM}, got {_shown(value)}")
+        unknown = [str(key) for key in value if key not in PRICE_FIELDS]
+        if unknown:
+            raise self._error(field, f"unknown key {unknown[0]!r}: expected {_PRICE_FORM}")
+        missing = [key for key in PRICE_FIELDS if value.get(key) is None]
+        if missing:
+            raise self._error(field, f"{missing[0]!r} is missing: expected both, {_PRICE_FORM}")
+        per_million = [self._dollars(field, key, value[key]) for key in PRICE_FIELDS]
+        return Price(input_per_million=per_million[0], output_per_million=per_million[1])
+
+    def _dollars(self, field: str, key: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._error(field, f"{key!r}: expected a number of USD per 1M tokens, got {_shown(value)}")
+        if not math.isfinite(value) or value < 0:
+            raise self._error(field, f"{key!r}: {value} is out of range: expected a number of USD per 1M tokens ≥ 0")
+        return float(value)
 
     def _error(self, field: str, problem: str) -> ConfigError:
         return ConfigError(f"{self._where}: field {field!r}: {problem}")

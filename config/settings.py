@@ -16,6 +16,7 @@ from config.knowledge import KnowledgeSettings, knowledge_settings
 from config.models import BackendKind, ModelCatalog, ModelSettings, SamplingSettings, sampling_from_env
 from config.respond import RespondSettings, respond_settings
 from config.tools import ToolSettings, tool_settings
+from config.usage import UsageSettings, usage_settings
 
 __all__ = ["BackendKind", "ModelSettings", "SamplingSettings", "Settings", "load_settings"]
 
@@ -96,6 +97,7 @@ class Settings:
     show_reasoning: str = "collapsed"  # a thinking model's thought: "collapsed", "full" or "off"
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     respond: RespondSettings = field(default_factory=RespondSettings)
+    usage: UsageSettings = field(default_factory=UsageSettings)  # budgets and how long usage is kept
 
 
 def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -150,6 +152,7 @@ def load_settings(env: Env | None = None, *, dotenv_path: str | Path | None = ".
         show_reasoning=env.choice("SHOW_REASONING", "collapsed", ("collapsed", "full", "off")),
         knowledge=knowledge_settings(env),
         respond=respond_settings(env),
+        usage=usage_settings(env),
     )
 
 

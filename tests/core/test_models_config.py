@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.env import ConfigError, Env
-from config.models import ModelCatalog, gguf_display_name
+from config.models import ModelCatalog, Price, gguf_display_name
 from config.settings import BackendKind, DocumentSettings, Settings, load_settings
 
 ROUTER = "https://router.huggingface.co/v1"
@@ -279,6 +279,26 @@ def test_documents_default_to_20_mb_100_000_characters_and_20_seconds() -> None:
             "already 'mistralai/Mistral-7B-Instruct-v0.3''s",
         ),
         ("models:\n  - id: a/b\n  - id: a/b\n", "entry 2 (id 'a/b'): field 'id': entry 1 has this id already"),
+        ("models:\n  - id: a/b\n    price: 3\n", "entry 1 (id 'a/b'): field 'price': expected {input: <USD per 1M"),
+        (
+            "models:\n  - id: a/b\n  - id: c/d\n    price: {input: 0.2}\n",
+            "entry 2 (id 'c/d'): field 'price': 'output' is missing: expected both, {input: <USD per 1M",
+        ),
+        ("models:\n  - id: a/b\n    price: {output: 1}\n", "field 'price': 'input' is missing"),
+        (
+            "models:\n  - id: a/b\n    price: {input: 1, output: 2, cached: 0.1}\n",
+            "entry 1 (id 'a/b'): field 'price': unknown key 'cached': expected {input:",
+        ),
+        (
+            "models:\n  - id: a/b\n    price: {input: $3, output: 1}\n",
+            "entry 1 (id 'a/b'): field 'price': 'input': expected a number of USD per 1M tokens, got str '$3'",
+        ),
+        (
+            "models:\n  - id: a/b\n    price: {input: 1, output: -0.5}\n",
+            "entry 1 (id 'a/b'): field 'price': 'output': -0.5 is out of range: expected a number of USD per 1M",
+        ),
+        ("models:\n  - id: a/b\n    price: {input: 1, output: .inf}\n", "field 'price': 'output': inf is out of"),
+        ("models:\n  - id: a/b\n    price: {input: true, output: 1}\n", "'input': expected a number of USD"),
         ("models:\n  - a/b\n", "entry 1: expected a mapping of fields"),
         ("model:\n  - id: a/b\n", "expected a mapping with a `models:` list"),
         ("", "expected a mapping with a `models:` list"),
@@ -320,3 +340,45 @@ def test_a_token_pasted_into_token_env_is_never_repeated(tmp_path: Path) -> None
 )
 def test_a_local_models_name_comes_from_its_gguf_file(file_name: str, shown: str) -> None:
     assert gguf_display_name(Path("/models") / file_name) == shown
+
+
+def test_a_models_file_price_is_per_million_tokens_and_the_local_model_is_free(tmp_path: Path) -> None:
+    loaded = with_file(
+        tmp_path,
+        """
+models:
+  - id: Qwen/Qwen2.5-VL-7B-Instruct
+    price: {input: 0.2, output: 0.6}
+  - id: meta-llama/Llama-3.1-8B-Instruct
+    price: {input: 0, output: 0}
+  - id: other/unpriced
+""",
+        HF_TOKEN="hf_x",
+        MODELS="listed/model",
+    )
+    prices = {choice.id: choice.price for choice in loaded.models.choices}
+    assert prices == {
+        "mistralai/Mistral-7B-Instruct-v0.3": None,  # MODEL_ID: tokens only
+        "listed/model": None,  # MODELS: tokens only
+        "Qwen/Qwen2.5-VL-7B-Instruct": Price(0.2, 0.6),
+        "meta-llama/Llama-3.1-8B-Instruct": Price(0.0, 0.0),
+        "other/unpriced": None,
+    }
+    qwen = prices["Qwen/Qwen2.5-VL-7B-Instruct"]
+    assert qwen is not None
+    assert qwen.cost(1_000_000, 0) == pytest.approx(0.2)
+    assert qwen.cost(1_000, 500) == pytest.approx((1_000 * 0.2 + 500 * 0.6) / 1_000_000)
+    assert qwen.cost(0, 0) == 0.0
+
+    # The file's entry for MODEL_ID's id gives the default its price.
+    priced_default = with_file(
+        tmp_path,
+        "models:\n  - id: mistralai/Mistral-7B-Instruct-v0.3\n    price: {input: 1, output: 2}\n",
+        HF_TOKEN="hf_x",
+    )
+    assert priced_default.models.default.price == Price(1.0, 2.0)
+
+    local = settings()  # nothing configured: the embedded in-process model
+    assert local.models.default.settings.backend is BackendKind.LOCAL
+    assert local.models.default.price == Price(0.0, 0.0)
+    assert local.models.default.price.cost(10_000, 10_000) == 0.0
