@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
 
+from bot.asking import asks_something, small_talk
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
 from bot.knowledge.service import Knowledge
@@ -45,127 +45,6 @@ ROUTER_SECONDS = 3.0  # a classifier slower than this is taken as a "no": the me
 ROUTER_TOKENS = 3
 ROUTER_TEMPERATURE = 0.1  # some servers refuse 0
 ROUTER_TOOLS_LISTED = 20
-
-_WORD = re.compile(r"[\w']+")
-# A message that starts with one of these asks something, with or without its question mark.
-_ASKING = frozenset(
-    [
-        "how",
-        "what",
-        "why",
-        "when",
-        "where",
-        "who",
-        "whom",
-        "whose",
-        "which",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "is",
-        "are",
-        "am",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "has",
-        "have",
-        "may",
-        "might",
-        "shall",
-        "any",
-        "anyone",
-        "anybody",
-        "someone",
-        "somebody",
-        "explain",
-        "tell",
-        "show",
-        "describe",
-        "please",
-        "help",
-    ]
-)
-# Words of someone stuck: "my build fails with E4711" is a question without being phrased as one.
-_STUCK = frozenset(
-    [
-        "help",
-        "error",
-        "errors",
-        "fail",
-        "fails",
-        "failing",
-        "failed",
-        "broken",
-        "crash",
-        "crashes",
-        "crashing",
-        "exception",
-        "traceback",
-        "issue",
-        "problem",
-        "bug",
-        "stuck",
-        "unable",
-        "cannot",
-        "can't",
-        "doesn't",
-        "won't",
-        "isn't",
-        "wont",
-        "cant",
-        "doesnt",
-    ]
-)
-_SMALL_TALK = frozenset(
-    [
-        "thanks",
-        "thank",
-        "thx",
-        "ty",
-        "tysm",
-        "lol",
-        "lmao",
-        "rofl",
-        "haha",
-        "hahaha",
-        "ok",
-        "okay",
-        "k",
-        "cool",
-        "nice",
-        "great",
-        "awesome",
-        "hi",
-        "hello",
-        "hey",
-        "yo",
-        "morning",
-        "evening",
-        "night",
-        "gm",
-        "gn",
-        "bye",
-        "cya",
-        "yes",
-        "no",
-        "yep",
-        "yup",
-        "nope",
-        "sure",
-        "welcome",
-        "np",
-        "congrats",
-        "gg",
-        "wow",
-        "good",
-    ]
-)
-SMALL_TALK_MAX_WORDS = 4
 
 ROUTER_PROMPT = (
     "You decide whether an assistant should answer a message posted in a community's help channel. Answer YES if the "
@@ -302,26 +181,6 @@ class Responder:
     async def _collect(self, messages: list[ChatMessage], model: ModelSettings) -> str:
         # A thinking model's thought is not its verdict: only its text counts.
         return "".join([piece async for piece in self._backend.stream(messages, model) if isinstance(piece, str)])
-
-
-def small_talk(text: str) -> bool:
-    """ "thanks!", "lol", "good morning", "ok 👍": a few words, none of them asking anything, or no words at all."""
-    words = [word.casefold() for word in _WORD.findall(text[:QUESTION_CHARS])]
-    if not words:
-        return True  # emoji, punctuation
-    if "?" in text and len(words) > 1:
-        return False
-    if len(words) == 1:
-        return not any(character.isdigit() for character in words[0])
-    return len(words) <= SMALL_TALK_MAX_WORDS and all(word in _SMALL_TALK for word in words)
-
-
-def asks_something(text: str) -> bool:
-    """A question mark, a first word that asks (how, can, is, explain…), or the words of someone stuck."""
-    if "?" in text:
-        return True
-    words = [word.casefold() for word in _WORD.findall(text[:QUESTION_CHARS])]
-    return bool(words) and (words[0] in _ASKING or any(word in _STUCK for word in words))
 
 
 def _router_model(models: ModelCatalog, name: str | None) -> ModelSettings | None:
