@@ -21,6 +21,8 @@ from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.turn import Turn
 from bot.turn_knowledge import TurnKnowledge
+from bot.usage.accounting import Spend
+from bot.usage.meter import UsageMeter
 from config.models import ModelCatalog
 from config.tools import offers_tools
 
@@ -44,8 +46,11 @@ class Answering:
         self.gate = gate
         self._knowledge = knowledge
 
-    def tool_turn(self, turn: Turn, surface: ReplySurface, prepared: Prepared) -> ToolTurn | None:
-        """The answer's tool loop, when its model is offered tools and some are connected (or knowledge is there)."""
+    def tool_turn(
+        self, turn: Turn, surface: ReplySurface, prepared: Prepared, spend: Spend | None = None
+    ) -> ToolTurn | None:
+        """The answer's tool loop, when its model is offered tools and some are connected (or knowledge is there).
+        Its rounds count on `spend`'s meter; each round after the first first holds more of the turn's budgets."""
         search = self._knowledge.tool(turn, prepared.citable)
         if prepared.tools_here is False or not (self.tools.specs() or search):
             return None
@@ -53,8 +58,16 @@ class Answering:
             return None
         settings = prepared.model.settings
 
-        def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
-            return self._slots.pieces(self._backend.stream(messages, settings, offered))
+        rounds = 0
+
+        async def ask_model(messages: list[ChatMessage], offered: list[dict[str, Any]]) -> AsyncIterator[ModelPiece]:
+            nonlocal rounds
+            rounds += 1
+            meter = spend.meter if spend is not None else None
+            if spend is not None and rounds > 1:
+                await spend.more(settings.model_id, messages)
+            async for piece in self._slots.pieces(self._backend.stream(messages, settings, offered, meter)):
+                yield piece
 
         room = self._prompts.budget.prompt_tokens - prepared.prompt.tokens
         asker = (turn.author_id, turn.author_name)
@@ -65,12 +78,18 @@ class Answering:
         )
 
     def pieces(
-        self, prepared: Prepared, surface: ReplySurface, renderer: LiveRenderer, tool_turn: ToolTurn | None
+        self,
+        prepared: Prepared,
+        surface: ReplySurface,
+        renderer: LiveRenderer,
+        tool_turn: ToolTurn | None,
+        meter: UsageMeter | None = None,
     ) -> AsyncIterator[str | Tail | Thought]:
-        """The answer's text, thoughts and tool lines, as the renderer shows them; the knowledge it cites under it."""
+        """The answer's text, thoughts and tool lines, as the renderer shows them; the knowledge it cites under it.
+        Its model call counts on `meter` (a tool loop's on its own)."""
         shown: AsyncIterator[str | Tail | Thought]
         if tool_turn is None:  # no tools offered: the model's stream is text (and thoughts) only
-            pieces = self._backend.stream(prepared.messages, prepared.model.settings)
+            pieces = self._backend.stream(prepared.messages, prepared.model.settings, meter=meter)
             shown = cast(AsyncIterator[str | Thought], self._slots.pieces(pieces))
         else:
             shown = shown_tool_turn(tool_turn, prepared.messages, surface, renderer)

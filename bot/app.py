@@ -101,6 +101,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
         show_reasoning=ShowReasoning(settings.show_reasoning),
         knowledge_share=settings.knowledge.prompt_share,
         respond=settings.respond,
+        usage=settings.usage,
     )
     knowledge = KnowledgeOpener(partial(open_knowledge, settings), core.use_knowledge)
     await core.tools.start()  # a server that isn't up yet is connected in the background

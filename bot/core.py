@@ -25,7 +25,7 @@ from bot.model import ModelBackend
 from bot.model_choice import ModelChoices
 from bot.model_slots import ModelSlots
 from bot.personas import Personas, Place
-from bot.preparation import Preparation
+from bot.preparation import Preparation, Prepared
 from bot.prompt import PromptBuilder
 from bot.remembering import Remembering
 from bot.render import LiveRenderer, RenderResult
@@ -37,9 +37,12 @@ from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.turn import Turn
 from bot.turn_knowledge import TurnKnowledge
+from bot.usage.accounting import Accounting, Spend, UsageCounters, payer_of
+from bot.usage.ledger import UsageLedger
 from config.models import ModelCatalog, ModelChoice
 from config.respond import RespondSettings
 from config.tools import ToolSettings
+from config.usage import UsageSettings
 
 __all__ = ["ChatCore", "Turn"]
 
@@ -64,6 +67,7 @@ class ChatCore:
         knowledge: Knowledge | None = None,
         knowledge_share: float = 0.3,
         respond: RespondSettings | None = None,
+        usage: UsageSettings | None = None,
     ) -> None:
         """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn; `show_reasoning`:
         what a thinking model's reply shows of its thought (see bot.thought_view)."""
@@ -84,6 +88,9 @@ class ChatCore:
         toolbox = tools if tools is not None else ToolBox(ToolSettings())
         self._answering = Answering(backend, slots, prompts, models, toolbox, gate, turn_knowledge)
         self._remembering = Remembering(store, prompts)
+        usage = usage or UsageSettings()
+        ledger = UsageLedger(store.client, history.key_prefix, retention_days=usage.retention_days, on_error=errors)
+        self.accounting = Accounting(ledger, usage, models, UsageCounters(self._metrics.registry), prompts.count)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -96,6 +103,7 @@ class ChatCore:
             self._metrics,
             lambda: self.knowledge,
             lambda: [spec["function"]["name"] for spec in toolbox.specs()],
+            self.accounting,
         )
 
     @property
@@ -209,14 +217,21 @@ class ChatCore:
             turn = await self._admission.admit(turn)
         except ReplyFailure as failure:
             return await refuse(turn, surface, failure)
+        payer = payer_of(turn.platform, turn.quota_scope, turn.author_id, turn.places)
+        spend = self.accounting.spend(payer, 0)
         async with contextlib.AsyncExitStack() as held:
             try:  # taking the conversation fails too when Redis is down: the person is told why
                 fence = await held.enter_async_context(self._locks.hold(turn.thread))
-                prepared = await self._preparation.prepare(turn, fence)
+                prepared = await self._preparation.prepare(turn, fence, spend.meter)
                 breaker = self._choices.breaker(prepared.model)
                 breaker.check()
+                await self._hold_budgets(spend, turn, prepared)
             except ReplyFailure as failure:
-                return await refuse(turn, surface, failure)
+                await spend.finish()  # the search's embedding was used all the same
+                refused = await refuse(turn, surface, failure)
+                if failure.kind is FailureKind.BUDGET:  # the question stays, answered with why it wasn't
+                    return await self._remembering.remember(turn, surface, refused, fence)
+                return refused
             left_out = await self._preparation.left_out_notice(turn, prepared.prompt)
             renderer = LiveRenderer(
                 surface,
@@ -225,22 +240,31 @@ class ChatCore:
                 if (label := self._choices.label(prepared.model))
                 else "",
             )
-            tool_turn = self._answering.tool_turn(turn, surface, prepared)
+            tool_turn = self._answering.tool_turn(turn, surface, prepared, spend)
             self._rendering[turn.thread] = renderer
             thoughts = ThoughtShow(self._show_reasoning, surface)
             remember = partial(
                 self._remembering.remember, turn, surface, fence=fence, tool_turn=tool_turn, cited=prepared.cited
             )
             try:
-                pieces = self._answering.pieces(prepared, surface, renderer, tool_turn)
+                pieces = self._answering.pieces(prepared, surface, renderer, tool_turn, spend.meter)
                 result = await renderer.render(thoughts.present(pieces))
             except asyncio.CancelledError:
                 # Stopping: an answer the person already sees whole is still remembered.
+                await finish_even_if_cancelled(spend.finish())
                 await finish_even_if_cancelled(remember(renderer.result(), before=thoughts.prefix))
                 raise
             finally:
                 del self._rendering[turn.thread]
             breaker.record(result.failure, answered=bool(result.text))
-            remembered = await finish_even_if_cancelled(remember(result, before=thoughts.prefix))
+            remembered, _ = await finish_even_if_cancelled(
+                asyncio.gather(remember(result, before=thoughts.prefix), spend.finish())
+            )
             sources = tuple((citation.label, citation.url) for citation in prepared.cited)
             return replace(remembered, model=prepared.model.display_name, sources=sources)
+
+    async def _hold_budgets(self, spend: Spend, turn: Turn, prepared: Prepared) -> None:
+        """Hold the answer's first call of every budget that applies (raises ReplyFailure(BUDGET))."""
+        spend.max_new_tokens = prepared.model.settings.sampling.max_new_tokens
+        limits = self.accounting.limits(spend.payer, turn.places, prepared.budgets)
+        await self.accounting.hold(spend, limits, prepared.model.settings.model_id, prepared.prompt.tokens)

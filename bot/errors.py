@@ -16,6 +16,8 @@ class FailureKind(enum.Enum):
     CONTEXT_TOO_LONG = "This conversation is too long for the model. Use /reset to start over."
     MESSAGE_TOO_LONG = "Your message is too long for the model's context window. Please shorten it."
     LENGTH = "The answer reached the maximum length and was cut off."
+    BUDGET = "The usage budget here has run out, so I didn't ask the model."
+    BUDGET_REACHED = "I stopped here: the usage budget ran out during this answer."
     BAD_REQUEST = "The model service refused the request."
     MODEL_NOT_FOUND = "This conversation's model isn't available on its server. Pick another with /model."
     UNAVAILABLE = "The model service is unavailable right now. Please try again later."

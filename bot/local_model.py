@@ -12,6 +12,7 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.model import ChatMessage, ToolSpec
+from bot.usage.meter import OutputGuard, UsageMeter
 from config.settings import ModelSettings, SamplingSettings
 
 if TYPE_CHECKING:
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _END = object()  # the worker's last item on the queue, after the answer or its failure
+
+
+class _Used(tuple[int, int]):
+    """The worker's count of a generation: (prompt tokens, completion tokens), by the model's own tokenizer."""
 
 
 class LocalBackend:
@@ -38,7 +43,11 @@ class LocalBackend:
             await asyncio.to_thread(model.close)
 
     async def stream(
-        self, messages: Sequence[ChatMessage], model_settings: ModelSettings, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        model_settings: ModelSettings,
+        tools: Sequence[ToolSpec] = (),
+        meter: UsageMeter | None = None,
     ) -> AsyncIterator[str]:
         """`tools` are never offered to the in-process model (see config.tools): it answers in text."""
         async with self._load_lock:  # the weights load with the first reply
@@ -52,14 +61,23 @@ class LocalBackend:
             worker = asyncio.create_task(
                 asyncio.to_thread(self._generate, model, list(messages), model_settings.sampling, stop, queue, loop)
             )
+            guard = OutputGuard(meter)
             try:
                 while (item := await queue.get()) is not _END:
                     if isinstance(item, BaseException):
                         raise item
-                    yield str(item)
+                    if isinstance(item, _Used):
+                        if meter is not None:
+                            meter.add(model_settings.model_id, *item)
+                    elif guard.stops(str(item)):
+                        stop.set()
+                        raise ReplyFailure(FailureKind.BUDGET_REACHED, "output allowance used")
+                    else:
+                        yield str(item)
             finally:
                 stop.set()  # the worker checks this between tokens, so an abandoned reply frees the model fast
                 await worker
+                _count_left(queue, meter, model_settings.model_id)
 
     def _load(self) -> Llama:
         try:
@@ -84,6 +102,7 @@ class LocalBackend:
         def emit(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        written = 0
         try:
             finish_reason = None
             for chunk in model.create_chat_completion(
@@ -101,6 +120,7 @@ class LocalBackend:
                 if stop.is_set():
                     return
                 if piece := str(choice["delta"].get("content") or ""):
+                    written += 1  # llama-cpp-python streams one token a chunk
                     emit(piece)
             if finish_reason == "length":
                 emit(ReplyFailure(FailureKind.LENGTH, "max_tokens reached"))
@@ -109,4 +129,12 @@ class LocalBackend:
         except Exception as error:  # noqa: BLE001 - handed to the async side, which tells the person
             emit(ReplyFailure(FailureKind.MODEL_ERROR, f"{type(error).__name__}: {error}"[:300]))
         finally:
+            emit(_Used((max(0, model.n_tokens - written), written)))
             emit(_END)
+
+
+def _count_left(queue: asyncio.Queue[object], meter: UsageMeter | None, model: str) -> None:
+    """A generation given up before its end still counts what it read and wrote."""
+    while meter is not None and not queue.empty():
+        if isinstance(item := queue.get_nowait(), _Used):
+            meter.add(model, *item)

@@ -12,12 +12,19 @@ import aiohttp
 import httpx2
 import structlog
 from httpx_aiohttp.httpx2 import AiohttpTransport
-from huggingface_hub import AsyncInferenceClient, InferenceTimeoutError, set_async_client_factory
+from huggingface_hub import (
+    AsyncInferenceClient,
+    ChatCompletionInputStreamOptions,
+    InferenceTimeoutError,
+    set_async_client_factory,
+)
 from huggingface_hub.errors import HfHubHTTPError, OverloadedError, TextGenerationError, ValidationError
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.stream_read import StreamRead
 from bot.thinking import Thought, ThoughtSplitter, delta_thought
-from bot.tool_calls import CallGatherer, ToolCalls
+from bot.tool_calls import ToolCalls
+from bot.usage.meter import UsageMeter
 from config.settings import BackendKind, ModelSettings
 
 log = structlog.get_logger(__name__)
@@ -43,10 +50,15 @@ _UNKNOWN_MODEL = re.compile(
 
 class ModelBackend(Protocol):
     def stream(
-        self, messages: Sequence[ChatMessage], model: ModelSettings, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        model: ModelSettings,
+        tools: Sequence[ToolSpec] = (),
+        meter: UsageMeter | None = None,
     ) -> AsyncIterator[ModelPiece]:
         """Yield text pieces of `model`'s answer, then the `tools` it calls, if any; raise ReplyFailure. Closing the
-        iterator early frees its resources."""
+        iterator early frees its resources. The call's tokens are added to `meter`, whose allowance, when it has
+        one, ends the answer (BUDGET_REACHED) at a word's end."""
 
     async def aclose(self) -> None: ...
 
@@ -59,10 +71,14 @@ class RoutedBackend:
         self._local = local
 
     def stream(
-        self, messages: Sequence[ChatMessage], model: ModelSettings, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        model: ModelSettings,
+        tools: Sequence[ToolSpec] = (),
+        meter: UsageMeter | None = None,
     ) -> AsyncIterator[ModelPiece]:
         backend = self._local if model.backend is BackendKind.LOCAL and self._local else self._remote
-        return backend.stream(messages, model, tools)
+        return backend.stream(messages, model, tools, meter)
 
     async def aclose(self) -> None:
         await self._remote.aclose()
@@ -124,14 +140,18 @@ class InferenceBackend:
         await self._transport.close_pool()
 
     async def stream(
-        self, messages: Sequence[ChatMessage], model: ModelSettings, tools: Sequence[ToolSpec] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        model: ModelSettings,
+        tools: Sequence[ToolSpec] = (),
+        meter: UsageMeter | None = None,
     ) -> AsyncIterator[ModelPiece]:
         """Retries a model still loading (503), or a connection the server closed, as long as nothing was shown yet."""
         attempt, reconnected = 0, False
         while True:
             started = False
             try:
-                async for piece in self._stream_once(messages, model, tools):
+                async for piece in self._stream_once(messages, model, tools, meter):
                     started = True
                     yield piece
                 return
@@ -148,15 +168,17 @@ class InferenceBackend:
                 await asyncio.sleep(delay)
 
     async def _stream_once(
-        self, messages: Sequence[ChatMessage], settings: ModelSettings, tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[ChatMessage],
+        settings: ModelSettings,
+        tools: Sequence[ToolSpec],
+        meter: UsageMeter | None,
     ) -> AsyncIterator[ModelPiece]:
         # One client per stream: closing it is what frees the connection on cancel or error.
         async with AsyncInferenceClient(
             base_url=settings.inference_url, token=settings.hf_token or NO_KEY, timeout=settings.timeout_seconds
         ) as client:
-            sent_any = False
-            finish_reason: str | None = None
-            calls = CallGatherer()
+            read = StreamRead(meter)
             splitter = ThoughtSplitter()
             try:
                 async for chunk in await client.chat_completion(
@@ -167,35 +189,43 @@ class InferenceBackend:
                     temperature=settings.sampling.temperature,
                     top_p=settings.sampling.top_p,
                     tools=list(tools) or None,  # OpenAI-style dicts, sent as they are
+                    stream_options=ChatCompletionInputStreamOptions(include_usage=True),
                 ):
+                    read.usage(chunk.usage)
                     if not chunk.choices:
                         continue
                     choice = chunk.choices[0]
                     delta = choice.delta
                     if delta is not None and (thought := delta_thought(delta)):
-                        sent_any = True
+                        read.wrote(thought)
                         yield Thought(thought)
                     if delta is not None and delta.content:
-                        sent_any = True
+                        if read.over_budget(delta.content):
+                            break
+                        read.wrote(delta.content)
                         if splitter.passing:  # the answer has started: no more scanning
                             yield delta.content
                         else:
                             for piece in splitter.feed(delta.content):
                                 yield piece
                     if delta is not None and delta.tool_calls:
-                        sent_any = True
-                        calls.add(delta.tool_calls)
-                    finish_reason = choice.finish_reason or finish_reason
+                        read.wrote_calls(delta.tool_calls)
+                        read.calls.add(delta.tool_calls)
+                    read.finish_reason = choice.finish_reason or read.finish_reason
             except Exception as error:
-                raise _named(classify_inference_error(error, started=sent_any), settings.model_id) from error
+                read.count(settings.model_id, messages)
+                raise _named(classify_inference_error(error, started=read.sent_any), settings.model_id) from error
+            read.count(settings.model_id, messages)
             for piece in splitter.flush():
                 yield piece
-            if finish_reason is None:
+            if read.stopped:
+                raise ReplyFailure(FailureKind.BUDGET_REACHED, "output allowance used")
+            if read.finish_reason is None:
                 raise ReplyFailure(FailureKind.CUT, "stream ended without a finish_reason")
-            if finish_reason == "length":
+            if read.finish_reason == "length":
                 raise ReplyFailure(FailureKind.LENGTH, "max_tokens reached")
-            if calls:  # some servers end a tool-calling message with "stop"
-                yield ToolCalls(calls.calls())
+            if read.calls:  # some servers end a tool-calling message with "stop"
+                yield ToolCalls(read.calls.calls())
 
 
 def classify_inference_error(error: BaseException, *, started: bool) -> ReplyFailure:

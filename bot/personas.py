@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from bot.redis_client import RedisClient, hash_tag, served
 from config.channels_file import PERSONA_MAX_CHARS, PlaceFile
+from config.usage import PlaceBudget
 
 T = TypeVar("T")
 
@@ -51,10 +52,11 @@ class PlaceSettings:
     model: str = ""  # a model's id or name ("": none set; the conversation's own or the default applies)
     model_source: str = ""
     tools: bool | None = None  # None: not said (the model's own rule applies)
+    budgets: tuple[PlaceBudget, ...] = ()  # what each of the turn's places sets (bot.usage.limits), in their order
 
 
 # What a place may set besides its persona, by the key it is kept under.
-_MODEL, _TOOLS, _RESPOND = "model", "tools", "respond"
+_MODEL, _TOOLS, _RESPOND, _BUDGET = "model", "tools", "respond", "budget"
 # What a channel answers unasked is looked up for every message in it: each process keeps the answer this long, so a
 # change reaches every process within it.
 RESPOND_CACHE_SECONDS = 2.0
@@ -108,13 +110,32 @@ class Personas:
                     pipe.get(self._key(place))
                 pipe.get(self._key(place, _MODEL))
                 pipe.get(self._key(place, _TOOLS))
+                pipe.get(self._key(place, _BUDGET))
             stored = await self._run(pipe.execute())
-        personas, models, tools = stored[0::3], stored[1::3], stored[2::3]
+        personas, models, tools, budgets = stored[0::4], stored[1::4], stored[2::4], stored[3::4]
         model, model_source = self._first(places, models, _MODEL)
         offered, _ = self._first(places, tools, _TOOLS)
         return PlaceSettings(
-            self._persona(places, personas), model, model_source, None if not offered else offered == "on"
+            self._persona(places, personas),
+            model,
+            model_source,
+            None if not offered else offered == "on",
+            tuple(self._budget(place, stored) for place, stored in zip(places, budgets, strict=True)),
         )
+
+    def _budget(self, place: Place, stored: object) -> PlaceBudget:
+        """What `place` sets: its own (`/budget`), else the operator's file's for it."""
+        if stored:
+            return PlaceBudget.from_json(stored)
+        return PlaceBudget.from_json(self._file.setting(place.kind, place.id, _BUDGET))
+
+    async def budget(self, place: Place) -> PlaceBudget:
+        """What `place` sets for budgets (raises STORE_UNAVAILABLE)."""
+        return self._budget(place, await self._run(self._redis.get(self._key(place, _BUDGET))))
+
+    async def set_budget(self, place: Place, budget: PlaceBudget | None) -> bool:
+        """`place`'s budgets (None or empty: as its server, the operator's file or the environment say)."""
+        return await self._put(place, _BUDGET, None if budget is None or budget.empty else budget.to_json())
 
     def _persona(self, places: Sequence[Place], stored: Sequence[object]) -> Persona:
         for place, text in zip(places, stored, strict=True):
@@ -213,7 +234,7 @@ class Personas:
         """Delete everything `places` set (the bot left a server: its channels' and its own)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
-                pipe.delete(*(self._key(place, setting) for setting in ("persona", _MODEL, _TOOLS, _RESPOND)))
+                pipe.delete(*(self._key(place, setting) for setting in ("persona", _MODEL, _TOOLS, _RESPOND, _BUDGET)))
                 if place.kind == "server":
                     pipe.delete(self._channels_key(place))
             await self._run(pipe.execute())

@@ -21,7 +21,9 @@ from bot.prompt import Prompt, PromptBuilder
 from bot.store import HistoryStore, StoredMessage, new_image_ids
 from bot.turn import Turn
 from bot.turn_knowledge import UNAVAILABLE, TurnKnowledge
+from bot.usage.meter import UsageMeter
 from config.models import ModelChoice
+from config.usage import PlaceBudget
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Prepared:
     shown: Shown = field(default_factory=Shown)  # the knowledge passages in the prompt
     citable: list[Hit] = field(default_factory=list)  # what the answer's [n] marks cite: shown's, then the tool's finds
     cited: list[Citation] = field(default_factory=list)  # the sources listed under the answer, as it is written
+    budgets: tuple[PlaceBudget, ...] = ()  # what each of the turn's places sets for usage budgets
 
 
 class Preparation:
@@ -56,8 +59,9 @@ class Preparation:
         self.personas = personas
         self.knowledge = knowledge
 
-    async def prepare(self, turn: Turn, fence: str) -> Prepared:
-        """Store the person's message (refused if it can never fit); the prompt for its model."""
+    async def prepare(self, turn: Turn, fence: str, meter: UsageMeter | None = None) -> Prepared:
+        """Store the person's message (refused if it can never fit); the prompt for its model. Its knowledge search
+        counts on `meter`."""
         if turn.again:
             stored = self._store.retry_turn(turn.thread, fence)
         else:
@@ -68,9 +72,9 @@ class Preparation:
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
         noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)
-        searched = self.knowledge.search(turn)
+        searched = self.knowledge.search(turn, meter)
         conversation, place, _, hits = await asyncio.gather(stored, self._place_settings(turn), noted, searched)
-        system_prompt, place_model, tools_here = place
+        system_prompt, place_model, tools_here, budgets = place
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)
         model = await self._choices.for_turn(turn.thread, conversation.model, place_model, first_reply=first_reply)
@@ -89,16 +93,19 @@ class Preparation:
         notices = self._choices.image_notices(model, sent=len(turn.images), missing=len(prompt.images) - len(urls))
         if hits is None:
             notices = (*notices, UNAVAILABLE)
-        return Prepared(prompt, prompt.with_images(urls), model, first_reply, notices, tools_here, shown, [*shown.hits])
+        messages = prompt.with_images(urls)
+        return Prepared(
+            prompt, messages, model, first_reply, notices, tools_here, shown, [*shown.hits], budgets=budgets
+        )
 
-    async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None]:
+    async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None, tuple[PlaceBudget, ...]]:
         """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens
-        counted once); the model of new conversations there ("": none); whether tools are offered there."""
+        counted once); the model of new conversations there ("": none); whether tools are offered there; budgets."""
         if self.personas is None:
-            return None, "", None
+            return None, "", None, ()
         settings = await self.personas.settings(turn.places)
         text = filled(settings.persona.text, user=turn.author_name, places=turn.places)
-        return None if text == self.personas.default else text, settings.model, settings.tools
+        return None if text == self.personas.default else text, settings.model, settings.tools, settings.budgets
 
     async def left_out_notice(self, turn: Turn, prompt: Prompt) -> tuple[str, ...]:
         """Said once per conversation, the first time its oldest messages no longer fit."""

@@ -32,7 +32,7 @@ RETRY_EDIT_SECONDS = 1.0
 # A cancelled waiting indicator ("typing…") still running after this long is cancelled again: it has nothing to finish.
 WAITING_RECANCEL_SECONDS = 1.0
 # Failures after which the text shown is still the complete answer: it is stored as answered, not as failed.
-_COMPLETE_KINDS = frozenset({FailureKind.LENGTH})
+_COMPLETE_KINDS = frozenset({FailureKind.LENGTH, FailureKind.BUDGET_REACHED})
 
 
 @dataclass

@@ -20,7 +20,9 @@ from bot.knowledge.passages import Access, Hit
 from bot.knowledge.service import Knowledge
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend
-from bot.turn_knowledge import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS
+from bot.turn_knowledge import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS, count_embedding
+from bot.usage.accounting import Accounting, Payer
+from bot.usage.meter import UsageMeter
 from config.models import ModelCatalog, ModelSettings
 from config.respond import RespondSettings
 
@@ -67,6 +69,7 @@ class Unprompted:
     text: str  # without the bot's mention
     to_someone_else: bool = False  # a reply to another person, or a mention of other people and not the bot
     files: int = 0
+    payer: Payer | None = None  # whose usage the decision's search and router count as
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,14 @@ class Responder:
         metrics: Metrics,
         knowledge: Callable[[], Knowledge | None],
         tool_names: Callable[[], Sequence[str]] = tuple,
+        accounting: Accounting | None = None,
     ) -> None:
         """`knowledge`: the knowledge in use now (it may start after the bot); `tool_names`: the tools offered."""
         self._backend = backend
         self._router = _router_model(models, settings.router_model)
         self.max_delay_seconds = settings.max_delay_seconds
         self._metrics = metrics
+        self._accounting = accounting
         self._knowledge = knowledge
         self._tool_names = tool_names
 
@@ -103,8 +108,11 @@ class Responder:
         """Whether `message` gets an answer in a channel in `mode`, and why; logged and counted. `access`: what its
         author may be answered from, asked only when the knowledge is searched."""
         started = time.perf_counter()
-        decision = await self._decide(message, mode, access)
+        meter = UsageMeter() if self._accounting is None else self._accounting.meter()
+        decision = await self._decide(message, mode, access, meter)
         seconds = time.perf_counter() - started
+        if meter.calls and message.payer is not None and self._accounting is not None:
+            await self._accounting.record(message.payer, meter.calls)  # an answer's turn searches no more: it was here
         self.count(message.platform, decision)
         self._metrics.respond_decision.observe(seconds)
         log.debug(
@@ -129,7 +137,7 @@ class Responder:
         if reason == SKIP_LATE:
             self._metrics.unprompted_late.labels(platform).inc()
 
-    async def _decide(self, message: Unprompted, mode: RespondMode, access: AccessOf) -> Decision:
+    async def _decide(self, message: Unprompted, mode: RespondMode, access: AccessOf, meter: UsageMeter) -> Decision:
         text = message.text.strip()
         if not text:
             return Decision(False, SKIP_EMPTY)  # nothing to answer, or only files, or only a mention of someone
@@ -145,10 +153,12 @@ class Responder:
         found: list[Hit] | None = None
         if knowledge is not None:
             found = await self._search(knowledge, text, await access())
+            if found is not None:
+                count_embedding(meter, knowledge, text[:QUESTION_CHARS])
             if found:
                 return Decision(True, ANSWER_KNOWN, tuple(found))
         if self._router is not None:
-            yes = await self._ask_router(self._router, text)
+            yes = await self._ask_router(self._router, text, meter)
             return Decision(yes, ANSWER_ROUTED if yes else SKIP_ROUTED, () if found is not None else None)
         if knowledge is not None:
             return Decision(False, SKIP_NOT_COVERED)
@@ -163,7 +173,7 @@ class Responder:
             log.error("respond_search_failed", error=str(error) or type(error).__name__)
             return None
 
-    async def _ask_router(self, model: ModelSettings, text: str) -> bool:
+    async def _ask_router(self, model: ModelSettings, text: str, meter: UsageMeter) -> bool:
         """The classifier's YES or NO; anything else, a failure or a slow answer is a no."""
         names = list(self._tool_names())[:ROUTER_TOOLS_LISTED]
         with_tools = f", alone or with its tools ({', '.join(names)})" if names else ""
@@ -172,15 +182,16 @@ class Responder:
             {"role": "user", "content": text[:QUESTION_CHARS]},
         ]
         try:
-            said = await asyncio.wait_for(self._collect(messages, model), ROUTER_SECONDS)
+            said = await asyncio.wait_for(self._collect(messages, model, meter), ROUTER_SECONDS)
         except (ReplyFailure, TimeoutError) as error:
             log.warning("respond_router_failed", model=model.model_id, error=str(error) or type(error).__name__)
             return False
         return said.strip().lstrip("*\"' ").upper().startswith("YES")
 
-    async def _collect(self, messages: list[ChatMessage], model: ModelSettings) -> str:
+    async def _collect(self, messages: list[ChatMessage], model: ModelSettings, meter: UsageMeter) -> str:
         # A thinking model's thought is not its verdict: only its text counts.
-        return "".join([piece async for piece in self._backend.stream(messages, model) if isinstance(piece, str)])
+        pieces = self._backend.stream(messages, model, meter=meter)
+        return "".join([piece async for piece in pieces if isinstance(piece, str)])
 
 
 def _router_model(models: ModelCatalog, name: str | None) -> ModelSettings | None:

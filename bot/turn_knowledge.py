@@ -16,6 +16,7 @@ from bot.loop import off_loop_if_large
 from bot.prompt import TOKENS_PER_TURN, PromptBuilder
 from bot.tools.builtin import BuiltinTool
 from bot.turn import Turn
+from bot.usage.meter import UsageMeter
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +35,9 @@ class TurnKnowledge:
         self._prompts = prompts
         self._share = share
 
-    async def search(self, turn: Turn) -> list[Hit] | None:
-        """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed."""
+    async def search(self, turn: Turn, meter: UsageMeter | None = None) -> list[Hit] | None:
+        """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed.
+        The question's embedding counts on `meter` as the embedding model's input."""
         if turn.found is not None:
             return list(turn.found)
         if self.knowledge is None or turn.again or _small_talk(turn.text):
@@ -43,10 +45,12 @@ class TurnKnowledge:
         access = turn.knowledge or EVERYONES
         question = turn.text[:QUESTION_CHARS]
         try:
-            return await asyncio.wait_for(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
+            hits = await asyncio.wait_for(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
             log.error("knowledge_search_failed", thread=turn.thread, error=str(error) or type(error).__name__)
             return None
+        count_embedding(meter, self.knowledge, question)
+        return hits
 
     def tool(self, turn: Turn, citable: list[Hit]) -> BuiltinTool | None:
         """The search as a tool for the turn's answer, when there is knowledge."""
@@ -63,6 +67,11 @@ class TurnKnowledge:
         size = sum(len(hit.passage.text) for hit in hits)
         limit = min(int(budget * self._share), room)
         return await off_loop_if_large(size, shown_in_prompt, hits, limit, self._prompts.count)
+
+
+def count_embedding(meter: UsageMeter | None, knowledge: Knowledge, question: str) -> None:
+    if meter is not None:
+        meter.add(knowledge.embedder.name, meter.count_text(question), 0, kind="embedding")
 
 
 def _small_talk(text: str) -> bool:

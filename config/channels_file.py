@@ -7,6 +7,9 @@ error names the file, the entry and the field.
         model: mistral-small   # the model of its new conversations (an id or name from the models offered)
         tools: false           # whether tools are offered there
         respond: questions     # mentions (the default), questions or all: what it answers unasked
+        budget:                # usage limits (tokens, or USD: $5), beside USER_DAILY_BUDGET / SERVER_MONTHLY_BUDGET
+          person_daily: 20000  # each person's per day here
+          monthly: $10         # this channel's (or server's) own per month
     servers:
       "9876543210":            # a Discord server (guild) id, or a Slack workspace (team) id
         persona: You are a game master.
@@ -23,12 +26,14 @@ from typing import Any
 import yaml  # type: ignore[import-untyped, unused-ignore]  # stubs (types-PyYAML) are optional
 
 from config.env import ConfigError, Env
+from config.usage import BUDGET_FORMS, PlaceBudget, parse_budget
 
 PERSONA_MAX_CHARS = 4_000
 SECTIONS = ("channels", "servers")
 
 
-FIELDS = ("persona", "model", "tools", "respond")
+FIELDS = ("persona", "model", "tools", "respond", "budget")
+BUDGET_FIELDS = ("person_daily", "monthly")
 RESPOND_MODES = ("mentions", "questions", "all")
 
 
@@ -96,7 +101,17 @@ def _settings(fields: Any, where: str) -> dict[str, str]:
         if fields["respond"] not in RESPOND_MODES:
             raise ConfigError(f"{where}: field 'respond': expected one of {', '.join(RESPOND_MODES)}")
         settings["respond"] = fields["respond"]
+    if "budget" in fields:
+        settings["budget"] = _budget(fields["budget"], f"{where}: field 'budget'")
     return settings
+
+
+def _budget(budget: Any, where: str) -> str:
+    """`budget:`'s mapping, checked, as Redis keeps a place's (PlaceBudget's JSON)."""
+    if not isinstance(budget, dict) or not budget or set(budget) - set(BUDGET_FIELDS):
+        raise ConfigError(f"{where}: expected {' and/or '.join(BUDGET_FIELDS)}, each a budget ({BUDGET_FORMS})")
+    parsed = {name: parse_budget(str(value), f"{where}, {name}") for name, value in budget.items()}
+    return PlaceBudget(parsed.get("person_daily"), parsed.get("monthly")).to_json()
 
 
 def _persona(persona: Any, where: str) -> str:

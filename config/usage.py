@@ -7,6 +7,7 @@ empty, there is no limit. Money is counted from the models' prices (MODELS_FILE'
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -54,6 +55,35 @@ class UsageSettings:
     retention_days: int = DEFAULT_RETENTION_DAYS  # days the per-day usage counters are kept
 
 
+@dataclass(frozen=True)
+class PlaceBudget:
+    """What one place sets (`/budget`, CHANNELS_FILE's `budget:` with `person_daily:` and/or `monthly:`): each
+    person's budget per day there, and the place's own per month (None: not set). Kept in Redis as JSON
+    {"person_daily": "20000", "monthly": "$5"}."""
+
+    person_daily: Budget | None = None
+    monthly: Budget | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({name: _written(budget) for name, budget in self._fields() if budget is not None})
+
+    @classmethod
+    def from_json(cls, raw: object) -> PlaceBudget:
+        """What was stored (a budget that no longer parses is left out, never raised)."""
+        try:
+            fields = json.loads(str(raw)) if raw else {}
+            return cls(_parsed(fields.get("person_daily")), _parsed(fields.get("monthly")))
+        except (ValueError, TypeError, AttributeError, ConfigError):
+            return cls()
+
+    @property
+    def empty(self) -> bool:
+        return self.person_daily is None and self.monthly is None
+
+    def _fields(self) -> tuple[tuple[str, Budget | None], ...]:
+        return (("person_daily", self.person_daily), ("monthly", self.monthly))
+
+
 def usage_settings(env: Env) -> UsageSettings:
     return UsageSettings(
         user_daily_budget=_env_budget(env, "USER_DAILY_BUDGET"),
@@ -99,3 +129,11 @@ def _positive(budget: Budget, text: str, where: str) -> Budget:
             f"or give {BUDGET_FORMS}"
         )
     return budget
+
+
+def _written(budget: Budget) -> str:
+    return str(budget.units) if budget.unit == "tokens" else f"${budget.amount}"
+
+
+def _parsed(text: object) -> Budget | None:
+    return parse_budget(str(text), "budget") if text else None

@@ -1,4 +1,4 @@
-"""The usage ledger (adapters.jobs.usage_ledger) against the real Redis and a Redis Cluster: tokens and cost add up per
+"""The usage ledger (bot.usage.ledger) against the real Redis and a Redis Cluster: tokens and cost add up per
 day, person, scope and model and expire after the retention; a budget is never overspent by concurrent turns of two
 processes, a settled turn frees what it didn't use, a dead process's hold lapses; /forget-me deletes a person's counts
 and keeps their server's totals."""
@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.jobs.usage_ledger import (
+from bot.redis_client import RedisClient, close, connect
+from bot.usage.ledger import (
     DAY_SECONDS,
     ModelUsage,
     Usage,
@@ -25,7 +26,6 @@ from adapters.jobs.usage_ledger import (
     month_so_far,
     month_window,
 )
-from bot.redis_client import RedisClient, close, connect
 from tests.conftest import REDIS_URL
 from tests.system.cluster import OwnCluster
 

@@ -127,6 +127,7 @@ class Usage:
     completion_tokens: int
     cost_usd: float | None
     at: float
+    turns: int = 1  # answers it counts as (0: a call that answered nothing, e.g. the help channels' router)
 
 
 @dataclass(frozen=True)
@@ -216,12 +217,12 @@ class UsageLedger:
         for key in keys:
             pipe.hincrby(key, "prompt", prompt)
             pipe.hincrby(key, "completion", completion)
-            pipe.hincrby(key, "turns", 1)
+            pipe.hincrby(key, "turns", usage.turns)
             pipe.hincrby(key, f"{model}prompt", prompt)
             pipe.hincrby(key, f"{model}completion", completion)
-            pipe.hincrby(key, f"{model}turns", 1)
+            pipe.hincrby(key, f"{model}turns", usage.turns)
             if cost is None:
-                pipe.hincrby(key, "unpriced", 1)
+                pipe.hincrby(key, "unpriced", usage.turns)
             else:
                 pipe.hincrby(key, "cost_micro", cost)
                 pipe.hincrby(key, f"{model}cost_micro", cost)
@@ -241,8 +242,13 @@ class UsageLedger:
 
     async def record(self, usage: Usage) -> None:
         """Count `usage` with a round trip of its own."""
+        await self.record_all([usage])
+
+    async def record_all(self, usages: Sequence[Usage]) -> None:
+        """Count `usages` (a turn's, one per model) in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            self.add_to(pipe, usage)
+            for usage in usages:
+                self.add_to(pipe, usage)
             await self._run(pipe.execute())
 
     async def totals(self, person_or_scope: str, days: Sequence[str], *, kind: Kind) -> UsageTotals:

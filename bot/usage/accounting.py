@@ -1,0 +1,169 @@
+"""A turn's usage, start to end: the budgets that apply to it held before its first model call, a meter its calls
+count into, and afterwards its counts written (per person, server or workspace, model and day) beside its history,
+its budgets settled, and the Prometheus counters `tokens_total{model,kind}` and `cost_usd_total{model}` raised."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from bot.personas import Place
+from bot.usage.budgets import Budgets, Spending
+from bot.usage.ledger import Usage, UsageLedger
+from bot.usage.limits import Limit, turn_limits
+from bot.usage.meter import Counted, UsageMeter
+from config.models import FREE, ModelCatalog, Price
+from config.settings import BackendKind
+from config.usage import PlaceBudget, UsageSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Whose usage a turn is: the platform, the person (unique across platforms and workspaces: "discord:42",
+    "slack:T1:U1") and the server or workspace ("discord:server:1", "slack:server:T1"; "" for none, e.g. a DM)."""
+
+    platform: str
+    person: str
+    scope: str = ""
+
+
+def payer_of(platform: str, quota_scope: str, author: str, places: Sequence[Place]) -> Payer:
+    server = next((place for place in places if place.kind == "server"), None)
+    return Payer(platform, f"{quota_scope}:{author}", server.key if server is not None else "")
+
+
+@dataclass
+class Spend:
+    """One turn's usage as it is answered: who pays, the meter its calls count on, the budgets it holds."""
+
+    accounting: Accounting
+    payer: Payer
+    meter: UsageMeter
+    max_new_tokens: int
+    spending: Spending | None = None
+
+    async def more(self, model: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Before another call of the turn (a tool round): hold it too, or raise ReplyFailure(BUDGET_REACHED)."""
+        if self.spending is not None:
+            prompt = self.meter.prompt_tokens_of(messages)
+            await self.accounting.budgets.grow(self.spending, self.meter, model, prompt, self.max_new_tokens)
+
+    async def finish(self) -> None:
+        await self.accounting.finish(self.payer, self.meter, self.spending)
+
+
+class UsageCounters:
+    """The Prometheus counters of what the models used."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.tokens = Counter(
+            "tokens_total", "Tokens the models read (input) and wrote (output)", ["model", "kind"], registry=registry
+        )
+        self.cost = Counter(
+            "cost_usd_total",
+            "What the models cost, in US dollars, from MODELS_FILE's prices",
+            ["model"],
+            registry=registry,
+        )
+
+
+class Accounting:
+    def __init__(
+        self,
+        ledger: UsageLedger,
+        settings: UsageSettings,
+        models: ModelCatalog,
+        counters: UsageCounters,
+        count: Callable[[str], int],
+    ) -> None:
+        """`count`: the tokenizer a provider's missing usage is counted with."""
+        self.ledger = ledger
+        self.settings = settings
+        self._models = models
+        self._counters = counters
+        self._count = count
+        self.budgets = Budgets(ledger, self.price_of)
+
+    def price_of(self, model: str) -> Price | None:
+        """A model's price: MODELS_FILE's, the in-process model's FREE, else None (counted in tokens only)."""
+        choice = self._models.find(model)
+        if choice is None:
+            return None
+        if choice.settings.backend is BackendKind.LOCAL:
+            return FREE
+        return choice.price
+
+    def meter(self) -> UsageMeter:
+        return UsageMeter(self._count)
+
+    def spend(self, payer: Payer, max_new_tokens: int) -> Spend:
+        """A turn's usage, holding nothing yet."""
+        return Spend(self, payer, self.meter(), max_new_tokens)
+
+    def limits(self, payer: Payer, places: Sequence[Place], set_here: Sequence[PlaceBudget]) -> tuple[Limit, ...]:
+        return turn_limits(self.settings, places, set_here, payer.person)
+
+    async def hold(self, spend: Spend, limits: Sequence[Limit], model: str, prompt_tokens: int) -> None:
+        """Hold the first call's worth of each budget in `limits` (raises ReplyFailure(BUDGET)). The meter's
+        allowance is then the call's MAX_NEW_TOKENS: a server that ignores it is stopped there."""
+        if not limits:
+            return
+        spend.spending = await self.budgets.hold(limits, model, prompt_tokens, spend.max_new_tokens)
+        spend.meter.allowance = spend.max_new_tokens
+
+    async def finish(self, payer: Payer, meter: UsageMeter, spending: Spending | None) -> None:
+        """Write the turn's counts and settle its budgets, at once (never raises: counting never fails a turn)."""
+        if not meter.calls and spending is None:
+            return
+        await asyncio.gather(self.record(payer, meter.calls), self.budgets.settle(spending, meter))
+
+    async def record(self, payer: Payer, calls: Sequence[Counted]) -> None:
+        """Count `calls` (a turn's, or a decision's that led to no answer), one pipeline."""
+        if not calls:
+            return
+        usages = self._usages(payer, calls)
+        for usage in usages:
+            self._counters.tokens.labels(usage.model, "input").inc(usage.prompt_tokens)
+            self._counters.tokens.labels(usage.model, "output").inc(usage.completion_tokens)
+            if usage.cost_usd:
+                self._counters.cost.labels(usage.model).inc(usage.cost_usd)
+        try:
+            await self.ledger.record_all(usages)
+        except Exception as error:  # noqa: BLE001 - a count that can't be written is logged, the answer stands
+            log.error("usage_not_recorded", person=payer.person, error=str(error) or type(error).__name__)
+
+    def _usages(self, payer: Payer, calls: Sequence[Counted]) -> list[Usage]:
+        """One record per model (its calls summed); the turn counts once, on the model that answered."""
+        now, summed = time.time(), dict[str, tuple[int, int, bool]]()
+        for call in calls:
+            prompt, completion, answered = summed.get(call.model, (0, 0, False))
+            summed[call.model] = (
+                prompt + call.prompt_tokens,
+                completion + call.completion_tokens,
+                answered or call.kind == "answer",
+            )
+        usages = []
+        for model, (prompt, completion, answered) in summed.items():
+            price = self.price_of(model)
+            cost = price.cost(prompt, completion) if price is not None else None
+            usage = Usage(
+                payer.platform,
+                payer.scope,
+                payer.person,
+                model,
+                prompt,
+                completion,
+                cost,
+                now,
+                turns=1 if answered else 0,
+            )
+            usages.append(usage)
+        return usages

@@ -1,0 +1,151 @@
+"""A turn's budgets held while it is answered: before its first model call the prompt plus MAX_NEW_TOKENS is held
+of every budget that applies (one Redis round trip for all of them, each hold one script: exact across processes);
+before each tool round the hold grows by that round; afterwards each is settled with what the turn really used.
+
+A budget in tokens counts every token; one in US dollars counts what the models' prices say (a model without a price,
+and the in-process one, cost nothing there, so they are never refused by a money budget)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from bot.errors import FailureKind, ReplyFailure
+from bot.usage.ledger import MICRO, ReserveOutcome, UsageLedger, Window, day_window, month_window
+from bot.usage.limits import Limit
+from bot.usage.meter import UsageMeter
+from config.models import Price
+from config.usage import Budget
+
+log = structlog.get_logger(__name__)
+
+HOLD_SECONDS = 900  # a crashed process's holds lapse after this (an answer with tools may take minutes)
+
+
+@dataclass
+class Spending:
+    """The budgets one turn holds: each with the amount held so far, in its units."""
+
+    limits: tuple[Limit, ...]
+    hold_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    held: dict[str, int] = field(default_factory=dict)  # limit key → units held
+    windows: dict[str, Window] = field(default_factory=dict)
+
+
+class Budgets:
+    def __init__(self, ledger: UsageLedger, price_of: Callable[[str], Price | None]) -> None:
+        self._ledger = ledger
+        self._price_of = price_of
+
+    async def hold(self, limits: Sequence[Limit], model: str, prompt_tokens: int, max_new_tokens: int) -> Spending:
+        """Hold a first call's worth of every budget in `limits`, or raise ReplyFailure(BUDGET) saying which ran out,
+        when it resets and what was used (nothing is then held)."""
+        spending = Spending(tuple(limits))
+        try:
+            await self._grow(spending, model, prompt_tokens, max_new_tokens, base=UsageMeter())
+        except ReplyFailure:
+            await self.settle(spending, UsageMeter())  # the budgets that had room give their hold back
+            raise
+        return spending
+
+    async def grow(self, spending: Spending, meter: UsageMeter, model: str, prompt_tokens: int, max_new: int) -> None:
+        """Before another call of the same turn (a tool round): hold what it used so far plus that call, or raise
+        ReplyFailure(BUDGET_REACHED)."""
+        try:
+            await self._grow(spending, model, prompt_tokens, max_new, base=meter)
+        except ReplyFailure as failure:
+            raise ReplyFailure(FailureKind.BUDGET_REACHED, failure.detail) from failure
+
+    async def settle(self, spending: Spending | None, meter: UsageMeter) -> None:
+        """Replace each hold with what the turn used (never raises: a failed settle's hold lapses by itself)."""
+        if spending is None or not spending.held:
+            return
+        settles = [
+            self._ledger.settle(
+                self._counter(limit, spending),
+                spending.hold_id,
+                self.amount(limit.budget, meter),
+                window_seconds=spending.windows[limit.key].ends_in,
+            )
+            for limit in spending.limits
+            if limit.key in spending.held
+        ]
+        for outcome in await asyncio.gather(*settles, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("budget_settle_failed", error=str(outcome))
+
+    def amount(self, budget: Budget, meter: UsageMeter) -> int:
+        """What `meter`'s calls cost in `budget`'s units: tokens, or micro-dollars."""
+        if budget.unit == "tokens":
+            return meter.tokens
+        total = 0.0
+        for model, (prompt, completion) in meter.by_model().items():
+            price = self._price_of(model)
+            total += price.cost(prompt, completion) if price is not None else 0.0
+        return round(total * MICRO)
+
+    def cost_of_call(self, budget: Budget, model: str, prompt_tokens: int, max_new: int) -> int:
+        if budget.unit == "tokens":
+            return prompt_tokens + max_new
+        price = self._price_of(model)
+        return math.ceil(price.cost(prompt_tokens, max_new) * MICRO) if price is not None else 0
+
+    async def _grow(self, spending: Spending, model: str, prompt_tokens: int, max_new: int, base: UsageMeter) -> None:
+        wanted = {
+            limit.key: self.amount(limit.budget, base) + self.cost_of_call(limit.budget, model, prompt_tokens, max_new)
+            for limit in spending.limits
+        }
+        asked = [limit for limit in spending.limits if wanted[limit.key] > spending.held.get(limit.key, 0)]
+        if not asked:
+            return
+        for limit in asked:
+            spending.windows.setdefault(limit.key, day_window() if limit.daily else month_window())
+        outcomes = await asyncio.gather(*(self._reserve(spending, limit, wanted[limit.key]) for limit in asked))
+        refused = [(limit, outcome) for limit, outcome in zip(asked, outcomes, strict=True) if not outcome.ok]
+        for limit, outcome in zip(asked, outcomes, strict=True):
+            if outcome.ok:
+                spending.held[limit.key] = wanted[limit.key]
+        if refused:
+            limit, outcome = refused[0]
+            raise ReplyFailure(FailureKind.BUDGET, f"{limit.key} {outcome}", reason=ran_out(limit, outcome))
+
+    async def _reserve(self, spending: Spending, limit: Limit, amount: int) -> ReserveOutcome:
+        window = spending.windows[limit.key]
+        return await self._ledger.reserve(
+            self._counter(limit, spending), limit.budget.units, amount, window.ends_in, spending.hold_id, HOLD_SECONDS
+        )
+
+    def _counter(self, limit: Limit, spending: Spending) -> str:
+        return f"{limit.key}:{spending.windows[limit.key].label}:{limit.budget.unit}"
+
+
+def ran_out(limit: Limit, outcome: ReserveOutcome) -> str:
+    """What the person is told: which budget, what was used of it, when it resets."""
+    used = describe_units(limit.budget, outcome.used + outcome.reserved)
+    whose = limit.who[0].upper() + limit.who[1:]
+    when = "at 00:00 UTC" if limit.daily else "on the 1st at 00:00 UTC"
+    return (
+        f"{whose} has run out: {used} of {limit.budget.describe()} used, so I didn't ask the model. "
+        f"It resets in {describe_wait(outcome.resets_in)} ({when}). /usage shows where it went."
+    )
+
+
+def describe_units(budget: Budget, units: float) -> str:
+    if budget.unit == "tokens":
+        return f"{round(units):,} tokens"
+    return f"${units / MICRO:,.2f}"
+
+
+def describe_wait(seconds: int) -> str:
+    """ "3 h 12 min", "2 days 4 h", "8 min"."""
+    minutes = max(1, math.ceil(seconds / 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days > 1 else ''} {hours} h" if hours else f"{days} day{'s' if days > 1 else ''}"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
