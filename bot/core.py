@@ -186,12 +186,17 @@ class ChatCore:
         and every conversation held there are deleted; how many conversations (raises STORE_UNAVAILABLE)."""
         if self.personas is not None:
             await self.personas.forget_server(server, channels)
+        await self.accounting.ledger.forget_scope(server.key)
         return await self._forgetting.server(server, partial(self.reset, with_model=True))
 
     async def forget_person(self, scope: str, user: str, threads: Sequence[str] = ()) -> ForgetReport:
         """/forget-me: `user`'s own conversations (and `threads`, others known to be theirs) go, their messages and
-        the answers to them leave shared ones, and their question counters go (raises STORE_UNAVAILABLE)."""
-        return await self._forgetting.person(scope, user, threads)
+        the answers to them leave shared ones, their question counters and usage records go (raises
+        STORE_UNAVAILABLE); `scope`: their turns' `quota_scope`."""
+        report, days = await asyncio.gather(
+            self._forgetting.person(scope, user, threads), self.accounting.ledger.forget_person(f"{scope}:{user}")
+        )
+        return replace(report, usage_days=days)
 
     def stop(self, thread: str) -> bool:
         """Stop this process's answer in `thread`, keeping what it showed; False if there is none."""

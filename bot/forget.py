@@ -99,10 +99,11 @@ class ForgetReport:
     shared: int = 0  # conversations with other people, their questions (and the answers to them) taken out
     messages: int = 0  # messages deleted in all
     counters: bool = False  # their question counters (USER_TURNS_PER_MINUTE) were reset
+    usage_days: int = 0  # days of their usage counts deleted (the server's totals keep what they used)
 
     @property
     def nothing(self) -> bool:
-        return not (self.conversations or self.shared or self.counters)
+        return not (self.conversations or self.shared or self.counters or self.usage_days)
 
 
 class Forgetting:

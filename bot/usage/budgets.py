@@ -11,7 +11,7 @@ import asyncio
 import math
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -120,8 +120,20 @@ class Budgets:
             self._counter(limit, spending), limit.budget.units, amount, window.ends_in, spending.hold_id, HOLD_SECONDS
         )
 
+    async def standing(self, limit: Limit) -> ReserveOutcome:
+        """`limit` as it stands now (what was used and is held of it, when it resets), holding nothing."""
+        window = day_window() if limit.daily else month_window()
+        outcome = await self._ledger.standing(counter_key(limit, window), limit.budget.units)
+        return outcome if outcome.resets_in > 0 else replace(outcome, resets_in=window.ends_in)
+
     def _counter(self, limit: Limit, spending: Spending) -> str:
-        return f"{limit.key}:{spending.windows[limit.key].label}:{limit.budget.unit}"
+        return counter_key(limit, spending.windows[limit.key])
+
+
+def counter_key(limit: Limit, window: Window) -> str:
+    """The ledger's budget counter of `limit` in `window` (its unit in it: a budget changed from tokens to dollars
+    starts a counter of its own)."""
+    return f"{limit.key}:{window.label}:{limit.budget.unit}"
 
 
 def ran_out(limit: Limit, outcome: ReserveOutcome) -> str:

@@ -263,6 +263,15 @@ class UsageLedger:
             found: list[Mapping[Any, Any]] = await self._run(pipe.execute())
         return _summed(found)
 
+    async def each_day(self, person_or_scope: str, days: Sequence[str], *, kind: Kind) -> list[UsageTotals]:
+        """A person's or a scope's usage on each of `days`, in their order; one round trip."""
+        key = self._scope_day if kind == "scope" else self._person_day
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(key(person_or_scope, day))
+            found: list[Mapping[Any, Any]] = await self._run(pipe.execute()) if days else []
+        return [_summed([fields]) for fields in found]
+
     async def top_people(self, scope: str, days: Sequence[str], n: int = 10) -> list[tuple[str, int]]:
         """The `n` people of `scope` who used the most tokens over `days`, most first: (person, tokens)."""
         if not days or n < 1:
@@ -368,6 +377,12 @@ def last_days(count: int, now: float | None = None) -> list[str]:
     """The last `count` days, today (UTC) included, oldest first."""
     today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
     return [(today - timedelta(days=back)).isoformat() for back in range(max(0, count) - 1, -1, -1)]
+
+
+def week_so_far(now: float | None = None) -> list[str]:
+    """The days of this week (UTC, from Monday) up to today, oldest first."""
+    today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
+    return [(today - timedelta(days=back)).isoformat() for back in range(today.weekday(), -1, -1)]
 
 
 def month_so_far(now: float | None = None) -> list[str]:
