@@ -111,6 +111,9 @@ STRIPPED = (
 # (bot.budget.FLOOR_SAMPLES), as one that has been running a while has.
 WARM_UP_PER_GUILD = 3
 KNOWLEDGE = "knowledge"  # the variant with --knowledge messages indexed
+BUDGETS = "budgets"  # the variant with --budgets: every turn held against a person's and a server's budget
+# Budgets no round reaches: every turn checks and holds both, none is refused.
+BUDGET_ENV = {"USER_DAILY_BUDGET": "1000000000", "SERVER_MONTHLY_BUDGET": "1000000000"}
 TOO_LATE = re.compile(r"unasked_message_too_late\b.*?\bmessage=(\d+)")  # the bot's log: a message left unanswered
 
 # Targets
@@ -276,6 +279,12 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             "made-up chat, in the rounds' channels; EMBEDDING_MODEL=wordllama), one process",
         )
         parser.add_argument(
+            "--budgets",
+            action="store_true",
+            help="run the rounds again with USER_DAILY_BUDGET and SERVER_MONTHLY_BUDGET set (never reached): what "
+            "the budgets' check-and-hold adds to mention → model",
+        )
+        parser.add_argument(
             "--respond",
             action="store_true",
             help="the rounds' channels answer without a mention (CHANNELS_FILE `respond: all`) and the rounds send "
@@ -284,6 +293,8 @@ class Discord(Platform[DiscordOptions, RoundResult]):
 
     @classmethod
     def read_options(cls, args: argparse.Namespace) -> str | None:
+        if args.knowledge and args.budgets:
+            return "--knowledge and --budgets each run the rounds a second time: give one"
         if args.knowledge and args.workers > 1:
             return "--knowledge runs one process: leave --workers out"
         if args.respond and args.bot_log_level not in ("debug", "info"):
@@ -303,11 +314,15 @@ class Discord(Platform[DiscordOptions, RoundResult]):
         )
 
     def variants(self) -> Sequence[str]:
+        if self.options.budgets:
+            return ("", BUDGETS)
         return ("", KNOWLEDGE) if self.options.knowledge else ("",)
 
     def label(self, variant: str, phase: Phase) -> str:
         if variant == KNOWLEDGE:
             return f"{phase.label}, {self.options.knowledge:,} messages indexed"
+        if self.options.budgets:
+            return f"{phase.label}, {'budgets' if variant == BUDGETS else 'no budget'}"
         return f"{phase.label}, no knowledge" if self.options.knowledge else phase.label
 
     def note(self, phase: Phase) -> str:
@@ -330,6 +345,8 @@ class Discord(Platform[DiscordOptions, RoundResult]):
             with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as folder:
                 for bot in set_up.bots:  # not the checkout's own knowledge, if `make run` made some there
                     bot.env["KNOWLEDGE_DATA_DIR"] = folder
+                    if variant == BUDGETS:
+                        bot.env.update(BUDGET_ENV)
                 if variant == KNOWLEDGE:
                     await set_up.index_messages(Path(folder), self.options.knowledge)
                 if self.options.respond:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.usage.ledger import MICRO, ReserveOutcome, UsageLedger, Window, day_window, month_window
+from bot.usage.ledger import MICRO, Hold, ReserveOutcome, UsageLedger, Window, day_window, month_window
 from bot.usage.limits import Limit
 from bot.usage.meter import UsageMeter
 from config.models import Price
@@ -105,20 +105,23 @@ class Budgets:
             return
         for limit in asked:
             spending.windows.setdefault(limit.key, day_window() if limit.daily else month_window())
-        outcomes = await asyncio.gather(*(self._reserve(spending, limit, wanted[limit.key]) for limit in asked))
+        holds = [
+            Hold(
+                self._counter(limit, spending),
+                limit.budget.units,
+                wanted[limit.key],
+                spending.windows[limit.key].ends_in,
+            )
+            for limit in asked
+        ]
+        outcomes = await self._ledger.reserve_all(holds, spending.hold_id, HOLD_SECONDS)
         refused = [(limit, outcome) for limit, outcome in zip(asked, outcomes, strict=True) if not outcome.ok]
         for limit, outcome in zip(asked, outcomes, strict=True):
-            if outcome.ok:
-                spending.held[limit.key] = wanted[limit.key]
+            # Refused, a budget that had room may still hold some (on a Cluster): listed, it is given back too.
+            spending.held[limit.key] = wanted[limit.key] if outcome.ok else spending.held.get(limit.key, 0)
         if refused:
-            limit, outcome = refused[0]
+            limit, outcome = next(((one, why) for one, why in refused if why.left < wanted[one.key]), refused[0])
             raise ReplyFailure(FailureKind.BUDGET, f"{limit.key} {outcome}", reason=ran_out(limit, outcome))
-
-    async def _reserve(self, spending: Spending, limit: Limit, amount: int) -> ReserveOutcome:
-        window = spending.windows[limit.key]
-        return await self._ledger.reserve(
-            self._counter(limit, spending), limit.budget.units, amount, window.ends_in, spending.hold_id, HOLD_SECONDS
-        )
 
     async def standing(self, limit: Limit) -> ReserveOutcome:
         """`limit` as it stands now (what was used and is held of it, when it resets), holding nothing."""

@@ -30,6 +30,7 @@ Commands raise STORE_UNAVAILABLE (a ReplyFailure) when Redis can't serve them.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import math
 import time
@@ -39,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
 from bot.redis_client import RedisClient, hash_tag, served
 
@@ -51,38 +52,64 @@ MICRO = 1_000_000  # micro-dollars in a US dollar
 MODEL_FIELD = "m:"  # a day hash's per-model fields: m:<model>:<count>
 COUNTS = ("prompt", "completion", "turns", "cost_micro", "unpriced")
 
-# Check a budget and hold `amount` of it, atomically. KEYS: the budget's hash, its holds. ARGV: limit, amount, seconds
-# until the window ends, hold id, hold ms ("" and 0: only look) → {granted, used, reserved, seconds until it resets}.
-# Lapsed holds are dropped first; the same id again replaces its hold (a retry).
+# Check budgets and hold an amount of each, atomically: all of them or none. KEYS: each budget's hash and its holds.
+# ARGV: per budget, limit, amount, seconds until the window ends, hold id, hold ms ("" and 0: only look) →
+# {granted, then per budget: fits, used, reserved, seconds until it resets}. Lapsed holds are dropped first; the same
+# id again replaces its hold (a retry, or a turn's hold grown for its next tool round).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit, amount, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local id, hold = ARGV[4], tonumber(ARGV[5])
-local lapsed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for i = 1, #lapsed do
-  local held = redis.call('HGET', KEYS[1], 'hold:' .. lapsed[i])
-  if held then
-    redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(held))
-    redis.call('HDEL', KEYS[1], 'hold:' .. lapsed[i])
+local function drop_lapsed(hash, holds)
+  local lapsed = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
+  for i = 1, #lapsed do
+    local held = redis.call('HGET', hash, 'hold:' .. lapsed[i])
+    if held then
+      redis.call('HINCRBY', hash, 'reserved', -tonumber(held))
+      redis.call('HDEL', hash, 'hold:' .. lapsed[i])
+    end
+  end
+  if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', holds, '-inf', now) end
+end
+local out, all, previous = {}, 1, {}
+for b = 1, #KEYS / 2 do
+  local hash, holds, a = KEYS[2 * b - 1], KEYS[2 * b], 5 * (b - 1)
+  local limit, amount, id = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 4]
+  local got = redis.call('HMGET', hash, 'used', 'reserved', 'hold:' .. id)
+  local used, reserved, before = tonumber(got[1] or '0'), tonumber(got[2] or '0'), tonumber(got[3] or '0')
+  -- Lapsed holds are looked for only when they could matter: when the budget seems to have no room left.
+  if id == '' or used + reserved - before + amount > limit then
+    drop_lapsed(hash, holds)
+    got = redis.call('HMGET', hash, 'used', 'reserved', 'hold:' .. id)
+    used, reserved, before = tonumber(got[1] or '0'), tonumber(got[2] or '0'), tonumber(got[3] or '0')
+  end
+  local ttl = redis.call('TTL', hash)
+  local resets = tonumber(ARGV[a + 3])
+  if ttl > 0 then resets = ttl end
+  local fits = 1
+  if id ~= '' and used + reserved - before + amount > limit then fits, all = 0, 0 end
+  previous[b] = {before, ttl}
+  out[#out + 1], out[#out + 2], out[#out + 3], out[#out + 4] = fits, used, reserved, resets
+end
+if all == 1 then
+  for b = 1, #KEYS / 2 do
+    local hash, holds, a = KEYS[2 * b - 1], KEYS[2 * b], 5 * (b - 1)
+    local amount, window, id, hold = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5])
+    if id ~= '' then
+      redis.call('HSET', hash, 'hold:' .. id, amount)
+      out[4 * b - 1] = redis.call('HINCRBY', hash, 'reserved', amount - previous[b][1])
+      local ttl = previous[b][2]
+      if ttl < 0 then
+        redis.call('EXPIRE', hash, window)
+        ttl = window
+      end
+      redis.call('ZADD', holds, now + hold, id)
+      -- the holds are kept as long as the counts they are in
+      redis.call('PEXPIRE', holds, math.max(ttl * 1000, hold))
+    end
   end
 end
-if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
-local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
-local ttl = redis.call('TTL', KEYS[1])
-local resets = window
-if ttl > 0 then resets = ttl end
-if id == '' then return {1, used, reserved, resets} end
-local previous = tonumber(redis.call('HGET', KEYS[1], 'hold:' .. id) or '0')
-if used + reserved - previous + amount > limit then return {0, used, reserved, resets} end
-redis.call('HSET', KEYS[1], 'hold:' .. id, amount)
-reserved = redis.call('HINCRBY', KEYS[1], 'reserved', amount - previous)
-if ttl < 0 then redis.call('EXPIRE', KEYS[1], window) end
-redis.call('ZADD', KEYS[2], now + hold, id)
-local keep = math.max(redis.call('PTTL', KEYS[1]), hold)  -- the holds are kept as long as the counts they are in
-if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) end
-return {1, used, reserved, resets}
+table.insert(out, 1, all)
+return out
 """
 
 # Swap a hold for what was used. KEYS: the budget's hash, its holds. ARGV: hold id, actual, seconds until the window
@@ -173,6 +200,16 @@ class ReserveOutcome:
     @property
     def left(self) -> float:
         return max(0.0, self.limit - self.used - self.reserved)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One budget to hold some of: its key, its limit, the amount, seconds until its window ends (as `reserve`)."""
+
+    key: str
+    limit: float
+    amount: float
+    window_seconds: int
 
 
 @dataclass(frozen=True)
@@ -314,12 +351,39 @@ class UsageLedger:
         across processes. `key` names the budget and its window (e.g. f"person:{person}:{day_window(now).label}");
         `window_seconds` is how long until that window ends (Window.ends_in): the budget's counter then expires. The
         hold lapses after `hold_seconds` unless settled first; reserving the same id again replaces its hold."""
+        [outcome] = await self.reserve_all([Hold(key, limit, amount, window_seconds)], reservation_id, hold_seconds)
+        return outcome
+
+    async def reserve_all(self, holds: Sequence[Hold], reservation_id: str, hold_seconds: int) -> list[ReserveOutcome]:
+        """`reserve` for several budgets at once, all or none (each outcome's `ok` then says whether it had room):
+        one script on one Redis; on a Cluster, whose budgets live in different slots, one each, sent at once (each
+        exact, but one that had room keeps its hold when another hadn't: the caller settles it)."""
         if not reservation_id:
             raise ValueError("a reservation needs an id (to settle it by)")
-        window, hold = max(1, int(window_seconds)), _hold_ms(hold_seconds)
-        args: list[str | int] = [_whole(limit), _whole(amount), window, reservation_id, hold]
-        granted, used, reserved, resets = await self._run(self._reserve(keys=self._budget_keys(key), args=args))
-        return ReserveOutcome(bool(granted), float(used), float(reserved), float(limit), int(resets))
+        hold = _hold_ms(hold_seconds)
+        if not isinstance(self._redis, RedisCluster):
+            found = await self._reserve_group(holds, reservation_id, hold)
+        else:
+            answers = await asyncio.gather(*(self._reserve_group([one], reservation_id, hold) for one in holds))
+            found = [one for answer in answers for one in answer]  # in the order of `holds`
+        granted = all(fits for fits, _ in found)
+        return [
+            ReserveOutcome(granted and fits, used, reserved, float(one.limit), resets)
+            for (fits, (used, reserved, resets)), one in zip(found, holds, strict=True)
+        ]
+
+    async def _reserve_group(
+        self, holds: Sequence[Hold], reservation_id: str, hold_ms: int
+    ) -> list[tuple[bool, tuple[float, float, int]]]:
+        keys: list[str] = []
+        args: list[str | int] = []
+        for one in holds:
+            keys += self._budget_keys(one.key)
+            args += [_whole(one.limit), _whole(one.amount), max(1, int(one.window_seconds)), reservation_id, hold_ms]
+        flat = await self._run(self._reserve(keys=keys, args=args))
+        return [
+            (bool(flat[i]), (float(flat[i + 1]), float(flat[i + 2]), int(flat[i + 3]))) for i in range(1, len(flat), 4)
+        ]
 
     async def settle(self, key: str, reservation_id: str, actual: float, *, window_seconds: int = 0) -> float:
         """Drop the hold and add `actual` (0: the turn used nothing, e.g. it failed) to what budget `key` used; what
@@ -333,7 +397,7 @@ class UsageLedger:
         """Budget `key` as it stands (lapsed holds dropped), holding nothing: `ok` if anything is left; `resets_in`
         0 if the window has no counter yet."""
         args: list[str | int] = [_whole(limit), 0, 0, "", 0]
-        _, used, reserved, resets = await self._run(self._reserve(keys=self._budget_keys(key), args=args))
+        _, _, used, reserved, resets = await self._run(self._reserve(keys=self._budget_keys(key), args=args))
         ok = float(used) + float(reserved) < _whole(limit)
         return ReserveOutcome(ok, float(used), float(reserved), float(limit), int(resets))
 

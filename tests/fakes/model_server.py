@@ -95,6 +95,10 @@ ErrorStyle = Literal["tgi", "vllm", "openai"]
 # `reasoning_content`, OpenRouter's `reasoning`), or inline before the answer between tags
 # (`<think>…</think>`, Magistral's `[THINK]…[/THINK]`).
 ThoughtStyle = Literal["reasoning_content", "reasoning", "think_tags", "mistral_tags"]
+# Where a stream's token counts go: "asked" as OpenAI and vLLM (a last chunk of its own when the request asks with
+# stream_options.include_usage, else on the finish chunk as TGI); "finish_chunk" always on the finish chunk (a server
+# that ignores stream_options); "none": never (a server that reports no usage).
+UsageStyle = Literal["asked", "finish_chunk", "none"]
 THOUGHT_TAGS = {"think_tags": ("<think>", "</think>"), "mistral_tags": ("[THINK]", "[/THINK]")}
 ApiStyle = Literal["hf", "openai", "vllm"]  # whose request errors (unknown model, bad content) to send
 
@@ -159,6 +163,7 @@ class Script:
     thought: str | None = None
     thought_tokens: int = 0
     thought_style: ThoughtStyle = "reasoning_content"
+    usage_style: UsageStyle = "asked"
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
@@ -214,6 +219,7 @@ class RecordedRequest:
     tokens_sent: int = 0
     client_port: int | None = None  # the same port on two requests: a kept-alive connection
     outcome: str = "pending"  # completed | http_error | stalled | cut | reset | dropped | disconnected | server_stopped
+    usage: dict[str, int] | None = None  # the token counts it reported, if it did
 
     @property
     def model(self) -> str | None:
@@ -573,6 +579,7 @@ class FakeModelServer:
             ],
             "usage": _usage(rec.body, n),
         }
+        rec.usage = payload["usage"]
         rec.status, rec.outcome, rec.finished_at = 200, "completed", time.time()
         return web.json_response(payload)
 
@@ -642,22 +649,20 @@ class FakeModelServer:
         elif script.failure != "eof_no_done":
             assert plan.finish_reason is not None
             opts = rec.body.get("stream_options") or {}
-            if isinstance(opts, dict) and opts.get("include_usage"):
+            asked = isinstance(opts, dict) and opts.get("include_usage") and script.usage_style == "asked"
+            if script.usage_style == "none":
+                await resp.write(chunk({"role": "assistant", "content": ""}, plan.finish_reason))
+            elif asked:
                 # OpenAI/vLLM: finish chunk, then a usage chunk with empty choices.
                 await resp.write(chunk({"role": "assistant", "content": ""}, plan.finish_reason))
                 usage_chunk = json.loads(chunk({}, None)[len(b"data: ") :])
                 usage_chunk["choices"] = []
-                usage_chunk["usage"] = _usage(rec.body, rec.tokens_sent)
+                usage_chunk["usage"] = rec.usage = _usage(rec.body, rec.tokens_sent)
                 await resp.write(_sse(usage_chunk))
             else:
                 # TGI: usage rides on the finish chunk.
-                await resp.write(
-                    chunk(
-                        {"role": "assistant", "content": ""},
-                        plan.finish_reason,
-                        usage=_usage(rec.body, rec.tokens_sent),
-                    )
-                )
+                rec.usage = _usage(rec.body, rec.tokens_sent)
+                await resp.write(chunk({"role": "assistant", "content": ""}, plan.finish_reason, usage=rec.usage))
             await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         rec.finished_at = time.time()
