@@ -10,6 +10,7 @@ from typing import TextIO
 
 from adapters.jobs.platform_jobs import UnlimitedSurface, describe_models, switched_model, unknown_model
 from adapters.jobs.tools import describe_tools, tool_use
+from adapters.jobs.usage_report import describe_person, person_usage
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
@@ -18,6 +19,7 @@ from bot.surface import SurfaceLimits
 from bot.thought_view import thought_line
 from bot.tools.asking import ConfirmRequest
 from bot.tools.gate import ConfirmGate, Decision
+from bot.usage.accounting import payer_of
 from config.settings import Settings
 
 NAME = "console"
@@ -29,7 +31,7 @@ DIM, PLAIN = "\x1b[2m", "\x1b[0m"
 REWRITE_LINE = "\r\x1b[K"  # back to the line's start, and clear it
 HELP = (
     "Type a message and press Enter. /reset starts over, /model switches models, /persona sets who the bot is, "
-    "/tools lists the tools, /quit (or Ctrl-D) leaves."
+    "/tools lists the tools, /usage shows what your questions used, /quit (or Ctrl-D) leaves."
 )
 
 
@@ -145,8 +147,26 @@ async def _chat(services: Services, out: TextIO) -> None:
         if text == "/tools":
             out.write(await _tools(core, thread, place) + "\n")
             continue
-        turn = Turn(thread, getpass.getuser(), getpass.getuser(), text, places=(place,))
-        await core.answer(turn, ConsoleSurface(out, reader, core.gate))
+        if text == "/usage":
+            out.write(await _usage(core, _turn(thread, place, "")) + "\n")
+            continue
+        await core.answer(_turn(thread, place, text), ConsoleSurface(out, reader, core.gate))
+
+
+def _turn(thread: str, place: Place, text: str) -> Turn:
+    """A message typed here, as the core is handed it: the terminal's user asks, in the terminal."""
+    return Turn(thread, getpass.getuser(), getpass.getuser(), text, places=(place,))
+
+
+async def _usage(core: ChatCore, turn: Turn) -> str:
+    """/usage: what the terminal's user used today, this week and this month, by model, and what is left of their
+    budgets; the payer taken from a turn of theirs as the core takes it, so the counts are those of their turns."""
+    payer = payer_of(turn.platform, turn.quota_scope, turn.author_id, turn.places)
+    try:
+        usage = await person_usage(core, payer, turn.places)
+    except ReplyFailure as failure:
+        return failure.reason
+    return describe_person(usage, str)
 
 
 async def _tools(core: ChatCore, thread: str, place: Place) -> str:

@@ -37,6 +37,9 @@ The frames (JSON over the websocket):
 - Votes, 👍 / 👎 under each finished answer (adapters.web.votes): `answer` (its id) in an answer's last `reply` frame
   once it is kept for votes, and in `hello`'s history with the browser's `vote` on it; `voted` {answer, vote,
   status} to the page; `vote` {answer, up} and `vote_reason` {answer, reason} from it.
+- Usage, the sidebar's line of what the browser's questions used and what is left of its budgets
+  (adapters.web.usage): `usage` {text, budgets, detail, today, month} in `hello`, and as a frame of its own to
+  every page of the browser once each of its answers ends.
 
 What a person meets (chat.py, uploads.py):
 

@@ -47,6 +47,7 @@ from adapters.web.uploads import (
     title_about,
     uploads_of,
 )
+from adapters.web.usage import usage_of
 from adapters.web.votes import Ballots, give_reason, kept, new_token, page_id, token_of, vote, with_votes
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -146,6 +147,7 @@ class Tab:
                     "history": with_votes(history, stored, entry.id, votes),
                     "live": [live.frame() for live in self._hub.lives(self.thread) if live.shown],
                     **hello_fields(instructions),
+                    "usage": await usage_of(core, self.chat_id, entry.id),
                 }
             )
         first = next((message.content for message in stored if message.role == "user"), "")
@@ -260,6 +262,13 @@ class Tab:
             self._hub.waiting.remove(self.chat_id, self.address)
             await self._hub.finish(live)
         await self._forget_if_deleted(conversation)
+        for page in self._hub.browser(self.chat_id):  # what it used, in every page of the browser
+            if isinstance(page, Tab):
+                await page.show_usage()
+
+    async def show_usage(self) -> None:
+        """The sidebar's usage line of the browser, as it stands now (adapters.web.usage)."""
+        self.send({"type": "usage", **await usage_of(self._jobs.core, self.chat_id, self.conversation)})
 
     async def _forget_if_deleted(self, conversation: str) -> None:
         """An answer stored in a conversation deleted meanwhile is forgotten too. The delete marks

@@ -197,7 +197,9 @@ async def test_run_runs_the_tool_once_and_cancel_does_not_run_it_while_the_answe
         await ask.get_by_role("button", name="Cancel").click()
         await expect(ask).to_have_text("✗ add_note (fake) did not run: declined.")
         await other.send_json({"type": "confirm", "key": key, "yes": True})
-        notice = await frame_of(other, "notice", skip={"tool", "confirmed", "sources", "reply", "conversations"})
+        notice = await frame_of(
+            other, "notice", skip={"tool", "confirmed", "sources", "reply", "conversations", "usage"}
+        )
         assert notice["text"] == "This was already answered."
         await other.close()
 

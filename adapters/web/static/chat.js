@@ -8,7 +8,8 @@
 // the header's Tools menu lists the tools (tools.js). The header's Instructions button edits the
 // conversation's own persona (instructions.js). The sidebar's Forget me deletes everything the chat keeps about
 // the person, once confirmed in the page (forget.js). Each finished answer takes a 👍 or a 👎, a 👎 with an
-// optional reason typed under it (votes.js).
+// optional reason typed under it (votes.js). The sidebar shows what the browser's questions used today and this
+// month, and what is left of its budgets (usage.js).
 //
 // Nothing received is ever parsed as HTML. Text reaches the page only as Text nodes
 // (append/textContent), Markdown becomes elements built one by one (markdown.js), and a link is made
@@ -26,6 +27,7 @@ import { onInstructions, showInstructions } from "./instructions.js";
 import { onAsked, onReply, showHistory, stop, welcome } from "./messages.js";
 import { busy, showNotice, state, updateButtons, view } from "./page.js";
 import { connect } from "./socket.js";
+import { showUsage } from "./usage.js";
 import { onVoted } from "./votes.js";
 import { closeToolsPanel, onConfirm, onConfirmed, onSources, onTool, showToolList, showToolsButton,
          toggleToolsPanel } from "./tools.js";
@@ -48,6 +50,7 @@ const handlers = {
     showToolsButton(Boolean(event.toolsConnected));  // `tools`: whether this conversation's model uses them
     showInstructions(event.instructions, event.maxInstructions);
     showHistory(event.history, event.live ?? []);
+    if (event.usage) showUsage(event.usage);
     updateButtons();
   },
   model(event) { showModel(event.model); },
@@ -64,6 +67,7 @@ const handlers = {
   tools: showToolList,
   instructions: onInstructions,
   voted: onVoted,
+  usage: showUsage,
 };
 
 view.composer.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
