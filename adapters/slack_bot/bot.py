@@ -1,6 +1,7 @@
-"""The Slack app: mentions and DMs answered in threads (commands: .commands, .persona_command, .forget_command;
-the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; knowledge:
-.knowledge_command, .knowledge_shortcut, .knowledge_feed, .knowledge_history; leaving a workspace: .uninstall),
+"""The Slack app: mentions and DMs answered in threads (commands: .commands, .persona_command, .forget_command,
+/usage and /budget: .usage_command; the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel
+buttons: .tool_buttons; knowledge: .knowledge_command, .knowledge_shortcut, .knowledge_feed, .knowledge_history;
+leaving a workspace: .uninstall),
 Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.oauth). Each request brings its
 workspace's Web API client (.surfaces.Reach); work no request brings one for uses .workspaces.
 
@@ -62,6 +63,7 @@ from adapters.slack_bot.text import REPLY_LIMITS
 from adapters.slack_bot.tool_buttons import ToolButtons
 from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
 from adapters.slack_bot.uninstall import Uninstalls
+from adapters.slack_bot.usage_command import UsageCommands
 from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
 from adapters.slack_bot.workspaces import BotClients
 from bot.app import Services
@@ -171,6 +173,7 @@ class SlackBot:
         commands = SlackCommands(self)
         commands.register(self.app)
         PersonaCommand(self, commands.is_admin).register(self.app)
+        UsageCommands(self, commands.is_admin).register(self.app)
         KnowledgeCommand(
             self.knowledge, commands.is_admin, self._history, self.jobs.feedback, self._permalinks
         ).register(self.app)

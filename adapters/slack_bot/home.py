@@ -1,8 +1,10 @@
 """The App Home tab: published (views.publish) each time a person opens it, so it shows the
-models and tools as they are and that person's remaining questions this minute (USER_TURNS_PER_MINUTE)."""
+models and tools as they are, that person's remaining questions this minute (USER_TURNS_PER_MINUTE) and
+their usage (what /usage shows them in a DM: today, this week, this month, by model, their budgets left)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -11,10 +13,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
 from adapters.jobs.platform_jobs import describe_models
+from adapters.jobs.usage_report import describe_person, person_usage
 from adapters.slack_bot.commands import bold
 from adapters.slack_bot.ports import Workspace
 from adapters.slack_bot.surfaces import SECTION_CHARS, Reach
 from adapters.slack_bot.tool_cards import tools_listing
+from adapters.slack_bot.usage_command import payer_here, workspace_places
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 
@@ -63,9 +67,10 @@ class HomeTab:
         ]
         if core.tools:  # tools are connected: which, and which ask first (as /tools says)
             blocks += [{"type": "divider"}, _section("*Tools*\n" + tools_listing(core.tools))]
-        quota = await self._quota(user, team)
+        quota, usage = await asyncio.gather(self._quota(user, team), self._usage(user, team))
         if quota:
             blocks += [{"type": "divider"}, _section(quota)]
+        blocks += [{"type": "divider"}, _section(usage)]
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "As of when you opened this tab."}]})
         return blocks
 
@@ -84,8 +89,10 @@ class HomeTab:
                 "• *The assistant panel* (my icon at the top of Slack): a private chat beside any channel. "
                 "Ask about “this channel” and I read its latest messages.",
                 f"• *On any message*: ⋯ → *{SHORTCUT_NAME}*, and I answer about it in its thread.",
+                "• `/usage`: the tokens (and cost) your questions used and what's left of your budgets; "
+                "`/budget`: the budgets that apply where you run it.",
                 "• `/forget-me`: I delete what I keep about you here (your conversations and DMs, your "
-                "messages in shared threads).",
+                "messages in shared threads, your usage counts).",
             )
         )
 
@@ -100,6 +107,14 @@ class HomeTab:
         if left <= 0:
             return "You've asked all the questions you may this minute: the next one can come in under a minute."
         return f"You can ask me *{left}* more question{'s' if left != 1 else ''} this minute."
+
+    async def _usage(self, user: str, team: str) -> str:
+        """This person's usage as /usage shows it outside any channel (their budgets there: the workspace's)."""
+        places = workspace_places(team)
+        try:
+            return describe_person(await person_usage(self._core, payer_here(team, user, places), places), bold)
+        except ReplyFailure:
+            return "I can't show your usage right now."
 
 
 def _section(mrkdwn: str) -> dict[str, Any]:

@@ -82,7 +82,8 @@ async def test_forget_me_deletes_their_conversations_here_and_their_part_of_shar
     response = await forget(harness, ALICE, GENERAL)
     assert response.ephemeral
     assert response.text == (
-        "Deleted: 2 conversations of yours (1 DM), your messages in 1 shared thread, and your question counters."
+        "Deleted: 2 conversations of yours (1 DM), your messages in 1 shared thread, your question counters, and your "
+        "usage records."
     )
 
     await harness.say(GENERAL, ALICE, "a-4 what is my secret?", thread_ts=own["ts"])
