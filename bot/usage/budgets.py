@@ -121,7 +121,8 @@ class Budgets:
             spending.held[limit.key] = wanted[limit.key] if outcome.ok else spending.held.get(limit.key, 0)
         if refused:
             limit, outcome = next(((one, why) for one, why in refused if why.left < wanted[one.key]), refused[0])
-            raise ReplyFailure(FailureKind.BUDGET, f"{limit.key} {outcome}", reason=ran_out(limit, outcome))
+            reason = ran_out(limit, outcome, wanted[limit.key] - spending.held.get(limit.key, 0))
+            raise ReplyFailure(FailureKind.BUDGET, f"{limit.key} {outcome}", reason=reason)
 
     async def standing(self, limit: Limit) -> ReserveOutcome:
         """`limit` as it stands now (what was used and is held of it, when it resets), holding nothing."""
@@ -139,15 +140,31 @@ def counter_key(limit: Limit, window: Window) -> str:
     return f"{limit.key}:{window.label}:{limit.budget.unit}"
 
 
-def ran_out(limit: Limit, outcome: ReserveOutcome) -> str:
-    """What the person is told: which budget, what was used of it, when it resets."""
-    used = describe_units(limit.budget, outcome.used + outcome.reserved)
-    whose = limit.who[0].upper() + limit.who[1:]
-    when = "at 00:00 UTC" if limit.daily else "on the 1st at 00:00 UTC"
-    return (
-        f"{whose} has run out: {used} of {limit.budget.describe()} used, so I didn't ask the model. "
-        f"It resets in {describe_wait(outcome.resets_in)} ({when}). /usage shows where it went."
-    )
+def ran_out(limit: Limit, outcome: ReserveOutcome, needed: int) -> str:
+    """What the person is told: which budget, what was used of it or what the question needed, when it resets."""
+    budget, whose = limit.budget, limit.who[0].upper() + limit.who[1:]
+    when = f"It resets in {describe_wait(outcome.resets_in)} ({'at' if limit.daily else 'on the 1st at'} 00:00 UTC)."
+    if needed > budget.units:
+        return (
+            f"This question needs about {describe_units(budget, needed)} (its prompt and room for a full answer), more "
+            f"than {limit.who} allows at all ({budget.describe()}), so I didn't ask the model. Ask an admin to raise "
+            "it."
+        )
+    used = used_of(budget, outcome.used + outcome.reserved)
+    if outcome.left > 0:
+        return (
+            f"This question needs about {describe_units(budget, needed)} (its prompt and room for a full answer), more "
+            f"than the {describe_units(budget, outcome.left)} left of {limit.who} ({used} "
+            f"used), so I didn't ask the model. {when} /usage shows where it went."
+        )
+    return f"{whose} has run out: {used} used, so I didn't ask the model. {when} /usage shows where it went."
+
+
+def used_of(budget: Budget, units: float) -> str:
+    """ "1,200 of 5,000 tokens", "$1.20 of $5.00"."""
+    if budget.unit == "tokens":
+        return f"{round(units):,} of {budget.describe()}"
+    return f"{describe_units(budget, units)} of {budget.describe()}"
 
 
 def describe_units(budget: Budget, units: float) -> str:

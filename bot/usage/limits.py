@@ -35,15 +35,20 @@ def turn_limits(
     daily, source = settings.user_daily_budget, "USER_DAILY_BUDGET"
     for place, budget in zip(places, set_here, strict=True):
         if budget.person_daily is not None:
-            daily, source = budget.person_daily, f"this {place.kind}"
+            daily, source = budget.person_daily, f"this {_kind(place)}"
             break
     if daily is not None:
         limits.append(Limit(f"person:{person}", daily, "your daily budget", source))
     for place, budget in zip(places, set_here, strict=True):
-        monthly, source = budget.monthly, f"this {place.kind}"
+        monthly, source = budget.monthly, f"this {_kind(place)}"
         if monthly is None and place.kind == "server":
             monthly, source = settings.server_monthly_budget, "SERVER_MONTHLY_BUDGET"
         if monthly is not None and place.kind in ("server", "channel"):
-            who = f"this {'workspace' if place.platform == 'slack' and place.kind == 'server' else place.kind}'s"
+            who = f"this {_kind(place)}'s"
             limits.append(Limit(f"place:{place.key}", monthly, f"{who} monthly budget", source))
     return tuple(limits)
+
+
+def _kind(place: Place) -> str:
+    """How people call the place: a Slack "server" is its workspace."""
+    return "workspace" if place.platform == "slack" and place.kind == "server" else place.kind

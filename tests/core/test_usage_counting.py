@@ -166,12 +166,21 @@ async def test_a_budget_refuses_before_the_call_and_says_what_ran_out_and_when(
             assert len(model_server.requests) < 20
         asked = len(model_server.requests)
         refused = shown.messages[-1]
-        assert "Your daily budget has run out" in refused and "of 400 tokens used" in refused
-        assert "resets in" in refused and "00:00 UTC" in refused
+        assert "This question needs about " in refused and " left of your daily budget (" in refused
+        assert "of 400 tokens used), so I didn't ask the model. It resets in " in refused and "00:00 UTC" in refused
         again = await core.answer(turn("One more"), surface())
         assert again.failure is not None and len(model_server.requests) == asked  # nothing sent to the model
         total = (await person_today(core)).tokens
         assert used <= total <= 400
+        # The channel lowers each person's daily budget below what they used today: it has run out.
+        assert core.personas is not None
+        await core.personas.set_budget(CHANNEL, PlaceBudget(person_daily=Budget(total - 1, "tokens")))
+        await core.answer(turn("And now?"), shown := surface())
+        assert (
+            f"Your daily budget has run out: {total:,} of {total - 1:,} tokens used, so I didn't ask the model. "
+            in (shown.messages[-1])
+        )
+        await core.personas.set_budget(CHANNEL, None)
         # Another person has their own day.
         other = await core.answer(turn("Mine?", author="43"), surface())
         assert other.failure is None
@@ -188,7 +197,7 @@ async def test_a_refused_question_is_kept_with_why_so_the_conversation_stays_who
         await core.answer(turn("Too big for the budget", thread=thread), surface())
         [question, answer] = await core.history(thread)
         assert question.content == "Too big for the budget"
-        assert "daily budget has run out" in answer.failed
+        assert "more than your daily budget allows at all (10 tokens)" in answer.failed
         assert model_server.requests == []
     finally:
         await core.aclose()
@@ -236,7 +245,10 @@ async def test_a_channels_own_budget_applies_beside_the_servers(
             ),
             shown,
         )
-        assert refused.failure is not None and "This channel's monthly budget has run out" in shown.messages[-1]
+        assert (
+            refused.failure is not None
+            and "more than this channel's monthly budget allows at all" in shown.messages[-1]
+        )
         allowed = await core.answer(turn("Elsewhere in the server?"), surface())
         assert allowed.failure is None
         await core.personas.set_budget(channel, None)
