@@ -3,11 +3,14 @@ USAGE_RETENTION_DAYS, and the message for a value the bot can't use."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from config.channels_file import PlaceFile, load_places
 from config.env import ConfigError, Env
 from config.settings import load_settings
-from config.usage import BUDGET_FORMS, Budget, UsageSettings, parse_budget, usage_settings
+from config.usage import BUDGET_FORMS, Budget, PlaceBudget, UsageSettings, parse_budget, usage_settings
 
 
 def test_unset_means_no_limit_and_ninety_days() -> None:
@@ -85,3 +88,45 @@ def test_describe_and_the_ledgers_units(budget: Budget, shown: str, units: int) 
 def test_retention_is_at_least_a_day(value: str) -> None:
     with pytest.raises(ConfigError, match=f"USAGE_RETENTION_DAYS={value!r} is invalid: expected a whole number"):
         usage_settings(Env({"USAGE_RETENTION_DAYS": value}))
+
+
+def channels_file(tmp_path: Path, text: str) -> PlaceFile:
+    path = tmp_path / "channels.yml"
+    path.write_text(text, encoding="utf-8")
+    return load_places(Env({"CHANNELS_FILE": str(path)}))
+
+
+def test_channels_file_budgets_are_read_per_channel_and_server(tmp_path: Path) -> None:
+    places = channels_file(
+        tmp_path,
+        'servers:\n  "9": {budget: {person_daily: 50000, monthly: $20}}\n'
+        'channels:\n  "1": {budget: {person_daily: "10,000"}}\n',
+    )
+    server = PlaceBudget.from_json(places.setting("server", "9", "budget"))
+    channel = PlaceBudget.from_json(places.setting("channel", "1", "budget"))
+    assert server == PlaceBudget(Budget(50_000, "tokens"), Budget(20.0, "usd"))
+    assert channel == PlaceBudget(person_daily=Budget(10_000, "tokens"))
+
+
+@pytest.mark.parametrize(
+    ("budget", "named"),
+    [
+        ("{person_daily: lots}", "field 'budget', person_daily: 'lots' is not a budget"),
+        ("{yearly: 5}", "field 'budget': expected person_daily and/or monthly"),
+        ("20000", "field 'budget': expected person_daily and/or monthly"),
+        ("{monthly: 0}", "field 'budget', monthly: '0' is not a budget: it would allow nothing"),
+    ],
+)
+def test_a_channels_file_budget_that_doesnt_parse_names_the_entry_and_field(
+    tmp_path: Path, budget: str, named: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        channels_file(tmp_path, f'channels:\n  "1": {{budget: {budget}}}\n')
+    assert "channels '1'" in str(refused.value) and named in str(refused.value)
+
+
+def test_a_places_stored_budget_survives_its_json_and_a_bad_one_is_ignored() -> None:
+    budget = PlaceBudget(Budget(1_000, "tokens"), Budget(0.5, "usd"))
+    assert PlaceBudget.from_json(budget.to_json()) == budget
+    assert PlaceBudget.from_json('{"monthly": "nonsense"}') == PlaceBudget()
+    assert PlaceBudget.from_json(None).empty
