@@ -29,6 +29,33 @@ async def finish_even_if_cancelled(work: Awaitable[T]) -> T:
         raise
 
 
+_ENDING: set[asyncio.Future[Any]] = set()  # work given up on by `within`, kept until it has ended
+
+
+async def within(work: Awaitable[T], seconds: float) -> T:
+    """`work`'s result, or TimeoutError after `seconds`, at once: unlike asyncio.wait_for, which waits for the work
+    it cancels to end, a cancelled search whose database query is slow to give up doesn't hold the answer up (it ends
+    on its own, its outcome dropped)."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    _ENDING.add(task)
+    task.add_done_callback(_dropped)
+    raise TimeoutError(f"no answer within {seconds:g} s")
+
+
+def _dropped(task: asyncio.Future[Any]) -> None:
+    _ENDING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: never "exception was never retrieved"
+
+
 def cancel_until_done(task: asyncio.Task[Any], every: float) -> None:
     """Cancel `task` now and again every `every` seconds until it has ended, without waiting for it. A cancellation can
     be lost inside a library call: redis-py sends each command through asyncio.wait_for, which on Python 3.11 returns

@@ -18,6 +18,7 @@ from bot.asking import asks_something, small_talk
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
 from bot.knowledge.service import Knowledge
+from bot.loop import within
 from bot.metrics import Metrics
 from bot.model import ChatMessage, ModelBackend
 from bot.turn_knowledge import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS, count_embedding
@@ -166,9 +167,7 @@ class Responder:
 
     async def _search(self, knowledge: Knowledge, text: str, access: Access | None) -> list[Hit] | None:
         try:
-            return await asyncio.wait_for(
-                knowledge.search(text[:QUESTION_CHARS], access or EVERYONES, HITS), SEARCH_SECONDS
-            )
+            return await within(knowledge.search(text[:QUESTION_CHARS], access or EVERYONES, HITS), SEARCH_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the message is skipped
             log.error("respond_search_failed", error=str(error) or type(error).__name__)
             return None

@@ -3,7 +3,6 @@ preparation, and the passages that fit the knowledge's share of the prompt."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import structlog
@@ -12,7 +11,7 @@ from bot.knowledge.citing import Shown, shown_in_prompt
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Hit
 from bot.knowledge.service import Knowledge
 from bot.knowledge.tool import search_tool
-from bot.loop import off_loop_if_large
+from bot.loop import off_loop_if_large, within
 from bot.prompt import TOKENS_PER_TURN, PromptBuilder
 from bot.tools.builtin import BuiltinTool
 from bot.turn import Turn
@@ -45,7 +44,7 @@ class TurnKnowledge:
         access = turn.knowledge or EVERYONES
         question = turn.text[:QUESTION_CHARS]
         try:
-            hits = await asyncio.wait_for(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
+            hits = await within(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
             log.error("knowledge_search_failed", thread=turn.thread, error=str(error) or type(error).__name__)
             return None
