@@ -26,7 +26,7 @@ from bot.usage.ledger import (
     month_so_far,
     month_window,
 )
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, OwnRedis
 from tests.system.cluster import OwnCluster
 
 SERVER, OTHER_SERVER = "discord:1", "discord:2"
@@ -276,3 +276,29 @@ async def test_a_day_hash_has_the_documented_fields(client: RedisClient, ledger:
         f"m:{MISTRAL}:turns": "1",
         f"m:{MISTRAL}:cost_micro": "250000",
     }
+
+
+async def test_counts_and_budgets_survive_a_redis_restart_with_their_expiry(own_redis: OwnRedis) -> None:
+    opened = connect(own_redis.url, cluster=False)
+    ledger = UsageLedger(opened, "restart:", retention_days=90)
+    now = time.time()
+    await ledger.record(usage(at=now))
+    window = day_window(now)
+    granted = await ledger.reserve(f"person:{ALICE}:{window.label}", 1_000, 400, window.ends_in, "turn-1", 900)
+    assert granted.ok
+    await ledger.settle(f"person:{ALICE}:{window.label}", "turn-1", 150)
+    await close(opened)
+
+    own_redis.stop()
+    own_redis.start()  # the append-only file brings everything back
+    opened = connect(own_redis.url, cluster=False)
+    try:
+        ledger = UsageLedger(opened, "restart:", retention_days=90)
+        today = await ledger.totals(ALICE, [day_of(now)], kind="person")
+        assert (today.prompt_tokens, today.completion_tokens, today.turns) == (100, 50, 1)
+        standing = await ledger.standing(f"person:{ALICE}:{window.label}", 1_000)
+        assert (standing.used, standing.reserved) == (150, 0)
+        kept = await opened.ttl(f"restart:usage:person:{{{ALICE}}}:{day_of(now)}")
+        assert 90 * DAY_SECONDS < kept <= 91 * DAY_SECONDS  # retention: 90 days after the day ends
+    finally:
+        await close(opened)

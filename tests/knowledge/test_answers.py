@@ -5,6 +5,7 @@ server, real Redis, the real engine (embedded PostgreSQL) and the embedded defau
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from bot.tools.toolbox import ToolBox
+from bot.usage.ledger import day_of
 from config.tools import ToolSettings
 from tests.conftest import make_core, remote_model_settings
 from tests.fakes.citing_model import NOT_COVERED, citing_responder, passages_in
@@ -97,12 +99,22 @@ async def test_an_answer_cites_the_channel_message_it_used_with_its_link(
 
 
 async def test_a_question_in_other_words_finds_the_document_by_meaning(
-    core: ChatCore, model_server: FakeModelServer
+    core: ChatCore, model_server: FakeModelServer, token_counter: MistralTokenCounter
 ) -> None:
     shown = surface()
-    await core.answer(turn("How can I reach the company network remotely?"), shown)
+    question = "How can I reach the company network remotely?"
+    await core.answer(turn(question), shown)
     assert VPN.text in passages_in(model_server.requests[-1].body).values()
     assert "vpn.md" in text_of(shown).split("Sources:")[-1]
+    # Its search counts: the question as input tokens of the embedding model, beside the answer's model.
+    today = await core.accounting.ledger.totals("knowledge:42", [day_of(time.time())], kind="person")
+    embedding = today.by_model["all-minilm-l6-v2"]
+    assert (embedding.prompt_tokens, embedding.completion_tokens, embedding.turns) == (
+        token_counter.count(question),
+        0,
+        0,
+    )
+    assert today.turns == 1
 
 
 async def test_small_talk_gets_no_passages_and_no_sources(core: ChatCore, model_server: FakeModelServer) -> None:
