@@ -5,6 +5,9 @@ and real Redis. The figures expected are the ones the model server reported, or 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,11 +24,11 @@ from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
-from bot.usage.ledger import UsageTotals, day_of
+from bot.usage.ledger import UsageLedger, UsageTotals, day_of
 from config.models import ModelCatalog, ModelChoice, Price
 from config.tools import ToolSettings
 from config.usage import Budget, PlaceBudget, UsageSettings
-from tests.conftest import make_core, remote_model_settings
+from tests.conftest import REDIS_URL, ROOT, make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script, ToolCallScript
 from tests.tools.test_tool_turns import AskingSurface, agent, server_config
@@ -280,3 +283,45 @@ async def test_fifty_questions_at_once_never_overspend_the_budget(
     finally:
         for core in cores:
             await core.aclose()
+
+
+async def test_fifty_questions_from_two_processes_never_overspend_the_budget(
+    model_server: FakeModelServer, redis_store: HistoryStore, key_prefix: str
+) -> None:
+    budget, person = 2_000, f"p{uuid.uuid4().hex[:6]}"
+    model_server.default = Script(text="A short answer of a few words.", rate=100)
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith(("DISCORD_", "SLACK_", "HF_"))},
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": key_prefix,
+        "INFERENCE_BASE_URL": f"{model_server.base_url}/v1",
+        "HF_TOKEN": "hf_test",
+        "MAX_NEW_TOKENS": "64",
+        "USER_DAILY_BUDGET": str(budget),
+        "LOG_LEVEL": "warning",
+    }
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.fakes.usage_worker",
+            "25",
+            person,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(worker.communicate() for worker in workers)), 120)
+    assert [worker.returncode for worker in workers] == [0, 0], [err.decode()[-2000:] for _, err in outputs]
+    outcomes = [json.loads(line) for out, _ in outputs for line in out.decode().splitlines() if line.startswith("{")]
+    assert len(outcomes) == 50
+    answered = [outcome for outcome in outcomes if outcome["answered"]]
+    refused = [outcome for outcome in outcomes if not outcome["answered"]]
+    ledger = UsageLedger(redis_store.client, key_prefix)
+    used = (await ledger.totals(f"worker:{person}", [day_of(time.time())], kind="person")).tokens
+    assert used <= budget  # each hold is the prompt plus MAX_NEW_TOKENS: together they never pass the budget
+    assert 1 <= len(answered) < 50 and len(model_server.requests) == len(answered)
+    assert all("daily budget" in outcome["said"] and "I didn't ask the model" in outcome["said"] for outcome in refused)
