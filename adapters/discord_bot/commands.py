@@ -1,4 +1,5 @@
-"""Discord's application commands: /ask, /reset, /model, and "Ask <bot>" in a message's Apps menu.
+"""Discord's application commands: /ask, /reset, /model, and "Ask <bot>" in a message's Apps menu (and, registered
+from here, /persona, /tools, /respond, /usage and /budget).
 
 They can be installed to a server (with the bot) and to a person's account: then they work in
 any server, group DM or DM that person is in, where the bot itself is not. There the bot can
@@ -26,6 +27,7 @@ from adapters.discord_bot.surfaces import (
     InteractionReply,
     OnPosted,
 )
+from adapters.discord_bot.usage_commands import UsageCommands
 from adapters.discord_bot.vote_buttons import answer_id, person
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
@@ -99,6 +101,7 @@ class Commands:
         PersonaCommands(self._bot, places_of).register(tree)
         self._places.register_tools(tree, places_of, conversation_key)
         self._places.register_respond(tree, places_of)
+        UsageCommands(self._jobs, self._bot.settings, places_of).register(tree)
 
     def register_menu(self, tree: app_commands.CommandTree[discord.Client], bot_name: str) -> None:
         """ "Ask <bot>" in a message's Apps menu (named once the bot's own name is known)."""

@@ -23,7 +23,8 @@ def _count(number: int, one: str, many: str) -> str:
 
 def forgotten(report: ForgetReport) -> str:
     """What was deleted, as the person is told: "Deleted: 3 conversations of yours (2 DMs), your messages in 1
-    shared thread, and your question counters." """
+    shared thread, your question counters, and your usage records." (Where they asked keeps its totals, without
+    them.)"""
     if report.nothing:
         return NOTHING
     parts = []
@@ -34,6 +35,8 @@ def forgotten(report: ForgetReport) -> str:
         parts.append(f"your messages in {_count(report.shared, 'shared thread', 'shared threads')}")
     if report.counters:
         parts.append("your question counters")
+    if report.usage_days:
+        parts.append("your usage records")
     listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])}{',' if len(parts) > 2 else ''} and {parts[-1]}"
     return f"Deleted: {listed}."
 

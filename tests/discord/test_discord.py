@@ -233,6 +233,7 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
         "Add to knowledge",
         "Ask mistralbot",
         "ask",
+        "budget",
         "forget-me",
         "knowledge",
         "model",
@@ -240,6 +241,7 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
         "reset",
         "respond",
         "tools",
+        "usage",
     ]
     assert sorted(c["name"] for c in syncs[0].json) == commands
 

@@ -243,6 +243,7 @@ async def test_ask_from_a_messages_apps_menu_answers_about_it_in_a_thread_from_i
         "Add to knowledge",
         "Ask mistralbot",
         "ask",
+        "budget",
         "forget-me",
         "knowledge",
         "model",
@@ -250,6 +251,7 @@ async def test_ask_from_a_messages_apps_menu_answers_about_it_in_a_thread_from_i
         "reset",
         "respond",
         "tools",
+        "usage",
     ]
     assert registered["Ask mistralbot"]["type"] == 3
 

@@ -59,7 +59,8 @@ async def test_forget_me_deletes_their_conversations_and_their_part_of_shared_th
     interaction = await forget(world, channel, alice)
     assert interaction.ephemeral  # deferred as ephemeral: the answer is alice's alone
     assert world.fake.original_response(interaction)["content"] == (
-        "Deleted: 2 conversations of yours (1 DM), your messages in 1 shared thread, and your question counters."
+        "Deleted: 2 conversations of yours (1 DM), your messages in 1 shared thread, your question counters, and your "
+        "usage records."
     )
 
     await say_and_wait(world, own, alice, "a-4 what is my secret?")
@@ -76,5 +77,5 @@ async def test_forget_me_deletes_their_conversations_and_their_part_of_shared_th
     again = await forget(world, dm, alice)  # in a DM too; their new questions are theirs to delete again
     assert again.ephemeral
     assert world.fake.original_response(again)["content"] == (
-        "Deleted: 2 conversations of yours (1 DM) and your question counters."
+        "Deleted: 2 conversations of yours (1 DM), your question counters, and your usage records."
     )

@@ -58,7 +58,9 @@ async def test_forget_me_deletes_every_conversation_of_the_browser_after_a_confi
     await button.click()
     await confirm.locator("#forget-yes").click()
 
-    await expect(chat.notice).to_have_text("Deleted: 2 conversations of yours and your question counters.")
+    await expect(chat.notice).to_have_text(
+        "Deleted: 2 conversations of yours, your question counters, and your usage records."
+    )
     await expect(chat.notice).to_have_class("info")
     for page in (chat, other_tab):
         await expect(page.messages).to_have_count(0)

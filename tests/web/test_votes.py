@@ -122,7 +122,7 @@ async def test_a_finished_answer_takes_one_changeable_vote_per_browser_and_forge
     await chat.page.locator("#forget-button").click()
     await chat.page.locator("#forget-yes").click()
     await expect(chat.notice).to_have_text(
-        "Deleted: 1 conversation of yours, your feedback on answers, and your question counters."
+        "Deleted: 1 conversation of yours, your question counters, your feedback on answers, and your usage records."
     )
     assert await raw_redis.keys(f"{key_prefix}feedback:answer:*") == []
     assert await feedback.gaps("web") == []
