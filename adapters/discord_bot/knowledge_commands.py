@@ -139,7 +139,7 @@ class KnowledgeCommands:
             await interaction.response.send_message(SERVERS_ONLY, ephemeral=True)
             return
         if not self._may(interaction, "server"):
-            await interaction.response.send_message(refusal("server", "see the knowledge gaps"), ephemeral=True)
+            await interaction.response.send_message(refusal("server", "the knowledge gaps", verb="see"), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:

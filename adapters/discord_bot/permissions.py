@@ -26,10 +26,10 @@ def may_change(interaction: discord.Interaction, scope: Scope, settings: Discord
     return allowed or bool(roles & settings.admin_role_ids)
 
 
-def refusal(scope: Scope, what: str) -> str:
-    """Why someone who may not change `what` (say, "the persona") can't."""
+def refusal(scope: Scope, what: str, *, verb: str = "change") -> str:
+    """Why someone who may not change `what` (say, "the persona") can't; `verb`: what they may not do to it."""
     need = "Manage Server" if scope == "server" else "Manage Channels"
-    return f"Only members with {need} (or an admin role of the bot's) can change {what} here."
+    return f"Only members with {need} (or an admin role of the bot's) can {verb} {what} here."
 
 
 def place_for(places: tuple[Place, ...], scope: Scope) -> Place | None:

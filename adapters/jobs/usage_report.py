@@ -198,8 +198,9 @@ def usage_chart_png(usage: ScopeUsage, title: str) -> bytes | None:
         return None
     figure = Figure(figsize=(6, 2.4), dpi=100)
     axes = figure.subplots()
-    labels = [day[5:] for day in usage.days]  # "06-01"
-    axes.bar(labels, [day.tokens for day in usage.per_day], color="#5865F2")
+    positions = list(range(len(usage.days)))
+    axes.bar(positions, [day.tokens for day in usage.per_day], color="#5865F2")
+    axes.set_xticks(positions, [day[5:] for day in usage.days])  # "06-01", as labels (not parsed as dates)
     axes.set_title(title, fontsize=10)
     axes.set_ylabel("tokens", fontsize=8)
     axes.tick_params(axis="x", labelsize=6, labelrotation=90)
