@@ -19,8 +19,10 @@ from adapters.jobs.place_settings import respond_mode
 from adapters.jobs.platform_jobs import Kept, PlatformJobs
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
+from bot.forget import scope_of
 from bot.render import failure_note
 from bot.respond import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.usage.accounting import payer_of
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +85,7 @@ class UnaskedAnswers:
             await self._note_gap(message)
 
     async def _decide(self, message: discord.Message, mode: RespondMode) -> Decision:
+        places = places_of(message.channel, message.guild)
         unprompted = Unprompted(
             "discord",
             str(message.channel.id),
@@ -90,6 +93,7 @@ class UnaskedAnswers:
             _ANY_MENTION.sub("", message.content).strip(),
             to_someone_else=self._host.to_someone_else(message),
             files=len(message.attachments),
+            payer=payer_of("discord", scope_of("discord"), str(message.author.id), places),
         )
         return await self._responder.decide(
             unprompted, mode, lambda: self._host.knowledge.access(message.guild, message.author)

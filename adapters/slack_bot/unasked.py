@@ -20,9 +20,11 @@ from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Place, Reach
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
+from bot.forget import scope_of
 from bot.knowledge.passages import Access
 from bot.render import failure_note
 from bot.respond import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.usage.accounting import payer_of
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +75,7 @@ class UnaskedAnswers:
             _ANY_MENTION.sub("", str(event.get("text", ""))).strip(),
             to_someone_else=to_someone_else(event, reach.bot_user_id),
             files=len(event.get("files", [])),
+            payer=payer_of("slack", scope_of("slack", reach.team), user, slack_places(reach.team, channel)),
         )
         decision = await self._responder.decide(unprompted, mode, lambda: host.access_of(reach, user))
         if decision.unanswerable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.conftest import delete_keys
+from bot.redis_client import close, connect
+from bot.usage.ledger import UsageLedger, day_of
+from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack_server import FakeSlack
@@ -152,6 +155,23 @@ async def test_questions_stays_silent_on_chatter_and_on_what_it_cannot_answer(
     event, _ = await harness.say(HELP, ALICE, text)
     await stays_unanswered(harness, event)
     assert decision_logged(harness, event) == (False, reason)
+
+
+async def test_a_question_left_unanswered_still_counts_its_search(harness: SlackHarness) -> None:
+    """The decision searched the knowledge for it: the embedding model read its words, and that is the asker's."""
+    asker = "U0USAGE01"
+    harness.fake.add_user(asker, "carol")
+    question = "Which football team won the league in 1998?"
+    event, _ = await harness.say(HELP, asker, question)
+    await stays_unanswered(harness, event)
+    client = connect(REDIS_URL, cluster=False)
+    try:
+        ledger = UsageLedger(client, harness.key_prefix)
+        counted = await ledger.totals(f"slack:T0FAKE001:{asker}", [day_of(time.time())], kind="person")
+    finally:
+        await close(client)
+    embedding = counted.by_model["all-minilm-l6-v2"]
+    assert embedding.prompt_tokens > 0 and embedding.completion_tokens == 0 and counted.turns == 0
 
 
 async def test_a_mentions_channel_and_other_bots_get_no_answer(harness: SlackHarness) -> None:
