@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from adapters.jobs.place_settings import where_of
 from adapters.jobs.platform_jobs import Bold
 from bot.core import ChatCore
 from bot.personas import Place
@@ -53,7 +54,7 @@ async def set_budget_here(
         return str(error)
     own = replace(await personas.budget(place), **changes)
     await personas.set_budget(place, own)
-    where = _where(place)
+    where = where_of(place)
     said = [_said(name, budget, where, bold) for name, budget in changes.items()]
     return "Done: " + "; ".join(said) + ", from the next question on."
 
@@ -95,9 +96,3 @@ def _said(name: str, budget: Budget | None, where: str, bold: Bold) -> str:
     if budget is None:
         return f"{where} has no monthly budget of its own any more"
     return f"{where} may use {bold(budget.describe())} a month"
-
-
-def _where(place: Place) -> str:
-    if place.kind == "server":
-        return "this workspace" if place.platform == "slack" else "this server"
-    return f"this {place.kind}"

@@ -42,7 +42,7 @@ async def set_model_here(core: ChatCore, place: Place, name: str, bold: Bold, sh
     settings = core.personas
     if settings is None:
         return NO_SETTINGS
-    where = _where(place)
+    where = where_of(place)
     if (choice := core.models.find(name)) is None and name.strip().casefold() == DEFAULT_MODEL:
         removed = await settings.set_model(place, None)
         if not removed:
@@ -70,13 +70,14 @@ async def set_tools_here(core: ChatCore, place: Place, choice: str) -> str:
     if choice not in TOOLS_CHOICES:
         return f"Say on, off or {TOOLS_CHOICES[-1]}: /tools on, /tools off or /tools {TOOLS_CHOICES[-1]}."
     await settings.set_tools(place, None if choice == "default" else choice == "on")
-    where = _where(place)
+    where = where_of(place)
     if choice == "default":
         return f"Done: tools in {where} follow the bot's settings again, from the next message on."
     return f"Done: tools are {'offered' if choice == 'on' else 'turned off'} in {where}, from the next message on."
 
 
-def _where(place: Place) -> str:
+def where_of(place: Place) -> str:
+    """How people call `place`: "this channel", "this server", "this workspace" (Slack's)."""
     if place.kind == "server":
         return "this workspace" if place.platform == "slack" else "this server"
     return f"this {place.kind}"
@@ -115,7 +116,7 @@ async def set_respond_here(core: ChatCore, place: Place, choice: str, bold: Bold
     choice = choice.strip().casefold()
     if choice not in RESPOND_CHOICES:
         return f"Say one of {', '.join(RESPOND_CHOICES)}: /respond questions, say."
-    where = _where(place)
+    where = where_of(place)
     if choice == "default":
         await settings.set_respond(place, None)
         return f"Done: {where} answers as its server or the bot's settings say again, from the next message on."
