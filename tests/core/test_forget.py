@@ -84,7 +84,7 @@ async def test_own_conversations_and_dms_go_whole_and_shared_threads_keep_everyo
 
     report = await core.forget_person(scope_of("discord"), ADA)
 
-    assert report == ForgetReport(conversations=2, dms=1, shared=1, messages=8, counters=True)
+    assert report == ForgetReport(conversations=2, dms=1, shared=1, messages=8, counters=True, usage_days=1)
     for thread in (own, dm):
         assert await core.history(thread) == []
         assert await redis_store.chosen_model(thread) == ""
@@ -154,7 +154,7 @@ async def test_the_same_user_id_in_another_slack_workspace_keeps_everything(
 
     report = await core.forget_person(scope_of("slack", "T1"), "U1")
 
-    assert report == ForgetReport(conversations=3, dms=2, shared=0, messages=6, counters=True)
+    assert report == ForgetReport(conversations=3, dms=2, shared=0, messages=6, counters=True, usage_days=1)
     assert [await core.history(f"slack:T1:{key}") for key in ("dm:D1", "D1:1.1", "C1:2.2")] == [[], [], []]
     for key in ("dm:D1", "D1:1.1", "C1:2.2"):
         assert [m.content for m in await core.history(f"slack:T2:{key}")] == ["hello from T2", "Answer 2."]
