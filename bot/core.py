@@ -90,7 +90,8 @@ class ChatCore:
         self._remembering = Remembering(store, prompts)
         usage = usage or UsageSettings()
         ledger = UsageLedger(store.client, history.key_prefix, retention_days=usage.retention_days, on_error=errors)
-        self.accounting = Accounting(ledger, usage, models, UsageCounters(self._metrics.registry), prompts.count)
+        counters = UsageCounters(self._metrics.registry)
+        self.accounting = Accounting(ledger, usage, models, counters, prompts.count, prompts.budget.prompt_tokens)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -223,7 +224,14 @@ class ChatCore:
         except ReplyFailure as failure:
             return await refuse(turn, surface, failure)
         payer = payer_of(turn.platform, turn.quota_scope, turn.author_id, turn.places)
-        spend = self.accounting.spend(payer, 0)
+        spend = self.accounting.spend(payer, turn.places)
+        try:
+            return await self._answer_admitted(turn, surface, spend)
+        finally:
+            if spend.early is not None:  # stopped before its budgets were checked: the early hold is given back
+                await finish_even_if_cancelled(self.accounting.early.drop(spend.early))
+
+    async def _answer_admitted(self, turn: Turn, surface: ReplySurface, spend: Spend) -> RenderResult:
         async with contextlib.AsyncExitStack() as held:
             try:  # taking the conversation fails too when Redis is down: the person is told why
                 fence = await held.enter_async_context(self._locks.hold(turn.thread))
@@ -271,5 +279,5 @@ class ChatCore:
     async def _hold_budgets(self, spend: Spend, turn: Turn, prepared: Prepared) -> None:
         """Hold the answer's first call of every budget that applies (raises ReplyFailure(BUDGET))."""
         spend.max_new_tokens = prepared.model.settings.sampling.max_new_tokens
-        limits = self.accounting.limits(spend.payer, turn.places, prepared.budgets)
-        await self.accounting.hold(spend, limits, prepared.model.settings.model_id, prepared.prompt.tokens)
+        model, tokens = prepared.model.settings.model_id, prepared.prompt.tokens
+        await self.accounting.hold(spend, turn.places, prepared.budgets, model, tokens)

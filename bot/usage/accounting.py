@@ -5,22 +5,24 @@ its budgets settled, and the Prometheus counters `tokens_total{model,kind}` and 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bot.personas import Place
 from bot.usage.budgets import Budgets, Spending
-from bot.usage.ledger import Usage, UsageLedger
+from bot.usage.early import Early, EarlyHolds
+from bot.usage.ledger import MICRO, Usage, UsageLedger
 from bot.usage.limits import Limit, turn_limits
 from bot.usage.meter import Counted, UsageMeter
 from config.models import FREE, ModelCatalog, Price
 from config.settings import BackendKind
-from config.usage import PlaceBudget, UsageSettings
+from config.usage import Budget, PlaceBudget, UsageSettings
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +51,7 @@ class Spend:
     meter: UsageMeter
     max_new_tokens: int
     spending: Spending | None = None
+    early: asyncio.Task[Early] | None = None  # the budgets held while the prompt is built (bot.usage.early)
 
     async def more(self, model: str, messages: Sequence[dict[str, Any]]) -> None:
         """Before another call of the turn (a tool round): hold it too, or raise ReplyFailure(BUDGET_REACHED)."""
@@ -57,6 +60,8 @@ class Spend:
             await self.accounting.budgets.grow(self.spending, self.meter, model, prompt, self.max_new_tokens)
 
     async def finish(self) -> None:
+        early, self.early = self.early, None
+        await self.accounting.early.drop(early)  # a turn refused before its model was asked
         await self.accounting.finish(self.payer, self.meter, self.spending)
 
 
@@ -73,6 +78,12 @@ class UsageCounters:
             ["model"],
             registry=registry,
         )
+        self.budget_check = Histogram(
+            "bot_budget_check_seconds",
+            "A turn's budgets checked and held before its model is asked (the time it adds to the answer)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=registry,
+        )
 
 
 class Accounting:
@@ -83,14 +94,18 @@ class Accounting:
         models: ModelCatalog,
         counters: UsageCounters,
         count: Callable[[str], int],
+        most_prompt_tokens: int = 8192,
     ) -> None:
-        """`count`: the tokenizer a provider's missing usage is counted with."""
+        """`count`: the tokenizer a provider's missing usage is counted with; `most_prompt_tokens`: the longest
+        prompt (CONTEXT_TOKENS less MAX_NEW_TOKENS)."""
         self.ledger = ledger
         self.settings = settings
         self._models = models
         self._counters = counters
         self._count = count
-        self.budgets = Budgets(ledger, self.price_of)
+        self._most_prompt_tokens = most_prompt_tokens
+        self.budgets = Budgets(ledger.holds, self.price_of)
+        self.early = EarlyHolds(self.budgets, settings, self._most)
 
     def price_of(self, model: str) -> Price | None:
         """A model's price: MODELS_FILE's, the in-process model's FREE, else None (counted in tokens only)."""
@@ -104,20 +119,41 @@ class Accounting:
     def meter(self) -> UsageMeter:
         return UsageMeter(self._count)
 
-    def spend(self, payer: Payer, max_new_tokens: int) -> Spend:
-        """A turn's usage, holding nothing yet."""
-        return Spend(self, payer, self.meter(), max_new_tokens)
+    def spend(self, payer: Payer, places: Sequence[Place] = ()) -> Spend:
+        """A turn's usage; the budgets that likely apply in `places` start being held at once (bot.usage.early)."""
+        return Spend(self, payer, self.meter(), 0, early=self.early.start(payer.person, places))
 
     def limits(self, payer: Payer, places: Sequence[Place], set_here: Sequence[PlaceBudget]) -> tuple[Limit, ...]:
         return turn_limits(self.settings, places, set_here, payer.person)
 
-    async def hold(self, spend: Spend, limits: Sequence[Limit], model: str, prompt_tokens: int) -> None:
-        """Hold the first call's worth of each budget in `limits` (raises ReplyFailure(BUDGET)). The meter's
-        allowance is then the call's MAX_NEW_TOKENS: a server that ignores it is stopped there."""
+    async def hold(
+        self, spend: Spend, places: Sequence[Place], set_here: Sequence[PlaceBudget], model: str, prompt_tokens: int
+    ) -> None:
+        """Hold the first call's worth of each budget that applies (`set_here`: what `places` set, read with the
+        prompt), or raise ReplyFailure(BUDGET). The meter's allowance is then the call's MAX_NEW_TOKENS: a server
+        that ignores it is stopped there."""
+        limits = self.limits(spend.payer, places, set_here)
+        self.early.learn(places, set_here)
+        early, spend.early = spend.early, None
         if not limits:
+            await self.early.drop(early)
             return
-        spend.spending = await self.budgets.hold(limits, model, prompt_tokens, spend.max_new_tokens)
+        with self._counters.budget_check.time():  # what the check added to the wait for the model
+            spending = await self.early.take(early, limits)
+            if spending is None:
+                spending = await self.budgets.hold(limits, model, prompt_tokens, spend.max_new_tokens)
+        spend.spending = spending
         spend.meter.allowance = spend.max_new_tokens
+
+    def _most(self, budget: Budget) -> int:
+        """The most one call can cost in `budget`'s units: the longest prompt and answer, at the highest price."""
+        most_new = max(choice.settings.sampling.max_new_tokens for choice in self._models.choices)
+        if budget.unit == "tokens":
+            return self._most_prompt_tokens + most_new
+        prices = [price for choice in self._models.choices if (price := self.price_of(choice.id)) is not None]
+        if not prices:
+            return 0
+        return max(math.ceil(price.cost(self._most_prompt_tokens, most_new) * MICRO) for price in prices)
 
     async def finish(self, payer: Payer, meter: UsageMeter, spending: Spending | None) -> None:
         """Write the turn's counts and settle its budgets, at once (never raises: counting never fails a turn)."""

@@ -7,7 +7,6 @@ and the in-process one, cost nothing there, so they are never refused by a money
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 from collections.abc import Callable, Sequence
@@ -16,7 +15,9 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.usage.ledger import MICRO, Hold, ReserveOutcome, UsageLedger, Window, day_window, month_window
+from bot.usage.days import Window, day_window, month_window
+from bot.usage.holds import BudgetHolds, Hold, ReserveOutcome, Settled
+from bot.usage.ledger import MICRO
 from bot.usage.limits import Limit
 from bot.usage.meter import UsageMeter
 from config.models import Price
@@ -38,16 +39,22 @@ class Spending:
 
 
 class Budgets:
-    def __init__(self, ledger: UsageLedger, price_of: Callable[[str], Price | None]) -> None:
-        self._ledger = ledger
+    def __init__(self, holds: BudgetHolds, price_of: Callable[[str], Price | None]) -> None:
+        self._holds = holds
         self._price_of = price_of
 
     async def hold(self, limits: Sequence[Limit], model: str, prompt_tokens: int, max_new_tokens: int) -> Spending:
         """Hold a first call's worth of every budget in `limits`, or raise ReplyFailure(BUDGET) saying which ran out,
         when it resets and what was used (nothing is then held)."""
+        return await self.hold_each(
+            limits, lambda budget: self.cost_of_call(budget, model, prompt_tokens, max_new_tokens)
+        )
+
+    async def hold_each(self, limits: Sequence[Limit], amount: Callable[[Budget], int]) -> Spending:
+        """Hold `amount(budget)` of every budget in `limits` (see `hold`)."""
         spending = Spending(tuple(limits))
         try:
-            await self._grow(spending, model, prompt_tokens, max_new_tokens, base=UsageMeter())
+            await self._hold_wanted(spending, {limit.key: amount(limit.budget) for limit in limits})
         except ReplyFailure:
             await self.settle(spending, UsageMeter())  # the budgets that had room give their hold back
             raise
@@ -56,8 +63,12 @@ class Budgets:
     async def grow(self, spending: Spending, meter: UsageMeter, model: str, prompt_tokens: int, max_new: int) -> None:
         """Before another call of the same turn (a tool round): hold what it used so far plus that call, or raise
         ReplyFailure(BUDGET_REACHED)."""
+        wanted = {
+            limit.key: self.amount(limit.budget, meter) + self.cost_of_call(limit.budget, model, prompt_tokens, max_new)
+            for limit in spending.limits
+        }
         try:
-            await self._grow(spending, model, prompt_tokens, max_new, base=meter)
+            await self._hold_wanted(spending, wanted)
         except ReplyFailure as failure:
             raise ReplyFailure(FailureKind.BUDGET_REACHED, failure.detail) from failure
 
@@ -65,19 +76,19 @@ class Budgets:
         """Replace each hold with what the turn used (never raises: a failed settle's hold lapses by itself)."""
         if spending is None or not spending.held:
             return
-        settles = [
-            self._ledger.settle(
+        settled = [
+            Settled(
                 self._counter(limit, spending),
-                spending.hold_id,
                 self.amount(limit.budget, meter),
-                window_seconds=spending.windows[limit.key].ends_in,
+                spending.windows[limit.key].ends_in,
             )
             for limit in spending.limits
             if limit.key in spending.held
         ]
-        for outcome in await asyncio.gather(*settles, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                log.warning("budget_settle_failed", error=str(outcome))
+        try:
+            await self._holds.settle_all(settled, spending.hold_id)
+        except Exception as error:  # noqa: BLE001 - a hold not settled lapses by itself; the answer stands
+            log.warning("budget_settle_failed", error=str(error) or type(error).__name__)
 
     def amount(self, budget: Budget, meter: UsageMeter) -> int:
         """What `meter`'s calls cost in `budget`'s units: tokens, or micro-dollars."""
@@ -95,11 +106,7 @@ class Budgets:
         price = self._price_of(model)
         return math.ceil(price.cost(prompt_tokens, max_new) * MICRO) if price is not None else 0
 
-    async def _grow(self, spending: Spending, model: str, prompt_tokens: int, max_new: int, base: UsageMeter) -> None:
-        wanted = {
-            limit.key: self.amount(limit.budget, base) + self.cost_of_call(limit.budget, model, prompt_tokens, max_new)
-            for limit in spending.limits
-        }
+    async def _hold_wanted(self, spending: Spending, wanted: dict[str, int]) -> None:
         asked = [limit for limit in spending.limits if wanted[limit.key] > spending.held.get(limit.key, 0)]
         if not asked:
             return
@@ -114,7 +121,7 @@ class Budgets:
             )
             for limit in asked
         ]
-        outcomes = await self._ledger.reserve_all(holds, spending.hold_id, HOLD_SECONDS)
+        outcomes = await self._holds.reserve_all(holds, spending.hold_id, HOLD_SECONDS)
         refused = [(limit, outcome) for limit, outcome in zip(asked, outcomes, strict=True) if not outcome.ok]
         for limit, outcome in zip(asked, outcomes, strict=True):
             # Refused, a budget that had room may still hold some (on a Cluster): listed, it is given back too.
@@ -127,7 +134,7 @@ class Budgets:
     async def standing(self, limit: Limit) -> ReserveOutcome:
         """`limit` as it stands now (what was used and is held of it, when it resets), holding nothing."""
         window = day_window() if limit.daily else month_window()
-        outcome = await self._ledger.standing(counter_key(limit, window), limit.budget.units)
+        outcome = await self._holds.standing(counter_key(limit, window), limit.budget.units)
         return outcome if outcome.resets_in > 0 else replace(outcome, resets_in=window.ends_in)
 
     def _counter(self, limit: Limit, spending: Spending) -> str:

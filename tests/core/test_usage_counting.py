@@ -24,7 +24,8 @@ from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
-from bot.usage.ledger import UsageLedger, UsageTotals, day_of
+from bot.usage.days import day_of, month_window
+from bot.usage.ledger import UsageLedger, UsageTotals
 from config.models import ModelCatalog, ModelChoice, Price
 from config.tools import ToolSettings
 from config.usage import Budget, PlaceBudget, UsageSettings
@@ -325,3 +326,32 @@ async def test_fifty_questions_from_two_processes_never_overspend_the_budget(
     assert used <= budget  # each hold is the prompt plus MAX_NEW_TOKENS: together they never pass the budget
     assert 1 <= len(answered) < 50 and len(model_server.requests) == len(answered)
     assert all("daily budget" in outcome["said"] and "I didn't ask the model" in outcome["said"] for outcome in refused)
+
+
+async def test_a_budget_set_a_moment_ago_applies_to_the_next_question_and_no_hold_is_left(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    """Budgets are held while the prompt is built, from what the place set as last read; the budgets read with the
+    prompt decide: one set since then applies at once, and what was held early is given back."""
+    usage = UsageSettings(server_monthly_budget=Budget(10_000_000, "tokens"))
+    core = make(model_server, redis_store, token_counter, usage)
+    assert core.personas is not None
+    channel = Place("usage", "channel", uuid.uuid4().hex[:8], server="s1")
+    places = (channel, SERVER)
+    try:
+        first = await core.answer(Turn(f"usage:{uuid.uuid4().hex}", "42", "Ada", "One?", places=places), surface())
+        assert first.failure is None
+        await core.personas.set_budget(channel, PlaceBudget(monthly=Budget(50, "tokens")))
+        shown = surface()
+        refused = await core.answer(Turn(f"usage:{uuid.uuid4().hex}", "42", "Ada", "Two?", places=places), shown)
+        assert refused.failure is not None and "this channel's monthly budget" in shown.messages[-1]
+        await core.personas.set_budget(channel, None)
+        again = await core.answer(Turn(f"usage:{uuid.uuid4().hex}", "42", "Ada", "Three?", places=places), surface())
+        assert again.failure is None
+        month = month_window()
+        server = await core.accounting.ledger.holds.standing(f"place:{SERVER.key}:{month.label}:tokens", 10_000_000)
+        assert server.reserved == 0  # every hold settled or given back
+        assert server.used == (await person_today(core)).tokens
+        assert len(model_server.requests) == 2
+    finally:
+        await core.aclose()

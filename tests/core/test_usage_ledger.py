@@ -13,19 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.redis_client import RedisClient, close, connect
-from bot.usage.ledger import (
-    DAY_SECONDS,
-    ModelUsage,
-    Usage,
-    UsageLedger,
-    UsageTotals,
-    day_of,
-    day_window,
-    last_days,
-    micro_dollars,
-    month_so_far,
-    month_window,
-)
+from bot.usage.days import DAY_SECONDS, day_of, day_window, last_days, month_so_far, month_window
+from bot.usage.ledger import ModelUsage, Usage, UsageLedger, UsageTotals, micro_dollars
 from tests.conftest import REDIS_URL, OwnRedis
 from tests.system.cluster import OwnCluster
 
@@ -143,13 +132,13 @@ async def test_fifty_turns_of_two_processes_at_once_get_exactly_the_ten_that_fit
         window = day_window()
         key = f"person:{ALICE}:{window.label}"
         outcomes = await asyncio.gather(
-            *(processes[n % 2].reserve(key, 10, 1, window.ends_in, f"turn-{n}", 30) for n in range(50))
+            *(processes[n % 2].holds.reserve(key, 10, 1, window.ends_in, f"turn-{n}", 30) for n in range(50))
         )
         assert sum(outcome.ok for outcome in outcomes) == 10
         refused = [outcome for outcome in outcomes if not outcome.ok]
         assert {(outcome.used, outcome.reserved, outcome.limit) for outcome in refused} == {(0.0, 10.0, 10.0)}
         assert all(0 < outcome.resets_in <= window.ends_in for outcome in outcomes)
-        standing = await processes[1].standing(key, 10)
+        standing = await processes[1].holds.standing(key, 10)
         assert (standing.ok, standing.used, standing.reserved, standing.left) == (False, 0.0, 10.0, 0.0)
     finally:
         await close(other)
@@ -158,40 +147,40 @@ async def test_fifty_turns_of_two_processes_at_once_get_exactly_the_ten_that_fit
 async def test_settling_for_less_than_was_held_frees_the_rest(ledger: UsageLedger) -> None:
     window = month_window()
     key = f"scope:{SERVER}:{window.label}"
-    first = await ledger.reserve(key, 10, 6, window.ends_in, "a", 30)
+    first = await ledger.holds.reserve(key, 10, 6, window.ends_in, "a", 30)
     assert (first.ok, first.used, first.reserved, first.left) == (True, 0.0, 6.0, 4.0)
-    assert not (await ledger.reserve(key, 10, 6, window.ends_in, "b", 30)).ok
-    again = await ledger.reserve(key, 10, 6, window.ends_in, "a", 30)  # a retry replaces its own hold
+    assert not (await ledger.holds.reserve(key, 10, 6, window.ends_in, "b", 30)).ok
+    again = await ledger.holds.reserve(key, 10, 6, window.ends_in, "a", 30)  # a retry replaces its own hold
     assert (again.ok, again.reserved) == (True, 6.0)
 
-    assert await ledger.settle(key, "a", 2) == 2.0
-    second = await ledger.reserve(key, 10, 6, window.ends_in, "b", 30)
+    assert await ledger.holds.settle(key, "a", 2) == 2.0
+    second = await ledger.holds.reserve(key, 10, 6, window.ends_in, "b", 30)
     assert (second.ok, second.used, second.reserved) == (True, 2.0, 6.0)
-    third = await ledger.reserve(key, 10, 3, window.ends_in, "c", 30)
+    third = await ledger.holds.reserve(key, 10, 3, window.ends_in, "c", 30)
     assert (third.ok, third.used, third.reserved, third.left) == (False, 2.0, 6.0, 2.0)
-    assert await ledger.settle(key, "b", 0) == 2.0  # a failed turn used nothing
-    assert (await ledger.reserve(key, 10, 3, window.ends_in, "c", 30)).ok
+    assert await ledger.holds.settle(key, "b", 0) == 2.0  # a failed turn used nothing
+    assert (await ledger.holds.reserve(key, 10, 3, window.ends_in, "c", 30)).ok
 
 
 async def test_a_budget_lives_until_its_window_ends(client: RedisClient, ledger: UsageLedger, key_prefix: str) -> None:
-    assert (await ledger.reserve("k", 10, 1, 120, "a", 30)).resets_in == 120
+    assert (await ledger.holds.reserve("k", 10, 1, 120, "a", 30)).resets_in == 120
     budget_ttl = [await client.ttl(key) async for key in client.scan_iter(match=f"{key_prefix}usage:budget:*")]
-    assert budget_ttl == [120, 120]  # the counter, and its holds (each lapsing in 30 s)
+    assert budget_ttl == [120]  # the counter, with its holds in it (each lapsing in 30 s)
     # A window already over (its counter gone) takes nothing more, unless the settling turn says when it ends.
-    assert await ledger.settle("over", "x", 5) == 0.0
-    assert (await ledger.standing("over", 10)).used == 0.0
-    assert await ledger.settle("unreserved", "y", 5, window_seconds=60) == 5.0
-    assert (await ledger.standing("unreserved", 10)).resets_in == 60
+    assert await ledger.holds.settle("over", "x", 5) == 0.0
+    assert (await ledger.holds.standing("over", 10)).used == 0.0
+    assert await ledger.holds.settle("unreserved", "y", 5, window_seconds=60) == 5.0
+    assert (await ledger.holds.standing("unreserved", 10)).resets_in == 60
 
 
 async def test_a_hold_never_settled_lapses(ledger: UsageLedger) -> None:
-    held = await ledger.reserve("k", 10, 10, 3600, "crashed", 1)  # its process died before settling
+    held = await ledger.holds.reserve("k", 10, 10, 3600, "crashed", 1)  # its process died before settling
     assert held.ok
-    assert not (await ledger.reserve("k", 10, 1, 3600, "next", 1)).ok
+    assert not (await ledger.holds.reserve("k", 10, 1, 3600, "next", 1)).ok
     await asyncio.sleep(1.05)
-    later = await ledger.reserve("k", 10, 1, 3600, "next", 30)
+    later = await ledger.holds.reserve("k", 10, 1, 3600, "next", 30)
     assert (later.ok, later.used, later.reserved) == (True, 0.0, 1.0)
-    assert await ledger.settle("k", "crashed", 4) == 4.0  # it did answer after all: what it used counts
+    assert await ledger.holds.settle("k", "crashed", 4) == 4.0  # it did answer after all: what it used counts
 
 
 async def test_forget_person_deletes_their_counts_and_keeps_the_servers_totals(
@@ -233,12 +222,12 @@ async def test_on_a_redis_cluster_counting_budgets_and_forgetting_work(
         assert len({port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() if keys}) > 1
 
         outcomes = await asyncio.gather(
-            *((ledger, other)[n % 2].reserve(f"person:{BOB}", 10, 1, 3600, f"t{n}", 30) for n in range(50))
+            *((ledger, other)[n % 2].holds.reserve(f"person:{BOB}", 10, 1, 3600, f"t{n}", 30) for n in range(50))
         )
         assert sum(outcome.ok for outcome in outcomes) == 10
         granted = next(n for n, outcome in enumerate(outcomes) if outcome.ok)
-        assert await ledger.settle(f"person:{BOB}", f"t{granted}", 0) == 0.0
-        assert (await other.reserve(f"person:{BOB}", 10, 1, 3600, "t50", 30)).ok
+        assert await ledger.holds.settle(f"person:{BOB}", f"t{granted}", 0) == 0.0
+        assert (await other.holds.reserve(f"person:{BOB}", 10, 1, 3600, "t50", 30)).ok
 
         assert await other.forget_person(ALICE) == 2
         assert await ledger.totals(ALICE, days, kind="person") == UsageTotals()
@@ -284,9 +273,9 @@ async def test_counts_and_budgets_survive_a_redis_restart_with_their_expiry(own_
     now = time.time()
     await ledger.record(usage(at=now))
     window = day_window(now)
-    granted = await ledger.reserve(f"person:{ALICE}:{window.label}", 1_000, 400, window.ends_in, "turn-1", 900)
+    granted = await ledger.holds.reserve(f"person:{ALICE}:{window.label}", 1_000, 400, window.ends_in, "turn-1", 900)
     assert granted.ok
-    await ledger.settle(f"person:{ALICE}:{window.label}", "turn-1", 150)
+    await ledger.holds.settle(f"person:{ALICE}:{window.label}", "turn-1", 150)
     await close(opened)
 
     own_redis.stop()
@@ -296,7 +285,7 @@ async def test_counts_and_budgets_survive_a_redis_restart_with_their_expiry(own_
         ledger = UsageLedger(opened, "restart:", retention_days=90)
         today = await ledger.totals(ALICE, [day_of(now)], kind="person")
         assert (today.prompt_tokens, today.completion_tokens, today.turns) == (100, 50, 1)
-        standing = await ledger.standing(f"person:{ALICE}:{window.label}", 1_000)
+        standing = await ledger.holds.standing(f"person:{ALICE}:{window.label}", 1_000)
         assert (standing.used, standing.reserved) == (150, 0)
         kept = await opened.ttl(f"restart:usage:person:{{{ALICE}}}:{day_of(now)}")
         assert 90 * DAY_SECONDS < kept <= 91 * DAY_SECONDS  # retention: 90 days after the day ends
