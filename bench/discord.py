@@ -135,6 +135,7 @@ class DiscordOptions(Options):
     thread_archive_seconds: float | None  # None: each thread's auto-archive duration, as Discord
     knowledge: int  # > 0: the rounds run again with this many messages of the guild's channels indexed
     respond: bool  # the rounds' messages mention nobody, in channels set to `respond: all`
+    budgets: bool  # the rounds run again with USER_DAILY_BUDGET and SERVER_MONTHLY_BUDGET set
 
 
 class BotProcess:

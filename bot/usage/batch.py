@@ -18,7 +18,7 @@ Run = Callable[[list[str], list[str]], Awaitable[list[Any]]]
 @dataclass
 class _Part:
     keys: Sequence[str]
-    arg: str
+    args: Sequence[str]
     answers: int  # items of the script's answer that are this part's
     done: asyncio.Future[list[Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -31,9 +31,9 @@ class ScriptBatch:
         self._parts: list[_Part] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def call(self, keys: Sequence[str], arg: str, answers: int) -> list[Any]:
+    async def call(self, keys: Sequence[str], args: Sequence[str], answers: int) -> list[Any]:
         """This part's `answers` items of the script's answer, from the call of the parts asked at this moment."""
-        part = _Part(keys, arg, answers)
+        part = _Part(keys, args, answers)
         if not self._together:
             await self._send([part])
             return part.done.result()
@@ -50,7 +50,9 @@ class ScriptBatch:
 
     async def _send(self, parts: Sequence[_Part]) -> None:
         try:
-            flat = await self._run([key for part in parts for key in part.keys], [part.arg for part in parts])
+            flat = await self._run(
+                [key for part in parts for key in part.keys], [arg for part in parts for arg in part.args]
+            )
         except Exception as error:  # noqa: BLE001 - every part learns it failed, as its own call would have
             for part in parts:
                 if not part.done.done():

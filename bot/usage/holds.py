@@ -211,14 +211,17 @@ class BudgetHolds:
 
     async def settle_all(self, settled: Sequence[Settled], reservation_id: str) -> list[float]:
         """`settle` for several budgets at once (on a Cluster, one call each)."""
-        groups = [[one] for one in settled] if self._cluster else [list(settled)] if settled else []
-        answers = await asyncio.gather(*(self._settle_group(group, reservation_id) for group in groups))
+        if not settled:
+            return []
+        if not self._cluster:
+            return await self._settle_group(settled, reservation_id)
+        answers = await asyncio.gather(*(self._settle_group([one], reservation_id) for one in settled))
         return [used for answer in answers for used in answer]
 
     async def _ask(self, holds: Sequence[Hold], hold_id: str, hold_ms: int) -> list[tuple[bool, float, float, int]]:
         numbers = " ".join(f"{round(one.limit)} {round(one.amount)} {max(1, int(one.window_seconds))}" for one in holds)
         keys = [self._key(one.key) for one in holds]
-        flat = await self._reserve.call(keys, f"{hold_id} {hold_ms} {len(holds)} {numbers}", 1 + 4 * len(holds))
+        flat = await self._reserve.call(keys, [f"{hold_id} {hold_ms} {len(holds)} {numbers}"], 1 + 4 * len(holds))
         return [_budget_answer(flat, 1 + 4 * b) for b in range(len(holds))]
 
     async def _settle_group(self, settled: Sequence[Settled], reservation_id: str) -> list[float]:
@@ -226,7 +229,7 @@ class BudgetHolds:
         keys = [self._key(one.key) for one in settled]
         return [
             float(used)
-            for used in await self._settle.call(keys, f"{reservation_id} {len(settled)} {numbers}", len(settled))
+            for used in await self._settle.call(keys, [f"{reservation_id} {len(settled)} {numbers}"], len(settled))
         ]
 
     def _script(self, source: str) -> Run:

@@ -23,7 +23,6 @@ Commands raise STORE_UNAVAILABLE (a ReplyFailure) when Redis can't serve them.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,10 +218,11 @@ class UsageLedger:
                 await self._run(pipe.execute())
             return
         now = time.time()
-        await asyncio.gather(*(self._counting.call(*self._count_part(usage, now)) for usage in usages))
+        parts = [self._count_part(usage, now) for usage in usages]
+        await self._counting.call([key for keys, _ in parts for key in keys], [arg for _, arg in parts], 0)
 
-    def _count_part(self, usage: Usage, now: float) -> tuple[list[str], str, int]:
-        """`usage` as a part of _COUNT's call: its keys, its argument, no answer."""
+    def _count_part(self, usage: Usage, now: float) -> tuple[list[str], str]:
+        """`usage` as a part of _COUNT's call: its keys and its argument."""
         day = day_of(usage.at)
         expires = day_end(day) + self._retention
         kept = max(expires, day_end(day_of(now)) + self._retention)
@@ -237,7 +237,7 @@ class UsageLedger:
         cost = "-" if usage.cost_usd is None else str(max(0, round(usage.cost_usd * MICRO)))
         prompt, completion = max(0, int(usage.prompt_tokens)), max(0, int(usage.completion_tokens))
         fields = [len(keys), prompt, completion, usage.turns, cost, expires, kept, usage.model, usage.person]
-        return keys, "\t".join(str(field) for field in fields), 0
+        return keys, "\t".join(str(field) for field in fields)
 
     async def totals(self, person_or_scope: str, days: Sequence[str], *, kind: Kind) -> UsageTotals:
         """A person's or a scope's usage (`kind` says which: their ids may look alike) summed over `days`
