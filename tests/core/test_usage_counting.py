@@ -355,3 +355,27 @@ async def test_a_budget_set_a_moment_ago_applies_to_the_next_question_and_no_hol
         assert len(model_server.requests) == 2
     finally:
         await core.aclose()
+
+
+async def test_a_tool_round_the_budget_cannot_hold_ends_the_answer_with_a_note(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, tmp_path: Path
+) -> None:
+    files = {"notes": tmp_path / "n.txt", "events": tmp_path / "e.txt", "timing": tmp_path / "t.jsonl"}
+    box = ToolBox(ToolSettings(servers=(server_config(files, timeout_seconds=2.0),), confirm_seconds=1.0))
+    await box.start(ready_within=20)
+    gate = ConfirmGate(redis_store.client, redis_store.settings.key_prefix)
+    usage = UsageSettings(user_daily_budget=Budget(250, "tokens"))
+    core = make(model_server, redis_store, token_counter, usage, tools=box, gate=gate)
+    try:
+        model_server.responder = agent({"loop": [ToolCallScript("lookup", '{"query": "a"}')]}, rounds=99)
+        result = await core.answer(turn("loop"), AskingSurface(gate, []))
+        rounds = [request for request in model_server.requests if request.body.get("tools")]
+        assert 1 <= len(rounds) < 5  # stopped before MAX_TOOL_ROUNDS: the next round didn't fit
+        assert "I stopped here: the usage budget ran out during this answer." in result.messages[-1]
+        today = await person_today(core)
+        assert today.tokens <= 250 and today.turns == 1
+        prompt, completion = reported(model_server)
+        assert (today.prompt_tokens, today.completion_tokens) == (prompt, completion)  # every round counted
+    finally:
+        await core.aclose()
+        await box.aclose()
