@@ -16,7 +16,9 @@ from bot.core import ChatCore
 from bot.personas import Place
 from bot.usage.accounting import Payer
 from bot.usage.budgets import describe_units, describe_wait
-from bot.usage.ledger import ModelUsage, ReserveOutcome, UsageTotals, last_days, month_so_far, week_so_far
+from bot.usage.days import last_days, month_so_far, week_so_far
+from bot.usage.holds import ReserveOutcome
+from bot.usage.ledger import ModelUsage, UsageTotals
 from bot.usage.limits import Limit
 
 SERVER_DAYS = 30

@@ -22,7 +22,7 @@ from bot.prompt import MistralTokenCounter
 from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from bot.tools.toolbox import ToolBox
-from bot.usage.ledger import day_of
+from bot.usage.days import day_of
 from config.tools import ToolSettings
 from tests.conftest import make_core, remote_model_settings
 from tests.fakes.citing_model import NOT_COVERED, citing_responder, passages_in

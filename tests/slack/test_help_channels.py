@@ -19,7 +19,8 @@ import pytest
 import pytest_asyncio
 
 from bot.redis_client import close, connect
-from bot.usage.ledger import UsageLedger, day_of
+from bot.usage.days import day_of
+from bot.usage.ledger import UsageLedger
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.model_server import FakeModelServer, Script
