@@ -97,6 +97,8 @@ class Tab:
         self.uploads = UploadLimits.of(jobs)  # what a question may carry besides its text
         self._waiting = 0  # questions asked here whose answers are not written yet
         self._greeting = asyncio.Lock()
+        self._greeted = False  # its first hello is sent: other frames may follow
+        self._usage_due = False  # an answer of the browser ended before that: its usage is sent after the hello
         self._open = True
         hub.join(self)
 
@@ -150,6 +152,10 @@ class Tab:
                     "usage": await usage_of(core, self.chat_id, entry.id),
                 }
             )
+            self._greeted = True
+            if self._usage_due:
+                self._usage_due = False
+                await self.show_usage()
         first = next((message.content for message in stored if message.role == "user"), "")
         if not entry.title and title_from(first):  # a conversation from before there were titles
             await self._save(entries, replace(entry, title=title_from(first)))
@@ -267,7 +273,11 @@ class Tab:
                 await page.show_usage()
 
     async def show_usage(self) -> None:
-        """The sidebar's usage line of the browser, as it stands now (adapters.web.usage)."""
+        """The sidebar's usage line of the browser, as it stands now (adapters.web.usage); a page that hasn't had its
+        hello yet gets it right after (a page's first frame is always its hello)."""
+        if not self._greeted:
+            self._usage_due = True
+            return
         self.send({"type": "usage", **await usage_of(self._jobs.core, self.chat_id, self.conversation)})
 
     async def _forget_if_deleted(self, conversation: str) -> None:
