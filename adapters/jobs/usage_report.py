@@ -18,8 +18,8 @@ from bot.usage.accounting import Payer
 from bot.usage.budgets import describe_units, describe_wait
 from bot.usage.days import last_days, month_so_far, week_so_far
 from bot.usage.holds import ReserveOutcome
-from bot.usage.ledger import ModelUsage, UsageTotals
 from bot.usage.limits import Limit
+from bot.usage.totals import ModelUsage, UsageTotals
 
 SERVER_DAYS = 30
 TOP_PEOPLE = 10

@@ -25,7 +25,7 @@ from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
 from bot.usage.accounting import Payer, payer_of
 from bot.usage.budgets import describe_units
-from bot.usage.ledger import UsageTotals
+from bot.usage.totals import UsageTotals
 
 log = structlog.get_logger(__name__)
 

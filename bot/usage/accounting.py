@@ -17,9 +17,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from bot.personas import Place
 from bot.usage.budgets import Budgets, Spending
 from bot.usage.early import Early, EarlyHolds
-from bot.usage.ledger import MICRO, Usage, UsageLedger
+from bot.usage.ledger import UsageLedger
 from bot.usage.limits import Limit, turn_limits
 from bot.usage.meter import Counted, UsageMeter
+from bot.usage.totals import MICRO, Usage
 from config.models import FREE, ModelCatalog, Price
 from config.settings import BackendKind
 from config.usage import Budget, PlaceBudget, UsageSettings

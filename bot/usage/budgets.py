@@ -17,9 +17,9 @@ import structlog
 from bot.errors import FailureKind, ReplyFailure
 from bot.usage.days import Window, day_window, month_window
 from bot.usage.holds import BudgetHolds, Hold, ReserveOutcome, Settled
-from bot.usage.ledger import MICRO
 from bot.usage.limits import Limit
 from bot.usage.meter import UsageMeter
+from bot.usage.totals import MICRO
 from config.models import Price
 from config.usage import Budget
 

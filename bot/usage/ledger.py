@@ -1,10 +1,10 @@
 """Who used how much, kept in Redis: tokens and cost per day (UTC), per person, per scope (a server or workspace) and
 per model, for `/usage`; and, in `holds` (bot.usage.holds), the budgets' check-and-hold, shared by every process.
 
-Counting: each answered turn is one `Usage`. `add_to(pipe, usage)` queues its writes on a pipeline the caller sends
-anyway (no round trip of its own); `record(usage)` sends them on a pipeline of its own. Pipelines must not be
-transactional on a Redis Cluster (`transaction=False`): a turn's keys are in two slots, the person's and the scope's.
-The day counters expire USAGE_RETENTION_DAYS after their day ends.
+Counting: each model a turn used is one `Usage` (bot.usage.totals). `record_all(usages)` writes them: on one Redis in
+one script call shared by the turns counting at that moment (bot.usage.batch); on a Cluster through `add_to(pipe,
+usage)`, which queues the writes on a pipeline (not transactional: a turn's keys are in two slots, the person's and
+the scope's). The day counters expire USAGE_RETENTION_DAYS after their day ends.
 
 Keys (on a Cluster, keys read or written together share a hash tag):
   {prefix}usage:person:{<person>}:<YYYY-MM-DD>      hash: the person's counts that day (fields below)
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from redis.asyncio.client import Pipeline
@@ -35,13 +34,11 @@ from bot.redis_client import RedisClient, hash_tag, served
 from bot.usage.batch import ScriptBatch
 from bot.usage.days import DAY_SECONDS, day_end, day_of
 from bot.usage.holds import BudgetHolds
+from bot.usage.totals import MICRO, MODEL_FIELD, Usage, UsageTotals, summed_days
 
 T = TypeVar("T")
 UsagePipeline: TypeAlias = Pipeline | ClusterPipeline
 Kind = Literal["person", "scope"]
-MICRO = 1_000_000  # micro-dollars in a US dollar
-MODEL_FIELD = "m:"  # a day hash's per-model fields: m:<model>:<count>
-COUNTS = ("prompt", "completion", "turns", "cost_micro", "unpriced")
 
 # Count usage records, as `add_to` does, in one call. KEYS: per record its person's day hash and day index, and with
 # a scope its scope's day hash, top-people set, the person's tops index and the scope's index. ARGV: per record, one
@@ -94,52 +91,6 @@ local top = redis.call('ZREVRANGE', scratch, 0, tonumber(ARGV[1]) - 1, 'WITHSCOR
 redis.call('DEL', scratch)
 return top
 """
-
-
-@dataclass(frozen=True)
-class Usage:
-    """One answered turn: where (platform; scope: the server or workspace, e.g. "discord:123", "" for none such as a
-    DM), who (person, e.g. "discord:42"), which model (its id), the tokens it read and wrote, what it cost in USD
-    (None: the model has no price) and when (unix time)."""
-
-    platform: str
-    scope: str
-    person: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float | None
-    at: float
-    turns: int = 1  # answers it counts as (0: a call that answered nothing, e.g. the help channels' router)
-
-
-@dataclass(frozen=True)
-class ModelUsage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    turns: int = 0
-    cost_usd: float | None = None  # None: none of its turns had a price
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True)
-class UsageTotals:
-    """A person's or a scope's usage over some days. `cost_usd` sums the priced turns only; `unpriced_turns` says how
-    many turns it leaves out (their models have no price)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    turns: int = 0
-    cost_usd: float = 0.0
-    unpriced_turns: int = 0
-    by_model: Mapping[str, ModelUsage] = field(default_factory=dict)
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 class UsageLedger:
@@ -249,7 +200,7 @@ class UsageLedger:
             for day in days:
                 pipe.hgetall(key(person_or_scope, day))
             found: list[Mapping[Any, Any]] = await self._run(pipe.execute())
-        return _summed(found)
+        return summed_days(found)
 
     async def each_day(self, person_or_scope: str, days: Sequence[str], *, kind: Kind) -> list[UsageTotals]:
         """A person's or a scope's usage on each of `days`, in their order; one round trip."""
@@ -258,7 +209,7 @@ class UsageLedger:
             for day in days:
                 pipe.hgetall(key(person_or_scope, day))
             found: list[Mapping[Any, Any]] = await self._run(pipe.execute()) if days else []
-        return [_summed([fields]) for fields in found]
+        return [summed_days([fields]) for fields in found]
 
     async def top_people(self, scope: str, days: Sequence[str], n: int = 10) -> list[tuple[str, int]]:
         """The `n` people of `scope` who used the most tokens over `days`, most first: (person, tokens)."""
@@ -317,42 +268,6 @@ class UsageLedger:
 
     async def _run(self, command: Awaitable[T]) -> T:
         return await served(command, "usage_store_unavailable", self._on_error)
-
-
-def micro_dollars(usd: float) -> int:
-    """US dollars in the budgets' money unit."""
-    return round(usd * MICRO)
-
-
-def _summed(days: Sequence[Mapping[Any, Any]]) -> UsageTotals:
-    totals: dict[str, int] = dict.fromkeys(COUNTS, 0)
-    models: dict[str, dict[str, int]] = {}
-    for fields in days:
-        for raw_name, raw_value in fields.items():
-            name, value = _text(raw_name), int(_text(raw_value))
-            if name.startswith(MODEL_FIELD):
-                model, _, count = name[len(MODEL_FIELD) :].rpartition(":")
-                counts = models.setdefault(model, {})
-                counts[count] = counts.get(count, 0) + value
-            elif name in totals:
-                totals[name] += value
-    by_model = {
-        model: ModelUsage(
-            prompt_tokens=counts.get("prompt", 0),
-            completion_tokens=counts.get("completion", 0),
-            turns=counts.get("turns", 0),
-            cost_usd=counts["cost_micro"] / MICRO if "cost_micro" in counts else None,
-        )
-        for model, counts in sorted(models.items())
-    }
-    return UsageTotals(
-        prompt_tokens=totals["prompt"],
-        completion_tokens=totals["completion"],
-        turns=totals["turns"],
-        cost_usd=totals["cost_micro"] / MICRO,
-        unpriced_turns=totals["unpriced"],
-        by_model=by_model,
-    )
 
 
 def _text(value: bytes | str) -> str:

@@ -25,7 +25,8 @@ from bot.surface import SurfaceLimits
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.usage.days import day_of, month_window
-from bot.usage.ledger import UsageLedger, UsageTotals
+from bot.usage.ledger import UsageLedger
+from bot.usage.totals import UsageTotals
 from config.models import ModelCatalog, ModelChoice, Price
 from config.tools import ToolSettings
 from config.usage import Budget, PlaceBudget, UsageSettings

@@ -14,7 +14,8 @@ import pytest
 
 from bot.redis_client import RedisClient, close, connect
 from bot.usage.days import DAY_SECONDS, day_of, day_window, last_days, month_so_far, month_window
-from bot.usage.ledger import ModelUsage, Usage, UsageLedger, UsageTotals, micro_dollars
+from bot.usage.ledger import UsageLedger
+from bot.usage.totals import ModelUsage, Usage, UsageTotals, micro_dollars
 from tests.conftest import REDIS_URL, OwnRedis
 from tests.system.cluster import OwnCluster
 
