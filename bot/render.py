@@ -105,6 +105,8 @@ class LiveRenderer:
         # The reader first: tasks start in order, so the model request is on its way before
         # the surface does anything for the waiting indicator (such as opening a thread).
         reader = self._reader = asyncio.create_task(self._read(pieces))
+        # Stopped before its first step, the reader never runs its `finally`: the writing must still learn it ended.
+        reader.add_done_callback(self._reader_ended)
         self._waiting = asyncio.create_task(self._show_waiting())
         try:
             await self._write_loop()
@@ -114,6 +116,10 @@ class LiveRenderer:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         return self.result()
+
+    def _reader_ended(self, _: asyncio.Task[None]) -> None:
+        self._done.set()
+        self._changed.set()
 
     def result(self) -> RenderResult:
         """What the model wrote and what is shown, so far (all of it once render() returned)."""

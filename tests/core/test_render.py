@@ -265,3 +265,16 @@ async def test_the_waiting_indicator_ends_even_if_its_cancellation_is_lost() -> 
     lose_until = time.monotonic() + 0.3  # every cancellation the reply's writing sent is lost
     assert result.complete and surface.messages == ["Hello there"]
     await asyncio.wait_for(ended.wait(), 3.0)
+
+
+async def test_an_answer_stopped_before_its_reading_started_ends_stopped_instead_of_hanging() -> None:
+    """A page deleting the conversation the very moment its answer starts: the stop comes before the model's stream
+    is read at all, and the answer still ends (it held the conversation: nothing else could happen there)."""
+    surface = MemorySurface(SurfaceLimits(max_length=2000, min_edit_interval=0.05))
+    renderer = LiveRenderer(surface)
+    rendering = asyncio.ensure_future(renderer.render(pieces("never read", chunk=3)))
+    await asyncio.sleep(0)  # render() has created its reader task, which hasn't taken a step yet
+    renderer.stop(ReplyFailure(FailureKind.STOPPED))
+    result = await asyncio.wait_for(rendering, 5)
+    assert result.failure is not None and result.failure.kind is FailureKind.STOPPED
+    assert result.text == ""
