@@ -163,7 +163,7 @@ class Accounting:
         await asyncio.gather(self.record(payer, meter.calls), self.budgets.settle(spending, meter))
 
     async def record(self, payer: Payer, calls: Sequence[Counted]) -> None:
-        """Count `calls` (a turn's, or a decision's that led to no answer), one pipeline."""
+        """Count `calls` (a turn's, or a decision's that led to no answer): its part of the ledger's next write."""
         if not calls:
             return
         usages = self._usages(payer, calls)

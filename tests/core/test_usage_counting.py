@@ -140,14 +140,21 @@ async def test_a_thinking_models_thought_counts_as_output(core: ChatCore, model_
     assert (await person_today(core)).completion_tokens == completion
 
 
-async def test_each_tool_round_is_a_call_and_counts(
-    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, tmp_path: Path
-) -> None:
+@pytest.fixture
+async def toolbox(tmp_path: Path) -> AsyncIterator[ToolBox]:
+    """The real MCP server of tests/fakes/mcp_tools.py, for answers with tool rounds."""
     files = {"notes": tmp_path / "n.txt", "events": tmp_path / "e.txt", "timing": tmp_path / "t.jsonl"}
     box = ToolBox(ToolSettings(servers=(server_config(files, timeout_seconds=2.0),), confirm_seconds=1.0))
     await box.start(ready_within=20)
+    yield box
+    await box.aclose()
+
+
+async def test_each_tool_round_is_a_call_and_counts(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, toolbox: ToolBox
+) -> None:
     gate = ConfirmGate(redis_store.client, redis_store.settings.key_prefix)
-    core = make(model_server, redis_store, token_counter, tools=box, gate=gate)
+    core = make(model_server, redis_store, token_counter, tools=toolbox, gate=gate)
     try:
         model_server.responder = agent({"weather": [ToolCallScript("lookup", '{"query": "weather"}')]})
         result = await core.answer(turn("What's the weather?"), AskingSurface(gate, []))
@@ -158,7 +165,6 @@ async def test_each_tool_round_is_a_call_and_counts(
         assert (today.prompt_tokens, today.completion_tokens, today.turns) == (prompt, completion, 1)
     finally:
         await core.aclose()
-        await box.aclose()
 
 
 async def test_a_budget_refuses_before_the_call_and_says_what_ran_out_and_when(
@@ -359,14 +365,11 @@ async def test_a_budget_set_a_moment_ago_applies_to_the_next_question_and_no_hol
 
 
 async def test_a_tool_round_the_budget_cannot_hold_ends_the_answer_with_a_note(
-    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, tmp_path: Path
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, toolbox: ToolBox
 ) -> None:
-    files = {"notes": tmp_path / "n.txt", "events": tmp_path / "e.txt", "timing": tmp_path / "t.jsonl"}
-    box = ToolBox(ToolSettings(servers=(server_config(files, timeout_seconds=2.0),), confirm_seconds=1.0))
-    await box.start(ready_within=20)
     gate = ConfirmGate(redis_store.client, redis_store.settings.key_prefix)
     usage = UsageSettings(user_daily_budget=Budget(250, "tokens"))
-    core = make(model_server, redis_store, token_counter, usage, tools=box, gate=gate)
+    core = make(model_server, redis_store, token_counter, usage, tools=toolbox, gate=gate)
     try:
         model_server.responder = agent({"loop": [ToolCallScript("lookup", '{"query": "a"}')]}, rounds=99)
         result = await core.answer(turn("loop"), AskingSurface(gate, []))
@@ -379,4 +382,3 @@ async def test_a_tool_round_the_budget_cannot_hold_ends_the_answer_with_a_note(
         assert (today.prompt_tokens, today.completion_tokens) == (prompt, completion)  # every round counted
     finally:
         await core.aclose()
-        await box.aclose()
