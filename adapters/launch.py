@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 import uvloop
@@ -180,9 +183,15 @@ async def _run_adapter(module: ModuleType, services: Services, settings: Setting
         return 1
 
 
+# Library chatter at INFO (HTTP request lines) and watchfiles' "rust notify timeout" at DEBUG would drown the bot's own
+# events.
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "discord.gateway", "slack_bolt", "slack_sdk", "watchfiles")
+
+
 def configure_logging(level: str, *, json_output: bool = False) -> None:
     numeric = logging.getLevelName(level.upper())
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s", force=True)
+    stream = log_stream()
+    logging.basicConfig(level=numeric, stream=stream, format="%(message)s", force=True)
     renderer = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
@@ -193,12 +202,23 @@ def configure_logging(level: str, *, json_output: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
-    # Library chatter at INFO (HTTP request lines) would drown the bot's own events.
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "discord.gateway", "slack_bolt", "slack_sdk"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+
+
+@functools.cache
+def log_stream() -> TextIO:
+    """Standard error through a descriptor of the logs' own. llama-cpp-python silences llama.cpp while it loads a
+    model (the local model, the knowledge's embedder) by pointing descriptor 2 at /dev/null for the whole process,
+    from the loading thread: every line the bot logged meanwhile (a second or more) was lost."""
+    try:
+        own = os.dup(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # no descriptor (stderr replaced)
+        return sys.stderr
+    return open(own, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="backslashreplace")
 
 
 async def serve_metrics(metrics: Metrics, port: int, check_redis: Callable[[], Awaitable[None]]) -> web.AppRunner:

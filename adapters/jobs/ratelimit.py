@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from bot.locks import LocalLocks
+from bot.loop import cancel_until_done
 from bot.redis_client import REDIS_ERRORS, RedisClient
 from bot.surface import EditSkipped
 
@@ -92,12 +93,30 @@ class RateLimits:
     async def reserve(self, buckets: Budgets, within: float) -> Write | None:
         """A slot of each bucket if one comes within `within` seconds (a write that is worth nothing later), held
         for a write that happens within IN_FLIGHT_SECONDS; None past that. `release` it if it goes unused."""
-        write = Write(self, buckets)
+        key = Write(self, buckets).id
+        waiting = asyncio.create_task(self.wait_for_slots(buckets, key))
         try:
-            await asyncio.wait_for(self.wait_for_slots(buckets, write.id), max(0.0, within))
-        except TimeoutError:
+            await asyncio.wait({waiting}, timeout=max(0.0, within))
+        except asyncio.CancelledError:
+            self._give_up(waiting, buckets, key)
+            raise
+        if not waiting.done():
+            self._give_up(waiting, buckets, key)
             return None
-        return Write(self, buckets, taken=True, key=write.id)
+        waiting.result()
+        return Write(self, buckets, taken=True, key=key)
+
+    def _give_up(self, waiting: asyncio.Task[None], buckets: Budgets, key: str) -> None:
+        """Stop waiting for a slot at once, not when the wait has ended: asyncio.wait_for would wait for it, and a
+        cancellation lost inside a redis-py call (see bot.loop.cancel_until_done) let a burst's message past the
+        cut-off be answered late, or never. A slot it takes all the same is given back."""
+
+        def give_back(ended: asyncio.Future[None]) -> None:
+            if not ended.cancelled() and ended.exception() is None:
+                self._in_background(self._step("release", buckets, key))
+
+        waiting.add_done_callback(give_back)
+        cancel_until_done(waiting, RECHECK_SECONDS)
 
     async def spare(self, buckets: Budgets, promise: str = "") -> Write | None:
         """A spare slot now, for an interim edit or an indicator, or None. `promise`: the live

@@ -3,7 +3,6 @@ Read-only, within the asker's access; what it finds is numbered after the prompt
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
@@ -11,6 +10,7 @@ import structlog
 from bot.knowledge.citing import passage_entry
 from bot.knowledge.passages import Access, Hit
 from bot.knowledge.service import Knowledge
+from bot.loop import within
 from bot.tools.builtin import BuiltinTool
 from bot.tools.toolbox import ToolResult
 
@@ -40,7 +40,7 @@ def search_tool(knowledge: Knowledge, access: Access, citable: list[Hit]) -> Bui
         if not isinstance(query, str) or not query.strip():
             return ToolResult(False, "Error: give `query`, the words to look for.", error="no query")
         try:
-            hits = await asyncio.wait_for(knowledge.search(query[:QUERY_CHARS], access, HITS), SEARCH_SECONDS)
+            hits = await within(knowledge.search(query[:QUERY_CHARS], access, HITS), SEARCH_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the engine raised, the answer goes on without
             log.error("knowledge_tool_failed", error=str(error) or type(error).__name__)
             return ToolResult(False, "Error: the search failed. Answer without it.", error="search failed")

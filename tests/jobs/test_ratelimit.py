@@ -513,3 +513,32 @@ async def test_a_write_costs_one_redis_round_trip_even_when_it_waits_for_a_slot(
     assert most_in_any_window(landed, 0.5) <= limit
     assert len(landed) >= min(limit * 3, 100)
     assert steps <= 2 * len(landed) + 2, f"{steps} Redis steps for {len(landed)} writes"
+
+
+@pytest.mark.parametrize("trip", [0.0, 0.01])
+async def test_writes_reserved_for_a_cut_off_give_up_at_it_and_their_slots_stay_free(
+    history_settings: HistorySettings, raw_redis: aioredis.Redis, trip: float
+) -> None:
+    # A burst of answers to messages nobody addressed: each takes a post only if one comes before its cut-off. Every
+    # one past it gives up then (not when its wait for Redis ends: answered late, or never), and a slot taken anyway
+    # is given back.
+    async with DelayProxy([Route(REDIS_PORT, trip)]) as proxy:
+        async with process(replace(history_settings, redis_url=proxy.via(REDIS_URL))) as limits:
+            posts = limits.bucket("test", "posts", 3, 1.0)
+            cut_off = 0.4
+
+            async def reserve() -> tuple[Write | None, float]:
+                started = time.monotonic()
+                write = await limits.reserve((posts,), cut_off)
+                return write, time.monotonic() - started
+
+            for _ in range(5):
+                await raw_redis.delete(*limits.keys(posts))
+                outcomes = await asyncio.gather(*(reserve() for _ in range(40)))
+                granted = [write for write, _ in outcomes if write is not None]
+                assert len(granted) == 3  # the window's three slots; the next frees a second later, past the cut-off
+                assert max(waited for _, waited in outcomes) < cut_off + 0.25
+                for write in granted:
+                    await write.release()
+                # No slot held by a write that gave up: it would count as in flight for 10 s, then a window more.
+                assert await eventually(lambda: raw_redis.zcard(writes_key(posts)), 0, within=1.0)
