@@ -106,6 +106,8 @@ class ChatCore:
             lambda: [spec["function"]["name"] for spec in toolbox.specs()],
             self.accounting,
         )
+        if knowledge is not None:
+            self.use_knowledge(knowledge)
 
     @property
     def models(self) -> ModelCatalog:
@@ -124,7 +126,8 @@ class ChatCore:
         return self._preparation.knowledge.knowledge
 
     def use_knowledge(self, knowledge: Knowledge) -> None:
-        """Search `knowledge` for every turn that has access to some from now on."""
+        """Search `knowledge` for every turn that has access to some from now on (its indexing counted as usage)."""
+        knowledge.count_indexed = self.accounting.count_indexing
         self._preparation.knowledge.knowledge = knowledge
 
     @property

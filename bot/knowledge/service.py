@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -53,6 +53,8 @@ class Knowledge:
         self._adder: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
         self._settled.set()
+        # Told of each batch embedded to be stored: its passages' scope, the embedder and the texts (usage counting).
+        self.count_indexed: Callable[[str, str, Sequence[str]], None] = lambda scope, model, texts: None
 
     async def start(self) -> None:
         await self.embedder.start()  # a remote model's dimensions are known once it has embedded a probe
@@ -72,7 +74,11 @@ class Knowledge:
         """Embed and store `passages` now, in batches (each replaces the passage of its scope and key)."""
         for start in range(0, len(passages), EMBED_BATCH):
             batch = passages[start : start + EMBED_BATCH]
-            vectors = await self.embedder.embed([_embedded_text(passage) for passage in batch])
+            texts = [_embedded_text(passage) for passage in batch]
+            vectors = await self.embedder.embed(texts)
+            for scope in dict.fromkeys(passage.scope for passage in batch):
+                of_scope = [text for passage, text in zip(batch, texts, strict=True) if passage.scope == scope]
+                self.count_indexed(scope, self.embedder.name, of_scope)
             await self.engine.upsert(batch, vectors)
 
     def add_soon(self, passages: Sequence[Passage]) -> None:

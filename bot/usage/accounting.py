@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from bot.loop import off_loop_if_large
 from bot.personas import Place
 from bot.usage.budgets import Budgets, Spending
 from bot.usage.early import Early, EarlyHolds
@@ -107,6 +108,7 @@ class Accounting:
         self._most_prompt_tokens = most_prompt_tokens
         self.budgets = Budgets(ledger.holds, self.price_of)
         self.early = EarlyHolds(self.budgets, settings, self._most)
+        self._indexing: set[asyncio.Task[None]] = set()  # counts of knowledge being indexed, being written
 
     def price_of(self, model: str) -> Price | None:
         """A model's price: MODELS_FILE's, the in-process model's FREE, else None (counted in tokens only)."""
@@ -177,6 +179,20 @@ class Accounting:
         except Exception as error:  # noqa: BLE001 - a count that can't be written is logged, the answer stands
             log.error("usage_not_recorded", person=payer.person, error=str(error) or type(error).__name__)
 
+    def count_indexing(self, knowledge_scope: str, model: str, texts: Sequence[str]) -> None:
+        """Count, in the background, the embeddings made to index knowledge: a server's or workspace's passages
+        ("discord:<guild>", "slack:<team>") as its own use (no person's, no answer), the deployment's folder in the
+        Prometheus counters alone."""
+        platform, _, owner = knowledge_scope.partition(":")
+        payer = Payer(platform, "", Place(platform, "server", owner).key if owner else "")
+        task = asyncio.create_task(self._count_indexed(payer, model, list(texts)))
+        self._indexing.add(task)
+        task.add_done_callback(self._indexing.discard)
+
+    async def _count_indexed(self, payer: Payer, model: str, texts: list[str]) -> None:
+        tokens = await off_loop_if_large(sum(map(len, texts)), _tokens_of, self._count, texts)
+        await self.record(payer, [Counted(model, tokens, 0, kind="embedding")])
+
     def _usages(self, payer: Payer, calls: Sequence[Counted]) -> list[Usage]:
         """One record per model (its calls summed); the turn counts once, on the model that answered."""
         now, summed = time.time(), dict[str, tuple[int, int, bool]]()
@@ -204,3 +220,7 @@ class Accounting:
             )
             usages.append(usage)
         return usages
+
+
+def _tokens_of(count: Callable[[str], int], texts: Sequence[str]) -> int:
+    return sum(count(text) for text in texts)

@@ -41,7 +41,8 @@ UsagePipeline: TypeAlias = Pipeline | ClusterPipeline
 Kind = Literal["person", "scope"]
 
 # Count usage records, as `add_to` does, in one call. KEYS: per record its person's day hash and day index, and with
-# a scope its scope's day hash, top-people set, the person's tops index and the scope's index. ARGV: per record, one
+# a scope its scope's day hash, top-people set, the person's tops index and the scope's index; a record of no person
+# (a server's own) has its scope's day hash and index alone. ARGV: per record, one
 # string of tab-separated fields: keys (2 or 6), prompt, completion, turns, cost in micro-dollars ("-": no price),
 # the day's expiry, the indexes' expiry (unix time), model, person. Answers nothing.
 _COUNT = """
@@ -125,9 +126,11 @@ class UsageLedger:
         cost = None if usage.cost_usd is None else max(0, round(usage.cost_usd * MICRO))
         day = day_of(usage.at)
         expires = day_end(day) + self._retention
-        keys = [self._person_day(usage.person, day)]
+        keys = [self._person_day(usage.person, day)] if usage.person else []
         if usage.scope:
             keys.append(self._scope_day(usage.scope, day))
+        if not keys:
+            return
         model = f"{MODEL_FIELD}{usage.model}:"
         for key in keys:
             pipe.hincrby(key, "prompt", prompt)
@@ -144,6 +147,10 @@ class UsageLedger:
             pipe.expireat(key, expires)
         # The indexes outlive every key they name (a late record of an older day included).
         index_expires = max(expires, day_end(day_of(time.time() if now is None else now)) + self._retention)
+        if not usage.person:  # a server's own (its knowledge indexed): no person's, in no top list
+            pipe.sadd(self._scope_days(usage.scope), keys[0])
+            pipe.expireat(self._scope_days(usage.scope), index_expires)
+            return
         pipe.sadd(self._person_days(usage.person), keys[0])
         pipe.expireat(self._person_days(usage.person), index_expires)
         if usage.scope:
@@ -162,6 +169,9 @@ class UsageLedger:
     async def record_all(self, usages: Sequence[Usage]) -> None:
         """Count `usages` (a turn's, one per model): on one Redis in the script call of the turns counting at this
         moment (bot.usage.batch); on a Cluster, whose keys live in several slots, in one pipeline."""
+        usages = [usage for usage in usages if usage.person or usage.scope]
+        if not usages:
+            return
         if isinstance(self._redis, RedisCluster):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for usage in usages:
@@ -177,8 +187,11 @@ class UsageLedger:
         day = day_of(usage.at)
         expires = day_end(day) + self._retention
         kept = max(expires, day_end(day_of(now)) + self._retention)
-        keys = [self._person_day(usage.person, day), self._person_days(usage.person)]
-        if usage.scope:
+        if usage.person:
+            keys = [self._person_day(usage.person, day), self._person_days(usage.person)]
+        else:  # a server's own: its day and its index of days (_COUNT's two keys: a day hash and its index)
+            keys = [self._scope_day(usage.scope, day), self._scope_days(usage.scope)]
+        if usage.scope and usage.person:
             keys += [
                 self._scope_day(usage.scope, day),
                 self._scope_top(usage.scope, day),

@@ -15,8 +15,8 @@ COUNTS = ("prompt", "completion", "turns", "cost_micro", "unpriced")
 @dataclass(frozen=True)
 class Usage:
     """One answered turn: where (platform; scope: the server or workspace, e.g. "discord:123", "" for none such as a
-    DM), who (person, e.g. "discord:42"), which model (its id), the tokens it read and wrote, what it cost in USD
-    (None: the model has no price) and when (unix time)."""
+    DM), who (person, e.g. "discord:42"; "" for the server's own use: its knowledge indexed), which model (its id),
+    the tokens it read and wrote, what it cost in USD (None: the model has no price) and when (unix time)."""
 
     platform: str
     scope: str

@@ -9,6 +9,7 @@ import asyncio
 import calendar
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -37,6 +38,11 @@ def usage(
     at: float = DAY1,
 ) -> Usage:
     return Usage("discord", scope, person, model, prompt, completion, cost, at)
+
+
+def indexing() -> Usage:
+    """The server's knowledge indexed: the embedding model's input, no person's, no answer."""
+    return replace(usage("", model="all-minilm-l6-v2", prompt=300, completion=0, cost=None), turns=0)
 
 
 @pytest.fixture
@@ -205,6 +211,24 @@ async def test_forget_person_deletes_their_counts_and_keeps_the_servers_totals(
     assert (await ledger.totals(BOB, days, kind="person")).tokens == 10  # a person's own counts stay
 
 
+async def test_a_servers_own_use_counts_in_its_totals_and_in_no_persons(
+    client: RedisClient, ledger: UsageLedger, key_prefix: str
+) -> None:
+    await record_some(ledger)
+    days = [day_of(DAY1), day_of(DAY2)]
+    before = await ledger.totals(SERVER, days, kind="scope")
+    await ledger.record(indexing())
+    after = await ledger.totals(SERVER, days, kind="scope")
+    assert after.by_model["all-minilm-l6-v2"] == ModelUsage(300, 0, 0, None)
+    assert (after.tokens, after.turns) == (before.tokens + 300, before.turns)
+    assert await ledger.top_people(SERVER, days) == [(ALICE, 1667), (BOB, 10)]
+    assert [key async for key in client.scan_iter(match=f"{key_prefix}usage:person:{{}}*")] == []
+    await ledger.record(usage("", scope="", prompt=5))  # the deployment's own (its folder): the counters alone
+    assert [key async for key in client.scan_iter(match=f"{key_prefix}usage:scope:{{}}*")] == []
+    await ledger.forget_scope(SERVER)
+    assert await ledger.totals(SERVER, days, kind="scope") == UsageTotals()
+
+
 async def test_on_a_redis_cluster_counting_budgets_and_forgetting_work(
     redis_cluster: OwnCluster, key_prefix: str
 ) -> None:
@@ -220,6 +244,9 @@ async def test_on_a_redis_cluster_counting_budgets_and_forgetting_work(
         assert (await other.totals(ALICE, days, kind="person")).tokens == 1707 + 150
         assert (await other.totals(SERVER, days, kind="scope")).tokens == 1677 + 150
         assert await other.top_people(SERVER, days) == [(ALICE, 1817), (BOB, 10)]
+        await ledger.record(indexing())  # its own use
+        assert (await other.totals(SERVER, days, kind="scope")).tokens == 1677 + 150 + 300
+        assert await other.top_people(SERVER, days) == [(ALICE, 1817), (BOB, 10)]
         assert len({port for port, keys in redis_cluster.keys_by_node(f"{key_prefix}*").items() if keys}) > 1
 
         outcomes = await asyncio.gather(
@@ -232,7 +259,7 @@ async def test_on_a_redis_cluster_counting_budgets_and_forgetting_work(
 
         assert await other.forget_person(ALICE) == 2
         assert await ledger.totals(ALICE, days, kind="person") == UsageTotals()
-        assert (await ledger.totals(SERVER, days, kind="scope")).tokens == 1677 + 150
+        assert (await ledger.totals(SERVER, days, kind="scope")).tokens == 1677 + 150 + 300
         assert await ledger.top_people(SERVER, days) == [(BOB, 10)]
         await ledger.forget_scope(SERVER)
         assert await ledger.totals(SERVER, days, kind="scope") == UsageTotals()

@@ -5,6 +5,7 @@ server, real Redis, the real engine (embedded PostgreSQL) and the embedded defau
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,6 +24,7 @@ from bot.store import HistoryStore
 from bot.surface import SurfaceLimits
 from bot.tools.toolbox import ToolBox
 from bot.usage.days import day_of
+from bot.usage.totals import ModelUsage
 from config.tools import ToolSettings
 from tests.conftest import make_core, remote_model_settings
 from tests.fakes.citing_model import NOT_COVERED, citing_responder, passages_in
@@ -115,6 +117,24 @@ async def test_a_question_in_other_words_finds_the_document_by_meaning(
         0,
     )
     assert today.turns == 1
+
+
+async def test_indexing_a_servers_messages_counts_as_its_use_and_no_persons(
+    core: ChatCore, knowledge: Knowledge, token_counter: MistralTokenCounter
+) -> None:
+    # The embedding model's input, in the server's /usage: no answer, in no one's counts or top list.
+    freeze = Passage(
+        GUILD, "channel:1", "m3", "Heads-up: the staging freeze starts on Thursday at noon.", "#releases",
+        url="https://discord.com/channels/9001/1/1003", channel="1", author="7",
+    )  # fmt: skip
+    await knowledge.add([freeze, replace(VPN, key="dir:vpn.md#2")])  # the deployment's folder: no server's
+    days = [day_of(time.time())]
+    deadline = time.monotonic() + 5
+    while not (server := await core.accounting.ledger.totals("discord:server:9001", days, kind="scope")).tokens:
+        assert time.monotonic() < deadline, "the indexing was never counted"
+        await asyncio.sleep(0.05)
+    assert server.by_model == {"all-minilm-l6-v2": ModelUsage(token_counter.count(freeze.text), 0, 0, None)}
+    assert await core.accounting.ledger.top_people("discord:server:9001", days) == []
 
 
 async def test_small_talk_gets_no_passages_and_no_sources(core: ChatCore, model_server: FakeModelServer) -> None:
