@@ -11,6 +11,7 @@ dead process's replies are found within seconds instead of the default ~15 s.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -21,12 +22,13 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.jobs.ledger import INTERRUPTED_NOTE
 from adapters.slack_bot.text import to_mrkdwn
 from bot.errors import FailureKind
-from tests.conftest import OwnRedis, delete_keys, free_port
+from tests.conftest import REDIS_URL, OwnRedis, delete_keys, free_port
 from tests.discord.harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown
 from tests.fakes.discord_server import FakeUser
 from tests.fakes.model_server import FakeModelServer, Script, tokenize
@@ -157,7 +159,7 @@ async def test_discord_replies_cut_by_a_crash_end_with_an_interrupted_note_after
     thread, quiet_thread = await world.wait_thread(streaming), await world.wait_thread(silent)
     reply = await wait_shown(world, thread["id"], partial + INDICATOR)
     await world.wait_model_request("c2-")
-    await asyncio.sleep(0.5)  # the reply's record in Redis follows each edit within milliseconds
+    await eventually(lambda: recorded(world.key_prefix, str(thread["id"]), partial), 15, "the reply's text recorded")
     await sigkill(crashed)
     port = free_port()
     restarted_at = time.monotonic()
@@ -231,6 +233,21 @@ async def slack(slack_model: FakeModelServer) -> AsyncIterator[Callable[..., Sla
         delete_keys(prefix)
 
 
+def recorded(key_prefix: str, thread: str, text: str) -> bool:
+    """A reply in progress in a conversation whose key has `thread` has `text` in its record in Redis. What interim
+    edits show reaches the record with the process's next heartbeat (0.6 s with FAST_RECOVERY): a crash test kills
+    the process once it has, as the product promises at most a heartbeat's text less than was shown."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        records = [json.loads(raw) for raw in client.hvals(f"{key_prefix}replies")]
+    finally:
+        client.close()
+    return any(
+        thread in record["thread"] and any(text in message["text"] for message in record["messages"])
+        for record in records
+    )
+
+
 async def test_slack_replies_cut_by_a_crash_are_finished_after_the_restart_streams_stopped_and_thinking_cleared(
     slack: Callable[..., SlackHarness], slack_model: FakeModelServer
 ) -> None:
@@ -260,7 +277,8 @@ async def test_slack_replies_cut_by_a_crash_are_finished_after_the_restart_strea
         lambda: [m.visible_text for m in harness.replies(dm)] == [to_mrkdwn(partial) + INDICATOR], 15, "the DM"
     )
     await eventually(lambda: fake.status_of(GENERAL, thinking["ts"]) == "is thinking…", 15, "the thinking status")
-    await asyncio.sleep(0.5)  # the replies' records in Redis follow each write within milliseconds
+    await eventually(lambda: recorded(harness.key_prefix, dm, partial), 15, "the DM reply's text in its record")
+    await eventually(lambda: recorded(harness.key_prefix, GENERAL, partial), 15, "the stream's text in its record")
     crashed.process.kill()
     assert await crashed.stop() == -9
 
