@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.errors import FailureKind, ReplyFailure
+from bot.knowledge.citing import without_passages
 from bot.model import ChatMessage
 from bot.store import StoredMessage
 
@@ -206,11 +207,12 @@ class _Turn:
 
 
 def earlier_tool_messages(tools: Sequence[dict[str, Any]], content: str) -> list[ChatMessage]:
-    """A stored answer's calls and results (each result at most EARLIER_RESULT_CHARS), then its last text: what it
-    wrote after the text that went with its calls."""
+    """A stored answer's calls and results (each result at most EARLIER_RESULT_CHARS; a knowledge search's never, even
+    in a history kept before searches were stored as a note), then its last text: what it wrote after the text that
+    went with its calls."""
     messages: list[ChatMessage] = []
     said = 0  # how far into `content` the calls' own text reaches
-    for message in tools:
+    for message in without_passages(tools):
         if message.get("role") == "tool":
             result = str(message.get("content") or "")
             if len(result) > EARLIER_RESULT_CHARS:

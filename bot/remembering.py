@@ -1,5 +1,6 @@
 """An answer stored once it is written (or stopped): its text without the thought's line, its tool calls and their
-results, its token count as later prompts send it, and why it failed if it did."""
+results (a knowledge search's as a note only: the next asker in the thread may not read what it found), its token
+count as later prompts send it, and why it failed if it did."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import replace
 import structlog
 
 from bot.errors import ReplyFailure
-from bot.knowledge.citing import Citation, citation_lines
+from bot.knowledge.citing import Citation, citation_lines, without_passages
 from bot.loop import off_loop_if_large
 from bot.prompt import PromptBuilder, earlier_tool_messages
 from bot.render import RenderResult
@@ -43,7 +44,7 @@ class Remembering:
         see bot.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
         exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
-        text, tools = exchange.text, tuple(exchange.messages)
+        text, tools = exchange.text, without_passages(exchange.messages)
         if tool_turn is not None and cited:  # the sources shown, kept for follow-ups as a text answer keeps them
             text = f"{text}\n\n{citation_lines(cited)}"
         # Counted as later prompts send it: the calls, their results shortened, and the text.

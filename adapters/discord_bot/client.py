@@ -288,7 +288,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
-            knowledge=await self.knowledge.access(message.guild, message.author),
+            knowledge=await self.knowledge.access(message.guild, message.author, message.channel),
         )
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:

@@ -141,7 +141,7 @@ class Commands:
             prompt.strip(),
             channel=quota_channel(interaction.channel),
             places=places_of(interaction.channel, interaction.guild),
-            knowledge=await self._bot.knowledge.access(interaction.guild, interaction.user),
+            knowledge=await self._bot.knowledge.access(interaction.guild, interaction.user, interaction.channel),
         )
         surface = self._response_surface(interaction, key, votes=str(interaction.id))
         await self._jobs.answer(turn, surface, kept=self._kept(interaction, ""))
@@ -255,7 +255,7 @@ class Commands:
             notices=question.notices,
             images=question.images,
             places=places_of(message.channel, message.guild),
-            knowledge=await self._bot.knowledge.access(message.guild, interaction.user),
+            knowledge=await self._bot.knowledge.access(message.guild, interaction.user, message.channel),
         )
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:

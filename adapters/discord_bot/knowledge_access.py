@@ -1,6 +1,7 @@
 """A server's knowledge on Discord: whose it is (the scope "discord:<guild id>"), which channels are knowledge (kept
 in Redis for every process), and what a question may be answered from: the server's knowledge and the deployment's,
-and of the channels' messages only those of channels the asker can see now, from the guild discord.py has cached."""
+and of the channels' messages only those of channels the asker can see now and everyone who sees the answer can see
+too (a private channel's, inside that channel only), from the guild discord.py has cached."""
 
 from __future__ import annotations
 
@@ -65,8 +66,10 @@ class DiscordKnowledge:
             log.warning("knowledge_state_unknown", detail=failure.detail)
             return False
 
-    async def access(self, guild: discord.Guild | None, asker: object) -> Access | None:
-        """What a question asked by `asker` in `guild` (None: a DM) may be answered from; None without knowledge."""
+    async def access(self, guild: discord.Guild | None, asker: object, place: object) -> Access | None:
+        """What a question asked by `asker` in `guild` (None: a DM) may be answered from, shown in `place` (the
+        channel or thread the answer goes to): of the channels' messages, those both the asker and everyone who can
+        see the place may read. None without knowledge."""
         if self.current is None:
             await self._start_if_used(guild)
             return None
@@ -78,7 +81,8 @@ class DiscordKnowledge:
             channels = await self.channels.channels(scope) if in_use else {}
         except ReplyFailure:  # Redis out of reach: no channel's messages, the documents still
             channels = {}
-        return Access((scope, DEPLOYMENT_SCOPE), readable_channels(guild, asker, channels))
+        readable = readable_channels(guild, asker, channels) & audience_channels(guild, place, channels)
+        return Access((scope, DEPLOYMENT_SCOPE), readable)
 
     async def _start_if_used(self, guild: discord.Guild | None) -> None:
         """Knowledge another process started for this server (a channel opted in there) is started here too, once,
@@ -103,6 +107,19 @@ def readable_channels(guild: discord.Guild, asker: object, channel_ids: Iterable
         if channel is not None and channel.permissions_for(asker).view_channel:
             readable.add(str(channel_id))
     return frozenset(readable)
+
+
+def audience_channels(guild: discord.Guild, place: object, channel_ids: Iterable[str]) -> frozenset[str]:
+    """Those of `channel_ids` that everyone who can see `place` may view: the place's own channel (a thread's parent
+    too), and the channels @everyone may view (from the guild's roles and overwrites, cached)."""
+    own = {str(getattr(place, "id", "")), str(getattr(place, "parent_id", None) or "")} - {""}
+    everyone = guild.default_role
+    audience = set()
+    for channel_id in channel_ids:
+        channel = guild.get_channel(int(channel_id))
+        if str(channel_id) in own or (channel is not None and channel.permissions_for(everyone).view_channel):
+            audience.add(str(channel_id))
+    return frozenset(audience)
 
 
 def knowledge_channel(channel: object) -> int | None:

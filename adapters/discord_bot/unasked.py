@@ -96,7 +96,7 @@ class UnaskedAnswers:
             payer=payer_of("discord", scope_of("discord"), str(message.author.id), places),
         )
         return await self._responder.decide(
-            unprompted, mode, lambda: self._host.knowledge.access(message.guild, message.author)
+            unprompted, mode, lambda: self._host.knowledge.access(message.guild, message.author, message.channel)
         )
 
     async def _answer(self, message: discord.Message, decision: Decision, arrived: float) -> None:

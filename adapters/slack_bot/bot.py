@@ -289,11 +289,11 @@ class SlackBot:
 
         return Attachment(name, mimetype, int(file.get("size") or 0), download)
 
-    async def access_of(self, reach: Reach, user: str) -> Access | None:
-        """What `user`'s question may be answered from (their name is looked up, and kept, to know if they are a
-        full member)."""
+    async def access_of(self, reach: Reach, user: str, place: str) -> Access | None:
+        """What `user`'s question, answered in the channel `place`, may be answered from (their name is looked up,
+        and kept, to know if they are a full member)."""
         person = await self._person(reach.client, reach.team, user, WorkspaceBudgets(self._limits, reach.team))
-        return await self.knowledge.access(reach.team, user, full_member=person.full_member)
+        return await self.knowledge.access(reach.team, user, place, full_member=person.full_member)
 
     async def answer_unasked(
         self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float, first_post: Write
@@ -351,7 +351,9 @@ class SlackBot:
             images=question.images,
             places=slack_places(place.team, place.channel),
             workspace=place.team,
-            knowledge=await self.knowledge.access(place.team, place.user, full_member=person.full_member),
+            knowledge=await self.knowledge.access(
+                place.team, place.user, place.channel, full_member=person.full_member
+            ),
         )
         if unasked is not None:
             turn = replace(turn, admitted=True, found=unasked.found, received_at=unasked.arrived)

@@ -59,6 +59,18 @@ class PrivateMembers:
         member_of = {channel for channel, member in zip(ordered, memberships, strict=True) if member}
         return frozenset(public_channels | member_of)
 
+    async def public(self, team: str, knowledge_channels: Iterable[str]) -> frozenset[str]:
+        """Those of `knowledge_channels` every full member of the workspace may read: the ones not private."""
+        private = {_text(channel) for channel in await self._run(self._redis.smembers(self._private(team)))}
+        return frozenset(channel for channel in knowledge_channels if channel not in private)
+
+    async def made_public(self, team: str, channel: str) -> None:
+        """`channel` is public now: every full member may read it, no membership is kept for it."""
+        async with self._redis.pipeline(transaction=False) as pipe:  # one key each: a Cluster's keys differ in slot
+            pipe.srem(self._private(team), channel)
+            pipe.delete(self._members(team, channel))
+            await self._run(pipe.execute())
+
     async def forget_team(self, team: str) -> None:
         private = await self._run(self._redis.smembers(self._private(team)))
         async with self._redis.pipeline(transaction=False) as pipe:  # one key each: a Cluster's keys differ in slot

@@ -32,18 +32,22 @@ class SlackKnowledge:
         """The knowledge if it has started in this process (it starts at start-up once it has been used)."""
         return None if self.opener is None else self.opener.current
 
-    async def access(self, team: str, user: str, *, full_member: bool) -> Access | None:
+    async def access(self, team: str, user: str, place: str, *, full_member: bool) -> Access | None:
         """What `user`'s question may be answered from: the workspace's and the deployment's knowledge, of the
         channels only those they can read now (a full member: every public one that is knowledge; anyone: the
         private ones they are in). A guest, or someone Slack didn't say is a full member, gets no public channel's
-        knowledge: a guest reads only the channels they were invited to. None when knowledge hasn't started. Two
-        or three Redis round trips; never a call to Slack."""
+        knowledge: a guest reads only the channels they were invited to. Answered in `place`, a channel others see,
+        only the channels all of them may read too: the public ones and `place` itself (in a DM, all the asker
+        may read). None when knowledge hasn't started. Two to four Redis round trips; never a call to Slack."""
         if self.current is None:
             return None
         scopes = (scope_of(team), DEPLOYMENT_SCOPE)
         try:
             channels = await self.channels.channels(scope_of(team))
-            return Access(scopes, await self.members.readable(team, user, channels, public=full_member))
+            readable = await self.members.readable(team, user, channels, public=full_member)
+            if not place.startswith("D"):
+                readable &= await self.members.public(team, channels) | {place}
+            return Access(scopes, readable)
         except ReplyFailure as failure:  # without Redis, no channel's passages: documents only
             log.warning("slack_knowledge_channels_unknown", team=team, detail=failure.detail)
             return Access(scopes)

@@ -39,7 +39,7 @@ class UnaskedHost(Answerer, Protocol):
 
     async def first_delivery(self, body: dict[str, Any]) -> bool: ...
 
-    async def access_of(self, reach: Reach, user: str) -> Access | None: ...
+    async def access_of(self, reach: Reach, user: str, place: str) -> Access | None: ...
 
     async def answer_unasked(
         self, reach: Reach, event: dict[str, Any], decision: Decision, arrived: float, first_post: Write
@@ -77,7 +77,7 @@ class UnaskedAnswers:
             files=len(event.get("files", [])),
             payer=payer_of("slack", scope_of("slack", reach.team), user, slack_places(reach.team, channel)),
         )
-        decision = await self._responder.decide(unprompted, mode, lambda: host.access_of(reach, user))
+        decision = await self._responder.decide(unprompted, mode, lambda: host.access_of(reach, user, channel))
         if decision.unanswerable:
             await self._note_gap(reach, event)
         if not decision.answer:

@@ -7,12 +7,16 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from bot.knowledge.passages import Hit, Passage
 from bot.tools.events import safe_sources
 
 MAX_CITED = 5
+SEARCH_TOOL = "search_knowledge"
+# What a conversation keeps of a knowledge search's result: the next question may be someone else's, who may not read
+# what the search found; knowledge is searched again, within their access, for each question.
+NOT_KEPT = "(knowledge passages, not kept: searched again for each question)"
 PASSAGE_HEADER_TOKENS = 30  # "[3] #general, 2026-11-02, https://…:" counted without tokenizing it
 
 INSTRUCTIONS = (
@@ -72,6 +76,24 @@ def shown_in_prompt(hits: Sequence[Hit], budget_tokens: int, count: Callable[[st
         return Shown()
     text = INSTRUCTIONS.format(last=len(kept)) + "\n\n" + "\n\n".join(entries)
     return Shown(tuple(kept), text, used)
+
+
+def without_passages(messages: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """An answer's tool calls and results as a conversation keeps them: each knowledge search's result replaced by
+    NOT_KEPT (the call stays, so the calls and results still pair up as the model's template wants)."""
+    searches = {
+        call.get("id")
+        for message in messages
+        if message.get("role") == "assistant"
+        for call in message.get("tool_calls") or ()
+        if (call.get("function") or {}).get("name") == SEARCH_TOOL
+    }
+    return tuple(
+        {**message, "content": NOT_KEPT}
+        if message.get("role") == "tool" and message.get("tool_call_id") in searches
+        else message
+        for message in messages
+    )
 
 
 def passage_entry(number: int, passage: Passage) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from bot.knowledge.citing import passage_entry
+from bot.knowledge.citing import SEARCH_TOOL, passage_entry
 from bot.knowledge.passages import Access, Hit
 from bot.knowledge.service import Knowledge
 from bot.loop import within
@@ -16,7 +16,7 @@ from bot.tools.toolbox import ToolResult
 
 log = structlog.get_logger(__name__)
 
-NAME = "search_knowledge"
+NAME = SEARCH_TOOL
 HITS = 5
 QUERY_CHARS = 500
 SEARCH_SECONDS = 3.0

@@ -298,10 +298,12 @@ async def test_a_private_channel_reaches_only_those_who_can_see_it(scene: Scene,
     await until_rows(scene, lambda found: len(found) == 1, "key = %s", posted["id"])
 
     outsider, _ = await ask(scene, scene.channels["questions"], scene.alice, "What is the launch code word?")
-    insider, answer = await ask(scene, scene.channels["questions"], scene.insider, "Tell me the launch code word.")
+    insider, answer = await ask(scene, secret, scene.insider, "Tell me the launch code word.")
+    # Where everyone reads the answer, not even those who can read the private channel are answered from it.
+    shared, _ = await ask(scene, scene.channels["questions"], scene.insider, "Remind me of the launch code word.")
 
-    assert "Pineapple" not in outsider
-    assert "Pineapple" in insider and "Pineapple" in answer
+    assert "Pineapple" not in outsider and "Pineapple" not in shared
+    assert "Pineapple" in insider and "#secret" in answer.split("Sources:")[1]
 
     await world.fake.set_overwrite(secret, scene.insider, deny=Perm.VIEW_CHANNEL)  # their access taken away now
     await world.fake.wait_for(lambda: not world.fake.can_view(secret, scene.insider), 5)

@@ -123,14 +123,27 @@ async def command(harness: SlackHarness, user: str, channel: str, text: str) -> 
     return response.text
 
 
-async def ask(harness: SlackHarness, model: FakeModelServer, user: str, question: str) -> tuple[str, str]:
+async def ask(
+    harness: SlackHarness, model: FakeModelServer, user: str, question: str, channel: str = GENERAL
+) -> tuple[str, str]:
     """The bot's reply in the mention's thread, and the system prompt the model was given."""
-    event, _ = await harness.mention(GENERAL, user, question)
-    await harness.wait_turn(GENERAL, event["ts"])
-    [reply] = harness.replies(GENERAL, event["ts"])
+    event, _ = await harness.mention(channel, user, question)
+    await harness.wait_turn(channel, event["ts"])
+    [reply] = harness.replies(channel, event["ts"])
+    return reply.visible_text, system_prompt(model, question)
+
+
+async def ask_in_dm(harness: SlackHarness, model: FakeModelServer, user: str, question: str) -> str:
+    """The system prompt the model was given for `question` asked in a DM with the bot: the asker's own reach."""
+    dm = harness.new_dm(user)
+    await harness.say(dm, user, question)
+    await harness.wait_turn(dm, None)
+    return system_prompt(model, question)
+
+
+def system_prompt(model: FakeModelServer, question: str) -> str:
     [request] = [r for r in model.requests if question in (r.last_user_content() or "")]
-    system = next(m["content"] for m in request.body["messages"] if m["role"] == "system")
-    return reply.visible_text, str(system)
+    return str(next(m["content"] for m in request.body["messages"] if m["role"] == "system"))
 
 
 async def channel_on(harness: SlackHarness, channel: str) -> None:
@@ -237,22 +250,24 @@ async def test_private_channel_only_in_members_prompts(
 
     _, system = await ask(harness, model, BOB, "What is the vault code for the falcon project?")
     assert "7319" not in system
-    _, system = await ask(harness, model, ALICE, "Tell me the vault code of the falcon project")
+    _, system = await ask(harness, model, ALICE, "Tell me the vault code of the falcon project", SECRET)
     assert "7319" in system
+    _, system = await ask(harness, model, ALICE, "Remind me of the vault code of the falcon project")
+    assert "7319" not in system  # in a public channel, where everyone reads the answer
 
     await fake.send_event(fake.member_joined_event(SECRET, BOB))
     await asyncio.sleep(0.5)
-    _, system = await ask(harness, model, BOB, "Which vault code does the falcon project use?")
+    system = await ask_in_dm(harness, model, BOB, "Which vault code does the falcon project use?")
     assert "7319" in system
     await fake.send_event(fake.member_left_event(SECRET, BOB))
     await asyncio.sleep(0.5)
-    _, system = await ask(harness, model, BOB, "Is 7319 the vault code of the falcon project?")
+    system = await ask_in_dm(harness, model, BOB, "Is 7319 the vault code of the falcon project?")
     assert "The vault code" not in system
 
     # The bot removed from the channel: who is in it can't be followed any more, so no one is answered from it.
     await fake.send_event({"type": "group_left", "channel": SECRET, "actor_id": CAROL, "event_ts": fake.next_ts()})
     await asyncio.sleep(0.5)
-    _, system = await ask(harness, model, ALICE, "And the vault code of the falcon project, once more?")
+    system = await ask_in_dm(harness, model, ALICE, "And the vault code of the falcon project, once more?")
     assert "The vault code" not in system
 
 
@@ -273,7 +288,7 @@ async def test_a_guest_is_answered_only_from_the_channels_they_were_invited_to(
 
     _, system = await ask(harness, model, GUEST, "What is the office wifi password?")
     assert "orchid-42" not in system
-    _, system = await ask(harness, model, GUEST, "What is the visitor badge code?")
+    _, system = await ask(harness, model, GUEST, "What is the visitor badge code?", GUESTS)
     assert "5581" in system
     _, system = await ask(harness, model, BOB, "What's the office wifi password, please?")
     assert "orchid-42" in system
