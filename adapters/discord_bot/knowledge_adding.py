@@ -14,7 +14,7 @@ from adapters.discord_bot.knowledge_feed import jump_link
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.documents import DocumentReader, DocumentRefused
 from adapters.jobs.knowledge_documents import document_passages, file_source, passage_texts, read_for_knowledge
-from bot.knowledge.passages import Passage
+from bot.knowledge.passages import Passage, Skipped
 from bot.knowledge.service import Knowledge
 
 log = structlog.get_logger(__name__)
@@ -46,15 +46,15 @@ class KnowledgeAdding:
         if not passages:
             return f'I found no text in "{file.name}", so nothing was added.'
         try:
-            await knowledge.forget_source(scope, source)
-            await knowledge.add(passages)
+            skipped = await knowledge.replace_source(scope, source, passages)
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the admin is told
             log.error("knowledge_file_not_stored", scope=scope, file=file.name, error=str(error))
             return NOT_STORED
-        log.info("knowledge_file_added", scope=scope, file=file.name, passages=len(passages))
+        log.info("knowledge_file_added", scope=scope, file=file.name, passages=len(passages), skipped=len(skipped))
         shortened = len(document.parts) < document.total or not document.complete
         note = " (its beginning only: the rest is past what I read of one document)" if shortened else ""
-        return f'Added "{file.name}": {plural(len(passages), "passage", "passages")}{note}.'
+        added = f'Added "{file.name}": {plural(len(passages) - len(skipped), "passage", "passages")}{note}.'
+        return added + skipped_note(skipped)
 
     async def add_message(self, knowledge: Knowledge, scope: str, message: discord.Message) -> list[str]:
         """Add `message`'s text (with its link) and its files; a line for each, what the admin is told."""
@@ -81,12 +81,20 @@ class KnowledgeAdding:
             for n, text in enumerate(pieces, 1)
         ]
         try:
-            await knowledge.forget_source(scope, source)
-            await knowledge.add(passages)
+            await knowledge.replace_source(scope, source, passages)
         except Exception as error:  # noqa: BLE001 - as in add_file
             log.error("knowledge_message_not_stored", scope=scope, message=message.id, error=str(error))
             return NOT_STORED
         return f"Added {author}'s message in #{where}."
+
+
+def skipped_note(skipped: list[Skipped]) -> str:
+    """What the admin is told of the passages the database refused (`/knowledge list` shows them too)."""
+    if not skipped:
+        return ""
+    first = skipped[0]
+    where = f"{first.passage.locator}: " if first.passage.locator else ""
+    return f" {plural(len(skipped), 'passage was', 'passages were')} left out ({where}{first.reason})."
 
 
 def seen_by_everyone(channel: object, guild: discord.Guild) -> bool:

@@ -59,6 +59,9 @@ class HistoryReader:
             except ReplyFailure as failure:  # Redis out of reach: look again later
                 log.warning("knowledge_history_unknown", detail=failure.detail)
                 unfinished = []
+            except Exception:
+                log.exception("knowledge_history_look_failed")
+                unfinished = []
             for backfill in unfinished:
                 if backfill.channel not in self._reading:
                     self._begin(backfill)

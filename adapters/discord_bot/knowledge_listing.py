@@ -39,7 +39,11 @@ async def listing(knowledge: Knowledge, discord_knowledge: DiscordKnowledge, sco
 def _source_line(info: SourceInfo) -> str:
     title = discord.utils.escape_markdown(info.title)
     size = f"{plural(info.passages, 'passage', 'passages')}, {_size(info.characters)}"
-    return f"• **{title}**: {size}, updated <t:{int(info.updated_at)}:R>"
+    line = f"• **{title}**: {size}, updated <t:{int(info.updated_at)}:R>"
+    if info.skipped:
+        refused = discord.utils.escape_markdown(info.skipped_reason)
+        line += f"; {plural(info.skipped, 'passage', 'passages')} left out ({refused})"
+    return line
 
 
 def _channel_text(channel: str, title: str, reading: dict[str, int]) -> str:

@@ -7,6 +7,7 @@ take the workers in turn with other messages' files."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -203,9 +204,39 @@ def with_files(question: str, documents: str = "") -> str:
     return f"{question}\n\n{documents}" if documents else question
 
 
+# A byte order mark names its encoding (UTF-32's before UTF-16's: they begin alike).
+_MARKED = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_SAMPLE_BYTES = 4_096
+_MOSTLY = 0.4  # of a sample's byte pairs holding a zero on one side and none on the other: UTF-16 without a mark
+
+
+def decode_text(data: bytes) -> str:
+    """A text file's text: by its byte order mark (UTF-8, UTF-16, UTF-32), else UTF-16 without one when a zero byte
+    sits on the same side of most byte pairs (Latin text written by Windows tools), else UTF-8. Raises
+    UnicodeDecodeError for anything else."""
+    for mark, encoding in _MARKED:
+        if data.startswith(mark):
+            return data.decode(encoding)
+    sample = data[: _SAMPLE_BYTES - _SAMPLE_BYTES % 2] if len(data) % 2 == 0 else b""
+    pairs = len(sample) // 2
+    if pairs:
+        even, odd = sample[0::2].count(0), sample[1::2].count(0)
+        if odd >= _MOSTLY * pairs and even == 0:
+            return data.decode("utf-16-le")
+        if even >= _MOSTLY * pairs and odd == 0:
+            return data.decode("utf-16-be")
+    return data.decode("utf-8")
+
+
 async def _read_text(attachment: Attachment) -> str | None:
     try:
-        return (await attachment.download()).decode("utf-8")
+        return decode_text(await attachment.download())
     except DownloadFailed as error:
         log.warning("attachment_download_failed", name=attachment.name, error=str(error)[:200])
     except UnicodeDecodeError:

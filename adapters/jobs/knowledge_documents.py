@@ -1,12 +1,13 @@
 """Files made knowledge, the same way on every platform: read in the isolated workers like any attached document
-(text files decoded here), then cut into passages of a page, slide or sheet each, no longer than PASSAGE_CHARS."""
+(text files decoded here, by their encoding), then cut into passages of a page, slide or sheet each, no longer than
+PASSAGE_CHARS."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-from adapters.jobs.attachments import Attachment, DownloadFailed
+from adapters.jobs.attachments import Attachment, DownloadFailed, decode_text
 from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, document_kind
 from bot.knowledge.passages import Passage
 
@@ -27,11 +28,11 @@ async def read_for_knowledge(file: Attachment, reader: DocumentReader | None) ->
         raise DocumentRefused(f"I can't read {file.name}: it is neither a document nor text.", "not_a_document")
     try:
         data = await file.download()
-        return DocumentText(file.name, "", (data.decode("utf-8"),), 1)
+        return DocumentText(file.name, "", (decode_text(data),), 1)
     except DownloadFailed as error:
         raise DocumentRefused(f"I couldn't download {file.name}.", f"download_failed: {error}") from None
     except UnicodeDecodeError:
-        raise DocumentRefused(f"I can't read {file.name}: it isn't UTF-8 text.", "not_utf8") from None
+        raise DocumentRefused(f"I can't read {file.name}: it isn't UTF-8 or UTF-16 text.", "not_text") from None
 
 
 def file_source(scope: str, name: str, data_id: str) -> str:

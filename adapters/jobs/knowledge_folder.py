@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 
 SOURCE_PREFIX = "dir:"
 DOCUMENT_WORKER = "adapters.jobs.document_worker"
+RESTART_SECONDS = 5.0
 
 
 class KnowledgeFolder:
@@ -43,6 +44,16 @@ class KnowledgeFolder:
                     await self._forget(path)
                 elif _wanted(path, self._folder):
                     await self.add_file(path)
+
+    async def keep(self) -> None:
+        """run(), started again RESTART_SECONDS after it fails (logged at once): the folder is always followed, and
+        a failure never reaches the process's exit status."""
+        while True:
+            try:
+                await self.run()
+            except Exception:
+                log.exception("knowledge_folder_failed", folder=str(self._folder), restart_seconds=RESTART_SECONDS)
+            await asyncio.sleep(RESTART_SECONDS)
 
     async def add_all(self) -> int:
         """Add the files not added since they last changed, forget those gone; how many were added."""
@@ -70,9 +81,12 @@ class KnowledgeFolder:
             log.warning("knowledge_file_skipped", path=str(path), reason=str(error))
             return 0
         passages = document_passages(document, DEPLOYMENT_SCOPE, source, stat.st_mtime)
-        await self._knowledge.forget_source(DEPLOYMENT_SCOPE, source)
-        await self._knowledge.add(passages)
-        log.info("knowledge_file_added", path=str(path), passages=len(passages))
+        try:
+            skipped = await self._knowledge.replace_source(DEPLOYMENT_SCOPE, source, passages)
+        except Exception as error:  # noqa: BLE001 - the engine or embedder failed: its old passages stay, logged
+            log.error("knowledge_file_not_stored", path=str(path), error=f"{type(error).__name__}: {error}")
+            return 0
+        log.info("knowledge_file_added", path=str(path), passages=len(passages) - len(skipped), skipped=len(skipped))
         return 1
 
     async def _forget(self, path: Path) -> None:
@@ -117,7 +131,7 @@ async def keep_knowledge(services: Services) -> None:
     workers = IsolatedWorkers(workers=1, preload=(DOCUMENT_WORKER,)) if documents.max_bytes else None
     try:
         reader = DocumentReader(documents, workers) if workers is not None else None
-        await KnowledgeFolder(knowledge, settings.folder, reader).run()
+        await KnowledgeFolder(knowledge, settings.folder, reader).keep()
     finally:
         if workers is not None:
             await workers.aclose()

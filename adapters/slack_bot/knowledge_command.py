@@ -203,7 +203,9 @@ def _line(source: SourceInfo, read: int | None) -> str:
     )
     reading = f", history being read ({_count(read, 'message')} so far)" if read is not None else ""
     title, passages = escape_mrkdwn(source.title), _count(source.passages, "passage")
-    return f"• *{title}* (`{escape_mrkdwn(source.source)}`): {passages}, {size}, updated {when}{reading}"
+    skipped = f"; {_count(source.skipped, 'passage')} left out ({escape_mrkdwn(source.skipped_reason)})"
+    left_out = skipped if source.skipped else ""
+    return f"• *{title}* (`{escape_mrkdwn(source.source)}`): {passages}, {size}, updated {when}{reading}{left_out}"
 
 
 def _count(number: int, one: str) -> str:

@@ -65,6 +65,9 @@ class HistoryReader:
             except (ReplyFailure, RedisError) as error:  # Redis is down: look again later
                 log.warning("slack_history_unknown", error=str(error))
                 pending = []
+            except Exception:
+                log.exception("slack_history_look_failed")
+                pending = []
             self._teams = {team: task for team, task in self._teams.items() if not task.done()}
             for team in {backfill.scope.removeprefix("slack:") for backfill in pending}:
                 if team not in self._teams:

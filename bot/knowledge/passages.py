@@ -45,6 +45,16 @@ class SourceInfo:
     passages: int
     characters: int
     updated_at: float
+    skipped: int = 0  # passages of it the database refused (a file's: kept until it is added again or removed)
+    skipped_reason: str = ""  # the first one's: where it was and why
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A passage not stored, and why: its text or fields were refused by the database (the others were stored)."""
+
+    passage: Passage
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,15 @@ class KnowledgeEngine(Protocol):
         """Connect, and make the tables and indexes for vectors of `dimensions` if missing; refuse vectors of
         another size, or of another `model` than the one the knowledge was indexed with."""
 
-    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
-        """Store each passage (replacing the one with its scope and key) with its vector."""
+    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Skipped]:
+        """Store each passage (replacing the one with its scope and key) with its vector; a passage the database
+        refuses is left out, the others stored, and returned with why."""
+
+    async def replace_source(
+        self, scope: str, source: str, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]
+    ) -> list[Skipped]:
+        """In one transaction: the source's passages replaced by `passages` (as upsert), those refused recorded
+        for `sources`. Until it commits, the old passages are found; if it fails, they stay."""
 
     async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
         """The passages best matching `text` by words and `vector` by meaning, fused, best first, within `access`."""

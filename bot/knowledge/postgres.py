@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.knowledge.passages import Access, Hit, Passage, SourceInfo
+from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo
 from bot.knowledge.postgres_sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
@@ -24,6 +24,7 @@ from bot.knowledge.postgres_sql import (
     DELETE_SOURCE,
     MODEL_TABLE,
     RECORD_MODEL,
+    RECORD_SKIPPED,
     RECORDED_MODEL,
     SEARCH,
     SESSION_SETTINGS,
@@ -44,6 +45,9 @@ UPSERT_BATCH = 500
 LEXICAL_BUDGET = 800
 LEXICAL_SCAN = 800
 COMMON_SHARE = 0.05
+# What the database refuses in one row only (a NUL, a value past an index's row size, a character it can't encode):
+# that passage is left out, the rest of its batch stored. Anything else (the connection lost) fails the batch.
+REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, UnicodeEncodeError)
 
 
 class KnowledgeEngineError(RuntimeError):
@@ -119,14 +123,27 @@ class PostgresEngine:
             raise KnowledgeEngineError("the knowledge engine is used before start()")
         return self._pool.connection()
 
-    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
-        if len(passages) != len(vectors):
-            raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
-        rows = [upsert_row(passage, vector) for passage, vector in zip(passages, vectors, strict=True)]
+    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Skipped]:
+        rows = _rows(passages, vectors)
+        skipped: list[Skipped] = []
         async with self._connection() as conn:
             for start in range(0, len(rows), UPSERT_BATCH):
-                async with conn.transaction(), conn.cursor() as cursor:
-                    await cursor.executemany(UPSERT, rows[start : start + UPSERT_BATCH])
+                async with conn.transaction():
+                    skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH])
+        return skipped
+
+    async def replace_source(
+        self, scope: str, source: str, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]
+    ) -> list[Skipped]:
+        rows = _rows(passages, vectors)
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(DELETE_SOURCE, {"scope": scope, "source": source})
+            skipped: list[Skipped] = []
+            for start in range(0, len(rows), UPSERT_BATCH):
+                skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH])
+            async with conn.cursor() as cursor:
+                await cursor.executemany(RECORD_SKIPPED, [_skipped_row(scope, source, refused) for refused in skipped])
+        return skipped
 
     async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
         if limit <= 0 or not access.scopes:
@@ -177,8 +194,8 @@ class PostgresEngine:
             cursor = await conn.execute(SOURCES, {"scope": scope})
             rows = await cursor.fetchall()
         return [
-            SourceInfo(scope, source, title, int(count), int(chars), float(at))
-            for source, title, count, chars, at in rows
+            SourceInfo(scope, source, title, int(count), int(chars), float(at), int(skipped), reason)
+            for source, title, count, chars, at, skipped, reason in rows
         ]
 
     async def aclose(self) -> None:
@@ -190,6 +207,49 @@ class PostgresEngine:
 async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     await register_vector_async(conn)
     await conn.execute(SESSION_SETTINGS)
+
+
+async def _insert_isolating(
+    conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[Passage, dict[str, Any]]]
+) -> list[Skipped]:
+    """Upsert `rows` inside the caller's transaction; a batch the database refuses is tried again by halves (each
+    in a savepoint), down to the one passage it refuses, which is left out and returned with the database's reason."""
+    if not rows:
+        return []
+    try:
+        async with conn.transaction(), conn.cursor() as cursor:
+            await cursor.executemany(UPSERT, [row for _, row in rows])
+        return []
+    except REFUSED_ROW as error:
+        if len(rows) == 1:
+            return [Skipped(rows[0][0], refusal(error))]
+    half = len(rows) // 2
+    return await _insert_isolating(conn, rows[:half]) + await _insert_isolating(conn, rows[half:])
+
+
+def refusal(error: Exception) -> str:
+    """Why the database refused a passage, in a line."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"the database refused it ({detail})"
+
+
+def _rows(passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[tuple[Passage, dict[str, Any]]]:
+    if len(passages) != len(vectors):
+        raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
+    return [(passage, upsert_row(passage, vector)) for passage, vector in zip(passages, vectors, strict=True)]
+
+
+def _skipped_row(scope: str, source: str, skipped: Skipped) -> dict[str, Any]:
+    passage = skipped.passage
+    return {
+        "scope": scope,
+        "source": source,
+        "key": passage.key,
+        "title": passage.title,
+        "locator": passage.locator,
+        "reason": skipped.reason,
+        "at": passage.updated_at,
+    }
 
 
 def upsert_row(passage: Passage, vector: Sequence[float]) -> dict[str, Any]:

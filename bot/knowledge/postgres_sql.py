@@ -4,6 +4,7 @@ from __future__ import annotations
 
 TABLE = "knowledge_passages"
 MODEL_TABLE = "knowledge_model"  # one row: the embedding model the vectors were made with
+SKIPPED_TABLE = "knowledge_skipped"  # a file's passages the database refused, shown by /knowledge list
 
 # 'english', not 'simple': questions are sentences, so its stemming matches "deploying" to "deployment" and its
 # stop words keep "how do I" from matching every passage in the OR of a question's words. Codes, numbers, file
@@ -39,6 +40,18 @@ def schema(dimensions: int) -> list[str]:
             only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
             name text NOT NULL
         )""",
+        # No index on the source: what made a passage refused may be its source's length (an index's row limit).
+        f"""
+        CREATE TABLE IF NOT EXISTS {SKIPPED_TABLE} (
+            scope text NOT NULL,
+            source text NOT NULL,
+            key text NOT NULL,
+            title text NOT NULL,
+            locator text NOT NULL,
+            reason text NOT NULL,
+            at double precision NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {SKIPPED_TABLE}_scope ON {SKIPPED_TABLE} (scope)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words)",
         # m 12 and ef_construction 40 rather than 16 and 64: inserts 2.7 times as fast (what bounds ingestion), the
         # same recall of the 40 nearest at ef_search 100 (docs/BENCHMARKS.md, "Knowledge").
@@ -155,19 +168,42 @@ LIMIT %(limit)s
 """
 
 DELETE_KEYS = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND key = ANY(%(keys)s)"
-DELETE_SOURCE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND source = %(source)s"
-DELETE_SCOPE = f"DELETE FROM {TABLE} WHERE scope = %(scope)s"
+# A source's or scope's refused passages go with it.
+DELETE_SOURCE = f"""
+WITH skipped AS (DELETE FROM {SKIPPED_TABLE} WHERE scope = %(scope)s AND source = %(source)s)
+DELETE FROM {TABLE} WHERE scope = %(scope)s AND source = %(source)s"""
+DELETE_SCOPE = f"""
+WITH skipped AS (DELETE FROM {SKIPPED_TABLE} WHERE scope = %(scope)s)
+DELETE FROM {TABLE} WHERE scope = %(scope)s"""
 # A place deleted whole (a Discord thread): the passages whose links lead into it (rare: the scope's rows scanned).
 DELETE_LINKED = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND starts_with(url, %(prefix)s)"
 DELETE_AUTHOR = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND author = %(author)s"
 # /forget-me: a person's passages in every server of a platform (rare: a scan is fine).
 DELETE_AUTHOR_EVERYWHERE = f"DELETE FROM {TABLE} WHERE author = %(author)s AND starts_with(scope, %(prefix)s)"
 
-# A source's title is its latest passage's (a channel renamed shows its new name).
+RECORD_SKIPPED = f"""
+INSERT INTO {SKIPPED_TABLE} (scope, source, key, title, locator, reason, at)
+VALUES (%(scope)s, %(source)s, %(key)s, %(title)s, %(locator)s, %(reason)s, %(at)s)"""
+
+# A source's title is its latest passage's (a channel renamed shows its new name); a file whose every passage was
+# refused is listed too, with none stored.
 SOURCES = f"""
-SELECT source, (array_agg(title ORDER BY updated_at DESC))[1], count(*), sum(length(text)), max(updated_at)
-FROM {TABLE}
-WHERE scope = %(scope)s
-GROUP BY source
-ORDER BY max(updated_at) DESC, source
+WITH stored AS (
+    SELECT source, (array_agg(title ORDER BY updated_at DESC))[1] AS title, count(*) AS passages,
+           sum(length(text)) AS characters, max(updated_at) AS at
+    FROM {TABLE}
+    WHERE scope = %(scope)s
+    GROUP BY source
+),
+skipped AS (
+    SELECT source, min(title) AS title, count(*) AS skipped, max(at) AS at,
+           (array_agg(concat_ws(': ', nullif(locator, ''), reason) ORDER BY key))[1] AS reason
+    FROM {SKIPPED_TABLE}
+    WHERE scope = %(scope)s
+    GROUP BY source
+)
+SELECT source, coalesce(s.title, k.title), coalesce(s.passages, 0), coalesce(s.characters, 0),
+       greatest(s.at, k.at) AS at, coalesce(k.skipped, 0), coalesce(k.reason, '')
+FROM stored s FULL JOIN skipped k USING (source)
+ORDER BY at DESC, source
 """

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, SourceInfo
+from bot.knowledge.cleaning import clean_passage, clean_text
+from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, Skipped, SourceInfo
 
 log = structlog.get_logger(__name__)
 
 EMBED_BATCH = 64  # passages embedded and stored together
 QUEUE_LIMIT = 20_000  # passages waiting to be added; past it the oldest waiting are dropped, and logged
+RESTART_SECONDS = 1.0  # the adder, if it ever fails, starts again after this
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Knowledge:
         await self.embedder.start()  # a remote model's dimensions are known once it has embedded a probe
         self._relevance = relevance_for(self.embedder.name, self._min_relevance)
         await self.engine.start(self.embedder.dimensions, self.embedder.name)
-        self._adder = asyncio.create_task(self._add_waiting(), name="knowledge-adder")
+        self._adder = asyncio.create_task(self._keep_adding(), name="knowledge-adder")
 
     async def aclose(self) -> None:
         if self._adder is not None:
@@ -70,27 +72,44 @@ class Knowledge:
         await self.embedder.aclose()
         await self.engine.aclose()
 
-    async def add(self, passages: Sequence[Passage]) -> None:
-        """Embed and store `passages` now, in batches (each replaces the passage of its scope and key)."""
-        for start in range(0, len(passages), EMBED_BATCH):
-            batch = passages[start : start + EMBED_BATCH]
-            texts = [_embedded_text(passage) for passage in batch]
-            vectors = await self.embedder.embed(texts)
-            for scope in dict.fromkeys(passage.scope for passage in batch):
-                of_scope = [text for passage, text in zip(batch, texts, strict=True) if passage.scope == scope]
-                self.count_indexed(scope, self.embedder.name, of_scope)
-            await self.engine.upsert(batch, vectors)
+    async def add(self, passages: Sequence[Passage]) -> list[Skipped]:
+        """Embed and store `passages` now, in batches (each replaces the passage of its scope and key); those the
+        database refused are logged and returned, the others stored."""
+        cleaned = [clean_passage(passage) for passage in passages]
+        skipped: list[Skipped] = []
+        for start in range(0, len(cleaned), EMBED_BATCH):
+            batch = cleaned[start : start + EMBED_BATCH]
+            skipped += await self.engine.upsert(batch, await self._embed(batch))
+        return _logged(skipped)
+
+    async def replace_source(self, scope: str, source: str, passages: Sequence[Passage]) -> list[Skipped]:
+        """The source's passages replaced by `passages` (a file added again), all at once: every one is embedded
+        first, then the old ones are deleted and the new ones stored in one transaction, so a failure leaves the old
+        ones in place. Those the database refused are logged, kept for /knowledge list, and returned."""
+        cleaned = [clean_passage(passage) for passage in passages]
+        vectors: list[list[float]] = []
+        for start in range(0, len(cleaned), EMBED_BATCH):
+            vectors += await self._embed(cleaned[start : start + EMBED_BATCH])
+        return _logged(await self.engine.replace_source(clean_text(scope), clean_text(source), cleaned, vectors))
+
+    async def _embed(self, batch: Sequence[Passage]) -> list[list[float]]:
+        texts = [_embedded_text(passage) for passage in batch]
+        vectors = await self.embedder.embed(texts)
+        for scope in dict.fromkeys(passage.scope for passage in batch):
+            of_scope = [text for passage, text in zip(batch, texts, strict=True) if passage.scope == scope]
+            self.count_indexed(scope, self.embedder.name, of_scope)
+        return vectors
 
     def add_soon(self, passages: Sequence[Passage]) -> None:
         """Queue `passages` (a live message, an edit) to be added with others within a moment."""
         for passage in passages:
-            self._queue(passage)
+            self._queue(clean_passage(passage))
 
     def forget_soon(self, scope: str, keys: Sequence[str]) -> None:
         """Queue the removal of `keys` (deleted messages) behind what was queued before: a message posted and
         deleted within a moment is not added back."""
         if keys:
-            self._queue(_Forget(scope, tuple(keys)))
+            self._queue(_Forget(clean_text(scope), tuple(clean_text(key) for key in keys)))
 
     def _queue(self, change: Passage | _Forget) -> None:
         if self._waiting.qsize() >= QUEUE_LIMIT:
@@ -107,28 +126,30 @@ class Knowledge:
         """The passages that may answer `question`, best first, only those relevant enough and within `access`."""
         if not access.scopes or not question.strip():
             return []
+        question = clean_text(question)
         [vector] = await self.embedder.embed([question])
         hits = await self.engine.search(question, vector, access, limit)
         return [hit for hit in hits if self._relevant(hit)]
 
+    # The names of what is removed are cleaned as what was added was: the same key, source or author.
     async def forget_keys(self, scope: str, keys: Sequence[str]) -> int:
-        return await self.engine.delete_keys(scope, keys) if keys else 0
+        return await self.engine.delete_keys(clean_text(scope), [clean_text(key) for key in keys]) if keys else 0
 
     async def forget_source(self, scope: str, source: str) -> int:
-        return await self.engine.delete_source(scope, source)
+        return await self.engine.delete_source(clean_text(scope), clean_text(source))
 
     async def forget_linked(self, scope: str, url_prefix: str) -> int:
-        return await self.engine.delete_linked(scope, url_prefix)
+        return await self.engine.delete_linked(clean_text(scope), clean_text(url_prefix))
 
     async def forget_scope(self, scope: str) -> int:
-        return await self.engine.delete_scope(scope)
+        return await self.engine.delete_scope(clean_text(scope))
 
     async def forget_author(self, scope: str, author: str) -> int:
-        return await self.engine.delete_author(scope, author)
+        return await self.engine.delete_author(clean_text(scope), clean_text(author))
 
     async def forget_author_everywhere(self, scope_prefix: str, author: str) -> int:
         """`author`'s passages in every scope starting with `scope_prefix` ("discord:"): /forget-me."""
-        return await self.engine.delete_author_everywhere(scope_prefix, author)
+        return await self.engine.delete_author_everywhere(clean_text(scope_prefix), clean_text(author))
 
     async def sources(self, scope: str) -> list[SourceInfo]:
         return await self.engine.sources(scope)
@@ -137,6 +158,15 @@ class Knowledge:
         if hit.relevance >= self._relevance.meaning:
             return True
         return hit.words >= MIN_WORDS_SHARE and hit.relevance >= self._relevance.with_words
+
+    async def _keep_adding(self) -> None:
+        """Add what is queued, for ever: a failure of the adder itself is logged at once and it starts again."""
+        while True:
+            try:
+                await self._add_waiting()
+            except Exception:
+                log.exception("knowledge_adder_failed")
+                await asyncio.sleep(RESTART_SECONDS)
 
     async def _add_waiting(self) -> None:
         while True:
@@ -172,6 +202,21 @@ def _runs(changes: list[Passage | _Forget]) -> list[list[Passage] | _Forget]:
         else:
             runs.append([change])
     return runs
+
+
+def _logged(skipped: list[Skipped]) -> list[Skipped]:
+    for refused in skipped:
+        passage = refused.passage
+        log.warning(
+            "knowledge_passage_skipped",
+            scope=passage.scope,
+            source=passage.source,
+            key=passage.key,
+            title=passage.title,
+            locator=passage.locator,
+            reason=refused.reason,
+        )
+    return skipped
 
 
 def _embedded_text(passage: Passage) -> str:
