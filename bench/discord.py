@@ -86,6 +86,7 @@ from bench.driver import (
 from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
 from tests.fakes.discord_server import FakeDiscord, Limits
 from tests.fakes.model_server import Script
+from tests.knowledge.server_folders import given_to_server_user
 
 MESSAGE_WRITES = ("POST /channels/{channel_id}/messages", "PATCH /channels/{channel_id}/messages/{message_id}")
 THREAD_CREATE = "POST /channels/{channel_id}/messages/{message_id}/threads"
@@ -344,6 +345,7 @@ class Discord(Platform[DiscordOptions, RoundResult]):
         ):
             set_up = DiscordSetUp(self, fake, self.bot_env(fake, key_prefix, phase, proxy), phase.workers)
             with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as folder:
+                given_to_server_user(folder)  # as root the bot runs its database as the folder's owner
                 for bot in set_up.bots:  # not the checkout's own knowledge, if `make run` made some there
                     bot.env["KNOWLEDGE_DATA_DIR"] = folder
                     if variant == BUDGETS:

@@ -19,7 +19,6 @@ import itertools
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -36,6 +35,7 @@ from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Embedder, Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
 from bot.knowledge.setup import DATABASE_FOLDER
+from tests.knowledge.server_folders import server_folder
 
 SCOPE = "discord:1"
 QUESTIONS = 300  # asked by the rounds of bench.discord and bench.slack, in turn
@@ -200,7 +200,7 @@ async def sizes(url: str) -> tuple[float, float]:
 
 
 async def run(messages: int, embedder_name: str, questions_count: int) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="knowledge-bench-"))
+    folder = server_folder("knowledge-bench-")
     try:
         database = await start_embedded_async(folder / "postgres")
         engine = PostgresEngine(database.url)

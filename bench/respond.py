@@ -33,7 +33,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -76,6 +75,7 @@ from bot.respond import (
 from config.env import Env
 from config.settings import load_settings
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.knowledge.server_folders import server_folder
 
 BURST = 50
 ROUTER = "bench/router-yes-no"
@@ -428,7 +428,7 @@ async def run(arguments: argparse.Namespace) -> None:
         f"load {os.getloadavg()[0]:.2f}"
     )
     kept = arguments.data_dir is not None
-    folder = arguments.data_dir or Path(tempfile.mkdtemp(prefix="respond-bench-"))
+    folder = arguments.data_dir or server_folder("respond-bench-")
     folder.mkdir(parents=True, exist_ok=True)
     try:
         data_dir = await indexed(folder, arguments.messages, arguments.embedder)

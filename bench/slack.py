@@ -92,6 +92,7 @@ from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
 from tests.fakes.model_server import Script
 from tests.fakes.slack_oauth import FakeSlackOAuth
 from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
+from tests.knowledge.server_folders import given_to_server_user
 from tests.slack.harness import SIGNING_SECRET, SlackHarness
 
 ACK_MAX_S = 1.0
@@ -301,7 +302,7 @@ class Slack(Platform[SlackOptions, RoundResult]):
                 await stack.enter_async_context(oauth)
             api = oauth if oauth is not None else fake
             # Not the checkout's own knowledge, if `make run` made some there.
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-knowledge-")))
+            folder = given_to_server_user(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-knowledge-")))
             env = {"LOG_LEVEL": "warning", "KNOWLEDGE_DATA_DIR": str(folder)}
             env |= shared_core_env(phase.workers, self.split)
             knowledge_team = None

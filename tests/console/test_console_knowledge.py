@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,13 +14,14 @@ from tests.console.test_console import Console, answers, clean_env
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.documents import pdf
 from tests.fakes.model_server import FakeModelServer
+from tests.knowledge.server_folders import server_folder
 
 GUEST_WIFI = "The guest Wi-Fi network is called Lobby and its password is printed on the card at reception."
 
 
 @pytest.fixture
 def folders() -> Iterator[tuple[Path, Path]]:
-    root = Path(tempfile.mkdtemp(prefix="knowledge-console-"))
+    root = server_folder("knowledge-console-")  # nobody's, when root: the bot runs the database as its owner
     docs, data = root / "docs", root / "data"
     docs.mkdir()
     (docs / "guide.pdf").write_bytes(pdf(["Welcome to the office. Coffee is on the second floor.", GUEST_WIFI]))

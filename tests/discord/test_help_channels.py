@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.conftest import REDIS_URL
 from tests.discord.harness import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
+from tests.knowledge.server_folders import server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -48,7 +48,7 @@ class Scene:
 
 @pytest.fixture(scope="module")
 def folder() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="help-channels-discord-"))
+    folder = server_folder("help-channels-discord-")  # nobody's, when root: the bot runs the database as its owner
     (folder / "docs").mkdir()
     (folder / "docs" / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
     yield folder

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from tests.fakes.citing_model import citing_responder
 from tests.fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
 from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import Script, ToolCallScript
+from tests.knowledge.server_folders import server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
@@ -55,7 +55,7 @@ class Scene:
 @pytest.fixture(scope="module")
 def folder() -> Iterator[Path]:
     # Not under pytest's tmp_path: a run in another worktree may remove it, the database's files included.
-    folder = Path(tempfile.mkdtemp(prefix="knowledge-discord-"))
+    folder = server_folder("knowledge-discord-")  # nobody's, when root
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 

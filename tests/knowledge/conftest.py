@@ -4,7 +4,6 @@ embedding model (256 dimensions, its weights inside the package)."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import wordllama
 from wordllama import WordLlama
 
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
+from tests.knowledge.server_folders import server_folder
 
 DIMENSIONS = 256
 MODEL = "wordllama-l2-supercat-256"  # what the bot calls it (bot.knowledge.embeddings.WORDLLAMA_NAME)
@@ -37,7 +37,7 @@ class Embedder:
 def database() -> Iterator[EmbeddedDatabase]:
     # Not under pytest's tmp_path: pytest keeps the last three runs' folders, and a run in another worktree
     # removes older ones, a running server's files included.
-    folder = Path(tempfile.mkdtemp(prefix="knowledge-test-"))
+    folder = server_folder("knowledge-test-")  # nobody's, when root
     database = start_embedded(folder / "pg")
     yield database
     stop_embedded(folder / "pg")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +24,7 @@ from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack_server import FakeSlack
+from tests.knowledge.server_folders import server_folder
 from tests.slack.harness import SlackHarness, eventually, finished, started
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
@@ -44,7 +44,7 @@ QUIET_SECONDS = 2.0
 
 @pytest.fixture(scope="module")
 def folder() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="help-channels-slack-"))
+    folder = server_folder("help-channels-slack-")  # nobody's, when root: the bot runs the database as its owner
     (folder / "docs").mkdir()
     (folder / "docs" / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
     yield folder

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,6 +27,7 @@ from tests.conftest import ROOT, delete_keys
 from tests.fakes.citing_model import NOT_COVERED, citing_responder
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack_server import FakeSlack
+from tests.knowledge.server_folders import server_folder
 from tests.slack.harness import SlackHarness, eventually, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -51,7 +50,7 @@ ADD = "add_to_knowledge"
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[EmbeddedDatabase]:
-    folder = Path(tempfile.mkdtemp(prefix="knowledge-slack-"))
+    folder = server_folder("knowledge-slack-")  # nobody's, when root
     database = start_embedded(folder / "pg")
     yield database
     stop_embedded(folder / "pg")
