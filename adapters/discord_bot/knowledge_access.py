@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import discord
 import structlog
 
+from adapters.jobs.feedback import GapEntry
 from adapters.jobs.knowledge_channels import KnowledgeChannels
 from adapters.jobs.knowledge_live import LiveChanges
 from bot.app import Services
@@ -120,6 +121,35 @@ def audience_channels(guild: discord.Guild, place: object, channel_ids: Iterable
         if str(channel_id) in own or (channel is not None and channel.permissions_for(everyone).view_channel):
             audience.add(str(channel_id))
     return frozenset(audience)
+
+
+async def readable_gaps(guild: discord.Guild, member: object, entries: list[GapEntry]) -> list[GapEntry]:
+    """Those of `entries` asked in a channel or thread `member` may view now (one that can't be found: none)."""
+    places = {entry.channel or _linked_channel(entry.link) for entry in entries}
+    readable = {place for place in places if await _views(guild, member, place)}
+    return [entry for entry in entries if (entry.channel or _linked_channel(entry.link)) in readable]
+
+
+async def _views(guild: discord.Guild, member: object, channel_id: str) -> bool:
+    if not isinstance(member, discord.Member) or not channel_id.isdigit():
+        return False
+    place = guild.get_channel_or_thread(int(channel_id))
+    if place is None:  # an archived thread is no longer cached
+        try:
+            place = await guild.fetch_channel(int(channel_id))
+        except discord.HTTPException as error:
+            log.info("gap_channel_unknown", channel=channel_id, status=error.status)
+            return False
+    try:
+        return bool(place.permissions_for(member).view_channel)
+    except discord.ClientException:  # a thread whose parent is gone
+        return False
+
+
+def _linked_channel(link: str) -> str:
+    """The channel of a message's link (https://discord.com/channels/<guild>/<channel>/<message>), "" if it isn't."""
+    parts = link.removeprefix("https://discord.com/channels/").split("/")
+    return parts[1] if len(parts) == 3 and link.startswith("https://discord.com/channels/") else ""
 
 
 def knowledge_channel(channel: object) -> int | None:

@@ -15,7 +15,7 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.files import attachment
-from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel, readable_gaps
 from adapters.discord_bot.knowledge_adding import KnowledgeAdding, plural
 from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.knowledge_listing import listing, source_choices
@@ -83,7 +83,9 @@ class KnowledgeCommands:
 
         @group.command(name="list", description="The sources of this server's knowledge")
         async def list_(interaction: discord.Interaction) -> None:
-            await self._run(interaction, "server", lambda knowledge, scope: listing(knowledge, self._knowledge, scope))
+            await self._run(
+                interaction, "server", lambda knowledge, scope: self._listing(interaction, knowledge, scope)
+            )
 
         @group.command(name="remove", description="Remove a source from this server's knowledge")
         @app_commands.describe(source="The document or channel to remove")
@@ -142,6 +144,7 @@ class KnowledgeCommands:
             await interaction.response.send_message(refusal("server", "the knowledge gaps", verb="see"), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        guild = interaction.guild
         try:
             report = await gaps_report(
                 self._host.jobs.feedback,
@@ -151,6 +154,7 @@ class KnowledgeCommands:
                 bold=lambda text: f"**{text}**",
                 link=lambda text, url: f"[{text}](<{url}>)",
                 escape=discord.utils.escape_markdown,
+                readable=lambda entries: readable_gaps(guild, interaction.user, entries),
             )
         except ReplyFailure as failure:
             await interaction.edit_original_response(content=failure_note(failure))
@@ -169,6 +173,10 @@ class KnowledgeCommands:
 
     def _may(self, interaction: discord.Interaction, scope: Scope) -> bool:
         return may_change(interaction, scope, self._host.settings)
+
+    async def _listing(self, interaction: discord.Interaction, knowledge: Knowledge, scope: str) -> str:
+        assert interaction.guild is not None  # refused elsewhere
+        return await listing(knowledge, self._knowledge, scope, interaction.guild, interaction.user)
 
     async def _add(self, knowledge: Knowledge, scope: str, file: discord.Attachment) -> str:
         return await self._adding.add_file(knowledge, scope, attachment(file))

@@ -1,12 +1,13 @@
 """/knowledge list: a server's sources (each with its passages, size and when it was last updated), its knowledge
-channels (and how far reading their history has come), and how many files the whole deployment shares."""
+channels (and how far reading their history has come), and how many files the whole deployment shares; to each
+admin, only the channels they can view."""
 
 from __future__ import annotations
 
 import discord
 from discord import app_commands
 
-from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge
+from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, readable_channels
 from adapters.discord_bot.knowledge_adding import plural
 from adapters.discord_bot.knowledge_history import HISTORY_MESSAGES
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
@@ -16,9 +17,20 @@ AUTOCOMPLETE_CHOICES = 25
 SHOWN_CHARS = 1_850  # of Discord's 2,000, leaving room for the "…and N more" line
 
 
-async def listing(knowledge: Knowledge, discord_knowledge: DiscordKnowledge, scope: str) -> str:
-    sources = sorted(await knowledge.sources(scope), key=lambda info: info.updated_at, reverse=True)
+async def listing(
+    knowledge: Knowledge, discord_knowledge: DiscordKnowledge, scope: str, guild: discord.Guild, admin: object
+) -> str:
+    """The server's knowledge as `admin` may see it: of the channels, only those they can view."""
+    everything = await knowledge.sources(scope)
     channels = await discord_knowledge.channels.channels(scope)
+    said_in = {info.source.removeprefix("channel:") for info in everything if info.source.startswith("channel:")}
+    readable = readable_channels(guild, admin, {*channels, *said_in})
+    channels = {channel: title for channel, title in channels.items() if channel in readable}
+    sources = sorted(
+        (info for info in everything if _said_in(info) in readable | {""}),
+        key=lambda info: info.updated_at,
+        reverse=True,
+    )
     reading = {b.channel: b.read for b in await discord_knowledge.channels.backfills(PLATFORM) if b.scope == scope}
     shared = len(await knowledge.sources(DEPLOYMENT_SCOPE))
     lines = ["**This server's knowledge**" if sources else "This server's knowledge has no sources yet."]
@@ -34,6 +46,11 @@ async def listing(knowledge: Knowledge, discord_knowledge: DiscordKnowledge, sco
     if shared:
         lines.append(f"Every server also shares {plural(shared, 'file', 'files')} of the bot's own (KNOWLEDGE_DIR).")
     return _fitted(lines)
+
+
+def _said_in(info: SourceInfo) -> str:
+    """The channel whose messages the source is ("": a document or a message added, readable by all)."""
+    return info.source.removeprefix("channel:") if info.source.startswith("channel:") else ""
 
 
 def _source_line(info: SourceInfo) -> str:

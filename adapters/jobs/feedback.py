@@ -197,7 +197,8 @@ class VoteOutcome:
 @dataclass(frozen=True)
 class GapEntry:
     """Something the bot could not answer well. `person` is the asker for unanswered and no_source, the voter for
-    downvoted; `reason` is the voter's ("" if none or another kind); `at` is when it happened (unix time)."""
+    downvoted; `reason` is the voter's ("" if none or another kind); `at` is when it happened (unix time); `channel`
+    is where it was asked ("" in an entry kept before that was), so an admin is shown only what they may read."""
 
     kind: GapKind
     question: str
@@ -206,6 +207,7 @@ class GapEntry:
     model: str
     person: str
     at: float
+    channel: str = ""
 
 
 class Feedback:
@@ -242,7 +244,7 @@ class Feedback:
         if not info.sources and could_cite:
             entry_id = _entry_id("no_source", answer_id)
             await self._index(info.asker, _member("gap", info.scope, entry_id))
-            entry = GapEntry("no_source", info.question, info.link, "", info.model, info.asker, info.at)
+            entry = GapEntry("no_source", info.question, info.link, "", info.model, info.asker, info.at, info.channel)
             await self._add(info.scope, entry_id, entry, asker=info.asker)
 
     async def answer(self, answer_id: str) -> AnswerInfo | None:
@@ -294,7 +296,8 @@ class Feedback:
         retried event) keeps one entry."""
         entry_id = _entry_id("unanswered", scope, channel, link, asker, question)
         await self._index(asker, _member("gap", scope, entry_id))
-        await self._add(scope, entry_id, GapEntry("unanswered", question, link, "", "", asker, at), asker=asker)
+        entry = GapEntry("unanswered", question, link, "", "", asker, at, channel)
+        await self._add(scope, entry_id, entry, asker=asker)
 
     async def gaps(self, scope: str, now: float | None = None) -> list[GapEntry]:
         """The scope's gaps of the last `gap_days` before `now` (default: the current time), newest first. Older
@@ -352,7 +355,9 @@ class Feedback:
         vote = await self._current_vote(answer_id, person)
         for _ in range(3):
             if vote == DOWN:
-                entry = GapEntry("downvoted", info.question, info.link, "", info.model, person, time.time())
+                entry = GapEntry(
+                    "downvoted", info.question, info.link, "", info.model, person, time.time(), info.channel
+                )
                 await self._add(info.scope, entry_id, entry, asker=info.asker)
             else:
                 await self._run(self._remove_gaps(keys=self._gap_keys(info.scope), args=[entry_id]))
@@ -441,6 +446,7 @@ def _entry(raw: str) -> GapEntry:
         model=str(data.get("model", "")),
         person=str(data.get("person", "")),
         at=float(data.get("at", 0.0)),
+        channel=str(data.get("channel", "")),
     )
 
 

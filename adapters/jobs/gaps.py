@@ -22,6 +22,7 @@ from bot.knowledge.service import Knowledge
 from bot.knowledge.vectors import unit_rows
 
 Embed = Callable[[list[str]], Awaitable[list[list[float]]]]
+Readable = Callable[[list[GapEntry]], Awaitable[list[GapEntry]]]  # of the entries, those an admin may read
 
 CSV_HEADER = ("group", "kind", "question", "reason", "link", "model", "person", "when")
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list).
@@ -197,11 +198,15 @@ async def gaps_report(
     link: Callable[[str, str], str],
     escape: Callable[[str], str] = str,
     resolve: Callable[[str], Awaitable[str]] | None = None,
+    readable: Readable | None = None,
 ) -> GapsReport:
     """`/knowledge gaps` of `scope`: its last 30 days, grouped by meaning with the knowledge's embeddings (without
     knowledge, the same words make a group). `resolve`: each entry's link as it is shown (a link kept in a form of
-    the platform's own, made a URL only now)."""
+    the platform's own, made a URL only now). `readable`: of the entries, those asked where the admin may read (the
+    others are left out, and counted in a line of their own)."""
     entries = await feedback.gaps(scope)
+    shown = entries if readable is None else await readable(entries)
+    hidden, entries = len(entries) - len(shown), shown
     if resolve is not None:
         entries = [replace(entry, link=await resolve(entry.link)) for entry in entries]
     if knowledge is not None:
@@ -209,8 +214,15 @@ async def gaps_report(
         groups = await group_questions(entries, knowledge.embedder.embed, threshold)
     else:
         groups = await group_questions(entries, _same_words, 0.999)
-    text = describe_gaps(groups, limit_chars=limit_chars, bold=bold, link=link, escape=escape)
-    return GapsReport(text, gaps_csv(groups), len(entries))
+    note = f"\n{_left_out(hidden)}" if hidden else ""
+    text = describe_gaps(groups, limit_chars=limit_chars - len(note), bold=bold, link=link, escape=escape)
+    return GapsReport(text + note, gaps_csv(groups), len(entries))
+
+
+def _left_out(hidden: int) -> str:
+    if hidden == 1:
+        return "1 entry, asked in a channel you can't read, is left out."
+    return f"{hidden} entries, asked in channels you can't read, are left out."
 
 
 async def _same_words(texts: list[str]) -> list[list[float]]:

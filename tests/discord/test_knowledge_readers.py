@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from tests.discord.harness import DiscordWorld, log_shown
 from tests.fakes.citing_model import citing_responder
 from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
 from tests.fakes.model_server import DEFAULT_MODEL, Script, ToolCallScript
+from tests.knowledge.server_folders import remove, server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
@@ -47,9 +46,9 @@ class Scene:
 
 @pytest.fixture(scope="module")
 def folder() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="knowledge-readers-"))
+    folder = server_folder("knowledge-readers-")
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    remove(folder)
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +168,21 @@ async def test_a_private_passage_is_used_inside_its_own_channel(scene: Scene, wo
     assert "Pineapple" in found.body["messages"][0]["content"]  # the prompt's passages
     assert f"/{scene.vault['id']}/" in answer.split("Sources:")[1]
 
+
+async def test_an_admin_who_cannot_see_a_channel_gets_neither_its_gaps_nor_its_listing(
+    scene: Scene, world: DiscordWorld
+) -> None:
+    for channel, who, question in (
+        (scene.vault, scene.insider, f"Do the {UNCITED}s in the vault sleep standing?"),
+        (scene.town, scene.alice, f"Do {UNCITED}s in town have stripes?"),
+    ):
+        thread = await world.wait_thread(await world.mention(channel, who, question))
+        await answer_in(world, thread)
+    await asyncio.sleep(0.5)  # the answers' records
+
+    everything = await knowledge(scene, scene.town, scene.admin, "gaps")
+    limited = await knowledge(scene, scene.town, scene.manager, "gaps")
+    assert "vault sleep" in everything and "in town" in everything
+    assert "vault sleep" not in limited and "in town" in limited
+    assert "#vault" in await knowledge(scene, scene.town, scene.admin, "list")
+    assert "#vault" not in await knowledge(scene, scene.town, scene.manager, "list")
