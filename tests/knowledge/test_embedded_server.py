@@ -5,6 +5,7 @@ code (trust, superuser) is upgraded in place, and a bot killed with SIGKILL does
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pwd
 import signal
@@ -168,6 +169,9 @@ def test_a_bot_killed_with_sigkill_leaves_no_server_behind(folder: Path) -> None
     killed.wait()
     postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
     assert postmaster_runs(postmaster)  # orphaned
+    # And a pid reused since by a live process (this one) with another start time: no user either.
+    record = data_dir / ".bot-processes.json"
+    record.write_text(json.dumps([*json.loads(record.read_text()), [os.getpid(), 1]]))
 
     started = time.perf_counter()
     later = (
@@ -229,3 +233,18 @@ async def test_a_data_folder_of_the_earlier_code_is_upgraded_in_place(folder: Pa
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(superuser, connect_timeout=5)
     assert "trust" not in (data_dir / "pg_hba.conf").read_text()
+
+
+def test_bots_starting_at_once_on_a_new_folder_share_one_server(folder: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from bot.knowledge.embedded import start_embedded; "
+        "d = start_embedded(Path(sys.argv[1])); print(d.url, d.initialised)"
+    )
+    bots = [
+        subprocess.Popen([sys.executable, "-c", code, str(folder / "pg")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    said = sorted(bot.communicate(timeout=60)[0].split() for bot in bots)
+    assert [initialised for _, initialised in said] == ["False", "False", "True"]  # one initdb
+    assert len({url for url, _ in said}) == 1
+    assert not (folder / "pg" / "postmaster.pid").exists()  # the last of them to exit stopped it
