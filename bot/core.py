@@ -81,7 +81,7 @@ class ChatCore:
         self._locks = ConversationLocks(store.client, store.lock_key)
         errors = self._metrics.redis_errors.inc
         index = ConversationIndex(store.client, history.key_prefix, history.ttl_seconds, errors)
-        self._forgetting = Forgetting(store, self._locks, index, self._admission.quota, errors)
+        self.forgetting = Forgetting(store, self._locks, index, self._admission.quota, errors)
         turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share)
         self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas, turn_knowledge)
         slots = ModelSlots(self._metrics, max_concurrent_replies)
@@ -124,6 +124,14 @@ class ChatCore:
     @property
     def knowledge(self) -> Knowledge | None:
         return self._preparation.knowledge.knowledge
+
+    def expect_knowledge(self, wait_seconds: float) -> asyncio.Event:
+        """Knowledge is starting with the bot: questions wait up to `wait_seconds` for it, then say they go without.
+        Set the event returned once it has started (or failed to)."""
+        started = asyncio.Event()
+        self._preparation.knowledge.starting = started
+        self._preparation.knowledge.start_wait = wait_seconds
+        return started
 
     def use_knowledge(self, knowledge: Knowledge) -> None:
         """Search `knowledge` for every turn that has access to some from now on (its indexing counted as usage)."""
@@ -179,11 +187,12 @@ class ChatCore:
         return result
 
     async def reset(self, thread: str, *, with_model: bool = False) -> None:
-        """Forget `thread` (`with_model`: its model choice too); this process's answer being written there stops
-        first (its tool calls cancelled)."""
+        """Forget `thread` (`with_model`: its model choice too) and what other parts keep of it (Forgetting.on_reset);
+        this process's answer being written there stops first (its tool calls cancelled)."""
         self.stop(thread)
         async with self._locks.hold(thread):
             await self._store.clear(thread, with_model=with_model)
+        await self.forgetting.kept_elsewhere(thread)
 
     async def forget_server(self, server: Place, channels: Sequence[Place] = ()) -> int:
         """The bot left `server`: what it and its channels set (`channels`, and those listed as they set something)
@@ -191,14 +200,14 @@ class ChatCore:
         if self.personas is not None:
             await self.personas.forget_server(server, channels)
         await self.accounting.ledger.forget_scope(server.key)
-        return await self._forgetting.server(server, partial(self.reset, with_model=True))
+        return await self.forgetting.server(server, partial(self.reset, with_model=True))
 
     async def forget_person(self, scope: str, user: str, threads: Sequence[str] = ()) -> ForgetReport:
         """/forget-me: `user`'s own conversations (and `threads`, others known to be theirs) go, their messages and
         the answers to them leave shared ones, their question counters and usage records go (raises
         STORE_UNAVAILABLE); `scope`: their turns' `quota_scope`."""
         report, days = await asyncio.gather(
-            self._forgetting.person(scope, user, threads), self.accounting.ledger.forget_person(f"{scope}:{user}")
+            self.forgetting.person(scope, user, threads), self.accounting.ledger.forget_person(f"{scope}:{user}")
         )
         return replace(report, usage_days=days)
 

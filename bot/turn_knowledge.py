@@ -3,6 +3,8 @@ preparation, and the passages that fit the knowledge's share of the prompt."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 
 import structlog
@@ -20,6 +22,7 @@ from bot.usage.meter import UsageMeter
 log = structlog.get_logger(__name__)
 
 SEARCH_SECONDS = 3.0  # past this the answer goes on without knowledge (and says so)
+START_WAIT_SECONDS = 10.0  # how long a question waits for knowledge still starting (KNOWLEDGE_START_WAIT_SECONDS)
 HITS = 8
 # What is searched of a question: the files' text the adapters append after it would drown its words.
 QUESTION_CHARS = 1_000
@@ -33,13 +36,20 @@ class TurnKnowledge:
         self.knowledge = knowledge
         self._prompts = prompts
         self._share = share
+        # Set once knowledge expected at start-up has started or failed to; None: none is starting.
+        self.starting: asyncio.Event | None = None
+        self.start_wait = START_WAIT_SECONDS
 
     async def search(self, turn: Turn, meter: UsageMeter | None = None) -> list[Hit] | None:
         """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed.
         The question's embedding counts on `meter` as the embedding model's input."""
         if turn.found is not None:
             return list(turn.found)
-        if self.knowledge is None or turn.again or _small_talk(turn.text):
+        if turn.again or _small_talk(turn.text):
+            return []
+        if self.knowledge is None and not await self._started(turn):
+            return None
+        if self.knowledge is None:
             return []
         access = turn.knowledge or EVERYONES
         question = turn.text[:QUESTION_CHARS]
@@ -50,6 +60,20 @@ class TurnKnowledge:
             return None
         count_embedding(meter, self.knowledge, question)
         return hits
+
+    async def _started(self, turn: Turn) -> bool:
+        """False when knowledge expected at start-up isn't there within `start_wait`, still starting or failed to
+        start: the answer then says it doesn't use it rather than leaving it out unsaid."""
+        if self.starting is None:
+            return True
+        if not self.starting.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.starting.wait(), self.start_wait)
+        if self.knowledge is None:
+            state = "starting" if not self.starting.is_set() else "failed"
+            log.warning("knowledge_not_ready", thread=turn.thread, state=state, waited=self.start_wait)
+            return False
+        return True
 
     def tool(self, turn: Turn, citable: list[Hit]) -> BuiltinTool | None:
         """The search as a tool for the turn's answer, when there is knowledge."""

@@ -14,6 +14,10 @@ DEFAULT_DATA_DIR = ".knowledge"  # under the working directory
 WORDLLAMA = "wordllama"
 DEFAULT_PROMPT_SHARE = 0.3
 MAX_PROMPT_SHARE = 0.8
+# A question asked while knowledge is still starting (after a deploy or restart) waits this long for it, then is
+# answered saying it didn't use it.
+DEFAULT_START_WAIT_SECONDS = 10.0
+MAX_START_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class KnowledgeSettings:
     data_dir: Path = field(default_factory=lambda: Path.cwd() / DEFAULT_DATA_DIR)  # KNOWLEDGE_DATA_DIR
     prompt_share: float = DEFAULT_PROMPT_SHARE  # KNOWLEDGE_PROMPT_SHARE: of the prompt's token budget, at most
     min_relevance: float | None = None  # KNOWLEDGE_MIN_RELEVANCE: the cosine a passage needs (None: the model's own)
+    start_wait_seconds: float = DEFAULT_START_WAIT_SECONDS  # KNOWLEDGE_START_WAIT_SECONDS
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
@@ -44,6 +49,9 @@ def knowledge_settings(env: Env) -> KnowledgeSettings:
         data_dir=_data_dir(env, "KNOWLEDGE_DATA_DIR"),
         prompt_share=_prompt_share(env, "KNOWLEDGE_PROMPT_SHARE"),
         min_relevance=_min_relevance(env, "KNOWLEDGE_MIN_RELEVANCE"),
+        start_wait_seconds=env.float(
+            "KNOWLEDGE_START_WAIT_SECONDS", DEFAULT_START_WAIT_SECONDS, minimum=0.0, maximum=MAX_START_WAIT_SECONDS
+        ),
     )
 
 

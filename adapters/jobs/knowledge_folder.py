@@ -120,11 +120,14 @@ async def keep_knowledge(services: Services) -> None:
     settings = services.settings.knowledge
     if services.knowledge is None or not wanted_at_start(settings):
         return
+    started = services.core.expect_knowledge(settings.start_wait_seconds)
     try:
         knowledge = await services.knowledge.get()
     except KnowledgeUnavailable as error:
         log.error("knowledge_unavailable", reason=str(error))
         return
+    finally:
+        started.set()
     if settings.folder is None:
         return
     documents = services.settings.documents
