@@ -48,7 +48,7 @@ from adapters.slack_bot.interrupted import InterruptedReplies
 from adapters.slack_bot.knowledge_command import KnowledgeCommand
 from adapters.slack_bot.knowledge_feed import KnowledgeFeed
 from adapters.slack_bot.knowledge_history import HistoryReader
-from adapters.slack_bot.knowledge_members import PrivateMembers
+from adapters.slack_bot.knowledge_members import CONVERSIONS, PrivateMembers, follow_conversion
 from adapters.slack_bot.knowledge_messages import Permalinks, message_link
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
@@ -210,6 +210,8 @@ class SlackBot:
         reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
         if self.knowledge.opener is not None and event.get("channel_type") != "im":
             self.jobs.spawn(self._feed.on_message(body, event, reach))  # a channel's message may be knowledge
+            if event.get("subtype") in CONVERSIONS:  # made private or public: who reads its knowledge changes
+                self.jobs.spawn(follow_conversion(*self.knowledge.privacy, reach.client, reach.team, event))
         if (
             event.get("subtype", "file_share") != "file_share"
             or event.get("bot_id")

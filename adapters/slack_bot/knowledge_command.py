@@ -15,11 +15,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.feedback import Feedback
+from adapters.jobs.feedback import Feedback, GapEntry
 from adapters.jobs.gaps import gaps_report
 from adapters.slack_bot.knowledge_history import HistoryReader
-from adapters.slack_bot.knowledge_members import channel_members
-from adapters.slack_bot.knowledge_messages import Permalinks, channel_source, scope_of
+from adapters.slack_bot.knowledge_members import channel_members, readable_places
+from adapters.slack_bot.knowledge_messages import MESSAGE_LINK, Permalinks, channel_source, scope_of
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.errors import ReplyFailure
@@ -86,7 +86,7 @@ class KnowledgeCommand:
             return NOT_ADMIN
         knowledge = await self._knowledge.opener.get()
         if words[0] == "list":
-            return await self._list(knowledge, team)
+            return await self._list(knowledge, team, user)
         if words[0] == "remove" and len(words) > 1:
             return await self._remove(knowledge, team, " ".join(words[1:]))
         if words[0] == "channel" and words[1:] in (["on"], ["off"]):
@@ -109,6 +109,7 @@ class KnowledgeCommand:
             link=lambda text, url: f"<{url}|{text}>",
             escape=escape_mrkdwn,
             resolve=lambda link: self._permalinks.resolve(client, team, link),
+            readable=lambda entries: self._readable_gaps(client, team, user, entries),
         )
         if not report.entries:
             return report.text
@@ -121,6 +122,14 @@ class KnowledgeCommand:
             log.warning("slack_gaps_csv_not_sent", team=team, error=error.response.get("error"))
             return f"{report.text}\n(I couldn't send you the CSV: Slack answered `{error.response.get('error')}`.)"
         return f"{report.text}\nEvery entry is in {GAPS_FILE}, in your DM with me."
+
+    async def _readable_gaps(
+        self, client: AsyncWebClient, team: str, user: str, entries: list[GapEntry]
+    ) -> list[GapEntry]:
+        """Those of `entries` asked where `user` may read (an older entry: where its link says)."""
+        places = {entry: entry.channel or _linked_channel(entry.link) for entry in entries}
+        readable = await readable_places(self._knowledge.members, client, team, user, set(places.values()) - {""})
+        return [entry for entry in entries if places[entry] in readable]
 
     async def _channel_on(self, client: AsyncWebClient, team: str, channel: str) -> str:
         try:
@@ -153,9 +162,15 @@ class KnowledgeCommand:
             return "This channel isn't knowledge: nothing to remove."
         return f"Done: this channel is no longer knowledge ({_count(removed, 'message')} removed)."
 
-    async def _list(self, knowledge: Knowledge, team: str) -> str:
-        sources = await knowledge.sources(scope_of(team))
+    async def _list(self, knowledge: Knowledge, team: str, user: str) -> str:
+        """The workspace's knowledge as `user` may read it: of the channels' (and their messages'), only those of the
+        public channels and the private ones they are in."""
+        everything = await knowledge.sources(scope_of(team))
         channels = await self._knowledge.channels.channels(scope_of(team))
+        said_in = {_said_in(source) for source in everything} - {""}
+        readable = await self._knowledge.members.readable(team, user, {*channels, *said_in})
+        sources = [source for source in everything if _said_in(source) in readable | {""}]
+        channels = {channel: title for channel, title in channels.items() if channel in readable}
         reading = {
             b.channel: b.read for b in await self._knowledge.channels.backfills("slack") if b.scope == scope_of(team)
         }
@@ -192,6 +207,20 @@ class KnowledgeCommand:
             removed += await knowledge.forget_source(scope, key)
         what = escape_mrkdwn(found[0].title if found else name)
         return f"Done: {what} is no longer knowledge ({_count(removed, 'passage')} removed)."
+
+
+def _linked_channel(link: str) -> str:
+    """The channel of a link kept by `message_link` ("" for any other)."""
+    return link.removeprefix(MESSAGE_LINK).split("/", 1)[0] if link.startswith(MESSAGE_LINK) else ""
+
+
+def _said_in(source: SourceInfo) -> str:
+    """The channel a channel's or a message's source was said in ("": a file, whoever may read it)."""
+    if source.source.startswith("channel:"):
+        return source.source.removeprefix("channel:")
+    if source.source.startswith("message:"):
+        return source.source.removeprefix("message:").split(":", 1)[0]
+    return ""
 
 
 def _line(source: SourceInfo, read: int | None) -> str:

@@ -1,18 +1,30 @@
 """Who may read which private channel's knowledge, kept by the bot in Redis per workspace: the members of each private
 channel that holds knowledge (read once with conversations.members when it becomes knowledge), then kept current
-from member_joined_channel / member_left_channel events. A question reads it in two round trips, never asking Slack.
+from member_joined_channel / member_left_channel events, and from a knowledge channel made private or public (the
+channel_convert_to_private / _public messages). A question reads it in two round trips, never asking Slack.
 
 Public channels are open to every member of a workspace, so only private channels are kept here."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import structlog
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.slack_bot.knowledge_messages import scope_of
 from bot.errors import FailureKind, ReplyFailure
 from bot.redis_client import REDIS_ERRORS, RedisClient
+
+log = structlog.get_logger(__name__)
+
+MADE_PRIVATE = "channel_convert_to_private"
+MADE_PUBLIC = "channel_convert_to_public"
+CONVERSIONS = (MADE_PRIVATE, MADE_PUBLIC)
 
 T = TypeVar("T")
 
@@ -34,6 +46,9 @@ class PrivateMembers:
 
     async def is_tracked(self, team: str, channel: str) -> bool:
         return bool(await self._run(self._redis.sismember(self._private(team), channel)))
+
+    async def is_member(self, team: str, channel: str, user: str) -> bool:
+        return bool(await self._run(self._redis.sismember(self._members(team, channel), user)))
 
     async def joined(self, team: str, channel: str, user: str) -> None:
         if await self.is_tracked(team, channel):
@@ -102,6 +117,54 @@ async def channel_members(client: AsyncWebClient, channel: str) -> list[str]:
         cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
         if not cursor:
             return members
+
+
+async def follow_conversion(
+    members: PrivateMembers, channels: KnowledgeChannels, client: AsyncWebClient, team: str, event: dict[str, Any]
+) -> None:
+    """A knowledge channel made private (its members alone read it from now on: nobody at once, then those Slack
+    lists) or public (everyone does). Any other message: nothing."""
+    subtype, channel = event.get("subtype"), str(event.get("channel") or "")
+    try:
+        if subtype not in CONVERSIONS or channel not in await channels.channels(scope_of(team)):
+            return
+        if subtype == MADE_PUBLIC:
+            await members.made_public(team, channel)
+        else:
+            await members.track(team, channel, ())
+            await members.track(team, channel, await channel_members(client, channel))
+    except ReplyFailure as failure:
+        log.error("slack_knowledge_privacy_lost", team=team, channel=channel, change=subtype, detail=failure.detail)
+        return
+    except SlackApiError as error:  # tracked with no members: no one reads it until /knowledge channel on again
+        log.error("slack_knowledge_members_unread", team=team, channel=channel, error=error.response.get("error"))
+        return
+    log.info("slack_knowledge_channel_converted", team=team, channel=channel, change=subtype)
+
+
+async def readable_places(
+    members: PrivateMembers, client: AsyncWebClient, team: str, user: str, channels: Iterable[str]
+) -> set[str]:
+    """Of `channels` (where questions were asked), those `user` (a full member: an admin) may read: the public
+    ones, the private ones and group DMs they are in, their own DM with the bot. One that Slack won't say: not."""
+    ordered = sorted(set(channels))
+    found = await asyncio.gather(*(_reads(members, client, team, user, channel) for channel in ordered))
+    return {channel for channel, reads in zip(ordered, found, strict=True) if reads}
+
+
+async def _reads(members: PrivateMembers, client: AsyncWebClient, team: str, user: str, channel: str) -> bool:
+    try:
+        info = (await client.conversations_info(channel=channel))["channel"]
+        if info.get("is_im"):
+            return bool(info.get("user") == user)
+        if not info.get("is_private"):
+            return True
+        if await members.is_tracked(team, channel):
+            return await members.is_member(team, channel, user)
+        return user in await channel_members(client, channel)
+    except (SlackApiError, ReplyFailure) as error:
+        log.info("slack_channel_unreadable", team=team, channel=channel, error=str(error))
+        return False
 
 
 def _text(value: bytes | str) -> str:

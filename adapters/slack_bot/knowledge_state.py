@@ -28,6 +28,11 @@ class SlackKnowledge:
     live: LiveChanges
 
     @property
+    def privacy(self) -> tuple[PrivateMembers, KnowledgeChannels]:
+        """Who reads the private knowledge channels, and which channels are knowledge."""
+        return self.members, self.channels
+
+    @property
     def current(self) -> Knowledge | None:
         """The knowledge if it has started in this process (it starts at start-up once it has been used)."""
         return None if self.opener is None else self.opener.current

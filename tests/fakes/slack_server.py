@@ -1985,6 +1985,45 @@ class FakeSlack:
             "event_ts": f"{time.time():.6f}",
         }
 
+    def converted_event(self, channel: str, user: str, *, private: bool) -> JsonDict:
+        """`user` makes `channel` private (or public): it changes, and Slack posts the ``channel_convert_to_private``
+        (``channel_convert_to_public``) message, sent as this ``message`` event with its ``channel_type`` the new one.
+        The channel keeps its id and its members."""
+        chan = self.channels[channel]
+        chan.is_private = private
+        kind, said = (
+            ("private", "can only be viewed or joined by invitation")
+            if private
+            else ("public", "Any member in this workspace can see and join it")
+        )
+        message = self._user_message(channel, user, f"made this channel *{kind}*. Now, it {said}.", None, None)
+        message.subtype = f"channel_convert_to_{kind}"
+        return {
+            "type": "message",
+            "subtype": message.subtype,
+            "user": user,
+            "text": message.text,
+            "ts": message.ts,
+            "channel": channel,
+            "event_ts": message.ts,
+            "channel_type": chan.channel_type,
+        }
+
+    def renamed_event(self, channel: str, name: str) -> JsonDict:
+        """`channel` renamed: ``channel_rename`` (a public channel) or ``group_rename`` (a private one), in Slack's
+        shape: the channel's ``id``, new ``name`` and ``created``."""
+        chan = self.channels[channel]
+        chan.name = name
+        kind = "group_rename" if chan.is_private else "channel_rename"
+        return {"type": kind, "channel": {"id": channel, "name": name, "created": int(time.time())}}
+
+    def archived_event(self, channel: str, user: str, *, archived: bool = True) -> JsonDict:
+        """`user` archives (or unarchives) `channel`: ``channel_archive`` / ``channel_unarchive`` for a public
+        channel, ``group_archive`` / ``group_unarchive`` for a private one."""
+        chan = self.channels[channel]
+        kind = ("group_" if chan.is_private else "channel_") + ("archive" if archived else "unarchive")
+        return {"type": kind, "channel": channel, "user": user, "event_ts": self.next_ts()}
+
     def bot_message_event(
         self,
         channel: str,
