@@ -15,6 +15,13 @@ from bot.redis_client import REDIS_ERRORS, RedisClient
 
 T = TypeVar("T")
 CACHE_SECONDS = 2.0  # an opt-in or opt-out reaches every process within this
+# A knowledge channel's new title (KEYS[1] the scope's channels, ARGV: the channel, its title); one not knowledge
+# (turned off meanwhile) stays out. → 1 if renamed.
+_RENAME = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,12 @@ class KnowledgeChannels:
         await self.finish_backfill(scope, channel)
         self._cache.pop(scope, None)
         return bool(removed)
+
+    async def rename(self, scope: str, channel: str, title: str) -> bool:
+        """The channel, if it is knowledge, is titled `title` from now on (its new messages' passages too)."""
+        renamed = await self._run(self._redis.eval(_RENAME, 1, self._channels(scope), channel, title))
+        self._cache.pop(scope, None)
+        return bool(renamed)
 
     async def channels(self, scope: str) -> dict[str, str]:
         """The scope's knowledge channels: id → title."""

@@ -48,7 +48,7 @@ from adapters.slack_bot.interrupted import InterruptedReplies
 from adapters.slack_bot.knowledge_command import KnowledgeCommand
 from adapters.slack_bot.knowledge_feed import KnowledgeFeed
 from adapters.slack_bot.knowledge_history import HistoryReader
-from adapters.slack_bot.knowledge_members import CONVERSIONS, PrivateMembers, follow_conversion
+from adapters.slack_bot.knowledge_members import CONVERSIONS, PrivateMembers, follow_conversion, follow_renames
 from adapters.slack_bot.knowledge_messages import Permalinks, message_link
 from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge_state import SlackKnowledge
@@ -179,6 +179,7 @@ class SlackBot:
         ).register(self.app)
         KnowledgeShortcut(self, self.knowledge, commands.is_admin).register(self.app)
         self._feed.register(self.app)
+        follow_renames(self.app, self.knowledge.channels)
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -169,8 +170,12 @@ class KnowledgeCommand:
         channels = await self._knowledge.channels.channels(scope_of(team))
         said_in = {_said_in(source) for source in everything} - {""}
         readable = await self._knowledge.members.readable(team, user, {*channels, *said_in})
-        sources = [source for source in everything if _said_in(source) in readable | {""}]
         channels = {channel: title for channel, title in channels.items() if channel in readable}
+        sources = [
+            replace(source, title=channels.get(source.source.removeprefix("channel:"), source.title))  # renamed
+            for source in everything
+            if _said_in(source) in readable | {""}
+        ]
         reading = {
             b.channel: b.read for b in await self._knowledge.channels.backfills("slack") if b.scope == scope_of(team)
         }

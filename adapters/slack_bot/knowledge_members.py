@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -140,6 +142,31 @@ async def follow_conversion(
         log.error("slack_knowledge_members_unread", team=team, channel=channel, error=error.response.get("error"))
         return
     log.info("slack_knowledge_channel_converted", team=team, channel=channel, change=subtype)
+
+
+def follow_renames(app: AsyncApp, channels: KnowledgeChannels) -> None:
+    """A knowledge channel renamed is listed (and its new messages titled) under its new name. Archiving one changes
+    nothing: an archived channel stays readable by whoever could read it."""
+
+    async def renamed(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await follow_rename(channels, str(context.team_id or body.get("team_id") or ""), event)
+
+    for kind in ("channel_rename", "group_rename"):
+        app.event(kind)(renamed)
+
+
+async def follow_rename(channels: KnowledgeChannels, team: str, event: dict[str, Any]) -> None:
+    """channel_rename / group_rename: a knowledge channel's title follows its name (its passages said before keep
+    the name they were said under)."""
+    about = event.get("channel") or {}
+    channel, name = str(about.get("id") or ""), str(about.get("name") or "")
+    if not (team and channel and name):
+        return
+    try:
+        if await channels.rename(scope_of(team), channel, f"#{name}"):
+            log.info("slack_knowledge_channel_renamed", team=team, channel=channel)
+    except ReplyFailure as failure:
+        log.warning("slack_knowledge_rename_lost", team=team, channel=channel, detail=failure.detail)
 
 
 async def readable_places(

@@ -139,6 +139,26 @@ async def test_a_channel_made_private_stops_reaching_those_not_in_it(
     assert "Bluebird" in await prompt_in_dm(harness, model, BOB, "And the merger codename today?")
 
 
+async def test_a_knowledge_channel_renamed_is_listed_under_its_new_name_and_archived_stays_readable(
+    harness: SlackHarness, model: FakeModelServer
+) -> None:
+    fake = harness.fake
+    harness.new_workspace()
+    ideas = "G0IDEAS01"
+    fake.add_channel(ideas, "ideas", is_private=True, members=[ALICE, CAROL])
+    assert (await command(harness, ALICE, ideas, "channel on")).startswith("Done")
+    await harness.say(ideas, CAROL, "The offsite venue is the old lighthouse.")
+    await until_stored(harness, "old lighthouse")
+
+    await fake.send_event(fake.renamed_event(ideas, "roadmap"))
+    await fake.send_event(fake.archived_event(ideas, ALICE))
+    await asyncio.sleep(2.5)  # each process's list of channels, cached for 2 s
+    listed = await command(harness, ALICE, GENERAL, "list")
+    assert "#roadmap" in listed and "#ideas" not in listed
+    assert "old lighthouse" in await prompt_in_dm(harness, model, CAROL, "Where is the offsite venue?")
+    assert "old lighthouse" not in await prompt_in_dm(harness, model, BOB, "Where is the offsite venue, then?")
+
+
 async def test_a_private_passage_never_reaches_a_public_thread(harness: SlackHarness, model: FakeModelServer) -> None:
     fake = harness.fake
     harness.new_workspace()
