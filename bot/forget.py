@@ -121,6 +121,18 @@ class Forgetting:
         self._quota = quota
         self._on_error = on_error
         self._script = store.client.register_script(_FORGET)
+        self._on_reset: list[Callable[[str], Awaitable[object]]] = []
+
+    def on_reset(self, eraser: Callable[[str], Awaitable[object]]) -> None:
+        """`eraser(thread)` deletes what a part beside the history keeps of a conversation (its answers' records):
+        run whenever the conversation is reset, which leaving a server does to each of its conversations too."""
+        if eraser not in self._on_reset:
+            self._on_reset.append(eraser)
+
+    async def kept_elsewhere(self, thread: str) -> None:
+        """Run the erasers of `on_reset` on `thread` (each raises STORE_UNAVAILABLE as the history would)."""
+        for eraser in self._on_reset:
+            await eraser(thread)
 
     async def server(self, server: Place, reset: Callable[[str], Awaitable[None]]) -> int:
         """The bot left `server`: each conversation held there is `reset` (deleted); how many."""

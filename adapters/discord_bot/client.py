@@ -26,6 +26,7 @@ from adapters.discord_bot.commands import Commands, places_of, quota_channel
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
 from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
+from adapters.discord_bot.knowledge_adding import AddedFollower, KnowledgeAdding
 from adapters.discord_bot.knowledge_commands import KnowledgeCommands
 from adapters.discord_bot.knowledge_feed import KnowledgeFeed
 from adapters.discord_bot.knowledge_history import HistoryReader
@@ -88,6 +89,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self.knowledge = DiscordKnowledge(services)
         self.history = HistoryReader(self, self.knowledge, services.redis.main, services.settings.history.key_prefix)
         self._feed = KnowledgeFeed(self, self.knowledge, self.jobs)
+        self._added = AddedFollower(self.knowledge, self.jobs, KnowledgeAdding(self.jobs.documents, self.jobs.added))
         KnowledgeCommands(self).register(self.tree)
         ForgetCommand(self.jobs, self.knowledge).register(self.tree)
         self._unasked = UnaskedAnswers(self)
@@ -158,6 +160,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         except ReplyFailure as failure:
             log.warning("guild_data_not_deleted", guild=guild.id, detail=failure.detail)
             return
+        await self.jobs.sweep_server(str(guild.id))  # what is left of the server's keys, of every kind
         log.info("guild_data_deleted", guild=guild.id, conversations=conversations, passages=passages)
 
     async def _forget_knowledge(self, scope: str) -> int:
@@ -257,12 +260,15 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
         await self._feed.on_edit(event)
+        await self._added.on_edit(event)
 
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         await self._feed.on_delete(event.guild_id, event.channel_id, (event.message_id,))
+        await self._added.on_delete(event.guild_id, (event.message_id,))
 
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
         await self._feed.on_delete(event.guild_id, event.channel_id, event.message_ids)
+        await self._added.on_delete(event.guild_id, event.message_ids)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         await self._feed.on_channel_delete(channel)

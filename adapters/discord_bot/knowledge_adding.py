@@ -1,19 +1,26 @@
 """What an admin gives the knowledge of their server: a file (/knowledge add), or a message with its files (the
 message menu's "Add to knowledge"). Files are read in the platform jobs' isolated workers like any attached document
-and cut into passages (adapters.jobs.knowledge_documents); the same file name added again replaces the old one."""
+and cut into passages (adapters.jobs.knowledge_documents); the same file name added again replaces the old one. Each
+added message is noted (adapters.jobs.keeping.added) and followed wherever it is (AddedFollower): deleted, it leaves
+the knowledge with its files; edited, its text is read again."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 import discord
 import structlog
 
 from adapters.discord_bot.files import attachment
+from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
 from adapters.discord_bot.knowledge_feed import jump_link
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.documents import DocumentReader, DocumentRefused
+from adapters.jobs.keeping.added import Added, AddedMessages
 from adapters.jobs.knowledge_documents import document_passages, file_source, passage_texts, read_for_knowledge
+from adapters.jobs.platform_jobs import PlatformJobs
+from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage, Skipped
 from bot.knowledge.service import Knowledge
 
@@ -31,8 +38,10 @@ def plural(number: int, one: str, many: str) -> str:
 
 
 class KnowledgeAdding:
-    def __init__(self, documents: DocumentReader | None) -> None:
+    def __init__(self, documents: DocumentReader | None, added: AddedMessages | None = None) -> None:
+        """`added`: where the messages made knowledge are noted, so that their deletes and edits are followed."""
         self._documents = documents
+        self._added = added
 
     async def add_file(self, knowledge: Knowledge, scope: str, file: Attachment) -> str:
         """Read `file` into the knowledge of `scope`; what the admin is told."""
@@ -60,14 +69,30 @@ class KnowledgeAdding:
         """Add `message`'s text (with its link) and its files; a line for each, what the admin is told."""
         if message.guild is None or not seen_by_everyone(message.channel, message.guild):
             return [NOT_FOR_EVERYONE]
+        if not await self._note(scope, message):
+            return [NOT_STORED]
         said: list[str] = []
         if message.content.strip():
-            said.append(await self._add_text(knowledge, scope, message, message.guild.id))
+            said.append(await self.add_text(knowledge, scope, message, message.guild.id))
         said += [await self.add_file(knowledge, scope, attachment(item)) for item in message.attachments]
         return said or ["That message has neither text nor files: nothing was added."]
 
-    async def _add_text(self, knowledge: Knowledge, scope: str, message: discord.Message, guild_id: int) -> str:
-        source = f"message:{message.id}"
+    async def _note(self, scope: str, message: discord.Message) -> bool:
+        """Note what `message` becomes before it is added (a deletion arriving meanwhile finds it); False if Redis
+        can't, and then nothing is added: its deletion couldn't be followed."""
+        texts = [added_source(message.id)] if message.content.strip() else []
+        files = [file_source(scope, item.filename, "") for item in message.attachments]
+        if self._added is None or not (texts or files):
+            return True
+        try:
+            await self._added.note(scope, str(message.id), Added((*texts, *files)))
+        except ReplyFailure as failure:
+            log.error("knowledge_message_not_noted", scope=scope, message=message.id, detail=failure.detail)
+            return False
+        return True
+
+    async def add_text(self, knowledge: Knowledge, scope: str, message: discord.Message, guild_id: int) -> str:
+        source = added_source(message.id)
         where = getattr(message.channel, "name", "") or "a channel"
         author = message.author.display_name
         title = f"{author} in #{where}"
@@ -86,6 +111,68 @@ class KnowledgeAdding:
             log.error("knowledge_message_not_stored", scope=scope, message=message.id, error=str(error))
             return NOT_STORED
         return f"Added {author}'s message in #{where}."
+
+
+class AddedFollower:
+    """Messages added with "Add to knowledge", followed wherever they are (a channel that is knowledge or not), by
+    whichever process gets the event: deleted, the message leaves the knowledge with its files; edited, its text is
+    read again."""
+
+    def __init__(self, knowledge: DiscordKnowledge, jobs: PlatformJobs, adding: KnowledgeAdding) -> None:
+        self._knowledge = knowledge
+        self._jobs = jobs
+        self._adding = adding
+
+    async def on_delete(self, guild_id: int | None, message_ids: Collection[int]) -> None:
+        if guild_id is None or self._knowledge.opener is None or not message_ids:
+            return
+        scope = guild_scope(guild_id)
+        try:
+            taken = await self._jobs.added.take(scope, [str(message_id) for message_id in message_ids])
+        except ReplyFailure as failure:
+            log.error("knowledge_added_deletion_lost", scope=scope, messages=len(message_ids), detail=failure.detail)
+            return
+        sources = [source for added in taken for source in added.sources]
+        knowledge = await self._knowledge.get() if sources else None
+        if knowledge is None:
+            if sources:
+                log.error("knowledge_added_message_not_removed", scope=scope, sources=sources)
+            return
+        removed = 0
+        for source in sources:
+            try:
+                removed += await knowledge.forget_source(scope, source)
+            except Exception as error:  # noqa: BLE001 - the engine failed: the operator is told what is left
+                log.error("knowledge_added_message_not_removed", scope=scope, source=source, error=str(error))
+        log.info("knowledge_added_message_deleted", scope=scope, sources=len(sources), removed=removed)
+
+    async def on_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        edited = event.data.get("edited_timestamp")
+        if event.guild_id is None or self._knowledge.opener is None or not edited:  # an embed unfurled: no edit
+            return
+        scope, message = guild_scope(event.guild_id), event.message
+        try:
+            added = await self._jobs.added.of(scope, str(message.id))
+            if added is None or added_source(message.id) not in added.sources:
+                return
+            if not await self._jobs.first_to_claim(f"discord:knowledge:added-edit:{message.id}:{edited}"):
+                return
+        except ReplyFailure as failure:
+            log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail=failure.detail)
+            return
+        knowledge = await self._knowledge.get()
+        if knowledge is None:
+            log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail="no knowledge")
+        elif message.content.strip():
+            said = await self._adding.add_text(knowledge, scope, message, event.guild_id)
+            log.info("knowledge_added_message_edited", scope=scope, message=message.id, stored=said != NOT_STORED)
+        else:  # its words removed: its text leaves, its files stay
+            await knowledge.forget_source(scope, added_source(message.id))
+
+
+def added_source(message_id: int) -> str:
+    """The knowledge source of an added message's text."""
+    return f"message:{message_id}"
 
 
 def skipped_note(skipped: list[Skipped]) -> str:

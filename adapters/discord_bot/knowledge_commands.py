@@ -61,7 +61,7 @@ class KnowledgeCommands:
     def __init__(self, host: KnowledgeHost) -> None:
         self._host = host
         self._knowledge = host.knowledge
-        self._adding = KnowledgeAdding(host.jobs.documents)
+        self._adding = KnowledgeAdding(host.jobs.documents, host.jobs.added)
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         group = app_commands.Group(

@@ -13,6 +13,8 @@ Keys (on a Cluster, the keys one script touches share a hash tag; others are wri
   {prefix}feedback:gaps:{<scope>}:entries        hash: entry id → the entry as JSON
   {prefix}feedback:person:{<person>}             set: what the person touched (their votes, the answers they asked,
                                                  the gap entries they are the asker or voter of), for /forget-me
+  {prefix}feedback:scope:{<scope>}:answers       set: the scope's answer ids, for the bot leaving it
+  {prefix}feedback:thread:{<thread>}:answers     set: the conversation's answer ids, for /reset
 Raises STORE_UNAVAILABLE (a ReplyFailure) without Redis.
 """
 
@@ -25,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
+from adapters.jobs.keeping import feedback_scripts as lua
 from bot.redis_client import RedisClient, hash_tag, served
 
 T = TypeVar("T")
@@ -34,116 +37,6 @@ GAP_KINDS: tuple[GapKind, ...] = ("unanswered", "downvoted", "no_source")
 MAX_REASON_CHARS = 1_000
 DAY_SECONDS = 86_400
 UP, DOWN = "up", "down"
-
-# Lua: drop the entries of a scope's gap list (KEYS[1] the sorted set, KEYS[2] the hash) older than `cutoff`, in
-# slices small enough for unpack().
-_PRUNE = """
-local function prune(cutoff)
-  while true do
-    local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, 500)
-    if #old == 0 then return end
-    redis.call('ZREM', KEYS[1], unpack(old))
-    redis.call('HDEL', KEYS[2], unpack(old))
-  end
-end
-"""
-
-# Record an answer (its counts and votes are kept if it was recorded before): ARGV info, seconds to keep.
-_RECORD = """
-redis.call('HSET', KEYS[1], 'info', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return 1
-"""
-
-# A person's vote (ARGV: person, "up" | "down") on a recorded answer → {status, ups, downs}; status -1 missing,
-# 0 unchanged, 1 new, 2 changed. The votes expire with the answer.
-_VOTE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-local status = 0
-if old ~= ARGV[2] then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-  if old then
-    redis.call('HINCRBY', KEYS[1], old, -1)
-    status = 2
-  else
-    status = 1
-  end
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-end
-local counts = redis.call('HMGET', KEYS[1], 'up', 'down')
-return {status, tonumber(counts[1] or 0), tonumber(counts[2] or 0)}
-"""
-
-# Take back a person's vote (ARGV: person) and what it added to the counts → 1 if there was one.
-_UNVOTE = """
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if not old then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], old, -1) end
-return 1
-"""
-
-# Add a gap entry unless it is there already (a retried write keeps the reason given since). ARGV: id, entry,
-# when, cutoff, seconds to keep the list → 1 if added. An entry older than the cutoff is not kept.
-_ADD_GAP = (
-    _PRUNE
-    + """
-prune(ARGV[4])
-if tonumber(ARGV[3]) < tonumber(ARGV[4]) then return 0 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return 1
-"""
-)
-
-# Remove gap entries (ARGV: their ids) → how many there were.
-_REMOVE_GAPS = """
-local removed = 0
-for i = 1, #ARGV do
-  removed = removed + redis.call('HDEL', KEYS[2], ARGV[i])
-  redis.call('ZREM', KEYS[1], ARGV[i])
-end
-return removed
-"""
-
-# Set an entry's reason (ARGV: id, reason) → 1 if the entry is there.
-_SET_REASON = """
-local raw = redis.call('HGET', KEYS[2], ARGV[1])
-if not raw then return 0 end
-local entry = cjson.decode(raw)
-entry['reason'] = ARGV[2]
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(entry))
-return 1
-"""
-
-# The scope's entries of the last days (ARGV: cutoff), the older ones pruned first.
-_READ_GAPS = (
-    _PRUNE
-    + """
-prune(ARGV[1])
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', ARGV[1])
-if #ids == 0 then return {} end
-local entries = {}
-for i = 1, #ids, 500 do
-  local slice = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
-  for j = 1, #slice do entries[#entries + 1] = slice[j] end
-end
-return entries
-"""
-)
-
-# Delete a scope's list (ARGV: cutoff) → how many of its entries were recent enough to be listed.
-_DROP_GAPS = """
-local listed = redis.call('ZCOUNT', KEYS[1], ARGV[1], '+inf')
-redis.call('DEL', KEYS[1], KEYS[2])
-return listed
-"""
 
 
 @dataclass(frozen=True)
@@ -227,19 +120,25 @@ class Feedback:
         self._answer_seconds = max(1, int(answer_seconds))
         self._gap_seconds = max(1, int(gap_days)) * DAY_SECONDS
         self._on_error = on_error
-        self._record = redis.register_script(_RECORD)
-        self._vote = redis.register_script(_VOTE)
-        self._unvote = redis.register_script(_UNVOTE)
-        self._add_gap = redis.register_script(_ADD_GAP)
-        self._remove_gaps = redis.register_script(_REMOVE_GAPS)
-        self._set_reason = redis.register_script(_SET_REASON)
-        self._read_gaps = redis.register_script(_READ_GAPS)
-        self._drop_gaps = redis.register_script(_DROP_GAPS)
+        self._record = redis.register_script(lua.RECORD)
+        self._vote = redis.register_script(lua.VOTE)
+        self._unvote = redis.register_script(lua.UNVOTE)
+        self._add_gap = redis.register_script(lua.ADD_GAP)
+        self._remove_gaps = redis.register_script(lua.REMOVE_GAPS)
+        self._set_reason = redis.register_script(lua.SET_REASON)
+        self._read_gaps = redis.register_script(lua.READ_GAPS)
+        self._drop_gaps = redis.register_script(lua.DROP_GAPS)
 
-    async def record_answer(self, answer_id: str, info: AnswerInfo, *, could_cite: bool = True) -> None:
+    async def record_answer(
+        self, answer_id: str, info: AnswerInfo, *, could_cite: bool = True, thread: str = ""
+    ) -> None:
         """Keep the answer for votes; one that cited no source though it `could_cite` (knowledge was searched for
-        it) is also a gap (no_source). Recording it again (a retry) keeps its votes."""
+        it) is also a gap (no_source). Recording it again (a retry) keeps its votes. Listed under its scope and its
+        conversation (`thread`), so that the bot leaving the scope and /reset find it."""
         await self._index(info.asker, _member("asked", info.scope, answer_id))
+        await self._list(self._answers_key("scope", info.scope), answer_id)
+        if thread:
+            await self._list(self._answers_key("thread", thread), answer_id)
         await self._run(self._record(keys=self._answer_keys(answer_id), args=[info.to_json(), self._answer_seconds]))
         if not info.sources and could_cite:
             entry_id = _entry_id("no_source", answer_id)
@@ -334,10 +233,54 @@ class Feedback:
         return removed
 
     async def forget_scope(self, scope: str) -> int:
-        """The bot left the server or workspace: all its gap entries go (its answers expire with the history). How
-        many of them were still listed."""
+        """The bot left the server or workspace: its answers (their questions) with their votes and all its gap
+        entries go, and the people's indexes forget them. How many gap entries were still listed."""
+        await self._forget_answers(self._answers_key("scope", scope))
+        entries = await self._run(self._redis.hgetall(self._gap_keys(scope)[1]))
+        listed: list[tuple[str, str]] = []
+        for entry_id, raw in entries.items():
+            data: dict[str, Any] = json.loads(_text(raw))
+            people = {str(data.get("asker") or ""), str(data.get("person") or "")} - {""}
+            listed += [(person, _member("gap", scope, _text(entry_id))) for person in people]
+        await self._unindex(listed)
         cutoff = time.time() - self._gap_seconds
         return int(await self._run(self._drop_gaps(keys=self._gap_keys(scope), args=[repr(cutoff)])))
+
+    async def forget_thread(self, thread: str) -> int:
+        """/reset: the conversation's answers go with their votes and the gap entries they made (no source, 👎);
+        how many answers were still kept."""
+        return await self._forget_answers(self._answers_key("thread", thread), with_gaps=True)
+
+    async def _forget_answers(self, listing: str, *, with_gaps: bool = False) -> int:
+        """Delete the answers listed at `listing` (`with_gaps`: their gap entries too), then the list; the people's
+        indexes forget them."""
+        answer_ids = sorted(_text(raw) for raw in await self._run(self._redis.smembers(listing)))
+        kept = 0
+        for answer_id in answer_ids:
+            info = await self.answer(answer_id)
+            if info is not None:
+                voters = [_text(raw) for raw in await self._run(self._redis.hkeys(self._votes_key(answer_id)))]
+                await self._run(self._redis.srem(self._answers_key("scope", info.scope), answer_id))
+                touched = [(info.asker, _member("asked", info.scope, answer_id))]
+                touched += [(voter, _member("vote", info.scope, answer_id)) for voter in voters]
+                if with_gaps:
+                    entries = [_entry_id("no_source", answer_id), *(_downvote_id(answer_id, v) for v in voters)]
+                    await self._run(self._remove_gaps(keys=self._gap_keys(info.scope), args=entries))
+                    people = {info.asker, *voters}
+                    touched += [(person, _member("gap", info.scope, entry)) for entry in entries for person in people]
+                await self._unindex(touched)
+            kept += int(await self._run(self._redis.delete(*self._answer_keys(answer_id))) > 0)
+        await self._run(self._redis.delete(listing))
+        return kept
+
+    async def _unindex(self, touched: Sequence[tuple[str, str]]) -> None:
+        """Take (person, member) pairs out of the people's indexes, in one round trip."""
+        if not touched:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:  # one key each: their Cluster slots differ
+            for person, member in touched:
+                pipe.srem(self._person_key(person), member)
+            await self._run(pipe.execute())
 
     async def _forget_answer(self, answer_id: str, asker: str) -> int:
         """Delete an answer `asker` asked (their question is in it), votes and all → 1 if it was still kept. Only
@@ -345,6 +288,7 @@ class Feedback:
         info = await self.answer(answer_id)
         if info is None or info.asker != asker:
             return 0
+        await self._run(self._redis.srem(self._answers_key("scope", info.scope), answer_id))
         await self._run(self._redis.delete(*self._answer_keys(answer_id)))
         return 1
 
@@ -380,6 +324,13 @@ class Feedback:
         key = self._person_key(person)
         await self._run(self._redis.sadd(key, member))
         await self._run(self._redis.expire(key, max(self._answer_seconds, self._gap_seconds)))
+
+    async def _list(self, key: str, answer_id: str) -> None:
+        await self._run(self._redis.sadd(key, answer_id))
+        await self._run(self._redis.expire(key, self._answer_seconds))
+
+    def _answers_key(self, kind: Literal["scope", "thread"], owner: str) -> str:
+        return f"{self._prefix}{kind}:{hash_tag(owner)}:answers"
 
     def _answer_key(self, answer_id: str) -> str:
         return f"{self._prefix}answer:{hash_tag(answer_id)}"

@@ -19,6 +19,8 @@ from adapters.jobs.documents import DocumentReader, cut_documents
 from adapters.jobs.feedback import AnswerInfo, Feedback
 from adapters.jobs.images import ImageReader
 from adapters.jobs.isolation import IsolatedWorkers
+from adapters.jobs.keeping.added import AddedMessages
+from adapters.jobs.keeping.sweep import sweep_server
 from adapters.jobs.ledger import Recording, ReplyLedger, ReplyRecord
 from adapters.jobs.ratelimit import RateLimits
 from bot.app import Services
@@ -112,6 +114,8 @@ class PlatformJobs:
             answer_seconds=services.settings.history.ttl_seconds,
             on_error=services.metrics.redis_errors.inc,
         )
+        self.core.forgetting.on_reset(self.feedback.forget_thread)  # a conversation's answers go with it
+        self.added = AddedMessages(services.redis.main, prefix, platform, services.metrics.redis_errors.inc)
         self._services = services
         self._platform = platform
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -230,9 +234,14 @@ class PlatformJobs:
         )
         try:
             searched = turn.knowledge is not None or turn.found is not None
-            await self.feedback.record_answer(kept.answer_id, info, could_cite=searched)
+            await self.feedback.record_answer(kept.answer_id, info, could_cite=searched, thread=turn.thread)
         except ReplyFailure:
             log.warning("answer_not_kept_for_votes", platform=self._platform, thread=turn.thread)
+
+    async def sweep_server(self, server_id: str) -> int:
+        """The bot left a server or workspace: what is left of its keys goes (adapters.jobs.keeping.sweep)."""
+        prefix = self._services.settings.history.key_prefix
+        return await sweep_server(self._services.redis.main, prefix, self._platform, server_id)
 
     async def close(self) -> None:
         """Cancel the answers being written (each lands its final text or its note first), then

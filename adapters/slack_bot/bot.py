@@ -162,7 +162,7 @@ class SlackBot:
         )
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None
-        self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim)
+        self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim, self.jobs.added)
         self._unasked = UnaskedAnswers(self)
         self._permalinks = Permalinks()  # before the commands that use it
         self._register()
@@ -191,6 +191,7 @@ class SlackBot:
             keep_data=keep_data,
             knowledge=self.knowledge,
             feedback=self.jobs.feedback,
+            sweep=self.jobs.sweep_server,
         ).register(self.app)
         ForgetCommand(self.jobs.core, self.knowledge, self.jobs.feedback).register(self.app)
 

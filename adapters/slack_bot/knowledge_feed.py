@@ -1,7 +1,8 @@
 """Channels kept current as knowledge from Slack's events: a new message (thread replies too) in a channel that is
 knowledge becomes a passage within a moment, an edit replaces it (message_changed), a deletion removes it
-(message_deleted); each event is handled by one process however many got it. People joining or leaving a private
-channel that holds knowledge change who may read it (member_joined_channel / member_left_channel)."""
+(message_deleted); each event is handled by one process however many got it. A message made knowledge with "Add to
+knowledge" is followed the same way in any channel. People joining or leaving a private channel that holds knowledge
+change who may read it (member_joined_channel / member_left_channel)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from adapters.slack_bot.knowledge_messages import Permalinks, indexable, message_key, message_passage, scope_of
+from adapters.jobs.keeping.added import Added, AddedMessages
+from adapters.slack_bot.knowledge_messages import (
+    Permalinks,
+    added_passage,
+    added_source,
+    indexable,
+    message_key,
+    message_passage,
+    scope_of,
+)
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.surfaces import Reach
 from bot.errors import ReplyFailure
@@ -23,9 +33,16 @@ log = structlog.get_logger(__name__)
 
 
 class KnowledgeFeed:
-    def __init__(self, knowledge: SlackKnowledge, first_to_claim: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(
+        self,
+        knowledge: SlackKnowledge,
+        first_to_claim: Callable[[str], Awaitable[bool]],
+        added: AddedMessages | None = None,
+    ) -> None:
+        """`added`: the messages made knowledge with "Add to knowledge", followed in every channel."""
         self._knowledge = knowledge
         self._claim = first_to_claim
+        self._added = added
         self._permalinks = Permalinks()
 
     def register(self, app: AsyncApp) -> None:
@@ -40,6 +57,8 @@ class KnowledgeFeed:
             return
         if _changed(event).get("bot_id"):
             return  # a bot's message (our own replies being written, too) is never knowledge
+        if self._added is not None and event.get("subtype") in ("message_deleted", "message_changed"):
+            await self._follow_added(self._added, body, event, reach, channel)
         try:
             title = (await self._knowledge.channels.channels(scope_of(reach.team))).get(channel)
             if title is None:
@@ -70,6 +89,49 @@ class KnowledgeFeed:
             return
         url = await self._permalinks.of(reach.client, reach.team, reach.enterprise, message, channel)
         knowledge.add_soon([message_passage(reach.team, channel, title, message, url)])
+
+    async def _follow_added(
+        self, added: AddedMessages, body: dict[str, Any], event: dict[str, Any], reach: Reach, channel: str
+    ) -> None:
+        """A message made knowledge with "Add to knowledge" was deleted (it leaves, with its files) or edited (its
+        text is read again), in whatever channel it is."""
+        scope, message = scope_of(reach.team), _changed(event)
+        deleted = event.get("subtype") == "message_deleted" or message.get("subtype") == "tombstone"
+        ts = event.get("deleted_ts") if event.get("subtype") == "message_deleted" else message.get("ts")
+        key = message_key(channel, str(ts))
+        try:
+            if deleted:
+                await self._forget_added(scope, await added.take(scope, [key]))
+                return
+            noted = await added.of(scope, key)
+            if noted is None or added_source(key) not in noted.sources:
+                return
+            if not await self._claim(f"slack:knowledge:added:{reach.team}:{body.get('event_id') or key}"):
+                return
+            knowledge = await self._knowledge.opener.get() if self._knowledge.opener else None
+        except (ReplyFailure, KnowledgeUnavailable) as error:
+            log.error("slack_knowledge_added_change_lost", channel=channel, deleted=deleted, error=str(error))
+            return
+        if knowledge is None:
+            return
+        if indexable(message, reach.bot_user_id):
+            await knowledge.add([added_passage(reach.team, channel, noted.title, message, noted.url, noted.readers)])
+        else:  # edited to nothing: its text leaves, its files stay
+            await knowledge.forget_source(scope, added_source(key))
+        log.info("slack_knowledge_added_message_edited", channel=channel)
+
+    async def _forget_added(self, scope: str, taken: list[Added]) -> None:
+        sources = [source for added in taken for source in added.sources]
+        if not sources or self._knowledge.opener is None:
+            return
+        knowledge = await self._knowledge.opener.get()
+        removed = 0
+        for source in sources:
+            try:
+                removed += await knowledge.forget_source(scope, source)
+            except Exception as error:  # noqa: BLE001 - the engine failed: the operator is told what is left
+                log.error("slack_knowledge_added_message_not_removed", scope=scope, source=source, error=str(error))
+        log.info("slack_knowledge_added_message_deleted", scope=scope, sources=len(sources), removed=removed)
 
     async def _on_joined(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         await self._membership(context, event, joined=True)

@@ -6,6 +6,7 @@ mention."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -61,6 +62,19 @@ def message_passage(team: str, channel: str, title: str, message: dict[str, Any]
         author=str(message.get("user") or ""),
         updated_at=float(edited or message.get("ts") or time.time()),
     )
+
+
+def added_passage(team: str, channel: str, title: str, message: dict[str, Any], url: str, readers: str) -> Passage:
+    """A message made knowledge with "Add to knowledge": its own source, read by `readers` ("" everyone, or its
+    private channel's members)."""
+    passage = message_passage(team, channel, title, message, url)
+    source = added_source(passage.key)
+    return dataclasses.replace(passage, source=source, key=source, channel=readers)
+
+
+def added_source(key: str) -> str:
+    """The knowledge source (and passage key) of an added message, by its message key."""
+    return f"message:{key}"
 
 
 async def permalink(client: AsyncWebClient, channel: str, ts: str) -> str:

@@ -16,10 +16,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.jobs.documents import DocumentRefused
+from adapters.jobs.keeping.added import Added
 from adapters.jobs.knowledge_documents import document_passages, file_source, read_for_knowledge
 from adapters.slack_bot.knowledge_command import NO_KNOWLEDGE, NOT_ADMIN
 from adapters.slack_bot.knowledge_members import channel_members
-from adapters.slack_bot.knowledge_messages import message_passage, permalink, scope_of
+from adapters.slack_bot.knowledge_messages import added_passage, added_source, message_key, permalink, scope_of
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Reach
@@ -85,10 +86,21 @@ class KnowledgeShortcut:
                 added.append(escape_mrkdwn(str(file.get("name") or "a file")))
             except DocumentRefused as refused:
                 refusals.append(str(refused))
+        await self._note(reach.team, str(channel["id"]), message, passages)
         await knowledge.add(passages)
         log.info("slack_knowledge_added", team=reach.team, passages=len(passages), files=len(added) - 1)
         done = f"Added to this workspace's knowledge: {', '.join(added)}." if added else "Nothing here could be added."
         return " ".join([done, *refusals])
+
+    async def _note(self, team: str, channel: str, message: dict[str, Any], passages: list[Passage]) -> None:
+        """Note what the message becomes before it is added (adapters.jobs.keeping.added): its deletion or edit is
+        then followed wherever it is (.knowledge_feed). Raises STORE_UNAVAILABLE: nothing is added then."""
+        key = message_key(channel, str(message.get("ts") or ""))
+        text = next((passage for passage in passages if passage.key == added_source(key)), None)
+        sources = tuple(dict.fromkeys(passage.source for passage in passages))
+        if sources:
+            added = Added(sources, text.title, text.url, text.channel) if text else Added(sources)
+            await self._bot.jobs.added.note(scope_of(team), key, added)
 
     async def _readers(self, reach: Reach, channel: str) -> str | None:
         """Who may read what the message says: "" (everyone in the workspace: a public channel), the channel
@@ -106,10 +118,8 @@ class KnowledgeShortcut:
 
     async def _message(self, reach: Reach, channel: dict[str, Any], message: dict[str, Any], readers: str) -> Passage:
         url = await permalink(reach.client, str(channel["id"]), str(message["ts"]))
-        passage = message_passage(reach.team, str(channel["id"]), f"#{channel.get('name') or ''}", message, url)
-        return dataclasses.replace(
-            passage, source=f"message:{passage.key}", key=f"message:{passage.key}", channel=readers
-        )
+        title = f"#{channel.get('name') or ''}"
+        return added_passage(reach.team, str(channel["id"]), title, message, url, readers)
 
     async def _file(self, reach: Reach, file: dict[str, Any], readers: str) -> list[Passage]:
         attachment = self._bot.attachment(reach, file)

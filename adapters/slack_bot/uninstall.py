@@ -1,13 +1,15 @@
 """The app leaving a workspace: on app_uninstalled (and tokens_revoked for the bot's tokens) the workspace's
 tokens are deleted at once, then its conversations (histories, images, model choices), its settings (its own
-and its channels' personas, models, tools) and its knowledge (passages, channels, members), unless
-SLACK_KEEP_DATA_ON_UNINSTALL=true. A person's revoked user token deletes that person's install only.
+and its channels' personas, models, tools), its answers' votes and knowledge gaps, its usage and its knowledge
+(passages, channels, members), and last whatever is left of the workspace's keys of every kind (bot.keeping.kinds),
+unless SLACK_KEEP_DATA_ON_UNINSTALL=true. A person's revoked user token deletes that person's install only.
 
 Slack sends both events when the app is removed; the deletions are idempotent. Bolt delivers them without
 authorizing (the tokens no longer work), so nothing here calls Slack."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -34,8 +36,11 @@ class Uninstalls:
         keep_data: bool,
         knowledge: SlackKnowledge | None = None,
         feedback: Feedback | None = None,
+        sweep: Callable[[str], Awaitable[int]] | None = None,
     ) -> None:
+        """`sweep(team)`: the last step, deleting what is left of the workspace's keys (PlatformJobs.sweep_server)."""
         self._core = core
+        self._sweep = sweep
         self._feedback = feedback
         self._knowledge = knowledge
         self._installations = installations
@@ -103,11 +108,15 @@ class Uninstalls:
             return
         log.info("slack_workspace_data_deleted", team=team, conversations=conversations)
         if self._knowledge is not None:
-            await self._forget_knowledge(team)
+            await self._forget_knowledge(self._knowledge, team)
+        if self._sweep is not None:
+            await self._sweep(team)
 
-    async def _forget_knowledge(self, team: str) -> None:
+    async def _forget_knowledge(self, knowledge: SlackKnowledge, team: str) -> None:
         try:
-            passages = await self._knowledge.forget_team(team) if self._knowledge is not None else 0
+            if knowledge.current is None and knowledge.opener is not None:
+                await knowledge.opener.get()  # not started in this process yet: its passages go all the same
+            passages = await knowledge.forget_team(team)
         except Exception as error:  # noqa: BLE001 - Redis or the engine: logged for the operator to finish
             log.error("slack_workspace_knowledge_not_deleted", team=team, error=f"{type(error).__name__}: {error}")
             return

@@ -1,0 +1,80 @@
+"""Messages an admin made knowledge with "Add to knowledge" (Discord's message menu, Slack's shortcut), kept in Redis
+for every process: a message's deletion or edit then reaches its passages wherever the message was, in a channel that
+is knowledge or not. One hash per server or workspace:
+
+  {prefix}knowledge:{platform}:added:{scope}    message id → {"sources": the knowledge sources it became (its text,
+                                                 its files), "title", "url", "readers"} as JSON
+
+The entry goes with the message's deletion and with the server (bot.keeping.kinds). Raises STORE_UNAVAILABLE
+(a ReplyFailure) without Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from bot.redis_client import RedisClient, served
+
+T = TypeVar("T")
+
+# Take a message's entry (KEYS[1] the scope's hash, ARGV[1] the message) → the entry, or false.
+_TAKE = """
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if entry then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return entry
+"""
+
+
+@dataclass(frozen=True)
+class Added:
+    """What a message became: its knowledge sources, and how its text's passage is titled, linked and read."""
+
+    sources: tuple[str, ...]
+    title: str = ""
+    url: str = ""
+    readers: str = ""  # the passage's channel: who may read it ("" everyone)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Added:
+        data: dict[str, Any] = json.loads(raw)
+        sources = tuple(str(source) for source in data.get("sources") or ())
+        return cls(sources, str(data.get("title", "")), str(data.get("url", "")), str(data.get("readers", "")))
+
+
+class AddedMessages:
+    def __init__(
+        self, redis: RedisClient, key_prefix: str, platform: str, on_error: Callable[[], object] = lambda: None
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{key_prefix}knowledge:{platform}:added:"
+        self._on_error = on_error
+        self._take = redis.register_script(_TAKE)
+
+    async def note(self, scope: str, message: str, added: Added) -> None:
+        """`message` of `scope` was made knowledge as `added` (noted before its passages are stored: a deletion
+        arriving meanwhile finds it)."""
+        await self._run(self._redis.hset(self._key(scope), message, added.to_json()))
+
+    async def of(self, scope: str, message: str) -> Added | None:
+        """What `message` became, None if it wasn't added."""
+        raw = await self._run(self._redis.hget(self._key(scope), message))
+        return None if raw is None else Added.from_json(raw)
+
+    async def take(self, scope: str, messages: Sequence[str]) -> list[Added]:
+        """The entries of those of `messages` that were added, forgotten here (a deletion's; one process gets each)."""
+        taken = [await self._run(self._take(keys=[self._key(scope)], args=[message])) for message in messages]
+        return [Added.from_json(raw) for raw in taken if raw]
+
+    async def forget_scope(self, scope: str) -> None:
+        await self._run(self._redis.delete(self._key(scope)))
+
+    def _key(self, scope: str) -> str:
+        return f"{self._prefix}{scope}"
+
+    async def _run(self, command: Awaitable[T]) -> T:
+        return await served(command, "knowledge_added_store_error", self._on_error)

@@ -1,0 +1,101 @@
+"""Messages made knowledge with "Add to knowledge" follow their author's deletes and edits, through the real bot
+process, the fake Discord and a real PostgreSQL (embedded, given as KNOWLEDGE_DATABASE_URL): in a channel that is
+not a knowledge channel, an edit re-reads the message's text and a delete removes it with its file within two
+seconds, also when the process that added it is gone (another process follows it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_asyncio
+
+from bot.knowledge.embedded import start_embedded, stop_embedded
+from tests.discord.harness import DiscordWorld
+from tests.fakes.discord_server import FakeInteraction, Perm
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+FOLLOWED_SECONDS = 2.0
+NOBODY = pwd.getpwnam("nobody").pw_uid
+ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    folder = Path(tempfile.mkdtemp(prefix="added-discord-"))
+    if os.geteuid() == 0:  # the embedded server runs as its folder's owner, never as root
+        os.chown(folder, NOBODY, NOBODY)
+    yield start_embedded(folder / "pg").url
+    stop_embedded(folder / "pg")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(database_url: str) -> AsyncIterator[DiscordWorld]:
+    async with DiscordWorld.open() as world:
+        yield world  # each test sets its server up, then starts the bot
+
+
+def passages(database_url: str, scope: str) -> dict[str, str]:
+    """The scope's passages: key → text (none before the bot has made its table)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('knowledge_passages')").fetchone() == (None,):
+            return {}
+        found = conn.execute("SELECT key, text FROM knowledge_passages WHERE scope = %s", (scope,)).fetchall()
+        return {str(key): str(text) for key, text in found}
+
+
+async def until(database_url: str, scope: str, check: Any, what: str, within: float = FOLLOWED_SECONDS) -> None:
+    started = time.monotonic()
+    while not check(await asyncio.to_thread(passages, database_url, scope)):
+        assert time.monotonic() - started < within, f"not within {within} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def answered(world: DiscordWorld, interaction: FakeInteraction) -> str:
+    def text() -> str | None:
+        if interaction.callback_type == 4:
+            return str((interaction.response_data or {}).get("content", ""))
+        return str((world.fake.original_response(interaction) or {}).get("content") or "") or None
+
+    return await world.fake.wait_for(text, 30)
+
+
+async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
+    world: DiscordWorld, database_url: str
+) -> None:
+    fake, scope = world.fake, f"discord:{world.guild.id}"
+    admin = world.add_user("admin", roles=[fake.add_role(world.guild, "admins", permissions=ADMIN)])
+    bob = world.add_user("bob")
+    lounge = world.add_channel("lounge")  # never switched on: not a knowledge channel
+    await world.start_bot(KNOWLEDGE_DATABASE_URL=database_url)
+    files = [("parking.txt", "text/plain", b"Visitors park on level minus two, bays 40 to 60.")]
+    said = await world.say(lounge, bob, "The office closes at 18:00 on Fridays.", files=files)
+    menu = await fake.send_message_command(lounge["id"], admin, "Add to knowledge", said["id"])
+    assert "Added bob's message in #lounge." in await answered(world, menu)
+    text = f"message:{said['id']}#1"
+    await until(database_url, scope, lambda found: text in found and len(found) == 2, "the message and its file")
+
+    await fake.edit_user_message(said["id"], "The office closes at 16:00 on Fridays.")
+    await until(database_url, scope, lambda found: "16:00" in found.get(text, ""), "the edit re-read")
+
+    await world.stop_bot()  # the process that added it is gone: the next one follows the delete
+    await world.start_bot(KNOWLEDGE_DATABASE_URL=database_url)
+    await fake.delete_user_message(said["id"])
+    removed = "the message and its file removed"  # the new process starts its knowledge for it first
+    await until(database_url, scope, lambda found: found == {}, removed, within=FOLLOWED_SECONDS + 3)
+
+    other = await world.say(lounge, bob, "Lunch is served at noon.")
+    await fake.delete_user_message(other["id"])  # a message never added: nothing else changes
+    await asyncio.sleep(0.5)
+    assert await asyncio.to_thread(passages, database_url, scope) == {}
