@@ -248,3 +248,15 @@ def test_bots_starting_at_once_on_a_new_folder_share_one_server(folder: Path) ->
     assert [initialised for _, initialised in said] == ["False", "False", "True"]  # one initdb
     assert len({url for url, _ in said}) == 1
     assert not (folder / "pg" / "postmaster.pid").exists()  # the last of them to exit stopped it
+
+
+def test_a_server_that_won_t_start_says_why_from_its_log(folder: Path) -> None:
+    data_dir = folder / "pg"
+    start_embedded(data_dir)
+    stop_embedded(data_dir)
+    with (data_dir / "postgresql.conf").open("a") as conf:
+        conf.write("shared_buffers = 'plenty'\n")
+    with pytest.raises(EmbeddedDatabaseError) as failed:
+        start_embedded(data_dir)
+    assert 'LOG:  invalid value for parameter "shared_buffers": "plenty"; FATAL:' in str(failed.value)
+    assert f"its log is {data_dir / 'log'}" in str(failed.value)

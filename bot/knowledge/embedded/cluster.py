@@ -17,6 +17,7 @@ from bot.knowledge.embedded.account import Account, EmbeddedDatabaseError, ensur
 
 START_SECONDS = 60
 STOP_SECONDS = 60
+LEVELS = ("LOG:", "FATAL:", "PANIC:")
 SUPERUSER = "postgres"  # initdb's; it can't log in (pg_hba has no line for it), only single-user mode uses it
 
 
@@ -98,18 +99,40 @@ class Cluster:
             raise EmbeddedDatabaseError(f"the socket folder {socket} has a comma, quote or space in its path")
         options = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={socket}"]
         options += ["-c", "unix_socket_permissions=0700", "-p", str(PORT)]
-        self.account.run(
-            [
-                self.program("pg_ctl"),
-                *("-D", str(self.data_dir), "-l", str(self.log), "-w", "-t", str(START_SECONDS)),
-                *("-o", shlex.join(options), "start"),
-            ],
-            timeout=START_SECONDS + 5,
-        )
+        since = self.log.stat().st_size if self.log.exists() else 0
+        try:
+            self.account.run(
+                [
+                    self.program("pg_ctl"),
+                    *("-D", str(self.data_dir), "-l", str(self.log), "-w", "-t", str(START_SECONDS)),
+                    *("-o", shlex.join(options), "start"),
+                ],
+                timeout=START_SECONDS + 5,
+            )
+        except subprocess.CalledProcessError as error:
+            raise EmbeddedDatabaseError(
+                f"PostgreSQL did not start: {self.complaint(since) or 'see its log'}"
+            ) from error
         postmaster = self.wait_until_settled()
         if postmaster is None or not postmaster.ready:
             raise EmbeddedDatabaseError(f"the embedded knowledge database in {self.data_dir} stopped as it started")
         return postmaster
+
+    def complaint(self, since: int) -> str:
+        """The first FATAL or PANIC line its log got after `since` bytes (with the line naming the setting, for a
+        configuration file with errors), without time stamps."""
+        try:
+            with self.log.open("rb") as log:
+                log.seek(since)
+                lines = log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        said = [line[line.index(level) :].strip() for line in lines for level in LEVELS if level in line]
+        for index, line in enumerate(said):
+            if line.startswith(("FATAL:", "PANIC:")):
+                before = said[index - 1] if index and "contains errors" in line else ""
+                return f"{before}; {line}" if before else line
+        return ""
 
     def stop(self) -> None:
         """A fast shutdown (connections closed, everything written), waited for."""
