@@ -118,6 +118,8 @@ def test_as_root_it_runs_as_the_folder_s_owner_and_changes_nothing_else_on_the_h
     database = start_embedded(data_dir)
     postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
     assert Path(f"/proc/{postmaster}").stat().st_uid == pwd.getpwnam(SERVER_USER).pw_uid
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{postmaster}/status").read_text().splitlines())
+    assert status["Groups"].split() == [] and "0" not in status["Gid"].split()  # not in group root
     stop_embedded(data_dir)
     assert (Path("/etc/passwd").read_text(), Path("/etc/group").read_text(), parents_modes(data_dir)) == before
     socket = Path(str(psycopg.conninfo.conninfo_to_dict(database.url)["host"]))

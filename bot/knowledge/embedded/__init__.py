@@ -68,7 +68,16 @@ def start_embedded(data_dir: Path) -> EmbeddedDatabase:
     if not _shared:
         atexit.register(leave_all)
     _shared.add(data_dir)
-    return EmbeddedDatabase(url(postmaster.socket, data_dir), data_dir, time.perf_counter() - started, initialised)
+    elapsed = time.perf_counter() - started
+    made = ", made now" if initialised else ""
+    log.info(
+        "the embedded knowledge database in %s is ready in %.2f s (run as %s%s)",
+        data_dir,
+        elapsed,
+        cluster.account.name,
+        made,
+    )
+    return EmbeddedDatabase(url(postmaster.socket, data_dir), data_dir, elapsed, initialised)
 
 
 def start_or_join(cluster: Cluster) -> Postmaster:
