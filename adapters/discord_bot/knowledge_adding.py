@@ -152,8 +152,7 @@ class AddedFollower:
             return
         scope, message = guild_scope(event.guild_id), event.message
         try:
-            added = await self._jobs.added.of(scope, str(message.id))
-            if added is None or added_source(message.id) not in added.sources:
+            if await self._jobs.added.of(scope, str(message.id)) is None:  # most edits: one look in Redis
                 return
             if not await self._jobs.first_to_claim(f"discord:knowledge:added-edit:{message.id}:{edited}"):
                 return
@@ -161,13 +160,18 @@ class AddedFollower:
             log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail=failure.detail)
             return
         knowledge = await self._knowledge.get()
-        if knowledge is None:
-            log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail="no knowledge")
-        elif message.content.strip():
-            said = await self._adding.add_text(knowledge, scope, message, event.guild_id)
-            log.info("knowledge_added_message_edited", scope=scope, message=message.id, stored=said != NOT_STORED)
-        else:  # its words removed: its text leaves, its files stay
-            await knowledge.forget_source(scope, added_source(message.id))
+        try:
+            if knowledge is None or not await self._jobs.added.still_known(
+                knowledge, scope, str(message.id), added_source(message.id)
+            ):
+                return  # its text was removed from knowledge since: an edit doesn't bring it back
+            if message.content.strip():
+                said = await self._adding.add_text(knowledge, scope, message, event.guild_id)
+                log.info("knowledge_added_message_edited", scope=scope, message=message.id, stored=said != NOT_STORED)
+            else:  # its words removed: its text leaves, its files stay
+                await knowledge.forget_source(scope, added_source(message.id))
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
+            log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail=str(error))
 
 
 def added_source(message_id: int) -> str:

@@ -103,21 +103,22 @@ class KnowledgeFeed:
             if deleted:
                 await self._forget_added(scope, await added.take(scope, [key]))
                 return
-            noted = await added.of(scope, key)
-            if noted is None or added_source(key) not in noted.sources:
+            if await added.of(scope, key) is None:  # most edits: one look in Redis
                 return
             if not await self._claim(f"slack:knowledge:added:{reach.team}:{body.get('event_id') or key}"):
                 return
             knowledge = await self._knowledge.opener.get() if self._knowledge.opener else None
-        except (ReplyFailure, KnowledgeUnavailable) as error:
+            noted = await added.still_known(knowledge, scope, key, added_source(key)) if knowledge else None
+            if knowledge is None or noted is None:
+                return  # its text was removed from knowledge since: an edit doesn't bring it back
+            if indexable(message, reach.bot_user_id):
+                passage = added_passage(reach.team, channel, noted.title, message, noted.url, noted.readers)
+                await knowledge.add([passage])
+            else:  # edited to nothing: its text leaves, its files stay
+                await knowledge.forget_source(scope, added_source(key))
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
             log.error("slack_knowledge_added_change_lost", channel=channel, deleted=deleted, error=str(error))
             return
-        if knowledge is None:
-            return
-        if indexable(message, reach.bot_user_id):
-            await knowledge.add([added_passage(reach.team, channel, noted.title, message, noted.url, noted.readers)])
-        else:  # edited to nothing: its text leaves, its files stay
-            await knowledge.forget_source(scope, added_source(key))
         log.info("slack_knowledge_added_message_edited", channel=channel)
 
     async def _forget_added(self, scope: str, taken: list[Added]) -> None:

@@ -1,7 +1,8 @@
 """Messages made knowledge with "Add to knowledge" follow their author's deletes and edits, through the real bot
 process, the fake Discord and a real PostgreSQL (embedded, given as KNOWLEDGE_DATABASE_URL): in a channel that is
 not a knowledge channel, an edit re-reads the message's text and a delete removes it with its file within two
-seconds, also when the process that added it is gone (another process follows it)."""
+seconds, also when the process that added it is gone (another process follows it); once its author's /forget-me
+took it out, an edit doesn't bring it back."""
 
 from __future__ import annotations
 
@@ -88,6 +89,14 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
 
     await fake.edit_user_message(said["id"], "The office closes at 16:00 on Fridays.")
     await until(database_url, scope, lambda found: "16:00" in found.get(text, ""), "the edit re-read")
+
+    forget = await fake.send_slash_command(lounge["id"], bob, "forget-me")
+    assert "1 of your messages the bot had as knowledge" in await answered(world, forget)
+    await fake.edit_user_message(said["id"], "The office closes at 14:00 on Fridays.")
+    await asyncio.sleep(1.0)
+    assert text not in await asyncio.to_thread(
+        passages, database_url, scope
+    )  # forgotten: an edit doesn't bring it back
 
     await world.stop_bot()  # the process that added it is gone: the next one follows the delete
     await world.start_bot(KNOWLEDGE_DATABASE_URL=database_url)

@@ -1,7 +1,8 @@
 """Messages made knowledge with the "Add to knowledge" shortcut follow their author's edits and deletes, through the
 real bot processes, the fake Slack and a real PostgreSQL (embedded, given as KNOWLEDGE_DATABASE_URL): in a channel
 that is not a knowledge channel, an edit (message_changed) re-reads the message's text and a deletion
-(message_deleted) removes it with its file within two seconds, in whichever process gets the event."""
+(message_deleted) removes it with its file within two seconds, in whichever process gets the event; once its
+author's /forget-me took it out, an edit doesn't bring it back."""
 
 from __future__ import annotations
 
@@ -96,6 +97,16 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
 
     await fake.send_event(fake.message_changed_event(LOUNGE, message.ts, "The office closes at 16:00 on Fridays."))
     await until(database_url, scope, lambda found: "16:00" in found.get(text, ""), "the edit re-read")
+
+    before = len(fake.responses)
+    await fake.send_slash_command("/forget-me", "", BOB, LOUNGE)
+    await eventually(lambda: len(fake.responses) > before, 20, "the answer to /forget-me")
+    assert "1 of your messages from this workspace's knowledge" in fake.responses[before].text
+    await fake.send_event(fake.message_changed_event(LOUNGE, message.ts, "The office closes at 14:00 on Fridays."))
+    await asyncio.sleep(1.0)
+    assert text not in await asyncio.to_thread(
+        passages, database_url, scope
+    )  # forgotten: an edit doesn't bring it back
 
     first = harness.bots[0]
     await harness.start_bot()  # the process that added it is gone: the other one follows the deletion

@@ -10,11 +10,13 @@ The entry goes with the message's deletion and with the server (bot.keeping.kind
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from bot.knowledge.service import Knowledge
 from bot.redis_client import RedisClient, served
 
 T = TypeVar("T")
@@ -69,6 +71,18 @@ class AddedMessages:
         """The entries of those of `messages` that were added, forgotten here (a deletion's; one process gets each)."""
         taken = [await self._run(self._take(keys=[self._key(scope)], args=[message])) for message in messages]
         return [Added.from_json(raw) for raw in taken if raw]
+
+    async def still_known(self, knowledge: Knowledge, scope: str, message: str, source: str) -> Added | None:
+        """The entry of `message`, if its `source` is still knowledge; else that source leaves the entry (removed
+        by an admin, or by its author's /forget-me: an edit must not bring it back). None if it wasn't added."""
+        added = await self.of(scope, message)
+        if added is None or source not in added.sources:
+            return None
+        if any(info.source == source for info in await knowledge.sources(scope)):
+            return added
+        rest = tuple(kept for kept in added.sources if kept != source)
+        await self.note(scope, message, dataclasses.replace(added, sources=rest))
+        return None
 
     async def forget_scope(self, scope: str) -> None:
         await self._run(self._redis.delete(self._key(scope)))
