@@ -32,5 +32,6 @@ def clean_text(text: str) -> str:
 
 def clean_passage(passage: Passage) -> Passage:
     """`passage` with every text field cleaned (itself when nothing needed it)."""
-    changed = {name: clean_text(value) for name in _TEXT_FIELDS if clean_text(value := getattr(passage, name)) != value}
+    cleaned = {name: clean_text(getattr(passage, name)) for name in _TEXT_FIELDS}
+    changed = {name: value for name, value in cleaned.items() if value is not getattr(passage, name)}
     return replace(passage, **changed) if changed else passage  # type: ignore[arg-type] # only its text fields

@@ -73,9 +73,12 @@ class KnowledgeEngine(Protocol):
         """Connect, and make the tables and indexes for vectors of `dimensions` if missing; refuse vectors of
         another size, or of another `model` than the one the knowledge was indexed with."""
 
-    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Skipped]:
+    async def upsert(
+        self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float] = ()
+    ) -> list[Skipped]:
         """Store each passage (replacing the one with its scope and key) with its vector; a passage the database
-        refuses is left out, the others stored, and returned with why."""
+        refuses is left out, the others stored, and returned with why. A passage that a removal recorded after its
+        addition was `decided` (unix seconds on this host, each; default: now) takes is dropped, in any process."""
 
     async def replace_source(
         self, scope: str, source: str, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]

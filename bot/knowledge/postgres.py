@@ -4,11 +4,13 @@ rank in one statement. Postgres does the searching; this module only says what t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import psycopg
+import structlog
 from pgvector.psycopg import register_vector_async
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
@@ -22,18 +24,32 @@ from bot.knowledge.postgres_sql import (
     DELETE_LINKED,
     DELETE_SCOPE,
     DELETE_SOURCE,
+    LOCK,
+    LOCK_SHARED,
     MODEL_TABLE,
+    NOW,
     RECORD_MODEL,
+    RECORD_REMOVALS,
     RECORD_SKIPPED,
     RECORDED_MODEL,
+    REMOVALS_SINCE,
     SEARCH,
     SESSION_SETTINGS,
     SOURCES,
     TABLE,
     UPSERT,
     VECTOR_DIMENSIONS,
+    Row,
+    hit_from_row,
+    kept,
+    lock_name,
+    platform_of,
     schema,
+    skipped_row,
+    upsert_row,
 )
+
+log = structlog.get_logger(__name__)
 
 # How many candidates each list (words, meaning) brings to the fusion, for `limit` hits.
 CANDIDATES_PER_HIT = 4
@@ -71,11 +87,15 @@ class PostgresEngine:
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.dimensions = 0
+        self._offset = 0.0  # the database's clock minus this host's, in seconds
 
     async def start(self, dimensions: int, model: str = "") -> None:
         try:
             async with await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10) as conn:
                 await self._make_schema(conn, dimensions, model)
+                asked = time.time()
+                row = await (await conn.execute(NOW)).fetchone()
+                self._offset = float(row[0]) - (asked + time.time()) / 2 if row else 0.0
         except psycopg.OperationalError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise KnowledgeEngineError(
@@ -123,14 +143,36 @@ class PostgresEngine:
             raise KnowledgeEngineError("the knowledge engine is used before start()")
         return self._pool.connection()
 
-    async def upsert(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Skipped]:
+    async def upsert(
+        self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float] = ()
+    ) -> list[Skipped]:
         rows = _rows(passages, vectors)
+        when = list(decided) or [time.time()] * len(rows)
         skipped: list[Skipped] = []
         async with self._connection() as conn:
             for start in range(0, len(rows), UPSERT_BATCH):
+                batch = rows[start : start + UPSERT_BATCH]
                 async with conn.transaction():
-                    skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH])
+                    kept = await self._not_removed(conn, batch, when[start : start + UPSERT_BATCH])
+                    skipped += await _insert_isolating(conn, kept)
         return skipped
+
+    async def _not_removed(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[Row], decided: list[float]
+    ) -> list[Row]:
+        """Those of `rows` that no removal recorded since their addition was decided (by this host's clock) matches,
+        read under their scopes' shared locks: a removal either committed before, and is seen, or waits for these."""
+        scopes = {passage.scope for passage, _ in rows}
+        names = sorted({*scopes, *map(platform_of, scopes)})
+        await conn.execute(LOCK_SHARED, {"names": [lock_name(name) for name in names]})
+        since = min(decided) + self._offset
+        removals = await (await conn.execute(REMOVALS_SINCE, {"scopes": names, "since": since})).fetchall()
+        if not removals:
+            return rows
+        stored = kept(rows, [when + self._offset for when in decided], removals)
+        if len(stored) < len(rows):
+            log.info("knowledge_additions_dropped", removed_after_decided=len(rows) - len(stored))
+        return stored
 
     async def replace_source(
         self, scope: str, source: str, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]
@@ -142,7 +184,7 @@ class PostgresEngine:
             for start in range(0, len(rows), UPSERT_BATCH):
                 skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH])
             async with conn.cursor() as cursor:
-                await cursor.executemany(RECORD_SKIPPED, [_skipped_row(scope, source, refused) for refused in skipped])
+                await cursor.executemany(RECORD_SKIPPED, [skipped_row(scope, source, refused) for refused in skipped])
         return skipped
 
     async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
@@ -164,30 +206,40 @@ class PostgresEngine:
             rows = await cursor.fetchall()
         return [hit_from_row(row) for row in rows]
 
-    async def _delete(self, statement: str, parameters: dict[str, Any]) -> int:
-        async with self._connection() as conn:
+    async def _delete(self, statement: str, parameters: dict[str, Any], scope: str, kind: str, *values: str) -> int:
+        """Delete, recording the removal (scope, kind, values) at the database's time in the same transaction, under
+        the scope's lock: an addition decided before it and landing after is dropped, in any process."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(LOCK, {"name": lock_name(scope)})
+            await conn.execute(RECORD_REMOVALS, {"scope": scope, "kind": kind, "values": list(values)})
             cursor = await conn.execute(statement, parameters)
             return int(cursor.rowcount)
 
     async def delete_keys(self, scope: str, keys: Sequence[str]) -> int:
-        return await self._delete(DELETE_KEYS, {"scope": scope, "keys": list(keys)}) if keys else 0
+        return await self._delete(DELETE_KEYS, {"scope": scope, "keys": list(keys)}, scope, "key", *keys) if keys else 0
 
     async def delete_source(self, scope: str, source: str) -> int:
-        return await self._delete(DELETE_SOURCE, {"scope": scope, "source": source})
+        return await self._delete(DELETE_SOURCE, {"scope": scope, "source": source}, scope, "source", source)
 
     async def delete_linked(self, scope: str, url_prefix: str) -> int:
-        return await self._delete(DELETE_LINKED, {"scope": scope, "prefix": url_prefix}) if url_prefix else 0
+        if not url_prefix:
+            return 0
+        return await self._delete(DELETE_LINKED, {"scope": scope, "prefix": url_prefix}, scope, "linked", url_prefix)
 
     async def delete_scope(self, scope: str) -> int:
-        return await self._delete(DELETE_SCOPE, {"scope": scope})
+        return await self._delete(DELETE_SCOPE, {"scope": scope}, scope, "scope", "")
 
     async def delete_author(self, scope: str, author: str) -> int:
-        return await self._delete(DELETE_AUTHOR, {"scope": scope, "author": author}) if author else 0
+        if not author:
+            return 0
+        return await self._delete(DELETE_AUTHOR, {"scope": scope, "author": author}, scope, "author", author)
 
     async def delete_author_everywhere(self, scope_prefix: str, author: str) -> int:
+        """`scope_prefix` is a platform's ("discord:"): the lock every addition on that platform takes."""
         if not author or not scope_prefix:
             return 0
-        return await self._delete(DELETE_AUTHOR_EVERYWHERE, {"prefix": scope_prefix, "author": author})
+        parameters = {"prefix": scope_prefix, "author": author}
+        return await self._delete(DELETE_AUTHOR_EVERYWHERE, parameters, scope_prefix, "author_everywhere", author)
 
     async def sources(self, scope: str) -> list[SourceInfo]:
         async with self._connection() as conn:
@@ -209,9 +261,7 @@ async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(SESSION_SETTINGS)
 
 
-async def _insert_isolating(
-    conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[Passage, dict[str, Any]]]
-) -> list[Skipped]:
+async def _insert_isolating(conn: psycopg.AsyncConnection[Any], rows: Sequence[Row]) -> list[Skipped]:
     """Upsert `rows` inside the caller's transaction; a batch the database refuses is tried again by halves (each
     in a savepoint), down to the one passage it refuses, which is left out and returned with the database's reason."""
     if not rows:
@@ -233,52 +283,7 @@ def refusal(error: Exception) -> str:
     return f"the database refused it ({detail})"
 
 
-def _rows(passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[tuple[Passage, dict[str, Any]]]:
+def _rows(passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Row]:
     if len(passages) != len(vectors):
         raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
     return [(passage, upsert_row(passage, vector)) for passage, vector in zip(passages, vectors, strict=True)]
-
-
-def _skipped_row(scope: str, source: str, skipped: Skipped) -> dict[str, Any]:
-    passage = skipped.passage
-    return {
-        "scope": scope,
-        "source": source,
-        "key": passage.key,
-        "title": passage.title,
-        "locator": passage.locator,
-        "reason": skipped.reason,
-        "at": passage.updated_at,
-    }
-
-
-def upsert_row(passage: Passage, vector: Sequence[float]) -> dict[str, Any]:
-    return {
-        "scope": passage.scope,
-        "key": passage.key,
-        "source": passage.source,
-        "title": passage.title,
-        "text": passage.text,
-        "locator": passage.locator,
-        "url": passage.url,
-        "channel": passage.channel,
-        "author": passage.author,
-        "updated_at": passage.updated_at,
-        "embedding": np.asarray(vector, dtype=np.float32),
-    }
-
-
-def hit_from_row(row: dict[str, Any]) -> Hit:
-    passage = Passage(
-        scope=row["scope"],
-        source=row["source"],
-        key=row["key"],
-        text=row["text"],
-        title=row["title"],
-        locator=row["locator"],
-        url=row["url"],
-        channel=row["channel"],
-        author=row["author"],
-        updated_at=float(row["updated_at"]),
-    )
-    return Hit(passage=passage, relevance=float(row["relevance"]), words=float(row["words"]))

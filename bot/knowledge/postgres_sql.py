@@ -1,10 +1,22 @@
-"""The SQL of the PostgreSQL knowledge engine (bot/knowledge/postgres.py): its schema and its statements."""
+"""The SQL of the PostgreSQL knowledge engine (bot/knowledge/postgres.py): its schema, its statements, and the rows
+they take and give."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bot.knowledge.passages import Hit, Passage, Skipped
 
 TABLE = "knowledge_passages"
 MODEL_TABLE = "knowledge_model"  # one row: the embedding model the vectors were made with
 SKIPPED_TABLE = "knowledge_skipped"  # a file's passages the database refused, shown by /knowledge list
+# What was removed, and when by the database's clock: an addition decided before (queued in some process) that lands
+# after is dropped. Kept REMOVALS_KEPT_SECONDS, far longer than an addition waits in a queue.
+REMOVALS_TABLE = "knowledge_removals"
+REMOVALS_KEPT_SECONDS = 86_400
 
 # 'english', not 'simple': questions are sentences, so its stemming matches "deploying" to "deployment" and its
 # stop words keep "how do I" from matching every passage in the OR of a question's words. Codes, numbers, file
@@ -52,6 +64,16 @@ def schema(dimensions: int) -> list[str]:
             at double precision NOT NULL
         )""",
         f"CREATE INDEX IF NOT EXISTS {SKIPPED_TABLE}_scope ON {SKIPPED_TABLE} (scope)",
+        # kind: scope, source, key, author, linked (value: a URL prefix), or author_everywhere (scope: a platform's
+        # prefix, "discord:"). No index on the value: a key or source may be too long for one.
+        f"""
+        CREATE TABLE IF NOT EXISTS {REMOVALS_TABLE} (
+            scope text NOT NULL,
+            kind text NOT NULL,
+            value text NOT NULL,
+            at double precision NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {REMOVALS_TABLE}_scope_at ON {REMOVALS_TABLE} (scope, at)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words)",
         # m 12 and ef_construction 40 rather than 16 and 64: inserts 2.7 times as fast (what bounds ingestion), the
         # same recall of the 40 nearest at ef_search 100 (docs/BENCHMARKS.md, "Knowledge").
@@ -181,6 +203,21 @@ DELETE_AUTHOR = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND author = %(aut
 # /forget-me: a person's passages in every server of a platform (rare: a scan is fine).
 DELETE_AUTHOR_EVERYWHERE = f"DELETE FROM {TABLE} WHERE author = %(author)s AND starts_with(scope, %(prefix)s)"
 
+# Additions and removals of a scope are serialised: an upsert holds its scopes' (and platforms') locks shared, a
+# removal its scope's (or platform's) exclusively, so that an upsert either sees the removal recorded or committed
+# before it, its rows then deleted.
+LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtextextended(name, 0)) FROM unnest(%(names)s::text[]) AS name"
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(name)s, 0))"
+NOW = "SELECT extract(epoch FROM clock_timestamp())::double precision"
+REMOVALS_SINCE = f"SELECT scope, kind, value, at FROM {REMOVALS_TABLE} WHERE scope = ANY(%(scopes)s) AND at > %(since)s"
+RECORD_REMOVALS = f"""
+WITH old AS (
+    DELETE FROM {REMOVALS_TABLE}
+    WHERE scope = %(scope)s AND at < extract(epoch FROM clock_timestamp()) - {REMOVALS_KEPT_SECONDS}
+)
+INSERT INTO {REMOVALS_TABLE} (scope, kind, value, at)
+SELECT %(scope)s, %(kind)s, value, extract(epoch FROM clock_timestamp()) FROM unnest(%(values)s::text[]) AS value"""
+
 RECORD_SKIPPED = f"""
 INSERT INTO {SKIPPED_TABLE} (scope, source, key, title, locator, reason, at)
 VALUES (%(scope)s, %(source)s, %(key)s, %(title)s, %(locator)s, %(reason)s, %(at)s)"""
@@ -207,3 +244,52 @@ SELECT source, coalesce(s.title, k.title), coalesce(s.passages, 0), coalesce(s.c
 FROM stored s FULL JOIN skipped k USING (source)
 ORDER BY at DESC, source
 """
+
+
+Row = tuple[Passage, dict[str, Any]]
+PASSAGE_COLUMNS = ("scope", "key", "source", "title", "text", "locator", "url", "channel", "author", "updated_at")
+
+
+def kept(rows: list[Row], decided: Sequence[float], removals: Sequence[tuple[str, str, str, float]]) -> list[Row]:
+    """Those of `rows` no removal recorded after their addition was `decided` takes (both by the database's clock)."""
+    return [
+        row
+        for row, when in zip(rows, decided, strict=True)
+        if not any(at > when and removes(scope, kind, value, row[0]) for scope, kind, value, at in removals)
+    ]
+
+
+def removes(scope: str, kind: str, value: str, passage: Passage) -> bool:
+    """Whether the removal (scope, kind, value) takes `passage`."""
+    if kind == "author_everywhere":
+        return passage.scope.startswith(scope) and passage.author == value
+    if passage.scope != scope:
+        return False
+    named = {"source": passage.source, "key": passage.key, "author": passage.author}
+    return kind == "scope" or named.get(kind) == value or (kind == "linked" and passage.url.startswith(value))
+
+
+def platform_of(scope: str) -> str:
+    """The platform's prefix of `scope` ("discord:"), which /forget-me removes an author from."""
+    return scope.split(":", 1)[0] + ":"
+
+
+def lock_name(scope: str) -> str:
+    return f"knowledge:{scope}"
+
+
+def skipped_row(scope: str, source: str, skipped: Skipped) -> dict[str, Any]:
+    passage, reason = skipped.passage, skipped.reason
+    return {"scope": scope, "source": source, "key": passage.key, "title": passage.title, "locator": passage.locator,
+            "reason": reason, "at": passage.updated_at}  # fmt: skip
+
+
+def upsert_row(passage: Passage, vector: Sequence[float]) -> dict[str, Any]:
+    return {name: getattr(passage, name) for name in PASSAGE_COLUMNS} | {
+        "embedding": np.asarray(vector, dtype=np.float32)
+    }
+
+
+def hit_from_row(row: dict[str, Any]) -> Hit:
+    passage = Passage(**{name: row[name] for name in PASSAGE_COLUMNS} | {"updated_at": float(row["updated_at"])})
+    return Hit(passage=passage, relevance=float(row["relevance"]), words=float(row["words"]))

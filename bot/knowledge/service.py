@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ log = structlog.get_logger(__name__)
 EMBED_BATCH = 64  # passages embedded and stored together
 QUEUE_LIMIT = 20_000  # passages waiting to be added; past it the oldest waiting are dropped, and logged
 RESTART_SECONDS = 1.0  # the adder, if it ever fails, starts again after this
+# A live message is judged knowledge from its channel's opt-in as a process has it cached, up to this old
+# (adapters.jobs.knowledge_channels.CACHE_SECONDS): its addition counts as decided then, so that an `off` another
+# process ran meanwhile wins over it too.
+DECIDED_EARLIER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class Knowledge:
         self.embedder = embedder
         self._min_relevance = min_relevance
         self._relevance = relevance_for(embedder.name, min_relevance)
-        self._waiting: asyncio.Queue[Passage | _Forget] = asyncio.Queue()  # in the order they happened
+        self._waiting: asyncio.Queue[_Addition | _Forget] = asyncio.Queue()  # in the order they happened
         self._adder: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
         self._settled.set()
@@ -72,14 +77,16 @@ class Knowledge:
         await self.embedder.aclose()
         await self.engine.aclose()
 
-    async def add(self, passages: Sequence[Passage]) -> list[Skipped]:
+    async def add(self, passages: Sequence[Passage], decided: Sequence[float] = ()) -> list[Skipped]:
         """Embed and store `passages` now, in batches (each replaces the passage of its scope and key); those the
-        database refused are logged and returned, the others stored."""
+        database refused are logged and returned, the others stored. A passage removed (its source, key, author or
+        scope) after its addition was `decided` (unix seconds, each; default: now) is not stored."""
         cleaned = [clean_passage(passage) for passage in passages]
+        when = list(decided) or [time.time()] * len(cleaned)
         skipped: list[Skipped] = []
         for start in range(0, len(cleaned), EMBED_BATCH):
             batch = cleaned[start : start + EMBED_BATCH]
-            skipped += await self.engine.upsert(batch, await self._embed(batch))
+            skipped += await self.engine.upsert(batch, await self._embed(batch), when[start : start + EMBED_BATCH])
         return _logged(skipped)
 
     async def replace_source(self, scope: str, source: str, passages: Sequence[Passage]) -> list[Skipped]:
@@ -103,7 +110,7 @@ class Knowledge:
     def add_soon(self, passages: Sequence[Passage]) -> None:
         """Queue `passages` (a live message, an edit) to be added with others within a moment."""
         for passage in passages:
-            self._queue(clean_passage(passage))
+            self._queue(_Addition(clean_passage(passage), time.time() - DECIDED_EARLIER_SECONDS))
 
     def forget_soon(self, scope: str, keys: Sequence[str]) -> None:
         """Queue the removal of `keys` (deleted messages) behind what was queued before: a message posted and
@@ -111,7 +118,7 @@ class Knowledge:
         if keys:
             self._queue(_Forget(clean_text(scope), tuple(clean_text(key) for key in keys)))
 
-    def _queue(self, change: Passage | _Forget) -> None:
+    def _queue(self, change: _Addition | _Forget) -> None:
         if self._waiting.qsize() >= QUEUE_LIMIT:
             dropped = self._waiting.get_nowait()
             log.warning("knowledge_queue_full", dropped=dropped)
@@ -178,11 +185,18 @@ class Knowledge:
                     if isinstance(run, _Forget):
                         await self.forget_keys(run.scope, run.keys)
                     else:
-                        await self.add(_newest_per_key(run))
+                        newest = _newest_per_key(run)
+                        await self.add([added.passage for added in newest], [added.decided for added in newest])
                 except Exception as error:  # noqa: BLE001 - the engine or embedder failed: logged, the next goes on
                     log.error("knowledge_change_failed", change=type(run).__name__, error=str(error))
             if self._waiting.empty():
                 self._settled.set()
+
+
+@dataclass(frozen=True)
+class _Addition:
+    passage: Passage
+    decided: float  # when it was queued (unix seconds): a removal after this wins over it
 
 
 @dataclass(frozen=True)
@@ -191,9 +205,9 @@ class _Forget:
     keys: tuple[str, ...]
 
 
-def _runs(changes: list[Passage | _Forget]) -> list[list[Passage] | _Forget]:
+def _runs(changes: list[_Addition | _Forget]) -> list[list[_Addition] | _Forget]:
     """The changes in order, consecutive additions together."""
-    runs: list[list[Passage] | _Forget] = []
+    runs: list[list[_Addition] | _Forget] = []
     for change in changes:
         if isinstance(change, _Forget):
             runs.append(change)
@@ -223,9 +237,9 @@ def _embedded_text(passage: Passage) -> str:
     return f"{passage.title}\n{passage.text}" if passage.locator else passage.text
 
 
-def _newest_per_key(batch: list[Passage]) -> list[Passage]:
+def _newest_per_key(batch: list[_Addition]) -> list[_Addition]:
     """A message posted then edited within one batch is stored once, as edited."""
-    newest: dict[tuple[str, str], Passage] = {}
-    for passage in batch:
-        newest[passage.scope, passage.key] = passage
+    newest: dict[tuple[str, str], _Addition] = {}
+    for added in batch:
+        newest[added.passage.scope, added.passage.key] = added
     return list(newest.values())

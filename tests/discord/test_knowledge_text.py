@@ -1,6 +1,7 @@
 """Text PostgreSQL refuses, through the real bot (issue 61): the fake Discord, the embedded PostgreSQL given as
 KNOWLEDGE_DATABASE_URL, the embedded embeddings. A NUL or a lone surrogate in one person's message never loses the
-others' (live or read from history), and a file added again with a NUL replaces its old text."""
+others' (live or read from history), and a file added again with a NUL replaces its old text. And removals win over
+additions still queued: `channel off` right after a burst leaves nothing of the channel."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ async def scene(database_url: str) -> AsyncIterator[Scene]:
         admins = world.fake.add_role(world.guild, "admins", permissions=Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS)
         admin = world.add_user("admin", roles=[admins])
         people = [world.add_user(name) for name in ("alice", "bob", "carol")]
-        channels = {name: world.add_channel(name) for name in ("live", "old", "files")}
+        channels = {name: world.add_channel(name) for name in ("live", "old", "files", "burst")}
         old = [f"Old note {n} about the office." for n in range(OLD_MESSAGES)]
         old[7] = "Old note 7: the boiler\x00 room is in the basement."
         world.fake.seed_history(channels["old"]["id"], OLD_MESSAGES, authors=people, content=lambda n: old[n])
@@ -132,3 +133,16 @@ async def test_a_file_added_again_with_a_nul_replaces_its_old_text(scene: Scene)
     with psycopg.connect(scene.database, autocommit=True) as conn:
         rows = conn.execute("SELECT text FROM knowledge_passages WHERE title = 'handbook.txt'").fetchall()
     assert rows == [("The canteen opens at nine from Monday.",)]
+
+
+async def test_channel_off_right_after_a_burst_leaves_nothing_of_it(scene: Scene) -> None:
+    burst = scene.channels["burst"]
+    assert (await knowledge(scene, burst, "channel", state="on")).startswith("Done")
+    for n in range(150):
+        await scene.world.say(burst, scene.people[n % 3], f"Burst message {n} about the release.")
+
+    assert (await knowledge(scene, burst, "channel", state="off")).startswith("Done")
+    await asyncio.sleep(5)
+
+    assert await asyncio.to_thread(texts, scene, burst) == {}
+    assert "#burst" not in await knowledge(scene, burst, "list")
