@@ -101,7 +101,8 @@ class KnowledgeCommands:
             knowledge = self._knowledge.current
             if knowledge is None or interaction.guild is None or not self._may(interaction, "server"):
                 return []
-            return await source_choices(knowledge, guild_scope(interaction.guild.id), typed)
+            scope = guild_scope(interaction.guild.id)
+            return await source_choices(knowledge, scope, typed, interaction.guild, interaction.user)
 
         tree.add_command(group)
         menu = app_commands.ContextMenu(

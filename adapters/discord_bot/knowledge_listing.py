@@ -86,10 +86,19 @@ def _fitted(lines: list[str]) -> str:
     return "\n".join(shown)
 
 
-async def source_choices(knowledge: Knowledge, scope: str, typed: str) -> list[app_commands.Choice[str]]:
-    """/knowledge remove's suggestions: the sources whose title has what was typed, the newest first."""
+async def source_choices(
+    knowledge: Knowledge, scope: str, typed: str, guild: discord.Guild, admin: object
+) -> list[app_commands.Choice[str]]:
+    """/knowledge remove's suggestions: the sources whose title has what was typed, the newest first; of the
+    channels', only those `admin` can view."""
     wanted = typed.strip().casefold()
-    sources = sorted(await knowledge.sources(scope), key=lambda info: info.updated_at, reverse=True)
+    everything = await knowledge.sources(scope)
+    readable = readable_channels(guild, admin, {_said_in(info) for info in everything} - {""})
+    sources = sorted(
+        (info for info in everything if _said_in(info) in readable | {""}),
+        key=lambda info: info.updated_at,
+        reverse=True,
+    )
     return [
         app_commands.Choice(name=info.title[:100] or info.source, value=info.source[:100])
         for info in sources

@@ -2,7 +2,7 @@
 and the embedded embeddings: a private channel's passage never reaches a shared thread (neither the asker's answer
 there, nor a later asker's model request through the thread's history, where a knowledge search's result is kept as a
 note only), and an admin who can't see a private channel finds neither its questions in `/knowledge gaps` nor its
-line in `/knowledge list`."""
+line in `/knowledge list` (nor in `/knowledge remove`'s suggestions)."""
 
 from __future__ import annotations
 
@@ -186,3 +186,8 @@ async def test_an_admin_who_cannot_see_a_channel_gets_neither_its_gaps_nor_its_l
     assert "vault sleep" not in limited and "in town" in limited
     assert "#vault" in await knowledge(scene, scene.town, scene.admin, "list")
     assert "#vault" not in await knowledge(scene, scene.town, scene.manager, "list")
+    for admin, offered in ((scene.admin, ["#vault"]), (scene.manager, [])):
+        choices = await world.fake.send_autocomplete(
+            scene.town["id"], admin, "knowledge", {"remove": {"source": "vau"}}
+        )
+        assert [choice["name"] for choice in choices] == offered
