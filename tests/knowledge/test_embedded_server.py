@@ -262,3 +262,20 @@ def test_a_server_that_won_t_start_says_why_from_its_log(folder: Path) -> None:
         start_embedded(data_dir)
     assert 'LOG:  invalid value for parameter "shared_buffers": "plenty"; FATAL:' in str(failed.value)
     assert f"its log is {data_dir / 'log'}" in str(failed.value)
+
+
+@AS_ROOT
+def test_a_socket_folder_someone_else_made_first_is_refused(folder: Path) -> None:
+    data_dir = long_data_dir(folder)
+    socket = Path(str(psycopg.conninfo.conninfo_to_dict(start_embedded(data_dir).url)["host"]))
+    stop_embedded(data_dir)
+    assert not socket.exists()
+    socket.mkdir(mode=0o777)  # made by another user, waiting for the server's socket
+    socket.chmod(0o777)
+    os.chown(socket, pwd.getpwnam(INTRUDER).pw_uid, -1)
+    try:
+        with pytest.raises(EmbeddedDatabaseError, match=rf"{socket} is not a private folder of {SERVER_USER}"):
+            start_embedded(data_dir)
+        assert not list(socket.iterdir())
+    finally:
+        socket.rmdir()
