@@ -81,10 +81,16 @@ class KnowledgeEngine(Protocol):
         addition was `decided` (unix seconds on this host, each; default: now) takes is dropped, in any process."""
 
     async def replace_source(
-        self, scope: str, source: str, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]
+        self,
+        scope: str,
+        source: str,
+        passages: Sequence[Passage],
+        vectors: Sequence[Sequence[float]],
+        decided: float | None = None,
     ) -> list[Skipped]:
-        """In one transaction: the source's passages replaced by `passages` (as upsert), those refused recorded
-        for `sources`. Until it commits, the old passages are found; if it fails, they stay."""
+        """In one transaction: the source's passages replaced by `passages` (as upsert, a removal recorded after
+        `decided` winning), those refused recorded for `sources`. Until it commits, the old passages are found; if
+        it fails, they stay."""
 
     async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
         """The passages best matching `text` by words and `vector` by meaning, fused, best first, within `access`."""

@@ -162,6 +162,8 @@ class PostgresEngine:
     ) -> list[Row]:
         """Those of `rows` that no removal recorded since their addition was decided (by this host's clock) matches,
         read under their scopes' shared locks: a removal either committed before, and is seen, or waits for these."""
+        if not rows:
+            return rows
         scopes = {passage.scope for passage, _ in rows}
         names = sorted({*scopes, *map(platform_of, scopes)})
         await conn.execute(LOCK_SHARED, {"names": [lock_name(name) for name in names]})
@@ -175,10 +177,16 @@ class PostgresEngine:
         return stored
 
     async def replace_source(
-        self, scope: str, source: str, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]
+        self,
+        scope: str,
+        source: str,
+        passages: Sequence[Passage],
+        vectors: Sequence[Sequence[float]],
+        decided: float | None = None,
     ) -> list[Skipped]:
         rows = _rows(passages, vectors)
         async with self._connection() as conn, conn.transaction():
+            rows = await self._not_removed(conn, rows, [time.time() if decided is None else decided] * len(rows))
             await conn.execute(DELETE_SOURCE, {"scope": scope, "source": source})
             skipped: list[Skipped] = []
             for start in range(0, len(rows), UPSERT_BATCH):

@@ -93,11 +93,13 @@ class Knowledge:
         """The source's passages replaced by `passages` (a file added again), all at once: every one is embedded
         first, then the old ones are deleted and the new ones stored in one transaction, so a failure leaves the old
         ones in place. Those the database refused are logged, kept for /knowledge list, and returned."""
+        decided = time.time()  # a removal of the source while it is embedded wins (a message deleted meanwhile)
         cleaned = [clean_passage(passage) for passage in passages]
         vectors: list[list[float]] = []
         for start in range(0, len(cleaned), EMBED_BATCH):
             vectors += await self._embed(cleaned[start : start + EMBED_BATCH])
-        return _logged(await self.engine.replace_source(clean_text(scope), clean_text(source), cleaned, vectors))
+        replaced = await self.engine.replace_source(clean_text(scope), clean_text(source), cleaned, vectors, decided)
+        return _logged(replaced)
 
     async def _embed(self, batch: Sequence[Passage]) -> list[list[float]]:
         texts = [_embedded_text(passage) for passage in batch]

@@ -4,6 +4,7 @@ removed its source, key or author never lands after the removal; what is added a
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,10 @@ from bot.knowledge.embedded import EmbeddedDatabase
 from bot.knowledge.embeddings import LocalEmbedder
 from bot.knowledge.passages import Passage
 from bot.knowledge.postgres import PostgresEngine
+from bot.knowledge.remote_embeddings import OpenAIEmbedder
 from bot.knowledge.service import Knowledge
+from tests.fakes.model_server import FakeModelServer
+from tests.knowledge.conftest import MODEL
 
 
 async def started(database: EmbeddedDatabase) -> Knowledge:
@@ -74,3 +78,23 @@ async def test_a_deleted_message_and_a_forgotten_author_stay_gone_whichever_proc
     assert count(database, scope, "author = 'carol'") == 0
     assert count(database, scope, "key = ANY(%s)", ["general-0", "general-2"]) == 0
     assert count(database, scope) == 48  # dave's other messages were not removed
+
+
+async def test_a_source_removed_while_it_is_being_added_again_stays_removed(
+    two: tuple[Knowledge, Knowledge], database: EmbeddedDatabase
+) -> None:
+    _, remover = two
+    scope, source = f"test:{uuid.uuid4().hex[:12]}", "message:42"
+    added = [Passage(scope, source, f"{source}#1", "bob: the fire drill is on Thursday.", "bob in #general")]
+    async with FakeModelServer() as server:
+        slow = Knowledge(PostgresEngine(database.url), OpenAIEmbedder(f"{server.base_url}/v1", MODEL, token=None))
+        await slow.start()
+        try:
+            server.embeddings.delay_seconds = 1.0  # "Add to knowledge" embedding the message...
+            adding = asyncio.create_task(slow.replace_source(scope, source, added))
+            await asyncio.sleep(0.3)
+            await remover.forget_source(scope, source)  # ...when its author deletes it
+            await adding
+        finally:
+            await slow.aclose()
+    assert count(database, scope) == 0
