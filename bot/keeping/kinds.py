@@ -87,10 +87,11 @@ KINDS: tuple[Kind, ...] = (
         "person's conversations",
         (Owner.PERSON,),
         ("person-conversations:{*}",),
-        {PERSON: "bot.forget", SERVER: "a Slack workspace's people's: swept with it", EXPIRY: HISTORY_TTL},
+        {PERSON: "bot.forget", EXPIRY: HISTORY_TTL},
         HISTORY_TTL,
         server_keys=("person-conversations:{slack:{id}:*}",),
-        kept="ids only: a conversation reset is found empty, and leaves with the list's expiry",
+        kept="ids only: a conversation reset, or its server left, is found empty and leaves with the list's expiry "
+        "(a Slack workspace's people's lists are swept with it; a Discord person's spans servers)",
     ),
     Kind(
         "place settings",

@@ -251,10 +251,18 @@ class UsageLedger:
         return int(answers[-2]) if day_keys else 0
 
     async def forget_scope(self, scope: str) -> None:
-        """The bot left the server or workspace: its day counters and top people go (the people's own stay)."""
+        """The bot left the server or workspace: its day counters and top people go, and the people's lists of top
+        lists forget them (their own counters stay)."""
         index = self._scope_days(scope)
         keys = sorted(_text(key) for key in await self._run(self._redis.smembers(index)))
-        await self._run(self._redis.delete(*keys, index))  # one slot: the scope's
+        tops = [key for key in keys if key.startswith(self._scope_top(scope, ""))]
+        people: list[list[Any]] = [await self._run(self._redis.zrange(top, 0, -1)) for top in tops]
+        async with self._redis.pipeline(transaction=False) as pipe:  # each person's list in its own slot
+            for top, members in zip(tops, people, strict=True):
+                for person in members:
+                    pipe.srem(self._person_tops(_text(person)), top)
+            pipe.delete(*keys, index)  # one slot: the scope's
+            await self._run(pipe.execute())
 
     # Budgets. Amounts are whole units of the caller's choice, the same for a key's every call: tokens, or
     # micro-dollars (config.usage.Budget.units); fractions are rounded.
