@@ -136,9 +136,11 @@ class Feedback:
         it) is also a gap (no_source). Recording it again (a retry) keeps its votes. Listed under its scope and its
         conversation (`thread`), so that the bot leaving the scope and /reset find it."""
         await self._index(info.asker, _member("asked", info.scope, answer_id))
-        await self._list(self._answers_key("scope", info.scope), answer_id)
-        if thread:
-            await self._list(self._answers_key("thread", thread), answer_id)
+        await self._list(
+            answer_id,
+            self._answers_key("scope", info.scope),
+            *([self._answers_key("thread", thread)] if thread else []),
+        )
         await self._run(self._record(keys=self._answer_keys(answer_id), args=[info.to_json(), self._answer_seconds]))
         if not info.sources and could_cite:
             entry_id = _entry_id("no_source", answer_id)
@@ -325,9 +327,13 @@ class Feedback:
         await self._run(self._redis.sadd(key, member))
         await self._run(self._redis.expire(key, max(self._answer_seconds, self._gap_seconds)))
 
-    async def _list(self, key: str, answer_id: str) -> None:
-        await self._run(self._redis.sadd(key, answer_id))
-        await self._run(self._redis.expire(key, self._answer_seconds))
+    async def _list(self, answer_id: str, *lists: str) -> None:
+        """List the answer in `lists` (its scope's, its conversation's), kept as long as it, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:  # one key each: their Cluster slots differ
+            for key in lists:
+                pipe.sadd(key, answer_id)
+                pipe.expire(key, self._answer_seconds)
+            await self._run(pipe.execute())
 
     def _answers_key(self, kind: Literal["scope", "thread"], owner: str) -> str:
         return f"{self._prefix}{kind}:{hash_tag(owner)}:answers"
