@@ -70,8 +70,8 @@ KINDS: tuple[Kind, ...] = (
         "conversation lock",
         (Owner.THREAD,),
         ("chat:{*}:lock", "chat:{*}:lock:fence"),
-        {EXPIRY: "seconds: while a turn holds the conversation"},
-        "seconds",
+        {EXPIRY: "seconds while a turn holds the conversation; its fence an hour"},
+        "an hour",
         kept="ids only, held while a turn writes",
     ),
     Kind(

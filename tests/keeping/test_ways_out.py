@@ -41,6 +41,27 @@ BOB = "U0BOB0001"
 CAROL = "U0CAROL01"
 LLAMAS, SECRET, LOUNGE, OFFICE = "C0LLAMAS1", "G0SECRET1", "C0LOUNGE1", "C0OFFICE1"
 WAYS = (Way.SERVER, Way.PERSON, Way.THREAD)
+DAY = 86_400
+HISTORY_TTL = 7 * DAY  # HISTORY_TTL_SECONDS's default
+# The longest each kind that expires lasts with the defaults, as the README's "What the bot keeps" says (seconds).
+LONGEST = {
+    "conversation": HISTORY_TTL,
+    "conversation lock": 3_600,
+    "server's conversations": HISTORY_TTL,
+    "person's conversations": HISTORY_TTL,
+    "message link": HISTORY_TTL,
+    "handled events": HISTORY_TTL,  # an hour; a refusal's notice a day; a left-out knowledge notice as the history
+    "question counters": 60,
+    "tool confirmations": 2 * 3_600,
+    "rate limits": 3_600,
+    "answers": HISTORY_TTL,
+    "knowledge gaps": 30 * DAY,
+    "usage": 92 * DAY,  # USAGE_RETENTION_DAYS (90) after the day
+    "budget counters": 32 * DAY,  # until the budget's month ends
+    "knowledge history readings": 3_600,
+    "knowledge live changes": 300,
+    "web conversations": HISTORY_TTL,
+}
 SETTLE_SECONDS = 10.0  # the review looked 10 s after app_uninstalled
 NOBODY = pwd.getpwnam("nobody").pw_uid
 # Kinds a Slack workspace doesn't write here (the web chat's, a tool's question, a workspace's install: the bot runs
@@ -310,9 +331,12 @@ async def test_every_key_the_bot_writes_is_of_a_listed_kind(before: Left) -> Non
 
 
 @pytest.mark.parametrize("kind", [kind for kind in KINDS if kind.expires], ids=lambda kind: kind.name)
-async def test_each_kind_that_expires_has_a_time_to_live(before: Left, kind: Kind) -> None:
+async def test_each_kind_that_expires_has_a_time_to_live_within_what_the_readme_says(before: Left, kind: Kind) -> None:
     lasting = sorted(key for key, (name, ttl) in before.keys.items() if name == kind.name and ttl < 0)
     assert lasting == [], f"{kind.name}: {kind.lasts}, but these keys never expire"
+    longest = LONGEST[kind.name]  # a kind added to the list says here how long it lasts at most
+    too_long = sorted(key for key, (name, ttl) in before.keys.items() if name == kind.name and ttl > longest * 1000)
+    assert too_long == [], f"{kind.name}: {kind.lasts}, but these keys last longer"
 
 
 @pytest.mark.parametrize("way", WAYS, ids=lambda way: way.name.lower())
