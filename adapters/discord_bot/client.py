@@ -272,9 +272,11 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         await self._feed.on_channel_delete(channel)
+        await self._added.on_place_delete(channel.guild.id, channel.id)
 
     async def on_raw_thread_delete(self, event: discord.RawThreadDeleteEvent) -> None:
         await self._feed.on_thread_delete(event.guild_id, event.parent_id, event.thread_id)
+        await self._added.on_place_delete(event.guild_id, event.thread_id)
 
     async def turn_for(self, key: str, message: discord.Message) -> Turn:
         """The question: the message with its files, after the message it replies to, if that is

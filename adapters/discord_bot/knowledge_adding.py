@@ -7,14 +7,14 @@ the knowledge with its files; edited, its text is read again."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import discord
 import structlog
 
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
-from adapters.discord_bot.knowledge_feed import jump_link
+from adapters.discord_bot.knowledge_feed import jump_link, place_link
 from adapters.jobs.attachments import Attachment
 from adapters.jobs.documents import DocumentReader, DocumentRefused
 from adapters.jobs.keeping.added import Added, AddedMessages
@@ -82,10 +82,11 @@ class KnowledgeAdding:
         can't, and then nothing is added: its deletion couldn't be followed."""
         texts = [added_source(message.id)] if message.content.strip() else []
         files = [file_source(scope, item.filename, "") for item in message.attachments]
-        if self._added is None or not (texts or files):
+        if self._added is None or not (texts or files) or message.guild is None:
             return True
+        link = jump_link(message.guild.id, message.channel.id, message.id)  # a deleted channel or thread: by link
         try:
-            await self._added.note(scope, str(message.id), Added((*texts, *files)))
+            await self._added.note(scope, str(message.id), Added((*texts, *files), url=link))
         except ReplyFailure as failure:
             log.error("knowledge_message_not_noted", scope=scope, message=message.id, detail=failure.detail)
             return False
@@ -132,6 +133,22 @@ class AddedFollower:
         except ReplyFailure as failure:
             log.error("knowledge_added_deletion_lost", scope=scope, messages=len(message_ids), detail=failure.detail)
             return
+        await self._forget(scope, taken)
+
+    async def on_place_delete(self, guild_id: int | None, place_id: int) -> None:
+        """A channel or thread deleted (Discord names none of its messages): the messages added from it go."""
+        if guild_id is None or self._knowledge.opener is None:
+            return
+        scope = guild_scope(guild_id)
+        try:
+            taken = await self._jobs.added.take_linked(scope, f"{place_link(guild_id, place_id)}/")
+        except ReplyFailure as failure:
+            log.error("knowledge_added_deletion_lost", scope=scope, place=place_id, detail=failure.detail)
+            return
+        await self._forget(scope, taken)
+
+    async def _forget(self, scope: str, taken: Sequence[Added]) -> None:
+        """The messages `taken` from the index leave the knowledge, with their files."""
         sources = [source for added in taken for source in added.sources]
         knowledge = await self._knowledge.get() if sources else None
         if knowledge is None:
@@ -144,7 +161,7 @@ class AddedFollower:
                 removed += await knowledge.forget_source(scope, source)
             except Exception as error:  # noqa: BLE001 - the engine failed: the operator is told what is left
                 log.error("knowledge_added_message_not_removed", scope=scope, source=source, error=str(error))
-        log.info("knowledge_added_message_deleted", scope=scope, sources=len(sources), removed=removed)
+        log.info("knowledge_added_message_deleted", scope=scope, messages=len(taken), removed=removed)
 
     async def on_edit(self, event: discord.RawMessageUpdateEvent) -> None:
         edited = event.data.get("edited_timestamp")

@@ -1,8 +1,8 @@
 """Messages made knowledge with "Add to knowledge" follow their author's deletes and edits, through the real bot
 process, the fake Discord and a real PostgreSQL (embedded, given as KNOWLEDGE_DATABASE_URL): in a channel that is
 not a knowledge channel, an edit re-reads the message's text and a delete removes it with its file within two
-seconds, also when the process that added it is gone (another process follows it); once its author's /forget-me
-took it out, an edit doesn't bring it back."""
+seconds (a deleted thread's message too), also when the process that added it is gone (another process follows
+it); once its author's /forget-me took it out, an edit doesn't bring it back."""
 
 from __future__ import annotations
 
@@ -89,6 +89,15 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
 
     await fake.edit_user_message(said["id"], "The office closes at 16:00 on Fridays.")
     await until(database_url, scope, lambda found: "16:00" in found.get(text, ""), "the edit re-read")
+
+    thread = await fake.create_user_thread(lounge, bob, "bikes")
+    in_thread = await world.say(thread, bob, "Bikes go in the courtyard rack.")
+    menu = await fake.send_message_command(thread["id"], admin, "Add to knowledge", in_thread["id"])
+    assert "Added bob's message" in await answered(world, menu)
+    threaded = f"message:{in_thread['id']}#1"
+    await until(database_url, scope, lambda found: threaded in found, "the thread's message")
+    await fake.delete_thread(thread)  # Discord names none of its messages
+    await until(database_url, scope, lambda found: threaded not in found, "the deleted thread's message removed")
 
     forget = await fake.send_slash_command(lounge["id"], bob, "forget-me")
     assert "1 of your messages the bot had as knowledge" in await answered(world, forget)

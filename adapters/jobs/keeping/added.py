@@ -72,6 +72,13 @@ class AddedMessages:
         taken = [await self._run(self._take(keys=[self._key(scope)], args=[message])) for message in messages]
         return [Added.from_json(raw) for raw in taken if raw]
 
+    async def take_linked(self, scope: str, url_prefix: str) -> list[Added]:
+        """The entries of the messages whose link starts with `url_prefix` (a deleted channel's or thread's),
+        forgotten here."""
+        found = await self._run(self._redis.hgetall(self._key(scope)))
+        linked = [_text(message) for message, raw in found.items() if Added.from_json(raw).url.startswith(url_prefix)]
+        return await self.take(scope, linked)
+
     async def still_known(self, knowledge: Knowledge, scope: str, message: str, source: str) -> Added | None:
         """The entry of `message`, if its `source` is still knowledge; else that source leaves the entry (removed
         by an admin, or by its author's /forget-me: an edit must not bring it back). None if it wasn't added."""
@@ -92,3 +99,7 @@ class AddedMessages:
 
     async def _run(self, command: Awaitable[T]) -> T:
         return await served(command, "knowledge_added_store_error", self._on_error)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
