@@ -1,6 +1,8 @@
 """The message shortcut "Add to knowledge" (admins, as /knowledge): the message's text, cited with its permalink, and
 its files, read like any attached document and cited by name and page, become the workspace's knowledge. What was
-said in a private channel stays readable only by its members. The admin is told what was added, privately."""
+said in a private channel stays readable only by its members. The admin is told what was added, privately. The
+message is noted (adapters.jobs.keeping.added) so that its edits and deletion are followed (.knowledge_feed): only
+from a channel the app is in, whose message events Slack sends it."""
 
 from __future__ import annotations
 
@@ -34,6 +36,14 @@ log = structlog.get_logger(__name__)
 
 # The message shortcut's callback id, as in config/slack-app-manifest.yml.
 ADD_TO_KNOWLEDGE = "add_to_knowledge"
+NOT_FOLLOWED = (
+    "I'm not in this channel, so I wouldn't see this message edited or deleted: invite me first (`/invite` and my "
+    "name), then add it again."
+)
+
+
+class NotFollowed(Exception):
+    """The app isn't in the message's channel: Slack sends it none of the channel's message events."""
 
 
 class KnowledgeShortcut:
@@ -71,7 +81,10 @@ class KnowledgeShortcut:
         message, channel = shortcut.get("message") or {}, shortcut["channel"]
         if str(channel["id"]).startswith("D"):
             return "A direct message can't be made knowledge: post it in a channel first."
-        readers = await self._readers(reach, str(channel["id"]))
+        try:
+            readers = await self._readers(reach, str(channel["id"]))
+        except NotFollowed:
+            return NOT_FOLLOWED
         if readers is None:
             return "I can't read this channel's members, so I can't tell who may see what it says: nothing was added."
         added: list[str] = []
@@ -104,9 +117,12 @@ class KnowledgeShortcut:
 
     async def _readers(self, reach: Reach, channel: str) -> str | None:
         """Who may read what the message says: "" (everyone in the workspace: a public channel), the channel
-        (private: its members, kept from now on); None when Slack won't say."""
+        (private: its members, kept from now on); None when Slack won't say. Raises NotFollowed where the app
+        isn't a member: Slack wouldn't tell it of the message's edits and deletion."""
         try:
             info = (await reach.client.conversations_info(channel=channel))["channel"]
+            if not info.get("is_member"):
+                raise NotFollowed
             if not info.get("is_private"):
                 return ""
             if not await self._knowledge.members.is_tracked(reach.team, channel):

@@ -2,7 +2,8 @@
 real bot processes, the fake Slack and a real PostgreSQL (embedded, given as KNOWLEDGE_DATABASE_URL): in a channel
 that is not a knowledge channel, an edit (message_changed) re-reads the message's text and a deletion
 (message_deleted) removes it with its file within two seconds, in whichever process gets the event; once its
-author's /forget-me took it out, an edit doesn't bring it back."""
+author's /forget-me took it out, an edit doesn't bring it back; a channel the app isn't in (whose events Slack
+doesn't send it) is refused."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)
 ALICE = FakeSlack.DEFAULT_USER  # an admin (SLACK_ADMIN_USER_IDS)
 BOB = "U0BOB0001"
 LOUNGE = "C0LOUNGE1"  # never switched on: not a knowledge channel
+ATTIC = "C0ATTIC01"
 ADD = "add_to_knowledge"
 FOLLOWED_SECONDS = 2.0
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -107,6 +109,13 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
     assert text not in await asyncio.to_thread(
         passages, database_url, scope
     )  # forgotten: an edit doesn't bring it back
+
+    fake.add_channel(ATTIC, "attic", bot_member=False)  # Slack sends no message event of a channel the app isn't in
+    elsewhere = fake.seed_message(ATTIC, "The attic key is under the mat.", user=BOB)
+    before = len(fake.ephemerals)
+    await fake.send_message_shortcut(ADD, ALICE, ATTIC, elsewhere.ts)
+    await eventually(lambda: len(fake.ephemerals) > before, 20, "the shortcut's refusal")
+    assert fake.ephemerals[before].text.startswith("I'm not in this channel, so I wouldn't see this message edited")
 
     first = harness.bots[0]
     await harness.start_bot()  # the process that added it is gone: the other one follows the deletion
