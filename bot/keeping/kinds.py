@@ -60,7 +60,7 @@ KINDS: tuple[Kind, ...] = (
         {
             SERVER: "each conversation of the server's index is reset (ChatCore.forget_server)",
             PERSON: "theirs whole, their turns out of shared ones (bot.forget)",
-            THREAD: "ChatCore.reset",
+            THREAD: "ChatCore.reset (its model choice, a setting of the conversation, stays until it expires)",
             EXPIRY: HISTORY_TTL,
         },
         HISTORY_TTL,
