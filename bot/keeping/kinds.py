@@ -12,40 +12,9 @@ Discord guild id, a Slack team id). Braces are literal otherwise (Cluster hash t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from bot.keeping.kind import Kind, Owner, Way
 
-
-class Way(StrEnum):
-    """The ways out of what the bot keeps."""
-
-    SERVER = "the bot leaves a server (Discord) or is uninstalled from a workspace (Slack)"
-    PERSON = "/forget-me: a person's own records"
-    THREAD = "/reset: a conversation's records"
-    EXPIRY = "the time to live"
-
-
-class Owner(StrEnum):
-    SERVER = "a server or workspace"
-    PERSON = "a person"
-    THREAD = "a conversation"
-    DEPLOYMENT = "the deployment"
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A kind of record. `removed` says, for each way out that applies to it, how it is removed; a way left out
-    doesn't apply (`kept` says why). `expires`: each of its keys carries a TTL."""
-
-    name: str
-    owners: tuple[Owner, ...]
-    keys: tuple[str, ...]  # globs matching every key of the kind
-    removed: dict[Way, str]
-    lasts: str
-    expires: bool = True
-    server_keys: tuple[str, ...] = ()  # globs of one server's keys, swept when the bot leaves it
-    kept: str = ""  # why a way out doesn't apply
-    table: str = ""  # a PostgreSQL table, for knowledge
+__all__ = ["KINDS", "Kind", "Owner", "Way", "server_patterns"]
 
 
 SERVER, PERSON, THREAD, EXPIRY = Way.SERVER, Way.PERSON, Way.THREAD, Way.EXPIRY
@@ -301,10 +270,6 @@ KINDS: tuple[Kind, ...] = (
         kept="the web chat has no server",
     ),
 )
-
-
-def kind_named(name: str) -> Kind:
-    return next(kind for kind in KINDS if kind.name == name)
 
 
 def server_patterns(platform: str, server_id: str) -> list[str]:
