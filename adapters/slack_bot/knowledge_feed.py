@@ -103,6 +103,8 @@ class KnowledgeFeed:
             if deleted:
                 await self._forget_added(scope, await added.take(scope, [key]))
                 return
+            if (event.get("previous_message") or {}).get("text") == message.get("text"):
+                return  # an unfurl, a reply counted, a reaction: its words are the same
             if await added.of(scope, key) is None:  # most edits: one look in Redis
                 return
             if not await self._claim(f"slack:knowledge:added:{reach.team}:{body.get('event_id') or key}"):
