@@ -106,11 +106,11 @@ class Uninstalls:
         except ReplyFailure as failure:
             log.error("slack_workspace_data_not_deleted", team=team, detail=failure.detail)
             return
-        log.info("slack_workspace_data_deleted", team=team, conversations=conversations)
         if self._knowledge is not None:
             await self._forget_knowledge(self._knowledge, team)
         if self._sweep is not None:
             await self._sweep(team)
+        log.info("slack_workspace_data_deleted", team=team, conversations=conversations)
 
     async def _forget_knowledge(self, knowledge: SlackKnowledge, team: str) -> None:
         try:
