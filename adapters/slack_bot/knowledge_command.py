@@ -220,7 +220,10 @@ def _linked_channel(link: str) -> str:
 
 
 def _said_in(source: SourceInfo) -> str:
-    """The channel a channel's or a message's source was said in ("": a file, whoever may read it)."""
+    """The channel a channel's or a message's source was said in, or whose readers alone may read it (a file added
+    from a private channel's message); "": anyone may."""
+    if source.channel:
+        return source.channel
     if source.source.startswith("channel:"):
         return source.source.removeprefix("channel:")
     if source.source.startswith("message:"):

@@ -47,6 +47,7 @@ class SourceInfo:
     updated_at: float
     skipped: int = 0  # passages of it the database refused (a file's: kept until it is added again or removed)
     skipped_reason: str = ""  # the first one's: where it was and why
+    channel: str = ""  # the channel whose readers alone may read its passages ("": everyone of the scope)
 
 
 @dataclass(frozen=True)

@@ -254,8 +254,8 @@ class PostgresEngine:
             cursor = await conn.execute(SOURCES, {"scope": scope})
             rows = await cursor.fetchall()
         return [
-            SourceInfo(scope, source, title, int(count), int(chars), float(at), int(skipped), reason)
-            for source, title, count, chars, at, skipped, reason in rows
+            SourceInfo(scope, source, title, int(count), int(chars), float(at), int(skipped), reason, channel)
+            for source, title, count, chars, at, skipped, reason, channel in rows
         ]
 
     async def aclose(self) -> None:

@@ -227,7 +227,7 @@ VALUES (%(scope)s, %(source)s, %(key)s, %(title)s, %(locator)s, %(reason)s, %(at
 SOURCES = f"""
 WITH stored AS (
     SELECT source, (array_agg(title ORDER BY updated_at DESC))[1] AS title, count(*) AS passages,
-           sum(length(text)) AS characters, max(updated_at) AS at
+           sum(length(text)) AS characters, max(updated_at) AS at, max(channel) AS channel
     FROM {TABLE}
     WHERE scope = %(scope)s
     GROUP BY source
@@ -240,7 +240,7 @@ skipped AS (
     GROUP BY source
 )
 SELECT source, coalesce(s.title, k.title), coalesce(s.passages, 0), coalesce(s.characters, 0),
-       greatest(s.at, k.at) AS at, coalesce(k.skipped, 0), coalesce(k.reason, '')
+       greatest(s.at, k.at) AS at, coalesce(k.skipped, 0), coalesce(k.reason, ''), coalesce(s.channel, '')
 FROM stored s FULL JOIN skipped k USING (source)
 ORDER BY at DESC, source
 """

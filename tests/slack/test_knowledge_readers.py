@@ -33,6 +33,7 @@ DAVE = "U0DAVE001"  # an admin too, in no private channel
 BOB = "U0BOB0001"
 CAROL = "U0CAROL01"
 GENERAL = FakeSlack.DEFAULT_CHANNEL
+ADD = "add_to_knowledge"  # the message shortcut's callback id
 SEARCHED = "merger codename"  # a question with these words makes the model search the knowledge first
 UNCITED = "zebra"  # a question with this word gets an answer citing nothing: a gap
 
@@ -205,3 +206,13 @@ async def test_an_admin_not_in_a_private_channel_gets_neither_its_gaps_nor_its_l
     assert "secret room" not in limited and "in general" in limited
     assert secret in await command(harness, ALICE, GENERAL, "list")
     assert secret not in await command(harness, DAVE, GENERAL, "list")
+
+    # A file added from a message of the private channel is listed only to those who may read it too.
+    plan = b"The secret room's zebra plan: stripes are repainted every spring by the night shift."
+    message = fake.seed_message(secret, "the plan", user=CAROL, files=[("zebra-plan.txt", "text/plain", plan)])
+    before = len(fake.ephemerals)
+    await fake.send_message_shortcut(ADD, ALICE, secret, message.ts)
+    await eventually(lambda: len(fake.ephemerals) > before, 20, "the shortcut's answer")
+    assert "zebra-plan.txt" in fake.ephemerals[before].text, fake.ephemerals[before].text
+    assert "zebra-plan.txt" in await command(harness, ALICE, GENERAL, "list")
+    assert "zebra-plan.txt" not in await command(harness, DAVE, GENERAL, "list")
