@@ -27,7 +27,7 @@ import time
 import redis.asyncio as aioredis
 from PIL import Image, ImageFilter
 
-from bot.redis_client import hash_tag
+from bot.state.redis_client import hash_tag
 from tests.conftest import REDIS_URL
 from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children, flat_png, memory

@@ -4,12 +4,13 @@ at before the bot knows whether to answer it: what that costs per message, by ki
     python -m bench.respond [--messages 100000] [--embedder minilm|wordllama] [--count 1000] [--router-delay-ms 0]
                             [--data-dir DIR]
 
-In this process, with the bot's own classes: a `Responder` (bot.respond) with a real `Knowledge` (the embedder, then
-the engine on the embedded PostgreSQL) holding a made-up support server's chat (bench/knowledge_corpus.py: `--messages`
-messages and 200 document passages, indexed as bench/knowledge.py indexes them). `--count` messages of a busy help
-channel are decided, first one at a time, then 50 arriving at once (asyncio.gather of 50 decisions); then the same
-again with ROUTER_MODEL set, its one-word classifier on the fake model server (tests/fakes/model_server.py, in a child
-process) answering YES to a question in the product's words or asking how, NO to the others, after `--router-delay-ms`.
+In this process, with the bot's own classes: a `Responder` (bot.respond.decision) with a real `Knowledge` (the
+embedder, then the engine on the embedded PostgreSQL) holding a made-up support server's chat
+(bench/knowledge_corpus.py: `--messages` messages and 200 document passages, indexed as bench/knowledge.py indexes
+them). `--count` messages of a busy help channel are decided, first one at a time, then 50 arriving at once
+(asyncio.gather of 50 decisions); then the same again with ROUTER_MODEL set, its one-word classifier on the fake model
+server (tests/fakes/model_server.py, in a child process) answering YES to a question in the product's words or asking
+how, NO to the others, after `--router-delay-ms`.
 
 The mix: 40% chatter ("thanks!", "lol", "+1"), 20% statements that ask nothing ("deploying now"), 10% questions
 addressed to someone else, 30% questions: half about what the indexed chat said (the corpus' own questions, as the
@@ -61,8 +62,8 @@ from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
 from bot.metrics import Metrics
-from bot.model import InferenceBackend
-from bot.respond import (
+from bot.model.backends import InferenceBackend
+from bot.respond.decision import (
     ANSWER_KNOWN,
     ANSWER_ROUTED,
     SKIP_NOT_COVERED,

@@ -36,7 +36,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench.common import pin_process
-from bot.redis_client import hash_tag
+from bot.state.redis_client import hash_tag
 from tests.conftest import REDIS_URL
 from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children

@@ -33,12 +33,12 @@ from adapters.launch import configure_logging
 from bench.common import ModelServerProcess, machine, percentile
 from bot.core import ChatCore, Turn
 from bot.loop import freeze_startup_heap
-from bot.model import InferenceBackend
-from bot.personas import Personas, Place
-from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.redis_client import connect
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.model.backends import InferenceBackend
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import Personas, Place
+from bot.state.redis_client import connect
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from config.env import Env
 from config.models import ModelCatalog, ModelChoice, Price
 from config.settings import HistorySettings, load_settings

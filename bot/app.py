@@ -9,21 +9,21 @@ from functools import partial
 
 import structlog
 
-from bot.breaker import CircuitBreaker
-from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore
 from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.setup import open_knowledge
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.model import InferenceBackend, ModelBackend, RoutedBackend
-from bot.personas import Personas
-from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.redis_client import REDIS_ERRORS, RedisClients
-from bot.store import HistoryStore
-from bot.thought_view import ShowReasoning
+from bot.model.backends import InferenceBackend, ModelBackend, RoutedBackend
+from bot.model.breaker import CircuitBreaker
+from bot.reply.thought_view import ShowReasoning
+from bot.state.coordination import Coordination, TurnQuota
+from bot.state.personas import Personas
+from bot.state.redis_client import REDIS_ERRORS, RedisClients
+from bot.state.store import HistoryStore
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
+from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from config.env import ConfigError
 from config.settings import MEMORY_STORE_URL, BackendKind, ModelSettings, Settings
 
@@ -113,7 +113,7 @@ def create_backend(default: ModelSettings, *, context_tokens: int) -> ModelBacke
     """What reaches every model of the catalog: the in-process one when it is the default (the
     others, if any, are on servers), and the HTTP client for the servers."""
     if default.backend is BackendKind.LOCAL:
-        from bot.local_model import LocalBackend  # llama-cpp is only needed for local models
+        from bot.model.local import LocalBackend  # llama-cpp is only needed for local models
 
         return RoutedBackend(InferenceBackend(), LocalBackend(default, context_tokens=context_tokens))
     return InferenceBackend()

@@ -1,6 +1,6 @@
 """The platform-neutral flow of one turn: admitted → history → prompt → model (and tools) → live reply → history.
-Each step is a module of its own (bot.admission, bot.preparation, bot.answering, bot.remembering); ChatCore.answer
-runs them in order."""
+Each step is a module of its own (bot.turn.admission, bot.turn.preparation, bot.turn.answering, bot.turn.remembering);
+ChatCore.answer runs them in order."""
 
 from __future__ import annotations
 
@@ -10,33 +10,33 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
-from bot.admission import Admission, refuse
-from bot.answering import Answering
-from bot.breaker import CircuitBreaker
-from bot.conversation_index import ConversationIndex
-from bot.coordination import Coordination, TurnQuota
 from bot.errors import FailureKind, ReplyFailure
-from bot.forget import ForgetReport, Forgetting
 from bot.knowledge.service import Knowledge
-from bot.locks import ConversationLocks
 from bot.loop import finish_even_if_cancelled
 from bot.metrics import Metrics
-from bot.model import ModelBackend
-from bot.model_choice import ModelChoices
-from bot.model_slots import ModelSlots
-from bot.personas import Personas, Place
-from bot.preparation import Preparation, Prepared
-from bot.prompt import PromptBuilder
-from bot.remembering import Remembering
-from bot.render import LiveRenderer, RenderResult
-from bot.respond import Responder
-from bot.store import HistoryStore, StoredMessage
-from bot.surface import ReplySurface
-from bot.thought_view import ShowReasoning, ThoughtShow
+from bot.model.backends import ModelBackend
+from bot.model.breaker import CircuitBreaker
+from bot.model.choice import ModelChoices
+from bot.reply.render import LiveRenderer, RenderResult
+from bot.reply.surface import ReplySurface
+from bot.reply.thought_view import ShowReasoning, ThoughtShow
+from bot.respond.decision import Responder
+from bot.state.conversation_index import ConversationIndex
+from bot.state.coordination import Coordination, TurnQuota
+from bot.state.forget import ForgetReport, Forgetting
+from bot.state.locks import ConversationLocks
+from bot.state.personas import Personas, Place
+from bot.state.store import HistoryStore, StoredMessage
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
-from bot.turn import Turn
-from bot.turn_knowledge import TurnKnowledge
+from bot.turn.admission import Admission, refuse
+from bot.turn.answering import Answering
+from bot.turn.model_slots import ModelSlots
+from bot.turn.preparation import Preparation, Prepared
+from bot.turn.prompt import PromptBuilder
+from bot.turn.remembering import Remembering
+from bot.turn.searching import TurnKnowledge
+from bot.turn.turn import Turn
 from bot.usage.accounting import Accounting, Spend, UsageCounters, payer_of
 from bot.usage.ledger import UsageLedger
 from config.models import ModelCatalog, ModelChoice
@@ -70,7 +70,7 @@ class ChatCore:
         usage: UsageSettings | None = None,
     ) -> None:
         """`max_concurrent_replies`: answers streamed from the model at once; more wait their turn; `show_reasoning`:
-        what a thinking model's reply shows of its thought (see bot.thought_view)."""
+        what a thinking model's reply shows of its thought (see bot.reply.thought_view)."""
         history = store.settings
         self._backend = backend
         self._store = store

@@ -9,7 +9,7 @@ from functools import partial
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bot.render import RenderResult
+from bot.reply.render import RenderResult
 
 log = structlog.get_logger(__name__)
 

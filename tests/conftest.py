@@ -26,10 +26,10 @@ import redis.asyncio as aioredis
 from adapters.jobs.ratelimit import RateLimits
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
-from bot.model import InferenceBackend
-from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.redis_client import close, connect
-from bot.store import HistoryStore
+from bot.model.backends import InferenceBackend
+from bot.state.redis_client import close, connect
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from config.env import Env
 from config.models import ModelCatalog, ModelChoice
 from config.settings import HistorySettings, ModelSettings, load_settings

@@ -14,10 +14,10 @@ from adapters.jobs.usage_report import describe_person, person_usage
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure
-from bot.personas import PersonaRefused, Place
-from bot.surface import SurfaceLimits
-from bot.thought_view import thought_line
-from bot.tools.asking import ConfirmRequest
+from bot.reply.surface import SurfaceLimits
+from bot.reply.thought_view import thought_line
+from bot.state.personas import PersonaRefused, Place
+from bot.tools.consent import ConfirmRequest
 from bot.tools.gate import ConfirmGate, Decision
 from bot.usage.accounting import payer_of
 from config.settings import Settings

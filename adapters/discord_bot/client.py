@@ -42,8 +42,8 @@ from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
-from bot.personas import Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.personas import Place
 from config.settings import ImageSettings
 
 NAME = "discord"

@@ -33,8 +33,8 @@ from adapters.jobs.attachments import Attachment
 from adapters.jobs.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
 from bot.core import Turn
 from bot.errors import ReplyFailure
-from bot.personas import Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from discord import app_commands
 from adapters.discord_bot.knowledge_access import SCOPE_PREFIX, DiscordKnowledge
 from adapters.jobs.forget_me import NOTHING, forget_me, with_feedback
 from adapters.jobs.platform_jobs import PlatformJobs
-from bot.forget import scope_of
+from bot.state.forget import scope_of
 
 NAME = "discord"
 SETTLE_SECONDS = 5.0  # messages of theirs still waiting to be added are added first, then deleted with the rest

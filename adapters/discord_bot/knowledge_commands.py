@@ -27,7 +27,7 @@ from adapters.jobs.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge
-from bot.render import failure_note
+from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ from adapters.discord_bot.knowledge_feed import is_said, message_passage
 from adapters.jobs.knowledge_channels import Backfill
 from bot.errors import ReplyFailure
 from bot.knowledge.service import Knowledge
-from bot.redis_client import RedisClient
+from bot.state.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 import discord
 
 from adapters.discord_bot.settings import DiscordSettings
-from bot.personas import Place
+from bot.state.personas import Place
 
 Scope = Literal["channel", "server"]
 

@@ -15,7 +15,7 @@ from adapters.discord_bot.persona_modal import PersonaModal
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.jobs.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
-from bot.personas import PersonaRefused, Personas, Place
+from bot.state.personas import PersonaRefused, Personas, Place
 
 SHOWN_CHARS = 1_800
 

@@ -1,6 +1,6 @@
 """A channel's (or server's) settings besides its persona: `/model name scope` used in a channel sets the model of
 its new threads, `/tools offer scope` turns tools on or off there, and `/respond mode scope` sets what it answers
-without a mention (bot.respond); for members with Manage Channels (Manage
+without a mention (bot.respond.decision); for members with Manage Channels (Manage
 Server for `scope: server`) or a role in DISCORD_ADMIN_ROLE_IDS. Answers are ephemeral."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from adapters.jobs.place_settings import (
 from adapters.jobs.platform_jobs import PlatformJobs
 from adapters.jobs.tools import describe_tools, tool_use
 from bot.errors import ReplyFailure
-from bot.personas import Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.personas import Place
 
 Offer = Literal["on", "off", "default"]
 Respond = Literal["mentions", "questions", "all", "default"]

@@ -16,9 +16,9 @@ from adapters.discord_bot.tool_buttons import confirm_question, question_view, s
 from adapters.discord_bot.vote_buttons import vote_view
 from adapters.jobs.ledger import Recording
 from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
-from bot.surface import SurfaceLimits
-from bot.thought_view import thought_line
-from bot.tools.asking import ConfirmRequest
+from bot.reply.surface import SurfaceLimits
+from bot.reply.thought_view import thought_line
+from bot.tools.consent import ConfirmRequest
 from bot.tools.gate import Decision
 
 MAX_CONTENT = 2000

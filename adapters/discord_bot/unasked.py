@@ -1,6 +1,7 @@
 """Messages nobody addressed to the bot, in a channel set to answer without a mention (`/respond questions|all`): the
-core decides whether each gets an answer (bot.respond); one that does gets a thread, as a mention does, if that thread
-can be opened within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the person is told once, privately."""
+core decides whether each gets an answer (bot.respond.decision); one that does gets a thread, as a mention does, if
+that thread can be opened within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the person is told once,
+privately."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from adapters.jobs.place_settings import respond_mode
 from adapters.jobs.platform_jobs import Kept, PlatformJobs
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.forget import scope_of
-from bot.render import failure_note
-from bot.respond import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.reply.render import failure_note
+from bot.respond.decision import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.state.forget import scope_of
 from bot.usage.accounting import payer_of
 
 log = structlog.get_logger(__name__)

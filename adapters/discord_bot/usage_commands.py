@@ -30,9 +30,9 @@ from adapters.jobs.usage_report import (
     usage_csv,
 )
 from bot.errors import ReplyFailure
-from bot.forget import scope_of
-from bot.personas import Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.forget import scope_of
+from bot.state.personas import Place
 from bot.usage.accounting import payer_of
 
 NAME = "discord"

@@ -21,7 +21,7 @@ from adapters.jobs.vote_replies import (
     vote_reply,
 )
 from bot.errors import ReplyFailure
-from bot.render import failure_note
+from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 REASON_FORM = "vote-reason:"

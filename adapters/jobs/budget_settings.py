@@ -10,7 +10,7 @@ from dataclasses import replace
 from adapters.jobs.place_settings import where_of
 from adapters.jobs.platform_jobs import Bold
 from bot.core import ChatCore
-from bot.personas import Place
+from bot.state.personas import Place
 from bot.usage.accounting import Payer
 from config.env import ConfigError
 from config.usage import BUDGET_FORMS, Budget, parse_budget

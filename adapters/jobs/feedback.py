@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
 from adapters.jobs.keeping import feedback_scripts as lua
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.redis_client import RedisClient, hash_tag, served
 
 T = TypeVar("T")
 GapKind = Literal["unanswered", "downvoted", "no_source"]

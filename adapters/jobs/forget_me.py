@@ -1,5 +1,6 @@
 """/forget-me on every platform (Discord's and Slack's command, the web page's Forget me button): what the bot keeps
-about the person asking is deleted (bot.forget), and they alone are told what went, in the same words everywhere."""
+about the person asking is deleted (bot.state.forget), and they alone are told what went, in the same words
+everywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from adapters.jobs.feedback import Feedback
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
-from bot.forget import ForgetReport
+from bot.state.forget import ForgetReport
 
 NOTHING = "There was nothing of yours to delete: I keep no conversations or question counters of yours."
 UNREACHABLE = (
@@ -42,7 +43,7 @@ def forgotten(report: ForgetReport) -> str:
 
 
 async def forget_me(core: ChatCore, scope: str, user: str, threads: Sequence[str] = ()) -> str:
-    """Delete what is kept about `user` of `scope` (a turn's quota_scope; see bot.forget.scope_of) and `threads`
+    """Delete what is kept about `user` of `scope` (a turn's quota_scope; see bot.state.forget.scope_of) and `threads`
     known to be theirs; the sentence they are shown, a failure's too."""
     try:
         return forgotten(await core.forget_person(scope, user, threads))

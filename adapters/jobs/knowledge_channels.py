@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import REDIS_ERRORS, RedisClient
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 T = TypeVar("T")
 CACHE_SECONDS = 2.0  # an opt-in or opt-out reaches every process within this

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.redis_client import REDIS_ERRORS, RedisClient
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 MARK_SECONDS = 300  # far longer than a page takes between being asked for and being stored
 

@@ -22,10 +22,10 @@ from typing import Any
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import REDIS_ERRORS, RedisClient
-from bot.render import failure_note
-from bot.split import longest_fitting, with_note
-from bot.surface import SurfaceLimits
+from bot.reply.render import failure_note
+from bot.reply.split import longest_fitting, with_note
+from bot.reply.surface import SurfaceLimits
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 from adapters.jobs.platform_jobs import Bold, unknown_model
 from bot.core import ChatCore
-from bot.personas import Place, PlaceSettings
-from bot.respond import RespondMode
+from bot.respond.decision import RespondMode
+from bot.state.personas import Place, PlaceSettings
 
 # What /model takes in a channel to remove the channel's (or server's) own model.
 DEFAULT_MODEL = "default"

@@ -27,9 +27,9 @@ from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import finish_even_if_cancelled
-from bot.prompt import TOKENS_PER_TURN
-from bot.render import RenderResult, failure_note
-from bot.surface import ReplySurface, SurfaceLimits
+from bot.reply.render import RenderResult, failure_note
+from bot.reply.surface import ReplySurface, SurfaceLimits
+from bot.turn.prompt import TOKENS_PER_TURN
 from config.models import ModelCatalog, ModelChoice
 from config.settings import ImageSettings
 
@@ -37,8 +37,8 @@ log = structlog.get_logger(__name__)
 Bold = Callable[[str], str]
 
 # An answer still running this long after it was cancelled lost the cancellation (see bot.loop.cancel_until_done) and
-# is cancelled again: longer than the 10 s a cancelled reply's final write may take (bot.render), so no final text is
-# cut short.
+# is cancelled again: longer than the 10 s a cancelled reply's final write may take (bot.reply.render), so no final
+# text is cut short.
 RECANCEL_SECONDS = 12.0
 # Longer than any platform redelivers one event (Slack's last retry comes after ~5 min).
 EVENT_CLAIM_SECONDS = 3600

@@ -27,10 +27,10 @@ from typing import Any
 
 import structlog
 
-from bot.locks import LocalLocks
 from bot.loop import cancel_until_done
-from bot.redis_client import REDIS_ERRORS, RedisClient
-from bot.surface import EditSkipped
+from bot.reply.surface import EditSkipped
+from bot.state.locks import LocalLocks
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ class _Refused:
 
 class RateLimits:
     """Every bucket of every platform, kept in Redis through the rate limits' own client (see
-    bot.redis_client: a slow answer there means Redis is out of reach, and is not retried)."""
+    bot.state.redis_client: a slow answer there means Redis is out of reach, and is not retried)."""
 
     def __init__(self, client: RedisClient, key_prefix: str) -> None:
         self._script = client.register_script(_SCRIPT)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.core import ChatCore
-from bot.personas import Place
-from bot.tools.asking import ConfirmRequest
+from bot.state.personas import Place
+from bot.tools.consent import ConfirmRequest
 from bot.tools.gate import Answer, Decision, duration
 from bot.tools.toolbox import ToolBox
 from config.models import ModelChoice

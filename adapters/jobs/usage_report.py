@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from adapters.jobs.platform_jobs import Bold
 from bot.core import ChatCore
-from bot.personas import Place
+from bot.state.personas import Place
 from bot.usage.accounting import Payer
 from bot.usage.budgets import describe_units, describe_wait
 from bot.usage.days import last_days, month_so_far, week_so_far

@@ -72,9 +72,9 @@ from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
 from bot.loop import freeze_startup_heap
 from bot.metrics import Metrics
-from bot.redis_client import REDIS_ERRORS
-from bot.render import failure_note
-from bot.respond import Decision
+from bot.reply.render import failure_note
+from bot.respond.decision import Decision
+from bot.state.redis_client import REDIS_ERRORS
 from config.env import ConfigError
 from config.settings import ImageSettings
 

@@ -28,7 +28,7 @@ from adapters.slack_bot.surfaces import Reach
 from adapters.slack_bot.text import escape_mrkdwn
 from adapters.slack_bot.tool_cards import tools_listing
 from bot.errors import ReplyFailure
-from bot.render import failure_note
+from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 

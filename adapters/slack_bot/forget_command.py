@@ -14,7 +14,7 @@ from adapters.jobs.feedback import Feedback
 from adapters.jobs.forget_me import NOTHING, UNREACHABLE, forget_me, with_feedback
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore
-from bot.forget import scope_of
+from bot.state.forget import scope_of
 
 NAME = "slack"
 log = structlog.get_logger(__name__)

@@ -32,7 +32,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.installation_store.models import Bot, Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
-from bot.redis_client import REDIS_ERRORS, RedisClient, hash_tag
+from bot.state.redis_client import REDIS_ERRORS, RedisClient, hash_tag
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)

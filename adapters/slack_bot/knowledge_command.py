@@ -27,7 +27,7 @@ from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
 from bot.knowledge.service import Knowledge
-from bot.render import failure_note
+from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from adapters.slack_bot.workspaces import BotClients
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge
-from bot.redis_client import RedisClient
+from bot.state.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 

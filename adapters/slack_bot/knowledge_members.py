@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.jobs.knowledge_channels import KnowledgeChannels
 from adapters.slack_bot.knowledge_messages import scope_of
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import REDIS_ERRORS, RedisClient
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 log = structlog.get_logger(__name__)
 

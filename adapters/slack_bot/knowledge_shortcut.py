@@ -30,7 +30,7 @@ from adapters.slack_bot.text import escape_mrkdwn
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import Passage
-from bot.render import failure_note
+from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 

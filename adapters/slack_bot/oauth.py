@@ -44,7 +44,7 @@ from adapters.slack_bot.installations import (
 )
 from adapters.slack_bot.rotation import SharedTokenRotator
 from adapters.slack_bot.settings import OAuthSettings
-from bot.redis_client import RedisClient
+from bot.state.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -12,8 +12,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot.ports import Answerer
 from bot.errors import ReplyFailure
-from bot.personas import PersonaRefused, Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.personas import PersonaRefused, Place
 
 SHOWN_CHARS = 2_000
 

@@ -31,9 +31,9 @@ from adapters.slack_bot.tool_cards import (
     thought_chunk,
 )
 from adapters.slack_bot.vote_blocks import vote_actions
-from bot.surface import EditSkipped
-from bot.thought_view import thought_line
-from bot.tools.asking import ConfirmRequest
+from bot.reply.surface import EditSkipped
+from bot.reply.thought_view import thought_line
+from bot.tools.consent import ConfirmRequest
 from bot.tools.events import ToolEvent, ToolSources
 from bot.tools.gate import Decision
 

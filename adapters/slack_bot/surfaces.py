@@ -18,7 +18,7 @@ from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget, Write
 from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
 from adapters.slack_bot.tool_cards import question_message, settled_message
 from adapters.slack_bot.vote_blocks import vote_actions
-from bot.tools.asking import ConfirmRequest
+from bot.tools.consent import ConfirmRequest
 from bot.tools.gate import Decision
 
 log = structlog.get_logger(__name__)

@@ -6,7 +6,7 @@ import re
 
 from markdown_to_mrkdwn import SlackMarkdownConverter
 
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
 
 MAX_MESSAGE_BYTES = 3500  # Slack answers msg_too_long near 4,000 characters
 _MARKDOWN = SlackMarkdownConverter()

@@ -14,8 +14,8 @@ from typing import Any
 
 from adapters.jobs.tools import ToolUse, confirm_question, describe_tools, settled_text
 from adapters.slack_bot.text import escape_mrkdwn
-from bot.thought_view import thought_line
-from bot.tools.asking import ConfirmRequest
+from bot.reply.thought_view import thought_line
+from bot.tools.consent import ConfirmRequest
 from bot.tools.events import MAX_SOURCES, ToolEvent, ToolFinished, ToolStarted, finished_line
 from bot.tools.gate import Decision
 from bot.tools.toolbox import ToolBox

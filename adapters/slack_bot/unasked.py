@@ -1,7 +1,7 @@
 """Top-level channel messages nobody addressed to the bot, in a channel set to answer without a mention (`/respond
-questions|all`): the core decides whether each gets an answer (bot.respond); one that does is answered in its thread,
-as a mention is, if its first message can be posted within RESPOND_MAX_DELAY_SECONDS of the message; past the quota
-the person is told once, privately."""
+questions|all`): the core decides whether each gets an answer (bot.respond.decision); one that does is answered in its
+thread, as a mention is, if its first message can be posted within RESPOND_MAX_DELAY_SECONDS of the message; past the
+quota the person is told once, privately."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Place, Reach
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.forget import scope_of
 from bot.knowledge.passages import Access
-from bot.render import failure_note
-from bot.respond import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.reply.render import failure_note
+from bot.respond.decision import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.state.forget import scope_of
 from bot.usage.accounting import payer_of
 
 log = structlog.get_logger(__name__)

@@ -21,8 +21,8 @@ from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
-from bot.personas import Place
-from bot.redis_client import REDIS_ERRORS
+from bot.state.personas import Place
+from bot.state.redis_client import REDIS_ERRORS
 
 log = structlog.get_logger(__name__)
 

@@ -38,9 +38,9 @@ from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
-from bot.forget import scope_of
-from bot.personas import Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.forget import scope_of
+from bot.state.personas import Place
 from bot.usage.accounting import Payer, payer_of
 
 NAME = "slack"
@@ -63,7 +63,7 @@ WHERE = "this workspace"
 
 def payer_here(team: str, user: str, places: Sequence[Place]) -> Payer:
     """Who pays for `user`'s questions in `places`: the same Payer the core builds for their turns (a turn's
-    quota_scope is the workspace's: bot.forget.scope_of)."""
+    quota_scope is the workspace's: bot.state.forget.scope_of)."""
     return payer_of(NAME, scope_of(NAME, team), user, places)
 
 

@@ -23,7 +23,7 @@ from adapters.jobs.vote_replies import (
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.vote_blocks import VOTE_DOWN, VOTE_UP
 from bot.errors import ReplyFailure
-from bot.render import failure_note
+from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 

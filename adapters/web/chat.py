@@ -51,7 +51,7 @@ from adapters.web.usage import usage_of
 from adapters.web.votes import Ballots, give_reason, kept, new_token, page_id, token_of, vote, with_votes
 from bot.core import Turn
 from bot.errors import ReplyFailure
-from bot.render import RenderResult, failure_note
+from bot.reply.render import RenderResult, failure_note
 from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)

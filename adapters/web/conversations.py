@@ -25,8 +25,8 @@ import structlog
 
 from adapters.web.outbox import Outbox
 from bot.app import Services
-from bot.redis_client import RedisClient, hash_tag, served
-from bot.store import StoredMessage
+from bot.state.redis_client import RedisClient, hash_tag, served
+from bot.state.store import StoredMessage
 from config.models import ModelChoice
 
 log = structlog.get_logger(__name__)

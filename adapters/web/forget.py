@@ -17,7 +17,7 @@ from adapters.web.conversations import Hub, Page, thread_of
 from adapters.web.instructions import place_of
 from adapters.web.votes import person_of
 from bot.errors import ReplyFailure
-from bot.forget import scope_of
+from bot.state.forget import scope_of
 
 NAME = "web"
 DELETED = "Deleted: "  # how forget_me's sentence starts when something went

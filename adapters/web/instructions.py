@@ -1,4 +1,4 @@
-"""A web conversation's Instructions: its own persona (see bot.personas), the place
+"""A web conversation's Instructions: its own persona (see bot.state.personas), the place
 `Place("web", "conversation", "<chat_id>:<conversation id>")` (a browser's first conversation is "0" in every
 browser, so the place names the browser too). Its questions are answered with them from the next one on;
 a conversation without them has the bot's default. Deleting the conversation deletes them.
@@ -21,8 +21,8 @@ import structlog
 
 from adapters.web.conversations import Hub, Page, is_conversation_id, thread_of
 from bot.errors import ReplyFailure
-from bot.personas import PersonaRefused, Personas, Place
-from bot.render import failure_note
+from bot.reply.render import failure_note
+from bot.state.personas import PersonaRefused, Personas, Place
 from config.channels_file import PERSONA_MAX_CHARS
 
 log = structlog.get_logger(__name__)

@@ -22,12 +22,12 @@ from typing import Any
 from adapters.web.tools import stored_calls
 from adapters.web.uploads import MAX_FILE_NAME_CHARS, MAX_FILES, file_names
 from bot.errors import ReplyFailure
-from bot.render import WARNING_PREFIX
-from bot.split import with_note
-from bot.store import StoredMessage
-from bot.text import clean_question
+from bot.reply.render import WARNING_PREFIX
+from bot.reply.split import with_note
+from bot.state.store import StoredMessage
 from bot.tools.events import safe_sources
 from bot.tools.toolbox import shorten
+from bot.turn.text import clean_question
 
 # About 5,000 tokens: more than a model thinks within the default max_tokens (800); a longer thought is kept cut.
 MAX_THOUGHT_CHARS = 20_000

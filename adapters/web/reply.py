@@ -11,8 +11,8 @@ from adapters.web.redraw import answer_view
 from adapters.web.tools import ToolFrames, stopped
 from adapters.web.votes import VIEW_KEY
 from bot.core import ChatCore
-from bot.surface import SurfaceLimits
-from bot.tools.asking import ConfirmRequest
+from bot.reply.surface import SurfaceLimits
+from bot.tools.consent import ConfirmRequest
 from bot.tools.events import ToolEvent
 from bot.tools.gate import Decision
 

@@ -31,8 +31,8 @@ import structlog
 
 from adapters.jobs.tools import DESCRIPTION_CHARS, NO_TOOLS, ToolUse, answers, click_reply, settled_text, why_not
 from bot.errors import ReplyFailure
-from bot.render import failure_note
-from bot.tools.asking import ConfirmRequest
+from bot.reply.render import failure_note
+from bot.tools.consent import ConfirmRequest
 from bot.tools.events import ToolEvent, ToolFinished, ToolStarted, safe_sources
 from bot.tools.gate import Answer, ConfirmGate, Decision
 from bot.tools.toolbox import DISPLAY_CHARS, ToolBox, shorten

@@ -32,8 +32,8 @@ from adapters.jobs.platform_jobs import Kept, PlatformJobs
 from adapters.jobs.vote_replies import GONE, REASON_MAX_CHARS, REASON_THANKS
 from adapters.web.conversations import Hub, Page, is_conversation_id, thread_of
 from bot.errors import ReplyFailure
-from bot.render import failure_note
-from bot.store import StoredMessage
+from bot.reply.render import failure_note
+from bot.state.store import StoredMessage
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ KINDS: tuple[Kind, ...] = (
         ("chat:{*}:history", "chat:{*}:images", "chat:{*}:image-order", "chat:{*}:model"),
         {
             SERVER: "each conversation of the server's index is reset (ChatCore.forget_server)",
-            PERSON: "theirs whole, their turns out of shared ones (bot.forget)",
+            PERSON: "theirs whole, their turns out of shared ones (bot.state.forget)",
             THREAD: "ChatCore.reset (its model choice, a setting of the conversation, stays until it expires)",
             EXPIRY: HISTORY_TTL,
         },
@@ -56,7 +56,7 @@ KINDS: tuple[Kind, ...] = (
         "person's conversations",
         (Owner.PERSON,),
         ("person-conversations:{*}",),
-        {PERSON: "bot.forget", EXPIRY: HISTORY_TTL},
+        {PERSON: "bot.state.forget", EXPIRY: HISTORY_TTL},
         HISTORY_TTL,
         server_keys=("person-conversations:{slack:{id}:*}",),
         kept="ids only: a conversation reset, or its server left, is found empty and leaves with the list's expiry "

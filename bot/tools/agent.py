@@ -16,9 +16,9 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import aclose_if_any, off_loop_if_large
-from bot.model import ChatMessage, ModelPiece, ToolSpec
-from bot.thinking import Thought
-from bot.tool_calls import ToolCall, ToolCalls
+from bot.model.backends import ChatMessage, ModelPiece, ToolSpec
+from bot.model.thinking import Thought
+from bot.model.tool_calls import ToolCall, ToolCalls
 from bot.tools.builtin import BUILTIN_SERVER, BuiltinTool, crashed, last_frames, run_builtin
 from bot.tools.events import ToolEvent, ToolFinished, ToolSources, ToolStarted, safe_sources
 from bot.tools.gate import Decision
@@ -92,7 +92,7 @@ class ToolTurn:
             try:
                 async for piece in self._model(prompt, offered):
                     if isinstance(piece, Thought):
-                        yield piece  # shown apart (see bot.thought_view), never part of the exchange
+                        yield piece  # shown apart (see bot.reply.thought_view), never part of the exchange
                     elif isinstance(piece, ToolCalls):
                         self._asked_at = piece.received_at
                         # Started at once: the model's stream closes meanwhile, off the calls' way.

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.model import ToolSpec
-from bot.tool_calls import ToolCall, parse_arguments
+from bot.model.backends import ToolSpec
+from bot.model.tool_calls import ToolCall, parse_arguments
 from bot.tools.toolbox import ToolResult
 
 BUILTIN_SERVER = "bot"  # the server name a built-in call is shown with

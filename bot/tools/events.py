@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bot.thinking import Thought
+from bot.model.thinking import Thought
 
 MAX_SOURCES = 5
 # A link is shown only in this plain form: nothing that could close the <…> around it, start markup or a mention.

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.redis_client import RedisClient, served
+from bot.state.redis_client import RedisClient, served
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bot.model import ToolSpec
-from bot.tool_calls import ToolCall, parse_arguments
+from bot.model.backends import ToolSpec
+from bot.model.tool_calls import ToolCall, parse_arguments
 from bot.tools.server_output import redact_sdk_logs
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig

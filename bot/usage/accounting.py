@@ -15,7 +15,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bot.loop import off_loop_if_large
-from bot.personas import Place
+from bot.state.personas import Place
 from bot.usage.budgets import Budgets, Spending
 from bot.usage.early import Early, EarlyHolds
 from bot.usage.ledger import UsageLedger

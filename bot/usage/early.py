@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.errors import ReplyFailure
-from bot.personas import Place
+from bot.state.personas import Place
 from bot.usage.budgets import Budgets, Spending
 from bot.usage.limits import Limit, turn_limits
 from bot.usage.meter import UsageMeter

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
 
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.redis_client import RedisClient, hash_tag, served
 from bot.usage.batch import Run, ScriptBatch
 
 T = TypeVar("T")

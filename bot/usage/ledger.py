@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.redis_client import RedisClient, hash_tag, served
 from bot.usage.batch import ScriptBatch
 from bot.usage.days import DAY_SECONDS, day_end, day_of
 from bot.usage.holds import BudgetHolds

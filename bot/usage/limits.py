@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.personas import Place
+from bot.state.personas import Place
 from config.usage import Budget, PlaceBudget, UsageSettings
 
 

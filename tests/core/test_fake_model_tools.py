@@ -40,7 +40,9 @@ async def server() -> AsyncIterator[FakeModelServer]:
 
 
 def client_for(srv: FakeModelServer) -> AsyncInferenceClient:
-    return AsyncInferenceClient(base_url=srv.base_url + "/v1", token="x", timeout=5)  # as bot/model.py builds it
+    return AsyncInferenceClient(
+        base_url=srv.base_url + "/v1", token="x", timeout=5
+    )  # as bot/model/backends.py builds it
 
 
 @dataclass

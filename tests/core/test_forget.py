@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.forget import ForgetReport, scope_of
-from bot.personas import Place
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.coordination import Coordination, TurnQuota
+from bot.state.forget import ForgetReport, scope_of
+from bot.state.personas import Place
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter
 from config.settings import HistorySettings
 from tests.conftest import OwnRedis, close_store, make_core, open_store, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from adapters.jobs.ratelimit import RateLimits
-from bot.breaker import CircuitBreaker
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore, StoredMessage
-from bot.surface import SurfaceLimits
+from bot.model.breaker import CircuitBreaker
+from bot.reply.surface import SurfaceLimits
+from bot.state.store import HistoryStore, StoredMessage
+from bot.turn.prompt import MistralTokenCounter
 from tests.conftest import OwnRedis, close_store, free_port, make_core, open_store, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script

@@ -14,9 +14,9 @@ from PIL import Image
 
 from adapters.jobs.images import prepare_image
 from bot.core import ChatCore, Turn
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter
 from config.env import Env
 from config.models import ModelCatalog
 from config.settings import HistorySettings, load_settings

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.core import ChatCore, Turn
-from bot.personas import PersonaRefused, Personas, Place, filled
-from bot.prompt import MistralTokenCounter
-from bot.redis_client import close, connect
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import PersonaRefused, Personas, Place, filled
+from bot.state.redis_client import close, connect
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter
 from config.channels_file import load_places
 from config.env import ConfigError, Env
 from tests.conftest import REDIS_URL, make_core, remote_model_settings

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot.core import ChatCore, Turn
-from bot.personas import RESPOND_CACHE_SECONDS, Personas, Place
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import RESPOND_CACHE_SECONDS, Personas, Place
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter
 from config.channels_file import load_places
 from config.env import ConfigError, Env
 from config.models import ModelCatalog

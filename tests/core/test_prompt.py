@@ -8,8 +8,8 @@ from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
-from bot.store import StoredMessage
+from bot.state.store import StoredMessage
+from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 
 ROLES = {"system": SystemMessage, "user": UserMessage, "assistant": AssistantMessage}
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from adapters.jobs.ratelimit import RateLimits
 from bot.errors import FailureKind, ReplyFailure
-from bot.render import LiveRenderer
-from bot.split import open_fence
-from bot.surface import SurfaceLimits
+from bot.reply.render import LiveRenderer
+from bot.reply.split import open_fence
+from bot.reply.surface import SurfaceLimits
 from tests.fakes.memory_surface import MemorySurface
 
 FAST = SurfaceLimits(max_length=2000, indicator=" ▌", min_edit_interval=0.0)

@@ -1,6 +1,6 @@
-"""The decision whether a message nobody addressed to the bot gets an answer (bot.respond), against the loopback model
-server for ROUTER_MODEL: chatter never reaches any model, the classifier's YES and NO are followed, a failing or slow
-classifier means silence, and every decision is counted by platform, outcome and reason."""
+"""The decision whether a message nobody addressed to the bot gets an answer (bot.respond.decision), against the
+loopback model server for ROUTER_MODEL: chatter never reaches any model, the classifier's YES and NO are followed, a
+failing or slow classifier means silence, and every decision is counted by platform, outcome and reason."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from bot.knowledge.passages import Access
 from bot.metrics import Metrics
-from bot.model import InferenceBackend
-from bot.respond import ROUTER_SECONDS, Responder, RespondMode, Unprompted
+from bot.model.backends import InferenceBackend
+from bot.respond.decision import ROUTER_SECONDS, Responder, RespondMode, Unprompted
 from config.models import ModelCatalog, ModelChoice
 from config.respond import RespondSettings
 from tests.conftest import remote_model_settings

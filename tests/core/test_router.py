@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.model import InferenceBackend
+from bot.model.backends import InferenceBackend
 from config.env import Env
 from config.settings import BackendKind, load_settings
 from tests.fakes.model_server import FakeModelServer, Script

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import redis.asyncio as aioredis
 
-from bot.coordination import Coordination
 from bot.errors import FailureKind, ReplyFailure
-from bot.locks import ConversationLocks
-from bot.redis_client import RedisClients, close, connect
-from bot.store import HistoryStore, StoredMessage
+from bot.state.coordination import Coordination
+from bot.state.locks import ConversationLocks
+from bot.state.redis_client import RedisClients, close, connect
+from bot.state.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
 from tests.conftest import OwnRedis, close_store, open_store
 

@@ -13,11 +13,11 @@ import pytest
 
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
-from bot.thinking import Thought, ThoughtSplitter
-from bot.thought_view import ShowReasoning
+from bot.model.thinking import Thought, ThoughtSplitter
+from bot.reply.surface import SurfaceLimits
+from bot.reply.thought_view import ShowReasoning
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter
 from tests.conftest import make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script, ThoughtStyle

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore, Turn
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.coordination import Coordination, TurnQuota
+from bot.state.store import HistoryStore
+from bot.turn.prompt import MistralTokenCounter
 from tests.conftest import make_core, remote_model_settings
 from tests.fakes.memory_surface import MemorySurface
 from tests.fakes.model_server import FakeModelServer, Script

@@ -18,12 +18,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from bot.core import ChatCore, Turn
-from bot.personas import Personas, Place
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import Personas, Place
+from bot.state.store import HistoryStore
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
+from bot.turn.prompt import MistralTokenCounter
 from bot.usage.days import day_of, month_window
 from bot.usage.ledger import UsageLedger
 from bot.usage.totals import UsageTotals

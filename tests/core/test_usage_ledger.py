@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.redis_client import RedisClient, close, connect
+from bot.state.redis_client import RedisClient, close, connect
 from bot.usage.days import DAY_SECONDS, day_of, day_window, last_days, month_so_far, month_window
 from bot.usage.ledger import UsageLedger
 from bot.usage.totals import ModelUsage, Usage, UsageTotals, micro_dollars

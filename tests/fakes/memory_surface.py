@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from adapters.jobs.ratelimit import Budgets, RateLimits, ReplyBudget
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
 
 
 class MessageTooLong(Exception):

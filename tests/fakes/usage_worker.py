@@ -12,8 +12,8 @@ import uuid
 
 from bot.app import build
 from bot.core import Turn
-from bot.personas import Place
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import Place
 from config.settings import load_settings
 from tests.fakes.memory_surface import MemorySurface
 

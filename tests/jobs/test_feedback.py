@@ -18,7 +18,7 @@ from adapters.jobs.feedback import AnswerInfo, Feedback, GapEntry, GapKind
 from adapters.jobs.gaps import GapGroup, describe_gaps, gaps_csv, group_questions
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.embeddings import LocalEmbedder
-from bot.redis_client import RedisClient, close, connect
+from bot.state.redis_client import RedisClient, close, connect
 from tests.conftest import REDIS_URL, free_port
 from tests.system.cluster import OwnCluster
 

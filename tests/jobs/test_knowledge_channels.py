@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.jobs.knowledge_channels import KnowledgeChannels
-from bot.redis_client import RedisClients
+from bot.state.redis_client import RedisClients
 from tests.conftest import REDIS_URL
 
 

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.jobs.ledger import HEARTBEAT_SHARE, ReplyLedger
-from bot.redis_client import RedisClients
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.redis_client import RedisClients
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL
 

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from adapters.jobs.ratelimit import Bucket, RateLimits, Write
 from bench.delay_proxy import DelayProxy, Route
-from bot.redis_client import CONTROL_ANSWER_SECONDS, close, connect, ping
+from bot.state.redis_client import CONTROL_ANSWER_SECONDS, close, connect, ping
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL, ROOT, OwnRedis
 
@@ -30,7 +30,7 @@ REDIS_PORT = urlsplit(REDIS_URL).port or 6379
 
 
 def connect_control(url: str, *, cluster: bool) -> Any:
-    """The rate limits' client, as bot.redis_client.RedisClients builds it."""
+    """The rate limits' client, as bot.state.redis_client.RedisClients builds it."""
     return connect(url, cluster=cluster, answer_seconds=CONTROL_ANSWER_SECONDS, retries=0)
 
 
@@ -221,7 +221,7 @@ async def eventually(read: Callable[[], Awaitable[int]], expected: int, within: 
 GREEDY_PROCESS = """
 import asyncio, sys, time
 from adapters.jobs.ratelimit import RateLimits
-from bot.redis_client import connect
+from bot.state.redis_client import connect
 
 async def main(url, prefix, limit, window):
     limits = RateLimits(connect(url, cluster=False, retries=0), prefix)
@@ -274,7 +274,7 @@ async def test_a_process_killed_while_writing_leaves_its_writes_counted_then_its
 LAGGING_PROCESS = """
 import asyncio, sys, time
 from adapters.jobs.ratelimit import RateLimits
-from bot.redis_client import connect
+from bot.state.redis_client import connect
 
 async def lag():
     while True:

@@ -11,7 +11,7 @@ import pytest
 from adapters.jobs.feedback import AnswerInfo, Feedback
 from adapters.jobs.keeping.added import Added, AddedMessages
 from adapters.jobs.keeping.sweep import sweep_server
-from bot.redis_client import close, connect
+from bot.state.redis_client import close, connect
 from tests.system.cluster import OwnCluster
 
 pytestmark = pytest.mark.asyncio

@@ -19,10 +19,10 @@ from bot.knowledge.minilm import MiniLMEmbedder
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.store import HistoryStore
 from bot.tools.toolbox import ToolBox
+from bot.turn.prompt import MistralTokenCounter
 from bot.usage.days import day_of
 from bot.usage.totals import ModelUsage
 from config.tools import ToolSettings

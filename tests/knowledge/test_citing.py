@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from bot.knowledge.citing import CitedMarks, Shown, citation_lines, shown_in_prompt, with_citations
 from bot.knowledge.passages import Hit, Passage
-from bot.thinking import Thought
+from bot.model.thinking import Thought
 
 MESSAGE = Passage(
     "discord:1", "channel:2", "3", "We ship the release on Friday.", "#general",

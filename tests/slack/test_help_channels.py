@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.redis_client import close, connect
+from bot.state.redis_client import close, connect
 from bot.usage.days import day_of
 from bot.usage.ledger import UsageLedger
 from tests.conftest import REDIS_URL, delete_keys

@@ -27,7 +27,7 @@ from adapters.jobs.ratelimit import RateLimits
 from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.text import to_mrkdwn
-from bot.redis_client import close, connect
+from bot.state.redis_client import close, connect
 from tests.conftest import REDIS_URL
 from tests.fakes import documents
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from slack_sdk.oauth.installation_store.models import Installation
 
 from adapters.slack_bot.installations import RedisInstallationStore, RedisOAuthStateStore, TokenCipher
-from bot.redis_client import RedisClient, close, connect
+from bot.state.redis_client import RedisClient, close, connect
 from tests.conftest import REDIS_URL
 
 KEY = Fernet.generate_key().decode()

@@ -17,7 +17,7 @@ from adapters.jobs.ratelimit import RateLimits
 from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.tool_cards import InlineLines, inert
-from bot.redis_client import RedisClient, close, connect
+from bot.state.redis_client import RedisClient, close, connect
 from bot.tools.events import ToolFinished, ToolSources, ToolStarted
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.slack_server import FakeSlack

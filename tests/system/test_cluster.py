@@ -16,8 +16,8 @@ import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 
-from bot.locks import ConversationLocks
-from bot.store import HistoryStore, StoredMessage
+from bot.state.locks import ConversationLocks
+from bot.state.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
 from tests.conftest import REDIS_URL
 from tests.console.test_console import Console, clean_env

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import pytest
 
 from adapters.jobs.ledger import ReplyLedger, ReplyRecord
-from bot.coordination import Coordination, TurnQuota
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
-from bot.locks import ConversationLocks
-from bot.prompt import MistralTokenCounter
-from bot.redis_client import CONNECTIONS, RedisClients
-from bot.store import HistoryStore, StoredMessage
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.coordination import Coordination, TurnQuota
+from bot.state.locks import ConversationLocks
+from bot.state.redis_client import CONNECTIONS, RedisClients
+from bot.state.store import HistoryStore, StoredMessage
+from bot.turn.prompt import MistralTokenCounter
 from config.settings import HistorySettings
 from tests.conftest import BOT_START_SECONDS, REDIS_URL, close_store, make_core, open_store, remote_model_settings
 from tests.discord.harness import BotProcess, DiscordWorld

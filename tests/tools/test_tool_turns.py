@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from bot.core import ChatCore, Turn
-from bot.personas import Personas, Place
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
-from bot.tools.asking import ConfirmRequest
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import Personas, Place
+from bot.state.store import HistoryStore
+from bot.tools.consent import ConfirmRequest
 from bot.tools.gate import Answer, ConfirmGate, Decision
 from bot.tools.toolbox import ToolBox
+from bot.turn.prompt import MistralTokenCounter
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig
 from tests.conftest import ROOT, make_core, remote_model_settings

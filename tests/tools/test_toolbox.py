@@ -12,11 +12,11 @@ import pytest
 
 from adapters.jobs.tools import describe_tools, tool_use
 from bot.core import ChatCore, Turn
-from bot.personas import Personas, Place
-from bot.prompt import MistralTokenCounter
-from bot.store import HistoryStore
-from bot.surface import SurfaceLimits
+from bot.reply.surface import SurfaceLimits
+from bot.state.personas import Personas, Place
+from bot.state.store import HistoryStore
 from bot.tools.toolbox import ToolBox
+from bot.turn.prompt import MistralTokenCounter
 from config.models import BackendKind, ModelCatalog, ModelChoice
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig

@@ -14,7 +14,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
 from adapters.web.redraw import MAX_THOUGHT_CHARS, answer_view, history_entry
-from bot.store import StoredMessage
+from bot.state.store import StoredMessage
 from tests.fakes import documents
 from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.web.harness import WebBots

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from bot.knowledge.service import Knowledge
-from bot.redis_client import RedisClient, served
+from bot.state.redis_client import RedisClient, served
 
 T = TypeVar("T")
 

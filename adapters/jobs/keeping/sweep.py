@@ -8,7 +8,7 @@ from __future__ import annotations
 import structlog
 
 from bot.keeping.kinds import server_patterns
-from bot.redis_client import REDIS_ERRORS, RedisClient
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store.models import Installation
 
 from adapters.slack_bot.installations import RedisInstallationStore, TokenCipher
-from bot.redis_client import close, connect
+from bot.state.redis_client import close, connect
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.fakes.slack_oauth import FakeSlackOAuth

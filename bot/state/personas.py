@@ -1,8 +1,9 @@
 """What each place sets for its conversations: who the bot is there (a persona: the system prompt), the model of its
-new conversations, whether tools are offered there, and what it answers without a mention (bot.respond). A place is a
-channel or a server (a Discord guild, a Slack workspace); settings are kept in Redis with no expiry, strongest first
-the channel's, the server's, then the operator's CHANNELS_FILE, then the environment (SYSTEM_PROMPT, MODEL_ID). A
-thread takes its channel's. Placeholders ({date}, {time}, {user}, {channel}, {server}) are filled per turn."""
+new conversations, whether tools are offered there, and what it answers without a mention (bot.respond.decision). A
+place is a channel or a server (a Discord guild, a Slack workspace); settings are kept in Redis with no expiry,
+strongest first the channel's, the server's, then the operator's CHANNELS_FILE, then the environment (SYSTEM_PROMPT,
+MODEL_ID). A thread takes its channel's. Placeholders ({date}, {time}, {user}, {channel}, {server}) are filled per
+turn."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.redis_client import RedisClient, hash_tag, served
 from config.channels_file import PERSONA_MAX_CHARS, PlaceFile
 from config.usage import PlaceBudget
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.redis_client import RedisClient, hash_tag, served
 
 T = TypeVar("T")
 

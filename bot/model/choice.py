@@ -3,8 +3,8 @@ set where it started (its channel's or server's, pinned to it with its first ans
 
 from __future__ import annotations
 
-from bot.breaker import CircuitBreaker
-from bot.store import HistoryStore
+from bot.model.breaker import CircuitBreaker
+from bot.state.store import HistoryStore
 from config.models import ModelCatalog, ModelChoice
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.model import ChatMessage, ToolSpec
+from bot.model.backends import ChatMessage, ToolSpec
 from bot.usage.meter import OutputGuard, UsageMeter
 from config.settings import ModelSettings, SamplingSettings
 

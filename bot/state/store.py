@@ -2,7 +2,7 @@
 
 A turn costs two round trips whatever the thread's length: a script that appends the person's
 message (and images) and reads the history and chosen model back, and one that appends the reply.
-A crash between them leaves a trailing question, answered with the next one (see bot.prompt).
+A crash between them leaves a trailing question, answered with the next one (see bot.turn.prompt).
 Images are kept beside the history, the newest within HISTORY_IMAGE_BYTES per conversation.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.locks import fence_key
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.locks import fence_key
+from bot.state.redis_client import RedisClient, hash_tag, served
 from config.settings import HistorySettings
 
 T = TypeVar("T")
@@ -130,7 +130,7 @@ class HistoryStore:
     ) -> Conversation:
         """Append the person's message (with `images`, {id: data URL}, the ids in the message)
         and return the conversation including it. `fence`: the conversation's fence (see
-        bot.locks); the write is refused (STORE_UNAVAILABLE) once a newer turn has taken it."""
+        bot.state.locks); the write is refused (STORE_UNAVAILABLE) once a newer turn has taken it."""
         model, history = await self._append(thread, message, fence, read_back=True, images=images or {})
         return Conversation([StoredMessage.from_json(raw) for raw in history], str(model))
 

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Sequence
 
 import structlog
 
-from bot.model import ChatMessage
-from bot.render import LiveRenderer
-from bot.surface import ReplySurface
-from bot.thinking import Thought
+from bot.model.backends import ChatMessage
+from bot.model.thinking import Thought
+from bot.reply.render import LiveRenderer
+from bot.reply.surface import ReplySurface
 from bot.tools.agent import AskModel, Counter, ToolTurn
-from bot.tools.asking import Asker
 from bot.tools.builtin import BuiltinTool
+from bot.tools.consent import Asker
 from bot.tools.events import Tail, ToolEvent, ToolLines, ToolRecorder, ToolView
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox

@@ -19,7 +19,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.redis_client import REDIS_ERRORS, RedisClient
+from bot.state.redis_client import REDIS_ERRORS, RedisClient
 
 log = structlog.get_logger(__name__)
 

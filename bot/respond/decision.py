@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from bot.asking import asks_something, small_talk
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
 from bot.knowledge.service import Knowledge
 from bot.loop import within
 from bot.metrics import Metrics
-from bot.model import ChatMessage, ModelBackend
-from bot.turn_knowledge import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS, count_embedding
+from bot.model.backends import ChatMessage, ModelBackend
+from bot.respond.words import asks_something, small_talk
+from bot.turn.searching import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS, count_embedding
 from bot.usage.accounting import Accounting, Payer
 from bot.usage.meter import UsageMeter
 from config.models import ModelCatalog, ModelSettings

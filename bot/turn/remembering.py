@@ -14,12 +14,12 @@ import structlog
 from bot.errors import ReplyFailure
 from bot.knowledge.citing import Citation, citation_lines, without_passages
 from bot.loop import off_loop_if_large
-from bot.prompt import PromptBuilder, earlier_tool_messages
-from bot.render import RenderResult
-from bot.store import HistoryStore, StoredMessage
-from bot.surface import ReplySurface, kept_view
+from bot.reply.render import RenderResult
+from bot.reply.surface import ReplySurface, kept_view
+from bot.state.store import HistoryStore, StoredMessage
 from bot.tools.agent import ToolExchange, ToolTurn
-from bot.turn import Turn
+from bot.turn.prompt import PromptBuilder, earlier_tool_messages
+from bot.turn.turn import Turn
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ class Remembering:
     ) -> RenderResult:
         """Store the answer (without `before` it, the thought's line; with what its surface keeps to draw it again);
         one that failed is stored with its reason (shown again on a reload, and the model told it went unanswered:
-        see bot.prompt)."""
+        see bot.turn.prompt)."""
         failed = "" if result.complete or result.failure is None else result.failure.reason
         exchange = tool_turn.exchange if tool_turn is not None else ToolExchange(result.text.removeprefix(before))
         text, tools = exchange.text, without_passages(exchange.messages)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bot.turn_knowledge import QUESTION_CHARS
+from bot.turn.searching import QUESTION_CHARS
 
 _WORD = re.compile(r"[\w']+")
 # A message that starts with one of these asks something, with or without its question mark.

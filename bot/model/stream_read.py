@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.tool_calls import CallGatherer
+from bot.model.tool_calls import CallGatherer
 from bot.usage.meter import OutputGuard, UsageMeter
 
 

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.forget import scope_of
 from bot.knowledge.passages import Access, Hit
-from bot.personas import Place
+from bot.state.forget import scope_of
+from bot.state.personas import Place
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Turn:
     knowledge: Access | None = None  # what it may be answered from (None: KNOWLEDGE_DIR's files only)
     received_at: float = field(default_factory=time.monotonic)
     admitted: bool = False  # its quota was already taken (ChatCore.admit), before its adapter opened a thread
-    found: tuple[Hit, ...] | None = None  # the knowledge already searched for it (bot.respond), used as it is
+    found: tuple[Hit, ...] | None = None  # the knowledge already searched for it (bot.respond.decision), used as it is
 
     @property
     def platform(self) -> str:

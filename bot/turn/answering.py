@@ -1,5 +1,5 @@
 """What a turn's answer is written from: the model's stream alone, or, when its model is offered tools here and some
-are connected, the tool loop (bot.tools.agent) around it, shown the surface's way (bot.tool_replies)."""
+are connected, the tool loop (bot.tools.agent) around it, shown the surface's way (bot.turn.tool_replies)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from bot.knowledge.citing import with_citations
-from bot.model import ChatMessage, ModelBackend, ModelPiece
-from bot.model_slots import ModelSlots
-from bot.preparation import Prepared
-from bot.prompt import PromptBuilder
-from bot.render import LiveRenderer
-from bot.surface import ReplySurface
-from bot.thinking import Thought
-from bot.tool_replies import shown_tool_turn, tool_turn_for
+from bot.model.backends import ChatMessage, ModelBackend, ModelPiece
+from bot.model.thinking import Thought
+from bot.reply.render import LiveRenderer
+from bot.reply.surface import ReplySurface
 from bot.tools.agent import ToolTurn
 from bot.tools.events import Tail
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
-from bot.turn import Turn
-from bot.turn_knowledge import TurnKnowledge
+from bot.turn.model_slots import ModelSlots
+from bot.turn.preparation import Prepared
+from bot.turn.prompt import PromptBuilder
+from bot.turn.searching import TurnKnowledge
+from bot.turn.tool_replies import shown_tool_turn, tool_turn_for
+from bot.turn.turn import Turn
 from bot.usage.accounting import Spend
 from bot.usage.meter import UsageMeter
 from config.models import ModelCatalog

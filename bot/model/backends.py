@@ -21,9 +21,9 @@ from huggingface_hub import (
 from huggingface_hub.errors import HfHubHTTPError, OverloadedError, TextGenerationError, ValidationError
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.stream_read import StreamRead
-from bot.thinking import Thought, ThoughtSplitter, delta_thought
-from bot.tool_calls import ToolCalls
+from bot.model.stream_read import StreamRead
+from bot.model.thinking import Thought, ThoughtSplitter, delta_thought
+from bot.model.tool_calls import ToolCalls
 from bot.usage.meter import UsageMeter
 from config.settings import BackendKind, ModelSettings
 

@@ -17,8 +17,8 @@ import structlog
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.loop import aclose_if_any, cancel_until_done, finish_even_if_cancelled
-from bot.split import split_head, with_note
-from bot.surface import EditSkipped, ReplySurface
+from bot.reply.split import split_head, with_note
+from bot.reply.surface import EditSkipped, ReplySurface
 from bot.tools.events import Tail
 
 log = structlog.get_logger(__name__)

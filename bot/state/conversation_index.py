@@ -11,8 +11,8 @@ from typing import TypeVar
 import structlog
 
 from bot.errors import ReplyFailure
-from bot.personas import Place
-from bot.redis_client import RedisClient, hash_tag, served
+from bot.state.personas import Place
+from bot.state.redis_client import RedisClient, hash_tag, served
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
 from bot.errors import FailureKind, ReplyFailure
-from bot.surface import ReplySurface
-from bot.thinking import Thought
+from bot.model.thinking import Thought
+from bot.reply.surface import ReplySurface
 from bot.tools.events import Tail
 
 THINKING_ICON = "💭"

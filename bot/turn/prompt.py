@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.citing import without_passages
-from bot.model import ChatMessage
-from bot.store import StoredMessage
+from bot.model.backends import ChatMessage
+from bot.state.store import StoredMessage
 
 # Template tokens ([INST] … [/INST], </s>) per turn and per prompt, and "\n\n" between merged messages, rounded up:
 # counted too low, a long conversation is refused by the server instead of its oldest turns being left out first.

@@ -8,19 +8,19 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from bot.conversation_index import ConversationIndex
-from bot.coordination import Coordination
 from bot.errors import ReplyFailure
 from bot.knowledge.citing import Citation, Shown
 from bot.knowledge.passages import Hit
 from bot.loop import off_loop_if_large
-from bot.model import ChatMessage
-from bot.model_choice import ModelChoices
-from bot.personas import Personas, filled
-from bot.prompt import Prompt, PromptBuilder
-from bot.store import HistoryStore, StoredMessage, new_image_ids
-from bot.turn import Turn
-from bot.turn_knowledge import UNAVAILABLE, TurnKnowledge
+from bot.model.backends import ChatMessage
+from bot.model.choice import ModelChoices
+from bot.state.conversation_index import ConversationIndex
+from bot.state.coordination import Coordination
+from bot.state.personas import Personas, filled
+from bot.state.store import HistoryStore, StoredMessage, new_image_ids
+from bot.turn.prompt import Prompt, PromptBuilder
+from bot.turn.searching import UNAVAILABLE, TurnKnowledge
+from bot.turn.turn import Turn
 from bot.usage.meter import UsageMeter
 from config.models import ModelChoice
 from config.usage import PlaceBudget

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import structlog
 
-from bot.coordination import TurnQuota
 from bot.errors import FailureKind, ReplyFailure, failing
-from bot.render import LiveRenderer, RenderResult
-from bot.surface import ReplySurface
-from bot.text import clean_question
-from bot.turn import Turn
+from bot.reply.render import LiveRenderer, RenderResult
+from bot.reply.surface import ReplySurface
+from bot.state.coordination import TurnQuota
+from bot.turn.text import clean_question
+from bot.turn.turn import Turn
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from bot.split import Measure, char_length
+from bot.reply.split import Measure, char_length
 
 
 @dataclass(frozen=True)

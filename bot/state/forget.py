@@ -1,6 +1,6 @@
 """/forget-me: a person deletes what the bot keeps about them.
 
-Their conversations are found in their own index (bot.conversation_index, noted beside each turn's history read).
+Their conversations are found in their own index (bot.state.conversation_index, noted beside each turn's history read).
 Each is then changed in one atomic script, holding the conversation as a turn does: a conversation where every
 question is theirs goes whole (history, images, model choice); in a shared one only their questions, the answers
 to them and the images that only those carried go, and everyone else's messages stay as they were. Their question
@@ -18,12 +18,12 @@ from enum import IntEnum
 
 import structlog
 
-from bot.conversation_index import ConversationIndex
-from bot.coordination import TurnQuota
-from bot.locks import ConversationLocks, fence_key
-from bot.personas import Place
-from bot.redis_client import served
-from bot.store import HistoryStore
+from bot.state.conversation_index import ConversationIndex
+from bot.state.coordination import TurnQuota
+from bot.state.locks import ConversationLocks, fence_key
+from bot.state.personas import Place
+from bot.state.redis_client import served
+from bot.state.store import HistoryStore
 
 log = structlog.get_logger(__name__)
 
