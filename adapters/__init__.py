@@ -7,7 +7,7 @@
     async def run(services: Services, settings: Settings) -> None
     def command(argv: list[str], settings: Settings) -> int | None   # optional extra CLI flags
 
-Adding a platform means adding one package; what every platform uses is in adapters.jobs.
+Adding a platform means adding one package; what every platform uses is in adapters.shared.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import adapters
-from adapters.jobs.knowledge_folder import keep_knowledge
+from adapters.shared.knowledge_sources.folder import keep_knowledge
 from bot.app import Services, build, redacted
 from bot.metrics import Metrics
 from config.env import ConfigError

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 import redis.asyncio as aioredis
 
-from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from bench.knowledge_corpus import Community
 from bot.knowledge.embedded import start_embedded_async, stop_embedded
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Embedder, Passage

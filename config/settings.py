@@ -60,7 +60,7 @@ class OperationsSettings:
     channel_turns_per_minute: int
     shutdown_grace_seconds: float
     metrics_port: int | None  # None: no metrics server
-    reply_lease_seconds: float  # a process silent this long is taken for dead (see adapters.jobs.ledger)
+    reply_lease_seconds: float  # a process silent this long is taken for dead (see adapters.shared.reply_records)
     reply_sweep_seconds: float  # how often each process looks for replies a dead one left
     circuit_failures: int  # model failures in a row that open the circuit breaker
     circuit_open_seconds: float  # how long people are then told at once

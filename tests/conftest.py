@@ -23,7 +23,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from bot.core import ChatCore
 from bot.loop import freeze_startup_heap
 from bot.model.backends import InferenceBackend

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import TextIO
 
-from adapters.jobs.platform_jobs import UnlimitedSurface, describe_models, switched_model, unknown_model
-from adapters.jobs.tools import describe_tools, tool_use
-from adapters.jobs.usage_report import describe_person, person_usage
+from adapters.shared.platform_jobs import UnlimitedSurface, describe_models, switched_model, unknown_model
+from adapters.shared.tool_words import describe_tools, tool_use
+from adapters.shared.usage_commands.report import describe_person, person_usage
 from bot.app import Services
 from bot.core import ChatCore, Turn
 from bot.errors import ReplyFailure

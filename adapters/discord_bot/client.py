@@ -35,9 +35,9 @@ from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destinatio
 from adapters.discord_bot.tool_buttons import ToolAnswerButton
 from adapters.discord_bot.unasked import UnaskedAnswers
 from adapters.discord_bot.vote_buttons import VoteButton, answer_id, person, take_reason
-from adapters.jobs.attachments import Attachment
-from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
-from adapters.jobs.platform_jobs import Kept, PlatformJobs, retrieve_outcome
+from adapters.shared.files.attachments import Attachment
+from adapters.shared.platform_jobs import Kept, PlatformJobs, retrieve_outcome
+from adapters.shared.reply_records import ReplyRecord, interrupted_ending, interrupted_note
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure

@@ -29,8 +29,8 @@ from adapters.discord_bot.surfaces import (
 )
 from adapters.discord_bot.usage_commands import UsageCommands
 from adapters.discord_bot.vote_buttons import answer_id, person
-from adapters.jobs.attachments import Attachment
-from adapters.jobs.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
+from adapters.shared.files.attachments import Attachment
+from adapters.shared.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note

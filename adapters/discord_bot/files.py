@@ -1,11 +1,11 @@
-"""A Discord attachment as the platform jobs read it (adapters.jobs.attachments)."""
+"""A Discord attachment as the platform jobs read it (adapters.shared.files.attachments)."""
 
 from __future__ import annotations
 
 import aiohttp
 import discord
 
-from adapters.jobs.attachments import Attachment, DownloadFailed
+from adapters.shared.files.attachments import Attachment, DownloadFailed
 
 
 def attachment(item: discord.Attachment) -> Attachment:

@@ -1,5 +1,5 @@
 """/forget-me on Discord: whoever uses it (anywhere the commands are: a server, a DM, through a user install too)
-has what the bot keeps about them deleted (adapters.jobs.forget_me), their messages made knowledge in every server
+has what the bot keeps about them deleted (adapters.shared.forget_me), their messages made knowledge in every server
 too, and is told what went, in a reply only they see."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.knowledge_access import SCOPE_PREFIX, DiscordKnowledge
-from adapters.jobs.forget_me import NOTHING, forget_me, with_feedback
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.forget_me import NOTHING, forget_me, with_feedback
+from adapters.shared.platform_jobs import PlatformJobs
 from bot.state.forget import scope_of
 
 NAME = "discord"

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 import discord
 import structlog
 
-from adapters.jobs.feedback import GapEntry
-from adapters.jobs.knowledge_channels import KnowledgeChannels
-from adapters.jobs.knowledge_live import LiveChanges
+from adapters.shared.feedback.records import GapEntry
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
+from adapters.shared.knowledge_sources.live import LiveChanges
 from bot.app import Services
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable

@@ -1,8 +1,8 @@
 """What an admin gives the knowledge of their server: a file (/knowledge add), or a message with its files (the
 message menu's "Add to knowledge"). Files are read in the platform jobs' isolated workers like any attached document
-and cut into passages (adapters.jobs.knowledge_documents); the same file name added again replaces the old one. Each
-added message is noted (adapters.jobs.keeping.added) and followed wherever it is (AddedFollower): deleted, it leaves
-the knowledge with its files; edited, its text is read again."""
+and cut into passages (adapters.shared.knowledge_sources.document_passages); the same file name added again replaces
+the old one. Each added message is noted (adapters.shared.knowledge_sources.added) and followed wherever it is
+(AddedFollower): deleted, it leaves the knowledge with its files; edited, its text is read again."""
 
 from __future__ import annotations
 
@@ -15,11 +15,16 @@ import structlog
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
 from adapters.discord_bot.knowledge_feed import jump_link, place_link
-from adapters.jobs.attachments import Attachment
-from adapters.jobs.documents import DocumentReader, DocumentRefused
-from adapters.jobs.keeping.added import Added, AddedMessages
-from adapters.jobs.knowledge_documents import document_passages, file_source, passage_texts, read_for_knowledge
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.files.attachments import Attachment
+from adapters.shared.files.documents import DocumentReader, DocumentRefused
+from adapters.shared.knowledge_sources.added import Added, AddedMessages
+from adapters.shared.knowledge_sources.document_passages import (
+    document_passages,
+    file_source,
+    passage_texts,
+    read_for_knowledge,
+)
+from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage, Skipped
 from bot.knowledge.service import Knowledge

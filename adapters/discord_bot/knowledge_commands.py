@@ -21,9 +21,9 @@ from adapters.discord_bot.knowledge_history import HistoryReader
 from adapters.discord_bot.knowledge_listing import listing, source_choices
 from adapters.discord_bot.permissions import Scope, may_change, refusal
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.jobs.gaps import gaps_report
-from adapters.jobs.knowledge_channels import Backfill
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.feedback.gaps import gaps_report
+from adapters.shared.knowledge_sources.channels import Backfill
+from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge

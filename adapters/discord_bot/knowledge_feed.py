@@ -10,7 +10,7 @@ import discord
 import structlog
 
 from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
 

@@ -16,7 +16,7 @@ from redis.exceptions import LockError, RedisError
 
 from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_of_scope
 from adapters.discord_bot.knowledge_feed import is_said, message_passage
-from adapters.jobs.knowledge_channels import Backfill
+from adapters.shared.knowledge_sources.channels import Backfill
 from bot.errors import ReplyFailure
 from bot.knowledge.service import Knowledge
 from bot.state.redis_client import RedisClient

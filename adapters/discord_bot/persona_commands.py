@@ -13,7 +13,7 @@ from discord import app_commands
 from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.persona_modal import PersonaModal
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.state.personas import PersonaRefused, Personas, Place
 

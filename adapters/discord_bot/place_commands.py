@@ -13,7 +13,7 @@ from discord import app_commands
 
 from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.jobs.place_settings import (
+from adapters.shared.place_settings import (
     model_here,
     respond_here,
     set_model_here,
@@ -21,8 +21,8 @@ from adapters.jobs.place_settings import (
     set_tools_here,
     tools_here,
 )
-from adapters.jobs.platform_jobs import PlatformJobs
-from adapters.jobs.tools import describe_tools, tool_use
+from adapters.shared.platform_jobs import PlatformJobs
+from adapters.shared.tool_words import describe_tools, tool_use
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 from bot.state.personas import Place

@@ -14,8 +14,8 @@ from discord.utils import MISSING
 
 from adapters.discord_bot.tool_buttons import confirm_question, question_view, settled_text
 from adapters.discord_bot.vote_buttons import vote_view
-from adapters.jobs.ledger import Recording
-from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget
+from adapters.shared.ratelimit import Bucket, RateLimits, ReplyBudget
+from adapters.shared.reply_records import Recording
 from bot.reply.surface import SurfaceLimits
 from bot.reply.thought_view import thought_line
 from bot.tools.consent import ConfirmRequest

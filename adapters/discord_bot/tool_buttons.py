@@ -10,8 +10,8 @@ from typing import Any, Protocol
 import discord
 import structlog
 
-from adapters.jobs.platform_jobs import PlatformJobs
-from adapters.jobs.tools import click_reply, confirm_question, settled_text
+from adapters.shared.platform_jobs import PlatformJobs
+from adapters.shared.tool_words import click_reply, confirm_question, settled_text
 from bot.errors import ReplyFailure
 
 __all__ = ["ToolAnswerButton", "confirm_question", "question_view", "settled_text"]

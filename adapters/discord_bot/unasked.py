@@ -16,8 +16,8 @@ import structlog
 from adapters.discord_bot.commands import places_of, quota_channel
 from adapters.discord_bot.knowledge_access import DiscordKnowledge
 from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
-from adapters.jobs.place_settings import respond_mode
-from adapters.jobs.platform_jobs import Kept, PlatformJobs
+from adapters.shared.place_settings import respond_mode
+from adapters.shared.platform_jobs import Kept, PlatformJobs
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.reply.render import failure_note

@@ -1,4 +1,5 @@
-"""/usage and /budget on Discord (adapters.jobs.usage_report, adapters.jobs.budget_settings).
+"""/usage and /budget on Discord (adapters.shared.usage_commands.report,
+adapters.shared.usage_commands.budget_settings).
 
 `/usage` shows whoever asks their own tokens and cost today, this week and this month, by model, and what is left of
 the budgets that apply to them where they ask (in a server, a DM, through a user install too). `/usage of: server`
@@ -18,9 +19,9 @@ from discord import app_commands
 
 from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.jobs.budget_settings import budget_here, set_budget_here
-from adapters.jobs.platform_jobs import PlatformJobs
-from adapters.jobs.usage_report import (
+from adapters.shared.platform_jobs import PlatformJobs
+from adapters.shared.usage_commands.budget_settings import budget_here, set_budget_here
+from adapters.shared.usage_commands.report import (
     chart_png,
     describe_person,
     describe_scope,

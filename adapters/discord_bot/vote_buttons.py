@@ -1,5 +1,5 @@
 """👍 / 👎 under each answer. The buttons are dynamic items, registered in every process, so whichever process gets a
-click takes it; the vote is kept in Redis (adapters.jobs.feedback). 👎 opens a form asking why, optional: its
+click takes it; the vote is kept in Redis (adapters.shared.feedback.records). 👎 opens a form asking why, optional: its
 submission is matched by its custom id in `on_interaction`, so any process takes that too. Answers are ephemeral."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from typing import Any, Protocol
 import discord
 import structlog
 
-from adapters.jobs.platform_jobs import PlatformJobs
-from adapters.jobs.vote_replies import (
+from adapters.shared.feedback.vote_replies import (
     GONE,
     REASON_LABEL,
     REASON_MAX_CHARS,
@@ -20,6 +19,7 @@ from adapters.jobs.vote_replies import (
     REASON_TITLE,
     vote_reply,
 )
+from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 

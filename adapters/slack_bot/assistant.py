@@ -30,7 +30,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.errors import SlackApiError
 
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.platform_jobs import PlatformJobs
 from adapters.slack_bot.commands import bold, conversation_key
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.recent import ChannelReader, Unreadable, channel_question

@@ -33,12 +33,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.attachments import Attachment, DownloadFailed
-from adapters.jobs.documents import document_kind
-from adapters.jobs.knowledge_channels import KnowledgeChannels
-from adapters.jobs.knowledge_live import LiveChanges
-from adapters.jobs.platform_jobs import Kept, PlatformJobs, Pointed
-from adapters.jobs.ratelimit import Write
+from adapters.shared.files.attachments import Attachment, DownloadFailed
+from adapters.shared.files.documents import document_kind
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
+from adapters.shared.knowledge_sources.live import LiveChanges
+from adapters.shared.platform_jobs import Kept, PlatformJobs, Pointed
+from adapters.shared.ratelimit import Write
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.forget_command import ForgetCommand

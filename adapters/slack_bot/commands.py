@@ -12,7 +12,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.place_settings import (
+from adapters.shared.place_settings import (
     model_here,
     respond_here,
     set_model_here,
@@ -20,8 +20,8 @@ from adapters.jobs.place_settings import (
     set_tools_here,
     tools_here,
 )
-from adapters.jobs.platform_jobs import describe_models, switched_model, unknown_model
-from adapters.jobs.tools import tool_use
+from adapters.shared.platform_jobs import describe_models, switched_model, unknown_model
+from adapters.shared.tool_words import tool_use
 from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.surfaces import Reach

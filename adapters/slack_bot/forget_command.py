@@ -1,5 +1,5 @@
 """/forget-me on Slack: whoever runs it has what the bot keeps about them in this workspace deleted
-(adapters.jobs.forget_me; a user id may repeat in another workspace, whose data stays), their messages in the
+(adapters.shared.forget_me; a user id may repeat in another workspace, whose data stays), their messages in the
 workspace's knowledge too, and is told what went through the command's own response_url (`respond`, bolt's per
 request, so each workspace's): only they see it."""
 
@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncApp
 
-from adapters.jobs.feedback import Feedback
-from adapters.jobs.forget_me import NOTHING, UNREACHABLE, forget_me, with_feedback
+from adapters.shared.feedback.records import Feedback
+from adapters.shared.forget_me import NOTHING, UNREACHABLE, forget_me, with_feedback
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore
 from bot.state.forget import scope_of

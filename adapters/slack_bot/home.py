@@ -12,8 +12,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
-from adapters.jobs.platform_jobs import describe_models
-from adapters.jobs.usage_report import describe_person, person_usage
+from adapters.shared.platform_jobs import describe_models
+from adapters.shared.usage_commands.report import describe_person, person_usage
 from adapters.slack_bot.commands import bold
 from adapters.slack_bot.ports import Workspace
 from adapters.slack_bot.surfaces import SECTION_CHARS, Reach

@@ -9,7 +9,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.ledger import ReplyRecord, interrupted_ending, interrupted_note
+from adapters.shared.reply_records import ReplyRecord, interrupted_ending, interrupted_note
 from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
 from adapters.slack_bot.workspaces import BotClients
 from bot.metrics import Metrics

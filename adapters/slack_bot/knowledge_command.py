@@ -16,8 +16,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.feedback import Feedback, GapEntry
-from adapters.jobs.gaps import gaps_report
+from adapters.shared.feedback.gaps import gaps_report
+from adapters.shared.feedback.records import Feedback, GapEntry
 from adapters.slack_bot.knowledge_history import HistoryReader
 from adapters.slack_bot.knowledge_members import channel_members, readable_places
 from adapters.slack_bot.knowledge_messages import MESSAGE_LINK, Permalinks, channel_source, scope_of

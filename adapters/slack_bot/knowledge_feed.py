@@ -13,7 +13,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from adapters.jobs.keeping.added import Added, AddedMessages
+from adapters.shared.knowledge_sources.added import Added, AddedMessages
 from adapters.slack_bot.knowledge_messages import (
     Permalinks,
     added_passage,

@@ -1,6 +1,6 @@
 """A channel's history read into knowledge when it becomes knowledge: conversations.history a page at a time, newest
 first, each thread's replies with conversations.replies, up to MAX_MESSAGES, in the background. Where the reading
-stands is saved after each page (adapters.jobs.knowledge_channels), so a restart resumes it from there.
+stands is saved after each page (adapters.shared.knowledge_sources.channels), so a restart resumes it from there.
 
 Slack's limits are per workspace: one process reads a workspace's channels at a time (a Redis lock), at the pace
 SLACK_HISTORY_TIER allows (1 request a minute of 15 messages for apps distributed outside the Marketplace), kept
@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetr
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from adapters.jobs.knowledge_channels import Backfill
+from adapters.shared.knowledge_sources.channels import Backfill
 from adapters.slack_bot.knowledge_messages import built_permalink, channel_source, indexable, message_passage
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.settings import HistoryPace

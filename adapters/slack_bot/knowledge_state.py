@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.jobs.knowledge_channels import KnowledgeChannels
-from adapters.jobs.knowledge_live import LiveChanges
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
+from adapters.shared.knowledge_sources.live import LiveChanges
 from adapters.slack_bot.knowledge_members import PrivateMembers
 from adapters.slack_bot.knowledge_messages import scope_of
 from bot.errors import ReplyFailure

@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.attachments import Attachment
-from adapters.jobs.platform_jobs import PlatformJobs, Pointed
+from adapters.shared.files.attachments import Attachment
+from adapters.shared.platform_jobs import PlatformJobs, Pointed
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.surfaces import Place, Reach, WorkspaceBudgets
 

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from slack_sdk.errors import SlackApiError
 
-from adapters.jobs.ledger import Recording
+from adapters.shared.reply_records import Recording
 from adapters.slack_bot.surfaces import (
     Place,
     Waiting,

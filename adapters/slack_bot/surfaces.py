@@ -13,8 +13,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.ledger import Recording
-from adapters.jobs.ratelimit import Bucket, RateLimits, ReplyBudget, Write
+from adapters.shared.ratelimit import Bucket, RateLimits, ReplyBudget, Write
+from adapters.shared.reply_records import Recording
 from adapters.slack_bot.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
 from adapters.slack_bot.tool_cards import question_message, settled_message
 from adapters.slack_bot.vote_blocks import vote_actions

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.tools import click_reply
+from adapters.shared.tool_words import click_reply
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.tool_cards import CONFIRM_NO, CONFIRM_YES, KEY
 from bot.errors import ReplyFailure

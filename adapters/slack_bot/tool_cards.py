@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from adapters.jobs.tools import ToolUse, confirm_question, describe_tools, settled_text
+from adapters.shared.tool_words import ToolUse, confirm_question, describe_tools, settled_text
 from adapters.slack_bot.text import escape_mrkdwn
 from bot.reply.thought_view import thought_line
 from bot.tools.consent import ConfirmRequest

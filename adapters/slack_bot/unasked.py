@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from adapters.jobs.place_settings import respond_mode
-from adapters.jobs.platform_jobs import Kept
-from adapters.jobs.ratelimit import Write
+from adapters.shared.place_settings import respond_mode
+from adapters.shared.platform_jobs import Kept
+from adapters.shared.ratelimit import Write
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from adapters.slack_bot.persona_command import slack_places
 from adapters.slack_bot.ports import Answerer

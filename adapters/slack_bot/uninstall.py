@@ -16,7 +16,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from adapters.jobs.feedback import Feedback
+from adapters.shared.feedback.records import Feedback
 from adapters.slack_bot.installations import RedisInstallationStore
 from adapters.slack_bot.knowledge_state import SlackKnowledge
 from bot.core import ChatCore

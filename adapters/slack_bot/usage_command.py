@@ -1,4 +1,5 @@
-"""/usage and /budget on Slack (adapters.jobs.usage_report and .budget_settings, the same as every platform's).
+"""/usage and /budget on Slack (adapters.shared.usage_commands.report and .budget_settings, the same as every
+platform's).
 
 `/usage`: the person's tokens and cost today, this week and this month, by model, and what is left of the budgets
 that apply to them where they ask. `/usage server` (workspace admins and SLACK_ADMIN_USER_IDS): the workspace's last
@@ -21,8 +22,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.budget_settings import budget_here, parse_budget_words, set_budget_here
-from adapters.jobs.usage_report import (
+from adapters.shared.usage_commands.budget_settings import budget_here, parse_budget_words, set_budget_here
+from adapters.shared.usage_commands.report import (
     chart_png,
     describe_person,
     describe_scope,

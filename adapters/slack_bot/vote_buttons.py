@@ -1,6 +1,6 @@
 """👍 / 👎 under each answer (an actions block of the answer's finished message). A click is acked at once and taken by
-whichever process gets it, once; the vote is kept in Redis (adapters.jobs.feedback) and the clicker alone is told.
-👎 opens a form asking why, optional; its submission carries the answer in its private metadata."""
+whichever process gets it, once; the vote is kept in Redis (adapters.shared.feedback.records) and the clicker alone is
+told. 👎 opens a form asking why, optional; its submission carries the answer in its private metadata."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.vote_replies import (
+from adapters.shared.feedback.vote_replies import (
     GONE,
     REASON_LABEL,
     REASON_MAX_CHARS,

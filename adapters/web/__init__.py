@@ -45,7 +45,7 @@ What a person meets (chat.py, uploads.py):
 
 - A question holds up to 100,000 characters; images only when a model sees them (`maxImages` is 0
   otherwise): up to MAX_IMAGES of 10 MB each; and up to 10 documents and text files, read as on
-  every platform (adapters.jobs.attachments), each document up to MAX_DOCUMENT_BYTES (50 MB at
+  every platform (adapters.shared.files.attachments), each document up to MAX_DOCUMENT_BYTES (50 MB at
   most here), together no more. An image sent anyway, or any file the bot doesn't read, is skipped
   unread, and the answer names it. A frame larger than its text and files may need closes the
   socket ("message too big"), unread.
@@ -72,7 +72,7 @@ from pathlib import Path
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.platform_jobs import PlatformJobs
 from adapters.web import guard as web_guard
 from adapters.web.chat import Tab
 from adapters.web.conversations import Hub, conversations_for

@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from adapters.jobs.platform_jobs import PlatformJobs, switched_model
-from adapters.jobs.tools import model_use
+from adapters.shared.platform_jobs import PlatformJobs, switched_model
+from adapters.shared.tool_words import model_use
 from adapters.web.conversations import (
     FIRST,
     MAX_CONVERSATIONS,

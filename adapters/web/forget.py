@@ -1,7 +1,7 @@
 """The page's Forget me button (confirmed in the page first): the browser's conversations all go, with their
 answers being written, their Instructions, the browser's question counters and its feedback on answers (its votes,
-its answers kept for votes, their gap entries: adapters.jobs.feedback); every page of the browser then shows a fresh
-conversation, and the page that asked is told what went (adapters.jobs.forget_me).
+its answers kept for votes, their gap entries: adapters.shared.feedback.records); every page of the browser then shows
+a fresh conversation, and the page that asked is told what went (adapters.shared.forget_me).
 
 The frames (besides those in adapters.web): page → server `forget`; server → that page a `notice` {text, level:
 "info"} saying what was deleted (or "warning", why not), after a `hello` to every page of the browser.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from adapters.jobs.forget_me import UNREACHABLE, forget_me
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.forget_me import UNREACHABLE, forget_me
+from adapters.shared.platform_jobs import PlatformJobs
 from adapters.web.conversations import Hub, Page, thread_of
 from adapters.web.instructions import place_of
 from adapters.web.votes import person_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.jobs.platform_jobs import UnlimitedSurface
+from adapters.shared.platform_jobs import UnlimitedSurface
 from adapters.web.conversations import Hub, Live
 from adapters.web.redraw import answer_view
 from adapters.web.tools import ToolFrames, stopped

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from adapters.jobs.tools import DESCRIPTION_CHARS, NO_TOOLS, ToolUse, answers, click_reply, settled_text, why_not
+from adapters.shared.tool_words import DESCRIPTION_CHARS, NO_TOOLS, ToolUse, answers, click_reply, settled_text, why_not
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 from bot.tools.consent import ConfirmRequest

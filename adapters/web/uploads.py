@@ -1,6 +1,6 @@
 """What a page's question carries besides its text: the files it sends as data URLs (images,
 documents, text files), the limits the page is told, and the frame sizes that fit them. The files are
-read as on every platform (adapters.jobs.attachments: documents in the isolated workers); anything
+read as on every platform (adapters.shared.files.attachments: documents in the isolated workers); anything
 else is named and skipped unread."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.jobs.attachments import MAX_ATTACHMENT_BYTES, TEXT_EXTENSIONS, Attachment
-from adapters.jobs.documents import DOCUMENT_EXTENSIONS
-from adapters.jobs.images import is_image
-from adapters.jobs.platform_jobs import PlatformJobs
+from adapters.shared.files.attachments import MAX_ATTACHMENT_BYTES, TEXT_EXTENSIONS, Attachment
+from adapters.shared.files.documents import DOCUMENT_EXTENSIONS
+from adapters.shared.files.images import is_image
+from adapters.shared.platform_jobs import PlatformJobs
 
 MAX_MESSAGE_CHARS = 100_000
 # A JSON frame may spend up to 6 bytes per character (\u escapes); larger frames are refused.

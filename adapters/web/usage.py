@@ -1,6 +1,6 @@
 """The sidebar's usage line: what this browser's questions used today and this month, in tokens (and US dollars when
-the models have a price), and what is left of each budget that applies to them (adapters.jobs.usage_report, as
-`/usage` shows it on every platform).
+the models have a price), and what is left of each budget that applies to them (adapters.shared.usage_commands.report,
+as `/usage` shows it on every platform).
 
 The browser is the person: the counts are the payer's of the browser's own turns, built as the core builds it
 (`usage_payer`), so a page is only ever shown its own browser's usage, read by its cookie's id.
@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from adapters.jobs.usage_report import BudgetLeft, PersonUsage, describe_person, money, person_usage
+from adapters.shared.usage_commands.report import BudgetLeft, PersonUsage, describe_person, money, person_usage
 from adapters.web.conversations import thread_of
 from adapters.web.instructions import places_of
 from bot.core import ChatCore, Turn

@@ -1,6 +1,6 @@
 """👍 / 👎 under each finished answer of the web chat: one vote per browser and answer (the person is the browser,
-`web:<chat_id>`, as its questions' asker), changeable, kept with every platform's votes (adapters.jobs.feedback). A
-👎 may say why, in a box under the answer (optional).
+`web:<chat_id>`, as its questions' asker), changeable, kept with every platform's votes
+(adapters.shared.feedback.records). A 👎 may say why, in a box under the answer (optional).
 
 Answer ids. Each answer gets a random token when it starts (`new_token`), kept with the stored answer (its view, see
 adapters.web.redraw), so that a reload draws the same buttons. The page knows the answer as `<conversation>.<token>`
@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from adapters.jobs.feedback import Feedback, VoteOutcome
-from adapters.jobs.platform_jobs import Kept, PlatformJobs
-from adapters.jobs.vote_replies import GONE, REASON_MAX_CHARS, REASON_THANKS
+from adapters.shared.feedback.records import Feedback, VoteOutcome
+from adapters.shared.feedback.vote_replies import GONE, REASON_MAX_CHARS, REASON_THANKS
+from adapters.shared.platform_jobs import Kept, PlatformJobs
 from adapters.web.conversations import Hub, Page, is_conversation_id, thread_of
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note

@@ -3,7 +3,7 @@
 lives at most. A new feature that keeps something adds its kind here first.
 
 The list is used where things are deleted: when the bot leaves a server or workspace, the keys its kinds name for
-that server (`server_keys`) are swept after each part has deleted its own (adapters.jobs.keeping.sweep), so a record
+that server (`server_keys`) are swept after each part has deleted its own (adapters.shared.server_sweep), so a record
 a part forgot still goes; and tests/keeping checks each kind against each way out, and that every key the bot
 writes belongs to a kind listed here.
 

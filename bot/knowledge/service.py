@@ -21,8 +21,8 @@ EMBED_BATCH = 64  # passages embedded and stored together
 QUEUE_LIMIT = 20_000  # passages waiting to be added; past it the oldest waiting are dropped, and logged
 RESTART_SECONDS = 1.0  # the adder, if it ever fails, starts again after this
 # A live message is judged knowledge from its channel's opt-in as a process has it cached, up to this old
-# (adapters.jobs.knowledge_channels.CACHE_SECONDS): its addition counts as decided then, so that an `off` another
-# process ran meanwhile wins over it too.
+# (adapters.shared.knowledge_sources.channels.CACHE_SECONDS): its addition counts as decided then, so that an `off`
+# another process ran meanwhile wins over it too.
 DECIDED_EARLIER_SECONDS = 2.0
 
 

@@ -65,7 +65,7 @@ class ToolView(Protocol):
 
 @runtime_checkable
 class ToolRecorder(Protocol):
-    """A surface whose reply is recorded for finishing after a crash (see adapters.jobs.ledger)."""
+    """A surface whose reply is recorded for finishing after a crash (see adapters.shared.reply_records)."""
 
     async def tools_running(self, names: Sequence[str]) -> None:
         """The tools running now, recorded before they start: a reply cut by a crash then says a tool may or may not

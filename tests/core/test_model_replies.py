@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind
 from bot.model.breaker import CircuitBreaker

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from adapters.jobs.images import prepare_image
+from adapters.shared.files.images import prepare_image
 from bot.core import ChatCore, Turn
 from bot.reply.surface import SurfaceLimits
 from bot.state.store import HistoryStore

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from bot.errors import FailureKind, ReplyFailure
 from bot.reply.render import LiveRenderer
 from bot.reply.split import open_fence

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from adapters.jobs.feedback import Feedback
+from adapters.shared.feedback.records import Feedback
 from tests.conftest import REDIS_URL
 from tests.discord.harness import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
 from tests.fakes.citing_model import citing_responder

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from adapters.jobs.ratelimit import Budgets, RateLimits, ReplyBudget
+from adapters.shared.ratelimit import Budgets, RateLimits, ReplyBudget
 from bot.reply.surface import SurfaceLimits
 
 

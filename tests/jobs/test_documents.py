@@ -1,5 +1,5 @@
-"""Documents people attach are read in the isolated workers (adapters.jobs.documents and
-adapters.jobs.document_worker): each format's text, and a sentence naming the file for each bad
+"""Documents people attach are read in the isolated workers (adapters.shared.files.documents and
+adapters.shared.files.document_worker): each format's text, and a sentence naming the file for each bad
 one, while the next file is still read. Real files, real worker processes."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.jobs.attachments import Attachment, ReadFiles, read_attachments, with_files
-from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, cut_documents
-from adapters.jobs.isolation import IsolatedWorkers
+from adapters.shared.files.attachments import Attachment, ReadFiles, read_attachments, with_files
+from adapters.shared.files.documents import DocumentReader, DocumentRefused, DocumentText, cut_documents
+from adapters.shared.files.isolation import IsolatedWorkers
 from config.settings import DocumentSettings
 from tests.fakes import documents as make
 
@@ -25,7 +25,7 @@ async def returning(data: bytes) -> bytes:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[IsolatedWorkers]:
-    pool = IsolatedWorkers(preload=["adapters.jobs.document_worker"])
+    pool = IsolatedWorkers(preload=["adapters.shared.files.document_worker"])
     yield pool
     await pool.aclose()
 

@@ -1,8 +1,8 @@
-"""Votes on answers and the knowledge gaps an admin sees (adapters.jobs.feedback, adapters.jobs.gaps), against the real
-Redis (and a Redis Cluster): one vote per person that can be changed, a 👎 and its reason listed until taken back,
-skipped questions and unsourced answers listed for 30 days, /forget-me and a server's removal deleting what they must
-and nothing else, concurrent votes all counted; then paraphrased questions grouped, the CSV safe to open in a
-spreadsheet, and the chat summary pinging no one and fitting its message."""
+"""Votes on answers and the knowledge gaps an admin sees (adapters.shared.feedback.records,
+adapters.shared.feedback.gaps), against the real Redis (and a Redis Cluster): one vote per person that can be changed,
+a 👎 and its reason listed until taken back, skipped questions and unsourced answers listed for 30 days, /forget-me and
+a server's removal deleting what they must and nothing else, concurrent votes all counted; then paraphrased questions
+grouped, the CSV safe to open in a spreadsheet, and the chat summary pinging no one and fitting its message."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.jobs.feedback import AnswerInfo, Feedback, GapEntry, GapKind
-from adapters.jobs.gaps import GapGroup, describe_gaps, gaps_csv, group_questions
+from adapters.shared.feedback.gaps import GapGroup, describe_gaps, gaps_csv, group_questions
+from adapters.shared.feedback.records import AnswerInfo, Feedback, GapEntry, GapKind
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.embeddings import LocalEmbedder
 from bot.state.redis_client import RedisClient, close, connect

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageFile
 
-from adapters.jobs.images import (
+from adapters.shared.files.images import (
     MAX_BYTES,
     MAX_DOWNLOAD_BYTES,
     ImageReader,
@@ -23,7 +23,7 @@ from adapters.jobs.images import (
     is_image,
     prepare_image,
 )
-from adapters.jobs.isolation import IsolatedWorkers
+from adapters.shared.files.isolation import IsolatedWorkers
 from config.settings import ImageSettings
 
 RED = (220, 30, 30)
@@ -337,7 +337,7 @@ def test_a_smaller_max_side_is_respected() -> None:
 
 
 async def test_an_image_is_prepared_in_a_worker_process() -> None:
-    workers = IsolatedWorkers(preload=["adapters.jobs.image_worker"])
+    workers = IsolatedWorkers(preload=["adapters.shared.files.image_worker"])
     reader = ImageReader(ImageSettings(max_images=4, max_side=1000), workers)
     photo_bytes = encoded(photo(4000, 3000), "JPEG")
 

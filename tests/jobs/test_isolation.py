@@ -1,4 +1,4 @@
-"""Files people send are decoded in limited worker processes (adapters.jobs.isolation): a file that
+"""Files people send are decoded in limited worker processes (adapters.shared.files.isolation): a file that
 needs too much memory or time, or kills its worker, costs that worker only. Real processes."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from PIL import Image
 
-from adapters.jobs.images import ImageReader, ImageRefused
-from adapters.jobs.isolation import Failure, FairTurns, IsolatedWorkers, WorkFailed
+from adapters.shared.files.images import ImageReader, ImageRefused
+from adapters.shared.files.isolation import Failure, FairTurns, IsolatedWorkers, WorkFailed
 from config.settings import ImageSettings
 
 
@@ -53,7 +53,7 @@ async def returning(data: bytes) -> bytes:
 
 @pytest.fixture
 async def workers() -> AsyncIterator[IsolatedWorkers]:
-    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.jobs.image_worker"])
+    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=2.0, preload=["adapters.shared.files.image_worker"])
     yield pool
     await pool.aclose()
 
@@ -61,7 +61,7 @@ async def workers() -> AsyncIterator[IsolatedWorkers]:
 @pytest.fixture
 async def unhurried_workers() -> AsyncIterator[IsolatedWorkers]:
     """The memory limit only: time enough for any work, however busy the machine."""
-    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=60.0, preload=["adapters.jobs.image_worker"])
+    pool = IsolatedWorkers(memory_bytes=300_000_000, seconds=60.0, preload=["adapters.shared.files.image_worker"])
     yield pool
     await pool.aclose()
 
@@ -97,7 +97,7 @@ async def test_a_worker_that_dies_fails_its_own_work_only(workers: IsolatedWorke
 
 
 async def test_cancelled_work_frees_its_worker() -> None:
-    patient = IsolatedWorkers(seconds=60.0, preload=["adapters.jobs.image_worker"])
+    patient = IsolatedWorkers(seconds=60.0, preload=["adapters.shared.files.image_worker"])
     try:
         spinning = [asyncio.ensure_future(patient.run(spin)) for _ in range(patient.size)]
         await asyncio.sleep(0.3)
@@ -125,7 +125,7 @@ async def test_an_image_too_large_for_a_worker_gets_a_notice_and_the_bot_stays_s
 
 
 async def test_an_image_that_takes_too_long_gets_a_notice() -> None:
-    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.jobs.image_worker"])
+    slow = IsolatedWorkers(seconds=0.05, preload=["adapters.shared.files.image_worker"])
     reader = ImageReader(ImageSettings(max_images=4, max_side=1568), slow)
     try:
         with pytest.raises(ImageRefused, match=r"^scan\.png took too long to read, so I couldn't look at it\.$"):

@@ -1,4 +1,4 @@
-"""The knowledge channels kept in Redis (adapters.jobs.knowledge_channels): the scopes of a platform that have
+"""The knowledge channels kept in Redis (adapters.shared.knowledge_sources.channels): the scopes of a platform that have
 channels, which every process reads once for all its servers (one cached look), follow opt-ins and a server's
 removal, each platform apart."""
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.jobs.knowledge_channels import KnowledgeChannels
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from bot.state.redis_client import RedisClients
 from tests.conftest import REDIS_URL
 

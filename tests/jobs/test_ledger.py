@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.jobs.ledger import HEARTBEAT_SHARE, ReplyLedger
+from adapters.shared.reply_records import HEARTBEAT_SHARE, ReplyLedger
 from bot.reply.surface import SurfaceLimits
 from bot.state.redis_client import RedisClients
 from config.settings import HistorySettings

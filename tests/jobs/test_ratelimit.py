@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.jobs.ratelimit import Bucket, RateLimits, Write
+from adapters.shared.ratelimit import Bucket, RateLimits, Write
 from bench.delay_proxy import DelayProxy, Route
 from bot.state.redis_client import CONTROL_ANSWER_SECONDS, close, connect, ping
 from config.settings import HistorySettings
@@ -220,7 +220,7 @@ async def eventually(read: Callable[[], Awaitable[int]], expected: int, within: 
 # write landed (time.time(), comparable across processes), until it is killed.
 GREEDY_PROCESS = """
 import asyncio, sys, time
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from bot.state.redis_client import connect
 
 async def main(url, prefix, limit, window):
@@ -273,7 +273,7 @@ async def test_a_process_killed_while_writing_leaves_its_writes_counted_then_its
 # landed, and stops.
 LAGGING_PROCESS = """
 import asyncio, sys, time
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from bot.state.redis_client import connect
 
 async def lag():

@@ -8,7 +8,7 @@ import codecs
 
 import pytest
 
-from adapters.jobs.attachments import Attachment, read_attachments
+from adapters.shared.files.attachments import Attachment, read_attachments
 
 NOTE = "Réunion à 14 h: the café on floor 2 serves crêpes."
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from adapters.jobs.feedback import AnswerInfo, Feedback
-from adapters.jobs.keeping.added import Added, AddedMessages
-from adapters.jobs.keeping.sweep import sweep_server
+from adapters.shared.feedback.records import AnswerInfo, Feedback
+from adapters.shared.knowledge_sources.added import Added, AddedMessages
+from adapters.shared.server_sweep import sweep_server
 from bot.state.redis_client import close, connect
 from tests.system.cluster import OwnCluster
 

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from adapters.jobs.feedback import Feedback
+from adapters.shared.feedback.records import Feedback
 from bot.keeping.kinds import KINDS, Kind, Way
 from tests.conftest import REDIS_URL
 from tests.discord.harness import DiscordWorld

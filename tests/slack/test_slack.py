@@ -23,7 +23,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.text import to_mrkdwn

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.ratelimit import RateLimits
 from adapters.slack_bot.stream import StreamReply
 from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.tool_cards import InlineLines, inert

@@ -25,7 +25,7 @@ import pytest_asyncio
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.jobs.ledger import INTERRUPTED_NOTE
+from adapters.shared.reply_records import INTERRUPTED_NOTE
 from adapters.slack_bot.text import to_mrkdwn
 from bot.errors import FailureKind
 from tests.conftest import REDIS_URL, OwnRedis, delete_keys, free_port

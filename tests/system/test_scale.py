@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from adapters.jobs.ledger import ReplyLedger, ReplyRecord
+from adapters.shared.reply_records import ReplyLedger, ReplyRecord
 from bot.core import ChatCore, Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.reply.surface import SurfaceLimits

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.jobs.tools import describe_tools, tool_use
+from adapters.shared.tool_words import describe_tools, tool_use
 from bot.core import ChatCore, Turn
 from bot.reply.surface import SurfaceLimits
 from bot.state.personas import Personas, Place

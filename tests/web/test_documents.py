@@ -1,6 +1,6 @@
 """Documents and text files in the web chat: the real `python -m bot web` process in a real headless Chromium.
 The page attaches them by name, refuses what won't be read before sending it, and the server reads them as
-Discord and Slack do (adapters.jobs.attachments, documents in the isolated workers): their text joins the
+Discord and Slack do (adapters.shared.files.attachments, documents in the isolated workers): their text joins the
 question and stays in the history, and each file that can't be read is named in the reply."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """👍 / 👎 under the web chat's answers, in a real headless Chromium against the real `python -m bot web`: one vote per
 browser and answer, changeable, a 👎 with an optional reason typed under the answer, the vote kept with every
-platform's (adapters.jobs.feedback) and shown again after a reload; another browser can't vote on it, an answer the
-bot no longer keeps says so, and Forget me deletes the votes."""
+platform's (adapters.shared.feedback.records) and shown again after a reload; another browser can't vote on it, an
+answer the bot no longer keeps says so, and Forget me deletes the votes."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
-from adapters.jobs.feedback import Feedback
-from adapters.jobs.vote_replies import GONE, REASON_THANKS
+from adapters.shared.feedback.records import Feedback
+from adapters.shared.feedback.vote_replies import GONE, REASON_THANKS
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage

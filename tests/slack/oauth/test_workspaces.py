@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from adapters.jobs.ledger import INTERRUPTED_NOTE
+from adapters.shared.reply_records import INTERRUPTED_NOTE
 from adapters.slack_bot.installations import RedisInstallationStore
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, tokenize

@@ -1,9 +1,9 @@
 """Documents attached to a question (PDF, Word, PowerPoint, Excel, HTML): their text read in the
-isolated workers (adapters.jobs.document_worker, which only the workers import: the parsers never
+isolated workers (adapters.shared.files.document_worker, which only the workers import: the parsers never
 load in the bot's process), then cut to the question's share of MAX_DOCUMENT_CHARS. A worker reads
 no more than that share: what a document may cost is bounded where it is read, whatever it unpacks
 to. A message's documents share DOCUMENT_TIMEOUT_SECONDS, and take the workers in turn with other
-messages' files (adapters.jobs.isolation). Anything that can't be read is refused with a sentence
+messages' files (adapters.shared.files.isolation). Anything that can't be read is refused with a sentence
 naming the file."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.jobs.isolation import Failure, IsolatedWorkers, WorkFailed, call_in_worker
+from adapters.shared.files.isolation import Failure, IsolatedWorkers, WorkFailed, call_in_worker
 from config.settings import DocumentSettings
 
 log = structlog.get_logger(__name__)
 
-WORKER_MODULE = "adapters.jobs.document_worker"
+WORKER_MODULE = "adapters.shared.files.document_worker"
 # What each kind is called in a notice ("x.pdf isn't really a PDF").
 KIND_NAMES = {
     "pdf": "PDF",

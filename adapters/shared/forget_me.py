@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.jobs.feedback import Feedback
+from adapters.shared.feedback.records import Feedback
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.state.forget import ForgetReport
@@ -55,7 +55,8 @@ FEEDBACK = "your votes on answers, and your questions kept for the admins' list 
 
 
 async def with_feedback(said: str, feedback: Feedback, person: str) -> str:
-    """/forget-me's sentence once `person`'s votes and gap entries (adapters.jobs.feedback) are deleted too."""
+    """/forget-me's sentence once `person`'s votes and gap entries (adapters.shared.feedback.records) are deleted
+    too."""
     try:
         removed = await feedback.forget_person(person)
     except ReplyFailure:

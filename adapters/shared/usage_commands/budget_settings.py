@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from adapters.jobs.place_settings import where_of
-from adapters.jobs.platform_jobs import Bold
+from adapters.shared.place_settings import where_of
+from adapters.shared.platform_jobs import Bold
 from bot.core import ChatCore
 from bot.state.personas import Place
 from bot.usage.accounting import Payer

@@ -1,5 +1,5 @@
-"""What `/knowledge gaps` shows an admin: the gaps (adapters.jobs.feedback) grouped by what was asked, as a short chat
-message and as a CSV file with every entry.
+"""What `/knowledge gaps` shows an admin: the gaps (adapters.shared.feedback.records) grouped by what was asked, as a
+short chat message and as a CSV file with every entry.
 
 Questions and reasons are untrusted text: in the message they can't ping anyone (`@everyone`, `<!here>`… are broken
 with a zero-width space) nor add lines of their own; in the CSV a cell can't start a spreadsheet formula.
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from adapters.jobs.feedback import GAP_KINDS, Feedback, GapEntry, GapKind
+from adapters.shared.feedback.records import GAP_KINDS, Feedback, GapEntry, GapKind
 from bot.knowledge.service import Knowledge
 from bot.knowledge.vectors import unit_rows
 

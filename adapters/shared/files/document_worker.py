@@ -1,6 +1,6 @@
-"""Documents' text, read in the isolated workers only (adapters.jobs.isolation): their fork server
+"""Documents' text, read in the isolated workers only (adapters.shared.files.isolation): their fork server
 imports this module, and with it the parsers (pypdf, python-docx, python-pptx, openpyxl); the bot's
-process never does. `read_document` is what adapters.jobs.documents calls here.
+process never does. `read_document` is what adapters.shared.files.documents calls here.
 
 Before a parser sees a file, its bytes must be what its name claims (a PDF starts with %PDF-, a
 Word, PowerPoint or Excel file is a zip whose [Content_Types].xml names that format's main part, a
@@ -34,7 +34,7 @@ from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
 from openpyxl.utils.datetime import MAC_EPOCH, WINDOWS_EPOCH, from_excel
 from pptx.enum.shapes import MSO_SHAPE_TYPE
 
-from adapters.jobs.documents import KIND_NAMES, DocumentRefused, DocumentText
+from adapters.shared.files.documents import KIND_NAMES, DocumentRefused, DocumentText
 
 # A zip is refused beyond these, as no real document has them: more members, or more bytes unpacked
 # in all. Below them, what is read is bounded by the character limit, not by what the file unpacks to.

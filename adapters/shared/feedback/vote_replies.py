@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.jobs.feedback import VoteOutcome
+from adapters.shared.feedback.records import VoteOutcome
 
 GONE = "This answer can't take votes any more: it was deleted, or it is older than the bot keeps answers."
 REASON_TITLE = "What was wrong with this answer?"

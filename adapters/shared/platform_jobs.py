@@ -1,6 +1,6 @@
 """Jobs every platform adapter needs, done one way: claim an event so that one process answers
-it, answer in a task that can't die silently, keep the platform's rate limits (adapters.jobs.ratelimit),
-record replies and finish those a dead process left (adapters.jobs.ledger), and tell someone once why
+it, answer in a task that can't die silently, keep the platform's rate limits (adapters.shared.ratelimit),
+record replies and finish those a dead process left (adapters.shared.reply_records), and tell someone once why
 they are refused."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Any
 
 import structlog
 
-from adapters.jobs.attachments import Attachment, ReadFiles, read_attachments, with_files
-from adapters.jobs.documents import DocumentReader, cut_documents
-from adapters.jobs.feedback import AnswerInfo, Feedback
-from adapters.jobs.images import ImageReader
-from adapters.jobs.isolation import IsolatedWorkers
-from adapters.jobs.keeping.added import AddedMessages
-from adapters.jobs.keeping.sweep import sweep_server
-from adapters.jobs.ledger import Recording, ReplyLedger, ReplyRecord
-from adapters.jobs.ratelimit import RateLimits
+from adapters.shared.feedback.records import AnswerInfo, Feedback
+from adapters.shared.files.attachments import Attachment, ReadFiles, read_attachments, with_files
+from adapters.shared.files.documents import DocumentReader, cut_documents
+from adapters.shared.files.images import ImageReader
+from adapters.shared.files.isolation import IsolatedWorkers
+from adapters.shared.knowledge_sources.added import AddedMessages
+from adapters.shared.ratelimit import RateLimits
+from adapters.shared.reply_records import Recording, ReplyLedger, ReplyRecord
+from adapters.shared.server_sweep import sweep_server
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
@@ -45,7 +45,7 @@ EVENT_CLAIM_SECONDS = 3600
 # Someone refused is told why once a day per place, not at every message.
 REFUSAL_NOTICE_SECONDS = 24 * 3600
 # The modules of the work done in the isolated workers, imported once by their fork server.
-WORKER_MODULES = ("adapters.jobs.image_worker", "adapters.jobs.document_worker")
+WORKER_MODULES = ("adapters.shared.files.image_worker", "adapters.shared.files.document_worker")
 # Tokens kept spare when documents are cut to fit a model's context: the asker's name when several
 # people talk, and the cleaning of the question, may add a few.
 FIT_SPARE_TOKENS = 32
@@ -153,7 +153,7 @@ class PlatformJobs:
         return await self._services.coordination.resolve(alias)
 
     async def read_files(self, attachments: Sequence[Attachment], asker: str = "") -> ReadFiles:
-        """What a message's files bring to the question (see adapters.jobs.attachments); `asker`: who sent
+        """What a message's files bring to the question (see adapters.shared.files.attachments); `asker`: who sent
         them, whose files take the workers in turn with other people's."""
         return await read_attachments(attachments, self.images, self.documents, asker=asker or None)
 
@@ -187,7 +187,7 @@ class PlatformJobs:
         return asked, cuts
 
     def record(self, thread: str, place: dict[str, Any], limits: SurfaceLimits) -> Recording:
-        """A reply's record, kept until its final text lands (see adapters.jobs.ledger)."""
+        """A reply's record, kept until its final text lands (see adapters.shared.reply_records)."""
         return self._ledger.open(self._platform, thread, place, limits)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -201,7 +201,7 @@ class PlatformJobs:
     ) -> RenderResult | None:
         """Answer `turn` on `surface`. A failure of the platform's in one reply is logged and ends
         that reply only; on shutdown the reply lands its final text (or its note) first. `kept`: where
-        votes on the answer are kept (see adapters.jobs.feedback), once it is complete."""
+        votes on the answer are kept (see adapters.shared.feedback.records), once it is complete."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -239,7 +239,7 @@ class PlatformJobs:
             log.warning("answer_not_kept_for_votes", platform=self._platform, thread=turn.thread)
 
     async def sweep_server(self, server_id: str) -> int:
-        """The bot left a server or workspace: what is left of its keys goes (adapters.jobs.keeping.sweep)."""
+        """The bot left a server or workspace: what is left of its keys goes (adapters.shared.server_sweep)."""
         prefix = self._services.settings.history.key_prefix
         return await sweep_server(self._services.redis.main, prefix, self._platform, server_id)
 

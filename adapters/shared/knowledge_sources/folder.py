@@ -11,10 +11,10 @@ from pathlib import Path
 import structlog
 from watchfiles import Change, awatch
 
-from adapters.jobs.attachments import Attachment
-from adapters.jobs.documents import DocumentReader, DocumentRefused
-from adapters.jobs.isolation import IsolatedWorkers
-from adapters.jobs.knowledge_documents import document_passages, read_for_knowledge
+from adapters.shared.files.attachments import Attachment
+from adapters.shared.files.documents import DocumentReader, DocumentRefused
+from adapters.shared.files.isolation import IsolatedWorkers
+from adapters.shared.knowledge_sources.document_passages import document_passages, read_for_knowledge
 from bot.app import Services
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE
@@ -24,7 +24,7 @@ from bot.knowledge.setup import wanted_at_start
 log = structlog.get_logger(__name__)
 
 SOURCE_PREFIX = "dir:"
-DOCUMENT_WORKER = "adapters.jobs.document_worker"
+DOCUMENT_WORKER = "adapters.shared.files.document_worker"
 RESTART_SECONDS = 5.0
 
 

@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from adapters.jobs.platform_jobs import Bold
+from adapters.shared.platform_jobs import Bold
 from bot.core import ChatCore
 from bot.state.personas import Place
 from bot.usage.accounting import Payer

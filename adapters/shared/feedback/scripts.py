@@ -1,5 +1,5 @@
-"""The Lua scripts of the votes and knowledge gaps (adapters.jobs.feedback): each runs on the keys of one answer or
-of one scope's gap list, which share a hash tag."""
+"""The Lua scripts of the votes and knowledge gaps (adapters.shared.feedback.records): each runs on the keys of one
+answer or of one scope's gap list, which share a hash tag."""
 
 # Lua: drop the entries of a scope's gap list (KEYS[1] the sorted set, KEYS[2] the hash) older than `cutoff`, in
 # slices small enough for unpack().

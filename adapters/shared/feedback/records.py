@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
-from adapters.jobs.keeping import feedback_scripts as lua
+from adapters.shared.feedback import scripts as lua
 from bot.state.redis_client import RedisClient, hash_tag, served
 
 T = TypeVar("T")

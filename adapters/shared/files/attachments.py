@@ -1,7 +1,7 @@
 """Files attached to a message: text files and documents' text become part of the person's question
 (cut together to MAX_DOCUMENT_CHARS and to what fits the model's context; documents are read in the
-isolated workers, see adapters.jobs.documents), images go with it (checked and scaled down, see
-adapters.jobs.images); other files are skipped with a short notice. A message's documents and images
+isolated workers, see adapters.shared.files.documents), images go with it (checked and scaled down, see
+adapters.shared.files.images); other files are skipped with a short notice. A message's documents and images
 take the workers in turn with other messages' files."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, MessageShare, document_kind
-from adapters.jobs.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
+from adapters.shared.files.documents import DocumentReader, DocumentRefused, DocumentText, MessageShare, document_kind
+from adapters.shared.files.images import MAX_DOWNLOAD_BYTES, ImageReader, ImageRefused, is_image
 
 log = structlog.get_logger(__name__)
 

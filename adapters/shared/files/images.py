@@ -2,7 +2,7 @@
 WebP or GIF (by their bytes, whatever the name says), turned upright, downscaled and re-encoded
 small enough to send. Anything unusable is refused with a sentence that names the file.
 
-The decoding runs in the isolated workers (adapters.jobs.isolation), never in the bot's process: a
+The decoding runs in the isolated workers (adapters.shared.files.isolation), never in the bot's process: a
 small file can decode to hundreds of megabytes, or take seconds of CPU."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import structlog
 from PIL import GifImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
-from adapters.jobs.isolation import Failure, IsolatedWorkers, WorkFailed
+from adapters.shared.files.isolation import Failure, IsolatedWorkers, WorkFailed
 from config.settings import ImageSettings
 
 log = structlog.get_logger(__name__)

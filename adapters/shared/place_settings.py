@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from adapters.jobs.platform_jobs import Bold, unknown_model
+from adapters.shared.platform_jobs import Bold, unknown_model
 from bot.core import ChatCore
 from bot.respond.decision import RespondMode
 from bot.state.personas import Place, PlaceSettings

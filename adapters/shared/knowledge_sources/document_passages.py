@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from adapters.jobs.attachments import Attachment, DownloadFailed, decode_text
-from adapters.jobs.documents import DocumentReader, DocumentRefused, DocumentText, document_kind
+from adapters.shared.files.attachments import Attachment, DownloadFailed, decode_text
+from adapters.shared.files.documents import DocumentReader, DocumentRefused, DocumentText, document_kind
 from bot.knowledge.passages import Passage
 
 PASSAGE_CHARS = 1_500
