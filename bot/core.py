@@ -31,12 +31,12 @@ from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
 from bot.turn.admission import Admission, refuse
 from bot.turn.answering import Answering
+from bot.turn.message import Turn
 from bot.turn.model_slots import ModelSlots
 from bot.turn.preparation import Preparation, Prepared
 from bot.turn.prompt import PromptBuilder
 from bot.turn.remembering import Remembering
 from bot.turn.searching import TurnKnowledge
-from bot.turn.turn import Turn
 from bot.usage.accounting import Accounting, Spend, UsageCounters, payer_of
 from bot.usage.ledger import UsageLedger
 from config.models import ModelCatalog, ModelChoice

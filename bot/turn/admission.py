@@ -11,8 +11,8 @@ from bot.errors import FailureKind, ReplyFailure, failing
 from bot.reply.render import LiveRenderer, RenderResult
 from bot.reply.surface import ReplySurface
 from bot.state.coordination import TurnQuota
+from bot.turn.message import Turn
 from bot.turn.text import clean_question
-from bot.turn.turn import Turn
 
 log = structlog.get_logger(__name__)
 

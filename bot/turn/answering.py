@@ -15,12 +15,12 @@ from bot.tools.agent import ToolTurn
 from bot.tools.events import Tail
 from bot.tools.gate import ConfirmGate
 from bot.tools.toolbox import ToolBox
+from bot.turn.message import Turn
 from bot.turn.model_slots import ModelSlots
 from bot.turn.preparation import Prepared
 from bot.turn.prompt import PromptBuilder
 from bot.turn.searching import TurnKnowledge
 from bot.turn.tool_replies import shown_tool_turn, tool_turn_for
-from bot.turn.turn import Turn
 from bot.usage.accounting import Spend
 from bot.usage.meter import UsageMeter
 from config.models import ModelCatalog

@@ -18,9 +18,9 @@ from bot.state.conversation_index import ConversationIndex
 from bot.state.coordination import Coordination
 from bot.state.personas import Personas, filled
 from bot.state.store import HistoryStore, StoredMessage, new_image_ids
+from bot.turn.message import Turn
 from bot.turn.prompt import Prompt, PromptBuilder
 from bot.turn.searching import UNAVAILABLE, TurnKnowledge
-from bot.turn.turn import Turn
 from bot.usage.meter import UsageMeter
 from config.models import ModelChoice
 from config.usage import PlaceBudget

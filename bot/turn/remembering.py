@@ -18,8 +18,8 @@ from bot.reply.render import RenderResult
 from bot.reply.surface import ReplySurface, kept_view
 from bot.state.store import HistoryStore, StoredMessage
 from bot.tools.agent import ToolExchange, ToolTurn
+from bot.turn.message import Turn
 from bot.turn.prompt import PromptBuilder, earlier_tool_messages
-from bot.turn.turn import Turn
 
 log = structlog.get_logger(__name__)
 

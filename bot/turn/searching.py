@@ -15,8 +15,8 @@ from bot.knowledge.service import Knowledge
 from bot.knowledge.tool import search_tool
 from bot.loop import off_loop_if_large, within
 from bot.tools.builtin import BuiltinTool
+from bot.turn.message import Turn
 from bot.turn.prompt import TOKENS_PER_TURN, PromptBuilder
-from bot.turn.turn import Turn
 from bot.usage.meter import UsageMeter
 
 log = structlog.get_logger(__name__)
