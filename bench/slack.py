@@ -59,7 +59,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from adapters.slack_bot.text import to_mrkdwn
+from adapters.slack_bot.reply.text import to_mrkdwn
 from bench.common import (
     REDIS_URL,
     Phase,
@@ -124,7 +124,7 @@ rounds: N simultaneous @mentions in one workspace, one channel and one person ea
         new conns = connections the bot opened to the Web API during the round"""
 KNOWLEDGE = "+knowledge"  # a variant's suffix: its rounds in a workspace with --knowledge messages indexed
 KNOWLEDGE_CHANNELS = 20
-BOT_WINDOW_SECONDS = 13.0  # the bot's Slack write windows are 12 s (adapters/slack_bot/surfaces.py)
+BOT_WINDOW_SECONDS = 13.0  # the bot's Slack write windows are 12 s (adapters/slack_bot/reply/surfaces.py)
 MODE_NAMES = {"off": "chat.update (SLACK_STREAMING=off)", "auto": "native streams (SLACK_STREAMING=auto)"}
 STATE_COOKIE = "slack-app-oauth-state"  # bolt's install state cookie (Secure: sent by hand over http://)
 INSTALL_LINK = re.compile(r'<a class="button" href="([^"]+)"')

@@ -25,16 +25,16 @@ from discord import app_commands
 from adapters.discord_bot.commands import Commands, places_of, quota_channel
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
-from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
-from adapters.discord_bot.knowledge_adding import AddedFollower, KnowledgeAdding
-from adapters.discord_bot.knowledge_commands import KnowledgeCommands
-from adapters.discord_bot.knowledge_feed import KnowledgeFeed
-from adapters.discord_bot.knowledge_history import HistoryReader
+from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
+from adapters.discord_bot.knowledge.adding import AddedFollower, KnowledgeAdding
+from adapters.discord_bot.knowledge.commands import KnowledgeCommands
+from adapters.discord_bot.knowledge.feed import KnowledgeFeed
+from adapters.discord_bot.knowledge.history import HistoryReader
+from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
+from adapters.discord_bot.reply.tool_buttons import ToolAnswerButton
+from adapters.discord_bot.reply.vote_buttons import VoteButton, answer_id, person, take_reason
 from adapters.discord_bot.settings import DiscordSettings
-from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
-from adapters.discord_bot.tool_buttons import ToolAnswerButton
 from adapters.discord_bot.unasked import UnaskedAnswers
-from adapters.discord_bot.vote_buttons import VoteButton, answer_id, person, take_reason
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.platform_jobs import Kept, PlatformJobs, retrieve_outcome
 from adapters.shared.reply_records import ReplyRecord, interrupted_ending, interrupted_note

@@ -14,12 +14,11 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope
-from adapters.discord_bot.permissions import Scope
-from adapters.discord_bot.persona_commands import PersonaCommands
-from adapters.discord_bot.place_commands import PlaceCommands, bold
-from adapters.discord_bot.settings import DiscordSettings
-from adapters.discord_bot.surfaces import (
+from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
+from adapters.discord_bot.places.permissions import Scope
+from adapters.discord_bot.places.persona_commands import PersonaCommands
+from adapters.discord_bot.places.place_commands import PlaceCommands, bold
+from adapters.discord_bot.reply.surfaces import (
     REPLY_LIMITS,
     ChannelReply,
     Destination,
@@ -27,8 +26,9 @@ from adapters.discord_bot.surfaces import (
     InteractionReply,
     OnPosted,
 )
+from adapters.discord_bot.reply.vote_buttons import answer_id, person
+from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.usage_commands import UsageCommands
-from adapters.discord_bot.vote_buttons import answer_id, person
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
 from bot.core import Turn

@@ -11,7 +11,7 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.knowledge_access import SCOPE_PREFIX, DiscordKnowledge
+from adapters.discord_bot.knowledge.access import SCOPE_PREFIX, DiscordKnowledge
 from adapters.shared.forget_me import NOTHING, forget_me, with_feedback
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.state.forget import scope_of

@@ -14,8 +14,8 @@ import discord
 import structlog
 
 from adapters.discord_bot.commands import places_of, quota_channel
-from adapters.discord_bot.knowledge_access import DiscordKnowledge
-from adapters.discord_bot.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
+from adapters.discord_bot.knowledge.access import DiscordKnowledge
+from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import Kept, PlatformJobs
 from bot.core import Turn

@@ -17,7 +17,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
+from adapters.discord_bot.places.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.shared.platform_jobs import PlatformJobs
 from adapters.shared.usage_commands.budget_settings import budget_here, set_budget_here

@@ -34,7 +34,7 @@ from adapters.shared.platform_jobs import PlatformJobs
 from adapters.slack_bot.commands import bold, conversation_key
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.recent import ChannelReader, Unreadable, channel_question
-from adapters.slack_bot.surfaces import Place, Reach, WorkspaceBudgets
+from adapters.slack_bot.reply.surfaces import Place, Reach, WorkspaceBudgets
 from bot.errors import ReplyFailure
 
 log = structlog.get_logger(__name__)

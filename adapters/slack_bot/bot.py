@@ -1,9 +1,9 @@
-"""The Slack app: mentions and DMs answered in threads (commands: .commands, .persona_command, .forget_command,
-/usage and /budget: .usage_command; the assistant panel: .assistant; the Home tab: .home; tools' Run / Cancel
-buttons: .tool_buttons; knowledge: .knowledge_command, .knowledge_shortcut, .knowledge_feed, .knowledge_history;
-leaving a workspace: .uninstall),
-Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.oauth). Each request brings its
-workspace's Web API client (.surfaces.Reach); work no request brings one for uses .workspaces.
+"""The Slack app: mentions and DMs answered in threads (commands: .commands, .places.persona_command,
+.forget_command, /usage and /budget: .usage_command; the assistant panel: .assistant; the Home tab: .home; tools'
+Run / Cancel buttons: .tool_buttons; knowledge: .knowledge.command, .knowledge.shortcut, .knowledge.feed,
+.knowledge.history; leaving a workspace: .uninstall),
+Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.installs.oauth). Each request brings
+its workspace's Web API client (.reply.surfaces.Reach); work no request brings one for uses .installs.workspaces.
 
 Conversation keys:
   slack:<team>:<channel>:<thread_ts>  a thread (a mention's thread, a /ask thread, a DM thread, an
@@ -43,29 +43,29 @@ from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
-from adapters.slack_bot.installations import RedisInstallationStore
-from adapters.slack_bot.interrupted import InterruptedReplies
-from adapters.slack_bot.knowledge_command import KnowledgeCommand
-from adapters.slack_bot.knowledge_feed import KnowledgeFeed
-from adapters.slack_bot.knowledge_history import HistoryReader
-from adapters.slack_bot.knowledge_members import CONVERSIONS, PrivateMembers, follow_conversion, follow_renames
-from adapters.slack_bot.knowledge_messages import Permalinks, message_link
-from adapters.slack_bot.knowledge_shortcut import KnowledgeShortcut
-from adapters.slack_bot.knowledge_state import SlackKnowledge
-from adapters.slack_bot.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
+from adapters.slack_bot.installs.installations import RedisInstallationStore
+from adapters.slack_bot.installs.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
+from adapters.slack_bot.installs.rotation import SharedTokenRotator
+from adapters.slack_bot.installs.workspaces import BotClients
+from adapters.slack_bot.knowledge.command import KnowledgeCommand
+from adapters.slack_bot.knowledge.feed import KnowledgeFeed
+from adapters.slack_bot.knowledge.history import HistoryReader
+from adapters.slack_bot.knowledge.members import CONVERSIONS, PrivateMembers, follow_conversion, follow_renames
+from adapters.slack_bot.knowledge.messages import Permalinks, message_link
+from adapters.slack_bot.knowledge.shortcut import KnowledgeShortcut
+from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.people import Person, person_from
-from adapters.slack_bot.persona_command import PersonaCommand, slack_places
-from adapters.slack_bot.rotation import SharedTokenRotator
+from adapters.slack_bot.places.persona_command import PersonaCommand, slack_places
+from adapters.slack_bot.reply.interrupted import InterruptedReplies
+from adapters.slack_bot.reply.stream import StreamReply
+from adapters.slack_bot.reply.surfaces import MessageReply, Place, Reach, WorkspaceBudgets
+from adapters.slack_bot.reply.text import REPLY_LIMITS
 from adapters.slack_bot.settings import SlackSettings
-from adapters.slack_bot.stream import StreamReply
-from adapters.slack_bot.surfaces import MessageReply, Place, Reach, WorkspaceBudgets
-from adapters.slack_bot.text import REPLY_LIMITS
 from adapters.slack_bot.tool_buttons import ToolButtons
 from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
 from adapters.slack_bot.uninstall import Uninstalls
 from adapters.slack_bot.usage_command import UsageCommands
 from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
-from adapters.slack_bot.workspaces import BotClients
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.shared.feedback.records import Feedback
 from adapters.shared.forget_me import NOTHING, UNREACHABLE, forget_me, with_feedback
-from adapters.slack_bot.knowledge_state import SlackKnowledge
+from adapters.slack_bot.knowledge.state import SlackKnowledge
 from bot.core import ChatCore
 from bot.state.forget import scope_of
 

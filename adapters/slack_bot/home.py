@@ -16,8 +16,8 @@ from adapters.shared.platform_jobs import describe_models
 from adapters.shared.usage_commands.report import describe_person, person_usage
 from adapters.slack_bot.commands import bold
 from adapters.slack_bot.ports import Workspace
-from adapters.slack_bot.surfaces import SECTION_CHARS, Reach
-from adapters.slack_bot.tool_cards import tools_listing
+from adapters.slack_bot.reply.surfaces import SECTION_CHARS, Reach
+from adapters.slack_bot.reply.tool_cards import tools_listing
 from adapters.slack_bot.usage_command import payer_here, workspace_places
 from bot.core import ChatCore
 from bot.errors import ReplyFailure

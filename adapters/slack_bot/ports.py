@@ -10,8 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.platform_jobs import PlatformJobs, Pointed
+from adapters.slack_bot.reply.surfaces import Place, Reach, WorkspaceBudgets
 from adapters.slack_bot.settings import SlackSettings
-from adapters.slack_bot.surfaces import Place, Reach, WorkspaceBudgets
 
 
 class Workspace(Protocol):

@@ -1,4 +1,4 @@
-"""The Run / Cancel buttons under a tool's question (see .tool_cards.question_message): everyone sees
+"""The Run / Cancel buttons under a tool's question (see .reply.tool_cards.question_message): everyone sees
 them and only the asker's click counts. A click (a `block_actions` payload) is acked at once and taken
 by whichever process gets it, once: the answer is settled in Redis (bot.tools.gate), and the process
 that asked takes the buttons away. A click that settles nothing is told why, privately."""
@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.tool_words import click_reply
 from adapters.slack_bot.ports import Answerer
-from adapters.slack_bot.tool_cards import CONFIRM_NO, CONFIRM_YES, KEY
+from adapters.slack_bot.reply.tool_cards import CONFIRM_NO, CONFIRM_YES, KEY
 from bot.errors import ReplyFailure
 from bot.tools.gate import Answer
 

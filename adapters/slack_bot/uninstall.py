@@ -17,8 +17,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.shared.feedback.records import Feedback
-from adapters.slack_bot.installations import RedisInstallationStore
-from adapters.slack_bot.knowledge_state import SlackKnowledge
+from adapters.slack_bot.installs.installations import RedisInstallationStore
+from adapters.slack_bot.knowledge.state import SlackKnowledge
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
 from bot.state.personas import Place

@@ -24,9 +24,9 @@ import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.ratelimit import RateLimits
-from adapters.slack_bot.stream import StreamReply
-from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
-from adapters.slack_bot.text import to_mrkdwn
+from adapters.slack_bot.reply.stream import StreamReply
+from adapters.slack_bot.reply.surfaces import Place, WorkspaceBudgets
+from adapters.slack_bot.reply.text import to_mrkdwn
 from bot.state.redis_client import close, connect
 from tests.conftest import REDIS_URL
 from tests.fakes import documents

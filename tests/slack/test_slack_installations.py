@@ -1,4 +1,4 @@
-"""The Redis installation and OAuth state stores (adapters/slack_bot/installations.py) against real Redis:
+"""The Redis installation and OAuth state stores (adapters/slack_bot/installs/installations.py) against real Redis:
 what bolt saves comes back as it was, tokens sealed at rest, a state works once."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest_asyncio
 from cryptography.fernet import Fernet, InvalidToken
 from slack_sdk.oauth.installation_store.models import Installation
 
-from adapters.slack_bot.installations import RedisInstallationStore, RedisOAuthStateStore, TokenCipher
+from adapters.slack_bot.installs.installations import RedisInstallationStore, RedisOAuthStateStore, TokenCipher
 from bot.state.redis_client import RedisClient, close, connect
 from tests.conftest import REDIS_URL
 

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from adapters.slack_bot.tool_cards import CONFIRM_NO, CONFIRM_YES
+from adapters.slack_bot.reply.tool_cards import CONFIRM_NO, CONFIRM_YES
 from tests.conftest import ROOT, delete_keys
 from tests.fakes.mcp_config import fake_server, servers_file
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript

@@ -1,6 +1,6 @@
-"""Task cards in Slack's native stream, the surface alone (adapters.slack_bot.stream.StreamReply) against
+"""Task cards in Slack's native stream, the surface alone (adapters.slack_bot.reply.stream.StreamReply) against
 the fake Slack and real Redis: which call carries a card, and what happens to a card the rate limits
-hold back. And the lines a plain message shows of the calls (adapters.slack_bot.tool_cards.InlineLines)."""
+hold back. And the lines a plain message shows of the calls (adapters.slack_bot.reply.tool_cards.InlineLines)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.ratelimit import RateLimits
-from adapters.slack_bot.stream import StreamReply
-from adapters.slack_bot.surfaces import Place, WorkspaceBudgets
-from adapters.slack_bot.tool_cards import InlineLines, inert
+from adapters.slack_bot.reply.stream import StreamReply
+from adapters.slack_bot.reply.surfaces import Place, WorkspaceBudgets
+from adapters.slack_bot.reply.tool_cards import InlineLines, inert
 from bot.state.redis_client import RedisClient, close, connect
 from bot.tools.events import ToolFinished, ToolSources, ToolStarted
 from tests.conftest import REDIS_URL, delete_keys

@@ -26,7 +26,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.shared.reply_records import INTERRUPTED_NOTE
-from adapters.slack_bot.text import to_mrkdwn
+from adapters.slack_bot.reply.text import to_mrkdwn
 from bot.errors import FailureKind
 from tests.conftest import REDIS_URL, OwnRedis, delete_keys, free_port
 from tests.discord.harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store.models import Installation
 
-from adapters.slack_bot.installations import RedisInstallationStore, TokenCipher
+from adapters.slack_bot.installs.installations import RedisInstallationStore, TokenCipher
 from bot.state.redis_client import close, connect
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.model_server import FakeModelServer, Script

@@ -20,8 +20,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_bot.installations import RedisInstallationStore
-from adapters.slack_bot.oauth import manifest_bot_scopes
+from adapters.slack_bot.installs.installations import RedisInstallationStore
+from adapters.slack_bot.installs.oauth import manifest_bot_scopes
 from tests.fakes.slack_oauth import FakeSlackOAuth
 from tests.slack.harness import SIGNING_SECRET, BotProcess, SlackHarness, eventually
 from tests.slack.oauth.conftest import (

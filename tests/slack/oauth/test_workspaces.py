@@ -17,7 +17,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from adapters.shared.reply_records import INTERRUPTED_NOTE
-from adapters.slack_bot.installations import RedisInstallationStore
+from adapters.slack_bot.installs.installations import RedisInstallationStore
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, tokenize
 from tests.fakes.slack_oauth import FakeSlackOAuth

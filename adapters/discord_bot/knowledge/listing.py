@@ -7,9 +7,9 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, readable_channels
-from adapters.discord_bot.knowledge_adding import plural
-from adapters.discord_bot.knowledge_history import HISTORY_MESSAGES
+from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, readable_channels
+from adapters.discord_bot.knowledge.adding import plural
+from adapters.discord_bot.knowledge.history import HISTORY_MESSAGES
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
 from bot.knowledge.service import Knowledge
 

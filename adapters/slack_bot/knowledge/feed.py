@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.shared.knowledge_sources.added import Added, AddedMessages
-from adapters.slack_bot.knowledge_messages import (
+from adapters.slack_bot.knowledge.messages import (
     Permalinks,
     added_passage,
     added_source,
@@ -23,8 +23,8 @@ from adapters.slack_bot.knowledge_messages import (
     message_passage,
     scope_of,
 )
-from adapters.slack_bot.knowledge_state import SlackKnowledge
-from adapters.slack_bot.surfaces import Reach
+from adapters.slack_bot.knowledge.state import SlackKnowledge
+from adapters.slack_bot.reply.surfaces import Reach
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge

@@ -9,7 +9,7 @@ from collections.abc import Collection
 import discord
 import structlog
 
-from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage

@@ -10,8 +10,8 @@ from typing import Protocol
 import discord
 from discord import app_commands
 
-from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
-from adapters.discord_bot.persona_modal import PersonaModal
+from adapters.discord_bot.places.permissions import PlacesOf, Scope, may_change, place_for, refusal
+from adapters.discord_bot.places.persona_modal import PersonaModal
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure

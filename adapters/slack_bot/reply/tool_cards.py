@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from adapters.shared.tool_words import ToolUse, confirm_question, describe_tools, settled_text
-from adapters.slack_bot.text import escape_mrkdwn
+from adapters.slack_bot.reply.text import escape_mrkdwn
 from bot.reply.thought_view import thought_line
 from bot.tools.consent import ConfirmRequest
 from bot.tools.events import MAX_SOURCES, ToolEvent, ToolFinished, ToolStarted, finished_line

@@ -18,7 +18,7 @@ from slack_sdk.oauth.installation_store.models import Bot
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_bot.installations import NONE, RedisInstallationStore
+from adapters.slack_bot.installs.installations import NONE, RedisInstallationStore
 from bot.state.redis_client import REDIS_ERRORS, RedisClient, hash_tag
 
 log = structlog.get_logger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_bot.oauth import ROTATION_MINUTES
-from adapters.slack_bot.rotation import SharedTokenRotator
+from adapters.slack_bot.installs.oauth import ROTATION_MINUTES
+from adapters.slack_bot.installs.rotation import SharedTokenRotator
 
 
 class BotClients:

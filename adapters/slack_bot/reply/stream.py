@@ -11,7 +11,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from adapters.shared.reply_records import Recording
-from adapters.slack_bot.surfaces import (
+from adapters.slack_bot.reply.surfaces import (
     Place,
     Waiting,
     WorkspaceBudgets,
@@ -20,8 +20,8 @@ from adapters.slack_bot.surfaces import (
     post_question,
     settle_question,
 )
-from adapters.slack_bot.text import STREAM_LIMITS, defuse_mentions, to_mrkdwn
-from adapters.slack_bot.tool_cards import (
+from adapters.slack_bot.reply.text import STREAM_LIMITS, defuse_mentions, to_mrkdwn
+from adapters.slack_bot.reply.tool_cards import (
     THOUGHT_CARD,
     Cards,
     Chunk,

@@ -2,7 +2,7 @@
 its files, read like any attached document and cited by name and page, become the workspace's knowledge. What was
 said in a private channel stays readable only by its members. The admin is told what was added, privately. The
 message is noted (adapters.shared.knowledge_sources.added) so that its edits and deletion are followed
-(.knowledge_feed): only from a channel the app is in, whose message events Slack sends it."""
+(.feed): only from a channel the app is in, whose message events Slack sends it."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.shared.files.documents import DocumentRefused
 from adapters.shared.knowledge_sources.added import Added
 from adapters.shared.knowledge_sources.document_passages import document_passages, file_source, read_for_knowledge
-from adapters.slack_bot.knowledge_command import NO_KNOWLEDGE, NOT_ADMIN
-from adapters.slack_bot.knowledge_members import channel_members
-from adapters.slack_bot.knowledge_messages import added_passage, added_source, message_key, permalink, scope_of
-from adapters.slack_bot.knowledge_state import SlackKnowledge
+from adapters.slack_bot.knowledge.command import NO_KNOWLEDGE, NOT_ADMIN
+from adapters.slack_bot.knowledge.members import channel_members
+from adapters.slack_bot.knowledge.messages import added_passage, added_source, message_key, permalink, scope_of
+from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.ports import Answerer
-from adapters.slack_bot.surfaces import Reach
-from adapters.slack_bot.text import escape_mrkdwn
+from adapters.slack_bot.reply.surfaces import Reach
+from adapters.slack_bot.reply.text import escape_mrkdwn
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import Passage
@@ -107,7 +107,7 @@ class KnowledgeShortcut:
 
     async def _note(self, team: str, channel: str, message: dict[str, Any], passages: list[Passage]) -> None:
         """Note what the message becomes before it is added (adapters.shared.knowledge_sources.added): its deletion or
-        edit is then followed wherever it is (.knowledge_feed). Raises STORE_UNAVAILABLE: nothing is added then."""
+        edit is then followed wherever it is (.feed). Raises STORE_UNAVAILABLE: nothing is added then."""
         key = message_key(channel, str(message.get("ts") or ""))
         text = next((passage for passage in passages if passage.key == added_source(key)), None)
         sources = tuple(dict.fromkeys(passage.source for passage in passages))

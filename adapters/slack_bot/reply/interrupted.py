@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.reply_records import ReplyRecord, interrupted_ending, interrupted_note
-from adapters.slack_bot.text import REPLY_LIMITS, to_mrkdwn
-from adapters.slack_bot.workspaces import BotClients
+from adapters.slack_bot.installs.workspaces import BotClients
+from adapters.slack_bot.reply.text import REPLY_LIMITS, to_mrkdwn
 from bot.metrics import Metrics
 
 log = structlog.get_logger(__name__)

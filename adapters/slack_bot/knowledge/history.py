@@ -5,7 +5,7 @@ stands is saved after each page (adapters.shared.knowledge_sources.channels), so
 Slack's limits are per workspace: one process reads a workspace's channels at a time (a Redis lock), at the pace
 SLACK_HISTORY_TIER allows (1 request a minute of 15 messages for apps distributed outside the Marketplace), kept
 across processes and restarts in Redis; a 429 waits its Retry-After. New messages don't wait for any of this:
-they come from events (.knowledge_feed)."""
+they come from events (.feed)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.shared.knowledge_sources.channels import Backfill
-from adapters.slack_bot.knowledge_messages import built_permalink, channel_source, indexable, message_passage
-from adapters.slack_bot.knowledge_state import SlackKnowledge
+from adapters.slack_bot.installs.workspaces import BotClients
+from adapters.slack_bot.knowledge.messages import built_permalink, channel_source, indexable, message_passage
+from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.settings import HistoryPace
-from adapters.slack_bot.workspaces import BotClients
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge

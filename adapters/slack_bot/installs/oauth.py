@@ -35,20 +35,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from adapters.slack_bot.authorize import InstalledBotAuthorize
-from adapters.slack_bot.installations import (
+from adapters.slack_bot.installs.authorize import InstalledBotAuthorize
+from adapters.slack_bot.installs.installations import (
     STATE_SECONDS,
     RedisInstallationStore,
     RedisOAuthStateStore,
     TokenCipher,
 )
-from adapters.slack_bot.rotation import SharedTokenRotator
+from adapters.slack_bot.installs.rotation import SharedTokenRotator
 from adapters.slack_bot.settings import OAuthSettings
 from bot.state.redis_client import RedisClient
 
 log = structlog.get_logger(__name__)
 
-MANIFEST = Path(__file__).resolve().parents[2] / "config" / "slack-app-manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[3] / "config" / "slack-app-manifest.yml"
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 ROTATION_MINUTES = 120  # a rotating token is refreshed when it has less than this left (bolt's default)

@@ -17,7 +17,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from adapters.slack_bot.rotation import SharedTokenRotator
+from adapters.slack_bot.installs.rotation import SharedTokenRotator
 
 log = structlog.get_logger(__name__)
 

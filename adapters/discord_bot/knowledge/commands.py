@@ -15,11 +15,11 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.files import attachment
-from adapters.discord_bot.knowledge_access import DiscordKnowledge, guild_scope, knowledge_channel, readable_gaps
-from adapters.discord_bot.knowledge_adding import KnowledgeAdding, plural
-from adapters.discord_bot.knowledge_history import HistoryReader
-from adapters.discord_bot.knowledge_listing import listing, source_choices
-from adapters.discord_bot.permissions import Scope, may_change, refusal
+from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope, knowledge_channel, readable_gaps
+from adapters.discord_bot.knowledge.adding import KnowledgeAdding, plural
+from adapters.discord_bot.knowledge.history import HistoryReader
+from adapters.discord_bot.knowledge.listing import listing, source_choices
+from adapters.discord_bot.places.permissions import Scope, may_change, refusal
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.shared.feedback.gaps import gaps_report
 from adapters.shared.knowledge_sources.channels import Backfill

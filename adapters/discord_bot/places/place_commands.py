@@ -11,7 +11,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from adapters.discord_bot.permissions import PlacesOf, Scope, may_change, place_for, refusal
+from adapters.discord_bot.places.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.shared.place_settings import (
     model_here,

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
-from adapters.slack_bot.knowledge_messages import scope_of
+from adapters.slack_bot.knowledge.messages import scope_of
 from bot.errors import FailureKind, ReplyFailure
 from bot.state.redis_client import REDIS_ERRORS, RedisClient
 

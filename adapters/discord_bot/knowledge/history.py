@@ -14,8 +14,8 @@ import discord
 import structlog
 from redis.exceptions import LockError, RedisError
 
-from adapters.discord_bot.knowledge_access import PLATFORM, DiscordKnowledge, guild_of_scope
-from adapters.discord_bot.knowledge_feed import is_said, message_passage
+from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, guild_of_scope
+from adapters.discord_bot.knowledge.feed import is_said, message_passage
 from adapters.shared.knowledge_sources.channels import Backfill
 from bot.errors import ReplyFailure
 from bot.knowledge.service import Knowledge

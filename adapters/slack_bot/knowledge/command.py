@@ -18,11 +18,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.feedback.gaps import gaps_report
 from adapters.shared.feedback.records import Feedback, GapEntry
-from adapters.slack_bot.knowledge_history import HistoryReader
-from adapters.slack_bot.knowledge_members import channel_members, readable_places
-from adapters.slack_bot.knowledge_messages import MESSAGE_LINK, Permalinks, channel_source, scope_of
-from adapters.slack_bot.knowledge_state import SlackKnowledge
-from adapters.slack_bot.text import escape_mrkdwn
+from adapters.slack_bot.knowledge.history import HistoryReader
+from adapters.slack_bot.knowledge.members import channel_members, readable_places
+from adapters.slack_bot.knowledge.messages import MESSAGE_LINK, Permalinks, channel_source, scope_of
+from adapters.slack_bot.knowledge.state import SlackKnowledge
+from adapters.slack_bot.reply.text import escape_mrkdwn
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo

@@ -10,8 +10,8 @@ import structlog
 
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
-from adapters.slack_bot.knowledge_members import PrivateMembers
-from adapters.slack_bot.knowledge_messages import scope_of
+from adapters.slack_bot.knowledge.members import PrivateMembers
+from adapters.slack_bot.knowledge.messages import scope_of
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access

@@ -12,8 +12,8 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
-from adapters.discord_bot.tool_buttons import confirm_question, question_view, settled_text
-from adapters.discord_bot.vote_buttons import vote_view
+from adapters.discord_bot.reply.tool_buttons import confirm_question, question_view, settled_text
+from adapters.discord_bot.reply.vote_buttons import vote_view
 from adapters.shared.ratelimit import Bucket, RateLimits, ReplyBudget
 from adapters.shared.reply_records import Recording
 from bot.reply.surface import SurfaceLimits
@@ -165,7 +165,7 @@ class ChannelReply(ThoughtFile):
             await self._recording.tools_running(names)
 
     async def ask_to_run(self, request: ConfirmRequest) -> discord.Message:
-        """Run / Cancel buttons under the reply (see adapters.discord_bot.tool_buttons)."""
+        """Run / Cancel buttons under the reply (see adapters.discord_bot.reply.tool_buttons)."""
         destination = await self._where()
         async with self._budget.post(self._rate_limits.creates(destination.channel.id)):
             return await destination.channel.send(confirm_question(request), view=question_view(request.key))

@@ -1,0 +1,1 @@
+"""Places on Slack: which channel and workspace a message belongs to (where its settings apply), and /persona."""
