@@ -22,7 +22,7 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord_bot.commands import Commands, places_of, quota_channel
+from adapters.discord_bot.commands import Commands
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
 from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
@@ -30,6 +30,7 @@ from adapters.discord_bot.knowledge.adding import AddedFollower, KnowledgeAdding
 from adapters.discord_bot.knowledge.commands import KnowledgeCommands
 from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
+from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.reply.tool_buttons import ToolAnswerButton
 from adapters.discord_bot.reply.vote_buttons import VoteButton, answer_id, person, take_reason

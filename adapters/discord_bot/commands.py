@@ -15,6 +15,7 @@ import structlog
 from discord import app_commands
 
 from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
+from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.places.permissions import Scope
 from adapters.discord_bot.places.persona_commands import PersonaCommands
 from adapters.discord_bot.places.place_commands import PlaceCommands, bold
@@ -34,7 +35,6 @@ from adapters.shared.platform_jobs import Kept, PlatformJobs, describe_models, s
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
-from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
 
@@ -299,23 +299,3 @@ def conversation_key(channel: object) -> str | None:
     if isinstance(channel, discord.Thread):
         return f"discord:conv:{channel.id}"
     return None
-
-
-def quota_channel(channel: object) -> str:
-    """Where CHANNEL_TURNS_PER_MINUTE counts a message: a thread counts as its channel, DMs not at all."""
-    if isinstance(channel, discord.DMChannel) or channel is None:
-        return ""
-    if isinstance(channel, discord.Thread):
-        return str(channel.parent_id or channel.id)
-    return str(getattr(channel, "id", ""))
-
-
-def places_of(channel: object, guild: discord.Guild | None) -> tuple[Place, ...]:
-    """Where a persona may be set for a message there: its channel (a thread's parent), then its server."""
-    places = []
-    if channel_id := quota_channel(channel):
-        parent = getattr(channel, "parent", None) if isinstance(channel, discord.Thread) else channel
-        places.append(Place("discord", "channel", channel_id, str(getattr(parent, "name", "") or "")))
-    if guild is not None:
-        places.append(Place("discord", "server", str(guild.id), guild.name or ""))
-    return tuple(places)

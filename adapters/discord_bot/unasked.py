@@ -13,8 +13,8 @@ from typing import Protocol
 import discord
 import structlog
 
-from adapters.discord_bot.commands import places_of, quota_channel
 from adapters.discord_bot.knowledge.access import DiscordKnowledge
+from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import Kept, PlatformJobs

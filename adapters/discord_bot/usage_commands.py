@@ -93,7 +93,8 @@ class UsageCommands:
             await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
 
     def _places(self, interaction: discord.Interaction) -> tuple[Place, ...]:
-        """Where the person's questions here count and which budgets apply: as for their turns (commands.places_of)."""
+        """Where the person's questions here count and which budgets apply: as for their turns
+        (.places.message_places)."""
         return self._places_of(interaction.channel, interaction.guild)
 
     async def _own_usage(self, interaction: discord.Interaction) -> None:

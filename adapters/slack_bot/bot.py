@@ -55,7 +55,8 @@ from adapters.slack_bot.knowledge.messages import Permalinks, message_link
 from adapters.slack_bot.knowledge.shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.people import Person, person_from
-from adapters.slack_bot.places.persona_command import PersonaCommand, slack_places
+from adapters.slack_bot.places.message_places import slack_places
+from adapters.slack_bot.places.persona_command import PersonaCommand
 from adapters.slack_bot.reply.interrupted import InterruptedReplies
 from adapters.slack_bot.reply.stream import StreamReply
 from adapters.slack_bot.reply.surfaces import MessageReply, Place, Reach, WorkspaceBudgets

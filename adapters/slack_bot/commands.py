@@ -22,7 +22,7 @@ from adapters.shared.place_settings import (
 )
 from adapters.shared.platform_jobs import describe_models, switched_model, unknown_model
 from adapters.shared.tool_words import tool_use
-from adapters.slack_bot.places.persona_command import slack_places
+from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Reach
 from adapters.slack_bot.reply.text import escape_mrkdwn

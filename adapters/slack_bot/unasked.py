@@ -15,7 +15,7 @@ from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import Kept
 from adapters.shared.ratelimit import Write
 from adapters.slack_bot.knowledge.state import SlackKnowledge
-from adapters.slack_bot.places.persona_command import slack_places
+from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Place, Reach
 from bot.core import Turn

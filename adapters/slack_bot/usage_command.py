@@ -35,7 +35,7 @@ from adapters.shared.usage_commands.report import (
     usage_csv,
 )
 from adapters.slack_bot.commands import bold
-from adapters.slack_bot.places.persona_command import slack_places
+from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from bot.core import ChatCore
 from bot.errors import ReplyFailure

@@ -10,19 +10,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 from bot.state.personas import PersonaRefused, Place
 
 SHOWN_CHARS = 2_000
-
-
-def slack_places(team: str, channel: str) -> tuple[Place, ...]:
-    """Where a persona may be set for a message in `channel`: the channel (not a DM), then the workspace."""
-    in_dm = channel.startswith("D")
-    channel_place = Place("slack", "channel", f"{team}:{channel}", server=team)
-    return (*(() if in_dm else (channel_place,)), Place("slack", "server", team))
 
 
 class PersonaCommand:
