@@ -9,54 +9,7 @@ as Discord and Slack; its last frame goes out once it is stored. The page
 Without WEB_PASSWORD it listens on loopback only; with it, every request needs basic auth.
 guard.py checks each request (password, Host, Origin, trusted proxies) and loads WEB_TLS_*.
 
-The frames (JSON over the websocket):
-
-- server → page: `hello` {models: [{id, name, vision}], model: {id, name, vision}, tools: whether
-  any are connected, maxChars, maxImages, maxImageBytes, maxFiles, maxFilesBytes, maxDocumentBytes,
-  maxTextBytes, documentTypes, textTypes (name endings), conversation: id, conversations: [{id,
-  title}], history: [{role, text, images: count, files?: names, failed?: reason, tools?: calls, sources?:
-  urls, thought?: {text, seconds}}] (drawn as it was shown: adapters.web.redraw), live: [{question,
-  reply, text, model?, again, tools?: frames}]} on connecting
-  and on switching conversations (`live`: its answers being written, which go on streaming);
-  `asked` {question, text, images: count, files: names, again} when another tab's question (or `again`) starts
-  being answered; `reply` {question, reply, text, streaming, model: display name, thought?: {text, seconds}};
-  `refused`
-  {question, reason}; `model` {model: {id, name, vision}} when the conversation's model changes
-  (or a switch failed: the one still in use); `conversations` {items: [{id, title}]} when the
-  browser's list changes; `notice` {text, level: "info" | "warning"}; `cleared`.
-- page → server: `ask` {id, text, files: [{name, type, data: "data:…;base64,…"}]} (`images`, as
-  pages sent them first, is taken too);
-  `again` {id}; `stop`; `model` {id}; `reset`; `new`; `open` {id}; `rename` {id, title};
-  `delete` {id}; `forget` (the Forget me button: adapters.web.forget). The socket's URL may name the
-  conversation to show: `/ws?conversation=<id>`.
-- Tools (their frames: adapters.web.tools): `tool`, `sources`, `confirm`, `confirmed` and `tools`
-  to the page; `confirm` {key, yes} (Run / Cancel) and `tools` (the Tools menu) from it.
-- Instructions, each conversation's own persona (adapters.web.instructions): `instructions` and
-  `maxInstructions` in `hello`, and `instructions` {conversation, text} to the page once they are
-  saved or cleared; `instructions` {id, text} ("" clears them) from it.
-- Votes, 👍 / 👎 under each finished answer (adapters.web.votes): `answer` (its id) in an answer's last `reply` frame
-  once it is kept for votes, and in `hello`'s history with the browser's `vote` on it; `voted` {answer, vote,
-  status} to the page; `vote` {answer, up} and `vote_reason` {answer, reason} from it.
-- Usage, the sidebar's line of what the browser's questions used and what is left of its budgets
-  (adapters.web.usage): `usage` {text, budgets, detail, today, month} in `hello`, and as a frame of its own to
-  every page of the browser once each of its answers ends.
-
-What a person meets (chat.py, uploads.py):
-
-- A question holds up to 100,000 characters; images only when a model sees them (`maxImages` is 0
-  otherwise): up to MAX_IMAGES of 10 MB each; and up to 10 documents and text files, read as on
-  every platform (adapters.shared.files.attachments), each document up to MAX_DOCUMENT_BYTES (50 MB at
-  most here), together no more. An image sent anyway, or any file the bot doesn't read, is skipped
-  unread, and the answer names it. A frame larger than its text and files may need closes the
-  socket ("message too big"), unread.
-- Questions waiting for their answers, in each bot process: 3 per page, 6 per browser, 20 per
-  network address (as guard.py counts it, behind trusted proxies too). One more is refused,
-  saying which ("This browser has 6 questions waiting for their answers already: ask again once
-  one is answered."); the count goes down as each answer ends, fails or is stopped, even if its
-  page has closed.
-- A deleted conversation stays deleted, whichever process a tab still asking in it is connected
-  to: that question is refused ("This conversation was deleted.") or its answer is forgotten as
-  soon as it is stored. Deleting the last conversation starts a fresh one.
+The frames (JSON over the websocket) are described in docs/web-protocol.md.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ LLAMAS, SECRET, LOUNGE, OFFICE = "C0LLAMAS1", "G0SECRET1", "C0LOUNGE1", "C0OFFIC
 WAYS = (Way.SERVER, Way.PERSON, Way.THREAD)
 DAY = 86_400
 HISTORY_TTL = 7 * DAY  # HISTORY_TTL_SECONDS's default
-# The longest each kind that expires lasts with the defaults, as the README's "What the bot keeps" says (seconds).
+# The longest each kind that expires lasts by default, as docs/operators.md's "What the bot keeps" says (seconds).
 LONGEST = {
     "conversation": HISTORY_TTL,
     "conversation lock": 3_600,

@@ -405,7 +405,7 @@ async def test_the_shards_profile_runs_four_discord_processes_that_answer_each_m
             ),
         )
         try:
-            # As the README says: the shards in place of bot's one process (and no web chat here).
+            # As docs/operators.md says: the shards in place of bot's one process (and no web chat here).
             await project.compose("--profile", "shards", "up", "--detach", "--scale", "bot=0", "--scale", "web=0")
             try:
                 await fake.wait_for(lambda: len(set(fake.gateway.identified_shards)) >= 4, 120)
