@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
 from tests.discord.harness import DiscordWorld
-from tests.fakes.discord_server import FakeInteraction, Perm
+from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -72,6 +72,12 @@ async def answered(world: DiscordWorld, interaction: FakeInteraction) -> str:
     return await world.fake.wait_for(text, 30)
 
 
+async def answered_after(world: DiscordWorld, channel: dict[str, Any], user: FakeUser) -> None:
+    """A mention in `channel`, answered: whatever happened there before it reached the bot (one gateway, in order)."""
+    mention = await world.mention(channel, user, "Are you there?")
+    await world.wait_bot_text(await world.wait_thread(mention), lambda text: bool(text.strip()), timeout=20)
+
+
 async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
     world: DiscordWorld, database_url: str
 ) -> None:
@@ -102,6 +108,7 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
     forget = await fake.send_slash_command(lounge["id"], bob, "forget-me")
     assert "1 of your messages the bot had as knowledge" in await answered(world, forget)
     await fake.edit_user_message(said["id"], "The office closes at 14:00 on Fridays.")
+    await answered_after(world, lounge, bob)  # so the edit reached the bot
     await asyncio.sleep(1.0)
     assert text not in await asyncio.to_thread(
         passages, database_url, scope
@@ -115,5 +122,6 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
 
     other = await world.say(lounge, bob, "Lunch is served at noon.")
     await fake.delete_user_message(other["id"])  # a message never added: nothing else changes
+    await answered_after(world, lounge, bob)  # so the deletion reached the bot
     await asyncio.sleep(0.5)
     assert await asyncio.to_thread(passages, database_url, scope) == {}

@@ -117,14 +117,29 @@ async def answer_in_thread(world: DiscordWorld, message: dict[str, Any]) -> str:
 
 
 async def stays_unanswered(world: DiscordWorld, message: dict[str, Any]) -> None:
+    """Once the bot has logged its decision on `message` (so it saw it), nothing follows for a while."""
+    await world.fake.wait_for(lambda: decision_lines(world, message), 10)
     await world.settle(QUIET_SECONDS)
     assert world.fake.thread_for_message(message["id"]) is None
     assert world.bot_messages(message["channel_id"], after=message["id"]) == []
 
 
+async def passed_over(world: DiscordWorld, message: dict[str, Any], later: dict[str, Any]) -> None:
+    """`message` got nothing though `later`, sent after it in the same place, was answered: the gateway delivers a
+    channel's messages in order, so the bot saw `message` first and passed it over (it logs no decision for it)."""
+    await answer_in_thread(world, later)
+    assert world.fake.thread_for_message(message["id"]) is None
+    assert world.bot_messages(message["channel_id"], after=message["id"]) == []
+    assert world.model_requests(message["content"]) == []
+
+
+def decision_lines(world: DiscordWorld, message: dict[str, Any]) -> list[str]:
+    return [line for line in world.stderr.splitlines() if "respond_decision" in line and message["id"] in line]
+
+
 def decision_logged(world: DiscordWorld, message: dict[str, Any]) -> str:
     """What the debug log says the bot decided for `message`, and why."""
-    [line] = [line for line in world.stderr.splitlines() if "respond_decision" in line and message["id"] in line]
+    [line] = decision_lines(world, message)
     fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
     return f"answer={fields['answer']} reason={fields['reason']}"
 
@@ -191,41 +206,49 @@ async def test_questions_skips_a_question_for_another_person(scene: Scene, world
 
 
 async def test_a_mentions_channel_answers_only_mentions(scene: Scene, world: DiscordWorld) -> None:
-    said = await world.say(scene.channels["quiet"], scene.alice, COVERED)
-    await stays_unanswered(world, said)
+    quiet = scene.channels["quiet"]
+    said = await world.say(quiet, scene.alice, f"{COVERED} Nobody mentioned the bot here.")
+    await passed_over(world, said, await world.mention(quiet, scene.bob, "And what about the printer on floor 3?"))
 
 
 async def test_another_bots_message_is_ignored(scene: Scene, world: DiscordWorld) -> None:
-    said = await world.say(scene.channels["lounge"], scene.other_bot, "How do I connect to the VPN from home?")
-    await stays_unanswered(world, said)
+    lounge = scene.channels["lounge"]
+    said = await world.say(lounge, scene.other_bot, "How do I connect to the VPN from the other bot?")
+    await passed_over(world, said, await world.say(lounge, scene.alice, "The lounge plant needs water"))
     only_a_bot = await world.say(scene.channels["help"], scene.alice, f"<@{scene.other_bot.id}>")
     await stays_unanswered(world, only_a_bot)
+    assert decision_logged(world, only_a_bot) == "answer=False reason=empty"
 
 
 async def test_a_thread_where_people_talk_to_each_other_stays_quiet(scene: Scene, world: DiscordWorld) -> None:
     alice, bob = scene.alice, scene.bob
     said = await world.say(scene.channels["help"], alice, "How do I print on floor 3?")
     thread = await world.wait_thread(said, timeout=15)
-    first = await world.wait_bot_text(thread, lambda text: "badge" in text, timeout=20)
+    await world.wait_bot_text(thread, lambda text: "badge" in text, timeout=20)
     followup = await world.say(thread, alice, "And where is the badge reader?")
     await world.wait_bot_text(thread, lambda text: bool(text.strip()), after=followup["id"], timeout=20)
     assert len(world.model_requests("where is the badge reader")) == 1
 
+    requests = len(world.model.requests)
     to_alice = await world.say(thread, bob, f"<@{alice.id}> it's next to the door, I'll show you")
-    answer_to_bob = await world.say(thread, alice, "Thanks, on my way!", reference_message_id=to_alice["id"])
-    await world.settle(QUIET_SECONDS)
-    assert world.bot_messages(thread, after=to_alice["id"]) == []
+    await world.say(thread, alice, "Thanks, on my way!", reference_message_id=to_alice["id"])
+    # Said to the bot after them, and answered: the two before reached it first and were passed over.
+    back_to_the_bot = await world.say(thread, alice, "Does the reader take visitor badges too?")
+    await world.wait_bot_text(thread, lambda text: bool(text.strip()), after=back_to_the_bot["id"], timeout=20)
     assert world.model_requests("next to the door") == [] and world.model_requests("on my way") == []
-    assert first and answer_to_bob
+    assert len(world.model.requests) == requests + 1  # the model was asked about the last one only
 
 
 async def test_an_edit_does_not_bring_a_new_answer(scene: Scene, world: DiscordWorld) -> None:
-    said = await world.say(scene.channels["lounge"], scene.alice, "The coffee machine is broken again")
-    await answer_in_thread(world, said)
+    lounge = scene.channels["lounge"]
+    said = await world.say(lounge, scene.alice, "The coffee machine is broken again")
+    answer = await answer_in_thread(world, said)
     requests = len(world.model.requests)
     await world.fake.edit_user_message(said["id"], "The coffee machine is broken again, and the kettle")
-    await world.settle(QUIET_SECONDS)
-    assert len(world.model.requests) == requests
+    # A message after the edit, answered: the edit reached the bot before it (one gateway, in order).
+    await answer_in_thread(world, await world.say(lounge, scene.bob, "Who took the last biscuit?"))
+    assert len(world.model.requests) == requests + 1 and world.model_requests("and the kettle") == []
+    assert "\n".join(m["content"] for m in world.bot_messages(said["id"])) == answer  # no second answer in its thread
 
 
 async def test_two_processes_answer_each_message_once(scene: Scene, world: DiscordWorld) -> None:
@@ -234,6 +257,7 @@ async def test_two_processes_answer_each_message_once(scene: Scene, world: Disco
     try:
         await world.fake.wait_for(lambda: world.fake.gateway.identify_count > identified or None, 30)
         await asyncio.sleep(1.0)  # its guilds arrive after IDENTIFY
+        assert len([s for s in world.fake.gateway.sessions.values() if s.connected]) == 2  # each message goes to both
         said = [await world.say(scene.channels["lounge"], scene.bob, f"Lunch plans number {n}") for n in range(3)]
         for message in said:
             await answer_in_thread(world, message)
@@ -244,6 +268,7 @@ async def test_two_processes_answer_each_message_once(scene: Scene, world: Disco
                 r for r in world.fake.requests if r.route == THREAD_FROM_MESSAGE and str(message["id"]) in r.path
             ]
             assert len(creates) == 1
+        assert second.running, f"the second process died:\n{second.stderr}"
     finally:
         await second.stop()
         second.cleanup()

@@ -142,6 +142,10 @@ async def test_channel_off_right_after_a_burst_leaves_nothing_of_it(scene: Scene
         await scene.world.say(burst, scene.people[n % 3], f"Burst message {n} about the release.")
 
     assert (await knowledge(scene, burst, "channel", state="off")).startswith("Done")
+    # A mention after the burst, answered: every message of the burst reached the bot before it.
+    world = scene.world
+    mention = await world.mention(burst, scene.people[0], "Is the release still on?")
+    await world.wait_bot_text(await world.wait_thread(mention), lambda text: bool(text.strip()), timeout=20)
     await asyncio.sleep(5)
 
     assert await asyncio.to_thread(texts, scene, burst) == {}

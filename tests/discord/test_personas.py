@@ -127,6 +127,9 @@ async def test_leaving_a_server_deletes_its_settings_and_conversations_and_an_ou
         assert await kept() == {"The channel's persona.", "The server's persona."}
         assert [await redis.exists(key) for key in histories] == [1, 1]
         await world.fake.guild_outage(world.guild)
+        # A DM after the outage, answered: the outage reached the bot before it (one gateway, in order).
+        after_outage = await world.say(dm, alice, "kept-2 a question after the outage")
+        await world.wait_bot_text(dm, bool, after=after_outage["id"], timeout=20)
         await world.settle(1.0)
         assert len(await kept()) == 2  # an outage is no goodbye
         await world.fake.remove_bot_from_guild(world.guild)

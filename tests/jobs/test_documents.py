@@ -115,7 +115,8 @@ async def test_a_document_past_its_time_limit_gets_a_notice_and_the_next_is_read
 
     with pytest.raises(DocumentRefused, match=r"^long\.pdf took too long to read, so I skipped it\.$"):
         await read(hasty, "long.pdf", "pdf", long_pdf)
-    assert await read(DocumentReader(DocumentSettings(), workers), "a.pdf", "pdf", make.pdf(["a"]))
+    after = await read(DocumentReader(DocumentSettings(), workers), "a.pdf", "pdf", make.pdf(["Read after it."]))
+    assert after.parts == ("[page 1]\nRead after it.",) and after.complete
 
 
 async def test_a_long_pdf_is_cut_with_the_pages_read_said(workers: IsolatedWorkers) -> None:

@@ -187,12 +187,13 @@ async def fill(harness: SlackHarness, database_url: str) -> Filled:
 
     dm = harness.new_dm(BOB)
     dm_question = f"Bob asks privately {marker}: do llamas spit?"
-    dm_event, _ = await harness.say(dm, BOB, dm_question)
+    await harness.say(dm, BOB, dm_question)
     await harness.wait_turn(dm, None, timeout=20)
     [dm_answer] = harness.replies(dm)
     await asyncio.sleep(0.3)
+    opened = len(fake.views_opened)
     await fake.send_block_action(BOB, dm, dm_answer.ts, "vote_down")
-    assert dm_event
+    await eventually(lambda: len(fake.views_opened) > opened, 10, "the form asking why, in the DM")
 
     await until_passages(database_url, f"slack:{team}", lambda n: n >= 3, "the workspace's passages")
     await asyncio.sleep(0.5)  # votes and gaps written

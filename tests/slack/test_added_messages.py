@@ -105,6 +105,9 @@ async def test_an_added_message_follows_its_edit_and_its_delete_in_any_process(
     await eventually(lambda: len(fake.responses) > before, 20, "the answer to /forget-me")
     assert "1 of your messages from this workspace's knowledge" in fake.responses[before].text
     await fake.send_event(fake.message_changed_event(LOUNGE, message.ts, "The office closes at 14:00 on Fridays."))
+    # A mention after it in the same channel, answered: the edit reached the bot before it.
+    mention, _ = await harness.mention(LOUNGE, BOB, "Are you there?")
+    await harness.wait_turn(LOUNGE, mention["ts"])
     await asyncio.sleep(1.0)
     assert text not in await asyncio.to_thread(
         passages, database_url, scope

@@ -22,7 +22,7 @@ from bot.usage.days import day_of
 from bot.usage.ledger import UsageLedger
 from tests.conftest import REDIS_URL, delete_keys
 from tests.fakes.citing_model import citing_responder
-from tests.fakes.model_server import FakeModelServer, Script
+from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.fakes.slack_server import FakeSlack
 from tests.knowledge.server_folders import server_folder
 from tests.slack.harness import SlackHarness, eventually, finished, started
@@ -52,7 +52,14 @@ def folder() -> Iterator[Path]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def harness(folder: Path) -> AsyncIterator[SlackHarness]:
+async def model() -> AsyncIterator[FakeModelServer]:
+    async with FakeModelServer(Script(text="ok")) as model:
+        model.responder = citing_responder
+        yield model
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def harness(folder: Path, model: FakeModelServer) -> AsyncIterator[SlackHarness]:
     prefix = f"test:slack-help:{uuid.uuid4().hex[:12]}:"
     fake = FakeSlack()
     fake.add_user(ADMIN, "admin").is_admin = True
@@ -64,21 +71,19 @@ async def harness(folder: Path) -> AsyncIterator[SlackHarness]:
         "KNOWLEDGE_DATA_DIR": str(folder / "data"),
         "LOG_LEVEL": "debug",
     }
-    async with FakeModelServer(Script(text="ok")) as model:
-        model.responder = citing_responder
-        harness = SlackHarness(fake, model.base_url, prefix, extra_env=env)
-        await started(harness)
-        try:
-            assert "Done" in await respond(harness, HELP, ADMIN, "questions")
-            assert "Done" in await respond(harness, LOUNGE, ADMIN, "all")
-            await knowledge_ready(harness)
-            yield harness
-        except BaseException:
-            print(harness.report())
-            raise
-        finally:
-            await finished(harness)
-            delete_keys(prefix)
+    harness = SlackHarness(fake, model.base_url, prefix, extra_env=env)
+    await started(harness)
+    try:
+        assert "Done" in await respond(harness, HELP, ADMIN, "questions")
+        assert "Done" in await respond(harness, LOUNGE, ADMIN, "all")
+        await knowledge_ready(harness)
+        yield harness
+    except BaseException:
+        print(harness.report())
+        raise
+    finally:
+        await finished(harness)
+        delete_keys(prefix)
 
 
 async def respond(harness: SlackHarness, channel: str, user: str, mode: str = "") -> str:
@@ -107,15 +112,44 @@ async def answered(harness: SlackHarness, event: dict[str, Any]) -> str:
     return answer_text(harness, event["channel"], event["ts"])
 
 
+def turns(harness: SlackHarness, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+    """The `turn_finished` records of that conversation, from every bot."""
+    key = harness.thread_key(channel, thread_ts)
+    return [record for bot in harness.bots for record in bot.logs("turn_finished", thread=key)]
+
+
+def decisions(harness: SlackHarness, event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [record for bot in harness.bots for record in bot.logs("respond_decision", message=event["ts"])]
+
+
 async def stays_unanswered(harness: SlackHarness, event: dict[str, Any]) -> None:
+    """Once the bot has logged its decision on `event` (so it saw it), nothing follows for a while."""
+    await eventually(lambda: bool(decisions(harness, event)), 15, f"the decision on {event['text']!r}")
     await asyncio.sleep(QUIET_SECONDS)
     assert harness.replies(event["channel"], event["ts"]) == []
-    key = harness.thread_key(event["channel"], event["ts"])
-    assert [record for bot in harness.bots for record in bot.logs("turn_finished", thread=key)] == []
+    assert turns(harness, event["channel"], event["ts"]) == []
+
+
+async def passed_over(
+    harness: SlackHarness, model: FakeModelServer, said: tuple[dict[str, Any], str], later: dict[str, Any]
+) -> None:
+    """The event got nothing though the bot acknowledged it and answered `later`, delivered after it on the same
+    socket: the bot saw it first and passed it over (it logs no decision for it)."""
+    event, envelope = said
+    await harness.fake.wait_ack(envelope)
+    await answered(harness, later)
+    assert harness.replies(event["channel"], event["ts"]) == []
+    assert turns(harness, event["channel"], event["ts"]) == []
+    assert asked(model, event.get("text") or event["message"]["text"]) == []
+
+
+def asked(model: FakeModelServer, text: str) -> list[RecordedRequest]:
+    """The model's requests whose question contains `text`."""
+    return [request for request in model.requests if text in (request.last_user_content() or "")]
 
 
 def decision_logged(harness: SlackHarness, event: dict[str, Any]) -> tuple[bool, str]:
-    [record] = [record for bot in harness.bots for record in bot.logs("respond_decision", message=event["ts"])]
+    [record] = decisions(harness, event)
     return record["answer"], record["reason"]
 
 
@@ -175,31 +209,41 @@ async def test_a_question_left_unanswered_still_counts_its_search(harness: Slack
     assert embedding.prompt_tokens > 0 and embedding.completion_tokens == 0 and counted.turns == 0
 
 
-async def test_a_mentions_channel_and_other_bots_get_no_answer(harness: SlackHarness) -> None:
-    quiet, _ = await harness.say(QUIET, ALICE, COVERED)
-    from_a_bot, _ = await harness.say(LOUNGE, "U0OTHERBOT", "How do I connect to the VPN?", bot_id="B0OTHER01")
-    await stays_unanswered(harness, quiet)
-    await stays_unanswered(harness, from_a_bot)
+async def test_a_mentions_channel_and_other_bots_get_no_answer(harness: SlackHarness, model: FakeModelServer) -> None:
+    quiet = await harness.say(QUIET, ALICE, f"{COVERED} Nobody mentioned the bot here.")
+    await passed_over(harness, model, quiet, (await harness.mention(QUIET, BOB, "And the printer on floor 3?"))[0])
+    from_a_bot = await harness.say(LOUNGE, "U0OTHERBOT", "How do I connect to the VPN, other bot?", bot_id="B0OTHER01")
+    later = (await harness.say(LOUNGE, ALICE, "The lounge plant needs water"))[0]
+    await passed_over(harness, model, from_a_bot, later)
 
 
-async def test_people_talking_to_each_other_in_its_thread_get_no_answer(harness: SlackHarness) -> None:
+async def test_people_talking_to_each_other_in_its_thread_get_no_answer(
+    harness: SlackHarness, model: FakeModelServer
+) -> None:
     event, _ = await harness.say(HELP, ALICE, "How do I print on floor 3?")
     assert "badge" in await answered(harness, event)
-    followup, _ = await harness.say(HELP, ALICE, "And where is the badge reader?", thread_ts=event["ts"])
+    await harness.say(HELP, ALICE, "And where is the badge reader?", thread_ts=event["ts"])
     await harness.wait_turn(HELP, event["ts"], count=2, timeout=20)
-    await harness.say(HELP, BOB, f"<@{ALICE}> it's next to the door, I'll show you", thread_ts=event["ts"])
-    await asyncio.sleep(QUIET_SECONDS)
-    key = harness.thread_key(HELP, event["ts"])
-    assert len([r for bot in harness.bots for r in bot.logs("turn_finished", thread=key)]) == 2
-    assert followup
+    assert len(asked(model, "where is the badge reader")) == 1  # the follow-up in its thread was answered
+    requests = len(model.requests)
+    to_alice = f"<@{ALICE}> it's next to the door, I'll show you"
+    await harness.fake.wait_ack((await harness.say(HELP, BOB, to_alice, thread_ts=event["ts"]))[1])
+    # Said to the bot after Bob's message, and answered: Bob's reached the bot first and was passed over.
+    await harness.say(HELP, ALICE, "Does the reader take visitor badges too?", thread_ts=event["ts"])
+    await eventually(lambda: bool(asked(model, "visitor badges")), 20, "the model asked about visitor badges")
+    await harness.wait_turn(HELP, event["ts"], count=3, timeout=20)
+    assert asked(model, "next to the door") == [] and len(model.requests) == requests + 1
+    assert len(turns(harness, HELP, event["ts"])) == 3
 
 
-async def test_an_edit_brings_no_new_answer(harness: SlackHarness) -> None:
+async def test_an_edit_brings_no_new_answer(harness: SlackHarness, model: FakeModelServer) -> None:
     event, _ = await harness.say(LOUNGE, ALICE, "The coffee machine is broken again")
     await answered(harness, event)
-    edited = harness.fake.message_event(LOUNGE, ALICE, "edited", subtype="message_changed")
-    await harness.fake.send_event(edited)
-    await stays_unanswered(harness, edited)
+    answers = len(harness.replies(LOUNGE, event["ts"]))
+    edit = harness.fake.message_changed_event(LOUNGE, event["ts"], "The coffee machine is broken again, and the kettle")
+    edited = (edit, await harness.fake.send_event(edit))
+    await passed_over(harness, model, edited, (await harness.say(LOUNGE, BOB, "Who took the last biscuit?"))[0])
+    assert len(turns(harness, LOUNGE, event["ts"])) == 1 and len(harness.replies(LOUNGE, event["ts"])) == answers
 
 
 async def test_two_processes_answer_a_message_once(harness: SlackHarness) -> None:

@@ -205,6 +205,9 @@ async def test_channel_messages_cited_with_permalinks_edits_and_deletes_followed
     assert off == "Done: this channel is no longer knowledge (1 message removed)."
     assert await stored(database, team) == {}
     await harness.say(RELEASES, BOB, "After opting out: the release notes are in the wiki")
+    # A mention after it in the same channel, answered: the message reached the bot before it.
+    mention, _ = await harness.mention(RELEASES, ALICE, "Are you still there?")
+    await harness.wait_turn(RELEASES, mention["ts"])
     await asyncio.sleep(1.0)
     assert await stored(database, team) == {}
 

@@ -309,10 +309,12 @@ async def test_mention_is_answered_progressively_in_its_thread_and_the_thread_co
     assert [final_of(m) for m in replies] == [shown_as(scene, first), shown_as(scene, second)]
     assert all(m.thread_ts == mention["ts"] for m in replies)
     assert user_contents(scene.requests()[1]) == ["hello there, explain things", first, "and then?"]
-    # Top-level chatter without a mention is not answered.
-    await scene.harness.say(GENERAL, ALICE, "lunch anyone?")
-    await asyncio.sleep(0.3)
-    assert len(scene.requests()) == 2
+    # Top-level chatter without a mention is not answered; a mention after it is (so the chatter reached the bot).
+    chatter, _ = await scene.harness.say(GENERAL, ALICE, "lunch anyone?")
+    later, _ = await scene.harness.mention(GENERAL, ALICE, "one more thing")
+    await scene.turn(GENERAL, later["ts"])
+    assert [r.last_user_content() for r in scene.requests()[2:]] == ["one more thing"]
+    assert scene.harness.replies(GENERAL, chatter["ts"]) == []
 
 
 async def test_every_envelope_is_acked_quickly_and_before_the_model_is_called(off: Scene) -> None:
@@ -424,13 +426,17 @@ async def test_a_redelivered_event_gets_one_reply(off: Scene) -> None:
         "events_api", payload, accepts_response_payload=False, retry_attempt=1, retry_reason="timeout"
     )
     await off.turn(GENERAL, event["ts"])
-    await off.fake.send_envelope(
+    retried = await off.fake.send_envelope(
         "events_api", payload, accepts_response_payload=False, retry_attempt=2, retry_reason="timeout"
     )
-    await asyncio.sleep(0.5)
+    await off.fake.wait_ack(retried)
+    # A mention after the retries, answered: they reached the bot before it.
+    later = off.fake.app_mention_event(GENERAL, ALICE, "and another question")
+    await off.fake.send_event(later)
+    await off.turn(GENERAL, later["ts"])
     assert len(off.fake.deliveries_of(event_id)) == 3
     assert len(off.harness.replies(GENERAL, event["ts"])) == 1
-    assert len(off.requests()) == 1
+    assert [r.last_user_content() for r in off.requests()] == ["only once please", "and another question"]
 
 
 async def test_two_bot_processes_sharing_redis_reply_once(own: SlackHarness, model: FakeModelServer) -> None:
@@ -677,9 +683,18 @@ async def test_bot_messages_edits_and_deletions_are_never_answered(off: Scene) -
     await harness.say(dm, ALICE, "edited DM", subtype="message_changed")
     await harness.say(dm, ALICE, "deleted DM", subtype="message_deleted")
     await harness.say(dm, fake.bot_user_id, "my own DM message")
-    await asyncio.sleep(0.5)
-    assert len(off.requests()) == 1
-    assert len(harness.replies(GENERAL, thread)) == 1 and not harness.replies(dm)
+    # A person's message after them in the thread and in the DM, each answered: the ones before reached the bot.
+    await harness.say(GENERAL, ALICE, "still there?", thread_ts=thread)
+    await harness.say(dm, ALICE, "and here?")
+    await off.turn(GENERAL, thread, count=2)
+    await off.turn(dm, None)
+    assert sorted(r.last_user_content() or "" for r in off.requests()) == [
+        "and here?",
+        "start a thread",
+        "still there?",
+    ]
+    assert len(harness.replies(GENERAL, thread)) == 2
+    assert len([r for bot in harness.bots for r in bot.logs("turn_finished", thread=harness.thread_key(dm, None))]) == 1
 
 
 async def test_blocked_people_and_other_channels_get_an_ephemeral_refusal(off: Scene) -> None:
