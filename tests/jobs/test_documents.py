@@ -16,7 +16,7 @@ from adapters.shared.files.attachments import Attachment, ReadFiles, read_attach
 from adapters.shared.files.documents import DocumentReader, DocumentRefused, DocumentText, cut_documents
 from adapters.shared.files.isolation import IsolatedWorkers
 from config.settings import DocumentSettings
-from tests.fakes import documents as make
+from fakes import documents as make
 
 
 async def returning(data: bytes) -> bytes:
@@ -110,7 +110,9 @@ async def test_a_file_over_the_size_limit_is_refused_without_downloading_it(work
 
 
 async def test_a_document_past_its_time_limit_gets_a_notice_and_the_next_is_read(workers: IsolatedWorkers) -> None:
-    hasty = DocumentReader(DocumentSettings(timeout_seconds=0.01), workers)
+    # Reading all of it takes about 0.25 s, far past the limit whatever the worker pool's own timing (a read cut at
+    # the default 100,000 characters took 20 ms, close enough to 10 ms to finish before the limit was noticed).
+    hasty = DocumentReader(DocumentSettings(timeout_seconds=0.01, max_chars=10_000_000), workers)
     long_pdf = make.pdf([f"Page {number} " + "words " * 300 for number in range(200)])
 
     with pytest.raises(DocumentRefused, match=r"^long\.pdf took too long to read, so I skipped it\.$"):
