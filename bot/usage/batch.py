@@ -1,7 +1,7 @@
 """Script calls of the same moment sent together: the usage writes, holds and settles of the turns that make one
-while the event loop runs the others go to Redis in one call of their script. On one event loop each call costs the
-bot ~0.1 ms of CPU (a usage record's writes sent one command each, ~1 ms), so 50 turns calling one by one would hold
-every other turn up by ~5 ms; together they cost one call. Each part's keys and arguments follow the previous part's;
+while the event loop runs the others go to Redis in one call of their script. Each call costs the bot's event loop
+CPU, so many turns calling one by one would hold every other turn up; together they cost one call (the figures are
+in docs/BENCHMARKS.md, "Usage and budgets"). Each part's keys and arguments follow the previous part's;
 the script answers with each part's items in turn. Only for one Redis: a Cluster's keys of one call must share a
 slot, so there each part is sent on its own."""
 

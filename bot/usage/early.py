@@ -1,11 +1,11 @@
-"""A turn's budgets held while its prompt is being built, so that checking them adds no wait before the model is
-asked. On one event loop every await costs what the loop has queued (at 50 questions at once, ~7 ms): a check after
-the prompt is built would be one more. So when the turn arrives, the most a call can use (the whole context, at the
-highest price) is held of the budgets that likely apply (its places' budgets as last read, kept a minute; the
-environment's), beside the history's read and write. Once the prompt is built, the budgets read with it decide: the
-same ones, and the early hold stands (settled with the real use afterwards, as any hold); others, or no room for the
-most (a person near the end of their budget), and the early hold is given back and the exact amount is held, as
-without this."""
+"""A turn's budgets held while its prompt is being built, so that checking them adds no wait before the model is asked.
+On one event loop every await costs what the loop has queued (with many questions at once, milliseconds: see
+docs/BENCHMARKS.md, "Usage and budgets"): a check after the prompt is built would be one more. So when the turn
+arrives, the most a call can use (the whole context, at the highest price) is held of the budgets that likely apply
+(its places' budgets as last read, kept a minute; the environment's), beside the history's read and write. Once the
+prompt is built, the budgets read with it decide: the same ones, and the early hold stands (settled with the real use
+afterwards, as any hold); others, or no room for the most (a person near the end of their budget), and the early hold
+is given back and the exact amount is held, as without this."""
 
 from __future__ import annotations
 
