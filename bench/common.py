@@ -69,7 +69,7 @@ def http_get_json(url: str, timeout: float = 10.0) -> Any:
 
 
 class ModelServerProcess:
-    """`python -m tests.fakes.model_server` in a child process (its CPU is not the bot's), stopped on exit."""
+    """`python -m fakes.model_server` in a child process (its CPU is not the bot's), stopped on exit."""
 
     def __init__(self, *, tokens: int, rate: float, first_token_delay: float, think_tokens: int = 0) -> None:
         self.port = free_port()
@@ -77,7 +77,7 @@ class ModelServerProcess:
         self.command = [
             sys.executable,
             "-m",
-            "tests.fakes.model_server",
+            "fakes.model_server",
             "--port",
             str(self.port),
             "--tokens",

@@ -6,7 +6,7 @@
 
 Three processes: this one runs the loopback fake Discord (REST + gateway) enforcing
 Discord's default limits (5 message creates and 5 edits per 5 s per channel, 5 thread
-creates per 5 s per channel, 50 requests/s global); `python -m tests.fakes.model_server`
+creates per 5 s per channel, 50 requests/s global); `python -m fakes.model_server`
 streams every answer (300 tokens at 50 tokens/s after 0.2 s by default); and the bot,
 `python -m bot discord` (from `--bot-root`, this checkout by default), with its history in
 the real Redis under a key prefix of this run's own (deleted at the end).
@@ -84,8 +84,8 @@ from bench.driver import (
     main,
 )
 from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
-from tests.fakes.discord_server import FakeDiscord, Limits
-from tests.fakes.model_server import Script
+from fakes.discord_server import FakeDiscord, Limits
+from fakes.model_server import Script
 from tests.knowledge.server_folders import given_to_server_user
 
 MESSAGE_WRITES = ("POST /channels/{channel_id}/messages", "PATCH /channels/{channel_id}/messages/{message_id}")

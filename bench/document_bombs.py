@@ -21,10 +21,10 @@ import base64
 import time
 
 from bench.common import process_cpu_seconds
+from fakes import documents
+from fakes.model_server import FakeModelServer, Script
 from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import memory
-from tests.fakes import documents
-from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_documents import asked_over_the_socket
 

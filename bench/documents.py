@@ -18,10 +18,10 @@ import asyncio
 import statistics
 import time
 
+from fakes import documents
+from fakes.model_server import Script
 from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children, memory
-from tests.fakes import documents
-from tests.fakes.model_server import Script
 
 
 def report_pdf(pages: int) -> bytes:

@@ -9,7 +9,7 @@ embedder, then the engine on the embedded PostgreSQL) holding a made-up support 
 (bench/knowledge_corpus.py: `--messages` messages and 200 document passages, indexed as bench/knowledge.py indexes
 them). `--count` messages of a busy help channel are decided, first one at a time, then 50 arriving at once
 (asyncio.gather of 50 decisions); then the same again with ROUTER_MODEL set, its one-word classifier on the fake model
-server (tests/fakes/model_server.py, in a child process) answering YES to a question in the product's words or asking
+server (fakes/model_server.py, in a child process) answering YES to a question in the product's words or asking
 how, NO to the others, after `--router-delay-ms`.
 
 The mix: 40% chatter ("thanks!", "lol", "+1"), 20% statements that ask nothing ("deploying now"), 10% questions
@@ -75,7 +75,7 @@ from bot.respond.decision import (
 )
 from config.env import Env
 from config.settings import load_settings
-from tests.fakes.model_server import FakeModelServer, Script
+from fakes.model_server import FakeModelServer, Script
 from tests.knowledge.server_folders import server_folder
 
 BURST = 50

@@ -6,7 +6,7 @@
 
 The bot runs as `python -m bot slack` in Socket Mode against `FakeSlack` in this process,
 which enforces Slack's per-workspace method limits (its defaults, see
-tests/fakes/slack_server.py). The model is `python -m tests.fakes.model_server` in a process
+fakes/slack_server.py). The model is `python -m fakes.model_server` in a process
 of its own. Each round sends N mentions at once, each from its own person in its own channel,
 in one workspace; every round starts in a fresh workspace (new team id), so its rate-limit
 buckets and the bot's write budgets start full, as in a workspace that was quiet before.
@@ -25,7 +25,7 @@ bench/driver.py's.
 
 With `--workspaces W` the app is installed through OAuth to W workspaces instead of running with
 one SLACK_BOT_TOKEN (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_TOKEN_ENCRYPTION_KEY; HTTP mode):
-the bot's Web API URL is `FakeSlackOAuth` (tests/fakes/slack_oauth.py), which exchanges install
+the bot's Web API URL is `FakeSlackOAuth` (fakes/slack_oauth.py), which exchanges install
 codes and routes every other call by its token to that workspace's own `FakeSlack`. Each round
 installs W fresh workspaces (fresh rate-limit buckets, as above) through the bot's /slack/install
 and /slack/oauth_redirect, as a person's browser would; the workspaces have the same channel and
@@ -89,9 +89,9 @@ from bench.driver import (
     main,
 )
 from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
-from tests.fakes.model_server import Script
-from tests.fakes.slack_oauth import FakeSlackOAuth
-from tests.fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
+from fakes.model_server import Script
+from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
 from tests.knowledge.server_folders import given_to_server_user
 from tests.slack.harness import SIGNING_SECRET, SlackHarness
 

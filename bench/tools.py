@@ -3,7 +3,7 @@
     python -m bench.tools [--n 50] [--tool-ms 50]
 
 The real bot process (`python -m bot discord`) against the loopback fake Discord (Discord's
-limits) and model server, with the MCP server of tests/fakes/mcp_tools.py started by the bot over
+limits) and model server, with the MCP server of fakes/mcp_tools.py started by the bot over
 stdio; the bot on CPU 0, the fakes and the tool server (like the model server) on CPU 1. `--n`
 mentions at once, one per channel; each answer calls the server's `slow` tool once (it answers
 in `--tool-ms`), then the model answers from its result. Per conversation, with `time.time()`:
@@ -37,11 +37,11 @@ import redis.asyncio as aioredis
 
 from bench.common import pin_process
 from bot.state.redis_client import hash_tag
+from fakes.mcp_config import fake_server, servers_file
+from fakes.model_server import RecordedRequest, Script, ToolAgent, ToolCallScript
 from tests.conftest import REDIS_URL
 from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.model_server import RecordedRequest, Script, ToolAgent, ToolCallScript
 
 ANSWER = "Done: I slept as asked."
 

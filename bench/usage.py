@@ -3,7 +3,7 @@
     python -m bench.usage [--n 50] [--rounds 20] [--tokens 40]
 
 In this process, the bot's own core (bot.core.ChatCore, real Redis at REDIS_URL or 127.0.0.1:6379, the real
-AsyncInferenceClient) against the fake model server in a child process (tests/fakes/model_server.py, which reports
+AsyncInferenceClient) against the fake model server in a child process (fakes/model_server.py, which reports
 usage as OpenAI does). Each round sends `--n` questions at once, each in a conversation of its own, by 10 people of
 one server, twice: to a core with no budget, and to a core with USER_DAILY_BUDGET and SERVER_MONTHLY_BUDGET set (never
 reached), the two alternating so that drift on the machine falls on both. Every turn is counted either way (its
@@ -43,7 +43,7 @@ from config.env import Env
 from config.models import ModelCatalog, ModelChoice, Price
 from config.settings import HistorySettings, load_settings
 from config.usage import Budget, UsageSettings
-from tests.fakes.memory_surface import MemorySurface
+from fakes.memory_surface import MemorySurface
 
 SERVER = Place("bench", "server", "guild")
 CHANNEL = Place("bench", "channel", "help", server="guild")

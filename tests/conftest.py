@@ -33,7 +33,7 @@ from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from config.env import Env
 from config.models import ModelCatalog, ModelChoice
 from config.settings import HistorySettings, ModelSettings, load_settings
-from tests.fakes.model_server import FakeModelServer, Script
+from fakes.model_server import FakeModelServer, Script
 from tests.system.cluster import OwnCluster
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import ROOT
-from tests.fakes.model_server import FakeModelServer, Script
 
 PLATFORM_VARIABLES = (
     "DISCORD_TOKEN",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes.citing_model import citing_responder
+from fakes.model_server import FakeModelServer
 from tests.console.test_console import Console, clean_env
 from tests.console.test_console_knowledge import ask_until
-from tests.fakes.citing_model import citing_responder
-from tests.fakes.model_server import FakeModelServer
 
 NOBODY = 65534
 SAUNA = "The sauna on the roof is open from six to nine, and the café beside it sells tea."

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import getpass
 
+from fakes.model_server import FakeModelServer, Script
 from tests.console.test_console import Console, clean_env
-from tests.fakes.model_server import FakeModelServer, Script
 
 
 async def test_a_persona_set_in_the_terminal_is_the_next_questions_system_message() -> None:

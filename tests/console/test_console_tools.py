@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from fakes.mcp_config import fake_server, servers_file
+from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.console.test_console import Console, clean_env
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 
 CALLS = {
     "weather": [ToolCallScript("lookup", '{"query": "weather"}')],

@@ -4,8 +4,8 @@ used today, this week and this month, exactly as the model server reported it, a
 from __future__ import annotations
 
 from config.settings import DEFAULT_MODEL_ID
+from fakes.model_server import FakeModelServer, Script
 from tests.console.test_console import Console, clean_env
-from tests.fakes.model_server import FakeModelServer, Script
 
 QUESTION = "How many tokens does this question take?"
 ANSWER = "Seven words make up this whole answer."

@@ -23,7 +23,7 @@ from huggingface_hub.errors import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fakes.model_server import _MARK, FakeModelServer, Script, _sse, _TextEvents, tokenize
+from fakes.model_server import _MARK, FakeModelServer, Script, _sse, _TextEvents, tokenize
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 MESSAGES = [{"role": "user", "content": "Say something"}]
@@ -334,7 +334,7 @@ async def test_cli_serves_default_script() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes.model_server",
+        "fakes.model_server",
         "--port",
         "0",
         "--tokens",

@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import AsyncInferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
-from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
+from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 WEATHER_ARGS = '{"city": "Paris", "unit": "celsius"}'

@@ -19,9 +19,9 @@ from bot.state.personas import Place
 from bot.state.store import HistoryStore
 from bot.turn.prompt import MistralTokenCounter
 from config.settings import HistorySettings
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import OwnRedis, close_store, make_core, open_store, remote_model_settings
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script
 
 ADA, BOB = "42", "7"
 SERVER = Place("discord", "server", "999", "Acme")

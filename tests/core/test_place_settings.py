@@ -19,9 +19,9 @@ from config.channels_file import load_places
 from config.env import ConfigError, Env
 from config.models import ModelCatalog
 from config.settings import load_settings
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import make_core
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script
 
 DEFAULT_MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 SMALL = "mistralai/Mistral-Small-24B-Instruct-2501"

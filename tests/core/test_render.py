@@ -16,7 +16,7 @@ from bot.errors import FailureKind, ReplyFailure
 from bot.reply.render import LiveRenderer
 from bot.reply.split import open_fence
 from bot.reply.surface import SurfaceLimits
-from tests.fakes.memory_surface import MemorySurface
+from fakes.memory_surface import MemorySurface
 
 FAST = SurfaceLimits(max_length=2000, indicator=" ▌", min_edit_interval=0.0)
 

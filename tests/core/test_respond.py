@@ -16,8 +16,8 @@ from bot.model.backends import InferenceBackend
 from bot.respond.decision import ROUTER_SECONDS, Responder, RespondMode, Unprompted
 from config.models import ModelCatalog, ModelChoice
 from config.respond import RespondSettings
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import remote_model_settings
-from tests.fakes.model_server import FakeModelServer, Script
 
 ROUTER = "HuggingFaceTB/SmolLM2-360M-Instruct"
 

@@ -9,7 +9,7 @@ import pytest
 from bot.model.backends import InferenceBackend
 from config.env import Env
 from config.settings import BackendKind, load_settings
-from tests.fakes.model_server import FakeModelServer, Script
+from fakes.model_server import FakeModelServer, Script
 
 MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 

@@ -18,9 +18,9 @@ from bot.reply.surface import SurfaceLimits
 from bot.reply.thought_view import ShowReasoning
 from bot.state.store import HistoryStore
 from bot.turn.prompt import MistralTokenCounter
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script, ThoughtStyle
 from tests.conftest import make_core, remote_model_settings
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script, ThoughtStyle
 
 THREAD = "thinking:t1"
 THOUGHT = "Hmm, zebracorn facts.\nThe capital is Paris, so say Paris."

@@ -14,9 +14,9 @@ from bot.reply.surface import SurfaceLimits
 from bot.state.coordination import Coordination, TurnQuota
 from bot.state.store import HistoryStore
 from bot.turn.prompt import MistralTokenCounter
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import make_core, remote_model_settings
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script
 
 THREAD = "outcomes:t1"
 

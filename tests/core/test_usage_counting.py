@@ -30,9 +30,9 @@ from bot.usage.totals import UsageTotals
 from config.models import ModelCatalog, ModelChoice, Price
 from config.tools import ToolSettings
 from config.usage import Budget, PlaceBudget, UsageSettings
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script, ToolCallScript
 from tests.conftest import REDIS_URL, ROOT, make_core, remote_model_settings
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script, ToolCallScript
 from tests.tools.test_tool_turns import AskingSurface, agent, server_config
 
 PERSON = "usage:42"  # a turn's person: its quota scope (the thread's platform, "usage") and its author
@@ -142,7 +142,7 @@ async def test_a_thinking_models_thought_counts_as_output(core: ChatCore, model_
 
 @pytest.fixture
 async def toolbox(tmp_path: Path) -> AsyncIterator[ToolBox]:
-    """The real MCP server of tests/fakes/mcp_tools.py, for answers with tool rounds."""
+    """The real MCP server of fakes/mcp_tools.py, for answers with tool rounds."""
     files = {"notes": tmp_path / "n.txt", "events": tmp_path / "e.txt", "timing": tmp_path / "t.jsonl"}
     box = ToolBox(ToolSettings(servers=(server_config(files, timeout_seconds=2.0),), confirm_seconds=1.0))
     await box.start(ready_within=20)
@@ -312,7 +312,7 @@ async def test_fifty_questions_from_two_processes_never_overspend_the_budget(
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.fakes.usage_worker",
+            "fakes.usage_worker",
             "25",
             person,
             cwd=ROOT,

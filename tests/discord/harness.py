@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
+from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.conftest import BOT_START_SECONDS, REDIS_URL, delete_keys, terminate
-from tests.fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
 
 ROOT = Path(__file__).resolve().parents[2]
 INDICATOR = " ▌"

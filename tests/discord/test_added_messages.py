@@ -21,8 +21,8 @@ import pytest
 import pytest_asyncio
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
+from fakes.discord_server import FakeInteraction, FakeUser, Perm
 from tests.discord.harness import DiscordWorld
-from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -19,6 +19,9 @@ import pytest
 import pytest_asyncio
 
 from bot.errors import FailureKind
+from fakes import documents
+from fakes.discord_server import FakeUser, Intent
+from fakes.model_server import Script, tokenize
 from tests.conftest import BOT_START_SECONDS
 from tests.discord.harness import (
     FOLLOWUP,
@@ -35,9 +38,6 @@ from tests.discord.harness import (
     DiscordWorld,
     log_shown,
 )
-from tests.fakes import documents
-from tests.fakes.discord_server import FakeUser, Intent
-from tests.fakes.model_server import Script, tokenize
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 

@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from fakes.discord_server import FakeUser
+from fakes.model_server import Script
 from tests.discord.harness import GLOBAL_COMMANDS, DiscordWorld, log_shown
-from tests.fakes.discord_server import FakeUser
-from tests.fakes.model_server import Script
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

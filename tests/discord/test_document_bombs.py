@@ -10,10 +10,10 @@ import os
 import time
 from pathlib import Path
 
+from fakes import documents
+from fakes.model_server import Script
 from tests.discord.harness import DiscordWorld, log_shown
 from tests.discord.test_image_bombs import memory
-from tests.fakes import documents
-from tests.fakes.model_server import Script
 
 MB = 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -11,8 +11,8 @@ from typing import Any
 import discord
 import pytest
 
+from fakes.discord_server import FakeDiscord, Limits, Perm
 from tests.discord.test_fake_discord import World, connected_client, raw_request, running_world
-from tests.fakes.discord_server import FakeDiscord, Limits, Perm
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -14,6 +14,7 @@ import discord
 import pytest
 from discord import app_commands
 
+from fakes.discord_server import FakeDiscord, Limits, Perm, RateLimit, overwrite
 from tests.discord.test_fake_discord import (
     World,
     connected_client,
@@ -21,7 +22,6 @@ from tests.discord.test_fake_discord import (
     raw_request,
     running_world,
 )
-from tests.fakes.discord_server import FakeDiscord, Limits, Perm, RateLimit, overwrite
 
 pytestmark = pytest.mark.timeout(30)
 

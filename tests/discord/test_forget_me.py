@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from fakes.discord_server import FakeInteraction, FakeUser
 from tests.discord.harness import DiscordWorld
-from tests.fakes.discord_server import FakeInteraction, FakeUser
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -18,10 +18,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from adapters.shared.feedback.records import Feedback
+from fakes.citing_model import citing_responder
+from fakes.discord_server import FakeInteraction, FakeUser, Perm
 from tests.conftest import REDIS_URL
 from tests.discord.harness import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
-from tests.fakes.citing_model import citing_responder
-from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
 from tests.knowledge.server_folders import server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]

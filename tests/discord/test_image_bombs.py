@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from fakes.model_server import Script
 from tests.discord.harness import DiscordWorld, log_shown
-from tests.fakes.model_server import Script
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 MB = 1024 * 1024

@@ -22,13 +22,13 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
+from fakes import documents
+from fakes.citing_model import citing_responder
+from fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
+from fakes.mcp_config import fake_server, servers_file
+from fakes.model_server import Script, ToolCallScript
 from tests.conftest import REDIS_URL
 from tests.discord.harness import ORIGINAL_EDIT, DiscordWorld, log_shown
-from tests.fakes import documents
-from tests.fakes.citing_model import citing_responder
-from tests.fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.model_server import Script, ToolCallScript
 from tests.knowledge.server_folders import server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]

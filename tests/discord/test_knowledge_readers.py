@@ -19,10 +19,10 @@ import pytest_asyncio
 
 from bot.knowledge.citing import NOT_KEPT
 from bot.knowledge.embedded import start_embedded, stop_embedded
+from fakes.citing_model import citing_responder
+from fakes.discord_server import FakeInteraction, FakeUser, Perm
+from fakes.model_server import DEFAULT_MODEL, Script, ToolCallScript
 from tests.discord.harness import DiscordWorld, log_shown
-from tests.fakes.citing_model import citing_responder
-from tests.fakes.discord_server import FakeInteraction, FakeUser, Perm
-from tests.fakes.model_server import DEFAULT_MODEL, Script, ToolCallScript
 from tests.knowledge.server_folders import remove, server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]

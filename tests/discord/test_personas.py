@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from fakes.discord_server import FakeInteraction, FakeUser
 from tests.conftest import REDIS_URL
 from tests.discord.harness import DiscordWorld
-from tests.fakes.discord_server import FakeInteraction, FakeUser
 
 MANAGE_CHANNELS = 1 << 4
 MANAGE_GUILD = 1 << 5

@@ -1,6 +1,6 @@
 """Tools on Discord, through the real bot process and the fake Discord: the calls' lines in the reply, the sources
 as <links>, Run / Cancel buttons that only the asker's click answers (once, however often it is clicked), and
-/tools. The tools are the MCP server of tests/fakes/mcp_tools.py, started by the bot over stdio."""
+/tools. The tools are the MCP server of fakes/mcp_tools.py, started by the bot over stdio."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from fakes.discord_server import FakeUser
+from fakes.mcp_config import fake_server, servers_file
+from fakes.mcp_failures import FAILING, FAILING_TIMEOUT, FAILURES
+from fakes.mcp_refusing import SECRET, refusing_server
+from fakes.model_server import Script, ToolAgent, ToolCallScript
 from tests.discord.harness import DiscordWorld
-from tests.fakes.discord_server import FakeUser
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.mcp_failures import FAILING, FAILING_TIMEOUT, FAILURES
-from tests.fakes.mcp_refusing import SECRET, refusing_server
-from tests.fakes.model_server import Script, ToolAgent, ToolCallScript
 
 CALLS = {
     "weather": [ToolCallScript("lookup", '{"query": "weather"}')],

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from fakes.discord_server import CallbackType, FakeInteraction, FakeUser, Perm
+from fakes.model_server import RecordedRequest, Script
 from tests.discord.harness import ORIGINAL_EDIT, DiscordWorld, log_shown
-from tests.fakes.discord_server import CallbackType, FakeInteraction, FakeUser, Perm
-from tests.fakes.model_server import RecordedRequest, Script
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

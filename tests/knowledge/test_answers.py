@@ -26,10 +26,10 @@ from bot.turn.prompt import MistralTokenCounter
 from bot.usage.days import day_of
 from bot.usage.totals import ModelUsage
 from config.tools import ToolSettings
+from fakes.citing_model import NOT_COVERED, citing_responder, passages_in
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script, ToolCallScript
 from tests.conftest import make_core, remote_model_settings
-from tests.fakes.citing_model import NOT_COVERED, citing_responder, passages_in
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script, ToolCallScript
 
 GUILD = "discord:9001"
 RELEASE = Passage(

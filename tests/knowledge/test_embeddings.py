@@ -17,7 +17,7 @@ from bot.knowledge.minilm import MiniLMEmbedder
 from bot.knowledge.passages import Embedder
 from config.env import Env
 from config.settings import load_settings
-from tests.fakes.model_server import FakeModelServer
+from fakes.model_server import FakeModelServer
 
 VPN_QUESTION = "Where is the guide for connecting to the VPN?"
 VPN_PASSAGE = (

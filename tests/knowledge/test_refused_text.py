@@ -19,7 +19,7 @@ from bot.knowledge.passages import Access, Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.remote_embeddings import OpenAIEmbedder
 from bot.knowledge.service import Knowledge
-from tests.fakes.model_server import FakeModelServer
+from fakes.model_server import FakeModelServer
 from tests.knowledge.conftest import MODEL
 
 

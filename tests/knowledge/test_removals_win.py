@@ -17,7 +17,7 @@ from bot.knowledge.passages import Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.remote_embeddings import OpenAIEmbedder
 from bot.knowledge.service import Knowledge
-from tests.fakes.model_server import FakeModelServer
+from fakes.model_server import FakeModelServer
 from tests.knowledge.conftest import MODEL
 
 

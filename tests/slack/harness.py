@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 import aiohttp
 
+from fakes.model_server import RecordedRequest
+from fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
 from tests.conftest import BOT_START_SECONDS, REDIS_URL, ROOT, free_port, terminate
-from tests.fakes.model_server import RecordedRequest
-from tests.fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
 
 Mode = Literal["socket", "http"]
 Streaming = Literal["auto", "off"]

@@ -23,9 +23,9 @@ import pytest
 import pytest_asyncio
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
+from fakes.model_server import FakeModelServer, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import delete_keys
-from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, eventually, finished, started
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]

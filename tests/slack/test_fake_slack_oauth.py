@@ -1,4 +1,4 @@
-"""The loopback Slack OAuth side (tests/fakes/slack_oauth.py) behaves as Slack's oauth.v2.access does, and
+"""The loopback Slack OAuth side (fakes/slack_oauth.py) behaves as Slack's oauth.v2.access does, and
 routes every other call to the workspace whose token it is. Driven with the real slack_sdk client."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest_asyncio
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_oauth import FakeSlackOAuth
-from tests.fakes.slack_server import FakeSlack
+from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack_server import FakeSlack
 
 GENERAL = FakeSlack.DEFAULT_CHANNEL
 

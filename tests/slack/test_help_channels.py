@@ -20,10 +20,10 @@ import pytest_asyncio
 from bot.state.redis_client import close, connect
 from bot.usage.days import day_of
 from bot.usage.ledger import UsageLedger
+from fakes.citing_model import citing_responder
+from fakes.model_server import FakeModelServer, RecordedRequest, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import REDIS_URL, delete_keys
-from tests.fakes.citing_model import citing_responder
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.knowledge.server_folders import server_folder
 from tests.slack.harness import SlackHarness, eventually, finished, started
 

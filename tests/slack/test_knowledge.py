@@ -23,10 +23,10 @@ from psycopg.rows import dict_row
 from adapters.slack_bot.settings import HistoryPace, SlackSettings
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
 from config.env import ConfigError, Env
+from fakes.citing_model import NOT_COVERED, citing_responder
+from fakes.model_server import FakeModelServer, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import ROOT, delete_keys
-from tests.fakes.citing_model import NOT_COVERED, citing_responder
-from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.knowledge.server_folders import server_folder
 from tests.slack.harness import SlackHarness, eventually, finished, started
 

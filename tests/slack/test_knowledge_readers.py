@@ -19,10 +19,10 @@ import yaml
 
 from bot.knowledge.citing import NOT_KEPT
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
+from fakes.citing_model import citing_responder
+from fakes.model_server import DEFAULT_MODEL, FakeModelServer, Script, ToolCallScript
+from fakes.slack_server import FakeSlack
 from tests.conftest import ROOT, delete_keys
-from tests.fakes.citing_model import citing_responder
-from tests.fakes.model_server import DEFAULT_MODEL, FakeModelServer, Script, ToolCallScript
-from tests.fakes.slack_server import FakeSlack
 from tests.knowledge.server_folders import remove, server_folder
 from tests.slack.harness import SlackHarness, eventually, finished, started
 

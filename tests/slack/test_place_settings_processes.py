@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
+from fakes.model_server import FakeModelServer, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import delete_keys
-from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, finished, started
 
 ALICE = FakeSlack.DEFAULT_USER

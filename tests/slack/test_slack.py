@@ -28,10 +28,10 @@ from adapters.slack_bot.reply.stream import StreamReply
 from adapters.slack_bot.reply.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.reply.text import to_mrkdwn
 from bot.state.redis_client import close, connect
+from fakes import documents
+from fakes.model_server import FakeModelServer, RecordedRequest, Script
+from fakes.slack_server import FakeSlack, StoredMessage
 from tests.conftest import REDIS_URL
-from tests.fakes import documents
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
-from tests.fakes.slack_server import FakeSlack, StoredMessage
 from tests.slack.harness import (
     INDICATOR,
     SIGNING_SECRET,

@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from fakes.model_server import FakeModelServer, RecordedRequest, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import delete_keys
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from fakes.model_server import FakeModelServer, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import delete_keys
-from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, Streaming, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

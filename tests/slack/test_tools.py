@@ -1,5 +1,5 @@
 """Tools on Slack, end to end: the real `python -m bot slack` process against the loopback fake Slack and
-model server (its ToolAgent calls tools), with the MCP server of tests/fakes/mcp_tools.py over stdio.
+model server (its ToolAgent calls tools), with the MCP server of fakes/mcp_tools.py over stdio.
 
 What is asserted is what people in Slack see: task cards in the native stream (their chunks, in
 order), the sources' context line, the Run / Cancel question and how it is settled, who is told what
@@ -19,10 +19,10 @@ import pytest_asyncio
 import yaml
 
 from adapters.slack_bot.reply.tool_cards import CONFIRM_NO, CONFIRM_YES
+from fakes.mcp_config import fake_server, servers_file
+from fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript
+from fakes.slack_server import FakeSlack, JsonDict, StoredMessage
 from tests.conftest import ROOT, delete_keys
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript
-from tests.fakes.slack_server import FakeSlack, JsonDict, StoredMessage
 from tests.slack.harness import SlackHarness, Streaming, eventually, finished, started
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

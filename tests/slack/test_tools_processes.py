@@ -1,6 +1,6 @@
 """A confirmed call runs at most once across the bot's processes: two `python -m bot slack` processes on one
 workspace (Socket Mode), the question asked by the one answering, the click taken by the other (the fake delivers
-to the newest connection), the click doubled. The tool is the MCP server of tests/fakes/mcp_tools.py, one per
+to the newest connection), the click doubled. The tool is the MCP server of fakes/mcp_tools.py, one per
 process."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes.mcp_config import fake_server, servers_file
+from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
+from fakes.slack_server import FakeSlack
 from tests.conftest import delete_keys
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, eventually, finished, started
 
 ALICE = FakeSlack.DEFAULT_USER

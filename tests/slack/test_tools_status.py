@@ -1,6 +1,6 @@
 """/tools on Slack says whether the conversation's model uses the tools (and if not, which models do), and shows a
 server that is down by its name and host alone: the real `python -m bot slack` process against the loopback fake
-Slack and model server, with the MCP server of tests/fakes/mcp_tools.py and one that refuses everyone (401) at a URL
+Slack and model server, with the MCP server of fakes/mcp_tools.py and one that refuses everyone (401) at a URL
 whose path holds its key."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from fakes.mcp_config import fake_server, servers_file
+from fakes.mcp_refusing import SECRET, refusing_server
+from fakes.model_server import FakeModelServer, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import delete_keys
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.mcp_refusing import SECRET, refusing_server
-from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, eventually, finished, started
 from tests.slack.test_slack_choices import command
 

@@ -20,9 +20,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from fakes.model_server import FakeModelServer, RecordedRequest, Script
+from fakes.slack_server import FakeSlack
 from tests.conftest import ROOT, delete_keys
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness, eventually, finished, started
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]

@@ -19,6 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from bot.state.locks import ConversationLocks
 from bot.state.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
+from fakes.model_server import Script
 from tests.conftest import REDIS_URL
 from tests.console.test_console import Console, clean_env
 from tests.core.test_forget import (  # noqa: F401 - collected here as well, with this module's fixtures
@@ -36,7 +37,6 @@ from tests.core.test_store import (  # noqa: F401 - collected here as well, with
 )
 from tests.discord.harness import DiscordWorld
 from tests.discord.test_discord import user_turns
-from tests.fakes.model_server import Script
 from tests.jobs.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
     ledger,
     test_an_edit_shown_just_before_the_final_text_never_brings_the_record_back,

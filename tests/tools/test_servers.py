@@ -1,5 +1,5 @@
 """The bot's connection to one MCP server (bot.tools.servers.McpServer), against real servers written with the
-official SDK: tests.fakes.mcp_tools over stdio and streamable HTTP, and the reference servers mcp-server-time
+official SDK: fakes.mcp_tools over stdio and streamable HTTP, and the reference servers mcp-server-time
 and mcp-server-fetch from PyPI. Real processes and sockets, no mocks."""
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from aiohttp import web
 
 from bot.tools.servers import McpServer
 from config.tools_file import ServerConfig
+from fakes.mcp_refusing import SECRET, refusing_server
 from tests.conftest import ROOT, free_port, terminate
-from tests.fakes.mcp_refusing import SECRET, refusing_server
 
-FAKE = ("-m", "tests.fakes.mcp_tools")
+FAKE = ("-m", "fakes.mcp_tools")
 QUICK = (0.05, 0.2)  # backoff: retry at once, for the tests
 
 
@@ -230,7 +230,7 @@ async def test_a_missing_program_is_reported_and_tried_again(tmp_path: Path) -> 
         outcome = await server.call("lookup", {"query": "x"}, 5)
         assert not outcome.ok and "No such file" in outcome.error
 
-        program.write_text(f"#!/bin/sh\nexec {sys.executable} -m tests.fakes.mcp_tools stdio\n")
+        program.write_text(f"#!/bin/sh\nexec {sys.executable} -m fakes.mcp_tools stdio\n")
         program.chmod(program.stat().st_mode | stat.S_IXUSR)
         assert await server.wait_ready(15), server.problem
     finally:

@@ -1,5 +1,5 @@
 """A turn with tools, end to end in the core: the real AsyncInferenceClient against the loopback model server
-streaming tool calls, the real MCP server of tests/fakes/mcp_tools.py over stdio, and real Redis."""
+streaming tool calls, the real MCP server of fakes/mcp_tools.py over stdio, and real Redis."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from bot.tools.toolbox import ToolBox
 from bot.turn.prompt import MistralTokenCounter
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig
+from fakes.memory_surface import MemorySurface
+from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.conftest import ROOT, make_core, remote_model_settings
-from tests.fakes.memory_surface import MemorySurface
-from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 
 THREAD = "tools:t1"
 
@@ -70,7 +70,7 @@ def server_config(files: dict[str, Path], **fields: Any) -> ServerConfig:
     return ServerConfig(
         name="fake",
         command=sys.executable,
-        args=("-m", "tests.fakes.mcp_tools", "stdio"),
+        args=("-m", "fakes.mcp_tools", "stdio"),
         env=env,
         cwd=str(ROOT),
         **fields,

@@ -14,8 +14,8 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
 
+from fakes.model_server import FakeModelServer
 from tests.conftest import REDIS_URL
-from tests.fakes.model_server import FakeModelServer
 from tests.web.harness import WebBots
 
 CHROMIUM = shutil.which("chromium")

@@ -16,10 +16,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
+from fakes import documents
+from fakes.model_server import FakeModelServer, Script
 from tests.discord.test_document_bombs import cpu_seconds
 from tests.discord.test_image_bombs import memory
-from tests.fakes import documents
-from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation, file, hello_of, text_of
 

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
-from tests.fakes.model_server import FakeModelServer, Script
+from fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation
 

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
-from tests.fakes.model_server import FakeModelServer, Script
+from fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, Frames, chat_id_of, hello_of

@@ -1,5 +1,5 @@
 """The web chat drawn again after a reload, in a real headless Chromium against the real `python -m bot web` (with the
-MCP server of tests/fakes/mcp_tools.py and a model that thinks): each question with its files' chips and only the
+MCP server of fakes/mcp_tools.py and a model that thinks): each question with its files' chips and only the
 text typed, each answer with its thought (closed, one click away), its tool calls and its sources, as they were shown
 before the reload. The documents' text still reaches the model on follow-ups; the thought never does."""
 
@@ -15,8 +15,8 @@ from playwright.async_api import Browser, Locator, expect
 
 from adapters.web.redraw import MAX_THOUGHT_CHARS, answer_view, history_entry
 from bot.state.store import StoredMessage
-from tests.fakes import documents
-from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
+from fakes import documents
+from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.web.harness import WebBots
 from tests.web.test_tools import start
 from tests.web.test_web import ChatPage, conversation, file

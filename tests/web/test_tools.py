@@ -1,5 +1,5 @@
 """Tools in the web chat: the real `python -m bot web` process with the MCP server of
-tests/fakes/mcp_tools.py (over stdio, started by the bot from MCP_SERVERS_FILE), answering through
+fakes/mcp_tools.py (over stdio, started by the bot from MCP_SERVERS_FILE), answering through
 the loopback model server's ToolAgent, in a real headless Chromium.
 
 A call shows as a chip in its answer (a spinner while it runs, then ✓ and its seconds or ✗ and
@@ -21,11 +21,11 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Locator, expect
 
 from bot.errors import FailureKind
+from fakes.mcp_config import fake_server, servers_file
+from fakes.mcp_failures import FAILING_TIMEOUT, FAILURES
+from fakes.mcp_refusing import SECRET, refusing_server
+from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.conftest import ROOT
-from tests.fakes.mcp_config import fake_server, servers_file
-from tests.fakes.mcp_failures import FAILING_TIMEOUT, FAILURES
-from tests.fakes.mcp_refusing import SECRET, refusing_server
-from tests.fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from tests.slack.harness import BotProcess, eventually
 from tests.web.harness import WebBots
 from tests.web.test_web import DEFAULT_NAME, ChatPage

@@ -13,7 +13,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from config.settings import DEFAULT_MODEL_ID
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script
+from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage
 

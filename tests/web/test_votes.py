@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Locator, expect
 
 from adapters.shared.feedback.records import Feedback
 from adapters.shared.feedback.vote_replies import GONE, REASON_THANKS
-from tests.fakes.model_server import FakeModelServer, Script
+from fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage
 

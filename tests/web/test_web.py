@@ -27,8 +27,8 @@ from playwright.async_api import Error as PlaywrightError
 from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import BOT_START_SECONDS
-from tests.fakes.model_server import FakeModelServer, Script
 from tests.slack.harness import eventually
 from tests.web.harness import WebBots
 

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from fakes.model_server import FakeModelServer, Script
 from tests.conftest import ROOT
-from tests.fakes.model_server import FakeModelServer, Script
 from tests.web.harness import WebBots
 
 PASSWORD = "orange-kettle-47"  # 16 characters

@@ -1,5 +1,5 @@
 """The scene for the OAuth mode's tests: one `python -m bot slack` process with SLACK_CLIENT_ID (HTTP), the
-loopback Slack OAuth side (tests/fakes/slack_oauth.py) in front of fresh fake workspaces, real Redis, and a person
+loopback Slack OAuth side (fakes/slack_oauth.py) in front of fresh fake workspaces, real Redis, and a person
 installing the app from a browser."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from slack_sdk.oauth.installation_store.models import Installation
 
 from adapters.slack_bot.installs.installations import RedisInstallationStore, TokenCipher
 from bot.state.redis_client import close, connect
+from fakes.model_server import FakeModelServer, Script
+from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack_server import FakeSlack
 from tests.conftest import REDIS_URL, delete_keys
-from tests.fakes.model_server import FakeModelServer, Script
-from tests.fakes.slack_oauth import FakeSlackOAuth
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SlackHarness
 
 ALICE = FakeSlack.DEFAULT_USER

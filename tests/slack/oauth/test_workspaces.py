@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 
 from adapters.shared.reply_records import INTERRUPTED_NOTE
 from adapters.slack_bot.installs.installations import RedisInstallationStore
+from fakes.model_server import FakeModelServer, RecordedRequest, Script, tokenize
+from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack_server import FakeSlack
 from tests.conftest import REDIS_URL, delete_keys
-from tests.fakes.model_server import FakeModelServer, RecordedRequest, Script, tokenize
-from tests.fakes.slack_oauth import FakeSlackOAuth
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import SIGNING_SECRET, SlackHarness, eventually
 from tests.slack.oauth.conftest import ALICE, GENERAL, TURN_ENDS, Installer, WorkspaceMaker, find, oauth_env
 

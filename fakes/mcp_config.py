@@ -1,4 +1,4 @@
-"""MCP_SERVERS_FILE for the tests and benchmarks: the server of tests/fakes/mcp_tools.py over stdio, as "fake"."""
+"""MCP_SERVERS_FILE for the tests and benchmarks: the server of fakes/mcp_tools.py over stdio, as "fake"."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def fake_server(**env: str | Path) -> dict[str, Any]:
     """The fake tool server's entry; `env`: MCP_NOTES_FILE, MCP_EVENTS_FILE, MCP_TIMING_FILE (see mcp_tools)."""
     return {
         "command": sys.executable,
-        "args": ["-m", "tests.fakes.mcp_tools", "stdio"],
+        "args": ["-m", "fakes.mcp_tools", "stdio"],
         "cwd": str(ROOT),
         "env": {name: str(value) for name, value in env.items()},
     }

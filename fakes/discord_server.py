@@ -86,7 +86,7 @@ Everything a test may want to assert on is recorded: ``requests`` (method, route
 arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
 ``identify_payload``, gateway connections, interactions and their callbacks.
 
-Run standalone (benchmarks): ``python -m tests.fakes.discord_server --port 8099``.  A small control
+Run standalone (benchmarks): ``python -m fakes.discord_server --port 8099``.  A small control
 API under ``/_fake/`` lets another process inject user messages and read state.
 """
 

@@ -4,11 +4,11 @@ Streams ``data: {chunk}`` SSE events at a scripted rate and can misbehave in the
 ways real servers do (HTTP errors, slow headers, stalls, cut connections, ...).
 
 It also serves embeddings, computed for real by WordLlama: ``POST /v1/embeddings`` and the HF Inference API's
-feature-extraction route (tests.fakes.embedding_routes; ``server.embeddings`` makes them fail or slow).
+feature-extraction route (fakes.embedding_routes; ``server.embeddings`` makes them fail or slow).
 
 Run standalone for benchmarks::
 
-    python -m tests.fakes.model_server --port 8081 --tokens 300 --rate 50 --first-token-delay 0.2
+    python -m fakes.model_server --port 8081 --tokens 300 --rate 50 --first-token-delay 0.2
 
 ``GET /debug/requests`` lists the recorded requests' timings as JSON, so a benchmark in
 another process can see when each first and last token left the server.
@@ -65,7 +65,7 @@ from aiohttp import web
 from uvloop import run as run_loop
 
 from bot.loop import freeze_startup_heap
-from tests.fakes.embedding_routes import EmbeddingBehaviour, add_embedding_routes
+from fakes.embedding_routes import EmbeddingBehaviour, add_embedding_routes
 
 __all__ = ["FAILURES", "FakeModelServer", "RecordedRequest", "Script", "ToolAgent", "ToolCallScript", "tokenize"]
 
@@ -367,7 +367,7 @@ class FakeModelServer:
         self.requests: list[RecordedRequest] = []
         self.fail_503_times: int = 0
         self.loading_estimate: float = 1.0  # Retry-After / estimated_time for fail_503_times
-        self.embeddings = EmbeddingBehaviour()  # the embedding routes' failure and delay (tests.fakes.embedding_routes)
+        self.embeddings = EmbeddingBehaviour()  # the embedding routes' failure and delay (fakes.embedding_routes)
         self._runner: web.AppRunner | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -1213,7 +1213,7 @@ async def _serve_forever(server: FakeModelServer) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point for ``python -m tests.fakes.model_server``."""
+    """Entry point for ``python -m fakes.model_server``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)

@@ -1,4 +1,4 @@
-"""A bot process that only answers: `python -m tests.fakes.usage_worker COUNT PERSON` builds the bot from the
+"""A bot process that only answers: `python -m fakes.usage_worker COUNT PERSON` builds the bot from the
 environment (bot.app.build, as `python -m bot` does: REDIS_URL, REDIS_KEY_PREFIX, INFERENCE_BASE_URL, the budgets),
 answers COUNT questions of PERSON at once, each in a conversation of its own, and prints one JSON line per answer:
 {"answered": bool, "said": the reply's last message}. Two of them at once are two processes of one bot."""
@@ -15,7 +15,7 @@ from bot.core import Turn
 from bot.reply.surface import SurfaceLimits
 from bot.state.personas import Place
 from config.settings import load_settings
-from tests.fakes.memory_surface import MemorySurface
+from fakes.memory_surface import MemorySurface
 
 SERVER = Place("worker", "server", "s1")
 

@@ -1,9 +1,9 @@
-"""Tool calls that fail each way there is, against the fake server of tests/fakes/mcp_tools.py timing calls out after
+"""Tool calls that fail each way there is, against the fake server of fakes/mcp_tools.py timing calls out after
 FAILING_TIMEOUT seconds, and the reason each one's line gives: every one ends as failed, and the answer goes on."""
 
 from __future__ import annotations
 
-from tests.fakes.model_server import ToolCallScript
+from fakes.model_server import ToolCallScript
 
 FAILING_TIMEOUT = 3
 

@@ -1,7 +1,7 @@
 """An MCP server for the tool tests, written with the official SDK (mcp.server.mcpserver.MCPServer):
 
-    python -m tests.fakes.mcp_tools stdio
-    python -m tests.fakes.mcp_tools http --port N     # streamable HTTP at http://127.0.0.1:N/mcp
+    python -m fakes.mcp_tools stdio
+    python -m fakes.mcp_tools http --port N     # streamable HTTP at http://127.0.0.1:N/mcp
 
 MCP_NOTES_FILE gets a line per add_note call; MCP_EVENTS_FILE gets "cancelled" when a hang call is cancelled;
 MCP_TIMING_FILE a JSON line per tagged slow call (when it started and ended). MCP_STDERR_BANNER, when set, is
