@@ -85,8 +85,8 @@ from bench.driver import (
 )
 from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
 from fakes.discord_server import FakeDiscord, Limits
+from fakes.harness.server_folders import given_to_server_user
 from fakes.model_server import Script
-from tests.knowledge.server_folders import given_to_server_user
 
 MESSAGE_WRITES = ("POST /channels/{channel_id}/messages", "PATCH /channels/{channel_id}/messages/{message_id}")
 THREAD_CREATE = "POST /channels/{channel_id}/messages/{message_id}/threads"

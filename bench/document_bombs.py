@@ -22,10 +22,10 @@ import time
 
 from bench.common import process_cpu_seconds
 from fakes import documents
+from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script
-from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import memory
-from tests.web.harness import WebBots
 from tests.web.test_documents import asked_over_the_socket
 
 MB = 1024 * 1024

@@ -19,8 +19,8 @@ import statistics
 import time
 
 from fakes import documents
+from fakes.harness.discord_world import DiscordWorld
 from fakes.model_server import Script
-from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children, memory
 
 

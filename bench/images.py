@@ -28,9 +28,9 @@ import redis.asyncio as aioredis
 from PIL import Image, ImageFilter
 
 from bot.state.redis_client import hash_tag
+from fakes.harness.discord_world import DiscordWorld
 from fakes.model_server import Script
 from tests.conftest import REDIS_URL
-from tests.discord.harness import DiscordWorld
 from tests.discord.test_image_bombs import children, flat_png, memory
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"

@@ -35,7 +35,7 @@ from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Embedder, Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
 from bot.knowledge.setup import DATABASE_FOLDER
-from tests.knowledge.server_folders import server_folder
+from fakes.harness.server_folders import server_folder
 
 SCOPE = "discord:1"
 QUESTIONS = 300  # asked by the rounds of bench.discord and bench.slack, in turn

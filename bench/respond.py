@@ -75,8 +75,8 @@ from bot.respond.decision import (
 )
 from config.env import Env
 from config.settings import load_settings
+from fakes.harness.server_folders import server_folder
 from fakes.model_server import FakeModelServer, Script
-from tests.knowledge.server_folders import server_folder
 
 BURST = 50
 ROUTER = "bench/router-yes-no"

@@ -89,11 +89,11 @@ from bench.driver import (
     main,
 )
 from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
+from fakes.harness.server_folders import given_to_server_user
+from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness
 from fakes.model_server import Script
 from fakes.slack_oauth import FakeSlackOAuth
 from fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
-from tests.knowledge.server_folders import given_to_server_user
-from tests.slack.harness import SIGNING_SECRET, SlackHarness
 
 ACK_MAX_S = 1.0
 FIRST_P99_MS = 500.0

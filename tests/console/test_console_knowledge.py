@@ -12,9 +12,9 @@ import pytest
 
 from fakes.citing_model import citing_responder
 from fakes.documents import pdf
+from fakes.harness.server_folders import server_folder
 from fakes.model_server import FakeModelServer
 from tests.console.test_console import Console, answers, clean_env
-from tests.knowledge.server_folders import server_folder
 
 GUEST_WIFI = "The guest Wi-Fi network is called Lobby and its password is printed on the card at reception."
 

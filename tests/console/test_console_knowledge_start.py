@@ -16,10 +16,10 @@ import pytest
 
 from bot.knowledge.embeddings import WORDLLAMA_NAME
 from fakes.citing_model import citing_responder
+from fakes.harness.server_folders import remove, server_folder
 from fakes.model_server import FakeModelServer
 from tests.console.test_console import Console, clean_env
 from tests.console.test_console_knowledge import ask, ask_until
-from tests.knowledge.server_folders import remove, server_folder
 
 PUPPIES = "Dogs are welcome in the office on Fridays, puppies included, as long as they stay on a leash."
 QUESTION = "Can I take my puppy to work at the end of the week?"

@@ -21,9 +21,7 @@ import pytest_asyncio
 from bot.errors import FailureKind
 from fakes import documents
 from fakes.discord_server import FakeUser, Intent
-from fakes.model_server import Script, tokenize
-from tests.conftest import BOT_START_SECONDS
-from tests.discord.harness import (
+from fakes.harness.discord_world import (
     FOLLOWUP,
     GLOBAL_COMMANDS,
     GUILD_COMMANDS,
@@ -38,6 +36,8 @@ from tests.discord.harness import (
     DiscordWorld,
     log_shown,
 )
+from fakes.model_server import Script, tokenize
+from tests.conftest import BOT_START_SECONDS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 

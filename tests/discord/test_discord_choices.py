@@ -15,8 +15,8 @@ import pytest_asyncio
 from PIL import Image
 
 from fakes.discord_server import FakeUser
+from fakes.harness.discord_world import GLOBAL_COMMANDS, DiscordWorld, log_shown
 from fakes.model_server import Script
-from tests.discord.harness import GLOBAL_COMMANDS, DiscordWorld, log_shown
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from fakes import documents
+from fakes.harness.discord_world import DiscordWorld, log_shown
 from fakes.model_server import Script
-from tests.discord.harness import DiscordWorld, log_shown
 from tests.discord.test_image_bombs import memory
 
 MB = 1024 * 1024

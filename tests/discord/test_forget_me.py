@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fakes.discord_server import FakeInteraction, FakeUser
-from tests.discord.harness import DiscordWorld
+from fakes.harness.discord_world import DiscordWorld
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests.discord.harness import DiscordWorld
+from fakes.harness.discord_world import DiscordWorld
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

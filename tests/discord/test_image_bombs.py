@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from fakes.harness.discord_world import DiscordWorld, log_shown
 from fakes.model_server import Script
-from tests.discord.harness import DiscordWorld, log_shown
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 MB = 1024 * 1024

@@ -21,7 +21,7 @@ import pytest_asyncio
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes.discord_server import FakeInteraction, FakeUser, Perm
-from tests.discord.harness import DiscordWorld
+from fakes.harness.discord_world import DiscordWorld
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from fakes.discord_server import FakeInteraction, FakeUser
+from fakes.harness.discord_world import DiscordWorld
 from tests.conftest import REDIS_URL
-from tests.discord.harness import DiscordWorld
 
 MANAGE_CHANNELS = 1 << 4
 MANAGE_GUILD = 1 << 5

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from fakes.harness.discord_world import INDICATOR, DiscordWorld, log_shown
 from fakes.model_server import Script
-from tests.discord.harness import INDICATOR, DiscordWorld, log_shown
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from fakes.discord_server import FakeUser
+from fakes.harness.discord_world import DiscordWorld
 from fakes.mcp_config import fake_server, servers_file
 from fakes.mcp_failures import FAILING, FAILING_TIMEOUT, FAILURES
 from fakes.mcp_refusing import SECRET, refusing_server
 from fakes.model_server import Script, ToolAgent, ToolCallScript
-from tests.discord.harness import DiscordWorld
 
 CALLS = {
     "weather": [ToolCallScript("lookup", '{"query": "weather"}')],

@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 
 from fakes.discord_server import CallbackType, FakeInteraction, FakeUser, Perm
+from fakes.harness.discord_world import ORIGINAL_EDIT, DiscordWorld, log_shown
 from fakes.model_server import RecordedRequest, Script
-from tests.discord.harness import ORIGINAL_EDIT, DiscordWorld, log_shown
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

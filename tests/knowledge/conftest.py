@@ -13,7 +13,7 @@ import wordllama
 from wordllama import WordLlama
 
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
-from tests.knowledge.server_folders import server_folder
+from fakes.harness.server_folders import server_folder
 
 DIMENSIONS = 256
 MODEL = "wordllama-l2-supercat-256"  # what the bot calls it (bot.knowledge.embeddings.WORDLLAMA_NAME)

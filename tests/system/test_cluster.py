@@ -19,6 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from bot.state.locks import ConversationLocks
 from bot.state.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
+from fakes.harness.discord_world import DiscordWorld
 from fakes.model_server import Script
 from tests.conftest import REDIS_URL
 from tests.console.test_console import Console, clean_env
@@ -35,7 +36,6 @@ from tests.core.test_store import (  # noqa: F401 - collected here as well, with
     test_turn_returns_history_including_the_new_message,
     test_two_concurrent_writers_lose_nothing,
 )
-from tests.discord.harness import DiscordWorld
 from tests.discord.test_discord import user_turns
 from tests.jobs.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
     ledger,

@@ -39,9 +39,9 @@ from bot.errors import FailureKind
 from config.env import Env
 from config.settings import load_settings
 from fakes.discord_server import FakeDiscord
+from fakes.harness.discord_world import DiscordWorld
 from fakes.model_server import FakeModelServer, Script
 from tests.conftest import ROOT, free_port
-from tests.discord.harness import DiscordWorld
 from tests.system.container.images import (
     BASE_IMAGE,
     REDIS_IMAGE,

@@ -29,11 +29,19 @@ from adapters.shared.reply_records import INTERRUPTED_NOTE
 from adapters.slack_bot.reply.text import to_mrkdwn
 from bot.errors import FailureKind
 from fakes.discord_server import FakeUser
+from fakes.harness.discord_world import (
+    INDICATOR,
+    MESSAGE_CREATE,
+    WARNING,
+    BotProcess,
+    DiscordWorld,
+    clean_env,
+    log_shown,
+)
+from fakes.harness.slack_world import SlackHarness, eventually, user_contents
 from fakes.model_server import FakeModelServer, Script, tokenize
 from fakes.slack_server import FakeSlack
 from tests.conftest import REDIS_URL, OwnRedis, delete_keys, free_port
-from tests.discord.harness import INDICATOR, MESSAGE_CREATE, WARNING, BotProcess, DiscordWorld, clean_env, log_shown
-from tests.slack.harness import SlackHarness, eventually, user_contents
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -17,10 +17,10 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from fakes import documents
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script
 from tests.discord.test_document_bombs import cpu_seconds
 from tests.discord.test_image_bombs import memory
-from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation, file, hello_of, text_of
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script
-from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage, conversation
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.

@@ -16,8 +16,8 @@ from playwright.async_api import Browser, Locator, expect
 from adapters.web.redraw import MAX_THOUGHT_CHARS, answer_view, history_entry
 from bot.state.store import StoredMessage
 from fakes import documents
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
-from tests.web.harness import WebBots
 from tests.web.test_tools import start
 from tests.web.test_web import ChatPage, conversation, file
 

@@ -13,8 +13,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from config.settings import DEFAULT_MODEL_ID
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
-from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.

@@ -16,8 +16,8 @@ from playwright.async_api import Browser, Locator, expect
 
 from adapters.shared.feedback.records import Feedback
 from adapters.shared.feedback.vote_replies import GONE, REASON_THANKS
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script
-from tests.web.harness import WebBots
 from tests.web.test_web import ChatPage
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.

@@ -27,10 +27,10 @@ from playwright.async_api import Error as PlaywrightError
 from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
+from fakes.harness.slack_world import eventually
+from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script
 from tests.conftest import BOT_START_SECONDS
-from tests.slack.harness import eventually
-from tests.web.harness import WebBots
 
 NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 

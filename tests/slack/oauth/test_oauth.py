@@ -22,8 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_bot.installs.installations import RedisInstallationStore
 from adapters.slack_bot.installs.oauth import manifest_bot_scopes
+from fakes.harness.slack_world import SIGNING_SECRET, BotProcess, SlackHarness, eventually
 from fakes.slack_oauth import FakeSlackOAuth
-from tests.slack.harness import SIGNING_SECRET, BotProcess, SlackHarness, eventually
 from tests.slack.oauth.conftest import (
     ALICE,
     COOKIE,

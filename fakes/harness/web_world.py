@@ -7,8 +7,8 @@ import asyncio
 import sys
 import time
 
+from fakes.harness.slack_world import BotProcess, eventually, inherited_env
 from tests.conftest import BOT_START_SECONDS, REDIS_URL, ROOT, free_port
-from tests.slack.harness import BotProcess, eventually, inherited_env
 
 
 class WebBots:
