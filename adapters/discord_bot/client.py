@@ -30,11 +30,11 @@ from adapters.discord_bot.knowledge.adding import AddedFollower, KnowledgeAdding
 from adapters.discord_bot.knowledge.commands import KnowledgeCommands
 from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
-from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.reply.tool_buttons import ToolAnswerButton
 from adapters.discord_bot.reply.vote_buttons import VoteButton, answer_id, person, take_reason
 from adapters.discord_bot.settings import DiscordSettings
+from adapters.discord_bot.turns import turn_about
 from adapters.discord_bot.unasked import UnaskedAnswers
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.platform_jobs import Kept, PlatformJobs, retrieve_outcome
@@ -288,17 +288,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             about = (pointed.author.display_name, pointed.content, self.attachments_of(pointed))
         text = self._without_mention(message.content)
         question = await self.jobs.question(text, self.attachments_of(message), about, asker=str(message.author.id))
-        return Turn(
-            key,
-            str(message.author.id),
-            message.author.display_name,
-            question.text,
-            channel=quota_channel(message.channel),
-            notices=question.notices,
-            images=question.images,
-            places=places_of(message.channel, message.guild),
-            knowledge=await self.knowledge.access(message.guild, message.author, message.channel),
-        )
+        return await turn_about(key, message.author, question, message, self.knowledge)
 
     def attachments_of(self, message: discord.Message) -> list[Attachment]:
         return [attachment(item) for item in message.attachments]

@@ -29,6 +29,7 @@ from adapters.discord_bot.reply.surfaces import (
 )
 from adapters.discord_bot.reply.vote_buttons import answer_id, person
 from adapters.discord_bot.settings import DiscordSettings
+from adapters.discord_bot.turns import turn_about
 from adapters.discord_bot.usage_commands import UsageCommands
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.platform_jobs import Kept, PlatformJobs, describe_models, switched_model, unknown_model
@@ -246,17 +247,7 @@ class Commands:
     async def _turn_about(self, key: str, interaction: discord.Interaction, message: discord.Message) -> Turn:
         about = (message.author.display_name, message.content, self._bot.attachments_of(message))
         question = await self._jobs.question("", (), about, asker=str(interaction.user.id))
-        return Turn(
-            key,
-            str(interaction.user.id),
-            interaction.user.display_name,
-            question.text,
-            channel=quota_channel(message.channel),
-            notices=question.notices,
-            images=question.images,
-            places=places_of(message.channel, message.guild),
-            knowledge=await self._bot.knowledge.access(message.guild, interaction.user, message.channel),
-        )
+        return await turn_about(key, interaction.user, question, message, self._bot.knowledge)
 
     async def _destination_for(self, message: discord.Message) -> tuple[str, Destination]:
         channel = message.channel
