@@ -23,10 +23,9 @@ import time
 from bench.common import process_cpu_seconds
 from fakes import documents
 from fakes.harness.discord_world import DiscordWorld
-from fakes.harness.web_world import WebBots
+from fakes.harness.process_resources import memory
+from fakes.harness.web_world import WebBots, asked_over_the_socket
 from fakes.model_server import FakeModelServer, Script
-from tests.discord.test_image_bombs import memory
-from tests.web.test_documents import asked_over_the_socket
 
 MB = 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

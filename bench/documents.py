@@ -20,8 +20,8 @@ import time
 
 from fakes import documents
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.process_resources import children, memory
 from fakes.model_server import Script
-from tests.discord.test_image_bombs import children, memory
 
 
 def report_pdf(pages: int) -> bytes:

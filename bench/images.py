@@ -28,10 +28,11 @@ import redis.asyncio as aioredis
 from PIL import Image, ImageFilter
 
 from bot.state.redis_client import hash_tag
+from fakes.documents import flat_png
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.process_resources import children, memory
+from fakes.harness.processes import REDIS_URL
 from fakes.model_server import Script
-from tests.conftest import REDIS_URL
-from tests.discord.test_image_bombs import children, flat_png, memory
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 

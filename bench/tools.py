@@ -38,10 +38,10 @@ import redis.asyncio as aioredis
 from bench.common import pin_process
 from bot.state.redis_client import hash_tag
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.process_resources import children
+from fakes.harness.processes import REDIS_URL
 from fakes.mcp_config import fake_server, servers_file
 from fakes.model_server import RecordedRequest, Script, ToolAgent, ToolCallScript
-from tests.conftest import REDIS_URL
-from tests.discord.test_image_bombs import children
 
 ANSWER = "Done: I slept as asked."
 

@@ -175,6 +175,13 @@ def png() -> bytes:
     return buffer.getvalue()
 
 
+def flat_png(side: int) -> bytes:
+    """About 150 KB of PNG that decode to side × side × 3 bytes (147 MB at 7,000)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (40, 90, 160)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def slow_pdf(unpacked_bytes: int = 60_000_000) -> bytes:
     """A PDF of one page whose content stream unpacks to `unpacked_bytes`: one string drawn, which
     pypdf parses a byte at a time (a few hundred KB; reading its text takes far longer than any

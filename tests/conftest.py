@@ -6,17 +6,14 @@ import os
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # as `python -m bot` does: no Hub call mid-test
 
-import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,16 +30,9 @@ from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from config.env import Env
 from config.models import ModelCatalog, ModelChoice
 from config.settings import HistorySettings, ModelSettings, load_settings
+from fakes.harness.processes import REDIS_URL, ROOT, delete_keys, free_port
 from fakes.model_server import FakeModelServer, Script
 from tests.system.cluster import OwnCluster
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ROOT = Path(__file__).resolve().parent.parent
-# How long the harnesses wait for a bot process to be up (connected, listening, announced). An idle
-# machine starts one in 2-3 s; a run with pytest-xdist's workers (pyproject.toml) starts several at once
-# on the same cores, and each test's own bounds are on what the bot does once started.
-BOT_START_SECONDS = 60.0
-
 
 # The modules that take longest, longest first. pytest-xdist (addopts in pyproject.toml: `--dist loadfile`)
 # hands each worker whole modules in collection order: these start at once and the short ones fill in
@@ -86,43 +76,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=module_rank)  # stable: within a module, and among the other modules, the order stays
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def key_prefix() -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards (and only they)."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
     delete_keys(prefix)
-
-
-def delete_keys(prefix: str) -> None:
-    """Delete the Redis keys under `prefix` (a test's own), and nothing else."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-async def terminate(process: asyncio.subprocess.Process, timeout: float) -> bool:
-    """SIGTERM a bot process and wait for it; kill it if it doesn't exit in time. True if killed."""
-    if process.returncode is not None:
-        return False
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), timeout)
-        return False
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        return True
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
+from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL, delete_keys, terminate
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
-from tests.conftest import BOT_START_SECONDS, REDIS_URL, delete_keys, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 INDICATOR = " ▌"

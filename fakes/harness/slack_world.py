@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 import aiohttp
 
+from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL, ROOT, free_port, terminate
 from fakes.model_server import RecordedRequest
 from fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
-from tests.conftest import BOT_START_SECONDS, REDIS_URL, ROOT, free_port, terminate
 
 Mode = Literal["socket", "http"]
 Streaming = Literal["auto", "off"]

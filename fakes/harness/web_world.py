@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from typing import Any
 
+import aiohttp
+
+from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL, ROOT, free_port
 from fakes.harness.slack_world import BotProcess, eventually, inherited_env
-from tests.conftest import BOT_START_SECONDS, REDIS_URL, ROOT, free_port
 
 
 class WebBots:
@@ -105,3 +108,25 @@ class WebBots:
         for bot in self.started:
             if bot.returncode is None and bot.running:
                 await self.stop(bot)
+
+
+async def hello_of(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    """What a page of the browser `session` is (its cookie) is shown on connecting."""
+    async with session.get(url) as page:
+        assert page.status == 200
+    async with session.ws_connect(f"{url}ws", max_msg_size=0) as ws:
+        hello: dict[str, Any] = await ws.receive_json(timeout=5)
+    assert hello["type"] == "hello"
+    return hello
+
+
+async def asked_over_the_socket(bots: WebBots, text: str, files: list[dict[str, str]]) -> dict[str, Any]:
+    """The final reply to one question frame carrying `files`, sent as a page sends it."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        await hello_of(session, bots.url)
+        async with session.ws_connect(f"{bots.url}ws", max_msg_size=0) as ws:
+            await ws.receive_json(timeout=5)
+            await ws.send_json({"type": "ask", "id": "q1", "text": text, "files": files})
+            while (reply := await ws.receive_json(timeout=60))["type"] != "reply" or reply["streaming"]:
+                pass
+    return reply

@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
+from fakes.harness.processes import ROOT
 from fakes.model_server import FakeModelServer, Script
-from tests.conftest import ROOT
 
 PLATFORM_VARIABLES = (
     "DISCORD_TOKEN",

@@ -18,9 +18,10 @@ from bot.model.breaker import CircuitBreaker
 from bot.reply.surface import SurfaceLimits
 from bot.state.store import HistoryStore, StoredMessage
 from bot.turn.prompt import MistralTokenCounter
+from fakes.harness.processes import free_port
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer, Script
-from tests.conftest import OwnRedis, close_store, free_port, make_core, open_store, remote_model_settings
+from tests.conftest import OwnRedis, close_store, make_core, open_store, remote_model_settings
 
 ANSWER = "Redis keeps data in memory and can persist it to disk."
 

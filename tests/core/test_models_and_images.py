@@ -20,9 +20,10 @@ from bot.turn.prompt import MistralTokenCounter
 from config.env import Env
 from config.models import ModelCatalog
 from config.settings import HistorySettings, load_settings
+from fakes.harness.processes import REDIS_URL
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer, Script
-from tests.conftest import REDIS_URL, close_store, make_core, open_store
+from tests.conftest import close_store, make_core, open_store
 
 TEXT_MODEL = "mistralai/Mistral-7B-Instruct-v0.3"
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"

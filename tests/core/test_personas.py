@@ -18,9 +18,10 @@ from bot.state.store import HistoryStore
 from bot.turn.prompt import MistralTokenCounter
 from config.channels_file import load_places
 from config.env import ConfigError, Env
+from fakes.harness.processes import REDIS_URL
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer
-from tests.conftest import REDIS_URL, make_core, remote_model_settings
+from tests.conftest import make_core, remote_model_settings
 
 CHANNEL = Place("discord", "channel", "111", "helpdesk")
 SERVER = Place("discord", "server", "999", "Acme")

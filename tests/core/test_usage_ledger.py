@@ -17,7 +17,8 @@ from bot.state.redis_client import RedisClient, close, connect
 from bot.usage.days import DAY_SECONDS, day_of, day_window, last_days, month_so_far, month_window
 from bot.usage.ledger import UsageLedger
 from bot.usage.totals import ModelUsage, Usage, UsageTotals, micro_dollars
-from tests.conftest import REDIS_URL, OwnRedis
+from fakes.harness.processes import REDIS_URL
+from tests.conftest import OwnRedis
 from tests.system.cluster import OwnCluster
 
 SERVER, OTHER_SERVER = "discord:1", "discord:2"

@@ -36,8 +36,8 @@ from fakes.harness.discord_world import (
     DiscordWorld,
     log_shown,
 )
+from fakes.harness.processes import BOT_START_SECONDS
 from fakes.model_server import Script, tokenize
-from tests.conftest import BOT_START_SECONDS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 

@@ -18,8 +18,8 @@ import pytest_asyncio
 
 from fakes.discord_server import FakeInteraction, FakeUser, IntegrationType
 from fakes.harness.discord_world import GLOBAL_COMMANDS, ORIGINAL_EDIT, ROOT, DiscordWorld, clean_env, log_shown
+from fakes.harness.processes import BOT_START_SECONDS
 from fakes.model_server import Script
-from tests.conftest import BOT_START_SECONDS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
 

@@ -6,24 +6,16 @@ real bot process against the loopback fake Discord."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from pathlib import Path
 
 from fakes import documents
 from fakes.harness.discord_world import DiscordWorld, log_shown
+from fakes.harness.process_resources import cpu_seconds, memory
 from fakes.model_server import Script
-from tests.discord.test_image_bombs import memory
 
 MB = 1024 * 1024
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-def cpu_seconds(pid: int) -> float:
-    """The CPU a process has used (user and system, all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def test_ten_small_sheets_repeating_one_huge_string_leave_the_bots_memory_as_it_was() -> None:

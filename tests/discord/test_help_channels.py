@@ -21,8 +21,8 @@ from adapters.shared.feedback.records import Feedback
 from fakes.citing_model import citing_responder
 from fakes.discord_server import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder
-from tests.conftest import REDIS_URL
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

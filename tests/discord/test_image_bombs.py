@@ -5,24 +5,16 @@ fake Discord, with a model that sees images."""
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from pathlib import Path
 
-from PIL import Image
-
+from fakes.documents import flat_png
 from fakes.harness.discord_world import DiscordWorld, log_shown
+from fakes.harness.process_resources import children, memory
 from fakes.model_server import Script
 
 VISION_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 MB = 1024 * 1024
-
-
-def memory(pid: int) -> dict[str, int]:
-    """VmRSS (resident now) and VmHWM (the most ever resident) of a process, in bytes."""
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = {line.split(":")[0]: line.split()[1] for line in status if line.startswith(("VmRSS:", "VmHWM:"))}
-    return {name: int(kilobytes) * 1024 for name, kilobytes in fields.items()}
 
 
 async def rss_once_below(pid: int, below: int, within: float) -> int:
@@ -31,20 +23,6 @@ async def rss_once_below(pid: int, below: int, within: float) -> int:
     while (rss := memory(pid)["VmRSS"]) >= below and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     return rss
-
-
-def children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(child) for child in (task / "children").read_text().split()}
-    return found
-
-
-def flat_png(side: int) -> bytes:
-    """About 150 KB of PNG that decode to side × side × 3 bytes (147 MB at 7,000)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (side, side), (40, 90, 160)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 async def test_three_mentions_of_huge_pngs_at_once_leave_the_bots_memory_as_it_was() -> None:

@@ -26,10 +26,10 @@ from fakes import documents
 from fakes.citing_model import citing_responder
 from fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import ORIGINAL_EDIT, DiscordWorld, log_shown
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder
 from fakes.mcp_config import fake_server, servers_file
 from fakes.model_server import Script, ToolCallScript
-from tests.conftest import REDIS_URL
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 

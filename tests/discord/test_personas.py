@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from fakes.discord_server import FakeInteraction, FakeUser
 from fakes.harness.discord_world import DiscordWorld
-from tests.conftest import REDIS_URL
+from fakes.harness.processes import REDIS_URL
 
 MANAGE_CHANNELS = 1 << 4
 MANAGE_GUILD = 1 << 5

@@ -19,7 +19,7 @@ from adapters.shared.feedback.records import AnswerInfo, Feedback, GapEntry, Gap
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.embeddings import LocalEmbedder
 from bot.state.redis_client import RedisClient, close, connect
-from tests.conftest import REDIS_URL, free_port
+from fakes.harness.processes import REDIS_URL, free_port
 from tests.system.cluster import OwnCluster
 
 SCOPE = "discord:guild:1"

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from bot.state.redis_client import RedisClients
-from tests.conftest import REDIS_URL
+from fakes.harness.processes import REDIS_URL
 
 
 @pytest.fixture

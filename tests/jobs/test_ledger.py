@@ -15,7 +15,7 @@ from adapters.shared.reply_records import HEARTBEAT_SHARE, ReplyLedger
 from bot.reply.surface import SurfaceLimits
 from bot.state.redis_client import RedisClients
 from config.settings import HistorySettings
-from tests.conftest import REDIS_URL
+from fakes.harness.processes import REDIS_URL
 
 LEASE = 1.0
 BEAT = LEASE * HEARTBEAT_SHARE

@@ -23,7 +23,8 @@ from adapters.shared.ratelimit import Bucket, RateLimits, Write
 from bench.delay_proxy import DelayProxy, Route
 from bot.state.redis_client import CONTROL_ANSWER_SECONDS, close, connect, ping
 from config.settings import HistorySettings
-from tests.conftest import REDIS_URL, ROOT, OwnRedis
+from fakes.harness.processes import REDIS_URL, ROOT
+from tests.conftest import OwnRedis
 
 LIMIT, WINDOW = 10, 1.0
 REDIS_PORT = urlsplit(REDIS_URL).port or 6379

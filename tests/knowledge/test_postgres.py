@@ -17,7 +17,7 @@ from bot.knowledge.embedded import EmbeddedDatabase, EmbeddedDatabaseError, star
 from bot.knowledge.passages import Access, Hit, Passage
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
 from bot.knowledge.postgres_sql import TABLE
-from tests.conftest import ROOT
+from fakes.harness.processes import ROOT
 from tests.knowledge.conftest import DIMENSIONS, MODEL, Embedder
 
 # Other topics, so that a hit is found among passages, not alone.

@@ -23,10 +23,10 @@ import pytest
 import pytest_asyncio
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
+from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import delete_keys
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -21,11 +21,11 @@ from bot.state.redis_client import close, connect
 from bot.usage.days import day_of
 from bot.usage.ledger import UsageLedger
 from fakes.citing_model import citing_responder
+from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.server_folders import server_folder
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import REDIS_URL, delete_keys
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -24,11 +24,11 @@ from adapters.slack_bot.settings import HistoryPace, SlackSettings
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
 from config.env import ConfigError, Env
 from fakes.citing_model import NOT_COVERED, citing_responder
+from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.server_folders import server_folder
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import ROOT, delete_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -20,11 +20,11 @@ import yaml
 from bot.knowledge.citing import NOT_KEPT
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
 from fakes.citing_model import citing_responder
+from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.server_folders import remove, server_folder
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import DEFAULT_MODEL, FakeModelServer, Script, ToolCallScript
 from fakes.slack_server import FakeSlack
-from tests.conftest import ROOT, delete_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import delete_keys
 
 ALICE = FakeSlack.DEFAULT_USER
 ADMIN = "U0ADMIN01"

@@ -29,6 +29,7 @@ from adapters.slack_bot.reply.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.reply.text import to_mrkdwn
 from bot.state.redis_client import close, connect
 from fakes import documents
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.slack_world import (
     INDICATOR,
     SIGNING_SECRET,
@@ -40,7 +41,6 @@ from fakes.harness.slack_world import (
 )
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from fakes.slack_server import FakeSlack, StoredMessage
-from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

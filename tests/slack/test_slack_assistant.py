@@ -18,10 +18,10 @@ from adapters.slack_bot.assistant import title_of
 from adapters.slack_bot.recent import plain_text
 from adapters.slack_bot.settings import DEFAULT_SUGGESTED_PROMPTS, SuggestedPrompt, suggested_prompts
 from config.env import ConfigError
+from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import ROOT, delete_keys
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the processes are shared by the module
 

@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
+from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import delete_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

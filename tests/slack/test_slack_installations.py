@@ -14,7 +14,7 @@ from slack_sdk.oauth.installation_store.models import Installation
 
 from adapters.slack_bot.installs.installations import RedisInstallationStore, RedisOAuthStateStore, TokenCipher
 from bot.state.redis_client import RedisClient, close, connect
-from tests.conftest import REDIS_URL
+from fakes.harness.processes import REDIS_URL
 
 KEY = Fernet.generate_key().decode()
 

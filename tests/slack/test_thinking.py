@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, Streaming, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import delete_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -19,11 +19,11 @@ import pytest_asyncio
 import yaml
 
 from adapters.slack_bot.reply.tool_cards import CONFIRM_NO, CONFIRM_YES
+from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.slack_world import SlackHarness, Streaming, eventually, finished, started
 from fakes.mcp_config import fake_server, servers_file
 from fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript
 from fakes.slack_server import FakeSlack, JsonDict, StoredMessage
-from tests.conftest import ROOT, delete_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

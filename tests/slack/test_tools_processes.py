@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.mcp_config import fake_server, servers_file
 from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
 from fakes.slack_server import FakeSlack
-from tests.conftest import delete_keys
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL

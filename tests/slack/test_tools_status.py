@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.mcp_config import fake_server, servers_file
 from fakes.mcp_refusing import SECRET, refusing_server
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import delete_keys
 from tests.slack.test_slack_choices import command
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

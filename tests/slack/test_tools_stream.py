@@ -19,8 +19,8 @@ from adapters.slack_bot.reply.surfaces import Place, WorkspaceBudgets
 from adapters.slack_bot.reply.tool_cards import InlineLines, inert
 from bot.state.redis_client import RedisClient, close, connect
 from bot.tools.events import ToolFinished, ToolSources, ToolStarted
+from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.slack_server import FakeSlack
-from tests.conftest import REDIS_URL, delete_keys
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL

@@ -20,8 +20,8 @@ from bot.state.locks import ConversationLocks
 from bot.state.store import HistoryStore, StoredMessage
 from config.settings import HistorySettings
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.processes import REDIS_URL
 from fakes.model_server import Script
-from tests.conftest import REDIS_URL
 from tests.console.test_console import Console, clean_env
 from tests.core.test_forget import (  # noqa: F401 - collected here as well, with this module's fixtures
     core,

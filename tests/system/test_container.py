@@ -40,8 +40,8 @@ from config.env import Env
 from config.settings import load_settings
 from fakes.discord_server import FakeDiscord
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.processes import ROOT, free_port
 from fakes.model_server import FakeModelServer, Script
-from tests.conftest import ROOT, free_port
 from tests.system.container.images import (
     BASE_IMAGE,
     REDIS_IMAGE,

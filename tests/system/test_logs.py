@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from config.settings import embedded_model_path
-from tests.conftest import ROOT
+from fakes.harness.processes import ROOT
 
 # A bot process's logging, a model loading three times in a thread (as the local model and the knowledge's embedder
 # load), and the event loop's thread logging every millisecond meanwhile.

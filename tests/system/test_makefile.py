@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from fakes.harness.processes import ROOT
 
 # What the Makefile reads from the checkout to make the environment and list its commands.
 CHECKOUT_FILES = ("Makefile", "requirements.txt", "requirements-local.txt", "requirements-dev.txt")

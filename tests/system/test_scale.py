@@ -23,11 +23,12 @@ from bot.state.store import HistoryStore, StoredMessage
 from bot.turn.prompt import MistralTokenCounter
 from config.settings import HistorySettings
 from fakes.harness.discord_world import BotProcess, DiscordWorld
+from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL
 from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness, eventually
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_server import FakeSlack
-from tests.conftest import BOT_START_SECONDS, REDIS_URL, close_store, make_core, open_store, remote_model_settings
+from tests.conftest import close_store, make_core, open_store, remote_model_settings
 
 pytestmark = pytest.mark.timeout(90)
 

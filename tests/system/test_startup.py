@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from fakes.harness.processes import ROOT
 from tests.console.test_console import clean_env
 
 NO_MODEL_SERVER = "http://127.0.0.1:9/v1"  # never reached: the settings are refused before anything starts

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from bot.tools.servers import McpServer
 from config.tools_file import ServerConfig
+from fakes.harness.processes import ROOT, free_port, terminate
 from fakes.mcp_refusing import SECRET, refusing_server
-from tests.conftest import ROOT, free_port, terminate
 
 FAKE = ("-m", "fakes.mcp_tools")
 QUICK = (0.05, 0.2)  # backoff: retry at once, for the tests

@@ -22,9 +22,10 @@ from bot.tools.toolbox import ToolBox
 from bot.turn.prompt import MistralTokenCounter
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig
+from fakes.harness.processes import ROOT
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
-from tests.conftest import ROOT, make_core, remote_model_settings
+from tests.conftest import make_core, remote_model_settings
 
 THREAD = "tools:t1"
 

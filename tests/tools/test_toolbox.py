@@ -20,9 +20,10 @@ from bot.turn.prompt import MistralTokenCounter
 from config.models import BackendKind, ModelCatalog, ModelChoice
 from config.tools import ToolSettings
 from config.tools_file import ServerConfig
+from fakes.harness.processes import ROOT
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer
-from tests.conftest import ROOT, make_core, remote_model_settings
+from tests.conftest import make_core, remote_model_settings
 
 FAKE = ServerConfig(name="fake", command=sys.executable, args=("-m", "fakes.mcp_tools", "stdio"), cwd=str(ROOT))
 MISSING = ServerConfig(name="gone", command="/nonexistent/mcp-server")

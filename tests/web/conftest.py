@@ -14,9 +14,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from playwright.async_api import Browser, async_playwright
 
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer
-from tests.conftest import REDIS_URL
 
 CHROMIUM = shutil.which("chromium")
 

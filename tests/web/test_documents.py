@@ -9,7 +9,6 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -17,11 +16,10 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 
 from fakes import documents
-from fakes.harness.web_world import WebBots
+from fakes.harness.process_resources import cpu_seconds, memory
+from fakes.harness.web_world import WebBots, asked_over_the_socket, hello_of
 from fakes.model_server import FakeModelServer, Script
-from tests.discord.test_document_bombs import cpu_seconds
-from tests.discord.test_image_bombs import memory
-from tests.web.test_web import ChatPage, conversation, file, hello_of, text_of
+from tests.web.test_web import ChatPage, conversation, file, text_of
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -162,18 +160,6 @@ async def test_a_file_the_bot_doesnt_read_sent_anyway_is_named_and_skipped_and_t
 
 def data_url(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-async def asked_over_the_socket(bots: WebBots, text: str, files: list[dict[str, str]]) -> dict[str, Any]:
-    """The final reply to one question frame carrying `files`, sent as a page sends it."""
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        await hello_of(session, bots.url)
-        async with session.ws_connect(f"{bots.url}ws", max_msg_size=0) as ws:
-            await ws.receive_json(timeout=5)
-            await ws.send_json({"type": "ask", "id": "q1", "text": text, "files": files})
-            while (reply := await ws.receive_json(timeout=60))["type"] != "reply" or reply["streaming"]:
-                pass
-    return reply
 
 
 async def test_ten_small_sheets_repeating_one_huge_string_leave_the_bots_memory_as_it_was(

@@ -18,9 +18,9 @@ import pytest_asyncio
 from playwright.async_api import Browser, Locator, expect
 
 from fakes.harness.slack_world import eventually
-from fakes.harness.web_world import WebBots
+from fakes.harness.web_world import WebBots, hello_of
 from fakes.model_server import FakeModelServer, Script
-from tests.web.test_web import ChatPage, Frames, chat_id_of, hello_of
+from tests.web.test_web import ChatPage, Frames, chat_id_of
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -21,13 +21,13 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Locator, expect
 
 from bot.errors import FailureKind
+from fakes.harness.processes import ROOT
 from fakes.harness.slack_world import BotProcess, eventually
 from fakes.harness.web_world import WebBots
 from fakes.mcp_config import fake_server, servers_file
 from fakes.mcp_failures import FAILING_TIMEOUT, FAILURES
 from fakes.mcp_refusing import SECRET, refusing_server
 from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
-from tests.conftest import ROOT
 from tests.web.test_web import DEFAULT_NAME, ChatPage
 
 # Chromium is the module's (tests/web/conftest.py): its tests run in the module's event loop.

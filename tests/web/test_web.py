@@ -27,10 +27,10 @@ from playwright.async_api import Error as PlaywrightError
 from adapters.web.uploads import MAX_FRAME_BYTES
 from bot.errors import FailureKind
 from config.settings import DEFAULT_MODEL_ID
+from fakes.harness.processes import BOT_START_SECONDS
 from fakes.harness.slack_world import eventually
-from fakes.harness.web_world import WebBots
+from fakes.harness.web_world import WebBots, hello_of
 from fakes.model_server import FakeModelServer, Script
-from tests.conftest import BOT_START_SECONDS
 
 NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 
@@ -87,16 +87,6 @@ def image_urls(message: dict[str, Any]) -> list[str]:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-async def hello_of(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    """What a page of the browser `session` is (its cookie) is shown on connecting."""
-    async with session.get(url) as page:
-        assert page.status == 200
-    async with session.ws_connect(f"{url}ws", max_msg_size=0) as ws:
-        hello: dict[str, Any] = await ws.receive_json(timeout=5)
-    assert hello["type"] == "hello"
-    return hello
 
 
 def text_of(message: dict[str, Any]) -> str:

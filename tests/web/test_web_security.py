@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from fakes.harness.processes import ROOT
 from fakes.harness.web_world import WebBots
 from fakes.model_server import FakeModelServer, Script
-from tests.conftest import ROOT
 
 PASSWORD = "orange-kettle-47"  # 16 characters
 ANSWER = "Nobody else can read this answer."

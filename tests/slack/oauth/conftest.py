@@ -19,11 +19,11 @@ from slack_sdk.oauth.installation_store.models import Installation
 
 from adapters.slack_bot.installs.installations import RedisInstallationStore, TokenCipher
 from bot.state.redis_client import close, connect
+from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.slack_world import SlackHarness
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack_oauth import FakeSlackOAuth
 from fakes.slack_server import FakeSlack
-from tests.conftest import REDIS_URL, delete_keys
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL
