@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
-from bench.delay_proxy import DelayProxy, Route
+from fakes.delay_proxy import DelayProxy, Route
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"

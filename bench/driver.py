@@ -6,7 +6,7 @@ The bot processes run on one CPU, this process (the fake platform) and the model
 others, as if they were the remote services they stand in for (`--no-pin` lets them share every
 CPU). With `--workers W` the rounds run with one process first (`--no-compare` skips it), then
 with W, for the CPU comparison. `--delay-ms`, `--model-delay-ms` and `--redis-delay-ms` put the
-delay proxy (bench/delay_proxy.py) between the bot processes and the fake platform, the model
+delay proxy (fakes/delay_proxy.py) between the bot processes and the fake platform, the model
 server and Redis; the rounds then run without the proxy, through it with no delay, and with the
 delay. What the delay adds is measured against the proxy with no delay: relaying every byte
 through one more process on the same CPUs costs tens of milliseconds in a burst, which a network
@@ -60,7 +60,7 @@ from bench.common import (
     redis_usage,
     split_cpus,
 )
-from bench.delay_proxy import DelayProxy, Route, optional_proxy
+from fakes.delay_proxy import DelayProxy, Route, optional_proxy
 
 LARGE_N = 200  # a round of more mentions may take longer to finish, in proportion
 STOP_SECONDS = 30.0  # SIGTERM → exit: the bot's own grace for replies still being written (20 s) and some more

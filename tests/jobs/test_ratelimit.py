@@ -20,9 +20,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.shared.ratelimit import Bucket, RateLimits, Write
-from bench.delay_proxy import DelayProxy, Route
 from bot.state.redis_client import CONTROL_ANSWER_SECONDS, close, connect, ping
 from config.settings import HistorySettings
+from fakes.delay_proxy import DelayProxy, Route
 from fakes.harness.processes import REDIS_URL, ROOT
 from tests.conftest import OwnRedis
 

@@ -1,7 +1,7 @@
 """A loopback TCP proxy that delays every byte a fixed time each way, so that a benchmark runs
 as if the platform and the model server were across a network.
 
-    python -m bench.delay_proxy --route 40001:50 --route 40002:20
+    python -m fakes.delay_proxy --route 40001:50 --route 40002:20
 
 Each route `<target port>:<delay ms>` listens on a port of 127.0.0.1 chosen by the system and
 forwards every connection to 127.0.0.1:<target port>; what either side sends reaches the other
@@ -158,7 +158,7 @@ async def _main(routes: Sequence[Route]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.delay_proxy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fakes.delay_proxy", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--route",
         action="append",
@@ -187,7 +187,7 @@ class DelayProxy:
     async def __aenter__(self) -> DelayProxy:
         options = [part for route in self.routes for part in ("--route", route.option())]
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.delay_proxy", *options, stdout=asyncio.subprocess.PIPE
+            sys.executable, "-m", "fakes.delay_proxy", *options, stdout=asyncio.subprocess.PIPE
         )
         assert self._process.stdout is not None
         line = await asyncio.wait_for(self._process.stdout.readline(), 20)
