@@ -1,12 +1,10 @@
-"""Messages nobody addressed to the bot, in a channel set to answer without a mention (`/respond questions|all`): the
-core decides whether each gets an answer (bot.respond.decision); one that does gets a thread, as a mention does, if
-that thread can be opened within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the person is told once,
-privately."""
+"""Discord's piece of the help channels (adapters.shared.help_channels): a person's top-level message in a server's
+text channel, nobody addressed, given as an `UnaskedMessage`; one answered gets a thread, as a mention does, if that
+thread can be opened within RESPOND_MAX_DELAY_SECONDS of the message; a quota notice goes by direct message."""
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import replace
 from typing import Protocol
 
@@ -16,13 +14,13 @@ import structlog
 from adapters.discord_bot.knowledge.access import DiscordKnowledge
 from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
-from adapters.shared.place_settings import respond_mode
+from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept, PlatformJobs
 from bot.core import Turn
-from bot.errors import FailureKind, ReplyFailure
-from bot.reply.render import failure_note
-from bot.respond.decision import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.knowledge.passages import Access
+from bot.respond.decision import Decision, Unprompted
 from bot.state.forget import scope_of
+from bot.state.personas import Place
 from bot.usage.accounting import payer_of
 
 log = structlog.get_logger(__name__)
@@ -61,7 +59,7 @@ class UnaskedHost(Protocol):
 class UnaskedAnswers:
     def __init__(self, host: UnaskedHost) -> None:
         self._host = host
-        self._responder = host.jobs.core.responder
+        self._help_channels = HelpChannels(host.jobs, "discord")
 
     @staticmethod
     def may_answer(message: discord.Message) -> bool:
@@ -70,87 +68,73 @@ class UnaskedAnswers:
 
     async def consider(self, message: discord.Message, arrived: float) -> None:
         """Answer `message` if its channel answers without a mention and the core decides it should."""
-        jobs = self._host.jobs
-        try:
-            mode = await respond_mode(jobs.core, places_of(message.channel, message.guild))
-        except ReplyFailure:
-            return  # Redis is out of reach: mentions are still answered (and told why they can't be)
-        if mode is RespondMode.MENTIONS or not await jobs.first_to_claim(f"discord:msg:{message.id}"):
-            return
-        if not self._host.allowed(message.author, message.guild, message.channel):
-            return  # someone who asked nothing is not told they may not ask
-        decision = await self._decide(message, mode)
-        if decision.answer:
-            await self._answer(message, decision, arrived)
-        elif decision.unanswerable:
-            await self._note_gap(message)
+        await self._help_channels.consider(UnaskedDiscordMessage(self._host, message), arrived)
 
-    async def _decide(self, message: discord.Message, mode: RespondMode) -> Decision:
-        places = places_of(message.channel, message.guild)
-        unprompted = Unprompted(
+
+class UnaskedDiscordMessage:
+    """A Discord message as the help channels' flow takes it."""
+
+    def __init__(self, host: UnaskedHost, message: discord.Message) -> None:
+        self._host = host
+        self._message = message
+        self._key = f"discord:conv:{message.id}"  # a thread started from a message shares its id
+        self.places: tuple[Place, ...] = places_of(message.channel, message.guild)
+        self.text = message.content
+        server = message.guild.id if message.guild else "dm"
+        self.refusal_key = f"discord:unasked:{message.author.id}:{server}"
+
+    def allowed(self) -> bool:
+        return self._host.allowed(self._message.author, self._message.guild, self._message.channel)
+
+    async def first_delivery(self) -> bool:
+        return await self._host.jobs.first_to_claim(f"discord:msg:{self._message.id}")
+
+    def unprompted(self) -> Unprompted:
+        message = self._message
+        return Unprompted(
             "discord",
             str(message.channel.id),
             str(message.id),
             _ANY_MENTION.sub("", message.content).strip(),
             to_someone_else=self._host.to_someone_else(message),
             files=len(message.attachments),
-            payer=payer_of("discord", scope_of("discord"), str(message.author.id), places),
-        )
-        return await self._responder.decide(
-            unprompted, mode, lambda: self._host.knowledge.access(message.guild, message.author, message.channel)
+            payer=payer_of("discord", scope_of("discord"), str(message.author.id), self.places),
         )
 
-    async def _answer(self, message: discord.Message, decision: Decision, arrived: float) -> None:
-        host, jobs = self._host, self._host.jobs
-        key = f"discord:conv:{message.id}"  # a thread started from a message shares its id
-        asker = Turn(
-            key, str(message.author.id), message.author.display_name, "", channel=quota_channel(message.channel)
-        )
+    async def access(self) -> Access | None:
+        return await self._host.knowledge.access(self._message.guild, self._message.author, self._message.channel)
+
+    def asker(self) -> Turn:
+        author = self._message.author
+        return Turn(self._key, str(author.id), author.display_name, "", channel=quota_channel(self._message.channel))
+
+    async def kept(self) -> Kept:
+        return self._host.kept(self._message)
+
+    async def tell_privately(self, note: str) -> None:
         try:
-            await jobs.core.admit(asker)
-        except ReplyFailure as failure:
-            await self._over_quota(message, failure)
-            return
-        destination = await self._open_in_time(message, arrived + self._responder.max_delay_seconds)
+            await self._message.author.send(note)
+        except discord.HTTPException:
+            log.info("quota_notice_not_sent", user=self._message.author.id)
+
+    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
+        destination = await self._open_in_time(seconds)
         if destination is None:
-            self._responder.dropped("discord", SKIP_LATE)
-            log.info("unasked_message_too_late", channel=message.channel.id, message=message.id)
-            return
+            return False
+        host, message, key = self._host, self._message, self._key
         turn = replace(await host.turn_for(key, message), admitted=True, found=decision.found, received_at=arrived)
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": message.id}
-        recording = jobs.record(key, place, REPLY_LIMITS)
+        recording = host.jobs.record(key, place, REPLY_LIMITS)
         surface = ChannelReply(
             destination, destination.channel.id, host.rate_limits, host.linker(key), recording, votes=str(message.id)
         )
-        await jobs.answer(turn, surface, recording, host.kept(message))
+        await host.jobs.answer(turn, surface, recording, host.kept(message))
+        return True
 
-    async def _note_gap(self, message: discord.Message) -> None:
-        """A question the bot stayed silent on, for `/knowledge gaps`."""
-        kept = self._host.kept(message)
-        try:
-            await self._host.jobs.feedback.note_unanswered(
-                kept.scope, message.content, kept.link, kept.asker, kept.channel, time.time()
-            )
-        except ReplyFailure:
-            log.warning("unanswered_question_not_noted", channel=message.channel.id)
-
-    async def _over_quota(self, message: discord.Message, failure: ReplyFailure) -> None:
-        self._responder.dropped("discord", SKIP_QUOTA if failure.kind is FailureKind.QUOTA else failure.kind.name)
-
-        async def tell() -> None:
-            try:
-                await message.author.send(failure_note(failure))
-            except discord.HTTPException:
-                log.info("quota_notice_not_sent", user=message.author.id)
-
-        server = message.guild.id if message.guild else "dm"
-        await self._host.jobs.refuse_once(f"discord:unasked:{message.author.id}:{server}", tell)
-
-    async def _open_in_time(self, message: discord.Message, deadline: float) -> Destination | None:
-        """The message's thread, if a slot of the channel's thread creations comes before `deadline` (else None: a
-        burst bigger than the channel's limit leaves its last messages unanswered rather than answered late)."""
-        limits = self._host.rate_limits
-        slot = await limits.limits.reserve(limits.creates(message.channel.id), deadline - time.monotonic())
+    async def _open_in_time(self, seconds: float) -> Destination | None:
+        """The message's thread, if a slot of the channel's thread creations comes within `seconds` (else None)."""
+        limits, message = self._host.rate_limits, self._message
+        slot = await limits.limits.reserve(limits.creates(message.channel.id), seconds)
         if slot is None:
             return None
         try:

@@ -1,17 +1,13 @@
-"""Top-level channel messages nobody addressed to the bot, in a channel set to answer without a mention (`/respond
-questions|all`): the core decides whether each gets an answer (bot.respond.decision); one that does is answered in its
-thread, as a mention is, if its first message can be posted within RESPOND_MAX_DELAY_SECONDS of the message; past the
-quota the person is told once, privately."""
+"""Slack's piece of the help channels (adapters.shared.help_channels): a top-level channel message nobody addressed to
+the bot, given as an `UnaskedMessage`; one answered is answered in its thread, as a mention is, if its first message
+can be posted within RESPOND_MAX_DELAY_SECONDS of the message; a quota notice is shown to the person only."""
 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any, Protocol
 
-import structlog
-
-from adapters.shared.place_settings import respond_mode
+from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept
 from adapters.shared.ratelimit import Write
 from adapters.slack_bot.knowledge.state import SlackKnowledge
@@ -19,14 +15,10 @@ from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Place, Reach
 from bot.core import Turn
-from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.passages import Access
-from bot.reply.render import failure_note
-from bot.respond.decision import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.respond.decision import Decision, Unprompted
 from bot.state.forget import scope_of
 from bot.usage.accounting import payer_of
-
-log = structlog.get_logger(__name__)
 
 # Mentions of people, user groups and the whole channel: none of them is something to answer.
 _ANY_MENTION = re.compile(r"<[@!][^>]*>")
@@ -57,63 +49,60 @@ def to_someone_else(event: dict[str, Any], bot_user_id: str) -> bool:
 class UnaskedAnswers:
     def __init__(self, host: UnaskedHost) -> None:
         self._host = host
-        self._responder = host.jobs.core.responder
+        self._help_channels = HelpChannels(host.jobs, "slack")
 
     async def consider(self, reach: Reach, body: dict[str, Any], event: dict[str, Any], arrived: float) -> None:
         """Answer the message if its channel answers without a mention and the core decides it should."""
-        host, channel, user = self._host, str(event["channel"]), str(event["user"])
-        try:
-            mode = await respond_mode(host.jobs.core, slack_places(reach.team, channel))
-        except ReplyFailure:
-            return  # Redis is out of reach: mentions are still answered (and told why they can't be)
-        if mode is RespondMode.MENTIONS or not host.allowed(user, channel) or not await host.first_delivery(body):
-            return
-        unprompted = Unprompted(
+        await self._help_channels.consider(UnaskedSlackMessage(self._host, reach, body, event), arrived)
+
+
+class UnaskedSlackMessage:
+    """A Slack channel message as the help channels' flow takes it."""
+
+    def __init__(self, host: UnaskedHost, reach: Reach, body: dict[str, Any], event: dict[str, Any]) -> None:
+        self._host, self._reach, self._body, self._event = host, reach, body, event
+        self._channel, self._user = str(event["channel"]), str(event["user"])
+        self.places = slack_places(reach.team, self._channel)
+        self.text = str(event.get("text", ""))
+        self.refusal_key = f"slack:unasked:{reach.team}:{self._user}"
+
+    def allowed(self) -> bool:
+        return self._host.allowed(self._user, self._channel)
+
+    async def first_delivery(self) -> bool:
+        return await self._host.first_delivery(self._body)
+
+    def unprompted(self) -> Unprompted:
+        reach, event = self._reach, self._event
+        return Unprompted(
             "slack",
-            f"{reach.team}:{channel}",
+            f"{reach.team}:{self._channel}",
             str(event.get("ts", "")),
-            _ANY_MENTION.sub("", str(event.get("text", ""))).strip(),
+            _ANY_MENTION.sub("", self.text).strip(),
             to_someone_else=to_someone_else(event, reach.bot_user_id),
             files=len(event.get("files", [])),
-            payer=payer_of("slack", scope_of("slack", reach.team), user, slack_places(reach.team, channel)),
+            payer=payer_of("slack", scope_of("slack", reach.team), self._user, self.places),
         )
-        decision = await self._responder.decide(unprompted, mode, lambda: host.access_of(reach, user, channel))
-        if decision.unanswerable:
-            await self._note_gap(reach, event)
-        if not decision.answer:
-            return
-        asker = Turn("", user, "", "", channel=f"{reach.team}:{channel}", workspace=reach.team)
-        try:
-            await host.jobs.core.admit(asker)
-        except ReplyFailure as failure:
-            await self._over_quota(reach, channel, user, failure)
-            return
-        # The answer's first message takes its place in the channel's posts now, or never: a burst bigger than the
-        # channel's pace leaves its last messages unanswered rather than answered late.
-        budgets = host.budgets(reach.team)
-        within = arrived + self._responder.max_delay_seconds - time.monotonic()
-        first_post = await budgets.limits.reserve((budgets.posts(channel),), within)
+
+    async def access(self) -> Access | None:
+        return await self._host.access_of(self._reach, self._user, self._channel)
+
+    def asker(self) -> Turn:
+        team = self._reach.team
+        return Turn("", self._user, "", "", channel=f"{team}:{self._channel}", workspace=team)
+
+    async def kept(self) -> Kept:
+        ts = str(self._event["ts"])
+        return await self._host.kept(self._reach.place(self._channel, ts, self._user), ts)
+
+    async def tell_privately(self, note: str) -> None:
+        await self._host.tell_privately(self._reach.client, self._channel, self._user, note)
+
+    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
+        """The answer's first message takes its place in the channel's posts now, or never."""
+        budgets = self._host.budgets(self._reach.team)
+        first_post = await budgets.limits.reserve((budgets.posts(self._channel),), seconds)
         if first_post is None:
-            self._responder.dropped("slack", SKIP_LATE)
-            log.info("unasked_message_too_late", channel=channel, ts=event.get("ts"))
-            return
-        await host.answer_unasked(reach, event, decision, arrived, first_post)
-
-    async def _note_gap(self, reach: Reach, event: dict[str, Any]) -> None:
-        """A question the bot stayed silent on, for `/knowledge gaps`."""
-        place = reach.place(str(event["channel"]), str(event["ts"]), str(event["user"]))
-        kept = await self._host.kept(place, str(event["ts"]))
-        try:
-            await self._host.jobs.feedback.note_unanswered(
-                kept.scope, str(event.get("text", "")), kept.link, kept.asker, kept.channel, time.time()
-            )
-        except ReplyFailure:
-            log.warning("unanswered_question_not_noted", channel=place.channel)
-
-    async def _over_quota(self, reach: Reach, channel: str, user: str, failure: ReplyFailure) -> None:
-        self._responder.dropped("slack", SKIP_QUOTA if failure.kind is FailureKind.QUOTA else failure.kind.name)
-
-        async def tell() -> None:
-            await self._host.tell_privately(reach.client, channel, user, failure_note(failure))
-
-        await self._host.jobs.refuse_once(f"slack:unasked:{reach.team}:{user}", tell)
+            return False
+        await self._host.answer_unasked(self._reach, self._event, decision, arrived, first_post)
+        return True

@@ -1,0 +1,117 @@
+"""Messages nobody addressed to the bot, in a channel set to answer without a mention (`/respond questions|all`), one
+flow for every platform: the core decides whether each gets an answer (bot.respond.decision); one that does is
+answered as a mention is, if its answer can start within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the
+person is told once, privately; a question the bot could not answer is noted for `/knowledge gaps`. The platform gives
+each message as an `UnaskedMessage`: who may ask there, its claim, its words for the decision, where its answer goes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import structlog
+
+from adapters.shared.place_settings import respond_mode
+from adapters.shared.platform_jobs import Kept, PlatformJobs
+from bot.core import Turn
+from bot.errors import FailureKind, ReplyFailure
+from bot.knowledge.passages import Access
+from bot.reply.render import failure_note
+from bot.respond.decision import SKIP_LATE, SKIP_QUOTA, Decision, RespondMode, Unprompted
+from bot.state.personas import Place
+
+log = structlog.get_logger(__name__)
+
+
+class UnaskedMessage(Protocol):
+    """One unaddressed message, as its platform gives it."""
+
+    @property
+    def places(self) -> Sequence[Place]:
+        """Where its channel's settings come from (the channel, then the server or workspace)."""
+
+    @property
+    def text(self) -> str:
+        """Its words as written, for `/knowledge gaps`."""
+
+    @property
+    def refusal_key(self) -> str:
+        """Whose quota notice this is: the person is told once per key."""
+
+    def allowed(self) -> bool:
+        """Whether its author may ask the bot here (someone who asked nothing is never told they may not)."""
+
+    async def first_delivery(self) -> bool:
+        """Whether this process is the first to see the message (one answer, however many processes run)."""
+
+    def unprompted(self) -> Unprompted:
+        """The message as the decision reads it."""
+
+    async def access(self) -> Access | None:
+        """What its author may be answered from."""
+
+    def asker(self) -> Turn:
+        """Its author's turn, to take the quota before any answer."""
+
+    async def kept(self) -> Kept:
+        """Where a note about it is kept (scope, link, asker, channel)."""
+
+    async def tell_privately(self, note: str) -> None:
+        """Tell its author `note` where only they see it."""
+
+    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
+        """Start its answer if its first write can happen within `seconds`; False (and no answer) if not: a burst
+        bigger than the channel's pace leaves its last messages unanswered rather than answered late."""
+
+
+class HelpChannels:
+    def __init__(self, jobs: PlatformJobs, platform: str) -> None:
+        self._jobs = jobs
+        self._platform = platform
+        self._responder = jobs.core.responder
+
+    async def consider(self, message: UnaskedMessage, arrived: float) -> None:
+        """Answer `message` if its channel answers without a mention and the core decides it should.
+
+        Who may ask is checked before the message is claimed: the check is local and every process makes the same
+        one, so a claim (a Redis write) is spent only on a message that could be answered."""
+        try:
+            mode = await respond_mode(self._jobs.core, message.places)
+        except ReplyFailure:
+            return  # Redis is out of reach: mentions are still answered (and told why they can't be)
+        if mode is RespondMode.MENTIONS or not message.allowed() or not await message.first_delivery():
+            return
+        unprompted = message.unprompted()
+        decision = await self._responder.decide(unprompted, mode, message.access)
+        if decision.unanswerable:
+            await self._note_gap(message)
+        if not decision.answer:
+            return
+        try:
+            await self._jobs.core.admit(message.asker())
+        except ReplyFailure as failure:
+            await self._over_quota(message, failure)
+            return
+        within = arrived + self._responder.max_delay_seconds - time.monotonic()
+        if not await message.answer_within(decision, arrived, within):
+            self._responder.dropped(self._platform, SKIP_LATE)
+            log.info("unasked_message_too_late", channel=unprompted.channel, message=unprompted.message)
+
+    async def _note_gap(self, message: UnaskedMessage) -> None:
+        """A question the bot stayed silent on, for `/knowledge gaps`."""
+        kept = await message.kept()
+        try:
+            await self._jobs.feedback.note_unanswered(
+                kept.scope, message.text, kept.link, kept.asker, kept.channel, time.time()
+            )
+        except ReplyFailure:
+            log.warning("unanswered_question_not_noted", channel=kept.channel)
+
+    async def _over_quota(self, message: UnaskedMessage, failure: ReplyFailure) -> None:
+        self._responder.dropped(self._platform, SKIP_QUOTA if failure.kind is FailureKind.QUOTA else failure.kind.name)
+
+        async def tell() -> None:
+            await message.tell_privately(failure_note(failure))
+
+        await self._jobs.refuse_once(message.refusal_key, tell)
