@@ -21,7 +21,7 @@ from adapters.shared.feedback.vote_replies import (
     vote_reply,
 )
 from adapters.slack_bot.ports import Answerer
-from adapters.slack_bot.vote_blocks import VOTE_DOWN, VOTE_UP
+from adapters.slack_bot.reply.vote_blocks import VOTE_DOWN, VOTE_UP
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 

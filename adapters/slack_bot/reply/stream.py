@@ -30,7 +30,7 @@ from adapters.slack_bot.reply.tool_cards import (
     text_chunk,
     thought_chunk,
 )
-from adapters.slack_bot.vote_blocks import vote_actions
+from adapters.slack_bot.reply.vote_blocks import vote_actions
 from bot.reply.surface import EditSkipped
 from bot.reply.thought_view import thought_line
 from bot.tools.consent import ConfirmRequest

@@ -17,7 +17,7 @@ from adapters.shared.ratelimit import Bucket, RateLimits, ReplyBudget, Write
 from adapters.shared.reply_records import Recording
 from adapters.slack_bot.reply.text import REPLY_LIMITS, escape_mrkdwn, to_mrkdwn
 from adapters.slack_bot.reply.tool_cards import question_message, settled_message
-from adapters.slack_bot.vote_blocks import vote_actions
+from adapters.slack_bot.reply.vote_blocks import vote_actions
 from bot.tools.consent import ConfirmRequest
 from bot.tools.gate import Decision
 
