@@ -1,5 +1,6 @@
-"""Channels kept current: a message posted in a knowledge channel (or a public thread under one) becomes a passage
-within moments, an edit replaces it, a delete removes it. People's messages only: never a bot's (the bot's own
+"""Discord's piece of the knowledge channels kept current (adapters.shared.knowledge_sources.channel_feed): a message
+posted in a knowledge channel (or a public thread under one) becomes a passage within moments, an edit replaces it, a
+delete removes it, as do a channel's or a thread's deletion. People's messages only: never a bot's (the bot's own
 answers included), never an empty one. Each event is claimed, so one process of several does it once."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import discord
 import structlog
 
 from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
@@ -54,10 +56,14 @@ def message_passage(message: discord.Message, guild_id: int, channel_id: int, ti
 
 
 class KnowledgeFeed:
+    """Discord's events given to the channels' feed (adapters.shared.knowledge_sources.channel_feed), and the deletions
+    of whole channels and threads, which only Discord has."""
+
     def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, jobs: PlatformJobs) -> None:
         self._client = client
         self._knowledge = knowledge
         self._jobs = jobs
+        self._feed = ChannelFeed(PLATFORM, knowledge.channels, knowledge.live, knowledge.opener, jobs.first_to_claim)
 
     def wants(self, message: discord.Message) -> bool:
         """Whether `message` may be knowledge, before anything is asked of Redis."""
@@ -73,9 +79,8 @@ class KnowledgeFeed:
         message = event.message
         if message.author.bot or message.type not in SAID_TYPES:
             return
-        claim = f"discord:knowledge:edit:{message.id}:{edited}"
         if message.content.strip():
-            await self._add(message, claim, edited=True)
+            await self._add(message, f"discord:knowledge:edit:{message.id}:{edited}")
         else:  # its words removed, its files kept
             await self.on_delete(event.guild_id, event.channel_id, (message.id,))
 
@@ -84,19 +89,14 @@ class KnowledgeFeed:
             return
         guild = self._client.get_guild(guild_id)
         channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
-        if channel is None:  # not in the cache (an old thread): forgotten if the knowledge runs here anyway
-            if self._knowledge.current is None:
+        parent = None
+        if channel is not None:  # not in the cache (an old thread): forgotten if the knowledge runs here anyway
+            if (parent := knowledge_channel(channel)) is None:
                 return
-        elif await self._opted_in(guild_id, knowledge_channel(channel)) is None:
-            return
-        for message_id in message_ids:  # a history page read before this doesn't bring it back
-            await self._knowledge.live.mark(str(guild_id), str(message_id))
-        first = min(message_ids)
-        if not await self._jobs.first_to_claim(f"discord:knowledge:delete:{channel_id}:{first}:{len(message_ids)}"):
-            return
-        knowledge = await self._knowledge.get()
-        if knowledge is not None:
-            knowledge.forget_soon(guild_scope(guild_id), [str(message_id) for message_id in message_ids])
+        claim = f"discord:knowledge:delete:{channel_id}:{min(message_ids)}:{len(message_ids)}"
+        keys = tuple(str(message_id) for message_id in message_ids)
+        scope = guild_scope(guild_id)
+        await self._feed.apply(ChannelChange(str(guild_id), scope, _text(parent), claim, keys))
 
     async def on_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         """A knowledge channel deleted: its messages go, by the one process whose opt-out removed it."""
@@ -116,7 +116,9 @@ class KnowledgeFeed:
     async def on_thread_delete(self, guild_id: int, parent_id: int | None, thread_id: int) -> None:
         """A thread under a knowledge channel deleted: Discord names no message of it, so its messages go by their
         links, which lead into the thread."""
-        if self._knowledge.opener is None or await self._opted_in(guild_id, parent_id) is None:
+        if self._knowledge.opener is None or parent_id is None:
+            return
+        if await self._feed.title(guild_scope(guild_id), str(parent_id)) is None:
             return
         if not await self._jobs.first_to_claim(f"discord:knowledge:thread-delete:{thread_id}"):
             return
@@ -125,30 +127,19 @@ class KnowledgeFeed:
         removed = await knowledge.forget_linked(scope, f"{place_link(guild_id, thread_id)}/") if knowledge else 0
         log.info("knowledge_thread_deleted", scope=scope, thread=thread_id, removed=removed)
 
-    async def _add(self, message: discord.Message, claim: str, *, edited: bool = False) -> None:
-        if message.guild is None:
+    async def _add(self, message: discord.Message, claim: str) -> None:
+        guild, channel_id = message.guild, knowledge_channel(message.channel)
+        if guild is None or channel_id is None:
             return
-        channel_id = knowledge_channel(message.channel)
-        title = await self._opted_in(message.guild.id, channel_id)
-        if title is None or channel_id is None:
-            return
-        if edited:  # a history page read before this doesn't bring the old text back
-            await self._knowledge.live.mark(str(message.guild.id), str(message.id))
-        if not await self._jobs.first_to_claim(claim):
-            return
-        knowledge = await self._knowledge.get()
-        if knowledge is not None:
-            knowledge.add_soon([message_passage(message, message.guild.id, channel_id, title)])
 
-    async def _opted_in(self, guild_id: int, channel_id: int | None) -> str | None:
-        """The knowledge channel's title if `channel_id` is one."""
-        if channel_id is None:
-            return None
-        scope, channels = guild_scope(guild_id), self._knowledge.channels
-        try:
-            if scope not in await channels.scopes(PLATFORM):  # most servers: one cached look for them all
-                return None
-            return (await channels.channels(scope)).get(str(channel_id))
-        except ReplyFailure as failure:
-            log.warning("knowledge_channels_unreachable", detail=failure.detail)
-            return None
+        async def passage(title: str) -> Passage:
+            return message_passage(message, guild.id, channel_id, title)
+
+        change = ChannelChange(
+            str(guild.id), guild_scope(guild.id), str(channel_id), claim, (str(message.id),), passage
+        )
+        await self._feed.apply(change)
+
+
+def _text(channel_id: int | None) -> str | None:
+    return None if channel_id is None else str(channel_id)

@@ -1,8 +1,8 @@
-"""Channels kept current as knowledge from Slack's events: a new message (thread replies too) in a channel that is
-knowledge becomes a passage within a moment, an edit replaces it (message_changed), a deletion removes it
-(message_deleted); each event is handled by one process however many got it. A message made knowledge with "Add to
-knowledge" is followed the same way in any channel. People joining or leaving a private channel that holds knowledge
-change who may read it (member_joined_channel / member_left_channel)."""
+"""Slack's piece of the channels kept current as knowledge (adapters.shared.knowledge_sources.channel_feed): a new
+message (thread replies too) in a channel that is knowledge becomes a passage within a moment, an edit replaces it
+(message_changed), a deletion removes it (message_deleted); each event is handled by one process however many got it.
+A message made knowledge with "Add to knowledge" is followed the same way in any channel. People joining or leaving
+a private channel that holds knowledge change who may read it (member_joined_channel / member_left_channel)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.shared.knowledge_sources.added import Added, AddedMessages
+from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
 from adapters.slack_bot.knowledge.messages import (
     Permalinks,
     added_passage,
@@ -26,8 +27,7 @@ from adapters.slack_bot.knowledge.messages import (
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.reply.surfaces import Reach
 from bot.errors import ReplyFailure
-from bot.knowledge.opener import KnowledgeUnavailable
-from bot.knowledge.service import Knowledge
+from bot.knowledge.passages import Passage
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +44,7 @@ class KnowledgeFeed:
         self._claim = first_to_claim
         self._added = added
         self._permalinks = Permalinks()
+        self._feed = ChannelFeed("slack", knowledge.channels, knowledge.live, knowledge.opener, first_to_claim)
 
     def register(self, app: AsyncApp) -> None:
         app.event("member_joined_channel")(self._on_joined)
@@ -59,36 +60,30 @@ class KnowledgeFeed:
             return  # a bot's message (our own replies being written, too) is never knowledge
         if self._added is not None and event.get("subtype") in ("message_deleted", "message_changed"):
             await self._follow_added(self._added, body, event, reach, channel)
-        try:
-            title = (await self._knowledge.channels.channels(scope_of(reach.team))).get(channel)
-            if title is None:
-                return
-            event_id = body.get("event_id")
-            if event_id and not await self._claim(f"slack:knowledge:{reach.team}:{event_id}"):
-                return  # another process has it
-            knowledge = await self._knowledge.opener.get()
-        except (ReplyFailure, KnowledgeUnavailable) as error:
-            log.warning("slack_knowledge_message_lost", channel=channel, error=str(error))
-            return
-        await self._apply(knowledge, reach, channel, title, event)
+        change = self._change(body, event, reach, channel)
+        if change is not None:
+            await self._feed.apply(change)
 
-    async def _apply(self, knowledge: Knowledge, reach: Reach, channel: str, title: str, event: dict[str, Any]) -> None:
-        subtype = event.get("subtype")
+    def _change(self, body: dict[str, Any], event: dict[str, Any], reach: Reach, channel: str) -> ChannelChange | None:
+        """The event as the channels' feed takes it: a deletion, or a message posted or edited (None: no message)."""
+        event_id = body.get("event_id")
+        claim = f"slack:knowledge:{reach.team}:{event_id}" if event_id else ""
         scope = scope_of(reach.team)
-        if subtype == "message_deleted":
+        if event.get("subtype") == "message_deleted":
             key = message_key(channel, str(event.get("deleted_ts")))
-            await self._knowledge.live.mark(reach.team, key)
-            knowledge.forget_soon(scope, [key])
-            return
+            return ChannelChange(reach.team, scope, channel, claim, (key,))
         message = _changed(event)
         if not message.get("ts"):
-            return
-        await self._knowledge.live.mark(reach.team, message_key(channel, str(message["ts"])))
-        if not indexable(message, reach.bot_user_id):
-            knowledge.forget_soon(scope, [message_key(channel, str(message["ts"]))])  # edited to nothing, say
-            return
-        url = await self._permalinks.of(reach.client, reach.team, reach.enterprise, message, channel)
-        knowledge.add_soon([message_passage(reach.team, channel, title, message, url)])
+            return None
+
+        async def passage(title: str) -> Passage | None:
+            if not indexable(message, reach.bot_user_id):
+                return None  # edited to nothing, say
+            url = await self._permalinks.of(reach.client, reach.team, reach.enterprise, message, channel)
+            return message_passage(reach.team, channel, title, message, url)
+
+        key = message_key(channel, str(message["ts"]))
+        return ChannelChange(reach.team, scope, channel, claim, (key,), passage)
 
     async def _follow_added(
         self, added: AddedMessages, body: dict[str, Any], event: dict[str, Any], reach: Reach, channel: str

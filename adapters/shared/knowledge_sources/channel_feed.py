@@ -1,0 +1,94 @@
+"""A knowledge channel kept current, one flow for every platform: a message posted in it becomes a passage within
+moments, an edit replaces it, a deletion (or an edit to nothing) removes it. The platform gives each event as a
+`ChannelChange`: which server or workspace, which knowledge channel, its claim, the passages' keys, and how to read
+the message's new text. Every process that gets the event marks the messages changed live, so a page of history read
+before it doesn't put the old text back; then one process, the first to claim the event, changes the knowledge."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
+from adapters.shared.knowledge_sources.live import LiveChanges
+from bot.errors import ReplyFailure
+from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
+from bot.knowledge.passages import Passage
+
+log = structlog.get_logger(__name__)
+
+Claim = Callable[[str], Awaitable[bool]]
+ReadPassage = Callable[[str], Awaitable[Passage | None]]  # the channel's title → the message's passage, None if empty
+
+
+@dataclass(frozen=True)
+class ChannelChange:
+    """One message event of a channel, as its platform gives it."""
+
+    space: str  # the server or workspace, where its live marks are kept
+    scope: str  # whose knowledge it is
+    channel: str | None  # the channel whose opt-in makes it knowledge (a thread's parent); None: not known here
+    claim: str  # the key one process claims to handle the event; "": an event that can't be claimed
+    keys: tuple[str, ...]  # the passages it changes
+    passage: ReadPassage | None = None  # how to read its new text; None: the messages are deleted
+
+
+class ChannelFeed:
+    def __init__(
+        self,
+        platform: str,
+        channels: KnowledgeChannels,
+        live: LiveChanges,
+        opener: KnowledgeOpener | None,
+        claim: Claim,
+    ) -> None:
+        self._platform = platform
+        self._channels = channels
+        self._live = live
+        self._opener = opener
+        self._claim = claim
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this deployment has knowledge at all (else no event is looked at)."""
+        return self._opener is not None
+
+    async def apply(self, change: ChannelChange) -> None:
+        """Add, replace or remove the passages of `change` if its channel is knowledge. A channel not known here (an
+        old thread out of the platform's cache) has its deletions applied if the knowledge runs in this process."""
+        if self._opener is None:
+            return
+        title = ""
+        if change.channel is not None:
+            found = await self.title(change.scope, change.channel)
+            if found is None:
+                return
+            title = found
+        elif change.passage is not None or self._opener.current is None:
+            return
+        for key in change.keys:
+            await self._live.mark(change.space, key)
+        if change.claim and not await self._claim(change.claim):
+            return  # another process has it
+        try:
+            knowledge = await self._opener.get()
+        except KnowledgeUnavailable as error:
+            log.warning("knowledge_unavailable", reason=str(error))
+            return
+        passage = await change.passage(title) if change.passage is not None else None
+        if passage is None:
+            knowledge.forget_soon(change.scope, list(change.keys))
+        else:
+            knowledge.add_soon([passage])
+
+    async def title(self, scope: str, channel: str) -> str | None:
+        """The knowledge channel's title if `channel` of `scope` is one."""
+        try:
+            if scope not in await self._channels.scopes(self._platform):  # most servers: one cached look for them all
+                return None
+            return (await self._channels.channels(scope)).get(channel)
+        except ReplyFailure as failure:
+            log.warning("knowledge_channels_unreachable", platform=self._platform, detail=failure.detail)
+            return None
