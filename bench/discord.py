@@ -69,7 +69,6 @@ from bench.common import (
     shared_core_env,
     spread,
 )
-from bench.delay_proxy import DelayProxy
 from bench.driver import (
     CONNECTIONS,
     RATELIMITED,
@@ -84,7 +83,8 @@ from bench.driver import (
     main,
 )
 from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
-from fakes.discord_server import FakeDiscord, Limits
+from fakes.delay_proxy import DelayProxy
+from fakes.discord import FakeDiscord, Limits
 from fakes.harness.server_folders import given_to_server_user
 from fakes.model_server import Script
 

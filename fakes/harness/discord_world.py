@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fakes.discord_server import FakeDiscord, FakeGuild, FakeUser, Limits
+from fakes.discord import FakeDiscord, FakeGuild, FakeUser, Limits
 from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL, delete_keys, terminate
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from bot.knowledge.embedded import start_embedded, stop_embedded
-from fakes.discord_server import FakeInteraction, FakeUser, Perm
+from fakes.discord import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import DiscordWorld
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]

@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from bot.errors import FailureKind
 from fakes import documents
-from fakes.discord_server import FakeUser, Intent
+from fakes.discord import FakeUser, Intent
 from fakes.harness.discord_world import (
     FOLLOWUP,
     GLOBAL_COMMANDS,

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from fakes.discord_server import FakeUser
+from fakes.discord import FakeUser
 from fakes.harness.discord_world import GLOBAL_COMMANDS, DiscordWorld, log_shown
 from fakes.model_server import Script
 

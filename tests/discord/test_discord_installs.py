@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from fakes.discord_server import FakeInteraction, FakeUser, IntegrationType
+from fakes.discord import FakeInteraction, FakeUser, IntegrationType
 from fakes.harness.discord_world import GLOBAL_COMMANDS, ORIGINAL_EDIT, ROOT, DiscordWorld, clean_env, log_shown
 from fakes.harness.processes import BOT_START_SECONDS
 from fakes.model_server import Script

@@ -11,7 +11,7 @@ from typing import Any
 import discord
 import pytest
 
-from fakes.discord_server import FakeDiscord, Limits, Perm
+from fakes.discord import FakeDiscord, Limits, Perm
 from tests.discord.test_fake_discord import World, connected_client, raw_request, running_world
 
 pytestmark = pytest.mark.timeout(30)

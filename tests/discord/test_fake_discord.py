@@ -1,4 +1,4 @@
-"""Self-tests: the real discord.py Client (same event loop) against fakes.discord_server."""
+"""Self-tests: the real discord.py Client (same event loop) against fakes.discord."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import yarl
 from discord import app_commands
 
-from fakes.discord_server import (
+from fakes.discord import (
     FakeDiscord,
     FakeGuild,
     FakeUser,
@@ -506,7 +506,7 @@ async def test_reconnect_and_invalid_session(world: World) -> None:
 
 
 async def test_disallowed_privileged_intent_closes_4014() -> None:
-    from fakes.discord_server import Intent
+    from fakes.discord import Intent
 
     async with running_world(disallowed_intents=Intent.MESSAGE_CONTENT) as world:
         client = discord.Client(intents=content_intents())

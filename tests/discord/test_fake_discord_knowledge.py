@@ -14,7 +14,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from fakes.discord_server import FakeDiscord, Limits, Perm, RateLimit, overwrite
+from fakes.discord import FakeDiscord, Limits, Perm, RateLimit, overwrite
 from tests.discord.test_fake_discord import (
     World,
     connected_client,

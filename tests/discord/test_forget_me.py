@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fakes.discord_server import FakeInteraction, FakeUser
+from fakes.discord import FakeInteraction, FakeUser
 from fakes.harness.discord_world import DiscordWorld
 
 pytestmark = pytest.mark.timeout(90)

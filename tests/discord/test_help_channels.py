@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from adapters.shared.feedback.records import Feedback
 from fakes.citing_model import citing_responder
-from fakes.discord_server import FakeInteraction, FakeUser, Perm
+from fakes.discord import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import THREAD_FROM_MESSAGE, BotProcess, DiscordWorld, log_shown
 from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes import documents
 from fakes.citing_model import citing_responder
-from fakes.discord_server import FakeGuild, FakeInteraction, FakeUser, Perm
+from fakes.discord import FakeGuild, FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import ORIGINAL_EDIT, DiscordWorld, log_shown
 from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder

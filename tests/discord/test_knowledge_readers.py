@@ -20,7 +20,7 @@ import pytest_asyncio
 from bot.knowledge.citing import NOT_KEPT
 from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes.citing_model import citing_responder
-from fakes.discord_server import FakeInteraction, FakeUser, Perm
+from fakes.discord import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import DiscordWorld, log_shown
 from fakes.harness.server_folders import remove, server_folder
 from fakes.model_server import DEFAULT_MODEL, Script, ToolCallScript

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from fakes.discord_server import FakeInteraction, FakeUser
+from fakes.discord import FakeInteraction, FakeUser
 from fakes.harness.discord_world import DiscordWorld
 from fakes.harness.processes import REDIS_URL
 

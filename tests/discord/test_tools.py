@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fakes.discord_server import FakeUser
+from fakes.discord import FakeUser
 from fakes.harness.discord_world import DiscordWorld
 from fakes.mcp_config import fake_server, servers_file
 from fakes.mcp_failures import FAILING, FAILING_TIMEOUT, FAILURES

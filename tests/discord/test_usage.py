@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from fakes.discord_server import CallbackType, FakeInteraction, FakeUser, Perm
+from fakes.discord import CallbackType, FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import ORIGINAL_EDIT, DiscordWorld, log_shown
 from fakes.model_server import RecordedRequest, Script
 

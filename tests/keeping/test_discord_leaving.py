@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from adapters.shared.feedback.records import Feedback
 from bot.keeping.kinds import KINDS, Kind, Way
-from fakes.discord_server import FakeInteraction, Perm
+from fakes.discord import FakeInteraction, Perm
 from fakes.harness.discord_world import DiscordWorld
 from fakes.harness.processes import REDIS_URL
 from tests.keeping.test_ways_out import NOBODY, SETTLE_SECONDS, Left, keys_naming, passages, removed_by

@@ -8,7 +8,7 @@ outlives `docker compose down` in Redis's volume, and the `shards` profile runs 
 processes, one shard each, that answer each message once. And the image built with
 EMBEDDED_MODEL=1 answers with no key and no network.
 
-The model server (fakes/model_server.py) and Discord (fakes/discord_server.py) run
+The model server (fakes/model_server.py) and Discord (fakes/discord/) run
 in this test, on the address `host.docker.internal` names inside the containers (the Docker
 bridge's, on this machine). No image registry is reachable from this project's machines:
 compose.yaml is pointed at images built from Debian's packages (tests/system/container/images.py) with
@@ -38,7 +38,7 @@ import pytest
 from bot.errors import FailureKind
 from config.env import Env
 from config.settings import load_settings
-from fakes.discord_server import FakeDiscord
+from fakes.discord import FakeDiscord
 from fakes.harness.discord_world import DiscordWorld
 from fakes.harness.processes import ROOT, free_port
 from fakes.model_server import FakeModelServer, Script

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.shared.reply_records import INTERRUPTED_NOTE
 from adapters.slack_bot.reply.text import to_mrkdwn
 from bot.errors import FailureKind
-from fakes.discord_server import FakeUser
+from fakes.discord import FakeUser
 from fakes.harness.discord_world import (
     INDICATOR,
     MESSAGE_CREATE,
