@@ -1,7 +1,8 @@
-"""The Slack app: mentions and DMs answered in threads (commands: .commands, .places.persona_command,
-.forget_command, /usage and /budget: .usage_command; the assistant panel: .assistant; the Home tab: .home; tools'
-Run / Cancel buttons: .tool_buttons; knowledge: .knowledge.command, .knowledge.shortcut, .knowledge.feed,
-.knowledge.history; leaving a workspace: .uninstall),
+"""The Slack app: mentions and DMs answered in threads (their events: .messages; commands: .commands,
+.places.persona_command, .forget_command, /usage and /budget: .usage_command; the assistant panel: .assistant; the
+Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; knowledge: .knowledge.command, .knowledge.shortcut,
+.knowledge.feed, .knowledge.history; leaving a workspace: .uninstall; people's names: .people; the reply's surface:
+.reply.choice),
 Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.installs.oauth). Each request brings
 its workspace's Web API client (.reply.surfaces.Reach); work no request brings one for uses .installs.workspaces.
 
@@ -14,7 +15,6 @@ Conversation keys:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,12 +25,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.files.attachments import Attachment, DownloadFailed
@@ -46,24 +41,25 @@ from adapters.slack_bot.home import HomeTab
 from adapters.slack_bot.installs.installations import RedisInstallationStore
 from adapters.slack_bot.installs.oauth import INSTALL_PATH, REDIRECT_PATH, install_flow, secure_pages
 from adapters.slack_bot.installs.rotation import SharedTokenRotator
-from adapters.slack_bot.installs.workspaces import BotClients
+from adapters.slack_bot.installs.workspaces import BotClients, base_client
 from adapters.slack_bot.knowledge.command import KnowledgeCommand
 from adapters.slack_bot.knowledge.feed import KnowledgeFeed
 from adapters.slack_bot.knowledge.history import HistoryReader
-from adapters.slack_bot.knowledge.members import CONVERSIONS, PrivateMembers, follow_conversion, follow_renames
+from adapters.slack_bot.knowledge.members import PrivateMembers, follow_renames
 from adapters.slack_bot.knowledge.messages import Permalinks, message_link
 from adapters.slack_bot.knowledge.shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge.state import SlackKnowledge
-from adapters.slack_bot.people import Person, person_from
+from adapters.slack_bot.messages import MessageEvents, thread_link
+from adapters.slack_bot.people import People
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.places.persona_command import PersonaCommand
+from adapters.slack_bot.reply.choice import ReplyChoice
 from adapters.slack_bot.reply.interrupted import InterruptedReplies
-from adapters.slack_bot.reply.stream import StreamReply
-from adapters.slack_bot.reply.surfaces import MessageReply, Place, Reach, WorkspaceBudgets
+from adapters.slack_bot.reply.surfaces import Place, Reach, WorkspaceBudgets
 from adapters.slack_bot.reply.text import REPLY_LIMITS
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.tool_buttons import ToolButtons
-from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
+from adapters.slack_bot.unasked import UnaskedAnswers
 from adapters.slack_bot.uninstall import Uninstalls
 from adapters.slack_bot.usage_command import UsageCommands
 from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
@@ -72,8 +68,6 @@ from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
 from bot.loop import freeze_startup_heap
-from bot.metrics import Metrics
-from bot.reply.render import failure_note
 from bot.respond.decision import Decision
 from bot.state.redis_client import REDIS_ERRORS
 from config.env import ConfigError
@@ -85,12 +79,6 @@ log = structlog.get_logger(__name__)
 API_TIMEOUT_SECONDS = 30  # a Web API call or a file download (slack_sdk's own default)
 HTTP_BACKLOG = 2048  # connections waiting to be accepted (gunicorn's default); see _run_http
 HEALTH_CHECK_SECONDS = 5.0  # how soon /healthz reports a dropped Socket Mode connection
-# A renamed person keeps the old name in the bot's prompts for up to an hour, a member made a guest their access to
-# the public channels' knowledge.
-NAME_CACHE_SECONDS = 3600
-# People's names kept in memory at most (about 3 MB; 100,000 would take 32 MB): the longest kept go first.
-NAME_CACHE_SIZE = 10_000
-NO_STREAM_SECONDS = 600  # a channel where Slack wouldn't stream gets plain messages this long, then is tried again
 
 
 # -- the bot ---------------------------------------------------------------------------
@@ -110,15 +98,8 @@ class SlackBot:
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS)
         )
-        self.client = AsyncWebClient(
-            token=settings.bot_token or None,  # none with installs to many workspaces: each has its own
-            base_url=settings.api_url,
-            session=self._http,
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(max_retry_count=2),
-                CountedRateLimitRetryHandler(services.metrics, max_retry_count=5),
-            ],
-        )
+        # no token with installs to many workspaces: each has its own
+        self.client = base_client(settings.bot_token or None, settings.api_url, self._http, services.metrics)
         self._identity: AuthorizeResult | None = None
 
         async def authorize() -> AuthorizeResult:
@@ -151,9 +132,9 @@ class SlackBot:
             )
         self.clients = BotClients(self.client, rotator)
         self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
-        self._people: dict[tuple[str, str], tuple[float, Person]] = {}  # (team, user) → (until when, who)
+        self._people = People(self._limits)
         self._org_workspaces: set[str] = set()  # an org-wide install's workspaces this process listed
-        self._no_streams: dict[tuple[str, str], float] = {}  # (team, channel) → until when
+        self._replies = ReplyChoice(self._limits, streaming=settings.streaming == "auto")
         prefix, redis = services.settings.history.key_prefix, services.redis.main
         self.knowledge = SlackKnowledge(
             services.knowledge,
@@ -169,8 +150,7 @@ class SlackBot:
         self._register()
 
     def _register(self) -> None:
-        self.app.event("app_mention")(self._on_mention)
-        self.app.event("message")(self._on_message)
+        MessageEvents(self, self._feed, self._unasked).register(self.app)
         commands = SlackCommands(self)
         commands.register(self.app)
         PersonaCommand(self, commands.is_admin).register(self.app)
@@ -202,69 +182,10 @@ class SlackBot:
 
     # -- events ----------------------------------------------------------------------
 
-    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
-        thread_ts = event.get("thread_ts") or event["ts"]
-        reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
-        if await self.first_delivery(body):
-            await self.start_turn(reach, event, thread_ts)
-
-    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
-        arrived = time.monotonic()
-        reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
-        if self.knowledge.opener is not None and event.get("channel_type") != "im":
-            self.jobs.spawn(self._feed.on_message(body, event, reach))  # a channel's message may be knowledge
-            if event.get("subtype") in CONVERSIONS:  # made private or public: who reads its knowledge changes
-                self.jobs.spawn(follow_conversion(*self.knowledge.privacy, reach.client, reach.team, event))
-        if (
-            event.get("subtype", "file_share") != "file_share"
-            or event.get("bot_id")
-            or event.get("user") in (None, reach.bot_user_id)
-        ):
-            return  # edits, deletions, joins, bots and our own messages never get a reply
-        if event.get("channel_type") == "im":  # a DM's top level (its threads' messages come via .assistant)
-            if await self.first_delivery(body):
-                await self.start_turn(reach, event, event.get("thread_ts"))
-            return
-        thread_ts = event.get("thread_ts")
-        if f"<@{reach.bot_user_id}>" in event.get("text", ""):
-            return  # a mention (handled as app_mention)
-        if thread_ts is None:  # a top-level channel message: answered where the channel answers without a mention
-            await self._unasked.consider(reach, body, event, arrived)
-            return
-        if to_someone_else(event, reach.bot_user_id):
-            return  # people in the bot's thread talking to each other
-        try:
-            ours = await self.jobs.resolve(thread_link(reach.team, event["channel"], thread_ts)) is not None
-        except ReplyFailure as failure:
-            # Without Redis, Slack's copy of the thread tells whether the bot is part of it: if so,
-            # the person learns why no answer comes.
-            log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
-            if await self._wrote_in(reach, event["channel"], thread_ts):
-                await self._tell(reach, event["channel"], thread_ts, failure_note(failure))
-            return
-        if ours and await self.first_delivery(body):
-            await self.start_turn(reach, event, thread_ts)
-
     async def first_delivery(self, body: dict[str, Any]) -> bool:
         """Slack redelivers events (retries, several processes): only the first gets a reply."""
         event_id, team = body.get("event_id"), body.get("team_id", "")
         return event_id is None or await self.jobs.first_to_claim(f"slack:event:{team}:{event_id}")
-
-    async def _wrote_in(self, reach: Reach, channel: str, thread_ts: str) -> bool:
-        """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
-        try:
-            response = await reach.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
-        except SlackApiError as error:
-            log.warning("slack_thread_not_read", error=error.response.get("error"))
-            return False
-        messages: list[dict[str, Any]] = response.get("messages", [])
-        return any(message.get("user") == reach.bot_user_id for message in messages)
-
-    async def _tell(self, reach: Reach, channel: str, thread_ts: str | None, text: str) -> None:
-        try:
-            await reach.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
-        except SlackApiError as error:
-            log.warning("slack_notice_not_sent", error=error.response.get("error"))
 
     async def start_turn(self, reach: Reach, event: dict[str, Any], thread_ts: str | None) -> None:
         channel, user = event["channel"], event["user"]
@@ -297,7 +218,7 @@ class SlackBot:
     async def access_of(self, reach: Reach, user: str, place: str) -> Access | None:
         """What `user`'s question, answered in the channel `place`, may be answered from (their name is looked up,
         and kept, to know if they are a full member)."""
-        person = await self._person(reach.client, reach.team, user, WorkspaceBudgets(self._limits, reach.team))
+        person = await self._people.person(reach.client, reach.team, user, WorkspaceBudgets(self._limits, reach.team))
         return await self.knowledge.access(reach.team, user, place, full_member=person.full_member)
 
     async def answer_unasked(
@@ -326,7 +247,7 @@ class SlackBot:
         key = conversation_key(place.team, place.channel, place.thread_ts)
         question = await self.jobs.question(text, attachments, about, asker=f"{place.team}:{place.user}")
         budgets = WorkspaceBudgets(self._limits, place.team)
-        person = await self._person(place.client, place.team, place.user, budgets)
+        person = await self._people.person(place.client, place.team, place.user, budgets)
         where: dict[str, Any] = {
             "team": place.team,
             "channel": place.channel,
@@ -339,7 +260,7 @@ class SlackBot:
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         votes = answer_id(place.team, place.channel, asked) if asked else None
         first_post = unasked.first_post if unasked is not None else None
-        surface = await self._choose_reply(place, budgets, recording, votes, first_post)
+        surface = await self._replies.surface(place, budgets, recording, votes, first_post)
         if place.thread_ts is not None:
             try:
                 await self.jobs.link(thread_link(place.team, place.channel, place.thread_ts), key)
@@ -384,31 +305,6 @@ class SlackBot:
             return
         self._org_workspaces.add(place.team)
 
-    async def _choose_reply(
-        self,
-        place: Place,
-        budgets: WorkspaceBudgets,
-        recording: Any,
-        votes: str | None = None,
-        first_post: Write | None = None,
-    ) -> MessageReply | StreamReply:
-        """Slack's native stream where it may be used and its rate tier allows, else chat.update edits. A
-        channel where Slack wouldn't stream answers with edits for a while: there the core writes tool calls
-        as lines into the text, from the start of the reply."""
-        where = (place.team, place.channel)
-        can_stream = self.settings.streaming == "auto" and place.thread_ts is not None
-        if self._no_streams.get(where, 0.0) > time.monotonic():
-            can_stream = False
-        if can_stream and (promise := await self._limits.promise((budgets.stream_starts, budgets.stream_stops))):
-
-            def unavailable() -> None:
-                self._no_streams[where] = time.monotonic() + NO_STREAM_SECONDS
-
-            if first_post is not None:  # a stream starts with chat.startStream, on its own budget
-                await first_post.release()
-            return StreamReply(place, budgets, promise, recording, on_unavailable=unavailable, votes=votes)
-        return MessageReply(place, budgets, recording, votes, first_post)
-
     # -- people ----------------------------------------------------------------------
 
     def allowed(self, user: str, channel: str) -> bool:
@@ -433,33 +329,7 @@ class SlackBot:
             log.warning("slack_ephemeral_not_sent", error=error.response.get("error"))
 
     async def display_name_of(self, client: AsyncWebClient, team: str, user: str) -> str:
-        return await self._display_name(client, team, user, WorkspaceBudgets(self._limits, team)) if user else "someone"
-
-    async def _display_name(self, client: AsyncWebClient, team: str, user: str, budgets: WorkspaceBudgets) -> str:
-        return (await self._person(client, team, user, budgets)).name
-
-    async def _person(self, client: AsyncWebClient, team: str, user: str, budgets: WorkspaceBudgets) -> Person:
-        cached = self._people.get((team, user))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        charge = await self._limits.spare((budgets.lookups,))
-        if charge is None:
-            # Many new people at once: answer now under the user id rather than wait (or trip
-            # users.info's limit) for a name; it is not cached, so a later message looks it up.
-            log.info("slack_user_lookup_deferred", user=user)
-            return Person(user)
-        try:
-            async with charge:
-                response = await client.users_info(user=user)
-            person = person_from(response["user"], user)
-        except SlackApiError as error:
-            log.warning("slack_user_lookup_failed", user=user, error=error.response.get("error"))
-            person = Person(user)
-        self._people.pop((team, user), None)  # an expired entry goes to the end with its new name
-        self._people[(team, user)] = (time.monotonic() + NAME_CACHE_SECONDS, person)
-        if len(self._people) > NAME_CACHE_SIZE:
-            del self._people[next(iter(self._people))]
-        return person
+        return await self._people.display_name_of(client, team, user)
 
     async def shutdown(self) -> None:
         if self._history_task is not None:
@@ -539,31 +409,5 @@ class Unasked:
     first_post: Write | None = None  # the slot its first message takes
 
 
-class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
-    """slack_sdk's own 429 handling (wait Retry-After, try again), with each 429 counted."""
-
-    def __init__(self, metrics: Metrics, *, max_retry_count: int) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self._metrics = metrics
-
-    async def can_retry_async(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
-        if response is not None and response.status_code == 429:
-            self._metrics.platform_rate_limited.labels(NAME).inc()
-            log.warning("slack_rate_limited", retry_after=_retry_after(response.headers))
-        return await super().can_retry_async(state=state, request=request, response=response, error=error)
-
-
-def _retry_after(headers: dict[str, Any]) -> str | None:
-    """Slack's Retry-After, as slack_sdk hands a response's headers over (any case; each a list of values)."""
-    value = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return None if value is None else str(value)
-
-
 async def _always_connected() -> bool:
     return True
-
-
-def thread_link(team: str, channel: str, thread_ts: str) -> str:
-    return f"slack:thread:{team}:{channel}:{thread_ts}"

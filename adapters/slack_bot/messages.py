@@ -1,0 +1,110 @@
+"""Slack's message events and what each starts: a mention, a DM's top level and a message in the bot's thread are
+answered (once, however often Slack delivers them), a top-level message in a channel that answers without a mention
+is considered (.unasked), and a channel's messages go to its knowledge as well (.knowledge.feed). DM threads' messages
+come through the assistant panel (.assistant)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack_bot.knowledge.feed import KnowledgeFeed
+from adapters.slack_bot.knowledge.members import CONVERSIONS, follow_conversion
+from adapters.slack_bot.knowledge.state import SlackKnowledge
+from adapters.slack_bot.ports import Answerer
+from adapters.slack_bot.reply.surfaces import Reach
+from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
+from bot.errors import ReplyFailure
+from bot.reply.render import failure_note
+
+log = structlog.get_logger(__name__)
+
+
+class MessageHost(Answerer, Protocol):
+    @property
+    def knowledge(self) -> SlackKnowledge: ...
+
+    async def first_delivery(self, body: dict[str, Any]) -> bool: ...
+
+    async def start_turn(self, reach: Reach, event: dict[str, Any], thread_ts: str | None) -> None: ...
+
+
+def thread_link(team: str, channel: str, thread_ts: str) -> str:
+    """The key that links a thread to the conversation the bot answers in it."""
+    return f"slack:thread:{team}:{channel}:{thread_ts}"
+
+
+class MessageEvents:
+    def __init__(self, host: MessageHost, feed: KnowledgeFeed, unasked: UnaskedAnswers) -> None:
+        self._host = host
+        self._jobs = host.jobs
+        self._feed = feed
+        self._unasked = unasked
+
+    def register(self, app: AsyncApp) -> None:
+        app.event("app_mention")(self._on_mention)
+        app.event("message")(self._on_message)
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        thread_ts = event.get("thread_ts") or event["ts"]
+        reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
+        if await self._host.first_delivery(body):
+            await self._host.start_turn(reach, event, thread_ts)
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        arrived = time.monotonic()
+        reach = Reach.of(context, body.get("team_id") or event.get("team", ""))
+        if self._host.knowledge.opener is not None and event.get("channel_type") != "im":
+            self._jobs.spawn(self._feed.on_message(body, event, reach))  # a channel's message may be knowledge
+            if event.get("subtype") in CONVERSIONS:  # made private or public: who reads its knowledge changes
+                self._jobs.spawn(follow_conversion(*self._host.knowledge.privacy, reach.client, reach.team, event))
+        if (
+            event.get("subtype", "file_share") != "file_share"
+            or event.get("bot_id")
+            or event.get("user") in (None, reach.bot_user_id)
+        ):
+            return  # edits, deletions, joins, bots and our own messages never get a reply
+        if event.get("channel_type") == "im":  # a DM's top level (its threads' messages come via .assistant)
+            if await self._host.first_delivery(body):
+                await self._host.start_turn(reach, event, event.get("thread_ts"))
+            return
+        thread_ts = event.get("thread_ts")
+        if f"<@{reach.bot_user_id}>" in event.get("text", ""):
+            return  # a mention (handled as app_mention)
+        if thread_ts is None:  # a top-level channel message: answered where the channel answers without a mention
+            await self._unasked.consider(reach, body, event, arrived)
+            return
+        if to_someone_else(event, reach.bot_user_id):
+            return  # people in the bot's thread talking to each other
+        try:
+            ours = await self._jobs.resolve(thread_link(reach.team, event["channel"], thread_ts)) is not None
+        except ReplyFailure as failure:
+            # Without Redis, Slack's copy of the thread tells whether the bot is part of it: if so,
+            # the person learns why no answer comes.
+            log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
+            if await self._wrote_in(reach, event["channel"], thread_ts):
+                await self._tell(reach, event["channel"], thread_ts, failure_note(failure))
+            return
+        if ours and await self._host.first_delivery(body):
+            await self._host.start_turn(reach, event, thread_ts)
+
+    async def _wrote_in(self, reach: Reach, channel: str, thread_ts: str) -> bool:
+        """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
+        try:
+            response = await reach.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+        except SlackApiError as error:
+            log.warning("slack_thread_not_read", error=error.response.get("error"))
+            return False
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        return any(message.get("user") == reach.bot_user_id for message in messages)
+
+    async def _tell(self, reach: Reach, channel: str, thread_ts: str | None, text: str) -> None:
+        try:
+            await reach.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        except SlackApiError as error:
+            log.warning("slack_notice_not_sent", error=error.response.get("error"))
