@@ -1,0 +1,169 @@
+"""The knowledge channels' shared flows (adapters.shared.knowledge_sources.channel_feed and channel_history) given the
+pieces of a made-up third platform, "forum": what a platform gives is enough to keep its channels current and to read
+their history, one process doing each event and each reading however many run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+
+from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
+from adapters.shared.knowledge_sources.channel_history import ChannelHistory, HistoryLimits, Page, Renew
+from adapters.shared.knowledge_sources.channels import Backfill, KnowledgeChannels
+from adapters.shared.knowledge_sources.live import LiveChanges
+from bot.knowledge.opener import KnowledgeOpener
+from bot.knowledge.passages import Passage
+from bot.knowledge.service import Knowledge
+from bot.state.redis_client import RedisClient, RedisClients
+from fakes.harness.processes import REDIS_URL
+
+SCOPE, CHANNEL, ELSEWHERE = "forum:1", "10", "11"
+
+
+class Embedder:
+    name = "none"
+
+
+@dataclass
+class Recorded:
+    """What the flows asked of the knowledge."""
+
+    added: list[str] = field(default_factory=list)  # the passages' texts
+    forgotten: list[str] = field(default_factory=list)  # keys, and whole sources
+    embedder: Embedder = field(default_factory=Embedder)  # the opener logs its name
+
+    def add_soon(self, passages: list[Passage]) -> None:
+        self.added += [passage.text for passage in passages]
+
+    async def add(self, passages: list[Passage]) -> list[Any]:
+        self.add_soon(passages)
+        return []
+
+    def forget_soon(self, scope: str, keys: list[str]) -> None:
+        self.forgotten += keys
+
+    async def forget_source(self, scope: str, source: str) -> int:
+        self.forgotten.append(source)
+        return 0
+
+
+@dataclass
+class Forum:
+    redis: RedisClient
+    channels: KnowledgeChannels
+    live: LiveChanges
+    knowledge: Recorded
+    opener: KnowledgeOpener
+    key_prefix: str
+    claimed: set[str] = field(default_factory=set)
+
+    async def claim(self, key: str) -> bool:
+        """One claim per event, as Redis gives it to the first process."""
+        first = key not in self.claimed
+        self.claimed.add(key)
+        return first
+
+
+@pytest.fixture
+async def forum(key_prefix: str) -> AsyncIterator[Forum]:
+    clients = RedisClients.connect(REDIS_URL, cluster=False)
+    knowledge = Recorded()
+
+    async def open_knowledge() -> Knowledge:
+        return cast(Knowledge, knowledge)
+
+    opener = KnowledgeOpener(open_knowledge, lambda _: None)
+    channels = KnowledgeChannels(clients.main, key_prefix)
+    live = LiveChanges(clients.main, key_prefix, "forum")
+    yield Forum(clients.main, channels, live, knowledge, opener, key_prefix)
+    await clients.aclose()
+
+
+def passage(key: str, text: str) -> Passage:
+    return Passage(scope=SCOPE, source=f"channel:{CHANNEL}", key=key, text=text, title="#help", url="", channel=CHANNEL)
+
+
+def posted(key: str, text: str, claim: str, channel: str = CHANNEL) -> ChannelChange:
+    async def read(title: str) -> Passage:
+        return passage(key, f"{title}: {text}")
+
+    return ChannelChange("1", SCOPE, channel, claim, (key,), read)
+
+
+def feed(forum: Forum) -> ChannelFeed:
+    return ChannelFeed("forum", forum.channels, forum.live, forum.opener, forum.claim)
+
+
+async def test_a_knowledge_channels_messages_are_added_edited_and_deleted_once_however_many_processes(
+    forum: Forum,
+) -> None:
+    await forum.channels.opt_in(SCOPE, CHANNEL, "#help")
+    one, two = feed(forum), feed(forum)  # two processes that both got every event
+
+    for process in (one, two):
+        await process.apply(posted("m1", "the wifi password is on the fridge", "new:m1"))
+        await process.apply(posted("m2", "not knowledge", "new:m2", channel=ELSEWHERE))
+        await process.apply(ChannelChange("1", SCOPE, CHANNEL, "delete:m1", ("m1",)))
+
+    assert forum.knowledge.added == ["#help: the wifi password is on the fridge"]
+    assert forum.knowledge.forgotten == ["m1"]
+    assert await forum.live.marked("1", ["m1", "m2"]) == {"m1"}  # a history page read meanwhile leaves it out
+
+
+async def test_a_deletion_in_a_channel_not_known_here_is_applied_only_where_the_knowledge_runs(forum: Forum) -> None:
+    await forum.channels.opt_in(SCOPE, CHANNEL, "#help")
+    gone = ChannelChange("1", SCOPE, None, "delete:m9", ("m9",))
+
+    await feed(forum).apply(gone)
+    assert forum.knowledge.forgotten == []  # the knowledge isn't started in this process: nothing to forget here
+
+    await forum.opener.get()
+    await feed(forum).apply(gone)
+    assert forum.knowledge.forgotten == ["m9"]
+
+
+class ForumPages:
+    """The forum's history: 25 messages, newest first, read 10 a page; the twentieth is a bot's, never knowledge."""
+
+    platform = "forum"
+    limits = HistoryLimits(messages=20, rescan_seconds=0.05, lock_seconds=5, log_name="forum_history")
+    stops: tuple[type[Exception], ...] = ()
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []  # the cursors asked for
+
+    def reading_of(self, backfill: Backfill) -> str:
+        return backfill.channel
+
+    async def reader(self, reading: str, renew: Renew) -> ForumPages:
+        return self
+
+    async def page(self, backfill: Backfill, title: str, room: int) -> Page | None:
+        self.asked.append(backfill.cursor)
+        start = int(backfill.cursor or 25)  # the newest message not read yet
+        numbers = list(range(start, max(start - min(10, room), 0), -1))
+        said = [passage(f"m{n}", f"{title}: message {n}") for n in numbers if n != 20]
+        return Page(said, len(numbers), str(numbers[-1] - 1) if numbers[-1] > 1 else "")
+
+
+async def test_a_channels_history_is_read_a_page_at_a_time_up_to_the_platforms_most(forum: Forum) -> None:
+    await forum.channels.opt_in(SCOPE, CHANNEL, "#help")
+    await forum.channels.start_backfill(SCOPE, CHANNEL)
+    await forum.live.mark("1", "m24")  # edited live while its page was read: its newer text is stored already
+    pages = ForumPages()
+    history = ChannelHistory(pages, forum.channels, forum.live, forum.opener, forum.redis, forum.key_prefix)
+    history.start()
+    try:
+        async with asyncio.timeout(10):
+            while await forum.channels.backfills("forum"):
+                await asyncio.sleep(0.02)
+    finally:
+        await history.aclose()
+
+    assert pages.asked == ["", "15"]  # 20 messages at most: the second page is the last
+    numbers = [n for n in range(25, 5, -1) if n not in (24, 20)]  # neither the one changed live nor the bot's
+    assert forum.knowledge.added == [f"#help: message {n}" for n in numbers]
