@@ -11,6 +11,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 
 from adapters.shared.reply_records import Recording
+from adapters.slack_bot.reply.stream_cards import StreamCards
 from adapters.slack_bot.reply.surfaces import (
     Place,
     Waiting,
@@ -23,7 +24,6 @@ from adapters.slack_bot.reply.surfaces import (
 from adapters.slack_bot.reply.text import STREAM_LIMITS, defuse_mentions, to_mrkdwn
 from adapters.slack_bot.reply.tool_cards import (
     THOUGHT_CARD,
-    Cards,
     Chunk,
     InlineLines,
     sources_context,
@@ -42,7 +42,6 @@ log = structlog.get_logger(__name__)
 # A card that comes before any text waits this long for the reply's first text to open the stream: the card then
 # follows the text written before its call, and still shows well within 300 ms of the call.
 OPEN_GRACE_SECONDS = 0.1
-CARD_RETRY_SECONDS = 1.0  # how soon cards held back by the rate limits are tried again while no text comes
 # chat.startStream errors that say nothing about the place: it may stream the next time.
 PASSING_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "request_timeout", "service_unavailable"})
 
@@ -59,8 +58,8 @@ class StreamReply:
     next call, which would show it twice.
 
     Tool calls (a ToolView): a task card per call, sent in the stream as `task_update` chunks. A card's
-    update is a spare append too: one that can't go now waits, coalesced with that card's later updates,
-    for the stream's next write (text, or the stop) or a retry a second later. A card that comes before
+    update is a spare append too (.stream_cards): one that can't go now waits, coalesced with that card's later
+    updates, for the stream's next write (text, or the stop) or a retry a second later. A card that comes before
     any text opens the stream itself, with the start the first text would have spent; that text then
     goes into it. The stop adds the sources' context line. Where the stream fell back to a plain message,
     the calls are lines of its text instead (.tool_cards.InlineLines).
@@ -99,14 +98,20 @@ class StreamReply:
         # have that text, so the stream ends empty and the message is rewritten whole.
         self._unsure: set[str] = set()
         self._model = ""
-        self._cards = Cards()
         self._events: list[ToolEvent] = []  # for lines, should the stream fall back
         self._lines: InlineLines | None = None  # the reply fell back to plain messages
         self._sources: tuple[str, ...] = ()
         self._writing = asyncio.Lock()  # stream calls, in order (a card's updates must not overtake each other)
         self._updating = asyncio.Lock()  # chat.update of plain messages
         self._posting = asyncio.Event()
-        self._retry: asyncio.Task[None] | None = None
+        self._cards = StreamCards(
+            place,
+            budgets,
+            self._writing,
+            current=lambda: self._current,
+            streaming=self._streaming,
+            expired=self._not_streaming.add,
+        )
 
     def citation_mark(self, number: int, url: str) -> str:
         """A knowledge passage's [n] as a link (Markdown, which Slack's text and streams both turn into <url|[n]>)."""
@@ -119,10 +124,7 @@ class StreamReply:
         return True  # its appends are spare writes; its start and stop are promised
 
     async def end(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry
+        await self._cards.close()
 
     def model_line(self, model: str, *, first_reply: bool) -> str:
         self._model = model  # added as a context block when the stream stops
@@ -323,6 +325,10 @@ class StreamReply:
         if self._recording is not None:
             self._recording.shown(text)
 
+    def _streaming(self, handle: str) -> bool:
+        """Whether the message is still a stream (not expired, stopped, or a plain message)."""
+        return handle not in self._not_streaming and handle not in self._stopped
+
     def _delta(self, handle: str, text: str) -> str:
         """The defused text Slack doesn't have yet. Defusing the whole text, not the delta, catches
         a mention split between two appends ("<" at the end of one, "!channel>" in the next)."""
@@ -357,8 +363,7 @@ class StreamReply:
             async with self._writing:
                 if self._current is None:
                     await self._open_for_cards()
-        if not await self._send_cards():
-            self._retry_cards()
+        await self._cards.send()
 
     async def _open_for_cards(self) -> None:
         """The first message, opened by the cards waiting (the caller holds `_writing`)."""
@@ -372,44 +377,6 @@ class StreamReply:
             return
         self._early = ts
         await self._posted(ts, "", stream=True)
-
-    async def _send_cards(self) -> bool:
-        """Send the cards waiting on a spare append; False if they must wait (no append to spare, or it failed)."""
-        handle = self._current
-        if not self._cards.pending or handle is None or handle in self._not_streaming or handle in self._stopped:
-            return True  # sent, or (between messages) for the next message's start
-        charge = await self._limits.spare((self._budgets.appends,))
-        if charge is None:
-            return False
-        async with self._writing, charge:
-            streaming = handle not in self._not_streaming and handle not in self._stopped
-            cards = self._cards.take() if streaming else []
-            if not cards:
-                return True
-            try:
-                await self._place.client.chat_appendStream(channel=self._place.channel, ts=handle, chunks=cards)
-            except SlackApiError as error:
-                reason = error.response.get("error")
-                log.warning("slack_task_update_failed", channel=self._place.channel, error=reason)
-                if reason == "message_not_in_streaming_state":  # expired: its text is finished with chat.update
-                    self._not_streaming.add(handle)
-                    return True
-                self._cards.put_back(cards)
-                return False
-        return True
-
-    def _retry_cards(self) -> None:
-        if self._retry is None or self._retry.done():
-            self._retry = asyncio.create_task(self._retry_cards_later())
-
-    async def _retry_cards_later(self) -> None:
-        try:
-            while True:
-                await asyncio.sleep(CARD_RETRY_SECONDS)
-                if await self._send_cards():
-                    return
-        except Exception:
-            log.warning("slack_task_update_failed", exc_info=True)
 
     async def _show_lines(self) -> None:
         """A call's line, shown now on a spare update (the reply's next edit shows it otherwise)."""
