@@ -6,7 +6,7 @@
 
 The bot runs as `python -m bot slack` in Socket Mode against `FakeSlack` in this process,
 which enforces Slack's per-workspace method limits (its defaults, see
-fakes/slack_server.py). The model is `python -m fakes.model_server` in a process
+fakes/slack/). The model is `python -m fakes.model_server` in a process
 of its own. Each round sends N mentions at once, each from its own person in its own channel,
 in one workspace; every round starts in a fresh workspace (new team id), so its rate-limit
 buckets and the bot's write budgets start full, as in a workspace that was quiet before.
@@ -92,8 +92,8 @@ from bench.knowledge import asked_in_turn, index_chat, mean_prompt_chars
 from fakes.harness.server_folders import given_to_server_user
 from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness
 from fakes.model_server import Script
+from fakes.slack import FakeSlack, RecordedCall, SlackLimits, StoredMessage
 from fakes.slack_oauth import FakeSlackOAuth
-from fakes.slack_server import FakeSlack, RecordedCall, SlackLimits, StoredMessage
 
 ACK_MAX_S = 1.0
 FIRST_P99_MS = 500.0

@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from fakes.slack_server import DEFAULT_SCOPES, FakeSlack
+from fakes.slack import DEFAULT_SCOPES, FakeSlack
 
 JsonDict = dict[str, Any]
 CODE_SECONDS = 600  # Slack: an install code must be exchanged within 10 minutes

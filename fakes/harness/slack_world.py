@@ -30,7 +30,7 @@ import aiohttp
 
 from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL, ROOT, free_port, terminate
 from fakes.model_server import RecordedRequest
-from fakes.slack_server import Delivery, FakeSlack, RecordedCall, StoredMessage
+from fakes.slack import Delivery, FakeSlack, RecordedCall, StoredMessage
 
 Mode = Literal["socket", "http"]
 Streaming = Literal["auto", "off"]

@@ -31,7 +31,7 @@ from bot.keeping.kinds import KINDS, Kind, Way
 from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 

@@ -26,7 +26,7 @@ from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -1,4 +1,4 @@
-"""Self-tests of fakes/slack_server.py against the real slack_sdk and slack_bolt clients."""
+"""Self-tests of fakes/slack/ against the real slack_sdk and slack_bolt clients."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from fakes.slack_server import DEFAULT_SCOPES, FakeSlack, SlackLimits, signature_headers
+from fakes.slack import DEFAULT_SCOPES, FakeSlack, SlackLimits, signature_headers
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"

@@ -1,4 +1,4 @@
-"""Self-tests of the fake Slack's knowledge side (fakes/slack_server.py): edits and deletes, channel
+"""Self-tests of the fake Slack's knowledge side (fakes/slack/): edits and deletes, channel
 history under both of Slack's history tiers, permalinks, private channels and membership, the "Add to
 knowledge" message shortcut, bots' messages, and two workspaces with the same channel ids. Driven with the real
 slack_sdk client and slack_bolt apps; no bot process."""
@@ -19,8 +19,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from fakes.slack import DEFAULT_SCOPES, KNOWLEDGE_SCOPES, FakeSlack
 from fakes.slack_oauth import FakeSlackOAuth
-from fakes.slack_server import DEFAULT_SCOPES, KNOWLEDGE_SCOPES, FakeSlack
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"

@@ -11,8 +11,8 @@ import pytest_asyncio
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from fakes.slack import FakeSlack
 from fakes.slack_oauth import FakeSlackOAuth
-from fakes.slack_server import FakeSlack
 
 GENERAL = FakeSlack.DEFAULT_CHANNEL
 

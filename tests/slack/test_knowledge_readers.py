@@ -24,7 +24,7 @@ from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.server_folders import remove, server_folder
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import DEFAULT_MODEL, FakeModelServer, Script, ToolCallScript
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

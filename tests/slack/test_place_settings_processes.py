@@ -11,7 +11,7 @@ import pytest
 from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, finished, started
 from fakes.model_server import FakeModelServer, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 ALICE = FakeSlack.DEFAULT_USER
 ADMIN = "U0ADMIN01"

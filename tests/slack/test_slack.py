@@ -40,7 +40,7 @@ from fakes.harness.slack_world import (
     user_contents,
 )
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
-from fakes.slack_server import FakeSlack, StoredMessage
+from fakes.slack import FakeSlack, StoredMessage
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

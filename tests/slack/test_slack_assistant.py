@@ -21,7 +21,7 @@ from config.env import ConfigError
 from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the processes are shared by the module
 

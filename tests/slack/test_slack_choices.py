@@ -17,7 +17,7 @@ from PIL import Image
 from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

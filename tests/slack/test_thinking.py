@@ -13,7 +13,7 @@ import pytest_asyncio
 from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, Streaming, finished, started
 from fakes.model_server import FakeModelServer, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -23,7 +23,7 @@ from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.slack_world import SlackHarness, Streaming, eventually, finished, started
 from fakes.mcp_config import fake_server, servers_file
 from fakes.model_server import FakeModelServer, RecordedRequest, Script, ToolAgent, ToolCallScript
-from fakes.slack_server import FakeSlack, JsonDict, StoredMessage
+from fakes.slack import FakeSlack, JsonDict, StoredMessage
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -1,4 +1,4 @@
-"""Self-tests of what fakes/slack_server.py does for tools, against the real slack_sdk and slack_bolt:
+"""Self-tests of what fakes/slack/ does for tools, against the real slack_sdk and slack_bolt:
 task_update chunks checked and kept like Slack's, buttons in actions blocks checked, and block_actions
 payloads delivered over Socket Mode and signed HTTP."""
 
@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.messages.chunk import TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 USER = FakeSlack.DEFAULT_USER
 CHANNEL = FakeSlack.DEFAULT_CHANNEL

@@ -14,7 +14,7 @@ from fakes.harness.processes import delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.mcp_config import fake_server, servers_file
 from fakes.model_server import FakeModelServer, Script, ToolAgent, ToolCallScript
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL

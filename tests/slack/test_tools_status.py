@@ -16,7 +16,7 @@ from fakes.harness.slack_world import SlackHarness, eventually, finished, starte
 from fakes.mcp_config import fake_server, servers_file
 from fakes.mcp_refusing import SECRET, refusing_server
 from fakes.model_server import FakeModelServer, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 from tests.slack.test_slack_choices import command
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -20,7 +20,7 @@ from adapters.slack_bot.reply.tool_cards import InlineLines, inert
 from bot.state.redis_client import RedisClient, close, connect
 from bot.tools.events import ToolFinished, ToolSources, ToolStarted
 from fakes.harness.processes import REDIS_URL, delete_keys
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL
@@ -189,6 +189,6 @@ def test_nothing_a_tool_returns_is_a_mention_or_a_link() -> None:
 
 @pytest.mark.parametrize("status", ["pending", "in_progress", "complete", "error"])
 def test_the_fake_takes_each_status(status: str) -> None:
-    from fakes.slack_server import chunk_errors
+    from fakes.slack import chunk_errors
 
     assert chunk_errors({"type": "task_update", "id": "a", "title": "t", "status": status}, "/chunks/0") == []

@@ -23,7 +23,7 @@ import yaml
 from fakes.harness.processes import ROOT, delete_keys
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

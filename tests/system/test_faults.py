@@ -41,7 +41,7 @@ from fakes.harness.discord_world import (
 from fakes.harness.processes import REDIS_URL, delete_keys, free_port
 from fakes.harness.slack_world import SlackHarness, eventually, user_contents
 from fakes.model_server import FakeModelServer, Script, tokenize
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 from tests.conftest import OwnRedis
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]

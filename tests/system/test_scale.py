@@ -27,7 +27,7 @@ from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL
 from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness, eventually
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer, Script
-from fakes.slack_server import FakeSlack
+from fakes.slack import FakeSlack
 from tests.conftest import close_store, make_core, open_store, remote_model_settings
 
 pytestmark = pytest.mark.timeout(90)

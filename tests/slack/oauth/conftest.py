@@ -22,8 +22,8 @@ from bot.state.redis_client import close, connect
 from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.slack_world import SlackHarness
 from fakes.model_server import FakeModelServer, Script
+from fakes.slack import FakeSlack
 from fakes.slack_oauth import FakeSlackOAuth
-from fakes.slack_server import FakeSlack
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL

@@ -21,8 +21,8 @@ from adapters.slack_bot.installs.installations import RedisInstallationStore
 from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness, eventually
 from fakes.model_server import FakeModelServer, RecordedRequest, Script, tokenize
+from fakes.slack import FakeSlack
 from fakes.slack_oauth import FakeSlackOAuth
-from fakes.slack_server import FakeSlack
 from tests.slack.oauth.conftest import ALICE, GENERAL, TURN_ENDS, Installer, WorkspaceMaker, find, oauth_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
