@@ -89,14 +89,14 @@ class KnowledgeFeed:
             return
         guild = self._client.get_guild(guild_id)
         channel = guild.get_channel_or_thread(channel_id) if guild is not None else None
-        parent = None
-        if channel is not None:  # not in the cache (an old thread): forgotten if the knowledge runs here anyway
+        knowledge_channel_id: str | None = None  # not in the cache (an old thread): forgotten if knowledge runs here
+        if channel is not None:
             if (parent := knowledge_channel(channel)) is None:
                 return
+            knowledge_channel_id = str(parent)
         claim = f"discord:knowledge:delete:{channel_id}:{min(message_ids)}:{len(message_ids)}"
         keys = tuple(str(message_id) for message_id in message_ids)
-        scope = guild_scope(guild_id)
-        await self._feed.apply(ChannelChange(str(guild_id), scope, _text(parent), claim, keys))
+        await self._feed.apply(ChannelChange(str(guild_id), guild_scope(guild_id), knowledge_channel_id, claim, keys))
 
     async def on_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         """A knowledge channel deleted: its messages go, by the one process whose opt-out removed it."""
@@ -139,7 +139,3 @@ class KnowledgeFeed:
             str(guild.id), guild_scope(guild.id), str(channel_id), claim, (str(message.id),), passage
         )
         await self._feed.apply(change)
-
-
-def _text(channel_id: int | None) -> str | None:
-    return None if channel_id is None else str(channel_id)

@@ -125,17 +125,16 @@ class WorkspacePages:
     """A workspace's channels' pages, as its history's reading reaches them."""
 
     def __init__(self, reading: Reading, client: AsyncWebClient, pacing: Pacing) -> None:
-        self._reading, self.client, self._pacing = reading, client, pacing
-        self.team, self.url, self.bot_user = reading.team, reading.url, reading.bot_user
+        self._reading, self._client, self._pacing = reading, client, pacing
 
     async def _call(self, method: Callable[..., Awaitable[AsyncSlackResponse]], **params: Any) -> AsyncSlackResponse:
-        return await self._pacing.call(self.team, self._reading.renew, method, **params)
+        return await self._pacing.call(self._reading.team, self._reading.renew, method, **params)
 
     async def page(self, backfill: Backfill, title: str, room: int) -> Page | None:
         channel = backfill.channel
         try:
             response = await self._call(
-                self.client.conversations_history,
+                self._client.conversations_history,
                 channel=channel,
                 limit=self._pacing.pace.messages_per_request,
                 cursor=backfill.cursor or None,
@@ -144,7 +143,7 @@ class WorkspacePages:
             log.warning("slack_history_stopped", channel=channel, error=error.response.get("error"))
             return None
         messages: list[dict[str, Any]] = response.get("messages") or []
-        passages = [self._passage(channel, title, m) for m in messages if indexable(m, self.bot_user)]
+        passages = [self._passage(channel, title, m) for m in messages if indexable(m, self._reading.bot_user)]
         read = len(messages)
         for parent in messages:
             if parent.get("reply_count") and read < room:
@@ -160,7 +159,7 @@ class WorkspacePages:
         while len(passages) < room:
             try:
                 response = await self._call(
-                    self.client.conversations_replies,
+                    self._client.conversations_replies,
                     channel=channel,
                     ts=parent,
                     limit=self._pacing.pace.messages_per_request,
@@ -170,15 +169,16 @@ class WorkspacePages:
                 log.warning("slack_history_thread_skipped", channel=channel, error=error.response.get("error"))
                 break
             replies = [m for m in response.get("messages") or [] if m.get("ts") != parent]
-            passages += [self._passage(channel, title, m) for m in replies if indexable(m, self.bot_user)]
+            passages += [self._passage(channel, title, m) for m in replies if indexable(m, self._reading.bot_user)]
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:
                 break
         return passages[:room]
 
     def _passage(self, channel: str, title: str, message: dict[str, Any]) -> Passage:
-        link = built_permalink(self.url, channel, str(message["ts"]), message.get("thread_ts")) if self.url else ""
-        return message_passage(self.team, channel, title, message, link)
+        url = self._reading.url
+        link = built_permalink(url, channel, str(message["ts"]), message.get("thread_ts")) if url else ""
+        return message_passage(self._reading.team, channel, title, message, link)
 
 
 @dataclass(frozen=True)
