@@ -1,13 +1,13 @@
 """The web chat's conversation side: one open page (`Tab`) and the frames it exchanges with the
 server (see adapters.web). What pages share (the browser's conversations, the answers being
-written): adapters.web.conversations; the surface an answer streams through: adapters.web.reply;
+written): adapters.web.conversations; the browser's list of them, as a page changes it:
+adapters.web.conversation_list; the surface an answer streams through: adapters.web.reply;
 its tools' frames, and a click on Run / Cancel: adapters.web.tools."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -17,22 +17,18 @@ from aiohttp import web
 
 from adapters.shared.platform_jobs import PlatformJobs, switched_model
 from adapters.shared.tool_words import model_use
+from adapters.web.conversation_list import ConversationList
 from adapters.web.conversations import (
     FIRST,
-    MAX_CONVERSATIONS,
     MAX_TITLE_CHARS,
-    Entry,
     Hub,
     Live,
-    entry_used_now,
     is_conversation_id,
-    new_conversation_id,
-    ordered,
     thread_of,
     title_from,
 )
 from adapters.web.forget import forget_browser
-from adapters.web.instructions import change, forget, hello_fields, own_text, places_of
+from adapters.web.instructions import change, hello_fields, own_text, places_of
 from adapters.web.outbox import Outbox
 from adapters.web.redraw import history_entry, question_view
 from adapters.web.reply import WebReply
@@ -100,6 +96,7 @@ class Tab:
         self._greeted = False  # its first hello is sent: other frames may follow
         self._usage_due = False  # an answer of the browser ended before that: its usage is sent after the hello
         self._open = True
+        self._list = ConversationList(self, hub, jobs)  # the browser's conversations
         hub.join(self)
 
     def close(self) -> None:
@@ -120,7 +117,7 @@ class Tab:
         just (re)connected or switched. From then on it is sent that conversation's answers."""
         async with self._greeting:
             core = self._jobs.core
-            entries = await self._entries()
+            entries = await self._list.entries()
             wanted = self.conversation if conversation is None else conversation
             entry = next((entry for entry in entries if entry.id == wanted), entries[0])
             self.conversation = entry.id
@@ -158,7 +155,7 @@ class Tab:
                 await self.show_usage()
         first = next((message.content for message in stored if message.role == "user"), "")
         if not entry.title and title_from(first):  # a conversation from before there were titles
-            await self._save(entries, replace(entry, title=title_from(first)))
+            await self._list.save(entries, replace(entry, title=title_from(first)))
 
     async def receive(self, raw: str) -> bool:
         """Act on one frame from the page; False for a frame larger than what it carries may need:
@@ -189,13 +186,13 @@ class Tab:
         elif kind == "model" and isinstance(event.get("id"), str):
             await self._choose(event["id"][:200])
         elif kind == "new":
-            await self._new()
+            await self._list.new()
         elif kind == "open" and is_conversation_id(event.get("id")):
             await self.greet(event["id"])
         elif kind == "rename" and is_conversation_id(event.get("id")) and isinstance(event.get("title"), str):
-            await self._rename(event["id"], event["title"][: 4 * MAX_TITLE_CHARS])
+            await self._list.rename(event["id"], event["title"][: 4 * MAX_TITLE_CHARS])
         elif kind == "delete" and is_conversation_id(event.get("id")):
-            await self._delete(event["id"])
+            await self._list.delete(event["id"])
         elif kind == "forget":
             await forget_browser(self, self._hub, self._jobs)
         elif kind == "vote":
@@ -296,7 +293,7 @@ class Tab:
     ) -> RenderResult | None:
         """Read the question's files as on every platform (images checked and scaled down, documents'
         text read in the isolated workers and cut to fit, text files' text), then answer."""
-        if not await self._touch(conversation, title):
+        if not await self._list.touch(conversation, title):
             await self._refuse_deleted(live.question, conversation)
             return None
         # Decoding megabytes of base64 is left to a thread, as the documents' reading is to the workers.
@@ -369,99 +366,10 @@ class Tab:
             self.notice(failure_note(failure))
             return
         self._hub.send(self._hub.pages(thread), {"type": "cleared"})
-        entries = await self._entries()
+        entries = await self._list.entries()
         entry = next((entry for entry in entries if entry.id == conversation), None)
         if entry is not None and entry.title:
-            await self._save(entries, replace(entry, title=""))
-
-    # -- the browser's conversations ----------------------------------------------------
-
-    async def _new(self) -> None:
-        """Start a conversation and show it (this one, if nothing was asked in it yet)."""
-        entries = await self._entries()
-        current = next((entry for entry in entries if entry.id == self.conversation), None)
-        if current is not None and not current.title and not self._hub.lives(self.thread):
-            await self.greet(current.id)
-            return
-        if len(entries) >= MAX_CONVERSATIONS:
-            self.notice(f"This browser has {MAX_CONVERSATIONS} conversations: delete one to start another.")
-            return
-        entry = Entry(new_conversation_id(), "", time.time())
-        if await self._save(entries, entry):
-            await self.greet(entry.id)
-
-    async def _rename(self, conversation: str, title: str) -> None:
-        entries = await self._entries()
-        entry = next((entry for entry in entries if entry.id == conversation), None)
-        if entry is not None and title_from(title):
-            await self._save(entries, replace(entry, title=title_from(title)))
-
-    async def _delete(self, conversation: str) -> None:
-        """Forget a conversation: its messages, its place in the list; its pages show another
-        (a fresh one if it was the last). It is marked deleted first, so an answer still being
-        written in it, by any process, is not kept (see _touch and _forget_if_deleted)."""
-        entries = await self._entries()
-        if not any(entry.id == conversation for entry in entries):
-            return
-        thread = thread_of(self.chat_id, conversation)
-        for live in self._hub.lives(thread):
-            live.stop_requested = True
-        self._jobs.core.stop(thread)
-        try:
-            await self._hub.conversations.remove(self.chat_id, conversation)
-            await self._jobs.core.reset(thread)  # once its answer being written has stopped
-            await forget(self._jobs.core.personas, self.chat_id, conversation)
-        except ReplyFailure as failure:
-            self.notice(failure_note(failure))
-            return
-        remaining = await self._entries()
-        pages = self._hub.browser(self.chat_id)
-        self._hub.send([page for page in pages if page.thread != thread], _listing(remaining))
-        for page in pages:
-            if page.thread == thread:
-                await page.greet(None)
-
-    async def _touch(self, conversation: str, title: str) -> bool:
-        """The conversation was asked something: it goes to the top of the list, titled with its
-        first question if it has no title yet. False if it was deleted."""
-        try:
-            entries = await self._hub.conversations.entries(self.chat_id)
-            listed = next((entry for entry in entries if entry.id == conversation), Entry(conversation))
-            entry = entry_used_now(listed, title)
-            if not await self._hub.conversations.save(self.chat_id, entry):
-                return False
-        except ReplyFailure:
-            return True  # the answer says why (the history is out of reach too)
-        self._list_with(entries, entry)
-        return True
-
-    async def _entries(self) -> list[Entry]:
-        try:
-            return await self._hub.conversations.entries(self.chat_id)
-        except ReplyFailure as failure:
-            self.notice(failure_note(failure))
-            return [Entry(self.conversation)]
-
-    async def _save(self, entries: list[Entry], entry: Entry) -> bool:
-        """Keep `entry`, and send every page of the browser the list with it; False if it was
-        not kept (its conversation was deleted, or the store is out of reach: the page is told)."""
-        try:
-            if not await self._hub.conversations.save(self.chat_id, entry):
-                return False
-        except ReplyFailure as failure:
-            self.notice(failure_note(failure))
-            return False
-        self._list_with(entries, entry)
-        return True
-
-    def _list_with(self, entries: list[Entry], entry: Entry) -> None:
-        """Send every page of the browser its list, `entry` as just saved."""
-        listed = ordered([*(other for other in entries if other.id != entry.id), entry])
-        self._hub.send(self._hub.browser(self.chat_id), _listing(listed))
-
-
-def _listing(entries: list[Entry]) -> dict[str, Any]:
-    return {"type": "conversations", "items": [entry.frame() for entry in ordered(entries)]}
+            await self._list.save(entries, replace(entry, title=""))
 
 
 def _refusal(text: str, *, with_files: bool = False) -> str | None:
