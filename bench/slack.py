@@ -25,7 +25,7 @@ bench/driver.py's.
 
 With `--workspaces W` the app is installed through OAuth to W workspaces instead of running with
 one SLACK_BOT_TOKEN (SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_TOKEN_ENCRYPTION_KEY; HTTP mode):
-the bot's Web API URL is `FakeSlackOAuth` (fakes/slack_oauth.py), which exchanges install
+the bot's Web API URL is `FakeSlackOAuth` (fakes/slack/oauth.py), which exchanges install
 codes and routes every other call by its token to that workspace's own `FakeSlack`. Each round
 installs W fresh workspaces (fresh rate-limit buckets, as above) through the bot's /slack/install
 and /slack/oauth_redirect, as a person's browser would; the workspaces have the same channel and
@@ -93,7 +93,7 @@ from fakes.harness.server_folders import given_to_server_user
 from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness
 from fakes.model_server import Script
 from fakes.slack import FakeSlack, RecordedCall, SlackLimits, StoredMessage
-from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack.oauth import FakeSlackOAuth
 
 ACK_MAX_S = 1.0
 FIRST_P99_MS = 500.0

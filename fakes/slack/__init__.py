@@ -120,7 +120,8 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
 The package: ``protocol`` (Block Kit limits, types, scopes), ``rate_limits``, ``models`` (what is stored and
 recorded), ``helpers``, ``blocks`` (Block Kit validation); ``server`` is FakeSlack (lifecycle, directory, message
 store, the Web API's plumbing), with its ``events`` (what people and other bots do), ``web_api`` (the methods) and
-``delivery`` (response_url, Socket Mode, HTTP) in modules of their own.
+``delivery`` (response_url, Socket Mode, HTTP) in modules of their own. ``oauth`` is Slack's OAuth side in front of
+several workspaces (FakeSlackOAuth).
 
 Rate-limit assumptions (Slack publishes per-minute tiers, not bucket sizes): every limit is a
 token bucket refilled at ``per_minute / 60`` per second holding ``burst`` tokens. Tier 2 =

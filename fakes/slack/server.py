@@ -96,7 +96,7 @@ class FakeSlack(EventsArea, WebApiArea, DeliveryArea):
         self.history_tier: HistoryTier = history_tier
         self.history_window_seconds = history_window_seconds
         # An Enterprise Grid workspace (its org's id in events and auth.test); with is_enterprise_install the app
-        # was installed to the whole org (fakes/slack_oauth.py sets both).
+        # was installed to the whole org (fakes/slack/oauth.py sets both).
         self.enterprise_id = enterprise_id
         self.is_enterprise_install = False
         self.scopes = set(scopes)  # the bot token's scopes (missing_scope for methods needing others)

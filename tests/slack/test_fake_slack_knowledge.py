@@ -20,7 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from fakes.slack import DEFAULT_SCOPES, KNOWLEDGE_SCOPES, FakeSlack
-from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack.oauth import FakeSlackOAuth
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"

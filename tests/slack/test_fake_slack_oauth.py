@@ -1,4 +1,4 @@
-"""The loopback Slack OAuth side (fakes/slack_oauth.py) behaves as Slack's oauth.v2.access does, and
+"""The loopback Slack OAuth side (fakes/slack/oauth.py) behaves as Slack's oauth.v2.access does, and
 routes every other call to the workspace whose token it is. Driven with the real slack_sdk client."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from fakes.slack import FakeSlack
-from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack.oauth import FakeSlackOAuth
 
 GENERAL = FakeSlack.DEFAULT_CHANNEL
 

@@ -1,5 +1,5 @@
 """The scene for the OAuth mode's tests: one `python -m bot slack` process with SLACK_CLIENT_ID (HTTP), the
-loopback Slack OAuth side (fakes/slack_oauth.py) in front of fresh fake workspaces, real Redis, and a person
+loopback Slack OAuth side (fakes/slack/oauth.py) in front of fresh fake workspaces, real Redis, and a person
 installing the app from a browser."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.slack_world import SlackHarness
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack import FakeSlack
-from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack.oauth import FakeSlackOAuth
 
 ALICE = FakeSlack.DEFAULT_USER
 GENERAL = FakeSlack.DEFAULT_CHANNEL

@@ -1,5 +1,5 @@
 """Installs to any workspace: the real `python -m bot slack` in OAuth mode (SLACK_CLIENT_ID, HTTP) against
-the loopback Slack OAuth side (fakes/slack_oauth.py) in front of fake workspaces, and real Redis.
+the loopback Slack OAuth side (fakes/slack/oauth.py) in front of fake workspaces, and real Redis.
 
 The install flow is driven over HTTP as a browser would: GET /slack/install (the page, its "Add to Slack"
 link and the state cookie), the person allows (or cancels) in the fake, GET /slack/oauth_redirect with
@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack_bot.installs.installations import RedisInstallationStore
 from adapters.slack_bot.installs.oauth import manifest_bot_scopes
 from fakes.harness.slack_world import SIGNING_SECRET, BotProcess, SlackHarness, eventually
-from fakes.slack_oauth import FakeSlackOAuth
+from fakes.slack.oauth import FakeSlackOAuth
 from tests.slack.oauth.conftest import (
     ALICE,
     COOKIE,

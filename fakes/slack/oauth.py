@@ -33,7 +33,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from fakes.slack import DEFAULT_SCOPES, FakeSlack
+from fakes.slack.protocol import DEFAULT_SCOPES
+from fakes.slack.server import FakeSlack
 
 JsonDict = dict[str, Any]
 CODE_SECONDS = 600  # Slack: an install code must be exchanged within 10 minutes
