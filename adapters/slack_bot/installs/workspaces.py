@@ -16,12 +16,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_bot import NAME
 from adapters.slack_bot.installs.oauth import ROTATION_MINUTES
 from adapters.slack_bot.installs.rotation import SharedTokenRotator
 from bot.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+PLATFORM = "slack"  # its label in the metrics (the package's NAME, which this module can't import: it loads bot.py)
 
 
 def base_client(token: str | None, api_url: str, session: aiohttp.ClientSession, metrics: Metrics) -> AsyncWebClient:
@@ -79,7 +80,7 @@ class CountedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
 
     async def can_retry_async(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
         if response is not None and response.status_code == 429:
-            self._metrics.platform_rate_limited.labels(NAME).inc()
+            self._metrics.platform_rate_limited.labels(PLATFORM).inc()
             log.warning("slack_rate_limited", retry_after=_retry_after(response.headers))
         return await super().can_retry_async(state=state, request=request, response=response, error=error)
 
