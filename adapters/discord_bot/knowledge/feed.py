@@ -63,7 +63,8 @@ class KnowledgeFeed:
         self._client = client
         self._knowledge = knowledge
         self._jobs = jobs
-        self._feed = ChannelFeed(PLATFORM, knowledge.channels, knowledge.live, knowledge.opener, jobs.first_to_claim)
+        channels, live, opener = knowledge.channels, knowledge.live, knowledge.opener
+        self._feed = ChannelFeed(PLATFORM, channels, live, opener, jobs.first_to_claim, scopes_listed=True)
 
     def wants(self, message: discord.Message) -> bool:
         """Whether `message` may be knowledge, before anything is asked of Redis."""

@@ -43,17 +43,17 @@ class ChannelFeed:
         live: LiveChanges,
         opener: KnowledgeOpener | None,
         claim: Claim,
+        *,
+        scopes_listed: bool = False,
     ) -> None:
+        """`scopes_listed`: every scope of the platform with channels is in `channels.scopes` (those opted in before
+        that set existed may not be), so one cached look at it comes before a scope's own."""
         self._platform = platform
         self._channels = channels
         self._live = live
         self._opener = opener
         self._claim = claim
-
-    @property
-    def enabled(self) -> bool:
-        """Whether this deployment has knowledge at all (else no event is looked at)."""
-        return self._opener is not None
+        self._scopes_listed = scopes_listed
 
     async def apply(self, change: ChannelChange) -> None:
         """Add, replace or remove the passages of `change` if its channel is knowledge. A channel not known here (an
@@ -86,8 +86,8 @@ class ChannelFeed:
     async def title(self, scope: str, channel: str) -> str | None:
         """The knowledge channel's title if `channel` of `scope` is one."""
         try:
-            if scope not in await self._channels.scopes(self._platform):  # most servers: one cached look for them all
-                return None
+            if self._scopes_listed and scope not in await self._channels.scopes(self._platform):
+                return None  # most servers: one cached look for them all
             return (await self._channels.channels(scope)).get(channel)
         except ReplyFailure as failure:
             log.warning("knowledge_channels_unreachable", platform=self._platform, detail=failure.detail)
