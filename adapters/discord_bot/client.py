@@ -1,4 +1,5 @@
-"""The Discord client: mentions open a thread, DMs are one conversation (commands: .commands).
+"""The Discord client: mentions open a thread (.reply.threads), DMs are one conversation (commands: .commands;
+leaving a server: .leaving; replies a stopped process left: .reply.interrupted).
 
 Conversation keys:
   discord:conv:<id>  a thread (a thread started from a message has that message's id, so
@@ -10,7 +11,6 @@ Conversation keys:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 import time
@@ -30,36 +30,29 @@ from adapters.discord_bot.knowledge.adding import AddedFollower, KnowledgeAdding
 from adapters.discord_bot.knowledge.commands import KnowledgeCommands
 from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
+from adapters.discord_bot.leaving import ServerLeaving
+from adapters.discord_bot.reply.interrupted import InterruptedReplies
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
+from adapters.discord_bot.reply.threads import Threads
 from adapters.discord_bot.reply.tool_buttons import ToolAnswerButton
 from adapters.discord_bot.reply.vote_buttons import VoteButton, answer_id, person, take_reason
 from adapters.discord_bot.settings import DiscordSettings
 from adapters.discord_bot.turns import turn_about
 from adapters.discord_bot.unasked import UnaskedAnswers
 from adapters.shared.files.attachments import Attachment
-from adapters.shared.platform_jobs import Kept, PlatformJobs, retrieve_outcome
-from adapters.shared.reply_records import ReplyRecord, interrupted_ending, interrupted_note
+from adapters.shared.platform_jobs import Kept, PlatformJobs
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
 from bot.loop import freeze_startup_heap
 from bot.reply.render import failure_note
-from bot.state.personas import Place
 from config.settings import ImageSettings
 
 NAME = "discord"
 log = structlog.get_logger(__name__)
 
-THREAD_NAME_LENGTH = 90
-THREAD_CHANNEL_TYPES = (discord.ChannelType.text, discord.ChannelType.news)
-
 
 # -- the bot ---------------------------------------------------------------------------
-
-
-def thread_name(text: str) -> str:
-    name = " ".join(text.split()) or "Conversation"
-    return name if len(name) <= THREAD_NAME_LENGTH else name[: THREAD_NAME_LENGTH - 1].rstrip() + "…"
 
 
 class MistralDiscordBot(discord.AutoShardedClient):
@@ -84,7 +77,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self.rate_limits = DiscordRateLimits(self.jobs.rate_limits)
         self._heap_frozen = False
         self.tree = ClaimingCommandTree(self)
-        self._background: set[asyncio.Task[Any]] = set()  # thread creations left to finish
+        self._threads = Threads(self, self.rate_limits)
         self._commands = Commands(self)
         self._commands.register(self.tree)
         self.knowledge = DiscordKnowledge(services)
@@ -94,6 +87,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         KnowledgeCommands(self).register(self.tree)
         ForgetCommand(self.jobs, self.knowledge).register(self.tree)
         self._unasked = UnaskedAnswers(self)
+        self._leaving = ServerLeaving(self.jobs, self.knowledge, NAME)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
 
     def _count_rate_limits(self) -> aiohttp.TraceConfig:
@@ -114,7 +108,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
 
     async def setup_hook(self) -> None:
         assert self.user is not None  # logged in: the menu command is named after the bot
-        await self.jobs.keep_replies(self._finish_interrupted)
+        await self.jobs.keep_replies(InterruptedReplies(self, self.jobs.metrics, NAME).finish)
         self.add_dynamic_items(ToolAnswerButton, VoteButton)  # a click on any process's buttons
         self._commands.register_menu(self.tree, self.user.name)
         self.jobs.spawn(self._start_knowledge())
@@ -150,30 +144,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
             self.history.start()
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        """The bot left a server (kicked, or its app removed; an outage is not this): its settings, its
-        conversations and its knowledge go."""
-        server = Place(NAME, "server", str(guild.id))
-        channels = [Place(NAME, "channel", str(channel.id)) for channel in guild.channels]
-        try:
-            conversations = await self.jobs.core.forget_server(server, channels)
-            await self.jobs.feedback.forget_scope(guild_scope(guild.id))
-            passages = await self._forget_knowledge(guild_scope(guild.id))
-        except ReplyFailure as failure:
-            log.warning("guild_data_not_deleted", guild=guild.id, detail=failure.detail)
-            return
-        await self.jobs.sweep_server(str(guild.id))  # what is left of the server's keys, of every kind
-        log.info("guild_data_deleted", guild=guild.id, conversations=conversations, passages=passages)
-
-    async def _forget_knowledge(self, scope: str) -> int:
-        """The server's knowledge channels and passages; how many passages went."""
-        opted_in = await self.knowledge.channels.channels(scope)
-        await self.knowledge.channels.forget_scope(scope)
-        knowledge = self.knowledge.current or (await self.knowledge.get() if opted_in else None)
-        try:
-            return await knowledge.forget_scope(scope) if knowledge is not None else 0
-        except Exception as error:  # noqa: BLE001 - whatever the engine raised, the rest is deleted and this logged
-            log.error("guild_knowledge_not_deleted", scope=scope, error=str(error))
-            return 0
+        await self._leaving.forget(guild)
 
     async def on_resumed(self) -> None:
         self.jobs.metrics.set_health(NAME, None)
@@ -185,33 +156,6 @@ class MistralDiscordBot(discord.AutoShardedClient):
         await self.history.aclose()
         await self.jobs.close()
         await super().close()
-
-    # -- replies a dead process left half-written ---------------------------------------
-
-    async def _finish_interrupted(self, record: ReplyRecord) -> None:
-        """End the reply with a note saying it was interrupted; post the note if nothing was shown."""
-        try:
-            if record.messages:
-                last = record.messages[-1]
-                channel = self.get_partial_messageable(int(last["handle"]["channel_id"]))
-                # What the message shows now: the record has it only as of the last heartbeat.
-                message = await channel.fetch_message(int(last["handle"]["message_id"]))
-                shown = message.content.removesuffix(REPLY_LIMITS.indicator) or last["text"]
-                await message.edit(content=interrupted_ending(shown, REPLY_LIMITS, record.tools))
-            else:
-                await self._post_note(record.place, interrupted_note(record.tools))
-        except discord.HTTPException as error:
-            log.warning("interrupted_reply_not_finished", thread=record.thread, status=error.status)
-            return
-        self.jobs.metrics.recovered.labels(NAME).inc()
-        log.info("interrupted_reply_finished", thread=record.thread, messages=len(record.messages))
-
-    async def _post_note(self, place: dict[str, Any], note: str) -> None:
-        try:  # in the reply's thread (or DM), if it was opened
-            await self.get_partial_messageable(int(place["thread_id"])).send(note)
-        except (discord.NotFound, discord.Forbidden):
-            channel = self.get_partial_messageable(int(place["channel_id"]))
-            await channel.get_partial_message(int(place["message_id"])).reply(note, mention_author=False)
 
     # -- messages --------------------------------------------------------------------
 
@@ -319,41 +263,10 @@ class MistralDiscordBot(discord.AutoShardedClient):
         return None
 
     async def open_thread(self, message: discord.Message) -> Destination:
-        channel = message.channel
-        try:
-            if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
-                raise _NoThreads("channel type has no threads")
-            async with self.rate_limits.limits.write(self.rate_limits.creates(channel.id)):
-                return Destination(await self.create_thread(message))
-        except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
-            log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
-            return Destination(channel, reply_to=message)
+        return await self._threads.open(message, self._without_mention(message.content))
 
     async def create_thread(self, message: discord.Message) -> discord.Thread:
-        """A thread started from `message`, as soon as it exists.
-
-        discord.py returns from the request that empties a rate-limit bucket only once the
-        bucket resets (up to 5 s when several mentions arrive in one channel together), though
-        the thread exists at once; Discord announces it on the gateway right away, so the
-        first of the two is used and the request is left to finish on its own.
-        """
-        announced: asyncio.Future[discord.Thread] = asyncio.ensure_future(
-            self.wait_for("thread_create", check=lambda thread: thread.id == message.id)
-        )
-        created = asyncio.ensure_future(message.create_thread(name=thread_name(self._without_mention(message.content))))
-        try:
-            await asyncio.wait((announced, created), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            created.cancel()
-            raise
-        finally:
-            announced.cancel()
-        if created.done() or not announced.done() or announced.cancelled():
-            return await created
-        self._background.add(created)
-        created.add_done_callback(self._background.discard)
-        created.add_done_callback(retrieve_outcome)
-        return announced.result()
+        return await self._threads.create(message, self._without_mention(message.content))
 
     def linker(self, key: str) -> OnPosted:
         async def link(posted: discord.Message) -> None:
@@ -415,10 +328,6 @@ class MistralDiscordBot(discord.AutoShardedClient):
             await message.author.send(text)
         except discord.HTTPException:
             await message.reply(text, mention_author=False, delete_after=30)
-
-
-class _NoThreads(Exception):
-    pass
 
 
 class ClaimingCommandTree(app_commands.CommandTree["MistralDiscordBot"]):
