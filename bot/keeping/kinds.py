@@ -4,7 +4,7 @@ lives at most. A new feature that keeps something adds its kind here first.
 
 The list is used where things are deleted: when the bot leaves a server or workspace, the keys its kinds name for
 that server (`server_keys`) are swept after each part has deleted its own (adapters.shared.server_sweep), so a record
-a part forgot still goes; and tests/keeping checks each kind against each way out, and that every key the bot
+a part forgot still goes; and tests/bot/keeping checks each kind against each way out, and that every key the bot
 writes belongs to a kind listed here.
 
 Patterns are Redis globs; in `server_keys`, "{platform}" and "{id}" stand for the server's platform and id (a

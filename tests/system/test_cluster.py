@@ -22,13 +22,12 @@ from config.settings import HistorySettings
 from fakes.harness.discord_world import DiscordWorld
 from fakes.harness.processes import REDIS_URL
 from fakes.model_server import Script
-from tests.console.test_console import Console, clean_env
-from tests.core.test_forget import (  # noqa: F401 - collected here as well, with this module's fixtures
+from tests.bot.state.test_forget import (  # noqa: F401 - collected here as well, with this module's fixtures
     core,
     test_own_conversations_and_dms_go_whole_and_shared_threads_keep_everyone_elses_messages,
     test_the_same_user_id_in_another_slack_workspace_keeps_everything,
 )
-from tests.core.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
+from tests.bot.state.test_store import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_claim_succeeds_once_across_clients,
     test_history_expires_after_the_configured_ttl,
     test_history_is_trimmed_to_the_newest_messages,
@@ -36,6 +35,7 @@ from tests.core.test_store import (  # noqa: F401 - collected here as well, with
     test_turn_returns_history_including_the_new_message,
     test_two_concurrent_writers_lose_nothing,
 )
+from tests.console.test_console import Console, clean_env
 from tests.discord.test_discord import user_turns
 from tests.jobs.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
     ledger,

@@ -33,8 +33,8 @@ from config.usage import Budget, PlaceBudget, UsageSettings
 from fakes.harness.processes import REDIS_URL, ROOT
 from fakes.memory_surface import MemorySurface
 from fakes.model_server import FakeModelServer, Script, ToolCallScript
+from tests.bot.tools.test_tool_turns import AskingSurface, agent, server_config
 from tests.conftest import make_core, remote_model_settings
-from tests.tools.test_tool_turns import AskingSurface, agent, server_config
 
 PERSON = "usage:42"  # a turn's person: its quota scope (the thread's platform, "usage") and its author
 SERVER = Place("usage", "server", "s1")

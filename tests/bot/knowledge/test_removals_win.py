@@ -18,7 +18,7 @@ from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.remote_embeddings import OpenAIEmbedder
 from bot.knowledge.service import Knowledge
 from fakes.model_server import FakeModelServer
-from tests.knowledge.conftest import MODEL
+from tests.bot.knowledge.conftest import MODEL
 
 
 async def started(database: EmbeddedDatabase) -> Knowledge:

@@ -25,7 +25,7 @@ def test_the_model_loads_from_the_package_with_no_network_and_no_cache(tmp_path:
     dead_proxy = "http://127.0.0.1:9"  # any download (WordLlama's own with requests, or the Hub's) fails through it
     env = {**os.environ, "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "NO_PROXY": ""}
     env |= {"HTTP_PROXY": dead_proxy, "HTTPS_PROXY": dead_proxy}
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     done = subprocess.run(
         [sys.executable, "-c", LOAD_AND_EMBED],
         cwd=root,

@@ -18,7 +18,7 @@ from bot.knowledge.passages import Access, Hit, Passage
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
 from bot.knowledge.postgres_sql import TABLE
 from fakes.harness.processes import ROOT
-from tests.knowledge.conftest import DIMENSIONS, MODEL, Embedder
+from tests.bot.knowledge.conftest import DIMENSIONS, MODEL, Embedder
 
 # Other topics, so that a hit is found among passages, not alone.
 DISTRACTORS = (

@@ -26,7 +26,7 @@ from bot.keeping.kinds import KINDS, Kind, Way
 from fakes.discord import FakeInteraction, Perm
 from fakes.harness.discord_world import DiscordWorld
 from fakes.harness.processes import REDIS_URL
-from tests.keeping.test_ways_out import NOBODY, SETTLE_SECONDS, Left, keys_naming, passages, removed_by
+from tests.bot.keeping.test_ways_out import NOBODY, SETTLE_SECONDS, Left, keys_naming, passages, removed_by
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 

@@ -1,0 +1,1 @@
+"""Tests of bot/model/: the backends, the model choice, the model's stream and its thinking."""

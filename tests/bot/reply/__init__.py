@@ -1,0 +1,1 @@
+"""Tests of bot/reply/: the live renderer and its split."""
