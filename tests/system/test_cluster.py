@@ -37,17 +37,17 @@ from tests.bot.state.test_store import (  # noqa: F401 - collected here as well,
 )
 from tests.console.test_console import Console, clean_env
 from tests.discord.test_discord import user_turns
-from tests.jobs.test_ledger import (  # noqa: F401 - collected here as well, with this module's fixtures
-    ledger,
-    test_an_edit_shown_just_before_the_final_text_never_brings_the_record_back,
-    test_interim_edits_reach_the_record_with_the_next_heartbeat,
-)
-from tests.jobs.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
+from tests.shared.test_ratelimit import (  # noqa: F401 - collected here as well, with this module's fixtures
     test_a_full_channel_holds_up_its_own_writes_only,
     test_a_lone_process_gets_the_whole_limit_at_once,
     test_an_interim_edit_in_one_process_never_pushes_another_process_final_a_window_later,
     test_replies_started_by_four_workers_at_once_stream_no_more_than_a_slow_window_has_finals_for,
     test_two_processes_writing_at_once_stay_inside_the_limit_together_and_share_it,
+)
+from tests.shared.test_reply_records import (  # noqa: F401 - collected here as well, with this module's fixtures
+    ledger,
+    test_an_edit_shown_just_before_the_final_text_never_brings_the_record_back,
+    test_interim_edits_reach_the_record_with_the_next_heartbeat,
 )
 from tests.system.cluster import OwnCluster
 from tests.system.test_scale import (  # noqa: F401 - collected here as well, with this module's fixtures

@@ -12,7 +12,7 @@ import discord
 import pytest
 
 from fakes.discord import FakeDiscord, Limits, Perm
-from tests.discord.test_fake_discord import World, connected_client, raw_request, running_world
+from tests.fakes.test_fake_discord import World, connected_client, raw_request, running_world
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -23,7 +23,7 @@ from fakes.harness.slack_world import SIGNING_SECRET, SlackHarness, eventually
 from fakes.model_server import FakeModelServer, RecordedRequest, Script, tokenize
 from fakes.slack import FakeSlack
 from fakes.slack.oauth import FakeSlackOAuth
-from tests.slack.oauth.conftest import ALICE, GENERAL, TURN_ENDS, Installer, WorkspaceMaker, find, oauth_env
+from tests.slack.installs.conftest import ALICE, GENERAL, TURN_ENDS, Installer, WorkspaceMaker, find, oauth_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

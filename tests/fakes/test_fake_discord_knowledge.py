@@ -15,7 +15,7 @@ import pytest
 from discord import app_commands
 
 from fakes.discord import FakeDiscord, Limits, Perm, RateLimit, overwrite
-from tests.discord.test_fake_discord import (
+from tests.fakes.test_fake_discord import (
     World,
     connected_client,
     content_intents,

@@ -24,7 +24,7 @@ from adapters.slack_bot.installs.installations import RedisInstallationStore
 from adapters.slack_bot.installs.oauth import manifest_bot_scopes
 from fakes.harness.slack_world import SIGNING_SECRET, BotProcess, SlackHarness, eventually
 from fakes.slack.oauth import FakeSlackOAuth
-from tests.slack.oauth.conftest import (
+from tests.slack.installs.conftest import (
     ALICE,
     COOKIE,
     EXPIRED,

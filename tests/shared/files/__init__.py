@@ -1,0 +1,1 @@
+"""Tests of adapters/shared/files/: attachments, documents and images read in isolated worker processes."""

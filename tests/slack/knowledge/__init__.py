@@ -1,0 +1,1 @@
+"""Tests of Slack's knowledge: channels made knowledge, added messages, who reads what, through the real bot."""
