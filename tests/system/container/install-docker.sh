@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What tests/test_container.py needs, from Debian's packages, installed only where missing:
+# What tests/system/test_container.py needs, from Debian's packages, installed only where missing:
 # the Docker engine (docker.io), Docker Compose v2.24 or later, and debootstrap (the test's base
 # image; no image registry is reachable from this project's machines). `make install-dev` runs it.
 #

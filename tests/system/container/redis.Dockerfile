@@ -1,4 +1,4 @@
-# Redis from Debian's redis-server, for tests/test_container.py on machines that reach no image
+# Redis from Debian's redis-server, for tests/system/test_container.py on machines that reach no image
 # registry (REDIS_IMAGE in compose.yaml; users get the official redis:7). It behaves as that
 # image does: data in /data, run as the redis user, any interface of the container's network.
 ARG BASE_IMAGE=chatbot-base:bookworm
