@@ -3,7 +3,9 @@ processes of its own, never in the bot's: a small file that decodes to gigabytes
 decoder spin, costs a worker, which is limited and replaced, while the bot goes on answering.
 
 The workers are pebble's process pool: each worker is held to WORKER_MEMORY_BYTES of address
-space (`resource.RLIMIT_AS`, so an allocation past it fails with MemoryError), each task to a
+space beyond what it holds when it starts (`resource.RLIMIT_AS`, so an allocation past it fails
+with MemoryError; what it starts with depends on the decoders the fork server imported, so a file
+gets the same room whichever pool started the fork server first), each task to a
 wall-clock limit after which its worker is killed, and a worker that dies takes only its own task
 with it. The workers are handed out in turn across the people (or messages) whose files wait for
 them (`IsolatedWorkers.turn`): one person's ten slow files delay another person's file by one
@@ -196,5 +198,15 @@ def _ready() -> None:
 
 def _limit_memory(memory_bytes: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+    wanted = _address_space() + memory_bytes
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _address_space() -> int:
+    """The bytes of address space this process holds now (0 where /proc can't say)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
