@@ -9,6 +9,8 @@ import os
 import pwd
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SERVER_USER = "nobody"
@@ -29,3 +31,17 @@ def given_to_server_user(folder: Path | str) -> Path:
 
 def remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def embedded_database_url(prefix: str = "knowledge-test-") -> Iterator[str]:
+    """An embedded knowledge server of its own, in a new server folder: its URL while it runs; stopped and its
+    folder removed after."""
+    from bot.knowledge.embedded import start_embedded, stop_embedded
+
+    folder = server_folder(prefix)
+    try:
+        yield start_embedded(folder / "pg").url
+    finally:
+        stop_embedded(folder / "pg")
+        remove(folder)

@@ -9,12 +9,8 @@ belongs to a listed kind."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +22,8 @@ from bot.keeping.kinds import KINDS, Kind, Way
 from fakes.discord import FakeInteraction, Perm
 from fakes.harness.discord_world import DiscordWorld
 from fakes.harness.processes import REDIS_URL
-from tests.bot.keeping.test_ways_out import NOBODY, SETTLE_SECONDS, Left, keys_naming, passages, removed_by
+from fakes.harness.server_folders import embedded_database_url
+from tests.bot.keeping.test_ways_out import SETTLE_SECONDS, Left, keys_naming, passages, removed_by
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -35,14 +32,8 @@ ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    from bot.knowledge.embedded import start_embedded, stop_embedded
-
-    folder = Path(tempfile.mkdtemp(prefix="leaving-discord-"))
-    if os.geteuid() == 0:  # the embedded server runs as its folder's owner, never as root
-        os.chown(folder, NOBODY, NOBODY)
-    yield start_embedded(folder / "pg").url
-    stop_embedded(folder / "pg")
-    shutil.rmtree(folder, ignore_errors=True)
+    with embedded_database_url("leaving-discord-") as url:
+        yield url
 
 
 async def answered(world: DiscordWorld, interaction: FakeInteraction) -> str:

@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import os
-import pwd
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -29,6 +24,7 @@ import redis.asyncio as aioredis
 
 from bot.keeping.kinds import KINDS, Kind, Way
 from fakes.harness.processes import REDIS_URL, delete_keys
+from fakes.harness.server_folders import embedded_database_url
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack import FakeSlack
@@ -63,7 +59,6 @@ LONGEST = {
     "web conversations": HISTORY_TTL,
 }
 SETTLE_SECONDS = 10.0  # the review looked 10 s after app_uninstalled
-NOBODY = pwd.getpwnam("nobody").pw_uid
 # Kinds a Slack workspace doesn't write here (the web chat's, a tool's question, a workspace's install: the bot runs
 # with one workspace's token).
 NOT_ON_SLACK = {"web conversations", "tool confirmations", "Slack installs"}
@@ -90,24 +85,8 @@ class Left:
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    folder = Path(tempfile.mkdtemp(prefix="ways-out-"))
-    if os.geteuid() == 0:  # the embedded server runs as its folder's owner, never as root
-        os.chown(folder, NOBODY, NOBODY)
-    yield start_database(folder)
-    stop_database(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def start_database(folder: Path) -> str:
-    from bot.knowledge.embedded import start_embedded
-
-    return start_embedded(folder / "pg").url
-
-
-def stop_database(folder: Path) -> None:
-    from bot.knowledge.embedded import stop_embedded
-
-    stop_embedded(folder / "pg")
+    with embedded_database_url("ways-out-") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

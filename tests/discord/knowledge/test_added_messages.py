@@ -7,38 +7,28 @@ it); once its author's /forget-me took it out, an edit doesn't bring it back."""
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import pytest_asyncio
 
-from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes.discord import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.server_folders import embedded_database_url
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
 FOLLOWED_SECONDS = 2.0
-NOBODY = pwd.getpwnam("nobody").pw_uid
 ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
 
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    folder = Path(tempfile.mkdtemp(prefix="added-discord-"))
-    if os.geteuid() == 0:  # the embedded server runs as its folder's owner, never as root
-        os.chown(folder, NOBODY, NOBODY)
-    yield start_embedded(folder / "pg").url
-    stop_embedded(folder / "pg")
-    shutil.rmtree(folder, ignore_errors=True)
+    with embedded_database_url("added-discord-") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

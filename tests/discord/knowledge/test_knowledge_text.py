@@ -6,27 +6,22 @@ additions still queued: `channel off` right after a burst leaves nothing of the 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import pytest_asyncio
 
-from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes.discord import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import DiscordWorld
+from fakes.harness.server_folders import embedded_database_url
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 OLD_MESSAGES = 20
-NOBODY = 65534
 
 
 @dataclass
@@ -40,12 +35,8 @@ class Scene:
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    folder = Path(tempfile.mkdtemp(prefix="knowledge-text-"))
-    if os.geteuid() == 0:  # the embedded server runs as its folder's owner, never as root
-        os.chown(folder, NOBODY, NOBODY)
-    yield start_embedded(folder / "pg").url
-    stop_embedded(folder / "pg")
-    shutil.rmtree(folder, ignore_errors=True)
+    with embedded_database_url("knowledge-text-") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

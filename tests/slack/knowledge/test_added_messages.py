@@ -8,22 +8,17 @@ doesn't send it) is refused."""
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import pytest_asyncio
 
-from bot.knowledge.embedded import start_embedded, stop_embedded
 from fakes.harness.processes import delete_keys
+from fakes.harness.server_folders import embedded_database_url
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, Script
 from fakes.slack import FakeSlack
@@ -36,17 +31,12 @@ LOUNGE = "C0LOUNGE1"  # never switched on: not a knowledge channel
 ATTIC = "C0ATTIC01"
 ADD = "add_to_knowledge"
 FOLLOWED_SECONDS = 2.0
-NOBODY = pwd.getpwnam("nobody").pw_uid
 
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    folder = Path(tempfile.mkdtemp(prefix="added-slack-"))
-    if os.geteuid() == 0:  # the embedded server runs as its folder's owner, never as root
-        os.chown(folder, NOBODY, NOBODY)
-    yield start_embedded(folder / "pg").url
-    stop_embedded(folder / "pg")
-    shutil.rmtree(folder, ignore_errors=True)
+    with embedded_database_url("added-slack-") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
