@@ -325,7 +325,9 @@ async def test_history_read_at_the_limited_pace_honouring_retry_after_and_resume
     fake = harness.fake
     team = harness.new_workspace()
     fake.add_channel(HISTORY, "history", members=[ALICE, BOB])
-    seeded = fake.seed_history(HISTORY, 40, user=BOB, other_bot_every=9, thread_every=10, replies=2)
+    # Six pages at one a window: a stop right after the first page never comes after the last, however slowly the
+    # bot shuts down on a busy machine (with 40, three pages, a slow stop let it read them all).
+    seeded = fake.seed_history(HISTORY, 90, user=BOB, other_bot_every=9, thread_every=10, replies=2)
     people = {f"{HISTORY}:{m.ts}" for m in seeded if m.user == BOB and m.bot_id is None}
     since = len(fake.calls)
     await channel_on(harness, HISTORY)
