@@ -80,9 +80,18 @@ class HelpChannels:
             mode = await respond_mode(self._jobs.core, message.places)
         except ReplyFailure:
             return  # Redis is out of reach: mentions are still answered (and told why they can't be)
-        if mode is RespondMode.MENTIONS or not message.allowed() or not await message.first_delivery():
+        if mode is RespondMode.MENTIONS or not message.allowed():
             return
         unprompted = message.unprompted()
+        if not await message.first_delivery():
+            # Another process (or an earlier delivery) has it: said, so that the silence here is seen as a choice.
+            log.debug(
+                "respond_claimed_elsewhere",
+                platform=unprompted.platform,
+                channel=unprompted.channel,
+                message=unprompted.message,
+            )
+            return
         decision = await self._responder.decide(unprompted, mode, message.access)
         if decision.unanswerable:
             await self._note_gap(message)

@@ -1,6 +1,7 @@
 """The help channels' shared flow (adapters.shared.help_channels) given the pieces of a made-up third platform: who may
 ask is looked at before the message is claimed, a decision to answer takes the quota before the answer starts in time,
-a refusal is told once, a late answer is dropped and counted, a question the bot can't answer is noted as a gap."""
+a refusal is told once, a late answer is dropped and counted, a question the bot can't answer is noted as a gap, a
+message another process claimed is left to it."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ class ForumMessage:
     seen: Seen
     may_ask: bool = True
     in_time: bool = True
+    claimed_elsewhere: bool = False
     places: tuple[Place, ...] = (Place("forum", "channel", "10", "#help"),)
     text: str = "how do I reset my password?"
     refusal_key: str = "forum:unasked:alice"
@@ -99,7 +101,7 @@ class ForumMessage:
 
     async def first_delivery(self) -> bool:
         self.seen.steps.append("claim")
-        return True
+        return not self.claimed_elsewhere
 
     def unprompted(self) -> Unprompted:
         return Unprompted("forum", "10", "1", self.text)
@@ -163,3 +165,12 @@ async def test_a_question_the_knowledge_doesnt_cover_is_noted_as_a_gap_and_not_a
     await flow(seen, Decision(answer=False, reason=SKIP_NOT_COVERED)).consider(ForumMessage(seen), arrived=0.0)
     assert seen.gaps == ["how do I reset my password?"]
     assert seen.steps == ["allowed", "claim", "decide"]
+
+
+async def test_a_message_another_process_claimed_is_left_to_it() -> None:
+    """Neither decided nor answered here; the line this logs (`respond_claimed_elsewhere`) is read by the two-process
+    tests of each platform, through the real bot's log."""
+    seen = Seen()
+    await flow(seen, ANSWER).consider(ForumMessage(seen, claimed_elsewhere=True), arrived=0.0)
+    assert seen.steps == ["allowed", "claim"]
+    assert seen.dropped == [] and seen.gaps == [] and seen.told == []
