@@ -137,6 +137,17 @@ def decision_lines(world: DiscordWorld, message: dict[str, Any]) -> list[str]:
     return [line for line in world.stderr.splitlines() if "respond_decision" in line and message["id"] in line]
 
 
+def handled(log: str, message: dict[str, Any]) -> list[str]:
+    """What one process's log says it did with `message`: decided on it, or found it claimed by another."""
+    events = ("respond_decision", "respond_claimed_elsewhere")
+    return [
+        event
+        for line in log.splitlines()
+        for event in events
+        if event in line.split() and f"message={message['id']}" in line.split()
+    ]
+
+
 def decision_logged(world: DiscordWorld, message: dict[str, Any]) -> str:
     """What the debug log says the bot decided for `message`, and why."""
     [line] = decision_lines(world, message)
@@ -253,7 +264,8 @@ async def test_an_edit_does_not_bring_a_new_answer(scene: Scene, world: DiscordW
 
 async def test_two_processes_answer_each_message_once(scene: Scene, world: DiscordWorld) -> None:
     identified = world.fake.gateway.identify_count
-    second = await BotProcess.start("discord", env=world.bot_env())  # no knowledge of its own: "all" needs none
+    # No knowledge of its own ("all" needs none); its debug log says what it did with each message.
+    second = await BotProcess.start("discord", env=world.bot_env(LOG_LEVEL="debug"))
     try:
         await world.fake.wait_for(lambda: world.fake.gateway.identify_count > identified or None, 30)
         await asyncio.sleep(1.0)  # its guilds arrive after IDENTIFY
@@ -261,6 +273,14 @@ async def test_two_processes_answer_each_message_once(scene: Scene, world: Disco
         said = [await world.say(scene.channels["lounge"], scene.bob, f"Lunch plans number {n}") for n in range(3)]
         for message in said:
             await answer_in_thread(world, message)
+        # Each process saw each message: one decided on it, the other found it claimed (a dead second process
+        # would leave one answer too).
+        for message in said:
+            await world.fake.wait_for(
+                lambda m=message: all(handled(log, m) for log in (world.stderr, second.stderr)), 10
+            )
+            events = sorted(event for log in (world.stderr, second.stderr) for event in handled(log, message))
+            assert events == ["respond_claimed_elsewhere", "respond_decision"], events
         await world.settle(1.0)
         for n, message in enumerate(said):
             assert len(world.model_requests(f"Lunch plans number {n}")) == 1

@@ -23,7 +23,7 @@ from bot.usage.ledger import UsageLedger
 from fakes.citing_model import citing_responder
 from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.server_folders import server_folder
-from fakes.harness.slack_world import SlackHarness, eventually, finished, started
+from fakes.harness.slack_world import BotProcess, SlackHarness, eventually, finished, started
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 from fakes.slack import FakeSlack
 
@@ -120,6 +120,15 @@ def turns(harness: SlackHarness, channel: str, thread_ts: str) -> list[dict[str,
 
 def decisions(harness: SlackHarness, event: dict[str, Any]) -> list[dict[str, Any]]:
     return [record for bot in harness.bots for record in bot.logs("respond_decision", message=event["ts"])]
+
+
+def handled(bot: BotProcess, event: dict[str, Any]) -> list[str]:
+    """What one bot's log says it did with `event`: decided on it, or found it claimed by another."""
+    return [
+        record["event"]
+        for record in bot.logs(message=event["ts"])
+        if record.get("event") in ("respond_decision", "respond_claimed_elsewhere")
+    ]
 
 
 async def stays_unanswered(harness: SlackHarness, event: dict[str, Any]) -> None:
@@ -254,6 +263,16 @@ async def test_two_processes_answer_a_message_once(harness: SlackHarness) -> Non
             assert len(await harness.broadcast_event(event)) == 2, "both bots must be connected"
         for event in events:
             await answered(harness, event)
+        # Each bot saw each message: one decided on it, the other found it claimed (a dead second bot would leave
+        # one answer too).
+        for event in events:
+            await eventually(
+                lambda e=event: all(handled(bot, e) for bot in harness.bots), 10, f"both on {event['text']}"
+            )
+            assert sorted(name for bot in harness.bots for name in handled(bot, event)) == [
+                "respond_claimed_elsewhere",
+                "respond_decision",
+            ]
         await asyncio.sleep(1.0)
         for event in events:
             assert len(harness.replies(LOUNGE, event["ts"])) == 1
