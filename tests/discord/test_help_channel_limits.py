@@ -46,11 +46,19 @@ async def scene(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scene
             CHANNELS_FILE=str(path),
             USER_TURNS_PER_MINUTE=str(QUOTA),
             RESPOND_MAX_DELAY_SECONDS=str(MAX_DELAY),
+            LOG_LEVEL="debug",  # each message's decision (respond_decision): the bot saw what it left unanswered
         )
         await world.settle(1.5)  # start-up's own requests leave Discord's global second before the bursts
         yield Scene(world, channels, flood, burst)
         if world.bot is not None:
             await world.stop_bot(check=True)
+
+
+def decided(world: DiscordWorld, message: dict[str, Any]) -> bool:
+    """Whether the bot logged its decision on `message`."""
+    return any(
+        "respond_decision" in line and f"message={message['id']}" in line.split() for line in world.stderr.splitlines()
+    )
 
 
 def threads_for(world: DiscordWorld, messages: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
@@ -78,6 +86,9 @@ async def test_a_flood_from_one_person_is_answered_at_the_quota_with_one_notice(
     world, flood = scene.world, scene.flood
     flooder = world.add_user("flooder")
     said = [await world.say(flood, flooder, f"Flood {n}, anyone there?") for n in range(QUOTA + 6)]
+    # Every message of the flood was decided on (to be answered: the quota comes after), so those left unanswered
+    # were seen and refused, not lost with a bot that stopped.
+    await world.fake.wait_for(lambda: all(decided(world, message) for message in said), 15)
     await world.settle(3.0)
     answered = [thread for thread in threads_for(world, said) if thread is not None]
     assert len(answered) == QUOTA
