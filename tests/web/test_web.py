@@ -448,7 +448,11 @@ async def test_bad_input_is_refused_with_a_reason_and_nothing_typed_is_lost(
     await expect(chat.page.locator("#notice")).to_contain_text("100,001 characters long; the limit is 100,000")
     assert await chat.page.input_value("#input") == too_long
     await expect(chat.messages).to_have_count(0)
-    assert model.requests == []
+    # A fair question after them, answered: the page was connected, and it is the only one the model was asked.
+    await chat.ask("A fair question")
+    await chat.answer()
+    assert [conversation(request.body) for request in model.requests] == [["A fair question"]]
+    await expect(chat.messages).to_have_count(2)
 
 
 async def test_the_server_refuses_sockets_from_elsewhere_and_oversized_messages(bots: WebBots) -> None:
@@ -1041,8 +1045,14 @@ async def test_other_tabs_of_the_conversation_see_a_new_answer_as_it_is_written(
     assert await watcher.answer() == await asker.answer() == model.default.answer
     assert await watcher.page.is_enabled("#send")
     await expect(watcher.page.locator("#conversations .open")).to_have_text(["Say thirty words"])
-    await expect(other_browser.messages).to_have_count(0)  # another browser's conversation
     assert len(model.requests) == 1
+    # Another browser's page, connected all along, was sent none of it: its own question, asked after on the same
+    # socket, is answered, and its page shows that alone (a page that had lost its socket would show nothing too).
+    await expect(other_browser.page.locator("#status.online")).to_be_attached()
+    await other_browser.ask("Only mine")
+    assert await other_browser.answer() == model.default.answer
+    assert await other_browser.transcript() == [("user", "Only mine"), ("bot", model.default.answer)]
+    await expect(other_browser.page.locator("#conversations .open")).to_have_text(["Only mine"])
 
     model.default = Script(text="Written again.", rate=20)
     await asker.page.locator(".message.bot .again").click()
