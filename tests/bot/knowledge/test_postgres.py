@@ -117,6 +117,63 @@ async def test_a_rare_error_code_finds_its_passage_by_words(
     assert 0.5 < hits[0].words < 1  # "E4711" and "seen", which weigh more than the lookalikes' four common words
 
 
+UNRELATED = "The pizza order for Friday's lunch is two margheritas."
+
+
+async def words_only(engine: PostgresEngine, embedder: Embedder, text: str, scope: str, limit: int = 5) -> list[Hit]:
+    """The engine's answer when the question's meaning points elsewhere: what its words list found."""
+    hits = await engine.search(text, embedder.vector(UNRELATED), Access((scope,), frozenset({"c1"})), limit)
+    return [hit for hit in hits if not hit.passage.key.startswith("lunch")]
+
+
+def lunch_orders(scope: str) -> list[Passage]:
+    """Passages nearer UNRELATED than any other: the meaning list is all theirs, so it decides no other's rank."""
+    return [message(scope, f"lunch{n}", f"Pizza order {n}: margheritas for Friday's lunch.") for n in range(60)]
+
+
+async def test_a_passage_asked_for_in_its_own_common_words_is_found(
+    database: EmbeddedDatabase, engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    pairs = ("widget gearbox", "gearbox lever", "widget lever")
+    fillers = [
+        message(scope, f"filler{n}", f"Item {n}: the {pairs[n % 3]} of shelf {n}.") for n in range(1_200)
+    ]  # each of the three words in 800 passages: more than one lookup ranks
+    await add(engine, embedder, [*fillers, message(scope, "answer", "The widget gearbox lever is on shelf A.")])
+    await analyze(database)
+
+    hits = await words_only(engine, embedder, "widget gearbox lever", scope)
+
+    assert "answer" in keys(hits)
+
+
+async def test_a_short_passage_about_a_word_ranks_above_a_long_one_mentioning_it(
+    database: EmbeddedDatabase, engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    notes = " ".join(f"Note {n} is about the building." for n in range(60))
+    long_one = f"The VPN is slow in the morning. {notes} The VPN was fine after lunch."
+    short_one = "The VPN certificate is renewed on the first Monday of the month."
+    await add(engine, embedder, [message(scope, "long", long_one), message(scope, "short", short_one)])
+    await add(engine, embedder, lunch_orders(scope))
+    await analyze(database)
+
+    assert keys(await words_only(engine, embedder, "Why is the VPN down?", scope, 20))[:2] == ["short", "long"]
+
+
+async def test_a_passage_about_a_word_ranks_above_one_that_names_it_in_passing(
+    database: EmbeddedDatabase, engine: PostgresEngine, embedder: Embedder
+) -> None:
+    scope = new_scope()
+    passing = "Lunch is at noon, the printer on floor two is fixed, and kubectl was updated yesterday."
+    about = "kubectl apply uses the kubeconfig; kubectl get pods lists them; run kubectl logs for output."
+    await add(engine, embedder, [message(scope, "passing", passing), message(scope, "about", about)])
+    await add(engine, embedder, lunch_orders(scope))
+    await analyze(database)
+
+    assert keys(await words_only(engine, embedder, "how do I use kubectl", scope, 20))[:2] == ["about", "passing"]
+
+
 async def test_scopes_with_the_same_keys_never_see_each_other(engine: PostgresEngine, embedder: Embedder) -> None:
     first, second = new_scope(), new_scope()
     await add(engine, embedder, [message(first, "m1", "The VPN password rotates every Monday.")])
