@@ -443,8 +443,7 @@ async def index(knowledge: Knowledge, folder: Path, url: str, options: Options, 
         indexed = await index_files(knowledge, folder / "knowledge", dataset.documents)
     else:
         indexed = await index_messages(knowledge, folder, str(options.folder.resolve()), dataset.documents)
-    if indexed.seconds is not None:
-        await analyze(url)
+    await analyze(url)  # a kept folder too: the engine's start may have added a column ANALYZE hasn't seen
     return indexed
 
 
