@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from bot.knowledge.passages import Hit, Passage
+from bot.knowledge.passages import Hit, Passage, is_heading_path
 from bot.tools.events import safe_sources
 
 MAX_CITED = 5
@@ -102,6 +102,8 @@ def passage_entry(number: int, passage: Passage) -> str:
 
 def citation_label(passage: Passage) -> str:
     title = _UNSAFE_LABEL.sub(" ", passage.title).strip()[:80] or "untitled"
+    if is_heading_path(passage.locator):
+        return _UNSAFE_LABEL.sub(" ", passage.locator).strip()[:120] or title
     return f"{title}, {passage.locator}" if passage.locator else title
 
 

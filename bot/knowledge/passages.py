@@ -3,12 +3,14 @@ and searches passages, and the embedder that turns text into vectors."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 # The knowledge every server, workspace, the web chat and the terminal share: KNOWLEDGE_DIR's files.
 DEPLOYMENT_SCOPE = "deployment"
+_UNIT_LOCATOR = re.compile(r"(page|slide) \d+|sheet .*", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,26 @@ class Passage:
     key: str  # unique in its scope: a message's id ("<channel>:<ts>" on Slack), or "<source>#<n>" for a document
     text: str
     title: str  # shown in a citation: "#general", "VPN guide.pdf"
-    locator: str = ""  # where in the source: "page 3", "slide 2", "sheet Budget" ("" for a message)
+    # Where in the source: "page 3", "slide 2", "sheet Budget", a Markdown section's headings ("Office handbook >
+    # Dogs at work", the first one the file's title or name); "" for a message.
+    locator: str = ""
     url: str = ""  # a message's link ("" for a document)
     channel: str = ""  # the channel it was said in, read only by who can read that channel ("": readable by all)
     author: str = ""  # the platform user who wrote it, for /forget-me ("" for documents)
     updated_at: float = 0.0  # unix seconds
+
+
+def is_heading_path(locator: str) -> bool:
+    """A locator naming a section by its headings, not a page, slide or sheet: it names the passage on its own."""
+    return bool(locator) and _UNIT_LOCATOR.match(locator) is None
+
+
+def subject(passage: Passage) -> str:
+    """What a passage is about, as its citation names it: "#general", "VPN guide.pdf, page 3", "Office handbook >
+    Dogs at work"."""
+    if is_heading_path(passage.locator):
+        return passage.locator
+    return f"{passage.title}, {passage.locator}" if passage.locator else passage.title
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,24 @@ REMOVALS_KEPT_SECONDS = 86_400
 # stop words keep "how do I" from matching every passage in the OR of a question's words. Codes, numbers, file
 # names and URLs are kept whole by the parser either way ("E4711", "0x80070005", "v1.2.3").
 TEXT_SEARCH_CONFIG = "english"
+# What the words search reads of a passage: its title and where it is in its source (a document's headings) count
+# less than its text. A database made before the locator was read has its column's expression replaced once.
+WORDS = (
+    f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'C') "
+    f"|| setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', locator), 'C') "
+    f"|| setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', text), 'A')"
+)
+WORDS_EXPRESSION = """
+SELECT pg_get_expr(d.adbin, d.adrelid)
+FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+WHERE d.adrelid = to_regclass(%(table)s) AND a.attname = 'words'"""
+SET_WORDS_EXPRESSION = f"ALTER TABLE {TABLE} ALTER COLUMN words SET EXPRESSION AS ({WORDS})"  # PostgreSQL 17+
+# Before 17: the column made again, and its index.
+REMAKE_WORDS = (
+    f"ALTER TABLE {TABLE} DROP COLUMN words",
+    f"ALTER TABLE {TABLE} ADD COLUMN words tsvector GENERATED ALWAYS AS ({WORDS}) STORED",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words)",
+)
 # A passage's length in words, for BM25's length normalisation; its average comes from the statistics ANALYZE keeps.
 LENGTH_COLUMN = (
     "length integer NOT NULL GENERATED ALWAYS AS "
@@ -46,10 +64,7 @@ def schema(dimensions: int) -> list[str]:
             author text NOT NULL DEFAULT '',
             updated_at double precision NOT NULL DEFAULT 0,
             embedding halfvec({int(dimensions)}) NOT NULL,
-            words tsvector GENERATED ALWAYS AS (
-                setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'C')
-                || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', text), 'A')
-            ) STORED,
+            words tsvector GENERATED ALWAYS AS ({WORDS}) STORED,
             {LENGTH_COLUMN},
             PRIMARY KEY (scope, key)
         )""",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 
 from bot.knowledge.cleaning import clean_passage, clean_text
-from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, Skipped, SourceInfo
+from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, Skipped, SourceInfo, subject
 
 log = structlog.get_logger(__name__)
 
@@ -236,7 +236,9 @@ def _logged(skipped: list[Skipped]) -> list[Skipped]:
 
 
 def _embedded_text(passage: Passage) -> str:
-    return f"{passage.title}\n{passage.text}" if passage.locator else passage.text
+    """Its meaning with what it is about: a document's title and headings, a message's channel or thread."""
+    about = subject(passage)
+    return f"{about}\n{passage.text}" if about else passage.text
 
 
 def _newest_per_key(batch: list[_Addition]) -> list[_Addition]:

@@ -73,14 +73,14 @@ async def test_a_question_asked_while_knowledge_starts_waits_for_it_or_says_it_w
     try:
         await indexer.read_until("you> ")
         indexed = await ask_until(indexer, QUESTION, "Sources:")
-        assert "handbook.md" in indexed, indexed
+        assert "[1] Handbook" in indexed, indexed
     finally:
         code, stderr = await indexer.finish()
     assert code == 0, stderr
 
     model_server.embeddings.delay_seconds = EMBEDDING_DELAY
     answer = await asked_at_start(bot_env(model_server, data))
-    assert "leash" in answer and answer.split("Sources:")[-1].strip() == "[1] handbook.md", answer
+    assert "leash" in answer and answer.split("Sources:")[-1].strip() == "[1] Handbook", answer
     assert NOT_USED not in answer
 
     answer = await asked_at_start(bot_env(model_server, data, KNOWLEDGE_START_WAIT_SECONDS="0.2"))

@@ -104,7 +104,7 @@ async def knowledge_ready(scene: Scene) -> None:
         message = await world.mention(scene.channels["quiet"], scene.alice, f"{COVERED} ({attempt})")
         thread = await world.wait_thread(message)
         messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
-        if "handbook.md" in "\n".join(m["content"] for m in messages):
+        if "Office handbook" in "\n".join(m["content"] for m in messages):
             return
         await asyncio.sleep(1)
     raise AssertionError("the knowledge folder was never read")
@@ -176,7 +176,7 @@ async def test_questions_answers_a_question_the_knowledge_covers_with_its_source
 ) -> None:
     said = await world.say(scene.channels["help"], scene.alice, COVERED)
     answer = await answer_in_thread(world, said)
-    assert "WireGuard" in answer and "handbook.md" in answer
+    assert "WireGuard" in answer and "Office handbook" in answer
     assert decision_logged(world, said) == "answer=True reason=knowledge"
 
 

@@ -101,7 +101,7 @@ async def knowledge_ready(harness: SlackHarness) -> None:
     for attempt in range(60):
         event, _ = await harness.mention(QUIET, ALICE, f"{COVERED} ({attempt})")
         await harness.wait_turn(QUIET, event["ts"], timeout=20)
-        if "handbook.md" in answer_text(harness, QUIET, event["ts"]):
+        if "Office handbook" in answer_text(harness, QUIET, event["ts"]):
             return
         await asyncio.sleep(1)
     raise AssertionError("the knowledge folder was never read")
@@ -180,7 +180,7 @@ async def test_all_answers_a_top_level_message_in_its_thread(harness: SlackHarne
 async def test_questions_answers_what_the_knowledge_covers(harness: SlackHarness) -> None:
     event, _ = await harness.say(HELP, ALICE, COVERED)
     answer = await answered(harness, event)
-    assert "WireGuard" in answer and "handbook.md" in answer
+    assert "WireGuard" in answer and "Office handbook" in answer
     assert decision_logged(harness, event) == (True, "knowledge")
 
 

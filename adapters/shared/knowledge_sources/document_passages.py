@@ -9,6 +9,7 @@ import re
 
 from adapters.shared.files.attachments import Attachment, DownloadFailed, decode_text
 from adapters.shared.files.documents import DocumentReader, DocumentRefused, DocumentText, document_kind
+from adapters.shared.knowledge_sources.headings import is_markdown, markdown_sections
 from bot.knowledge.passages import Passage
 
 PASSAGE_CHARS = 1_500
@@ -42,11 +43,24 @@ def file_source(scope: str, name: str, data_id: str) -> str:
 
 
 def document_passages(document: DocumentText, scope: str, source: str, updated_at: float) -> list[Passage]:
-    """The document's passages: each part (page, slide, sheet) cut at paragraph, line, sentence or word breaks."""
+    """The document's passages: each part (page, slide, sheet) cut at paragraph, line, sentence or word breaks; a
+    Markdown file's cut at its headings first, each passage located by its heading path."""
+    if is_markdown(document.name) and not document.unit:
+        return _markdown_passages(document, scope, source, updated_at)
     passages: list[Passage] = []
     for number, part in enumerate(document.parts, 1):
         text, locator = _located(part, document.unit, number)
         for piece in passage_texts(text):
+            key = f"{source}#{len(passages) + 1}"
+            passages.append(Passage(scope, source, key, piece, document.name, locator, updated_at=updated_at))
+    return passages
+
+
+def _markdown_passages(document: DocumentText, scope: str, source: str, updated_at: float) -> list[Passage]:
+    passages: list[Passage] = []
+    for section in markdown_sections("\n\n".join(document.parts)):
+        locator = section.title(document.name) if section.headings else ""
+        for piece in passage_texts(section.text):
             key = f"{source}#{len(passages) + 1}"
             passages.append(Passage(scope, source, key, piece, document.name, locator, updated_at=updated_at))
     return passages

@@ -122,7 +122,8 @@ async def test_a_question_in_other_words_finds_the_document_by_meaning(
 async def test_indexing_a_servers_messages_counts_as_its_use_and_no_persons(
     core: ChatCore, knowledge: Knowledge, token_counter: MistralTokenCounter
 ) -> None:
-    # The embedding model's input, in the server's /usage: no answer, in no one's counts or top list.
+    # The embedding model's input (the message with its channel's name), in the server's /usage: no answer, in no
+    # one's counts or top list.
     freeze = Passage(
         GUILD, "channel:1", "m3", "Heads-up: the staging freeze starts on Thursday at noon.", "#releases",
         url="https://discord.com/channels/9001/1/1003", channel="1", author="7",
@@ -133,7 +134,9 @@ async def test_indexing_a_servers_messages_counts_as_its_use_and_no_persons(
     while not (server := await core.accounting.ledger.totals("discord:server:9001", days, kind="scope")).tokens:
         assert time.monotonic() < deadline, "the indexing was never counted"
         await asyncio.sleep(0.05)
-    assert server.by_model == {"all-minilm-l6-v2": ModelUsage(token_counter.count(freeze.text), 0, 0, None)}
+    assert server.by_model == {
+        "all-minilm-l6-v2": ModelUsage(token_counter.count(f"{freeze.title}\n{freeze.text}"), 0, 0, None)
+    }
     assert await core.accounting.ledger.top_people("discord:server:9001", days) == []
 
 
