@@ -18,6 +18,7 @@ from bot.knowledge.passages import Access, Hit, Passage
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
 from bot.knowledge.postgres_sql import TABLE
 from fakes.harness.processes import ROOT
+from fakes.harness.server_folders import embedded_database_url
 from tests.bot.knowledge.conftest import DIMENSIONS, MODEL, Embedder
 
 # Other topics, so that a hit is found among passages, not alone.
@@ -283,6 +284,25 @@ async def test_sources_list_each_source_with_its_size_and_last_update(
         ("channel:c1", "#general", 2, 11, 20.0),
         ("file:1", "Guide.pdf", 1, 4, 5.0),
     ]
+
+
+async def test_a_database_made_before_headings_were_read_finds_a_section_by_its_heading(embedder: Embedder) -> None:
+    old_words = "setweight(to_tsvector('english', title), 'C') || setweight(to_tsvector('english', text), 'A')"
+    section = Passage("deployment", "dir:handbook.md", "dir:handbook.md#2", "Welcome on Fridays.", "handbook.md")
+    with embedded_database_url() as url:
+        engine = PostgresEngine(url)
+        await engine.start(DIMENSIONS, MODEL)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f"ALTER TABLE {TABLE} ALTER COLUMN words SET EXPRESSION AS ({old_words})")
+        await add(engine, embedder, [replace(section, locator="Office handbook \u203a Dogs at work")])
+        await engine.aclose()
+        engine = PostgresEngine(url)  # the next start reads the locators
+        await engine.start(DIMENSIONS, MODEL)
+        try:
+            hits = await engine.search("dogs", embedder.vector(UNRELATED), Access(("deployment",)), 5)
+        finally:
+            await engine.aclose()
+    assert [(hit.passage.key, hit.words) for hit in hits] == [("dir:handbook.md#2", 1)]  # found by its words
 
 
 async def test_another_embedding_size_is_refused_naming_both(database: EmbeddedDatabase) -> None:
