@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -17,10 +18,10 @@ from bot.model.choice import ModelChoices
 from bot.state.conversation_index import ConversationIndex
 from bot.state.coordination import Coordination
 from bot.state.personas import Personas, filled
-from bot.state.store import HistoryStore, StoredMessage, new_image_ids
+from bot.state.store import Conversation, HistoryStore, StoredMessage, new_image_ids
 from bot.turn.message import Turn
 from bot.turn.prompt import Prompt, PromptBuilder
-from bot.turn.searching import UNAVAILABLE, TurnKnowledge
+from bot.turn.searching import UNAVAILABLE, TurnKnowledge, is_follow_up
 from bot.usage.meter import UsageMeter
 from config.models import ModelChoice
 from config.usage import PlaceBudget
@@ -72,8 +73,9 @@ class Preparation:
             )
             stored = self._store.begin_turn(turn.thread, message, fence, images)
         noted = self._index.note(turn.thread, turn.places, scope=turn.quota_scope, person=turn.author_id)
-        searched = self.knowledge.search(turn, meter)
-        conversation, place, _, hits = await asyncio.gather(stored, self._place_settings(turn), noted, searched)
+        storing = asyncio.ensure_future(stored)
+        searched = self._search(turn, storing, meter)
+        conversation, place, _, hits = await asyncio.gather(storing, self._place_settings(turn), noted, searched)
         system_prompt, place_model, tools_here, budgets = place
         history = conversation.messages
         first_reply = not any(stored.role == "assistant" for stored in history)
@@ -98,6 +100,16 @@ class Preparation:
             prompt, messages, model, first_reply, notices, tools_here, shown, [*shown.hits], budgets=budgets
         )
 
+    async def _search(
+        self, turn: Turn, storing: asyncio.Future[Conversation], meter: UsageMeter | None
+    ) -> list[Hit] | None:
+        """The turn's knowledge; a follow-up's once its conversation is read, to be searched with the question
+        before it."""
+        if turn.again or not is_follow_up(turn.text):
+            return await self.knowledge.search(turn, meter)
+        conversation = await asyncio.shield(storing)
+        return await self.knowledge.search(turn, meter, before=question_before(conversation.messages))
+
     async def _place_settings(self, turn: Turn) -> tuple[str | None, str, bool | None, tuple[PlaceBudget, ...]]:
         """What the turn's places set: the persona, its placeholders filled (None: the default as it is, its tokens
         counted once); the model of new conversations there ("": none); whether tools are offered there; budgets."""
@@ -119,3 +131,9 @@ class Preparation:
         return (
             f"This conversation is longer than I can read at once: only the last {prompt.used} messages were used.",
         )
+
+
+def question_before(messages: Sequence[StoredMessage]) -> str:
+    """The person's question before the last one (the turn's own, just stored); "" when there is none."""
+    asked = [message.content for message in messages if message.role == "user"]
+    return asked[-2] if len(asked) > 1 else ""

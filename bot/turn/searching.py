@@ -27,6 +27,12 @@ HITS = 8
 # What is searched of a question: the files' text the adapters append after it would drown its words.
 QUESTION_CHARS = 1_000
 _WORD = re.compile(r"\w+")
+# A follow-up leans on the question before it ("And on Fridays?", "what about the staging one?", "does it work
+# there too?"): it is searched with that question, or its words alone would find passages about something else.
+FOLLOW_UP_WORDS = 4  # a question this short is one
+REFERRING_WORDS = 10  # a question this short that opens with a connective or refers back is one
+_CONNECTIVE = re.compile(r"\s*(and|but|or|also|so|then|what about|how about|same for|what if)\b", re.IGNORECASE)
+_REFERRING = re.compile(r"\b(it|its|that|this|these|those|they|them|their|there|one|ones)\b", re.IGNORECASE)
 EVERYONES = Access((DEPLOYMENT_SCOPE,))  # a turn its adapter gave no access: KNOWLEDGE_DIR's files only
 UNAVAILABLE = "I couldn't search the knowledge just now, so this answer doesn't use it."
 
@@ -40,9 +46,10 @@ class TurnKnowledge:
         self.starting: asyncio.Event | None = None
         self.start_wait = START_WAIT_SECONDS
 
-    async def search(self, turn: Turn, meter: UsageMeter | None = None) -> list[Hit] | None:
+    async def search(self, turn: Turn, meter: UsageMeter | None = None, before: str = "") -> list[Hit] | None:
         """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed.
-        The question's embedding counts on `meter` as the embedding model's input."""
+        A follow-up is searched with the question `before` it. The question's embedding counts on `meter` as the
+        embedding model's input."""
         if turn.found is not None:
             return list(turn.found)
         if turn.again or _small_talk(turn.text):
@@ -52,7 +59,7 @@ class TurnKnowledge:
         if self.knowledge is None:
             return []
         access = turn.knowledge or EVERYONES
-        question = turn.text[:QUESTION_CHARS]
+        question = searched_text(turn.text, before)
         try:
             hits = await within(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
@@ -95,6 +102,22 @@ class TurnKnowledge:
 def count_embedding(meter: UsageMeter | None, knowledge: Knowledge, question: str) -> None:
     if meter is not None:
         meter.add(knowledge.embedder.name, meter.count_text(question), 0, kind="embedding")
+
+
+def is_follow_up(text: str) -> bool:
+    words = _WORD.findall(text[:QUESTION_CHARS])
+    if len(words) <= FOLLOW_UP_WORDS:
+        return True
+    leaning = _CONNECTIVE.match(text) is not None or _REFERRING.search(text) is not None
+    return len(words) <= REFERRING_WORDS and leaning
+
+
+def searched_text(question: str, before: str) -> str:
+    """What is searched for a question: a follow-up joined to the question before it."""
+    question = question[:QUESTION_CHARS]
+    if not before.strip() or not is_follow_up(question):
+        return question
+    return f"{before[: QUESTION_CHARS - len(question) - 1]}\n{question}"
 
 
 def _small_talk(text: str) -> bool:

@@ -202,3 +202,26 @@ async def test_a_model_with_tools_searches_again_and_cites_what_it_found(
     assert "WireGuard" not in str(model_server.requests[0].body["messages"])  # small talk: no passages at first
     assert VPN.text in str(model_server.requests[1].body["messages"])  # the tool's result
     assert text_of(shown).split("Sources:")[-1].strip().endswith("[1] vpn.md")
+
+
+async def test_a_follow_up_is_searched_with_the_question_before_it(
+    core: ChatCore, knowledge: Knowledge, model_server: FakeModelServer
+) -> None:
+    office = "discord:9002"
+    dogs = Passage(
+        office, "dir:pets.md", "dir:pets.md#1", "Dogs may come to the office on Saturdays and Sundays.", "pets"
+    )
+    gym = Passage(office, "dir:gym.md", "dir:gym.md#1", "On weekends the gym opens from nine to five.", "gym")
+    await knowledge.add([dogs, gym])
+    access = Access((office,))
+
+    def asked(text: str) -> Turn:
+        return Turn(thread="knowledge:follow-up", author_id="42", author_name="Ada", text=text, knowledge=access)
+
+    await core.answer(asked("Can I bring my dog to the office?"), surface())
+    assert dogs.text in passages_in(model_server.requests[-1].body).values()
+
+    await core.answer(asked("And at weekends?"), surface())
+
+    follow_up = passages_in(model_server.requests[-1].body)
+    assert next(iter(follow_up.values())) == dogs.text  # first, before the gym's weekends
