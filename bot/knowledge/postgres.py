@@ -56,7 +56,7 @@ log = structlog.get_logger(__name__)
 
 # How many candidates each list (words, meaning) brings to the fusion, for `limit` hits.
 CANDIDATES_PER_HIT = 4
-MIN_CANDIDATES = 40
+MIN_CANDIDATES = 100
 UPSERT_BATCH = 500
 # The words list ranks at most LEXICAL_SCAN passages, looked up by the question's rarest lexemes, as many as are
 # expected to match at most LEXICAL_BUDGET passages, none held by more than a COMMON_SHARE of them: a search costs
