@@ -72,22 +72,48 @@ class IsolatedWorkers:
         memory_bytes: int = WORKER_MEMORY_BYTES,
         seconds: float = TASK_SECONDS,
         preload: Sequence[str] = (),
+        warm: bool = True,
     ) -> None:
-        """`preload`: modules the workers' functions live in, imported once by the fork server."""
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(preload))
-        self._pool = ProcessPool(
-            max_workers=workers,
-            max_tasks=TASKS_PER_WORKER,
-            initializer=_limit_memory,
-            initargs=(memory_bytes,),
-            context=context,
-        )
+        """`preload`: modules the workers' functions live in, imported once by the fork server. `warm`: the
+        workers start now, with the bot, rather than in the first person's wait for an answer; else at the first
+        `run` (no process at all, not even the fork server, for work that may never come: a knowledge folder
+        whose files are unchanged since they were read)."""
+        self._workers = workers
+        self._memory_bytes = memory_bytes
+        self._preload = list(preload)
+        self._pool: ProcessPool | None = None  # its workers started
+        self._made: ProcessPool | None = None  # made, its workers maybe still starting
+        self._starting = asyncio.Lock()
         self._seconds = seconds
         self.size = workers
         self._turns = FairTurns(workers)
-        # The workers start now, with the bot, rather than in the first person's wait for an answer.
-        self._pool.schedule(_ready)
+        if warm:
+            self._pool = self._made = self._new_pool()
+            self._pool.schedule(_ready)
+
+    def _new_pool(self) -> ProcessPool:
+        """The pool; its processes start at its first task, which waits for them (and for the fork server's
+        imports, the first time)."""
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(self._preload)
+        return ProcessPool(
+            max_workers=self._workers,
+            max_tasks=TASKS_PER_WORKER,
+            initializer=_limit_memory,
+            initargs=(self._memory_bytes,),
+            context=context,
+        )
+
+    async def _started(self) -> ProcessPool:
+        """The pool, its workers started now (off the event loop) if they weren't."""
+        if self._pool is not None:
+            return self._pool
+        async with self._starting:
+            if self._pool is None:
+                self._made = pool = self._made or self._new_pool()  # a start cancelled before: the same pool
+                await asyncio.to_thread(pool.schedule, _ready)
+                self._pool = pool
+        return self._pool
 
     @contextlib.asynccontextmanager
     async def turn(self, owner: Hashable) -> AsyncIterator[None]:
@@ -104,7 +130,7 @@ class IsolatedWorkers:
 
     async def run_within(self, seconds: float, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`run`, with a time limit of its own for this call."""
-        future = self._pool.schedule(_call, args=(function, args, kwargs), timeout=seconds)
+        future = (await self._started()).schedule(_call, args=(function, args, kwargs), timeout=seconds)
         try:
             return await asyncio.wrap_future(future)
         except FutureTimeout as error:
@@ -118,8 +144,11 @@ class IsolatedWorkers:
 
     async def aclose(self) -> None:
         """Stop the workers, whatever they are doing."""
-        self._pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
-        await asyncio.to_thread(self._pool.join)
+        pool = self._made
+        if pool is None:
+            return  # never started
+        pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
+        await asyncio.to_thread(pool.join)
 
 
 class FairTurns:

@@ -131,7 +131,8 @@ async def keep_knowledge(services: Services) -> None:
     if settings.folder is None:
         return
     documents = services.settings.documents
-    workers = IsolatedWorkers(workers=1, preload=(DOCUMENT_WORKER,)) if documents.max_bytes else None
+    # Started at the first document to read: none at all when the folder's files are unchanged since last added.
+    workers = IsolatedWorkers(workers=1, preload=(DOCUMENT_WORKER,), warm=False) if documents.max_bytes else None
     try:
         reader = DocumentReader(documents, workers) if workers is not None else None
         await KnowledgeFolder(knowledge, settings.folder, reader).keep()

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from PIL import Image
 from adapters.shared.files.images import ImageReader, ImageRefused
 from adapters.shared.files.isolation import Failure, FairTurns, IsolatedWorkers, WorkFailed
 from config.settings import ImageSettings
+from fakes.harness.processes import ROOT
 
 
 def allocate(size: int) -> int:
@@ -157,3 +159,36 @@ async def test_turns_go_to_the_owner_holding_fewest_and_a_cancelled_wait_is_pass
     await asyncio.gather(*ann, ben, gone, return_exceptions=True)
 
     assert order == ["ben0", "ann2", "ann3", "ann4"]
+
+
+COLD_WORKERS = """
+import asyncio, os, sys
+from pathlib import Path
+from adapters.shared.files.isolation import IsolatedWorkers
+
+def children() -> set[int]:
+    return {int(pid) for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()}
+
+async def main() -> None:
+    never = IsolatedWorkers(preload=["adapters.shared.files.image_worker"], warm=False)
+    await asyncio.sleep(0.5)
+    assert not children(), children()  # not even the fork server
+    await never.aclose()
+    cold = IsolatedWorkers(preload=["adapters.shared.files.image_worker"], warm=False)
+    pids = await asyncio.gather(*(cold.run(os.getpid) for _ in range(3)))
+    assert os.getpid() not in pids and children()
+    await cold.aclose()
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+async def test_cold_workers_start_no_process_until_work_comes() -> None:
+    """A pool that may never have work (a knowledge folder unchanged since it was read) starts nothing, the fork
+    server included, until its first task; then works as any other."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", COLD_WORKERS, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0 and out.decode().strip() == "ok", err.decode()
