@@ -7,10 +7,11 @@ from typing import Any
 
 from adapters.shared.platform_jobs import UnlimitedSurface
 from adapters.web.conversations import Hub, Live
-from adapters.web.redraw import answer_view
+from adapters.web.redraw import answer_view, quoted
 from adapters.web.tools import ToolFrames, stopped
 from adapters.web.votes import VIEW_KEY
 from bot.core import ChatCore
+from bot.knowledge.citing import Citation
 from bot.reply.surface import SurfaceLimits
 from bot.tools.consent import ConfirmRequest
 from bot.tools.events import ToolEvent
@@ -43,8 +44,8 @@ class WebReply(UnlimitedSurface):
         return ""  # the page shows it above the answer, as a closed <details>
 
     def kept_view(self, before: str) -> dict[str, Any]:
-        sources = self._live.tools.get("sources", {}).get("urls", [])
-        view = answer_view(sources, self._thought, before)
+        sources = self._live.tools.get("sources", {})
+        view = answer_view(sources.get("urls", []), self._thought, before, sources.get("cited", []))
         if self._live.answer:
             view[VIEW_KEY] = self._live.answer  # the same id, and the same votes, after a reload
         return view
@@ -93,6 +94,13 @@ class WebReply(UnlimitedSurface):
     async def show_tool(self, event: ToolEvent) -> None:
         self._send_tool(*self._tools.event(event))
 
+    def quote(self, citation: Citation, text: str) -> None:
+        """The passage (`text`) an [n] mark of the answer cites, as it is written: the `sources` frame's `cited`
+        grows by it, so the page shows it when the mark is pointed at; kept with the answer (`kept_view`)."""
+        frame = self._live.tools.get("sources") or {"type": "sources", "question": self._live.question, "urls": []}
+        passage = quoted(citation.number, citation.label, citation.url, text)
+        self._send_tool("sources", {**frame, "cited": [*frame.get("cited", []), passage]})
+
     async def ask_to_run(self, request: ConfirmRequest) -> str:
         self._send_tool(*self._tools.asked(request))
         return request.key
@@ -102,6 +110,8 @@ class WebReply(UnlimitedSurface):
 
     def _send_tool(self, key: str, frame: dict[str, Any]) -> None:
         self._show()
+        if key == "sources" and "cited" not in frame and (cited := self._live.tools.get(key, {}).get("cited")):
+            frame = {**frame, "cited": cited}  # the tools' links, once the answer is written: its passages stay
         self._live.tools[key] = frame
         self._hub.send(self._hub.pages(self._live.thread), frame)
 

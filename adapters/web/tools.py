@@ -8,7 +8,8 @@ The frames (JSON over the websocket, besides those in adapters.web):
 - server → page: `tool` {question, call, name, server, state: "running" | "done" | "failed",
   arguments, result?, seconds?, error?} as a call starts and ends (`call`: the chip's id within the
   answer; a call still running when the answer ends is sent "failed" with the error "stopped");
-  `sources` {question, urls} once the answer is written; `confirm` {question, key, tool, server,
+  `sources` {question, urls, cited?} once the answer is written (`cited`: the passages its [n] marks cite, as
+  WebReply.quote adds them); `confirm` {question, key, tool, server,
   arguments, seconds} when a tool asks first; `confirmed` {question, key, approved, text} once the
   question is answered, declined, stopped or timed out; `tools` {connected, uses, summary, tools: [{name,
   server, description, asksFirst}], down: [{server, problem}]} for the Tools menu (`uses`: whether the

@@ -137,10 +137,8 @@ async def test_instructions_with_markup_are_text_and_run_nothing(
     assert system_of(model) == HOSTILE.replace("{user}", "web")  # as typed, to the model
     await chat.reload(messages=2)
     await panel.shows(HOSTILE)
-    assert (
-        await chat.page.locator("header img, header b, #instructions-panel *:not(div,p,span,button,textarea)").count()
-        == 0
-    )
+    own = "div,p,span,button,textarea,.svg-icon,.svg-icon path"  # the panel's own elements (its close button's icon)
+    assert await chat.page.locator(f"header img, header b, #instructions-panel *:not({own})").count() == 0
     assert await chat.page.evaluate("window.pwned") is None
     assert chat.errors == []
 

@@ -1,5 +1,6 @@
 // The sidebar: the browser's conversations, most recently used first, to open, rename, delete
 // or start anew.
+import { icon } from "./icons.js";
 import { el, showNotice, state, view } from "./page.js";
 import { send } from "./socket.js";
 
@@ -15,11 +16,11 @@ function conversationItem(item) {
   open.type = "button";
   open.title = item.title || "A conversation with nothing asked yet";
   open.addEventListener("click", () => openConversation(item.id));
-  const rename = el("button", "icon rename", "✎");
+  const rename = el("button", "icon rename", icon("rename"));
   rename.type = "button";
   rename.title = "Rename";
   rename.setAttribute("aria-label", `Rename ${item.title || "this conversation"}`);
-  const remove = el("button", "icon delete", "✕");
+  const remove = el("button", "icon delete", icon("close"));
   remove.type = "button";
   remove.title = "Delete";
   remove.setAttribute("aria-label", `Delete ${item.title || "this conversation"}`);

@@ -2,6 +2,7 @@
 // Word, PowerPoint, Excel, web pages) and text files, within the limits the server tells the page.
 // Each is read here as a data URL; images show from it, other files as a chip with their name, in
 // the tray above the message box. A file name is only ever text (textContent), never HTML.
+import { icon } from "./icons.js";
 import { el, showNotice, state, updateButtons, view } from "./page.js";
 
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
@@ -95,7 +96,7 @@ function removeFile(pending) {
 // The files waiting to be sent, each with a button that takes it out.
 export function showTray() {
   view.tray.replaceChildren(...state.pending.map((pending) => {
-    const remove = el("button", "", "×");
+    const remove = el("button", "", icon("close", 12));
     remove.type = "button";
     remove.title = `Remove ${pending.name}`;
     remove.setAttribute("aria-label", `Remove ${pending.name}`);
@@ -116,7 +117,7 @@ export function picture(image) {
 
 // A file besides images, by its name (a Text node: never parsed as HTML).
 export function fileChip(name) {
-  const chip = el("span", "file-chip", el("span", "file-icon", "📄"), el("span", "file-name", name));
+  const chip = el("span", "file-chip", el("span", "file-icon", icon("file")), el("span", "file-name", name));
   chip.title = name;
   return chip;
 }

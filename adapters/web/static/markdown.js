@@ -85,17 +85,19 @@ const INLINE = new RegExp([
   /(?<!\w)_(?![\s_])([^_\n]*?[^\s_])_(?!\w)/.source,               // 6: _italic_
   /\[([^\]\n]+)\]\((https?:\/\/[^\s()]+)\)/.source,               // 7, 8: [label](http…)
   /(https?:\/\/[^\s<>"'`]*[^\s<>"'`.,;:!?)\]])/.source,           // 9: a bare http(s) URL
+  /\[(\[\d{1,2}\])\]\(<(https?:\/\/[^\s<>]+)>\)/.source,            // 10, 11: a cited mark [[n]](<http…>)
 ].join("|"), "g");
 
 function inline(text, into) {
   let done = 0;
   for (const match of text.matchAll(INLINE)) {
     into.append(text.slice(done, match.index));
-    const [, , code, bold, bold2, italic, italic2, label, target, url] = match;
+    const [, , code, bold, bold2, italic, italic2, label, target, url, mark, source] = match;
     if (code !== undefined) into.append(el("code", "", code.length > 2 && code.startsWith(" ") && code.endsWith(" ") ? code.slice(1, -1) : code));
     else if (bold !== undefined || bold2 !== undefined) into.append(inline(bold ?? bold2, el("strong")));
     else if (italic !== undefined || italic2 !== undefined) into.append(inline(italic ?? italic2, el("em")));
     else if (label !== undefined) into.append(link(target, label));
+    else if (mark !== undefined) into.append(link(source, mark));  // made a source's button by citations.js
     else into.append(link(url, url));
     done = match.index + match[0].length;
   }

@@ -1,6 +1,8 @@
 // The conversation shown: the person's messages, and the answers as they stream in, each
 // labelled with the model that wrote it, with Copy, 👍 / 👎 once finished (votes.js) and (the last one) Regenerate.
+import { forgetCited, markCitations } from "./citations.js";
 import { copyButton } from "./copy.js";
+import { icon } from "./icons.js";
 import { fileChip, picture } from "./images.js";
 import { renderMarkdown } from "./markdown.js";
 import { busy, el, showNotice, state, updateButtons, view } from "./page.js";
@@ -31,7 +33,7 @@ export function userMessage(text, { images = [], count = 0, files = [] } = {}) {
   const pictures = images.filter((image) => image.kind === "image");
   const names = [...files, ...images.filter((image) => image.kind !== "image").map((file) => file.name)];
   if (pictures.length) body.append(el("div", "thumbs", ...pictures.map(picture)));
-  else if (count) body.append(el("div", "images-marker", `🖼 ${count} image${count === 1 ? "" : "s"}`));
+  else if (count) body.append(el("div", "images-marker", icon("image"), `${count} image${count === 1 ? "" : "s"}`));
   if (names.length) body.append(el("div", "files", ...names.map(fileChip)));
   if (text) body.append(text);
   const message = el("div", "message user", body);
@@ -45,7 +47,7 @@ export function botMessage() {
   const body = el("div", "body");
   const label = el("div", "model-label");
   const message = el("div", "message bot", el("div", "logo", "M"), el("div", "content", body, label));
-  const again = el("button", "again", "↻ Regenerate");
+  const again = el("button", "again", icon("again", 12), " Regenerate");
   again.type = "button";
   again.title = "Write this answer again";
   again.hidden = true;
@@ -58,6 +60,7 @@ export function botMessage() {
 export function showWaiting(message) {
   message.dataset.state = "waiting";
   hideVotes(message);  // an answer written again is voted on anew
+  forgetCited(message);  // and cites anew
   message.querySelector(".thought")?.remove();  // an answer written again thinks again
   message.querySelector(".model-label").textContent = "";
   message.querySelector(".body").replaceChildren(el("div", "typing", el("span"), el("span"), el("span")));
@@ -67,9 +70,11 @@ export function showText(message, text, streaming) {
   const body = message.querySelector(".body");
   const pinned = view.scroller.scrollHeight - view.scroller.scrollTop - view.scroller.clientHeight < 80;
   renderMarkdown(text, body);
+  markCitations(message, text);
   if (streaming) {  // the caret goes right after the last character, in whatever element holds it
     let end = body;
-    while (end.lastChild?.nodeType === Node.ELEMENT_NODE && end.lastChild.tagName !== "BR") end = end.lastChild;
+    while (end.lastChild?.nodeType === Node.ELEMENT_NODE && end.lastChild.tagName !== "BR"
+           && !end.lastChild.classList.contains("cite")) end = end.lastChild;
     end.append(el("span", "caret"));
   }
   texts.set(message, text);
@@ -83,7 +88,7 @@ function showThought(message, thought) {
   if (!thought || message.querySelector(".thought")) return;
   const text = el("div", "thought-text");
   text.textContent = String(thought.text ?? "");
-  const details = el("details", "thought", el("summary", "", `💭 Thought for ${Number(thought.seconds)} s`), text);
+  const details = el("details", "thought", el("summary", "", icon("thought"), ` Thought for ${Number(thought.seconds)} s`), text);
   message.querySelector(".content").prepend(details);
 }
 
@@ -110,7 +115,7 @@ export function showHistory(history, live = []) {
       showText(message, entry.text, false);
       showThought(message, entry.thought);
       showStoredTools(message, entry.tools);
-      onSources({ urls: entry.sources ?? [] }, message);
+      onSources({ urls: entry.sources ?? [], cited: entry.cited }, message);
       showVotes(message, entry.answer, entry.vote ?? null);
     }
   }

@@ -5,6 +5,8 @@
 //
 // A tool's arguments and result are whatever a server or the model wrote: they are shown only as
 // text (Text nodes, textContent), never parsed as HTML; a source is a link only for an http(s) URL.
+import { setCited } from "./citations.js";
+import { icon } from "./icons.js";
 import { link, renderMarkdown } from "./markdown.js";
 import { el, showNotice, state, view } from "./page.js";
 import { send } from "./socket.js";
@@ -51,7 +53,7 @@ function chip() {
 function fill(node, call) {
   node.dataset.state = call.state;  // running | done | failed
   node.setAttribute("aria-busy", String(call.state === "running"));
-  node.querySelector(".tool-status").textContent = call.state === "running" ? "" : call.state === "done" ? "✓" : "✗";
+  node.querySelector(".tool-status").replaceChildren(...(call.state === "running" ? [] : [icon(call.state === "done" ? "done" : "failed", 12)]));
   node.querySelector(".tool-name").textContent = String(call.name ?? "");
   let note = "";
   if (call.state === "done" && call.seconds !== undefined) note = seconds(call.seconds);
@@ -77,9 +79,11 @@ export function onTool(event, message = answerFor(event.question)) {
   fill(node, event);
 }
 
-// `sources` {question, urls}: a numbered list under the answer's text.
+// `sources` {question, urls, cited?}: a numbered list under the answer's text; the passages its [n] marks cite.
 export function onSources(event, message = answerFor(event.question)) {
-  if (!message || !Array.isArray(event.urls)) return;
+  if (!message) return;
+  if (Array.isArray(event.cited)) setCited(message, event.cited);
+  if (!Array.isArray(event.urls)) return;
   const links = event.urls.map((url) => link(String(url), String(url))).filter((node) => node.tagName === "A");
   message.querySelector(".sources")?.remove();
   if (!links.length) return;

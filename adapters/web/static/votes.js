@@ -1,7 +1,8 @@
-// 👍 / 👎 under each finished answer (one that can take votes: the server gives it an id): one vote per browser,
+// 👍 / 👎 (drawn as SVG icons: icons.js) under each finished answer (one that can take votes: the server gives it an id): one vote per browser,
 // changed by clicking the other one; the chosen one is pressed (aria-pressed), in every tab of the conversation.
 // After a 👎, a box under the answer asks what was wrong (optional): Send keeps it with the vote, Skip closes it.
 // What the person types is sent as text and never shown back; the server's answers come as notices (text too).
+import { icon } from "./icons.js";
 import { el, showNotice, state, view } from "./page.js";
 import { send } from "./socket.js";
 
@@ -14,7 +15,7 @@ function messageOf(answer) {
 }
 
 function voteButton(message, up) {
-  const button = el("button", "vote", up ? "👍" : "👎");
+  const button = el("button", "vote", icon(up ? "up" : "down", 15));
   button.type = "button";
   button.dataset.vote = up ? "up" : "down";
   button.title = up ? "Good answer" : "Bad answer";
