@@ -131,6 +131,7 @@ class CitedMarks:
     hits: Sequence[Hit]  # read as the answer streams: a search by the model may add to it
     link: Callable[[int, str], str] = markdown_mark
     cited: list[Citation] = field(default_factory=list)
+    quote: Callable[[Citation, str], None] | None = None  # told each newly cited passage's text (the web page)
     _held: str = ""
 
     async def linked(self, pieces: AsyncIterator[Piece | str]) -> AsyncIterator[Piece | str]:
@@ -161,6 +162,8 @@ class CitedMarks:
             return match.group(0)
         if citation not in self.cited and len(self.cited) < MAX_CITED:
             self.cited.append(citation)
+            if self.quote is not None:
+                self.quote(citation, self.hits[citation.number - 1].passage.text)
         return self.link(citation.number, citation.url) if citation.url else match.group(0)
 
 
@@ -182,6 +185,13 @@ class CitingSurface(Protocol):
     def citation_mark(self, number: int, url: str) -> str: ...
 
 
+@runtime_checkable
+class QuotingSurface(Protocol):
+    """A surface that shows the passage an [n] mark cites when it is pointed at (the web page)."""
+
+    def quote(self, citation: Citation, text: str) -> None: ...
+
+
 async def with_citations(
     pieces: AsyncIterator[Piece | str],
     hits: Sequence[Hit],
@@ -191,7 +201,8 @@ async def with_citations(
 ) -> AsyncIterator[Piece | str]:
     """The answer with its [n] marks linked to `hits`, then the sources it cited listed under it (and in `cited`)."""
     link = surface.citation_mark if isinstance(surface, CitingSurface) else markdown_mark
-    marks = CitedMarks(hits, link, [] if cited is None else cited)
+    quote = surface.quote if isinstance(surface, QuotingSurface) else None
+    marks = CitedMarks(hits, link, [] if cited is None else cited, quote)
     async for piece in marks.linked(pieces):
         yield piece
     if lines := citation_lines(marks.cited, prefix):

@@ -115,10 +115,6 @@ async def test_a_markdown_section_is_cited_by_its_heading_path_and_its_mark_show
     assert chat.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core doesn't hand a surface the passages the marks cite yet: WebReply.quote waits for it",
-)
 async def test_a_mark_shows_the_passage_the_answer_used(
     folders: tuple[Path, Path], bots: WebBots, browser: Browser
 ) -> None:
