@@ -140,7 +140,7 @@ WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updat
 # One round trip. The words list ranks by BM25 (k1 1.2, b 0.75): each of the question's lexemes weighs its inverse
 # passage frequency, saturated by how often the passage holds it and normalised by the passage's length. A lexeme's
 # frequency is the statistics ANALYZE (autovacuum) keeps of the column for the common ones, and counted through the
-# GIN index for the rest (at most as many passages as the least common listed one holds), so the rare words, which
+# GIN index for the rest (no more frequent than the least common listed one), so the rare words, which
 # decide a ranking, weigh what they should. How often a passage holds a lexeme is read from ts_rank of that lexeme
 # alone: for n occurrences it is sum(1/i², i = 1..n)/(π²/6), whose tail, about 1/(n + ½), gives n back.
 # What is ranked stays small whatever the question: passages are looked up by the rarest lexemes only, as many as
@@ -173,9 +173,9 @@ asked AS (
     FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s)) AS q
 ),
 lexemes AS (
-    SELECT a.lexeme, a.query, least(greatest(coalesce(c.frequency, (
-               SELECT count(*) FROM (SELECT FROM {TABLE} p WHERE p.words @@ a.query LIMIT ceil(s.listed * s.passages)) n
-           ) / s.passages), 0.5 / s.passages), 0.9) AS frequency
+    SELECT a.lexeme, a.query, least(greatest(coalesce(c.frequency, least(
+               (SELECT count(*) FROM {TABLE} p WHERE p.words @@ a.query) / s.passages, s.listed
+           )), 0.5 / s.passages), 0.9) AS frequency
     FROM asked a
     CROSS JOIN size s
     LEFT JOIN common c ON c.lexeme = a.lexeme
