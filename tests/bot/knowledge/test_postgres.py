@@ -16,7 +16,7 @@ import pytest
 from bot.knowledge.embedded import EmbeddedDatabase, EmbeddedDatabaseError, start_embedded
 from bot.knowledge.passages import Access, Hit, Passage
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
-from bot.knowledge.postgres_sql import TABLE
+from bot.knowledge.postgres.sql import TABLE
 from fakes.harness.processes import ROOT
 from fakes.harness.server_folders import embedded_database_url
 from tests.bot.knowledge.conftest import DIMENSIONS, MODEL, Embedder

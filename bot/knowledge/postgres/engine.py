@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo
-from bot.knowledge.postgres_sql import (
+from bot.knowledge.postgres.sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
     DELETE_KEYS,

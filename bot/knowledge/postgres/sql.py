@@ -1,5 +1,5 @@
-"""The SQL of the PostgreSQL knowledge engine (bot/knowledge/postgres.py): its schema, its statements, and the rows
-they take and give."""
+"""The SQL of the PostgreSQL knowledge engine (engine.py beside it): its schema, its statements, and the rows they
+take and give."""
 
 from __future__ import annotations
 

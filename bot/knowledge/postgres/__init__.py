@@ -1,0 +1,6 @@
+"""The knowledge engine on PostgreSQL with pgvector: the engine (engine.py), its schema and statements (sql.py), the
+search's one statement (search.py) and what an older database is given at start (upgrades.py)."""
+
+from bot.knowledge.postgres.engine import KnowledgeEngineError, PostgresEngine
+
+__all__ = ["KnowledgeEngineError", "PostgresEngine"]
