@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo
+from bot.knowledge.postgres.search import SEARCH
 from bot.knowledge.postgres.sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
@@ -32,16 +33,12 @@ from bot.knowledge.postgres.sql import (
     RECORD_REMOVALS,
     RECORD_SKIPPED,
     RECORDED_MODEL,
-    REMAKE_WORDS,
     REMOVALS_SINCE,
-    SEARCH,
     SESSION_SETTINGS,
-    SET_WORDS_EXPRESSION,
     SOURCES,
     TABLE,
     UPSERT,
     VECTOR_DIMENSIONS,
-    WORDS_EXPRESSION,
     Row,
     hit_from_row,
     kept,
@@ -51,6 +48,7 @@ from bot.knowledge.postgres.sql import (
     skipped_row,
     upsert_row,
 )
+from bot.knowledge.postgres.upgrades import read_locators
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +120,7 @@ class PostgresEngine:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('knowledge schema'))")
             for statement in schema(dimensions):
                 await conn.execute(statement)
-            await _read_locators(conn)
+            await read_locators(conn)
             row = await (await conn.execute(VECTOR_DIMENSIONS, {"table": TABLE})).fetchone()
             if model:
                 await conn.execute(RECORD_MODEL, {"name": model})
@@ -271,20 +269,6 @@ class PostgresEngine:
 async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     await register_vector_async(conn)
     await conn.execute(SESSION_SETTINGS)
-
-
-async def _read_locators(conn: psycopg.AsyncConnection[Any]) -> None:
-    """A table whose words search doesn't read passages' locators (made before it did) gets it, rewritten once."""
-    row = await (await conn.execute(WORDS_EXPRESSION, {"table": TABLE})).fetchone()
-    if row is None or "locator" in str(row[0]):
-        return
-    log.info("knowledge_words_upgrading", table=TABLE)
-    try:
-        async with conn.transaction():
-            await conn.execute(SET_WORDS_EXPRESSION)
-    except psycopg.errors.SyntaxError:  # PostgreSQL before 17
-        for statement in REMAKE_WORDS:
-            await conn.execute(statement)
 
 
 async def _insert_isolating(conn: psycopg.AsyncConnection[Any], rows: Sequence[Row]) -> list[Skipped]:

@@ -29,17 +29,6 @@ WORDS = (
     f"|| setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', locator), 'C') "
     f"|| setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', text), 'A')"
 )
-WORDS_EXPRESSION = """
-SELECT pg_get_expr(d.adbin, d.adrelid)
-FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-WHERE d.adrelid = to_regclass(%(table)s) AND a.attname = 'words'"""
-SET_WORDS_EXPRESSION = f"ALTER TABLE {TABLE} ALTER COLUMN words SET EXPRESSION AS ({WORDS})"  # PostgreSQL 17+
-# Before 17: the column made again, and its index.
-REMAKE_WORDS = (
-    f"ALTER TABLE {TABLE} DROP COLUMN words",
-    f"ALTER TABLE {TABLE} ADD COLUMN words tsvector GENERATED ALWAYS AS ({WORDS}) STORED",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_words ON {TABLE} USING gin (words) WITH (fastupdate = off)",
-)
 # A passage's length in words, for BM25's length normalisation; its average comes from the statistics ANALYZE keeps.
 LENGTH_COLUMN = (
     "length integer NOT NULL GENERATED ALWAYS AS "
@@ -135,118 +124,6 @@ ON CONFLICT (scope, key) DO UPDATE SET
 WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at)
     IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.title, EXCLUDED.text, EXCLUDED.locator, EXCLUDED.url,
                       EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at)
-"""
-
-# One round trip. The words list ranks by BM25 (k1 1.2, b 0.75): each of the question's lexemes weighs its inverse
-# passage frequency, saturated by how often the passage holds it and normalised by the passage's length. A lexeme's
-# frequency is the statistics ANALYZE (autovacuum) keeps of the column for the common ones, and counted through the
-# GIN index for the rest (no more frequent than the least common listed one), so the rare words, which
-# decide a ranking, weigh what they should. How often a passage holds a lexeme is read from ts_rank of that lexeme
-# alone: for n occurrences it is sum(1/i², i = 1..n)/(π²/6), whose tail, about 1/(n + ½), gives n back.
-# What is ranked stays small whatever the question: passages are looked up by the rarest lexemes only, as many as
-# keep the expected matches under %(lexical_budget)s (always the rarest one), and never by a lexeme in more than a
-# %(common)s share of the passages (unless that is few passages): a question of only such words ("how do I
-# deploy?" in a deployment channel) has no words list, its meaning finds its passages. Passages holding every one
-# of the question's lexemes are looked up too, so one asked for by its own words is found however common they are.
-# At most %(lexical_scan)s passages of each lookup are ranked, by every lexeme. Each passage's `words` is the
-# share of the question it holds, each lexeme weighing its rarity squared as in Lucene's classic tf-idf, so "E4711"
-# outweighs "anyone", "seen", "error" and "before" together: what the relevance threshold reads.
-# The meaning list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access, fused
-# by reciprocal rank (k = 60), a words vote counting as much as the share of the question it holds.
-SEARCH = rf"""
-WITH common AS (
-    SELECT e.lexeme, e.frequency
-    FROM pg_stats s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, frequency)
-    WHERE s.schemaname = current_schema() AND s.tablename = '{TABLE}' AND s.attname = 'words'
-),
-size AS (
-    SELECT CASE WHEN c.reltuples >= 1000 THEN c.reltuples ELSE (SELECT greatest(count(*), 1) FROM {TABLE}) END
-               AS passages,
-           coalesce((SELECT min(frequency) FROM common), 1) AS listed,
-           (SELECT avg(bound::float8) FROM pg_stats s, unnest(s.histogram_bounds::text::int[]) AS bound
-            WHERE s.schemaname = current_schema() AND s.tablename = '{TABLE}' AND s.attname = 'length') AS length
-    FROM pg_class c
-    WHERE c.oid = to_regclass('{TABLE}')
-),
-asked AS (
-    SELECT DISTINCT q.lexeme, ('''' || replace(replace(q.lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS query
-    FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s)) AS q
-),
-lexemes AS (
-    SELECT a.lexeme, a.query, least(greatest(coalesce(c.frequency, least(
-               (SELECT count(*) FROM {TABLE} p WHERE p.words @@ a.query) / s.passages, s.listed
-           )), 0.5 / s.passages), 0.9) AS frequency
-    FROM asked a
-    CROSS JOIN size s
-    LEFT JOIN common c ON c.lexeme = a.lexeme
-),
-terms AS MATERIALIZED (
-    SELECT l.query, ln(1.0 / l.frequency) ^ 2 AS weight,
-           ln(1 + (1 - l.frequency + 0.5 / s.passages) / (l.frequency + 0.5 / s.passages)) AS idf,
-           l.frequency <= %(common)s OR l.frequency * s.passages <= %(lexical_scan)s AS telling,
-           s.passages * sum(l.frequency) OVER (ORDER BY l.frequency, l.lexeme) AS expected,
-           row_number() OVER (ORDER BY l.frequency, l.lexeme) AS rarity
-    FROM lexemes l, size s
-),
-question AS (
-    SELECT string_agg(query::text, ' | ')
-               FILTER (WHERE telling AND (rarity = 1 OR expected <= %(lexical_budget)s))::tsquery AS lookup,
-           CASE WHEN count(*) > 1 THEN string_agg(query::text, ' & ')::tsquery END AS every,
-           sum(weight) AS weight
-    FROM terms
-),
-matching AS MATERIALIZED (
-    (SELECT p.scope, p.key, p.words, p.length
-     FROM {TABLE} p, question q
-     WHERE p.words @@ q.every
-       AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-     LIMIT %(lexical_scan)s)
-    UNION ALL
-    (SELECT p.scope, p.key, p.words, p.length
-     FROM {TABLE} p, question q
-     WHERE p.words @@ q.lookup AND NOT coalesce(p.words @@ q.every, false)
-       AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-     LIMIT %(lexical_scan)s)
-),
-held AS (
-    SELECT m.scope, m.key, m.length, t.weight, t.idf,
-           1 / greatest(1.6449341 - 1.6449341 * ts_rank('{{0, 1, 0, 1}}', m.words, t.query, 0), 0.001) - 0.5 AS times
-    FROM matching m
-    JOIN terms t ON m.words @@ t.query
-),
-lexical AS MATERIALIZED (
-    SELECT h.scope, h.key, sum(h.weight) / q.weight AS words,
-           sum(h.idf * h.times * 2.2
-               / (h.times + 1.2 * (0.25 + 0.75 * h.length / coalesce(nullif(s.length, 0), nullif(h.length, 0), 1))))
-               AS bm25
-    FROM held h, question q, size s
-    GROUP BY h.scope, h.key, q.weight
-    ORDER BY bm25 DESC
-    LIMIT %(candidates)s
-),
-semantic AS MATERIALIZED (
-    SELECT p.scope, p.key, p.embedding <=> %(vector)s::halfvec AS distance
-    FROM {TABLE} p
-    WHERE p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-    ORDER BY p.embedding <=> %(vector)s::halfvec
-    LIMIT %(candidates)s
-),
-fused AS (
-    SELECT scope, key, sum(vote / (60 + rank)) AS score
-    FROM (
-        SELECT scope, key, words AS vote, row_number() OVER (ORDER BY bm25 DESC) AS rank FROM lexical
-        UNION ALL
-        SELECT scope, key, 1.0, row_number() OVER (ORDER BY distance) FROM semantic
-    ) AS ranked
-    GROUP BY scope, key
-)
-SELECT p.scope, p.key, p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at,
-       1 - (p.embedding <=> %(vector)s::halfvec) AS relevance, coalesce(l.words, 0) AS words
-FROM fused f
-JOIN {TABLE} p USING (scope, key)
-LEFT JOIN lexical l USING (scope, key)
-ORDER BY f.score DESC, relevance DESC
-LIMIT %(limit)s
 """
 
 DELETE_KEYS = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND key = ANY(%(keys)s)"
