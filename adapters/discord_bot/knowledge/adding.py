@@ -14,7 +14,7 @@ import structlog
 
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
-from adapters.discord_bot.knowledge.feed import jump_link, place_link
+from adapters.discord_bot.knowledge.messages import jump_link, place_link
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.files.documents import DocumentReader, DocumentRefused
 from adapters.shared.knowledge_sources.added import Added, AddedMessages

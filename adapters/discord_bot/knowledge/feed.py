@@ -11,48 +11,13 @@ import discord
 import structlog
 
 from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
+from adapters.discord_bot.knowledge.messages import SAID_TYPES, is_said, message_passage, place_link
 from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
 
 log = structlog.get_logger(__name__)
-
-SAID_TYPES = (discord.MessageType.default, discord.MessageType.reply)
-
-
-def is_said(message: discord.Message) -> bool:
-    """A person's message with words in it."""
-    return (
-        not message.author.bot
-        and message.webhook_id is None
-        and message.type in SAID_TYPES
-        and bool(message.content.strip())
-    )
-
-
-def place_link(guild_id: int, channel_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id}/{channel_id}"
-
-
-def jump_link(guild_id: int, channel_id: int, message_id: int) -> str:
-    return f"{place_link(guild_id, channel_id)}/{message_id}"
-
-
-def message_passage(message: discord.Message, guild_id: int, channel_id: int, title: str) -> Passage:
-    """`message` as knowledge of its server, read by those who can see `channel_id` (its channel, or its thread's)."""
-    when = message.edited_at or message.created_at
-    return Passage(
-        scope=guild_scope(guild_id),
-        source=f"channel:{channel_id}",
-        key=str(message.id),
-        text=f"{message.author.display_name}: {message.clean_content.strip()}",
-        title=title,
-        url=jump_link(guild_id, message.channel.id, message.id),
-        channel=str(channel_id),
-        author=str(message.author.id),
-        updated_at=when.timestamp(),
-    )
 
 
 class KnowledgeFeed:

@@ -8,7 +8,7 @@ import discord
 import structlog
 
 from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, guild_of_scope
-from adapters.discord_bot.knowledge.feed import is_said, message_passage
+from adapters.discord_bot.knowledge.messages import is_said, message_passage
 from adapters.shared.knowledge_sources.channel_history import ChannelHistory, HistoryLimits, Page, Renew
 from adapters.shared.knowledge_sources.channels import Backfill
 from bot.state.redis_client import RedisClient

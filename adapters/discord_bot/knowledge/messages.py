@@ -1,0 +1,46 @@
+"""Discord messages as knowledge: which are (a person's message with words in it, never a bot's or a webhook's), the
+passage each becomes (its server's, read by those who can see its channel, linked by its jump link), and the links
+that lead into a channel or thread."""
+
+from __future__ import annotations
+
+import discord
+
+from adapters.discord_bot.knowledge.access import guild_scope
+from bot.knowledge.passages import Passage
+
+SAID_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def is_said(message: discord.Message) -> bool:
+    """A person's message with words in it."""
+    return (
+        not message.author.bot
+        and message.webhook_id is None
+        and message.type in SAID_TYPES
+        and bool(message.content.strip())
+    )
+
+
+def place_link(guild_id: int, channel_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}"
+
+
+def jump_link(guild_id: int, channel_id: int, message_id: int) -> str:
+    return f"{place_link(guild_id, channel_id)}/{message_id}"
+
+
+def message_passage(message: discord.Message, guild_id: int, channel_id: int, title: str) -> Passage:
+    """`message` as knowledge of its server, read by those who can see `channel_id` (its channel, or its thread's)."""
+    when = message.edited_at or message.created_at
+    return Passage(
+        scope=guild_scope(guild_id),
+        source=f"channel:{channel_id}",
+        key=str(message.id),
+        text=f"{message.author.display_name}: {message.clean_content.strip()}",
+        title=title,
+        url=jump_link(guild_id, message.channel.id, message.id),
+        channel=str(channel_id),
+        author=str(message.author.id),
+        updated_at=when.timestamp(),
+    )
