@@ -36,6 +36,7 @@ from bot.turn.model_slots import ModelSlots
 from bot.turn.preparation import Preparation, Prepared
 from bot.turn.prompt import PromptBuilder
 from bot.turn.remembering import Remembering
+from bot.turn.rewriting import follow_up_rewriter
 from bot.turn.searching import TurnKnowledge
 from bot.usage.accounting import Accounting, Spend, UsageCounters, payer_of
 from bot.usage.ledger import UsageLedger
@@ -82,7 +83,9 @@ class ChatCore:
         errors = self._metrics.redis_errors.inc
         index = ConversationIndex(store.client, history.key_prefix, history.ttl_seconds, errors)
         self.forgetting = Forgetting(store, self._locks, index, self._admission.quota, errors)
-        turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share)
+        respond = respond or RespondSettings()
+        rewriter = follow_up_rewriter(backend, models, respond.router_model)
+        turn_knowledge = TurnKnowledge(knowledge, prompts, knowledge_share, rewriter)
         self._preparation = Preparation(store, prompts, self._choices, index, coordination, personas, turn_knowledge)
         slots = ModelSlots(self._metrics, max_concurrent_replies)
         toolbox = tools if tools is not None else ToolBox(ToolSettings())
@@ -100,7 +103,7 @@ class ChatCore:
         self.responder = Responder(
             backend,
             models,
-            respond or RespondSettings(),
+            respond,
             self._metrics,
             lambda: self.knowledge,
             lambda: [spec["function"]["name"] for spec in toolbox.specs()],

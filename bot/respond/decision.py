@@ -10,7 +10,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import structlog
 
@@ -21,6 +21,7 @@ from bot.loop import within
 from bot.metrics import Metrics
 from bot.model.backends import ChatMessage, ModelBackend
 from bot.respond.words import asks_something, small_talk
+from bot.turn.rewriting import small_model
 from bot.turn.searching import EVERYONES, HITS, QUESTION_CHARS, SEARCH_SECONDS, count_embedding
 from bot.usage.accounting import Accounting, Payer
 from bot.usage.meter import UsageMeter
@@ -194,13 +195,5 @@ class Responder:
 
 
 def _router_model(models: ModelCatalog, name: str | None) -> ModelSettings | None:
-    """ROUTER_MODEL's settings: a model of the catalog, else that id on the default model's server; asked for a word."""
-    if name is None:
-        return None
-    choice = models.find(name)
-    settings = choice.settings if choice is not None else replace(models.default.settings, model_id=name)
-    return replace(
-        settings,
-        sampling=replace(settings.sampling, max_new_tokens=ROUTER_TOKENS, temperature=ROUTER_TEMPERATURE),
-        loading_retries=0,
-    )
+    """ROUTER_MODEL's settings, asked for a word."""
+    return None if name is None else small_model(models, name, ROUTER_TOKENS, ROUTER_TEMPERATURE)

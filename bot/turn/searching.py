@@ -17,6 +17,7 @@ from bot.loop import off_loop_if_large, within
 from bot.tools.builtin import BuiltinTool
 from bot.turn.message import Turn
 from bot.turn.prompt import TOKENS_PER_TURN, PromptBuilder
+from bot.turn.rewriting import FollowUpRewriter
 from bot.usage.meter import UsageMeter
 
 log = structlog.get_logger(__name__)
@@ -38,8 +39,16 @@ UNAVAILABLE = "I couldn't search the knowledge just now, so this answer doesn't 
 
 
 class TurnKnowledge:
-    def __init__(self, knowledge: Knowledge | None, prompts: PromptBuilder, share: float) -> None:
+    def __init__(
+        self,
+        knowledge: Knowledge | None,
+        prompts: PromptBuilder,
+        share: float,
+        rewriter: FollowUpRewriter | None = None,
+    ) -> None:
+        """`rewriter`: ROUTER_MODEL, which makes a follow-up a question of its own before it is searched."""
         self.knowledge = knowledge
+        self._rewriter = rewriter
         self._prompts = prompts
         self._share = share
         # Set once knowledge expected at start-up has started or failed to; None: none is starting.
@@ -48,8 +57,8 @@ class TurnKnowledge:
 
     async def search(self, turn: Turn, meter: UsageMeter | None = None, before: str = "") -> list[Hit] | None:
         """The relevant passages for the turn's question ([] when it has no knowledge); None when the search failed.
-        A follow-up is searched with the question `before` it. The question's embedding counts on `meter` as the
-        embedding model's input."""
+        A follow-up is searched with the question `before` it (rewritten by the router model where there is one). The
+        question's embedding counts on `meter` as the embedding model's input, a rewrite as the router model's."""
         if turn.found is not None:
             return list(turn.found)
         if turn.again or _small_talk(turn.text):
@@ -59,7 +68,7 @@ class TurnKnowledge:
         if self.knowledge is None:
             return []
         access = turn.knowledge or EVERYONES
-        question = searched_text(turn.text, before)
+        question = await self._searched(turn, before, meter)
         try:
             hits = await within(self.knowledge.search(question, access, HITS), SEARCH_SECONDS)
         except Exception as error:  # noqa: BLE001 - whatever the engine or embedder raised, the answer goes on
@@ -67,6 +76,18 @@ class TurnKnowledge:
             return None
         count_embedding(meter, self.knowledge, question)
         return hits
+
+    async def _searched(self, turn: Turn, before: str, meter: UsageMeter | None) -> str:
+        """What is searched for the turn: its question, a follow-up made whole by the router model, or joined to the
+        question before it."""
+        question = turn.text[:QUESTION_CHARS]
+        if self._rewriter is None or not before.strip() or not is_follow_up(question):
+            return searched_text(question, before)
+        rewritten = await self._rewriter.rewrite(before[:QUESTION_CHARS], question, meter, QUESTION_CHARS)
+        if rewritten is None:
+            return searched_text(question, before)
+        log.debug("follow_up_rewritten", thread=turn.thread, chars=len(rewritten))
+        return rewritten
 
     async def _started(self, turn: Turn) -> bool:
         """False when knowledge expected at start-up isn't there within `start_wait`, still starting or failed to

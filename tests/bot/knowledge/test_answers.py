@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from bot.tools.toolbox import ToolBox
 from bot.turn.prompt import MistralTokenCounter
 from bot.usage.days import day_of
 from bot.usage.totals import ModelUsage
+from config.respond import RespondSettings
 from config.tools import ToolSettings
 from fakes.citing_model import NOT_COVERED, citing_responder, passages_in
 from fakes.memory_surface import MemorySurface
@@ -225,3 +227,84 @@ async def test_a_follow_up_is_searched_with_the_question_before_it(
 
     follow_up = passages_in(model_server.requests[-1].body)
     assert next(iter(follow_up.values())) == dogs.text  # first, before the gym's weekends
+
+
+PRINTER_RESET = "To reset the printer's password, hold its power button for ten seconds; the default is printme."
+VPN_RESET = "To reset your VPN password, open the account portal and choose Forgot password for the VPN."
+ROUTER = "HuggingFaceTB/SmolLM2-360M-Instruct"
+VPN_QUESTION = "How do I reset my VPN password when the VPN client says my VPN account is locked?"
+
+
+@pytest.fixture
+async def routed(
+    model_server: FakeModelServer, redis_store: HistoryStore, token_counter: MistralTokenCounter, knowledge: Knowledge
+) -> AsyncIterator[tuple[ChatCore, Access]]:
+    """A core with ROUTER_MODEL set, and an office whose two password passages differ in what they reset."""
+    office = "discord:9003"
+    await knowledge.add(
+        [
+            Passage(office, "dir:printer.md", "dir:printer.md#1", PRINTER_RESET, "printer"),
+            Passage(office, "dir:vpn-reset.md", "dir:vpn-reset.md#1", VPN_RESET, "vpn"),
+        ]
+    )
+    settings = remote_model_settings(model_server.base_url)
+    core = make_core(
+        settings, redis_store, token_counter, knowledge=knowledge, respond=RespondSettings(router_model=ROUTER)
+    )
+    yield core, Access((office,))
+    await core.aclose()
+
+
+def rewrites_with(router: Script) -> Callable[[dict[str, Any]], Script | None]:
+    """The router model answers rewrites with `router`; the answering model cites what it is given."""
+
+    def respond(body: dict[str, Any]) -> Script | None:
+        if body["model"] == ROUTER:
+            return router
+        return citing_responder(body)
+
+    return respond
+
+
+async def test_the_router_model_makes_a_follow_up_whole_before_it_is_searched(
+    routed: tuple[ChatCore, Access], model_server: FakeModelServer
+) -> None:
+    core, access = routed
+    model_server.responder = rewrites_with(Script(text='Query: "How do I reset the printer password?"'))
+
+    def asked(text: str) -> Turn:
+        return Turn(thread="knowledge:rewritten", author_id="42", author_name="Ada", text=text, knowledge=access)
+
+    await core.answer(asked(VPN_QUESTION), surface())
+    assert next(iter(passages_in(model_server.requests[-1].body).values())) == VPN_RESET
+    before = len(model_server.requests)
+
+    shown = surface()
+    await core.answer(asked("And the printer one?"), shown)
+
+    [rewrite, answer] = model_server.requests[before:]
+    assert rewrite.body["model"] == ROUTER
+    assert f"Earlier question: {VPN_QUESTION}" in str(rewrite.body["messages"])
+    assert next(iter(passages_in(answer.body).values())) == PRINTER_RESET  # joined, the VPN's reset came first
+    assert "hold its power button" in text_of(shown)
+
+
+async def test_a_failing_router_leaves_the_follow_up_joined_to_the_question_before(
+    routed: tuple[ChatCore, Access], model_server: FakeModelServer
+) -> None:
+    core, access = routed
+    model_server.responder = rewrites_with(Script(failure="http_500"))
+
+    def asked(text: str) -> Turn:
+        return Turn(thread="knowledge:unrouted", author_id="42", author_name="Ada", text=text, knowledge=access)
+
+    await core.answer(asked("How do I reset my VPN password?"), surface())
+    before = len(model_server.requests)
+    shown = surface()
+    await core.answer(asked("And what if it still fails?"), shown)
+
+    asked_router = [r for r in model_server.requests[before:] if r.body["model"] == ROUTER]
+    answers = [r for r in model_server.requests[before:] if r.body["model"] != ROUTER]
+    assert asked_router and all(r.status == 500 for r in asked_router)
+    assert next(iter(passages_in(answers[-1].body).values())) == VPN_RESET  # searched with the question before
+    assert "Forgot password" in text_of(shown)
