@@ -103,7 +103,7 @@ async def build(settings: Settings, *, console: bool) -> Services:
         respond=settings.respond,
         usage=settings.usage,
     )
-    knowledge = KnowledgeOpener(partial(open_knowledge, settings), core.use_knowledge)
+    knowledge = KnowledgeOpener(partial(open_knowledge, settings, metrics.rerank_failed), core.use_knowledge)
     await core.tools.start()  # a server that isn't up yet is connected in the background
     freeze_startup_heap()
     return Services(core, coordination, metrics, redis, settings, prompts, knowledge)

@@ -56,6 +56,11 @@ class Metrics:
             registry=r,
         )
         self.votes = counter("bot_answer_votes_total", "Votes on answers, by platform and vote", ["platform", "vote"])
+        self.rerank_failures = counter(
+            "bot_rerank_failures_total",
+            "Knowledge searches whose reranker failed (their passages kept fusion's order), by kind",
+            ["kind"],
+        )
         self._problems: dict[str, str | None] = {}
 
     def turn_finished(self, platform: str, thread: str, received_at: float, result: RenderResult) -> None:
@@ -75,6 +80,10 @@ class Metrics:
             writes=result.writes,
             seconds=round(seconds, 3),
         )
+
+    def rerank_failed(self, kind: str) -> None:
+        """A knowledge search's reranker failed: unreachable, timeout, http or reply (bot.knowledge.rerank)."""
+        self.rerank_failures.labels(kind).inc()
 
     def set_health(self, component: str, problem: str | None) -> None:
         """`problem` None: the component (a platform connection) is up."""

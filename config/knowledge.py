@@ -1,5 +1,5 @@
-"""Knowledge settings: the deployment's documents folder, the embeddings' model or server, and the engine's database
-(or where the embedded one keeps its data)."""
+"""Knowledge settings: the deployment's documents folder, the embeddings' model or server, the reranking server, and
+the engine's database (or where the embedded one keeps its data)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,24 @@ MAX_PROMPT_SHARE = 0.8
 # answered saying it didn't use it.
 DEFAULT_START_WAIT_SECONDS = 10.0
 MAX_START_WAIT_SECONDS = 60.0
+# Reranking (RERANK_BASE_URL): the passages fusion found best, this many, scored again by a cross-encoder. Text
+# Embeddings Inference refuses more than 32 texts a request by default: 30 is one request.
+DEFAULT_RERANK_CANDIDATES = 30
+MAX_RERANK_CANDIDATES = 100
+# Past this the passages go in fusion's order: a search has 3 s in all (bot.turn.searching.SEARCH_SECONDS).
+DEFAULT_RERANK_TIMEOUT_SECONDS = 1.0
+MAX_RERANK_TIMEOUT_SECONDS = 2.5
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """A `/rerank` server: Text Embeddings Inference's shape without a model, Cohere's and Jina's with one."""
+
+    base_url: str  # RERANK_BASE_URL: the server (TEI's root, or an API's /v1 or /v2); `/rerank` is added
+    model: str | None = None  # RERANK_MODEL: the model asked for, which also picks the Cohere/Jina request shape
+    api_key: str | None = None  # RERANK_API_KEY: sent as a bearer token
+    candidates: int = DEFAULT_RERANK_CANDIDATES  # RERANK_CANDIDATES: how many of fusion's best are scored again
+    timeout_seconds: float = DEFAULT_RERANK_TIMEOUT_SECONDS  # RERANK_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,7 @@ class KnowledgeSettings:
     prompt_share: float = DEFAULT_PROMPT_SHARE  # KNOWLEDGE_PROMPT_SHARE: of the prompt's token budget, at most
     min_relevance: float | None = None  # KNOWLEDGE_MIN_RELEVANCE: the cosine a passage needs (None: the model's own)
     start_wait_seconds: float = DEFAULT_START_WAIT_SECONDS  # KNOWLEDGE_START_WAIT_SECONDS
+    rerank: RerankSettings | None = None  # RERANK_BASE_URL set: the hits reordered by that server
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
@@ -51,6 +70,30 @@ def knowledge_settings(env: Env) -> KnowledgeSettings:
         min_relevance=_min_relevance(env, "KNOWLEDGE_MIN_RELEVANCE"),
         start_wait_seconds=env.float(
             "KNOWLEDGE_START_WAIT_SECONDS", DEFAULT_START_WAIT_SECONDS, minimum=0.0, maximum=MAX_START_WAIT_SECONDS
+        ),
+        rerank=rerank_settings(env),
+    )
+
+
+def rerank_settings(env: Env) -> RerankSettings | None:
+    """RERANK_BASE_URL's server, or None. RERANK_MODEL alone would be a model run in the process, which no package
+    on the registry ships offline (docs/operators.md, "Knowledge"): it is refused rather than silently ignored."""
+    base_url = env.url("RERANK_BASE_URL", None, ("http", "https"))
+    model = env.optional_str("RERANK_MODEL")
+    if base_url is None:
+        if model is not None:
+            raise ConfigError(
+                f"RERANK_MODEL={model!r} is set but RERANK_BASE_URL is not: a reranker runs on a /rerank server "
+                "(Text Embeddings Inference, or a Cohere- or Jina-compatible API); set RERANK_BASE_URL to it"
+            )
+        return None
+    return RerankSettings(
+        base_url=base_url,
+        model=model,
+        api_key=env.optional_str("RERANK_API_KEY"),
+        candidates=env.int("RERANK_CANDIDATES", DEFAULT_RERANK_CANDIDATES, minimum=2, maximum=MAX_RERANK_CANDIDATES),
+        timeout_seconds=_positive(
+            env, "RERANK_TIMEOUT_SECONDS", DEFAULT_RERANK_TIMEOUT_SECONDS, MAX_RERANK_TIMEOUT_SECONDS
         ),
     )
 
@@ -79,6 +122,13 @@ def _prompt_share(env: Env, name: str) -> float:
     if not share > 0:  # also NaN
         raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a number > 0 and ≤ {MAX_PROMPT_SHARE}")
     return share
+
+
+def _positive(env: Env, name: str, default: float, maximum: float) -> float:
+    value = env.float(name, default, maximum=maximum)
+    if not value > 0:  # also NaN
+        raise ConfigError(f"{name}={env.raw(name)!r} is invalid: expected a number > 0 and ≤ {maximum:g}")
+    return value
 
 
 def _is_url(value: str) -> bool:

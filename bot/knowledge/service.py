@@ -1,6 +1,6 @@
 """The knowledge a bot process uses: passages embedded and stored in the engine, searched for a question within what
-its asker may read, only the relevant kept. Adding is batched off the hot path (`add_soon`) so a burst of messages
-never holds up an answer."""
+its asker may read, only the relevant kept, reordered by a reranker where one is set (bot.knowledge.rerank). Adding
+is batched off the hot path (`add_soon`) so a burst of messages never holds up an answer."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from bot.knowledge.cleaning import clean_passage, clean_text
 from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, Skipped, SourceInfo, subject
+
+if TYPE_CHECKING:
+    from bot.knowledge.rerank import Reranking
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +55,16 @@ def relevance_for(embedder: str, minimum: float | None = None) -> Relevance:
 
 
 class Knowledge:
-    def __init__(self, engine: KnowledgeEngine, embedder: Embedder, min_relevance: float | None = None) -> None:
+    def __init__(
+        self,
+        engine: KnowledgeEngine,
+        embedder: Embedder,
+        min_relevance: float | None = None,
+        reranking: Reranking | None = None,
+    ) -> None:
         self.engine = engine
         self.embedder = embedder
+        self.reranking = reranking
         self._min_relevance = min_relevance
         self._relevance = relevance_for(embedder.name, min_relevance)
         self._waiting: asyncio.Queue[_Addition | _Forget] = asyncio.Queue()  # in the order they happened
@@ -75,6 +86,8 @@ class Knowledge:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._adder
         await self.embedder.aclose()
+        if self.reranking is not None:
+            await self.reranking.aclose()
         await self.engine.aclose()
 
     async def add(self, passages: Sequence[Passage], decided: Sequence[float] = ()) -> list[Skipped]:
@@ -132,13 +145,21 @@ class Knowledge:
         await self._settled.wait()
 
     async def search(self, question: str, access: Access, limit: int = 8) -> list[Hit]:
-        """The passages that may answer `question`, best first, only those relevant enough and within `access`."""
+        """The passages that may answer `question`, best first, only those relevant enough and within `access`.
+        With a reranker, fusion's best `reranking.candidates` that are relevant are put in its order (fusion's, if it
+        fails), and the first `limit` returned: a passage fusion ranked past `limit` can come first."""
         if not access.scopes or not question.strip():
             return []
         question = clean_text(question)
         [vector] = await self.embedder.embed([question])
-        hits = await self.engine.search(question, vector, access, limit)
-        return [hit for hit in hits if self._relevant(hit)]
+        candidates = limit if self.reranking is None else max(limit, self.reranking.candidates)
+        hits = await self.engine.search(question, vector, access, candidates)
+        # Whether a passage is relevant at all stays the embedder's to judge (the reranker's scores have a scale of
+        # each model's own, and it may be down): small talk gets none, and the reranker isn't even asked.
+        relevant = [hit for hit in hits if self._relevant(hit)]
+        if self.reranking is not None:
+            relevant = await self.reranking.ordered(question, relevant)
+        return relevant[:limit]
 
     # The names of what is removed are cleaned as what was added was: the same key, source or author.
     async def forget_keys(self, scope: str, keys: Sequence[str]) -> int:

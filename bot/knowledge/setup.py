@@ -1,9 +1,11 @@
 """Knowledge from the settings: the engine (KNOWLEDGE_DATABASE_URL, else the embedded server in KNOWLEDGE_DATA_DIR)
-and the embedder, started; and whether to start it with the bot. Its libraries are imported only when it starts."""
+and the embedder, started, with the reranker (RERANK_BASE_URL) if any; and whether to start it with the bot. Its
+libraries are imported only when it starts."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge
@@ -22,17 +24,23 @@ def wanted_at_start(settings: KnowledgeSettings) -> bool:
     )
 
 
-async def open_knowledge(settings: Settings) -> Knowledge:
-    """Started knowledge; raises KnowledgeUnavailable with the reason in one sentence."""
+async def open_knowledge(settings: Settings, rerank_failed: Callable[[str], None] | None = None) -> Knowledge:
+    """Started knowledge; raises KnowledgeUnavailable with the reason in one sentence. `rerank_failed` is told of
+    each search whose reranker failed, by kind (a metric). A reranker is not reached at start: one that is down
+    costs nothing but its ordering."""
     from bot.knowledge.embedded import EmbeddedDatabaseError, start_embedded_async
     from bot.knowledge.embeddings import EmbeddingError, make_embedder
     from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
+    from bot.knowledge.rerank import make_reranking
 
     own = settings.knowledge
     try:
         async with asyncio.timeout(START_SECONDS):
             url = own.database_url or (await start_embedded_async(own.data_dir / DATABASE_FOLDER)).url
-            knowledge = Knowledge(PostgresEngine(url), make_embedder(settings), own.min_relevance)
+            reranking = make_reranking(own.rerank)
+            if reranking is not None and rerank_failed is not None:
+                reranking.count_failure = rerank_failed
+            knowledge = Knowledge(PostgresEngine(url), make_embedder(settings), own.min_relevance, reranking)
             await knowledge.start()
             return knowledge
     except (EmbeddedDatabaseError, KnowledgeEngineError, EmbeddingError, OSError) as error:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.env import ConfigError, Env
+from config.knowledge import RerankSettings
 from config.settings import load_settings
 
 
@@ -78,3 +79,42 @@ def test_a_bad_value_stops_start_up_naming_the_variable(tmp_path: Path, values: 
     with pytest.raises(ConfigError) as raised:
         load_settings(Env({name: value.format(tmp=tmp) for name, value in values.items()}))
     assert message.format(tmp=tmp) in str(raised.value)
+
+
+def test_reranking_is_off_unless_a_server_is_named() -> None:
+    assert load_settings(Env({})).knowledge.rerank is None
+
+
+def test_every_rerank_setting_is_read() -> None:
+    rerank = load_settings(
+        Env(
+            {
+                "RERANK_BASE_URL": "https://api.cohere.com/v2",
+                "RERANK_MODEL": "rerank-v3.5",
+                "RERANK_API_KEY": "co-secret",
+                "RERANK_CANDIDATES": "50",
+                "RERANK_TIMEOUT_SECONDS": "0.5",
+            }
+        )
+    ).knowledge.rerank
+    assert rerank == RerankSettings("https://api.cohere.com/v2", "rerank-v3.5", "co-secret", 50, 0.5)
+    tei = load_settings(Env({"RERANK_BASE_URL": "http://tei:8080"})).knowledge.rerank
+    assert tei == RerankSettings("http://tei:8080", None, None, 30, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"RERANK_MODEL": "bge-reranker-base"}, "RERANK_MODEL='bge-reranker-base' is set but RERANK_BASE_URL is not"),
+        ({"RERANK_BASE_URL": "tei:8080"}, "RERANK_BASE_URL='tei:8080' is invalid: expected a URL"),
+        ({"RERANK_BASE_URL": "http://tei", "RERANK_CANDIDATES": "1"}, "RERANK_CANDIDATES='1' is invalid"),
+        ({"RERANK_BASE_URL": "http://tei", "RERANK_CANDIDATES": "500"}, "expected a whole number ≤ 100"),
+        ({"RERANK_BASE_URL": "http://tei", "RERANK_TIMEOUT_SECONDS": "0"}, "expected a number > 0 and ≤ 2.5"),
+        ({"RERANK_BASE_URL": "http://tei", "RERANK_TIMEOUT_SECONDS": "nan"}, "RERANK_TIMEOUT_SECONDS='nan'"),
+        ({"RERANK_BASE_URL": "http://tei", "RERANK_TIMEOUT_SECONDS": "5"}, "expected a number ≤ 2.5"),
+    ],
+)
+def test_a_bad_rerank_setting_stops_start_up_naming_it(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(Env(values))
+    assert message in str(raised.value)
