@@ -1,10 +1,13 @@
-"""The knowledge channels' shared flows (adapters.shared.knowledge_sources.channel_feed and channel_history) given the
-pieces of a made-up third platform, "forum": what a platform gives is enough to keep its channels current and to read
-their history, one process doing each event and each reading however many run."""
+"""The knowledge channels' shared flows (adapters.shared.knowledge_sources.channel_feed, channel_history and
+channel_pages) given the pieces of a made-up third platform, "forum": what a platform gives is enough to keep its
+channels current and to read their history (threads, pace and rate limits included), one process doing each event and
+each reading however many run."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -13,6 +16,7 @@ import pytest
 
 from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
 from adapters.shared.knowledge_sources.channel_history import ChannelHistory, HistoryLimits, Page, Renew
+from adapters.shared.knowledge_sources.channel_pages import Batch, MessagePages, Pacing, RateLimited, Unreadable
 from adapters.shared.knowledge_sources.channels import Backfill, KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
 from bot.knowledge.opener import KnowledgeOpener
@@ -167,3 +171,85 @@ async def test_a_channels_history_is_read_a_page_at_a_time_up_to_the_platforms_m
     assert pages.asked == ["", "15"]  # 20 messages at most: the second page is the last
     numbers = [n for n in range(25, 5, -1) if n not in (24, 20)]  # neither the one changed live nor the bot's
     assert forum.knowledge.added == [f"#help: message {n}" for n in numbers]
+
+
+@dataclass
+class ForumApi:
+    """The forum's history as its API gives it: messages m6 to m1, newest first, three a request; m5 heads a thread of
+    replies r1 to r4, two a request; m2 heads a thread the bot may not read; m4 is a bot's. The first request for the
+    second page is refused for the forum's rate, with a Retry-After."""
+
+    retry_after: float
+    asked: list[tuple[str, float]] = field(default_factory=list)  # what was asked, and when
+    limited: bool = True
+
+    async def history(self, backfill: Backfill, room: int) -> Batch[str]:
+        self.asked.append((f"history {backfill.cursor}", time.monotonic()))
+        if backfill.cursor and self.limited:
+            self.limited = False
+            raise RateLimited(self.retry_after)
+        start = int(backfill.cursor or 6)
+        numbers = list(range(start, max(start - 3, 0), -1))
+        return Batch([f"m{n}" for n in numbers], str(numbers[-1] - 1) if numbers[-1] > 1 else "")
+
+    async def replies(self, backfill: Backfill, thread: str, cursor: str) -> Batch[str]:
+        self.asked.append((f"replies {thread} {cursor}", time.monotonic()))
+        if thread == "m2":
+            raise Unreadable("a private thread")
+        start = int(cursor or 1)
+        return Batch([f"r{start}", f"r{start + 1}"], str(start + 2) if start + 2 <= 4 else "")
+
+    def thread(self, message: str) -> str:
+        return message if message in ("m5", "m2") else ""
+
+    def passage(self, backfill: Backfill, title: str, message: str) -> Passage | None:
+        return None if message == "m4" else passage(message, f"{title}: {message}")
+
+
+async def test_a_page_reads_its_threads_at_the_platforms_pace_and_waits_out_a_rate_limit(forum: Forum) -> None:
+    api, spacing = ForumApi(retry_after=0.3), 0.1
+    pacing = Pacing(forum.redis, forum.key_prefix, "forum", spacing, "forum_history")
+    renewed: list[float] = []
+
+    async def renew() -> bool:
+        renewed.append(time.monotonic())
+        return True
+
+    pages = MessagePages(api, "forum_history", pacing, "1", renew)
+
+    first = await pages.page(Backfill(SCOPE, CHANNEL, "", 0), "#help", room=20)
+    assert first is not None
+    assert [p.text for p in first.passages] == [f"#help: {m}" for m in ("m6", "m5", "r1", "r2", "r3", "r4")]
+    assert (first.read, first.cursor) == (7, "3")  # three messages, and the four replies read
+
+    second = await pages.page(Backfill(SCOPE, CHANNEL, first.cursor, first.read), "#help", room=13)
+    assert second is not None
+    assert [p.text for p in second.passages] == ["#help: m3", "#help: m2", "#help: m1"]  # m2's thread left out
+    assert (second.read, second.cursor) == (3, "")
+
+    asked = [what for what, _ in api.asked]
+    assert asked == ["history ", "replies m5 ", "replies m5 3", "history 3", "history 3", "replies m2 "]
+    times = [when for _, when in api.asked]
+    assert all(later - earlier >= spacing * 0.9 for earlier, later in itertools.pairwise(times))
+    assert times[4] - times[3] >= api.retry_after * 0.9  # asked again once the Retry-After had passed
+    assert len(renewed) == len(asked)  # the reading kept before every request
+
+
+async def test_a_thread_is_read_only_as_far_as_the_room_left(forum: Forum) -> None:
+    api = ForumApi(retry_after=0.0)
+    page = await MessagePages(api, "forum_history").page(Backfill(SCOPE, CHANNEL, "", 0), "#help", room=4)
+    assert page is not None
+    assert [p.text for p in page.passages] == ["#help: m6", "#help: m5", "#help: r1"]
+    assert page.read == 4
+    assert [what for what, _ in api.asked] == ["history ", "replies m5 "]
+
+
+async def test_a_channel_that_cant_be_read_ends_its_reading(forum: Forum) -> None:
+    class Closed(ForumApi):
+        async def history(self, backfill: Backfill, room: int) -> Batch[str]:
+            raise Unreadable("the bot isn't in the channel")
+
+    assert (
+        await MessagePages(Closed(retry_after=0.0), "forum_history").page(Backfill(SCOPE, CHANNEL, "", 0), "#help", 9)
+        is None
+    )
