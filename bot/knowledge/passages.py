@@ -84,12 +84,31 @@ class Access:
     readable_channels: frozenset[str] = field(default_factory=frozenset)
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A re-embed under way: the passages' vectors of the `previous` model (searched until the switch) made again
+    with the configured `model`, of `dimensions`."""
+
+    previous: str
+    model: str
+    dimensions: int
+
+
+class StaleVectors(RuntimeError):
+    """A question's vector of a model whose vectors the knowledge no longer holds (a re-embed finished meanwhile):
+    embed it with the configured model."""
+
+
 class KnowledgeEngine(Protocol):
     """Stores passages with their vectors, finds them by words and by meaning. One module per engine."""
 
+    # The re-embed towards the configured model under way, as this process last saw it; None: none.
+    transition: Transition | None
+
     async def start(self, dimensions: int, model: str = "") -> None:
-        """Connect, and make the tables and indexes for vectors of `dimensions` if missing; refuse vectors of
-        another size, or of another `model` than the one the knowledge was indexed with."""
+        """Connect, and make the tables and indexes for vectors of `dimensions` if missing. Knowledge indexed with
+        another model than `model` is re-embedded (`transition` set): until the switch, passages added are stored
+        with their new vector, searched as `search` says."""
 
     async def upsert(
         self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float] = ()
@@ -110,8 +129,13 @@ class KnowledgeEngine(Protocol):
         `decided` winning), those refused recorded for `sources`. Until it commits, the old passages are found; if
         it fails, they stay."""
 
-    async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
-        """The passages best matching `text` by words and `vector` by meaning, fused, best first, within `access`."""
+    async def search(
+        self, text: str, vector: Sequence[float], access: Access, limit: int, model: str = ""
+    ) -> list[Hit]:
+        """The passages best matching `text` by words and `vector` by meaning, fused, best first, within `access`.
+        `vector` is `model`'s ("": the configured one's); during a re-embed, the previous model's searches the old
+        vectors, the configured model's those made so far. A hit without a vector of that model has relevance NaN
+        (found by its words). StaleVectors: the knowledge holds no vectors of `model` (any more)."""
 
     async def delete_keys(self, scope: str, keys: Sequence[str]) -> int: ...
 
@@ -128,6 +152,26 @@ class KnowledgeEngine(Protocol):
         """`author`'s passages in every scope that starts with `scope_prefix` (a platform's: "discord:")."""
 
     async def sources(self, scope: str) -> list[SourceInfo]: ...
+
+    # The re-embed, by one process at a time (bot.knowledge.reembedding).
+    async def reembed_lock(self) -> bool:
+        """Whether this engine is (now) the one re-embedding, every process's engines on the database counted."""
+
+    async def reembed_batch(self, after: tuple[str, str] | None, limit: int) -> list[Passage]:
+        """Up to `limit` passages without their new vector, in (scope, key) order after `after` (None: the first)."""
+
+    async def store_reembedded(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
+        """Each passage's new vector, stored unless it was edited, re-embedded or removed since it was read."""
+
+    async def reembed_left(self) -> int:
+        """How many passages lack their new vector."""
+
+    async def finish_reembed(self) -> bool:
+        """At once: the new vectors searched, the new model recorded, the old vectors dropped; False (nothing done)
+        while a passage lacks its new vector."""
+
+    async def reembed_status(self) -> Transition | None:
+        """`transition`, read again from the database (another process may have finished it)."""
 
     async def aclose(self) -> None: ...
 

@@ -16,8 +16,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo
-from bot.knowledge.postgres.search import SEARCH
+from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo, StaleVectors, Transition
+from bot.knowledge.postgres.search import SEARCH, search_statement
 from bot.knowledge.postgres.sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
@@ -27,12 +27,10 @@ from bot.knowledge.postgres.sql import (
     DELETE_SOURCE,
     LOCK,
     LOCK_SHARED,
-    MODEL_TABLE,
     NOW,
     RECORD_MODEL,
     RECORD_REMOVALS,
     RECORD_SKIPPED,
-    RECORDED_MODEL,
     REMOVALS_SINCE,
     SESSION_SETTINGS,
     SOURCES,
@@ -47,6 +45,17 @@ from bot.knowledge.postgres.sql import (
     schema,
     skipped_row,
     upsert_row,
+)
+from bot.knowledge.postgres.transition import (
+    NEXT_COLUMN,
+    STORE,
+    TRY_LOCK,
+    UPSERT_NEXT,
+    left,
+    next_batch,
+    prepare,
+    read_transition,
+    switch,
 )
 from bot.knowledge.postgres.upgrades import read_locators
 
@@ -65,6 +74,11 @@ COMMON_SHARE = 0.05
 # What the database refuses in one row only (a NUL, a value past an index's row size, a character it can't encode):
 # that passage is left out, the rest of its batch stored. Anything else (the connection lost) fails the batch.
 REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, UnicodeEncodeError)
+# During a re-embed: searched with the question in the new model (some passages not there yet), or in the old one
+# (the statement reads the new column too, so that it fails rather than compare the old model's question with the
+# new model's vectors once another process has made the switch).
+SEARCH_NEXT = search_statement(NEXT_COLUMN, vectorless=True)
+SEARCH_PREVIOUS = search_statement("embedding", vectorless=True, guard=f"p.{NEXT_COLUMN} IS NOT NULL AS reembedded")
 
 
 class KnowledgeEngineError(RuntimeError):
@@ -88,6 +102,10 @@ class PostgresEngine:
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.dimensions = 0
+        self.model = ""
+        # The re-embed towards `model` under way (this process's view: another may have finished it since).
+        self.transition: Transition | None = None
+        self._reembedding: psycopg.AsyncConnection[Any] | None = None  # holding the re-embedding lock
         self._offset = 0.0  # the database's clock minus this host's, in seconds
 
     async def start(self, dimensions: int, model: str = "") -> None:
@@ -103,6 +121,7 @@ class PostgresEngine:
                 f"cannot reach the knowledge database at {describe(self._url)}: {reason}"
             ) from error
         self.dimensions = dimensions
+        self.model = model
         self._pool = AsyncConnectionPool(
             self._url,
             min_size=1,
@@ -124,20 +143,14 @@ class PostgresEngine:
             row = await (await conn.execute(VECTOR_DIMENSIONS, {"table": TABLE})).fetchone()
             if model:
                 await conn.execute(RECORD_MODEL, {"name": model})
-            recorded = await (await conn.execute(RECORDED_MODEL)).fetchone()
+            # Another model than the recorded one: its passages re-embedded in the background (transition.py).
+            self.transition = await prepare(conn, dimensions, model)
         existing = int(row[0]) if row else dimensions
-        if existing != dimensions:
+        if existing != dimensions and self.transition is None:
             raise KnowledgeEngineError(
                 f"the knowledge table {TABLE} at {describe(self._url)} holds {existing}-dimension vectors but the "
-                f"embedding model makes {dimensions}-dimension ones (EMBEDDING_MODEL changed): set it back, or drop "
-                f"the table {TABLE} to index everything again with the new model"
-            )
-        if model and recorded is not None and recorded[0] != model:
-            raise KnowledgeEngineError(
-                f"the knowledge at {describe(self._url)} was indexed with the embedding model {recorded[0]}, but "
-                f"the bot now embeds with {model} (EMBEDDING_MODEL or EMBEDDING_BASE_URL changed), whose vectors "
-                f"mean other things: set it back, or drop the tables {TABLE} and {MODEL_TABLE} to index everything "
-                "again with the new model"
+                f"embedding model makes {dimensions}-dimension ones under the name they were made with "
+                f"({model or 'none given'}): name the new model (EMBEDDING_MODEL) to re-embed them"
             )
 
     def _connection(self) -> Any:
@@ -145,10 +158,31 @@ class PostgresEngine:
             raise KnowledgeEngineError("the knowledge engine is used before start()")
         return self._pool.connection()
 
+    async def _refreshed(self) -> bool:
+        """Whether the re-embed this process saw under way has ended (another process made the switch), read now."""
+        if self.transition is None:
+            return False
+        async with self._connection() as conn:
+            self.transition = await read_transition(conn, self.model)
+        if self.transition is None:
+            log.info("knowledge_reembed_seen_done", model=self.model)
+        return self.transition is None
+
     async def upsert(
         self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float] = ()
     ) -> list[Skipped]:
+        try:
+            return await self._upsert(passages, vectors, decided)
+        except psycopg.errors.UndefinedColumn:
+            if not await self._refreshed():
+                raise
+            return await self._upsert(passages, vectors, decided)
+
+    async def _upsert(
+        self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float]
+    ) -> list[Skipped]:
         rows = _rows(passages, vectors)
+        statement = UPSERT if self.transition is None else UPSERT_NEXT
         when = list(decided) or [time.time()] * len(rows)
         skipped: list[Skipped] = []
         async with self._connection() as conn:
@@ -156,7 +190,7 @@ class PostgresEngine:
                 batch = rows[start : start + UPSERT_BATCH]
                 async with conn.transaction():
                     kept = await self._not_removed(conn, batch, when[start : start + UPSERT_BATCH])
-                    skipped += await _insert_isolating(conn, kept)
+                    skipped += await _insert_isolating(conn, kept, statement)
         return skipped
 
     async def _not_removed(
@@ -186,20 +220,56 @@ class PostgresEngine:
         vectors: Sequence[Sequence[float]],
         decided: float | None = None,
     ) -> list[Skipped]:
+        try:
+            return await self._replace_source(scope, source, passages, vectors, decided)
+        except psycopg.errors.UndefinedColumn:
+            if not await self._refreshed():
+                raise
+            return await self._replace_source(scope, source, passages, vectors, decided)
+
+    async def _replace_source(
+        self,
+        scope: str,
+        source: str,
+        passages: Sequence[Passage],
+        vectors: Sequence[Sequence[float]],
+        decided: float | None,
+    ) -> list[Skipped]:
         rows = _rows(passages, vectors)
+        statement = UPSERT if self.transition is None else UPSERT_NEXT
         async with self._connection() as conn, conn.transaction():
             rows = await self._not_removed(conn, rows, [time.time() if decided is None else decided] * len(rows))
             await conn.execute(DELETE_SOURCE, {"scope": scope, "source": source})
             skipped: list[Skipped] = []
             for start in range(0, len(rows), UPSERT_BATCH):
-                skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH])
+                skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH], statement)
             async with conn.cursor() as cursor:
                 await cursor.executemany(RECORD_SKIPPED, [skipped_row(scope, source, refused) for refused in skipped])
         return skipped
 
-    async def search(self, text: str, vector: Sequence[float], access: Access, limit: int) -> list[Hit]:
+    async def search(
+        self, text: str, vector: Sequence[float], access: Access, limit: int, model: str = ""
+    ) -> list[Hit]:
         if limit <= 0 or not access.scopes:
             return []
+        try:
+            return await self._search(self._search_statement(model), text, vector, access, limit)
+        except psycopg.errors.UndefinedColumn:
+            if not await self._refreshed():
+                raise
+            return await self._search(self._search_statement(model), text, vector, access, limit)
+
+    def _search_statement(self, model: str) -> str:
+        """The statement for a question's vector of `model` ("": the configured one)."""
+        if self.transition is not None and model == self.transition.previous:
+            return SEARCH_PREVIOUS
+        if model and model != self.model:
+            raise StaleVectors(f"the knowledge holds no vectors of {model} any more")
+        return SEARCH if self.transition is None else SEARCH_NEXT
+
+    async def _search(
+        self, statement: str, text: str, vector: Sequence[float], access: Access, limit: int
+    ) -> list[Hit]:
         parameters = {
             "text": text,
             "vector": np.asarray(vector, dtype=np.float32),
@@ -212,7 +282,7 @@ class PostgresEngine:
             "limit": limit,
         }
         async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(SEARCH, parameters)
+            await cursor.execute(statement, parameters)
             rows = await cursor.fetchall()
         return [hit_from_row(row) for row in rows]
 
@@ -260,7 +330,55 @@ class PostgresEngine:
             for source, title, count, chars, at, skipped, reason, channel in rows
         ]
 
+    async def reembed_lock(self) -> bool:
+        if self._reembedding is None:
+            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10)
+            row = await (await conn.execute(TRY_LOCK)).fetchone()
+            if not (row and row[0]):
+                await conn.close()
+                return False
+            await configure_connection(conn)
+            self._reembedding = conn
+        return True
+
+    def _reembedding_connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._reembedding is None:
+            raise KnowledgeEngineError("the knowledge is re-embedded without the re-embedding lock")
+        return self._reembedding
+
+    async def reembed_batch(self, after: tuple[str, str] | None, limit: int) -> list[Passage]:
+        return await next_batch(self._reembedding_connection(), after, limit)
+
+    async def store_reembedded(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
+        rows = [
+            {"scope": passage.scope, "key": passage.key, "text": passage.text, "title": passage.title,
+             "locator": passage.locator, "vector": np.asarray(vector, dtype=np.float32)}
+            for passage, vector in zip(passages, vectors, strict=True)
+        ]  # fmt: skip
+        async with self._reembedding_connection().cursor() as cursor:
+            await cursor.executemany(STORE, rows)
+
+    async def reembed_left(self) -> int:
+        return await left(self._reembedding_connection())
+
+    async def finish_reembed(self) -> bool:
+        if not await switch(self._reembedding_connection()):
+            return False
+        self.transition = None
+        await self._release_reembedding()
+        return True
+
+    async def reembed_status(self) -> Transition | None:
+        await self._refreshed()
+        return self.transition
+
+    async def _release_reembedding(self) -> None:
+        if self._reembedding is not None:
+            await self._reembedding.close()  # the lock with it
+            self._reembedding = None
+
     async def aclose(self) -> None:
+        await self._release_reembedding()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -271,20 +389,22 @@ async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(SESSION_SETTINGS)
 
 
-async def _insert_isolating(conn: psycopg.AsyncConnection[Any], rows: Sequence[Row]) -> list[Skipped]:
+async def _insert_isolating(
+    conn: psycopg.AsyncConnection[Any], rows: Sequence[Row], statement: str = UPSERT
+) -> list[Skipped]:
     """Upsert `rows` inside the caller's transaction; a batch the database refuses is tried again by halves (each
     in a savepoint), down to the one passage it refuses, which is left out and returned with the database's reason."""
     if not rows:
         return []
     try:
         async with conn.transaction(), conn.cursor() as cursor:
-            await cursor.executemany(UPSERT, [row for _, row in rows])
+            await cursor.executemany(statement, [row for _, row in rows])
         return []
     except REFUSED_ROW as error:
         if len(rows) == 1:
             return [Skipped(rows[0][0], refusal(error))]
     half = len(rows) // 2
-    return await _insert_isolating(conn, rows[:half]) + await _insert_isolating(conn, rows[half:])
+    return await _insert_isolating(conn, rows[:half], statement) + await _insert_isolating(conn, rows[half:], statement)
 
 
 def refusal(error: Exception) -> str:

@@ -18,7 +18,7 @@ from bot.knowledge.postgres.sql import TABLE, TEXT_SEARCH_CONFIG
 # outweighs "anyone", "seen", "error" and "before" together: what the relevance threshold reads.
 # The meaning list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access, fused
 # by reciprocal rank (k = 60), a words vote counting as much as the share of the question it holds.
-SEARCH = rf"""
+_SEARCH = rf"""
 WITH common AS (
     SELECT e.lexeme, e.frequency
     FROM pg_stats s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e(lexeme, frequency)
@@ -75,7 +75,8 @@ matching AS MATERIALIZED (
 ),
 held AS (
     SELECT m.scope, m.key, m.length, t.weight, t.idf,
-           1 / greatest(1.6449341 - 1.6449341 * ts_rank('{{0, 1, 0, 1}}', m.words, t.query, 0), 0.001) - 0.5 AS times
+           1 / greatest(1.6449341 - 1.6449341 * ts_rank('{{{{0, 1, 0, 1}}}}', m.words, t.query, 0), 0.001) - 0.5
+               AS times
     FROM matching m
     JOIN terms t ON m.words @@ t.query
 ),
@@ -90,10 +91,10 @@ lexical AS MATERIALIZED (
     LIMIT %(candidates)s
 ),
 semantic AS MATERIALIZED (
-    SELECT p.scope, p.key, p.embedding <=> %(vector)s::halfvec AS distance
+    SELECT p.scope, p.key, p.{{column}} <=> %(vector)s::halfvec AS distance
     FROM {TABLE} p
-    WHERE p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-    ORDER BY p.embedding <=> %(vector)s::halfvec
+    WHERE p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s)){{with_vector}}
+    ORDER BY p.{{column}} <=> %(vector)s::halfvec
     LIMIT %(candidates)s
 ),
 fused AS (
@@ -106,10 +107,24 @@ fused AS (
     GROUP BY scope, key
 )
 SELECT p.scope, p.key, p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at,
-       1 - (p.embedding <=> %(vector)s::halfvec) AS relevance, coalesce(l.words, 0) AS words
+       1 - (p.{{column}} <=> %(vector)s::halfvec) AS relevance, coalesce(l.words, 0) AS words{{guard}}
 FROM fused f
 JOIN {TABLE} p USING (scope, key)
 LEFT JOIN lexical l USING (scope, key)
 ORDER BY f.score DESC, relevance DESC
 LIMIT %(limit)s
 """
+
+
+def search_statement(column: str = "embedding", *, vectorless: bool = False, guard: str = "") -> str:
+    """The statement searching the vectors of `column`; `vectorless`: some passages have none there (during a
+    re-embed, bot.knowledge.postgres.transition), left out of the meaning list, their relevance NULL; `guard`: one
+    more column read, so that the statement fails once that column is gone."""
+    return _SEARCH.format(
+        column=column,
+        with_vector=f" AND p.{column} IS NOT NULL" if vectorless else "",
+        guard=f", {guard}" if guard else "",
+    )
+
+
+SEARCH = search_statement()

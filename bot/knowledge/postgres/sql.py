@@ -3,6 +3,7 @@ take and give."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -229,4 +230,5 @@ def upsert_row(passage: Passage, vector: Sequence[float]) -> dict[str, Any]:
 
 def hit_from_row(row: dict[str, Any]) -> Hit:
     passage = Passage(**{name: row[name] for name in PASSAGE_COLUMNS} | {"updated_at": float(row["updated_at"])})
-    return Hit(passage=passage, relevance=float(row["relevance"]), words=float(row["words"]))
+    relevance = math.nan if row["relevance"] is None else float(row["relevance"])  # no vector yet: a re-embed
+    return Hit(passage=passage, relevance=relevance, words=float(row["words"]))

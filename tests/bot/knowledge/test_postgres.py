@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bot.knowledge.embedded import EmbeddedDatabase, EmbeddedDatabaseError, start_embedded
-from bot.knowledge.passages import Access, Hit, Passage
+from bot.knowledge.passages import Access, Hit, Passage, Transition
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
 from bot.knowledge.postgres.sql import TABLE
 from fakes.harness.processes import ROOT
@@ -305,21 +305,33 @@ async def test_a_database_made_before_headings_were_read_finds_a_section_by_its_
     assert [(hit.passage.key, hit.words) for hit in hits] == [("dir:handbook.md#2", 1)]  # found by its words
 
 
-async def test_another_embedding_size_is_refused_naming_both(database: EmbeddedDatabase) -> None:
-    other = PostgresEngine(database.url)
+async def test_another_embedding_size_without_a_model_name_is_refused_naming_both(
+    engine: PostgresEngine, database: EmbeddedDatabase
+) -> None:
+    other = PostgresEngine(database.url)  # no name to re-embed with
     with pytest.raises(KnowledgeEngineError, match=r"holds 256-dimension vectors .* makes 384-dimension"):
         await other.start(384)
 
 
-async def test_another_embedding_model_of_the_same_size_is_refused_naming_both(
-    engine: PostgresEngine, database: EmbeddedDatabase
+async def test_another_embedding_model_starts_a_re_embed_searching_the_old_vectors_meanwhile(
+    embedder: Embedder,
 ) -> None:
-    other = PostgresEngine(database.url)
-    with pytest.raises(KnowledgeEngineError, match=rf"indexed with the embedding model {MODEL}, but .* bge-small-256"):
-        await other.start(DIMENSIONS, "bge-small-256")
-    again = PostgresEngine(database.url)
-    await again.start(DIMENSIONS, MODEL)  # the model it was indexed with starts
-    await again.aclose()
+    vpn = message("deployment", "m1", "To work from home, install WireGuard and import the office profile.")
+    question = "How do I connect from home with WireGuard?"
+    with embedded_database_url() as url:
+        first = PostgresEngine(url)
+        await first.start(DIMENSIONS, MODEL)
+        await add(first, embedder, [vpn])
+        await first.aclose()
+        other = PostgresEngine(url)
+        await other.start(DIMENSIONS, "bge-small-256")  # once refused; now re-embedded in the background
+        try:
+            assert other.transition == Transition(MODEL, "bge-small-256", DIMENSIONS)
+            access = Access(("deployment",), frozenset({"c1"}))
+            hits = await other.search(question, embedder.vector(question), access, 5, MODEL)
+        finally:
+            await other.aclose()
+    assert [(hit.passage.key, hit.relevance > 0.5) for hit in hits] == [("m1", True)]  # by the old vectors
 
 
 async def test_an_unreachable_database_is_named_without_its_password() -> None:

@@ -1,0 +1,146 @@
+"""A new embedding model on a database indexed with another: the passages re-embedded in the background, the
+switch made at once when every one has its new vector.
+
+While it lasts, the table holds both: `embedding` the recorded model's vectors (nullable meanwhile: a passage added
+or edited since has none), `next_embedding` the new model's, of its own size under an HNSW index of its own, NULL
+until the passage is re-embedded (the marker of what is left, kept in the database: a restart resumes there). The
+model table names both (`name`, `next_name`). The switch, in one transaction under the table's exclusive lock, drops
+the old column, renames the new one and records the new model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import structlog
+
+from bot.knowledge.passages import Passage, Transition
+from bot.knowledge.postgres.sql import MODEL_TABLE, PASSAGE_COLUMNS, TABLE
+
+log = structlog.get_logger(__name__)
+
+NEXT_COLUMN = "next_embedding"
+NEXT_INDEX = f"{TABLE}_next_embedding"
+# The model table made before re-embedding existed gets the second name.
+ADD_NEXT_NAME = f"ALTER TABLE {MODEL_TABLE} ADD COLUMN IF NOT EXISTS next_name text"
+MODELS = f"SELECT name, next_name FROM {MODEL_TABLE}"
+COLUMN_DIMENSIONS = "SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass(%(table)s) AND attname = %(name)s"
+COUNT = f"SELECT count(*) FROM {TABLE}"
+LEFT = f"SELECT count(*) FROM {TABLE} WHERE {NEXT_COLUMN} IS NULL"
+
+_COLUMNS = ", ".join(PASSAGE_COLUMNS)
+# In key order, from where the last batch stopped (the primary key's index): each batch costs the same.
+BATCH_AFTER = f"""
+SELECT {_COLUMNS} FROM {TABLE}
+WHERE {NEXT_COLUMN} IS NULL AND (scope, key) > (%(scope)s, %(key)s)
+ORDER BY scope, key LIMIT %(limit)s"""
+BATCH_FIRST = f"SELECT {_COLUMNS} FROM {TABLE} WHERE {NEXT_COLUMN} IS NULL ORDER BY scope, key LIMIT %(limit)s"
+# Only a passage still as it was read, and not given its new vector meanwhile (an edit brings its own): a passage
+# removed meanwhile stays removed (an UPDATE never brings a row back).
+STORE = f"""
+UPDATE {TABLE} SET {NEXT_COLUMN} = %(vector)s::halfvec
+WHERE scope = %(scope)s AND key = %(key)s AND {NEXT_COLUMN} IS NULL
+  AND text = %(text)s AND title = %(title)s AND locator = %(locator)s"""
+
+# One process re-embeds at a time: it holds this session lock on a connection of its own while it works, released
+# when it stops or its connection is lost.
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('knowledge re-embedding'))"
+
+# During the re-embed, a process embedding with the new model writes its vectors into the new column, and none into
+# the old one (the old model's vector of an edited text would be stale).
+UPSERT_NEXT = f"""
+INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, {NEXT_COLUMN})
+VALUES (%(scope)s, %(key)s, %(source)s, %(title)s, %(text)s, %(locator)s, %(url)s, %(channel)s, %(author)s,
+        %(updated_at)s, %(embedding)s::halfvec)
+ON CONFLICT (scope, key) DO UPDATE SET
+    source = EXCLUDED.source, title = EXCLUDED.title, text = EXCLUDED.text, locator = EXCLUDED.locator,
+    url = EXCLUDED.url, channel = EXCLUDED.channel, author = EXCLUDED.author, updated_at = EXCLUDED.updated_at,
+    {NEXT_COLUMN} = EXCLUDED.{NEXT_COLUMN},
+    embedding = CASE WHEN (p.title, p.text, p.locator) IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.text,
+                                                                        EXCLUDED.locator)
+                     THEN NULL ELSE p.embedding END
+WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at)
+    IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.title, EXCLUDED.text, EXCLUDED.locator, EXCLUDED.url,
+                      EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at)
+   OR p.{NEXT_COLUMN} IS NULL
+"""
+
+
+def _begin_statements(dimensions: int) -> list[str]:
+    return [
+        f"ALTER TABLE {TABLE} DROP COLUMN IF EXISTS {NEXT_COLUMN}",
+        f"ALTER TABLE {TABLE} ADD COLUMN {NEXT_COLUMN} halfvec({int(dimensions)})",
+        # As the old index (sql.py): built as vectors arrive, so the switch has nothing left to build.
+        f"CREATE INDEX {NEXT_INDEX} ON {TABLE} USING hnsw ({NEXT_COLUMN} halfvec_cosine_ops) "
+        "WITH (m = 12, ef_construction = 40)",
+        f"ALTER TABLE {TABLE} ALTER COLUMN embedding DROP NOT NULL",
+    ]
+
+
+SWITCH = (
+    f"ALTER TABLE {TABLE} DROP COLUMN embedding",  # and its index
+    f"ALTER TABLE {TABLE} RENAME COLUMN {NEXT_COLUMN} TO embedding",
+    f"ALTER TABLE {TABLE} ALTER COLUMN embedding SET NOT NULL",
+    f"ALTER INDEX {NEXT_INDEX} RENAME TO {TABLE}_embedding",
+    f"UPDATE {MODEL_TABLE} SET name = next_name, next_name = NULL",
+)
+
+
+async def read_transition(conn: psycopg.AsyncConnection[Any], model: str) -> Transition | None:
+    """The re-embed towards `model` under way, if any."""
+    row = await (await conn.execute(MODELS)).fetchone()
+    if row is None or not model or row[0] == model or row[1] != model:
+        return None
+    dimensions = await (await conn.execute(COLUMN_DIMENSIONS, {"table": TABLE, "name": NEXT_COLUMN})).fetchone()
+    return Transition(str(row[0]), model, int(dimensions[0])) if dimensions else None
+
+
+async def prepare(conn: psycopg.AsyncConnection[Any], dimensions: int, model: str) -> Transition | None:
+    """Inside the schema's transaction: a re-embed begun (or resumed) when the recorded model isn't `model`."""
+    await conn.execute(ADD_NEXT_NAME)
+    row = await (await conn.execute(MODELS)).fetchone()
+    if row is None or not model:
+        return None
+    recorded, next_name = row
+    if recorded == model:
+        if next_name is not None:
+            log.warning("knowledge_reembed_waiting", model=model, towards=next_name)
+        return None
+    found = await (await conn.execute(COLUMN_DIMENSIONS, {"table": TABLE, "name": NEXT_COLUMN})).fetchone()
+    total = int((await (await conn.execute(COUNT)).fetchone() or (0,))[0])
+    if next_name == model and found is not None and int(found[0]) == dimensions:
+        left = int((await (await conn.execute(LEFT)).fetchone() or (0,))[0])
+        log.info("knowledge_reembed_resuming", previous=recorded, model=model, passages=total, left=left)
+    else:
+        for statement in _begin_statements(dimensions):
+            await conn.execute(statement)
+        await conn.execute(f"UPDATE {MODEL_TABLE} SET next_name = %(name)s", {"name": model})
+        log.info("knowledge_reembed_started", previous=recorded, model=model, passages=total)
+    return Transition(str(recorded), model, dimensions)
+
+
+async def next_batch(conn: psycopg.AsyncConnection[Any], after: tuple[str, str] | None, limit: int) -> list[Passage]:
+    """Up to `limit` passages without their new vector, in key order after `after` (None: from the first)."""
+    if after is None:
+        cursor = await conn.execute(BATCH_FIRST, {"limit": limit})
+    else:
+        cursor = await conn.execute(BATCH_AFTER, {"scope": after[0], "key": after[1], "limit": limit})
+    rows = await cursor.fetchall()
+    return [Passage(**dict(zip(PASSAGE_COLUMNS, row, strict=True)) | {"updated_at": float(row[-1])}) for row in rows]
+
+
+async def left(conn: psycopg.AsyncConnection[Any]) -> int:
+    row = await (await conn.execute(LEFT)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def switch(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """The new vectors made the searched ones, the model recorded and the old vectors dropped, at once; False (and
+    nothing changed) if a passage still lacks its new vector."""
+    async with conn.transaction():
+        await conn.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+        if await (await conn.execute(f"SELECT 1 FROM {TABLE} WHERE {NEXT_COLUMN} IS NULL LIMIT 1")).fetchone():
+            return False
+        for statement in SWITCH:
+            await conn.execute(statement)
+    return True
