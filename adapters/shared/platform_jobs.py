@@ -131,9 +131,13 @@ class PlatformJobs:
         """Only one process answers an event, however the platform delivers it. Without Redis to
         tell, every process that got it answers: better twice than never."""
         try:
-            return await self._services.coordination.claim(key, EVENT_CLAIM_SECONDS)
+            first = await self._services.coordination.claim(key, EVENT_CLAIM_SECONDS)
         except ReplyFailure:
             return True
+        if not first:
+            # Said, so that a process's silence on an event it received is seen as a choice.
+            log.debug("event_claimed_elsewhere", key=key)
+        return first
 
     async def refuse_once(self, key: str, tell: Callable[[], Awaitable[None]]) -> None:
         """`tell` the person why they are refused, unless they were told today (told again rather

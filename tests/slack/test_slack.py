@@ -439,18 +439,33 @@ async def test_a_redelivered_event_gets_one_reply(off: Scene) -> None:
     assert [r.last_user_content() for r in off.requests()] == ["only once please", "and another question"]
 
 
+def claimed_elsewhere(harness: SlackHarness, event_id: str) -> list[str]:
+    """The bots that received the event and left it to another process that had claimed it."""
+    return [
+        bot.name
+        for bot in harness.bots
+        for record in bot.logs("event_claimed_elsewhere")
+        if str(record.get("key", "")).endswith(f":{event_id}")
+    ]
+
+
 async def test_two_bot_processes_sharing_redis_reply_once(own: SlackHarness, model: FakeModelServer) -> None:
     model.responder = always(Script(text=sentence(8), rate=20))
+    own.extra_env = {**own.extra_env, "LOG_LEVEL": "debug"}  # a process logs the events it found claimed
     before = len(model.requests)
     await own.start_bot()
     await own.start_bot()
     for n in range(3):
         event = own.fake.app_mention_event(GENERAL, ALICE, f"both of you, {n}")
-        envelopes = await own.broadcast_event(event)
+        event_id = f"Ev{uuid.uuid4().hex[:10].upper()}"
+        envelopes = await own.broadcast_event(event, event_id=event_id)
         assert len(envelopes) == 2, "both bots must be connected"
         await own.wait_turn(GENERAL, event["ts"])
+        # Both processes got it: one answered, the other found it claimed (a dead second bot leaves one answer too).
+        await eventually(lambda e=event_id: len(claimed_elsewhere(own, e)) == 1, 10, f"the loser of {event_id}")
         await asyncio.sleep(0.3)
         assert len(own.replies(GENERAL, event["ts"])) == 1
+        assert len(claimed_elsewhere(own, event_id)) == 1
     assert len(model.requests) - before == 3
     for delivery, delay in own.ack_delays():
         assert delay is not None and delay <= ACK_LIMIT, f"{delivery.envelope_id} acked after {delay} s"

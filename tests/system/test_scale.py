@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -213,10 +214,16 @@ def log_lines(bot: BotProcess, event: str) -> list[str]:
     return [line for line in bot.stderr.splitlines() if event in line]
 
 
+def claimed_elsewhere(bots: list[BotProcess], message: dict[str, Any]) -> list[int]:
+    """The processes that received `message` and left it to the one that had claimed it."""
+    key = f"discord:msg:{message['id']}"
+    return [bot.pid for bot in bots if any(key in line for line in log_lines(bot, "event_claimed_elsewhere"))]
+
+
 async def start_shard_process(world: DiscordWorld, shard_ids: str, count: int = 2) -> BotProcess:
-    bot = await BotProcess.start(
-        "discord", env=world.bot_env(DISCORD_SHARD_COUNT=str(count), DISCORD_SHARD_IDS=shard_ids)
-    )
+    # At debug level a process logs the events it received and left to the process that claimed them first.
+    env = world.bot_env(DISCORD_SHARD_COUNT=str(count), DISCORD_SHARD_IDS=shard_ids, LOG_LEVEL="debug")
+    bot = await BotProcess.start("discord", env=env)
     await world.fake.wait_for(lambda: log_lines(bot, "discord_ready") or not bot.running, BOT_START_SECONDS)
     assert bot.running, bot.stderr
     return bot
@@ -233,12 +240,19 @@ async def test_two_processes_with_a_shard_each_answer_their_own_guilds_and_overl
             for shard, bot in enumerate(processes):
                 assert f"shards=[{shard}]" in log_lines(bot, "discord_ready")[0]
             assert "shards=[0, 1]" in log_lines(overlapping, "discord_ready")[0]
-            threads = []
+            threads, messages = [], []
             for shard, channel in enumerate(channels):
                 world.answer(f"shard-q{shard}", Script(text=f"Answer from the guild of shard {shard}.", rate=50))
-                message = await world.mention(channel, alice, f"shard-q{shard} hello")
-                threads.append(await world.wait_thread(message))
+                messages.append(await world.mention(channel, alice, f"shard-q{shard} hello"))
+                threads.append(await world.wait_thread(messages[-1]))
                 await world.wait_bot_text(threads[-1]["id"], f"Answer from the guild of shard {shard}.")
+            # Both processes running a guild's shard got its message: the one that didn't answer says it found the
+            # message claimed (so one answer is not just a second process that never heard it).
+            everyone = [*processes, overlapping]
+            for shard, message in enumerate(messages):
+                await world.fake.wait_for(lambda m=message: len(claimed_elsewhere(everyone, m)) == 1, 10)
+                [loser] = claimed_elsewhere(everyone, message)
+                assert loser in (processes[shard].pid, overlapping.pid)
             await world.settle(1.0)
             for shard, thread in enumerate(threads):
                 assert len(world.model_requests(f"shard-q{shard}")) == 1  # asked once
