@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,18 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bot.knowledge.cleaning import clean_passage, clean_text
-from bot.knowledge.passages import Access, Embedder, Hit, KnowledgeEngine, Passage, Skipped, SourceInfo, subject
+from bot.knowledge.passages import (
+    Access,
+    Embedder,
+    Hit,
+    KnowledgeEngine,
+    Passage,
+    Skipped,
+    SourceInfo,
+    StaleVectors,
+    subject,
+)
+from bot.knowledge.reembedding import Pace, Reembedder, no_previous_embedder, rescaled
 
 if TYPE_CHECKING:
     from bot.knowledge.rerank import Reranking
@@ -73,14 +85,25 @@ class Knowledge:
         self._settled.set()
         # Told of each batch embedded to be stored: its passages' scope, the embedder and the texts (usage counting).
         self.count_indexed: Callable[[str, str, Sequence[str]], None] = lambda scope, model, texts: None
+        # Knowledge indexed with another model is re-embedded (bot.knowledge.reembedding): the previous model by its
+        # name, if this process can run it to search the old vectors meanwhile; and the re-embed's pace.
+        self.previous_embedder: Callable[[str], Embedder | None] = no_previous_embedder
+        self.reembed_pace = Pace()
+        self.reembedder: Reembedder | None = None
 
     async def start(self) -> None:
         await self.embedder.start()  # a remote model's dimensions are known once it has embedded a probe
         self._relevance = relevance_for(self.embedder.name, self._min_relevance)
         await self.engine.start(self.embedder.dimensions, self.embedder.name)
+        if (transition := self.engine.transition) is not None:
+            previous = self.previous_embedder(transition.previous)
+            self.reembedder = Reembedder(self.engine, self._embed, previous, self.reembed_pace)
+            self.reembedder.start()
         self._adder = asyncio.create_task(self._keep_adding(), name="knowledge-adder")
 
     async def aclose(self) -> None:
+        if self.reembedder is not None:
+            await self.reembedder.aclose()
         if self._adder is not None:
             self._adder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -151,9 +174,8 @@ class Knowledge:
         if not access.scopes or not question.strip():
             return []
         question = clean_text(question)
-        [vector] = await self.embedder.embed([question])
         candidates = limit if self.reranking is None else max(limit, self.reranking.candidates)
-        hits = await self.engine.search(question, vector, access, candidates)
+        hits = await self._hits(question, access, candidates)
         # Whether a passage is relevant at all stays the embedder's to judge (the reranker's scores have a scale of
         # each model's own, and it may be down): small talk gets none, and the reranker isn't even asked.
         relevant = [hit for hit in hits if self._relevant(hit)]
@@ -184,7 +206,26 @@ class Knowledge:
     async def sources(self, scope: str) -> list[SourceInfo]:
         return await self.engine.sources(scope)
 
+    async def _hits(self, question: str, access: Access, limit: int) -> list[Hit]:
+        """The engine's hits; during a re-embed, found by the old vectors with the question in the old model where
+        this process runs it, their relevance put on the configured model's scale."""
+        embedder = (self.reembedder and self.reembedder.question_embedder()) or self.embedder
+        [vector] = await embedder.embed([question])
+        try:
+            hits = await self.engine.search(question, vector, access, limit, embedder.name)
+        except StaleVectors:  # the re-embed finished meanwhile
+            embedder = self.embedder
+            [vector] = await embedder.embed([question])
+            hits = await self.engine.search(question, vector, access, limit, embedder.name)
+        if embedder is self.embedder:
+            return hits
+        previous = relevance_for(embedder.name)
+        configured = self._relevance
+        return rescaled(hits, (previous.with_words, previous.meaning), (configured.with_words, configured.meaning))
+
     def _relevant(self, hit: Hit) -> bool:
+        if math.isnan(hit.relevance):  # no vector of the searched model yet (a re-embed): judged by its words
+            return hit.words >= MIN_WORDS_SHARE
         if hit.relevance >= self._relevance.meaning:
             return True
         return hit.words >= MIN_WORDS_SHARE and hit.relevance >= self._relevance.with_words

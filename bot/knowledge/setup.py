@@ -29,8 +29,9 @@ async def open_knowledge(settings: Settings, rerank_failed: Callable[[str], None
     each search whose reranker failed, by kind (a metric). A reranker is not reached at start: one that is down
     costs nothing but its ordering."""
     from bot.knowledge.embedded import EmbeddedDatabaseError, start_embedded_async
-    from bot.knowledge.embeddings import EmbeddingError, make_embedder
+    from bot.knowledge.embeddings import MODELS_FOLDER, EmbeddingError, make_embedder
     from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
+    from bot.knowledge.reembedding import in_process_embedder
     from bot.knowledge.rerank import make_reranking
 
     own = settings.knowledge
@@ -41,6 +42,8 @@ async def open_knowledge(settings: Settings, rerank_failed: Callable[[str], None
             if reranking is not None and rerank_failed is not None:
                 reranking.count_failure = rerank_failed
             knowledge = Knowledge(PostgresEngine(url), make_embedder(settings), own.min_relevance, reranking)
+            # Knowledge indexed with another model is re-embedded; the old model searches meanwhile if it runs here.
+            knowledge.previous_embedder = in_process_embedder(own.data_dir / MODELS_FOLDER)
             await knowledge.start()
             return knowledge
     except (EmbeddedDatabaseError, KnowledgeEngineError, EmbeddingError, OSError) as error:
