@@ -8,26 +8,20 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import discord
-import structlog
 
 from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, guild_scope, knowledge_channel
 from adapters.discord_bot.knowledge.messages import SAID_TYPES, is_said, message_passage, place_link
 from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
 from adapters.shared.platform_jobs import PlatformJobs
-from bot.errors import ReplyFailure
 from bot.knowledge.passages import Passage
-
-log = structlog.get_logger(__name__)
 
 
 class KnowledgeFeed:
-    """Discord's events given to the channels' feed (adapters.shared.knowledge_sources.channel_feed), and the deletions
-    of whole channels and threads, which only Discord has."""
+    """Discord's events given to the channels' feed (adapters.shared.knowledge_sources.channel_feed)."""
 
     def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, jobs: PlatformJobs) -> None:
         self._client = client
         self._knowledge = knowledge
-        self._jobs = jobs
         channels, live, opener = knowledge.channels, knowledge.live, knowledge.opener
         self._feed = ChannelFeed(PLATFORM, channels, live, opener, jobs.first_to_claim, scopes_listed=True)
 
@@ -65,33 +59,13 @@ class KnowledgeFeed:
         await self._feed.apply(ChannelChange(str(guild_id), guild_scope(guild_id), knowledge_channel_id, claim, keys))
 
     async def on_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        """A knowledge channel deleted: its messages go, by the one process whose opt-out removed it."""
-        if self._knowledge.opener is None:
-            return
-        scope = guild_scope(channel.guild.id)
-        try:
-            if not await self._knowledge.channels.opt_out(scope, str(channel.id)):
-                return
-        except ReplyFailure as failure:
-            log.warning("knowledge_channels_unreachable", detail=failure.detail)
-            return
-        knowledge = await self._knowledge.get()
-        removed = await knowledge.forget_source(scope, f"channel:{channel.id}") if knowledge is not None else 0
-        log.info("knowledge_channel_deleted", scope=scope, channel=channel.id, removed=removed)
+        await self._feed.channel_deleted(guild_scope(channel.guild.id), str(channel.id))
 
     async def on_thread_delete(self, guild_id: int, parent_id: int | None, thread_id: int) -> None:
-        """A thread under a knowledge channel deleted: Discord names no message of it, so its messages go by their
-        links, which lead into the thread."""
-        if self._knowledge.opener is None or parent_id is None:
-            return
-        if await self._feed.title(guild_scope(guild_id), str(parent_id)) is None:
-            return
-        if not await self._jobs.first_to_claim(f"discord:knowledge:thread-delete:{thread_id}"):
-            return
-        knowledge = await self._knowledge.get()
-        scope = guild_scope(guild_id)
-        removed = await knowledge.forget_linked(scope, f"{place_link(guild_id, thread_id)}/") if knowledge else 0
-        log.info("knowledge_thread_deleted", scope=scope, thread=thread_id, removed=removed)
+        """Discord names no message of a deleted thread: they go by their links, which lead into the thread."""
+        if parent_id is not None:
+            links = f"{place_link(guild_id, thread_id)}/"
+            await self._feed.thread_deleted(guild_scope(guild_id), str(parent_id), str(thread_id), links)
 
     async def _add(self, message: discord.Message, claim: str) -> None:
         guild, channel_id = message.guild, knowledge_channel(message.channel)
@@ -101,7 +75,5 @@ class KnowledgeFeed:
         async def passage(title: str) -> Passage:
             return message_passage(message, guild.id, channel_id, title)
 
-        change = ChannelChange(
-            str(guild.id), guild_scope(guild.id), str(channel_id), claim, (str(message.id),), passage
-        )
-        await self._feed.apply(change)
+        scope, key = guild_scope(guild.id), str(message.id)
+        await self._feed.apply(ChannelChange(str(guild.id), scope, str(channel_id), claim, (key,), passage))

@@ -6,7 +6,7 @@ is knowledge or not. One hash per server or workspace:
                                                  its files), "title", "url", "readers"} as JSON
 
 The entry goes with the message's deletion and with the server (bot.keeping.kinds). Raises STORE_UNAVAILABLE
-(a ReplyFailure) without Redis."""
+(a ReplyFailure) without Redis. `AddedFollower` follows such a message wherever it is, one flow for every platform."""
 
 from __future__ import annotations
 
@@ -16,10 +16,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+import structlog
+
+from bot.knowledge.opener import KnowledgeOpener
+from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge
 from bot.state.redis_client import RedisClient, served
 
+log = structlog.get_logger(__name__)
+
 T = TypeVar("T")
+Claim = Callable[[str], Awaitable[bool]]
+NewText = Callable[["Added"], list[Passage]]  # what an edited message became → its text's passages; none: no text
 
 # Take a message's entry (KEYS[1] the scope's hash, ARGV[1] the message) → the entry, or false.
 _TAKE = """
@@ -99,6 +107,58 @@ class AddedMessages:
 
     async def _run(self, command: Awaitable[T]) -> T:
         return await served(command, "knowledge_added_store_error", self._on_error)
+
+
+class AddedFollower:
+    """Messages added with "Add to knowledge", followed wherever they are (in a channel that is knowledge or not):
+    deleted, a message leaves the knowledge with its files; edited, its text is read again by the process that claims
+    the edit (edited to nothing, its text leaves and its files stay). A text removed from the knowledge since (by an
+    admin, or its author's /forget-me) isn't brought back by an edit. What goes wrong is logged for the operator."""
+
+    def __init__(self, added: AddedMessages, opener: KnowledgeOpener, claim: Claim, log_name: str) -> None:
+        self._added, self._opener, self._claim, self._log_name = added, opener, claim, log_name
+
+    async def changed(self, scope: str, message: str, source: str, claim: str, text: NewText | None) -> None:
+        """`message` of `scope` (its text the knowledge source `source`) deleted (`text` None) or edited, its edit
+        claimed as `claim`."""
+        try:
+            if text is None:
+                await self._deleted(scope, [message])
+            elif await self._edited(scope, message, source, claim, text):
+                log.info(f"{self._log_name}_added_message_edited", scope=scope, message=message)
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
+            deleted = text is None
+            log.error(
+                f"{self._log_name}_added_change_lost", scope=scope, message=message, deleted=deleted, error=str(error)
+            )
+
+    async def _deleted(self, scope: str, messages: Sequence[str]) -> None:
+        sources = [source for added in await self._added.take(scope, messages) for source in added.sources]
+        if not sources:
+            return
+        knowledge = await self._opener.get()
+        removed = 0
+        for source in sources:
+            try:
+                removed += await knowledge.forget_source(scope, source)
+            except Exception as error:  # noqa: BLE001 - the engine failed: the operator is told what is left
+                log.error(f"{self._log_name}_added_message_not_removed", scope=scope, source=source, error=str(error))
+        log.info(f"{self._log_name}_added_message_deleted", scope=scope, sources=len(sources), removed=removed)
+
+    async def _edited(self, scope: str, message: str, source: str, claim: str, text: NewText) -> bool:
+        if await self._added.of(scope, message) is None:  # most edits: one look in Redis
+            return False
+        if not await self._claim(claim):
+            return False
+        knowledge = await self._opener.get()
+        noted = await self._added.still_known(knowledge, scope, message, source)
+        if noted is None:
+            return False  # its text was removed from knowledge since: an edit doesn't bring it back
+        if passages := text(noted):
+            await knowledge.add(passages)
+        else:  # edited to nothing: its text leaves, its files stay
+            await knowledge.forget_source(scope, source)
+        return True
 
 
 def _text(value: bytes | str) -> str:

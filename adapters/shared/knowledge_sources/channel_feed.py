@@ -1,8 +1,10 @@
 """A knowledge channel kept current, one flow for every platform: a message posted in it becomes a passage within
 moments, an edit replaces it, a deletion (or an edit to nothing) removes it. The platform gives each event as a
 `ChannelChange`: which server or workspace, which knowledge channel, its claim, the passages' keys, and how to read
-the message's new text. Every process that gets the event marks the messages changed live, so a page of history read
-before it doesn't put the old text back; then one process, the first to claim the event, changes the knowledge."""
+the message's new text (its passage none when it says nothing any more: an edit to nothing is a deletion). Every process
+that gets the event marks the messages changed live, so a page of history read before it doesn't put the old text
+back; then one process, the first to claim the event, changes the knowledge. A knowledge channel deleted takes its
+messages with it, as does a thread under one (its messages by their links, where the platform names none of them)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from adapters.shared.knowledge_sources.live import LiveChanges
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
 from bot.knowledge.passages import Passage
+from bot.knowledge.service import Knowledge
 
 log = structlog.get_logger(__name__)
 
@@ -72,10 +75,8 @@ class ChannelFeed:
             await self._live.mark(change.space, key)
         if change.claim and not await self._claim(change.claim):
             return  # another process has it
-        try:
-            knowledge = await self._opener.get()
-        except KnowledgeUnavailable as error:
-            log.warning("knowledge_unavailable", reason=str(error))
+        knowledge = await self._knowledge()
+        if knowledge is None:
             return
         passage = await change.passage(title) if change.passage is not None else None
         if passage is None:
@@ -91,4 +92,38 @@ class ChannelFeed:
             return (await self._channels.channels(scope)).get(channel)
         except ReplyFailure as failure:
             log.warning("knowledge_channels_unreachable", platform=self._platform, detail=failure.detail)
+            return None
+
+    async def channel_deleted(self, scope: str, channel: str) -> None:
+        """A knowledge channel deleted: its messages go, by the one process whose opt-out removed it."""
+        if self._opener is None:
+            return
+        try:
+            if not await self._channels.opt_out(scope, channel):
+                return
+        except ReplyFailure as failure:
+            log.warning("knowledge_channels_unreachable", platform=self._platform, detail=failure.detail)
+            return
+        knowledge = await self._knowledge()
+        removed = await knowledge.forget_source(scope, f"channel:{channel}") if knowledge is not None else 0
+        log.info("knowledge_channel_deleted", scope=scope, channel=channel, removed=removed)
+
+    async def thread_deleted(self, scope: str, channel: str, thread: str, links: str) -> None:
+        """A thread under knowledge channel `channel` deleted, where the platform names none of its messages: they go
+        by their links, which start with `links`; one process does it."""
+        if self._opener is None or await self.title(scope, channel) is None:
+            return
+        if not await self._claim(f"{self._platform}:knowledge:thread-delete:{thread}"):
+            return
+        knowledge = await self._knowledge()
+        removed = await knowledge.forget_linked(scope, links) if knowledge is not None else 0
+        log.info("knowledge_thread_deleted", scope=scope, thread=thread, removed=removed)
+
+    async def _knowledge(self) -> Knowledge | None:
+        """The knowledge, started now if it wasn't; None (logged) when it can't be."""
+        assert self._opener is not None
+        try:
+            return await self._opener.get()
+        except KnowledgeUnavailable as error:
+            log.warning("knowledge_unavailable", reason=str(error))
             return None

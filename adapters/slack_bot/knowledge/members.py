@@ -155,6 +155,36 @@ def follow_renames(app: AsyncApp, channels: KnowledgeChannels) -> None:
         app.event(kind)(renamed)
 
 
+def follow_membership(app: AsyncApp, members: PrivateMembers, *, knowledge_on: bool) -> None:
+    """People joining or leaving a private channel that holds knowledge change who may read it
+    (member_joined_channel / member_left_channel). The bot removed from one (group_left) can't follow its membership
+    any more, so no one reads its knowledge until an admin runs /knowledge channel on there again (which reads its
+    members anew)."""
+
+    async def membership(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        team = str(event.get("team") or context.team_id or "")
+        channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+        if not (team and channel and user) or not knowledge_on:
+            return
+        joined = event.get("type") == "member_joined_channel"
+        try:
+            await (members.joined(team, channel, user) if joined else members.left(team, channel, user))
+        except ReplyFailure as failure:
+            log.error("slack_knowledge_membership_lost", channel=channel, joined=joined, detail=failure.detail)
+
+    async def removed(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, channel = str(context.team_id or ""), str(event.get("channel") or "")
+        if team and channel:
+            try:
+                await members.track(team, channel, ())
+            except ReplyFailure as failure:
+                log.error("slack_knowledge_membership_lost", channel=channel, detail=failure.detail)
+
+    app.event("member_joined_channel")(membership)
+    app.event("member_left_channel")(membership)
+    app.event("group_left")(removed)
+
+
 async def follow_rename(channels: KnowledgeChannels, team: str, event: dict[str, Any]) -> None:
     """channel_rename / group_rename: a knowledge channel's title follows its name (its passages said before keep
     the name they were said under)."""

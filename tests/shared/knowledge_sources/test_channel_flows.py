@@ -10,10 +10,12 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from adapters.shared.knowledge_sources.added import Added, AddedFollower, AddedMessages, NewText
 from adapters.shared.knowledge_sources.channel_feed import ChannelChange, ChannelFeed
 from adapters.shared.knowledge_sources.channel_history import ChannelHistory, HistoryLimits, Page, Renew
 from adapters.shared.knowledge_sources.channel_pages import Batch, MessagePages, Pacing, RateLimited, Unreadable
@@ -39,6 +41,7 @@ class Recorded:
     added: list[str] = field(default_factory=list)  # the passages' texts
     forgotten: list[str] = field(default_factory=list)  # keys, and whole sources
     embedder: Embedder = field(default_factory=Embedder)  # the opener logs its name
+    sources_known: set[str] = field(default_factory=set)  # the knowledge's sources
 
     def add_soon(self, passages: list[Passage]) -> None:
         self.added += [passage.text for passage in passages]
@@ -52,6 +55,14 @@ class Recorded:
 
     async def forget_source(self, scope: str, source: str) -> int:
         self.forgotten.append(source)
+        self.sources_known.discard(source)
+        return 0
+
+    async def sources(self, scope: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(source=source) for source in sorted(self.sources_known)]
+
+    async def forget_linked(self, scope: str, url_prefix: str) -> int:
+        self.forgotten.append(url_prefix)
         return 0
 
 
@@ -171,6 +182,52 @@ async def test_a_channels_history_is_read_a_page_at_a_time_up_to_the_platforms_m
     assert pages.asked == ["", "15"]  # 20 messages at most: the second page is the last
     numbers = [n for n in range(25, 5, -1) if n not in (24, 20)]  # neither the one changed live nor the bot's
     assert forum.knowledge.added == [f"#help: message {n}" for n in numbers]
+
+
+async def test_a_deleted_knowledge_channel_takes_its_messages_and_a_deleted_thread_its_linked_ones(
+    forum: Forum,
+) -> None:
+    await forum.channels.opt_in(SCOPE, CHANNEL, "#help")
+    await forum.channels.opt_in(SCOPE, ELSEWHERE, "#news")
+    one, two = feed(forum), feed(forum)  # two processes that both got every event
+
+    for process in (one, two):
+        await process.thread_deleted(SCOPE, CHANNEL, "77", "https://forum.example/10/77/")
+        await process.thread_deleted(SCOPE, "12", "78", "https://forum.example/12/78/")  # not under a knowledge channel
+        await process.channel_deleted(SCOPE, ELSEWHERE)
+
+    assert forum.knowledge.forgotten == ["https://forum.example/10/77/", f"channel:{ELSEWHERE}"]
+    assert await forum.channels.channels(SCOPE) == {CHANNEL: "#help"}
+
+
+async def test_an_added_message_follows_its_edits_and_its_deletion_once_however_many_processes(forum: Forum) -> None:
+    added = AddedMessages(forum.redis, forum.key_prefix, "forum")
+    url = "https://forum.example/12/m1"
+    await added.note(SCOPE, "m1", Added(("message:m1", "file:a.pdf"), title="Alice in #chat", url=url))
+    forum.knowledge.sources_known |= {"message:m1", "file:a.pdf"}
+    followers = [AddedFollower(added, forum.opener, forum.claim, "forum_knowledge") for _ in range(2)]
+
+    def text(words: str) -> NewText:
+        def passages(noted: Added) -> list[Passage]:
+            return [passage("message:m1", f"{noted.title}: {words}")] if words else []
+
+        return passages
+
+    for follower in followers:  # two processes that both got every event
+        await follower.changed(SCOPE, "m1", "message:m1", "edit:m1:1", text("the new words"))
+        await follower.changed(SCOPE, "m2", "message:m2", "edit:m2:1", text("never added"))
+    assert forum.knowledge.added == ["Alice in #chat: the new words"]
+
+    for follower in followers:
+        await follower.changed(SCOPE, "m1", "message:m1", "edit:m1:2", text(""))  # its words removed, its file kept
+    assert forum.knowledge.forgotten == ["message:m1"]
+
+    for follower in followers:
+        await follower.changed(SCOPE, "m1", "message:m1", "edit:m1:3", text("back again?"))  # its text gone: stays so
+        await follower.changed(SCOPE, "m1", "message:m1", "", None)  # deleted: its file goes with it
+    assert forum.knowledge.added == ["Alice in #chat: the new words"]
+    assert forum.knowledge.forgotten == ["message:m1", "file:a.pdf"]
+    assert await added.of(SCOPE, "m1") is None
 
 
 @dataclass
