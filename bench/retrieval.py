@@ -4,6 +4,7 @@ header `query-id corpus-id score`).
 
     python -m bench.retrieval FOLDER [--as files|messages] [--embedder minilm|wordllama] [--split NAME]
         [--limit 100] [--max-queries N] [--keep DIR] [--json FILE] [--run FILE]
+        [--rerank-url URL [--rerank-model NAME] [--rerank-candidates N]]
 
 Nothing takes a path of its own: the corpus is indexed the way the bot indexes knowledge, and each question is
 searched the way a turn searches it.
@@ -20,7 +21,11 @@ searched the way a turn searches it.
   document its passage came from (found through its source or key), once, at the rank of its first passage.
 - The prompt's size is the bot's, from the same environment variables (CONTEXT_TOKENS, MAX_NEW_TOKENS,
   SYSTEM_PROMPT, KNOWLEDGE_PROMPT_SHARE, KNOWLEDGE_MIN_RELEVANCE), for a bot answering with a model server when
-  none is configured; no `.env` is read.
+  none is configured; no `.env` is read. So is its reranker (RERANK_BASE_URL, RERANK_MODEL, RERANK_API_KEY,
+  RERANK_CANDIDATES, RERANK_TIMEOUT_SECONDS), or `--rerank-url` (with `--rerank-model`, `--rerank-candidates`):
+  any Text Embeddings Inference, Cohere- or Jina-shaped `/rerank` server (`python -m fakes.rerank_server` is a
+  loopback one that scores by shared words: its figures are the hop's cost, not a cross-encoder's gain). A
+  reranker's failures are counted and the search goes on in fusion's order, as the bot's does.
 
 Scores, as BEIR computes them (pytrec_eval): nDCG@10 with the judgments' grades as gains and a log2 discount, the
 ideal DCG from the judgments; Recall@k the share of a question's relevant (score > 0) documents in its first k;
@@ -50,7 +55,7 @@ import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,7 @@ from bot.knowledge.embedded import start_embedded_async, stop_embedded
 from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Hit, Passage
 from bot.knowledge.postgres import PostgresEngine
+from bot.knowledge.rerank import Reranking, make_reranking
 from bot.knowledge.service import Knowledge
 from bot.knowledge.setup import DATABASE_FOLDER
 from bot.state.redis_client import RedisClients
@@ -75,6 +81,7 @@ from bot.turn.message import Turn
 from bot.turn.prompt import MistralTokenCounter, PromptBudget, PromptBuilder
 from bot.turn.searching import QUESTION_CHARS, TurnKnowledge
 from config.env import Env
+from config.knowledge import DEFAULT_RERANK_CANDIDATES, DEFAULT_RERANK_TIMEOUT_SECONDS, RerankSettings
 from config.settings import Settings, load_settings
 from fakes.harness.server_folders import given_to_server_user, server_folder
 
@@ -404,12 +411,31 @@ class Options:
     keep: Path | None
     json_file: Path | None
     run_file: Path | None
+    rerank_url: str | None = None
+    rerank_model: str | None = None
+    rerank_candidates: int | None = None
+
+
+def reranking_for(options: Options, settings: Settings) -> Reranking | None:
+    """The bot's reranker from the environment, or the one `--rerank-url` names (the environment's key and time)."""
+    configured = settings.knowledge.rerank
+    if options.rerank_url is not None:
+        configured = RerankSettings(
+            options.rerank_url,
+            options.rerank_model,
+            os.environ.get("RERANK_API_KEY") or None,
+            configured.candidates if configured else DEFAULT_RERANK_CANDIDATES,
+            configured.timeout_seconds if configured else DEFAULT_RERANK_TIMEOUT_SECONDS,
+        )
+    if configured is not None and options.rerank_candidates is not None:
+        configured = replace(configured, candidates=options.rerank_candidates)
+    return make_reranking(configured)
 
 
 @asynccontextmanager
-async def started_knowledge(options: Options) -> AsyncIterator[tuple[Knowledge, Path, str]]:
+async def started_knowledge(options: Options, failures: list[str]) -> AsyncIterator[tuple[Knowledge, Path, str]]:
     """The bot's knowledge on an embedded database in the kept folder (or a new one, removed after), that folder and
-    the database's URL."""
+    the database's URL. Its reranker's failures, if any, are added to `failures`."""
     if options.keep is not None:
         folder = options.keep / f"{options.mode}-{options.embedder}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -417,10 +443,15 @@ async def started_knowledge(options: Options) -> AsyncIterator[tuple[Knowledge, 
     else:
         folder = server_folder("retrieval-bench-")
     database = await start_embedded_async(folder / DATABASE_FOLDER)
+    settings = bot_settings()
+    reranking = reranking_for(options, settings)
+    if reranking is not None:
+        reranking.count_failure = failures.append
     knowledge = Knowledge(
         PostgresEngine(database.url),
         make_embedder(options.embedder, folder / "models"),
-        bot_settings().knowledge.min_relevance,
+        settings.knowledge.min_relevance,
+        reranking,
     )
     try:
         await knowledge.start()
@@ -464,9 +495,13 @@ class Figures:
     p99_ms: float = 0.0
     failed: int = 0
     mean_shown: float = 0.0
+    reranker: str = ""  # "": none; else its name and how many candidates it scored
+    rerank_failures: int = 0
 
 
-def figures_of(options: Options, dataset: Dataset, indexed: Indexed, answers: Answers) -> Figures:
+def figures_of(
+    options: Options, dataset: Dataset, indexed: Indexed, answers: Answers, reranking: Reranking | None = None
+) -> Figures:
     times = answers.milliseconds or [0.0]
     return Figures(
         options.folder.name,
@@ -484,6 +519,7 @@ def figures_of(options: Options, dataset: Dataset, indexed: Indexed, answers: An
         percentile(times, 0.99),
         answers.failed,
         statistics.fmean(answers.shown or [0]),
+        f"{reranking.reranker.name} ({reranking.candidates})" if reranking is not None else "",
     )
 
 
@@ -503,8 +539,9 @@ def report(figures: Figures) -> str:
         "| corpus (split) | as | embedder | questions | prompt nDCG@10 | prompt Recall@10 | no passage in prompt | "
         "raw nDCG@10 | raw Recall@10 | raw Recall@100 | documents/s | passages/s | search p50 | search p99 |"
     )
+    ranked_by = f"{figures.embedder}, reranked by {figures.reranker}" if figures.reranker else figures.embedder
     row = (
-        f"| {figures.corpus} ({figures.split}) | {figures.mode} | {figures.embedder} | {figures.questions:,} | "
+        f"| {figures.corpus} ({figures.split}) | {figures.mode} | {ranked_by} | {figures.questions:,} | "
         f"{prompt.ndcg10:.3f} | {prompt.recall10:.3f} | {prompt.empty:.1%} | {raw.ndcg10:.3f} | {raw.recall10:.3f} | "
         f"{raw.recall100:.3f} | {rate(figures.documents, figures.index_seconds)} | "
         f"{rate(figures.passages, figures.index_seconds)} | {figures.p50_ms:.0f} ms | {figures.p99_ms:.0f} ms |"
@@ -515,6 +552,9 @@ def report(figures: Figures) -> str:
             f"prompt (what the model reads): {figures.mean_shown:.1f} passages on average; searches failed or late: "
             f"{figures.failed}",
             f"raw (Knowledge.search, {figures.limit} asked): Recall@100 {raw.recall100:.3f}",
+            f"reranked by {figures.reranker}: {figures.rerank_failures} failures (those kept fusion's order)"
+            if figures.reranker
+            else "not reranked",
             "",
             header,
             "|" + "---|" * header.count(" | ") + "---|",
@@ -532,10 +572,12 @@ async def measure(options: Options) -> tuple[Figures, Answers]:
         f"{settings.knowledge.prompt_share:.0%} for knowledge; {os.cpu_count()} CPUs",
         flush=True,
     )
-    async with started_knowledge(options) as (knowledge, folder, url):
+    failures: list[str] = []
+    async with started_knowledge(options, failures) as (knowledge, folder, url):
         indexed = await index(knowledge, folder, url, options, dataset)
         answers = await answer_all(knowledge, settings, dataset, indexed, options.limit)
-    return figures_of(options, dataset, indexed, answers), answers
+        figures = figures_of(options, dataset, indexed, answers, knowledge.reranking)
+    return replace(figures, rerank_failures=len(failures)), answers
 
 
 def score_run(options: Options) -> None:
@@ -573,6 +615,9 @@ def parse(arguments: Sequence[str] | None = None) -> Options:
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the database and files in this folder")
     parser.add_argument("--json", dest="json_file", type=Path, help="write the figures and rankings here")
     parser.add_argument("--run", dest="run_file", type=Path, help="score this TREC run instead of the bot")
+    parser.add_argument("--rerank-url", help="rerank on this /rerank server (else RERANK_BASE_URL's, if set)")
+    parser.add_argument("--rerank-model", help="the model asked for (a Cohere- or Jina-shaped API)")
+    parser.add_argument("--rerank-candidates", type=int, help="how many of fusion's best are reranked")
     found = parser.parse_args(arguments)
     return Options(
         found.folder,
@@ -584,6 +629,9 @@ def parse(arguments: Sequence[str] | None = None) -> Options:
         found.keep.resolve() if found.keep else None,
         found.json_file,
         found.run_file,
+        found.rerank_url,
+        found.rerank_model,
+        found.rerank_candidates,
     )
 
 
