@@ -331,6 +331,8 @@ class PostgresEngine:
         ]
 
     async def reembed_lock(self) -> bool:
+        if self._reembedding is not None and (self._reembedding.closed or self._reembedding.broken):
+            self._reembedding = None  # the connection was lost, and the lock with it: taken again if free
         if self._reembedding is None:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10)
             row = await (await conn.execute(TRY_LOCK)).fetchone()

@@ -214,6 +214,40 @@ async def test_two_processes_on_one_database_re_embed_once(url: str, models: Pat
     await switched_to_minilm(url)
 
 
+async def test_processes_that_missed_the_switch_store_and_search_the_new_vectors(url: str, models: Path) -> None:
+    await indexed_with_wordllama(url)
+    worker = upgraded(url, models, Pace(batch=4, pause_seconds=0.1, watch_seconds=0.1))
+    await worker.start()
+    async with asyncio.timeout(30):
+        while await left(url) == len(PASSAGES):  # the worker holds the lock
+            await asyncio.sleep(0.02)
+    # Two more processes that won't look again by themselves: they learn of the switch from the database's answers.
+    adding, asking = upgraded(url, models, Pace(watch_seconds=600)), upgraded(url, models, Pace(watch_seconds=600))
+    await adding.start()
+    await asking.start()
+    try:
+        assert asking.reembedder is not None
+        late = asking.reembedder
+        await eventually(lambda: late.question_embedder() is not None)  # would ask the old vectors
+        assert worker.reembedder is not None
+        await worker.reembedder.wait()
+        assert adding.engine.transition is not None  # as they saw it
+        assert asking.engine.transition is not None
+        added = Passage(SCOPE, "channel:c1", "m99", "The staging database password rotates every Monday.", "#general",
+                        channel="c1")  # fmt: skip
+        await adding.add([added])
+        hits = await asking.search("How can I reach the company network remotely?", ACCESS)
+        rotated = await asking.search("When do the credentials for the test environment change?", ACCESS)
+    finally:
+        for knowledge in (worker, adding, asking):
+            await knowledge.aclose()
+    assert adding.engine.transition is None
+    assert asking.engine.transition is None
+    assert keys(hits)[:1] == ["m00"]  # asked again with MiniLM, by meaning alone
+    assert keys(rotated)[:1] == ["m99"]
+    await switched_to_minilm(url)
+
+
 async def test_a_re_embed_stopped_half_way_resumes_where_it_stopped(url: str, models: Path) -> None:
     await indexed_with_wordllama(url)
     knowledge = upgraded(url, models)
