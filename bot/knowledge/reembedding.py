@@ -71,6 +71,7 @@ class Reembedder:
         self._previous_ready = False
         self._pace = pace
         self._task: asyncio.Task[None] | None = None
+        self._finished = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="knowledge-reembed")
@@ -88,8 +89,7 @@ class Reembedder:
 
     async def wait(self) -> None:
         """Until the re-embed has finished (here or, as this process sees it, elsewhere)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        await self._finished.wait()
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -112,6 +112,7 @@ class Reembedder:
                 log.exception("knowledge_reembed_failed")  # the embedder or the database: tried again
                 await asyncio.sleep(self._pace.watch_seconds)
         self._previous_ready = False
+        self._finished.set()
         await asyncio.sleep(self._pace.watch_seconds)  # a question being embedded with it meanwhile finishes
         await self._close_previous()
 
