@@ -41,6 +41,7 @@ from adapters.discord_bot.turns import turn_about
 from adapters.discord_bot.unasked import UnaskedAnswers
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.platform_jobs import Kept, PlatformJobs
+from adapters.shared.ratelimit import Write
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure
@@ -262,11 +263,8 @@ class MistralDiscordBot(discord.AutoShardedClient):
             return f"discord:conv:{message.id}", None, message.id
         return None
 
-    async def open_thread(self, message: discord.Message) -> Destination:
-        return await self._threads.open(message, self._without_mention(message.content))
-
-    async def create_thread(self, message: discord.Message) -> discord.Thread:
-        return await self._threads.create(message, self._without_mention(message.content))
+    async def open_thread(self, message: discord.Message, slot: Write | None = None) -> Destination:
+        return await self._threads.open(message, self._without_mention(message.content), slot)
 
     def linker(self, key: str) -> OnPosted:
         async def link(posted: discord.Message) -> None:

@@ -16,6 +16,7 @@ from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept, PlatformJobs
+from adapters.shared.ratelimit import Budgets, RateLimits, Write
 from bot.core import Turn
 from bot.knowledge.passages import Access
 from bot.respond.decision import Decision, Unprompted
@@ -40,16 +41,13 @@ class UnaskedHost(Protocol):
     @property
     def knowledge(self) -> DiscordKnowledge: ...
 
-    @property
-    def user(self) -> discord.ClientUser | None: ...
-
     def allowed(self, user: discord.abc.User, guild: discord.Guild | None, channel: object) -> bool: ...
 
     def to_someone_else(self, message: discord.Message) -> bool: ...
 
     async def turn_for(self, key: str, message: discord.Message) -> Turn: ...
 
-    async def create_thread(self, message: discord.Message) -> discord.Thread: ...
+    async def open_thread(self, message: discord.Message, slot: Write | None = None) -> Destination: ...
 
     def linker(self, key: str) -> OnPosted: ...
 
@@ -117,11 +115,14 @@ class UnaskedDiscordMessage:
         except discord.HTTPException:
             log.info("quota_notice_not_sent", user=self._message.author.id)
 
-    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
-        destination = await self._open_in_time(seconds)
-        if destination is None:
-            return False
+    def first_write(self) -> tuple[RateLimits, Budgets]:
+        """Its thread's opening, as a mention's."""
+        limits = self._host.rate_limits
+        return limits.limits, limits.creates(self._message.channel.id)
+
+    async def answer(self, decision: Decision, arrived: float, first: Write) -> None:
         host, message, key = self._host, self._message, self._key
+        destination = await host.open_thread(message, first)
         turn = replace(await host.turn_for(key, message), admitted=True, found=decision.found, received_at=arrived)
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": message.id}
         recording = host.jobs.record(key, place, REPLY_LIMITS)
@@ -129,17 +130,3 @@ class UnaskedDiscordMessage:
             destination, destination.channel.id, host.rate_limits, host.linker(key), recording, votes=str(message.id)
         )
         await host.jobs.answer(turn, surface, recording, host.kept(message))
-        return True
-
-    async def _open_in_time(self, seconds: float) -> Destination | None:
-        """The message's thread, if a slot of the channel's thread creations comes within `seconds` (else None)."""
-        limits, message = self._host.rate_limits, self._message
-        slot = await limits.limits.reserve(limits.creates(message.channel.id), seconds)
-        if slot is None:
-            return None
-        try:
-            async with slot:
-                return Destination(await self._host.create_thread(message))
-        except discord.HTTPException as error:
-            log.info("thread_unavailable_replying_instead", channel=message.channel.id, reason=str(error)[:200])
-            return Destination(message.channel, reply_to=message)

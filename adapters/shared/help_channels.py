@@ -2,7 +2,8 @@
 flow for every platform: the core decides whether each gets an answer (bot.respond.decision); one that does is
 answered as a mention is, if its answer can start within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the
 person is told once, privately; a question the bot could not answer is noted for `/knowledge gaps`. The platform gives
-each message as an `UnaskedMessage`: who may ask there, its claim, its words for the decision, where its answer goes."""
+each message as an `UnaskedMessage`: who may ask there, its claim, its words for the decision, the rate limits its
+answer's first write spends, and how its answer starts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import structlog
 
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import Kept, PlatformJobs
+from adapters.shared.ratelimit import Budgets, RateLimits, Write
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.passages import Access
@@ -60,9 +62,11 @@ class UnaskedMessage(Protocol):
     async def tell_privately(self, note: str) -> None:
         """Tell its author `note` where only they see it."""
 
-    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
-        """Start its answer if its first write can happen within `seconds`; False (and no answer) if not: a burst
-        bigger than the channel's pace leaves its last messages unanswered rather than answered late."""
+    def first_write(self) -> tuple[RateLimits, Budgets]:
+        """The rate-limit buckets its answer's first write spends (the thread it opens, or its first post)."""
+
+    async def answer(self, decision: Decision, arrived: float, first: Write) -> None:
+        """Start its answer, its first write taking the slot `first`."""
 
 
 class HelpChannels:
@@ -102,10 +106,15 @@ class HelpChannels:
         except ReplyFailure as failure:
             await self._over_quota(message, failure)
             return
-        within = arrived + self._responder.max_delay_seconds - time.monotonic()
-        if not await message.answer_within(decision, arrived, within):
+        # Its answer starts if its first write gets a slot in time: a burst bigger than the channel's pace leaves its
+        # last messages unanswered rather than answered late.
+        limits, buckets = message.first_write()
+        first = await limits.reserve(buckets, arrived + self._responder.max_delay_seconds - time.monotonic())
+        if first is None:
             self._responder.dropped(self._platform, SKIP_LATE)
             log.info("unasked_message_too_late", channel=unprompted.channel, message=unprompted.message)
+            return
+        await message.answer(decision, arrived, first)
 
     async def _note_gap(self, message: UnaskedMessage) -> None:
         """A question the bot stayed silent on, for `/knowledge gaps`."""

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept
-from adapters.shared.ratelimit import Write
+from adapters.shared.ratelimit import Budgets, RateLimits, Write
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
@@ -98,11 +98,10 @@ class UnaskedSlackMessage:
     async def tell_privately(self, note: str) -> None:
         await self._host.tell_privately(self._reach.client, self._channel, self._user, note)
 
-    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
-        """The answer's first message takes its place in the channel's posts now, or never."""
+    def first_write(self) -> tuple[RateLimits, Budgets]:
+        """Its answer's first message, among the channel's posts."""
         budgets = self._host.budgets(self._reach.team)
-        first_post = await budgets.limits.reserve((budgets.posts(self._channel),), seconds)
-        if first_post is None:
-            return False
-        await self._host.answer_unasked(self._reach, self._event, decision, arrived, first_post)
-        return True
+        return budgets.limits, (budgets.posts(self._channel),)
+
+    async def answer(self, decision: Decision, arrived: float, first: Write) -> None:
+        await self._host.answer_unasked(self._reach, self._event, decision, arrived, first)

@@ -5,6 +5,7 @@ message another process claimed is left to it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -13,6 +14,7 @@ import pytest
 
 from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept, PlatformJobs
+from adapters.shared.ratelimit import Bucket, Budgets, RateLimits, Write
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.passages import Access
@@ -29,6 +31,7 @@ class Seen:
     gaps: list[str] = field(default_factory=list)
     told: list[str] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
+    within: list[float] = field(default_factory=list)  # how long the first write's slot could take
 
 
 class Responder:
@@ -118,9 +121,28 @@ class ForumMessage:
     async def tell_privately(self, note: str) -> None:
         self.seen.told.append(note)
 
-    async def answer_within(self, decision: Decision, arrived: float, seconds: float) -> bool:
-        self.seen.steps.append("answer" if self.in_time else "too late")
-        return self.in_time
+    def first_write(self) -> tuple[RateLimits, Budgets]:
+        return cast(RateLimits, Limits(self.seen, self.in_time)), (THREADS,)
+
+    async def answer(self, decision: Decision, arrived: float, first: Write) -> None:
+        self.seen.steps.append("answer")
+
+
+THREADS = Bucket("forum", "threads", 5, 5.0)
+
+
+class Limits:
+    """The forum's rate limits: a slot of its threads' bucket comes in time, or not."""
+
+    def __init__(self, seen: Seen, in_time: bool) -> None:
+        self._seen, self._in_time = seen, in_time
+
+    async def reserve(self, buckets: Budgets, within: float) -> Write | None:
+        self._seen.within.append(within)
+        if not self._in_time:
+            self._seen.steps.append("too late")
+            return None
+        return cast(Write, object())
 
 
 def flow(seen: Seen, decision: Decision, over_quota: bool = False) -> HelpChannels:
@@ -158,6 +180,16 @@ async def test_an_answer_that_cant_start_in_time_is_dropped_and_counted(in_time:
     seen = Seen()
     await flow(seen, ANSWER).consider(ForumMessage(seen, in_time=in_time), arrived=0.0)
     assert seen.dropped == ([] if in_time else [SKIP_LATE])
+
+
+@pytest.mark.parametrize("in_time", [True, False])
+async def test_the_first_writes_slot_may_come_only_as_late_as_the_delay_left(in_time: bool) -> None:
+    """A message that arrived 2 s ago, the delay 5 s: its thread's slot may take 3 s at most."""
+    seen = Seen()
+    await flow(seen, ANSWER).consider(ForumMessage(seen, in_time=in_time), arrived=time.monotonic() - 2.0)
+    [within] = seen.within
+    assert 2.5 < within <= 3.0
+    assert seen.steps[-1] == ("answer" if in_time else "too late")
 
 
 async def test_a_question_the_knowledge_doesnt_cover_is_noted_as_a_gap_and_not_answered() -> None:

@@ -1,5 +1,5 @@
-"""The thread a mention in a channel is answered in: started from the mention's message (so it shares its id), or,
-where the channel has no threads or the bot may not start one, a reply to the message instead."""
+"""The thread a mention (or a message answered unasked) in a channel is answered in: started from the message (so it
+shares its id), or, where the channel has no threads or the bot may not start one, a reply to the message instead."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import structlog
 
 from adapters.discord_bot.reply.surfaces import Destination, DiscordRateLimits
 from adapters.shared.platform_jobs import retrieve_outcome
+from adapters.shared.ratelimit import Write
 
 log = structlog.get_logger(__name__)
 
@@ -32,13 +33,14 @@ class Threads:
         self._rate_limits = rate_limits
         self._background: set[asyncio.Task[discord.Thread]] = set()  # thread creations left to finish
 
-    async def open(self, message: discord.Message, title: str) -> Destination:
-        """Where the answer to `message` goes: a thread named after `title`, else a reply to the message."""
+    async def open(self, message: discord.Message, title: str, slot: Write | None = None) -> Destination:
+        """Where the answer to `message` goes: a thread named after `title`, created in `slot` (one reserved already)
+        or else in the channel's next one; else a reply to the message."""
         channel = message.channel
         try:
             if getattr(channel, "type", None) not in THREAD_CHANNEL_TYPES:
                 raise _NoThreads("channel type has no threads")
-            async with self._rate_limits.limits.write(self._rate_limits.creates(channel.id)):
+            async with slot or self._rate_limits.limits.write(self._rate_limits.creates(channel.id)):
                 return Destination(await self.create(message, title))
         except (discord.Forbidden, discord.HTTPException, _NoThreads) as error:
             log.info("thread_unavailable_replying_instead", channel=channel.id, reason=str(error)[:200])
