@@ -96,7 +96,8 @@ class Knowledge:
         self._relevance = relevance_for(self.embedder.name, self._min_relevance)
         await self.engine.start(self.embedder.dimensions, self.embedder.name)
         if (transition := self.engine.transition) is not None:
-            previous = self.previous_embedder(transition.previous)
+            back = transition.previous == self.embedder.name  # back to the recorded model: the same searches
+            previous = None if back else self.previous_embedder(transition.previous)
             self.reembedder = Reembedder(self.engine, self._embed, previous, self.reembed_pace)
             self.reembedder.start()
         self._adder = asyncio.create_task(self._keep_adding(), name="knowledge-adder")

@@ -89,7 +89,7 @@ SWITCH = (
 async def read_transition(conn: psycopg.AsyncConnection[Any], model: str) -> Transition | None:
     """The re-embed towards `model` under way, if any."""
     row = await (await conn.execute(MODELS)).fetchone()
-    if row is None or not model or row[0] == model or row[1] != model:
+    if row is None or not model or row[1] != model:
         return None
     dimensions = await (await conn.execute(COLUMN_DIMENSIONS, {"table": TABLE, "name": NEXT_COLUMN})).fetchone()
     return Transition(str(row[0]), model, int(dimensions[0])) if dimensions else None
@@ -102,10 +102,12 @@ async def prepare(conn: psycopg.AsyncConnection[Any], dimensions: int, model: st
     if row is None or not model:
         return None
     recorded, next_name = row
-    if recorded == model:
-        if next_name is not None:
-            log.warning("knowledge_reembed_waiting", model=model, towards=next_name)
+    if recorded == model and next_name is None:
         return None
+    if recorded == model and next_name != model:
+        # Back to the recorded model while a re-embed to another ran: the passages added meanwhile have none of its
+        # vectors, so every one is re-embedded with it.
+        log.warning("knowledge_reembed_abandoned", model=model, towards=next_name)
     found = await (await conn.execute(COLUMN_DIMENSIONS, {"table": TABLE, "name": NEXT_COLUMN})).fetchone()
     total = int((await (await conn.execute(COUNT)).fetchone() or (0,))[0])
     if next_name == model and found is not None and int(found[0]) == dimensions:
@@ -125,8 +127,11 @@ async def next_batch(conn: psycopg.AsyncConnection[Any], after: tuple[str, str] 
         cursor = await conn.execute(BATCH_FIRST, {"limit": limit})
     else:
         cursor = await conn.execute(BATCH_AFTER, {"scope": after[0], "key": after[1], "limit": limit})
-    rows = await cursor.fetchall()
-    return [Passage(**dict(zip(PASSAGE_COLUMNS, row, strict=True)) | {"updated_at": float(row[-1])}) for row in rows]
+    passages = []
+    for row in await cursor.fetchall():
+        fields = dict(zip(PASSAGE_COLUMNS, row, strict=True))
+        passages.append(Passage(**fields | {"updated_at": float(fields["updated_at"])}))
+    return passages
 
 
 async def left(conn: psycopg.AsyncConnection[Any]) -> int:

@@ -44,6 +44,9 @@ PASSAGES = [
             "#general", channel="c1")
     for number in range(24)
 ]  # fmt: skip
+ROTATION = Passage(
+    SCOPE, "channel:c1", "m99", "The staging database password rotates every Monday.", "#general", channel="c1"
+)
 SLOW = Pace(batch=3, pause_seconds=0.2, watch_seconds=0.1, progress_seconds=0.0)
 
 
@@ -173,9 +176,7 @@ async def test_passages_added_edited_and_forgotten_during_the_re_embed_come_out_
     try:
         assert knowledge.reembedder is not None
         assert knowledge.reembedder.question_embedder() is None
-        added = Passage(SCOPE, "channel:c1", "m99", "The staging database password rotates every Monday.", "#general",
-                        channel="c1")  # fmt: skip
-        await knowledge.add([added, replace(PASSAGES[21], text="The coffee machine on the third floor is broken.")])
+        await knowledge.add([ROTATION, replace(PASSAGES[21], text="The coffee machine on the third floor is broken.")])
         assert await knowledge.forget_keys(SCOPE, ["m23"]) == 1
         assert await left(url) > 0  # all of it during the re-embed
         during = await knowledge.search("staging database password", ACCESS)
@@ -233,9 +234,7 @@ async def test_processes_that_missed_the_switch_store_and_search_the_new_vectors
         await worker.reembedder.wait()
         assert adding.engine.transition is not None  # as they saw it
         assert asking.engine.transition is not None
-        added = Passage(SCOPE, "channel:c1", "m99", "The staging database password rotates every Monday.", "#general",
-                        channel="c1")  # fmt: skip
-        await adding.add([added])
+        await adding.add([ROTATION])
         hits = await asking.search("How can I reach the company network remotely?", ACCESS)
         rotated = await asking.search("When do the credentials for the test environment change?", ACCESS)
     finally:
@@ -274,3 +273,34 @@ async def test_a_re_embed_stopped_half_way_resumes_where_it_stopped(url: str, mo
     assert counting.passages == stopped_at  # only what was left
     assert any(entry["event"] == "knowledge_reembed_resuming" and entry["left"] == stopped_at for entry in logs)
     await switched_to_minilm(url)
+
+
+async def test_going_back_to_the_recorded_model_half_way_re_embeds_with_it_and_loses_nothing(
+    url: str, models: Path
+) -> None:
+    await indexed_with_wordllama(url)
+    upgrade = upgraded(url, models)
+    await upgrade.start()
+    try:
+        await upgrade.add([ROTATION])  # with MiniLM's vector only
+    finally:
+        await upgrade.aclose()
+    assert await left(url) > 0  # stopped half-way
+
+    back = Knowledge(PostgresEngine(url), LocalEmbedder())  # the operator set EMBEDDING_MODEL back
+    back.reembed_pace = Pace(batch=8, watch_seconds=0.1)
+    with capture_logs() as logs:
+        await back.start()
+        try:
+            assert back.engine.transition == Transition(WORDLLAMA_NAME, WORDLLAMA_NAME, 256)
+            during = await back.search(VPN_QUESTION, ACCESS)  # the old vectors, the question in the same model
+            assert back.reembedder is not None
+            await back.reembedder.wait()
+            rotated = await back.search("staging credentials rotation", ACCESS)
+        finally:
+            await back.aclose()
+    assert any(entry["event"] == "knowledge_reembed_abandoned" for entry in logs)
+    assert keys(during)[:1] == ["m00"]
+    assert "m99" in keys(rotated)
+    assert await query(url, f"SELECT name, next_name FROM {MODEL_TABLE}") == [(WORDLLAMA_NAME, None)]
+    assert await query(url, f"SELECT count(*) FROM {TABLE} WHERE embedding IS NULL") == [(0,)]
