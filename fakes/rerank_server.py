@@ -118,7 +118,8 @@ class FakeRerankServer:
         texts = body.get("texts") if isinstance(body, dict) else None
         query = body.get("query") if isinstance(body, dict) else None
         if not isinstance(query, str) or not _strings(texts):
-            return web.json_response({"error": "missing field `query` or `texts`", "error_type": "validation"}, 422)
+            missing = {"error": "missing field `query` or `texts`", "error_type": "validation"}
+            return web.json_response(missing, status=422)
         if len(texts) > self.max_batch:
             error = f"batch size {len(texts)} > maximum allowed batch size {self.max_batch}"
             return web.json_response({"error": error, "error_type": "validation"}, status=413)
