@@ -26,7 +26,7 @@ from adapters.discord_bot.commands import Commands
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
 from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
-from adapters.discord_bot.knowledge.adding import AddedFollower, KnowledgeAdding
+from adapters.discord_bot.knowledge.adding import AddedFollower
 from adapters.discord_bot.knowledge.commands import KnowledgeCommands
 from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
@@ -84,7 +84,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self.knowledge = DiscordKnowledge(services)
         self.history = HistoryReader(self, self.knowledge, services.redis.main, services.settings.history.key_prefix)
         self._feed = KnowledgeFeed(self, self.knowledge, self.jobs)
-        self._added = AddedFollower(self.knowledge, self.jobs, KnowledgeAdding(self.jobs.documents, self.jobs.added))
+        self._added = AddedFollower(self.knowledge, self.jobs)
         KnowledgeCommands(self).register(self.tree)
         ForgetCommand(self.jobs, self.knowledge).register(self.tree)
         self._unasked = UnaskedAnswers(self)

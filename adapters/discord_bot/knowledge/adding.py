@@ -7,7 +7,7 @@ the old one. Each added message is noted (adapters.shared.knowledge_sources.adde
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 import discord
 import structlog
@@ -18,6 +18,7 @@ from adapters.discord_bot.knowledge.messages import jump_link, place_link
 from adapters.shared.files.attachments import Attachment
 from adapters.shared.files.documents import DocumentReader, DocumentRefused
 from adapters.shared.knowledge_sources.added import Added, AddedMessages
+from adapters.shared.knowledge_sources.added import AddedFollower as Follower
 from adapters.shared.knowledge_sources.document_passages import (
     document_passages,
     file_source,
@@ -98,102 +99,59 @@ class KnowledgeAdding:
         return True
 
     async def add_text(self, knowledge: Knowledge, scope: str, message: discord.Message, guild_id: int) -> str:
-        source = added_source(message.id)
-        where = getattr(message.channel, "name", "") or "a channel"
-        author = message.author.display_name
-        title = f"{author} in #{where}"
-        url = jump_link(guild_id, message.channel.id, message.id)
-        updated = (message.edited_at or message.created_at).timestamp()
-        pieces = passage_texts(f"{author}: {message.clean_content}")
-        passages = [
-            Passage(
-                scope, source, f"{source}#{n}", text, title, url=url, author=str(message.author.id), updated_at=updated
-            )
-            for n, text in enumerate(pieces, 1)
-        ]
         try:
-            await knowledge.replace_source(scope, source, passages)
+            await knowledge.replace_source(scope, added_source(message.id), text_passages(scope, message, guild_id))
         except Exception as error:  # noqa: BLE001 - as in add_file
             log.error("knowledge_message_not_stored", scope=scope, message=message.id, error=str(error))
             return NOT_STORED
-        return f"Added {author}'s message in #{where}."
+        return f"Added {message.author.display_name}'s message in #{_where(message)}."
 
 
 class AddedFollower:
-    """Messages added with "Add to knowledge", followed wherever they are (a channel that is knowledge or not), by
-    whichever process gets the event: deleted, the message leaves the knowledge with its files; edited, its text is
-    read again."""
+    """Messages added with "Add to knowledge", followed wherever they are (a channel that is knowledge or not) by the
+    shared flow (adapters.shared.knowledge_sources.added): deleted (a channel or a thread too), the message leaves the
+    knowledge with its files; edited, its text is read again."""
 
-    def __init__(self, knowledge: DiscordKnowledge, jobs: PlatformJobs, adding: KnowledgeAdding) -> None:
-        self._knowledge = knowledge
-        self._jobs = jobs
-        self._adding = adding
+    def __init__(self, knowledge: DiscordKnowledge, jobs: PlatformJobs) -> None:
+        opener = knowledge.opener
+        self._follower = Follower(jobs.added, opener, jobs.first_to_claim, "knowledge") if opener else None
 
     async def on_delete(self, guild_id: int | None, message_ids: Collection[int]) -> None:
-        if guild_id is None or self._knowledge.opener is None or not message_ids:
-            return
-        scope = guild_scope(guild_id)
-        try:
-            taken = await self._jobs.added.take(scope, [str(message_id) for message_id in message_ids])
-        except ReplyFailure as failure:
-            log.error("knowledge_added_deletion_lost", scope=scope, messages=len(message_ids), detail=failure.detail)
-            return
-        await self._forget(scope, taken)
+        if guild_id is not None and self._follower is not None and message_ids:
+            await self._follower.deleted(guild_scope(guild_id), [str(message_id) for message_id in message_ids])
 
     async def on_place_delete(self, guild_id: int | None, place_id: int) -> None:
         """A channel or thread deleted (Discord names none of its messages): the messages added from it go."""
-        if guild_id is None or self._knowledge.opener is None:
-            return
-        scope = guild_scope(guild_id)
-        try:
-            taken = await self._jobs.added.take_linked(scope, f"{place_link(guild_id, place_id)}/")
-        except ReplyFailure as failure:
-            log.error("knowledge_added_deletion_lost", scope=scope, place=place_id, detail=failure.detail)
-            return
-        await self._forget(scope, taken)
-
-    async def _forget(self, scope: str, taken: Sequence[Added]) -> None:
-        """The messages `taken` from the index leave the knowledge, with their files."""
-        sources = [source for added in taken for source in added.sources]
-        knowledge = await self._knowledge.get() if sources else None
-        if knowledge is None:
-            if sources:
-                log.error("knowledge_added_message_not_removed", scope=scope, sources=sources)
-            return
-        removed = 0
-        for source in sources:
-            try:
-                removed += await knowledge.forget_source(scope, source)
-            except Exception as error:  # noqa: BLE001 - the engine failed: the operator is told what is left
-                log.error("knowledge_added_message_not_removed", scope=scope, source=source, error=str(error))
-        log.info("knowledge_added_message_deleted", scope=scope, messages=len(taken), removed=removed)
+        if guild_id is not None and self._follower is not None:
+            await self._follower.place_deleted(guild_scope(guild_id), f"{place_link(guild_id, place_id)}/")
 
     async def on_edit(self, event: discord.RawMessageUpdateEvent) -> None:
-        edited = event.data.get("edited_timestamp")
-        if event.guild_id is None or self._knowledge.opener is None or not edited:  # an embed unfurled: no edit
+        edited, guild_id, message = event.data.get("edited_timestamp"), event.guild_id, event.message
+        if guild_id is None or self._follower is None or not edited:  # an embed unfurled: no edit
             return
-        scope, message = guild_scope(event.guild_id), event.message
-        try:
-            if await self._jobs.added.of(scope, str(message.id)) is None:  # most edits: one look in Redis
-                return
-            if not await self._jobs.first_to_claim(f"discord:knowledge:added-edit:{message.id}:{edited}"):
-                return
-        except ReplyFailure as failure:
-            log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail=failure.detail)
-            return
-        knowledge = await self._knowledge.get()
-        try:
-            if knowledge is None or not await self._jobs.added.still_known(
-                knowledge, scope, str(message.id), added_source(message.id)
-            ):
-                return  # its text was removed from knowledge since: an edit doesn't bring it back
-            if message.content.strip():
-                said = await self._adding.add_text(knowledge, scope, message, event.guild_id)
-                log.info("knowledge_added_message_edited", scope=scope, message=message.id, stored=said != NOT_STORED)
-            else:  # its words removed: its text leaves, its files stay
-                await knowledge.forget_source(scope, added_source(message.id))
-        except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
-            log.error("knowledge_added_edit_lost", scope=scope, message=message.id, detail=str(error))
+        scope = guild_scope(guild_id)
+
+        def text(noted: Added) -> list[Passage]:
+            return text_passages(scope, message, guild_id) if message.content.strip() else []
+
+        claim = f"discord:knowledge:added-edit:{message.id}:{edited}"
+        await self._follower.edited(scope, str(message.id), added_source(message.id), claim, text)
+
+
+def text_passages(scope: str, message: discord.Message, guild_id: int) -> list[Passage]:
+    """An added message's text as passages, titled after its author and channel, linked to it."""
+    source, author = added_source(message.id), message.author.display_name
+    title, url = f"{author} in #{_where(message)}", jump_link(guild_id, message.channel.id, message.id)
+    updated = (message.edited_at or message.created_at).timestamp()
+    pieces = passage_texts(f"{author}: {message.clean_content}")
+    return [
+        Passage(scope, source, f"{source}#{n}", text, title, url=url, author=str(message.author.id), updated_at=updated)
+        for n, text in enumerate(pieces, 1)
+    ]
+
+
+def _where(message: discord.Message) -> str:
+    return getattr(message.channel, "name", "") or "a channel"
 
 
 def added_source(message_id: int) -> str:

@@ -118,22 +118,31 @@ class AddedFollower:
     def __init__(self, added: AddedMessages, opener: KnowledgeOpener, claim: Claim, log_name: str) -> None:
         self._added, self._opener, self._claim, self._log_name = added, opener, claim, log_name
 
-    async def changed(self, scope: str, message: str, source: str, claim: str, text: NewText | None) -> None:
-        """`message` of `scope` (its text the knowledge source `source`) deleted (`text` None) or edited, its edit
-        claimed as `claim`."""
+    async def deleted(self, scope: str, messages: Sequence[str]) -> None:
+        """`messages` of `scope` deleted: those that were added leave the knowledge, with their files."""
         try:
-            if text is None:
-                await self._deleted(scope, [message])
-            elif await self._edited(scope, message, source, claim, text):
+            await self._forget(scope, await self._added.take(scope, messages))
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
+            log.error(f"{self._log_name}_added_deletion_lost", scope=scope, messages=len(messages), error=str(error))
+
+    async def place_deleted(self, scope: str, links: str) -> None:
+        """A channel or thread of `scope` deleted, where the platform names none of its messages: those added from it
+        (their links start with `links`) leave the knowledge, with their files."""
+        try:
+            await self._forget(scope, await self._added.take_linked(scope, links))
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
+            log.error(f"{self._log_name}_added_deletion_lost", scope=scope, links=links, error=str(error))
+
+    async def edited(self, scope: str, message: str, source: str, claim: str, text: NewText) -> None:
+        """`message` of `scope` edited, its text the knowledge source `source`, the edit claimed as `claim`."""
+        try:
+            if await self._edited(scope, message, source, claim, text):
                 log.info(f"{self._log_name}_added_message_edited", scope=scope, message=message)
         except Exception as error:  # noqa: BLE001 - Redis or the engine: the operator is told
-            deleted = text is None
-            log.error(
-                f"{self._log_name}_added_change_lost", scope=scope, message=message, deleted=deleted, error=str(error)
-            )
+            log.error(f"{self._log_name}_added_edit_lost", scope=scope, message=message, error=str(error))
 
-    async def _deleted(self, scope: str, messages: Sequence[str]) -> None:
-        sources = [source for added in await self._added.take(scope, messages) for source in added.sources]
+    async def _forget(self, scope: str, taken: Sequence[Added]) -> None:
+        sources = [source for added in taken for source in added.sources]
         if not sources:
             return
         knowledge = await self._opener.get()
@@ -143,7 +152,7 @@ class AddedFollower:
                 removed += await knowledge.forget_source(scope, source)
             except Exception as error:  # noqa: BLE001 - the engine failed: the operator is told what is left
                 log.error(f"{self._log_name}_added_message_not_removed", scope=scope, source=source, error=str(error))
-        log.info(f"{self._log_name}_added_message_deleted", scope=scope, sources=len(sources), removed=removed)
+        log.info(f"{self._log_name}_added_message_deleted", scope=scope, messages=len(taken), removed=removed)
 
     async def _edited(self, scope: str, message: str, source: str, claim: str, text: NewText) -> bool:
         if await self._added.of(scope, message) is None:  # most edits: one look in Redis
@@ -155,7 +164,7 @@ class AddedFollower:
         if noted is None:
             return False  # its text was removed from knowledge since: an edit doesn't bring it back
         if passages := text(noted):
-            await knowledge.add(passages)
+            await knowledge.replace_source(scope, source, passages)
         else:  # edited to nothing: its text leaves, its files stay
             await knowledge.forget_source(scope, source)
         return True

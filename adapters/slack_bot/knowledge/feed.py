@@ -86,8 +86,10 @@ class KnowledgeFeed:
                 return []
             return [added_passage(reach.team, channel, noted.title, message, noted.url, noted.readers)]
 
-        claim = f"slack:knowledge:added:{claim}"
-        await added.changed(scope_of(reach.team), key, added_source(key), claim, None if deleted else text)
+        if deleted:
+            await added.deleted(scope_of(reach.team), [key])
+        else:
+            await added.edited(scope_of(reach.team), key, added_source(key), f"slack:knowledge:added:{claim}", text)
 
 
 def _changed(event: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class Recorded:
         self.add_soon(passages)
         return []
 
+    async def replace_source(self, scope: str, source: str, passages: list[Passage]) -> list[Any]:
+        return await self.add(passages)
+
     def forget_soon(self, scope: str, keys: list[str]) -> None:
         self.forgotten += keys
 
@@ -204,6 +207,7 @@ async def test_an_added_message_follows_its_edits_and_its_deletion_once_however_
     added = AddedMessages(forum.redis, forum.key_prefix, "forum")
     url = "https://forum.example/12/m1"
     await added.note(SCOPE, "m1", Added(("message:m1", "file:a.pdf"), title="Alice in #chat", url=url))
+    await added.note(SCOPE, "m3", Added(("message:m3",), url="https://forum.example/13/m3"))  # in a thread
     forum.knowledge.sources_known |= {"message:m1", "file:a.pdf"}
     followers = [AddedFollower(added, forum.opener, forum.claim, "forum_knowledge") for _ in range(2)]
 
@@ -214,19 +218,20 @@ async def test_an_added_message_follows_its_edits_and_its_deletion_once_however_
         return passages
 
     for follower in followers:  # two processes that both got every event
-        await follower.changed(SCOPE, "m1", "message:m1", "edit:m1:1", text("the new words"))
-        await follower.changed(SCOPE, "m2", "message:m2", "edit:m2:1", text("never added"))
+        await follower.edited(SCOPE, "m1", "message:m1", "edit:m1:1", text("the new words"))
+        await follower.edited(SCOPE, "m2", "message:m2", "edit:m2:1", text("never added"))
     assert forum.knowledge.added == ["Alice in #chat: the new words"]
 
     for follower in followers:
-        await follower.changed(SCOPE, "m1", "message:m1", "edit:m1:2", text(""))  # its words removed, its file kept
+        await follower.edited(SCOPE, "m1", "message:m1", "edit:m1:2", text(""))  # its words removed, its file kept
     assert forum.knowledge.forgotten == ["message:m1"]
 
     for follower in followers:
-        await follower.changed(SCOPE, "m1", "message:m1", "edit:m1:3", text("back again?"))  # its text gone: stays so
-        await follower.changed(SCOPE, "m1", "message:m1", "", None)  # deleted: its file goes with it
+        await follower.edited(SCOPE, "m1", "message:m1", "edit:m1:3", text("back again?"))  # its text gone: stays so
+        await follower.deleted(SCOPE, ["m1"])  # deleted: its file goes with it
+        await follower.place_deleted(SCOPE, "https://forum.example/13/")  # its thread deleted, naming no message
     assert forum.knowledge.added == ["Alice in #chat: the new words"]
-    assert forum.knowledge.forgotten == ["message:m1", "file:a.pdf"]
+    assert forum.knowledge.forgotten == ["message:m1", "file:a.pdf", "message:m3"]
     assert await added.of(SCOPE, "m1") is None
 
 
