@@ -7,7 +7,8 @@ over. A message changed live meanwhile (live.py) is not put back with its older 
 while its page was read loses what that page added.
 
 The platform gives a `HistorySource`: what one reading covers, and a `PageReader` that reads the next page of a
-channel (its messages made passages, how many it read, and where the next page starts), at the platform's pace."""
+channel (its messages made passages, how many it read, and where the next page starts), at the platform's pace: most
+simply channel_pages.MessagePages, which does the paging, the pace and the rate limits over the platform's calls."""
 
 from __future__ import annotations
 
