@@ -13,6 +13,13 @@ DEFAULT_DATA_DIR = ".knowledge"  # under the working directory
 # (thousands a second), weaker at finding a passage that shares no words with the question.
 WORDLLAMA = "wordllama"
 DEFAULT_PROMPT_SHARE = 0.3
+# KNOWLEDGE_LANGUAGE: the languages PostgreSQL (12 and later) stems, by its text search configurations' names.
+AUTO_LANGUAGE = "auto"
+LANGUAGES = (
+    "arabic", "danish", "dutch", "english", "finnish", "french", "german", "greek", "hungarian", "indonesian",
+    "irish", "italian", "lithuanian", "nepali", "norwegian", "portuguese", "romanian", "russian", "spanish",
+    "swedish", "tamil", "turkish",
+)  # fmt: skip
 MAX_PROMPT_SHARE = 0.8
 # A question asked while knowledge is still starting (after a deploy or restart) waits this long for it, then is
 # answered saying it didn't use it.
@@ -49,6 +56,7 @@ class KnowledgeSettings:
     min_relevance: float | None = None  # KNOWLEDGE_MIN_RELEVANCE: the cosine a passage needs (None: the model's own)
     start_wait_seconds: float = DEFAULT_START_WAIT_SECONDS  # KNOWLEDGE_START_WAIT_SECONDS
     rerank: RerankSettings | None = None  # RERANK_BASE_URL set: the hits reordered by that server
+    language: str = AUTO_LANGUAGE  # KNOWLEDGE_LANGUAGE: the words search's stemming, or each text's own ("auto")
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
@@ -72,6 +80,7 @@ def knowledge_settings(env: Env) -> KnowledgeSettings:
             "KNOWLEDGE_START_WAIT_SECONDS", DEFAULT_START_WAIT_SECONDS, minimum=0.0, maximum=MAX_START_WAIT_SECONDS
         ),
         rerank=rerank_settings(env),
+        language=env.choice("KNOWLEDGE_LANGUAGE", AUTO_LANGUAGE, (AUTO_LANGUAGE, *LANGUAGES)),
     )
 
 

@@ -31,6 +31,7 @@ async def open_knowledge(settings: Settings, rerank_failed: Callable[[str], None
     from bot.knowledge.embedded import EmbeddedDatabaseError, start_embedded_async
     from bot.knowledge.embeddings import MODELS_FOLDER, EmbeddingError, make_embedder
     from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
+    from bot.knowledge.postgres.languages import Languages
     from bot.knowledge.reembedding import in_process_embedder
     from bot.knowledge.rerank import make_reranking
 
@@ -41,7 +42,8 @@ async def open_knowledge(settings: Settings, rerank_failed: Callable[[str], None
             reranking = make_reranking(own.rerank)
             if reranking is not None and rerank_failed is not None:
                 reranking.count_failure = rerank_failed
-            knowledge = Knowledge(PostgresEngine(url), make_embedder(settings), own.min_relevance, reranking)
+            engine = PostgresEngine(url, languages=Languages(own.language))
+            knowledge = Knowledge(engine, make_embedder(settings), own.min_relevance, reranking)
             # Knowledge indexed with another model is re-embedded; the old model searches meanwhile if it runs here.
             knowledge.previous_embedder = in_process_embedder(own.data_dir / MODELS_FOLDER)
             await knowledge.start()

@@ -1,6 +1,6 @@
 """The knowledge search's one statement: the words list ranked by BM25 and the meaning list, fused."""
 
-from bot.knowledge.postgres.sql import TABLE, TEXT_SEARCH_CONFIG
+from bot.knowledge.postgres.sql import TABLE
 
 # One round trip. The words list ranks by BM25 (k1 1.2, b 0.75): each of the question's lexemes weighs its inverse
 # passage frequency, saturated by how often the passage holds it and normalised by the passage's length. A lexeme's
@@ -35,7 +35,7 @@ size AS (
 ),
 asked AS (
     SELECT DISTINCT q.lexeme, ('''' || replace(replace(q.lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS query
-    FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s)) AS q
+    FROM unnest(to_tsvector(('pg_catalog.' || %(language)s)::regconfig, %(text)s)) AS q
 ),
 lexemes AS (
     SELECT a.lexeme, a.query, least(greatest(coalesce(c.frequency, least(

@@ -19,17 +19,29 @@ SKIPPED_TABLE = "knowledge_skipped"  # a file's passages the database refused, s
 REMOVALS_TABLE = "knowledge_removals"
 REMOVALS_KEPT_SECONDS = 86_400
 
-# 'english', not 'simple': questions are sentences, so its stemming matches "deploying" to "deployment" and its
-# stop words keep "how do I" from matching every passage in the OR of a question's words. Codes, numbers, file
-# names and URLs are kept whole by the parser either way ("E4711", "0x80070005", "v1.2.3").
+# Each passage is stemmed in its own language (bot.knowledge.postgres.languages: 'english' unless told otherwise),
+# not 'simple': questions are sentences, so stemming matches "deploying" to "deployment" and stop words keep "how do
+# I" from matching every passage in the OR of a question's words. Codes, numbers, file names and URLs are kept whole
+# by the parser either way ("E4711", "0x80070005", "v1.2.3").
 TEXT_SEARCH_CONFIG = "english"
 # What the words search reads of a passage: its title and where it is in its source (a document's headings) count
-# less than its text. A database made before the locator was read has its column's expression replaced once.
-WORDS = (
-    f"setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'C') "
-    f"|| setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', locator), 'C') "
-    f"|| setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', text), 'A')"
-)
+# less than its text. A generated column needs an immutable expression, and a cast from text to a configuration is
+# only stable because it reads the search path: this function names the configuration in pg_catalog, so the path
+# can't change it, and is declared immutable. A database made before it is upgraded once (upgrades.py).
+WORDS_FUNCTION = "knowledge_words"
+# Made once (by whoever makes the table: another role of a shared database may use it, not replace it).
+MAKE_WORDS_FUNCTION = f"""
+DO $make$ BEGIN
+    IF to_regprocedure('{WORDS_FUNCTION}(text, text, text, text)') IS NULL THEN
+        CREATE FUNCTION {WORDS_FUNCTION}(language text, title text, locator text, body text) RETURNS tsvector
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $words$
+            SELECT setweight(to_tsvector(('pg_catalog.' || language)::regconfig, title), 'C')
+                || setweight(to_tsvector(('pg_catalog.' || language)::regconfig, locator), 'C')
+                || setweight(to_tsvector(('pg_catalog.' || language)::regconfig, body), 'A')
+        $words$;
+    END IF;
+END $make$"""
+WORDS = f"{WORDS_FUNCTION}(language, title, locator, text)"
 # A passage's length in words, for BM25's length normalisation; its average comes from the statistics ANALYZE keeps.
 LENGTH_COLUMN = (
     "length integer NOT NULL GENERATED ALWAYS AS "
@@ -41,6 +53,7 @@ def schema(dimensions: int) -> list[str]:
     """Idempotent: every statement may run on a database that already has it all."""
     return [
         "CREATE EXTENSION IF NOT EXISTS vector",
+        MAKE_WORDS_FUNCTION,
         f"""
         CREATE TABLE IF NOT EXISTS {TABLE} (
             scope text NOT NULL,
@@ -53,6 +66,7 @@ def schema(dimensions: int) -> list[str]:
             channel text NOT NULL DEFAULT '',
             author text NOT NULL DEFAULT '',
             updated_at double precision NOT NULL DEFAULT 0,
+            language text NOT NULL DEFAULT '{TEXT_SEARCH_CONFIG}',
             embedding halfvec({int(dimensions)}) NOT NULL,
             words tsvector GENERATED ALWAYS AS ({WORDS}) STORED,
             {LENGTH_COLUMN},
@@ -60,6 +74,8 @@ def schema(dimensions: int) -> list[str]:
         )""",
         # A database made before the words search ranked by BM25 gets the column (the table is rewritten once).
         f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {LENGTH_COLUMN}",
+        # A database made before passages had a language: every one was English (no rewrite: a default).
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS language text NOT NULL DEFAULT '{TEXT_SEARCH_CONFIG}'",
         f"""
         CREATE TABLE IF NOT EXISTS {MODEL_TABLE} (
             only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
@@ -115,16 +131,17 @@ RECORDED_MODEL = f"SELECT name FROM {MODEL_TABLE}"
 SESSION_SETTINGS = "SET hnsw.ef_search = 100; SET hnsw.iterative_scan = 'relaxed_order'; SET jit = off"
 
 UPSERT = f"""
-INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, embedding)
+INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, language,
+                          embedding)
 VALUES (%(scope)s, %(key)s, %(source)s, %(title)s, %(text)s, %(locator)s, %(url)s, %(channel)s, %(author)s,
-        %(updated_at)s, %(embedding)s::halfvec)
+        %(updated_at)s, %(language)s, %(embedding)s::halfvec)
 ON CONFLICT (scope, key) DO UPDATE SET
     source = EXCLUDED.source, title = EXCLUDED.title, text = EXCLUDED.text, locator = EXCLUDED.locator,
     url = EXCLUDED.url, channel = EXCLUDED.channel, author = EXCLUDED.author, updated_at = EXCLUDED.updated_at,
-    embedding = EXCLUDED.embedding
-WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at)
+    language = EXCLUDED.language, embedding = EXCLUDED.embedding
+WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at, p.language)
     IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.title, EXCLUDED.text, EXCLUDED.locator, EXCLUDED.url,
-                      EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at)
+                      EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at, EXCLUDED.language)
 """
 
 DELETE_KEYS = f"DELETE FROM {TABLE} WHERE scope = %(scope)s AND key = ANY(%(keys)s)"
@@ -222,9 +239,10 @@ def skipped_row(scope: str, source: str, skipped: Skipped) -> dict[str, Any]:
             "reason": reason, "at": passage.updated_at}  # fmt: skip
 
 
-def upsert_row(passage: Passage, vector: Sequence[float]) -> dict[str, Any]:
+def upsert_row(passage: Passage, vector: Sequence[float], language: str = TEXT_SEARCH_CONFIG) -> dict[str, Any]:
     return {name: getattr(passage, name) for name in PASSAGE_COLUMNS} | {
-        "embedding": np.asarray(vector, dtype=np.float32)
+        "language": language,
+        "embedding": np.asarray(vector, dtype=np.float32),
     }
 
 

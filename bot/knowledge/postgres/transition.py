@@ -49,19 +49,20 @@ TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('knowledge re-embedding'))"
 # During the re-embed, a process embedding with the new model writes its vectors into the new column, and none into
 # the old one (the old model's vector of an edited text would be stale).
 UPSERT_NEXT = f"""
-INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, {NEXT_COLUMN})
+INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, language,
+                          {NEXT_COLUMN})
 VALUES (%(scope)s, %(key)s, %(source)s, %(title)s, %(text)s, %(locator)s, %(url)s, %(channel)s, %(author)s,
-        %(updated_at)s, %(embedding)s::halfvec)
+        %(updated_at)s, %(language)s, %(embedding)s::halfvec)
 ON CONFLICT (scope, key) DO UPDATE SET
     source = EXCLUDED.source, title = EXCLUDED.title, text = EXCLUDED.text, locator = EXCLUDED.locator,
     url = EXCLUDED.url, channel = EXCLUDED.channel, author = EXCLUDED.author, updated_at = EXCLUDED.updated_at,
-    {NEXT_COLUMN} = EXCLUDED.{NEXT_COLUMN},
+    language = EXCLUDED.language, {NEXT_COLUMN} = EXCLUDED.{NEXT_COLUMN},
     embedding = CASE WHEN (p.title, p.text, p.locator) IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.text,
                                                                         EXCLUDED.locator)
                      THEN NULL ELSE p.embedding END
-WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at)
+WHERE (p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at, p.language)
     IS DISTINCT FROM (EXCLUDED.source, EXCLUDED.title, EXCLUDED.text, EXCLUDED.locator, EXCLUDED.url,
-                      EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at)
+                      EXCLUDED.channel, EXCLUDED.author, EXCLUDED.updated_at, EXCLUDED.language)
    OR p.{NEXT_COLUMN} IS NULL
 """
 

@@ -1,5 +1,5 @@
 """What a knowledge database made by an earlier version is given at start, once: the words search reading passages'
-locators (a Markdown section's headings)."""
+locators (a Markdown section's headings) and stemming each passage in its own language."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from bot.knowledge.postgres.sql import TABLE, WORDS
+from bot.knowledge.postgres.sql import TABLE, WORDS, WORDS_FUNCTION
 
 log = structlog.get_logger(__name__)
 
@@ -25,10 +25,11 @@ REMAKE_WORDS = (
 )
 
 
-async def read_locators(conn: psycopg.AsyncConnection[Any]) -> None:
-    """A table whose words search doesn't read passages' locators (made before it did) gets it, rewritten once."""
+async def upgrade_words(conn: psycopg.AsyncConnection[Any]) -> None:
+    """A table whose words column is computed otherwise (made before locators were read, or before each passage had
+    its language) gets today's expression, rewritten once. Its passages were all English-stemmed: they stay so."""
     row = await (await conn.execute(WORDS_EXPRESSION, {"table": TABLE})).fetchone()
-    if row is None or "locator" in str(row[0]):
+    if row is None or WORDS_FUNCTION in str(row[0]):
         return
     log.info("knowledge_words_upgrading", table=TABLE)
     try:

@@ -16,6 +16,7 @@ import pytest
 from bot.knowledge.embedded import EmbeddedDatabase, EmbeddedDatabaseError, start_embedded
 from bot.knowledge.passages import Access, Hit, Passage, Transition
 from bot.knowledge.postgres import KnowledgeEngineError, PostgresEngine
+from bot.knowledge.postgres.languages import Languages
 from bot.knowledge.postgres.sql import TABLE
 from fakes.harness.processes import ROOT
 from fakes.harness.server_folders import embedded_database_url
@@ -286,23 +287,65 @@ async def test_sources_list_each_source_with_its_size_and_last_update(
     ]
 
 
-async def test_a_database_made_before_headings_were_read_finds_a_section_by_its_heading(embedder: Embedder) -> None:
+async def test_a_database_made_before_headings_and_languages_finds_a_section_by_its_heading(
+    embedder: Embedder,
+) -> None:
     old_words = "setweight(to_tsvector('english', title), 'C') || setweight(to_tsvector('english', text), 'A')"
     section = Passage("deployment", "dir:handbook.md", "dir:handbook.md#2", "Welcome on Fridays.", "handbook.md")
     with embedded_database_url() as url:
         engine = PostgresEngine(url)
         await engine.start(DIMENSIONS, MODEL)
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            await conn.execute(f"ALTER TABLE {TABLE} ALTER COLUMN words SET EXPRESSION AS ({old_words})")
         await add(engine, embedder, [replace(section, locator="Office handbook \u203a Dogs at work")])
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:  # as an older version made it
+            await conn.execute(f"ALTER TABLE {TABLE} ALTER COLUMN words SET EXPRESSION AS ({old_words})")
+            await conn.execute(f"ALTER TABLE {TABLE} DROP COLUMN language")
         await engine.aclose()
-        engine = PostgresEngine(url)  # the next start reads the locators
+        engine = PostgresEngine(url)  # the next start reads the locators, and gives passages a language
         await engine.start(DIMENSIONS, MODEL)
         try:
             hits = await engine.search("dogs", embedder.vector(UNRELATED), Access(("deployment",)), 5)
         finally:
             await engine.aclose()
     assert [(hit.passage.key, hit.words) for hit in hits] == [("dir:handbook.md#2", 1)]  # found by its words
+
+
+FRENCH_RESET = "Réinitialisez votre mot de passe depuis le portail, puis reconnectez-vous."
+FRENCH_WIFI = "Le mot de passe du wifi est affiché à l'accueil et change chaque mois."
+
+
+async def test_a_french_question_finds_the_french_passage_its_words_conjugate_differently(
+    database: EmbeddedDatabase, embedder: Embedder
+) -> None:
+    """French stemming makes "réinitialiser" and "Réinitialisez" one word and drops "de", "mon", "votre": English
+    stemming keeps them apart, and both passages then hold the same three words of the question."""
+    scope = new_scope()
+    engine = PostgresEngine(database.url)  # KNOWLEDGE_LANGUAGE auto, the default
+    await engine.start(DIMENSIONS, MODEL)
+    try:
+        french = [message(scope, "reset", FRENCH_RESET), message(scope, "wifi", FRENCH_WIFI), *lunch_orders(scope)]
+        await add(engine, embedder, french)
+        hits = await words_only(engine, embedder, "Comment réinitialiser mon mot de passe ?", scope)
+    finally:
+        await engine.aclose()
+    assert keys(hits)[0] == "reset"
+    assert all(hit.words < hits[0].words for hit in hits[1:])  # ahead by its words, not by a tie
+
+
+async def test_knowledge_language_stems_every_passage_and_question_alike(
+    database: EmbeddedDatabase, embedder: Embedder
+) -> None:
+    """KNOWLEDGE_LANGUAGE=french: lines too short to tell their language by are French too, so "fermer" finds
+    "fermé" (one French stem; two English ones)."""
+    scope = new_scope()
+    engine = PostgresEngine(database.url, languages=Languages("french"))
+    await engine.start(DIMENSIONS, MODEL)
+    try:
+        weekend = message(scope, "weekend", "Samedi : fermé.")
+        await add(engine, embedder, [weekend, message(scope, "wifi", FRENCH_WIFI), *lunch_orders(scope)])
+        hits = await words_only(engine, embedder, "fermer ?", scope)
+    finally:
+        await engine.aclose()
+    assert keys(hits) == ["weekend"]
 
 
 async def test_another_embedding_size_without_a_model_name_is_refused_naming_both(
