@@ -1,6 +1,6 @@
 """The Slack app: mentions and DMs answered in threads (their events: .messages; commands: .commands,
 .places.persona_command, .forget_command, /usage and /budget: .usage_command; the assistant panel: .assistant; the
-Home tab: .home; tools' Run / Cancel buttons: .tool_buttons; knowledge: .knowledge.command, .knowledge.shortcut,
+Home tab: .home; votes' and tools' buttons: .buttons; knowledge: .knowledge.command, .knowledge.shortcut,
 .knowledge.feed, .knowledge.history; leaving a workspace: .uninstall; people's names: .people; the reply's surface:
 .reply.choice),
 Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.installs.oauth). Each request brings
@@ -35,6 +35,8 @@ from adapters.shared.knowledge_sources.live import LiveChanges
 from adapters.shared.platform_jobs import Kept, PlatformJobs, Pointed
 from adapters.shared.ratelimit import Write
 from adapters.slack_bot.assistant import SlackAssistant
+from adapters.slack_bot.buttons.tools import ToolButtons
+from adapters.slack_bot.buttons.votes import VoteButtons, answer_id, person
 from adapters.slack_bot.commands import SlackCommands, conversation_key
 from adapters.slack_bot.forget_command import ForgetCommand
 from adapters.slack_bot.home import HomeTab
@@ -58,11 +60,9 @@ from adapters.slack_bot.reply.interrupted import InterruptedReplies
 from adapters.slack_bot.reply.surfaces import Place, Reach, WorkspaceBudgets
 from adapters.slack_bot.reply.text import REPLY_LIMITS
 from adapters.slack_bot.settings import SlackSettings
-from adapters.slack_bot.tool_buttons import ToolButtons
 from adapters.slack_bot.unasked import UnaskedAnswers
 from adapters.slack_bot.uninstall import Uninstalls
 from adapters.slack_bot.usage_command import UsageCommands
-from adapters.slack_bot.vote_buttons import VoteButtons, answer_id, person
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import ReplyFailure

@@ -400,7 +400,7 @@ class StreamReply:
             await self._recording.tools_running(names)
 
     async def ask_to_run(self, request: ConfirmRequest) -> str:
-        """Run / Cancel buttons in the reply's thread (see adapters.slack_bot.tool_buttons)."""
+        """Run / Cancel buttons in the reply's thread (see adapters.slack_bot.buttons.tools)."""
         async with self._limits.write((self._budgets.posts(self._place.channel),)):
             return await post_question(self._place, request)
 

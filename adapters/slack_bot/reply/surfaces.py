@@ -208,7 +208,7 @@ class MessageReply:
             await self._recording.tools_running(names)
 
     async def ask_to_run(self, request: ConfirmRequest) -> str:
-        """Run / Cancel buttons in the reply's thread (see adapters.slack_bot.tool_buttons)."""
+        """Run / Cancel buttons in the reply's thread (see adapters.slack_bot.buttons.tools)."""
         async with self._budget.post((self._budgets.posts(self._place.channel),)):
             return await post_question(self._place, request)
 

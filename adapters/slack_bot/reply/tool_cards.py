@@ -20,7 +20,7 @@ from bot.tools.events import MAX_SOURCES, ToolEvent, ToolFinished, ToolStarted, 
 from bot.tools.gate import Decision
 from bot.tools.toolbox import ToolBox
 
-CONFIRM_YES = "tool_confirm_yes"  # the buttons' action ids (see adapters.slack_bot.tool_buttons)
+CONFIRM_YES = "tool_confirm_yes"  # the buttons' action ids (see adapters.slack_bot.buttons.tools)
 CONFIRM_NO = "tool_confirm_no"
 KEY = re.compile(r"[0-9a-f]{16}")  # a question's key (bot.tools.gate.ConfirmGate.new_key), a button's value
 TITLE_CHARS = 150

@@ -1,4 +1,4 @@
-"""The 👍 / 👎 buttons under an answer, as Block Kit (their clicks: adapters.slack_bot.vote_buttons)."""
+"""The 👍 / 👎 buttons under an answer, as Block Kit (their clicks: adapters.slack_bot.buttons.votes)."""
 
 from __future__ import annotations
 
