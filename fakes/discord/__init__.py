@@ -86,9 +86,15 @@ Everything a test may want to assert on is recorded: ``requests`` (method, route
 arrival time, status), ``ratelimited`` (served 429s), message ``history`` (time, content) per edit,
 ``identify_payload``, gateway connections, interactions and their callbacks.
 
+Forums: ``add_forum_channel`` (type 15, ``available_tags``), ``create_forum_post`` (THREAD_CREATE then the starter
+message's MESSAGE_CREATE, the post's id its starter's), ``set_post_tags`` (THREAD_UPDATE) and ``tag_id``; the bot's
+posts (POST /channels/{forum}/threads with a ``message``), PATCH /channels/{id} (a post's ``applied_tags``, at most 5:
+its owner or Manage Threads; a forum's ``available_tags``, at most 20: Manage Channels), GET
+/channels/{id}/threads/archived/public and GET /guilds/{id}/threads/active (see ``forums``).
+
 The package, by Discord's areas: ``protocol`` (numbers, enums, snowflakes), ``errors``, ``models`` (what is
 stored), ``rate_limits``, ``gateway``, ``rest`` (the routes), ``validation`` (Discord's checks on what a bot sends);
-``server`` is FakeDiscord (setup, inspection, the request pipeline), with its ``messages``, ``threads``,
+``server`` is FakeDiscord (setup, inspection, the request pipeline), with its ``messages``, ``threads``, ``forums``,
 ``permissions`` and ``interactions`` in modules of their own; ``control`` and ``__main__`` run it standalone.
 
 Run standalone (benchmarks): ``python -m fakes.discord --port 8099``.  A small control

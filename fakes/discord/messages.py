@@ -222,9 +222,11 @@ class MessagesArea:
         message_type: int | None = None,
         flags: int = 0,
         extra: Mapping[str, Any] | None = None,
+        message_id: int | None = None,
     ) -> StoredMessage:
+        """`message_id`: one taken already (a forum post's starter message has its post's id)."""
         now = time.time()
-        message_id = self._ids.next()
+        message_id = message_id if message_id is not None else self._ids.next()
         guild = self._guild_of(channel)
         content = str(body.get("content") or "")
         users, roles, everyone = resolve_mentions(

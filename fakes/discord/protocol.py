@@ -149,6 +149,7 @@ class ChannelType:
     GROUP_DM = 3
     PUBLIC_THREAD = 11
     PRIVATE_THREAD = 12
+    GUILD_FORUM = 15  # every message is in a post: a public thread whose id is its starter message's
     THREADS = (PUBLIC_THREAD, PRIVATE_THREAD)
 
 

@@ -175,6 +175,9 @@ class _RestApi:
             RouteSpec("GET", "/oauth2/applications/@me", f.get_application),
             RouteSpec("GET", "/applications/@me", f.get_application),
             RouteSpec("GET", "/channels/{channel_id}", f.get_channel),
+            RouteSpec("PATCH", "/channels/{channel_id}", f.fake.edit_channel),
+            RouteSpec("GET", "/channels/{channel_id}/threads/archived/public", f.fake.archived_public_threads),
+            RouteSpec("GET", "/guilds/{guild_id}/threads/active", f.fake.active_threads),
             RouteSpec("GET", "/channels/{channel_id}/messages", f.get_messages, "message_history"),
             RouteSpec("POST", "/channels/{channel_id}/messages", f.create_message, "message_create"),
             RouteSpec("GET", "/channels/{channel_id}/messages/{message_id}", f.get_message),
@@ -274,6 +277,8 @@ class _RestApi:
     async def create_message(self, call: RestCall) -> Any:
         fake = self.fake
         channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
+        if channel["type"] == ChannelType.GUILD_FORUM:
+            raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")  # only in a post
         fake._check_can_send(channel)
         body = call.body()
         validate_new_message(body, call.files)
@@ -348,6 +353,8 @@ class _RestApi:
     async def thread_without_message(self, call: RestCall) -> Any:
         fake = self.fake
         channel = fake._channel_for_bot(call.snowflake("channel_id", unknown_channel))
+        if channel["type"] == ChannelType.GUILD_FORUM:
+            return await fake.create_post(channel, call.body(), call.files)
         if channel["type"] != ChannelType.GUILD_TEXT:
             raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
         body = call.body()

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from fakes.discord.control import _add_control_routes
 from fakes.discord.errors import DiscordHTTPError, not_found_route, unauthorized
+from fakes.discord.forums import ForumsArea
 from fakes.discord.gateway import GatewaySession, _Gateway, on_shard
 from fakes.discord.interactions import InteractionsArea
 from fakes.discord.messages import MessagesArea
@@ -50,7 +51,7 @@ from fakes.discord.validation import buttons_in
 T = TypeVar("T")
 
 
-class FakeDiscord(MessagesArea, ThreadsArea, PermissionsArea, InteractionsArea):
+class FakeDiscord(MessagesArea, ThreadsArea, ForumsArea, PermissionsArea, InteractionsArea):
     """In-memory Discord for one bot: REST under ``api_base_url``, gateway at ``gateway_url``."""
 
     def __init__(
