@@ -7,6 +7,7 @@ error names the file, the entry and the field.
         model: mistral-small   # the model of its new conversations (an id or name from the models offered)
         tools: false           # whether tools are offered there
         respond: questions     # mentions (the default), questions or all: what it answers unasked
+        helpers: "555"         # who a thread is handed to: a Discord role id; Slack user ids or a user group id
         budget:                # usage limits (tokens, or USD: $5), beside USER_DAILY_BUDGET / SERVER_MONTHLY_BUDGET
           person_daily: 20000  # each person's per day here
           monthly: $10         # this channel's (or server's) own per month
@@ -19,6 +20,7 @@ Every field is optional; a channel's beats its server's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,10 @@ PERSONA_MAX_CHARS = 4_000
 SECTIONS = ("channels", "servers")
 
 
-FIELDS = ("persona", "model", "tools", "respond", "budget")
+FIELDS = ("persona", "model", "tools", "respond", "budget", "helpers")
 BUDGET_FIELDS = ("person_daily", "monthly")
 RESPOND_MODES = ("mentions", "questions", "all")
+HELPER_ID = re.compile(r"[A-Z0-9]{1,30}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ def _settings(fields: Any, where: str) -> dict[str, str]:
         if fields["respond"] not in RESPOND_MODES:
             raise ConfigError(f"{where}: field 'respond': expected one of {', '.join(RESPOND_MODES)}")
         settings["respond"] = fields["respond"]
+    if "helpers" in fields:
+        settings["helpers"] = _helpers(fields["helpers"], f"{where}: field 'helpers'")
     if "budget" in fields:
         settings["budget"] = _budget(fields["budget"], f"{where}: field 'budget'")
     return settings
@@ -112,6 +117,15 @@ def _budget(budget: Any, where: str) -> str:
         raise ConfigError(f"{where}: expected {' and/or '.join(BUDGET_FIELDS)}, each a budget ({BUDGET_FORMS})")
     parsed = {name: parse_budget(str(value), f"{where}, {name}") for name, value in budget.items()}
     return PlaceBudget(parsed.get("person_daily"), parsed.get("monthly")).to_json()
+
+
+def _helpers(helpers: Any, where: str) -> str:
+    """`helpers:`'s ids (one, a list, or several in a string), as Redis keeps a place's: separated by spaces."""
+    given = helpers if isinstance(helpers, list) else str(helpers).replace(",", " ").split()
+    ids = [str(one).strip() for one in given]
+    if not ids or not all(HELPER_ID.fullmatch(one) for one in ids):
+        raise ConfigError(f"{where}: expected a Discord role's id, or Slack users' or a user group's ids")
+    return " ".join(ids)
 
 
 def _persona(persona: Any, where: str) -> str:

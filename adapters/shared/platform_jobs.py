@@ -19,6 +19,7 @@ from adapters.shared.files.attachments import Attachment, ReadFiles, read_attach
 from adapters.shared.files.documents import DocumentReader, cut_documents
 from adapters.shared.files.images import ImageReader
 from adapters.shared.files.isolation import IsolatedWorkers
+from adapters.shared.handoffs import HandOffs
 from adapters.shared.knowledge_sources.added import AddedMessages
 from adapters.shared.ratelimit import RateLimits
 from adapters.shared.reply_records import Recording, ReplyLedger, ReplyRecord
@@ -115,6 +116,13 @@ class PlatformJobs:
             on_error=services.metrics.redis_errors.inc,
         )
         self.core.forgetting.on_reset(self.feedback.forget_thread)  # a conversation's answers go with it
+        self.handoffs = HandOffs(
+            services.redis.main,
+            prefix,
+            per_hour=services.settings.respond.helper_pings_per_hour,
+            seconds=services.settings.history.ttl_seconds,
+            on_error=services.metrics.redis_errors.inc,
+        )
         self.added = AddedMessages(services.redis.main, prefix, platform, services.metrics.redis_errors.inc)
         self._services = services
         self._platform = platform

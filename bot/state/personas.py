@@ -57,7 +57,7 @@ class PlaceSettings:
 
 
 # What a place may set besides its persona, by the key it is kept under.
-_MODEL, _TOOLS, _RESPOND, _BUDGET = "model", "tools", "respond", "budget"
+_MODEL, _TOOLS, _RESPOND, _BUDGET, _HELPERS = "model", "tools", "respond", "budget", "helpers"
 # What a channel answers unasked is looked up for every message in it: each process keeps the answer this long, so a
 # change reaches every process within it.
 RESPOND_CACHE_SECONDS = 2.0
@@ -179,6 +179,18 @@ class Personas:
         self._respond.clear()
         return await self._put(place, _RESPOND, mode)
 
+    async def helpers(self, places: Sequence[Place]) -> tuple[str, str]:
+        """Who `places`' threads are handed to (ids separated by spaces; "none" or "" when nobody), and where that is
+        set."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for place in places:
+                pipe.get(self._key(place, _HELPERS))
+            return self._first(places, await self._run(pipe.execute()), _HELPERS)
+
+    async def set_helpers(self, place: Place, ids: str | None) -> bool:
+        """Who `place`'s threads are handed to (None: as its server or the operator's file says; "none": nobody)."""
+        return await self._put(place, _HELPERS, ids)
+
     async def own(self, place: Place) -> str | None:
         """`place`'s own persona (set there, else in the operator's file for it), None when it has none of its own
         (raises STORE_UNAVAILABLE without Redis)."""
@@ -235,7 +247,8 @@ class Personas:
         """Delete everything `places` set (the bot left a server: its channels' and its own)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
-                pipe.delete(*(self._key(place, setting) for setting in ("persona", _MODEL, _TOOLS, _RESPOND, _BUDGET)))
+                settings = ("persona", _MODEL, _TOOLS, _RESPOND, _BUDGET, _HELPERS)
+                pipe.delete(*(self._key(place, setting) for setting in settings))
                 if place.kind == "server":
                     pipe.delete(self._channels_key(place))
             await self._run(pipe.execute())
