@@ -31,6 +31,7 @@ from adapters.discord_bot.knowledge.commands import KnowledgeCommands
 from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
 from adapters.discord_bot.leaving import ServerLeaving
+from adapters.discord_bot.places.forum_posts import forum_post, post_alias, with_title
 from adapters.discord_bot.reply.interrupted import InterruptedReplies
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.reply.threads import Threads
@@ -231,7 +232,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         about = None
         if isinstance(pointed, discord.Message) and pointed.author.id != getattr(self.user, "id", None):
             about = (pointed.author.display_name, pointed.content, self.attachments_of(pointed))
-        text = self._without_mention(message.content)
+        text = with_title(message, self._without_mention(message.content))
         question = await self.jobs.question(text, self.attachments_of(message), about, asker=str(message.author.id))
         return await turn_about(key, message.author, question, message, self.knowledge)
 
@@ -253,6 +254,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
             ours = channel.owner_id == self.user.id and not self.to_someone_else(message)
             if ours or self._mentions_me(message) or self._replies_to_me(message):
                 return f"discord:conv:{channel.id}", Destination(channel), channel.id
+            if forum_post(channel) and not self.to_someone_else(message):  # a post it answered unasked goes on
+                key = await self.jobs.resolve(post_alias(channel.id))
+                return (key, Destination(channel), channel.id) if key else None
             return None
         if self._replies_to_me(message):
             replied = message.reference.message_id if message.reference else None

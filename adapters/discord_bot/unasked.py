@@ -1,6 +1,8 @@
 """Discord's piece of the help channels (adapters.shared.help_channels): a person's top-level message in a server's
-text channel, nobody addressed, given as an `UnaskedMessage`; one answered gets a thread, as a mention does, if that
-thread can be opened within RESPOND_MAX_DELAY_SECONDS of the message; a quota notice goes by direct message."""
+text channel, or a new post in a forum channel (its title and first message), nobody addressed, given as an
+`UnaskedMessage`; one answered gets a thread, as a mention does, if that thread can be opened within
+RESPOND_MAX_DELAY_SECONDS of the message (a post is answered inside the post, its follow-ups then a conversation
+there); a quota notice goes by direct message."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import discord
 import structlog
 
 from adapters.discord_bot.knowledge.access import DiscordKnowledge
+from adapters.discord_bot.places.forum_posts import post_alias, starts_post, with_title
 from adapters.discord_bot.places.message_places import places_of, quota_channel
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.shared.help_channels import HelpChannels
@@ -61,8 +64,9 @@ class UnaskedAnswers:
 
     @staticmethod
     def may_answer(message: discord.Message) -> bool:
-        """A person's top-level message in a server's text channel (threads the bot isn't in stay theirs)."""
-        return isinstance(message.channel, discord.TextChannel) and message.guild is not None
+        """A person's top-level message in a server's text channel, or a forum post's first message (other threads
+        the bot isn't in stay theirs)."""
+        return (isinstance(message.channel, discord.TextChannel) and message.guild is not None) or starts_post(message)
 
     async def consider(self, message: discord.Message, arrived: float) -> None:
         """Answer `message` if its channel answers without a mention and the core decides it should."""
@@ -77,7 +81,7 @@ class UnaskedDiscordMessage:
         self._message = message
         self._key = f"discord:conv:{message.id}"  # a thread started from a message shares its id
         self.places: tuple[Place, ...] = places_of(message.channel, message.guild)
-        self.text = message.content
+        self.text = with_title(message, message.content)
         server = message.guild.id if message.guild else "dm"
         self.refusal_key = f"discord:unasked:{message.author.id}:{server}"
 
@@ -93,7 +97,7 @@ class UnaskedDiscordMessage:
             "discord",
             str(message.channel.id),
             str(message.id),
-            _ANY_MENTION.sub("", message.content).strip(),
+            with_title(message, _ANY_MENTION.sub("", message.content).strip()),
             to_someone_else=self._host.to_someone_else(message),
             files=len(message.attachments),
             payer=payer_of("discord", scope_of("discord"), str(message.author.id), self.places),
@@ -116,13 +120,18 @@ class UnaskedDiscordMessage:
             log.info("quota_notice_not_sent", user=self._message.author.id)
 
     def first_write(self) -> tuple[RateLimits, Budgets]:
-        """Its thread's opening, as a mention's."""
+        """Its thread's opening, as a mention's; in a forum post, the answer's first message there."""
         limits = self._host.rate_limits
         return limits.limits, limits.creates(self._message.channel.id)
 
     async def answer(self, decision: Decision, arrived: float, first: Write) -> None:
         host, message, key = self._host, self._message, self._key
-        destination = await host.open_thread(message, first)
+        if starts_post(message):  # answered inside the post, whose follow-ups then continue the conversation
+            await first.release()  # it was in time: the reply's first message takes its own slot in the post
+            destination = Destination(message.channel)
+            await host.jobs.link(post_alias(message.channel.id), key)
+        else:
+            destination = await host.open_thread(message, first)
         turn = replace(await host.turn_for(key, message), admitted=True, found=decision.found, received_at=arrived)
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": message.id}
         recording = host.jobs.record(key, place, REPLY_LIMITS)
