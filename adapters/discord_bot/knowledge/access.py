@@ -153,11 +153,12 @@ def _linked_channel(link: str) -> str:
 
 
 def knowledge_channel(channel: object) -> int | None:
-    """The channel whose opt-in makes a message there knowledge: the channel itself, or a public thread's parent.
-    Private threads never are (seeing their parent doesn't mean seeing them)."""
+    """The channel whose opt-in makes a message there knowledge: the channel itself (a text or forum channel), or a
+    public thread's parent (a forum's posts are its public threads). Private threads never are (seeing their parent
+    doesn't mean seeing them)."""
     if isinstance(channel, discord.Thread):
         public = channel.type in (discord.ChannelType.public_thread, discord.ChannelType.news_thread)
         return channel.parent_id if public else None
-    if isinstance(channel, discord.TextChannel):
+    if isinstance(channel, discord.TextChannel | discord.ForumChannel):
         return channel.id
     return None

@@ -186,7 +186,7 @@ class KnowledgeCommands:
         channel_id = knowledge_channel(interaction.channel)
         channel = interaction.guild.get_channel(channel_id) if interaction.guild and channel_id else None
         if channel is None:
-            return "Use `/knowledge channel` in a server's text channel (or a public thread of one)."
+            return "Use `/knowledge channel` in a server's text or forum channel (or a public thread or post of one)."
         channels = self._knowledge.channels
         if state == "off":
             return await self._channel_off(scope, str(channel.id), channel.name)
@@ -201,7 +201,8 @@ class KnowledgeCommands:
         await channels.save_backfill(Backfill(scope, str(channel.id), cursor=str(interaction.id), read=0))
         self._host.history.start()
         log.info("knowledge_channel_on", scope=scope, channel=channel.id)
-        said = f"Done: messages in #{channel.name} and its public threads are knowledge from now on. "
+        threads = "posts" if isinstance(channel, discord.ForumChannel) else "public threads"
+        said = f"Done: messages in #{channel.name} and its {threads} are knowledge from now on. "
         if not mine.read_message_history:
             return said + "I can't read its history (I need Read Message History here), so only new messages count."
         return said + "I'm reading its last 1,000 messages in the background."

@@ -62,10 +62,17 @@ class KnowledgeFeed:
         await self._feed.channel_deleted(guild_scope(channel.guild.id), str(channel.id))
 
     async def on_thread_delete(self, guild_id: int, parent_id: int | None, thread_id: int) -> None:
-        """Discord names no message of a deleted thread: they go by their links, which lead into the thread."""
-        if parent_id is not None:
-            links = f"{place_link(guild_id, thread_id)}/"
-            await self._feed.thread_deleted(guild_scope(guild_id), str(parent_id), str(thread_id), links)
+        """Discord names no message of a deleted thread: they go by their links, which lead into the thread (a forum
+        post's first message, linked by the post's own link, by its key: the post's id)."""
+        if parent_id is None:
+            return
+        links = f"{place_link(guild_id, thread_id)}/"
+        await self._feed.thread_deleted(guild_scope(guild_id), str(parent_id), str(thread_id), links)
+        guild = self._client.get_guild(guild_id)
+        if isinstance(guild.get_channel(parent_id) if guild else None, discord.ForumChannel):
+            claim = f"discord:knowledge:post-delete:{thread_id}"
+            change = ChannelChange(str(guild_id), guild_scope(guild_id), str(parent_id), claim, (str(thread_id),))
+            await self._feed.apply(change)
 
     async def _add(self, message: discord.Message, claim: str) -> None:
         guild, channel_id = message.guild, knowledge_channel(message.channel)

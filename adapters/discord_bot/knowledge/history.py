@@ -1,9 +1,14 @@
 """Discord's piece of reading a knowledge channel's history (adapters.shared.knowledge_sources.channel_history and
 .channel_pages): its last HISTORY_MESSAGES messages, newest first, a page at a time through discord.py (which keeps
 Discord's rate limits and waits out a 429's retry_after). Discord's limits are per channel, so each channel is a
-reading of its own."""
+reading of its own. A forum has no messages of its own: its posts are read instead, newest first, POSTS_PAGE a page,
+each with its messages; they are its active posts (GET /guilds/{guild}/threads/active) and the ARCHIVED_POSTS it
+archived last (GET /channels/{forum}/threads/archived/public), those made before it became knowledge (later ones
+come as they are written)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import discord
 
@@ -17,6 +22,9 @@ from bot.state.redis_client import RedisClient
 
 HISTORY_MESSAGES = 1_000
 PAGE = 100  # Discord's most per request
+POSTS_PAGE = 10  # a forum's posts a page, each read with its messages
+ARCHIVED_POSTS = 100  # the archived posts looked at: Discord's most per request
+Read = discord.Message | discord.Thread  # a message, or a forum's post (whose messages are its "replies")
 LIMITS = HistoryLimits(
     messages=HISTORY_MESSAGES,
     rescan_seconds=30.0,
@@ -34,6 +42,7 @@ class HistoryReader:
 
     def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, redis: RedisClient, prefix: str) -> None:
         self._client = client
+        self._threads: dict[int, discord.Thread] = {}  # the posts on the page being read, by id
         self._history = ChannelHistory(self, knowledge.channels, knowledge.live, knowledge.opener, redis, prefix)
 
     def start(self) -> None:
@@ -46,10 +55,13 @@ class HistoryReader:
     def reading_of(self, backfill: Backfill) -> str:
         return backfill.channel
 
-    async def reader(self, reading: str, renew: Renew) -> MessagePages[discord.Message]:
+    async def reader(self, reading: str, renew: Renew) -> MessagePages[Read]:
         return MessagePages(self, LIMITS.log_name)  # discord.py keeps the pace
 
-    async def history(self, backfill: Backfill, room: int) -> Batch[discord.Message]:
+    async def history(self, backfill: Backfill, room: int) -> Batch[Read]:
+        forum = self._client.get_channel(int(backfill.channel))
+        if isinstance(forum, discord.ForumChannel):
+            return await self._posts(forum, backfill.cursor, room)
         channel = self._client.get_partial_messageable(int(backfill.channel), guild_id=guild_of_scope(backfill.scope))
         before = discord.Object(int(backfill.cursor)) if backfill.cursor else None
         limit = min(PAGE, room)
@@ -57,14 +69,43 @@ class HistoryReader:
             messages = [message async for message in channel.history(limit=limit, before=before)]
         except discord.Forbidden as error:
             raise Unreadable(f"needs Read Message History ({error})") from error
-        return Batch(messages, str(messages[-1].id) if len(messages) == limit else "")  # a short page is the first
+        return Batch(list(messages), str(messages[-1].id) if len(messages) == limit else "")  # a short page: the first
 
-    async def replies(self, backfill: Backfill, thread: str, cursor: str) -> Batch[discord.Message]:
-        return Batch([], "")  # a thread's messages aren't read with its channel's
+    async def _posts(self, forum: discord.ForumChannel, cursor: str, room: int) -> Batch[Read]:
+        """The forum's posts made before `cursor` (a post's id, or the time it became knowledge), newest first."""
+        try:
+            active = [thread for thread in await forum.guild.active_threads() if thread.parent_id == forum.id]
+            archived = [thread async for thread in forum.archived_threads(limit=ARCHIVED_POSTS)]
+        except discord.Forbidden as error:
+            raise Unreadable(f"needs Read Message History ({error})") from error
+        before = int(cursor) if cursor else None
+        posts = sorted(
+            {post.id: post for post in (*archived, *active) if before is None or post.id < before}.values(),
+            key=lambda post: post.id,
+            reverse=True,
+        )
+        page: Sequence[Read] = posts[: min(POSTS_PAGE, room)]
+        self._threads.update({post.id: post for post in page if isinstance(post, discord.Thread)})
+        return Batch(list(page), str(page[-1].id) if len(posts) > len(page) else "")
 
-    def thread(self, message: discord.Message) -> str:
-        return ""
+    async def replies(self, backfill: Backfill, thread: str, cursor: str) -> Batch[Read]:
+        """A forum post's messages, its first included (a text channel's threads aren't read with it)."""
+        post = self._threads.get(int(thread))
+        if post is None:
+            return Batch([], "")
+        before = discord.Object(int(cursor)) if cursor else None
+        try:
+            messages = [message async for message in post.history(limit=PAGE, before=before)]
+        except discord.Forbidden as error:
+            raise Unreadable(f"needs Read Message History ({error})") from error
+        if len(messages) < PAGE:
+            self._threads.pop(post.id, None)
+        return Batch(list(messages), str(messages[-1].id) if len(messages) == PAGE else "")
 
-    def passage(self, backfill: Backfill, title: str, message: discord.Message) -> Passage | None:
-        guild_id, channel_id = guild_of_scope(backfill.scope), int(backfill.channel)
-        return message_passage(message, guild_id, channel_id, title) if is_said(message) else None
+    def thread(self, message: Read) -> str:
+        return str(message.id) if isinstance(message, discord.Thread) else ""
+
+    def passage(self, backfill: Backfill, title: str, message: Read) -> Passage | None:
+        if isinstance(message, discord.Thread) or not is_said(message):
+            return None
+        return message_passage(message, guild_of_scope(backfill.scope), int(backfill.channel), title)
