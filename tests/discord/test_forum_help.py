@@ -44,7 +44,9 @@ async def scene() -> AsyncIterator[Scene]:
         ideas = fake.add_forum_channel(world.guild, "ideas")
         await world.start_bot(LOG_LEVEL="debug")
         scene = Scene(world, help_forum, ideas, admin, alice, bob)
-        assert "Done" in await respond(scene, help_forum, admin, "questions")
+        # A forum has no message box: its admin runs /respond in one of its posts, for the whole forum.
+        rules, _ = await fake.create_forum_post(help_forum, admin, "How this forum works", "Ask here, one post each.")
+        assert "Done" in await respond(scene, rules, admin, "questions")
         yield scene
         if world.bot is not None:
             await world.stop_bot(check=True)
