@@ -56,7 +56,9 @@ async def test_a_persons_post_is_a_thread_then_its_starter_message(world: World)
 
 async def test_the_bots_post_and_its_limits(world: World) -> None:
     fake = world.fake
-    forum = fake.add_forum_channel(world.guild, "help", tags=[f"t{i}" for i in range(7)])
+    forum = fake.add_forum_channel(
+        world.guild, "help", tags=[*(f"t{i}" for i in range(7)), {"name": "Staff", "moderated": True}]
+    )
     async with connected_client(fake) as client:
         channel = forum_of(client, forum)
         created = await channel.create_thread(name="Release notes", content="v2 is out", applied_tags=[])
@@ -69,6 +71,9 @@ async def test_the_bots_post_and_its_limits(world: World) -> None:
         updated = await created.thread.edit(applied_tags=six[:5])
         assert len(updated.applied_tags) == 5
         assert fake.channels[created.thread.id]["applied_tags"] == [str(t.id) for t in six[:5]]
+        staff = channel.available_tags[-1]
+        with pytest.raises(discord.Forbidden):  # a moderated tag, even on its own post: Manage Threads only
+            await created.thread.edit(applied_tags=[staff])
 
 
 async def test_tags_on_someone_elses_post_need_manage_threads(world: World) -> None:
