@@ -32,6 +32,7 @@ from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
 from adapters.discord_bot.leaving import ServerLeaving
 from adapters.discord_bot.places.forum_posts import forum_post, post_alias, with_title
+from adapters.discord_bot.reply.helper_calls import stays_out_of
 from adapters.discord_bot.reply.interrupted import InterruptedReplies
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.reply.threads import Threads
@@ -167,6 +168,8 @@ class MistralDiscordBot(discord.AutoShardedClient):
             self.jobs.spawn(self._feed.on_message(message))
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
             return  # other bots (never a loop between two), joins, pins…
+        if await stays_out_of(self, message):
+            return  # a thread handed to the helpers, or where one wrote: theirs unless the bot is mentioned
         try:
             conversation = await self._conversation_for(message)
         except ReplyFailure as failure:  # Redis is down: which conversation it continues is unknown

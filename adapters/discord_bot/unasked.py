@@ -16,6 +16,7 @@ import structlog
 from adapters.discord_bot.knowledge.access import DiscordKnowledge
 from adapters.discord_bot.places.forum_posts import post_alias, starts_post, with_title
 from adapters.discord_bot.places.message_places import places_of, quota_channel
+from adapters.discord_bot.reply.helper_calls import DiscordHelperCall, message_call, offers_help
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept, PlatformJobs
@@ -43,6 +44,9 @@ class UnaskedHost(Protocol):
 
     @property
     def knowledge(self) -> DiscordKnowledge: ...
+
+    @property
+    def user(self) -> discord.ClientUser | None: ...
 
     def allowed(self, user: discord.abc.User, guild: discord.Guild | None, channel: object) -> bool: ...
 
@@ -136,6 +140,15 @@ class UnaskedDiscordMessage:
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": message.id}
         recording = host.jobs.record(key, place, REPLY_LIMITS)
         surface = ChannelReply(
-            destination, destination.channel.id, host.rate_limits, host.linker(key), recording, votes=str(message.id)
+            destination,
+            destination.channel.id,
+            host.rate_limits,
+            host.linker(key),
+            recording,
+            votes=str(message.id),
+            helpdesk=await offers_help(host.jobs, self.places),  # Still need help? where there are helpers
         )
         await host.jobs.answer(turn, surface, recording, host.kept(message))
+
+    def helper_call(self) -> DiscordHelperCall:
+        return message_call(self._host, self._message)

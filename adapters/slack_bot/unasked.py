@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept
 from adapters.shared.ratelimit import Budgets, RateLimits, Write
+from adapters.slack_bot.buttons.helper_calls import SlackHelperCall
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
@@ -105,3 +106,7 @@ class UnaskedSlackMessage:
 
     async def answer(self, decision: Decision, arrived: float, first: Write) -> None:
         await self._host.answer_unasked(self._reach, self._event, decision, arrived, first)
+
+    def helper_call(self) -> SlackHelperCall:
+        """Its thread: the helpers are called under the message."""
+        return SlackHelperCall(self._host, self._reach, self._channel, str(self._event["ts"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import structlog
 
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
-from bot.knowledge.service import Knowledge
+from bot.knowledge.service import Knowledge, relevance_for
 from bot.loop import within
 from bot.metrics import Metrics
 from bot.model.backends import ChatMessage, ModelBackend
@@ -41,9 +42,9 @@ class RespondMode(enum.StrEnum):
 ANSWER_ALL, ANSWER_KNOWN, ANSWER_ROUTED, ANSWER_QUESTION = "all", "knowledge", "router_yes", "question"
 SKIP_EMPTY, SKIP_ELSEWHERE, SKIP_SMALL_TALK = "empty", "to_someone_else", "small_talk"
 SKIP_NOT_A_QUESTION, SKIP_NOT_COVERED, SKIP_ROUTED = "not_a_question", "not_covered", "router_no"
-SKIP_LATE, SKIP_QUOTA = "late", "quota"
+SKIP_LATE, SKIP_QUOTA, SKIP_WEAK = "late", "quota", "weakly_covered"
 # Skips that are questions the bot could not answer: what `/knowledge gaps` lists.
-UNANSWERABLE = frozenset({SKIP_NOT_COVERED, SKIP_ROUTED})
+UNANSWERABLE = frozenset({SKIP_NOT_COVERED, SKIP_ROUTED, SKIP_WEAK})
 
 ROUTER_SECONDS = 3.0  # a classifier slower than this is taken as a "no": the message gets no answer
 ROUTER_TOKENS = 3
@@ -101,6 +102,7 @@ class Responder:
         self._backend = backend
         self._router = _router_model(models, settings.router_model)
         self.max_delay_seconds = settings.max_delay_seconds
+        self._min_confidence = settings.min_confidence
         self._metrics = metrics
         self._accounting = accounting
         self._knowledge = knowledge
@@ -125,6 +127,7 @@ class Responder:
             mode=mode.value,
             answer=decision.answer,
             reason=decision.reason,
+            relevance=_best(decision.found),
             ms=round(seconds * 1000, 2),
         )
         return decision
@@ -157,6 +160,8 @@ class Responder:
             found = await self._search(knowledge, text, await access())
             if found is not None:
                 count_embedding(meter, knowledge, text[:QUESTION_CHARS])
+            if found and self._weak(knowledge, found):
+                return Decision(False, SKIP_WEAK, tuple(found))  # for the helpers where there are, not guessed
             if found:
                 return Decision(True, ANSWER_KNOWN, tuple(found))
         if self._router is not None:
@@ -165,6 +170,14 @@ class Responder:
         if knowledge is not None:
             return Decision(False, SKIP_NOT_COVERED)
         return Decision(True, ANSWER_QUESTION)  # no knowledge to judge by: the model answers what is asked
+
+    def _weak(self, knowledge: Knowledge, found: Sequence[Hit]) -> bool:
+        """Found only below RESPOND_MIN_CONFIDENCE (by default the embedding model's threshold of meaning: hits let in
+        by their words alone); a hit without a vector yet (a re-embed) is not judged."""
+        floor = self._min_confidence
+        if floor is None:
+            floor = relevance_for(knowledge.embedder.name).meaning
+        return not any(math.isnan(hit.relevance) or hit.relevance >= floor for hit in found)
 
     async def _search(self, knowledge: Knowledge, text: str, access: Access | None) -> list[Hit] | None:
         try:
@@ -192,6 +205,12 @@ class Responder:
         # A thinking model's thought is not its verdict: only its text counts.
         pieces = self._backend.stream(messages, model, meter=meter)
         return "".join([piece async for piece in pieces if isinstance(piece, str)])
+
+
+def _best(found: Sequence[Hit] | None) -> float | None:
+    """The best relevance the knowledge found, for the log (what RESPOND_MIN_CONFIDENCE is compared with)."""
+    known = [hit.relevance for hit in found or () if not math.isnan(hit.relevance)]
+    return round(max(known), 3) if known else None
 
 
 def _router_model(models: ModelCatalog, name: str | None) -> ModelSettings | None:

@@ -1,7 +1,8 @@
 """A channel's (or server's) settings besides its persona: `/model name scope` used in a channel sets the model of
 its new threads, `/tools offer scope` turns tools on or off there, and `/respond mode scope` sets what it answers
-without a mention (bot.respond.decision); for members with Manage Channels (Manage
-Server for `scope: server`) or a role in DISCORD_ADMIN_ROLE_IDS. Answers are ephemeral."""
+without a mention (bot.respond.decision), `/respond helpers role` who its threads are handed to (a role; no role:
+nobody; adapters.shared.helpdesk); for members with Manage Channels (Manage Server for `scope: server`) or a role in
+DISCORD_ADMIN_ROLE_IDS. Answers are ephemeral."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from discord import app_commands
 
 from adapters.discord_bot.places.permissions import PlacesOf, Scope, may_change, place_for, refusal
 from adapters.discord_bot.settings import DiscordSettings
+from adapters.shared.helpdesk.helper_settings import helpers_here, set_helpers_here
 from adapters.shared.place_settings import (
     model_here,
     respond_here,
@@ -28,12 +30,17 @@ from bot.reply.render import failure_note
 from bot.state.personas import Place
 
 Offer = Literal["on", "off", "default"]
-Respond = Literal["mentions", "questions", "all", "default"]
+Respond = Literal["mentions", "questions", "all", "default", "helpers"]
 MESSAGE_LIMIT = 2_000
 
 
 def bold(text: str) -> str:
     return f"**{text}**"
+
+
+def roles_shown(ids: tuple[str, ...]) -> str:
+    """Roles as Discord shows them (the bot's messages ping nobody: allowed_mentions none)."""
+    return ", ".join(f"<@&{one}>" for one in ids)
 
 
 class PlaceCommands:
@@ -63,27 +70,42 @@ class PlaceCommands:
         @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
         @app_commands.allowed_installs(guilds=True, users=False)
         @app_commands.describe(
-            mode="mentions: only when mentioned; questions: questions it can help with; all: every message",
+            mode="mentions: only when mentioned; questions: questions it can help with; all: every message; "
+            "helpers: who a thread is handed to",
             scope="This channel, or the server",
+            role="With mode helpers: the role called when the bot can't help (none: nobody)",
         )
         async def respond(
-            interaction: discord.Interaction, mode: Respond | None = None, scope: Scope = "channel"
+            interaction: discord.Interaction,
+            mode: Respond | None = None,
+            scope: Scope = "channel",
+            role: discord.Role | None = None,
         ) -> None:
             places = places_of(interaction.channel, interaction.guild)
-            text = await self._respond(interaction, places, mode, scope)
+            text = await self._respond(interaction, places, mode, scope, role)
             await interaction.response.send_message(text[:MESSAGE_LIMIT], ephemeral=True)
 
     async def _respond(
-        self, interaction: discord.Interaction, places: tuple[Place, ...], mode: Respond | None, scope: Scope
+        self,
+        interaction: discord.Interaction,
+        places: tuple[Place, ...],
+        mode: Respond | None,
+        scope: Scope,
+        role: discord.Role | None = None,
     ) -> str:
         core = self._jobs.core
         try:
             if (place := place_for(places, scope)) is None:
                 return "A server's channels answer without a mention: use /respond in one."
             if mode is None:
-                return await respond_here(core, places, bold)
+                return f"{await respond_here(core, places, bold)}\n{await helpers_here(core, places, roles_shown)}"
             if not may_change(interaction, scope, self._settings):
                 return refusal(scope, "what the bot answers")
+            if mode == "helpers":
+                if role is not None and (role.is_default() or role.is_bot_managed()):
+                    return "Helpers are people: name a role of theirs, not @everyone or a bot's role."
+                helpers = (str(role.id),) if role is not None else ()
+                return await set_helpers_here(core, place, helpers, roles_shown)
             return await set_respond_here(core, place, mode, bold)
         except ReplyFailure as failure:
             return failure_note(failure)

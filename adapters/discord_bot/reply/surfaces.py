@@ -99,10 +99,11 @@ class ChannelReply(ThoughtFile):
         on_posted: OnPosted,
         recording: Recording | None = None,
         votes: str | None = None,
+        helpdesk: bool = False,
     ) -> None:
         """`destination` is where the reply goes, or how to open it (a thread from a mention);
         `channel_id` where its edits count until it is open (a thread has its message's id); `votes`: the
-        message answered, whose 👍 / 👎 buttons its finished messages carry."""
+        message answered, whose 👍 / 👎 buttons its finished messages carry (`helpdesk`: and Still need help?)."""
         super().__init__()
         self._open = destination if callable(destination) else None
         self._destination: asyncio.Future[Destination] | None = None if callable(destination) else _ready(destination)
@@ -112,6 +113,7 @@ class ChannelReply(ThoughtFile):
         self._recording = recording
         self._predicted_channel = channel_id
         self._votes = votes
+        self._helpdesk = helpdesk
 
     def open(self) -> None:
         """Start opening the destination (a thread) now, not when the reply first needs it."""
@@ -176,7 +178,7 @@ class ChannelReply(ThoughtFile):
 
     def _buttons(self, *, final: bool) -> Any:
         """The vote buttons, on a finished message; else discord.py's "none given" (the message keeps its own)."""
-        return vote_view(self._votes) if final and self._votes else MISSING
+        return vote_view(self._votes, helpdesk=self._helpdesk) if final and self._votes else MISSING
 
     def _edit_buckets(self) -> tuple[Bucket, Bucket]:
         """The channel the reply is in: known once the thread opened (or the reply fell back to

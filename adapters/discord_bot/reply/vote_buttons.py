@@ -1,6 +1,7 @@
 """👍 / 👎 under each answer. The buttons are dynamic items, registered in every process, so whichever process gets a
 click takes it; the vote is kept in Redis (adapters.shared.feedback.records). 👎 opens a form asking why, optional: its
-submission is matched by its custom id in `on_interaction`, so any process takes that too. Answers are ephemeral."""
+submission is matched by its custom id in `on_interaction`, so any process takes that too. Answers are ephemeral. In a
+help channel with helpers a third button, Still need help?, and a 👎 hand the thread to them (.helper_calls)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 import discord
 import structlog
 
+from adapters.discord_bot.reply.helper_calls import after_downvote, still_need_help
 from adapters.shared.feedback.vote_replies import (
     GONE,
     REASON_LABEL,
@@ -25,6 +27,7 @@ from bot.reply.render import failure_note
 
 log = structlog.get_logger(__name__)
 REASON_FORM = "vote-reason:"
+STILL_NEED_HELP = "Still need help?"
 
 
 class JobsHost(Protocol):
@@ -41,29 +44,37 @@ def person(user: discord.abc.Snowflake) -> str:
     return f"discord:{user.id}"
 
 
-class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vote:(?P<vote>up|down):(?P<answer>\d+)"):
-    def __init__(self, answer: str, *, up: bool) -> None:
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vote:(?P<vote>up|down|help):(?P<answer>\d+)"
+):
+    def __init__(self, answer: str, *, up: bool, help_: bool = False) -> None:
+        kind = "help" if help_ else "up" if up else "down"
         super().__init__(
             discord.ui.Button(
-                emoji="👍" if up else "👎",
+                emoji=None if help_ else "👍" if up else "👎",
+                label=STILL_NEED_HELP if help_ else None,
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"vote:{'up' if up else 'down'}:{answer}",
+                custom_id=f"vote:{kind}:{answer}",
             )
         )
         self.answer = answer
         self.up = up
+        self.help = help_
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> VoteButton:
-        return cls(match["answer"], up=match["vote"] == "up")
+        return cls(match["answer"], up=match["vote"] == "up", help_=match["vote"] == "help")
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         host: JobsHost = interaction.client
         return await host.jobs.first_to_claim(f"discord:interaction:{interaction.id}")
 
     async def callback(self, interaction: discord.Interaction[Any], /) -> None:
+        if self.help:
+            await still_need_help(interaction.client, interaction)
+            return
         host: JobsHost = interaction.client
         try:
             outcome = await host.jobs.feedback.vote(answer_id(self.answer), person(interaction.user), self.up)
@@ -76,14 +87,18 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vote
             await interaction.response.send_message(vote_reply(outcome, up=self.up), ephemeral=True)
         else:
             await interaction.response.send_modal(reason_form(self.answer))
+            if not outcome.missing:
+                host.jobs.spawn(after_downvote(interaction.client, interaction))
 
 
-def vote_view(answer: str) -> discord.ui.View:
-    """The buttons of the answer to message `answer`. The view is stopped before it is sent: the clicks go to the
-    dynamic items, and no process keeps a view per answer in memory."""
+def vote_view(answer: str, *, helpdesk: bool = False) -> discord.ui.View:
+    """The buttons of the answer to message `answer` (`helpdesk`: with Still need help?). The view is stopped before
+    it is sent: the clicks go to the dynamic items, and no process keeps a view per answer in memory."""
     view = discord.ui.View(timeout=None)
     view.add_item(VoteButton(answer, up=True))
     view.add_item(VoteButton(answer, up=False))
+    if helpdesk:
+        view.add_item(VoteButton(answer, up=False, help_=True))
     view.stop()
     return view
 

@@ -1,0 +1,80 @@
+"""Slack's piece of handing a help channel's thread to people (adapters.shared.helpdesk): the helpers are people or a
+user group (`/respond helpers @a @b` or `<!subteam^S…|@support>`), mentioned by name in one line in the thread.
+**Still need help?** is a button beside 👍 / 👎 under an answer in a help channel that has helpers (.votes); it and a
+👎 there hand the thread off. Once the thread was handed off, or one of the helpers wrote in it, the bot stays out of
+it unless it is mentioned (a user group's members are not listed: a helper named in person counts)."""
+
+from __future__ import annotations
+
+import structlog
+from slack_sdk.errors import SlackApiError
+
+from adapters.shared.helpdesk.calling import Unreachable, helpers_of, stays_out
+from adapters.slack_bot.places.message_places import slack_places
+from adapters.slack_bot.ports import Answerer
+from adapters.slack_bot.reply.surfaces import Reach
+from bot.errors import ReplyFailure
+from bot.state.personas import Place
+
+log = structlog.get_logger(__name__)
+
+
+def mentions(helpers: tuple[str, ...], bot_user_id: str) -> list[str]:
+    """The helpers as Slack mentions them: a user group, or people; never the bot itself."""
+    said = []
+    for one in helpers:
+        if one.startswith("S"):
+            said.append(f"<!subteam^{one}>")
+        elif one[:1] in ("U", "W") and one != bot_user_id:
+            said.append(f"<@{one}>")
+    return said
+
+
+class SlackHelperCall:
+    """A help channel's thread (`thread_ts`), as the helpers get it."""
+
+    def __init__(self, host: Answerer, reach: Reach, channel: str, thread_ts: str) -> None:
+        self._host, self._reach, self._channel = host, reach, channel
+        self.places: tuple[Place, ...] = slack_places(reach.team, channel)
+        self.channel = f"{reach.team}:{channel}"
+        self.thread = thread_ts
+
+    async def mention(self, helpers: tuple[str, ...]) -> str:
+        said = mentions(helpers, self._reach.bot_user_id)
+        if not said:
+            raise Unreachable("its helpers are the bot itself, or no one Slack can mention")
+        return " ".join(said)
+
+    async def post(self, text: str, helpers: tuple[str, ...]) -> None:
+        budgets = self._host.budgets(self._reach.team)
+        try:
+            async with budgets.limits.write((budgets.posts(self._channel),)):
+                await self._reach.client.chat_postMessage(channel=self._channel, thread_ts=self.thread, text=text)
+        except SlackApiError as error:
+            log.warning("helpers_call_not_posted", error=error.response.get("error"))
+
+    async def tell_admins(self, note: str) -> None:
+        log.warning("helpers_note_for_admins", team=self._reach.team, channel=self._channel, note=note)
+
+
+async def offers_help(host: Answerer, places: tuple[Place, ...]) -> bool:
+    """Whether answers here carry Still need help?: a help channel with helpers."""
+    try:
+        return bool(await helpers_of(host.jobs.core, places))
+    except ReplyFailure:
+        return False
+
+
+async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], thread_ts: str) -> bool:
+    """Whether a message in the bot's thread is left to people: the thread was handed off, or a helper wrote there
+    (this one, perhaps). A mention of the bot brings it back."""
+    channel, user = str(event.get("channel", "")), str(event.get("user", ""))
+    try:
+        helpers = await helpers_of(host.jobs.core, slack_places(reach.team, channel))
+    except ReplyFailure:
+        return False
+    if not helpers:
+        return False
+    mentioned = f"<@{reach.bot_user_id}>" in str(event.get("text", ""))
+    where = ("slack", f"{reach.team}:{channel}", thread_ts)
+    return await stays_out(host.jobs, where, str(event.get("ts", "")), helper=user in helpers, mentioned=mentioned)
