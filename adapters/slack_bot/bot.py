@@ -35,6 +35,7 @@ from adapters.shared.knowledge_sources.live import LiveChanges
 from adapters.shared.platform_jobs import Kept, PlatformJobs, Pointed
 from adapters.shared.ratelimit import Write
 from adapters.slack_bot.assistant import SlackAssistant
+from adapters.slack_bot.buttons.helper_calls import offers_help
 from adapters.slack_bot.buttons.tools import ToolButtons
 from adapters.slack_bot.buttons.votes import VoteButtons, answer_id, person
 from adapters.slack_bot.commands import SlackCommands, conversation_key
@@ -59,6 +60,7 @@ from adapters.slack_bot.reply.choice import ReplyChoice
 from adapters.slack_bot.reply.interrupted import InterruptedReplies
 from adapters.slack_bot.reply.surfaces import Place, Reach, WorkspaceBudgets
 from adapters.slack_bot.reply.text import REPLY_LIMITS
+from adapters.slack_bot.reply.vote_blocks import with_help
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.unasked import UnaskedAnswers
 from adapters.slack_bot.uninstall import Uninstalls
@@ -259,6 +261,8 @@ class SlackBot:
         await self._note_org_workspace(place)
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         votes = answer_id(place.team, place.channel, asked) if asked else None
+        if votes and unasked is not None and await offers_help(self, slack_places(place.team, place.channel)):
+            votes = with_help(votes)  # Still need help? under an answer in a help channel with helpers
         first_post = unasked.first_post if unasked is not None else None
         surface = await self._replies.surface(place, budgets, recording, votes, first_post)
         if place.thread_ts is not None:

@@ -12,6 +12,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.shared.helpdesk.helper_settings import helpers_here, set_helpers_here
 from adapters.shared.place_settings import (
     model_here,
     respond_here,
@@ -22,6 +23,7 @@ from adapters.shared.place_settings import (
 )
 from adapters.shared.platform_jobs import describe_models, switched_model, unknown_model
 from adapters.shared.tool_words import tool_use
+from adapters.slack_bot.buttons.helper_calls import bots_among, mentions, named_helpers
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Reach
@@ -29,6 +31,7 @@ from adapters.slack_bot.reply.text import escape_mrkdwn
 from adapters.slack_bot.reply.tool_cards import tools_listing
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
+from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +40,11 @@ ASK_ABOUT_MESSAGE = "ask_about_message"
 _THREAD_LINK = re.compile(
     r"/archives/(?P<channel>[A-Z0-9]+)/p(?P<sec>\d{10})(?P<frac>\d{6})(?:\?.*?thread_ts=(?P<thread>[\d.]+))?"
 )
+
+
+def shown(helpers: tuple[str, ...]) -> str:
+    """Helpers as Slack shows them (in a message only the person sees)."""
+    return ", ".join(mentions(helpers, ""))
 
 
 def bold(text: str) -> str:
@@ -140,9 +148,11 @@ class SlackCommands:
         except ReplyFailure as failure:
             await ack(failure_note(failure))
 
-    async def _on_respond(self, ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_respond(
+        self, ack: Any, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         """What the bot answers in this channel without a mention, to the person alone; `/respond mentions|questions|
-        all|default` sets it (admins)."""
+        all|default` sets it, `/respond helpers @a @b|@group|none|default` who its threads are handed to (admins)."""
         choice = command.get("text", "").strip().lower()
         user, channel, team = command["user_id"], command["channel_id"], command.get("team_id", "")
         places = slack_places(team, channel)
@@ -150,13 +160,29 @@ class SlackCommands:
             if channel.startswith("D"):
                 await ack("In a DM the bot answers every message. /respond sets what it answers in a channel.")
             elif not choice:
-                await ack(await respond_here(self._core, places, bold))
+                await ack(
+                    f"{await respond_here(self._core, places, bold)}\n{await helpers_here(self._core, places, shown)}"
+                )
             elif not await self.is_admin(client, user):
                 await ack("Only workspace admins (or the people this bot names) may change what the bot answers here.")
+            elif choice.split()[0] == "helpers":
+                await ack(await self._set_helpers(client, places[0], command["text"], context.bot_user_id or ""))
             else:
                 await ack(await set_respond_here(self._core, places[0], choice, bold))
         except ReplyFailure as failure:
             await ack(failure_note(failure))
+
+    async def _set_helpers(self, client: AsyncWebClient, place: Place, text: str, bot_user_id: str) -> str:
+        """`/respond helpers …`: people or a user group; none (nobody) or default (as the workspace or file say)."""
+        said = text.strip()[len("helpers") :].strip()
+        if said.lower() in ("none", "default"):
+            return await set_helpers_here(self._core, place, None if said.lower() == "default" else (), shown)
+        helpers = named_helpers(said)
+        if not helpers:
+            return "Name the helpers: /respond helpers @alice @bob, or a user group (@support); none for nobody."
+        if await bots_among(client, helpers, bot_user_id):
+            return "Helpers are people: the bot hands a thread to people, never to itself or another bot."
+        return await set_helpers_here(self._core, place, helpers, shown)
 
     async def is_admin(self, client: AsyncWebClient, user: str) -> bool:
         """A workspace admin or owner (asked of the workspace `client` reaches), or named in SLACK_ADMIN_USER_IDS."""

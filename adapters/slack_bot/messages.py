@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
+from adapters.slack_bot.buttons.helper_calls import stays_out_of
 from adapters.slack_bot.knowledge.feed import KnowledgeFeed
 from adapters.slack_bot.knowledge.members import CONVERSIONS, follow_conversion
 from adapters.slack_bot.knowledge.state import SlackKnowledge
@@ -79,18 +80,19 @@ class MessageEvents:
         if thread_ts is None:  # a top-level channel message: answered where the channel answers without a mention
             await self._unasked.consider(reach, body, event, arrived)
             return
-        if to_someone_else(event, reach.bot_user_id):
-            return  # people in the bot's thread talking to each other
+        elsewhere = to_someone_else(event, reach.bot_user_id)  # people in the bot's thread talking to each other
         try:
             ours = await self._jobs.resolve(thread_link(reach.team, event["channel"], thread_ts)) is not None
         except ReplyFailure as failure:
             # Without Redis, Slack's copy of the thread tells whether the bot is part of it: if so,
             # the person learns why no answer comes.
             log.warning("slack_thread_unknown_while_redis_is_down", channel=event["channel"])
-            if await self._wrote_in(reach, event["channel"], thread_ts):
+            if not elsewhere and await self._wrote_in(reach, event["channel"], thread_ts):
                 await self._tell(reach, event["channel"], thread_ts, failure_note(failure))
             return
-        if ours and await self._host.first_delivery(body):
+        if ours and await stays_out_of(self._host, reach, event, thread_ts):
+            return  # a thread handed to the helpers, or where one wrote: theirs unless the bot is mentioned
+        if ours and not elsewhere and await self._host.first_delivery(body):
             await self._host.start_turn(reach, event, thread_ts)
 
     async def _wrote_in(self, reach: Reach, channel: str, thread_ts: str) -> bool:

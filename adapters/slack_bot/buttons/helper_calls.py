@@ -6,14 +6,20 @@ it unless it is mentioned (a user group's members are not listed: a helper named
 
 from __future__ import annotations
 
+import re
+
 import structlog
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.shared.helpdesk.calling import Unreachable, helpers_of, stays_out
+from adapters.shared.helpdesk.calling import Unreachable, call_helpers, helpers_of, stays_out, told
+from adapters.shared.place_settings import respond_mode
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Reach
 from bot.errors import ReplyFailure
+from bot.reply.render import failure_note
+from bot.respond.decision import RespondMode
 from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
@@ -78,3 +84,51 @@ async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], t
     mentioned = f"<@{reach.bot_user_id}>" in str(event.get("text", ""))
     where = ("slack", f"{reach.team}:{channel}", thread_ts)
     return await stays_out(host.jobs, where, str(event.get("ts", "")), helper=user in helpers, mentioned=mentioned)
+
+
+async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> str:
+    """The button: the thread handed to its helpers; what the clicker is told, privately."""
+    try:
+        return told(await call_helpers(host.jobs, SlackHelperCall(host, reach, channel, thread_ts)), host.jobs)
+    except ReplyFailure as failure:
+        return failure_note(failure)
+
+
+async def after_downvote(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> None:
+    """A 👎 on an answer in a help channel's thread: the thread handed to its helpers, where there are."""
+    call = SlackHelperCall(host, reach, channel, thread_ts)
+    try:
+        if await respond_mode(host.jobs.core, call.places) is RespondMode.MENTIONS:
+            return
+        outcome = await call_helpers(host.jobs, call)
+    except ReplyFailure:
+        log.warning("downvote_not_handed_off", channel=channel)
+        return
+    log.info("downvote_handed_off", channel=channel, thread=thread_ts, outcome=outcome.value)
+
+
+HELPER_USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|\b([UW][A-Z0-9]{6,})\b")
+HELPER_GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>|\b(S[A-Z0-9]{6,})\b")
+
+
+def named_helpers(text: str) -> tuple[str, ...]:
+    """The people and user groups `/respond helpers …` names (@here, @channel and @everyone are never helpers)."""
+    users = [a or b for a, b in HELPER_USER.findall(text)]
+    groups = [a or b for a, b in HELPER_GROUP.findall(text)]
+    return tuple(dict.fromkeys(groups + users))
+
+
+async def bots_among(client: AsyncWebClient, helpers: tuple[str, ...], bot_user_id: str) -> list[str]:
+    """The helpers named who are bots (this one included): the bot hands off to people only."""
+    bots = []
+    for one in helpers:
+        if one == bot_user_id:
+            bots.append(one)
+        elif not one.startswith("S"):
+            try:
+                info = (await client.users_info(user=one)).get("user") or {}
+            except SlackApiError:
+                continue  # unknown to Slack: it says so when mentioned
+            if info.get("is_bot"):
+                bots.append(one)
+    return bots

@@ -1,6 +1,7 @@
 """👍 / 👎 under each answer (an actions block of the answer's finished message). A click is acked at once and taken by
 whichever process gets it, once; the vote is kept in Redis (adapters.shared.feedback.records) and the clicker alone is
-told. 👎 opens a form asking why, optional; its submission carries the answer in its private metadata."""
+told. 👎 opens a form asking why, optional; its submission carries the answer in its private metadata. In a help
+channel a 👎 and Still need help? hand the thread to its helpers (.helper_calls)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -20,8 +22,10 @@ from adapters.shared.feedback.vote_replies import (
     REASON_THANKS,
     vote_reply,
 )
+from adapters.slack_bot.buttons.helper_calls import after_downvote, still_need_help
 from adapters.slack_bot.ports import Answerer
-from adapters.slack_bot.reply.vote_blocks import VOTE_DOWN, VOTE_UP
+from adapters.slack_bot.reply.surfaces import Reach
+from adapters.slack_bot.reply.vote_blocks import STILL_NEED_HELP, VOTE_DOWN, VOTE_UP
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 
@@ -49,8 +53,11 @@ class VoteButtons:
         app.action(VOTE_UP)(self._on_click)
         app.action(VOTE_DOWN)(self._on_click)
         app.view(REASON_FORM)(self._on_reason)
+        app.action(STILL_NEED_HELP)(self._on_help)
 
-    async def _on_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    async def _on_click(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()
         team, user = str((body.get("team") or {}).get("id", "")), str((body.get("user") or {}).get("id", ""))
         interaction = body.get("trigger_id") or f"{action.get('action_ts')}:{user}"
@@ -67,6 +74,19 @@ class VoteButtons:
             self._bot.jobs.metrics.votes.labels("slack", "up" if up else "down").inc()
         if up or outcome.missing or not await self._ask_why(client, body, answer, where):
             await self._tell(client, team, user, where, vote_reply(outcome, up=up))
+        if not up and not outcome.missing and where[1]:
+            self._bot.jobs.spawn(after_downvote(self._bot, Reach.of(context, team), where[0], where[1]))
+
+    async def _on_help(self, ack: Any, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        """Still need help?: the thread handed to its helpers; the clicker alone is told what happened."""
+        await ack()
+        team, user = str((body.get("team") or {}).get("id", "")), str((body.get("user") or {}).get("id", ""))
+        if not await self._bot.jobs.first_to_claim(f"slack:action:{team}:{body.get('trigger_id')}:{user}"):
+            return
+        where = _where(body)
+        if where[1]:
+            said = await still_need_help(self._bot, Reach.of(context, team), where[0], where[1])
+            await self._tell(client, team, user, where, said)
 
     async def _ask_why(self, client: AsyncWebClient, body: dict[str, Any], answer: str, where: _Where) -> bool:
         """The form asking why; False if Slack wouldn't open it (the vote stands all the same)."""
