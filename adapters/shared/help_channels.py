@@ -2,19 +2,21 @@
 flow for every platform: the core decides whether each gets an answer (bot.respond.decision); one that does is
 answered as a mention is, if its answer can start within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the
 person is told once, privately; a question the bot could not answer is noted for `/knowledge gaps`, and one the
-knowledge covers only weakly is handed to the channel's helpers (adapters.shared.helpdesk). The platform gives each
-message as an `UnaskedMessage`: who may ask there, its claim, its words for the decision, the rate limits its answer's
-first write spends, how its answer starts, and its thread as the helpers get it."""
+knowledge covers only weakly is handed to the channel's helpers (adapters.shared.helpdesk), or answered as before when
+they can't be called. The platform gives each message as an `UnaskedMessage`: who may ask there, its claim, its words
+for the decision, the rate limits its answer's first write spends, how its answer starts, and its thread as the
+helpers get it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import structlog
 
-from adapters.shared.helpdesk.calling import HelperCall, call_helpers
+from adapters.shared.helpdesk.calling import HelperCall, Outcome, call_helpers
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import Kept, PlatformJobs
 from adapters.shared.ratelimit import Budgets, RateLimits, Write
@@ -22,7 +24,7 @@ from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
 from bot.knowledge.passages import Access
 from bot.reply.render import failure_note
-from bot.respond.decision import SKIP_LATE, SKIP_QUOTA, SKIP_WEAK, Decision, RespondMode, Unprompted
+from bot.respond.decision import ANSWER_KNOWN, SKIP_LATE, SKIP_QUOTA, SKIP_WEAK, Decision, RespondMode, Unprompted
 from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
@@ -104,8 +106,8 @@ class HelpChannels:
         decision = await self._responder.decide(unprompted, mode, message.access)
         if decision.unanswerable:
             await self._note_gap(message)
-        if decision.reason == SKIP_WEAK:
-            await self._hand_off(message)
+        if decision.reason == SKIP_WEAK and not await self._hand_off(message):
+            decision = replace(decision, answer=True, reason=ANSWER_KNOWN)  # nobody could be called: as before
         if not decision.answer:
             return
         try:
@@ -133,14 +135,16 @@ class HelpChannels:
         except ReplyFailure:
             log.warning("unanswered_question_not_noted", channel=kept.channel)
 
-    async def _hand_off(self, message: UnaskedMessage) -> None:
-        """A question the knowledge covers only weakly: its helpers, where there are, instead of a guess."""
+    async def _hand_off(self, message: UnaskedMessage) -> bool:
+        """A question the knowledge covers only weakly: its helpers, where there are, instead of a guess. False when
+        they were there but couldn't be called (a deleted role, the hour's mentions spent, Redis out of reach): it is
+        answered as before."""
         try:
             outcome = await call_helpers(self._jobs, message.helper_call())
         except ReplyFailure:
-            log.warning("weak_question_not_handed_off")
-            return
-        log.info("weak_question_handed_off", outcome=outcome.value)
+            outcome = None
+        log.info("weak_question_handed_off", outcome=outcome.value if outcome else "store_unavailable")
+        return outcome in (Outcome.CALLED, Outcome.BEFORE, Outcome.NO_HELPERS)
 
     async def _over_quota(self, message: UnaskedMessage, failure: ReplyFailure) -> None:
         self._responder.dropped(self._platform, SKIP_QUOTA if failure.kind is FailureKind.QUOTA else failure.kind.name)

@@ -21,6 +21,15 @@ class PermissionsArea:
         await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": guild.roles[role_id].payload()})
         return role_id
 
+    async def delete_role(self, guild: FakeGuild, role_id: int) -> None:
+        """A role is deleted: its members lose it, and a connected bot hears GUILD_ROLE_DELETE."""
+        if int(role_id) == guild.id or int(role_id) not in guild.roles:
+            raise LookupError(f"no role {role_id} to delete in {guild.name!r} (@everyone can't be)")
+        del guild.roles[int(role_id)]
+        for member in guild.members.values():
+            member.role_ids = [r for r in member.role_ids if r != int(role_id)]
+        await self.dispatch("GUILD_ROLE_DELETE", {"guild_id": str(guild.id), "role_id": str(role_id)})
+
     async def set_role_permissions(self, guild: FakeGuild, role_id: int, permissions: int) -> None:
         """A role's guild-wide permissions change (@everyone's id is the guild's): GUILD_ROLE_UPDATE."""
         role = guild.roles[int(role_id)]

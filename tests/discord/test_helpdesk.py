@@ -68,7 +68,7 @@ async def scene(folder: Path) -> AsyncIterator[Scene]:
         admin = world.add_user("admin", roles=[admins])
         alice, bob = world.add_user("alice"), world.add_user("bob")
         helen = world.add_user("helen", roles=[support])
-        names = ("desk", "flood", "weak", "cleared", "bare", "quiet")
+        names = ("desk", "flood", "weak", "cleared", "gone", "bare", "quiet")
         channels = {name: world.add_channel(name) for name in names}
         world.model.responder = citing_responder
         await world.start_bot(
@@ -78,10 +78,12 @@ async def scene(folder: Path) -> AsyncIterator[Scene]:
             HELPERS_PINGS_PER_HOUR=str(PINGS_PER_HOUR),
         )
         scene = Scene(world, channels, support, admin, alice, bob, helen)
-        for name in ("desk", "flood", "weak", "cleared", "bare"):
+        for name in ("desk", "flood", "weak", "cleared", "gone", "bare"):
             assert "Done" in await respond(scene, channels[name], admin, {"mode": "questions"})
         for name in ("desk", "flood", "weak", "cleared"):  # each its own hour of pings
             assert "Done" in await respond(scene, channels[name], admin, {"mode": "helpers", "role": support})
+        ghost = world.fake.add_role(world.guild, "ghosts")  # deleted later
+        assert "Done" in await respond(scene, channels["gone"], admin, {"mode": "helpers", "role": ghost})
         await knowledge_ready(scene)
         yield scene
         if world.bot is not None:
@@ -284,3 +286,24 @@ async def test_without_helpers_nothing_promises_a_person(scene: Scene, world: Di
     clicked = await world.fake.click_button(answer["id"], f"vote:help:{said['id']}", scene.alice)
     assert (await answered(scene, clicked)).startswith("Nobody is set to help in this channel")
     assert pings(world, thread) == []
+
+
+async def test_a_deleted_helper_role_is_said_once_and_questions_are_answered_as_before(
+    scene: Scene, world: DiscordWorld
+) -> None:
+    gone = scene.channels["gone"]
+    said, thread, answer = await asked_and_answered(world, gone, scene.alice, COVERED)
+    [ghost] = [role for role, info in world.guild.roles.items() if info.name == "ghosts"]
+    await world.fake.delete_role(world.guild, ghost)
+    await world.settle(0.5)  # GUILD_ROLE_DELETE reaches the bot
+    for user in (scene.alice, scene.bob):
+        clicked = await world.fake.click_button(answer["id"], f"vote:help:{said['id']}", user)
+        assert "can't be mentioned" in await answered(scene, clicked)
+    assert pings(world, thread) == []
+    assert world.stderr.count("helpers_note_for_admins") == 1  # what is missing, said once
+
+    weak = await world.say(gone, scene.alice, WEAK)  # nobody to call: answered as before, not left in silence
+    weak_thread = await world.wait_thread(weak, timeout=15)
+    await world.wait_bot_text(weak_thread, lambda text: bool(text.strip()), timeout=20)
+    assert decision_logged(world, weak) == "answer=False reason=weakly_covered"
+    assert len(world.model_requests(WEAK)) == 1

@@ -32,7 +32,10 @@ LIMITED = (
     "The helpers were called {count} times this hour already, so they weren't called again: they will see this thread "
     "when they next look at the channel."
 )
-UNREACHABLE = "This channel's helpers can't be mentioned ({why}), so no person was called: an admin has been told."
+UNREACHABLE = (
+    "This channel's helpers can't be mentioned (their role or group is gone, or isn't people's), so no person was "
+    "called: an admin needs to name them again with /respond helpers."
+)
 
 
 class Outcome(enum.Enum):
@@ -102,14 +105,14 @@ async def call_helpers(jobs: PlatformJobs, call: HelperCall) -> Outcome:
     return Outcome.CALLED
 
 
-def told(outcome: Outcome, jobs: PlatformJobs, why: str = "") -> str:
+def told(outcome: Outcome, jobs: PlatformJobs) -> str:
     """What the person who asked for a person is told, privately."""
     return {
         Outcome.CALLED: CALLED,
         Outcome.BEFORE: CALLED_BEFORE,
         Outcome.LIMITED: LIMITED.format(count=jobs.handoffs.per_hour),
         Outcome.NO_HELPERS: NO_HELPERS,
-        Outcome.UNREACHABLE: UNREACHABLE.format(why=why or "see the log"),
+        Outcome.UNREACHABLE: UNREACHABLE,
     }[outcome]
 
 
