@@ -152,6 +152,18 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
+        "hand-offs to helpers",
+        (Owner.SERVER, Owner.THREAD),
+        ("helpdesk:{*}:handed:*", "helpdesk:{*}:helped:*", "helpdesk:{*}:pings:*"),
+        {
+            SERVER: "swept (a Slack channel's; a Discord channel's id doesn't name its server: they expire)",
+            EXPIRY: HISTORY_TTL + "; an hour's mention count two hours",
+        },
+        HISTORY_TTL,
+        server_keys=("helpdesk:{{id}:*}:*",),
+        kept="ids only (a channel, a thread, an hour), nothing of a person's; /reset leaves a thread to its helpers",
+    ),
+    Kind(
         "knowledge gaps",
         (Owner.SERVER, Owner.PERSON),
         ("feedback:gaps:{*}", "feedback:gaps:{*}:entries", "feedback:person:{*}"),

@@ -51,6 +51,7 @@ LONGEST = {
     "tool confirmations": 2 * 3_600,
     "rate limits": 3_600,
     "answers": HISTORY_TTL,
+    "hand-offs to helpers": HISTORY_TTL,
     "knowledge gaps": 30 * DAY,
     "usage": 92 * DAY,  # USAGE_RETENTION_DAYS (90) after the day
     "budget counters": 32 * DAY,  # until the budget's month ends
@@ -152,6 +153,9 @@ async def fill(harness: SlackHarness, database_url: str) -> Filled:
     await fake.send_message_shortcut("add_to_knowledge", ALICE, LOUNGE, added.ts)
     await eventually(lambda: len(fake.ephemerals) > before, 20, "the shortcut's answer")
     assert "Done" in await acked(harness, "/respond", "questions", ALICE, OFFICE)
+    # The lounge a help channel with a helper: Bob's 👎 below hands his thread to Carol.
+    assert "Done" in await acked(harness, "/respond", "questions", ALICE, LOUNGE)
+    assert "Done" in await acked(harness, "/respond", f"helpers <@{CAROL}>", ALICE, LOUNGE)
 
     bob_question = f"Why do llamas hum, asks Bob {marker}?"
     event, _ = await harness.mention(LOUNGE, BOB, bob_question)
@@ -163,6 +167,7 @@ async def fill(harness: SlackHarness, database_url: str) -> Filled:
     await eventually(lambda: len(fake.views_opened) > opened, 10, "the form asking why")
     await fake.send_view_submission(BOB, fake.views_opened[opened].view_id, {"reason": f"Too short {marker}"})
     await fake.send_block_action(ALICE, LOUNGE, answer.ts, "vote_up")
+    await eventually(lambda: len(harness.replies(LOUNGE, event["ts"])) > 1, 10, "the thread handed to Carol")
 
     dm = harness.new_dm(BOB)
     dm_question = f"Bob asks privately {marker}: do llamas spit?"
