@@ -192,6 +192,13 @@ async def test_member_and_role_updates_reach_a_client_with_the_members_intent() 
             assert isinstance(made, discord.TextChannel) and not made.permissions_for(alice).view_channel
             await fake.set_member_roles(guild, world.alice, [readers, admins])
             await fake.wait_for(lambda: made.permissions_for(room.guild.get_member(world.alice.id)).view_channel)  # type: ignore[arg-type]
+
+            deleted = asyncio.ensure_future(client.wait_for("guild_role_delete", timeout=5))
+            await fake.delete_role(guild, readers)
+            assert (await deleted).id == readers and room.guild.get_role(readers) is None
+            assert guild.members[world.alice.id].role_ids == [admins]
+            with pytest.raises(LookupError):
+                await fake.delete_role(guild, guild.id)  # @everyone can't be deleted
         assert fake.can_view(locked, world.alice)
 
 
