@@ -1,4 +1,4 @@
-"""Where each embedding model's relevance thresholds (bot.knowledge.service.RELEVANCE) sit: the cosines of
+"""Where each embedding model's relevance thresholds (bot.knowledge.vectors.RELEVANCE) sit: the cosines of
 questions with the passage that answers them in other words, with unrelated passages, and of small talk.
 
     python -m bench.knowledge_relevance
@@ -15,7 +15,7 @@ import numpy as np
 from bot.knowledge.embeddings import LocalEmbedder
 from bot.knowledge.minilm import MiniLMEmbedder
 from bot.knowledge.passages import Embedder
-from bot.knowledge.service import relevance_for
+from bot.knowledge.vectors import relevance_for
 
 # (question, the passage that answers it sharing few or no words)
 PARAPHRASES = [

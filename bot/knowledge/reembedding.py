@@ -158,7 +158,7 @@ class Reembedder:
 
 def rescaled(hits: Sequence[Hit], previous: tuple[float, float], configured: tuple[float, float]) -> list[Hit]:
     """Hits found by the previous model's vectors, their relevance put on the configured model's scale, each
-    model's thresholds (with words, alone: bot.knowledge.service.Relevance) mapped onto the other's, so that a hit is
+    model's thresholds (with words, alone: bot.knowledge.vectors.Relevance) mapped onto the other's, so that a hit is
     judged relevant as the previous model judged it."""
     points = ([-1.0, *previous, 1.0], [-1.0, *configured, 1.0])
     return [

@@ -27,6 +27,7 @@ from bot.knowledge.passages import (
     subject,
 )
 from bot.knowledge.reembedding import Pace, Reembedder, no_previous_embedder, rescaled
+from bot.knowledge.vectors import MIN_WORDS_SHARE, relevance_for
 
 if TYPE_CHECKING:
     from bot.knowledge.rerank import Reranking
@@ -40,30 +41,6 @@ RESTART_SECONDS = 1.0  # the adder, if it ever fails, starts again after this
 # (adapters.shared.knowledge_sources.channels.CACHE_SECONDS): its addition counts as decided then, so that an `off`
 # another process ran meanwhile wins over it too.
 DECIDED_EARLIER_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class Relevance:
-    """When a hit is worth the prompt: close enough in meaning, or holding at least half of the question's words
-    (by their weight) and not far from it in meaning. Below both, small talk gets no passages at all."""
-
-    meaning: float
-    with_words: float
-
-
-# Each embedding model's cosines live on a scale of their own: measured on paraphrases, unrelated pairs and small
-# talk (docs/BENCHMARKS.md, "Knowledge").
-RELEVANCE = {"wordllama-l2-supercat-256": Relevance(0.15, 0.08), "all-minilm-l6-v2": Relevance(0.35, 0.2)}
-OTHER_MODELS = Relevance(0.5, 0.3)  # sentence-transformers' scale (MiniLM: unrelated pairs up to 0.31)
-MIN_WORDS_SHARE = 0.5
-
-
-def relevance_for(embedder: str, minimum: float | None = None) -> Relevance:
-    """The embedder's thresholds; `minimum` (KNOWLEDGE_MIN_RELEVANCE) sets the meaning's, the words' in proportion."""
-    known = RELEVANCE.get(embedder, OTHER_MODELS)
-    if minimum is None:
-        return known
-    return Relevance(minimum, minimum * known.with_words / known.meaning)
 
 
 class Knowledge:

@@ -17,7 +17,8 @@ import structlog
 
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import Access, Hit
-from bot.knowledge.service import Knowledge, relevance_for
+from bot.knowledge.service import Knowledge
+from bot.knowledge.vectors import relevance_for
 from bot.loop import within
 from bot.metrics import Metrics
 from bot.model.backends import ChatMessage, ModelBackend

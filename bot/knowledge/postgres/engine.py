@@ -5,20 +5,18 @@ rank in one statement. Postgres does the searching; this module only says what t
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-import numpy as np
 import psycopg
 import structlog
-from pgvector.psycopg import register_vector_async
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo, StaleVectors, Transition
 from bot.knowledge.postgres.languages import SAMPLE_CHARS, Languages
-from bot.knowledge.postgres.search import SEARCH, search_statement
+from bot.knowledge.postgres.search import SEARCH, SEARCH_NEXT, SEARCH_PREVIOUS, search_parameters
 from bot.knowledge.postgres.sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
@@ -27,60 +25,28 @@ from bot.knowledge.postgres.sql import (
     DELETE_SCOPE,
     DELETE_SOURCE,
     LOCK,
-    LOCK_SHARED,
     NOW,
     RECORD_MODEL,
     RECORD_REMOVALS,
     RECORD_SKIPPED,
-    REMOVALS_SINCE,
-    SESSION_SETTINGS,
     SOURCES,
     TABLE,
     UPSERT,
     VECTOR_DIMENSIONS,
     Row,
+    configure_connection,
     hit_from_row,
-    kept,
     lock_name,
-    platform_of,
     schema,
     skipped_row,
-    upsert_row,
 )
-from bot.knowledge.postgres.transition import (
-    NEXT_COLUMN,
-    STORE,
-    TRY_LOCK,
-    UPSERT_NEXT,
-    left,
-    next_batch,
-    prepare,
-    read_transition,
-    switch,
-)
+from bot.knowledge.postgres.storing import UPSERT_BATCH, insert_isolating, not_removed, rows_of, store_batches
+from bot.knowledge.postgres.transition import UPSERT_NEXT, ReembedLock, prepare, read_transition
 from bot.knowledge.postgres.upgrades import upgrade_words
 from bot.loop import off_loop_if_large
 
 log = structlog.get_logger(__name__)
-
-# How many candidates each list (words, meaning) brings to the fusion, for `limit` hits.
-CANDIDATES_PER_HIT = 4
-MIN_CANDIDATES = 100
-UPSERT_BATCH = 500
-# The words list ranks at most LEXICAL_SCAN passages, looked up by the question's rarest lexemes, as many as are
-# expected to match at most LEXICAL_BUDGET passages, none held by more than a COMMON_SHARE of them: a search costs
-# about the same at 10,000 passages or 1,000,000 (docs/BENCHMARKS.md, "Knowledge").
-LEXICAL_BUDGET = 800
-LEXICAL_SCAN = 800
-COMMON_SHARE = 0.05
-# What the database refuses in one row only (a NUL, a value past an index's row size, a character it can't encode):
-# that passage is left out, the rest of its batch stored. Anything else (the connection lost) fails the batch.
-REFUSED_ROW = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, UnicodeEncodeError)
-# During a re-embed: searched with the question in the new model (some passages not there yet), or in the old one
-# (the statement reads the new column too, so that it fails rather than compare the old model's question with the
-# new model's vectors once another process has made the switch).
-SEARCH_NEXT = search_statement(NEXT_COLUMN, vectorless=True)
-SEARCH_PREVIOUS = search_statement("embedding", vectorless=True, guard=f"p.{NEXT_COLUMN} IS NOT NULL AS reembedded")
+T = TypeVar("T")
 
 
 class KnowledgeEngineError(RuntimeError):
@@ -109,7 +75,7 @@ class PostgresEngine:
         self.model = ""
         # The re-embed towards `model` under way (this process's view: another may have finished it since).
         self.transition: Transition | None = None
-        self._reembedding: psycopg.AsyncConnection[Any] | None = None  # holding the re-embedding lock
+        self._reembedding = ReembedLock(url)
         self._offset = 0.0  # the database's clock minus this host's, in seconds
 
     async def start(self, dimensions: int, model: str = "") -> None:
@@ -172,15 +138,20 @@ class PostgresEngine:
             log.info("knowledge_reembed_seen_done", model=self.model)
         return self.transition is None
 
-    async def upsert(
-        self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float] = ()
-    ) -> list[Skipped]:
+    async def _again_after_switch(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call`, made again once when another process switched the model under it (its statement named a column
+        the switch removed)."""
         try:
-            return await self._upsert(passages, vectors, decided)
+            return await call()
         except psycopg.errors.UndefinedColumn:
             if not await self._refreshed():
                 raise
-            return await self._upsert(passages, vectors, decided)
+            return await call()
+
+    async def upsert(
+        self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float] = ()
+    ) -> list[Skipped]:
+        return await self._again_after_switch(lambda: self._upsert(passages, vectors, decided))
 
     async def _upsert(
         self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]], decided: Sequence[float]
@@ -188,33 +159,8 @@ class PostgresEngine:
         rows = await self._rows(passages, vectors)
         statement = UPSERT if self.transition is None else UPSERT_NEXT
         when = list(decided) or [time.time()] * len(rows)
-        skipped: list[Skipped] = []
         async with self._connection() as conn:
-            for start in range(0, len(rows), UPSERT_BATCH):
-                batch = rows[start : start + UPSERT_BATCH]
-                async with conn.transaction():
-                    kept = await self._not_removed(conn, batch, when[start : start + UPSERT_BATCH])
-                    skipped += await _insert_isolating(conn, kept, statement)
-        return skipped
-
-    async def _not_removed(
-        self, conn: psycopg.AsyncConnection[Any], rows: list[Row], decided: list[float]
-    ) -> list[Row]:
-        """Those of `rows` that no removal recorded since their addition was decided (by this host's clock) matches,
-        read under their scopes' shared locks: a removal either committed before, and is seen, or waits for these."""
-        if not rows:
-            return rows
-        scopes = {passage.scope for passage, _ in rows}
-        names = sorted({*scopes, *map(platform_of, scopes)})
-        await conn.execute(LOCK_SHARED, {"names": [lock_name(name) for name in names]})
-        since = min(decided) + self._offset
-        removals = await (await conn.execute(REMOVALS_SINCE, {"scopes": names, "since": since})).fetchall()
-        if not removals:
-            return rows
-        stored = kept(rows, [when + self._offset for when in decided], removals)
-        if len(stored) < len(rows):
-            log.info("knowledge_additions_dropped", removed_after_decided=len(rows) - len(stored))
-        return stored
+            return await store_batches(conn, rows, statement, when, self._offset)
 
     async def replace_source(
         self,
@@ -224,12 +170,7 @@ class PostgresEngine:
         vectors: Sequence[Sequence[float]],
         decided: float | None = None,
     ) -> list[Skipped]:
-        try:
-            return await self._replace_source(scope, source, passages, vectors, decided)
-        except psycopg.errors.UndefinedColumn:
-            if not await self._refreshed():
-                raise
-            return await self._replace_source(scope, source, passages, vectors, decided)
+        return await self._again_after_switch(lambda: self._replace_source(scope, source, passages, vectors, decided))
 
     async def _replace_source(
         self,
@@ -242,11 +183,12 @@ class PostgresEngine:
         rows = await self._rows(passages, vectors)
         statement = UPSERT if self.transition is None else UPSERT_NEXT
         async with self._connection() as conn, conn.transaction():
-            rows = await self._not_removed(conn, rows, [time.time() if decided is None else decided] * len(rows))
+            when = [time.time() if decided is None else decided] * len(rows)
+            rows = await not_removed(conn, rows, when, self._offset)
             await conn.execute(DELETE_SOURCE, {"scope": scope, "source": source})
             skipped: list[Skipped] = []
             for start in range(0, len(rows), UPSERT_BATCH):
-                skipped += await _insert_isolating(conn, rows[start : start + UPSERT_BATCH], statement)
+                skipped += await insert_isolating(conn, rows[start : start + UPSERT_BATCH], statement)
             async with conn.cursor() as cursor:
                 await cursor.executemany(RECORD_SKIPPED, [skipped_row(scope, source, refused) for refused in skipped])
         return skipped
@@ -254,19 +196,16 @@ class PostgresEngine:
     async def _rows(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Row]:
         """The rows to store, each passage's language told (about 30 µs a passage: a long list off the loop)."""
         size = sum(min(len(passage.text), SAMPLE_CHARS) for passage in passages)
-        return await off_loop_if_large(size, _rows, passages, vectors, self._languages)
+        return await off_loop_if_large(size, rows_of, passages, vectors, self._languages)
 
     async def search(
         self, text: str, vector: Sequence[float], access: Access, limit: int, model: str = ""
     ) -> list[Hit]:
         if limit <= 0 or not access.scopes:
             return []
-        try:
-            return await self._search(self._search_statement(model), text, vector, access, limit)
-        except psycopg.errors.UndefinedColumn:
-            if not await self._refreshed():
-                raise
-            return await self._search(self._search_statement(model), text, vector, access, limit)
+        return await self._again_after_switch(
+            lambda: self._search(self._search_statement(model), text, vector, access, limit)
+        )
 
     def _search_statement(self, model: str) -> str:
         """The statement for a question's vector of `model` ("": the configured one)."""
@@ -279,18 +218,7 @@ class PostgresEngine:
     async def _search(
         self, statement: str, text: str, vector: Sequence[float], access: Access, limit: int
     ) -> list[Hit]:
-        parameters = {
-            "text": text,
-            "language": self._languages.of_question(text),
-            "vector": np.asarray(vector, dtype=np.float32),
-            "scopes": list(access.scopes),
-            "channels": sorted(access.readable_channels),
-            "candidates": max(MIN_CANDIDATES, CANDIDATES_PER_HIT * limit),
-            "lexical_budget": LEXICAL_BUDGET,
-            "lexical_scan": LEXICAL_SCAN,
-            "common": COMMON_SHARE,
-            "limit": limit,
-        }
+        parameters = search_parameters(text, self._languages.of_question(text), vector, access, limit)
         async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(statement, parameters)
             rows = await cursor.fetchall()
@@ -341,94 +269,30 @@ class PostgresEngine:
         ]
 
     async def reembed_lock(self) -> bool:
-        if self._reembedding is not None and (self._reembedding.closed or self._reembedding.broken):
-            self._reembedding = None  # the connection was lost, and the lock with it: taken again if free
-        if self._reembedding is None:
-            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10)
-            row = await (await conn.execute(TRY_LOCK)).fetchone()
-            if not (row and row[0]):
-                await conn.close()
-                return False
-            await configure_connection(conn)
-            self._reembedding = conn
-        return True
-
-    def _reembedding_connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._reembedding is None:
-            raise KnowledgeEngineError("the knowledge is re-embedded without the re-embedding lock")
-        return self._reembedding
+        return await self._reembedding.take(configure_connection)
 
     async def reembed_batch(self, after: tuple[str, str] | None, limit: int) -> list[Passage]:
-        return await next_batch(self._reembedding_connection(), after, limit)
+        return await self._reembedding.batch(after, limit)
 
     async def store_reembedded(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
-        rows = [
-            {"scope": passage.scope, "key": passage.key, "text": passage.text, "title": passage.title,
-             "locator": passage.locator, "vector": np.asarray(vector, dtype=np.float32)}
-            for passage, vector in zip(passages, vectors, strict=True)
-        ]  # fmt: skip
-        async with self._reembedding_connection().cursor() as cursor:
-            await cursor.executemany(STORE, rows)
+        await self._reembedding.store(passages, vectors)
 
     async def reembed_left(self) -> int:
-        return await left(self._reembedding_connection())
+        return await self._reembedding.left()
 
     async def finish_reembed(self) -> bool:
-        if not await switch(self._reembedding_connection()):
+        if not await self._reembedding.switch():
             return False
         self.transition = None
-        await self._release_reembedding()
+        await self._reembedding.release()
         return True
 
     async def reembed_status(self) -> Transition | None:
         await self._refreshed()
         return self.transition
 
-    async def _release_reembedding(self) -> None:
-        if self._reembedding is not None:
-            await self._reembedding.close()  # the lock with it
-            self._reembedding = None
-
     async def aclose(self) -> None:
-        await self._release_reembedding()
+        await self._reembedding.release()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-
-async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
-    await register_vector_async(conn)
-    await conn.execute(SESSION_SETTINGS)
-
-
-async def _insert_isolating(
-    conn: psycopg.AsyncConnection[Any], rows: Sequence[Row], statement: str = UPSERT
-) -> list[Skipped]:
-    """Upsert `rows` inside the caller's transaction; a batch the database refuses is tried again by halves (each
-    in a savepoint), down to the one passage it refuses, which is left out and returned with the database's reason."""
-    if not rows:
-        return []
-    try:
-        async with conn.transaction(), conn.cursor() as cursor:
-            await cursor.executemany(statement, [row for _, row in rows])
-        return []
-    except REFUSED_ROW as error:
-        if len(rows) == 1:
-            return [Skipped(rows[0][0], refusal(error))]
-    half = len(rows) // 2
-    return await _insert_isolating(conn, rows[:half], statement) + await _insert_isolating(conn, rows[half:], statement)
-
-
-def refusal(error: Exception) -> str:
-    """Why the database refused a passage, in a line."""
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"the database refused it ({detail})"
-
-
-def _rows(passages: Sequence[Passage], vectors: Sequence[Sequence[float]], languages: Languages) -> list[Row]:
-    if len(passages) != len(vectors):
-        raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
-    return [
-        (passage, upsert_row(passage, vector, languages.of_passage(passage.text)))
-        for passage, vector in zip(passages, vectors, strict=True)
-    ]

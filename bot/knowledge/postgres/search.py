@@ -1,6 +1,24 @@
-"""The knowledge search's one statement: the words list ranked by BM25 and the meaning list, fused."""
+"""The knowledge search's one statement: the words list ranked by BM25 and the meaning list, fused; and what it is
+asked with."""
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bot.knowledge.passages import Access
 from bot.knowledge.postgres.sql import TABLE
+from bot.knowledge.postgres.transition import NEXT_COLUMN
+
+# How many candidates each list (words, meaning) brings to the fusion, for `limit` hits.
+CANDIDATES_PER_HIT = 4
+MIN_CANDIDATES = 100
+# The words list ranks at most LEXICAL_SCAN passages, looked up by the question's rarest lexemes, as many as are
+# expected to match at most LEXICAL_BUDGET passages, none held by more than a COMMON_SHARE of them: a search costs
+# about the same at 10,000 passages or 1,000,000 (docs/BENCHMARKS.md, "Knowledge").
+LEXICAL_BUDGET = 800
+LEXICAL_SCAN = 800
+COMMON_SHARE = 0.05
 
 # One round trip. The words list ranks by BM25 (k1 1.2, b 0.75): each of the question's lexemes weighs its inverse
 # passage frequency, saturated by how often the passage holds it and normalised by the passage's length. A lexeme's
@@ -128,3 +146,24 @@ def search_statement(column: str = "embedding", *, vectorless: bool = False, gua
 
 
 SEARCH = search_statement()
+# During a re-embed: searched with the question in the new model (some passages not there yet), or in the old one
+# (the statement reads the new column too, so that it fails rather than compare the old model's question with the
+# new model's vectors once another process has made the switch).
+SEARCH_NEXT = search_statement(NEXT_COLUMN, vectorless=True)
+SEARCH_PREVIOUS = search_statement("embedding", vectorless=True, guard=f"p.{NEXT_COLUMN} IS NOT NULL AS reembedded")
+
+
+def search_parameters(text: str, language: str, vector: Sequence[float], access: Access, limit: int) -> dict[str, Any]:
+    """The statement's parameters for a question (`language`: its text search configuration) and who asks."""
+    return {
+        "text": text,
+        "language": language,
+        "vector": np.asarray(vector, dtype=np.float32),
+        "scopes": list(access.scopes),
+        "channels": sorted(access.readable_channels),
+        "candidates": max(MIN_CANDIDATES, CANDIDATES_PER_HIT * limit),
+        "lexical_budget": LEXICAL_BUDGET,
+        "lexical_scan": LEXICAL_SCAN,
+        "common": COMMON_SHARE,
+        "limit": limit,
+    }

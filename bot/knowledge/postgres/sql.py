@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector_async
 
 from bot.knowledge.passages import Hit, Passage, Skipped
 
@@ -129,6 +131,12 @@ RECORDED_MODEL = f"SELECT name FROM {MODEL_TABLE}"
 # Every pooled connection: HNSW looks at 100 candidates, and keeps scanning (iterative scan, pgvector 0.8) when
 # the scope and channel filters drop too many of them; JIT compiling would cost more than these queries take.
 SESSION_SETTINGS = "SET hnsw.ef_search = 100; SET hnsw.iterative_scan = 'relaxed_order'; SET jit = off"
+
+
+async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    await register_vector_async(conn)
+    await conn.execute(SESSION_SETTINGS)
+
 
 UPSERT = f"""
 INSERT INTO {TABLE} AS p (scope, key, source, title, text, locator, url, channel, author, updated_at, language,

@@ -9,8 +9,10 @@ the old column, renames the new one and records the new model."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 import structlog
 
@@ -150,3 +152,53 @@ async def switch(conn: psycopg.AsyncConnection[Any]) -> bool:
         for statement in SWITCH:
             await conn.execute(statement)
     return True
+
+
+class ReembedLock:
+    """The connection of the one process re-embedding, holding the lock while it works, and its work on it."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def take(self, configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]) -> bool:
+        """Whether this process holds the lock (taken now if free); `configure` readies its connection."""
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            self._conn = None  # the connection was lost, and the lock with it: taken again if free
+        if self._conn is None:
+            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10)
+            row = await (await conn.execute(TRY_LOCK)).fetchone()
+            if not (row and row[0]):
+                await conn.close()
+                return False
+            await configure(conn)
+            self._conn = conn
+        return True
+
+    def _held(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            raise RuntimeError("the knowledge is re-embedded without the re-embedding lock")
+        return self._conn
+
+    async def batch(self, after: tuple[str, str] | None, limit: int) -> list[Passage]:
+        return await next_batch(self._held(), after, limit)
+
+    async def store(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
+        rows = [
+            {"scope": passage.scope, "key": passage.key, "text": passage.text, "title": passage.title,
+             "locator": passage.locator, "vector": np.asarray(vector, dtype=np.float32)}
+            for passage, vector in zip(passages, vectors, strict=True)
+        ]  # fmt: skip
+        async with self._held().cursor() as cursor:
+            await cursor.executemany(STORE, rows)
+
+    async def left(self) -> int:
+        return await left(self._held())
+
+    async def switch(self) -> bool:
+        return await switch(self._held())
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()  # the lock with it
+            self._conn = None
