@@ -32,7 +32,8 @@ from adapters.discord_bot.knowledge.feed import KnowledgeFeed
 from adapters.discord_bot.knowledge.history import HistoryReader
 from adapters.discord_bot.leaving import ServerLeaving
 from adapters.discord_bot.places.forum_posts import forum_post, post_alias, with_title
-from adapters.discord_bot.reply.helper_calls import stays_out_of
+from adapters.discord_bot.places.message_places import places_of
+from adapters.discord_bot.reply.helper_calls import offers_help, stays_out_of
 from adapters.discord_bot.reply.interrupted import InterruptedReplies
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.reply.threads import Threads
@@ -196,7 +197,12 @@ class MistralDiscordBot(discord.AutoShardedClient):
         where = functools.partial(self.open_thread, message) if destination is None else destination
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
         recording = self.jobs.record(key, place, REPLY_LIMITS)
-        surface = ChannelReply(where, channel_id, self.rate_limits, self.linker(key), recording, votes=str(message.id))
+        helpdesk = isinstance(message.channel, discord.Thread) and await offers_help(
+            self.jobs, places_of(message.channel, message.guild)
+        )
+        surface = ChannelReply(
+            where, channel_id, self.rate_limits, self.linker(key), recording, votes=str(message.id), helpdesk=helpdesk
+        )
         surface.open()
         await self.jobs.answer(await self.turn_for(key, message), surface, recording, self.kept(message))
 

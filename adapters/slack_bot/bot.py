@@ -261,8 +261,8 @@ class SlackBot:
         await self._note_org_workspace(place)
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         votes = answer_id(place.team, place.channel, asked) if asked else None
-        if votes and unasked is not None and await offers_help(self, slack_places(place.team, place.channel)):
-            votes = with_help(votes)  # Still need help? under an answer in a help channel with helpers
+        if votes and place.thread_ts and await offers_help(self, slack_places(place.team, place.channel)):
+            votes = with_help(votes)  # Still need help? under an answer in a help channel's thread, with helpers
         first_post = unasked.first_post if unasked is not None else None
         surface = await self._replies.surface(place, budgets, recording, votes, first_post)
         if place.thread_ts is not None:

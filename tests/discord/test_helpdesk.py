@@ -214,6 +214,10 @@ async def test_still_need_help_calls_the_helpers_once(scene: Scene, world: Disco
     await stays_quiet(world, thread, followup, "handed_off")
     mentioned = await world.mention(thread, scene.alice, "and the printer on floor 3?")
     await world.wait_bot_text(thread, lambda text: bool(text.strip()), after=mentioned["id"], timeout=20)
+    followed = await world.fake.wait_for(
+        lambda: [m for m in world.bot_messages(thread, after=mentioned["id"]) if m.get("components")], 20
+    )
+    assert f"vote:help:{mentioned['id']}" in buttons(followed[-1])  # each answer in a help thread offers a person
 
 
 async def test_a_downvote_hands_the_thread_off_and_a_second_pings_nobody(scene: Scene, world: DiscordWorld) -> None:

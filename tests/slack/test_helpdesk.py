@@ -187,9 +187,16 @@ async def test_still_need_help_calls_the_helpers_once(harness: SlackHarness) -> 
     followup, _ = await harness.say(DESK, ALICE, "Also, how do I reach the VPN from a hotel?", thread_ts=ts)
     await stays_quiet(harness, DESK, ts, followup, "handed_off")
     mentioned, _ = await harness.mention(DESK, ALICE, "and the printer on floor 3?", thread_ts=ts)
+    await harness.wait_turn(DESK, ts, timeout=20)
     await eventually(
-        lambda: any(float(m.ts) > float(mentioned["ts"]) for m in harness.replies(DESK, ts)), 20, "the answer"
+        lambda: any(float(m.ts) > float(mentioned["ts"]) and m.blocks_of("actions") for m in harness.replies(DESK, ts)),
+        20,
+        "the answer with its buttons",
     )
+    [followed] = [
+        m for m in harness.replies(DESK, ts) if float(m.ts) > float(mentioned["ts"]) and m.blocks_of("actions")
+    ]
+    assert buttons(followed) == ["vote_up", "vote_down", "still_need_help"]  # each answer in a help thread
 
 
 async def test_a_downvote_hands_the_thread_off_once(harness: SlackHarness) -> None:

@@ -13,6 +13,7 @@ import structlog
 
 from adapters.discord_bot.places.message_places import places_of
 from adapters.shared.helpdesk.calling import Outcome, Unreachable, call_helpers, helpers_of, stays_out, told
+from adapters.shared.helpdesk.calling import offers_help as shared_offers_help
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import PlatformJobs
 from adapters.shared.ratelimit import Budgets, RateLimits, Write
@@ -114,10 +115,7 @@ def message_call(host: HelperHost, message: discord.Message) -> DiscordHelperCal
 
 async def offers_help(jobs: PlatformJobs, places: tuple[Place, ...]) -> bool:
     """Whether answers here carry Still need help?: a help channel with helpers."""
-    try:
-        return bool(await helpers_of(jobs.core, places))
-    except ReplyFailure:
-        return False
+    return await shared_offers_help(jobs.core, places)
 
 
 async def still_need_help(host: HelperHost, interaction: discord.Interaction[Any]) -> None:

@@ -13,9 +13,11 @@ from typing import Protocol
 import structlog
 
 from adapters.shared.handoffs import Handed
+from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.core import ChatCore
 from bot.errors import ReplyFailure
+from bot.respond.decision import RespondMode
 from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
@@ -81,6 +83,15 @@ async def helpers_of(core: ChatCore, places: Sequence[Place]) -> tuple[str, ...]
         return ()
     ids, _ = await core.personas.helpers(places)
     return () if ids.strip() in ("", NOBODY) else tuple(ids.split())
+
+
+async def offers_help(core: ChatCore, places: Sequence[Place]) -> bool:
+    """Whether answers there carry Still need help?: a help channel (`/respond questions|all`) with helpers. Without
+    Redis, no."""
+    try:
+        return await respond_mode(core, places) is not RespondMode.MENTIONS and bool(await helpers_of(core, places))
+    except ReplyFailure:
+        return False
 
 
 async def call_helpers(jobs: PlatformJobs, call: HelperCall) -> Outcome:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.helpdesk.calling import Unreachable, call_helpers, helpers_of, stays_out, told
+from adapters.shared.helpdesk.calling import offers_help as shared_offers_help
 from adapters.shared.place_settings import respond_mode
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
@@ -65,10 +66,7 @@ class SlackHelperCall:
 
 async def offers_help(host: Answerer, places: tuple[Place, ...]) -> bool:
     """Whether answers here carry Still need help?: a help channel with helpers."""
-    try:
-        return bool(await helpers_of(host.jobs.core, places))
-    except ReplyFailure:
-        return False
+    return await shared_offers_help(host.jobs.core, places)
 
 
 async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], thread_ts: str) -> bool:
