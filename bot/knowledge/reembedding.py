@@ -137,23 +137,23 @@ class Reembedder:
             return
         left = await self._engine.reembed_left()
         log.info("knowledge_reembedding", previous=transition.previous, model=transition.model, left=left)
-        done, logged, after = 0, time.monotonic(), None
+        done, logged = 0, time.monotonic()
         while True:
-            batch = await self._engine.reembed_batch(after, self._pace.batch)
-            if not batch:
-                if await self._engine.finish_reembed():
-                    log.info("knowledge_reembed_done", previous=transition.previous, model=transition.model, done=done)
-                    return
-                after = None  # passages left behind (an edit by a process of an earlier version): again from the start
+            after: tuple[str, str] | None = None  # a pass over every passage still without its new vector
+            while batch := await self._engine.reembed_batch(after, self._pace.batch):
+                await self._engine.store_reembedded(batch, await self._embed(batch))
+                done += len(batch)
+                after = (batch[-1].scope, batch[-1].key)
+                if time.monotonic() - logged >= self._pace.progress_seconds:
+                    logged = time.monotonic()
+                    log.info("knowledge_reembed_progress", model=transition.model, done=done, left=max(left - done, 0))
                 await asyncio.sleep(self._pace.pause_seconds)
-                continue
-            await self._engine.store_reembedded(batch, await self._embed(batch))
-            done += len(batch)
-            after = (batch[-1].scope, batch[-1].key)
-            if time.monotonic() - logged >= self._pace.progress_seconds:
-                logged = time.monotonic()
-                log.info("knowledge_reembed_progress", model=transition.model, done=done, left=max(left - done, 0))
-            await asyncio.sleep(self._pace.pause_seconds)
+            if await self._engine.finish_reembed():
+                log.info("knowledge_reembed_done", previous=transition.previous, model=transition.model, done=done)
+                return
+            # Passages skipped (a writer held them) or left behind (an earlier version's edit), or the table held by a
+            # long transaction: another pass in a while.
+            await asyncio.sleep(self._pace.watch_seconds)
 
 
 def rescaled(hits: Sequence[Hit], previous: tuple[float, float], configured: tuple[float, float]) -> list[Hit]:

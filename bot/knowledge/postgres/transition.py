@@ -39,10 +39,25 @@ ORDER BY scope, key LIMIT %(limit)s"""
 BATCH_FIRST = f"SELECT {_COLUMNS} FROM {TABLE} WHERE {NEXT_COLUMN} IS NULL ORDER BY scope, key LIMIT %(limit)s"
 # Only a passage still as it was read, and not given its new vector meanwhile (an edit brings its own): a passage
 # removed meanwhile stays removed (an UPDATE never brings a row back).
+# One statement for a batch, which never waits for a row another transaction holds (an addition being stored): that
+# passage is skipped, and given its vector by that addition or on the next pass. So the re-embed never holds up nor
+# deadlocks with what people add, and stops at once when asked.
 STORE = f"""
-UPDATE {TABLE} SET {NEXT_COLUMN} = %(vector)s::halfvec
-WHERE scope = %(scope)s AND key = %(key)s AND {NEXT_COLUMN} IS NULL
-  AND text = %(text)s AND title = %(title)s AND locator = %(locator)s"""
+WITH given AS (
+    SELECT * FROM unnest(%(scopes)s::text[], %(keys)s::text[], %(texts)s::text[], %(titles)s::text[],
+                         %(locators)s::text[], %(vectors)s::text[]) AS v(scope, key, text, title, locator, vector)
+),
+free AS (
+    SELECT p.scope, p.key, v.vector
+    FROM {TABLE} p JOIN given v ON p.scope = v.scope AND p.key = v.key
+    WHERE p.{NEXT_COLUMN} IS NULL AND p.text = v.text AND p.title = v.title AND p.locator = v.locator
+    FOR UPDATE OF p SKIP LOCKED
+)
+UPDATE {TABLE} p SET {NEXT_COLUMN} = f.vector::halfvec
+FROM free f
+WHERE p.scope = f.scope AND p.key = f.key"""
+# The switch waits at most this long for the table (searches queue behind a waiting exclusive lock), then tries again.
+SWITCH_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '200ms'"
 
 # One process re-embeds at a time: it holds this session lock on a connection of its own while it works, released
 # when it stops or its connection is lost.
@@ -145,12 +160,17 @@ async def left(conn: psycopg.AsyncConnection[Any]) -> int:
 async def switch(conn: psycopg.AsyncConnection[Any]) -> bool:
     """The new vectors made the searched ones, the model recorded and the old vectors dropped, at once; False (and
     nothing changed) if a passage still lacks its new vector."""
-    async with conn.transaction():
-        await conn.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
-        if await (await conn.execute(f"SELECT 1 FROM {TABLE} WHERE {NEXT_COLUMN} IS NULL LIMIT 1")).fetchone():
-            return False
-        for statement in SWITCH:
-            await conn.execute(statement)
+    try:
+        async with conn.transaction():
+            await conn.execute(SWITCH_LOCK_TIMEOUT)
+            await conn.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
+            if await (await conn.execute(f"SELECT 1 FROM {TABLE} WHERE {NEXT_COLUMN} IS NULL LIMIT 1")).fetchone():
+                return False
+            for statement in SWITCH:
+                await conn.execute(statement)
+    except psycopg.errors.LockNotAvailable:  # a long transaction holds the table: tried again
+        log.info("knowledge_reembed_switch_waiting")
+        return False
     return True
 
 
@@ -184,13 +204,14 @@ class ReembedLock:
         return await next_batch(self._held(), after, limit)
 
     async def store(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> None:
-        rows = [
-            {"scope": passage.scope, "key": passage.key, "text": passage.text, "title": passage.title,
-             "locator": passage.locator, "vector": np.asarray(vector, dtype=np.float32)}
-            for passage, vector in zip(passages, vectors, strict=True)
-        ]  # fmt: skip
-        async with self._held().cursor() as cursor:
-            await cursor.executemany(STORE, rows)
+        if len(passages) != len(vectors):
+            raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
+        await self._held().execute(STORE, {
+            "scopes": [passage.scope for passage in passages], "keys": [passage.key for passage in passages],
+            "texts": [passage.text for passage in passages], "titles": [passage.title for passage in passages],
+            "locators": [passage.locator for passage in passages],
+            "vectors": [_literal(vector) for vector in vectors],
+        })  # fmt: skip
 
     async def left(self) -> int:
         return await left(self._held())
@@ -202,3 +223,8 @@ class ReembedLock:
         if self._conn is not None:
             await self._conn.close()  # the lock with it
             self._conn = None
+
+
+def _literal(vector: Sequence[float]) -> str:
+    """A vector as PostgreSQL reads one: "[0.1,-0.2,…]" (half precision is all the column keeps)."""
+    return "[" + ",".join(f"{value:.5g}" for value in np.asarray(vector, dtype=np.float32).tolist()) + "]"
