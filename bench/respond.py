@@ -2,7 +2,7 @@
 at before the bot knows whether to answer it: what that costs per message, by kind of message.
 
     python -m bench.respond [--messages 100000] [--embedder minilm|wordllama] [--count 1000] [--router-delay-ms 0]
-                            [--data-dir DIR]
+                            [--min-confidence X] [--data-dir DIR]
 
 In this process, with the bot's own classes: a `Responder` (bot.respond.decision) with a real `Knowledge` (the
 embedder, then the engine on the embedded PostgreSQL) holding a made-up support server's chat
@@ -18,6 +18,11 @@ other benchmarks ask them), half about nothing it said (lunch, football, recipes
 p50 / p99 (ms), and CPU per 1,000 messages: this process's (the bot's side: the text check, the embedder, the engine's
 client, the router's HTTP client) and the database's processes' (from /proc, as bench/knowledge.py reads them).
 
+The channel has helpers, so RESPOND_MIN_CONFIDENCE's gate runs: a question the knowledge found passages for only
+below it is decided `weakly_covered` (handed to them) rather than answered; `--min-confidence` sets it (default: the
+embedding model's own). After the first table, each kind's questions with passages found, by their best relevance,
+and how many each threshold would hand to the helpers: what RESPOND_MIN_CONFIDENCE's defaults were chosen from.
+
 `--data-dir DIR` keeps the indexed database there and reuses it on the next run with the same --messages and
 --embedder (MiniLM indexes about 40 messages a second: 100,000 take most of an hour).
 """
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -238,6 +244,11 @@ def _cpu_of(pid: int) -> float:
         return 0.0  # exited meanwhile
 
 
+async def with_helpers() -> bool:
+    """The channel has helpers: a weakly covered question is handed to them (RESPOND_MIN_CONFIDENCE's gate runs)."""
+    return True
+
+
 async def one_at_a_time(responder: Responder, said: Sequence[Said], access: Access, data_dir: Path) -> Pass:
     """Each message decided alone, its CPU measured around it (nothing else runs meanwhile)."""
 
@@ -250,7 +261,7 @@ async def one_at_a_time(responder: Responder, said: Sequence[Said], access: Acce
         database_before = database_cpu(data_dir)
         cpu_before = time.process_time()
         began = time.perf_counter()
-        decision = await responder.decide(message.unprompted, RespondMode.QUESTIONS, readable)
+        decision = await responder.decide(message.unprompted, RespondMode.QUESTIONS, readable, with_helpers)
         ms = (time.perf_counter() - began) * 1000
         cpu = time.process_time() - cpu_before
         database = database_cpu(data_dir) - database_before
@@ -269,7 +280,7 @@ async def in_bursts(responder: Responder, said: Sequence[Said], access: Access, 
         return access
 
     async def decide(message: Said, arrived: float) -> Decided:
-        decision = await responder.decide(message.unprompted, RespondMode.QUESTIONS, readable)
+        decision = await responder.decide(message.unprompted, RespondMode.QUESTIONS, readable, with_helpers)
         return Decided(message, decision, (time.perf_counter() - arrived) * 1000)
 
     result = Pass()
@@ -379,6 +390,28 @@ def router_verdict(body: dict[str, Any], delay: float) -> Script:
     return Script(text="YES" if yes else "NO", first_token_delay=delay)
 
 
+CONFIDENCES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+
+
+def confidence_report(alone: Pass) -> None:
+    """The best relevance of each question the knowledge found passages for, by kind, and how many of them each
+    RESPOND_MIN_CONFIDENCE would hand to the helpers (a weakly covered one is found, then gated: its hits count)."""
+    best: dict[str, list[float]] = {}
+    for decided in alone.decided:
+        found = [hit.relevance for hit in decided.decision.found or () if not math.isnan(hit.relevance)]
+        if found:
+            best.setdefault(decided.said.kind, []).append(max(found))
+    print("\nbest relevance of the questions with passages found (RESPOND_MIN_CONFIDENCE's scale)")
+    for kind, values in sorted(best.items()):
+        ranked = sorted(values)
+        below = ", ".join(f"<{floor:g}: {sum(v < floor for v in ranked)}" for floor in CONFIDENCES)
+        print(
+            f"{kind:<12} {len(ranked):>4} found | min {ranked[0]:.3f} p10 {percentile(ranked, 0.1):.3f} "
+            f"p50 {percentile(ranked, 0.5):.3f} max {ranked[-1]:.3f} | {below}",
+            flush=True,
+        )
+
+
 async def serve_router(port: int, delay: float) -> None:
     server = FakeModelServer(Script(text="NO", first_token_delay=delay), port=port)
     server.responder = lambda body: router_verdict(body, delay)
@@ -386,9 +419,13 @@ async def serve_router(port: int, delay: float) -> None:
     await asyncio.Event().wait()
 
 
-def responder_for(knowledge: Knowledge, router_url: str | None) -> tuple[Responder, InferenceBackend]:
+def responder_for(
+    knowledge: Knowledge, router_url: str | None, min_confidence: float | None = None
+) -> tuple[Responder, InferenceBackend]:
     """The bot's Responder, its settings read as the bot reads them (ROUTER_MODEL on the default model's server)."""
     env = {"INFERENCE_BASE_URL": f"{router_url or 'http://127.0.0.1:9'}/v1", "MODEL_TIMEOUT_SECONDS": "5"}
+    if min_confidence is not None:
+        env["RESPOND_MIN_CONFIDENCE"] = str(min_confidence)
     if router_url is not None:
         env["ROUTER_MODEL"] = ROUTER
     settings = load_settings(Env(env))
@@ -440,15 +477,16 @@ async def run(arguments: argparse.Namespace) -> None:
         said = the_mix(arguments.count)
         # A bot that has run a while: its pool's connections open, the database's caches warm (other messages).
         warm = the_mix(200, seed=2)
-        responder, backend = responder_for(knowledge, None)
+        responder, backend = responder_for(knowledge, None, arguments.min_confidence)
         await one_at_a_time(responder, warm, access, data_dir)
         print(f"embedder {knowledge.embedder.name}; load before measuring {os.getloadavg()[0]:.2f}", flush=True)
         alone = await one_at_a_time(responder, said, access, data_dir)
         burst = await in_bursts(responder, said, access, data_dir)
         await backend.aclose()
         report("no ROUTER_MODEL", alone, burst)
+        confidence_report(alone)
         with RouterServer(arguments.router_delay_ms) as server:
-            responder, backend = responder_for(knowledge, server.base_url)
+            responder, backend = responder_for(knowledge, server.base_url, arguments.min_confidence)
             await one_at_a_time(responder, warm, access, data_dir)
             before = server.requests()
             alone = await one_at_a_time(responder, said, access, data_dir)
@@ -477,6 +515,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000, help="messages of the help channel decided")
     parser.add_argument("--router-delay-ms", type=float, default=0.0, help="the router model's first-token delay")
     parser.add_argument("--data-dir", type=Path, default=None, help="keep (and reuse) the indexed database here")
+    parser.add_argument(
+        "--min-confidence", type=float, default=None, help="RESPOND_MIN_CONFIDENCE (default: the embedder's own)"
+    )
     parser.add_argument("--serve-router", type=int, default=None, help=argparse.SUPPRESS)  # the child process
     arguments = parser.parse_args()
     if arguments.serve_router is not None:

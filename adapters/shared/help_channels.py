@@ -2,21 +2,22 @@
 flow for every platform: the core decides whether each gets an answer (bot.respond.decision); one that does is
 answered as a mention is, if its answer can start within RESPOND_MAX_DELAY_SECONDS of the message; past the quota the
 person is told once, privately; a question the bot could not answer is noted for `/knowledge gaps`, and one the
-knowledge covers only weakly is handed to the channel's helpers (adapters.shared.helpdesk), or answered as before when
-they can't be called. The platform gives each message as an `UnaskedMessage`: who may ask there, its claim, its words
-for the decision, the rate limits its answer's first write spends, how its answer starts, and its thread as the
-helpers get it."""
+knowledge covers only weakly is handed to the channel's helpers where there are (adapters.shared.helpdesk), or answered
+as before when there are none or they can't be called. The platform gives each message as an `UnaskedMessage`: who may
+ask there, its claim, its words for the decision, the rate limits its answer's first write spends, how its answer
+starts, and its thread as the helpers get it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Protocol
 
 import structlog
 
-from adapters.shared.helpdesk.calling import HelperCall, Outcome, call_helpers
+from adapters.shared.helpdesk.calling import HelperCall, Outcome, call_helpers, helpers_of
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import Kept, PlatformJobs
 from adapters.shared.ratelimit import Budgets, RateLimits, Write
@@ -103,7 +104,7 @@ class HelpChannels:
                 message=unprompted.message,
             )
             return
-        decision = await self._responder.decide(unprompted, mode, message.access)
+        decision = await self._responder.decide(unprompted, mode, message.access, partial(self._has_helpers, message))
         if decision.unanswerable:
             await self._note_gap(message)
         if decision.reason == SKIP_WEAK and not await self._hand_off(message):
@@ -135,16 +136,22 @@ class HelpChannels:
         except ReplyFailure:
             log.warning("unanswered_question_not_noted", channel=kept.channel)
 
+    async def _has_helpers(self, message: UnaskedMessage) -> bool:
+        try:
+            return bool(await helpers_of(self._jobs.core, message.places))
+        except ReplyFailure:
+            return False  # the question is answered as before
+
     async def _hand_off(self, message: UnaskedMessage) -> bool:
         """A question the knowledge covers only weakly: its helpers, where there are, instead of a guess. False when
-        they were there but couldn't be called (a deleted role, the hour's mentions spent, Redis out of reach): it is
-        answered as before."""
+        they couldn't be called (a deleted role, the hour's mentions spent, helpers just cleared, Redis out of reach):
+        it is answered as before."""
         try:
             outcome = await call_helpers(self._jobs, message.helper_call())
         except ReplyFailure:
             outcome = None
         log.info("weak_question_handed_off", outcome=outcome.value if outcome else "store_unavailable")
-        return outcome in (Outcome.CALLED, Outcome.BEFORE, Outcome.NO_HELPERS)
+        return outcome in (Outcome.CALLED, Outcome.BEFORE)
 
     async def _over_quota(self, message: UnaskedMessage, failure: ReplyFailure) -> None:
         self._responder.dropped(self._platform, SKIP_QUOTA if failure.kind is FailureKind.QUOTA else failure.kind.name)

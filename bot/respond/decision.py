@@ -61,6 +61,12 @@ ROUTER_PROMPT = (
 
 
 AccessOf = Callable[[], Awaitable[Access | None]]
+HasHelpers = Callable[[], Awaitable[bool]]  # whether the channel has people to hand a question to
+
+# RESPOND_MIN_CONFIDENCE's default per embedding model, measured by bench.respond (docs/BENCHMARKS.md, "Help channels"):
+# above the questions the knowledge wrongly found passages for, below nearly all it rightly did. Another model: its
+# own threshold of meaning (bot.knowledge.service).
+CONFIDENCE = {"all-minilm-l6-v2": 0.4, "wordllama-l2-supercat-256": 0.2}
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,15 @@ class Responder:
         self._knowledge = knowledge
         self._tool_names = tool_names
 
-    async def decide(self, message: Unprompted, mode: RespondMode, access: AccessOf) -> Decision:
+    async def decide(
+        self, message: Unprompted, mode: RespondMode, access: AccessOf, helpers: HasHelpers | None = None
+    ) -> Decision:
         """Whether `message` gets an answer in a channel in `mode`, and why; logged and counted. `access`: what its
-        author may be answered from, asked only when the knowledge is searched."""
+        author may be answered from, asked only when the knowledge is searched; `helpers`: whether the channel has
+        people to hand a weakly covered question to, asked only for one (without them it is answered as before)."""
         started = time.perf_counter()
         meter = UsageMeter() if self._accounting is None else self._accounting.meter()
-        decision = await self._decide(message, mode, access, meter)
+        decision = await self._decide(message, mode, access, meter, helpers)
         seconds = time.perf_counter() - started
         if meter.calls and message.payer is not None and self._accounting is not None:
             await self._accounting.record(message.payer, meter.calls)  # an answer's turn searches no more: it was here
@@ -143,7 +152,9 @@ class Responder:
         if reason == SKIP_LATE:
             self._metrics.unprompted_late.labels(platform).inc()
 
-    async def _decide(self, message: Unprompted, mode: RespondMode, access: AccessOf, meter: UsageMeter) -> Decision:
+    async def _decide(
+        self, message: Unprompted, mode: RespondMode, access: AccessOf, meter: UsageMeter, helpers: HasHelpers | None
+    ) -> Decision:
         text = message.text.strip()
         if not text:
             return Decision(False, SKIP_EMPTY)  # nothing to answer, or only files, or only a mention of someone
@@ -161,8 +172,8 @@ class Responder:
             found = await self._search(knowledge, text, await access())
             if found is not None:
                 count_embedding(meter, knowledge, text[:QUESTION_CHARS])
-            if found and self._weak(knowledge, found):
-                return Decision(False, SKIP_WEAK, tuple(found))  # for the helpers where there are, not guessed
+            if found and helpers is not None and self._weak(knowledge, found) and await helpers():
+                return Decision(False, SKIP_WEAK, tuple(found))  # for the helpers, not guessed
             if found:
                 return Decision(True, ANSWER_KNOWN, tuple(found))
         if self._router is not None:
@@ -173,11 +184,12 @@ class Responder:
         return Decision(True, ANSWER_QUESTION)  # no knowledge to judge by: the model answers what is asked
 
     def _weak(self, knowledge: Knowledge, found: Sequence[Hit]) -> bool:
-        """Found only below RESPOND_MIN_CONFIDENCE (by default the embedding model's threshold of meaning: hits let in
-        by their words alone); a hit without a vector yet (a re-embed) is not judged."""
+        """Found only below RESPOND_MIN_CONFIDENCE (by default the embedding model's measured CONFIDENCE); a hit
+        without a vector yet (a re-embed) is not judged."""
         floor = self._min_confidence
         if floor is None:
-            floor = relevance_for(knowledge.embedder.name).meaning
+            name = knowledge.embedder.name
+            floor = CONFIDENCE.get(name, relevance_for(name).meaning)
         return not any(math.isnan(hit.relevance) or hit.relevance >= floor for hit in found)
 
     async def _search(self, knowledge: Knowledge, text: str, access: Access | None) -> list[Hit] | None:

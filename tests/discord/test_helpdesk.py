@@ -3,7 +3,8 @@ knowledge: `/respond mode:helpers role:…` names the helpers (admins only); und
 **Still need help?** and a 👎 mention the role once per thread (allowed_mentions limited to it), a flood of them at
 most HELPERS_PINGS_PER_HOUR times; the bot then stays out of the thread, as it does once a helper wrote there, unless
 mentioned; a question the knowledge covers only weakly (RESPOND_MIN_CONFIDENCE's default) goes to the helpers
-unguessed; with no helpers nothing promises a person. One bot for the module."""
+unguessed (without helpers it is answered as before); with no helpers nothing promises a person. One bot for the
+module."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ HANDBOOK = (
     "The printer on floor 3 takes badge codes: hold your badge to the reader and pick your job.\n"
 )
 COVERED = "How do I connect to the VPN from home?"  # relevance 0.49 (MiniLM)
-# 0.23: found by its words, below MiniLM's threshold of meaning (0.35), RESPOND_MIN_CONFIDENCE's default.
+# 0.23: found by its words, below RESPOND_MIN_CONFIDENCE's default for MiniLM (0.4).
 WEAK = "Which floor is the office handbook about?"
 PINGS_PER_HOUR = 2
 QUIET_SECONDS = 2.0
@@ -221,9 +222,7 @@ async def test_still_need_help_calls_the_helpers_once(scene: Scene, world: Disco
 
 
 async def test_a_downvote_hands_the_thread_off_and_a_second_pings_nobody(scene: Scene, world: DiscordWorld) -> None:
-    said, thread, answer = await asked_and_answered(
-        world, scene.channels["desk"], scene.bob, "How do I print on floor 3?"
-    )
+    said, thread, answer = await asked_and_answered(world, scene.channels["desk"], scene.bob, f"{COVERED} (asks Bob)")
     down = f"vote:down:{said['id']}"
     first = await world.fake.click_button(answer["id"], down, scene.bob)
     await world.fake.wait_for(lambda: first.modal, 10)
@@ -235,9 +234,7 @@ async def test_a_downvote_hands_the_thread_off_and_a_second_pings_nobody(scene: 
 
 
 async def test_the_bot_stays_out_once_a_helper_wrote(scene: Scene, world: DiscordWorld) -> None:
-    _, thread, _ = await asked_and_answered(
-        world, scene.channels["desk"], scene.alice, "How do I print on floor 3 today?"
-    )
+    _, thread, _ = await asked_and_answered(world, scene.channels["desk"], scene.alice, f"{COVERED} (asks again)")
     helper = await world.say(thread, scene.helen, "I'll take this one: which floor are you on?")
     await stays_quiet(world, thread, helper, "helper_answering")
     followup = await world.say(thread, scene.alice, "Floor 3, and how do I hold the badge?")
@@ -279,10 +276,10 @@ async def test_without_helpers_nothing_promises_a_person(scene: Scene, world: Di
     bare = scene.channels["bare"]
     said, _, answer = await asked_and_answered(world, bare, scene.alice, COVERED)
     assert buttons(answer) == [f"vote:up:{said['id']}", f"vote:down:{said['id']}"]
-    weak = await world.say(bare, scene.alice, WEAK)  # no helpers to hand it to: silence, as for what it can't answer
-    await world.fake.wait_for(lambda: decision_lines(world, weak), 10)
-    await world.settle(QUIET_SECONDS)
-    assert world.fake.thread_for_message(weak["id"]) is None and world.model_requests(WEAK) == []
+    weak = await world.say(bare, scene.alice, WEAK)  # nobody to hand it to: answered as before
+    weak_thread = await world.wait_thread(weak, timeout=15)
+    await world.wait_bot_text(weak_thread, lambda text: bool(text.strip()), timeout=20)
+    assert decision_logged(world, weak) == "answer=True reason=knowledge" and pings(world, weak_thread) == []
 
     cleared = scene.channels["cleared"]
     said, thread, answer = await asked_and_answered(world, cleared, scene.alice, COVERED)
@@ -306,8 +303,9 @@ async def test_a_deleted_helper_role_is_said_once_and_questions_are_answered_as_
     assert pings(world, thread) == []
     assert world.stderr.count("helpers_note_for_admins") == 1  # what is missing, said once
 
+    asked_before = len(world.model_requests(WEAK))
     weak = await world.say(gone, scene.alice, WEAK)  # nobody to call: answered as before, not left in silence
     weak_thread = await world.wait_thread(weak, timeout=15)
     await world.wait_bot_text(weak_thread, lambda text: bool(text.strip()), timeout=20)
     assert decision_logged(world, weak) == "answer=False reason=weakly_covered"
-    assert len(world.model_requests(WEAK)) == 1
+    assert len(world.model_requests(WEAK)) == asked_before + 1

@@ -40,7 +40,13 @@ class Responder:
     def __init__(self, seen: Seen, decision: Decision) -> None:
         self._seen, self._decision = seen, decision
 
-    async def decide(self, message: Unprompted, mode: RespondMode, access: Callable[[], Awaitable[Any]]) -> Decision:
+    async def decide(
+        self,
+        message: Unprompted,
+        mode: RespondMode,
+        access: Callable[[], Awaitable[Any]],
+        helpers: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Decision:
         self._seen.steps.append("decide")
         return self._decision
 

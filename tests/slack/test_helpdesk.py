@@ -2,8 +2,8 @@
 the real knowledge: `/respond helpers` names people or a user group (admins only, never a bot); under an answer in a
 channel with helpers, **Still need help?** and a 👎 mention them once per thread, a flood of them at most
 HELPERS_PINGS_PER_HOUR times; the bot then stays out of the thread, as it does once a helper wrote there, unless
-mentioned; a question the knowledge covers only weakly goes to the helpers unguessed; with no helpers nothing
-promises a person. One bot for the module."""
+mentioned; a question the knowledge covers only weakly goes to the helpers unguessed (without helpers it is answered
+as before); with no helpers nothing promises a person. One bot for the module."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ HANDBOOK = (
     "The printer on floor 3 takes badge codes: hold your badge to the reader and pick your job.\n"
 )
 COVERED = "How do I connect to the VPN from home?"  # relevance 0.49 (MiniLM)
-WEAK = "Which floor is the office handbook about?"  # 0.23: found by its words, below MiniLM's threshold of meaning
+WEAK = "Which floor is the office handbook about?"  # 0.23: below RESPOND_MIN_CONFIDENCE's default for MiniLM (0.4)
 HANDED = "this thread needs a person"
 PINGS_PER_HOUR = 2
 QUIET_SECONDS = 2.0
@@ -200,7 +200,7 @@ async def test_still_need_help_calls_the_helpers_once(harness: SlackHarness) -> 
 
 
 async def test_a_downvote_hands_the_thread_off_once(harness: SlackHarness) -> None:
-    ts, answer = await asked_and_answered(harness, DESK, BOB, "How do I print on floor 3?")
+    ts, answer = await asked_and_answered(harness, DESK, BOB, f"{COVERED} (asks Bob)")
     await harness.fake.send_block_action(BOB, DESK, answer.ts, "vote_down")
     await eventually(lambda: bool(pings(harness, DESK, ts)), 10, "the helpers called")
     await harness.fake.send_block_action(ALICE, DESK, answer.ts, "vote_down")
@@ -209,7 +209,7 @@ async def test_a_downvote_hands_the_thread_off_once(harness: SlackHarness) -> No
 
 
 async def test_the_bot_stays_out_once_a_helper_wrote(harness: SlackHarness) -> None:
-    ts, _ = await asked_and_answered(harness, DESK, ALICE, "How do I print on floor 3 today?")
+    ts, _ = await asked_and_answered(harness, DESK, ALICE, f"{COVERED} (asks again)")
     helper, _ = await harness.say(DESK, HELEN, "I'll take this one: which floor are you on?", thread_ts=ts)
     await stays_quiet(harness, DESK, ts, helper, "helper_answering")
     followup, _ = await harness.say(DESK, ALICE, "Floor 3, and how do I hold the badge?", thread_ts=ts)
@@ -241,10 +241,10 @@ async def test_a_weakly_covered_question_goes_to_the_helpers_unguessed(
 async def test_without_helpers_nothing_promises_a_person(harness: SlackHarness, model: FakeModelServer) -> None:
     _, answer = await asked_and_answered(harness, BARE, ALICE, COVERED)
     assert buttons(answer) == ["vote_up", "vote_down"]
-    weak, _ = await harness.say(BARE, ALICE, WEAK)
-    await eventually(lambda: bool(decisions(harness, weak["ts"])), 15, "the decision")
-    await asyncio.sleep(QUIET_SECONDS)
-    assert harness.replies(BARE, weak["ts"]) == []
+    weak, _ = await harness.say(BARE, ALICE, WEAK)  # nobody to hand it to: answered as before
+    await harness.wait_turn(BARE, weak["ts"], timeout=20)
+    [record] = decisions(harness, weak["ts"])
+    assert (record["answer"], record["reason"]) == (True, "knowledge") and pings(harness, BARE, weak["ts"]) == []
 
     ts, answer = await asked_and_answered(harness, CLEARED, ALICE, COVERED)
     assert "Done: nobody" in await respond(harness, CLEARED, ADMIN, "helpers none")
