@@ -74,6 +74,7 @@ from bot.respond.decision import (
     ANSWER_ROUTED,
     SKIP_NOT_COVERED,
     SKIP_ROUTED,
+    SKIP_WEAK,
     Decision,
     Responder,
     RespondMode,
@@ -86,7 +87,8 @@ from fakes.model_server import FakeModelServer, Script
 
 BURST = 50
 ROUTER = "bench/router-yes-no"
-SEARCHED = frozenset({ANSWER_KNOWN, SKIP_NOT_COVERED, ANSWER_ROUTED, SKIP_ROUTED})  # reasons that come after a search
+# Reasons that come after a search.
+SEARCHED = frozenset({ANSWER_KNOWN, SKIP_NOT_COVERED, ANSWER_ROUTED, SKIP_ROUTED, SKIP_WEAK})
 ROUTED = frozenset({ANSWER_ROUTED, SKIP_ROUTED})
 INDEXED_MARK = "indexed.json"
 PRODUCT_WORDS = frozenset(PRODUCT)

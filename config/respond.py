@@ -2,8 +2,9 @@
 RESPOND_MAX_DELAY_SECONDS, the most a message waits for its answer to start before it gets none, and ROUTER_MODEL, the
 model asked whether a question the knowledge doesn't cover is one the bot can answer (a model of the catalog, or an id
 on the default's server); RESPOND_MIN_CONFIDENCE, the relevance below which a question the knowledge covers only weakly
-goes to the channel's helpers instead of being guessed (unset: the embedding model's own threshold of meaning), and
-HELPERS_PINGS_PER_HOUR, how often a channel's helpers may be mentioned in an hour."""
+goes to the channel's helpers, where it has some, instead of being guessed (unset: the embedding model's measured
+default, bot.respond.decision.CONFIDENCE), and HELPERS_PINGS_PER_HOUR, how often a channel's helpers may be mentioned
+in an hour."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from config.env import ConfigError, Env
 class RespondSettings:
     max_delay_seconds: float = 30.0
     router_model: str | None = None  # None: no classifier step
-    min_confidence: float | None = None  # None: the embedding model's threshold of meaning (bot.knowledge.service)
+    min_confidence: float | None = None  # None: the embedding model's measured default (bot.respond.decision)
     helper_pings_per_hour: int = 5
 
 

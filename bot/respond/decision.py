@@ -63,10 +63,10 @@ ROUTER_PROMPT = (
 AccessOf = Callable[[], Awaitable[Access | None]]
 HasHelpers = Callable[[], Awaitable[bool]]  # whether the channel has people to hand a question to
 
-# RESPOND_MIN_CONFIDENCE's default per embedding model, measured by bench.respond (docs/BENCHMARKS.md, "Help channels"):
-# above the questions the knowledge wrongly found passages for, below nearly all it rightly did. Another model: its
-# own threshold of meaning (bot.knowledge.service).
-CONFIDENCE = {"all-minilm-l6-v2": 0.4, "wordllama-l2-supercat-256": 0.2}
+# RESPOND_MIN_CONFIDENCE's default per embedding model, measured by bench.respond (docs/BENCHMARKS.md, "The confidence
+# gate"): above (nearly) all the questions the knowledge wrongly found passages for, below nearly all it rightly did.
+# Another model: its own threshold of meaning (bot.knowledge.vectors).
+CONFIDENCE = {"all-minilm-l6-v2": 0.4, "wordllama-l2-supercat-256": 0.3}
 
 
 @dataclass(frozen=True)
