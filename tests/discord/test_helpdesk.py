@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from adapters.shared.feedback.records import Feedback
 from fakes.citing_model import citing_responder
 from fakes.discord import FakeInteraction, FakeUser, Perm
-from fakes.harness.discord_world import DiscordWorld, log_shown
+from fakes.harness.discord_world import BotProcess, DiscordWorld, log_shown
 from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder
 
@@ -69,7 +69,7 @@ async def scene(folder: Path) -> AsyncIterator[Scene]:
         admin = world.add_user("admin", roles=[admins])
         alice, bob = world.add_user("alice"), world.add_user("bob")
         helen = world.add_user("helen", roles=[support])
-        names = ("desk", "flood", "weak", "cleared", "gone", "bare", "quiet")
+        names = ("desk", "flood", "weak", "cleared", "gone", "twin", "bare", "quiet")
         channels = {name: world.add_channel(name) for name in names}
         world.model.responder = citing_responder
         await world.start_bot(
@@ -79,9 +79,9 @@ async def scene(folder: Path) -> AsyncIterator[Scene]:
             HELPERS_PINGS_PER_HOUR=str(PINGS_PER_HOUR),
         )
         scene = Scene(world, channels, support, admin, alice, bob, helen)
-        for name in ("desk", "flood", "weak", "cleared", "gone", "bare"):
+        for name in ("desk", "flood", "weak", "cleared", "gone", "twin", "bare"):
             assert "Done" in await respond(scene, channels[name], admin, {"mode": "questions"})
-        for name in ("desk", "flood", "weak", "cleared"):  # each its own hour of pings
+        for name in ("desk", "flood", "weak", "cleared", "twin"):  # each its own hour of pings
             assert "Done" in await respond(scene, channels[name], admin, {"mode": "helpers", "role": support})
         ghost = world.fake.add_role(world.guild, "ghosts")  # deleted later
         assert "Done" in await respond(scene, channels["gone"], admin, {"mode": "helpers", "role": ghost})
@@ -309,3 +309,30 @@ async def test_a_deleted_helper_role_is_said_once_and_questions_are_answered_as_
     await world.wait_bot_text(weak_thread, lambda text: bool(text.strip()), timeout=20)
     assert decision_logged(world, weak) == "answer=False reason=weakly_covered"
     assert len(world.model_requests(WEAK)) == asked_before + 1
+
+
+async def test_two_processes_and_two_clicks_at_once_make_one_hand_off(scene: Scene, world: DiscordWorld) -> None:
+    twin = scene.channels["twin"]
+    said, thread, answer = await asked_and_answered(world, twin, scene.alice, COVERED)
+    identified = world.fake.gateway.identify_count
+    second = await BotProcess.start("discord", env=world.bot_env(LOG_LEVEL="debug"))
+    try:
+        await world.fake.wait_for(lambda: world.fake.gateway.identify_count > identified or None, 30)
+        await asyncio.sleep(1.0)  # its guilds arrive after IDENTIFY
+        assert len([s for s in world.fake.gateway.sessions.values() if s.connected]) == 2  # each click goes to both
+        clicks = await asyncio.gather(
+            world.fake.click_button(answer["id"], f"vote:help:{said['id']}", scene.alice),
+            world.fake.click_button(answer["id"], f"vote:help:{said['id']}", scene.bob),
+            world.fake.click_button(answer["id"], f"vote:down:{said['id']}", scene.helen),
+        )
+        told = [await answered(scene, click) for click in clicks[:2]]
+        await world.fake.wait_for(lambda: clicks[2].modal, 10)
+        await world.settle(1.0)
+        assert len(pings(world, thread)) == 1
+        # Whichever was first (a click, or the 👎 in the background) called them; the others were told it was done.
+        assert sum(text.startswith("Done") for text in told) <= 1
+        assert all(text.startswith(("Done", "The helpers were already called")) for text in told), told
+        assert second.running, f"the second process died:\n{second.stderr}"
+    finally:
+        await second.stop()
+        second.cleanup()
