@@ -201,6 +201,7 @@ DEFAULT_SCOPES = frozenset(
         "files:write",
         "users:read",
         "files:read",
+        "usergroups:read",
     }
 )
 
@@ -215,6 +216,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "assistant.threads.setStatus": ("assistant:write", "chat:write"),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
+    "usergroups.users.list": ("usergroups:read",),
 }
 
 

@@ -46,6 +46,7 @@ def default_method_limits() -> dict[str, RateLimit]:
         "chat.appendStream": TIER_4,
         "chat.stopStream": TIER_2,
         "users.info": TIER_4,
+        "usergroups.users.list": TIER_2,
         "conversations.info": TIER_3,
         "conversations.members": TIER_4,
         "chat.getPermalink": TIER_4,

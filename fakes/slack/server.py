@@ -121,6 +121,7 @@ class FakeSlack(EventsArea, WebApiArea, DeliveryArea):
         self.calls: list[RecordedCall] = []
         self.ratelimited_count = 0
         self.users: dict[str, User] = {}
+        self.user_groups: dict[str, list[str]] = {}  # a user group's id → its members (usergroups.users.list)
         self.channels: dict[str, Channel] = {}
         self.ephemerals: list[EphemeralMessage] = []
         self.statuses: list[StatusChange] = []
@@ -210,6 +211,10 @@ class FakeSlack(EventsArea, WebApiArea, DeliveryArea):
         self.add_user(self.DEFAULT_USER, "alice", real_name="Alice Example")
         self.add_channel(self.DEFAULT_CHANNEL, "general")
         self.add_channel(self.DEFAULT_DM, self.DEFAULT_USER, is_im=True, user=self.DEFAULT_USER)
+
+    def add_user_group(self, id: str, members: Iterable[str]) -> None:
+        """A user group (mentioned as ``<!subteam^id>``) and its members; deleting it from user_groups removes it."""
+        self.user_groups[id] = list(members)
 
     def add_user(
         self, id: str, display_name: str, *, real_name: str | None = None, name: str | None = None, guest: str = ""
@@ -528,6 +533,7 @@ class FakeSlack(EventsArea, WebApiArea, DeliveryArea):
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
             "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,

@@ -190,6 +190,12 @@ class WebApiArea:
             raise ApiError("user_not_found")
         return {"user": user.to_api()}
 
+    def _usergroups_users_list(self, params: JsonDict, now: float) -> JsonDict:
+        members = self.user_groups.get(_required(params, "usergroup"))
+        if members is None:
+            raise ApiError("no_such_subteam")
+        return {"users": list(members)}
+
     def _history_limit(self, method: str, params: JsonDict) -> int:
         """``limit`` as Slack applies it: the tier's default when absent, at most the tier's largest."""
         access = HISTORY_ACCESS[self.history_tier]

@@ -114,6 +114,13 @@ async def test_threads_users_status_and_ephemeral(fake: FakeSlack) -> None:
     assert fake.status_of(CHANNEL, event["ts"]) == "is thinking…"
     await client.chat_postEphemeral(channel=CHANNEL, user=USER, text="only you")
     assert fake.ephemerals[0].text == "only you"
+    fake.add_user_group("S0SUPPORT", [USER])
+    assert (await client.usergroups_users_list(usergroup="S0SUPPORT"))["users"] == [USER]
+    gone = await api_error(client.usergroups_users_list(usergroup="S0NOGROUP"))
+    assert gone.response["error"] == "no_such_subteam"
+    fake.scopes.discard("usergroups:read")
+    unscoped = await api_error(client.usergroups_users_list(usergroup="S0SUPPORT"))
+    assert unscoped.response["error"] == "missing_scope"
 
 
 # ---- native streaming ----------------------------------------------------------------------

@@ -29,10 +29,10 @@ from fakes.slack.models import StoredMessage
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
-ADMIN, BOB, HELEN = "U0ADMIN01", "U0BOB0001", "U0HELEN01"
+ADMIN, BOB, HELEN, GRACE = "U0ADMIN01", "U0BOB0001", "U0HELEN01", "U0GRACE01"  # Grace: of the group only
 ALICE = FakeSlack.DEFAULT_USER
 GROUP = "S0SUPPORT"
-DESK, FLOOD, WEAKS, BARE, CLEARED = "C0DESK001", "C0FLOOD01", "C0WEAK001", "C0BARE001", "C0CLEAR01"
+DESK, FLOOD, WEAKS, BARE, CLEARED, GONE = "C0DESK001", "C0FLOOD01", "C0WEAK001", "C0BARE001", "C0CLEAR01", "C0GONE001"
 QUIET = FakeSlack.DEFAULT_CHANNEL
 HANDBOOK = (
     "# Office handbook\n\n"
@@ -69,7 +69,10 @@ async def harness(folder: Path, model: FakeModelServer) -> AsyncIterator[SlackHa
     fake.add_user(ADMIN, "admin").is_admin = True
     fake.add_user(BOB, "bob")
     fake.add_user(HELEN, "helen")
-    for channel, name in ((DESK, "desk"), (FLOOD, "flood"), (WEAKS, "weak"), (BARE, "bare"), (CLEARED, "cleared")):
+    fake.add_user(GRACE, "grace")
+    fake.add_user_group(GROUP, [GRACE])
+    names = ((DESK, "desk"), (FLOOD, "flood"), (WEAKS, "weak"), (BARE, "bare"), (CLEARED, "cleared"), (GONE, "gone"))
+    for channel, name in names:
         fake.add_channel(channel, name)
     env = {
         "KNOWLEDGE_DIR": str(folder / "docs"),
@@ -80,11 +83,12 @@ async def harness(folder: Path, model: FakeModelServer) -> AsyncIterator[SlackHa
     harness = SlackHarness(fake, model.base_url, prefix, extra_env=env)
     await started(harness)
     try:
-        for channel in (DESK, FLOOD, WEAKS, BARE, CLEARED):
+        for channel in (DESK, FLOOD, WEAKS, BARE, CLEARED, GONE):
             assert "Done" in await respond(harness, channel, ADMIN, "questions")
         assert "Done" in await respond(harness, DESK, ADMIN, f"helpers <!subteam^{GROUP}|@support> <@{HELEN}|helen>")
         for channel in (FLOOD, WEAKS, CLEARED):  # each its own hour of pings
             assert "Done" in await respond(harness, channel, ADMIN, f"helpers <@{HELEN}>")
+        assert "Done" in await respond(harness, GONE, ADMIN, "helpers <!subteam^S0NOGROUP|@gone>")
         await knowledge_ready(harness)
         yield harness
     except BaseException:
@@ -250,3 +254,14 @@ async def test_without_helpers_nothing_promises_a_person(harness: SlackHarness, 
     assert "Done: nobody" in await respond(harness, CLEARED, ADMIN, "helpers none")
     assert (await click(harness, ALICE, CLEARED, answer, "still_need_help")).startswith("Nobody is set to help")
     assert pings(harness, CLEARED, ts) == []
+
+
+async def test_a_member_of_the_helpers_group_counts_and_a_group_gone_is_said(harness: SlackHarness) -> None:
+    ts, _ = await asked_and_answered(harness, DESK, ALICE, f"{COVERED} (asks a third time)")
+    grace, _ = await harness.say(DESK, GRACE, "I'm on it, which laptop is it?", thread_ts=ts)  # of @support
+    await stays_quiet(harness, DESK, ts, grace, "helper_answering")
+
+    ts, answer = await asked_and_answered(harness, GONE, ALICE, COVERED)
+    assert "can't be mentioned" in await click(harness, ALICE, GONE, answer, "still_need_help")
+    assert pings(harness, GONE, ts) == []
+    assert sum(len(bot.logs("helpers_note_for_admins")) for bot in harness.bots) == 1

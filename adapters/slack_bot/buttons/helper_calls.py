@@ -1,12 +1,13 @@
 """Slack's piece of handing a help channel's thread to people (adapters.shared.helpdesk): the helpers are people or a
 user group (`/respond helpers @a @b` or `<!subteam^S…|@support>`), mentioned by name in one line in the thread.
 **Still need help?** is a button beside 👍 / 👎 under an answer in a help channel that has helpers (.votes); it and a
-👎 there hand the thread off. Once the thread was handed off, or one of the helpers wrote in it, the bot stays out of
-it unless it is mentioned (a user group's members are not listed: a helper named in person counts)."""
+👎 there hand the thread off. Once the thread was handed off, or one of the helpers (named, or a member of the group:
+usergroups.users.list, kept a few minutes) wrote in it, the bot stays out of it unless it is mentioned."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import structlog
 from slack_sdk.errors import SlackApiError
@@ -37,6 +38,31 @@ def mentions(helpers: tuple[str, ...], bot_user_id: str) -> list[str]:
     return said
 
 
+GROUP_SECONDS = 300.0  # how long a user group's members are kept in a process before Slack is asked again
+GROUPS_KEPT = 1_000
+_groups: dict[tuple[str, str], tuple[float, tuple[str, ...] | None]] = {}
+
+
+async def group_members(reach: Reach, group: str) -> tuple[str, ...] | None:
+    """A user group's members (kept GROUP_SECONDS), None when Slack has no such group; () when it can't be read (an
+    app without usergroups:read): mentioned all the same, its members not known."""
+    kept = _groups.get((reach.team, group))
+    if kept is not None and time.monotonic() - kept[0] < GROUP_SECONDS:
+        return kept[1]
+    try:
+        members: tuple[str, ...] | None = tuple((await reach.client.usergroups_users_list(usergroup=group))["users"])
+    except SlackApiError as error:
+        said = error.response.get("error")
+        if said not in ("no_such_subteam", "subteam_not_found", "disabled_subteam"):
+            log.warning("slack_user_group_not_read", group=group, error=said)
+            return ()
+        members = None
+    if len(_groups) >= GROUPS_KEPT:
+        _groups.clear()
+    _groups[(reach.team, group)] = (time.monotonic(), members)
+    return members
+
+
 class SlackHelperCall:
     """A help channel's thread (`thread_ts`), as the helpers get it."""
 
@@ -47,9 +73,11 @@ class SlackHelperCall:
         self.thread = thread_ts
 
     async def mention(self, helpers: tuple[str, ...]) -> str:
-        said = mentions(helpers, self._reach.bot_user_id)
+        groups = [one for one in helpers if one.startswith("S")]
+        gone = {one for one in groups if await group_members(self._reach, one) is None}
+        said = mentions(tuple(one for one in helpers if one not in gone), self._reach.bot_user_id)
         if not said:
-            raise Unreachable("its helpers are the bot itself, or no one Slack can mention")
+            raise Unreachable("its user group is gone, or its helpers are the bot itself")
         return " ".join(said)
 
     async def post(self, text: str, helpers: tuple[str, ...]) -> None:
@@ -80,8 +108,11 @@ async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], t
     if not helpers:
         return False
     mentioned = f"<@{reach.bot_user_id}>" in str(event.get("text", ""))
+    helper = user in helpers
+    for group in (one for one in helpers if one.startswith("S") and not helper):
+        helper = user in (await group_members(reach, group) or ())
     where = ("slack", f"{reach.team}:{channel}", thread_ts)
-    return await stays_out(host.jobs, where, str(event.get("ts", "")), helper=user in helpers, mentioned=mentioned)
+    return await stays_out(host.jobs, where, str(event.get("ts", "")), helper=helper, mentioned=mentioned)
 
 
 async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> str:
