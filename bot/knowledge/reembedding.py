@@ -24,6 +24,8 @@ from bot.knowledge.passages import Embedder, Hit, KnowledgeEngine, Passage
 
 log = structlog.get_logger(__name__)
 
+STOP_SECONDS = 1.0  # a stop asked again this often until the re-embed has stopped
+
 Embed = Callable[[Sequence[Passage]], Awaitable[list[list[float]]]]
 
 
@@ -72,6 +74,7 @@ class Reembedder:
         self._pace = pace
         self._task: asyncio.Task[None] | None = None
         self._finished = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="knowledge-reembed")
@@ -92,15 +95,18 @@ class Reembedder:
         await self._finished.wait()
 
     async def aclose(self) -> None:
+        self._stopping = True  # seen between batches, should a cancellation be swallowed (by a database driver's wait)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=STOP_SECONDS)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                self._task.result()
         await self._close_previous()
 
     async def _run(self) -> None:
         await self._start_previous()
-        while True:
+        while not self._stopping:
             try:
                 if await self._engine.reembed_status() is None:
                     break
@@ -111,6 +117,8 @@ class Reembedder:
             except Exception:
                 log.exception("knowledge_reembed_failed")  # the embedder or the database: tried again
                 await asyncio.sleep(self._pace.watch_seconds)
+        if self._stopping:
+            return
         self._previous_ready = False
         self._finished.set()
         await asyncio.sleep(self._pace.watch_seconds)  # a question being embedded with it meanwhile finishes
@@ -138,9 +146,9 @@ class Reembedder:
         left = await self._engine.reembed_left()
         log.info("knowledge_reembedding", previous=transition.previous, model=transition.model, left=left)
         done, logged = 0, time.monotonic()
-        while True:
+        while not self._stopping:
             after: tuple[str, str] | None = None  # a pass over every passage still without its new vector
-            while batch := await self._engine.reembed_batch(after, self._pace.batch):
+            while not self._stopping and (batch := await self._engine.reembed_batch(after, self._pace.batch)):
                 await self._engine.store_reembedded(batch, await self._embed(batch))
                 done += len(batch)
                 after = (batch[-1].scope, batch[-1].key)

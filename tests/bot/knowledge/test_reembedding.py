@@ -16,13 +16,16 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from bot.knowledge.embeddings import WORDLLAMA_NAME, LocalEmbedder
+from bot.knowledge.embeddings import MODELS_FOLDER, WORDLLAMA_NAME, LocalEmbedder
 from bot.knowledge.minilm import MINILM_DIMENSIONS, MINILM_NAME, MiniLMEmbedder
 from bot.knowledge.passages import Access, Embedder, Passage, Transition
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.postgres.sql import MODEL_TABLE, TABLE
 from bot.knowledge.reembedding import Pace, in_process_embedder
 from bot.knowledge.service import Knowledge
+from bot.knowledge.setup import open_knowledge
+from config.env import Env
+from config.settings import load_settings
 from fakes.harness.server_folders import embedded_database_url, remove
 
 SCOPE = "discord:42"
@@ -335,3 +338,30 @@ async def test_going_back_to_the_recorded_model_half_way_re_embeds_with_it_and_l
     assert "m99" in keys(rotated)
     assert await query(url, f"SELECT name, next_name FROM {MODEL_TABLE}") == [(WORDLLAMA_NAME, None)]
     assert await query(url, f"SELECT count(*) FROM {TABLE} WHERE embedding IS NULL") == [(0,)]
+
+
+async def test_the_bot_started_with_another_model_searches_with_the_old_one_it_can_still_run(
+    url: str, models: Path
+) -> None:
+    """As the bot opens it from its settings: indexed with the default model, started with EMBEDDING_MODEL=wordllama."""
+    first = Knowledge(PostgresEngine(url), MiniLMEmbedder(models / MODELS_FOLDER))
+    await first.start()
+    await first.add(PASSAGES)
+    await first.aclose()
+    env = {"KNOWLEDGE_DATABASE_URL": url, "KNOWLEDGE_DATA_DIR": str(models), "EMBEDDING_MODEL": "wordllama"}
+    async with held(url) as hold:
+        knowledge = await open_knowledge(load_settings(Env(env)))
+        await hold.at("m06")  # WordLlama is quick: no switch before the search
+        assert knowledge.engine.transition == Transition(MINILM_NAME, WORDLLAMA_NAME, 256)
+        assert knowledge.reembedder is not None
+        reembedder = knowledge.reembedder
+        await eventually(
+            lambda: (embedder := reembedder.question_embedder()) is not None and embedder.name == MINILM_NAME
+        )
+        during = await knowledge.search("How can I reach the company network remotely?", ACCESS)  # by meaning
+    try:
+        await reembedder.wait()
+    finally:
+        await knowledge.aclose()
+    assert keys(during)[:1] == ["m00"]
+    assert await query(url, f"SELECT name, next_name FROM {MODEL_TABLE}") == [(WORDLLAMA_NAME, None)]
