@@ -13,7 +13,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.shared.helpdesk.calling import Unreachable, call_helpers, helpers_of, stays_out, told
+from adapters.shared.helpdesk.calling import Outcome, Unreachable, call_helpers, helpers_of, stays_out, told
 from adapters.shared.helpdesk.calling import offers_help as shared_offers_help
 from adapters.shared.place_settings import respond_mode
 from adapters.slack_bot.places.message_places import slack_places
@@ -93,8 +93,13 @@ class SlackHelperCall:
 
 
 async def offers_help(host: Answerer, places: tuple[Place, ...]) -> bool:
-    """Whether answers here carry Still need help?: a help channel with helpers."""
-    return await shared_offers_help(host.jobs.core, places)
+    """Whether answers here carry Still need help?: a help channel with helpers (never a DM)."""
+    return not in_dm(places) and await shared_offers_help(host.jobs.core, places)
+
+
+def in_dm(places: tuple[Place, ...]) -> bool:
+    """A DM's places (a workspace's settings reach them too): nobody is called there."""
+    return any(place.kind == "channel" and place.id.startswith("D") for place in places)
 
 
 async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], thread_ts: str) -> bool:
@@ -117,6 +122,8 @@ async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], t
 
 async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> str:
     """The button: the thread handed to its helpers; what the clicker is told, privately."""
+    if channel.startswith("D"):
+        return told(Outcome.NO_HELPERS, host.jobs)
     try:
         return told(await call_helpers(host.jobs, SlackHelperCall(host, reach, channel, thread_ts)), host.jobs)
     except ReplyFailure as failure:
@@ -126,6 +133,8 @@ async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts:
 async def after_downvote(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> None:
     """A 👎 on an answer in a help channel's thread: the thread handed to its helpers, where there are."""
     call = SlackHelperCall(host, reach, channel, thread_ts)
+    if in_dm(call.places):
+        return
     try:
         if await respond_mode(host.jobs.core, call.places) is RespondMode.MENTIONS:
             return
