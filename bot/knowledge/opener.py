@@ -38,6 +38,14 @@ class KnowledgeOpener:
                 log.info("knowledge_started", embedder=knowledge.embedder.name)
         return self.current
 
+    async def get_or_none(self) -> Knowledge | None:
+        """The knowledge, started now if it wasn't; None (logged for the operator) when it can't be."""
+        try:
+            return await self.get()
+        except KnowledgeUnavailable as error:
+            log.warning("knowledge_unavailable", reason=str(error))
+            return None
+
     async def aclose(self) -> None:
         if self.current is not None:
             await self.current.aclose()

@@ -16,7 +16,6 @@ from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
 from bot.app import Services
 from bot.errors import ReplyFailure
-from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
 from bot.knowledge.service import Knowledge
 
@@ -51,13 +50,7 @@ class DiscordKnowledge:
 
     async def get(self) -> Knowledge | None:
         """The knowledge, started now if it wasn't; None (logged) when it can't be."""
-        if self.opener is None:
-            return None
-        try:
-            return await self.opener.get()
-        except KnowledgeUnavailable as error:
-            log.warning("knowledge_unavailable", reason=str(error))
-            return None
+        return None if self.opener is None else await self.opener.get_or_none()
 
     async def in_use(self) -> bool:
         """Whether some server has knowledge channels (a history may be read, messages kept)."""

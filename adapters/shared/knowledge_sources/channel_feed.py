@@ -16,7 +16,7 @@ import structlog
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
 from bot.errors import ReplyFailure
-from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
+from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge
 
@@ -120,10 +120,5 @@ class ChannelFeed:
         log.info("knowledge_thread_deleted", scope=scope, thread=thread, removed=removed)
 
     async def _knowledge(self) -> Knowledge | None:
-        """The knowledge, started now if it wasn't; None (logged) when it can't be."""
         assert self._opener is not None
-        try:
-            return await self._opener.get()
-        except KnowledgeUnavailable as error:
-            log.warning("knowledge_unavailable", reason=str(error))
-            return None
+        return await self._opener.get_or_none()

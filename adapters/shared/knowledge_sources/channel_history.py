@@ -24,7 +24,7 @@ from redis.exceptions import LockError, RedisError
 from adapters.shared.knowledge_sources.channels import Backfill, KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
 from bot.errors import ReplyFailure
-from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
+from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge
 from bot.state.redis_client import RedisClient
@@ -171,11 +171,7 @@ class ChannelHistory:
 
     async def _knowledge(self) -> Knowledge | None:
         assert self._opener is not None
-        try:
-            return await self._opener.get()
-        except KnowledgeUnavailable as error:
-            log.warning("knowledge_unavailable", reason=str(error))
-            return None
+        return await self._opener.get_or_none()
 
     async def _read_page(self, knowledge: Knowledge, reader: PageReader, backfill: Backfill) -> None:
         """Add the channel's next page, and save where its reading stands (or finish it)."""
