@@ -71,6 +71,7 @@ async def scene(folder: Path) -> AsyncIterator[Scene]:
         helen = world.add_user("helen", roles=[support])
         names = ("desk", "flood", "weak", "cleared", "gone", "twin", "bare", "quiet")
         channels = {name: world.add_channel(name) for name in names}
+        channels["forum"] = world.fake.add_forum_channel(world.guild, "ask-here")  # no tags yet
         world.model.responder = citing_responder
         await world.start_bot(
             KNOWLEDGE_DIR=str(folder / "docs"),
@@ -336,3 +337,26 @@ async def test_two_processes_and_two_clicks_at_once_make_one_hand_off(scene: Sce
     finally:
         await second.stop()
         second.cleanup()
+
+
+async def test_a_forum_post_handed_off_wears_the_needs_human_tag(scene: Scene, world: DiscordWorld) -> None:
+    fake, forum = world.fake, scene.channels["forum"]
+    await fake.set_overwrite(forum, fake.bot_user, allow=Perm.MANAGE_CHANNELS | Perm.MANAGE_THREADS)
+    rules, _ = await fake.create_forum_post(forum, scene.admin, "How this forum works", "One question a post.")
+    assert "Done" in await respond(scene, rules, scene.admin, {"mode": "questions"})  # for the whole forum
+    assert "Done" in await respond(scene, rules, scene.admin, {"mode": "helpers", "role": scene.role})
+    post, starter = await fake.create_forum_post(forum, scene.alice, "vpn from home??", COVERED)
+
+    def answer() -> dict[str, Any] | None:
+        done = [m for m in world.bot_messages(post) if m.get("components")]
+        return done[-1] if done else None
+
+    clicked = await fake.click_button((await fake.wait_for(answer, 20))["id"], f"vote:help:{starter['id']}", scene.bob)
+    assert (await answered(scene, clicked)).startswith("Done: the channel's helpers were called")
+    stored = fake.channels[int(post["id"])]
+    await fake.wait_for(lambda: stored.get("applied_tags") == [str(fake.tag_id(forum, "Needs human"))], 10)
+    assert [tag["name"] for tag in fake.channels[int(forum["id"])]["available_tags"]] == ["Solved", "Needs human"]
+    assert stored["name"] == "vpn from home??"  # the title as it was written
+    [added] = [m for m in world.bot_messages(post) if "I added the tags" in m["content"]]
+    assert not added["mention_roles"] and not added["mention_everyone"]
+    assert len(pings(world, post)) == 1

@@ -1,7 +1,8 @@
 """Discord's piece of handing a help channel's thread to people (adapters.shared.helpdesk): the helpers are a role
 (`/respond helpers`), mentioned with allowed_mentions limited to that role. **Still need help?** is a button beside
 👍 / 👎 under an answer in a help channel that has helpers (.vote_buttons); it and a 👎 there hand the thread off. Once
-the thread was handed off, or a member with the role wrote in it, the bot stays out of it unless it is mentioned."""
+the thread was handed off, or a member with the role wrote in it, the bot stays out of it unless it is mentioned. A
+forum's post handed off gets the forum's **Needs human** tag."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 import discord
 import structlog
 
+from adapters.discord_bot.places.forum_tags import NEEDS_HUMAN, ForumTags
 from adapters.discord_bot.places.message_places import places_of
 from adapters.shared.helpdesk.calling import Outcome, Unreachable, call_helpers, helpers_of, stays_out, told
 from adapters.shared.helpdesk.calling import offers_help as shared_offers_help
@@ -82,6 +84,22 @@ class DiscordHelperCall:
         limits = self._host.rate_limits
         async with limits.limits.write(limits.creates(int(getattr(thread, "id", self.thread)))):
             await thread.send(text, allowed_mentions=pings)
+        if isinstance(thread, discord.Thread) and isinstance(thread.parent, discord.ForumChannel):
+            await self._tag_needs_human(thread)
+
+    async def _tag_needs_human(self, post: discord.Thread) -> None:
+        """A forum's post handed off wears the forum's Needs human tag (added to the forum where the bot may); what
+        it can't do is said once, in the post, to whoever runs the forum."""
+
+        async def say(text: str) -> None:
+            await post.send(text, allowed_mentions=discord.AllowedMentions.none())
+
+        try:
+            tagged = await ForumTags(self._host.jobs.first_to_claim).tag(post, NEEDS_HUMAN, say)
+        except discord.HTTPException as error:  # the hand-off is made: a tag left off is logged, not raised
+            log.warning("needs_human_tag_failed", post=post.id, status=error.status, error=str(error)[:200])
+            return
+        log.info("needs_human_tag", post=post.id, outcome=tagged.value)
 
     async def tell_admins(self, note: str) -> None:
         log.warning("helpers_note_for_admins", guild=self._guild.id, channel=self.channel, note=note)
