@@ -222,6 +222,29 @@ async def test_still_need_help_calls_the_helpers_once(scene: Scene, world: Disco
     assert f"vote:help:{mentioned['id']}" in buttons(followed[-1])  # each answer in a help thread offers a person
 
 
+async def test_a_forum_post_handed_off_wears_the_needs_human_tag(scene: Scene, world: DiscordWorld) -> None:
+    fake, forum = world.fake, scene.channels["forum"]
+    await fake.set_overwrite(forum, fake.bot_user, allow=Perm.MANAGE_CHANNELS | Perm.MANAGE_THREADS)
+    rules, _ = await fake.create_forum_post(forum, scene.admin, "How this forum works", "One question a post.")
+    assert "Done" in await respond(scene, rules, scene.admin, {"mode": "questions"})  # for the whole forum
+    assert "Done" in await respond(scene, rules, scene.admin, {"mode": "helpers", "role": scene.role})
+    post, starter = await fake.create_forum_post(forum, scene.alice, "vpn from home??", COVERED)
+
+    def answer() -> dict[str, Any] | None:
+        done = [m for m in world.bot_messages(post) if m.get("components")]
+        return done[-1] if done else None
+
+    clicked = await fake.click_button((await fake.wait_for(answer, 30))["id"], f"vote:help:{starter['id']}", scene.bob)
+    assert (await answered(scene, clicked)).startswith("Done: the channel's helpers were called")
+    stored = fake.channels[int(post["id"])]
+    await fake.wait_for(lambda: stored.get("applied_tags") == [str(fake.tag_id(forum, "Needs human"))], 10)
+    assert [tag["name"] for tag in fake.channels[int(forum["id"])]["available_tags"]] == ["Solved", "Needs human"]
+    assert stored["name"] == "vpn from home??"  # the title as it was written
+    [added] = [m for m in world.bot_messages(post) if "I added the tags" in m["content"]]
+    assert not added["mention_roles"] and not added["mention_everyone"]
+    assert len(pings(world, post)) == 1
+
+
 async def test_a_downvote_hands_the_thread_off_and_a_second_pings_nobody(scene: Scene, world: DiscordWorld) -> None:
     said, thread, answer = await asked_and_answered(world, scene.channels["desk"], scene.bob, f"{COVERED} (asks Bob)")
     down = f"vote:down:{said['id']}"
@@ -337,26 +360,3 @@ async def test_two_processes_and_two_clicks_at_once_make_one_hand_off(scene: Sce
     finally:
         await second.stop()
         second.cleanup()
-
-
-async def test_a_forum_post_handed_off_wears_the_needs_human_tag(scene: Scene, world: DiscordWorld) -> None:
-    fake, forum = world.fake, scene.channels["forum"]
-    await fake.set_overwrite(forum, fake.bot_user, allow=Perm.MANAGE_CHANNELS | Perm.MANAGE_THREADS)
-    rules, _ = await fake.create_forum_post(forum, scene.admin, "How this forum works", "One question a post.")
-    assert "Done" in await respond(scene, rules, scene.admin, {"mode": "questions"})  # for the whole forum
-    assert "Done" in await respond(scene, rules, scene.admin, {"mode": "helpers", "role": scene.role})
-    post, starter = await fake.create_forum_post(forum, scene.alice, "vpn from home??", COVERED)
-
-    def answer() -> dict[str, Any] | None:
-        done = [m for m in world.bot_messages(post) if m.get("components")]
-        return done[-1] if done else None
-
-    clicked = await fake.click_button((await fake.wait_for(answer, 20))["id"], f"vote:help:{starter['id']}", scene.bob)
-    assert (await answered(scene, clicked)).startswith("Done: the channel's helpers were called")
-    stored = fake.channels[int(post["id"])]
-    await fake.wait_for(lambda: stored.get("applied_tags") == [str(fake.tag_id(forum, "Needs human"))], 10)
-    assert [tag["name"] for tag in fake.channels[int(forum["id"])]["available_tags"]] == ["Solved", "Needs human"]
-    assert stored["name"] == "vpn from home??"  # the title as it was written
-    [added] = [m for m in world.bot_messages(post) if "I added the tags" in m["content"]]
-    assert not added["mention_roles"] and not added["mention_everyone"]
-    assert len(pings(world, post)) == 1
