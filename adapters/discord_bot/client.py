@@ -25,6 +25,7 @@ from discord import app_commands
 from adapters.discord_bot.commands import Commands
 from adapters.discord_bot.files import attachment
 from adapters.discord_bot.forget_command import ForgetCommand
+from adapters.discord_bot.helpdesk.solved_marks import DiscordSolvedMarks
 from adapters.discord_bot.knowledge.access import DiscordKnowledge, guild_scope
 from adapters.discord_bot.knowledge.adding import AddedFollower
 from adapters.discord_bot.knowledge.commands import KnowledgeCommands
@@ -33,8 +34,9 @@ from adapters.discord_bot.knowledge.history import HistoryReader
 from adapters.discord_bot.leaving import ServerLeaving
 from adapters.discord_bot.places.forum_posts import forum_post, post_alias, with_title
 from adapters.discord_bot.places.message_places import places_of
-from adapters.discord_bot.reply.helper_calls import offers_help, stays_out_of
+from adapters.discord_bot.reply.helper_calls import NO_HELPDESK, help_desk, stays_out_of
 from adapters.discord_bot.reply.interrupted import InterruptedReplies
+from adapters.discord_bot.reply.solved_button import SolvedButton
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.discord_bot.reply.threads import Threads
 from adapters.discord_bot.reply.tool_buttons import ToolAnswerButton
@@ -66,6 +68,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
         intents.guild_messages = True
         intents.dm_messages = True
         intents.message_content = True
+        intents.guild_reactions = True  # a ✅ marks a help thread solved
         super().__init__(
             intents=intents,
             http_trace=self._count_rate_limits(),
@@ -88,8 +91,10 @@ class MistralDiscordBot(discord.AutoShardedClient):
         self.history = HistoryReader(self, self.knowledge, services.redis.main, services.settings.history.key_prefix)
         self._feed = KnowledgeFeed(self, self.knowledge, self.jobs)
         self._added = AddedFollower(self.knowledge, self.jobs)
+        self.solved = DiscordSolvedMarks(self)
+        self.solved.register(self.tree)
         KnowledgeCommands(self).register(self.tree)
-        ForgetCommand(self.jobs, self.knowledge).register(self.tree)
+        ForgetCommand(self.jobs, self.knowledge, self.solved.solving).register(self.tree)
         self._unasked = UnaskedAnswers(self)
         self._leaving = ServerLeaving(self.jobs, self.knowledge, NAME)
         self.jobs.metrics.set_health(NAME, "connecting to the gateway")
@@ -113,7 +118,7 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def setup_hook(self) -> None:
         assert self.user is not None  # logged in: the menu command is named after the bot
         await self.jobs.keep_replies(InterruptedReplies(self, self.jobs.metrics, NAME).finish)
-        self.add_dynamic_items(ToolAnswerButton, VoteButton)  # a click on any process's buttons
+        self.add_dynamic_items(ToolAnswerButton, VoteButton, SolvedButton)  # a click on any process's buttons
         self._commands.register_menu(self.tree, self.user.name)
         self.jobs.spawn(self._start_knowledge())
         try:
@@ -197,9 +202,9 @@ class MistralDiscordBot(discord.AutoShardedClient):
         where = functools.partial(self.open_thread, message) if destination is None else destination
         place = {"channel_id": message.channel.id, "message_id": message.id, "thread_id": channel_id}
         recording = self.jobs.record(key, place, REPLY_LIMITS)
-        helpdesk = isinstance(message.channel, discord.Thread) and await offers_help(
-            self.jobs, places_of(message.channel, message.guild)
-        )
+        helpdesk = NO_HELPDESK
+        if message.guild is not None:  # in a help channel, or its thread: Solved, and Still need help?
+            helpdesk = await help_desk(self.jobs, places_of(message.channel, message.guild))
         surface = ChannelReply(
             where, channel_id, self.rate_limits, self.linker(key), recording, votes=str(message.id), helpdesk=helpdesk
         )
@@ -217,14 +222,23 @@ class MistralDiscordBot(discord.AutoShardedClient):
     async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
         await self._feed.on_edit(event)
         await self._added.on_edit(event)
+        await self.solved.edited(event)
 
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         await self._feed.on_delete(event.guild_id, event.channel_id, (event.message_id,))
         await self._added.on_delete(event.guild_id, (event.message_id,))
+        await self.solved.deleted(event.guild_id, (event.message_id,))
 
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
         await self._feed.on_delete(event.guild_id, event.channel_id, event.message_ids)
         await self._added.on_delete(event.guild_id, event.message_ids)
+        await self.solved.deleted(event.guild_id, event.message_ids)
+
+    async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
+        await self.solved.reacted(event)
+
+    async def on_thread_update(self, before: discord.Thread, after: discord.Thread) -> None:
+        await self.solved.tags_changed(before, after)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
         await self._feed.on_channel_delete(channel)

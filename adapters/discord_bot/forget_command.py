@@ -13,6 +13,7 @@ from discord import app_commands
 
 from adapters.discord_bot.knowledge.access import SCOPE_PREFIX, DiscordKnowledge
 from adapters.shared.forget_me import NOTHING, forget_me, with_feedback
+from adapters.shared.helpdesk.solving import Solving
 from adapters.shared.platform_jobs import PlatformJobs
 from bot.state.forget import scope_of
 
@@ -22,10 +23,11 @@ log = structlog.get_logger(__name__)
 
 
 class ForgetCommand:
-    def __init__(self, jobs: PlatformJobs, knowledge: DiscordKnowledge) -> None:
+    def __init__(self, jobs: PlatformJobs, knowledge: DiscordKnowledge, solving: Solving) -> None:
         self._core = jobs.core
         self._feedback = jobs.feedback
         self._knowledge = knowledge
+        self._solving = solving
 
     def register(self, tree: app_commands.CommandTree[discord.Client]) -> None:
         @tree.command(
@@ -40,12 +42,23 @@ class ForgetCommand:
         await interaction.response.defer(ephemeral=True, thinking=True)
         user = str(interaction.user.id)
         said = await forget_me(self._core, scope_of(NAME), user)
+        solved = await self._forget_solved(user)  # first: the passages they became go with the messages
         passages = await self._forget_messages(user)
         if passages:
             messages = f"{passages:,} of your messages the bot had as knowledge"
             said = f"Deleted: {messages}." if said == NOTHING else f"{said} Also deleted: {messages}."
+        if solved:
+            threads = f"{solved} solved thread{'s' if solved > 1 else ''} you asked or answered"
+            said = f"Unmarked: {threads}." if said == NOTHING else f"{said} Also unmarked: {threads}."
         said = await with_feedback(said, self._feedback, f"discord:{user}")
         await interaction.edit_original_response(content=said)
+
+    async def _forget_solved(self, user: str) -> int:
+        try:
+            return await self._solving.forget_person(await self._solving.every_scope(), user)
+        except Exception as error:  # noqa: BLE001 - Redis or the engine: the rest is deleted and said
+            log.error("solved_threads_not_forgotten", error=str(error))
+            return 0
 
     async def _forget_messages(self, user: str) -> int:
         knowledge = self._knowledge.current

@@ -16,7 +16,7 @@ import structlog
 from adapters.discord_bot.knowledge.access import DiscordKnowledge
 from adapters.discord_bot.places.forum_posts import post_alias, starts_post, with_title
 from adapters.discord_bot.places.message_places import places_of, quota_channel
-from adapters.discord_bot.reply.helper_calls import DiscordHelperCall, message_call, offers_help
+from adapters.discord_bot.reply.helper_calls import DiscordHelperCall, help_desk, message_call
 from adapters.discord_bot.reply.surfaces import REPLY_LIMITS, ChannelReply, Destination, DiscordRateLimits, OnPosted
 from adapters.shared.help_channels import HelpChannels
 from adapters.shared.platform_jobs import Kept, PlatformJobs
@@ -146,7 +146,7 @@ class UnaskedDiscordMessage:
             host.linker(key),
             recording,
             votes=str(message.id),
-            helpdesk=await offers_help(host.jobs, self.places),  # Still need help? where there are helpers
+            helpdesk=await help_desk(host.jobs, self.places),  # Solved; Still need help? where there are helpers
         )
         await host.jobs.answer(turn, surface, recording, host.kept(message))
 

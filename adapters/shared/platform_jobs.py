@@ -24,6 +24,7 @@ from adapters.shared.knowledge_sources.added import AddedMessages
 from adapters.shared.ratelimit import RateLimits
 from adapters.shared.reply_records import Recording, ReplyLedger, ReplyRecord
 from adapters.shared.server_sweep import sweep_server
+from adapters.shared.solved_threads import Solutions
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
@@ -124,6 +125,7 @@ class PlatformJobs:
             on_error=services.metrics.redis_errors.inc,
         )
         self.added = AddedMessages(services.redis.main, prefix, platform, services.metrics.redis_errors.inc)
+        self.solutions = Solutions(services.redis.main, prefix, platform, services.metrics.redis_errors.inc)
         self._services = services
         self._platform = platform
         self._tasks: set[asyncio.Task[Any]] = set()

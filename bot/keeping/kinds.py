@@ -204,11 +204,11 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "knowledge channels",
         (Owner.SERVER,),
-        ("knowledge:channels:*", "knowledge:scopes:*", "knowledge:backfills"),
+        ("knowledge:channels:*", "knowledge:answered:*", "knowledge:scopes:*", "knowledge:backfills"),
         {SERVER: "KnowledgeChannels.forget_scope (the channels and their history readings)"},
         "until switched off",
         expires=False,
-        server_keys=("knowledge:channels:{platform}:{id}",),
+        server_keys=("knowledge:channels:{platform}:{id}", "knowledge:answered:{platform}:{id}"),
         kept="a channel is knowledge until switched off; its messages follow its author's /forget-me",
     ),
     Kind(
@@ -249,6 +249,19 @@ KINDS: tuple[Kind, ...] = (
         server_keys=("knowledge:{platform}:added:{platform}:{id}",),
         kept="ids only (a message and the sources it became), until the message is deleted: its passages follow "
         "their author's /forget-me",
+    ),
+    Kind(
+        "solved help threads",
+        (Owner.SERVER, Owner.PERSON),
+        ("knowledge:*:solved:*",),
+        {
+            SERVER: "swept with the server",
+            PERSON: "the threads they asked or answered unmarked (Solving.forget_person)",
+        },
+        "until the thread is unmarked, its answer deleted or the bot leaves",
+        expires=False,
+        server_keys=("knowledge:{platform}:solved:{platform}:{id}",),
+        kept="a solved thread's question and accepted answer, as the knowledge passage it became",
     ),
     Kind(
         "knowledge passages",

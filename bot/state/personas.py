@@ -177,7 +177,9 @@ class Personas:
     async def set_respond(self, place: Place, mode: str | None) -> bool:
         """What `place` answers without a mention (None: as its server or the operator's file says)."""
         self._respond.clear()
-        return await self._put(place, _RESPOND, mode)
+        changed = await self._put(place, _RESPOND, mode)
+        self._respond.clear()  # a read while it was written may have cached the old mode: this process sees it now
+        return changed
 
     async def helpers(self, places: Sequence[Place]) -> tuple[str, str]:
         """Who `places`' threads are handed to (ids separated by spaces; "none" or "" when nobody), and where that is

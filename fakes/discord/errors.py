@@ -61,6 +61,14 @@ def unknown_message() -> DiscordHTTPError:
     return DiscordHTTPError(404, 10008, "Unknown Message")
 
 
+def unknown_guild() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10004, "Unknown Guild")
+
+
+def unknown_member() -> DiscordHTTPError:
+    return DiscordHTTPError(404, 10007, "Unknown Member")
+
+
 def unknown_user() -> DiscordHTTPError:
     return DiscordHTTPError(404, 10013, "Unknown User")
 

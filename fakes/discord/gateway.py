@@ -280,7 +280,7 @@ def _event_intent(event: str, data: Mapping[str, Any]) -> int | None:
     """The intent Discord requires for an event (None: always delivered)."""
     in_guild = data.get("guild_id") is not None
     if event.startswith("MESSAGE_REACTION"):
-        return None
+        return Intent.GUILD_MESSAGE_REACTIONS if in_guild else Intent.DIRECT_MESSAGE_REACTIONS
     if event.startswith("MESSAGE_"):
         return Intent.GUILD_MESSAGES if in_guild else Intent.DIRECT_MESSAGES
     if event == "TYPING_START":

@@ -115,6 +115,38 @@ class MessagesArea:
         await self._edit_message(stored, {"content": content}, [], force_announce=True)
         return self._gateway_message(stored)
 
+    async def user_reacts(self, message_id: int | str, user: FakeUser, emoji: str) -> None:
+        """A person adds a unicode `emoji` reaction to a message: MESSAGE_REACTION_ADD, as Discord sends it (in a
+        server with the reacting ``member``; only to sessions with the reactions intent)."""
+        stored = self._messages[int(message_id)]
+        data: dict[str, Any] = {
+            "user_id": str(user.id),
+            "channel_id": str(stored.channel_id),
+            "message_id": str(stored.id),
+            "message_author_id": str(stored.author_id),
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "type": 0,
+        }
+        guild = self.guilds.get(stored.guild_id) if stored.guild_id else None
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+            if (member := guild.members.get(user.id)) is not None:
+                data["member"] = member.payload()
+        await self.dispatch("MESSAGE_REACTION_ADD", data)
+
+    def bot_reactions(self, message_id: int | str) -> list[str]:
+        """The emoji the bot's reactions on a message are now (added and not removed since), as in their routes."""
+        shown: list[str] = []
+        changes = [(at, emoji, True) for at, one, emoji in self.reactions if one == int(message_id)]
+        changes += [(at, emoji, False) for at, one, emoji in self.reactions_removed if one == int(message_id)]
+        for _, emoji, added in sorted(changes, key=lambda change: change[0]):
+            if added and emoji not in shown:
+                shown.append(emoji)
+            elif not added and emoji in shown:
+                shown.remove(emoji)
+        return shown
+
     async def delete_user_message(self, message_id: int | str) -> None:
         """A person deletes their message: MESSAGE_DELETE with ``id``, ``channel_id`` and ``guild_id`` only
         (no content); GET answers 404 (10008) for it from now on."""

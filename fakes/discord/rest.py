@@ -18,7 +18,9 @@ from fakes.discord.errors import (
     missing_access,
     not_found_route,
     unknown_channel,
+    unknown_guild,
     unknown_interaction,
+    unknown_member,
     unknown_message,
     unknown_user,
     unknown_webhook,
@@ -172,6 +174,7 @@ class _RestApi:
             RouteSpec("GET", "/users/@me", f.get_me),
             RouteSpec("POST", "/users/@me/channels", f.create_dm),
             RouteSpec("GET", "/users/{user_id}", f.get_user),
+            RouteSpec("GET", "/guilds/{guild_id}/members/{user_id}", f.get_member),
             RouteSpec("GET", "/oauth2/applications/@me", f.get_application),
             RouteSpec("GET", "/applications/@me", f.get_application),
             RouteSpec("GET", "/channels/{channel_id}", f.get_channel),
@@ -242,6 +245,17 @@ class _RestApi:
 
     async def get_user(self, call: RestCall) -> Any:
         return self.fake._require_user(call.snowflake("user_id", unknown_user)).payload()
+
+    async def get_member(self, call: RestCall) -> Any:
+        """GET /guilds/{guild}/members/{user}: a member with their roles (no privileged intent needed), for a server
+        the bot is in."""
+        guild = self.fake.guilds.get(call.snowflake("guild_id", unknown_guild))
+        if guild is None or self.fake.bot_user.id not in guild.members:
+            raise unknown_guild()
+        member = guild.members.get(call.snowflake("user_id", unknown_member))
+        if member is None:
+            raise unknown_member()
+        return member.payload()
 
     async def get_application(self, call: RestCall) -> Any:
         return self.fake._application_payload()
@@ -325,7 +339,8 @@ class _RestApi:
         return NO_CONTENT
 
     async def remove_reaction(self, call: RestCall) -> Any:
-        self._message_in_route(call)
+        stored = self._message_in_route(call)
+        self.fake.reactions_removed.append((time.time(), stored.id, call.params["emoji"]))
         return NO_CONTENT
 
     # -- threads -----------------------------------------------------------------------------------

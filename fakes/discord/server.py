@@ -103,7 +103,8 @@ class FakeDiscord(MessagesArea, ThreadsArea, ForumsArea, PermissionsArea, Intera
         self.requests: list[RecordedRequest] = []
         self.ratelimited: list[RateLimitHit] = []
         self.typing: list[tuple[float, int]] = []
-        self.reactions: list[tuple[float, int, str]] = []
+        self.reactions: list[tuple[float, int, str]] = []  # the bot's: (when, message, emoji as in the route)
+        self.reactions_removed: list[tuple[float, int, str]] = []
         self.interactions: list[FakeInteraction] = []
 
         self._messages: dict[int, StoredMessage] = {}

@@ -196,7 +196,8 @@ async def test_only_admins_name_helpers_and_everyone_sees_them(scene: Scene) -> 
 async def test_still_need_help_calls_the_helpers_once(scene: Scene, world: DiscordWorld) -> None:
     said, thread, answer = await asked_and_answered(world, scene.channels["desk"], scene.alice, COVERED)
     help_button = f"vote:help:{said['id']}"
-    assert buttons(answer) == [f"vote:up:{said['id']}", f"vote:down:{said['id']}", help_button]
+    solved = f"solved:{said['id']}"
+    assert buttons(answer) == [f"vote:up:{said['id']}", f"vote:down:{said['id']}", solved, help_button]
 
     clicked = await world.fake.click_button(answer["id"], help_button, scene.alice)
     assert (await answered(scene, clicked)).startswith("Done: the channel's helpers were called")
@@ -299,7 +300,7 @@ async def test_a_weakly_covered_question_goes_to_the_helpers_unguessed(scene: Sc
 async def test_without_helpers_nothing_promises_a_person(scene: Scene, world: DiscordWorld) -> None:
     bare = scene.channels["bare"]
     said, _, answer = await asked_and_answered(world, bare, scene.alice, COVERED)
-    assert buttons(answer) == [f"vote:up:{said['id']}", f"vote:down:{said['id']}"]
+    assert buttons(answer) == [f"vote:up:{said['id']}", f"vote:down:{said['id']}", f"solved:{said['id']}"]
     weak = await world.say(bare, scene.alice, WEAK)  # nobody to hand it to: answered as before
     weak_thread = await world.wait_thread(weak, timeout=15)
     await world.wait_bot_text(weak_thread, lambda text: bool(text.strip()), timeout=20)

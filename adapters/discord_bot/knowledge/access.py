@@ -72,9 +72,9 @@ class DiscordKnowledge:
         scope = guild_scope(guild.id)
         try:
             in_use = scope in await self.channels.scopes(PLATFORM)
-            channels = await self.channels.channels(scope) if in_use else {}
+            channels = await self.channels.readable(scope) if in_use else frozenset()
         except ReplyFailure:  # Redis out of reach: no channel's messages, the documents still
-            channels = {}
+            channels = frozenset()
         readable = readable_channels(guild, asker, channels) & audience_channels(guild, place, channels)
         return Access((scope, DEPLOYMENT_SCOPE), readable)
 

@@ -7,6 +7,7 @@ forum's post handed off gets the forum's **Needs human** tag."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import discord
@@ -15,7 +16,6 @@ import structlog
 from adapters.discord_bot.places.forum_tags import NEEDS_HUMAN, ForumTags
 from adapters.discord_bot.places.message_places import places_of
 from adapters.shared.helpdesk.calling import Outcome, Unreachable, call_helpers, helpers_of, stays_out, told
-from adapters.shared.helpdesk.calling import offers_help as shared_offers_help
 from adapters.shared.place_settings import respond_mode
 from adapters.shared.platform_jobs import PlatformJobs
 from adapters.shared.ratelimit import Budgets, RateLimits, Write
@@ -26,6 +26,18 @@ from bot.state.personas import Place
 
 log = structlog.get_logger(__name__)
 Where = Callable[[], Awaitable[discord.abc.Messageable]]
+
+
+@dataclass(frozen=True)
+class HelpDesk:
+    """What an answer offers besides its votes: in a help channel's thread, Solved (`solvable`); where the channel has
+    helpers, Still need help? (`helpers`)."""
+
+    solvable: bool = False
+    helpers: bool = False
+
+
+NO_HELPDESK = HelpDesk()
 
 
 class Limits(Protocol):
@@ -131,9 +143,15 @@ def message_call(host: HelperHost, message: discord.Message) -> DiscordHelperCal
     return call
 
 
-async def offers_help(jobs: PlatformJobs, places: tuple[Place, ...]) -> bool:
-    """Whether answers here carry Still need help?: a help channel with helpers."""
-    return await shared_offers_help(jobs.core, places)
+async def help_desk(jobs: PlatformJobs, places: tuple[Place, ...]) -> HelpDesk:
+    """What answers in a thread here carry: Solved in a help channel, Still need help? where it has helpers. Without
+    Redis, neither."""
+    try:
+        if await respond_mode(jobs.core, places) is RespondMode.MENTIONS:
+            return NO_HELPDESK
+        return HelpDesk(solvable=True, helpers=bool(await helpers_of(jobs.core, places)))
+    except ReplyFailure:
+        return NO_HELPDESK
 
 
 async def still_need_help(host: HelperHost, interaction: discord.Interaction[Any]) -> None:

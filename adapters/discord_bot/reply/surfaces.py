@@ -12,6 +12,7 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
+from adapters.discord_bot.reply.helper_calls import NO_HELPDESK, HelpDesk
 from adapters.discord_bot.reply.tool_buttons import confirm_question, question_view, settled_text
 from adapters.discord_bot.reply.vote_buttons import vote_view
 from adapters.shared.ratelimit import Bucket, RateLimits, ReplyBudget
@@ -99,11 +100,12 @@ class ChannelReply(ThoughtFile):
         on_posted: OnPosted,
         recording: Recording | None = None,
         votes: str | None = None,
-        helpdesk: bool = False,
+        helpdesk: HelpDesk = NO_HELPDESK,
     ) -> None:
         """`destination` is where the reply goes, or how to open it (a thread from a mention);
         `channel_id` where its edits count until it is open (a thread has its message's id); `votes`: the
-        message answered, whose 👍 / 👎 buttons its finished messages carry (`helpdesk`: and Still need help?)."""
+        message answered, whose 👍 / 👎 buttons its finished messages carry (with Solved and Still need help? as
+        `helpdesk` says)."""
         super().__init__()
         self._open = destination if callable(destination) else None
         self._destination: asyncio.Future[Destination] | None = None if callable(destination) else _ready(destination)
@@ -178,7 +180,7 @@ class ChannelReply(ThoughtFile):
 
     def _buttons(self, *, final: bool) -> Any:
         """The vote buttons, on a finished message; else discord.py's "none given" (the message keeps its own)."""
-        return vote_view(self._votes, helpdesk=self._helpdesk) if final and self._votes else MISSING
+        return vote_view(self._votes, self._helpdesk) if final and self._votes else MISSING
 
     def _edit_buckets(self) -> tuple[Bucket, Bucket]:
         """The channel the reply is in: known once the thread opened (or the reply fell back to

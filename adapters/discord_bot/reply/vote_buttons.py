@@ -1,7 +1,9 @@
 """👍 / 👎 under each answer. The buttons are dynamic items, registered in every process, so whichever process gets a
 click takes it; the vote is kept in Redis (adapters.shared.feedback.records). 👎 opens a form asking why, optional: its
 submission is matched by its custom id in `on_interaction`, so any process takes that too. Answers are ephemeral. In a
-help channel with helpers a third button, Still need help?, and a 👎 hand the thread to them (.helper_calls)."""
+help channel the answer carries **Solved** too (.solved_button), and where it has helpers Still need help?: it and a
+👎 hand the thread to them (.helper_calls). A 👎 on an answer accepted as a thread's solution takes it out of the
+knowledge."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any, Protocol
 import discord
 import structlog
 
-from adapters.discord_bot.reply.helper_calls import after_downvote, still_need_help
+from adapters.discord_bot.reply.helper_calls import NO_HELPDESK, HelpDesk, after_downvote, still_need_help
+from adapters.discord_bot.reply.solved_button import SolvedButton, SolvedHost
 from adapters.shared.feedback.vote_replies import (
     GONE,
     REASON_LABEL,
@@ -89,15 +92,20 @@ class VoteButton(
             await interaction.response.send_modal(reason_form(self.answer))
             if not outcome.missing:
                 host.jobs.spawn(after_downvote(interaction.client, interaction))
+                solved: SolvedHost = interaction.client
+                host.jobs.spawn(solved.solved.downvoted(interaction))
 
 
-def vote_view(answer: str, *, helpdesk: bool = False) -> discord.ui.View:
-    """The buttons of the answer to message `answer` (`helpdesk`: with Still need help?). The view is stopped before
-    it is sent: the clicks go to the dynamic items, and no process keeps a view per answer in memory."""
+def vote_view(answer: str, helpdesk: HelpDesk = NO_HELPDESK) -> discord.ui.View:
+    """The buttons of the answer to message `answer` (with Solved and Still need help? as `helpdesk` says). The view
+    is stopped before it is sent: the clicks go to the dynamic items, and no process keeps a view per answer in
+    memory."""
     view = discord.ui.View(timeout=None)
     view.add_item(VoteButton(answer, up=True))
     view.add_item(VoteButton(answer, up=False))
-    if helpdesk:
+    if helpdesk.solvable:
+        view.add_item(SolvedButton(answer))
+    if helpdesk.helpers:
         view.add_item(VoteButton(answer, up=False, help_=True))
     view.stop()
     return view

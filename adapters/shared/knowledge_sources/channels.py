@@ -41,6 +41,7 @@ class KnowledgeChannels:
         self._on_error = on_error
         self._cache: dict[str, tuple[float, dict[str, str]]] = {}
         self._scopes: dict[str, tuple[float, frozenset[str]]] = {}  # platform → when read, its scopes with channels
+        self._answered: dict[str, tuple[float, frozenset[str]]] = {}  # scope → when read, its channels with answers
 
     async def opt_in(self, scope: str, channel: str, title: str) -> bool:
         """True if the channel was not knowledge before."""
@@ -73,6 +74,24 @@ class KnowledgeChannels:
         self._cache[scope] = (time.monotonic(), channels)
         return channels
 
+    async def add_answered(self, scope: str, channel: str) -> None:
+        """`channel` holds knowledge without being a knowledge channel (a help channel's solved threads): its
+        readers may be answered from it. The server counts as one using knowledge."""
+        await self._run(self._redis.sadd(self._answered_key(scope), channel))
+        await self._run(self._redis.sadd(self._scopes_key(_platform(scope)), scope))
+        self._answered.pop(scope, None)
+        self._scopes.pop(_platform(scope), None)
+
+    async def readable(self, scope: str) -> frozenset[str]:
+        """Every channel of the scope whose passages a question may be answered from, for those who can read it: its
+        knowledge channels and the channels with solved threads."""
+        cached = self._answered.get(scope)
+        if cached is None or time.monotonic() - cached[0] >= CACHE_SECONDS:
+            found = await self._run(self._redis.smembers(self._answered_key(scope)))
+            cached = (time.monotonic(), frozenset(_text(channel) for channel in found))
+            self._answered[scope] = cached
+        return cached[1] | frozenset(await self.channels(scope))
+
     async def scopes(self, platform: str) -> frozenset[str]:
         """The scopes of `platform` that have (or had) knowledge channels, cached like a scope's channels: whether
         knowledge is in use at all, and a message's server worth a look."""
@@ -90,8 +109,10 @@ class KnowledgeChannels:
         for channel in await self.channels(scope):
             await self.finish_backfill(scope, channel)
         await self._run(self._redis.delete(self._channels(scope)))
+        await self._run(self._redis.delete(self._answered_key(scope)))
         await self._run(self._redis.srem(self._scopes_key(_platform(scope)), scope))
         self._cache.pop(scope, None)
+        self._answered.pop(scope, None)
         self._scopes.pop(_platform(scope), None)
 
     async def start_backfill(self, scope: str, channel: str) -> None:
@@ -117,6 +138,9 @@ class KnowledgeChannels:
 
     def _channels(self, scope: str) -> str:
         return f"{self._prefix}channels:{scope}"
+
+    def _answered_key(self, scope: str) -> str:
+        return f"{self._prefix}answered:{scope}"
 
     def _scopes_key(self, platform: str) -> str:
         return f"{self._prefix}scopes:{platform}"
