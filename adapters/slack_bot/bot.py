@@ -1,8 +1,8 @@
 """The Slack app: mentions and DMs answered in threads (their events: .messages; commands: .commands,
 .places.persona_command, .forget_command, /usage and /budget: .usage_command; the assistant panel: .assistant; the
-Home tab: .home; votes' and tools' buttons: .buttons; knowledge: .knowledge.command, .knowledge.shortcut,
-.knowledge.feed, .knowledge.history; leaving a workspace: .uninstall; people's names: .people; the reply's surface:
-.reply.choice),
+Home tab: .home; votes' and tools' buttons: .buttons, help threads marked solved: .buttons.solved; knowledge:
+.knowledge.command, .knowledge.shortcut, .knowledge.feed, .knowledge.history; leaving a workspace: .uninstall; people's
+names: .people; the reply's surface: .reply.choice),
 Socket Mode or HTTP, for one workspace (SLACK_BOT_TOKEN) or any that installs it (.installs.oauth). Each request brings
 its workspace's Web API client (.reply.surfaces.Reach); work no request brings one for uses .installs.workspaces.
 
@@ -30,12 +30,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.files.attachments import Attachment, DownloadFailed
 from adapters.shared.files.documents import document_kind
+from adapters.shared.helpdesk.solving import Solving
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
 from adapters.shared.platform_jobs import Kept, PlatformJobs, Pointed
 from adapters.shared.ratelimit import Write
 from adapters.slack_bot.assistant import SlackAssistant
-from adapters.slack_bot.buttons.helper_calls import offers_help
+from adapters.slack_bot.buttons.helper_calls import help_votes
+from adapters.slack_bot.buttons.solved import SolvedThreads
 from adapters.slack_bot.buttons.tools import ToolButtons
 from adapters.slack_bot.buttons.votes import VoteButtons, answer_id, person
 from adapters.slack_bot.commands import SlackCommands, conversation_key
@@ -60,7 +62,6 @@ from adapters.slack_bot.reply.choice import ReplyChoice
 from adapters.slack_bot.reply.interrupted import InterruptedReplies
 from adapters.slack_bot.reply.surfaces import Place, Reach, WorkspaceBudgets
 from adapters.slack_bot.reply.text import REPLY_LIMITS
-from adapters.slack_bot.reply.vote_blocks import with_help
 from adapters.slack_bot.settings import SlackSettings
 from adapters.slack_bot.unasked import UnaskedAnswers
 from adapters.slack_bot.uninstall import Uninstalls
@@ -147,12 +148,13 @@ class SlackBot:
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None
         self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim, self.jobs.added)
+        self.solving = Solving(self.jobs.solutions, self.knowledge.opener, NAME)
         self._unasked = UnaskedAnswers(self)
         self._permalinks = Permalinks()  # before the commands that use it
         self._register()
 
     def _register(self) -> None:
-        MessageEvents(self, self._feed, self._unasked).register(self.app)
+        MessageEvents(self, self._feed, self._unasked, self.solving).register(self.app)
         commands = SlackCommands(self)
         commands.register(self.app)
         PersonaCommand(self, commands.is_admin).register(self.app)
@@ -166,7 +168,8 @@ class SlackBot:
         SlackAssistant(self).register(self.app)  # DM threads' messages go to it first (see .assistant)
         HomeTab(self, self.jobs.core).register(self.app)
         ToolButtons(self).register(self.app)
-        VoteButtons(self).register(self.app)
+        VoteButtons(self, self.solving).register(self.app)
+        SolvedThreads(self, self.knowledge, self.solving).register(self.app)
         keep_data = self.settings.keep_data_on_uninstall
         Uninstalls(
             self.jobs.core,
@@ -176,7 +179,7 @@ class SlackBot:
             feedback=self.jobs.feedback,
             sweep=self.jobs.sweep_server,
         ).register(self.app)
-        ForgetCommand(self.jobs.core, self.knowledge, self.jobs.feedback).register(self.app)
+        ForgetCommand(self.jobs.core, self.knowledge, self.jobs.feedback, self.solving).register(self.app)
 
     def budgets(self, team: str) -> WorkspaceBudgets:
         """The workspace's rate limits, for a write to Slack outside a reply's surface."""
@@ -261,8 +264,8 @@ class SlackBot:
         await self._note_org_workspace(place)
         recording = self.jobs.record(key, where, REPLY_LIMITS)
         votes = answer_id(place.team, place.channel, asked) if asked else None
-        if votes and place.thread_ts and await offers_help(self, slack_places(place.team, place.channel)):
-            votes = with_help(votes)  # Still need help? under an answer in a help channel's thread, with helpers
+        if votes and place.thread_ts:
+            votes = await help_votes(self, votes, slack_places(place.team, place.channel))
         first_post = unasked.first_post if unasked is not None else None
         surface = await self._replies.surface(place, budgets, recording, votes, first_post)
         if place.thread_ts is not None:

@@ -1,7 +1,7 @@
 """/forget-me on Slack: whoever runs it has what the bot keeps about them in this workspace deleted
 (adapters.shared.forget_me; a user id may repeat in another workspace, whose data stays), their messages in the
-workspace's knowledge too, and is told what went through the command's own response_url (`respond`, bolt's per
-request, so each workspace's): only they see it."""
+workspace's knowledge too (and the help threads they asked or answered are no longer solved), and is told what went
+through the command's own response_url (`respond`, bolt's per request, so each workspace's): only they see it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.shared.feedback.records import Feedback
 from adapters.shared.forget_me import NOTHING, UNREACHABLE, forget_me, with_feedback
+from adapters.shared.helpdesk.solving import Solving
+from adapters.slack_bot.knowledge.messages import scope_of as knowledge_scope
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from bot.core import ChatCore
 from bot.state.forget import scope_of
@@ -22,11 +24,16 @@ log = structlog.get_logger(__name__)
 
 class ForgetCommand:
     def __init__(
-        self, core: ChatCore, knowledge: SlackKnowledge | None = None, feedback: Feedback | None = None
+        self,
+        core: ChatCore,
+        knowledge: SlackKnowledge | None = None,
+        feedback: Feedback | None = None,
+        solving: Solving | None = None,
     ) -> None:
         self._core = core
         self._knowledge = knowledge
         self._feedback = feedback
+        self._solving = solving
 
     def register(self, app: AsyncApp) -> None:
         app.command("/forget-me")(self._on_forget)
@@ -43,11 +50,13 @@ class ForgetCommand:
         await respond(text=said, response_type="ephemeral", replace_original=False)
 
     async def _forget_knowledge(self, team: str, user: str) -> int | None:
-        """How many of their indexed messages were removed; None when the knowledge couldn't be reached."""
+        """How many of their indexed messages and solved help threads were removed; None when the knowledge
+        couldn't be reached."""
         if self._knowledge is None:
             return 0
         try:
-            return await self._knowledge.forget_author(team, user)
+            solved = 0 if self._solving is None else await self._solving.forget_person([knowledge_scope(team)], user)
+            return solved + await self._knowledge.forget_author(team, user)
         except Exception as error:  # noqa: BLE001 - the engine is down: they are told to try again
             log.error("slack_forget_knowledge_failed", team=team, error=f"{type(error).__name__}: {error}")
             return None

@@ -1,7 +1,8 @@
 """Slack's message events and what each starts: a mention, a DM's top level and a message in the bot's thread are
 answered (once, however often Slack delivers them), a top-level message in a channel that answers without a mention
 is considered (.unasked), and a channel's messages go to its knowledge as well (.knowledge.feed). DM threads' messages
-come through the assistant panel (.assistant)."""
+come through the assistant panel (.assistant). A solved help thread's accepted answer edited or deleted changes what
+the thread taught (adapters.shared.helpdesk.solving)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
+from adapters.shared.helpdesk.solving import Solving
 from adapters.slack_bot.buttons.helper_calls import stays_out_of
-from adapters.slack_bot.knowledge.feed import KnowledgeFeed
+from adapters.slack_bot.knowledge.feed import EDITS, KnowledgeFeed
 from adapters.slack_bot.knowledge.members import CONVERSIONS, follow_conversion
+from adapters.slack_bot.knowledge.messages import scope_of
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.ports import Answerer
+from adapters.slack_bot.recent import plain_text
 from adapters.slack_bot.reply.surfaces import Reach
 from adapters.slack_bot.unasked import UnaskedAnswers, to_someone_else
 from bot.errors import ReplyFailure
@@ -41,11 +45,15 @@ def thread_link(team: str, channel: str, thread_ts: str) -> str:
 
 
 class MessageEvents:
-    def __init__(self, host: MessageHost, feed: KnowledgeFeed, unasked: UnaskedAnswers) -> None:
+    def __init__(
+        self, host: MessageHost, feed: KnowledgeFeed, unasked: UnaskedAnswers, solving: Solving | None = None
+    ) -> None:
+        """`solving`: solved help threads, whose accepted answers' edits and deletion it follows."""
         self._host = host
         self._jobs = host.jobs
         self._feed = feed
         self._unasked = unasked
+        self._solving = solving
 
     def register(self, app: AsyncApp) -> None:
         app.event("app_mention")(self._on_mention)
@@ -64,6 +72,8 @@ class MessageEvents:
             self._jobs.spawn(self._feed.on_message(body, event, reach))  # a channel's message may be knowledge
             if event.get("subtype") in CONVERSIONS:  # made private or public: who reads its knowledge changes
                 self._jobs.spawn(follow_conversion(*self._host.knowledge.privacy, reach.client, reach.team, event))
+        if self._solving is not None and event.get("subtype") in EDITS and event.get("channel_type") != "im":
+            self._jobs.spawn(self._follow_answer(self._solving, body, reach, event))
         if (
             event.get("subtype", "file_share") != "file_share"
             or event.get("bot_id")
@@ -95,6 +105,13 @@ class MessageEvents:
         if ours and not elsewhere and await self._host.first_delivery(body):
             await self._host.start_turn(reach, event, thread_ts)
 
+    async def _follow_answer(self, solving: Solving, body: dict[str, Any], reach: Reach, event: dict[str, Any]) -> None:
+        """A message edited or deleted, in one process: if it is a solved thread's accepted answer, the thread's
+        knowledge follows."""
+        event_id = body.get("event_id")
+        if not event_id or await self._jobs.first_to_claim(f"slack:solved-edit:{reach.team}:{event_id}"):
+            await follow_answer(solving, reach, event)
+
     async def _wrote_in(self, reach: Reach, channel: str, thread_ts: str) -> bool:
         """Whether the bot has a message in the thread (asked of Slack, for when Redis can't say)."""
         try:
@@ -110,3 +127,17 @@ class MessageEvents:
             await reach.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
         except SlackApiError as error:
             log.warning("slack_notice_not_sent", error=error.response.get("error"))
+
+
+async def follow_answer(solving: Solving, reach: Reach, event: dict[str, Any]) -> None:
+    """A message edited or deleted: if it is a solved thread's accepted answer, the thread's knowledge follows (one
+    Redis look for any other message)."""
+    scope = scope_of(reach.team)
+    if event.get("subtype") == "message_deleted":
+        await solving.answers_gone(scope, [str(event.get("deleted_ts") or "")], "deleted")
+        return
+    message, before = event.get("message") or {}, event.get("previous_message") or {}
+    if message.get("subtype") == "tombstone":
+        await solving.answers_gone(scope, [str(message.get("ts") or "")], "deleted")
+    elif message.get("text") != before.get("text"):  # not an unfurl, a reply counted, a reaction
+        await solving.answer_edited(scope, str(message.get("ts") or ""), plain_text(str(message.get("text") or ""), {}))

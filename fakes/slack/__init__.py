@@ -100,6 +100,10 @@ Behaviour copied from Slack (see ``/work/shared/notes/platform-facts.md`` and sl
   ``deleted_ts`` + ``previous_message``); a deleted thread parent with replies becomes a ``tombstone``
   (a ``message_changed``), as at Slack. Deliver them with ``send_event`` or ``event_callback`` +
   ``post_signed_event``.
+* Reactions by people: ``reaction_added_event(channel, ts, user, reaction)`` keeps it on the message and builds
+  ``reaction_added`` as Slack sends it (``item {type, channel, ts}``, ``item_user``); none without the
+  ``reactions:read`` scope or in a channel the app isn't in. ``conversations.replies`` finds a thread by any of its
+  messages' ts (a reply's too), so a reacted reply's thread is one call.
 * Permalinks: ``chat.getPermalink`` (Tier 4) gives ``https://<team_domain>.slack.com/archives/<channel>/
   p<ts without the dot>`` (a reply's with ``?thread_ts=…&cid=…``); ``permalink()`` computes the same.
 * Membership: each channel keeps its people (``Channel.members``; the bot is ``bot_member``);

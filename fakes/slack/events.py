@@ -1,4 +1,4 @@
-"""FakeSlack's events: a person posts, edits or deletes, people join and leave, other bots post,
+"""FakeSlack's events: a person posts, edits, deletes or reacts, people join and leave, other bots post,
 history is seeded; each stored and built as Slack's event."""
 
 from __future__ import annotations
@@ -238,6 +238,32 @@ class EventsArea:
         message.deleted = True
         message.history.append((now, ""))
         return self._hidden_event("message_deleted", message, deleted_ts=message.ts, previous_message=previous)
+
+    def reaction_added_event(
+        self, channel: str, ts: str, user: str, reaction: str = "white_check_mark"
+    ) -> JsonDict | None:
+        """`user` adds the emoji `reaction` (its name, without colons) to the stored message `ts` of `channel`:
+        kept on the message (``reactions`` in conversations.history / .replies) and the ``reaction_added`` event
+        Slack sends (``user``, ``reaction``, ``item {type: message, channel, ts}``, ``item_user``, ``event_ts``).
+        None when Slack would send the app nothing: without the ``reactions:read`` scope, or in a channel it
+        isn't in. The same person's same emoji twice counts once, as at Slack."""
+        message = self._stored(channel, ts)
+        users = message.reactions.setdefault(reaction, [])
+        if user not in users:
+            users.append(user)
+        chan = self.channels.get(channel)
+        if "reactions:read" not in self.scopes or (chan is not None and not chan.is_im and not chan.bot_member):
+            return None
+        event: JsonDict = {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": reaction,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": self.next_ts(),
+        }
+        if message.user:
+            event["item_user"] = message.user
+        return event
 
     def _stored(self, channel: str, ts: str) -> StoredMessage:
         message = self.find_message(channel, ts)

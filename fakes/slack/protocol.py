@@ -202,6 +202,7 @@ DEFAULT_SCOPES = frozenset(
         "users:read",
         "files:read",
         "usergroups:read",
+        "reactions:read",
     }
 )
 

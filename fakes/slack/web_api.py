@@ -239,10 +239,13 @@ class WebApiArea:
         ]
 
     def _conversations_replies(self, params: JsonDict, now: float) -> JsonDict:
-        """A thread, oldest first (its parent first on the first page); a message without replies alone."""
+        """A thread, oldest first (its parent first on the first page), found by its parent's ts or any of its
+        replies' (as Slack's method reference says of ``ts``); a message without replies alone."""
         channel = self._resolve_channel(params.get("channel"))
         self._check_readable(channel)
         parent = self.find_message(channel.id, _required(params, "ts"))
+        if parent is not None and parent.is_reply and parent.thread_ts is not None:
+            parent = self.find_message(channel.id, parent.thread_ts)
         if parent is None:
             raise ApiError("thread_not_found")
         thread = self._in_window([parent, *self._replies_of(parent)] if not parent.is_reply else [parent], params)

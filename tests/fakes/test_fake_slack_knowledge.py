@@ -1,4 +1,4 @@
-"""Self-tests of the fake Slack's knowledge side (fakes/slack/): edits and deletes, channel
+"""Self-tests of the fake Slack's knowledge side (fakes/slack/): edits, deletes and people's reactions, channel
 history under both of Slack's history tiers, permalinks, private channels and membership, the "Add to
 knowledge" message shortcut, bots' messages, and two workspaces with the same channel ids. Driven with the real
 slack_sdk client and slack_bolt apps; no bot process."""
@@ -59,7 +59,7 @@ async def api_error(call: Awaitable[object]) -> SlackApiError:
 
 
 def recording_app(fake: FakeSlack, seen: list[dict[str, Any]], signing_secret: str | None = None) -> AsyncApp:
-    """A real bolt app that records every message, membership event and "Add to knowledge" shortcut body."""
+    """A real bolt app that records every message, membership event, reaction and "Add to knowledge" shortcut body."""
     app = AsyncApp(client=web_client(fake), signing_secret=signing_secret)
 
     @app.event("message")
@@ -72,6 +72,10 @@ def recording_app(fake: FakeSlack, seen: list[dict[str, Any]], signing_secret: s
 
     @app.event("member_left_channel")
     async def on_left(body: dict[str, Any]) -> None:
+        seen.append(body)
+
+    @app.event("reaction_added")
+    async def on_reaction(body: dict[str, Any]) -> None:
         seen.append(body)
 
     @app.shortcut(ADD_TO_KNOWLEDGE)
@@ -147,6 +151,41 @@ async def test_edits_and_deletes_reach_bolt_over_socket_mode(fake: FakeSlack, so
     assert fake.find_message(CHANNEL, reply["ts"]) is None
     thread = await web_client(fake).conversations_replies(channel=CHANNEL, ts=parent["ts"])
     assert [m["ts"] for m in thread["messages"]] == [parent["ts"]]
+
+
+async def test_a_persons_reaction_reaches_bolt_and_a_reply_finds_its_thread(
+    fake: FakeSlack, socket_app: list[dict[str, Any]]
+) -> None:
+    parent = fake.message_event(CHANNEL, USER, "how do I reset my badge?")
+    reply = fake.message_event(CHANNEL, BOB, "hold it to the reader for ten seconds", thread_ts=parent["ts"])
+    later = fake.message_event(CHANNEL, USER, "thanks, it worked", thread_ts=parent["ts"])
+    event = fake.reaction_added_event(CHANNEL, reply["ts"], USER)
+    assert event is not None
+    await fake.wait_ack(await fake.send_event(event))
+    await eventually(lambda: len(socket_app) == 1)
+    [body] = socket_app
+    assert body["event"]["type"] == "reaction_added" and body["team_id"] == fake.team_id
+    assert (body["event"]["user"], body["event"]["reaction"], body["event"]["item_user"]) == (
+        USER,
+        "white_check_mark",
+        BOB,
+    )
+    assert body["event"]["item"] == {"type": "message", "channel": CHANNEL, "ts": reply["ts"]}
+    assert fake.reaction_added_event(CHANNEL, reply["ts"], USER) is not None  # the same again: counted once
+
+    client = web_client(fake)
+    thread = await client.conversations_replies(channel=CHANNEL, ts=reply["ts"], latest=reply["ts"], inclusive=True)
+    assert [m["ts"] for m in thread["messages"]] == [parent["ts"], reply["ts"]]  # the parent first, up to the reply
+    assert thread["messages"][1]["reactions"] == [{"name": "white_check_mark", "users": [USER], "count": 1}]
+    whole = await client.conversations_replies(channel=CHANNEL, ts=later["ts"])
+    assert [m["ts"] for m in whole["messages"]] == [parent["ts"], reply["ts"], later["ts"]]
+
+    fake.add_channel("C0NOBOT01", "elsewhere", bot_member=False)
+    outside = fake.seed_message("C0NOBOT01", "not the app's to see", user=BOB)
+    assert fake.reaction_added_event("C0NOBOT01", outside.ts, USER) is None  # no event of a channel it isn't in
+    fake.scopes.discard("reactions:read")
+    assert fake.reaction_added_event(CHANNEL, parent["ts"], BOB, "eyes") is None  # nor without reactions:read
+    assert fake.find_message(CHANNEL, parent["ts"]).reactions == {"eyes": [BOB]}  # people see it all the same
 
 
 async def test_edits_and_deletes_reach_bolt_over_signed_http(fake: FakeSlack) -> None:

@@ -310,7 +310,7 @@ async def test_votes_are_kept_changed_and_a_reason_reaches_knowledge_gaps_until_
     await answered(harness, event)
     [answer] = harness.replies(HELP, event["ts"])
     [votes] = answer.blocks_of("actions")
-    assert [button["action_id"] for button in votes["elements"]] == ["vote_up", "vote_down"]
+    assert [button["action_id"] for button in votes["elements"]] == ["vote_up", "vote_down", "solved"]
     await eventually(lambda: bool(harness.bots[0].logs("turn_finished", thread=harness.thread_key(HELP, event["ts"]))))
     await asyncio.sleep(0.3)  # the answer is kept for votes a moment after its final text
 

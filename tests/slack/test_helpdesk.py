@@ -178,7 +178,7 @@ async def test_only_admins_name_helpers_and_never_a_bot(harness: SlackHarness) -
 
 async def test_still_need_help_calls_the_helpers_once(harness: SlackHarness) -> None:
     ts, answer = await asked_and_answered(harness, DESK, ALICE, COVERED)
-    assert buttons(answer) == ["vote_up", "vote_down", "still_need_help"]
+    assert buttons(answer) == ["vote_up", "vote_down", "still_need_help", "solved"]
     assert (await click(harness, ALICE, DESK, answer, "still_need_help")).startswith("Done: the channel's helpers")
     [ping] = pings(harness, DESK, ts)
     assert ping.text.startswith(f"<!subteam^{GROUP}> <@{HELEN}> ")
@@ -200,7 +200,7 @@ async def test_still_need_help_calls_the_helpers_once(harness: SlackHarness) -> 
     [followed] = [
         m for m in harness.replies(DESK, ts) if float(m.ts) > float(mentioned["ts"]) and m.blocks_of("actions")
     ]
-    assert buttons(followed) == ["vote_up", "vote_down", "still_need_help"]  # each answer in a help thread
+    assert buttons(followed) == ["vote_up", "vote_down", "still_need_help", "solved"]  # each answer in a help thread
 
 
 async def test_a_downvote_hands_the_thread_off_once(harness: SlackHarness) -> None:
@@ -244,7 +244,7 @@ async def test_a_weakly_covered_question_goes_to_the_helpers_unguessed(
 
 async def test_without_helpers_nothing_promises_a_person(harness: SlackHarness, model: FakeModelServer) -> None:
     _, answer = await asked_and_answered(harness, BARE, ALICE, COVERED)
-    assert buttons(answer) == ["vote_up", "vote_down"]
+    assert buttons(answer) == ["vote_up", "vote_down", "solved"]  # Solved, but no Still need help?
     weak, _ = await harness.say(BARE, ALICE, WEAK)  # nobody to hand it to: answered as before
     await harness.wait_turn(BARE, weak["ts"], timeout=20)
     [record] = decisions(harness, weak["ts"])

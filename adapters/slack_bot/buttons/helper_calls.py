@@ -14,11 +14,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.shared.helpdesk.calling import Outcome, Unreachable, call_helpers, helpers_of, stays_out, told
-from adapters.shared.helpdesk.calling import offers_help as shared_offers_help
 from adapters.shared.place_settings import respond_mode
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Reach
+from adapters.slack_bot.reply.vote_blocks import in_help_channel, with_help
 from bot.errors import ReplyFailure
 from bot.reply.render import failure_note
 from bot.respond.decision import RespondMode
@@ -92,11 +92,6 @@ class SlackHelperCall:
         log.warning("helpers_note_for_admins", team=self._reach.team, channel=self._channel, note=note)
 
 
-async def offers_help(host: Answerer, places: tuple[Place, ...]) -> bool:
-    """Whether answers here carry Still need help?: a help channel with helpers (never a DM)."""
-    return not in_dm(places) and await shared_offers_help(host.jobs.core, places)
-
-
 def in_dm(places: tuple[Place, ...]) -> bool:
     """A DM's places (a workspace's settings reach them too): nobody is called there."""
     return any(place.kind == "channel" and place.id.startswith("D") for place in places)
@@ -113,11 +108,38 @@ async def stays_out_of(host: Answerer, reach: Reach, event: dict[str, object], t
     if not helpers:
         return False
     mentioned = f"<@{reach.bot_user_id}>" in str(event.get("text", ""))
-    helper = user in helpers
-    for group in (one for one in helpers if one.startswith("S") and not helper):
-        helper = user in (await group_members(reach, group) or ())
+    helper = await among_helpers(reach, helpers, user)
     where = ("slack", f"{reach.team}:{channel}", thread_ts)
     return await stays_out(host.jobs, where, str(event.get("ts", "")), helper=helper, mentioned=mentioned)
+
+
+async def among_helpers(reach: Reach, helpers: tuple[str, ...], user: str) -> bool:
+    """Whether `user` is one of `helpers`: named, or a member of a user group named."""
+    if user in helpers:
+        return True
+    for group in (one for one in helpers if one.startswith("S")):
+        if user in (await group_members(reach, group) or ()):
+            return True
+    return False
+
+
+async def is_helper(host: Answerer, reach: Reach, channel: str, user: str) -> bool:
+    """Whether `user` is one of the channel's helpers (raises STORE_UNAVAILABLE without Redis)."""
+    return await among_helpers(reach, await helpers_of(host.jobs.core, slack_places(reach.team, channel)), user)
+
+
+async def help_votes(host: Answerer, votes: str, places: tuple[Place, ...]) -> str:
+    """The buttons under an answer in a thread: Solved in a help channel (`/respond questions` or `all`), Still need
+    help? too where it has helpers; neither in a DM, a mention-only channel, or without Redis."""
+    if in_dm(places):
+        return votes
+    try:
+        if await respond_mode(host.jobs.core, places) is RespondMode.MENTIONS:
+            return votes
+        helped = bool(await helpers_of(host.jobs.core, places))
+    except ReplyFailure:
+        return votes
+    return in_help_channel(with_help(votes) if helped else votes)
 
 
 async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> str:

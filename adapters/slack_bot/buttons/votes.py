@@ -1,7 +1,8 @@
 """👍 / 👎 under each answer (an actions block of the answer's finished message). A click is acked at once and taken by
 whichever process gets it, once; the vote is kept in Redis (adapters.shared.feedback.records) and the clicker alone is
 told. 👎 opens a form asking why, optional; its submission carries the answer in its private metadata. In a help
-channel a 👎 and Still need help? hand the thread to its helpers (.helper_calls)."""
+channel a 👎 and Still need help? hand the thread to its helpers (.helper_calls); a 👎 on a solved thread's accepted
+answer unmarks the thread (.solved)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from adapters.shared.feedback.vote_replies import (
     REASON_THANKS,
     vote_reply,
 )
+from adapters.shared.helpdesk.solving import Solving
 from adapters.slack_bot.buttons.helper_calls import after_downvote, still_need_help
+from adapters.slack_bot.knowledge.messages import scope_of
 from adapters.slack_bot.ports import Answerer
 from adapters.slack_bot.reply.surfaces import Reach
 from adapters.slack_bot.reply.vote_blocks import STILL_NEED_HELP, VOTE_DOWN, VOTE_UP
@@ -46,8 +49,10 @@ def person(team: str, user: str) -> str:
 
 
 class VoteButtons:
-    def __init__(self, bot: Answerer) -> None:
+    def __init__(self, bot: Answerer, solving: Solving | None = None) -> None:
+        """`solving`: a 👎 on an accepted answer takes its thread out of the knowledge."""
         self._bot = bot
+        self._solving = solving
 
     def register(self, app: AsyncApp) -> None:
         app.action(VOTE_UP)(self._on_click)
@@ -76,6 +81,9 @@ class VoteButtons:
             await self._tell(client, team, user, where, vote_reply(outcome, up=up))
         if not up and not outcome.missing and where[1]:
             self._bot.jobs.spawn(after_downvote(self._bot, Reach.of(context, team), where[0], where[1]))
+        answered = str((body.get("message") or {}).get("ts") or "")
+        if not up and not outcome.missing and self._solving is not None and answered:
+            self._bot.jobs.spawn(self._solving.answers_gone(scope_of(team), [answered], "downvoted"))
 
     async def _on_help(self, ack: Any, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         """Still need help?: the thread handed to its helpers; the clicker alone is told what happened."""
