@@ -61,6 +61,19 @@ class Metrics:
             "Knowledge searches whose reranker failed (their passages kept fusion's order), by kind",
             ["kind"],
         )
+        self.helpdesk_threads = counter(
+            "bot_helpdesk_threads_total",
+            "Help channels' questions, by platform and what became of them: asked, answered, solved_by_bot, "
+            "solved_by_person, handed_off, unanswered",
+            ["platform", "outcome"],
+        )
+        self.time_to_solved = Histogram(
+            "bot_helpdesk_time_to_solved_seconds",
+            "A help channel's question asked → its thread marked solved",
+            ["platform"],
+            buckets=(60, 300, 900, 1_800, 3_600, 4 * 3_600, 12 * 3_600, 86_400, 3 * 86_400, 7 * 86_400),
+            registry=r,
+        )
         self._problems: dict[str, str | None] = {}
 
     def turn_finished(self, platform: str, thread: str, received_at: float, result: RenderResult) -> None:

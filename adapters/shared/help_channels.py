@@ -105,11 +105,17 @@ class HelpChannels:
             )
             return
         decision = await self._responder.decide(unprompted, mode, message.access, partial(self._has_helpers, message))
+        asked_at = time.time() - (time.monotonic() - arrived)
         if decision.unanswerable:
             await self._note_gap(message)
-        if decision.reason == SKIP_WEAK and not await self._hand_off(message):
+        if decision.reason == SKIP_WEAK:
+            if await self._hand_off(message):
+                await self._count(message, asked_at, "handed")
+                return
             decision = replace(decision, answer=True, reason=ANSWER_KNOWN)  # nobody could be called: as before
         if not decision.answer:
+            if decision.unanswerable:
+                await self._count(message, asked_at, "unanswered")
             return
         try:
             await self._jobs.core.admit(message.asker())
@@ -125,14 +131,24 @@ class HelpChannels:
             log.info("unasked_message_too_late", channel=unprompted.channel, message=unprompted.message)
             return
         await message.answer(decision, arrived, first)
+        await self._count(message, asked_at, "answered")
 
-    async def _note_gap(self, message: UnaskedMessage) -> None:
-        """A question the bot stayed silent on, for `/knowledge gaps`."""
-        kept = await message.kept()
+    async def _count(self, message: UnaskedMessage, asked_at: float, outcome: str) -> None:
+        """The question in the help desk's figures: "answered", "handed" or "unanswered"."""
+        unprompted, kept = message.unprompted(), await message.kept()
         try:
-            await self._jobs.feedback.note_unanswered(
-                kept.scope, message.text, kept.link, kept.asker, kept.channel, time.time()
+            await self._jobs.desk.asked(
+                kept.scope, unprompted.channel, unprompted.message, asked_at, outcome, time.time()
             )
+        except ReplyFailure:
+            log.warning("help_desk_question_not_counted", channel=unprompted.channel)
+
+    async def _note_gap(self, message: UnaskedMessage, *, handed_off: bool = False) -> None:
+        """A question the bot stayed silent on, or handed to people, for `/knowledge gaps`."""
+        kept = await message.kept()
+        note = self._jobs.feedback.note_handed_off if handed_off else self._jobs.feedback.note_unanswered
+        try:
+            await note(kept.scope, message.text, kept.link, kept.asker, kept.channel, time.time())
         except ReplyFailure:
             log.warning("unanswered_question_not_noted", channel=kept.channel)
 
@@ -151,6 +167,8 @@ class HelpChannels:
         except ReplyFailure:
             outcome = None
         log.info("weak_question_handed_off", outcome=outcome.value if outcome else "store_unavailable")
+        if outcome is Outcome.CALLED:
+            await self._note_gap(message, handed_off=True)
         return outcome in (Outcome.CALLED, Outcome.BEFORE)
 
     async def _over_quota(self, message: UnaskedMessage, failure: ReplyFailure) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from adapters.shared.desk_ledger import DeskLedger
 from adapters.shared.feedback.records import AnswerInfo, Feedback
 from adapters.shared.files.attachments import Attachment, ReadFiles, read_attachments, with_files
 from adapters.shared.files.documents import DocumentReader, cut_documents
@@ -126,6 +127,9 @@ class PlatformJobs:
         )
         self.added = AddedMessages(services.redis.main, prefix, platform, services.metrics.redis_errors.inc)
         self.solutions = Solutions(services.redis.main, prefix, platform, services.metrics.redis_errors.inc)
+        self.desk = DeskLedger(
+            services.redis.main, prefix, platform, services.metrics, services.metrics.redis_errors.inc
+        )
         self._services = services
         self._platform = platform
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -148,7 +148,8 @@ class SlackBot:
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None
         self._feed = KnowledgeFeed(self.knowledge, self.jobs.first_to_claim, self.jobs.added)
-        self.solving = Solving(self.jobs.solutions, self.knowledge.opener, NAME)
+        knowledge = self.knowledge
+        self.solving = Solving(self.jobs.solutions, knowledge.opener, NAME, knowledge.channels, self.jobs.desk)
         self._unasked = UnaskedAnswers(self)
         self._permalinks = Permalinks()  # before the commands that use it
         self._register()
@@ -160,7 +161,7 @@ class SlackBot:
         PersonaCommand(self, commands.is_admin).register(self.app)
         UsageCommands(self, commands.is_admin).register(self.app)
         KnowledgeCommand(
-            self.knowledge, commands.is_admin, self._history, self.jobs.feedback, self._permalinks
+            self.knowledge, commands.is_admin, self._history, self.jobs.feedback, self._permalinks, self.jobs.desk
         ).register(self.app)
         KnowledgeShortcut(self, self.knowledge, commands.is_admin).register(self.app)
         self._feed.register(self.app)

@@ -164,6 +164,18 @@ KINDS: tuple[Kind, ...] = (
         kept="ids only (a channel, a thread, an hour), nothing of a person's; /reset leaves a thread to its helpers",
     ),
     Kind(
+        "help desk figures",
+        (Owner.SERVER,),
+        ("helpdesk:desk:*",),
+        {
+            SERVER: "swept with the server",
+            EXPIRY: "31 days after the last write; a thread asked 31 days ago at reading",
+        },
+        "31 days",
+        server_keys=("helpdesk:desk:{platform}:{id}",),
+        kept="ids and times only (a thread, its channel, when it was asked, answered, handed off, solved)",
+    ),
+    Kind(
         "knowledge gaps",
         (Owner.SERVER, Owner.PERSON),
         ("feedback:gaps:{*}", "feedback:gaps:{*}:entries", "feedback:person:{*}"),

@@ -8,6 +8,7 @@ read again, deleted or 👎'd it leaves. One bot for the module."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -252,3 +253,28 @@ async def test_a_forum_post_wears_the_solved_tag_and_a_tag_set_by_hand_marks_it(
     await fake.wait_for(lambda: checked(world, other_answer), 15)
     assert (await command(scene, other, scene.bob, "solved", {"undo": True})).startswith("Unmarked")
     await fake.wait_for(lambda: fake.channels[int(other["id"])].get("applied_tags") == [], 10)
+
+
+async def test_the_gaps_report_shows_what_the_help_desk_deflected(scene: Scene, world: DiscordWorld) -> None:
+    fake = world.fake
+    said = await world.say(scene.channels["desk"], scene.alice, f"{VPN} (counted)")
+    answer = await answer_in(world, await world.wait_thread(said, timeout=15))
+    marked = await fake.click_button(answer["id"], f"solved:{said['id']}", scene.alice)
+    assert (await answered(scene, marked)).startswith("Marked solved")
+    other = await world.say(scene.channels["desk"], scene.bob, f"{VPN} (handed off)")
+    other_answer = await answer_in(world, await world.wait_thread(other, timeout=15))
+    called = await fake.click_button(other_answer["id"], f"vote:help:{other['id']}", scene.bob)
+    assert (await answered(scene, called)).startswith("Done: the channel's helpers were called")
+
+    report = await command(scene, scene.channels["lobby"], scene.admin, "knowledge", {"gaps": {}})
+    week = re.search(
+        r"Last 7 days: (\d+) questions?; the bot answered (\d+), (\d+) solved with its answer, (\d+) solved by a "
+        r"person, (\d+) handed to people",
+        report,
+    )
+    assert report.startswith("**Help desk**") and week is not None, report
+    asked, answered_, solved, _, handed = (int(number) for number in week.groups())
+    assert asked >= 2 and answered_ >= 2 and solved >= 1 and handed >= 1
+    assert "Median time to the bot's answer" in report and "and to solved" in report
+    assert "handed to people" in report.split("**Knowledge gaps**")[1]  # the handed-off question is listed too
+    assert "(handed off)" in report.split("**Knowledge gaps**")[1]

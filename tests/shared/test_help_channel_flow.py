@@ -32,6 +32,7 @@ class Seen:
     told: list[str] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
     within: list[float] = field(default_factory=list)  # how long the first write's slot could take
+    counted: list[str] = field(default_factory=list)  # the help desk's figures: what became of each question
 
 
 class Responder:
@@ -80,11 +81,20 @@ class Feedback:
         self._seen.gaps.append(text)
 
 
+class Desk:
+    def __init__(self, seen: Seen) -> None:
+        self._seen = seen
+
+    async def asked(self, scope: str, channel: str, thread: str, at: float, outcome: str, when: float) -> None:
+        self._seen.counted.append(outcome)
+
+
 class Jobs:
     def __init__(self, seen: Seen, decision: Decision, over_quota: bool) -> None:
         self._seen = seen
         self.core = Core(seen, decision, over_quota)
         self.feedback = Feedback(seen)
+        self.desk = Desk(seen)
 
     async def refuse_once(self, key: str, tell: Callable[[], Awaitable[None]]) -> None:
         if key not in self._seen.refused:
@@ -162,6 +172,7 @@ async def test_a_message_answered_is_claimed_after_who_may_ask_and_admitted_befo
     seen = Seen()
     await flow(seen, ANSWER).consider(ForumMessage(seen), arrived=0.0)
     assert seen.steps == ["allowed", "claim", "decide", "admit", "answer"]
+    assert seen.counted == ["answered"]
 
 
 async def test_someone_who_may_not_ask_spends_no_claim_and_is_told_nothing() -> None:
@@ -203,6 +214,7 @@ async def test_a_question_the_knowledge_doesnt_cover_is_noted_as_a_gap_and_not_a
     await flow(seen, Decision(answer=False, reason=SKIP_NOT_COVERED)).consider(ForumMessage(seen), arrived=0.0)
     assert seen.gaps == ["how do I reset my password?"]
     assert seen.steps == ["allowed", "claim", "decide"]
+    assert seen.counted == ["unanswered"]
 
 
 async def test_a_message_another_process_claimed_is_left_to_it() -> None:

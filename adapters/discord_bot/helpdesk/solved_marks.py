@@ -76,7 +76,7 @@ class DiscordSolvedMarks:
     def __init__(self, host: MarksHost) -> None:
         self._host = host
         knowledge = host.knowledge
-        self._solving = Solving(host.jobs.solutions, knowledge.opener, "discord", knowledge.channels)
+        self._solving = Solving(host.jobs.solutions, knowledge.opener, "discord", knowledge.channels, host.jobs.desk)
 
     @property
     def solving(self) -> Solving:

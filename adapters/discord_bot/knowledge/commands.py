@@ -156,6 +156,7 @@ class KnowledgeCommands:
                 link=lambda text, url: f"[{text}](<{url}>)",
                 escape=discord.utils.escape_markdown,
                 readable=lambda entries: readable_gaps(guild, interaction.user, entries),
+                desk=self._host.jobs.desk,
             )
         except ReplyFailure as failure:
             await interaction.edit_original_response(content=failure_note(failure))

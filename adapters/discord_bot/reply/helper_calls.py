@@ -154,7 +154,7 @@ async def help_desk(jobs: PlatformJobs, places: tuple[Place, ...]) -> HelpDesk:
         return NO_HELPDESK
 
 
-async def still_need_help(host: HelperHost, interaction: discord.Interaction[Any]) -> None:
+async def still_need_help(host: HelperHost, interaction: discord.Interaction[Any], answer: str) -> None:
     """The button: the thread handed to its helpers; the clicker told, privately, what happened."""
     thread = interaction.channel
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -162,7 +162,7 @@ async def still_need_help(host: HelperHost, interaction: discord.Interaction[Any
         said = told(Outcome.NO_HELPERS, host.jobs)
     else:
         try:
-            said = told(await call_helpers(host.jobs, thread_call(host, thread)), host.jobs)
+            said = told(await call_helpers(host.jobs, thread_call(host, thread), answer), host.jobs)
         except ReplyFailure as failure:
             said = failure_note(failure)
     await interaction.edit_original_response(content=said)

@@ -76,7 +76,7 @@ class VoteButton(
 
     async def callback(self, interaction: discord.Interaction[Any], /) -> None:
         if self.help:
-            await still_need_help(interaction.client, interaction)
+            await still_need_help(interaction.client, interaction, answer_id(self.answer))
             return
         host: JobsHost = interaction.client
         try:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from adapters.shared.desk_ledger import REPORT_DAYS, DeskLedger, describe_desk, figures
 from adapters.shared.feedback.records import GAP_KINDS, Feedback, GapEntry, GapKind
 from bot.knowledge.service import Knowledge
 from bot.knowledge.vectors import unit_rows
@@ -30,8 +31,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ENTRIES_SHOWN = 3  # per group in the chat message; the CSV has them all
 QUESTION_CHARS = 150
 REASON_CHARS = 200
-KIND_LABELS: dict[GapKind, str] = {"unanswered": "unanswered", "downvoted": "👎", "no_source": "no source"}
-KIND_COUNTED: dict[GapKind, str] = {"unanswered": "unanswered", "downvoted": "👎", "no_source": "without a source"}
+KIND_LABELS: dict[GapKind, str] = {
+    "unanswered": "unanswered",
+    "downvoted": "👎",
+    "no_source": "no source",
+    "handed_off": "handed to people",
+}
+KIND_COUNTED: dict[GapKind, str] = {
+    "unanswered": "unanswered",
+    "downvoted": "👎",
+    "no_source": "without a source",
+    "handed_off": "handed to people",
+}
 _PINGS = re.compile(r"@(everyone|here)", re.IGNORECASE)
 
 
@@ -154,7 +165,7 @@ def _describe_group(
         if entry.reason:
             parts.append(f"“{escape(_shown(entry.reason, REASON_CHARS))}”")
         if entry.link:
-            parts.append(link("question" if entry.kind == "unanswered" else "answer", entry.link))
+            parts.append(link("answer" if entry.kind in ("downvoted", "no_source") else "question", entry.link))
         lines.append(f"  • {' — '.join(parts)}")
     return "\n".join(lines)
 
@@ -199,11 +210,13 @@ async def gaps_report(
     escape: Callable[[str], str] = str,
     resolve: Callable[[str], Awaitable[str]] | None = None,
     readable: Readable | None = None,
+    desk: DeskLedger | None = None,
 ) -> GapsReport:
     """`/knowledge gaps` of `scope`: its last 30 days, grouped by meaning with the knowledge's embeddings (without
     knowledge, the same words make a group). `resolve`: each entry's link as it is shown (a link kept in a form of
     the platform's own, made a URL only now). `readable`: of the entries, those asked where the admin may read (the
-    others are left out, and counted in a line of their own)."""
+    others are left out, and counted in a line of their own). `desk`: the help desk's figures of the last 7 and 30
+    days, first."""
     entries = await feedback.gaps(scope)
     shown = entries if readable is None else await readable(entries)
     hidden, entries = len(entries) - len(shown), shown
@@ -215,8 +228,19 @@ async def gaps_report(
     else:
         groups = await group_questions(entries, _same_words, 0.999)
     note = f"\n{_left_out(hidden)}" if hidden else ""
-    text = describe_gaps(groups, limit_chars=limit_chars - len(note), bold=bold, link=link, escape=escape)
-    return GapsReport(text + note, gaps_csv(groups), len(entries))
+    head = await _desk_lines(desk, scope, bold)
+    text = describe_gaps(groups, limit_chars=limit_chars - len(note) - len(head), bold=bold, link=link, escape=escape)
+    return GapsReport(head + text + note, gaps_csv(groups), len(entries))
+
+
+async def _desk_lines(desk: DeskLedger | None, scope: str, bold: Callable[[str], str]) -> str:
+    """The help desk's figures, then a blank line; "" without help channel questions (or without Redis: the gaps
+    read it anyway, and say so)."""
+    if desk is None:
+        return ""
+    threads = await desk.threads(scope)
+    said = describe_desk([figures(threads, days) for days in REPORT_DAYS], bold)
+    return f"{said}\n\n" if said else ""
 
 
 def _left_out(hidden: int) -> str:

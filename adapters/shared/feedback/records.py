@@ -31,9 +31,9 @@ from adapters.shared.feedback import scripts as lua
 from bot.state.redis_client import RedisClient, hash_tag, served
 
 T = TypeVar("T")
-GapKind = Literal["unanswered", "downvoted", "no_source"]
+GapKind = Literal["unanswered", "downvoted", "no_source", "handed_off"]
 VoteStatus = Literal["missing", "new", "changed", "unchanged"]
-GAP_KINDS: tuple[GapKind, ...] = ("unanswered", "downvoted", "no_source")
+GAP_KINDS: tuple[GapKind, ...] = ("unanswered", "downvoted", "no_source", "handed_off")
 MAX_REASON_CHARS = 1_000
 DAY_SECONDS = 86_400
 UP, DOWN = "up", "down"
@@ -198,6 +198,14 @@ class Feedback:
         entry_id = _entry_id("unanswered", scope, channel, link, asker, question)
         await self._index(asker, _member("gap", scope, entry_id))
         entry = GapEntry("unanswered", question, link, "", "", asker, at, channel)
+        await self._add(scope, entry_id, entry, asker=asker)
+
+    async def note_handed_off(self, scope: str, question: str, link: str, asker: str, channel: str, at: float) -> None:
+        """A question handed to people (Still need help?, or one the knowledge covered only weakly), listed with the
+        gaps. Noting it again keeps one entry."""
+        entry_id = _entry_id("handed_off", scope, channel, link, asker, question)
+        await self._index(asker, _member("gap", scope, entry_id))
+        entry = GapEntry("handed_off", question, link, "", "", asker, at, channel)
         await self._add(scope, entry_id, entry, asker=asker)
 
     async def gaps(self, scope: str, now: float | None = None) -> list[GapEntry]:
@@ -377,7 +385,7 @@ def _parse_member(member: str) -> tuple[str, str, str]:
 
 def _entry_id(kind: GapKind, *parts: str) -> str:
     """A gap entry's id, the same for the same thing: writing it again (a retry) finds it."""
-    if kind == "unanswered":
+    if kind in ("unanswered", "handed_off"):
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
         return json.dumps([kind, digest])
     return json.dumps([kind, *parts], ensure_ascii=False)

@@ -7,6 +7,7 @@ platform gives the thread as a `HelperCall`: its places, how it mentions the hel
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -94,9 +95,10 @@ async def offers_help(core: ChatCore, places: Sequence[Place]) -> bool:
         return False
 
 
-async def call_helpers(jobs: PlatformJobs, call: HelperCall) -> Outcome:
-    """Hand the thread to its helpers if it wasn't before and the hour's mentions allow; what happened. Raises
-    STORE_UNAVAILABLE (a ReplyFailure) without Redis."""
+async def call_helpers(jobs: PlatformJobs, call: HelperCall, answer: str | None = None) -> Outcome:
+    """Hand the thread to its helpers if it wasn't before and the hour's mentions allow; what happened. `answer`: the
+    answer under which a person was asked for, whose question `/knowledge gaps` then lists as handed to people.
+    Raises STORE_UNAVAILABLE (a ReplyFailure) without Redis."""
     helpers = await helpers_of(jobs.core, call.places)
     if not helpers:
         return Outcome.NO_HELPERS
@@ -113,7 +115,28 @@ async def call_helpers(jobs: PlatformJobs, call: HelperCall) -> Outcome:
         return Outcome.BEFORE
     await call.post(HANDED_LINE.format(mention=mention), helpers)
     log.info("helpers_called", channel=call.channel, thread=call.thread)
+    await _count_hand_off(jobs, call, answer)
     return Outcome.CALLED
+
+
+def scope_of_places(places: Sequence[Place]) -> str:
+    """The knowledge and feedback scope of the server or workspace among `places` ("discord:<guild>",
+    "slack:<team>"), "" in a DM."""
+    server = next((place for place in places if place.kind == "server"), None)
+    return f"{server.platform}:{server.id}" if server is not None else ""
+
+
+async def _count_hand_off(jobs: PlatformJobs, call: HelperCall, answer: str | None) -> None:
+    """The hand-off in the help desk's figures and, for an answer's Still need help?, in the gaps list."""
+    now = time.time()
+    try:
+        if scope := scope_of_places(call.places):
+            await jobs.desk.handed(scope, call.channel, call.thread, now)
+        info = await jobs.feedback.answer(answer) if answer else None
+        if info is not None:
+            await jobs.feedback.note_handed_off(info.scope, info.question, info.link, info.asker, info.channel, now)
+    except ReplyFailure:
+        log.warning("hand_off_not_counted", channel=call.channel, thread=call.thread)
 
 
 def told(outcome: Outcome, jobs: PlatformJobs) -> str:

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 
 import structlog
 
+from adapters.shared.desk_ledger import DeskLedger
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.solved_threads import Answer, HelpThread, Solution, Solutions
+from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge
@@ -28,7 +30,7 @@ NOT_ALLOWED = "Only the person who asked and this channel's helpers can mark thi
 NOT_HELP_THREAD = "Threads are marked solved in a help channel's threads (set with /respond questions or all)."
 NO_ANSWER = "There is no answer in this thread to mark yet."
 MARKED = "Marked solved, with {who}'s answer: the next person who asks the same will get it."
-ALREADY = "This thread is already solved by that answer (Solved under it again, or /solved undo, unmarks it)."
+ALREADY = "This thread is already solved by that answer."
 UNMARKED = "Unmarked: this thread is no longer solved, and its answer has left the knowledge."
 NOT_SOLVED = "This thread isn't marked solved."
 UNLEARNED = " (The answer couldn't be added to the knowledge just now: {why}.)"
@@ -73,11 +75,12 @@ class Solving:
         opener: KnowledgeOpener | None,
         log_name: str,
         channels: KnowledgeChannels | None = None,
+        desk: DeskLedger | None = None,
     ) -> None:
         """`channels`: where a solved thread's channel is noted as one whose readers may get its passage (without
-        it, only a knowledge channel's threads are readable)."""
+        it, only a knowledge channel's threads are readable); `desk`: the help desk's figures, counting the marks."""
         self._solutions, self._opener, self._log_name = solutions, opener, log_name
-        self._channels = channels
+        self._channels, self._desk = channels, desk
 
     async def mark(self, thread: HelpThread, answer: Answer, by: str) -> tuple[Marked, str]:
         """`answer` accepted for `thread` (another one's replaced); what happened, with what couldn't be learnt
@@ -89,6 +92,7 @@ class Solving:
         if replaced is not None and replaced.source != solution.source:
             await self._forget(replaced)
         log.info(f"{self._log_name}_thread_solved", scope=thread.scope, thread=thread.thread, helper=answer.by_helper)
+        await self._count(solution)
         return Marked.MARKED, await self._learn(solution)
 
     async def toggle(self, thread: HelpThread, answer: Answer, by: str) -> tuple[Marked, str]:
@@ -105,6 +109,7 @@ class Solving:
             return Marked.NOT_SOLVED
         await self._forget(solution)
         log.info(f"{self._log_name}_thread_unsolved", scope=scope, thread=thread)
+        await self._count(solution, solved=False)
         return Marked.UNMARKED
 
     async def solution(self, scope: str, thread: str) -> Solution | None:
@@ -150,6 +155,19 @@ class Solving:
 
     async def forget_scope(self, scope: str) -> None:
         await self._solutions.forget_scope(scope)
+
+    async def _count(self, solution: Solution, *, solved: bool = True) -> None:
+        if self._desk is None:
+            return
+        thread = solution.thread
+        try:
+            if solved:
+                by_bot = not solution.answer.author
+                await self._desk.solved(thread.scope, thread.channel, thread.thread, thread.asked_at, by_bot=by_bot)
+            else:
+                await self._desk.unsolved(thread.scope, thread.thread)
+        except ReplyFailure:
+            log.warning(f"{self._log_name}_solved_not_counted", thread=thread.thread)
 
     async def _learn(self, solution: Solution) -> str:
         knowledge = await self._knowledge()

@@ -142,12 +142,13 @@ async def help_votes(host: Answerer, votes: str, places: tuple[Place, ...]) -> s
     return in_help_channel(with_help(votes) if helped else votes)
 
 
-async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts: str) -> str:
+async def still_need_help(host: Answerer, reach: Reach, channel: str, thread_ts: str, answer: str | None = None) -> str:
     """The button: the thread handed to its helpers; what the clicker is told, privately."""
     if channel.startswith("D"):
         return told(Outcome.NO_HELPERS, host.jobs)
     try:
-        return told(await call_helpers(host.jobs, SlackHelperCall(host, reach, channel, thread_ts)), host.jobs)
+        call = SlackHelperCall(host, reach, channel, thread_ts)
+        return told(await call_helpers(host.jobs, call, answer), host.jobs)
     except ReplyFailure as failure:
         return failure_note(failure)
 

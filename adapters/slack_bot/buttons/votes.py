@@ -93,7 +93,9 @@ class VoteButtons:
             return
         where = _where(body)
         if where[1]:
-            said = await still_need_help(self._bot, Reach.of(context, team), where[0], where[1])
+            value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+            answer = answer_id(team, where[0], value) if value else None
+            said = await still_need_help(self._bot, Reach.of(context, team), where[0], where[1], answer)
             await self._tell(client, team, user, where, said)
 
     async def _ask_why(self, client: AsyncWebClient, body: dict[str, Any], answer: str, where: _Where) -> bool:

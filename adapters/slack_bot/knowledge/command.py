@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.shared.desk_ledger import DeskLedger
 from adapters.shared.feedback.gaps import gaps_report
 from adapters.shared.feedback.records import Feedback, GapEntry
 from adapters.slack_bot.knowledge.history import HistoryReader
@@ -53,8 +54,9 @@ class KnowledgeCommand:
         history: HistoryReader,
         feedback: Feedback | None = None,
         permalinks: Permalinks | None = None,
+        desk: DeskLedger | None = None,
     ) -> None:
-        self._feedback = feedback
+        self._feedback, self._desk = feedback, desk
         self._permalinks = permalinks or Permalinks()
         self._knowledge = knowledge
         self._is_admin = is_admin
@@ -111,6 +113,7 @@ class KnowledgeCommand:
             escape=escape_mrkdwn,
             resolve=lambda link: self._permalinks.resolve(client, team, link),
             readable=lambda entries: self._readable_gaps(client, team, user, entries),
+            desk=self._desk,
         )
         if not report.entries:
             return report.text

@@ -53,6 +53,7 @@ LONGEST = {
     "answers": HISTORY_TTL,
     "hand-offs to helpers": HISTORY_TTL,
     "knowledge gaps": 30 * DAY,
+    "help desk figures": 31 * DAY,
     "usage": 92 * DAY,  # USAGE_RETENTION_DAYS (90) after the day
     "budget counters": 32 * DAY,  # until the budget's month ends
     "knowledge history readings": 3_600,
@@ -168,6 +169,9 @@ async def fill(harness: SlackHarness, database_url: str) -> Filled:
     await fake.send_view_submission(BOB, fake.views_opened[opened].view_id, {"reason": f"Too short {marker}"})
     await fake.send_block_action(ALICE, LOUNGE, answer.ts, "vote_up")
     await eventually(lambda: len(harness.replies(LOUNGE, event["ts"])) > 1, 10, "the thread handed to Carol")
+    before = len(fake.ephemerals)
+    await fake.send_block_action(BOB, LOUNGE, answer.ts, "solved")  # Bob's thread solved, his question knowledge
+    await eventually(lambda: any("Marked solved" in e.text for e in fake.ephemerals[before:]), 20, "marked solved")
 
     dm = harness.new_dm(BOB)
     dm_question = f"Bob asks privately {marker}: do llamas spit?"
