@@ -93,7 +93,9 @@ class Solving:
             await self._forget(replaced)
         log.info(f"{self._log_name}_thread_solved", scope=thread.scope, thread=thread.thread, helper=answer.by_helper)
         await self._count(solution)
-        return Marked.MARKED, await self._learn(solution)
+        lost = await self._learn(solution)
+        await self._unless_superseded(solution)
+        return Marked.MARKED, lost
 
     async def toggle(self, thread: HelpThread, answer: Answer, by: str) -> tuple[Marked, str]:
         """The Solved button: the thread unmarked if `answer` is its accepted one, else marked with it."""
@@ -155,6 +157,15 @@ class Solving:
 
     async def forget_scope(self, scope: str) -> None:
         await self._solutions.forget_scope(scope)
+
+    async def _unless_superseded(self, solution: Solution) -> None:
+        """Two marks of one thread at once (two processes, two people): each learns its own answer, so the one whose
+        answer is no longer the thread's takes its passage out again. One passage stays, the last mark's."""
+        current = await self._solutions.of_thread(solution.thread.scope, solution.thread.thread)
+        if current is None or current.source != solution.source:
+            await self._forget(solution)
+        elif current.answer.message != solution.answer.message:
+            await self._learn(current)  # the same source: its passage must be the last mark's
 
     async def _count(self, solution: Solution, *, solved: bool = True) -> None:
         if self._desk is None:
