@@ -3,8 +3,8 @@
 Discord's rate limits and waits out a 429's retry_after). Discord's limits are per channel, so each channel is a
 reading of its own. A forum has no messages of its own: its posts are read instead, newest first, POSTS_PAGE a page,
 each with its messages; they are its active posts (GET /guilds/{guild}/threads/active) and the ARCHIVED_POSTS it
-archived last (GET /channels/{forum}/threads/archived/public), those made before it became knowledge (later ones
-come as they are written)."""
+archived last (GET /channels/{forum}/threads/archived/public, 100 a request, listed once a reading), those made before
+it became knowledge (later ones come as they are written)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from bot.state.redis_client import RedisClient
 HISTORY_MESSAGES = 1_000
 PAGE = 100  # Discord's most per request
 POSTS_PAGE = 10  # a forum's posts a page, each read with its messages
-ARCHIVED_POSTS = 100  # the archived posts looked at: Discord's most per request
+ARCHIVED_POSTS = HISTORY_MESSAGES  # the archived posts looked at: at most a reading's messages, 100 a request
 Read = discord.Message | discord.Thread  # a message, or a forum's post (whose messages are its "replies")
 LIMITS = HistoryLimits(
     messages=HISTORY_MESSAGES,
@@ -43,6 +43,7 @@ class HistoryReader:
     def __init__(self, client: discord.Client, knowledge: DiscordKnowledge, redis: RedisClient, prefix: str) -> None:
         self._client = client
         self._threads: dict[int, discord.Thread] = {}  # the posts on the page being read, by id
+        self._posts_listed: dict[int, list[discord.Thread]] = {}  # a forum reading's posts, listed at its start
         self._history = ChannelHistory(self, knowledge.channels, knowledge.live, knowledge.opener, redis, prefix)
 
     def start(self) -> None:
@@ -73,19 +74,15 @@ class HistoryReader:
 
     async def _posts(self, forum: discord.ForumChannel, cursor: str, room: int) -> Batch[Read]:
         """The forum's posts made before `cursor` (a post's id, or the time it became knowledge), newest first."""
-        try:
-            active = [thread for thread in await forum.guild.active_threads() if thread.parent_id == forum.id]
-            archived = [thread async for thread in forum.archived_threads(limit=ARCHIVED_POSTS)]
-        except discord.Forbidden as error:
-            raise Unreadable(f"needs Read Message History ({error})") from error
+        listed = self._posts_listed.get(forum.id)
+        if listed is None or not cursor:  # a reading's first page, or its first here since a restart
+            listed = self._posts_listed[forum.id] = await _all_posts(forum)
         before = int(cursor) if cursor else None
-        posts = sorted(
-            {post.id: post for post in (*archived, *active) if before is None or post.id < before}.values(),
-            key=lambda post: post.id,
-            reverse=True,
-        )
+        posts = [post for post in listed if before is None or post.id < before]
         page: Sequence[Read] = posts[: min(POSTS_PAGE, room)]
         self._threads.update({post.id: post for post in page if isinstance(post, discord.Thread)})
+        if len(posts) <= len(page):
+            self._posts_listed.pop(forum.id, None)  # the reading's last page
         return Batch(list(page), str(page[-1].id) if len(posts) > len(page) else "")
 
     async def replies(self, backfill: Backfill, thread: str, cursor: str) -> Batch[Read]:
@@ -109,3 +106,13 @@ class HistoryReader:
         if isinstance(message, discord.Thread) or not is_said(message):
             return None
         return message_passage(message, guild_of_scope(backfill.scope), int(backfill.channel), title)
+
+
+async def _all_posts(forum: discord.ForumChannel) -> list[discord.Thread]:
+    """The forum's posts a reading looks at, newest first: the active ones and the ARCHIVED_POSTS archived last."""
+    try:
+        active = [thread for thread in await forum.guild.active_threads() if thread.parent_id == forum.id]
+        archived = [thread async for thread in forum.archived_threads(limit=ARCHIVED_POSTS)]
+    except discord.Forbidden as error:
+        raise Unreadable(f"needs Read Message History ({error})") from error
+    return sorted({post.id: post for post in (*archived, *active)}.values(), key=lambda post: post.id, reverse=True)

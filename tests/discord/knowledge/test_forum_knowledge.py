@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)
 
 ADMIN = Perm.MANAGE_GUILD | Perm.MANAGE_CHANNELS
 SEP = "\u203a"
+ARCHIVE_PAGE = 100  # Discord's most archived threads a request
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Scene:
     alice: FakeUser
     bob: FakeUser
     posts: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]  # title → (post, starter, reply)
+    archived_first: tuple[dict[str, Any], dict[str, Any]]  # an active post of that forum; the starter of one archived
+    # before a page of others
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,7 @@ async def scene(database_url: str) -> AsyncIterator[Scene]:
         forum = fake.add_forum_channel(world.guild, "support", tags=["Solved"])
         ask = world.add_channel("ask")
         world.model.responder = citing_responder
+        archived_first = await archived_before_a_page(world, alice, bob)
         await world.start_bot(KNOWLEDGE_DATABASE_URL=database_url)
         posts = {}
         for title, question, answer in (
@@ -75,9 +79,25 @@ async def scene(database_url: str) -> AsyncIterator[Scene]:
             reply = await world.say(post, bob, answer)
             posts[title] = (post, starter, reply)
         await fake.archive_thread(posts["Printer jams"][0]["id"])  # an archived post: read all the same
-        yield Scene(world, database_url, forum, ask, admin, alice, bob, posts)
+        yield Scene(world, database_url, forum, ask, admin, alice, bob, posts, archived_first)
         if world.bot is not None:
             await world.stop_bot(check=True)
+
+
+async def archived_before_a_page(
+    world: DiscordWorld, alice: FakeUser, bob: FakeUser
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A forum whose first post was archived before more posts than Discord lists in a page of its archive."""
+    fake = world.fake
+    archive = fake.add_forum_channel(world.guild, "archive")
+    text = "The badge reader resets with the red button held ten seconds."
+    first, first_starter = await fake.create_forum_post(archive, alice, "Badge reader", text)
+    await fake.archive_thread(first["id"])  # archived first: the last of the archive's listing
+    for number in range(ARCHIVE_PAGE + 4):
+        post, _ = await fake.create_forum_post(archive, bob, f"Old post {number}", f"Nothing much {number}.")
+        await fake.archive_thread(post["id"])
+    rules, _ = await fake.create_forum_post(archive, alice, "Rules", "One question a post.")  # where the admin is
+    return rules, first_starter
 
 
 @pytest.fixture
@@ -145,3 +165,10 @@ async def test_a_new_post_in_a_knowledge_forum_is_knowledge_at_once(scene: Scene
     while await asyncio.to_thread(passages, scene, [starter["id"]]):
         assert time.monotonic() - started < 10, "a deleted post's first message stayed knowledge"
         await asyncio.sleep(0.2)
+
+
+async def test_a_forums_posts_archived_beyond_discords_first_page_are_read(scene: Scene) -> None:
+    rules, first_starter = scene.archived_first
+    said = await knowledge(scene, rules, scene.admin, state="on")
+    assert said.startswith("Done: messages in #archive and its posts are knowledge")
+    await until_passages(scene, [first_starter["id"]], within=60)
