@@ -28,6 +28,7 @@ from bot.knowledge.passages import (
 )
 from bot.knowledge.reembedding import Pace, Reembedder, no_previous_embedder, rescaled
 from bot.knowledge.vectors import MIN_WORDS_SHARE, relevance_for
+from bot.knowledge.warm_up import warm_up
 
 if TYPE_CHECKING:
     from bot.knowledge.rerank import Reranking
@@ -58,6 +59,7 @@ class Knowledge:
         self._relevance = relevance_for(embedder.name, min_relevance)
         self._waiting: asyncio.Queue[_Addition | _Forget] = asyncio.Queue()  # in the order they happened
         self._adder: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
         self._settled.set()
         # Told of each batch embedded to be stored: its passages' scope, the embedder and the texts (usage counting).
@@ -78,8 +80,13 @@ class Knowledge:
             self.reembedder = Reembedder(self.engine, self._embed, previous, self.reembed_pace)
             self.reembedder.start()
         self._adder = asyncio.create_task(self._keep_adding(), name="knowledge-adder")
+        self._warming = asyncio.create_task(warm_up(self.embedder, self.engine), name="knowledge-warm-up")
 
     async def aclose(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warming
         if self.reembedder is not None:
             await self.reembedder.aclose()
         if self._adder is not None:

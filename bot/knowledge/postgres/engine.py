@@ -94,7 +94,7 @@ class PostgresEngine:
         self.model = model
         self._pool = AsyncConnectionPool(
             self._url,
-            min_size=1,
+            min_size=self._pool_size,  # kept open, each warmed by a first search at start (bot.knowledge.warm_up)
             max_size=self._pool_size,
             kwargs={"autocommit": True},
             configure=configure_connection,
