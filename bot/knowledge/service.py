@@ -80,7 +80,7 @@ class Knowledge:
             self.reembedder = Reembedder(self.engine, self._embed, previous, self.reembed_pace)
             self.reembedder.start()
         self._adder = asyncio.create_task(self._keep_adding(), name="knowledge-adder")
-        self._warming = asyncio.create_task(warm_up(self.embedder, self.engine), name="knowledge-warm-up")
+        self._warming = asyncio.create_task(warm_up(self.embedder), name="knowledge-warm-up")
 
     async def aclose(self) -> None:
         if self._warming is not None:

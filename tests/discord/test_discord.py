@@ -232,6 +232,7 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
     commands = [
         "Add to knowledge",
         "Ask mistralbot",
+        "Mark as answer",
         "ask",
         "budget",
         "forget-me",
@@ -240,6 +241,7 @@ async def test_slash_commands_are_synced_and_ask_and_model_answer(shared: Shared
         "persona",
         "reset",
         "respond",
+        "solved",
         "tools",
         "usage",
     ]

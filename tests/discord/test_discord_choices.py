@@ -242,6 +242,7 @@ async def test_ask_from_a_messages_apps_menu_answers_about_it_in_a_thread_from_i
     assert sorted(registered) == [
         "Add to knowledge",
         "Ask mistralbot",
+        "Mark as answer",
         "ask",
         "budget",
         "forget-me",
@@ -250,6 +251,7 @@ async def test_ask_from_a_messages_apps_menu_answers_about_it_in_a_thread_from_i
         "persona",
         "reset",
         "respond",
+        "solved",
         "tools",
         "usage",
     ]

@@ -93,7 +93,7 @@ async def test_the_commands_are_registered_for_both_installs_and_every_context(w
     assert sync.status == 200
     everywhere = [MENU, "ask", "forget-me", "model", "persona", "reset", "tools", "usage"]
     # A server's knowledge, channels and budgets, the bot added.
-    servers_only = ["Add to knowledge", "budget", "knowledge", "respond"]
+    servers_only = ["Add to knowledge", "Mark as answer", "budget", "knowledge", "respond", "solved"]
     assert sorted(c["name"] for c in sync.json) == sorted(everywhere + servers_only)
     for command in sync.json:
         wanted = ([0], [0]) if command["name"] in servers_only else ([0, 1], [0, 1, 2])
@@ -230,7 +230,8 @@ async def test_without_user_installs_in_the_portal_the_commands_stay_with_server
             [sync] = [r for r in world.fake.requests if r.route == GLOBAL_COMMANDS]
             assert sync.status == 200  # not refused for an install type the application lacks
             shapes = {c["name"]: (tuple(c["integration_types"]), tuple(c["contexts"])) for c in sync.json}
-            servers_only = {"knowledge", "Add to knowledge", "respond", "budget"}  # never in the bot's DM either
+            # Never in the bot's DM either.
+            servers_only = {"knowledge", "Add to knowledge", "respond", "budget", "solved", "Mark as answer"}
             assert {shape for name, shape in shapes.items() if name not in servers_only} == {((0,), (0, 1))}
             assert {shapes[name] for name in servers_only} == {((0,), (0,))}
             assert "discord_user_install_off" in world.stderr and "User Install" in world.stderr

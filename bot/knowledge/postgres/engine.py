@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 import structlog
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo, StaleVectors, Transition
 from bot.knowledge.postgres.languages import SAMPLE_CHARS, Languages
-from bot.knowledge.postgres.search import SEARCH, SEARCH_NEXT, SEARCH_PREVIOUS, search_parameters
+from bot.knowledge.postgres.search import (
+    SEARCH,
+    SEARCH_NEXT,
+    SEARCH_PREVIOUS,
+    WARM_UP_QUESTION,
+    search_parameters,
+    warmed_connection,
+)
 from bot.knowledge.postgres.sql import (
     DELETE_AUTHOR,
     DELETE_AUTHOR_EVERYWHERE,
@@ -35,6 +42,7 @@ from bot.knowledge.postgres.sql import (
     VECTOR_DIMENSIONS,
     Row,
     configure_connection,
+    describe,
     hit_from_row,
     lock_name,
     schema,
@@ -51,15 +59,6 @@ T = TypeVar("T")
 
 class KnowledgeEngineError(RuntimeError):
     """The knowledge database cannot be used as configured; the message says why and what to do."""
-
-
-def describe(url: str) -> str:
-    """Where `url` points, without its password: `host/dbname`."""
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "an unreadable KNOWLEDGE_DATABASE_URL"
-    return f"{parts.get('host') or 'localhost'}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
 class PostgresEngine:
@@ -92,16 +91,15 @@ class PostgresEngine:
             ) from error
         self.dimensions = dimensions
         self.model = model
+        language = self._languages.of_question(WARM_UP_QUESTION)
+        warmed = partial(
+            warmed_connection, statement=self._search_statement(""), dimensions=dimensions, language=language
+        )
         self._pool = AsyncConnectionPool(
-            self._url,
-            min_size=self._pool_size,  # kept open, each warmed by a first search at start (bot.knowledge.warm_up)
-            max_size=self._pool_size,
-            kwargs={"autocommit": True},
-            configure=configure_connection,
-            open=False,
-            name="knowledge",
+            self._url, min_size=1, max_size=self._pool_size, kwargs={"autocommit": True}, configure=warmed, open=False
         )
         await self._pool.open(wait=True, timeout=30)
+        await self._pool.resize(self._pool_size, self._pool_size)  # the others opened and warmed in the background
 
     async def _make_schema(self, conn: psycopg.AsyncConnection[Any], dimensions: int, model: str) -> None:
         # One process at a time: CREATE … IF NOT EXISTS races with itself when N bots start together.

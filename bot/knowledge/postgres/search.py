@@ -5,9 +5,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
+import structlog
 
 from bot.knowledge.passages import Access
-from bot.knowledge.postgres.sql import TABLE
+from bot.knowledge.postgres.sql import TABLE, configure_connection
 from bot.knowledge.postgres.transition import NEXT_COLUMN
 
 # A help thread's answer accepted from a helper or the bot (adapters.shared.helpdesk.solving) outranks the same words
@@ -173,3 +175,23 @@ def search_parameters(text: str, language: str, vector: Sequence[float], access:
         "common": COMMON_SHARE,
         "limit": limit,
     }
+
+
+log = structlog.get_logger(__name__)
+WARM_UP_QUESTION = "How do I get started?"
+WARM_UP_SCOPE = "warm-up:none"  # no passage's: a warm-up search finds nothing
+
+
+async def warmed_connection(
+    conn: psycopg.AsyncConnection[Any], *, statement: str, dimensions: int, language: str
+) -> None:
+    """A pooled connection configured, then its first search made before a question's: a new database process reads
+    its catalogs and text search dictionaries then, 30 to 45 ms more than its next searches (docs/BENCHMARKS.md). A
+    failed warm-up leaves the connection as it is."""
+    await configure_connection(conn)
+    vector = [1.0] + [0.0] * (dimensions - 1)
+    parameters = search_parameters(WARM_UP_QUESTION, language, vector, Access((WARM_UP_SCOPE,)), 1)
+    try:
+        await conn.execute(statement, parameters)
+    except psycopg.Error as error:
+        log.info("knowledge_connection_not_warmed", error=str(error)[:200])

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.knowledge.passages import Hit, Passage, Skipped
 
@@ -131,6 +132,15 @@ RECORDED_MODEL = f"SELECT name FROM {MODEL_TABLE}"
 # Every pooled connection: HNSW looks at 100 candidates, and keeps scanning (iterative scan, pgvector 0.8) when
 # the scope and channel filters drop too many of them; JIT compiling would cost more than these queries take.
 SESSION_SETTINGS = "SET hnsw.ef_search = 100; SET hnsw.iterative_scan = 'relaxed_order'; SET jit = off"
+
+
+def describe(url: str) -> str:
+    """Where `url` points, without its password: `host/dbname`."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unreadable KNOWLEDGE_DATABASE_URL"
+    return f"{parts.get('host') or 'localhost'}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
 async def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:

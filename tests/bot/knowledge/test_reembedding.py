@@ -24,6 +24,7 @@ from bot.knowledge.postgres.sql import MODEL_TABLE, TABLE
 from bot.knowledge.reembedding import Pace, in_process_embedder
 from bot.knowledge.service import Knowledge
 from bot.knowledge.setup import open_knowledge
+from bot.knowledge.warm_up import QUESTION as WARM_UP_QUESTION
 from config.env import Env
 from config.settings import load_settings
 from fakes.harness.server_folders import embedded_database_url, remove
@@ -68,7 +69,7 @@ class Counting:
         await self.inner.start()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.passages += len(texts)
+        self.passages += sum(1 for text in texts if text != WARM_UP_QUESTION)  # the start's probe is no passage
         return await self.inner.embed(texts)
 
     async def aclose(self) -> None:
