@@ -93,6 +93,7 @@ class Personas:
         self._on_error = on_error
         self._conversation_seconds = conversation_seconds
         self._respond: dict[tuple[str, ...], tuple[float, tuple[str, str]]] = {}
+        self._respond_writes = 0  # modes set by this process: a read begun before one isn't cached
 
     async def effective(self, places: Sequence[Place]) -> Persona:
         """The persona of the most specific of `places` (most specific first) that has one (raises
@@ -164,6 +165,7 @@ class Personas:
         cached = self._respond.get(cache_key)
         if cached is not None and time.monotonic() - cached[0] < RESPOND_CACHE_SECONDS:
             return cached[1]
+        writes = self._respond_writes
         async with self._redis.pipeline(transaction=False) as pipe:
             for place in places:
                 pipe.get(self._key(place, _RESPOND))
@@ -171,14 +173,17 @@ class Personas:
         found = self._first(places, stored, _RESPOND)
         if len(self._respond) >= RESPOND_CACHE_SIZE:
             self._respond.clear()
-        self._respond[cache_key] = (time.monotonic(), found)
+        if writes == self._respond_writes:  # else it may have read the mode from before this process's change
+            self._respond[cache_key] = (time.monotonic(), found)
         return found
 
     async def set_respond(self, place: Place, mode: str | None) -> bool:
         """What `place` answers without a mention (None: as its server or the operator's file says)."""
+        self._respond_writes += 1
         self._respond.clear()
         changed = await self._put(place, _RESPOND, mode)
-        self._respond.clear()  # a read while it was written may have cached the old mode: this process sees it now
+        self._respond_writes += 1  # a read that began during the write isn't cached either
+        self._respond.clear()
         return changed
 
     async def helpers(self, places: Sequence[Place]) -> tuple[str, str]:

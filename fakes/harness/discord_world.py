@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fakes.discord import FakeDiscord, FakeGuild, FakeUser, Limits
+from fakes.discord import FakeDiscord, FakeGuild, FakeInteraction, FakeUser, Limits
 from fakes.harness.processes import BOT_START_SECONDS, REDIS_URL, delete_keys, terminate
 from fakes.model_server import FakeModelServer, RecordedRequest, Script
 
@@ -310,6 +310,32 @@ class DiscordWorld:
             raise AssertionError(
                 f"the bot's text in {_id(channel)} never became {expected!r}; it shows {shown!r}"
             ) from None
+
+    async def private_answer(self, interaction: FakeInteraction, timeout: float = 15.0) -> str:
+        """The ephemeral answer to `interaction`, given at once or after a defer."""
+
+        def said() -> str | None:
+            data = interaction.response_data or {}
+            if data.get("content"):
+                return str(data["content"])
+            original = self.fake.original_response(interaction)
+            return str(original["content"]) if original and original.get("content") else None
+
+        text = await self.fake.wait_for(said, timeout)
+        assert interaction.ephemeral, "the answer was for everyone to see"
+        return text
+
+    async def until_cited(self, channel: dict[str, Any], user: FakeUser, question: str, cited: str) -> None:
+        """Knowledge read in the background after start-up: `question` asked by mention in `channel` (numbered each
+        time) until its answer shows `cited`."""
+        for attempt in range(60):
+            message = await self.mention(channel, user, f"{question} ({attempt})")
+            thread = await self.wait_thread(message)
+            messages = await self.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
+            if cited in "\n".join(m["content"] for m in messages):
+                return
+            await asyncio.sleep(1)
+        raise AssertionError(f"{cited!r} was never cited: the knowledge was never read")
 
     async def settle(self, seconds: float = 0.4) -> None:
         """Give the bot time to do something it should not do (the negative scenarios)."""

@@ -90,24 +90,11 @@ async def respond(scene: Scene, channel: dict[str, Any], user: FakeUser, mode: s
 
 
 async def answered(scene: Scene, interaction: FakeInteraction) -> str:
-    said = await scene.world.fake.wait_for(
-        lambda: str((interaction.response_data or {}).get("content", "")) or None, 10
-    )
-    assert interaction.ephemeral
-    return said
+    return await scene.world.private_answer(interaction)
 
 
 async def knowledge_ready(scene: Scene) -> None:
-    """The folder is read in the background after start-up: a mention is asked until its answer cites it."""
-    world = scene.world
-    for attempt in range(60):
-        message = await world.mention(scene.channels["quiet"], scene.alice, f"{COVERED} ({attempt})")
-        thread = await world.wait_thread(message)
-        messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
-        if "Office handbook" in "\n".join(m["content"] for m in messages):
-            return
-        await asyncio.sleep(1)
-    raise AssertionError("the knowledge folder was never read")
+    await scene.world.until_cited(scene.channels["quiet"], scene.alice, COVERED, "Office handbook")
 
 
 async def answer_in_thread(world: DiscordWorld, message: dict[str, Any]) -> str:

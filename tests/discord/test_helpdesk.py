@@ -104,30 +104,11 @@ async def respond(scene: Scene, channel: dict[str, Any], user: FakeUser, options
 
 
 async def answered(scene: Scene, interaction: FakeInteraction) -> str:
-    """An ephemeral answer, given at once or after a defer."""
-
-    def said() -> str | None:
-        data = interaction.response_data or {}
-        if data.get("content"):
-            return str(data["content"])
-        original = scene.world.fake.original_response(interaction)
-        return str(original["content"]) if original and original.get("content") else None
-
-    text = await scene.world.fake.wait_for(said, 10)
-    assert interaction.ephemeral
-    return text
+    return await scene.world.private_answer(interaction)
 
 
 async def knowledge_ready(scene: Scene) -> None:
-    world = scene.world
-    for attempt in range(60):
-        message = await world.mention(scene.channels["quiet"], scene.alice, f"{COVERED} ({attempt})")
-        thread = await world.wait_thread(message)
-        messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
-        if "Office handbook" in "\n".join(m["content"] for m in messages):
-            return
-        await asyncio.sleep(1)
-    raise AssertionError("the knowledge folder was never read")
+    await scene.world.until_cited(scene.channels["quiet"], scene.alice, COVERED, "Office handbook")
 
 
 async def asked_and_answered(

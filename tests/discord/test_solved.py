@@ -7,7 +7,6 @@ read again, deleted or 👎'd it leaves. One bot for the module."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -86,30 +85,11 @@ async def command(
 
 
 async def answered(scene: Scene, interaction: FakeInteraction) -> str:
-    """An ephemeral answer, given at once or after a defer."""
-
-    def said() -> str | None:
-        data = interaction.response_data or {}
-        if data.get("content"):
-            return str(data["content"])
-        original = scene.world.fake.original_response(interaction)
-        return str(original["content"]) if original and original.get("content") else None
-
-    text = await scene.world.fake.wait_for(said, 15)
-    assert interaction.ephemeral
-    return text
+    return await scene.world.private_answer(interaction)
 
 
 async def knowledge_ready(scene: Scene) -> None:
-    world = scene.world
-    for attempt in range(60):
-        message = await world.mention(scene.channels["lobby"], scene.alice, f"{VPN} ({attempt})")
-        thread = await world.wait_thread(message)
-        messages = await world.wait_bot_text(thread, lambda text: bool(text.strip()), timeout=20)
-        if "Office handbook" in "\n".join(m["content"] for m in messages):
-            return
-        await asyncio.sleep(1)
-    raise AssertionError("the knowledge folder was never read")
+    await scene.world.until_cited(scene.channels["lobby"], scene.alice, VPN, "Office handbook")
 
 
 async def answer_in(world: DiscordWorld, thread: dict[str, Any], after: str | None = None) -> dict[str, Any]:

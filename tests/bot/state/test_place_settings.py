@@ -157,3 +157,22 @@ def test_a_respond_mode_that_is_not_one_stops_start_up(tmp_path: Path, model_ser
     path.write_text('channels:\n  "9":\n    respond: always\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="channels '9': field 'respond': expected one of mentions, questions, all"):
         catalog(model_server.base_url, CHANNELS_FILE=str(path))
+
+
+async def test_a_read_racing_this_processs_change_doesnt_keep_the_old_mode(
+    redis_store: HistoryStore, token_counter: MistralTokenCounter
+) -> None:
+    """A message read its channel's mode while an admin's /respond was being written in the same process: the old
+    mode it read is not cached, so the next message there sees the new one at once (a forum post right after
+    `/respond questions` in it was ignored for 2 s)."""
+    personas = Personas(
+        redis_store.client, redis_store.settings.key_prefix, "You are a test bot.", size=token_counter.count,
+        max_tokens=200,
+    )  # fmt: skip
+    for _ in range(20):
+        await personas.set_respond(CHANNEL, None)  # mentions, nothing cached
+        reads = [asyncio.create_task(personas.respond_mode((CHANNEL, SERVER))) for _ in range(5)]
+        await asyncio.sleep(0)  # the reads are under way, in Redis's queue before the change
+        await personas.set_respond(CHANNEL, "questions")
+        await asyncio.gather(*reads)
+        assert await personas.respond_mode((CHANNEL, SERVER)) == ("questions", "this channel")
