@@ -427,3 +427,23 @@ async def test_an_author_is_deleted_in_every_scope_of_a_platform_and_nowhere_els
     assert keys(await ask(engine, embedder, "the bus", [second])) == ["b1"]
     assert keys(await ask(engine, embedder, "Alice on another platform", [elsewhere])) == ["a1"]
     assert await engine.delete_author_everywhere(platform, "") == 0
+
+
+async def test_a_helpers_accepted_answer_ranks_above_the_same_words_from_others(
+    database: EmbeddedDatabase, engine: PostgresEngine, embedder: Embedder
+) -> None:
+    """A help thread solved by a helper's (or the bot's) answer outranks the same words solved by someone else and
+    said in a channel, whatever the order they were added in."""
+    scope = new_scope()
+    said = "Question: the badge reader is frozen. Accepted answer: hold its red button for ten seconds."
+    others = [
+        message(scope, "solved:t1", said, source="solved:t1"),  # a person's answer accepted
+        message(scope, "chat", said),  # the same words in a channel
+    ]
+    helpers = message(scope, "solved:t2", said, source="solved:helper:t2")
+    await add(engine, embedder, others)
+    await add(engine, embedder, [helpers])
+    await add(engine, embedder, [message(scope, f"other{n}", text) for n, text in enumerate(DISTRACTORS)])
+    hits = await ask(engine, embedder, "How do I unfreeze the badge reader?", [scope])
+    assert hits[0].passage.key == "solved:t2"
+    assert {hit.passage.key for hit in hits[1:3]} == {"solved:t1", "chat"}
