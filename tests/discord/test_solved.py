@@ -258,3 +258,21 @@ async def test_the_gaps_report_shows_what_the_help_desk_deflected(scene: Scene, 
     assert "Median time to the bot's answer" in report and "and to solved" in report
     assert "handed to people" in report.split("**Knowledge gaps**")[1]  # the handed-off question is listed too
     assert "(handed off)" in report.split("**Knowledge gaps**")[1]
+
+
+async def test_forget_me_unmarks_the_threads_a_person_answered(scene: Scene, world: DiscordWorld) -> None:
+    fake = world.fake
+    said = await world.mention(scene.channels["desk"], scene.alice, "The coffee machine shows E7, help?")
+    thread = await world.wait_thread(said)
+    await answer_in(world, thread)
+    fix = await world.say(thread, scene.helen, "E7 means descale: run the descaling program with the blue tablet.")
+    marked = await fake.send_message_command(thread["id"], scene.alice, "Mark as answer", fix["id"])
+    assert (await answered(scene, marked)).startswith("Marked solved, with helen's answer")
+    taught = solved_passages(await prompt_for(world, scene.channels["lobby"], scene.bob, "coffee machine E7?"))
+    assert any("descaling program" in passage for passage in taught)
+
+    forgot = await command(scene, scene.channels["lobby"], scene.helen, "forget-me")
+    assert "unmarked: 1 solved thread you asked or answered" in forgot.lower()
+    assert (
+        solved_passages(await prompt_for(world, scene.channels["lobby"], scene.bob, "coffee machine E7 again?")) == []
+    )
