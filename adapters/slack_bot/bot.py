@@ -55,6 +55,7 @@ from adapters.slack_bot.knowledge.messages import Permalinks, message_link
 from adapters.slack_bot.knowledge.shortcut import KnowledgeShortcut
 from adapters.slack_bot.knowledge.state import SlackKnowledge
 from adapters.slack_bot.messages import MessageEvents, thread_link
+from adapters.slack_bot.own_events import OwnEventsButDeletions
 from adapters.slack_bot.people import People
 from adapters.slack_bot.places.message_places import slack_places
 from adapters.slack_bot.places.persona_command import PersonaCommand
@@ -124,6 +125,7 @@ class SlackBot:
                 oauth_settings=oauth.flow.settings,  # else bolt builds default ones from SLACK_CLIENT_ID, unused
                 installation_store=oauth.installations,  # bolt's token refresh then goes to SLACK_API_URL too
                 signing_secret=settings.signing_secret or "",
+                ignoring_self_events_enabled=False,  # OwnEventsButDeletions instead
             )
         else:
             self.installations, rotator = None, None
@@ -132,7 +134,9 @@ class SlackBot:
                 authorize=authorize,
                 signing_secret=settings.signing_secret or "socket-mode",
                 request_verification_enabled=settings.app_token is None,
+                ignoring_self_events_enabled=False,  # OwnEventsButDeletions instead
             )
+        self.app.use(OwnEventsButDeletions())
         self.clients = BotClients(self.client, rotator)
         self._interrupted = InterruptedReplies(self.clients, services.metrics, NAME)
         self._people = People(self._limits)

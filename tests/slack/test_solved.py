@@ -170,6 +170,13 @@ async def test_the_asker_marks_the_bots_answer_and_unmarks_it(harness: SlackHarn
     )
     assert link(harness, ts) not in await answer_to(harness, "Could I connect to the VPN when I work from home?")
 
+    # Marked again, then the bot's answer deleted by an admin: the thread leaves the knowledge (Bolt would drop the
+    # deletion as the app's own event).
+    assert (await told(harness, ALICE, fake.send_block_action(ALICE, HELP, answer.ts, "solved"))).startswith("Marked")
+    await fake.send_event(fake.message_deleted_event(HELP, answer.ts))
+    await harness.bots[0].wait_log("slack_solved_answer_gone", message=answer.ts, why="deleted")
+    assert link(harness, ts) not in await answer_to(harness, "May I connect to the VPN when I work from home?")
+
 
 async def test_mark_as_answer_makes_a_helpers_message_what_the_next_asker_reads(harness: SlackHarness) -> None:
     fake = harness.fake
