@@ -25,6 +25,12 @@ and how many each threshold would hand to the helpers: what RESPOND_MIN_CONFIDEN
 
 `--data-dir DIR` keeps the indexed database there and reuses it on the next run with the same --messages and
 --embedder (MiniLM indexes about 40 messages a second: 100,000 take most of an hour).
+
+`--marks N` measures instead what marking a help thread solved costs, click to searchable: the bot's own flow
+(adapters.shared.helpdesk.solving over the real Redis and the same knowledge) keeps the solution in Redis, embeds
+the question with its accepted answer and stores the passage; when it returns, a search in other words finds it. N
+marks of five threads one after another (each unmarked before the next): the mark's p50 / p99, and how many of the
+marked threads the next question in other words found first.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +58,9 @@ import psycopg
 import uvloop
 
 from adapters.launch import configure_logging
+from adapters.shared.helpdesk.solving import Marked, Solving
+from adapters.shared.knowledge_sources.channels import KnowledgeChannels
+from adapters.shared.solved_threads import Answer, HelpThread, Solutions
 from bench.common import ROOT, free_port, http_get_json, machine
 from bench.knowledge import (
     SCOPE,
@@ -64,6 +74,7 @@ from bench.knowledge import (
 )
 from bench.knowledge_corpus import PRODUCT, SMALL_TALK, Community
 from bot.knowledge.embedded import start_embedded_async, stop_embedded
+from bot.knowledge.opener import KnowledgeOpener
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
@@ -80,8 +91,10 @@ from bot.respond.decision import (
     RespondMode,
     Unprompted,
 )
+from bot.state.redis_client import close, connect
 from config.env import Env
 from config.settings import load_settings
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder
 from fakes.model_server import FakeModelServer, Script
 
@@ -460,6 +473,46 @@ async def indexed(folder: Path, messages: int, embedder_name: str) -> Path:
     return data_dir
 
 
+# Questions with their accepted answers, and the next person's question in other words.
+SOLVED_THREADS = (
+    ("How do I reset the badge reader on floor 2?", "Hold its red button for ten seconds.", "badge reader frozen"),
+    ("The VPN drops every night at 2am", "Update the client to 4.2: the nightly key rotation.", "vpn drops at night"),
+    ("Where do visitors park?", "Garage under building B, level -2.", "parking for guests"),
+    ("Printer on floor 3 prints blank pages", "Replace the toner cartridge, the drum is fine.", "printer empty pages"),
+    ("How do I get a second monitor?", "Ask IT with the hardware form on the intranet.", "extra screen request"),
+)
+
+
+async def marks(knowledge: Knowledge, count: int) -> None:
+    """`count` help threads marked solved, each timed from the click to searchable, then unmarked."""
+    redis = connect(REDIS_URL, cluster=False)
+    prefix = f"bench-solved-{uuid.uuid4().hex[:8]}:"
+
+    async def opened() -> Knowledge:
+        return knowledge
+
+    channels = KnowledgeChannels(redis, prefix)
+    solving = Solving(Solutions(redis, prefix, "bench"), KnowledgeOpener(opened, lambda _: None), "bench", channels)
+    times, found = [], 0
+    try:
+        for number in range(count):
+            question, answer_text, other_words = SOLVED_THREADS[number % len(SOLVED_THREADS)]
+            asked = f"{question} ({number})"
+            thread = HelpThread(SCOPE, "help", f"t{number}", "asker", asked, "#help", f"u{number}", "")
+            started = time.perf_counter()
+            marked, lost = await solving.mark(thread, Answer(f"m{number}", "", "the bot", answer_text, True), "asker")
+            times.append((time.perf_counter() - started) * 1_000)
+            assert marked is Marked.MARKED and not lost, (marked, lost)
+            hits = await knowledge.search(other_words, Access((SCOPE, DEPLOYMENT_SCOPE)))
+            found += bool(hits) and hits[0].passage.url == f"u{number}"
+            await solving.unmark(SCOPE, f"t{number}")  # the next mark of the same words competes with none
+    finally:
+        await close(redis)
+    print(f"{count} marks, embedder {knowledge.embedder.name}")
+    print(f"mark -> searchable: p50 {statistics.median(times):.1f} ms, p99 {percentile(times, 0.99):.1f} ms")
+    print(f"the next question in other words found the solved thread first: {found}/{count}")
+
+
 async def run(arguments: argparse.Namespace) -> None:
     info = machine()
     print(
@@ -475,6 +528,11 @@ async def run(arguments: argparse.Namespace) -> None:
         database = await start_embedded_async(data_dir)
         knowledge = Knowledge(PostgresEngine(database.url), make_embedder(arguments.embedder, folder / "models"))
         await knowledge.start()
+        if arguments.marks:
+            await marks(knowledge, arguments.marks)
+            await knowledge.aclose()
+            await asyncio.to_thread(stop_embedded, database.data_dir)
+            return
         access = Access((SCOPE, DEPLOYMENT_SCOPE), frozenset(str(channel) for channel in range(15)))
         said = the_mix(arguments.count)
         # A bot that has run a while: its pool's connections open, the database's caches warm (other messages).
@@ -520,6 +578,7 @@ def main() -> None:
     parser.add_argument(
         "--min-confidence", type=float, default=None, help="RESPOND_MIN_CONFIDENCE (default: the embedder's own)"
     )
+    parser.add_argument("--marks", type=int, default=0, help="measure this many solved marks instead (see above)")
     parser.add_argument("--serve-router", type=int, default=None, help=argparse.SUPPRESS)  # the child process
     arguments = parser.parse_args()
     if arguments.serve_router is not None:
