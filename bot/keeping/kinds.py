@@ -13,6 +13,7 @@ Discord guild id, a Slack team id). Braces are literal otherwise (Cluster hash t
 from __future__ import annotations
 
 from bot.keeping.kind import Kind, Owner, Way
+from bot.keeping.knowledge_kinds import KNOWLEDGE_KINDS
 
 __all__ = ["KINDS", "Kind", "Owner", "Way", "server_patterns"]
 
@@ -213,81 +214,7 @@ KINDS: tuple[Kind, ...] = (
         ),
         kept="a person's daily budget counter stays until the day ends: forgetting doesn't reset a budget",
     ),
-    Kind(
-        "knowledge channels",
-        (Owner.SERVER,),
-        ("knowledge:channels:*", "knowledge:answered:*", "knowledge:scopes:*", "knowledge:backfills"),
-        {SERVER: "KnowledgeChannels.forget_scope (the channels and their history readings)"},
-        "until switched off",
-        expires=False,
-        server_keys=("knowledge:channels:{platform}:{id}", "knowledge:answered:{platform}:{id}"),
-        kept="a channel is knowledge until switched off; its messages follow its author's /forget-me",
-    ),
-    Kind(
-        "knowledge history readings",
-        (Owner.SERVER,),
-        ("knowledge:*:history:*",),
-        {EXPIRY: "seconds to a minute: a reading's lock and pace"},
-        "a minute",
-        server_keys=("knowledge:{platform}:history:*:{id}",),
-        kept="ids only: a reading's lock and its pace, swept with the server when no page is being read",
-    ),
-    Kind(
-        "knowledge live changes",
-        (Owner.SERVER,),
-        ("knowledge:*:live:*",),
-        {SERVER: "swept with the server", EXPIRY: "5 minutes"},
-        "5 minutes",
-        server_keys=("knowledge:{platform}:live:{id}:*",),
-        kept="ids only",
-    ),
-    Kind(
-        "knowledge private channels' members",
-        (Owner.SERVER,),
-        ("knowledge:slack:private:*", "knowledge:slack:members:*"),
-        {SERVER: "PrivateMembers.forget_team"},
-        "until the channel is switched off",
-        expires=False,
-        server_keys=("knowledge:slack:private:{id}", "knowledge:slack:members:{id}:*"),
-        kept="who may read a private channel's knowledge, kept as long as it is knowledge",
-    ),
-    Kind(
-        "knowledge added messages",
-        (Owner.SERVER,),
-        ("knowledge:*:added:*",),
-        {SERVER: "swept with the server"},
-        "until the message is deleted or the bot leaves",
-        expires=False,
-        server_keys=("knowledge:{platform}:added:{platform}:{id}",),
-        kept="ids only (a message and the sources it became), until the message is deleted: its passages follow "
-        "their author's /forget-me",
-    ),
-    Kind(
-        "solved help threads",
-        (Owner.SERVER, Owner.PERSON),
-        ("knowledge:*:solved:*",),
-        {
-            SERVER: "swept with the server",
-            PERSON: "the threads they asked or answered unmarked (Solving.forget_person)",
-        },
-        "until the thread is unmarked, its answer deleted or the bot leaves",
-        expires=False,
-        server_keys=("knowledge:{platform}:solved:{platform}:{id}",),
-        kept="a solved thread's question and accepted answer, as the knowledge passage it became",
-    ),
-    Kind(
-        "knowledge passages",
-        (Owner.SERVER, Owner.PERSON),
-        (),
-        {
-            SERVER: "Knowledge.forget_scope",
-            PERSON: "Knowledge.forget_author (everywhere on Discord, the workspace on Slack)",
-        },
-        "until removed, deleted or edited",
-        expires=False,
-        table="knowledge_passages",
-        kept="knowledge lasts until removed",
-    ),
+    *KNOWLEDGE_KINDS,
     Kind(
         "Slack installs",
         (Owner.SERVER,),
