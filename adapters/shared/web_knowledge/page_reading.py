@@ -52,16 +52,20 @@ class PageReader:
     """Reads pages in the isolated workers, `seconds` at most each. Make the workers with
     `preload=[WORKER_MODULE]` so that their fork server imports the parsers once."""
 
-    def __init__(self, workers: IsolatedWorkers, seconds: float = PAGE_SECONDS) -> None:
+    def __init__(self, workers: IsolatedWorkers, seconds: float = PAGE_SECONDS, owner: str = "web-knowledge") -> None:
+        """`owner`: whose turns the pages take in the workers (IsolatedWorkers.turn), shared fairly with the people
+        whose files the same workers read."""
         self._workers = workers
         self._seconds = seconds
+        self._owner = owner
 
     async def read(self, body: bytes, charset: str | None, url: str) -> ReadPage:
         """The page at `url` (its final URL, after redirects: its links are resolved against it)."""
         try:
-            read = await self._workers.run_within(
-                self._seconds, call_in_worker, WORKER_MODULE, "read_page", body, charset, url
-            )
+            async with self._workers.turn(self._owner):
+                read = await self._workers.run_within(
+                    self._seconds, call_in_worker, WORKER_MODULE, "read_page", body, charset, url
+                )
         except WorkFailed as failed:
             raise PageUnreadable(str(failed)) from failed
         if not isinstance(read, ReadPage):

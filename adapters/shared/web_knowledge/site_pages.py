@@ -88,7 +88,7 @@ class PageVisitor:
             if failed.gone and stored:
                 await self.drop(visit.url)
                 return Visited("removed")
-            return await self._failed(visit.url, state, links, failed.reason)
+            return await self._failed(visit.url, state, links, _without_url(failed.reason))
         if fetched.not_modified and stored:
             await self._remember(
                 visit.url, state, outcome="unchanged", etag=fetched.etag, modified=fetched.last_modified
@@ -166,6 +166,13 @@ def page_passages(scope: str, item: str, url: str, page: ReadPage, updated_at: f
             key = f"{item}#{len(passages) + 1}"
             passages.append(Passage(scope, item, key, piece, page.title or url, locator, link, updated_at=updated_at))
     return passages
+
+
+def _without_url(reason: str) -> str:
+    """The fetcher's reason without the URL it starts with: the report puts the page's URL before it already."""
+    if reason.startswith(("http://", "https://")) and ": " in reason:
+        return reason.split(": ", 1)[1]
+    return reason
 
 
 def _not_newer(listed: float | None, remembered: object) -> bool:
