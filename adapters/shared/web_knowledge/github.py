@@ -44,7 +44,9 @@ def parse_repository(text: str, host: str = GITHUB_HOST) -> tuple[str, str] | No
     if "://" not in text:
         text = f"https://{text}"
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or (parts.hostname or "").removeprefix("www.") != host.lower():
+    if parts.scheme not in ("http", "https") or (parts.hostname or "").removeprefix("www.") != host.removeprefix(
+        "www."
+    ):
         return None
     segments = [segment for segment in parts.path.split("/") if segment]
     if len(segments) < 2:

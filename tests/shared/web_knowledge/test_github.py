@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from adapters.shared.web_knowledge.github import GitHubSettings, parse_repository, sync_repository
+from adapters.shared.web_knowledge.github import GitHubSettings, parse_repository, repository_reader, sync_repository
 from adapters.shared.web_knowledge.github_pages import docutils_id, github_slug, is_documentation, rst_sections
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
@@ -181,7 +181,8 @@ async def test_a_private_repository_fails_without_a_token_keeping_its_knowledge(
 
 
 async def test_github_enterprise_serves_graphql_beside_its_rest_api(repository: Repository) -> None:
-    report = await repository.sync(api_url=repository.github.enterprise_url)
+    read = repository_reader(GitHubSettings(api_url=repository.github.enterprise_url, token=TOKEN))
+    report = await read(repository.source, repository.memory, repository.knowledge, time.time())
     assert report.complete and report.read == 6, report
     paths = {request.path for request in repository.github.requests}
     assert "/api/graphql" in paths and "/api/v3/repos/acme/widgets" in paths
@@ -191,6 +192,7 @@ def test_repository_addresses() -> None:
     assert parse_repository("github.com/acme/widgets") == ("acme", "widgets")
     assert parse_repository("https://github.com/acme/widgets.git") == ("acme", "widgets")
     assert parse_repository("https://www.github.com/acme/widgets/tree/main/docs") == ("acme", "widgets")
+    assert parse_repository("https://www.github.com/acme/widgets", "www.github.com") == ("acme", "widgets")
     assert parse_repository("https://git.example.com/acme/widgets", "git.example.com") == ("acme", "widgets")
     assert parse_repository("https://gitlab.com/acme/widgets") is None
     assert parse_repository("https://github.com/acme") is None
