@@ -13,7 +13,7 @@ import pytest
 
 from adapters.shared.files.isolation import IsolatedWorkers
 from adapters.shared.web_knowledge.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.crawl import sync_site
+from adapters.shared.web_knowledge.crawl import Progress, sync_site
 from adapters.shared.web_knowledge.fetching import FetchLimits, WebFetcher
 from adapters.shared.web_knowledge.page_reading import WORKER_MODULE, PageReader
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
@@ -43,7 +43,9 @@ class Crawler:
     knowledge: Knowledge
     database_url: str  # to read the passages stored
 
-    async def sync(self, max_pages: int = 100, round_started: float | None = None) -> SyncReport:
+    async def sync(
+        self, max_pages: int = 100, round_started: float | None = None, progress: Progress | None = None
+    ) -> SyncReport:
         return await sync_site(
             self.source,
             self.fetcher,
@@ -53,6 +55,7 @@ class Crawler:
             max_pages=max_pages,
             round_started=time.time() if round_started is None else round_started,
             user_agent_token=TOKEN,
+            progress=progress,
         )
 
 

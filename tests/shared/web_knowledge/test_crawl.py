@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from adapters.shared.web_knowledge.sources import SyncReport
 from bot.knowledge.passages import Access
 from bot.knowledge.postgres.sql import TABLE
 from fakes.docs_site_pages import CHROME_WORDS, article_page, changed_article
@@ -117,8 +118,14 @@ async def test_a_page_gone_from_a_linked_site_leaves(linked: Crawler) -> None:
 
 
 async def test_no_more_pages_than_max_pages(crawler: Crawler) -> None:
-    report = await crawler.sync(max_pages=3)
+    seen: list[int] = []
+
+    async def progress(so_far: SyncReport) -> None:
+        seen.append(so_far.read)
+
+    report = await crawler.sync(max_pages=3, progress=progress)
     assert report.read == 3 and report.skipped >= 6
+    assert seen == [1, 2, 3]  # told after each page
     assert sum(crawler.site.page_requests().values()) == 3
     assert len(await crawler.memory.items()) == 3
 
