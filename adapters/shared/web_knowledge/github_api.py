@@ -17,11 +17,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import httpx
-    from githubkit import GitHub
+    from githubkit import GitHub, Response
     from githubkit.exception import GitHubException
     from githubkit.retry import RetryOption
 
@@ -132,46 +132,57 @@ class GitHubApi:
         await self._open.aclose()
 
     async def repository(self, owner: str, name: str) -> Repository:
-        found = (await self._call("core", lambda: self._github.rest.repos.async_get(owner, name))).parsed_data
+        found = await self._rest(lambda: self._github.rest.repos.async_get(owner, name))
         return Repository(found.default_branch, found.private)
 
     async def tree(self, owner: str, name: str, branch: str) -> Tree:
-        call = lambda: self._github.rest.git.async_get_tree(owner, name, branch, recursive="1")  # noqa: E731
-        found = (await self._call("core", call)).parsed_data
-        files = [TreeFile(i.path, i.sha, i.size or 0) for i in found.tree if i.type == "blob"]
+        found = await self._rest(lambda: self._github.rest.git.async_get_tree(owner, name, branch, recursive="1"))
+        files = [TreeFile(item.path, item.sha, item.size or 0) for item in found.tree if item.type == "blob"]
         return Tree(found.sha, files, found.truncated)
 
     async def blob(self, owner: str, name: str, sha: str) -> bytes:
-        found = (await self._call("core", lambda: self._github.rest.git.async_get_blob(owner, name, sha))).parsed_data
-        return base64.b64decode(found.content) if found.encoding == "base64" else found.content.encode()
+        found = await self._rest(lambda: self._github.rest.git.async_get_blob(owner, name, sha))
+        return base64.b64decode(found.content) if found.encoding == "base64" else str(found.content).encode()
 
     async def issues(self, owner: str, name: str, page: int, since: datetime | None) -> list[Issue]:
         """A page of the repository's issues and pull requests, open and closed, updated since `since` (None: all)."""
         kwargs: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PAGE}
         if since is not None:
             kwargs["since"] = _since(since)
-        call = lambda: self._github.rest.issues.async_list_for_repo(owner, name, page=page, **kwargs)  # noqa: E731
-        return [_issue(found) for found in cast(list[Any], (await self._call("core", call)).parsed_data)]
+        issues = self._github.rest.issues
+        return [
+            _issue(found)
+            for found in await self._rest(lambda: issues.async_list_for_repo(owner, name, page=page, **kwargs))
+        ]
 
     async def issue(self, owner: str, name: str, number: int) -> Issue:
-        found = await self._call("core", lambda: self._github.rest.issues.async_get(owner, name, number))
-        return _issue(found.parsed_data)
+        return _issue(await self._rest(lambda: self._github.rest.issues.async_get(owner, name, number)))
 
     async def comments(self, owner: str, name: str, number: int, page: int) -> list[Comment]:
-        call = lambda: self._github.rest.issues.async_list_comments(owner, name, number, page=page, per_page=PAGE)  # noqa: E731
-        return [_comment(found) for found in cast(list[Any], (await self._call("core", call)).parsed_data)]
+        issues = self._github.rest.issues
+        listed = await self._rest(lambda: issues.async_list_comments(owner, name, number, page=page, per_page=PAGE))
+        return [_comment(found) for found in listed]
 
     async def comments_since(self, owner: str, name: str, since: datetime, page: int) -> list[Comment]:
         """A page of the comments on the repository's issues and pull requests created or edited since `since`."""
-        issues = self._github.rest.issues
-        call = lambda: issues.async_list_comments_for_repo(owner, name, since=_since(since), page=page, per_page=PAGE)  # noqa: E731
-        return [_comment(found) for found in cast(list[Any], (await self._call("core", call)).parsed_data)]
+        issues, after = self._github.rest.issues, _since(since)
+        call = lambda: issues.async_list_comments_for_repo(owner, name, since=after, page=page, per_page=PAGE)  # noqa: E731
+        return [_comment(found) for found in await self._rest(call)]
 
     async def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         return await self._call("graphql", lambda: self._github.async_graphql(query, variables))
 
+    async def _rest(self, call: Callable[[], Awaitable[Response[Any]]]) -> Any:
+        """A REST call's answer, validated by githubkit's model (inside `_call`, whose errors it may raise)."""
+
+        async def parsed() -> Any:
+            return (await call()).parsed_data
+
+        return await self._call("core", parsed)
+
     async def _call(self, resource: str, call: Callable[[], Awaitable[T]]) -> T:
-        from githubkit.exception import GraphQLFailed, RateLimitExceeded, RequestFailed, RequestTimeout
+        from githubkit.exception import GraphQLFailed, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+        from pydantic import ValidationError
 
         remaining, reset_at = self._limits.get(resource, (1, 0.0))
         if remaining <= 0 and reset_at > time.time():
@@ -186,8 +197,10 @@ class GitHubApi:
             raise Failed(200, "; ".join(found.message for found in error.response.errors or [])) from error
         except RequestTimeout as error:
             raise Failed(0, "GitHub did not answer in time") from error
-        except Exception as error:  # githubkit's RequestError: the connection failed
-            raise Failed(0, f"GitHub could not be reached: {error!r}") from error
+        except RequestError as error:
+            raise Failed(0, f"GitHub could not be reached: {error.exc!r}") from error
+        except ValidationError as error:  # an answer githubkit's models don't describe
+            raise Failed(200, f"GitHub's answer wasn't understood: {error.error_count()} unexpected fields") from error
 
     async def _counted(self, request: httpx.Request) -> None:
         self.requests += 1
