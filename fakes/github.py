@@ -8,7 +8,8 @@ of `tokens`; past it 403 with GitHub's message. `secondary_once(seconds)` answer
 limit's 403 and ``retry-after``. GraphQL without a token: 401, as GitHub. A private repository: 404 without a token.
 
 `requests` records each request's method, path and whether it had a token; the test hooks (`edit_issue`,
-`edit_comment`, `delete_issue`, `set_file`, `remove_file`, `reset_limits`, `use_up`) change what it serves.
+`edit_comment`, `delete_issue`, `set_file`, `remove_file`, `make_private`, `reset_limits`, `use_up`) change what it
+serves.
 
     async with FakeGitHub() as github:
         github.repositories["acme/widgets"] = sample_repository()  # fakes.github_data
@@ -129,6 +130,9 @@ class FakeGitHub:
 
     def remove_file(self, repository: str, path: str) -> None:
         del self.repositories[repository].files[path]
+
+    def make_private(self, repository: str, private: bool = True) -> None:
+        self.repositories[repository].private = private
 
     def reset_limits(self) -> None:
         """The rate limits' hour is over."""

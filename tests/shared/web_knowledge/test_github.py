@@ -171,7 +171,7 @@ async def test_a_secondary_rate_limit_is_waited_out_once(repository: Repository)
 
 async def test_a_private_repository_fails_without_a_token_keeping_its_knowledge(repository: Repository) -> None:
     await repository.sync(token=None)
-    repository.github.repositories[REPO].private = True
+    repository.github.make_private(REPO)
     report = await repository.sync(token=None)
     assert report.failed == 1 and "private" in report.problems[0] and "kept" in report.problems[0], report
     assert f"{WEB}/blob/main/README.md#installation" in await repository.urls("How do I install widgets with pip?")
