@@ -119,7 +119,7 @@ async def test_a_second_sync_of_an_unchanged_repository_is_a_few_requests_and_em
     assert repository.indexed == []
 
 
-async def test_an_edited_comment_is_read_again_and_a_deleted_issue_leaves(repository: Repository) -> None:
+async def test_an_edited_comment_or_issue_is_read_again_and_a_deleted_issue_leaves(repository: Repository) -> None:
     await repository.sync()
     fix = "Fixed in 2.4: upgrade with pip install --upgrade acme-widgets and the averages panel shows a dash."
     repository.github.edit_comment(REPO, 1, 1, fix)
@@ -127,6 +127,11 @@ async def test_an_edited_comment_is_read_again_and_a_deleted_issue_leaves(reposi
     assert report.read == 1 and report.complete, report
     hits = await repository.ask("Which version fixed the averages panel crash?")
     assert any(hit.passage.text.endswith(fix) and "#issuecomment-" in hit.passage.url for hit in hits)
+
+    repository.github.edit_issue(REPO, 2, "Tooltips stay white in the dark theme since the 2.2 stylesheet.")
+    report = await repository.sync()
+    assert report.read == 1 and report.unchanged == 5, report
+    assert any("2.2 stylesheet" in hit.passage.text for hit in await repository.ask("Which stylesheet broke tooltips?"))
 
     repository.github.delete_issue(REPO, 2)
     report = await repository.sync(full_every=1)
