@@ -23,6 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import adapters
 from adapters.shared.knowledge_sources.folder import keep_knowledge
+from adapters.shared.web_knowledge.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.keeping import keep_web_knowledge
 from bot.app import Services, build, redacted
 from bot.metrics import Metrics
 from config.env import ConfigError
@@ -51,6 +53,7 @@ def main(argv: list[str]) -> int:
         json_output=settings.env.str("LOG_FORMAT", "text") == "json",
     )
     try:
+        PrivateAllowance.parse(" ".join(settings.knowledge.web.allow_private))  # a bad entry stops the start
         for module in chosen:  # every chosen adapter's own settings, checked before anything starts
             if hasattr(module, "check"):
                 module.check(settings)
@@ -125,6 +128,7 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
     port = settings.operations.metrics_port
     metrics_server = await serve_metrics(services.metrics, port, services.redis.ping) if port else None
     knowledge = asyncio.create_task(keep_knowledge(services), name="knowledge")
+    web_knowledge = asyncio.create_task(keep_web_knowledge(services), name="web-knowledge")
     platforms: asyncio.Future[list[int]] = asyncio.ensure_future(
         asyncio.gather(*(_run_adapter(module, services, settings) for module in chosen))
     )
@@ -147,9 +151,10 @@ async def _serve(chosen: list[ModuleType], settings: Settings, console: bool) ->
         return max(platforms.result())
     finally:
         signalled.cancel()
-        knowledge.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await knowledge
+        for keeping in (knowledge, web_knowledge):
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
         if metrics_server is not None:
             await metrics_server.cleanup()
         await services.aclose()

@@ -1,7 +1,7 @@
 """Benchmark: knowledge at a community's size: how fast messages become searchable, how long a search takes with
 100,000 of them (alone, eight at once, and while messages keep arriving), and what it costs in memory and disk.
 
-    python -m bench.knowledge [--messages 100000] [--embedder wordllama|minilm] [--questions 600]
+    python -m bench.knowledge [--messages 100000] [--embedder wordllama|minilm] [--questions 600] [--crawl 2000]
 
 The bot's own knowledge (bot.knowledge: the embedder, then the engine on the embedded PostgreSQL in a fresh data
 directory) is given a made-up support server's chat (bench/knowledge_corpus.py) in batches as the live indexing
@@ -9,6 +9,12 @@ adds them, plus 200 passages of deployment documents. A search is what a questio
 the question embedded, then the engine's one hybrid query, scoped to the server and the deployment, with the
 asker's readable channels (15 of the 20). Memory: the proportional set size (PSS) of the database's processes and
 of this one (the embedder and the bot's side of the engine).
+
+`--crawl PAGES`: then a docs site of that many pages (fakes.docs_site's generated tree, on loopback) is read into the
+same knowledge the way the bot reads one (adapters.shared.web_knowledge: the fetcher, robots.txt and the sitemap, the
+page worker, the passages embedded and stored), with no pause between requests: pages read a second, this process's
+and the page worker's memory as the crawl goes (it must not grow with the site), the searches' latency while it
+runs, and a second sync of the unchanged site.
 """
 
 from __future__ import annotations
@@ -28,13 +34,21 @@ from typing import Any
 import psycopg
 import redis.asyncio as aioredis
 
+from adapters.shared.files.isolation import IsolatedWorkers
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
+from adapters.shared.web_knowledge.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.crawl import sync_site
+from adapters.shared.web_knowledge.fetching import WebFetcher
+from adapters.shared.web_knowledge.page_reading import WORKER_MODULE, PageReader
+from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bench.knowledge_corpus import Community
 from bot.knowledge.embedded import start_embedded_async, stop_embedded
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Embedder, Passage
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
 from bot.knowledge.setup import DATABASE_FOLDER
+from fakes.docs_site import FakeDocsSite
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder
 
 SCOPE = "discord:1"
@@ -199,7 +213,7 @@ async def sizes(url: str) -> tuple[float, float]:
     return row[0] / 1e6, row[1] / 1e6
 
 
-async def run(messages: int, embedder_name: str, questions_count: int) -> None:
+async def run(messages: int, embedder_name: str, questions_count: int, crawl: int) -> None:
     folder = server_folder("knowledge-bench-")
     try:
         database = await start_embedded_async(folder / "postgres")
@@ -233,6 +247,8 @@ async def run(messages: int, embedder_name: str, questions_count: int) -> None:
             during += await searches(knowledge, questions[:20], access, 1)
         print(describe(f"search while {len(more):,} more are added", during))
         print(f"  (those added at {adding.result():,.0f} a second meanwhile)")
+        if crawl:
+            await crawl_figures(knowledge, questions, access, crawl)
         table, indexes = await sizes(database.url)
         print(
             f"memory (PSS): database {pss_mb(database_pids(database.data_dir)):.0f} MB, this process "
@@ -248,13 +264,66 @@ async def run(messages: int, embedder_name: str, questions_count: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+async def crawl_figures(knowledge: Knowledge, questions: Sequence[str], access: Access, pages: int) -> None:
+    """A site of `pages` pages read into `knowledge` while one search at a time runs; then read again unchanged."""
+    site = FakeDocsSite(generated=pages, hostile=False, crawl_delay=None)
+    await site.start()
+    redis = aioredis.from_url(REDIS_URL)
+    fetcher = WebFetcher(PrivateAllowance.parse(site.allowance), "bench", min_interval=0.0)
+    workers = IsolatedWorkers(workers=1, preload=(WORKER_MODULE,), warm=False)
+    source = WebSource(SCOPE, site.docs_url, "site")
+    memory = ReadMemory(redis, f"bench:crawl:{os.getpid()}:", source)
+    try:
+
+        async def sync(round_started: float) -> SyncReport:
+            return await sync_site(
+                source, fetcher, PageReader(workers), memory, knowledge,
+                max_pages=pages + 100, round_started=round_started, user_agent_token="bench",
+            )  # fmt: skip
+
+        started = time.perf_counter()
+        crawling = asyncio.create_task(sync(time.time()))
+        during, samples = [], []
+        while not crawling.done():
+            during += await searches(knowledge, questions[:20], access, 1)
+            samples.append((len(await memory.items()), pss_mb([os.getpid()]), pss_mb(_children())))
+        report, seconds = crawling.result(), time.perf_counter() - started
+        print(f"crawl: {report.read:,} pages read and indexed in {seconds:.0f} s, {report.read / seconds:.1f} a second")
+        print(describe("search while the site is read", during))
+        for read, own, worker in samples[:: max(1, len(samples) // 5)] + samples[-1:]:
+            print(f"  {read:>6,} pages read: this process {own:.0f} MB, page worker {worker:.0f} MB (PSS)")
+        site.requests.clear()
+        started = time.perf_counter()
+        again = await sync(time.time())
+        print(
+            f"crawl again, unchanged: {again.unchanged:,} pages unchanged in {time.perf_counter() - started:.1f} s, "
+            f"{sum(site.requests.values()):,} requests, {again.read} read"
+        )
+    finally:
+        await fetcher.aclose()
+        await workers.aclose()
+        await memory.clear()
+        await redis.aclose()
+        await site.stop()
+
+
+def _children() -> list[int]:
+    """This process's children (the page worker's fork server and worker)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        found += [int(pid) for pid in (task / "children").read_text().split()]
+    grandchildren = [int(pid) for pid in found for pid in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return found + grandchildren
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--embedder", choices=("wordllama", "minilm"), default="wordllama")
     parser.add_argument("--questions", type=int, default=600)
+    parser.add_argument("--crawl", type=int, default=0, help="then read a docs site of this many pages")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.messages, arguments.embedder, arguments.questions))
+    asyncio.run(run(arguments.messages, arguments.embedder, arguments.questions, arguments.crawl))
 
 
 if __name__ == "__main__":

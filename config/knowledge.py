@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config.env import ConfigError, Env
+from config.web_knowledge import WebKnowledgeSettings, web_knowledge_settings
 
 DEFAULT_DATA_DIR = ".knowledge"  # under the working directory
 # EMBEDDING_MODEL naming the built-in static model instead of the default MiniLM: ~50 times faster to add passages
@@ -57,6 +58,7 @@ class KnowledgeSettings:
     start_wait_seconds: float = DEFAULT_START_WAIT_SECONDS  # KNOWLEDGE_START_WAIT_SECONDS
     rerank: RerankSettings | None = None  # RERANK_BASE_URL set: the hits reordered by that server
     language: str = AUTO_LANGUAGE  # KNOWLEDGE_LANGUAGE: the words search's stemming, or each text's own ("auto")
+    web: WebKnowledgeSettings = field(default_factory=WebKnowledgeSettings)  # docs sites and GitHub repositories
 
 
 def knowledge_settings(env: Env) -> KnowledgeSettings:
@@ -81,6 +83,7 @@ def knowledge_settings(env: Env) -> KnowledgeSettings:
         ),
         rerank=rerank_settings(env),
         language=env.choice("KNOWLEDGE_LANGUAGE", AUTO_LANGUAGE, (AUTO_LANGUAGE, *LANGUAGES)),
+        web=web_knowledge_settings(env),
     )
 
 

@@ -39,6 +39,8 @@ HUGE_BYTES = 50 * 1024 * 1024
 PRIVATE = "/docs/private/keys.html"
 GUIDE = ("/docs/", "/docs/install.html", "/docs/configure.html", "/docs/changing.html", "/docs/leaving.html")
 REFERENCE = ("/docs/old-install.html", "/docs/away.html", "/docs/huge.html", "/docs/endless.html", "/docs/logo.png")
+# What a test of the bot as a whole leaves out (`hostile=False`): pages that only cost the crawl its time limits.
+HOSTILE = ("/docs/away.html", "/docs/huge.html", "/docs/endless.html")
 REDIRECTS = {"/docs/old-install.html": "/docs/older/install.html", "/docs/older/install.html": "/docs/upgrade.html"}
 
 
@@ -85,12 +87,14 @@ class FakeDocsSite:
         crawl_delay: float | None = 0.01,
         generated: int = 0,
         port: int = 0,
+        hostile: bool = True,
     ) -> None:
         self.sitemap = sitemap
         self.lastmod = lastmod
         self.crawl_delay = crawl_delay
         self.generated = generated
         self.port = port
+        self.hostile = hostile
         self.canary = Canary()
         self.requests: Counter[str] = Counter()
         self.responses: list[tuple[str, int]] = []
@@ -187,7 +191,10 @@ class FakeDocsSite:
     def _sitemap(self, path: str) -> web.Response:
         sitemaps = {
             "/sitemaps/guide.xml": (*GUIDE, PRIVATE),
-            "/sitemaps/reference.xml": (*REFERENCE, "/blog/news.html"),
+            "/sitemaps/reference.xml": (
+                *(page for page in REFERENCE if self.hostile or page not in HOSTILE),
+                "/blog/news.html",
+            ),
             "/sitemaps/generated.xml": tuple(f"/docs/gen/{number}.html" for number in range(self.generated)),
         }
         if path == "/sitemap_index.xml":

@@ -26,6 +26,7 @@ from adapters.shared.ratelimit import RateLimits
 from adapters.shared.reply_records import Recording, ReplyLedger, ReplyRecord
 from adapters.shared.server_sweep import sweep_server
 from adapters.shared.solved_threads import Solutions
+from adapters.shared.web_knowledge.registry import WebSources
 from bot.app import Services
 from bot.core import Turn
 from bot.errors import FailureKind, ReplyFailure
@@ -258,8 +259,12 @@ class PlatformJobs:
 
     async def sweep_server(self, server_id: str) -> int:
         """The bot left a server or workspace: what is left of its keys goes (adapters.shared.server_sweep)."""
-        prefix = self._services.settings.history.key_prefix
-        return await sweep_server(self._services.redis.main, prefix, self._platform, server_id)
+        prefix, redis = self._services.settings.history.key_prefix, self._services.redis.main
+        try:
+            await WebSources(redis, prefix).forget_scope(f"{self._platform}:{server_id}")
+        except ReplyFailure:
+            log.error("web_sources_not_swept", platform=self._platform, server=server_id)
+        return await sweep_server(redis, prefix, self._platform, server_id)
 
     async def close(self) -> None:
         """Cancel the answers being written (each lands its final text or its note first), then

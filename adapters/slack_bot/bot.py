@@ -35,6 +35,8 @@ from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
 from adapters.shared.platform_jobs import Kept, PlatformJobs, Pointed
 from adapters.shared.ratelimit import Write
+from adapters.shared.web_knowledge.commands import WebCommands
+from adapters.shared.web_knowledge.registry import WebSources
 from adapters.slack_bot.assistant import SlackAssistant
 from adapters.slack_bot.buttons.helper_calls import help_votes
 from adapters.slack_bot.buttons.solved import SolvedThreads
@@ -148,6 +150,7 @@ class SlackBot:
             KnowledgeChannels(redis, prefix, services.metrics.redis_errors.inc),
             PrivateMembers(redis, prefix),
             LiveChanges(redis, prefix, "slack"),
+            WebCommands(WebSources(redis, prefix), services.settings.knowledge.web),
         )
         self._history = HistoryReader(self.knowledge, self.clients, redis, prefix, settings.history)
         self._history_task: asyncio.Task[None] | None = None

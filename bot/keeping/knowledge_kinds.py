@@ -71,6 +71,31 @@ KNOWLEDGE_KINDS: tuple[Kind, ...] = (
         kept="a solved thread's question and accepted answer, as the knowledge passage it became",
     ),
     Kind(
+        "knowledge web sources",
+        (Owner.SERVER, Owner.DEPLOYMENT),
+        ("knowledge:web:sources:*", "knowledge:web:status:*", "knowledge:web:read:*", "knowledge:web:lease:*"),
+        {SERVER: "WebSources.forget_scope, and swept with the server"},
+        "until removed",
+        expires=False,
+        server_keys=(
+            "knowledge:web:sources:{platform}:{id}",
+            "knowledge:web:status:{platform}:{id}:*",
+            "knowledge:web:read:{platform}:{id}:*",
+            "knowledge:web:lease:{platform}:{id}:*",
+        ),
+        kept="a docs site's or repository's address and what was read of it (ETags, hashes, times): nobody's own "
+        "words, so /forget-me doesn't apply (the pages' passages are the site's)",
+    ),
+    Kind(
+        "knowledge web index",
+        (Owner.DEPLOYMENT,),
+        ("knowledge:web:scopes", "knowledge:web:wakes"),
+        {SERVER: "WebSources.forget_scope takes the server out"},
+        "while any web source is knowledge",
+        expires=False,
+        kept="the servers and workspaces that have web sources (one leaving takes itself out), and a counter",
+    ),
+    Kind(
         "knowledge passages",
         (Owner.SERVER, Owner.PERSON),
         (),

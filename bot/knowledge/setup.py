@@ -20,7 +20,10 @@ def wanted_at_start(settings: KnowledgeSettings) -> bool:
     """Configured, or used before (the embedded server's data is there): started with the bot, so the first
     question doesn't wait for it."""
     return bool(
-        settings.folder or settings.database_url or (settings.data_dir / DATABASE_FOLDER / "PG_VERSION").exists()
+        settings.folder
+        or settings.web.urls
+        or settings.database_url
+        or (settings.data_dir / DATABASE_FOLDER / "PG_VERSION").exists()
     )
 
 

@@ -14,6 +14,8 @@ import structlog
 from adapters.shared.feedback.records import GapEntry
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
+from adapters.shared.web_knowledge.commands import WebCommands
+from adapters.shared.web_knowledge.registry import WebSources
 from bot.app import Services
 from bot.errors import ReplyFailure
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access
@@ -41,6 +43,7 @@ class DiscordKnowledge:
         history = services.settings.history
         self.channels = KnowledgeChannels(services.redis.main, history.key_prefix, services.metrics.redis_errors.inc)
         self.live = LiveChanges(services.redis.main, history.key_prefix, PLATFORM)  # edits, deletes: not read back
+        self.web = WebCommands(WebSources(services.redis.main, history.key_prefix), services.settings.knowledge.web)
         self._starting: asyncio.Task[Knowledge | None] | None = None
 
     @property

@@ -1,4 +1,5 @@
-"""/knowledge: what the bot knows of this server. `add file:` reads a document into it, `channel on|off` (run in the
+"""/knowledge: what the bot knows of this server. `add file:` reads a document into it, `add url:` a docs site or a
+GitHub repository (read now and every KNOWLEDGE_SYNC_HOURS; `sync` reads them again now), `channel on|off` (run in the
 channel) makes a channel's messages knowledge or not, `list` shows the sources, `remove source:` removes one, `gaps`
 lists what it couldn't answer well (questions it stayed silent on, answers voted 👎, answers without a source), and
 "Add to knowledge" in a message's Apps menu adds that message and its files. For members with Discord's Manage
@@ -24,6 +25,7 @@ from adapters.discord_bot.settings import DiscordSettings
 from adapters.shared.feedback.gaps import gaps_report
 from adapters.shared.knowledge_sources.channels import Backfill
 from adapters.shared.platform_jobs import PlatformJobs
+from adapters.shared.web_knowledge.commands import is_web_source
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeUnavailable
 from bot.knowledge.service import Knowledge
@@ -41,6 +43,7 @@ SERVERS = app_commands.AppCommandContext(guild=True, dm_channel=False, private_c
 SERVER_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
 UNREACHABLE = "I couldn't reach the knowledge just now: try again in a moment."
 SERVERS_ONLY = "Knowledge belongs to a server the bot is in: use /knowledge there."
+ADD_ONE = "Give `/knowledge add` a `file:` or a `url:` (a docs site, or github.com/owner/repo), one of them."
 
 
 class KnowledgeHost(Protocol):
@@ -71,10 +74,31 @@ class KnowledgeCommands:
             allowed_installs=SERVER_INSTALL,
         )
 
-        @group.command(name="add", description="Add a document to this server's knowledge")
-        @app_commands.describe(file="A PDF, Word, PowerPoint, Excel, HTML, text or Markdown file")
-        async def add(interaction: discord.Interaction, file: discord.Attachment) -> None:
-            await self._run(interaction, "server", lambda knowledge, scope: self._add(knowledge, scope, file))
+        @group.command(name="add", description="Add a document, a docs site or a GitHub repository to the knowledge")
+        @app_commands.describe(
+            file="A PDF, Word, PowerPoint, Excel, HTML, text or Markdown file",
+            url="A docs site (https://docs.example.com/) or a GitHub repository (github.com/owner/repo)",
+        )
+        async def add(
+            interaction: discord.Interaction, file: discord.Attachment | None = None, url: str | None = None
+        ) -> None:
+            if (file is None) == (url is None):
+                await interaction.response.send_message(ADD_ONE, ephemeral=True)
+                return
+            user = str(interaction.user.id)
+            await self._run(
+                interaction,
+                "server",
+                lambda knowledge, scope: (
+                    self._add(knowledge, scope, file)
+                    if file is not None
+                    else self._knowledge.web.add(scope, url or "", user)
+                ),
+            )
+
+        @group.command(name="sync", description="Read this server's docs sites and GitHub repositories again now")
+        async def sync(interaction: discord.Interaction) -> None:
+            await self._run(interaction, "server", lambda knowledge, scope: self._knowledge.web.sync(scope))
 
         @group.command(name="channel", description="Make this channel's messages knowledge (on), or stop (off)")
         @app_commands.describe(state="on: this channel's messages are knowledge; off: they are removed")
@@ -102,7 +126,8 @@ class KnowledgeCommands:
             if knowledge is None or interaction.guild is None or not self._may(interaction, "server"):
                 return []
             scope = guild_scope(interaction.guild.id)
-            return await source_choices(knowledge, scope, typed, interaction.guild, interaction.user)
+            web = self._knowledge.web
+            return await source_choices(knowledge, web, scope, typed, interaction.guild, interaction.user)
 
         tree.add_command(group)
         menu = app_commands.ContextMenu(
@@ -217,7 +242,9 @@ class KnowledgeCommands:
         return f"Done: #{name}'s messages are no longer knowledge ({removed:,} removed)."
 
     async def _remove(self, knowledge: Knowledge, scope: str, source: str) -> str:
-        found = {info.source: info for info in await knowledge.sources(scope)}
+        if (removed_site := await self._knowledge.web.remove(scope, knowledge, source)) is not None:
+            return removed_site
+        found = {info.source: info for info in await knowledge.sources(scope) if not is_web_source(info.source)}
         info = found.get(source) or next((i for i in found.values() if i.title == source), None)
         if info is None:
             return "There's no such source in this server's knowledge: pick one from the list."

@@ -1,6 +1,7 @@
-"""/knowledge list: a server's sources (each with its passages, size and when it was last updated), its knowledge
-channels (and how far reading their history has come), and how many files the whole deployment shares; to each
-admin, only the channels they can view."""
+"""/knowledge list: a server's sources (each with its passages, size and when it was last updated), its docs sites and
+GitHub repositories (pages read, failed and skipped, when they were and will be read), its knowledge channels (and
+how far reading their history has come), and how many files the whole deployment shares; to each admin, only the
+channels they can view."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ from discord import app_commands
 from adapters.discord_bot.knowledge.access import PLATFORM, DiscordKnowledge, readable_channels
 from adapters.discord_bot.knowledge.adding import plural
 from adapters.discord_bot.knowledge.history import HISTORY_MESSAGES
+from adapters.shared.web_knowledge.commands import Shown, WebCommands, is_web_source
 from bot.knowledge.passages import DEPLOYMENT_SCOPE, SourceInfo
 from bot.knowledge.service import Knowledge
 
 AUTOCOMPLETE_CHOICES = 25
 SHOWN_CHARS = 1_850  # of Discord's 2,000, leaving room for the "…and N more" line
+SHOWN = Shown(bold=lambda text: f"**{text}**", escape=discord.utils.escape_markdown, when=lambda at: f"<t:{int(at)}:R>")
 
 
 async def listing(
     knowledge: Knowledge, discord_knowledge: DiscordKnowledge, scope: str, guild: discord.Guild, admin: object
 ) -> str:
     """The server's knowledge as `admin` may see it: of the channels, only those they can view."""
-    everything = await knowledge.sources(scope)
+    everything = [info for info in await knowledge.sources(scope) if not is_web_source(info.source)]
     channels = await discord_knowledge.channels.channels(scope)
     said_in = {info.source.removeprefix("channel:") for info in everything if info.source.startswith("channel:")}
     readable = readable_channels(guild, admin, {*channels, *said_in})
@@ -32,8 +35,10 @@ async def listing(
         reverse=True,
     )
     reading = {b.channel: b.read for b in await discord_knowledge.channels.backfills(PLATFORM) if b.scope == scope}
-    shared = len(await knowledge.sources(DEPLOYMENT_SCOPE))
-    lines = ["**This server's knowledge**" if sources else "This server's knowledge has no sources yet."]
+    shared = len([info for info in await knowledge.sources(DEPLOYMENT_SCOPE) if not is_web_source(info.source)])
+    sites = await discord_knowledge.web.lines(scope, SHOWN)
+    lines = ["**This server's knowledge**" if sources or sites else "This server's knowledge has no sources yet."]
+    lines += sites
     lines += [_source_line(info) for info in sources]
     if channels:
         lines.append(
@@ -87,20 +92,24 @@ def _fitted(lines: list[str]) -> str:
 
 
 async def source_choices(
-    knowledge: Knowledge, scope: str, typed: str, guild: discord.Guild, admin: object
+    knowledge: Knowledge, web: WebCommands, scope: str, typed: str, guild: discord.Guild, admin: object
 ) -> list[app_commands.Choice[str]]:
     """/knowledge remove's suggestions: the sources whose title has what was typed, the newest first; of the
     channels', only those `admin` can view."""
     wanted = typed.strip().casefold()
-    everything = await knowledge.sources(scope)
+    everything = [info for info in await knowledge.sources(scope) if not is_web_source(info.source)]
     readable = readable_channels(guild, admin, {_said_in(info) for info in everything} - {""})
     sources = sorted(
         (info for info in everything if _said_in(info) in readable | {""}),
         key=lambda info: info.updated_at,
         reverse=True,
     )
+    sites = [app_commands.Choice(name=url[:100], value=url[:100]) for url in await web.names(scope)]
     return [
-        app_commands.Choice(name=info.title[:100] or info.source, value=info.source[:100])
-        for info in sources
-        if wanted in info.title.casefold()
+        *(site for site in sites if wanted in site.name.casefold()),
+        *(
+            app_commands.Choice(name=info.title[:100] or info.source, value=info.source[:100])
+            for info in sources
+            if wanted in info.title.casefold()
+        ),
     ][:AUTOCOMPLETE_CHOICES]

@@ -15,7 +15,7 @@ from functools import partial
 
 import structlog
 
-from adapters.shared.web_knowledge.registry import LEASE_SECONDS, SyncStatus, WebSources
+from adapters.shared.web_knowledge.registry import SyncStatus, WebSources
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
@@ -30,6 +30,8 @@ WAKES_SECONDS = 2.0  # how often an admin's add or sync in any process is looked
 AT_ONCE = 4  # syncs a process runs at once
 RETRY_SECONDS = 15 * 60.0  # a sync stopped early (a rate limit) goes on this much later
 STORE_RETRY_SECONDS = 5.0
+# How often a running sync renews its lease and looks whether its source was removed (and then stops).
+RENEW_SECONDS = 2.0
 
 
 class WebSync:
@@ -40,7 +42,7 @@ class WebSync:
         readers: Mapping[str, Reader],
         memory: Callable[[WebSource], ReadMemory],
         sync_hours: float,
-        renew_seconds: float = LEASE_SECONDS / 3,
+        renew_seconds: float = RENEW_SECONDS,
     ) -> None:
         self._sources, self._opener, self._readers, self._memory = sources, opener, readers, memory
         self._sync_seconds, self._renew_seconds = sync_hours * 3600, renew_seconds

@@ -1,6 +1,8 @@
 """/knowledge on Slack, for workspace admins and SLACK_ADMIN_USER_IDS (as /persona): `channel on|off` run in a
 channel makes it knowledge (its new messages from then on, its history read in the background) or stops that and
-removes its messages; `list` shows what the workspace's knowledge holds; `remove <source>` removes one source; `gaps`
+removes its messages; `add <https://…>` adds a docs site, `add github.com/owner/repo` a GitHub repository (read now
+and every KNOWLEDGE_SYNC_HOURS; `sync` reads them again now); `list` shows what the workspace's knowledge holds;
+`remove <source>` removes one source (a site or repository with all its pages); `gaps`
 shows what the bot couldn't answer well in 30 days, with every entry in a CSV file sent to the admin's DM with the bot.
 Acknowledged at once, answered to the person alone through the command's response_url."""
 
@@ -19,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.shared.desk_ledger import DeskLedger
 from adapters.shared.feedback.gaps import gaps_report
 from adapters.shared.feedback.records import Feedback, GapEntry
+from adapters.shared.web_knowledge.commands import Shown, is_web_source
 from adapters.slack_bot.knowledge.history import HistoryReader
 from adapters.slack_bot.knowledge.members import channel_members, readable_places
 from adapters.slack_bot.knowledge.messages import MESSAGE_LINK, Permalinks, channel_source, scope_of
@@ -34,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 USAGE = (
     "`/knowledge channel on` or `/knowledge channel off` in a channel: its messages are (or stop being) knowledge.\n"
+    "`/knowledge add https://docs.example.com/` or `/knowledge add github.com/owner/repo`: a docs site or a GitHub "
+    "repository, read now and kept current.  `/knowledge sync`: read them again now.\n"
     "`/knowledge list`: what this workspace's knowledge holds.  `/knowledge remove <source>`: remove one.\n"
     "`/knowledge gaps`: what I couldn't answer well in the last 30 days.\n"
     'Add a message and its files with the message shortcut "Add to knowledge".'
@@ -77,16 +82,22 @@ class KnowledgeCommand:
 
     async def _answer(self, client: AsyncWebClient, command: dict[str, Any]) -> str:
         words = command.get("text", "").split()
-        words[:2] = [word.lower() for word in words[:2]]  # `remove`'s name keeps its case
+        words[:1] = [word.lower() for word in words[:1]]  # `remove`'s name and `add`'s address keep their case
+        if words[:1] == ["channel"]:
+            words[1:2] = [word.lower() for word in words[1:2]]
         team, channel, user = command.get("team_id", ""), command["channel_id"], command["user_id"]
         if words[:1] == ["gaps"] and self._feedback is not None:
             return await self._gaps(client, team, user) if await self._is_admin(client, user) else NOT_ADMIN
         if self._knowledge.opener is None:
             return NO_KNOWLEDGE
-        if not words or words[0] not in ("channel", "list", "remove"):
+        if not words or words[0] not in ("channel", "list", "remove", "add", "sync"):
             return USAGE
         if not await self._is_admin(client, user):
             return NOT_ADMIN
+        if words[0] == "add" and len(words) == 2:
+            return _slack_sentence(await self._knowledge.web.add(scope_of(team), words[1], user))
+        if words[0] == "sync":
+            return _slack_sentence(await self._knowledge.web.sync(scope_of(team)))
         knowledge = await self._knowledge.opener.get()
         if words[0] == "list":
             return await self._list(knowledge, team, user)
@@ -169,7 +180,7 @@ class KnowledgeCommand:
     async def _list(self, knowledge: Knowledge, team: str, user: str) -> str:
         """The workspace's knowledge as `user` may read it: of the channels' (and their messages'), only those of the
         public channels and the private ones they are in."""
-        everything = await knowledge.sources(scope_of(team))
+        everything = [info for info in await knowledge.sources(scope_of(team)) if not is_web_source(info.source)]
         channels = await self._knowledge.channels.channels(scope_of(team))
         said_in = {_said_in(source) for source in everything} - {""}
         readable = await self._knowledge.members.readable(team, user, {*channels, *said_in})
@@ -189,9 +200,10 @@ class KnowledgeCommand:
             for id, title in channels.items()
             if channel_source(id) not in listed
         ]
+        lines[:0] = await self._knowledge.web.lines(scope_of(team), SHOWN)
         if len(lines) > LISTED:
             lines[LISTED:] = [f"…and {len(lines) - LISTED} more."]
-        shared = await knowledge.sources(DEPLOYMENT_SCOPE)
+        shared = [info for info in await knowledge.sources(DEPLOYMENT_SCOPE) if not is_web_source(info.source)]
         everywhere = f"\nAnd this deployment's {_count(len(shared), 'document')} (KNOWLEDGE_DIR)." if shared else ""
         if not lines:
             return "This workspace's knowledge is empty." + everywhere + "\n" + USAGE
@@ -199,7 +211,9 @@ class KnowledgeCommand:
 
     async def _remove(self, knowledge: Knowledge, team: str, name: str) -> str:
         scope = scope_of(team)
-        sources = await knowledge.sources(scope)
+        if (removed_site := await self._knowledge.web.remove(scope, knowledge, name)) is not None:
+            return _slack_sentence(removed_site)
+        sources = [info for info in await knowledge.sources(scope) if not is_web_source(info.source)]
         found = [s for s in sources if name in (s.source, s.title)] or [
             s for s in sources if s.title.lower() == name.lower()
         ]
@@ -215,6 +229,15 @@ class KnowledgeCommand:
             removed += await knowledge.forget_source(scope, key)
         what = escape_mrkdwn(found[0].title if found else name)
         return f"Done: {what} is no longer knowledge ({_count(removed, 'passage')} removed)."
+
+
+def _slack_sentence(text: str) -> str:
+    """A shared sentence as Slack shows it: "this server" is a workspace here."""
+    return text.replace("this server", "this workspace").replace("This server", "This workspace")
+
+
+def _moment(at: float) -> str:
+    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at))}>"
 
 
 def _linked_channel(link: str) -> str:
@@ -250,3 +273,6 @@ def _line(source: SourceInfo, read: int | None) -> str:
 
 def _count(number: int, one: str) -> str:
     return f"{number} {one if number == 1 else one + 's'}"
+
+
+SHOWN = Shown(bold=lambda text: f"*{text}*", escape=escape_mrkdwn, when=_moment)

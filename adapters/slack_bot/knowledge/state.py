@@ -10,6 +10,7 @@ import structlog
 
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
 from adapters.shared.knowledge_sources.live import LiveChanges
+from adapters.shared.web_knowledge.commands import WebCommands
 from adapters.slack_bot.knowledge.members import PrivateMembers
 from adapters.slack_bot.knowledge.messages import scope_of
 from bot.errors import ReplyFailure
@@ -26,6 +27,7 @@ class SlackKnowledge:
     channels: KnowledgeChannels
     members: PrivateMembers
     live: LiveChanges
+    web: WebCommands  # the workspace's docs sites and GitHub repositories
 
     @property
     def privacy(self) -> tuple[PrivateMembers, KnowledgeChannels]:

@@ -23,6 +23,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from bot.keeping.kinds import KINDS, Kind, Way
+from fakes.docs_site import FakeDocsSite
 from fakes.harness.processes import REDIS_URL, delete_keys
 from fakes.harness.server_folders import embedded_database_url
 from fakes.harness.slack_world import SlackHarness, eventually, finished, started
@@ -92,7 +93,15 @@ def database_url() -> Iterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def harness(database_url: str) -> AsyncIterator[SlackHarness]:
+async def site() -> AsyncIterator[FakeDocsSite]:
+    site = FakeDocsSite(hostile=False, crawl_delay=None)
+    await site.start()
+    yield site
+    await site.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def harness(database_url: str, site: FakeDocsSite) -> AsyncIterator[SlackHarness]:
     prefix = f"test:ways-out:{uuid.uuid4().hex[:12]}:"
     fake = FakeSlack()
     fake.add_user(BOB, "bob")
@@ -106,6 +115,8 @@ async def harness(database_url: str) -> AsyncIterator[SlackHarness]:
         "USER_TURNS_PER_MINUTE": "100",
         "USER_DAILY_BUDGET": "10000000",
         "SERVER_MONTHLY_BUDGET": "100000000",
+        "KNOWLEDGE_ALLOW_PRIVATE_URLS": site.allowance,
+        "KNOWLEDGE_REQUEST_INTERVAL_SECONDS": "0",
     }
     async with FakeModelServer(Script(text="Llamas hum when they are curious.")) as model:
         harness = SlackHarness(fake, model.base_url, prefix, extra_env=env)
@@ -141,12 +152,13 @@ async def acked(harness: SlackHarness, name: str, text: str, user: str, channel:
     return str((harness.fake.ack_payloads[envelope] or {}).get("text", ""))
 
 
-async def fill(harness: SlackHarness, database_url: str) -> Filled:
+async def fill(harness: SlackHarness, database_url: str, site: FakeDocsSite) -> Filled:
     fake = harness.fake
     team = harness.new_workspace()
     marker = uuid.uuid4().hex[:8]
     assert (await command(harness, "/knowledge", "channel on", ALICE, LLAMAS)).startswith("Done")
     assert (await command(harness, "/knowledge", "channel on", ALICE, SECRET)).startswith("Done")
+    assert (await command(harness, "/knowledge", f"add {site.docs_url}", ALICE, GENERAL)).startswith("Added")
     await harness.say(LLAMAS, BOB, f"Bob's llama fact {marker}: they hum.")
     await harness.say(SECRET, BOB, f"Bob's secret fact {marker}: the vault code is 4471.")
     added = fake.seed_message(LOUNGE, f"Carol's note {marker}: the lounge closes at nine.", user=CAROL)
@@ -183,7 +195,7 @@ async def fill(harness: SlackHarness, database_url: str) -> Filled:
     await fake.send_block_action(BOB, dm, dm_answer.ts, "vote_down")
     await eventually(lambda: len(fake.views_opened) > opened, 10, "the form asking why, in the DM")
 
-    await until_passages(database_url, f"slack:{team}", lambda n: n >= 3, "the workspace's passages")
+    await until_passages(database_url, f"slack:{team}", lambda n: n >= 8, "the workspace's passages and pages")
     await asyncio.sleep(0.5)  # votes and gaps written
     return Filled(team, dm, bob_question, dm_question)
 
@@ -262,15 +274,15 @@ async def after(
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def before(harness: SlackHarness, redis: aioredis.Redis, database_url: str) -> Left:
+async def before(harness: SlackHarness, redis: aioredis.Redis, database_url: str, site: FakeDocsSite) -> Left:
     """Every key of a filled workspace, before any way out."""
-    filled = await fill(harness, database_url)
+    filled = await fill(harness, database_url, site)
     return Left(None, await keys_naming(redis, harness.key_prefix, (filled.team,)))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def uninstalled(harness: SlackHarness, redis: aioredis.Redis, database_url: str) -> Left:
-    filled = await fill(harness, database_url)
+async def uninstalled(harness: SlackHarness, redis: aioredis.Redis, database_url: str, site: FakeDocsSite) -> Left:
+    filled = await fill(harness, database_url, site)
     await harness.fake.send_event({"type": "app_uninstalled", "event_ts": f"{time.time():.6f}"})
     left = await after(redis, harness, database_url, Way.SERVER, ((filled.team,),))
     deadline = time.monotonic() + SETTLE_SECONDS
@@ -283,8 +295,8 @@ async def uninstalled(harness: SlackHarness, redis: aioredis.Redis, database_url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def forgotten(harness: SlackHarness, redis: aioredis.Redis, database_url: str) -> Left:
-    filled = await fill(harness, database_url)
+async def forgotten(harness: SlackHarness, redis: aioredis.Redis, database_url: str, site: FakeDocsSite) -> Left:
+    filled = await fill(harness, database_url, site)
     said = await command(harness, "/forget-me", "", BOB, GENERAL)
     assert said.startswith("Deleted")
     bob = (BOB, filled.bob_question, filled.dm_question, "Too short")
@@ -294,8 +306,8 @@ async def forgotten(harness: SlackHarness, redis: aioredis.Redis, database_url: 
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def reset(harness: SlackHarness, redis: aioredis.Redis, database_url: str) -> Left:
-    filled = await fill(harness, database_url)
+async def reset(harness: SlackHarness, redis: aioredis.Redis, database_url: str, site: FakeDocsSite) -> Left:
+    filled = await fill(harness, database_url, site)
     said = await acked(harness, "/reset", "", BOB, filled.dm)
     assert said.startswith("Done")
     return await after(redis, harness, database_url, Way.THREAD, ((filled.team,), (filled.dm, filled.dm_question)))
