@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import adapters
 from adapters.shared.knowledge_sources.folder import keep_knowledge
-from adapters.shared.web_knowledge.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
 from adapters.shared.web_knowledge.keeping import keep_web_knowledge
 from bot.app import Services, build, redacted
 from bot.metrics import Metrics

@@ -36,10 +36,10 @@ import redis.asyncio as aioredis
 
 from adapters.shared.files.isolation import IsolatedWorkers
 from adapters.shared.knowledge_sources.channels import KnowledgeChannels
-from adapters.shared.web_knowledge.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.crawl import sync_site
-from adapters.shared.web_knowledge.fetching import WebFetcher
-from adapters.shared.web_knowledge.page_reading import WORKER_MODULE, PageReader
+from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.fetch.fetching import WebFetcher
+from adapters.shared.web_knowledge.sites.crawl import sync_site
+from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bench.knowledge_corpus import Community
 from bot.knowledge.embedded import start_embedded_async, stop_embedded

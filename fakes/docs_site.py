@@ -1,4 +1,4 @@
-"""Loopback fake of a docs site, for the crawl's tests and benchmark (adapters.shared.web_knowledge.crawl).
+"""Loopback fake of a docs site, for the crawl's tests and benchmark (adapters.shared.web_knowledge.sites.crawl).
 
 Under /docs/: pages whose article sits among a header, a navigation, a sidebar, a cookie banner and a footer, with
 headings carrying ids; a page a test rewrites (`change`) and one it makes disappear (`remove`: 404 or 410); a redirect

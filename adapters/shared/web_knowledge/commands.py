@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yarl
 
-from adapters.shared.web_knowledge.addresses import AddressRefused, PrivateAllowance, check_url, is_public
+from adapters.shared.web_knowledge.fetch.addresses import AddressRefused, PrivateAllowance, check_url, is_public
 from adapters.shared.web_knowledge.registry import SyncStatus, WebSources
 from adapters.shared.web_knowledge.sources import SOURCE_PREFIX, SyncReport, WebSource
 from adapters.shared.web_knowledge.syncing import forget_passages

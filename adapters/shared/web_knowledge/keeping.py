@@ -11,12 +11,12 @@ import time
 import structlog
 
 from adapters.shared.files.isolation import IsolatedWorkers
-from adapters.shared.web_knowledge.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.crawl import sync_site
-from adapters.shared.web_knowledge.fetching import WebFetcher
-from adapters.shared.web_knowledge.github import GitHubSettings, sync_repository
-from adapters.shared.web_knowledge.page_reading import WORKER_MODULE, PageReader
+from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.fetch.fetching import WebFetcher
+from adapters.shared.web_knowledge.github.repository import GitHubSettings, sync_repository
 from adapters.shared.web_knowledge.registry import WebSources
+from adapters.shared.web_knowledge.sites.crawl import sync_site
+from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from adapters.shared.web_knowledge.syncing import WebSync, forget_passages
 from bot.app import Services

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import pytest
 
 from adapters.shared.files.isolation import IsolatedWorkers
-from adapters.shared.web_knowledge.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.crawl import Progress, sync_site
-from adapters.shared.web_knowledge.fetching import FetchLimits, WebFetcher
-from adapters.shared.web_knowledge.page_reading import WORKER_MODULE, PageReader
+from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.fetch.fetching import FetchLimits, WebFetcher
+from adapters.shared.web_knowledge.sites.crawl import Progress, sync_site
+from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.knowledge.embedded import EmbeddedDatabase
 from bot.knowledge.embeddings import LocalEmbedder

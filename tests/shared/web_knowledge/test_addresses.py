@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 from yarl import URL
 
-from adapters.shared.web_knowledge.addresses import AddressRefused, PrivateAllowance, check_url, is_public
+from adapters.shared.web_knowledge.fetch.addresses import AddressRefused, PrivateAllowance, check_url, is_public
 from config.env import ConfigError
 
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.shared.web_knowledge.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.fetching import FetchFailed, FetchLimits, WebFetcher
-from adapters.shared.web_knowledge.politeness import host_key, retry_after_seconds
+from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.fetch.fetching import FetchFailed, FetchLimits, WebFetcher
+from adapters.shared.web_knowledge.fetch.politeness import host_key, retry_after_seconds
 from tests.shared.web_knowledge.loopback_site import (
     ETAG,
     LAST_MODIFIED,

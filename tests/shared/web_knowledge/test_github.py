@@ -13,8 +13,13 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from adapters.shared.web_knowledge.github import GitHubSettings, parse_repository, repository_reader, sync_repository
-from adapters.shared.web_knowledge.github_pages import docutils_id, github_slug, is_documentation, rst_sections
+from adapters.shared.web_knowledge.github.files import docutils_id, github_slug, is_documentation, rst_sections
+from adapters.shared.web_knowledge.github.repository import (
+    GitHubSettings,
+    parse_repository,
+    repository_reader,
+    sync_repository,
+)
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
 from bot.knowledge.embeddings import LocalEmbedder

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from adapters.shared.files.isolation import IsolatedWorkers
-from adapters.shared.web_knowledge.page_reading import WORKER_MODULE, PageReader, PageSection, is_html
-from adapters.shared.web_knowledge.page_worker import read_page
-from adapters.shared.web_knowledge.site_pages import page_passages
-from adapters.shared.web_knowledge.site_urls import QueryCap, SiteScope, normalized
+from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader, PageSection, is_html
+from adapters.shared.web_knowledge.sites.page_worker import read_page
+from adapters.shared.web_knowledge.sites.pages import page_passages
+from adapters.shared.web_knowledge.sites.urls import QueryCap, SiteScope, normalized
 from fakes.docs_site_pages import CHROME_WORDS, article_page, themed
 
 URL = "https://docs.example.com/guide/install.html"

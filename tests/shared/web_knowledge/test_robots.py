@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.shared.web_knowledge.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.fetching import WebFetcher
-from adapters.shared.web_knowledge.robots import read_robots
+from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
+from adapters.shared.web_knowledge.fetch.fetching import WebFetcher
+from adapters.shared.web_knowledge.fetch.robots import read_robots
 from tests.shared.web_knowledge.loopback_site import LoopbackSite, loopback_site
 
 TOKEN = "MistralChatBot"

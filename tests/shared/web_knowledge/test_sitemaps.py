@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.shared.web_knowledge import sitemaps
-from adapters.shared.web_knowledge.sitemaps import SitemapPage, SitemapUnreadable, parse_sitemap
+from adapters.shared.web_knowledge.sites import sitemaps
+from adapters.shared.web_knowledge.sites.sitemaps import SitemapPage, SitemapUnreadable, parse_sitemap
 from fakes.docs_site_pages import sitemap_xml
 
 WHEN = datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp()

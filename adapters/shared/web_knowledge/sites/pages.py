@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from adapters.shared.knowledge_sources.document_passages import passage_texts
 from adapters.shared.knowledge_sources.headings import TITLE_SEPARATOR
-from adapters.shared.web_knowledge.fetching import Fetched, FetchFailed, WebFetcher
-from adapters.shared.web_knowledge.page_reading import PageReader, PageUnreadable, ReadPage, is_html
-from adapters.shared.web_knowledge.site_urls import SiteScope, normalized
+from adapters.shared.web_knowledge.fetch.fetching import Fetched, FetchFailed, WebFetcher
+from adapters.shared.web_knowledge.sites.page_reading import PageReader, PageUnreadable, ReadPage, is_html
+from adapters.shared.web_knowledge.sites.urls import SiteScope, normalized
 from adapters.shared.web_knowledge.sources import ReadMemory, WebSource
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge

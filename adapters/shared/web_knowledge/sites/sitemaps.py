@@ -16,8 +16,8 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
-from adapters.shared.web_knowledge.fetching import FetchFailed, WebFetcher
-from adapters.shared.web_knowledge.site_urls import SiteScope, normalized
+from adapters.shared.web_knowledge.fetch.fetching import FetchFailed, WebFetcher
+from adapters.shared.web_knowledge.sites.urls import SiteScope, normalized
 
 # The protocol's own limits for one sitemap: 50,000 URLs, 50 MB unpacked.
 MAX_ENTRIES = 50_000

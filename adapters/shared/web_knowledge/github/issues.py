@@ -16,8 +16,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from adapters.shared.knowledge_sources.document_passages import passage_texts
-from adapters.shared.web_knowledge.github_api import PAGE, Comment, Failed, Issue
-from adapters.shared.web_knowledge.github_run import Run
+from adapters.shared.web_knowledge.github.api import PAGE, Comment, Failed, Issue
+from adapters.shared.web_knowledge.github.run import Run
 from bot.knowledge.passages import Passage
 
 ISSUE = "issue:"  # an issue's item: "issue:12" → {"updated_at", "comments", "digest"}

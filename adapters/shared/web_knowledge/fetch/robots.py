@@ -10,7 +10,7 @@ import structlog
 from protego import Protego
 from yarl import URL
 
-from adapters.shared.web_knowledge.fetching import FetchFailed, WebFetcher
+from adapters.shared.web_knowledge.fetch.fetching import FetchFailed, WebFetcher
 
 log = structlog.get_logger(__name__)
 

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from adapters.shared.web_knowledge.github_api import Failed, GitHubApi, OutOfRequests
-from adapters.shared.web_knowledge.github_discussions import sync_discussions
-from adapters.shared.web_knowledge.github_issues import sync_issues
-from adapters.shared.web_knowledge.github_pages import sync_files
-from adapters.shared.web_knowledge.github_run import Run
+from adapters.shared.web_knowledge.github.api import Failed, GitHubApi, OutOfRequests
+from adapters.shared.web_knowledge.github.discussions import sync_discussions
+from adapters.shared.web_knowledge.github.files import sync_files
+from adapters.shared.web_knowledge.github.issues import sync_issues
+from adapters.shared.web_knowledge.github.run import Run
 from adapters.shared.web_knowledge.sources import PROBLEMS_KEPT, ReadMemory, SyncReport, WebSource
 from bot.knowledge.service import Knowledge
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.shared.knowledge_sources.document_passages import passage_texts
-from adapters.shared.web_knowledge.github_run import Run
+from adapters.shared.web_knowledge.github.run import Run
 from bot.knowledge.passages import Passage
 
 DISCUSSION = "discussion:"  # a discussion's item: "discussion:3" → {"updated_at", "digest"}

@@ -8,8 +8,8 @@ from posixpath import basename
 
 from adapters.shared.knowledge_sources.document_passages import passage_texts
 from adapters.shared.knowledge_sources.headings import Section, markdown_sections
-from adapters.shared.web_knowledge.github_api import Failed, TreeFile
-from adapters.shared.web_knowledge.github_run import Run
+from adapters.shared.web_knowledge.github.api import Failed, TreeFile
+from adapters.shared.web_knowledge.github.run import Run
 from bot.knowledge.passages import Passage
 
 DOC_SUFFIXES = (".md", ".mdx", ".markdown", ".rst", ".txt")

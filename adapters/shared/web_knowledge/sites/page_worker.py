@@ -1,6 +1,6 @@
 """A web page's HTML read in the isolated workers only (adapters.shared.files.isolation): their fork server imports
 this module, and with it lxml and trafilatura; the bot's process never does. `read_page` is what
-adapters.shared.web_knowledge.page_reading calls here.
+adapters.shared.web_knowledge.sites.page_reading calls here.
 
 trafilatura finds the main text (the navigation, header, footer, cookie banners and other boilerplate dropped) and
 gives it as Markdown with its headings; lxml finds, in the whole page, each heading's anchor and every link."""
@@ -18,7 +18,7 @@ import trafilatura
 from lxml.etree import ParserError  # type: ignore[import-untyped]
 
 from adapters.shared.knowledge_sources.headings import markdown_sections
-from adapters.shared.web_knowledge.page_reading import PageSection, ReadPage
+from adapters.shared.web_knowledge.sites.page_reading import PageSection, ReadPage
 
 MAX_LINKS = 2_000  # a page's links kept for the crawl to follow
 MAX_TITLE_CHARS = 300

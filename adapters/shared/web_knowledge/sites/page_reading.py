@@ -2,7 +2,7 @@
 headings, each section with the anchor a citation can link to, and the page's links for the crawl to follow.
 
 Pages are untrusted HTML: they are parsed in the isolated workers (adapters.shared.files.isolation), by
-adapters.shared.web_knowledge.page_worker, which only the workers import; the bot's process never parses them."""
+adapters.shared.web_knowledge.sites.page_worker, which only the workers import; the bot's process never parses them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from adapters.shared.files.isolation import IsolatedWorkers, WorkFailed, call_in_worker
 
-WORKER_MODULE = "adapters.shared.web_knowledge.page_worker"
+WORKER_MODULE = "adapters.shared.web_knowledge.sites.page_worker"
 PAGE_SECONDS = 10.0  # a page of a few MB parses in well under a second; a page that takes longer is hostile
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 

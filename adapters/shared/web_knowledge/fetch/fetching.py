@@ -20,14 +20,14 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from adapters.shared.web_knowledge.addresses import (
+from adapters.shared.web_knowledge.fetch.addresses import (
     AddressRefused,
     PrivateAddressError,
     PrivateAllowance,
     PublicResolver,
     check_url,
 )
-from adapters.shared.web_knowledge.politeness import HostTurns, host_key, retry_after_seconds
+from adapters.shared.web_knowledge.fetch.politeness import HostTurns, host_key, retry_after_seconds
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.shared.web_knowledge.github_api import GitHubApi
+from adapters.shared.web_knowledge.github.api import GitHubApi
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.knowledge.passages import Passage
 from bot.knowledge.service import Knowledge

@@ -18,13 +18,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from adapters.shared.web_knowledge.fetching import WebFetcher
-from adapters.shared.web_knowledge.page_reading import PageReader
-from adapters.shared.web_knowledge.politeness import host_key
-from adapters.shared.web_knowledge.robots import RobotsRules, read_robots, robots_url
-from adapters.shared.web_knowledge.site_pages import PageVisitor, Visit, Visited
-from adapters.shared.web_knowledge.site_urls import MAX_DEPTH, QueryCap, SiteScope
-from adapters.shared.web_knowledge.sitemaps import read_sitemaps
+from adapters.shared.web_knowledge.fetch.fetching import WebFetcher
+from adapters.shared.web_knowledge.fetch.politeness import host_key
+from adapters.shared.web_knowledge.fetch.robots import RobotsRules, read_robots, robots_url
+from adapters.shared.web_knowledge.sites.page_reading import PageReader
+from adapters.shared.web_knowledge.sites.pages import PageVisitor, Visit, Visited
+from adapters.shared.web_knowledge.sites.sitemaps import read_sitemaps
+from adapters.shared.web_knowledge.sites.urls import MAX_DEPTH, QueryCap, SiteScope
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.knowledge.service import Knowledge
 

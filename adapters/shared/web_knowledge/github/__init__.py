@@ -1,0 +1,1 @@
+"""A GitHub repository as knowledge: its documentation, issues and discussions, read incrementally."""
