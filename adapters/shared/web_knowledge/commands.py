@@ -15,8 +15,7 @@ import yarl
 
 from adapters.shared.web_knowledge.fetch.addresses import AddressRefused, PrivateAllowance, check_url, is_public
 from adapters.shared.web_knowledge.registry import SyncStatus, WebSources
-from adapters.shared.web_knowledge.sources import SOURCE_PREFIX, SyncReport, WebSource
-from adapters.shared.web_knowledge.syncing import forget_passages
+from adapters.shared.web_knowledge.sources import SOURCE_PREFIX, SyncReport, WebSource, forget_passages
 from bot.knowledge.passages import DEPLOYMENT_SCOPE
 from bot.knowledge.service import Knowledge
 from config.web_knowledge import WebKnowledgeSettings, web_address

@@ -17,8 +17,8 @@ from adapters.shared.web_knowledge.github.repository import GitHubSettings, sync
 from adapters.shared.web_knowledge.registry import WebSources
 from adapters.shared.web_knowledge.sites.crawl import sync_site
 from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader
-from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
-from adapters.shared.web_knowledge.syncing import WebSync, forget_passages
+from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource, forget_passages
+from adapters.shared.web_knowledge.syncing import WebSync
 from bot.app import Services
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable

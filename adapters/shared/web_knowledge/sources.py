@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
+from bot.knowledge.service import Knowledge
 from bot.state.redis_client import RedisClient, served
 
 T = TypeVar("T")
@@ -119,6 +120,15 @@ class ReadMemory:
 
     async def _run(self, command: Awaitable[T]) -> T:
         return await served(command, "knowledge_web_store_error")
+
+
+async def forget_passages(knowledge: Knowledge, source: WebSource) -> int:
+    """Every passage of `source`'s pages, files, issues and discussions removed; how many."""
+    removed = 0
+    for info in await knowledge.sources(source.scope):
+        if info.source.startswith(source.source_prefix):
+            removed += await knowledge.forget_source(source.scope, info.source)
+    return removed
 
 
 def _text(value: bytes | str) -> str:

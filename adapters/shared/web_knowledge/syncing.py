@@ -16,7 +16,7 @@ from functools import partial
 import structlog
 
 from adapters.shared.web_knowledge.registry import SyncStatus, WebSources
-from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
+from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource, forget_passages
 from bot.errors import ReplyFailure
 from bot.knowledge.opener import KnowledgeOpener, KnowledgeUnavailable
 from bot.knowledge.service import Knowledge
@@ -187,12 +187,3 @@ class WebSync:
                     return
             except ReplyFailure:
                 continue  # logged by the store: the lease may lapse, and another process go on with the round
-
-
-async def forget_passages(knowledge: Knowledge, source: WebSource) -> int:
-    """Every passage of `source`'s pages, files, issues and discussions removed; how many."""
-    removed = 0
-    for info in await knowledge.sources(source.scope):
-        if info.source.startswith(source.source_prefix):
-            removed += await knowledge.forget_source(source.scope, info.source)
-    return removed

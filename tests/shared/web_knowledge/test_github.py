@@ -1,7 +1,9 @@
 """A GitHub repository as knowledge, against the loopback fake GitHub (fakes.github) with real Redis, the real
 knowledge on the embedded PostgreSQL and WordLlama: its documentation, issues and discussions answer questions and
 are cited by their GitHub links; a sync of an unchanged repository is a few requests and embeds nothing; edits,
-deletions and removed files follow; the rate limits stop a sync, never stall it; a private repository needs a token."""
+deletions and removed files follow; the rate limits stop a sync, never stall it; a private repository is read only
+with a token and only for the operator (KNOWLEDGE_URLS), and a server's repository made private leaves its
+knowledge until it is public again."""
 
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ from adapters.shared.web_knowledge.github.repository import (
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
 from bot.knowledge.embedded import EmbeddedDatabase, start_embedded, stop_embedded
 from bot.knowledge.embeddings import LocalEmbedder
-from bot.knowledge.passages import Access, Hit
+from bot.knowledge.passages import DEPLOYMENT_SCOPE, Access, Hit
 from bot.knowledge.postgres import PostgresEngine
 from bot.knowledge.service import Knowledge
-from bot.state.redis_client import RedisClients
+from bot.state.redis_client import RedisClient, RedisClients
 from fakes.github import FakeGitHub
 from fakes.github_data import sample_repository
 from fakes.harness.processes import REDIS_URL
@@ -55,6 +57,8 @@ class Repository:
     memory: ReadMemory
     source: WebSource
     settings: GitHubSettings
+    redis: RedisClient
+    key_prefix: str
     indexed: list[str] = field(default_factory=list)  # the texts embedded to be stored
 
     async def sync(self, **changes: object) -> SyncReport:
@@ -83,7 +87,8 @@ async def repository(github_database: EmbeddedDatabase, key_prefix: str) -> Asyn
         async with FakeGitHub() as github:
             github.repositories[REPO] = sample_repository()
             settings = GitHubSettings(api_url=github.api_url, token=TOKEN)
-            found = Repository(github, knowledge, ReadMemory(clients.main, key_prefix, source), source, settings)
+            memory = ReadMemory(clients.main, key_prefix, source)
+            found = Repository(github, knowledge, memory, source, settings, clients.main, key_prefix)
             knowledge.count_indexed = lambda scope, model, texts: found.indexed.extend(texts)
             yield found
         await knowledge.forget_scope(source.scope)
@@ -179,15 +184,33 @@ async def test_a_secondary_rate_limit_is_waited_out_once(repository: Repository)
     assert report.complete and report.read == 6, report
 
 
-async def test_a_private_repository_fails_without_a_token_keeping_its_knowledge(repository: Repository) -> None:
+async def test_a_repository_made_private_leaves_the_knowledge_and_comes_back_public(repository: Repository) -> None:
+    question = "How do I install widgets with pip?"
     await repository.sync(token=None)
     repository.github.make_private(REPO)
     report = await repository.sync(token=None)
-    assert report.failed == 1 and "private" in report.problems[0] and "kept" in report.problems[0], report
-    assert f"{WEB}/blob/main/README.md#installation" in await repository.urls("How do I install widgets with pip?")
+    assert report.failed == 1 and "private" in report.problems[0] and "removed" in report.problems[0], report
+    assert report.removed > 0 and await repository.urls(question) == []
 
-    report = await repository.sync()
-    assert report.complete and report.failed == 0 and report.read == 1, report  # the discussion, first read now
+    report = await repository.sync()  # the operator's token opens it, but a server added it: still refused
+    assert report.failed == 1 and "only the bot's operator" in report.problems[0], report
+    assert await repository.urls(question) == []
+
+    repository.github.make_private(REPO, private=False)
+    report = await repository.sync(token=None)
+    assert report.read == 5 and f"{WEB}/blob/main/README.md#installation" in await repository.urls(question), report
+
+
+async def test_the_operators_private_repository_is_read_with_the_token(repository: Repository) -> None:
+    repository.github.make_private(REPO)
+    operators = replace(repository.source, scope=DEPLOYMENT_SCOPE, from_setting=True)
+    memory = ReadMemory(repository.redis, repository.key_prefix, operators)
+    try:
+        report = await sync_repository(operators, repository.settings, memory, repository.knowledge, round_started=0.0)
+        assert report.complete and report.failed == 0 and report.read == 6, report
+    finally:
+        await memory.clear()
+        await repository.knowledge.forget_scope(DEPLOYMENT_SCOPE)
 
 
 async def test_github_enterprise_serves_graphql_beside_its_rest_api(repository: Repository) -> None:

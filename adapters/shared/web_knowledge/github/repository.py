@@ -22,11 +22,20 @@ from adapters.shared.web_knowledge.github.discussions import sync_discussions
 from adapters.shared.web_knowledge.github.files import sync_files
 from adapters.shared.web_knowledge.github.issues import sync_issues
 from adapters.shared.web_knowledge.github.run import Run
-from adapters.shared.web_knowledge.sources import PROBLEMS_KEPT, ReadMemory, SyncReport, WebSource
+from adapters.shared.web_knowledge.sources import PROBLEMS_KEPT, ReadMemory, SyncReport, WebSource, forget_passages
 from bot.knowledge.service import Knowledge
 
 GITHUB_HOST = "github.com"
 FULL_EVERY = 24  # every this many syncs, issues and discussions are listed whole: the deleted ones leave
+# The repository's own answer when it is private (to this token, or without one), deleted or unavailable for legal
+# reasons: its knowledge follows it out.
+GONE = (404, 451)
+# A server's admin may add any public repository; a private one the operator's token opens is the operator's to add
+# (KNOWLEDGE_URLS): else any server could read the operator's private repositories through the bot.
+PRIVATE = (
+    "the repository is private: only the bot's operator can make a private repository knowledge (KNOWLEDGE_URLS); "
+    "its knowledge was removed"
+)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -83,9 +92,15 @@ async def sync_repository(
             repository = await api.repository(owner, name)
         except Failed as error:
             report.failure(source.url, _unreadable(error, settings.token is not None))
+            if error.status in GONE:  # no longer public (or no longer there): what it was leaves with it
+                report.removed = await _forget(source, memory, knowledge)
             return report
         except OutOfRequests as error:
             _stopped(report, f"{source.url}: {error}; the next sync goes on")
+            return report
+        if repository.private and not source.from_setting:
+            report.failure(source.url, PRIVATE)
+            report.removed = await _forget(source, memory, knowledge)
             return report
         parts = urlsplit(source.url)
         web_url = f"{parts.scheme}://{parts.netloc}/{owner}/{name}"
@@ -116,6 +131,12 @@ async def _passes(run: Run, token: bool) -> None:
             return
 
 
+async def _forget(source: WebSource, memory: ReadMemory, knowledge: Knowledge) -> int:
+    """The repository's knowledge removed, and what was read of it: if it is public again, it is read anew."""
+    await memory.clear()
+    return await forget_passages(knowledge, source)
+
+
 def _stopped(report: SyncReport, why: str) -> None:
     report.complete = False
     _noted(report, why)
@@ -130,7 +151,7 @@ def _unreadable(error: Failed, token: bool) -> str:
     if error.status in (404, 451) or (error.status == 403 and not token):
         without = "" if token else "; private repositories are read only with a GitHub token (GITHUB_TOKEN)"
         gone = f"the repository can't be read ({error}): private, deleted or renamed{without}"
-        return f"{gone}. Its knowledge is kept until it is removed"
+        return f"{gone}. Its knowledge was removed; it is read again if it becomes public"
     if error.status == 401:
         return f"GitHub refused the token ({error}). The repository's knowledge is kept"
     return f"GitHub couldn't be read ({error}). The repository's knowledge is kept"
