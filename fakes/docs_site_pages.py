@@ -134,16 +134,34 @@ def calendar_page(month: int) -> str:
 
 
 def generated_page(number: int, total: int) -> str:
-    """Page `number` of a generated tree of `total`: it links to its ten children."""
+    """Page `number` of a generated tree of `total`: three sections of about 700 characters each (about what a docs
+    page holds), and links to its ten children."""
     children = [child for child in range(number * 10 + 1, number * 10 + 11) if child < total]
     links = "".join(f'<li><a href="/docs/gen/{child}.html">Topic {child}</a></li>' for child in children)
-    body = (
-        f"<h1>Topic {number}</h1><p>Topic {number} explains how the Acme daemon handles job number {number} of its "
-        f"queue, and what its settings for that job are.</p>"
-        f'<h2 id="details">Details of topic {number}</h2><p>Job {number} retries three times, then gives up and logs '
-        f"a warning with the job's identifier.</p><ul>{links}</ul>"
+    sections = "".join(
+        f'<h2 id="{name}">{name.capitalize()} of topic {number}</h2><p>{_paragraph(number, part)}</p>'
+        for part, name in enumerate(("overview", "settings", "troubleshooting"))
     )
+    body = f"<h1>Topic {number}</h1>{sections}<ul>{links}</ul>"
     return themed(f"Topic {number}", body)
+
+
+_WORDS = (
+    "daemon", "queue", "job", "retry", "timeout", "cache", "worker", "schedule", "log", "warning", "setting", "limit",
+    "backup", "restore", "token", "proxy", "port", "socket", "upgrade", "plugin", "export", "import", "report", "alert",
+)  # fmt: skip
+
+
+def _paragraph(number: int, part: int) -> str:
+    """Six sentences about job `number`, their words varying with the page and the section."""
+    sentences = []
+    for line in range(6):
+        picked = [_WORDS[(number * 7 + part * 5 + line * 3 + k) % len(_WORDS)] for k in range(4)]
+        sentences.append(
+            f"When job {number} of the Acme {picked[0]} meets a {picked[1]}, the {picked[2]} settings decide how "
+            f"the {picked[3]} is handled, and the operator may change them in the configuration file."
+        )
+    return " ".join(sentences)
 
 
 def sitemap_xml(entries: list[tuple[str, float | None]], *, index: bool) -> str:

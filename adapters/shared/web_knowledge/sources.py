@@ -71,6 +71,7 @@ class SyncReport:
     removed: int = 0  # gone (404/410, out of the sitemap, deleted): left the knowledge
     problems: list[str] = field(default_factory=list)  # the first few failures, "url: reason"
     complete: bool = True  # False: stopped early (a rate limit, a shutdown); the next sync goes on from there
+    retry_at: float = 0.0  # stopped by a rate limit: not before this (unix seconds; 0: the usual retry)
 
     def failure(self, where: str, reason: str) -> None:
         self.failed += 1
@@ -89,7 +90,9 @@ class SyncReport:
     def from_json(cls, raw: str | bytes) -> SyncReport:
         data: dict[str, Any] = json.loads(raw)
         counts = {name: int(data.get(name, 0)) for name in ("read", "unchanged", "failed", "skipped", "removed")}
-        return cls(**counts, problems=[str(p) for p in data.get("problems", [])], complete=bool(data.get("complete")))
+        problems = [str(problem) for problem in data.get("problems", [])]
+        retry_at = float(data.get("retry_at", 0.0))
+        return cls(**counts, problems=problems, complete=bool(data.get("complete")), retry_at=retry_at)
 
 
 class ReadMemory:

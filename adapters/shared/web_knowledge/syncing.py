@@ -154,7 +154,8 @@ class WebSync:
         if report.complete:
             await self._sources.finished(source, report, time.time() + self._sync_seconds)
         else:
-            await self._sources.postponed(source, time.time() + RETRY_SECONDS, report)
+            # Not a request before a rate limit's reset: asking on while limited is what gets an app banned.
+            await self._sources.postponed(source, max(report.retry_at, time.time() + RETRY_SECONDS), report)
         log.info(
             "knowledge_web_synced",
             scope=source.scope,

@@ -169,6 +169,7 @@ async def test_without_a_token_the_rate_limit_stops_a_sync_and_the_next_goes_on(
     report = await repository.sync(token=None)
     assert not report.complete and any("rate limit" in problem for problem in report.problems), report
     assert repository.github.count() == 4  # the last request left was the last one sent: no 403 asked for
+    assert report.retry_at == pytest.approx(time.time() + 3600, abs=60), "the next sync waits for GitHub's reset"
 
     repository.github.reset_limits()
     report = await repository.sync(token=None)

@@ -179,6 +179,20 @@ async def test_a_sync_stopped_early_by_a_rate_limit_is_due_again_soon_with_its_r
         await stopped(task)
 
 
+async def test_a_sync_stopped_by_a_rate_limit_asks_nothing_before_the_limit_resets(world: World) -> None:
+    reset_at = time.time() + 3 * 3600
+    reading = Reading(world.passages, report=lambda: SyncReport(read=3, complete=False, retry_at=reset_at))
+    reading.gate.set()
+    sync, sources = world.process(reading)
+    task = running(sync)
+    try:
+        await sources.add(SITE)
+        await until(lambda: _released(sources))
+        assert (await sources.status(SITE)).due == pytest.approx(reset_at)
+    finally:
+        await stopped(task)
+
+
 async def test_a_source_removed_by_another_process_stops_its_sync_and_leaves_no_passage(world: World) -> None:
     reading = Reading(world.passages)  # never ends by itself
     sync, sources = world.process(reading)

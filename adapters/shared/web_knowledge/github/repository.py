@@ -96,7 +96,7 @@ async def sync_repository(
                 report.removed = await _forget(source, memory, knowledge)
             return report
         except OutOfRequests as error:
-            _stopped(report, f"{source.url}: {error}; the next sync goes on")
+            _stopped(report, f"{source.url}: {error}; the next sync goes on", error.reset_at)
             return report
         if repository.private and not source.from_setting:
             report.failure(source.url, PRIVATE)
@@ -127,7 +127,7 @@ async def _passes(run: Run, token: bool) -> None:
         except Failed as error:
             run.report.failure(f"{run.web_url} ({label})", str(error))
         except OutOfRequests as error:
-            _stopped(run.report, f"{run.web_url}: {error}; the next sync goes on")
+            _stopped(run.report, f"{run.web_url}: {error}; the next sync goes on", error.reset_at)
             return
 
 
@@ -137,8 +137,9 @@ async def _forget(source: WebSource, memory: ReadMemory, knowledge: Knowledge) -
     return await forget_passages(knowledge, source)
 
 
-def _stopped(report: SyncReport, why: str) -> None:
+def _stopped(report: SyncReport, why: str, reset_at: float) -> None:
     report.complete = False
+    report.retry_at = reset_at
     _noted(report, why)
 
 
