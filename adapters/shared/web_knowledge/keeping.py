@@ -1,22 +1,14 @@
 """Web knowledge kept, in every process that has knowledge: KNOWLEDGE_URLS made the deployment's web sources (those
-no longer in it removed, with their passages), then every web source synced as it becomes due (see syncing). The
-fetcher is the process's one, so that its politeness (one request at a time a host, at least a second apart) holds
-across the sites and servers it reads."""
+no longer in it removed, with their passages), then every web source synced as it becomes due (see syncing), read
+by this process's readers (see readers), made at the first sync."""
 
 from __future__ import annotations
 
-import contextlib
-import time
+from typing import TYPE_CHECKING
 
 import structlog
 
-from adapters.shared.files.isolation import IsolatedWorkers
-from adapters.shared.web_knowledge.fetch.addresses import PrivateAllowance
-from adapters.shared.web_knowledge.fetch.fetching import WebFetcher
-from adapters.shared.web_knowledge.github.repository import GitHubSettings, sync_repository
 from adapters.shared.web_knowledge.registry import WebSources
-from adapters.shared.web_knowledge.sites.crawl import sync_site
-from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource, forget_passages
 from adapters.shared.web_knowledge.syncing import WebSync
 from bot.app import Services
@@ -26,76 +18,50 @@ from bot.knowledge.passages import DEPLOYMENT_SCOPE
 from bot.knowledge.service import Knowledge
 from config.web_knowledge import WebKnowledgeSettings
 
+if TYPE_CHECKING:
+    from adapters.shared.web_knowledge.readers import WebReaders
+
 log = structlog.get_logger(__name__)
-
-USER_AGENT_TOKEN = "MistralChatBot"  # what a site's robots.txt names to address this crawler
-PROGRESS_SECONDS = 2.0
-
-
-def user_agent(settings: WebKnowledgeSettings) -> str:
-    contact = f"; +{settings.contact_url}" if settings.contact_url else ""
-    return f"{USER_AGENT_TOKEN}/1.0 (knowledge crawler{contact})"
 
 
 def web_sources(services: Services) -> WebSources:
     return WebSources(services.redis.main, services.settings.history.key_prefix)
 
 
-class WebReaders:
-    """How each kind of web source is read, with this process's fetcher."""
+class ReadersWhenNeeded:
+    """The readers, made (their libraries imported) at the first sync."""
 
     def __init__(self, services: Services) -> None:
-        self._settings = services.settings.knowledge.web
-        self._redis, self._prefix = services.redis.main, services.settings.history.key_prefix
-        self.sources = web_sources(services)
-        allowance = PrivateAllowance.parse(" ".join(self._settings.allow_private))
-        self.fetcher = WebFetcher(allowance, user_agent(self._settings), min_interval=self._settings.request_interval)
-        # Started at the first page to read: no process at all where no site is knowledge.
-        self.workers = IsolatedWorkers(workers=1, preload=(WORKER_MODULE,), warm=False)
-        self._pages = PageReader(self.workers)
-        self._github = GitHubSettings(self._settings.github_api_url, self._settings.github_token)
+        self._services = services
+        self._made: WebReaders | None = None
+
+    def _readers(self) -> WebReaders:
+        if self._made is None:
+            from adapters.shared.web_knowledge.readers import WebReaders
+
+            self._made = WebReaders(self._services)
+        return self._made
 
     def memory(self, source: WebSource) -> ReadMemory:
-        return ReadMemory(self._redis, self._prefix, source)
+        return ReadMemory(self._services.redis.main, self._services.settings.history.key_prefix, source)
 
     async def site(self, source: WebSource, memory: ReadMemory, knowledge: Knowledge, round_: float) -> SyncReport:
-        return await sync_site(
-            source,
-            self.fetcher,
-            self._pages,
-            memory,
-            knowledge,
-            max_pages=self._settings.max_pages,
-            round_started=round_,
-            user_agent_token=USER_AGENT_TOKEN,
-            progress=ProgressNotes(self.sources, source),
-        )
+        return await self._readers().site(source, memory, knowledge, round_)
 
     async def github(self, source: WebSource, memory: ReadMemory, knowledge: Knowledge, round_: float) -> SyncReport:
-        return await sync_repository(source, self._github, memory, knowledge, round_started=round_)
+        return await self._readers().github(source, memory, knowledge, round_)
 
-
-class ProgressNotes:
-    """A sync's report so far noted for /knowledge list, every PROGRESS_SECONDS at most."""
-
-    def __init__(self, sources: WebSources, source: WebSource) -> None:
-        self._sources, self._source = sources, source
-        self._noted = 0.0
-
-    async def __call__(self, report: SyncReport) -> None:
-        if time.monotonic() - self._noted < PROGRESS_SECONDS:
-            return
-        self._noted = time.monotonic()
-        with contextlib.suppress(ReplyFailure):  # logged by the store; only the list's figure waits
-            await self._sources.progressed(self._source, report)
+    async def aclose(self) -> None:
+        if self._made is not None:
+            await self._made.aclose()
 
 
 async def keep_web_knowledge(services: Services) -> None:
     """KNOWLEDGE_URLS settled, then every web source kept current, until cancelled. Without knowledge, nothing."""
     if services.knowledge is None:
         return
-    readers = WebReaders(services)
-    sources = readers.sources
+    readers = ReadersWhenNeeded(services)
+    sources = web_sources(services)
     sync = WebSync(
         sources,
         services.knowledge,
@@ -107,8 +73,7 @@ async def keep_web_knowledge(services: Services) -> None:
         await settle_setting_sources(sources, services.knowledge, services.settings.knowledge.web)
         await sync.run()
     finally:
-        await readers.fetcher.aclose()
-        await readers.workers.aclose()
+        await readers.aclose()
 
 
 async def settle_setting_sources(sources: WebSources, opener: KnowledgeOpener, settings: WebKnowledgeSettings) -> None:
