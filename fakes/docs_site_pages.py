@@ -134,7 +134,7 @@ def calendar_page(month: int) -> str:
 
 
 def generated_page(number: int, total: int) -> str:
-    """Page `number` of a generated tree of `total`: three sections of about 700 characters each (about what a docs
+    """Page `number` of a generated tree of `total`: three sections of about 950 characters each (about what a docs
     page holds), and links to its ten children."""
     children = [child for child in range(number * 10 + 1, number * 10 + 11) if child < total]
     links = "".join(f'<li><a href="/docs/gen/{child}.html">Topic {child}</a></li>' for child in children)
