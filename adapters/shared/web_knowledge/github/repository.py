@@ -26,7 +26,8 @@ from adapters.shared.web_knowledge.sources import PROBLEMS_KEPT, ReadMemory, Syn
 from bot.knowledge.service import Knowledge
 
 GITHUB_HOST = "github.com"
-FULL_EVERY = 24  # every this many syncs, issues and discussions are listed whole: the deleted ones leave
+FULL_EVERY = 7  # every this many syncs (a week at the default 24 h), issues and discussions are listed whole: the
+# deleted and transferred ones leave then
 # The repository's own answer when it is private (to this token, or without one), deleted or unavailable for legal
 # reasons: its knowledge follows it out.
 GONE = (404, 451)
