@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 
+from adapters.shared.feedback.records import Feedback
 from fakes.citing_model import citing_responder, passages_in
 from fakes.discord import FakeInteraction, FakeUser, Perm
 from fakes.harness.discord_world import DiscordWorld, log_shown
+from fakes.harness.processes import REDIS_URL
 from fakes.harness.server_folders import server_folder
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
@@ -235,6 +238,15 @@ async def test_a_forum_post_wears_the_solved_tag_and_a_tag_set_by_hand_marks_it(
     await fake.wait_for(lambda: fake.channels[int(other["id"])].get("applied_tags") == [], 10)
 
 
+async def kept_for_votes(world: DiscordWorld, question: dict[str, Any]) -> None:
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        feedback = Feedback(client, world.key_prefix, answer_seconds=60)
+        await world.fake.wait_for(lambda: feedback.answer(f"discord:{question['id']}"), 10)
+    finally:
+        await client.aclose()
+
+
 async def test_the_gaps_report_shows_what_the_help_desk_deflected(scene: Scene, world: DiscordWorld) -> None:
     fake = world.fake
     said = await world.say(scene.channels["desk"], scene.alice, f"{VPN} (counted)")
@@ -243,6 +255,7 @@ async def test_the_gaps_report_shows_what_the_help_desk_deflected(scene: Scene, 
     assert (await answered(scene, marked)).startswith("Marked solved")
     other = await world.say(scene.channels["desk"], scene.bob, f"{VPN} (handed off)")
     other_answer = await answer_in(world, await world.wait_thread(other, timeout=15))
+    await kept_for_votes(world, other)  # as a person's click comes: after the answer is kept for its buttons
     called = await fake.click_button(other_answer["id"], f"vote:help:{other['id']}", scene.bob)
     assert (await answered(scene, called)).startswith("Done: the channel's helpers were called")
 

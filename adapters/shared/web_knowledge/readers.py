@@ -15,6 +15,7 @@ from adapters.shared.web_knowledge.registry import WebSources
 from adapters.shared.web_knowledge.sites.crawl import sync_site
 from adapters.shared.web_knowledge.sites.page_reading import WORKER_MODULE, PageReader
 from adapters.shared.web_knowledge.sources import ReadMemory, SyncReport, WebSource
+from adapters.shared.web_knowledge.syncing import stop_if_cancelled
 from bot.app import Services
 from bot.errors import ReplyFailure
 from bot.knowledge.service import Knowledge
@@ -72,6 +73,7 @@ class ProgressNotes:
         self._noted = 0.0
 
     async def __call__(self, report: SyncReport) -> None:
+        stop_if_cancelled()  # after each page: a shutdown's cancellation is never lost in a store's client
         if time.monotonic() - self._noted < PROGRESS_SECONDS:
             return
         self._noted = time.monotonic()

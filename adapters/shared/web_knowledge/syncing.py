@@ -64,6 +64,7 @@ class WebSync:
                     await self._start_due()
                 except ReplyFailure:  # Redis is out of reach: logged by the store; tried again shortly
                     await asyncio.sleep(STORE_RETRY_SECONDS)
+                stop_if_cancelled()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SCAN_SECONDS):
                         await self._wake.wait()
@@ -82,6 +83,7 @@ class WebSync:
                 if wakes != seen:
                     seen = wakes
                     self.wake()
+            stop_if_cancelled()
             await asyncio.sleep(WAKES_SECONDS)
 
     async def syncing(self) -> None:
@@ -188,3 +190,11 @@ class WebSync:
                     return
             except ReplyFailure:
                 continue  # logged by the store: the lease may lapse, and another process go on with the round
+
+
+def stop_if_cancelled() -> None:
+    """Raise the cancellation a store's client swallowed: fakeredis (REDIS_URL=memory://) goes on with a task
+    cancelled in the middle of a command, and the process then never exits."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
