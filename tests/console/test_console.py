@@ -176,3 +176,14 @@ async def test_a_thinking_model_shows_thinking_then_a_dimmed_line_and_never_the_
     assert "💭 Thinking… 0 s" in console.output
     assert "\r\x1b[Kbot> \x1b[2m💭 Thought for 1 s\x1b[0m\nParis.\n" in console.output
     assert "zebracorn" not in console.output and "THINK" not in console.output
+
+
+async def test_with_no_input_the_terminal_session_ends_by_itself() -> None:
+    # A service manager or `docker run` without -i gives the process /dev/null as its input.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console",
+        cwd=ROOT, env=clean_env(REDIS_URL="memory://"), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
