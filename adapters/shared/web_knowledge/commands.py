@@ -145,6 +145,6 @@ async def check_address(url: str, allow_private: tuple[str, ...]) -> None:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
         raise AddressRefused(f"I couldn't find {host}: check the address.") from None
-    addresses = {ipaddress.ip_address(info[4][0]) for info in found}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found}  # fe80::1%eth0
     if not any(is_public(address) or allowance.allows(host, port, address) for address in addresses):
         raise AddressRefused(f"{host} is a private address: I only read public sites.")
