@@ -40,6 +40,16 @@ RELEVANCE = {"wordllama-l2-supercat-256": Relevance(0.15, 0.08), "all-minilm-l6-
 OTHER_MODELS = Relevance(0.5, 0.3)  # sentence-transformers' scale (MiniLM: unrelated pairs up to 0.31)
 MIN_WORDS_SHARE = 0.5
 
+# How much a passage's cosine weighs in the search's fused score, the words list's measure the rest
+# (bot.knowledge.postgres.search): tuned per model on SciFact's training split (docs/BENCHMARKS.md, "Retrieval").
+# WordLlama's static vectors know less of what a text means, so its words weigh more.
+MEANING_WEIGHT = {"wordllama-l2-supercat-256": 0.5, "all-minilm-l6-v2": 0.8}
+OTHER_MODELS_MEANING_WEIGHT = 0.8
+
+
+def meaning_weight_for(embedder: str) -> float:
+    return MEANING_WEIGHT.get(embedder, OTHER_MODELS_MEANING_WEIGHT)
+
 
 def relevance_for(embedder: str, minimum: float | None = None) -> Relevance:
     """The embedder's thresholds; `minimum` (KNOWLEDGE_MIN_RELEVANCE) sets the meaning's, the words' in proportion."""

@@ -51,6 +51,7 @@ from bot.knowledge.postgres.sql import (
 from bot.knowledge.postgres.storing import UPSERT_BATCH, insert_isolating, not_removed, rows_of, store_batches
 from bot.knowledge.postgres.transition import UPSERT_NEXT, ReembedLock, prepare, read_transition
 from bot.knowledge.postgres.upgrades import upgrade_words
+from bot.knowledge.vectors import meaning_weight_for
 from bot.loop import off_loop_if_large
 
 log = structlog.get_logger(__name__)
@@ -201,8 +202,9 @@ class PostgresEngine:
     ) -> list[Hit]:
         if limit <= 0 or not access.scopes:
             return []
+        weight = meaning_weight_for(model or self.model)
         return await self._again_after_switch(
-            lambda: self._search(self._search_statement(model), text, vector, access, limit)
+            lambda: self._search(self._search_statement(model), text, vector, access, limit, weight)
         )
 
     def _search_statement(self, model: str) -> str:
@@ -214,9 +216,10 @@ class PostgresEngine:
         return SEARCH if self.transition is None else SEARCH_NEXT
 
     async def _search(
-        self, statement: str, text: str, vector: Sequence[float], access: Access, limit: int
+        self, statement: str, text: str, vector: Sequence[float], access: Access, limit: int, meaning_weight: float
     ) -> list[Hit]:
-        parameters = search_parameters(text, self._languages.of_question(text), vector, access, limit)
+        language = self._languages.of_question(text)
+        parameters = search_parameters(text, language, vector, access, limit, meaning_weight)
         async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(statement, parameters)
             rows = await cursor.fetchall()

@@ -15,11 +15,11 @@ from bot.knowledge.postgres.transition import NEXT_COLUMN
 # A help thread's answer accepted from a helper or the bot (adapters.shared.helpdesk.solving) outranks the same words
 # from others: its fused score weighs this much more, about two places among the first ten.
 TRUSTED_SOURCE = "solved:helper:"
-TRUSTED_WEIGHT = 1.25
+TRUSTED_WEIGHT = 1.1
 
 # How many candidates each list (words, meaning) brings to the fusion, for `limit` hits.
 CANDIDATES_PER_HIT = 4
-MIN_CANDIDATES = 100
+MIN_CANDIDATES = 50
 # The words list ranks at most LEXICAL_SCAN passages, looked up by the question's rarest lexemes, as many as are
 # expected to match at most LEXICAL_BUDGET passages, none held by more than a COMMON_SHARE of them: a search costs
 # about the same at 10,000 passages or 1,000,000 (docs/BENCHMARKS.md, "Knowledge").
@@ -41,8 +41,13 @@ COMMON_SHARE = 0.05
 # At most %(lexical_scan)s passages of each lookup are ranked, by every lexeme. Each passage's `words` is the
 # share of the question it holds, each lexeme weighing its rarity squared as in Lucene's classic tf-idf, so "E4711"
 # outweighs "anyone", "seen", "error" and "before" together: what the relevance threshold reads.
-# The meaning list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access, fused
-# by reciprocal rank (k = 60), a words vote counting as much as the share of the question it holds.
+# The meaning list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access; their
+# passages fused by score, each scored by both lists' measures (a passage only the words found has its cosine
+# computed; one only the meaning found has no words): its cosine weighs %(meaning_weight)s (the model's, from
+# bot.knowledge.vectors), the rest its words: the square of its share of the question's words as a share of the best
+# candidate's, times the square root of its BM25 as a share of the best one's. Fused so rather than by rank, SciFact's
+# training split gains 0.02 to 0.04 of nDCG@10 (docs/BENCHMARKS.md), and a rare word ("E4711") the question repeats
+# still brings its passage first when a model's cosines (WordLlama's) prefer the passages of its common words.
 _SEARCH = rf"""
 WITH common AS (
     SELECT e.lexeme, e.frequency
@@ -122,22 +127,25 @@ semantic AS MATERIALIZED (
     ORDER BY p.{{column}} <=> %(vector)s::halfvec
     LIMIT %(candidates)s
 ),
-fused AS (
-    SELECT scope, key, sum(vote / (60 + rank)) AS score
-    FROM (
-        SELECT scope, key, words AS vote, row_number() OVER (ORDER BY bm25 DESC) AS rank FROM lexical
-        UNION ALL
-        SELECT scope, key, 1.0, row_number() OVER (ORDER BY distance) FROM semantic
-    ) AS ranked
-    GROUP BY scope, key
+candidates AS (
+    SELECT scope, key FROM lexical
+    UNION
+    SELECT scope, key FROM semantic
+),
+scored AS (
+    SELECT p.scope, p.key, p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at,
+           1 - (p.{{column}} <=> %(vector)s::halfvec) AS relevance, coalesce(l.words, 0) AS words,
+           coalesce(l.words / nullif((SELECT max(words) FROM lexical), 0), 0) AS held,
+           coalesce(l.bm25 / nullif((SELECT max(bm25) FROM lexical), 0), 0) AS bm25{{guard}}
+    FROM candidates c
+    JOIN {TABLE} p USING (scope, key)
+    LEFT JOIN lexical l USING (scope, key)
 )
-SELECT p.scope, p.key, p.source, p.title, p.text, p.locator, p.url, p.channel, p.author, p.updated_at,
-       1 - (p.{{column}} <=> %(vector)s::halfvec) AS relevance, coalesce(l.words, 0) AS words{{guard}}
-FROM fused f
-JOIN {TABLE} p USING (scope, key)
-LEFT JOIN lexical l USING (scope, key)
-ORDER BY f.score * (CASE WHEN starts_with(p.source, '{TRUSTED_SOURCE}') THEN {TRUSTED_WEIGHT} ELSE 1 END) DESC,
-         relevance DESC
+SELECT scope, key, source, title, text, locator, url, channel, author, updated_at, relevance, words
+FROM scored
+ORDER BY ((1 - %(meaning_weight)s) * held ^ 2 * sqrt(bm25) + %(meaning_weight)s * coalesce(relevance, 0))
+             * (CASE WHEN starts_with(source, '{TRUSTED_SOURCE}') THEN {TRUSTED_WEIGHT} ELSE 1 END) DESC,
+         relevance DESC NULLS LAST
 LIMIT %(limit)s
 """
 
@@ -161,8 +169,11 @@ SEARCH_NEXT = search_statement(NEXT_COLUMN, vectorless=True)
 SEARCH_PREVIOUS = search_statement("embedding", vectorless=True, guard=f"p.{NEXT_COLUMN} IS NOT NULL AS reembedded")
 
 
-def search_parameters(text: str, language: str, vector: Sequence[float], access: Access, limit: int) -> dict[str, Any]:
-    """The statement's parameters for a question (`language`: its text search configuration) and who asks."""
+def search_parameters(
+    text: str, language: str, vector: Sequence[float], access: Access, limit: int, meaning_weight: float
+) -> dict[str, Any]:
+    """The statement's parameters for a question (`language`: its text search configuration; `meaning_weight`: its
+    embedding model's, bot.knowledge.vectors) and who asks."""
     return {
         "text": text,
         "language": language,
@@ -174,6 +185,7 @@ def search_parameters(text: str, language: str, vector: Sequence[float], access:
         "lexical_scan": LEXICAL_SCAN,
         "common": COMMON_SHARE,
         "limit": limit,
+        "meaning_weight": meaning_weight,
     }
 
 
@@ -190,7 +202,7 @@ async def warmed_connection(
     failed warm-up leaves the connection as it is."""
     await configure_connection(conn)
     vector = [1.0] + [0.0] * (dimensions - 1)
-    parameters = search_parameters(WARM_UP_QUESTION, language, vector, Access((WARM_UP_SCOPE,)), 1)
+    parameters = search_parameters(WARM_UP_QUESTION, language, vector, Access((WARM_UP_SCOPE,)), 1, 0.5)
     try:
         await conn.execute(statement, parameters)
     except psycopg.Error as error:
