@@ -26,6 +26,10 @@ MIN_CANDIDATES = 50
 LEXICAL_BUDGET = 800
 LEXICAL_SCAN = 800
 COMMON_SHARE = 0.05
+# A vague question, whose rarest word is in more than LEXICAL_BUDGET passages ("how do I deploy the api?"), has
+# VAGUE_SCAN of them ranked: its words can't tell them apart much, its meaning decides; and ranking 800 cost a
+# search 3 ms more at the mean of 300 questions over 100,000 messages (docs/BENCHMARKS.md, "Knowledge").
+VAGUE_SCAN = 200
 
 # One round trip. The words list ranks by BM25 (k1 1.2, b 0.75): each of the question's lexemes weighs its inverse
 # passage frequency, saturated by how often the passage holds it and normalised by the passage's length. A lexeme's
@@ -38,9 +42,10 @@ COMMON_SHARE = 0.05
 # %(common)s share of the passages (unless that is few passages): a question of only such words ("how do I
 # deploy?" in a deployment channel) has no words list, its meaning finds its passages. Passages holding every one
 # of the question's lexemes are looked up too, so one asked for by its own words is found however common they are.
-# At most %(lexical_scan)s passages of each lookup are ranked, by every lexeme. Each passage's `words` is the
-# share of the question it holds, each lexeme weighing its rarity squared as in Lucene's classic tf-idf, so "E4711"
-# outweighs "anyone", "seen", "error" and "before" together: what the relevance threshold reads.
+# At most %(lexical_scan)s passages of each lookup are ranked, by every lexeme (%(vague_scan)s for a vague
+# question). Each passage's `words` is the share of the question it holds, each lexeme weighing its rarity squared as
+# in Lucene's classic tf-idf, so "E4711" outweighs "anyone", "seen", "error" and "before" together: what the
+# relevance threshold reads.
 # The meaning list: the nearest vectors by cosine distance through the HNSW index. Both filtered by access; their
 # passages fused by score, each scored by both lists' measures (a passage only the words found has its cosine
 # computed; one only the meaning found has no words): its cosine weighs %(meaning_weight)s (the model's, from
@@ -87,7 +92,8 @@ question AS (
     SELECT string_agg(query::text, ' | ')
                FILTER (WHERE telling AND (rarity = 1 OR expected <= %(lexical_budget)s))::tsquery AS lookup,
            CASE WHEN count(*) > 1 THEN string_agg(query::text, ' & ')::tsquery END AS every,
-           sum(weight) AS weight
+           sum(weight) AS weight,
+           coalesce(bool_or(rarity = 1 AND expected > %(lexical_budget)s), false) AS vague
     FROM terms
 ),
 matching AS MATERIALIZED (
@@ -95,13 +101,13 @@ matching AS MATERIALIZED (
      FROM {TABLE} p, question q
      WHERE p.words @@ q.every
        AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-     LIMIT %(lexical_scan)s)
+     LIMIT (SELECT CASE WHEN vague THEN %(vague_scan)s ELSE %(lexical_scan)s END FROM question))
     UNION ALL
     (SELECT p.scope, p.key, p.words, p.length
      FROM {TABLE} p, question q
      WHERE p.words @@ q.lookup AND NOT coalesce(p.words @@ q.every, false)
        AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-     LIMIT %(lexical_scan)s)
+     LIMIT (SELECT CASE WHEN vague THEN %(vague_scan)s ELSE %(lexical_scan)s END FROM question))
 ),
 held AS (
     SELECT m.scope, m.key, m.length, t.weight, t.idf,
@@ -183,6 +189,7 @@ def search_parameters(
         "candidates": max(MIN_CANDIDATES, CANDIDATES_PER_HIT * limit),
         "lexical_budget": LEXICAL_BUDGET,
         "lexical_scan": LEXICAL_SCAN,
+        "vague_scan": VAGUE_SCAN,
         "common": COMMON_SHARE,
         "limit": limit,
         "meaning_weight": meaning_weight,
