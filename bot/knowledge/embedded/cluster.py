@@ -99,6 +99,9 @@ class Cluster:
             raise EmbeddedDatabaseError(f"the socket folder {socket} has a comma, quote or space in its path")
         options = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={socket}"]
         options += ["-c", "unix_socket_permissions=0700", "-p", str(PORT)]
+        # The pages searches use, listed as the server stops and read back in the background as it starts again
+        # (PostgreSQL's autoprewarm): the first questions after a start don't wait on cold pages (docs/BENCHMARKS.md).
+        options += ["-c", "shared_preload_libraries=pg_prewarm"]
         since = self.log.stat().st_size if self.log.exists() else 0
         try:
             self.account.run(
