@@ -1,9 +1,10 @@
 """The knowledge engine on PostgreSQL with pgvector: one table of passages, found by their words (a generated
-tsvector under a GIN index) and by their meaning (an HNSW index on the vectors), the two lists fused by reciprocal
-rank in one statement. Postgres does the searching; this module only says what to ask."""
+tsvector under a GIN index) and by their meaning (an HNSW index on the vectors), the two lists fused by score in one
+statement. Postgres does the searching; this module only says what to ask."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -92,7 +93,7 @@ class PostgresEngine:
             ) from error
         self.dimensions = dimensions
         self.model = model
-        language = self._languages.of_question(WARM_UP_QUESTION)
+        language = await asyncio.to_thread(self._languages.of_question, WARM_UP_QUESTION)  # loads its model: 0.5 s
         warmed = partial(
             warmed_connection, statement=self._search_statement(""), dimensions=dimensions, language=language
         )
