@@ -4,7 +4,6 @@ statement. Postgres does the searching; this module only says what to ask."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -16,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from bot.knowledge.passages import Access, Hit, Passage, Skipped, SourceInfo, StaleVectors, Transition
-from bot.knowledge.postgres.languages import SAMPLE_CHARS, Languages
+from bot.knowledge.postgres.languages import Languages
 from bot.knowledge.postgres.search import (
     SEARCH,
     SEARCH_NEXT,
@@ -93,7 +92,7 @@ class PostgresEngine:
             ) from error
         self.dimensions = dimensions
         self.model = model
-        language = await asyncio.to_thread(self._languages.of_question, WARM_UP_QUESTION)  # loads its model: 0.5 s
+        language = await self._languages.of_question_soon(WARM_UP_QUESTION)
         warmed = partial(
             warmed_connection, statement=self._search_statement(""), dimensions=dimensions, language=language
         )
@@ -195,7 +194,7 @@ class PostgresEngine:
 
     async def _rows(self, passages: Sequence[Passage], vectors: Sequence[Sequence[float]]) -> list[Row]:
         """The rows to store, each passage's language told (about 30 µs a passage: a long list off the loop)."""
-        size = sum(min(len(passage.text), SAMPLE_CHARS) for passage in passages)
+        size = self._languages.work(passage.text for passage in passages)
         return await off_loop_if_large(size, rows_of, passages, vectors, self._languages)
 
     async def search(
@@ -219,7 +218,7 @@ class PostgresEngine:
     async def _search(
         self, statement: str, text: str, vector: Sequence[float], access: Access, limit: int, meaning_weight: float
     ) -> list[Hit]:
-        language = self._languages.of_question(text)
+        language = await self._languages.of_question_soon(text)
         parameters = search_parameters(text, language, vector, access, limit, meaning_weight)
         async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(statement, parameters)

@@ -5,7 +5,10 @@ is clearly in another language PostgreSQL stems."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from config.knowledge import AUTO_LANGUAGE as AUTO
@@ -29,6 +32,21 @@ PASSAGE_CONFIDENCE = 0.9
 QUESTION_CONFIDENCE = 0.5
 # What is read of a text to tell its language: enough words, and bounded work for a long document's passage.
 SAMPLE_CHARS = 2_000
+# Words English uses and the other languages PostgreSQL stems don't ("is" is Dutch, "was" and "will" German, "do"
+# Portuguese, "are" Romanian, "me" Spanish and French): a text of which they make a quarter is English without asking
+# py3langid, whose model costs a process about 110 MB and 0.5 s of CPU to load: a community that writes English
+# never loads it (docs/BENCHMARKS.md, "Knowledge at start-up").
+ENGLISH_WORDS = frozenset({
+    "the", "and", "what", "how", "why", "where", "when", "which", "who", "you", "your", "this", "that", "with", "from",
+    "have", "does", "did", "could", "would", "should", "not", "they", "there", "been", "about", "after", "before",
+    "just", "get", "got", "if", "but", "its", "than", "then", "these", "those", "very", "can", "my", "to", "it", "be",
+    "anyone", "someone", "please", "thanks", "any",
+})  # fmt: skip
+# A passage of fewer words is English-stemmed unasked: so short a line is never told surely enough (PASSAGE_CONFIDENCE).
+PASSAGE_WORDS = 3
+ENGLISH_SHARE = 0.25
+LOADING = 1_000_000  # what telling a text costs when the model must be loaded first, in characters read
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 class Languages:
@@ -40,29 +58,56 @@ class Languages:
         self.setting = setting
 
     def of_passage(self, text: str) -> str:
-        return self._told(text, PASSAGE_CONFIDENCE)
+        return self._told(text, PASSAGE_CONFIDENCE, PASSAGE_WORDS)
 
     def of_question(self, text: str) -> str:
-        return self._told(text, QUESTION_CONFIDENCE)
+        return self._told(text, QUESTION_CONFIDENCE, 1)
 
-    def _told(self, text: str, confidence: float) -> str:
+    async def of_question_soon(self, text: str) -> str:
+        """`of_question`, on a thread when it would load py3langid's model first."""
+        if not self._loaded() and _asks_identifier(text[:SAMPLE_CHARS], 1):
+            return await asyncio.to_thread(self.of_question, text)
+        return self.of_question(text)
+
+    def work(self, passages: Iterable[str]) -> int:
+        """What telling these passages' languages costs, in characters read (bot.loop.off_loop_if_large's measure);
+        LOADING when py3langid's model would be loaded first."""
+        samples = [text[:SAMPLE_CHARS] for text in passages]
+        if not self._loaded() and any(_asks_identifier(sample, PASSAGE_WORDS) for sample in samples):
+            return LOADING
+        return sum(map(len, samples))
+
+    def _loaded(self) -> bool:
+        return self.setting != AUTO or _identifier.cache_info().currsize > 0
+
+    def _told(self, text: str, confidence: float, fewest_words: int) -> str:
         if self.setting != AUTO:
             return self.setting
-        code, probability = _identify(text[:SAMPLE_CHARS])
+        sample = text[:SAMPLE_CHARS]
+        if not _asks_identifier(sample, fewest_words):
+            return DEFAULT
+        code, probability = _identify(sample)
         return CONFIGS[code] if probability >= confidence else DEFAULT
+
+
+def _asks_identifier(text: str, fewest_words: int) -> bool:
+    """Whether telling `text`'s language needs py3langid: it has `fewest_words` words or more, and they aren't
+    plainly English."""
+    words = _WORD.findall(text.lower())
+    english = sum(word in ENGLISH_WORDS for word in words)
+    return len(words) >= fewest_words and english < max(1.0, ENGLISH_SHARE * len(words))
 
 
 def _identify(text: str) -> tuple[str, float]:
     """The most likely of CONFIGS' languages for `text`, and its probability among them."""
-    if not any(character.isalpha() for character in text):
-        return "en", 0.0
     code, probability = _identifier().classify(text)
     return str(code), float(probability)
 
 
 @functools.cache
 def _identifier() -> LanguageIdentifier:
-    """Loaded at the first text (its model is a few MB); it keeps no state between texts, so threads share it."""
+    """Loaded at the first text that asks for it (about 110 MB in memory); it keeps no state between texts, so threads
+    share it."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -339,6 +340,25 @@ async def test_a_french_question_finds_the_french_passage_its_words_conjugate_di
         await engine.aclose()
     assert keys(hits)[0] == "reset"
     assert all(hit.words < hits[0].words for hit in hits[1:])  # ahead by its words, not by a tie
+
+
+def test_a_community_writing_english_never_loads_the_language_model() -> None:
+    """Telling a text's language loads py3langid's model (about 110 MB, 0.5 s of CPU) only for a text that isn't
+    plainly English: English questions and passages, and chat lines too short to tell, leave it unloaded; a French
+    question then loads it and is told French."""
+    script = """
+import json, sys
+from bot.knowledge.postgres.languages import Languages
+languages = Languages()
+questions = ["Where do visitors park?", "Can I bring my dog to the office?", "Has anyone seen error E4711 before?"]
+passages = ["ok", "lol 👍", "E4711 again?", "The VPN certificate is renewed on the first Monday of the month."]
+told = [languages.of_question(text) for text in questions] + [languages.of_passage(text) for text in passages]
+loaded = "py3langid.langid" in sys.modules
+french = languages.of_question("Comment réinitialiser mon mot de passe ?")
+print(json.dumps([told, loaded, french, "py3langid.langid" in sys.modules]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == [["english"] * 7, False, "french", True]
 
 
 async def test_knowledge_language_stems_every_passage_and_question_alike(
