@@ -93,7 +93,8 @@ question AS (
                FILTER (WHERE telling AND (rarity = 1 OR expected <= %(lexical_budget)s))::tsquery AS lookup,
            CASE WHEN count(*) > 1 THEN string_agg(query::text, ' & ')::tsquery END AS every,
            sum(weight) AS weight,
-           coalesce(bool_or(rarity = 1 AND expected > %(lexical_budget)s), false) AS vague
+           CASE WHEN bool_or(rarity = 1 AND expected > %(lexical_budget)s) THEN %(vague_scan)s ELSE %(lexical_scan)s END
+               AS scan
     FROM terms
 ),
 matching AS MATERIALIZED (
@@ -101,13 +102,13 @@ matching AS MATERIALIZED (
      FROM {TABLE} p, question q
      WHERE p.words @@ q.every
        AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-     LIMIT (SELECT CASE WHEN vague THEN %(vague_scan)s ELSE %(lexical_scan)s END FROM question))
+     LIMIT (SELECT scan FROM question))
     UNION ALL
     (SELECT p.scope, p.key, p.words, p.length
      FROM {TABLE} p, question q
      WHERE p.words @@ q.lookup AND NOT coalesce(p.words @@ q.every, false)
        AND p.scope = ANY(%(scopes)s) AND (p.channel = '' OR p.channel = ANY(%(channels)s))
-     LIMIT (SELECT CASE WHEN vague THEN %(vague_scan)s ELSE %(lexical_scan)s END FROM question))
+     LIMIT (SELECT scan FROM question))
 ),
 held AS (
     SELECT m.scope, m.key, m.length, t.weight, t.idf,
